@@ -1,0 +1,335 @@
+/*
+ * sembed.h - the public API of libsembed: sentence-transformers, rebuilt in C.
+ *
+ * This header is the whole contract. Anything not declared here is private
+ * and may change between releases.
+ *
+ * Shape of the API
+ *   - Opaque handles: se_tokenizer, se_model, se_ctx.
+ *   - Lifecycles in pairs: se_model_load / se_model_free, se_ctx_new /
+ *     se_ctx_free, se_tokenizer_load / se_tokenizer_free. Every *_free(NULL)
+ *     is a harmless no-op.
+ *   - Options in structs with *_default_params() functions; edit the fields
+ *     you care about and pass a const pointer (NULL means the defaults).
+ *   - Every fallible call returns an se_status (SE_OK == 0, errors < 0) and,
+ *     when given a non-NULL caller-owned se_error, writes a one-line human
+ *     message into it that names the file, field, tensor or line at fault.
+ *   - The library never prints, never exits and never aborts on untrusted
+ *     input (model files, tokenizer files, text).
+ *
+ * Threading
+ *   - se_model and se_tokenizer are immutable after load: any number of
+ *     threads may use one concurrently.
+ *   - An se_ctx (activation arena + thread pool) is used by one thread at a
+ *     time. Create one ctx per worker thread.
+ *
+ * Quick start
+ *     se_error err;
+ *     se_model *m;
+ *     if (se_model_load("all-MiniLM-L6-v2", NULL, &m, &err) != SE_OK) { puts(err.msg); ... }
+ *     se_ctx *c;
+ *     se_ctx_new(m, NULL, &c, &err);
+ *     const char *texts[2] = {"hello", "world"};
+ *     float out[2 * 384];
+ *     se_encode(c, texts, NULL, 2, NULL, out, 2 * 384, NULL, &err);
+ *     se_ctx_free(c);
+ *     se_model_free(m);
+ */
+#ifndef SEMBED_H
+#define SEMBED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(SE_BUILD)
+#define SE_API __attribute__((visibility("default")))
+#else
+#define SE_API
+#endif
+
+#define SE_VERSION_MAJOR 0
+#define SE_VERSION_MINOR 1
+#define SE_VERSION_PATCH 0
+#define SE_VERSION_STRING "0.1.0"
+
+/* Returns the library version string, e.g. "0.1.0". Static storage. Thread-safe. */
+SE_API const char *se_version(void);
+
+/* ==== Status and errors ==== */
+
+typedef enum se_status {
+    SE_OK = 0,
+    SE_E_INVALID = -1,     /* invalid argument passed to the API */
+    SE_E_NOMEM = -2,       /* an allocation failed */
+    SE_E_IO = -3,          /* a file is missing or cannot be read or written */
+    SE_E_FORMAT = -4,      /* a file is malformed: JSON, safetensors, vocabulary */
+    SE_E_UNSUPPORTED = -5, /* well-formed but unsupported: module type, activation, dtype */
+    SE_E_BUFFER = -6,      /* a caller buffer is too small; the needed size is reported */
+    SE_E_UTF8 = -7,        /* text is not valid UTF-8 */
+    SE_E_RANGE = -8,       /* a value outside its allowed range */
+    SE_E_INTERNAL = -9     /* a bug in sembed; please report it */
+} se_status;
+
+/* Returns the enum name of a status ("SE_OK", "SE_E_FORMAT", ...). Static
+ * storage; never NULL. Thread-safe. */
+SE_API const char *se_status_str(se_status s);
+
+#define SE_ERROR_MSG_MAX 256
+
+/* A caller-owned error record. Functions that fail set code and msg; on
+ * success they leave it untouched. Every function accepts err == NULL. */
+typedef struct se_error {
+    se_status code;
+    char msg[SE_ERROR_MSG_MAX]; /* NUL-terminated, one line */
+} se_error;
+
+/* Log levels for notices the library would otherwise have nowhere to put
+ * (it never prints). */
+typedef enum se_log_level {
+    SE_LOG_INFO = 0,
+    SE_LOG_WARN = 1
+} se_log_level;
+
+/* A log callback: msg is valid only during the call. May be called from the
+ * thread that called into the library. */
+typedef void (*se_log_fn)(se_log_level level, const char *msg, void *user);
+
+/* ==== Tokenizer ==== */
+
+typedef struct se_tokenizer se_tokenizer;
+
+/* Loads the tokenizer of a model folder: tokenizer.json when present (a
+ * Hugging Face WordPiece tokenizer with BertNormalizer, BertPreTokenizer and
+ * a TemplateProcessing / BertProcessing / RobertaProcessing post-processor),
+ * otherwise vocab.txt + tokenizer_config.json (BertTokenizer or
+ * MPNetTokenizer conventions). Also works on a folder holding only tokenizer
+ * files. The folder's sentence_bert_config.json / config.json set the
+ * default truncation length (see se_tokenizer_n_tokens_max).
+ * On success *out owns the tokenizer; free it with se_tokenizer_free. The
+ * tokenizer is immutable and safe to share across threads. */
+SE_API se_status se_tokenizer_load(const char *dir, se_tokenizer **out, se_error *err);
+
+/* Frees a tokenizer loaded with se_tokenizer_load. NULL is a no-op. Never
+ * pass the tokenizer owned by a model (se_model_tokenizer). */
+SE_API void se_tokenizer_free(se_tokenizer *tok);
+
+/* Number of entries in the vocabulary (the largest id + 1). Thread-safe. */
+SE_API size_t se_tokenizer_n_vocab(const se_tokenizer *tok);
+
+/* The truncation length sentence-transformers would use for this folder
+ * (max_seq_length, counting special tokens). Thread-safe. */
+SE_API size_t se_tokenizer_n_tokens_max(const se_tokenizer *tok);
+
+/* Returns the vocabulary string of id, or NULL when id is out of range.
+ * Valid until the tokenizer is freed. Thread-safe. */
+SE_API const char *se_tokenizer_piece(const se_tokenizer *tok, int32_t id);
+
+typedef struct se_tokenize_params {
+    size_t n_tokens_max; /* truncate to this many ids, specials included; 0 = no truncation. Default: se_tokenizer_n_tokens_max */
+    bool add_special;    /* add [CLS]/[SEP] (or <s>/</s>) per the template. Default true */
+} se_tokenize_params;
+
+/* Default tokenize params for tok (n_tokens_max = se_tokenizer_n_tokens_max). */
+SE_API se_tokenize_params se_tokenize_default_params(const se_tokenizer *tok);
+
+/* Tokenizes text (and, when pair != NULL, the pair text) exactly as the
+ * Hugging Face tokenizer would: normalise, pre-tokenise, WordPiece, truncate
+ * (longest_first for pairs), add special tokens.
+ *   text, text_len   UTF-8 input; text_len bytes (may contain no NUL).
+ *   pair, pair_len   optional second sequence; NULL for single texts.
+ *   ids, type_ids    OUT: caller arrays of cap entries; type_ids may be NULL.
+ *   n_ids            OUT: the number of ids produced. When cap is too small
+ *                    the call returns SE_E_BUFFER and sets *n_ids to the
+ *                    needed count.
+ *   truncated        OUT (may be NULL): whether tokens were cut.
+ * Invalid UTF-8 returns SE_E_UTF8 with the byte offset in the message.
+ * Thread-safe: tok is only read. */
+SE_API se_status se_tokenize(const se_tokenizer *tok, const char *text, size_t text_len,
+                             const char *pair, size_t pair_len, const se_tokenize_params *params,
+                             int32_t *ids, int32_t *type_ids, size_t cap, size_t *n_ids,
+                             bool *truncated, se_error *err);
+
+/* ==== Model ==== */
+
+typedef struct se_model se_model;
+
+/* Pooling modes (a bit set; several at once are concatenated in this order,
+ * which is sentence-transformers' order). */
+typedef enum se_pooling {
+    SE_POOL_CLS = 1 << 0,
+    SE_POOL_MAX = 1 << 1,
+    SE_POOL_MEAN = 1 << 2,
+    SE_POOL_MEAN_SQRT_LEN = 1 << 3,
+    SE_POOL_WEIGHTED_MEAN = 1 << 4,
+    SE_POOL_LAST_TOKEN = 1 << 5
+} se_pooling;
+
+/* The model's similarity function (config_sentence_transformers.json
+ * similarity_fn_name). Euclidean and Manhattan are negated distances, as in
+ * sentence-transformers, so that larger is always more similar. */
+typedef enum se_similarity {
+    SE_SIM_COSINE = 0,
+    SE_SIM_DOT = 1,
+    SE_SIM_EUCLIDEAN = 2,
+    SE_SIM_MANHATTAN = 3
+} se_similarity;
+
+/* Storage type of the transformer weights in the checkpoint. */
+typedef enum se_dtype {
+    SE_DTYPE_F32 = 0,
+    SE_DTYPE_F16 = 1,
+    SE_DTYPE_BF16 = 2
+} se_dtype;
+
+typedef struct se_model_params {
+    se_log_fn log_fn; /* notices (e.g. "no modules.json: mean pooling"); NULL = dropped */
+    void *log_user;   /* passed to log_fn */
+    bool use_mmap;    /* map weights read-only instead of reading them; default true */
+} se_model_params;
+
+/* Returns the default model params. Thread-safe. */
+SE_API se_model_params se_model_default_params(void);
+
+/* Loads a sentence-transformers model folder (modules.json + Transformer,
+ * Pooling, Dense, Normalize modules) or a plain Hugging Face BERT folder
+ * (then mean pooling, as sentence-transformers does, with a notice to
+ * params->log_fn). Weights: model.safetensors (F32, F16 or BF16) or a sharded
+ * checkpoint via model.safetensors.index.json; every header field is
+ * validated against config.json before use.
+ * On success *out owns the model (and its tokenizer); free it with
+ * se_model_free after every ctx made from it is freed. The model is
+ * immutable and safe to share across threads. */
+SE_API se_status se_model_load(const char *dir, const se_model_params *params, se_model **out,
+                               se_error *err);
+
+/* Frees a model. NULL is a no-op. All ctxs made from it must be freed first. */
+SE_API void se_model_free(se_model *model);
+
+/* The model's tokenizer, owned by the model: valid until se_model_free; do
+ * not free it. Thread-safe. */
+SE_API const se_tokenizer *se_model_tokenizer(const se_model *model);
+
+/* A description of a loaded model. Strings point into the model and are
+ * valid until se_model_free. */
+typedef struct se_model_info {
+    const char *arch;          /* "bert" */
+    const char *hidden_act;    /* "gelu", "gelu_new", "relu" */
+    int32_t n_vocab;           /* vocab_size */
+    int32_t n_embd;            /* hidden_size */
+    int32_t n_layer;           /* num_hidden_layers */
+    int32_t n_head;            /* num_attention_heads */
+    int32_t n_ff;              /* intermediate_size */
+    int32_t n_pos;             /* max_position_embeddings */
+    int32_t n_type;            /* type_vocab_size */
+    float norm_eps;            /* layer_norm_eps */
+    int32_t n_tokens_max;      /* max_seq_length, special tokens included */
+    int32_t dim;               /* output embedding dimension */
+    uint32_t pooling;          /* se_pooling bit set */
+    int32_t n_dense;           /* number of Dense modules */
+    se_similarity similarity;  /* the model's similarity function */
+    se_dtype weight_dtype;     /* transformer weights' storage type */
+    size_t n_prompts;          /* entries of config_sentence_transformers.json prompts */
+    const char *default_prompt_name; /* NULL when none */
+    bool include_prompt;       /* pooling includes the prompt tokens */
+    bool normalize;            /* the pipeline ends with Normalize */
+    bool do_lower_case;        /* sentence_bert_config.json do_lower_case */
+    bool has_modules_json;     /* false for a plain Hugging Face folder */
+} se_model_info;
+
+/* Fills *out with the model's description. Thread-safe. */
+SE_API se_status se_model_get_info(const se_model *model, se_model_info *out, se_error *err);
+
+/* Returns prompt i (0 <= i < n_prompts) of the model: *name and *text point
+ * into the model (valid until se_model_free). SE_E_RANGE when i is out of
+ * range. Thread-safe. */
+SE_API se_status se_model_prompt(const se_model *model, size_t i, const char **name,
+                                 const char **text, se_error *err);
+
+/* Returns the text of the prompt called name, or NULL when the model has no
+ * such prompt. Valid until se_model_free. Thread-safe. */
+SE_API const char *se_model_prompt_find(const se_model *model, const char *name);
+
+/* ==== Context and encoding ==== */
+
+typedef struct se_ctx se_ctx;
+
+/* A debug hook: called with named intermediates of the encoder ("emb_norm"
+ * with layer -1, then "layer_out" for each layer) for each forward pass.
+ * data has shape (n_tokens, n_embd), row-major: the tokens of the pass's
+ * sentences, concatenated in input order without padding. data is valid only
+ * during the call. */
+typedef void (*se_debug_fn)(const char *name, int layer, const float *data, size_t n_tokens,
+                            size_t n_embd, void *user);
+
+typedef struct se_ctx_params {
+    int32_t n_threads;      /* worker threads for one encode call; default 0 = online CPUs (at most 8) */
+    int32_t n_batch_tokens; /* token budget of one forward pass; default 4096 (raised to n_tokens_max if smaller) */
+    se_debug_fn debug_fn;   /* NULL = off */
+    void *debug_user;
+} se_ctx_params;
+
+/* Returns the default ctx params. Thread-safe. */
+SE_API se_ctx_params se_ctx_default_params(void);
+
+/* Creates a context: one activation arena sized for params->n_batch_tokens
+ * and a thread pool of params->n_threads. The model must outlive the ctx.
+ * On success *out owns the ctx; free it with se_ctx_free. A ctx is used by
+ * one thread at a time. */
+SE_API se_status se_ctx_new(const se_model *model, const se_ctx_params *params, se_ctx **out,
+                            se_error *err);
+
+/* Frees a ctx and joins its threads. NULL is a no-op. */
+SE_API void se_ctx_free(se_ctx *ctx);
+
+typedef struct se_encode_params {
+    const char *prompt;      /* text prepended to every input; NULL = none (see prompt_name) */
+    const char *prompt_name; /* a prompt of the model by name; NULL = the model's default prompt, if any */
+    int32_t truncate_dim;    /* keep the first truncate_dim dimensions (Matryoshka); 0 = all */
+    bool normalize;          /* L2-normalise the output even if the model has no Normalize */
+} se_encode_params;
+
+/* Returns the default encode params (no prompt, no truncation). Thread-safe. */
+SE_API se_encode_params se_encode_default_params(void);
+
+/* The dimension se_encode writes per text for these params (the model's dim,
+ * or truncate_dim). Returns 0 when truncate_dim is out of range. Thread-safe. */
+SE_API size_t se_encode_dim(const se_model *model, const se_encode_params *params);
+
+/* Encodes n texts into embeddings, as sentence-transformers' encode() does:
+ * the text is prompt + text, stripped of surrounding whitespace, lowercased
+ * when the model says do_lower_case, tokenized and truncated to
+ * max_seq_length, run through the transformer, pooled, passed through Dense
+ * modules and Normalize. With truncate_dim, the vector is cut and then
+ * re-normalised when the pipeline normalises.
+ *   texts, lens   n UTF-8 texts; lens == NULL means NUL-terminated.
+ *   out           OUT: n * se_encode_dim() floats, row-major; out_cap floats.
+ *   truncated     OUT (may be NULL): n flags, true where tokens were cut.
+ * A text's result is bit-identical whatever other texts share the call.
+ * Errors name the input index (e.g. invalid UTF-8 in text 3). Not
+ * thread-safe for one ctx; use one ctx per thread. */
+SE_API se_status se_encode(se_ctx *ctx, const char *const *texts, const size_t *lens, size_t n,
+                           const se_encode_params *params, float *out, size_t out_cap,
+                           bool *truncated, se_error *err);
+
+/* ==== Similarity ==== */
+
+/* Writes the na x nb matrix sim(a_i, b_j) into out (row-major, na*nb
+ * floats). a: (na, dim), b: (nb, dim). Cosine treats a zero vector as having
+ * similarity 0. Thread-safe. */
+SE_API se_status se_similarity_matrix(se_similarity fn, const float *a, size_t na, const float *b,
+                                      size_t nb, size_t dim, float *out, se_error *err);
+
+/* Returns the name of a similarity function ("cosine", "dot", "euclidean",
+ * "manhattan"). Static storage. */
+SE_API const char *se_similarity_name(se_similarity fn);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SEMBED_H */

@@ -1,0 +1,637 @@
+/*
+ * cli.c - the sembed command-line tool. It uses only the public API
+ * (sembed.h) plus its own I/O helpers (cli_io.h).
+ *
+ *   sembed encode     texts -> embeddings (JSONL, .npy or raw float32)
+ *   sembed tokenize   texts -> token ids (JSON arrays)
+ *   sembed similarity the similarity matrix of a few texts
+ *   sembed info       what a model folder holds
+ *
+ * Exit codes: 0 success, 1 a runtime error (bad model, bad input, I/O),
+ * 2 a usage error. Errors go to stderr as "sembed: <message>".
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli_io.h"
+#include "sembed.h"
+
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE 2
+
+static int quiet;
+
+/* Prints "sembed: <msg>" to stderr. */
+static void die_msg(const char *what, const char *msg) {
+    if (what) fprintf(stderr, "sembed: %s: %s\n", what, msg);
+    else fprintf(stderr, "sembed: %s\n", msg);
+}
+
+/* The library's notices, on stderr. */
+static void log_cb(se_log_level lvl, const char *msg, void *user) {
+    (void)user;
+    if (quiet && lvl == SE_LOG_INFO) return;
+    fprintf(stderr, "sembed: %s: %s\n", lvl == SE_LOG_WARN ? "warning" : "note", msg);
+}
+
+/* Parses a positive integer option; returns -1 when invalid. */
+static long parse_count(const char *s, long lo, long hi) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) return -1;
+    return v;
+}
+
+static double now_sec(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* ==== encode ==== */
+
+static const char encode_usage[] =
+    "usage: sembed encode -m DIR [options]\n"
+    "\n"
+    "Encodes one text per input line into an embedding, as sentence-transformers'\n"
+    "model.encode() does (empty lines are encoded too).\n"
+    "\n"
+    "  -m, --model DIR         model folder (sentence-transformers or Hugging Face layout)\n"
+    "  -i, --input FILE        input texts (default: stdin)\n"
+    "      --jsonl-input       each input line is a JSON string or {\"text\": ...}\n"
+    "  -o, --output FILE       output (default: stdout); written to a temporary file, then renamed\n"
+    "  -f, --format FMT        jsonl (one JSON array per line, default), npy (numpy.load), f32 (raw float32)\n"
+    "  -b, --batch-size N      texts per encode call (default 32)\n"
+    "      --normalize         L2-normalise the embeddings\n"
+    "      --prompt-name NAME  prepend the model's prompt NAME (config_sentence_transformers.json)\n"
+    "      --prompt TEXT       prepend TEXT\n"
+    "      --truncate-dim N    keep the first N dimensions (Matryoshka), renormalised if normalised\n"
+    "  -t, --threads N         threads (default: all cores, at most 8)\n"
+    "  -q, --quiet             no progress or notes on stderr\n"
+    "  -h, --help              this help\n"
+    "\n"
+    "Texts longer than the model's max_seq_length are truncated, as in sentence-transformers;\n"
+    "the count of truncated texts is reported on stderr.\n";
+
+static int cmd_encode(int argc, char **argv) {
+    const char *model = NULL, *input = NULL, *output = NULL, *format = "jsonl", *prompt = NULL, *prompt_name = NULL;
+    long batch = 32, trunc_dim = 0, threads = 0;
+    int normalize = 0, jsonl_in = 0;
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},  {"input", required_argument, 0, 'i'},
+        {"output", required_argument, 0, 'o'}, {"format", required_argument, 0, 'f'},
+        {"batch-size", required_argument, 0, 'b'}, {"normalize", no_argument, 0, 'N'},
+        {"prompt-name", required_argument, 0, 'P'}, {"prompt", required_argument, 0, 'p'},
+        {"truncate-dim", required_argument, 0, 'D'}, {"threads", required_argument, 0, 't'},
+        {"jsonl-input", no_argument, 0, 'J'}, {"quiet", no_argument, 0, 'q'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:i:o:f:b:t:qh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 'i': input = optarg; break;
+        case 'o': output = optarg; break;
+        case 'f': format = optarg; break;
+        case 'b': batch = parse_count(optarg, 1, 1 << 20); break;
+        case 'N': normalize = 1; break;
+        case 'P': prompt_name = optarg; break;
+        case 'p': prompt = optarg; break;
+        case 'D': trunc_dim = parse_count(optarg, 1, 1 << 20); break;
+        case 't': threads = parse_count(optarg, 1, 256); break;
+        case 'J': jsonl_in = 1; break;
+        case 'q': quiet = 1; break;
+        case 'h': fputs(encode_usage, stdout); return 0;
+        default: fputs(encode_usage, stderr); return EXIT_USAGE;
+        }
+    }
+    if (!model || optind != argc) {
+        fputs(encode_usage, stderr);
+        return EXIT_USAGE;
+    }
+    if (batch < 0 || trunc_dim < 0 || threads < 0) {
+        die_msg("encode", "--batch-size, --truncate-dim and --threads take a positive integer");
+        return EXIT_USAGE;
+    }
+    int fmt = strcmp(format, "jsonl") == 0 ? 0 : strcmp(format, "npy") == 0 ? 1 : strcmp(format, "f32") == 0 ? 2 : -1;
+    if (fmt < 0) {
+        die_msg("encode", "--format must be jsonl, npy or f32");
+        return EXIT_USAGE;
+    }
+    if (prompt && prompt_name) {
+        die_msg("encode", "give --prompt or --prompt-name, not both");
+        return EXIT_USAGE;
+    }
+    se_error err = {0};
+    se_model_params mp = se_model_default_params();
+    mp.log_fn = log_cb;
+    se_model *m = NULL;
+    se_ctx *ctx = NULL;
+    cli_reader rd = {0};
+    cli_out out = {0};
+    char ebuf[512];
+    int rc = EXIT_RUNTIME;
+    float *emb = NULL, *all = NULL;
+    char **texts = NULL;
+    size_t *lens = NULL;
+    bool *cut = NULL;
+    size_t n_all = 0, cap_all = 0, n_total = 0, n_cut = 0, first_cut_line = 0;
+    if (se_model_load(model, &mp, &m, &err) != SE_OK) {
+        die_msg(NULL, err.msg);
+        return EXIT_RUNTIME;
+    }
+    se_ctx_params cp = se_ctx_default_params();
+    cp.n_threads = (int32_t)threads;
+    if (se_ctx_new(m, &cp, &ctx, &err) != SE_OK) {
+        die_msg(NULL, err.msg);
+        goto done;
+    }
+    se_encode_params ep = se_encode_default_params();
+    ep.prompt = prompt, ep.prompt_name = prompt_name, ep.normalize = normalize, ep.truncate_dim = (int32_t)trunc_dim;
+    size_t dim = se_encode_dim(m, &ep);
+    if (!dim) {
+        se_model_info info;
+        se_model_get_info(m, &info, NULL);
+        fprintf(stderr, "sembed: encode: --truncate-dim %ld exceeds the model's dimension %d\n", trunc_dim, info.dim);
+        rc = EXIT_USAGE;
+        goto done;
+    }
+    if (prompt_name && !se_model_prompt_find(m, prompt_name)) {
+        fprintf(stderr, "sembed: encode: the model has no prompt named '%s'\n", prompt_name);
+        goto done;
+    }
+    rd.f = input && strcmp(input, "-") ? fopen(input, "rb") : stdin;
+    rd.name = input && strcmp(input, "-") ? input : "<stdin>";
+    rd.jsonl = jsonl_in;
+    if (!rd.f) {
+        fprintf(stderr, "sembed: %s: cannot open: %s\n", input, strerror(errno));
+        goto done;
+    }
+    if (cli_out_open(&out, output, ebuf, sizeof ebuf)) {
+        die_msg(NULL, ebuf);
+        goto done;
+    }
+    /* npy needs the row count in its header: a seekable file gets a
+     * placeholder rewritten at the end; a pipe gets everything buffered */
+    bool npy_seek = fmt == 1 && !out.is_stdout;
+    if (npy_seek) cli_npy_header(out.f, 0, dim);
+    texts = calloc((size_t)batch, sizeof *texts);
+    lens = calloc((size_t)batch, sizeof *lens);
+    cut = calloc((size_t)batch, sizeof *cut);
+    emb = malloc((size_t)batch * dim * sizeof *emb);
+    if (!texts || !lens || !cut || !emb) {
+        die_msg("encode", "out of memory");
+        goto done;
+    }
+    double t0 = now_sec(), last = t0;
+    bool tty = !quiet && isatty(2);
+    for (;;) {
+        size_t nb = 0;
+        int r = 1;
+        size_t line0 = rd.line_no + 1;
+        while (nb < (size_t)batch && (r = 0, 1)) {
+            cli_record rec;
+            r = cli_read(&rd, &rec, ebuf, sizeof ebuf);
+            if (r <= 0) break;
+            free(texts[nb]);
+            texts[nb] = malloc(rec.text_len + 1);
+            if (!texts[nb]) {
+                die_msg("encode", "out of memory");
+                goto done;
+            }
+            memcpy(texts[nb], rec.text, rec.text_len + 1);
+            lens[nb++] = rec.text_len;
+        }
+        if (r < 0) {
+            die_msg(NULL, ebuf);
+            goto done;
+        }
+        if (nb == 0) break;
+        if (se_encode(ctx, (const char *const *)texts, lens, nb, &ep, emb, nb * dim, cut, &err) != SE_OK) {
+            /* name the line: errors say "text K" for the K-th text of this call */
+            size_t k;
+            if (sscanf(err.msg, "text %zu", &k) == 1)
+                fprintf(stderr, "sembed: %s:%zu: %s\n", rd.name, line0 + k, strchr(err.msg, ':') ? strchr(err.msg, ':') + 2 : err.msg);
+            else
+                die_msg(NULL, err.msg);
+            goto done;
+        }
+        for (size_t i = 0; i < nb; i++)
+            if (cut[i] && n_cut++ == 0) first_cut_line = line0 + i;
+        if (fmt == 0) {
+            for (size_t i = 0; i < nb; i++) {
+                cli_print_json_array(out.f, emb + i * dim, dim);
+                fputc('\n', out.f);
+            }
+        } else if (fmt == 2 || npy_seek) {
+            fwrite(emb, sizeof *emb, nb * dim, out.f);
+        } else {
+            if (n_all + nb > cap_all) {
+                size_t nc = cap_all ? cap_all * 2 : 1024;
+                while (nc < n_all + nb) nc *= 2;
+                float *a = realloc(all, nc * dim * sizeof *a);
+                if (!a) {
+                    die_msg("encode", "out of memory buffering .npy output for stdout; use -o FILE");
+                    goto done;
+                }
+                all = a, cap_all = nc;
+            }
+            memcpy(all + n_all * dim, emb, nb * dim * sizeof *emb);
+            n_all += nb;
+        }
+        if (ferror(out.f)) {
+            die_msg("encode", "write error");
+            goto done;
+        }
+        n_total += nb;
+        double t = now_sec();
+        if (tty && t - last > 0.5) {
+            fprintf(stderr, "\rsembed: encoded %zu texts (%.0f/s)", n_total, n_total / (t - t0));
+            last = t;
+        }
+        if (r == 0) break;
+    }
+    if (tty && last != t0) fputc('\n', stderr);
+    if (fmt == 1 && !npy_seek) {
+        cli_npy_header(out.f, n_all, dim);
+        fwrite(all, sizeof *all, n_all * dim, out.f);
+    } else if (npy_seek) {
+        fflush(out.f);
+        if (fseek(out.f, 0, SEEK_SET) != 0) {
+            die_msg("encode", "cannot rewrite the .npy header");
+            goto done;
+        }
+        cli_npy_header(out.f, n_total, dim);
+    }
+    if (cli_out_commit(&out, ebuf, sizeof ebuf)) {
+        die_msg(NULL, ebuf);
+        goto done;
+    }
+    if (n_cut) {
+        se_model_info info;
+        se_model_get_info(m, &info, NULL);
+        fprintf(stderr, "sembed: %zu of %zu texts were truncated to max_seq_length %d tokens (first at line %zu)\n",
+                n_cut, n_total, info.n_tokens_max, first_cut_line);
+    }
+    rc = 0;
+done:
+    if (rc != 0) cli_out_abort(&out);
+    cli_reader_free(&rd);
+    if (texts)
+        for (long i = 0; i < batch; i++) free(texts[i]);
+    free(texts), free(lens), free(cut), free(emb), free(all);
+    se_ctx_free(ctx);
+    se_model_free(m);
+    return rc;
+}
+
+/* ==== tokenize ==== */
+
+static const char tokenize_usage[] =
+    "usage: sembed tokenize -m DIR [options]\n"
+    "\n"
+    "Prints the token ids of each input line as a JSON array, special tokens included.\n"
+    "DIR may hold only tokenizer files (tokenizer.json, or vocab.txt + tokenizer_config.json).\n"
+    "\n"
+    "  -m, --model DIR       model or tokenizer folder\n"
+    "  -i, --input FILE      input (default: stdin)\n"
+    "      --jsonl-input     each line is a JSON string or {\"text\": ..., \"text_pair\": ...}\n"
+    "      --pair            each line is text<TAB>text_pair\n"
+    "      --max-length N    truncate to N tokens (default: the model's max_seq_length; 0 = never)\n"
+    "      --no-special      do not add [CLS]/[SEP]\n"
+    "      --types           print {\"ids\": [...], \"token_type_ids\": [...], \"truncated\": bool}\n"
+    "  -h, --help            this help\n";
+
+static int cmd_tokenize(int argc, char **argv) {
+    const char *model = NULL, *input = NULL;
+    long max_len = -1;
+    int pair = 0, no_special = 0, types = 0, jsonl_in = 0;
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'}, {"input", required_argument, 0, 'i'},
+                                         {"pair", no_argument, 0, 'p'},        {"max-length", required_argument, 0, 'L'},
+                                         {"no-special", no_argument, 0, 'S'},  {"types", no_argument, 0, 'T'},
+                                         {"jsonl-input", no_argument, 0, 'J'}, {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:i:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 'i': input = optarg; break;
+        case 'p': pair = 1; break;
+        case 'L':
+            max_len = parse_count(optarg, 0, 1 << 24);
+            if (max_len < 0) {
+                die_msg("tokenize", "--max-length takes a non-negative integer");
+                return EXIT_USAGE;
+            }
+            break;
+        case 'S': no_special = 1; break;
+        case 'T': types = 1; break;
+        case 'J': jsonl_in = 1; break;
+        case 'h': fputs(tokenize_usage, stdout); return 0;
+        default: fputs(tokenize_usage, stderr); return EXIT_USAGE;
+        }
+    }
+    if (!model || optind != argc) {
+        fputs(tokenize_usage, stderr);
+        return EXIT_USAGE;
+    }
+    se_error err = {0};
+    se_tokenizer *tok = NULL;
+    if (se_tokenizer_load(model, &tok, &err) != SE_OK) {
+        die_msg(NULL, err.msg);
+        return EXIT_RUNTIME;
+    }
+    se_tokenize_params tp = se_tokenize_default_params(tok);
+    if (max_len >= 0) tp.n_tokens_max = (size_t)max_len;
+    tp.add_special = !no_special;
+    cli_reader rd = {0};
+    rd.f = input && strcmp(input, "-") ? fopen(input, "rb") : stdin;
+    rd.name = input && strcmp(input, "-") ? input : "<stdin>";
+    rd.jsonl = jsonl_in;
+    rd.pair_tab = pair && !jsonl_in;
+    int rc = EXIT_RUNTIME;
+    size_t cap = 1024;
+    int32_t *ids = malloc(cap * sizeof *ids), *tt = malloc(cap * sizeof *tt);
+    char ebuf[512];
+    if (!rd.f) {
+        fprintf(stderr, "sembed: %s: cannot open: %s\n", input, strerror(errno));
+        goto done;
+    }
+    if (!ids || !tt) goto done;
+    for (;;) {
+        cli_record rec;
+        int r = cli_read(&rd, &rec, ebuf, sizeof ebuf);
+        if (r < 0) {
+            die_msg(NULL, ebuf);
+            goto done;
+        }
+        if (r == 0) break;
+        size_t n;
+        bool trunc;
+        se_status s;
+        while ((s = se_tokenize(tok, rec.text, rec.text_len, rec.pair, rec.pair_len, &tp, ids, tt, cap, &n, &trunc,
+                                &err)) == SE_E_BUFFER) {
+            cap = n;
+            int32_t *a = realloc(ids, cap * sizeof *ids), *b = realloc(tt, cap * sizeof *tt);
+            if (a) ids = a;
+            if (b) tt = b;
+            if (!a || !b) goto done;
+        }
+        if (s != SE_OK) {
+            fprintf(stderr, "sembed: %s:%zu: %s\n", rd.name, rd.line_no, err.msg);
+            goto done;
+        }
+        fputs(types ? "{\"ids\": [" : "[", stdout);
+        for (size_t i = 0; i < n; i++) printf(i ? ", %d" : "%d", ids[i]);
+        if (types) {
+            fputs("], \"token_type_ids\": [", stdout);
+            for (size_t i = 0; i < n; i++) printf(i ? ", %d" : "%d", tt[i]);
+            printf("], \"truncated\": %s}", trunc ? "true" : "false");
+        } else {
+            fputc(']', stdout);
+        }
+        fputc('\n', stdout);
+    }
+    if (fflush(stdout) != 0) {
+        die_msg("tokenize", "write error on stdout");
+        goto done;
+    }
+    rc = 0;
+done:
+    free(ids), free(tt);
+    cli_reader_free(&rd);
+    se_tokenizer_free(tok);
+    return rc;
+}
+
+/* ==== similarity ==== */
+
+static const char similarity_usage[] =
+    "usage: sembed similarity -m DIR [options] TEXT TEXT...\n"
+    "\n"
+    "Prints the similarity matrix of the texts (row i = one JSON array of sim(text_i, text_j)),\n"
+    "using the model's similarity function (config_sentence_transformers.json; cosine by default).\n"
+    "\n"
+    "  -m, --model DIR         model folder\n"
+    "      --prompt-name NAME  prepend the model's prompt NAME\n"
+    "  -t, --threads N         threads\n"
+    "  -h, --help              this help\n";
+
+static int cmd_similarity(int argc, char **argv) {
+    const char *model = NULL, *prompt_name = NULL;
+    long threads = 0;
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'}, {"prompt-name", required_argument, 0, 'P'},
+                                         {"threads", required_argument, 0, 't'}, {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:t:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 'P': prompt_name = optarg; break;
+        case 't': threads = parse_count(optarg, 1, 256); break;
+        case 'h': fputs(similarity_usage, stdout); return 0;
+        default: fputs(similarity_usage, stderr); return EXIT_USAGE;
+        }
+    }
+    int n = argc - optind;
+    if (!model || n < 1 || threads < 0) {
+        fputs(similarity_usage, stderr);
+        return EXIT_USAGE;
+    }
+    se_error err = {0};
+    se_model_params mp = se_model_default_params();
+    mp.log_fn = log_cb;
+    se_model *m = NULL;
+    se_ctx *ctx = NULL;
+    float *emb = NULL, *sim = NULL;
+    int rc = EXIT_RUNTIME;
+    if (se_model_load(model, &mp, &m, &err) != SE_OK) {
+        die_msg(NULL, err.msg);
+        return EXIT_RUNTIME;
+    }
+    se_ctx_params cp = se_ctx_default_params();
+    cp.n_threads = (int32_t)threads;
+    se_encode_params ep = se_encode_default_params();
+    ep.prompt_name = prompt_name;
+    size_t dim = se_encode_dim(m, &ep);
+    se_model_info info;
+    se_model_get_info(m, &info, NULL);
+    emb = malloc((size_t)n * dim * sizeof *emb);
+    sim = malloc((size_t)n * (size_t)n * sizeof *sim);
+    if (!emb || !sim) goto done;
+    if (se_ctx_new(m, &cp, &ctx, &err) != SE_OK ||
+        se_encode(ctx, (const char *const *)(argv + optind), NULL, (size_t)n, &ep, emb, (size_t)n * dim, NULL, &err) != SE_OK ||
+        se_similarity_matrix(info.similarity, emb, (size_t)n, emb, (size_t)n, dim, sim, &err) != SE_OK) {
+        die_msg(NULL, err.msg);
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        cli_print_json_array(stdout, sim + (size_t)i * (size_t)n, (size_t)n);
+        fputc('\n', stdout);
+    }
+    rc = fflush(stdout) == 0 ? 0 : EXIT_RUNTIME;
+done:
+    free(emb), free(sim);
+    se_ctx_free(ctx);
+    se_model_free(m);
+    return rc;
+}
+
+/* ==== info ==== */
+
+static const char info_usage[] =
+    "usage: sembed info -m DIR [--json]\n"
+    "\n"
+    "Describes a model folder: architecture, dimensions, pooling, max_seq_length, prompts.\n"
+    "\n"
+    "  -m, --model DIR   model folder\n"
+    "      --json        one JSON object\n"
+    "  -h, --help        this help\n";
+
+static void pooling_names(uint32_t p, char *buf, size_t cap) {
+    static const char *names[] = {"cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken"};
+    buf[0] = 0;
+    for (int i = 0; i < 6; i++)
+        if (p & (1u << i)) {
+            if (buf[0]) strncat(buf, "+", cap - strlen(buf) - 1);
+            strncat(buf, names[i], cap - strlen(buf) - 1);
+        }
+}
+
+/* Prints s as a JSON string literal. */
+static void json_str(const char *s) {
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') printf("\\%c", ch);
+        else if (ch < 0x20) printf("\\u%04x", ch);
+        else putchar(ch);
+    }
+    putchar('"');
+}
+
+static int cmd_info(int argc, char **argv) {
+    const char *model = NULL;
+    int json = 0;
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'}, {"json", no_argument, 0, 'j'},
+                                         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 'j': json = 1; break;
+        case 'h': fputs(info_usage, stdout); return 0;
+        default: fputs(info_usage, stderr); return EXIT_USAGE;
+        }
+    }
+    if (!model || optind != argc) {
+        fputs(info_usage, stderr);
+        return EXIT_USAGE;
+    }
+    se_error err = {0};
+    se_model_params mp = se_model_default_params();
+    mp.log_fn = log_cb;
+    se_model *m = NULL;
+    if (se_model_load(model, &mp, &m, &err) != SE_OK) {
+        die_msg(NULL, err.msg);
+        return EXIT_RUNTIME;
+    }
+    se_model_info in;
+    se_model_get_info(m, &in, NULL);
+    char pool[128];
+    pooling_names(in.pooling, pool, sizeof pool);
+    static const char *dt[] = {"F32", "F16", "BF16"};
+    if (json) {
+        printf("{\"arch\": \"%s\", \"hidden_act\": \"%s\", \"vocab_size\": %d, \"hidden_size\": %d, "
+               "\"num_hidden_layers\": %d, \"num_attention_heads\": %d, \"intermediate_size\": %d, "
+               "\"max_position_embeddings\": %d, \"type_vocab_size\": %d, \"layer_norm_eps\": %g, "
+               "\"max_seq_length\": %d, \"dimension\": %d, \"pooling\": \"%s\", \"include_prompt\": %s, "
+               "\"dense_layers\": %d, \"normalize\": %s, \"do_lower_case\": %s, \"similarity\": \"%s\", "
+               "\"weights_dtype\": \"%s\", \"sentence_transformers_folder\": %s, \"prompts\": {",
+               in.arch, in.hidden_act, in.n_vocab, in.n_embd, in.n_layer, in.n_head, in.n_ff, in.n_pos, in.n_type,
+               (double)in.norm_eps, in.n_tokens_max, in.dim, pool, in.include_prompt ? "true" : "false", in.n_dense,
+               in.normalize ? "true" : "false", in.do_lower_case ? "true" : "false", se_similarity_name(in.similarity),
+               dt[in.weight_dtype], in.has_modules_json ? "true" : "false");
+        for (size_t i = 0; i < in.n_prompts; i++) {
+            const char *name, *text;
+            se_model_prompt(m, i, &name, &text, NULL);
+            if (i) fputs(", ", stdout);
+            json_str(name);
+            fputs(": ", stdout);
+            json_str(text);
+        }
+        fputs("}, \"default_prompt_name\": ", stdout);
+        if (in.default_prompt_name) json_str(in.default_prompt_name);
+        else fputs("null", stdout);
+        fputs("}\n", stdout);
+    } else {
+        printf("architecture:        %s (%d layers, hidden %d, %d heads, FFN %d, %s)\n", in.arch, in.n_layer, in.n_embd,
+               in.n_head, in.n_ff, in.hidden_act);
+        printf("vocabulary:          %d\n", in.n_vocab);
+        printf("max_seq_length:      %d (positions %d)\n", in.n_tokens_max, in.n_pos);
+        printf("layer_norm_eps:      %g\n", (double)in.norm_eps);
+        printf("weights:             %s\n", dt[in.weight_dtype]);
+        printf("pooling:             %s%s\n", pool, in.include_prompt ? "" : " (prompt excluded)");
+        printf("dense layers:        %d\n", in.n_dense);
+        printf("normalize:           %s\n", in.normalize ? "yes" : "no");
+        printf("dimension:           %d\n", in.dim);
+        printf("similarity:          %s\n", se_similarity_name(in.similarity));
+        printf("do_lower_case:       %s\n", in.do_lower_case ? "yes" : "no");
+        if (!in.has_modules_json) printf("layout:              plain Hugging Face folder (no modules.json)\n");
+        for (size_t i = 0; i < in.n_prompts; i++) {
+            const char *name, *text;
+            se_model_prompt(m, i, &name, &text, NULL);
+            printf("prompt %-12s \"%s\"%s\n", name, text,
+                   in.default_prompt_name && strcmp(in.default_prompt_name, name) == 0 ? " (default)" : "");
+        }
+    }
+    se_model_free(m);
+    return fflush(stdout) == 0 ? 0 : EXIT_RUNTIME;
+}
+
+/* ==== main ==== */
+
+static const char main_usage[] =
+    "usage: sembed <command> [options]\n"
+    "\n"
+    "sentence-transformers, rebuilt in C.\n"
+    "\n"
+    "commands:\n"
+    "  encode      texts -> embeddings (JSONL, .npy, raw float32)\n"
+    "  tokenize    texts -> token ids\n"
+    "  similarity  similarity matrix of a few texts\n"
+    "  info        describe a model folder\n"
+    "\n"
+    "  sembed <command> --help   options of a command\n"
+    "  sembed --version          version\n";
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fputs(main_usage, stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        fputs(main_usage, stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V") || !strcmp(cmd, "version")) {
+        printf("sembed %s\n", se_version());
+        return 0;
+    }
+    if (!strcmp(cmd, "encode")) return cmd_encode(argc - 1, argv + 1);
+    if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
+    if (!strcmp(cmd, "similarity")) return cmd_similarity(argc - 1, argv + 1);
+    if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
+    fprintf(stderr, "sembed: unknown command '%s'\n\n%s", cmd, main_usage);
+    return EXIT_USAGE;
+}

@@ -1,0 +1,189 @@
+/*
+ * cli_io.c - text input and embedding output for the sembed tool.
+ */
+#include "cli_io.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Copies n bytes into a growable buffer, NUL-terminated. */
+static int set_buf(char **buf, size_t *cap, const char *s, size_t n) {
+    if (n + 1 > *cap) {
+        size_t nc = *cap ? *cap : 256;
+        while (nc < n + 1) nc *= 2;
+        char *b = realloc(*buf, nc);
+        if (!b) return -1;
+        *buf = b, *cap = nc;
+    }
+    memcpy(*buf, s, n);
+    (*buf)[n] = 0;
+    return 0;
+}
+
+int cli_read(cli_reader *r, cli_record *rec, char *errbuf, size_t errcap) {
+    ssize_t n = getline(&r->line, &r->line_cap, r->f);
+    if (n < 0) {
+        if (ferror(r->f)) {
+            snprintf(errbuf, errcap, "%s: read error: %s", r->name, strerror(errno));
+            return -1;
+        }
+        return 0;
+    }
+    r->line_no++;
+    size_t len = (size_t)n;
+    if (len && r->line[len - 1] == '\n') len--;
+    if (len && r->line[len - 1] == '\r') len--;
+    rec->pair = NULL;
+    rec->pair_len = 0;
+    if (r->jsonl) {
+        json_error_t je;
+        json_t *j = json_loadb(r->line, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+        if (!j) {
+            snprintf(errbuf, errcap, "%s:%zu: malformed JSON: %s", r->name, r->line_no, je.text);
+            return -1;
+        }
+        json_t *t = j, *p = NULL;
+        if (json_is_object(j)) {
+            t = json_object_get(j, "text");
+            p = json_object_get(j, "text_pair");
+            if (p && json_is_null(p)) p = NULL;
+        }
+        if (!json_is_string(t) || (p && !json_is_string(p))) {
+            snprintf(errbuf, errcap, "%s:%zu: expected a JSON string or {\"text\": string, \"text_pair\": string}", r->name,
+                     r->line_no);
+            json_decref(j);
+            return -1;
+        }
+        if (set_buf(&r->text_buf, &r->text_cap, json_string_value(t), json_string_length(t)) ||
+            (p && set_buf(&r->pair_buf, &r->pair_cap, json_string_value(p), json_string_length(p)))) {
+            snprintf(errbuf, errcap, "%s:%zu: out of memory", r->name, r->line_no);
+            json_decref(j);
+            return -1;
+        }
+        rec->text = r->text_buf;
+        rec->text_len = json_string_length(t);
+        if (p) rec->pair = r->pair_buf, rec->pair_len = json_string_length(p);
+        json_decref(j);
+        return 1;
+    }
+    r->line[len] = 0;
+    if (memchr(r->line, 0, len)) {
+        snprintf(errbuf, errcap, "%s:%zu: line contains a NUL byte", r->name, r->line_no);
+        return -1;
+    }
+    rec->text = r->line;
+    rec->text_len = len;
+    if (r->pair_tab) {
+        char *tab = memchr(r->line, '\t', len);
+        if (!tab) {
+            snprintf(errbuf, errcap, "%s:%zu: --pair expects text<TAB>text_pair", r->name, r->line_no);
+            return -1;
+        }
+        *tab = 0;
+        rec->text_len = (size_t)(tab - r->line);
+        rec->pair = tab + 1;
+        rec->pair_len = len - rec->text_len - 1;
+    }
+    return 1;
+}
+
+void cli_reader_free(cli_reader *r) {
+    free(r->line);
+    free(r->text_buf);
+    free(r->pair_buf);
+    if (r->f && r->f != stdin) fclose(r->f);
+    memset(r, 0, sizeof *r);
+}
+
+int cli_out_open(cli_out *o, const char *path, char *errbuf, size_t errcap) {
+    memset(o, 0, sizeof *o);
+    if (!path || strcmp(path, "-") == 0) {
+        o->f = stdout;
+        o->is_stdout = true;
+        return 0;
+    }
+    size_t n = strlen(path) + 32;
+    o->path = strdup(path);
+    o->tmp = malloc(n);
+    if (!o->path || !o->tmp) {
+        snprintf(errbuf, errcap, "out of memory");
+        return -1;
+    }
+    snprintf(o->tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    o->f = fopen(o->tmp, "wb");
+    if (!o->f) {
+        snprintf(errbuf, errcap, "%s: cannot create: %s", o->tmp, strerror(errno));
+        free(o->path), free(o->tmp);
+        o->path = o->tmp = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+int cli_out_commit(cli_out *o, char *errbuf, size_t errcap) {
+    if (o->is_stdout) {
+        if (fflush(stdout) != 0) {
+            snprintf(errbuf, errcap, "stdout: write error: %s", strerror(errno));
+            return -1;
+        }
+        return 0;
+    }
+    int bad = ferror(o->f) || fflush(o->f) != 0 || fsync(fileno(o->f)) != 0;
+    if (fclose(o->f) != 0) bad = 1;
+    o->f = NULL;
+    if (bad || rename(o->tmp, o->path) != 0) {
+        snprintf(errbuf, errcap, "%s: write failed: %s", o->path, strerror(errno));
+        unlink(o->tmp);
+        free(o->path), free(o->tmp);
+        o->path = o->tmp = NULL;
+        return -1;
+    }
+    free(o->path), free(o->tmp);
+    o->path = o->tmp = NULL;
+    return 0;
+}
+
+void cli_out_abort(cli_out *o) {
+    if (!o->is_stdout && o->f) {
+        fclose(o->f);
+        unlink(o->tmp);
+    }
+    free(o->path), free(o->tmp);
+    memset(o, 0, sizeof *o);
+}
+
+void cli_print_float(FILE *f, float v) {
+    char buf[32];
+    /* the shortest of %.6g..%.9g that reads back as the same float32 */
+    for (int p = 6; p <= 9; p++) {
+        snprintf(buf, sizeof buf, "%.*g", p, (double)v);
+        if (strtof(buf, NULL) == v) break;
+    }
+    if (v != v) strcpy(buf, "NaN"); /* never expected; keeps the line parseable by Python */
+    fputs(buf, f);
+}
+
+void cli_print_json_array(FILE *f, const float *v, size_t n) {
+    fputc('[', f);
+    for (size_t i = 0; i < n; i++) {
+        if (i) fputs(", ", f);
+        cli_print_float(f, v[i]);
+    }
+    fputc(']', f);
+}
+
+void cli_npy_header(FILE *f, size_t rows, size_t cols) {
+    char dict[118];
+    int n = snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu, %zu), }", rows, cols);
+    /* magic(6) + version(2) + len(2) + dict padded with spaces + '\n' = 128 */
+    size_t hl = 128 - 10;
+    fwrite("\x93NUMPY\x01\x00", 1, 8, f);
+    fputc((int)(hl & 0xFF), f);
+    fputc((int)(hl >> 8), f);
+    fwrite(dict, 1, (size_t)n, f);
+    for (size_t i = (size_t)n; i < hl - 1; i++) fputc(' ', f);
+    fputc('\n', f);
+}

@@ -1,0 +1,64 @@
+/*
+ * cli_io.h - input and output helpers of the sembed command-line tool:
+ * reading texts (plain lines or JSONL), writing JSONL / .npy / raw f32,
+ * writing files atomically (temporary name, then rename).
+ */
+#ifndef SE_CLI_IO_H
+#define SE_CLI_IO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* One input record: text and optional pair (owned by the reader, valid
+ * until the next read). */
+typedef struct cli_record {
+    char *text;
+    size_t text_len;
+    char *pair; /* NULL when none */
+    size_t pair_len;
+} cli_record;
+
+typedef struct cli_reader {
+    FILE *f;
+    const char *name;  /* for messages */
+    bool jsonl;        /* each line is a JSON string or {"text": .., "text_pair": ..} */
+    bool pair_tab;     /* plain text: split text<TAB>pair */
+    size_t line_no;
+    char *line;
+    size_t line_cap;
+    char *text_buf, *pair_buf;
+    size_t text_cap, pair_cap;
+} cli_reader;
+
+/* Reads the next record. Returns 1 on a record, 0 at end of input, -1 on
+ * an error (message written to errbuf, naming the line). Plain lines lose
+ * their trailing "\n" or "\r\n". */
+int cli_read(cli_reader *r, cli_record *rec, char *errbuf, size_t errcap);
+void cli_reader_free(cli_reader *r);
+
+/* An output file written atomically: data goes to "<path>.tmp.<pid>",
+ * which cli_out_commit renames over path. path "-" or NULL is stdout. */
+typedef struct cli_out {
+    FILE *f;
+    char *path, *tmp;
+    bool is_stdout;
+} cli_out;
+
+int cli_out_open(cli_out *o, const char *path, char *errbuf, size_t errcap);
+int cli_out_commit(cli_out *o, char *errbuf, size_t errcap);
+void cli_out_abort(cli_out *o);
+
+/* Writes a float with enough digits to round-trip float32. */
+void cli_print_float(FILE *f, float v);
+
+/* Writes v as a JSON array "[a, b, ...]". */
+void cli_print_json_array(FILE *f, const float *v, size_t n);
+
+/* Writes an .npy (version 1.0) header for a little-endian float32 array of
+ * shape (rows, cols), padded to a fixed 128 bytes so it can be rewritten in
+ * place once rows is known. */
+void cli_npy_header(FILE *f, size_t rows, size_t cols);
+
+#endif

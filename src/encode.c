@@ -1,0 +1,315 @@
+/*
+ * encode.c - the context (activation arena + thread pool) and se_encode:
+ * text -> tokens -> transformer -> pooling -> Dense -> Normalize.
+ *
+ * Batching packs sentences back to back with no padding: a forward pass
+ * takes sentences in input order until the ctx's token budget
+ * (n_batch_tokens) or its sentence cap is reached. Each sentence attends
+ * only to itself and every kernel computes each value with a fixed
+ * operation order, so a sentence's embedding is bit-identical however the
+ * input is batched. The arena is allocated once in se_ctx_new and carved
+ * into named buffers; encoding allocates only when the tokenizer's scratch
+ * or the text buffer must grow.
+ */
+#include <math.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "error.h"
+#include "kernels.h"
+#include "model.h"
+#include "tokenizer.h"
+#include "unicode.h"
+
+#define S_CAP 256 /* sentences per forward pass at most */
+
+struct se_ctx {
+    const se_model *m;
+    se_ctx_params p;
+    se_threadpool *tp;
+    float *arena;          /* everything below points into it */
+    se_bert_buf buf;
+    float *pooled;         /* (S_CAP, max_stage_dim) */
+    float *stage;          /* (S_CAP, max_stage_dim) */
+    int32_t *ids;          /* (n_batch_tokens) */
+    int32_t *type_ids;     /* (n_batch_tokens) */
+    size_t *starts;        /* (S_CAP + 1) */
+    size_t *first;         /* (S_CAP) first pooled token of each sentence */
+    size_t *index;         /* (S_CAP) input index of each sentence */
+    size_t n_batch_tokens;
+    se_tok_session sess;   /* tokenizer scratch */
+    se_i32vec tids, ttype; /* one text's ids */
+    char *text;            /* prompt + text, stripped, maybe lowercased */
+    size_t text_cap;
+};
+
+se_ctx_params se_ctx_default_params(void) {
+    se_ctx_params p;
+    memset(&p, 0, sizeof p);
+    p.n_threads = 0;
+    p.n_batch_tokens = 4096;
+    return p;
+}
+
+se_encode_params se_encode_default_params(void) {
+    se_encode_params p;
+    memset(&p, 0, sizeof p);
+    return p;
+}
+
+size_t se_encode_dim(const se_model *m, const se_encode_params *p) {
+    if (!m) return 0;
+    size_t dim = (size_t)m->cfg.dim;
+    if (p && p->truncate_dim) {
+        if (p->truncate_dim < 0 || (size_t)p->truncate_dim > dim) return 0;
+        return (size_t)p->truncate_dim;
+    }
+    return dim;
+}
+
+void se_ctx_free(se_ctx *c) {
+    if (!c) return;
+    se_threadpool_free(c->tp);
+    se_free(c->arena);
+    se_tok_session_free(&c->sess);
+    se_i32vec_free(&c->tids);
+    se_i32vec_free(&c->ttype);
+    se_free(c->text);
+    se_free(c);
+}
+
+se_status se_ctx_new(const se_model *m, const se_ctx_params *params, se_ctx **out, se_error *err) {
+    if (!m || !out) return se_err(err, SE_E_INVALID, "se_ctx_new: model and out must not be NULL");
+    *out = NULL;
+    se_ctx_params p = params ? *params : se_ctx_default_params();
+    if (p.n_threads < 0 || p.n_threads > 256) return se_err(err, SE_E_INVALID, "n_threads %d is out of range", p.n_threads);
+    if (p.n_batch_tokens < 0) return se_err(err, SE_E_INVALID, "n_batch_tokens %d is negative", p.n_batch_tokens);
+    if (p.n_threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        p.n_threads = n < 1 ? 1 : n > 8 ? 8 : (int32_t)n;
+    }
+    if (p.n_batch_tokens == 0) p.n_batch_tokens = 4096;
+    if (p.n_batch_tokens < m->cfg.n_tokens_max) p.n_batch_tokens = m->cfg.n_tokens_max;
+    if (p.n_batch_tokens > (1 << 20)) return se_err(err, SE_E_INVALID, "n_batch_tokens %d is too large", p.n_batch_tokens);
+    se_ctx *c = se_calloc(1, sizeof *c);
+    if (!c) return se_err(err, SE_E_NOMEM, "out of memory");
+    c->m = m;
+    c->p = p;
+    size_t T = (size_t)p.n_batch_tokens, H = (size_t)m->cfg.n_embd, FF = (size_t)m->cfg.n_ff;
+    size_t D = (size_t)m->max_stage_dim, P = (size_t)m->cfg.n_pos, NT = (size_t)p.n_threads;
+    c->n_batch_tokens = T;
+    /* arena layout, in floats; int and size_t arrays are carved at the end */
+    size_t nf = 6 * T * H + T * FF + NT * P + 2 * S_CAP * D;
+    size_t bytes = nf * sizeof(float) + 2 * T * sizeof(int32_t) + (3 * S_CAP + 1) * sizeof(size_t) + 64;
+    c->arena = se_malloc(bytes);
+    c->tp = se_threadpool_new(p.n_threads);
+    if (!c->arena || !c->tp) {
+        se_ctx_free(c);
+        return se_err(err, SE_E_NOMEM, "out of memory allocating a %zu-byte activation arena", bytes);
+    }
+    float *f = c->arena;
+    c->buf.x = f, f += T * H;
+    c->buf.q = f, f += T * H;
+    c->buf.k = f, f += T * H;
+    c->buf.v = f, f += T * H;
+    c->buf.ctx = f, f += T * H;
+    c->buf.tmp = f, f += T * H;
+    c->buf.ff = f, f += T * FF;
+    c->buf.att = f, f += NT * P;
+    c->pooled = f, f += S_CAP * D;
+    c->stage = f, f += S_CAP * D;
+    /* the size_t arrays start at the next 8-byte boundary (the +64 slack) */
+    size_t *z = (size_t *)(((uintptr_t)f + 7) & ~(uintptr_t)7);
+    c->starts = z, z += S_CAP + 1;
+    c->first = z, z += S_CAP;
+    c->index = z, z += S_CAP;
+    c->ids = (int32_t *)(void *)z;
+    c->type_ids = c->ids + T;
+    *out = c;
+    return SE_OK;
+}
+
+/* ==== helpers ==== */
+
+/* Makes c->text hold n bytes. */
+static bool text_reserve(se_ctx *c, size_t n) {
+    if (n <= c->text_cap) return true;
+    size_t nc = c->text_cap ? c->text_cap : 256;
+    while (nc < n) nc *= 2;
+    char *t = se_realloc(c->text, nc);
+    if (!t) return false;
+    c->text = t, c->text_cap = nc;
+    return true;
+}
+
+/* Builds prompt + text, stripped of Python whitespace at both ends, and
+ * lowercased (Python str.lower, without the final-sigma rule) when lower.
+ * Both inputs must be valid UTF-8. Result in c->text[0..*len). */
+static se_status prepare_text(se_ctx *c, const char *prompt, size_t plen, const char *text, size_t tlen, bool lower,
+                              size_t *len, se_error *err) {
+    size_t n = plen + tlen;
+    if (n < plen || !text_reserve(c, (lower ? 2 * n : n) + 8)) return se_err(err, SE_E_NOMEM, "out of memory");
+    char *src = c->text + (lower ? n : 0);
+    /* with lowercasing, copy to the back half and lower into the front */
+    memcpy(src, prompt, plen);
+    memcpy(src + plen, text, tlen);
+    const uint8_t *u = (const uint8_t *)src;
+    size_t b = 0, e = n;
+    while (b < e) {
+        uint32_t cp;
+        int k = se_utf8_decode(u + b, e - b, &cp);
+        if (!k || !se_uc_is_py_space(cp)) break;
+        b += (size_t)k;
+    }
+    while (e > b) { /* step back over one code point */
+        size_t s = e - 1;
+        while (s > b && (u[s] & 0xC0) == 0x80) s--;
+        uint32_t cp;
+        int k = se_utf8_decode(u + s, e - s, &cp);
+        if (!k || !se_uc_is_py_space(cp)) break;
+        e = s;
+    }
+    if (!lower) {
+        memmove(c->text, src + b, e - b);
+        *len = e - b;
+        return SE_OK;
+    }
+    size_t o = 0;
+    for (size_t i = b; i < e;) {
+        uint32_t cp, lo[2];
+        int k = se_utf8_decode(u + i, e - i, &cp);
+        if (!k) return se_err(err, SE_E_INTERNAL, "prepare_text: invalid UTF-8 after validation");
+        i += (size_t)k;
+        int m = se_uc_lower(cp, lo);
+        for (int t = 0; t < m; t++) o += (size_t)se_utf8_encode(lo[t], c->text + o);
+        /* lowercase never grows a code point's encoding beyond 2x; o stays behind i + n */
+    }
+    *len = o;
+    return SE_OK;
+}
+
+/* L2-normalises v in place: v / max(||v||, 1e-12), as F.normalize. */
+static void l2_normalize(float *v, size_t n) {
+    float ss = 0.0f;
+    for (size_t i = 0; i < n; i++) ss += v[i] * v[i];
+    float norm = sqrtf(ss);
+    float d = norm > 1e-12f ? norm : 1e-12f;
+    for (size_t i = 0; i < n; i++) v[i] /= d;
+}
+
+/* Runs the S sentences gathered in the ctx and writes their rows of out. */
+static se_status run_batch(se_ctx *c, size_t S, size_t T, const se_encode_params *p, float *out, size_t dim_out,
+                           se_error *err) {
+    const se_model *m = c->m;
+    const se_folder_cfg *cfg = &m->cfg;
+    c->starts[S] = T;
+    se_status s = se_bert_forward(m, &c->buf, c->tp, c->ids, c->type_ids, c->starts, S, c->p.debug_fn,
+                                  c->p.debug_user, err);
+    if (s != SE_OK) return s;
+    size_t H = (size_t)cfg->n_embd, D = (size_t)m->max_stage_dim;
+    for (size_t i = 0; i < S; i++)
+        se_pool(cfg->pooling, c->buf.x + c->starts[i] * H, c->starts[i + 1] - c->starts[i], H, c->first[i],
+                c->pooled + i * D);
+    float *cur = c->pooled, *nxt = c->stage;
+    size_t dim = (size_t)cfg->pool_dim;
+    /* rows are D apart; the GEMM wants them dense, so compact first */
+    for (size_t i = 1; i < S; i++) memmove(cur + i * dim, cur + i * D, dim * sizeof *cur);
+    for (int k = 0; k < cfg->n_stages; k++) {
+        const se_stage *st = &cfg->stages[k];
+        if (st->kind == SE_STAGE_DENSE) {
+            se_par_gemm(c->tp, cur, S, dim, m->dense[k].w, m->dense[k].b, nxt, (size_t)st->n_out);
+            dim = (size_t)st->n_out;
+            for (size_t i = 0; i < S; i++) {
+                float *v = nxt + i * dim;
+                switch (st->act) {
+                case SE_ACT_TANH: se_tanh(v, dim); break;
+                case SE_ACT_RELU: se_relu(v, dim); break;
+                case SE_ACT_SIGMOID: se_sigmoid(v, dim); break;
+                case SE_ACT_GELU: se_gelu(v, dim); break;
+                case SE_ACT_GELU_TANH: se_gelu_tanh(v, dim); break;
+                case SE_ACT_IDENTITY: break;
+                }
+            }
+            float *t = cur;
+            cur = nxt, nxt = t;
+        } else {
+            for (size_t i = 0; i < S; i++) l2_normalize(cur + i * dim, dim);
+        }
+    }
+    bool renorm = p->normalize || (cfg->normalize && dim_out != dim);
+    for (size_t i = 0; i < S; i++) {
+        float *o = out + c->index[i] * dim_out;
+        memcpy(o, cur + i * dim, dim_out * sizeof *o);
+        if (renorm) l2_normalize(o, dim_out);
+    }
+    return SE_OK;
+}
+
+se_status se_encode(se_ctx *c, const char *const *texts, const size_t *lens, size_t n, const se_encode_params *params,
+                    float *out, size_t out_cap, bool *truncated, se_error *err) {
+    if (!c || (n && (!texts || !out))) return se_err(err, SE_E_INVALID, "se_encode: NULL argument");
+    se_encode_params p = params ? *params : se_encode_default_params();
+    const se_model *m = c->m;
+    const se_folder_cfg *cfg = &m->cfg;
+    size_t dim_out = se_encode_dim(m, &p);
+    if (!dim_out)
+        return se_err(err, SE_E_RANGE, "truncate_dim %d is outside [1, %d]", p.truncate_dim, cfg->dim);
+    if (n && out_cap / n < dim_out)
+        return se_err(err, SE_E_BUFFER, "output buffer of %zu floats is too small for %zu x %zu", out_cap, n, dim_out);
+    /* the prompt: explicit text, a named prompt, or the model's default */
+    const char *prompt = p.prompt;
+    if (p.prompt && p.prompt_name) return se_err(err, SE_E_INVALID, "give either a prompt or a prompt name, not both");
+    if (p.prompt_name) {
+        prompt = se_model_prompt_find(m, p.prompt_name);
+        if (!prompt) return se_err(err, SE_E_INVALID, "the model has no prompt named '%s'", p.prompt_name);
+    } else if (!prompt && cfg->default_prompt_name) {
+        prompt = se_model_prompt_find(m, cfg->default_prompt_name);
+    }
+    if (!prompt) prompt = "";
+    size_t plen = strlen(prompt), bad;
+    if (!se_utf8_valid(prompt, plen, &bad)) return se_err(err, SE_E_UTF8, "prompt: invalid UTF-8 at byte %zu", bad);
+    se_status s;
+    /* prompt length in tokens, as sentence-transformers computes it: the
+     * tokenized prompt (with specials) minus the final [SEP] */
+    size_t prompt_tokens = 0;
+    if (plen && !cfg->include_prompt) {
+        size_t len;
+        if ((s = prepare_text(c, prompt, plen, "", 0, cfg->do_lower_case, &len, err)) != SE_OK) return s;
+        if ((s = se_tok_encode(m->tok, c->text, len, NULL, 0, (size_t)cfg->n_tokens_max, true, &c->sess, &c->tids,
+                               &c->ttype, NULL, err)) != SE_OK)
+            return s;
+        prompt_tokens = c->tids.n ? c->tids.n - 1 : 0;
+    }
+    size_t S = 0, T = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *t = texts[i];
+        size_t tl = lens ? lens[i] : (t ? strlen(t) : 0);
+        if (!t && tl) return se_err(err, SE_E_INVALID, "text %zu is NULL", i);
+        if (!t) t = "";
+        if (!se_utf8_valid(t, tl, &bad)) return se_err(err, SE_E_UTF8, "text %zu: invalid UTF-8 at byte %zu", i, bad);
+        size_t len;
+        if ((s = prepare_text(c, prompt, plen, t, tl, cfg->do_lower_case, &len, err)) != SE_OK) return s;
+        bool cut = false;
+        if ((s = se_tok_encode(m->tok, c->text, len, NULL, 0, (size_t)cfg->n_tokens_max, true, &c->sess, &c->tids,
+                               &c->ttype, &cut, err)) != SE_OK) {
+            se_err_prefix(err, "text %zu", i);
+            return s;
+        }
+        if (truncated) truncated[i] = cut;
+        size_t nt = c->tids.n;
+        if (S > 0 && (T + nt > c->n_batch_tokens || S == S_CAP)) {
+            if ((s = run_batch(c, S, T, &p, out, dim_out, err)) != SE_OK) return s;
+            S = T = 0;
+        }
+        memcpy(c->ids + T, c->tids.v, nt * sizeof *c->ids);
+        memcpy(c->type_ids + T, c->ttype.v, nt * sizeof *c->type_ids);
+        c->starts[S] = T;
+        c->first[S] = cfg->include_prompt ? 0 : (prompt_tokens < nt ? prompt_tokens : nt);
+        c->index[S] = i;
+        S++;
+        T += nt;
+    }
+    if (S > 0 && (s = run_batch(c, S, T, &p, out, dim_out, err)) != SE_OK) return s;
+    return SE_OK;
+}

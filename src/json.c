@@ -1,0 +1,168 @@
+/*
+ * json.c - JSON reading: jansson does the parsing (a well-kept Debian
+ * library with precise line/column errors and duplicate-key rejection);
+ * this file adds file loading and typed field access whose errors name the
+ * file and the field, so a bad config.json says exactly what is wrong.
+ */
+#include "json.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "alloc.h"
+#include "error.h"
+
+char *se_path_join(const char *dir, const char *name) {
+    size_t a = strlen(dir), b = strlen(name);
+    char *p = se_malloc(a + b + 2);
+    if (!p) return NULL;
+    memcpy(p, dir, a);
+    size_t k = a;
+    if (a && dir[a - 1] != '/') p[k++] = '/';
+    memcpy(p + k, name, b);
+    p[k + b] = 0;
+    return p;
+}
+
+bool se_file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+se_status se_file_read(const char *path, size_t max_bytes, char **out, size_t *len, se_error *err) {
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return se_err(err, SE_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return se_err(err, SE_E_IO, "%s: not a regular file", path);
+    }
+    if ((uint64_t)st.st_size > max_bytes) {
+        fclose(f);
+        return se_err(err, SE_E_RANGE, "%s: %lld bytes exceeds the limit of %zu", path,
+                      (long long)st.st_size, max_bytes);
+    }
+    size_t n = (size_t)st.st_size;
+    char *buf = se_malloc(n + 1);
+    if (!buf) {
+        fclose(f);
+        return se_err(err, SE_E_NOMEM, "%s: out of memory reading %zu bytes", path, n);
+    }
+    size_t got = fread(buf, 1, n, f);
+    int bad = ferror(f);
+    fclose(f);
+    if (got != n || bad) {
+        se_free(buf);
+        return se_err(err, SE_E_IO, "%s: short read (%zu of %zu bytes)", path, got, n);
+    }
+    buf[n] = 0;
+    *out = buf;
+    if (len) *len = n;
+    return SE_OK;
+}
+
+/* Tokenizer files reach tens of MB; model configs are tiny. 512 MiB is a
+ * generous cap that still refuses to slurp a mistaken multi-GB file. */
+#define JSON_FILE_MAX ((size_t)512 << 20)
+
+se_status se_json_load_file(const char *path, json_t **out, se_error *err) {
+    char *buf;
+    size_t n;
+    se_status s = se_file_read(path, JSON_FILE_MAX, &buf, &n, err);
+    if (s != SE_OK) return s;
+    s = se_json_load_buffer(buf, n, path, false, out, err);
+    se_free(buf);
+    return s;
+}
+
+se_status se_json_load_buffer(const char *buf, size_t len, const char *what, bool reject_duplicates,
+                              json_t **out, se_error *err) {
+    json_error_t je;
+    size_t flags = reject_duplicates ? JSON_REJECT_DUPLICATES : 0;
+    json_t *j = json_loadb(buf, len, flags, &je);
+    if (!j) {
+        return se_err(err, SE_E_FORMAT, "%s:%d:%d: malformed JSON: %s", what, je.line, je.column,
+                      je.text);
+    }
+    *out = j;
+    return SE_OK;
+}
+
+/* Looks key up in obj; returns NULL when absent or JSON null. */
+static json_t *field(const json_t *obj, const char *key) {
+    json_t *v = json_object_get(obj, key);
+    return (v && !json_is_null(v)) ? v : NULL;
+}
+
+se_status se_json_int(const json_t *obj, const char *file, const char *key, int64_t lo, int64_t hi,
+                      int64_t dflt, int64_t *out, se_error *err) {
+    json_t *v = field(obj, key);
+    if (!v) {
+        *out = dflt;
+        return SE_OK;
+    }
+    int64_t x;
+    if (json_is_integer(v)) {
+        x = (int64_t)json_integer_value(v);
+    } else if (json_is_real(v) && json_real_value(v) == floor(json_real_value(v)) &&
+               fabs(json_real_value(v)) < 9e15) {
+        x = (int64_t)json_real_value(v); /* 512.0 is fine; 1e30 (HF's "no limit") is range-checked */
+    } else if (json_is_real(v)) {
+        double d = json_real_value(v);
+        if (d > (double)hi) {
+            *out = hi; /* a huge sentinel such as model_max_length 1e30 means "no limit" */
+            return SE_OK;
+        }
+        return se_err(err, SE_E_FORMAT, "%s: field '%s' must be an integer", file, key);
+    } else {
+        return se_err(err, SE_E_FORMAT, "%s: field '%s' must be an integer", file, key);
+    }
+    if (x < lo || x > hi)
+        return se_err(err, SE_E_FORMAT, "%s: field '%s' = %lld is outside [%lld, %lld]", file, key,
+                      (long long)x, (long long)lo, (long long)hi);
+    *out = x;
+    return SE_OK;
+}
+
+se_status se_json_real(const json_t *obj, const char *file, const char *key, double lo, double hi,
+                       double dflt, double *out, se_error *err) {
+    json_t *v = field(obj, key);
+    if (!v) {
+        *out = dflt;
+        return SE_OK;
+    }
+    if (!json_is_number(v)) return se_err(err, SE_E_FORMAT, "%s: field '%s' must be a number", file, key);
+    double x = json_number_value(v);
+    if (!(x >= lo && x <= hi))
+        return se_err(err, SE_E_FORMAT, "%s: field '%s' = %g is outside [%g, %g]", file, key, x, lo, hi);
+    *out = x;
+    return SE_OK;
+}
+
+se_status se_json_bool(const json_t *obj, const char *file, const char *key, bool dflt, bool *out,
+                       se_error *err) {
+    json_t *v = field(obj, key);
+    if (!v) {
+        *out = dflt;
+        return SE_OK;
+    }
+    if (!json_is_boolean(v)) return se_err(err, SE_E_FORMAT, "%s: field '%s' must be true or false", file, key);
+    *out = json_is_true(v);
+    return SE_OK;
+}
+
+se_status se_json_str(const json_t *obj, const char *file, const char *key, const char *dflt,
+                      const char **out, se_error *err) {
+    json_t *v = field(obj, key);
+    if (!v) {
+        *out = dflt;
+        return SE_OK;
+    }
+    if (!json_is_string(v)) return se_err(err, SE_E_FORMAT, "%s: field '%s' must be a string", file, key);
+    *out = json_string_value(v);
+    return SE_OK;
+}

@@ -1,0 +1,54 @@
+/*
+ * kernels.h - the numeric kernels of the encoder, each with a scalar
+ * reference twin (*_ref) that tests compare the fast version against.
+ *
+ * Determinism contract: every output element of se_gemm and se_dot is
+ * computed by the same sequence of operations whatever M, the tile it falls
+ * in or the thread that computes it. That is what makes a sentence's
+ * embedding bit-identical however it is batched.
+ */
+#ifndef SE_KERNELS_H
+#define SE_KERNELS_H
+
+#include <stddef.h>
+
+/* y[m][n] = sum_k x[m][k] * w[n][k] (+ b[n]) for m < M and n0 <= n < n1.
+ *   x: (M, K) with row stride ldx; w: (N, K) row-major (torch Linear
+ *   layout); b: (N) or NULL; y: (M, ldy), columns n0..n1 written. */
+typedef void (*se_gemm_fn)(const float *x, size_t M, size_t K, size_t ldx, const float *w,
+                           const float *b, float *y, size_t ldy, size_t n0, size_t n1);
+
+void se_gemm_ref(const float *x, size_t M, size_t K, size_t ldx, const float *w, const float *b,
+                 float *y, size_t ldy, size_t n0, size_t n1);
+void se_gemm_avx2(const float *x, size_t M, size_t K, size_t ldx, const float *w, const float *b,
+                  float *y, size_t ldy, size_t n0, size_t n1);
+
+/* Dot product of two K-vectors, with the same operation order as one
+ * se_gemm element of the same implementation. */
+typedef float (*se_dot_fn)(const float *a, const float *b, size_t K);
+float se_dot_ref(const float *a, const float *b, size_t K);
+float se_dot_avx2(const float *a, const float *b, size_t K);
+
+/* The dispatched kernels (best for this CPU; SE_KERNELS=ref forces the
+ * scalar ones). Thread-safe; resolved once. */
+typedef struct se_kernels {
+    const char *name;
+    se_gemm_fn gemm;
+    se_dot_fn dot;
+} se_kernels;
+const se_kernels *se_kernels_get(void);
+
+/* In place: x = (x - mean) / sqrt(var + eps) * g + b over n values. */
+void se_layernorm(float *x, size_t n, const float *g, const float *b, float eps);
+
+/* In place activations over n values. */
+void se_gelu(float *x, size_t n);      /* 0.5 x (1 + erf(x / sqrt 2)) */
+void se_gelu_tanh(float *x, size_t n); /* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
+void se_relu(float *x, size_t n);
+void se_tanh(float *x, size_t n);
+void se_sigmoid(float *x, size_t n);
+
+/* In place softmax over n values. */
+void se_softmax(float *x, size_t n);
+
+#endif

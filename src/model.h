@@ -1,0 +1,83 @@
+/*
+ * model.h - the loaded model, shared by model_bert.c (weights and the
+ * transformer forward pass), pool.c and encode.c (the ctx).
+ *
+ * Legend (used in every shape comment):
+ *   T  tokens in a forward pass (all sentences packed, no padding)
+ *   S  sentences in a forward pass
+ *   H  hidden size, NH heads, HD = H / NH head size
+ *   FF intermediate size, V vocabulary, P positions, L layers
+ */
+#ifndef SE_MODEL_H
+#define SE_MODEL_H
+
+#include "model_folder.h"
+#include "safetensors.h"
+#include "sembed.h"
+#include "threadpool.h"
+
+typedef struct se_layer_w {
+    const float *q_w, *q_b;     /* (H, H), (H) */
+    const float *k_w, *k_b;     /* (H, H), (H) */
+    const float *v_w, *v_b;     /* (H, H), (H) */
+    const float *o_w, *o_b;     /* (H, H), (H)   attention output dense */
+    const float *ln1_g, *ln1_b; /* (H)           attention output LayerNorm */
+    const float *ff1_w, *ff1_b; /* (FF, H), (FF) intermediate dense */
+    const float *ff2_w, *ff2_b; /* (H, FF), (H)  output dense */
+    const float *ln2_g, *ln2_b; /* (H)           output LayerNorm */
+} se_layer_w;
+
+typedef struct se_dense_w {
+    const float *w; /* (out, in) */
+    const float *b; /* (out) or NULL */
+} se_dense_w;
+
+struct se_model {
+    se_folder_cfg cfg;
+    se_tokenizer *tok;
+    se_st_file *files;       /* the transformer checkpoint (1 or more shards) */
+    size_t n_files;
+    se_st_file *dense_files; /* one per stage (unused for Normalize) */
+    float **owned;           /* converted or realigned tensors */
+    size_t n_owned;
+    se_dtype wdtype;
+    const float *word_emb;   /* (V, H) */
+    const float *pos_emb;    /* (P, H) */
+    const float *type_emb;   /* (n_type, H) or NULL */
+    const float *emb_ln_g, *emb_ln_b; /* (H) */
+    se_layer_w *layers;      /* (L) */
+    se_dense_w *dense;       /* (n_stages) */
+    int32_t max_stage_dim;   /* widest Dense/Normalize in or out */
+};
+
+/* Scratch for one forward pass, carved from the ctx arena. */
+typedef struct se_bert_buf {
+    float *x;      /* (T, H) hidden state, in and out */
+    float *q;      /* (T, H) */
+    float *k;      /* (T, H) */
+    float *v;      /* (T, H) */
+    float *ctx;    /* (T, H) attention context */
+    float *tmp;    /* (T, H) */
+    float *ff;     /* (T, FF) */
+    float *att;    /* (n_threads, P) one score row per thread */
+} se_bert_buf;
+
+/* Runs the transformer over S packed sentences. ids/type_ids: (T);
+ * starts: (S + 1) token offsets of each sentence, starts[S] == T. Writes the
+ * last hidden state into buf->x. Returns SE_E_RANGE naming the token when
+ * an id is outside the vocabulary. */
+se_status se_bert_forward(const se_model *m, se_bert_buf *buf, se_threadpool *tp, const int32_t *ids,
+                          const int32_t *type_ids, const size_t *starts, size_t S, se_debug_fn dbg,
+                          void *dbg_user, se_error *err);
+
+/* Runs a GEMM y = x w^T + b across the pool. x: (M, K), w: (N, K), y: (M, N). */
+void se_par_gemm(se_threadpool *tp, const float *x, size_t M, size_t K, const float *w, const float *b,
+                 float *y, size_t N);
+
+/* Pools one sentence's token states x: (T, H) into out: (pool_dim), in
+ * sentence-transformers' order (cls, max, mean, mean_sqrt_len,
+ * weightedmean, lasttoken). Tokens before `first` (the prompt, when the
+ * model excludes it) are masked out. */
+void se_pool(uint32_t modes, const float *x, size_t T, size_t H, size_t first, float *out);
+
+#endif

@@ -1,0 +1,539 @@
+/*
+ * model_bert.c - the BERT encoder: binding checkpoint tensors to the
+ * layer structure, and the forward pass.
+ *
+ * Forward pass (Hugging Face BertModel, post-LN), over T packed tokens of S
+ * sentences with no padding (each sentence attends only to itself, which is
+ * exactly what the padding mask achieves in a padded batch):
+ *   x = LN_emb(word[id] + type[tt] + pos[p])                       "emb_norm"
+ *   for each layer:
+ *     q, k, v = x Wq^T + bq, x Wk^T + bk, x Wv^T + bv
+ *     ctx[h] = softmax(q[h] k[h]^T / sqrt(HD)) v[h]   per sentence, per head
+ *     x = LN1(ctx Wo^T + bo + x)
+ *     x = LN2(act(x W1^T + b1) W2^T + b2 + x)                       "layer_out"
+ * Tensor names are those of BertModel, with or without the "bert." prefix
+ * (BertForPreTraining and friends), and LayerNorm.gamma/beta from old
+ * TensorFlow conversions. Every tensor's dtype and shape is checked against
+ * config.json before use; F16 and BF16 weights are widened to F32 once at
+ * load, F32 weights are used in place from the mapping.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "error.h"
+#include "json.h"
+#include "kernels.h"
+#include "model.h"
+#include "tokenizer.h"
+
+/* ==== Tensor binding ==== */
+
+/* Finds a tensor by name across the checkpoint's shards, trying the
+ * "bert." prefix and gamma/beta spellings. */
+static const se_st_tensor *find_any(const se_model *m, const char *name, const se_st_file **file) {
+    char alt[512];
+    const char *cands[4];
+    int nc = 0;
+    cands[nc++] = name;
+    char pre[512];
+    snprintf(pre, sizeof pre, "bert.%s", name);
+    cands[nc++] = pre;
+    size_t n = strlen(name);
+    if (n > 7 && (strcmp(name + n - 7, ".weight") == 0 || strcmp(name + n - 5, ".bias") == 0) &&
+        strstr(name, "LayerNorm")) {
+        bool w = strcmp(name + n - 7, ".weight") == 0;
+        snprintf(alt, sizeof alt, "%.*s.%s", (int)(n - (w ? 7 : 5)), name, w ? "gamma" : "beta");
+        cands[nc++] = alt;
+    }
+    for (int c = 0; c < nc; c++)
+        for (size_t i = 0; i < m->n_files; i++) {
+            const se_st_tensor *t = se_st_find(&m->files[i], cands[c]);
+            if (t) {
+                *file = &m->files[i];
+                return t;
+            }
+        }
+    return NULL;
+}
+
+/* Returns the tensor's data as F32: in place when it is aligned F32,
+ * otherwise a converted copy the model owns. */
+static se_status as_f32(se_model *m, const se_st_tensor *t, const char *file, const float **out, se_error *err) {
+    if (t->dtype == SE_ST_F32 && ((uintptr_t)t->data & 3) == 0) {
+        *out = (const float *)(const void *)t->data;
+        return SE_OK;
+    }
+    if (t->dtype != SE_ST_F32 && t->dtype != SE_ST_F16 && t->dtype != SE_ST_BF16)
+        return se_err(err, SE_E_UNSUPPORTED, "%s: tensor '%s' has dtype %s (F32, F16 or BF16 expected)", file,
+                      t->name, se_st_dtype_name(t->dtype));
+    float *buf = se_malloc_array(t->n_elem ? t->n_elem : 1, sizeof(float));
+    float **o = se_realloc(m->owned, (m->n_owned + 1) * sizeof *o);
+    if (!buf || !o) {
+        se_free(buf);
+        if (o) m->owned = o;
+        return se_err(err, SE_E_NOMEM, "%s: out of memory converting tensor '%s'", file, t->name);
+    }
+    m->owned = o;
+    m->owned[m->n_owned++] = buf;
+    for (size_t i = 0; i < t->n_elem; i++) {
+        if (t->dtype == SE_ST_F32) {
+            memcpy(&buf[i], t->data + 4 * i, 4);
+        } else {
+            uint16_t h;
+            memcpy(&h, t->data + 2 * i, 2);
+            buf[i] = t->dtype == SE_ST_F16 ? se_f16_to_f32(h) : se_bf16_to_f32(h);
+        }
+    }
+    *out = buf;
+    return SE_OK;
+}
+
+/* Binds a tensor that must exist with shape (d0) or (d0, d1). */
+static se_status bind(se_model *m, const char *name, int64_t d0, int64_t d1, const float **out, se_error *err) {
+    const se_st_file *f = NULL;
+    const se_st_tensor *t = find_any(m, name, &f);
+    if (!t) return se_err(err, SE_E_FORMAT, "%s: missing tensor '%s'", m->files[0].path, name);
+    int nd = d1 > 0 ? 2 : 1;
+    if (t->n_dims != nd || t->shape[0] != d0 || (nd == 2 && t->shape[1] != d1)) {
+        char got[96] = "";
+        size_t k = 0;
+        for (int i = 0; i < t->n_dims && k < sizeof got - 24; i++)
+            k += (size_t)snprintf(got + k, sizeof got - k, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
+        if (nd == 2)
+            return se_err(err, SE_E_FORMAT, "%s: tensor '%s' has shape [%s], config.json implies [%lld, %lld]", f->path,
+                          t->name, got, (long long)d0, (long long)d1);
+        return se_err(err, SE_E_FORMAT, "%s: tensor '%s' has shape [%s], config.json implies [%lld]", f->path, t->name,
+                      got, (long long)d0);
+    }
+    return as_f32(m, t, f->path, out, err);
+}
+
+/* Opens the checkpoint: model.safetensors, or the shards listed in
+ * model.safetensors.index.json. */
+static se_status open_checkpoint(se_model *m, const char *dir, bool use_mmap, se_error *err) {
+    se_status s = SE_OK;
+    char *single = se_path_join(dir, "model.safetensors");
+    char *index = se_path_join(dir, "model.safetensors.index.json");
+    char *bin = se_path_join(dir, "pytorch_model.bin");
+    json_t *j = NULL;
+    if (!single || !index || !bin) {
+        s = se_err(err, SE_E_NOMEM, "out of memory");
+        goto done;
+    }
+    if (se_file_exists(single)) {
+        m->files = se_calloc(1, sizeof *m->files);
+        if (!m->files) {
+            s = se_err(err, SE_E_NOMEM, "out of memory");
+            goto done;
+        }
+        if ((s = se_st_open(single, use_mmap, &m->files[0], err)) != SE_OK) goto done;
+        m->n_files = 1;
+    } else if (se_file_exists(index)) {
+        if ((s = se_json_load_file(index, &j, err)) != SE_OK) goto done;
+        json_t *wm = json_object_get(j, "weight_map");
+        if (!json_is_object(wm) || json_object_size(wm) == 0) {
+            s = se_err(err, SE_E_FORMAT, "%s: missing object 'weight_map'", index);
+            goto done;
+        }
+        /* unique shard names, in first-seen order */
+        const char *key;
+        json_t *v;
+        m->files = se_calloc(json_object_size(wm), sizeof *m->files);
+        if (!m->files) {
+            s = se_err(err, SE_E_NOMEM, "out of memory");
+            goto done;
+        }
+        json_object_foreach(wm, key, v) {
+            if (!json_is_string(v)) {
+                s = se_err(err, SE_E_FORMAT, "%s: weight_map['%s'] must be a file name", index, key);
+                goto done;
+            }
+            const char *fn = json_string_value(v);
+            if (strchr(fn, '/') || strcmp(fn, "..") == 0 || !fn[0]) {
+                s = se_err(err, SE_E_FORMAT, "%s: weight_map['%s'] = '%s' is not a plain file name", index, key, fn);
+                goto done;
+            }
+            bool seen = false;
+            for (size_t i = 0; i < m->n_files; i++) {
+                const char *b = strrchr(m->files[i].path, '/');
+                seen |= strcmp(b ? b + 1 : m->files[i].path, fn) == 0;
+            }
+            if (seen) continue;
+            char *p = se_path_join(dir, fn);
+            if (!p) {
+                s = se_err(err, SE_E_NOMEM, "out of memory");
+                goto done;
+            }
+            s = se_st_open(p, use_mmap, &m->files[m->n_files], err);
+            se_free(p);
+            if (s != SE_OK) goto done;
+            m->n_files++;
+        }
+        /* every mapped tensor must be in the shard the index names */
+        json_object_foreach(wm, key, v) {
+            const char *fn = json_string_value(v);
+            bool ok = false;
+            for (size_t i = 0; i < m->n_files && !ok; i++) {
+                const char *b = strrchr(m->files[i].path, '/');
+                if (strcmp(b ? b + 1 : m->files[i].path, fn) == 0) ok = se_st_find(&m->files[i], key) != NULL;
+            }
+            if (!ok) {
+                s = se_err(err, SE_E_FORMAT, "%s: tensor '%s' is not in shard '%s'", index, key, fn);
+                goto done;
+            }
+        }
+    } else if (se_file_exists(bin)) {
+        s = se_err(err, SE_E_UNSUPPORTED,
+                   "%s: pytorch_model.bin (a Python pickle) is not supported; save the model as model.safetensors", dir);
+    } else {
+        s = se_err(err, SE_E_IO, "%s: no model.safetensors or model.safetensors.index.json", dir);
+    }
+done:
+    json_decref(j);
+    se_free(single);
+    se_free(index);
+    se_free(bin);
+    return s;
+}
+
+/* Binds every transformer tensor. */
+static se_status bind_bert(se_model *m, se_error *err) {
+    const se_folder_cfg *c = &m->cfg;
+    int64_t H = c->n_embd, FF = c->n_ff;
+    se_status s;
+    const se_st_file *f;
+    const se_st_tensor *we = find_any(m, "embeddings.word_embeddings.weight", &f);
+    if (we) m->wdtype = we->dtype == SE_ST_F16 ? SE_DTYPE_F16 : we->dtype == SE_ST_BF16 ? SE_DTYPE_BF16 : SE_DTYPE_F32;
+    if ((s = bind(m, "embeddings.word_embeddings.weight", c->n_vocab, H, &m->word_emb, err)) != SE_OK) return s;
+    if ((s = bind(m, "embeddings.position_embeddings.weight", c->n_pos, H, &m->pos_emb, err)) != SE_OK) return s;
+    if (c->n_type > 0 && (s = bind(m, "embeddings.token_type_embeddings.weight", c->n_type, H, &m->type_emb, err)) != SE_OK)
+        return s;
+    if ((s = bind(m, "embeddings.LayerNorm.weight", H, 0, &m->emb_ln_g, err)) != SE_OK) return s;
+    if ((s = bind(m, "embeddings.LayerNorm.bias", H, 0, &m->emb_ln_b, err)) != SE_OK) return s;
+    m->layers = se_calloc((size_t)c->n_layer, sizeof *m->layers);
+    if (!m->layers) return se_err(err, SE_E_NOMEM, "out of memory");
+    for (int l = 0; l < c->n_layer; l++) {
+        se_layer_w *w = &m->layers[l];
+        struct {
+            const char *suffix;
+            int64_t d0, d1;
+            const float **dst;
+        } spec[] = {
+            {"attention.self.query.weight", H, H, &w->q_w},     {"attention.self.query.bias", H, 0, &w->q_b},
+            {"attention.self.key.weight", H, H, &w->k_w},       {"attention.self.key.bias", H, 0, &w->k_b},
+            {"attention.self.value.weight", H, H, &w->v_w},     {"attention.self.value.bias", H, 0, &w->v_b},
+            {"attention.output.dense.weight", H, H, &w->o_w},   {"attention.output.dense.bias", H, 0, &w->o_b},
+            {"attention.output.LayerNorm.weight", H, 0, &w->ln1_g}, {"attention.output.LayerNorm.bias", H, 0, &w->ln1_b},
+            {"intermediate.dense.weight", FF, H, &w->ff1_w},    {"intermediate.dense.bias", FF, 0, &w->ff1_b},
+            {"output.dense.weight", H, FF, &w->ff2_w},          {"output.dense.bias", H, 0, &w->ff2_b},
+            {"output.LayerNorm.weight", H, 0, &w->ln2_g},       {"output.LayerNorm.bias", H, 0, &w->ln2_b},
+        };
+        for (size_t i = 0; i < sizeof spec / sizeof *spec; i++) {
+            char name[256];
+            snprintf(name, sizeof name, "encoder.layer.%d.%s", l, spec[i].suffix);
+            if ((s = bind(m, name, spec[i].d0, spec[i].d1, spec[i].dst, err)) != SE_OK) return s;
+        }
+    }
+    /* a checkpoint with more layers than config.json says is inconsistent */
+    char extra[64];
+    snprintf(extra, sizeof extra, "encoder.layer.%d.output.dense.weight", c->n_layer);
+    if (find_any(m, extra, &f))
+        return se_err(err, SE_E_FORMAT, "%s: has tensor '%s' but config.json says num_hidden_layers = %d", f->path, extra,
+                      c->n_layer);
+    return SE_OK;
+}
+
+/* Binds the Dense modules' weights (each from its own safetensors). */
+static se_status bind_dense(se_model *m, bool use_mmap, se_error *err) {
+    const se_folder_cfg *c = &m->cfg;
+    m->dense = se_calloc((size_t)(c->n_stages ? c->n_stages : 1), sizeof *m->dense);
+    m->dense_files = se_calloc((size_t)(c->n_stages ? c->n_stages : 1), sizeof *m->dense_files);
+    if (!m->dense || !m->dense_files) return se_err(err, SE_E_NOMEM, "out of memory");
+    m->max_stage_dim = c->pool_dim;
+    for (int i = 0; i < c->n_stages; i++) {
+        const se_stage *st = &c->stages[i];
+        if (st->n_out > m->max_stage_dim) m->max_stage_dim = st->n_out;
+        if (st->kind != SE_STAGE_DENSE) continue;
+        char *p = se_path_join(st->dir, "model.safetensors");
+        if (!p) return se_err(err, SE_E_NOMEM, "out of memory");
+        if (!se_file_exists(p)) {
+            se_free(p);
+            return se_err(err, SE_E_IO, "%s: no model.safetensors for the Dense module (pytorch_model.bin is not supported)",
+                          st->dir);
+        }
+        se_status s = se_st_open(p, use_mmap, &m->dense_files[i], err);
+        se_free(p);
+        if (s != SE_OK) return s;
+        const se_st_file *f = &m->dense_files[i];
+        const se_st_tensor *w = se_st_find(f, "linear.weight"), *b = se_st_find(f, "linear.bias");
+        if (!w) return se_err(err, SE_E_FORMAT, "%s: missing tensor 'linear.weight'", f->path);
+        if (w->n_dims != 2 || w->shape[0] != st->n_out || w->shape[1] != st->n_in)
+            return se_err(err, SE_E_FORMAT, "%s: tensor 'linear.weight' shape does not match [%d, %d] from config.json",
+                          f->path, st->n_out, st->n_in);
+        if ((s = as_f32(m, w, f->path, &m->dense[i].w, err)) != SE_OK) return s;
+        if (st->bias) {
+            if (!b) return se_err(err, SE_E_FORMAT, "%s: missing tensor 'linear.bias' (config.json says bias: true)", f->path);
+            if (b->n_dims != 1 || b->shape[0] != st->n_out)
+                return se_err(err, SE_E_FORMAT, "%s: tensor 'linear.bias' shape does not match [%d]", f->path, st->n_out);
+            if ((s = as_f32(m, b, f->path, &m->dense[i].b, err)) != SE_OK) return s;
+        }
+    }
+    return SE_OK;
+}
+
+/* ==== Public API: load, free, info ==== */
+
+se_model_params se_model_default_params(void) {
+    se_model_params p;
+    memset(&p, 0, sizeof p);
+    p.use_mmap = true;
+    return p;
+}
+
+void se_model_free(se_model *m) {
+    if (!m) return;
+    for (size_t i = 0; i < m->n_files; i++) se_st_close(&m->files[i]);
+    se_free(m->files);
+    if (m->dense_files)
+        for (int i = 0; i < m->cfg.n_stages; i++) se_st_close(&m->dense_files[i]);
+    se_free(m->dense_files);
+    for (size_t i = 0; i < m->n_owned; i++) se_free(m->owned[i]);
+    se_free(m->owned);
+    se_free(m->layers);
+    se_free(m->dense);
+    se_tokenizer_free(m->tok);
+    se_folder_free(&m->cfg);
+    se_free(m);
+}
+
+se_status se_model_load(const char *dir, const se_model_params *params, se_model **out, se_error *err) {
+    if (!dir || !out) return se_err(err, SE_E_INVALID, "se_model_load: dir and out must not be NULL");
+    *out = NULL;
+    se_model_params p = params ? *params : se_model_default_params();
+    se_model *m = se_calloc(1, sizeof *m);
+    if (!m) return se_err(err, SE_E_NOMEM, "out of memory");
+    se_status s = se_folder_load(dir, p.log_fn, p.log_user, &m->cfg, err);
+    if (s != SE_OK) {
+        se_free(m);
+        return s;
+    }
+    if ((s = se_tokenizer_load(m->cfg.tf_dir, &m->tok, err)) != SE_OK) goto fail;
+    m->tok->n_tokens_max = (size_t)m->cfg.n_tokens_max;
+    if (se_tokenizer_n_vocab(m->tok) > (size_t)m->cfg.n_vocab) {
+        /* ids past vocab_size would index outside the embedding table */
+        s = se_err(err, SE_E_FORMAT, "%s: tokenizer has %zu ids but config.json vocab_size is %d", dir,
+                   se_tokenizer_n_vocab(m->tok), m->cfg.n_vocab);
+        goto fail;
+    }
+    if ((s = open_checkpoint(m, m->cfg.tf_dir, p.use_mmap, err)) != SE_OK) goto fail;
+    if ((s = bind_bert(m, err)) != SE_OK) goto fail;
+    if ((s = bind_dense(m, p.use_mmap, err)) != SE_OK) goto fail;
+    *out = m;
+    return SE_OK;
+fail:
+    se_model_free(m);
+    return s;
+}
+
+const se_tokenizer *se_model_tokenizer(const se_model *m) { return m ? m->tok : NULL; }
+
+se_status se_model_get_info(const se_model *m, se_model_info *o, se_error *err) {
+    if (!m || !o) return se_err(err, SE_E_INVALID, "se_model_get_info: NULL argument");
+    const se_folder_cfg *c = &m->cfg;
+    memset(o, 0, sizeof *o);
+    o->arch = c->model_type;
+    o->hidden_act = c->act_name;
+    o->n_vocab = c->n_vocab, o->n_embd = c->n_embd, o->n_layer = c->n_layer, o->n_head = c->n_head;
+    o->n_ff = c->n_ff, o->n_pos = c->n_pos, o->n_type = c->n_type, o->norm_eps = c->norm_eps;
+    o->n_tokens_max = c->n_tokens_max;
+    o->dim = c->dim;
+    o->pooling = c->pooling;
+    for (int i = 0; i < c->n_stages; i++) o->n_dense += c->stages[i].kind == SE_STAGE_DENSE;
+    o->similarity = c->similarity;
+    o->weight_dtype = m->wdtype;
+    o->n_prompts = c->n_prompts;
+    o->default_prompt_name = c->default_prompt_name;
+    o->include_prompt = c->include_prompt;
+    o->normalize = c->normalize;
+    o->do_lower_case = c->do_lower_case;
+    o->has_modules_json = c->has_modules_json;
+    return SE_OK;
+}
+
+se_status se_model_prompt(const se_model *m, size_t i, const char **name, const char **text, se_error *err) {
+    if (!m) return se_err(err, SE_E_INVALID, "se_model_prompt: NULL model");
+    if (i >= m->cfg.n_prompts) return se_err(err, SE_E_RANGE, "prompt index %zu out of range (%zu prompts)", i, m->cfg.n_prompts);
+    if (name) *name = m->cfg.prompt_names[i];
+    if (text) *text = m->cfg.prompt_texts[i];
+    return SE_OK;
+}
+
+const char *se_model_prompt_find(const se_model *m, const char *name) {
+    if (!m || !name) return NULL;
+    for (size_t i = 0; i < m->cfg.n_prompts; i++)
+        if (strcmp(m->cfg.prompt_names[i], name) == 0) return m->cfg.prompt_texts[i];
+    return NULL;
+}
+
+/* ==== Forward pass ==== */
+
+typedef struct gemm_job {
+    const se_kernels *k;
+    const float *x, *w, *b;
+    float *y;
+    size_t M, K, N, mb, nb, n_nblk;
+} gemm_job;
+
+enum { GEMM_MB = 192, GEMM_NB = 64 };
+
+static void gemm_task(void *arg, size_t t, int thread) {
+    (void)thread;
+    const gemm_job *j = arg;
+    size_t mi = t / j->n_nblk, ni = t % j->n_nblk;
+    size_t m0 = mi * GEMM_MB, n0 = ni * GEMM_NB;
+    size_t m1 = m0 + GEMM_MB < j->M ? m0 + GEMM_MB : j->M;
+    size_t n1 = n0 + GEMM_NB < j->N ? n0 + GEMM_NB : j->N;
+    j->k->gemm(j->x + m0 * j->K, m1 - m0, j->K, j->K, j->w, j->b, j->y + m0 * j->N, j->N, n0, n1);
+}
+
+void se_par_gemm(se_threadpool *tp, const float *x, size_t M, size_t K, const float *w, const float *b, float *y,
+                 size_t N) {
+    if (M == 0 || N == 0) return;
+    gemm_job j = {se_kernels_get(), x, w, b, y, M, K, N, 0, 0, (N + GEMM_NB - 1) / GEMM_NB};
+    size_t n_mblk = (M + GEMM_MB - 1) / GEMM_MB;
+    se_threadpool_run(tp, n_mblk * j.n_nblk, gemm_task, &j);
+}
+
+typedef struct row_job {
+    const se_model *m;
+    const se_layer_w *w;
+    se_bert_buf *buf;
+    const int32_t *ids, *type_ids;
+    const size_t *starts;
+    size_t S, T;
+    int stage; /* which row-wise step */
+} row_job;
+
+enum { ROWS_PER_TASK = 16 };
+
+/* Applies the activation of config.json's hidden_act in place. */
+static void activate(se_act a, float *x, size_t n) {
+    switch (a) {
+    case SE_ACT_GELU: se_gelu(x, n); break;
+    case SE_ACT_GELU_TANH: se_gelu_tanh(x, n); break;
+    case SE_ACT_RELU: se_relu(x, n); break;
+    case SE_ACT_TANH: se_tanh(x, n); break;
+    case SE_ACT_SIGMOID: se_sigmoid(x, n); break;
+    case SE_ACT_IDENTITY: break;
+    }
+}
+
+/* Row-wise steps over tokens [t0, t1): embeddings, residual + LayerNorm,
+ * activation. */
+static void row_task(void *arg, size_t task, int thread) {
+    (void)thread;
+    const row_job *j = arg;
+    const se_model *m = j->m;
+    size_t H = (size_t)m->cfg.n_embd, FF = (size_t)m->cfg.n_ff;
+    size_t t0 = task * ROWS_PER_TASK, t1 = t0 + ROWS_PER_TASK < j->T ? t0 + ROWS_PER_TASK : j->T;
+    se_bert_buf *b = j->buf;
+    if (j->stage == 0) { /* embeddings: (word + type) + pos, then LN */
+        size_t s = 0;
+        while (j->starts[s + 1] <= t0) s++;
+        for (size_t t = t0; t < t1; t++) {
+            while (j->starts[s + 1] <= t) s++;
+            size_t pos = t - j->starts[s];
+            const float *we = m->word_emb + (size_t)j->ids[t] * H;
+            const float *te = m->type_emb ? m->type_emb + (size_t)j->type_ids[t] * H : NULL;
+            const float *pe = m->pos_emb + pos * H;
+            float *x = b->x + t * H;
+            for (size_t i = 0; i < H; i++) x[i] = (we[i] + (te ? te[i] : 0.0f)) + pe[i];
+            se_layernorm(x, H, m->emb_ln_g, m->emb_ln_b, m->cfg.norm_eps);
+        }
+    } else if (j->stage == 1) { /* x = LN1(tmp + x) */
+        for (size_t t = t0; t < t1; t++) {
+            float *x = b->x + t * H, *y = b->tmp + t * H;
+            for (size_t i = 0; i < H; i++) x[i] = y[i] + x[i];
+            se_layernorm(x, H, j->w->ln1_g, j->w->ln1_b, m->cfg.norm_eps);
+        }
+    } else if (j->stage == 2) { /* ff = act(ff) */
+        activate(m->cfg.act, b->ff + t0 * FF, (t1 - t0) * FF);
+    } else { /* x = LN2(tmp + x) */
+        for (size_t t = t0; t < t1; t++) {
+            float *x = b->x + t * H, *y = b->tmp + t * H;
+            for (size_t i = 0; i < H; i++) x[i] = y[i] + x[i];
+            se_layernorm(x, H, j->w->ln2_g, j->w->ln2_b, m->cfg.norm_eps);
+        }
+    }
+}
+
+static void run_rows(se_threadpool *tp, row_job *j, int stage) {
+    j->stage = stage;
+    se_threadpool_run(tp, (j->T + ROWS_PER_TASK - 1) / ROWS_PER_TASK, row_task, j);
+}
+
+/* Attention for one (sentence, head) pair: each query row's scores over
+ * the sentence's keys, softmax, then the weighted sum of values. */
+static void attn_task(void *arg, size_t task, int thread) {
+    const row_job *j = arg;
+    const se_model *m = j->m;
+    size_t NH = (size_t)m->cfg.n_head, H = (size_t)m->cfg.n_embd, HD = H / NH;
+    size_t s = task / NH, h = task % NH;
+    size_t a = j->starts[s], T = j->starts[s + 1] - a;
+    se_bert_buf *b = j->buf;
+    float *sc = b->att + (size_t)thread * (size_t)m->cfg.n_pos; /* (T) */
+    se_dot_fn dot = se_kernels_get()->dot;
+    float scale = 1.0f / sqrtf((float)HD);
+    for (size_t i = 0; i < T; i++) {
+        const float *q = b->q + (a + i) * H + h * HD;
+        for (size_t t = 0; t < T; t++) sc[t] = dot(q, b->k + (a + t) * H + h * HD, HD) * scale;
+        se_softmax(sc, T);
+        float *o = b->ctx + (a + i) * H + h * HD;
+        for (size_t d = 0; d < HD; d++) o[d] = 0.0f;
+        for (size_t t = 0; t < T; t++) {
+            const float *v = b->v + (a + t) * H + h * HD;
+            float p = sc[t];
+            for (size_t d = 0; d < HD; d++) o[d] += p * v[d];
+        }
+    }
+}
+
+se_status se_bert_forward(const se_model *m, se_bert_buf *buf, se_threadpool *tp, const int32_t *ids,
+                          const int32_t *type_ids, const size_t *starts, size_t S, se_debug_fn dbg, void *dbg_user,
+                          se_error *err) {
+    const se_folder_cfg *c = &m->cfg;
+    size_t T = starts[S], H = (size_t)c->n_embd, FF = (size_t)c->n_ff;
+    for (size_t t = 0; t < T; t++) {
+        if (ids[t] < 0 || ids[t] >= c->n_vocab)
+            return se_err(err, SE_E_RANGE, "token id %d at position %zu is outside the vocabulary (%d)", ids[t], t, c->n_vocab);
+        if (m->type_emb && (type_ids[t] < 0 || type_ids[t] >= c->n_type))
+            return se_err(err, SE_E_RANGE, "token type id %d at position %zu is outside type_vocab_size %d", type_ids[t], t,
+                          c->n_type);
+    }
+    for (size_t s = 0; s < S; s++)
+        if (starts[s + 1] - starts[s] > (size_t)c->n_pos)
+            return se_err(err, SE_E_RANGE, "sentence %zu has %zu tokens, more than max_position_embeddings %d", s,
+                          starts[s + 1] - starts[s], c->n_pos);
+    if (T == 0) return SE_OK;
+    row_job j = {m, NULL, buf, ids, type_ids, starts, S, T, 0};
+    run_rows(tp, &j, 0);
+    if (dbg) dbg("emb_norm", -1, buf->x, T, H, dbg_user);
+    for (int l = 0; l < c->n_layer; l++) {
+        const se_layer_w *w = &m->layers[l];
+        j.w = w;
+        se_par_gemm(tp, buf->x, T, H, w->q_w, w->q_b, buf->q, H);
+        se_par_gemm(tp, buf->x, T, H, w->k_w, w->k_b, buf->k, H);
+        se_par_gemm(tp, buf->x, T, H, w->v_w, w->v_b, buf->v, H);
+        se_threadpool_run(tp, S * (size_t)c->n_head, attn_task, &j);
+        se_par_gemm(tp, buf->ctx, T, H, w->o_w, w->o_b, buf->tmp, H);
+        run_rows(tp, &j, 1);
+        se_par_gemm(tp, buf->x, T, H, w->ff1_w, w->ff1_b, buf->ff, FF);
+        run_rows(tp, &j, 2);
+        se_par_gemm(tp, buf->ff, T, FF, w->ff2_w, w->ff2_b, buf->tmp, H);
+        run_rows(tp, &j, 3);
+        if (dbg) dbg("layer_out", l, buf->x, T, H, dbg_user);
+    }
+    return SE_OK;
+}

@@ -1,0 +1,456 @@
+/*
+ * model_folder.c - reads the JSON files of a sentence-transformers model
+ * folder, as sentence-transformers writes them:
+ *
+ *   modules.json                       [{idx, name, path, type}, ...]
+ *   config.json                        Hugging Face BertModel config
+ *   sentence_bert_config.json          {max_seq_length, do_lower_case}
+ *   1_Pooling/config.json              pooling_mode_* flags, include_prompt
+ *   2_Dense/config.json                {in_features, out_features, bias, activation_function}
+ *   config_sentence_transformers.json  {prompts, default_prompt_name, similarity_fn_name}
+ *
+ * A folder without modules.json is a plain Hugging Face model: like
+ * sentence-transformers we then use mean pooling and say so in a notice.
+ * Every field is type- and range-checked; an error names the file and the
+ * field. Weights are not read here (see model_bert.c).
+ */
+#include "model_folder.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "error.h"
+#include "json.h"
+
+#define MAX_DIM (1 << 16)
+
+/* Emits a notice through the caller's log callback, if any. */
+static void notice(se_log_fn fn, void *user, se_log_level lvl, const char *fmt, const char *arg) {
+    if (!fn) return;
+    char buf[512];
+    snprintf(buf, sizeof buf, fmt, arg);
+    fn(lvl, buf, user);
+}
+
+bool se_act_parse(const char *name, bool dense, se_act *out) {
+    static const struct {
+        const char *name;
+        se_act act;
+    } hf[] = {{"gelu", SE_ACT_GELU},           {"gelu_new", SE_ACT_GELU_TANH},
+              {"gelu_pytorch_tanh", SE_ACT_GELU_TANH}, {"relu", SE_ACT_RELU}},
+      st[] = {{"torch.nn.modules.activation.Tanh", SE_ACT_TANH},
+              {"torch.nn.modules.linear.Identity", SE_ACT_IDENTITY},
+              {"torch.nn.modules.activation.ReLU", SE_ACT_RELU},
+              {"torch.nn.modules.activation.Sigmoid", SE_ACT_SIGMOID},
+              {"torch.nn.modules.activation.GELU", SE_ACT_GELU}};
+    if (dense) {
+        for (size_t i = 0; i < sizeof st / sizeof *st; i++)
+            if (strcmp(name, st[i].name) == 0) return *out = st[i].act, true;
+    } else {
+        for (size_t i = 0; i < sizeof hf / sizeof *hf; i++)
+            if (strcmp(name, hf[i].name) == 0) return *out = hf[i].act, true;
+    }
+    return false;
+}
+
+/* Loads dir/name when it exists: *out = NULL (and SE_OK) when absent. */
+static se_status load_optional_as(const char *dir, const char *name, bool want_object, json_t **out,
+                                  se_error *err) {
+    *out = NULL;
+    char *p = se_path_join(dir, name);
+    if (!p) return se_err(err, SE_E_NOMEM, "out of memory");
+    se_status s = SE_OK;
+    if (se_file_exists(p)) {
+        s = se_json_load_file(p, out, err);
+        if (s == SE_OK && want_object && !json_is_object(*out)) {
+            json_decref(*out);
+            *out = NULL;
+            s = se_err(err, SE_E_FORMAT, "%s: must be a JSON object", p);
+        }
+    }
+    se_free(p);
+    return s;
+}
+
+/* load_optional_as for the usual case of a JSON object. */
+static se_status load_optional(const char *dir, const char *name, json_t **out, se_error *err) {
+    return load_optional_as(dir, name, true, out, err);
+}
+
+se_status se_folder_n_tokens_max(const char *dir, size_t *out, se_error *err) {
+    json_t *sb = NULL, *tc = NULL, *cfg = NULL;
+    se_status s;
+    int64_t seq = -1, mml = -1, npos = -1;
+    if ((s = load_optional(dir, "sentence_bert_config.json", &sb, err)) != SE_OK) goto done;
+    if ((s = load_optional(dir, "tokenizer_config.json", &tc, err)) != SE_OK) goto done;
+    if ((s = load_optional(dir, "config.json", &cfg, err)) != SE_OK) goto done;
+    if (sb && (s = se_json_int(sb, "sentence_bert_config.json", "max_seq_length", 1, 1 << 24, -1, &seq, err)) != SE_OK) goto done;
+    if (tc && (s = se_json_int(tc, "tokenizer_config.json", "model_max_length", 1, INT64_MAX / 2, -1, &mml, err)) != SE_OK) goto done;
+    if (cfg && (s = se_json_int(cfg, "config.json", "max_position_embeddings", 1, 1 << 24, -1, &npos, err)) != SE_OK) goto done;
+    int64_t n = seq;
+    if (n < 0) {
+        n = mml;
+        if (npos > 0 && (n < 0 || npos < n)) n = npos;
+    }
+    if (npos > 0 && n > npos) n = npos;
+    if (n < 0) n = 512;
+    *out = (size_t)n;
+done:
+    json_decref(sb);
+    json_decref(tc);
+    json_decref(cfg);
+    return s;
+}
+
+void se_folder_free(se_folder_cfg *c) {
+    if (!c) return;
+    se_free(c->root);
+    se_free(c->tf_dir);
+    for (int i = 0; i < c->n_stages; i++) se_free(c->stages[i].dir);
+    se_free(c->stages);
+    for (size_t i = 0; i < c->n_prompts; i++) {
+        se_free(c->prompt_names[i]);
+        se_free(c->prompt_texts[i]);
+    }
+    se_free(c->prompt_names);
+    se_free(c->prompt_texts);
+    se_free(c->default_prompt_name);
+    memset(c, 0, sizeof *c);
+}
+
+/* ==== config.json (BertModel) ==== */
+
+static se_status read_bert_config(se_folder_cfg *c, se_error *err) {
+    json_t *j = NULL;
+    se_status s = load_optional(c->tf_dir, "config.json", &j, err);
+    if (s != SE_OK) return s;
+    if (!j) return se_err(err, SE_E_IO, "%s: no config.json", c->tf_dir);
+    const char *f = "config.json";
+    const char *mt, *act, *pet;
+    int64_t v;
+    double eps;
+    if ((s = se_json_str(j, f, "model_type", "bert", &mt, err)) != SE_OK) goto done;
+    if (strcmp(mt, "bert") != 0) {
+        s = se_err(err, SE_E_UNSUPPORTED, "config.json: model_type '%s' is not supported (bert only)", mt);
+        goto done;
+    }
+    snprintf(c->model_type, sizeof c->model_type, "%s", mt);
+    if ((s = se_json_str(j, f, "position_embedding_type", "absolute", &pet, err)) != SE_OK) goto done;
+    if (strcmp(pet, "absolute") != 0) {
+        s = se_err(err, SE_E_UNSUPPORTED, "config.json: position_embedding_type '%s' is not supported (absolute only)", pet);
+        goto done;
+    }
+    static const char *req[] = {"vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                                "intermediate_size", "max_position_embeddings"};
+    int32_t *dst[] = {&c->n_vocab, &c->n_embd, &c->n_layer, &c->n_head, &c->n_ff, &c->n_pos};
+    int64_t hi[] = {1 << 24, MAX_DIM, 256, 1024, 1 << 18, 1 << 20};
+    for (int i = 0; i < 6; i++) {
+        if (!json_object_get(j, req[i])) {
+            s = se_err(err, SE_E_FORMAT, "config.json: missing field '%s'", req[i]);
+            goto done;
+        }
+        if ((s = se_json_int(j, f, req[i], 1, hi[i], 0, &v, err)) != SE_OK) goto done;
+        *dst[i] = (int32_t)v;
+    }
+    if ((s = se_json_int(j, f, "type_vocab_size", 0, 1 << 16, 2, &v, err)) != SE_OK) goto done;
+    c->n_type = (int32_t)v;
+    if ((s = se_json_real(j, f, "layer_norm_eps", 1e-30, 1.0, 1e-12, &eps, err)) != SE_OK) goto done;
+    c->norm_eps = (float)eps;
+    if ((s = se_json_str(j, f, "hidden_act", "gelu", &act, err)) != SE_OK) goto done;
+    if (!se_act_parse(act, false, &c->act)) {
+        s = se_err(err, SE_E_UNSUPPORTED, "config.json: hidden_act '%s' is not supported (gelu, gelu_new, relu)", act);
+        goto done;
+    }
+    snprintf(c->act_name, sizeof c->act_name, "%s", act);
+    if (c->n_embd % c->n_head != 0) {
+        s = se_err(err, SE_E_FORMAT, "config.json: hidden_size %d is not divisible by num_attention_heads %d",
+                   c->n_embd, c->n_head);
+        goto done;
+    }
+done:
+    json_decref(j);
+    return s;
+}
+
+/* ==== modules ==== */
+
+static se_status read_pooling(se_folder_cfg *c, const char *dir, se_error *err) {
+    json_t *j = NULL;
+    se_status s = load_optional(dir, "config.json", &j, err);
+    if (s != SE_OK) return s;
+    if (!j) return se_err(err, SE_E_IO, "%s: no config.json for the Pooling module", dir);
+    const char *f = "1_Pooling/config.json";
+    int64_t wdim;
+    if ((s = se_json_int(j, f, "word_embedding_dimension", 1, MAX_DIM, c->n_embd, &wdim, err)) != SE_OK) goto done;
+    if (wdim != c->n_embd) {
+        s = se_err(err, SE_E_FORMAT, "%s: word_embedding_dimension %lld does not match hidden_size %d", f,
+                   (long long)wdim, c->n_embd);
+        goto done;
+    }
+    static const char *keys[] = {"pooling_mode_cls_token", "pooling_mode_max_tokens", "pooling_mode_mean_tokens",
+                                 "pooling_mode_mean_sqrt_len_tokens", "pooling_mode_weightedmean_tokens",
+                                 "pooling_mode_lasttoken"};
+    static const char *names[] = {"cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken"};
+    const char *mode;
+    if ((s = se_json_str(j, f, "pooling_mode", NULL, &mode, err)) != SE_OK) goto done;
+    c->pooling = 0;
+    if (mode) {
+        for (int i = 0; i < 6; i++)
+            if (strcmp(mode, names[i]) == 0) c->pooling = 1u << i;
+        if (!c->pooling) {
+            s = se_err(err, SE_E_UNSUPPORTED, "%s: pooling_mode '%s' is not supported", f, mode);
+            goto done;
+        }
+    }
+    for (int i = 0; i < 6; i++) {
+        bool b;
+        if ((s = se_json_bool(j, f, keys[i], false, &b, err)) != SE_OK) goto done;
+        if (b) c->pooling |= 1u << i;
+    }
+    if (!c->pooling) {
+        s = se_err(err, SE_E_FORMAT, "%s: no pooling mode is enabled", f);
+        goto done;
+    }
+    if ((s = se_json_bool(j, f, "include_prompt", true, &c->include_prompt, err)) != SE_OK) goto done;
+    int nm = 0;
+    for (int i = 0; i < 6; i++) nm += (c->pooling >> i) & 1;
+    c->pool_dim = c->n_embd * nm;
+done:
+    json_decref(j);
+    return s;
+}
+
+static se_status add_stage(se_folder_cfg *c, se_stage st, se_error *err) {
+    se_stage *a = se_realloc(c->stages, (size_t)(c->n_stages + 1) * sizeof *a);
+    if (!a) {
+        se_free(st.dir);
+        return se_err(err, SE_E_NOMEM, "out of memory");
+    }
+    c->stages = a;
+    a[c->n_stages++] = st;
+    return SE_OK;
+}
+
+static se_status read_dense(se_folder_cfg *c, const char *dir, int32_t n_in, se_error *err) {
+    json_t *j = NULL;
+    se_status s = load_optional(dir, "config.json", &j, err);
+    if (s != SE_OK) return s;
+    if (!j) return se_err(err, SE_E_IO, "%s: no config.json for the Dense module", dir);
+    char f[300];
+    snprintf(f, sizeof f, "%s/config.json", dir);
+    int64_t in, out;
+    bool bias;
+    const char *act;
+    se_stage st = {0};
+    st.kind = SE_STAGE_DENSE;
+    if ((s = se_json_int(j, f, "in_features", 1, MAX_DIM, -1, &in, err)) != SE_OK) goto done;
+    if ((s = se_json_int(j, f, "out_features", 1, MAX_DIM, -1, &out, err)) != SE_OK) goto done;
+    if (in < 0 || out < 0) {
+        s = se_err(err, SE_E_FORMAT, "%s: in_features and out_features are required", f);
+        goto done;
+    }
+    if (in != n_in) {
+        s = se_err(err, SE_E_FORMAT, "%s: in_features %lld does not match the previous module's output %d", f,
+                   (long long)in, n_in);
+        goto done;
+    }
+    if ((s = se_json_bool(j, f, "bias", true, &bias, err)) != SE_OK) goto done;
+    if ((s = se_json_str(j, f, "activation_function", "torch.nn.modules.activation.Tanh", &act, err)) != SE_OK) goto done;
+    if (!se_act_parse(act, true, &st.act)) {
+        s = se_err(err, SE_E_UNSUPPORTED, "%s: activation_function '%s' is not supported", f, act);
+        goto done;
+    }
+    st.n_in = (int32_t)in, st.n_out = (int32_t)out, st.bias = bias;
+    st.dir = se_strdup(dir);
+    if (!st.dir) {
+        s = se_err(err, SE_E_NOMEM, "out of memory");
+        goto done;
+    }
+    s = add_stage(c, st, err);
+done:
+    json_decref(j);
+    return s;
+}
+
+static se_status read_modules(se_folder_cfg *c, json_t *mods, se_log_fn log_fn, void *log_user, se_error *err) {
+    if (!json_is_array(mods) || json_array_size(mods) == 0)
+        return se_err(err, SE_E_FORMAT, "modules.json: must be a non-empty list");
+    size_t i;
+    json_t *m;
+    bool have_tf = false, have_pool = false;
+    int32_t cur = 0;
+    se_status s;
+    json_array_foreach(mods, i, m) {
+        const char *type, *path;
+        char fld[64];
+        snprintf(fld, sizeof fld, "modules.json[%zu]", i);
+        if (!json_is_object(m)) return se_err(err, SE_E_FORMAT, "%s: must be an object", fld);
+        if ((s = se_json_str(m, fld, "type", NULL, &type, err)) != SE_OK) return s;
+        if ((s = se_json_str(m, fld, "path", "", &path, err)) != SE_OK) return s;
+        if (!type) return se_err(err, SE_E_FORMAT, "%s: missing field 'type'", fld);
+        if (strstr(path, "..") || path[0] == '/')
+            return se_err(err, SE_E_FORMAT, "%s: path '%s' leaves the model folder", fld, path);
+        char *dir = path[0] ? se_path_join(c->root, path) : se_strdup(c->root);
+        if (!dir) return se_err(err, SE_E_NOMEM, "out of memory");
+        const char *short_type = strrchr(type, '.') ? strrchr(type, '.') + 1 : type;
+        if (strcmp(type, "sentence_transformers.models.Transformer") == 0) {
+            if (i != 0) {
+                se_free(dir);
+                return se_err(err, SE_E_UNSUPPORTED, "%s: the Transformer module must come first", fld);
+            }
+            c->tf_dir = dir;
+            have_tf = true;
+            if ((s = read_bert_config(c, err)) != SE_OK) return s;
+            cur = c->n_embd;
+        } else if (strcmp(type, "sentence_transformers.models.Pooling") == 0) {
+            if (!have_tf || have_pool) {
+                se_free(dir);
+                return se_err(err, SE_E_UNSUPPORTED, "%s: Pooling must follow the Transformer module, once", fld);
+            }
+            have_pool = true;
+            s = read_pooling(c, dir, err);
+            se_free(dir);
+            if (s != SE_OK) return s;
+            cur = c->pool_dim;
+        } else if (strcmp(type, "sentence_transformers.models.Dense") == 0) {
+            if (!have_pool) {
+                se_free(dir);
+                return se_err(err, SE_E_UNSUPPORTED, "%s: Dense before Pooling is not supported", fld);
+            }
+            s = read_dense(c, dir, cur, err);
+            se_free(dir);
+            if (s != SE_OK) return s;
+            cur = c->stages[c->n_stages - 1].n_out;
+        } else if (strcmp(type, "sentence_transformers.models.Normalize") == 0) {
+            se_free(dir);
+            if (!have_pool) return se_err(err, SE_E_UNSUPPORTED, "%s: Normalize before Pooling is not supported", fld);
+            se_stage st = {0};
+            st.kind = SE_STAGE_NORMALIZE;
+            st.n_in = st.n_out = cur;
+            if ((s = add_stage(c, st, err)) != SE_OK) return s;
+        } else {
+            se_free(dir);
+            return se_err(err, SE_E_UNSUPPORTED, "modules.json: module type '%s' (%s) is not supported", type, short_type);
+        }
+    }
+    (void)log_fn, (void)log_user;
+    if (!have_tf) return se_err(err, SE_E_FORMAT, "modules.json: no sentence_transformers.models.Transformer module");
+    if (!have_pool) return se_err(err, SE_E_UNSUPPORTED, "modules.json: no Pooling module (token embeddings output is not supported)");
+    c->dim = cur;
+    return SE_OK;
+}
+
+/* ==== config_sentence_transformers.json ==== */
+
+static se_status read_st_config(se_folder_cfg *c, se_error *err) {
+    json_t *j = NULL;
+    se_status s = load_optional(c->root, "config_sentence_transformers.json", &j, err);
+    if (s != SE_OK || !j) return s;
+    const char *f = "config_sentence_transformers.json";
+    json_t *prompts = json_object_get(j, "prompts");
+    const char *dflt, *sim;
+    if (prompts && !json_is_null(prompts)) {
+        if (!json_is_object(prompts)) {
+            s = se_err(err, SE_E_FORMAT, "%s: field 'prompts' must be an object", f);
+            goto done;
+        }
+        size_t n = json_object_size(prompts);
+        c->prompt_names = se_calloc(n ? n : 1, sizeof(char *));
+        c->prompt_texts = se_calloc(n ? n : 1, sizeof(char *));
+        if (!c->prompt_names || !c->prompt_texts) {
+            s = se_err(err, SE_E_NOMEM, "out of memory");
+            goto done;
+        }
+        const char *k;
+        json_t *v;
+        json_object_foreach(prompts, k, v) {
+            if (!json_is_string(v)) {
+                s = se_err(err, SE_E_FORMAT, "%s: prompts['%s'] must be a string", f, k);
+                goto done;
+            }
+            c->prompt_names[c->n_prompts] = se_strdup(k);
+            c->prompt_texts[c->n_prompts] = se_strdup(json_string_value(v));
+            c->n_prompts++;
+            if (!c->prompt_names[c->n_prompts - 1] || !c->prompt_texts[c->n_prompts - 1]) {
+                s = se_err(err, SE_E_NOMEM, "out of memory");
+                goto done;
+            }
+        }
+    }
+    if ((s = se_json_str(j, f, "default_prompt_name", NULL, &dflt, err)) != SE_OK) goto done;
+    if (dflt) {
+        bool found = false;
+        for (size_t i = 0; i < c->n_prompts; i++) found |= strcmp(c->prompt_names[i], dflt) == 0;
+        if (!found) {
+            s = se_err(err, SE_E_FORMAT, "%s: default_prompt_name '%s' is not in prompts", f, dflt);
+            goto done;
+        }
+        c->default_prompt_name = se_strdup(dflt);
+        if (!c->default_prompt_name) {
+            s = se_err(err, SE_E_NOMEM, "out of memory");
+            goto done;
+        }
+    }
+    if ((s = se_json_str(j, f, "similarity_fn_name", "cosine", &sim, err)) != SE_OK) goto done;
+    if (strcmp(sim, "cosine") == 0) c->similarity = SE_SIM_COSINE;
+    else if (strcmp(sim, "dot") == 0 || strcmp(sim, "dot_product") == 0) c->similarity = SE_SIM_DOT;
+    else if (strcmp(sim, "euclidean") == 0) c->similarity = SE_SIM_EUCLIDEAN;
+    else if (strcmp(sim, "manhattan") == 0) c->similarity = SE_SIM_MANHATTAN;
+    else s = se_err(err, SE_E_UNSUPPORTED, "%s: similarity_fn_name '%s' is not supported", f, sim);
+done:
+    json_decref(j);
+    return s;
+}
+
+/* ==== entry point ==== */
+
+se_status se_folder_load(const char *dir, se_log_fn log_fn, void *log_user, se_folder_cfg *c, se_error *err) {
+    memset(c, 0, sizeof *c);
+    c->include_prompt = true;
+    c->root = se_strdup(dir);
+    if (!c->root) return se_err(err, SE_E_NOMEM, "out of memory");
+    json_t *mods = NULL, *sb = NULL;
+    se_status s = load_optional_as(dir, "modules.json", false, &mods, err);
+    if (s != SE_OK) goto fail;
+    if (mods) {
+        c->has_modules_json = true;
+        s = read_modules(c, mods, log_fn, log_user, err);
+        if (s != SE_OK) goto fail;
+    } else {
+        c->tf_dir = se_strdup(dir);
+        if (!c->tf_dir) {
+            s = se_err(err, SE_E_NOMEM, "out of memory");
+            goto fail;
+        }
+        if ((s = read_bert_config(c, err)) != SE_OK) goto fail;
+        c->pooling = SE_POOL_MEAN;
+        c->pool_dim = c->dim = c->n_embd;
+        notice(log_fn, log_user, SE_LOG_WARN,
+               "%s: no modules.json, so this is a plain Hugging Face model: using mean pooling, as sentence-transformers does",
+               dir);
+    }
+    c->normalize = c->n_stages > 0 && c->stages[c->n_stages - 1].kind == SE_STAGE_NORMALIZE;
+    /* sentence_bert_config.json lives with the Transformer module */
+    if ((s = load_optional(c->tf_dir, "sentence_bert_config.json", &sb, err)) != SE_OK) goto fail;
+    if (sb) {
+        const char *f = "sentence_bert_config.json";
+        if ((s = se_json_bool(sb, f, "do_lower_case", false, &c->do_lower_case, err)) != SE_OK) goto fail;
+    }
+    size_t nmax;
+    if ((s = se_folder_n_tokens_max(c->tf_dir, &nmax, err)) != SE_OK) goto fail;
+    if (nmax > (size_t)c->n_pos) {
+        notice(log_fn, log_user, SE_LOG_WARN, "%s: max_seq_length exceeds max_position_embeddings; capped", dir);
+        nmax = (size_t)c->n_pos;
+    }
+    c->n_tokens_max = (int32_t)nmax;
+    if ((s = read_st_config(c, err)) != SE_OK) goto fail;
+    json_decref(mods);
+    json_decref(sb);
+    return SE_OK;
+fail:
+    json_decref(mods);
+    json_decref(sb);
+    se_folder_free(c);
+    return s;
+}

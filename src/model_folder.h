@@ -1,0 +1,79 @@
+/*
+ * model_folder.h - the configuration of a sentence-transformers model
+ * folder, read from its JSON files before any weights are touched.
+ */
+#ifndef SE_MODEL_FOLDER_H
+#define SE_MODEL_FOLDER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sembed.h"
+
+typedef enum se_act {
+    SE_ACT_IDENTITY = 0,
+    SE_ACT_GELU,      /* exact, erf-based */
+    SE_ACT_GELU_TANH, /* gelu_new / gelu_pytorch_tanh */
+    SE_ACT_RELU,
+    SE_ACT_TANH,
+    SE_ACT_SIGMOID
+} se_act;
+
+/* One module after pooling, applied in modules.json order. */
+typedef struct se_stage {
+    int kind;        /* SE_STAGE_DENSE or SE_STAGE_NORMALIZE */
+    char *dir;       /* module folder (Dense) */
+    int32_t n_in, n_out;
+    bool bias;
+    se_act act;
+} se_stage;
+
+enum { SE_STAGE_DENSE = 1, SE_STAGE_NORMALIZE = 2 };
+
+typedef struct se_folder_cfg {
+    char *root;              /* the model folder */
+    char *tf_dir;            /* the Transformer module's folder */
+    bool has_modules_json;
+    /* config.json */
+    char model_type[32];
+    char act_name[32];
+    se_act act;
+    int32_t n_vocab, n_embd, n_layer, n_head, n_ff, n_pos, n_type;
+    float norm_eps;
+    /* sentence_bert_config.json */
+    int32_t n_tokens_max;
+    bool do_lower_case;
+    /* 1_Pooling */
+    uint32_t pooling;
+    bool include_prompt;
+    int32_t pool_dim;        /* output of pooling: n_embd * number of modes */
+    /* Dense / Normalize */
+    se_stage *stages;
+    int n_stages;
+    int32_t dim;             /* final output dimension */
+    bool normalize;          /* the last stage is Normalize */
+    /* config_sentence_transformers.json */
+    char **prompt_names, **prompt_texts;
+    size_t n_prompts;
+    char *default_prompt_name;
+    se_similarity similarity;
+} se_folder_cfg;
+
+/* Reads every JSON file of the folder into cfg (zero-initialised by the
+ * callee). Notices go to log_fn. On failure cfg is freed. */
+se_status se_folder_load(const char *dir, se_log_fn log_fn, void *log_user, se_folder_cfg *cfg,
+                         se_error *err);
+void se_folder_free(se_folder_cfg *cfg);
+
+/* The truncation length sentence-transformers uses for the folder:
+ * sentence_bert_config.json max_seq_length, else min(tokenizer
+ * model_max_length, config.json max_position_embeddings), capped by
+ * max_position_embeddings; 512 when nothing says. */
+se_status se_folder_n_tokens_max(const char *dir, size_t *out, se_error *err);
+
+/* Parses a Dense activation_function / hidden_act name. Returns false when
+ * unknown. */
+bool se_act_parse(const char *name, bool dense, se_act *out);
+
+#endif

@@ -1,0 +1,62 @@
+/*
+ * safetensors.h - a validating reader of the safetensors format.
+ */
+#ifndef SE_SAFETENSORS_H
+#define SE_SAFETENSORS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sembed.h"
+
+typedef enum se_st_dtype {
+    SE_ST_BOOL, SE_ST_U8, SE_ST_I8, SE_ST_I16, SE_ST_U16, SE_ST_F16, SE_ST_BF16, SE_ST_I32,
+    SE_ST_U32, SE_ST_F32, SE_ST_F64, SE_ST_I64, SE_ST_U64, SE_ST_F8_E4M3, SE_ST_F8_E5M2,
+    SE_ST_N_DTYPES
+} se_st_dtype;
+
+#define SE_ST_MAX_DIMS 8
+
+typedef struct se_st_tensor {
+    char *name;
+    se_st_dtype dtype;
+    int n_dims;
+    int64_t shape[SE_ST_MAX_DIMS];
+    size_t n_elem;
+    size_t nbytes;
+    const uint8_t *data;   /* view into the mapping; valid until se_st_close */
+} se_st_tensor;
+
+typedef struct se_st_file {
+    char *path;            /* for messages */
+    uint8_t *base;         /* whole file (mapped or read) */
+    size_t size;
+    bool mapped;
+    bool owns;             /* base must be freed/unmapped by se_st_close */
+    se_st_tensor *t;       /* sorted by data offset */
+    size_t n;
+} se_st_file;
+
+/* Opens path (mmap, or read() when use_mmap is false or mmap fails) and
+ * validates its header. On failure f is left closed. */
+se_status se_st_open(const char *path, bool use_mmap, se_st_file *f, se_error *err);
+
+/* Validates an in-memory safetensors image (borrowed; must outlive f).
+ * what names it in errors. Used by se_st_open and the fuzz target. */
+se_status se_st_parse(const uint8_t *data, size_t size, const char *what, se_st_file *f, se_error *err);
+
+/* Finds a tensor by name, or NULL. */
+const se_st_tensor *se_st_find(const se_st_file *f, const char *name);
+
+/* Releases the mapping and the index. Safe on a zeroed or closed f. */
+void se_st_close(se_st_file *f);
+
+const char *se_st_dtype_name(se_st_dtype d);
+size_t se_st_dtype_size(se_st_dtype d);
+
+/* Conversions used when weights are stored in 16-bit formats. */
+float se_f16_to_f32(uint16_t h);
+float se_bf16_to_f32(uint16_t b);
+
+#endif

@@ -1,0 +1,585 @@
+/*
+ * tokenizer.c - loading tokenizers from a model folder, truncation,
+ * post-processing templates and the public se_tokenize API.
+ *
+ * Two sources, as transformers' AutoTokenizer uses them:
+ *   - tokenizer.json (the "fast" tokenizer): model WordPiece, normalizer
+ *     BertNormalizer (or none), pre_tokenizer BertPreTokenizer,
+ *     post_processor TemplateProcessing, BertProcessing or RobertaProcessing,
+ *     added_tokens;
+ *   - vocab.txt + tokenizer_config.json: BertTokenizer (do_lower_case,
+ *     strip_accents, tokenize_chinese_chars, special token strings) or
+ *     MPNetTokenizer (<s> A </s></s> B </s>).
+ * Truncation follows HF fast tokenizers: the template's special tokens are
+ * reserved first; for pairs, "longest_first" splits the budget so the
+ * shorter sequence keeps as much as it can (utils/truncation.rs).
+ */
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "error.h"
+#include "json.h"
+#include "model_folder.h"
+#include "tokenizer.h"
+#include "unicode.h"
+
+/* ==== Vocabulary building ==== */
+
+/* Appends a piece with a given id to a vocabulary under construction;
+ * grows the id space as needed. Rejects ids already taken. */
+static se_status vocab_add(se_vocab *v, size_t *blob_cap, size_t *id_cap, const char *s, size_t len,
+                           size_t id, const char *file, se_error *err) {
+    if (len > 4096) return se_err(err, SE_E_FORMAT, "%s: vocabulary piece of %zu bytes is too long", file, len);
+    if (id >= (size_t)INT32_MAX) return se_err(err, SE_E_FORMAT, "%s: token id %zu is too large", file, id);
+    if (id >= *id_cap) {
+        size_t nc = *id_cap ? *id_cap : 1024;
+        while (nc <= id) nc *= 2;
+        uint32_t *o = se_realloc(v->offs, nc * sizeof *o);
+        if (!o) return se_err(err, SE_E_NOMEM, "%s: out of memory", file);
+        v->offs = o;
+        uint32_t *l = se_realloc(v->lens, nc * sizeof *l);
+        if (!l) return se_err(err, SE_E_NOMEM, "%s: out of memory", file);
+        v->lens = l;
+        for (size_t k = *id_cap; k < nc; k++) v->offs[k] = UINT32_MAX, v->lens[k] = 0;
+        *id_cap = nc;
+    }
+    if (v->offs[id] != UINT32_MAX)
+        return se_err(err, SE_E_FORMAT, "%s: token id %zu is given to two pieces", file, id);
+    if (v->blob_len + len + 1 > *blob_cap) {
+        size_t nc = *blob_cap ? *blob_cap : 65536;
+        while (nc < v->blob_len + len + 1) nc *= 2;
+        if (nc > UINT32_MAX) return se_err(err, SE_E_FORMAT, "%s: vocabulary too large", file);
+        char *b = se_realloc(v->blob, nc);
+        if (!b) return se_err(err, SE_E_NOMEM, "%s: out of memory", file);
+        v->blob = b;
+        *blob_cap = nc;
+    }
+    memcpy(v->blob + v->blob_len, s, len);
+    v->blob[v->blob_len + len] = 0;
+    v->offs[id] = (uint32_t)v->blob_len;
+    v->lens[id] = (uint32_t)len;
+    v->blob_len += len + 1;
+    if (id + 1 > v->n) v->n = id + 1;
+    return SE_OK;
+}
+
+/* ==== Added tokens and templates ==== */
+
+static se_status add_added(se_tokenizer *t, const char *content, int32_t id, bool special, se_error *err) {
+    size_t len = strlen(content);
+    if (len == 0) return SE_OK;
+    for (size_t k = 0; k < t->n_added; k++)
+        if (t->added[k].len == len && memcmp(t->added[k].content, content, len) == 0) return SE_OK;
+    se_added_token *a = se_realloc(t->added, (t->n_added + 1) * sizeof *a);
+    if (!a) return se_err(err, SE_E_NOMEM, "tokenizer: out of memory");
+    t->added = a;
+    char *c = se_strdup(content);
+    if (!c) return se_err(err, SE_E_NOMEM, "tokenizer: out of memory");
+    a[t->n_added++] = (se_added_token){c, len, id, special};
+    t->added_first_byte[(uint8_t)content[0]] = true;
+    return SE_OK;
+}
+
+static se_tpl_item tpl_special(int32_t id, int32_t type_id) {
+    se_tpl_item it = {-1, type_id, 1, {id, 0, 0, 0}};
+    return it;
+}
+
+static se_tpl_item tpl_seq(int32_t seq, int32_t type_id) {
+    se_tpl_item it = {seq, type_id, 0, {0, 0, 0, 0}};
+    return it;
+}
+
+/* Sets the [CLS] A [SEP] / [CLS] A [SEP] B [SEP] template. */
+static void tpl_bert(se_tokenizer *t, int32_t cls, int32_t sep) {
+    t->single[0] = tpl_special(cls, 0), t->single[1] = tpl_seq(0, 0), t->single[2] = tpl_special(sep, 0);
+    t->n_single = 3;
+    t->pair[0] = tpl_special(cls, 0), t->pair[1] = tpl_seq(0, 0), t->pair[2] = tpl_special(sep, 0);
+    t->pair[3] = tpl_seq(1, 1), t->pair[4] = tpl_special(sep, 1);
+    t->n_pair = 5;
+}
+
+/* Sets the <s> A </s> / <s> A </s></s> B </s> template (RoBERTa, MPNet);
+ * all type ids are 0, as RobertaProcessing gives them. */
+static void tpl_roberta(se_tokenizer *t, int32_t cls, int32_t sep) {
+    t->single[0] = tpl_special(cls, 0), t->single[1] = tpl_seq(0, 0), t->single[2] = tpl_special(sep, 0);
+    t->n_single = 3;
+    t->pair[0] = tpl_special(cls, 0), t->pair[1] = tpl_seq(0, 0), t->pair[2] = tpl_special(sep, 0);
+    t->pair[3] = tpl_special(sep, 0), t->pair[4] = tpl_seq(1, 0), t->pair[5] = tpl_special(sep, 0);
+    t->n_pair = 6;
+}
+
+static void count_specials(se_tokenizer *t) {
+    t->n_special_single = t->n_special_pair = 0;
+    for (int i = 0; i < t->n_single; i++)
+        if (t->single[i].seq < 0) t->n_special_single += t->single[i].n_ids;
+    for (int i = 0; i < t->n_pair; i++)
+        if (t->pair[i].seq < 0) t->n_special_pair += t->pair[i].n_ids;
+}
+
+int se_tok_n_special(const se_tokenizer *tok, bool pair) {
+    return pair ? tok->n_special_pair : tok->n_special_single;
+}
+
+/* ==== tokenizer.json ==== */
+
+/* Reads a [token, id] pair as BertProcessing/RobertaProcessing store it. */
+static se_status read_tok_id(const json_t *pp, const char *file, const char *key, int32_t *id, se_error *err) {
+    json_t *a = json_object_get(pp, key);
+    if (!json_is_array(a) || json_array_size(a) != 2 || !json_is_integer(json_array_get(a, 1)))
+        return se_err(err, SE_E_FORMAT, "%s: post_processor.%s must be [token, id]", file, key);
+    json_int_t v = json_integer_value(json_array_get(a, 1));
+    if (v < 0 || v > INT32_MAX) return se_err(err, SE_E_FORMAT, "%s: post_processor.%s id out of range", file, key);
+    *id = (int32_t)v;
+    return SE_OK;
+}
+
+/* Parses one TemplateProcessing list ("single" or "pair"). */
+static se_status parse_template(const json_t *pp, const char *file, const char *key, se_tpl_item *items,
+                                int *n_items, se_error *err) {
+    json_t *list = json_object_get(pp, key);
+    json_t *specials = json_object_get(pp, "special_tokens");
+    if (!json_is_array(list)) return se_err(err, SE_E_FORMAT, "%s: post_processor.%s must be a list", file, key);
+    if (json_array_size(list) > SE_TPL_MAX)
+        return se_err(err, SE_E_UNSUPPORTED, "%s: post_processor.%s has more than %d items", file, key, SE_TPL_MAX);
+    size_t i;
+    json_t *it;
+    *n_items = 0;
+    json_array_foreach(list, i, it) {
+        json_t *sp = json_object_get(it, "SpecialToken");
+        json_t *sq = json_object_get(it, "Sequence");
+        json_t *body = sp ? sp : sq;
+        if (!json_is_object(body))
+            return se_err(err, SE_E_FORMAT, "%s: post_processor.%s[%zu] must be SpecialToken or Sequence", file, key, i);
+        const char *id;
+        int64_t type_id;
+        se_status s;
+        if ((s = se_json_str(body, file, "id", NULL, &id, err)) != SE_OK) return s;
+        if ((s = se_json_int(body, file, "type_id", 0, 255, 0, &type_id, err)) != SE_OK) return s;
+        if (!id) return se_err(err, SE_E_FORMAT, "%s: post_processor.%s[%zu] has no id", file, key, i);
+        se_tpl_item x;
+        if (sq) {
+            if (strcmp(id, "A") && strcmp(id, "B"))
+                return se_err(err, SE_E_FORMAT, "%s: post_processor.%s[%zu]: sequence id '%s' is not A or B", file, key, i, id);
+            x = tpl_seq(id[0] == 'A' ? 0 : 1, (int32_t)type_id);
+        } else {
+            json_t *spec = json_object_get(specials, id);
+            json_t *ids = json_object_get(spec, "ids");
+            if (!json_is_array(ids) || json_array_size(ids) < 1 || json_array_size(ids) > 4)
+                return se_err(err, SE_E_FORMAT, "%s: post_processor.special_tokens['%s'].ids must list 1-4 ids", file, id);
+            x = tpl_seq(-1, (int32_t)type_id);
+            x.n_ids = (int32_t)json_array_size(ids);
+            for (size_t k = 0; k < json_array_size(ids); k++) {
+                json_t *v = json_array_get(ids, k);
+                if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > INT32_MAX)
+                    return se_err(err, SE_E_FORMAT, "%s: post_processor.special_tokens['%s'].ids[%zu] is not a valid id", file, id, k);
+                x.ids[k] = (int32_t)json_integer_value(v);
+            }
+        }
+        items[(*n_items)++] = x;
+    }
+    return SE_OK;
+}
+
+static se_status load_tokenizer_json(se_tokenizer *t, const char *path, se_error *err) {
+    json_t *root;
+    se_status s = se_json_load_file(path, &root, err);
+    if (s != SE_OK) return s;
+    const char *file = "tokenizer.json";
+    json_t *model = json_object_get(root, "model");
+    size_t blob_cap = 0, id_cap = 0;
+    if (!json_is_object(model)) {
+        s = se_err(err, SE_E_FORMAT, "%s: missing object 'model'", path);
+        goto done;
+    }
+    const char *type;
+    if ((s = se_json_str(model, file, "type", "WordPiece", &type, err)) != SE_OK) goto done;
+    if (strcmp(type, "WordPiece") != 0) {
+        s = se_err(err, SE_E_UNSUPPORTED, "%s: model type '%s' is not supported (WordPiece only)", path, type);
+        goto done;
+    }
+    json_t *vocab = json_object_get(model, "vocab");
+    if (!json_is_object(vocab) || json_object_size(vocab) == 0) {
+        s = se_err(err, SE_E_FORMAT, "%s: model.vocab must be a non-empty object", path);
+        goto done;
+    }
+    const char *key;
+    json_t *val;
+    json_object_foreach(vocab, key, val) {
+        if (!json_is_integer(val) || json_integer_value(val) < 0) {
+            s = se_err(err, SE_E_FORMAT, "%s: model.vocab['%s'] must be a non-negative integer", path, key);
+            goto done;
+        }
+        if ((s = vocab_add(&t->vocab, &blob_cap, &id_cap, key, strlen(key), (size_t)json_integer_value(val), path, err)) != SE_OK)
+            goto done;
+    }
+    const char *unk, *prefix;
+    int64_t maxc;
+    if ((s = se_json_str(model, file, "unk_token", "[UNK]", &unk, err)) != SE_OK) goto done;
+    if ((s = se_json_str(model, file, "continuing_subword_prefix", "##", &prefix, err)) != SE_OK) goto done;
+    if ((s = se_json_int(model, file, "max_input_chars_per_word", 1, 1 << 20, 100, &maxc, err)) != SE_OK) goto done;
+    if (strlen(prefix) >= sizeof t->cont_prefix) {
+        s = se_err(err, SE_E_FORMAT, "%s: continuing_subword_prefix is too long", path);
+        goto done;
+    }
+    strcpy(t->cont_prefix, prefix);
+    t->cont_prefix_len = strlen(prefix);
+    t->max_chars_per_word = (size_t)maxc;
+    /* added tokens (they may extend the id space) */
+    json_t *added = json_object_get(root, "added_tokens");
+    if (added && !json_is_array(added)) {
+        s = se_err(err, SE_E_FORMAT, "%s: added_tokens must be a list", path);
+        goto done;
+    }
+    size_t i;
+    json_array_foreach(added, i, val) {
+        const char *content;
+        int64_t id;
+        bool special;
+        if ((s = se_json_str(val, file, "content", NULL, &content, err)) != SE_OK) goto done;
+        if ((s = se_json_int(val, file, "id", 0, INT32_MAX - 1, -1, &id, err)) != SE_OK) goto done;
+        if ((s = se_json_bool(val, file, "special", false, &special, err)) != SE_OK) goto done;
+        if (!content || id < 0) {
+            s = se_err(err, SE_E_FORMAT, "%s: added_tokens[%zu] needs content and id", path, i);
+            goto done;
+        }
+        if ((size_t)id >= t->vocab.n || t->vocab.offs[id] == UINT32_MAX) {
+            if ((s = vocab_add(&t->vocab, &blob_cap, &id_cap, content, strlen(content), (size_t)id, path, err)) != SE_OK)
+                goto done;
+        }
+        if ((s = add_added(t, content, (int32_t)id, special, err)) != SE_OK) goto done;
+    }
+    if ((s = se_vocab_build_index(&t->vocab, err)) != SE_OK) goto done;
+    t->unk_id = se_vocab_find(&t->vocab, unk, strlen(unk));
+    /* normalizer */
+    json_t *norm = json_object_get(root, "normalizer");
+    if (norm && !json_is_null(norm)) {
+        const char *nt;
+        if ((s = se_json_str(norm, file, "type", "", &nt, err)) != SE_OK) goto done;
+        if (strcmp(nt, "BertNormalizer") != 0) {
+            s = se_err(err, SE_E_UNSUPPORTED, "%s: normalizer type '%s' is not supported (BertNormalizer only)", path, nt);
+            goto done;
+        }
+        bool strip;
+        t->has_normalizer = true;
+        if ((s = se_json_bool(norm, file, "clean_text", true, &t->clean_text, err)) != SE_OK) goto done;
+        if ((s = se_json_bool(norm, file, "handle_chinese_chars", true, &t->handle_chinese, err)) != SE_OK) goto done;
+        if ((s = se_json_bool(norm, file, "lowercase", true, &t->lowercase, err)) != SE_OK) goto done;
+        if ((s = se_json_bool(norm, file, "strip_accents", t->lowercase, &strip, err)) != SE_OK) goto done;
+        t->strip_accents = strip;
+    }
+    json_t *pre = json_object_get(root, "pre_tokenizer");
+    if (pre && !json_is_null(pre)) {
+        const char *pt;
+        if ((s = se_json_str(pre, file, "type", "", &pt, err)) != SE_OK) goto done;
+        if (strcmp(pt, "BertPreTokenizer") != 0) {
+            s = se_err(err, SE_E_UNSUPPORTED, "%s: pre_tokenizer type '%s' is not supported (BertPreTokenizer only)", path, pt);
+            goto done;
+        }
+    }
+    json_t *pp = json_object_get(root, "post_processor");
+    if (pp && !json_is_null(pp)) {
+        const char *ptype;
+        if ((s = se_json_str(pp, file, "type", "", &ptype, err)) != SE_OK) goto done;
+        if (strcmp(ptype, "TemplateProcessing") == 0) {
+            if ((s = parse_template(pp, path, "single", t->single, &t->n_single, err)) != SE_OK) goto done;
+            if ((s = parse_template(pp, path, "pair", t->pair, &t->n_pair, err)) != SE_OK) goto done;
+        } else if (strcmp(ptype, "BertProcessing") == 0 || strcmp(ptype, "RobertaProcessing") == 0) {
+            int32_t cls, sep;
+            if ((s = read_tok_id(pp, path, "cls", &cls, err)) != SE_OK) goto done;
+            if ((s = read_tok_id(pp, path, "sep", &sep, err)) != SE_OK) goto done;
+            if (ptype[0] == 'B') tpl_bert(t, cls, sep);
+            else tpl_roberta(t, cls, sep);
+        } else {
+            s = se_err(err, SE_E_UNSUPPORTED, "%s: post_processor type '%s' is not supported", path, ptype);
+            goto done;
+        }
+    } else {
+        t->single[0] = tpl_seq(0, 0);
+        t->n_single = 1;
+        t->pair[0] = tpl_seq(0, 0), t->pair[1] = tpl_seq(1, 1);
+        t->n_pair = 2;
+    }
+    s = SE_OK;
+done:
+    json_decref(root);
+    return s;
+}
+
+/* ==== vocab.txt + tokenizer_config.json ==== */
+
+/* Reads a special-token field that is either a string or an AddedToken
+ * object {"content": ...}. */
+static se_status special_field(const json_t *cfg, const char *key, const char *dflt, const char **out, se_error *err) {
+    json_t *v = cfg ? json_object_get(cfg, key) : NULL;
+    if (!v || json_is_null(v)) {
+        *out = dflt;
+        return SE_OK;
+    }
+    if (json_is_string(v)) {
+        *out = json_string_value(v);
+        return SE_OK;
+    }
+    if (json_is_object(v) && json_is_string(json_object_get(v, "content"))) {
+        *out = json_string_value(json_object_get(v, "content"));
+        return SE_OK;
+    }
+    return se_err(err, SE_E_FORMAT, "tokenizer_config.json: field '%s' must be a string or an AddedToken", key);
+}
+
+static se_status load_vocab_txt(se_tokenizer *t, const char *dir, const char *vpath, se_error *err) {
+    char *buf = NULL;
+    size_t len = 0, blob_cap = 0, id_cap = 0;
+    json_t *cfg = NULL;
+    se_status s = se_file_read(vpath, (size_t)256 << 20, &buf, &len, err);
+    if (s != SE_OK) return s;
+    size_t id = 0, line = 1;
+    for (size_t i = 0; i < len; line++) {
+        size_t j = i;
+        while (j < len && buf[j] != '\n') j++;
+        size_t e = j;
+        if (e > i && buf[e - 1] == '\r') e--; /* tolerate CRLF files */
+        size_t bad;
+        if (!se_utf8_valid(buf + i, e - i, &bad)) {
+            s = se_err(err, SE_E_FORMAT, "%s:%zu: invalid UTF-8", vpath, line);
+            goto done;
+        }
+        if ((s = vocab_add(&t->vocab, &blob_cap, &id_cap, buf + i, e - i, id++, vpath, err)) != SE_OK) goto done;
+        i = j + 1;
+    }
+    if (id == 0) {
+        s = se_err(err, SE_E_FORMAT, "%s: empty vocabulary", vpath);
+        goto done;
+    }
+    if ((s = se_vocab_build_index(&t->vocab, err)) != SE_OK) goto done;
+    char *cpath = se_path_join(dir, "tokenizer_config.json");
+    if (!cpath) {
+        s = se_err(err, SE_E_NOMEM, "out of memory");
+        goto done;
+    }
+    if (se_file_exists(cpath)) s = se_json_load_file(cpath, &cfg, err);
+    se_free(cpath);
+    if (s != SE_OK) goto done;
+    const char *file = "tokenizer_config.json";
+    const char *cls = "tokenizer_class";
+    const char *klass = "BertTokenizer";
+    if (cfg && (s = se_json_str(cfg, file, cls, "BertTokenizer", &klass, err)) != SE_OK) goto done;
+    bool mpnet = strncmp(klass, "MPNetTokenizer", 14) == 0;
+    if (!mpnet && strncmp(klass, "BertTokenizer", 13) != 0 && strncmp(klass, "DistilBertTokenizer", 19) != 0) {
+        s = se_err(err, SE_E_UNSUPPORTED, "%s: tokenizer_class '%s' needs tokenizer.json (only BertTokenizer and MPNetTokenizer load from vocab.txt)", file, klass);
+        goto done;
+    }
+    bool lower = true, chinese = true, strip;
+    if (cfg) {
+        if ((s = se_json_bool(cfg, file, "do_lower_case", true, &lower, err)) != SE_OK) goto done;
+        if ((s = se_json_bool(cfg, file, "tokenize_chinese_chars", true, &chinese, err)) != SE_OK) goto done;
+        if ((s = se_json_bool(cfg, file, "strip_accents", lower, &strip, err)) != SE_OK) goto done;
+    } else {
+        strip = lower;
+    }
+    t->has_normalizer = true;
+    t->clean_text = true;
+    t->handle_chinese = chinese;
+    t->lowercase = lower;
+    t->strip_accents = strip;
+    strcpy(t->cont_prefix, "##");
+    t->cont_prefix_len = 2;
+    t->max_chars_per_word = 100;
+    const char *unk, *clss, *sep, *pad, *mask;
+    if ((s = special_field(cfg, "unk_token", "[UNK]", &unk, err)) != SE_OK) goto done;
+    if ((s = special_field(cfg, "cls_token", mpnet ? "<s>" : "[CLS]", &clss, err)) != SE_OK) goto done;
+    if ((s = special_field(cfg, "sep_token", mpnet ? "</s>" : "[SEP]", &sep, err)) != SE_OK) goto done;
+    if ((s = special_field(cfg, "pad_token", mpnet ? "<pad>" : "[PAD]", &pad, err)) != SE_OK) goto done;
+    if ((s = special_field(cfg, "mask_token", mpnet ? "<mask>" : "[MASK]", &mask, err)) != SE_OK) goto done;
+    t->unk_id = se_vocab_find(&t->vocab, unk, strlen(unk));
+    int32_t cls_id = se_vocab_find(&t->vocab, clss, strlen(clss));
+    int32_t sep_id = se_vocab_find(&t->vocab, sep, strlen(sep));
+    if (cls_id < 0 || sep_id < 0) {
+        s = se_err(err, SE_E_FORMAT, "%s: special tokens '%s' and '%s' must be in the vocabulary", vpath, clss, sep);
+        goto done;
+    }
+    const char *sp[5] = {unk, clss, sep, pad, mask};
+    for (int k = 0; k < 5; k++) {
+        int32_t sid = se_vocab_find(&t->vocab, sp[k], strlen(sp[k]));
+        if (sid >= 0 && (s = add_added(t, sp[k], sid, true, err)) != SE_OK) goto done;
+    }
+    if (mpnet) {
+        const char *bos, *eos;
+        if ((s = special_field(cfg, "bos_token", "<s>", &bos, err)) != SE_OK) goto done;
+        if ((s = special_field(cfg, "eos_token", "</s>", &eos, err)) != SE_OK) goto done;
+        const char *more[2] = {bos, eos};
+        for (int k = 0; k < 2; k++) {
+            int32_t sid = se_vocab_find(&t->vocab, more[k], strlen(more[k]));
+            if (sid >= 0 && (s = add_added(t, more[k], sid, true, err)) != SE_OK) goto done;
+        }
+        tpl_roberta(t, cls_id, sep_id);
+    } else {
+        tpl_bert(t, cls_id, sep_id);
+    }
+    s = SE_OK;
+done:
+    json_decref(cfg);
+    se_free(buf);
+    return s;
+}
+
+/* ==== Public API ==== */
+
+se_status se_tokenizer_load(const char *dir, se_tokenizer **out, se_error *err) {
+    if (!dir || !out) return se_err(err, SE_E_INVALID, "se_tokenizer_load: dir and out must not be NULL");
+    *out = NULL;
+    se_tokenizer *t = se_calloc(1, sizeof *t);
+    if (!t) return se_err(err, SE_E_NOMEM, "out of memory");
+    t->unk_id = -1;
+    se_status s;
+    char *tj = se_path_join(dir, "tokenizer.json");
+    char *vt = se_path_join(dir, "vocab.txt");
+    if (!tj || !vt) {
+        s = se_err(err, SE_E_NOMEM, "out of memory");
+    } else if (se_file_exists(tj)) {
+        t->source = se_strdup("tokenizer.json");
+        s = load_tokenizer_json(t, tj, err);
+    } else if (se_file_exists(vt)) {
+        t->source = se_strdup("vocab.txt");
+        s = load_vocab_txt(t, dir, vt, err);
+    } else {
+        s = se_err(err, SE_E_IO, "%s: no tokenizer.json or vocab.txt", dir);
+    }
+    se_free(tj);
+    se_free(vt);
+    if (s == SE_OK && !t->source) s = se_err(err, SE_E_NOMEM, "out of memory");
+    if (s == SE_OK) {
+        count_specials(t);
+        s = se_folder_n_tokens_max(dir, &t->n_tokens_max, err);
+    }
+    if (s != SE_OK) {
+        se_tokenizer_free(t);
+        return s;
+    }
+    *out = t;
+    return SE_OK;
+}
+
+void se_tokenizer_free(se_tokenizer *t) {
+    if (!t) return;
+    se_vocab_free(&t->vocab);
+    for (size_t k = 0; k < t->n_added; k++) se_free(t->added[k].content);
+    se_free(t->added);
+    se_free(t->source);
+    se_free(t);
+}
+
+size_t se_tokenizer_n_vocab(const se_tokenizer *tok) { return tok ? tok->vocab.n : 0; }
+
+size_t se_tokenizer_n_tokens_max(const se_tokenizer *tok) { return tok ? tok->n_tokens_max : 0; }
+
+const char *se_tokenizer_piece(const se_tokenizer *tok, int32_t id) {
+    if (!tok || id < 0 || (size_t)id >= tok->vocab.n || tok->vocab.offs[id] == UINT32_MAX) return NULL;
+    return tok->vocab.blob + tok->vocab.offs[id];
+}
+
+se_tokenize_params se_tokenize_default_params(const se_tokenizer *tok) {
+    se_tokenize_params p;
+    p.n_tokens_max = tok ? tok->n_tokens_max : 0;
+    p.add_special = true;
+    return p;
+}
+
+se_status se_tok_encode(const se_tokenizer *tok, const char *text, size_t len, const char *pair,
+                        size_t pair_len, size_t n_tokens_max, bool add_special, se_tok_session *s,
+                        se_i32vec *ids, se_i32vec *type_ids, bool *truncated, se_error *err) {
+    bool is_pair = pair != NULL;
+    size_t n_special = add_special ? (size_t)se_tok_n_special(tok, is_pair) : 0;
+    size_t budget = SIZE_MAX; /* content tokens allowed */
+    if (n_tokens_max) budget = n_tokens_max > n_special ? n_tokens_max - n_special : 0;
+    s->a.n = s->b.n = 0;
+    se_status st;
+    /* A single text can stop early: anything past budget + 1 is cut anyway. */
+    st = se_wordpiece_encode(tok, text, len, is_pair ? SIZE_MAX : budget, s, &s->a, err);
+    if (st != SE_OK) return st;
+    if (is_pair) {
+        st = se_wordpiece_encode(tok, pair, pair_len, SIZE_MAX, s, &s->b, err);
+        if (st != SE_OK) {
+            se_err_prefix(err, "text_pair");
+            return st;
+        }
+    }
+    bool cut = false;
+    if (!is_pair) {
+        if (s->a.n > budget) s->a.n = budget, cut = true;
+    } else if (s->a.n + s->b.n > budget) {
+        /* HF LongestFirst: n1 <= n2 after a swap; the longer side gives
+         * way first, and if both must shrink they split the budget, the
+         * longer one getting the odd token. */
+        size_t n1 = s->a.n, n2 = s->b.n;
+        bool swap = n1 > n2;
+        if (swap) {
+            size_t x = n1;
+            n1 = n2, n2 = x;
+        }
+        if (n1 > budget) n2 = n1;
+        else n2 = (budget - n1) > n1 ? budget - n1 : n1;
+        if (n1 + n2 > budget) {
+            n1 = budget / 2;
+            n2 = n1 + budget % 2;
+        }
+        if (swap) {
+            size_t x = n1;
+            n1 = n2, n2 = x;
+        }
+        if (s->a.n > n1) s->a.n = n1;
+        if (s->b.n > n2) s->b.n = n2;
+        cut = true;
+    }
+    ids->n = 0;
+    if (type_ids) type_ids->n = 0;
+    const se_tpl_item *tpl = is_pair ? tok->pair : tok->single;
+    int n_tpl = is_pair ? tok->n_pair : tok->n_single;
+    for (int i = 0; i < n_tpl; i++) {
+        const se_tpl_item *it = &tpl[i];
+        if (it->seq < 0) {
+            if (!add_special) continue;
+            for (int k = 0; k < it->n_ids; k++) {
+                if (!se_i32vec_push(ids, it->ids[k])) goto oom;
+                if (type_ids && !se_i32vec_push(type_ids, it->type_id)) goto oom;
+            }
+        } else {
+            const se_i32vec *src = it->seq == 0 ? &s->a : &s->b;
+            for (size_t k = 0; k < src->n; k++) {
+                if (!se_i32vec_push(ids, src->v[k])) goto oom;
+                if (type_ids && !se_i32vec_push(type_ids, it->type_id)) goto oom;
+            }
+        }
+    }
+    if (truncated) *truncated = cut;
+    return SE_OK;
+oom:
+    return se_err(err, SE_E_NOMEM, "tokenizer: out of memory");
+}
+
+se_status se_tokenize(const se_tokenizer *tok, const char *text, size_t text_len, const char *pair,
+                      size_t pair_len, const se_tokenize_params *params, int32_t *ids, int32_t *type_ids,
+                      size_t cap, size_t *n_ids, bool *truncated, se_error *err) {
+    if (!tok || (!text && text_len) || !n_ids || (cap && !ids))
+        return se_err(err, SE_E_INVALID, "se_tokenize: invalid arguments");
+    se_tokenize_params p = params ? *params : se_tokenize_default_params(tok);
+    se_tok_session s = {0};
+    se_i32vec vi = {0}, vt = {0};
+    se_status st = se_tok_encode(tok, text ? text : "", text_len, pair, pair ? pair_len : 0, p.n_tokens_max,
+                                 p.add_special, &s, &vi, &vt, truncated, err);
+    if (st == SE_OK) {
+        *n_ids = vi.n;
+        if (vi.n > cap) {
+            st = se_err(err, SE_E_BUFFER, "se_tokenize: %zu ids do not fit in %zu", vi.n, cap);
+        } else {
+            if (vi.n) memcpy(ids, vi.v, vi.n * sizeof *ids);
+            if (type_ids && vi.n) memcpy(type_ids, vt.v, vi.n * sizeof *type_ids);
+        }
+    }
+    se_i32vec_free(&vi);
+    se_i32vec_free(&vt);
+    se_tok_session_free(&s);
+    return st;
+}

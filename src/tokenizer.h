@@ -1,0 +1,112 @@
+/*
+ * tokenizer.h - the tokenizer object shared by the tokenizer_*.c files.
+ *
+ * se_tokenizer is immutable after load. Per-call scratch lives in an
+ * se_tok_session, which se_encode keeps in its ctx so tokenization does not
+ * allocate once the buffers have grown (LC's llm_tokenizer_wpm vs
+ * llm_tokenizer_wpm_session split).
+ */
+#ifndef SE_TOKENIZER_H
+#define SE_TOKENIZER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sembed.h"
+
+/* A growable int32 array. */
+typedef struct se_i32vec {
+    int32_t *v;
+    size_t n, cap;
+} se_i32vec;
+
+/* Appends x; returns false on OOM. */
+bool se_i32vec_push(se_i32vec *a, int32_t x);
+void se_i32vec_free(se_i32vec *a);
+
+/* Open-addressing hash from piece string to id. */
+typedef struct se_vocab {
+    char *blob;          /* all pieces, NUL-separated */
+    size_t blob_len;
+    uint32_t *offs;      /* (n) offset of each id's piece in blob, UINT32_MAX = hole */
+    uint32_t *lens;      /* (n) byte length of each piece */
+    size_t n;            /* number of ids (largest id + 1) */
+    int32_t *slots;      /* (n_slots) ids, -1 = empty */
+    size_t n_slots;      /* power of two */
+} se_vocab;
+
+/* An added (special) token, matched in the raw text before normalisation. */
+typedef struct se_added_token {
+    char *content;
+    size_t len;
+    int32_t id;
+    bool special;
+} se_added_token;
+
+/* One element of a post-processing template. */
+typedef struct se_tpl_item {
+    int32_t seq;     /* -1: special token(s); 0: sequence A; 1: sequence B */
+    int32_t type_id; /* token_type_id for this element */
+    int32_t n_ids;   /* special ids (1..4) when seq == -1 */
+    int32_t ids[4];
+} se_tpl_item;
+
+#define SE_TPL_MAX 8
+
+struct se_tokenizer {
+    se_vocab vocab;
+    int32_t unk_id;                 /* -1 when the model has no unknown token */
+    char cont_prefix[16];           /* "##" */
+    size_t cont_prefix_len;
+    size_t max_chars_per_word;      /* 100 */
+    /* BertNormalizer */
+    bool has_normalizer;
+    bool clean_text, handle_chinese, strip_accents, lowercase;
+    /* added tokens, and an index by first byte */
+    se_added_token *added;
+    size_t n_added;
+    bool added_first_byte[256];
+    /* post-processing */
+    se_tpl_item single[SE_TPL_MAX], pair[SE_TPL_MAX];
+    int n_single, n_pair;
+    int n_special_single, n_special_pair; /* ids added by each template */
+    size_t n_tokens_max;            /* default truncation (max_seq_length) */
+    char *source;                   /* "tokenizer.json" or "vocab.txt", for messages */
+};
+
+/* Per-call scratch; zero-initialise, reuse, free with se_tok_session_free. */
+typedef struct se_tok_session {
+    se_i32vec a, b;   /* ids of sequence A and B before templating */
+    uint32_t *word;   /* normalised code points of the current word */
+    size_t word_n, word_cap;
+    char *wbuf;       /* the word in UTF-8 */
+    size_t wbuf_cap;
+    uint32_t *bpos;   /* char -> byte offsets within wbuf */
+    size_t bpos_cap;
+} se_tok_session;
+
+void se_tok_session_free(se_tok_session *s);
+
+/* Vocabulary: build from (piece, id) pairs already in v->offs/lens/blob,
+ * then look up. se_vocab_find returns -1 when absent. */
+se_status se_vocab_build_index(se_vocab *v, se_error *err);
+int32_t se_vocab_find(const se_vocab *v, const char *s, size_t len);
+void se_vocab_free(se_vocab *v);
+
+/* WordPiece: appends the ids of one text (no special tokens) to out. Stops
+ * early once out holds more than `limit` ids from this call (pass SIZE_MAX
+ * for all). Returns SE_E_UTF8 naming the byte offset for invalid UTF-8. */
+se_status se_wordpiece_encode(const se_tokenizer *tok, const char *text, size_t len, size_t limit,
+                              se_tok_session *s, se_i32vec *out, se_error *err);
+
+/* Full tokenization into ids/type_ids (growable), with truncation to
+ * n_tokens_max (0 = none) and templating. */
+se_status se_tok_encode(const se_tokenizer *tok, const char *text, size_t len, const char *pair,
+                        size_t pair_len, size_t n_tokens_max, bool add_special, se_tok_session *s,
+                        se_i32vec *ids, se_i32vec *type_ids, bool *truncated, se_error *err);
+
+/* Number of special ids the template adds (pair or single). */
+int se_tok_n_special(const se_tokenizer *tok, bool pair);
+
+#endif
