@@ -1,6 +1,7 @@
 # sembed - sentence-transformers, rebuilt in C.
 #
 #   make            build/libsembed.a, build/libsembed.so, build/sembed
+#   make check      the README's test command: `make test` then `make asan`
 #   make test       unit + reference + CLI tests (optimised build)
 #   make asan       the whole suite under AddressSanitizer + UBSan
 #   make tsan       the concurrency tests under ThreadSanitizer
@@ -26,7 +27,7 @@ CLI_OBJ  := $(CLI_SRC:src/%.c=$(BUILD)/obj/%.o)
 TESTS    := test_unicode test_tokenizer test_safetensors test_kernels test_model test_threadpool test_similarity
 TEST_BIN := $(TESTS:%=$(BUILD)/tests/%)
 
-.PHONY: all test asan ubsan tsan fuzz bench clean
+.PHONY: all test check asan ubsan tsan fuzz bench clean
 
 all: $(BUILD)/libsembed.a $(BUILD)/libsembed.so $(BUILD)/sembed
 
@@ -68,6 +69,8 @@ $(BUILD)/tests/test_header_cpp: tests/test_header.c include/sembed.h
 
 test: all $(TEST_BIN) $(BUILD)/tests/test_header_c $(BUILD)/tests/test_header_cpp $(BUILD)/tests/fuzz_replay
 	SEMBED=$(BUILD)/sembed BUILD=$(BUILD) sh tests/run.sh
+
+check: test asan
 
 asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \

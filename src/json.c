@@ -84,6 +84,12 @@ se_status se_json_load_buffer(const char *buf, size_t len, const char *what, boo
     json_error_t je;
     size_t flags = reject_duplicates ? JSON_REJECT_DUPLICATES : 0;
     json_t *j = json_loadb(buf, len, flags, &je);
+    if (!j && json_error_code(&je) == json_error_numeric_overflow) {
+        /* transformers writes model_max_length = int(1e30) as an integer
+         * literal; read such files with every number as a double (the typed
+         * readers accept integral doubles) */
+        j = json_loadb(buf, len, flags | JSON_DECODE_INT_AS_REAL, &je);
+    }
     if (!j) {
         return se_err(err, SE_E_FORMAT, "%s:%d:%d: malformed JSON: %s", what, je.line, je.column,
                       je.text);

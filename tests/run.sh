@@ -1,0 +1,31 @@
+#!/bin/sh
+# Runs the whole test suite against one build directory and prints the
+# closing line "tests: N passed, N failed". Run from the repo root:
+#   BUILD=build SEMBED=build/sembed sh tests/run.sh
+# Each unit binary prints its own "name: N passed, N failed" line and exits
+# non-zero on failure; this script counts suites.
+BUILD=${BUILD:-build}
+SEMBED=${SEMBED:-$BUILD/sembed}
+pass=0
+fail=0
+run() {
+    name=$1
+    shift
+    start=$(date +%s)
+    if "$@"; then
+        pass=$((pass + 1))
+        echo "ok   $name ($(($(date +%s) - start))s)"
+    else
+        fail=$((fail + 1))
+        echo "FAIL $name"
+    fi
+}
+for t in test_unicode test_kernels test_threadpool test_similarity test_tokenizer test_safetensors test_model; do
+    run "$t" "$BUILD/tests/$t"
+done
+run header_c test -f "$BUILD/tests/test_header_c"
+run header_cpp test -f "$BUILD/tests/test_header_cpp"
+run fuzz_replay "$BUILD/tests/fuzz_replay"
+run test_cli /usr/bin/python3 tests/test_cli.py "$SEMBED"
+echo "tests: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]

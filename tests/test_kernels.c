@@ -1,0 +1,75 @@
+/*
+ * test_kernels.c - every fast kernel against its scalar reference twin, and
+ * the determinism contract: a GEMM element does not depend on M, its tile
+ * or the column range it was computed in.
+ */
+#include "kernels.h"
+#include "test.h"
+
+/* Deterministic pseudo-random floats in [-1, 1). */
+static float frand(unsigned *s) {
+    *s = *s * 1664525u + 1013904223u;
+    return (float)((*s >> 8) & 0xFFFF) / 32768.0f - 1.0f;
+}
+
+TEST(gemm_matches_reference) {
+    const se_kernels *k = se_kernels_get();
+    printf("  kernels: %s\n", k->name);
+    size_t shapes[][3] = {{1, 1, 1}, {3, 4, 8}, {5, 7, 9}, {17, 33, 31}, {40, 70, 384}, {64, 130, 100}, {2, 300, 1536}};
+    unsigned seed = 1;
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+        size_t M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
+        float *x = malloc(M * K * sizeof *x), *w = malloc(N * K * sizeof *w), *b = malloc(N * sizeof *b);
+        float *y = malloc(M * N * sizeof *y), *r = malloc(M * N * sizeof *r);
+        for (size_t i = 0; i < M * K; i++) x[i] = frand(&seed);
+        for (size_t i = 0; i < N * K; i++) w[i] = frand(&seed);
+        for (size_t i = 0; i < N; i++) b[i] = frand(&seed);
+        se_gemm_ref(x, M, K, K, w, b, r, N, 0, N);
+        k->gemm(x, M, K, K, w, b, y, N, 0, N);
+        char label[64];
+        snprintf(label, sizeof label, "gemm %zux%zux%zu", M, N, K);
+        CHECK_CLOSE(y, r, M * N, 1e-5 * (double)K, 1e-5, label);
+        /* row m computed alone, and columns in two ranges, are bit-identical */
+        float *y1 = malloc(N * sizeof *y1);
+        for (size_t m = 0; m < M; m++) {
+            k->gemm(x + m * K, 1, K, K, w, b, y1, N, 0, N / 2);
+            k->gemm(x + m * K, 1, K, K, w, b, y1, N, N / 2, N);
+            CHECK_MSG(memcmp(y1, y + m * N, N * sizeof *y1) == 0, "gemm %zux%zux%zu row %zu depends on M or tiling", M, N, K, m);
+        }
+        for (size_t m = 0; m < M; m++)
+            for (size_t n = 0; n < N; n++)
+                CHECK_MSG(k->dot(x + m * K, w + n * K, K) + b[n] == y[m * N + n], "dot and gemm element (%zu, %zu) differ", m, n);
+        free(x), free(w), free(b), free(y), free(r), free(y1);
+    }
+}
+
+TEST(elementwise) {
+    float x[5] = {-3, -0.5f, 0, 0.5f, 3};
+    float g[5];
+    memcpy(g, x, sizeof x);
+    se_gelu(g, 5);
+    float want[5] = {-0.00404969f, -0.15426877f, 0, 0.34573123f, 2.99595031f};
+    CHECK_CLOSE(g, want, 5, 1e-6, 1e-6, "gelu");
+    memcpy(g, x, sizeof x);
+    se_gelu_tanh(g, 5);
+    float want_t[5] = {-0.00363752f, -0.15428598f, 0, 0.34571402f, 2.99636248f};
+    CHECK_CLOSE(g, want_t, 5, 1e-6, 1e-6, "gelu_tanh");
+    float s[3] = {1, 2, 3};
+    se_softmax(s, 3);
+    float want_s[3] = {0.09003057f, 0.24472847f, 0.66524096f};
+    CHECK_CLOSE(s, want_s, 3, 1e-7, 1e-6, "softmax");
+    float l[4] = {1, 2, 3, 4}, ga[4] = {1, 1, 2, 1}, be[4] = {0, 0, 0, 1};
+    se_layernorm(l, 4, ga, be, 1e-12f);
+    float want_l[4] = {-1.34164079f, -0.44721360f, 0.89442719f, 2.34164079f};
+    CHECK_CLOSE(l, want_l, 4, 1e-6, 1e-6, "layernorm");
+    float e[2] = {1, 1}; /* eps matters: var 0 -> (x - mean) * 1/sqrt(eps) = 0 */
+    float one[2] = {1, 1}, zero[2] = {0, 0};
+    se_layernorm(e, 2, one, zero, 1e-5f);
+    CHECK(e[0] == 0 && e[1] == 0);
+}
+
+int main(void) {
+    RUN(gemm_matches_reference);
+    RUN(elementwise);
+    return test_report("test_kernels");
+}

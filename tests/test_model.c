@@ -1,0 +1,559 @@
+/*
+ * test_model.c - the encoder against the PyTorch reference fixtures
+ * (tests/fixtures/models/, written by tools/gen_fixtures.py), batch
+ * invariance, and every way a model folder can be broken.
+ *
+ * Tolerances: per-layer hidden states atol 5e-5 + rtol 1e-4 (the math is
+ * the same, only the summation order differs); final embeddings cosine >=
+ * 0.99999 and max abs diff <= 1e-4, the issue's bar.
+ */
+#include <jansson.h>
+#include <pthread.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "sembed.h"
+#include "test.h"
+
+#define FIX "tests/fixtures/models/"
+
+static const char *models[] = {"en-mean-norm", "zh-cls-dense-f16", "en-max-relu-bf16", "en-allpool-prompt", "en-plain-hf"};
+#define N_MODELS (sizeof models / sizeof *models)
+
+/* The shared sentence set. */
+static char **sentences;
+static size_t n_sentences;
+
+static void load_sentences(void) {
+    FILE *f = fopen(FIX "sentences.jsonl", "rb");
+    if (!f) {
+        fprintf(stderr, "cannot open sentences.jsonl (run from the repo root)\n");
+        exit(1);
+    }
+    char line[8192];
+    while (fgets(line, sizeof line, f)) {
+        json_error_t je;
+        json_t *j = json_loads(line, JSON_DECODE_ANY, &je);
+        if (!json_is_string(j)) exit(1);
+        sentences = realloc(sentences, (n_sentences + 1) * sizeof *sentences);
+        sentences[n_sentences++] = strdup(json_string_value(j));
+        json_decref(j);
+    }
+    fclose(f);
+}
+
+/* Reads a model's expected.jsonl: header + one object per sentence. */
+static json_t *load_expected(const char *model, json_t **header) {
+    char path[256];
+    snprintf(path, sizeof path, FIX "%s/expected.jsonl", model);
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    json_t *arr = json_array();
+    char *line = NULL;
+    size_t cap = 0;
+    *header = NULL;
+    while (getline(&line, &cap, f) > 0) {
+        json_error_t je;
+        json_t *j = json_loads(line, 0, &je);
+        if (!j) break;
+        if (!*header) *header = j;
+        else json_array_append_new(arr, j);
+    }
+    free(line);
+    fclose(f);
+    return arr;
+}
+
+/* Copies a JSON array of numbers into a new float array. */
+static float *floats(const json_t *a, size_t *n) {
+    *n = json_array_size(a);
+    float *v = malloc((*n ? *n : 1) * sizeof *v);
+    for (size_t i = 0; i < *n; i++) v[i] = (float)json_number_value(json_array_get(a, i));
+    return v;
+}
+
+static double cosine(const float *a, const float *b, size_t n) {
+    double ab = 0, aa = 0, bb = 0;
+    for (size_t i = 0; i < n; i++) ab += (double)a[i] * b[i], aa += (double)a[i] * a[i], bb += (double)b[i] * b[i];
+    if (aa == 0 && bb == 0) return 1.0;
+    return ab / sqrt(aa * bb + 1e-300);
+}
+
+/* Debug hook capture: the hidden states of the last forward pass. */
+typedef struct capture {
+    float *states[64]; /* [0] = emb_norm, [1 + l] = layer l */
+    size_t n_tokens, n_embd;
+    int n;
+} capture;
+
+static void capture_cb(const char *name, int layer, const float *data, size_t n_tokens, size_t n_embd, void *user) {
+    capture *c = user;
+    (void)name;
+    int slot = layer + 1;
+    if (slot < 0 || slot >= 64) return;
+    free(c->states[slot]);
+    c->states[slot] = malloc(n_tokens * n_embd * sizeof(float));
+    memcpy(c->states[slot], data, n_tokens * n_embd * sizeof(float));
+    c->n_tokens = n_tokens, c->n_embd = n_embd;
+    if (slot + 1 > c->n) c->n = slot + 1;
+}
+
+static void capture_free(capture *c) {
+    for (int i = 0; i < 64; i++) free(c->states[i]);
+    memset(c, 0, sizeof *c);
+}
+
+/* Every fixture sentence, encoded alone, against the reference: token
+ * count, per-layer hidden states, final embedding, truncation flag. */
+TEST(reference_fixtures) {
+    for (size_t mi = 0; mi < N_MODELS; mi++) {
+        char dir[256];
+        snprintf(dir, sizeof dir, FIX "%s", models[mi]);
+        json_t *hdr;
+        json_t *exp = load_expected(models[mi], &hdr);
+        CHECK_MSG(exp && hdr && json_array_size(exp) == n_sentences, "%s: expected.jsonl unreadable", models[mi]);
+        if (!exp || !hdr) continue;
+        CHECK(strcmp(json_string_value(json_object_get(hdr, "magic")), "sembed-fixture") == 0);
+        se_error err = {0};
+        se_model *m = NULL;
+        CHECK_MSG(se_model_load(dir, NULL, &m, &err) == SE_OK, "%s: %s", models[mi], err.msg);
+        if (!m) continue;
+        capture cap = {0};
+        se_ctx_params cp = se_ctx_default_params();
+        cp.n_threads = 2;
+        cp.debug_fn = capture_cb;
+        cp.debug_user = &cap;
+        se_ctx *ctx = NULL;
+        CHECK(se_ctx_new(m, &cp, &ctx, &err) == SE_OK);
+        se_encode_params ep = se_encode_default_params();
+        const char *pn = json_string_value(json_object_get(hdr, "prompt_name"));
+        ep.prompt_name = pn;
+        size_t dim = se_encode_dim(m, &ep);
+        float *out = malloc(dim * sizeof *out);
+        double worst_cos = 1, worst_abs = 0;
+        for (size_t i = 0; i < n_sentences; i++) {
+            json_t *e = json_array_get(exp, i);
+            bool cut = false;
+            se_status s = se_encode(ctx, (const char *const *)&sentences[i], NULL, 1, &ep, out, dim, &cut, &err);
+            CHECK_MSG(s == SE_OK, "%s sentence %zu: %s", models[mi], i, err.msg);
+            size_t n_ids = json_array_size(json_object_get(e, "ids"));
+            CHECK_MSG(cap.n_tokens == n_ids, "%s sentence %zu: %zu tokens, expected %zu", models[mi], i, cap.n_tokens, n_ids);
+            CHECK_MSG(cut == json_is_true(json_object_get(e, "truncated")), "%s sentence %zu: truncated flag", models[mi], i);
+            json_t *hs = json_object_get(e, "hidden_states");
+            CHECK(cap.n == (int)json_array_size(hs));
+            for (size_t l = 0; l < json_array_size(hs) && (int)l < cap.n && cap.n_tokens == n_ids; l++) {
+                size_t n;
+                float *ref = floats(json_array_get(hs, l), &n);
+                char label[96];
+                snprintf(label, sizeof label, "%s s%zu hidden_states[%zu]", models[mi], i, l);
+                CHECK(n == cap.n_tokens * cap.n_embd);
+                if (n == cap.n_tokens * cap.n_embd) CHECK_CLOSE(cap.states[l], ref, n, 5e-5, 1e-4, label);
+                free(ref);
+            }
+            size_t n;
+            float *ref = floats(json_object_get(e, "embedding"), &n);
+            CHECK(n == dim);
+            if (n == dim) {
+                double c = cosine(out, ref, n);
+                double mx = 0;
+                for (size_t k = 0; k < n; k++) mx = fmax(mx, fabs((double)out[k] - ref[k]));
+                worst_cos = fmin(worst_cos, c), worst_abs = fmax(worst_abs, mx);
+                CHECK_MSG(c >= 0.99999 && mx <= 1e-4, "%s sentence %zu: cosine %.9f, max abs %.3g", models[mi], i, c, mx);
+            }
+            free(ref);
+        }
+        printf("  %-20s %zu sentences: worst cosine %.9f, max abs diff %.3g\n", models[mi], n_sentences, worst_cos, worst_abs);
+        free(out);
+        capture_free(&cap);
+        se_ctx_free(ctx);
+        se_model_free(m);
+        json_decref(exp);
+        json_decref(hdr);
+    }
+}
+
+/* Encodes all sentences with the given ctx settings, in the given order. */
+static float *encode_all(se_model *m, int threads, int batch_tokens, const size_t *order, const se_encode_params *ep) {
+    se_ctx_params cp = se_ctx_default_params();
+    cp.n_threads = threads;
+    cp.n_batch_tokens = batch_tokens;
+    se_ctx *ctx = NULL;
+    se_error err;
+    if (se_ctx_new(m, &cp, &ctx, &err) != SE_OK) return NULL;
+    size_t dim = se_encode_dim(m, ep);
+    const char **texts = malloc(n_sentences * sizeof *texts);
+    for (size_t i = 0; i < n_sentences; i++) texts[i] = sentences[order[i]];
+    float *tmp = malloc(n_sentences * dim * sizeof *tmp), *out = malloc(n_sentences * dim * sizeof *out);
+    se_status s = se_encode(ctx, texts, NULL, n_sentences, ep, tmp, n_sentences * dim, NULL, &err);
+    for (size_t i = 0; i < n_sentences; i++) memcpy(out + order[i] * dim, tmp + i * dim, dim * sizeof *out);
+    free(texts), free(tmp);
+    se_ctx_free(ctx);
+    if (s != SE_OK) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* A sentence alone, or in any batch, with any thread count and token
+ * budget, gives bit-identical output. */
+TEST(batch_invariance) {
+    for (size_t mi = 0; mi < N_MODELS; mi++) {
+        char dir[256];
+        snprintf(dir, sizeof dir, FIX "%s", models[mi]);
+        se_model *m = NULL;
+        se_error err;
+        if (se_model_load(dir, NULL, &m, &err) != SE_OK) {
+            CHECK_MSG(0, "%s", err.msg);
+            continue;
+        }
+        se_encode_params ep = se_encode_default_params();
+        if (se_model_prompt_find(m, "query")) ep.prompt_name = "query";
+        size_t dim = se_encode_dim(m, &ep);
+        /* reference: each sentence alone, one thread */
+        float *alone = malloc(n_sentences * dim * sizeof *alone);
+        se_ctx *ctx = NULL;
+        se_ctx_params cp = se_ctx_default_params();
+        cp.n_threads = 1;
+        se_ctx_new(m, &cp, &ctx, &err);
+        for (size_t i = 0; i < n_sentences; i++)
+            CHECK(se_encode(ctx, (const char *const *)&sentences[i], NULL, 1, &ep, alone + i * dim, dim, NULL, &err) == SE_OK);
+        se_ctx_free(ctx);
+        size_t *order = malloc(n_sentences * sizeof *order);
+        int configs[][2] = {{1, 0}, {2, 0}, {3, 0}, {2, 1}, {2, 37}, {1, 100}};
+        for (int shuffle = 0; shuffle < 2; shuffle++) {
+            for (size_t i = 0; i < n_sentences; i++) order[i] = shuffle ? (i * 7 + 3) % n_sentences : i;
+            for (size_t k = 0; k < sizeof configs / sizeof *configs; k++) {
+                float *all = encode_all(m, configs[k][0], configs[k][1], order, &ep);
+                CHECK_MSG(all != NULL, "%s: batch encode failed", models[mi]);
+                if (!all) continue;
+                CHECK_MSG(memcmp(all, alone, n_sentences * dim * sizeof *all) == 0,
+                          "%s: batched output (threads %d, n_batch_tokens %d, shuffle %d) differs from sentence-alone output",
+                          models[mi], configs[k][0], configs[k][1], shuffle);
+                free(all);
+            }
+        }
+        free(order);
+        free(alone);
+        se_model_free(m);
+    }
+}
+
+/* Bad text input: invalid UTF-8 names the text, empty and huge texts work. */
+TEST(text_inputs) {
+    se_model *m = NULL;
+    se_ctx *ctx = NULL;
+    se_error err = {0};
+    CHECK(se_model_load(FIX "en-mean-norm", NULL, &m, &err) == SE_OK);
+    CHECK(se_ctx_new(m, NULL, &ctx, &err) == SE_OK);
+    if (!ctx) return;
+    float out[3 * 32];
+    const char *bad[3] = {"fine", "bad \xC3\x28 byte", "x"};
+    CHECK(se_encode(ctx, bad, NULL, 3, NULL, out, 3 * 32, NULL, &err) == SE_E_UTF8);
+    CHECK_MSG(strstr(err.msg, "text 1") && strstr(err.msg, "byte 4"), "message: %s", err.msg);
+    const char *overlong[1] = {"\xC0\xAF"};
+    CHECK(se_encode(ctx, overlong, NULL, 1, NULL, out, 32, NULL, &err) == SE_E_UTF8);
+    const char *surrogate[1] = {"\xED\xA0\x80"};
+    CHECK(se_encode(ctx, surrogate, NULL, 1, NULL, out, 32, NULL, &err) == SE_E_UTF8);
+    /* empty text: [CLS] [SEP], a unit vector */
+    const char *empty[1] = {""};
+    CHECK(se_encode(ctx, empty, NULL, 1, NULL, out, 32, NULL, &err) == SE_OK);
+    double nn = 0;
+    for (int i = 0; i < 32; i++) nn += (double)out[i] * out[i];
+    CHECK(fabs(nn - 1.0) < 1e-5);
+    /* a 4 MB text: truncated, flagged, same as its first words */
+    size_t big = 4 << 20;
+    char *huge = malloc(big + 1);
+    for (size_t i = 0; i < big; i++) huge[i] = "hello world "[i % 12];
+    huge[big] = 0;
+    const char *h[2] = {huge, "hello world hello world hello world hello world hello world hello world hello world hello world hello world hello world hello world hello world hello world hello world hello world"};
+    bool cut[2];
+    CHECK(se_encode(ctx, h, NULL, 2, NULL, out, 2 * 32, cut, &err) == SE_OK);
+    CHECK(cut[0] && cut[1]);
+    CHECK(memcmp(out, out + 32, 32 * sizeof *out) == 0);
+    free(huge);
+    /* lens: embedded text without NUL termination */
+    const char *part[1] = {"hello worldXXXX"};
+    size_t len = 11;
+    float a[32], b[32];
+    const char *hw[1] = {"hello world"};
+    CHECK(se_encode(ctx, part, &len, 1, NULL, a, 32, NULL, &err) == SE_OK);
+    CHECK(se_encode(ctx, hw, NULL, 1, NULL, b, 32, NULL, &err) == SE_OK);
+    CHECK(memcmp(a, b, sizeof a) == 0);
+    /* output buffer too small, truncate_dim out of range, prompt conflicts */
+    CHECK(se_encode(ctx, hw, NULL, 1, NULL, a, 31, NULL, &err) == SE_E_BUFFER);
+    se_encode_params ep = se_encode_default_params();
+    ep.truncate_dim = 33;
+    CHECK(se_encode(ctx, hw, NULL, 1, &ep, a, 32, NULL, &err) == SE_E_RANGE);
+    ep.truncate_dim = 0;
+    ep.prompt = "x", ep.prompt_name = "query";
+    CHECK(se_encode(ctx, hw, NULL, 1, &ep, a, 32, NULL, &err) == SE_E_INVALID);
+    ep.prompt = NULL;
+    CHECK(se_encode(ctx, hw, NULL, 1, &ep, a, 32, NULL, &err) == SE_E_INVALID);
+    CHECK(strstr(err.msg, "query") != NULL);
+    /* n == 0 is a no-op */
+    CHECK(se_encode(ctx, NULL, NULL, 0, NULL, NULL, 0, NULL, &err) == SE_OK);
+    se_ctx_free(ctx);
+    se_model_free(m);
+}
+
+/* truncate_dim keeps the first dims and renormalises (the model
+ * normalises); an explicit prompt equals the same text typed in. */
+TEST(truncate_dim_and_prompt) {
+    se_model *m = NULL;
+    se_ctx *ctx = NULL;
+    se_error err;
+    CHECK(se_model_load(FIX "en-mean-norm", NULL, &m, &err) == SE_OK);
+    CHECK(se_ctx_new(m, NULL, &ctx, &err) == SE_OK);
+    if (!ctx) return;
+    const char *t[1] = {"a man is playing a guitar"};
+    float full[32], cut[8];
+    se_encode_params ep = se_encode_default_params();
+    CHECK(se_encode(ctx, t, NULL, 1, &ep, full, 32, NULL, &err) == SE_OK);
+    ep.truncate_dim = 8;
+    CHECK(se_encode_dim(m, &ep) == 8);
+    CHECK(se_encode(ctx, t, NULL, 1, &ep, cut, 8, NULL, &err) == SE_OK);
+    double n = 0;
+    for (int i = 0; i < 8; i++) n += (double)full[i] * full[i];
+    n = sqrt(n);
+    float want[8];
+    for (int i = 0; i < 8; i++) want[i] = (float)(full[i] / n);
+    CHECK_CLOSE(cut, want, 8, 1e-6, 1e-5, "truncate_dim 8");
+    se_encode_params pp = se_encode_default_params();
+    pp.prompt = "query: ";
+    const char *both[1] = {"query: a man is playing a guitar"};
+    float x[32], y[32];
+    CHECK(se_encode(ctx, t, NULL, 1, &pp, x, 32, NULL, &err) == SE_OK);
+    CHECK(se_encode(ctx, both, NULL, 1, NULL, y, 32, NULL, &err) == SE_OK);
+    CHECK(memcmp(x, y, sizeof x) == 0);
+    se_ctx_free(ctx);
+    se_model_free(m);
+}
+
+/* Shared model, one ctx per thread: identical results. */
+typedef struct thread_arg {
+    se_model *m;
+    float out[40 * 64];
+    int ok;
+} thread_arg;
+
+static void *encode_thread(void *p) {
+    thread_arg *a = p;
+    se_ctx *ctx = NULL;
+    se_error err;
+    se_ctx_params cp = se_ctx_default_params();
+    cp.n_threads = 2;
+    a->ok = se_ctx_new(a->m, &cp, &ctx, &err) == SE_OK;
+    for (int rep = 0; rep < 3 && a->ok; rep++)
+        a->ok = se_encode(ctx, (const char *const *)sentences, NULL, n_sentences, NULL, a->out, 40 * 64, NULL, &err) == SE_OK;
+    se_ctx_free(ctx);
+    return NULL;
+}
+
+TEST(threads_share_model) {
+    se_model *m = NULL;
+    se_error err;
+    CHECK(se_model_load(FIX "zh-cls-dense-f16", NULL, &m, &err) == SE_OK);
+    if (!m) return;
+    thread_arg *a = calloc(3, sizeof *a);
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++) {
+        a[i].m = m;
+        pthread_create(&th[i], NULL, encode_thread, &a[i]);
+    }
+    for (int i = 0; i < 3; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 3; i++) CHECK(a[i].ok);
+    CHECK(memcmp(a[0].out, a[1].out, sizeof a[0].out) == 0);
+    CHECK(memcmp(a[0].out, a[2].out, sizeof a[0].out) == 0);
+    free(a);
+    se_model_free(m);
+}
+
+/* ==== broken model folders ==== */
+
+static char tmpdir[256];
+
+/* Copies a fixture into a fresh temp dir and returns its path. */
+static const char *fresh_copy(const char *model) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "rm -rf %s/m && cp -r " FIX "%s %s/m", tmpdir, model, tmpdir);
+    if (system(cmd) != 0) return NULL;
+    static char path[300];
+    snprintf(path, sizeof path, "%s/m", tmpdir);
+    return path;
+}
+
+/* Runs a shell snippet inside the copy (cd'ed into it). */
+static void in_copy(const char *sh) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "cd %s/m && %s", tmpdir, sh);
+    if (system(cmd) != 0) fprintf(stderr, "  (setup command failed: %s)\n", sh);
+}
+
+/* Loads the broken copy and checks the status and a word of the message. */
+static void expect_load_error(const char *what, se_status want, const char *needle) {
+    se_model *m = NULL;
+    se_error err = {0};
+    char path[300];
+    snprintf(path, sizeof path, "%s/m", tmpdir);
+    se_status s = se_model_load(path, NULL, &m, &err);
+    CHECK_MSG(s == want && m == NULL, "%s: got %s (%s), want %s", what, se_status_str(s), err.msg, se_status_str(want));
+    CHECK_MSG(strstr(err.msg, needle) != NULL, "%s: message '%s' does not name '%s'", what, err.msg, needle);
+    se_model_free(m);
+}
+
+TEST(broken_folders) {
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/sembed_test_XXXXXX");
+    if (!mkdtemp(tmpdir)) {
+        CHECK(0);
+        return;
+    }
+    if (!fresh_copy("en-mean-norm")) {
+        CHECK(0);
+        return;
+    }
+    in_copy("rm config.json");
+    expect_load_error("missing config.json", SE_E_IO, "config.json");
+    fresh_copy("en-mean-norm");
+    in_copy("printf '{\"hidden_size\": 32,\\n  \"vocab_size\": }' > config.json");
+    expect_load_error("malformed config.json", SE_E_FORMAT, "config.json:2:");
+    fresh_copy("en-mean-norm");
+    in_copy("sed -i 's/\"gelu\"/\"swish\"/' config.json");
+    expect_load_error("unknown activation", SE_E_UNSUPPORTED, "swish");
+    fresh_copy("en-plain-hf");
+    in_copy("sed -i 's/\"hidden_size\": 16/\"hidden_size\": 64/' config.json");
+    expect_load_error("hidden_size mismatch", SE_E_FORMAT, "embeddings.word_embeddings.weight");
+    fresh_copy("en-mean-norm");
+    in_copy("sed -i 's/\"num_hidden_layers\": 2/\"num_hidden_layers\": 1/' config.json");
+    expect_load_error("fewer layers than the checkpoint", SE_E_FORMAT, "num_hidden_layers");
+    fresh_copy("en-mean-norm");
+    in_copy("sed -i 's/\"num_hidden_layers\": 2/\"num_hidden_layers\": 3/' config.json");
+    expect_load_error("more layers than the checkpoint", SE_E_FORMAT, "encoder.layer.2");
+    fresh_copy("en-mean-norm");
+    in_copy("sed -i 's/\"hidden_size\": 32/\"hidden_size\": \"32\"/' config.json");
+    expect_load_error("wrong type", SE_E_FORMAT, "hidden_size");
+    fresh_copy("en-mean-norm");
+    in_copy("sed -i 's/\"num_attention_heads\": 4/\"num_attention_heads\": 5/' config.json");
+    expect_load_error("heads do not divide", SE_E_FORMAT, "num_attention_heads");
+    fresh_copy("en-mean-norm");
+    in_copy("sed -i 's/sentence_transformers.models.Pooling/sentence_transformers.models.Asym/' modules.json");
+    expect_load_error("unknown module", SE_E_UNSUPPORTED, "sentence_transformers.models.Asym");
+    fresh_copy("en-mean-norm");
+    in_copy("truncate -s -100 model.safetensors");
+    expect_load_error("truncated weights", SE_E_FORMAT, "model.safetensors");
+    fresh_copy("en-mean-norm");
+    in_copy("truncate -s 4 model.safetensors");
+    expect_load_error("weights file of 4 bytes", SE_E_FORMAT, "too short");
+    fresh_copy("en-mean-norm");
+    in_copy("mv model.safetensors pytorch_model.bin");
+    expect_load_error("pickle only", SE_E_UNSUPPORTED, "pytorch_model.bin");
+    fresh_copy("en-mean-norm");
+    in_copy("sed -i 's/\"word_embedding_dimension\": 32/\"word_embedding_dimension\": 16/' 1_Pooling/config.json");
+    expect_load_error("pooling dimension", SE_E_FORMAT, "word_embedding_dimension");
+    fresh_copy("en-mean-norm");
+    in_copy("sed -i 's/true/false/' 1_Pooling/config.json");
+    expect_load_error("no pooling mode", SE_E_FORMAT, "pooling");
+    fresh_copy("en-mean-norm");
+    in_copy("sed -i 's/\"vocab_size\": 30522/\"vocab_size\": 1000/' config.json");
+    expect_load_error("tokenizer larger than vocab_size", SE_E_FORMAT, "vocab_size");
+    fresh_copy("en-mean-norm");
+    in_copy("rm tokenizer.json");
+    expect_load_error("no tokenizer", SE_E_IO, "tokenizer.json");
+    fresh_copy("en-mean-norm");
+    in_copy("echo '[' > modules.json");
+    expect_load_error("malformed modules.json", SE_E_FORMAT, "modules.json");
+    fresh_copy("zh-cls-dense-f16");
+    in_copy("sed -i 's/\"in_features\": 16/\"in_features\": 17/' 2_Dense/config.json");
+    expect_load_error("dense in_features", SE_E_FORMAT, "in_features");
+    fresh_copy("zh-cls-dense-f16");
+    in_copy("sed -i 's/Tanh/Softsign/' 2_Dense/config.json");
+    expect_load_error("dense activation", SE_E_UNSUPPORTED, "Softsign");
+    fresh_copy("zh-cls-dense-f16");
+    in_copy("rm 2_Dense/model.safetensors");
+    expect_load_error("dense weights missing", SE_E_IO, "Dense");
+    fresh_copy("en-allpool-prompt");
+    in_copy("sed -i 's/\"dot\"/\"jaccard\"/' config_sentence_transformers.json");
+    expect_load_error("similarity function", SE_E_UNSUPPORTED, "jaccard");
+    fresh_copy("en-plain-hf");
+    in_copy("rm model-00002-of-00002.safetensors");
+    expect_load_error("missing shard", SE_E_IO, "model-00002-of-00002.safetensors");
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    if (system(cmd) != 0) fprintf(stderr, "cleanup failed\n");
+    se_model *m = NULL;
+    se_error err;
+    CHECK(se_model_load("/nonexistent/dir", NULL, &m, &err) == SE_E_IO && m == NULL);
+    CHECK(se_model_load(NULL, NULL, &m, &err) == SE_E_INVALID);
+}
+
+/* Plain HF folder: mean pooling with a notice through the log callback. */
+static void count_log(se_log_level lvl, const char *msg, void *user) {
+    if (lvl == SE_LOG_WARN && strstr(msg, "mean pooling")) ++*(int *)user;
+}
+
+TEST(plain_folder_notice_and_info) {
+    int notices = 0;
+    se_model_params p = se_model_default_params();
+    p.log_fn = count_log, p.log_user = &notices;
+    se_model *m = NULL;
+    se_error err;
+    CHECK(se_model_load(FIX "en-plain-hf", &p, &m, &err) == SE_OK);
+    CHECK(notices == 1);
+    se_model_info in;
+    CHECK(se_model_get_info(m, &in, &err) == SE_OK);
+    CHECK(in.pooling == SE_POOL_MEAN && !in.has_modules_json && in.n_tokens_max == 48 && in.dim == 16);
+    se_model_free(m);
+    CHECK(se_model_load(FIX "en-allpool-prompt", NULL, &m, &err) == SE_OK);
+    CHECK(se_model_get_info(m, &in, &err) == SE_OK);
+    CHECK(in.pooling == 63 && !in.include_prompt && in.n_dense == 1 && in.dim == 8 && in.similarity == SE_SIM_DOT);
+    CHECK(in.n_prompts == 2 && se_model_prompt_find(m, "passage") && !strcmp(se_model_prompt_find(m, "query"), "query: "));
+    const char *name, *text;
+    CHECK(se_model_prompt(m, 5, &name, &text, &err) == SE_E_RANGE);
+    se_model_free(m);
+    CHECK(se_model_load(FIX "zh-cls-dense-f16", NULL, &m, &err) == SE_OK);
+    CHECK(se_model_get_info(m, &in, &err) == SE_OK);
+    CHECK(in.weight_dtype == SE_DTYPE_F16 && in.norm_eps == 1e-5f && in.normalize && in.pooling == SE_POOL_CLS);
+    se_model_free(m);
+    se_model_free(NULL);
+    se_ctx_free(NULL);
+    se_tokenizer_free(NULL);
+}
+
+/* Every allocation failure during load and encode is reported cleanly. */
+TEST(allocation_failures) {
+    int loaded = 0, nomem = 0;
+    for (long n = 1; n < 400; n++) {
+        se_model *m = NULL;
+        se_ctx *ctx = NULL;
+        se_error err = {0};
+        se_alloc_fail_after(n);
+        se_status s = se_model_load(FIX "zh-cls-dense-f16", NULL, &m, &err);
+        if (s == SE_OK) s = se_ctx_new(m, NULL, &ctx, &err);
+        if (s == SE_OK) {
+            float out[12 * 3];
+            s = se_encode(ctx, (const char *const *)sentences, NULL, 3, NULL, out, 36, NULL, &err);
+        }
+        se_alloc_fail_after(0);
+        CHECK_MSG(s == SE_OK || s == SE_E_NOMEM, "allocation %ld: %s %s", n, se_status_str(s), err.msg);
+        loaded += s == SE_OK;
+        nomem += s == SE_E_NOMEM;
+        se_ctx_free(ctx);
+        se_model_free(m);
+    }
+    CHECK(nomem > 20 && loaded > 0);
+}
+
+int main(void) {
+    load_sentences();
+    RUN(reference_fixtures);
+    RUN(batch_invariance);
+    RUN(text_inputs);
+    RUN(truncate_dim_and_prompt);
+    RUN(threads_share_model);
+    RUN(broken_folders);
+    RUN(plain_folder_notice_and_info);
+    RUN(allocation_failures);
+    for (size_t i = 0; i < n_sentences; i++) free(sentences[i]);
+    free(sentences);
+    return test_report("test_model");
+}
