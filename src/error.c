@@ -47,15 +47,25 @@ se_status se_err(se_error *err, se_status code, const char *fmt, ...) {
 /* Rewrites err->msg as "<prefix>: <old message>", truncating at the end. */
 void se_err_prefix(se_error *err, const char *fmt, ...) {
     if (!err) return;
-    char old[SE_ERROR_MSG_MAX];
-    memcpy(old, err->msg, sizeof old);
-    old[sizeof old - 1] = 0;
+    char buf[2 * SE_ERROR_MSG_MAX];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof err->msg) return;
-    snprintf(err->msg + n, sizeof err->msg - (size_t)n, ": %s", old);
+    if (n < 0) return;
+    if ((size_t)n >= sizeof buf) n = (int)sizeof buf - 1;
+    size_t k = (size_t)n;
+    if (k + 2 < sizeof buf) {
+        buf[k++] = ':', buf[k++] = ' ';
+        size_t m = strnlen(err->msg, sizeof err->msg);
+        if (m > sizeof buf - 1 - k) m = sizeof buf - 1 - k;
+        memcpy(buf + k, err->msg, m);
+        k += m;
+    }
+    buf[k] = 0;
+    size_t keep = k < sizeof err->msg - 1 ? k : sizeof err->msg - 1;
+    memcpy(err->msg, buf, keep);
+    err->msg[keep] = 0;
 }
 
 /* Reports a broken invariant (a bug, never bad input) and aborts. */

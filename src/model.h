@@ -27,6 +27,19 @@ typedef struct se_layer_w {
     const float *ln2_g, *ln2_b; /* (H)           output LayerNorm */
 } se_layer_w;
 
+/* Universal Sentence Encoder lite layer (pre-LN): din is the layer's
+ * input width (embedding_size for layer 0, H after), HO = H its output. */
+typedef struct se_use_layer_w {
+    const float *ln_a_g, *ln_a_b; /* (din) attention LayerNorm */
+    const float *qkv_w, *qkv_b;   /* (3 din, din), (3 din) */
+    const float *o_w, *o_b;       /* (H, din), (H) */
+    const float *res_w, *res_b;   /* (H, din), (H) when din != H, else NULL (identity) */
+    const float *ln_f_g, *ln_f_b; /* (H) FFN LayerNorm */
+    const float *ff1_w, *ff1_b;   /* (FF, H), (FF) */
+    const float *ff2_w, *ff2_b;   /* (H, FF), (H) */
+    int32_t din;
+} se_use_layer_w;
+
 typedef struct se_dense_w {
     const float *w; /* (out, in) */
     const float *b; /* (out) or NULL */
@@ -45,7 +58,9 @@ struct se_model {
     const float *pos_emb;    /* (P, H) */
     const float *type_emb;   /* (n_type, H) or NULL */
     const float *emb_ln_g, *emb_ln_b; /* (H) */
-    se_layer_w *layers;      /* (L) */
+    se_layer_w *layers;      /* (L) BERT */
+    se_use_layer_w *use_layers; /* (L) USE lite */
+    const float *timing_inv; /* (E/2) USE lite timing-signal inverse timescales */
     se_dense_w *dense;       /* (n_stages) */
     int32_t max_stage_dim;   /* widest Dense/Normalize in or out */
 };
@@ -69,6 +84,16 @@ typedef struct se_bert_buf {
 se_status se_bert_forward(const se_model *m, se_bert_buf *buf, se_threadpool *tp, const int32_t *ids,
                           const int32_t *type_ids, const size_t *starts, size_t S, se_debug_fn dbg,
                           void *dbg_user, se_error *err);
+
+/* Binds a tensor of the transformer checkpoint with shape (d0) (d1 <= 0) or
+ * (d0, d1), as F32 (converted and owned by the model when needed). */
+se_status se_model_bind(se_model *m, const char *name, int64_t d0, int64_t d1, const float **out, se_error *err);
+
+/* USE lite: binds its tensors, and runs it over S packed sentences (the
+ * same contract as se_bert_forward; the output, (T, H), lands in buf->x). */
+se_status se_use_bind(se_model *m, se_error *err);
+se_status se_use_forward(const se_model *m, se_bert_buf *buf, se_threadpool *tp, const int32_t *ids, const size_t *starts,
+                         size_t S, se_debug_fn dbg, void *dbg_user, se_error *err);
 
 /* Runs a GEMM y = x w^T + b across the pool. x: (M, K), w: (N, K), y: (M, N). */
 void se_par_gemm(se_threadpool *tp, const float *x, size_t M, size_t K, const float *w, const float *b,

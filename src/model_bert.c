@@ -91,7 +91,7 @@ static se_status as_f32(se_model *m, const se_st_tensor *t, const char *file, co
 }
 
 /* Binds a tensor that must exist with shape (d0) or (d0, d1). */
-static se_status bind(se_model *m, const char *name, int64_t d0, int64_t d1, const float **out, se_error *err) {
+se_status se_model_bind(se_model *m, const char *name, int64_t d0, int64_t d1, const float **out, se_error *err) {
     const se_st_file *f = NULL;
     const se_st_tensor *t = find_any(m, name, &f);
     if (!t) return se_err(err, SE_E_FORMAT, "%s: missing tensor '%s'", m->files[0].path, name);
@@ -206,12 +206,12 @@ static se_status bind_bert(se_model *m, se_error *err) {
     const se_st_file *f;
     const se_st_tensor *we = find_any(m, "embeddings.word_embeddings.weight", &f);
     if (we) m->wdtype = we->dtype == SE_ST_F16 ? SE_DTYPE_F16 : we->dtype == SE_ST_BF16 ? SE_DTYPE_BF16 : SE_DTYPE_F32;
-    if ((s = bind(m, "embeddings.word_embeddings.weight", c->n_vocab, H, &m->word_emb, err)) != SE_OK) return s;
-    if ((s = bind(m, "embeddings.position_embeddings.weight", c->n_pos, H, &m->pos_emb, err)) != SE_OK) return s;
-    if (c->n_type > 0 && (s = bind(m, "embeddings.token_type_embeddings.weight", c->n_type, H, &m->type_emb, err)) != SE_OK)
+    if ((s = se_model_bind(m, "embeddings.word_embeddings.weight", c->n_vocab, H, &m->word_emb, err)) != SE_OK) return s;
+    if ((s = se_model_bind(m, "embeddings.position_embeddings.weight", c->n_pos, H, &m->pos_emb, err)) != SE_OK) return s;
+    if (c->n_type > 0 && (s = se_model_bind(m, "embeddings.token_type_embeddings.weight", c->n_type, H, &m->type_emb, err)) != SE_OK)
         return s;
-    if ((s = bind(m, "embeddings.LayerNorm.weight", H, 0, &m->emb_ln_g, err)) != SE_OK) return s;
-    if ((s = bind(m, "embeddings.LayerNorm.bias", H, 0, &m->emb_ln_b, err)) != SE_OK) return s;
+    if ((s = se_model_bind(m, "embeddings.LayerNorm.weight", H, 0, &m->emb_ln_g, err)) != SE_OK) return s;
+    if ((s = se_model_bind(m, "embeddings.LayerNorm.bias", H, 0, &m->emb_ln_b, err)) != SE_OK) return s;
     m->layers = se_calloc((size_t)c->n_layer, sizeof *m->layers);
     if (!m->layers) return se_err(err, SE_E_NOMEM, "out of memory");
     for (int l = 0; l < c->n_layer; l++) {
@@ -233,7 +233,7 @@ static se_status bind_bert(se_model *m, se_error *err) {
         for (size_t i = 0; i < sizeof spec / sizeof *spec; i++) {
             char name[256];
             snprintf(name, sizeof name, "encoder.layer.%d.%s", l, spec[i].suffix);
-            if ((s = bind(m, name, spec[i].d0, spec[i].d1, spec[i].dst, err)) != SE_OK) return s;
+            if ((s = se_model_bind(m, name, spec[i].d0, spec[i].d1, spec[i].dst, err)) != SE_OK) return s;
         }
     }
     /* a checkpoint with more layers than config.json says is inconsistent */
@@ -256,6 +256,12 @@ static se_status bind_dense(se_model *m, bool use_mmap, se_error *err) {
         const se_stage *st = &c->stages[i];
         if (st->n_out > m->max_stage_dim) m->max_stage_dim = st->n_out;
         if (st->kind != SE_STAGE_DENSE) continue;
+        if (!st->dir) { /* weights in the main checkpoint (USE lite's tanh layer) */
+            se_status s = se_model_bind(m, "pooler.dense.weight", st->n_out, st->n_in, &m->dense[i].w, err);
+            if (s == SE_OK && st->bias) s = se_model_bind(m, "pooler.dense.bias", st->n_out, 0, &m->dense[i].b, err);
+            if (s != SE_OK) return s;
+            continue;
+        }
         char *p = se_path_join(st->dir, "model.safetensors");
         if (!p) return se_err(err, SE_E_NOMEM, "out of memory");
         if (!se_file_exists(p)) {
@@ -302,6 +308,7 @@ void se_model_free(se_model *m) {
     for (size_t i = 0; i < m->n_owned; i++) se_free(m->owned[i]);
     se_free(m->owned);
     se_free(m->layers);
+    se_free(m->use_layers);
     se_free(m->dense);
     se_tokenizer_free(m->tok);
     se_folder_free(&m->cfg);
@@ -328,7 +335,7 @@ se_status se_model_load(const char *dir, const se_model_params *params, se_model
         goto fail;
     }
     if ((s = open_checkpoint(m, m->cfg.tf_dir, p.use_mmap, err)) != SE_OK) goto fail;
-    if ((s = bind_bert(m, err)) != SE_OK) goto fail;
+    if ((s = (m->cfg.arch == SE_ARCH_USE ? se_use_bind(m, err) : bind_bert(m, err))) != SE_OK) goto fail;
     if ((s = bind_dense(m, p.use_mmap, err)) != SE_OK) goto fail;
     *out = m;
     return SE_OK;

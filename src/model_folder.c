@@ -116,11 +116,56 @@ void se_folder_free(se_folder_cfg *c) {
     se_free(c->prompt_names);
     se_free(c->prompt_texts);
     se_free(c->default_prompt_name);
+    se_free(c->q_scales);
     memset(c, 0, sizeof *c);
 }
 
-/* ==== config.json (BertModel) ==== */
+/* ==== config.json ==== */
 
+/* The config.json sembed's converter writes for Universal Sentence
+ * Encoder lite (model_type "use-lite"). */
+static se_status read_use_config(se_folder_cfg *c, const json_t *j, se_error *err) {
+    const char *f = "config.json";
+    static const char *req[] = {"vocab_size", "embedding_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                                "intermediate_size", "max_position_embeddings"};
+    int32_t *dst[] = {&c->n_vocab, &c->n_embd_in, &c->n_embd, &c->n_layer, &c->n_head, &c->n_ff, &c->n_pos};
+    int64_t hi[] = {1 << 24, MAX_DIM, MAX_DIM, 64, 1024, 1 << 18, 1 << 20};
+    se_status s;
+    int64_t v;
+    double d;
+    for (int i = 0; i < 7; i++) {
+        if (!json_object_get(j, req[i])) return se_err(err, SE_E_FORMAT, "config.json: missing field '%s'", req[i]);
+        if ((s = se_json_int(j, f, req[i], 1, hi[i], 0, &v, err)) != SE_OK) return s;
+        *dst[i] = (int32_t)v;
+    }
+    if ((s = se_json_real(j, f, "layer_norm_eps", 1e-30, 1.0, 1e-6, &d, err)) != SE_OK) return s;
+    c->norm_eps = (float)d;
+    if ((s = se_json_real(j, f, "embedding_scale", -1e6, 1e6, 1.0, &d, err)) != SE_OK) return s;
+    c->emb_scale = (float)d;
+    const char *act;
+    if ((s = se_json_str(j, f, "hidden_act", "relu", &act, err)) != SE_OK) return s;
+    if (strcmp(act, "relu") != 0) return se_err(err, SE_E_UNSUPPORTED, "config.json: hidden_act '%s' is not supported for use-lite", act);
+    c->act = SE_ACT_RELU;
+    snprintf(c->act_name, sizeof c->act_name, "relu");
+    snprintf(c->model_type, sizeof c->model_type, "use-lite");
+    if (c->n_embd % c->n_head || c->n_embd_in % c->n_head || c->n_embd_in % 2)
+        return se_err(err, SE_E_FORMAT, "config.json: hidden and embedding sizes must divide by num_attention_heads (and 2)");
+    json_t *qs = json_object_get(j, "attention_q_scales");
+    if (!json_is_array(qs) || json_array_size(qs) != (size_t)c->n_layer)
+        return se_err(err, SE_E_FORMAT, "config.json: attention_q_scales must list one number per layer");
+    c->q_scales = se_calloc((size_t)c->n_layer, sizeof *c->q_scales);
+    if (!c->q_scales) return se_err(err, SE_E_NOMEM, "out of memory");
+    for (int i = 0; i < c->n_layer; i++) {
+        json_t *x = json_array_get(qs, (size_t)i);
+        if (!json_is_number(x)) return se_err(err, SE_E_FORMAT, "config.json: attention_q_scales[%d] is not a number", i);
+        c->q_scales[i] = (float)json_number_value(x);
+    }
+    c->arch = SE_ARCH_USE;
+    c->n_type = 0;
+    return SE_OK;
+}
+
+/* BertModel's config.json. */
 static se_status read_bert_config(se_folder_cfg *c, se_error *err) {
     json_t *j = NULL;
     se_status s = load_optional(c->tf_dir, "config.json", &j, err);
@@ -131,8 +176,12 @@ static se_status read_bert_config(se_folder_cfg *c, se_error *err) {
     int64_t v;
     double eps;
     if ((s = se_json_str(j, f, "model_type", "bert", &mt, err)) != SE_OK) goto done;
+    if (strcmp(mt, "use-lite") == 0) {
+        s = read_use_config(c, j, err);
+        goto done;
+    }
     if (strcmp(mt, "bert") != 0) {
-        s = se_err(err, SE_E_UNSUPPORTED, "config.json: model_type '%s' is not supported (bert only)", mt);
+        s = se_err(err, SE_E_UNSUPPORTED, "config.json: model_type '%s' is not supported (bert, use-lite)", mt);
         goto done;
     }
     snprintf(c->model_type, sizeof c->model_type, "%s", mt);
@@ -302,6 +351,9 @@ static se_status read_modules(se_folder_cfg *c, json_t *mods, se_log_fn log_fn, 
             c->tf_dir = dir;
             have_tf = true;
             if ((s = read_bert_config(c, err)) != SE_OK) return s;
+            if (c->arch != SE_ARCH_BERT)
+                return se_err(err, SE_E_UNSUPPORTED, "%s: model_type '%s' cannot be a sentence-transformers Transformer module",
+                              fld, c->model_type);
             cur = c->n_embd;
         } else if (strcmp(type, "sentence_transformers.models.Pooling") == 0) {
             if (!have_tf || have_pool) {
@@ -426,10 +478,20 @@ se_status se_folder_load(const char *dir, se_log_fn log_fn, void *log_user, se_f
         if ((s = read_bert_config(c, err)) != SE_OK) goto fail;
         c->pooling = SE_POOL_MEAN;
         c->pool_dim = c->dim = c->n_embd;
-        notice(log_fn, log_user, SE_LOG_WARN,
-               "%s: no modules.json, so this is a plain Hugging Face model: using mean pooling, as sentence-transformers does",
-               dir);
+        if (c->arch == SE_ARCH_USE) {
+            /* USE lite's fixed head: mean pooling, tanh layer (weights
+             * pooler.dense.* in the main checkpoint), L2 normalisation */
+            se_stage d = {SE_STAGE_DENSE, NULL, c->n_embd, c->n_embd, true, SE_ACT_TANH};
+            se_stage n = {SE_STAGE_NORMALIZE, NULL, c->n_embd, c->n_embd, false, SE_ACT_IDENTITY};
+            if ((s = add_stage(c, d, err)) != SE_OK || (s = add_stage(c, n, err)) != SE_OK) goto fail;
+        } else {
+            notice(log_fn, log_user, SE_LOG_WARN,
+                   "%s: no modules.json, so this is a plain Hugging Face model: using mean pooling, as sentence-transformers does",
+                   dir);
+        }
     }
+    /* sentence-transformers strips texts; USE lite's own pipeline does not */
+    c->strip_text = c->arch != SE_ARCH_USE;
     c->normalize = c->n_stages > 0 && c->stages[c->n_stages - 1].kind == SE_STAGE_NORMALIZE;
     /* sentence_bert_config.json lives with the Transformer module */
     if ((s = load_optional(c->tf_dir, "sentence_bert_config.json", &sb, err)) != SE_OK) goto fail;

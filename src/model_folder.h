@@ -31,8 +31,20 @@ typedef struct se_stage {
 
 enum { SE_STAGE_DENSE = 1, SE_STAGE_NORMALIZE = 2 };
 
+typedef enum se_arch {
+    SE_ARCH_BERT = 0, /* BertModel (post-LN) */
+    SE_ARCH_USE = 1   /* Universal Sentence Encoder lite (pre-LN, timing signal) */
+} se_arch;
+
+#define SE_MAX_LAYERS 256
+
 typedef struct se_folder_cfg {
     char *root;              /* the model folder */
+    se_arch arch;
+    int32_t n_embd_in;       /* USE: embedding_size (the first layer's input width) */
+    float emb_scale;         /* USE: embedding_scale */
+    float *q_scales;         /* USE: (n_layer) attention query scales */
+    bool strip_text;         /* strip surrounding whitespace as sentence-transformers does */
     char *tf_dir;            /* the Transformer module's folder */
     bool has_modules_json;
     /* config.json */

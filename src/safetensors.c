@@ -76,10 +76,13 @@ float se_bf16_to_f32(uint16_t b) {
     return f;
 }
 
-/* Orders tensors by data offset for the tiling check. */
+/* Orders tensors by (begin, end) offset for the tiling check, as the
+ * reference implementation does, so an empty tensor that shares its offset
+ * with the next one sorts first. */
 static int by_offset(const void *a, const void *b) {
     const se_st_tensor *x = a, *y = b;
-    return x->data < y->data ? -1 : x->data > y->data;
+    if (x->data != y->data) return x->data < y->data ? -1 : 1;
+    return x->nbytes < y->nbytes ? -1 : x->nbytes > y->nbytes;
 }
 
 void se_st_close(se_st_file *f) {
@@ -285,4 +288,74 @@ const se_st_tensor *se_st_find(const se_st_file *f, const char *name) {
     for (size_t i = 0; i < f->n; i++)
         if (strcmp(f->t[i].name, name) == 0) return &f->t[i];
     return NULL;
+}
+
+/* ==== Writing ==== */
+
+se_status se_st_write(const char *path, const se_st_out *t, size_t n, se_error *err) {
+    json_t *h = json_object();
+    size_t off = 0;
+    se_status s = SE_OK;
+    if (!h) return se_err(err, SE_E_NOMEM, "out of memory");
+    json_t *meta = json_pack("{s:s}", "format", "pt");
+    json_object_set_new(h, "__metadata__", meta);
+    for (size_t i = 0; i < n; i++) {
+        size_t ne = 1;
+        json_t *shape = json_array();
+        for (int d = 0; d < t[i].n_dims; d++) {
+            ne *= (size_t)t[i].shape[d];
+            json_array_append_new(shape, json_integer(t[i].shape[d]));
+        }
+        json_t *e = json_pack("{s:s,s:o,s:[I,I]}", "dtype", "F32", "shape", shape, "data_offsets", (json_int_t)off,
+                              (json_int_t)(off + 4 * ne));
+        if (!e || json_object_set_new(h, t[i].name, e) != 0) {
+            json_decref(h);
+            return se_err(err, SE_E_NOMEM, "out of memory");
+        }
+        off += 4 * ne;
+    }
+    char *hs = json_dumps(h, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(h);
+    if (!hs) return se_err(err, SE_E_NOMEM, "out of memory");
+    size_t hl = strlen(hs), padded = (hl + 7) & ~(size_t)7;
+    size_t plen = strlen(path);
+    char *tmp = se_malloc(plen + 5);
+    if (!tmp) {
+        free(hs);
+        return se_err(err, SE_E_NOMEM, "out of memory");
+    }
+    memcpy(tmp, path, plen);
+    memcpy(tmp + plen, ".tmp", 5);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        s = se_err(err, SE_E_IO, "%s: cannot create: %s", tmp, strerror(errno));
+        goto done;
+    }
+    uint8_t len8[8];
+    for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)padded >> (8 * i));
+    char pad[8] = "        ";
+    bool ok = write(fd, len8, 8) == 8 && write(fd, hs, hl) == (ssize_t)hl &&
+              write(fd, pad, padded - hl) == (ssize_t)(padded - hl);
+    for (size_t i = 0; i < n && ok; i++) {
+        size_t ne = 1;
+        for (int d = 0; d < t[i].n_dims; d++) ne *= (size_t)t[i].shape[d];
+        const uint8_t *p = (const uint8_t *)t[i].data;
+        size_t left = 4 * ne;
+        while (left > 0 && ok) {
+            ssize_t w = write(fd, p, left);
+            if (w < 0 && errno == EINTR) continue;
+            ok = w > 0;
+            if (ok) p += w, left -= (size_t)w;
+        }
+    }
+    ok = ok && fsync(fd) == 0;
+    if (close(fd) != 0) ok = false;
+    if (!ok || rename(tmp, path) != 0) {
+        s = se_err(err, SE_E_IO, "%s: write failed: %s", path, strerror(errno));
+        unlink(tmp);
+    }
+done:
+    free(hs);
+    se_free(tmp);
+    return s;
 }

@@ -59,4 +59,19 @@ size_t se_st_dtype_size(se_st_dtype d);
 float se_f16_to_f32(uint16_t h);
 float se_bf16_to_f32(uint16_t b);
 
+
+/* A tensor to write: F32 data of the given shape (n_dims <= 8). */
+typedef struct se_st_out {
+    const char *name;
+    int n_dims;
+    int64_t shape[SE_ST_MAX_DIMS];
+    const float *data;
+} se_st_out;
+
+/* Writes an F32 safetensors file: to "<path>.tmp" first, fsynced, then
+ * renamed over path, so a crash never leaves a half-written file. The
+ * header is padded to a multiple of 8 bytes so the data stays aligned.
+ * Tensors are stored in the order given. */
+se_status se_st_write(const char *path, const se_st_out *t, size_t n, se_error *err);
+
 #endif

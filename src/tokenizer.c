@@ -29,7 +29,7 @@
 
 /* Appends a piece with a given id to a vocabulary under construction;
  * grows the id space as needed. Rejects ids already taken. */
-static se_status vocab_add(se_vocab *v, size_t *blob_cap, size_t *id_cap, const char *s, size_t len,
+se_status se_vocab_add(se_vocab *v, size_t *blob_cap, size_t *id_cap, const char *s, size_t len,
                            size_t id, const char *file, se_error *err) {
     if (len > 4096) return se_err(err, SE_E_FORMAT, "%s: vocabulary piece of %zu bytes is too long", file, len);
     if (id >= (size_t)INT32_MAX) return se_err(err, SE_E_FORMAT, "%s: token id %zu is too large", file, id);
@@ -196,8 +196,13 @@ static se_status load_tokenizer_json(se_tokenizer *t, const char *path, se_error
     }
     const char *type;
     if ((s = se_json_str(model, file, "type", "WordPiece", &type, err)) != SE_OK) goto done;
+    if (strcmp(type, "Unigram") == 0) {
+        t->kind = SE_TOK_UNIGRAM;
+        if ((s = se_unigram_load(t, root, path, err)) != SE_OK) goto done;
+        goto post;
+    }
     if (strcmp(type, "WordPiece") != 0) {
-        s = se_err(err, SE_E_UNSUPPORTED, "%s: model type '%s' is not supported (WordPiece only)", path, type);
+        s = se_err(err, SE_E_UNSUPPORTED, "%s: model type '%s' is not supported (WordPiece, Unigram)", path, type);
         goto done;
     }
     json_t *vocab = json_object_get(model, "vocab");
@@ -212,7 +217,7 @@ static se_status load_tokenizer_json(se_tokenizer *t, const char *path, se_error
             s = se_err(err, SE_E_FORMAT, "%s: model.vocab['%s'] must be a non-negative integer", path, key);
             goto done;
         }
-        if ((s = vocab_add(&t->vocab, &blob_cap, &id_cap, key, strlen(key), (size_t)json_integer_value(val), path, err)) != SE_OK)
+        if ((s = se_vocab_add(&t->vocab, &blob_cap, &id_cap, key, strlen(key), (size_t)json_integer_value(val), path, err)) != SE_OK)
             goto done;
     }
     const char *unk, *prefix;
@@ -246,7 +251,7 @@ static se_status load_tokenizer_json(se_tokenizer *t, const char *path, se_error
             goto done;
         }
         if ((size_t)id >= t->vocab.n || t->vocab.offs[id] == UINT32_MAX) {
-            if ((s = vocab_add(&t->vocab, &blob_cap, &id_cap, content, strlen(content), (size_t)id, path, err)) != SE_OK)
+            if ((s = se_vocab_add(&t->vocab, &blob_cap, &id_cap, content, strlen(content), (size_t)id, path, err)) != SE_OK)
                 goto done;
         }
         if ((s = add_added(t, content, (int32_t)id, special, err)) != SE_OK) goto done;
@@ -279,6 +284,7 @@ static se_status load_tokenizer_json(se_tokenizer *t, const char *path, se_error
             goto done;
         }
     }
+post:;
     json_t *pp = json_object_get(root, "post_processor");
     if (pp && !json_is_null(pp)) {
         const char *ptype;
@@ -346,7 +352,7 @@ static se_status load_vocab_txt(se_tokenizer *t, const char *dir, const char *vp
             s = se_err(err, SE_E_FORMAT, "%s:%zu: invalid UTF-8", vpath, line);
             goto done;
         }
-        if ((s = vocab_add(&t->vocab, &blob_cap, &id_cap, buf + i, e - i, id++, vpath, err)) != SE_OK) goto done;
+        if ((s = se_vocab_add(&t->vocab, &blob_cap, &id_cap, buf + i, e - i, id++, vpath, err)) != SE_OK) goto done;
         i = j + 1;
     }
     if (id == 0) {
@@ -425,6 +431,26 @@ done:
     return s;
 }
 
+/* Reads tokenizer_config.json's "sembed_unigram_mode" (written by
+ * sembed's USE lite converter) before a Unigram tokenizer.json is loaded. */
+static se_status read_unigram_mode(se_tokenizer *t, const char *dir, se_error *err) {
+    char *p = se_path_join(dir, "tokenizer_config.json");
+    if (!p) return se_err(err, SE_E_NOMEM, "out of memory");
+    json_t *cfg = NULL;
+    se_status s = SE_OK;
+    if (se_file_exists(p)) s = se_json_load_file(p, &cfg, err);
+    se_free(p);
+    if (s != SE_OK || !cfg) return s;
+    const char *mode;
+    s = se_json_str(cfg, "tokenizer_config.json", "sembed_unigram_mode", NULL, &mode, err);
+    if (s == SE_OK && mode) {
+        if (strcmp(mode, "energetic-ai") == 0) t->uni.energetic = true;
+        else s = se_err(err, SE_E_UNSUPPORTED, "tokenizer_config.json: sembed_unigram_mode '%s' is unknown", mode);
+    }
+    json_decref(cfg);
+    return s;
+}
+
 /* ==== Public API ==== */
 
 se_status se_tokenizer_load(const char *dir, se_tokenizer **out, se_error *err) {
@@ -440,7 +466,8 @@ se_status se_tokenizer_load(const char *dir, se_tokenizer **out, se_error *err) 
         s = se_err(err, SE_E_NOMEM, "out of memory");
     } else if (se_file_exists(tj)) {
         t->source = se_strdup("tokenizer.json");
-        s = load_tokenizer_json(t, tj, err);
+        s = read_unigram_mode(t, dir, err);
+        if (s == SE_OK) s = load_tokenizer_json(t, tj, err);
     } else if (se_file_exists(vt)) {
         t->source = se_strdup("vocab.txt");
         s = load_vocab_txt(t, dir, vt, err);
@@ -465,6 +492,8 @@ se_status se_tokenizer_load(const char *dir, se_tokenizer **out, se_error *err) 
 void se_tokenizer_free(se_tokenizer *t) {
     if (!t) return;
     se_vocab_free(&t->vocab);
+    se_free(t->uni.scores);
+    se_free(t->uni.n_chars);
     for (size_t k = 0; k < t->n_added; k++) se_free(t->added[k].content);
     se_free(t->added);
     se_free(t->source);
@@ -497,10 +526,12 @@ se_status se_tok_encode(const se_tokenizer *tok, const char *text, size_t len, c
     s->a.n = s->b.n = 0;
     se_status st;
     /* A single text can stop early: anything past budget + 1 is cut anyway. */
-    st = se_wordpiece_encode(tok, text, len, is_pair ? SIZE_MAX : budget, s, &s->a, err);
+    if (tok->kind == SE_TOK_UNIGRAM) st = se_unigram_encode(tok, text, len, s, &s->a, err);
+    else st = se_wordpiece_encode(tok, text, len, is_pair ? SIZE_MAX : budget, s, &s->a, err);
     if (st != SE_OK) return st;
     if (is_pair) {
-        st = se_wordpiece_encode(tok, pair, pair_len, SIZE_MAX, s, &s->b, err);
+        if (tok->kind == SE_TOK_UNIGRAM) st = se_unigram_encode(tok, pair, pair_len, s, &s->b, err);
+        else st = se_wordpiece_encode(tok, pair, pair_len, SIZE_MAX, s, &s->b, err);
         if (st != SE_OK) {
             se_err_prefix(err, "text_pair");
             return st;

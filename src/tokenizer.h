@@ -32,6 +32,7 @@ typedef struct se_vocab {
     uint32_t *offs;      /* (n) offset of each id's piece in blob, UINT32_MAX = hole */
     uint32_t *lens;      /* (n) byte length of each piece */
     size_t n;            /* number of ids (largest id + 1) */
+    size_t index_from;   /* ids below this are not looked up (USE lite's specials) */
     int32_t *slots;      /* (n_slots) ids, -1 = empty */
     size_t n_slots;      /* power of two */
 } se_vocab;
@@ -54,7 +55,25 @@ typedef struct se_tpl_item {
 
 #define SE_TPL_MAX 8
 
+enum { SE_TOK_WORDPIECE = 0, SE_TOK_UNIGRAM = 1 };
+
+/* Unigram (sentencepiece) settings. */
+typedef struct se_unigram {
+    double *scores;          /* (n_vocab) piece log-probabilities */
+    uint32_t *n_chars;       /* (n_vocab) piece length in code points */
+    size_t max_chars;        /* longest piece, in code points */
+    double unk_score;        /* min score - 10, as HF */
+    bool nfkc;               /* normalizer NFKC */
+    bool metaspace;          /* pre_tokenizer Metaspace: ' ' -> replacement */
+    bool prepend;            /* prepend the replacement to non-empty text */
+    bool split;              /* Metaspace split: Viterbi per ▁-word */
+    uint32_t replacement;    /* U+2581 */
+    bool energetic;          /* the @energetic-ai JS tokenizer's Viterbi conventions */
+} se_unigram;
+
 struct se_tokenizer {
+    int kind;                       /* SE_TOK_WORDPIECE or SE_TOK_UNIGRAM */
+    se_unigram uni;
     se_vocab vocab;
     int32_t unk_id;                 /* -1 when the model has no unknown token */
     char cont_prefix[16];           /* "##" */
@@ -99,6 +118,20 @@ void se_vocab_free(se_vocab *v);
  * for all). Returns SE_E_UTF8 naming the byte offset for invalid UTF-8. */
 se_status se_wordpiece_encode(const se_tokenizer *tok, const char *text, size_t len, size_t limit,
                               se_tok_session *s, se_i32vec *out, se_error *err);
+
+/* Unigram: the same contract as se_wordpiece_encode (limit is applied by
+ * the caller; the whole text is segmented). */
+se_status se_unigram_encode(const se_tokenizer *tok, const char *text, size_t len, se_tok_session *s, se_i32vec *out,
+                            se_error *err);
+
+/* Loads a tokenizer.json whose model is Unigram (called by tokenizer.c
+ * with the parsed root). */
+struct json_t;
+se_status se_unigram_load(se_tokenizer *t, const struct json_t *root, const char *path, se_error *err);
+
+/* Appends a piece with a given id while building a vocabulary. */
+se_status se_vocab_add(se_vocab *v, size_t *blob_cap, size_t *id_cap, const char *s, size_t len, size_t id,
+                       const char *file, se_error *err);
 
 /* Full tokenization into ids/type_ids (growable), with truncation to
  * n_tokens_max (0 = none) and templating. */

@@ -69,7 +69,7 @@ se_status se_vocab_build_index(se_vocab *v, se_error *err) {
     if (!v->slots) return se_err(err, SE_E_NOMEM, "vocabulary: out of memory for %zu slots", ns);
     memset(v->slots, 0xff, ns * sizeof *v->slots);
     v->n_slots = ns;
-    for (size_t id = 0; id < v->n; id++) {
+    for (size_t id = v->index_from; id < v->n; id++) {
         if (v->offs[id] == UINT32_MAX) continue;
         const char *p = v->blob + v->offs[id];
         size_t len = v->lens[id];

@@ -477,6 +477,30 @@ TEST(broken_folders) {
     fresh_copy("en-plain-hf");
     in_copy("rm model-00002-of-00002.safetensors");
     expect_load_error("missing shard", SE_E_IO, "model-00002-of-00002.safetensors");
+    /* do_lower_case in sentence_bert_config.json lowercases before a
+     * tokenizer that does not (bge-small-zh style) */
+    const char *path = fresh_copy("zh-cls-dense-f16");
+    in_copy("sed -i 's/\"do_lower_case\": false/\"do_lower_case\": true/' sentence_bert_config.json");
+    se_model *lm = NULL, *om = NULL;
+    se_error lerr;
+    CHECK(se_model_load(path, NULL, &lm, &lerr) == SE_OK);
+    CHECK(se_model_load(FIX "zh-cls-dense-f16", NULL, &om, &lerr) == SE_OK);
+    if (lm && om) {
+        se_ctx *lc = NULL, *oc = NULL;
+        se_ctx_new(lm, NULL, &lc, &lerr);
+        se_ctx_new(om, NULL, &oc, &lerr);
+        const char *up[1] = {"HELLO World \xC3\x89T\xC3\x89"}, *lo[1] = {"hello world \xC3\xA9t\xC3\xA9"};
+        float a[12], b[12], c2[12];
+        CHECK(se_encode(lc, up, NULL, 1, NULL, a, 12, NULL, &lerr) == SE_OK);
+        CHECK(se_encode(oc, lo, NULL, 1, NULL, b, 12, NULL, &lerr) == SE_OK);
+        CHECK(se_encode(oc, up, NULL, 1, NULL, c2, 12, NULL, &lerr) == SE_OK);
+        CHECK(memcmp(a, b, sizeof a) == 0);
+        CHECK(memcmp(c2, b, sizeof b) != 0); /* without it, case matters for this tokenizer */
+        se_ctx_free(lc);
+        se_ctx_free(oc);
+    }
+    se_model_free(lm);
+    se_model_free(om);
     char cmd[512];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "cleanup failed\n");
