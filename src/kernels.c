@@ -32,8 +32,12 @@ float se_dot_ref(const float *a, const float *b, size_t K) {
     return acc;
 }
 
-static se_kernels kernels_ref = {"ref", se_gemm_ref, se_dot_ref};
-static se_kernels kernels_avx2 = {"avx2", se_gemm_avx2, se_dot_avx2};
+void se_axpy_ref(float *y, float a, const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] = y[i] + a * x[i];
+}
+
+static se_kernels kernels_ref = {"ref", se_gemm_ref, se_dot_ref, se_axpy_ref};
+static se_kernels kernels_avx2 = {"avx2", se_gemm_avx2, se_dot_avx2, se_axpy_avx2};
 static const se_kernels *chosen;
 static pthread_once_t chosen_once = PTHREAD_ONCE_INIT;
 

@@ -29,12 +29,19 @@ typedef float (*se_dot_fn)(const float *a, const float *b, size_t K);
 float se_dot_ref(const float *a, const float *b, size_t K);
 float se_dot_avx2(const float *a, const float *b, size_t K);
 
+/* y[i] += a * x[i] for i < n (a multiply then an add: the fast version
+ * gives the same bits as the reference). */
+typedef void (*se_axpy_fn)(float *y, float a, const float *x, size_t n);
+void se_axpy_ref(float *y, float a, const float *x, size_t n);
+void se_axpy_avx2(float *y, float a, const float *x, size_t n);
+
 /* The dispatched kernels (best for this CPU; SE_KERNELS=ref forces the
  * scalar ones). Thread-safe; resolved once. */
 typedef struct se_kernels {
     const char *name;
     se_gemm_fn gemm;
     se_dot_fn dot;
+    se_axpy_fn axpy;
 } se_kernels;
 const se_kernels *se_kernels_get(void);
 

@@ -91,3 +91,11 @@ void se_gemm_avx2(const float *x, size_t M, size_t K, size_t ldx, const float *w
             for (size_t n = nb; n < ne; n++) y[m * ldy + n] = dot1(x + m * ldx, w + n * K, K, K8) + (b ? b[n] : 0.0f);
     }
 }
+
+void se_axpy_avx2(float *y, float a, const float *x, size_t n) {
+    __m256 va = _mm256_set1_ps(a);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_mul_ps(va, _mm256_loadu_ps(x + i))));
+    for (; i < n; i++) y[i] = y[i] + a * x[i];
+}

@@ -492,6 +492,7 @@ static void attn_task(void *arg, size_t task, int thread) {
     se_bert_buf *b = j->buf;
     float *sc = b->att + (size_t)thread * (size_t)m->cfg.n_pos; /* (T) */
     se_dot_fn dot = se_kernels_get()->dot;
+    se_axpy_fn axpy = se_kernels_get()->axpy;
     float scale = 1.0f / sqrtf((float)HD);
     for (size_t i = 0; i < T; i++) {
         const float *q = b->q + (a + i) * H + h * HD;
@@ -499,11 +500,7 @@ static void attn_task(void *arg, size_t task, int thread) {
         se_softmax(sc, T);
         float *o = b->ctx + (a + i) * H + h * HD;
         for (size_t d = 0; d < HD; d++) o[d] = 0.0f;
-        for (size_t t = 0; t < T; t++) {
-            const float *v = b->v + (a + t) * H + h * HD;
-            float p = sc[t];
-            for (size_t d = 0; d < HD; d++) o[d] += p * v[d];
-        }
+        for (size_t t = 0; t < T; t++) axpy(o, sc[t], b->v + (a + t) * H + h * HD, HD);
     }
 }
 

@@ -146,6 +146,7 @@ static void attn_task(void *arg, size_t task, int thread) {
     float *qv = sc + m->cfg.n_pos;
     float qs = m->cfg.q_scales[j->layer];
     se_dot_fn dot = se_kernels_get()->dot;
+    se_axpy_fn axpy = se_kernels_get()->axpy;
     for (size_t i = 0; i < T; i++) {
         const float *q = b->q + (a + i) * ld + h * HD;
         for (size_t d = 0; d < HD; d++) qv[d] = q[d] * qs;
@@ -153,11 +154,7 @@ static void attn_task(void *arg, size_t task, int thread) {
         se_softmax(sc, T);
         float *o = b->ctx + (a + i) * din + h * HD;
         for (size_t d = 0; d < HD; d++) o[d] = 0.0f;
-        for (size_t t = 0; t < T; t++) {
-            const float *v = b->q + (a + t) * ld + 2 * din + h * HD;
-            float p = sc[t];
-            for (size_t d = 0; d < HD; d++) o[d] += p * v[d];
-        }
+        for (size_t t = 0; t < T; t++) axpy(o, sc[t], b->q + (a + t) * ld + 2 * din + h * HD, HD);
     }
 }
 

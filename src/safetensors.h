@@ -43,7 +43,9 @@ typedef struct se_st_file {
 se_status se_st_open(const char *path, bool use_mmap, se_st_file *f, se_error *err);
 
 /* Validates an in-memory safetensors image (borrowed; must outlive f).
- * what names it in errors. Used by se_st_open and the fuzz target. */
+ * what names it in errors. Used by se_st_open and the fuzz target. f must
+ * be zero-initialised (se_st_parse fills only the tensor index; se_st_close
+ * then releases just that). */
 se_status se_st_parse(const uint8_t *data, size_t size, const char *what, se_st_file *f, se_error *err);
 
 /* Finds a tensor by name, or NULL. */

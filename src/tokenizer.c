@@ -119,6 +119,20 @@ static void count_specials(se_tokenizer *t) {
         if (t->pair[i].seq < 0) t->n_special_pair += t->pair[i].n_ids;
 }
 
+/* Every special id a template adds must be in the vocabulary. */
+static se_status check_template_ids(const se_tokenizer *t, se_error *err) {
+    for (int w = 0; w < 2; w++) {
+        const se_tpl_item *it = w ? t->pair : t->single;
+        int n = w ? t->n_pair : t->n_single;
+        for (int i = 0; i < n; i++)
+            for (int k = 0; it[i].seq < 0 && k < it[i].n_ids; k++)
+                if (it[i].ids[k] < 0 || (size_t)it[i].ids[k] >= t->vocab.n)
+                    return se_err(err, SE_E_FORMAT, "%s: post_processor special token id %d is not in the vocabulary (%zu ids)",
+                                  t->source, it[i].ids[k], t->vocab.n);
+    }
+    return SE_OK;
+}
+
 int se_tok_n_special(const se_tokenizer *tok, bool pair) {
     return pair ? tok->n_special_pair : tok->n_special_single;
 }
@@ -212,9 +226,18 @@ static se_status load_tokenizer_json(se_tokenizer *t, const char *path, se_error
     }
     const char *key;
     json_t *val;
+    /* ids are dense: every id must be below the number of entries (vocab
+     * plus added tokens), which also bounds the memory a file can ask for */
+    json_t *added_list = json_object_get(root, "added_tokens");
+    json_int_t id_limit = (json_int_t)json_object_size(vocab) + (json_is_array(added_list) ? (json_int_t)json_array_size(added_list) : 0);
     json_object_foreach(vocab, key, val) {
         if (!json_is_integer(val) || json_integer_value(val) < 0) {
             s = se_err(err, SE_E_FORMAT, "%s: model.vocab['%s'] must be a non-negative integer", path, key);
+            goto done;
+        }
+        if (json_integer_value(val) >= id_limit) {
+            s = se_err(err, SE_E_FORMAT, "%s: model.vocab['%s'] = %lld is out of range (%lld entries)", path, key,
+                       (long long)json_integer_value(val), (long long)id_limit);
             goto done;
         }
         if ((s = se_vocab_add(&t->vocab, &blob_cap, &id_cap, key, strlen(key), (size_t)json_integer_value(val), path, err)) != SE_OK)
@@ -248,6 +271,11 @@ static se_status load_tokenizer_json(se_tokenizer *t, const char *path, se_error
         if ((s = se_json_bool(val, file, "special", false, &special, err)) != SE_OK) goto done;
         if (!content || id < 0) {
             s = se_err(err, SE_E_FORMAT, "%s: added_tokens[%zu] needs content and id", path, i);
+            goto done;
+        }
+        if (id >= id_limit) {
+            s = se_err(err, SE_E_FORMAT, "%s: added_tokens[%zu] id %lld is out of range (%lld entries)", path, i,
+                       (long long)id, (long long)id_limit);
             goto done;
         }
         if ((size_t)id >= t->vocab.n || t->vocab.offs[id] == UINT32_MAX) {
@@ -479,8 +507,9 @@ se_status se_tokenizer_load(const char *dir, se_tokenizer **out, se_error *err) 
     if (s == SE_OK && !t->source) s = se_err(err, SE_E_NOMEM, "out of memory");
     if (s == SE_OK) {
         count_specials(t);
-        s = se_folder_n_tokens_max(dir, &t->n_tokens_max, err);
+        s = check_template_ids(t, err);
     }
+    if (s == SE_OK) s = se_folder_n_tokens_max(dir, &t->n_tokens_max, err);
     if (s != SE_OK) {
         se_tokenizer_free(t);
         return s;
@@ -525,6 +554,11 @@ se_status se_tok_encode(const se_tokenizer *tok, const char *text, size_t len, c
     if (n_tokens_max) budget = n_tokens_max > n_special ? n_tokens_max - n_special : 0;
     s->a.n = s->b.n = 0;
     se_status st;
+    /* validate all of the input first: the early stop below must not hide
+     * invalid UTF-8 past the truncation point */
+    size_t bad;
+    if (!se_utf8_valid(text, len, &bad)) return se_err(err, SE_E_UTF8, "invalid UTF-8 at byte %zu", bad);
+    if (pair && !se_utf8_valid(pair, pair_len, &bad)) return se_err(err, SE_E_UTF8, "text_pair: invalid UTF-8 at byte %zu", bad);
     /* A single text can stop early: anything past budget + 1 is cut anyway. */
     if (tok->kind == SE_TOK_UNIGRAM) st = se_unigram_encode(tok, text, len, s, &s->a, err);
     else st = se_wordpiece_encode(tok, text, len, is_pair ? SIZE_MAX : budget, s, &s->a, err);

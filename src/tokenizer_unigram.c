@@ -117,10 +117,20 @@ static bool reserve(se_tok_session *s, size_t n) {
     return true;
 }
 
+enum { VITERBI_OK = 1, VITERBI_NOMEM = 0, VITERBI_NO_UNK = -1 };
+
+/* Maps viterbi()'s result to a status. */
+static se_status viterbi_status(int r, se_error *err) {
+    if (r == VITERBI_OK) return SE_OK;
+    if (r == VITERBI_NO_UNK)
+        return se_err(err, SE_E_RANGE, "a character has no piece in the vocabulary and the tokenizer has no unk_id");
+    return se_err(err, SE_E_NOMEM, "tokenizer: out of memory");
+}
+
 /* Viterbi over one segment syms[a..b) of the normalised text (bytes in
  * txt, code point i starting at byte bp[i]); appends ids to out. best and
  * from are scratch arrays of (b - a + 1). */
-static bool viterbi(const se_tokenizer *tok, const char *txt, const uint32_t *bp, size_t a, size_t b, double *best,
+static int viterbi(const se_tokenizer *tok, const char *txt, const uint32_t *bp, size_t a, size_t b, double *best,
                     int32_t *word, uint32_t *wlen, se_i32vec *out) {
     size_t n = b - a;
     const se_unigram *u = &tok->uni;
@@ -158,7 +168,7 @@ static bool viterbi(const se_tokenizer *tok, const char *txt, const uint32_t *bp
         while (it > 0) {
             int32_t id = word[it] < 0 ? 0 : word[it];
             size_t step = tok->uni.n_chars[id] ? tok->uni.n_chars[id] : 1;
-            if (!se_i32vec_push(out, id)) return false;
+            if (!se_i32vec_push(out, id)) return VITERBI_NOMEM;
             it = step > it ? 0 : it - step;
         }
         /* reverse, then collapse runs of unk */
@@ -170,7 +180,7 @@ static bool viterbi(const se_tokenizer *tok, const char *txt, const uint32_t *bp
         for (size_t i = mark; i < out->n; i++)
             if (!(out->v[i] == 0 && k > mark && out->v[k - 1] == 0)) out->v[k++] = out->v[i];
         out->n = k;
-        return true;
+        return VITERBI_OK;
     }
     /* Hugging Face: forward over starts; strictly better wins; unk fallback */
     uint32_t *reached = wlen; /* 0 = unset, else the piece length + 1 */
@@ -186,6 +196,7 @@ static bool viterbi(const se_tokenizer *tok, const char *txt, const uint32_t *bp
             if (k == 1) single = true;
         }
         if (!single) {
+            if (tok->unk_id < 0) return VITERBI_NO_UNK;
             double sc = base + u->unk_score;
             if (!reached[st + 1] || sc > best[st + 1]) best[st + 1] = sc, word[st + 1] = tok->unk_id, reached[st + 1] = 2;
         }
@@ -193,7 +204,7 @@ static bool viterbi(const se_tokenizer *tok, const char *txt, const uint32_t *bp
     size_t mark = out->n;
     for (size_t it = n; it > 0;) {
         size_t step = reached[it] ? reached[it] - 1 : 1;
-        if (!se_i32vec_push(out, word[it] < 0 ? tok->unk_id : word[it])) return false;
+        if (!se_i32vec_push(out, word[it] < 0 ? tok->unk_id : word[it])) return VITERBI_NOMEM;
         it -= step;
     }
     for (size_t i = mark, j = out->n; i + 1 < j; i++, j--) {
@@ -204,7 +215,7 @@ static bool viterbi(const se_tokenizer *tok, const char *txt, const uint32_t *bp
     for (size_t i = mark; i < out->n; i++)
         if (!(out->v[i] == tok->unk_id && k > mark && out->v[k - 1] == tok->unk_id)) out->v[k++] = out->v[i];
     out->n = k;
-    return true;
+    return VITERBI_OK;
 }
 
 se_status se_unigram_encode(const se_tokenizer *tok, const char *text, size_t len, se_tok_session *s, se_i32vec *out,
@@ -268,12 +279,12 @@ se_status se_unigram_encode(const se_tokenizer *tok, const char *text, size_t le
         size_t a = 0;
         for (size_t i = 1; i <= n && st == SE_OK; i++) {
             if (i == n || s->word[i] == u->replacement) {
-                if (!viterbi(tok, s->wbuf, s->bpos, a, i, best, word, wlen, out)) st = se_err(err, SE_E_NOMEM, "out of memory");
+                st = viterbi_status(viterbi(tok, s->wbuf, s->bpos, a, i, best, word, wlen, out), err);
                 a = i;
             }
         }
-    } else if (!viterbi(tok, s->wbuf, s->bpos, 0, n, best, word, wlen, out)) {
-        st = se_err(err, SE_E_NOMEM, "tokenizer: out of memory");
+    } else {
+        st = viterbi_status(viterbi(tok, s->wbuf, s->bpos, 0, n, best, word, wlen, out), err);
     }
     se_free(best);
     se_free(word);

@@ -20,7 +20,7 @@ run() {
         echo "FAIL $name"
     fi
 }
-for t in test_unicode test_kernels test_threadpool test_similarity test_tokenizer test_safetensors test_model; do
+for t in test_unicode test_kernels test_threadpool test_similarity test_tokenizer test_safetensors test_model test_use; do
     run "$t" "$BUILD/tests/$t"
 done
 run header_c test -f "$BUILD/tests/test_header_c"

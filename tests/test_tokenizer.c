@@ -190,6 +190,12 @@ TEST(api_details) {
     CHECK(se_tokenize(tok, "ab\xFF", 3, NULL, 0, NULL, ids, NULL, 4, &n, NULL, &err) == SE_E_UTF8 && strstr(err.msg, "byte 2"));
     CHECK(se_tokenize(tok, "\x80", 1, NULL, 0, NULL, ids, NULL, 4, &n, NULL, &err) == SE_E_UTF8);
     CHECK(se_tokenize(tok, "a", 1, "\xC3", 1, NULL, ids, NULL, 4, &n, NULL, &err) == SE_E_UTF8 && strstr(err.msg, "text_pair"));
+    /* invalid UTF-8 past the truncation point is still an error */
+    const char *late = "a b c d e f g h i j k l m n o p q r s t \xFF";
+    se_tokenize_params p16 = se_tokenize_default_params(tok);
+    p16.n_tokens_max = 16;
+    int32_t many[32];
+    CHECK(se_tokenize(tok, late, strlen(late), NULL, 0, &p16, many, NULL, 32, &n, NULL, &err) == SE_E_UTF8);
     /* empty text: [CLS] [SEP]; a word of 101 characters: [UNK] */
     CHECK(se_tokenize(tok, "", 0, NULL, 0, NULL, ids, NULL, 4, &n, NULL, &err) == SE_OK && n == 2);
     char longw[102];

@@ -13,6 +13,13 @@
  * and exits 0; a missing or empty corpus directory, an unreadable file or
  * an entry point returning non-zero makes it exit 1.
  *
+ * Memory blow-ups count as failures too: libFuzzer stops at -rss_limit_mb,
+ * but a plain replay would just grow. So when the peak RSS while running
+ * one input exceeds the RSS before it by more than SE_FUZZ_REPLAY_RSS_MB
+ * (default 256 MB) that input fails, as a tiny file that makes the library
+ * allocate gigabytes is a bug (STYLE rule 24: caps on everything). The
+ * per-input peak comes from resetting VmHWM through /proc/self/clear_refs.
+ *
  * Set SE_FUZZ_REPLAY_VERBOSE=1 to print each file before it runs; on a
  * trap or abort the file being replayed is printed anyway.
  */
@@ -22,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -50,6 +58,34 @@ static void on_fatal_signal(int sig) {
     }
     signal(sig, SIG_DFL);
     raise(sig);
+}
+
+/* Resets the kernel's peak-RSS mark (VmHWM) to the current RSS, so the
+ * next reading is the peak of one input alone. Where that is not
+ * supported nothing happens, and the caller measures growth of the
+ * all-time peak instead. */
+static void reset_peak_rss(void) {
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (!f) return;
+    fputs("5", f);
+    fclose(f);
+}
+
+/* Returns the peak resident set size in kilobytes since the last reset
+ * (VmHWM), or the all-time peak from getrusage when /proc is missing. */
+static long peak_rss_kb(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (f) {
+        char line[256];
+        long kb = -1;
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "VmHWM: %ld kB", &kb) == 1) break;
+        fclose(f);
+        if (kb >= 0) return kb;
+    }
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+    return ru.ru_maxrss;
 }
 
 /* Compares two directory entry names for qsort. */
@@ -88,7 +124,7 @@ static uint8_t *read_all(const char *path, size_t *size) {
 /* Replays every regular file in dir through fn. Adds the number of files
  * replayed to *passed and failures to *failed; returns 0 when the
  * directory exists and held at least one file. */
-static int replay_dir(const char *dir, fuzz_fn fn, int *passed, int *failed, int verbose) {
+static int replay_dir(const char *dir, fuzz_fn fn, int *passed, int *failed, int verbose, long rss_limit_kb) {
     DIR *d = opendir(dir);
     if (!d) {
         fprintf(stderr, "fuzz_replay: cannot open %s (run from the repo root)\n", dir);
@@ -133,10 +169,17 @@ static int replay_dir(const char *dir, fuzz_fn fn, int *passed, int *failed, int
         }
         if (size) memcpy(exact, buf, size);
         free(buf);
+        reset_peak_rss(); /* when unsupported, growth of the all-time peak is measured */
+        long rss_before = peak_rss_kb();
         int r = fn(exact, size);
+        long rss_grew = peak_rss_kb() - rss_before;
         free(exact);
         if (r != 0) {
             fprintf(stderr, "fuzz_replay: %s: entry point returned %d\n", current, r);
+            (*failed)++;
+        } else if (rss_grew > rss_limit_kb) {
+            fprintf(stderr, "fuzz_replay: %s: peak RSS grew by %ld MB (limit %ld MB): a %zu-byte input blew up memory\n",
+                    current, rss_grew / 1024, rss_limit_kb / 1024, size);
             (*failed)++;
         } else {
             (*passed)++;
@@ -163,9 +206,11 @@ int main(int argc, char **argv) {
     signal(SIGABRT, on_fatal_signal);
     const char *v = getenv("SE_FUZZ_REPLAY_VERBOSE");
     int verbose = v && *v && strcmp(v, "0") != 0;
+    const char *lim = getenv("SE_FUZZ_REPLAY_RSS_MB");
+    long rss_limit_kb = (lim && atol(lim) > 0 ? atol(lim) : 256) * 1024;
     int passed = 0, failed = 0, bad_dirs = 0;
     for (size_t t = 0; t < sizeof targets / sizeof targets[0]; t++)
-        if (replay_dir(targets[t].dir, targets[t].fn, &passed, &failed, verbose) != 0) bad_dirs++;
+        if (replay_dir(targets[t].dir, targets[t].fn, &passed, &failed, verbose, rss_limit_kb) != 0) bad_dirs++;
     printf("fuzz_replay: %d passed, %d failed\n", passed, failed);
     return (failed || bad_dirs) ? 1 : 0;
 }

