@@ -220,7 +220,7 @@ static se_status run_batch(se_ctx *c, size_t S, size_t T, const se_encode_params
     for (int k = 0; k < cfg->n_stages; k++) {
         const se_stage *st = &cfg->stages[k];
         if (st->kind == SE_STAGE_DENSE) {
-            se_par_gemm(c->tp, cur, S, dim, m->dense[k].w, m->dense[k].b, nxt, (size_t)st->n_out);
+            se_par_gemm(c->tp, m, cur, S, dim, m->dense[k].w, m->dense[k].b, nxt, (size_t)st->n_out);
             dim = (size_t)st->n_out;
             for (size_t i = 0; i < S; i++) {
                 float *v = nxt + i * dim;

@@ -36,20 +36,23 @@ void se_axpy_ref(float *y, float a, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] = y[i] + a * x[i];
 }
 
-static se_kernels kernels_ref = {"ref", se_gemm_ref, se_dot_ref, se_axpy_ref};
-static se_kernels kernels_avx2 = {"avx2", se_gemm_avx2, se_dot_avx2, se_axpy_avx2};
+static se_kernels kernels_ref = {"ref", se_gemm_ref, se_dot_ref, se_axpy_ref, false};
+static se_kernels kernels_avx2 = {"avx2", se_gemm_avx2, se_dot_avx2, se_axpy_avx2, false};
+static se_kernels kernels_avx512 = {"avx512", se_gemm_avx2, se_dot_avx2, se_axpy_avx2, true};
 static const se_kernels *chosen;
 static pthread_once_t chosen_once = PTHREAD_ONCE_INIT;
 
-/* Picks the kernels once: AVX2+FMA when the CPU has them, unless the
- * environment variable SE_KERNELS=ref asks for the reference ones. */
+/* Picks the kernels once: the best the CPU has, capped by SE_KERNELS. */
 static void choose(void) {
     const char *env = getenv("SE_KERNELS");
     chosen = &kernels_ref;
     if (env && strcmp(env, "ref") == 0) return;
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) chosen = &kernels_avx2;
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return;
+    chosen = &kernels_avx2;
+    if (env && strcmp(env, "avx2") == 0) return;
+    if (__builtin_cpu_supports("avx512f")) chosen = &kernels_avx512;
 #endif
 }
 

@@ -10,6 +10,7 @@
 #ifndef SE_KERNELS_H
 #define SE_KERNELS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* y[m][n] = sum_k x[m][k] * w[n][k] (+ b[n]) for m < M and n0 <= n < n1.
@@ -29,19 +30,33 @@ typedef float (*se_dot_fn)(const float *a, const float *b, size_t K);
 float se_dot_ref(const float *a, const float *b, size_t K);
 float se_dot_avx2(const float *a, const float *b, size_t K);
 
+/* Packed weights for the AVX-512 GEMM: se_pack_size(N, K) floats hold W
+ * (N, K) as panels of 32 columns, K-major (see kernels_avx512.c). */
+size_t se_pack_size(size_t N, size_t K);
+void se_pack_weights(const float *w, size_t N, size_t K, float *out);
+
+/* y[m][n] = sum_k x[m][k] W[n][k] (+ b[n]) from packed W, for columns
+ * n0 <= n < n1 (n0 a multiple of 32). Same determinism contract as
+ * se_gemm. */
+void se_gemm_packed_avx512(const float *x, size_t M, size_t K, size_t ldx, const float *pw, size_t N, const float *b,
+                           float *y, size_t ldy, size_t n0, size_t n1);
+
 /* y[i] += a * x[i] for i < n (a multiply then an add: the fast version
  * gives the same bits as the reference). */
 typedef void (*se_axpy_fn)(float *y, float a, const float *x, size_t n);
 void se_axpy_ref(float *y, float a, const float *x, size_t n);
 void se_axpy_avx2(float *y, float a, const float *x, size_t n);
 
-/* The dispatched kernels (best for this CPU; SE_KERNELS=ref forces the
- * scalar ones). Thread-safe; resolved once. */
+/* The dispatched kernels, best for this CPU: AVX-512 packed GEMM (+ AVX2
+ * dot products), else AVX2, else the scalar reference. The environment
+ * variable SE_KERNELS=ref|avx2 caps the choice (tests use it to compare).
+ * Thread-safe; resolved once per process. */
 typedef struct se_kernels {
     const char *name;
     se_gemm_fn gemm;
     se_dot_fn dot;
     se_axpy_fn axpy;
+    bool packed; /* weights are packed for se_gemm_packed_avx512 */
 } se_kernels;
 const se_kernels *se_kernels_get(void);
 

@@ -63,6 +63,11 @@ struct se_model {
     const float *timing_inv; /* (E/2) USE lite timing-signal inverse timescales */
     se_dense_w *dense;       /* (n_stages) */
     int32_t max_stage_dim;   /* widest Dense/Normalize in or out */
+    /* weights repacked for the AVX-512 GEMM (empty when the CPU lacks it):
+     * pack_w[i] is the original (N, K) matrix, pack_p[i] its packed copy */
+    const float **pack_w;
+    float **pack_p;
+    size_t n_pack;
 };
 
 /* Scratch for one forward pass, carved from the ctx arena. */
@@ -95,9 +100,14 @@ se_status se_use_bind(se_model *m, se_error *err);
 se_status se_use_forward(const se_model *m, se_bert_buf *buf, se_threadpool *tp, const int32_t *ids, const size_t *starts,
                          size_t S, se_debug_fn dbg, void *dbg_user, se_error *err);
 
-/* Runs a GEMM y = x w^T + b across the pool. x: (M, K), w: (N, K), y: (M, N). */
-void se_par_gemm(se_threadpool *tp, const float *x, size_t M, size_t K, const float *w, const float *b,
+/* Runs a GEMM y = x w^T + b across the pool. x: (M, K), w: (N, K), y: (M, N).
+ * Uses the model's packed copy of w when there is one. */
+void se_par_gemm(se_threadpool *tp, const se_model *m, const float *x, size_t M, size_t K, const float *w, const float *b,
                  float *y, size_t N);
+
+/* Packs every weight matrix of the model for the AVX-512 GEMM, when the
+ * CPU has it and SE_KERNELS does not ask otherwise. */
+se_status se_model_pack(se_model *m, se_error *err);
 
 /* Pools one sentence's token states x: (T, H) into out: (pool_dim), in
  * sentence-transformers' order (cls, max, mean, mean_sqrt_len,

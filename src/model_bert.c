@@ -307,6 +307,9 @@ void se_model_free(se_model *m) {
     se_free(m->dense_files);
     for (size_t i = 0; i < m->n_owned; i++) se_free(m->owned[i]);
     se_free(m->owned);
+    for (size_t i = 0; i < m->n_pack; i++) se_free(m->pack_p[i]);
+    se_free(m->pack_p);
+    se_free(m->pack_w);
     se_free(m->layers);
     se_free(m->use_layers);
     se_free(m->dense);
@@ -337,6 +340,7 @@ se_status se_model_load(const char *dir, const se_model_params *params, se_model
     if ((s = open_checkpoint(m, m->cfg.tf_dir, p.use_mmap, err)) != SE_OK) goto fail;
     if ((s = (m->cfg.arch == SE_ARCH_USE ? se_use_bind(m, err) : bind_bert(m, err))) != SE_OK) goto fail;
     if ((s = bind_dense(m, p.use_mmap, err)) != SE_OK) goto fail;
+    if ((s = se_model_pack(m, err)) != SE_OK) goto fail;
     *out = m;
     return SE_OK;
 fail:
@@ -389,11 +393,12 @@ const char *se_model_prompt_find(const se_model *m, const char *name) {
 typedef struct gemm_job {
     const se_kernels *k;
     const float *x, *w, *b;
+    const float *packed; /* or NULL */
     float *y;
-    size_t M, K, N, mb, nb, n_nblk;
+    size_t M, K, N, n_nblk;
 } gemm_job;
 
-enum { GEMM_MB = 192, GEMM_NB = 64 };
+enum { GEMM_MB = 192, GEMM_NB = 64 }; /* GEMM_NB is a multiple of the packed panel width (32) */
 
 static void gemm_task(void *arg, size_t t, int thread) {
     (void)thread;
@@ -402,15 +407,71 @@ static void gemm_task(void *arg, size_t t, int thread) {
     size_t m0 = mi * GEMM_MB, n0 = ni * GEMM_NB;
     size_t m1 = m0 + GEMM_MB < j->M ? m0 + GEMM_MB : j->M;
     size_t n1 = n0 + GEMM_NB < j->N ? n0 + GEMM_NB : j->N;
-    j->k->gemm(j->x + m0 * j->K, m1 - m0, j->K, j->K, j->w, j->b, j->y + m0 * j->N, j->N, n0, n1);
+    if (j->packed)
+        se_gemm_packed_avx512(j->x + m0 * j->K, m1 - m0, j->K, j->K, j->packed, j->N, j->b, j->y + m0 * j->N, j->N, n0, n1);
+    else
+        j->k->gemm(j->x + m0 * j->K, m1 - m0, j->K, j->K, j->w, j->b, j->y + m0 * j->N, j->N, n0, n1);
 }
 
-void se_par_gemm(se_threadpool *tp, const float *x, size_t M, size_t K, const float *w, const float *b, float *y,
-                 size_t N) {
+/* The packed copy of w, or NULL. */
+static const float *packed_of(const se_model *m, const float *w) {
+    for (size_t i = 0; i < m->n_pack; i++)
+        if (m->pack_w[i] == w) return m->pack_p[i];
+    return NULL;
+}
+
+void se_par_gemm(se_threadpool *tp, const se_model *m, const float *x, size_t M, size_t K, const float *w, const float *b,
+                 float *y, size_t N) {
     if (M == 0 || N == 0) return;
-    gemm_job j = {se_kernels_get(), x, w, b, y, M, K, N, 0, 0, (N + GEMM_NB - 1) / GEMM_NB};
+    gemm_job j = {se_kernels_get(), x, w, b, packed_of(m, w), y, M, K, N, (N + GEMM_NB - 1) / GEMM_NB};
     size_t n_mblk = (M + GEMM_MB - 1) / GEMM_MB;
     se_threadpool_run(tp, n_mblk * j.n_nblk, gemm_task, &j);
+}
+
+/* Packs one (N, K) matrix; no-op when already packed. */
+static se_status pack_one(se_model *m, const float *w, size_t N, size_t K, se_error *err) {
+    if (!w || packed_of(m, w)) return SE_OK;
+    float *p = se_malloc_array(se_pack_size(N, K), sizeof *p);
+    const float **pw = se_realloc(m->pack_w, (m->n_pack + 1) * sizeof *pw);
+    if (pw) m->pack_w = pw;
+    float **pp = pw ? se_realloc(m->pack_p, (m->n_pack + 1) * sizeof *pp) : NULL;
+    if (pp) m->pack_p = pp;
+    if (!p || !pw || !pp) {
+        se_free(p);
+        return se_err(err, SE_E_NOMEM, "out of memory packing weights");
+    }
+    se_pack_weights(w, N, K, p);
+    m->pack_w[m->n_pack] = w;
+    m->pack_p[m->n_pack++] = p;
+    return SE_OK;
+}
+
+se_status se_model_pack(se_model *m, se_error *err) {
+    if (!se_kernels_get()->packed) return SE_OK;
+    const se_folder_cfg *c = &m->cfg;
+    size_t H = (size_t)c->n_embd, FF = (size_t)c->n_ff;
+    se_status s = SE_OK;
+    for (int l = 0; l < c->n_layer && s == SE_OK; l++) {
+        if (c->arch == SE_ARCH_USE) {
+            const se_use_layer_w *w = &m->use_layers[l];
+            size_t din = (size_t)w->din;
+            if (s == SE_OK) s = pack_one(m, w->res_w, H, din, err);
+            if (s == SE_OK) s = pack_one(m, w->qkv_w, 3 * din, din, err);
+            if (s == SE_OK) s = pack_one(m, w->o_w, H, din, err);
+            if (s == SE_OK) s = pack_one(m, w->ff1_w, FF, H, err);
+            if (s == SE_OK) s = pack_one(m, w->ff2_w, H, FF, err);
+        } else {
+            const se_layer_w *w = &m->layers[l];
+            const float *sq[4] = {w->q_w, w->k_w, w->v_w, w->o_w};
+            for (int i = 0; i < 4 && s == SE_OK; i++) s = pack_one(m, sq[i], H, H, err);
+            if (s == SE_OK) s = pack_one(m, w->ff1_w, FF, H, err);
+            if (s == SE_OK) s = pack_one(m, w->ff2_w, H, FF, err);
+        }
+    }
+    for (int i = 0; i < c->n_stages && s == SE_OK; i++)
+        if (c->stages[i].kind == SE_STAGE_DENSE)
+            s = pack_one(m, m->dense[i].w, (size_t)c->stages[i].n_out, (size_t)c->stages[i].n_in, err);
+    return s;
 }
 
 typedef struct row_job {
@@ -527,15 +588,15 @@ se_status se_bert_forward(const se_model *m, se_bert_buf *buf, se_threadpool *tp
     for (int l = 0; l < c->n_layer; l++) {
         const se_layer_w *w = &m->layers[l];
         j.w = w;
-        se_par_gemm(tp, buf->x, T, H, w->q_w, w->q_b, buf->q, H);
-        se_par_gemm(tp, buf->x, T, H, w->k_w, w->k_b, buf->k, H);
-        se_par_gemm(tp, buf->x, T, H, w->v_w, w->v_b, buf->v, H);
+        se_par_gemm(tp, m, buf->x, T, H, w->q_w, w->q_b, buf->q, H);
+        se_par_gemm(tp, m, buf->x, T, H, w->k_w, w->k_b, buf->k, H);
+        se_par_gemm(tp, m, buf->x, T, H, w->v_w, w->v_b, buf->v, H);
         se_threadpool_run(tp, S * (size_t)c->n_head, attn_task, &j);
-        se_par_gemm(tp, buf->ctx, T, H, w->o_w, w->o_b, buf->tmp, H);
+        se_par_gemm(tp, m, buf->ctx, T, H, w->o_w, w->o_b, buf->tmp, H);
         run_rows(tp, &j, 1);
-        se_par_gemm(tp, buf->x, T, H, w->ff1_w, w->ff1_b, buf->ff, FF);
+        se_par_gemm(tp, m, buf->x, T, H, w->ff1_w, w->ff1_b, buf->ff, FF);
         run_rows(tp, &j, 2);
-        se_par_gemm(tp, buf->ff, T, FF, w->ff2_w, w->ff2_b, buf->tmp, H);
+        se_par_gemm(tp, m, buf->ff, T, FF, w->ff2_w, w->ff2_b, buf->tmp, H);
         run_rows(tp, &j, 3);
         if (dbg) dbg("layer_out", l, buf->x, T, H, dbg_user);
     }

@@ -43,6 +43,42 @@ TEST(gemm_matches_reference) {
     }
 }
 
+/* The packed AVX-512 GEMM against the reference (when the CPU has it),
+ * and its independence from M and from the column split. */
+TEST(packed_gemm) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx512f")) {
+        printf("  (no AVX-512F on this CPU: packed GEMM not run)\n");
+        return;
+    }
+    size_t shapes[][3] = {{1, 1, 1}, {6, 32, 8}, {7, 33, 9}, {13, 70, 31}, {40, 384, 384}, {5, 1536, 384}, {97, 100, 1536}};
+    unsigned seed = 3;
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+        size_t M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
+        float *x = malloc(M * K * sizeof *x), *w = malloc(N * K * sizeof *w), *b = malloc(N * sizeof *b);
+        float *y = malloc(M * N * sizeof *y), *r = malloc(M * N * sizeof *r), *pw = malloc(se_pack_size(N, K) * sizeof *pw);
+        for (size_t i = 0; i < M * K; i++) x[i] = frand(&seed);
+        for (size_t i = 0; i < N * K; i++) w[i] = frand(&seed);
+        for (size_t i = 0; i < N; i++) b[i] = frand(&seed);
+        se_pack_weights(w, N, K, pw);
+        se_gemm_ref(x, M, K, K, w, b, r, N, 0, N);
+        se_gemm_packed_avx512(x, M, K, K, pw, N, b, y, N, 0, N);
+        char label[64];
+        snprintf(label, sizeof label, "packed gemm %zux%zux%zu", M, N, K);
+        CHECK_CLOSE(y, r, M * N, 1e-5 * (double)K, 1e-5, label);
+        float *y1 = malloc(N * sizeof *y1);
+        for (size_t m = 0; m < M; m++) {
+            size_t half = (N / 2) / 32 * 32;
+            se_gemm_packed_avx512(x + m * K, 1, K, K, pw, N, b, y1, N, 0, half);
+            se_gemm_packed_avx512(x + m * K, 1, K, K, pw, N, b, y1, N, half, N);
+            CHECK_MSG(memcmp(y1, y + m * N, N * sizeof *y1) == 0, "packed %zux%zux%zu row %zu depends on M", M, N, K, m);
+        }
+        free(x), free(w), free(b), free(y), free(r), free(pw), free(y1);
+    }
+#endif
+}
+
 TEST(axpy_matches_reference) {
     unsigned seed = 7;
     for (size_t n = 0; n < 70; n += 3) {
@@ -81,6 +117,7 @@ TEST(elementwise) {
 
 int main(void) {
     RUN(gemm_matches_reference);
+    RUN(packed_gemm);
     RUN(axpy_matches_reference);
     RUN(elementwise);
     return test_report("test_kernels");

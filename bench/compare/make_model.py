@@ -1,0 +1,429 @@
+#!/usr/bin/python3
+"""Writes the random-weight BERT models of the side-by-side benchmark (bench/compare).
+
+Run with Debian's Python (python3-torch, python3-numpy), from anywhere:
+
+    /usr/bin/python3 bench/compare/make_model.py [--shape minilm|bge-base|all] [--cache DIR]
+
+For each shape it writes, under DIR/<shape>/ (default DIR: bench/compare/.cache):
+
+    config.json                  BertModel config (model_type bert, gelu, layer_norm_eps 1e-12)
+    model.safetensors            F32, Hugging Face BertModel tensor names (written here, by hand)
+    vocab.txt                    the bert-base-uncased vocabulary (tests/fixtures/tokenizers),
+                                 30522 lines: [PAD]=0 [UNK]=100 [CLS]=101 [SEP]=102 [MASK]=103
+    tokenizer_config.json        BertTokenizer, do_lower_case
+    modules.json                 Transformer -> Pooling (mean) -> Normalize
+    sentence_bert_config.json    max_seq_length 512
+    1_Pooling/config.json        mean pooling
+    onnx/model.onnx              the SAME weights as an ONNX graph: BertModel + mean pooling +
+                                 L2 normalisation; inputs input_ids, attention_mask,
+                                 token_type_ids (int64 [batch, seq]); output
+                                 sentence_embedding (float32 [batch, hidden])
+    stamp                        hash of this script + shape: a folder with a matching stamp
+                                 is reused as it is
+
+The real bert-base-uncased vocabulary (which all-MiniLM-L6-v2 and bge-base-en-v1.5 use) is
+taken rather than filler words so that the STS-B sentences tokenize to realistic lengths.
+
+No transformers / safetensors / onnx package is used: the BertModel below is written from the
+Hugging Face definition (modeling_bert.py), with the padding mask applied as HF applies it
+((1 - mask) * finfo(float32).min added to the attention scores), and mean pooling / Normalize
+as sentence-transformers' Pooling and Normalize modules compute them. bench_torch.py imports
+this module for the PyTorch side of the benchmark, so PyTorch runs exactly this code.
+"""
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import shutil
+import struct
+import sys
+import warnings
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+VOCAB_SRC = os.path.join(ROOT, "tests", "fixtures", "tokenizers", "bert-base-uncased", "vocab.txt")
+DEFAULT_CACHE = os.path.join(HERE, ".cache")
+
+SHAPES = {
+    # name: (hidden, layers, heads, ffn)
+    "minilm": (384, 6, 12, 1536),  # all-MiniLM-L6-v2
+    "bge-base": (768, 12, 12, 3072),  # bge-base-en-v1.5 (bert-base)
+}
+VOCAB_SIZE = 30522
+N_POS = 512
+N_TYPE = 2
+MAX_SEQ = 512
+LN_EPS = 1e-12
+SEED = 20240504
+ONNX_OPSET = 14
+
+
+def log(msg):
+    print(f"[make_model] {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------
+# BertModel, from Hugging Face's modeling_bert.py (eval mode: no dropout)
+# ---------------------------------------------------------------------------
+
+
+class BertEmbeddings(nn.Module):
+    def __init__(self, H):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(VOCAB_SIZE, H, padding_idx=0)
+        self.position_embeddings = nn.Embedding(N_POS, H)
+        self.token_type_embeddings = nn.Embedding(N_TYPE, H)
+        self.LayerNorm = nn.LayerNorm(H, eps=LN_EPS)
+        self.register_buffer("position_ids", torch.arange(N_POS).expand((1, -1)), persistent=False)
+
+    def forward(self, input_ids, token_type_ids):
+        seq_length = input_ids.size(1)
+        position_ids = self.position_ids[:, :seq_length]
+        embeddings = self.word_embeddings(input_ids) + self.token_type_embeddings(token_type_ids)
+        embeddings = embeddings + self.position_embeddings(position_ids)
+        return self.LayerNorm(embeddings)
+
+
+class BertSelfAttention(nn.Module):
+    def __init__(self, H, NH):
+        super().__init__()
+        self.num_attention_heads = NH
+        self.attention_head_size = H // NH
+        self.all_head_size = H
+        self.query = nn.Linear(H, H)
+        self.key = nn.Linear(H, H)
+        self.value = nn.Linear(H, H)
+
+    def transpose_for_scores(self, x):
+        new_x_shape = x.size()[:-1] + (self.num_attention_heads, self.attention_head_size)
+        x = x.view(new_x_shape)
+        return x.permute(0, 2, 1, 3)
+
+    def forward(self, hidden_states, attention_mask):
+        query_layer = self.transpose_for_scores(self.query(hidden_states))
+        key_layer = self.transpose_for_scores(self.key(hidden_states))
+        value_layer = self.transpose_for_scores(self.value(hidden_states))
+        attention_scores = torch.matmul(query_layer, key_layer.transpose(-1, -2))
+        attention_scores = attention_scores / math.sqrt(self.attention_head_size)
+        attention_scores = attention_scores + attention_mask
+        attention_probs = F.softmax(attention_scores, dim=-1)
+        context_layer = torch.matmul(attention_probs, value_layer)
+        context_layer = context_layer.permute(0, 2, 1, 3).contiguous()
+        new_context_layer_shape = context_layer.size()[:-2] + (self.all_head_size,)
+        return context_layer.view(new_context_layer_shape)
+
+
+class BertSelfOutput(nn.Module):
+    def __init__(self, H):
+        super().__init__()
+        self.dense = nn.Linear(H, H)
+        self.LayerNorm = nn.LayerNorm(H, eps=LN_EPS)
+
+    def forward(self, hidden_states, input_tensor):
+        return self.LayerNorm(self.dense(hidden_states) + input_tensor)
+
+
+class BertAttention(nn.Module):
+    def __init__(self, H, NH):
+        super().__init__()
+        self.self = BertSelfAttention(H, NH)
+        self.output = BertSelfOutput(H)
+
+    def forward(self, hidden_states, attention_mask):
+        return self.output(self.self(hidden_states, attention_mask), hidden_states)
+
+
+class BertIntermediate(nn.Module):
+    def __init__(self, H, FF):
+        super().__init__()
+        self.dense = nn.Linear(H, FF)
+
+    def forward(self, hidden_states):
+        return F.gelu(self.dense(hidden_states))  # hidden_act "gelu": the exact erf form
+
+
+class BertOutput(nn.Module):
+    def __init__(self, H, FF):
+        super().__init__()
+        self.dense = nn.Linear(FF, H)
+        self.LayerNorm = nn.LayerNorm(H, eps=LN_EPS)
+
+    def forward(self, hidden_states, input_tensor):
+        return self.LayerNorm(self.dense(hidden_states) + input_tensor)
+
+
+class BertLayer(nn.Module):
+    def __init__(self, H, NH, FF):
+        super().__init__()
+        self.attention = BertAttention(H, NH)
+        self.intermediate = BertIntermediate(H, FF)
+        self.output = BertOutput(H, FF)
+
+    def forward(self, hidden_states, attention_mask):
+        attention_output = self.attention(hidden_states, attention_mask)
+        return self.output(self.intermediate(attention_output), attention_output)
+
+
+class BertEncoder(nn.Module):
+    def __init__(self, H, L, NH, FF):
+        super().__init__()
+        self.layer = nn.ModuleList([BertLayer(H, NH, FF) for _ in range(L)])
+
+    def forward(self, hidden_states, attention_mask):
+        for layer_module in self.layer:
+            hidden_states = layer_module(hidden_states, attention_mask)
+        return hidden_states
+
+
+class BertPooler(nn.Module):
+    """Present in every Hugging Face checkpoint; sentence-transformers does not use it."""
+
+    def __init__(self, H):
+        super().__init__()
+        self.dense = nn.Linear(H, H)
+
+
+class BertModel(nn.Module):
+    def __init__(self, H, L, NH, FF):
+        super().__init__()
+        self.embeddings = BertEmbeddings(H)
+        self.encoder = BertEncoder(H, L, NH, FF)
+        self.pooler = BertPooler(H)
+
+    def forward(self, input_ids, attention_mask, token_type_ids):
+        # get_extended_attention_mask: [B, T] -> [B, 1, 1, T], 0 where attended, finfo.min where padded
+        extended = attention_mask[:, None, None, :].to(dtype=torch.float32)
+        extended = (1.0 - extended) * torch.finfo(torch.float32).min
+        embedding_output = self.embeddings(input_ids, token_type_ids)
+        return self.encoder(embedding_output, extended)  # last_hidden_state
+
+
+class SentenceEncoder(nn.Module):
+    """sentence-transformers' Transformer -> Pooling(mean) -> Normalize."""
+
+    def __init__(self, bert):
+        super().__init__()
+        self.bert = bert
+
+    def forward(self, input_ids, attention_mask, token_type_ids):
+        token_embeddings = self.bert(input_ids, attention_mask, token_type_ids)
+        input_mask_expanded = attention_mask.unsqueeze(-1).expand(token_embeddings.size()).to(token_embeddings.dtype)
+        sum_embeddings = torch.sum(token_embeddings * input_mask_expanded, 1)
+        sum_mask = torch.clamp(input_mask_expanded.sum(1), min=1e-9)
+        return F.normalize(sum_embeddings / sum_mask, p=2, dim=1)
+
+
+# ---------------------------------------------------------------------------
+# safetensors, by hand
+# ---------------------------------------------------------------------------
+
+
+def write_safetensors(path, tensors):
+    """tensors: list of (name, float32 numpy array). 8-byte LE header length, JSON header
+    padded with spaces to a multiple of 8, then the data, in order."""
+    header = {"__metadata__": {"format": "pt"}}
+    off = 0
+    for name, a in tensors:
+        assert a.dtype == np.float32 and a.flags["C_CONTIGUOUS"]
+        header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [off, off + a.nbytes]}
+        off += a.nbytes
+    hb = json.dumps(header, separators=(",", ":")).encode()
+    hb += b" " * ((-len(hb)) % 8)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(struct.pack("<Q", len(hb)))
+        f.write(hb)
+        for _, a in tensors:
+            f.write(a.astype("<f4", copy=False).tobytes())
+    os.replace(tmp, path)
+
+
+def read_safetensors(path):
+    """Returns {name: torch.Tensor} of an F32 safetensors file."""
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+        data = f.read()
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        if info["dtype"] != "F32":
+            raise ValueError(f"{path}: {name}: dtype {info['dtype']}, expected F32")
+        b, e = info["data_offsets"]
+        a = np.frombuffer(data, dtype="<f4", count=(e - b) // 4, offset=b).reshape(info["shape"])
+        out[name] = torch.from_numpy(a.copy())
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Model folders
+# ---------------------------------------------------------------------------
+
+
+def build_model(shape):
+    H, L, NH, FF = SHAPES[shape]
+    return SentenceEncoder(BertModel(H, L, NH, FF))
+
+
+def init_weights(enc, seed):
+    """HF-like random init (normal, std 0.02), but with non-trivial biases and LayerNorm
+    parameters so that every tensor matters to the agreement check."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in enc.bert.named_parameters():
+            if "LayerNorm.weight" in name:
+                p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=g))
+            else:
+                p.copy_(0.02 * torch.randn(p.shape, generator=g))
+
+
+def load_model(folder, shape):
+    """The SentenceEncoder of a written folder, weights read back from model.safetensors."""
+    enc = build_model(shape)
+    state = read_safetensors(os.path.join(folder, "model.safetensors"))
+    missing, unexpected = enc.bert.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{folder}: missing tensors {missing}, unexpected {unexpected}")
+    enc.eval()
+    return enc
+
+
+def stamp_of(shape):
+    h = hashlib.sha256()
+    with open(os.path.abspath(__file__), "rb") as f:
+        h.update(f.read())
+    h.update(shape.encode())
+    h.update(torch.__version__.encode())
+    return h.hexdigest()
+
+
+def write_json(path, obj):
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=2)
+        f.write("\n")
+
+
+def write_folder(shape, cache):
+    H, L, NH, FF = SHAPES[shape]
+    final = os.path.join(cache, shape)
+    stamp = stamp_of(shape)
+    try:
+        with open(os.path.join(final, "stamp")) as f:
+            if f.read().strip() == stamp:
+                log(f"{shape}: up to date in {final}")
+                return final
+    except OSError:
+        pass
+    tmp = final + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(os.path.join(tmp, "1_Pooling"))
+    os.makedirs(os.path.join(tmp, "2_Normalize"))  # as sentence-transformers saves it (empty)
+    os.makedirs(os.path.join(tmp, "onnx"))
+    log(f"{shape}: H={H} L={L} heads={NH} FF={FF}: writing {final}")
+
+    write_json(os.path.join(tmp, "config.json"), {
+        "architectures": ["BertModel"],
+        "model_type": "bert",
+        "vocab_size": VOCAB_SIZE,
+        "hidden_size": H,
+        "num_hidden_layers": L,
+        "num_attention_heads": NH,
+        "intermediate_size": FF,
+        "hidden_act": "gelu",
+        "hidden_dropout_prob": 0.1,
+        "attention_probs_dropout_prob": 0.1,
+        "max_position_embeddings": N_POS,
+        "type_vocab_size": N_TYPE,
+        "initializer_range": 0.02,
+        "layer_norm_eps": LN_EPS,
+        "pad_token_id": 0,
+        "position_embedding_type": "absolute",
+        "torch_dtype": "float32",
+    })
+    write_json(os.path.join(tmp, "modules.json"), [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+    ])
+    write_json(os.path.join(tmp, "sentence_bert_config.json"), {"max_seq_length": MAX_SEQ, "do_lower_case": False})
+    write_json(os.path.join(tmp, "1_Pooling", "config.json"), {
+        "word_embedding_dimension": H,
+        "pooling_mode_cls_token": False,
+        "pooling_mode_mean_tokens": True,
+        "pooling_mode_max_tokens": False,
+        "pooling_mode_mean_sqrt_len_tokens": False,
+        "pooling_mode_weightedmean_tokens": False,
+        "pooling_mode_lasttoken": False,
+        "include_prompt": True,
+    })
+    write_json(os.path.join(tmp, "tokenizer_config.json"), {
+        "tokenizer_class": "BertTokenizer",
+        "do_lower_case": True,
+        "model_max_length": MAX_SEQ,
+        "pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": "[SEP]",
+        "mask_token": "[MASK]",
+    })
+    with open(VOCAB_SRC, encoding="utf-8") as f:
+        vocab = f.read().split("\n")
+    if vocab and vocab[-1] == "":
+        vocab.pop()
+    expect = {0: "[PAD]", 100: "[UNK]", 101: "[CLS]", 102: "[SEP]", 103: "[MASK]"}
+    if len(vocab) != VOCAB_SIZE or any(vocab[i] != t for i, t in expect.items()):
+        raise SystemExit(f"{VOCAB_SRC}: not the 30522-token bert-base-uncased vocabulary")
+    with open(os.path.join(tmp, "vocab.txt"), "w", encoding="utf-8") as f:
+        f.write("\n".join(vocab) + "\n")
+
+    torch.manual_seed(SEED)
+    enc = build_model(shape)
+    init_weights(enc, SEED + (0 if shape == "minilm" else 1))
+    enc.eval()
+    tensors = [(name, p.detach().contiguous().numpy()) for name, p in enc.bert.named_parameters()]
+    write_safetensors(os.path.join(tmp, "model.safetensors"), tensors)
+    n_params = sum(a.size for _, a in tensors)
+    log(f"{shape}: {n_params / 1e6:.1f}M parameters written to model.safetensors")
+
+    # Export what the folder holds, read back, so that ONNX gets exactly the file's weights.
+    enc = load_model(tmp, shape)
+    ids = torch.tensor([[101, 7592, 2088, 102, 0, 0], [101, 2023, 2003, 1037, 3231, 102]], dtype=torch.int64)
+    mask = (ids != 0).to(torch.int64)
+    types = torch.zeros_like(ids)
+    onnx_path = os.path.join(tmp, "onnx", "model.onnx")
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch 1.13's "shape inference of prim::Constant" notices
+        torch.onnx.export(
+            enc, (ids, mask, types), onnx_path,
+            input_names=["input_ids", "attention_mask", "token_type_ids"],
+            output_names=["sentence_embedding"],
+            dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"},
+                          "token_type_ids": {0: "batch", 1: "seq"}, "sentence_embedding": {0: "batch"}},
+            opset_version=ONNX_OPSET, do_constant_folding=True)
+    log(f"{shape}: exported onnx/model.onnx (opset {ONNX_OPSET}, {os.path.getsize(onnx_path) / 2**20:.0f} MiB)")
+    with open(os.path.join(tmp, "stamp"), "w") as f:
+        f.write(stamp + "\n")
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    return final
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--shape", default="all", choices=sorted(SHAPES) + ["all"])
+    ap.add_argument("--cache", default=DEFAULT_CACHE)
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    os.makedirs(args.cache, exist_ok=True)
+    for shape in (sorted(SHAPES, key=lambda s: SHAPES[s][0]) if args.shape == "all" else [args.shape]):
+        print(write_folder(shape, args.cache))
+
+
+if __name__ == "__main__":
+    main()
