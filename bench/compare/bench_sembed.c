@@ -18,7 +18,8 @@
  *
  * Serve mode (driven by compare.py; one JSON command per stdin line, one JSON reply line):
  *   bench_sembed --model DIR --threads N --serve
- *     {"op":"load","name":N,"texts":F,"ids":F,"expect_tokens":L}  read a workload; check
+ *     {"op":"load","name":N,"texts":F,"ids":F,"expect_tokens":L[,"limit":K]}  read a workload
+ *          (limit: only its first K texts, for a warm-up); check
  *          that se_tokenize gives exactly the ids in F (the ids the other engines get, from
  *          `sembed tokenize`), and, when L is given, exactly L tokens per text
  *     {"op":"run","name":N,"calls":C}       C timed se_encode calls: {"times":[seconds...]}
@@ -249,9 +250,14 @@ static void serve(const se_model *m, se_ctx *ctx, size_t dim) {
             else w = &ws[n_ws++];
             snprintf(w->name, sizeof w->name, "%s", name);
             read_texts(str_field(cmd, "texts"), w);
+            json_int_t limit = json_integer_value(json_object_get(cmd, "limit"));
+            if (limit > 0 && (size_t)limit < w->n) { /* a warm-up subset: the first texts */
+                for (size_t i = (size_t)limit; i < w->n; i++) free(w->texts[i]);
+                w->n = (size_t)limit;
+            }
             json_t *ids = json_object_get(cmd, "ids");
             check_tokens(m, w, (size_t)json_integer_value(json_object_get(cmd, "expect_tokens")),
-                         json_is_string(ids) ? json_string_value(ids) : NULL);
+                         json_is_string(ids) && limit <= 0 ? json_string_value(ids) : NULL);
             if (w->n * dim > out_cap) {
                 free(out);
                 out_cap = w->n * dim;

@@ -6,7 +6,8 @@
 Loads the model folder's model.safetensors into make_model.py's BertModel (+ mean pooling +
 Normalize) and answers one JSON command per stdin line with one JSON line on stdout:
 
-    {"op":"load","name":N,"texts":F,"ids":F}   read a workload (texts only for their lengths)
+    {"op":"load","name":N,"texts":F,"ids":F[,"limit":K]}  read a workload (texts only for their
+                                               lengths); limit: the first K sentences in encode order
     {"op":"run","name":N,"calls":C,"threads":T} C timed encodes; {"times":[seconds, ...]}
     {"op":"embed","texts":F,"ids":F,"out":F}   encode once, write float32 rows to F
     {"op":"quit"}
@@ -41,11 +42,14 @@ def read_jsonl(path):
         return [json.loads(line) for line in f if line.strip()]
 
 
-def make_batches(texts, ids):
-    """sentence-transformers' order and padding: returns [(rows, input_ids, mask, types)]."""
+def make_batches(texts, ids, limit=0):
+    """sentence-transformers' order and padding: returns [(rows, input_ids, mask, types)].
+    limit > 0 keeps only the first `limit` sentences of that order (a warm-up subset)."""
     if len(texts) != len(ids):
         raise ValueError(f"{len(texts)} texts but {len(ids)} id lists")
     order = np.argsort([-len(t) for t in texts])
+    if limit:
+        order = order[:limit]
     batches = []
     for s in range(0, len(order), BATCH):
         rows = order[s:s + BATCH]
@@ -90,10 +94,11 @@ def main():
         op = cmd.get("op")
         if op == "load":
             texts, ids = read_jsonl(cmd["texts"]), read_jsonl(cmd["ids"])
-            batches = make_batches(texts, ids)
+            batches = make_batches(texts, ids, int(cmd.get("limit", 0)))
+            n = sum(len(b[0]) for b in batches)
             work[cmd["name"]] = (batches, len(texts))
             padded = sum(b[1].numel() for b in batches)
-            reply = {"ok": True, "n": len(texts), "tokens": sum(len(x) for x in ids), "padded_tokens": padded,
+            reply = {"ok": True, "n": n, "tokens": sum(int(b[2].sum()) for b in batches), "padded_tokens": padded,
                      "batches": len(batches)}
         elif op == "run":
             batches, n = work[cmd["name"]]

@@ -240,17 +240,26 @@ def stats(times):
     return {"median_s": float(np.median(times)), "min_s": float(np.min(times)), "n": len(times)}
 
 
-def run_workload(name, configs, rounds, calls_per_round):
-    """Warm-up, then `rounds` rounds; in each every config makes calls_per_round timed calls,
-    in an order rotated by one each round. Returns {config: [seconds per call]}."""
-    for cname, eng, extra in configs:
-        eng.ask(op="run", name=name, calls=1, **extra)
-    times = {c[0]: [] for c in configs}
+def run_workload(name, warm, configs, torch_cfgs, rounds, calls_per_round, probe_calls):
+    """One warm-up call per engine and torch thread count (on `warm`, a subset of the workload
+    for the ragged one); then the torch thread counts are raced on `warm` (two alternating
+    passes, probe_calls calls each; the lowest median wins); then `rounds` rounds in which
+    sembed, ort and the winning torch each make calls_per_round timed calls, in an order
+    rotated by one each round. Returns ({config: [seconds per call]}, winner, probe)."""
+    for cname, eng, extra in configs + torch_cfgs:
+        eng.ask(op="run", name=warm, calls=1, **extra)
+    probe = {c[0]: [] for c in torch_cfgs}
+    for _ in range(2 if len(torch_cfgs) > 1 else 0):
+        for cname, eng, extra in torch_cfgs:
+            probe[cname].append(float(np.median(eng.ask(op="run", name=warm, calls=probe_calls, **extra)["times"])))
+    best = min(torch_cfgs, key=lambda c: min(probe[c[0]]) if probe[c[0]] else 0)
+    order = configs + [best]
+    times = {c[0]: [] for c in order}
     for r in range(rounds):
-        k = r % len(configs)
-        for cname, eng, extra in configs[k:] + configs[:k]:
+        k = r % len(order)
+        for cname, eng, extra in order[k:] + order[:k]:
             times[cname] += eng.ask(op="run", name=name, calls=calls_per_round, **extra)["times"]
-    return times
+    return times, best[0], {c: [round(x, 6) for x in v] for c, v in probe.items()}
 
 
 def bench_shape(shape, args, spec_of, tmp):
@@ -267,15 +276,15 @@ def bench_shape(shape, args, spec_of, tmp):
                                             "--shape", shape], env=env)
         torch_threads = sorted({int(t) for t in args.torch_threads.split(",")})
         configs = [("sembed", engines["sembed"], {}), ("ort", engines["ort"], {})]
-        configs += [(f"torch@{t}", engines["torch"], {"threads": t}) for t in torch_threads]
+        torch_cfgs = [(f"torch@{t}", engines["torch"], {"threads": t}) for t in torch_threads]
 
         log(f"{shape}: agreement check")
         agree = agreement([("sembed", engines["sembed"], {}), ("ort", engines["ort"], {}),
-                           ("torch", engines["torch"], {"threads": args.threads})], spec, tmp)
+                           ("torch", engines["torch"], {"threads": 1})], spec, tmp)
         log(f"{shape}: max abs diff {agree['max_abs_diff']} -> {'pass' if agree['pass'] else 'FAIL'}")
 
         results = []
-        runs = args.runs if shape == "minilm" else args.big_runs
+        big = shape != "minilm"
         for name, n, seq in FIXED + [("ragged", 0, 0)]:
             tp, ip, expect = spec[name]
             loads = {}
@@ -284,17 +293,25 @@ def bench_shape(shape, args, spec_of, tmp):
                 if ename == "sembed" and expect:
                     cmd["expect_tokens"] = expect
                 loads[ename] = eng.ask(**cmd)
+            warm = name
+            if name == "ragged":  # warm up (and race torch's thread counts) on 256 sentences
+                warm = "ragged.warm"
+                for eng in engines.values():
+                    eng.ask(op="load", name=warm, texts=tp, ids=ip, limit=256)
             latency = name == "1x16"
             if latency:
                 rounds = min(args.calls, 5)
                 per = max(1, args.calls // rounds)
             else:
-                rounds, per = (args.ragged_runs if name == "ragged" and shape != "minilm" else runs), 1
-            log(f"{shape} {name}: warm-up + {rounds} rounds x {per} call(s) per engine")
+                rounds = (args.big_ragged_runs if big else args.ragged_runs) if name == "ragged" else \
+                    (args.big_runs if big else args.runs)
+                per = 1
+            log(f"{shape} {name}: warm-up, torch threads {torch_threads} raced, then {rounds} rounds x {per} "
+                f"call(s) per engine")
             t0 = time.time()
-            times = run_workload(name, configs, rounds, per)
+            la0 = os.getloadavg()[0]
+            times, best_t, probe = run_workload(name, warm, configs, torch_cfgs, rounds, per, 10 if latency else 1)
             st = {c: stats(t) for c, t in times.items()}
-            best_t = min((c for c in st if c.startswith("torch@")), key=lambda c: st[c]["median_s"])
             med = {"sembed": st["sembed"]["median_s"], "ort": st["ort"]["median_s"], "torch": st[best_t]["median_s"]}
             nsent = loads["sembed"]["n"]
             row = {"shape": shape, "workload": name}
@@ -311,9 +328,11 @@ def bench_shape(shape, args, spec_of, tmp):
                 "sentences": nsent, "tokens": loads["sembed"]["tokens"],
                 "padded_tokens": loads["ort"]["padded_tokens"], "batches": loads["ort"]["batches"],
                 "sembed_tokenize_ms": round(1e3 * loads["sembed"]["tokenize_s"], 3),
-                "torch_best_threads": int(best_t.split("@")[1]),
+                "torch_threads": int(best_t.split("@")[1]),
+                "torch_thread_race_s": probe,
                 "seconds": {c: {k: (round(v, 6) if isinstance(v, float) else v) for k, v in s.items()}
                             for c, s in st.items()},
+                "loadavg_1m": [round(la0, 2), round(os.getloadavg()[0], 2)],
             }
             results.append(row)
             log(f"{shape} {name} ({time.time() - t0:.0f}s): sembed {row['sembed']}, ort {row['ort']}, "
@@ -340,9 +359,10 @@ def main():
     ap = argparse.ArgumentParser(description="sembed vs ONNX Runtime vs PyTorch, side by side")
     ap.add_argument("--shapes", default="minilm,bge-base")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--runs", type=int, default=5, help="timed runs of the batch workloads (minilm)")
+    ap.add_argument("--runs", type=int, default=5, help="timed runs of 32x32 / 32x128 for minilm")
+    ap.add_argument("--ragged-runs", type=int, default=5, help="timed runs of the ragged workload for minilm")
     ap.add_argument("--big-runs", type=int, default=5, help="timed runs of 32x32 / 32x128 for bge-base")
-    ap.add_argument("--ragged-runs", type=int, default=3, help="timed runs of the ragged workload for bge-base")
+    ap.add_argument("--big-ragged-runs", type=int, default=3, help="timed runs of the ragged workload for bge-base")
     ap.add_argument("--calls", type=int, default=50, help="timed calls of the 1x16 latency workload")
     ap.add_argument("--ragged-n", type=int, default=2048)
     ap.add_argument("--torch-threads", default="1,2")
@@ -383,7 +403,8 @@ def main():
                                                              "avx512_vnni", "avx512_bf16", "amx_tile")),
                     "loadavg_start": [round(x, 2) for x in load_start],
                     "loadavg_end": [round(x, 2) for x in os.getloadavg()]},
-        "settings": {"runs": args.runs, "bge_base_runs": args.big_runs, "bge_base_ragged_runs": args.ragged_runs,
+        "settings": {"runs": args.runs, "ragged_runs": args.ragged_runs, "bge_base_runs": args.big_runs,
+                     "bge_base_ragged_runs": args.big_ragged_runs,
                      "latency_calls": args.calls, "ragged_sentences": args.ragged_n, "batch_size_ort_torch": 32,
                      "interleaved": True},
         "results": results,
