@@ -1,7 +1,7 @@
 # sembed - sentence-transformers, rebuilt in C.
 #
 #   make            build/libsembed.a, build/libsembed.so, build/sembed
-#   make check      the README's test command: `make test` then `make asan`
+#   make check      the README test command: `make test`, `make asan`, `make tsan`
 #   make test       unit + reference + CLI tests (optimised build)
 #   make asan       the whole suite under AddressSanitizer + UBSan
 #   make tsan       the concurrency tests under ThreadSanitizer
@@ -76,7 +76,7 @@ $(BUILD)/tests/test_header_cpp: tests/test_header.c include/sembed.h
 test: all $(TEST_BIN) $(BUILD)/tests/test_header_c $(BUILD)/tests/test_header_cpp $(BUILD)/tests/fuzz_replay
 	SEMBED=$(BUILD)/sembed BUILD=$(BUILD) sh tests/run.sh
 
-check: test asan
+check: test asan tsan
 
 asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
@@ -86,8 +86,8 @@ ubsan: asan
 
 tsan:
 	$(MAKE) BUILD=build-tsan OPT="-O1 -g -fsanitize=thread" LIBS="-ljansson -lutf8proc -lm -pthread -fsanitize=thread" \
-	  build-tsan/tests/test_threadpool build-tsan/tests/test_model
-	build-tsan/tests/test_threadpool && build-tsan/tests/test_model
+	  build-tsan/tests/test_threadpool build-tsan/tests/test_model build-tsan/tests/test_tokenizer
+	build-tsan/tests/test_threadpool && build-tsan/tests/test_model && build-tsan/tests/test_tokenizer
 
 # Fuzzing: libFuzzer targets (clang); their corpus is replayed by
 # fuzz_replay in the normal suite.
