@@ -236,6 +236,55 @@ def agreement(engines, spec, tmp):
             "max_abs_diff": diffs, "min_cosine": cos, "tolerance": AGREE_TOL, "pass": worst < AGREE_TOL}
 
 
+def cpu_jiffies(pids):
+    """(busy jiffies of the whole machine, jiffies used by the given processes, steal)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    busy = v[0] + v[1] + v[2] + v[5] + v[6]  # user nice system irq softirq
+    steal = v[7] if len(v) > 7 else 0
+    ours = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            ours += int(fields[11]) + int(fields[12])  # utime stime (all threads)
+        except (OSError, IndexError, ValueError):
+            pass
+    return busy, ours, steal
+
+
+class ForeignLoad:
+    """Measures how many cores OTHER processes (and the hypervisor's steal) used between
+    start() and stop(): the noise indicator of a measurement."""
+
+    def __init__(self, pids):
+        self.pids = pids + [os.getpid()]
+
+    def start(self):
+        self.t0, self.j0 = time.time(), cpu_jiffies(self.pids)
+
+    def stop(self):
+        dt = max(time.time() - self.t0, 1e-3)
+        j1 = cpu_jiffies(self.pids)
+        hz = os.sysconf("SC_CLK_TCK")
+        other = ((j1[0] - self.j0[0]) - (j1[1] - self.j0[1])) / hz / dt
+        return {"other_cores": round(max(other, 0.0), 2), "steal_cores": round((j1[2] - self.j0[2]) / hz / dt, 2)}
+
+
+def wait_quiet(max_wait, threshold=0.25):
+    """Waits (up to max_wait seconds) until other processes use less than `threshold` cores
+    over one second; returns the last measurement in cores."""
+    t_end = time.time() + max_wait
+    fl = ForeignLoad([])
+    while True:
+        fl.start()
+        time.sleep(1.0)
+        other = fl.stop()["other_cores"]
+        if other < threshold or time.time() >= t_end:
+            return other
+        log(f"waiting for a quieter machine: other processes use {other:.2f} cores")
+
+
 def stats(times):
     return {"median_s": float(np.median(times)), "min_s": float(np.min(times)), "n": len(times)}
 
@@ -308,9 +357,12 @@ def bench_shape(shape, args, spec_of, tmp):
                 per = 1
             log(f"{shape} {name}: warm-up, torch threads {torch_threads} raced, then {rounds} rounds x {per} "
                 f"call(s) per engine")
+            before = wait_quiet(args.wait_quiet) if args.wait_quiet > 0 else None
             t0 = time.time()
-            la0 = os.getloadavg()[0]
+            fl = ForeignLoad([e.p.pid for e in engines.values()])
+            fl.start()
             times, best_t, probe = run_workload(name, warm, configs, torch_cfgs, rounds, per, 10 if latency else 1)
+            noise = fl.stop()
             st = {c: stats(t) for c, t in times.items()}
             med = {"sembed": st["sembed"]["median_s"], "ort": st["ort"]["median_s"], "torch": st[best_t]["median_s"]}
             nsent = loads["sembed"]["n"]
@@ -332,12 +384,14 @@ def bench_shape(shape, args, spec_of, tmp):
                 "torch_thread_race_s": probe,
                 "seconds": {c: {k: (round(v, 6) if isinstance(v, float) else v) for k, v in s.items()}
                             for c, s in st.items()},
-                "loadavg_1m": [round(la0, 2), round(os.getloadavg()[0], 2)],
+                "other_processes_cores": noise["other_cores"], "steal_cores": noise["steal_cores"],
+                "other_processes_cores_before": before,
             }
             results.append(row)
             log(f"{shape} {name} ({time.time() - t0:.0f}s): sembed {row['sembed']}, ort {row['ort']}, "
                 f"torch {row['torch']} ({best_t}) {row['unit'].split(' (')[0]}; "
-                f"sembed/ort {row['sembed_vs_ort']}, sembed/torch {row['sembed_vs_torch']}")
+                f"sembed/ort {row['sembed_vs_ort']}, sembed/torch {row['sembed_vs_torch']}; "
+                f"other processes used {noise['other_cores']} cores meanwhile")
         info = {
             "sembed": {k: engines["sembed"].info.get(k) for k in ("version", "load_ms", "threads", "n_batch_tokens",
                                                                  "se_kernels_env") if k in engines["sembed"].info},
@@ -366,10 +420,13 @@ def main():
     ap.add_argument("--calls", type=int, default=50, help="timed calls of the 1x16 latency workload")
     ap.add_argument("--ragged-n", type=int, default=2048)
     ap.add_argument("--torch-threads", default="1,2")
+    ap.add_argument("--wait-quiet", type=float, default=60,
+                    help="before each workload, wait up to this many seconds for other processes to use "
+                         "< 0.25 cores (0: do not wait)")
     ap.add_argument("--torch-blas", choices=["openblas", "system"], default="openblas")
     ap.add_argument("--openblas-coretype", default=None)
-    ap.add_argument("--cache", default=os.path.join(HERE, ".cache"))
-    ap.add_argument("--sembed-bin", default=os.path.join(HERE, ".cache", "bench_sembed"))
+    ap.add_argument("--cache", default=os.path.join(HERE, ".work"))
+    ap.add_argument("--sembed-bin", default=os.path.join(HERE, ".work", "bench_sembed"))
     ap.add_argument("--sembed-cli", default=os.path.join(ROOT, "build", "sembed"))
     ap.add_argument("--node", default="node")
     ap.add_argument("--python", default="/usr/bin/python3")
@@ -406,7 +463,7 @@ def main():
         "settings": {"runs": args.runs, "ragged_runs": args.ragged_runs, "bge_base_runs": args.big_runs,
                      "bge_base_ragged_runs": args.big_ragged_runs,
                      "latency_calls": args.calls, "ragged_sentences": args.ragged_n, "batch_size_ort_torch": 32,
-                     "interleaved": True},
+                     "interleaved": True, "wait_quiet_s": args.wait_quiet},
         "results": results,
         "agreement": dict(agree, all_pass=all(a["pass"] for a in agree.values())),
         "engines": engines,

@@ -5,7 +5,7 @@ Run with Debian's Python (python3-torch, python3-numpy), from anywhere:
 
     /usr/bin/python3 bench/compare/make_model.py [--shape minilm|bge-base|all] [--cache DIR]
 
-For each shape it writes, under DIR/<shape>/ (default DIR: bench/compare/.cache):
+For each shape it writes, under DIR/<shape>/ (default DIR: bench/compare/.work):
 
     config.json                  BertModel config (model_type bert, gelu, layer_norm_eps 1e-12)
     model.safetensors            F32, Hugging Face BertModel tensor names (written here, by hand)
@@ -19,8 +19,9 @@ For each shape it writes, under DIR/<shape>/ (default DIR: bench/compare/.cache)
                                  L2 normalisation; inputs input_ids, attention_mask,
                                  token_type_ids (int64 [batch, seq]); output
                                  sentence_embedding (float32 [batch, hidden])
-    stamp                        hash of this script + shape: a folder with a matching stamp
-                                 is reused as it is
+    stamp                        what the folder was made from (generator version, shape,
+                                 seed, opset, torch version): a folder whose stamp matches is
+                                 reused as it is
 
 The real bert-base-uncased vocabulary (which all-MiniLM-L6-v2 and bge-base-en-v1.5 use) is
 taken rather than filler words so that the STS-B sentences tokenize to realistic lengths.
@@ -33,7 +34,6 @@ this module for the PyTorch side of the benchmark, so PyTorch runs exactly this 
 """
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -50,7 +50,7 @@ import torch.nn.functional as F
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 VOCAB_SRC = os.path.join(ROOT, "tests", "fixtures", "tokenizers", "bert-base-uncased", "vocab.txt")
-DEFAULT_CACHE = os.path.join(HERE, ".cache")
+DEFAULT_CACHE = os.path.join(HERE, ".work")
 
 SHAPES = {
     # name: (hidden, layers, heads, ffn)
@@ -64,6 +64,7 @@ MAX_SEQ = 512
 LN_EPS = 1e-12
 SEED = 20240504
 ONNX_OPSET = 14
+GENERATOR_VERSION = 1
 
 
 def log(msg):
@@ -298,12 +299,9 @@ def load_model(folder, shape):
 
 
 def stamp_of(shape):
-    h = hashlib.sha256()
-    with open(os.path.abspath(__file__), "rb") as f:
-        h.update(f.read())
-    h.update(shape.encode())
-    h.update(torch.__version__.encode())
-    return h.hexdigest()
+    """What the folder's content depends on; bump GENERATOR_VERSION when the output changes."""
+    return json.dumps({"generator": GENERATOR_VERSION, "shape": shape, "dims": SHAPES[shape], "seed": SEED,
+                       "opset": ONNX_OPSET, "torch": torch.__version__}, sort_keys=True)
 
 
 def write_json(path, obj):

@@ -8,8 +8,8 @@
 #      (installed with apt when missing and running as root; the system's BLAS choice is
 #      restored afterwards), node + npm, onnxruntime-node in bench/compare/node_modules
 #   2. builds build/libsembed.a and build/sembed with make (skip with --no-build), then the
-#      sembed engine bench/compare/.cache/bench_sembed against the static library
-#   3. runs compare.py (models and inputs are cached in bench/compare/.cache)
+#      sembed engine bench/compare/.work/bench_sembed against the static library
+#   3. runs compare.py (models and inputs are cached in bench/compare/.work)
 # Every option other than --no-build goes to compare.py (e.g. --shapes minilm, --runs 3;
 # `bench/compare/compare.py --help` lists them).
 set -euo pipefail
@@ -17,7 +17,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 PY=/usr/bin/python3
-CACHE="$HERE/.cache"
+CACHE="$HERE/.work"
 log() { echo "[run.sh] $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
@@ -27,7 +27,7 @@ for a in "$@"; do
     case "$a" in
     --no-build) build=0 ;;
     -h | --help)
-        sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"
         exit 0
         ;;
     *) args+=("$a") ;;
