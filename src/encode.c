@@ -100,7 +100,8 @@ se_status se_ctx_new(const se_model *m, const se_ctx_params *params, se_ctx **ou
     size_t D = (size_t)m->max_stage_dim, P = (size_t)m->cfg.n_pos, NT = (size_t)p.n_threads;
     c->n_batch_tokens = T;
     /* arena layout, in floats; int and size_t arrays are carved at the end */
-    size_t nf = 6 * T * H + T * FF + NT * (P + H) + 2 * S_CAP * D;
+    size_t AS = se_attn_scratch(P, H / (size_t)m->cfg.n_head); /* per-thread attention scratch */
+    size_t nf = 6 * T * H + T * FF + NT * AS + 2 * S_CAP * D;
     size_t bytes = nf * sizeof(float) + 2 * T * sizeof(int32_t) + (3 * S_CAP + 1) * sizeof(size_t) + 64;
     c->arena = se_malloc(bytes);
     c->tp = se_threadpool_new(p.n_threads);
@@ -116,7 +117,8 @@ se_status se_ctx_new(const se_model *m, const se_ctx_params *params, se_ctx **ou
     c->buf.ctx = f, f += T * H;
     c->buf.tmp = f, f += T * H;
     c->buf.ff = f, f += T * FF;
-    c->buf.att = f, f += NT * (P + H);
+    c->buf.att = f, f += NT * AS;
+    c->buf.att_stride = AS;
     c->pooled = f, f += S_CAP * D;
     c->stage = f, f += S_CAP * D;
     /* the size_t arrays start at the next 8-byte boundary (the +64 slack) */

@@ -36,9 +36,49 @@ void se_axpy_ref(float *y, float a, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] = y[i] + a * x[i];
 }
 
-static se_kernels kernels_ref = {"ref", se_gemm_ref, se_dot_ref, se_axpy_ref, false};
-static se_kernels kernels_avx2 = {"avx2", se_gemm_avx2, se_dot_avx2, se_axpy_avx2, false};
-static se_kernels kernels_avx512 = {"avx512", se_gemm_avx2, se_dot_avx2, se_axpy_avx2, true};
+size_t se_attn_scratch(size_t T, size_t HD) {
+    size_t Tp = (T + 15) & ~(size_t)15;
+    return HD * Tp + 4 * Tp + 4 * HD; /* keys transposed, 4 score rows, 4 queries */
+}
+
+void se_attn_head_ref(const float *q, const float *k, const float *v, size_t ld, float *out, size_t ldo, size_t T,
+                      size_t HD, float scale, bool scale_q_first, float *scratch) {
+    float *s = scratch, *qs = scratch + T; /* (T) scores, (HD) query */
+    for (size_t i = 0; i < T; i++) {
+        for (size_t d = 0; d < HD; d++) qs[d] = scale_q_first ? q[i * ld + d] * scale : q[i * ld + d];
+        for (size_t t = 0; t < T; t++) {
+            float acc = se_dot_ref(qs, k + t * ld, HD);
+            s[t] = scale_q_first ? acc : acc * scale;
+        }
+        se_softmax(s, T);
+        float *o = out + i * ldo;
+        for (size_t d = 0; d < HD; d++) o[d] = 0.0f;
+        for (size_t t = 0; t < T; t++) se_axpy_ref(o, s[t], v + t * ld, HD);
+    }
+}
+
+/* The AVX2 set keeps the dot/axpy attention (same as the reference's
+ * structure with vector dot products). */
+static void attn_head_avx2(const float *q, const float *k, const float *v, size_t ld, float *out, size_t ldo, size_t T,
+                           size_t HD, float scale, bool scale_q_first, float *scratch) {
+    float *s = scratch, *qs = scratch + T;
+    for (size_t i = 0; i < T; i++) {
+        for (size_t d = 0; d < HD; d++) qs[d] = scale_q_first ? q[i * ld + d] * scale : q[i * ld + d];
+        for (size_t t = 0; t < T; t++) {
+            float acc = se_dot_avx2(qs, k + t * ld, HD);
+            s[t] = scale_q_first ? acc : acc * scale;
+        }
+        se_softmax(s, T);
+        float *o = out + i * ldo;
+        for (size_t d = 0; d < HD; d++) o[d] = 0.0f;
+        for (size_t t = 0; t < T; t++) se_axpy_avx2(o, s[t], v + t * ld, HD);
+    }
+}
+
+static se_kernels kernels_ref = {"ref", se_gemm_ref, se_dot_ref, se_axpy_ref, se_attn_head_ref, se_gelu, false};
+static se_kernels kernels_avx2 = {"avx2", se_gemm_avx2, se_dot_avx2, se_axpy_avx2, attn_head_avx2, se_gelu, false};
+static se_kernels kernels_avx512 = {"avx512", se_gemm_avx2, se_dot_avx2, se_axpy_avx2, se_attn_head_avx512, se_gelu_avx512,
+                                    true};
 static const se_kernels *chosen;
 static pthread_once_t chosen_once = PTHREAD_ONCE_INIT;
 

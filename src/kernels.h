@@ -41,6 +41,20 @@ void se_pack_weights(const float *w, size_t N, size_t K, float *out);
 void se_gemm_packed_avx512(const float *x, size_t M, size_t K, size_t ldx, const float *pw, size_t N, const float *b,
                            float *y, size_t ldy, size_t n0, size_t n1);
 
+/* One attention head of one sentence (no mask: the T tokens all attend):
+ *   out[i][d] = sum_t softmax_t(score(i, t)) v[t][d],  i, t < T, d < HD
+ * with score = (q_i . k_t) * scale, or (scale q_i) . k_t when
+ * scale_q_first (USE lite scales q first). q, k, v: rows ld apart, already
+ * offset to the head; out: rows ldo apart. scratch: se_attn_scratch(T, HD)
+ * floats. Each value depends only on this sentence's q, k, v. */
+typedef void (*se_attn_fn)(const float *q, const float *k, const float *v, size_t ld, float *out, size_t ldo,
+                           size_t T, size_t HD, float scale, bool scale_q_first, float *scratch);
+size_t se_attn_scratch(size_t T, size_t HD);
+void se_attn_head_ref(const float *q, const float *k, const float *v, size_t ld, float *out, size_t ldo, size_t T,
+                      size_t HD, float scale, bool scale_q_first, float *scratch);
+void se_attn_head_avx512(const float *q, const float *k, const float *v, size_t ld, float *out, size_t ldo, size_t T,
+                         size_t HD, float scale, bool scale_q_first, float *scratch);
+
 /* y[i] += a * x[i] for i < n (a multiply then an add: the fast version
  * gives the same bits as the reference). */
 typedef void (*se_axpy_fn)(float *y, float a, const float *x, size_t n);
@@ -56,6 +70,8 @@ typedef struct se_kernels {
     se_gemm_fn gemm;
     se_dot_fn dot;
     se_axpy_fn axpy;
+    se_attn_fn attn;
+    void (*gelu)(float *x, size_t n); /* exact-erf GELU (AVX-512: A&S 7.1.26 erf, |err| <= 1.5e-7) */
     bool packed; /* weights are packed for se_gemm_packed_avx512 */
 } se_kernels;
 const se_kernels *se_kernels_get(void);
@@ -64,7 +80,8 @@ const se_kernels *se_kernels_get(void);
 void se_layernorm(float *x, size_t n, const float *g, const float *b, float eps);
 
 /* In place activations over n values. */
-void se_gelu(float *x, size_t n);      /* 0.5 x (1 + erf(x / sqrt 2)) */
+void se_gelu(float *x, size_t n);      /* 0.5 x (1 + erf(x / sqrt 2)), libm erff: the reference */
+void se_gelu_avx512(float *x, size_t n);
 void se_gelu_tanh(float *x, size_t n); /* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
 void se_relu(float *x, size_t n);
 void se_tanh(float *x, size_t n);

@@ -14,6 +14,7 @@
  * sequence.
  */
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #include "kernels.h"
@@ -83,5 +84,134 @@ void se_gemm_packed_avx512(const float *x, size_t M, size_t K, size_t ldx, const
             size_t rows = M - m < MR ? M - m : MR;
             block(x + m * ldx, ldx, rows, K, panel, b ? b + n : NULL, y + m * ldy + n, ldy, nc);
         }
+    }
+}
+
+/* ==== Attention ==== */
+
+/* e^x for 16 lanes: x = n ln2 + r, |r| <= ln2/2, a degree-6 polynomial
+ * for e^r and 2^n applied with scalef. Relative error about 2 ulp; inputs
+ * below -87.3 give 0 (softmax arguments are <= 0). */
+static inline __m512 exp16(__m512 x) {
+    x = _mm512_max_ps(x, _mm512_set1_ps(-87.33654f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, n);
+}
+
+void se_attn_head_avx512(const float *q, const float *k, const float *v, size_t ld, float *out, size_t ldo, size_t T,
+                         size_t HD, float scale, bool scale_q_first, float *scratch) {
+    enum { QB = 4 }; /* queries per block: four independent FMA chains */
+    size_t Tp = (T + 15) & ~(size_t)15;
+    float *kt = scratch;          /* (HD, Tp) keys transposed, zero padded */
+    float *s = kt + HD * Tp;      /* (QB, Tp) scores, then probabilities */
+    float *qs = s + QB * Tp;      /* (QB, HD) scaled queries */
+    for (size_t d = 0; d < HD; d++) {
+        for (size_t t = 0; t < T; t++) kt[d * Tp + t] = k[t * ld + d];
+        for (size_t t = T; t < Tp; t++) kt[d * Tp + t] = 0.0f;
+    }
+    size_t nv = (HD + 15) / 16;
+    __mmask16 last = (HD % 16) ? (__mmask16)((1u << (HD % 16)) - 1) : 0xFFFF;
+    for (size_t i0 = 0; i0 < T; i0 += QB) {
+        size_t nq = T - i0 < QB ? T - i0 : QB;
+        for (size_t r = 0; r < QB; r++)
+            for (size_t d = 0; d < HD; d++) {
+                float x = r < nq ? q[(i0 + r) * ld + d] : 0.0f;
+                qs[r * HD + d] = scale_q_first ? x * scale : x;
+            }
+        /* scores: s[r][t] = sum_d q_r[d] k[t][d], summed in d order */
+        for (size_t t = 0; t < Tp; t += 16) {
+            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            for (size_t d = 0; d < HD; d++) {
+                __m512 kv = _mm512_loadu_ps(kt + d * Tp + t);
+                a0 = _mm512_fmadd_ps(_mm512_set1_ps(qs[d]), kv, a0);
+                a1 = _mm512_fmadd_ps(_mm512_set1_ps(qs[HD + d]), kv, a1);
+                a2 = _mm512_fmadd_ps(_mm512_set1_ps(qs[2 * HD + d]), kv, a2);
+                a3 = _mm512_fmadd_ps(_mm512_set1_ps(qs[3 * HD + d]), kv, a3);
+            }
+            if (!scale_q_first) {
+                __m512 sc = _mm512_set1_ps(scale);
+                a0 = _mm512_mul_ps(a0, sc), a1 = _mm512_mul_ps(a1, sc), a2 = _mm512_mul_ps(a2, sc), a3 = _mm512_mul_ps(a3, sc);
+            }
+            _mm512_storeu_ps(s + t, a0);
+            _mm512_storeu_ps(s + Tp + t, a1);
+            _mm512_storeu_ps(s + 2 * Tp + t, a2);
+            _mm512_storeu_ps(s + 3 * Tp + t, a3);
+        }
+        /* softmax of each row over t < T: probabilities left in s */
+        for (size_t r = 0; r < nq; r++) {
+            float *sr = s + r * Tp;
+            __m512 mx = _mm512_set1_ps(-INFINITY);
+            for (size_t t = 0; t < Tp; t += 16) {
+                __mmask16 m = T - t >= 16 ? 0xFFFF : (__mmask16)((1u << (T - t)) - 1);
+                mx = _mm512_mask_max_ps(mx, m, mx, _mm512_loadu_ps(sr + t));
+            }
+            __m512 vmax = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+            __m512 sum = _mm512_setzero_ps();
+            for (size_t t = 0; t < Tp; t += 16) {
+                __mmask16 m = T - t >= 16 ? 0xFFFF : (__mmask16)((1u << (T - t)) - 1);
+                __m512 e = _mm512_maskz_mov_ps(m, exp16(_mm512_sub_ps(_mm512_loadu_ps(sr + t), vmax)));
+                _mm512_storeu_ps(sr + t, e);
+                sum = _mm512_add_ps(sum, e);
+            }
+            __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
+            for (size_t t = 0; t < Tp; t += 16) _mm512_storeu_ps(sr + t, _mm512_mul_ps(_mm512_loadu_ps(sr + t), inv));
+        }
+        /* out_r = sum_t p_r[t] v_t, summed in t order, 16 columns at a time */
+        for (size_t j = 0; j < nv; j++) {
+            __mmask16 m = j + 1 == nv ? last : 0xFFFF;
+            __m512 o0 = _mm512_setzero_ps(), o1 = o0, o2 = o0, o3 = o0;
+            for (size_t t = 0; t < T; t++) {
+                __m512 vv = _mm512_maskz_loadu_ps(m, v + t * ld + 16 * j);
+                o0 = _mm512_fmadd_ps(_mm512_set1_ps(s[t]), vv, o0);
+                o1 = _mm512_fmadd_ps(_mm512_set1_ps(s[Tp + t]), vv, o1);
+                o2 = _mm512_fmadd_ps(_mm512_set1_ps(s[2 * Tp + t]), vv, o2);
+                o3 = _mm512_fmadd_ps(_mm512_set1_ps(s[3 * Tp + t]), vv, o3);
+            }
+            __m512 o[QB] = {o0, o1, o2, o3};
+            for (size_t r = 0; r < nq; r++) _mm512_mask_storeu_ps(out + (i0 + r) * ldo + 16 * j, m, o[r]);
+        }
+    }
+}
+
+/* ==== GELU ==== */
+
+/* erf(x) for 16 lanes: Abramowitz & Stegun 7.1.26 (|error| <= 1.5e-7, the
+ * form oneDNN uses for gelu_erf), odd symmetry. */
+static inline __m512 erf16(__m512 x) {
+    __m512 ax = _mm512_abs_ps(x);
+    __m512 t = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_fmadd_ps(_mm512_set1_ps(0.3275911f), ax, _mm512_set1_ps(1.0f)));
+    __m512 p = _mm512_set1_ps(1.061405429f);
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.453152027f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.421413741f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.284496736f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.254829592f));
+    p = _mm512_mul_ps(p, t);
+    __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(ax, ax)));
+    __m512 y = _mm512_fnmadd_ps(p, e, _mm512_set1_ps(1.0f));
+    /* copy the sign of x */
+    __m512i sign = _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32((int)0x80000000u));
+    return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(y), sign));
+}
+
+void se_gelu_avx512(float *x, size_t n) {
+    size_t i = 0;
+    const __m512 half = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f), rs2 = _mm512_set1_ps(0.70710678118654752f);
+    for (; i + 16 <= n; i += 16) {
+        __m512 v = _mm512_loadu_ps(x + i);
+        _mm512_storeu_ps(x + i, _mm512_mul_ps(_mm512_mul_ps(half, v), _mm512_add_ps(one, erf16(_mm512_mul_ps(v, rs2)))));
+    }
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(_mm512_mul_ps(half, v), _mm512_add_ps(one, erf16(_mm512_mul_ps(v, rs2)))));
     }
 }

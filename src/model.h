@@ -79,7 +79,8 @@ typedef struct se_bert_buf {
     float *ctx;    /* (T, H) attention context */
     float *tmp;    /* (T, H) */
     float *ff;     /* (T, FF) */
-    float *att;    /* (n_threads, P) one score row per thread */
+    float *att;    /* (n_threads, att_stride) attention scratch per thread */
+    size_t att_stride;
 } se_bert_buf;
 
 /* Runs the transformer over S packed sentences. ids/type_ids: (T);

@@ -489,7 +489,7 @@ enum { ROWS_PER_TASK = 16 };
 /* Applies the activation of config.json's hidden_act in place. */
 static void activate(se_act a, float *x, size_t n) {
     switch (a) {
-    case SE_ACT_GELU: se_gelu(x, n); break;
+    case SE_ACT_GELU: se_kernels_get()->gelu(x, n); break;
     case SE_ACT_GELU_TANH: se_gelu_tanh(x, n); break;
     case SE_ACT_RELU: se_relu(x, n); break;
     case SE_ACT_TANH: se_tanh(x, n); break;
@@ -542,8 +542,7 @@ static void run_rows(se_threadpool *tp, row_job *j, int stage) {
     se_threadpool_run(tp, (j->T + ROWS_PER_TASK - 1) / ROWS_PER_TASK, row_task, j);
 }
 
-/* Attention for one (sentence, head) pair: each query row's scores over
- * the sentence's keys, softmax, then the weighted sum of values. */
+/* Attention for one (sentence, head) pair (the dispatched kernel). */
 static void attn_task(void *arg, size_t task, int thread) {
     const row_job *j = arg;
     const se_model *m = j->m;
@@ -551,18 +550,8 @@ static void attn_task(void *arg, size_t task, int thread) {
     size_t s = task / NH, h = task % NH;
     size_t a = j->starts[s], T = j->starts[s + 1] - a;
     se_bert_buf *b = j->buf;
-    float *sc = b->att + (size_t)thread * (size_t)m->cfg.n_pos; /* (T) */
-    se_dot_fn dot = se_kernels_get()->dot;
-    se_axpy_fn axpy = se_kernels_get()->axpy;
-    float scale = 1.0f / sqrtf((float)HD);
-    for (size_t i = 0; i < T; i++) {
-        const float *q = b->q + (a + i) * H + h * HD;
-        for (size_t t = 0; t < T; t++) sc[t] = dot(q, b->k + (a + t) * H + h * HD, HD) * scale;
-        se_softmax(sc, T);
-        float *o = b->ctx + (a + i) * H + h * HD;
-        for (size_t d = 0; d < HD; d++) o[d] = 0.0f;
-        for (size_t t = 0; t < T; t++) axpy(o, sc[t], b->v + (a + t) * H + h * HD, HD);
-    }
+    se_kernels_get()->attn(b->q + a * H + h * HD, b->k + a * H + h * HD, b->v + a * H + h * HD, H, b->ctx + a * H + h * HD,
+                           H, T, HD, 1.0f / sqrtf((float)HD), false, b->att + (size_t)thread * b->att_stride);
 }
 
 se_status se_bert_forward(const se_model *m, se_bert_buf *buf, se_threadpool *tp, const int32_t *ids,

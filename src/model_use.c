@@ -142,20 +142,9 @@ static void attn_task(void *arg, size_t task, int thread) {
     size_t s = task / NH, h = task % NH;
     size_t a = j->starts[s], T = j->starts[s + 1] - a;
     se_bert_buf *b = j->buf;
-    float *sc = b->att + (size_t)thread * (size_t)(m->cfg.n_pos + m->cfg.n_embd); /* (T) scores, then (HD) q */
-    float *qv = sc + m->cfg.n_pos;
-    float qs = m->cfg.q_scales[j->layer];
-    se_dot_fn dot = se_kernels_get()->dot;
-    se_axpy_fn axpy = se_kernels_get()->axpy;
-    for (size_t i = 0; i < T; i++) {
-        const float *q = b->q + (a + i) * ld + h * HD;
-        for (size_t d = 0; d < HD; d++) qv[d] = q[d] * qs;
-        for (size_t t = 0; t < T; t++) sc[t] = dot(qv, b->q + (a + t) * ld + din + h * HD, HD);
-        se_softmax(sc, T);
-        float *o = b->ctx + (a + i) * din + h * HD;
-        for (size_t d = 0; d < HD; d++) o[d] = 0.0f;
-        for (size_t t = 0; t < T; t++) axpy(o, sc[t], b->q + (a + t) * ld + 2 * din + h * HD, HD);
-    }
+    const float *q = b->q + a * ld + h * HD;
+    se_kernels_get()->attn(q, q + din, q + 2 * din, ld, b->ctx + a * din + h * HD, din, T, HD, m->cfg.q_scales[j->layer], true,
+                           b->att + (size_t)thread * b->att_stride);
 }
 
 se_status se_use_forward(const se_model *m, se_bert_buf *buf, se_threadpool *tp, const int32_t *ids, const size_t *starts,
