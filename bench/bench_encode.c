@@ -76,6 +76,9 @@ typedef struct shape {
     int FF;           /* intermediate_size */
 } shape;
 
+/* The compute dtype of every model loaded (--dtype). */
+static se_dtype g_dtype;
+
 static const shape SHAPES[MAX_SHAPES] = {
     {"minilm", 384, 6, 12, 1536},    /* all-MiniLM-L6-v2 */
     {"bge-base", 768, 12, 12, 3072}, /* bge-base-en-v1.5, bert-base */
@@ -551,12 +554,14 @@ static void bench_shape(const shape *sh, int threads, int runs, int calls, resul
 
     se_error err;
     se_model *m = NULL;
+    se_model_params mp = se_model_default_params();
+    mp.dtype = g_dtype;
     t0 = now_s();
-    if (se_model_load(dir, NULL, &m, &err) != SE_OK) die_se("se_model_load", &err);
+    if (se_model_load(dir, &mp, &m, &err) != SE_OK) die_se("se_model_load", &err);
     ms->load_ms = 1e3 * (now_s() - t0);
     se_model *m2 = NULL;
     t0 = now_s();
-    if (se_model_load(dir, NULL, &m2, &err) != SE_OK) die_se("se_model_load (second)", &err);
+    if (se_model_load(dir, &mp, &m2, &err) != SE_OK) die_se("se_model_load (second)", &err);
     ms->load_again_ms = 1e3 * (now_s() - t0);
     se_model_free(m2);
     se_model_info info;
@@ -680,6 +685,7 @@ static void usage(FILE *f) {
             "progress goes to stderr.\n"
             "\n"
             "  --shape S     minilm (H=384, 6 layers; default), bge-base (H=768, 12 layers) or all\n"
+            "  --dtype D     f32 (default) or bf16 (AVX512-BF16)\n"
             "  --threads N   se_ctx n_threads (default 2)\n"
             "  --runs N      timed runs per batch workload, after one warm-up (default 5)\n"
             "  --calls N     timed calls of the 1x16 latency workload (default 50)\n"
@@ -705,6 +711,7 @@ static int parse_pos(const char *opt, const char *v, int hi) {
 
 /* Parses options, runs the requested shapes and prints the JSON. */
 int main(int argc, char **argv) {
+    g_dtype = SE_DTYPE_F32;
     int threads = 2, runs = 5, calls = 50;
     const char *which = "minilm";
     for (int i = 1; i < argc; i++) {
@@ -716,6 +723,13 @@ int main(int argc, char **argv) {
             which = argv[++i];
         } else if (strcmp(a, "--threads") == 0) {
             threads = parse_pos(a, i + 1 < argc ? argv[++i] : NULL, 256);
+        } else if (strcmp(a, "--dtype") == 0 && i + 1 < argc) {
+            const char *d = argv[++i];
+            if (strcmp(d, "f32") && strcmp(d, "bf16")) {
+                fprintf(stderr, "bench_encode: --dtype must be f32 or bf16\n");
+                return 2;
+            }
+            g_dtype = strcmp(d, "bf16") ? SE_DTYPE_F32 : SE_DTYPE_BF16;
         } else if (strcmp(a, "--runs") == 0) {
             runs = parse_pos(a, i + 1 < argc ? argv[++i] : NULL, 100000);
         } else if (strcmp(a, "--calls") == 0) {

@@ -189,6 +189,9 @@ typedef enum se_dtype {
 typedef struct se_model_params {
     se_log_fn log_fn; /* notices (e.g. "no modules.json: mean pooling"); NULL = dropped */
     void *log_user;   /* passed to log_fn */
+    se_dtype dtype;   /* compute precision of the matrix products: SE_DTYPE_F32 (default) or
+                         SE_DTYPE_BF16 (weights rounded to bf16 at load, activations per product,
+                         f32 accumulation; needs AVX512-BF16, else SE_E_UNSUPPORTED) */
     bool use_mmap;    /* map weights read-only instead of reading them; default true */
 } se_model_params;
 
@@ -233,6 +236,7 @@ typedef struct se_model_info {
     int32_t n_dense;           /* number of Dense modules */
     se_similarity similarity;  /* the model's similarity function */
     se_dtype weight_dtype;     /* transformer weights' storage type */
+    se_dtype compute_dtype;    /* precision chosen at load (se_model_params.dtype) */
     size_t n_prompts;          /* entries of config_sentence_transformers.json prompts */
     const char *default_prompt_name; /* NULL when none */
     bool include_prompt;       /* pooling includes the prompt tokens */

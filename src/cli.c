@@ -43,6 +43,13 @@ static void log_cb(se_log_level lvl, const char *msg, void *user) {
     fprintf(stderr, "sembed: %s: %s\n", lvl == SE_LOG_WARN ? "warning" : "note", msg);
 }
 
+/* Parses --dtype: f32 or bf16. Returns -1 when unknown. */
+static int parse_dtype(const char *s) {
+    if (!strcmp(s, "f32")) return SE_DTYPE_F32;
+    if (!strcmp(s, "bf16")) return SE_DTYPE_BF16;
+    return -1;
+}
+
 /* Parses a positive integer option; returns -1 when invalid. */
 static long parse_count(const char *s, long lo, long hi) {
     char *end;
@@ -77,6 +84,7 @@ static const char encode_usage[] =
     "      --prompt TEXT       prepend TEXT\n"
     "      --truncate-dim N    keep the first N dimensions (Matryoshka), renormalised if normalised\n"
     "  -t, --threads N         threads (default: all cores, at most 8)\n"
+    "      --dtype f32|bf16    precision of the matrix products (bf16 needs AVX512-BF16; default f32)\n"
     "  -q, --quiet             no progress or notes on stderr\n"
     "  -h, --help              this help\n"
     "\n"
@@ -86,7 +94,7 @@ static const char encode_usage[] =
 static int cmd_encode(int argc, char **argv) {
     const char *model = NULL, *input = NULL, *output = NULL, *format = "jsonl", *prompt = NULL, *prompt_name = NULL;
     long batch = 32, trunc_dim = 0, threads = 0;
-    int normalize = 0, jsonl_in = 0;
+    int normalize = 0, jsonl_in = 0, dtype = SE_DTYPE_F32;
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},  {"input", required_argument, 0, 'i'},
         {"output", required_argument, 0, 'o'}, {"format", required_argument, 0, 'f'},
@@ -94,7 +102,7 @@ static int cmd_encode(int argc, char **argv) {
         {"prompt-name", required_argument, 0, 'P'}, {"prompt", required_argument, 0, 'p'},
         {"truncate-dim", required_argument, 0, 'D'}, {"threads", required_argument, 0, 't'},
         {"jsonl-input", no_argument, 0, 'J'}, {"quiet", no_argument, 0, 'q'},
-        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"dtype", required_argument, 0, 'T'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:i:o:f:b:t:qh", opts, NULL)) != -1) {
@@ -111,6 +119,12 @@ static int cmd_encode(int argc, char **argv) {
         case 't': threads = parse_count(optarg, 1, 256); break;
         case 'J': jsonl_in = 1; break;
         case 'q': quiet = 1; break;
+        case 'T':
+            if ((dtype = parse_dtype(optarg)) < 0) {
+                die_msg("encode", "--dtype must be f32 or bf16");
+                return EXIT_USAGE;
+            }
+            break;
         case 'h': fputs(encode_usage, stdout); return 0;
         default: fputs(encode_usage, stderr); return EXIT_USAGE;
         }
@@ -135,6 +149,7 @@ static int cmd_encode(int argc, char **argv) {
     se_error err = {0};
     se_model_params mp = se_model_default_params();
     mp.log_fn = log_cb;
+    mp.dtype = (se_dtype)dtype;
     se_model *m = NULL;
     se_ctx *ctx = NULL;
     cli_reader rd = {0};
@@ -426,14 +441,16 @@ static const char similarity_usage[] =
     "  -m, --model DIR         model folder\n"
     "      --prompt-name NAME  prepend the model's prompt NAME\n"
     "  -t, --threads N         threads\n"
+    "      --dtype f32|bf16    precision of the matrix products\n"
     "  -h, --help              this help\n";
 
 static int cmd_similarity(int argc, char **argv) {
     const char *model = NULL, *prompt_name = NULL;
     long threads = 0;
+    int dtype = SE_DTYPE_F32;
     static const struct option opts[] = {{"model", required_argument, 0, 'm'}, {"prompt-name", required_argument, 0, 'P'},
-                                         {"threads", required_argument, 0, 't'}, {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
+                                         {"threads", required_argument, 0, 't'}, {"dtype", required_argument, 0, 'T'},
+                                         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:t:h", opts, NULL)) != -1) {
@@ -441,6 +458,12 @@ static int cmd_similarity(int argc, char **argv) {
         case 'm': model = optarg; break;
         case 'P': prompt_name = optarg; break;
         case 't': threads = parse_count(optarg, 1, 256); break;
+        case 'T':
+            if ((dtype = parse_dtype(optarg)) < 0) {
+                die_msg("similarity", "--dtype must be f32 or bf16");
+                return EXIT_USAGE;
+            }
+            break;
         case 'h': fputs(similarity_usage, stdout); return 0;
         default: fputs(similarity_usage, stderr); return EXIT_USAGE;
         }
@@ -453,6 +476,7 @@ static int cmd_similarity(int argc, char **argv) {
     se_error err = {0};
     se_model_params mp = se_model_default_params();
     mp.log_fn = log_cb;
+    mp.dtype = (se_dtype)dtype;
     se_model *m = NULL;
     se_ctx *ctx = NULL;
     float *emb = NULL, *sim = NULL;

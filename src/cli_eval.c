@@ -194,6 +194,7 @@ static const char eval_usage[] =
     "  -m, --model DIR    model folder\n"
     "      --split NAME   STS Benchmark split (test, dev, train)\n"
     "  -t, --threads N    threads\n"
+    "      --dtype D      f32 (default) or bf16 (needs AVX512-BF16)\n"
     "      --json         print one JSON object\n"
     "  -q, --quiet        no progress on stderr\n"
     "  -h, --help         this help\n";
@@ -202,7 +203,9 @@ int cmd_eval(int argc, char **argv) {
     const char *model = NULL, *split = "test";
     int json = 0, quiet = 0;
     long threads = 0;
+    se_model_params mp = se_model_default_params();
     static const struct option opts[] = {{"model", required_argument, 0, 'm'}, {"split", required_argument, 0, 's'},
+                                         {"dtype", required_argument, 0, 'T'},
                                          {"threads", required_argument, 0, 't'}, {"json", no_argument, 0, 'j'},
                                          {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int c;
@@ -211,6 +214,13 @@ int cmd_eval(int argc, char **argv) {
         switch (c) {
         case 'm': model = optarg; break;
         case 's': split = optarg; break;
+        case 'T':
+            if (strcmp(optarg, "f32") && strcmp(optarg, "bf16")) {
+                fprintf(stderr, "sembed: eval: --dtype must be f32 or bf16\n");
+                return EXIT_USAGE;
+            }
+            mp.dtype = strcmp(optarg, "bf16") ? SE_DTYPE_F32 : SE_DTYPE_BF16;
+            break;
         case 't': threads = strtol(optarg, NULL, 10); break;
         case 'j': json = 1; break;
         case 'q': quiet = 1; break;
@@ -243,7 +253,7 @@ int cmd_eval(int argc, char **argv) {
     int rc = EXIT_RUNTIME;
     float *ea = NULL, *eb = NULL, *sim = NULL;
     double *cs = NULL, *r1 = NULL, *r2 = NULL;
-    if (se_model_load(model, NULL, &m, &err) != SE_OK) {
+    if (se_model_load(model, &mp, &m, &err) != SE_OK) {
         fprintf(stderr, "sembed: %s\n", err.msg);
         goto done;
     }
@@ -268,8 +278,9 @@ int cmd_eval(int argc, char **argv) {
     ranks(cs, p.n, r2);
     double sr = pearson(r1, r2, p.n) * 100;
     if (json)
-        printf("{\"task\": \"sts\", \"file\": \"%s\", \"split\": \"%s\", \"pairs\": %zu, \"spearman\": %.4f, \"pearson\": %.4f}\n",
-               path, split, p.n, sr, pr);
+        printf("{\"task\": \"sts\", \"file\": \"%s\", \"split\": \"%s\", \"dtype\": \"%s\", \"pairs\": %zu, \"spearman\": %.4f, "
+               "\"pearson\": %.4f}\n",
+               path, split, mp.dtype == SE_DTYPE_BF16 ? "bf16" : "f32", p.n, sr, pr);
     else
         printf("sts %s (%zu pairs): spearman %.2f  pearson %.2f\n", path, p.n, sr, pr);
     rc = 0;

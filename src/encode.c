@@ -102,7 +102,8 @@ se_status se_ctx_new(const se_model *m, const se_ctx_params *params, se_ctx **ou
     /* arena layout, in floats; int and size_t arrays are carved at the end */
     size_t AS = se_attn_scratch(P, H / (size_t)m->cfg.n_head); /* per-thread attention scratch */
     size_t nf = 6 * T * H + T * FF + NT * AS + 2 * S_CAP * D;
-    size_t bytes = nf * sizeof(float) + 2 * T * sizeof(int32_t) + (3 * S_CAP + 1) * sizeof(size_t) + 64;
+    size_t KB = m->compute == SE_DTYPE_BF16 ? T * ((se_model_k_max(m) + 2) & ~(size_t)1) : 0; /* bf16 activations */
+    size_t bytes = nf * sizeof(float) + 2 * T * sizeof(int32_t) + (3 * S_CAP + 1) * sizeof(size_t) + KB * sizeof(uint16_t) + 128;
     c->arena = se_malloc(bytes);
     c->tp = se_threadpool_new(p.n_threads);
     if (!c->arena || !c->tp) {
@@ -128,6 +129,7 @@ se_status se_ctx_new(const se_model *m, const se_ctx_params *params, se_ctx **ou
     c->index = z, z += S_CAP;
     c->ids = (int32_t *)(void *)z;
     c->type_ids = c->ids + T;
+    c->buf.xb = KB ? (uint16_t *)(((uintptr_t)(c->type_ids + T) + 63) & ~(uintptr_t)63) : NULL;
     *out = c;
     return SE_OK;
 }
@@ -222,7 +224,7 @@ static se_status run_batch(se_ctx *c, size_t S, size_t T, const se_encode_params
     for (int k = 0; k < cfg->n_stages; k++) {
         const se_stage *st = &cfg->stages[k];
         if (st->kind == SE_STAGE_DENSE) {
-            se_par_gemm(c->tp, m, cur, S, dim, m->dense[k].w, m->dense[k].b, nxt, (size_t)st->n_out);
+            se_par_gemm(c->tp, m, &c->buf, cur, S, dim, m->dense[k].w, m->dense[k].b, nxt, (size_t)st->n_out);
             dim = (size_t)st->n_out;
             for (size_t i = 0; i < S; i++) {
                 float *v = nxt + i * dim;

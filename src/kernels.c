@@ -96,6 +96,17 @@ static void choose(void) {
 #endif
 }
 
+bool se_cpu_has_bf16(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    const char *env = getenv("SE_KERNELS");
+    if (env && (strcmp(env, "ref") == 0 || strcmp(env, "avx2") == 0)) return false;
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16");
+#else
+    return false;
+#endif
+}
+
 const se_kernels *se_kernels_get(void) {
     pthread_once(&chosen_once, choose);
     return chosen;

@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* y[m][n] = sum_k x[m][k] * w[n][k] (+ b[n]) for m < M and n0 <= n < n1.
  *   x: (M, K) with row stride ldx; w: (N, K) row-major (torch Linear
@@ -54,6 +55,18 @@ void se_attn_head_ref(const float *q, const float *k, const float *v, size_t ld,
                       size_t HD, float scale, bool scale_q_first, float *scratch);
 void se_attn_head_avx512(const float *q, const float *k, const float *v, size_t ld, float *out, size_t ldo, size_t T,
                          size_t HD, float scale, bool scale_q_first, float *scratch);
+
+/* bf16 GEMM (AVX512-BF16): weights packed by se_pack_weights_bf16
+ * (se_pack_bf16_size(N, K) uint16s), activations converted per GEMM by
+ * se_rows_to_bf16 into (M, K rounded up to even) rows. */
+size_t se_pack_bf16_size(size_t N, size_t K);
+void se_pack_weights_bf16(const float *w, size_t N, size_t K, uint16_t *out);
+void se_rows_to_bf16(const float *x, size_t M, size_t K, size_t ldx, uint16_t *out);
+void se_gemm_bf16_avx512(const uint16_t *xb, size_t M, size_t K, const uint16_t *pw, size_t N, const float *b, float *y,
+                         size_t ldy, size_t n0, size_t n1);
+
+/* Whether the CPU can run the bf16 GEMM (AVX512-BF16). */
+bool se_cpu_has_bf16(void);
 
 /* y[i] += a * x[i] for i < n (a multiply then an add: the fast version
  * gives the same bits as the reference). */

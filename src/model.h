@@ -11,6 +11,8 @@
 #ifndef SE_MODEL_H
 #define SE_MODEL_H
 
+#include <stdint.h>
+
 #include "model_folder.h"
 #include "safetensors.h"
 #include "sembed.h"
@@ -66,8 +68,9 @@ struct se_model {
     /* weights repacked for the AVX-512 GEMM (empty when the CPU lacks it):
      * pack_w[i] is the original (N, K) matrix, pack_p[i] its packed copy */
     const float **pack_w;
-    float **pack_p;
+    void **pack_p;           /* float (f32 packing) or uint16_t (bf16 packing) */
     size_t n_pack;
+    se_dtype compute;        /* SE_DTYPE_F32 or SE_DTYPE_BF16 */
 };
 
 /* Scratch for one forward pass, carved from the ctx arena. */
@@ -81,6 +84,7 @@ typedef struct se_bert_buf {
     float *ff;     /* (T, FF) */
     float *att;    /* (n_threads, att_stride) attention scratch per thread */
     size_t att_stride;
+    uint16_t *xb;  /* (T, Kmax) activations rounded to bf16 (bf16 models only) */
 } se_bert_buf;
 
 /* Runs the transformer over S packed sentences. ids/type_ids: (T);
@@ -103,8 +107,11 @@ se_status se_use_forward(const se_model *m, se_bert_buf *buf, se_threadpool *tp,
 
 /* Runs a GEMM y = x w^T + b across the pool. x: (M, K), w: (N, K), y: (M, N).
  * Uses the model's packed copy of w when there is one. */
-void se_par_gemm(se_threadpool *tp, const se_model *m, const float *x, size_t M, size_t K, const float *w, const float *b,
-                 float *y, size_t N);
+void se_par_gemm(se_threadpool *tp, const se_model *m, se_bert_buf *buf, const float *x, size_t M, size_t K, const float *w,
+                 const float *b, float *y, size_t N);
+
+/* The widest GEMM input (K) of the model, for the bf16 activation buffer. */
+size_t se_model_k_max(const se_model *m);
 
 /* Packs every weight matrix of the model for the AVX-512 GEMM, when the
  * CPU has it and SE_KERNELS does not ask otherwise. */

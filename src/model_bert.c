@@ -294,6 +294,7 @@ static se_status bind_dense(se_model *m, bool use_mmap, se_error *err) {
 se_model_params se_model_default_params(void) {
     se_model_params p;
     memset(&p, 0, sizeof p);
+    p.dtype = SE_DTYPE_F32;
     p.use_mmap = true;
     return p;
 }
@@ -322,8 +323,11 @@ se_status se_model_load(const char *dir, const se_model_params *params, se_model
     if (!dir || !out) return se_err(err, SE_E_INVALID, "se_model_load: dir and out must not be NULL");
     *out = NULL;
     se_model_params p = params ? *params : se_model_default_params();
+    if (p.dtype != SE_DTYPE_F32 && p.dtype != SE_DTYPE_BF16)
+        return se_err(err, SE_E_UNSUPPORTED, "dtype %d is not supported for computing (f32 or bf16)", (int)p.dtype);
     se_model *m = se_calloc(1, sizeof *m);
     if (!m) return se_err(err, SE_E_NOMEM, "out of memory");
+    m->compute = p.dtype;
     se_status s = se_folder_load(dir, p.log_fn, p.log_user, &m->cfg, err);
     if (s != SE_OK) {
         se_free(m);
@@ -364,6 +368,7 @@ se_status se_model_get_info(const se_model *m, se_model_info *o, se_error *err) 
     for (int i = 0; i < c->n_stages; i++) o->n_dense += c->stages[i].kind == SE_STAGE_DENSE;
     o->similarity = c->similarity;
     o->weight_dtype = m->wdtype;
+    o->compute_dtype = m->compute;
     o->n_prompts = c->n_prompts;
     o->default_prompt_name = c->default_prompt_name;
     o->include_prompt = c->include_prompt;
@@ -393,7 +398,9 @@ const char *se_model_prompt_find(const se_model *m, const char *name) {
 typedef struct gemm_job {
     const se_kernels *k;
     const float *x, *w, *b;
-    const float *packed; /* or NULL */
+    const void *packed; /* f32 or bf16 panels, or NULL */
+    bool bf16;
+    uint16_t *xb;       /* x rounded to bf16 (bf16 only) */
     float *y;
     size_t M, K, N, n_nblk;
 } gemm_job;
@@ -407,47 +414,78 @@ static void gemm_task(void *arg, size_t t, int thread) {
     size_t m0 = mi * GEMM_MB, n0 = ni * GEMM_NB;
     size_t m1 = m0 + GEMM_MB < j->M ? m0 + GEMM_MB : j->M;
     size_t n1 = n0 + GEMM_NB < j->N ? n0 + GEMM_NB : j->N;
-    if (j->packed)
+    if (j->bf16)
+        se_gemm_bf16_avx512(j->xb + m0 * ((j->K + 1) & ~(size_t)1), m1 - m0, j->K, j->packed, j->N, j->b, j->y + m0 * j->N,
+                            j->N, n0, n1);
+    else if (j->packed)
         se_gemm_packed_avx512(j->x + m0 * j->K, m1 - m0, j->K, j->K, j->packed, j->N, j->b, j->y + m0 * j->N, j->N, n0, n1);
     else
         j->k->gemm(j->x + m0 * j->K, m1 - m0, j->K, j->K, j->w, j->b, j->y + m0 * j->N, j->N, n0, n1);
 }
 
+enum { CVT_ROWS = 32 };
+
+/* Rounds rows [32 t, 32 t + 32) of x to bf16. */
+static void cvt_task(void *arg, size_t t, int thread) {
+    (void)thread;
+    const gemm_job *j = arg;
+    size_t m0 = t * CVT_ROWS, m1 = m0 + CVT_ROWS < j->M ? m0 + CVT_ROWS : j->M;
+    se_rows_to_bf16(j->x + m0 * j->K, m1 - m0, j->K, j->K, j->xb + m0 * ((j->K + 1) & ~(size_t)1));
+}
+
 /* The packed copy of w, or NULL. */
-static const float *packed_of(const se_model *m, const float *w) {
+static const void *packed_of(const se_model *m, const float *w) {
     for (size_t i = 0; i < m->n_pack; i++)
         if (m->pack_w[i] == w) return m->pack_p[i];
     return NULL;
 }
 
-void se_par_gemm(se_threadpool *tp, const se_model *m, const float *x, size_t M, size_t K, const float *w, const float *b,
-                 float *y, size_t N) {
+void se_par_gemm(se_threadpool *tp, const se_model *m, se_bert_buf *buf, const float *x, size_t M, size_t K, const float *w,
+                 const float *b, float *y, size_t N) {
     if (M == 0 || N == 0) return;
-    gemm_job j = {se_kernels_get(), x, w, b, packed_of(m, w), y, M, K, N, (N + GEMM_NB - 1) / GEMM_NB};
+    gemm_job j = {se_kernels_get(), x, w, b, packed_of(m, w), false, buf->xb, y, M, K, N, (N + GEMM_NB - 1) / GEMM_NB};
+    j.bf16 = j.packed && m->compute == SE_DTYPE_BF16;
+    if (j.bf16) se_threadpool_run(tp, (M + CVT_ROWS - 1) / CVT_ROWS, cvt_task, &j);
     size_t n_mblk = (M + GEMM_MB - 1) / GEMM_MB;
     se_threadpool_run(tp, n_mblk * j.n_nblk, gemm_task, &j);
 }
 
-/* Packs one (N, K) matrix; no-op when already packed. */
+size_t se_model_k_max(const se_model *m) {
+    const se_folder_cfg *c = &m->cfg;
+    size_t k = (size_t)c->n_embd;
+    if ((size_t)c->n_ff > k) k = (size_t)c->n_ff;
+    if ((size_t)m->max_stage_dim > k) k = (size_t)m->max_stage_dim;
+    return k;
+}
+
+/* Packs one (N, K) matrix (f32 or bf16 panels, per the model's compute
+ * dtype); no-op when already packed. */
 static se_status pack_one(se_model *m, const float *w, size_t N, size_t K, se_error *err) {
     if (!w || packed_of(m, w)) return SE_OK;
-    float *p = se_malloc_array(se_pack_size(N, K), sizeof *p);
+    bool bf = m->compute == SE_DTYPE_BF16;
+    void *p = bf ? se_malloc_array(se_pack_bf16_size(N, K), sizeof(uint16_t)) : se_malloc_array(se_pack_size(N, K), sizeof(float));
     const float **pw = se_realloc(m->pack_w, (m->n_pack + 1) * sizeof *pw);
     if (pw) m->pack_w = pw;
-    float **pp = pw ? se_realloc(m->pack_p, (m->n_pack + 1) * sizeof *pp) : NULL;
+    void **pp = pw ? se_realloc(m->pack_p, (m->n_pack + 1) * sizeof *pp) : NULL;
     if (pp) m->pack_p = pp;
     if (!p || !pw || !pp) {
         se_free(p);
         return se_err(err, SE_E_NOMEM, "out of memory packing weights");
     }
-    se_pack_weights(w, N, K, p);
+    if (bf) se_pack_weights_bf16(w, N, K, p);
+    else se_pack_weights(w, N, K, p);
     m->pack_w[m->n_pack] = w;
     m->pack_p[m->n_pack++] = p;
     return SE_OK;
 }
 
 se_status se_model_pack(se_model *m, se_error *err) {
-    if (!se_kernels_get()->packed) return SE_OK;
+    if (m->compute == SE_DTYPE_BF16) {
+        if (!se_cpu_has_bf16())
+            return se_err(err, SE_E_UNSUPPORTED, "dtype bf16 needs a CPU with AVX512-BF16 (and SE_KERNELS unset)");
+    } else if (!se_kernels_get()->packed) {
+        return SE_OK;
+    }
     const se_folder_cfg *c = &m->cfg;
     size_t H = (size_t)c->n_embd, FF = (size_t)c->n_ff;
     se_status s = SE_OK;
@@ -577,15 +615,15 @@ se_status se_bert_forward(const se_model *m, se_bert_buf *buf, se_threadpool *tp
     for (int l = 0; l < c->n_layer; l++) {
         const se_layer_w *w = &m->layers[l];
         j.w = w;
-        se_par_gemm(tp, m, buf->x, T, H, w->q_w, w->q_b, buf->q, H);
-        se_par_gemm(tp, m, buf->x, T, H, w->k_w, w->k_b, buf->k, H);
-        se_par_gemm(tp, m, buf->x, T, H, w->v_w, w->v_b, buf->v, H);
+        se_par_gemm(tp, m, buf, buf->x, T, H, w->q_w, w->q_b, buf->q, H);
+        se_par_gemm(tp, m, buf, buf->x, T, H, w->k_w, w->k_b, buf->k, H);
+        se_par_gemm(tp, m, buf, buf->x, T, H, w->v_w, w->v_b, buf->v, H);
         se_threadpool_run(tp, S * (size_t)c->n_head, attn_task, &j);
-        se_par_gemm(tp, m, buf->ctx, T, H, w->o_w, w->o_b, buf->tmp, H);
+        se_par_gemm(tp, m, buf, buf->ctx, T, H, w->o_w, w->o_b, buf->tmp, H);
         run_rows(tp, &j, 1);
-        se_par_gemm(tp, m, buf->x, T, H, w->ff1_w, w->ff1_b, buf->ff, FF);
+        se_par_gemm(tp, m, buf, buf->x, T, H, w->ff1_w, w->ff1_b, buf->ff, FF);
         run_rows(tp, &j, 2);
-        se_par_gemm(tp, m, buf->ff, T, FF, w->ff2_w, w->ff2_b, buf->tmp, H);
+        se_par_gemm(tp, m, buf, buf->ff, T, FF, w->ff2_w, w->ff2_b, buf->tmp, H);
         run_rows(tp, &j, 3);
         if (dbg) dbg("layer_out", l, buf->x, T, H, dbg_user);
     }

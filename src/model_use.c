@@ -167,17 +167,17 @@ se_status se_use_forward(const se_model *m, se_bert_buf *buf, se_threadpool *tp,
         size_t din = (size_t)w->din;
         j.w = w, j.layer = l;
         /* residual into tmp: a projection of the un-normalised input, or x itself */
-        if (w->res_w) se_par_gemm(tp, m, buf->x, T, din, w->res_w, w->res_b, buf->tmp, H);
+        if (w->res_w) se_par_gemm(tp, m, buf, buf->x, T, din, w->res_w, w->res_b, buf->tmp, H);
         else memcpy(buf->tmp, buf->x, T * H * sizeof(float));
         run_rows(tp, &j, 1);                                            /* ctx = LN_a(x) */
-        se_par_gemm(tp, m, buf->ctx, T, din, w->qkv_w, w->qkv_b, buf->q, 3 * din); /* q.. = qkv, (T, 3 din) */
+        se_par_gemm(tp, m, buf, buf->ctx, T, din, w->qkv_w, w->qkv_b, buf->q, 3 * din); /* q.. = qkv, (T, 3 din) */
         se_threadpool_run(tp, S * (size_t)c->n_head, attn_task, &j);   /* ctx = attention, (T, din) */
-        se_par_gemm(tp, m, buf->ctx, T, din, w->o_w, w->o_b, buf->x, H);   /* x = ctx Wo^T + bo */
+        se_par_gemm(tp, m, buf, buf->ctx, T, din, w->o_w, w->o_b, buf->x, H);   /* x = ctx Wo^T + bo */
         run_rows(tp, &j, 2);                                            /* x += r: h */
         run_rows(tp, &j, 3);                                            /* ctx = LN_f(h) */
-        se_par_gemm(tp, m, buf->ctx, T, H, w->ff1_w, w->ff1_b, buf->ff, FF);
+        se_par_gemm(tp, m, buf, buf->ctx, T, H, w->ff1_w, w->ff1_b, buf->ff, FF);
         run_rows(tp, &j, 4);                                            /* ff = relu(ff) */
-        se_par_gemm(tp, m, buf->ff, T, FF, w->ff2_w, w->ff2_b, buf->tmp, H);
+        se_par_gemm(tp, m, buf, buf->ff, T, FF, w->ff2_w, w->ff2_b, buf->tmp, H);
         run_rows(tp, &j, 2);                                            /* x = h + ffn */
         if (dbg) dbg("layer_out", l, buf->x, T, H, dbg_user);
     }

@@ -115,6 +115,8 @@ def test_errors():
     check("missing -m is a usage error", rc == 2 and "usage" in err)
     rc, _, err = run("encode", "-m", FIX + "en-mean-norm", "--format", "xml")
     check("bad format", rc == 2)
+    rc, _, err = run("encode", "-m", FIX + "en-mean-norm", "--dtype", "f64", input=b"x\n")
+    check("bad dtype", rc == 2 and "dtype" in err)
     rc, _, err = run("encode", "-m", FIX + "en-mean-norm", "--truncate-dim", "64", input=b"x\n")
     check("truncate-dim too large", rc == 2 and "64" in err, err)
     rc, _, err = run("encode", "-m", FIX + "en-mean-norm", "--prompt-name", "nope", input=b"x\n")
@@ -218,6 +220,14 @@ def test_use_sts():
         print(f"  STS-B {split}: sembed spearman {r.get('spearman')} pearson {r.get('pearson')}, "
               f"TF.js reference spearman {ref[split]['spearman']} pearson {ref[split]['pearson']}")
         check(f"eval sts {split} matches TF.js", ok, err)
+    # bf16 (where the CPU has AVX512-BF16): Spearman within 0.5 of f32
+    rc, out, err = run("eval", "sts", "-m", USE, "tests/fixtures/eval/stsbenchmark.tsv.gz", "--dtype", "bf16", "--json", "-q")
+    if rc == 1 and "AVX512-BF16" in err:
+        print("  bf16: not available on this CPU")
+    else:
+        r = json.loads(out) if rc == 0 else {}
+        print(f"  STS-B test bf16: spearman {r.get('spearman')} (f32 reference {ref['test']['spearman']:.4f})")
+        check("eval sts bf16 within 0.5 of f32", rc == 0 and abs(r["spearman"] - ref["test"]["spearman"]) <= 0.5, err)
     # the plain s1<TAB>s2<TAB>score format, and a bad line
     with tempfile.TemporaryDirectory() as d:
         f = os.path.join(d, "p.tsv")

@@ -543,6 +543,62 @@ TEST(plain_folder_notice_and_info) {
     se_tokenizer_free(NULL);
 }
 
+/* dtype bf16: every fixture sentence within cosine 0.999 of the f32
+ * reference (the issue's bar), and still batch-invariant; or a clear
+ * SE_E_UNSUPPORTED on a CPU without AVX512-BF16. */
+TEST(bf16_fidelity) {
+    for (size_t mi = 0; mi < N_MODELS; mi++) {
+        char dir[256];
+        snprintf(dir, sizeof dir, FIX "%s", models[mi]);
+        se_model_params mp = se_model_default_params();
+        mp.dtype = SE_DTYPE_BF16;
+        se_model *m = NULL;
+        se_error err = {0};
+        se_status s = se_model_load(dir, &mp, &m, &err);
+        if (s == SE_E_UNSUPPORTED) {
+            CHECK(strstr(err.msg, "AVX512-BF16") != NULL);
+            printf("  %s: bf16 not available here (%s)\n", models[mi], err.msg);
+            continue;
+        }
+        CHECK_MSG(s == SE_OK, "%s: %s", models[mi], err.msg);
+        if (!m) continue;
+        se_model_info in;
+        se_model_get_info(m, &in, &err);
+        CHECK(in.compute_dtype == SE_DTYPE_BF16);
+        json_t *hdr;
+        json_t *exp = load_expected(models[mi], &hdr);
+        se_encode_params ep = se_encode_default_params();
+        ep.prompt_name = json_string_value(json_object_get(hdr, "prompt_name"));
+        size_t dim = se_encode_dim(m, &ep);
+        float *all = malloc(n_sentences * dim * sizeof *all), *one = malloc(dim * sizeof *one);
+        se_ctx *ctx = NULL;
+        CHECK(se_ctx_new(m, NULL, &ctx, &err) == SE_OK);
+        CHECK(se_encode(ctx, (const char *const *)sentences, NULL, n_sentences, &ep, all, n_sentences * dim, NULL, &err) == SE_OK);
+        double worst = 1;
+        for (size_t i = 0; i < n_sentences; i++) {
+            size_t n;
+            float *ref = floats(json_object_get(json_array_get(exp, i), "embedding"), &n);
+            double c = cosine(all + i * dim, ref, dim);
+            worst = fmin(worst, c);
+            CHECK_MSG(c >= 0.999, "%s sentence %zu: bf16 cosine %.6f", models[mi], i, c);
+            free(ref);
+            CHECK(se_encode(ctx, (const char *const *)&sentences[i], NULL, 1, &ep, one, dim, NULL, &err) == SE_OK);
+            CHECK_MSG(memcmp(one, all + i * dim, dim * sizeof *one) == 0, "%s sentence %zu: bf16 not batch-invariant", models[mi], i);
+        }
+        printf("  %-20s bf16: worst cosine vs f32 reference %.6f\n", models[mi], worst);
+        free(all), free(one);
+        se_ctx_free(ctx);
+        se_model_free(m);
+        json_decref(exp);
+        json_decref(hdr);
+    }
+    se_model_params mp = se_model_default_params();
+    mp.dtype = SE_DTYPE_F16;
+    se_model *m = NULL;
+    se_error err;
+    CHECK(se_model_load(FIX "en-mean-norm", &mp, &m, &err) == SE_E_UNSUPPORTED && m == NULL);
+}
+
 /* Every allocation failure during load and encode is reported cleanly. */
 TEST(allocation_failures) {
     int loaded = 0, nomem = 0;
@@ -576,6 +632,7 @@ int main(void) {
     RUN(threads_share_model);
     RUN(broken_folders);
     RUN(plain_folder_notice_and_info);
+    RUN(bf16_fidelity);
     RUN(allocation_failures);
     for (size_t i = 0; i < n_sentences; i++) free(sentences[i]);
     free(sentences);

@@ -133,6 +133,53 @@ TEST(embeddings) {
     json_decref(exp);
 }
 
+/* dtype bf16 on the real model: every sentence within cosine 0.999 of
+ * the TF.js reference. */
+TEST(bf16) {
+    se_model_params mp = se_model_default_params();
+    mp.dtype = SE_DTYPE_BF16;
+    se_model *bm = NULL;
+    se_error err;
+    se_status s = se_model_load(model_dir, &mp, &bm, &err);
+    if (s == SE_E_UNSUPPORTED) {
+        printf("  bf16 not available here (%s)\n", err.msg);
+        return;
+    }
+    CHECK(s == SE_OK);
+    json_t *exp = read_jsonl(FIX "expected.jsonl");
+    if (!bm || !exp) return;
+    size_t n = json_array_size(exp) - 1;
+    float *ref = malloc(n * 512 * sizeof *ref), *out = malloc(n * 512 * sizeof *out);
+    FILE *f = fopen(FIX "expected.f32", "rb");
+    CHECK(f && fread(ref, sizeof *ref, n * 512, f) == n * 512);
+    if (f) fclose(f);
+    const char **texts = malloc(n * sizeof *texts);
+    size_t *lens = malloc(n * sizeof *lens);
+    for (size_t i = 0; i < n; i++) {
+        json_t *t = json_object_get(json_array_get(exp, i + 1), "text");
+        texts[i] = json_string_value(t), lens[i] = json_string_length(t);
+    }
+    se_ctx *ctx = NULL;
+    CHECK(se_ctx_new(bm, NULL, &ctx, &err) == SE_OK);
+    CHECK(se_encode(ctx, texts, lens, n, NULL, out, n * 512, NULL, &err) == SE_OK);
+    double worst = 1;
+    for (size_t i = 0; i < n; i++) {
+        double ab = 0, aa = 0, bb = 0;
+        for (int k = 0; k < 512; k++) {
+            float a = out[i * 512 + k], b = ref[i * 512 + k];
+            ab += (double)a * b, aa += (double)a * a, bb += (double)b * b;
+        }
+        double c = ab / sqrt(aa * bb);
+        worst = fmin(worst, c);
+        CHECK_MSG(c >= 0.999, "sentence %zu: bf16 cosine %.6f", i, c);
+    }
+    printf("  bf16: %zu sentences, worst cosine vs TF.js %.6f\n", n, worst);
+    se_ctx_free(ctx);
+    se_model_free(bm);
+    free(texts), free(lens), free(ref), free(out);
+    json_decref(exp);
+}
+
 /* Debug-hook capture of x0 and the layer outputs. */
 typedef struct cap {
     float *st[3];
@@ -217,6 +264,7 @@ int main(void) {
     RUN(token_ids);
     RUN(embeddings);
     RUN(graph_nodes);
+    RUN(bf16);
     se_model_free(model);
     return test_report("test_use");
 }
