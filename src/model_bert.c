@@ -20,6 +20,8 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "error.h"
@@ -458,6 +460,21 @@ size_t se_model_k_max(const se_model *m) {
     return k;
 }
 
+/* Once a matrix mapped from a checkpoint is packed, the mapped original is
+ * never read again: drop its pages (they come back from the file if ever
+ * touched), so resident memory is the packed copy, not both. */
+static void release_pages(const se_model *m, const float *w, size_t nbytes) {
+    const uint8_t *p = (const uint8_t *)w;
+    for (size_t i = 0; i < m->n_files; i++) {
+        const se_st_file *f = &m->files[i];
+        if (!f->mapped || p < f->base || p + nbytes > f->base + f->size) continue;
+        long pg = sysconf(_SC_PAGESIZE);
+        uintptr_t a = ((uintptr_t)p + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1);
+        uintptr_t e = ((uintptr_t)p + nbytes) & ~((uintptr_t)pg - 1);
+        if (e > a) madvise((void *)a, e - a, MADV_DONTNEED);
+    }
+}
+
 /* Packs one (N, K) matrix (f32 or bf16 panels, per the model's compute
  * dtype); no-op when already packed. */
 static se_status pack_one(se_model *m, const float *w, size_t N, size_t K, se_error *err) {
@@ -476,6 +493,7 @@ static se_status pack_one(se_model *m, const float *w, size_t N, size_t K, se_er
     else se_pack_weights(w, N, K, p);
     m->pack_w[m->n_pack] = w;
     m->pack_p[m->n_pack++] = p;
+    release_pages(m, w, N * K * sizeof(float));
     return SE_OK;
 }
 
