@@ -534,17 +534,6 @@ static void pooling_names(uint32_t p, char *buf, size_t cap) {
         }
 }
 
-/* Prints s as a JSON string literal. */
-static void json_str(const char *s) {
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') printf("\\%c", ch);
-        else if (ch < 0x20) printf("\\u%04x", ch);
-        else putchar(ch);
-    }
-    putchar('"');
-}
 
 static int cmd_info(int argc, char **argv) {
     const char *model = NULL;
@@ -593,12 +582,12 @@ static int cmd_info(int argc, char **argv) {
             const char *name, *text;
             se_model_prompt(m, i, &name, &text, NULL);
             if (i) fputs(", ", stdout);
-            json_str(name);
+            cli_print_json_string(stdout, name);
             fputs(": ", stdout);
-            json_str(text);
+            cli_print_json_string(stdout, text);
         }
         fputs("}, \"default_prompt_name\": ", stdout);
-        if (in.default_prompt_name) json_str(in.default_prompt_name);
+        if (in.default_prompt_name) cli_print_json_string(stdout, in.default_prompt_name);
         else fputs("null", stdout);
         fputs("}\n", stdout);
     } else {

@@ -314,17 +314,6 @@ static int by_score_desc(const void *a, const void *b) {
     return *(const size_t *)a < *(const size_t *)b ? -1 : 1; /* stable: earlier line first */
 }
 
-/* Prints s as a JSON string literal. */
-static void json_string(const char *s) {
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') printf("\\%c", ch);
-        else if (ch < 0x20) printf("\\u%04x", ch);
-        else putchar(ch);
-    }
-    putchar('"');
-}
 
 int cmd_search(int argc, char **argv) {
     const char *model = NULL, *corpus = NULL;
@@ -404,13 +393,13 @@ int cmd_search(int argc, char **argv) {
         size_t top = (size_t)k < n ? (size_t)k : n;
         if (json) {
             fputs("{\"query\": ", stdout);
-            json_string(argv[optind + q]);
+            cli_print_json_string(stdout, argv[optind + q]);
             fputs(", \"hits\": [", stdout);
             for (size_t i = 0; i < top; i++) {
                 printf("%s{\"line\": %zu, \"score\": ", i ? ", " : "", idx[i] + 1);
                 cli_print_float(stdout, sc[idx[i]]);
                 fputs(", \"text\": ", stdout);
-                json_string(docs[idx[i]]);
+                cli_print_json_string(stdout, docs[idx[i]]);
                 putchar('}');
             }
             fputs("]}\n", stdout);

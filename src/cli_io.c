@@ -187,3 +187,14 @@ void cli_npy_header(FILE *f, size_t rows, size_t cols) {
     for (size_t i = (size_t)n; i < hl - 1; i++) fputc(' ', f);
     fputc('\n', f);
 }
+
+void cli_print_json_string(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') fprintf(f, "\\%c", ch);
+        else if (ch < 0x20) fprintf(f, "\\u%04x", ch);
+        else fputc(ch, f);
+    }
+    fputc('"', f);
+}

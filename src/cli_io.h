@@ -53,6 +53,10 @@ void cli_out_abort(cli_out *o);
 /* Writes a float with enough digits to round-trip float32. */
 void cli_print_float(FILE *f, float v);
 
+/* Writes s as a JSON string literal (quotes and control characters
+ * escaped; UTF-8 passed through). */
+void cli_print_json_string(FILE *f, const char *s);
+
 /* Writes v as a JSON array "[a, b, ...]". */
 void cli_print_json_array(FILE *f, const float *v, size_t n);
 

@@ -41,38 +41,34 @@ size_t se_attn_scratch(size_t T, size_t HD) {
     return HD * Tp + 4 * Tp + 4 * HD; /* keys transposed, 4 score rows, 4 queries */
 }
 
-void se_attn_head_ref(const float *q, const float *k, const float *v, size_t ld, float *out, size_t ldo, size_t T,
-                      size_t HD, float scale, bool scale_q_first, float *scratch) {
+/* The dot/axpy formulation of one attention head, shared by the scalar
+ * reference and the AVX2 set (which passes its vector dot and axpy). */
+static void attn_head_dot(se_dot_fn dot, se_axpy_fn axpy, const float *q, const float *k, const float *v, size_t ld,
+                          float *out, size_t ldo, size_t T, size_t HD, float scale, bool scale_q_first, float *scratch) {
     float *s = scratch, *qs = scratch + T; /* (T) scores, (HD) query */
     for (size_t i = 0; i < T; i++) {
         for (size_t d = 0; d < HD; d++) qs[d] = scale_q_first ? q[i * ld + d] * scale : q[i * ld + d];
         for (size_t t = 0; t < T; t++) {
-            float acc = se_dot_ref(qs, k + t * ld, HD);
+            float acc = dot(qs, k + t * ld, HD);
             s[t] = scale_q_first ? acc : acc * scale;
         }
         se_softmax(s, T);
         float *o = out + i * ldo;
         for (size_t d = 0; d < HD; d++) o[d] = 0.0f;
-        for (size_t t = 0; t < T; t++) se_axpy_ref(o, s[t], v + t * ld, HD);
+        for (size_t t = 0; t < T; t++) axpy(o, s[t], v + t * ld, HD);
     }
 }
 
-/* The AVX2 set keeps the dot/axpy attention (same as the reference's
- * structure with vector dot products). */
+void se_attn_head_ref(const float *q, const float *k, const float *v, size_t ld, float *out, size_t ldo, size_t T,
+                      size_t HD, float scale, bool scale_q_first, float *scratch) {
+    attn_head_dot(se_dot_ref, se_axpy_ref, q, k, v, ld, out, ldo, T, HD, scale, scale_q_first, scratch);
+}
+
+/* The AVX2 set's attention: the reference structure with vector dot
+ * products and axpy. */
 static void attn_head_avx2(const float *q, const float *k, const float *v, size_t ld, float *out, size_t ldo, size_t T,
                            size_t HD, float scale, bool scale_q_first, float *scratch) {
-    float *s = scratch, *qs = scratch + T;
-    for (size_t i = 0; i < T; i++) {
-        for (size_t d = 0; d < HD; d++) qs[d] = scale_q_first ? q[i * ld + d] * scale : q[i * ld + d];
-        for (size_t t = 0; t < T; t++) {
-            float acc = se_dot_avx2(qs, k + t * ld, HD);
-            s[t] = scale_q_first ? acc : acc * scale;
-        }
-        se_softmax(s, T);
-        float *o = out + i * ldo;
-        for (size_t d = 0; d < HD; d++) o[d] = 0.0f;
-        for (size_t t = 0; t < T; t++) se_axpy_avx2(o, s[t], v + t * ld, HD);
-    }
+    attn_head_dot(se_dot_avx2, se_axpy_avx2, q, k, v, ld, out, ldo, T, HD, scale, scale_q_first, scratch);
 }
 
 static se_kernels kernels_ref = {"ref", se_gemm_ref, se_dot_ref, se_axpy_ref, se_attn_head_ref, se_gelu, false};

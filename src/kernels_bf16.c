@@ -66,31 +66,16 @@ static inline void block(const uint16_t *xb, size_t Kp, size_t rows, const uint1
     __m512 c[MR][2];
     for (size_t r = 0; r < MR; r++) c[r][0] = c[r][1] = _mm512_setzero_ps();
     size_t nk = Kp / 2;
-    if (rows == MR) {
-        for (size_t kk = 0; kk < nk; kk++) {
-            __m512bh b0 = (__m512bh)_mm512_loadu_si512((const void *)(pw + kk * 2 * NR));
-            __m512bh b1 = (__m512bh)_mm512_loadu_si512((const void *)(pw + kk * 2 * NR + NR));
-            for (size_t r = 0; r < MR; r++) {
-                /* broadcast the bf16 pair as a float: one vbroadcastss from memory */
-                float pair;
-                memcpy(&pair, xb + r * Kp + 2 * kk, 4);
-                __m512bh a = (__m512bh)_mm512_castps_si512(_mm512_set1_ps(pair));
-                c[r][0] = _mm512_dpbf16_ps(c[r][0], a, b0);
-                c[r][1] = _mm512_dpbf16_ps(c[r][1], a, b1);
-            }
-        }
-    } else {
-        for (size_t kk = 0; kk < nk; kk++) {
-            __m512bh b0 = (__m512bh)_mm512_loadu_si512((const void *)(pw + kk * 2 * NR));
-            __m512bh b1 = (__m512bh)_mm512_loadu_si512((const void *)(pw + kk * 2 * NR + NR));
-            for (size_t r = 0; r < rows; r++) {
-                /* broadcast the bf16 pair as a float: one vbroadcastss from memory */
-                float pair;
-                memcpy(&pair, xb + r * Kp + 2 * kk, 4);
-                __m512bh a = (__m512bh)_mm512_castps_si512(_mm512_set1_ps(pair));
-                c[r][0] = _mm512_dpbf16_ps(c[r][0], a, b0);
-                c[r][1] = _mm512_dpbf16_ps(c[r][1], a, b1);
-            }
+    for (size_t kk = 0; kk < nk; kk++) {
+        __m512bh b0 = (__m512bh)_mm512_loadu_si512((const void *)(pw + kk * 2 * NR));
+        __m512bh b1 = (__m512bh)_mm512_loadu_si512((const void *)(pw + kk * 2 * NR + NR));
+        for (size_t r = 0; r < rows; r++) {
+            /* broadcast the bf16 pair as a float: one vbroadcastss from memory */
+            float pair;
+            memcpy(&pair, xb + r * Kp + 2 * kk, 4);
+            __m512bh a = (__m512bh)_mm512_castps_si512(_mm512_set1_ps(pair));
+            c[r][0] = _mm512_dpbf16_ps(c[r][0], a, b0);
+            c[r][1] = _mm512_dpbf16_ps(c[r][1], a, b1);
         }
     }
     __mmask16 m0 = ncols >= 16 ? 0xFFFF : (__mmask16)((1u << ncols) - 1);

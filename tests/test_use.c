@@ -81,41 +81,69 @@ TEST(token_ids) {
     json_decref(cases);
 }
 
+/* The reference set: texts (pointing into exp), their lengths and the
+ * expected embeddings. Returns the count, 0 on failure. */
+typedef struct refset {
+    json_t *exp;
+    const char **texts;
+    size_t *lens;
+    float *emb; /* (n, 512) */
+    size_t n;
+} refset;
+
+static size_t load_refset(refset *r) {
+    memset(r, 0, sizeof *r);
+    r->exp = read_jsonl(FIX "expected.jsonl");
+    if (!r->exp || json_array_size(r->exp) < 2) return 0;
+    size_t n = json_array_size(r->exp) - 1;
+    r->emb = malloc(n * 512 * sizeof *r->emb);
+    r->texts = malloc(n * sizeof *r->texts);
+    r->lens = malloc(n * sizeof *r->lens);
+    FILE *f = fopen(FIX "expected.f32", "rb");
+    size_t got = f ? fread(r->emb, sizeof *r->emb, n * 512, f) : 0;
+    if (f) fclose(f);
+    if (got != n * 512) return 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *t = json_object_get(json_array_get(r->exp, i + 1), "text");
+        r->texts[i] = json_string_value(t), r->lens[i] = json_string_length(t);
+    }
+    return r->n = n;
+}
+
+static void free_refset(refset *r) {
+    json_decref(r->exp);
+    free(r->texts), free(r->lens), free(r->emb);
+}
+
+/* Cosine of two 512-d vectors, in double. */
+static double cos512(const float *a, const float *b) {
+    double ab = 0, aa = 0, bb = 0;
+    for (int k = 0; k < 512; k++) ab += (double)a[k] * b[k], aa += (double)a[k] * a[k], bb += (double)b[k] * b[k];
+    return ab / sqrt(aa * bb);
+}
+
 TEST(embeddings) {
-    json_t *exp = read_jsonl(FIX "expected.jsonl");
-    if (!exp) {
-        CHECK(0);
+    refset r;
+    size_t n = load_refset(&r);
+    CHECK(n > 300);
+    if (!n) {
+        free_refset(&r);
         return;
     }
-    size_t n = json_array_size(exp) - 1;
-    float *ref = malloc(n * 512 * sizeof *ref), *out = malloc(n * 512 * sizeof *out);
-    FILE *f = fopen(FIX "expected.f32", "rb");
-    CHECK(f && fread(ref, sizeof *ref, n * 512, f) == n * 512);
-    if (f) fclose(f);
-    const char **texts = malloc(n * sizeof *texts);
-    size_t *lens = malloc(n * sizeof *lens);
-    for (size_t i = 0; i < n; i++) {
-        json_t *t = json_object_get(json_array_get(exp, i + 1), "text");
-        texts[i] = json_string_value(t), lens[i] = json_string_length(t);
-    }
+    float *out = malloc(n * 512 * sizeof *out);
     se_ctx *ctx = NULL;
     se_error err;
     CHECK(se_ctx_new(model, NULL, &ctx, &err) == SE_OK);
     bool *cut = calloc(n, sizeof *cut);
-    CHECK(se_encode(ctx, texts, lens, n, NULL, out, n * 512, cut, &err) == SE_OK);
+    CHECK(se_encode(ctx, r.texts, r.lens, n, NULL, out, n * 512, cut, &err) == SE_OK);
     double worst = 1, maxabs = 0;
     size_t n_cut = 0;
     for (size_t i = 0; i < n; i++) {
-        double ab = 0, aa = 0, bb = 0;
-        for (int k = 0; k < 512; k++) {
-            float a = out[i * 512 + k], b = ref[i * 512 + k];
-            ab += (double)a * b, aa += (double)a * a, bb += (double)b * b;
-            maxabs = fmax(maxabs, fabs((double)a - b));
-        }
-        double c = ab / sqrt(aa * bb);
+        for (int k = 0; k < 512; k++) maxabs = fmax(maxabs, fabs((double)out[i * 512 + k] - r.emb[i * 512 + k]));
+        double c = cos512(out + i * 512, r.emb + i * 512);
         worst = fmin(worst, c);
-        CHECK_MSG(c >= 0.9999, "sentence %zu '%.40s': cosine %.7f", i, texts[i], c);
-        size_t nid = json_array_size(json_object_get(json_array_get(exp, i + 1), "ids"));
+        CHECK_MSG(c >= 0.9999, "sentence %zu '%.40s': cosine %.7f", i, r.texts[i], c);
+        size_t nid = json_array_size(json_object_get(json_array_get(r.exp, i + 1), "ids"));
         CHECK_MSG(cut[i] == (nid > 128), "sentence %zu: truncated flag %d with %zu ids", i, cut[i], nid);
         n_cut += cut[i];
     }
@@ -124,13 +152,13 @@ TEST(embeddings) {
     /* batch invariance: one at a time gives the same bits */
     float one[512];
     for (size_t i = 0; i < n; i += 7) {
-        CHECK(se_encode(ctx, &texts[i], &lens[i], 1, NULL, one, 512, NULL, &err) == SE_OK);
+        CHECK(se_encode(ctx, &r.texts[i], &r.lens[i], 1, NULL, one, 512, NULL, &err) == SE_OK);
         CHECK_MSG(memcmp(one, out + i * 512, sizeof one) == 0, "sentence %zu differs alone vs batched", i);
     }
     free(cut);
+    free(out);
     se_ctx_free(ctx);
-    free(texts), free(lens), free(ref), free(out);
-    json_decref(exp);
+    free_refset(&r);
 }
 
 /* dtype bf16 on the real model: every sentence within cosine 0.999 of
@@ -146,38 +174,25 @@ TEST(bf16) {
         return;
     }
     CHECK(s == SE_OK);
-    json_t *exp = read_jsonl(FIX "expected.jsonl");
-    if (!bm || !exp) return;
-    size_t n = json_array_size(exp) - 1;
-    float *ref = malloc(n * 512 * sizeof *ref), *out = malloc(n * 512 * sizeof *out);
-    FILE *f = fopen(FIX "expected.f32", "rb");
-    CHECK(f && fread(ref, sizeof *ref, n * 512, f) == n * 512);
-    if (f) fclose(f);
-    const char **texts = malloc(n * sizeof *texts);
-    size_t *lens = malloc(n * sizeof *lens);
-    for (size_t i = 0; i < n; i++) {
-        json_t *t = json_object_get(json_array_get(exp, i + 1), "text");
-        texts[i] = json_string_value(t), lens[i] = json_string_length(t);
-    }
-    se_ctx *ctx = NULL;
-    CHECK(se_ctx_new(bm, NULL, &ctx, &err) == SE_OK);
-    CHECK(se_encode(ctx, texts, lens, n, NULL, out, n * 512, NULL, &err) == SE_OK);
-    double worst = 1;
-    for (size_t i = 0; i < n; i++) {
-        double ab = 0, aa = 0, bb = 0;
-        for (int k = 0; k < 512; k++) {
-            float a = out[i * 512 + k], b = ref[i * 512 + k];
-            ab += (double)a * b, aa += (double)a * a, bb += (double)b * b;
+    refset r;
+    size_t n = load_refset(&r);
+    if (bm && n) {
+        float *out = malloc(n * 512 * sizeof *out);
+        se_ctx *ctx = NULL;
+        CHECK(se_ctx_new(bm, NULL, &ctx, &err) == SE_OK);
+        CHECK(se_encode(ctx, r.texts, r.lens, n, NULL, out, n * 512, NULL, &err) == SE_OK);
+        double worst = 1;
+        for (size_t i = 0; i < n; i++) {
+            double c = cos512(out + i * 512, r.emb + i * 512);
+            worst = fmin(worst, c);
+            CHECK_MSG(c >= 0.999, "sentence %zu: bf16 cosine %.6f", i, c);
         }
-        double c = ab / sqrt(aa * bb);
-        worst = fmin(worst, c);
-        CHECK_MSG(c >= 0.999, "sentence %zu: bf16 cosine %.6f", i, c);
+        printf("  bf16: %zu sentences, worst cosine vs TF.js %.6f\n", n, worst);
+        se_ctx_free(ctx);
+        free(out);
     }
-    printf("  bf16: %zu sentences, worst cosine vs TF.js %.6f\n", n, worst);
-    se_ctx_free(ctx);
+    free_refset(&r);
     se_model_free(bm);
-    free(texts), free(lens), free(ref), free(out);
-    json_decref(exp);
 }
 
 /* Debug-hook capture of x0 and the layer outputs. */
