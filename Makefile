@@ -24,7 +24,7 @@ LIB_SRC  := src/alloc.c src/error.c src/json.c src/unicode.c src/tokenizer.c src
             src/threadpool.c src/encode.c src/similarity.c \
             src/convert_use.c src/model_use.c src/tokenizer_unigram.c
 LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
-CLI_SRC  := src/cli.c src/cli_io.c src/cli_eval.c
+CLI_SRC  := src/cli.c src/cli_io.c src/cli_eval.c src/cli_bench.c
 CLI_OBJ  := $(CLI_SRC:src/%.c=$(BUILD)/obj/%.o)
 TESTS    := test_unicode test_tokenizer test_safetensors test_kernels test_model test_threadpool test_similarity test_use
 TEST_BIN := $(TESTS:%=$(BUILD)/tests/%)

@@ -27,6 +27,7 @@
 /* in cli_eval.c */
 int cmd_eval(int argc, char **argv);
 int cmd_search(int argc, char **argv);
+int cmd_bench(int argc, char **argv); /* in cli_bench.c */
 
 static int quiet;
 
@@ -671,6 +672,7 @@ static const char main_usage[] =
     "  similarity  similarity matrix of a few texts\n"
     "  search      top matches of queries in a corpus file (brute force)\n"
     "  eval        evaluate a model (sts: STS Benchmark format)\n"
+    "  bench       load time, memory and throughput of a model (JSON)\n"
     "  info        describe a model folder\n"
     "  convert     import a model from another format (use-lite: the TF.js USE lite package)\n"
     "\n"
@@ -698,6 +700,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "convert")) return cmd_convert(argc - 1, argv + 1);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "search")) return cmd_search(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     fprintf(stderr, "sembed: unknown command '%s'\n\n%s", cmd, main_usage);
     return EXIT_USAGE;
 }

@@ -130,7 +130,7 @@ def test_errors():
 def test_help_version_info_similarity():
     rc, out, _ = run("--version")
     check("--version", rc == 0 and out.startswith("sembed 0."))
-    for cmd in [[], ["encode"], ["tokenize"], ["similarity"], ["info"], ["convert"], ["eval"], ["search"]]:
+    for cmd in [[], ["encode"], ["tokenize"], ["similarity"], ["info"], ["convert"], ["eval"], ["search"], ["bench"]]:
         rc, out, _ = run(*cmd, "--help")
         check(f"{cmd} --help", rc == 0 and "usage: sembed" in out)
     rc, out, _ = run("info", "-m", FIX + "en-allpool-prompt", "--json")
@@ -239,6 +239,14 @@ def test_use_sts():
         check("eval sts bad line", rc == 1 and "p.tsv:4:" in err, err)
 
 
+def test_bench():
+    rc, out, err = run("bench", "-m", FIX + "en-mean-norm", "--runs", "1", "--tokens", "8,24")
+    r = json.loads(out) if rc == 0 else {}
+    w = [x["workload"] for x in r.get("results", [])]
+    check("bench", rc == 0 and w == ["32x8", "32x24", "1x16"] and r["load_ms"] > 0 and r["peak_rss_mb"] > 0
+          and all(x.get("sentences_per_s", 1) > 0 for x in r["results"]), out + err)
+
+
 def test_search():
     rc, out, _ = run("search", "-m", USE, "-c", "examples/corpus.txt", "-k", "2", "--json",
                      "My wifi keeps disconnecting", "Will it rain this weekend?")
@@ -248,7 +256,7 @@ def test_search():
 
 
 for t in [test_tokenizer_cases, test_encode_formats, test_errors, test_help_version_info_similarity,
-          test_convert_errors, test_use_sts, test_search]:
+          test_convert_errors, test_use_sts, test_search, test_bench]:
     t()
 print(f"test_cli: {passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
