@@ -19,6 +19,7 @@
 #include "threadpool.h"
 
 typedef struct se_layer_w {
+    const float *qkv_w, *qkv_b; /* (3H, H), (3H): query, key, value fused (owned copy) */
     const float *q_w, *q_b;     /* (H, H), (H) */
     const float *k_w, *k_b;     /* (H, H), (H) */
     const float *v_w, *v_b;     /* (H, H), (H) */
@@ -76,7 +77,7 @@ struct se_model {
 /* Scratch for one forward pass, carved from the ctx arena. */
 typedef struct se_bert_buf {
     float *x;      /* (T, H) hidden state, in and out */
-    float *q;      /* (T, H) */
+    float *q;      /* (T, H); with k and v after it, the (T, 3H) fused q|k|v rows */
     float *k;      /* (T, H) */
     float *v;      /* (T, H) */
     float *ctx;    /* (T, H) attention context */

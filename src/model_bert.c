@@ -200,6 +200,28 @@ done:
     return s;
 }
 
+/* Builds the fused (3H, H) query/key/value matrix and (3H) bias of a
+ * layer, owned by the model: one GEMM instead of three. */
+static se_status fuse_qkv(se_model *m, se_layer_w *w, size_t H, se_error *err) {
+    float *fw = se_malloc_array(3 * H * H, sizeof *fw), *fb = se_malloc_array(3 * H, sizeof *fb);
+    float **o = se_realloc(m->owned, (m->n_owned + 2) * sizeof *o);
+    if (!fw || !fb || !o) {
+        se_free(fw), se_free(fb);
+        if (o) m->owned = o;
+        return se_err(err, SE_E_NOMEM, "out of memory fusing query/key/value");
+    }
+    m->owned = o;
+    m->owned[m->n_owned++] = fw;
+    m->owned[m->n_owned++] = fb;
+    const float *ws[3] = {w->q_w, w->k_w, w->v_w}, *bs[3] = {w->q_b, w->k_b, w->v_b};
+    for (int i = 0; i < 3; i++) {
+        memcpy(fw + (size_t)i * H * H, ws[i], H * H * sizeof *fw);
+        memcpy(fb + (size_t)i * H, bs[i], H * sizeof *fb);
+    }
+    w->qkv_w = fw, w->qkv_b = fb;
+    return SE_OK;
+}
+
 /* Binds every transformer tensor. */
 static se_status bind_bert(se_model *m, se_error *err) {
     const se_folder_cfg *c = &m->cfg;
@@ -237,6 +259,7 @@ static se_status bind_bert(se_model *m, se_error *err) {
             snprintf(name, sizeof name, "encoder.layer.%d.%s", l, spec[i].suffix);
             if ((s = se_model_bind(m, name, spec[i].d0, spec[i].d1, spec[i].dst, err)) != SE_OK) return s;
         }
+        if ((s = fuse_qkv(m, w, (size_t)H, err)) != SE_OK) return s;
     }
     /* a checkpoint with more layers than config.json says is inconsistent */
     char extra[64];
@@ -518,8 +541,12 @@ se_status se_model_pack(se_model *m, se_error *err) {
             if (s == SE_OK) s = pack_one(m, w->ff2_w, H, FF, err);
         } else {
             const se_layer_w *w = &m->layers[l];
-            const float *sq[4] = {w->q_w, w->k_w, w->v_w, w->o_w};
-            for (int i = 0; i < 4 && s == SE_OK; i++) s = pack_one(m, sq[i], H, H, err);
+            s = pack_one(m, w->qkv_w, 3 * H, H, err);
+            if (s == SE_OK) s = pack_one(m, w->o_w, H, H, err);
+            /* the separate q/k/v matrices are not read again once fused */
+            release_pages(m, w->q_w, H * H * sizeof(float));
+            release_pages(m, w->k_w, H * H * sizeof(float));
+            release_pages(m, w->v_w, H * H * sizeof(float));
             if (s == SE_OK) s = pack_one(m, w->ff1_w, FF, H, err);
             if (s == SE_OK) s = pack_one(m, w->ff2_w, H, FF, err);
         }
@@ -606,8 +633,9 @@ static void attn_task(void *arg, size_t task, int thread) {
     size_t s = task / NH, h = task % NH;
     size_t a = j->starts[s], T = j->starts[s + 1] - a;
     se_bert_buf *b = j->buf;
-    se_kernels_get()->attn(b->q + a * H + h * HD, b->k + a * H + h * HD, b->v + a * H + h * HD, H, b->ctx + a * H + h * HD,
-                           H, T, HD, 1.0f / sqrtf((float)HD), false, b->att + (size_t)thread * b->att_stride);
+    const float *q = b->q + a * 3 * H + h * HD; /* rows of the fused (T, 3H) q|k|v */
+    se_kernels_get()->attn(q, q + H, q + 2 * H, 3 * H, b->ctx + a * H + h * HD, H, T, HD, 1.0f / sqrtf((float)HD), false,
+                           b->att + (size_t)thread * b->att_stride);
 }
 
 se_status se_bert_forward(const se_model *m, se_bert_buf *buf, se_threadpool *tp, const int32_t *ids,
@@ -633,9 +661,7 @@ se_status se_bert_forward(const se_model *m, se_bert_buf *buf, se_threadpool *tp
     for (int l = 0; l < c->n_layer; l++) {
         const se_layer_w *w = &m->layers[l];
         j.w = w;
-        se_par_gemm(tp, m, buf, buf->x, T, H, w->q_w, w->q_b, buf->q, H);
-        se_par_gemm(tp, m, buf, buf->x, T, H, w->k_w, w->k_b, buf->k, H);
-        se_par_gemm(tp, m, buf, buf->x, T, H, w->v_w, w->v_b, buf->v, H);
+        se_par_gemm(tp, m, buf, buf->x, T, H, w->qkv_w, w->qkv_b, buf->q, 3 * H); /* q..v: (T, 3H) */
         se_threadpool_run(tp, S * (size_t)c->n_head, attn_task, &j);
         se_par_gemm(tp, m, buf, buf->ctx, T, H, w->o_w, w->o_b, buf->tmp, H);
         run_rows(tp, &j, 1);
