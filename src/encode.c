@@ -112,9 +112,7 @@ se_status se_ctx_new(const se_model *m, const se_ctx_params *params, se_ctx **ou
     }
     float *f = c->arena;
     c->buf.x = f, f += T * H;
-    c->buf.q = f, f += T * H;
-    c->buf.k = f, f += T * H;
-    c->buf.v = f, f += T * H;
+    c->buf.qkv = f, f += 3 * T * H;
     c->buf.ctx = f, f += T * H;
     c->buf.tmp = f, f += T * H;
     c->buf.ff = f, f += T * FF;

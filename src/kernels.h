@@ -82,7 +82,6 @@ typedef struct se_kernels {
     const char *name;
     se_gemm_fn gemm;
     se_dot_fn dot;
-    se_axpy_fn axpy;
     se_attn_fn attn;
     void (*gelu)(float *x, size_t n); /* exact-erf GELU (AVX-512: A&S 7.1.26 erf, |err| <= 1.5e-7) */
     bool packed; /* weights are packed for se_gemm_packed_avx512 */

@@ -77,9 +77,7 @@ struct se_model {
 /* Scratch for one forward pass, carved from the ctx arena. */
 typedef struct se_bert_buf {
     float *x;      /* (T, H) hidden state, in and out */
-    float *q;      /* (T, H); with k and v after it, the (T, 3H) fused q|k|v rows */
-    float *k;      /* (T, H) */
-    float *v;      /* (T, H) */
+    float *qkv;    /* (T, 3H) fused query|key|value rows (USE lite: (T, 3 din)) */
     float *ctx;    /* (T, H) attention context */
     float *tmp;    /* (T, H) */
     float *ff;     /* (T, FF) */

@@ -633,7 +633,7 @@ static void attn_task(void *arg, size_t task, int thread) {
     size_t s = task / NH, h = task % NH;
     size_t a = j->starts[s], T = j->starts[s + 1] - a;
     se_bert_buf *b = j->buf;
-    const float *q = b->q + a * 3 * H + h * HD; /* rows of the fused (T, 3H) q|k|v */
+    const float *q = b->qkv + a * 3 * H + h * HD; /* rows of the fused (T, 3H) q|k|v */
     se_kernels_get()->attn(q, q + H, q + 2 * H, 3 * H, b->ctx + a * H + h * HD, H, T, HD, 1.0f / sqrtf((float)HD), false,
                            b->att + (size_t)thread * b->att_stride);
 }
@@ -661,7 +661,7 @@ se_status se_bert_forward(const se_model *m, se_bert_buf *buf, se_threadpool *tp
     for (int l = 0; l < c->n_layer; l++) {
         const se_layer_w *w = &m->layers[l];
         j.w = w;
-        se_par_gemm(tp, m, buf, buf->x, T, H, w->qkv_w, w->qkv_b, buf->q, 3 * H); /* q..v: (T, 3H) */
+        se_par_gemm(tp, m, buf, buf->x, T, H, w->qkv_w, w->qkv_b, buf->qkv, 3 * H); /* (T, 3H) */
         se_threadpool_run(tp, S * (size_t)c->n_head, attn_task, &j);
         se_par_gemm(tp, m, buf, buf->ctx, T, H, w->o_w, w->o_b, buf->tmp, H);
         run_rows(tp, &j, 1);

@@ -133,7 +133,7 @@ static void run_rows(se_threadpool *tp, use_job *j, int stage) {
 }
 
 /* Attention for one (sentence, head): q is scaled first (as the graph
- * does), then softmax(q k^T) v. qkv: (T, 3 din) in buf->q; output (T, din)
+ * does), then softmax(q k^T) v. qkv: (T, 3 din) in buf->qkv; output (T, din)
  * in buf->ctx. */
 static void attn_task(void *arg, size_t task, int thread) {
     const use_job *j = arg;
@@ -142,7 +142,7 @@ static void attn_task(void *arg, size_t task, int thread) {
     size_t s = task / NH, h = task % NH;
     size_t a = j->starts[s], T = j->starts[s + 1] - a;
     se_bert_buf *b = j->buf;
-    const float *q = b->q + a * ld + h * HD;
+    const float *q = b->qkv + a * ld + h * HD;
     se_kernels_get()->attn(q, q + din, q + 2 * din, ld, b->ctx + a * din + h * HD, din, T, HD, m->cfg.q_scales[j->layer], true,
                            b->att + (size_t)thread * b->att_stride);
 }
@@ -170,7 +170,7 @@ se_status se_use_forward(const se_model *m, se_bert_buf *buf, se_threadpool *tp,
         if (w->res_w) se_par_gemm(tp, m, buf, buf->x, T, din, w->res_w, w->res_b, buf->tmp, H);
         else memcpy(buf->tmp, buf->x, T * H * sizeof(float));
         run_rows(tp, &j, 1);                                            /* ctx = LN_a(x) */
-        se_par_gemm(tp, m, buf, buf->ctx, T, din, w->qkv_w, w->qkv_b, buf->q, 3 * din); /* q.. = qkv, (T, 3 din) */
+        se_par_gemm(tp, m, buf, buf->ctx, T, din, w->qkv_w, w->qkv_b, buf->qkv, 3 * din); /* (T, 3 din) */
         se_threadpool_run(tp, S * (size_t)c->n_head, attn_task, &j);   /* ctx = attention, (T, din) */
         se_par_gemm(tp, m, buf, buf->ctx, T, din, w->o_w, w->o_b, buf->x, H);   /* x = ctx Wo^T + bo */
         run_rows(tp, &j, 2);                                            /* x += r: h */

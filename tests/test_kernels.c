@@ -160,12 +160,13 @@ TEST(bf16_gemm) {
 }
 
 TEST(axpy_matches_reference) {
+    if (strcmp(se_kernels_get()->name, "ref") == 0) return; /* no AVX2 on this CPU */
     unsigned seed = 7;
     for (size_t n = 0; n < 70; n += 3) {
         float x[70] = {0}, y1[70] = {0}, y2[70] = {0};
         for (size_t i = 0; i < n; i++) x[i] = frand(&seed), y1[i] = y2[i] = frand(&seed);
         se_axpy_ref(y1, 0.37f, x, n);
-        se_kernels_get()->axpy(y2, 0.37f, x, n);
+        se_axpy_avx2(y2, 0.37f, x, n);
         CHECK_MSG(memcmp(y1, y2, n * sizeof *y1) == 0, "axpy n=%zu differs from the reference", n);
     }
 }
