@@ -47,7 +47,7 @@ $(BUILD)/obj/kernels_avx512.o: src/kernels_avx512.c $(wildcard src/*.h)
 
 $(BUILD)/obj/kernels_bf16.o: src/kernels_bf16.c $(wildcard src/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -DSE_BUILD -fvisibility=hidden -mavx512f -mavx512bf16 -mfma -c $< -o $@
+	$(CC) $(CFLAGS_ALL) -DSE_BUILD -fvisibility=hidden -mavx512f -mfma -c $< -o $@
 
 $(BUILD)/obj/cli%.o: src/cli%.c src/cli_io.h include/sembed.h
 	@mkdir -p $(dir $@)

@@ -685,7 +685,7 @@ static void usage(FILE *f) {
             "progress goes to stderr.\n"
             "\n"
             "  --shape S     minilm (H=384, 6 layers; default), bge-base (H=768, 12 layers) or all\n"
-            "  --dtype D     f32 (default) or bf16 (AVX512-BF16)\n"
+            "  --dtype D     f32 (default) or bf16 (weights in bf16; AVX-512)\n"
             "  --threads N   se_ctx n_threads (default 2)\n"
             "  --runs N      timed runs per batch workload, after one warm-up (default 5)\n"
             "  --calls N     timed calls of the 1x16 latency workload (default 50)\n"

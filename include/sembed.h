@@ -189,9 +189,9 @@ typedef enum se_dtype {
 typedef struct se_model_params {
     se_log_fn log_fn; /* notices (e.g. "no modules.json: mean pooling"); NULL = dropped */
     void *log_user;   /* passed to log_fn */
-    se_dtype dtype;   /* compute precision of the matrix products: SE_DTYPE_F32 (default) or
-                         SE_DTYPE_BF16 (weights rounded to bf16 at load, activations per product,
-                         f32 accumulation; needs AVX512-BF16, else SE_E_UNSUPPORTED) */
+    se_dtype dtype;   /* weight precision of the matrix products: SE_DTYPE_F32 (default) or
+                         SE_DTYPE_BF16 (weights rounded to bf16 at load: half the memory; activations
+                         and arithmetic stay f32; needs AVX-512, else SE_E_UNSUPPORTED) */
     bool use_mmap;    /* map weights read-only instead of reading them; default true */
 } se_model_params;
 

@@ -85,7 +85,7 @@ static const char encode_usage[] =
     "      --prompt TEXT       prepend TEXT\n"
     "      --truncate-dim N    keep the first N dimensions (Matryoshka), renormalised if normalised\n"
     "  -t, --threads N         threads (default: all cores, at most 8)\n"
-    "      --dtype f32|bf16    precision of the matrix products (bf16 needs AVX512-BF16; default f32)\n"
+    "      --dtype f32|bf16    precision of the matrix products (bf16: weights in bf16, needs AVX-512; default f32)\n"
     "  -q, --quiet             no progress or notes on stderr\n"
     "  -h, --help              this help\n"
     "\n"

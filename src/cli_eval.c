@@ -194,7 +194,7 @@ static const char eval_usage[] =
     "  -m, --model DIR    model folder\n"
     "      --split NAME   STS Benchmark split (test, dev, train)\n"
     "  -t, --threads N    threads\n"
-    "      --dtype D      f32 (default) or bf16 (needs AVX512-BF16)\n"
+    "      --dtype D      f32 (default) or bf16 (weights in bf16; AVX-512)\n"
     "      --json         print one JSON object\n"
     "  -q, --quiet        no progress on stderr\n"
     "  -h, --help         this help\n";

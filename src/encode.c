@@ -102,8 +102,7 @@ se_status se_ctx_new(const se_model *m, const se_ctx_params *params, se_ctx **ou
     /* arena layout, in floats; int and size_t arrays are carved at the end */
     size_t AS = se_attn_scratch(P, H / (size_t)m->cfg.n_head); /* per-thread attention scratch */
     size_t nf = 6 * T * H + T * FF + NT * AS + 2 * S_CAP * D;
-    size_t KB = m->compute == SE_DTYPE_BF16 ? T * ((se_model_k_max(m) + 2) & ~(size_t)1) : 0; /* bf16 activations */
-    size_t bytes = nf * sizeof(float) + 2 * T * sizeof(int32_t) + (3 * S_CAP + 1) * sizeof(size_t) + KB * sizeof(uint16_t) + 128;
+    size_t bytes = nf * sizeof(float) + 2 * T * sizeof(int32_t) + (3 * S_CAP + 1) * sizeof(size_t) + 64;
     c->arena = se_malloc(bytes);
     c->tp = se_threadpool_new(p.n_threads);
     if (!c->arena || !c->tp) {
@@ -127,7 +126,6 @@ se_status se_ctx_new(const se_model *m, const se_ctx_params *params, se_ctx **ou
     c->index = z, z += S_CAP;
     c->ids = (int32_t *)(void *)z;
     c->type_ids = c->ids + T;
-    c->buf.xb = KB ? (uint16_t *)(((uintptr_t)(c->type_ids + T) + 63) & ~(uintptr_t)63) : NULL;
     *out = c;
     return SE_OK;
 }

@@ -97,7 +97,7 @@ bool se_cpu_has_bf16(void) {
     const char *env = getenv("SE_KERNELS");
     if (env && (strcmp(env, "ref") == 0 || strcmp(env, "avx2") == 0)) return false;
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16");
+    return __builtin_cpu_supports("avx512f");
 #else
     return false;
 #endif

@@ -56,16 +56,17 @@ void se_attn_head_ref(const float *q, const float *k, const float *v, size_t ld,
 void se_attn_head_avx512(const float *q, const float *k, const float *v, size_t ld, float *out, size_t ldo, size_t T,
                          size_t HD, float scale, bool scale_q_first, float *scratch);
 
-/* bf16 GEMM (AVX512-BF16): weights packed by se_pack_weights_bf16
- * (se_pack_bf16_size(N, K) uint16s), activations converted per GEMM by
- * se_rows_to_bf16 into (M, K rounded up to even) rows. */
+/* GEMM on bf16 weights with f32 activations and arithmetic (AVX-512F):
+ * weights packed by se_pack_weights_bf16 (se_pack_bf16_size(N, K)
+ * uint16s; layout in kernels_bf16.c). Same determinism contract as
+ * se_gemm. */
 size_t se_pack_bf16_size(size_t N, size_t K);
 void se_pack_weights_bf16(const float *w, size_t N, size_t K, uint16_t *out);
-void se_rows_to_bf16(const float *x, size_t M, size_t K, size_t ldx, uint16_t *out);
-void se_gemm_bf16_avx512(const uint16_t *xb, size_t M, size_t K, const uint16_t *pw, size_t N, const float *b, float *y,
-                         size_t ldy, size_t n0, size_t n1);
+void se_gemm_bf16_avx512(const float *x, size_t M, size_t K, size_t ldx, const uint16_t *pw, size_t N, const float *b,
+                         float *y, size_t ldy, size_t n0, size_t n1);
 
-/* Whether the CPU can run the bf16 GEMM (AVX512-BF16). */
+/* Whether the CPU can run the bf16-weight GEMM (AVX-512F; SE_KERNELS=ref
+ * or avx2 say no). */
 bool se_cpu_has_bf16(void);
 
 /* y[i] += a * x[i] for i < n (a multiply then an add: the fast version

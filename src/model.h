@@ -83,7 +83,6 @@ typedef struct se_bert_buf {
     float *ff;     /* (T, FF) */
     float *att;    /* (n_threads, att_stride) attention scratch per thread */
     size_t att_stride;
-    uint16_t *xb;  /* (T, Kmax) activations rounded to bf16 (bf16 models only) */
 } se_bert_buf;
 
 /* Runs the transformer over S packed sentences. ids/type_ids: (T);
@@ -109,8 +108,6 @@ se_status se_use_forward(const se_model *m, se_bert_buf *buf, se_threadpool *tp,
 void se_par_gemm(se_threadpool *tp, const se_model *m, se_bert_buf *buf, const float *x, size_t M, size_t K, const float *w,
                  const float *b, float *y, size_t N);
 
-/* The widest GEMM input (K) of the model, for the bf16 activation buffer. */
-size_t se_model_k_max(const se_model *m);
 
 /* Packs every weight matrix of the model for the AVX-512 GEMM, when the
  * CPU has it and SE_KERNELS does not ask otherwise. */

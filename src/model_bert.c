@@ -425,7 +425,6 @@ typedef struct gemm_job {
     const float *x, *w, *b;
     const void *packed; /* f32 or bf16 panels, or NULL */
     bool bf16;
-    uint16_t *xb;       /* x rounded to bf16 (bf16 only) */
     float *y;
     size_t M, K, N, n_nblk;
 } gemm_job;
@@ -440,22 +439,11 @@ static void gemm_task(void *arg, size_t t, int thread) {
     size_t m1 = m0 + GEMM_MB < j->M ? m0 + GEMM_MB : j->M;
     size_t n1 = n0 + GEMM_NB < j->N ? n0 + GEMM_NB : j->N;
     if (j->bf16)
-        se_gemm_bf16_avx512(j->xb + m0 * ((j->K + 1) & ~(size_t)1), m1 - m0, j->K, j->packed, j->N, j->b, j->y + m0 * j->N,
-                            j->N, n0, n1);
+        se_gemm_bf16_avx512(j->x + m0 * j->K, m1 - m0, j->K, j->K, j->packed, j->N, j->b, j->y + m0 * j->N, j->N, n0, n1);
     else if (j->packed)
         se_gemm_packed_avx512(j->x + m0 * j->K, m1 - m0, j->K, j->K, j->packed, j->N, j->b, j->y + m0 * j->N, j->N, n0, n1);
     else
         j->k->gemm(j->x + m0 * j->K, m1 - m0, j->K, j->K, j->w, j->b, j->y + m0 * j->N, j->N, n0, n1);
-}
-
-enum { CVT_ROWS = 32 };
-
-/* Rounds rows [32 t, 32 t + 32) of x to bf16. */
-static void cvt_task(void *arg, size_t t, int thread) {
-    (void)thread;
-    const gemm_job *j = arg;
-    size_t m0 = t * CVT_ROWS, m1 = m0 + CVT_ROWS < j->M ? m0 + CVT_ROWS : j->M;
-    se_rows_to_bf16(j->x + m0 * j->K, m1 - m0, j->K, j->K, j->xb + m0 * ((j->K + 1) & ~(size_t)1));
 }
 
 /* The packed copy of w, or NULL. */
@@ -468,20 +456,13 @@ static const void *packed_of(const se_model *m, const float *w) {
 void se_par_gemm(se_threadpool *tp, const se_model *m, se_bert_buf *buf, const float *x, size_t M, size_t K, const float *w,
                  const float *b, float *y, size_t N) {
     if (M == 0 || N == 0) return;
-    gemm_job j = {se_kernels_get(), x, w, b, packed_of(m, w), false, buf->xb, y, M, K, N, (N + GEMM_NB - 1) / GEMM_NB};
+    (void)buf;
+    gemm_job j = {se_kernels_get(), x, w, b, packed_of(m, w), false, y, M, K, N, (N + GEMM_NB - 1) / GEMM_NB};
     j.bf16 = j.packed && m->compute == SE_DTYPE_BF16;
-    if (j.bf16) se_threadpool_run(tp, (M + CVT_ROWS - 1) / CVT_ROWS, cvt_task, &j);
     size_t n_mblk = (M + GEMM_MB - 1) / GEMM_MB;
     se_threadpool_run(tp, n_mblk * j.n_nblk, gemm_task, &j);
 }
 
-size_t se_model_k_max(const se_model *m) {
-    const se_folder_cfg *c = &m->cfg;
-    size_t k = (size_t)c->n_embd;
-    if ((size_t)c->n_ff > k) k = (size_t)c->n_ff;
-    if ((size_t)m->max_stage_dim > k) k = (size_t)m->max_stage_dim;
-    return k;
-}
 
 /* Once a matrix mapped from a checkpoint is packed, the mapped original is
  * never read again: drop its pages (they come back from the file if ever
@@ -523,7 +504,7 @@ static se_status pack_one(se_model *m, const float *w, size_t N, size_t K, se_er
 se_status se_model_pack(se_model *m, se_error *err) {
     if (m->compute == SE_DTYPE_BF16) {
         if (!se_cpu_has_bf16())
-            return se_err(err, SE_E_UNSUPPORTED, "dtype bf16 needs a CPU with AVX512-BF16 (and SE_KERNELS unset)");
+            return se_err(err, SE_E_UNSUPPORTED, "dtype bf16 needs a CPU with AVX-512 (and SE_KERNELS unset)");
     } else if (!se_kernels_get()->packed) {
         return SE_OK;
     }
