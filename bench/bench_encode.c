@@ -685,7 +685,7 @@ static void usage(FILE *f) {
             "progress goes to stderr.\n"
             "\n"
             "  --shape S     minilm (H=384, 6 layers; default), bge-base (H=768, 12 layers) or all\n"
-            "  --dtype D     f32 (default) or bf16 (weights in bf16; AVX-512)\n"
+            "  --dtype D     f32 (default), bf16 (weights in bf16) or int8 (VNNI)\n"
             "  --threads N   se_ctx n_threads (default 2)\n"
             "  --runs N      timed runs per batch workload, after one warm-up (default 5)\n"
             "  --calls N     timed calls of the 1x16 latency workload (default 50)\n"
@@ -725,11 +725,11 @@ int main(int argc, char **argv) {
             threads = parse_pos(a, i + 1 < argc ? argv[++i] : NULL, 256);
         } else if (strcmp(a, "--dtype") == 0 && i + 1 < argc) {
             const char *d = argv[++i];
-            if (strcmp(d, "f32") && strcmp(d, "bf16")) {
-                fprintf(stderr, "bench_encode: --dtype must be f32 or bf16\n");
+            if (strcmp(d, "f32") && strcmp(d, "bf16") && strcmp(d, "int8")) {
+                fprintf(stderr, "bench_encode: --dtype must be f32, bf16 or int8\n");
                 return 2;
             }
-            g_dtype = strcmp(d, "bf16") ? SE_DTYPE_F32 : SE_DTYPE_BF16;
+            g_dtype = !strcmp(d, "bf16") ? SE_DTYPE_BF16 : !strcmp(d, "int8") ? SE_DTYPE_INT8 : SE_DTYPE_F32;
         } else if (strcmp(a, "--runs") == 0) {
             runs = parse_pos(a, i + 1 < argc ? argv[++i] : NULL, 100000);
         } else if (strcmp(a, "--calls") == 0) {

@@ -183,15 +183,18 @@ typedef enum se_similarity {
 typedef enum se_dtype {
     SE_DTYPE_F32 = 0,
     SE_DTYPE_F16 = 1,
-    SE_DTYPE_BF16 = 2
+    SE_DTYPE_BF16 = 2,
+    SE_DTYPE_INT8 = 3 /* compute only: int8 weights, dynamically quantised activations */
 } se_dtype;
 
 typedef struct se_model_params {
     se_log_fn log_fn; /* notices (e.g. "no modules.json: mean pooling"); NULL = dropped */
     void *log_user;   /* passed to log_fn */
-    se_dtype dtype;   /* weight precision of the matrix products: SE_DTYPE_F32 (default) or
+    se_dtype dtype;   /* precision of the matrix products: SE_DTYPE_F32 (default);
                          SE_DTYPE_BF16 (weights rounded to bf16 at load: half the memory; activations
-                         and arithmetic stay f32; needs AVX-512, else SE_E_UNSUPPORTED) */
+                         and arithmetic stay f32; needs AVX-512); SE_DTYPE_INT8 (weights int8 per
+                         column, activations uint8 per row at run time, exact int32 sums; needs
+                         AVX512-VNNI). Unavailable choices give SE_E_UNSUPPORTED */
     bool use_mmap;    /* map weights read-only instead of reading them; default true */
 } se_model_params;
 

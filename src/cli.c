@@ -48,6 +48,7 @@ static void log_cb(se_log_level lvl, const char *msg, void *user) {
 static int parse_dtype(const char *s) {
     if (!strcmp(s, "f32")) return SE_DTYPE_F32;
     if (!strcmp(s, "bf16")) return SE_DTYPE_BF16;
+    if (!strcmp(s, "int8")) return SE_DTYPE_INT8;
     return -1;
 }
 
@@ -85,7 +86,7 @@ static const char encode_usage[] =
     "      --prompt TEXT       prepend TEXT\n"
     "      --truncate-dim N    keep the first N dimensions (Matryoshka), renormalised if normalised\n"
     "  -t, --threads N         threads (default: all cores, at most 8)\n"
-    "      --dtype f32|bf16    precision of the matrix products (bf16: weights in bf16, needs AVX-512; default f32)\n"
+    "      --dtype D           f32 (default), bf16 (weights in bf16; AVX-512) or int8 (AVX512-VNNI)\n"
     "  -q, --quiet             no progress or notes on stderr\n"
     "  -h, --help              this help\n"
     "\n"
@@ -122,7 +123,7 @@ static int cmd_encode(int argc, char **argv) {
         case 'q': quiet = 1; break;
         case 'T':
             if ((dtype = parse_dtype(optarg)) < 0) {
-                die_msg("encode", "--dtype must be f32 or bf16");
+                die_msg("encode", "--dtype must be f32, bf16 or int8");
                 return EXIT_USAGE;
             }
             break;
@@ -442,7 +443,7 @@ static const char similarity_usage[] =
     "  -m, --model DIR         model folder\n"
     "      --prompt-name NAME  prepend the model's prompt NAME\n"
     "  -t, --threads N         threads\n"
-    "      --dtype f32|bf16    precision of the matrix products\n"
+    "      --dtype D           f32 (default), bf16 or int8\n"
     "  -h, --help              this help\n";
 
 static int cmd_similarity(int argc, char **argv) {
@@ -461,7 +462,7 @@ static int cmd_similarity(int argc, char **argv) {
         case 't': threads = parse_count(optarg, 1, 256); break;
         case 'T':
             if ((dtype = parse_dtype(optarg)) < 0) {
-                die_msg("similarity", "--dtype must be f32 or bf16");
+                die_msg("similarity", "--dtype must be f32, bf16 or int8");
                 return EXIT_USAGE;
             }
             break;

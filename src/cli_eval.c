@@ -194,7 +194,7 @@ static const char eval_usage[] =
     "  -m, --model DIR    model folder\n"
     "      --split NAME   STS Benchmark split (test, dev, train)\n"
     "  -t, --threads N    threads\n"
-    "      --dtype D      f32 (default) or bf16 (weights in bf16; AVX-512)\n"
+    "      --dtype D      f32 (default), bf16 (weights in bf16; AVX-512) or int8 (AVX512-VNNI)\n"
     "      --json         print one JSON object\n"
     "  -q, --quiet        no progress on stderr\n"
     "  -h, --help         this help\n";
@@ -215,11 +215,11 @@ int cmd_eval(int argc, char **argv) {
         case 'm': model = optarg; break;
         case 's': split = optarg; break;
         case 'T':
-            if (strcmp(optarg, "f32") && strcmp(optarg, "bf16")) {
-                fprintf(stderr, "sembed: eval: --dtype must be f32 or bf16\n");
+            if (strcmp(optarg, "f32") && strcmp(optarg, "bf16") && strcmp(optarg, "int8")) {
+                fprintf(stderr, "sembed: eval: --dtype must be f32, bf16 or int8\n");
                 return EXIT_USAGE;
             }
-            mp.dtype = strcmp(optarg, "bf16") ? SE_DTYPE_F32 : SE_DTYPE_BF16;
+            mp.dtype = !strcmp(optarg, "bf16") ? SE_DTYPE_BF16 : !strcmp(optarg, "int8") ? SE_DTYPE_INT8 : SE_DTYPE_F32;
             break;
         case 't': threads = strtol(optarg, NULL, 10); break;
         case 'j': json = 1; break;
@@ -280,7 +280,7 @@ int cmd_eval(int argc, char **argv) {
     if (json)
         printf("{\"task\": \"sts\", \"file\": \"%s\", \"split\": \"%s\", \"dtype\": \"%s\", \"pairs\": %zu, \"spearman\": %.4f, "
                "\"pearson\": %.4f}\n",
-               path, split, mp.dtype == SE_DTYPE_BF16 ? "bf16" : "f32", p.n, sr, pr);
+               path, split, mp.dtype == SE_DTYPE_BF16 ? "bf16" : mp.dtype == SE_DTYPE_INT8 ? "int8" : "f32", p.n, sr, pr);
     else
         printf("sts %s (%zu pairs): spearman %.2f  pearson %.2f\n", path, p.n, sr, pr);
     rc = 0;

@@ -102,7 +102,8 @@ se_status se_ctx_new(const se_model *m, const se_ctx_params *params, se_ctx **ou
     /* arena layout, in floats; int and size_t arrays are carved at the end */
     size_t AS = se_attn_scratch(P, H / (size_t)m->cfg.n_head); /* per-thread attention scratch */
     size_t nf = 6 * T * H + T * FF + NT * AS + 2 * S_CAP * D;
-    size_t bytes = nf * sizeof(float) + 2 * T * sizeof(int32_t) + (3 * S_CAP + 1) * sizeof(size_t) + 64;
+    size_t QB = m->compute == SE_DTYPE_INT8 ? T * se_int8_kpad(se_model_k_max(m)) + 2 * T * sizeof(float) : 0; /* int8 activations */
+    size_t bytes = nf * sizeof(float) + 2 * T * sizeof(int32_t) + (3 * S_CAP + 1) * sizeof(size_t) + QB + 128;
     c->arena = se_malloc(bytes);
     c->tp = se_threadpool_new(p.n_threads);
     if (!c->arena || !c->tp) {
@@ -126,6 +127,11 @@ se_status se_ctx_new(const se_model *m, const se_ctx_params *params, se_ctx **ou
     c->index = z, z += S_CAP;
     c->ids = (int32_t *)(void *)z;
     c->type_ids = c->ids + T;
+    if (QB) {
+        c->buf.xs = (float *)(void *)(c->type_ids + T);
+        c->buf.xz = (int32_t *)(void *)(c->buf.xs + T);
+        c->buf.xq = (uint8_t *)(void *)(c->buf.xz + T);
+    }
     *out = c;
     return SE_OK;
 }

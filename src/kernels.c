@@ -103,6 +103,14 @@ bool se_cpu_has_bf16(void) {
 #endif
 }
 
+bool se_cpu_has_vnni(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    return se_cpu_has_bf16() && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");
+#else
+    return false;
+#endif
+}
+
 const se_kernels *se_kernels_get(void) {
     pthread_once(&chosen_once, choose);
     return chosen;

@@ -65,6 +65,22 @@ void se_pack_weights_bf16(const float *w, size_t N, size_t K, uint16_t *out);
 void se_gemm_bf16_avx512(const float *x, size_t M, size_t K, size_t ldx, const uint16_t *pw, size_t N, const float *b,
                          float *y, size_t ldy, size_t n0, size_t n1);
 
+/* int8 GEMM (AVX512-VNNI): weights s8 per column (scale sw, column sums),
+ * activations u8 per row (scale sx, zero point zx), exact int32
+ * accumulation. Layout and formulas in kernels_int8.c. Kp = K rounded up
+ * to a multiple of 4; packed weights take se_pack_int8_size(N, K) bytes,
+ * sw and colsum N rounded up to 32 entries; xq is (M, Kp). */
+size_t se_int8_kpad(size_t K);
+size_t se_pack_int8_size(size_t N, size_t K);
+void se_pack_weights_int8(const float *w, size_t N, size_t K, int8_t *out, float *sw, int32_t *colsum);
+void se_quantize_rows_u8(const float *x, size_t M, size_t K, size_t ldx, uint8_t *xq, float *sx, int32_t *zx);
+void se_gemm_int8_avx512(const uint8_t *xq, const float *sx, const int32_t *zx, size_t M, size_t K, const int8_t *pw,
+                         const float *sw, const int32_t *colsum, size_t N, const float *b, float *y, size_t ldy, size_t n0,
+                         size_t n1);
+
+/* Whether the CPU has AVX512-VNNI for the int8 GEMM. */
+bool se_cpu_has_vnni(void);
+
 /* Whether the CPU can run the bf16-weight GEMM (AVX-512F; SE_KERNELS=ref
  * or avx2 say no). */
 bool se_cpu_has_bf16(void);

@@ -43,6 +43,13 @@ typedef struct se_use_layer_w {
     int32_t din;
 } se_use_layer_w;
 
+/* A matrix packed for the int8 GEMM. */
+typedef struct se_int8_pack {
+    int8_t *w;       /* se_pack_int8_size(N, K) bytes */
+    float *scale;    /* (N rounded up to 32) per-column scales */
+    int32_t *colsum; /* (N rounded up to 32) per-column sums of the int8 weights */
+} se_int8_pack;
+
 typedef struct se_dense_w {
     const float *w; /* (out, in) */
     const float *b; /* (out) or NULL */
@@ -69,7 +76,7 @@ struct se_model {
     /* weights repacked for the AVX-512 GEMM (empty when the CPU lacks it):
      * pack_w[i] is the original (N, K) matrix, pack_p[i] its packed copy */
     const float **pack_w;
-    void **pack_p;           /* float (f32 packing) or uint16_t (bf16 packing) */
+    void **pack_p;           /* float (f32), uint16_t (bf16) or se_int8_pack (int8) */
     size_t n_pack;
     se_dtype compute;        /* SE_DTYPE_F32 or SE_DTYPE_BF16 */
 };
@@ -83,6 +90,9 @@ typedef struct se_bert_buf {
     float *ff;     /* (T, FF) */
     float *att;    /* (n_threads, att_stride) attention scratch per thread */
     size_t att_stride;
+    uint8_t *xq;   /* (T, Kmax padded) activations quantised to uint8 (int8 models only) */
+    float *xs;     /* (T) their per-row scales */
+    int32_t *xz;   /* (T) their per-row zero points */
 } se_bert_buf;
 
 /* Runs the transformer over S packed sentences. ids/type_ids: (T);
@@ -108,6 +118,9 @@ se_status se_use_forward(const se_model *m, se_bert_buf *buf, se_threadpool *tp,
 void se_par_gemm(se_threadpool *tp, const se_model *m, se_bert_buf *buf, const float *x, size_t M, size_t K, const float *w,
                  const float *b, float *y, size_t N);
 
+
+/* The widest GEMM input (K) of the model (for the int8 activation buffer). */
+size_t se_model_k_max(const se_model *m);
 
 /* Packs every weight matrix of the model for the AVX-512 GEMM, when the
  * CPU has it and SE_KERNELS does not ask otherwise. */

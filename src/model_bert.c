@@ -32,6 +32,16 @@
 
 /* ==== Tensor binding ==== */
 
+/* Frees one packed matrix (an se_int8_pack owns three buffers). */
+static void free_pack(const se_model *m, void *p) {
+    if (p && m->compute == SE_DTYPE_INT8) {
+        se_int8_pack *q = p;
+        se_free(q->w), se_free(q->scale), se_free(q->colsum);
+    }
+    se_free(p);
+}
+
+
 /* Finds a tensor by name across the checkpoint's shards, trying the
  * "bert." prefix and gamma/beta spellings. */
 static const se_st_tensor *find_any(const se_model *m, const char *name, const se_st_file **file) {
@@ -333,7 +343,7 @@ void se_model_free(se_model *m) {
     se_free(m->dense_files);
     for (size_t i = 0; i < m->n_owned; i++) se_free(m->owned[i]);
     se_free(m->owned);
-    for (size_t i = 0; i < m->n_pack; i++) se_free(m->pack_p[i]);
+    for (size_t i = 0; i < m->n_pack; i++) free_pack(m, m->pack_p[i]);
     se_free(m->pack_p);
     se_free(m->pack_w);
     se_free(m->layers);
@@ -348,8 +358,8 @@ se_status se_model_load(const char *dir, const se_model_params *params, se_model
     if (!dir || !out) return se_err(err, SE_E_INVALID, "se_model_load: dir and out must not be NULL");
     *out = NULL;
     se_model_params p = params ? *params : se_model_default_params();
-    if (p.dtype != SE_DTYPE_F32 && p.dtype != SE_DTYPE_BF16)
-        return se_err(err, SE_E_UNSUPPORTED, "dtype %d is not supported for computing (f32 or bf16)", (int)p.dtype);
+    if (p.dtype != SE_DTYPE_F32 && p.dtype != SE_DTYPE_BF16 && p.dtype != SE_DTYPE_INT8)
+        return se_err(err, SE_E_UNSUPPORTED, "dtype %d is not supported for computing (f32, bf16 or int8)", (int)p.dtype);
     se_model *m = se_calloc(1, sizeof *m);
     if (!m) return se_err(err, SE_E_NOMEM, "out of memory");
     m->compute = p.dtype;
@@ -423,8 +433,9 @@ const char *se_model_prompt_find(const se_model *m, const char *name) {
 typedef struct gemm_job {
     const se_kernels *k;
     const float *x, *w, *b;
-    const void *packed; /* f32 or bf16 panels, or NULL */
-    bool bf16;
+    const void *packed; /* f32 or bf16 panels, an se_int8_pack, or NULL */
+    bool bf16, int8;
+    se_bert_buf *buf;
     float *y;
     size_t M, K, N, n_nblk;
 } gemm_job;
@@ -438,12 +449,28 @@ static void gemm_task(void *arg, size_t t, int thread) {
     size_t m0 = mi * GEMM_MB, n0 = ni * GEMM_NB;
     size_t m1 = m0 + GEMM_MB < j->M ? m0 + GEMM_MB : j->M;
     size_t n1 = n0 + GEMM_NB < j->N ? n0 + GEMM_NB : j->N;
-    if (j->bf16)
+    if (j->int8) {
+        const se_int8_pack *q = j->packed;
+        size_t Kp = se_int8_kpad(j->K);
+        se_gemm_int8_avx512(j->buf->xq + m0 * Kp, j->buf->xs + m0, j->buf->xz + m0, m1 - m0, j->K, q->w, q->scale, q->colsum,
+                            j->N, j->b, j->y + m0 * j->N, j->N, n0, n1);
+    } else if (j->bf16)
         se_gemm_bf16_avx512(j->x + m0 * j->K, m1 - m0, j->K, j->K, j->packed, j->N, j->b, j->y + m0 * j->N, j->N, n0, n1);
     else if (j->packed)
         se_gemm_packed_avx512(j->x + m0 * j->K, m1 - m0, j->K, j->K, j->packed, j->N, j->b, j->y + m0 * j->N, j->N, n0, n1);
     else
         j->k->gemm(j->x + m0 * j->K, m1 - m0, j->K, j->K, j->w, j->b, j->y + m0 * j->N, j->N, n0, n1);
+}
+
+enum { QUANT_ROWS = 32 };
+
+/* Quantises rows [32 t, 32 t + 32) of x to uint8 (int8 models). */
+static void quant_task(void *arg, size_t t, int thread) {
+    (void)thread;
+    const gemm_job *j = arg;
+    size_t m0 = t * QUANT_ROWS, m1 = m0 + QUANT_ROWS < j->M ? m0 + QUANT_ROWS : j->M;
+    se_quantize_rows_u8(j->x + m0 * j->K, m1 - m0, j->K, j->K, j->buf->xq + m0 * se_int8_kpad(j->K), j->buf->xs + m0,
+                        j->buf->xz + m0);
 }
 
 /* The packed copy of w, or NULL. */
@@ -456,9 +483,10 @@ static const void *packed_of(const se_model *m, const float *w) {
 void se_par_gemm(se_threadpool *tp, const se_model *m, se_bert_buf *buf, const float *x, size_t M, size_t K, const float *w,
                  const float *b, float *y, size_t N) {
     if (M == 0 || N == 0) return;
-    (void)buf;
-    gemm_job j = {se_kernels_get(), x, w, b, packed_of(m, w), false, y, M, K, N, (N + GEMM_NB - 1) / GEMM_NB};
+    gemm_job j = {se_kernels_get(), x, w, b, packed_of(m, w), false, false, buf, y, M, K, N, (N + GEMM_NB - 1) / GEMM_NB};
     j.bf16 = j.packed && m->compute == SE_DTYPE_BF16;
+    j.int8 = j.packed && m->compute == SE_DTYPE_INT8;
+    if (j.int8) se_threadpool_run(tp, (M + QUANT_ROWS - 1) / QUANT_ROWS, quant_task, &j);
     size_t n_mblk = (M + GEMM_MB - 1) / GEMM_MB;
     se_threadpool_run(tp, n_mblk * j.n_nblk, gemm_task, &j);
 }
@@ -479,22 +507,52 @@ static void release_pages(const se_model *m, const float *w, size_t nbytes) {
     }
 }
 
+size_t se_model_k_max(const se_model *m) {
+    const se_folder_cfg *c = &m->cfg;
+    size_t k = (size_t)c->n_embd;
+    if ((size_t)c->n_ff > k) k = (size_t)c->n_ff;
+    if ((size_t)m->max_stage_dim > k) k = (size_t)m->max_stage_dim;
+    return k;
+}
+
 /* Packs one (N, K) matrix (f32 or bf16 panels, per the model's compute
  * dtype); no-op when already packed. */
 static se_status pack_one(se_model *m, const float *w, size_t N, size_t K, se_error *err) {
     if (!w || packed_of(m, w)) return SE_OK;
-    bool bf = m->compute == SE_DTYPE_BF16;
-    void *p = bf ? se_malloc_array(se_pack_bf16_size(N, K), sizeof(uint16_t)) : se_malloc_array(se_pack_size(N, K), sizeof(float));
+    bool bf = m->compute == SE_DTYPE_BF16, i8 = m->compute == SE_DTYPE_INT8;
+    void *p;
+    if (i8) {
+        se_int8_pack *q = se_calloc(1, sizeof *q);
+        size_t Np = (N + 31) / 32 * 32;
+        if (q) {
+            q->w = se_malloc(se_pack_int8_size(N, K));
+            q->scale = se_malloc_array(Np, sizeof *q->scale);
+            q->colsum = se_malloc_array(Np, sizeof *q->colsum);
+            if (!q->w || !q->scale || !q->colsum) {
+                se_free(q->w), se_free(q->scale), se_free(q->colsum), se_free(q);
+                q = NULL;
+            }
+        }
+        p = q;
+    } else {
+        p = bf ? se_malloc_array(se_pack_bf16_size(N, K), sizeof(uint16_t)) : se_malloc_array(se_pack_size(N, K), sizeof(float));
+    }
     const float **pw = se_realloc(m->pack_w, (m->n_pack + 1) * sizeof *pw);
     if (pw) m->pack_w = pw;
     void **pp = pw ? se_realloc(m->pack_p, (m->n_pack + 1) * sizeof *pp) : NULL;
     if (pp) m->pack_p = pp;
     if (!p || !pw || !pp) {
-        se_free(p);
+        free_pack(m, p);
         return se_err(err, SE_E_NOMEM, "out of memory packing weights");
     }
-    if (bf) se_pack_weights_bf16(w, N, K, p);
-    else se_pack_weights(w, N, K, p);
+    if (i8) {
+        se_int8_pack *q = p;
+        se_pack_weights_int8(w, N, K, q->w, q->scale, q->colsum);
+    } else if (bf) {
+        se_pack_weights_bf16(w, N, K, p);
+    } else {
+        se_pack_weights(w, N, K, p);
+    }
     m->pack_w[m->n_pack] = w;
     m->pack_p[m->n_pack++] = p;
     release_pages(m, w, N * K * sizeof(float));
@@ -502,7 +560,10 @@ static se_status pack_one(se_model *m, const float *w, size_t N, size_t K, se_er
 }
 
 se_status se_model_pack(se_model *m, se_error *err) {
-    if (m->compute == SE_DTYPE_BF16) {
+    if (m->compute == SE_DTYPE_INT8) {
+        if (!se_cpu_has_vnni())
+            return se_err(err, SE_E_UNSUPPORTED, "dtype int8 needs a CPU with AVX512-VNNI (and SE_KERNELS unset)");
+    } else if (m->compute == SE_DTYPE_BF16) {
         if (!se_cpu_has_bf16())
             return se_err(err, SE_E_UNSUPPORTED, "dtype bf16 needs a CPU with AVX-512 (and SE_KERNELS unset)");
     } else if (!se_kernels_get()->packed) {

@@ -220,14 +220,15 @@ def test_use_sts():
         print(f"  STS-B {split}: sembed spearman {r.get('spearman')} pearson {r.get('pearson')}, "
               f"TF.js reference spearman {ref[split]['spearman']} pearson {ref[split]['pearson']}")
         check(f"eval sts {split} matches TF.js", ok, err)
-    # bf16 (where the CPU has AVX-512): Spearman within 0.5 of f32
-    rc, out, err = run("eval", "sts", "-m", USE, "tests/fixtures/eval/stsbenchmark.tsv.gz", "--dtype", "bf16", "--json", "-q")
-    if rc == 1 and "AVX-512" in err:
-        print("  bf16: not available on this CPU")
-    else:
+    # bf16 and int8 (where the CPU has them): Spearman within 0.5 of f32
+    for dt in ["bf16", "int8"]:
+        rc, out, err = run("eval", "sts", "-m", USE, "tests/fixtures/eval/stsbenchmark.tsv.gz", "--dtype", dt, "--json", "-q")
+        if rc == 1 and "AVX" in err:
+            print(f"  {dt}: not available on this CPU")
+            continue
         r = json.loads(out) if rc == 0 else {}
-        print(f"  STS-B test bf16: spearman {r.get('spearman')} (f32 reference {ref['test']['spearman']:.4f})")
-        check("eval sts bf16 within 0.5 of f32", rc == 0 and abs(r["spearman"] - ref["test"]["spearman"]) <= 0.5, err)
+        print(f"  STS-B test {dt}: spearman {r.get('spearman')} (f32 reference {ref['test']['spearman']:.4f})")
+        check(f"eval sts {dt} within 0.5 of f32", rc == 0 and abs(r["spearman"] - ref["test"]["spearman"]) <= 0.5, err)
     # the plain s1<TAB>s2<TAB>score format, and a bad line
     with tempfile.TemporaryDirectory() as d:
         f = os.path.join(d, "p.tsv")

@@ -160,6 +160,57 @@ TEST(bf16_gemm) {
     }
 }
 
+/* The int8 GEMM against the same formula computed in double from the
+ * kernel's own quantised values (so only the arithmetic is compared), then
+ * against the float product within the quantisation error, and
+ * independent of M. */
+TEST(int8_gemm) {
+    if (!se_cpu_has_vnni()) {
+        printf("  (no AVX512-VNNI: int8 GEMM not run)\n");
+        return;
+    }
+    size_t shapes[][3] = {{1, 1, 1}, {6, 32, 8}, {7, 33, 9}, {13, 70, 31}, {40, 384, 384}, {5, 100, 1536}};
+    unsigned seed = 9;
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+        size_t M = shapes[si][0], N = shapes[si][1], K = shapes[si][2], Kp = se_int8_kpad(K), Np = (N + 31) / 32 * 32;
+        float *x = malloc(M * K * sizeof *x), *w = malloc(N * K * sizeof *w), *b = malloc(N * sizeof *b);
+        float *y = malloc(M * N * sizeof *y), *r = malloc(M * N * sizeof *r), *f = malloc(M * N * sizeof *f), *y1 = malloc(N * sizeof *y1);
+        int8_t *pw = malloc(se_pack_int8_size(N, K));
+        float *sw = malloc(Np * sizeof *sw), *sx = malloc(M * sizeof *sx);
+        int32_t *cs = malloc(Np * sizeof *cs), *zx = malloc(M * sizeof *zx);
+        uint8_t *xq = malloc(M * Kp);
+        for (size_t i = 0; i < M * K; i++) x[i] = frand(&seed);
+        for (size_t i = 0; i < N * K; i++) w[i] = frand(&seed);
+        for (size_t i = 0; i < N; i++) b[i] = frand(&seed);
+        se_pack_weights_int8(w, N, K, pw, sw, cs);
+        se_quantize_rows_u8(x, M, K, K, xq, sx, zx);
+        se_gemm_int8_avx512(xq, sx, zx, M, K, pw, sw, cs, N, b, y, N, 0, N);
+        for (size_t m = 0; m < M; m++)
+            for (size_t n = 0; n < N; n++) {
+                /* dequantised operands in double: (xq - zx) sx and wq sw, wq = round(w / sw) */
+                double acc = 0, exact = 0;
+                for (size_t k = 0; k < K; k++) {
+                    double wq = rintf(w[n * K + k] / sw[n]); /* as the packer: float division, round to even */
+                    wq = wq > 127 ? 127 : wq < -127 ? -127 : wq;
+                    acc += ((double)xq[m * Kp + k] - zx[m]) * wq;
+                    exact += (double)x[m * K + k] * w[n * K + k];
+                }
+                r[m * N + n] = (float)(acc * sx[m] * sw[n] + b[n]);
+                f[m * N + n] = (float)(exact + b[n]);
+            }
+        char label[64];
+        snprintf(label, sizeof label, "int8 gemm %zux%zux%zu (arithmetic)", M, N, K);
+        CHECK_CLOSE(y, r, M * N, 1e-5 * (double)K, 1e-5, label);
+        snprintf(label, sizeof label, "int8 gemm %zux%zux%zu (vs float)", M, N, K);
+        CHECK_CLOSE(y, f, M * N, 0.02 * sqrt((double)K), 0.0, label); /* per-term error ~1/255 + 1/254 of |x||w| <= 1 */
+        for (size_t m = 0; m < M; m++) {
+            se_gemm_int8_avx512(xq + m * Kp, sx + m, zx + m, 1, K, pw, sw, cs, N, b, y1, N, 0, N);
+            CHECK_MSG(memcmp(y1, y + m * N, N * sizeof *y1) == 0, "int8 %zux%zux%zu row %zu depends on M", M, N, K, m);
+        }
+        free(x), free(w), free(b), free(y), free(r), free(f), free(y1), free(pw), free(sw), free(sx), free(cs), free(zx), free(xq);
+    }
+}
+
 TEST(axpy_matches_reference) {
     if (strcmp(se_kernels_get()->name, "ref") == 0) return; /* no AVX2 on this CPU */
     unsigned seed = 7;
@@ -203,6 +254,7 @@ int main(void) {
     RUN(attention_matches_reference);
     RUN(gelu_matches_reference);
     RUN(bf16_gemm);
+    RUN(int8_gemm);
     RUN(axpy_matches_reference);
     RUN(elementwise);
     return test_report("test_kernels");

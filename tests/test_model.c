@@ -543,28 +543,28 @@ TEST(plain_folder_notice_and_info) {
     se_tokenizer_free(NULL);
 }
 
-/* dtype bf16: every fixture sentence within cosine 0.999 of the f32
- * reference (the issue's bar), and still batch-invariant; or a clear
- * SE_E_UNSUPPORTED on a CPU without AVX-512. */
-TEST(bf16_fidelity) {
+/* Reduced precision: every fixture sentence within the issue's cosine bar
+ * of the f32 reference (bf16 0.999, int8 0.995), and still batch-invariant;
+ * or a clear SE_E_UNSUPPORTED on a CPU without the instructions. */
+static void reduced_precision(se_dtype dtype, double bar, const char *tag) {
     for (size_t mi = 0; mi < N_MODELS; mi++) {
         char dir[256];
         snprintf(dir, sizeof dir, FIX "%s", models[mi]);
         se_model_params mp = se_model_default_params();
-        mp.dtype = SE_DTYPE_BF16;
+        mp.dtype = dtype;
         se_model *m = NULL;
         se_error err = {0};
         se_status s = se_model_load(dir, &mp, &m, &err);
         if (s == SE_E_UNSUPPORTED) {
-            CHECK(strstr(err.msg, "AVX-512") != NULL);
-            printf("  %s: bf16 not available here (%s)\n", models[mi], err.msg);
+            CHECK(strstr(err.msg, "AVX") != NULL);
+            printf("  %s: %s not available here (%s)\n", models[mi], tag, err.msg);
             continue;
         }
         CHECK_MSG(s == SE_OK, "%s: %s", models[mi], err.msg);
         if (!m) continue;
         se_model_info in;
         se_model_get_info(m, &in, &err);
-        CHECK(in.compute_dtype == SE_DTYPE_BF16);
+        CHECK(in.compute_dtype == dtype);
         json_t *hdr;
         json_t *exp = load_expected(models[mi], &hdr);
         se_encode_params ep = se_encode_default_params();
@@ -580,24 +580,30 @@ TEST(bf16_fidelity) {
             float *ref = floats(json_object_get(json_array_get(exp, i), "embedding"), &n);
             double c = cosine(all + i * dim, ref, dim);
             worst = fmin(worst, c);
-            CHECK_MSG(c >= 0.999, "%s sentence %zu: bf16 cosine %.6f", models[mi], i, c);
+            CHECK_MSG(c >= bar, "%s sentence %zu: %s cosine %.6f", models[mi], i, tag, c);
             free(ref);
             CHECK(se_encode(ctx, (const char *const *)&sentences[i], NULL, 1, &ep, one, dim, NULL, &err) == SE_OK);
-            CHECK_MSG(memcmp(one, all + i * dim, dim * sizeof *one) == 0, "%s sentence %zu: bf16 not batch-invariant", models[mi], i);
+            CHECK_MSG(memcmp(one, all + i * dim, dim * sizeof *one) == 0, "%s sentence %zu: %s not batch-invariant", models[mi], i, tag);
         }
-        printf("  %-20s bf16: worst cosine vs f32 reference %.6f\n", models[mi], worst);
+        printf("  %-20s %s: worst cosine vs f32 reference %.6f\n", models[mi], tag, worst);
         free(all), free(one);
         se_ctx_free(ctx);
         se_model_free(m);
         json_decref(exp);
         json_decref(hdr);
     }
+}
+
+TEST(bf16_fidelity) {
+    reduced_precision(SE_DTYPE_BF16, 0.999, "bf16");
     se_model_params mp = se_model_default_params();
     mp.dtype = SE_DTYPE_F16;
     se_model *m = NULL;
     se_error err;
     CHECK(se_model_load(FIX "en-mean-norm", &mp, &m, &err) == SE_E_UNSUPPORTED && m == NULL);
 }
+
+TEST(int8_fidelity) { reduced_precision(SE_DTYPE_INT8, 0.995, "int8"); }
 
 /* Every allocation failure during load and encode is reported cleanly. */
 TEST(allocation_failures) {
@@ -633,6 +639,7 @@ int main(void) {
     RUN(broken_folders);
     RUN(plain_folder_notice_and_info);
     RUN(bf16_fidelity);
+    RUN(int8_fidelity);
     RUN(allocation_failures);
     for (size_t i = 0; i < n_sentences; i++) free(sentences[i]);
     free(sentences);
