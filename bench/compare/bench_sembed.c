@@ -362,7 +362,12 @@ int main(int argc, char **argv) {
     se_error err;
     se_model *m = NULL;
     double t0 = now_s();
-    if (se_model_load(model_dir, NULL, &m, &err) != SE_OK) die_se("se_model_load", &err);
+    /* SEMBED_DTYPE=bf16|int8 benchmarks reduced precision against the same f32 engines */
+    se_model_params mp = se_model_default_params();
+    const char *dt = getenv("SEMBED_DTYPE");
+    if (dt && !strcmp(dt, "bf16")) mp.dtype = SE_DTYPE_BF16;
+    else if (dt && !strcmp(dt, "int8")) mp.dtype = SE_DTYPE_INT8;
+    if (se_model_load(model_dir, &mp, &m, &err) != SE_OK) die_se("se_model_load", &err);
     double load_ms = 1e3 * (now_s() - t0);
     se_ctx_params cp = se_ctx_default_params();
     cp.n_threads = (int32_t)threads;
