@@ -5,6 +5,8 @@
  * Layout: a weight matrix W (N, K) in torch Linear layout is packed once at
  * load into panels of 32 output columns, K-major within a panel:
  *   packed[p][k][j] = W[32 p + j][k]   (zero for 32 p + j >= N)
+ * The same kernel runs on bf16 weights (packed by kernels_bf16.c), widened
+ * to f32 in registers.
  * The micro-kernel computes a 6 x 32 block of y = x W^T: 12 zmm
  * accumulators, and for each k two 16-wide loads from the panel and six
  * broadcasts of x. Every y element is a plain sequence of FMAs over
@@ -15,6 +17,7 @@
  */
 #include <immintrin.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "kernels.h"
@@ -36,16 +39,31 @@ void se_pack_weights(const float *w, size_t N, size_t K, float *out) {
     }
 }
 
-/* rows x 32 block (rows <= 6) of panel pw; writes columns [0, ncols). */
-static inline void block(const float *x, size_t ldx, size_t rows, size_t K, const float *pw, const float *b, float *y,
-                         size_t ldy, size_t ncols) {
+/* The 32 weights of step k of a panel as two 16-lane f32 vectors: f32
+ * panels load directly; bf16 panels (kernels_bf16.c's interleaved layout)
+ * widen in registers. */
+static inline __attribute__((always_inline)) void load_w(const void *pw, size_t k, bool bf16, __m512 *b0, __m512 *b1) {
+    if (bf16) {
+        __m512i v = _mm512_loadu_si512((const void *)((const uint16_t *)pw + k * NR));
+        *b0 = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+        *b1 = _mm512_castsi512_ps(_mm512_and_si512(v, _mm512_set1_epi32((int)0xFFFF0000u)));
+    } else {
+        *b0 = _mm512_loadu_ps((const float *)pw + k * NR);
+        *b1 = _mm512_loadu_ps((const float *)pw + k * NR + 16);
+    }
+}
+
+/* rows x 32 block (rows <= 6) of panel pw (f32 or bf16 weights, f32
+ * arithmetic); writes columns [0, ncols). */
+static inline __attribute__((always_inline)) void block(const float *x, size_t ldx, size_t rows, size_t K, const void *pw,
+                                                        bool bf16, const float *b, float *y, size_t ldy, size_t ncols) {
     __m512 c[MR][2];
     for (size_t r = 0; r < MR; r++) c[r][0] = c[r][1] = _mm512_setzero_ps();
     if (rows == MR) {
         const float *x0 = x, *x1 = x + ldx, *x2 = x + 2 * ldx, *x3 = x + 3 * ldx, *x4 = x + 4 * ldx, *x5 = x + 5 * ldx;
         for (size_t k = 0; k < K; k++) {
-            __m512 b0 = _mm512_loadu_ps(pw + k * NR), b1 = _mm512_loadu_ps(pw + k * NR + 16);
-            __m512 a;
+            __m512 b0, b1, a;
+            load_w(pw, k, bf16, &b0, &b1);
             a = _mm512_set1_ps(x0[k]), c[0][0] = _mm512_fmadd_ps(a, b0, c[0][0]), c[0][1] = _mm512_fmadd_ps(a, b1, c[0][1]);
             a = _mm512_set1_ps(x1[k]), c[1][0] = _mm512_fmadd_ps(a, b0, c[1][0]), c[1][1] = _mm512_fmadd_ps(a, b1, c[1][1]);
             a = _mm512_set1_ps(x2[k]), c[2][0] = _mm512_fmadd_ps(a, b0, c[2][0]), c[2][1] = _mm512_fmadd_ps(a, b1, c[2][1]);
@@ -55,7 +73,8 @@ static inline void block(const float *x, size_t ldx, size_t rows, size_t K, cons
         }
     } else {
         for (size_t k = 0; k < K; k++) {
-            __m512 b0 = _mm512_loadu_ps(pw + k * NR), b1 = _mm512_loadu_ps(pw + k * NR + 16);
+            __m512 b0, b1;
+            load_w(pw, k, bf16, &b0, &b1);
             for (size_t r = 0; r < rows; r++) {
                 __m512 a = _mm512_set1_ps(x[r * ldx + k]);
                 c[r][0] = _mm512_fmadd_ps(a, b0, c[r][0]);
@@ -73,18 +92,30 @@ static inline void block(const float *x, size_t ldx, size_t rows, size_t K, cons
     }
 }
 
-void se_gemm_packed_avx512(const float *x, size_t M, size_t K, size_t ldx, const float *pw, size_t N, const float *b,
-                           float *y, size_t ldy, size_t n0, size_t n1) {
-    /* n0 must be a multiple of NR (callers split work on panel bounds) */
+/* Column blocks [n0, n1) of y over all rows; n0 a multiple of NR. */
+static inline __attribute__((always_inline)) void gemm_panels(const float *x, size_t M, size_t K, size_t ldx, const void *pw,
+                                                              bool bf16, size_t N, const float *b, float *y, size_t ldy,
+                                                              size_t n0, size_t n1) {
+    size_t esz = bf16 ? sizeof(uint16_t) : sizeof(float);
     for (size_t n = n0; n < n1; n += NR) {
-        const float *panel = pw + (n / NR) * NR * K;
+        const void *panel = (const uint8_t *)pw + (n / NR) * NR * K * esz;
         size_t nc = n1 - n < NR ? n1 - n : NR;
         if (n + nc > N) nc = N - n;
         for (size_t m = 0; m < M; m += MR) {
             size_t rows = M - m < MR ? M - m : MR;
-            block(x + m * ldx, ldx, rows, K, panel, b ? b + n : NULL, y + m * ldy + n, ldy, nc);
+            block(x + m * ldx, ldx, rows, K, panel, bf16, b ? b + n : NULL, y + m * ldy + n, ldy, nc);
         }
     }
+}
+
+void se_gemm_packed_avx512(const float *x, size_t M, size_t K, size_t ldx, const float *pw, size_t N, const float *b,
+                           float *y, size_t ldy, size_t n0, size_t n1) {
+    gemm_panels(x, M, K, ldx, pw, false, N, b, y, ldy, n0, n1);
+}
+
+void se_gemm_bf16_avx512(const float *x, size_t M, size_t K, size_t ldx, const uint16_t *pw, size_t N, const float *b,
+                         float *y, size_t ldy, size_t n0, size_t n1) {
+    gemm_panels(x, M, K, ldx, pw, true, N, b, y, ldy, n0, n1);
 }
 
 /* ==== Attention ==== */
