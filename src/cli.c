@@ -44,14 +44,6 @@ static void log_cb(se_log_level lvl, const char *msg, void *user) {
     fprintf(stderr, "sembed: %s: %s\n", lvl == SE_LOG_WARN ? "warning" : "note", msg);
 }
 
-/* Parses --dtype: f32 or bf16. Returns -1 when unknown. */
-static int parse_dtype(const char *s) {
-    if (!strcmp(s, "f32")) return SE_DTYPE_F32;
-    if (!strcmp(s, "bf16")) return SE_DTYPE_BF16;
-    if (!strcmp(s, "int8")) return SE_DTYPE_INT8;
-    return -1;
-}
-
 /* Parses a positive integer option; returns -1 when invalid. */
 static long parse_count(const char *s, long lo, long hi) {
     char *end;
@@ -122,7 +114,7 @@ static int cmd_encode(int argc, char **argv) {
         case 'J': jsonl_in = 1; break;
         case 'q': quiet = 1; break;
         case 'T':
-            if ((dtype = parse_dtype(optarg)) < 0) {
+            if ((dtype = cli_parse_dtype(optarg)) < 0) {
                 die_msg("encode", "--dtype must be f32, bf16 or int8");
                 return EXIT_USAGE;
             }
@@ -461,7 +453,7 @@ static int cmd_similarity(int argc, char **argv) {
         case 'P': prompt_name = optarg; break;
         case 't': threads = parse_count(optarg, 1, 256); break;
         case 'T':
-            if ((dtype = parse_dtype(optarg)) < 0) {
+            if ((dtype = cli_parse_dtype(optarg)) < 0) {
                 die_msg("similarity", "--dtype must be f32, bf16 or int8");
                 return EXIT_USAGE;
             }

@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "cli_io.h"
 #include "sembed.h"
 
 #define EXIT_RUNTIME 1
@@ -94,11 +95,11 @@ int cmd_bench(int argc, char **argv) {
         case 'm': model = optarg; break;
         case 't': threads = strtol(optarg, NULL, 10); break;
         case 'T':
-            if (strcmp(optarg, "f32") && strcmp(optarg, "bf16") && strcmp(optarg, "int8")) {
+            if (cli_parse_dtype(optarg) < 0) {
                 fprintf(stderr, "sembed: bench: --dtype must be f32, bf16 or int8\n");
                 return EXIT_USAGE;
             }
-            mp.dtype = !strcmp(optarg, "bf16") ? SE_DTYPE_BF16 : !strcmp(optarg, "int8") ? SE_DTYPE_INT8 : SE_DTYPE_F32;
+            mp.dtype = (se_dtype)cli_parse_dtype(optarg);
             break;
         case 'b': batch = strtol(optarg, NULL, 10); break;
         case 'k': tokens = optarg; break;
@@ -133,7 +134,7 @@ int cmd_bench(int argc, char **argv) {
     int rc = 0;
     printf("{\"bench\": \"sembed\", \"version\": \"%s\", \"model\": \"%s\", \"threads\": %ld, \"dtype\": \"%s\", \"load_ms\": %.2f, "
            "\"results\": [",
-           se_version(), model, threads, mp.dtype == SE_DTYPE_BF16 ? "bf16" : mp.dtype == SE_DTYPE_INT8 ? "int8" : "f32", load_ms);
+           se_version(), model, threads, cli_dtype_name(mp.dtype), load_ms);
     char *spec = strdup(tokens);
     int first = 1;
     /* the batched workloads, then one 16-token text */

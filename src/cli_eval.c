@@ -215,11 +215,11 @@ int cmd_eval(int argc, char **argv) {
         case 'm': model = optarg; break;
         case 's': split = optarg; break;
         case 'T':
-            if (strcmp(optarg, "f32") && strcmp(optarg, "bf16") && strcmp(optarg, "int8")) {
+            if (cli_parse_dtype(optarg) < 0) {
                 fprintf(stderr, "sembed: eval: --dtype must be f32, bf16 or int8\n");
                 return EXIT_USAGE;
             }
-            mp.dtype = !strcmp(optarg, "bf16") ? SE_DTYPE_BF16 : !strcmp(optarg, "int8") ? SE_DTYPE_INT8 : SE_DTYPE_F32;
+            mp.dtype = (se_dtype)cli_parse_dtype(optarg);
             break;
         case 't': threads = strtol(optarg, NULL, 10); break;
         case 'j': json = 1; break;
@@ -280,7 +280,7 @@ int cmd_eval(int argc, char **argv) {
     if (json)
         printf("{\"task\": \"sts\", \"file\": \"%s\", \"split\": \"%s\", \"dtype\": \"%s\", \"pairs\": %zu, \"spearman\": %.4f, "
                "\"pearson\": %.4f}\n",
-               path, split, mp.dtype == SE_DTYPE_BF16 ? "bf16" : mp.dtype == SE_DTYPE_INT8 ? "int8" : "f32", p.n, sr, pr);
+               path, split, cli_dtype_name(mp.dtype), p.n, sr, pr);
     else
         printf("sts %s (%zu pairs): spearman %.2f  pearson %.2f\n", path, p.n, sr, pr);
     rc = 0;

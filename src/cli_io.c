@@ -198,3 +198,14 @@ void cli_print_json_string(FILE *f, const char *s) {
     }
     fputc('"', f);
 }
+
+int cli_parse_dtype(const char *s) {
+    if (!strcmp(s, "f32")) return SE_DTYPE_F32;
+    if (!strcmp(s, "bf16")) return SE_DTYPE_BF16;
+    if (!strcmp(s, "int8")) return SE_DTYPE_INT8;
+    return -1;
+}
+
+const char *cli_dtype_name(int dtype) {
+    return dtype == SE_DTYPE_BF16 ? "bf16" : dtype == SE_DTYPE_INT8 ? "int8" : "f32";
+}

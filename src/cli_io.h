@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "sembed.h"
+
 /* One input record: text and optional pair (owned by the reader, valid
  * until the next read). */
 typedef struct cli_record {
@@ -49,6 +51,13 @@ typedef struct cli_out {
 int cli_out_open(cli_out *o, const char *path, char *errbuf, size_t errcap);
 int cli_out_commit(cli_out *o, char *errbuf, size_t errcap);
 void cli_out_abort(cli_out *o);
+
+/* Parses a --dtype value: "f32", "bf16" or "int8" to an se_dtype value;
+ * -1 when unknown. */
+int cli_parse_dtype(const char *s);
+
+/* The --dtype spelling of a compute dtype ("f32", "bf16", "int8"). */
+const char *cli_dtype_name(int dtype);
 
 /* Writes a float with enough digits to round-trip float32. */
 void cli_print_float(FILE *f, float v);

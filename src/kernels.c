@@ -92,7 +92,7 @@ static void choose(void) {
 #endif
 }
 
-bool se_cpu_has_bf16(void) {
+bool se_cpu_has_avx512(void) {
 #if defined(__x86_64__) || defined(__i386__)
     const char *env = getenv("SE_KERNELS");
     if (env && (strcmp(env, "ref") == 0 || strcmp(env, "avx2") == 0)) return false;
@@ -105,7 +105,7 @@ bool se_cpu_has_bf16(void) {
 
 bool se_cpu_has_vnni(void) {
 #if defined(__x86_64__) || defined(__i386__)
-    return se_cpu_has_bf16() && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");
+    return se_cpu_has_avx512() && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");
 #else
     return false;
 #endif

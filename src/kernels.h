@@ -83,7 +83,7 @@ bool se_cpu_has_vnni(void);
 
 /* Whether the CPU can run the bf16-weight GEMM (AVX-512F; SE_KERNELS=ref
  * or avx2 say no). */
-bool se_cpu_has_bf16(void);
+bool se_cpu_has_avx512(void);
 
 /* y[i] += a * x[i] for i < n (a multiply then an add: the fast version
  * gives the same bits as the reference). */

@@ -564,7 +564,7 @@ se_status se_model_pack(se_model *m, se_error *err) {
         if (!se_cpu_has_vnni())
             return se_err(err, SE_E_UNSUPPORTED, "dtype int8 needs a CPU with AVX512-VNNI (and SE_KERNELS unset)");
     } else if (m->compute == SE_DTYPE_BF16) {
-        if (!se_cpu_has_bf16())
+        if (!se_cpu_has_avx512())
             return se_err(err, SE_E_UNSUPPORTED, "dtype bf16 needs a CPU with AVX-512 (and SE_KERNELS unset)");
     } else if (!se_kernels_get()->packed) {
         return SE_OK;

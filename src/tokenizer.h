@@ -107,6 +107,11 @@ typedef struct se_tok_session {
 
 void se_tok_session_free(se_tok_session *s);
 
+/* Makes the session's buffers hold n code points: word (n), bpos (n + 1)
+ * and wbuf (8 n + 64 bytes: the text in UTF-8, then room for a candidate
+ * piece with its prefix). Returns false on OOM. */
+bool se_tok_session_reserve(se_tok_session *s, size_t n);
+
 /* Vocabulary: build from (piece, id) pairs already in v->offs/lens/blob,
  * then look up. se_vocab_find returns -1 when absent. */
 se_status se_vocab_build_index(se_vocab *v, se_error *err);

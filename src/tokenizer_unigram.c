@@ -102,21 +102,6 @@ se_status se_unigram_load(se_tokenizer *t, const json_t *root, const char *path,
     return SE_OK;
 }
 
-/* Grows the session's code point buffers to hold n (+1) entries. */
-static bool reserve(se_tok_session *s, size_t n) {
-    if (n + 1 <= s->word_cap) return true;
-    size_t nc = s->word_cap ? s->word_cap : 256;
-    while (nc < n + 1) nc *= 2;
-    uint32_t *w = se_realloc(s->word, nc * sizeof *w);
-    if (!w) return false;
-    s->word = w;
-    uint32_t *b = se_realloc(s->bpos, (nc + 1) * sizeof *b);
-    if (!b) return false;
-    s->bpos = b;
-    s->word_cap = nc;
-    return true;
-}
-
 enum { VITERBI_OK = 1, VITERBI_NOMEM = 0, VITERBI_NO_UNK = -1 };
 
 /* Maps viterbi()'s result to a status. */
@@ -237,7 +222,7 @@ se_status se_unigram_encode(const se_tokenizer *tok, const char *text, size_t le
     se_status st = SE_OK;
     /* metaspace: the text in code points, ' ' -> replacement, prepended */
     size_t n = 0;
-    if (!reserve(s, slen + 2)) {
+    if (!se_tok_session_reserve(s, slen + 2)) {
         st = se_err(err, SE_E_NOMEM, "tokenizer: out of memory");
         goto done;
     }
@@ -252,16 +237,8 @@ se_status se_unigram_encode(const se_tokenizer *tok, const char *text, size_t le
         i += (size_t)k;
         s->word[n++] = (u->metaspace && c == ' ') ? u->replacement : c;
     }
-    /* back to UTF-8 for lookups, with byte offsets per code point */
-    size_t cap = n * 4 + 8;
-    if (cap > s->wbuf_cap) {
-        char *w = se_realloc(s->wbuf, cap);
-        if (!w) {
-            st = se_err(err, SE_E_NOMEM, "tokenizer: out of memory");
-            goto done;
-        }
-        s->wbuf = w, s->wbuf_cap = cap;
-    }
+    /* back to UTF-8 for lookups, with byte offsets per code point (the
+     * reserve above sized wbuf for 4 bytes per code point and more) */
     size_t nb = 0;
     for (size_t i = 0; i < n; i++) {
         s->bpos[i] = (uint32_t)nb;

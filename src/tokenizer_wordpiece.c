@@ -111,10 +111,7 @@ void se_vocab_free(se_vocab *v) {
 
 /* ==== WordPiece ==== */
 
-/* Makes sure the session's word buffers hold n code points: word (n),
- * bpos (n + 1) and wbuf (the word in UTF-8, then a candidate piece with
- * its continuation prefix). */
-static bool reserve_word(se_tok_session *s, size_t n) {
+bool se_tok_session_reserve(se_tok_session *s, size_t n) {
     if (n <= s->word_cap) return true;
     size_t nc = s->word_cap ? s->word_cap : 64;
     while (nc < n) nc *= 2;
@@ -205,7 +202,7 @@ static bool flush_word(const se_tokenizer *tok, se_tok_session *s, se_i32vec *ou
     if (tok->has_normalizer && tok->lowercase) {
         size_t n = s->word_n, extra = 0;
         for (size_t i = 0; i < n; i++) extra += s->word[i] == 0x130;
-        if (extra && !reserve_word(s, n + extra)) return false;
+        if (extra && !se_tok_session_reserve(s, n + extra)) return false;
         size_t dst = n + extra;
         for (size_t i = n; i-- > 0;) { /* right to left: dst >= i, nothing unread is overwritten */
             uint32_t two[2];
@@ -230,7 +227,7 @@ static bool pretok_feed(const se_tokenizer *tok, se_tok_session *s, uint32_t c, 
         s->word_n = 1;
         return flush_word(tok, s, out);
     }
-    if (!reserve_word(s, s->word_n + 1)) return false;
+    if (!se_tok_session_reserve(s, s->word_n + 1)) return false;
     s->word[s->word_n++] = c;
     return true;
 }
@@ -240,7 +237,7 @@ se_status se_wordpiece_encode(const se_tokenizer *tok, const char *text, size_t 
     const uint8_t *p = (const uint8_t *)text;
     size_t base = out->n;
     s->word_n = 0;
-    if (!reserve_word(s, 64)) return se_err(err, SE_E_NOMEM, "tokenizer: out of memory");
+    if (!se_tok_session_reserve(s, 64)) return se_err(err, SE_E_NOMEM, "tokenizer: out of memory");
     size_t i = 0;
     while (i < len) {
         if (out->n - base > limit) return SE_OK; /* enough to know the text is cut */
