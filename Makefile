@@ -9,7 +9,7 @@
 #   make bench      throughput benchmark (prints JSON)
 #
 # Dependencies (Debian): libjansson-dev (JSON), libutf8proc-dev (Unicode data),
-# zlib1g-dev (the CLI reads gzipped evaluation files).
+# libsqlite3-dev (the index file), zlib1g-dev (CRC-32; gzipped evaluation files).
 
 CC       ?= cc
 BUILD    ?= build
@@ -17,16 +17,16 @@ OPT      ?= -O2 -g
 WARN     := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wpointer-arith -Wcast-qual -Werror=implicit-function-declaration
 CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(EXTRA_CFLAGS) -Iinclude -fPIC -pthread
-LIBS     := -ljansson -lutf8proc -lm -pthread
+LIBS     := -ljansson -lutf8proc -lsqlite3 -lz -lm -pthread
 
 LIB_SRC  := src/alloc.c src/error.c src/json.c src/unicode.c src/tokenizer.c src/tokenizer_wordpiece.c \
             src/safetensors.c src/model_folder.c src/model_bert.c src/pool.c src/kernels.c src/kernels_avx2.c src/kernels_avx512.c src/kernels_bf16.c src/kernels_int8.c \
-            src/threadpool.c src/encode.c src/similarity.c \
+            src/threadpool.c src/encode.c src/similarity.c src/util.c src/vec_dist.c src/vec_index.c src/index.c \
             src/convert_use.c src/model_use.c src/tokenizer_unigram.c
 LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
 CLI_SRC  := src/cli.c src/cli_io.c src/cli_eval.c src/cli_bench.c
 CLI_OBJ  := $(CLI_SRC:src/%.c=$(BUILD)/obj/%.o)
-TESTS    := test_unicode test_tokenizer test_safetensors test_kernels test_model test_threadpool test_similarity test_use
+TESTS    := test_unicode test_tokenizer test_safetensors test_kernels test_model test_threadpool test_similarity test_use test_index
 TEST_BIN := $(TESTS:%=$(BUILD)/tests/%)
 
 .PHONY: all test check asan ubsan tsan fuzz bench clean
@@ -88,14 +88,14 @@ check: test asan tsan
 
 asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
-	  LIBS="-ljansson -lutf8proc -lm -pthread -fsanitize=address,undefined" test
+	  LIBS="-ljansson -lutf8proc -lsqlite3 -lz -lm -pthread -fsanitize=address,undefined" test
 
 ubsan: asan
 
 tsan:
-	$(MAKE) BUILD=build-tsan OPT="-O1 -g -fsanitize=thread" LIBS="-ljansson -lutf8proc -lm -pthread -fsanitize=thread" \
-	  build-tsan/tests/test_threadpool build-tsan/tests/test_model build-tsan/tests/test_tokenizer
-	build-tsan/tests/test_threadpool && build-tsan/tests/test_model && build-tsan/tests/test_tokenizer
+	$(MAKE) BUILD=build-tsan OPT="-O1 -g -fsanitize=thread" LIBS="-ljansson -lutf8proc -lsqlite3 -lz -lm -pthread -fsanitize=thread" \
+	  build-tsan/tests/test_threadpool build-tsan/tests/test_model build-tsan/tests/test_tokenizer build-tsan/tests/test_index
+	build-tsan/tests/test_threadpool && build-tsan/tests/test_model && build-tsan/tests/test_tokenizer && build-tsan/tests/test_index
 
 # Fuzzing: libFuzzer targets (clang); their corpus is replayed by
 # fuzz_replay in the normal suite.
@@ -106,10 +106,10 @@ $(BUILD)/tests/fuzz_replay: tests/fuzz/fuzz_safetensors.c tests/fuzz/fuzz_tokeni
 
 fuzz:
 	$(MAKE) BUILD=build-fuzz CC=clang OPT="-O1 -g -fsanitize=address,undefined,fuzzer-no-link" \
-	  LIBS="-ljansson -lutf8proc -lm -pthread" build-fuzz/libsembed.a
+	  LIBS="-ljansson -lutf8proc -lsqlite3 -lz -lm -pthread" build-fuzz/libsembed.a
 	for t in $(FUZZ_TARGETS); do \
 	  clang -std=c11 -D_GNU_SOURCE -DSE_FUZZ_MAIN -O1 -g -fsanitize=address,undefined,fuzzer -Iinclude -Isrc \
-	    -o build-fuzz/$$t tests/fuzz/$$t.c build-fuzz/libsembed.a -ljansson -lutf8proc -lm -pthread || exit 1; \
+	    -o build-fuzz/$$t tests/fuzz/$$t.c build-fuzz/libsembed.a -ljansson -lutf8proc -lsqlite3 -lz -lm -pthread || exit 1; \
 	  mkdir -p build-fuzz/corpus-$$t; \
 	  build-fuzz/$$t -max_total_time=$${FUZZ_SECONDS:-60} build-fuzz/corpus-$$t tests/fuzz/corpus/$$t || exit 1; \
 	done

@@ -8,9 +8,10 @@ set -eu
 cd "$(dirname "$0")"
 
 # Build: gcc, make. Libraries: jansson (JSON), utf8proc (Unicode data),
-# zlib (gzipped evaluation files). Model download: npm.
-# Tests: python3-numpy (reads our .npy output), g++ (sembed.h must compile as C++).
-PKGS="build-essential libjansson-dev libutf8proc-dev zlib1g-dev python3 python3-numpy g++"
+# SQLite (the index file), zlib (CRC-32, gzipped evaluation files). Model download: npm.
+# Tests: python3-numpy (reads our .npy output), g++ (sembed.h must compile as C++),
+# sqlite3 (the index tests damage index files on purpose).
+PKGS="build-essential libjansson-dev libutf8proc-dev libsqlite3-dev zlib1g-dev sqlite3 python3 python3-numpy g++"
 command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm"
 missing=""
 for p in $PKGS; do

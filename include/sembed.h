@@ -335,6 +335,224 @@ SE_API se_status se_similarity_matrix(se_similarity fn, const float *a, size_t n
  * "manhattan"). Static storage. */
 SE_API const char *se_similarity_name(se_similarity fn);
 
+/* ==== Embedding utilities (sentence-transformers' util module) ====
+ * All take row-major float32 matrices and are thread-safe (they only read
+ * their inputs). Arrays returned through a pointer are allocated by the
+ * library: release them with se_free. */
+
+/* Releases memory the library returned (community lists, pairs, ...).
+ * NULL is a no-op. */
+SE_API void se_free(void *p);
+
+/* One search result: a corpus row and its score (higher is better). */
+typedef struct se_hit {
+    int32_t corpus_id;
+    float score;
+} se_hit;
+
+/* util.semantic_search: for each of the nq queries, the top_k corpus rows
+ * by fn (cosine or dot), best first; ties go to the lower corpus id.
+ * hits: nq * min(top_k, nc) caller entries, query-major. Scans the corpus
+ * in blocks, so memory stays small for any nc. */
+SE_API se_status se_semantic_search(se_similarity fn, const float *queries, size_t nq, const float *corpus,
+                                    size_t nc, size_t dim, size_t top_k, se_hit *hits, se_error *err);
+
+/* One mined pair: i < j, as util.paraphrase_mining reports them. */
+typedef struct se_pair {
+    float score;
+    int32_t i, j;
+} se_pair;
+
+/* util.paraphrase_mining on precomputed embeddings: for every row its
+ * top_k most similar other rows; the pairs (each unordered pair once) are
+ * returned best first, at most max_pairs of them. *pairs: se_free. */
+SE_API se_status se_paraphrase_mining(se_similarity fn, const float *emb, size_t n, size_t dim, size_t top_k,
+                                      size_t max_pairs, se_pair **pairs, size_t *n_pairs, se_error *err);
+
+/* util.community_detection: communities of rows whose cosine to a central
+ * row is >= threshold, with at least min_size members, without overlap;
+ * largest first, each listing its central row first and the rest by
+ * decreasing similarity to it. Output: *members (all communities one after
+ * the other) and *starts (n_comm + 1 offsets into members); se_free both. */
+SE_API se_status se_community_detection(const float *emb, size_t n, size_t dim, float threshold, size_t min_size,
+                                        int32_t **members, size_t **starts, size_t *n_comm, se_error *err);
+
+/* k-means (k-means++ seeding from seed, Lloyd iterations until no label
+ * changes or max_iter) on cosine (normalize = true: rows and centroids on
+ * the unit sphere) or squared L2. centroids: k * dim, labels: n caller
+ * entries. Deterministic for a seed. *inertia (may be NULL): the sum of
+ * squared distances to the assigned centroids. */
+SE_API se_status se_kmeans(const float *emb, size_t n, size_t dim, size_t k, bool normalize, uint64_t seed,
+                           int max_iter, float *centroids, int32_t *labels, double *inertia, se_error *err);
+
+/* quantize_embeddings precisions. */
+typedef enum se_quant {
+    SE_QUANT_INT8 = 0,   /* per-dimension range split into 256 steps, minus 128 */
+    SE_QUANT_UINT8 = 1,  /* per-dimension range split into 256 steps */
+    SE_QUANT_BINARY = 2, /* one bit per dimension (> 0), packed MSB first, minus 128 (int8) */
+    SE_QUANT_UBINARY = 3 /* the same bits as uint8 */
+} se_quant;
+
+/* Bytes per row se_quantize_embeddings writes: dim for int8/uint8,
+ * ceil(dim / 8) for the binary forms. */
+SE_API size_t se_quant_row_bytes(se_quant q, size_t dim);
+
+/* Per-dimension calibration ranges: ranges[0..dim) = column minima,
+ * ranges[dim..2 dim) = column maxima of calib (n rows). */
+SE_API se_status se_quant_ranges(const float *calib, size_t n, size_t dim, float *ranges, se_error *err);
+
+/* sentence-transformers' quantize_embeddings: writes n * se_quant_row_bytes
+ * bytes into out. ranges (2 * dim, from se_quant_ranges) is needed for
+ * int8/uint8; NULL computes them from emb itself. */
+SE_API se_status se_quantize_embeddings(se_quant q, const float *emb, size_t n, size_t dim, const float *ranges,
+                                        void *out, se_error *err);
+
+/* Binary retrieval with rescoring: ranks the nc packed corpus rows (ubinary
+ * or binary, dim bits each) by Hamming distance to the binarised query,
+ * keeps the best top_k * rescore_multiplier, rescores those with the float
+ * query against the +-1 unpacked bits, and writes the top_k best (score =
+ * that dot product) into hits (nq * min(top_k, nc) entries). */
+SE_API se_status se_binary_search(const float *queries, size_t nq, const uint8_t *corpus_bits, size_t nc,
+                                  size_t dim, size_t top_k, size_t rescore_multiplier, se_hit *hits, se_error *err);
+
+/* ==== Vector index ====
+ *
+ * A persistent index of documents and their embeddings in one file (an
+ * SQLite database: documents, metadata, chunk vectors with CRC-32s, and a
+ * checksummed snapshot of the search graph), searched in memory.
+ *
+ * Durability: every se_index_add / se_index_delete is one transaction,
+ * committed before the call returns; a crash or kill at any point leaves
+ * the file with exactly the calls committed before it. The graph snapshot
+ * is rewritten by se_index_flush / se_index_close; after a crash the graph
+ * is brought up to date from the committed vectors when the index opens.
+ *
+ * Threading: se_index_search, se_index_fetch and se_index_get_info may be
+ * called from any number of threads at once, also while one thread runs
+ * se_index_add / se_index_delete / se_index_flush (writers are serialised
+ * by the index). se_index_close must not race with anything. */
+
+typedef struct se_index se_index;
+
+typedef enum se_index_kind {
+    SE_INDEX_FLAT = 0, /* exact scan */
+    SE_INDEX_HNSW = 1  /* approximate, graph-based */
+} se_index_kind;
+
+typedef enum se_metric {
+    SE_METRIC_COSINE = 0, /* vectors normalised when added; score = cosine */
+    SE_METRIC_DOT = 1,    /* score = inner product */
+    SE_METRIC_L2 = 2      /* score = minus the Euclidean distance */
+} se_metric;
+
+typedef struct se_index_params {
+    se_index_kind kind;       /* default SE_INDEX_HNSW */
+    se_metric metric;         /* default SE_METRIC_COSINE */
+    uint32_t M;               /* HNSW links per node, 2..128; default 16 */
+    uint32_t ef_construction; /* default 200 */
+    uint32_t ef_search;       /* default candidate list size for searches; default 64 */
+    uint64_t seed;            /* HNSW level draws; default 42 */
+    const char *model;        /* model folder recorded with the index (NULL: none) */
+    uint32_t chunk_tokens;    /* chunk size the documents were split with (recorded; 0 = none) */
+    uint32_t chunk_overlap;   /* overlap between chunks (recorded) */
+} se_index_params;
+
+/* Default index params (HNSW, cosine, M 16, ef_construction 200, ef_search 64). */
+SE_API se_index_params se_index_default_params(void);
+
+/* Creates a new index file at path for dim-sized vectors; fails with
+ * SE_E_IO if path exists. *out: close with se_index_close. */
+SE_API se_status se_index_create(const char *path, size_t dim, const se_index_params *params, se_index **out,
+                                 se_error *err);
+
+/* Opens an existing index (read_only: no writes, several processes may
+ * read). Checks the file's magic, version and checksums; a stale or
+ * damaged graph snapshot is rebuilt from the stored vectors (reported
+ * through log_fn, may be NULL). */
+SE_API se_status se_index_open(const char *path, bool read_only, se_log_fn log_fn, void *log_user, se_index **out,
+                               se_error *err);
+
+/* Flushes the graph snapshot (when writable and changed) and frees the
+ * index. NULL is a no-op. Returns the flush status. */
+SE_API se_status se_index_close(se_index *idx, se_error *err);
+
+/* Writes the graph snapshot now (one transaction). */
+SE_API se_status se_index_flush(se_index *idx, se_error *err);
+
+/* One document to add: its chunks' vectors and where each chunk sits in
+ * the text. */
+typedef struct se_index_doc {
+    const char *id;          /* external id, unique; adding an existing id replaces that document */
+    const char *text;        /* the document text (stored) */
+    const char *meta;        /* a JSON object, or NULL */
+    size_t n_chunks;         /* >= 1 */
+    const uint32_t *spans;   /* 2 * n_chunks byte offsets [start, end) into text; NULL when n_chunks == 1 */
+    const float *vectors;    /* n_chunks * dim floats */
+} se_index_doc;
+
+/* Adds (or replaces) n documents in one transaction. Errors name the
+ * document (bad metadata JSON, bad spans, NaN in a vector). */
+SE_API se_status se_index_add(se_index *idx, const se_index_doc *docs, size_t n, se_error *err);
+
+/* Deletes the documents with these ids in one transaction; unknown ids are
+ * counted out of *n_deleted (may be NULL), not errors. */
+SE_API se_status se_index_delete(se_index *idx, const char *const *ids, size_t n, size_t *n_deleted, se_error *err);
+
+/* A metadata filter term: the document's top-level metadata field key
+ * equals value (strings compare as text, numbers and booleans by their
+ * JSON text, e.g. "3", "true"). */
+typedef struct se_index_filter {
+    const char *key;
+    const char *value;
+} se_index_filter;
+
+typedef struct se_index_search_params {
+    size_t k;                        /* results wanted; default 10 */
+    uint32_t ef_search;              /* 0: the index's default */
+    const se_index_filter *filters;  /* n_filters terms, all must hold */
+    size_t n_filters;
+    bool best_chunk_per_doc;         /* at most one hit per document (default true) */
+} se_index_search_params;
+
+SE_API se_index_search_params se_index_search_default_params(void);
+
+/* One search hit. */
+typedef struct se_index_hit {
+    int64_t doc;        /* the document's row id (se_index_fetch) */
+    uint32_t chunk;     /* chunk number within the document */
+    uint32_t start, end; /* the chunk's byte span in the text */
+    float score;        /* higher is better (see se_metric) */
+} se_index_hit;
+
+/* The k best chunks for query (dim floats), best first, into hits (k
+ * caller entries). With filters, documents whose metadata match are
+ * searched exactly when they are few, and through the graph otherwise, so
+ * selective filters lose no results. */
+SE_API se_status se_index_search(se_index *idx, const float *query, const se_index_search_params *params,
+                                 se_index_hit *hits, size_t *n_hits, se_error *err);
+
+/* A stored document, strings owned by the caller (se_free each). */
+typedef struct se_index_doc_out {
+    char *id;
+    char *text;
+    char *meta; /* JSON object text, or NULL */
+} se_index_doc_out;
+
+/* Fetches document doc (a hit's doc). SE_E_RANGE when it no longer exists. */
+SE_API se_status se_index_fetch(se_index *idx, int64_t doc, se_index_doc_out *out, se_error *err);
+
+typedef struct se_index_info {
+    size_t dim;
+    se_index_params params; /* params.model points into the index (valid until close) */
+    size_t n_docs;
+    size_t n_vectors;
+    size_t n_free_slots;    /* slots freed by deletes, reused by the next adds */
+    size_t memory_bytes;    /* the in-memory index (vectors and graph) */
+    int format_version;
+} se_index_info;
+
+SE_API se_status se_index_get_info(se_index *idx, se_index_info *out, se_error *err);
+
 /* ==== Import ==== */
 
 /* Converts Google's Universal Sentence Encoder lite from its TF.js npm

@@ -4,6 +4,7 @@
  * The injector is a countdown: when it reaches zero the allocation fails.
  * It is a plain global because only single-threaded tests arm it.
  */
+#include "sembed.h"
 #include "alloc.h"
 
 #include <stdint.h>

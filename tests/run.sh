@@ -20,12 +20,13 @@ run() {
         echo "FAIL $name"
     fi
 }
-for t in test_unicode test_kernels test_threadpool test_similarity test_tokenizer test_safetensors test_model test_use; do
+for t in test_unicode test_kernels test_threadpool test_similarity test_tokenizer test_safetensors test_model test_use test_index; do
     run "$t" "$BUILD/tests/$t"
 done
 # the same reference checks on every kernel set this CPU can run
 run test_model_avx2 env SE_KERNELS=avx2 "$BUILD/tests/test_model"
 run test_model_ref env SE_KERNELS=ref "$BUILD/tests/test_model"
+run test_index_ref env SE_KERNELS=ref "$BUILD/tests/test_index"
 run header_c test -f "$BUILD/tests/test_header_c"
 run header_cpp test -f "$BUILD/tests/test_header_cpp"
 run fuzz_replay "$BUILD/tests/fuzz_replay"

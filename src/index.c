@@ -1,0 +1,930 @@
+/*
+ * index.c - se_index: the persistent document + vector index (sembed.h).
+ *
+ * Storage is one SQLite database (WAL journal, synchronous=FULL):
+ *   meta(key, value)        format marker, dimension, kind, metric, HNSW
+ *                           params, model, chunking
+ *   docs(id, ext_id, text, meta)
+ *   chunks(id AUTOINCREMENT, doc, chunk, start, end, vec, crc)
+ *                           vectors as stored in memory (float32 LE) and
+ *                           their CRC-32
+ *   graph(id = 1, blob)     the HNSW snapshot (vec_index.c format, CRC'd)
+ * plus PRAGMA application_id 'SEMB' and user_version = format version.
+ *
+ * Why SQLite: documents, metadata and vectors need transactional updates
+ * that survive a kill at any instant, lookups by external id, and metadata
+ * filters; SQLite gives all of that with a journal that has been tested
+ * for crash safety far beyond what a hand-written log would be, in a
+ * single file. The search itself runs in memory (vec_index.c); SQLite is
+ * touched by searches only to evaluate metadata filters.
+ *
+ * Consistency: rows are the truth. The graph snapshot is written by
+ * se_index_flush; on open it is loaded and reconciled with the rows
+ * (chunks missing from it are inserted, vanished ones removed), so a
+ * snapshot older than the last commit (a kill between commit and flush)
+ * costs time, never data. A damaged snapshot is rebuilt.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "alloc.h"
+#include "error.h"
+#include "vec_index.h"
+
+#define IDX_APP_ID 0x53454D42 /* 'SEMB' */
+#define IDX_FORMAT 1
+
+struct se_index {
+    sqlite3 *db;
+    char *path;
+    bool read_only;
+    size_t dim;
+    se_index_params p;
+    char *model;
+    se_vx *vx;
+    bool dirty; /* the snapshot is behind the rows */
+    pthread_mutex_t db_lock;    /* every use of db */
+    pthread_mutex_t write_lock; /* add / delete / flush */
+};
+
+se_index_params se_index_default_params(void) {
+    se_index_params p = {0};
+    p.kind = SE_INDEX_HNSW;
+    p.metric = SE_METRIC_COSINE;
+    p.M = 16;
+    p.ef_construction = 200;
+    p.ef_search = 64;
+    p.seed = 42;
+    return p;
+}
+
+se_index_search_params se_index_search_default_params(void) {
+    se_index_search_params p = {0};
+    p.k = 10;
+    p.best_chunk_per_doc = true;
+    return p;
+}
+
+/* Formats an SQLite failure with the index path. Returns SE_E_IO (or
+ * SE_E_FORMAT for a file that is not a database / is damaged). */
+static se_status db_err(se_index *idx, se_error *err, const char *what) {
+    int ec = sqlite3_errcode(idx->db);
+    se_status st = (ec == SQLITE_NOTADB || ec == SQLITE_CORRUPT) ? SE_E_FORMAT : SE_E_IO;
+    return se_err(err, st, "%s: %s: %s", idx->path, what, sqlite3_errmsg(idx->db));
+}
+
+static int exec(se_index *idx, const char *sql) { return sqlite3_exec(idx->db, sql, NULL, NULL, NULL); }
+
+static int meta_put(se_index *idx, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int meta_put(se_index *idx, const char *key, const char *fmt, ...) {
+    char buf[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(idx->db, "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", -1, &st, NULL)) return -1;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, buf, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Reads meta[key] into a new string (NULL when absent). */
+static char *meta_get(se_index *idx, const char *key) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(idx->db, "SELECT value FROM meta WHERE key = ?", -1, &st, NULL)) return NULL;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    char *r = NULL;
+    if (sqlite3_step(st) == SQLITE_ROW) r = se_strdup((const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    return r;
+}
+
+static const char *kind_name(se_index_kind k) { return k == SE_INDEX_FLAT ? "flat" : "hnsw"; }
+static const char *metric_name(se_metric m) { return m == SE_METRIC_DOT ? "dot" : m == SE_METRIC_L2 ? "l2" : "cosine"; }
+
+static void idx_free(se_index *idx) {
+    if (!idx) return;
+    if (idx->db) sqlite3_close_v2(idx->db);
+    se_vx_free(idx->vx);
+    se_free(idx->path);
+    se_free(idx->model);
+    pthread_mutex_destroy(&idx->db_lock);
+    pthread_mutex_destroy(&idx->write_lock);
+    se_free(idx);
+}
+
+static se_index *idx_new(const char *path) {
+    se_index *idx = se_calloc(1, sizeof *idx);
+    if (!idx) return NULL;
+    idx->path = se_strdup(path);
+    if (!idx->path) {
+        se_free(idx);
+        return NULL;
+    }
+    pthread_mutex_init(&idx->db_lock, NULL);
+    pthread_mutex_init(&idx->write_lock, NULL);
+    return idx;
+}
+
+static void set_pragmas(se_index *idx) {
+    sqlite3_busy_timeout(idx->db, 10000);
+    if (!idx->read_only) {
+        exec(idx, "PRAGMA journal_mode=WAL");
+        exec(idx, "PRAGMA synchronous=FULL");
+    }
+    exec(idx, "PRAGMA foreign_keys=OFF");
+}
+
+static const char *SCHEMA =
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE docs(id INTEGER PRIMARY KEY, ext_id TEXT NOT NULL UNIQUE, text TEXT NOT NULL, meta TEXT);"
+    "CREATE TABLE chunks(id INTEGER PRIMARY KEY AUTOINCREMENT, doc INTEGER NOT NULL, chunk INTEGER NOT NULL,"
+    " start INTEGER NOT NULL, end INTEGER NOT NULL, vec BLOB NOT NULL, crc INTEGER NOT NULL);"
+    "CREATE INDEX chunks_doc ON chunks(doc);"
+    "CREATE TABLE graph(id INTEGER PRIMARY KEY CHECK (id = 1), blob BLOB NOT NULL);";
+
+/* Creates the index file: schema and meta under a temporary name, renamed
+ * into place, then opened. */
+se_status se_index_create(const char *path, size_t dim, const se_index_params *params, se_index **out,
+                          se_error *err) {
+    if (!path || !out) return se_err(err, SE_E_INVALID, "se_index_create: NULL argument");
+    *out = NULL;
+    se_index_params p = params ? *params : se_index_default_params();
+    se_vx_params vp = {p.kind, p.metric, p.M, p.ef_construction, p.seed};
+    se_vx *probe;
+    se_status st = se_vx_new(dim, &vp, &probe, err); /* validates the params */
+    if (st) return st;
+    se_vx_free(probe);
+    if (p.ef_search < 1 || p.ef_search > 100000)
+        return se_err(err, SE_E_RANGE, "index: ef_search = %u (allowed 1..100000)", p.ef_search);
+    struct stat sb;
+    if (stat(path, &sb) == 0) return se_err(err, SE_E_IO, "%s: already exists (will not overwrite an index)", path);
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
+        return se_err(err, SE_E_INVALID, "%s: path too long", path);
+    unlink(tmp);
+    se_index *idx = idx_new(tmp);
+    if (!idx) return se_err(err, SE_E_NOMEM, "out of memory");
+    if (sqlite3_open_v2(tmp, &idx->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL)) {
+        st = db_err(idx, err, "cannot create");
+        goto fail;
+    }
+    exec(idx, "PRAGMA journal_mode=DELETE");
+    exec(idx, "PRAGMA synchronous=FULL");
+    char pragma[128];
+    snprintf(pragma, sizeof pragma, "PRAGMA application_id=%d; PRAGMA user_version=%d", IDX_APP_ID, IDX_FORMAT);
+    if (exec(idx, "BEGIN") || exec(idx, pragma) || exec(idx, SCHEMA) ||
+        meta_put(idx, "format", "sembed-index") || meta_put(idx, "version", "%d", IDX_FORMAT) ||
+        meta_put(idx, "dim", "%zu", dim) || meta_put(idx, "kind", "%s", kind_name(p.kind)) ||
+        meta_put(idx, "metric", "%s", metric_name(p.metric)) || meta_put(idx, "M", "%u", p.M) ||
+        meta_put(idx, "ef_construction", "%u", p.ef_construction) || meta_put(idx, "ef_search", "%u", p.ef_search) ||
+        meta_put(idx, "seed", "%llu", (unsigned long long)p.seed) ||
+        meta_put(idx, "model", "%s", p.model ? p.model : "") || meta_put(idx, "chunk_tokens", "%u", p.chunk_tokens) ||
+        meta_put(idx, "chunk_overlap", "%u", p.chunk_overlap) || exec(idx, "COMMIT")) {
+        st = db_err(idx, err, "cannot write the schema");
+        goto fail;
+    }
+    sqlite3_close_v2(idx->db);
+    idx->db = NULL;
+    idx_free(idx);
+    if (link(tmp, path) != 0) { /* like rename, but never replaces a file that appeared meanwhile */
+        unlink(tmp);
+        return se_err(err, SE_E_IO, "%s: cannot create (it exists, or the folder is not writable)", path);
+    }
+    unlink(tmp);
+    return se_index_open(path, false, NULL, NULL, out, err);
+fail:
+    idx_free(idx);
+    unlink(tmp);
+    return st;
+}
+
+/* Parses an unsigned meta value; -1 when missing or malformed. */
+static long long meta_num(se_index *idx, const char *key) {
+    char *v = meta_get(idx, key), *end;
+    if (!v) return -1;
+    long long r = strtoll(v, &end, 10);
+    if (end == v || *end || r < 0) r = -1;
+    se_free(v);
+    return r;
+}
+
+static void logf_(se_log_fn fn, void *user, se_log_level lv, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void logf_(se_log_fn fn, void *user, se_log_level lv, const char *fmt, ...) {
+    if (!fn) return;
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    fn(lv, buf, user);
+}
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static bool in_sorted(const int64_t *a, size_t n, int64_t x) { return bsearch(&x, a, n, sizeof *a, cmp_i64) != NULL; }
+
+static se_status flush_locked(se_index *idx, se_error *err);
+
+/* Loads meta, the graph and every vector (checking CRCs), reconciles. */
+static se_status load_all(se_index *idx, se_log_fn log_fn, void *log_user, se_error *err) {
+    sqlite3_stmt *q = NULL;
+    int app = -1, ver = -1;
+    if (sqlite3_prepare_v2(idx->db, "PRAGMA application_id", -1, &q, NULL) || sqlite3_step(q) != SQLITE_ROW) {
+        sqlite3_finalize(q);
+        int ec = sqlite3_errcode(idx->db);
+        if (ec == SQLITE_NOTADB) return se_err(err, SE_E_FORMAT, "%s: not a sembed index (not an SQLite database)", idx->path);
+        return db_err(idx, err, "cannot read");
+    }
+    app = sqlite3_column_int(q, 0);
+    sqlite3_finalize(q);
+    if (app != IDX_APP_ID) return se_err(err, SE_E_FORMAT, "%s: not a sembed index (application id %#x)", idx->path, (unsigned)app);
+    if (sqlite3_prepare_v2(idx->db, "PRAGMA user_version", -1, &q, NULL) || sqlite3_step(q) != SQLITE_ROW) {
+        sqlite3_finalize(q);
+        return db_err(idx, err, "cannot read");
+    }
+    ver = sqlite3_column_int(q, 0);
+    sqlite3_finalize(q);
+    if (ver != IDX_FORMAT)
+        return se_err(err, SE_E_UNSUPPORTED, "%s: index format version %d (this sembed reads %d)", idx->path, ver, IDX_FORMAT);
+    char *fmt = meta_get(idx, "format"), *kind = meta_get(idx, "kind"), *metric = meta_get(idx, "metric");
+    idx->model = meta_get(idx, "model");
+    long long dim = meta_num(idx, "dim"), M = meta_num(idx, "M"), efc = meta_num(idx, "ef_construction"),
+              efs = meta_num(idx, "ef_search"), seed = meta_num(idx, "seed"), ct = meta_num(idx, "chunk_tokens"),
+              co = meta_num(idx, "chunk_overlap");
+    se_status st = SE_OK;
+    if (!fmt || strcmp(fmt, "sembed-index") != 0) st = se_err(err, SE_E_FORMAT, "%s: meta.format is missing or wrong", idx->path);
+    else if (!kind || (strcmp(kind, "flat") && strcmp(kind, "hnsw"))) st = se_err(err, SE_E_FORMAT, "%s: meta.kind is missing or unknown", idx->path);
+    else if (!metric || (strcmp(metric, "cosine") && strcmp(metric, "dot") && strcmp(metric, "l2"))) st = se_err(err, SE_E_FORMAT, "%s: meta.metric is missing or unknown", idx->path);
+    else if (dim < 1 || M < 0 || efc < 0 || efs < 1 || seed < 0 || ct < 0 || co < 0 || !idx->model) st = se_err(err, SE_E_FORMAT, "%s: meta table is incomplete or malformed", idx->path);
+    if (!st) {
+        idx->dim = (size_t)dim;
+        idx->p.kind = strcmp(kind, "flat") ? SE_INDEX_HNSW : SE_INDEX_FLAT;
+        idx->p.metric = !strcmp(metric, "dot") ? SE_METRIC_DOT : !strcmp(metric, "l2") ? SE_METRIC_L2 : SE_METRIC_COSINE;
+        idx->p.M = (uint32_t)M;
+        idx->p.ef_construction = (uint32_t)efc;
+        idx->p.ef_search = (uint32_t)efs;
+        idx->p.seed = (uint64_t)seed;
+        idx->p.model = idx->model;
+        idx->p.chunk_tokens = (uint32_t)ct;
+        idx->p.chunk_overlap = (uint32_t)co;
+    }
+    se_free(fmt);
+    se_free(kind);
+    se_free(metric);
+    if (st) return st;
+
+    /* the graph snapshot */
+    se_vx_params vp = {idx->p.kind, idx->p.metric, idx->p.M, idx->p.ef_construction, idx->p.seed};
+    bool rebuilt = false;
+    if (sqlite3_prepare_v2(idx->db, "SELECT blob FROM graph WHERE id = 1", -1, &q, NULL)) return db_err(idx, err, "cannot read the graph");
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        se_error e2;
+        const uint8_t *b = sqlite3_column_blob(q, 0);
+        size_t n = (size_t)sqlite3_column_bytes(q, 0);
+        st = se_vx_load(b, n, idx->dim, &idx->vx, &e2);
+        if (st == SE_E_NOMEM) {
+            sqlite3_finalize(q);
+            return se_err(err, st, "%s", e2.msg);
+        }
+        if (!st) {
+            se_vx_params lp = se_vx_get_params(idx->vx);
+            if (lp.kind != vp.kind || lp.metric != vp.metric || lp.M != vp.M || lp.ef_construction != vp.ef_construction) {
+                se_vx_free(idx->vx);
+                idx->vx = NULL;
+                snprintf(e2.msg, sizeof e2.msg, "graph snapshot parameters differ from the meta table");
+                st = SE_E_FORMAT;
+            }
+        }
+        if (st) {
+            logf_(log_fn, log_user, SE_LOG_WARN, "%s: %s; rebuilding the graph from the stored vectors", idx->path, e2.msg);
+            rebuilt = true;
+            st = SE_OK;
+        }
+    } else if (rc != SQLITE_DONE) {
+        sqlite3_finalize(q);
+        return db_err(idx, err, "cannot read the graph");
+    }
+    sqlite3_finalize(q);
+    if (!idx->vx && (st = se_vx_new(idx->dim, &vp, &idx->vx, err))) return st;
+
+    /* the vectors */
+    int64_t *ids = NULL, *pending = NULL;
+    size_t n_ids = 0, cap_ids = 0, n_pending = 0;
+    float *pend_vec = NULL;
+    se_vx_payload *pend_pl = NULL;
+    size_t cap_pending = 0;
+    if (sqlite3_prepare_v2(idx->db, "SELECT id, doc, chunk, start, end, vec, crc FROM chunks ORDER BY id", -1, &q, NULL))
+        return db_err(idx, err, "cannot read the vectors");
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(q, 0);
+        se_vx_payload pl = {sqlite3_column_int64(q, 1), (uint32_t)sqlite3_column_int64(q, 2),
+                            (uint32_t)sqlite3_column_int64(q, 3), (uint32_t)sqlite3_column_int64(q, 4)};
+        const void *blob = sqlite3_column_blob(q, 5);
+        size_t nb = (size_t)sqlite3_column_bytes(q, 5);
+        uint32_t crc = (uint32_t)sqlite3_column_int64(q, 6);
+        if (nb != idx->dim * sizeof(float)) {
+            st = se_err(err, SE_E_FORMAT, "%s: chunk %lld: vector has %zu bytes, expected %zu", idx->path, (long long)id, nb,
+                        idx->dim * sizeof(float));
+            break;
+        }
+        if ((uint32_t)crc32(0, blob, (uInt)nb) != crc) {
+            st = se_err(err, SE_E_FORMAT, "%s: chunk %lld: vector checksum mismatch (the file is damaged)", idx->path, (long long)id);
+            break;
+        }
+        if (n_ids == cap_ids) {
+            cap_ids = cap_ids ? cap_ids * 2 : 1024;
+            int64_t *t = se_realloc(ids, cap_ids * sizeof *t);
+            if (!t) {
+                st = se_err(err, SE_E_NOMEM, "out of memory");
+                break;
+            }
+            ids = t;
+        }
+        ids[n_ids++] = id;
+        if (se_vx_set_vector(idx->vx, id, blob, true, &pl) == SE_OK) continue;
+        if (n_pending == cap_pending) {
+            cap_pending = cap_pending ? cap_pending * 2 : 256;
+            int64_t *t = se_realloc(pending, cap_pending * sizeof *t);
+            float *v = t ? se_realloc(pend_vec, cap_pending * idx->dim * sizeof *v) : NULL;
+            se_vx_payload *pp = v ? se_realloc(pend_pl, cap_pending * sizeof *pp) : NULL;
+            if (t) pending = t;
+            if (v) pend_vec = v;
+            if (pp) pend_pl = pp;
+            if (!t || !v || !pp) {
+                st = se_err(err, SE_E_NOMEM, "out of memory");
+                break;
+            }
+        }
+        pending[n_pending] = id;
+        pend_pl[n_pending] = pl;
+        memcpy(pend_vec + n_pending * idx->dim, blob, nb);
+        n_pending++;
+    }
+    if (!st && rc != SQLITE_DONE) st = db_err(idx, err, "cannot read the vectors");
+    sqlite3_finalize(q);
+    size_t n_stale = 0;
+    if (!st) { /* graph labels with no row: removed after the snapshot */
+        int64_t *labels;
+        size_t nl;
+        st = se_vx_labels(idx->vx, &labels, &nl, err);
+        if (!st) {
+            size_t k = 0;
+            for (size_t i = 0; i < nl; i++)
+                if (!in_sorted(ids, n_ids, labels[i])) labels[k++] = labels[i];
+            if (k) st = se_vx_remove(idx->vx, labels, k, &n_stale, err);
+            se_free(labels);
+        }
+    }
+    if (!st && se_vx_missing_vectors(idx->vx))
+        st = se_err(err, SE_E_INTERNAL, "%s: graph slots without vectors after reconciling", idx->path);
+    for (size_t i = 0; !st && i < n_pending; i++) {
+        st = se_vx_add(idx->vx, pending[i], pend_vec + i * idx->dim, true, &pend_pl[i], err);
+        if (st) se_err_prefix(err, "%s: chunk %lld", idx->path, (long long)pending[i]);
+    }
+    se_free(ids);
+    se_free(pending);
+    se_free(pend_vec);
+    se_free(pend_pl);
+    if (st) return st;
+    if (n_pending || n_stale || rebuilt) {
+        if (!rebuilt)
+            logf_(log_fn, log_user, SE_LOG_INFO, "%s: graph brought up to date (%zu vectors added, %zu removed)", idx->path,
+                  n_pending, n_stale);
+        idx->dirty = true;
+        if (!idx->read_only) return flush_locked(idx, err);
+    }
+    return SE_OK;
+}
+
+se_status se_index_open(const char *path, bool read_only, se_log_fn log_fn, void *log_user, se_index **out,
+                        se_error *err) {
+    if (!path || !out) return se_err(err, SE_E_INVALID, "se_index_open: NULL argument");
+    *out = NULL;
+    struct stat sb;
+    if (stat(path, &sb) != 0) return se_err(err, SE_E_IO, "%s: no such index file", path);
+    if (!S_ISREG(sb.st_mode)) return se_err(err, SE_E_IO, "%s: not a regular file", path);
+    se_index *idx = idx_new(path);
+    if (!idx) return se_err(err, SE_E_NOMEM, "out of memory");
+    idx->read_only = read_only;
+    int flags = (read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOMUTEX;
+    se_status st;
+    if (sqlite3_open_v2(path, &idx->db, flags, NULL)) {
+        st = db_err(idx, err, "cannot open");
+        idx_free(idx);
+        return st;
+    }
+    set_pragmas(idx);
+    st = load_all(idx, log_fn, log_user, err);
+    if (st) {
+        idx_free(idx);
+        return st;
+    }
+    *out = idx;
+    return SE_OK;
+}
+
+/* Writes the snapshot; write_lock held by the caller. */
+static se_status flush_locked(se_index *idx, se_error *err) {
+    if (idx->read_only) return se_err(err, SE_E_INVALID, "%s: opened read-only", idx->path);
+    if (!idx->dirty) return SE_OK;
+    uint8_t *blob;
+    size_t len;
+    se_status st = se_vx_save(idx->vx, &blob, &len, err);
+    if (st) return st;
+    pthread_mutex_lock(&idx->db_lock);
+    sqlite3_stmt *q = NULL;
+    if (exec(idx, "BEGIN IMMEDIATE") ||
+        sqlite3_prepare_v2(idx->db, "INSERT OR REPLACE INTO graph(id, blob) VALUES (1, ?)", -1, &q, NULL) ||
+        sqlite3_bind_blob64(q, 1, blob, len, SQLITE_STATIC) || sqlite3_step(q) != SQLITE_DONE) {
+        st = db_err(idx, err, "cannot write the graph snapshot");
+        sqlite3_finalize(q);
+        exec(idx, "ROLLBACK");
+    } else {
+        sqlite3_finalize(q);
+        if (exec(idx, "COMMIT")) {
+            st = db_err(idx, err, "cannot commit the graph snapshot");
+            exec(idx, "ROLLBACK");
+        } else {
+            idx->dirty = false;
+        }
+    }
+    pthread_mutex_unlock(&idx->db_lock);
+    se_free(blob);
+    return st;
+}
+
+se_status se_index_flush(se_index *idx, se_error *err) {
+    if (!idx) return se_err(err, SE_E_INVALID, "se_index_flush: NULL index");
+    pthread_mutex_lock(&idx->write_lock);
+    se_status st = flush_locked(idx, err);
+    pthread_mutex_unlock(&idx->write_lock);
+    return st;
+}
+
+se_status se_index_close(se_index *idx, se_error *err) {
+    if (!idx) return SE_OK;
+    se_status st = SE_OK;
+    if (!idx->read_only && idx->dirty) st = flush_locked(idx, err);
+    idx_free(idx);
+    return st;
+}
+
+/* Checks meta is a JSON object (SQLite's JSON1). db_lock held. */
+static bool json_object_ok(se_index *idx, const char *meta) {
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(idx->db, "SELECT json_valid(?1) AND json_type(?1) = 'object'", -1, &q, NULL)) return false;
+    sqlite3_bind_text(q, 1, meta, -1, SQLITE_STATIC);
+    bool ok = sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) == 1;
+    sqlite3_finalize(q);
+    return ok;
+}
+
+/* Appends the chunk ids of doc to *v. db_lock held. */
+static int doc_chunks(se_index *idx, int64_t doc, int64_t **v, size_t *n, size_t *cap) {
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(idx->db, "SELECT id FROM chunks WHERE doc = ?", -1, &q, NULL)) return -1;
+    sqlite3_bind_int64(q, 1, doc);
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        if (*n == *cap) {
+            *cap = *cap ? *cap * 2 : 64;
+            int64_t *t = se_realloc(*v, *cap * sizeof *t);
+            if (!t) {
+                sqlite3_finalize(q);
+                return -2;
+            }
+            *v = t;
+        }
+        (*v)[(*n)++] = sqlite3_column_int64(q, 0);
+    }
+    sqlite3_finalize(q);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Deletes doc's row and chunks; db_lock held, inside a transaction. */
+static int delete_doc_rows(se_index *idx, int64_t doc) {
+    sqlite3_stmt *q;
+    int ok = 0;
+    if (sqlite3_prepare_v2(idx->db, "DELETE FROM chunks WHERE doc = ?", -1, &q, NULL)) return -1;
+    sqlite3_bind_int64(q, 1, doc);
+    ok = sqlite3_step(q) == SQLITE_DONE;
+    sqlite3_finalize(q);
+    if (!ok || sqlite3_prepare_v2(idx->db, "DELETE FROM docs WHERE id = ?", -1, &q, NULL)) return -1;
+    sqlite3_bind_int64(q, 1, doc);
+    ok = sqlite3_step(q) == SQLITE_DONE;
+    sqlite3_finalize(q);
+    return ok ? 0 : -1;
+}
+
+/* Looks up a document by external id: its row id, or 0 when absent, -1 on error. */
+static int64_t find_doc(se_index *idx, const char *ext_id) {
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(idx->db, "SELECT id FROM docs WHERE ext_id = ?", -1, &q, NULL)) return -1;
+    sqlite3_bind_text(q, 1, ext_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(q);
+    int64_t r = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : rc == SQLITE_DONE ? 0 : -1;
+    sqlite3_finalize(q);
+    return r;
+}
+
+se_status se_index_add(se_index *idx, const se_index_doc *docs, size_t n, se_error *err) {
+    if (!idx || (n && !docs)) return se_err(err, SE_E_INVALID, "se_index_add: invalid argument");
+    if (idx->read_only) return se_err(err, SE_E_INVALID, "%s: opened read-only", idx->path);
+    if (!n) return SE_OK;
+    size_t n_vec = 0;
+    for (size_t i = 0; i < n; i++) {
+        const se_index_doc *d = &docs[i];
+        if (!d->id || !d->id[0]) return se_err(err, SE_E_INVALID, "document %zu: empty id", i);
+        if (!d->text) return se_err(err, SE_E_INVALID, "document %zu (id '%s'): no text", i, d->id);
+        if (d->n_chunks < 1 || !d->vectors) return se_err(err, SE_E_INVALID, "document %zu (id '%s'): no vectors", i, d->id);
+        if (d->n_chunks > 1 && !d->spans) return se_err(err, SE_E_INVALID, "document %zu (id '%s'): chunks without spans", i, d->id);
+        size_t tl = strlen(d->text);
+        for (size_t c = 0; d->spans && c < d->n_chunks; c++)
+            if (d->spans[2 * c] > d->spans[2 * c + 1] || d->spans[2 * c + 1] > tl)
+                return se_err(err, SE_E_RANGE, "document %zu (id '%s'): chunk %zu span [%u, %u) outside the text (%zu bytes)", i,
+                              d->id, c, d->spans[2 * c], d->spans[2 * c + 1], tl);
+        n_vec += d->n_chunks;
+    }
+    float *prep = se_malloc_array(n_vec, idx->dim * sizeof(float));
+    int64_t *new_ids = se_malloc_array(n_vec, sizeof(int64_t));
+    se_vx_payload *pls = se_malloc_array(n_vec, sizeof(se_vx_payload));
+    int64_t *old = NULL;
+    size_t n_old = 0, cap_old = 0;
+    se_status st = SE_OK;
+    if (!prep || !new_ids || !pls) {
+        st = se_err(err, SE_E_NOMEM, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0, v = 0; i < n && !st; i++)
+        for (size_t c = 0; c < docs[i].n_chunks && !st; c++, v++) {
+            st = se_vx_prepare(idx->vx, docs[i].vectors + c * idx->dim, prep + v * idx->dim, err);
+            if (st) se_err_prefix(err, "document %zu (id '%s'), chunk %zu", i, docs[i].id, c);
+        }
+    if (st) goto done;
+
+    pthread_mutex_lock(&idx->write_lock);
+    pthread_mutex_lock(&idx->db_lock);
+    sqlite3_stmt *ins_doc = NULL, *upd_doc = NULL, *ins_chunk = NULL;
+    if (exec(idx, "BEGIN IMMEDIATE")) {
+        st = db_err(idx, err, "cannot start a transaction");
+        goto unlock;
+    }
+    if (sqlite3_prepare_v2(idx->db, "INSERT INTO docs(ext_id, text, meta) VALUES (?, ?, ?)", -1, &ins_doc, NULL) ||
+        sqlite3_prepare_v2(idx->db, "UPDATE docs SET text = ?, meta = ? WHERE id = ?", -1, &upd_doc, NULL) ||
+        sqlite3_prepare_v2(idx->db, "INSERT INTO chunks(doc, chunk, start, end, vec, crc) VALUES (?, ?, ?, ?, ?, ?)", -1,
+                           &ins_chunk, NULL)) {
+        st = db_err(idx, err, "cannot prepare");
+        goto rollback;
+    }
+    for (size_t i = 0, v = 0; i < n; i++) {
+        const se_index_doc *d = &docs[i];
+        if (d->meta && !json_object_ok(idx, d->meta)) {
+            st = se_err(err, SE_E_FORMAT, "document %zu (id '%s'): metadata is not a JSON object", i, d->id);
+            goto rollback;
+        }
+        int64_t doc = find_doc(idx, d->id);
+        if (doc < 0) {
+            st = db_err(idx, err, "cannot look up a document");
+            goto rollback;
+        }
+        if (doc > 0) { /* replace: drop the old chunks */
+            size_t before = n_old;
+            int r = doc_chunks(idx, doc, &old, &n_old, &cap_old);
+            if (r == -2) {
+                st = se_err(err, SE_E_NOMEM, "out of memory");
+                goto rollback;
+            }
+            sqlite3_stmt *q;
+            if (r || sqlite3_prepare_v2(idx->db, "DELETE FROM chunks WHERE doc = ?", -1, &q, NULL)) {
+                st = db_err(idx, err, "cannot replace a document");
+                goto rollback;
+            }
+            sqlite3_bind_int64(q, 1, doc);
+            r = sqlite3_step(q) == SQLITE_DONE;
+            sqlite3_finalize(q);
+            (void)before;
+            sqlite3_reset(upd_doc);
+            sqlite3_bind_text(upd_doc, 1, d->text, -1, SQLITE_STATIC);
+            if (d->meta)
+                sqlite3_bind_text(upd_doc, 2, d->meta, -1, SQLITE_STATIC);
+            else
+                sqlite3_bind_null(upd_doc, 2);
+            sqlite3_bind_int64(upd_doc, 3, doc);
+            if (!r || sqlite3_step(upd_doc) != SQLITE_DONE) {
+                st = db_err(idx, err, "cannot replace a document");
+                goto rollback;
+            }
+        } else {
+            sqlite3_reset(ins_doc);
+            sqlite3_bind_text(ins_doc, 1, d->id, -1, SQLITE_STATIC);
+            sqlite3_bind_text(ins_doc, 2, d->text, -1, SQLITE_STATIC);
+            if (d->meta)
+                sqlite3_bind_text(ins_doc, 3, d->meta, -1, SQLITE_STATIC);
+            else
+                sqlite3_bind_null(ins_doc, 3);
+            if (sqlite3_step(ins_doc) != SQLITE_DONE) {
+                st = db_err(idx, err, "cannot insert a document");
+                goto rollback;
+            }
+            doc = sqlite3_last_insert_rowid(idx->db);
+        }
+        size_t tl = strlen(d->text);
+        for (size_t c = 0; c < d->n_chunks; c++, v++) {
+            uint32_t s0 = d->spans ? d->spans[2 * c] : 0, s1 = d->spans ? d->spans[2 * c + 1] : (uint32_t)tl;
+            const float *vec = prep + v * idx->dim;
+            size_t nb = idx->dim * sizeof(float);
+            sqlite3_reset(ins_chunk);
+            sqlite3_bind_int64(ins_chunk, 1, doc);
+            sqlite3_bind_int64(ins_chunk, 2, (int64_t)c);
+            sqlite3_bind_int64(ins_chunk, 3, s0);
+            sqlite3_bind_int64(ins_chunk, 4, s1);
+            sqlite3_bind_blob64(ins_chunk, 5, vec, nb, SQLITE_STATIC);
+            sqlite3_bind_int64(ins_chunk, 6, (int64_t)(uint32_t)crc32(0, (const Bytef *)vec, (uInt)nb));
+            if (sqlite3_step(ins_chunk) != SQLITE_DONE) {
+                st = db_err(idx, err, "cannot insert a vector");
+                goto rollback;
+            }
+            new_ids[v] = sqlite3_last_insert_rowid(idx->db);
+            pls[v] = (se_vx_payload){doc, (uint32_t)c, s0, s1};
+        }
+    }
+    if (exec(idx, "COMMIT")) {
+        st = db_err(idx, err, "cannot commit");
+        goto rollback;
+    }
+    goto unlock;
+rollback:
+    exec(idx, "ROLLBACK");
+unlock:
+    sqlite3_finalize(ins_doc);
+    sqlite3_finalize(upd_doc);
+    sqlite3_finalize(ins_chunk);
+    pthread_mutex_unlock(&idx->db_lock);
+    if (!st) {
+        /* committed: bring the in-memory index along. A chunk both added
+         * and replaced within this call is in old[]: skip it. */
+        qsort(old, n_old, sizeof *old, cmp_i64);
+        idx->dirty = true;
+        size_t n_rm;
+        st = se_vx_remove(idx->vx, old, n_old, &n_rm, err);
+        for (size_t v = 0; v < n_vec && !st; v++)
+            if (!in_sorted(old, n_old, new_ids[v])) st = se_vx_add(idx->vx, new_ids[v], prep + v * idx->dim, true, &pls[v], err);
+    }
+    pthread_mutex_unlock(&idx->write_lock);
+done:
+    se_free(prep);
+    se_free(new_ids);
+    se_free(pls);
+    se_free(old);
+    return st;
+}
+
+se_status se_index_delete(se_index *idx, const char *const *ids, size_t n, size_t *n_deleted, se_error *err) {
+    if (n_deleted) *n_deleted = 0;
+    if (!idx || (n && !ids)) return se_err(err, SE_E_INVALID, "se_index_delete: invalid argument");
+    if (idx->read_only) return se_err(err, SE_E_INVALID, "%s: opened read-only", idx->path);
+    int64_t *old = NULL;
+    size_t n_old = 0, cap_old = 0, n_docs = 0;
+    se_status st = SE_OK;
+    pthread_mutex_lock(&idx->write_lock);
+    pthread_mutex_lock(&idx->db_lock);
+    if (exec(idx, "BEGIN IMMEDIATE")) {
+        st = db_err(idx, err, "cannot start a transaction");
+        goto unlock;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!ids[i]) continue;
+        int64_t doc = find_doc(idx, ids[i]);
+        if (doc == 0) continue;
+        int r = doc < 0 ? -1 : doc_chunks(idx, doc, &old, &n_old, &cap_old);
+        if (r == -2) {
+            st = se_err(err, SE_E_NOMEM, "out of memory");
+            break;
+        }
+        if (r || delete_doc_rows(idx, doc)) {
+            st = db_err(idx, err, "cannot delete a document");
+            break;
+        }
+        n_docs++;
+    }
+    if (!st && exec(idx, "COMMIT")) st = db_err(idx, err, "cannot commit");
+    if (st) exec(idx, "ROLLBACK");
+unlock:
+    pthread_mutex_unlock(&idx->db_lock);
+    if (!st && n_old) {
+        idx->dirty = true;
+        st = se_vx_remove(idx->vx, old, n_old, NULL, err);
+    }
+    pthread_mutex_unlock(&idx->write_lock);
+    se_free(old);
+    if (!st && n_deleted) *n_deleted = n_docs;
+    return st;
+}
+
+/* ---- search ---- */
+
+typedef struct allow_set {
+    const int64_t *ids;
+    size_t n;
+} allow_set;
+
+static bool allow_fn(void *user, int64_t label) {
+    const allow_set *a = user;
+    return in_sorted(a->ids, a->n, label);
+}
+
+/* The sorted chunk ids whose document matches every filter term. */
+static se_status filter_ids(se_index *idx, const se_index_filter *f, size_t nf, int64_t **out, size_t *n_out,
+                            se_error *err) {
+    char sql[8192];
+    size_t off = (size_t)snprintf(sql, sizeof sql, "SELECT c.id FROM chunks c JOIN docs d ON d.id = c.doc WHERE 1");
+    for (size_t i = 0; i < nf; i++) {
+        if (!f[i].key || !f[i].value || !f[i].key[0] || strchr(f[i].key, '"'))
+            return se_err(err, SE_E_INVALID, "filter %zu: key must be non-empty and contain no '\"'", i);
+        if (off + 512 >= sizeof sql) return se_err(err, SE_E_RANGE, "too many filter terms (%zu)", nf);
+        off += (size_t)snprintf(sql + off, sizeof sql - off,
+                                " AND EXISTS (SELECT 1 FROM json_each(d.meta, ?%zu) je WHERE"
+                                " (je.type = 'text' AND je.atom = ?%zu) OR (je.type = 'integer' AND CAST(je.atom AS TEXT) = ?%zu)"
+                                " OR (je.type = 'real' AND je.atom = CAST(?%zu AS REAL))"
+                                " OR (je.type IN ('true', 'false', 'null') AND je.type = ?%zu))",
+                                2 * i + 1, 2 * i + 2, 2 * i + 2, 2 * i + 2, 2 * i + 2);
+    }
+    snprintf(sql + off, sizeof sql - off, " ORDER BY c.id");
+    pthread_mutex_lock(&idx->db_lock);
+    sqlite3_stmt *q;
+    se_status st = SE_OK;
+    int64_t *v = NULL;
+    size_t n = 0, cap = 0;
+    if (sqlite3_prepare_v2(idx->db, sql, -1, &q, NULL)) {
+        st = db_err(idx, err, "cannot run the filter");
+        goto out;
+    }
+    char path[1100];
+    for (size_t i = 0; i < nf; i++) {
+        snprintf(path, sizeof path, "$.\"%s\"", f[i].key);
+        sqlite3_bind_text(q, (int)(2 * i + 1), path, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(q, (int)(2 * i + 2), f[i].value, -1, SQLITE_STATIC);
+    }
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 1024;
+            int64_t *t = se_realloc(v, cap * sizeof *t);
+            if (!t) {
+                st = se_err(err, SE_E_NOMEM, "out of memory");
+                break;
+            }
+            v = t;
+        }
+        v[n++] = sqlite3_column_int64(q, 0);
+    }
+    if (!st && rc != SQLITE_DONE) st = db_err(idx, err, "cannot run the filter");
+    sqlite3_finalize(q);
+out:
+    pthread_mutex_unlock(&idx->db_lock);
+    if (st) {
+        se_free(v);
+        return st;
+    }
+    *out = v;
+    *n_out = n;
+    return SE_OK;
+}
+
+se_status se_index_search(se_index *idx, const float *query, const se_index_search_params *params, se_index_hit *hits,
+                          size_t *n_hits, se_error *err) {
+    if (!idx || !query || !n_hits) return se_err(err, SE_E_INVALID, "se_index_search: NULL argument");
+    se_index_search_params p = params ? *params : se_index_search_default_params();
+    *n_hits = 0;
+    if (p.k == 0) return SE_OK;
+    if (!hits) return se_err(err, SE_E_INVALID, "se_index_search: NULL hits");
+    if (p.n_filters && !p.filters) return se_err(err, SE_E_INVALID, "se_index_search: NULL filters");
+    for (size_t i = 0; i < idx->dim; i++)
+        if (!isfinite(query[i])) return se_err(err, SE_E_INVALID, "query has a non-finite value at %zu", i);
+    size_t ef = p.ef_search ? p.ef_search : idx->p.ef_search;
+    size_t total = se_vx_count(idx->vx);
+    int64_t *allowed = NULL;
+    size_t n_allowed = 0;
+    se_status st = SE_OK;
+    bool exact_subset = false;
+    if (p.n_filters) {
+        st = filter_ids(idx, p.filters, p.n_filters, &allowed, &n_allowed, err);
+        if (st) return st;
+        if (n_allowed == 0) goto out;
+        /* Few matches: an exact scan of them is cheap and loses nothing.
+         * Many: the graph, with a candidate list widened by 1/selectivity. */
+        exact_subset = idx->p.kind == SE_INDEX_FLAT || n_allowed <= 4096 || n_allowed * 10 <= total;
+        if (!exact_subset) {
+            size_t scaled = ef * total / n_allowed;
+            ef = scaled > ef ? scaled : ef;
+        }
+    }
+    size_t want = p.best_chunk_per_doc ? p.k * 2 : p.k;
+    for (;;) {
+        se_vx_hit *vh = se_malloc_array(want, sizeof *vh);
+        if (!vh) {
+            st = se_err(err, SE_E_NOMEM, "out of memory");
+            break;
+        }
+        size_t got = 0;
+        allow_set as = {allowed, n_allowed};
+        if (exact_subset)
+            st = se_vx_search_subset(idx->vx, query, want, allowed, n_allowed, vh, &got, err);
+        else
+            st = se_vx_search(idx->vx, query, want, ef > want ? ef : want, p.n_filters ? allow_fn : NULL, &as, vh, &got, err);
+        if (st) {
+            se_free(vh);
+            break;
+        }
+        size_t k = 0;
+        for (size_t i = 0; i < got && k < p.k; i++) {
+            if (p.best_chunk_per_doc) {
+                bool dup = false;
+                for (size_t j = 0; j < k && !dup; j++) dup = hits[j].doc == vh[i].pl.doc;
+                if (dup) continue;
+            }
+            hits[k++] = (se_index_hit){vh[i].pl.doc, vh[i].pl.chunk, vh[i].pl.start, vh[i].pl.end, vh[i].score};
+        }
+        se_free(vh);
+        *n_hits = k;
+        size_t limit = p.n_filters ? n_allowed : total;
+        if (k >= p.k || got < want || want >= limit) break;
+        want *= 4; /* many chunks of the same documents: look further */
+    }
+out:
+    se_free(allowed);
+    return st;
+}
+
+se_status se_index_fetch(se_index *idx, int64_t doc, se_index_doc_out *out, se_error *err) {
+    if (!idx || !out) return se_err(err, SE_E_INVALID, "se_index_fetch: NULL argument");
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&idx->db_lock);
+    sqlite3_stmt *q;
+    se_status st = SE_OK;
+    if (sqlite3_prepare_v2(idx->db, "SELECT ext_id, text, meta FROM docs WHERE id = ?", -1, &q, NULL)) {
+        st = db_err(idx, err, "cannot read a document");
+        goto out;
+    }
+    sqlite3_bind_int64(q, 1, doc);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        out->id = se_strdup((const char *)sqlite3_column_text(q, 0));
+        out->text = se_strdup((const char *)sqlite3_column_text(q, 1));
+        out->meta = sqlite3_column_type(q, 2) == SQLITE_NULL ? NULL : se_strdup((const char *)sqlite3_column_text(q, 2));
+        if (!out->id || !out->text || (sqlite3_column_type(q, 2) != SQLITE_NULL && !out->meta)) {
+            se_free(out->id);
+            se_free(out->text);
+            se_free(out->meta);
+            memset(out, 0, sizeof *out);
+            st = se_err(err, SE_E_NOMEM, "out of memory");
+        }
+    } else if (rc == SQLITE_DONE) {
+        st = se_err(err, SE_E_RANGE, "%s: document %lld does not exist", idx->path, (long long)doc);
+    } else {
+        st = db_err(idx, err, "cannot read a document");
+    }
+    sqlite3_finalize(q);
+out:
+    pthread_mutex_unlock(&idx->db_lock);
+    return st;
+}
+
+se_status se_index_get_info(se_index *idx, se_index_info *out, se_error *err) {
+    if (!idx || !out) return se_err(err, SE_E_INVALID, "se_index_get_info: NULL argument");
+    memset(out, 0, sizeof *out);
+    out->dim = idx->dim;
+    out->params = idx->p;
+    out->format_version = IDX_FORMAT;
+    out->n_vectors = se_vx_count(idx->vx);
+    size_t slots, nfree, bytes;
+    se_vx_stats(idx->vx, &slots, &nfree, &bytes);
+    out->n_free_slots = nfree;
+    out->memory_bytes = bytes;
+    pthread_mutex_lock(&idx->db_lock);
+    sqlite3_stmt *q;
+    se_status st = SE_OK;
+    if (sqlite3_prepare_v2(idx->db, "SELECT COUNT(*) FROM docs", -1, &q, NULL) || sqlite3_step(q) != SQLITE_ROW)
+        st = db_err(idx, err, "cannot count documents");
+    else
+        out->n_docs = (size_t)sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    pthread_mutex_unlock(&idx->db_lock);
+    return st;
+}
