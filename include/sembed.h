@@ -323,6 +323,16 @@ SE_API se_status se_encode(se_ctx *ctx, const char *const *texts, const size_t *
                            const se_encode_params *params, float *out, size_t out_cap,
                            bool *truncated, se_error *err);
 
+/* Splits text into chunks that each fit max_tokens tokens of tok (special
+ * tokens not counted; 0 or more than the model allows = max_seq_length
+ * minus the special tokens), at whitespace (words longer than a chunk are
+ * cut at code-point boundaries), with about `overlap` tokens shared by
+ * consecutive chunks. *spans (se_free): 2 * *n_chunks byte offsets
+ * [start, end) into text; a text that fits is one chunk [0, len). An empty
+ * text is one empty chunk. Thread-safe. */
+SE_API se_status se_chunk_text(const se_tokenizer *tok, const char *text, size_t len, size_t max_tokens,
+                               size_t overlap, uint32_t **spans, size_t *n_chunks, se_error *err);
+
 /* ==== Similarity ==== */
 
 /* Writes the na x nb matrix sim(a_i, b_j) into out (row-major, na*nb

@@ -6,6 +6,7 @@
  *   sembed tokenize   texts -> token ids (JSON arrays)
  *   sembed similarity the similarity matrix of a few texts
  *   sembed info       what a model folder holds
+ *   (index, search, cluster, dedup, mine: cli_index.c)
  *
  * Exit codes: 0 success, 1 a runtime error (bad model, bad input, I/O),
  * 2 a usage error. Errors go to stderr as "sembed: <message>".
@@ -26,8 +27,13 @@
 
 /* in cli_eval.c */
 int cmd_eval(int argc, char **argv);
-int cmd_search(int argc, char **argv);
 int cmd_bench(int argc, char **argv); /* in cli_bench.c */
+/* in cli_index.c */
+int cmd_index(int argc, char **argv);
+int cmd_search(int argc, char **argv);
+int cmd_cluster(int argc, char **argv);
+int cmd_dedup(int argc, char **argv);
+int cmd_mine(int argc, char **argv);
 
 static int quiet;
 
@@ -663,7 +669,11 @@ static const char main_usage[] =
     "  encode      texts -> embeddings (JSONL, .npy, raw float32)\n"
     "  tokenize    texts -> token ids\n"
     "  similarity  similarity matrix of a few texts\n"
-    "  search      top matches of queries in a corpus file (brute force)\n"
+    "  index       build, add to, delete from, describe a persistent semantic index\n"
+    "  search      search an index (or a corpus file, brute force)\n"
+    "  cluster     group texts (community detection or k-means)\n"
+    "  dedup       remove near-duplicate lines\n"
+    "  mine        paraphrase mining: the most similar pairs of lines\n"
     "  eval        evaluate a model (sts: STS Benchmark format)\n"
     "  bench       load time, memory and throughput of a model (JSON)\n"
     "  info        describe a model folder\n"
@@ -693,6 +703,10 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "convert")) return cmd_convert(argc - 1, argv + 1);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "search")) return cmd_search(argc - 1, argv + 1);
+    if (!strcmp(cmd, "index")) return cmd_index(argc - 1, argv + 1);
+    if (!strcmp(cmd, "cluster")) return cmd_cluster(argc - 1, argv + 1);
+    if (!strcmp(cmd, "dedup")) return cmd_dedup(argc - 1, argv + 1);
+    if (!strcmp(cmd, "mine")) return cmd_mine(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     fprintf(stderr, "sembed: unknown command '%s'\n\n%s", cmd, main_usage);
     return EXIT_USAGE;

@@ -23,7 +23,7 @@
 #define EXIT_USAGE 2
 
 int cmd_eval(int argc, char **argv);
-int cmd_search(int argc, char **argv);
+int cmd_search_corpus(int argc, char **argv);
 
 /* ==== statistics ==== */
 
@@ -315,7 +315,7 @@ static int by_score_desc(const void *a, const void *b) {
 }
 
 
-int cmd_search(int argc, char **argv) {
+int cmd_search_corpus(int argc, char **argv) {
     const char *model = NULL, *corpus = NULL;
     long k = 5;
     int json = 0;

@@ -31,5 +31,6 @@ run header_c test -f "$BUILD/tests/test_header_c"
 run header_cpp test -f "$BUILD/tests/test_header_cpp"
 run fuzz_replay "$BUILD/tests/fuzz_replay"
 run test_cli /usr/bin/python3 tests/test_cli.py "$SEMBED"
+run test_index_cli /usr/bin/python3 tests/test_index_cli.py "$SEMBED"
 echo "tests: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

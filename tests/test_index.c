@@ -517,8 +517,70 @@ TEST(search_while_adding) {
     free(x);
 }
 
+/* ---- chunking ---- */
+
+static size_t n_tokens(const se_tokenizer *tok, const char *s, size_t len) {
+    static int32_t ids[8192];
+    size_t n = 0;
+    se_tokenize_params p = se_tokenize_default_params(tok);
+    p.n_tokens_max = 0;
+    CHECK(se_tokenize(tok, s, len, NULL, 0, &p, ids, NULL, 8192, &n, NULL, NULL) == SE_OK);
+    return n;
+}
+
+static void check_chunks(const se_tokenizer *tok, const char *text, size_t max_tokens, size_t overlap, size_t min_chunks) {
+    uint32_t *sp;
+    size_t nc;
+    se_error err;
+    size_t len = strlen(text);
+    CHECK(se_chunk_text(tok, text, len, max_tokens, overlap, &sp, &nc, &err) == SE_OK);
+    CHECK(nc >= min_chunks);
+    size_t first = 0;
+    while (first < len && text[first] == ' ') first++;
+    CHECK(nc == 1 || sp[0] == first);
+    CHECK(sp[2 * nc - 1] == len);
+    for (size_t c = 0; c < nc; c++) {
+        CHECK(sp[2 * c] < sp[2 * c + 1]);
+        CHECK(n_tokens(tok, text + sp[2 * c], sp[2 * c + 1] - sp[2 * c]) <= max_tokens + 2); /* [CLS] .. [SEP] */
+        if (c) {
+            CHECK(sp[2 * c] > sp[2 * c - 2]);                 /* progress */
+            for (size_t b = sp[2 * c - 1]; b < sp[2 * c]; b++) CHECK(text[b] == ' '); /* only spaces skipped */
+            if (overlap) CHECK(sp[2 * c] < sp[2 * c - 1]);    /* overlap */
+        }
+    }
+    se_free(sp);
+}
+
+TEST(chunking) {
+    se_tokenizer *tok;
+    se_error err;
+    CHECK(se_tokenizer_load("tests/fixtures/models/en-mean-norm", &tok, &err) == SE_OK);
+    char text[20000] = "  ";
+    for (int i = 0; i < 120; i++) strcat(text, "The quick brown fox jumps over the extraordinarily lazy dog. ");
+    strcat(text, "end");
+    check_chunks(tok, text, 20, 5, 60);
+    check_chunks(tok, text, 20, 0, 50);
+    check_chunks(tok, "short text", 20, 5, 1);
+    /* one chunk for a text that fits, even at the model's limit */
+    uint32_t *sp;
+    size_t nc;
+    CHECK(se_chunk_text(tok, "short text", 10, 0, 0, &sp, &nc, &err) == SE_OK && nc == 1 && sp[0] == 0 && sp[1] == 10);
+    se_free(sp);
+    CHECK(se_chunk_text(tok, "", 0, 0, 0, &sp, &nc, &err) == SE_OK && nc == 1 && sp[1] == 0);
+    se_free(sp);
+    se_tokenizer_free(tok);
+    /* Chinese: no spaces, cut at code points */
+    CHECK(se_tokenizer_load("tests/fixtures/models/zh-cls-dense-f16", &tok, &err) == SE_OK);
+    char zh[8000] = "";
+    for (int i = 0; i < 60; i++) strcat(zh, "今天天气很好，我们去公园散步吧。");
+    check_chunks(tok, zh, 30, 4, 30);
+    CHECK(se_chunk_text(tok, "\xff bad", 5, 0, 0, &sp, &nc, &err) == SE_E_UTF8);
+    se_tokenizer_free(tok);
+}
+
 int main(void) {
     make_tmpdir();
+    RUN(chunking);
     RUN(hnsw_recall_delete_reuse_roundtrip);
     RUN(flat_and_l2_exact);
     RUN(index_persistence);

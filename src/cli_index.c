@@ -1,0 +1,1186 @@
+/*
+ * cli_index.c - the sembed commands built on embeddings of a whole
+ * collection:
+ *   sembed index build|add|delete|info   the persistent index (sembed.h se_index)
+ *   sembed search INDEX QUERY...         search an index (the model is remembered)
+ *   sembed cluster                       community detection or k-means
+ *   sembed dedup                         near-duplicate removal, first kept
+ *   sembed mine                          paraphrase mining
+ * Progress goes to stderr; results to stdout or -o (written atomically).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli_io.h"
+#include "sembed.h"
+
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE 2
+
+int cmd_search_corpus(int argc, char **argv); /* cli_eval.c: brute force over a text file */
+int cmd_index(int argc, char **argv);
+int cmd_search(int argc, char **argv);
+int cmd_cluster(int argc, char **argv);
+int cmd_dedup(int argc, char **argv);
+int cmd_mine(int argc, char **argv);
+
+static int quiet;
+
+static double now_sec(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void log_cb(se_log_level lvl, const char *msg, void *user) {
+    (void)user;
+    if (quiet && lvl == SE_LOG_INFO) return;
+    fprintf(stderr, "sembed: %s: %s\n", lvl == SE_LOG_WARN ? "warning" : "note", msg);
+}
+
+/* Parses an integer in [lo, hi]; -1 when invalid. */
+static long parse_long(const char *s, long lo, long hi) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) return -1;
+    return v;
+}
+
+static int parse_float(const char *s, float lo, float hi, float *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= lo && v <= hi)) return -1;
+    *out = (float)v;
+    return 0;
+}
+
+/* A progress line on stderr: in place on a terminal, every ~10% otherwise. */
+typedef struct progress {
+    const char *what;
+    size_t total, last_pct;
+    double t0, last_t;
+    int tty;
+} progress;
+
+static void progress_start(progress *p, const char *what, size_t total) {
+    p->what = what;
+    p->total = total;
+    p->last_pct = (size_t)-1;
+    p->t0 = p->last_t = now_sec();
+    p->tty = isatty(2);
+}
+
+static void progress_update(progress *p, size_t done) {
+    if (quiet || !p->total) return;
+    size_t pct = done * 100 / p->total;
+    double t = now_sec();
+    if (p->tty) {
+        if (done != p->total && t - p->last_t < 0.2) return;
+        p->last_t = t;
+        int bar = (int)(pct * 30 / 100);
+        fprintf(stderr, "\r%s [%.*s%*s] %zu/%zu (%zu%%) %.0f/s", p->what, bar, "##############################",
+                30 - bar, "", done, p->total, pct, done / (t - p->t0 + 1e-9));
+        if (done == p->total) fputc('\n', stderr);
+    } else {
+        if (pct / 10 == p->last_pct / 10 && done != p->total) return;
+        if (p->last_pct != (size_t)-1 && pct / 10 == p->last_pct / 10) return;
+        fprintf(stderr, "%s: %zu/%zu (%zu%%)\n", p->what, done, p->total, pct);
+    }
+    p->last_pct = pct;
+}
+
+/* ---- documents ---- */
+
+typedef struct doc {
+    char *id, *text, *meta; /* meta: JSON object text or NULL */
+    size_t line;
+} doc;
+
+typedef struct docs {
+    doc *v;
+    size_t n, cap;
+} docs;
+
+static void docs_free(docs *d) {
+    for (size_t i = 0; i < d->n; i++) free(d->v[i].id), free(d->v[i].text), free(d->v[i].meta);
+    free(d->v);
+    memset(d, 0, sizeof *d);
+}
+
+static int ends_with(const char *s, const char *suf) {
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && strcmp(s + a - b, suf) == 0;
+}
+
+/* Reads documents: JSONL (one object per line: the text field, the id
+ * field or the line number, every other field as metadata) or plain text
+ * (one document per line, id = line number). Errors name the line. */
+static int read_docs(const char *path, int jsonl, const char *field, const char *id_field, docs *out) {
+    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    if (!f) {
+        fprintf(stderr, "sembed: %s: cannot open: %s\n", path, strerror(errno));
+        return -1;
+    }
+    if (jsonl < 0) jsonl = ends_with(path, ".jsonl") || ends_with(path, ".json") || ends_with(path, ".ndjson");
+    char *line = NULL;
+    size_t cap = 0, no = 0;
+    ssize_t len;
+    int rc = 0;
+    while ((len = getline(&line, &cap, f)) >= 0) {
+        no++;
+        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+        if ((size_t)len != strlen(line)) {
+            fprintf(stderr, "sembed: %s:%zu: line contains a NUL byte\n", path, no);
+            rc = -1;
+            break;
+        }
+        doc d = {0};
+        d.line = no;
+        if (jsonl) {
+            if (!len) continue; /* blank lines between records */
+            json_error_t je;
+            json_t *o = json_loadb(line, (size_t)len, 0, &je);
+            if (!o || !json_is_object(o)) {
+                fprintf(stderr, "sembed: %s:%zu: %s\n", path, no, o ? "expected a JSON object" : je.text);
+                json_decref(o);
+                rc = -1;
+                break;
+            }
+            json_t *t = json_object_get(o, field);
+            if (!json_is_string(t)) {
+                fprintf(stderr, "sembed: %s:%zu: field \"%s\" is missing or not a string (choose it with --field)\n", path, no, field);
+                json_decref(o);
+                rc = -1;
+                break;
+            }
+            d.text = strdup(json_string_value(t));
+            json_t *idv = json_object_get(o, id_field);
+            char buf[64];
+            if (json_is_string(idv)) d.id = strdup(json_string_value(idv));
+            else if (json_is_integer(idv)) snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(idv)), d.id = strdup(buf);
+            else if (!idv) snprintf(buf, sizeof buf, "%zu", no), d.id = strdup(buf);
+            else {
+                fprintf(stderr, "sembed: %s:%zu: field \"%s\" must be a string or an integer\n", path, no, id_field);
+                json_decref(o);
+                free(d.text);
+                rc = -1;
+                break;
+            }
+            json_object_del(o, field);
+            json_object_del(o, id_field);
+            if (json_object_size(o)) d.meta = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+            json_decref(o);
+        } else {
+            char buf[32];
+            snprintf(buf, sizeof buf, "%zu", no);
+            d.id = strdup(buf);
+            d.text = strdup(line);
+        }
+        if (!d.id || !d.text) {
+            fprintf(stderr, "sembed: out of memory\n");
+            rc = -1;
+            break;
+        }
+        if (out->n == out->cap) {
+            out->cap = out->cap ? out->cap * 2 : 1024;
+            doc *t = realloc(out->v, out->cap * sizeof *t);
+            if (!t) {
+                fprintf(stderr, "sembed: out of memory\n");
+                rc = -1;
+                break;
+            }
+            out->v = t;
+        }
+        out->v[out->n++] = d;
+    }
+    if (!rc && ferror(f)) {
+        fprintf(stderr, "sembed: %s: read error\n", path);
+        rc = -1;
+    }
+    free(line);
+    if (f != stdin) fclose(f);
+    return rc;
+}
+
+/* ---- model ---- */
+
+typedef struct enc {
+    se_model *m;
+    se_ctx *ctx;
+    size_t dim;
+    se_model_info info;
+} enc;
+
+static int enc_open(enc *e, const char *model, int dtype, long threads) {
+    se_error err = {0};
+    se_model_params mp = se_model_default_params();
+    mp.log_fn = log_cb;
+    if (dtype >= 0) mp.dtype = (se_dtype)dtype;
+    se_ctx_params cp = se_ctx_default_params();
+    if (threads > 0) cp.n_threads = (int32_t)threads;
+    if (se_model_load(model, &mp, &e->m, &err) != SE_OK || se_ctx_new(e->m, &cp, &e->ctx, &err) != SE_OK ||
+        se_model_get_info(e->m, &e->info, &err) != SE_OK) {
+        fprintf(stderr, "sembed: %s\n", err.msg);
+        return -1;
+    }
+    e->dim = se_encode_dim(e->m, NULL);
+    return 0;
+}
+
+static void enc_close(enc *e) {
+    se_ctx_free(e->ctx);
+    se_model_free(e->m);
+}
+
+/* Encodes n texts (lens may be NULL) into out, 64 at a time, with progress. */
+static int enc_texts(enc *e, const char *const *texts, const size_t *lens, size_t n, float *out, const char *what) {
+    progress p;
+    progress_start(&p, what, n);
+    size_t n_trunc = 0;
+    bool tr[64];
+    for (size_t i = 0; i < n; i += 64) {
+        size_t b = n - i < 64 ? n - i : 64;
+        se_error err = {0};
+        if (se_encode(e->ctx, texts + i, lens ? lens + i : NULL, b, NULL, out + i * e->dim, b * e->dim, tr, &err) != SE_OK) {
+            fprintf(stderr, "sembed: text %zu: %s\n", i + 1, err.msg);
+            return -1;
+        }
+        for (size_t j = 0; j < b; j++) n_trunc += tr[j];
+        if (what) progress_update(&p, i + b);
+    }
+    if (n_trunc && !quiet)
+        fprintf(stderr, "sembed: note: %zu of %zu texts were truncated to max_seq_length %d tokens\n", n_trunc, n,
+                e->info.n_tokens_max);
+    return 0;
+}
+
+/* Reads one text per line (for cluster / dedup / mine). */
+static int read_lines(const char *path, docs *d) { return read_docs(path, 0, NULL, NULL, d); }
+
+static const char **doc_texts(const docs *d) {
+    const char **t = malloc((d->n ? d->n : 1) * sizeof *t);
+    if (t)
+        for (size_t i = 0; i < d->n; i++) t[i] = d->v[i].text;
+    return t;
+}
+
+/* ==== index build / add ==== */
+
+typedef struct build_opts {
+    const char *model, *input, *field, *id_field;
+    int jsonl, dtype;
+    long chunk, overlap, threads, batch;
+} build_opts;
+
+/* Chunks, encodes and adds docs to idx in batches (one transaction each). */
+static int index_docs(se_index *idx, enc *e, docs *d, long chunk, long overlap, long batch) {
+    const se_tokenizer *tok = se_model_tokenizer(e->m);
+    progress p;
+    progress_start(&p, "indexing", d->n);
+    size_t n_split = 0, n_chunks = 0;
+    int rc = 0;
+    for (size_t i = 0; i < d->n && !rc; i += (size_t)batch) {
+        size_t b = d->n - i < (size_t)batch ? d->n - i : (size_t)batch;
+        uint32_t **spans = calloc(b, sizeof *spans);
+        size_t *nch = calloc(b, sizeof *nch), total = 0;
+        se_index_doc *id = calloc(b, sizeof *id);
+        const char **ct = NULL;
+        size_t *cl = NULL;
+        float *vec = NULL;
+        if (!spans || !nch || !id) rc = -1;
+        for (size_t j = 0; j < b && !rc; j++) {
+            se_error err = {0};
+            const doc *dj = &d->v[i + j];
+            if (se_chunk_text(tok, dj->text, strlen(dj->text), (size_t)chunk, (size_t)overlap, &spans[j], &nch[j], &err) != SE_OK) {
+                fprintf(stderr, "sembed: document %s (line %zu): %s\n", dj->id, dj->line, err.msg);
+                rc = -1;
+            }
+            total += nch[j];
+            n_split += nch[j] > 1;
+        }
+        if (!rc) {
+            ct = malloc(total * sizeof *ct);
+            cl = malloc(total * sizeof *cl);
+            vec = malloc(total * e->dim * sizeof *vec);
+            if (!ct || !cl || !vec) {
+                fprintf(stderr, "sembed: out of memory\n");
+                rc = -1;
+            }
+        }
+        for (size_t j = 0, c = 0; j < b && !rc; j++)
+            for (size_t k = 0; k < nch[j]; k++, c++) {
+                ct[c] = d->v[i + j].text + spans[j][2 * k];
+                cl[c] = spans[j][2 * k + 1] - spans[j][2 * k];
+            }
+        if (!rc && enc_texts(e, ct, cl, total, vec, NULL)) rc = -1;
+        for (size_t j = 0, c = 0; j < b && !rc; j++) {
+            id[j] = (se_index_doc){d->v[i + j].id, d->v[i + j].text, d->v[i + j].meta, nch[j], spans[j], vec + c * e->dim};
+            c += nch[j];
+        }
+        se_error err = {0};
+        if (!rc && se_index_add(idx, id, b, &err) != SE_OK) {
+            fprintf(stderr, "sembed: %s\n", err.msg);
+            rc = -1;
+        }
+        n_chunks += total;
+        for (size_t j = 0; j < b; j++)
+            if (spans) se_free(spans[j]);
+        free(spans), free(nch), free(id), free(ct), free(cl), free(vec);
+        if (!rc) progress_update(&p, i + b);
+    }
+    if (!rc && !quiet)
+        fprintf(stderr, "sembed: %zu documents, %zu chunks (%zu documents longer than one chunk were split) in %.1f s\n", d->n,
+                n_chunks, n_split, now_sec() - p.t0);
+    return rc;
+}
+
+static const char index_usage[] =
+    "usage: sembed index build -m MODEL -i DOCS -o INDEX [options]\n"
+    "       sembed index add INDEX -i DOCS [options]\n"
+    "       sembed index delete INDEX ID... | -i IDS\n"
+    "       sembed index info INDEX [--json]\n"
+    "\n"
+    "A persistent semantic index: documents, their metadata and their embeddings in one file\n"
+    "(SQLite), searched with `sembed search INDEX QUERY`. Adding an existing id replaces it.\n"
+    "\n"
+    "  -m, --model DIR         model folder (build; remembered by the index, add may override)\n"
+    "  -i, --input FILE        documents: .jsonl (one object per line) or text (one per line; id =\n"
+    "                          line number); `-` is stdin. delete: one id per line\n"
+    "  -o, --output FILE       the index to create (build; must not exist)\n"
+    "      --jsonl / --text    input format (default: by extension, .jsonl/.json/.ndjson = JSONL)\n"
+    "      --field NAME        JSONL text field (default text)\n"
+    "      --id-field NAME     JSONL id field (default id; absent = line number); the other fields\n"
+    "                          are stored as metadata, for --filter\n"
+    "      --metric M          cosine (default), dot or l2\n"
+    "      --hnsw M,EF         HNSW graph with M links and ef_construction EF (default 16,200)\n"
+    "      --flat              exact search instead of HNSW\n"
+    "      --ef-search N       default ef for searches (default 64)\n"
+    "      --chunk N           split documents into chunks of at most N tokens (default: the\n"
+    "                          model's max_seq_length); long documents are never truncated\n"
+    "      --overlap K         tokens shared by consecutive chunks (default 0)\n"
+    "  -b, --batch-size N      documents per transaction (default 256)\n"
+    "  -t, --threads N         encoder threads\n"
+    "      --dtype D           f32 (default), bf16 or int8\n"
+    "  -q, --quiet             no progress on stderr\n"
+    "  -h, --help              this help\n";
+
+/* Absolute path of a model folder, for the index to remember. */
+static char *abs_path(const char *p) {
+    char *r = realpath(p, NULL);
+    return r ? r : strdup(p);
+}
+
+static int index_build_or_add(int argc, char **argv, int add) {
+    build_opts o = {0};
+    o.field = "text";
+    o.id_field = "id";
+    o.jsonl = -1;
+    o.dtype = -1;
+    o.batch = 256;
+    o.overlap = -1;
+    const char *out = NULL, *metric = "cosine", *hnsw = NULL;
+    long ef_search = 64;
+    int flat = 0;
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'}, {"input", required_argument, 0, 'i'}, {"output", required_argument, 0, 'o'},
+        {"jsonl", no_argument, 0, 'J'}, {"text", no_argument, 0, 'T'}, {"field", required_argument, 0, 'F'},
+        {"id-field", required_argument, 0, 'I'}, {"metric", required_argument, 0, 'M'}, {"hnsw", required_argument, 0, 'H'},
+        {"flat", no_argument, 0, 'L'}, {"ef-search", required_argument, 0, 'E'}, {"chunk", required_argument, 0, 'C'},
+        {"overlap", required_argument, 0, 'O'}, {"batch-size", required_argument, 0, 'b'}, {"threads", required_argument, 0, 't'},
+        {"dtype", required_argument, 0, 'D'}, {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:i:o:b:t:qh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': o.model = optarg; break;
+        case 'i': o.input = optarg; break;
+        case 'o': out = optarg; break;
+        case 'J': o.jsonl = 1; break;
+        case 'T': o.jsonl = 0; break;
+        case 'F': o.field = optarg; break;
+        case 'I': o.id_field = optarg; break;
+        case 'M': metric = optarg; break;
+        case 'H': hnsw = optarg; break;
+        case 'L': flat = 1; break;
+        case 'E': ef_search = parse_long(optarg, 1, 100000); break;
+        case 'C': o.chunk = parse_long(optarg, 1, 1 << 20); break;
+        case 'O': o.overlap = parse_long(optarg, 0, 1 << 20); break;
+        case 'b': o.batch = parse_long(optarg, 1, 1 << 20); break;
+        case 't': o.threads = parse_long(optarg, 1, 256); break;
+        case 'D':
+            o.dtype = cli_parse_dtype(optarg);
+            if (o.dtype < 0) {
+                fprintf(stderr, "sembed: --dtype must be f32, bf16 or int8\n");
+                return EXIT_USAGE;
+            }
+            break;
+        case 'q': quiet = 1; break;
+        case 'h': fputs(index_usage, stdout); return 0;
+        default: fputs(index_usage, stderr); return EXIT_USAGE;
+        }
+    }
+    const char *idx_path = add ? (optind < argc ? argv[optind++] : NULL) : out;
+    if (!idx_path || !o.input || optind != argc || (!add && !o.model) || ef_search < 0 || o.chunk < 0 || o.batch < 0 ||
+        o.threads < 0 || (o.overlap < -1)) {
+        fputs(index_usage, stderr);
+        return EXIT_USAGE;
+    }
+    se_index_params ip = se_index_default_params();
+    if (!strcmp(metric, "cosine")) ip.metric = SE_METRIC_COSINE;
+    else if (!strcmp(metric, "dot")) ip.metric = SE_METRIC_DOT;
+    else if (!strcmp(metric, "l2")) ip.metric = SE_METRIC_L2;
+    else {
+        fprintf(stderr, "sembed: --metric must be cosine, dot or l2\n");
+        return EXIT_USAGE;
+    }
+    if (flat) ip.kind = SE_INDEX_FLAT;
+    if (hnsw) {
+        unsigned M, efc;
+        char tail;
+        if (sscanf(hnsw, "%u,%u%c", &M, &efc, &tail) != 2) {
+            fprintf(stderr, "sembed: --hnsw takes M,ef_construction (e.g. 16,200)\n");
+            return EXIT_USAGE;
+        }
+        ip.M = M;
+        ip.ef_construction = efc;
+    }
+    ip.ef_search = (uint32_t)ef_search;
+    struct stat sb;
+    if (!add && stat(idx_path, &sb) == 0) {
+        fprintf(stderr, "sembed: %s: already exists (will not overwrite an index; use `sembed index add`)\n", idx_path);
+        return EXIT_RUNTIME;
+    }
+    docs d = {0};
+    if (read_docs(o.input, o.jsonl, o.field, o.id_field, &d)) {
+        docs_free(&d);
+        return EXIT_RUNTIME;
+    }
+    int rc = EXIT_RUNTIME;
+    se_error err = {0};
+    se_index *idx = NULL;
+    enc e = {0};
+    char *model_abs = NULL, tmp[4096] = "";
+    if (add) {
+        if (se_index_open(idx_path, false, log_cb, NULL, &idx, &err) != SE_OK) {
+            fprintf(stderr, "sembed: %s\n", err.msg);
+            goto done;
+        }
+        se_index_info info;
+        se_index_get_info(idx, &info, NULL);
+        if (!o.model) o.model = info.params.model;
+        if (!o.model || !o.model[0]) {
+            fprintf(stderr, "sembed: %s: the index records no model; pass -m\n", idx_path);
+            goto done;
+        }
+        if (!o.chunk) o.chunk = info.params.chunk_tokens;
+        if (o.overlap < 0) o.overlap = info.params.chunk_overlap;
+        if (enc_open(&e, o.model, o.dtype, o.threads)) goto done;
+        if (e.dim != info.dim) {
+            fprintf(stderr, "sembed: model %s gives %zu-dimensional vectors, the index holds %zu\n", o.model, e.dim, info.dim);
+            goto done;
+        }
+    } else {
+        if (o.overlap < 0) o.overlap = 0;
+        if (enc_open(&e, o.model, o.dtype, o.threads)) goto done;
+        model_abs = abs_path(o.model);
+        ip.model = model_abs;
+        ip.chunk_tokens = (uint32_t)o.chunk;
+        ip.chunk_overlap = (uint32_t)o.overlap;
+        /* built under a temporary name, renamed into place when complete */
+        snprintf(tmp, sizeof tmp, "%s.tmp.%ld", idx_path, (long)getpid());
+        unlink(tmp);
+        if (se_index_create(tmp, e.dim, &ip, &idx, &err) != SE_OK) {
+            fprintf(stderr, "sembed: %s\n", err.msg);
+            tmp[0] = 0;
+            goto done;
+        }
+    }
+    if (index_docs(idx, &e, &d, o.chunk, o.overlap, o.batch)) goto done;
+    if (se_index_close(idx, &err) != SE_OK) {
+        idx = NULL;
+        fprintf(stderr, "sembed: %s\n", err.msg);
+        goto done;
+    }
+    idx = NULL;
+    if (!add) {
+        if (link(tmp, idx_path) != 0) {
+            fprintf(stderr, "sembed: %s: cannot create: %s\n", idx_path, strerror(errno));
+            goto done;
+        }
+        unlink(tmp);
+        tmp[0] = 0;
+        if (!quiet) fprintf(stderr, "sembed: wrote %s\n", idx_path);
+    }
+    rc = 0;
+done:
+    if (idx) se_index_close(idx, NULL);
+    if (tmp[0]) unlink(tmp);
+    enc_close(&e);
+    docs_free(&d);
+    free(model_abs);
+    return rc;
+}
+
+static int index_delete(int argc, char **argv) {
+    const char *input = NULL;
+    static const struct option opts[] = {{"input", required_argument, 0, 'i'}, {"quiet", no_argument, 0, 'q'},
+                                         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "i:qh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'i': input = optarg; break;
+        case 'q': quiet = 1; break;
+        case 'h': fputs(index_usage, stdout); return 0;
+        default: fputs(index_usage, stderr); return EXIT_USAGE;
+        }
+    }
+    if (optind >= argc || (!input && optind + 1 >= argc)) {
+        fputs(index_usage, stderr);
+        return EXIT_USAGE;
+    }
+    const char *path = argv[optind++];
+    docs ids = {0};
+    if (input && read_lines(input, &ids)) return EXIT_RUNTIME;
+    size_t n = input ? ids.n : (size_t)(argc - optind);
+    const char **v = malloc((n ? n : 1) * sizeof *v);
+    for (size_t i = 0; i < n; i++) v[i] = input ? ids.v[i].text : argv[optind + i];
+    se_error err = {0};
+    se_index *idx;
+    int rc = EXIT_RUNTIME;
+    size_t nd = 0;
+    if (se_index_open(path, false, log_cb, NULL, &idx, &err) != SE_OK) {
+        fprintf(stderr, "sembed: %s\n", err.msg);
+    } else if (se_index_delete(idx, v, n, &nd, &err) != SE_OK || se_index_close(idx, &err) != SE_OK) {
+        fprintf(stderr, "sembed: %s\n", err.msg);
+    } else {
+        if (!quiet) fprintf(stderr, "sembed: deleted %zu of %zu ids\n", nd, n);
+        rc = 0;
+    }
+    free(v);
+    docs_free(&ids);
+    return rc;
+}
+
+static int index_info(int argc, char **argv) {
+    int json = 0;
+    static const struct option opts[] = {{"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'j': json = 1; break;
+        case 'h': fputs(index_usage, stdout); return 0;
+        default: fputs(index_usage, stderr); return EXIT_USAGE;
+        }
+    }
+    if (optind != argc - 1) {
+        fputs(index_usage, stderr);
+        return EXIT_USAGE;
+    }
+    se_error err = {0};
+    se_index *idx;
+    if (se_index_open(argv[optind], true, log_cb, NULL, &idx, &err) != SE_OK) {
+        fprintf(stderr, "sembed: %s\n", err.msg);
+        return EXIT_RUNTIME;
+    }
+    se_index_info in;
+    if (se_index_get_info(idx, &in, &err) != SE_OK) {
+        fprintf(stderr, "sembed: %s\n", err.msg);
+        se_index_close(idx, NULL);
+        return EXIT_RUNTIME;
+    }
+    struct stat sb;
+    long long fsize = stat(argv[optind], &sb) == 0 ? (long long)sb.st_size : -1;
+    const char *kind = in.params.kind == SE_INDEX_FLAT ? "flat" : "hnsw";
+    const char *metric = in.params.metric == SE_METRIC_DOT ? "dot" : in.params.metric == SE_METRIC_L2 ? "l2" : "cosine";
+    if (json) {
+        printf("{\"path\": ");
+        cli_print_json_string(stdout, argv[optind]);
+        printf(", \"format_version\": %d, \"kind\": \"%s\", \"metric\": \"%s\", \"dim\": %zu, \"M\": %u, "
+               "\"ef_construction\": %u, \"ef_search\": %u, \"documents\": %zu, \"vectors\": %zu, \"free_slots\": %zu, "
+               "\"chunk_tokens\": %u, \"chunk_overlap\": %u, \"memory_bytes\": %zu, \"file_bytes\": %lld, \"model\": ",
+               in.format_version, kind, metric, in.dim, in.params.M, in.params.ef_construction, in.params.ef_search, in.n_docs,
+               in.n_vectors, in.n_free_slots, in.params.chunk_tokens, in.params.chunk_overlap, in.memory_bytes, fsize);
+        cli_print_json_string(stdout, in.params.model ? in.params.model : "");
+        printf("}\n");
+    } else {
+        printf("index        %s (format %d, %lld bytes)\n", argv[optind], in.format_version, fsize);
+        printf("model        %s\n", in.params.model && in.params.model[0] ? in.params.model : "(none)");
+        printf("kind         %s", kind);
+        if (in.params.kind == SE_INDEX_HNSW)
+            printf(" (M %u, ef_construction %u, ef_search %u)", in.params.M, in.params.ef_construction, in.params.ef_search);
+        printf("\nmetric       %s\ndimension    %zu\ndocuments    %zu\nvectors      %zu (%zu free slots)\n", metric, in.dim,
+               in.n_docs, in.n_vectors, in.n_free_slots);
+        if (in.params.chunk_tokens) printf("chunks       %u tokens, overlap %u\n", in.params.chunk_tokens, in.params.chunk_overlap);
+        else printf("chunks       max_seq_length, overlap %u\n", in.params.chunk_overlap);
+        printf("memory       %.1f MB in memory when open\n", in.memory_bytes / 1e6);
+    }
+    se_index_close(idx, NULL);
+    return fflush(stdout) == 0 ? 0 : EXIT_RUNTIME;
+}
+
+int cmd_index(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        fputs(index_usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? EXIT_USAGE : 0;
+    }
+    if (!strcmp(argv[1], "build")) return index_build_or_add(argc - 1, argv + 1, 0);
+    if (!strcmp(argv[1], "add")) return index_build_or_add(argc - 1, argv + 1, 1);
+    if (!strcmp(argv[1], "delete")) return index_delete(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "info")) return index_info(argc - 1, argv + 1);
+    fprintf(stderr, "sembed: index: unknown subcommand '%s'\n\n%s", argv[1], index_usage);
+    return EXIT_USAGE;
+}
+
+/* ==== search ==== */
+
+static const char search_index_usage[] =
+    "usage: sembed search INDEX [options] QUERY...\n"
+    "       sembed search -m MODEL -c CORPUS [-k N] QUERY...   (brute force over a text file)\n"
+    "\n"
+    "Searches an index made by `sembed index build` with the model it remembers.\n"
+    "\n"
+    "  -k, --top-k N          results per query (default 10)\n"
+    "      --filter KEY=VALUE documents whose metadata field KEY equals VALUE (or whose array\n"
+    "                         KEY contains it); repeat to require several\n"
+    "      --ef N             HNSW candidate list size (default: the index's ef_search)\n"
+    "      --all-chunks       several chunks of one document may be listed (default: its best)\n"
+    "  -i, --input FILE       queries, one per line (as well as / instead of QUERY arguments)\n"
+    "  -m, --model DIR        encode queries with this model instead of the remembered one\n"
+    "      --json             one JSON object per query: {\"query\", \"results\": [{\"id\", \"score\",\n"
+    "                         \"chunk\", \"text\", \"metadata\"}]}\n"
+    "  -t, --threads N        encoder threads\n"
+    "  -q, --quiet            no notes on stderr\n"
+    "  -h, --help             this help\n";
+
+static int search_index(int argc, char **argv) {
+    long k = 10, ef = 0, threads = 0;
+    int json = 0, all_chunks = 0;
+    const char *input = NULL, *model = NULL;
+    se_index_filter filters[32];
+    size_t nf = 0;
+    static const struct option opts[] = {
+        {"top-k", required_argument, 0, 'k'}, {"filter", required_argument, 0, 'f'}, {"ef", required_argument, 0, 'e'},
+        {"all-chunks", no_argument, 0, 'a'}, {"input", required_argument, 0, 'i'}, {"model", required_argument, 0, 'm'},
+        {"json", no_argument, 0, 'j'}, {"threads", required_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "k:i:m:t:qh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'k': k = parse_long(optarg, 1, 100000); break;
+        case 'e': ef = parse_long(optarg, 1, 100000); break;
+        case 'f': {
+            char *eq = strchr(optarg, '=');
+            if (!eq || eq == optarg || nf == 32) {
+                fprintf(stderr, "sembed: --filter takes KEY=VALUE (at most 32)\n");
+                return EXIT_USAGE;
+            }
+            *eq = 0;
+            filters[nf++] = (se_index_filter){optarg, eq + 1};
+            break;
+        }
+        case 'a': all_chunks = 1; break;
+        case 'i': input = optarg; break;
+        case 'm': model = optarg; break;
+        case 'j': json = 1; break;
+        case 't': threads = parse_long(optarg, 1, 256); break;
+        case 'q': quiet = 1; break;
+        case 'h': fputs(search_index_usage, stdout); return 0;
+        default: fputs(search_index_usage, stderr); return EXIT_USAGE;
+        }
+    }
+    if (optind >= argc || k < 0 || ef < 0 || threads < 0 || (optind + 1 >= argc && !input)) {
+        fputs(search_index_usage, stderr);
+        return EXIT_USAGE;
+    }
+    const char *path = argv[optind++];
+    docs qd = {0};
+    if (input && read_lines(input, &qd)) return EXIT_RUNTIME;
+    size_t nq = (size_t)(argc - optind) + qd.n;
+    const char **qs = malloc(nq * sizeof *qs);
+    for (size_t i = 0; i < (size_t)(argc - optind); i++) qs[i] = argv[optind + i];
+    for (size_t i = 0; i < qd.n; i++) qs[argc - optind + i] = qd.v[i].text;
+    se_error err = {0};
+    se_index *idx = NULL;
+    enc e = {0};
+    float *qe = NULL;
+    se_index_hit *hits = NULL;
+    int rc = EXIT_RUNTIME;
+    if (se_index_open(path, true, log_cb, NULL, &idx, &err) != SE_OK) {
+        fprintf(stderr, "sembed: %s\n", err.msg);
+        goto done;
+    }
+    se_index_info info;
+    se_index_get_info(idx, &info, NULL);
+    if (!model) model = info.params.model;
+    if (!model || !model[0]) {
+        fprintf(stderr, "sembed: %s: the index records no model; pass -m\n", path);
+        goto done;
+    }
+    if (enc_open(&e, model, -1, threads)) goto done;
+    if (e.dim != info.dim) {
+        fprintf(stderr, "sembed: model %s gives %zu-dimensional vectors, the index holds %zu\n", model, e.dim, info.dim);
+        goto done;
+    }
+    qe = malloc(nq * e.dim * sizeof *qe);
+    hits = malloc((size_t)k * sizeof *hits);
+    if (!qe || !hits || enc_texts(&e, qs, NULL, nq, qe, NULL)) goto done;
+    se_index_search_params sp = se_index_search_default_params();
+    sp.k = (size_t)k;
+    sp.ef_search = (uint32_t)ef;
+    sp.filters = filters;
+    sp.n_filters = nf;
+    sp.best_chunk_per_doc = !all_chunks;
+    for (size_t q = 0; q < nq; q++) {
+        size_t nh;
+        if (se_index_search(idx, qe + q * e.dim, &sp, hits, &nh, &err) != SE_OK) {
+            fprintf(stderr, "sembed: %s\n", err.msg);
+            goto done;
+        }
+        if (json) {
+            fputs("{\"query\": ", stdout);
+            cli_print_json_string(stdout, qs[q]);
+            fputs(", \"results\": [", stdout);
+        } else {
+            printf("%s%s\n", q ? "\n" : "", qs[q]);
+        }
+        for (size_t h = 0; h < nh; h++) {
+            se_index_doc_out d;
+            if (se_index_fetch(idx, hits[h].doc, &d, &err) != SE_OK) {
+                fprintf(stderr, "sembed: %s\n", err.msg);
+                goto done;
+            }
+            size_t tl = strlen(d.text);
+            uint32_t s0 = hits[h].start < tl ? hits[h].start : (uint32_t)tl;
+            uint32_t s1 = hits[h].end < tl ? hits[h].end : (uint32_t)tl;
+            char *chunk = strndup(d.text + s0, s1 - s0);
+            if (json) {
+                fputs(h ? ", {\"id\": " : "{\"id\": ", stdout);
+                cli_print_json_string(stdout, d.id);
+                fputs(", \"score\": ", stdout);
+                cli_print_float(stdout, hits[h].score);
+                printf(", \"chunk\": %u, \"text\": ", hits[h].chunk);
+                cli_print_json_string(stdout, chunk ? chunk : "");
+                printf(", \"metadata\": %s}", d.meta ? d.meta : "{}");
+            } else {
+                printf("  %2zu. %.4f  [%s] %s%s\n", h + 1, (double)hits[h].score, d.id, hits[h].chunk ? "... " : "",
+                       chunk ? chunk : "");
+            }
+            free(chunk);
+            se_free(d.id);
+            se_free(d.text);
+            se_free(d.meta);
+        }
+        if (json) fputs("]}\n", stdout);
+    }
+    rc = fflush(stdout) == 0 ? 0 : EXIT_RUNTIME;
+done:
+    se_index_close(idx, NULL);
+    enc_close(&e);
+    free(qe);
+    free(hits);
+    free(qs);
+    docs_free(&qd);
+    return rc;
+}
+
+int cmd_search(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "-c") || !strncmp(argv[i], "--corpus", 8)) return cmd_search_corpus(argc, argv);
+    return search_index(argc, argv);
+}
+
+/* ==== cluster / dedup / mine ==== */
+
+typedef struct coll_opts {
+    const char *model, *input, *output;
+    int json, dtype;
+    long threads;
+} coll_opts;
+
+/* Loads the texts and their embeddings (normalised). */
+static int embed_collection(const coll_opts *o, docs *d, enc *e, float **vec) {
+    if (read_lines(o->input, d)) return -1;
+    if (enc_open(e, o->model, o->dtype, o->threads)) return -1;
+    *vec = malloc((d->n ? d->n : 1) * e->dim * sizeof **vec);
+    const char **t = doc_texts(d);
+    if (!*vec || !t) {
+        free(t);
+        fprintf(stderr, "sembed: out of memory\n");
+        return -1;
+    }
+    int rc = enc_texts(e, t, NULL, d->n, *vec, "encoding");
+    free(t);
+    return rc;
+}
+
+static const char cluster_usage[] =
+    "usage: sembed cluster -m MODEL -i TEXTS [--threshold T --min-size N | --kmeans K] [options]\n"
+    "\n"
+    "Groups the lines of TEXTS. Default: sentence-transformers' community_detection (a\n"
+    "community = a central text and every text with cosine >= T to it, at least N of them, no\n"
+    "text in two communities; largest first). --kmeans K: k-means on the unit sphere instead.\n"
+    "\n"
+    "  -m, --model DIR        model folder\n"
+    "  -i, --input FILE       one text per line\n"
+    "      --threshold T      community threshold (default 0.75)\n"
+    "      --min-size N       smallest community (default 2)\n"
+    "      --kmeans K         k-means with K clusters (k-means++ seeding, --seed, default 42)\n"
+    "      --json             JSONL: {\"cluster\", \"size\", \"members\": [{\"line\", \"text\"}]}\n"
+    "  -o, --output FILE      output (default stdout; written atomically)\n"
+    "  -t, --threads N / --dtype D / -q / -h\n";
+
+static int cmd_cluster_impl(int argc, char **argv) {
+    coll_opts o = {0};
+    o.dtype = -1;
+    float thr = 0.75f;
+    long min_size = 2, kmeans = 0, seed = 42;
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'}, {"input", required_argument, 0, 'i'}, {"output", required_argument, 0, 'o'},
+        {"threshold", required_argument, 0, 'T'}, {"min-size", required_argument, 0, 'N'}, {"kmeans", required_argument, 0, 'K'},
+        {"seed", required_argument, 0, 'S'}, {"json", no_argument, 0, 'j'}, {"threads", required_argument, 0, 't'},
+        {"dtype", required_argument, 0, 'D'}, {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:i:o:t:qh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': o.model = optarg; break;
+        case 'i': o.input = optarg; break;
+        case 'o': o.output = optarg; break;
+        case 'T':
+            if (parse_float(optarg, -1.0f, 1.0f, &thr)) {
+                fprintf(stderr, "sembed: --threshold must be a number in [-1, 1]\n");
+                return EXIT_USAGE;
+            }
+            break;
+        case 'N': min_size = parse_long(optarg, 1, LONG_MAX); break;
+        case 'K': kmeans = parse_long(optarg, 1, 1 << 24); break;
+        case 'S': seed = parse_long(optarg, 0, LONG_MAX); break;
+        case 'j': o.json = 1; break;
+        case 't': o.threads = parse_long(optarg, 1, 256); break;
+        case 'D': o.dtype = cli_parse_dtype(optarg); break;
+        case 'q': quiet = 1; break;
+        case 'h': fputs(cluster_usage, stdout); return 0;
+        default: fputs(cluster_usage, stderr); return EXIT_USAGE;
+        }
+    }
+    if (!o.model || !o.input || optind != argc || min_size < 0 || kmeans < 0 || seed < 0 || o.threads < 0) {
+        fputs(cluster_usage, stderr);
+        return EXIT_USAGE;
+    }
+    docs d = {0};
+    enc e = {0};
+    float *vec = NULL, *cent = NULL;
+    int32_t *members = NULL, *labels = NULL;
+    size_t *starts = NULL, ncomm = 0;
+    int rc = EXIT_RUNTIME;
+    cli_out out = {0};
+    char ebuf[512];
+    se_error err = {0};
+    if (embed_collection(&o, &d, &e, &vec)) goto done;
+    if (kmeans) {
+        if ((size_t)kmeans > d.n) {
+            fprintf(stderr, "sembed: --kmeans %ld: only %zu texts\n", kmeans, d.n);
+            goto done;
+        }
+        cent = malloc((size_t)kmeans * e.dim * sizeof *cent);
+        labels = malloc(d.n * sizeof *labels);
+        members = malloc(d.n * sizeof *members);
+        starts = calloc((size_t)kmeans + 1, sizeof *starts);
+        if (!cent || !labels || !members || !starts) goto done;
+        double inertia;
+        if (se_kmeans(vec, d.n, e.dim, (size_t)kmeans, true, (uint64_t)seed, 300, cent, labels, &inertia, &err) != SE_OK) {
+            fprintf(stderr, "sembed: %s\n", err.msg);
+            goto done;
+        }
+        /* group by cluster, in input order */
+        size_t *cnt = calloc((size_t)kmeans + 1, sizeof *cnt);
+        for (size_t i = 0; i < d.n; i++) cnt[labels[i] + 1]++;
+        for (long k = 0; k < kmeans; k++) cnt[k + 1] += cnt[k];
+        memcpy(starts, cnt, ((size_t)kmeans + 1) * sizeof *starts);
+        for (size_t i = 0; i < d.n; i++) members[cnt[labels[i]]++] = (int32_t)i;
+        free(cnt);
+        ncomm = (size_t)kmeans;
+    } else {
+        size_t *st = NULL;
+        if (se_community_detection(vec, d.n, e.dim, thr, (size_t)min_size, &members, &st, &ncomm, &err) != SE_OK) {
+            fprintf(stderr, "sembed: %s\n", err.msg);
+            goto done;
+        }
+        starts = malloc((ncomm + 1) * sizeof *starts);
+        memcpy(starts, st, (ncomm + 1) * sizeof *starts);
+        se_free(st);
+    }
+    if (cli_out_open(&out, o.output, ebuf, sizeof ebuf)) {
+        fprintf(stderr, "sembed: %s\n", ebuf);
+        goto done;
+    }
+    size_t clustered = 0;
+    for (size_t k = 0; k < ncomm; k++) {
+        size_t n = starts[k + 1] - starts[k];
+        clustered += n;
+        if (o.json) {
+            fprintf(out.f, "{\"cluster\": %zu, \"size\": %zu, \"members\": [", k + 1, n);
+            for (size_t t = 0; t < n; t++) {
+                int32_t i = members[starts[k] + t];
+                fprintf(out.f, "%s{\"line\": %zu, \"text\": ", t ? ", " : "", d.v[i].line);
+                cli_print_json_string(out.f, d.v[i].text);
+                fputc('}', out.f);
+            }
+            fputs("]}\n", out.f);
+        } else {
+            fprintf(out.f, "%scluster %zu (%zu texts)\n", k ? "\n" : "", k + 1, n);
+            for (size_t t = 0; t < n; t++) {
+                int32_t i = members[starts[k] + t];
+                fprintf(out.f, "  %6zu  %s\n", d.v[i].line, d.v[i].text);
+            }
+        }
+    }
+    if (cli_out_commit(&out, ebuf, sizeof ebuf)) {
+        fprintf(stderr, "sembed: %s\n", ebuf);
+        goto done;
+    }
+    if (!quiet) fprintf(stderr, "sembed: %zu clusters covering %zu of %zu texts\n", ncomm, clustered, d.n);
+    rc = 0;
+done:
+    if (rc && out.f) cli_out_abort(&out);
+    enc_close(&e);
+    docs_free(&d);
+    free(vec), free(cent), free(labels), free(starts);
+    if (kmeans) free(members);
+    else se_free(members);
+    return rc;
+}
+
+int cmd_cluster(int argc, char **argv) { return cmd_cluster_impl(argc, argv); }
+
+static const char dedup_usage[] =
+    "usage: sembed dedup -m MODEL -i TEXTS [--threshold T] [-o KEPT] [--report FILE]\n"
+    "\n"
+    "Removes near-duplicates: each line is dropped when its cosine to an earlier kept line is\n"
+    ">= T (the first occurrence is kept). The kept lines go to stdout or -o; --report writes\n"
+    "JSONL {\"line\", \"duplicate_of\", \"score\", \"text\"} for every dropped line. Exact search.\n"
+    "\n"
+    "  -m, --model DIR       model folder\n"
+    "  -i, --input FILE      one text per line\n"
+    "      --threshold T     similarity at which two lines are duplicates (default 0.95)\n"
+    "  -o, --output FILE     kept lines (default stdout; written atomically)\n"
+    "      --report FILE     what went where (JSONL; written atomically)\n"
+    "  -t, --threads N / --dtype D / -q / -h\n";
+
+int cmd_dedup(int argc, char **argv) {
+    coll_opts o = {0};
+    o.dtype = -1;
+    float thr = 0.95f;
+    const char *report = NULL;
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'}, {"input", required_argument, 0, 'i'}, {"output", required_argument, 0, 'o'},
+        {"threshold", required_argument, 0, 'T'}, {"report", required_argument, 0, 'R'}, {"threads", required_argument, 0, 't'},
+        {"dtype", required_argument, 0, 'D'}, {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:i:o:t:qh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': o.model = optarg; break;
+        case 'i': o.input = optarg; break;
+        case 'o': o.output = optarg; break;
+        case 'T':
+            if (parse_float(optarg, -1.0f, 1.0f, &thr)) {
+                fprintf(stderr, "sembed: --threshold must be a number in [-1, 1]\n");
+                return EXIT_USAGE;
+            }
+            break;
+        case 'R': report = optarg; break;
+        case 't': o.threads = parse_long(optarg, 1, 256); break;
+        case 'D': o.dtype = cli_parse_dtype(optarg); break;
+        case 'q': quiet = 1; break;
+        case 'h': fputs(dedup_usage, stdout); return 0;
+        default: fputs(dedup_usage, stderr); return EXIT_USAGE;
+        }
+    }
+    if (!o.model || !o.input || optind != argc || o.threads < 0) {
+        fputs(dedup_usage, stderr);
+        return EXIT_USAGE;
+    }
+    docs d = {0};
+    enc e = {0};
+    float *vec = NULL;
+    int rc = EXIT_RUNTIME;
+    cli_out out = {0}, rep = {0};
+    char ebuf[512];
+    int32_t *kept = NULL, *dup_of = NULL;
+    float *dup_score = NULL;
+    if (embed_collection(&o, &d, &e, &vec)) goto done;
+    kept = malloc((d.n ? d.n : 1) * sizeof *kept);
+    dup_of = malloc((d.n ? d.n : 1) * sizeof *dup_of);
+    dup_score = malloc((d.n ? d.n : 1) * sizeof *dup_score);
+    float *kv = malloc((d.n ? d.n : 1) * e.dim * sizeof *kv);
+    if (!kept || !dup_of || !dup_score || !kv) {
+        free(kv);
+        goto done;
+    }
+    /* exact: each line against the lines kept so far */
+    size_t nk = 0;
+    progress p;
+    progress_start(&p, "deduplicating", d.n);
+    for (size_t i = 0; i < d.n; i++) {
+        se_hit h;
+        se_error err = {0};
+        dup_of[i] = -1;
+        if (nk && se_semantic_search(SE_SIM_COSINE, vec + i * e.dim, 1, kv, nk, e.dim, 1, &h, &err) == SE_OK &&
+            h.score >= thr) {
+            dup_of[i] = kept[h.corpus_id];
+            dup_score[i] = h.score;
+        } else {
+            kept[nk] = (int32_t)i;
+            memcpy(kv + nk * e.dim, vec + i * e.dim, e.dim * sizeof *kv);
+            nk++;
+        }
+        if (i % 256 == 255 || i + 1 == d.n) progress_update(&p, i + 1);
+    }
+    free(kv);
+    if (cli_out_open(&out, o.output, ebuf, sizeof ebuf) || (report && cli_out_open(&rep, report, ebuf, sizeof ebuf))) {
+        fprintf(stderr, "sembed: %s\n", ebuf);
+        goto done;
+    }
+    for (size_t t = 0; t < nk; t++) fprintf(out.f, "%s\n", d.v[kept[t]].text);
+    if (report)
+        for (size_t i = 0; i < d.n; i++) {
+            if (dup_of[i] < 0) continue;
+            fprintf(rep.f, "{\"line\": %zu, \"duplicate_of\": %zu, \"score\": ", d.v[i].line, d.v[dup_of[i]].line);
+            cli_print_float(rep.f, dup_score[i]);
+            fputs(", \"text\": ", rep.f);
+            cli_print_json_string(rep.f, d.v[i].text);
+            fputs("}\n", rep.f);
+        }
+    if (cli_out_commit(&out, ebuf, sizeof ebuf) || (report && cli_out_commit(&rep, ebuf, sizeof ebuf))) {
+        fprintf(stderr, "sembed: %s\n", ebuf);
+        goto done;
+    }
+    if (!quiet) fprintf(stderr, "sembed: kept %zu of %zu lines (%zu near-duplicates removed)\n", nk, d.n, d.n - nk);
+    rc = 0;
+done:
+    if (rc && out.f) cli_out_abort(&out);
+    if (rc && rep.f) cli_out_abort(&rep);
+    enc_close(&e);
+    docs_free(&d);
+    free(vec), free(kept), free(dup_of), free(dup_score);
+    return rc;
+}
+
+static const char mine_usage[] =
+    "usage: sembed mine -m MODEL -i TEXTS [--top-k N] [--max-pairs N] [--threshold T]\n"
+    "\n"
+    "Paraphrase mining (sentence-transformers' paraphrase_mining): for every line its top-k most\n"
+    "similar other lines; prints the pairs best first as score<TAB>line_i<TAB>line_j<TAB>text_i\n"
+    "<TAB>text_j (or JSONL with --json).\n"
+    "\n"
+    "  -m, --model DIR       model folder\n"
+    "  -i, --input FILE      one text per line\n"
+    "      --top-k N         neighbours per line (default 100)\n"
+    "      --max-pairs N     at most N pairs (default 500000)\n"
+    "      --threshold T     only pairs scoring >= T (default: all)\n"
+    "      --json            JSONL {\"score\", \"i\", \"j\", \"text_i\", \"text_j\"} (lines 1-based)\n"
+    "  -o, --output FILE     output (default stdout; written atomically)\n"
+    "  -t, --threads N / --dtype D / -q / -h\n";
+
+int cmd_mine(int argc, char **argv) {
+    coll_opts o = {0};
+    o.dtype = -1;
+    long top_k = 100, max_pairs = 500000;
+    float thr = -INFINITY;
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'}, {"input", required_argument, 0, 'i'}, {"output", required_argument, 0, 'o'},
+        {"top-k", required_argument, 0, 'k'}, {"max-pairs", required_argument, 0, 'P'}, {"threshold", required_argument, 0, 'T'},
+        {"json", no_argument, 0, 'j'}, {"threads", required_argument, 0, 't'}, {"dtype", required_argument, 0, 'D'},
+        {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:i:o:k:t:qh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': o.model = optarg; break;
+        case 'i': o.input = optarg; break;
+        case 'o': o.output = optarg; break;
+        case 'k': top_k = parse_long(optarg, 1, 1 << 20); break;
+        case 'P': max_pairs = parse_long(optarg, 1, LONG_MAX); break;
+        case 'T':
+            if (parse_float(optarg, -1e30f, 1e30f, &thr)) {
+                fprintf(stderr, "sembed: --threshold must be a number\n");
+                return EXIT_USAGE;
+            }
+            break;
+        case 'j': o.json = 1; break;
+        case 't': o.threads = parse_long(optarg, 1, 256); break;
+        case 'D': o.dtype = cli_parse_dtype(optarg); break;
+        case 'q': quiet = 1; break;
+        case 'h': fputs(mine_usage, stdout); return 0;
+        default: fputs(mine_usage, stderr); return EXIT_USAGE;
+        }
+    }
+    if (!o.model || !o.input || optind != argc || top_k < 0 || max_pairs < 0 || o.threads < 0) {
+        fputs(mine_usage, stderr);
+        return EXIT_USAGE;
+    }
+    docs d = {0};
+    enc e = {0};
+    float *vec = NULL;
+    se_pair *pairs = NULL;
+    size_t np = 0;
+    int rc = EXIT_RUNTIME;
+    cli_out out = {0};
+    char ebuf[512];
+    se_error err = {0};
+    if (embed_collection(&o, &d, &e, &vec)) goto done;
+    se_similarity fn = e.info.similarity == SE_SIM_DOT ? SE_SIM_DOT : SE_SIM_COSINE;
+    if (se_paraphrase_mining(fn, vec, d.n, e.dim, (size_t)top_k, (size_t)max_pairs, &pairs, &np, &err) != SE_OK) {
+        fprintf(stderr, "sembed: %s\n", err.msg);
+        goto done;
+    }
+    if (cli_out_open(&out, o.output, ebuf, sizeof ebuf)) {
+        fprintf(stderr, "sembed: %s\n", ebuf);
+        goto done;
+    }
+    size_t shown = 0;
+    for (size_t t = 0; t < np; t++) {
+        if (pairs[t].score < thr) break;
+        const doc *a = &d.v[pairs[t].i], *b = &d.v[pairs[t].j];
+        if (o.json) {
+            fputs("{\"score\": ", out.f);
+            cli_print_float(out.f, pairs[t].score);
+            fprintf(out.f, ", \"i\": %zu, \"j\": %zu, \"text_i\": ", a->line, b->line);
+            cli_print_json_string(out.f, a->text);
+            fputs(", \"text_j\": ", out.f);
+            cli_print_json_string(out.f, b->text);
+            fputs("}\n", out.f);
+        } else {
+            fprintf(out.f, "%.4f\t%zu\t%zu\t%s\t%s\n", (double)pairs[t].score, a->line, b->line, a->text, b->text);
+        }
+        shown++;
+    }
+    if (cli_out_commit(&out, ebuf, sizeof ebuf)) {
+        fprintf(stderr, "sembed: %s\n", ebuf);
+        goto done;
+    }
+    if (!quiet) fprintf(stderr, "sembed: %zu pairs\n", shown);
+    rc = 0;
+done:
+    if (rc && out.f) cli_out_abort(&out);
+    enc_close(&e);
+    docs_free(&d);
+    free(vec);
+    se_free(pairs);
+    return rc;
+}

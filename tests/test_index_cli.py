@@ -1,0 +1,240 @@
+#!/usr/bin/python3
+"""Black-box tests of `sembed index`, `search INDEX`, `cluster`, `dedup`, `mine`.
+
+Run from the repo root: /usr/bin/python3 tests/test_index_cli.py build/sembed
+Uses the default model (models/use-lite, made by setup.sh). Includes the kill
+test: `sembed index add` is killed with SIGKILL at random points, and after
+every kill the index must open, and hold exactly a prefix of the input made
+of whole committed batches, with nothing committed earlier lost. Prints
+"test_index_cli: N passed, N failed" and exits non-zero on failure.
+"""
+import json, os, random, signal, sqlite3, subprocess, sys, tempfile, time
+
+SEMBED = sys.argv[1] if len(sys.argv) > 1 else "build/sembed"
+MODEL = "models/use-lite"
+CORPUS = "examples/corpus.txt"
+passed = failed = 0
+
+
+def run(*args, input=None):
+    p = subprocess.run([SEMBED, *args], input=input, capture_output=True)
+    return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
+
+
+def check(name, cond, detail=""):
+    global passed, failed
+    if cond:
+        passed += 1
+    else:
+        failed += 1
+        print(f"FAIL {name} {detail}", file=sys.stderr)
+
+
+def corpus_lines():
+    return [l for l in open(CORPUS, encoding="utf-8").read().split("\n") if l]
+
+
+def test_build_search(d):
+    idx = os.path.join(d, "c.idx")
+    rc, out, err = run("index", "build", "-m", MODEL, "-i", CORPUS, "-o", idx)
+    check("build", rc == 0 and os.path.exists(idx) and "32 documents" in err, err)
+    check("build leaves no temporary file", sorted(os.listdir(d)) == ["c.idx"], str(os.listdir(d)))
+    rc, out, err = run("index", "build", "-m", MODEL, "-i", CORPUS, "-o", idx)
+    check("build refuses to overwrite", rc == 1 and "already exists" in err, err)
+    rc, out, _ = run("index", "info", idx, "--json")
+    info = json.loads(out) if rc == 0 else {}
+    check("info", info.get("documents") == 32 and info.get("vectors") == 32 and info.get("dim") == 512
+          and info.get("kind") == "hnsw" and info.get("M") == 16 and info.get("model", "").endswith("models/use-lite"), out)
+    queries = ["My wifi keeps disconnecting", "Will it rain this weekend?", "How long should I cook spaghetti?"]
+    rc, out, err = run("search", idx, "-k", "5", "--json", *queries)
+    got = [json.loads(l) for l in out.splitlines()] if rc == 0 else []
+    # the same scores as the brute-force search over the text file
+    rc2, out2, _ = run("search", "-m", MODEL, "-c", CORPUS, "-k", "5", "--json", *queries)
+    ref = [json.loads(l) for l in out2.splitlines()] if rc2 == 0 else []
+    ok = len(got) == 3 and len(ref) == 3
+    for g, r in zip(got, ref):
+        ok = ok and [h["id"] for h in g["results"]] == [str(h["line"]) for h in r["hits"]]
+        ok = ok and all(abs(a["score"] - b["score"]) < 1e-5 for a, b in zip(g["results"], r["hits"]))
+    check("search INDEX = brute force", ok, out + out2)
+    check("search top hit", got and got[0]["results"][0]["text"].startswith("Restart your router")
+          and abs(got[0]["results"][0]["score"] - 0.6688) < 2e-3, out)
+    rc, out, err = run("search", idx, "-i", "-", input=b"Who won the game?\n")
+    check("search queries from stdin", rc == 0 and "Who won the game?" in out and "1." in out, err)
+    rc, out, err = run("search", os.path.join(d, "missing.idx"), "x")
+    check("search missing index", rc == 1 and "missing.idx" in err, err)
+    bad = os.path.join(d, "garbage.idx")
+    open(bad, "wb").write(os.urandom(4096))
+    rc, out, err = run("search", bad, "x")
+    check("search garbage file", rc == 1 and "not a sembed index" in err, err)
+    os.unlink(bad)
+    rc, out, err = run("search", idx, "--filter", "novalue", "x")
+    check("bad --filter is a usage error", rc == 2, err)
+    return idx
+
+
+def test_jsonl_chunks_filters(d):
+    lines = corpus_lines()
+    src = os.path.join(d, "docs.jsonl")
+    with open(src, "w", encoding="utf-8") as f:
+        for i, l in enumerate(lines):
+            f.write(json.dumps({"id": f"d{i}", "text": l, "lang": "fr" if i % 8 == 0 else "en", "year": 2020 + i % 2,
+                                "tags": ["even"] if i % 2 == 0 else ["odd"]}) + "\n")
+        f.write(json.dumps({"id": "long", "text": " ".join(lines * 6), "lang": "en"}) + "\n")
+        f.write(json.dumps({"id": "zh", "text": "今天天气很好，我们去公园散步吧。" * 60, "lang": "zh"}) + "\n")
+    idx = os.path.join(d, "j.idx")
+    rc, out, err = run("index", "build", "-m", MODEL, "-i", src, "-o", idx, "--chunk", "48", "--overlap", "8", "--hnsw", "8,100")
+    info = json.loads(run("index", "info", idx, "--json")[1])
+    check("chunked build", rc == 0 and info["documents"] == 34 and info["vectors"] > 40 and info["M"] == 8
+          and info["chunk_tokens"] == 48 and info["chunk_overlap"] == 8, err + json.dumps(info))
+    # every chunk of the long document fits 48 tokens (checked with `sembed tokenize`)
+    con = sqlite3.connect(idx)
+    text, = con.execute("SELECT text FROM docs WHERE ext_id = 'long'").fetchone()
+    spans = con.execute("SELECT start, end FROM chunks c JOIN docs d ON d.id = c.doc WHERE d.ext_id = 'long' ORDER BY chunk").fetchall()
+    con.close()
+    raw = text.encode("utf-8")
+    pieces = [raw[a:b].decode("utf-8") for a, b in spans]
+    rc, out, _ = run("tokenize", "-m", MODEL, "--jsonl-input", "--max-length", "0",
+                     input="".join(json.dumps(p) + "\n" for p in pieces).encode())
+    lens = [len(json.loads(l)) for l in out.splitlines()]
+    check("chunks fit and cover the text", rc == 0 and len(pieces) > 5 and max(lens) <= 48 + 2 and spans[0][0] == 0
+          and spans[-1][1] == len(raw) and all(b[0] < a[1] for a, b in zip(spans, spans[1:])), f"{lens} {spans[:3]}")
+    # filters: exact on a small match set, and through metadata arrays / numbers
+    rc, out, err = run("search", idx, "--json", "-k", "10", "--filter", "lang=fr", "weather")
+    res = json.loads(out)["results"] if rc == 0 else []
+    check("filter lang=fr returns all 4 and only them", len(res) == 4 and all(r["metadata"]["lang"] == "fr" for r in res), out + err)
+    rc, out, err = run("search", idx, "--json", "-k", "50", "--filter", "tags=odd", "--filter", "year=2021", "x")
+    res = json.loads(out)["results"] if rc == 0 else []
+    check("filter on array and number", len(res) == 16 and all(r["metadata"]["year"] == 2021 for r in res), out + err)
+    rc, out, err = run("search", idx, "--json", "-k", "3", "--filter", "lang=zh", "天气")
+    res = json.loads(out)["results"] if rc == 0 else []
+    check("best chunk per document", len(res) == 1 and res[0]["id"] == "zh", out)
+    rc, out, err = run("search", idx, "--json", "-k", "3", "--all-chunks", "--filter", "lang=zh", "天气")
+    res = json.loads(out)["results"] if rc == 0 else []
+    check("--all-chunks", len(res) == 3 and all(r["id"] == "zh" for r in res), out)
+    # add: replace one, add one; delete
+    upd = os.path.join(d, "upd.jsonl")
+    with open(upd, "w") as f:
+        f.write(json.dumps({"id": "d3", "text": "A brand new text about quantum computers.", "lang": "de"}) + "\n")
+        f.write(json.dumps({"id": "new", "text": "Quantum computing uses qubits.", "lang": "de"}) + "\n")
+    rc, _, err = run("index", "add", idx, "-i", upd)
+    rc2, out, _ = run("search", idx, "--json", "-k", "5", "--filter", "lang=de", "quantum")
+    res = json.loads(out)["results"] if rc2 == 0 else []
+    check("add replaces and adds", rc == 0 and sorted(r["id"] for r in res) == ["d3", "new"], err + out)
+    rc, _, err = run("index", "delete", idx, "d3", "new", "nope")
+    info2 = json.loads(run("index", "info", idx, "--json")[1])
+    check("delete", rc == 0 and "deleted 2 of 3" in err and info2["documents"] == 33 and info2["free_slots"] >= 1, err + json.dumps(info2))
+    rc, out, err = run("index", "add", idx, "-i", os.path.join(d, "nope.jsonl"))
+    check("add: missing input", rc == 1 and "nope.jsonl" in err, err)
+    bad = os.path.join(d, "bad.jsonl")
+    open(bad, "w").write('{"text": "ok"}\n{"text": 5}\n')
+    rc, out, err = run("index", "add", idx, "-i", bad)
+    check("add: bad JSONL names the line", rc == 1 and "bad.jsonl:2" in err, err)
+    open(bad, "w").write('{"text": "ok"}\nnot json\n')
+    rc, out, err = run("index", "add", idx, "-i", bad)
+    check("add: malformed JSON names the line", rc == 1 and "bad.jsonl:2" in err, err)
+    check("failed adds changed nothing", json.loads(run("index", "info", idx, "--json")[1])["documents"] == 33)
+
+
+def test_kill(d):
+    """SIGKILL `sembed index add` at random points; the index always opens and
+    holds a prefix of whole committed batches; nothing committed is lost."""
+    rnd = random.Random(1234)
+    src = os.path.join(d, "many.jsonl")
+    base = corpus_lines()
+    n, batch = 3000, 16
+    with open(src, "w") as f:
+        for i in range(n):
+            f.write(json.dumps({"id": f"k{i}", "text": f"{base[i % len(base)]} (variant {i})"}) + "\n")
+    idx = os.path.join(d, "k.idx")
+    rc, _, err = run("index", "build", "-m", MODEL, "-i", CORPUS, "-o", idx, "-q")
+    check("kill: base index", rc == 0, err)
+    prev = 0
+    kills = 0
+    for attempt in range(6):
+        p = subprocess.Popen([SEMBED, "index", "add", idx, "-i", src, "-b", str(batch), "-q"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rnd.uniform(0.3, 2.0))
+        if p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+            kills += 1
+        p.wait()
+        rc, out, err = run("index", "info", idx, "--json")
+        ok = rc == 0
+        con = sqlite3.connect(idx)
+        ids = [r[0] for r in con.execute("SELECT ext_id FROM docs WHERE ext_id LIKE 'k%' ORDER BY id")]
+        nchunks = con.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        ndocs = con.execute("SELECT COUNT(*) FROM docs").fetchone()[0]
+        con.close()
+        k = len(ids)
+        # each run re-adds from the start (replacing), so the set is a prefix of the input
+        ok = ok and sorted(ids, key=lambda s: int(s[1:])) == [f"k{i}" for i in range(k)]
+        ok = ok and k >= prev and (k % batch == 0 or k == n) and nchunks == ndocs
+        ok = ok and json.loads(out)["vectors"] == nchunks
+        check(f"kill {attempt}: index opens, a prefix of whole batches, nothing lost", ok,
+              f"rc={rc} k={k} prev={prev} chunks={nchunks} docs={ndocs} {err}")
+        prev = k
+    check("kill: the adds were really killed", kills >= 3, f"kills={kills}")
+    # the graph caught up with the rows: searching finds a committed document
+    if prev:
+        con = sqlite3.connect(idx)
+        text, = con.execute("SELECT text FROM docs WHERE ext_id = ?", (f"k{prev - 1}",)).fetchone()
+        con.close()
+        rc, out, err = run("search", idx, "--json", "-k", "3", text)
+        res = json.loads(out)["results"] if rc == 0 else []
+        check("kill: the last committed document is found", any(r["text"] == text for r in res), out + err)
+    # a killed build leaves no index behind
+    out_idx = os.path.join(d, "killed.idx")
+    p = subprocess.Popen([SEMBED, "index", "build", "-m", MODEL, "-i", src, "-o", out_idx, "-q"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.8)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    check("kill: an interrupted build leaves no index", not os.path.exists(out_idx))
+
+
+def test_cluster_dedup_mine(d):
+    lines = corpus_lines()
+    dup = lines + [lines[0].replace("nine", "ten"), lines[17].replace(".", "!"), lines[27] + " ", lines[5]]
+    src = os.path.join(d, "dup.txt")
+    open(src, "w").write("\n".join(dup) + "\n")
+    kept, report = os.path.join(d, "kept.txt"), os.path.join(d, "report.jsonl")
+    rc, out, err = run("dedup", "-m", MODEL, "-i", src, "--threshold", "0.95", "-o", kept, "--report", report)
+    k = open(kept).read().splitlines() if rc == 0 else []
+    rep = [json.loads(l) for l in open(report)] if rc == 0 else []
+    check("dedup keeps the firsts", rc == 0 and k == lines, err)
+    check("dedup report", sorted((r["line"], r["duplicate_of"]) for r in rep) == [(33, 1), (34, 18), (35, 28), (36, 6)]
+          and all(r["score"] >= 0.95 for r in rep), str(rep))
+    rc, out, err = run("mine", "-m", MODEL, "-i", src, "--json", "--top-k", "5")
+    pairs = [json.loads(l) for l in out.splitlines()] if rc == 0 else []
+    top4 = sorted((p["i"], p["j"]) for p in pairs[:4])
+    check("mine: the duplicates pair up first", top4 == [(1, 33), (6, 36), (18, 34), (28, 35)]
+          and all(a["score"] >= b["score"] for a, b in zip(pairs, pairs[1:])) and all(p["i"] < p["j"] for p in pairs), str(pairs[:5]))
+    rc, out, err = run("cluster", "-m", MODEL, "-i", src, "--json", "--threshold", "0.9", "--min-size", "2")
+    cl = [json.loads(l) for l in out.splitlines()] if rc == 0 else []
+    groups = sorted(sorted(m["line"] for m in c["members"]) for c in cl)
+    check("cluster: communities of the duplicates", groups == [[1, 33], [6, 36], [18, 34], [28, 35]], str(groups))
+    rc, out, err = run("cluster", "-m", MODEL, "-i", src, "--json", "--kmeans", "5")
+    cl = [json.loads(l) for l in out.splitlines()] if rc == 0 else []
+    members = sorted(m["line"] for c in cl for m in c["members"])
+    together = all(any({a, b} <= {m["line"] for m in c["members"]} for c in cl) for a, b in [(1, 33), (6, 36), (18, 34), (28, 35)])
+    check("kmeans: every line once, duplicates together", len(cl) == 5 and members == list(range(1, 37)) and together, str(cl)[:300])
+    rc, out, err = run("cluster", "-m", MODEL, "-i", src, "--kmeans", "99")
+    check("kmeans: K > n is an error", rc == 1 and "99" in err, err)
+    for cmd in ["cluster", "dedup", "mine"]:
+        rc, out, _ = run(cmd, "--help")
+        check(f"{cmd} --help", rc == 0 and "usage: sembed " + cmd in out)
+        rc, _, _ = run(cmd)
+        check(f"{cmd} without args is a usage error", rc == 2)
+
+
+if __name__ == "__main__":
+    if not os.path.exists(MODEL + "/model.safetensors"):
+        print(f"test_index_cli: {MODEL} is missing (run ./setup.sh)", file=sys.stderr)
+        sys.exit(1)
+    with tempfile.TemporaryDirectory() as d:
+        test_build_search(d)
+        test_jsonl_chunks_filters(d)
+        test_cluster_dedup_mine(d)
+        test_kill(d)
+    print(f"test_index_cli: {passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
