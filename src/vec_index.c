@@ -12,6 +12,7 @@
  */
 #include "vec_index.h"
 
+#include <immintrin.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -103,8 +104,7 @@ static int heap_reserve(heap *h, size_t n) {
 }
 
 static inline int before(const heap *h, cand x, cand y) { /* x above y in the heap */
-    if (h->max) return x.d > y.d || (x.d == y.d && x.id > y.id);
-    return x.d < y.d || (x.d == y.d && x.id < y.id);
+    return h->max ? x.d > y.d : x.d < y.d;
 }
 
 /* Pushes x; the caller reserved room. */
@@ -420,65 +420,129 @@ static void greedy(const se_vx *vx, const float *q, int l, int32_t *ep, float *e
     }
 }
 
+/* AVX-512 distances inlined into the search loop: vectors and queries are
+ * zero padded to the stride (a multiple of 16), so no tail. */
+__attribute__((target("avx512f"), always_inline)) static inline float ip512(const float *a, const float *b, size_t n) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm512_fmadd_ps(_mm512_load_ps(a + i), _mm512_load_ps(b + i), s0);
+        s1 = _mm512_fmadd_ps(_mm512_load_ps(a + i + 16), _mm512_load_ps(b + i + 16), s1);
+    }
+    if (i < n) s0 = _mm512_fmadd_ps(_mm512_load_ps(a + i), _mm512_load_ps(b + i), s0);
+    return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+__attribute__((target("avx512f"), always_inline)) static inline float l2sq512(const float *a, const float *b, size_t n) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m512 d0 = _mm512_sub_ps(_mm512_load_ps(a + i), _mm512_load_ps(b + i));
+        __m512 d1 = _mm512_sub_ps(_mm512_load_ps(a + i + 16), _mm512_load_ps(b + i + 16));
+        s0 = _mm512_fmadd_ps(d0, d0, s0);
+        s1 = _mm512_fmadd_ps(d1, d1, s1);
+    }
+    if (i < n) {
+        __m512 d = _mm512_sub_ps(_mm512_load_ps(a + i), _mm512_load_ps(b + i));
+        s0 = _mm512_fmadd_ps(d, d, s0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+#define DIST_REF(a, b) dist(vx, (a), (b))
+#define DIST_512(a, b) (l2 ? l2sq512((a), (b), vx->stride) : -ip512((a), (b), vx->stride))
+
 /* Best-first search of layer l from ep (algorithm 2). Results go to s->h2
  * (a max-heap of at most ef); s->h1 holds the candidates. With allow, only
  * allowed labels enter the results, and the walk stops only once ef
- * results are found and no candidate is closer than the worst. Returns -1
- * on allocation failure. */
+ * results are found and no candidate is closer than the worst. The
+ * neighbours of a candidate are gathered first and their vectors
+ * prefetched, then measured. Returns -1 on allocation failure. Defined
+ * twice: with the dispatched kernels, and with AVX-512 inlined. */
+#define DEFINE_SEARCH_LAYER(NAME, ATTR, DIST)                                                            \
+    ATTR static int NAME(const se_vx *vx, scratch *s, const float *q, int32_t ep, float epd, size_t ef, int l, \
+                         se_vx_allow_fn allow, void *user) {                                             \
+        const int l2 = vx->p.metric == SE_METRIC_L2;                                                     \
+        (void)l2;                                                                                        \
+        heap *cands = &s->h1, *res = &s->h2;                                                             \
+        cands->n = res->n = 0;                                                                           \
+        if (heap_reserve(cands, vx->n_slots + 1) || heap_reserve(res, ef + 2)) return -1;                \
+        s->tags[ep] = s->cur;                                                                            \
+        heap_push(cands, (cand){epd, ep});                                                               \
+        float bound = INFINITY;                                                                          \
+        if (!allow || allow(user, vx->labels[ep])) {                                                     \
+            heap_push(res, (cand){epd, ep});                                                             \
+            bound = epd;                                                                                 \
+        }                                                                                                \
+        const size_t lines = vx->stride / 16 < 4 ? vx->stride / 16 : 4;                                  \
+        int32_t todo[257];                                                                               \
+        while (cands->n) {                                                                               \
+            cand c = cands->a[0];                                                                        \
+            if (c.d > bound && res->n >= ef) break;                                                      \
+            heap_pop(cands);                                                                             \
+            const int32_t *ln = links_at(vx, c.id, l);                                                   \
+            int32_t cnt = ln[0], nt = 0;                                                                 \
+            for (int32_t i = 1; i <= cnt; i++) {                                                         \
+                int32_t e = ln[i];                                                                       \
+                if (s->tags[e] == s->cur) continue;                                                      \
+                s->tags[e] = s->cur;                                                                     \
+                todo[nt++] = e;                                                                          \
+                const char *pv = (const char *)vec_at(vx, e);                                            \
+                for (size_t p = 0; p < lines; p++) __builtin_prefetch(pv + 64 * p);                      \
+            }                                                                                            \
+            for (int32_t i = 0; i < nt; i++) {                                                           \
+                int32_t e = todo[i];                                                                     \
+                float d = DIST(q, vec_at(vx, e));                                                        \
+                if (res->n < ef || d < bound) {                                                          \
+                    heap_push(cands, (cand){d, e});                                                      \
+                    if (!allow || allow(user, vx->labels[e])) {                                          \
+                        heap_push(res, (cand){d, e});                                                    \
+                        if (res->n > ef) heap_pop(res);                                                  \
+                        bound = res->a[0].d;                                                             \
+                    }                                                                                    \
+                }                                                                                        \
+            }                                                                                            \
+        }                                                                                                \
+        return 0;                                                                                        \
+    }
+
+DEFINE_SEARCH_LAYER(search_layer_ref, , DIST_REF)
+DEFINE_SEARCH_LAYER(search_layer_512, __attribute__((target("avx512f"))), DIST_512)
+
 static int search_layer(const se_vx *vx, scratch *s, const float *q, int32_t ep, float epd, size_t ef, int l,
                         se_vx_allow_fn allow, void *user) {
-    heap *cands = &s->h1, *res = &s->h2;
-    cands->n = res->n = 0;
-    if (heap_reserve(cands, vx->n_slots + 1) || heap_reserve(res, ef + 2)) return -1;
-    s->tags[ep] = s->cur;
-    heap_push(cands, (cand){epd, ep});
-    float bound = INFINITY;
-    if (!allow || allow(user, vx->labels[ep])) {
-        heap_push(res, (cand){epd, ep});
-        bound = epd;
-    }
-    while (cands->n) {
-        cand c = cands->a[0];
-        if (c.d > bound && res->n >= ef) break;
-        heap_pop(cands);
-        const int32_t *ln = links_at(vx, c.id, l);
-        int32_t cnt = ln[0];
-        for (int32_t i = 1; i <= cnt; i++) {
-            if (i + 1 <= cnt) __builtin_prefetch(vec_at(vx, ln[i + 1]));
-            int32_t e = ln[i];
-            if (s->tags[e] == s->cur) continue;
-            s->tags[e] = s->cur;
-            float d = dist(vx, q, vec_at(vx, e));
-            if (res->n < ef || d < bound) {
-                heap_push(cands, (cand){d, e});
-                if (!allow || allow(user, vx->labels[e])) {
-                    heap_push(res, (cand){d, e});
-                    if (res->n > ef) heap_pop(res);
-                    bound = res->a[0].d;
-                }
-            }
-        }
-    }
-    return 0;
+    if (vx->k->dot == se_vdot_avx512) return search_layer_512(vx, s, q, ep, epd, ef, l, allow, user);
+    return search_layer_ref(vx, s, q, ep, epd, ef, l, allow, user);
 }
 
 /* The heuristic neighbour selection: from c[0..n) sorted by distance to
  * the base, keep a candidate only when it is closer to the base than to
  * every one already kept; at most m. Returns the count kept (compacted to
  * the front of c). */
-static size_t select_neighbors(const se_vx *vx, cand *c, size_t n, size_t m) {
-    size_t kept = 0;
-    for (size_t i = 0; i < n && kept < m; i++) {
-        int good = 1;
-        for (size_t j = 0; j < kept; j++) {
-            if (dist(vx, vec_at(vx, c[i].id), vec_at(vx, c[j].id)) < c[i].d) {
-                good = 0;
-                break;
-            }
-        }
-        if (good) c[kept++] = c[i];
+#define DEFINE_SELECT(NAME, ATTR, DIST)                                                                  \
+    ATTR static size_t NAME(const se_vx *vx, cand *c, size_t n, size_t m) {                              \
+        const int l2 = vx->p.metric == SE_METRIC_L2;                                                     \
+        (void)l2;                                                                                        \
+        size_t kept = 0;                                                                                 \
+        for (size_t i = 0; i < n && kept < m; i++) {                                                     \
+            int good = 1;                                                                                \
+            for (size_t j = 0; j < kept; j++) {                                                          \
+                if (DIST(vec_at(vx, c[i].id), vec_at(vx, c[j].id)) < c[i].d) {                           \
+                    good = 0;                                                                            \
+                    break;                                                                               \
+                }                                                                                        \
+            }                                                                                            \
+            if (good) c[kept++] = c[i];                                                                  \
+        }                                                                                                \
+        return kept;                                                                                     \
     }
-    return kept;
+
+DEFINE_SELECT(select_ref, , DIST_REF)
+DEFINE_SELECT(select_512, __attribute__((target("avx512f"))), DIST_512)
+
+static size_t select_neighbors(const se_vx *vx, cand *c, size_t n, size_t m) {
+    if (vx->k->dot == se_vdot_avx512) return select_512(vx, c, n, m);
+    return select_ref(vx, c, n, m);
 }
 
 static int sel_reserve(scratch *s, size_t n) {
@@ -508,7 +572,12 @@ static int link_back(se_vx *vx, scratch *s, int32_t from, int32_t to, int l) {
     size_t n = 0;
     for (int32_t i = 1; i <= ln[0]; i++) s->sel[n++] = (cand){dist(vx, base, vec_at(vx, ln[i])), ln[i]};
     s->sel[n++] = (cand){dist(vx, base, vec_at(vx, to)), to};
-    qsort(s->sel, n, sizeof *s->sel, cand_cmp);
+    for (size_t i = 1; i < n; i++) { /* insertion sort: n <= 2M + 1, nearly sorted */
+        cand x = s->sel[i];
+        size_t j = i;
+        while (j > 0 && cand_cmp(&x, &s->sel[j - 1]) < 0) s->sel[j] = s->sel[j - 1], j--;
+        s->sel[j] = x;
+    }
     size_t k = select_neighbors(vx, s->sel, n, mx);
     ln[0] = (int32_t)k;
     for (size_t i = 0; i < k; i++) ln[i + 1] = s->sel[i].id;
@@ -550,8 +619,7 @@ static int hnsw_insert(se_vx *vx, int32_t s) {
             break;
         }
         size_t n = sc->h2.n;
-        memcpy(sc->sel, sc->h2.a, n * sizeof *sc->sel);
-        qsort(sc->sel, n, sizeof *sc->sel, cand_cmp);
+        for (size_t i = n; i-- > 0;) sc->sel[i] = heap_pop(&sc->h2); /* ascending */
         ep = sc->sel[0].id;
         epd = sc->sel[0].d;
         size_t k = select_neighbors(vx, sc->sel, n, vx->p.M);
