@@ -71,10 +71,10 @@ static void attn_head_avx2(const float *q, const float *k, const float *v, size_
     attn_head_dot(se_dot_avx2, se_axpy_avx2, q, k, v, ld, out, ldo, T, HD, scale, scale_q_first, scratch);
 }
 
-static se_kernels kernels_ref = {"ref", se_gemm_ref, se_dot_ref, se_attn_head_ref, se_gelu, false};
-static se_kernels kernels_avx2 = {"avx2", se_gemm_avx2, se_dot_avx2, attn_head_avx2, se_gelu, false};
+static se_kernels kernels_ref = {"ref", se_gemm_ref, se_dot_ref, se_attn_head_ref, se_gelu, se_layernorm, false};
+static se_kernels kernels_avx2 = {"avx2", se_gemm_avx2, se_dot_avx2, attn_head_avx2, se_gelu, se_layernorm, false};
 static se_kernels kernels_avx512 = {"avx512", se_gemm_avx2, se_dot_avx2, se_attn_head_avx512, se_gelu_avx512,
-                                    true};
+                                    se_layernorm_avx512, true};
 static const se_kernels *chosen;
 static pthread_once_t chosen_once = PTHREAD_ONCE_INIT;
 

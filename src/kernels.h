@@ -101,12 +101,16 @@ typedef struct se_kernels {
     se_dot_fn dot;
     se_attn_fn attn;
     void (*gelu)(float *x, size_t n); /* exact-erf GELU (AVX-512: A&S 7.1.26 erf, |err| <= 1.5e-7) */
+    void (*layernorm)(float *x, size_t n, const float *g, const float *b, float eps);
     bool packed; /* weights are packed for se_gemm_packed_avx512 */
 } se_kernels;
 const se_kernels *se_kernels_get(void);
 
-/* In place: x = (x - mean) / sqrt(var + eps) * g + b over n values. */
+/* In place: x = (x - mean) / sqrt(var + eps) * g + b over n values (two
+ * passes: mean, then the mean of squared deviations). The reference sums
+ * sequentially; the AVX-512 twin in 16 lanes (agrees to a few ulps). */
 void se_layernorm(float *x, size_t n, const float *g, const float *b, float eps);
+void se_layernorm_avx512(float *x, size_t n, const float *g, const float *b, float eps);
 
 /* In place activations over n values. */
 void se_gelu(float *x, size_t n);      /* 0.5 x (1 + erf(x / sqrt 2)), libm erff: the reference */

@@ -246,3 +246,35 @@ void se_gelu_avx512(float *x, size_t n) {
         _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(_mm512_mul_ps(half, v), _mm512_add_ps(one, erf16(_mm512_mul_ps(v, rs2)))));
     }
 }
+
+/* LayerNorm in 16 lanes (see kernels.h): masked loads for the tail, so any
+ * n works. Same two-pass formula as the reference. Thread-safe. */
+void se_layernorm_avx512(float *x, size_t n, const float *g, const float *b, float eps) {
+    __m512 acc = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) acc = _mm512_add_ps(acc, _mm512_loadu_ps(x + i));
+    __mmask16 tail = (__mmask16)((1u << (n - i)) - 1);
+    if (i < n) acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(tail, x + i));
+    float mean = _mm512_reduce_add_ps(acc) / (float)n;
+    __m512 vm = _mm512_set1_ps(mean);
+    acc = _mm512_setzero_ps();
+    for (i = 0; i + 16 <= n; i += 16) {
+        __m512 d = _mm512_sub_ps(_mm512_loadu_ps(x + i), vm);
+        acc = _mm512_fmadd_ps(d, d, acc);
+    }
+    if (i < n) {
+        __m512 d = _mm512_maskz_sub_ps(tail, _mm512_maskz_loadu_ps(tail, x + i), vm);
+        acc = _mm512_fmadd_ps(d, d, acc);
+    }
+    float var = _mm512_reduce_add_ps(acc) / (float)n;
+    __m512 vr = _mm512_set1_ps(1.0f / sqrtf(var + eps));
+    for (i = 0; i + 16 <= n; i += 16) {
+        __m512 v = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x + i), vm), vr);
+        _mm512_storeu_ps(x + i, _mm512_fmadd_ps(v, _mm512_loadu_ps(g + i), _mm512_loadu_ps(b + i)));
+    }
+    if (i < n) {
+        __m512 v = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, x + i), vm), vr);
+        _mm512_mask_storeu_ps(x + i, tail,
+                              _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(tail, g + i), _mm512_maskz_loadu_ps(tail, b + i)));
+    }
+}

@@ -643,13 +643,13 @@ static void row_task(void *arg, size_t task, int thread) {
             const float *pe = m->pos_emb + pos * H;
             float *x = b->x + t * H;
             for (size_t i = 0; i < H; i++) x[i] = (we[i] + (te ? te[i] : 0.0f)) + pe[i];
-            se_layernorm(x, H, m->emb_ln_g, m->emb_ln_b, m->cfg.norm_eps);
+            se_kernels_get()->layernorm(x, H, m->emb_ln_g, m->emb_ln_b, m->cfg.norm_eps);
         }
     } else if (j->stage == 1) { /* x = LN1(tmp + x) */
         for (size_t t = t0; t < t1; t++) {
             float *x = b->x + t * H, *y = b->tmp + t * H;
             for (size_t i = 0; i < H; i++) x[i] = y[i] + x[i];
-            se_layernorm(x, H, j->w->ln1_g, j->w->ln1_b, m->cfg.norm_eps);
+            se_kernels_get()->layernorm(x, H, j->w->ln1_g, j->w->ln1_b, m->cfg.norm_eps);
         }
     } else if (j->stage == 2) { /* ff = act(ff) */
         activate(m->cfg.act, b->ff + t0 * FF, (t1 - t0) * FF);
@@ -657,7 +657,7 @@ static void row_task(void *arg, size_t task, int thread) {
         for (size_t t = t0; t < t1; t++) {
             float *x = b->x + t * H, *y = b->tmp + t * H;
             for (size_t i = 0; i < H; i++) x[i] = y[i] + x[i];
-            se_layernorm(x, H, j->w->ln2_g, j->w->ln2_b, m->cfg.norm_eps);
+            se_kernels_get()->layernorm(x, H, j->w->ln2_g, j->w->ln2_b, m->cfg.norm_eps);
         }
     }
 }

@@ -107,7 +107,7 @@ static void row_task(void *arg, size_t task, int thread) {
         size_t din = (size_t)j->w->din;
         for (size_t t = t0; t < t1; t++) {
             memcpy(b->ctx + t * din, b->x + t * din, din * sizeof(float));
-            se_layernorm(b->ctx + t * din, din, j->w->ln_a_g, j->w->ln_a_b, c->norm_eps);
+            se_kernels_get()->layernorm(b->ctx + t * din, din, j->w->ln_a_g, j->w->ln_a_b, c->norm_eps);
         }
         break;
     }
@@ -118,7 +118,7 @@ static void row_task(void *arg, size_t task, int thread) {
     case 3:
         for (size_t t = t0; t < t1; t++) {
             memcpy(b->ctx + t * H, b->x + t * H, H * sizeof(float));
-            se_layernorm(b->ctx + t * H, H, j->w->ln_f_g, j->w->ln_f_b, c->norm_eps);
+            se_kernels_get()->layernorm(b->ctx + t * H, H, j->w->ln_f_g, j->w->ln_f_b, c->norm_eps);
         }
         break;
     default:

@@ -112,6 +112,29 @@ TEST(gelu_matches_reference) {
     CHECK_CLOSE(b, a, 1000, 1e-6, 1e-6, "gelu fast vs erff");
 }
 
+/* The dispatched LayerNorm against the reference, on lengths with and
+ * without a tail, with an offset mean (cancellation) and eps 1e-12 / 1e-5. */
+TEST(layernorm_matches_reference) {
+    size_t lens[4] = {384, 768, 100, 7};
+    for (int t = 0; t < 4; t++) {
+        size_t n = lens[t];
+        float x[768], a[768], b[768], g[768], be[768];
+        for (size_t i = 0; i < n; i++) {
+            x[i] = 3.0f + sinf((float)i * 0.37f) * 2.0f;
+            g[i] = 0.5f + (float)(i % 5) * 0.1f;
+            be[i] = (float)(i % 3) * 0.01f - 0.01f;
+        }
+        for (int e = 0; e < 2; e++) {
+            float eps = e ? 1e-5f : 1e-12f;
+            memcpy(a, x, n * sizeof *x);
+            memcpy(b, x, n * sizeof *x);
+            se_layernorm(a, n, g, be, eps);
+            se_kernels_get()->layernorm(b, n, g, be, eps);
+            CHECK_CLOSE(b, a, n, 2e-6, 2e-6, "layernorm fast vs reference");
+        }
+    }
+}
+
 /* Rounds to bf16 (nearest even), as the kernel's packing does. */
 static float round_bf16(float f) {
     uint32_t u;
@@ -253,6 +276,7 @@ int main(void) {
     RUN(packed_gemm);
     RUN(attention_matches_reference);
     RUN(gelu_matches_reference);
+    RUN(layernorm_matches_reference);
     RUN(bf16_gemm);
     RUN(int8_gemm);
     RUN(axpy_matches_reference);
