@@ -26,7 +26,7 @@ LIB_SRC  := src/alloc.c src/error.c src/json.c src/unicode.c src/tokenizer.c src
 LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
 CLI_SRC  := src/cli.c src/cli_io.c src/cli_eval.c src/cli_bench.c src/cli_index.c
 CLI_OBJ  := $(CLI_SRC:src/%.c=$(BUILD)/obj/%.o)
-TESTS    := test_unicode test_tokenizer test_safetensors test_kernels test_model test_threadpool test_similarity test_use test_index
+TESTS    := test_unicode test_tokenizer test_safetensors test_kernels test_model test_threadpool test_similarity test_use test_index test_util
 TEST_BIN := $(TESTS:%=$(BUILD)/tests/%)
 
 .PHONY: all test check asan ubsan tsan fuzz bench clean

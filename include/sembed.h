@@ -373,17 +373,23 @@ typedef struct se_pair {
     int32_t i, j;
 } se_pair;
 
-/* util.paraphrase_mining on precomputed embeddings: for every row its
- * top_k most similar other rows; the pairs (each unordered pair once) are
- * returned best first, at most max_pairs of them. *pairs: se_free. */
+/* util.paraphrase_mining on precomputed embeddings: for every row, its
+ * top_k most similar other rows within each slice of corpus_chunk rows (0 =
+ * sentence-transformers' default 100000; the slicing changes which pairs
+ * are candidates, as it does there); of those candidates the best
+ * max_pairs - 1 are kept, each unordered pair once (i < j), best first.
+ * *pairs: se_free. */
 SE_API se_status se_paraphrase_mining(se_similarity fn, const float *emb, size_t n, size_t dim, size_t top_k,
-                                      size_t max_pairs, se_pair **pairs, size_t *n_pairs, se_error *err);
+                                      size_t max_pairs, size_t corpus_chunk, se_pair **pairs, size_t *n_pairs,
+                                      se_error *err);
 
-/* util.community_detection: communities of rows whose cosine to a central
- * row is >= threshold, with at least min_size members, without overlap;
- * largest first, each listing its central row first and the rest by
- * decreasing similarity to it. Output: *members (all communities one after
- * the other) and *starts (n_comm + 1 offsets into members); se_free both. */
+/* util.community_detection: every row with at least min_size rows (itself
+ * included) at cosine >= threshold is a candidate community, listed by
+ * decreasing similarity to it; candidates are taken largest first (stable),
+ * dropping members already taken and keeping those still >= min_size, and
+ * the result is sorted by size again (stable). Output: *members (all
+ * communities one after the other) and *starts (n_comm + 1 offsets into
+ * members); se_free both. */
 SE_API se_status se_community_detection(const float *emb, size_t n, size_t dim, float threshold, size_t min_size,
                                         int32_t **members, size_t **starts, size_t *n_comm, se_error *err);
 

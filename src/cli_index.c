@@ -1145,7 +1145,7 @@ int cmd_mine(int argc, char **argv) {
     se_error err = {0};
     if (embed_collection(&o, &d, &e, &vec)) goto done;
     se_similarity fn = e.info.similarity == SE_SIM_DOT ? SE_SIM_DOT : SE_SIM_COSINE;
-    if (se_paraphrase_mining(fn, vec, d.n, e.dim, (size_t)top_k, (size_t)max_pairs, &pairs, &np, &err) != SE_OK) {
+    if (se_paraphrase_mining(fn, vec, d.n, e.dim, (size_t)top_k, (size_t)max_pairs, 0, &pairs, &np, &err) != SE_OK) {
         fprintf(stderr, "sembed: %s\n", err.msg);
         goto done;
     }

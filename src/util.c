@@ -122,12 +122,13 @@ static int pair_cmp_desc(const void *a, const void *b) {
     return (x->j > y->j) - (x->j < y->j);
 }
 
-/* Candidate pairs (score, i, j), i != j: every row's top_k + 1 most similar
- * rows (itself included, then dropped). Of those, the max_pairs - 1 best
- * are kept (sentence-transformers' priority queue holds max_pairs - 1 once
- * full), then each unordered pair once (i < j), best first. */
+/* Candidate pairs (score, i, j), i != j: for every row and every slice of
+ * corpus_chunk rows, the top_k + 1 most similar rows of the slice (itself
+ * included, then dropped) - sentence-transformers' chunked top-k. Of those,
+ * the max_pairs - 1 best are kept (its priority queue holds max_pairs - 1
+ * once full), then each unordered pair once (i < j), best first. */
 se_status se_paraphrase_mining(se_similarity fn, const float *emb, size_t n, size_t dim, size_t top_k,
-                               size_t max_pairs, se_pair **pairs, size_t *n_pairs, se_error *err) {
+                               size_t max_pairs, size_t corpus_chunk, se_pair **pairs, size_t *n_pairs, se_error *err) {
     if ((n && !emb) || dim == 0 || !pairs || !n_pairs)
         return se_err(err, SE_E_INVALID, "se_paraphrase_mining: invalid arguments");
     *pairs = NULL;
@@ -137,19 +138,27 @@ se_status se_paraphrase_mining(se_similarity fn, const float *emb, size_t n, siz
         *pairs = se_malloc(0);
         return *pairs ? SE_OK : se_err(err, SE_E_NOMEM, "out of memory");
     }
-    size_t k = top_k + 1 < n ? top_k + 1 : n;
-    se_hit *h = se_malloc_array(n, k * sizeof *h);
-    se_pair *cand = se_malloc_array(n, k * sizeof *cand);
+    if (corpus_chunk == 0) corpus_chunk = 100000;
+    size_t n_chunks = (n + corpus_chunk - 1) / corpus_chunk, k1 = top_k + 1;
+    size_t cap = n * (k1 < corpus_chunk ? k1 : corpus_chunk) * n_chunks;
+    se_hit *h = se_malloc_array(n, (k1 < corpus_chunk ? k1 : corpus_chunk) * sizeof *h);
+    se_pair *cand = se_malloc_array(cap, sizeof *cand);
     if (!h || !cand) {
         se_free(h);
         se_free(cand);
         return se_err(err, SE_E_NOMEM, "out of memory");
     }
-    se_status st = se_semantic_search(fn, emb, n, emb, n, dim, k, h, err);
+    se_status st = SE_OK;
     size_t nc = 0;
-    for (size_t i = 0; !st && i < n; i++)
-        for (size_t t = 0; t < k; t++)
-            if ((size_t)h[i * k + t].corpus_id != i) cand[nc++] = (se_pair){h[i * k + t].score, (int32_t)i, h[i * k + t].corpus_id};
+    for (size_t c0 = 0; c0 < n && !st; c0 += corpus_chunk) {
+        size_t len = n - c0 < corpus_chunk ? n - c0 : corpus_chunk, k = k1 < len ? k1 : len;
+        st = se_semantic_search(fn, emb, n, emb + c0 * dim, len, dim, k, h, err);
+        for (size_t i = 0; !st && i < n; i++)
+            for (size_t t = 0; t < k; t++) {
+                size_t j = c0 + (size_t)h[i * k + t].corpus_id;
+                if (j != i) cand[nc++] = (se_pair){h[i * k + t].score, (int32_t)i, (int32_t)j};
+            }
+    }
     se_free(h);
     if (st) {
         se_free(cand);
@@ -273,7 +282,28 @@ se_status se_community_detection(const float *emb, size_t n, size_t dim, float t
         }
     }
     se_free(taken);
-    *members = out;
+    /* the accepted communities sorted by size again (stable): one that lost
+     * members to a larger one may now come after a later, larger one */
+    comm *acc = se_malloc_array(nk ? nk : 1, sizeof *acc);
+    int32_t *out2 = se_malloc_array(no ? no : 1, sizeof *out2);
+    if (!acc || !out2) {
+        se_free(acc);
+        se_free(out2);
+        se_free(out);
+        se_free(so);
+        goto oom;
+    }
+    for (size_t c = 0; c < nk; c++) acc[c] = (comm){so[c], so[c + 1] - so[c], c};
+    qsort(acc, nk, sizeof *acc, comm_cmp);
+    size_t w = 0;
+    for (size_t c = 0; c < nk; c++) {
+        memcpy(out2 + w, out + acc[c].off, acc[c].len * sizeof *out2);
+        w += acc[c].len;
+        so[c + 1] = w;
+    }
+    se_free(acc);
+    se_free(out);
+    *members = out2;
     *starts = so;
     *n_comm = nk;
     goto done;
