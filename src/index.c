@@ -236,7 +236,7 @@ static int cmp_i64(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static bool in_sorted(const int64_t *a, size_t n, int64_t x) { return bsearch(&x, a, n, sizeof *a, cmp_i64) != NULL; }
+static bool in_sorted(const int64_t *a, size_t n, int64_t x) { return n && bsearch(&x, a, n, sizeof *a, cmp_i64) != NULL; }
 
 static se_status flush_locked(se_index *idx, se_error *err);
 
@@ -679,7 +679,7 @@ unlock:
     if (!st) {
         /* committed: bring the in-memory index along. A chunk both added
          * and replaced within this call is in old[]: skip it. */
-        qsort(old, n_old, sizeof *old, cmp_i64);
+        if (n_old) qsort(old, n_old, sizeof *old, cmp_i64);
         idx->dirty = true;
         size_t n_rm;
         st = se_vx_remove(idx->vx, old, n_old, &n_rm, err);

@@ -255,7 +255,7 @@ se_status se_community_detection(const float *emb, size_t n, size_t dim, float t
         n_cs++;
         for (size_t t = 0; t < m; t++) all[n_all++] = row[t].corpus_id;
     }
-    qsort(cs, n_cs, sizeof *cs, comm_cmp);
+    if (n_cs) qsort(cs, n_cs, sizeof *cs, comm_cmp);
     /* remove overlaps: larger communities claim their members first */
     uint8_t *taken = se_calloc(n ? n : 1, 1);
     int32_t *out = se_malloc_array(n_all ? n_all : 1, sizeof *out);
@@ -294,7 +294,7 @@ se_status se_community_detection(const float *emb, size_t n, size_t dim, float t
         goto oom;
     }
     for (size_t c = 0; c < nk; c++) acc[c] = (comm){so[c], so[c + 1] - so[c], c};
-    qsort(acc, nk, sizeof *acc, comm_cmp);
+    if (nk) qsort(acc, nk, sizeof *acc, comm_cmp);
     size_t w = 0;
     for (size_t c = 0; c < nk; c++) {
         memcpy(out2 + w, out + acc[c].off, acc[c].len * sizeof *out2);

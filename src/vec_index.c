@@ -744,7 +744,7 @@ static int repair(se_vx *vx, scratch *sc, int32_t s, int l, const uint8_t *rm) {
             }
         }
     }
-    qsort(sc->sel, n, sizeof *sc->sel, cand_cmp);
+    if (n) qsort(sc->sel, n, sizeof *sc->sel, cand_cmp);
     /* the heuristic's choice, then the nearest of the rest up to the
      * limit: a repaired node keeps its degree, so deletes do not thin out
      * the graph */
@@ -1011,7 +1011,7 @@ typedef struct wbuf {
 } wbuf;
 
 static void put(wbuf *b, const void *x, size_t n) {
-    if (b->oom) return;
+    if (b->oom || n == 0) return;
     if (b->n + n > b->cap) {
         size_t c = b->cap ? b->cap * 2 : 4096;
         while (c < b->n + n) c *= 2;
