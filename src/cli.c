@@ -85,7 +85,7 @@ static const char encode_usage[] =
     "      --truncate-dim N    keep the first N dimensions (Matryoshka), renormalised if normalised\n"
     "  -t, --threads N         threads (default: all cores, at most 8)\n"
     "      --dtype D           f32 (default), bf16 (weights in bf16; AVX-512) or int8 (AVX512-VNNI)\n"
-    "  -q, --quiet             no progress or notes on stderr\n"
+    "  -q, --quiet             no progress or notes on stderr (warnings, e.g. truncation, still)\n"
     "  -h, --help              this help\n"
     "\n"
     "Texts longer than the model's max_seq_length are truncated, as in sentence-transformers;\n"
@@ -295,7 +295,7 @@ static int cmd_encode(int argc, char **argv) {
     if (n_cut) {
         se_model_info info;
         se_model_get_info(m, &info, NULL);
-        fprintf(stderr, "sembed: %zu of %zu texts were truncated to max_seq_length %d tokens (first at line %zu)\n",
+        fprintf(stderr, "sembed: warning: %zu of %zu texts were truncated to max_seq_length %d tokens (first at line %zu)\n",
                 n_cut, n_total, info.n_tokens_max, first_cut_line);
     }
     rc = 0;

@@ -259,8 +259,8 @@ static int enc_texts(enc *e, const char *const *texts, const size_t *lens, size_
         for (size_t j = 0; j < b; j++) n_trunc += tr[j];
         if (what) progress_update(&p, i + b);
     }
-    if (n_trunc && !quiet)
-        fprintf(stderr, "sembed: note: %zu of %zu texts were truncated to max_seq_length %d tokens\n", n_trunc, n,
+    if (n_trunc)
+        fprintf(stderr, "sembed: warning: %zu of %zu texts were truncated to max_seq_length %d tokens\n", n_trunc, n,
                 e->info.n_tokens_max);
     return 0;
 }
