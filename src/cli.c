@@ -35,34 +35,10 @@ int cmd_cluster(int argc, char **argv);
 int cmd_dedup(int argc, char **argv);
 int cmd_mine(int argc, char **argv);
 
-static int quiet;
-
 /* Prints "sembed: <msg>" to stderr. */
 static void die_msg(const char *what, const char *msg) {
     if (what) fprintf(stderr, "sembed: %s: %s\n", what, msg);
     else fprintf(stderr, "sembed: %s\n", msg);
-}
-
-/* The library's notices, on stderr. */
-static void log_cb(se_log_level lvl, const char *msg, void *user) {
-    (void)user;
-    if (quiet && lvl == SE_LOG_INFO) return;
-    fprintf(stderr, "sembed: %s: %s\n", lvl == SE_LOG_WARN ? "warning" : "note", msg);
-}
-
-/* Parses a positive integer option; returns -1 when invalid. */
-static long parse_count(const char *s, long lo, long hi) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return -1;
-    return v;
-}
-
-static double now_sec(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 /* ==== encode ==== */
@@ -111,14 +87,14 @@ static int cmd_encode(int argc, char **argv) {
         case 'i': input = optarg; break;
         case 'o': output = optarg; break;
         case 'f': format = optarg; break;
-        case 'b': batch = parse_count(optarg, 1, 1 << 20); break;
+        case 'b': batch = cli_parse_long(optarg, 1, 1 << 20); break;
         case 'N': normalize = 1; break;
         case 'P': prompt_name = optarg; break;
         case 'p': prompt = optarg; break;
-        case 'D': trunc_dim = parse_count(optarg, 1, 1 << 20); break;
-        case 't': threads = parse_count(optarg, 1, 256); break;
+        case 'D': trunc_dim = cli_parse_long(optarg, 1, 1 << 20); break;
+        case 't': threads = cli_parse_long(optarg, 1, 256); break;
         case 'J': jsonl_in = 1; break;
-        case 'q': quiet = 1; break;
+        case 'q': cli_quiet = 1; break;
         case 'T':
             if ((dtype = cli_parse_dtype(optarg)) < 0) {
                 die_msg("encode", "--dtype must be f32, bf16 or int8");
@@ -148,7 +124,7 @@ static int cmd_encode(int argc, char **argv) {
     }
     se_error err = {0};
     se_model_params mp = se_model_default_params();
-    mp.log_fn = log_cb;
+    mp.log_fn = cli_log;
     mp.dtype = (se_dtype)dtype;
     se_model *m = NULL;
     se_ctx *ctx = NULL;
@@ -208,8 +184,8 @@ static int cmd_encode(int argc, char **argv) {
         die_msg("encode", "out of memory");
         goto done;
     }
-    double t0 = now_sec(), last = t0;
-    bool tty = !quiet && isatty(2);
+    double t0 = cli_now(), last = t0;
+    bool tty = !cli_quiet && isatty(2);
     for (;;) {
         size_t nb = 0;
         int r = 1;
@@ -269,7 +245,7 @@ static int cmd_encode(int argc, char **argv) {
             goto done;
         }
         n_total += nb;
-        double t = now_sec();
+        double t = cli_now();
         if (tty && t - last > 0.5) {
             fprintf(stderr, "\rsembed: encoded %zu texts (%.0f/s)", n_total, n_total / (t - t0));
             last = t;
@@ -344,7 +320,7 @@ static int cmd_tokenize(int argc, char **argv) {
         case 'i': input = optarg; break;
         case 'p': pair = 1; break;
         case 'L':
-            max_len = parse_count(optarg, 0, 1 << 24);
+            max_len = cli_parse_long(optarg, 0, 1 << 24);
             if (max_len < 0) {
                 die_msg("tokenize", "--max-length takes a non-negative integer");
                 return EXIT_USAGE;
@@ -457,7 +433,7 @@ static int cmd_similarity(int argc, char **argv) {
         switch (c) {
         case 'm': model = optarg; break;
         case 'P': prompt_name = optarg; break;
-        case 't': threads = parse_count(optarg, 1, 256); break;
+        case 't': threads = cli_parse_long(optarg, 1, 256); break;
         case 'T':
             if ((dtype = cli_parse_dtype(optarg)) < 0) {
                 die_msg("similarity", "--dtype must be f32, bf16 or int8");
@@ -475,7 +451,7 @@ static int cmd_similarity(int argc, char **argv) {
     }
     se_error err = {0};
     se_model_params mp = se_model_default_params();
-    mp.log_fn = log_cb;
+    mp.log_fn = cli_log;
     mp.dtype = (se_dtype)dtype;
     se_model *m = NULL;
     se_ctx *ctx = NULL;
@@ -556,7 +532,7 @@ static int cmd_info(int argc, char **argv) {
     }
     se_error err = {0};
     se_model_params mp = se_model_default_params();
-    mp.log_fn = log_cb;
+    mp.log_fn = cli_log;
     se_model *m = NULL;
     if (se_model_load(model, &mp, &m, &err) != SE_OK) {
         die_msg(NULL, err.msg);

@@ -33,29 +33,6 @@ int cmd_cluster(int argc, char **argv);
 int cmd_dedup(int argc, char **argv);
 int cmd_mine(int argc, char **argv);
 
-static int quiet;
-
-static double now_sec(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static void log_cb(se_log_level lvl, const char *msg, void *user) {
-    (void)user;
-    if (quiet && lvl == SE_LOG_INFO) return;
-    fprintf(stderr, "sembed: %s: %s\n", lvl == SE_LOG_WARN ? "warning" : "note", msg);
-}
-
-/* Parses an integer in [lo, hi]; -1 when invalid. */
-static long parse_long(const char *s, long lo, long hi) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return -1;
-    return v;
-}
-
 static int parse_float(const char *s, float lo, float hi, float *out) {
     char *end;
     errno = 0;
@@ -77,14 +54,14 @@ static void progress_start(progress *p, const char *what, size_t total) {
     p->what = what;
     p->total = total;
     p->last_pct = (size_t)-1;
-    p->t0 = p->last_t = now_sec();
+    p->t0 = p->last_t = cli_now();
     p->tty = isatty(2);
 }
 
 static void progress_update(progress *p, size_t done) {
-    if (quiet || !p->total) return;
+    if (cli_quiet || !p->total) return;
     size_t pct = done * 100 / p->total;
-    double t = now_sec();
+    double t = cli_now();
     if (p->tty) {
         if (done != p->total && t - p->last_t < 0.2) return;
         p->last_t = t;
@@ -225,7 +202,7 @@ typedef struct enc {
 static int enc_open(enc *e, const char *model, int dtype, long threads) {
     se_error err = {0};
     se_model_params mp = se_model_default_params();
-    mp.log_fn = log_cb;
+    mp.log_fn = cli_log;
     if (dtype >= 0) mp.dtype = (se_dtype)dtype;
     se_ctx_params cp = se_ctx_default_params();
     if (threads > 0) cp.n_threads = (int32_t)threads;
@@ -339,9 +316,9 @@ static int index_docs(se_index *idx, enc *e, docs *d, long chunk, long overlap, 
         free(spans), free(nch), free(id), free(ct), free(cl), free(vec);
         if (!rc) progress_update(&p, i + b);
     }
-    if (!rc && !quiet)
+    if (!rc && !cli_quiet)
         fprintf(stderr, "sembed: %zu documents, %zu chunks (%zu documents longer than one chunk were split) in %.1f s\n", d->n,
-                n_chunks, n_split, now_sec() - p.t0);
+                n_chunks, n_split, cli_now() - p.t0);
     return rc;
 }
 
@@ -372,7 +349,7 @@ static const char index_usage[] =
     "  -b, --batch-size N      documents per transaction (default 256)\n"
     "  -t, --threads N         encoder threads\n"
     "      --dtype D           f32 (default), bf16 or int8\n"
-    "  -q, --quiet             no progress on stderr\n"
+    "  -q, --cli_quiet             no progress on stderr\n"
     "  -h, --help              this help\n";
 
 /* Absolute path of a model folder, for the index to remember. */
@@ -413,11 +390,11 @@ static int index_build_or_add(int argc, char **argv, int add) {
         case 'M': metric = optarg; break;
         case 'H': hnsw = optarg; break;
         case 'L': flat = 1; break;
-        case 'E': ef_search = parse_long(optarg, 1, 100000); break;
-        case 'C': o.chunk = parse_long(optarg, 1, 1 << 20); break;
-        case 'O': o.overlap = parse_long(optarg, 0, 1 << 20); break;
-        case 'b': o.batch = parse_long(optarg, 1, 1 << 20); break;
-        case 't': o.threads = parse_long(optarg, 1, 256); break;
+        case 'E': ef_search = cli_parse_long(optarg, 1, 100000); break;
+        case 'C': o.chunk = cli_parse_long(optarg, 1, 1 << 20); break;
+        case 'O': o.overlap = cli_parse_long(optarg, 0, 1 << 20); break;
+        case 'b': o.batch = cli_parse_long(optarg, 1, 1 << 20); break;
+        case 't': o.threads = cli_parse_long(optarg, 1, 256); break;
         case 'D':
             o.dtype = cli_parse_dtype(optarg);
             if (o.dtype < 0) {
@@ -425,7 +402,7 @@ static int index_build_or_add(int argc, char **argv, int add) {
                 return EXIT_USAGE;
             }
             break;
-        case 'q': quiet = 1; break;
+        case 'q': cli_quiet = 1; break;
         case 'h': fputs(index_usage, stdout); return 0;
         default: fputs(index_usage, stderr); return EXIT_USAGE;
         }
@@ -472,7 +449,7 @@ static int index_build_or_add(int argc, char **argv, int add) {
     enc e = {0};
     char *model_abs = NULL, tmp[4096] = "";
     if (add) {
-        if (se_index_open(idx_path, false, log_cb, NULL, &idx, &err) != SE_OK) {
+        if (se_index_open(idx_path, false, cli_log, NULL, &idx, &err) != SE_OK) {
             fprintf(stderr, "sembed: %s\n", err.msg);
             goto done;
         }
@@ -520,7 +497,7 @@ static int index_build_or_add(int argc, char **argv, int add) {
         }
         unlink(tmp);
         tmp[0] = 0;
-        if (!quiet) fprintf(stderr, "sembed: wrote %s\n", idx_path);
+        if (!cli_quiet) fprintf(stderr, "sembed: wrote %s\n", idx_path);
     }
     rc = 0;
 done:
@@ -541,7 +518,7 @@ static int index_delete(int argc, char **argv) {
     while ((c = getopt_long(argc, argv, "i:qh", opts, NULL)) != -1) {
         switch (c) {
         case 'i': input = optarg; break;
-        case 'q': quiet = 1; break;
+        case 'q': cli_quiet = 1; break;
         case 'h': fputs(index_usage, stdout); return 0;
         default: fputs(index_usage, stderr); return EXIT_USAGE;
         }
@@ -560,12 +537,12 @@ static int index_delete(int argc, char **argv) {
     se_index *idx;
     int rc = EXIT_RUNTIME;
     size_t nd = 0;
-    if (se_index_open(path, false, log_cb, NULL, &idx, &err) != SE_OK) {
+    if (se_index_open(path, false, cli_log, NULL, &idx, &err) != SE_OK) {
         fprintf(stderr, "sembed: %s\n", err.msg);
     } else if (se_index_delete(idx, v, n, &nd, &err) != SE_OK || se_index_close(idx, &err) != SE_OK) {
         fprintf(stderr, "sembed: %s\n", err.msg);
     } else {
-        if (!quiet) fprintf(stderr, "sembed: deleted %zu of %zu ids\n", nd, n);
+        if (!cli_quiet) fprintf(stderr, "sembed: deleted %zu of %zu ids\n", nd, n);
         rc = 0;
     }
     free(v);
@@ -591,7 +568,7 @@ static int index_info(int argc, char **argv) {
     }
     se_error err = {0};
     se_index *idx;
-    if (se_index_open(argv[optind], true, log_cb, NULL, &idx, &err) != SE_OK) {
+    if (se_index_open(argv[optind], true, cli_log, NULL, &idx, &err) != SE_OK) {
         fprintf(stderr, "sembed: %s\n", err.msg);
         return EXIT_RUNTIME;
     }
@@ -662,7 +639,7 @@ static const char search_index_usage[] =
     "      --json             one JSON object per query: {\"query\", \"results\": [{\"id\", \"score\",\n"
     "                         \"chunk\", \"text\", \"metadata\"}]}\n"
     "  -t, --threads N        encoder threads\n"
-    "  -q, --quiet            no notes on stderr\n"
+    "  -q, --cli_quiet            no notes on stderr\n"
     "  -h, --help             this help\n";
 
 static int search_index(int argc, char **argv) {
@@ -680,8 +657,8 @@ static int search_index(int argc, char **argv) {
     optind = 1;
     while ((c = getopt_long(argc, argv, "k:i:m:t:qh", opts, NULL)) != -1) {
         switch (c) {
-        case 'k': k = parse_long(optarg, 1, 100000); break;
-        case 'e': ef = parse_long(optarg, 1, 100000); break;
+        case 'k': k = cli_parse_long(optarg, 1, 100000); break;
+        case 'e': ef = cli_parse_long(optarg, 1, 100000); break;
         case 'f': {
             char *eq = strchr(optarg, '=');
             if (!eq || eq == optarg || nf == 32) {
@@ -696,8 +673,8 @@ static int search_index(int argc, char **argv) {
         case 'i': input = optarg; break;
         case 'm': model = optarg; break;
         case 'j': json = 1; break;
-        case 't': threads = parse_long(optarg, 1, 256); break;
-        case 'q': quiet = 1; break;
+        case 't': threads = cli_parse_long(optarg, 1, 256); break;
+        case 'q': cli_quiet = 1; break;
         case 'h': fputs(search_index_usage, stdout); return 0;
         default: fputs(search_index_usage, stderr); return EXIT_USAGE;
         }
@@ -719,7 +696,7 @@ static int search_index(int argc, char **argv) {
     float *qe = NULL;
     se_index_hit *hits = NULL;
     int rc = EXIT_RUNTIME;
-    if (se_index_open(path, true, log_cb, NULL, &idx, &err) != SE_OK) {
+    if (se_index_open(path, true, cli_log, NULL, &idx, &err) != SE_OK) {
         fprintf(stderr, "sembed: %s\n", err.msg);
         goto done;
     }
@@ -811,6 +788,38 @@ typedef struct coll_opts {
     long threads;
 } coll_opts;
 
+/* The long options cluster, dedup and mine share (spliced into each
+ * table). */
+#define COLL_LONG_OPTS                                                                                           \
+    {"model", required_argument, 0, 'm'}, {"input", required_argument, 0, 'i'},                                 \
+        {"output", required_argument, 0, 'o'}, {"threshold", required_argument, 0, 'T'},                        \
+        {"json", no_argument, 0, 'j'}, {"threads", required_argument, 0, 't'}, {"dtype", required_argument, 0, 'D'}, \
+        {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}
+
+/* Handles an option the three commands share: 1 when c was one, 0 when
+ * not, -1 on a bad value (message printed). --threshold goes to *thr,
+ * within [lo, hi]. */
+static int coll_option(int c, coll_opts *o, float *thr, float lo, float hi) {
+    switch (c) {
+    case 'm': o->model = optarg; return 1;
+    case 'i': o->input = optarg; return 1;
+    case 'o': o->output = optarg; return 1;
+    case 'j': o->json = 1; return 1;
+    case 't': o->threads = cli_parse_long(optarg, 1, 256); return 1;
+    case 'q': cli_quiet = 1; return 1;
+    case 'D':
+        o->dtype = cli_parse_dtype(optarg);
+        if (o->dtype >= 0) return 1;
+        fprintf(stderr, "sembed: --dtype must be f32, bf16 or int8\n");
+        return -1;
+    case 'T':
+        if (!parse_float(optarg, lo, hi, thr)) return 1;
+        fprintf(stderr, "sembed: --threshold must be a number in [%g, %g]\n", (double)lo, (double)hi);
+        return -1;
+    }
+    return 0;
+}
+
 /* Loads the texts and their embeddings (normalised). */
 static int embed_collection(const coll_opts *o, docs *d, enc *e, float **vec) {
     if (read_lines(o->input, d)) return -1;
@@ -848,31 +857,19 @@ static int cmd_cluster_impl(int argc, char **argv) {
     o.dtype = -1;
     float thr = 0.75f;
     long min_size = 2, kmeans = 0, seed = 42;
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'}, {"input", required_argument, 0, 'i'}, {"output", required_argument, 0, 'o'},
-        {"threshold", required_argument, 0, 'T'}, {"min-size", required_argument, 0, 'N'}, {"kmeans", required_argument, 0, 'K'},
-        {"seed", required_argument, 0, 'S'}, {"json", no_argument, 0, 'j'}, {"threads", required_argument, 0, 't'},
-        {"dtype", required_argument, 0, 'D'}, {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    static const struct option opts[] = {COLL_LONG_OPTS, {"min-size", required_argument, 0, 'N'},
+                                         {"kmeans", required_argument, 0, 'K'}, {"seed", required_argument, 0, 'S'},
+                                         {0, 0, 0, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:i:o:t:qh", opts, NULL)) != -1) {
+        int r = coll_option(c, &o, &thr, -1.0f, 1.0f);
+        if (r < 0) return EXIT_USAGE;
+        if (r) continue;
         switch (c) {
-        case 'm': o.model = optarg; break;
-        case 'i': o.input = optarg; break;
-        case 'o': o.output = optarg; break;
-        case 'T':
-            if (parse_float(optarg, -1.0f, 1.0f, &thr)) {
-                fprintf(stderr, "sembed: --threshold must be a number in [-1, 1]\n");
-                return EXIT_USAGE;
-            }
-            break;
-        case 'N': min_size = parse_long(optarg, 1, LONG_MAX); break;
-        case 'K': kmeans = parse_long(optarg, 1, 1 << 24); break;
-        case 'S': seed = parse_long(optarg, 0, LONG_MAX); break;
-        case 'j': o.json = 1; break;
-        case 't': o.threads = parse_long(optarg, 1, 256); break;
-        case 'D': o.dtype = cli_parse_dtype(optarg); break;
-        case 'q': quiet = 1; break;
+        case 'N': min_size = cli_parse_long(optarg, 1, LONG_MAX); break;
+        case 'K': kmeans = cli_parse_long(optarg, 1, 1 << 24); break;
+        case 'S': seed = cli_parse_long(optarg, 0, LONG_MAX); break;
         case 'h': fputs(cluster_usage, stdout); return 0;
         default: fputs(cluster_usage, stderr); return EXIT_USAGE;
         }
@@ -953,7 +950,7 @@ static int cmd_cluster_impl(int argc, char **argv) {
         fprintf(stderr, "sembed: %s\n", ebuf);
         goto done;
     }
-    if (!quiet) fprintf(stderr, "sembed: %zu clusters covering %zu of %zu texts\n", ncomm, clustered, d.n);
+    if (!cli_quiet) fprintf(stderr, "sembed: %zu clusters covering %zu of %zu texts\n", ncomm, clustered, d.n);
     rc = 0;
 done:
     if (rc && out.f) cli_out_abort(&out);
@@ -986,27 +983,15 @@ int cmd_dedup(int argc, char **argv) {
     o.dtype = -1;
     float thr = 0.95f;
     const char *report = NULL;
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'}, {"input", required_argument, 0, 'i'}, {"output", required_argument, 0, 'o'},
-        {"threshold", required_argument, 0, 'T'}, {"report", required_argument, 0, 'R'}, {"threads", required_argument, 0, 't'},
-        {"dtype", required_argument, 0, 'D'}, {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    static const struct option opts[] = {COLL_LONG_OPTS, {"report", required_argument, 0, 'R'}, {0, 0, 0, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:i:o:t:qh", opts, NULL)) != -1) {
+        int r = coll_option(c, &o, &thr, -1.0f, 1.0f);
+        if (r < 0) return EXIT_USAGE;
+        if (r) continue;
         switch (c) {
-        case 'm': o.model = optarg; break;
-        case 'i': o.input = optarg; break;
-        case 'o': o.output = optarg; break;
-        case 'T':
-            if (parse_float(optarg, -1.0f, 1.0f, &thr)) {
-                fprintf(stderr, "sembed: --threshold must be a number in [-1, 1]\n");
-                return EXIT_USAGE;
-            }
-            break;
         case 'R': report = optarg; break;
-        case 't': o.threads = parse_long(optarg, 1, 256); break;
-        case 'D': o.dtype = cli_parse_dtype(optarg); break;
-        case 'q': quiet = 1; break;
         case 'h': fputs(dedup_usage, stdout); return 0;
         default: fputs(dedup_usage, stderr); return EXIT_USAGE;
         }
@@ -1070,7 +1055,7 @@ int cmd_dedup(int argc, char **argv) {
         fprintf(stderr, "sembed: %s\n", ebuf);
         goto done;
     }
-    if (!quiet) fprintf(stderr, "sembed: kept %zu of %zu lines (%zu near-duplicates removed)\n", nk, d.n, d.n - nk);
+    if (!cli_quiet) fprintf(stderr, "sembed: kept %zu of %zu lines (%zu near-duplicates removed)\n", nk, d.n, d.n - nk);
     rc = 0;
 done:
     if (rc && out.f) cli_out_abort(&out);
@@ -1102,30 +1087,17 @@ int cmd_mine(int argc, char **argv) {
     o.dtype = -1;
     long top_k = 100, max_pairs = 500000;
     float thr = -INFINITY;
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'}, {"input", required_argument, 0, 'i'}, {"output", required_argument, 0, 'o'},
-        {"top-k", required_argument, 0, 'k'}, {"max-pairs", required_argument, 0, 'P'}, {"threshold", required_argument, 0, 'T'},
-        {"json", no_argument, 0, 'j'}, {"threads", required_argument, 0, 't'}, {"dtype", required_argument, 0, 'D'},
-        {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    static const struct option opts[] = {COLL_LONG_OPTS, {"top-k", required_argument, 0, 'k'},
+                                         {"max-pairs", required_argument, 0, 'P'}, {0, 0, 0, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:i:o:k:t:qh", opts, NULL)) != -1) {
+        int r = coll_option(c, &o, &thr, -1e30f, 1e30f);
+        if (r < 0) return EXIT_USAGE;
+        if (r) continue;
         switch (c) {
-        case 'm': o.model = optarg; break;
-        case 'i': o.input = optarg; break;
-        case 'o': o.output = optarg; break;
-        case 'k': top_k = parse_long(optarg, 1, 1 << 20); break;
-        case 'P': max_pairs = parse_long(optarg, 1, LONG_MAX); break;
-        case 'T':
-            if (parse_float(optarg, -1e30f, 1e30f, &thr)) {
-                fprintf(stderr, "sembed: --threshold must be a number\n");
-                return EXIT_USAGE;
-            }
-            break;
-        case 'j': o.json = 1; break;
-        case 't': o.threads = parse_long(optarg, 1, 256); break;
-        case 'D': o.dtype = cli_parse_dtype(optarg); break;
-        case 'q': quiet = 1; break;
+        case 'k': top_k = cli_parse_long(optarg, 1, 1 << 20); break;
+        case 'P': max_pairs = cli_parse_long(optarg, 1, LONG_MAX); break;
         case 'h': fputs(mine_usage, stdout); return 0;
         default: fputs(mine_usage, stderr); return EXIT_USAGE;
         }
@@ -1174,7 +1146,7 @@ int cmd_mine(int argc, char **argv) {
         fprintf(stderr, "sembed: %s\n", ebuf);
         goto done;
     }
-    if (!quiet) fprintf(stderr, "sembed: %zu pairs\n", shown);
+    if (!cli_quiet) fprintf(stderr, "sembed: %zu pairs\n", shown);
     rc = 0;
 done:
     if (rc && out.f) cli_out_abort(&out);

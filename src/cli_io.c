@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Copies n bytes into a growable buffer, NUL-terminated. */
@@ -208,4 +209,26 @@ int cli_parse_dtype(const char *s) {
 
 const char *cli_dtype_name(int dtype) {
     return dtype == SE_DTYPE_BF16 ? "bf16" : dtype == SE_DTYPE_INT8 ? "int8" : "f32";
+}
+
+int cli_quiet;
+
+void cli_log(se_log_level lvl, const char *msg, void *user) {
+    (void)user;
+    if (cli_quiet && lvl == SE_LOG_INFO) return;
+    fprintf(stderr, "sembed: %s: %s\n", lvl == SE_LOG_WARN ? "warning" : "note", msg);
+}
+
+long cli_parse_long(const char *s, long lo, long hi) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) return -1;
+    return v;
+}
+
+double cli_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }

@@ -52,6 +52,20 @@ int cli_out_open(cli_out *o, const char *path, char *errbuf, size_t errcap);
 int cli_out_commit(cli_out *o, char *errbuf, size_t errcap);
 void cli_out_abort(cli_out *o);
 
+/* -q / --quiet: set by the command's option parser; cli_log drops notes
+ * (not warnings) when set. */
+extern int cli_quiet;
+
+/* The library's notices on stderr as "sembed: note|warning: msg" (an
+ * se_log_fn). */
+void cli_log(se_log_level lvl, const char *msg, void *user);
+
+/* Parses an integer option value in [lo, hi]; -1 when invalid. */
+long cli_parse_long(const char *s, long lo, long hi);
+
+/* Monotonic seconds. */
+double cli_now(void);
+
 /* Parses a --dtype value: "f32", "bf16" or "int8" to an se_dtype value;
  * -1 when unknown. */
 int cli_parse_dtype(const char *s);
