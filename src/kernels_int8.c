@@ -117,22 +117,29 @@ void se_gemm_int8_avx512(const uint8_t *xq, const float *sx, const int32_t *zx, 
             for (size_t r = 0; r < MR; r++) c[r][0] = c[r][1] = _mm512_setzero_si512();
             const uint8_t *xr = xq + m * Kp;
             if (rows == MR) {
+                /* twelve named accumulators: with an array GCC shuffles and
+                 * spills them inside the loop */
                 const uint8_t *x0 = xr, *x1 = xr + Kp, *x2 = xr + 2 * Kp, *x3 = xr + 3 * Kp, *x4 = xr + 4 * Kp, *x5 = xr + 5 * Kp;
-                for (size_t kq = 0; kq < nq; kq++) {
-                    __m512i w0 = _mm512_loadu_si512((const void *)(panel + kq * 128));
-                    __m512i w1 = _mm512_loadu_si512((const void *)(panel + kq * 128 + 64));
+                __m512i a00 = _mm512_setzero_si512(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00,
+                        a31 = a00, a40 = a00, a41 = a00, a50 = a00, a51 = a00;
+                const int8_t *pk = panel;
+                for (size_t kq = 0; kq < nq; kq++, pk += 128) {
+                    __m512i w0 = _mm512_loadu_si512((const void *)pk);
+                    __m512i w1 = _mm512_loadu_si512((const void *)(pk + 64));
                     __m512i a;
-#define SE_ROW(R, XR)                                                                                                  \
+#define SE_ROW(A0, A1, XR)                                                                                             \
     a = _mm512_set1_epi32(load4(XR + 4 * kq));                                                                         \
-    c[R][0] = _mm512_dpbusd_epi32(c[R][0], a, w0), c[R][1] = _mm512_dpbusd_epi32(c[R][1], a, w1)
-                    SE_ROW(0, x0);
-                    SE_ROW(1, x1);
-                    SE_ROW(2, x2);
-                    SE_ROW(3, x3);
-                    SE_ROW(4, x4);
-                    SE_ROW(5, x5);
+    A0 = _mm512_dpbusd_epi32(A0, a, w0), A1 = _mm512_dpbusd_epi32(A1, a, w1)
+                    SE_ROW(a00, a01, x0);
+                    SE_ROW(a10, a11, x1);
+                    SE_ROW(a20, a21, x2);
+                    SE_ROW(a30, a31, x3);
+                    SE_ROW(a40, a41, x4);
+                    SE_ROW(a50, a51, x5);
 #undef SE_ROW
                 }
+                c[0][0] = a00, c[0][1] = a01, c[1][0] = a10, c[1][1] = a11, c[2][0] = a20, c[2][1] = a21;
+                c[3][0] = a30, c[3][1] = a31, c[4][0] = a40, c[4][1] = a41, c[5][0] = a50, c[5][1] = a51;
             } else {
                 for (size_t kq = 0; kq < nq; kq++) {
                     __m512i w0 = _mm512_loadu_si512((const void *)(panel + kq * 128));
