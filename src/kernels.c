@@ -38,7 +38,7 @@ void se_axpy_ref(float *y, float a, const float *x, size_t n) {
 
 size_t se_attn_scratch(size_t T, size_t HD) {
     size_t Tp = (T + 15) & ~(size_t)15;
-    return HD * Tp + 4 * Tp + 4 * HD; /* keys transposed, 4 score rows, 4 queries */
+    return HD * Tp + 8 * Tp + 8 * HD; /* keys transposed, 8 score rows, 8 queries (AVX-512 block) */
 }
 
 /* The dot/axpy formulation of one attention head, shared by the scalar
@@ -71,10 +71,10 @@ static void attn_head_avx2(const float *q, const float *k, const float *v, size_
     attn_head_dot(se_dot_avx2, se_axpy_avx2, q, k, v, ld, out, ldo, T, HD, scale, scale_q_first, scratch);
 }
 
-static se_kernels kernels_ref = {"ref", se_gemm_ref, se_dot_ref, se_attn_head_ref, se_gelu, se_layernorm, false};
-static se_kernels kernels_avx2 = {"avx2", se_gemm_avx2, se_dot_avx2, attn_head_avx2, se_gelu, se_layernorm, false};
+static se_kernels kernels_ref = {"ref", se_gemm_ref, se_dot_ref, se_attn_head_ref, se_gelu, se_layernorm, se_add, false};
+static se_kernels kernels_avx2 = {"avx2", se_gemm_avx2, se_dot_avx2, attn_head_avx2, se_gelu, se_layernorm, se_add, false};
 static se_kernels kernels_avx512 = {"avx512", se_gemm_avx2, se_dot_avx2, se_attn_head_avx512, se_gelu_avx512,
-                                    se_layernorm_avx512, true};
+                                    se_layernorm_avx512, se_add_avx512, true};
 static const se_kernels *chosen;
 static pthread_once_t chosen_once = PTHREAD_ONCE_INIT;
 
@@ -128,6 +128,10 @@ void se_layernorm(float *x, size_t n, const float *g, const float *b, float eps)
     var /= (float)n;
     float rstd = 1.0f / sqrtf(var + eps);
     for (size_t i = 0; i < n; i++) x[i] = (x[i] - mean) * rstd * g[i] + b[i];
+}
+
+void se_add(float *x, const float *y, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = y[i] + x[i];
 }
 
 void se_gelu(float *x, size_t n) {

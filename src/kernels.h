@@ -102,6 +102,7 @@ typedef struct se_kernels {
     se_attn_fn attn;
     void (*gelu)(float *x, size_t n); /* exact-erf GELU (AVX-512: A&S 7.1.26 erf, |err| <= 1.5e-7) */
     void (*layernorm)(float *x, size_t n, const float *g, const float *b, float eps);
+    void (*add)(float *x, const float *y, size_t n); /* x[i] = y[i] + x[i]: the same bits in every set */
     bool packed; /* weights are packed for se_gemm_packed_avx512 */
 } se_kernels;
 const se_kernels *se_kernels_get(void);
@@ -111,6 +112,11 @@ const se_kernels *se_kernels_get(void);
  * sequentially; the AVX-512 twin in 16 lanes (agrees to a few ulps). */
 void se_layernorm(float *x, size_t n, const float *g, const float *b, float eps);
 void se_layernorm_avx512(float *x, size_t n, const float *g, const float *b, float eps);
+
+/* x[i] = y[i] + x[i] over n values (the residual connection; one addition
+ * per element, so both versions give the same bits). */
+void se_add(float *x, const float *y, size_t n);
+void se_add_avx512(float *x, const float *y, size_t n);
 
 /* In place activations over n values. */
 void se_gelu(float *x, size_t n);      /* 0.5 x (1 + erf(x / sqrt 2)), libm erff: the reference */

@@ -140,7 +140,7 @@ static inline __m512 exp16(__m512 x) {
 
 void se_attn_head_avx512(const float *q, const float *k, const float *v, size_t ld, float *out, size_t ldo, size_t T,
                          size_t HD, float scale, bool scale_q_first, float *scratch) {
-    enum { QB = 4 }; /* queries per block: four independent FMA chains */
+    enum { QB = 8 }; /* queries per block: eight independent FMA chains */
     size_t Tp = (T + 15) & ~(size_t)15;
     float *kt = scratch;          /* (HD, Tp) keys transposed, zero padded */
     float *s = kt + HD * Tp;      /* (QB, Tp) scores, then probabilities */
@@ -158,24 +158,34 @@ void se_attn_head_avx512(const float *q, const float *k, const float *v, size_t 
                 float x = r < nq ? q[(i0 + r) * ld + d] : 0.0f;
                 qs[r * HD + d] = scale_q_first ? x * scale : x;
             }
-        /* scores: s[r][t] = sum_d q_r[d] k[t][d], summed in d order */
+        /* scores: s[r][t] = sum_d q_r[d] k[t][d], summed in d order (named
+         * accumulators: an array of them gets spilled) */
         for (size_t t = 0; t < Tp; t += 16) {
-            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
             for (size_t d = 0; d < HD; d++) {
                 __m512 kv = _mm512_loadu_ps(kt + d * Tp + t);
                 a0 = _mm512_fmadd_ps(_mm512_set1_ps(qs[d]), kv, a0);
                 a1 = _mm512_fmadd_ps(_mm512_set1_ps(qs[HD + d]), kv, a1);
                 a2 = _mm512_fmadd_ps(_mm512_set1_ps(qs[2 * HD + d]), kv, a2);
                 a3 = _mm512_fmadd_ps(_mm512_set1_ps(qs[3 * HD + d]), kv, a3);
+                a4 = _mm512_fmadd_ps(_mm512_set1_ps(qs[4 * HD + d]), kv, a4);
+                a5 = _mm512_fmadd_ps(_mm512_set1_ps(qs[5 * HD + d]), kv, a5);
+                a6 = _mm512_fmadd_ps(_mm512_set1_ps(qs[6 * HD + d]), kv, a6);
+                a7 = _mm512_fmadd_ps(_mm512_set1_ps(qs[7 * HD + d]), kv, a7);
             }
             if (!scale_q_first) {
                 __m512 sc = _mm512_set1_ps(scale);
                 a0 = _mm512_mul_ps(a0, sc), a1 = _mm512_mul_ps(a1, sc), a2 = _mm512_mul_ps(a2, sc), a3 = _mm512_mul_ps(a3, sc);
+                a4 = _mm512_mul_ps(a4, sc), a5 = _mm512_mul_ps(a5, sc), a6 = _mm512_mul_ps(a6, sc), a7 = _mm512_mul_ps(a7, sc);
             }
             _mm512_storeu_ps(s + t, a0);
             _mm512_storeu_ps(s + Tp + t, a1);
             _mm512_storeu_ps(s + 2 * Tp + t, a2);
             _mm512_storeu_ps(s + 3 * Tp + t, a3);
+            _mm512_storeu_ps(s + 4 * Tp + t, a4);
+            _mm512_storeu_ps(s + 5 * Tp + t, a5);
+            _mm512_storeu_ps(s + 6 * Tp + t, a6);
+            _mm512_storeu_ps(s + 7 * Tp + t, a7);
         }
         /* softmax of each row over t < T: probabilities left in s */
         for (size_t r = 0; r < nq; r++) {
@@ -199,16 +209,27 @@ void se_attn_head_avx512(const float *q, const float *k, const float *v, size_t 
         /* out_r = sum_t p_r[t] v_t, summed in t order, 16 columns at a time */
         for (size_t j = 0; j < nv; j++) {
             __mmask16 m = j + 1 == nv ? last : 0xFFFF;
-            __m512 o0 = _mm512_setzero_ps(), o1 = o0, o2 = o0, o3 = o0;
+            __m512 o0 = _mm512_setzero_ps(), o1 = o0, o2 = o0, o3 = o0, o4 = o0, o5 = o0, o6 = o0, o7 = o0;
             for (size_t t = 0; t < T; t++) {
                 __m512 vv = _mm512_maskz_loadu_ps(m, v + t * ld + 16 * j);
                 o0 = _mm512_fmadd_ps(_mm512_set1_ps(s[t]), vv, o0);
                 o1 = _mm512_fmadd_ps(_mm512_set1_ps(s[Tp + t]), vv, o1);
                 o2 = _mm512_fmadd_ps(_mm512_set1_ps(s[2 * Tp + t]), vv, o2);
                 o3 = _mm512_fmadd_ps(_mm512_set1_ps(s[3 * Tp + t]), vv, o3);
+                o4 = _mm512_fmadd_ps(_mm512_set1_ps(s[4 * Tp + t]), vv, o4);
+                o5 = _mm512_fmadd_ps(_mm512_set1_ps(s[5 * Tp + t]), vv, o5);
+                o6 = _mm512_fmadd_ps(_mm512_set1_ps(s[6 * Tp + t]), vv, o6);
+                o7 = _mm512_fmadd_ps(_mm512_set1_ps(s[7 * Tp + t]), vv, o7);
             }
-            __m512 o[QB] = {o0, o1, o2, o3};
-            for (size_t r = 0; r < nq; r++) _mm512_mask_storeu_ps(out + (i0 + r) * ldo + 16 * j, m, o[r]);
+            float *orow = out + i0 * ldo + 16 * j;
+            if (nq > 0) _mm512_mask_storeu_ps(orow, m, o0);
+            if (nq > 1) _mm512_mask_storeu_ps(orow + ldo, m, o1);
+            if (nq > 2) _mm512_mask_storeu_ps(orow + 2 * ldo, m, o2);
+            if (nq > 3) _mm512_mask_storeu_ps(orow + 3 * ldo, m, o3);
+            if (nq > 4) _mm512_mask_storeu_ps(orow + 4 * ldo, m, o4);
+            if (nq > 5) _mm512_mask_storeu_ps(orow + 5 * ldo, m, o5);
+            if (nq > 6) _mm512_mask_storeu_ps(orow + 6 * ldo, m, o6);
+            if (nq > 7) _mm512_mask_storeu_ps(orow + 7 * ldo, m, o7);
         }
     }
 }
@@ -276,5 +297,15 @@ void se_layernorm_avx512(float *x, size_t n, const float *g, const float *b, flo
         __m512 v = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, x + i), vm), vr);
         _mm512_mask_storeu_ps(x + i, tail,
                               _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(tail, g + i), _mm512_maskz_loadu_ps(tail, b + i)));
+    }
+}
+
+/* x[i] = y[i] + x[i], 16 lanes, masked tail (see kernels.h). Thread-safe. */
+void se_add_avx512(float *x, const float *y, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, _mm512_add_ps(_mm512_loadu_ps(y + i), _mm512_loadu_ps(x + i)));
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(x + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, y + i), _mm512_maskz_loadu_ps(m, x + i)));
     }
 }

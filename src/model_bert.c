@@ -648,7 +648,7 @@ static void row_task(void *arg, size_t task, int thread) {
     } else if (j->stage == 1) { /* x = LN1(tmp + x) */
         for (size_t t = t0; t < t1; t++) {
             float *x = b->x + t * H, *y = b->tmp + t * H;
-            for (size_t i = 0; i < H; i++) x[i] = y[i] + x[i];
+            se_kernels_get()->add(x, y, H);
             se_kernels_get()->layernorm(x, H, j->w->ln1_g, j->w->ln1_b, m->cfg.norm_eps);
         }
     } else if (j->stage == 2) { /* ff = act(ff) */
@@ -656,7 +656,7 @@ static void row_task(void *arg, size_t task, int thread) {
     } else { /* x = LN2(tmp + x) */
         for (size_t t = t0; t < t1; t++) {
             float *x = b->x + t * H, *y = b->tmp + t * H;
-            for (size_t i = 0; i < H; i++) x[i] = y[i] + x[i];
+            se_kernels_get()->add(x, y, H);
             se_kernels_get()->layernorm(x, H, j->w->ln2_g, j->w->ln2_b, m->cfg.norm_eps);
         }
     }

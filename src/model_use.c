@@ -113,7 +113,7 @@ static void row_task(void *arg, size_t task, int thread) {
     }
     case 2:
         for (size_t t = t0; t < t1; t++)
-            for (size_t i = 0; i < H; i++) b->x[t * H + i] += b->tmp[t * H + i];
+            se_kernels_get()->add(b->x + t * H, b->tmp + t * H, H); /* a + b == b + a in IEEE */
         break;
     case 3:
         for (size_t t = t0; t < t1; t++) {
