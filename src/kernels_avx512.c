@@ -145,9 +145,20 @@ void se_attn_head_avx512(const float *q, const float *k, const float *v, size_t 
     float *kt = scratch;          /* (HD, Tp) keys transposed, zero padded */
     float *s = kt + HD * Tp;      /* (QB, Tp) scores, then probabilities */
     float *qs = s + QB * Tp;      /* (QB, HD) scaled queries */
-    for (size_t d = 0; d < HD; d++) {
-        for (size_t t = 0; t < T; t++) kt[d * Tp + t] = k[t * ld + d];
-        for (size_t t = T; t < Tp; t++) kt[d * Tp + t] = 0.0f;
+    if (T * ld < (size_t)INT32_MAX) { /* transpose K with gathers: 16 keys per instruction */
+        for (size_t t = 0; t < Tp; t += 16) {
+            __mmask16 m = T - t >= 16 ? 0xFFFF : (__mmask16)((1u << (T - t)) - 1);
+            __m512i idx = _mm512_mullo_epi32(_mm512_add_epi32(_mm512_set1_epi32((int)t),
+                                                              _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)),
+                                             _mm512_set1_epi32((int)ld));
+            for (size_t d = 0; d < HD; d++)
+                _mm512_storeu_ps(kt + d * Tp + t, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, k + d, 4));
+        }
+    } else {
+        for (size_t d = 0; d < HD; d++) {
+            for (size_t t = 0; t < T; t++) kt[d * Tp + t] = k[t * ld + d];
+            for (size_t t = T; t < Tp; t++) kt[d * Tp + t] = 0.0f;
+        }
     }
     size_t nv = (HD + 15) / 16;
     __mmask16 last = (HD % 16) ? (__mmask16)((1u << (HD % 16)) - 1) : 0xFFFF;
