@@ -20,7 +20,7 @@ CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(EXTRA_CFLAGS) -Iinclude -fP
 LIBS     := -ljansson -lutf8proc -lsqlite3 -lz -lm -pthread
 
 LIB_SRC  := src/alloc.c src/error.c src/json.c src/unicode.c src/tokenizer.c src/tokenizer_wordpiece.c \
-            src/safetensors.c src/model_folder.c src/model_bert.c src/pool.c src/kernels.c src/kernels_avx2.c src/kernels_avx512.c src/kernels_bf16.c src/kernels_int8.c \
+            src/safetensors.c src/model_folder.c src/model_bert.c src/pool.c src/kernels.c src/kernels_avx2.c src/kernels_avx512.c src/kernels_bf16.c src/kernels_bf16dp.c src/kernels_int8.c \
             src/threadpool.c src/encode.c src/similarity.c src/util.c src/chunk.c src/vec_dist.c src/vec_index.c src/index.c \
             src/convert_use.c src/model_use.c src/tokenizer_unigram.c
 LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
@@ -48,6 +48,10 @@ $(BUILD)/obj/kernels_avx512.o: src/kernels_avx512.c $(wildcard src/*.h)
 $(BUILD)/obj/kernels_bf16.o: src/kernels_bf16.c $(wildcard src/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -DSE_BUILD -fvisibility=hidden -mavx512f -mfma -c $< -o $@
+
+$(BUILD)/obj/kernels_bf16dp.o: src/kernels_bf16dp.c $(wildcard src/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -DSE_BUILD -fvisibility=hidden -mavx512f -mavx512bf16 -mfma -c $< -o $@
 
 $(BUILD)/obj/kernels_int8.o: src/kernels_int8.c $(wildcard src/*.h)
 	@mkdir -p $(dir $@)

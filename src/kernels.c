@@ -103,6 +103,16 @@ bool se_cpu_has_avx512(void) {
 #endif
 }
 
+bool se_cpu_has_avx512bf16(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    const char *env = getenv("SE_BF16");
+    if (env && strcmp(env, "widen") == 0) return false;
+    return se_cpu_has_avx512() && __builtin_cpu_supports("avx512bf16");
+#else
+    return false;
+#endif
+}
+
 bool se_cpu_has_vnni(void) {
 #if defined(__x86_64__) || defined(__i386__)
     return se_cpu_has_avx512() && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");

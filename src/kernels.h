@@ -65,6 +65,22 @@ void se_pack_weights_bf16(const float *w, size_t N, size_t K, uint16_t *out);
 void se_gemm_bf16_avx512(const float *x, size_t M, size_t K, size_t ldx, const uint16_t *pw, size_t N, const float *b,
                          float *y, size_t ldy, size_t n0, size_t n1);
 
+/* bf16 GEMM with AVX512-BF16 dot products (kernels_bf16dp.c): weights
+ * packed by pairs of k (se_pack_bf16dp_size(N, K) uint16s), activations
+ * rounded to bf16 per product by se_rows_to_bf16 into (M, Kp) rows, Kp =
+ * se_bf16dp_kpad(K); f32 accumulation. Same determinism contract as
+ * se_gemm. */
+size_t se_bf16dp_kpad(size_t K);
+size_t se_pack_bf16dp_size(size_t N, size_t K);
+void se_pack_weights_bf16dp(const float *w, size_t N, size_t K, uint16_t *out);
+void se_rows_to_bf16(const float *x, size_t M, size_t K, size_t ldx, uint16_t *out);
+void se_gemm_bf16dp_avx512(const uint16_t *xb, size_t M, size_t K, const uint16_t *pw, size_t N, const float *b, float *y,
+                           size_t ldy, size_t n0, size_t n1);
+
+/* Whether the CPU has AVX512-BF16 for se_gemm_bf16dp_avx512 (SE_KERNELS=ref
+ * or avx2 say no; SE_BF16=widen forces the widening kernel). */
+bool se_cpu_has_avx512bf16(void);
+
 /* int8 GEMM (AVX512-VNNI): weights s8 per column (scale sw, column sums),
  * activations u8 per row (scale sx, zero point zx), exact int32
  * accumulation. Layout and formulas in kernels_int8.c. Kp = K rounded up

@@ -6,10 +6,8 @@
  * Weights W (N, K) are rounded to bf16 (nearest even) at load: half the
  * memory and half the bytes streamed per product. Activations stay f32 and
  * the products accumulate in f32 with the same FMAs as the f32 kernel; the
- * weights are widened in registers. Measured here, a VDPBF16PS kernel
- * (which also rounds the activations) ran at ~0.6x the f32 FMA kernel, while
- * this one runs at the f32 rate: the widening costs a shift and an AND per
- * 32 weights, on ports the FMAs do not use.
+ * weights are widened in registers, at the f32 rate (a shift and an AND per
+ * 32 weights, on ports the FMAs do not use).
  *
  * The GEMM itself is the f32 kernel of kernels_avx512.c with a widening
  * weight load. Panels of 32 columns, K-major, the two 16-column halves

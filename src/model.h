@@ -78,7 +78,8 @@ struct se_model {
     const float **pack_w;
     void **pack_p;           /* float (f32), uint16_t (bf16) or se_int8_pack (int8) */
     size_t n_pack;
-    se_dtype compute;        /* SE_DTYPE_F32 or SE_DTYPE_BF16 */
+    se_dtype compute;        /* SE_DTYPE_F32, SE_DTYPE_BF16 or SE_DTYPE_INT8 */
+    bool bf16dp;             /* bf16 on AVX512-BF16 dot products (pair-packed weights) */
 };
 
 /* Scratch for one forward pass, carved from the ctx arena. */
@@ -91,6 +92,7 @@ typedef struct se_bert_buf {
     float *att;    /* (n_threads, att_stride) attention scratch per thread */
     size_t att_stride;
     uint8_t *xq;   /* (T, Kmax padded) activations quantised to uint8 (int8 models only) */
+    uint16_t *xb;  /* (T, Kmax even) activations rounded to bf16 (bf16 models only) */
     float *xs;     /* (T) their per-row scales */
     int32_t *xz;   /* (T) their per-row zero points */
 } se_bert_buf;

@@ -434,7 +434,7 @@ typedef struct gemm_job {
     const se_kernels *k;
     const float *x, *w, *b;
     const void *packed; /* f32 or bf16 panels, an se_int8_pack, or NULL */
-    bool bf16, int8;
+    bool bf16, int8, bf16dp;
     se_bert_buf *buf;
     float *y;
     size_t M, K, N, n_nblk;
@@ -454,6 +454,9 @@ static void gemm_task(void *arg, size_t t, int thread) {
         size_t Kp = se_int8_kpad(j->K);
         se_gemm_int8_avx512(j->buf->xq + m0 * Kp, j->buf->xs + m0, j->buf->xz + m0, m1 - m0, j->K, q->w, q->scale, q->colsum,
                             j->N, j->b, j->y + m0 * j->N, j->N, n0, n1);
+    } else if (j->bf16dp) {
+        se_gemm_bf16dp_avx512(j->buf->xb + m0 * se_bf16dp_kpad(j->K), m1 - m0, j->K, j->packed, j->N, j->b, j->y + m0 * j->N,
+                              j->N, n0, n1);
     } else if (j->bf16)
         se_gemm_bf16_avx512(j->x + m0 * j->K, m1 - m0, j->K, j->K, j->packed, j->N, j->b, j->y + m0 * j->N, j->N, n0, n1);
     else if (j->packed)
@@ -473,6 +476,14 @@ static void quant_task(void *arg, size_t t, int thread) {
                         j->buf->xz + m0);
 }
 
+/* Rounds rows [32 t, 32 t + 32) of x to bf16 (bf16 models on AVX512-BF16). */
+static void cvt_task(void *arg, size_t t, int thread) {
+    (void)thread;
+    const gemm_job *j = arg;
+    size_t m0 = t * QUANT_ROWS, m1 = m0 + QUANT_ROWS < j->M ? m0 + QUANT_ROWS : j->M;
+    se_rows_to_bf16(j->x + m0 * j->K, m1 - m0, j->K, j->K, j->buf->xb + m0 * se_bf16dp_kpad(j->K));
+}
+
 /* The packed copy of w, or NULL. */
 static const void *packed_of(const se_model *m, const float *w) {
     for (size_t i = 0; i < m->n_pack; i++)
@@ -483,10 +494,12 @@ static const void *packed_of(const se_model *m, const float *w) {
 void se_par_gemm(se_threadpool *tp, const se_model *m, se_bert_buf *buf, const float *x, size_t M, size_t K, const float *w,
                  const float *b, float *y, size_t N) {
     if (M == 0 || N == 0) return;
-    gemm_job j = {se_kernels_get(), x, w, b, packed_of(m, w), false, false, buf, y, M, K, N, (N + GEMM_NB - 1) / GEMM_NB};
+    gemm_job j = {se_kernels_get(), x, w, b, packed_of(m, w), false, false, false, buf, y, M, K, N, (N + GEMM_NB - 1) / GEMM_NB};
     j.bf16 = j.packed && m->compute == SE_DTYPE_BF16;
+    j.bf16dp = j.bf16 && m->bf16dp;
     j.int8 = j.packed && m->compute == SE_DTYPE_INT8;
     if (j.int8) se_threadpool_run(tp, (M + QUANT_ROWS - 1) / QUANT_ROWS, quant_task, &j);
+    if (j.bf16dp) se_threadpool_run(tp, (M + QUANT_ROWS - 1) / QUANT_ROWS, cvt_task, &j);
     size_t n_mblk = (M + GEMM_MB - 1) / GEMM_MB;
     se_threadpool_run(tp, n_mblk * j.n_nblk, gemm_task, &j);
 }
@@ -535,7 +548,8 @@ static se_status pack_one(se_model *m, const float *w, size_t N, size_t K, se_er
         }
         p = q;
     } else {
-        p = bf ? se_malloc_array(se_pack_bf16_size(N, K), sizeof(uint16_t)) : se_malloc_array(se_pack_size(N, K), sizeof(float));
+        p = bf ? se_malloc_array(m->bf16dp ? se_pack_bf16dp_size(N, K) : se_pack_bf16_size(N, K), sizeof(uint16_t))
+               : se_malloc_array(se_pack_size(N, K), sizeof(float));
     }
     const float **pw = se_realloc(m->pack_w, (m->n_pack + 1) * sizeof *pw);
     if (pw) m->pack_w = pw;
@@ -548,6 +562,8 @@ static se_status pack_one(se_model *m, const float *w, size_t N, size_t K, se_er
     if (i8) {
         se_int8_pack *q = p;
         se_pack_weights_int8(w, N, K, q->w, q->scale, q->colsum);
+    } else if (bf && m->bf16dp) {
+        se_pack_weights_bf16dp(w, N, K, p);
     } else if (bf) {
         se_pack_weights_bf16(w, N, K, p);
     } else {
@@ -566,6 +582,7 @@ se_status se_model_pack(se_model *m, se_error *err) {
     } else if (m->compute == SE_DTYPE_BF16) {
         if (!se_cpu_has_avx512())
             return se_err(err, SE_E_UNSUPPORTED, "dtype bf16 needs a CPU with AVX-512 (and SE_KERNELS unset)");
+        m->bf16dp = se_cpu_has_avx512bf16();
     } else if (!se_kernels_get()->packed) {
         return SE_OK;
     }

@@ -27,6 +27,8 @@ done
 run test_model_avx2 env SE_KERNELS=avx2 "$BUILD/tests/test_model"
 run test_model_ref env SE_KERNELS=ref "$BUILD/tests/test_model"
 run test_index_ref env SE_KERNELS=ref "$BUILD/tests/test_index"
+# bf16 on the widening kernel too (CPUs with AVX-512 but no AVX512-BF16)
+run test_model_bf16_widen env SE_BF16=widen "$BUILD/tests/test_model"
 run header_c test -f "$BUILD/tests/test_header_c"
 run header_cpp test -f "$BUILD/tests/test_header_cpp"
 run fuzz_replay "$BUILD/tests/fuzz_replay"

@@ -193,6 +193,45 @@ TEST(bf16_gemm) {
     }
 }
 
+/* The AVX512-BF16 GEMM against a double-precision product of the
+ * bf16-rounded activations and weights, and independent of M. */
+TEST(bf16dp_gemm) {
+    if (!se_cpu_has_avx512bf16()) {
+        printf("  (no AVX512-BF16: bf16 dot-product GEMM not run)\n");
+        return;
+    }
+    size_t shapes[][3] = {{1, 1, 1}, {6, 32, 8}, {7, 33, 9}, {13, 70, 31}, {40, 384, 384}, {5, 100, 1536}, {12, 64, 2}};
+    unsigned seed = 9;
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+        size_t M = shapes[si][0], N = shapes[si][1], K = shapes[si][2], Kp = se_bf16dp_kpad(K);
+        float *x = malloc(M * K * sizeof *x), *w = malloc(N * K * sizeof *w), *b = malloc(N * sizeof *b);
+        float *y = malloc(M * N * sizeof *y), *r = malloc(M * N * sizeof *r), *y1 = malloc(N * sizeof *y1);
+        uint16_t *pw = malloc(se_pack_bf16dp_size(N, K) * sizeof *pw), *xb = malloc(M * Kp * sizeof *xb);
+        for (size_t i = 0; i < M * K; i++) x[i] = frand(&seed);
+        for (size_t i = 0; i < N * K; i++) w[i] = frand(&seed);
+        for (size_t i = 0; i < N; i++) b[i] = frand(&seed);
+        for (size_t m = 0; m < M; m++)
+            for (size_t n = 0; n < N; n++) {
+                double acc = 0;
+                for (size_t k = 0; k < K; k++) acc += (double)round_bf16(x[m * K + k]) * round_bf16(w[n * K + k]);
+                r[m * N + n] = (float)(acc + b[n]);
+            }
+        se_pack_weights_bf16dp(w, N, K, pw);
+        se_rows_to_bf16(x, M, K, K, xb);
+        se_gemm_bf16dp_avx512(xb, M, K, pw, N, b, y, N, 0, N);
+        char label[64];
+        snprintf(label, sizeof label, "bf16dp gemm %zux%zux%zu", M, N, K);
+        CHECK_CLOSE(y, r, M * N, 1e-5 * (double)K, 1e-5, label);
+        for (size_t m = 0; m < M; m++) {
+            size_t half = (N / 2) / 32 * 32;
+            se_gemm_bf16dp_avx512(xb + m * Kp, 1, K, pw, N, b, y1, N, 0, half);
+            se_gemm_bf16dp_avx512(xb + m * Kp, 1, K, pw, N, b, y1, N, half, N);
+            CHECK_MSG(memcmp(y1, y + m * N, N * sizeof *y1) == 0, "bf16dp %zux%zux%zu row %zu depends on M", M, N, K, m);
+        }
+        free(x), free(w), free(b), free(y), free(r), free(y1), free(pw), free(xb);
+    }
+}
+
 /* The int8 GEMM against the same formula computed in double from the
  * kernel's own quantised values (so only the arithmetic is compared), then
  * against the float product within the quantisation error, and
@@ -289,6 +328,7 @@ int main(void) {
     RUN(layernorm_matches_reference);
     RUN(add_matches_reference);
     RUN(bf16_gemm);
+    RUN(bf16dp_gemm);
     RUN(int8_gemm);
     RUN(axpy_matches_reference);
     RUN(elementwise);
