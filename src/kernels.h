@@ -70,6 +70,7 @@ void se_gemm_bf16_avx512(const float *x, size_t M, size_t K, size_t ldx, const u
  * rounded to bf16 per product by se_rows_to_bf16 into (M, Kp) rows, Kp =
  * se_bf16dp_kpad(K); f32 accumulation. Same determinism contract as
  * se_gemm. */
+uint16_t se_f32_to_bf16(float f); /* round to nearest even, NaN kept quiet */
 size_t se_bf16dp_kpad(size_t K);
 size_t se_pack_bf16dp_size(size_t N, size_t K);
 void se_pack_weights_bf16dp(const float *w, size_t N, size_t K, uint16_t *out);

@@ -26,8 +26,8 @@
 
 #define NR 32
 
-/* f32 -> bf16, round to nearest even (NaN kept quiet). */
-static inline uint16_t to_bf16(float f) {
+/* f32 -> bf16, round to nearest even (NaN kept quiet). Thread-safe. */
+uint16_t se_f32_to_bf16(float f) {
     uint32_t u;
     memcpy(&u, &f, 4);
     if ((u & 0x7F800000u) == 0x7F800000u && (u & 0x7FFFFFu)) return (uint16_t)((u >> 16) | 0x40);
@@ -44,8 +44,8 @@ void se_pack_weights_bf16(const float *w, size_t N, size_t K, uint16_t *out) {
             uint16_t *dst = out + (p * K + k) * NR;
             for (size_t j = 0; j < 16; j++) {
                 size_t n0 = p * NR + j, n1 = p * NR + 16 + j;
-                dst[2 * j] = n0 < N ? to_bf16(w[n0 * K + k]) : 0;
-                dst[2 * j + 1] = n1 < N ? to_bf16(w[n1 * K + k]) : 0;
+                dst[2 * j] = n0 < N ? se_f32_to_bf16(w[n0 * K + k]) : 0;
+                dst[2 * j + 1] = n1 < N ? se_f32_to_bf16(w[n1 * K + k]) : 0;
             }
         }
 }

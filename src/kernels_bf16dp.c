@@ -24,15 +24,6 @@
 #define NR 32
 #define MR 6
 
-/* f32 -> bf16, round to nearest even (NaN kept quiet). */
-static inline uint16_t to_bf16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7F800000u) == 0x7F800000u && (u & 0x7FFFFFu)) return (uint16_t)((u >> 16) | 0x40);
-    u += 0x7FFFu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
-}
-
 size_t se_bf16dp_kpad(size_t K) { return (K + 1) & ~(size_t)1; }
 
 size_t se_pack_bf16dp_size(size_t N, size_t K) { return (N + NR - 1) / NR * NR * se_bf16dp_kpad(K); }
@@ -44,7 +35,7 @@ void se_pack_weights_bf16dp(const float *w, size_t N, size_t K, uint16_t *out) {
             for (size_t j = 0; j < NR; j++)
                 for (size_t e = 0; e < 2; e++) {
                     size_t n = p * NR + j, k = 2 * kk + e;
-                    out[((p * (Kp / 2) + kk) * NR + j) * 2 + e] = (n < N && k < K) ? to_bf16(w[n * K + k]) : 0;
+                    out[((p * (Kp / 2) + kk) * NR + j) * 2 + e] = (n < N && k < K) ? se_f32_to_bf16(w[n * K + k]) : 0;
                 }
 }
 
@@ -58,7 +49,7 @@ void se_rows_to_bf16(const float *x, size_t M, size_t K, size_t ldx, uint16_t *o
             __m512bh h = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(r + k + 16), _mm512_loadu_ps(r + k));
             _mm512_storeu_si512((void *)(o + k), (__m512i)h);
         }
-        for (; k < K; k++) o[k] = to_bf16(r[k]);
+        for (; k < K; k++) o[k] = se_f32_to_bf16(r[k]);
         if (K & 1) o[K] = 0;
     }
 }
