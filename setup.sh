@@ -42,13 +42,17 @@ if [ ! -f models/use-lite/model.safetensors ]; then
 fi
 [ "${1:-}" = "--no-demo" ] && exit 0
 
-# The main job: semantic search over a small bundled corpus, and similarities.
+# The main job: index a small bundled corpus, search it, and similarities.
 M=models/use-lite
 echo "== sembed info -m $M"
 build/sembed info -m "$M"
 echo
-echo "== sembed search -m $M -c examples/corpus.txt -k 3 ..."
-build/sembed search -m "$M" -c examples/corpus.txt -k 3 \
+rm -f models/demo.idx
+echo "== sembed index build -m $M -i examples/corpus.txt -o models/demo.idx"
+build/sembed index build -m "$M" -i examples/corpus.txt -o models/demo.idx
+echo
+echo "== sembed search models/demo.idx -k 3 ..."
+build/sembed search models/demo.idx -k 3 \
     "How long should I cook spaghetti?" "Who won the game?" "My wifi keeps disconnecting" "Will it rain this weekend?"
 echo
 echo "== sembed similarity -m $M ..."
