@@ -103,7 +103,7 @@ se_status se_ctx_new(const se_model *m, const se_ctx_params *params, se_ctx **ou
     size_t AS = se_attn_scratch(P, H / (size_t)m->cfg.n_head); /* per-thread attention scratch */
     size_t nf = 6 * T * H + T * FF + NT * AS + 2 * S_CAP * D;
     size_t QB = m->compute == SE_DTYPE_INT8 ? T * se_int8_kpad(se_model_k_max(m)) + 2 * T * sizeof(float) : 0; /* int8 activations */
-    size_t XB = m->compute == SE_DTYPE_BF16 ? T * se_bf16dp_kpad(se_model_k_max(m)) * sizeof(uint16_t) : 0; /* bf16 activations */
+    size_t XB = m->bf16dp ? T * se_bf16dp_kpad(se_model_k_max(m)) * sizeof(uint16_t) : 0; /* bf16 activations */
     size_t bytes = nf * sizeof(float) + 2 * T * sizeof(int32_t) + (3 * S_CAP + 1) * sizeof(size_t) + QB + XB + 192;
     c->arena = se_malloc(bytes);
     c->tp = se_threadpool_new(p.n_threads);

@@ -520,19 +520,22 @@ static int doc_chunks(se_index *idx, int64_t doc, int64_t **v, size_t *n, size_t
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
-/* Deletes doc's row and chunks; db_lock held, inside a transaction. */
-static int delete_doc_rows(se_index *idx, int64_t doc) {
+/* Runs one statement whose only parameter is a row id ("... WHERE doc =
+ * ?"); 0 on success. db_lock held. */
+static int exec_on(se_index *idx, const char *sql, int64_t id) {
     sqlite3_stmt *q;
-    int ok = 0;
-    if (sqlite3_prepare_v2(idx->db, "DELETE FROM chunks WHERE doc = ?", -1, &q, NULL)) return -1;
-    sqlite3_bind_int64(q, 1, doc);
-    ok = sqlite3_step(q) == SQLITE_DONE;
-    sqlite3_finalize(q);
-    if (!ok || sqlite3_prepare_v2(idx->db, "DELETE FROM docs WHERE id = ?", -1, &q, NULL)) return -1;
-    sqlite3_bind_int64(q, 1, doc);
-    ok = sqlite3_step(q) == SQLITE_DONE;
+    if (sqlite3_prepare_v2(idx->db, sql, -1, &q, NULL)) return -1;
+    sqlite3_bind_int64(q, 1, id);
+    int ok = sqlite3_step(q) == SQLITE_DONE;
     sqlite3_finalize(q);
     return ok ? 0 : -1;
+}
+
+static const char DELETE_CHUNKS[] = "DELETE FROM chunks WHERE doc = ?";
+
+/* Deletes doc's row and chunks; db_lock held, inside a transaction. */
+static int delete_doc_rows(se_index *idx, int64_t doc) {
+    return exec_on(idx, DELETE_CHUNKS, doc) || exec_on(idx, "DELETE FROM docs WHERE id = ?", doc) ? -1 : 0;
 }
 
 /* Looks up a document by external id: its row id, or 0 when absent, -1 on error. */
@@ -607,21 +610,15 @@ se_status se_index_add(se_index *idx, const se_index_doc *docs, size_t n, se_err
             goto rollback;
         }
         if (doc > 0) { /* replace: drop the old chunks */
-            size_t before = n_old;
             int r = doc_chunks(idx, doc, &old, &n_old, &cap_old);
             if (r == -2) {
                 st = se_err(err, SE_E_NOMEM, "out of memory");
                 goto rollback;
             }
-            sqlite3_stmt *q;
-            if (r || sqlite3_prepare_v2(idx->db, "DELETE FROM chunks WHERE doc = ?", -1, &q, NULL)) {
+            if (r || exec_on(idx, DELETE_CHUNKS, doc)) {
                 st = db_err(idx, err, "cannot replace a document");
                 goto rollback;
             }
-            sqlite3_bind_int64(q, 1, doc);
-            r = sqlite3_step(q) == SQLITE_DONE;
-            sqlite3_finalize(q);
-            (void)before;
             sqlite3_reset(upd_doc);
             sqlite3_bind_text(upd_doc, 1, d->text, -1, SQLITE_STATIC);
             if (d->meta)
@@ -629,7 +626,7 @@ se_status se_index_add(se_index *idx, const se_index_doc *docs, size_t n, se_err
             else
                 sqlite3_bind_null(upd_doc, 2);
             sqlite3_bind_int64(upd_doc, 3, doc);
-            if (!r || sqlite3_step(upd_doc) != SQLITE_DONE) {
+            if (sqlite3_step(upd_doc) != SQLITE_DONE) {
                 st = db_err(idx, err, "cannot replace a document");
                 goto rollback;
             }

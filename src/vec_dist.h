@@ -10,9 +10,9 @@
 
 typedef float (*se_vdist_fn)(const float *a, const float *b, size_t n);
 
-/* sum a[i] * b[i]. Reference: float accumulation in 16 interleaved lanes
- * (the same summation order as the AVX-512 version, so both agree to a few
- * ulps rather than bit for bit). */
+/* sum a[i] * b[i]. Reference: float accumulation in 16 interleaved lanes,
+ * added pairwise; the AVX-512 version keeps two 16-lane accumulators, so
+ * the two agree to rounding, not bit for bit. */
 float se_vdot_ref(const float *a, const float *b, size_t n);
 float se_vdot_avx512(const float *a, const float *b, size_t n);
 

@@ -958,14 +958,6 @@ size_t se_vx_count(se_vx *vx) {
     return n;
 }
 
-bool se_vx_has(se_vx *vx, int64_t label) {
-    pthread_rwlock_rdlock(&vx->lock);
-    bool r = lmap_get(&vx->map, label) >= 0;
-    pthread_rwlock_unlock(&vx->lock);
-    return r;
-}
-
-size_t se_vx_dim(const se_vx *vx) { return vx->dim; }
 se_vx_params se_vx_get_params(const se_vx *vx) { return vx->p; }
 
 void se_vx_stats(se_vx *vx, size_t *n_slots, size_t *n_free, size_t *bytes) {

@@ -79,10 +79,8 @@ se_status se_vx_search(se_vx *vx, const float *q, size_t k, size_t ef, se_vx_all
 se_status se_vx_search_subset(se_vx *vx, const float *q, size_t k, const int64_t *labels, size_t n_labels,
                               se_vx_hit *hits, size_t *n_hits, se_error *err);
 
-/* Live vectors; whether label is present; the dimension; the params. */
+/* Live vectors; the params. */
 size_t se_vx_count(se_vx *vx);
-bool se_vx_has(se_vx *vx, int64_t label);
-size_t se_vx_dim(const se_vx *vx);
 se_vx_params se_vx_get_params(const se_vx *vx);
 /* Slots allocated (live + free) and bytes held, for se_index_info. */
 void se_vx_stats(se_vx *vx, size_t *n_slots, size_t *n_free, size_t *bytes);
