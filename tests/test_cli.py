@@ -7,26 +7,12 @@ three formats (numpy reads the .npy), exit codes, messages that name the
 line, atomic output files, `similarity` and `info`. Prints
 "test_cli: N passed, N failed" and exits non-zero on failure.
 """
-import json, os, subprocess, sys, tempfile
+import json, os, subprocess, tempfile
 import numpy as np
 
-SEMBED = sys.argv[1] if len(sys.argv) > 1 else "build/sembed"
+from clitest import SEMBED, check, report, run
+
 FIX = "tests/fixtures/models/"
-passed = failed = 0
-
-
-def run(*args, input=None):
-    p = subprocess.run([SEMBED, *args], input=input, capture_output=True)
-    return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
-
-
-def check(name, cond, detail=""):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL {name} {detail}", file=sys.stderr)
 
 
 def test_tokenizer_cases():
@@ -259,5 +245,4 @@ def test_search():
 for t in [test_tokenizer_cases, test_encode_formats, test_errors, test_help_version_info_similarity,
           test_convert_errors, test_use_sts, test_search, test_bench]:
     t()
-print(f"test_cli: {passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+report("test_cli")

@@ -10,24 +10,10 @@ of whole committed batches, with nothing committed earlier lost. Prints
 """
 import json, os, random, signal, sqlite3, subprocess, sys, tempfile, time
 
-SEMBED = sys.argv[1] if len(sys.argv) > 1 else "build/sembed"
+from clitest import SEMBED, check, report, run
+
 MODEL = "models/use-lite"
 CORPUS = "examples/corpus.txt"
-passed = failed = 0
-
-
-def run(*args, input=None):
-    p = subprocess.run([SEMBED, *args], input=input, capture_output=True)
-    return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
-
-
-def check(name, cond, detail=""):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL {name} {detail}", file=sys.stderr)
 
 
 def corpus_lines():
@@ -236,5 +222,4 @@ if __name__ == "__main__":
         test_jsonl_chunks_filters(d)
         test_cluster_dedup_mine(d)
         test_kill(d)
-    print(f"test_index_cli: {passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    report("test_index_cli")

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "kernels.h"
+#include "vec_dist.h"
 #include "test.h"
 
 /* Deterministic pseudo-random floats in [-1, 1). */
@@ -132,6 +133,21 @@ TEST(layernorm_matches_reference) {
             se_kernels_get()->layernorm(b, n, g, be, eps);
             CHECK_CLOSE(b, a, n, 2e-6, 2e-6, "layernorm fast vs reference");
         }
+    }
+}
+
+/* The index's distance kernels (vec_dist.c) against their scalar twins,
+ * on every length up to 70 (tails included). */
+TEST(vec_dist_matches_reference) {
+    if (!se_cpu_has_avx512()) return;
+    unsigned seed = 11;
+    float a[70], b[70];
+    for (size_t n = 0; n <= 70; n++) {
+        for (size_t i = 0; i < n; i++) a[i] = frand(&seed), b[i] = frand(&seed);
+        float d0 = se_vdot_ref(a, b, n), d1 = se_vdot_avx512(a, b, n);
+        float l0 = se_vl2sq_ref(a, b, n), l1 = se_vl2sq_avx512(a, b, n);
+        CHECK_CLOSE(&d1, &d0, 1, 1e-5, 1e-5, "vdot avx512 vs ref");
+        CHECK_CLOSE(&l1, &l0, 1, 1e-5, 1e-5, "vl2sq avx512 vs ref");
     }
 }
 
@@ -327,6 +343,7 @@ int main(void) {
     RUN(gelu_matches_reference);
     RUN(layernorm_matches_reference);
     RUN(add_matches_reference);
+    RUN(vec_dist_matches_reference);
     RUN(bf16_gemm);
     RUN(bf16dp_gemm);
     RUN(int8_gemm);
