@@ -129,6 +129,48 @@ SE_API size_t se_tokenizer_n_tokens_max(const se_tokenizer *tok);
  * Valid until the tokenizer is freed. Thread-safe. */
 SE_API const char *se_tokenizer_piece(const se_tokenizer *tok, int32_t id);
 
+/* The id of the vocabulary's unknown token ([UNK], <unk>), or -1 when the
+ * vocabulary has none. Thread-safe. */
+SE_API int32_t se_tokenizer_unk_id(const se_tokenizer *tok);
+
+/* How much of a text the vocabulary can represent (se_tokenize_stats). */
+typedef struct se_token_stats {
+    size_t n_tokens;        /* tokens of the text, special tokens not counted */
+    size_t n_unknown;       /* of those, how many are the unknown token */
+    size_t n_chars;         /* code points of the text that are not whitespace */
+    size_t n_chars_unknown; /* of those, how many ended up inside an unknown token */
+} se_token_stats;
+
+/* A text is "mostly unknown" to a model when more than half of its
+ * non-whitespace code points became unknown tokens: its embedding then says
+ * little about its content (e.g. Chinese through an English-only vocabulary,
+ * where every such text gets nearly the same vector). */
+#define SE_UNKNOWN_SHARE_WARN 0.5
+
+/* Tokenizes text as se_tokenize does (no special tokens) and counts the
+ * tokens and code points that fell to the unknown token. Only the part of
+ * the text the model reads is examined (up to se_tokenizer_n_tokens_max
+ * tokens), so the cost is bounded whatever the text's length. Invalid UTF-8
+ * returns SE_E_UTF8. Thread-safe. */
+SE_API se_status se_tokenize_stats(const se_tokenizer *tok, const char *text, size_t len, se_token_stats *out,
+                                   se_error *err);
+
+/* One writing system and the number of vocabulary pieces written in it. */
+typedef struct se_script_count {
+    const char *script; /* static storage: "Latin", "Han", "Kana", "Hangul", "Cyrillic", "Greek", "Arabic",
+                           "Hebrew", "Devanagari", "Thai", "other letters", "no letters" (digits,
+                           punctuation, symbols, byte pieces) */
+    size_t n_pieces;
+} se_script_count;
+
+/* Which scripts the vocabulary covers: every piece is counted once, under
+ * the script of its first letter (after a "##" or "\u2581" marker), or
+ * under "no letters". Writes up to cap entries into out, scripts with at
+ * least one piece only, most pieces first; *n is the number of such
+ * scripts (SE_E_BUFFER when cap is smaller). Thread-safe. */
+SE_API se_status se_tokenizer_scripts(const se_tokenizer *tok, se_script_count *out, size_t cap, size_t *n,
+                                      se_error *err);
+
 typedef struct se_tokenize_params {
     size_t n_tokens_max; /* truncate to this many ids, specials included; 0 = no truncation. Default: se_tokenizer_n_tokens_max */
     bool add_special;    /* add [CLS]/[SEP] (or <s>/</s>) per the template. Default true */
@@ -261,6 +303,21 @@ SE_API se_status se_model_prompt(const se_model *model, size_t i, const char **n
  * such prompt. Valid until se_model_free. Thread-safe. */
 SE_API const char *se_model_prompt_find(const se_model *model, const char *name);
 
+/* Room for a model fingerprint, NUL included. */
+#define SE_FINGERPRINT_MAX 160
+
+/* The model's identity, for telling embedding spaces apart (an index
+ * records the fingerprint of the model that built it). One line of
+ * space-separated fields:
+ *   "arch=bert dim=384 dtype=f32 config=<16 hex> tokenizer=<16 hex> weights=<16 hex>"
+ * dtype is the compute precision (f32, bf16, int8); config hashes the
+ * contents of every configuration file that shapes the output (config.json,
+ * modules.json, sentence_bert_config.json, pooling and Dense configs);
+ * tokenizer hashes the tokenizer files; weights hashes the weight bytes, so
+ * a fine-tuned copy with the same shapes is another model. Computed at load.
+ * Writes at most cap bytes (SE_FINGERPRINT_MAX suffices). Thread-safe. */
+SE_API se_status se_model_fingerprint(const se_model *model, char *out, size_t cap, se_error *err);
+
 /* ==== Context and encoding ==== */
 
 typedef struct se_ctx se_ctx;
@@ -317,7 +374,9 @@ SE_API size_t se_encode_dim(const se_model *model, const se_encode_params *param
  *   out           OUT: n * se_encode_dim() floats, row-major; out_cap floats.
  *   truncated     OUT (may be NULL): n flags, true where tokens were cut.
  * A text's result is bit-identical whatever other texts share the call.
- * Errors name the input index (e.g. invalid UTF-8 in text 3). Not
+ * Errors name the input index (e.g. invalid UTF-8 in text 3). A NaN or
+ * infinite value in a result (broken weights or config) is SE_E_RANGE naming
+ * the text, never silently returned. Not
  * thread-safe for one ctx; use one ctx per thread. */
 SE_API se_status se_encode(se_ctx *ctx, const char *const *texts, const size_t *lens, size_t n,
                            const se_encode_params *params, float *out, size_t out_cap,
@@ -469,6 +528,7 @@ typedef struct se_index_params {
     uint32_t ef_search;       /* default candidate list size for searches; default 64 */
     uint64_t seed;            /* HNSW level draws; default 42 */
     const char *model;        /* model folder recorded with the index (NULL: none) */
+    const char *model_fingerprint; /* se_model_fingerprint of that model (NULL: none recorded) */
     uint32_t chunk_tokens;    /* chunk size the documents were split with (recorded; 0 = none) */
     uint32_t chunk_overlap;   /* overlap between chunks (recorded) */
 } se_index_params;
@@ -531,6 +591,24 @@ typedef struct se_index_search_params {
 } se_index_search_params;
 
 SE_API se_index_search_params se_index_search_default_params(void);
+
+/* The most filter terms one search takes. */
+#define SE_INDEX_FILTERS_MAX 32
+
+/* Whether any document's metadata has the top-level field key (so that a
+ * filter on a misspelt key can be reported instead of silently matching
+ * nothing). Thread-safe as se_index_search. */
+SE_API se_status se_index_has_meta_key(se_index *idx, const char *key, bool *found, se_error *err);
+
+/* Checks that the model with this fingerprint (se_model_fingerprint) made
+ * the index's vectors. A different arch, dim, config, tokenizer or weights
+ * is SE_E_INVALID, with a message naming the fields that differ; a
+ * different dtype only (the same model at another precision) is reported
+ * through log_fn (may be NULL) and accepted. An index that recorded no
+ * fingerprint (made before fingerprints existed) is accepted with a notice,
+ * and, when open for writing, records this one. */
+SE_API se_status se_index_check_model(se_index *idx, const char *fingerprint, se_log_fn log_fn, void *log_user,
+                                      se_error *err);
 
 /* One search hit. */
 typedef struct se_index_hit {
