@@ -23,15 +23,22 @@
  *   - An se_ctx (activation arena + thread pool) is used by one thread at a
  *     time. Create one ctx per worker thread.
  *
- * Quick start
+ * Quick start (examples/quickstart.c is the whole program)
  *     se_error err;
- *     se_model *m;
- *     if (se_model_load("all-MiniLM-L6-v2", NULL, &m, &err) != SE_OK) { puts(err.msg); ... }
- *     se_ctx *c;
- *     se_ctx_new(m, NULL, &c, &err);
+ *     se_model *m = NULL;
+ *     se_ctx *c = NULL;
+ *     float *out = NULL;
  *     const char *texts[2] = {"hello", "world"};
- *     float out[2 * 384];
- *     se_encode(c, texts, NULL, 2, NULL, out, 2 * 384, NULL, &err);
+ *     if (se_model_load("models/use-lite", NULL, &m, &err) != SE_OK) goto fail;
+ *     if (se_ctx_new(m, NULL, &c, &err) != SE_OK) goto fail;
+ *     size_t dim = se_encode_dim(m, NULL);   // the model's, never a constant
+ *     if (!(out = malloc(2 * dim * sizeof *out))) goto done;
+ *     if (se_encode(c, texts, NULL, 2, NULL, out, 2 * dim, NULL, &err) != SE_OK) goto fail;
+ *     ...
+ *   fail:
+ *     fprintf(stderr, "%s\n", err.msg);
+ *   done:
+ *     free(out);
  *     se_ctx_free(c);
  *     se_model_free(m);
  */
