@@ -614,6 +614,11 @@ se_status se_index_open(const char *path, bool read_only, se_log_fn log_fn, void
         idx_free(idx);
         return st;
     }
+    if (!read_only && sqlite3_db_readonly(idx->db, "main") == 1) { /* SQLite fell back to read-only */
+        idx->read_only = true;
+        idx_free(idx);
+        return se_err(err, SE_E_IO, "%s: cannot open for writing (the file is read-only); open it read-only to search", path);
+    }
     sqlite3_busy_timeout(idx->db, 10000);
     exec(idx, "PRAGMA foreign_keys=OFF");
     st = load_all(idx, log_fn, log_user, err);

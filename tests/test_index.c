@@ -647,8 +647,9 @@ TEST(index_model_fingerprint) {
 }
 
 /* Opens path read-only and searches it in a child process that, when the
- * test runs as root (who ignores permission bits), drops to nobody. Returns
- * the child's exit code: 0 when the search worked. */
+ * test runs as root (who ignores permission bits), drops to nobody; then
+ * checks that a writable open is refused with the reason. Returns the
+ * child's exit code: 0 when all of that held. */
 static int search_as_nobody(const char *path, const float *q) {
     fflush(NULL);
     pid_t pid = fork();
@@ -667,6 +668,12 @@ static int search_as_nobody(const char *path, const float *q) {
         int rc = se_index_search(ix, q, &sp, h, &nh, &e) == SE_OK && nh == 3 ? 0 : 2;
         if (rc) fprintf(stderr, "  child: search: %s\n", e.msg);
         if (se_index_close(ix, &e) != SE_OK) rc = 4;
+        /* for writing: refused up front, with the reason */
+        ix = NULL;
+        if (!rc && (se_index_open(path, false, NULL, NULL, &ix, &e) != SE_E_IO || !strstr(e.msg, "read-only"))) {
+            fprintf(stderr, "  child: writable open: %s\n", ix ? "succeeded" : e.msg);
+            rc = 5;
+        }
         _exit(rc);
     }
     int status = 0;
