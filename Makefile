@@ -103,10 +103,10 @@ tsan:
 
 # Fuzzing: libFuzzer targets (clang); their corpus is replayed by
 # fuzz_replay in the normal suite.
-FUZZ_TARGETS := fuzz_safetensors fuzz_tokenizer
-$(BUILD)/tests/fuzz_replay: tests/fuzz/fuzz_safetensors.c tests/fuzz/fuzz_tokenizer.c tests/fuzz/replay.c $(LIB_OBJ)
+FUZZ_TARGETS := fuzz_safetensors fuzz_tokenizer fuzz_snapshot
+$(BUILD)/tests/fuzz_replay: tests/fuzz/fuzz_safetensors.c tests/fuzz/fuzz_tokenizer.c tests/fuzz/fuzz_snapshot.c tests/fuzz/replay.c $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -Isrc -o $@ tests/fuzz/replay.c tests/fuzz/fuzz_safetensors.c tests/fuzz/fuzz_tokenizer.c $(LIB_OBJ) $(LIBS)
+	$(CC) $(CFLAGS_ALL) -Isrc -o $@ tests/fuzz/replay.c tests/fuzz/fuzz_safetensors.c tests/fuzz/fuzz_tokenizer.c tests/fuzz/fuzz_snapshot.c $(LIB_OBJ) $(LIBS)
 
 fuzz:
 	$(MAKE) BUILD=build-fuzz CC=clang OPT="-O1 -g -fsanitize=address,undefined,fuzzer-no-link" \
