@@ -1038,7 +1038,12 @@ se_status se_index_search(se_index *idx, const float *query, const se_index_sear
             ef = scaled > ef ? scaled : ef;
         }
     }
-    size_t want = p.best_chunk_per_doc ? p.k * 2 : p.k;
+    /* never more candidates than there are vectors to find (a huge k asks
+     * for everything, not for a huge allocation) */
+    size_t limit = p.n_filters ? n_allowed : total;
+    if (limit == 0) goto out;
+    size_t want = p.best_chunk_per_doc && p.k <= SIZE_MAX / 2 ? p.k * 2 : p.k;
+    if (want > limit) want = limit;
     for (;;) {
         se_vx_hit *vh = se_malloc_array(want, sizeof *vh);
         if (!vh) {
@@ -1066,9 +1071,8 @@ se_status se_index_search(se_index *idx, const float *query, const se_index_sear
         }
         se_free(vh);
         *n_hits = k;
-        size_t limit = p.n_filters ? n_allowed : total;
         if (k >= p.k || got < want || want >= limit) break;
-        want *= 4; /* many chunks of the same documents: look further */
+        want = want > limit / 4 ? limit : want * 4; /* many chunks of the same documents: look further */
     }
 out:
     se_free(allowed);

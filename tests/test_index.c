@@ -999,6 +999,13 @@ TEST(index_filter_terms_limit) {
         size_t want = nf == SE_INDEX_FILTERS_MAX ? n / 2 : n;
         CHECK_MSG(st == SE_OK && nh == want, "%zu filter terms: status %d, %zu hits (%s)", nf, st, nh, err.msg);
     }
+    /* a huge k returns what there is, without a huge allocation */
+    sp.n_filters = 0;
+    sp.k = (size_t)1 << 60;
+    CHECK(se_index_search(idx, x, &sp, h, &nh, &err) == SE_OK && nh == n);
+    sp.n_filters = SE_INDEX_FILTERS_MAX;
+    CHECK(se_index_search(idx, x, &sp, h, &nh, &err) == SE_OK && nh == n / 2);
+    sp.k = 10;
     sp.n_filters = SE_INDEX_FILTERS_MAX + 1;
     CHECK(se_index_search(idx, x, &sp, h, &nh, &err) == SE_E_RANGE && strstr(err.msg, "32") && nh == 0);
     bool found = false;
