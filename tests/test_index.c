@@ -3,6 +3,10 @@
  * seeds), deletes with slot reuse, snapshot round trips bit for bit, the
  * persistent se_index (add, replace, delete, filters, reopen, damaged
  * files), and searches racing an add (run under TSan by `make tsan`).
+ * Issue 9: foreign files left untouched, model fingerprints, read-only use
+ * in a folder nobody may write (a child drops to nobody when run as root),
+ * one file at rest, stale and crafted graph snapshots, non-finite and
+ * overflowing vectors, the filter-term limit, failure paths.
  */
 #include <pthread.h>
 #include <sqlite3.h>
