@@ -78,6 +78,19 @@ static se_status load_optional(const char *dir, const char *name, json_t **out, 
     return load_optional_as(dir, name, true, out, err);
 }
 
+/* tokenizer_config.json's model_max_length, or -1 when it sets no limit:
+ * absent, null, or the huge sentinel transformers writes for "no limit"
+ * (int(1e30), read as a double: see se_json_load_buffer). Any other value
+ * must be a positive integer. */
+static se_status read_model_max_length(const json_t *tc, int64_t *out, se_error *err) {
+    json_t *v = json_object_get(tc, "model_max_length");
+    if (json_is_real(v) && json_real_value(v) >= 9e15) {
+        *out = -1;
+        return SE_OK;
+    }
+    return se_json_int(tc, "tokenizer_config.json", "model_max_length", 1, INT64_MAX / 2, -1, out, err);
+}
+
 se_status se_folder_n_tokens_max(const char *dir, size_t *out, se_error *err) {
     json_t *sb = NULL, *tc = NULL, *cfg = NULL;
     se_status s;
@@ -85,9 +98,10 @@ se_status se_folder_n_tokens_max(const char *dir, size_t *out, se_error *err) {
     if ((s = load_optional(dir, "sentence_bert_config.json", &sb, err)) != SE_OK) goto done;
     if ((s = load_optional(dir, "tokenizer_config.json", &tc, err)) != SE_OK) goto done;
     if ((s = load_optional(dir, "config.json", &cfg, err)) != SE_OK) goto done;
+    /* max_seq_length null is "derive it", as in sentence-transformers */
     if (sb && (s = se_json_int(sb, "sentence_bert_config.json", "max_seq_length", 1, 1 << 24, -1, &seq, err)) != SE_OK) goto done;
-    if (tc && (s = se_json_int(tc, "tokenizer_config.json", "model_max_length", 1, INT64_MAX / 2, -1, &mml, err)) != SE_OK) goto done;
-    if (cfg && (s = se_json_int(cfg, "config.json", "max_position_embeddings", 1, 1 << 24, -1, &npos, err)) != SE_OK) goto done;
+    if (tc && (s = read_model_max_length(tc, &mml, err)) != SE_OK) goto done;
+    if (cfg && (s = se_json_int_strict(cfg, "config.json", "max_position_embeddings", 1, 1 << 24, -1, &npos, err)) != SE_OK) goto done;
     int64_t n = seq;
     if (n < 0) {
         n = mml;
@@ -135,15 +149,15 @@ static se_status read_use_config(se_folder_cfg *c, const json_t *j, se_error *er
     double d;
     for (int i = 0; i < 7; i++) {
         if (!json_object_get(j, req[i])) return se_err(err, SE_E_FORMAT, "config.json: missing field '%s'", req[i]);
-        if ((s = se_json_int(j, f, req[i], 1, hi[i], 0, &v, err)) != SE_OK) return s;
+        if ((s = se_json_int_strict(j, f, req[i], 1, hi[i], 0, &v, err)) != SE_OK) return s;
         *dst[i] = (int32_t)v;
     }
-    if ((s = se_json_real(j, f, "layer_norm_eps", 1e-30, 1.0, 1e-6, &d, err)) != SE_OK) return s;
+    if ((s = se_json_real_strict(j, f, "layer_norm_eps", 1e-30, 1.0, 1e-6, &d, err)) != SE_OK) return s;
     c->norm_eps = (float)d;
-    if ((s = se_json_real(j, f, "embedding_scale", -1e6, 1e6, 1.0, &d, err)) != SE_OK) return s;
+    if ((s = se_json_real_strict(j, f, "embedding_scale", -1e6, 1e6, 1.0, &d, err)) != SE_OK) return s;
     c->emb_scale = (float)d;
     const char *act;
-    if ((s = se_json_str(j, f, "hidden_act", "relu", &act, err)) != SE_OK) return s;
+    if ((s = se_json_str_strict(j, f, "hidden_act", "relu", &act, err)) != SE_OK) return s;
     if (strcmp(act, "relu") != 0) return se_err(err, SE_E_UNSUPPORTED, "config.json: hidden_act '%s' is not supported for use-lite", act);
     c->act = SE_ACT_RELU;
     snprintf(c->act_name, sizeof c->act_name, "relu");
@@ -152,13 +166,15 @@ static se_status read_use_config(se_folder_cfg *c, const json_t *j, se_error *er
         return se_err(err, SE_E_FORMAT, "config.json: hidden and embedding sizes must divide by num_attention_heads (and 2)");
     json_t *qs = json_object_get(j, "attention_q_scales");
     if (!json_is_array(qs) || json_array_size(qs) != (size_t)c->n_layer)
-        return se_err(err, SE_E_FORMAT, "config.json: attention_q_scales must list one number per layer");
+        return se_err(err, SE_E_FORMAT, "config.json: field 'attention_q_scales' must list one number per layer");
     c->q_scales = se_calloc((size_t)c->n_layer, sizeof *c->q_scales);
     if (!c->q_scales) return se_err(err, SE_E_NOMEM, "out of memory");
     for (int i = 0; i < c->n_layer; i++) {
         json_t *x = json_array_get(qs, (size_t)i);
-        if (!json_is_number(x)) return se_err(err, SE_E_FORMAT, "config.json: attention_q_scales[%d] is not a number", i);
-        c->q_scales[i] = (float)json_number_value(x);
+        double q = json_is_number(x) ? json_number_value(x) : 0;
+        if (!json_is_number(x) || !(q > 0 && q <= 1e6))
+            return se_err(err, SE_E_FORMAT, "config.json: field 'attention_q_scales'[%d] must be a number in (0, 1e6]", i);
+        c->q_scales[i] = (float)q;
     }
     c->arch = SE_ARCH_USE;
     c->n_type = 0;
@@ -175,7 +191,7 @@ static se_status read_bert_config(se_folder_cfg *c, se_error *err) {
     const char *mt, *act, *pet;
     int64_t v;
     double eps;
-    if ((s = se_json_str(j, f, "model_type", "bert", &mt, err)) != SE_OK) goto done;
+    if ((s = se_json_str_strict(j, f, "model_type", "bert", &mt, err)) != SE_OK) goto done;
     if (strcmp(mt, "use-lite") == 0) {
         s = read_use_config(c, j, err);
         goto done;
@@ -185,7 +201,7 @@ static se_status read_bert_config(se_folder_cfg *c, se_error *err) {
         goto done;
     }
     snprintf(c->model_type, sizeof c->model_type, "%s", mt);
-    if ((s = se_json_str(j, f, "position_embedding_type", "absolute", &pet, err)) != SE_OK) goto done;
+    if ((s = se_json_str_strict(j, f, "position_embedding_type", "absolute", &pet, err)) != SE_OK) goto done;
     if (strcmp(pet, "absolute") != 0) {
         s = se_err(err, SE_E_UNSUPPORTED, "config.json: position_embedding_type '%s' is not supported (absolute only)", pet);
         goto done;
@@ -199,14 +215,14 @@ static se_status read_bert_config(se_folder_cfg *c, se_error *err) {
             s = se_err(err, SE_E_FORMAT, "config.json: missing field '%s'", req[i]);
             goto done;
         }
-        if ((s = se_json_int(j, f, req[i], 1, hi[i], 0, &v, err)) != SE_OK) goto done;
+        if ((s = se_json_int_strict(j, f, req[i], 1, hi[i], 0, &v, err)) != SE_OK) goto done;
         *dst[i] = (int32_t)v;
     }
-    if ((s = se_json_int(j, f, "type_vocab_size", 0, 1 << 16, 2, &v, err)) != SE_OK) goto done;
+    if ((s = se_json_int_strict(j, f, "type_vocab_size", 0, 1 << 16, 2, &v, err)) != SE_OK) goto done;
     c->n_type = (int32_t)v;
-    if ((s = se_json_real(j, f, "layer_norm_eps", 1e-30, 1.0, 1e-12, &eps, err)) != SE_OK) goto done;
+    if ((s = se_json_real_strict(j, f, "layer_norm_eps", 1e-30, 1.0, 1e-12, &eps, err)) != SE_OK) goto done;
     c->norm_eps = (float)eps;
-    if ((s = se_json_str(j, f, "hidden_act", "gelu", &act, err)) != SE_OK) goto done;
+    if ((s = se_json_str_strict(j, f, "hidden_act", "gelu", &act, err)) != SE_OK) goto done;
     if (!se_act_parse(act, false, &c->act)) {
         s = se_err(err, SE_E_UNSUPPORTED, "config.json: hidden_act '%s' is not supported (gelu, gelu_new, relu)", act);
         goto done;
@@ -231,7 +247,7 @@ static se_status read_pooling(se_folder_cfg *c, const char *dir, se_error *err) 
     if (!j) return se_err(err, SE_E_IO, "%s: no config.json for the Pooling module", dir);
     const char *f = "1_Pooling/config.json";
     int64_t wdim;
-    if ((s = se_json_int(j, f, "word_embedding_dimension", 1, MAX_DIM, c->n_embd, &wdim, err)) != SE_OK) goto done;
+    if ((s = se_json_int_strict(j, f, "word_embedding_dimension", 1, MAX_DIM, c->n_embd, &wdim, err)) != SE_OK) goto done;
     if (wdim != c->n_embd) {
         s = se_err(err, SE_E_FORMAT, "%s: word_embedding_dimension %lld does not match hidden_size %d", f,
                    (long long)wdim, c->n_embd);
@@ -242,7 +258,7 @@ static se_status read_pooling(se_folder_cfg *c, const char *dir, se_error *err) 
                                  "pooling_mode_lasttoken"};
     static const char *names[] = {"cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken"};
     const char *mode;
-    if ((s = se_json_str(j, f, "pooling_mode", NULL, &mode, err)) != SE_OK) goto done;
+    if ((s = se_json_str_strict(j, f, "pooling_mode", NULL, &mode, err)) != SE_OK) goto done;
     c->pooling = 0;
     if (mode) {
         for (int i = 0; i < 6; i++)
@@ -254,14 +270,14 @@ static se_status read_pooling(se_folder_cfg *c, const char *dir, se_error *err) 
     }
     for (int i = 0; i < 6; i++) {
         bool b;
-        if ((s = se_json_bool(j, f, keys[i], false, &b, err)) != SE_OK) goto done;
+        if ((s = se_json_bool_strict(j, f, keys[i], false, &b, err)) != SE_OK) goto done;
         if (b) c->pooling |= 1u << i;
     }
     if (!c->pooling) {
         s = se_err(err, SE_E_FORMAT, "%s: no pooling mode is enabled", f);
         goto done;
     }
-    if ((s = se_json_bool(j, f, "include_prompt", true, &c->include_prompt, err)) != SE_OK) goto done;
+    if ((s = se_json_bool_strict(j, f, "include_prompt", true, &c->include_prompt, err)) != SE_OK) goto done;
     int nm = 0;
     for (int i = 0; i < 6; i++) nm += (c->pooling >> i) & 1;
     c->pool_dim = c->n_embd * nm;
@@ -293,8 +309,8 @@ static se_status read_dense(se_folder_cfg *c, const char *dir, int32_t n_in, se_
     const char *act;
     se_stage st = {0};
     st.kind = SE_STAGE_DENSE;
-    if ((s = se_json_int(j, f, "in_features", 1, MAX_DIM, -1, &in, err)) != SE_OK) goto done;
-    if ((s = se_json_int(j, f, "out_features", 1, MAX_DIM, -1, &out, err)) != SE_OK) goto done;
+    if ((s = se_json_int_strict(j, f, "in_features", 1, MAX_DIM, -1, &in, err)) != SE_OK) goto done;
+    if ((s = se_json_int_strict(j, f, "out_features", 1, MAX_DIM, -1, &out, err)) != SE_OK) goto done;
     if (in < 0 || out < 0) {
         s = se_err(err, SE_E_FORMAT, "%s: in_features and out_features are required", f);
         goto done;
@@ -304,8 +320,8 @@ static se_status read_dense(se_folder_cfg *c, const char *dir, int32_t n_in, se_
                    (long long)in, n_in);
         goto done;
     }
-    if ((s = se_json_bool(j, f, "bias", true, &bias, err)) != SE_OK) goto done;
-    if ((s = se_json_str(j, f, "activation_function", "torch.nn.modules.activation.Tanh", &act, err)) != SE_OK) goto done;
+    if ((s = se_json_bool_strict(j, f, "bias", true, &bias, err)) != SE_OK) goto done;
+    if ((s = se_json_str_strict(j, f, "activation_function", "torch.nn.modules.activation.Tanh", &act, err)) != SE_OK) goto done;
     if (!se_act_parse(act, true, &st.act)) {
         s = se_err(err, SE_E_UNSUPPORTED, "%s: activation_function '%s' is not supported", f, act);
         goto done;
@@ -335,8 +351,8 @@ static se_status read_modules(se_folder_cfg *c, json_t *mods, se_log_fn log_fn, 
         char fld[64];
         snprintf(fld, sizeof fld, "modules.json[%zu]", i);
         if (!json_is_object(m)) return se_err(err, SE_E_FORMAT, "%s: must be an object", fld);
-        if ((s = se_json_str(m, fld, "type", NULL, &type, err)) != SE_OK) return s;
-        if ((s = se_json_str(m, fld, "path", "", &path, err)) != SE_OK) return s;
+        if ((s = se_json_str_strict(m, fld, "type", NULL, &type, err)) != SE_OK) return s;
+        if ((s = se_json_str_strict(m, fld, "path", "", &path, err)) != SE_OK) return s;
         if (!type) return se_err(err, SE_E_FORMAT, "%s: missing field 'type'", fld);
         if (strstr(path, "..") || path[0] == '/')
             return se_err(err, SE_E_FORMAT, "%s: path '%s' leaves the model folder", fld, path);
@@ -430,6 +446,8 @@ static se_status read_st_config(se_folder_cfg *c, se_error *err) {
             }
         }
     }
+    /* sentence-transformers writes null for "no default prompt" and, in
+     * some versions, for "no similarity function set" (cosine) */
     if ((s = se_json_str(j, f, "default_prompt_name", NULL, &dflt, err)) != SE_OK) goto done;
     if (dflt) {
         bool found = false;
@@ -497,7 +515,7 @@ se_status se_folder_load(const char *dir, se_log_fn log_fn, void *log_user, se_f
     if ((s = load_optional(c->tf_dir, "sentence_bert_config.json", &sb, err)) != SE_OK) goto fail;
     if (sb) {
         const char *f = "sentence_bert_config.json";
-        if ((s = se_json_bool(sb, f, "do_lower_case", false, &c->do_lower_case, err)) != SE_OK) goto fail;
+        if ((s = se_json_bool_strict(sb, f, "do_lower_case", false, &c->do_lower_case, err)) != SE_OK) goto fail;
     }
     size_t nmax;
     if ((s = se_folder_n_tokens_max(c->tf_dir, &nmax, err)) != SE_OK) goto fail;

@@ -510,6 +510,136 @@ TEST(broken_folders) {
     CHECK(se_model_load(NULL, NULL, &m, &err) == SE_E_INVALID);
 }
 
+/* ==== configuration fields: type, range and null (issue 9 item 3) ==== */
+
+/* Makes a fresh temp dir for a test (tmpdir); end_tmp removes it. */
+static bool begin_tmp(void) {
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/sembed_test_XXXXXX");
+    return mkdtemp(tmpdir) != NULL;
+}
+
+static void end_tmp(void) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    if (system(cmd) != 0) fprintf(stderr, "cleanup failed\n");
+}
+
+/* Sets field key of the JSON object in file rel (inside the copy) to the
+ * JSON text val, written verbatim (so that 1e300 or 12.5 reach the loader
+ * exactly as a user would write them). */
+static void set_json(const char *rel, const char *key, const char *val) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/m/%s", tmpdir, rel);
+    json_error_t je;
+    json_t *j = json_load_file(path, 0, &je);
+    if (!j) {
+        fprintf(stderr, "  (setup: cannot read %s)\n", path);
+        return;
+    }
+    json_object_set_new(j, key, json_string("@@VALUE@@"));
+    char *txt = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(j);
+    char *at = strstr(txt, "\"@@VALUE@@\"");
+    FILE *f = fopen(path, "wb");
+    if (f && at) {
+        fwrite(txt, 1, (size_t)(at - txt), f);
+        fputs(val, f);
+        fputs(at + strlen("\"@@VALUE@@\""), f);
+    }
+    if (f) fclose(f);
+    free(txt);
+}
+
+/* One bad field value: copy the fixture, set the field, expect the load to
+ * fail with SE_E_FORMAT and a message naming the file and the field. */
+static void bad_field(const char *fixture, const char *rel, const char *key, const char *val) {
+    fresh_copy(fixture);
+    set_json(rel, key, val);
+    char what[256], needle[256];
+    snprintf(what, sizeof what, "%s %s: %s = %s", fixture, rel, key, val);
+    snprintf(needle, sizeof needle, "%s: field '%s'", rel, key);
+    expect_load_error(what, SE_E_FORMAT, needle);
+}
+
+/* A field value sentence-transformers accepts: the load succeeds. */
+static void good_field(const char *fixture, const char *rel, const char *key, const char *val) {
+    const char *path = fresh_copy(fixture);
+    set_json(rel, key, val);
+    se_model *m = NULL;
+    se_error err = {0};
+    se_status s = se_model_load(path, NULL, &m, &err);
+    CHECK_MSG(s == SE_OK, "%s %s: %s = %s: %s", fixture, rel, key, val, err.msg);
+    se_model_free(m);
+}
+
+TEST(test_config_null_heads) {
+    if (!begin_tmp()) {
+        CHECK(0);
+        return;
+    }
+    /* SIGFPE at model_folder.c:215 before the fix */
+    bad_field("en-mean-norm", "config.json", "num_attention_heads", "null");
+    /* every required integer: null, a fraction, a boolean, a string, huge */
+    static const char *ints[] = {"vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                                 "intermediate_size", "max_position_embeddings", "type_vocab_size"};
+    static const char *bad_ints[] = {"null", "12.5", "true", "\"12\"", "1e300", "-1e300", "99999999999999999999999", "[4]"};
+    for (size_t i = 0; i < sizeof ints / sizeof *ints; i++)
+        for (size_t k = 0; k < sizeof bad_ints / sizeof *bad_ints; k++) bad_field("en-mean-norm", "config.json", ints[i], bad_ints[k]);
+    bad_field("en-mean-norm", "config.json", "layer_norm_eps", "null");
+    bad_field("en-mean-norm", "config.json", "layer_norm_eps", "true");
+    bad_field("en-mean-norm", "config.json", "layer_norm_eps", "\"1e-12\"");
+    bad_field("en-mean-norm", "config.json", "layer_norm_eps", "1e300");
+    bad_field("en-mean-norm", "config.json", "hidden_act", "null");
+    bad_field("en-mean-norm", "config.json", "model_type", "null");
+    bad_field("en-mean-norm", "config.json", "position_embedding_type", "null");
+    /* integral reals are integers (some tools write 32.0) */
+    good_field("en-mean-norm", "config.json", "hidden_size", "32.0");
+    end_tmp();
+}
+
+TEST(test_config_null_modules) {
+    if (!begin_tmp()) {
+        CHECK(0);
+        return;
+    }
+    /* sentence_bert_config.json */
+    bad_field("en-mean-norm", "sentence_bert_config.json", "do_lower_case", "null");
+    bad_field("en-mean-norm", "sentence_bert_config.json", "do_lower_case", "1");
+    bad_field("en-mean-norm", "sentence_bert_config.json", "max_seq_length", "12.5");
+    bad_field("en-mean-norm", "sentence_bert_config.json", "max_seq_length", "1e300");
+    bad_field("en-mean-norm", "sentence_bert_config.json", "max_seq_length", "false");
+    /* sentence-transformers itself reads max_seq_length null as "derive it" */
+    good_field("en-mean-norm", "sentence_bert_config.json", "max_seq_length", "null");
+    /* 1_Pooling/config.json */
+    bad_field("en-mean-norm", "1_Pooling/config.json", "pooling_mode_mean_tokens", "null");
+    bad_field("en-mean-norm", "1_Pooling/config.json", "pooling_mode_cls_token", "1");
+    bad_field("en-mean-norm", "1_Pooling/config.json", "include_prompt", "null");
+    bad_field("en-mean-norm", "1_Pooling/config.json", "word_embedding_dimension", "null");
+    bad_field("en-mean-norm", "1_Pooling/config.json", "word_embedding_dimension", "32.5");
+    bad_field("en-mean-norm", "1_Pooling/config.json", "pooling_mode", "null");
+    /* 2_Dense/config.json */
+    bad_field("zh-cls-dense-f16", "2_Dense/config.json", "in_features", "null");
+    bad_field("zh-cls-dense-f16", "2_Dense/config.json", "out_features", "1e300");
+    bad_field("zh-cls-dense-f16", "2_Dense/config.json", "out_features", "12.5");
+    bad_field("zh-cls-dense-f16", "2_Dense/config.json", "bias", "null");
+    bad_field("zh-cls-dense-f16", "2_Dense/config.json", "bias", "0");
+    bad_field("zh-cls-dense-f16", "2_Dense/config.json", "activation_function", "null");
+    /* config_sentence_transformers.json: null is what sentence-transformers
+     * writes for "not set" in these two */
+    good_field("en-allpool-prompt", "config_sentence_transformers.json", "default_prompt_name", "null");
+    good_field("en-allpool-prompt", "config_sentence_transformers.json", "similarity_fn_name", "null");
+    bad_field("en-allpool-prompt", "config_sentence_transformers.json", "similarity_fn_name", "3");
+    bad_field("en-allpool-prompt", "config_sentence_transformers.json", "prompts", "[\"query: \"]");
+    /* modules.json entries */
+    fresh_copy("en-mean-norm");
+    in_copy("sed -i 's/\"type\": \"sentence_transformers.models.Pooling\"/\"type\": null/' modules.json");
+    expect_load_error("modules.json type null", SE_E_FORMAT, "modules.json[1]: field 'type'");
+    fresh_copy("en-mean-norm");
+    in_copy("sed -i 's/\"path\": \"1_Pooling\"/\"path\": null/' modules.json");
+    expect_load_error("modules.json path null", SE_E_FORMAT, "modules.json[1]: field 'path'");
+    end_tmp();
+}
+
 /* Plain HF folder: mean pooling with a notice through the log callback. */
 static void count_log(se_log_level lvl, const char *msg, void *user) {
     if (lvl == SE_LOG_WARN && strstr(msg, "mean pooling")) ++*(int *)user;
@@ -637,6 +767,8 @@ int main(void) {
     RUN(truncate_dim_and_prompt);
     RUN(threads_share_model);
     RUN(broken_folders);
+    RUN(test_config_null_heads);
+    RUN(test_config_null_modules);
     RUN(plain_folder_notice_and_info);
     RUN(bf16_fidelity);
     RUN(int8_fidelity);
