@@ -78,14 +78,14 @@ static se_status load_optional(const char *dir, const char *name, json_t **out, 
     return load_optional_as(dir, name, true, out, err);
 }
 
-/* tokenizer_config.json's model_max_length, or -1 when it sets no limit:
- * absent, null, or the huge sentinel transformers writes for "no limit"
- * (int(1e30), read as a double: see se_json_load_buffer). Any other value
- * must be a positive integer. */
+/* tokenizer_config.json's model_max_length: -1 when absent or null;
+ * INT64_MAX / 2 ("no limit") for the huge sentinel transformers writes
+ * when a tokenizer has none (int(1e30), read as a double: see
+ * se_json_load_buffer). Any other value must be a positive integer. */
 static se_status read_model_max_length(const json_t *tc, int64_t *out, se_error *err) {
     json_t *v = json_object_get(tc, "model_max_length");
     if (json_is_real(v) && json_real_value(v) >= 9e15) {
-        *out = -1;
+        *out = INT64_MAX / 2;
         return SE_OK;
     }
     return se_json_int(tc, "tokenizer_config.json", "model_max_length", 1, INT64_MAX / 2, -1, out, err);
