@@ -130,11 +130,17 @@ static se_status open_checkpoint(se_model *m, const char *dir, bool use_mmap, se
     char *index = se_path_join(dir, "model.safetensors.index.json");
     char *bin = se_path_join(dir, "pytorch_model.bin");
     json_t *j = NULL;
+    bool has_single = false, has_index = false, has_bin = false;
     if (!single || !index || !bin) {
         s = se_err(err, SE_E_NOMEM, "out of memory");
         goto done;
     }
-    if (se_file_exists(single)) {
+    /* a directory, FIFO or dangling symlink under one of these names is an
+     * error naming it, never a reason to look for the next form */
+    if ((s = se_file_probe(single, &has_single, err)) != SE_OK) goto done;
+    if (!has_single && (s = se_file_probe(index, &has_index, err)) != SE_OK) goto done;
+    if (!has_single && !has_index && (s = se_file_probe(bin, &has_bin, err)) != SE_OK) goto done;
+    if (has_single) {
         m->files = se_calloc(1, sizeof *m->files);
         if (!m->files) {
             s = se_err(err, SE_E_NOMEM, "out of memory");
@@ -142,7 +148,7 @@ static se_status open_checkpoint(se_model *m, const char *dir, bool use_mmap, se
         }
         if ((s = se_st_open(single, use_mmap, &m->files[0], err)) != SE_OK) goto done;
         m->n_files = 1;
-    } else if (se_file_exists(index)) {
+    } else if (has_index) {
         if ((s = se_json_load_file(index, &j, err)) != SE_OK) goto done;
         json_t *wm = json_object_get(j, "weight_map");
         if (!json_is_object(wm) || json_object_size(wm) == 0) {
@@ -196,7 +202,7 @@ static se_status open_checkpoint(se_model *m, const char *dir, bool use_mmap, se
                 goto done;
             }
         }
-    } else if (se_file_exists(bin)) {
+    } else if (has_bin) {
         s = se_err(err, SE_E_UNSUPPORTED,
                    "%s: pytorch_model.bin (a Python pickle) is not supported; save the model as model.safetensors", dir);
     } else {
@@ -299,12 +305,15 @@ static se_status bind_dense(se_model *m, bool use_mmap, se_error *err) {
         }
         char *p = se_path_join(st->dir, "model.safetensors");
         if (!p) return se_err(err, SE_E_NOMEM, "out of memory");
-        if (!se_file_exists(p)) {
+        bool exists;
+        se_status s = se_file_probe(p, &exists, err);
+        if (s != SE_OK || !exists) {
             se_free(p);
+            if (s != SE_OK) return s;
             return se_err(err, SE_E_IO, "%s: no model.safetensors for the Dense module (pytorch_model.bin is not supported)",
                           st->dir);
         }
-        se_status s = se_st_open(p, use_mmap, &m->dense_files[i], err);
+        s = se_st_open(p, use_mmap, &m->dense_files[i], err);
         se_free(p);
         if (s != SE_OK) return s;
         const se_st_file *f = &m->dense_files[i];

@@ -16,8 +16,10 @@
  */
 #include "model_folder.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "alloc.h"
 #include "error.h"
@@ -54,14 +56,18 @@ bool se_act_parse(const char *name, bool dense, se_act *out) {
     return false;
 }
 
-/* Loads dir/name when it exists: *out = NULL (and SE_OK) when absent. */
+/* Loads dir/name when it exists: *out = NULL (and SE_OK) when absent.
+ * Something there that is not a regular file (a directory, a FIFO, a
+ * dangling symlink) is an error naming it, never "absent": dropping an
+ * unreadable modules.json would silently drop Normalize. */
 static se_status load_optional_as(const char *dir, const char *name, bool want_object, json_t **out,
                                   se_error *err) {
     *out = NULL;
     char *p = se_path_join(dir, name);
     if (!p) return se_err(err, SE_E_NOMEM, "out of memory");
-    se_status s = SE_OK;
-    if (se_file_exists(p)) {
+    bool exists;
+    se_status s = se_file_probe(p, &exists, err);
+    if (s == SE_OK && exists) {
         s = se_json_load_file(p, out, err);
         if (s == SE_OK && want_object && !json_is_object(*out)) {
             json_decref(*out);
@@ -477,6 +483,11 @@ done:
 
 se_status se_folder_load(const char *dir, se_log_fn log_fn, void *log_user, se_folder_cfg *c, se_error *err) {
     memset(c, 0, sizeof *c);
+    struct stat st;
+    if (stat(dir, &st) != 0)
+        return errno == ENOENT ? se_err(err, SE_E_IO, "model folder '%s': no such folder", dir)
+                               : se_err(err, SE_E_IO, "model folder '%s': %s", dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode)) return se_err(err, SE_E_IO, "model folder '%s': is not a folder", dir);
     c->include_prompt = true;
     c->root = se_strdup(dir);
     if (!c->root) return se_err(err, SE_E_NOMEM, "out of memory");

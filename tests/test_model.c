@@ -640,6 +640,116 @@ TEST(test_config_null_modules) {
     end_tmp();
 }
 
+/* ==== model files that are not regular files (issue 9 items 12, 23) ==== */
+
+/* Replaces file rel of the copy by a dangling symlink, a directory or a
+ * FIFO, and expects the load to refuse it (SE_E_IO naming the file)
+ * instead of treating it as absent. A FIFO must never be opened for
+ * reading (it would block): alarm() turns a hang into a failed run. */
+static void not_regular(const char *fixture, const char *rel) {
+    static const char *kinds[3] = {"dangling symlink", "directory", "FIFO"};
+    for (int k = 0; k < 3; k++) {
+        fresh_copy(fixture);
+        char sh[512];
+        if (k == 0) snprintf(sh, sizeof sh, "rm -rf %s && ln -s no-such-target.json %s", rel, rel);
+        else if (k == 1) snprintf(sh, sizeof sh, "rm -rf %s && mkdir %s", rel, rel);
+        else snprintf(sh, sizeof sh, "rm -rf %s && mkfifo %s", rel, rel);
+        in_copy(sh);
+        char what[256];
+        snprintf(what, sizeof what, "%s %s as a %s", fixture, rel, kinds[k]);
+        alarm(20);
+        expect_load_error(what, SE_E_IO, rel);
+        expect_load_error(what, SE_E_IO, k == 0 ? "dangling symlink" : k == 1 ? "is a directory" : "is a FIFO");
+        alarm(0);
+    }
+}
+
+TEST(test_model_files_not_regular) {
+    if (!begin_tmp()) {
+        CHECK(0);
+        return;
+    }
+    /* every optional file the loader probes */
+    not_regular("en-mean-norm", "modules.json");
+    not_regular("en-mean-norm", "sentence_bert_config.json");
+    not_regular("en-mean-norm", "1_Pooling/config.json");
+    not_regular("en-mean-norm", "config_sentence_transformers.json");
+    not_regular("en-mean-norm", "tokenizer_config.json");
+    not_regular("en-mean-norm", "config.json");
+    not_regular("en-mean-norm", "model.safetensors");
+    not_regular("en-plain-hf", "config.json");
+    not_regular("en-plain-hf", "model.safetensors.index.json");
+    not_regular("zh-cls-dense-f16", "2_Dense/config.json");
+    not_regular("zh-cls-dense-f16", "2_Dense/model.safetensors");
+    /* the files sentence-transformers may lack are optional: absent is fine */
+    fresh_copy("en-mean-norm");
+    in_copy("rm config_sentence_transformers.json sentence_bert_config.json");
+    se_model *m = NULL;
+    se_error err = {0};
+    char path[300];
+    snprintf(path, sizeof path, "%s/m", tmpdir);
+    CHECK_MSG(se_model_load(path, NULL, &m, &err) == SE_OK, "%s", err.msg);
+    se_model_free(m);
+    end_tmp();
+}
+
+/* A Hugging Face cache snapshot: every file a symlink into a blob store.
+ * It loads and encodes exactly as the plain folder does. */
+TEST(test_model_symlinked_files) {
+    if (!begin_tmp()) {
+        CHECK(0);
+        return;
+    }
+    const char *fixtures[2] = {"zh-cls-dense-f16", "en-plain-hf"};
+    for (int k = 0; k < 2; k++) {
+        char cmd[2048];
+        char cwd[1024];
+        if (!getcwd(cwd, sizeof cwd)) {
+            CHECK(0);
+            break;
+        }
+        snprintf(cmd, sizeof cmd,
+                 "cd %s && rm -rf m blobs && cp -r %s/" FIX "%s blobs && mkdir m && cd blobs && "
+                 "for f in $(find . -type f); do mkdir -p ../m/$(dirname $f) && mv $f $f.blob && "
+                 "ln -s $(pwd)/$f.blob ../m/$f; done",
+                 tmpdir, cwd, fixtures[k]);
+        CHECK(system(cmd) == 0);
+        char path[300], orig[300];
+        snprintf(path, sizeof path, "%s/m", tmpdir);
+        snprintf(orig, sizeof orig, FIX "%s", fixtures[k]);
+        se_model *a = NULL, *b = NULL;
+        se_error err = {0};
+        CHECK_MSG(se_model_load(path, NULL, &a, &err) == SE_OK, "%s: %s", fixtures[k], err.msg);
+        CHECK(se_model_load(orig, NULL, &b, &err) == SE_OK);
+        if (a && b) {
+            se_ctx *ca = NULL, *cb = NULL;
+            se_ctx_new(a, NULL, &ca, &err);
+            se_ctx_new(b, NULL, &cb, &err);
+            size_t dim = se_encode_dim(a, NULL);
+            float *x = malloc(3 * dim * sizeof *x), *y = malloc(3 * dim * sizeof *y);
+            CHECK(se_encode(ca, (const char *const *)sentences, NULL, 3, NULL, x, 3 * dim, NULL, &err) == SE_OK);
+            CHECK(se_encode(cb, (const char *const *)sentences, NULL, 3, NULL, y, 3 * dim, NULL, &err) == SE_OK);
+            CHECK(memcmp(x, y, 3 * dim * sizeof *x) == 0);
+            free(x), free(y);
+            se_ctx_free(ca);
+            se_ctx_free(cb);
+        }
+        se_model_free(a);
+        se_model_free(b);
+    }
+    end_tmp();
+}
+
+/* A missing model folder says so, not "no config.json". */
+TEST(test_model_folder_missing) {
+    se_model *m = NULL;
+    se_error err = {0};
+    CHECK(se_model_load("/nonexistent/dir", NULL, &m, &err) == SE_E_IO && m == NULL);
+    CHECK_MSG(strcmp(err.msg, "model folder '/nonexistent/dir': no such folder") == 0, "message '%s'", err.msg);
+    CHECK(se_model_load(FIX "sentences.jsonl", NULL, &m, &err) == SE_E_IO && m == NULL);
+    CHECK_MSG(strcmp(err.msg, "model folder '" FIX "sentences.jsonl': is not a folder") == 0, "message '%s'", err.msg);
+}
+
 /* Plain HF folder: mean pooling with a notice through the log callback. */
 static void count_log(se_log_level lvl, const char *msg, void *user) {
     if (lvl == SE_LOG_WARN && strstr(msg, "mean pooling")) ++*(int *)user;
@@ -769,6 +879,9 @@ int main(void) {
     RUN(broken_folders);
     RUN(test_config_null_heads);
     RUN(test_config_null_modules);
+    RUN(test_model_files_not_regular);
+    RUN(test_model_symlinked_files);
+    RUN(test_model_folder_missing);
     RUN(plain_folder_notice_and_info);
     RUN(bf16_fidelity);
     RUN(int8_fidelity);
