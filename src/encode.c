@@ -206,7 +206,29 @@ static void l2_normalize(float *v, size_t n) {
     for (size_t i = 0; i < n; i++) v[i] /= d;
 }
 
-/* Runs the S sentences gathered in the ctx and writes their rows of out. */
+/* Whether all n floats are finite: no NaN, no infinity (exponent bits all
+ * ones). A branch-free OR over the bits, which compilers vectorise. */
+static bool all_finite(const float *v, size_t n) {
+    uint32_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t b;
+        memcpy(&b, &v[i], 4);
+        bad |= (uint32_t)((b & 0x7F800000u) == 0x7F800000u);
+    }
+    return !bad;
+}
+
+/* The error for a non-finite value in text i's hidden states or output. */
+static se_status nonfinite(se_error *err, size_t i, const char *where) {
+    return se_err(err, SE_E_RANGE,
+                  "text %zu: the %s has a NaN or infinite value (the model's weights or config are broken)", i, where);
+}
+
+/* Runs the S sentences gathered in the ctx and writes their rows of out.
+ * A NaN or infinity in a sentence's last hidden states or in its output
+ * row is SE_E_RANGE naming the text: the hidden states are checked too
+ * because max pooling (x > max ? x : max) steps over NaN, and CLS pooling
+ * reads one token only. */
 static se_status run_batch(se_ctx *c, size_t S, size_t T, const se_encode_params *p, float *out, size_t dim_out,
                            se_error *err) {
     const se_model *m = c->m;
@@ -218,6 +240,9 @@ static se_status run_batch(se_ctx *c, size_t S, size_t T, const se_encode_params
                                         c->p.debug_user, err);
     if (s != SE_OK) return s;
     size_t H = (size_t)cfg->n_embd, D = (size_t)m->max_stage_dim;
+    for (size_t i = 0; i < S; i++)
+        if (!all_finite(c->buf.x + c->starts[i] * H, (c->starts[i + 1] - c->starts[i]) * H))
+            return nonfinite(err, c->index[i], "transformer's output");
     for (size_t i = 0; i < S; i++)
         se_pool(cfg->pooling, c->buf.x + c->starts[i] * H, c->starts[i + 1] - c->starts[i], H, c->first[i],
                 c->pooled + i * D);
@@ -252,6 +277,7 @@ static se_status run_batch(se_ctx *c, size_t S, size_t T, const se_encode_params
         float *o = out + c->index[i] * dim_out;
         memcpy(o, cur + i * dim, dim_out * sizeof *o);
         if (renorm) l2_normalize(o, dim_out);
+        if (!all_finite(o, dim_out)) return nonfinite(err, c->index[i], "embedding");
     }
     return SE_OK;
 }

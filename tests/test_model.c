@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "safetensors.h"
 #include "sembed.h"
 #include "test.h"
 
@@ -750,6 +751,107 @@ TEST(test_model_folder_missing) {
     CHECK_MSG(strcmp(err.msg, "model folder '" FIX "sentences.jsonl': is not a folder") == 0, "message '%s'", err.msg);
 }
 
+/* ==== non-finite outputs (issue 9 item 11) ==== */
+
+/* Writes v over element `elem` of tensor `name` in the copy's file rel
+ * (found through the safetensors reader), in the tensor's dtype (F32, or
+ * a NaN in BF16/F16). */
+static bool poison(const char *rel, const char *name, size_t elem, float v) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/m/%s", tmpdir, rel);
+    se_st_file f;
+    se_error err;
+    if (se_st_open(path, false, &f, &err) != SE_OK) return false;
+    const se_st_tensor *t = se_st_find(&f, name);
+    bool ok = t && elem < t->n_elem && (t->dtype == SE_ST_F32 || isnan(v));
+    size_t es = t ? se_st_dtype_size(t->dtype) : 0;
+    long off = ok ? (long)(t->data - f.base) + (long)(es * elem) : 0;
+    uint16_t nan16 = t && t->dtype == SE_ST_BF16 ? 0x7FC0 : 0x7E00;
+    se_st_close(&f);
+    if (!ok) return false;
+    FILE *fp = fopen(path, "r+b");
+    ok = fp && fseek(fp, off, SEEK_SET) == 0 && (es == 4 ? fwrite(&v, 4, 1, fp) : fwrite(&nan16, 2, 1, fp)) == 1;
+    if (fp) fclose(fp);
+    return ok;
+}
+
+/* The vocabulary id of a one-token word in a fixture's tokenizer. */
+static int32_t word_id(const char *fixture, const char *word) {
+    char dir[256];
+    snprintf(dir, sizeof dir, FIX "%s", fixture);
+    se_tokenizer *tok = NULL;
+    se_error err;
+    int32_t ids[16];
+    size_t n = 0;
+    if (se_tokenizer_load(dir, &tok, &err) != SE_OK) return -1;
+    se_status s = se_tokenize(tok, word, strlen(word), NULL, 0, NULL, ids, NULL, 16, &n, NULL, &err);
+    se_tokenizer_free(tok);
+    return s == SE_OK && n == 3 ? ids[1] : -1;
+}
+
+/* Encodes texts with the copy and expects SE_E_RANGE naming text `bad`
+ * (or SE_OK and finite values when bad < 0). */
+static void expect_encode(const char *what, const char *const *texts, size_t n, long bad) {
+    char path[300];
+    snprintf(path, sizeof path, "%s/m", tmpdir);
+    se_model *m = NULL;
+    se_ctx *c = NULL;
+    se_error err = {0};
+    CHECK_MSG(se_model_load(path, NULL, &m, &err) == SE_OK, "%s: %s", what, err.msg);
+    if (!m) return;
+    CHECK(se_ctx_new(m, NULL, &c, &err) == SE_OK);
+    size_t dim = se_encode_dim(m, NULL);
+    float *out = malloc(n * dim * sizeof *out);
+    se_status s = se_encode(c, texts, NULL, n, NULL, out, n * dim, NULL, &err);
+    if (bad < 0) {
+        CHECK_MSG(s == SE_OK, "%s: %s %s", what, se_status_str(s), err.msg);
+        for (size_t i = 0; s == SE_OK && i < n * dim; i++) CHECK(isfinite(out[i]));
+    } else {
+        char needle[64];
+        snprintf(needle, sizeof needle, "text %ld:", bad);
+        CHECK_MSG(s == SE_E_RANGE, "%s: got %s, want SE_E_RANGE", what, se_status_str(s));
+        CHECK_MSG(strstr(err.msg, needle) && strstr(err.msg, "NaN"), "%s: message '%s' does not name '%s'", what, err.msg,
+                  needle);
+    }
+    free(out);
+    se_ctx_free(c);
+    se_model_free(m);
+}
+
+TEST(test_encode_nonfinite) {
+    if (!begin_tmp()) {
+        CHECK(0);
+        return;
+    }
+    const char *texts[3] = {"hello world", "the zebra runs", "fine weather"};
+    /* a NaN in one word's embedding row: the text using it fails, named by
+     * its index; the others still encode. en-max-relu-bf16 max-pools
+     * (x > max ? x : max), which would step over NaN hidden states: the
+     * hidden states are checked, not only the output. */
+    static const struct {
+        const char *fixture;
+        size_t H;
+    } nan_cases[2] = {{"en-mean-norm", 32}, {"en-max-relu-bf16", 16}};
+    for (int k = 0; k < 2; k++) {
+        int32_t zebra = word_id(nan_cases[k].fixture, "zebra");
+        CHECK(zebra > 0);
+        fresh_copy(nan_cases[k].fixture);
+        CHECK(poison("model.safetensors", "embeddings.word_embeddings.weight", (size_t)zebra * nan_cases[k].H + 5, NAN));
+        expect_encode(nan_cases[k].fixture, texts, 3, 1);
+        expect_encode(nan_cases[k].fixture, texts, 1, -1);
+        expect_encode(nan_cases[k].fixture, texts + 2, 1, -1);
+    }
+    /* an overflowing weight (1e38) that drives the activations to inf */
+    fresh_copy("en-mean-norm");
+    CHECK(poison("model.safetensors", "embeddings.LayerNorm.weight", 3, 1e38f));
+    expect_encode("1e38 LayerNorm weight", texts, 3, 0);
+    /* a NaN in a Dense module's weights (after pooling) */
+    fresh_copy("en-allpool-prompt");
+    CHECK(poison("2_Dense/model.safetensors", "linear.weight", 0, NAN));
+    expect_encode("NaN Dense weight", texts, 3, 0);
+    end_tmp();
+}
+
 /* Plain HF folder: mean pooling with a notice through the log callback. */
 static void count_log(se_log_level lvl, const char *msg, void *user) {
     if (lvl == SE_LOG_WARN && strstr(msg, "mean pooling")) ++*(int *)user;
@@ -882,6 +984,7 @@ int main(void) {
     RUN(test_model_files_not_regular);
     RUN(test_model_symlinked_files);
     RUN(test_model_folder_missing);
+    RUN(test_encode_nonfinite);
     RUN(plain_folder_notice_and_info);
     RUN(bf16_fidelity);
     RUN(int8_fidelity);
