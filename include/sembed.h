@@ -251,7 +251,15 @@ SE_API se_model_params se_model_default_params(void);
  * validated against config.json before use.
  * On success *out owns the model (and its tokenizer); free it with
  * se_model_free after every ctx made from it is freed. The model is
- * immutable and safe to share across threads. */
+ * immutable and safe to share across threads.
+ * Weight files are mapped (params->use_mmap) and stay open while the model
+ * lives. Every se_encode first checks (fstat) that none was truncated or
+ * rewritten since load and returns SE_E_IO naming the file when one was;
+ * replacing a file by rename is harmless (the mapping keeps the old one).
+ * The remaining race: a file truncated in place while an se_encode call is
+ * running can still raise SIGBUS in that call. Load with use_mmap = false
+ * (weights read into memory) where files may change under a running
+ * process. */
 SE_API se_status se_model_load(const char *dir, const se_model_params *params, se_model **out,
                                se_error *err);
 

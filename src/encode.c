@@ -288,6 +288,9 @@ se_status se_encode(se_ctx *c, const char *const *texts, const size_t *lens, siz
     se_encode_params p = params ? *params : se_encode_default_params();
     const se_model *m = c->m;
     const se_folder_cfg *cfg = &m->cfg;
+    /* a weight file truncated since load would SIGBUS through the mapping */
+    se_status s = se_model_check_files(m, err);
+    if (s != SE_OK) return s;
     size_t dim_out = se_encode_dim(m, &p);
     if (!dim_out)
         return se_err(err, SE_E_RANGE, "truncate_dim %d is outside [1, %d]", p.truncate_dim, cfg->dim);
@@ -305,7 +308,6 @@ se_status se_encode(se_ctx *c, const char *const *texts, const size_t *lens, siz
     if (!prompt) prompt = "";
     size_t plen = strlen(prompt), bad;
     if (!se_utf8_valid(prompt, plen, &bad)) return se_err(err, SE_E_UTF8, "prompt: invalid UTF-8 at byte %zu", bad);
-    se_status s;
     /* prompt length in tokens, as sentence-transformers computes it: the
      * tokenized prompt (with specials) minus the final [SEP] */
     size_t prompt_tokens = 0;

@@ -121,6 +121,11 @@ void se_par_gemm(se_threadpool *tp, const se_model *m, se_bert_buf *buf, const f
                  const float *b, float *y, size_t N);
 
 
+/* Checks every mapped weight file of the model (se_st_check): SE_E_IO
+ * naming the first that was truncated or rewritten since load. Called by
+ * se_encode before it reads any weight. Thread-safe. */
+se_status se_model_check_files(const se_model *m, se_error *err);
+
 /* The widest GEMM input (K) of the model (for the int8 activation buffer). */
 size_t se_model_k_max(const se_model *m);
 

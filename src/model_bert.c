@@ -396,6 +396,16 @@ fail:
     return s;
 }
 
+se_status se_model_check_files(const se_model *m, se_error *err) {
+    se_status s;
+    for (size_t i = 0; i < m->n_files; i++)
+        if ((s = se_st_check(&m->files[i], err)) != SE_OK) return s;
+    if (m->dense_files)
+        for (int i = 0; i < m->cfg.n_stages; i++)
+            if ((s = se_st_check(&m->dense_files[i], err)) != SE_OK) return s;
+    return SE_OK;
+}
+
 const se_tokenizer *se_model_tokenizer(const se_model *m) { return m ? m->tok : NULL; }
 
 se_status se_model_get_info(const se_model *m, se_model_info *o, se_error *err) {

@@ -852,6 +852,73 @@ TEST(test_encode_nonfinite) {
     end_tmp();
 }
 
+/* ==== a weight file changed while loaded (issue 9 item 13) ==== */
+
+/* Loads the copy (weights mapped), runs sh on its files, and expects the
+ * next encode to fail with SE_E_IO naming `file`, not to die of SIGBUS
+ * reading the mapping past the new end of file. */
+static void changed_after_load(const char *fixture, const char *sh, const char *file) {
+    const char *path = fresh_copy(fixture);
+    se_model *m = NULL;
+    se_ctx *c = NULL;
+    se_error err = {0};
+    CHECK_MSG(se_model_load(path, NULL, &m, &err) == SE_OK, "%s: %s", fixture, err.msg);
+    if (!m) return;
+    CHECK(se_ctx_new(m, NULL, &c, &err) == SE_OK);
+    size_t dim = se_encode_dim(m, NULL);
+    float *out = malloc(3 * dim * sizeof *out);
+    CHECK(se_encode(c, (const char *const *)sentences, NULL, 3, NULL, out, 3 * dim, NULL, &err) == SE_OK);
+    in_copy(sh);
+    se_status s = se_encode(c, (const char *const *)sentences, NULL, 3, NULL, out, 3 * dim, NULL, &err);
+    CHECK_MSG(s == SE_E_IO, "%s after '%s': got %s, want SE_E_IO", fixture, sh, se_status_str(s));
+    CHECK_MSG(strstr(err.msg, file) && strstr(err.msg, "changed"), "%s after '%s': message '%s'", fixture, sh, err.msg);
+    free(out);
+    se_ctx_free(c);
+    se_model_free(m);
+}
+
+TEST(test_model_file_truncated) {
+    if (!begin_tmp()) {
+        CHECK(0);
+        return;
+    }
+    changed_after_load("en-mean-norm", "truncate -s 100 model.safetensors", "model.safetensors");
+    changed_after_load("en-mean-norm", "truncate -s 0 model.safetensors", "model.safetensors");
+    changed_after_load("en-plain-hf", "truncate -s 1000 model-00002-of-00002.safetensors", "model-00002-of-00002.safetensors");
+    changed_after_load("zh-cls-dense-f16", "truncate -s 64 2_Dense/model.safetensors", "2_Dense/model.safetensors");
+    /* rewritten in place with the same size: the mapping would read the
+     * new bytes (another model's weights) silently */
+    changed_after_load("en-mean-norm", "touch -d '2001-01-01' model.safetensors", "model.safetensors");
+    /* replaced by rename: the mapping keeps the old file, which is intact */
+    const char *path = fresh_copy("en-mean-norm");
+    se_model *m = NULL;
+    se_ctx *c = NULL;
+    se_error err = {0};
+    CHECK(se_model_load(path, NULL, &m, &err) == SE_OK);
+    if (m) {
+        in_copy("cp model.safetensors new && truncate -s 100 new && mv new model.safetensors");
+        CHECK(se_ctx_new(m, NULL, &c, &err) == SE_OK);
+        float out[3 * 32];
+        CHECK_MSG(se_encode(c, (const char *const *)sentences, NULL, 3, NULL, out, 3 * 32, NULL, &err) == SE_OK, "%s", err.msg);
+        se_ctx_free(c);
+        se_model_free(m);
+    }
+    /* read into memory (use_mmap false): nothing to check */
+    path = fresh_copy("en-mean-norm");
+    se_model_params mp = se_model_default_params();
+    mp.use_mmap = false;
+    CHECK(se_model_load(path, &mp, &m, &err) == SE_OK);
+    if (m) {
+        in_copy("truncate -s 100 model.safetensors");
+        CHECK(se_ctx_new(m, NULL, &c, &err) == SE_OK);
+        float out[3 * 32];
+        CHECK_MSG(se_encode(c, (const char *const *)sentences, NULL, 3, NULL, out, 3 * 32, NULL, &err) == SE_OK, "%s", err.msg);
+        se_ctx_free(c);
+        se_model_free(m);
+    }
+    end_tmp();
+}
+
 /* Plain HF folder: mean pooling with a notice through the log callback. */
 static void count_log(se_log_level lvl, const char *msg, void *user) {
     if (lvl == SE_LOG_WARN && strstr(msg, "mean pooling")) ++*(int *)user;
@@ -985,6 +1052,7 @@ int main(void) {
     RUN(test_model_symlinked_files);
     RUN(test_model_folder_missing);
     RUN(test_encode_nonfinite);
+    RUN(test_model_file_truncated);
     RUN(plain_folder_notice_and_info);
     RUN(bf16_fidelity);
     RUN(int8_fidelity);
