@@ -96,14 +96,10 @@ se_status se_file_read(const char *path, size_t max_bytes, char **out, size_t *l
     return SE_OK;
 }
 
-/* Tokenizer files reach tens of MB; model configs are tiny. 512 MiB is a
- * generous cap that still refuses to slurp a mistaken multi-GB file. */
-#define JSON_FILE_MAX ((size_t)512 << 20)
-
 se_status se_json_load_file(const char *path, json_t **out, se_error *err) {
     char *buf;
     size_t n;
-    se_status s = se_file_read(path, JSON_FILE_MAX, &buf, &n, err);
+    se_status s = se_file_read(path, SE_JSON_FILE_MAX, &buf, &n, err);
     if (s != SE_OK) return s;
     s = se_json_load_buffer(buf, n, path, false, out, err);
     se_free(buf);

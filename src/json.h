@@ -11,6 +11,10 @@
 
 #include "sembed.h"
 
+/* The largest JSON file se_json_load_file reads (tokenizer files reach
+ * tens of MB; configs are tiny). */
+#define SE_JSON_FILE_MAX ((size_t)512 << 20)
+
 /* Loads and parses a JSON file. Missing file -> SE_E_IO, malformed JSON ->
  * SE_E_FORMAT naming path:line:column. On success *out is a new reference
  * the caller must json_decref. */

@@ -80,6 +80,7 @@ struct se_model {
     size_t n_pack;
     se_dtype compute;        /* SE_DTYPE_F32, SE_DTYPE_BF16 or SE_DTYPE_INT8 */
     bool bf16dp;             /* bf16 on AVX512-BF16 dot products (pair-packed weights) */
+    char fingerprint[SE_FINGERPRINT_MAX]; /* se_model_fingerprint, made at load */
 };
 
 /* Scratch for one forward pass, carved from the ctx arena. */

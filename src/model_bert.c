@@ -333,6 +333,42 @@ static se_status bind_dense(se_model *m, bool use_mmap, se_error *err) {
     return SE_OK;
 }
 
+/* ==== Fingerprint ==== */
+
+/* Makes m->fingerprint (see se_model_fingerprint). The weights part hashes
+ * the raw bytes of every checkpoint shard and Dense file, so it must run
+ * before se_model_pack releases the mapped pages of packed matrices (they
+ * would be faulted back in from the file). */
+static se_status make_fingerprint(se_model *m, se_error *err) {
+    const se_folder_cfg *c = &m->cfg;
+    uint64_t tok, w = 0;
+    se_status s = se_folder_tokenizer_hash(c->tf_dir, &tok, err);
+    if (s != SE_OK) return s;
+    size_t r = strlen(c->root);
+    for (size_t i = 0; i < m->n_files; i++) {
+        const char *b = strrchr(m->files[i].path, '/');
+        se_hash_fold(&w, b ? b + 1 : m->files[i].path, m->files[i].base, m->files[i].size);
+    }
+    for (int i = 0; i < c->n_stages; i++) {
+        const se_st_file *f = &m->dense_files[i];
+        if (!f->base) continue; /* Normalize, or weights inside the main checkpoint */
+        const char *rel = strncmp(f->path, c->root, r) == 0 && f->path[r] == '/' ? f->path + r + 1 : f->path;
+        se_hash_fold(&w, rel, f->base, f->size);
+    }
+    const char *dt = m->compute == SE_DTYPE_INT8 ? "int8" : m->compute == SE_DTYPE_BF16 ? "bf16" : "f32";
+    snprintf(m->fingerprint, sizeof m->fingerprint, "arch=%s dim=%d dtype=%s config=%016llx tokenizer=%016llx weights=%016llx",
+             c->model_type, c->dim, dt, (unsigned long long)c->config_hash, (unsigned long long)tok, (unsigned long long)w);
+    return SE_OK;
+}
+
+se_status se_model_fingerprint(const se_model *m, char *out, size_t cap, se_error *err) {
+    if (!m || !out) return se_err(err, SE_E_INVALID, "se_model_fingerprint: NULL argument");
+    size_t n = strlen(m->fingerprint);
+    if (cap < n + 1) return se_err(err, SE_E_BUFFER, "fingerprint needs %zu bytes, the buffer has %zu", n + 1, cap);
+    memcpy(out, m->fingerprint, n + 1);
+    return SE_OK;
+}
+
 /* ==== Public API: load, free, info ==== */
 
 se_model_params se_model_default_params(void) {
@@ -388,6 +424,7 @@ se_status se_model_load(const char *dir, const se_model_params *params, se_model
     if ((s = open_checkpoint(m, m->cfg.tf_dir, p.use_mmap, err)) != SE_OK) goto fail;
     if ((s = (m->cfg.arch == SE_ARCH_USE ? se_use_bind(m, err) : bind_bert(m, err))) != SE_OK) goto fail;
     if ((s = bind_dense(m, p.use_mmap, err)) != SE_OK) goto fail;
+    if ((s = make_fingerprint(m, err)) != SE_OK) goto fail;
     if ((s = se_model_pack(m, err)) != SE_OK) goto fail;
     *out = m;
     return SE_OK;

@@ -59,16 +59,27 @@ bool se_act_parse(const char *name, bool dense, se_act *out) {
 /* Loads dir/name when it exists: *out = NULL (and SE_OK) when absent.
  * Something there that is not a regular file (a directory, a FIFO, a
  * dangling symlink) is an error naming it, never "absent": dropping an
- * unreadable modules.json would silently drop Normalize. */
-static se_status load_optional_as(const char *dir, const char *name, bool want_object, json_t **out,
-                                  se_error *err) {
+ * unreadable modules.json would silently drop Normalize. With hash_into,
+ * the file's bytes are folded into hash_into->config_hash under its path
+ * inside the model folder. */
+static se_status load_optional_as(const char *dir, const char *name, bool want_object, se_folder_cfg *hash_into,
+                                  json_t **out, se_error *err) {
     *out = NULL;
     char *p = se_path_join(dir, name);
     if (!p) return se_err(err, SE_E_NOMEM, "out of memory");
     bool exists;
     se_status s = se_file_probe(p, &exists, err);
     if (s == SE_OK && exists) {
-        s = se_json_load_file(p, out, err);
+        char *buf = NULL;
+        size_t n = 0;
+        s = se_file_read(p, SE_JSON_FILE_MAX, &buf, &n, err);
+        if (s == SE_OK) s = se_json_load_buffer(buf, n, p, false, out, err);
+        if (s == SE_OK && hash_into) {
+            size_t r = strlen(hash_into->root);
+            const char *rel = strncmp(p, hash_into->root, r) == 0 && p[r] == '/' ? p + r + 1 : p;
+            se_hash_fold(&hash_into->config_hash, rel, buf, n);
+        }
+        se_free(buf);
         if (s == SE_OK && want_object && !json_is_object(*out)) {
             json_decref(*out);
             *out = NULL;
@@ -79,9 +90,15 @@ static se_status load_optional_as(const char *dir, const char *name, bool want_o
     return s;
 }
 
-/* load_optional_as for the usual case of a JSON object. */
+/* load_optional_as for the usual case of a JSON object, not hashed. */
 static se_status load_optional(const char *dir, const char *name, json_t **out, se_error *err) {
-    return load_optional_as(dir, name, true, out, err);
+    return load_optional_as(dir, name, true, NULL, out, err);
+}
+
+/* load_optional for a configuration file of the model: hashed into
+ * c->config_hash. */
+static se_status load_config(se_folder_cfg *c, const char *dir, const char *name, json_t **out, se_error *err) {
+    return load_optional_as(dir, name, true, c, out, err);
 }
 
 /* tokenizer_config.json's model_max_length: -1 when absent or null;
@@ -140,6 +157,94 @@ void se_folder_free(se_folder_cfg *c) {
     memset(c, 0, sizeof *c);
 }
 
+/* ==== Hashing ==== */
+
+#define P1 0x9E3779B185EBCA87ull
+#define P2 0xC2B2AE3D27D4EB4Full
+#define P3 0x165667B19E3779F9ull
+#define P4 0x85EBCA77C2B2AE63ull
+#define P5 0x27D4EB2F165667C5ull
+
+static uint64_t rotl64(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+
+/* Little-endian loads (memcpy: any alignment; x86 and ARM are LE). */
+static uint64_t rd64(const uint8_t *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static uint32_t rd32(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* One lane step: mix an 8-byte word into an accumulator. */
+static uint64_t round64(uint64_t acc, uint64_t w) { return rotl64(acc + w * P2, 31) * P1; }
+
+/* Merges a lane into the combined hash. */
+static uint64_t merge64(uint64_t h, uint64_t v) { return (h ^ round64(0, v)) * P1 + P4; }
+
+uint64_t se_hash64(const void *data, size_t n, uint64_t seed) {
+    const uint8_t *p = data, *end = p + n;
+    uint64_t h;
+    if (n >= 32) {
+        /* four independent lanes over 32-byte stripes: the multiplies of
+         * one stripe overlap, so the loop runs near memory bandwidth */
+        uint64_t v1 = seed + P1 + P2, v2 = seed + P2, v3 = seed, v4 = seed - P1;
+        const uint8_t *limit = end - 32;
+        do {
+            v1 = round64(v1, rd64(p));
+            v2 = round64(v2, rd64(p + 8));
+            v3 = round64(v3, rd64(p + 16));
+            v4 = round64(v4, rd64(p + 24));
+            p += 32;
+        } while (p <= limit);
+        h = rotl64(v1, 1) + rotl64(v2, 7) + rotl64(v3, 12) + rotl64(v4, 18);
+        h = merge64(h, v1), h = merge64(h, v2), h = merge64(h, v3), h = merge64(h, v4);
+    } else {
+        h = seed + P5;
+    }
+    h += (uint64_t)n;
+    for (; p + 8 <= end; p += 8) h = rotl64(h ^ round64(0, rd64(p)), 27) * P1 + P4;
+    if (p + 4 <= end) {
+        h = rotl64(h ^ (uint64_t)rd32(p) * P1, 23) * P2 + P3;
+        p += 4;
+    }
+    for (; p < end; p++) h = rotl64(h ^ (uint64_t)*p * P5, 11) * P1;
+    h ^= h >> 33, h *= P2, h ^= h >> 29, h *= P3, h ^= h >> 32;
+    return h;
+}
+
+void se_hash_fold(uint64_t *acc, const char *name, const void *data, size_t n) {
+    /* record = hash(name) | hash(contents) | length, chained through the seed */
+    uint64_t rec[3] = {se_hash64(name, strlen(name), 0), se_hash64(data, n, 0), (uint64_t)n};
+    *acc = se_hash64(rec, sizeof rec, *acc);
+}
+
+se_status se_folder_tokenizer_hash(const char *dir, uint64_t *out, se_error *err) {
+    static const char *names[] = {"tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json",
+                                  "added_tokens.json", "sentencepiece.bpe.model", "spiece.model", "merges.txt",
+                                  "vocab.json"};
+    uint64_t acc = 0;
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        char *p = se_path_join(dir, names[i]);
+        if (!p) return se_err(err, SE_E_NOMEM, "out of memory");
+        bool exists;
+        char *buf = NULL;
+        size_t n = 0;
+        se_status s = se_file_probe(p, &exists, err);
+        if (s == SE_OK && exists) s = se_file_read(p, SE_JSON_FILE_MAX, &buf, &n, err);
+        se_free(p);
+        if (s != SE_OK) return s;
+        if (exists) se_hash_fold(&acc, names[i], buf, n);
+        se_free(buf);
+    }
+    *out = acc;
+    return SE_OK;
+}
+
 /* ==== config.json ==== */
 
 /* The config.json sembed's converter writes for Universal Sentence
@@ -190,7 +295,7 @@ static se_status read_use_config(se_folder_cfg *c, const json_t *j, se_error *er
 /* BertModel's config.json. */
 static se_status read_bert_config(se_folder_cfg *c, se_error *err) {
     json_t *j = NULL;
-    se_status s = load_optional(c->tf_dir, "config.json", &j, err);
+    se_status s = load_config(c, c->tf_dir, "config.json", &j, err);
     if (s != SE_OK) return s;
     if (!j) return se_err(err, SE_E_IO, "%s: no config.json", c->tf_dir);
     const char *f = "config.json";
@@ -248,7 +353,7 @@ done:
 
 static se_status read_pooling(se_folder_cfg *c, const char *dir, se_error *err) {
     json_t *j = NULL;
-    se_status s = load_optional(dir, "config.json", &j, err);
+    se_status s = load_config(c, dir, "config.json", &j, err);
     if (s != SE_OK) return s;
     if (!j) return se_err(err, SE_E_IO, "%s: no config.json for the Pooling module", dir);
     const char *f = "1_Pooling/config.json";
@@ -305,7 +410,7 @@ static se_status add_stage(se_folder_cfg *c, se_stage st, se_error *err) {
 
 static se_status read_dense(se_folder_cfg *c, const char *dir, int32_t n_in, se_error *err) {
     json_t *j = NULL;
-    se_status s = load_optional(dir, "config.json", &j, err);
+    se_status s = load_config(c, dir, "config.json", &j, err);
     if (s != SE_OK) return s;
     if (!j) return se_err(err, SE_E_IO, "%s: no config.json for the Dense module", dir);
     char f[300];
@@ -419,7 +524,7 @@ static se_status read_modules(se_folder_cfg *c, json_t *mods, se_log_fn log_fn, 
 
 static se_status read_st_config(se_folder_cfg *c, se_error *err) {
     json_t *j = NULL;
-    se_status s = load_optional(c->root, "config_sentence_transformers.json", &j, err);
+    se_status s = load_config(c, c->root, "config_sentence_transformers.json", &j, err);
     if (s != SE_OK || !j) return s;
     const char *f = "config_sentence_transformers.json";
     json_t *prompts = json_object_get(j, "prompts");
@@ -492,7 +597,7 @@ se_status se_folder_load(const char *dir, se_log_fn log_fn, void *log_user, se_f
     c->root = se_strdup(dir);
     if (!c->root) return se_err(err, SE_E_NOMEM, "out of memory");
     json_t *mods = NULL, *sb = NULL;
-    se_status s = load_optional_as(dir, "modules.json", false, &mods, err);
+    se_status s = load_optional_as(dir, "modules.json", false, c, &mods, err);
     if (s != SE_OK) goto fail;
     if (mods) {
         c->has_modules_json = true;
@@ -523,7 +628,7 @@ se_status se_folder_load(const char *dir, se_log_fn log_fn, void *log_user, se_f
     c->strip_text = c->arch != SE_ARCH_USE;
     c->normalize = c->n_stages > 0 && c->stages[c->n_stages - 1].kind == SE_STAGE_NORMALIZE;
     /* sentence_bert_config.json lives with the Transformer module */
-    if ((s = load_optional(c->tf_dir, "sentence_bert_config.json", &sb, err)) != SE_OK) goto fail;
+    if ((s = load_config(c, c->tf_dir, "sentence_bert_config.json", &sb, err)) != SE_OK) goto fail;
     if (sb) {
         const char *f = "sentence_bert_config.json";
         if ((s = se_json_bool_strict(sb, f, "do_lower_case", false, &c->do_lower_case, err)) != SE_OK) goto fail;

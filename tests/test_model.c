@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "model_folder.h"
 #include "safetensors.h"
 #include "sembed.h"
 #include "test.h"
@@ -919,6 +920,171 @@ TEST(test_model_file_truncated) {
     end_tmp();
 }
 
+/* ==== model fingerprint ==== */
+
+/* se_hash64 is XXH64: vectors from python3-xxhash 3.2.0 over the bytes
+ * (7 i + 3) & 255, covering every tail length path and the 32-byte lanes. */
+TEST(test_hash64_vectors) {
+    static const struct {
+        size_t n;
+        uint64_t seed, want;
+    } v[] = {
+        {0, 0x0ull, 0xef46db3751d8e999ull},    {1, 0x0ull, 0x1f25c8d0bc1f4bb6ull},
+        {3, 0x0ull, 0x31d2363f52e564c9ull},    {4, 0x0ull, 0x9bb64b7d66ee9fdaull},
+        {8, 0x0ull, 0xdab99d95c6f90092ull},    {31, 0x0ull, 0xa2aa5f33cc4a6119ull},
+        {32, 0x0ull, 0x23c3c17ef790fd97ull},   {33, 0x0ull, 0x50a7cfc7ba588784ull},
+        {100, 0x0ull, 0xa61f8d4c170fe531ull},  {1000, 0x0ull, 0x5f235fa033f1a3fbull},
+        {1000, 0x3039ull, 0x365c39a0c5a4c88eull}, {999, 0xffffffffffffffffull, 0x310e45c108d38b66ull},
+    };
+    uint8_t d[1000];
+    for (int i = 0; i < 1000; i++) d[i] = (uint8_t)((i * 7 + 3) & 255);
+    for (size_t i = 0; i < sizeof v / sizeof *v; i++)
+        CHECK_MSG(se_hash64(d, v[i].n, v[i].seed) == v[i].want, "n=%zu: %016llx", v[i].n,
+                  (unsigned long long)se_hash64(d, v[i].n, v[i].seed));
+    const char *s = "Nobody inspects the spammish repetition";
+    CHECK(se_hash64(s, strlen(s), 0) == 0xfbcea83c8a378bf1ull);
+}
+
+/* The value of field key ("weights=") in a fingerprint, as a string. */
+static void fp_field(const char *fp, const char *key, char *out, size_t cap) {
+    const char *p = strstr(fp, key);
+    size_t n = 0;
+    if (p) {
+        p += strlen(key);
+        while (p[n] && p[n] != ' ' && n + 1 < cap) n++;
+        memcpy(out, p, n);
+    }
+    out[n] = 0;
+}
+
+/* Whether fingerprints a and b differ exactly in the fields listed in
+ * `differ` (space-separated keys such as "weights=") and agree in all
+ * others. */
+static bool fp_differ_only(const char *a, const char *b, const char *differ) {
+    static const char *keys[] = {"arch=", "dim=", "dtype=", "config=", "tokenizer=", "weights="};
+    for (int k = 0; k < 6; k++) {
+        char x[64], y[64];
+        fp_field(a, keys[k], x, sizeof x);
+        fp_field(b, keys[k], y, sizeof y);
+        bool should = strstr(differ, keys[k]) != NULL;
+        if (!x[0] || !y[0] || (strcmp(x, y) != 0) != should) {
+            fprintf(stderr, "    %s: '%s' vs '%s' (should %s)\n", keys[k], x, y, should ? "differ" : "agree");
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The fingerprint of the model at dir loaded with dtype ("" on failure). */
+static void fingerprint_of(const char *dir, se_dtype dtype, char *fp) {
+    se_model_params mp = se_model_default_params();
+    mp.dtype = dtype;
+    se_model *m = NULL;
+    se_error err = {0};
+    fp[0] = 0;
+    if (se_model_load(dir, &mp, &m, &err) != SE_OK) {
+        if (dtype == SE_DTYPE_F32) fprintf(stderr, "    load %s: %s\n", dir, err.msg);
+        return;
+    }
+    CHECK(se_model_fingerprint(m, fp, SE_FINGERPRINT_MAX, &err) == SE_OK);
+    se_model_free(m);
+}
+
+TEST(test_model_fingerprint) {
+    char a[SE_FINGERPRINT_MAX], b[SE_FINGERPRINT_MAX];
+    /* the same folder twice: the same fingerprint, in the documented form */
+    fingerprint_of(FIX "en-mean-norm", SE_DTYPE_F32, a);
+    fingerprint_of(FIX "en-mean-norm", SE_DTYPE_F32, b);
+    CHECK_MSG(a[0] && strcmp(a, b) == 0, "'%s' vs '%s'", a, b);
+    unsigned long long h1, h2, h3;
+    char tail;
+    CHECK_MSG(sscanf(a, "arch=bert dim=32 dtype=f32 config=%16llx tokenizer=%16llx weights=%16llx%c", &h1, &h2, &h3, &tail) == 3,
+              "form: '%s'", a);
+    CHECK(strlen(a) == strlen("arch=bert dim=32 dtype=f32 config= tokenizer= weights=") + 48);
+    /* a too-small buffer */
+    se_model *m = NULL;
+    se_error err = {0};
+    char small[20];
+    CHECK(se_model_load(FIX "en-mean-norm", NULL, &m, &err) == SE_OK);
+    CHECK(se_model_fingerprint(m, small, sizeof small, &err) == SE_E_BUFFER);
+    se_model_free(m);
+    if (!begin_tmp()) {
+        CHECK(0);
+        return;
+    }
+    char path[300];
+    snprintf(path, sizeof path, "%s/m", tmpdir);
+    /* a copy elsewhere is the same model */
+    fresh_copy("en-mean-norm");
+    fingerprint_of(path, SE_DTYPE_F32, b);
+    CHECK_MSG(strcmp(a, b) == 0, "copy: '%s' vs '%s'", a, b);
+    /* one weight byte changed (the last byte of the data: a mantissa bit
+     * of the last float is not enough to see in the outputs, but it is
+     * another model): only weights= changes */
+    in_copy("printf '\\001' | dd of=model.safetensors bs=1 seek=$(($(stat -c %s model.safetensors) - 4)) conv=notrunc "
+            "status=none");
+    fingerprint_of(path, SE_DTYPE_F32, b);
+    CHECK_MSG(fp_differ_only(a, b, "weights="), "one weight byte: '%s' vs '%s'", a, b);
+    /* a configuration file changed: only config= */
+    fresh_copy("en-mean-norm");
+    set_json("1_Pooling/config.json", "include_prompt", "false");
+    fingerprint_of(path, SE_DTYPE_F32, b);
+    CHECK_MSG(fp_differ_only(a, b, "config="), "pooling config: '%s' vs '%s'", a, b);
+    fresh_copy("en-mean-norm");
+    set_json("config.json", "layer_norm_eps", "1e-11");
+    fingerprint_of(path, SE_DTYPE_F32, b);
+    CHECK_MSG(fp_differ_only(a, b, "config="), "config.json: '%s' vs '%s'", a, b);
+    fresh_copy("en-mean-norm");
+    in_copy("rm 2_Normalize -rf; sed -i 's/\"type\": \"sentence_transformers.models.Normalize\"/\"type\": "
+            "\"sentence_transformers.models.Normalize\", \"note\": 1/' modules.json");
+    fingerprint_of(path, SE_DTYPE_F32, b);
+    CHECK_MSG(fp_differ_only(a, b, "config="), "modules.json: '%s' vs '%s'", a, b);
+    /* a tokenizer file changed: only tokenizer= */
+    fresh_copy("en-mean-norm");
+    in_copy("echo >> special_tokens_map.json");
+    fingerprint_of(path, SE_DTYPE_F32, b);
+    CHECK_MSG(fp_differ_only(a, b, "tokenizer="), "tokenizer: '%s' vs '%s'", a, b);
+    /* a Dense module's weights count as weights */
+    char d[SE_FINGERPRINT_MAX];
+    fingerprint_of(FIX "zh-cls-dense-f16", SE_DTYPE_F32, d);
+    fresh_copy("zh-cls-dense-f16");
+    in_copy("printf '\\001' | dd of=2_Dense/model.safetensors bs=1 seek=$(($(stat -c %s 2_Dense/model.safetensors) - 2)) "
+            "conv=notrunc status=none");
+    fingerprint_of(path, SE_DTYPE_F32, b);
+    CHECK_MSG(fp_differ_only(d, b, "weights="), "dense weights: '%s' vs '%s'", d, b);
+    /* sharded checkpoints: every shard counts */
+    fingerprint_of(FIX "en-plain-hf", SE_DTYPE_F32, d);
+    fresh_copy("en-plain-hf");
+    in_copy("printf '\\001' | dd of=model-00002-of-00002.safetensors bs=1 seek=$(($(stat -c %s "
+            "model-00002-of-00002.safetensors) - 4)) conv=notrunc status=none");
+    fingerprint_of(path, SE_DTYPE_F32, b);
+    CHECK_MSG(fp_differ_only(d, b, "weights="), "shard 2: '%s' vs '%s'", d, b);
+    /* weights read into memory instead of mapped: the same */
+    se_model_params mp = se_model_default_params();
+    mp.use_mmap = false;
+    CHECK(se_model_load(FIX "en-plain-hf", &mp, &m, &err) == SE_OK);
+    if (m) {
+        CHECK(se_model_fingerprint(m, b, sizeof b, &err) == SE_OK);
+        CHECK_MSG(strcmp(b, d) == 0, "read: '%s' vs '%s'", b, d);
+    }
+    se_model_free(m);
+    end_tmp();
+    /* another precision of the same model: only dtype= differs */
+    static const struct {
+        se_dtype dt;
+        const char *name;
+    } dts[2] = {{SE_DTYPE_BF16, "dtype=bf16"}, {SE_DTYPE_INT8, "dtype=int8"}};
+    for (int k = 0; k < 2; k++) {
+        fingerprint_of(FIX "en-mean-norm", dts[k].dt, b);
+        if (!b[0]) {
+            printf("  fingerprint: %s not available here\n", dts[k].name);
+            continue;
+        }
+        CHECK(strstr(b, dts[k].name) != NULL);
+        CHECK_MSG(fp_differ_only(a, b, "dtype="), "'%s' vs '%s'", a, b);
+    }
+}
+
 /* Plain HF folder: mean pooling with a notice through the log callback. */
 static void count_log(se_log_level lvl, const char *msg, void *user) {
     if (lvl == SE_LOG_WARN && strstr(msg, "mean pooling")) ++*(int *)user;
@@ -1053,6 +1219,8 @@ int main(void) {
     RUN(test_model_folder_missing);
     RUN(test_encode_nonfinite);
     RUN(test_model_file_truncated);
+    RUN(test_hash64_vectors);
+    RUN(test_model_fingerprint);
     RUN(plain_folder_notice_and_info);
     RUN(bf16_fidelity);
     RUN(int8_fidelity);

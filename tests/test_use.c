@@ -343,6 +343,11 @@ TEST(test_use_config_fields) {
     se_model *m = NULL;
     se_error err = {0};
     CHECK_MSG(se_model_load(path, NULL, &m, &err) == SE_OK, "%s", err.msg);
+    /* and is the same model: the fingerprint hashes contents, not paths */
+    char fa[SE_FINGERPRINT_MAX] = "", fb[SE_FINGERPRINT_MAX] = "";
+    CHECK(m && se_model_fingerprint(m, fa, sizeof fa, &err) == SE_OK);
+    CHECK(se_model_fingerprint(model, fb, sizeof fb, &err) == SE_OK);
+    CHECK_MSG(strcmp(fa, fb) == 0 && strncmp(fa, "arch=use-lite dim=512 dtype=f32 config=", 39) == 0, "'%s' vs '%s'", fa, fb);
     se_model_free(m);
     /* SIGFPE at model_folder.c:151 before the fix */
     use_bad("num_attention_heads", "null");
