@@ -320,9 +320,12 @@ SE_API const char *se_model_prompt_find(const se_model *model, const char *name)
  *   "arch=bert dim=384 dtype=f32 config=<16 hex> tokenizer=<16 hex> weights=<16 hex>"
  * dtype is the compute precision (f32, bf16, int8); config hashes the
  * contents of every configuration file that shapes the output (config.json,
- * modules.json, sentence_bert_config.json, pooling and Dense configs);
- * tokenizer hashes the tokenizer files; weights hashes the weight bytes, so
- * a fine-tuned copy with the same shapes is another model. Computed at load.
+ * modules.json, sentence_bert_config.json, pooling and Dense configs,
+ * config_sentence_transformers.json); tokenizer hashes the tokenizer files;
+ * weights hashes the weight bytes (every shard and Dense file), so a
+ * fine-tuned copy with the same shapes is another model. Contents only:
+ * the same files elsewhere (a copy, a symlinked cache) give the same
+ * fingerprint. Computed at load (XXH64, ~0.2 s per 400 MB of weights).
  * Writes at most cap bytes (SE_FINGERPRINT_MAX suffices). Thread-safe. */
 SE_API se_status se_model_fingerprint(const se_model *model, char *out, size_t cap, se_error *err);
 

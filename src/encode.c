@@ -121,7 +121,9 @@ se_status se_ctx_new(const se_model *m, const se_ctx_params *params, se_ctx **ou
     c->buf.att_stride = AS;
     c->pooled = f, f += S_CAP * D;
     c->stage = f, f += S_CAP * D;
-    /* the size_t arrays start at the next 8-byte boundary (the +64 slack) */
+    /* the size_t arrays start at the next 8-byte boundary and the bf16
+     * activations at the next 64-byte one: the 192 spare bytes in `bytes`
+     * cover both (at most 7 + 63) */
     size_t *z = (size_t *)(((uintptr_t)f + 7) & ~(uintptr_t)7);
     c->starts = z, z += S_CAP + 1;
     c->first = z, z += S_CAP;
