@@ -335,15 +335,14 @@ static se_status bind_dense(se_model *m, bool use_mmap, se_error *err) {
 
 /* ==== Fingerprint ==== */
 
-/* Makes m->fingerprint (see se_model_fingerprint). The weights part hashes
+/* Makes m->fingerprint (see se_model_fingerprint) from the folder's config
+ * hash, the tokenizer hash tok and the weights. The weights part hashes
  * the raw bytes of every checkpoint shard and Dense file, so it must run
  * before se_model_pack releases the mapped pages of packed matrices (they
  * would be faulted back in from the file). */
-static se_status make_fingerprint(se_model *m, se_error *err) {
+static void make_fingerprint(se_model *m, uint64_t tok) {
     const se_folder_cfg *c = &m->cfg;
-    uint64_t tok, w = 0;
-    se_status s = se_folder_tokenizer_hash(c->tf_dir, &tok, err);
-    if (s != SE_OK) return s;
+    uint64_t w = 0;
     size_t r = strlen(c->root);
     for (size_t i = 0; i < m->n_files; i++) {
         const char *b = strrchr(m->files[i].path, '/');
@@ -358,7 +357,6 @@ static se_status make_fingerprint(se_model *m, se_error *err) {
     const char *dt = m->compute == SE_DTYPE_INT8 ? "int8" : m->compute == SE_DTYPE_BF16 ? "bf16" : "f32";
     snprintf(m->fingerprint, sizeof m->fingerprint, "arch=%s dim=%d dtype=%s config=%016llx tokenizer=%016llx weights=%016llx",
              c->model_type, c->dim, dt, (unsigned long long)c->config_hash, (unsigned long long)tok, (unsigned long long)w);
-    return SE_OK;
 }
 
 se_status se_model_fingerprint(const se_model *m, char *out, size_t cap, se_error *err) {
@@ -413,6 +411,11 @@ se_status se_model_load(const char *dir, const se_model_params *params, se_model
         se_free(m);
         return s;
     }
+    /* the tokenizer files' hash, for the fingerprint; first, so that a
+     * tokenizer file that is a directory, FIFO or dangling symlink is
+     * refused by name rather than passed over for another form */
+    uint64_t tok_hash;
+    if ((s = se_folder_tokenizer_hash(m->cfg.tf_dir, &tok_hash, err)) != SE_OK) goto fail;
     if ((s = se_tokenizer_load(m->cfg.tf_dir, &m->tok, err)) != SE_OK) goto fail;
     m->tok->n_tokens_max = (size_t)m->cfg.n_tokens_max;
     if (se_tokenizer_n_vocab(m->tok) > (size_t)m->cfg.n_vocab) {
@@ -424,7 +427,7 @@ se_status se_model_load(const char *dir, const se_model_params *params, se_model
     if ((s = open_checkpoint(m, m->cfg.tf_dir, p.use_mmap, err)) != SE_OK) goto fail;
     if ((s = (m->cfg.arch == SE_ARCH_USE ? se_use_bind(m, err) : bind_bert(m, err))) != SE_OK) goto fail;
     if ((s = bind_dense(m, p.use_mmap, err)) != SE_OK) goto fail;
-    if ((s = make_fingerprint(m, err)) != SE_OK) goto fail;
+    make_fingerprint(m, tok_hash);
     if ((s = se_model_pack(m, err)) != SE_OK) goto fail;
     *out = m;
     return SE_OK;

@@ -653,6 +653,13 @@ static void not_regular(const char *fixture, const char *rel) {
     for (int k = 0; k < 3; k++) {
         fresh_copy(fixture);
         char sh[512];
+        if (strcmp(rel, "tokenizer.json") == 0) { /* a vocab.txt the tokenizer could fall back to */
+            char cwd[1024], cp[1200];
+            if (getcwd(cwd, sizeof cwd)) {
+                snprintf(cp, sizeof cp, "cp %s/" FIX "en-max-relu-bf16/vocab.txt .", cwd);
+                in_copy(cp);
+            }
+        }
         if (k == 0) snprintf(sh, sizeof sh, "rm -rf %s && ln -s no-such-target.json %s", rel, rel);
         else if (k == 1) snprintf(sh, sizeof sh, "rm -rf %s && mkdir %s", rel, rel);
         else snprintf(sh, sizeof sh, "rm -rf %s && mkfifo %s", rel, rel);
@@ -683,6 +690,10 @@ TEST(test_model_files_not_regular) {
     not_regular("en-plain-hf", "model.safetensors.index.json");
     not_regular("zh-cls-dense-f16", "2_Dense/config.json");
     not_regular("zh-cls-dense-f16", "2_Dense/model.safetensors");
+    /* tokenizer files too, even where another form (vocab.txt) is there */
+    not_regular("en-mean-norm", "tokenizer.json");
+    not_regular("en-mean-norm", "special_tokens_map.json");
+    not_regular("zh-cls-dense-f16", "vocab.txt");
     /* the files sentence-transformers may lack are optional: absent is fine */
     fresh_copy("en-mean-norm");
     in_copy("rm config_sentence_transformers.json sentence_bert_config.json");
