@@ -343,7 +343,6 @@ static se_status bind_dense(se_model *m, bool use_mmap, se_error *err) {
 static void make_fingerprint(se_model *m, uint64_t tok) {
     const se_folder_cfg *c = &m->cfg;
     uint64_t w = 0;
-    size_t r = strlen(c->root);
     for (size_t i = 0; i < m->n_files; i++) {
         const char *b = strrchr(m->files[i].path, '/');
         se_hash_fold(&w, b ? b + 1 : m->files[i].path, m->files[i].base, m->files[i].size);
@@ -351,8 +350,7 @@ static void make_fingerprint(se_model *m, uint64_t tok) {
     for (int i = 0; i < c->n_stages; i++) {
         const se_st_file *f = &m->dense_files[i];
         if (!f->base) continue; /* Normalize, or weights inside the main checkpoint */
-        const char *rel = strncmp(f->path, c->root, r) == 0 && f->path[r] == '/' ? f->path + r + 1 : f->path;
-        se_hash_fold(&w, rel, f->base, f->size);
+        se_hash_fold(&w, se_folder_rel(c, f->path), f->base, f->size);
     }
     const char *dt = m->compute == SE_DTYPE_INT8 ? "int8" : m->compute == SE_DTYPE_BF16 ? "bf16" : "f32";
     snprintf(m->fingerprint, sizeof m->fingerprint, "arch=%s dim=%d dtype=%s config=%016llx tokenizer=%016llx weights=%016llx",

@@ -74,11 +74,7 @@ static se_status load_optional_as(const char *dir, const char *name, bool want_o
         size_t n = 0;
         s = se_file_read(p, SE_JSON_FILE_MAX, &buf, &n, err);
         if (s == SE_OK) s = se_json_load_buffer(buf, n, p, false, out, err);
-        if (s == SE_OK && hash_into) {
-            size_t r = strlen(hash_into->root);
-            const char *rel = strncmp(p, hash_into->root, r) == 0 && p[r] == '/' ? p + r + 1 : p;
-            se_hash_fold(&hash_into->config_hash, rel, buf, n);
-        }
+        if (s == SE_OK && hash_into) se_hash_fold(&hash_into->config_hash, se_folder_rel(hash_into, p), buf, n);
         se_free(buf);
         if (s == SE_OK && want_object && !json_is_object(*out)) {
             json_decref(*out);
@@ -221,6 +217,17 @@ void se_hash_fold(uint64_t *acc, const char *name, const void *data, size_t n) {
     /* record = hash(name) | hash(contents) | length, chained through the seed */
     uint64_t rec[3] = {se_hash64(name, strlen(name), 0), se_hash64(data, n, 0), (uint64_t)n};
     *acc = se_hash64(rec, sizeof rec, *acc);
+}
+
+const char *se_folder_rel(const se_folder_cfg *c, const char *path) {
+    size_t r = strlen(c->root);
+    if (strncmp(path, c->root, r) != 0) return path;
+    /* every path under the root is se_path_join(root, ...) or the root:
+     * what follows the root is the relative part, after any slashes */
+    const char *rel = path + r;
+    if (r && c->root[r - 1] != '/' && *rel && *rel != '/') return path;
+    while (*rel == '/') rel++;
+    return rel;
 }
 
 se_status se_folder_tokenizer_hash(const char *dir, uint64_t *out, se_error *err) {

@@ -1012,6 +1012,15 @@ TEST(test_model_fingerprint) {
     CHECK_MSG(sscanf(a, "arch=bert dim=32 dtype=f32 config=%16llx tokenizer=%16llx weights=%16llx%c", &h1, &h2, &h3, &tail) == 3,
               "form: '%s'", a);
     CHECK(strlen(a) == strlen("arch=bert dim=32 dtype=f32 config= tokenizer= weights=") + 48);
+    /* however the folder's path is spelt */
+    fingerprint_of(FIX "en-mean-norm/", SE_DTYPE_F32, b);
+    CHECK_MSG(strcmp(a, b) == 0, "trailing slash: '%s' vs '%s'", a, b);
+    fingerprint_of("./" FIX "en-mean-norm//", SE_DTYPE_F32, b);
+    CHECK_MSG(strcmp(a, b) == 0, "./ and //: '%s' vs '%s'", a, b);
+    char zh[SE_FINGERPRINT_MAX];
+    fingerprint_of(FIX "zh-cls-dense-f16", SE_DTYPE_F32, zh);
+    fingerprint_of(FIX "zh-cls-dense-f16/", SE_DTYPE_F32, b);
+    CHECK_MSG(zh[0] && strcmp(zh, b) == 0, "Dense, trailing slash: '%s' vs '%s'", zh, b);
     /* a too-small buffer */
     se_model *m = NULL;
     se_error err = {0};
