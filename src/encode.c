@@ -10,6 +10,11 @@
  * input is batched. The arena is allocated once in se_ctx_new and carved
  * into named buffers; encoding allocates only when the tokenizer's scratch
  * or the text buffer must grow.
+ *
+ * Each se_encode call first checks that no mapped weight file was
+ * truncated or rewritten since load (one fstat per file), and refuses a
+ * NaN or infinity in a sentence's hidden states or output (SE_E_RANGE
+ * naming the text) rather than returning it.
  */
 #include <math.h>
 #include <string.h>

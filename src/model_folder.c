@@ -12,7 +12,15 @@
  * A folder without modules.json is a plain Hugging Face model: like
  * sentence-transformers we then use mean pooling and say so in a notice.
  * Every field is type- and range-checked; an error names the file and the
- * field. Weights are not read here (see model_bert.c).
+ * field. A JSON null is an error (it must never become a zero), except in
+ * the few fields where sentence-transformers itself writes null for "not
+ * set" (max_seq_length, default_prompt_name, similarity_fn_name). A file
+ * that exists but is not a regular file (a directory, a FIFO, a dangling
+ * symlink) is an error naming it, never taken for absent. Weights are not
+ * read here (see model_bert.c).
+ *
+ * The configuration files read are also hashed (XXH64, below) for the
+ * model fingerprint, as are the tokenizer files (se_folder_tokenizer_hash).
  */
 #include "model_folder.h"
 
