@@ -258,7 +258,15 @@ SE_API se_model_params se_model_default_params(void);
  * validated against config.json before use.
  * On success *out owns the model (and its tokenizer); free it with
  * se_model_free after every ctx made from it is freed. The model is
- * immutable and safe to share across threads. */
+ * immutable and safe to share across threads.
+ * Weight files are mapped (params->use_mmap) and stay open while the model
+ * lives. Every se_encode first checks (fstat) that none was truncated or
+ * rewritten since load and returns SE_E_IO naming the file when one was;
+ * replacing a file by rename is harmless (the mapping keeps the old one).
+ * The remaining race: a file truncated in place while an se_encode call is
+ * running can still raise SIGBUS in that call. Load with use_mmap = false
+ * (weights read into memory) where files may change under a running
+ * process. */
 SE_API se_status se_model_load(const char *dir, const se_model_params *params, se_model **out,
                                se_error *err);
 
@@ -319,9 +327,12 @@ SE_API const char *se_model_prompt_find(const se_model *model, const char *name)
  *   "arch=bert dim=384 dtype=f32 config=<16 hex> tokenizer=<16 hex> weights=<16 hex>"
  * dtype is the compute precision (f32, bf16, int8); config hashes the
  * contents of every configuration file that shapes the output (config.json,
- * modules.json, sentence_bert_config.json, pooling and Dense configs);
- * tokenizer hashes the tokenizer files; weights hashes the weight bytes, so
- * a fine-tuned copy with the same shapes is another model. Computed at load.
+ * modules.json, sentence_bert_config.json, pooling and Dense configs,
+ * config_sentence_transformers.json); tokenizer hashes the tokenizer files;
+ * weights hashes the weight bytes (every shard and Dense file), so a
+ * fine-tuned copy with the same shapes is another model. Contents only:
+ * the same files elsewhere (a copy, a symlinked cache) give the same
+ * fingerprint. Computed at load (XXH64, ~0.2 s per 400 MB of weights).
  * Writes at most cap bytes (SE_FINGERPRINT_MAX suffices). Thread-safe. */
 SE_API se_status se_model_fingerprint(const se_model *model, char *out, size_t cap, se_error *err);
 
