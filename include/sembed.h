@@ -326,9 +326,11 @@ SE_API const char *se_model_prompt_find(const se_model *model, const char *name)
  * space-separated fields:
  *   "arch=bert dim=384 dtype=f32 config=<16 hex> tokenizer=<16 hex> weights=<16 hex>"
  * dtype is the compute precision (f32, bf16, int8); config hashes the
- * contents of every configuration file that shapes the output (config.json,
- * modules.json, sentence_bert_config.json, pooling and Dense configs,
- * config_sentence_transformers.json); tokenizer hashes the tokenizer files;
+ * parsed contents of every configuration file that shapes the output
+ * (config.json, modules.json, sentence_bert_config.json, pooling and Dense
+ * configs, config_sentence_transformers.json), less the fields that only
+ * record who saved them (transformers_version, _name_or_path, __version__)
+ * and regardless of formatting; tokenizer hashes the tokenizer files;
  * weights hashes the weight bytes (every shard and Dense file), so a
  * fine-tuned copy with the same shapes is another model. Contents only:
  * the same files elsewhere (a copy, a symlinked cache) give the same

@@ -25,6 +25,7 @@
 #include "model_folder.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -64,12 +65,31 @@ bool se_act_parse(const char *name, bool dense, se_act *out) {
     return false;
 }
 
+/* Folds a configuration file into c->config_hash by its meaning, not its
+ * bytes: the parsed JSON with sorted keys, compact, without the fields
+ * that only record who saved it (transformers_version, _name_or_path,
+ * sentence-transformers' __version__), so re-saving the same model with
+ * other library versions or from another path keeps its fingerprint. */
+static se_status hash_config(se_folder_cfg *c, const char *rel, const json_t *doc, se_error *err) {
+    static const char *provenance[] = {"transformers_version", "_name_or_path", "__version__"};
+    json_t *copy = json_deep_copy(doc);
+    if (!copy) return se_err(err, SE_E_NOMEM, "out of memory");
+    if (json_is_object(copy))
+        for (size_t i = 0; i < sizeof provenance / sizeof *provenance; i++) json_object_del(copy, provenance[i]);
+    char *text = json_dumps(copy, JSON_SORT_KEYS | JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(copy);
+    if (!text) return se_err(err, SE_E_NOMEM, "out of memory");
+    se_hash_fold(&c->config_hash, rel, text, strlen(text));
+    free(text);
+    return SE_OK;
+}
+
 /* Loads dir/name when it exists: *out = NULL (and SE_OK) when absent.
  * Something there that is not a regular file (a directory, a FIFO, a
  * dangling symlink) is an error naming it, never "absent": dropping an
  * unreadable modules.json would silently drop Normalize. With hash_into,
- * the file's bytes are folded into hash_into->config_hash under its path
- * inside the model folder. */
+ * the file is folded into hash_into->config_hash (hash_config) under its
+ * path inside the model folder. */
 static se_status load_optional_as(const char *dir, const char *name, bool want_object, se_folder_cfg *hash_into,
                                   json_t **out, se_error *err) {
     *out = NULL;
@@ -82,7 +102,7 @@ static se_status load_optional_as(const char *dir, const char *name, bool want_o
         size_t n = 0;
         s = se_file_read(p, SE_JSON_FILE_MAX, &buf, &n, err);
         if (s == SE_OK) s = se_json_load_buffer(buf, n, p, false, out, err);
-        if (s == SE_OK && hash_into) se_hash_fold(&hash_into->config_hash, se_folder_rel(hash_into, p), buf, n);
+        if (s == SE_OK && hash_into) s = hash_config(hash_into, se_folder_rel(hash_into, p), *out, err);
         se_free(buf);
         if (s == SE_OK && want_object && !json_is_object(*out)) {
             json_decref(*out);
