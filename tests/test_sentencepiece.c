@@ -276,6 +276,77 @@ TEST(test_precompiled_variants_differ) {
     se_precompiled_free(pc);
 }
 
+/* A hand-built charsmap (darts-clone layout, see normalizer_precompiled.c):
+ * 'A'..'Z' -> 'a'..'z', "AB" -> "X" (a key whose prefix is a key too), and
+ * U+00A0 (C2 A0) -> " ". Returns its byte size in buf (>= 4 + 4096 + 64). */
+static size_t handmade_charsmap(uint8_t *buf) {
+    uint32_t units[1024] = {0};
+    char strings[64];
+    size_t ns = 0;
+    for (uint32_t c = 'A'; c <= 'Z'; c++) {
+        units[c] = c | 1u << 8 | 256u << 10;          /* child base c ^ 256 */
+        units[256 + c] = 0x80000000u | (uint32_t)ns; /* the leaf: value */
+        strings[ns++] = (char)(c + 32);
+        strings[ns++] = '\0';
+    }
+    units[259] = 'B' | 1u << 8 | 768u << 10; /* "AB": (('A' ^ 256) ^ 'B') = 259, leaf at 259 ^ 768 */
+    units[259 ^ 768] = 0x80000000u | (uint32_t)ns;
+    strings[ns++] = 'X';
+    strings[ns++] = '\0';
+    units[0xC2] = 0xC2 | 512u << 10; /* C2: base 0xC2 ^ 512; A0 at that ^ 0xA0 */
+    units[(0xC2 ^ 512) ^ 0xA0] = 0xA0 | 1u << 8 | 256u << 10;
+    units[((0xC2 ^ 512) ^ 0xA0) ^ 256] = 0x80000000u | (uint32_t)ns;
+    strings[ns++] = ' ';
+    strings[ns++] = '\0';
+    uint32_t size = sizeof units;
+    memcpy(buf, &size, 4);
+    memcpy(buf + 4, units, sizeof units);
+    memcpy(buf + 4 + sizeof units, strings, ns);
+    return 4 + sizeof units + ns;
+}
+
+/* The hand-built trie: sentencepiece takes the longest key ("AB" -> "X"),
+ * Hugging Face looks at one grapheme at a time and takes the shortest
+ * ("A" -> "a"); a 2-byte key (NBSP) works in both; bytes with no rule are
+ * copied; the whitespace rules collapse the NBSP-made space. */
+TEST(test_precompiled_handmade_trie) {
+    uint8_t buf[4 + 4096 + 64];
+    size_t n = handmade_charsmap(buf);
+    se_precompiled *pc = NULL;
+    se_error err = {0};
+    CHECK_MSG(se_precompiled_new(buf, n, "handmade", &pc, &err) == SE_OK, "%s", err.msg);
+    if (!pc) return;
+    CHECK(se_precompiled_n_units(pc) == 1024);
+    const char *rep;
+    size_t rep_len;
+    CHECK(se_precompiled_prefix(pc, "ABC", 3, &rep, &rep_len) == 2 && rep_len == 1 && rep[0] == 'X');
+    CHECK(se_precompiled_prefix(pc, "AC", 2, &rep, &rep_len) == 1 && rep_len == 1 && rep[0] == 'a');
+    CHECK(se_precompiled_prefix(pc, "xyz", 3, &rep, &rep_len) == 1 && rep == NULL);
+    CHECK(se_precompiled_prefix(pc, "\xC3\xA9", 2, &rep, &rep_len) == 2 && rep == NULL);
+    CHECK((rep = se_precompiled_first(pc, "ABC", 3, &rep_len)) != NULL && rep_len == 1 && rep[0] == 'a');
+    CHECK(se_precompiled_first(pc, "\xC2", 1, &rep_len) == NULL);
+    both(pc, "ABA", "\xE2\x96\x81" "Xa", "aba");
+    both(pc, "Hi\xC2\xA0 \xC2\xA0yo", "\xE2\x96\x81" "hi\xE2\x96\x81" "yo", "hi   yo");
+    both(pc, "\xC2\xA0\xC2\xA0", "", "  ");
+    /* without escaping, whitespace removal or a dummy prefix */
+    se_spm_norm_opts o = {false, false, false, false};
+    char *out = NULL;
+    CHECK(se_precompiled_normalize_spm(pc, &o, " AB  C ", 7, &out, NULL, &err) == SE_OK);
+    CHECK(out && strcmp(out, " X  c ") == 0);
+    se_free(out);
+    /* treat_whitespace_as_suffix puts the dummy space at the end */
+    se_spm_norm_opts suf = {true, true, true, true};
+    CHECK(se_precompiled_normalize_spm(pc, &suf, "AB", 2, &out, NULL, &err) == SE_OK);
+    CHECK(out && strcmp(out, "X\xE2\x96\x81") == 0);
+    se_free(out);
+    /* no charsmap at all: identity rules, whitespace rules still apply */
+    se_spm_norm_opts d = {true, true, true, false};
+    CHECK(se_precompiled_normalize_spm(NULL, &d, "  AB  c ", 8, &out, NULL, &err) == SE_OK);
+    CHECK(out && strcmp(out, "\xE2\x96\x81" "AB\xE2\x96\x81" "c") == 0);
+    se_free(out);
+    se_precompiled_free(pc);
+}
+
 /* --- corrupt files ------------------------------------------------------ */
 
 /* Appends a varint to buf at *n. */
@@ -643,6 +714,7 @@ int main(void) {
     RUN(test_spm_oom);
     RUN(test_spm_missing_file);
     RUN(test_precompiled_variants_differ);
+    RUN(test_precompiled_handmade_trie);
     RUN(test_spm_normalize_matches_sentencepiece);
     RUN(test_precompiled_hf_matches_tokenizers);
     return test_report("test_sentencepiece");
