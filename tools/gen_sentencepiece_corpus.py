@@ -23,7 +23,9 @@ random generator and the evaluation sets in ../shared/data/eval
   compat  compatibility characters the NFKC charsmap rewrites (full-width,
           circled, ligatures, half-width kana + voicing marks, the literal
           U+2581 the tokenizers use as their space symbol), some followed by
-          combining marks
+          combining marks, and the special tokens' text (<s>, </s>, <mask>, <unk>,
+          <pad>), which Hugging Face matches as added tokens and sentencepiece
+          reads as text
 
 Every section has a fixed count; the total is >= 10,000 lines.
 """
@@ -183,7 +185,8 @@ def gen_long(rng, n):
 
 
 COMPAT = ["Ａ", "ｚ", "１", "①", "⑳", "ﬁ", "ﬂ", "Ⅳ", "ⅷ", "㍿", "㈱", "ｶﾞ", "ﾊﾟ", "ｳﾞ", "½", "²", "℃", "№",
-          "…", "‥", "〜", "～", "▁", "▁▁", "_", "¨", "´", "ｰ", "・", "ﾟ", "ﾞ", "Ω", "Å", "ｱ", "㌔"]
+          "…", "‥", "〜", "～", "▁", "▁▁", "_", "¨", "´", "ｰ", "・", "ﾟ", "ﾞ", "Ω", "Å", "ｱ", "㌔",
+          "<s>", "</s>", "<mask>", "<unk>", "<pad>"]
 COMBINING = ["\u0301", "\u0300", "\u0308", "\u0323", "\u3099", "\u309a", "\u20dd"]
 
 

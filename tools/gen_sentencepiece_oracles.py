@@ -197,12 +197,16 @@ def write_gz(path, lines):
 
 def classify(text, spm_norm, hf_norm):
     """Why the references disagree on a line (a heuristic label for people):
-    `segmentation` when both normalise to the same string (then the ids
+    `added_token` when the text holds a special token's text (tokenizer.json
+    matches <s> </s> <unk> <pad> <mask> as added tokens; sentencepiece reads
+    text), `segmentation` when both normalise to the same string (then the ids
     differ in the Unigram search: HF runs it per Metaspace word, ties),
     `literal_u2581` when the text holds the space symbol itself,
     `whitespace` when the text has leading/trailing whitespace or control
     characters that the two strip differently, else `charsmap` (the
     per-grapheme vs longest-match application of the charsmap)."""
+    if any(t in text for t in ("<s>", "</s>", "<mask>", "<unk>", "<pad>")):
+        return "added_token"
     hf = hf_norm.replace(" ", SPACE)
     if not hf.startswith(SPACE):
         hf = SPACE + hf
