@@ -432,3 +432,28 @@ const char *se_spm_piece_type_name(se_spm_piece_type t) {
     }
     return "?";
 }
+
+se_status se_spm_fairseq_check(const se_spm_model *m, const char *name, se_error *err) {
+    if (m->n_pieces < 4)
+        return se_err(err, SE_E_UNSUPPORTED, "%s: %zu pieces, the fairseq layout needs at least 4", name, m->n_pieces);
+    static const se_spm_piece_type want[3] = {SE_SPM_UNKNOWN, SE_SPM_CONTROL, SE_SPM_CONTROL};
+    for (int i = 0; i < 3; i++)
+        if (m->pieces[i].type != want[i])
+            return se_err(err, SE_E_UNSUPPORTED, "%s: pieces[%d] '%s' is %s; the fairseq layout needs <unk> <s> </s> first",
+                          name, i, m->pieces[i].text, se_spm_piece_type_name(m->pieces[i].type));
+    if (m->trainer.unk_id != 0 || m->trainer.bos_id != 1 || m->trainer.eos_id != 2)
+        return se_err(err, SE_E_UNSUPPORTED, "%s: trainer_spec unk/bos/eos ids %d/%d/%d; the fairseq layout needs 0/1/2",
+                      name, m->trainer.unk_id, m->trainer.bos_id, m->trainer.eos_id);
+    return SE_OK;
+}
+
+int32_t se_spm_fairseq_id(const se_spm_model *m, int32_t spm_id) {
+    return spm_id == m->trainer.unk_id ? 3 : spm_id + 1;
+}
+
+const char *se_spm_fairseq_piece(const se_spm_model *m, int32_t fid) {
+    static const char *special[4] = {"<s>", "<pad>", "</s>", "<unk>"};
+    if (fid >= 0 && fid < 4) return special[fid];
+    if ((size_t)fid == m->n_pieces + 1) return "<mask>";
+    return m->pieces[fid - 1].text;
+}

@@ -84,6 +84,28 @@ se_status se_spm_model_load(const char *path, se_spm_model **out, se_error *err)
 /* Frees a model from se_spm_model_parse/load; NULL is a no-op. */
 void se_spm_model_free(se_spm_model *m);
 
+/* The fairseq id layout XLMRobertaTokenizer puts over a sentencepiece
+ * model (and XLMRobertaConverter writes into tokenizer.json): <s>=0,
+ * <pad>=1, </s>=2, <unk>=3, then the model's pieces[3..] at their id + 1,
+ * and <mask> last, n_pieces + 1: SE_SPM_FAIRSEQ_SIZE(m) entries. It assumes
+ * the model's first three pieces are <unk> <s> </s> (as sentencepiece's
+ * trainer writes them); se_spm_fairseq_check says whether they are. */
+#define SE_SPM_FAIRSEQ_SIZE(m) ((m)->n_pieces + 2)
+
+/* SE_OK when m fits the fairseq layout: at least 4 pieces, pieces 0..2 are
+ * UNKNOWN, CONTROL, CONTROL (unk_id 0, bos_id 1, eos_id 2); else
+ * SE_E_UNSUPPORTED naming what differs. */
+se_status se_spm_fairseq_check(const se_spm_model *m, const char *name, se_error *err);
+
+/* The fairseq id of a sentencepiece id as encode returns it: the UNKNOWN
+ * piece -> 3, any other id -> id + 1. */
+int32_t se_spm_fairseq_id(const se_spm_model *m, int32_t spm_id);
+
+/* The text of fairseq id fid (0 <= fid < SE_SPM_FAIRSEQ_SIZE(m)): the four
+ * specials and <mask> by name, else the piece's text (valid until
+ * se_spm_model_free). */
+const char *se_spm_fairseq_piece(const se_spm_model *m, int32_t fid);
+
 /* Name of a piece type ("NORMAL", "BYTE", ...), "?" for others. */
 const char *se_spm_piece_type_name(se_spm_piece_type t);
 

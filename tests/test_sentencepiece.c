@@ -164,6 +164,68 @@ TEST(test_spm_model_matches_sentencepiece) {
     }
 }
 
+/* The fairseq layout against the real Hugging Face library: the vocab of
+ * the tokenizer.json written the XLMRobertaConverter way equals
+ * se_spm_fairseq_piece for every id, and on every corpus line where
+ * tokenizers agrees with sentencepiece at all (not listed in
+ * disagreements_<model>.jsonl with reason `ids`), <s> + fairseq ids of
+ * python3-sentencepiece's ids + </s> equals tokenizers' ids. */
+TEST(test_spm_fairseq_ids_match_tokenizers) {
+    for (size_t k = 0; k < 2; k++) {
+        char path[256];
+        se_error err = {0};
+        se_spm_model *m = NULL;
+        snprintf(path, sizeof path, FIX "%s.model", MODELS[k]);
+        CHECK(se_spm_model_load(path, &m, &err) == SE_OK);
+        if (!m) continue;
+        CHECK(se_spm_fairseq_check(m, path, &err) == SE_OK);
+        snprintf(path, sizeof path, FIX "%s.xlmr.tokenizer.json", MODELS[k]);
+        json_error_t je;
+        json_t *tj = json_load_file(path, 0, &je);
+        json_t *vocab = json_object_get(json_object_get(tj, "model"), "vocab");
+        CHECK(json_array_size(vocab) == SE_SPM_FAIRSEQ_SIZE(m));
+        size_t bad = 0;
+        for (size_t i = 0; i < json_array_size(vocab); i++)
+            bad += strcmp(json_string_value(json_array_get(json_array_get(vocab, i), 0)),
+                          se_spm_fairseq_piece(m, (int32_t)i)) != 0;
+        CHECK_MSG(bad == 0, "%s: %zu vocab entries differ", MODELS[k], bad);
+        json_decref(tj);
+        /* ids */
+        snprintf(path, sizeof path, FIX "disagreements_%s.jsonl", MODELS[k]);
+        json_t **dis, **exp;
+        size_t nd = load_jsonl(path, &dis);
+        char *skip = calloc(20000, 1);
+        for (size_t i = 0; i < nd; i++) {
+            json_t *r = json_object_get(dis[i], "reasons");
+            size_t j;
+            json_t *x;
+            json_array_foreach(r, j, x) if (strcmp(json_string_value(x), "ids") == 0)
+                skip[json_integer_value(json_object_get(dis[i], "line"))] = 1;
+        }
+        snprintf(path, sizeof path, FIX "expected_%s.jsonl.gz", MODELS[k]);
+        size_t ne = load_jsonl(path, &exp), compared = 0;
+        bad = 0;
+        for (size_t i = 0; i < ne && i < 20000; i++) {
+            if (skip[i]) continue;
+            json_t *sp = json_object_get(exp[i], "spm_ids"), *hf = json_object_get(exp[i], "hf_ids");
+            size_t n = json_array_size(sp);
+            bool ok = json_array_size(hf) == n + 2 && json_integer_value(json_array_get(hf, 0)) == 0 &&
+                      json_integer_value(json_array_get(hf, n + 1)) == 2;
+            for (size_t j = 0; ok && j < n; j++)
+                ok = se_spm_fairseq_id(m, (int32_t)json_integer_value(json_array_get(sp, j))) ==
+                     json_integer_value(json_array_get(hf, j + 1));
+            bad += !ok;
+            compared++;
+        }
+        CHECK_MSG(bad == 0, "%s: %zu of %zu lines differ", MODELS[k], bad, compared);
+        CHECK(compared > 9000);
+        free(skip);
+        free_jsonl(dis, nd);
+        free_jsonl(exp, ne);
+        se_spm_model_free(m);
+    }
+}
+
 /* Normalises the whole corpus with both variants and compares with the
  * references' normalised strings: sentencepiece's (spm_norm) and tokenizers'
  * Precompiled normaliser (hf_pre). Prints the first few mismatches. */
@@ -438,6 +500,15 @@ TEST(test_spm_tiny_model) {
     CHECK(strcmp(m->normalizer.name, "identity") == 0);
     CHECK(!m->normalizer.add_dummy_prefix && m->normalizer.remove_extra_whitespaces);
     CHECK(m->normalizer.charsmap == NULL && m->normalizer.charsmap_len == 0);
+    /* the fairseq layout: 7 ids, <mask> last, unk -> 3, others + 1 */
+    CHECK(se_spm_fairseq_check(m, "tiny", &err) == SE_OK);
+    CHECK(SE_SPM_FAIRSEQ_SIZE(m) == 7);
+    CHECK(strcmp(se_spm_fairseq_piece(m, 6), "<mask>") == 0 && strcmp(se_spm_fairseq_piece(m, 3), "<unk>") == 0);
+    CHECK(strcmp(se_spm_fairseq_piece(m, 4), "\xE2\x96\x81" "a") == 0 && strcmp(se_spm_fairseq_piece(m, 5), "b") == 0);
+    CHECK(se_spm_fairseq_id(m, 0) == 3 && se_spm_fairseq_id(m, 3) == 4 && se_spm_fairseq_id(m, 4) == 5);
+    m->pieces[1].type = SE_SPM_NORMAL;
+    CHECK(se_spm_fairseq_check(m, "tiny", &err) == SE_E_UNSUPPORTED);
+    CHECK(strstr(err.msg, "tiny: pieces[1] '<s>' is NORMAL") != NULL);
     se_spm_model_free(m);
 }
 
@@ -708,6 +779,7 @@ TEST(test_spm_missing_file) {
 int main(void) {
     RUN(test_spm_model_matches_sentencepiece);
     RUN(test_spm_tiny_model);
+    RUN(test_spm_fairseq_ids_match_tokenizers);
     RUN(test_spm_truncated);
     RUN(test_spm_corrupt_fields);
     RUN(test_spm_bad_charsmap);
