@@ -71,9 +71,9 @@ typedef struct {
 /* Parses a ModelProto from data[0..len). `name` labels errors (a file
  * name). Validates: the wire format, piece texts (non-empty, valid UTF-8,
  * unique), piece types, exactly one UNKNOWN piece at trainer_spec.unk_id,
- * bos/eos/pad ids in range (or -1) and naming CONTROL pieces, and the
- * precompiled charsmap's framing (its trie is validated by
- * se_precompiled_new). On success *out owns copies of everything (data may
+ * bos/eos/pad ids in range (or -1), BYTE pieces only with byte_fallback,
+ * and the precompiled charsmap (built once with se_precompiled_new, which
+ * checks its framing and walks its whole trie, then dropped). On success *out owns copies of everything (data may
  * be freed); free with se_spm_model_free. Thread-safe. */
 se_status se_spm_model_parse(const uint8_t *data, size_t len, const char *name, se_spm_model **out,
                              se_error *err);
