@@ -43,7 +43,10 @@ static inline uint32_t unit_offset(uint32_t u) { return (u >> 10) << ((u & (1u <
  * character inside the strings and before their last NUL. darts-clone
  * builds a DAWG (equal subtrees are shared), and a node's children depend
  * only on its base, so each base is expanded once: the walk costs at most
- * 256 probes per unit whatever the bytes say, and a cycle cannot trap it. */
+ * 256 probes per unit whatever the bytes say, and a cycle cannot trap it.
+ * Byte 0 is probed too: a lookup follows a NUL in the text like any byte
+ * (a well-formed trie has no label-0 node, as its leaf units carry bit 31,
+ * but a crafted one can). */
 static se_status validate_trie(const se_precompiled *pc, const char *field, se_error *err) {
     struct frame {
         uint32_t base;
@@ -66,7 +69,7 @@ static se_status validate_trie(const se_precompiled *pc, const char *field, se_e
     }
     se_status s = SE_OK;
     stack[0].base = unit_offset(pc->units[0]);
-    stack[0].c = 1;
+    stack[0].c = 0;
     if (stack[0].base < n_bases) seen[stack[0].base / 8] |= (uint8_t)(1u << (stack[0].base % 8));
     while (depth > 0) {
         struct frame *f = &stack[depth - 1];
@@ -105,7 +108,7 @@ static se_status validate_trie(const se_precompiled *pc, const char *field, se_e
             break;
         }
         stack[depth].base = child;
-        stack[depth].c = 1;
+        stack[depth].c = 0;
         depth++;
     }
     se_free(stack);

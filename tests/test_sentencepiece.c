@@ -25,6 +25,7 @@
 #include "sembed.h"
 #include "sentencepiece_model.h"
 #include "test.h"
+#include "unicode.h"
 
 #define FIX "tests/fixtures/sentencepiece/"
 
@@ -409,6 +410,43 @@ TEST(test_precompiled_handmade_trie) {
     se_precompiled_free(pc);
 }
 
+/* A lookup follows a NUL byte of the text like any other byte (darts-clone
+ * does), so the validator must walk label-0 nodes too. Found by the fuzzer:
+ * the root unit with its has_leaf bit set is reachable through a NUL byte,
+ * and its leaf value (the unit itself: 256) pointed into the middle of a
+ * UTF-8 character, so both normalisers wrote invalid UTF-8. Now the
+ * charsmap is refused when loaded. */
+TEST(test_precompiled_nul_key_validated) {
+    uint8_t buf[4 + 4096 + 512];
+    size_t n = handmade_charsmap(buf);
+    uint32_t root;
+    memcpy(&root, buf + 4, 4);
+    root |= 1u << 8; /* the root has a leaf: value = the unit = 256 */
+    memcpy(buf + 4, &root, 4);
+    /* strings: 'x', then e-acute pairs so that offset 256 is a continuation byte */
+    buf[n++] = 'x';
+    while (n < 4 + 4096 + 300) {
+        buf[n++] = 0xC3;
+        buf[n++] = 0xA9;
+    }
+    buf[n++] = '\0';
+    CHECK(buf[4 + 4096 + 256] == 0xA9);
+    se_precompiled *pc = NULL;
+    se_error err = {0};
+    se_status s = se_precompiled_new(buf, n, "nul", &pc, &err);
+    CHECK_MSG(s == SE_E_FORMAT && pc == NULL, "status %d", s);
+    CHECK(strstr(err.msg, "nul: trie value 256 points into the middle of a UTF-8 character") != NULL);
+    if (pc) {
+        se_spm_norm_opts o = {true, true, true, false};
+        char *out = NULL;
+        size_t len = 0, bad;
+        se_precompiled_normalize_spm(pc, &o, "a\0b", 3, &out, &len, &err);
+        CHECK_MSG(out && se_utf8_valid(out, len, &bad), "spm output is not valid UTF-8");
+        se_free(out);
+        se_precompiled_free(pc);
+    }
+}
+
 /* --- corrupt files ------------------------------------------------------ */
 
 /* Appends a varint to buf at *n. */
@@ -787,6 +825,7 @@ int main(void) {
     RUN(test_spm_missing_file);
     RUN(test_precompiled_variants_differ);
     RUN(test_precompiled_handmade_trie);
+    RUN(test_precompiled_nul_key_validated);
     RUN(test_spm_normalize_matches_sentencepiece);
     RUN(test_precompiled_hf_matches_tokenizers);
     return test_report("test_sentencepiece");
