@@ -20,6 +20,7 @@
  */
 #include "sentencepiece_model.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -169,7 +170,7 @@ static se_status parse_piece(const uint8_t *data, size_t len, const char *where,
             if ((s = want_wt(&f, WT_FIXED32, where, "score", err)) != SE_OK) return s;
             uint32_t bits = (uint32_t)f.v;
             memcpy(&pc->score, &bits, sizeof bits);
-            if (pc->score != pc->score || pc->score > 3.4e38f || pc->score < -3.4e38f)
+            if (!isfinite(pc->score))
                 return se_err(err, SE_E_FORMAT, "%s.score: not a finite number", where);
         } else if (f.num == 3) {
             if ((s = want_wt(&f, WT_VARINT, where, "type", err)) != SE_OK) return s;

@@ -12,6 +12,7 @@
  *                                           Precompiled normaliser), ids
  * Run from the repo root.
  */
+#include <float.h>
 #include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -622,6 +623,20 @@ TEST(test_spm_corrupt_fields) {
     k = piece_msg(tmp, "zz", NAN, 1);
     put_len(buf, &n, 1, tmp, k);
     EXPECT_ERROR(buf, n, "pieces[5].score: not a finite number");
+    n = tiny_model(buf);
+    k = piece_msg(tmp, "zz", -INFINITY, 1);
+    put_len(buf, &n, 1, tmp, k);
+    EXPECT_ERROR(buf, n, "pieces[5].score: not a finite number");
+    n = tiny_model(buf);
+    k = piece_msg(tmp, "zz", -FLT_MAX, 1); /* the largest finite score loads */
+    put_len(buf, &n, 1, tmp, k);
+    {
+        se_spm_model *mm = NULL;
+        se_error e2 = {0};
+        CHECK_MSG(se_spm_model_parse(buf, n, "x", &mm, &e2) == SE_OK, "%s", e2.msg);
+        CHECK(mm && mm->pieces[5].score == -FLT_MAX);
+        se_spm_model_free(mm);
+    }
     /* duplicate piece */
     n = tiny_model(buf);
     k = piece_msg(tmp, "b", -3, 1);
