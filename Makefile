@@ -22,11 +22,11 @@ LIBS     := -ljansson -lutf8proc -lsqlite3 -lz -lm -pthread
 LIB_SRC  := src/alloc.c src/error.c src/json.c src/unicode.c src/tokenizer.c src/tokenizer_wordpiece.c \
             src/safetensors.c src/model_folder.c src/model_bert.c src/pool.c src/kernels.c src/kernels_avx2.c src/kernels_avx512.c src/kernels_bf16.c src/kernels_bf16dp.c src/kernels_int8.c \
             src/threadpool.c src/encode.c src/similarity.c src/util.c src/chunk.c src/vec_dist.c src/vec_index.c src/index.c \
-            src/convert_use.c src/model_use.c src/tokenizer_unigram.c
+            src/convert_use.c src/model_use.c src/tokenizer_unigram.c src/torch_bin.c
 LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
 CLI_SRC  := src/cli.c src/cli_io.c src/cli_eval.c src/cli_bench.c src/cli_index.c
 CLI_OBJ  := $(CLI_SRC:src/%.c=$(BUILD)/obj/%.o)
-TESTS    := test_unicode test_tokenizer test_safetensors test_kernels test_model test_threadpool test_similarity test_use test_index test_util
+TESTS    := test_unicode test_tokenizer test_safetensors test_kernels test_model test_threadpool test_similarity test_use test_index test_util test_torch_bin
 TEST_BIN := $(TESTS:%=$(BUILD)/tests/%)
 
 .PHONY: all test check asan ubsan tsan fuzz bench clean
@@ -103,10 +103,10 @@ tsan:
 
 # Fuzzing: libFuzzer targets (clang); their corpus is replayed by
 # fuzz_replay in the normal suite.
-FUZZ_TARGETS := fuzz_safetensors fuzz_tokenizer
-$(BUILD)/tests/fuzz_replay: tests/fuzz/fuzz_safetensors.c tests/fuzz/fuzz_tokenizer.c tests/fuzz/replay.c $(LIB_OBJ)
+FUZZ_TARGETS := fuzz_safetensors fuzz_tokenizer fuzz_torch_bin
+$(BUILD)/tests/fuzz_replay: tests/fuzz/fuzz_safetensors.c tests/fuzz/fuzz_tokenizer.c tests/fuzz/fuzz_torch_bin.c tests/fuzz/replay.c $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -Isrc -o $@ tests/fuzz/replay.c tests/fuzz/fuzz_safetensors.c tests/fuzz/fuzz_tokenizer.c $(LIB_OBJ) $(LIBS)
+	$(CC) $(CFLAGS_ALL) -Isrc -o $@ tests/fuzz/replay.c tests/fuzz/fuzz_safetensors.c tests/fuzz/fuzz_tokenizer.c tests/fuzz/fuzz_torch_bin.c $(LIB_OBJ) $(LIBS)
 
 fuzz:
 	$(MAKE) BUILD=build-fuzz CC=clang OPT="-O1 -g -fsanitize=address,undefined,fuzzer-no-link" \

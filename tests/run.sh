@@ -20,7 +20,7 @@ run() {
         echo "FAIL $name"
     fi
 }
-for t in test_unicode test_kernels test_threadpool test_similarity test_tokenizer test_safetensors test_model test_use test_index test_util; do
+for t in test_unicode test_kernels test_threadpool test_similarity test_tokenizer test_safetensors test_model test_use test_index test_util test_torch_bin; do
     run "$t" "$BUILD/tests/$t"
 done
 # the same reference checks on every kernel set this CPU can run
