@@ -12,7 +12,8 @@ writer below from the tensors' raw bytes; tests/test_torch_bin.c reads both file
 compares every tensor bit for bit, so the expected values never pass through the code
 under test. The twin's __metadata__ names the generator and the torch version.
 
-What is written (see tests/fixtures/torch_bin/README.md):
+What is written (see tests/fixtures/torch_bin/README.md, which is kept; everything else in
+the folder is deleted and rewritten):
   bert_f32/pytorch_model.bin   a tiny BERT-shaped state_dict() in float32, with its
   bert_f32/model.safetensors   twin: an int64 embeddings.position_ids buffer, q/k/v
                                weights that are views into one storage at offsets 0,
@@ -200,9 +201,11 @@ def save_with_twin(obj, bin_path, st_path):
 
 
 def main():
-    if os.path.exists(OUT):
-        shutil.rmtree(OUT)
-    os.makedirs(OUT)
+    os.makedirs(OUT, exist_ok=True)
+    for name in os.listdir(OUT):  # everything but the README is regenerated
+        path = os.path.join(OUT, name)
+        if name != "README.md":
+            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
     for name, dtype, seed in (("bert_f32", torch.float32, 1), ("bert_f16", torch.float16, 2),
                               ("bert_bf16", torch.bfloat16, 3)):
         d = os.path.join(OUT, name)
