@@ -22,9 +22,11 @@
  * dtype, shape and a data pointer into the mapping (or into a private
  * aligned copy of the storage when the file's bytes are not aligned for
  * the dtype). When check_crc is true the CRC-32 of every zip entry that is
- * read (data.pkl, version, byteorder and every storage a tensor uses) is
- * verified, which reads the whole checkpoint once (about 2 GB/s); the
- * small records are always verified. Release f with se_st_close; the data
+ * read (data.pkl, version, byteorder and every storage the pickle names) is
+ * verified, which reads the whole checkpoint once (CRC at about 2 GB/s, plus
+ * the page faults of a first touch: 0.4 s for a 133 MB file here); when
+ * false the bytes are trusted, as torch.load trusts them (it never checks
+ * the CRC). Release f with se_st_close; the data
  * pointers are valid until then. On failure f is left closed and err names
  * the file and the entry, pickle offset or tensor at fault: SE_E_FORMAT for
  * a malformed file, SE_E_UNSUPPORTED for a well-formed one this reader
