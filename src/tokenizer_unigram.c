@@ -264,8 +264,8 @@ static int advance(uni_run *r, bool complete) {
                 } else {
                     /* unk pseudo-piece: only for a single character that no piece starts with */
                     if (len != 1) continue;
-                    bool any = false;
-                    for (size_t k = 1; k <= u->max_chars && st + k <= n && !any; k++) any = find(r, st, st + k) >= 0;
+                    bool any = false; /* none can start with a foreign code point */
+                    for (size_t k = 1; s->run[st] && k <= u->max_chars && st + k <= n && !any; k++) any = find(r, st, st + k) >= 0;
                     if (any) continue;
                     id = 0, score = 0.0;
                 }
@@ -486,6 +486,23 @@ static bool cut_safe(uint32_t c) {
            pr->decomp_seqindex == UINT16_MAX;
 }
 
+/* Whether NFKC leaves s[0..n) as it is: every code point is cut_safe (no
+ * decomposition, no mark, nothing that composes with what precedes it).
+ * Skipping utf8proc then makes long ASCII or Han texts cheap. */
+static bool nfkc_inert(const char *p, size_t n) {
+    for (size_t i = 0; i < n;) {
+        if ((uint8_t)p[i] < 0x80) {
+            i++;
+            continue;
+        }
+        uint32_t c;
+        int k = se_utf8_decode((const uint8_t *)p + i, n - i, &c);
+        if (!k || !cut_safe(c)) return false;
+        i += (size_t)k;
+    }
+    return true;
+}
+
 /* The end of the chunk that starts at byte i: the first safe cut at or
  * after i + CHUNK_BYTES (any code point boundary without NFKC), or len. */
 static size_t chunk_end(const se_unigram *u, const char *text, size_t len, size_t i) {
@@ -517,7 +534,7 @@ se_status se_unigram_encode(const se_tokenizer *tok, const char *text, size_t le
         uint8_t *norm = NULL;
         const char *src = text + i;
         size_t slen = j - i;
-        if (u->nfkc) {
+        if (u->nfkc && !nfkc_inert(src, slen)) {
             /* utf8proc stops at NUL only with UTF8PROC_NULLTERM; NUL is kept */
             utf8proc_ssize_t m = utf8proc_map((const utf8proc_uint8_t *)src, (utf8proc_ssize_t)slen, &norm,
                                               UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT);

@@ -254,6 +254,8 @@ static size_t final_len(const se_tokenizer *tok, uint32_t c) {
     return 1;
 }
 
+static bool word_append(const se_tokenizer *tok, se_tok_session *s, uint32_t c, size_t flen);
+
 /* Feeds one normalised code point to the pre-tokenizer: whitespace ends a
  * word, punctuation is a word of its own. Once a word is longer than
  * max_input_chars_per_word after normalisation it can only be [UNK], so its
@@ -269,10 +271,16 @@ static bool pretok_feed(const se_tokenizer *tok, se_tok_session *s, uint32_t c, 
         s->src_pending = 0;
         return flush_word(tok, s, out);
     }
+    return word_append(tok, s, c, final_len(tok, c));
+}
+
+/* Appends c, which adds flen code points after normalisation, to the
+ * current word (see pretok_feed). Returns false on OOM. */
+static bool word_append(const se_tokenizer *tok, se_tok_session *s, uint32_t c, size_t flen) {
     s->word_src += s->src_pending;
     s->src_pending = 0;
     if (s->word_over) return true;
-    s->word_len += final_len(tok, c);
+    s->word_len += flen;
     if (s->word_len > tok->max_chars_per_word) {
         s->word_over = true;
         s->word_n = 0;
@@ -334,6 +342,13 @@ se_status se_wordpiece_encode(const se_tokenizer *tok, const char *text, size_t 
         int n = se_utf8_decode(p + i, len - i, &c);
         if (!n) return se_err(err, SE_E_UTF8, "invalid UTF-8 at byte %zu", i);
         i += (size_t)n;
+        if ((c | 0x20) - 'a' < 26 || c - '0' < 10) {
+            /* ASCII letters and digits: no normaliser step or pre-tokenizer
+             * rule applies to them; straight into the word */
+            s->src_pending = 1;
+            if (!word_append(tok, s, c, 1)) return se_err(err, SE_E_NOMEM, "tokenizer: out of memory");
+            continue;
+        }
         s->src_pending = !se_uc_is_whitespace(c); /* a code point of the text, for stats */
         bool ok = true;
         if (!tok->has_normalizer) {
