@@ -307,7 +307,7 @@ static se_token_stats stats_of(const se_tokenizer *tok, const char *text) {
     se_error err;
     memset(&st, 0xAB, sizeof st);
     se_status s = se_tokenize_stats(tok, text, strlen(text), &st, &err);
-    CHECK_MSG(s == SE_OK, "stats of '%s': %s", text, err.msg);
+    CHECK_MSG(s == SE_OK, "stats of '%.40s': %s", text, err.msg);
     return st;
 }
 
