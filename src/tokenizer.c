@@ -149,6 +149,7 @@ int se_tok_n_special(const se_tokenizer *tok, bool pair) {
  * values), LaBSE's vocabulary has 501k pieces. */
 #define TOKENIZER_JSON_MAX_BYTES ((size_t)64 << 20)
 #define TOKENIZER_JSON_MAX_VALUES ((size_t)4 << 20)
+#define ADDED_TOKENS_MAX 16384
 
 /* Looks at a tokenizer file without opening it (a FIFO would block):
  * *present is false when nothing is there, true for a regular file or a
@@ -351,6 +352,13 @@ static se_status load_tokenizer_json(se_tokenizer *t, const char *path, se_error
     json_t *added = json_object_get(root, "added_tokens");
     if (added && !json_is_array(added)) {
         s = se_err(err, SE_E_FORMAT, "%s: added_tokens must be a list", path);
+        goto done;
+    }
+    /* each added token is compared with the others at load and tried at
+     * every position of a text: real files have a few hundred */
+    if (json_array_size(added) > ADDED_TOKENS_MAX) {
+        s = se_err(err, SE_E_RANGE, "%s: %zu added_tokens, more than the limit of %d", path, json_array_size(added),
+                   ADDED_TOKENS_MAX);
         goto done;
     }
     size_t i;

@@ -668,6 +668,14 @@ TEST(test_tokenizer_file_limits) {
     CHECK_MSG(load_dir(dir, &err) == SE_E_RANGE && strstr(err.msg, "tokenizer.json") && strstr(err.msg, "4194304"), "%s", err.msg);
     printf("  5M-value tokenizer.json refused: peak RSS +%.1f MB\n", (double)(peak_rss() - before) / 1e6);
     if (!SANITIZED) CHECK(peak_rss() - before < ((size_t)64 << 20));
+    /* 16385 added tokens */
+    k = (size_t)sprintf(big, "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"[UNK]\": 0}}, \"added_tokens\": [");
+    for (int i = 0; i < 16385; i++) k += (size_t)sprintf(big + k, "%s{\"id\": 0, \"content\": \"t%d\"}", i ? "," : "", i);
+    k += (size_t)sprintf(big + k, "]}");
+    f = fopen(path, "wb");
+    fwrite(big, 1, k, f);
+    fclose(f);
+    CHECK_MSG(load_dir(dir, &err) == SE_E_RANGE && strstr(err.msg, "added_tokens") && strstr(err.msg, "16384"), "%s", err.msg);
     unlink(path);
     /* a vocab.txt of 2M + 1 entries */
     size_t ne = ((size_t)2 << 20) + 1;
