@@ -102,8 +102,8 @@ struct se_tokenizer {
 };
 
 /* Per-call scratch; zero-initialise, reuse, free with se_tok_session_free.
- * Every buffer is bounded by the token budget or by a word / window size,
- * never by the length of the text (issue 9 item 10). */
+ * With a token budget, every buffer is bounded by it or by a word / window
+ * size, never by the length of the text (issue 9 item 10). */
 typedef struct se_tok_session {
     se_i32vec a, b;   /* ids of sequence A and B before templating */
     uint32_t *word;   /* WordPiece: normalised code points of the current word;
@@ -118,7 +118,7 @@ typedef struct se_tok_session {
      * code points are no longer stored: the word is [UNK] whatever follows) */
     size_t word_len, word_src, src_pending;
     bool word_over;
-    /* Unigram lattice over the window: (word_cap + 1) entries each */
+    /* Unigram lattice over the window: lat_cap (> window length) entries each */
     double *best;     /* best path score ending at each position */
     int32_t *lid;     /* id of the last piece of that path, -1 = unset */
     uint32_t *llen;   /* that piece's length in code points (HF: length + 1, 0 = unreached) */
