@@ -1028,8 +1028,8 @@ Details every implementation must match:
   `$NPM_ORACLES`, default /work/npm-oracles) on every fixture text and pair (untruncated) and
   records the result in the header's `hf_tokenizers_check`; a sentence where it disagrees with
   sentencepiece would carry `hf_ids` (none does today).
-- **Cross-encoders**: pairs are not stripped or lowercased by CrossEncoder beyond the
-  tokenizer; truncation is `longest_first` to `max_length` = the tokenizer's model_max_length
+- **Cross-encoders**: CrossEncoder strips each text (Python str.strip; the fixture pairs have
+  no surrounding whitespace) and adds nothing else before the tokenizer; truncation is `longest_first` to `max_length` = the tokenizer's model_max_length
   (the fast tokenizer's algorithm, as for `pair-cases.jsonl`), counting 3 specials for BERT and
   4 for XLM-R.  The BERT head is `classifier(tanh(bert.pooler.dense(h[CLS])))`, the XLM-R head
   `out_proj(tanh(classifier.dense(h[<s>])))`.  CrossEncoder.predict's default activation is
