@@ -347,8 +347,10 @@ se_status se_encode(se_ctx *c, const char *const *texts, const size_t *lens, siz
             if ((s = run_batch(c, S, T, &p, out, dim_out, err)) != SE_OK) return s;
             S = T = 0;
         }
-        memcpy(c->ids + T, c->tids.v, nt * sizeof *c->ids);
-        memcpy(c->type_ids + T, c->ttype.v, nt * sizeof *c->type_ids);
+        if (nt > 0) { /* a model without special tokens gives "" no ids (and no buffer) */
+            memcpy(c->ids + T, c->tids.v, nt * sizeof *c->ids);
+            memcpy(c->type_ids + T, c->ttype.v, nt * sizeof *c->type_ids);
+        }
         c->starts[S] = T;
         c->first[S] = cfg->include_prompt ? 0 : (prompt_tokens < nt ? prompt_tokens : nt);
         c->index[S] = i;

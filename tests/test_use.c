@@ -330,6 +330,28 @@ static void use_bad(const char *key, const char *val) {
     se_model_free(m);
 }
 
+/* An empty text has no tokens at all through USE lite (no special
+ * tokens): it must encode to a finite unit vector, the same alone and
+ * between other texts (it once passed a NULL buffer to memcpy, which
+ * UBSan stops on). */
+TEST(test_use_empty_text) {
+    se_ctx *ctx = NULL;
+    se_error err;
+    CHECK(se_ctx_new(model, NULL, &ctx, &err) == SE_OK);
+    if (!ctx) return;
+    const char *alone[1] = {""};
+    const char *mixed[3] = {"A man is playing a guitar.", "", "   "};
+    float a[512], b[3 * 512];
+    CHECK(se_encode(ctx, alone, NULL, 1, NULL, a, 512, NULL, &err) == SE_OK);
+    CHECK(se_encode(ctx, mixed, NULL, 3, NULL, b, 3 * 512, NULL, &err) == SE_OK);
+    double norm = 0;
+    for (int k = 0; k < 512; k++) norm += (double)a[k] * a[k];
+    CHECK_MSG(fabs(norm - 1.0) < 1e-5, "norm^2 %g", norm);
+    CHECK(memcmp(a, b + 512, sizeof a) == 0);
+    for (int k = 0; k < 512; k++) CHECK(isfinite(b[1024 + k])); /* "   ": USE lite does not strip */
+    se_ctx_free(ctx);
+}
+
 TEST(test_use_config_fields) {
     snprintf(use_tmp, sizeof use_tmp, "/tmp/sembed_use_XXXXXX");
     if (!mkdtemp(use_tmp)) {
@@ -384,6 +406,7 @@ int main(void) {
     RUN(graph_nodes);
     RUN(bf16);
     RUN(int8);
+    RUN(test_use_empty_text);
     RUN(test_use_config_fields);
     se_model_free(model);
     return test_report("test_use");
