@@ -174,7 +174,7 @@ static int cmd_encode(int argc, char **argv) {
     }
     /* npy needs the row count in its header: a seekable file gets a
      * placeholder rewritten at the end; a pipe gets everything buffered */
-    bool npy_seek = fmt == 1 && !out.is_stdout;
+    bool npy_seek = fmt == 1 && out.seekable;
     if (npy_seek) cli_npy_header(out.f, 0, dim);
     texts = calloc((size_t)batch, sizeof *texts);
     lens = calloc((size_t)batch, sizeof *lens);

@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -99,6 +100,40 @@ void cli_reader_free(cli_reader *r) {
     memset(r, 0, sizeof *r);
 }
 
+/* Follows path through symbolic links (at most 40) to the file a write
+ * would reach; returns a malloc'd path (the last link's target may not
+ * exist yet), or NULL with errno set. */
+static char *resolve_links(const char *path) {
+    char *cur = strdup(path);
+    for (int hop = 0; cur && hop < 40; hop++) {
+        struct stat st;
+        if (lstat(cur, &st) != 0 || !S_ISLNK(st.st_mode)) return cur;
+        char target[4096];
+        ssize_t n = readlink(cur, target, sizeof target - 1);
+        if (n < 0) {
+            free(cur);
+            return NULL;
+        }
+        target[n] = 0;
+        char *next;
+        const char *slash = strrchr(cur, '/');
+        if (target[0] == '/' || !slash) {
+            next = strdup(target);
+        } else { /* relative to the link's folder */
+            size_t dl = (size_t)(slash - cur) + 1;
+            next = malloc(dl + (size_t)n + 1);
+            if (next) memcpy(next, cur, dl), memcpy(next + dl, target, (size_t)n + 1);
+        }
+        free(cur);
+        cur = next;
+    }
+    if (cur) {
+        free(cur);
+        errno = ELOOP;
+    }
+    return NULL;
+}
+
 int cli_out_open(cli_out *o, const char *path, char *errbuf, size_t errcap) {
     memset(o, 0, sizeof *o);
     if (!path || strcmp(path, "-") == 0) {
@@ -106,14 +141,35 @@ int cli_out_open(cli_out *o, const char *path, char *errbuf, size_t errcap) {
         o->is_stdout = true;
         return 0;
     }
-    size_t n = strlen(path) + 32;
-    o->path = strdup(path);
-    o->tmp = malloc(n);
-    if (!o->path || !o->tmp) {
-        snprintf(errbuf, errcap, "out of memory");
+    o->path = resolve_links(path);
+    if (!o->path) {
+        snprintf(errbuf, errcap, "%s: %s", path, strerror(errno));
         return -1;
     }
-    snprintf(o->tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    struct stat st;
+    bool exists = stat(o->path, &st) == 0;
+    if (exists && !S_ISREG(st.st_mode)) {
+        /* a device, FIFO or socket: written straight through (renaming over
+         * it would replace e.g. /dev/null with a regular file) */
+        o->direct = true;
+        o->f = fopen(o->path, "wb");
+        if (!o->f) {
+            snprintf(errbuf, errcap, "%s: cannot open for writing: %s", path, strerror(errno));
+            free(o->path);
+            o->path = NULL;
+            return -1;
+        }
+        return 0;
+    }
+    size_t n = strlen(o->path) + 32;
+    o->tmp = malloc(n);
+    if (!o->tmp) {
+        snprintf(errbuf, errcap, "out of memory");
+        free(o->path);
+        o->path = NULL;
+        return -1;
+    }
+    snprintf(o->tmp, n, "%s.tmp.%ld", o->path, (long)getpid());
     o->f = fopen(o->tmp, "wb");
     if (!o->f) {
         snprintf(errbuf, errcap, "%s: cannot create: %s", o->tmp, strerror(errno));
@@ -121,6 +177,9 @@ int cli_out_open(cli_out *o, const char *path, char *errbuf, size_t errcap) {
         o->path = o->tmp = NULL;
         return -1;
     }
+    o->seekable = true;
+    /* a replaced file keeps its permissions */
+    if (exists) fchmod(fileno(o->f), st.st_mode & 07777);
     return 0;
 }
 
@@ -131,6 +190,16 @@ int cli_out_commit(cli_out *o, char *errbuf, size_t errcap) {
             return -1;
         }
         return 0;
+    }
+    if (o->direct) {
+        int bad = ferror(o->f) || fflush(o->f) != 0;
+        int e = errno;
+        if (fclose(o->f) != 0 && !bad) bad = 1, e = errno;
+        o->f = NULL;
+        if (bad) snprintf(errbuf, errcap, "%s: write failed: %s", o->path, strerror(e));
+        free(o->path);
+        o->path = NULL;
+        return bad ? -1 : 0;
     }
     int bad = ferror(o->f) || fflush(o->f) != 0 || fsync(fileno(o->f)) != 0;
     if (fclose(o->f) != 0) bad = 1;
@@ -150,7 +219,7 @@ int cli_out_commit(cli_out *o, char *errbuf, size_t errcap) {
 void cli_out_abort(cli_out *o) {
     if (!o->is_stdout && o->f) {
         fclose(o->f);
-        unlink(o->tmp);
+        if (o->tmp) unlink(o->tmp);
     }
     free(o->path), free(o->tmp);
     memset(o, 0, sizeof *o);

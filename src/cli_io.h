@@ -40,12 +40,18 @@ typedef struct cli_reader {
 int cli_read(cli_reader *r, cli_record *rec, char *errbuf, size_t errcap);
 void cli_reader_free(cli_reader *r);
 
-/* An output file written atomically: data goes to "<path>.tmp.<pid>",
- * which cli_out_commit renames over path. path "-" or NULL is stdout. */
+/* An output file. A regular file or a new path is written atomically:
+ * data goes to "<path>.tmp.<pid>", which cli_out_commit renames over
+ * path. A symbolic link is followed and its final target replaced that
+ * way, so the link stays. Anything else that exists (a device such as
+ * /dev/null, a FIFO, a socket) is written straight through, never
+ * replaced. path "-" or NULL is stdout. */
 typedef struct cli_out {
     FILE *f;
-    char *path, *tmp;
+    char *path, *tmp; /* path: the resolved target; tmp: NULL when direct */
     bool is_stdout;
+    bool direct;   /* written straight through (not a regular file) */
+    bool seekable; /* a temporary regular file (fseek works) */
 } cli_out;
 
 int cli_out_open(cli_out *o, const char *path, char *errbuf, size_t errcap);

@@ -113,6 +113,67 @@ def test_errors():
     check("--pair without tab", rc == 1 and ":1:" in err, err)
 
 
+def test_output_targets():
+    """Issue 9.1: -o follows a symlink (the link stays), writes straight
+    through a FIFO and a character device (never replaces them)."""
+    import stat, threading
+    with tempfile.TemporaryDirectory() as d:
+        real, link = os.path.join(d, "real.txt"), os.path.join(d, "link.txt")
+        open(real, "w").write("old\n")
+        os.symlink("real.txt", link)
+        rc, _, err = run("encode", "-m", FIX + "en-mean-norm", "-o", link, input=b"hi\n")
+        check("-o symlink: the link stays a link", rc == 0 and os.path.islink(link) and os.readlink(link) == "real.txt", err)
+        got = open(real).read().splitlines()
+        check("-o symlink: the target gets the output", len(got) == 1 and got[0].startswith("[") and got[0].count(",") == 31,
+              str(got)[:200])
+        check("-o symlink: no temporary files", sorted(os.listdir(d)) == ["link.txt", "real.txt"], str(os.listdir(d)))
+        # a FIFO: the reader gets the output, the FIFO stays
+        fifo = os.path.join(d, "fifo")
+        os.mkfifo(fifo)
+        box = {}
+
+        def through_fifo(*args, input=None):
+            """Runs sembed writing to the FIFO while a thread reads it; a
+            reader left waiting (nothing was written to the FIFO) is
+            released by opening the FIFO for writing."""
+            box.clear()
+            t = threading.Thread(target=lambda: box.setdefault("data", open(fifo, "rb").read()), daemon=True)
+            t.start()
+            r = run(*args, input=input)
+            t.join(5)
+            if t.is_alive() and stat.S_ISFIFO(os.lstat(fifo).st_mode):
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+                t.join(5)
+            return r
+        rc, _, err = through_fifo("encode", "-m", FIX + "en-mean-norm", "-o", fifo, input=b"hi\nthere\n")
+        check("-o FIFO: the reader gets the output", rc == 0 and len(box.get("data", b"").splitlines()) == 2, err)
+        check("-o FIFO: still a FIFO", stat.S_ISFIFO(os.lstat(fifo).st_mode))
+        # .npy through a FIFO (not seekable: buffered, header right)
+        rc, _, err = through_fifo("encode", "-m", FIX + "en-mean-norm", "-f", "npy", "-o", fifo, input=b"hi\nthere\n")
+        import io
+        try:
+            arr = np.load(io.BytesIO(box.get("data", b"")))
+        except Exception:
+            arr = None
+        check("-o FIFO: .npy", rc == 0 and arr is not None and arr.shape == (2, 32), err)
+        # a character device of our own (never the real /dev/null)
+        null = os.path.join(d, "null")
+        try:
+            os.mknod(null, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+        except PermissionError:
+            print("  (not root: the device-node check is skipped)")
+            return
+        rc, _, err = run("encode", "-m", FIX + "en-mean-norm", "-o", null, input=b"hi\n")
+        check("-o device: still a character device", rc == 0 and stat.S_ISCHR(os.lstat(null).st_mode), err)
+        check("-o device: no temporary files", not [f for f in os.listdir(d) if ".tmp." in f], str(os.listdir(d)))
+        # a normal user may write to a device in a folder they cannot write to
+        os.chmod(d, 0o755)
+        os.chmod(null, 0o666)
+        p = subprocess.run([SEMBED, "encode", "-m", FIX + "en-mean-norm", "-o", null], input=b"hi\n", capture_output=True,
+                           preexec_fn=lambda: (os.setgid(65534), os.setuid(65534)))
+        check("-o device as a normal user", p.returncode == 0 and stat.S_ISCHR(os.lstat(null).st_mode), p.stderr.decode())
+
+
 def test_help_version_info_similarity():
     rc, out, _ = run("--version")
     check("--version", rc == 0 and out.startswith("sembed 0."))
@@ -242,7 +303,7 @@ def test_search():
           and "weekend" in hits[1]["hits"][0]["text"], out)
 
 
-for t in [test_tokenizer_cases, test_encode_formats, test_errors, test_help_version_info_similarity,
+for t in [test_tokenizer_cases, test_encode_formats, test_errors, test_output_targets, test_help_version_info_similarity,
           test_convert_errors, test_use_sts, test_search, test_bench]:
     t()
 report("test_cli")
