@@ -534,12 +534,15 @@ static int index_delete(int argc, char **argv) {
     const char **v = malloc((n ? n : 1) * sizeof *v);
     for (size_t i = 0; i < n; i++) v[i] = input ? ids.v[i].text : argv[optind + i];
     se_error err = {0};
-    se_index *idx;
+    se_index *idx = NULL;
     int rc = EXIT_RUNTIME;
     size_t nd = 0;
     if (se_index_open(path, false, cli_log, NULL, &idx, &err) != SE_OK) {
         fprintf(stderr, "sembed: %s\n", err.msg);
-    } else if (se_index_delete(idx, v, n, &nd, &err) != SE_OK || se_index_close(idx, &err) != SE_OK) {
+    } else if (se_index_delete(idx, v, n, &nd, &err) != SE_OK) {
+        fprintf(stderr, "sembed: %s\n", err.msg);
+        se_index_close(idx, NULL); /* the index is closed on failure too */
+    } else if (se_index_close(idx, &err) != SE_OK) {
         fprintf(stderr, "sembed: %s\n", err.msg);
     } else {
         if (!cli_quiet) fprintf(stderr, "sembed: deleted %zu of %zu ids\n", nd, n);

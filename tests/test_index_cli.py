@@ -121,6 +121,28 @@ def test_jsonl_chunks_filters(d):
     check("failed adds changed nothing", json.loads(run("index", "info", idx, "--json")[1])["documents"] == 33)
 
 
+def small_index(d, name, *extra):
+    """Builds a flat index of the corpus (quick) and returns its path."""
+    idx = os.path.join(d, name)
+    rc, _, err = run("index", "build", "-m", MODEL, "-i", CORPUS, "-o", idx, "--flat", "-q", *extra)
+    check(f"small index {name}", rc == 0, err)
+    return idx
+
+
+def test_delete_failure(d):
+    """Issue 9.14: a failed delete closed nothing (the open index leaked;
+    LeakSanitizer in `make asan`)."""
+    idx = small_index(d, "del.idx")
+    con = sqlite3.connect(idx)
+    con.execute("CREATE TRIGGER no_delete BEFORE DELETE ON docs BEGIN SELECT RAISE(ABORT, 'deletes refused'); END")
+    con.commit()
+    con.close()
+    rc, _, err = run("index", "delete", idx, "3")
+    check("delete failure: an error, no leak", rc == 1 and "delete" in err and "LeakSanitizer" not in err, f"rc={rc} {err}")
+    check("delete failure: no side files left", sorted(f for f in os.listdir(d) if f.startswith("del.idx")) == ["del.idx"],
+          str(os.listdir(d)))
+
+
 def test_kill(d):
     """SIGKILL `sembed index add` at random points; the index always opens and
     holds a prefix of whole committed batches; nothing committed is lost."""
@@ -221,5 +243,6 @@ if __name__ == "__main__":
         test_build_search(d)
         test_jsonl_chunks_filters(d)
         test_cluster_dedup_mine(d)
+        test_delete_failure(d)
         test_kill(d)
     report("test_index_cli")
