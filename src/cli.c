@@ -87,12 +87,12 @@ static int cmd_encode(int argc, char **argv) {
         case 'i': input = optarg; break;
         case 'o': output = optarg; break;
         case 'f': format = optarg; break;
-        case 'b': batch = cli_parse_long(optarg, 1, 1 << 20); break;
+        case 'b': if (cli_opt_long("encode", "-b/--batch-size", optarg, 1, 1 << 20, &batch)) return EXIT_USAGE; break;
         case 'N': normalize = 1; break;
         case 'P': prompt_name = optarg; break;
         case 'p': prompt = optarg; break;
-        case 'D': trunc_dim = cli_parse_long(optarg, 1, 1 << 20); break;
-        case 't': threads = cli_parse_long(optarg, 1, 256); break;
+        case 'D': if (cli_opt_long("encode", "--truncate-dim", optarg, 1, 1 << 20, &trunc_dim)) return EXIT_USAGE; break;
+        case 't': if (cli_opt_long("encode", "-t/--threads", optarg, 1, 256, &threads)) return EXIT_USAGE; break;
         case 'J': jsonl_in = 1; break;
         case 'q': cli_quiet = 1; break;
         case 'T':
@@ -105,14 +105,9 @@ static int cmd_encode(int argc, char **argv) {
         default: fputs(encode_usage, stderr); return EXIT_USAGE;
         }
     }
-    if (!model || optind != argc) {
-        fputs(encode_usage, stderr);
-        return EXIT_USAGE;
-    }
-    if (batch < 0 || trunc_dim < 0 || threads < 0) {
-        die_msg("encode", "--batch-size, --truncate-dim and --threads take a positive integer");
-        return EXIT_USAGE;
-    }
+    if (!model) return cli_usage_error(encode_usage, "encode: missing -m MODEL");
+    if (optind != argc)
+        return cli_usage_error(encode_usage, "encode: unexpected argument '%s' (texts are read from -i FILE or stdin)", argv[optind]);
     int fmt = strcmp(format, "jsonl") == 0 ? 0 : strcmp(format, "npy") == 0 ? 1 : strcmp(format, "f32") == 0 ? 2 : -1;
     if (fmt < 0) {
         die_msg("encode", "--format must be jsonl, npy or f32");
@@ -320,11 +315,7 @@ static int cmd_tokenize(int argc, char **argv) {
         case 'i': input = optarg; break;
         case 'p': pair = 1; break;
         case 'L':
-            max_len = cli_parse_long(optarg, 0, 1 << 24);
-            if (max_len < 0) {
-                die_msg("tokenize", "--max-length takes a non-negative integer");
-                return EXIT_USAGE;
-            }
+            if (cli_opt_long("tokenize", "--max-length", optarg, 0, 1 << 24, &max_len)) return EXIT_USAGE;
             break;
         case 'S': no_special = 1; break;
         case 'T': types = 1; break;
@@ -333,10 +324,9 @@ static int cmd_tokenize(int argc, char **argv) {
         default: fputs(tokenize_usage, stderr); return EXIT_USAGE;
         }
     }
-    if (!model || optind != argc) {
-        fputs(tokenize_usage, stderr);
-        return EXIT_USAGE;
-    }
+    if (!model) return cli_usage_error(tokenize_usage, "tokenize: missing -m MODEL");
+    if (optind != argc)
+        return cli_usage_error(tokenize_usage, "tokenize: unexpected argument '%s' (texts are read from -i FILE or stdin)", argv[optind]);
     se_error err = {0};
     se_tokenizer *tok = NULL;
     if (se_tokenizer_load(model, &tok, &err) != SE_OK) {
@@ -433,7 +423,7 @@ static int cmd_similarity(int argc, char **argv) {
         switch (c) {
         case 'm': model = optarg; break;
         case 'P': prompt_name = optarg; break;
-        case 't': threads = cli_parse_long(optarg, 1, 256); break;
+        case 't': if (cli_opt_long("similarity", "-t/--threads", optarg, 1, 256, &threads)) return EXIT_USAGE; break;
         case 'T':
             if ((dtype = cli_parse_dtype(optarg)) < 0) {
                 die_msg("similarity", "--dtype must be f32, bf16 or int8");
@@ -445,10 +435,8 @@ static int cmd_similarity(int argc, char **argv) {
         }
     }
     int n = argc - optind;
-    if (!model || n < 1 || threads < 0) {
-        fputs(similarity_usage, stderr);
-        return EXIT_USAGE;
-    }
+    if (!model) return cli_usage_error(similarity_usage, "similarity: missing -m MODEL");
+    if (n < 1) return cli_usage_error(similarity_usage, "similarity: missing the texts to compare");
     se_error err = {0};
     se_model_params mp = se_model_default_params();
     mp.log_fn = cli_log;
@@ -526,10 +514,8 @@ static int cmd_info(int argc, char **argv) {
         default: fputs(info_usage, stderr); return EXIT_USAGE;
         }
     }
-    if (!model || optind != argc) {
-        fputs(info_usage, stderr);
-        return EXIT_USAGE;
-    }
+    if (!model) return cli_usage_error(info_usage, "info: missing -m MODEL");
+    if (optind != argc) return cli_usage_error(info_usage, "info: unexpected argument '%s'", argv[optind]);
     se_error err = {0};
     se_model_params mp = se_model_default_params();
     mp.log_fn = cli_log;
@@ -621,10 +607,12 @@ static int cmd_convert(int argc, char **argv) {
         default: fputs(convert_usage, stderr); return EXIT_USAGE;
         }
     }
-    if (!in || !out || optind != argc - 1 || strcmp(argv[optind], "use-lite") != 0) {
-        fputs(convert_usage, stderr);
-        return EXIT_USAGE;
-    }
+    if (optind == argc) return cli_usage_error(convert_usage, "convert: missing the format (use-lite)");
+    if (strcmp(argv[optind], "use-lite") != 0)
+        return cli_usage_error(convert_usage, "convert: unknown format '%s' (use-lite is the one there is)", argv[optind]);
+    if (optind != argc - 1) return cli_usage_error(convert_usage, "convert: unexpected argument '%s'", argv[optind + 1]);
+    if (!in) return cli_usage_error(convert_usage, "convert: missing -i PKG_DIR");
+    if (!out) return cli_usage_error(convert_usage, "convert: missing -o OUT_DIR");
     se_error err = {0};
     if (se_convert_use_lite(in, out, &err) != SE_OK) {
         die_msg("convert", err.msg);
@@ -659,10 +647,7 @@ static const char main_usage[] =
     "  sembed --version          version\n";
 
 int main(int argc, char **argv) {
-    if (argc < 2) {
-        fputs(main_usage, stderr);
-        return EXIT_USAGE;
-    }
+    if (argc < 2) return cli_usage_error(main_usage, "missing the command");
     const char *cmd = argv[1];
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
         fputs(main_usage, stdout);

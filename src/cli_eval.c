@@ -221,17 +221,19 @@ int cmd_eval(int argc, char **argv) {
             }
             mp.dtype = (se_dtype)cli_parse_dtype(optarg);
             break;
-        case 't': threads = strtol(optarg, NULL, 10); break;
+        case 't': if (cli_opt_long("eval", "-t/--threads", optarg, 1, 256, &threads)) return EXIT_USAGE; break;
         case 'j': json = 1; break;
         case 'q': quiet = 1; break;
         case 'h': fputs(eval_usage, stdout); return 0;
         default: fputs(eval_usage, stderr); return EXIT_USAGE;
         }
     }
-    if (!model || optind != argc - 2 || strcmp(argv[optind], "sts") != 0 || threads < 0 || threads > 256) {
-        fputs(eval_usage, stderr);
-        return EXIT_USAGE;
-    }
+    if (!model) return cli_usage_error(eval_usage, "eval: missing -m MODEL");
+    if (optind == argc) return cli_usage_error(eval_usage, "eval: missing the task (sts)");
+    if (strcmp(argv[optind], "sts") != 0)
+        return cli_usage_error(eval_usage, "eval: unknown task '%s' (sts is the one there is)", argv[optind]);
+    if (optind == argc - 1) return cli_usage_error(eval_usage, "eval sts: missing FILE");
+    if (optind != argc - 2) return cli_usage_error(eval_usage, "eval sts: unexpected argument '%s'", argv[optind + 2]);
     const char *path = argv[optind + 1];
     if (strcmp(split, "test") && strcmp(split, "dev") && strcmp(split, "train")) {
         fprintf(stderr, "sembed: eval: --split must be test, dev or train\n");
@@ -328,16 +330,15 @@ int cmd_search_corpus(int argc, char **argv) {
         switch (c) {
         case 'm': model = optarg; break;
         case 'c': corpus = optarg; break;
-        case 'k': k = strtol(optarg, NULL, 10); break;
+        case 'k': if (cli_opt_long("search", "-k/--top-k", optarg, 1, 100000, &k)) return EXIT_USAGE; break;
         case 'j': json = 1; break;
         case 'h': fputs(search_usage, stdout); return 0;
         default: fputs(search_usage, stderr); return EXIT_USAGE;
         }
     }
-    if (!model || !corpus || optind >= argc || k < 1 || k > 100000) {
-        fputs(search_usage, stderr);
-        return EXIT_USAGE;
-    }
+    if (!model) return cli_usage_error(search_usage, "search: missing -m MODEL (to search a corpus file)");
+    if (!corpus) return cli_usage_error(search_usage, "search: missing -c CORPUS");
+    if (optind >= argc) return cli_usage_error(search_usage, "search: missing QUERY");
     cli_reader rd = {0};
     rd.f = fopen(corpus, "rb");
     rd.name = corpus;

@@ -33,15 +33,6 @@ int cmd_cluster(int argc, char **argv);
 int cmd_dedup(int argc, char **argv);
 int cmd_mine(int argc, char **argv);
 
-static int parse_float(const char *s, float lo, float hi, float *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !(v >= lo && v <= hi)) return -1;
-    *out = (float)v;
-    return 0;
-}
-
 /* A progress line on stderr: in place on a terminal, every ~10% otherwise. */
 typedef struct progress {
     const char *what;
@@ -349,7 +340,7 @@ static const char index_usage[] =
     "  -b, --batch-size N      documents per transaction (default 256)\n"
     "  -t, --threads N         encoder threads\n"
     "      --dtype D           f32 (default), bf16 or int8\n"
-    "  -q, --cli_quiet             no progress on stderr\n"
+    "  -q, --quiet             no progress on stderr\n"
     "  -h, --help              this help\n";
 
 /* Absolute path of a model folder, for the index to remember. */
@@ -359,6 +350,7 @@ static char *abs_path(const char *p) {
 }
 
 static int index_build_or_add(int argc, char **argv, int add) {
+    const char *cmd = add ? "index add" : "index build";
     build_opts o = {0};
     o.field = "text";
     o.id_field = "id";
@@ -390,11 +382,11 @@ static int index_build_or_add(int argc, char **argv, int add) {
         case 'M': metric = optarg; break;
         case 'H': hnsw = optarg; break;
         case 'L': flat = 1; break;
-        case 'E': ef_search = cli_parse_long(optarg, 1, 100000); break;
-        case 'C': o.chunk = cli_parse_long(optarg, 1, 1 << 20); break;
-        case 'O': o.overlap = cli_parse_long(optarg, 0, 1 << 20); break;
-        case 'b': o.batch = cli_parse_long(optarg, 1, 1 << 20); break;
-        case 't': o.threads = cli_parse_long(optarg, 1, 256); break;
+        case 'E': if (cli_opt_long(cmd, "--ef-search", optarg, 1, 100000, &ef_search)) return EXIT_USAGE; break;
+        case 'C': if (cli_opt_long(cmd, "--chunk", optarg, 1, 1 << 20, &o.chunk)) return EXIT_USAGE; break;
+        case 'O': if (cli_opt_long(cmd, "--overlap", optarg, 0, 1 << 20, &o.overlap)) return EXIT_USAGE; break;
+        case 'b': if (cli_opt_long(cmd, "-b/--batch-size", optarg, 1, 1 << 20, &o.batch)) return EXIT_USAGE; break;
+        case 't': if (cli_opt_long(cmd, "-t/--threads", optarg, 1, 256, &o.threads)) return EXIT_USAGE; break;
         case 'D':
             o.dtype = cli_parse_dtype(optarg);
             if (o.dtype < 0) {
@@ -408,11 +400,12 @@ static int index_build_or_add(int argc, char **argv, int add) {
         }
     }
     const char *idx_path = add ? (optind < argc ? argv[optind++] : NULL) : out;
-    if (!idx_path || !o.input || optind != argc || (!add && !o.model) || ef_search < 0 || o.chunk < 0 || o.batch < 0 ||
-        o.threads < 0 || (o.overlap < -1)) {
-        fputs(index_usage, stderr);
-        return EXIT_USAGE;
-    }
+    if (add && !idx_path) return cli_usage_error(index_usage, "index add: missing INDEX");
+    if (!add && !o.model) return cli_usage_error(index_usage, "index build: missing -m MODEL");
+    if (!o.input) return cli_usage_error(index_usage, "%s: missing -i DOCS (`-` for stdin)", cmd);
+    if (!add && !out) return cli_usage_error(index_usage, "index build: missing -o INDEX");
+    if (add && out) return cli_usage_error(index_usage, "index add: -o is for build; add writes INDEX in place");
+    if (optind != argc) return cli_usage_error(index_usage, "%s: unexpected argument '%s'", cmd, argv[optind]);
     se_index_params ip = se_index_default_params();
     if (!strcmp(metric, "cosine")) ip.metric = SE_METRIC_COSINE;
     else if (!strcmp(metric, "dot")) ip.metric = SE_METRIC_DOT;
@@ -423,14 +416,18 @@ static int index_build_or_add(int argc, char **argv, int add) {
     }
     if (flat) ip.kind = SE_INDEX_FLAT;
     if (hnsw) {
-        unsigned M, efc;
-        char tail;
-        if (sscanf(hnsw, "%u,%u%c", &M, &efc, &tail) != 2) {
-            fprintf(stderr, "sembed: --hnsw takes M,ef_construction (e.g. 16,200)\n");
+        long M, efc;
+        char buf[64];
+        char *comma = strlen(hnsw) < sizeof buf ? strchr(strcpy(buf, hnsw), ',') : NULL;
+        if (!comma) {
+            fprintf(stderr, "sembed: %s: --hnsw takes M,ef_construction (e.g. 16,200)\n", cmd);
             return EXIT_USAGE;
         }
-        ip.M = M;
-        ip.ef_construction = efc;
+        *comma = 0;
+        if (cli_opt_long(cmd, "--hnsw M", buf, 2, 1024, &M) || cli_opt_long(cmd, "--hnsw ef_construction", comma + 1, 1, 100000, &efc))
+            return EXIT_USAGE;
+        ip.M = (uint32_t)M;
+        ip.ef_construction = (uint32_t)efc;
     }
     ip.ef_search = (uint32_t)ef_search;
     struct stat sb;
@@ -523,10 +520,8 @@ static int index_delete(int argc, char **argv) {
         default: fputs(index_usage, stderr); return EXIT_USAGE;
         }
     }
-    if (optind >= argc || (!input && optind + 1 >= argc)) {
-        fputs(index_usage, stderr);
-        return EXIT_USAGE;
-    }
+    if (optind >= argc) return cli_usage_error(index_usage, "index delete: missing INDEX");
+    if (!input && optind + 1 >= argc) return cli_usage_error(index_usage, "index delete: missing the ids (ID... or -i IDS)");
     const char *path = argv[optind++];
     docs ids = {0};
     if (input && read_lines(input, &ids)) return EXIT_RUNTIME;
@@ -565,10 +560,8 @@ static int index_info(int argc, char **argv) {
         default: fputs(index_usage, stderr); return EXIT_USAGE;
         }
     }
-    if (optind != argc - 1) {
-        fputs(index_usage, stderr);
-        return EXIT_USAGE;
-    }
+    if (optind == argc) return cli_usage_error(index_usage, "index info: missing INDEX");
+    if (optind != argc - 1) return cli_usage_error(index_usage, "index info: unexpected argument '%s'", argv[optind + 1]);
     se_error err = {0};
     se_index *idx;
     if (se_index_open(argv[optind], true, cli_log, NULL, &idx, &err) != SE_OK) {
@@ -612,9 +605,10 @@ static int index_info(int argc, char **argv) {
 }
 
 int cmd_index(int argc, char **argv) {
-    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-        fputs(index_usage, argc < 2 ? stderr : stdout);
-        return argc < 2 ? EXIT_USAGE : 0;
+    if (argc < 2) return cli_usage_error(index_usage, "index: missing the subcommand (build, add, delete or info)");
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        fputs(index_usage, stdout);
+        return 0;
     }
     if (!strcmp(argv[1], "build")) return index_build_or_add(argc - 1, argv + 1, 0);
     if (!strcmp(argv[1], "add")) return index_build_or_add(argc - 1, argv + 1, 1);
@@ -642,7 +636,7 @@ static const char search_index_usage[] =
     "      --json             one JSON object per query: {\"query\", \"results\": [{\"id\", \"score\",\n"
     "                         \"chunk\", \"text\", \"metadata\"}]}\n"
     "  -t, --threads N        encoder threads\n"
-    "  -q, --cli_quiet            no notes on stderr\n"
+    "  -q, --quiet            no notes on stderr\n"
     "  -h, --help             this help\n";
 
 static int search_index(int argc, char **argv) {
@@ -660,8 +654,8 @@ static int search_index(int argc, char **argv) {
     optind = 1;
     while ((c = getopt_long(argc, argv, "k:i:m:t:qh", opts, NULL)) != -1) {
         switch (c) {
-        case 'k': k = cli_parse_long(optarg, 1, 100000); break;
-        case 'e': ef = cli_parse_long(optarg, 1, 100000); break;
+        case 'k': if (cli_opt_long("search", "-k/--top-k", optarg, 1, 100000, &k)) return EXIT_USAGE; break;
+        case 'e': if (cli_opt_long("search", "--ef", optarg, 1, 100000, &ef)) return EXIT_USAGE; break;
         case 'f': {
             char *eq = strchr(optarg, '=');
             if (!eq || eq == optarg || nf == 32) {
@@ -676,16 +670,14 @@ static int search_index(int argc, char **argv) {
         case 'i': input = optarg; break;
         case 'm': model = optarg; break;
         case 'j': json = 1; break;
-        case 't': threads = cli_parse_long(optarg, 1, 256); break;
+        case 't': if (cli_opt_long("search", "-t/--threads", optarg, 1, 256, &threads)) return EXIT_USAGE; break;
         case 'q': cli_quiet = 1; break;
         case 'h': fputs(search_index_usage, stdout); return 0;
         default: fputs(search_index_usage, stderr); return EXIT_USAGE;
         }
     }
-    if (optind >= argc || k < 0 || ef < 0 || threads < 0 || (optind + 1 >= argc && !input)) {
-        fputs(search_index_usage, stderr);
-        return EXIT_USAGE;
-    }
+    if (optind >= argc) return cli_usage_error(search_index_usage, "search: missing INDEX (or -m MODEL -c CORPUS)");
+    if (optind + 1 >= argc && !input) return cli_usage_error(search_index_usage, "search: missing QUERY (or -i FILE)");
     const char *path = argv[optind++];
     docs qd = {0};
     if (input && read_lines(input, &qd)) return EXIT_RUNTIME;
@@ -786,6 +778,7 @@ int cmd_search(int argc, char **argv) {
 /* ==== cluster / dedup / mine ==== */
 
 typedef struct coll_opts {
+    const char *cmd; /* for messages */
     const char *model, *input, *output;
     int json, dtype;
     long threads;
@@ -808,18 +801,24 @@ static int coll_option(int c, coll_opts *o, float *thr, float lo, float hi) {
     case 'i': o->input = optarg; return 1;
     case 'o': o->output = optarg; return 1;
     case 'j': o->json = 1; return 1;
-    case 't': o->threads = cli_parse_long(optarg, 1, 256); return 1;
+    case 't': return cli_opt_long(o->cmd, "-t/--threads", optarg, 1, 256, &o->threads) ? -1 : 1;
     case 'q': cli_quiet = 1; return 1;
     case 'D':
         o->dtype = cli_parse_dtype(optarg);
         if (o->dtype >= 0) return 1;
         fprintf(stderr, "sembed: --dtype must be f32, bf16 or int8\n");
         return -1;
-    case 'T':
-        if (!parse_float(optarg, lo, hi, thr)) return 1;
-        fprintf(stderr, "sembed: --threshold must be a number in [%g, %g]\n", (double)lo, (double)hi);
-        return -1;
+    case 'T': return cli_opt_float(o->cmd, "--threshold", optarg, lo, hi, thr) ? -1 : 1;
     }
+    return 0;
+}
+
+/* Reports what cluster, dedup or mine is missing (a usage error, 1) or
+ * 0 when the options are complete. */
+static int coll_missing(const coll_opts *o, int argc, char **argv, const char *usage) {
+    if (!o->model) return cli_usage_error(usage, "%s: missing -m MODEL", o->cmd) != 0;
+    if (!o->input) return cli_usage_error(usage, "%s: missing -i TEXTS (`-` for stdin)", o->cmd) != 0;
+    if (optind != argc) return cli_usage_error(usage, "%s: unexpected argument '%s'", o->cmd, argv[optind]) != 0;
     return 0;
 }
 
@@ -857,6 +856,7 @@ static const char cluster_usage[] =
 
 static int cmd_cluster_impl(int argc, char **argv) {
     coll_opts o = {0};
+    o.cmd = "cluster";
     o.dtype = -1;
     float thr = 0.75f;
     long min_size = 2, kmeans = 0, seed = 42;
@@ -870,17 +870,14 @@ static int cmd_cluster_impl(int argc, char **argv) {
         if (r < 0) return EXIT_USAGE;
         if (r) continue;
         switch (c) {
-        case 'N': min_size = cli_parse_long(optarg, 1, LONG_MAX); break;
-        case 'K': kmeans = cli_parse_long(optarg, 1, 1 << 24); break;
-        case 'S': seed = cli_parse_long(optarg, 0, LONG_MAX); break;
+        case 'N': if (cli_opt_long("cluster", "--min-size", optarg, 1, LONG_MAX, &min_size)) return EXIT_USAGE; break;
+        case 'K': if (cli_opt_long("cluster", "--kmeans", optarg, 1, 1 << 24, &kmeans)) return EXIT_USAGE; break;
+        case 'S': if (cli_opt_long("cluster", "--seed", optarg, 0, LONG_MAX, &seed)) return EXIT_USAGE; break;
         case 'h': fputs(cluster_usage, stdout); return 0;
         default: fputs(cluster_usage, stderr); return EXIT_USAGE;
         }
     }
-    if (!o.model || !o.input || optind != argc || min_size < 0 || kmeans < 0 || seed < 0 || o.threads < 0) {
-        fputs(cluster_usage, stderr);
-        return EXIT_USAGE;
-    }
+    if (coll_missing(&o, argc, argv, cluster_usage)) return EXIT_USAGE;
     docs d = {0};
     enc e = {0};
     float *vec = NULL, *cent = NULL;
@@ -983,6 +980,7 @@ static const char dedup_usage[] =
 
 int cmd_dedup(int argc, char **argv) {
     coll_opts o = {0};
+    o.cmd = "dedup";
     o.dtype = -1;
     float thr = 0.95f;
     const char *report = NULL;
@@ -999,10 +997,7 @@ int cmd_dedup(int argc, char **argv) {
         default: fputs(dedup_usage, stderr); return EXIT_USAGE;
         }
     }
-    if (!o.model || !o.input || optind != argc || o.threads < 0) {
-        fputs(dedup_usage, stderr);
-        return EXIT_USAGE;
-    }
+    if (coll_missing(&o, argc, argv, dedup_usage)) return EXIT_USAGE;
     docs d = {0};
     enc e = {0};
     float *vec = NULL;
@@ -1087,6 +1082,7 @@ static const char mine_usage[] =
 
 int cmd_mine(int argc, char **argv) {
     coll_opts o = {0};
+    o.cmd = "mine";
     o.dtype = -1;
     long top_k = 100, max_pairs = 500000;
     float thr = -INFINITY;
@@ -1099,16 +1095,13 @@ int cmd_mine(int argc, char **argv) {
         if (r < 0) return EXIT_USAGE;
         if (r) continue;
         switch (c) {
-        case 'k': top_k = cli_parse_long(optarg, 1, 1 << 20); break;
-        case 'P': max_pairs = cli_parse_long(optarg, 1, LONG_MAX); break;
+        case 'k': if (cli_opt_long("mine", "-k/--top-k", optarg, 1, 1 << 20, &top_k)) return EXIT_USAGE; break;
+        case 'P': if (cli_opt_long("mine", "--max-pairs", optarg, 1, LONG_MAX, &max_pairs)) return EXIT_USAGE; break;
         case 'h': fputs(mine_usage, stdout); return 0;
         default: fputs(mine_usage, stderr); return EXIT_USAGE;
         }
     }
-    if (!o.model || !o.input || optind != argc || top_k < 0 || max_pairs < 0 || o.threads < 0) {
-        fputs(mine_usage, stderr);
-        return EXIT_USAGE;
-    }
+    if (coll_missing(&o, argc, argv, mine_usage)) return EXIT_USAGE;
     docs d = {0};
     enc e = {0};
     float *vec = NULL;

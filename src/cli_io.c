@@ -4,7 +4,9 @@
 #include "cli_io.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -288,16 +290,47 @@ void cli_log(se_log_level lvl, const char *msg, void *user) {
     fprintf(stderr, "sembed: %s: %s\n", lvl == SE_LOG_WARN ? "warning" : "note", msg);
 }
 
-long cli_parse_long(const char *s, long lo, long hi) {
+int cli_opt_long(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out) {
+    char *end = NULL;
+    long v = 0;
+    bool ok = s && (*s == '-' || (*s >= '0' && *s <= '9'));
+    if (ok) {
+        errno = 0;
+        v = strtol(s, &end, 10);
+        ok = !errno && end != s && !*end && v >= lo && v <= hi;
+    }
+    if (!ok) {
+        fprintf(stderr, "sembed: %s: %s: '%s' is not a whole number in [%ld, %ld]\n", cmd, opt, s ? s : "", lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_opt_float(const char *cmd, const char *opt, const char *s, double lo, double hi, float *out) {
     char *end;
     errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return -1;
-    return v;
+    double v = s && *s && *s != ' ' && *s != '\t' ? strtod(s, &end) : NAN;
+    if (!s || errno || end == s || *end || !(v >= lo && v <= hi)) {
+        fprintf(stderr, "sembed: %s: %s: '%s' is not a number in [%g, %g]\n", cmd, opt, s ? s : "", lo, hi);
+        return -1;
+    }
+    *out = (float)v;
+    return 0;
 }
 
 double cli_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int cli_usage_error(const char *usage, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("sembed: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n\n%s", usage);
+    return 2;
 }

@@ -66,8 +66,20 @@ extern int cli_quiet;
  * se_log_fn). */
 void cli_log(se_log_level lvl, const char *msg, void *user);
 
-/* Parses an integer option value in [lo, hi]; -1 when invalid. */
-long cli_parse_long(const char *s, long lo, long hi);
+/* Parses option opt's value s of command cmd strictly: a whole decimal
+ * integer in [lo, hi] (no blanks, no '+', no trailing characters, no
+ * overflow) into *out. On a bad value prints "sembed: CMD: OPT: 'S' is not a whole
+ * number in [lo, hi]" and returns -1 (the caller exits with a usage
+ * error, 2); 0 on success. */
+int cli_opt_long(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
+
+/* A usage error: prints "sembed: <fmt...>" (what is missing or wrong),
+ * a blank line and the command's usage to stderr; returns 2, the usage
+ * exit code. */
+int cli_usage_error(const char *usage, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The same for a number (strtod syntax, finite, in [lo, hi]). */
+int cli_opt_float(const char *cmd, const char *opt, const char *s, double lo, double hi, float *out);
 
 /* Monotonic seconds. */
 double cli_now(void);

@@ -174,6 +174,65 @@ def test_output_targets():
         check("-o device as a normal user", p.returncode == 0 and stat.S_ISCHR(os.lstat(null).st_mode), p.stderr.decode())
 
 
+def test_usage_errors():
+    """Issue 9.17: a usage error says what is missing; 9.15: numbers are
+    parsed strictly (whole string, range), naming the option; exit 2."""
+    M = FIX + "en-mean-norm"
+    cases = [
+        ([], "missing the command"),
+        (["encode"], "encode: missing -m MODEL"),
+        (["encode", "-m", M, "extra"], "unexpected argument 'extra'"),
+        (["tokenize"], "tokenize: missing -m MODEL"),
+        (["similarity", "-m", M], "similarity: missing the texts"),
+        (["similarity", "a", "b"], "similarity: missing -m MODEL"),
+        (["info"], "info: missing -m MODEL"),
+        (["convert", "-i", "x", "-o", "y"], "convert: missing the format"),
+        (["convert", "use-lite", "-o", "y"], "convert: missing -i"),
+        (["convert", "use-lite", "-i", "x"], "convert: missing -o"),
+        (["eval", "-m", M], "eval: missing the task"),
+        (["eval", "sts", "f"], "eval: missing -m MODEL"),
+        (["eval", "sts", "-m", M], "eval sts: missing FILE"),
+        (["eval", "nope", "-m", M, "f"], "unknown task 'nope'"),
+        (["search"], "search: missing INDEX"),
+        (["search", "x.idx"], "search: missing QUERY"),
+        (["search", "-c", "corpus.txt", "q"], "search: missing -m MODEL"),
+        (["search", "-m", M, "-c", "corpus.txt"], "search: missing QUERY"),
+        (["index"], "index: missing the subcommand"),
+        (["index", "build", "-i", "d.txt", "-o", "x.idx"], "index build: missing -m MODEL"),
+        (["index", "build", "-m", M, "-o", "x.idx"], "index build: missing -i DOCS"),
+        (["index", "build", "-m", M, "-i", "d.txt"], "index build: missing -o INDEX"),
+        (["index", "add", "-i", "d.txt"], "index add: missing INDEX"),
+        (["index", "add", "x.idx"], "index add: missing -i DOCS"),
+        (["index", "delete"], "index delete: missing INDEX"),
+        (["index", "delete", "x.idx"], "index delete: missing the ids"),
+        (["index", "info"], "index info: missing INDEX"),
+        (["cluster", "-i", "t.txt"], "cluster: missing -m MODEL"),
+        (["dedup", "-m", M], "dedup: missing -i TEXTS"),
+        (["mine", "-m", M], "mine: missing -i TEXTS"),
+        (["bench"], "bench: missing -m MODEL"),
+        # numbers: the whole string, in range (issue 9.15)
+        (["search", "-m", M, "-c", "corpus.txt", "-k", "3abc", "q"], "-k/--top-k: '3abc'"),
+        (["search", "x.idx", "-k", "3abc", "q"], "-k/--top-k: '3abc'"),
+        (["eval", "sts", "-m", M, "-t", "5x", "f"], "-t/--threads: '5x'"),
+        (["encode", "-m", M, "-t", "5x"], "-t/--threads: '5x'"),
+        (["encode", "-m", M, "-b", "99999999999999999999999"], "-b/--batch-size"),
+        (["encode", "-m", M, "-b", " 4"], "-b/--batch-size"),
+        (["similarity", "-m", M, "-t", "0", "a"], "-t/--threads: '0'"),
+        (["bench", "-m", M, "--runs", "2x"], "--runs: '2x'"),
+        (["bench", "-m", M, "--tokens", "8,x"], "--tokens: 'x'"),
+        (["index", "build", "-m", M, "-i", "d", "-o", "x", "--chunk", "12k"], "--chunk: '12k'"),
+        (["index", "build", "-m", M, "-i", "d", "-o", "x", "--hnsw", "16,-5"], "--hnsw ef_construction"),
+        (["cluster", "-m", M, "-i", "t", "--threshold", "0.5x"], "--threshold: '0.5x'"),
+        (["mine", "-m", M, "-i", "t", "--top-k", "1e3"], "-k/--top-k: '1e3'"),
+    ]
+    for args, needle in cases:
+        rc, _, err = run(*args)
+        check(f"usage error: {' '.join(args) or '(none)'}", rc == 2 and needle in err, f"rc={rc} {err[:200]}")
+    for args in (["index", "--help"], ["search", "--help"]):
+        rc, out, _ = run(*args)
+        check(f"{' '.join(args)}: no --cli_quiet", rc == 0 and "--cli_quiet" not in out and "--quiet" in out, out)
+
+
 def test_help_version_info_similarity():
     rc, out, _ = run("--version")
     check("--version", rc == 0 and out.startswith("sembed 0."))
@@ -303,7 +362,7 @@ def test_search():
           and "weekend" in hits[1]["hits"][0]["text"], out)
 
 
-for t in [test_tokenizer_cases, test_encode_formats, test_errors, test_output_targets, test_help_version_info_similarity,
+for t in [test_tokenizer_cases, test_encode_formats, test_errors, test_output_targets, test_usage_errors, test_help_version_info_similarity,
           test_convert_errors, test_use_sts, test_search, test_bench]:
     t()
 report("test_cli")
