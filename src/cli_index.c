@@ -343,6 +343,33 @@ static const char index_usage[] =
     "  -q, --quiet             no progress on stderr\n"
     "  -h, --help              this help\n";
 
+/* Checks --chunk and --overlap against what the model reads: a chunk
+ * larger than max_seq_length minus the special tokens is lowered to that
+ * with a warning (so the index records the size really used); an overlap
+ * of a whole chunk or more is refused. *chunk 0 means the model's limit.
+ * Returns 0, or 2 (a usage error, message printed). */
+static int fit_chunk(const enc *e, const char *cmd, long *chunk, long overlap) {
+    const se_tokenizer *tok = se_model_tokenizer(e->m);
+    se_tokenize_params tp = se_tokenize_default_params(tok);
+    int32_t ids[16];
+    size_t n_special = 0;
+    if (se_tokenize(tok, "", 0, NULL, 0, &tp, ids, NULL, 16, &n_special, NULL, NULL) != SE_OK) n_special = 0;
+    long limit = (long)se_tokenizer_n_tokens_max(tok), room = limit > (long)n_special ? limit - (long)n_special : 1;
+    if (!limit) room = LONG_MAX;
+    if (*chunk > room) {
+        fprintf(stderr, "sembed: warning: %s: --chunk %ld exceeds what the model reads (max_seq_length %ld, %zu of them "
+                        "special tokens); chunks of %ld tokens are used and recorded\n", cmd, *chunk, limit, n_special, room);
+        *chunk = room;
+    }
+    long eff = *chunk ? *chunk : room;
+    if (overlap >= eff) {
+        fprintf(stderr, "sembed: %s: --overlap %ld must be smaller than the chunk size (%ld tokens%s)\n", cmd, overlap, eff,
+                *chunk ? "" : ", the model's max_seq_length less its special tokens");
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
 /* Absolute path of a model folder, for the index to remember. */
 static char *abs_path(const char *p) {
     char *r = realpath(p, NULL);
@@ -406,6 +433,10 @@ static int index_build_or_add(int argc, char **argv, int add) {
     if (!add && !out) return cli_usage_error(index_usage, "index build: missing -o INDEX");
     if (add && out) return cli_usage_error(index_usage, "index add: -o is for build; add writes INDEX in place");
     if (optind != argc) return cli_usage_error(index_usage, "%s: unexpected argument '%s'", cmd, argv[optind]);
+    if (o.chunk && o.overlap >= o.chunk) {
+        fprintf(stderr, "sembed: %s: --overlap %ld must be smaller than --chunk %ld\n", cmd, o.overlap, o.chunk);
+        return EXIT_USAGE;
+    }
     se_index_params ip = se_index_default_params();
     if (!strcmp(metric, "cosine")) ip.metric = SE_METRIC_COSINE;
     else if (!strcmp(metric, "dot")) ip.metric = SE_METRIC_DOT;
@@ -464,9 +495,13 @@ static int index_build_or_add(int argc, char **argv, int add) {
             fprintf(stderr, "sembed: model %s gives %zu-dimensional vectors, the index holds %zu\n", o.model, e.dim, info.dim);
             goto done;
         }
+        if ((rc = fit_chunk(&e, cmd, &o.chunk, o.overlap)) != 0) goto done;
+        rc = EXIT_RUNTIME;
     } else {
         if (o.overlap < 0) o.overlap = 0;
         if (enc_open(&e, o.model, o.dtype, o.threads)) goto done;
+        if ((rc = fit_chunk(&e, cmd, &o.chunk, o.overlap)) != 0) goto done;
+        rc = EXIT_RUNTIME;
         model_abs = abs_path(o.model);
         ip.model = model_abs;
         ip.chunk_tokens = (uint32_t)o.chunk;
@@ -643,7 +678,7 @@ static int search_index(int argc, char **argv) {
     long k = 10, ef = 0, threads = 0;
     int json = 0, all_chunks = 0;
     const char *input = NULL, *model = NULL;
-    se_index_filter filters[32];
+    se_index_filter filters[SE_INDEX_FILTERS_MAX];
     size_t nf = 0;
     static const struct option opts[] = {
         {"top-k", required_argument, 0, 'k'}, {"filter", required_argument, 0, 'f'}, {"ef", required_argument, 0, 'e'},
@@ -658,8 +693,12 @@ static int search_index(int argc, char **argv) {
         case 'e': if (cli_opt_long("search", "--ef", optarg, 1, 100000, &ef)) return EXIT_USAGE; break;
         case 'f': {
             char *eq = strchr(optarg, '=');
-            if (!eq || eq == optarg || nf == 32) {
-                fprintf(stderr, "sembed: --filter takes KEY=VALUE (at most 32)\n");
+            if (!eq || eq == optarg) {
+                fprintf(stderr, "sembed: search: --filter takes KEY=VALUE, not '%s'\n", optarg);
+                return EXIT_USAGE;
+            }
+            if (nf == SE_INDEX_FILTERS_MAX) {
+                fprintf(stderr, "sembed: search: at most %d --filter terms\n", SE_INDEX_FILTERS_MAX);
                 return EXIT_USAGE;
             }
             *eq = 0;

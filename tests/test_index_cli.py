@@ -143,6 +143,23 @@ def test_delete_failure(d):
           str(os.listdir(d)))
 
 
+def test_chunk_options(d):
+    """Issue 9.15: --overlap >= --chunk was silently halved; --chunk above
+    the model's length was clamped but recorded as given."""
+    rc, _, err = run("index", "build", "-m", MODEL, "-i", CORPUS, "-o", os.path.join(d, "o1.idx"), "--chunk", "20",
+                     "--overlap", "20")
+    check("--overlap = --chunk is a usage error", rc == 2 and "--overlap 20" in err and not os.path.exists(os.path.join(d, "o1.idx")), err)
+    rc, _, err = run("index", "build", "-m", MODEL, "-i", CORPUS, "-o", os.path.join(d, "o2.idx"), "--overlap", "500")
+    check("--overlap above the model's length is a usage error", rc == 2 and "--overlap 500" in err, err)
+    check("refused builds leave nothing", not [f for f in os.listdir(d) if f.startswith(("o1.idx", "o2.idx"))], str(os.listdir(d)))
+    idx = small_index(d, "c500.idx", "--chunk", "500")
+    rc, out, err = run("index", "info", idx, "--json")
+    info = json.loads(out) if rc == 0 else {}
+    check("--chunk 500 on a 128-token model records 128", info.get("chunk_tokens") == 128, out)
+    rc, _, err = run("index", "build", "-m", MODEL, "-i", CORPUS, "-o", os.path.join(d, "c500b.idx"), "--flat", "--chunk", "500")
+    check("--chunk 500 warns", rc == 0 and "warning" in err and "--chunk 500" in err and "128" in err, err)
+
+
 def test_kill(d):
     """SIGKILL `sembed index add` at random points; the index always opens and
     holds a prefix of whole committed batches; nothing committed is lost."""
@@ -244,5 +261,6 @@ if __name__ == "__main__":
         test_jsonl_chunks_filters(d)
         test_cluster_dedup_mine(d)
         test_delete_failure(d)
+        test_chunk_options(d)
         test_kill(d)
     report("test_index_cli")
