@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -53,7 +54,8 @@ static const char encode_usage[] =
     "  -i, --input FILE        input texts (default: stdin)\n"
     "      --jsonl-input       each input line is a JSON string or {\"text\": ...}\n"
     "  -o, --output FILE       output (default: stdout); written to a temporary file, then renamed\n"
-    "  -f, --format FMT        jsonl (one JSON array per line, default), npy (numpy.load), f32 (raw float32)\n"
+    "  -f, --format FMT        jsonl (one JSON array per line), npy (numpy.load), f32 (raw float32);\n"
+    "                          default: from the -o name (.npy; .jsonl/.json; .f32/.bin), else jsonl\n"
     "  -b, --batch-size N      texts per encode call (default 32)\n"
     "      --normalize         L2-normalise the embeddings\n"
     "      --prompt-name NAME  prepend the model's prompt NAME (config_sentence_transformers.json)\n"
@@ -67,8 +69,24 @@ static const char encode_usage[] =
     "Texts longer than the model's max_seq_length are truncated, as in sentence-transformers;\n"
     "the count of truncated texts is reported on stderr.\n";
 
+/* The output format a -f value names: 0 jsonl, 1 npy, 2 f32; -1 unknown. */
+static int format_of_flag(const char *f) {
+    return !strcmp(f, "jsonl") ? 0 : !strcmp(f, "npy") ? 1 : !strcmp(f, "f32") ? 2 : -1;
+}
+
+/* The output format an output file name implies by its extension (.npy;
+ * .jsonl or .json; .f32 or .bin), -1 when it implies none. */
+static int format_of_name(const char *path) {
+    const char *dot = strrchr(path, '.');
+    if (!dot || strchr(dot, '/')) return -1;
+    if (!strcasecmp(dot, ".npy")) return 1;
+    if (!strcasecmp(dot, ".jsonl") || !strcasecmp(dot, ".json")) return 0;
+    if (!strcasecmp(dot, ".f32") || !strcasecmp(dot, ".bin")) return 2;
+    return -1;
+}
+
 static int cmd_encode(int argc, char **argv) {
-    const char *model = NULL, *input = NULL, *output = NULL, *format = "jsonl", *prompt = NULL, *prompt_name = NULL;
+    const char *model = NULL, *input = NULL, *output = NULL, *format = NULL, *prompt = NULL, *prompt_name = NULL;
     long batch = 32, trunc_dim = 0, threads = 0;
     int normalize = 0, jsonl_in = 0, dtype = SE_DTYPE_F32;
     static const struct option opts[] = {
@@ -108,10 +126,13 @@ static int cmd_encode(int argc, char **argv) {
     if (!model) return cli_usage_error(encode_usage, "encode: missing -m MODEL");
     if (optind != argc)
         return cli_usage_error(encode_usage, "encode: unexpected argument '%s' (texts are read from -i FILE or stdin)", argv[optind]);
-    int fmt = strcmp(format, "jsonl") == 0 ? 0 : strcmp(format, "npy") == 0 ? 1 : strcmp(format, "f32") == 0 ? 2 : -1;
-    if (fmt < 0) {
+    int fmt = -1, fmt_ext = output ? format_of_name(output) : -1;
+    if (!format) fmt = fmt_ext >= 0 ? fmt_ext : 0;
+    else if ((fmt = format_of_flag(format)) < 0) {
         die_msg("encode", "--format must be jsonl, npy or f32");
         return EXIT_USAGE;
+    } else if (fmt_ext >= 0 && fmt_ext != fmt) {
+        fprintf(stderr, "sembed: warning: encode: writing %s into %s, as -f says\n", format, output);
     }
     if (prompt && prompt_name) {
         die_msg("encode", "give --prompt or --prompt-name, not both");

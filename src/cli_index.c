@@ -91,18 +91,38 @@ static int ends_with(const char *s, const char *suf) {
     return a >= b && strcmp(s + a - b, suf) == 0;
 }
 
+/* Appends d to out (taking its strings); on failure (out of memory,
+ * message printed) frees them and returns -1. */
+static int docs_push(docs *out, doc d) {
+    if (d.id && d.text && out->n == out->cap) {
+        size_t nc = out->cap ? out->cap * 2 : 1024;
+        doc *t = realloc(out->v, nc * sizeof *t);
+        if (t) out->v = t, out->cap = nc;
+    }
+    if (!d.id || !d.text || out->n == out->cap) {
+        fprintf(stderr, "sembed: out of memory\n");
+        free(d.id), free(d.text), free(d.meta);
+        return -1;
+    }
+    out->v[out->n++] = d;
+    return 0;
+}
+
 /* Reads documents: JSONL (one object per line: the text field, the id
  * field or the line number, every other field as metadata) or plain text
- * (one document per line, id = line number). Errors name the line. */
+ * (one document per line, id = line number). jsonl: 1 JSONL, 0 text, -1
+ * guess (a .jsonl/.json/.ndjson name, else the first non-empty line being
+ * a JSON object, with a note). Errors name the line. */
 static int read_docs(const char *path, int jsonl, const char *field, const char *id_field, docs *out) {
     FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
     if (!f) {
         fprintf(stderr, "sembed: %s: cannot open: %s\n", path, strerror(errno));
         return -1;
     }
-    if (jsonl < 0) jsonl = ends_with(path, ".jsonl") || ends_with(path, ".json") || ends_with(path, ".ndjson");
+    if (jsonl < 0 && (ends_with(path, ".jsonl") || ends_with(path, ".json") || ends_with(path, ".ndjson"))) jsonl = 1;
+    const char *name = strcmp(path, "-") ? path : "<stdin>";
     char *line = NULL;
-    size_t cap = 0, no = 0;
+    size_t cap = 0, no = 0, n_blank = 0;
     ssize_t len;
     int rc = 0;
     while ((len = getline(&line, &cap, f)) >= 0) {
@@ -112,6 +132,29 @@ static int read_docs(const char *path, int jsonl, const char *field, const char 
             fprintf(stderr, "sembed: %s:%zu: line contains a NUL byte\n", path, no);
             rc = -1;
             break;
+        }
+        if (jsonl < 0) {
+            /* format not given: the first non-empty line decides (a JSON
+             * object = JSONL); blank lines before it wait for the verdict */
+            if (!len) {
+                n_blank++;
+                continue;
+            }
+            json_t *probe = json_loadb(line, (size_t)len, 0, NULL);
+            jsonl = json_is_object(probe);
+            json_decref(probe);
+            if (jsonl) {
+                if (!cli_quiet)
+                    fprintf(stderr, "sembed: note: %s: line %zu is a JSON object, so the input is read as JSONL "
+                                    "(--text to index the lines as plain text)\n", name, no);
+            } else {
+                for (size_t b = 0; b < n_blank && !rc; b++) { /* the blank lines were documents */
+                    char buf[32];
+                    snprintf(buf, sizeof buf, "%zu", no - n_blank + b);
+                    rc = docs_push(out, (doc){strdup(buf), strdup(""), NULL, no - n_blank + b});
+                }
+                if (rc) break;
+            }
         }
         doc d = {0};
         d.line = no;
@@ -155,22 +198,15 @@ static int read_docs(const char *path, int jsonl, const char *field, const char 
             d.id = strdup(buf);
             d.text = strdup(line);
         }
-        if (!d.id || !d.text) {
-            fprintf(stderr, "sembed: out of memory\n");
+        if (docs_push(out, d)) {
             rc = -1;
             break;
         }
-        if (out->n == out->cap) {
-            out->cap = out->cap ? out->cap * 2 : 1024;
-            doc *t = realloc(out->v, out->cap * sizeof *t);
-            if (!t) {
-                fprintf(stderr, "sembed: out of memory\n");
-                rc = -1;
-                break;
-            }
-            out->v = t;
-        }
-        out->v[out->n++] = d;
+    }
+    for (size_t b = 0; !rc && jsonl < 0 && b < n_blank; b++) { /* only blank lines: plain text */
+        char buf[32];
+        snprintf(buf, sizeof buf, "%zu", b + 1);
+        rc = docs_push(out, (doc){strdup(buf), strdup(""), NULL, b + 1});
     }
     if (!rc && ferror(f)) {
         fprintf(stderr, "sembed: %s: read error\n", path);
@@ -326,7 +362,8 @@ static const char index_usage[] =
     "  -i, --input FILE        documents: .jsonl (one object per line) or text (one per line; id =\n"
     "                          line number); `-` is stdin. delete: one id per line\n"
     "  -o, --output FILE       the index to create (build; must not exist)\n"
-    "      --jsonl / --text    input format (default: by extension, .jsonl/.json/.ndjson = JSONL)\n"
+    "      --jsonl / --text    input format (default: JSONL for a .jsonl/.json/.ndjson name or when\n"
+    "                          the first non-empty line is a JSON object, else text)\n"
     "      --field NAME        JSONL text field (default text)\n"
     "      --id-field NAME     JSONL id field (default id; absent = line number); the other fields\n"
     "                          are stored as metadata, for --filter\n"

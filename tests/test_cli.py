@@ -174,6 +174,27 @@ def test_output_targets():
         check("-o device as a normal user", p.returncode == 0 and stat.S_ISCHR(os.lstat(null).st_mode), p.stderr.decode())
 
 
+def test_format_from_extension():
+    """Issue 9.16: `encode -o x.npy` without -f wrote JSONL into the .npy."""
+    M = FIX + "en-mean-norm"
+    with tempfile.TemporaryDirectory() as d:
+        _, ref, _ = run("encode", "-m", M, input=b"hello\nworld\n")
+        ref = np.array([json.loads(l) for l in ref.splitlines()], dtype=np.float32)
+        for name, load in [("x.npy", np.load), ("x.f32", lambda p: np.fromfile(p, "<f4").reshape(-1, 32)),
+                           ("x.bin", lambda p: np.fromfile(p, "<f4").reshape(-1, 32)),
+                           ("x.jsonl", lambda p: np.array([json.loads(l) for l in open(p)], dtype=np.float32))]:
+            path = os.path.join(d, name)
+            rc, _, err = run("encode", "-m", M, "-o", path, input=b"hello\nworld\n")
+            try:
+                got = load(path)
+            except Exception as e:
+                got = None
+            check(f"format from the extension: {name}", rc == 0 and got is not None and np.array_equal(got, ref), err)
+        path = os.path.join(d, "forced.npy")
+        rc, _, err = run("encode", "-m", M, "-o", path, "-f", "jsonl", input=b"hello\n")
+        check("an explicit -f wins (with a warning)", rc == 0 and open(path).read().startswith("[") and "warning" in err, err)
+
+
 def test_usage_errors():
     """Issue 9.17: a usage error says what is missing; 9.15: numbers are
     parsed strictly (whole string, range), naming the option; exit 2."""
@@ -362,7 +383,8 @@ def test_search():
           and "weekend" in hits[1]["hits"][0]["text"], out)
 
 
-for t in [test_tokenizer_cases, test_encode_formats, test_errors, test_output_targets, test_usage_errors, test_help_version_info_similarity,
+for t in [test_tokenizer_cases, test_encode_formats, test_errors, test_output_targets, test_usage_errors,
+          test_format_from_extension, test_help_version_info_similarity,
           test_convert_errors, test_use_sts, test_search, test_bench]:
     t()
 report("test_cli")

@@ -160,6 +160,31 @@ def test_chunk_options(d):
     check("--chunk 500 warns", rc == 0 and "warning" in err and "--chunk 500" in err and "128" in err, err)
 
 
+def test_jsonl_detection(d):
+    """Issue 9.16: JSONL piped to `index build -i -` was indexed as raw text."""
+    recs = [{"id": f"r{i}", "text": l, "lang": "en"} for i, l in enumerate(corpus_lines()[:5])]
+    data = ("\n" + "".join(json.dumps(r) + "\n" for r in recs)).encode()
+    idx = os.path.join(d, "piped.idx")
+    p = subprocess.run([SEMBED, "index", "build", "-m", MODEL, "-i", "-", "-o", idx, "--flat"], input=data, capture_output=True)
+    err = p.stderr.decode()
+    rc, out, _ = run("search", idx, "--json", "-k", "1", corpus_lines()[2])
+    res = json.loads(out)["results"] if rc == 0 else []
+    check("JSONL on stdin is detected", p.returncode == 0 and "JSONL" in err and res and res[0]["id"] == "r2"
+          and res[0]["metadata"] == {"lang": "en"} and res[0]["text"] == corpus_lines()[2], err + out)
+    idx2 = os.path.join(d, "forced-text.idx")
+    p = subprocess.run([SEMBED, "index", "build", "-m", MODEL, "-i", "-", "-o", idx2, "--flat", "--text"], input=data,
+                       capture_output=True)
+    rc, out, _ = run("index", "info", idx2, "--json")
+    check("--text forces plain lines", p.returncode == 0 and rc == 0 and json.loads(out)["documents"] == 6, p.stderr.decode() + out)
+    # plain text on stdin stays text, blank lines included
+    idx3 = os.path.join(d, "plain.idx")
+    p = subprocess.run([SEMBED, "index", "build", "-m", MODEL, "-i", "-", "-o", idx3, "--flat"], input=b"\nfirst line\nsecond\n",
+                       capture_output=True)
+    rc, out, _ = run("index", "info", idx3, "--json")
+    check("plain text on stdin stays text", p.returncode == 0 and rc == 0 and json.loads(out)["documents"] == 3
+          and "JSONL" not in p.stderr.decode(), p.stderr.decode() + out)
+
+
 def test_kill(d):
     """SIGKILL `sembed index add` at random points; the index always opens and
     holds a prefix of whole committed batches; nothing committed is lost."""
@@ -262,5 +287,6 @@ if __name__ == "__main__":
         test_cluster_dedup_mine(d)
         test_delete_failure(d)
         test_chunk_options(d)
+        test_jsonl_detection(d)
         test_kill(d)
     report("test_index_cli")
