@@ -300,12 +300,14 @@ static const char search_usage[] =
     "usage: sembed search -m DIR -c CORPUS [-k N] QUERY...\n"
     "\n"
     "Brute-force semantic search: encodes every line of CORPUS and each QUERY, and prints the\n"
-    "k most similar corpus lines per query with their scores (the model's similarity function).\n"
+    "k most similar corpus lines per query with their scores (the model's similarity function),\n"
+    "in the layout of `sembed search INDEX` (a line's id is its line number).\n"
     "\n"
     "  -m, --model DIR     model folder\n"
     "  -c, --corpus FILE   one document per line\n"
-    "  -k, --top-k N       matches per query (default 5)\n"
-    "      --json          one JSON object per query: {\"query\", \"hits\": [{\"line\", \"score\", \"text\"}]}\n"
+    "  -k, --top-k N       matches per query (default 10)\n"
+    "      --json          one JSON object per query: {\"query\", \"results\": [{\"id\", \"score\",\n"
+    "                      \"chunk\", \"text\", \"metadata\"}]} (id: the line number, as a string)\n"
     "  -h, --help          this help\n";
 
 static const float *rank_scores;
@@ -319,7 +321,7 @@ static int by_score_desc(const void *a, const void *b) {
 
 int cmd_search_corpus(int argc, char **argv) {
     const char *model = NULL, *corpus = NULL;
-    long k = 5;
+    long k = 10;
     int json = 0;
     static const struct option opts[] = {{"model", required_argument, 0, 'm'}, {"corpus", required_argument, 0, 'c'},
                                          {"top-k", required_argument, 0, 'k'}, {"json", no_argument, 0, 'j'},
@@ -392,21 +394,23 @@ int cmd_search_corpus(int argc, char **argv) {
         rank_scores = sc;
         qsort(idx, n, sizeof *idx, by_score_desc);
         size_t top = (size_t)k < n ? (size_t)k : n;
+        /* the same layout as `sembed search INDEX`: a corpus line is a
+         * document whose id is its line number, in one chunk, no metadata */
         if (json) {
             fputs("{\"query\": ", stdout);
             cli_print_json_string(stdout, argv[optind + q]);
-            fputs(", \"hits\": [", stdout);
+            fputs(", \"results\": [", stdout);
             for (size_t i = 0; i < top; i++) {
-                printf("%s{\"line\": %zu, \"score\": ", i ? ", " : "", idx[i] + 1);
+                printf("%s{\"id\": \"%zu\", \"score\": ", i ? ", " : "", idx[i] + 1);
                 cli_print_float(stdout, sc[idx[i]]);
-                fputs(", \"text\": ", stdout);
+                fputs(", \"chunk\": 0, \"text\": ", stdout);
                 cli_print_json_string(stdout, docs[idx[i]]);
-                putchar('}');
+                fputs(", \"metadata\": {}}", stdout);
             }
             fputs("]}\n", stdout);
         } else {
             printf("%s%s\n", q ? "\n" : "", argv[optind + q]);
-            for (size_t i = 0; i < top; i++) printf("  %.4f  %s\n", (double)sc[idx[i]], docs[idx[i]]);
+            for (size_t i = 0; i < top; i++) printf("  %2zu. %.4f  [%zu] %s\n", i + 1, (double)sc[idx[i]], idx[i] + 1, docs[idx[i]]);
         }
     }
     rc = fflush(stdout) == 0 ? 0 : EXIT_RUNTIME;

@@ -379,8 +379,8 @@ def test_search():
     rc, out, _ = run("search", "-m", USE, "-c", "examples/corpus.txt", "-k", "2", "--json",
                      "My wifi keeps disconnecting", "Will it rain this weekend?")
     hits = [json.loads(l) for l in out.splitlines()]
-    check("search", rc == 0 and len(hits) == 2 and "router" in hits[0]["hits"][0]["text"]
-          and "weekend" in hits[1]["hits"][0]["text"], out)
+    check("search", rc == 0 and len(hits) == 2 and "router" in hits[0]["results"][0]["text"]
+          and "weekend" in hits[1]["results"][0]["text"] and len(hits[0]["results"]) == 2, out)
 
 
 for t in [test_tokenizer_cases, test_encode_formats, test_errors, test_output_targets, test_usage_errors,

@@ -39,9 +39,21 @@ def test_build_search(d):
     ref = [json.loads(l) for l in out2.splitlines()] if rc2 == 0 else []
     ok = len(got) == 3 and len(ref) == 3
     for g, r in zip(got, ref):
-        ok = ok and [h["id"] for h in g["results"]] == [str(h["line"]) for h in r["hits"]]
-        ok = ok and all(abs(a["score"] - b["score"]) < 1e-5 for a, b in zip(g["results"], r["hits"]))
+        ok = ok and [h["id"] for h in g.get("results", [])] == [h["id"] for h in r.get("results", [])]
+        ok = ok and all(abs(a["score"] - b["score"]) < 1e-5 for a, b in zip(g["results"], r["results"]))
     check("search INDEX = brute force", ok, out + out2)
+    # issue 9.17: one JSON layout and one default k for both searches
+    rc, out, _ = run("search", idx, "--json", queries[0])
+    rc2, out2, _ = run("search", "-m", MODEL, "-c", CORPUS, "--json", queries[0])
+    a = json.loads(out) if rc == 0 else {}
+    b = json.loads(out2) if rc2 == 0 else {}
+    ra, rb = a.get("results", []), b.get("results", [])
+    check("search -c and search INDEX: one layout, default k 10", sorted(a) == sorted(b) == ["query", "results"]
+          and len(ra) == len(rb) == 10 and sorted(ra[0]) == sorted(rb[0]) and [h["id"] for h in ra] == [h["id"] for h in rb],
+          out + out2)
+    _, t1, _ = run("search", idx, queries[0])
+    _, t2, _ = run("search", "-m", MODEL, "-c", CORPUS, queries[0])
+    check("search -c and search INDEX: one text layout", t1 == t2 and "  1. " in t1, t1 + t2)
     check("search top hit", got and got[0]["results"][0]["text"].startswith("Restart your router")
           and abs(got[0]["results"][0]["score"] - 0.6688) < 2e-3, out)
     rc, out, err = run("search", idx, "-i", "-", input=b"Who won the game?\n")
