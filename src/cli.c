@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -64,6 +65,7 @@ static const char encode_usage[] =
     "  -t, --threads N         threads (default: all cores, at most 8)\n"
     "      --dtype D           f32 (default), bf16 (weights in bf16; AVX-512) or int8 (AVX512-VNNI)\n"
     "  -q, --quiet             no progress or notes on stderr (warnings, e.g. truncation, still)\n"
+    "      --progress          progress (texts/s, ETA for a file) even when stderr is not a terminal\n"
     "  -h, --help              this help\n"
     "\n"
     "Texts longer than the model's max_seq_length are truncated, as in sentence-transformers;\n"
@@ -96,7 +98,7 @@ static int cmd_encode(int argc, char **argv) {
         {"prompt-name", required_argument, 0, 'P'}, {"prompt", required_argument, 0, 'p'},
         {"truncate-dim", required_argument, 0, 'D'}, {"threads", required_argument, 0, 't'},
         {"jsonl-input", no_argument, 0, 'J'}, {"quiet", no_argument, 0, 'q'},
-        {"dtype", required_argument, 0, 'T'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"dtype", required_argument, 0, 'T'}, {"progress", no_argument, 0, 'G'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:i:o:f:b:t:qh", opts, NULL)) != -1) {
@@ -113,6 +115,7 @@ static int cmd_encode(int argc, char **argv) {
         case 't': if (cli_opt_long("encode", "-t/--threads", optarg, 1, 256, &threads)) return EXIT_USAGE; break;
         case 'J': jsonl_in = 1; break;
         case 'q': cli_quiet = 1; break;
+        case 'G': cli_progress_force = 1; break;
         case 'T':
             if ((dtype = cli_parse_dtype(optarg)) < 0) {
                 die_msg("encode", "--dtype must be f32, bf16 or int8");
@@ -200,8 +203,12 @@ static int cmd_encode(int argc, char **argv) {
         die_msg("encode", "out of memory");
         goto done;
     }
-    double t0 = cli_now(), last = t0;
-    bool tty = !cli_quiet && isatty(2);
+    /* progress: texts and rate; the share of the input file read gives the ETA */
+    cli_progress prog;
+    cli_progress_start(&prog, "encoding", "texts", 0);
+    if (prog.mode == 3) prog.mode = 0; /* not a terminal: only with --progress */
+    struct stat in_st;
+    double in_size = rd.f != stdin && fstat(fileno(rd.f), &in_st) == 0 && S_ISREG(in_st.st_mode) ? (double)in_st.st_size : 0;
     for (;;) {
         size_t nb = 0;
         int r = 1;
@@ -261,14 +268,12 @@ static int cmd_encode(int argc, char **argv) {
             goto done;
         }
         n_total += nb;
-        double t = cli_now();
-        if (tty && t - last > 0.5) {
-            fprintf(stderr, "\rsembed: encoded %zu texts (%.0f/s)", n_total, n_total / (t - t0));
-            last = t;
-        }
+        long pos = in_size > 0 ? ftell(rd.f) : -1;
+        cli_progress_update(&prog, n_total, pos >= 0 ? (double)pos / in_size : -1);
         if (r == 0) break;
     }
-    if (tty && last != t0) fputc('\n', stderr);
+    if (prog.printed) cli_progress_update(&prog, n_total, 1.0);
+    cli_progress_end(&prog);
     if (fmt == 1 && !npy_seek) {
         cli_npy_header(out.f, n_all, dim);
         fwrite(all, sizeof *all, n_all * dim, out.f);

@@ -33,41 +33,6 @@ int cmd_cluster(int argc, char **argv);
 int cmd_dedup(int argc, char **argv);
 int cmd_mine(int argc, char **argv);
 
-/* A progress line on stderr: in place on a terminal, every ~10% otherwise. */
-typedef struct progress {
-    const char *what;
-    size_t total, last_pct;
-    double t0, last_t;
-    int tty;
-} progress;
-
-static void progress_start(progress *p, const char *what, size_t total) {
-    p->what = what;
-    p->total = total;
-    p->last_pct = (size_t)-1;
-    p->t0 = p->last_t = cli_now();
-    p->tty = isatty(2);
-}
-
-static void progress_update(progress *p, size_t done) {
-    if (cli_quiet || !p->total) return;
-    size_t pct = done * 100 / p->total;
-    double t = cli_now();
-    if (p->tty) {
-        if (done != p->total && t - p->last_t < 0.2) return;
-        p->last_t = t;
-        int bar = (int)(pct * 30 / 100);
-        fprintf(stderr, "\r%s [%.*s%*s] %zu/%zu (%zu%%) %.0f/s", p->what, bar, "##############################",
-                30 - bar, "", done, p->total, pct, done / (t - p->t0 + 1e-9));
-        if (done == p->total) fputc('\n', stderr);
-    } else {
-        if (pct / 10 == p->last_pct / 10 && done != p->total) return;
-        if (p->last_pct != (size_t)-1 && pct / 10 == p->last_pct / 10) return;
-        fprintf(stderr, "%s: %zu/%zu (%zu%%)\n", p->what, done, p->total, pct);
-    }
-    p->last_pct = pct;
-}
-
 /* ---- documents ---- */
 
 typedef struct doc {
@@ -247,21 +212,28 @@ static void enc_close(enc *e) {
     se_model_free(e->m);
 }
 
-/* Encodes n texts (lens may be NULL) into out, 64 at a time, with progress. */
-static int enc_texts(enc *e, const char *const *texts, const size_t *lens, size_t n, float *out, const char *what) {
-    progress p;
-    progress_start(&p, what, n);
-    size_t n_trunc = 0;
+/* Encodes n texts (lens may be NULL) into out, 64 at a time. Progress p
+ * (may be NULL) moves from base to base + span items over the n texts. */
+static int enc_texts(enc *e, const char *const *texts, const size_t *lens, size_t n, float *out, cli_progress *p,
+                     size_t base, size_t span) {
+    size_t n_trunc = 0, step = p && p->mode ? 8 : 64;
     bool tr[64];
-    for (size_t i = 0; i < n; i += 64) {
-        size_t b = n - i < 64 ? n - i : 64;
+    for (size_t i = 0, b; i < n; i += b) {
+        /* with progress on, calls sized to take about a third of a second
+         * so the line moves at least once a second however slow the model */
+        double t = cli_now();
+        b = n - i < step ? n - i : step;
         se_error err = {0};
         if (se_encode(e->ctx, texts + i, lens ? lens + i : NULL, b, NULL, out + i * e->dim, b * e->dim, tr, &err) != SE_OK) {
             fprintf(stderr, "sembed: text %zu: %s\n", i + 1, err.msg);
             return -1;
         }
         for (size_t j = 0; j < b; j++) n_trunc += tr[j];
-        if (what) progress_update(&p, i + b);
+        if (p) cli_progress_update(p, base + (size_t)((double)span * (double)(i + b) / (double)n), -1);
+        if (p && p->mode) {
+            double per = (cli_now() - t) / (double)b, want = per > 0 ? 0.33 / per : 64;
+            step = want < 1 ? 1 : want > 64 ? 64 : (size_t)want;
+        }
     }
     if (n_trunc)
         fprintf(stderr, "sembed: warning: %zu of %zu texts were truncated to max_seq_length %d tokens\n", n_trunc, n,
@@ -290,8 +262,8 @@ typedef struct build_opts {
 /* Chunks, encodes and adds docs to idx in batches (one transaction each). */
 static int index_docs(se_index *idx, enc *e, docs *d, long chunk, long overlap, long batch) {
     const se_tokenizer *tok = se_model_tokenizer(e->m);
-    progress p;
-    progress_start(&p, "indexing", d->n);
+    cli_progress p;
+    cli_progress_start(&p, "indexing", "docs", d->n);
     size_t n_split = 0, n_chunks = 0;
     int rc = 0;
     for (size_t i = 0; i < d->n && !rc; i += (size_t)batch) {
@@ -327,7 +299,7 @@ static int index_docs(se_index *idx, enc *e, docs *d, long chunk, long overlap, 
                 ct[c] = d->v[i + j].text + spans[j][2 * k];
                 cl[c] = spans[j][2 * k + 1] - spans[j][2 * k];
             }
-        if (!rc && enc_texts(e, ct, cl, total, vec, NULL)) rc = -1;
+        if (!rc && enc_texts(e, ct, cl, total, vec, &p, i, b)) rc = -1;
         for (size_t j = 0, c = 0; j < b && !rc; j++) {
             id[j] = (se_index_doc){d->v[i + j].id, d->v[i + j].text, d->v[i + j].meta, nch[j], spans[j], vec + c * e->dim};
             c += nch[j];
@@ -341,8 +313,9 @@ static int index_docs(se_index *idx, enc *e, docs *d, long chunk, long overlap, 
         for (size_t j = 0; j < b; j++)
             if (spans) se_free(spans[j]);
         free(spans), free(nch), free(id), free(ct), free(cl), free(vec);
-        if (!rc) progress_update(&p, i + b);
+        if (!rc) cli_progress_update(&p, i + b, -1);
     }
+    cli_progress_end(&p);
     if (!rc && !cli_quiet)
         fprintf(stderr, "sembed: %zu documents, %zu chunks (%zu documents longer than one chunk were split) in %.1f s\n", d->n,
                 n_chunks, n_split, cli_now() - p.t0);
@@ -378,6 +351,7 @@ static const char index_usage[] =
     "  -t, --threads N         encoder threads\n"
     "      --dtype D           f32 (default), bf16 or int8\n"
     "  -q, --quiet             no progress on stderr\n"
+    "      --progress          progress (docs/s, ETA) once a second even when stderr is not a terminal\n"
     "  -h, --help              this help\n";
 
 /* Checks --chunk and --overlap against what the model reads: a chunk
@@ -431,7 +405,8 @@ static int index_build_or_add(int argc, char **argv, int add) {
         {"id-field", required_argument, 0, 'I'}, {"metric", required_argument, 0, 'M'}, {"hnsw", required_argument, 0, 'H'},
         {"flat", no_argument, 0, 'L'}, {"ef-search", required_argument, 0, 'E'}, {"chunk", required_argument, 0, 'C'},
         {"overlap", required_argument, 0, 'O'}, {"batch-size", required_argument, 0, 'b'}, {"threads", required_argument, 0, 't'},
-        {"dtype", required_argument, 0, 'D'}, {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"dtype", required_argument, 0, 'D'}, {"quiet", no_argument, 0, 'q'}, {"progress", no_argument, 0, 'G'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:i:o:b:t:qh", opts, NULL)) != -1) {
@@ -459,6 +434,7 @@ static int index_build_or_add(int argc, char **argv, int add) {
             }
             break;
         case 'q': cli_quiet = 1; break;
+        case 'G': cli_progress_force = 1; break;
         case 'h': fputs(index_usage, stdout); return 0;
         default: fputs(index_usage, stderr); return EXIT_USAGE;
         }
@@ -785,7 +761,7 @@ static int search_index(int argc, char **argv) {
     }
     qe = malloc(nq * e.dim * sizeof *qe);
     hits = malloc((size_t)k * sizeof *hits);
-    if (!qe || !hits || enc_texts(&e, qs, NULL, nq, qe, NULL)) goto done;
+    if (!qe || !hits || enc_texts(&e, qs, NULL, nq, qe, NULL, 0, 0)) goto done;
     se_index_search_params sp = se_index_search_default_params();
     sp.k = (size_t)k;
     sp.ef_search = (uint32_t)ef;
@@ -866,7 +842,7 @@ typedef struct coll_opts {
     {"model", required_argument, 0, 'm'}, {"input", required_argument, 0, 'i'},                                 \
         {"output", required_argument, 0, 'o'}, {"threshold", required_argument, 0, 'T'},                        \
         {"json", no_argument, 0, 'j'}, {"threads", required_argument, 0, 't'}, {"dtype", required_argument, 0, 'D'}, \
-        {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}
+        {"quiet", no_argument, 0, 'q'}, {"progress", no_argument, 0, 'G'}, {"help", no_argument, 0, 'h'}
 
 /* Handles an option the three commands share: 1 when c was one, 0 when
  * not, -1 on a bad value (message printed). --threshold goes to *thr,
@@ -879,6 +855,7 @@ static int coll_option(int c, coll_opts *o, float *thr, float lo, float hi) {
     case 'j': o->json = 1; return 1;
     case 't': return cli_opt_long(o->cmd, "-t/--threads", optarg, 1, 256, &o->threads) ? -1 : 1;
     case 'q': cli_quiet = 1; return 1;
+    case 'G': cli_progress_force = 1; return 1;
     case 'D':
         o->dtype = cli_parse_dtype(optarg);
         if (o->dtype >= 0) return 1;
@@ -909,7 +886,10 @@ static int embed_collection(const coll_opts *o, docs *d, enc *e, float **vec) {
         fprintf(stderr, "sembed: out of memory\n");
         return -1;
     }
-    int rc = enc_texts(e, t, NULL, d->n, *vec, "encoding");
+    cli_progress p;
+    cli_progress_start(&p, "encoding", "texts", d->n);
+    int rc = enc_texts(e, t, NULL, d->n, *vec, &p, 0, d->n);
+    cli_progress_end(&p);
     free(t);
     return rc;
 }
@@ -928,7 +908,7 @@ static const char cluster_usage[] =
     "      --kmeans K         k-means with K clusters (k-means++ seeding, --seed, default 42)\n"
     "      --json             JSONL: {\"cluster\", \"size\", \"members\": [{\"line\", \"text\"}]}\n"
     "  -o, --output FILE      output (default stdout; written atomically)\n"
-    "  -t, --threads N / --dtype D / -q / -h\n";
+    "  -t, --threads N / --dtype D / -q / --progress / -h\n";
 
 static int cmd_cluster_impl(int argc, char **argv) {
     coll_opts o = {0};
@@ -1052,7 +1032,7 @@ static const char dedup_usage[] =
     "      --threshold T     similarity at which two lines are duplicates (default 0.95)\n"
     "  -o, --output FILE     kept lines (default stdout; written atomically)\n"
     "      --report FILE     what went where (JSONL; written atomically)\n"
-    "  -t, --threads N / --dtype D / -q / -h\n";
+    "  -t, --threads N / --dtype D / -q / --progress / -h\n";
 
 int cmd_dedup(int argc, char **argv) {
     coll_opts o = {0};
@@ -1093,8 +1073,8 @@ int cmd_dedup(int argc, char **argv) {
     }
     /* exact: each line against the lines kept so far */
     size_t nk = 0;
-    progress p;
-    progress_start(&p, "deduplicating", d.n);
+    cli_progress p;
+    cli_progress_start(&p, "deduplicating", "texts", d.n);
     for (size_t i = 0; i < d.n; i++) {
         se_hit h;
         se_error err = {0};
@@ -1108,8 +1088,9 @@ int cmd_dedup(int argc, char **argv) {
             memcpy(kv + nk * e.dim, vec + i * e.dim, e.dim * sizeof *kv);
             nk++;
         }
-        if (i % 256 == 255 || i + 1 == d.n) progress_update(&p, i + 1);
+        if (i % 256 == 255 || i + 1 == d.n) cli_progress_update(&p, i + 1, -1);
     }
+    cli_progress_end(&p);
     free(kv);
     if (cli_out_open(&out, o.output, ebuf, sizeof ebuf) || (report && cli_out_open(&rep, report, ebuf, sizeof ebuf))) {
         fprintf(stderr, "sembed: %s\n", ebuf);
@@ -1154,7 +1135,7 @@ static const char mine_usage[] =
     "      --threshold T     only pairs scoring >= T (default: all)\n"
     "      --json            JSONL {\"score\", \"i\", \"j\", \"text_i\", \"text_j\"} (lines 1-based)\n"
     "  -o, --output FILE     output (default stdout; written atomically)\n"
-    "  -t, --threads N / --dtype D / -q / -h\n";
+    "  -t, --threads N / --dtype D / -q / --progress / -h\n";
 
 int cmd_mine(int argc, char **argv) {
     coll_opts o = {0};

@@ -334,3 +334,66 @@ int cli_usage_error(const char *usage, const char *fmt, ...) {
     fprintf(stderr, "\n\n%s", usage);
     return 2;
 }
+
+int cli_progress_force;
+
+void cli_progress_start(cli_progress *p, const char *what, const char *unit, size_t total) {
+    memset(p, 0, sizeof *p);
+    p->what = what;
+    p->unit = unit;
+    p->total = total;
+    p->t0 = p->last_t = cli_now();
+    p->last_decile = (size_t)-1;
+    bool tty = isatty(2);
+    if (cli_progress_force) p->mode = tty ? 1 : 2;
+    else if (cli_quiet) p->mode = 0;
+    else p->mode = tty ? 1 : 3;
+}
+
+/* Formats a duration in seconds as "42 s", "3 min 20 s" or "2 h 05 min". */
+static void format_eta(double s, char *buf, size_t cap) {
+    if (!(s >= 0) || s > 1e8) snprintf(buf, cap, "?");
+    else if (s < 60) snprintf(buf, cap, "%.0f s", s);
+    else if (s < 3600) snprintf(buf, cap, "%d min %02d s", (int)(s / 60), (int)s % 60);
+    else snprintf(buf, cap, "%d h %02d min", (int)(s / 3600), (int)(s / 60) % 60);
+}
+
+void cli_progress_update(cli_progress *p, size_t done, double frac) {
+    if (!p || !p->mode) return;
+    if (frac < 0) frac = p->total ? (double)done / (double)p->total : -1;
+    if (frac > 1) frac = 1;
+    double t = cli_now(), el = t - p->t0;
+    bool end = (p->total && done >= p->total) || frac >= 1;
+    if (end && p->ended) return; /* the final line once */
+    p->ended = end;
+    if (p->mode == 1 && !end && t - p->last_t < 0.25) return;
+    if (p->mode == 2 && !end && t - p->last_t < 1.0) return;
+    if (p->mode == 3) {
+        if (frac < 0) return;
+        size_t dec = (size_t)(frac * 10);
+        if (dec == p->last_decile) return;
+        p->last_decile = dec;
+    }
+    p->last_t = t;
+    char line[256], eta[32];
+    int n = p->total ? snprintf(line, sizeof line, "%s: %zu/%zu %s", p->what, done, p->total, p->unit)
+                     : snprintf(line, sizeof line, "%s: %zu %s", p->what, done, p->unit);
+    if (frac >= 0 && n > 0 && (size_t)n < sizeof line) n += snprintf(line + n, sizeof line - (size_t)n, " (%.0f%%)", frac * 100);
+    if (el > 0 && n > 0 && (size_t)n < sizeof line)
+        n += snprintf(line + n, sizeof line - (size_t)n, ", %.1f %s/s", (double)done / el, p->unit);
+    if (frac >= 0 && n > 0 && (size_t)n < sizeof line) {
+        if (end || frac >= 1) snprintf(line + n, sizeof line - (size_t)n, ", %.1f s", el);
+        else if (frac > 0) {
+            format_eta(el * (1 - frac) / frac, eta, sizeof eta);
+            snprintf(line + n, sizeof line - (size_t)n, ", ETA %s", eta);
+        } else snprintf(line + n, sizeof line - (size_t)n, ", ETA ?");
+    }
+    if (p->mode == 1) fprintf(stderr, "\r%s\033[K", line);
+    else fprintf(stderr, "%s\n", line);
+    p->printed = true;
+}
+
+void cli_progress_end(cli_progress *p) {
+    if (p && p->mode == 1 && p->printed) fputc('\n', stderr);
+    if (p) p->printed = false;
+}

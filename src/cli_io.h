@@ -106,4 +106,32 @@ void cli_print_json_array(FILE *f, const float *v, size_t n);
  * place once rows is known. */
 void cli_npy_header(FILE *f, size_t rows, size_t cols);
 
+/* A progress line on stderr with a rate and an ETA, updated by time: in
+ * place at most 4 times a second on a terminal; when stderr is not a
+ * terminal, a line per 10% (mode 3), or a line a second when forced with
+ * --progress (cli_progress_force; mode 2). Off with -q unless forced. */
+typedef struct cli_progress {
+    const char *what, *unit; /* "indexing", "docs" */
+    size_t total;            /* 0: unknown */
+    double t0, last_t;
+    int mode;                /* 0 off, 1 in place, 2 a line a second, 3 a line per 10% */
+    size_t last_decile;
+    bool printed, ended;
+} cli_progress;
+
+/* --progress: progress lines even when stderr is not a terminal, or -q. */
+extern int cli_progress_force;
+
+/* Starts p for total items (0 = unknown) of unit; the mode follows the
+ * terminal, -q and --progress. */
+void cli_progress_start(cli_progress *p, const char *what, const char *unit, size_t total);
+
+/* Reports done items; frac is the share done when known otherwise (e.g.
+ * bytes of the input read), or -1 to take done / total. Prints only when
+ * the mode's interval has passed (or at the end). */
+void cli_progress_update(cli_progress *p, size_t done, double frac);
+
+/* Ends the in-place line on a terminal. */
+void cli_progress_end(cli_progress *p);
+
 #endif

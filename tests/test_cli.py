@@ -195,6 +195,21 @@ def test_format_from_extension():
         check("an explicit -f wins (with a warning)", rc == 0 and open(path).read().startswith("[") and "warning" in err, err)
 
 
+def test_encode_progress():
+    """Issue 9.18: encode --progress shows texts/s and, for a file, the ETA."""
+    import re
+    with tempfile.TemporaryDirectory() as d:
+        f = os.path.join(d, "in.txt")
+        open(f, "w").write("".join(f"sentence number {i} about things\n" for i in range(400)))
+        rc, out, err = run("encode", "-m", FIX + "en-mean-norm", "-i", f, "--progress", "-o", os.path.join(d, "o.npy"))
+        lines = [l for l in err.splitlines() if l.startswith("encoding:")]
+        pat = re.compile(r"encoding: \d+ texts \(\d+%\), [0-9.]+ texts/s, (ETA \S.*|[0-9.]+ s)$")
+        check("encode --progress: rate and ETA", rc == 0 and lines and all(pat.match(l) for l in lines)
+              and lines[-1].startswith("encoding: 400 texts (100%)"), err)
+        rc, out, err = run("encode", "-m", FIX + "en-mean-norm", "-i", f, "-o", os.path.join(d, "o.npy"))
+        check("encode: no progress when stderr is not a terminal", rc == 0 and "encoding:" not in err, err)
+
+
 def test_usage_errors():
     """Issue 9.17: a usage error says what is missing; 9.15: numbers are
     parsed strictly (whole string, range), naming the option; exit 2."""
@@ -384,7 +399,7 @@ def test_search():
 
 
 for t in [test_tokenizer_cases, test_encode_formats, test_errors, test_output_targets, test_usage_errors,
-          test_format_from_extension, test_help_version_info_similarity,
+          test_format_from_extension, test_encode_progress, test_help_version_info_similarity,
           test_convert_errors, test_use_sts, test_search, test_bench]:
     t()
 report("test_cli")

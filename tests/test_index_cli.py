@@ -197,6 +197,27 @@ def test_jsonl_detection(d):
           and "JSONL" not in p.stderr.decode(), p.stderr.decode() + out)
 
 
+def test_progress(d):
+    """Issue 9.18: progress moved once per 256 documents with no rate or ETA;
+    --progress forces time-based lines (at least one a second) with both."""
+    import re, time as _t
+    src = os.path.join(d, "prog.jsonl")
+    base = corpus_lines()
+    with open(src, "w") as f:
+        for i in range(800):
+            f.write(json.dumps({"id": f"p{i}", "text": f"{base[i % len(base)]} ({i})"}) + "\n")
+    t0 = _t.time()
+    rc, _, err = run("index", "build", "-m", MODEL, "-i", src, "-o", os.path.join(d, "prog.idx"), "--flat", "--progress",
+                     "-b", "400")
+    took = _t.time() - t0
+    lines = [l for l in err.splitlines() if l.startswith("indexing:")]
+    pat = re.compile(r"indexing: (\d+)/800 docs \(\d+%\), [0-9.]+ docs/s, (ETA \S.*|[0-9.]+ s)$")
+    ok = rc == 0 and lines and all(pat.match(l) for l in lines) and lines[-1].startswith("indexing: 800/800")
+    # batches of 400 documents, yet a line at least once a second in between
+    ok = ok and (took < 3 or sum("ETA" in l for l in lines) >= int(took) - 2)
+    check("--progress: time-based lines with docs/s and ETA", ok, f"took {took:.1f}s\n" + err)
+
+
 def test_kill(d):
     """SIGKILL `sembed index add` at random points; the index always opens and
     holds a prefix of whole committed batches; nothing committed is lost."""
@@ -300,5 +321,6 @@ if __name__ == "__main__":
         test_delete_failure(d)
         test_chunk_options(d)
         test_jsonl_detection(d)
+        test_progress(d)
         test_kill(d)
     report("test_index_cli")
