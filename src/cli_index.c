@@ -8,11 +8,13 @@
  *   sembed mine                          paraphrase mining
  * Progress goes to stderr; results to stdout or -o (written atomically).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -213,7 +215,8 @@ static void enc_close(enc *e) {
 }
 
 /* Encodes n texts (lens may be NULL) into out, 64 at a time. Progress p
- * (may be NULL) moves from base to base + span items over the n texts. */
+ * (may be NULL) moves from base to base + span items over the n texts.
+ * Returns 0, -1 on an error (printed) or -2 when cli_stop was set. */
 static int enc_texts(enc *e, const char *const *texts, const size_t *lens, size_t n, float *out, cli_progress *p,
                      size_t base, size_t span) {
     size_t n_trunc = 0, step = p && p->mode ? 8 : 64;
@@ -223,6 +226,7 @@ static int enc_texts(enc *e, const char *const *texts, const size_t *lens, size_
          * so the line moves at least once a second however slow the model */
         double t = cli_now();
         b = n - i < step ? n - i : step;
+        if (cli_stop) return -2;
         se_error err = {0};
         if (se_encode(e->ctx, texts + i, lens ? lens + i : NULL, b, NULL, out + i * e->dim, b * e->dim, tr, &err) != SE_OK) {
             fprintf(stderr, "sembed: text %zu: %s\n", i + 1, err.msg);
@@ -259,14 +263,21 @@ typedef struct build_opts {
     long chunk, overlap, threads, batch;
 } build_opts;
 
-/* Chunks, encodes and adds docs to idx in batches (one transaction each). */
-static int index_docs(se_index *idx, enc *e, docs *d, long chunk, long overlap, long batch) {
+/* Chunks, encodes and adds docs to idx in batches (one transaction each).
+ * *n_done: the documents committed. Returns 0, -1 on an error (printed)
+ * or -2 when a signal asked to stop (between batches or encode calls). */
+static int index_docs(se_index *idx, enc *e, docs *d, long chunk, long overlap, long batch, size_t *n_done) {
     const se_tokenizer *tok = se_model_tokenizer(e->m);
     cli_progress p;
     cli_progress_start(&p, "indexing", "docs", d->n);
     size_t n_split = 0, n_chunks = 0;
     int rc = 0;
+    *n_done = 0;
     for (size_t i = 0; i < d->n && !rc; i += (size_t)batch) {
+        if (cli_stop) {
+            rc = -2;
+            break;
+        }
         size_t b = d->n - i < (size_t)batch ? d->n - i : (size_t)batch;
         uint32_t **spans = calloc(b, sizeof *spans);
         size_t *nch = calloc(b, sizeof *nch), total = 0;
@@ -299,7 +310,7 @@ static int index_docs(se_index *idx, enc *e, docs *d, long chunk, long overlap, 
                 ct[c] = d->v[i + j].text + spans[j][2 * k];
                 cl[c] = spans[j][2 * k + 1] - spans[j][2 * k];
             }
-        if (!rc && enc_texts(e, ct, cl, total, vec, &p, i, b)) rc = -1;
+        if (!rc) rc = enc_texts(e, ct, cl, total, vec, &p, i, b);
         for (size_t j = 0, c = 0; j < b && !rc; j++) {
             id[j] = (se_index_doc){d->v[i + j].id, d->v[i + j].text, d->v[i + j].meta, nch[j], spans[j], vec + c * e->dim};
             c += nch[j];
@@ -309,6 +320,7 @@ static int index_docs(se_index *idx, enc *e, docs *d, long chunk, long overlap, 
             fprintf(stderr, "sembed: %s\n", err.msg);
             rc = -1;
         }
+        if (!rc) *n_done = i + b;
         n_chunks += total;
         for (size_t j = 0; j < b; j++)
             if (spans) se_free(spans[j]);
@@ -316,6 +328,7 @@ static int index_docs(se_index *idx, enc *e, docs *d, long chunk, long overlap, 
         if (!rc) cli_progress_update(&p, i + b, -1);
     }
     cli_progress_end(&p);
+    if (rc == -2) fprintf(stderr, "sembed: stopped by %s\n", cli_stop == SIGTERM ? "SIGTERM" : "SIGINT");
     if (!rc && !cli_quiet)
         fprintf(stderr, "sembed: %zu documents, %zu chunks (%zu documents longer than one chunk were split) in %.1f s\n", d->n,
                 n_chunks, n_split, cli_now() - p.t0);
@@ -379,6 +392,48 @@ static int fit_chunk(const enc *e, const char *cmd, long *chunk, long overlap) {
         return EXIT_USAGE;
     }
     return 0;
+}
+
+/* Removes an index file and the SQLite side files next to it (-wal,
+ * -shm, -journal). */
+static void remove_index_files(const char *path) {
+    static const char *side[] = {"", "-wal", "-shm", "-journal"};
+    char p[4200];
+    for (size_t i = 0; i < sizeof side / sizeof *side; i++) {
+        snprintf(p, sizeof p, "%s%s", path, side[i]);
+        unlink(p);
+    }
+}
+
+/* Removes what killed builds of idx_path left behind (SIGKILL cannot be
+ * caught): files named "<idx_path>.tmp.<pid>" (and their -wal, -shm,
+ * -journal) whose process no longer exists. Nothing else is touched. */
+static void remove_stale_builds(const char *idx_path) {
+    const char *slash = strrchr(idx_path, '/');
+    char dir[4096];
+    const char *base = slash ? slash + 1 : idx_path;
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - idx_path) + 1 : 1, slash ? idx_path : ".");
+    DIR *dh = opendir(dir);
+    if (!dh) return;
+    size_t bl = strlen(base);
+    struct dirent *de;
+    while ((de = readdir(dh)) != NULL) {
+        const char *nm = de->d_name;
+        if (strncmp(nm, base, bl) != 0 || strncmp(nm + bl, ".tmp.", 5) != 0) continue;
+        const char *q = nm + bl + 5;
+        char *end;
+        if (*q < '1' || *q > '9') continue;
+        errno = 0;
+        long pid = strtol(q, &end, 10);
+        if (errno || pid <= 0 || pid > INT_MAX) continue;
+        if (*end && strcmp(end, "-wal") && strcmp(end, "-shm") && strcmp(end, "-journal")) continue;
+        if (pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* alive (or not ours to judge) */
+        char p[8300];
+        snprintf(p, sizeof p, "%s%s", slash ? dir : "", nm);
+        if (unlink(p) == 0 && !*end)
+            fprintf(stderr, "sembed: note: removed %s, left by a build that was killed\n", p);
+    }
+    closedir(dh);
 }
 
 /* Absolute path of a model folder, for the index to remember. */
@@ -446,6 +501,7 @@ static int index_build_or_add(int argc, char **argv, int add) {
     if (!add && !out) return cli_usage_error(index_usage, "index build: missing -o INDEX");
     if (add && out) return cli_usage_error(index_usage, "index add: -o is for build; add writes INDEX in place");
     if (optind != argc) return cli_usage_error(index_usage, "%s: unexpected argument '%s'", cmd, argv[optind]);
+    cli_catch_stop_signals(); /* Ctrl-C / SIGTERM: stop between batches and clean up */
     if (o.chunk && o.overlap >= o.chunk) {
         fprintf(stderr, "sembed: %s: --overlap %ld must be smaller than --chunk %ld\n", cmd, o.overlap, o.chunk);
         return EXIT_USAGE;
@@ -520,15 +576,32 @@ static int index_build_or_add(int argc, char **argv, int add) {
         ip.chunk_tokens = (uint32_t)o.chunk;
         ip.chunk_overlap = (uint32_t)o.overlap;
         /* built under a temporary name, renamed into place when complete */
+        remove_stale_builds(idx_path);
         snprintf(tmp, sizeof tmp, "%s.tmp.%ld", idx_path, (long)getpid());
-        unlink(tmp);
+        remove_index_files(tmp);
         if (se_index_create(tmp, e.dim, &ip, &idx, &err) != SE_OK) {
             fprintf(stderr, "sembed: %s\n", err.msg);
-            tmp[0] = 0;
-            goto done;
+            goto done; /* removes what the failed create left */
         }
     }
-    if (index_docs(idx, &e, &d, o.chunk, o.overlap, o.batch)) goto done;
+    size_t n_done = 0;
+    int r = index_docs(idx, &e, &d, o.chunk, o.overlap, o.batch, &n_done);
+    if (r) {
+        se_index_close(idx, NULL);
+        idx = NULL;
+        if (r == -2) rc = 128 + cli_stop;
+        if (add) {
+            fprintf(stderr, "sembed: index add: %zu of %zu documents were added to %s%s; to finish, run `sembed index add %s -i %s` "
+                            "again (ids already added are replaced)\n",
+                    n_done, d.n, idx_path, n_done ? " (whole batches, in input order)" : "", idx_path, o.input);
+        } else {
+            remove_index_files(tmp);
+            tmp[0] = 0;
+            fprintf(stderr, "sembed: index build: nothing was written (the partial index was removed). Run the build again; "
+                            "or build from part of the input and add the rest with `sembed index add %s -i REST`\n", idx_path);
+        }
+        goto done;
+    }
     if (se_index_close(idx, &err) != SE_OK) {
         idx = NULL;
         fprintf(stderr, "sembed: %s\n", err.msg);
@@ -547,7 +620,7 @@ static int index_build_or_add(int argc, char **argv, int add) {
     rc = 0;
 done:
     if (idx) se_index_close(idx, NULL);
-    if (tmp[0]) unlink(tmp);
+    if (tmp[0]) remove_index_files(tmp);
     enc_close(&e);
     docs_free(&d);
     free(model_abs);

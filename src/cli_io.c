@@ -4,6 +4,7 @@
 #include "cli_io.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <jansson.h>
 #include <math.h>
@@ -396,4 +397,19 @@ void cli_progress_update(cli_progress *p, size_t done, double frac) {
 void cli_progress_end(cli_progress *p) {
     if (p && p->mode == 1 && p->printed) fputc('\n', stderr);
     if (p) p->printed = false;
+}
+
+volatile sig_atomic_t cli_stop;
+
+/* The SIGINT / SIGTERM handler: records the signal for the work loops. */
+static void on_stop_signal(int sig) { cli_stop = sig; }
+
+void cli_catch_stop_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESTART; /* SQLite and stdio calls carry on; the loops check the flag */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
 }

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <signal.h>
 #include <stdio.h>
 
 #include "sembed.h"
@@ -133,5 +134,13 @@ void cli_progress_update(cli_progress *p, size_t done, double frac);
 
 /* Ends the in-place line on a terminal. */
 void cli_progress_end(cli_progress *p);
+
+/* The signal (SIGINT or SIGTERM) that asked a long command to stop, 0
+ * while none did; set once cli_catch_stop_signals is called. Work loops
+ * check it between steps, clean up, and exit with 128 + the signal. */
+extern volatile sig_atomic_t cli_stop;
+
+/* Installs the SIGINT / SIGTERM handler that sets cli_stop. */
+void cli_catch_stop_signals(void);
 
 #endif

@@ -218,6 +218,89 @@ def test_progress(d):
     check("--progress: time-based lines with docs/s and ETA", ok, f"took {took:.1f}s\n" + err)
 
 
+def many_docs(d, n=1500):
+    """A JSONL file of n documents (slow enough to interrupt)."""
+    src = os.path.join(d, f"many{n}.jsonl")
+    base = corpus_lines()
+    with open(src, "w") as f:
+        for i in range(n):
+            f.write(json.dumps({"id": f"m{i}", "text": f"{base[i % len(base)]} (copy {i})"}) + "\n")
+    return src
+
+
+def wait_for(pred, timeout=30):
+    """Polls pred until it is true or timeout seconds pass."""
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_interrupted_builds(d):
+    """Issue 9.6: an interrupted (SIGINT, SIGTERM), killed or disk-full build
+    left *.tmp.PID and -wal/-shm behind."""
+    sub = os.path.join(d, "intr")
+    os.mkdir(sub)
+    src = many_docs(d)
+    for sig, code in [(signal.SIGINT, 130), (signal.SIGTERM, 143)]:
+        out = os.path.join(sub, "x.idx")
+        p = subprocess.Popen([SEMBED, "index", "build", "-m", MODEL, "-i", src, "-o", out, "-b", "64"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        started = wait_for(lambda: any(".tmp." in f for f in os.listdir(sub)))
+        time.sleep(0.5)
+        p.send_signal(sig)
+        err = p.communicate()[1].decode()
+        check(f"{sig.name} during build: exit {code}, nothing left", started and p.returncode == code and os.listdir(sub) == []
+              and "index add" in err, f"rc={p.returncode} {os.listdir(sub)} {err}")
+    # SIGINT during add: committed batches stay, the message says how to go on
+    idx = small_index(d, "intr-add.idx")
+    p = subprocess.Popen([SEMBED, "index", "add", idx, "-i", src, "-b", "32"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wait_for(lambda: os.path.exists(idx + "-wal"))
+    time.sleep(1.5)
+    p.send_signal(signal.SIGINT)
+    err = p.communicate()[1].decode()
+    rc, out, _ = run("index", "info", idx, "--json")
+    n = json.loads(out)["documents"] - 32 if rc == 0 else -1
+    check("SIGINT during add: exit 130, whole batches kept, how to continue", p.returncode == 130 and n >= 0 and n % 32 == 0
+          and f"{n} of 1500 documents" in err and f"sembed index add {idx} -i {src}" in err, f"rc={p.returncode} n={n} {err}")
+    # SIGKILL can't be caught: the next build removes the dead build's files
+    out = os.path.join(sub, "k.idx")
+    p = subprocess.Popen([SEMBED, "index", "build", "-m", MODEL, "-i", src, "-o", out], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    wait_for(lambda: os.path.exists(f"{out}.tmp.{p.pid}-wal"))
+    p.kill()
+    p.wait()
+    left = sorted(os.listdir(sub))
+    other = os.path.join(sub, f"k.idx.tmp.{os.getpid()}")  # a live process's file: not touched
+    open(other, "w").close()
+    rc, _, err = run("index", "build", "-m", MODEL, "-i", CORPUS, "-o", out, "--flat", "-q")
+    check("SIGKILL: the next build removes the stale temporary files", len(left) >= 2 and rc == 0
+          and sorted(os.listdir(sub)) == sorted(["k.idx", os.path.basename(other)]) and "removed" in err,
+          f"{left} -> {os.listdir(sub)} {err}")
+    os.unlink(other)
+    os.unlink(out)
+    # a full disk: a 2 MB tmpfs (root), else a file-size limit
+    full = os.path.join(d, "full")
+    os.mkdir(full)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", full], capture_output=True).returncode == 0
+    try:
+        def limit():
+            if not mounted:
+                import resource
+                signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+                resource.setrlimit(resource.RLIMIT_FSIZE, (2 << 20, 2 << 20))
+        p = subprocess.run([SEMBED, "index", "build", "-m", MODEL, "-i", src, "-o", os.path.join(full, "f.idx"), "--flat", "-q"],
+                           capture_output=True, preexec_fn=limit)
+        err = p.stderr.decode()
+        check(f"disk full ({'tmpfs' if mounted else 'RLIMIT_FSIZE'}): an error, nothing left, how to go on",
+              p.returncode == 1 and os.listdir(full) == [] and "index add" in err, f"rc={p.returncode} {os.listdir(full)} {err}")
+    finally:
+        if mounted:
+            subprocess.run(["umount", full])
+
+
 def test_kill(d):
     """SIGKILL `sembed index add` at random points; the index always opens and
     holds a prefix of whole committed batches; nothing committed is lost."""
@@ -322,5 +405,6 @@ if __name__ == "__main__":
         test_chunk_options(d)
         test_jsonl_detection(d)
         test_progress(d)
+        test_interrupted_builds(d)
         test_kill(d)
     report("test_index_cli")
