@@ -257,6 +257,53 @@ static const char **doc_texts(const docs *d) {
 
 /* ==== index build / add ==== */
 
+static const docs *dup_sort_docs;
+
+/* qsort order of document indices: by id, then by input position. */
+static int by_id_then_pos(const void *a, const void *b) {
+    size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    int c = strcmp(dup_sort_docs->v[i].id, dup_sort_docs->v[j].id);
+    return c ? c : (i > j) - (i < j);
+}
+
+/* Finds ids that occur more than once in one input: each repetition is
+ * reported naming both lines (the first 5, then a count), and the later
+ * document replaces the earlier, as adding an existing id replaces it.
+ * Returns the number of documents dropped that way, or (size_t)-1 when out
+ * of memory. */
+static size_t drop_duplicate_ids(docs *d, const char *input) {
+    if (d->n < 2) return 0;
+    size_t *ix = malloc(d->n * sizeof *ix);
+    bool *gone = calloc(d->n, sizeof *gone);
+    if (!ix || !gone) {
+        free(ix), free(gone);
+        fprintf(stderr, "sembed: out of memory\n");
+        return (size_t)-1;
+    }
+    for (size_t i = 0; i < d->n; i++) ix[i] = i;
+    dup_sort_docs = d;
+    qsort(ix, d->n, sizeof *ix, by_id_then_pos);
+    const char *name = strcmp(input, "-") ? input : "<stdin>";
+    size_t n_dup = 0;
+    for (size_t k = 1; k < d->n; k++) {
+        const doc *prev = &d->v[ix[k - 1]], *cur = &d->v[ix[k]];
+        if (strcmp(prev->id, cur->id) != 0) continue;
+        gone[ix[k - 1]] = true;
+        if (n_dup++ < 5)
+            fprintf(stderr, "sembed: warning: %s:%zu: id \"%s\" was already given at line %zu; the later document replaces "
+                            "the earlier\n", name, cur->line, cur->id, prev->line);
+    }
+    if (n_dup > 5) fprintf(stderr, "sembed: warning: ... and %zu more repeated ids\n", n_dup - 5);
+    size_t o = 0;
+    for (size_t i = 0; i < d->n; i++) {
+        if (gone[i]) free(d->v[i].id), free(d->v[i].text), free(d->v[i].meta);
+        else d->v[o++] = d->v[i];
+    }
+    d->n = o;
+    free(ix), free(gone);
+    return n_dup;
+}
+
 typedef struct build_opts {
     const char *model, *input, *field, *id_field;
     int jsonl, dtype;
@@ -266,7 +313,7 @@ typedef struct build_opts {
 /* Chunks, encodes and adds docs to idx in batches (one transaction each).
  * *n_done: the documents committed. Returns 0, -1 on an error (printed)
  * or -2 when a signal asked to stop (between batches or encode calls). */
-static int index_docs(se_index *idx, enc *e, docs *d, long chunk, long overlap, long batch, size_t *n_done) {
+static int index_docs(se_index *idx, enc *e, docs *d, long chunk, long overlap, long batch, size_t n_dup, size_t *n_done) {
     const se_tokenizer *tok = se_model_tokenizer(e->m);
     cli_progress p;
     cli_progress_start(&p, "indexing", "docs", d->n);
@@ -329,9 +376,12 @@ static int index_docs(se_index *idx, enc *e, docs *d, long chunk, long overlap, 
     }
     cli_progress_end(&p);
     if (rc == -2) fprintf(stderr, "sembed: stopped by %s\n", cli_stop == SIGTERM ? "SIGTERM" : "SIGINT");
-    if (!rc && !cli_quiet)
-        fprintf(stderr, "sembed: %zu documents, %zu chunks (%zu documents longer than one chunk were split) in %.1f s\n", d->n,
-                n_chunks, n_split, cli_now() - p.t0);
+    if (!rc && !cli_quiet) {
+        char dups[64] = "";
+        if (n_dup) snprintf(dups, sizeof dups, ", %zu duplicate id%s", n_dup, n_dup == 1 ? "" : "s");
+        fprintf(stderr, "sembed: added %zu documents, %zu chunks (%zu documents longer than one chunk were split)%s in %.1f s\n",
+                d->n, n_chunks, n_split, dups, cli_now() - p.t0);
+    }
     return rc;
 }
 
@@ -536,7 +586,8 @@ static int index_build_or_add(int argc, char **argv, int add) {
         return EXIT_RUNTIME;
     }
     docs d = {0};
-    if (read_docs(o.input, o.jsonl, o.field, o.id_field, &d)) {
+    size_t n_dup = 0;
+    if (read_docs(o.input, o.jsonl, o.field, o.id_field, &d) || (n_dup = drop_duplicate_ids(&d, o.input)) == (size_t)-1) {
         docs_free(&d);
         return EXIT_RUNTIME;
     }
@@ -585,7 +636,7 @@ static int index_build_or_add(int argc, char **argv, int add) {
         }
     }
     size_t n_done = 0;
-    int r = index_docs(idx, &e, &d, o.chunk, o.overlap, o.batch, &n_done);
+    int r = index_docs(idx, &e, &d, o.chunk, o.overlap, o.batch, n_dup, &n_done);
     if (r) {
         se_index_close(idx, NULL);
         idx = NULL;

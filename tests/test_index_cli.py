@@ -301,6 +301,24 @@ def test_interrupted_builds(d):
             subprocess.run(["umount", full])
 
 
+def test_duplicate_ids(d):
+    """Issue 9.5: duplicate ids inside one input were silently collapsed and
+    the summary counted them as documents."""
+    src = os.path.join(d, "dups.jsonl")
+    lines = corpus_lines()
+    recs = [{"id": f"u{i}", "text": lines[i]} for i in range(10)] + [{"id": "u3", "text": "The later text of u3 wins."}]
+    open(src, "w").write("".join(json.dumps(r) + "\n" for r in recs))
+    idx = os.path.join(d, "dups.idx")
+    rc, _, err = run("index", "build", "-m", MODEL, "-i", src, "-o", idx, "--flat")
+    info = json.loads(run("index", "info", idx, "--json")[1]) if rc == 0 else {}
+    rc2, out, _ = run("search", idx, "--json", "-k", "1", "The later text of u3 wins.")
+    res = json.loads(out)["results"] if rc2 == 0 else []
+    check("duplicate ids: warned naming both lines, counted, the later wins",
+          rc == 0 and "dups.jsonl:11" in err and "line 4" in err and '"u3"' in err
+          and "added 10 documents" in err and "1 duplicate id" in err and info.get("documents") == 10
+          and res and res[0]["id"] == "u3" and res[0]["text"] == "The later text of u3 wins.", err + out)
+
+
 def test_kill(d):
     """SIGKILL `sembed index add` at random points; the index always opens and
     holds a prefix of whole committed batches; nothing committed is lost."""
@@ -406,5 +424,6 @@ if __name__ == "__main__":
         test_jsonl_detection(d)
         test_progress(d)
         test_interrupted_builds(d)
+        test_duplicate_ids(d)
         test_kill(d)
     report("test_index_cli")
