@@ -166,19 +166,23 @@ static void pairs_free(pairs *p) {
     free(p->a), free(p->b), free(p->gold);
 }
 
-/* Encodes n texts in chunks with a progress line on a terminal. */
+/* Encodes n texts in chunks of 64, with the progress line (texts/s, ETA)
+ * unless quiet. */
 static int encode_all(se_ctx *ctx, const se_model *m, char **texts, size_t n, float *out, size_t dim, bool quiet) {
     se_error err;
-    const size_t chunk = 256;
+    const size_t chunk = 64;
+    cli_progress p;
+    cli_progress_start(&p, "encoding", "texts", n);
+    if (quiet) p.mode = 0;
     for (size_t i = 0; i < n; i += chunk) {
         size_t k = n - i < chunk ? n - i : chunk;
         if (se_encode(ctx, (const char *const *)texts + i, NULL, k, NULL, out + i * dim, k * dim, NULL, &err) != SE_OK) {
             fprintf(stderr, "sembed: %s\n", err.msg);
             return -1;
         }
-        if (!quiet) fprintf(stderr, "\rsembed: encoded %zu/%zu", i + k, n);
+        cli_progress_update(&p, i + k, -1);
     }
-    if (!quiet && n) fputc('\n', stderr);
+    cli_progress_end(&p);
     (void)m;
     return 0;
 }
