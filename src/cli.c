@@ -195,6 +195,8 @@ static int cmd_encode(int argc, char **argv) {
      * placeholder rewritten at the end; a pipe gets everything buffered */
     bool npy_seek = fmt == 1 && out.seekable;
     if (npy_seek) cli_npy_header(out.f, 0, dim);
+    cli_unk unk;
+    cli_unk_init(&unk, se_model_tokenizer(m));
     texts = calloc((size_t)batch, sizeof *texts);
     lens = calloc((size_t)batch, sizeof *lens);
     cut = calloc((size_t)batch, sizeof *cut);
@@ -225,6 +227,9 @@ static int cmd_encode(int argc, char **argv) {
             }
             memcpy(texts[nb], rec.text, rec.text_len + 1);
             lens[nb++] = rec.text_len;
+            char where[600];
+            snprintf(where, sizeof where, "%s:%zu", rd.name, rd.line_no);
+            cli_unk_check(&unk, rec.text, rec.text_len, where);
         }
         if (r < 0) {
             die_msg(NULL, ebuf);
@@ -274,6 +279,7 @@ static int cmd_encode(int argc, char **argv) {
     }
     if (prog.printed) cli_progress_update(&prog, n_total, 1.0);
     cli_progress_end(&prog);
+    cli_unk_finish(&unk, "lines");
     if (fmt == 1 && !npy_seek) {
         cli_npy_header(out.f, n_all, dim);
         fwrite(all, sizeof *all, n_all * dim, out.f);
@@ -482,6 +488,14 @@ static int cmd_similarity(int argc, char **argv) {
     size_t dim = se_encode_dim(m, &ep);
     se_model_info info;
     se_model_get_info(m, &info, NULL);
+    cli_unk unk;
+    cli_unk_init(&unk, se_model_tokenizer(m));
+    for (int i = 0; i < n; i++) {
+        char where[64];
+        snprintf(where, sizeof where, "argument %d", i + 1);
+        cli_unk_check(&unk, argv[optind + i], strlen(argv[optind + i]), where);
+    }
+    cli_unk_finish(&unk, "arguments");
     emb = malloc((size_t)n * dim * sizeof *emb);
     sim = malloc((size_t)n * (size_t)n * sizeof *sim);
     if (!emb || !sim) goto done;
@@ -524,6 +538,44 @@ static void pooling_names(uint32_t p, char *buf, size_t cap) {
         }
 }
 
+
+/* The scripts a vocabulary covers, most pieces first (se_tokenizer_scripts):
+ * fills out (cap entries) and returns the count, 0 when unavailable. */
+static size_t vocab_scripts(const se_tokenizer *tok, se_script_count *out, size_t cap, size_t *n_pieces) {
+    size_t n = 0;
+    *n_pieces = 0;
+    if (se_tokenizer_scripts(tok, out, cap, &n, NULL) != SE_OK) return 0;
+    for (size_t i = 0; i < n; i++) *n_pieces += out[i].n_pieces;
+    return n;
+}
+
+/* Prints the vocabulary line of `sembed info`: its size, the share of each
+ * script, and the CJK scripts it lacks, e.g. "8002 pieces: Latin 93%, no
+ * letters 6% (no Han, Kana, Hangul: texts in scripts it lacks become
+ * unknown tokens)". */
+static void print_vocab_line(const se_tokenizer *tok, int n_vocab) {
+    se_script_count sc[32];
+    size_t total, n = vocab_scripts(tok, sc, 32, &total);
+    printf("vocabulary:          %d pieces", n_vocab);
+    if (!n || !total) {
+        putchar('\n');
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        double pct = 100.0 * (double)sc[i].n_pieces / (double)total;
+        printf(i ? ", %s %s%.0f%%" : ": %s %s%.0f%%", sc[i].script, pct < 0.5 ? "<" : "", pct < 0.5 ? 1.0 : pct);
+    }
+    static const char *cjk[] = {"Han", "Kana", "Hangul"};
+    char lacks[64] = "";
+    for (size_t k = 0; k < 3; k++) {
+        bool has = false;
+        for (size_t i = 0; i < n; i++) has |= !strcmp(sc[i].script, cjk[k]);
+        if (!has) snprintf(lacks + strlen(lacks), sizeof lacks - strlen(lacks), "%s%s", lacks[0] ? ", " : "", cjk[k]);
+    }
+    if (lacks[0]) printf(" (no %s: texts in scripts it lacks become unknown tokens)", lacks);
+    else printf(" (texts in scripts it lacks become unknown tokens)");
+    putchar('\n');
+}
 
 static int cmd_info(int argc, char **argv) {
     const char *model = NULL;
@@ -577,11 +629,19 @@ static int cmd_info(int argc, char **argv) {
         fputs("}, \"default_prompt_name\": ", stdout);
         if (in.default_prompt_name) cli_print_json_string(stdout, in.default_prompt_name);
         else fputs("null", stdout);
+        se_script_count sc[32];
+        size_t total, ns = vocab_scripts(se_model_tokenizer(m), sc, 32, &total);
+        fputs(", \"vocabulary_scripts\": {", stdout);
+        for (size_t i = 0; i < ns; i++) printf("%s\"%s\": %zu", i ? ", " : "", sc[i].script, sc[i].n_pieces);
+        char fp[SE_FINGERPRINT_MAX];
+        fputs("}, \"fingerprint\": ", stdout);
+        if (se_model_fingerprint(m, fp, sizeof fp, NULL) == SE_OK) cli_print_json_string(stdout, fp);
+        else fputs("null", stdout);
         fputs("}\n", stdout);
     } else {
         printf("architecture:        %s (%d layers, hidden %d, %d heads, FFN %d, %s)\n", in.arch, in.n_layer, in.n_embd,
                in.n_head, in.n_ff, in.hidden_act);
-        printf("vocabulary:          %d\n", in.n_vocab);
+        print_vocab_line(se_model_tokenizer(m), in.n_vocab);
         printf("max_seq_length:      %d (positions %d)\n", in.n_tokens_max, in.n_pos);
         printf("layer_norm_eps:      %g\n", (double)in.norm_eps);
         printf("weights:             %s\n", dt[in.weight_dtype]);
@@ -599,6 +659,8 @@ static int cmd_info(int argc, char **argv) {
             printf("prompt %-12s \"%s\"%s\n", name, text,
                    in.default_prompt_name && strcmp(in.default_prompt_name, name) == 0 ? " (default)" : "");
         }
+        char fp[SE_FINGERPRINT_MAX];
+        if (se_model_fingerprint(m, fp, sizeof fp, NULL) == SE_OK) printf("fingerprint:         %s\n", fp);
     }
     se_model_free(m);
     return fflush(stdout) == 0 ? 0 : EXIT_RUNTIME;

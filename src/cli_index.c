@@ -486,6 +486,21 @@ static void remove_stale_builds(const char *idx_path) {
     closedir(dh);
 }
 
+/* Refuses to mix embedding spaces: checks that the model e (folder
+ * model_dir) is the one whose fingerprint the index recorded
+ * (se_index_check_model's message names the index and the fields that
+ * differ). Returns 0 when it is, -1 (message printed) when not. */
+static int check_index_model(se_index *idx, const enc *e, const char *model_dir) {
+    char fp[SE_FINGERPRINT_MAX];
+    se_error err = {0};
+    if (se_model_fingerprint(e->m, fp, sizeof fp, &err) != SE_OK || se_index_check_model(idx, fp, cli_log, NULL, &err) != SE_OK) {
+        fprintf(stderr, "sembed: %s (model %s; an index holds one model's vectors: use the model it was built with, or "
+                        "build another index)\n", err.msg, model_dir);
+        return -1;
+    }
+    return 0;
+}
+
 /* Absolute path of a model folder, for the index to remember. */
 static char *abs_path(const char *p) {
     char *r = realpath(p, NULL);
@@ -595,7 +610,7 @@ static int index_build_or_add(int argc, char **argv, int add) {
     se_error err = {0};
     se_index *idx = NULL;
     enc e = {0};
-    char *model_abs = NULL, tmp[4096] = "";
+    char *model_abs = NULL, tmp[4096] = "", fingerprint[SE_FINGERPRINT_MAX];
     if (add) {
         if (se_index_open(idx_path, false, cli_log, NULL, &idx, &err) != SE_OK) {
             fprintf(stderr, "sembed: %s\n", err.msg);
@@ -615,6 +630,7 @@ static int index_build_or_add(int argc, char **argv, int add) {
             fprintf(stderr, "sembed: model %s gives %zu-dimensional vectors, the index holds %zu\n", o.model, e.dim, info.dim);
             goto done;
         }
+        if (check_index_model(idx, &e, o.model)) goto done;
         if ((rc = fit_chunk(&e, cmd, &o.chunk, o.overlap)) != 0) goto done;
         rc = EXIT_RUNTIME;
     } else {
@@ -624,6 +640,11 @@ static int index_build_or_add(int argc, char **argv, int add) {
         rc = EXIT_RUNTIME;
         model_abs = abs_path(o.model);
         ip.model = model_abs;
+        if (se_model_fingerprint(e.m, fingerprint, sizeof fingerprint, &err) != SE_OK) {
+            fprintf(stderr, "sembed: %s\n", err.msg);
+            goto done;
+        }
+        ip.model_fingerprint = fingerprint;
         ip.chunk_tokens = (uint32_t)o.chunk;
         ip.chunk_overlap = (uint32_t)o.overlap;
         /* built under a temporary name, renamed into place when complete */
@@ -634,6 +655,17 @@ static int index_build_or_add(int argc, char **argv, int add) {
             fprintf(stderr, "sembed: %s\n", err.msg);
             goto done; /* removes what the failed create left */
         }
+    }
+    { /* documents the model cannot read are named before the work starts */
+        cli_unk unk;
+        cli_unk_init(&unk, se_model_tokenizer(e.m));
+        const char *name = strcmp(o.input, "-") ? o.input : "<stdin>";
+        for (size_t i = 0; i < d.n; i++) {
+            char where[700];
+            snprintf(where, sizeof where, "%s:%zu (id %.100s)", name, d.v[i].line, d.v[i].id);
+            cli_unk_check(&unk, d.v[i].text, strlen(d.v[i].text), where);
+        }
+        cli_unk_finish(&unk, "documents");
     }
     size_t n_done = 0;
     int r = index_docs(idx, &e, &d, o.chunk, o.overlap, o.batch, n_dup, &n_done);
@@ -759,10 +791,16 @@ static int index_info(int argc, char **argv) {
                in.format_version, kind, metric, in.dim, in.params.M, in.params.ef_construction, in.params.ef_search, in.n_docs,
                in.n_vectors, in.n_free_slots, in.params.chunk_tokens, in.params.chunk_overlap, in.memory_bytes, fsize);
         cli_print_json_string(stdout, in.params.model ? in.params.model : "");
+        fputs(", \"model_fingerprint\": ", stdout);
+        if (in.params.model_fingerprint && in.params.model_fingerprint[0]) cli_print_json_string(stdout, in.params.model_fingerprint);
+        else fputs("null", stdout);
         printf("}\n");
     } else {
         printf("index        %s (format %d, %lld bytes)\n", argv[optind], in.format_version, fsize);
         printf("model        %s\n", in.params.model && in.params.model[0] ? in.params.model : "(none)");
+        printf("fingerprint  %s\n", in.params.model_fingerprint && in.params.model_fingerprint[0]
+                                          ? in.params.model_fingerprint
+                                          : "(none recorded: made before fingerprints; recorded by the next index add)");
         printf("kind         %s", kind);
         if (in.params.kind == SE_INDEX_HNSW)
             printf(" (M %u, ef_construction %u, ef_search %u)", in.params.M, in.params.ef_construction, in.params.ef_search);
@@ -883,6 +921,23 @@ static int search_index(int argc, char **argv) {
         fprintf(stderr, "sembed: model %s gives %zu-dimensional vectors, the index holds %zu\n", model, e.dim, info.dim);
         goto done;
     }
+    if (check_index_model(idx, &e, model)) goto done;
+    for (size_t f = 0; f < nf; f++) { /* a misspelt key would match nothing without a word */
+        bool found = true;
+        if (se_index_has_meta_key(idx, filters[f].key, &found, &err) == SE_OK && !found)
+            fprintf(stderr, "sembed: warning: search: no document has a metadata field \"%s\", so --filter %s=%s matches "
+                            "nothing\n", filters[f].key, filters[f].key, filters[f].value);
+    }
+    cli_unk unk;
+    cli_unk_init(&unk, se_model_tokenizer(e.m));
+    for (size_t q = 0; q < nq; q++) {
+        char where[600];
+        size_t na = (size_t)(argc - optind);
+        if (q < na) snprintf(where, sizeof where, "query %zu", q + 1);
+        else snprintf(where, sizeof where, "%s:%zu", strcmp(input, "-") ? input : "<stdin>", qd.v[q - na].line);
+        cli_unk_check(&unk, qs[q], strlen(qs[q]), where);
+    }
+    cli_unk_finish(&unk, "queries");
     qe = malloc(nq * e.dim * sizeof *qe);
     hits = malloc((size_t)k * sizeof *hits);
     if (!qe || !hits || enc_texts(&e, qs, NULL, nq, qe, NULL, 0, 0)) goto done;
@@ -999,10 +1054,25 @@ static int coll_missing(const coll_opts *o, int argc, char **argv, const char *u
     return 0;
 }
 
-/* Loads the texts and their embeddings (normalised). */
-static int embed_collection(const coll_opts *o, docs *d, enc *e, float **vec) {
+/* Loads the texts and their embeddings (normalised), warning about texts
+ * of mostly unknown tokens; *unknown (may be NULL; malloc'd) flags them. */
+static int embed_collection(const coll_opts *o, docs *d, enc *e, float **vec, bool **unknown) {
     if (read_lines(o->input, d)) return -1;
     if (enc_open(e, o->model, o->dtype, o->threads)) return -1;
+    if (unknown && !(*unknown = calloc(d->n ? d->n : 1, sizeof **unknown))) {
+        fprintf(stderr, "sembed: out of memory\n");
+        return -1;
+    }
+    /* texts the model cannot read are named (dedup keeps them) */
+    cli_unk unk;
+    cli_unk_init(&unk, se_model_tokenizer(e->m));
+    for (size_t i = 0; i < d->n; i++) {
+        char where[600];
+        snprintf(where, sizeof where, "%s:%zu", strcmp(o->input, "-") ? o->input : "<stdin>", d->v[i].line);
+        bool u = cli_unk_check(&unk, d->v[i].text, strlen(d->v[i].text), where);
+        if (unknown) (*unknown)[i] = u;
+    }
+    cli_unk_finish(&unk, "lines");
     *vec = malloc((d->n ? d->n : 1) * e->dim * sizeof **vec);
     const char **t = doc_texts(d);
     if (!*vec || !t) {
@@ -1067,7 +1137,7 @@ static int cmd_cluster_impl(int argc, char **argv) {
     cli_out out = {0};
     char ebuf[512];
     se_error err = {0};
-    if (embed_collection(&o, &d, &e, &vec)) goto done;
+    if (embed_collection(&o, &d, &e, &vec, NULL)) goto done;
     if (kmeans) {
         if ((size_t)kmeans > d.n) {
             fprintf(stderr, "sembed: --kmeans %ld: only %zu texts\n", kmeans, d.n);
@@ -1184,38 +1254,42 @@ int cmd_dedup(int argc, char **argv) {
     int rc = EXIT_RUNTIME;
     cli_out out = {0}, rep = {0};
     char ebuf[512];
-    int32_t *kept = NULL, *dup_of = NULL;
-    float *dup_score = NULL;
-    if (embed_collection(&o, &d, &e, &vec)) goto done;
+    int32_t *kept = NULL, *dup_of = NULL, *kv_of = NULL;
+    float *dup_score = NULL, *kv = NULL;
+    bool *unknown = NULL;
+    if (embed_collection(&o, &d, &e, &vec, &unknown)) goto done;
     kept = malloc((d.n ? d.n : 1) * sizeof *kept);
     dup_of = malloc((d.n ? d.n : 1) * sizeof *dup_of);
     dup_score = malloc((d.n ? d.n : 1) * sizeof *dup_score);
-    float *kv = malloc((d.n ? d.n : 1) * e.dim * sizeof *kv);
-    if (!kept || !dup_of || !dup_score || !kv) {
-        free(kv);
-        goto done;
-    }
-    /* exact: each line against the lines kept so far */
-    size_t nk = 0;
+    kv_of = malloc((d.n ? d.n : 1) * sizeof *kv_of);
+    kv = malloc((d.n ? d.n : 1) * e.dim * sizeof *kv);
+    if (!kept || !dup_of || !dup_score || !kv || !kv_of) goto done;
+    /* exact: each line against the lines kept so far. A line of mostly
+     * unknown tokens is kept and left out of the comparisons: its vector
+     * says nothing about it (every such line looks like every other). */
+    size_t nk = 0, nv = 0, n_unk = 0;
     cli_progress p;
     cli_progress_start(&p, "deduplicating", "texts", d.n);
     for (size_t i = 0; i < d.n; i++) {
         se_hit h;
         se_error err = {0};
         dup_of[i] = -1;
-        if (nk && se_semantic_search(SE_SIM_COSINE, vec + i * e.dim, 1, kv, nk, e.dim, 1, &h, &err) == SE_OK &&
-            h.score >= thr) {
-            dup_of[i] = kept[h.corpus_id];
+        if (unknown[i]) {
+            kept[nk++] = (int32_t)i;
+            n_unk++;
+        } else if (nv && se_semantic_search(SE_SIM_COSINE, vec + i * e.dim, 1, kv, nv, e.dim, 1, &h, &err) == SE_OK &&
+                   h.score >= thr) {
+            dup_of[i] = kv_of[h.corpus_id];
             dup_score[i] = h.score;
         } else {
-            kept[nk] = (int32_t)i;
-            memcpy(kv + nk * e.dim, vec + i * e.dim, e.dim * sizeof *kv);
-            nk++;
+            kept[nk++] = (int32_t)i;
+            kv_of[nv] = (int32_t)i;
+            memcpy(kv + nv * e.dim, vec + i * e.dim, e.dim * sizeof *kv);
+            nv++;
         }
         if (i % 256 == 255 || i + 1 == d.n) cli_progress_update(&p, i + 1, -1);
     }
     cli_progress_end(&p);
-    free(kv);
     if (cli_out_open(&out, o.output, ebuf, sizeof ebuf) || (report && cli_out_open(&rep, report, ebuf, sizeof ebuf))) {
         fprintf(stderr, "sembed: %s\n", ebuf);
         goto done;
@@ -1223,6 +1297,11 @@ int cmd_dedup(int argc, char **argv) {
     for (size_t t = 0; t < nk; t++) fprintf(out.f, "%s\n", d.v[kept[t]].text);
     if (report)
         for (size_t i = 0; i < d.n; i++) {
+            if (unknown[i]) {
+                fprintf(rep.f, "{\"line\": %zu, \"kept\": \"mostly unknown tokens: not compared\", \"text\": ", d.v[i].line);
+                cli_print_json_string(rep.f, d.v[i].text);
+                fputs("}\n", rep.f);
+            }
             if (dup_of[i] < 0) continue;
             fprintf(rep.f, "{\"line\": %zu, \"duplicate_of\": %zu, \"score\": ", d.v[i].line, d.v[dup_of[i]].line);
             cli_print_float(rep.f, dup_score[i]);
@@ -1234,14 +1313,18 @@ int cmd_dedup(int argc, char **argv) {
         fprintf(stderr, "sembed: %s\n", ebuf);
         goto done;
     }
-    if (!cli_quiet) fprintf(stderr, "sembed: kept %zu of %zu lines (%zu near-duplicates removed)\n", nk, d.n, d.n - nk);
+    if (!cli_quiet) {
+        fprintf(stderr, "sembed: kept %zu of %zu lines (%zu near-duplicates removed", nk, d.n, d.n - nk);
+        if (n_unk) fprintf(stderr, "; %zu line%s of mostly unknown tokens kept without comparing", n_unk, n_unk == 1 ? "" : "s");
+        fputs(")\n", stderr);
+    }
     rc = 0;
 done:
     if (rc && out.f) cli_out_abort(&out);
     if (rc && rep.f) cli_out_abort(&rep);
     enc_close(&e);
     docs_free(&d);
-    free(vec), free(kept), free(dup_of), free(dup_score);
+    free(vec), free(kept), free(dup_of), free(dup_score), free(kv), free(kv_of), free(unknown);
     return rc;
 }
 
@@ -1292,7 +1375,7 @@ int cmd_mine(int argc, char **argv) {
     cli_out out = {0};
     char ebuf[512];
     se_error err = {0};
-    if (embed_collection(&o, &d, &e, &vec)) goto done;
+    if (embed_collection(&o, &d, &e, &vec, NULL)) goto done;
     se_similarity fn = e.info.similarity == SE_SIM_DOT ? SE_SIM_DOT : SE_SIM_COSINE;
     if (se_paraphrase_mining(fn, vec, d.n, e.dim, (size_t)top_k, (size_t)max_pairs, 0, &pairs, &np, &err) != SE_OK) {
         fprintf(stderr, "sembed: %s\n", err.msg);

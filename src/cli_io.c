@@ -103,13 +103,22 @@ void cli_reader_free(cli_reader *r) {
     memset(r, 0, sizeof *r);
 }
 
+/* Whether path names an open descriptor of a process (/dev/stdout,
+ * /dev/fd/N, /proc/self/fd/N...): such a file is written through, never
+ * replaced (renaming over it would cut the shell's redirection). */
+static bool is_fd_path(const char *p) {
+    return !strncmp(p, "/proc/", 6) || !strncmp(p, "/dev/fd/", 8) || !strcmp(p, "/dev/stdout") || !strcmp(p, "/dev/stderr");
+}
+
 /* Follows path through symbolic links (at most 40) to the file a write
  * would reach; returns a malloc'd path (the last link's target may not
- * exist yet), or NULL with errno set. */
-static char *resolve_links(const char *path) {
+ * exist yet), or NULL with errno set. *via_fd is set when a step of the
+ * chain is a descriptor path (is_fd_path). */
+static char *resolve_links(const char *path, bool *via_fd) {
     char *cur = strdup(path);
     for (int hop = 0; cur && hop < 40; hop++) {
         struct stat st;
+        if (is_fd_path(cur)) *via_fd = true;
         if (lstat(cur, &st) != 0 || !S_ISLNK(st.st_mode)) return cur;
         char target[4096];
         ssize_t n = readlink(cur, target, sizeof target - 1);
@@ -144,18 +153,21 @@ int cli_out_open(cli_out *o, const char *path, char *errbuf, size_t errcap) {
         o->is_stdout = true;
         return 0;
     }
-    o->path = resolve_links(path);
+    bool via_fd = false;
+    o->path = resolve_links(path, &via_fd);
     if (!o->path) {
         snprintf(errbuf, errcap, "%s: %s", path, strerror(errno));
         return -1;
     }
     struct stat st;
     bool exists = stat(o->path, &st) == 0;
-    if (exists && !S_ISREG(st.st_mode)) {
-        /* a device, FIFO or socket: written straight through (renaming over
-         * it would replace e.g. /dev/null with a regular file) */
+    if (via_fd || (exists && !S_ISREG(st.st_mode))) {
+        /* a device, FIFO or socket, or an open descriptor (/dev/stderr):
+         * written straight through (renaming over it would replace e.g.
+         * /dev/null with a regular file); a descriptor is appended to, as
+         * the stream it is */
         o->direct = true;
-        o->f = fopen(o->path, "wb");
+        o->f = fopen(via_fd ? path : o->path, via_fd ? "ab" : "wb");
         if (!o->f) {
             snprintf(errbuf, errcap, "%s: cannot open for writing: %s", path, strerror(errno));
             free(o->path);
@@ -412,4 +424,28 @@ void cli_catch_stop_signals(void) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+}
+
+void cli_unk_init(cli_unk *u, const se_tokenizer *tok) {
+    memset(u, 0, sizeof *u);
+    u->tok = tok && se_tokenizer_unk_id(tok) >= 0 ? tok : NULL; /* no unknown token: nothing to warn about */
+}
+
+bool cli_unk_check(cli_unk *u, const char *text, size_t len, const char *where) {
+    se_token_stats st;
+    if (!u->tok || se_tokenize_stats(u->tok, text, len, &st, NULL) != SE_OK) return false;
+    if (!(st.n_chars && (double)st.n_chars_unknown > SE_UNKNOWN_SHARE_WARN * (double)st.n_chars)) return false;
+    if (u->n++ < CLI_UNK_NAMED) {
+        fprintf(stderr, "sembed: warning: %s: %zu of %zu characters are unknown to the model's vocabulary; its embedding says "
+                        "little about the text%s\n", where, st.n_chars_unknown, st.n_chars,
+                u->n == 1 ? " (a script or language the model was not trained on? `sembed info` lists what the vocabulary covers)"
+                          : "");
+    }
+    return true;
+}
+
+void cli_unk_finish(cli_unk *u, const char *noun) {
+    if (u->n > CLI_UNK_NAMED)
+        fprintf(stderr, "sembed: warning: ... and %zu more %s of mostly unknown tokens (%zu in all)\n", u->n - CLI_UNK_NAMED, noun,
+                u->n);
 }

@@ -135,6 +135,27 @@ void cli_progress_update(cli_progress *p, size_t done, double frac);
 /* Ends the in-place line on a terminal. */
 void cli_progress_end(cli_progress *p);
 
+/* Warnings about texts the model cannot read: a text is "mostly unknown"
+ * when more than SE_UNKNOWN_SHARE_WARN of its non-blank characters fell to
+ * the unknown token (e.g. Chinese through an English-only vocabulary: every
+ * such text gets nearly the same vector). The first CLI_UNK_NAMED are
+ * named, then cli_unk_finish sums up the rest. */
+#define CLI_UNK_NAMED 5
+typedef struct cli_unk {
+    const se_tokenizer *tok; /* NULL: the vocabulary has no unknown token */
+    size_t n;                /* mostly unknown texts seen */
+} cli_unk;
+
+void cli_unk_init(cli_unk *u, const se_tokenizer *tok);
+
+/* True when text is mostly unknown tokens; then warns (while fewer than
+ * CLI_UNK_NAMED were named) as "sembed: warning: WHERE: ..." (where:
+ * "file:12", "argument 2", ...). Invalid UTF-8 is left to the encoder. */
+bool cli_unk_check(cli_unk *u, const char *text, size_t len, const char *where);
+
+/* "... and N more NOUN of mostly unknown tokens" past the named ones. */
+void cli_unk_finish(cli_unk *u, const char *noun);
+
 /* The signal (SIGINT or SIGTERM) that asked a long command to stop, 0
  * while none did; set once cli_catch_stop_signals is called. Work loops
  * check it between steps, clean up, and exit with 128 + the signal. */

@@ -156,6 +156,11 @@ def test_output_targets():
         except Exception:
             arr = None
         check("-o FIFO: .npy", rc == 0 and arr is not None and arr.shape == (2, 32), err)
+        # a link to an open descriptor (as /dev/stdout is): written through, not replaced
+        fdlink = os.path.join(d, "stdout-link")
+        os.symlink("/proc/self/fd/1", fdlink)
+        rc, out, err = run("encode", "-m", FIX + "en-mean-norm", "-o", fdlink, input=b"hi\n")
+        check("-o a descriptor link: written to the stream", rc == 0 and out.count("\n") == 1 and os.path.islink(fdlink), err)
         # a character device of our own (never the real /dev/null)
         null = os.path.join(d, "null")
         try:
@@ -208,6 +213,36 @@ def test_encode_progress():
               and lines[-1].startswith("encoding: 400 texts (100%)"), err)
         rc, out, err = run("encode", "-m", FIX + "en-mean-norm", "-i", f, "-o", os.path.join(d, "o.npy"))
         check("encode: no progress when stderr is not a terminal", rc == 0 and "encoding:" not in err, err)
+
+
+ZH = ["苹果手机质量怎么样", "今天天气很好", "股票大跌"]
+
+
+def test_unknown_tokens():
+    """Issue 9.2: Chinese through the English-only default model: every text
+    became the same vector without a word. Now each such text is named."""
+    inp = ("The weather is nice today.\n" + "\n".join(ZH) + "\n").encode()
+    rc, out, err = run("encode", "-m", USE, input=inp)
+    named = [l for l in err.splitlines() if "unknown to the model's vocabulary" in l]
+    check("encode warns per mostly-unknown line", rc == 0 and len(out.splitlines()) == 4 and len(named) == 3
+          and all(f"<stdin>:{i}:" in err for i in (2, 3, 4)) and "<stdin>:1:" not in err, err)
+    rc, out, err = run("encode", "-m", USE, input=("\n".join(ZH * 3) + "\n").encode())
+    named = [l for l in err.splitlines() if "unknown to the model's vocabulary" in l]
+    check("encode names the first 5, then sums up", rc == 0 and len(named) == 5 and "... and 4 more lines" in err, err)
+    rc, out, err = run("similarity", "-m", USE, *ZH)
+    check("similarity names the arguments", rc == 0 and all(f"argument {i}:" in err for i in (1, 2, 3)), err)
+    rc, out, err = run("encode", "-m", USE, input=b"hello world\n")
+    check("no warning for English", rc == 0 and "unknown" not in err, err)
+    # sembed info: which scripts the vocabulary covers
+    rc, out, err = run("info", "-m", USE)
+    voc = [l for l in out.splitlines() if l.startswith("vocabulary:")]
+    check("info: the vocabulary's scripts", rc == 0 and voc and "8002 pieces" in voc[0] and "Latin" in voc[0]
+          and "no Han" in voc[0], out)
+    rc, out, err = run("info", "-m", USE, "--json")
+    j = json.loads(out) if rc == 0 else {}
+    sc = j.get("vocabulary_scripts", {})
+    check("info --json: vocabulary_scripts", sc.get("Latin", 0) > 7000 and "Han" not in sc
+          and 7900 < sum(sc.values()) <= j.get("vocab_size", 0), out)
 
 
 def test_usage_errors():
@@ -399,7 +434,7 @@ def test_search():
 
 
 for t in [test_tokenizer_cases, test_encode_formats, test_errors, test_output_targets, test_usage_errors,
-          test_format_from_extension, test_encode_progress, test_help_version_info_similarity,
+          test_format_from_extension, test_encode_progress, test_unknown_tokens, test_help_version_info_similarity,
           test_convert_errors, test_use_sts, test_search, test_bench]:
     t()
 report("test_cli")

@@ -319,6 +319,101 @@ def test_duplicate_ids(d):
           and res and res[0]["id"] == "u3" and res[0]["text"] == "The later text of u3 wins.", err + out)
 
 
+ZH = ["苹果手机质量怎么样", "今天天气很好", "股票大跌"]
+
+
+def test_unknown_tokens(d):
+    """Issue 9.2: dedup dropped 今天天气很好 as a duplicate of 苹果手机质量怎么样
+    (both are only unknown tokens to the English-only model); cluster merged
+    them. Every command now names such texts, and dedup keeps them."""
+    src = os.path.join(d, "zh.txt")
+    lines = corpus_lines()[:4] + ZH
+    open(src, "w").write("\n".join(lines) + "\n")
+    kept, rep = os.path.join(d, "zh-kept.txt"), os.path.join(d, "zh-report.jsonl")
+    rc, _, err = run("dedup", "-m", MODEL, "-i", src, "-o", kept, "--report", rep)
+    k = open(kept).read().splitlines() if rc == 0 else []
+    r = [json.loads(l) for l in open(rep)] if rc == 0 else []
+    check("dedup keeps mostly-unknown lines and says so", rc == 0 and k == lines and all(f"zh.txt:{i}:" in err for i in (5, 6, 7))
+          and sorted(x["line"] for x in r if "kept" in x) == [5, 6, 7] and not [x for x in r if "duplicate_of" in x]
+          and "3 lines of mostly unknown tokens" in err, err + str(r))
+    for cmd in (["cluster", "--threshold", "0.9"], ["mine"]):
+        rc, _, err = run(cmd[0], "-m", MODEL, "-i", src, *cmd[1:])
+        check(f"{cmd[0]} names mostly-unknown lines", rc == 0 and all(f"zh.txt:{i}:" in err for i in (5, 6, 7)), err)
+    idx = os.path.join(d, "zh.idx")
+    rc, _, err = run("index", "build", "-m", MODEL, "-i", src, "-o", idx, "--flat", "-q")
+    check("index build names mostly-unknown documents", rc == 0 and "zh.txt:6 (id 6)" in err, err)
+    rc, _, err = run("search", idx, "-k", "1", "weather", ZH[1])
+    check("search names a mostly-unknown query", rc == 0 and "query 2:" in err and "query 1:" not in err, err)
+
+
+def other_model(d):
+    """A copy of the default model with one weight byte changed (same
+    shapes, same dimension: a fine-tuned model in miniature)."""
+    import shutil, struct
+    dst = os.path.join(d, "use-lite-tuned")
+    if not os.path.exists(dst):
+        shutil.copytree(MODEL, dst)
+        path = os.path.join(dst, "model.safetensors")
+        with open(path, "r+b") as f:
+            n, = struct.unpack("<Q", f.read(8))
+            pos = 8 + n + 4096  # inside the data section, the low byte of a float32
+            f.seek(pos)
+            b = f.read(1)
+            f.seek(pos)
+            f.write(bytes([b[0] ^ 1]))
+    return dst
+
+
+def test_model_fingerprint(d):
+    """Issue 9.5: `index add -m OTHER` (same dimension) mixed two embedding
+    spaces silently. The index records the model's fingerprint and refuses
+    another model."""
+    other = other_model(d)
+    idx = small_index(d, "fp.idx")
+    rc, out, _ = run("index", "info", idx, "--json")
+    info = json.loads(out) if rc == 0 else {}
+    fp = info.get("model_fingerprint") or ""
+    check("index info --json: the fingerprint", "weights=" in fp and "dim=512" in fp, out)
+    rc, out, _ = run("index", "info", idx)
+    check("index info: the fingerprint", rc == 0 and "fingerprint" in out and fp in out, out)
+    upd = os.path.join(d, "fp-add.jsonl")
+    open(upd, "w").write(json.dumps({"id": "x1", "text": "A sentence from another model."}) + "\n")
+    rc, _, err = run("index", "add", idx, "-i", upd, "-m", other)
+    after = json.loads(run("index", "info", idx, "--json")[1])
+    check("index add -m OTHER is refused", rc == 1 and "weights" in err and after["documents"] == 32, err)
+    rc, _, err = run("index", "add", idx, "-i", upd)
+    check("index add with the recorded model", rc == 0, err)
+    rc, _, err = run("search", idx, "-m", other, "x")
+    check("search -m OTHER is refused", rc == 1 and "weights" in err, err)
+    # an index built with the other model searches with it (the recorded model)
+    idx2 = os.path.join(d, "fp2.idx")
+    rc, _, err = run("index", "build", "-m", other, "-i", CORPUS, "-o", idx2, "--flat", "-q")
+    rc2, out, err2 = run("search", idx2, "-k", "1", "router")
+    check("an index searches with its recorded model", rc == 0 and rc2 == 0 and "router" in out, err + err2)
+
+
+def test_filters(d):
+    """Issue 9.15: an unknown --filter key matched nothing without a word;
+    32 filter terms were accepted but failed at 30."""
+    src = os.path.join(d, "flt.jsonl")
+    with open(src, "w") as f:
+        for i, l in enumerate(corpus_lines()):
+            f.write(json.dumps({"id": f"f{i}", "text": l, "lang": "fr" if i % 8 == 0 else "en"}) + "\n")
+    idx = os.path.join(d, "flt.idx")
+    rc, _, err = run("index", "build", "-m", MODEL, "-i", src, "-o", idx, "-q")
+    rc, out, err = run("search", idx, "--json", "--filter", "lnag=en", "weather")
+    check("--filter on a key no document has: warned", rc == 0 and 'no document has a metadata field "lnag"' in err
+          and json.loads(out)["results"] == [], err + out)
+    rc, out, err = run("search", idx, "--json", "--filter", "lang=en", "weather")
+    check("--filter on a known key: no warning", rc == 0 and "warning" not in err, err)
+    many = [a for _ in range(32) for a in ("--filter", "lang=fr")]
+    rc, out, err = run("search", idx, "--json", "-k", "10", *many, "weather")
+    res = json.loads(out)["results"] if rc == 0 else []
+    check("32 --filter terms work", rc == 0 and len(res) == 4, err + out)
+    rc, out, err = run("search", idx, "--json", *many, "--filter", "lang=fr", "weather")
+    check("33 --filter terms: a usage error", rc == 2 and "at most 32" in err, err)
+
+
 def test_kill(d):
     """SIGKILL `sembed index add` at random points; the index always opens and
     holds a prefix of whole committed batches; nothing committed is lost."""
@@ -425,5 +520,8 @@ if __name__ == "__main__":
         test_progress(d)
         test_interrupted_builds(d)
         test_duplicate_ids(d)
+        test_unknown_tokens(d)
+        test_model_fingerprint(d)
+        test_filters(d)
         test_kill(d)
     report("test_index_cli")
