@@ -381,6 +381,22 @@ int cmd_search_corpus(int argc, char **argv) {
     se_model_info info;
     se_model_get_info(m, &info, NULL);
     size_t dim = se_encode_dim(m, NULL);
+    { /* texts the model cannot read: corpus lines, then queries */
+        cli_unk unk;
+        char where[600];
+        cli_unk_init(&unk, se_model_tokenizer(m));
+        for (size_t i = 0; i < n; i++) {
+            snprintf(where, sizeof where, "%s:%zu", corpus, i + 1);
+            cli_unk_check(&unk, docs[i], strlen(docs[i]), where);
+        }
+        cli_unk_finish(&unk, "lines");
+        cli_unk_init(&unk, se_model_tokenizer(m));
+        for (size_t q = 0; q < nq; q++) {
+            snprintf(where, sizeof where, "query %zu", q + 1);
+            cli_unk_check(&unk, argv[optind + q], strlen(argv[optind + q]), where);
+        }
+        cli_unk_finish(&unk, "queries");
+    }
     de = malloc((n ? n : 1) * dim * sizeof *de), qe = malloc(nq * dim * sizeof *qe);
     sc = malloc((n ? n : 1) * sizeof *sc), idx = malloc((n ? n : 1) * sizeof *idx);
     if (!de || !qe || !sc || !idx) goto done;

@@ -344,6 +344,8 @@ def test_unknown_tokens(d):
     check("index build names mostly-unknown documents", rc == 0 and "zh.txt:6 (id 6)" in err, err)
     rc, _, err = run("search", idx, "-k", "1", "weather", ZH[1])
     check("search names a mostly-unknown query", rc == 0 and "query 2:" in err and "query 1:" not in err, err)
+    rc, _, err = run("search", "-m", MODEL, "-c", src, "-k", "1", "weather", ZH[1])
+    check("search -c names mostly-unknown lines and queries", rc == 0 and "zh.txt:5:" in err and "query 2:" in err, err)
 
 
 def other_model(d):
