@@ -566,7 +566,6 @@ static int index_build_or_add(int argc, char **argv, int add) {
     if (!add && !out) return cli_usage_error(index_usage, "index build: missing -o INDEX");
     if (add && out) return cli_usage_error(index_usage, "index add: -o is for build; add writes INDEX in place");
     if (optind != argc) return cli_usage_error(index_usage, "%s: unexpected argument '%s'", cmd, argv[optind]);
-    cli_catch_stop_signals(); /* Ctrl-C / SIGTERM: stop between batches and clean up */
     if (o.chunk && o.overlap >= o.chunk) {
         fprintf(stderr, "sembed: %s: --overlap %ld must be smaller than --chunk %ld\n", cmd, o.overlap, o.chunk);
         return EXIT_USAGE;
@@ -606,6 +605,9 @@ static int index_build_or_add(int argc, char **argv, int add) {
         docs_free(&d);
         return EXIT_RUNTIME;
     }
+    /* from here on (the input read; Ctrl-C while typing it still ends the
+     * program at once), SIGINT / SIGTERM stop between batches and clean up */
+    cli_catch_stop_signals();
     int rc = EXIT_RUNTIME;
     se_error err = {0};
     se_index *idx = NULL;
