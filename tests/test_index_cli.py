@@ -416,6 +416,29 @@ def test_filters(d):
     check("33 --filter terms: a usage error", rc == 2 and "at most 32" in err, err)
 
 
+def test_output_targets(d):
+    """Issue 9.1 for cluster, dedup and mine: -o through a symlink keeps the
+    link; -o (and --report) on a device node writes through it."""
+    import stat
+    sub = os.path.join(d, "outs")
+    os.mkdir(sub)
+    real, link = os.path.join(sub, "real.txt"), os.path.join(sub, "link.txt")
+    open(real, "w").write("old\n")
+    os.symlink("real.txt", link)
+    null = os.path.join(sub, "null")
+    os.mknod(null, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    for cmd in (["dedup"], ["mine", "--top-k", "2"], ["cluster", "--threshold", "0.6"]):
+        open(real, "w").write("old\n")
+        rc, _, err = run(cmd[0], "-m", MODEL, "-i", CORPUS, "-o", link, "-q", *cmd[1:])
+        check(f"{cmd[0]} -o symlink: the link stays, the target is written", rc == 0 and os.path.islink(link)
+              and open(real).read() not in ("", "old\n"), err)
+        rc, _, err = run(cmd[0], "-m", MODEL, "-i", CORPUS, "-o", null, "-q", *cmd[1:])
+        check(f"{cmd[0]} -o device: still a device", rc == 0 and stat.S_ISCHR(os.lstat(null).st_mode), err)
+    rc, _, err = run("dedup", "-m", MODEL, "-i", CORPUS, "-o", null, "--report", null, "-q")
+    check("dedup --report device", rc == 0 and stat.S_ISCHR(os.lstat(null).st_mode)
+          and sorted(os.listdir(sub)) == ["link.txt", "null", "real.txt"], err + str(os.listdir(sub)))
+
+
 def test_kill(d):
     """SIGKILL `sembed index add` at random points; the index always opens and
     holds a prefix of whole committed batches; nothing committed is lost."""
@@ -525,5 +548,6 @@ if __name__ == "__main__":
         test_unknown_tokens(d)
         test_model_fingerprint(d)
         test_filters(d)
+        test_output_targets(d)
         test_kill(d)
     report("test_index_cli")
