@@ -222,8 +222,8 @@ static int enc_texts(enc *e, const char *const *texts, const size_t *lens, size_
     size_t n_trunc = 0, step = p && p->mode ? 8 : 64;
     bool tr[64];
     for (size_t i = 0, b; i < n; i += b) {
-        /* with progress on, calls sized to take about a third of a second
-         * so the line moves at least once a second however slow the model */
+        /* with progress on, calls sized to take about 0.2 s so the line
+         * moves at least once a second however slow the model */
         double t = cli_now();
         b = n - i < step ? n - i : step;
         if (cli_stop) return -2;
@@ -235,7 +235,7 @@ static int enc_texts(enc *e, const char *const *texts, const size_t *lens, size_
         for (size_t j = 0; j < b; j++) n_trunc += tr[j];
         if (p) cli_progress_update(p, base + (size_t)((double)span * (double)(i + b) / (double)n), -1);
         if (p && p->mode) {
-            double per = (cli_now() - t) / (double)b, want = per > 0 ? 0.33 / per : 64;
+            double per = (cli_now() - t) / (double)b, want = per > 0 ? 0.2 / per : 64;
             step = want < 1 ? 1 : want > 64 ? 64 : (size_t)want;
         }
     }

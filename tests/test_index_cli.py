@@ -183,14 +183,17 @@ def test_jsonl_detection(d):
     res = json.loads(out)["results"] if rc == 0 else []
     check("JSONL on stdin is detected", p.returncode == 0 and "JSONL" in err and res and res[0]["id"] == "r2"
           and res[0]["metadata"] == {"lang": "en"} and res[0]["text"] == corpus_lines()[2], err + out)
+    # (blank lines are documents here: a small BERT fixture, whose empty text still has [CLS] [SEP];
+    # an empty text through USE lite hits a library memcpy from NULL under UBSan, encode.c)
+    small = "tests/fixtures/models/en-mean-norm"
     idx2 = os.path.join(d, "forced-text.idx")
-    p = subprocess.run([SEMBED, "index", "build", "-m", MODEL, "-i", "-", "-o", idx2, "--flat", "--text"], input=data,
+    p = subprocess.run([SEMBED, "index", "build", "-m", small, "-i", "-", "-o", idx2, "--flat", "--text"], input=data,
                        capture_output=True)
     rc, out, _ = run("index", "info", idx2, "--json")
     check("--text forces plain lines", p.returncode == 0 and rc == 0 and json.loads(out)["documents"] == 6, p.stderr.decode() + out)
     # plain text on stdin stays text, blank lines included
     idx3 = os.path.join(d, "plain.idx")
-    p = subprocess.run([SEMBED, "index", "build", "-m", MODEL, "-i", "-", "-o", idx3, "--flat"], input=b"\nfirst line\nsecond\n",
+    p = subprocess.run([SEMBED, "index", "build", "-m", small, "-i", "-", "-o", idx3, "--flat"], input=b"\nfirst line\nsecond\n",
                        capture_output=True)
     rc, out, _ = run("index", "info", idx3, "--json")
     check("plain text on stdin stays text", p.returncode == 0 and rc == 0 and json.loads(out)["documents"] == 3
@@ -200,22 +203,24 @@ def test_jsonl_detection(d):
 def test_progress(d):
     """Issue 9.18: progress moved once per 256 documents with no rate or ETA;
     --progress forces time-based lines (at least one a second) with both."""
-    import re, time as _t
+    import re
     src = os.path.join(d, "prog.jsonl")
     base = corpus_lines()
     with open(src, "w") as f:
         for i in range(800):
             f.write(json.dumps({"id": f"p{i}", "text": f"{base[i % len(base)]} ({i})"}) + "\n")
-    t0 = _t.time()
-    rc, _, err = run("index", "build", "-m", MODEL, "-i", src, "-o", os.path.join(d, "prog.idx"), "--flat", "--progress",
-                     "-b", "400")
-    took = _t.time() - t0
-    lines = [l for l in err.splitlines() if l.startswith("indexing:")]
+    # batches of 400 documents, yet the line moves at least once a second: each line is timed as it arrives
+    p = subprocess.Popen([SEMBED, "index", "build", "-m", MODEL, "-i", src, "-o", os.path.join(d, "prog.idx"), "--flat",
+                          "--progress", "-b", "400"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    timed = [(time.time(), l.decode().rstrip("\n")) for l in p.stderr]
+    p.wait()
+    lines = [(t, l) for t, l in timed if l.startswith("indexing:")]
     pat = re.compile(r"indexing: (\d+)/800 docs \(\d+%\), [0-9.]+ docs/s, (ETA \S.*|[0-9.]+ s)$")
-    ok = rc == 0 and lines and all(pat.match(l) for l in lines) and lines[-1].startswith("indexing: 800/800")
-    # batches of 400 documents, yet a line at least once a second in between
-    ok = ok and (took < 3 or sum("ETA" in l for l in lines) >= int(took) - 2)
-    check("--progress: time-based lines with docs/s and ETA", ok, f"took {took:.1f}s\n" + err)
+    gaps = [b[0] - a[0] for a, b in zip(lines, lines[1:])]
+    ok = p.returncode == 0 and lines and all(pat.match(l) for _, l in lines) and lines[-1][1].startswith("indexing: 800/800")
+    ok = ok and all("ETA" in l for _, l in lines[:-1]) and (not gaps or max(gaps) < 1.5)
+    check("--progress: a line at least once a second, with docs/s and ETA", ok,
+          f"gaps {[round(g, 2) for g in gaps]}\n" + "\n".join(l for _, l in timed))
 
 
 def many_docs(d, n=1500):
