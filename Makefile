@@ -1,63 +1,93 @@
 # sembed - sentence-transformers, rebuilt in C.
 #
-#   make            build/libsembed.a, build/libsembed.so, build/sembed
+#   make            build/sembed (the CLI), build/libsembed.a, build/libsembed.so
 #   make check      the README test command: `make test`, `make asan`, `make tsan`
-#   make test       unit + reference + CLI tests (optimised build)
+#   make test       unit + reference + CLI + set-up/packaging tests (optimised build)
 #   make asan       the whole suite under AddressSanitizer + UBSan
 #   make tsan       the concurrency tests under ThreadSanitizer
 #   make fuzz       libFuzzer targets (clang), run briefly on the corpus
 #   make bench      throughput benchmark (prints JSON)
+#   make install    PREFIX (default /usr/local), DESTDIR; `make uninstall` undoes it
 #
 # Dependencies (Debian): libjansson-dev (JSON), libutf8proc-dev (Unicode data),
 # libsqlite3-dev (the index file), zlib1g-dev (CRC-32; gzipped evaluation files).
+# CI builds with EXTRA_CFLAGS=-Werror (.ci/run); the tree is warning-free
+# with gcc and clang.
 
 CC       ?= cc
 BUILD    ?= build
 OPT      ?= -O2 -g
+SAN      ?=
 WARN     := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wpointer-arith -Wcast-qual -Werror=implicit-function-declaration
-CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(EXTRA_CFLAGS) -Iinclude -fPIC -pthread
+CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(OPT) $(SAN) $(WARN) $(EXTRA_CFLAGS) -Iinclude -fPIC -pthread
 LIBS     := -ljansson -lutf8proc -lsqlite3 -lz -lm -pthread
+LDLIBS    = $(LIBS) $(SAN)
+
+# The tests: one list per kind, each name once. tests/run.sh runs them in
+# this order (the test target passes it the lists); adding a test is adding
+# its name here.
+#   TESTS         unit and reference tests: tests/NAME.c -> $(BUILD)/tests/NAME
+#   TSAN_TESTS    the subset of TESTS also run under ThreadSanitizer (make tsan)
+#   CLI_TESTS     black-box CLI tests: tests/NAME.py, given the sembed binary
+#   SH_TESTS      set-up, packaging and build tests: tests/NAME.sh
+#   FUZZ_TARGETS  libFuzzer targets tests/fuzz/NAME.c (make fuzz); their corpus
+#                 is replayed by fuzz_replay in every test run
+TESTS        := test_unicode test_kernels test_threadpool test_similarity test_tokenizer test_safetensors \
+                test_model test_use test_index test_util test_sentencepiece \
+                test_torch_bin
+TSAN_TESTS   := test_threadpool test_model test_tokenizer test_index
+CLI_TESTS    := test_cli test_index_cli
+SH_TESTS     := test_setup test_packaging test_build
+FUZZ_TARGETS := fuzz_safetensors fuzz_tokenizer fuzz_snapshot fuzz_spm_model fuzz_torch_bin
+ifneq ($(filter-out $(TESTS),$(TSAN_TESTS)),)
+$(error TSAN_TESTS names tests not in TESTS: $(filter-out $(TESTS),$(TSAN_TESTS)))
+endif
 
 LIB_SRC  := src/alloc.c src/error.c src/json.c src/unicode.c src/tokenizer.c src/tokenizer_wordpiece.c \
             src/safetensors.c src/model_folder.c src/model_bert.c src/pool.c src/kernels.c src/kernels_avx2.c src/kernels_avx512.c src/kernels_bf16.c src/kernels_bf16dp.c src/kernels_int8.c \
             src/threadpool.c src/encode.c src/similarity.c src/util.c src/chunk.c src/vec_dist.c src/vec_index.c src/index.c \
-            src/convert_use.c src/model_use.c src/tokenizer_unigram.c
+            src/convert_use.c src/model_use.c src/tokenizer_unigram.c src/sentencepiece_model.c src/normalizer_precompiled.c \
+            src/torch_bin.c
 LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
 CLI_SRC  := src/cli.c src/cli_io.c src/cli_eval.c src/cli_bench.c src/cli_index.c
 CLI_OBJ  := $(CLI_SRC:src/%.c=$(BUILD)/obj/%.o)
-TESTS    := test_unicode test_tokenizer test_safetensors test_kernels test_model test_threadpool test_similarity test_use test_index test_util
 TEST_BIN := $(TESTS:%=$(BUILD)/tests/%)
+FUZZ_SRC := $(FUZZ_TARGETS:%=tests/fuzz/%.c)
 
-.PHONY: all test check asan ubsan tsan fuzz bench clean
+# The library version (from sembed.h) and the shared library's names:
+# libsembed.so.0.1.0, its SONAME libsembed.so.0, and the link libsembed.so.
+VERSION  := $(shell sed -n 's/^\#define SE_VERSION_STRING "\(.*\)"$$/\1/p' include/sembed.h)
+SONAME   := libsembed.so.$(firstword $(subst ., ,$(VERSION)))
+SOFILE   := libsembed.so.$(VERSION)
 
-all: $(BUILD)/libsembed.a $(BUILD)/libsembed.so $(BUILD)/sembed
+# Where `make install` puts things (DESTDIR is prepended to each).
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR     ?= $(PREFIX)/share/man
+PCDIR      ?= $(LIBDIR)/pkgconfig
+
+.PHONY: all test check asan ubsan tsan fuzz bench clean install uninstall man print-%
+
+all: $(BUILD)/libsembed.a $(BUILD)/libsembed.so $(BUILD)/$(SONAME) $(BUILD)/sembed
+
+# Library objects. The kernel files that use wider instruction sets get
+# their flags here (KFLAGS, per target); the CPU is checked at run time.
+$(BUILD)/obj/kernels_avx2.o:   KFLAGS := -mavx2 -mfma
+$(BUILD)/obj/kernels_avx512.o: KFLAGS := -mavx512f -mfma
+$(BUILD)/obj/kernels_bf16.o:   KFLAGS := -mavx512f -mfma
+$(BUILD)/obj/kernels_bf16dp.o: KFLAGS := -mavx512f -mavx512bf16 -mfma
+$(BUILD)/obj/kernels_int8.o:   KFLAGS := -mavx512f -mavx512bw -mavx512vnni -mfma
 
 $(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) include/sembed.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -DSE_BUILD -fvisibility=hidden -c $< -o $@
+	$(CC) $(CFLAGS_ALL) -DSE_BUILD -fvisibility=hidden $(KFLAGS) -c $< -o $@
 
-$(BUILD)/obj/kernels_avx2.o: src/kernels_avx2.c $(wildcard src/*.h)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -DSE_BUILD -fvisibility=hidden -mavx2 -mfma -c $< -o $@
-
-$(BUILD)/obj/kernels_avx512.o: src/kernels_avx512.c $(wildcard src/*.h)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -DSE_BUILD -fvisibility=hidden -mavx512f -mfma -c $< -o $@
-
-$(BUILD)/obj/kernels_bf16.o: src/kernels_bf16.c $(wildcard src/*.h)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -DSE_BUILD -fvisibility=hidden -mavx512f -mfma -c $< -o $@
-
-$(BUILD)/obj/kernels_bf16dp.o: src/kernels_bf16dp.c $(wildcard src/*.h)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -DSE_BUILD -fvisibility=hidden -mavx512f -mavx512bf16 -mfma -c $< -o $@
-
-$(BUILD)/obj/kernels_int8.o: src/kernels_int8.c $(wildcard src/*.h)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -DSE_BUILD -fvisibility=hidden -mavx512f -mavx512bw -mavx512vnni -mfma -c $< -o $@
-
-$(BUILD)/obj/cli%.o: src/cli%.c src/cli_io.h include/sembed.h
+# The CLI sees only the public header, as a user of the library (a static
+# pattern rule: the implicit cli%.o pattern never matched cli.o itself).
+$(CLI_OBJ): $(BUILD)/obj/%.o: src/%.c $(wildcard src/cli*.h) include/sembed.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
@@ -65,17 +95,57 @@ $(BUILD)/libsembed.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/libsembed.so: $(LIB_OBJ)
-	$(CC) -shared -o $@ $^ $(LIBS)
+$(BUILD)/$(SOFILE): $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,$(SONAME) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/$(SONAME): $(BUILD)/$(SOFILE)
+	ln -sf $(SOFILE) $@
+
+$(BUILD)/libsembed.so: $(BUILD)/$(SONAME)
+	ln -sf $(SONAME) $@
 
 $(BUILD)/sembed: $(CLI_OBJ) $(BUILD)/libsembed.a
-	$(CC) -o $@ $(CLI_OBJ) $(BUILD)/libsembed.a $(LIBS) -lz
+	$(CC) -o $@ $(CLI_OBJ) $(BUILD)/libsembed.a $(LDLIBS)
+
+# The man page, from the help texts of the binary.
+$(BUILD)/sembed.1: $(BUILD)/sembed tools/gen_man.sh
+	sh tools/gen_man.sh $(BUILD)/sembed >$@.tmp && mv $@.tmp $@
+
+man: $(BUILD)/sembed.1
+
+# Installs the binary, both libraries, the header, sembed.pc and the man
+# page under $(DESTDIR)$(PREFIX); runs ldconfig when installing for real
+# (no DESTDIR), so that programs linked with -lsembed find the library.
+install: all $(BUILD)/sembed.1
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PCDIR) $(DESTDIR)$(MANDIR)/man1
+	install -m 755 $(BUILD)/sembed $(DESTDIR)$(BINDIR)/sembed
+	install -m 644 $(BUILD)/libsembed.a $(DESTDIR)$(LIBDIR)/libsembed.a
+	install -m 755 $(BUILD)/$(SOFILE) $(DESTDIR)$(LIBDIR)/$(SOFILE)
+	ln -sf $(SOFILE) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libsembed.so
+	install -m 644 include/sembed.h $(DESTDIR)$(INCLUDEDIR)/sembed.h
+	install -m 644 $(BUILD)/sembed.1 $(DESTDIR)$(MANDIR)/man1/sembed.1
+	printf '%s\n' 'prefix=$(PREFIX)' 'exec_prefix=$${prefix}' \
+	  'libdir=$(patsubst $(PREFIX)/%,$${exec_prefix}/%,$(LIBDIR))' \
+	  'includedir=$(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))' '' \
+	  'Name: sembed' 'Description: sentence-transformers, rebuilt in C' 'Version: $(VERSION)' \
+	  'Requires.private: jansson libutf8proc sqlite3 zlib' \
+	  'Libs: -L$${libdir} -lsembed' 'Libs.private: -lm -pthread' 'Cflags: -I$${includedir}' \
+	  >$(DESTDIR)$(PCDIR)/sembed.pc
+	@if [ -z "$(DESTDIR)" ]; then ldconfig 2>/dev/null || /sbin/ldconfig 2>/dev/null || \
+	  echo "note: run ldconfig as root, so that programs linked with -lsembed find $(LIBDIR)/$(SONAME)"; fi
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/sembed $(DESTDIR)$(LIBDIR)/libsembed.a $(DESTDIR)$(LIBDIR)/$(SOFILE) \
+	  $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libsembed.so $(DESTDIR)$(INCLUDEDIR)/sembed.h \
+	  $(DESTDIR)$(PCDIR)/sembed.pc $(DESTDIR)$(MANDIR)/man1/sembed.1
+	@if [ -z "$(DESTDIR)" ]; then ldconfig 2>/dev/null || /sbin/ldconfig 2>/dev/null || true; fi
 
 # Tests link the static library's objects directly so they can reach the
 # private headers (src/*.h) for white-box checks.
 $(BUILD)/tests/%: tests/%.c tests/test.h $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -Isrc -o $@ $< $(LIB_OBJ) $(LIBS)
+	$(CC) $(CFLAGS_ALL) -Isrc -o $@ $< $(LIB_OBJ) $(LDLIBS)
 
 $(BUILD)/tests/test_header_c: tests/test_header.c include/sembed.h
 	@mkdir -p $(dir $@)
@@ -86,34 +156,33 @@ $(BUILD)/tests/test_header_cpp: tests/test_header.c include/sembed.h
 	g++ -x c++ -std=c++11 -Wall -Wextra -Werror -Iinclude -c tests/test_header.c -o $@.o && touch $@
 
 test: all $(TEST_BIN) $(BUILD)/tests/test_header_c $(BUILD)/tests/test_header_cpp $(BUILD)/tests/fuzz_replay
-	SEMBED=$(BUILD)/sembed BUILD=$(BUILD) sh tests/run.sh
+	TESTS="$(TESTS)" CLI_TESTS="$(CLI_TESTS)" SH_TESTS="$(SH_TESTS)" SEMBED=$(BUILD)/sembed BUILD=$(BUILD) \
+	  CC="$(CC)" SAN="$(SAN)" sh tests/run.sh
 
 check: test asan tsan
 
 asan:
-	$(MAKE) BUILD=build-asan OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
-	  LIBS="-ljansson -lutf8proc -lsqlite3 -lz -lm -pthread -fsanitize=address,undefined" test
+	$(MAKE) BUILD=build-asan SAN="-fsanitize=address,undefined" \
+	  OPT="-O1 -g -fno-omit-frame-pointer -fno-sanitize-recover=all" test
 
 ubsan: asan
 
 tsan:
-	$(MAKE) BUILD=build-tsan OPT="-O1 -g -fsanitize=thread" LIBS="-ljansson -lutf8proc -lsqlite3 -lz -lm -pthread -fsanitize=thread" \
-	  build-tsan/tests/test_threadpool build-tsan/tests/test_model build-tsan/tests/test_tokenizer build-tsan/tests/test_index
-	build-tsan/tests/test_threadpool && build-tsan/tests/test_model && build-tsan/tests/test_tokenizer && build-tsan/tests/test_index
+	$(MAKE) BUILD=build-tsan SAN="-fsanitize=thread" OPT="-O1 -g" $(TSAN_TESTS:%=build-tsan/tests/%)
+	for t in $(TSAN_TESTS); do build-tsan/tests/$$t || exit 1; done
 
 # Fuzzing: libFuzzer targets (clang); their corpus is replayed by
-# fuzz_replay in the normal suite.
-FUZZ_TARGETS := fuzz_safetensors fuzz_tokenizer
-$(BUILD)/tests/fuzz_replay: tests/fuzz/fuzz_safetensors.c tests/fuzz/fuzz_tokenizer.c tests/fuzz/replay.c $(LIB_OBJ)
+# fuzz_replay in the normal suite (tests/fuzz/replay.c has a table of the
+# targets' entry points).
+$(BUILD)/tests/fuzz_replay: tests/fuzz/replay.c $(FUZZ_SRC) $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -Isrc -o $@ tests/fuzz/replay.c tests/fuzz/fuzz_safetensors.c tests/fuzz/fuzz_tokenizer.c $(LIB_OBJ) $(LIBS)
+	$(CC) $(CFLAGS_ALL) -Isrc -o $@ tests/fuzz/replay.c $(FUZZ_SRC) $(LIB_OBJ) $(LDLIBS)
 
 fuzz:
-	$(MAKE) BUILD=build-fuzz CC=clang OPT="-O1 -g -fsanitize=address,undefined,fuzzer-no-link" \
-	  LIBS="-ljansson -lutf8proc -lsqlite3 -lz -lm -pthread" build-fuzz/libsembed.a
+	$(MAKE) BUILD=build-fuzz CC=clang SAN="-fsanitize=address,undefined,fuzzer-no-link" OPT="-O1 -g" build-fuzz/libsembed.a
 	for t in $(FUZZ_TARGETS); do \
 	  clang -std=c11 -D_GNU_SOURCE -DSE_FUZZ_MAIN -O1 -g -fsanitize=address,undefined,fuzzer -Iinclude -Isrc \
-	    -o build-fuzz/$$t tests/fuzz/$$t.c build-fuzz/libsembed.a -ljansson -lutf8proc -lsqlite3 -lz -lm -pthread || exit 1; \
+	    -o build-fuzz/$$t tests/fuzz/$$t.c build-fuzz/libsembed.a $(LIBS) || exit 1; \
 	  mkdir -p build-fuzz/corpus-$$t; \
 	  build-fuzz/$$t -max_total_time=$${FUZZ_SECONDS:-60} build-fuzz/corpus-$$t tests/fuzz/corpus/$$t || exit 1; \
 	done
@@ -123,7 +192,11 @@ bench: all $(BUILD)/bench/bench_encode
 
 $(BUILD)/bench/bench_encode: bench/bench_encode.c $(BUILD)/libsembed.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -Isrc -o $@ $< $(BUILD)/libsembed.a $(LIBS)
+	$(CC) $(CFLAGS_ALL) -Isrc -o $@ $< $(BUILD)/libsembed.a $(LDLIBS)
 
 clean:
 	rm -rf build build-asan build-tsan build-fuzz
+
+# `make print-TESTS` prints a variable (the shell tests read the lists).
+print-%:
+	@echo $($*)

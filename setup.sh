@@ -1,8 +1,12 @@
 #!/bin/sh
 # sembed set-up on Debian 12: installs the packages sembed needs, builds
 # it, fetches and converts the default model, and runs the main job.
-#   ./setup.sh             all of it (run as root, or with sudo available)
-#   ./setup.sh --no-demo   everything but the demo (what .ci/run uses)
+#   ./setup.sh                  all of it
+#   ./setup.sh --no-demo        everything but the demo (what .ci/run uses)
+#   ./setup.sh --packages-only  only the missing Debian packages
+# Run it as root (apt-get runs directly) or as a user with sudo (apt-get
+# runs through sudo, nothing else does). As a user without sudo it stops,
+# naming the missing packages: install them as root, then run it again.
 # Network: Debian's apt and the npm registry only.
 set -eu
 cd "$(dirname "$0")"
@@ -10,19 +14,42 @@ cd "$(dirname "$0")"
 # Build: gcc, make. Libraries: jansson (JSON), utf8proc (Unicode data),
 # SQLite (the index file), zlib (CRC-32, gzipped evaluation files). Model download: npm.
 # Tests: python3-numpy (reads our .npy output), g++ (sembed.h must compile as C++),
-# sqlite3 (the index tests damage index files on purpose).
-PKGS="build-essential libjansson-dev libutf8proc-dev libsqlite3-dev zlib1g-dev sqlite3 python3 python3-numpy g++"
-command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm"
-missing=""
-for p in $PKGS; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-    SUDO=""
-    [ "$(id -u)" -ne 0 ] && SUDO=sudo
+# sqlite3 (the index tests damage index files on purpose), pkg-config and
+# man-db (`make install` is checked with pkg-config and `man -l`).
+PKGS="build-essential libjansson-dev libutf8proc-dev libsqlite3-dev zlib1g-dev sqlite3 python3 python3-numpy g++ pkg-config man-db"
+
+# Installs whichever of $PKGS (and npm, when there is no npm) is missing:
+# with apt-get as root, through sudo otherwise; with neither, says what to
+# do and exits 1.
+install_packages() {
+    pkgs=$PKGS
+    command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"
+    missing=""
+    for p in $pkgs; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+    done
+    missing=${missing# }
+    [ -n "$missing" ] || return 0
+    if [ "$(id -u)" -eq 0 ]; then
+        SUDO=""
+    elif command -v sudo >/dev/null 2>&1; then
+        SUDO=sudo
+        echo "setup.sh: installing $missing with sudo apt-get" >&2
+    else
+        cat >&2 <<EOF
+setup.sh: these Debian packages are missing: $missing
+There is no sudo here: install them as root, for example
+    su -c 'apt-get update && apt-get install -y $missing'
+(or run ./setup.sh as root), then run ./setup.sh again.
+EOF
+        exit 1
+    fi
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q $missing
-fi
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing
+}
+
+install_packages
+[ "${1:-}" = "--packages-only" ] && exit 0
 
 make -j"$(nproc)"
 

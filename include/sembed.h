@@ -23,15 +23,22 @@
  *   - An se_ctx (activation arena + thread pool) is used by one thread at a
  *     time. Create one ctx per worker thread.
  *
- * Quick start
+ * Quick start (examples/quickstart.c is the whole program)
  *     se_error err;
- *     se_model *m;
- *     if (se_model_load("all-MiniLM-L6-v2", NULL, &m, &err) != SE_OK) { puts(err.msg); ... }
- *     se_ctx *c;
- *     se_ctx_new(m, NULL, &c, &err);
+ *     se_model *m = NULL;
+ *     se_ctx *c = NULL;
+ *     float *out = NULL;
  *     const char *texts[2] = {"hello", "world"};
- *     float out[2 * 384];
- *     se_encode(c, texts, NULL, 2, NULL, out, 2 * 384, NULL, &err);
+ *     if (se_model_load("models/use-lite", NULL, &m, &err) != SE_OK) goto fail;
+ *     if (se_ctx_new(m, NULL, &c, &err) != SE_OK) goto fail;
+ *     size_t dim = se_encode_dim(m, NULL);   // the model's, never a constant
+ *     if (!(out = malloc(2 * dim * sizeof *out))) goto done;
+ *     if (se_encode(c, texts, NULL, 2, NULL, out, 2 * dim, NULL, &err) != SE_OK) goto fail;
+ *     ...
+ *   fail:
+ *     fprintf(stderr, "%s\n", err.msg);
+ *   done:
+ *     free(out);
  *     se_ctx_free(c);
  *     se_model_free(m);
  */
@@ -251,7 +258,15 @@ SE_API se_model_params se_model_default_params(void);
  * validated against config.json before use.
  * On success *out owns the model (and its tokenizer); free it with
  * se_model_free after every ctx made from it is freed. The model is
- * immutable and safe to share across threads. */
+ * immutable and safe to share across threads.
+ * Weight files are mapped (params->use_mmap) and stay open while the model
+ * lives. Every se_encode first checks (fstat) that none was truncated or
+ * rewritten since load and returns SE_E_IO naming the file when one was;
+ * replacing a file by rename is harmless (the mapping keeps the old one).
+ * The remaining race: a file truncated in place while an se_encode call is
+ * running can still raise SIGBUS in that call. Load with use_mmap = false
+ * (weights read into memory) where files may change under a running
+ * process. */
 SE_API se_status se_model_load(const char *dir, const se_model_params *params, se_model **out,
                                se_error *err);
 
@@ -311,10 +326,15 @@ SE_API const char *se_model_prompt_find(const se_model *model, const char *name)
  * space-separated fields:
  *   "arch=bert dim=384 dtype=f32 config=<16 hex> tokenizer=<16 hex> weights=<16 hex>"
  * dtype is the compute precision (f32, bf16, int8); config hashes the
- * contents of every configuration file that shapes the output (config.json,
- * modules.json, sentence_bert_config.json, pooling and Dense configs);
- * tokenizer hashes the tokenizer files; weights hashes the weight bytes, so
- * a fine-tuned copy with the same shapes is another model. Computed at load.
+ * parsed contents of every configuration file that shapes the output
+ * (config.json, modules.json, sentence_bert_config.json, pooling and Dense
+ * configs, config_sentence_transformers.json), less the fields that only
+ * record who saved them (transformers_version, _name_or_path, __version__)
+ * and regardless of formatting; tokenizer hashes the tokenizer files;
+ * weights hashes the weight bytes (every shard and Dense file), so a
+ * fine-tuned copy with the same shapes is another model. Contents only:
+ * the same files elsewhere (a copy, a symlinked cache) give the same
+ * fingerprint. Computed at load (XXH64, ~0.2 s per 400 MB of weights).
  * Writes at most cap bytes (SE_FINGERPRINT_MAX suffices). Thread-safe. */
 SE_API se_status se_model_fingerprint(const se_model *model, char *out, size_t cap, se_error *err);
 

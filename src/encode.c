@@ -10,6 +10,11 @@
  * input is batched. The arena is allocated once in se_ctx_new and carved
  * into named buffers; encoding allocates only when the tokenizer's scratch
  * or the text buffer must grow.
+ *
+ * Each se_encode call first checks that no mapped weight file was
+ * truncated or rewritten since load (one fstat per file), and refuses a
+ * NaN or infinity in a sentence's hidden states or output (SE_E_RANGE
+ * naming the text) rather than returning it.
  */
 #include <math.h>
 #include <string.h>
@@ -121,7 +126,9 @@ se_status se_ctx_new(const se_model *m, const se_ctx_params *params, se_ctx **ou
     c->buf.att_stride = AS;
     c->pooled = f, f += S_CAP * D;
     c->stage = f, f += S_CAP * D;
-    /* the size_t arrays start at the next 8-byte boundary (the +64 slack) */
+    /* the size_t arrays start at the next 8-byte boundary and the bf16
+     * activations at the next 64-byte one: the 192 spare bytes in `bytes`
+     * cover both (at most 7 + 63) */
     size_t *z = (size_t *)(((uintptr_t)f + 7) & ~(uintptr_t)7);
     c->starts = z, z += S_CAP + 1;
     c->first = z, z += S_CAP;
@@ -206,7 +213,29 @@ static void l2_normalize(float *v, size_t n) {
     for (size_t i = 0; i < n; i++) v[i] /= d;
 }
 
-/* Runs the S sentences gathered in the ctx and writes their rows of out. */
+/* Whether all n floats are finite: no NaN, no infinity (exponent bits all
+ * ones). A branch-free OR over the bits, which compilers vectorise. */
+static bool all_finite(const float *v, size_t n) {
+    uint32_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t b;
+        memcpy(&b, &v[i], 4);
+        bad |= (uint32_t)((b & 0x7F800000u) == 0x7F800000u);
+    }
+    return !bad;
+}
+
+/* The error for a non-finite value in text i's hidden states or output. */
+static se_status nonfinite(se_error *err, size_t i, const char *where) {
+    return se_err(err, SE_E_RANGE,
+                  "text %zu: the %s has a NaN or infinite value (the model's weights or config are broken)", i, where);
+}
+
+/* Runs the S sentences gathered in the ctx and writes their rows of out.
+ * A NaN or infinity in a sentence's last hidden states or in its output
+ * row is SE_E_RANGE naming the text: the hidden states are checked too
+ * because max pooling (x > max ? x : max) steps over NaN, and CLS pooling
+ * reads one token only. */
 static se_status run_batch(se_ctx *c, size_t S, size_t T, const se_encode_params *p, float *out, size_t dim_out,
                            se_error *err) {
     const se_model *m = c->m;
@@ -218,6 +247,9 @@ static se_status run_batch(se_ctx *c, size_t S, size_t T, const se_encode_params
                                         c->p.debug_user, err);
     if (s != SE_OK) return s;
     size_t H = (size_t)cfg->n_embd, D = (size_t)m->max_stage_dim;
+    for (size_t i = 0; i < S; i++)
+        if (!all_finite(c->buf.x + c->starts[i] * H, (c->starts[i + 1] - c->starts[i]) * H))
+            return nonfinite(err, c->index[i], "transformer's output");
     for (size_t i = 0; i < S; i++)
         se_pool(cfg->pooling, c->buf.x + c->starts[i] * H, c->starts[i + 1] - c->starts[i], H, c->first[i],
                 c->pooled + i * D);
@@ -252,6 +284,7 @@ static se_status run_batch(se_ctx *c, size_t S, size_t T, const se_encode_params
         float *o = out + c->index[i] * dim_out;
         memcpy(o, cur + i * dim, dim_out * sizeof *o);
         if (renorm) l2_normalize(o, dim_out);
+        if (!all_finite(o, dim_out)) return nonfinite(err, c->index[i], "embedding");
     }
     return SE_OK;
 }
@@ -262,6 +295,9 @@ se_status se_encode(se_ctx *c, const char *const *texts, const size_t *lens, siz
     se_encode_params p = params ? *params : se_encode_default_params();
     const se_model *m = c->m;
     const se_folder_cfg *cfg = &m->cfg;
+    /* a weight file truncated since load would SIGBUS through the mapping */
+    se_status s = se_model_check_files(m, err);
+    if (s != SE_OK) return s;
     size_t dim_out = se_encode_dim(m, &p);
     if (!dim_out)
         return se_err(err, SE_E_RANGE, "truncate_dim %d is outside [1, %d]", p.truncate_dim, cfg->dim);
@@ -279,7 +315,6 @@ se_status se_encode(se_ctx *c, const char *const *texts, const size_t *lens, siz
     if (!prompt) prompt = "";
     size_t plen = strlen(prompt), bad;
     if (!se_utf8_valid(prompt, plen, &bad)) return se_err(err, SE_E_UTF8, "prompt: invalid UTF-8 at byte %zu", bad);
-    se_status s;
     /* prompt length in tokens, as sentence-transformers computes it: the
      * tokenized prompt (with specials) minus the final [SEP] */
     size_t prompt_tokens = 0;

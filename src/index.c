@@ -1,9 +1,10 @@
 /*
  * index.c - se_index: the persistent document + vector index (sembed.h).
  *
- * Storage is one SQLite database (WAL journal, synchronous=FULL):
+ * Storage is one SQLite database (synchronous=FULL):
  *   meta(key, value)        format marker, dimension, kind, metric, HNSW
- *                           params, model, chunking
+ *                           params, model, model_fingerprint (absent in
+ *                           files made before fingerprints), chunking
  *   docs(id, ext_id, text, meta)
  *   chunks(id AUTOINCREMENT, doc, chunk, start, end, vec, crc)
  *                           vectors as stored in memory (float32 LE) and
@@ -18,12 +19,29 @@
  * single file. The search itself runs in memory (vec_index.c); SQLite is
  * touched by searches only to evaluate metadata filters.
  *
+ * Journal: at rest the file is in rollback (DELETE) journal mode, so it is
+ * one file and a read-only open writes nothing at all (no -wal or -shm, so
+ * it works on a read-only mount or in a folder the user cannot write). A
+ * writable open switches to WAL (readers keep reading while it commits) and
+ * its close switches back, which checkpoints and removes the side files,
+ * when it is the only connection; otherwise the last writer to close does.
+ * Files left in WAL mode (by older versions, or a killed writer) are opened
+ * read-only as immutable when their folder is not writable and no -wal
+ * file exists, i.e. when nothing can be in the WAL and no writer can run.
+ *
+ * Before SQLite sees a file at all, its 100-byte header is read with
+ * read(2): a file that is not an SQLite database, or one whose application
+ * id is not ours, is refused without being touched.
+ *
  * Consistency: rows are the truth. The graph snapshot is written by
  * se_index_flush; on open it is loaded and reconciled with the rows
  * (chunks missing from it are inserted, vanished ones removed), so a
  * snapshot older than the last commit (a kill between commit and flush)
  * costs time, never data. A damaged snapshot is rebuilt.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <float.h>
 #include <math.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -49,6 +67,8 @@ struct se_index {
     size_t dim;
     se_index_params p;
     char *model;
+    char *fingerprint; /* meta.model_fingerprint, NULL when none recorded (atomic: set by check_model) */
+    char *fp_old;      /* a malformed record replaced by se_index_check_model */
     se_vx *vx;
     bool dirty; /* the snapshot is behind the rows */
     pthread_mutex_t db_lock;    /* every use of db */
@@ -113,12 +133,29 @@ static char *meta_get(se_index *idx, const char *key) {
 static const char *kind_name(se_index_kind k) { return k == SE_INDEX_FLAT ? "flat" : "hnsw"; }
 static const char *metric_name(se_metric m) { return m == SE_METRIC_DOT ? "dot" : m == SE_METRIC_L2 ? "l2" : "cosine"; }
 
+/* Puts a writable connection's file back in rollback journal mode: this
+ * checkpoints the WAL and deletes the -wal and -shm files. It fails (and
+ * the file stays in WAL mode) while other connections have the file open;
+ * the last writer to close then does it. The busy timeout is short
+ * because waiting cannot help: other WAL connections hold their shared
+ * lock as long as they are open. */
+static void journal_at_rest(se_index *idx) {
+    if (!idx->db || idx->read_only) return;
+    sqlite3_busy_timeout(idx->db, 50);
+    sqlite3_exec(idx->db, "PRAGMA journal_mode=DELETE", NULL, NULL, NULL);
+}
+
+/* Closes the database (back to rollback mode when writable) and frees
+ * everything the handle owns. */
 static void idx_free(se_index *idx) {
     if (!idx) return;
+    journal_at_rest(idx);
     if (idx->db) sqlite3_close_v2(idx->db);
     se_vx_free(idx->vx);
     se_free(idx->path);
     se_free(idx->model);
+    se_free(idx->fingerprint);
+    se_free(idx->fp_old);
     pthread_mutex_destroy(&idx->db_lock);
     pthread_mutex_destroy(&idx->write_lock);
     se_free(idx);
@@ -137,13 +174,53 @@ static se_index *idx_new(const char *path) {
     return idx;
 }
 
-static void set_pragmas(se_index *idx) {
-    sqlite3_busy_timeout(idx->db, 10000);
-    if (!idx->read_only) {
-        exec(idx, "PRAGMA journal_mode=WAL");
-        exec(idx, "PRAGMA synchronous=FULL");
+/* A writable connection works in WAL mode (searches in other processes go
+ * on while it commits), synchronous=FULL. If another connection is reading
+ * in rollback mode the switch can fail; the connection then stays in
+ * rollback mode, which is as safe, only blocks readers while committing. */
+static void writer_pragmas(se_index *idx) {
+    exec(idx, "PRAGMA journal_mode=WAL");
+    exec(idx, "PRAGMA synchronous=FULL");
+}
+
+/* ==== Model fingerprints ==== */
+
+#define FP_FIELDS_MAX 16
+
+/* A fingerprint split into fields: key[i]=val[i], pointing into buf. */
+typedef struct fp_fields {
+    char buf[SE_FINGERPRINT_MAX];
+    const char *key[FP_FIELDS_MAX], *val[FP_FIELDS_MAX];
+    size_t n;
+} fp_fields;
+
+/* Splits a fingerprint ("arch=bert dim=384 ...", see se_model_fingerprint)
+ * into fields. Returns -1 when it is too long, has a token that is not
+ * key=value with both non-empty, repeats a key, or lacks arch or dim. */
+static int fp_parse(const char *fp, fp_fields *f) {
+    f->n = 0;
+    if (!fp || strlen(fp) >= sizeof f->buf) return -1;
+    strcpy(f->buf, fp);
+    bool arch = false, dim = false;
+    for (char *save = NULL, *t = strtok_r(f->buf, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
+        char *eq = strchr(t, '=');
+        if (!eq || eq == t || !eq[1] || f->n == FP_FIELDS_MAX) return -1;
+        *eq = 0;
+        for (size_t i = 0; i < f->n; i++)
+            if (!strcmp(f->key[i], t)) return -1;
+        f->key[f->n] = t;
+        f->val[f->n++] = eq + 1;
+        arch |= !strcmp(t, "arch");
+        dim |= !strcmp(t, "dim");
     }
-    exec(idx, "PRAGMA foreign_keys=OFF");
+    return arch && dim ? 0 : -1;
+}
+
+/* The value of key in f, or NULL. */
+static const char *fp_get(const fp_fields *f, const char *key) {
+    for (size_t i = 0; i < f->n; i++)
+        if (!strcmp(f->key[i], key)) return f->val[i];
+    return NULL;
 }
 
 static const char *SCHEMA =
@@ -168,6 +245,10 @@ se_status se_index_create(const char *path, size_t dim, const se_index_params *p
     se_vx_free(probe);
     if (p.ef_search < 1 || p.ef_search > 100000)
         return se_err(err, SE_E_RANGE, "index: ef_search = %u (allowed 1..100000)", p.ef_search);
+    fp_fields ff;
+    if (p.model_fingerprint && fp_parse(p.model_fingerprint, &ff))
+        return se_err(err, SE_E_INVALID, "index: model_fingerprint '%.100s' is malformed (want \"arch=... dim=... ...\")",
+                      p.model_fingerprint);
     struct stat sb;
     if (stat(path, &sb) == 0) return se_err(err, SE_E_IO, "%s: already exists (will not overwrite an index)", path);
     char tmp[4096];
@@ -194,7 +275,8 @@ se_status se_index_create(const char *path, size_t dim, const se_index_params *p
         meta_put(idx, "ef_construction", "%u", p.ef_construction) || meta_put(idx, "ef_search", "%u", p.ef_search) ||
         meta_put(idx, "seed", "%llu", (unsigned long long)p.seed) ||
         meta_put(idx, "model", "%s", p.model ? p.model : "") || meta_put(idx, "chunk_tokens", "%u", p.chunk_tokens) ||
-        meta_put(idx, "chunk_overlap", "%u", p.chunk_overlap) || exec(idx, "COMMIT")) {
+        meta_put(idx, "chunk_overlap", "%u", p.chunk_overlap) ||
+        (p.model_fingerprint && meta_put(idx, "model_fingerprint", "%s", p.model_fingerprint)) || exec(idx, "COMMIT")) {
         st = db_err(idx, err, "cannot write the schema");
         goto fail;
     }
@@ -290,6 +372,19 @@ static se_status load_all(se_index *idx, se_log_fn log_fn, void *log_user, se_er
     se_free(kind);
     se_free(metric);
     if (st) return st;
+    idx->fingerprint = meta_get(idx, "model_fingerprint"); /* NULL in older files */
+    idx->p.model_fingerprint = idx->fingerprint;
+    if (!idx->read_only) writer_pragmas(idx);
+
+    /* The largest chunk id ever issued (AUTOINCREMENT): every graph slot
+     * once held a distinct chunk id, so it bounds the snapshot's counts. */
+    int64_t max_label = 0;
+    if (sqlite3_prepare_v2(idx->db, "SELECT seq FROM sqlite_sequence WHERE name = 'chunks'", -1, &q, NULL) == SQLITE_OK) {
+        if (sqlite3_step(q) == SQLITE_ROW) max_label = sqlite3_column_int64(q, 0);
+    } else {
+        max_label = -1;
+    }
+    sqlite3_finalize(q);
 
     /* the graph snapshot */
     se_vx_params vp = {idx->p.kind, idx->p.metric, idx->p.M, idx->p.ef_construction, idx->p.seed};
@@ -300,11 +395,8 @@ static se_status load_all(se_index *idx, se_log_fn log_fn, void *log_user, se_er
         se_error e2;
         const uint8_t *b = sqlite3_column_blob(q, 0);
         size_t n = (size_t)sqlite3_column_bytes(q, 0);
-        st = se_vx_load(b, n, idx->dim, &idx->vx, &e2);
-        if (st == SE_E_NOMEM) {
-            sqlite3_finalize(q);
-            return se_err(err, st, "%s", e2.msg);
-        }
+        st = b || !n ? se_vx_load(b ? b : (const uint8_t *)"", n, idx->dim, max_label, &idx->vx, &e2)
+                     : se_err(&e2, SE_E_NOMEM, "out of memory reading the graph snapshot");
         if (!st) {
             se_vx_params lp = se_vx_get_params(idx->vx);
             if (lp.kind != vp.kind || lp.metric != vp.metric || lp.M != vp.M || lp.ef_construction != vp.ef_construction) {
@@ -314,8 +406,11 @@ static se_status load_all(se_index *idx, se_log_fn log_fn, void *log_user, se_er
                 st = SE_E_FORMAT;
             }
         }
-        if (st) {
-            logf_(log_fn, log_user, SE_LOG_WARN, "%s: %s; rebuilding the graph from the stored vectors", idx->path, e2.msg);
+        if (st) { /* whatever is wrong with it (out of memory included): the rows are the truth */
+            logf_(log_fn, log_user, SE_LOG_WARN, "%s: %s; rebuilding the graph from the stored vectors (%s)", idx->path,
+                  e2.msg,
+                  idx->read_only ? "opened read-only: rebuilt at every open until a writable open saves it"
+                                 : "saved now");
             rebuilt = true;
             st = SE_OK;
         }
@@ -406,15 +501,94 @@ static se_status load_all(se_index *idx, se_log_fn log_fn, void *log_user, se_er
     se_free(pend_pl);
     if (st) return st;
     if (n_pending || n_stale || rebuilt) {
-        if (!rebuilt)
-            logf_(log_fn, log_user, SE_LOG_INFO, "%s: graph brought up to date (%zu vectors added, %zu removed)", idx->path,
-                  n_pending, n_stale);
+        /* A snapshot older than the rows (a killed add, or two writers at
+         * once): a read-only open cannot save the repaired graph, so every
+         * read-only open repeats the work until a writable open saves it. */
+        if (!rebuilt && idx->read_only)
+            logf_(log_fn, log_user, SE_LOG_INFO,
+                  "%s: the graph snapshot is out of date (%zu vectors added, %zu removed since it was saved); brought up"
+                  " to date in memory, not saved (opened read-only): the next writable open (e.g. `sembed index add`)"
+                  " saves it",
+                  idx->path, n_pending, n_stale);
         idx->dirty = true;
-        if (!idx->read_only) return flush_locked(idx, err);
+        if (!idx->read_only) {
+            se_status fs = flush_locked(idx, err);
+            if (!fs && !rebuilt)
+                logf_(log_fn, log_user, SE_LOG_INFO,
+                      "%s: the graph snapshot was out of date (%zu vectors added, %zu removed since it was saved);"
+                      " brought up to date and saved",
+                      idx->path, n_pending, n_stale);
+            return fs;
+        }
     }
     return SE_OK;
 }
 
+/* Big-endian 32-bit field of the SQLite header. */
+static uint32_t be32(const unsigned char *b) {
+    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
+/* Reads the 100-byte SQLite header of path with read(2), touching nothing,
+ * and checks that it is a sembed index of our format version: SQLite magic,
+ * application id 'SEMB' (offset 68), user_version (offset 60). *wal: the
+ * file is in WAL mode at rest (read and write versions 2 at offsets 18-19). */
+static se_status check_header(const char *path, bool *wal, se_error *err) {
+    unsigned char h[100];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return se_err(err, SE_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    size_t got = 0;
+    int rerr = 0;
+    while (got < sizeof h) {
+        ssize_t r = read(fd, h + got, sizeof h - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) rerr = errno;
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    close(fd);
+    if (rerr) return se_err(err, SE_E_IO, "%s: cannot read: %s", path, strerror(rerr));
+    if (got < sizeof h || memcmp(h, "SQLite format 3", 16) != 0)
+        return se_err(err, SE_E_FORMAT, "%s: not a sembed index (%s)", path,
+                      got == 0 ? "an empty file" : "not an SQLite database");
+    uint32_t app = be32(h + 68), ver = be32(h + 60);
+    if (app != IDX_APP_ID) return se_err(err, SE_E_FORMAT, "%s: not a sembed index (an SQLite database with application id %#x)", path, app);
+    if (ver != IDX_FORMAT)
+        return se_err(err, SE_E_UNSUPPORTED, "%s: index format version %u (this sembed reads %d)", path, ver, IDX_FORMAT);
+    *wal = h[18] == 2 && h[19] == 2;
+    return SE_OK;
+}
+
+/* Whether a read-only open must use SQLite's immutable mode: the file is
+ * in WAL mode at rest, which needs a -shm file that cannot be created in a
+ * folder we may not write; with no -wal file there is nothing in the WAL,
+ * and with the folder unwritable for us no writer of ours can be running. */
+static bool need_immutable(const char *path) {
+    char side[4200];
+    if (snprintf(side, sizeof side, "%s-wal", path) >= (int)sizeof side) return false;
+    if (access(side, F_OK) == 0) return false;
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash) strcpy(dir, ".");
+    else if (slash == dir) dir[1] = 0;
+    else *slash = 0;
+    return access(dir, W_OK) != 0;
+}
+
+/* "file:" URI of path with immutable=1 (%, ?, # escaped), into out. */
+static bool immutable_uri(const char *path, char *out, size_t cap) {
+    size_t o = (size_t)snprintf(out, cap, "file:");
+    for (const char *c = path; *c; c++) {
+        if (o + 4 >= cap) return false;
+        if (*c == '%' || *c == '?' || *c == '#') o += (size_t)snprintf(out + o, cap - o, "%%%02X", (unsigned char)*c);
+        else out[o++] = *c;
+    }
+    return snprintf(out + o, cap - o, "?immutable=1") < (int)(cap - o);
+}
+
+/* Opens an index: the header checked before SQLite sees the file (so a
+ * file that is not ours is never modified), then loaded and reconciled. */
 se_status se_index_open(const char *path, bool read_only, se_log_fn log_fn, void *log_user, se_index **out,
                         se_error *err) {
     if (!path || !out) return se_err(err, SE_E_INVALID, "se_index_open: NULL argument");
@@ -422,17 +596,31 @@ se_status se_index_open(const char *path, bool read_only, se_log_fn log_fn, void
     struct stat sb;
     if (stat(path, &sb) != 0) return se_err(err, SE_E_IO, "%s: no such index file", path);
     if (!S_ISREG(sb.st_mode)) return se_err(err, SE_E_IO, "%s: not a regular file", path);
+    bool wal = false;
+    se_status st = check_header(path, &wal, err);
+    if (st) return st;
     se_index *idx = idx_new(path);
     if (!idx) return se_err(err, SE_E_NOMEM, "out of memory");
     idx->read_only = read_only;
     int flags = (read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOMUTEX;
-    se_status st;
-    if (sqlite3_open_v2(path, &idx->db, flags, NULL)) {
+    char uri[8400];
+    const char *name = path;
+    if (read_only && wal && need_immutable(path) && immutable_uri(path, uri, sizeof uri)) {
+        name = uri;
+        flags |= SQLITE_OPEN_URI;
+    }
+    if (sqlite3_open_v2(name, &idx->db, flags, NULL)) {
         st = db_err(idx, err, "cannot open");
         idx_free(idx);
         return st;
     }
-    set_pragmas(idx);
+    if (!read_only && sqlite3_db_readonly(idx->db, "main") == 1) { /* SQLite fell back to read-only */
+        idx->read_only = true;
+        idx_free(idx);
+        return se_err(err, SE_E_IO, "%s: cannot open for writing (the file is read-only); open it read-only to search", path);
+    }
+    sqlite3_busy_timeout(idx->db, 10000);
+    exec(idx, "PRAGMA foreign_keys=OFF");
     st = load_all(idx, log_fn, log_user, err);
     if (st) {
         idx_free(idx);
@@ -749,29 +937,41 @@ static bool allow_fn(void *user, int64_t label) {
     return in_sorted(a->ids, a->n, label);
 }
 
-/* The sorted chunk ids whose document matches every filter term. */
+/* One filter term's SQL: the field (parameter 2i+1, a JSON path) holds,
+ * or is an array holding, the value (parameter 2i+2). */
+static const char FILTER_TERM[] =
+    " AND EXISTS (SELECT 1 FROM json_each(d.meta, ?%zu) je WHERE"
+    " (je.type = 'text' AND je.atom = ?%zu) OR (je.type = 'integer' AND CAST(je.atom AS TEXT) = ?%zu)"
+    " OR (je.type = 'real' AND je.atom = CAST(?%zu AS REAL))"
+    " OR (je.type IN ('true', 'false', 'null') AND je.type = ?%zu))";
+
+/* The sorted chunk ids whose document matches every filter term (at most
+ * SE_INDEX_FILTERS_MAX). The statement is sized for the terms given: the
+ * fixed 8 KiB buffer it used to be written into ran out at 30 terms. */
 static se_status filter_ids(se_index *idx, const se_index_filter *f, size_t nf, int64_t **out, size_t *n_out,
                             se_error *err) {
-    char sql[8192];
-    size_t off = (size_t)snprintf(sql, sizeof sql, "SELECT c.id FROM chunks c JOIN docs d ON d.id = c.doc WHERE 1");
-    for (size_t i = 0; i < nf; i++) {
-        if (!f[i].key || !f[i].value || !f[i].key[0] || strchr(f[i].key, '"'))
-            return se_err(err, SE_E_INVALID, "filter %zu: key must be non-empty and contain no '\"'", i);
-        if (off + 512 >= sizeof sql) return se_err(err, SE_E_RANGE, "too many filter terms (%zu)", nf);
-        off += (size_t)snprintf(sql + off, sizeof sql - off,
-                                " AND EXISTS (SELECT 1 FROM json_each(d.meta, ?%zu) je WHERE"
-                                " (je.type = 'text' AND je.atom = ?%zu) OR (je.type = 'integer' AND CAST(je.atom AS TEXT) = ?%zu)"
-                                " OR (je.type = 'real' AND je.atom = CAST(?%zu AS REAL))"
-                                " OR (je.type IN ('true', 'false', 'null') AND je.type = ?%zu))",
-                                2 * i + 1, 2 * i + 2, 2 * i + 2, 2 * i + 2, 2 * i + 2);
-    }
-    snprintf(sql + off, sizeof sql - off, " ORDER BY c.id");
+    if (nf > SE_INDEX_FILTERS_MAX)
+        return se_err(err, SE_E_RANGE, "too many filter terms (%zu; at most %d)", nf, SE_INDEX_FILTERS_MAX);
+    for (size_t i = 0; i < nf; i++)
+        if (!f[i].key || !f[i].value || !f[i].key[0] || strchr(f[i].key, '"') || strlen(f[i].key) > 1000)
+            return se_err(err, SE_E_INVALID, "filter %zu: key must be non-empty, at most 1000 bytes, and contain no '\"'", i);
+    static const char head[] = "SELECT c.id FROM chunks c JOIN docs d ON d.id = c.doc WHERE 1", tail[] = " ORDER BY c.id";
+    /* each "%zu" of a term becomes at most 2 digits (<= 64 parameters) */
+    size_t sql_cap = sizeof head + nf * sizeof FILTER_TERM + sizeof tail;
+    char *sql = se_malloc(sql_cap);
+    if (!sql) return se_err(err, SE_E_NOMEM, "out of memory");
+    size_t off = (size_t)snprintf(sql, sql_cap, "%s", head);
+    for (size_t i = 0; i < nf; i++)
+        off += (size_t)snprintf(sql + off, sql_cap - off, FILTER_TERM, 2 * i + 1, 2 * i + 2, 2 * i + 2, 2 * i + 2, 2 * i + 2);
+    snprintf(sql + off, sql_cap - off, "%s", tail);
     pthread_mutex_lock(&idx->db_lock);
     sqlite3_stmt *q;
     se_status st = SE_OK;
     int64_t *v = NULL;
     size_t n = 0, cap = 0;
-    if (sqlite3_prepare_v2(idx->db, sql, -1, &q, NULL)) {
+    int prc = sqlite3_prepare_v2(idx->db, sql, -1, &q, NULL);
+    se_free(sql);
+    if (prc) {
         st = db_err(idx, err, "cannot run the filter");
         goto out;
     }
@@ -815,8 +1015,11 @@ se_status se_index_search(se_index *idx, const float *query, const se_index_sear
     if (p.k == 0) return SE_OK;
     if (!hits) return se_err(err, SE_E_INVALID, "se_index_search: NULL hits");
     if (p.n_filters && !p.filters) return se_err(err, SE_E_INVALID, "se_index_search: NULL filters");
-    for (size_t i = 0; i < idx->dim; i++)
-        if (!isfinite(query[i])) return se_err(err, SE_E_INVALID, "query has a non-finite value at %zu", i);
+    se_status qs = se_vx_check_vector(idx->vx, query, err);
+    if (qs) {
+        se_err_prefix(err, "query");
+        return qs;
+    }
     size_t ef = p.ef_search ? p.ef_search : idx->p.ef_search;
     size_t total = se_vx_count(idx->vx);
     int64_t *allowed = NULL;
@@ -835,7 +1038,12 @@ se_status se_index_search(se_index *idx, const float *query, const se_index_sear
             ef = scaled > ef ? scaled : ef;
         }
     }
-    size_t want = p.best_chunk_per_doc ? p.k * 2 : p.k;
+    /* never more candidates than there are vectors to find (a huge k asks
+     * for everything, not for a huge allocation) */
+    size_t limit = p.n_filters ? n_allowed : total;
+    if (limit == 0) goto out;
+    size_t want = p.best_chunk_per_doc && p.k <= SIZE_MAX / 2 ? p.k * 2 : p.k;
+    if (want > limit) want = limit;
     for (;;) {
         se_vx_hit *vh = se_malloc_array(want, sizeof *vh);
         if (!vh) {
@@ -863,9 +1071,8 @@ se_status se_index_search(se_index *idx, const float *query, const se_index_sear
         }
         se_free(vh);
         *n_hits = k;
-        size_t limit = p.n_filters ? n_allowed : total;
         if (k >= p.k || got < want || want >= limit) break;
-        want *= 4; /* many chunks of the same documents: look further */
+        want = want > limit / 4 ? limit : want * 4; /* many chunks of the same documents: look further */
     }
 out:
     se_free(allowed);
@@ -911,6 +1118,7 @@ se_status se_index_get_info(se_index *idx, se_index_info *out, se_error *err) {
     memset(out, 0, sizeof *out);
     out->dim = idx->dim;
     out->params = idx->p;
+    out->params.model_fingerprint = __atomic_load_n(&idx->fingerprint, __ATOMIC_ACQUIRE);
     out->format_version = IDX_FORMAT;
     out->n_vectors = se_vx_count(idx->vx);
     size_t slots, nfree, bytes;
@@ -926,5 +1134,111 @@ se_status se_index_get_info(se_index *idx, se_index_info *out, se_error *err) {
         out->n_docs = (size_t)sqlite3_column_int64(q, 0);
     sqlite3_finalize(q);
     pthread_mutex_unlock(&idx->db_lock);
+    return st;
+}
+
+/* Whether any document's metadata has the top-level field key (a scan of
+ * the documents, through SQLite's json_each). */
+se_status se_index_has_meta_key(se_index *idx, const char *key, bool *found, se_error *err) {
+    if (found) *found = false;
+    if (!idx || !key || !found) return se_err(err, SE_E_INVALID, "se_index_has_meta_key: NULL argument");
+    pthread_mutex_lock(&idx->db_lock);
+    sqlite3_stmt *q = NULL;
+    se_status st = SE_OK;
+    if (sqlite3_prepare_v2(idx->db,
+                           "SELECT EXISTS (SELECT 1 FROM docs d, json_each(d.meta) je WHERE d.meta IS NOT NULL AND je.key = ?1)",
+                           -1, &q, NULL) ||
+        sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC) || sqlite3_step(q) != SQLITE_ROW)
+        st = db_err(idx, err, "cannot look up a metadata field");
+    else
+        *found = sqlite3_column_int(q, 0) != 0;
+    sqlite3_finalize(q);
+    pthread_mutex_unlock(&idx->db_lock);
+    return st;
+}
+
+/* Records fp as the index's model fingerprint (one transaction). Called
+ * with write_lock held. */
+static se_status record_fingerprint(se_index *idx, const char *fp, se_error *err) {
+    char *copy = se_strdup(fp);
+    if (!copy) return se_err(err, SE_E_NOMEM, "out of memory");
+    pthread_mutex_lock(&idx->db_lock);
+    se_status st = SE_OK;
+    if (exec(idx, "BEGIN IMMEDIATE") || meta_put(idx, "model_fingerprint", "%s", fp) || exec(idx, "COMMIT")) {
+        st = db_err(idx, err, "cannot record the model fingerprint");
+        exec(idx, "ROLLBACK");
+    }
+    pthread_mutex_unlock(&idx->db_lock);
+    if (st) {
+        se_free(copy);
+        return st;
+    }
+    /* se_index_get_info may read it from another thread at the same time;
+     * the old value (NULL or a malformed record) stays allocated until close */
+    se_free(idx->fp_old);
+    idx->fp_old = idx->fingerprint;
+    __atomic_store_n(&idx->fingerprint, copy, __ATOMIC_RELEASE);
+    return SE_OK;
+}
+
+/* Compares fingerprint with the recorded one field by field (see
+ * sembed.h). The message names each differing field with both values,
+ * the index's first; a dtype difference alone is a warning. */
+se_status se_index_check_model(se_index *idx, const char *fingerprint, se_log_fn log_fn, void *log_user,
+                               se_error *err) {
+    if (!idx || !fingerprint) return se_err(err, SE_E_INVALID, "se_index_check_model: NULL argument");
+    fp_fields m, x;
+    if (fp_parse(fingerprint, &m))
+        return se_err(err, SE_E_INVALID, "model fingerprint '%.100s' is malformed (want \"arch=... dim=... ...\")", fingerprint);
+    pthread_mutex_lock(&idx->write_lock);
+    se_status st = SE_OK;
+    if (!idx->fingerprint || fp_parse(idx->fingerprint, &x)) {
+        /* made before fingerprints (or a damaged record): the dimension is
+         * all that can be checked */
+        char *end;
+        unsigned long long d = strtoull(fp_get(&m, "dim"), &end, 10);
+        if (*end || d != idx->dim) {
+            st = se_err(err, SE_E_INVALID, "%s: the index holds %zu-dimensional vectors, the model makes dim=%s", idx->path,
+                        idx->dim, fp_get(&m, "dim"));
+        } else if (idx->read_only) {
+            logf_(log_fn, log_user, SE_LOG_INFO,
+                  "%s: the index records no model fingerprint (made by an older sembed); not recorded now (opened read-only)",
+                  idx->path);
+        } else {
+            const char *old = idx->fingerprint ? "a malformed one" : "none";
+            st = record_fingerprint(idx, fingerprint, err);
+            if (!st)
+                logf_(log_fn, log_user, SE_LOG_INFO, "%s: the index recorded %s as its model fingerprint; recorded this model's: %s",
+                      idx->path, old, fingerprint);
+        }
+        pthread_mutex_unlock(&idx->write_lock);
+        return st;
+    }
+    char diff[256] = "";
+    size_t off = 0;
+    const char *dtype_i = NULL, *dtype_m = NULL;
+    for (int pass = 0; pass < 2; pass++) { /* the index's fields, then the model's extra ones */
+        const fp_fields *a = pass ? &m : &x, *b = pass ? &x : &m;
+        for (size_t i = 0; i < a->n; i++) {
+            const char *va = a->val[i], *vb = fp_get(b, a->key[i]);
+            if (pass && vb) continue; /* compared in pass 0 */
+            const char *vi = pass ? vb : va, *vm = pass ? va : vb;
+            if (vi && vm && !strcmp(vi, vm)) continue;
+            if (!strcmp(a->key[i], "dtype") && vi && vm) {
+                dtype_i = vi, dtype_m = vm;
+                continue;
+            }
+            if (off < sizeof diff)
+                off += (size_t)snprintf(diff + off, sizeof diff - off, "%s%s %s (index) vs %s (model)", off ? "; " : "",
+                                        a->key[i], vi ? vi : "(none)", vm ? vm : "(none)");
+        }
+    }
+    if (off)
+        st = se_err(err, SE_E_INVALID, "%s: built with another model: %s", idx->path, diff);
+    else if (dtype_i)
+        logf_(log_fn, log_user, SE_LOG_WARN,
+              "%s: built with the same model at dtype %s, this model computes in %s: vectors agree closely, not bit for bit",
+              idx->path, dtype_i, dtype_m);
+    pthread_mutex_unlock(&idx->write_lock);
     return st;
 }

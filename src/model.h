@@ -80,6 +80,7 @@ struct se_model {
     size_t n_pack;
     se_dtype compute;        /* SE_DTYPE_F32, SE_DTYPE_BF16 or SE_DTYPE_INT8 */
     bool bf16dp;             /* bf16 on AVX512-BF16 dot products (pair-packed weights) */
+    char fingerprint[SE_FINGERPRINT_MAX]; /* se_model_fingerprint, made at load */
 };
 
 /* Scratch for one forward pass, carved from the ctx arena. */
@@ -120,6 +121,11 @@ se_status se_use_forward(const se_model *m, se_bert_buf *buf, se_threadpool *tp,
 void se_par_gemm(se_threadpool *tp, const se_model *m, se_bert_buf *buf, const float *x, size_t M, size_t K, const float *w,
                  const float *b, float *y, size_t N);
 
+
+/* Checks every mapped weight file of the model (se_st_check): SE_E_IO
+ * naming the first that was truncated or rewritten since load. Called by
+ * se_encode before it reads any weight. Thread-safe. */
+se_status se_model_check_files(const se_model *m, se_error *err);
 
 /* The widest GEMM input (K) of the model (for the int8 activation buffer). */
 size_t se_model_k_max(const se_model *m);

@@ -130,11 +130,17 @@ static se_status open_checkpoint(se_model *m, const char *dir, bool use_mmap, se
     char *index = se_path_join(dir, "model.safetensors.index.json");
     char *bin = se_path_join(dir, "pytorch_model.bin");
     json_t *j = NULL;
+    bool has_single = false, has_index = false, has_bin = false;
     if (!single || !index || !bin) {
         s = se_err(err, SE_E_NOMEM, "out of memory");
         goto done;
     }
-    if (se_file_exists(single)) {
+    /* a directory, FIFO or dangling symlink under one of these names is an
+     * error naming it, never a reason to look for the next form */
+    if ((s = se_file_probe(single, &has_single, err)) != SE_OK) goto done;
+    if (!has_single && (s = se_file_probe(index, &has_index, err)) != SE_OK) goto done;
+    if (!has_single && !has_index && (s = se_file_probe(bin, &has_bin, err)) != SE_OK) goto done;
+    if (has_single) {
         m->files = se_calloc(1, sizeof *m->files);
         if (!m->files) {
             s = se_err(err, SE_E_NOMEM, "out of memory");
@@ -142,7 +148,7 @@ static se_status open_checkpoint(se_model *m, const char *dir, bool use_mmap, se
         }
         if ((s = se_st_open(single, use_mmap, &m->files[0], err)) != SE_OK) goto done;
         m->n_files = 1;
-    } else if (se_file_exists(index)) {
+    } else if (has_index) {
         if ((s = se_json_load_file(index, &j, err)) != SE_OK) goto done;
         json_t *wm = json_object_get(j, "weight_map");
         if (!json_is_object(wm) || json_object_size(wm) == 0) {
@@ -196,7 +202,7 @@ static se_status open_checkpoint(se_model *m, const char *dir, bool use_mmap, se
                 goto done;
             }
         }
-    } else if (se_file_exists(bin)) {
+    } else if (has_bin) {
         s = se_err(err, SE_E_UNSUPPORTED,
                    "%s: pytorch_model.bin (a Python pickle) is not supported; save the model as model.safetensors", dir);
     } else {
@@ -299,12 +305,15 @@ static se_status bind_dense(se_model *m, bool use_mmap, se_error *err) {
         }
         char *p = se_path_join(st->dir, "model.safetensors");
         if (!p) return se_err(err, SE_E_NOMEM, "out of memory");
-        if (!se_file_exists(p)) {
+        bool exists;
+        se_status s = se_file_probe(p, &exists, err);
+        if (s != SE_OK || !exists) {
             se_free(p);
+            if (s != SE_OK) return s;
             return se_err(err, SE_E_IO, "%s: no model.safetensors for the Dense module (pytorch_model.bin is not supported)",
                           st->dir);
         }
-        se_status s = se_st_open(p, use_mmap, &m->dense_files[i], err);
+        s = se_st_open(p, use_mmap, &m->dense_files[i], err);
         se_free(p);
         if (s != SE_OK) return s;
         const se_st_file *f = &m->dense_files[i];
@@ -321,6 +330,38 @@ static se_status bind_dense(se_model *m, bool use_mmap, se_error *err) {
             if ((s = as_f32(m, b, f->path, &m->dense[i].b, err)) != SE_OK) return s;
         }
     }
+    return SE_OK;
+}
+
+/* ==== Fingerprint ==== */
+
+/* Makes m->fingerprint (see se_model_fingerprint) from the folder's config
+ * hash, the tokenizer hash tok and the weights. The weights part hashes
+ * the raw bytes of every checkpoint shard and Dense file, so it must run
+ * before se_model_pack releases the mapped pages of packed matrices (they
+ * would be faulted back in from the file). */
+static void make_fingerprint(se_model *m, uint64_t tok) {
+    const se_folder_cfg *c = &m->cfg;
+    uint64_t w = 0;
+    for (size_t i = 0; i < m->n_files; i++) {
+        const char *b = strrchr(m->files[i].path, '/');
+        se_hash_fold(&w, b ? b + 1 : m->files[i].path, m->files[i].base, m->files[i].size);
+    }
+    for (int i = 0; i < c->n_stages; i++) {
+        const se_st_file *f = &m->dense_files[i];
+        if (!f->base) continue; /* Normalize, or weights inside the main checkpoint */
+        se_hash_fold(&w, se_folder_rel(c, f->path), f->base, f->size);
+    }
+    const char *dt = m->compute == SE_DTYPE_INT8 ? "int8" : m->compute == SE_DTYPE_BF16 ? "bf16" : "f32";
+    snprintf(m->fingerprint, sizeof m->fingerprint, "arch=%s dim=%d dtype=%s config=%016llx tokenizer=%016llx weights=%016llx",
+             c->model_type, c->dim, dt, (unsigned long long)c->config_hash, (unsigned long long)tok, (unsigned long long)w);
+}
+
+se_status se_model_fingerprint(const se_model *m, char *out, size_t cap, se_error *err) {
+    if (!m || !out) return se_err(err, SE_E_INVALID, "se_model_fingerprint: NULL argument");
+    size_t n = strlen(m->fingerprint);
+    if (cap < n + 1) return se_err(err, SE_E_BUFFER, "fingerprint needs %zu bytes, the buffer has %zu", n + 1, cap);
+    memcpy(out, m->fingerprint, n + 1);
     return SE_OK;
 }
 
@@ -368,6 +409,11 @@ se_status se_model_load(const char *dir, const se_model_params *params, se_model
         se_free(m);
         return s;
     }
+    /* the tokenizer files' hash, for the fingerprint; first, so that a
+     * tokenizer file that is a directory, FIFO or dangling symlink is
+     * refused by name rather than passed over for another form */
+    uint64_t tok_hash;
+    if ((s = se_folder_tokenizer_hash(m->cfg.tf_dir, &tok_hash, err)) != SE_OK) goto fail;
     if ((s = se_tokenizer_load(m->cfg.tf_dir, &m->tok, err)) != SE_OK) goto fail;
     m->tok->n_tokens_max = (size_t)m->cfg.n_tokens_max;
     if (se_tokenizer_n_vocab(m->tok) > (size_t)m->cfg.n_vocab) {
@@ -379,12 +425,23 @@ se_status se_model_load(const char *dir, const se_model_params *params, se_model
     if ((s = open_checkpoint(m, m->cfg.tf_dir, p.use_mmap, err)) != SE_OK) goto fail;
     if ((s = (m->cfg.arch == SE_ARCH_USE ? se_use_bind(m, err) : bind_bert(m, err))) != SE_OK) goto fail;
     if ((s = bind_dense(m, p.use_mmap, err)) != SE_OK) goto fail;
+    make_fingerprint(m, tok_hash);
     if ((s = se_model_pack(m, err)) != SE_OK) goto fail;
     *out = m;
     return SE_OK;
 fail:
     se_model_free(m);
     return s;
+}
+
+se_status se_model_check_files(const se_model *m, se_error *err) {
+    se_status s;
+    for (size_t i = 0; i < m->n_files; i++)
+        if ((s = se_st_check(&m->files[i], err)) != SE_OK) return s;
+    if (m->dense_files)
+        for (int i = 0; i < m->cfg.n_stages; i++)
+            if ((s = se_st_check(&m->dense_files[i], err)) != SE_OK) return s;
+    return SE_OK;
 }
 
 const se_tokenizer *se_model_tokenizer(const se_model *m) { return m ? m->tok : NULL; }

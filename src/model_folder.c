@@ -12,12 +12,23 @@
  * A folder without modules.json is a plain Hugging Face model: like
  * sentence-transformers we then use mean pooling and say so in a notice.
  * Every field is type- and range-checked; an error names the file and the
- * field. Weights are not read here (see model_bert.c).
+ * field. A JSON null is an error (it must never become a zero), except in
+ * the few fields where sentence-transformers itself writes null for "not
+ * set" (max_seq_length, default_prompt_name, similarity_fn_name). A file
+ * that exists but is not a regular file (a directory, a FIFO, a dangling
+ * symlink) is an error naming it, never taken for absent. Weights are not
+ * read here (see model_bert.c).
+ *
+ * The configuration files read are also hashed (XXH64, below) for the
+ * model fingerprint, as are the tokenizer files (se_folder_tokenizer_hash).
  */
 #include "model_folder.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "alloc.h"
 #include "error.h"
@@ -54,15 +65,45 @@ bool se_act_parse(const char *name, bool dense, se_act *out) {
     return false;
 }
 
-/* Loads dir/name when it exists: *out = NULL (and SE_OK) when absent. */
-static se_status load_optional_as(const char *dir, const char *name, bool want_object, json_t **out,
-                                  se_error *err) {
+/* Folds a configuration file into c->config_hash by its meaning, not its
+ * bytes: the parsed JSON with sorted keys, compact, without the fields
+ * that only record who saved it (transformers_version, _name_or_path,
+ * sentence-transformers' __version__), so re-saving the same model with
+ * other library versions or from another path keeps its fingerprint. */
+static se_status hash_config(se_folder_cfg *c, const char *rel, const json_t *doc, se_error *err) {
+    static const char *provenance[] = {"transformers_version", "_name_or_path", "__version__"};
+    json_t *copy = json_deep_copy(doc);
+    if (!copy) return se_err(err, SE_E_NOMEM, "out of memory");
+    if (json_is_object(copy))
+        for (size_t i = 0; i < sizeof provenance / sizeof *provenance; i++) json_object_del(copy, provenance[i]);
+    char *text = json_dumps(copy, JSON_SORT_KEYS | JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(copy);
+    if (!text) return se_err(err, SE_E_NOMEM, "out of memory");
+    se_hash_fold(&c->config_hash, rel, text, strlen(text));
+    free(text);
+    return SE_OK;
+}
+
+/* Loads dir/name when it exists: *out = NULL (and SE_OK) when absent.
+ * Something there that is not a regular file (a directory, a FIFO, a
+ * dangling symlink) is an error naming it, never "absent": dropping an
+ * unreadable modules.json would silently drop Normalize. With hash_into,
+ * the file is folded into hash_into->config_hash (hash_config) under its
+ * path inside the model folder. */
+static se_status load_optional_as(const char *dir, const char *name, bool want_object, se_folder_cfg *hash_into,
+                                  json_t **out, se_error *err) {
     *out = NULL;
     char *p = se_path_join(dir, name);
     if (!p) return se_err(err, SE_E_NOMEM, "out of memory");
-    se_status s = SE_OK;
-    if (se_file_exists(p)) {
-        s = se_json_load_file(p, out, err);
+    bool exists;
+    se_status s = se_file_probe(p, &exists, err);
+    if (s == SE_OK && exists) {
+        char *buf = NULL;
+        size_t n = 0;
+        s = se_file_read(p, SE_JSON_FILE_MAX, &buf, &n, err);
+        if (s == SE_OK) s = se_json_load_buffer(buf, n, p, false, out, err);
+        if (s == SE_OK && hash_into) s = hash_config(hash_into, se_folder_rel(hash_into, p), *out, err);
+        se_free(buf);
         if (s == SE_OK && want_object && !json_is_object(*out)) {
             json_decref(*out);
             *out = NULL;
@@ -73,9 +114,28 @@ static se_status load_optional_as(const char *dir, const char *name, bool want_o
     return s;
 }
 
-/* load_optional_as for the usual case of a JSON object. */
+/* load_optional_as for the usual case of a JSON object, not hashed. */
 static se_status load_optional(const char *dir, const char *name, json_t **out, se_error *err) {
-    return load_optional_as(dir, name, true, out, err);
+    return load_optional_as(dir, name, true, NULL, out, err);
+}
+
+/* load_optional for a configuration file of the model: hashed into
+ * c->config_hash. */
+static se_status load_config(se_folder_cfg *c, const char *dir, const char *name, json_t **out, se_error *err) {
+    return load_optional_as(dir, name, true, c, out, err);
+}
+
+/* tokenizer_config.json's model_max_length: -1 when absent or null;
+ * INT64_MAX / 2 ("no limit") for the huge sentinel transformers writes
+ * when a tokenizer has none (int(1e30), read as a double: see
+ * se_json_load_buffer). Any other value must be a positive integer. */
+static se_status read_model_max_length(const json_t *tc, int64_t *out, se_error *err) {
+    json_t *v = json_object_get(tc, "model_max_length");
+    if (json_is_real(v) && json_real_value(v) >= 9e15) {
+        *out = INT64_MAX / 2;
+        return SE_OK;
+    }
+    return se_json_int(tc, "tokenizer_config.json", "model_max_length", 1, INT64_MAX / 2, -1, out, err);
 }
 
 se_status se_folder_n_tokens_max(const char *dir, size_t *out, se_error *err) {
@@ -85,9 +145,10 @@ se_status se_folder_n_tokens_max(const char *dir, size_t *out, se_error *err) {
     if ((s = load_optional(dir, "sentence_bert_config.json", &sb, err)) != SE_OK) goto done;
     if ((s = load_optional(dir, "tokenizer_config.json", &tc, err)) != SE_OK) goto done;
     if ((s = load_optional(dir, "config.json", &cfg, err)) != SE_OK) goto done;
+    /* max_seq_length null is "derive it", as in sentence-transformers */
     if (sb && (s = se_json_int(sb, "sentence_bert_config.json", "max_seq_length", 1, 1 << 24, -1, &seq, err)) != SE_OK) goto done;
-    if (tc && (s = se_json_int(tc, "tokenizer_config.json", "model_max_length", 1, INT64_MAX / 2, -1, &mml, err)) != SE_OK) goto done;
-    if (cfg && (s = se_json_int(cfg, "config.json", "max_position_embeddings", 1, 1 << 24, -1, &npos, err)) != SE_OK) goto done;
+    if (tc && (s = read_model_max_length(tc, &mml, err)) != SE_OK) goto done;
+    if (cfg && (s = se_json_int_strict(cfg, "config.json", "max_position_embeddings", 1, 1 << 24, -1, &npos, err)) != SE_OK) goto done;
     int64_t n = seq;
     if (n < 0) {
         n = mml;
@@ -120,6 +181,105 @@ void se_folder_free(se_folder_cfg *c) {
     memset(c, 0, sizeof *c);
 }
 
+/* ==== Hashing ==== */
+
+#define P1 0x9E3779B185EBCA87ull
+#define P2 0xC2B2AE3D27D4EB4Full
+#define P3 0x165667B19E3779F9ull
+#define P4 0x85EBCA77C2B2AE63ull
+#define P5 0x27D4EB2F165667C5ull
+
+static uint64_t rotl64(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+
+/* Little-endian loads (memcpy: any alignment; x86 and ARM are LE). */
+static uint64_t rd64(const uint8_t *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static uint32_t rd32(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* One lane step: mix an 8-byte word into an accumulator. */
+static uint64_t round64(uint64_t acc, uint64_t w) { return rotl64(acc + w * P2, 31) * P1; }
+
+/* Merges a lane into the combined hash. */
+static uint64_t merge64(uint64_t h, uint64_t v) { return (h ^ round64(0, v)) * P1 + P4; }
+
+uint64_t se_hash64(const void *data, size_t n, uint64_t seed) {
+    const uint8_t *p = data, *end = p + n;
+    uint64_t h;
+    if (n >= 32) {
+        /* four independent lanes over 32-byte stripes: the multiplies of
+         * one stripe overlap, so the loop runs near memory bandwidth */
+        uint64_t v1 = seed + P1 + P2, v2 = seed + P2, v3 = seed, v4 = seed - P1;
+        const uint8_t *limit = end - 32;
+        do {
+            v1 = round64(v1, rd64(p));
+            v2 = round64(v2, rd64(p + 8));
+            v3 = round64(v3, rd64(p + 16));
+            v4 = round64(v4, rd64(p + 24));
+            p += 32;
+        } while (p <= limit);
+        h = rotl64(v1, 1) + rotl64(v2, 7) + rotl64(v3, 12) + rotl64(v4, 18);
+        h = merge64(h, v1), h = merge64(h, v2), h = merge64(h, v3), h = merge64(h, v4);
+    } else {
+        h = seed + P5;
+    }
+    h += (uint64_t)n;
+    for (; p + 8 <= end; p += 8) h = rotl64(h ^ round64(0, rd64(p)), 27) * P1 + P4;
+    if (p + 4 <= end) {
+        h = rotl64(h ^ (uint64_t)rd32(p) * P1, 23) * P2 + P3;
+        p += 4;
+    }
+    for (; p < end; p++) h = rotl64(h ^ (uint64_t)*p * P5, 11) * P1;
+    h ^= h >> 33, h *= P2, h ^= h >> 29, h *= P3, h ^= h >> 32;
+    return h;
+}
+
+void se_hash_fold(uint64_t *acc, const char *name, const void *data, size_t n) {
+    /* record = hash(name) | hash(contents) | length, chained through the seed */
+    uint64_t rec[3] = {se_hash64(name, strlen(name), 0), se_hash64(data, n, 0), (uint64_t)n};
+    *acc = se_hash64(rec, sizeof rec, *acc);
+}
+
+const char *se_folder_rel(const se_folder_cfg *c, const char *path) {
+    size_t r = strlen(c->root);
+    if (strncmp(path, c->root, r) != 0) return path;
+    /* every path under the root is se_path_join(root, ...) or the root:
+     * what follows the root is the relative part, after any slashes */
+    const char *rel = path + r;
+    if (r && c->root[r - 1] != '/' && *rel && *rel != '/') return path;
+    while (*rel == '/') rel++;
+    return rel;
+}
+
+se_status se_folder_tokenizer_hash(const char *dir, uint64_t *out, se_error *err) {
+    static const char *names[] = {"tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json",
+                                  "added_tokens.json", "sentencepiece.bpe.model", "spiece.model", "merges.txt",
+                                  "vocab.json"};
+    uint64_t acc = 0;
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        char *p = se_path_join(dir, names[i]);
+        if (!p) return se_err(err, SE_E_NOMEM, "out of memory");
+        bool exists;
+        char *buf = NULL;
+        size_t n = 0;
+        se_status s = se_file_probe(p, &exists, err);
+        if (s == SE_OK && exists) s = se_file_read(p, SE_JSON_FILE_MAX, &buf, &n, err);
+        se_free(p);
+        if (s != SE_OK) return s;
+        if (exists) se_hash_fold(&acc, names[i], buf, n);
+        se_free(buf);
+    }
+    *out = acc;
+    return SE_OK;
+}
+
 /* ==== config.json ==== */
 
 /* The config.json sembed's converter writes for Universal Sentence
@@ -135,15 +295,15 @@ static se_status read_use_config(se_folder_cfg *c, const json_t *j, se_error *er
     double d;
     for (int i = 0; i < 7; i++) {
         if (!json_object_get(j, req[i])) return se_err(err, SE_E_FORMAT, "config.json: missing field '%s'", req[i]);
-        if ((s = se_json_int(j, f, req[i], 1, hi[i], 0, &v, err)) != SE_OK) return s;
+        if ((s = se_json_int_strict(j, f, req[i], 1, hi[i], 0, &v, err)) != SE_OK) return s;
         *dst[i] = (int32_t)v;
     }
-    if ((s = se_json_real(j, f, "layer_norm_eps", 1e-30, 1.0, 1e-6, &d, err)) != SE_OK) return s;
+    if ((s = se_json_real_strict(j, f, "layer_norm_eps", 1e-30, 1.0, 1e-6, &d, err)) != SE_OK) return s;
     c->norm_eps = (float)d;
-    if ((s = se_json_real(j, f, "embedding_scale", -1e6, 1e6, 1.0, &d, err)) != SE_OK) return s;
+    if ((s = se_json_real_strict(j, f, "embedding_scale", -1e6, 1e6, 1.0, &d, err)) != SE_OK) return s;
     c->emb_scale = (float)d;
     const char *act;
-    if ((s = se_json_str(j, f, "hidden_act", "relu", &act, err)) != SE_OK) return s;
+    if ((s = se_json_str_strict(j, f, "hidden_act", "relu", &act, err)) != SE_OK) return s;
     if (strcmp(act, "relu") != 0) return se_err(err, SE_E_UNSUPPORTED, "config.json: hidden_act '%s' is not supported for use-lite", act);
     c->act = SE_ACT_RELU;
     snprintf(c->act_name, sizeof c->act_name, "relu");
@@ -152,13 +312,15 @@ static se_status read_use_config(se_folder_cfg *c, const json_t *j, se_error *er
         return se_err(err, SE_E_FORMAT, "config.json: hidden and embedding sizes must divide by num_attention_heads (and 2)");
     json_t *qs = json_object_get(j, "attention_q_scales");
     if (!json_is_array(qs) || json_array_size(qs) != (size_t)c->n_layer)
-        return se_err(err, SE_E_FORMAT, "config.json: attention_q_scales must list one number per layer");
+        return se_err(err, SE_E_FORMAT, "config.json: field 'attention_q_scales' must list one number per layer");
     c->q_scales = se_calloc((size_t)c->n_layer, sizeof *c->q_scales);
     if (!c->q_scales) return se_err(err, SE_E_NOMEM, "out of memory");
     for (int i = 0; i < c->n_layer; i++) {
         json_t *x = json_array_get(qs, (size_t)i);
-        if (!json_is_number(x)) return se_err(err, SE_E_FORMAT, "config.json: attention_q_scales[%d] is not a number", i);
-        c->q_scales[i] = (float)json_number_value(x);
+        double q = json_is_number(x) ? json_number_value(x) : 0;
+        if (!json_is_number(x) || !(q > 0 && q <= 1e6))
+            return se_err(err, SE_E_FORMAT, "config.json: field 'attention_q_scales'[%d] must be a number in (0, 1e6]", i);
+        c->q_scales[i] = (float)q;
     }
     c->arch = SE_ARCH_USE;
     c->n_type = 0;
@@ -168,14 +330,14 @@ static se_status read_use_config(se_folder_cfg *c, const json_t *j, se_error *er
 /* BertModel's config.json. */
 static se_status read_bert_config(se_folder_cfg *c, se_error *err) {
     json_t *j = NULL;
-    se_status s = load_optional(c->tf_dir, "config.json", &j, err);
+    se_status s = load_config(c, c->tf_dir, "config.json", &j, err);
     if (s != SE_OK) return s;
     if (!j) return se_err(err, SE_E_IO, "%s: no config.json", c->tf_dir);
     const char *f = "config.json";
     const char *mt, *act, *pet;
     int64_t v;
     double eps;
-    if ((s = se_json_str(j, f, "model_type", "bert", &mt, err)) != SE_OK) goto done;
+    if ((s = se_json_str_strict(j, f, "model_type", "bert", &mt, err)) != SE_OK) goto done;
     if (strcmp(mt, "use-lite") == 0) {
         s = read_use_config(c, j, err);
         goto done;
@@ -185,7 +347,7 @@ static se_status read_bert_config(se_folder_cfg *c, se_error *err) {
         goto done;
     }
     snprintf(c->model_type, sizeof c->model_type, "%s", mt);
-    if ((s = se_json_str(j, f, "position_embedding_type", "absolute", &pet, err)) != SE_OK) goto done;
+    if ((s = se_json_str_strict(j, f, "position_embedding_type", "absolute", &pet, err)) != SE_OK) goto done;
     if (strcmp(pet, "absolute") != 0) {
         s = se_err(err, SE_E_UNSUPPORTED, "config.json: position_embedding_type '%s' is not supported (absolute only)", pet);
         goto done;
@@ -199,14 +361,14 @@ static se_status read_bert_config(se_folder_cfg *c, se_error *err) {
             s = se_err(err, SE_E_FORMAT, "config.json: missing field '%s'", req[i]);
             goto done;
         }
-        if ((s = se_json_int(j, f, req[i], 1, hi[i], 0, &v, err)) != SE_OK) goto done;
+        if ((s = se_json_int_strict(j, f, req[i], 1, hi[i], 0, &v, err)) != SE_OK) goto done;
         *dst[i] = (int32_t)v;
     }
-    if ((s = se_json_int(j, f, "type_vocab_size", 0, 1 << 16, 2, &v, err)) != SE_OK) goto done;
+    if ((s = se_json_int_strict(j, f, "type_vocab_size", 0, 1 << 16, 2, &v, err)) != SE_OK) goto done;
     c->n_type = (int32_t)v;
-    if ((s = se_json_real(j, f, "layer_norm_eps", 1e-30, 1.0, 1e-12, &eps, err)) != SE_OK) goto done;
+    if ((s = se_json_real_strict(j, f, "layer_norm_eps", 1e-30, 1.0, 1e-12, &eps, err)) != SE_OK) goto done;
     c->norm_eps = (float)eps;
-    if ((s = se_json_str(j, f, "hidden_act", "gelu", &act, err)) != SE_OK) goto done;
+    if ((s = se_json_str_strict(j, f, "hidden_act", "gelu", &act, err)) != SE_OK) goto done;
     if (!se_act_parse(act, false, &c->act)) {
         s = se_err(err, SE_E_UNSUPPORTED, "config.json: hidden_act '%s' is not supported (gelu, gelu_new, relu)", act);
         goto done;
@@ -226,12 +388,12 @@ done:
 
 static se_status read_pooling(se_folder_cfg *c, const char *dir, se_error *err) {
     json_t *j = NULL;
-    se_status s = load_optional(dir, "config.json", &j, err);
+    se_status s = load_config(c, dir, "config.json", &j, err);
     if (s != SE_OK) return s;
     if (!j) return se_err(err, SE_E_IO, "%s: no config.json for the Pooling module", dir);
     const char *f = "1_Pooling/config.json";
     int64_t wdim;
-    if ((s = se_json_int(j, f, "word_embedding_dimension", 1, MAX_DIM, c->n_embd, &wdim, err)) != SE_OK) goto done;
+    if ((s = se_json_int_strict(j, f, "word_embedding_dimension", 1, MAX_DIM, c->n_embd, &wdim, err)) != SE_OK) goto done;
     if (wdim != c->n_embd) {
         s = se_err(err, SE_E_FORMAT, "%s: word_embedding_dimension %lld does not match hidden_size %d", f,
                    (long long)wdim, c->n_embd);
@@ -242,7 +404,7 @@ static se_status read_pooling(se_folder_cfg *c, const char *dir, se_error *err) 
                                  "pooling_mode_lasttoken"};
     static const char *names[] = {"cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken"};
     const char *mode;
-    if ((s = se_json_str(j, f, "pooling_mode", NULL, &mode, err)) != SE_OK) goto done;
+    if ((s = se_json_str_strict(j, f, "pooling_mode", NULL, &mode, err)) != SE_OK) goto done;
     c->pooling = 0;
     if (mode) {
         for (int i = 0; i < 6; i++)
@@ -254,14 +416,14 @@ static se_status read_pooling(se_folder_cfg *c, const char *dir, se_error *err) 
     }
     for (int i = 0; i < 6; i++) {
         bool b;
-        if ((s = se_json_bool(j, f, keys[i], false, &b, err)) != SE_OK) goto done;
+        if ((s = se_json_bool_strict(j, f, keys[i], false, &b, err)) != SE_OK) goto done;
         if (b) c->pooling |= 1u << i;
     }
     if (!c->pooling) {
         s = se_err(err, SE_E_FORMAT, "%s: no pooling mode is enabled", f);
         goto done;
     }
-    if ((s = se_json_bool(j, f, "include_prompt", true, &c->include_prompt, err)) != SE_OK) goto done;
+    if ((s = se_json_bool_strict(j, f, "include_prompt", true, &c->include_prompt, err)) != SE_OK) goto done;
     int nm = 0;
     for (int i = 0; i < 6; i++) nm += (c->pooling >> i) & 1;
     c->pool_dim = c->n_embd * nm;
@@ -283,7 +445,7 @@ static se_status add_stage(se_folder_cfg *c, se_stage st, se_error *err) {
 
 static se_status read_dense(se_folder_cfg *c, const char *dir, int32_t n_in, se_error *err) {
     json_t *j = NULL;
-    se_status s = load_optional(dir, "config.json", &j, err);
+    se_status s = load_config(c, dir, "config.json", &j, err);
     if (s != SE_OK) return s;
     if (!j) return se_err(err, SE_E_IO, "%s: no config.json for the Dense module", dir);
     char f[300];
@@ -293,8 +455,8 @@ static se_status read_dense(se_folder_cfg *c, const char *dir, int32_t n_in, se_
     const char *act;
     se_stage st = {0};
     st.kind = SE_STAGE_DENSE;
-    if ((s = se_json_int(j, f, "in_features", 1, MAX_DIM, -1, &in, err)) != SE_OK) goto done;
-    if ((s = se_json_int(j, f, "out_features", 1, MAX_DIM, -1, &out, err)) != SE_OK) goto done;
+    if ((s = se_json_int_strict(j, f, "in_features", 1, MAX_DIM, -1, &in, err)) != SE_OK) goto done;
+    if ((s = se_json_int_strict(j, f, "out_features", 1, MAX_DIM, -1, &out, err)) != SE_OK) goto done;
     if (in < 0 || out < 0) {
         s = se_err(err, SE_E_FORMAT, "%s: in_features and out_features are required", f);
         goto done;
@@ -304,8 +466,8 @@ static se_status read_dense(se_folder_cfg *c, const char *dir, int32_t n_in, se_
                    (long long)in, n_in);
         goto done;
     }
-    if ((s = se_json_bool(j, f, "bias", true, &bias, err)) != SE_OK) goto done;
-    if ((s = se_json_str(j, f, "activation_function", "torch.nn.modules.activation.Tanh", &act, err)) != SE_OK) goto done;
+    if ((s = se_json_bool_strict(j, f, "bias", true, &bias, err)) != SE_OK) goto done;
+    if ((s = se_json_str_strict(j, f, "activation_function", "torch.nn.modules.activation.Tanh", &act, err)) != SE_OK) goto done;
     if (!se_act_parse(act, true, &st.act)) {
         s = se_err(err, SE_E_UNSUPPORTED, "%s: activation_function '%s' is not supported", f, act);
         goto done;
@@ -335,8 +497,8 @@ static se_status read_modules(se_folder_cfg *c, json_t *mods, se_log_fn log_fn, 
         char fld[64];
         snprintf(fld, sizeof fld, "modules.json[%zu]", i);
         if (!json_is_object(m)) return se_err(err, SE_E_FORMAT, "%s: must be an object", fld);
-        if ((s = se_json_str(m, fld, "type", NULL, &type, err)) != SE_OK) return s;
-        if ((s = se_json_str(m, fld, "path", "", &path, err)) != SE_OK) return s;
+        if ((s = se_json_str_strict(m, fld, "type", NULL, &type, err)) != SE_OK) return s;
+        if ((s = se_json_str_strict(m, fld, "path", "", &path, err)) != SE_OK) return s;
         if (!type) return se_err(err, SE_E_FORMAT, "%s: missing field 'type'", fld);
         if (strstr(path, "..") || path[0] == '/')
             return se_err(err, SE_E_FORMAT, "%s: path '%s' leaves the model folder", fld, path);
@@ -397,7 +559,7 @@ static se_status read_modules(se_folder_cfg *c, json_t *mods, se_log_fn log_fn, 
 
 static se_status read_st_config(se_folder_cfg *c, se_error *err) {
     json_t *j = NULL;
-    se_status s = load_optional(c->root, "config_sentence_transformers.json", &j, err);
+    se_status s = load_config(c, c->root, "config_sentence_transformers.json", &j, err);
     if (s != SE_OK || !j) return s;
     const char *f = "config_sentence_transformers.json";
     json_t *prompts = json_object_get(j, "prompts");
@@ -430,6 +592,8 @@ static se_status read_st_config(se_folder_cfg *c, se_error *err) {
             }
         }
     }
+    /* sentence-transformers writes null for "no default prompt" and, in
+     * some versions, for "no similarity function set" (cosine) */
     if ((s = se_json_str(j, f, "default_prompt_name", NULL, &dflt, err)) != SE_OK) goto done;
     if (dflt) {
         bool found = false;
@@ -459,11 +623,16 @@ done:
 
 se_status se_folder_load(const char *dir, se_log_fn log_fn, void *log_user, se_folder_cfg *c, se_error *err) {
     memset(c, 0, sizeof *c);
+    struct stat st;
+    if (stat(dir, &st) != 0)
+        return errno == ENOENT ? se_err(err, SE_E_IO, "model folder '%s': no such folder", dir)
+                               : se_err(err, SE_E_IO, "model folder '%s': %s", dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode)) return se_err(err, SE_E_IO, "model folder '%s': is not a folder", dir);
     c->include_prompt = true;
     c->root = se_strdup(dir);
     if (!c->root) return se_err(err, SE_E_NOMEM, "out of memory");
     json_t *mods = NULL, *sb = NULL;
-    se_status s = load_optional_as(dir, "modules.json", false, &mods, err);
+    se_status s = load_optional_as(dir, "modules.json", false, c, &mods, err);
     if (s != SE_OK) goto fail;
     if (mods) {
         c->has_modules_json = true;
@@ -494,10 +663,10 @@ se_status se_folder_load(const char *dir, se_log_fn log_fn, void *log_user, se_f
     c->strip_text = c->arch != SE_ARCH_USE;
     c->normalize = c->n_stages > 0 && c->stages[c->n_stages - 1].kind == SE_STAGE_NORMALIZE;
     /* sentence_bert_config.json lives with the Transformer module */
-    if ((s = load_optional(c->tf_dir, "sentence_bert_config.json", &sb, err)) != SE_OK) goto fail;
+    if ((s = load_config(c, c->tf_dir, "sentence_bert_config.json", &sb, err)) != SE_OK) goto fail;
     if (sb) {
         const char *f = "sentence_bert_config.json";
-        if ((s = se_json_bool(sb, f, "do_lower_case", false, &c->do_lower_case, err)) != SE_OK) goto fail;
+        if ((s = se_json_bool_strict(sb, f, "do_lower_case", false, &c->do_lower_case, err)) != SE_OK) goto fail;
     }
     size_t nmax;
     if ((s = se_folder_n_tokens_max(c->tf_dir, &nmax, err)) != SE_OK) goto fail;

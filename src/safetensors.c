@@ -91,6 +91,7 @@ void se_st_close(se_st_file *f) {
         if (f->mapped) munmap(f->base, f->size);
         else se_free(f->base);
     }
+    if (f->has_fd) close(f->fd);
     for (size_t i = 0; i < f->n; i++) se_free(f->t[i].name);
     se_free(f->t);
     se_free(f->path);
@@ -244,7 +245,8 @@ fail:
 
 se_status se_st_open(const char *path, bool use_mmap, se_st_file *f, se_error *err) {
     memset(f, 0, sizeof *f);
-    int fd = open(path, O_RDONLY);
+    /* O_NONBLOCK: a FIFO must not block the open; fstat refuses it next */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) return se_err(err, SE_E_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -276,12 +278,30 @@ se_status se_st_open(const char *path, bool use_mmap, se_st_file *f, se_error *e
             got += (size_t)r;
         }
     }
-    close(fd);
+    if (mapped) { /* kept for se_st_check */
+        f->has_fd = true, f->fd = fd;
+        f->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+    } else {
+        close(fd);
+    }
     f->base = base, f->size = size, f->mapped = mapped, f->owns = true;
     f->path = se_strdup(path);
     se_status s = f->path ? se_st_parse(base, size, path, f, err) : se_err(err, SE_E_NOMEM, "out of memory");
     if (s != SE_OK) se_st_close(f);
     return s;
+}
+
+se_status se_st_check(const se_st_file *f, se_error *err) {
+    if (!f->has_fd) return SE_OK;
+    struct stat st;
+    if (fstat(f->fd, &st) != 0) return se_err(err, SE_E_IO, "%s: cannot check the mapped file: %s", f->path, strerror(errno));
+    int64_t mt = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+    if ((uint64_t)st.st_size != (uint64_t)f->size)
+        return se_err(err, SE_E_IO, "%s: changed on disk since the model was loaded (%lld bytes, was %zu); load it again",
+                      f->path, (long long)st.st_size, f->size);
+    if (mt != f->mtime_ns)
+        return se_err(err, SE_E_IO, "%s: changed on disk since the model was loaded (modified); load it again", f->path);
+    return SE_OK;
 }
 
 const se_st_tensor *se_st_find(const se_st_file *f, const char *name) {

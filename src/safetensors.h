@@ -34,6 +34,9 @@ typedef struct se_st_file {
     size_t size;
     bool mapped;
     bool owns;             /* base must be freed/unmapped by se_st_close */
+    bool has_fd;           /* mapped: fd stays open so se_st_check can fstat the mapped file */
+    int fd;
+    int64_t mtime_ns;      /* the mapped file's st_mtime at open, in ns */
     se_st_tensor *t;       /* sorted by data offset */
     size_t n;
 } se_st_file;
@@ -47,6 +50,15 @@ se_status se_st_open(const char *path, bool use_mmap, se_st_file *f, se_error *e
  * be zero-initialised (se_st_parse fills only the tensor index; se_st_close
  * then releases just that). */
 se_status se_st_parse(const uint8_t *data, size_t size, const char *what, se_st_file *f, se_error *err);
+
+/* Checks that a mapped file is still the one opened: same size and
+ * modification time, through fstat on the descriptor kept open (one
+ * system call; the file replaced by a rename does not count, since the
+ * mapping keeps the old one). A truncated file would raise SIGBUS when
+ * the mapping is read past its new end, and a file rewritten in place
+ * would change the weights under the model: both are SE_E_IO naming the
+ * file. Files read into memory always pass. Thread-safe. */
+se_status se_st_check(const se_st_file *f, se_error *err);
 
 /* Finds a tensor by name, or NULL. */
 const se_st_tensor *se_st_find(const se_st_file *f, const char *name);

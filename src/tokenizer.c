@@ -14,9 +14,12 @@
  * reserved first; for pairs, "longest_first" splits the budget so the
  * shorter sequence keeps as much as it can (utils/truncation.rs).
  */
+#include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <utf8proc.h>
 
 #include "alloc.h"
 #include "error.h"
@@ -137,6 +140,91 @@ int se_tok_n_special(const se_tokenizer *tok, bool pair) {
     return pair ? tok->n_special_pair : tok->n_special_single;
 }
 
+/* ==== Files ==== */
+
+/* Limits checked before a tokenizer file is parsed, so a hostile or
+ * mistaken file is refused before jansson builds it in memory (about 100
+ * bytes per JSON value). Real files are far below them: XLM-R's and
+ * bge-m3's tokenizer.json are 17 MB with 250k pieces (about 750k JSON
+ * values), LaBSE's vocabulary has 501k pieces. */
+#define TOKENIZER_JSON_MAX_BYTES ((size_t)64 << 20)
+#define TOKENIZER_JSON_MAX_VALUES ((size_t)4 << 20)
+#define ADDED_TOKENS_MAX 16384
+
+/* Looks at a tokenizer file without opening it (a FIFO would block):
+ * *present is false when nothing is there, true for a regular file or a
+ * symlink to one (Hugging Face's cache is symlinks). Anything else that
+ * exists (a dangling symlink, a directory, a FIFO, a device) is refused
+ * naming the file, rather than taken as absent. */
+static se_status probe_file(const char *path, bool *present, se_error *err) {
+    struct stat st;
+    *present = false;
+    if (lstat(path, &st) != 0) {
+        if (errno == ENOENT || errno == ENOTDIR) return SE_OK;
+        return se_err(err, SE_E_IO, "%s: cannot stat: %s", path, strerror(errno));
+    }
+    if (stat(path, &st) != 0)
+        return se_err(err, SE_E_IO, "%s: is a symlink to a missing file (%s)", path, strerror(errno));
+    if (!S_ISREG(st.st_mode)) {
+        const char *what = S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO"
+                         : S_ISSOCK(st.st_mode) ? "a socket" : "a device or special file";
+        return se_err(err, SE_E_IO, "%s: is %s, not a regular file", path, what);
+    }
+    *present = true;
+    return SE_OK;
+}
+
+/* Probes dir/name (see probe_file); *path gets the joined path (se_free)
+ * whether or not the file is there. */
+static se_status probe_in(const char *dir, const char *name, char **path, bool *present, se_error *err) {
+    *present = false;
+    *path = se_path_join(dir, name);
+    if (!*path) return se_err(err, SE_E_NOMEM, "out of memory");
+    return probe_file(*path, present, err);
+}
+
+/* Counts the JSON values of buf roughly but never below the truth (commas
+ * and opening brackets outside strings, plus one), so a file with too many
+ * can be refused before it is parsed. */
+static size_t json_value_bound(const char *buf, size_t n) {
+    size_t k = 1;
+    bool in_str = false;
+    for (size_t i = 0; i < n; i++) {
+        char c = buf[i];
+        if (in_str) {
+            if (c == '\\') i++;
+            else if (c == '"') in_str = false;
+        } else if (c == '"') {
+            in_str = true;
+        } else if (c == ',' || c == '[' || c == '{') {
+            k++;
+        }
+    }
+    return k;
+}
+
+/* Reads and parses a tokenizer.json under the limits above; errors name
+ * the file and the limit. */
+static se_status load_json_capped(const char *path, json_t **root, se_error *err) {
+    char *buf;
+    size_t n;
+    se_status s = se_file_read(path, TOKENIZER_JSON_MAX_BYTES, &buf, &n, err);
+    if (s == SE_E_RANGE) {
+        se_err(err, SE_E_RANGE, "%s: larger than the %zu MiB a tokenizer file may have", path, TOKENIZER_JSON_MAX_BYTES >> 20);
+        return SE_E_RANGE;
+    }
+    if (s != SE_OK) return s;
+    size_t nv = json_value_bound(buf, n);
+    if (nv > TOKENIZER_JSON_MAX_VALUES) {
+        se_free(buf);
+        return se_err(err, SE_E_RANGE, "%s: about %zu JSON values, more than the limit of %zu for a tokenizer", path, nv,
+                      TOKENIZER_JSON_MAX_VALUES);
+    }
+    s = se_json_load_buffer(buf, n, path, false, root, err);
+    se_free(buf);
+    return s;
+}
+
 /* ==== tokenizer.json ==== */
 
 /* Reads a [token, id] pair as BertProcessing/RobertaProcessing store it. */
@@ -199,7 +287,7 @@ static se_status parse_template(const json_t *pp, const char *file, const char *
 
 static se_status load_tokenizer_json(se_tokenizer *t, const char *path, se_error *err) {
     json_t *root;
-    se_status s = se_json_load_file(path, &root, err);
+    se_status s = load_json_capped(path, &root, err);
     if (s != SE_OK) return s;
     const char *file = "tokenizer.json";
     json_t *model = json_object_get(root, "model");
@@ -222,6 +310,11 @@ static se_status load_tokenizer_json(se_tokenizer *t, const char *path, se_error
     json_t *vocab = json_object_get(model, "vocab");
     if (!json_is_object(vocab) || json_object_size(vocab) == 0) {
         s = se_err(err, SE_E_FORMAT, "%s: model.vocab must be a non-empty object", path);
+        goto done;
+    }
+    if (json_object_size(vocab) > SE_VOCAB_MAX_ENTRIES) {
+        s = se_err(err, SE_E_RANGE, "%s: model.vocab has %zu entries, more than the limit of %zu", path,
+                   json_object_size(vocab), SE_VOCAB_MAX_ENTRIES);
         goto done;
     }
     const char *key;
@@ -261,6 +354,13 @@ static se_status load_tokenizer_json(se_tokenizer *t, const char *path, se_error
         s = se_err(err, SE_E_FORMAT, "%s: added_tokens must be a list", path);
         goto done;
     }
+    /* each added token is compared with the others at load and tried at
+     * every position of a text: real files have a few hundred */
+    if (json_array_size(added) > ADDED_TOKENS_MAX) {
+        s = se_err(err, SE_E_RANGE, "%s: %zu added_tokens, more than the limit of %d", path, json_array_size(added),
+                   ADDED_TOKENS_MAX);
+        goto done;
+    }
     size_t i;
     json_array_foreach(added, i, val) {
         const char *content;
@@ -286,6 +386,14 @@ static se_status load_tokenizer_json(se_tokenizer *t, const char *path, se_error
     }
     if ((s = se_vocab_build_index(&t->vocab, err)) != SE_OK) goto done;
     t->unk_id = se_vocab_find(&t->vocab, unk, strlen(unk));
+    /* Hugging Face fails at encode time ("WordPiece error: Missing [UNK]
+     * token from the vocabulary") on the first word it cannot split; refuse
+     * now instead of dropping such words or failing later */
+    if (t->unk_id < 0) {
+        s = se_err(err, SE_E_FORMAT, "%s: model.unk_token '%s' is not in the vocabulary (WordPiece needs it for words it cannot split)",
+                   path, unk);
+        goto done;
+    }
     /* normalizer */
     json_t *norm = json_object_get(root, "normalizer");
     if (norm && !json_is_null(norm)) {
@@ -380,6 +488,10 @@ static se_status load_vocab_txt(se_tokenizer *t, const char *dir, const char *vp
             s = se_err(err, SE_E_FORMAT, "%s:%zu: invalid UTF-8", vpath, line);
             goto done;
         }
+        if (id >= SE_VOCAB_MAX_ENTRIES) {
+            s = se_err(err, SE_E_RANGE, "%s: more than the limit of %zu vocabulary entries", vpath, SE_VOCAB_MAX_ENTRIES);
+            goto done;
+        }
         if ((s = se_vocab_add(&t->vocab, &blob_cap, &id_cap, buf + i, e - i, id++, vpath, err)) != SE_OK) goto done;
         i = j + 1;
     }
@@ -388,12 +500,10 @@ static se_status load_vocab_txt(se_tokenizer *t, const char *dir, const char *vp
         goto done;
     }
     if ((s = se_vocab_build_index(&t->vocab, err)) != SE_OK) goto done;
-    char *cpath = se_path_join(dir, "tokenizer_config.json");
-    if (!cpath) {
-        s = se_err(err, SE_E_NOMEM, "out of memory");
-        goto done;
-    }
-    if (se_file_exists(cpath)) s = se_json_load_file(cpath, &cfg, err);
+    char *cpath;
+    bool have_cfg;
+    s = probe_in(dir, "tokenizer_config.json", &cpath, &have_cfg, err);
+    if (s == SE_OK && have_cfg) s = se_json_load_file(cpath, &cfg, err);
     se_free(cpath);
     if (s != SE_OK) goto done;
     const char *file = "tokenizer_config.json";
@@ -428,6 +538,11 @@ static se_status load_vocab_txt(se_tokenizer *t, const char *dir, const char *vp
     if ((s = special_field(cfg, "pad_token", mpnet ? "<pad>" : "[PAD]", &pad, err)) != SE_OK) goto done;
     if ((s = special_field(cfg, "mask_token", mpnet ? "<mask>" : "[MASK]", &mask, err)) != SE_OK) goto done;
     t->unk_id = se_vocab_find(&t->vocab, unk, strlen(unk));
+    if (t->unk_id < 0) { /* see load_tokenizer_json */
+        s = se_err(err, SE_E_FORMAT, "%s: the unknown token '%s' is not in the vocabulary (WordPiece needs it for words it cannot split)",
+                   vpath, unk);
+        goto done;
+    }
     int32_t cls_id = se_vocab_find(&t->vocab, clss, strlen(clss));
     int32_t sep_id = se_vocab_find(&t->vocab, sep, strlen(sep));
     if (cls_id < 0 || sep_id < 0) {
@@ -462,11 +577,11 @@ done:
 /* Reads tokenizer_config.json's "sembed_unigram_mode" (written by
  * sembed's USE lite converter) before a Unigram tokenizer.json is loaded. */
 static se_status read_unigram_mode(se_tokenizer *t, const char *dir, se_error *err) {
-    char *p = se_path_join(dir, "tokenizer_config.json");
-    if (!p) return se_err(err, SE_E_NOMEM, "out of memory");
+    char *p;
+    bool present;
     json_t *cfg = NULL;
-    se_status s = SE_OK;
-    if (se_file_exists(p)) s = se_json_load_file(p, &cfg, err);
+    se_status s = probe_in(dir, "tokenizer_config.json", &p, &present, err);
+    if (s == SE_OK && present) s = se_json_load_file(p, &cfg, err);
     se_free(p);
     if (s != SE_OK || !cfg) return s;
     const char *mode;
@@ -487,16 +602,21 @@ se_status se_tokenizer_load(const char *dir, se_tokenizer **out, se_error *err) 
     se_tokenizer *t = se_calloc(1, sizeof *t);
     if (!t) return se_err(err, SE_E_NOMEM, "out of memory");
     t->unk_id = -1;
-    se_status s;
-    char *tj = se_path_join(dir, "tokenizer.json");
-    char *vt = se_path_join(dir, "vocab.txt");
-    if (!tj || !vt) {
-        s = se_err(err, SE_E_NOMEM, "out of memory");
-    } else if (se_file_exists(tj)) {
+    char *tj = NULL, *vt = NULL, *sm = NULL;
+    bool has_tj = false, has_vt = false, has_sm;
+    /* every tokenizer file that is there must be a regular file, even one
+     * that would not be read (special_tokens_map.json): a broken download
+     * must not load as a different tokenizer */
+    se_status s = probe_in(dir, "tokenizer.json", &tj, &has_tj, err);
+    if (s == SE_OK) s = probe_in(dir, "vocab.txt", &vt, &has_vt, err);
+    if (s == SE_OK) s = probe_in(dir, "special_tokens_map.json", &sm, &has_sm, err);
+    if (s != SE_OK) {
+        /* the message names the file */
+    } else if (has_tj) {
         t->source = se_strdup("tokenizer.json");
         s = read_unigram_mode(t, dir, err);
         if (s == SE_OK) s = load_tokenizer_json(t, tj, err);
-    } else if (se_file_exists(vt)) {
+    } else if (has_vt) {
         t->source = se_strdup("vocab.txt");
         s = load_vocab_txt(t, dir, vt, err);
     } else {
@@ -504,6 +624,7 @@ se_status se_tokenizer_load(const char *dir, se_tokenizer **out, se_error *err) 
     }
     se_free(tj);
     se_free(vt);
+    se_free(sm);
     if (s == SE_OK && !t->source) s = se_err(err, SE_E_NOMEM, "out of memory");
     if (s == SE_OK) {
         count_specials(t);
@@ -523,6 +644,8 @@ void se_tokenizer_free(se_tokenizer *t) {
     se_vocab_free(&t->vocab);
     se_free(t->uni.scores);
     se_free(t->uni.n_chars);
+    se_free(t->uni.cp_bmp);
+    se_free(t->uni.cp_astral);
     for (size_t k = 0; k < t->n_added; k++) se_free(t->added[k].content);
     se_free(t->added);
     se_free(t->source);
@@ -532,6 +655,123 @@ void se_tokenizer_free(se_tokenizer *t) {
 size_t se_tokenizer_n_vocab(const se_tokenizer *tok) { return tok ? tok->vocab.n : 0; }
 
 size_t se_tokenizer_n_tokens_max(const se_tokenizer *tok) { return tok ? tok->n_tokens_max : 0; }
+
+/* Tokenizes one text with the tokenizer's model, up to limit + 1 ids (see
+ * se_wordpiece_encode for limit and n_total). */
+static se_status encode_one(const se_tokenizer *tok, const char *text, size_t len, size_t limit, se_tok_session *s,
+                            se_i32vec *out, size_t *n_total, se_error *err) {
+    if (tok->kind == SE_TOK_UNIGRAM) return se_unigram_encode(tok, text, len, limit, s, out, n_total, err);
+    return se_wordpiece_encode(tok, text, len, limit, s, out, n_total, err);
+}
+
+int32_t se_tokenizer_unk_id(const se_tokenizer *tok) { return tok ? tok->unk_id : -1; }
+
+se_status se_tokenize_stats(const se_tokenizer *tok, const char *text, size_t len, se_token_stats *out,
+                            se_error *err) {
+    if (!tok || (!text && len) || !out) return se_err(err, SE_E_INVALID, "se_tokenize_stats: invalid arguments");
+    memset(out, 0, sizeof *out);
+    if (!text) text = "";
+    size_t bad;
+    if (!se_utf8_valid(text, len, &bad)) return se_err(err, SE_E_UTF8, "invalid UTF-8 at byte %zu", bad);
+    /* the ids the model reads: the single-text budget of se_tokenize */
+    size_t n_special = (size_t)se_tok_n_special(tok, false);
+    size_t budget = SIZE_MAX;
+    if (tok->n_tokens_max) budget = tok->n_tokens_max > n_special ? tok->n_tokens_max - n_special : 0;
+    se_tok_session s = {0};
+    s.stats = true;
+    se_status st = encode_one(tok, text, len, budget, &s, &s.a, NULL, err);
+    if (st == SE_OK && s.nch.n != s.a.n) st = se_err(err, SE_E_INTERNAL, "se_tokenize_stats: %zu counts for %zu ids", s.nch.n, s.a.n);
+    if (st == SE_OK) {
+        size_t n = s.a.n < budget ? s.a.n : budget;
+        for (size_t i = 0; i < n; i++) {
+            bool unk = s.a.v[i] == tok->unk_id;
+            out->n_tokens++;
+            out->n_unknown += unk;
+            out->n_chars += (size_t)s.nch.v[i];
+            if (unk) out->n_chars_unknown += (size_t)s.nch.v[i];
+        }
+    }
+    se_tok_session_free(&s);
+    return st;
+}
+
+/* ==== Scripts of the vocabulary ==== */
+
+enum {
+    SC_LATIN, SC_HAN, SC_KANA, SC_HANGUL, SC_CYRILLIC, SC_GREEK, SC_ARABIC, SC_HEBREW, SC_DEVANAGARI, SC_THAI,
+    SC_OTHER, SC_NONE, SC_COUNT
+};
+
+static const char *const script_names[SC_COUNT] = {
+    "Latin", "Han", "Kana", "Hangul", "Cyrillic", "Greek", "Arabic", "Hebrew", "Devanagari", "Thai",
+    "other letters", "no letters"};
+
+/* The script of a letter, by Unicode block (the blocks each script's
+ * letters live in; a letter elsewhere is "other letters"). */
+static int script_of(uint32_t c) {
+    if (c < 0x250 || (c >= 0x1E00 && c < 0x1F00) || (c >= 0x2C60 && c < 0x2C80) || (c >= 0xA720 && c < 0xA800) ||
+        (c >= 0xFF21 && c < 0xFF5B))
+        return SC_LATIN;
+    if ((c >= 0x2E80 && c < 0x2FE0) || c == 0x3005 || c == 0x3007 || (c >= 0x3021 && c < 0x302A) ||
+        (c >= 0x3038 && c < 0x303C) || (c >= 0x3400 && c < 0x4DC0) || (c >= 0x4E00 && c < 0xA000) ||
+        (c >= 0xF900 && c < 0xFB00) || (c >= 0x20000 && c < 0x32400))
+        return SC_HAN;
+    if ((c >= 0x3040 && c < 0x3100) || (c >= 0x31F0 && c < 0x3200) || (c >= 0xFF66 && c < 0xFFA0)) return SC_KANA;
+    if ((c >= 0x1100 && c < 0x1200) || (c >= 0x3130 && c < 0x3190) || (c >= 0xA960 && c < 0xA980) ||
+        (c >= 0xAC00 && c < 0xD800) || (c >= 0xFFA0 && c < 0xFFE0))
+        return SC_HANGUL;
+    if ((c >= 0x400 && c < 0x530) || (c >= 0x1C80 && c < 0x1C90) || (c >= 0x2DE0 && c < 0x2E00) ||
+        (c >= 0xA640 && c < 0xA6A0))
+        return SC_CYRILLIC;
+    if ((c >= 0x370 && c < 0x400) || (c >= 0x1F00 && c < 0x2000)) return SC_GREEK;
+    if ((c >= 0x600 && c < 0x700) || (c >= 0x750 && c < 0x780) || (c >= 0x8A0 && c < 0x900) ||
+        (c >= 0xFB50 && c < 0xFE00) || (c >= 0xFE70 && c < 0xFF00))
+        return SC_ARABIC;
+    if ((c >= 0x590 && c < 0x600) || (c >= 0xFB1D && c < 0xFB50)) return SC_HEBREW;
+    if ((c >= 0x900 && c < 0x980) || (c >= 0xA8E0 && c < 0xA900)) return SC_DEVANAGARI;
+    if (c >= 0xE00 && c < 0xE80) return SC_THAI;
+    return SC_OTHER;
+}
+
+/* The script of a piece: that of its first letter after the continuation
+ * prefix or the metaspace marker, SC_NONE when it has no letter. */
+static int piece_script(const se_tokenizer *tok, const char *p, size_t n) {
+    size_t i = 0;
+    if (tok->cont_prefix_len && n >= tok->cont_prefix_len && memcmp(p, tok->cont_prefix, tok->cont_prefix_len) == 0)
+        i = tok->cont_prefix_len;
+    while (i < n) {
+        uint32_t c;
+        int m = se_utf8_decode((const uint8_t *)p + i, n - i, &c);
+        if (!m) return SC_NONE;
+        i += (size_t)m;
+        utf8proc_category_t cat = utf8proc_category((utf8proc_int32_t)c);
+        if (cat >= UTF8PROC_CATEGORY_LU && cat <= UTF8PROC_CATEGORY_LO) return script_of(c);
+    }
+    return SC_NONE;
+}
+
+se_status se_tokenizer_scripts(const se_tokenizer *tok, se_script_count *out, size_t cap, size_t *n,
+                               se_error *err) {
+    if (!tok || !n || (cap && !out)) return se_err(err, SE_E_INVALID, "se_tokenizer_scripts: invalid arguments");
+    size_t count[SC_COUNT] = {0};
+    for (size_t id = 0; id < tok->vocab.n; id++) {
+        if (tok->vocab.offs[id] == UINT32_MAX) continue;
+        count[piece_script(tok, tok->vocab.blob + tok->vocab.offs[id], tok->vocab.lens[id])]++;
+    }
+    /* most pieces first; ties keep the order of script_names */
+    int order[SC_COUNT], k = 0;
+    for (int sc = 0; sc < SC_COUNT; sc++)
+        if (count[sc]) order[k++] = sc;
+    for (int i = 1; i < k; i++)
+        for (int j = i; j > 0 && count[order[j]] > count[order[j - 1]]; j--) {
+            int x = order[j];
+            order[j] = order[j - 1], order[j - 1] = x;
+        }
+    *n = (size_t)k;
+    for (int i = 0; i < k && (size_t)i < cap; i++) out[i] = (se_script_count){script_names[order[i]], count[order[i]]};
+    if ((size_t)k > cap) return se_err(err, SE_E_BUFFER, "se_tokenizer_scripts: %d scripts do not fit in %zu", k, cap);
+    return SE_OK;
+}
 
 const char *se_tokenizer_piece(const se_tokenizer *tok, int32_t id) {
     if (!tok || id < 0 || (size_t)id >= tok->vocab.n || tok->vocab.offs[id] == UINT32_MAX) return NULL;
@@ -553,32 +793,43 @@ se_status se_tok_encode(const se_tokenizer *tok, const char *text, size_t len, c
     size_t budget = SIZE_MAX; /* content tokens allowed */
     if (n_tokens_max) budget = n_tokens_max > n_special ? n_tokens_max - n_special : 0;
     s->a.n = s->b.n = 0;
+    s->stats = false;
     se_status st;
     /* validate all of the input first: the early stop below must not hide
      * invalid UTF-8 past the truncation point */
     size_t bad;
     if (!se_utf8_valid(text, len, &bad)) return se_err(err, SE_E_UTF8, "invalid UTF-8 at byte %zu", bad);
     if (pair && !se_utf8_valid(pair, pair_len, &bad)) return se_err(err, SE_E_UTF8, "text_pair: invalid UTF-8 at byte %zu", bad);
-    /* A single text can stop early: anything past budget + 1 is cut anyway. */
-    if (tok->kind == SE_TOK_UNIGRAM) st = se_unigram_encode(tok, text, len, s, &s->a, err);
-    else st = se_wordpiece_encode(tok, text, len, is_pair ? SIZE_MAX : budget, s, &s->a, err);
-    if (st != SE_OK) return st;
+    /* Each side stops early: past budget + 1 ids it is cut anyway, and
+     * longest_first compares a side's length with the budget only... */
+    if ((st = encode_one(tok, text, len, budget, s, &s->a, NULL, err)) != SE_OK) return st;
+    size_t la = s->a.n, lb = 0; /* the lengths longest_first decides on */
     if (is_pair) {
-        if (tok->kind == SE_TOK_UNIGRAM) st = se_unigram_encode(tok, pair, pair_len, s, &s->b, err);
-        else st = se_wordpiece_encode(tok, pair, pair_len, SIZE_MAX, s, &s->b, err);
-        if (st != SE_OK) {
+        if ((st = encode_one(tok, pair, pair_len, budget, s, &s->b, NULL, err)) != SE_OK) {
             se_err_prefix(err, "text_pair");
             return st;
+        }
+        lb = s->b.n;
+        /* ...except when both sides are over an odd budget: then the longer
+         * one keeps the odd token, so count both to their end (the memory
+         * stays bounded: only budget + 1 ids of each are kept) */
+        if (budget != SIZE_MAX && la > budget && lb > budget && budget % 2) {
+            s->a.n = s->b.n = 0;
+            if ((st = encode_one(tok, text, len, budget, s, &s->a, &la, err)) != SE_OK) return st;
+            if ((st = encode_one(tok, pair, pair_len, budget, s, &s->b, &lb, err)) != SE_OK) {
+                se_err_prefix(err, "text_pair");
+                return st;
+            }
         }
     }
     bool cut = false;
     if (!is_pair) {
         if (s->a.n > budget) s->a.n = budget, cut = true;
-    } else if (s->a.n + s->b.n > budget) {
+    } else if (la + lb > budget) {
         /* HF LongestFirst: n1 <= n2 after a swap; the longer side gives
          * way first, and if both must shrink they split the budget, the
          * longer one getting the odd token. */
-        size_t n1 = s->a.n, n2 = s->b.n;
+        size_t n1 = la, n2 = lb;
         bool swap = n1 > n2;
         if (swap) {
             size_t x = n1;

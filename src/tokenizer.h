@@ -57,6 +57,10 @@ typedef struct se_tpl_item {
 
 enum { SE_TOK_WORDPIECE = 0, SE_TOK_UNIGRAM = 1 };
 
+/* The most pieces a vocabulary may have (LaBSE, among the largest real
+ * ones, has 501k; XLM-R 250k). Checked while loading. */
+#define SE_VOCAB_MAX_ENTRIES ((size_t)2 << 20)
+
 /* Unigram (sentencepiece) settings. */
 typedef struct se_unigram {
     double *scores;          /* (n_vocab) piece log-probabilities */
@@ -69,6 +73,9 @@ typedef struct se_unigram {
     bool split;              /* Metaspace split: Viterbi per ▁-word */
     uint32_t replacement;    /* U+2581 */
     bool energetic;          /* the @energetic-ai JS tokenizer's Viterbi conventions */
+    uint64_t *cp_bmp;        /* (1024) bitmap of the BMP code points found in matchable pieces */
+    uint32_t *cp_astral;     /* (n_cp_astral) sorted code points above U+FFFF found in them */
+    size_t n_cp_astral;
 } se_unigram;
 
 struct se_tokenizer {
@@ -94,15 +101,35 @@ struct se_tokenizer {
     char *source;                   /* "tokenizer.json" or "vocab.txt", for messages */
 };
 
-/* Per-call scratch; zero-initialise, reuse, free with se_tok_session_free. */
+/* Per-call scratch; zero-initialise, reuse, free with se_tok_session_free.
+ * With a token budget, every buffer is bounded by it or by a word / window
+ * size, never by the length of the text (issue 9 item 10). */
 typedef struct se_tok_session {
     se_i32vec a, b;   /* ids of sequence A and B before templating */
-    uint32_t *word;   /* normalised code points of the current word */
+    uint32_t *word;   /* WordPiece: normalised code points of the current word;
+                         Unigram: the lattice window's code points */
     size_t word_n, word_cap;
-    char *wbuf;       /* the word in UTF-8 */
+    char *wbuf;       /* the word (window) in UTF-8 */
     size_t wbuf_cap;
     uint32_t *bpos;   /* char -> byte offsets within wbuf */
     size_t bpos_cap;
+    /* WordPiece: the current word's length after strip_accents and
+     * lowercase, and whether it passed max_input_chars_per_word (then its
+     * code points are no longer stored: the word is [UNK] whatever follows) */
+    size_t word_len, word_src, src_pending;
+    bool word_over;
+    /* Unigram lattice over the window: lat_cap (> window length) entries each */
+    double *best;     /* best path score ending at each position */
+    int32_t *lid;     /* id of the last piece of that path, -1 = unset */
+    uint32_t *llen;   /* that piece's length in code points (HF: length + 1, 0 = unreached) */
+    uint32_t *reach;  /* end of the longest piece matched from each start */
+    uint32_t *run;    /* code points ending at each one that all occur in some piece */
+    size_t lat_cap;
+    /* se_tokenize_stats: when stats is set, the encoders push into nch, for
+     * every id they push, the number of non-whitespace code points of the
+     * text that id stands for */
+    bool stats;
+    se_i32vec nch;
 } se_tok_session;
 
 void se_tok_session_free(se_tok_session *s);
@@ -118,16 +145,23 @@ se_status se_vocab_build_index(se_vocab *v, se_error *err);
 int32_t se_vocab_find(const se_vocab *v, const char *s, size_t len);
 void se_vocab_free(se_vocab *v);
 
-/* WordPiece: appends the ids of one text (no special tokens) to out. Stops
- * early once out holds more than `limit` ids from this call (pass SIZE_MAX
- * for all). Returns SE_E_UTF8 naming the byte offset for invalid UTF-8. */
+/* WordPiece: appends the ids of one text (no special tokens) to out.
+ * With n_total NULL, stops early once out holds more than `limit` ids from
+ * this call (pass SIZE_MAX for all): the text past that point is not read.
+ * With n_total set, reads the whole text but keeps only the first limit + 1
+ * ids in out, and stores in *n_total how many ids the whole text has (the
+ * pair truncation needs to know which side is longer). Memory is bounded by
+ * limit and max_input_chars_per_word, whatever the text's length.
+ * Returns SE_E_UTF8 naming the byte offset for invalid UTF-8. */
 se_status se_wordpiece_encode(const se_tokenizer *tok, const char *text, size_t len, size_t limit,
-                              se_tok_session *s, se_i32vec *out, se_error *err);
+                              se_tok_session *s, se_i32vec *out, size_t *n_total, se_error *err);
 
-/* Unigram: the same contract as se_wordpiece_encode (limit is applied by
- * the caller; the whole text is segmented). */
-se_status se_unigram_encode(const se_tokenizer *tok, const char *text, size_t len, se_tok_session *s, se_i32vec *out,
-                            se_error *err);
+/* Unigram: the same contract as se_wordpiece_encode. The text is
+ * normalised and segmented in bounded windows (see tokenizer_unigram.c), so
+ * memory follows limit, not len, except for texts that offer no safe place
+ * to cut a window. */
+se_status se_unigram_encode(const se_tokenizer *tok, const char *text, size_t len, size_t limit, se_tok_session *s,
+                            se_i32vec *out, size_t *n_total, se_error *err);
 
 /* Loads a tokenizer.json whose model is Unigram (called by tokenizer.c
  * with the parsed root). */

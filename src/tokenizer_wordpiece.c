@@ -44,12 +44,19 @@ void se_i32vec_free(se_i32vec *a) {
     a->v = NULL, a->n = a->cap = 0;
 }
 
+/* Frees the session's buffers and zeroes it, ready for reuse. */
 void se_tok_session_free(se_tok_session *s) {
     se_i32vec_free(&s->a);
     se_i32vec_free(&s->b);
+    se_i32vec_free(&s->nch);
     se_free(s->word);
     se_free(s->wbuf);
     se_free(s->bpos);
+    se_free(s->best);
+    se_free(s->lid);
+    se_free(s->llen);
+    se_free(s->reach);
+    se_free(s->run);
     memset(s, 0, sizeof *s);
 }
 
@@ -130,12 +137,24 @@ bool se_tok_session_reserve(se_tok_session *s, size_t n) {
     return true;
 }
 
+/* Appends the unknown token for a whole word (and, with stats, the word's
+ * code point count). The loaders refuse a WordPiece vocabulary without
+ * one, so unk_id >= 0 here. Returns false on OOM. */
+static bool push_unk_word(const se_tokenizer *tok, se_tok_session *s, se_i32vec *out) {
+    if (!se_i32vec_push(out, tok->unk_id)) return false;
+    return !s->stats || se_i32vec_push(&s->nch, (int32_t)s->word_src);
+}
+
 /* Splits the word held in s->word (normalised code points) into WordPiece
- * ids and appends them to out. Returns false on OOM only. */
+ * ids and appends them to out; with stats, the first piece stands for all
+ * of the word's code points in s->nch, the others for none. A word marked
+ * word_over (longer than max_input_chars_per_word) is [UNK]. Returns false
+ * on OOM only. */
 static bool wordpiece_word(const se_tokenizer *tok, se_tok_session *s, se_i32vec *out) {
+    if (s->word_over) return push_unk_word(tok, s, out);
     size_t nch = s->word_n;
     if (nch == 0) return true;
-    if (nch > tok->max_chars_per_word) return tok->unk_id < 0 ? true : se_i32vec_push(out, tok->unk_id);
+    if (nch > tok->max_chars_per_word) return push_unk_word(tok, s, out);
     char *w = s->wbuf;              /* the word, UTF-8 */
     size_t nb = 0;
     for (size_t i = 0; i < nch; i++) {
@@ -162,10 +181,12 @@ static bool wordpiece_word(const se_tokenizer *tok, se_tok_session *s, se_i32vec
             if (found >= 0) break;
         }
         if (found < 0) {
+            if (s->stats) s->nch.n -= out->n - mark;
             out->n = mark; /* the whole word becomes [UNK] */
-            return tok->unk_id < 0 ? true : se_i32vec_push(out, tok->unk_id);
+            return push_unk_word(tok, s, out);
         }
         if (!se_i32vec_push(out, found)) return false;
+        if (s->stats && !se_i32vec_push(&s->nch, start == 0 ? (int32_t)s->word_src : 0)) return false;
         start = end;
     }
     return true;
@@ -191,6 +212,12 @@ static long match_added(const se_tokenizer *tok, const char *text, size_t len, s
  * text: put it in canonical order, drop nonspacing marks; then lowercase
  * (HF strips accents before lowercasing), then WordPiece. */
 static bool flush_word(const se_tokenizer *tok, se_tok_session *s, se_i32vec *out) {
+    if (s->word_over) {
+        bool ok = wordpiece_word(tok, s, out);
+        s->word_n = s->word_len = s->word_src = 0;
+        s->word_over = false;
+        return ok;
+    }
     if (s->word_n == 0) return true;
     if (tok->has_normalizer && tok->strip_accents) {
         se_uc_canonical_order(s->word, s->word_n);
@@ -213,38 +240,99 @@ static bool flush_word(const se_tokenizer *tok, se_tok_session *s, se_i32vec *ou
         s->word_n = n + extra;
     }
     bool ok = wordpiece_word(tok, s, out);
-    s->word_n = 0;
+    s->word_n = s->word_len = s->word_src = 0;
     return ok;
 }
 
+/* How many code points c adds to a word once flush_word has normalised
+ * it: 0 for a nonspacing mark that strip_accents drops, 2 for U+0130, which
+ * lowercases to i + U+0307, else 1. */
+static size_t final_len(const se_tokenizer *tok, uint32_t c) {
+    if (!tok->has_normalizer) return 1;
+    if (tok->strip_accents && se_uc_is_mn(c)) return 0;
+    if (tok->lowercase && c == 0x130) return 2;
+    return 1;
+}
+
+static bool word_append(const se_tokenizer *tok, se_tok_session *s, uint32_t c, size_t flen);
+
 /* Feeds one normalised code point to the pre-tokenizer: whitespace ends a
- * word, punctuation is a word of its own. */
+ * word, punctuation is a word of its own. Once a word is longer than
+ * max_input_chars_per_word after normalisation it can only be [UNK], so its
+ * code points are no longer stored: a text without spaces costs no memory
+ * beyond that length. */
 static bool pretok_feed(const se_tokenizer *tok, se_tok_session *s, uint32_t c, se_i32vec *out) {
     if (se_uc_is_whitespace(c)) return flush_word(tok, s, out);
     if (se_uc_is_punct(c)) {
         if (!flush_word(tok, s, out)) return false;
         s->word[0] = c;
         s->word_n = 1;
+        s->word_src = s->src_pending;
+        s->src_pending = 0;
         return flush_word(tok, s, out);
+    }
+    return word_append(tok, s, c, final_len(tok, c));
+}
+
+/* Appends c, which adds flen code points after normalisation, to the
+ * current word (see pretok_feed). Returns false on OOM. */
+static bool word_append(const se_tokenizer *tok, se_tok_session *s, uint32_t c, size_t flen) {
+    s->word_src += s->src_pending;
+    s->src_pending = 0;
+    if (s->word_over) return true;
+    s->word_len += flen;
+    if (s->word_len > tok->max_chars_per_word) {
+        s->word_over = true;
+        s->word_n = 0;
+        return true;
     }
     if (!se_tok_session_reserve(s, s->word_n + 1)) return false;
     s->word[s->word_n++] = c;
     return true;
 }
 
+/* Keeps only the first keep ids this call appended to out (from base),
+ * adding the dropped ones to *extra; the stats counts follow. */
+static void cut_ids(se_tok_session *s, se_i32vec *out, size_t base, size_t keep, size_t *extra) {
+    if (out->n - base <= keep) return;
+    size_t drop = out->n - base - keep;
+    *extra += drop;
+    out->n -= drop;
+    if (s->stats) s->nch.n -= drop;
+}
+
+/* Number of non-whitespace code points in a valid UTF-8 string. */
+static size_t count_visible(const char *p, size_t n) {
+    size_t k = 0;
+    for (size_t i = 0; i < n;) {
+        uint32_t c;
+        int m = se_utf8_decode((const uint8_t *)p + i, n - i, &c);
+        if (!m) break;
+        i += (size_t)m;
+        k += !se_uc_is_whitespace(c);
+    }
+    return k;
+}
+
 se_status se_wordpiece_encode(const se_tokenizer *tok, const char *text, size_t len, size_t limit,
-                              se_tok_session *s, se_i32vec *out, se_error *err) {
+                              se_tok_session *s, se_i32vec *out, size_t *n_total, se_error *err) {
     const uint8_t *p = (const uint8_t *)text;
-    size_t base = out->n;
-    s->word_n = 0;
+    size_t base = out->n, extra = 0;
+    size_t keep = limit == SIZE_MAX ? SIZE_MAX : limit + 1;
+    s->word_n = s->word_len = s->word_src = s->src_pending = 0;
+    s->word_over = false;
     if (!se_tok_session_reserve(s, 64)) return se_err(err, SE_E_NOMEM, "tokenizer: out of memory");
     size_t i = 0;
     while (i < len) {
-        if (out->n - base > limit) return SE_OK; /* enough to know the text is cut */
+        if (out->n - base > limit) {
+            if (!n_total) return SE_OK; /* enough to know the text is cut */
+            cut_ids(s, out, base, keep, &extra); /* counting only from here */
+        }
         if (tok->n_added) {
             long k = match_added(tok, text, len, i);
             if (k >= 0) {
-                if (!flush_word(tok, s, out) || !se_i32vec_push(out, tok->added[k].id))
+                if (!flush_word(tok, s, out) || !se_i32vec_push(out, tok->added[k].id) ||
+                    (s->stats && !se_i32vec_push(&s->nch, (int32_t)count_visible(tok->added[k].content, tok->added[k].len))))
                     return se_err(err, SE_E_NOMEM, "tokenizer: out of memory");
                 i += tok->added[k].len;
                 continue;
@@ -254,6 +342,14 @@ se_status se_wordpiece_encode(const se_tokenizer *tok, const char *text, size_t 
         int n = se_utf8_decode(p + i, len - i, &c);
         if (!n) return se_err(err, SE_E_UTF8, "invalid UTF-8 at byte %zu", i);
         i += (size_t)n;
+        if ((c | 0x20) - 'a' < 26 || c - '0' < 10) {
+            /* ASCII letters and digits: no normaliser step or pre-tokenizer
+             * rule applies to them; straight into the word */
+            s->src_pending = 1;
+            if (!word_append(tok, s, c, 1)) return se_err(err, SE_E_NOMEM, "tokenizer: out of memory");
+            continue;
+        }
+        s->src_pending = !se_uc_is_whitespace(c); /* a code point of the text, for stats */
         bool ok = true;
         if (!tok->has_normalizer) {
             ok = pretok_feed(tok, s, c, out);
@@ -277,5 +373,9 @@ se_status se_wordpiece_encode(const se_tokenizer *tok, const char *text, size_t 
         if (!ok) return se_err(err, SE_E_NOMEM, "tokenizer: out of memory");
     }
     if (!flush_word(tok, s, out)) return se_err(err, SE_E_NOMEM, "tokenizer: out of memory");
+    if (n_total) {
+        cut_ids(s, out, base, keep, &extra);
+        *n_total = out->n - base + extra;
+    }
     return SE_OK;
 }

@@ -12,6 +12,7 @@
  */
 #include "vec_index.h"
 
+#include <float.h>
 #include <immintrin.h>
 #include <math.h>
 #include <pthread.h>
@@ -642,10 +643,27 @@ static int hnsw_insert(se_vx *vx, int32_t s) {
     return rc;
 }
 
-/* Adds a vector. Takes the write lock. */
+/* Refuses non-finite values, and for the unnormalised metrics vectors so
+ * large that a score would overflow: |a.b| <= |a||b| and |a-b|^2 <=
+ * 2|a|^2 + 2|b|^2 (and every partial sum of a kernel is bounded the same
+ * way), so squared norms of at most FLT_MAX / 4 keep every score finite.
+ * The norm is summed in double, which cannot overflow here. */
+se_status se_vx_check_vector(const se_vx *vx, const float *vec, se_error *err) {
+    double ss = 0;
+    for (size_t i = 0; i < vx->dim; i++) {
+        if (!isfinite(vec[i])) return se_err(err, SE_E_INVALID, "vector has a non-finite value (%g) at %zu", (double)vec[i], i);
+        ss += (double)vec[i] * vec[i];
+    }
+    if (vx->p.metric != SE_METRIC_COSINE && ss > (double)FLT_MAX / 4)
+        return se_err(err, SE_E_INVALID, "vector is too large (squared norm %.3g): its %s scores would overflow float32",
+                      ss, vx->p.metric == SE_METRIC_DOT ? "dot" : "l2");
+    return SE_OK;
+}
+
+/* Writes the vector as stored (normalised for cosine) into out. */
 se_status se_vx_prepare(const se_vx *vx, const float *vec, float *out, se_error *err) {
-    for (size_t i = 0; i < vx->dim; i++)
-        if (!isfinite(vec[i])) return se_err(err, SE_E_INVALID, "vector has a non-finite value at %zu", i);
+    se_status st = se_vx_check_vector(vx, vec, err);
+    if (st) return st;
     float *tmp = aligned_alloc(64, vx->stride * sizeof(float));
     if (!tmp) return se_err(err, SE_E_NOMEM, "out of memory");
     store_vec(vx, tmp, vec, true);
@@ -654,11 +672,13 @@ se_status se_vx_prepare(const se_vx *vx, const float *vec, float *out, se_error 
     return SE_OK;
 }
 
+/* Adds a vector under label (reusing a free slot first). Takes the write
+ * lock. */
 se_status se_vx_add(se_vx *vx, int64_t label, const float *vec, bool prepared, const se_vx_payload *pl,
                     se_error *err) {
     if (!vx || !vec || label < 0) return se_err(err, SE_E_INVALID, "se_vx_add: invalid argument");
-    for (size_t i = 0; i < vx->dim; i++)
-        if (!isfinite(vec[i])) return se_err(err, SE_E_INVALID, "vector has a non-finite value at %zu", i);
+    se_status st0 = se_vx_check_vector(vx, vec, err);
+    if (st0) return st0;
     pthread_rwlock_wrlock(&vx->lock);
     se_status st = SE_OK;
     if (lmap_get(&vx->map, label) >= 0) {
@@ -1072,9 +1092,18 @@ static int get(rbuf *r, void *x, size_t n) {
     return 0;
 }
 
-/* Rebuilds from se_vx_save's bytes; validates everything. */
-se_status se_vx_load(const uint8_t *blob, size_t len, size_t dim, se_vx **out, se_error *err) {
+/* Rebuilds from se_vx_save's bytes; validates everything (see
+ * vec_index.h). Every count is checked against the bytes that remain
+ * before anything is allocated: a slot takes at least 9 bytes (label,
+ * level) and a free slot 4 more (its free-list entry), so a crafted count
+ * cannot make the loader allocate more than the snapshot could describe;
+ * max_label bounds the slot count further (se_index passes the largest
+ * chunk id ever issued: no index can have had more slots than labels). The
+ * free list must name every free slot exactly once, and the header fields
+ * must be exactly what se_vx_save writes, so that save(load(x)) == x. */
+se_status se_vx_load(const uint8_t *blob, size_t len, size_t dim, int64_t max_label, se_vx **out, se_error *err) {
     if (!blob || !out) return se_err(err, SE_E_INVALID, "se_vx_load: NULL argument");
+    *out = NULL;
     if (len < 8 + 4 || memcmp(blob, VX_MAGIC, 8) != 0)
         return se_err(err, SE_E_FORMAT, "graph snapshot: bad magic (not a sembed index graph)");
     uint32_t crc;
@@ -1090,11 +1119,25 @@ se_status se_vx_load(const uint8_t *blob, size_t len, size_t dim, se_vx **out, s
         return se_err(err, SE_E_FORMAT, "graph snapshot: truncated header");
     if (ver != VX_VERSION) return se_err(err, SE_E_FORMAT, "graph snapshot: version %u (this sembed reads %u)", ver, VX_VERSION);
     if (d != dim) return se_err(err, SE_E_FORMAT, "graph snapshot: dimension %u, index says %zu", d, dim);
-    if (n_slots > INT32_MAX || n_free > n_slots) return se_err(err, SE_E_FORMAT, "graph snapshot: bad slot counts");
+    /* counts against the bytes left (n_slots <= INT32_MAX first, so the
+     * products cannot wrap) and against the labels ever issued */
+    uint64_t left = r.n - r.off;
+    if (n_slots > INT32_MAX || n_free > n_slots)
+        return se_err(err, SE_E_FORMAT, "graph snapshot: bad slot counts (%llu slots, %llu free)", (unsigned long long)n_slots,
+                      (unsigned long long)n_free);
+    if (n_slots * 9 + n_free * 4 > left)
+        return se_err(err, SE_E_FORMAT, "graph snapshot: %llu slots (%llu free) cannot fit in its %llu bytes",
+                      (unsigned long long)n_slots, (unsigned long long)n_free, (unsigned long long)left);
+    if (max_label >= 0 && n_slots > (uint64_t)max_label + 1)
+        return se_err(err, SE_E_FORMAT, "graph snapshot: %llu slots, more than the %lld vectors ever added",
+                      (unsigned long long)n_slots, (long long)max_label);
+    if (kind != SE_INDEX_FLAT && kind != SE_INDEX_HNSW) return se_err(err, SE_E_FORMAT, "graph snapshot: unknown kind %u", kind);
     se_vx_params p = {(se_index_kind)kind, (se_metric)metric, M, efc, seed};
     se_vx *vx;
-    se_status st = vx_alloc(dim, &p, &vx, err);
-    if (st) return st;
+    se_error e2;
+    se_status st = vx_alloc(dim, &p, &vx, &e2);
+    if (st == SE_E_NOMEM) return se_err(err, st, "%s", e2.msg);
+    if (st) return se_err(err, SE_E_FORMAT, "graph snapshot: %s", e2.msg);
     vx->rng = rng;
     if (grow(vx, n_slots ? n_slots : 1)) {
         se_vx_free(vx);
@@ -1117,6 +1160,10 @@ se_status se_vx_load(const uint8_t *blob, size_t len, size_t dim, se_vx **out, s
         if ((int64_t)lab < 0) {
             if (lab != UINT64_MAX || lev) bad = "bad free slot";
             continue;
+        }
+        if (max_label >= 0 && (int64_t)lab > max_label) {
+            bad = "label beyond the vectors ever added";
+            break;
         }
         if (lev > VX_MAX_LEVEL || (lev && !vx->M0)) {
             bad = "bad level";
@@ -1151,6 +1198,7 @@ se_status se_vx_load(const uint8_t *blob, size_t len, size_t dim, se_vx **out, s
                 if (ln[i] < 0 || (uint64_t)ln[i] >= n_slots || ln[i] == (int32_t)s) bad = "link out of range";
         }
     }
+    if (!bad && vx->n_live + n_free != vx->n_slots) bad = "slot counts disagree";
     if (!bad) {
         vx->free_slots = se_malloc_array(n_free + 64, sizeof(int32_t));
         if (!vx->free_slots) {
@@ -1160,16 +1208,24 @@ se_status se_vx_load(const uint8_t *blob, size_t len, size_t dim, se_vx **out, s
         vx->free_cap = n_free + 64;
         if (get(&r, vx->free_slots, n_free * 4)) bad = "truncated free list";
         vx->n_free = n_free;
-        for (size_t i = 0; i < n_free && !bad; i++)
-            if (vx->free_slots[i] < 0 || (uint64_t)vx->free_slots[i] >= n_slots || vx->labels[vx->free_slots[i]] >= 0)
-                bad = "bad free list";
+        /* each entry a free slot, none twice: a seen slot is marked -2 (a
+         * duplicate would hand one slot to two vectors) */
+        for (size_t i = 0; i < n_free && !bad; i++) {
+            int32_t f = vx->free_slots[i];
+            if (f < 0 || (uint64_t)f >= n_slots || vx->labels[f] >= 0) bad = "bad free list";
+            else if (vx->labels[f] != -1) bad = "free list names a slot twice";
+            else vx->labels[f] = -2;
+        }
+        for (size_t s = 0; s < vx->n_slots; s++)
+            if (vx->labels[s] == -2) vx->labels[s] = -1;
     }
     if (!bad && r.off != r.n) bad = "trailing bytes";
-    if (!bad && vx->n_live + vx->n_free != vx->n_slots) bad = "slot counts disagree";
+    if (!bad && !vx->M0 && (entry != UINT32_MAX || maxl != UINT32_MAX)) bad = "entry point in a flat index";
     if (!bad && vx->M0) {
         /* links must point at live slots, levels must fit */
         for (size_t s = 0; s < vx->n_slots && !bad; s++) {
             if (vx->labels[s] < 0) continue;
+            if (vx->levels[s] > (int32_t)maxl) bad = "a level above the entry point's";
             for (int l = 0; l <= vx->levels[s] && !bad; l++) {
                 const int32_t *ln = links_at(vx, (int32_t)s, l);
                 for (int32_t i = 1; i <= ln[0]; i++)
@@ -1178,7 +1234,7 @@ se_status se_vx_load(const uint8_t *blob, size_t len, size_t dim, se_vx **out, s
         }
         if (!bad) {
             if (vx->n_live == 0) {
-                if ((int32_t)entry != -1) bad = "entry point in an empty graph";
+                if (entry != UINT32_MAX || maxl != UINT32_MAX) bad = "entry point in an empty graph";
             } else if ((int32_t)entry < 0 || entry >= n_slots || vx->labels[entry] < 0 || vx->levels[entry] != maxl) {
                 bad = "bad entry point";
             }

@@ -61,8 +61,16 @@ se_status se_vx_add(se_vx *vx, int64_t label, const float *vec, bool prepared, c
                     se_error *err);
 
 /* Writes into out (dim floats) the vector exactly as the index stores it:
- * normalised for cosine, else a copy. Returns SE_E_INVALID for NaN/inf. */
+ * normalised for cosine, else a copy. Returns SE_E_INVALID for a vector
+ * se_vx_check_vector refuses. */
 se_status se_vx_prepare(const se_vx *vx, const float *vec, float *out, se_error *err);
+
+/* Checks that vec (dim floats) can be stored or searched with: every value
+ * finite and, for the dot and l2 metrics (whose vectors are not
+ * normalised), a squared norm of at most FLT_MAX / 4, so that no score or
+ * distance between two such vectors overflows to inf or nan. SE_E_INVALID
+ * otherwise, the message naming the first bad value or the norm. */
+se_status se_vx_check_vector(const se_vx *vx, const float *vec, se_error *err);
 
 /* Removes the labels that are present; *n_removed counts them. Unknown
  * labels are skipped. */
@@ -96,11 +104,15 @@ se_status se_vx_labels(se_vx *vx, int64_t **labels, size_t *n, se_error *err);
 se_status se_vx_save(se_vx *vx, uint8_t **blob, size_t *len, se_error *err);
 
 /* Rebuilds an index from se_vx_save's bytes, validating every field (magic,
- * version, CRC, ranges, link targets); errors are SE_E_FORMAT. The vectors
+ * version, CRC, ranges, link targets, a free list naming each free slot
+ * once) and every count against the bytes left before allocating; errors
+ * are SE_E_FORMAT (SE_E_NOMEM only when memory for a plausible snapshot
+ * runs out). Labels must lie in 0..max_label (and there can be no more
+ * slots than that allows); max_label < 0: no bound. The vectors
  * are then supplied with se_vx_set_vector (cosine: normalised again, which
  * is idempotent up to rounding, so the stored vectors are passed as
  * stored); se_vx_missing_vectors tells whether any live slot lacks one. */
-se_status se_vx_load(const uint8_t *blob, size_t len, size_t dim, se_vx **out, se_error *err);
+se_status se_vx_load(const uint8_t *blob, size_t len, size_t dim, int64_t max_label, se_vx **out, se_error *err);
 se_status se_vx_set_vector(se_vx *vx, int64_t label, const float *vec, bool prepared, const se_vx_payload *pl);
 size_t se_vx_missing_vectors(se_vx *vx);
 

@@ -1,11 +1,17 @@
 #!/bin/sh
 # Runs the whole test suite against one build directory and prints the
-# closing line "tests: N passed, N failed". Run from the repo root:
+# closing line "tests: N passed, N failed". `make test` runs it with the
+# test lists of the Makefile (TESTS, CLI_TESTS, SH_TESTS: the only place
+# tests are named); run by hand, from the repo root, it asks make for them:
 #   BUILD=build SEMBED=build/sembed sh tests/run.sh
-# Each unit binary prints its own "name: N passed, N failed" line and exits
+# Each test prints its own "name: N passed, N failed" line and exits
 # non-zero on failure; this script counts suites.
 BUILD=${BUILD:-build}
 SEMBED=${SEMBED:-$BUILD/sembed}
+[ -n "${TESTS+set}" ] || TESTS=$(make -s --no-print-directory print-TESTS)
+[ -n "${CLI_TESTS+set}" ] || CLI_TESTS=$(make -s --no-print-directory print-CLI_TESTS)
+[ -n "${SH_TESTS+set}" ] || SH_TESTS=$(make -s --no-print-directory print-SH_TESTS)
+export BUILD SEMBED
 pass=0
 fail=0
 run() {
@@ -20,19 +26,28 @@ run() {
         echo "FAIL $name"
     fi
 }
-for t in test_unicode test_kernels test_threadpool test_similarity test_tokenizer test_safetensors test_model test_use test_index test_util; do
+# listed NAME: true when NAME is one of $TESTS
+listed() {
+    case " $TESTS " in *" $1 "*) return 0 ;; esac
+    return 1
+}
+for t in $TESTS; do
     run "$t" "$BUILD/tests/$t"
 done
 # the same reference checks on every kernel set this CPU can run
-run test_model_avx2 env SE_KERNELS=avx2 "$BUILD/tests/test_model"
-run test_model_ref env SE_KERNELS=ref "$BUILD/tests/test_model"
-run test_index_ref env SE_KERNELS=ref "$BUILD/tests/test_index"
+listed test_model && run test_model_avx2 env SE_KERNELS=avx2 "$BUILD/tests/test_model"
+listed test_model && run test_model_ref env SE_KERNELS=ref "$BUILD/tests/test_model"
+listed test_index && run test_index_ref env SE_KERNELS=ref "$BUILD/tests/test_index"
 # bf16 on the widening kernel too (CPUs with AVX-512 but no AVX512-BF16)
-run test_model_bf16_widen env SE_BF16=widen "$BUILD/tests/test_model"
+listed test_model && run test_model_bf16_widen env SE_BF16=widen "$BUILD/tests/test_model"
 run header_c test -f "$BUILD/tests/test_header_c"
 run header_cpp test -f "$BUILD/tests/test_header_cpp"
 run fuzz_replay "$BUILD/tests/fuzz_replay"
-run test_cli /usr/bin/python3 tests/test_cli.py "$SEMBED"
-run test_index_cli /usr/bin/python3 tests/test_index_cli.py "$SEMBED"
+for t in $CLI_TESTS; do
+    run "$t" /usr/bin/python3 "tests/$t.py" "$SEMBED"
+done
+for t in $SH_TESTS; do
+    run "$t" sh "tests/$t.sh"
+done
 echo "tests: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -3,13 +3,21 @@
  * seeds), deletes with slot reuse, snapshot round trips bit for bit, the
  * persistent se_index (add, replace, delete, filters, reopen, damaged
  * files), and searches racing an add (run under TSan by `make tsan`).
+ * Issue 9: foreign files left untouched, model fingerprints, read-only use
+ * in a folder nobody may write (a child drops to nobody when run as root),
+ * one file at rest, stale and crafted graph snapshots, non-finite and
+ * overflowing vectors, the filter-term limit, failure paths.
  */
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "alloc.h"
 #include "sembed.h"
@@ -114,7 +122,7 @@ TEST(hnsw_recall_delete_reuse_roundtrip) {
     size_t l1, l2;
     CHECK(se_vx_save(vx, &b1, &l1, &err) == SE_OK);
     se_vx *vy;
-    CHECK(se_vx_load(b1, l1, dim, &vy, &err) == SE_OK);
+    CHECK(se_vx_load(b1, l1, dim, -1, &vy, &err) == SE_OK);
     CHECK(se_vx_missing_vectors(vy) == n);
     for (size_t i = 0; i < n; i++) {
         float v[48];
@@ -135,9 +143,9 @@ TEST(hnsw_recall_delete_reuse_roundtrip) {
     /* corrupt bytes are refused */
     b2[l2 / 2] ^= 1;
     se_vx *vz = NULL;
-    CHECK(se_vx_load(b2, l2, dim, &vz, &err) == SE_E_FORMAT && strstr(err.msg, "checksum"));
-    CHECK(se_vx_load(b1, l1 - 9, dim, &vz, &err) == SE_E_FORMAT);
-    CHECK(se_vx_load(b1, l1, dim + 1, &vz, &err) == SE_E_FORMAT);
+    CHECK(se_vx_load(b2, l2, dim, -1, &vz, &err) == SE_E_FORMAT && strstr(err.msg, "checksum"));
+    CHECK(se_vx_load(b1, l1 - 9, dim, -1, &vz, &err) == SE_E_FORMAT);
+    CHECK(se_vx_load(b1, l1, dim + 1, -1, &vz, &err) == SE_E_FORMAT);
     se_free(b1);
     se_free(b2);
     se_vx_free(vy);
@@ -238,12 +246,14 @@ static void make_tmpdir(void) {
 
 static void path_in(char *buf, size_t n, const char *name) { snprintf(buf, n, "%s/%s", tmpdir, name); }
 
-static size_t log_count;
+static size_t log_count, log_warns;
+static char log_last[512];
 static void count_log(se_log_level lv, const char *msg, void *user) {
-    (void)lv;
     (void)user;
     if (getenv("TEST_VERBOSE")) fprintf(stderr, "  log: %s\n", msg);
     log_count++;
+    if (lv == SE_LOG_WARN) log_warns++;
+    snprintf(log_last, sizeof log_last, "%s", msg);
 }
 
 TEST(index_persistence) {
@@ -447,6 +457,624 @@ TEST(index_damage_recovery) {
     free(x);
 }
 
+/* ---- issue 9: foreign files, model fingerprints, read-only use, side
+ * files, stale and crafted snapshots, non-finite vectors, filter limits ---- */
+
+/* Reads a whole file into a new buffer (*n bytes); NULL when unreadable. */
+static unsigned char *slurp(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 1 << 16, len = 0;
+    unsigned char *b = malloc(cap);
+    size_t got;
+    while (b && (got = fread(b + len, 1, cap - len, f)) > 0) {
+        len += got;
+        if (len == cap) b = realloc(b, cap *= 2);
+    }
+    fclose(f);
+    *n = len;
+    return b;
+}
+
+/* How many of path's SQLite side files (-wal, -shm, -journal) exist. */
+static int side_files(const char *path) {
+    static const char *sfx[] = {"-wal", "-shm", "-journal"};
+    int k = 0;
+    for (int i = 0; i < 3; i++) {
+        char p[600];
+        snprintf(p, sizeof p, "%s%s", path, sfx[i]);
+        if (access(p, F_OK) == 0) k++;
+    }
+    return k;
+}
+
+/* Entries in a directory (without . and ..). */
+static int dir_entries(const char *dir) {
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "ls -A '%s' | wc -l", dir);
+    FILE *p = popen(cmd, "r");
+    int n = -1;
+    if (p) {
+        if (fscanf(p, "%d", &n) != 1) n = -1;
+        pclose(p);
+    }
+    return n;
+}
+
+/* Creates an index at path with n one-chunk documents "d<i>" (vectors x). */
+static void make_index(const char *path, size_t n, size_t dim, const float *x, const se_index_params *p) {
+    se_index *idx;
+    se_error err;
+    CHECK(se_index_create(path, dim, p, &idx, &err) == SE_OK);
+    char(*ids)[24] = malloc(n * sizeof *ids);
+    se_index_doc *docs = calloc(n, sizeof *docs);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(ids[i], sizeof ids[i], "d%zu", i);
+        docs[i] = (se_index_doc){ids[i], "t", NULL, 1, NULL, x + i * dim};
+    }
+    CHECK(se_index_add(idx, docs, n, &err) == SE_OK);
+    CHECK(se_index_close(idx, &err) == SE_OK);
+    free(ids);
+    free(docs);
+}
+
+/* The external id of the best hit for q, into id (or "" when none). */
+static void top_id(se_index *idx, const float *q, char *id, size_t cap) {
+    se_index_search_params sp = se_index_search_default_params();
+    sp.k = 1;
+    se_index_hit h[1];
+    size_t nh = 0;
+    se_error err;
+    id[0] = 0;
+    if (se_index_search(idx, q, &sp, h, &nh, &err) != SE_OK || nh != 1) return;
+    se_index_doc_out d;
+    if (se_index_fetch(idx, h[0].doc, &d, &err) != SE_OK) return;
+    snprintf(id, cap, "%s", d.id);
+    se_free(d.id);
+    se_free(d.text);
+    se_free(d.meta);
+}
+
+/* Issue 9 item 4: opening an empty file, an unrelated SQLite database or
+ * junk (read-only or writable) is refused and leaves the file exactly as
+ * it was: same bytes, same mtime, no side files. */
+TEST(index_open_leaves_foreign_files_alone) {
+    char paths[3][512], cmd[800];
+    path_in(paths[0], sizeof paths[0], "empty.idx");
+    fclose(fopen(paths[0], "wb"));
+    path_in(paths[1], sizeof paths[1], "foreign.db");
+    snprintf(cmd, sizeof cmd, "sqlite3 '%s' 'CREATE TABLE t(x); INSERT INTO t VALUES (42)'", paths[1]);
+    CHECK(system(cmd) == 0);
+    path_in(paths[2], sizeof paths[2], "junk.idx");
+    FILE *f = fopen(paths[2], "wb");
+    fputs("SQLite format 3 but not really, just text\n", f);
+    fclose(f);
+    for (int i = 0; i < 3; i++)
+        for (int ro = 0; ro < 2; ro++) {
+            size_t n0, n1;
+            unsigned char *b0 = slurp(paths[i], &n0);
+            struct stat s0, s1;
+            stat(paths[i], &s0);
+            se_index *idx = NULL;
+            se_error err;
+            se_status st = se_index_open(paths[i], ro, NULL, NULL, &idx, &err);
+            CHECK_MSG(st == SE_E_FORMAT && strstr(err.msg, "not a sembed index") && strstr(err.msg, paths[i]),
+                      "%s (read_only %d): status %d: %s", paths[i], ro, st, err.msg);
+            CHECK(idx == NULL);
+            unsigned char *b1 = slurp(paths[i], &n1);
+            stat(paths[i], &s1);
+            CHECK_MSG(b0 && b1 && n0 == n1 && memcmp(b0, b1, n0) == 0, "%s (read_only %d): %zu bytes became %zu",
+                      paths[i], ro, n0, n1);
+            CHECK(s0.st_mtim.tv_sec == s1.st_mtim.tv_sec && s0.st_mtim.tv_nsec == s1.st_mtim.tv_nsec);
+            CHECK_MSG(side_files(paths[i]) == 0, "%s (read_only %d): side files left", paths[i], ro);
+            free(b0);
+            free(b1);
+        }
+    /* the foreign database still answers as before */
+    snprintf(cmd, sizeof cmd, "test \"$(sqlite3 '%s' 'PRAGMA journal_mode; SELECT x FROM t')\" = \"$(printf 'delete\\n42')\"",
+             paths[1]);
+    CHECK(system(cmd) == 0);
+}
+
+static const char FP[] = "arch=bert dim=8 dtype=f32 config=0123456789abcdef tokenizer=1111111111111111 weights=2222222222222222";
+
+/* Issue 9 item 5 (library part): the model fingerprint is recorded,
+ * returned by se_index_get_info and checked field by field. */
+TEST(index_model_fingerprint) {
+    const size_t dim = 8;
+    float *x = clustered(4, dim, 2, 0.3f, 9);
+    char path[512], path2[512], cmd[1200];
+    path_in(path, sizeof path, "fp.idx");
+    se_index_params p = se_index_default_params();
+    p.model = "models/x";
+    p.model_fingerprint = "no fields here";
+    se_index *idx;
+    se_error err;
+    CHECK(se_index_create(path, dim, &p, &idx, &err) == SE_E_INVALID && strstr(err.msg, "fingerprint"));
+    p.model_fingerprint = FP;
+    make_index(path, 4, dim, x, &p);
+    CHECK(se_index_open(path, true, NULL, NULL, &idx, &err) == SE_OK);
+    se_index_info info;
+    CHECK(se_index_get_info(idx, &info, &err) == SE_OK && info.params.model_fingerprint &&
+          !strcmp(info.params.model_fingerprint, FP));
+    log_count = log_warns = 0;
+    CHECK(se_index_check_model(idx, FP, count_log, NULL, &err) == SE_OK && log_count == 0);
+    /* a fine-tuned copy: same headers, other weights */
+    const char *ft = "arch=bert dim=8 dtype=f32 config=0123456789abcdef tokenizer=1111111111111111 weights=3333333333333333";
+    CHECK(se_index_check_model(idx, ft, count_log, NULL, &err) == SE_E_INVALID);
+    CHECK_MSG(strstr(err.msg, "weights") && strstr(err.msg, "2222222222222222") && strstr(err.msg, "3333333333333333") &&
+                  !strstr(err.msg, "config") && strstr(err.msg, path),
+              "%s", err.msg);
+    /* another architecture and dimension: both fields named with both values */
+    const char *use = "arch=use dim=512 dtype=f32 config=0123456789abcdef tokenizer=1111111111111111 weights=2222222222222222";
+    CHECK(se_index_check_model(idx, use, count_log, NULL, &err) == SE_E_INVALID);
+    CHECK_MSG(strstr(err.msg, "arch") && strstr(err.msg, "bert") && strstr(err.msg, "use") && strstr(err.msg, "dim") &&
+                  strstr(err.msg, "512") && !strstr(err.msg, "weights"),
+              "%s", err.msg);
+    /* the same model at another precision: a warning, accepted */
+    const char *bf = "arch=bert dim=8 dtype=bf16 config=0123456789abcdef tokenizer=1111111111111111 weights=2222222222222222";
+    log_count = log_warns = 0;
+    CHECK(se_index_check_model(idx, bf, count_log, NULL, &err) == SE_OK && log_warns == 1 && strstr(log_last, "bf16") &&
+          strstr(log_last, "f32"));
+    CHECK(se_index_check_model(idx, "garbage", NULL, NULL, &err) == SE_E_INVALID);
+    CHECK(se_index_check_model(idx, NULL, NULL, NULL, &err) == SE_E_INVALID);
+    CHECK(se_index_close(idx, &err) == SE_OK);
+
+    /* an index made before fingerprints: opens; a check is accepted with a
+     * notice, and records the fingerprint only when open for writing */
+    path_in(path2, sizeof path2, "nofp.idx");
+    p.model_fingerprint = NULL;
+    make_index(path2, 4, dim, x, &p);
+    snprintf(cmd, sizeof cmd, "sqlite3 '%s' \"DELETE FROM meta WHERE key LIKE '%%fingerprint%%'\"", path2);
+    CHECK(system(cmd) == 0);
+    for (int pass = 0; pass < 2; pass++) {
+        CHECK(se_index_open(path2, true, NULL, NULL, &idx, &err) == SE_OK);
+        CHECK(se_index_get_info(idx, &info, &err) == SE_OK && info.params.model_fingerprint == NULL);
+        log_count = 0;
+        CHECK(se_index_check_model(idx, FP, count_log, NULL, &err) == SE_OK && log_count == 1);
+        /* a model of another dimension than the index is refused even so */
+        CHECK(se_index_check_model(idx, use, NULL, NULL, &err) == SE_E_INVALID && strstr(err.msg, "dim"));
+        CHECK(se_index_close(idx, &err) == SE_OK);
+    }
+    CHECK(se_index_open(path2, false, NULL, NULL, &idx, &err) == SE_OK);
+    log_count = 0;
+    CHECK(se_index_check_model(idx, FP, count_log, NULL, &err) == SE_OK && log_count == 1 && strstr(log_last, "record"));
+    CHECK(se_index_get_info(idx, &info, &err) == SE_OK && info.params.model_fingerprint &&
+          !strcmp(info.params.model_fingerprint, FP));
+    CHECK(se_index_close(idx, &err) == SE_OK);
+    CHECK(se_index_open(path2, true, NULL, NULL, &idx, &err) == SE_OK);
+    CHECK(se_index_get_info(idx, &info, &err) == SE_OK && info.params.model_fingerprint &&
+          !strcmp(info.params.model_fingerprint, FP));
+    CHECK(se_index_check_model(idx, ft, NULL, NULL, &err) == SE_E_INVALID && strstr(err.msg, "weights"));
+    CHECK(se_index_close(idx, &err) == SE_OK);
+    free(x);
+}
+
+/* Opens path read-only and searches it in a child process that, when the
+ * test runs as root (who ignores permission bits), drops to nobody; then
+ * checks that a writable open is refused with the reason. Returns the
+ * child's exit code: 0 when all of that held. */
+static int search_as_nobody(const char *path, const float *q) {
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) _exit(3);
+        se_index *ix;
+        se_error e;
+        if (se_index_open(path, true, NULL, NULL, &ix, &e) != SE_OK) {
+            fprintf(stderr, "  child: %s\n", e.msg);
+            _exit(1);
+        }
+        se_index_search_params sp = se_index_search_default_params();
+        sp.k = 3;
+        se_index_hit h[3];
+        size_t nh = 0;
+        int rc = se_index_search(ix, q, &sp, h, &nh, &e) == SE_OK && nh == 3 ? 0 : 2;
+        if (rc) fprintf(stderr, "  child: search: %s\n", e.msg);
+        if (se_index_close(ix, &e) != SE_OK) rc = 4;
+        /* for writing: refused up front, with the reason */
+        ix = NULL;
+        if (!rc && (se_index_open(path, false, NULL, NULL, &ix, &e) != SE_E_IO || !strstr(e.msg, "read-only"))) {
+            fprintf(stderr, "  child: writable open: %s\n", ix ? "succeeded" : e.msg);
+            rc = 5;
+        }
+        _exit(rc);
+    }
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid) return 100;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 101;
+}
+
+/* Issue 9 items 7 and 24: the index is one file at rest (after create +
+ * add + close, and after a read-only open + search + close), and a
+ * read-only index in a folder the user cannot write is searchable. */
+TEST(index_read_only_folder_and_side_files) {
+    const size_t n = 40, dim = 16;
+    float *x = clustered(n, dim, 4, 0.4f, 17);
+    char dir[512], path[600], cmd[1400];
+    path_in(dir, sizeof dir, "rodir");
+    CHECK(mkdir(dir, 0755) == 0);
+    CHECK(chmod(tmpdir, 0711) == 0); /* nobody may pass through */
+    snprintf(path, sizeof path, "%s/ro.idx", dir);
+    make_index(path, n, dim, x, NULL);
+    CHECK_MSG(dir_entries(dir) == 1, "after create + add + close: %d files", dir_entries(dir));
+    se_index *idx;
+    se_error err;
+    CHECK(se_index_open(path, true, NULL, NULL, &idx, &err) == SE_OK);
+    char id[32];
+    top_id(idx, x + 5 * dim, id, sizeof id);
+    CHECK(!strcmp(id, "d5"));
+    CHECK(se_index_close(idx, &err) == SE_OK);
+    CHECK_MSG(dir_entries(dir) == 1, "after a read-only search: %d files", dir_entries(dir));
+    CHECK(se_index_open(path, false, NULL, NULL, &idx, &err) == SE_OK && se_index_close(idx, &err) == SE_OK);
+    CHECK_MSG(dir_entries(dir) == 1, "after a writable open + close: %d files", dir_entries(dir));
+
+    /* a folder nobody may write, a file nobody may write */
+    CHECK(chmod(path, 0444) == 0 && chmod(dir, 0555) == 0);
+    CHECK_MSG(search_as_nobody(path, x + 5 * dim) == 0, "read-only search in an unwritable folder failed");
+    CHECK(side_files(path) == 0);
+    /* an index left in WAL mode at rest (as every index was before) */
+    CHECK(chmod(dir, 0755) == 0);
+    snprintf(cmd, sizeof cmd, "sqlite3 '%s' 'PRAGMA journal_mode=WAL' >/dev/null", path);
+    CHECK(system(cmd) == 0 && side_files(path) == 0);
+    CHECK(chmod(dir, 0555) == 0);
+    CHECK_MSG(search_as_nobody(path, x + 5 * dim) == 0, "read-only search of a WAL-mode index in an unwritable folder failed");
+    CHECK(side_files(path) == 0);
+    CHECK(chmod(dir, 0755) == 0 && chmod(path, 0644) == 0);
+    /* the next writable open puts it back in rollback mode at rest */
+    CHECK(se_index_open(path, false, NULL, NULL, &idx, &err) == SE_OK && se_index_close(idx, &err) == SE_OK);
+    size_t nb;
+    unsigned char *b = slurp(path, &nb);
+    CHECK(b && nb > 100 && b[18] == 1 && b[19] == 1);
+    free(b);
+    CHECK(dir_entries(dir) == 1);
+    free(x);
+}
+
+/* Issue 9 item 8: a stale snapshot (a writer that never saw another
+ * writer's add) is brought up to date in memory by every read-only open,
+ * and saved by the next writable open, which says so. */
+TEST(index_stale_snapshot_saved) {
+    const size_t n = 100, dim = 16;
+    float *x = clustered(n + 2, dim, 5, 0.4f, 23);
+    char path[512];
+    path_in(path, sizeof path, "stale.idx");
+    make_index(path, n, dim, x, NULL);
+    se_index *a, *b, *idx;
+    se_error err;
+    CHECK(se_index_open(path, false, NULL, NULL, &a, &err) == SE_OK);
+    CHECK(se_index_open(path, false, NULL, NULL, &b, &err) == SE_OK);
+    se_index_doc db = {"from-b", "t", NULL, 1, NULL, x + n * dim}, da = {"from-a", "t", NULL, 1, NULL, x + (n + 1) * dim};
+    CHECK(se_index_add(b, &db, 1, &err) == SE_OK);
+    CHECK(se_index_close(b, &err) == SE_OK);
+    CHECK(se_index_add(a, &da, 1, &err) == SE_OK);
+    CHECK(se_index_close(a, &err) == SE_OK); /* its snapshot lacks from-b */
+    char id[32];
+    for (int pass = 0; pass < 2; pass++) {
+        log_count = 0;
+        CHECK(se_index_open(path, true, count_log, NULL, &idx, &err) == SE_OK);
+        CHECK_MSG(log_count == 1 && strstr(log_last, "read-only") && strstr(log_last, "writable"), "%zu: %s", log_count,
+                  log_last);
+        top_id(idx, x + n * dim, id, sizeof id);
+        CHECK(!strcmp(id, "from-b"));
+        CHECK(se_index_close(idx, &err) == SE_OK);
+    }
+    log_count = 0;
+    CHECK(se_index_open(path, false, count_log, NULL, &idx, &err) == SE_OK);
+    CHECK_MSG(log_count == 1 && strstr(log_last, "saved"), "%zu: %s", log_count, log_last);
+    CHECK(se_index_close(idx, &err) == SE_OK);
+    log_count = 0;
+    CHECK(se_index_open(path, true, count_log, NULL, &idx, &err) == SE_OK);
+    CHECK(log_count == 0);
+    top_id(idx, x + n * dim, id, sizeof id);
+    CHECK(!strcmp(id, "from-b"));
+    top_id(idx, x + (n + 1) * dim, id, sizeof id);
+    CHECK(!strcmp(id, "from-a"));
+    se_index_info info;
+    CHECK(se_index_get_info(idx, &info, &err) == SE_OK && info.n_vectors == n + 2);
+    CHECK(se_index_close(idx, &err) == SE_OK);
+    free(x);
+}
+
+/* Snapshot layout offsets (vec_index.c se_vx_save). */
+#define SNAP_N_SLOTS 48
+#define SNAP_N_FREE 64
+
+/* Recomputes a snapshot's trailing CRC-32 after the test edited it. */
+static void snap_fix_crc(uint8_t *b, size_t len) {
+    uint32_t crc = (uint32_t)crc32(0, b, (uInt)(len - 4));
+    memcpy(b + len - 4, &crc, 4);
+}
+
+/* Issue 9 item 9 (loader): crafted counts are refused before anything is
+ * allocated, and a duplicated free-list entry is refused. */
+TEST(snapshot_crafted_counts) {
+    const size_t n = 20, dim = 16;
+    float *x = clustered(n, dim, 3, 0.4f, 31);
+    for (int kind = 0; kind < 2; kind++) {
+        se_vx_params p = {kind ? SE_INDEX_HNSW : SE_INDEX_FLAT, SE_METRIC_COSINE, 8, 50, 1};
+        se_vx *vx, *vy = NULL;
+        se_error err;
+        CHECK(se_vx_new(dim, &p, &vx, &err) == SE_OK);
+        for (size_t i = 0; i < n; i++) CHECK(se_vx_add(vx, (int64_t)i + 1, x + i * dim, false, NULL, &err) == SE_OK);
+        int64_t rm[2] = {4, 9};
+        CHECK(se_vx_remove(vx, rm, 2, NULL, &err) == SE_OK);
+        uint8_t *b;
+        size_t len;
+        CHECK(se_vx_save(vx, &b, &len, &err) == SE_OK);
+        CHECK(se_vx_load(b, len, dim, -1, &vy, &err) == SE_OK);
+        se_vx_free(vy);
+        uint8_t *c = malloc(len);
+        /* a huge slot count: refused as a bad snapshot, not out of memory */
+        static const uint64_t huge[] = {0x7fffffffu, 1u << 24, 21};
+        for (size_t t = 0; t < 3; t++) {
+            memcpy(c, b, len);
+            memcpy(c + SNAP_N_SLOTS, &huge[t], 8);
+            snap_fix_crc(c, len);
+            vy = NULL;
+            se_status st = se_vx_load(c, len, dim, -1, &vy, &err);
+            CHECK_MSG(st == SE_E_FORMAT, "n_slots %llu: status %d (%s)", (unsigned long long)huge[t], st, err.msg);
+            se_vx_free(vy);
+        }
+        /* labels beyond the largest ever issued */
+        vy = NULL;
+        CHECK(se_vx_load(b, len, dim, (int64_t)n, &vy, &err) == SE_OK);
+        se_vx_free(vy);
+        vy = NULL;
+        CHECK(se_vx_load(b, len, dim, (int64_t)n - 1, &vy, &err) == SE_E_FORMAT);
+        se_vx_free(vy);
+        /* a huge free count */
+        memcpy(c, b, len);
+        uint64_t nf = 1u << 30;
+        memcpy(c + SNAP_N_FREE, &nf, 8);
+        snap_fix_crc(c, len);
+        vy = NULL;
+        CHECK(se_vx_load(c, len, dim, -1, &vy, &err) == SE_E_FORMAT);
+        se_vx_free(vy);
+        /* the free list [a, b] made [a, a] */
+        memcpy(c, b, len);
+        memcpy(c + len - 8, c + len - 12, 4);
+        snap_fix_crc(c, len);
+        vy = NULL;
+        se_status st = se_vx_load(c, len, dim, -1, &vy, &err);
+        CHECK_MSG(st == SE_E_FORMAT && strstr(err.msg, "free"), "duplicate free slot: status %d (%s)", st, err.msg);
+        se_vx_free(vy);
+        free(c);
+        se_free(b);
+        se_vx_free(vx);
+    }
+    free(x);
+}
+
+/* Replaces the graph snapshot of the index at path with edit(blob). */
+static void edit_snapshot(const char *path, void (*edit)(uint8_t *b, size_t len)) {
+    sqlite3 *db;
+    CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+    sqlite3_stmt *q;
+    CHECK(sqlite3_prepare_v2(db, "SELECT blob FROM graph WHERE id = 1", -1, &q, NULL) == SQLITE_OK);
+    CHECK(sqlite3_step(q) == SQLITE_ROW);
+    size_t len = (size_t)sqlite3_column_bytes(q, 0);
+    uint8_t *b = malloc(len);
+    memcpy(b, sqlite3_column_blob(q, 0), len);
+    sqlite3_finalize(q);
+    edit(b, len);
+    snap_fix_crc(b, len);
+    CHECK(sqlite3_prepare_v2(db, "UPDATE graph SET blob = ? WHERE id = 1", -1, &q, NULL) == SQLITE_OK);
+    sqlite3_bind_blob(q, 1, b, (int)len, SQLITE_STATIC);
+    CHECK(sqlite3_step(q) == SQLITE_DONE);
+    sqlite3_finalize(q);
+    CHECK(sqlite3_close(db) == SQLITE_OK);
+    free(b);
+}
+
+static void huge_slots(uint8_t *b, size_t len) {
+    (void)len;
+    uint64_t v = 0x7fffffffu;
+    memcpy(b + SNAP_N_SLOTS, &v, 8);
+}
+
+static void dup_free(uint8_t *b, size_t len) { memcpy(b + len - 8, b + len - 12, 4); }
+
+/* Issue 9 item 9 (index): a crafted snapshot makes the index rebuild its
+ * graph with a warning, never unopenable, and what is saved next is valid. */
+TEST(index_crafted_snapshot_rebuilt) {
+    const size_t n = 60, dim = 16;
+    float *x = clustered(n + 2, dim, 4, 0.4f, 37);
+    char path[512];
+    path_in(path, sizeof path, "craft.idx");
+    make_index(path, n, dim, x, NULL);
+    se_index *idx;
+    se_error err;
+    se_index_info info;
+    const char *del[4] = {"d3", "d7", "d11", "d13"};
+    CHECK(se_index_open(path, false, NULL, NULL, &idx, &err) == SE_OK);
+    CHECK(se_index_delete(idx, del, 2, NULL, &err) == SE_OK);
+    CHECK(se_index_close(idx, &err) == SE_OK);
+    edit_snapshot(path, huge_slots);
+    log_count = log_warns = 0;
+    se_status st = se_index_open(path, false, count_log, NULL, &idx, &err);
+    CHECK_MSG(st == SE_OK && log_warns == 1 && strstr(log_last, "rebuil"), "status %d (%s), %zu warnings", st, err.msg,
+              log_warns);
+    if (st == SE_OK) {
+        CHECK(se_index_get_info(idx, &info, &err) == SE_OK && info.n_vectors == n - 2);
+        CHECK(se_index_delete(idx, del + 2, 2, NULL, &err) == SE_OK);
+        CHECK(se_index_close(idx, &err) == SE_OK);
+    }
+    /* the free list [a, b] made [a, a]; then two adds */
+    edit_snapshot(path, dup_free);
+    log_count = log_warns = 0;
+    st = se_index_open(path, false, count_log, NULL, &idx, &err);
+    CHECK_MSG(st == SE_OK && log_warns == 1, "status %d (%s), %zu warnings", st, err.msg, log_warns);
+    if (st == SE_OK) {
+        se_index_doc two[2] = {{"new-1", "t", NULL, 1, NULL, x + n * dim}, {"new-2", "t", NULL, 1, NULL, x + (n + 1) * dim}};
+        CHECK(se_index_add(idx, two, 2, &err) == SE_OK);
+        CHECK(se_index_close(idx, &err) == SE_OK);
+    }
+    log_count = 0;
+    CHECK(se_index_open(path, true, count_log, NULL, &idx, &err) == SE_OK);
+    CHECK_MSG(log_count == 0, "the snapshot saved after the adds is not valid: %s", log_last);
+    CHECK(se_index_get_info(idx, &info, &err) == SE_OK && info.n_vectors == n - 2);
+    char id[32];
+    top_id(idx, x + n * dim, id, sizeof id);
+    CHECK(!strcmp(id, "new-1"));
+    top_id(idx, x + (n + 1) * dim, id, sizeof id);
+    CHECK(!strcmp(id, "new-2"));
+    CHECK(se_index_close(idx, &err) == SE_OK);
+    free(x);
+}
+
+/* Issue 9 item 11 (index): NaN, inf and values whose products overflow
+ * (so that scores would print as inf or nan) are refused, naming the
+ * document; so is such a query. */
+TEST(index_non_finite_vectors) {
+    const size_t dim = 8;
+    for (int metric = 1; metric <= 2; metric++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/nan%d.idx", tmpdir, metric);
+        se_index_params p = se_index_default_params();
+        p.metric = (se_metric)metric;
+        se_index *idx;
+        se_error err;
+        CHECK(se_index_create(path, dim, &p, &idx, &err) == SE_OK);
+        float ok[8] = {1, 2, 3, 4, 5, 6, 7, 8}, big[8], inf[8], nanv[8];
+        for (size_t i = 0; i < dim; i++) big[i] = 1e30f, inf[i] = nanv[i] = 1;
+        inf[2] = INFINITY;
+        nanv[5] = NAN;
+        se_index_doc d = {"fine", "t", NULL, 1, NULL, ok};
+        CHECK(se_index_add(idx, &d, 1, &err) == SE_OK);
+        const float *bad[3] = {big, inf, nanv};
+        for (int b = 0; b < 3; b++) {
+            d = (se_index_doc){"bad-doc", "t", NULL, 1, NULL, bad[b]};
+            se_status st = se_index_add(idx, &d, 1, &err);
+            CHECK_MSG(st == SE_E_INVALID && strstr(err.msg, "bad-doc"), "metric %d, vector %d: status %d (%s)", metric, b, st,
+                      err.msg);
+        }
+        se_index_search_params sp = se_index_search_default_params();
+        se_index_hit h[10];
+        size_t nh;
+        for (int b = 0; b < 3; b++) {
+            se_status st = se_index_search(idx, bad[b], &sp, h, &nh, &err);
+            CHECK_MSG(st == SE_E_INVALID && strstr(err.msg, "query"), "metric %d, query %d: status %d, %zu hits, score %g",
+                      metric, b, st, nh, nh ? h[0].score : 0.0);
+        }
+        CHECK(se_index_search(idx, ok, &sp, h, &nh, &err) == SE_OK && nh == 1 && isfinite(h[0].score));
+        se_index_info info;
+        CHECK(se_index_get_info(idx, &info, &err) == SE_OK && info.n_docs == 1);
+        CHECK(se_index_close(idx, &err) == SE_OK);
+    }
+}
+
+/* Issue 9 (item 15, index part): exactly SE_INDEX_FILTERS_MAX filter terms
+ * work, one more is refused with the limit named; se_index_has_meta_key
+ * tells a known key from a misspelt one. */
+TEST(index_filter_terms_limit) {
+    const size_t n = 10, dim = 8;
+    float *x = clustered(n, dim, 2, 0.4f, 41);
+    char path[512];
+    path_in(path, sizeof path, "filters.idx");
+    se_index *idx;
+    se_error err;
+    CHECK(se_index_create(path, dim, NULL, &idx, &err) == SE_OK);
+    static char meta[10][2048], ids[10][8];
+    se_index_doc docs[10];
+    for (size_t i = 0; i < n; i++) {
+        size_t off = (size_t)snprintf(meta[i], sizeof meta[i], "{");
+        for (int k = 0; k < SE_INDEX_FILTERS_MAX + 1; k++)
+            off += (size_t)snprintf(meta[i] + off, sizeof meta[i] - off, "%s\"key%d\": \"%s\"", k ? ", " : "", k,
+                                    k == SE_INDEX_FILTERS_MAX - 1 && i % 2 ? "odd" : "v");
+        snprintf(meta[i] + off, sizeof meta[i] - off, "}");
+        snprintf(ids[i], sizeof ids[i], "%zu", i);
+        docs[i] = (se_index_doc){ids[i], "t", meta[i], 1, NULL, x + i * dim};
+    }
+    CHECK(se_index_add(idx, docs, n, &err) == SE_OK);
+    se_index_filter f[SE_INDEX_FILTERS_MAX + 1];
+    char keys[SE_INDEX_FILTERS_MAX + 1][16];
+    for (int k = 0; k <= SE_INDEX_FILTERS_MAX; k++) {
+        snprintf(keys[k], sizeof keys[k], "key%d", k);
+        f[k] = (se_index_filter){keys[k], "v"};
+    }
+    se_index_search_params sp = se_index_search_default_params();
+    sp.filters = f;
+    se_index_hit h[10];
+    size_t nh;
+    for (size_t nf = 1; nf <= SE_INDEX_FILTERS_MAX; nf++) {
+        sp.n_filters = nf;
+        se_status st = se_index_search(idx, x, &sp, h, &nh, &err);
+        size_t want = nf == SE_INDEX_FILTERS_MAX ? n / 2 : n;
+        CHECK_MSG(st == SE_OK && nh == want, "%zu filter terms: status %d, %zu hits (%s)", nf, st, nh, err.msg);
+    }
+    /* a huge k returns what there is, without a huge allocation */
+    sp.n_filters = 0;
+    sp.k = (size_t)1 << 60;
+    CHECK(se_index_search(idx, x, &sp, h, &nh, &err) == SE_OK && nh == n);
+    sp.n_filters = SE_INDEX_FILTERS_MAX;
+    CHECK(se_index_search(idx, x, &sp, h, &nh, &err) == SE_OK && nh == n / 2);
+    sp.k = 10;
+    sp.n_filters = SE_INDEX_FILTERS_MAX + 1;
+    CHECK(se_index_search(idx, x, &sp, h, &nh, &err) == SE_E_RANGE && strstr(err.msg, "32") && nh == 0);
+    bool found = false;
+    CHECK(se_index_has_meta_key(idx, "key7", &found, &err) == SE_OK && found);
+    CHECK(se_index_has_meta_key(idx, "kee7", &found, &err) == SE_OK && !found);
+    CHECK(se_index_has_meta_key(idx, "", &found, &err) == SE_OK && !found);
+    CHECK(se_index_has_meta_key(idx, NULL, &found, &err) == SE_E_INVALID);
+    CHECK(se_index_close(idx, &err) == SE_OK);
+    free(x);
+}
+
+/* Every failure of create / open / add releases what it took (checked by
+ * LeakSanitizer under `make asan`) and leaves nothing behind: a create in a
+ * missing folder or with bad params, an index of another format version
+ * (refused before SQLite opens it, so untouched), a damaged meta table,
+ * and an add that fails half-way through its documents (rolled back). */
+TEST(index_failure_paths) {
+    const size_t dim = 8;
+    float *x = clustered(4, dim, 2, 0.3f, 43);
+    char path[512], cmd[1200];
+    se_index *idx = NULL;
+    se_error err;
+    path_in(path, sizeof path, "no-such-folder/x.idx");
+    CHECK(se_index_create(path, dim, NULL, &idx, &err) == SE_E_IO && idx == NULL);
+    path_in(path, sizeof path, "bad-params.idx");
+    se_index_params p = se_index_default_params();
+    p.M = 1;
+    CHECK(se_index_create(path, dim, &p, &idx, &err) == SE_E_RANGE && idx == NULL && access(path, F_OK) != 0);
+    CHECK(se_index_create(path, 0, NULL, &idx, &err) == SE_E_INVALID && idx == NULL);
+    /* another format version: refused, file untouched */
+    path_in(path, sizeof path, "future.idx");
+    make_index(path, 4, dim, x, NULL);
+    snprintf(cmd, sizeof cmd, "sqlite3 '%s' 'PRAGMA user_version=99'", path);
+    CHECK(system(cmd) == 0);
+    size_t n0, n1;
+    unsigned char *b0 = slurp(path, &n0);
+    CHECK(se_index_open(path, false, NULL, NULL, &idx, &err) == SE_E_UNSUPPORTED && strstr(err.msg, "99") && idx == NULL);
+    unsigned char *b1 = slurp(path, &n1);
+    CHECK(b0 && b1 && n0 == n1 && !memcmp(b0, b1, n0) && side_files(path) == 0);
+    free(b0);
+    free(b1);
+    /* a damaged meta table */
+    path_in(path, sizeof path, "nometa.idx");
+    make_index(path, 4, dim, x, NULL);
+    snprintf(cmd, sizeof cmd, "sqlite3 '%s' \"DELETE FROM meta WHERE key = 'dim'\"", path);
+    CHECK(system(cmd) == 0);
+    for (int ro = 0; ro < 2; ro++) {
+        CHECK(se_index_open(path, ro, NULL, NULL, &idx, &err) == SE_E_FORMAT && strstr(err.msg, "meta") && idx == NULL);
+        CHECK(side_files(path) == 0);
+    }
+    /* an add whose third document is bad: nothing of it is kept */
+    path_in(path, sizeof path, "rollback.idx");
+    CHECK(se_index_create(path, dim, NULL, &idx, &err) == SE_OK);
+    se_index_doc docs[3] = {{"a", "t", NULL, 1, NULL, x}, {"b", "t", "{}", 1, NULL, x + dim}, {"c", "t", "[1]", 1, NULL, x + 2 * dim}};
+    CHECK(se_index_add(idx, docs, 3, &err) == SE_E_FORMAT && strstr(err.msg, "'c'"));
+    se_index_info info;
+    CHECK(se_index_get_info(idx, &info, &err) == SE_OK && info.n_docs == 0 && info.n_vectors == 0);
+    CHECK(se_index_add(idx, docs, 2, &err) == SE_OK);
+    CHECK(se_index_close(idx, &err) == SE_OK && side_files(path) == 0);
+    CHECK(se_index_open(path, true, NULL, NULL, &idx, &err) == SE_OK);
+    CHECK(se_index_get_info(idx, &info, &err) == SE_OK && info.n_docs == 2 && info.n_vectors == 2);
+    CHECK(se_index_close(idx, &err) == SE_OK);
+    free(x);
+}
+
 /* ---- searches racing an add ---- */
 
 typedef struct race {
@@ -586,6 +1214,15 @@ int main(void) {
     RUN(index_persistence);
     RUN(index_bad_files);
     RUN(index_damage_recovery);
+    RUN(index_open_leaves_foreign_files_alone);
+    RUN(index_model_fingerprint);
+    RUN(index_read_only_folder_and_side_files);
+    RUN(index_stale_snapshot_saved);
+    RUN(snapshot_crafted_counts);
+    RUN(index_crafted_snapshot_rebuilt);
+    RUN(index_non_finite_vectors);
+    RUN(index_filter_terms_limit);
+    RUN(index_failure_paths);
     RUN(search_while_adding);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);

@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "model_folder.h"
+#include "safetensors.h"
 #include "sembed.h"
 #include "test.h"
 
@@ -510,6 +512,606 @@ TEST(broken_folders) {
     CHECK(se_model_load(NULL, NULL, &m, &err) == SE_E_INVALID);
 }
 
+/* ==== configuration fields: type, range and null (issue 9 item 3) ==== */
+
+/* Makes a fresh temp dir for a test (tmpdir); end_tmp removes it. */
+static bool begin_tmp(void) {
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/sembed_test_XXXXXX");
+    return mkdtemp(tmpdir) != NULL;
+}
+
+static void end_tmp(void) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    if (system(cmd) != 0) fprintf(stderr, "cleanup failed\n");
+}
+
+/* Sets field key of the JSON object in file rel (inside the copy) to the
+ * JSON text val, written verbatim (so that 1e300 or 12.5 reach the loader
+ * exactly as a user would write them). */
+static void set_json(const char *rel, const char *key, const char *val) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/m/%s", tmpdir, rel);
+    json_error_t je;
+    json_t *j = json_load_file(path, 0, &je);
+    if (!j) {
+        fprintf(stderr, "  (setup: cannot read %s)\n", path);
+        return;
+    }
+    json_object_set_new(j, key, json_string("@@VALUE@@"));
+    char *txt = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(j);
+    char *at = strstr(txt, "\"@@VALUE@@\"");
+    FILE *f = fopen(path, "wb");
+    if (f && at) {
+        fwrite(txt, 1, (size_t)(at - txt), f);
+        fputs(val, f);
+        fputs(at + strlen("\"@@VALUE@@\""), f);
+    }
+    if (f) fclose(f);
+    free(txt);
+}
+
+/* One bad field value: copy the fixture, set the field, expect the load to
+ * fail with SE_E_FORMAT and a message naming the file and the field. */
+static void bad_field(const char *fixture, const char *rel, const char *key, const char *val) {
+    fresh_copy(fixture);
+    set_json(rel, key, val);
+    char what[256], needle[256];
+    snprintf(what, sizeof what, "%s %s: %s = %s", fixture, rel, key, val);
+    snprintf(needle, sizeof needle, "%s: field '%s'", rel, key);
+    expect_load_error(what, SE_E_FORMAT, needle);
+}
+
+/* A field value sentence-transformers accepts: the load succeeds. */
+static void good_field(const char *fixture, const char *rel, const char *key, const char *val) {
+    const char *path = fresh_copy(fixture);
+    set_json(rel, key, val);
+    se_model *m = NULL;
+    se_error err = {0};
+    se_status s = se_model_load(path, NULL, &m, &err);
+    CHECK_MSG(s == SE_OK, "%s %s: %s = %s: %s", fixture, rel, key, val, err.msg);
+    se_model_free(m);
+}
+
+TEST(test_config_null_heads) {
+    if (!begin_tmp()) {
+        CHECK(0);
+        return;
+    }
+    /* SIGFPE at model_folder.c:215 before the fix */
+    bad_field("en-mean-norm", "config.json", "num_attention_heads", "null");
+    /* every required integer: null, a fraction, a boolean, a string, huge */
+    static const char *ints[] = {"vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                                 "intermediate_size", "max_position_embeddings", "type_vocab_size"};
+    static const char *bad_ints[] = {"null", "12.5", "true", "\"12\"", "1e300", "-1e300", "99999999999999999999999", "[4]"};
+    for (size_t i = 0; i < sizeof ints / sizeof *ints; i++)
+        for (size_t k = 0; k < sizeof bad_ints / sizeof *bad_ints; k++) bad_field("en-mean-norm", "config.json", ints[i], bad_ints[k]);
+    bad_field("en-mean-norm", "config.json", "layer_norm_eps", "null");
+    bad_field("en-mean-norm", "config.json", "layer_norm_eps", "true");
+    bad_field("en-mean-norm", "config.json", "layer_norm_eps", "\"1e-12\"");
+    bad_field("en-mean-norm", "config.json", "layer_norm_eps", "1e300");
+    bad_field("en-mean-norm", "config.json", "hidden_act", "null");
+    bad_field("en-mean-norm", "config.json", "model_type", "null");
+    bad_field("en-mean-norm", "config.json", "position_embedding_type", "null");
+    /* integral reals are integers (some tools write 32.0) */
+    good_field("en-mean-norm", "config.json", "hidden_size", "32.0");
+    end_tmp();
+}
+
+TEST(test_config_null_modules) {
+    if (!begin_tmp()) {
+        CHECK(0);
+        return;
+    }
+    /* sentence_bert_config.json */
+    bad_field("en-mean-norm", "sentence_bert_config.json", "do_lower_case", "null");
+    bad_field("en-mean-norm", "sentence_bert_config.json", "do_lower_case", "1");
+    bad_field("en-mean-norm", "sentence_bert_config.json", "max_seq_length", "12.5");
+    bad_field("en-mean-norm", "sentence_bert_config.json", "max_seq_length", "1e300");
+    bad_field("en-mean-norm", "sentence_bert_config.json", "max_seq_length", "false");
+    /* sentence-transformers itself reads max_seq_length null as "derive it" */
+    good_field("en-mean-norm", "sentence_bert_config.json", "max_seq_length", "null");
+    /* 1_Pooling/config.json */
+    bad_field("en-mean-norm", "1_Pooling/config.json", "pooling_mode_mean_tokens", "null");
+    bad_field("en-mean-norm", "1_Pooling/config.json", "pooling_mode_cls_token", "1");
+    bad_field("en-mean-norm", "1_Pooling/config.json", "include_prompt", "null");
+    bad_field("en-mean-norm", "1_Pooling/config.json", "word_embedding_dimension", "null");
+    bad_field("en-mean-norm", "1_Pooling/config.json", "word_embedding_dimension", "32.5");
+    bad_field("en-mean-norm", "1_Pooling/config.json", "pooling_mode", "null");
+    /* 2_Dense/config.json */
+    bad_field("zh-cls-dense-f16", "2_Dense/config.json", "in_features", "null");
+    bad_field("zh-cls-dense-f16", "2_Dense/config.json", "out_features", "1e300");
+    bad_field("zh-cls-dense-f16", "2_Dense/config.json", "out_features", "12.5");
+    bad_field("zh-cls-dense-f16", "2_Dense/config.json", "bias", "null");
+    bad_field("zh-cls-dense-f16", "2_Dense/config.json", "bias", "0");
+    bad_field("zh-cls-dense-f16", "2_Dense/config.json", "activation_function", "null");
+    /* config_sentence_transformers.json: null is what sentence-transformers
+     * writes for "not set" in these two */
+    good_field("en-allpool-prompt", "config_sentence_transformers.json", "default_prompt_name", "null");
+    good_field("en-allpool-prompt", "config_sentence_transformers.json", "similarity_fn_name", "null");
+    bad_field("en-allpool-prompt", "config_sentence_transformers.json", "similarity_fn_name", "3");
+    bad_field("en-allpool-prompt", "config_sentence_transformers.json", "prompts", "[\"query: \"]");
+    /* modules.json entries */
+    fresh_copy("en-mean-norm");
+    in_copy("sed -i 's/\"type\": \"sentence_transformers.models.Pooling\"/\"type\": null/' modules.json");
+    expect_load_error("modules.json type null", SE_E_FORMAT, "modules.json[1]: field 'type'");
+    fresh_copy("en-mean-norm");
+    in_copy("sed -i 's/\"path\": \"1_Pooling\"/\"path\": null/' modules.json");
+    expect_load_error("modules.json path null", SE_E_FORMAT, "modules.json[1]: field 'path'");
+    end_tmp();
+}
+
+/* ==== model files that are not regular files (issue 9 items 12, 23) ==== */
+
+/* Replaces file rel of the copy by a dangling symlink, a directory or a
+ * FIFO, and expects the load to refuse it (SE_E_IO naming the file)
+ * instead of treating it as absent. A FIFO must never be opened for
+ * reading (it would block): alarm() turns a hang into a failed run. */
+static void not_regular(const char *fixture, const char *rel) {
+    static const char *kinds[3] = {"dangling symlink", "directory", "FIFO"};
+    for (int k = 0; k < 3; k++) {
+        fresh_copy(fixture);
+        char sh[512];
+        if (strcmp(rel, "tokenizer.json") == 0) { /* a vocab.txt the tokenizer could fall back to */
+            char cwd[1024], cp[1200];
+            if (getcwd(cwd, sizeof cwd)) {
+                snprintf(cp, sizeof cp, "cp %s/" FIX "en-max-relu-bf16/vocab.txt .", cwd);
+                in_copy(cp);
+            }
+        }
+        if (k == 0) snprintf(sh, sizeof sh, "rm -rf %s && ln -s no-such-target.json %s", rel, rel);
+        else if (k == 1) snprintf(sh, sizeof sh, "rm -rf %s && mkdir %s", rel, rel);
+        else snprintf(sh, sizeof sh, "rm -rf %s && mkfifo %s", rel, rel);
+        in_copy(sh);
+        char what[256];
+        snprintf(what, sizeof what, "%s %s as a %s", fixture, rel, kinds[k]);
+        alarm(20);
+        expect_load_error(what, SE_E_IO, rel);
+        expect_load_error(what, SE_E_IO, k == 0 ? "dangling symlink" : k == 1 ? "is a directory" : "is a FIFO");
+        alarm(0);
+    }
+}
+
+TEST(test_model_files_not_regular) {
+    if (!begin_tmp()) {
+        CHECK(0);
+        return;
+    }
+    /* every optional file the loader probes */
+    not_regular("en-mean-norm", "modules.json");
+    not_regular("en-mean-norm", "sentence_bert_config.json");
+    not_regular("en-mean-norm", "1_Pooling/config.json");
+    not_regular("en-mean-norm", "config_sentence_transformers.json");
+    not_regular("en-mean-norm", "tokenizer_config.json");
+    not_regular("en-mean-norm", "config.json");
+    not_regular("en-mean-norm", "model.safetensors");
+    not_regular("en-plain-hf", "config.json");
+    not_regular("en-plain-hf", "model.safetensors.index.json");
+    not_regular("zh-cls-dense-f16", "2_Dense/config.json");
+    not_regular("zh-cls-dense-f16", "2_Dense/model.safetensors");
+    /* tokenizer files too, even where another form (vocab.txt) is there */
+    not_regular("en-mean-norm", "tokenizer.json");
+    not_regular("en-mean-norm", "special_tokens_map.json");
+    not_regular("zh-cls-dense-f16", "vocab.txt");
+    /* the files sentence-transformers may lack are optional: absent is fine */
+    fresh_copy("en-mean-norm");
+    in_copy("rm config_sentence_transformers.json sentence_bert_config.json");
+    se_model *m = NULL;
+    se_error err = {0};
+    char path[300];
+    snprintf(path, sizeof path, "%s/m", tmpdir);
+    CHECK_MSG(se_model_load(path, NULL, &m, &err) == SE_OK, "%s", err.msg);
+    se_model_free(m);
+    end_tmp();
+}
+
+/* A Hugging Face cache snapshot: every file a symlink into a blob store.
+ * It loads and encodes exactly as the plain folder does. */
+TEST(test_model_symlinked_files) {
+    if (!begin_tmp()) {
+        CHECK(0);
+        return;
+    }
+    const char *fixtures[2] = {"zh-cls-dense-f16", "en-plain-hf"};
+    for (int k = 0; k < 2; k++) {
+        char cmd[2048];
+        char cwd[1024];
+        if (!getcwd(cwd, sizeof cwd)) {
+            CHECK(0);
+            break;
+        }
+        snprintf(cmd, sizeof cmd,
+                 "cd %s && rm -rf m blobs && cp -r %s/" FIX "%s blobs && mkdir m && cd blobs && "
+                 "for f in $(find . -type f); do mkdir -p ../m/$(dirname $f) && mv $f $f.blob && "
+                 "ln -s $(pwd)/$f.blob ../m/$f; done",
+                 tmpdir, cwd, fixtures[k]);
+        CHECK(system(cmd) == 0);
+        char path[300], orig[300];
+        snprintf(path, sizeof path, "%s/m", tmpdir);
+        snprintf(orig, sizeof orig, FIX "%s", fixtures[k]);
+        se_model *a = NULL, *b = NULL;
+        se_error err = {0};
+        CHECK_MSG(se_model_load(path, NULL, &a, &err) == SE_OK, "%s: %s", fixtures[k], err.msg);
+        CHECK(se_model_load(orig, NULL, &b, &err) == SE_OK);
+        if (a && b) {
+            se_ctx *ca = NULL, *cb = NULL;
+            se_ctx_new(a, NULL, &ca, &err);
+            se_ctx_new(b, NULL, &cb, &err);
+            size_t dim = se_encode_dim(a, NULL);
+            float *x = malloc(3 * dim * sizeof *x), *y = malloc(3 * dim * sizeof *y);
+            CHECK(se_encode(ca, (const char *const *)sentences, NULL, 3, NULL, x, 3 * dim, NULL, &err) == SE_OK);
+            CHECK(se_encode(cb, (const char *const *)sentences, NULL, 3, NULL, y, 3 * dim, NULL, &err) == SE_OK);
+            CHECK(memcmp(x, y, 3 * dim * sizeof *x) == 0);
+            free(x), free(y);
+            se_ctx_free(ca);
+            se_ctx_free(cb);
+        }
+        se_model_free(a);
+        se_model_free(b);
+    }
+    end_tmp();
+}
+
+/* A missing model folder says so, not "no config.json". */
+TEST(test_model_folder_missing) {
+    se_model *m = NULL;
+    se_error err = {0};
+    CHECK(se_model_load("/nonexistent/dir", NULL, &m, &err) == SE_E_IO && m == NULL);
+    CHECK_MSG(strcmp(err.msg, "model folder '/nonexistent/dir': no such folder") == 0, "message '%s'", err.msg);
+    CHECK(se_model_load(FIX "sentences.jsonl", NULL, &m, &err) == SE_E_IO && m == NULL);
+    CHECK_MSG(strcmp(err.msg, "model folder '" FIX "sentences.jsonl': is not a folder") == 0, "message '%s'", err.msg);
+}
+
+/* ==== non-finite outputs (issue 9 item 11) ==== */
+
+/* Writes v over element `elem` of tensor `name` in the copy's file rel
+ * (found through the safetensors reader), in the tensor's dtype (F32, or
+ * a NaN in BF16/F16). */
+static bool poison(const char *rel, const char *name, size_t elem, float v) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/m/%s", tmpdir, rel);
+    se_st_file f;
+    se_error err;
+    if (se_st_open(path, false, &f, &err) != SE_OK) return false;
+    const se_st_tensor *t = se_st_find(&f, name);
+    bool ok = t && elem < t->n_elem && (t->dtype == SE_ST_F32 || isnan(v));
+    size_t es = t ? se_st_dtype_size(t->dtype) : 0;
+    long off = ok ? (long)(t->data - f.base) + (long)(es * elem) : 0;
+    uint16_t nan16 = t && t->dtype == SE_ST_BF16 ? 0x7FC0 : 0x7E00;
+    se_st_close(&f);
+    if (!ok) return false;
+    FILE *fp = fopen(path, "r+b");
+    ok = fp && fseek(fp, off, SEEK_SET) == 0 && (es == 4 ? fwrite(&v, 4, 1, fp) : fwrite(&nan16, 2, 1, fp)) == 1;
+    if (fp) fclose(fp);
+    return ok;
+}
+
+/* The vocabulary id of a one-token word in a fixture's tokenizer. */
+static int32_t word_id(const char *fixture, const char *word) {
+    char dir[256];
+    snprintf(dir, sizeof dir, FIX "%s", fixture);
+    se_tokenizer *tok = NULL;
+    se_error err;
+    int32_t ids[16];
+    size_t n = 0;
+    if (se_tokenizer_load(dir, &tok, &err) != SE_OK) return -1;
+    se_status s = se_tokenize(tok, word, strlen(word), NULL, 0, NULL, ids, NULL, 16, &n, NULL, &err);
+    se_tokenizer_free(tok);
+    return s == SE_OK && n == 3 ? ids[1] : -1;
+}
+
+/* Encodes texts with the copy and expects SE_E_RANGE naming text `bad`
+ * (or SE_OK and finite values when bad < 0). */
+static void expect_encode(const char *what, const char *const *texts, size_t n, long bad) {
+    char path[300];
+    snprintf(path, sizeof path, "%s/m", tmpdir);
+    se_model *m = NULL;
+    se_ctx *c = NULL;
+    se_error err = {0};
+    CHECK_MSG(se_model_load(path, NULL, &m, &err) == SE_OK, "%s: %s", what, err.msg);
+    if (!m) return;
+    CHECK(se_ctx_new(m, NULL, &c, &err) == SE_OK);
+    size_t dim = se_encode_dim(m, NULL);
+    float *out = malloc(n * dim * sizeof *out);
+    se_status s = se_encode(c, texts, NULL, n, NULL, out, n * dim, NULL, &err);
+    if (bad < 0) {
+        CHECK_MSG(s == SE_OK, "%s: %s %s", what, se_status_str(s), err.msg);
+        for (size_t i = 0; s == SE_OK && i < n * dim; i++) CHECK(isfinite(out[i]));
+    } else {
+        char needle[64];
+        snprintf(needle, sizeof needle, "text %ld:", bad);
+        CHECK_MSG(s == SE_E_RANGE, "%s: got %s, want SE_E_RANGE", what, se_status_str(s));
+        CHECK_MSG(strstr(err.msg, needle) && strstr(err.msg, "NaN"), "%s: message '%s' does not name '%s'", what, err.msg,
+                  needle);
+    }
+    free(out);
+    se_ctx_free(c);
+    se_model_free(m);
+}
+
+TEST(test_encode_nonfinite) {
+    if (!begin_tmp()) {
+        CHECK(0);
+        return;
+    }
+    const char *texts[3] = {"hello world", "the zebra runs", "fine weather"};
+    /* a NaN in one word's embedding row: the text using it fails, named by
+     * its index; the others still encode. en-max-relu-bf16 max-pools
+     * (x > max ? x : max), which would step over NaN hidden states: the
+     * hidden states are checked, not only the output. */
+    static const struct {
+        const char *fixture;
+        size_t H;
+    } nan_cases[2] = {{"en-mean-norm", 32}, {"en-max-relu-bf16", 16}};
+    for (int k = 0; k < 2; k++) {
+        int32_t zebra = word_id(nan_cases[k].fixture, "zebra");
+        CHECK(zebra > 0);
+        fresh_copy(nan_cases[k].fixture);
+        CHECK(poison("model.safetensors", "embeddings.word_embeddings.weight", (size_t)zebra * nan_cases[k].H + 5, NAN));
+        expect_encode(nan_cases[k].fixture, texts, 3, 1);
+        expect_encode(nan_cases[k].fixture, texts, 1, -1);
+        expect_encode(nan_cases[k].fixture, texts + 2, 1, -1);
+    }
+    /* an overflowing weight (1e38) that drives the activations to inf */
+    fresh_copy("en-mean-norm");
+    CHECK(poison("model.safetensors", "embeddings.LayerNorm.weight", 3, 1e38f));
+    expect_encode("1e38 LayerNorm weight", texts, 3, 0);
+    /* a NaN in a Dense module's weights (after pooling) */
+    fresh_copy("en-allpool-prompt");
+    CHECK(poison("2_Dense/model.safetensors", "linear.weight", 0, NAN));
+    expect_encode("NaN Dense weight", texts, 3, 0);
+    end_tmp();
+}
+
+/* ==== a weight file changed while loaded (issue 9 item 13) ==== */
+
+/* Loads the copy (weights mapped), runs sh on its files, and expects the
+ * next encode to fail with SE_E_IO naming `file`, not to die of SIGBUS
+ * reading the mapping past the new end of file. */
+static void changed_after_load(const char *fixture, const char *sh, const char *file) {
+    const char *path = fresh_copy(fixture);
+    se_model *m = NULL;
+    se_ctx *c = NULL;
+    se_error err = {0};
+    CHECK_MSG(se_model_load(path, NULL, &m, &err) == SE_OK, "%s: %s", fixture, err.msg);
+    if (!m) return;
+    CHECK(se_ctx_new(m, NULL, &c, &err) == SE_OK);
+    size_t dim = se_encode_dim(m, NULL);
+    float *out = malloc(3 * dim * sizeof *out);
+    CHECK(se_encode(c, (const char *const *)sentences, NULL, 3, NULL, out, 3 * dim, NULL, &err) == SE_OK);
+    in_copy(sh);
+    se_status s = se_encode(c, (const char *const *)sentences, NULL, 3, NULL, out, 3 * dim, NULL, &err);
+    CHECK_MSG(s == SE_E_IO, "%s after '%s': got %s, want SE_E_IO", fixture, sh, se_status_str(s));
+    CHECK_MSG(strstr(err.msg, file) && strstr(err.msg, "changed"), "%s after '%s': message '%s'", fixture, sh, err.msg);
+    free(out);
+    se_ctx_free(c);
+    se_model_free(m);
+}
+
+TEST(test_model_file_truncated) {
+    if (!begin_tmp()) {
+        CHECK(0);
+        return;
+    }
+    changed_after_load("en-mean-norm", "truncate -s 100 model.safetensors", "model.safetensors");
+    changed_after_load("en-mean-norm", "truncate -s 0 model.safetensors", "model.safetensors");
+    changed_after_load("en-plain-hf", "truncate -s 1000 model-00002-of-00002.safetensors", "model-00002-of-00002.safetensors");
+    changed_after_load("zh-cls-dense-f16", "truncate -s 64 2_Dense/model.safetensors", "2_Dense/model.safetensors");
+    /* rewritten in place with the same size: the mapping would read the
+     * new bytes (another model's weights) silently */
+    changed_after_load("en-mean-norm", "touch -d '2001-01-01' model.safetensors", "model.safetensors");
+    /* replaced by rename: the mapping keeps the old file, which is intact */
+    const char *path = fresh_copy("en-mean-norm");
+    se_model *m = NULL;
+    se_ctx *c = NULL;
+    se_error err = {0};
+    CHECK(se_model_load(path, NULL, &m, &err) == SE_OK);
+    if (m) {
+        in_copy("cp model.safetensors new && truncate -s 100 new && mv new model.safetensors");
+        CHECK(se_ctx_new(m, NULL, &c, &err) == SE_OK);
+        float out[3 * 32];
+        CHECK_MSG(se_encode(c, (const char *const *)sentences, NULL, 3, NULL, out, 3 * 32, NULL, &err) == SE_OK, "%s", err.msg);
+        se_ctx_free(c);
+        se_model_free(m);
+    }
+    /* read into memory (use_mmap false): nothing to check */
+    path = fresh_copy("en-mean-norm");
+    se_model_params mp = se_model_default_params();
+    mp.use_mmap = false;
+    CHECK(se_model_load(path, &mp, &m, &err) == SE_OK);
+    if (m) {
+        in_copy("truncate -s 100 model.safetensors");
+        CHECK(se_ctx_new(m, NULL, &c, &err) == SE_OK);
+        float out[3 * 32];
+        CHECK_MSG(se_encode(c, (const char *const *)sentences, NULL, 3, NULL, out, 3 * 32, NULL, &err) == SE_OK, "%s", err.msg);
+        se_ctx_free(c);
+        se_model_free(m);
+    }
+    end_tmp();
+}
+
+/* ==== model fingerprint ==== */
+
+/* se_hash64 is XXH64: vectors from python3-xxhash 3.2.0 over the bytes
+ * (7 i + 3) & 255, covering every tail length path and the 32-byte lanes. */
+TEST(test_hash64_vectors) {
+    static const struct {
+        size_t n;
+        uint64_t seed, want;
+    } v[] = {
+        {0, 0x0ull, 0xef46db3751d8e999ull},    {1, 0x0ull, 0x1f25c8d0bc1f4bb6ull},
+        {3, 0x0ull, 0x31d2363f52e564c9ull},    {4, 0x0ull, 0x9bb64b7d66ee9fdaull},
+        {8, 0x0ull, 0xdab99d95c6f90092ull},    {31, 0x0ull, 0xa2aa5f33cc4a6119ull},
+        {32, 0x0ull, 0x23c3c17ef790fd97ull},   {33, 0x0ull, 0x50a7cfc7ba588784ull},
+        {100, 0x0ull, 0xa61f8d4c170fe531ull},  {1000, 0x0ull, 0x5f235fa033f1a3fbull},
+        {1000, 0x3039ull, 0x365c39a0c5a4c88eull}, {999, 0xffffffffffffffffull, 0x310e45c108d38b66ull},
+    };
+    uint8_t d[1000];
+    for (int i = 0; i < 1000; i++) d[i] = (uint8_t)((i * 7 + 3) & 255);
+    for (size_t i = 0; i < sizeof v / sizeof *v; i++)
+        CHECK_MSG(se_hash64(d, v[i].n, v[i].seed) == v[i].want, "n=%zu: %016llx", v[i].n,
+                  (unsigned long long)se_hash64(d, v[i].n, v[i].seed));
+    const char *s = "Nobody inspects the spammish repetition";
+    CHECK(se_hash64(s, strlen(s), 0) == 0xfbcea83c8a378bf1ull);
+}
+
+/* The value of field key ("weights=") in a fingerprint, as a string. */
+static void fp_field(const char *fp, const char *key, char *out, size_t cap) {
+    const char *p = strstr(fp, key);
+    size_t n = 0;
+    if (p) {
+        p += strlen(key);
+        while (p[n] && p[n] != ' ' && n + 1 < cap) n++;
+        memcpy(out, p, n);
+    }
+    out[n] = 0;
+}
+
+/* Whether fingerprints a and b differ exactly in the fields listed in
+ * `differ` (space-separated keys such as "weights=") and agree in all
+ * others. */
+static bool fp_differ_only(const char *a, const char *b, const char *differ) {
+    static const char *keys[] = {"arch=", "dim=", "dtype=", "config=", "tokenizer=", "weights="};
+    for (int k = 0; k < 6; k++) {
+        char x[64], y[64];
+        fp_field(a, keys[k], x, sizeof x);
+        fp_field(b, keys[k], y, sizeof y);
+        bool should = strstr(differ, keys[k]) != NULL;
+        if (!x[0] || !y[0] || (strcmp(x, y) != 0) != should) {
+            fprintf(stderr, "    %s: '%s' vs '%s' (should %s)\n", keys[k], x, y, should ? "differ" : "agree");
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The fingerprint of the model at dir loaded with dtype ("" on failure). */
+static void fingerprint_of(const char *dir, se_dtype dtype, char *fp) {
+    se_model_params mp = se_model_default_params();
+    mp.dtype = dtype;
+    se_model *m = NULL;
+    se_error err = {0};
+    fp[0] = 0;
+    if (se_model_load(dir, &mp, &m, &err) != SE_OK) {
+        if (dtype == SE_DTYPE_F32) fprintf(stderr, "    load %s: %s\n", dir, err.msg);
+        return;
+    }
+    CHECK(se_model_fingerprint(m, fp, SE_FINGERPRINT_MAX, &err) == SE_OK);
+    se_model_free(m);
+}
+
+TEST(test_model_fingerprint) {
+    char a[SE_FINGERPRINT_MAX], b[SE_FINGERPRINT_MAX];
+    /* the same folder twice: the same fingerprint, in the documented form */
+    fingerprint_of(FIX "en-mean-norm", SE_DTYPE_F32, a);
+    fingerprint_of(FIX "en-mean-norm", SE_DTYPE_F32, b);
+    CHECK_MSG(a[0] && strcmp(a, b) == 0, "'%s' vs '%s'", a, b);
+    unsigned long long h1, h2, h3;
+    char tail;
+    CHECK_MSG(sscanf(a, "arch=bert dim=32 dtype=f32 config=%16llx tokenizer=%16llx weights=%16llx%c", &h1, &h2, &h3, &tail) == 3,
+              "form: '%s'", a);
+    CHECK(strlen(a) == strlen("arch=bert dim=32 dtype=f32 config= tokenizer= weights=") + 48);
+    /* however the folder's path is spelt */
+    fingerprint_of(FIX "en-mean-norm/", SE_DTYPE_F32, b);
+    CHECK_MSG(strcmp(a, b) == 0, "trailing slash: '%s' vs '%s'", a, b);
+    fingerprint_of("./" FIX "en-mean-norm//", SE_DTYPE_F32, b);
+    CHECK_MSG(strcmp(a, b) == 0, "./ and //: '%s' vs '%s'", a, b);
+    char zh[SE_FINGERPRINT_MAX];
+    fingerprint_of(FIX "zh-cls-dense-f16", SE_DTYPE_F32, zh);
+    fingerprint_of(FIX "zh-cls-dense-f16/", SE_DTYPE_F32, b);
+    CHECK_MSG(zh[0] && strcmp(zh, b) == 0, "Dense, trailing slash: '%s' vs '%s'", zh, b);
+    /* a too-small buffer */
+    se_model *m = NULL;
+    se_error err = {0};
+    char small[20];
+    CHECK(se_model_load(FIX "en-mean-norm", NULL, &m, &err) == SE_OK);
+    CHECK(se_model_fingerprint(m, small, sizeof small, &err) == SE_E_BUFFER);
+    se_model_free(m);
+    if (!begin_tmp()) {
+        CHECK(0);
+        return;
+    }
+    char path[300];
+    snprintf(path, sizeof path, "%s/m", tmpdir);
+    /* a copy elsewhere is the same model */
+    fresh_copy("en-mean-norm");
+    fingerprint_of(path, SE_DTYPE_F32, b);
+    CHECK_MSG(strcmp(a, b) == 0, "copy: '%s' vs '%s'", a, b);
+    /* one weight byte changed (the last byte of the data: a mantissa bit
+     * of the last float is not enough to see in the outputs, but it is
+     * another model): only weights= changes */
+    in_copy("printf '\\001' | dd of=model.safetensors bs=1 seek=$(($(stat -c %s model.safetensors) - 4)) conv=notrunc "
+            "status=none");
+    fingerprint_of(path, SE_DTYPE_F32, b);
+    CHECK_MSG(fp_differ_only(a, b, "weights="), "one weight byte: '%s' vs '%s'", a, b);
+    /* a configuration file changed: only config= */
+    fresh_copy("en-mean-norm");
+    set_json("1_Pooling/config.json", "include_prompt", "false");
+    fingerprint_of(path, SE_DTYPE_F32, b);
+    CHECK_MSG(fp_differ_only(a, b, "config="), "pooling config: '%s' vs '%s'", a, b);
+    fresh_copy("en-mean-norm");
+    set_json("config.json", "layer_norm_eps", "1e-11");
+    fingerprint_of(path, SE_DTYPE_F32, b);
+    CHECK_MSG(fp_differ_only(a, b, "config="), "config.json: '%s' vs '%s'", a, b);
+    /* re-saved by other library versions, or reformatted: the same model */
+    fresh_copy("en-mean-norm");
+    set_json("config.json", "transformers_version", "\"9.9.9\"");
+    set_json("config.json", "_name_or_path", "\"/somewhere/else\"");
+    in_copy("sed -i 's/:/ :  /' 1_Pooling/config.json");
+    fingerprint_of(path, SE_DTYPE_F32, b);
+    CHECK_MSG(strcmp(a, b) == 0, "re-saved config: '%s' vs '%s'", a, b);
+    fresh_copy("en-mean-norm");
+    in_copy("rm 2_Normalize -rf; sed -i 's/\"type\": \"sentence_transformers.models.Normalize\"/\"type\": "
+            "\"sentence_transformers.models.Normalize\", \"note\": 1/' modules.json");
+    fingerprint_of(path, SE_DTYPE_F32, b);
+    CHECK_MSG(fp_differ_only(a, b, "config="), "modules.json: '%s' vs '%s'", a, b);
+    /* a tokenizer file changed: only tokenizer= */
+    fresh_copy("en-mean-norm");
+    in_copy("echo >> special_tokens_map.json");
+    fingerprint_of(path, SE_DTYPE_F32, b);
+    CHECK_MSG(fp_differ_only(a, b, "tokenizer="), "tokenizer: '%s' vs '%s'", a, b);
+    /* a Dense module's weights count as weights */
+    char d[SE_FINGERPRINT_MAX];
+    fingerprint_of(FIX "zh-cls-dense-f16", SE_DTYPE_F32, d);
+    fresh_copy("zh-cls-dense-f16");
+    in_copy("printf '\\001' | dd of=2_Dense/model.safetensors bs=1 seek=$(($(stat -c %s 2_Dense/model.safetensors) - 2)) "
+            "conv=notrunc status=none");
+    fingerprint_of(path, SE_DTYPE_F32, b);
+    CHECK_MSG(fp_differ_only(d, b, "weights="), "dense weights: '%s' vs '%s'", d, b);
+    /* sharded checkpoints: every shard counts */
+    fingerprint_of(FIX "en-plain-hf", SE_DTYPE_F32, d);
+    fresh_copy("en-plain-hf");
+    in_copy("printf '\\001' | dd of=model-00002-of-00002.safetensors bs=1 seek=$(($(stat -c %s "
+            "model-00002-of-00002.safetensors) - 4)) conv=notrunc status=none");
+    fingerprint_of(path, SE_DTYPE_F32, b);
+    CHECK_MSG(fp_differ_only(d, b, "weights="), "shard 2: '%s' vs '%s'", d, b);
+    /* weights read into memory instead of mapped: the same */
+    se_model_params mp = se_model_default_params();
+    mp.use_mmap = false;
+    CHECK(se_model_load(FIX "en-plain-hf", &mp, &m, &err) == SE_OK);
+    if (m) {
+        CHECK(se_model_fingerprint(m, b, sizeof b, &err) == SE_OK);
+        CHECK_MSG(strcmp(b, d) == 0, "read: '%s' vs '%s'", b, d);
+    }
+    se_model_free(m);
+    end_tmp();
+    /* another precision of the same model: only dtype= differs */
+    static const struct {
+        se_dtype dt;
+        const char *name;
+    } dts[2] = {{SE_DTYPE_BF16, "dtype=bf16"}, {SE_DTYPE_INT8, "dtype=int8"}};
+    for (int k = 0; k < 2; k++) {
+        fingerprint_of(FIX "en-mean-norm", dts[k].dt, b);
+        if (!b[0]) {
+            printf("  fingerprint: %s not available here\n", dts[k].name);
+            continue;
+        }
+        CHECK(strstr(b, dts[k].name) != NULL);
+        CHECK_MSG(fp_differ_only(a, b, "dtype="), "'%s' vs '%s'", a, b);
+    }
+}
+
 /* Plain HF folder: mean pooling with a notice through the log callback. */
 static void count_log(se_log_level lvl, const char *msg, void *user) {
     if (lvl == SE_LOG_WARN && strstr(msg, "mean pooling")) ++*(int *)user;
@@ -637,6 +1239,15 @@ int main(void) {
     RUN(truncate_dim_and_prompt);
     RUN(threads_share_model);
     RUN(broken_folders);
+    RUN(test_config_null_heads);
+    RUN(test_config_null_modules);
+    RUN(test_model_files_not_regular);
+    RUN(test_model_symlinked_files);
+    RUN(test_model_folder_missing);
+    RUN(test_encode_nonfinite);
+    RUN(test_model_file_truncated);
+    RUN(test_hash64_vectors);
+    RUN(test_model_fingerprint);
     RUN(plain_folder_notice_and_info);
     RUN(bf16_fidelity);
     RUN(int8_fidelity);

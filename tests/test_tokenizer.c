@@ -8,10 +8,19 @@
  *   - tests/fixtures/models/pair-cases.jsonl: pairs with longest_first
  *     truncation (from tools/gen_fixtures.py);
  *   - the same cases from 4 threads at once on shared tokenizers;
- *   - the buffer protocol, pieces, and broken tokenizer files.
+ *   - the buffer protocol, pieces, and broken tokenizer files;
+ *   - issue 9: unknown-token statistics and vocabulary scripts on real
+ *     vocabularies (models/use-lite, bert-base-uncased, bert-base-chinese),
+ *     WordPiece without an unknown token, tokenizer files that are not
+ *     regular files, size limits on tokenizer files, and memory and time
+ *     bounded by the token budget on 50 MB texts.
  */
 #include <jansson.h>
 #include <pthread.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "sembed.h"
 #include "test.h"
@@ -239,9 +248,9 @@ TEST(broken_files) {
         {"tokenizer.json", "{\"model\": {\"type\": \"WordPiece\", \"vocab\": []}}", SE_E_FORMAT, "model.vocab"},
         {"tokenizer.json", "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"a\": -1}}}", SE_E_FORMAT, "'a'"},
         {"tokenizer.json", "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"a\": 0, \"b\": 0}}}", SE_E_FORMAT, "id 0"},
-        {"tokenizer.json", "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"a\": 0}}, \"normalizer\": {\"type\": \"NFKC\"}}",
+        {"tokenizer.json", "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"a\": 0, \"[UNK]\": 1}}, \"normalizer\": {\"type\": \"NFKC\"}}",
          SE_E_UNSUPPORTED, "NFKC"},
-        {"tokenizer.json", "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"a\": 0}}, \"post_processor\": {\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": \"[X]\"}}], \"pair\": []}}",
+        {"tokenizer.json", "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"a\": 0, \"[UNK]\": 1}}, \"post_processor\": {\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": \"[X]\"}}], \"pair\": []}}",
          SE_E_FORMAT, "[X]"},
         {"tokenizer.json", "{\"model\": {\"type\": \"WordPiece\",\n \"vocab\": {\"a\": 0,}}}", SE_E_FORMAT, "tokenizer.json:2:"},
         {"tokenizer.json", "{}", SE_E_FORMAT, "model"},
@@ -285,13 +294,420 @@ TEST(broken_files) {
     CHECK(se_tokenizer_load("/nonexistent", &tok, &err) == SE_E_IO);
 }
 
+/* ==== issue 9 ==== */
+
+#define USE_DIR "models/use-lite" /* the default model (./setup.sh); SE_USE_MODEL overrides */
+#define ZH_DIR TOKDIR "bge-small-zh-v1.5" /* bert-base-chinese's vocab.txt */
+
+static const char *use_dir(void) { return getenv("SE_USE_MODEL") ? getenv("SE_USE_MODEL") : USE_DIR; }
+
+/* Stats of a C string through tok; the status is checked. */
+static se_token_stats stats_of(const se_tokenizer *tok, const char *text) {
+    se_token_stats st;
+    se_error err;
+    memset(&st, 0xAB, sizeof st);
+    se_status s = se_tokenize_stats(tok, text, strlen(text), &st, &err);
+    CHECK_MSG(s == SE_OK, "stats of '%.40s': %s", text, err.msg);
+    return st;
+}
+
+/* Item 2: Chinese through the English-only USE lite vocabulary is all
+ * unknown, English is not, a mixed text is in between; WordPiece counts a
+ * whole unknown word; only the tokens the model reads are counted. */
+TEST(test_stats_unknown_share) {
+    se_tokenizer *use = tokenizer_for(use_dir());
+    se_tokenizer *bert = tokenizer_for(TOKDIR "bert-base-uncased");
+    se_tokenizer *zh = tokenizer_for(ZH_DIR);
+    if (!use || !bert || !zh) {
+        CHECK(0);
+        return;
+    }
+    CHECK(se_tokenizer_unk_id(use) == 0);
+    CHECK(se_tokenizer_unk_id(bert) == 100);
+    CHECK(se_tokenizer_unk_id(NULL) == -1);
+    /* the issue's three sentences: [▁, <unk>], every character unknown */
+    const char *zh_texts[3] = {"苹果手机质量怎么样", "今天天气很好", "股票大跌"};
+    size_t zh_chars[3] = {9, 6, 4};
+    for (int i = 0; i < 3; i++) {
+        se_token_stats st = stats_of(use, zh_texts[i]);
+        CHECK_MSG(st.n_tokens == 2 && st.n_unknown == 1 && st.n_chars == zh_chars[i] && st.n_chars_unknown == zh_chars[i],
+                  "use-lite '%s': %zu tokens, %zu unknown, %zu chars, %zu unknown chars", zh_texts[i], st.n_tokens,
+                  st.n_unknown, st.n_chars, st.n_chars_unknown);
+        /* bert-base-chinese knows every one of them */
+        st = stats_of(zh, zh_texts[i]);
+        CHECK(st.n_tokens == zh_chars[i] && st.n_unknown == 0 && st.n_chars == zh_chars[i] && st.n_chars_unknown == 0);
+    }
+    se_token_stats st = stats_of(use, "How is the weather today?");
+    CHECK(st.n_unknown == 0 && st.n_chars == 21 && st.n_chars_unknown == 0 && st.n_tokens >= 5);
+    /* mixed: 4 of the 17 visible code points are unknown (one fused <unk>) */
+    st = stats_of(use, "I love my 苹果手机 so much");
+    CHECK_MSG(st.n_unknown == 1 && st.n_chars == 17 && st.n_chars_unknown == 4, "mixed: %zu unknown, %zu chars, %zu unknown chars",
+              st.n_unknown, st.n_chars, st.n_chars_unknown);
+    CHECK((double)st.n_chars_unknown / (double)st.n_chars < SE_UNKNOWN_SHARE_WARN);
+    /* WordPiece: an unknown word is one [UNK] for all its code points */
+    st = stats_of(bert, "hello \xE2\x98\x83\xE2\x98\x83\xE2\x98\x83 world"); /* three snowmen: one word, no piece */
+    CHECK_MSG(st.n_tokens == 3 && st.n_unknown == 1 && st.n_chars == 13 && st.n_chars_unknown == 3,
+              "bert snowmen: %zu tokens, %zu unknown, %zu chars, %zu unknown chars", st.n_tokens, st.n_unknown, st.n_chars,
+              st.n_chars_unknown);
+    st = stats_of(bert, "");
+    CHECK(st.n_tokens == 0 && st.n_chars == 0 && st.n_chars_unknown == 0);
+    /* only what the model reads: bert-base-uncased reads 510 content tokens */
+    size_t n = 5000 * 6;
+    char *many = malloc(n + 1);
+    for (size_t i = 0; i < 5000; i++) memcpy(many + 6 * i, "hello ", 6);
+    many[n] = 0;
+    st = stats_of(bert, many);
+    CHECK(st.n_tokens == 510 && st.n_chars == 510 * 5 && st.n_unknown == 0);
+    free(many);
+    /* invalid UTF-8 */
+    se_error err;
+    CHECK(se_tokenize_stats(use, "ab\xFF", 3, &st, &err) == SE_E_UTF8);
+    CHECK(se_tokenize_stats(NULL, "a", 1, &st, &err) == SE_E_INVALID);
+}
+
+/* Returns the count of script name in a se_tokenizer_scripts result (0
+ * when absent). */
+static size_t script_count(const se_script_count *sc, size_t n, const char *name) {
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(sc[i].script, name)) return sc[i].n_pieces;
+    return 0;
+}
+
+/* Item 2: vocabulary coverage by script on real vocabularies. */
+TEST(test_tokenizer_scripts) {
+    se_tokenizer *use = tokenizer_for(use_dir());
+    se_tokenizer *bert = tokenizer_for(TOKDIR "bert-base-uncased");
+    se_tokenizer *zh = tokenizer_for(ZH_DIR);
+    if (!use || !bert || !zh) {
+        CHECK(0);
+        return;
+    }
+    se_script_count sc[16];
+    size_t n = 0, total;
+    se_error err;
+    CHECK(se_tokenizer_scripts(use, sc, 16, &n, &err) == SE_OK);
+    total = 0;
+    for (size_t i = 0; i < n; i++) total += sc[i].n_pieces;
+    printf("  use-lite:");
+    for (size_t i = 0; i < n; i++) printf(" %s %zu", sc[i].script, sc[i].n_pieces);
+    printf("\n");
+    CHECK(total == 8000);
+    CHECK(n >= 1 && !strcmp(sc[0].script, "Latin") && sc[0].n_pieces > 7000);
+    CHECK(script_count(sc, n, "Han") == 0 && script_count(sc, n, "Hangul") == 0 && script_count(sc, n, "Kana") == 0);
+    CHECK(se_tokenizer_scripts(zh, sc, 16, &n, &err) == SE_OK);
+    printf("  bert-base-chinese:");
+    for (size_t i = 0; i < n; i++) printf(" %s %zu", sc[i].script, sc[i].n_pieces);
+    printf("\n");
+    total = 0;
+    for (size_t i = 0; i < n; i++) total += sc[i].n_pieces;
+    CHECK(total == 21128);
+    CHECK(script_count(sc, n, "Han") > 10000 && !strcmp(sc[0].script, "Han"));
+    for (size_t i = 1; i < n; i++) CHECK(sc[i].n_pieces <= sc[i - 1].n_pieces);
+    /* bert-base-uncased: mostly Latin, and some Han characters */
+    CHECK(se_tokenizer_scripts(bert, sc, 16, &n, &err) == SE_OK);
+    CHECK(!strcmp(sc[0].script, "Latin") && script_count(sc, n, "Han") > 100);
+    /* buffer protocol */
+    size_t need = n;
+    CHECK(se_tokenizer_scripts(bert, sc, 1, &n, &err) == SE_E_BUFFER && n == need && !strcmp(sc[0].script, "Latin"));
+}
+
+/* Writes a file in dir and returns SE_OK from loading the folder, or the
+ * error. */
+static se_status load_dir(const char *dir, se_error *err) {
+    se_tokenizer *tok = NULL;
+    se_status s = se_tokenizer_load(dir, &tok, err);
+    CHECK(s == SE_OK ? tok != NULL : tok == NULL);
+    se_tokenizer_free(tok);
+    return s;
+}
+
+/* Removes every entry of dir (files, links, FIFOs, empty dirs). */
+static void clear_dir(const char *dir) {
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s/*", dir);
+    if (system(cmd) != 0) CHECK(0);
+}
+
+/* Item 19: a WordPiece vocabulary without its unknown token is refused at
+ * load, from tokenizer.json and from vocab.txt, naming the token; before,
+ * such tokenizers silently dropped every word they could not split. */
+TEST(test_wordpiece_without_unk) {
+    char dir[] = "/tmp/sembed_tok_XXXXXX";
+    if (!mkdtemp(dir)) {
+        CHECK(0);
+        return;
+    }
+    se_error err;
+    write_file(dir, "tokenizer.json", "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"a\": 0, \"b\": 1}}}");
+    CHECK_MSG(load_dir(dir, &err) == SE_E_FORMAT && strstr(err.msg, "tokenizer.json") && strstr(err.msg, "'[UNK]'"), "%s", err.msg);
+    write_file(dir, "tokenizer.json",
+               "{\"model\": {\"type\": \"WordPiece\", \"unk_token\": \"<oov>\", \"vocab\": {\"a\": 0, \"[UNK]\": 1}}}");
+    CHECK_MSG(load_dir(dir, &err) == SE_E_FORMAT && strstr(err.msg, "'<oov>'"), "%s", err.msg);
+    /* with the token the same file loads, and unknown words become it */
+    write_file(dir, "tokenizer.json",
+               "{\"model\": {\"type\": \"WordPiece\", \"unk_token\": \"<oov>\", \"vocab\": {\"a\": 0, \"<oov>\": 1}}}");
+    se_tokenizer *tok = NULL;
+    CHECK(se_tokenizer_load(dir, &tok, &err) == SE_OK);
+    if (tok) {
+        int32_t ids[8];
+        size_t n = 0;
+        CHECK(se_tokenize(tok, "a zz a", 6, NULL, 0, NULL, ids, NULL, 8, &n, NULL, &err) == SE_OK);
+        CHECK(n == 3 && ids[0] == 0 && ids[1] == 1 && ids[2] == 0);
+        se_tokenizer_free(tok);
+    }
+    clear_dir(dir);
+    write_file(dir, "vocab.txt", "[PAD]\n[CLS]\n[SEP]\nhello\n");
+    CHECK_MSG(load_dir(dir, &err) == SE_E_FORMAT && strstr(err.msg, "vocab.txt") && strstr(err.msg, "'[UNK]'"), "%s", err.msg);
+    write_file(dir, "vocab.txt", "[PAD]\n[UNK]\n[CLS]\n[SEP]\nhello\n");
+    write_file(dir, "tokenizer_config.json", "{\"unk_token\": \"<unk>\"}");
+    CHECK_MSG(load_dir(dir, &err) == SE_E_FORMAT && strstr(err.msg, "'<unk>'"), "%s", err.msg);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) CHECK(0);
+}
+
+/* Item 12: tokenizer files that exist but are not regular files are
+ * refused naming the file (before, they were taken as absent: a broken
+ * tokenizer.json fell back to vocab.txt, a broken tokenizer_config.json to
+ * defaults); a FIFO is never opened; a symlink to a regular file loads. */
+TEST(test_not_regular_files) {
+    char dir[] = "/tmp/sembed_tok_XXXXXX";
+    if (!mkdtemp(dir)) {
+        CHECK(0);
+        return;
+    }
+    const char *vocab = "[PAD]\n[UNK]\n[CLS]\n[SEP]\nhello\n";
+    char path[512], real[512];
+    se_error err;
+    struct {
+        const char *name, *kind, *needle;
+    } bad[] = {
+        {"tokenizer.json", "dir", "directory"},       {"tokenizer.json", "dangling", "missing"},
+        {"tokenizer.json", "fifo", "FIFO"},           {"tokenizer_config.json", "fifo", "FIFO"},
+        {"tokenizer_config.json", "dir", "directory"}, {"special_tokens_map.json", "dangling", "missing"},
+        {"special_tokens_map.json", "dir", "directory"}, {"vocab.txt", "fifo", "FIFO"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        clear_dir(dir);
+        if (strcmp(bad[i].name, "vocab.txt")) write_file(dir, "vocab.txt", vocab);
+        snprintf(path, sizeof path, "%s/%s", dir, bad[i].name);
+        int rc = !strcmp(bad[i].kind, "dir")    ? mkdir(path, 0700)
+                 : !strcmp(bad[i].kind, "fifo") ? mkfifo(path, 0600)
+                                                  : symlink("/nonexistent/sembed-target", path);
+        CHECK(rc == 0);
+        se_status s = load_dir(dir, &err);
+        CHECK_MSG(s == SE_E_IO && strstr(err.msg, bad[i].name) && strstr(err.msg, bad[i].needle), "%s as %s: %s: %s",
+                  bad[i].name, bad[i].kind, se_status_str(s), s ? err.msg : "");
+    }
+    /* a symlink to a regular file is fine (Hugging Face's cache) */
+    clear_dir(dir);
+    snprintf(real, sizeof real, "%s/real-vocab", dir);
+    snprintf(path, sizeof path, "%s/vocab.txt", dir);
+    write_file(dir, "real-vocab", vocab);
+    CHECK(symlink(real, path) == 0);
+    CHECK(load_dir(dir, &err) == SE_OK);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) CHECK(0);
+}
+
+/* Peak resident memory of the process so far, in bytes. */
+static size_t peak_rss(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (size_t)ru.ru_maxrss * 1024;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZED 1 /* shadow memory and ASan's quarantine of freed blocks make RSS and time meaningless */
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+#ifndef SANITIZED
+#define SANITIZED 0
+#endif
+
+/* Tokenizes text with the default truncation and checks the time (below
+ * max_s) and the growth of the peak RSS (far below the 50 MB of the
+ * text). */
+static void check_bounded(const se_tokenizer *tok, const char *label, const char *text, size_t len, bool want_trunc,
+                          double max_s, int32_t *ids, size_t *n) {
+    se_error err;
+    bool trunc = false;
+    size_t before = peak_rss();
+    double t0 = now_s();
+    se_status s = se_tokenize(tok, text, len, NULL, 0, NULL, ids, NULL, 512, n, &trunc, &err);
+    double dt = now_s() - t0;
+    size_t grown = peak_rss() - before;
+    printf("  %s: %.3f s, peak RSS +%.1f MB, %zu ids\n", label, dt, (double)grown / 1e6, *n);
+    CHECK_MSG(s == SE_OK && trunc == want_trunc, "%s: %s", label, s ? err.msg : "truncated flag wrong");
+    if (!SANITIZED) {
+        CHECK_MSG(grown < ((size_t)16 << 20), "%s: peak RSS grew by %zu bytes", label, grown);
+        CHECK_MSG(dt < max_s, "%s: %.2f s", label, dt);
+    }
+}
+
+/* Item 10: a single 50 MB line costs memory and time bounded by the token
+ * budget (USE lite took 1.57 GB and 22 s), and a long text truncated gives
+ * the first ids of the full tokenization of a prefix. Runs first, while
+ * the process's peak RSS is that of its text. */
+TEST(test_long_text_bounded) {
+    size_t len = (size_t)50 << 20;
+    char *text = malloc(len);
+    static const char *words[] = {"the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "again,"};
+    size_t i = 0;
+    unsigned seed = 1;
+    while (i < len) {
+        seed = seed * 1103515245u + 12345u;
+        const char *w = words[(seed >> 16) % 10];
+        size_t wl = strlen(w);
+        if (i + wl + 1 > len) break;
+        memcpy(text + i, w, wl);
+        text[i + wl] = ' ';
+        i += wl + 1;
+    }
+    memset(text + i, 'x', len - i);
+    peak_rss();
+    se_tokenizer *use = tokenizer_for(use_dir());
+    se_tokenizer *bert = tokenizer_for(TOKDIR "bert-base-uncased");
+    if (!use || !bert) {
+        CHECK(0);
+        free(text);
+        return;
+    }
+    static int32_t ids[512], ref[4096];
+    size_t n = 0, nref = 0;
+    se_error err;
+    check_bounded(use, "use-lite, 50 MB of words", text, len, true, 1.0, ids, &n);
+    CHECK(n == se_tokenizer_n_tokens_max(use) && n == 128);
+    /* the same ids as a 6000-byte prefix (cut at a space) tokenized in full */
+    se_tokenize_params full = se_tokenize_default_params(use);
+    full.n_tokens_max = 0;
+    size_t plen = 6000;
+    while (text[plen] != ' ') plen--;
+    CHECK(se_tokenize(use, text, plen, NULL, 0, &full, ref, NULL, 4096, &nref, NULL, &err) == SE_OK && nref > 128);
+    CHECK(memcmp(ids, ref, 128 * sizeof *ids) == 0);
+    /* 10 MB truncated to 64 tokens: the prefix's first 64 */
+    se_tokenize_params p64 = se_tokenize_default_params(use);
+    p64.n_tokens_max = 64;
+    CHECK(se_tokenize(use, text, (size_t)10 << 20, NULL, 0, &p64, ids, NULL, 512, &n, NULL, &err) == SE_OK && n == 64);
+    CHECK(memcmp(ids, ref, 64 * sizeof *ids) == 0);
+    check_bounded(bert, "bert-base-uncased, 50 MB of words", text, len, true, 1.0, ids, &n);
+    CHECK(n == 512 && ids[0] == 101 && ids[511] == 102);
+    se_tokenize_params bfull = se_tokenize_default_params(bert);
+    bfull.n_tokens_max = 0;
+    CHECK(se_tokenize(bert, text, plen, NULL, 0, &bfull, ref, NULL, 4096, &nref, NULL, &err) == SE_OK && nref > 512);
+    CHECK(memcmp(ids, ref, 511 * sizeof *ids) == 0);
+    /* a pair of 25 MB texts: each side read only to the budget */
+    size_t before = peak_rss();
+    bool trunc = false;
+    CHECK(se_tokenize(bert, text, len / 2, text + len / 2, len / 2, NULL, ids, NULL, 512, &n, &trunc, &err) == SE_OK);
+    CHECK(n == 512 && trunc);
+    if (!SANITIZED) CHECK(peak_rss() - before < ((size_t)16 << 20));
+    /* one 10 MB word: WordPiece no longer stores it (but reads it all to
+     * find its end: O(n) time), Unigram cuts its window; and 10 MB of Han
+     * (unknown to USE lite: one fused <unk> stands for all of it, so it is
+     * read to the end too) */
+    size_t len10 = (size_t)10 << 20;
+    memset(text, 'a', len10);
+    check_bounded(bert, "bert-base-uncased, one 10 MB word", text, len10, false, 5.0, ids, &n);
+    CHECK(n == 3 && ids[1] == 100);
+    for (i = 0; i + 3 <= len10; i += 3) memcpy(text + i, "\xE8\x8B\xB9", 3); /* U+82F9 */
+    se_token_stats st;
+    before = peak_rss();
+    double t0 = now_s();
+    se_status sst = se_tokenize_stats(use, text, i, &st, &err);
+    CHECK_MSG(sst == SE_OK, "stats of 10 MB of Han: %s", err.msg);
+    printf("  use-lite stats, 10 MB of Han: %.3f s, peak RSS +%.1f MB\n", now_s() - t0, (double)(peak_rss() - before) / 1e6);
+    CHECK(st.n_tokens == 2 && st.n_unknown == 1 && st.n_chars == i / 3 && st.n_chars_unknown == i / 3);
+    if (!SANITIZED) CHECK(peak_rss() - before < ((size_t)16 << 20));
+    memset(text, 'a', len);
+    before = peak_rss();
+    se_status s = se_tokenize(use, text, len, NULL, 0, NULL, ids, NULL, 512, &n, &trunc, &err);
+    printf("  use-lite, one 50 MB word: peak RSS +%.1f MB\n", (double)(peak_rss() - before) / 1e6);
+    CHECK(s == SE_OK && n == 128 && trunc);
+    if (!SANITIZED) CHECK(peak_rss() - before < ((size_t)16 << 20));
+    free(text);
+}
+
+/* Item 10: limits checked before a tokenizer file is parsed: its size,
+ * its number of JSON values, its number of vocabulary entries; the error
+ * names the file and the limit. */
+TEST(test_tokenizer_file_limits) {
+    char dir[] = "/tmp/sembed_tok_XXXXXX";
+    if (!mkdtemp(dir)) {
+        CHECK(0);
+        return;
+    }
+    char path[512];
+    se_error err;
+    /* 65 MiB (sparse): refused without being read */
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    FILE *f = fopen(path, "wb");
+    CHECK(f && ftruncate(fileno(f), (off_t)65 << 20) == 0);
+    fclose(f);
+    CHECK_MSG(load_dir(dir, &err) == SE_E_RANGE && strstr(err.msg, "tokenizer.json") && strstr(err.msg, "64 MiB"), "%s", err.msg);
+    /* 5M JSON values in 10 MB: refused before jansson builds them */
+    size_t nv = 5000000;
+    char *big = malloc(2 * nv + 200);
+    size_t k = (size_t)sprintf(big, "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"[UNK]\": 0}}, \"x\": [");
+    for (size_t i = 0; i < nv; i++) big[k++] = '0', big[k++] = ',';
+    k--;
+    k += (size_t)sprintf(big + k, "]}");
+    f = fopen(path, "wb");
+    fwrite(big, 1, k, f);
+    fclose(f);
+    size_t before = peak_rss();
+    CHECK_MSG(load_dir(dir, &err) == SE_E_RANGE && strstr(err.msg, "tokenizer.json") && strstr(err.msg, "4194304"), "%s", err.msg);
+    printf("  5M-value tokenizer.json refused: peak RSS +%.1f MB\n", (double)(peak_rss() - before) / 1e6);
+    if (!SANITIZED) CHECK(peak_rss() - before < ((size_t)64 << 20));
+    /* 16385 added tokens */
+    k = (size_t)sprintf(big, "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"[UNK]\": 0}}, \"added_tokens\": [");
+    for (int i = 0; i < 16385; i++) k += (size_t)sprintf(big + k, "%s{\"id\": 0, \"content\": \"t%d\"}", i ? "," : "", i);
+    k += (size_t)sprintf(big + k, "]}");
+    f = fopen(path, "wb");
+    fwrite(big, 1, k, f);
+    fclose(f);
+    CHECK_MSG(load_dir(dir, &err) == SE_E_RANGE && strstr(err.msg, "added_tokens") && strstr(err.msg, "16384"), "%s", err.msg);
+    unlink(path);
+    /* a vocab.txt of 2M + 1 entries */
+    size_t ne = ((size_t)2 << 20) + 1;
+    char *v = malloc(ne * 9 + 64);
+    k = (size_t)sprintf(v, "[UNK]\n[CLS]\n[SEP]\n");
+    for (size_t i = 3; i < ne; i++) k += (size_t)sprintf(v + k, "w%zu\n", i);
+    snprintf(path, sizeof path, "%s/vocab.txt", dir);
+    f = fopen(path, "wb");
+    fwrite(v, 1, k, f);
+    fclose(f);
+    CHECK_MSG(load_dir(dir, &err) == SE_E_RANGE && strstr(err.msg, "vocab.txt") && strstr(err.msg, "2097152"), "%s", err.msg);
+    free(v);
+    free(big);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) CHECK(0);
+}
+
 int main(void) {
+    RUN(test_long_text_bounded); /* first: it measures the peak RSS */
     load_cases(TOKDIR "tokenizer-cases.jsonl", false);
     load_cases("tests/fixtures/models/pair-cases.jsonl", true);
     RUN(expected_ids);
     RUN(threads);
     RUN(api_details);
     RUN(broken_files);
+    RUN(test_stats_unknown_share);
+    RUN(test_tokenizer_scripts);
+    RUN(test_wordpiece_without_unk);
+    RUN(test_not_regular_files);
+    RUN(test_tokenizer_file_limits);
     for (int i = 0; i < 16; i++) {
         free(toks[i].dir);
         se_tokenizer_free(toks[i].tok);

@@ -15,6 +15,7 @@
  * The model folder is models/use-lite (SE_USE_MODEL overrides).
  */
 #include <jansson.h>
+#include <stdlib.h>
 
 #include "sembed.h"
 #include "test.h"
@@ -272,6 +273,104 @@ TEST(graph_nodes) {
     json_decref(inter);
 }
 
+/* ==== config.json fields (issue 9 item 3) ==== */
+
+static char use_tmp[256];
+
+/* Builds use_tmp/m: a copy of the model's config.json beside symlinks to
+ * its weights and tokenizer files (the model is large; the links also
+ * check that symlinked model files load). */
+static bool use_copy(void) {
+    char cmd[4096], abs_dir[1024];
+    if (!realpath(model_dir, abs_dir)) return false;
+    snprintf(cmd, sizeof cmd,
+             "rm -rf %s/m && mkdir %s/m && cp %s/config.json %s/m/ && for f in model.safetensors tokenizer.json "
+             "tokenizer_config.json; do ln -s %s/$f %s/m/$f; done",
+             use_tmp, use_tmp, abs_dir, use_tmp, abs_dir, use_tmp);
+    return system(cmd) == 0;
+}
+
+/* Sets field key of use_tmp/m/config.json to the JSON text val, verbatim. */
+static void use_set(const char *key, const char *val) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/m/config.json", use_tmp);
+    json_error_t je;
+    json_t *j = json_load_file(path, 0, &je);
+    if (!j) return;
+    json_object_set_new(j, key, json_string("@@VALUE@@"));
+    char *txt = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(j);
+    char *at = strstr(txt, "\"@@VALUE@@\"");
+    FILE *f = fopen(path, "wb");
+    if (f && at) {
+        fwrite(txt, 1, (size_t)(at - txt), f);
+        fputs(val, f);
+        fputs(at + strlen("\"@@VALUE@@\""), f);
+    }
+    if (f) fclose(f);
+    free(txt);
+}
+
+/* Loads the copy with key = val and expects SE_E_FORMAT naming
+ * config.json and the field. */
+static void use_bad(const char *key, const char *val) {
+    if (!use_copy()) {
+        CHECK(0);
+        return;
+    }
+    use_set(key, val);
+    char path[300], needle[128];
+    snprintf(path, sizeof path, "%s/m", use_tmp);
+    snprintf(needle, sizeof needle, "config.json: field '%s'", key);
+    se_model *m = NULL;
+    se_error err = {0};
+    se_status s = se_model_load(path, NULL, &m, &err);
+    CHECK_MSG(s == SE_E_FORMAT && m == NULL, "%s = %s: got %s (%s)", key, val, se_status_str(s), err.msg);
+    CHECK_MSG(strstr(err.msg, needle) != NULL, "%s = %s: message '%s' does not name '%s'", key, val, err.msg, needle);
+    se_model_free(m);
+}
+
+TEST(test_use_config_fields) {
+    snprintf(use_tmp, sizeof use_tmp, "/tmp/sembed_use_XXXXXX");
+    if (!mkdtemp(use_tmp)) {
+        CHECK(0);
+        return;
+    }
+    /* the untouched copy loads and encodes as the original does */
+    CHECK(use_copy());
+    char path[300];
+    snprintf(path, sizeof path, "%s/m", use_tmp);
+    se_model *m = NULL;
+    se_error err = {0};
+    CHECK_MSG(se_model_load(path, NULL, &m, &err) == SE_OK, "%s", err.msg);
+    /* and is the same model: the fingerprint hashes contents, not paths */
+    char fa[SE_FINGERPRINT_MAX] = "", fb[SE_FINGERPRINT_MAX] = "";
+    CHECK(m && se_model_fingerprint(m, fa, sizeof fa, &err) == SE_OK);
+    CHECK(se_model_fingerprint(model, fb, sizeof fb, &err) == SE_OK);
+    CHECK_MSG(strcmp(fa, fb) == 0 && strncmp(fa, "arch=use-lite dim=512 dtype=f32 config=", 39) == 0, "'%s' vs '%s'", fa, fb);
+    se_model_free(m);
+    /* SIGFPE at model_folder.c:151 before the fix */
+    use_bad("num_attention_heads", "null");
+    /* loaded a model with no layers before the fix */
+    use_bad("num_hidden_layers", "null");
+    static const char *ints[] = {"vocab_size", "embedding_size", "hidden_size", "num_hidden_layers",
+                                 "num_attention_heads", "intermediate_size", "max_position_embeddings"};
+    static const char *bad_ints[] = {"null", "12.5", "true", "\"4\"", "1e300", "99999999999999999999999"};
+    for (size_t i = 0; i < sizeof ints / sizeof *ints; i++)
+        for (size_t k = 0; k < sizeof bad_ints / sizeof *bad_ints; k++) use_bad(ints[i], bad_ints[k]);
+    use_bad("layer_norm_eps", "null");
+    use_bad("layer_norm_eps", "false");
+    use_bad("embedding_scale", "null");
+    use_bad("embedding_scale", "1e300");
+    use_bad("hidden_act", "null");
+    use_bad("attention_q_scales", "[null, 0.0883883461]");
+    use_bad("attention_q_scales", "[0.125, 1e300]");
+    use_bad("attention_q_scales", "null");
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", use_tmp);
+    if (system(cmd) != 0) fprintf(stderr, "cleanup failed\n");
+}
+
 int main(void) {
     model_dir = getenv("SE_USE_MODEL") ? getenv("SE_USE_MODEL") : "models/use-lite";
     se_error err;
@@ -285,6 +384,7 @@ int main(void) {
     RUN(graph_nodes);
     RUN(bf16);
     RUN(int8);
+    RUN(test_use_config_fields);
     se_model_free(model);
     return test_report("test_use");
 }

@@ -12,6 +12,15 @@ Dense / Normalize modules and the safetensors writer are written out below from 
 published definitions, so that the C code is tested against a second implementation
 rather than against itself.
 
+Since issue 10 it also writes MPNet, XLM-R, BERT-with-XLM-R-tokenizer and cross-encoder
+folders (MPNetModel, XLMRobertaModel, Bert/XLMRobertaForSequenceClassification, the
+CrossEncoder activations and rank), in F16/BF16, sharded safetensors and pytorch_model.bin;
+their sentencepiece ids come from Debian's python3-sentencepiece (apt-get install
+python3-sentencepiece) with XLMRobertaTokenizer's fairseq offset, their tokenizer.json from
+tools/gen_sentencepiece_oracles.py, and, when node and @anush008/tokenizers are installed
+($NPM_ORACLES), the ids are compared with the real Hugging Face tokenizers library.  See
+tests/fixtures/models/README.md.
+
 Before writing anything the tokenizer is checked against every `bert` and `mpnet`
 case in ../shared/data/tokenizer-cases.jsonl (real Hugging Face outputs); any mismatch
 aborts the run.  Output is deterministic (fixed seeds, one torch thread): running the
@@ -978,6 +987,54 @@ Rerunning gives byte-identical files.
 The reference for F16/BF16 folders is computed in float32 from exactly the stored
 half-precision values.
 
+## Issue 10 folders: MPNet, XLM-R, BERT with an XLM-R tokenizer, cross-encoders
+
+The same script writes these from forward passes written out from Hugging Face's
+`modeling_mpnet.py`, `modeling_xlm_roberta.py` (RoBERTa's embeddings, BERT's post-LN body) and
+`BertForSequenceClassification` / `XLMRobertaClassificationHead`, and sentence-transformers'
+`CrossEncoder`.  Configurations carry every field of the named real model's `config.json`,
+with the shape scaled down.  The forward is batched with an attention mask; for every folder
+the script checks that each sentence (pair) alone gives the same hidden states and logits,
+within 1e-5, as inside one right-padded batch of all of them (`batch_self_check_max_diff` in
+the header), and aborts otherwise.  The expected values are those of the sentence alone.
+
+| folder | like | tokenizer | model | storage | modules |
+| --- | --- | --- | --- | --- | --- |
+| `mpnet-mean-norm` | all-mpnet-base-v2 | `vocab.txt` (`mpnet-derived`) + `tokenizer_config.json` (MPNetTokenizer, lowercase, unk `[UNK]`), `<s> A </s>` | MPNet H=12 L=2 heads=3 I=24 gelu, eps 1e-5, 40 positions, no prefix, `pooler.*`, I64 `embeddings.position_ids` | F32 `model.safetensors` | max_seq_length 24, mean, Normalize |
+| `mpnet-prefix-max-f16` | an MPNetForMaskedLM checkpoint | as above | MPNet H=8 L=1 heads=2 I=16, 30 positions, names prefixed `mpnet.`, no pooler, unused `lm_head.*` (decoder tied, absent) | F16 `model.safetensors` | max_seq_length 28, max, no Normalize |
+| `xlmr-mean-norm-bf16` | multilingual-e5-base | `sentencepiece.bpe.model` (= `test_model.model`, 1000 pieces) + `tokenizer.json` (legacy converter) | XLMRobertaModel H=24 L=2 heads=4 I=48, eps 1e-5, 34 positions, type_vocab_size 1, names prefixed `roberta.` | BF16, two shards + `model.safetensors.index.json` | max_seq_length 32, mean, Normalize |
+| `xlmr-cls-norm-bin` | BAAI/bge-m3 | `sentencepiece.bpe.model` (= `test_ja_model.model`, 8000 pieces) + `tokenizer.json` (current converter) | XLMRobertaModel H=12 L=2 heads=2 I=24, 42 positions, no prefix, I64 `embeddings.position_ids` | F32 `pytorch_model.bin` only (torch.save, zip) | max_seq_length 40, CLS, Normalize |
+| `bert-xlmr-tok-f16` | paraphrase-multilingual-MiniLM-L12-v2 | XLM-R files (`test_model`, legacy converter), XLMRobertaTokenizer | `model_type: bert`, BertModel H=16 L=2 heads=4 I=32, 40 positions, vocab 1002, `pad_token_id` 0 in the config as in the real one (the tokenizer pads with `<pad>` = 1; BERT's positions do not depend on it), token types all 0 | F16 `model.safetensors`, I64 `embeddings.position_ids` | max_seq_length 20, mean, no Normalize |
+| `ce-bert-1` | cross-encoder/ms-marco-MiniLM-L6-v2 | `vocab.txt` (bert-base-uncased), model_max_length 32, `[CLS] A [SEP] B [SEP]`, types 0/1 | BertForSequenceClassification H=8 L=2 heads=2 I=16, 40 positions, `bert.` prefix, `bert.pooler.dense` + `classifier`, num_labels 1, config `sentence_transformers.activation_fn` Sigmoid | F32 `model.safetensors`, I64 position_ids | CrossEncoder, sigmoid |
+| `ce-bert-3-bin` | a 3-label NLI cross-encoder | as above, model_max_length 36 | the same head with num_labels 3 (contradiction/entailment/neutral), H=8 L=1, 36 positions | F32 `pytorch_model.bin` only, I64 position_ids | CrossEncoder, identity (softmax given too) |
+| `ce-xlmr-1` | BAAI/bge-reranker-base | XLM-R files (`test_model`, legacy converter), model_max_length 32, `<s> A </s></s> B </s>` | XLMRobertaForSequenceClassification H=16 L=2 heads=4 I=32, 34 positions, `roberta.` prefix (no pooler), `classifier.dense` + `classifier.out_proj`, num_labels 1 | F32 `model.safetensors` | CrossEncoder, sigmoid |
+
+Details every implementation must match:
+
+- **RoBERTa positions** (XLM-R and MPNet): position id = padding_idx + 1 + the token's index
+  among the real tokens, padding positions = padding_idx (padding_idx = `pad_token_id` = 1); so a
+  sequence of T tokens uses rows 2..T+1 and `max_position_embeddings` = max_seq_length + 2.
+- **MPNet relative position bias**: `encoder.relative_attention_bias.weight` is (32 buckets,
+  heads); bucket of (key position - query position) over the padded length with
+  `relative_position_bucket` (bidirectional: 16 buckets a side, 8 exact distances, then
+  logarithmic in float32 up to distance 128, truncated toward zero, capped at the side's last
+  bucket); computed once, added to every layer's scaled scores before the mask.  No token types.
+- **XLM-R ids**: python3-sentencepiece's segmentation of the text with XLMRobertaTokenizer's
+  fairseq offset: `<s>`=0 `<pad>`=1 `</s>`=2 `<unk>`=3, sentencepiece piece i -> i+1
+  (its own `<unk>` 0 -> 3), `<mask>` = pieces + 1 (vocab_size = pieces + 2).  The folder's
+  `tokenizer.json` is the one `tools/gen_sentencepiece_oracles.py` builds the way Hugging Face's
+  XLMRobertaConverter does; the script runs the real Hugging Face tokenizers library
+  (`@anush008/tokenizers` via `tools/sentencepiece_hf_oracle.js`, when installed in
+  `$NPM_ORACLES`, default /work/npm-oracles) on every fixture text and pair (untruncated) and
+  records the result in the header's `hf_tokenizers_check`; a sentence where it disagrees with
+  sentencepiece would carry `hf_ids` (none does today).
+- **Cross-encoders**: CrossEncoder strips each text (Python str.strip; the fixture pairs have
+  no surrounding whitespace) and adds nothing else before the tokenizer; truncation is `longest_first` to `max_length` = the tokenizer's model_max_length
+  (the fast tokenizer's algorithm, as for `pair-cases.jsonl`), counting 3 specials for BERT and
+  4 for XLM-R.  The BERT head is `classifier(tanh(bert.pooler.dense(h[CLS])))`, the XLM-R head
+  `out_proj(tanh(classifier.dense(h[<s>])))`.  CrossEncoder.predict's default activation is
+  sigmoid for one label and identity for more (`apply_softmax=True` gives the softmax).
+
 ## Files
 
 - `sentences.jsonl` — the sentences (one JSON string a line, UTF-8, no raw newlines), shared
@@ -995,13 +1052,795 @@ half-precision values.
   `token_type_ids`, `tokens`), for the English uncased and the Chinese vocabulary (`model`
   names the folder whose tokenizer applies).
 
+- `<cross-encoder>/expected.jsonl` — line 1 a header (`magic`, `version`, tool versions,
+  `model`, `architecture`, `num_labels`, `max_length`, `activation`, `rank`, `notes`); `rank` is
+  `CrossEncoder.rank(query, documents)` for the first six pairs (`query`, `documents`, `order` =
+  document indices by descending score, `scores` and `raw_scores` in that order; null for
+  several labels, where rank does not apply).  Then one object per pair: `text`, `text_pair`,
+  `ids`, `token_type_ids`, `tokens`, `lengths_before` (content tokens of each text before
+  truncation), `truncated`, `hidden_states` (as above), `logits` (raw, num_labels floats),
+  `scores` (the default activation applied), (`softmax` where num_labels > 1).
+- The issue-10 encoder folders' headers add `architecture`, `model_type`, `like`,
+  `batch_self_check_max_diff` and `hf_tokenizers_check`.
+
 ## Licence
 
 The vocabularies (`vocab.txt`) and `tokenizer.json` files are copies of the published
 files of Google's BERT models (bert-base-uncased, bert-base-chinese) as distributed on the
 Hugging Face hub (sentence-transformers/all-MiniLM-L6-v2's tokenizer.json), licensed
-Apache-2.0.  Everything else here is generated by `tools/gen_fixtures.py`.
+Apache-2.0.  `mpnet-*/vocab.txt` is all-mpnet-base-v2's vocabulary (the same BERT vocabulary
+with `<s> <pad> </s> <unk>` first and `<mask>` last), Apache-2.0.  The `sentencepiece.bpe.model`
+files are copies of `test_model.model` and `test_ja_model.model` from the sentencepiece
+project's tests (Apache-2.0); the `tokenizer.json` beside them is derived from them.
+Everything else here is generated by `tools/gen_fixtures.py`.
 """
+
+
+
+# ===========================================================================
+# Issue 10: MPNet, XLM-R, BERT with an XLM-R tokenizer, cross-encoders,
+# F16/BF16, sharded safetensors and pytorch_model.bin
+# ===========================================================================
+#
+# Everything below is written out from the published definitions (Hugging Face
+# transformers' modeling_mpnet.py, modeling_roberta.py / modeling_xlm_roberta.py,
+# modeling_bert.py's BertForSequenceClassification, XLMRobertaTokenizer, and
+# sentence-transformers' Transformer / Pooling / Normalize / CrossEncoder); no
+# code of those libraries is imported.  The forward pass is batched (B, T) with an
+# attention mask so that the script can check, for every new model, that a
+# sentence alone gives the same numbers as the same sentence inside a right-padded
+# batch (self_check_batching); the expected values are those of the sentence
+# alone (a batch of one, no padding).
+
+SPM_DIR = os.path.join(DATA, "sentencepiece")
+NPM_ORACLES = os.environ.get("NPM_ORACLES", "/work/npm-oracles")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+
+class XlmrTokenizer:
+    """XLMRobertaTokenizer over a sentencepiece Unigram model: python3-sentencepiece
+    segments the text; ids get the fairseq offset (<s>=0 <pad>=1 </s>=2 <unk>=3,
+    sentencepiece piece i -> i + 1, sentencepiece's own <unk> (0) -> 3, <mask> =
+    pieces + 1).  Template <s> A </s> / <s> A </s></s> B </s>, all token type 0."""
+
+    def __init__(self, model_name):
+        import sentencepiece as spm
+        self.path = os.path.join(SPM_DIR, model_name + ".model")
+        self.sp = spm.SentencePieceProcessor(model_file=self.path)
+        n = self.sp.get_piece_size()
+        assert (self.sp.unk_id(), self.sp.bos_id(), self.sp.eos_id()) == (0, 1, 2), model_name
+        self.vocab_size = n + 2
+        self.mask_id = n + 1
+        self.cls_id, self.pad_id, self.sep_id, self.unk_id = 0, 1, 2, 3
+        self.template = "xlmr"
+
+    def tokenize(self, text):
+        ids = self.sp.encode(text)
+        toks = ["<unk>" if i == 0 else self.sp.id_to_piece(i) for i in ids]
+        return list(zip(toks, [3 if i == 0 else i + 1 for i in ids]))
+
+    def encode(self, text, pair=None, max_length=None):
+        ta = self.tokenize(text)
+        tb = self.tokenize(pair) if pair is not None else None
+        na, nb = len(ta), (len(tb) if tb is not None else 0)
+        if max_length is not None:
+            budget = max_length - (4 if pair is not None else 2)
+            ta, tb = BertTokenizer.truncate_longest_first(ta, tb, budget)
+        truncated = len(ta) != na or (tb is not None and len(tb) != nb)
+        seq = [("<s>", 0)] + ta + [("</s>", 2)]
+        if tb is not None:
+            seq += [("</s>", 2)] + tb + [("</s>", 2)]
+        return {"ids": [i for _, i in seq], "token_type_ids": [0] * len(seq),
+                "tokens": [t for t, _ in seq], "truncated": truncated,
+                "lengths": [na, nb] if tb is not None else [na]}
+
+
+_XLMR_CACHE = {}
+
+
+def xlmr_tokenizer(model_name):
+    if model_name not in _XLMR_CACHE:
+        _XLMR_CACHE[model_name] = XlmrTokenizer(model_name)
+    return _XLMR_CACHE[model_name]
+
+
+def hf_oracle_ids(tokenizer_json_path, charsmap, texts, pairs=()):
+    """Ids the real Hugging Face tokenizers library (npm @anush008/tokenizers, run by
+    tools/sentencepiece_hf_oracle.js) gives for texts with the folder's tokenizer.json;
+    None when node or the package is missing.  Pairs are encoded without truncation."""
+    import subprocess
+    import tempfile
+    js = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sentencepiece_hf_oracle.js")
+    if not os.path.isdir(os.path.join(NPM_ORACLES, "node_modules", "@anush008")) or not shutil.which("node"):
+        return None
+    tmp = tempfile.mkdtemp(prefix="sembed-fix-")
+    try:
+        lines = list(texts)
+        for a, b in pairs:
+            lines += [a, b]
+        cp = os.path.join(tmp, "charsmap")
+        with open(cp, "wb") as f:
+            f.write(charsmap)
+        corpus = os.path.join(tmp, "corpus.jsonl")
+        with open(corpus, "w", encoding="utf-8") as f:
+            for t in lines:
+                f.write(json.dumps(t, ensure_ascii=False) + "\n")
+        outp = os.path.join(tmp, "out.jsonl")
+        env = dict(os.environ, NODE_PATH=os.path.join(NPM_ORACLES, "node_modules"))
+        subprocess.run(["node", js, tokenizer_json_path, cp, corpus, outp, str(len(lines))],
+                       check=True, env=env)
+        with open(outp, encoding="utf-8") as f:
+            recs = [json.loads(l) for l in f if l.strip()]
+        singles = [r["ids"] for r in recs[:len(texts)]]
+        pair_ids = [recs[len(texts) + 2 * i]["pair_ids"] for i in range(len(pairs))]
+        return singles, pair_ids
+    finally:
+        shutil.rmtree(tmp)
+
+
+def make_mpnet_params(rng, cfg, pooler=True):
+    """float32 parameters under HF MPNetModel names (no prefix)."""
+    H, I, V, P = cfg["hidden_size"], cfg["intermediate_size"], cfg["vocab_size"], cfg["max_position_embeddings"]
+    p = {}
+
+    def ln(name):
+        p[name + ".weight"] = 1.0 + rng.normal((H,), 0.1)
+        p[name + ".bias"] = rng.normal((H,), 0.1)
+
+    def lin(name, out_f, in_f, std=0.2):
+        p[name + ".weight"] = rng.normal((out_f, in_f), std)
+        p[name + ".bias"] = rng.normal((out_f,), 0.1)
+
+    qk_std = 1.6 / math.sqrt(H)
+    p["embeddings.word_embeddings.weight"] = rng.normal((V, H), 0.5)
+    p["embeddings.position_embeddings.weight"] = rng.normal((P, H), 0.5)
+    ln("embeddings.LayerNorm")
+    for i in range(cfg["num_hidden_layers"]):
+        pre = "encoder.layer.%d." % i
+        lin(pre + "attention.attn.q", H, H, qk_std)
+        lin(pre + "attention.attn.k", H, H, qk_std)
+        lin(pre + "attention.attn.v", H, H)
+        lin(pre + "attention.attn.o", H, H)
+        ln(pre + "attention.LayerNorm")
+        lin(pre + "intermediate.dense", I, H)
+        lin(pre + "output.dense", H, I)
+        ln(pre + "output.LayerNorm")
+    # a large spread so that the bias visibly changes attention
+    p["encoder.relative_attention_bias.weight"] = rng.normal(
+        (cfg["relative_attention_num_buckets"], cfg["num_attention_heads"]), 1.0)
+    if pooler:
+        lin("pooler.dense", H, H)
+    return p
+
+
+def mpnet_relative_bucket(rel, num_buckets=32, max_distance=128):
+    """MPNetEncoder.relative_position_bucket: rel = key position - query position.
+    Half the buckets for keys before the query (n > 0 below), half after; within a
+    half, distances < max_exact exact, then logarithmic up to max_distance (the
+    float32 log of torch, truncated toward zero), capped at the last bucket."""
+    n = -rel
+    half = num_buckets // 2
+    ret = (n < 0).to(torch.long) * half
+    n = torch.abs(n)
+    max_exact = half // 2
+    is_small = n < max_exact
+    large = max_exact + (torch.log(n.float() / max_exact) / math.log(max_distance / max_exact)
+                         * (half - max_exact)).to(torch.long)
+    large = torch.min(large, torch.full_like(large, half - 1))
+    return ret + torch.where(is_small, n, large)
+
+
+def encoder_forward(W, cfg, kind, ids, mask, types=None):
+    """Batched encoder forward, float32, eager attention.  kind: 'bert' (BertModel:
+    positions 0..T-1, token types), 'xlmr' (XLMRobertaModel: BERT's post-LN body,
+    positions padding_idx+1.. over real tokens, padding positions = padding_idx,
+    token type 0), 'mpnet' (MPNetModel: RoBERTa positions, no token types, q/k/v/o
+    attention plus the relative position bias computed once over the padded length
+    and added to every layer's scores).  ids, mask: (B, T) int64 / float32.
+    Returns the L+1 hidden states (B, T, H)."""
+    H, NH = cfg["hidden_size"], cfg["num_attention_heads"]
+    hd = H // NH
+    eps = cfg["layer_norm_eps"]
+    act = act_fn(cfg["hidden_act"])
+    B, T = ids.shape
+    if kind == "bert":
+        pos = torch.arange(T, dtype=torch.int64)[None].expand(B, T)
+    else:
+        pad = cfg["pad_token_id"]
+        real = (ids != pad).to(torch.int64)
+        pos = torch.cumsum(real, dim=1) * real + pad
+    x = W["embeddings.word_embeddings.weight"][ids]
+    if kind != "mpnet":  # XLM-R has one token type (0); BERT takes the tokenizer's
+        tt = torch.zeros_like(ids) if types is None or kind == "xlmr" else types
+        x = x + W["embeddings.token_type_embeddings.weight"][tt]
+    x = x + W["embeddings.position_embeddings.weight"][pos]
+    x = F.layer_norm(x, (H,), W["embeddings.LayerNorm.weight"], W["embeddings.LayerNorm.bias"], eps)
+    states = [x]
+    ext = (1.0 - mask)[:, None, None, :] * torch.finfo(torch.float32).min
+    bias = None
+    if kind == "mpnet":
+        ar = torch.arange(T, dtype=torch.int64)
+        bucket = mpnet_relative_bucket(ar[None, :] - ar[:, None],
+                                       num_buckets=cfg["relative_attention_num_buckets"])
+        bias = W["encoder.relative_attention_bias.weight"][bucket].permute(2, 0, 1)[None]  # 1,NH,T,T
+    names = {"bert": ("attention.self.query", "attention.self.key", "attention.self.value",
+                      "attention.output.dense", "attention.output.LayerNorm"),
+             "mpnet": ("attention.attn.q", "attention.attn.k", "attention.attn.v",
+                       "attention.attn.o", "attention.LayerNorm")}[
+        "mpnet" if kind == "mpnet" else "bert"]
+    for i in range(cfg["num_hidden_layers"]):
+        pre = "encoder.layer.%d." % i
+
+        def lin(name, inp):
+            return F.linear(inp, W[pre + name + ".weight"], W[pre + name + ".bias"])
+
+        q = lin(names[0], x).view(B, T, NH, hd).transpose(1, 2)
+        k = lin(names[1], x).view(B, T, NH, hd).transpose(1, 2)
+        v = lin(names[2], x).view(B, T, NH, hd).transpose(1, 2)
+        scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(hd)
+        if bias is not None:
+            scores = scores + bias
+        scores = scores + ext
+        probs = torch.softmax(scores, dim=-1)
+        ctx = torch.matmul(probs, v).transpose(1, 2).reshape(B, T, H)
+        a = lin(names[3], ctx)
+        x = F.layer_norm(a + x, (H,), W[pre + names[4] + ".weight"], W[pre + names[4] + ".bias"], eps)
+        h = act(lin("intermediate.dense", x))
+        o = lin("output.dense", h)
+        x = F.layer_norm(o + x, (H,), W[pre + "output.LayerNorm.weight"],
+                         W[pre + "output.LayerNorm.bias"], eps)
+        states.append(x)
+    return states
+
+
+def check_against_bert_forward(name, W, cfg, encs, alone):
+    """The batched encoder_forward in BERT mode must reproduce bert_forward (the
+    single-sequence forward behind the original fixtures) to 1e-6 on every input."""
+    for e, st in zip(encs, alone):
+        ref = bert_forward(W, cfg, e["ids"], e["token_type_ids"])
+        d = max((a - b).abs().max().item() for a, b in zip(ref, st))
+        if d > 1e-6:
+            sys.exit("%s: encoder_forward differs from bert_forward by %g" % (name, d))
+
+
+def classifier_head(Wh, head, h0):
+    """Sequence-classification heads on the first token's final hidden state h0 (B, H).
+    'bert': BertForSequenceClassification = BertPooler (dense, tanh) then classifier;
+    'xlmr': XLMRobertaClassificationHead = dense, tanh, out_proj.  Dropout is off."""
+    if head == "bert":
+        p = torch.tanh(F.linear(h0, Wh["bert.pooler.dense.weight"], Wh["bert.pooler.dense.bias"]))
+        return F.linear(p, Wh["classifier.weight"], Wh["classifier.bias"])
+    p = torch.tanh(F.linear(h0, Wh["classifier.dense.weight"], Wh["classifier.dense.bias"]))
+    return F.linear(p, Wh["classifier.out_proj.weight"], Wh["classifier.out_proj.bias"])
+
+
+def batch_of(encs, pad_id):
+    """Right-padded (B, T) ids / types / mask of a list of encodings."""
+    T = max(len(e["ids"]) for e in encs)
+    ids = torch.full((len(encs), T), pad_id, dtype=torch.int64)
+    types = torch.zeros((len(encs), T), dtype=torch.int64)
+    mask = torch.zeros((len(encs), T), dtype=torch.float32)
+    for b, e in enumerate(encs):
+        n = len(e["ids"])
+        ids[b, :n] = torch.tensor(e["ids"], dtype=torch.int64)
+        types[b, :n] = torch.tensor(e["token_type_ids"], dtype=torch.int64)
+        mask[b, :n] = 1.0
+    return ids, types, mask
+
+
+def self_check_batching(name, W, cfg, kind, encs, pad_id, alone):
+    """Every sentence's states inside one right-padded batch must equal (1e-5) the
+    states of the sentence alone; returns the largest difference seen."""
+    ids, types, mask = batch_of(encs, pad_id)
+    states = encoder_forward(W, cfg, kind, ids, mask, types)
+    worst = 0.0
+    for b, e in enumerate(encs):
+        n = len(e["ids"])
+        for layer, s in enumerate(states):
+            d = (s[b, :n] - alone[b][layer]).abs().max().item()
+            worst = max(worst, d)
+    if worst > 1e-5:
+        sys.exit("%s: batched forward differs from the forward alone by %g" % (name, worst))
+    return worst
+
+
+def mpnet_config(V, H, L, NH, I, P, dtype):
+    """all-mpnet-base-v2's config.json, every field, with the shape scaled down."""
+    return {
+        "_name_or_path": "microsoft/mpnet-base",
+        "architectures": ["MPNetForMaskedLM"],
+        "attention_probs_dropout_prob": 0.1,
+        "bos_token_id": 0,
+        "eos_token_id": 2,
+        "hidden_act": "gelu",
+        "hidden_dropout_prob": 0.1,
+        "hidden_size": H,
+        "initializer_range": 0.02,
+        "intermediate_size": I,
+        "layer_norm_eps": 1e-05,
+        "max_position_embeddings": P,
+        "model_type": "mpnet",
+        "num_attention_heads": NH,
+        "num_hidden_layers": L,
+        "pad_token_id": 1,
+        "relative_attention_num_buckets": 32,
+        "torch_dtype": dtype,
+        "transformers_version": "4.8.2",
+        "vocab_size": V,
+    }
+
+
+def xlmr_config(arch, V, H, L, NH, I, P, dtype, extra=None):
+    """multilingual-e5-base / bge-m3 / bge-reranker-base's config.json (XLM-R), scaled down."""
+    c = {
+        "architectures": [arch],
+        "attention_probs_dropout_prob": 0.1,
+        "bos_token_id": 0,
+        "classifier_dropout": None,
+        "eos_token_id": 2,
+        "hidden_act": "gelu",
+        "hidden_dropout_prob": 0.1,
+        "hidden_size": H,
+        "initializer_range": 0.02,
+        "intermediate_size": I,
+        "layer_norm_eps": 1e-05,
+        "max_position_embeddings": P,
+        "model_type": "xlm-roberta",
+        "num_attention_heads": NH,
+        "num_hidden_layers": L,
+        "output_past": True,
+        "pad_token_id": 1,
+        "position_embedding_type": "absolute",
+        "torch_dtype": dtype,
+        "transformers_version": "4.29.0.dev0",
+        "type_vocab_size": 1,
+        "use_cache": True,
+        "vocab_size": V,
+    }
+    c.update(extra or {})
+    return dict(sorted(c.items()))
+
+
+def labels_config(n):
+    """id2label / label2id of a sequence-classification config."""
+    names = ["LABEL_0"] if n == 1 else ["contradiction", "entailment", "neutral"][:n]
+    return {"id2label": {str(i): s for i, s in enumerate(names)},
+            "label2id": {s: i for i, s in enumerate(names)}}
+
+
+MPNET_TOKENIZER_CONFIG = {
+    "bos_token": "<s>", "clean_up_tokenization_spaces": True, "cls_token": "<s>",
+    "do_lower_case": True, "eos_token": "</s>",
+    "mask_token": {"__type": "AddedToken", "content": "<mask>", "lstrip": True, "normalized": True,
+                   "rstrip": False, "single_word": False},
+    "model_max_length": 512, "name_or_path": "microsoft/mpnet-base", "pad_token": "<pad>",
+    "sep_token": "</s>", "special_tokens_map_file": None, "strip_accents": None,
+    "tokenize_chinese_chars": True, "tokenizer_class": "MPNetTokenizer", "unk_token": "[UNK]"}
+MPNET_SPECIAL_TOKENS_MAP = {
+    "bos_token": "<s>", "cls_token": "<s>", "eos_token": "</s>",
+    "mask_token": {"content": "<mask>", "lstrip": True, "normalized": False, "rstrip": False,
+                   "single_word": False},
+    "pad_token": "<pad>", "sep_token": "</s>", "unk_token": "[UNK]"}
+
+
+def xlmr_tokenizer_config(model_max_length):
+    return {
+        "bos_token": "<s>", "clean_up_tokenization_spaces": True, "cls_token": "<s>",
+        "eos_token": "</s>",
+        "mask_token": {"__type": "AddedToken", "content": "<mask>", "lstrip": True, "normalized": True,
+                       "rstrip": False, "single_word": False},
+        "model_max_length": model_max_length, "pad_token": "<pad>", "sep_token": "</s>",
+        "sp_model_kwargs": {}, "tokenizer_class": "XLMRobertaTokenizer", "unk_token": "<unk>"}
+
+
+XLMR_SPECIAL_TOKENS_MAP = {
+    "bos_token": "<s>", "cls_token": "<s>", "eos_token": "</s>",
+    "mask_token": {"content": "<mask>", "lstrip": True, "normalized": False, "rstrip": False,
+                   "single_word": False},
+    "pad_token": "<pad>", "sep_token": "</s>", "unk_token": "<unk>"}
+
+
+def write_weights(d, stored, storage, state_order):
+    """Write the checkpoint: storage 'safetensors' (model.safetensors), 'sharded'
+    (two safetensors files split after the embeddings, plus model.safetensors.index.json
+    as transformers writes it) or 'bin' (pytorch_model.bin by torch.save, zip format, a
+    state dict in module order, no safetensors).  stored: name -> (dtype, shape, bytes,
+    tensor as stored)."""
+    if storage == "safetensors":
+        write_safetensors(os.path.join(d, "model.safetensors"),
+                          {n: v[:3] for n, v in stored.items()})
+    elif storage == "sharded":
+        names = sorted(stored)
+        first = [n for n in names if ".embeddings." in n or n.startswith("embeddings.")]
+        rest = [n for n in names if n not in first]
+        shards = [("model-00001-of-00002.safetensors", first),
+                  ("model-00002-of-00002.safetensors", rest)]
+        weight_map, total = {}, 0
+        for fname, group in shards:
+            total += write_safetensors(os.path.join(d, fname), {n: stored[n][:3] for n in group})
+            for n in group:
+                weight_map[n] = fname
+        dump_json(os.path.join(d, "model.safetensors.index.json"),
+                  {"metadata": {"total_size": total},
+                   "weight_map": {k: weight_map[k] for k in sorted(weight_map)}})
+    elif storage == "bin":
+        import collections
+        sd = collections.OrderedDict()
+        for n in state_order:
+            sd[n] = stored[n][3].clone()
+        torch.save(sd, os.path.join(d, "pytorch_model.bin"))
+    else:
+        raise ValueError(storage)
+
+
+def store_params(params, prefix, dtype, stored, W):
+    """Convert float32 params to dtype; record the stored bytes and the float32 values
+    exactly as stored (what the reference computes with)."""
+    tdt = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}[dtype]
+    for k, t in params.items():
+        data, back = tensor_bytes(t, dtype)
+        stored[prefix + k] = (dtype, tuple(t.shape), data, t.to(tdt).contiguous())
+        W[prefix + k] = back
+
+
+# The new encoder fixtures (sentence-transformers pipelines).
+NEW_MODELS = [
+    dict(name="mpnet-mean-norm", kind="mpnet", seed=2001, tok="mpnet", H=12, L=2, NH=3, I=24, P=40,
+         dtype="F32", prefix="", position_ids=True, storage="safetensors", max_seq_length=24,
+         pool=["pooling_mode_mean_tokens"], normalize="2_Normalize",
+         like="sentence-transformers/all-mpnet-base-v2"),
+    dict(name="mpnet-prefix-max-f16", kind="mpnet", seed=2005, tok="mpnet", H=8, L=1, NH=2, I=16,
+         P=30, dtype="F16", prefix="mpnet.", position_ids=False, pooler=False, lm_head=True,
+         storage="safetensors", max_seq_length=28, pool=["pooling_mode_max_tokens"], normalize=None,
+         like="an MPNetForMaskedLM checkpoint (microsoft/mpnet-base)"),
+    dict(name="xlmr-mean-norm-bf16", kind="xlmr", seed=2002, tok="test_model", legacy_json=True,
+         H=24, L=2, NH=4, I=48, P=34, dtype="BF16", prefix="roberta.", position_ids=False,
+         storage="sharded", max_seq_length=32, pool=["pooling_mode_mean_tokens"],
+         normalize="2_Normalize", like="intfloat/multilingual-e5-base"),
+    dict(name="xlmr-cls-norm-bin", kind="xlmr", seed=2003, tok="test_ja_model", legacy_json=False,
+         H=12, L=2, NH=2, I=24, P=42, dtype="F32", prefix="", position_ids=True, storage="bin",
+         max_seq_length=40, pool=["pooling_mode_cls_token"], normalize="2_Normalize",
+         like="BAAI/bge-m3"),
+    dict(name="bert-xlmr-tok-f16", kind="bert", seed=2004, tok="test_model", legacy_json=True,
+         H=16, L=2, NH=4, I=32, P=40, dtype="F16", prefix="", position_ids=True,
+         storage="safetensors", max_seq_length=20, pool=["pooling_mode_mean_tokens"], normalize=None,
+         like="sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2"),
+]
+
+# Cross-encoders: query/documents for rank(), then pairs that exercise truncation.
+CE_QUERY = "how many people live in berlin?"
+CE_DOCS = [
+    "Berlin has a population of 3,520,031 registered inhabitants in an area of 891.82 square kilometers.",
+    "New York City is famous for the Metropolitan Museum of Art.",
+    "Berlin is the capital and largest city of Germany.",
+    "The quick brown fox jumps over the lazy dog.",
+    "In 2019 about 3.7 million people lived in Berlin, making it the most populous city of the European Union.",
+    "Berliner Weiße ist ein Bier.",
+]
+CE_EXTRA_PAIRS = [
+    ("A man is eating pasta.", "A man is eating food."),
+    ("A man is eating pasta.", "Nobody is eating."),
+    (LONG_EN, "short answer"),
+    ("short question", LONG_EN),
+    (LONG_EN, LONG_EN[::-1]),
+    ("", "empty query"),
+    ("我爱北京天安门", "天安门上太阳升"),
+]
+
+NEW_CROSS = [
+    dict(name="ce-bert-1", kind="bert", head="bert", seed=2101, tok="bert-uncased", num_labels=1,
+         H=8, L=2, NH=2, I=16, P=40, dtype="F32", prefix="bert.", position_ids=True,
+         storage="safetensors", model_max_length=32, like="cross-encoder/ms-marco-MiniLM-L6-v2"),
+    dict(name="ce-bert-3-bin", kind="bert", head="bert", seed=2102, tok="bert-uncased", num_labels=3,
+         H=8, L=1, NH=2, I=16, P=36, dtype="F32", prefix="bert.", position_ids=True, storage="bin",
+         model_max_length=36, like="a 3-label NLI cross-encoder (BertForSequenceClassification)"),
+    dict(name="ce-xlmr-1", kind="xlmr", head="xlmr", seed=2103, tok="test_model", legacy_json=True,
+         num_labels=1, H=16, L=2, NH=4, I=32, P=34, dtype="F32", prefix="roberta.",
+         position_ids=False, storage="safetensors", model_max_length=32,
+         like="BAAI/bge-reranker-base"),
+]
+
+
+VOCAB_FILES = {"mpnet": "mpnet-derived.vocab.txt", "bert-uncased": "bert-base-uncased.vocab.txt"}
+
+
+def write_tokenizer_files(d, m, model_max_length):
+    """Tokenizer files of a new folder; returns (tokenizer, charsmap or None)."""
+    if m["tok"] == "mpnet":
+        shutil.copyfile(os.path.join(TOKDIR, "mpnet-derived.vocab.txt"), os.path.join(d, "vocab.txt"))
+        c = dict(MPNET_TOKENIZER_CONFIG, model_max_length=model_max_length)
+        dump_json(os.path.join(d, "tokenizer_config.json"), c)
+        dump_json(os.path.join(d, "special_tokens_map.json"), MPNET_SPECIAL_TOKENS_MAP)
+        return tokenizer_for("mpnet-derived.vocab.txt", True, "mpnet"), None
+    if m["tok"] == "bert-uncased":
+        shutil.copyfile(os.path.join(TOKDIR, "bert-base-uncased.vocab.txt"), os.path.join(d, "vocab.txt"))
+        dump_json(os.path.join(d, "tokenizer_config.json"), tokenizer_config(True, model_max_length))
+        dump_json(os.path.join(d, "special_tokens_map.json"), SPECIAL_TOKENS_MAP)
+        return tokenizer_for("bert-base-uncased.vocab.txt", True, "bert"), None
+    import gen_sentencepiece_oracles as spo
+    src = os.path.join(SPM_DIR, m["tok"] + ".model")
+    data = open(src, "rb").read()
+    shutil.copyfile(src, os.path.join(d, "sentencepiece.bpe.model"))
+    pm = spo.parse_model(data)
+    with open(os.path.join(d, "tokenizer.json"), "w", encoding="utf-8", newline="\n") as f:
+        json.dump(spo.tokenizer_json(pm, m["legacy_json"]), f, ensure_ascii=False)
+        f.write("\n")
+    dump_json(os.path.join(d, "tokenizer_config.json"), xlmr_tokenizer_config(model_max_length))
+    dump_json(os.path.join(d, "special_tokens_map.json"), XLMR_SPECIAL_TOKENS_MAP)
+    tok = xlmr_tokenizer(m["tok"])
+    assert tok.vocab_size == len(pm["pieces"]) + 2
+    return tok, pm["normalizer"]["charsmap"]
+
+
+def model_config(m, tok, arch, extra=None):
+    H, L, NH, I, P = m["H"], m["L"], m["NH"], m["I"], m["P"]
+    if isinstance(tok, XlmrTokenizer):
+        V = tok.vocab_size
+    else:
+        V = len(load_vocab_txt(os.path.join(TOKDIR, VOCAB_FILES[m["tok"]])))
+    dt = DTYPE_NAMES[m["dtype"]]
+    if m["kind"] == "mpnet":
+        return mpnet_config(V, H, L, NH, I, P, dt)
+    if m["kind"] == "xlmr":
+        return xlmr_config(arch, V, H, L, NH, I, P, dt, extra)
+    c = bert_config(arch, V, H, L, NH, I, "gelu", P, 1e-12, dt)
+    if isinstance(tok, XlmrTokenizer):
+        # paraphrase-multilingual-MiniLM-L12-v2: BERT weights, pad_token_id 0 in the config
+        # (the tokenizer's <pad> is 1; BertModel's positions do not depend on it)
+        c["transformers_version"] = "4.7.0"
+    c.update(extra or {})
+    return dict(sorted(c.items()))
+
+
+def make_params(m, cfg, rng):
+    if m["kind"] == "mpnet":
+        return make_mpnet_params(rng, cfg, m.get("pooler", True))
+    return make_bert_params(rng, cfg, pooler=m.get("pooler", True))
+
+
+def hf_check(d, charsmap, tok, texts, pairs, max_length):
+    """Compare the sentencepiece + fairseq-offset ids (the expected ids) with what
+    the real HF tokenizers library gives for the folder's tokenizer.json; returns
+    (status string, {index: hf ids} of the single texts that differ, pair indices that
+    differ).  Pairs are compared before truncation."""
+    if charsmap is None:
+        return "n/a", {}, []
+    got = hf_oracle_ids(os.path.join(d, "tokenizer.json"), charsmap, texts, pairs)
+    if got is None:
+        return "not run (node or @anush008/tokenizers missing)", {}, []
+    singles, pair_ids = got
+    diff = {}
+    for i, t in enumerate(texts):
+        want = tok.encode(t)["ids"]
+        if singles[i] != want:
+            diff[i] = singles[i]
+    pdiff = [i for i, (a, b) in enumerate(pairs) if pair_ids[i] != tok.encode(a, b)["ids"]]
+    return "run", diff, pdiff
+
+
+def build_new_model(m, versions):
+    """An issue-10 sentence-transformers folder and its expected.jsonl."""
+    name = m["name"]
+    d = os.path.join(OUT, name)
+    os.makedirs(d)
+    rng = Rand(m["seed"])
+    tok, charsmap = write_tokenizer_files(d, m, 512)
+    arch = {"mpnet": "MPNetForMaskedLM", "xlmr": "XLMRobertaModel", "bert": "BertModel"}[m["kind"]]
+    cfg = model_config(m, tok, arch)
+    dump_json(os.path.join(d, "config.json"), cfg)
+    params = make_params(m, cfg, rng)
+    stored, Wp = {}, {}
+    store_params(params, m["prefix"], m["dtype"], stored, Wp)
+    order = [m["prefix"] + k for k in params]
+    if m["position_ids"]:
+        pid = torch.arange(cfg["max_position_embeddings"], dtype=torch.int64)[None]
+        data, _ = tensor_bytes(pid, "I64")
+        stored[m["prefix"] + "embeddings.position_ids"] = ("I64", tuple(pid.shape), data, pid)
+        order.insert(0, m["prefix"] + "embeddings.position_ids")
+    if m.get("lm_head"):
+        # MPNetForMaskedLM's head: in the checkpoint, unused by MPNetModel (the decoder
+        # weight is tied to the word embeddings and so absent from safetensors)
+        V, Hh = cfg["vocab_size"], cfg["hidden_size"]
+        lm = {"lm_head.dense.weight": rng.normal((Hh, Hh), 0.2), "lm_head.dense.bias": rng.normal((Hh,), 0.1),
+              "lm_head.layer_norm.weight": 1.0 + rng.normal((Hh,), 0.1),
+              "lm_head.layer_norm.bias": rng.normal((Hh,), 0.1), "lm_head.bias": rng.normal((V,), 0.1)}
+        store_params(lm, "", m["dtype"], stored, {})
+        order += list(lm)
+    write_weights(d, stored, m["storage"], order)
+    W = {k[len(m["prefix"]):]: v for k, v in Wp.items()}
+
+    max_seq = m["max_seq_length"]
+    H = m["H"]
+    pcfg = pooling_config(H, m["pool"])
+    dump_json(os.path.join(d, "sentence_bert_config.json"),
+              {"max_seq_length": max_seq, "do_lower_case": False})
+    os.makedirs(os.path.join(d, "1_Pooling"))
+    dump_json(os.path.join(d, "1_Pooling", "config.json"), pcfg)
+    entries = [("Transformer", ""), ("Pooling", "1_Pooling")]
+    if m["normalize"]:
+        entries.append(("Normalize", m["normalize"]))
+    dump_json(os.path.join(d, "modules.json"), modules_json(entries))
+    dump_json(os.path.join(d, "config_sentence_transformers.json"),
+              {"__version__": {"sentence_transformers": "2.2.2", "transformers": "4.29.0", "pytorch": "1.13.0"},
+               "prompts": {}, "default_prompt_name": None, "similarity_fn_name": "cosine"})
+
+    texts = [s.strip() for s in SENTENCES]
+    encs = [tok.encode(t, max_length=max_seq) for t in texts]
+    pad_id = 1 if isinstance(tok, XlmrTokenizer) or m["kind"] == "mpnet" else 0
+    alone = []
+    for e in encs:
+        ids, types, mask = batch_of([e], pad_id)
+        alone.append([s[0] for s in encoder_forward(W, cfg, m["kind"], ids, mask, types)])
+    worst = self_check_batching(name, W, cfg, m["kind"], encs, pad_id, alone)
+    if m["kind"] == "bert":
+        check_against_bert_forward(name, W, cfg, encs, alone)
+    hf_status, hf_diff, _ = hf_check(d, charsmap, tok, texts, [], None)
+
+    pipeline = "Transformer(max_seq_length=%d) -> Pooling(%s)%s" % (
+        max_seq, "+".join(k[len("pooling_mode_"):] for k in POOL_KEYS if pcfg[k]),
+        " -> Normalize" if m["normalize"] else "")
+    notes = ("Random weights (seed %d) in the layout of %s (%s, tensor prefix %r, %s, storage %s%s); "
+             "reference computed in float32 from exactly the stored values. Pipeline: %s. Input = "
+             "str.strip(sentence), tokenized with truncation to max_seq_length counting the specials; "
+             "forward of the unpadded sequence (batch of one); the script checked that the same "
+             "sentences in one right-padded batch give the same states (max diff %.3g). "
+             "hidden_states[0] = embeddings LayerNorm output, then each layer, T*H row-major."
+             % (m["seed"], m["like"], cfg["model_type"], m["prefix"], m["dtype"], m["storage"],
+                ", with the int64 embeddings.position_ids buffer" if m["position_ids"] else "",
+                pipeline, worst))
+    if m["kind"] in ("xlmr", "mpnet"):
+        notes += (" Position ids: padding_idx + 1 + index among real tokens (padding_idx = "
+                  "pad_token_id = 1), as RoBERTa's create_position_ids_from_input_ids.")
+    if m["kind"] == "mpnet":
+        notes += (" Relative position bias: 32 buckets, max distance 128, bidirectional, from key "
+                  "minus query position over the padded length, computed once and added to the "
+                  "attention scores of every layer (before the mask).")
+    if isinstance(tok, XlmrTokenizer):
+        notes += (" Ids: python3-sentencepiece %s on %s with XLMRobertaTokenizer's fairseq offset "
+                  "(<s>=0 <pad>=1 </s>=2 <unk>=3, pieces +1, <mask>=%d). tokenizer.json (%s "
+                  "converter) checked with the real Hugging Face tokenizers library: %s; sentences where "
+                  "it differs carry 'hf_ids'." % (
+                      getattr(__import__("sentencepiece"), "__version__", "?"), m["tok"] + ".model",
+                      tok.mask_id, "legacy" if m["legacy_json"] else "current", hf_status))
+    header = {"magic": "sembed-fixture", "version": 1, "generator": "tools/gen_fixtures.py",
+              "torch": versions["torch"], "numpy": versions["numpy"], "python": versions["python"],
+              "model": name, "architecture": cfg["architectures"][0], "model_type": cfg["model_type"],
+              "like": m["like"], "prompt_name": None, "prompt": None, "prompt_length": None,
+              "max_seq_length": max_seq, "num_hidden_layers": m["L"], "hidden_size": H,
+              "batch_self_check_max_diff": worst, "hf_tokenizers_check": hf_status, "notes": notes}
+    lines = [jsonl_line(header)]
+    for i, (s, e) in enumerate(zip(SENTENCES, encs)):
+        states = alone[i]
+        T = len(e["ids"])
+        pooled = st_pool(pcfg, states[-1], torch.ones(T, dtype=torch.float32))
+        emb = st_normalize(pooled) if m["normalize"] else pooled
+        rec = {"text": s, "ids": e["ids"], "token_type_ids": e["token_type_ids"],
+               "tokens": e["tokens"], "truncated": e["truncated"]}
+        if i in hf_diff:
+            rec["hf_ids"] = hf_diff[i]
+        rec["hidden_states"] = [f32list(h) for h in states]
+        if m["normalize"]:
+            rec["pooled"] = f32list(pooled)
+        rec["embedding"] = f32list(emb)
+        lines.append(jsonl_line(rec))
+    with open(os.path.join(d, "expected.jsonl"), "w", encoding="utf-8", newline="\n") as f:
+        f.writelines(lines)
+    return max_seq, hf_status, len(hf_diff)
+
+
+def build_cross_encoder(m, versions):
+    """A cross-encoder folder (BertForSequenceClassification or
+    XLMRobertaForSequenceClassification) and its expected.jsonl: per pair the ids,
+    per-layer states, raw logits and CrossEncoder's activated scores; the header holds
+    rank() of CE_QUERY over CE_DOCS."""
+    name = m["name"]
+    d = os.path.join(OUT, name)
+    os.makedirs(d)
+    rng = Rand(m["seed"])
+    max_len = m["model_max_length"]
+    tok, charsmap = write_tokenizer_files(d, m, max_len)
+    arch = "BertForSequenceClassification" if m["head"] == "bert" else "XLMRobertaForSequenceClassification"
+    extra = labels_config(m["num_labels"])
+    if m["head"] == "bert":
+        extra["sentence_transformers"] = {"activation_fn": "torch.nn.modules.activation.Sigmoid"
+                                          if m["num_labels"] == 1 else
+                                          "torch.nn.modules.linear.Identity", "version": "4.0.1"}
+    cfg = model_config(m, tok, arch, extra)
+    dump_json(os.path.join(d, "config.json"), cfg)
+    H, NL = m["H"], m["num_labels"]
+    params = make_bert_params(rng, cfg, pooler=(m["head"] == "bert"))
+    heads = {}
+    if m["head"] == "bert":
+        heads["classifier.weight"] = rng.normal((NL, H), 3.0)  # spread scores apart
+        heads["classifier.bias"] = rng.normal((NL,), 0.1)
+    else:
+        heads["classifier.dense.weight"] = rng.normal((H, H), 0.3)
+        heads["classifier.dense.bias"] = rng.normal((H,), 0.1)
+        heads["classifier.out_proj.weight"] = rng.normal((NL, H), 3.0)
+        heads["classifier.out_proj.bias"] = rng.normal((NL,), 0.1)
+    stored, Wp = {}, {}
+    store_params(params, m["prefix"], m["dtype"], stored, Wp)
+    store_params(heads, "", m["dtype"], stored, Wp)
+    order = [m["prefix"] + k for k in params] + list(heads)
+    if m["position_ids"]:
+        pid = torch.arange(cfg["max_position_embeddings"], dtype=torch.int64)[None]
+        data, _ = tensor_bytes(pid, "I64")
+        stored[m["prefix"] + "embeddings.position_ids"] = ("I64", tuple(pid.shape), data, pid)
+        order.insert(0, m["prefix"] + "embeddings.position_ids")
+    write_weights(d, stored, m["storage"], order)
+    W = {k[len(m["prefix"]):]: v for k, v in Wp.items() if k.startswith(m["prefix"])}
+    Wh = {k: v for k, v in Wp.items() if k.startswith("classifier.")}
+    if m["head"] == "bert":
+        Wh["bert.pooler.dense.weight"] = W["pooler.dense.weight"]
+        Wh["bert.pooler.dense.bias"] = W["pooler.dense.bias"]
+
+    pairs = [(CE_QUERY, doc) for doc in CE_DOCS] + CE_EXTRA_PAIRS
+    encs = [tok.encode(a, b, max_length=max_len) for a, b in pairs]
+    pad_id = 1 if m["kind"] == "xlmr" else 0
+    alone, logits = [], []
+    for e in encs:
+        ids, types, mask = batch_of([e], pad_id)
+        st = encoder_forward(W, cfg, m["kind"], ids, mask, types)
+        alone.append([s[0] for s in st])
+        logits.append(classifier_head(Wh, m["head"], st[-1][:, 0])[0])
+    worst = self_check_batching(name, W, cfg, m["kind"], encs, pad_id, alone)
+    if m["kind"] == "bert":
+        check_against_bert_forward(name, W, cfg, encs, alone)
+    ids, types, mask = batch_of(encs, pad_id)
+    blog = classifier_head(Wh, m["head"], encoder_forward(W, cfg, m["kind"], ids, mask, types)[-1][:, 0])
+    worst = max(worst, (blog - torch.stack(logits)).abs().max().item())
+    if worst > 1e-5:
+        sys.exit("%s: batched logits differ by %g" % (name, worst))
+    hf_status, _, hf_pdiff = hf_check(d, charsmap, tok, [], pairs, max_len)
+
+    def activate(z):
+        return torch.sigmoid(z) if NL == 1 else z
+
+    rank = None
+    if NL == 1:
+        sc = [float(activate(logits[i])[0]) for i in range(len(CE_DOCS))]
+        order_ = sorted(range(len(CE_DOCS)), key=lambda i: -sc[i])
+        rank = {"query": CE_QUERY, "documents": CE_DOCS, "order": order_,
+                "scores": [sc[i] for i in order_],
+                "raw_scores": [float(logits[i][0]) for i in order_]}
+    notes = ("Random weights (seed %d) in the layout of %s (%s, encoder prefix %r, head %s, %d label%s, "
+             "%s, storage %s%s). CrossEncoder tokenizes each (text, text_pair) with truncation "
+             "'longest_first' to the tokenizer's model_max_length %d (CrossEncoder max_length unset), "
+             "%s. 'logits' are the raw model outputs; 'scores' what CrossEncoder.predict returns by "
+             "default: %s; 'softmax' what predict(apply_softmax=True) returns. Header 'rank': "
+             "CrossEncoder.rank(query, documents) = documents sorted by score, highest first "
+             "(stable for ties). Batch self-check max diff %.3g."
+             % (m["seed"], m["like"], arch, m["prefix"],
+                "bert.pooler.dense+tanh on [CLS], then classifier" if m["head"] == "bert"
+                else "classifier.dense, tanh, classifier.out_proj on <s>",
+                NL, "" if NL == 1 else "s", m["dtype"], m["storage"],
+                ", with the int64 embeddings.position_ids buffer" if m["position_ids"] else "",
+                max_len,
+                "[CLS] A [SEP] B [SEP] with token types 0 then 1" if m["head"] == "bert"
+                else "<s> A </s></s> B </s>, all token types 0, position ids from padding_idx + 1",
+                "sigmoid (one label)" if NL == 1 else "identity (more than one label)", worst))
+    if m["kind"] == "xlmr":
+        notes += (" Ids: python3-sentencepiece + fairseq offset; the untruncated pairs checked with "
+                  "the real HF tokenizers library on tokenizer.json: %s, %d differ." % (hf_status, len(hf_pdiff)))
+    header = {"magic": "sembed-fixture", "version": 1, "generator": "tools/gen_fixtures.py",
+              "torch": versions["torch"], "numpy": versions["numpy"], "python": versions["python"],
+              "model": name, "architecture": arch, "model_type": cfg["model_type"], "like": m["like"],
+              "num_labels": NL, "max_length": max_len, "num_hidden_layers": m["L"], "hidden_size": H,
+              "activation": "sigmoid" if NL == 1 else "identity", "rank": rank,
+              "batch_self_check_max_diff": worst, "hf_tokenizers_check": hf_status, "notes": notes}
+    lines = [jsonl_line(header)]
+    for i, ((a, b), e) in enumerate(zip(pairs, encs)):
+        z = logits[i]
+        rec = {"text": a, "text_pair": b, "ids": e["ids"], "token_type_ids": e["token_type_ids"],
+               "tokens": e["tokens"], "lengths_before": e["lengths"], "truncated": e["truncated"],
+               "hidden_states": [f32list(h) for h in alone[i]], "logits": f32list(z),
+               "scores": f32list(activate(z))}
+        if NL > 1:
+            rec["softmax"] = f32list(torch.softmax(z, dim=0))
+        lines.append(jsonl_line(rec))
+    with open(os.path.join(d, "expected.jsonl"), "w", encoding="utf-8", newline="\n") as f:
+        f.writelines(lines)
+    return max_len, hf_status, len(hf_pdiff)
 
 
 def dir_size(path):
@@ -1031,6 +1870,16 @@ def main():
         max_seq = build_model(m, versions)
         print("  %-20s max_seq_length %2d  %8.1f KiB" % (m["name"], max_seq,
                                                           dir_size(os.path.join(OUT, m["name"])) / 1024))
+    for m in NEW_MODELS:
+        max_seq, hf, nd = build_new_model(m, versions)
+        print("  %-20s max_seq_length %2d  %8.1f KiB  HF tokenizers check: %s%s" % (
+            m["name"], max_seq, dir_size(os.path.join(OUT, m["name"])) / 1024, hf,
+            ", %d sentences differ" % nd if hf == "run" else ""))
+    for m in NEW_CROSS:
+        max_len, hf, nd = build_cross_encoder(m, versions)
+        print("  %-20s max_length     %2d  %8.1f KiB  HF tokenizers check: %s%s" % (
+            m["name"], max_len, dir_size(os.path.join(OUT, m["name"])) / 1024, hf,
+            ", %d pairs differ" % nd if hf == "run" else ""))
     n_pairs = write_pair_cases()
     with open(os.path.join(OUT, "README.md"), "w", encoding="utf-8", newline="\n") as f:
         f.write(README)

@@ -18,13 +18,19 @@
  *          cut to 15 then [SEP], with *truncated set exactly when cut;
  *        - the input split in two halves as a pair gives
  *          single(a) ++ single(b)[1..] with type ids 0...0 1...1, and
- *          truncated to 16 gives min(n, 16) ids ending in [SEP].
+ *          truncated to 16 (and 15: an odd budget, where longest_first
+ *          must know which side is longer) gives min(n, 16) ids ending in
+ *          [SEP];
+ *        - se_tokenize_stats counts the ids of the untruncated call
+ *          without its specials, and n_unknown <= n_tokens,
+ *          n_chars_unknown <= n_chars.
  *   2. A tokenizer file. When the first byte is even, the rest is written
  *      to a private temp dir as tokenizer.json (when it starts with '{',
  *      after JSON whitespace) or else as vocab.txt, and loaded with
  *      se_tokenizer_load (WordPiece or Unigram); a tokenizer that loads
  *      must then tokenize a fixed sentence and the input to SE_OK or
- *      SE_E_UTF8 with no negative id, and be freed.
+ *      SE_E_UTF8 with no negative id, its stats must be consistent, and
+ *      it must be freed.
  *
  * A broken invariant calls __builtin_trap() so the fuzzer records it.
  *
@@ -144,6 +150,20 @@ static void check_single(const se_tokenizer *tok, const int32_t *ids, const int3
     }
 }
 
+/* Checks se_tokenize_stats on a valid text whose untruncated call gave
+ * n_content ids besides the specials. */
+static void check_stats(const se_tokenizer *tok, const char *text, size_t size, size_t n_content) {
+    se_token_stats st;
+    se_error err;
+    se_status s = se_tokenize_stats(tok, text, size, &st, &err);
+    FUZZ_REQUIRE(s == SE_OK);
+    size_t budget = se_tokenizer_n_tokens_max(tok);
+    FUZZ_REQUIRE(st.n_tokens <= budget);
+    if (n_content != SIZE_MAX) FUZZ_REQUIRE(st.n_tokens == (n_content < budget - 2 ? n_content : budget - 2));
+    FUZZ_REQUIRE(st.n_unknown <= st.n_tokens && st.n_chars_unknown <= st.n_chars);
+    FUZZ_REQUIRE(st.n_chars <= size);
+}
+
 /* Runs the text invariants of the header comment on data[0..size). */
 static void fuzz_text(const char *text, size_t size) {
     const se_tokenizer *tok = get_bert();
@@ -195,12 +215,21 @@ static void fuzz_text(const char *text, size_t size) {
     FUZZ_REQUIRE(memcmp(ip + na, ib + 1, (nb - 1) * sizeof *ip) == 0);
     for (size_t i = 0; i < np; i++) FUZZ_REQUIRE(tp[i] == (i < na ? 0 : 1));
     free(ip), free(tp);
-    s = tokenize(tok, text, half, text + half, size - half, N_TRUNC, &ip, &tp, &n2, &cut);
-    FUZZ_REQUIRE(s == SE_OK);
-    FUZZ_REQUIRE(n2 == (np < N_TRUNC ? np : N_TRUNC));
-    FUZZ_REQUIRE(cut == (np > N_TRUNC));
-    FUZZ_REQUIRE(ip[0] == CLS_ID && ip[n2 - 1] == SEP_ID);
-    free(ip), free(tp);
+    for (size_t nt = N_TRUNC - 1; nt <= N_TRUNC; nt++) {
+        s = tokenize(tok, text, half, text + half, size - half, nt, &ip, &tp, &n2, &cut);
+        FUZZ_REQUIRE(s == SE_OK);
+        FUZZ_REQUIRE(n2 == (np < nt ? np : nt));
+        FUZZ_REQUIRE(cut == (np > nt));
+        FUZZ_REQUIRE(ip[0] == CLS_ID && ip[n2 - 1] == SEP_ID);
+        /* longest_first: the side that was longer keeps at least as many */
+        size_t ka = 0;
+        while (ka + 1 < n2 && tp[ka + 1] == 0) ka++; /* ids of A: [1, ka) */
+        size_t kb = n2 - ka - 2;                     /* ids of B before the last [SEP] */
+        if (cut && na - 2 > nb - 2) FUZZ_REQUIRE(ka - 1 >= kb);
+        if (cut && nb - 2 > na - 2) FUZZ_REQUIRE(kb >= ka - 1);
+        free(ip), free(tp);
+    }
+    check_stats(tok, text, size, n - 2);
     free(ia), free(ta), free(ib), free(tb);
     free(ids);
     free(types);
@@ -236,6 +265,9 @@ static void fuzz_loader(const uint8_t *bytes, size_t n) {
         return;
     }
     FUZZ_REQUIRE(tok != NULL);
+    se_script_count sc[16];
+    size_t nsc;
+    FUZZ_REQUIRE(se_tokenizer_scripts(tok, sc, 16, &nsc, &err) == SE_OK && nsc >= 1);
     static const char sample[] = "Hello, World! [CLS] caf\xc3\xa9 \xe4\xb8\xad\xe6\x96\x87 unaffable";
     const char *texts[2] = {sample, (const char *)bytes};
     size_t lens[2] = {sizeof sample - 1, n};
@@ -255,6 +287,10 @@ static void fuzz_loader(const uint8_t *bytes, size_t n) {
             }
             free(ids);
             free(types);
+            se_token_stats st;
+            se_error e2;
+            FUZZ_REQUIRE(se_tokenize_stats(tok, texts[k], lens[k], &st, &e2) == SE_OK);
+            FUZZ_REQUIRE(st.n_unknown <= st.n_tokens && st.n_chars_unknown <= st.n_chars && st.n_chars <= lens[k]);
         }
     }
     se_tokenizer_free(tok);

@@ -5,7 +5,8 @@
  *
  * Run from the repo root with no arguments. For each target it reads every
  * regular file of tests/fuzz/corpus/<target>/ (in name order) and feeds it
- * to the target's entry point (se_fuzz_safetensors, se_fuzz_tokenizer).
+ * to the target's entry point (se_fuzz_safetensors, se_fuzz_tokenizer,
+ * se_fuzz_snapshot, se_fuzz_spm_model, se_fuzz_torch_bin).
  * A target that crashes, traps on a broken invariant or trips a sanitizer
  * ends the process, so the normal suite built with gcc + ASan/UBSan catches
  * regressions on every input the fuzzer ever kept. At the end it prints
@@ -35,6 +36,9 @@
 
 int se_fuzz_safetensors(const uint8_t *data, size_t size);
 int se_fuzz_tokenizer(const uint8_t *data, size_t size);
+int se_fuzz_snapshot(const uint8_t *data, size_t size);
+int se_fuzz_spm_model(const uint8_t *data, size_t size);
+int se_fuzz_torch_bin(const uint8_t *data, size_t size);
 
 typedef int (*fuzz_fn)(const uint8_t *data, size_t size);
 
@@ -44,6 +48,9 @@ static const struct {
 } targets[] = {
     {"tests/fuzz/corpus/fuzz_safetensors", se_fuzz_safetensors},
     {"tests/fuzz/corpus/fuzz_tokenizer", se_fuzz_tokenizer},
+    {"tests/fuzz/corpus/fuzz_snapshot", se_fuzz_snapshot},
+    {"tests/fuzz/corpus/fuzz_spm_model", se_fuzz_spm_model},
+    {"tests/fuzz/corpus/fuzz_torch_bin", se_fuzz_torch_bin},
 };
 
 static char current[4096]; /* the file being replayed, for the crash note */
@@ -195,7 +202,7 @@ static int replay_dir(const char *dir, fuzz_fn fn, int *passed, int *failed, int
     return 0;
 }
 
-/* Replays both corpora and prints the summary line. */
+/* Replays every target's corpus and prints the summary line. */
 int main(int argc, char **argv) {
     (void)argv;
     if (argc > 1) {
