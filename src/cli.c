@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -52,8 +54,11 @@ static const char encode_usage[] =
     "  -m, --model DIR         model folder (sentence-transformers or Hugging Face layout)\n"
     "  -i, --input FILE        input texts (default: stdin)\n"
     "      --jsonl-input       each input line is a JSON string or {\"text\": ...}\n"
-    "  -o, --output FILE       output (default: stdout); written to a temporary file, then renamed\n"
-    "  -f, --format FMT        jsonl (one JSON array per line, default), npy (numpy.load), f32 (raw float32)\n"
+    "  -o, --output FILE       output (default: stdout); a file is written under a temporary name, then\n"
+    "                          renamed (a symlink's target is replaced, the link stays); a device or\n"
+    "                          FIFO is written straight through\n"
+    "  -f, --format FMT        jsonl (one JSON array per line), npy (numpy.load), f32 (raw float32);\n"
+    "                          default: from the -o name (.npy; .jsonl/.json; .f32/.bin), else jsonl\n"
     "  -b, --batch-size N      texts per encode call (default 32)\n"
     "      --normalize         L2-normalise the embeddings\n"
     "      --prompt-name NAME  prepend the model's prompt NAME (config_sentence_transformers.json)\n"
@@ -62,13 +67,30 @@ static const char encode_usage[] =
     "  -t, --threads N         threads (default: all cores, at most 8)\n"
     "      --dtype D           f32 (default), bf16 (weights in bf16; AVX-512) or int8 (AVX512-VNNI)\n"
     "  -q, --quiet             no progress or notes on stderr (warnings, e.g. truncation, still)\n"
+    "      --progress          progress (texts/s, ETA for a file) even when stderr is not a terminal\n"
     "  -h, --help              this help\n"
     "\n"
     "Texts longer than the model's max_seq_length are truncated, as in sentence-transformers;\n"
     "the count of truncated texts is reported on stderr.\n";
 
+/* The output format a -f value names: 0 jsonl, 1 npy, 2 f32; -1 unknown. */
+static int format_of_flag(const char *f) {
+    return !strcmp(f, "jsonl") ? 0 : !strcmp(f, "npy") ? 1 : !strcmp(f, "f32") ? 2 : -1;
+}
+
+/* The output format an output file name implies by its extension (.npy;
+ * .jsonl or .json; .f32 or .bin), -1 when it implies none. */
+static int format_of_name(const char *path) {
+    const char *dot = strrchr(path, '.');
+    if (!dot || strchr(dot, '/')) return -1;
+    if (!strcasecmp(dot, ".npy")) return 1;
+    if (!strcasecmp(dot, ".jsonl") || !strcasecmp(dot, ".json")) return 0;
+    if (!strcasecmp(dot, ".f32") || !strcasecmp(dot, ".bin")) return 2;
+    return -1;
+}
+
 static int cmd_encode(int argc, char **argv) {
-    const char *model = NULL, *input = NULL, *output = NULL, *format = "jsonl", *prompt = NULL, *prompt_name = NULL;
+    const char *model = NULL, *input = NULL, *output = NULL, *format = NULL, *prompt = NULL, *prompt_name = NULL;
     long batch = 32, trunc_dim = 0, threads = 0;
     int normalize = 0, jsonl_in = 0, dtype = SE_DTYPE_F32;
     static const struct option opts[] = {
@@ -78,7 +100,7 @@ static int cmd_encode(int argc, char **argv) {
         {"prompt-name", required_argument, 0, 'P'}, {"prompt", required_argument, 0, 'p'},
         {"truncate-dim", required_argument, 0, 'D'}, {"threads", required_argument, 0, 't'},
         {"jsonl-input", no_argument, 0, 'J'}, {"quiet", no_argument, 0, 'q'},
-        {"dtype", required_argument, 0, 'T'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"dtype", required_argument, 0, 'T'}, {"progress", no_argument, 0, 'G'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:i:o:f:b:t:qh", opts, NULL)) != -1) {
@@ -87,14 +109,15 @@ static int cmd_encode(int argc, char **argv) {
         case 'i': input = optarg; break;
         case 'o': output = optarg; break;
         case 'f': format = optarg; break;
-        case 'b': batch = cli_parse_long(optarg, 1, 1 << 20); break;
+        case 'b': if (cli_opt_long("encode", "-b/--batch-size", optarg, 1, 1 << 20, &batch)) return EXIT_USAGE; break;
         case 'N': normalize = 1; break;
         case 'P': prompt_name = optarg; break;
         case 'p': prompt = optarg; break;
-        case 'D': trunc_dim = cli_parse_long(optarg, 1, 1 << 20); break;
-        case 't': threads = cli_parse_long(optarg, 1, 256); break;
+        case 'D': if (cli_opt_long("encode", "--truncate-dim", optarg, 1, 1 << 20, &trunc_dim)) return EXIT_USAGE; break;
+        case 't': if (cli_opt_long("encode", "-t/--threads", optarg, 1, 256, &threads)) return EXIT_USAGE; break;
         case 'J': jsonl_in = 1; break;
         case 'q': cli_quiet = 1; break;
+        case 'G': cli_progress_force = 1; break;
         case 'T':
             if ((dtype = cli_parse_dtype(optarg)) < 0) {
                 die_msg("encode", "--dtype must be f32, bf16 or int8");
@@ -105,18 +128,16 @@ static int cmd_encode(int argc, char **argv) {
         default: fputs(encode_usage, stderr); return EXIT_USAGE;
         }
     }
-    if (!model || optind != argc) {
-        fputs(encode_usage, stderr);
-        return EXIT_USAGE;
-    }
-    if (batch < 0 || trunc_dim < 0 || threads < 0) {
-        die_msg("encode", "--batch-size, --truncate-dim and --threads take a positive integer");
-        return EXIT_USAGE;
-    }
-    int fmt = strcmp(format, "jsonl") == 0 ? 0 : strcmp(format, "npy") == 0 ? 1 : strcmp(format, "f32") == 0 ? 2 : -1;
-    if (fmt < 0) {
+    if (!model) return cli_usage_error(encode_usage, "encode: missing -m MODEL");
+    if (optind != argc)
+        return cli_usage_error(encode_usage, "encode: unexpected argument '%s' (texts are read from -i FILE or stdin)", argv[optind]);
+    int fmt = -1, fmt_ext = output ? format_of_name(output) : -1;
+    if (!format) fmt = fmt_ext >= 0 ? fmt_ext : 0;
+    else if ((fmt = format_of_flag(format)) < 0) {
         die_msg("encode", "--format must be jsonl, npy or f32");
         return EXIT_USAGE;
+    } else if (fmt_ext >= 0 && fmt_ext != fmt) {
+        fprintf(stderr, "sembed: warning: encode: writing %s into %s, as -f says\n", format, output);
     }
     if (prompt && prompt_name) {
         die_msg("encode", "give --prompt or --prompt-name, not both");
@@ -174,8 +195,10 @@ static int cmd_encode(int argc, char **argv) {
     }
     /* npy needs the row count in its header: a seekable file gets a
      * placeholder rewritten at the end; a pipe gets everything buffered */
-    bool npy_seek = fmt == 1 && !out.is_stdout;
+    bool npy_seek = fmt == 1 && out.seekable;
     if (npy_seek) cli_npy_header(out.f, 0, dim);
+    cli_unk unk;
+    cli_unk_init(&unk, se_model_tokenizer(m));
     texts = calloc((size_t)batch, sizeof *texts);
     lens = calloc((size_t)batch, sizeof *lens);
     cut = calloc((size_t)batch, sizeof *cut);
@@ -184,8 +207,12 @@ static int cmd_encode(int argc, char **argv) {
         die_msg("encode", "out of memory");
         goto done;
     }
-    double t0 = cli_now(), last = t0;
-    bool tty = !cli_quiet && isatty(2);
+    /* progress: texts and rate; the share of the input file read gives the ETA */
+    cli_progress prog;
+    cli_progress_start(&prog, "encoding", "texts", 0);
+    if (prog.mode == 3) prog.mode = 0; /* not a terminal: only with --progress */
+    struct stat in_st;
+    double in_size = rd.f != stdin && fstat(fileno(rd.f), &in_st) == 0 && S_ISREG(in_st.st_mode) ? (double)in_st.st_size : 0;
     for (;;) {
         size_t nb = 0;
         int r = 1;
@@ -202,6 +229,9 @@ static int cmd_encode(int argc, char **argv) {
             }
             memcpy(texts[nb], rec.text, rec.text_len + 1);
             lens[nb++] = rec.text_len;
+            char where[600];
+            snprintf(where, sizeof where, "%s:%zu", rd.name, rd.line_no);
+            cli_unk_check(&unk, rec.text, rec.text_len, where);
         }
         if (r < 0) {
             die_msg(NULL, ebuf);
@@ -245,14 +275,13 @@ static int cmd_encode(int argc, char **argv) {
             goto done;
         }
         n_total += nb;
-        double t = cli_now();
-        if (tty && t - last > 0.5) {
-            fprintf(stderr, "\rsembed: encoded %zu texts (%.0f/s)", n_total, n_total / (t - t0));
-            last = t;
-        }
+        long pos = in_size > 0 ? ftell(rd.f) : -1;
+        cli_progress_update(&prog, n_total, pos >= 0 ? (double)pos / in_size : -1);
         if (r == 0) break;
     }
-    if (tty && last != t0) fputc('\n', stderr);
+    if (prog.printed) cli_progress_update(&prog, n_total, 1.0);
+    cli_progress_end(&prog);
+    cli_unk_finish(&unk, "lines");
     if (fmt == 1 && !npy_seek) {
         cli_npy_header(out.f, n_all, dim);
         fwrite(all, sizeof *all, n_all * dim, out.f);
@@ -320,11 +349,7 @@ static int cmd_tokenize(int argc, char **argv) {
         case 'i': input = optarg; break;
         case 'p': pair = 1; break;
         case 'L':
-            max_len = cli_parse_long(optarg, 0, 1 << 24);
-            if (max_len < 0) {
-                die_msg("tokenize", "--max-length takes a non-negative integer");
-                return EXIT_USAGE;
-            }
+            if (cli_opt_long("tokenize", "--max-length", optarg, 0, 1 << 24, &max_len)) return EXIT_USAGE;
             break;
         case 'S': no_special = 1; break;
         case 'T': types = 1; break;
@@ -333,10 +358,9 @@ static int cmd_tokenize(int argc, char **argv) {
         default: fputs(tokenize_usage, stderr); return EXIT_USAGE;
         }
     }
-    if (!model || optind != argc) {
-        fputs(tokenize_usage, stderr);
-        return EXIT_USAGE;
-    }
+    if (!model) return cli_usage_error(tokenize_usage, "tokenize: missing -m MODEL");
+    if (optind != argc)
+        return cli_usage_error(tokenize_usage, "tokenize: unexpected argument '%s' (texts are read from -i FILE or stdin)", argv[optind]);
     se_error err = {0};
     se_tokenizer *tok = NULL;
     if (se_tokenizer_load(model, &tok, &err) != SE_OK) {
@@ -433,7 +457,7 @@ static int cmd_similarity(int argc, char **argv) {
         switch (c) {
         case 'm': model = optarg; break;
         case 'P': prompt_name = optarg; break;
-        case 't': threads = cli_parse_long(optarg, 1, 256); break;
+        case 't': if (cli_opt_long("similarity", "-t/--threads", optarg, 1, 256, &threads)) return EXIT_USAGE; break;
         case 'T':
             if ((dtype = cli_parse_dtype(optarg)) < 0) {
                 die_msg("similarity", "--dtype must be f32, bf16 or int8");
@@ -445,10 +469,8 @@ static int cmd_similarity(int argc, char **argv) {
         }
     }
     int n = argc - optind;
-    if (!model || n < 1 || threads < 0) {
-        fputs(similarity_usage, stderr);
-        return EXIT_USAGE;
-    }
+    if (!model) return cli_usage_error(similarity_usage, "similarity: missing -m MODEL");
+    if (n < 1) return cli_usage_error(similarity_usage, "similarity: missing the texts to compare");
     se_error err = {0};
     se_model_params mp = se_model_default_params();
     mp.log_fn = cli_log;
@@ -468,6 +490,14 @@ static int cmd_similarity(int argc, char **argv) {
     size_t dim = se_encode_dim(m, &ep);
     se_model_info info;
     se_model_get_info(m, &info, NULL);
+    cli_unk unk;
+    cli_unk_init(&unk, se_model_tokenizer(m));
+    for (int i = 0; i < n; i++) {
+        char where[64];
+        snprintf(where, sizeof where, "argument %d", i + 1);
+        cli_unk_check(&unk, argv[optind + i], strlen(argv[optind + i]), where);
+    }
+    cli_unk_finish(&unk, "arguments");
     emb = malloc((size_t)n * dim * sizeof *emb);
     sim = malloc((size_t)n * (size_t)n * sizeof *sim);
     if (!emb || !sim) goto done;
@@ -511,6 +541,44 @@ static void pooling_names(uint32_t p, char *buf, size_t cap) {
 }
 
 
+/* The scripts a vocabulary covers, most pieces first (se_tokenizer_scripts):
+ * fills out (cap entries) and returns the count, 0 when unavailable. */
+static size_t vocab_scripts(const se_tokenizer *tok, se_script_count *out, size_t cap, size_t *n_pieces) {
+    size_t n = 0;
+    *n_pieces = 0;
+    if (se_tokenizer_scripts(tok, out, cap, &n, NULL) != SE_OK) return 0;
+    for (size_t i = 0; i < n; i++) *n_pieces += out[i].n_pieces;
+    return n;
+}
+
+/* Prints the vocabulary line of `sembed info`: its size, the share of each
+ * script, and the CJK scripts it lacks, e.g. "8002 pieces: Latin 93%, no
+ * letters 6% (no Han, Kana, Hangul: texts in scripts it lacks become
+ * unknown tokens)". */
+static void print_vocab_line(const se_tokenizer *tok, int n_vocab) {
+    se_script_count sc[32];
+    size_t total, n = vocab_scripts(tok, sc, 32, &total);
+    printf("vocabulary:          %d pieces", n_vocab);
+    if (!n || !total) {
+        putchar('\n');
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        double pct = 100.0 * (double)sc[i].n_pieces / (double)total;
+        printf(i ? ", %s %s%.0f%%" : ": %s %s%.0f%%", sc[i].script, pct < 0.5 ? "<" : "", pct < 0.5 ? 1.0 : pct);
+    }
+    static const char *cjk[] = {"Han", "Kana", "Hangul"};
+    char lacks[64] = "";
+    for (size_t k = 0; k < 3; k++) {
+        bool has = false;
+        for (size_t i = 0; i < n; i++) has |= !strcmp(sc[i].script, cjk[k]);
+        if (!has) snprintf(lacks + strlen(lacks), sizeof lacks - strlen(lacks), "%s%s", lacks[0] ? ", " : "", cjk[k]);
+    }
+    if (lacks[0]) printf(" (no %s: texts in scripts it lacks become unknown tokens)", lacks);
+    else printf(" (texts in scripts it lacks become unknown tokens)");
+    putchar('\n');
+}
+
 static int cmd_info(int argc, char **argv) {
     const char *model = NULL;
     int json = 0;
@@ -526,10 +594,8 @@ static int cmd_info(int argc, char **argv) {
         default: fputs(info_usage, stderr); return EXIT_USAGE;
         }
     }
-    if (!model || optind != argc) {
-        fputs(info_usage, stderr);
-        return EXIT_USAGE;
-    }
+    if (!model) return cli_usage_error(info_usage, "info: missing -m MODEL");
+    if (optind != argc) return cli_usage_error(info_usage, "info: unexpected argument '%s'", argv[optind]);
     se_error err = {0};
     se_model_params mp = se_model_default_params();
     mp.log_fn = cli_log;
@@ -565,11 +631,19 @@ static int cmd_info(int argc, char **argv) {
         fputs("}, \"default_prompt_name\": ", stdout);
         if (in.default_prompt_name) cli_print_json_string(stdout, in.default_prompt_name);
         else fputs("null", stdout);
+        se_script_count sc[32];
+        size_t total, ns = vocab_scripts(se_model_tokenizer(m), sc, 32, &total);
+        fputs(", \"vocabulary_scripts\": {", stdout);
+        for (size_t i = 0; i < ns; i++) printf("%s\"%s\": %zu", i ? ", " : "", sc[i].script, sc[i].n_pieces);
+        char fp[SE_FINGERPRINT_MAX];
+        fputs("}, \"fingerprint\": ", stdout);
+        if (se_model_fingerprint(m, fp, sizeof fp, NULL) == SE_OK) cli_print_json_string(stdout, fp);
+        else fputs("null", stdout);
         fputs("}\n", stdout);
     } else {
         printf("architecture:        %s (%d layers, hidden %d, %d heads, FFN %d, %s)\n", in.arch, in.n_layer, in.n_embd,
                in.n_head, in.n_ff, in.hidden_act);
-        printf("vocabulary:          %d\n", in.n_vocab);
+        print_vocab_line(se_model_tokenizer(m), in.n_vocab);
         printf("max_seq_length:      %d (positions %d)\n", in.n_tokens_max, in.n_pos);
         printf("layer_norm_eps:      %g\n", (double)in.norm_eps);
         printf("weights:             %s\n", dt[in.weight_dtype]);
@@ -587,6 +661,8 @@ static int cmd_info(int argc, char **argv) {
             printf("prompt %-12s \"%s\"%s\n", name, text,
                    in.default_prompt_name && strcmp(in.default_prompt_name, name) == 0 ? " (default)" : "");
         }
+        char fp[SE_FINGERPRINT_MAX];
+        if (se_model_fingerprint(m, fp, sizeof fp, NULL) == SE_OK) printf("fingerprint:         %s\n", fp);
     }
     se_model_free(m);
     return fflush(stdout) == 0 ? 0 : EXIT_RUNTIME;
@@ -621,10 +697,12 @@ static int cmd_convert(int argc, char **argv) {
         default: fputs(convert_usage, stderr); return EXIT_USAGE;
         }
     }
-    if (!in || !out || optind != argc - 1 || strcmp(argv[optind], "use-lite") != 0) {
-        fputs(convert_usage, stderr);
-        return EXIT_USAGE;
-    }
+    if (optind == argc) return cli_usage_error(convert_usage, "convert: missing the format (use-lite)");
+    if (strcmp(argv[optind], "use-lite") != 0)
+        return cli_usage_error(convert_usage, "convert: unknown format '%s' (use-lite is the one there is)", argv[optind]);
+    if (optind != argc - 1) return cli_usage_error(convert_usage, "convert: unexpected argument '%s'", argv[optind + 1]);
+    if (!in) return cli_usage_error(convert_usage, "convert: missing -i PKG_DIR");
+    if (!out) return cli_usage_error(convert_usage, "convert: missing -o OUT_DIR");
     se_error err = {0};
     if (se_convert_use_lite(in, out, &err) != SE_OK) {
         die_msg("convert", err.msg);
@@ -659,10 +737,7 @@ static const char main_usage[] =
     "  sembed --version          version\n";
 
 int main(int argc, char **argv) {
-    if (argc < 2) {
-        fputs(main_usage, stderr);
-        return EXIT_USAGE;
-    }
+    if (argc < 2) return cli_usage_error(main_usage, "missing the command");
     const char *cmd = argv[1];
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
         fputs(main_usage, stdout);

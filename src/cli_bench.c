@@ -93,7 +93,7 @@ int cmd_bench(int argc, char **argv) {
     while ((c = getopt_long(argc, argv, "m:t:h", opts, NULL)) != -1) {
         switch (c) {
         case 'm': model = optarg; break;
-        case 't': threads = strtol(optarg, NULL, 10); break;
+        case 't': if (cli_opt_long("bench", "-t/--threads", optarg, 1, 256, &threads)) return EXIT_USAGE; break;
         case 'T':
             if (cli_parse_dtype(optarg) < 0) {
                 fprintf(stderr, "sembed: bench: --dtype must be f32, bf16 or int8\n");
@@ -101,16 +101,30 @@ int cmd_bench(int argc, char **argv) {
             }
             mp.dtype = (se_dtype)cli_parse_dtype(optarg);
             break;
-        case 'b': batch = strtol(optarg, NULL, 10); break;
+        case 'b': if (cli_opt_long("bench", "--batch", optarg, 1, 4096, &batch)) return EXIT_USAGE; break;
         case 'k': tokens = optarg; break;
-        case 'r': runs = strtol(optarg, NULL, 10); break;
+        case 'r': if (cli_opt_long("bench", "--runs", optarg, 1, 1000, &runs)) return EXIT_USAGE; break;
         case 'h': fputs(bench_usage, stdout); return 0;
         default: fputs(bench_usage, stderr); return EXIT_USAGE;
         }
     }
-    if (!model || optind != argc || threads < 1 || threads > 256 || batch < 1 || batch > 4096 || runs < 1 || runs > 1000) {
-        fputs(bench_usage, stderr);
+    if (!model) {
+        fprintf(stderr, "sembed: bench: missing -m MODEL\n\n%s", bench_usage);
         return EXIT_USAGE;
+    }
+    if (optind != argc) {
+        fprintf(stderr, "sembed: bench: unexpected argument '%s'\n\n%s", argv[optind], bench_usage);
+        return EXIT_USAGE;
+    }
+    { /* every --tokens item a whole number */
+        char *spec = strdup(tokens);
+        long v;
+        for (char *tk = spec ? strtok(spec, ",") : NULL; tk; tk = strtok(NULL, ","))
+            if (cli_opt_long("bench", "--tokens", tk, 1, 1 << 16, &v)) {
+                free(spec);
+                return EXIT_USAGE;
+            }
+        free(spec);
     }
     se_error err = {0};
     se_model *m = NULL;

@@ -166,19 +166,23 @@ static void pairs_free(pairs *p) {
     free(p->a), free(p->b), free(p->gold);
 }
 
-/* Encodes n texts in chunks with a progress line on a terminal. */
+/* Encodes n texts in chunks of 64, with the progress line (texts/s, ETA)
+ * unless quiet. */
 static int encode_all(se_ctx *ctx, const se_model *m, char **texts, size_t n, float *out, size_t dim, bool quiet) {
     se_error err;
-    const size_t chunk = 256;
+    const size_t chunk = 64;
+    cli_progress p;
+    cli_progress_start(&p, "encoding", "texts", n);
+    if (quiet) p.mode = 0;
     for (size_t i = 0; i < n; i += chunk) {
         size_t k = n - i < chunk ? n - i : chunk;
         if (se_encode(ctx, (const char *const *)texts + i, NULL, k, NULL, out + i * dim, k * dim, NULL, &err) != SE_OK) {
             fprintf(stderr, "sembed: %s\n", err.msg);
             return -1;
         }
-        if (!quiet) fprintf(stderr, "\rsembed: encoded %zu/%zu", i + k, n);
+        cli_progress_update(&p, i + k, -1);
     }
-    if (!quiet && n) fputc('\n', stderr);
+    cli_progress_end(&p);
     (void)m;
     return 0;
 }
@@ -221,17 +225,19 @@ int cmd_eval(int argc, char **argv) {
             }
             mp.dtype = (se_dtype)cli_parse_dtype(optarg);
             break;
-        case 't': threads = strtol(optarg, NULL, 10); break;
+        case 't': if (cli_opt_long("eval", "-t/--threads", optarg, 1, 256, &threads)) return EXIT_USAGE; break;
         case 'j': json = 1; break;
         case 'q': quiet = 1; break;
         case 'h': fputs(eval_usage, stdout); return 0;
         default: fputs(eval_usage, stderr); return EXIT_USAGE;
         }
     }
-    if (!model || optind != argc - 2 || strcmp(argv[optind], "sts") != 0 || threads < 0 || threads > 256) {
-        fputs(eval_usage, stderr);
-        return EXIT_USAGE;
-    }
+    if (!model) return cli_usage_error(eval_usage, "eval: missing -m MODEL");
+    if (optind == argc) return cli_usage_error(eval_usage, "eval: missing the task (sts)");
+    if (strcmp(argv[optind], "sts") != 0)
+        return cli_usage_error(eval_usage, "eval: unknown task '%s' (sts is the one there is)", argv[optind]);
+    if (optind == argc - 1) return cli_usage_error(eval_usage, "eval sts: missing FILE");
+    if (optind != argc - 2) return cli_usage_error(eval_usage, "eval sts: unexpected argument '%s'", argv[optind + 2]);
     const char *path = argv[optind + 1];
     if (strcmp(split, "test") && strcmp(split, "dev") && strcmp(split, "train")) {
         fprintf(stderr, "sembed: eval: --split must be test, dev or train\n");
@@ -298,12 +304,14 @@ static const char search_usage[] =
     "usage: sembed search -m DIR -c CORPUS [-k N] QUERY...\n"
     "\n"
     "Brute-force semantic search: encodes every line of CORPUS and each QUERY, and prints the\n"
-    "k most similar corpus lines per query with their scores (the model's similarity function).\n"
+    "k most similar corpus lines per query with their scores (the model's similarity function),\n"
+    "in the layout of `sembed search INDEX` (a line's id is its line number).\n"
     "\n"
     "  -m, --model DIR     model folder\n"
     "  -c, --corpus FILE   one document per line\n"
-    "  -k, --top-k N       matches per query (default 5)\n"
-    "      --json          one JSON object per query: {\"query\", \"hits\": [{\"line\", \"score\", \"text\"}]}\n"
+    "  -k, --top-k N       matches per query (default 10)\n"
+    "      --json          one JSON object per query: {\"query\", \"results\": [{\"id\", \"score\",\n"
+    "                      \"chunk\", \"text\", \"metadata\"}]} (id: the line number, as a string)\n"
     "  -h, --help          this help\n";
 
 static const float *rank_scores;
@@ -317,7 +325,7 @@ static int by_score_desc(const void *a, const void *b) {
 
 int cmd_search_corpus(int argc, char **argv) {
     const char *model = NULL, *corpus = NULL;
-    long k = 5;
+    long k = 10;
     int json = 0;
     static const struct option opts[] = {{"model", required_argument, 0, 'm'}, {"corpus", required_argument, 0, 'c'},
                                          {"top-k", required_argument, 0, 'k'}, {"json", no_argument, 0, 'j'},
@@ -328,16 +336,15 @@ int cmd_search_corpus(int argc, char **argv) {
         switch (c) {
         case 'm': model = optarg; break;
         case 'c': corpus = optarg; break;
-        case 'k': k = strtol(optarg, NULL, 10); break;
+        case 'k': if (cli_opt_long("search", "-k/--top-k", optarg, 1, 100000, &k)) return EXIT_USAGE; break;
         case 'j': json = 1; break;
         case 'h': fputs(search_usage, stdout); return 0;
         default: fputs(search_usage, stderr); return EXIT_USAGE;
         }
     }
-    if (!model || !corpus || optind >= argc || k < 1 || k > 100000) {
-        fputs(search_usage, stderr);
-        return EXIT_USAGE;
-    }
+    if (!model) return cli_usage_error(search_usage, "search: missing -m MODEL (to search a corpus file)");
+    if (!corpus) return cli_usage_error(search_usage, "search: missing -c CORPUS");
+    if (optind >= argc) return cli_usage_error(search_usage, "search: missing QUERY");
     cli_reader rd = {0};
     rd.f = fopen(corpus, "rb");
     rd.name = corpus;
@@ -374,6 +381,22 @@ int cmd_search_corpus(int argc, char **argv) {
     se_model_info info;
     se_model_get_info(m, &info, NULL);
     size_t dim = se_encode_dim(m, NULL);
+    { /* texts the model cannot read: corpus lines, then queries */
+        cli_unk unk;
+        char where[600];
+        cli_unk_init(&unk, se_model_tokenizer(m));
+        for (size_t i = 0; i < n; i++) {
+            snprintf(where, sizeof where, "%s:%zu", corpus, i + 1);
+            cli_unk_check(&unk, docs[i], strlen(docs[i]), where);
+        }
+        cli_unk_finish(&unk, "lines");
+        cli_unk_init(&unk, se_model_tokenizer(m));
+        for (size_t q = 0; q < nq; q++) {
+            snprintf(where, sizeof where, "query %zu", q + 1);
+            cli_unk_check(&unk, argv[optind + q], strlen(argv[optind + q]), where);
+        }
+        cli_unk_finish(&unk, "queries");
+    }
     de = malloc((n ? n : 1) * dim * sizeof *de), qe = malloc(nq * dim * sizeof *qe);
     sc = malloc((n ? n : 1) * sizeof *sc), idx = malloc((n ? n : 1) * sizeof *idx);
     if (!de || !qe || !sc || !idx) goto done;
@@ -391,21 +414,23 @@ int cmd_search_corpus(int argc, char **argv) {
         rank_scores = sc;
         qsort(idx, n, sizeof *idx, by_score_desc);
         size_t top = (size_t)k < n ? (size_t)k : n;
+        /* the same layout as `sembed search INDEX`: a corpus line is a
+         * document whose id is its line number, in one chunk, no metadata */
         if (json) {
             fputs("{\"query\": ", stdout);
             cli_print_json_string(stdout, argv[optind + q]);
-            fputs(", \"hits\": [", stdout);
+            fputs(", \"results\": [", stdout);
             for (size_t i = 0; i < top; i++) {
-                printf("%s{\"line\": %zu, \"score\": ", i ? ", " : "", idx[i] + 1);
+                printf("%s{\"id\": \"%zu\", \"score\": ", i ? ", " : "", idx[i] + 1);
                 cli_print_float(stdout, sc[idx[i]]);
-                fputs(", \"text\": ", stdout);
+                fputs(", \"chunk\": 0, \"text\": ", stdout);
                 cli_print_json_string(stdout, docs[idx[i]]);
-                putchar('}');
+                fputs(", \"metadata\": {}}", stdout);
             }
             fputs("]}\n", stdout);
         } else {
             printf("%s%s\n", q ? "\n" : "", argv[optind + q]);
-            for (size_t i = 0; i < top; i++) printf("  %.4f  %s\n", (double)sc[idx[i]], docs[idx[i]]);
+            for (size_t i = 0; i < top; i++) printf("  %2zu. %.4f  [%zu] %s\n", i + 1, (double)sc[idx[i]], idx[i] + 1, docs[idx[i]]);
         }
     }
     rc = fflush(stdout) == 0 ? 0 : EXIT_RUNTIME;

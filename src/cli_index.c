@@ -8,11 +8,13 @@
  *   sembed mine                          paraphrase mining
  * Progress goes to stderr; results to stdout or -o (written atomically).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,50 +34,6 @@ int cmd_search(int argc, char **argv);
 int cmd_cluster(int argc, char **argv);
 int cmd_dedup(int argc, char **argv);
 int cmd_mine(int argc, char **argv);
-
-static int parse_float(const char *s, float lo, float hi, float *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !(v >= lo && v <= hi)) return -1;
-    *out = (float)v;
-    return 0;
-}
-
-/* A progress line on stderr: in place on a terminal, every ~10% otherwise. */
-typedef struct progress {
-    const char *what;
-    size_t total, last_pct;
-    double t0, last_t;
-    int tty;
-} progress;
-
-static void progress_start(progress *p, const char *what, size_t total) {
-    p->what = what;
-    p->total = total;
-    p->last_pct = (size_t)-1;
-    p->t0 = p->last_t = cli_now();
-    p->tty = isatty(2);
-}
-
-static void progress_update(progress *p, size_t done) {
-    if (cli_quiet || !p->total) return;
-    size_t pct = done * 100 / p->total;
-    double t = cli_now();
-    if (p->tty) {
-        if (done != p->total && t - p->last_t < 0.2) return;
-        p->last_t = t;
-        int bar = (int)(pct * 30 / 100);
-        fprintf(stderr, "\r%s [%.*s%*s] %zu/%zu (%zu%%) %.0f/s", p->what, bar, "##############################",
-                30 - bar, "", done, p->total, pct, done / (t - p->t0 + 1e-9));
-        if (done == p->total) fputc('\n', stderr);
-    } else {
-        if (pct / 10 == p->last_pct / 10 && done != p->total) return;
-        if (p->last_pct != (size_t)-1 && pct / 10 == p->last_pct / 10) return;
-        fprintf(stderr, "%s: %zu/%zu (%zu%%)\n", p->what, done, p->total, pct);
-    }
-    p->last_pct = pct;
-}
 
 /* ---- documents ---- */
 
@@ -100,18 +58,38 @@ static int ends_with(const char *s, const char *suf) {
     return a >= b && strcmp(s + a - b, suf) == 0;
 }
 
+/* Appends d to out (taking its strings); on failure (out of memory,
+ * message printed) frees them and returns -1. */
+static int docs_push(docs *out, doc d) {
+    if (d.id && d.text && out->n == out->cap) {
+        size_t nc = out->cap ? out->cap * 2 : 1024;
+        doc *t = realloc(out->v, nc * sizeof *t);
+        if (t) out->v = t, out->cap = nc;
+    }
+    if (!d.id || !d.text || out->n == out->cap) {
+        fprintf(stderr, "sembed: out of memory\n");
+        free(d.id), free(d.text), free(d.meta);
+        return -1;
+    }
+    out->v[out->n++] = d;
+    return 0;
+}
+
 /* Reads documents: JSONL (one object per line: the text field, the id
  * field or the line number, every other field as metadata) or plain text
- * (one document per line, id = line number). Errors name the line. */
+ * (one document per line, id = line number). jsonl: 1 JSONL, 0 text, -1
+ * guess (a .jsonl/.json/.ndjson name, else the first non-empty line being
+ * a JSON object, with a note). Errors name the line. */
 static int read_docs(const char *path, int jsonl, const char *field, const char *id_field, docs *out) {
     FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
     if (!f) {
         fprintf(stderr, "sembed: %s: cannot open: %s\n", path, strerror(errno));
         return -1;
     }
-    if (jsonl < 0) jsonl = ends_with(path, ".jsonl") || ends_with(path, ".json") || ends_with(path, ".ndjson");
+    if (jsonl < 0 && (ends_with(path, ".jsonl") || ends_with(path, ".json") || ends_with(path, ".ndjson"))) jsonl = 1;
+    const char *name = strcmp(path, "-") ? path : "<stdin>";
     char *line = NULL;
-    size_t cap = 0, no = 0;
+    size_t cap = 0, no = 0, n_blank = 0;
     ssize_t len;
     int rc = 0;
     while ((len = getline(&line, &cap, f)) >= 0) {
@@ -121,6 +99,29 @@ static int read_docs(const char *path, int jsonl, const char *field, const char 
             fprintf(stderr, "sembed: %s:%zu: line contains a NUL byte\n", path, no);
             rc = -1;
             break;
+        }
+        if (jsonl < 0) {
+            /* format not given: the first non-empty line decides (a JSON
+             * object = JSONL); blank lines before it wait for the verdict */
+            if (!len) {
+                n_blank++;
+                continue;
+            }
+            json_t *probe = json_loadb(line, (size_t)len, 0, NULL);
+            jsonl = json_is_object(probe);
+            json_decref(probe);
+            if (jsonl) {
+                if (!cli_quiet)
+                    fprintf(stderr, "sembed: note: %s: line %zu is a JSON object, so the input is read as JSONL "
+                                    "(--text to index the lines as plain text)\n", name, no);
+            } else {
+                for (size_t b = 0; b < n_blank && !rc; b++) { /* the blank lines were documents */
+                    char buf[32];
+                    snprintf(buf, sizeof buf, "%zu", no - n_blank + b);
+                    rc = docs_push(out, (doc){strdup(buf), strdup(""), NULL, no - n_blank + b});
+                }
+                if (rc) break;
+            }
         }
         doc d = {0};
         d.line = no;
@@ -164,22 +165,15 @@ static int read_docs(const char *path, int jsonl, const char *field, const char 
             d.id = strdup(buf);
             d.text = strdup(line);
         }
-        if (!d.id || !d.text) {
-            fprintf(stderr, "sembed: out of memory\n");
+        if (docs_push(out, d)) {
             rc = -1;
             break;
         }
-        if (out->n == out->cap) {
-            out->cap = out->cap ? out->cap * 2 : 1024;
-            doc *t = realloc(out->v, out->cap * sizeof *t);
-            if (!t) {
-                fprintf(stderr, "sembed: out of memory\n");
-                rc = -1;
-                break;
-            }
-            out->v = t;
-        }
-        out->v[out->n++] = d;
+    }
+    for (size_t b = 0; !rc && jsonl < 0 && b < n_blank; b++) { /* only blank lines: plain text */
+        char buf[32];
+        snprintf(buf, sizeof buf, "%zu", b + 1);
+        rc = docs_push(out, (doc){strdup(buf), strdup(""), NULL, b + 1});
     }
     if (!rc && ferror(f)) {
         fprintf(stderr, "sembed: %s: read error\n", path);
@@ -220,21 +214,30 @@ static void enc_close(enc *e) {
     se_model_free(e->m);
 }
 
-/* Encodes n texts (lens may be NULL) into out, 64 at a time, with progress. */
-static int enc_texts(enc *e, const char *const *texts, const size_t *lens, size_t n, float *out, const char *what) {
-    progress p;
-    progress_start(&p, what, n);
-    size_t n_trunc = 0;
+/* Encodes n texts (lens may be NULL) into out, 64 at a time. Progress p
+ * (may be NULL) moves from base to base + span items over the n texts.
+ * Returns 0, -1 on an error (printed) or -2 when cli_stop was set. */
+static int enc_texts(enc *e, const char *const *texts, const size_t *lens, size_t n, float *out, cli_progress *p,
+                     size_t base, size_t span) {
+    size_t n_trunc = 0, step = p && p->mode ? 8 : 64;
     bool tr[64];
-    for (size_t i = 0; i < n; i += 64) {
-        size_t b = n - i < 64 ? n - i : 64;
+    for (size_t i = 0, b; i < n; i += b) {
+        /* with progress on, calls sized to take about 0.2 s so the line
+         * moves at least once a second however slow the model */
+        double t = cli_now();
+        b = n - i < step ? n - i : step;
+        if (cli_stop) return -2;
         se_error err = {0};
         if (se_encode(e->ctx, texts + i, lens ? lens + i : NULL, b, NULL, out + i * e->dim, b * e->dim, tr, &err) != SE_OK) {
             fprintf(stderr, "sembed: text %zu: %s\n", i + 1, err.msg);
             return -1;
         }
         for (size_t j = 0; j < b; j++) n_trunc += tr[j];
-        if (what) progress_update(&p, i + b);
+        if (p) cli_progress_update(p, base + (size_t)((double)span * (double)(i + b) / (double)n), -1);
+        if (p && p->mode) {
+            double per = (cli_now() - t) / (double)b, want = per > 0 ? 0.2 / per : 64;
+            step = want < 1 ? 1 : want > 64 ? 64 : (size_t)want;
+        }
     }
     if (n_trunc)
         fprintf(stderr, "sembed: warning: %zu of %zu texts were truncated to max_seq_length %d tokens\n", n_trunc, n,
@@ -254,20 +257,74 @@ static const char **doc_texts(const docs *d) {
 
 /* ==== index build / add ==== */
 
+static const docs *dup_sort_docs;
+
+/* qsort order of document indices: by id, then by input position. */
+static int by_id_then_pos(const void *a, const void *b) {
+    size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    int c = strcmp(dup_sort_docs->v[i].id, dup_sort_docs->v[j].id);
+    return c ? c : (i > j) - (i < j);
+}
+
+/* Finds ids that occur more than once in one input: each repetition is
+ * reported naming both lines (the first 5, then a count), and the later
+ * document replaces the earlier, as adding an existing id replaces it.
+ * Returns the number of documents dropped that way, or (size_t)-1 when out
+ * of memory. */
+static size_t drop_duplicate_ids(docs *d, const char *input) {
+    if (d->n < 2) return 0;
+    size_t *ix = malloc(d->n * sizeof *ix);
+    bool *gone = calloc(d->n, sizeof *gone);
+    if (!ix || !gone) {
+        free(ix), free(gone);
+        fprintf(stderr, "sembed: out of memory\n");
+        return (size_t)-1;
+    }
+    for (size_t i = 0; i < d->n; i++) ix[i] = i;
+    dup_sort_docs = d;
+    qsort(ix, d->n, sizeof *ix, by_id_then_pos);
+    const char *name = strcmp(input, "-") ? input : "<stdin>";
+    size_t n_dup = 0;
+    for (size_t k = 1; k < d->n; k++) {
+        const doc *prev = &d->v[ix[k - 1]], *cur = &d->v[ix[k]];
+        if (strcmp(prev->id, cur->id) != 0) continue;
+        gone[ix[k - 1]] = true;
+        if (n_dup++ < 5)
+            fprintf(stderr, "sembed: warning: %s:%zu: id \"%s\" was already given at line %zu; the later document replaces "
+                            "the earlier\n", name, cur->line, cur->id, prev->line);
+    }
+    if (n_dup > 5) fprintf(stderr, "sembed: warning: ... and %zu more repeated ids\n", n_dup - 5);
+    size_t o = 0;
+    for (size_t i = 0; i < d->n; i++) {
+        if (gone[i]) free(d->v[i].id), free(d->v[i].text), free(d->v[i].meta);
+        else d->v[o++] = d->v[i];
+    }
+    d->n = o;
+    free(ix), free(gone);
+    return n_dup;
+}
+
 typedef struct build_opts {
     const char *model, *input, *field, *id_field;
     int jsonl, dtype;
     long chunk, overlap, threads, batch;
 } build_opts;
 
-/* Chunks, encodes and adds docs to idx in batches (one transaction each). */
-static int index_docs(se_index *idx, enc *e, docs *d, long chunk, long overlap, long batch) {
+/* Chunks, encodes and adds docs to idx in batches (one transaction each).
+ * *n_done: the documents committed. Returns 0, -1 on an error (printed)
+ * or -2 when a signal asked to stop (between batches or encode calls). */
+static int index_docs(se_index *idx, enc *e, docs *d, long chunk, long overlap, long batch, size_t n_dup, size_t *n_done) {
     const se_tokenizer *tok = se_model_tokenizer(e->m);
-    progress p;
-    progress_start(&p, "indexing", d->n);
+    cli_progress p;
+    cli_progress_start(&p, "indexing", "docs", d->n);
     size_t n_split = 0, n_chunks = 0;
     int rc = 0;
+    *n_done = 0;
     for (size_t i = 0; i < d->n && !rc; i += (size_t)batch) {
+        if (cli_stop) {
+            rc = -2;
+            break;
+        }
         size_t b = d->n - i < (size_t)batch ? d->n - i : (size_t)batch;
         uint32_t **spans = calloc(b, sizeof *spans);
         size_t *nch = calloc(b, sizeof *nch), total = 0;
@@ -300,7 +357,7 @@ static int index_docs(se_index *idx, enc *e, docs *d, long chunk, long overlap, 
                 ct[c] = d->v[i + j].text + spans[j][2 * k];
                 cl[c] = spans[j][2 * k + 1] - spans[j][2 * k];
             }
-        if (!rc && enc_texts(e, ct, cl, total, vec, NULL)) rc = -1;
+        if (!rc) rc = enc_texts(e, ct, cl, total, vec, &p, i, b);
         for (size_t j = 0, c = 0; j < b && !rc; j++) {
             id[j] = (se_index_doc){d->v[i + j].id, d->v[i + j].text, d->v[i + j].meta, nch[j], spans[j], vec + c * e->dim};
             c += nch[j];
@@ -310,15 +367,21 @@ static int index_docs(se_index *idx, enc *e, docs *d, long chunk, long overlap, 
             fprintf(stderr, "sembed: %s\n", err.msg);
             rc = -1;
         }
+        if (!rc) *n_done = i + b;
         n_chunks += total;
         for (size_t j = 0; j < b; j++)
             if (spans) se_free(spans[j]);
         free(spans), free(nch), free(id), free(ct), free(cl), free(vec);
-        if (!rc) progress_update(&p, i + b);
+        if (!rc) cli_progress_update(&p, i + b, -1);
     }
-    if (!rc && !cli_quiet)
-        fprintf(stderr, "sembed: %zu documents, %zu chunks (%zu documents longer than one chunk were split) in %.1f s\n", d->n,
-                n_chunks, n_split, cli_now() - p.t0);
+    cli_progress_end(&p);
+    if (rc == -2) fprintf(stderr, "sembed: stopped by %s\n", cli_stop == SIGTERM ? "SIGTERM" : "SIGINT");
+    if (!rc && !cli_quiet) {
+        char dups[64] = "";
+        if (n_dup) snprintf(dups, sizeof dups, ", %zu duplicate id%s", n_dup, n_dup == 1 ? "" : "s");
+        fprintf(stderr, "sembed: added %zu documents, %zu chunks (%zu documents longer than one chunk were split)%s in %.1f s\n",
+                d->n, n_chunks, n_split, dups, cli_now() - p.t0);
+    }
     return rc;
 }
 
@@ -335,7 +398,8 @@ static const char index_usage[] =
     "  -i, --input FILE        documents: .jsonl (one object per line) or text (one per line; id =\n"
     "                          line number); `-` is stdin. delete: one id per line\n"
     "  -o, --output FILE       the index to create (build; must not exist)\n"
-    "      --jsonl / --text    input format (default: by extension, .jsonl/.json/.ndjson = JSONL)\n"
+    "      --jsonl / --text    input format (default: JSONL for a .jsonl/.json/.ndjson name or when\n"
+    "                          the first non-empty line is a JSON object, else text)\n"
     "      --field NAME        JSONL text field (default text)\n"
     "      --id-field NAME     JSONL id field (default id; absent = line number); the other fields\n"
     "                          are stored as metadata, for --filter\n"
@@ -349,8 +413,93 @@ static const char index_usage[] =
     "  -b, --batch-size N      documents per transaction (default 256)\n"
     "  -t, --threads N         encoder threads\n"
     "      --dtype D           f32 (default), bf16 or int8\n"
-    "  -q, --cli_quiet             no progress on stderr\n"
+    "  -q, --quiet             no progress on stderr\n"
+    "      --progress          progress (docs/s, ETA) once a second even when stderr is not a terminal\n"
     "  -h, --help              this help\n";
+
+/* Checks --chunk and --overlap against what the model reads: a chunk
+ * larger than max_seq_length minus the special tokens is lowered to that
+ * with a warning (so the index records the size really used); an overlap
+ * of a whole chunk or more is refused. *chunk 0 means the model's limit.
+ * Returns 0, or 2 (a usage error, message printed). */
+static int fit_chunk(const enc *e, const char *cmd, long *chunk, long overlap) {
+    const se_tokenizer *tok = se_model_tokenizer(e->m);
+    se_tokenize_params tp = se_tokenize_default_params(tok);
+    int32_t ids[16];
+    size_t n_special = 0;
+    if (se_tokenize(tok, "", 0, NULL, 0, &tp, ids, NULL, 16, &n_special, NULL, NULL) != SE_OK) n_special = 0;
+    long limit = (long)se_tokenizer_n_tokens_max(tok), room = limit > (long)n_special ? limit - (long)n_special : 1;
+    if (!limit) room = LONG_MAX;
+    if (*chunk > room) {
+        fprintf(stderr, "sembed: warning: %s: --chunk %ld exceeds what the model reads (max_seq_length %ld, %zu of them "
+                        "special tokens); chunks of %ld tokens are used and recorded\n", cmd, *chunk, limit, n_special, room);
+        *chunk = room;
+    }
+    long eff = *chunk ? *chunk : room;
+    if (overlap >= eff) {
+        fprintf(stderr, "sembed: %s: --overlap %ld must be smaller than the chunk size (%ld tokens%s)\n", cmd, overlap, eff,
+                *chunk ? "" : ", the model's max_seq_length less its special tokens");
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+/* Removes an index file and the SQLite side files next to it (-wal,
+ * -shm, -journal). */
+static void remove_index_files(const char *path) {
+    static const char *side[] = {"", "-wal", "-shm", "-journal"};
+    char p[4200];
+    for (size_t i = 0; i < sizeof side / sizeof *side; i++) {
+        snprintf(p, sizeof p, "%s%s", path, side[i]);
+        unlink(p);
+    }
+}
+
+/* Removes what killed builds of idx_path left behind (SIGKILL cannot be
+ * caught): files named "<idx_path>.tmp.<pid>" (and their -wal, -shm,
+ * -journal) whose process no longer exists. Nothing else is touched. */
+static void remove_stale_builds(const char *idx_path) {
+    const char *slash = strrchr(idx_path, '/');
+    char dir[4096];
+    const char *base = slash ? slash + 1 : idx_path;
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - idx_path) + 1 : 1, slash ? idx_path : ".");
+    DIR *dh = opendir(dir);
+    if (!dh) return;
+    size_t bl = strlen(base);
+    struct dirent *de;
+    while ((de = readdir(dh)) != NULL) {
+        const char *nm = de->d_name;
+        if (strncmp(nm, base, bl) != 0 || strncmp(nm + bl, ".tmp.", 5) != 0) continue;
+        const char *q = nm + bl + 5;
+        char *end;
+        if (*q < '1' || *q > '9') continue;
+        errno = 0;
+        long pid = strtol(q, &end, 10);
+        if (errno || pid <= 0 || pid > INT_MAX) continue;
+        if (*end && strcmp(end, "-wal") && strcmp(end, "-shm") && strcmp(end, "-journal")) continue;
+        if (pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* alive (or not ours to judge) */
+        char p[8300];
+        snprintf(p, sizeof p, "%s%s", slash ? dir : "", nm);
+        if (unlink(p) == 0 && !*end)
+            fprintf(stderr, "sembed: note: removed %s, left by a build that was killed\n", p);
+    }
+    closedir(dh);
+}
+
+/* Refuses to mix embedding spaces: checks that the model e (folder
+ * model_dir) is the one whose fingerprint the index recorded
+ * (se_index_check_model's message names the index and the fields that
+ * differ). Returns 0 when it is, -1 (message printed) when not. */
+static int check_index_model(se_index *idx, const enc *e, const char *model_dir) {
+    char fp[SE_FINGERPRINT_MAX];
+    se_error err = {0};
+    if (se_model_fingerprint(e->m, fp, sizeof fp, &err) != SE_OK || se_index_check_model(idx, fp, cli_log, NULL, &err) != SE_OK) {
+        fprintf(stderr, "sembed: %s (model %s; an index holds one model's vectors: use the model it was built with, or "
+                        "build another index)\n", err.msg, model_dir);
+        return -1;
+    }
+    return 0;
+}
 
 /* Absolute path of a model folder, for the index to remember. */
 static char *abs_path(const char *p) {
@@ -359,6 +508,7 @@ static char *abs_path(const char *p) {
 }
 
 static int index_build_or_add(int argc, char **argv, int add) {
+    const char *cmd = add ? "index add" : "index build";
     build_opts o = {0};
     o.field = "text";
     o.id_field = "id";
@@ -375,7 +525,8 @@ static int index_build_or_add(int argc, char **argv, int add) {
         {"id-field", required_argument, 0, 'I'}, {"metric", required_argument, 0, 'M'}, {"hnsw", required_argument, 0, 'H'},
         {"flat", no_argument, 0, 'L'}, {"ef-search", required_argument, 0, 'E'}, {"chunk", required_argument, 0, 'C'},
         {"overlap", required_argument, 0, 'O'}, {"batch-size", required_argument, 0, 'b'}, {"threads", required_argument, 0, 't'},
-        {"dtype", required_argument, 0, 'D'}, {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"dtype", required_argument, 0, 'D'}, {"quiet", no_argument, 0, 'q'}, {"progress", no_argument, 0, 'G'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:i:o:b:t:qh", opts, NULL)) != -1) {
@@ -390,11 +541,11 @@ static int index_build_or_add(int argc, char **argv, int add) {
         case 'M': metric = optarg; break;
         case 'H': hnsw = optarg; break;
         case 'L': flat = 1; break;
-        case 'E': ef_search = cli_parse_long(optarg, 1, 100000); break;
-        case 'C': o.chunk = cli_parse_long(optarg, 1, 1 << 20); break;
-        case 'O': o.overlap = cli_parse_long(optarg, 0, 1 << 20); break;
-        case 'b': o.batch = cli_parse_long(optarg, 1, 1 << 20); break;
-        case 't': o.threads = cli_parse_long(optarg, 1, 256); break;
+        case 'E': if (cli_opt_long(cmd, "--ef-search", optarg, 1, 100000, &ef_search)) return EXIT_USAGE; break;
+        case 'C': if (cli_opt_long(cmd, "--chunk", optarg, 1, 1 << 20, &o.chunk)) return EXIT_USAGE; break;
+        case 'O': if (cli_opt_long(cmd, "--overlap", optarg, 0, 1 << 20, &o.overlap)) return EXIT_USAGE; break;
+        case 'b': if (cli_opt_long(cmd, "-b/--batch-size", optarg, 1, 1 << 20, &o.batch)) return EXIT_USAGE; break;
+        case 't': if (cli_opt_long(cmd, "-t/--threads", optarg, 1, 256, &o.threads)) return EXIT_USAGE; break;
         case 'D':
             o.dtype = cli_parse_dtype(optarg);
             if (o.dtype < 0) {
@@ -403,14 +554,20 @@ static int index_build_or_add(int argc, char **argv, int add) {
             }
             break;
         case 'q': cli_quiet = 1; break;
+        case 'G': cli_progress_force = 1; break;
         case 'h': fputs(index_usage, stdout); return 0;
         default: fputs(index_usage, stderr); return EXIT_USAGE;
         }
     }
     const char *idx_path = add ? (optind < argc ? argv[optind++] : NULL) : out;
-    if (!idx_path || !o.input || optind != argc || (!add && !o.model) || ef_search < 0 || o.chunk < 0 || o.batch < 0 ||
-        o.threads < 0 || (o.overlap < -1)) {
-        fputs(index_usage, stderr);
+    if (add && !idx_path) return cli_usage_error(index_usage, "index add: missing INDEX");
+    if (!add && !o.model) return cli_usage_error(index_usage, "index build: missing -m MODEL");
+    if (!o.input) return cli_usage_error(index_usage, "%s: missing -i DOCS (`-` for stdin)", cmd);
+    if (!add && !out) return cli_usage_error(index_usage, "index build: missing -o INDEX");
+    if (add && out) return cli_usage_error(index_usage, "index add: -o is for build; add writes INDEX in place");
+    if (optind != argc) return cli_usage_error(index_usage, "%s: unexpected argument '%s'", cmd, argv[optind]);
+    if (o.chunk && o.overlap >= o.chunk) {
+        fprintf(stderr, "sembed: %s: --overlap %ld must be smaller than --chunk %ld\n", cmd, o.overlap, o.chunk);
         return EXIT_USAGE;
     }
     se_index_params ip = se_index_default_params();
@@ -423,14 +580,18 @@ static int index_build_or_add(int argc, char **argv, int add) {
     }
     if (flat) ip.kind = SE_INDEX_FLAT;
     if (hnsw) {
-        unsigned M, efc;
-        char tail;
-        if (sscanf(hnsw, "%u,%u%c", &M, &efc, &tail) != 2) {
-            fprintf(stderr, "sembed: --hnsw takes M,ef_construction (e.g. 16,200)\n");
+        long M, efc;
+        char buf[64];
+        char *comma = strlen(hnsw) < sizeof buf ? strchr(strcpy(buf, hnsw), ',') : NULL;
+        if (!comma) {
+            fprintf(stderr, "sembed: %s: --hnsw takes M,ef_construction (e.g. 16,200)\n", cmd);
             return EXIT_USAGE;
         }
-        ip.M = M;
-        ip.ef_construction = efc;
+        *comma = 0;
+        if (cli_opt_long(cmd, "--hnsw M", buf, 2, 1024, &M) || cli_opt_long(cmd, "--hnsw ef_construction", comma + 1, 1, 100000, &efc))
+            return EXIT_USAGE;
+        ip.M = (uint32_t)M;
+        ip.ef_construction = (uint32_t)efc;
     }
     ip.ef_search = (uint32_t)ef_search;
     struct stat sb;
@@ -439,15 +600,19 @@ static int index_build_or_add(int argc, char **argv, int add) {
         return EXIT_RUNTIME;
     }
     docs d = {0};
-    if (read_docs(o.input, o.jsonl, o.field, o.id_field, &d)) {
+    size_t n_dup = 0;
+    if (read_docs(o.input, o.jsonl, o.field, o.id_field, &d) || (n_dup = drop_duplicate_ids(&d, o.input)) == (size_t)-1) {
         docs_free(&d);
         return EXIT_RUNTIME;
     }
+    /* from here on (the input read; Ctrl-C while typing it still ends the
+     * program at once), SIGINT / SIGTERM stop between batches and clean up */
+    cli_catch_stop_signals();
     int rc = EXIT_RUNTIME;
     se_error err = {0};
     se_index *idx = NULL;
     enc e = {0};
-    char *model_abs = NULL, tmp[4096] = "";
+    char *model_abs = NULL, tmp[4096] = "", fingerprint[SE_FINGERPRINT_MAX];
     if (add) {
         if (se_index_open(idx_path, false, cli_log, NULL, &idx, &err) != SE_OK) {
             fprintf(stderr, "sembed: %s\n", err.msg);
@@ -467,23 +632,61 @@ static int index_build_or_add(int argc, char **argv, int add) {
             fprintf(stderr, "sembed: model %s gives %zu-dimensional vectors, the index holds %zu\n", o.model, e.dim, info.dim);
             goto done;
         }
+        if (check_index_model(idx, &e, o.model)) goto done;
+        if ((rc = fit_chunk(&e, cmd, &o.chunk, o.overlap)) != 0) goto done;
+        rc = EXIT_RUNTIME;
     } else {
         if (o.overlap < 0) o.overlap = 0;
         if (enc_open(&e, o.model, o.dtype, o.threads)) goto done;
+        if ((rc = fit_chunk(&e, cmd, &o.chunk, o.overlap)) != 0) goto done;
+        rc = EXIT_RUNTIME;
         model_abs = abs_path(o.model);
         ip.model = model_abs;
+        if (se_model_fingerprint(e.m, fingerprint, sizeof fingerprint, &err) != SE_OK) {
+            fprintf(stderr, "sembed: %s\n", err.msg);
+            goto done;
+        }
+        ip.model_fingerprint = fingerprint;
         ip.chunk_tokens = (uint32_t)o.chunk;
         ip.chunk_overlap = (uint32_t)o.overlap;
         /* built under a temporary name, renamed into place when complete */
+        remove_stale_builds(idx_path);
         snprintf(tmp, sizeof tmp, "%s.tmp.%ld", idx_path, (long)getpid());
-        unlink(tmp);
+        remove_index_files(tmp);
         if (se_index_create(tmp, e.dim, &ip, &idx, &err) != SE_OK) {
             fprintf(stderr, "sembed: %s\n", err.msg);
-            tmp[0] = 0;
-            goto done;
+            goto done; /* removes what the failed create left */
         }
     }
-    if (index_docs(idx, &e, &d, o.chunk, o.overlap, o.batch)) goto done;
+    { /* documents the model cannot read are named before the work starts */
+        cli_unk unk;
+        cli_unk_init(&unk, se_model_tokenizer(e.m));
+        const char *name = strcmp(o.input, "-") ? o.input : "<stdin>";
+        for (size_t i = 0; i < d.n; i++) {
+            char where[700];
+            snprintf(where, sizeof where, "%s:%zu (id %.100s)", name, d.v[i].line, d.v[i].id);
+            cli_unk_check(&unk, d.v[i].text, strlen(d.v[i].text), where);
+        }
+        cli_unk_finish(&unk, "documents");
+    }
+    size_t n_done = 0;
+    int r = index_docs(idx, &e, &d, o.chunk, o.overlap, o.batch, n_dup, &n_done);
+    if (r) {
+        se_index_close(idx, NULL);
+        idx = NULL;
+        if (r == -2) rc = 128 + cli_stop;
+        if (add) {
+            fprintf(stderr, "sembed: index add: %zu of %zu documents were added to %s%s; to finish, run `sembed index add %s -i %s` "
+                            "again (ids already added are replaced)\n",
+                    n_done, d.n, idx_path, n_done ? " (whole batches, in input order)" : "", idx_path, o.input);
+        } else {
+            remove_index_files(tmp);
+            tmp[0] = 0;
+            fprintf(stderr, "sembed: index build: nothing was written (the partial index was removed). Run the build again; "
+                            "or build from part of the input and add the rest with `sembed index add %s -i REST`\n", idx_path);
+        }
+        goto done;
+    }
     if (se_index_close(idx, &err) != SE_OK) {
         idx = NULL;
         fprintf(stderr, "sembed: %s\n", err.msg);
@@ -502,7 +705,7 @@ static int index_build_or_add(int argc, char **argv, int add) {
     rc = 0;
 done:
     if (idx) se_index_close(idx, NULL);
-    if (tmp[0]) unlink(tmp);
+    if (tmp[0]) remove_index_files(tmp);
     enc_close(&e);
     docs_free(&d);
     free(model_abs);
@@ -523,10 +726,8 @@ static int index_delete(int argc, char **argv) {
         default: fputs(index_usage, stderr); return EXIT_USAGE;
         }
     }
-    if (optind >= argc || (!input && optind + 1 >= argc)) {
-        fputs(index_usage, stderr);
-        return EXIT_USAGE;
-    }
+    if (optind >= argc) return cli_usage_error(index_usage, "index delete: missing INDEX");
+    if (!input && optind + 1 >= argc) return cli_usage_error(index_usage, "index delete: missing the ids (ID... or -i IDS)");
     const char *path = argv[optind++];
     docs ids = {0};
     if (input && read_lines(input, &ids)) return EXIT_RUNTIME;
@@ -534,12 +735,15 @@ static int index_delete(int argc, char **argv) {
     const char **v = malloc((n ? n : 1) * sizeof *v);
     for (size_t i = 0; i < n; i++) v[i] = input ? ids.v[i].text : argv[optind + i];
     se_error err = {0};
-    se_index *idx;
+    se_index *idx = NULL;
     int rc = EXIT_RUNTIME;
     size_t nd = 0;
     if (se_index_open(path, false, cli_log, NULL, &idx, &err) != SE_OK) {
         fprintf(stderr, "sembed: %s\n", err.msg);
-    } else if (se_index_delete(idx, v, n, &nd, &err) != SE_OK || se_index_close(idx, &err) != SE_OK) {
+    } else if (se_index_delete(idx, v, n, &nd, &err) != SE_OK) {
+        fprintf(stderr, "sembed: %s\n", err.msg);
+        se_index_close(idx, NULL); /* the index is closed on failure too */
+    } else if (se_index_close(idx, &err) != SE_OK) {
         fprintf(stderr, "sembed: %s\n", err.msg);
     } else {
         if (!cli_quiet) fprintf(stderr, "sembed: deleted %zu of %zu ids\n", nd, n);
@@ -562,10 +766,8 @@ static int index_info(int argc, char **argv) {
         default: fputs(index_usage, stderr); return EXIT_USAGE;
         }
     }
-    if (optind != argc - 1) {
-        fputs(index_usage, stderr);
-        return EXIT_USAGE;
-    }
+    if (optind == argc) return cli_usage_error(index_usage, "index info: missing INDEX");
+    if (optind != argc - 1) return cli_usage_error(index_usage, "index info: unexpected argument '%s'", argv[optind + 1]);
     se_error err = {0};
     se_index *idx;
     if (se_index_open(argv[optind], true, cli_log, NULL, &idx, &err) != SE_OK) {
@@ -591,10 +793,16 @@ static int index_info(int argc, char **argv) {
                in.format_version, kind, metric, in.dim, in.params.M, in.params.ef_construction, in.params.ef_search, in.n_docs,
                in.n_vectors, in.n_free_slots, in.params.chunk_tokens, in.params.chunk_overlap, in.memory_bytes, fsize);
         cli_print_json_string(stdout, in.params.model ? in.params.model : "");
+        fputs(", \"model_fingerprint\": ", stdout);
+        if (in.params.model_fingerprint && in.params.model_fingerprint[0]) cli_print_json_string(stdout, in.params.model_fingerprint);
+        else fputs("null", stdout);
         printf("}\n");
     } else {
         printf("index        %s (format %d, %lld bytes)\n", argv[optind], in.format_version, fsize);
         printf("model        %s\n", in.params.model && in.params.model[0] ? in.params.model : "(none)");
+        printf("fingerprint  %s\n", in.params.model_fingerprint && in.params.model_fingerprint[0]
+                                          ? in.params.model_fingerprint
+                                          : "(none recorded: made before fingerprints; recorded by the next index add)");
         printf("kind         %s", kind);
         if (in.params.kind == SE_INDEX_HNSW)
             printf(" (M %u, ef_construction %u, ef_search %u)", in.params.M, in.params.ef_construction, in.params.ef_search);
@@ -609,9 +817,10 @@ static int index_info(int argc, char **argv) {
 }
 
 int cmd_index(int argc, char **argv) {
-    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-        fputs(index_usage, argc < 2 ? stderr : stdout);
-        return argc < 2 ? EXIT_USAGE : 0;
+    if (argc < 2) return cli_usage_error(index_usage, "index: missing the subcommand (build, add, delete or info)");
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        fputs(index_usage, stdout);
+        return 0;
     }
     if (!strcmp(argv[1], "build")) return index_build_or_add(argc - 1, argv + 1, 0);
     if (!strcmp(argv[1], "add")) return index_build_or_add(argc - 1, argv + 1, 1);
@@ -639,14 +848,14 @@ static const char search_index_usage[] =
     "      --json             one JSON object per query: {\"query\", \"results\": [{\"id\", \"score\",\n"
     "                         \"chunk\", \"text\", \"metadata\"}]}\n"
     "  -t, --threads N        encoder threads\n"
-    "  -q, --cli_quiet            no notes on stderr\n"
+    "  -q, --quiet            no notes on stderr\n"
     "  -h, --help             this help\n";
 
 static int search_index(int argc, char **argv) {
     long k = 10, ef = 0, threads = 0;
     int json = 0, all_chunks = 0;
     const char *input = NULL, *model = NULL;
-    se_index_filter filters[32];
+    se_index_filter filters[SE_INDEX_FILTERS_MAX];
     size_t nf = 0;
     static const struct option opts[] = {
         {"top-k", required_argument, 0, 'k'}, {"filter", required_argument, 0, 'f'}, {"ef", required_argument, 0, 'e'},
@@ -657,12 +866,16 @@ static int search_index(int argc, char **argv) {
     optind = 1;
     while ((c = getopt_long(argc, argv, "k:i:m:t:qh", opts, NULL)) != -1) {
         switch (c) {
-        case 'k': k = cli_parse_long(optarg, 1, 100000); break;
-        case 'e': ef = cli_parse_long(optarg, 1, 100000); break;
+        case 'k': if (cli_opt_long("search", "-k/--top-k", optarg, 1, 100000, &k)) return EXIT_USAGE; break;
+        case 'e': if (cli_opt_long("search", "--ef", optarg, 1, 100000, &ef)) return EXIT_USAGE; break;
         case 'f': {
             char *eq = strchr(optarg, '=');
-            if (!eq || eq == optarg || nf == 32) {
-                fprintf(stderr, "sembed: --filter takes KEY=VALUE (at most 32)\n");
+            if (!eq || eq == optarg) {
+                fprintf(stderr, "sembed: search: --filter takes KEY=VALUE, not '%s'\n", optarg);
+                return EXIT_USAGE;
+            }
+            if (nf == SE_INDEX_FILTERS_MAX) {
+                fprintf(stderr, "sembed: search: at most %d --filter terms\n", SE_INDEX_FILTERS_MAX);
                 return EXIT_USAGE;
             }
             *eq = 0;
@@ -673,16 +886,14 @@ static int search_index(int argc, char **argv) {
         case 'i': input = optarg; break;
         case 'm': model = optarg; break;
         case 'j': json = 1; break;
-        case 't': threads = cli_parse_long(optarg, 1, 256); break;
+        case 't': if (cli_opt_long("search", "-t/--threads", optarg, 1, 256, &threads)) return EXIT_USAGE; break;
         case 'q': cli_quiet = 1; break;
         case 'h': fputs(search_index_usage, stdout); return 0;
         default: fputs(search_index_usage, stderr); return EXIT_USAGE;
         }
     }
-    if (optind >= argc || k < 0 || ef < 0 || threads < 0 || (optind + 1 >= argc && !input)) {
-        fputs(search_index_usage, stderr);
-        return EXIT_USAGE;
-    }
+    if (optind >= argc) return cli_usage_error(search_index_usage, "search: missing INDEX (or -m MODEL -c CORPUS)");
+    if (optind + 1 >= argc && !input) return cli_usage_error(search_index_usage, "search: missing QUERY (or -i FILE)");
     const char *path = argv[optind++];
     docs qd = {0};
     if (input && read_lines(input, &qd)) return EXIT_RUNTIME;
@@ -712,9 +923,26 @@ static int search_index(int argc, char **argv) {
         fprintf(stderr, "sembed: model %s gives %zu-dimensional vectors, the index holds %zu\n", model, e.dim, info.dim);
         goto done;
     }
+    if (check_index_model(idx, &e, model)) goto done;
+    for (size_t f = 0; f < nf; f++) { /* a misspelt key would match nothing without a word */
+        bool found = true;
+        if (se_index_has_meta_key(idx, filters[f].key, &found, &err) == SE_OK && !found)
+            fprintf(stderr, "sembed: warning: search: no document has a metadata field \"%s\", so --filter %s=%s matches "
+                            "nothing\n", filters[f].key, filters[f].key, filters[f].value);
+    }
+    cli_unk unk;
+    cli_unk_init(&unk, se_model_tokenizer(e.m));
+    for (size_t q = 0; q < nq; q++) {
+        char where[600];
+        size_t na = (size_t)(argc - optind);
+        if (q < na) snprintf(where, sizeof where, "query %zu", q + 1);
+        else snprintf(where, sizeof where, "%s:%zu", strcmp(input, "-") ? input : "<stdin>", qd.v[q - na].line);
+        cli_unk_check(&unk, qs[q], strlen(qs[q]), where);
+    }
+    cli_unk_finish(&unk, "queries");
     qe = malloc(nq * e.dim * sizeof *qe);
     hits = malloc((size_t)k * sizeof *hits);
-    if (!qe || !hits || enc_texts(&e, qs, NULL, nq, qe, NULL)) goto done;
+    if (!qe || !hits || enc_texts(&e, qs, NULL, nq, qe, NULL, 0, 0)) goto done;
     se_index_search_params sp = se_index_search_default_params();
     sp.k = (size_t)k;
     sp.ef_search = (uint32_t)ef;
@@ -783,6 +1011,7 @@ int cmd_search(int argc, char **argv) {
 /* ==== cluster / dedup / mine ==== */
 
 typedef struct coll_opts {
+    const char *cmd; /* for messages */
     const char *model, *input, *output;
     int json, dtype;
     long threads;
@@ -794,7 +1023,7 @@ typedef struct coll_opts {
     {"model", required_argument, 0, 'm'}, {"input", required_argument, 0, 'i'},                                 \
         {"output", required_argument, 0, 'o'}, {"threshold", required_argument, 0, 'T'},                        \
         {"json", no_argument, 0, 'j'}, {"threads", required_argument, 0, 't'}, {"dtype", required_argument, 0, 'D'}, \
-        {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}
+        {"quiet", no_argument, 0, 'q'}, {"progress", no_argument, 0, 'G'}, {"help", no_argument, 0, 'h'}
 
 /* Handles an option the three commands share: 1 when c was one, 0 when
  * not, -1 on a bad value (message printed). --threshold goes to *thr,
@@ -805,25 +1034,47 @@ static int coll_option(int c, coll_opts *o, float *thr, float lo, float hi) {
     case 'i': o->input = optarg; return 1;
     case 'o': o->output = optarg; return 1;
     case 'j': o->json = 1; return 1;
-    case 't': o->threads = cli_parse_long(optarg, 1, 256); return 1;
+    case 't': return cli_opt_long(o->cmd, "-t/--threads", optarg, 1, 256, &o->threads) ? -1 : 1;
     case 'q': cli_quiet = 1; return 1;
+    case 'G': cli_progress_force = 1; return 1;
     case 'D':
         o->dtype = cli_parse_dtype(optarg);
         if (o->dtype >= 0) return 1;
         fprintf(stderr, "sembed: --dtype must be f32, bf16 or int8\n");
         return -1;
-    case 'T':
-        if (!parse_float(optarg, lo, hi, thr)) return 1;
-        fprintf(stderr, "sembed: --threshold must be a number in [%g, %g]\n", (double)lo, (double)hi);
-        return -1;
+    case 'T': return cli_opt_float(o->cmd, "--threshold", optarg, lo, hi, thr) ? -1 : 1;
     }
     return 0;
 }
 
-/* Loads the texts and their embeddings (normalised). */
-static int embed_collection(const coll_opts *o, docs *d, enc *e, float **vec) {
+/* Reports what cluster, dedup or mine is missing (a usage error, 1) or
+ * 0 when the options are complete. */
+static int coll_missing(const coll_opts *o, int argc, char **argv, const char *usage) {
+    if (!o->model) return cli_usage_error(usage, "%s: missing -m MODEL", o->cmd) != 0;
+    if (!o->input) return cli_usage_error(usage, "%s: missing -i TEXTS (`-` for stdin)", o->cmd) != 0;
+    if (optind != argc) return cli_usage_error(usage, "%s: unexpected argument '%s'", o->cmd, argv[optind]) != 0;
+    return 0;
+}
+
+/* Loads the texts and their embeddings (normalised), warning about texts
+ * of mostly unknown tokens; *unknown (may be NULL; malloc'd) flags them. */
+static int embed_collection(const coll_opts *o, docs *d, enc *e, float **vec, bool **unknown) {
     if (read_lines(o->input, d)) return -1;
     if (enc_open(e, o->model, o->dtype, o->threads)) return -1;
+    if (unknown && !(*unknown = calloc(d->n ? d->n : 1, sizeof **unknown))) {
+        fprintf(stderr, "sembed: out of memory\n");
+        return -1;
+    }
+    /* texts the model cannot read are named (dedup keeps them) */
+    cli_unk unk;
+    cli_unk_init(&unk, se_model_tokenizer(e->m));
+    for (size_t i = 0; i < d->n; i++) {
+        char where[600];
+        snprintf(where, sizeof where, "%s:%zu", strcmp(o->input, "-") ? o->input : "<stdin>", d->v[i].line);
+        bool u = cli_unk_check(&unk, d->v[i].text, strlen(d->v[i].text), where);
+        if (unknown) (*unknown)[i] = u;
+    }
+    cli_unk_finish(&unk, "lines");
     *vec = malloc((d->n ? d->n : 1) * e->dim * sizeof **vec);
     const char **t = doc_texts(d);
     if (!*vec || !t) {
@@ -831,7 +1082,10 @@ static int embed_collection(const coll_opts *o, docs *d, enc *e, float **vec) {
         fprintf(stderr, "sembed: out of memory\n");
         return -1;
     }
-    int rc = enc_texts(e, t, NULL, d->n, *vec, "encoding");
+    cli_progress p;
+    cli_progress_start(&p, "encoding", "texts", d->n);
+    int rc = enc_texts(e, t, NULL, d->n, *vec, &p, 0, d->n);
+    cli_progress_end(&p);
     free(t);
     return rc;
 }
@@ -850,10 +1104,11 @@ static const char cluster_usage[] =
     "      --kmeans K         k-means with K clusters (k-means++ seeding, --seed, default 42)\n"
     "      --json             JSONL: {\"cluster\", \"size\", \"members\": [{\"line\", \"text\"}]}\n"
     "  -o, --output FILE      output (default stdout; written atomically)\n"
-    "  -t, --threads N / --dtype D / -q / -h\n";
+    "  -t, --threads N / --dtype D / -q / --progress / -h\n";
 
 static int cmd_cluster_impl(int argc, char **argv) {
     coll_opts o = {0};
+    o.cmd = "cluster";
     o.dtype = -1;
     float thr = 0.75f;
     long min_size = 2, kmeans = 0, seed = 42;
@@ -867,17 +1122,14 @@ static int cmd_cluster_impl(int argc, char **argv) {
         if (r < 0) return EXIT_USAGE;
         if (r) continue;
         switch (c) {
-        case 'N': min_size = cli_parse_long(optarg, 1, LONG_MAX); break;
-        case 'K': kmeans = cli_parse_long(optarg, 1, 1 << 24); break;
-        case 'S': seed = cli_parse_long(optarg, 0, LONG_MAX); break;
+        case 'N': if (cli_opt_long("cluster", "--min-size", optarg, 1, LONG_MAX, &min_size)) return EXIT_USAGE; break;
+        case 'K': if (cli_opt_long("cluster", "--kmeans", optarg, 1, 1 << 24, &kmeans)) return EXIT_USAGE; break;
+        case 'S': if (cli_opt_long("cluster", "--seed", optarg, 0, LONG_MAX, &seed)) return EXIT_USAGE; break;
         case 'h': fputs(cluster_usage, stdout); return 0;
         default: fputs(cluster_usage, stderr); return EXIT_USAGE;
         }
     }
-    if (!o.model || !o.input || optind != argc || min_size < 0 || kmeans < 0 || seed < 0 || o.threads < 0) {
-        fputs(cluster_usage, stderr);
-        return EXIT_USAGE;
-    }
+    if (coll_missing(&o, argc, argv, cluster_usage)) return EXIT_USAGE;
     docs d = {0};
     enc e = {0};
     float *vec = NULL, *cent = NULL;
@@ -887,7 +1139,7 @@ static int cmd_cluster_impl(int argc, char **argv) {
     cli_out out = {0};
     char ebuf[512];
     se_error err = {0};
-    if (embed_collection(&o, &d, &e, &vec)) goto done;
+    if (embed_collection(&o, &d, &e, &vec, NULL)) goto done;
     if (kmeans) {
         if ((size_t)kmeans > d.n) {
             fprintf(stderr, "sembed: --kmeans %ld: only %zu texts\n", kmeans, d.n);
@@ -976,10 +1228,11 @@ static const char dedup_usage[] =
     "      --threshold T     similarity at which two lines are duplicates (default 0.95)\n"
     "  -o, --output FILE     kept lines (default stdout; written atomically)\n"
     "      --report FILE     what went where (JSONL; written atomically)\n"
-    "  -t, --threads N / --dtype D / -q / -h\n";
+    "  -t, --threads N / --dtype D / -q / --progress / -h\n";
 
 int cmd_dedup(int argc, char **argv) {
     coll_opts o = {0};
+    o.cmd = "dedup";
     o.dtype = -1;
     float thr = 0.95f;
     const char *report = NULL;
@@ -996,47 +1249,49 @@ int cmd_dedup(int argc, char **argv) {
         default: fputs(dedup_usage, stderr); return EXIT_USAGE;
         }
     }
-    if (!o.model || !o.input || optind != argc || o.threads < 0) {
-        fputs(dedup_usage, stderr);
-        return EXIT_USAGE;
-    }
+    if (coll_missing(&o, argc, argv, dedup_usage)) return EXIT_USAGE;
     docs d = {0};
     enc e = {0};
     float *vec = NULL;
     int rc = EXIT_RUNTIME;
     cli_out out = {0}, rep = {0};
     char ebuf[512];
-    int32_t *kept = NULL, *dup_of = NULL;
-    float *dup_score = NULL;
-    if (embed_collection(&o, &d, &e, &vec)) goto done;
+    int32_t *kept = NULL, *dup_of = NULL, *kv_of = NULL;
+    float *dup_score = NULL, *kv = NULL;
+    bool *unknown = NULL;
+    if (embed_collection(&o, &d, &e, &vec, &unknown)) goto done;
     kept = malloc((d.n ? d.n : 1) * sizeof *kept);
     dup_of = malloc((d.n ? d.n : 1) * sizeof *dup_of);
     dup_score = malloc((d.n ? d.n : 1) * sizeof *dup_score);
-    float *kv = malloc((d.n ? d.n : 1) * e.dim * sizeof *kv);
-    if (!kept || !dup_of || !dup_score || !kv) {
-        free(kv);
-        goto done;
-    }
-    /* exact: each line against the lines kept so far */
-    size_t nk = 0;
-    progress p;
-    progress_start(&p, "deduplicating", d.n);
+    kv_of = malloc((d.n ? d.n : 1) * sizeof *kv_of);
+    kv = malloc((d.n ? d.n : 1) * e.dim * sizeof *kv);
+    if (!kept || !dup_of || !dup_score || !kv || !kv_of) goto done;
+    /* exact: each line against the lines kept so far. A line of mostly
+     * unknown tokens is kept and left out of the comparisons: its vector
+     * says nothing about it (every such line looks like every other). */
+    size_t nk = 0, nv = 0, n_unk = 0;
+    cli_progress p;
+    cli_progress_start(&p, "deduplicating", "texts", d.n);
     for (size_t i = 0; i < d.n; i++) {
         se_hit h;
         se_error err = {0};
         dup_of[i] = -1;
-        if (nk && se_semantic_search(SE_SIM_COSINE, vec + i * e.dim, 1, kv, nk, e.dim, 1, &h, &err) == SE_OK &&
-            h.score >= thr) {
-            dup_of[i] = kept[h.corpus_id];
+        if (unknown[i]) {
+            kept[nk++] = (int32_t)i;
+            n_unk++;
+        } else if (nv && se_semantic_search(SE_SIM_COSINE, vec + i * e.dim, 1, kv, nv, e.dim, 1, &h, &err) == SE_OK &&
+                   h.score >= thr) {
+            dup_of[i] = kv_of[h.corpus_id];
             dup_score[i] = h.score;
         } else {
-            kept[nk] = (int32_t)i;
-            memcpy(kv + nk * e.dim, vec + i * e.dim, e.dim * sizeof *kv);
-            nk++;
+            kept[nk++] = (int32_t)i;
+            kv_of[nv] = (int32_t)i;
+            memcpy(kv + nv * e.dim, vec + i * e.dim, e.dim * sizeof *kv);
+            nv++;
         }
-        if (i % 256 == 255 || i + 1 == d.n) progress_update(&p, i + 1);
+        if (i % 256 == 255 || i + 1 == d.n) cli_progress_update(&p, i + 1, -1);
     }
-    free(kv);
+    cli_progress_end(&p);
     if (cli_out_open(&out, o.output, ebuf, sizeof ebuf) || (report && cli_out_open(&rep, report, ebuf, sizeof ebuf))) {
         fprintf(stderr, "sembed: %s\n", ebuf);
         goto done;
@@ -1044,6 +1299,11 @@ int cmd_dedup(int argc, char **argv) {
     for (size_t t = 0; t < nk; t++) fprintf(out.f, "%s\n", d.v[kept[t]].text);
     if (report)
         for (size_t i = 0; i < d.n; i++) {
+            if (unknown[i]) {
+                fprintf(rep.f, "{\"line\": %zu, \"kept\": \"mostly unknown tokens: not compared\", \"text\": ", d.v[i].line);
+                cli_print_json_string(rep.f, d.v[i].text);
+                fputs("}\n", rep.f);
+            }
             if (dup_of[i] < 0) continue;
             fprintf(rep.f, "{\"line\": %zu, \"duplicate_of\": %zu, \"score\": ", d.v[i].line, d.v[dup_of[i]].line);
             cli_print_float(rep.f, dup_score[i]);
@@ -1055,14 +1315,18 @@ int cmd_dedup(int argc, char **argv) {
         fprintf(stderr, "sembed: %s\n", ebuf);
         goto done;
     }
-    if (!cli_quiet) fprintf(stderr, "sembed: kept %zu of %zu lines (%zu near-duplicates removed)\n", nk, d.n, d.n - nk);
+    if (!cli_quiet) {
+        fprintf(stderr, "sembed: kept %zu of %zu lines (%zu near-duplicates removed", nk, d.n, d.n - nk);
+        if (n_unk) fprintf(stderr, "; %zu line%s of mostly unknown tokens kept without comparing", n_unk, n_unk == 1 ? "" : "s");
+        fputs(")\n", stderr);
+    }
     rc = 0;
 done:
     if (rc && out.f) cli_out_abort(&out);
     if (rc && rep.f) cli_out_abort(&rep);
     enc_close(&e);
     docs_free(&d);
-    free(vec), free(kept), free(dup_of), free(dup_score);
+    free(vec), free(kept), free(dup_of), free(dup_score), free(kv), free(kv_of), free(unknown);
     return rc;
 }
 
@@ -1080,10 +1344,11 @@ static const char mine_usage[] =
     "      --threshold T     only pairs scoring >= T (default: all)\n"
     "      --json            JSONL {\"score\", \"i\", \"j\", \"text_i\", \"text_j\"} (lines 1-based)\n"
     "  -o, --output FILE     output (default stdout; written atomically)\n"
-    "  -t, --threads N / --dtype D / -q / -h\n";
+    "  -t, --threads N / --dtype D / -q / --progress / -h\n";
 
 int cmd_mine(int argc, char **argv) {
     coll_opts o = {0};
+    o.cmd = "mine";
     o.dtype = -1;
     long top_k = 100, max_pairs = 500000;
     float thr = -INFINITY;
@@ -1096,16 +1361,13 @@ int cmd_mine(int argc, char **argv) {
         if (r < 0) return EXIT_USAGE;
         if (r) continue;
         switch (c) {
-        case 'k': top_k = cli_parse_long(optarg, 1, 1 << 20); break;
-        case 'P': max_pairs = cli_parse_long(optarg, 1, LONG_MAX); break;
+        case 'k': if (cli_opt_long("mine", "-k/--top-k", optarg, 1, 1 << 20, &top_k)) return EXIT_USAGE; break;
+        case 'P': if (cli_opt_long("mine", "--max-pairs", optarg, 1, LONG_MAX, &max_pairs)) return EXIT_USAGE; break;
         case 'h': fputs(mine_usage, stdout); return 0;
         default: fputs(mine_usage, stderr); return EXIT_USAGE;
         }
     }
-    if (!o.model || !o.input || optind != argc || top_k < 0 || max_pairs < 0 || o.threads < 0) {
-        fputs(mine_usage, stderr);
-        return EXIT_USAGE;
-    }
+    if (coll_missing(&o, argc, argv, mine_usage)) return EXIT_USAGE;
     docs d = {0};
     enc e = {0};
     float *vec = NULL;
@@ -1115,7 +1377,7 @@ int cmd_mine(int argc, char **argv) {
     cli_out out = {0};
     char ebuf[512];
     se_error err = {0};
-    if (embed_collection(&o, &d, &e, &vec)) goto done;
+    if (embed_collection(&o, &d, &e, &vec, NULL)) goto done;
     se_similarity fn = e.info.similarity == SE_SIM_DOT ? SE_SIM_DOT : SE_SIM_COSINE;
     if (se_paraphrase_mining(fn, vec, d.n, e.dim, (size_t)top_k, (size_t)max_pairs, 0, &pairs, &np, &err) != SE_OK) {
         fprintf(stderr, "sembed: %s\n", err.msg);

@@ -4,9 +4,13 @@
 #include "cli_io.h"
 
 #include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -99,6 +103,49 @@ void cli_reader_free(cli_reader *r) {
     memset(r, 0, sizeof *r);
 }
 
+/* Whether path names an open descriptor of a process (/dev/stdout,
+ * /dev/fd/N, /proc/self/fd/N...): such a file is written through, never
+ * replaced (renaming over it would cut the shell's redirection). */
+static bool is_fd_path(const char *p) {
+    return !strncmp(p, "/proc/", 6) || !strncmp(p, "/dev/fd/", 8) || !strcmp(p, "/dev/stdout") || !strcmp(p, "/dev/stderr");
+}
+
+/* Follows path through symbolic links (at most 40) to the file a write
+ * would reach; returns a malloc'd path (the last link's target may not
+ * exist yet), or NULL with errno set. *via_fd is set when a step of the
+ * chain is a descriptor path (is_fd_path). */
+static char *resolve_links(const char *path, bool *via_fd) {
+    char *cur = strdup(path);
+    for (int hop = 0; cur && hop < 40; hop++) {
+        struct stat st;
+        if (is_fd_path(cur)) *via_fd = true;
+        if (lstat(cur, &st) != 0 || !S_ISLNK(st.st_mode)) return cur;
+        char target[4096];
+        ssize_t n = readlink(cur, target, sizeof target - 1);
+        if (n < 0) {
+            free(cur);
+            return NULL;
+        }
+        target[n] = 0;
+        char *next;
+        const char *slash = strrchr(cur, '/');
+        if (target[0] == '/' || !slash) {
+            next = strdup(target);
+        } else { /* relative to the link's folder */
+            size_t dl = (size_t)(slash - cur) + 1;
+            next = malloc(dl + (size_t)n + 1);
+            if (next) memcpy(next, cur, dl), memcpy(next + dl, target, (size_t)n + 1);
+        }
+        free(cur);
+        cur = next;
+    }
+    if (cur) {
+        free(cur);
+        errno = ELOOP;
+    }
+    return NULL;
+}
+
 int cli_out_open(cli_out *o, const char *path, char *errbuf, size_t errcap) {
     memset(o, 0, sizeof *o);
     if (!path || strcmp(path, "-") == 0) {
@@ -106,14 +153,38 @@ int cli_out_open(cli_out *o, const char *path, char *errbuf, size_t errcap) {
         o->is_stdout = true;
         return 0;
     }
-    size_t n = strlen(path) + 32;
-    o->path = strdup(path);
-    o->tmp = malloc(n);
-    if (!o->path || !o->tmp) {
-        snprintf(errbuf, errcap, "out of memory");
+    bool via_fd = false;
+    o->path = resolve_links(path, &via_fd);
+    if (!o->path) {
+        snprintf(errbuf, errcap, "%s: %s", path, strerror(errno));
         return -1;
     }
-    snprintf(o->tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    struct stat st;
+    bool exists = stat(o->path, &st) == 0;
+    if (via_fd || (exists && !S_ISREG(st.st_mode))) {
+        /* a device, FIFO or socket, or an open descriptor (/dev/stderr):
+         * written straight through (renaming over it would replace e.g.
+         * /dev/null with a regular file); a descriptor is appended to, as
+         * the stream it is */
+        o->direct = true;
+        o->f = fopen(via_fd ? path : o->path, via_fd ? "ab" : "wb");
+        if (!o->f) {
+            snprintf(errbuf, errcap, "%s: cannot open for writing: %s", path, strerror(errno));
+            free(o->path);
+            o->path = NULL;
+            return -1;
+        }
+        return 0;
+    }
+    size_t n = strlen(o->path) + 32;
+    o->tmp = malloc(n);
+    if (!o->tmp) {
+        snprintf(errbuf, errcap, "out of memory");
+        free(o->path);
+        o->path = NULL;
+        return -1;
+    }
+    snprintf(o->tmp, n, "%s.tmp.%ld", o->path, (long)getpid());
     o->f = fopen(o->tmp, "wb");
     if (!o->f) {
         snprintf(errbuf, errcap, "%s: cannot create: %s", o->tmp, strerror(errno));
@@ -121,6 +192,9 @@ int cli_out_open(cli_out *o, const char *path, char *errbuf, size_t errcap) {
         o->path = o->tmp = NULL;
         return -1;
     }
+    o->seekable = true;
+    /* a replaced file keeps its permissions */
+    if (exists) fchmod(fileno(o->f), st.st_mode & 07777);
     return 0;
 }
 
@@ -131,6 +205,16 @@ int cli_out_commit(cli_out *o, char *errbuf, size_t errcap) {
             return -1;
         }
         return 0;
+    }
+    if (o->direct) {
+        int bad = ferror(o->f) || fflush(o->f) != 0;
+        int e = errno;
+        if (fclose(o->f) != 0 && !bad) bad = 1, e = errno;
+        o->f = NULL;
+        if (bad) snprintf(errbuf, errcap, "%s: write failed: %s", o->path, strerror(e));
+        free(o->path);
+        o->path = NULL;
+        return bad ? -1 : 0;
     }
     int bad = ferror(o->f) || fflush(o->f) != 0 || fsync(fileno(o->f)) != 0;
     if (fclose(o->f) != 0) bad = 1;
@@ -150,7 +234,7 @@ int cli_out_commit(cli_out *o, char *errbuf, size_t errcap) {
 void cli_out_abort(cli_out *o) {
     if (!o->is_stdout && o->f) {
         fclose(o->f);
-        unlink(o->tmp);
+        if (o->tmp) unlink(o->tmp);
     }
     free(o->path), free(o->tmp);
     memset(o, 0, sizeof *o);
@@ -219,16 +303,149 @@ void cli_log(se_log_level lvl, const char *msg, void *user) {
     fprintf(stderr, "sembed: %s: %s\n", lvl == SE_LOG_WARN ? "warning" : "note", msg);
 }
 
-long cli_parse_long(const char *s, long lo, long hi) {
+int cli_opt_long(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out) {
+    char *end = NULL;
+    long v = 0;
+    bool ok = s && (*s == '-' || (*s >= '0' && *s <= '9'));
+    if (ok) {
+        errno = 0;
+        v = strtol(s, &end, 10);
+        ok = !errno && end != s && !*end && v >= lo && v <= hi;
+    }
+    if (!ok) {
+        fprintf(stderr, "sembed: %s: %s: '%s' is not a whole number in [%ld, %ld]\n", cmd, opt, s ? s : "", lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_opt_float(const char *cmd, const char *opt, const char *s, double lo, double hi, float *out) {
     char *end;
     errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return -1;
-    return v;
+    double v = s && *s && *s != ' ' && *s != '\t' ? strtod(s, &end) : NAN;
+    if (!s || errno || end == s || *end || !(v >= lo && v <= hi)) {
+        fprintf(stderr, "sembed: %s: %s: '%s' is not a number in [%g, %g]\n", cmd, opt, s ? s : "", lo, hi);
+        return -1;
+    }
+    *out = (float)v;
+    return 0;
 }
 
 double cli_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int cli_usage_error(const char *usage, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("sembed: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n\n%s", usage);
+    return 2;
+}
+
+int cli_progress_force;
+
+void cli_progress_start(cli_progress *p, const char *what, const char *unit, size_t total) {
+    memset(p, 0, sizeof *p);
+    p->what = what;
+    p->unit = unit;
+    p->total = total;
+    p->t0 = p->last_t = cli_now();
+    p->last_decile = (size_t)-1;
+    bool tty = isatty(2);
+    if (cli_progress_force) p->mode = tty ? 1 : 2;
+    else if (cli_quiet) p->mode = 0;
+    else p->mode = tty ? 1 : 3;
+}
+
+/* Formats a duration in seconds as "42 s", "3 min 20 s" or "2 h 05 min". */
+static void format_eta(double s, char *buf, size_t cap) {
+    if (!(s >= 0) || s > 1e8) snprintf(buf, cap, "?");
+    else if (s < 60) snprintf(buf, cap, "%.0f s", s);
+    else if (s < 3600) snprintf(buf, cap, "%d min %02d s", (int)(s / 60), (int)s % 60);
+    else snprintf(buf, cap, "%d h %02d min", (int)(s / 3600), (int)(s / 60) % 60);
+}
+
+void cli_progress_update(cli_progress *p, size_t done, double frac) {
+    if (!p || !p->mode) return;
+    if (frac < 0) frac = p->total ? (double)done / (double)p->total : -1;
+    if (frac > 1) frac = 1;
+    double t = cli_now(), el = t - p->t0;
+    bool end = (p->total && done >= p->total) || frac >= 1;
+    if (end && p->ended) return; /* the final line once */
+    p->ended = end;
+    if (p->mode == 1 && !end && t - p->last_t < 0.25) return;
+    if (p->mode == 2 && !end && t - p->last_t < 0.8) return; /* with work steps of ~0.2 s: a line at least once a second */
+    if (p->mode == 3) {
+        if (frac < 0) return;
+        size_t dec = (size_t)(frac * 10);
+        if (dec == p->last_decile) return;
+        p->last_decile = dec;
+    }
+    p->last_t = t;
+    char line[256], eta[32];
+    int n = p->total ? snprintf(line, sizeof line, "%s: %zu/%zu %s", p->what, done, p->total, p->unit)
+                     : snprintf(line, sizeof line, "%s: %zu %s", p->what, done, p->unit);
+    if (frac >= 0 && n > 0 && (size_t)n < sizeof line) n += snprintf(line + n, sizeof line - (size_t)n, " (%.0f%%)", frac * 100);
+    if (el > 0 && n > 0 && (size_t)n < sizeof line)
+        n += snprintf(line + n, sizeof line - (size_t)n, ", %.1f %s/s", (double)done / el, p->unit);
+    if (frac >= 0 && n > 0 && (size_t)n < sizeof line) {
+        if (end || frac >= 1) snprintf(line + n, sizeof line - (size_t)n, ", %.1f s", el);
+        else if (frac > 0) {
+            format_eta(el * (1 - frac) / frac, eta, sizeof eta);
+            snprintf(line + n, sizeof line - (size_t)n, ", ETA %s", eta);
+        } else snprintf(line + n, sizeof line - (size_t)n, ", ETA ?");
+    }
+    if (p->mode == 1) fprintf(stderr, "\r%s\033[K", line);
+    else fprintf(stderr, "%s\n", line);
+    p->printed = true;
+}
+
+void cli_progress_end(cli_progress *p) {
+    if (p && p->mode == 1 && p->printed) fputc('\n', stderr);
+    if (p) p->printed = false;
+}
+
+volatile sig_atomic_t cli_stop;
+
+/* The SIGINT / SIGTERM handler: records the signal for the work loops. */
+static void on_stop_signal(int sig) { cli_stop = sig; }
+
+void cli_catch_stop_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESTART; /* SQLite and stdio calls carry on; the loops check the flag */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+void cli_unk_init(cli_unk *u, const se_tokenizer *tok) {
+    memset(u, 0, sizeof *u);
+    u->tok = tok && se_tokenizer_unk_id(tok) >= 0 ? tok : NULL; /* no unknown token: nothing to warn about */
+}
+
+bool cli_unk_check(cli_unk *u, const char *text, size_t len, const char *where) {
+    se_token_stats st;
+    if (!u->tok || se_tokenize_stats(u->tok, text, len, &st, NULL) != SE_OK) return false;
+    if (!(st.n_chars && (double)st.n_chars_unknown > SE_UNKNOWN_SHARE_WARN * (double)st.n_chars)) return false;
+    if (u->n++ < CLI_UNK_NAMED) {
+        fprintf(stderr, "sembed: warning: %s: %zu of %zu characters are unknown to the model's vocabulary; its embedding says "
+                        "little about the text%s\n", where, st.n_chars_unknown, st.n_chars,
+                u->n == 1 ? " (a script or language the model was not trained on? `sembed info` lists what the vocabulary covers)"
+                          : "");
+    }
+    return true;
+}
+
+void cli_unk_finish(cli_unk *u, const char *noun) {
+    if (u->n > CLI_UNK_NAMED)
+        fprintf(stderr, "sembed: warning: ... and %zu more %s of mostly unknown tokens (%zu in all)\n", u->n - CLI_UNK_NAMED, noun,
+                u->n);
 }

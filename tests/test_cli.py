@@ -113,6 +113,197 @@ def test_errors():
     check("--pair without tab", rc == 1 and ":1:" in err, err)
 
 
+def test_output_targets():
+    """Issue 9.1: -o follows a symlink (the link stays), writes straight
+    through a FIFO and a character device (never replaces them)."""
+    import stat, threading
+    with tempfile.TemporaryDirectory() as d:
+        real, link = os.path.join(d, "real.txt"), os.path.join(d, "link.txt")
+        open(real, "w").write("old\n")
+        os.symlink("real.txt", link)
+        rc, _, err = run("encode", "-m", FIX + "en-mean-norm", "-o", link, input=b"hi\n")
+        check("-o symlink: the link stays a link", rc == 0 and os.path.islink(link) and os.readlink(link) == "real.txt", err)
+        got = open(real).read().splitlines()
+        check("-o symlink: the target gets the output", len(got) == 1 and got[0].startswith("[") and got[0].count(",") == 31,
+              str(got)[:200])
+        check("-o symlink: no temporary files", sorted(os.listdir(d)) == ["link.txt", "real.txt"], str(os.listdir(d)))
+        # a FIFO: the reader gets the output, the FIFO stays
+        fifo = os.path.join(d, "fifo")
+        os.mkfifo(fifo)
+        box = {}
+
+        def through_fifo(*args, input=None):
+            """Runs sembed writing to the FIFO while a thread reads it; a
+            reader left waiting (nothing was written to the FIFO) is
+            released by opening the FIFO for writing."""
+            box.clear()
+            t = threading.Thread(target=lambda: box.setdefault("data", open(fifo, "rb").read()), daemon=True)
+            t.start()
+            r = run(*args, input=input)
+            t.join(5)
+            if t.is_alive() and stat.S_ISFIFO(os.lstat(fifo).st_mode):
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+                t.join(5)
+            return r
+        rc, _, err = through_fifo("encode", "-m", FIX + "en-mean-norm", "-o", fifo, input=b"hi\nthere\n")
+        check("-o FIFO: the reader gets the output", rc == 0 and len(box.get("data", b"").splitlines()) == 2, err)
+        check("-o FIFO: still a FIFO", stat.S_ISFIFO(os.lstat(fifo).st_mode))
+        # .npy through a FIFO (not seekable: buffered, header right)
+        rc, _, err = through_fifo("encode", "-m", FIX + "en-mean-norm", "-f", "npy", "-o", fifo, input=b"hi\nthere\n")
+        import io
+        try:
+            arr = np.load(io.BytesIO(box.get("data", b"")))
+        except Exception:
+            arr = None
+        check("-o FIFO: .npy", rc == 0 and arr is not None and arr.shape == (2, 32), err)
+        # a link to an open descriptor (as /dev/stdout is): written through, not replaced
+        fdlink = os.path.join(d, "stdout-link")
+        os.symlink("/proc/self/fd/1", fdlink)
+        rc, out, err = run("encode", "-m", FIX + "en-mean-norm", "-o", fdlink, input=b"hi\n")
+        check("-o a descriptor link: written to the stream", rc == 0 and out.count("\n") == 1 and os.path.islink(fdlink), err)
+        # a character device of our own (never the real /dev/null)
+        null = os.path.join(d, "null")
+        try:
+            os.mknod(null, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+        except PermissionError:
+            print("  (not root: the device-node check is skipped)")
+            return
+        rc, _, err = run("encode", "-m", FIX + "en-mean-norm", "-o", null, input=b"hi\n")
+        check("-o device: still a character device", rc == 0 and stat.S_ISCHR(os.lstat(null).st_mode), err)
+        check("-o device: no temporary files", not [f for f in os.listdir(d) if ".tmp." in f], str(os.listdir(d)))
+        # a normal user may write to a device in a folder they cannot write to
+        os.chmod(d, 0o755)
+        os.chmod(null, 0o666)
+        p = subprocess.run([SEMBED, "encode", "-m", FIX + "en-mean-norm", "-o", null], input=b"hi\n", capture_output=True,
+                           preexec_fn=lambda: (os.setgid(65534), os.setuid(65534)))
+        check("-o device as a normal user", p.returncode == 0 and stat.S_ISCHR(os.lstat(null).st_mode), p.stderr.decode())
+
+
+def test_format_from_extension():
+    """Issue 9.16: `encode -o x.npy` without -f wrote JSONL into the .npy."""
+    M = FIX + "en-mean-norm"
+    with tempfile.TemporaryDirectory() as d:
+        _, ref, _ = run("encode", "-m", M, input=b"hello\nworld\n")
+        ref = np.array([json.loads(l) for l in ref.splitlines()], dtype=np.float32)
+        for name, load in [("x.npy", np.load), ("x.f32", lambda p: np.fromfile(p, "<f4").reshape(-1, 32)),
+                           ("x.bin", lambda p: np.fromfile(p, "<f4").reshape(-1, 32)),
+                           ("x.jsonl", lambda p: np.array([json.loads(l) for l in open(p)], dtype=np.float32))]:
+            path = os.path.join(d, name)
+            rc, _, err = run("encode", "-m", M, "-o", path, input=b"hello\nworld\n")
+            try:
+                got = load(path)
+            except Exception as e:
+                got = None
+            check(f"format from the extension: {name}", rc == 0 and got is not None and np.array_equal(got, ref), err)
+        path = os.path.join(d, "forced.npy")
+        rc, _, err = run("encode", "-m", M, "-o", path, "-f", "jsonl", input=b"hello\n")
+        check("an explicit -f wins (with a warning)", rc == 0 and open(path).read().startswith("[") and "warning" in err, err)
+
+
+def test_encode_progress():
+    """Issue 9.18: encode --progress shows texts/s and, for a file, the ETA."""
+    import re
+    with tempfile.TemporaryDirectory() as d:
+        f = os.path.join(d, "in.txt")
+        open(f, "w").write("".join(f"sentence number {i} about things\n" for i in range(400)))
+        rc, out, err = run("encode", "-m", FIX + "en-mean-norm", "-i", f, "--progress", "-o", os.path.join(d, "o.npy"))
+        lines = [l for l in err.splitlines() if l.startswith("encoding:")]
+        pat = re.compile(r"encoding: \d+ texts \(\d+%\), [0-9.]+ texts/s, (ETA \S.*|[0-9.]+ s)$")
+        check("encode --progress: rate and ETA", rc == 0 and lines and all(pat.match(l) for l in lines)
+              and lines[-1].startswith("encoding: 400 texts (100%)"), err)
+        rc, out, err = run("encode", "-m", FIX + "en-mean-norm", "-i", f, "-o", os.path.join(d, "o.npy"))
+        check("encode: no progress when stderr is not a terminal", rc == 0 and "encoding:" not in err, err)
+
+
+ZH = ["苹果手机质量怎么样", "今天天气很好", "股票大跌"]
+
+
+def test_unknown_tokens():
+    """Issue 9.2: Chinese through the English-only default model: every text
+    became the same vector without a word. Now each such text is named."""
+    inp = ("The weather is nice today.\n" + "\n".join(ZH) + "\n").encode()
+    rc, out, err = run("encode", "-m", USE, input=inp)
+    named = [l for l in err.splitlines() if "unknown to the model's vocabulary" in l]
+    check("encode warns per mostly-unknown line", rc == 0 and len(out.splitlines()) == 4 and len(named) == 3
+          and all(f"<stdin>:{i}:" in err for i in (2, 3, 4)) and "<stdin>:1:" not in err, err)
+    rc, out, err = run("encode", "-m", USE, input=("\n".join(ZH * 3) + "\n").encode())
+    named = [l for l in err.splitlines() if "unknown to the model's vocabulary" in l]
+    check("encode names the first 5, then sums up", rc == 0 and len(named) == 5 and "... and 4 more lines" in err, err)
+    rc, out, err = run("similarity", "-m", USE, *ZH)
+    check("similarity names the arguments", rc == 0 and all(f"argument {i}:" in err for i in (1, 2, 3)), err)
+    rc, out, err = run("encode", "-m", USE, input=b"hello world\n")
+    check("no warning for English", rc == 0 and "unknown" not in err, err)
+    # sembed info: which scripts the vocabulary covers
+    rc, out, err = run("info", "-m", USE)
+    voc = [l for l in out.splitlines() if l.startswith("vocabulary:")]
+    check("info: the vocabulary's scripts", rc == 0 and voc and "8002 pieces" in voc[0] and "Latin" in voc[0]
+          and "no Han" in voc[0], out)
+    rc, out, err = run("info", "-m", USE, "--json")
+    j = json.loads(out) if rc == 0 else {}
+    sc = j.get("vocabulary_scripts", {})
+    check("info --json: vocabulary_scripts", sc.get("Latin", 0) > 7000 and "Han" not in sc
+          and 7900 < sum(sc.values()) <= j.get("vocab_size", 0), out)
+
+
+def test_usage_errors():
+    """Issue 9.17: a usage error says what is missing; 9.15: numbers are
+    parsed strictly (whole string, range), naming the option; exit 2."""
+    M = FIX + "en-mean-norm"
+    cases = [
+        ([], "missing the command"),
+        (["encode"], "encode: missing -m MODEL"),
+        (["encode", "-m", M, "extra"], "unexpected argument 'extra'"),
+        (["tokenize"], "tokenize: missing -m MODEL"),
+        (["similarity", "-m", M], "similarity: missing the texts"),
+        (["similarity", "a", "b"], "similarity: missing -m MODEL"),
+        (["info"], "info: missing -m MODEL"),
+        (["convert", "-i", "x", "-o", "y"], "convert: missing the format"),
+        (["convert", "use-lite", "-o", "y"], "convert: missing -i"),
+        (["convert", "use-lite", "-i", "x"], "convert: missing -o"),
+        (["eval", "-m", M], "eval: missing the task"),
+        (["eval", "sts", "f"], "eval: missing -m MODEL"),
+        (["eval", "sts", "-m", M], "eval sts: missing FILE"),
+        (["eval", "nope", "-m", M, "f"], "unknown task 'nope'"),
+        (["search"], "search: missing INDEX"),
+        (["search", "x.idx"], "search: missing QUERY"),
+        (["search", "-c", "corpus.txt", "q"], "search: missing -m MODEL"),
+        (["search", "-m", M, "-c", "corpus.txt"], "search: missing QUERY"),
+        (["index"], "index: missing the subcommand"),
+        (["index", "build", "-i", "d.txt", "-o", "x.idx"], "index build: missing -m MODEL"),
+        (["index", "build", "-m", M, "-o", "x.idx"], "index build: missing -i DOCS"),
+        (["index", "build", "-m", M, "-i", "d.txt"], "index build: missing -o INDEX"),
+        (["index", "add", "-i", "d.txt"], "index add: missing INDEX"),
+        (["index", "add", "x.idx"], "index add: missing -i DOCS"),
+        (["index", "delete"], "index delete: missing INDEX"),
+        (["index", "delete", "x.idx"], "index delete: missing the ids"),
+        (["index", "info"], "index info: missing INDEX"),
+        (["cluster", "-i", "t.txt"], "cluster: missing -m MODEL"),
+        (["dedup", "-m", M], "dedup: missing -i TEXTS"),
+        (["mine", "-m", M], "mine: missing -i TEXTS"),
+        (["bench"], "bench: missing -m MODEL"),
+        # numbers: the whole string, in range (issue 9.15)
+        (["search", "-m", M, "-c", "corpus.txt", "-k", "3abc", "q"], "-k/--top-k: '3abc'"),
+        (["search", "x.idx", "-k", "3abc", "q"], "-k/--top-k: '3abc'"),
+        (["eval", "sts", "-m", M, "-t", "5x", "f"], "-t/--threads: '5x'"),
+        (["encode", "-m", M, "-t", "5x"], "-t/--threads: '5x'"),
+        (["encode", "-m", M, "-b", "99999999999999999999999"], "-b/--batch-size"),
+        (["encode", "-m", M, "-b", " 4"], "-b/--batch-size"),
+        (["similarity", "-m", M, "-t", "0", "a"], "-t/--threads: '0'"),
+        (["bench", "-m", M, "--runs", "2x"], "--runs: '2x'"),
+        (["bench", "-m", M, "--tokens", "8,x"], "--tokens: 'x'"),
+        (["index", "build", "-m", M, "-i", "d", "-o", "x", "--chunk", "12k"], "--chunk: '12k'"),
+        (["index", "build", "-m", M, "-i", "d", "-o", "x", "--hnsw", "16,-5"], "--hnsw ef_construction"),
+        (["cluster", "-m", M, "-i", "t", "--threshold", "0.5x"], "--threshold: '0.5x'"),
+        (["mine", "-m", M, "-i", "t", "--top-k", "1e3"], "-k/--top-k: '1e3'"),
+    ]
+    for args, needle in cases:
+        rc, _, err = run(*args)
+        check(f"usage error: {' '.join(args) or '(none)'}", rc == 2 and needle in err, f"rc={rc} {err[:200]}")
+    for args in (["index", "--help"], ["search", "--help"]):
+        rc, out, _ = run(*args)
+        check(f"{' '.join(args)}: no --cli_quiet", rc == 0 and "--cli_quiet" not in out and "--quiet" in out, out)
+
+
 def test_help_version_info_similarity():
     rc, out, _ = run("--version")
     check("--version", rc == 0 and out.startswith("sembed 0."))
@@ -238,11 +429,12 @@ def test_search():
     rc, out, _ = run("search", "-m", USE, "-c", "examples/corpus.txt", "-k", "2", "--json",
                      "My wifi keeps disconnecting", "Will it rain this weekend?")
     hits = [json.loads(l) for l in out.splitlines()]
-    check("search", rc == 0 and len(hits) == 2 and "router" in hits[0]["hits"][0]["text"]
-          and "weekend" in hits[1]["hits"][0]["text"], out)
+    check("search", rc == 0 and len(hits) == 2 and "router" in hits[0]["results"][0]["text"]
+          and "weekend" in hits[1]["results"][0]["text"] and len(hits[0]["results"]) == 2, out)
 
 
-for t in [test_tokenizer_cases, test_encode_formats, test_errors, test_help_version_info_similarity,
+for t in [test_tokenizer_cases, test_encode_formats, test_errors, test_output_targets, test_usage_errors,
+          test_format_from_extension, test_encode_progress, test_unknown_tokens, test_help_version_info_similarity,
           test_convert_errors, test_use_sts, test_search, test_bench]:
     t()
 report("test_cli")

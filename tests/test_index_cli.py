@@ -39,9 +39,21 @@ def test_build_search(d):
     ref = [json.loads(l) for l in out2.splitlines()] if rc2 == 0 else []
     ok = len(got) == 3 and len(ref) == 3
     for g, r in zip(got, ref):
-        ok = ok and [h["id"] for h in g["results"]] == [str(h["line"]) for h in r["hits"]]
-        ok = ok and all(abs(a["score"] - b["score"]) < 1e-5 for a, b in zip(g["results"], r["hits"]))
+        ok = ok and [h["id"] for h in g.get("results", [])] == [h["id"] for h in r.get("results", [])]
+        ok = ok and all(abs(a["score"] - b["score"]) < 1e-5 for a, b in zip(g["results"], r["results"]))
     check("search INDEX = brute force", ok, out + out2)
+    # issue 9.17: one JSON layout and one default k for both searches
+    rc, out, _ = run("search", idx, "--json", queries[0])
+    rc2, out2, _ = run("search", "-m", MODEL, "-c", CORPUS, "--json", queries[0])
+    a = json.loads(out) if rc == 0 else {}
+    b = json.loads(out2) if rc2 == 0 else {}
+    ra, rb = a.get("results", []), b.get("results", [])
+    check("search -c and search INDEX: one layout, default k 10", sorted(a) == sorted(b) == ["query", "results"]
+          and len(ra) == len(rb) == 10 and sorted(ra[0]) == sorted(rb[0]) and [h["id"] for h in ra] == [h["id"] for h in rb],
+          out + out2)
+    _, t1, _ = run("search", idx, queries[0])
+    _, t2, _ = run("search", "-m", MODEL, "-c", CORPUS, queries[0])
+    check("search -c and search INDEX: one text layout", t1 == t2 and "  1. " in t1, t1 + t2)
     check("search top hit", got and got[0]["results"][0]["text"].startswith("Restart your router")
           and abs(got[0]["results"][0]["score"] - 0.6688) < 2e-3, out)
     rc, out, err = run("search", idx, "-i", "-", input=b"Who won the game?\n")
@@ -119,6 +131,317 @@ def test_jsonl_chunks_filters(d):
     rc, out, err = run("index", "add", idx, "-i", bad)
     check("add: malformed JSON names the line", rc == 1 and "bad.jsonl:2" in err, err)
     check("failed adds changed nothing", json.loads(run("index", "info", idx, "--json")[1])["documents"] == 33)
+
+
+def small_index(d, name, *extra):
+    """Builds a flat index of the corpus (quick) and returns its path."""
+    idx = os.path.join(d, name)
+    rc, _, err = run("index", "build", "-m", MODEL, "-i", CORPUS, "-o", idx, "--flat", "-q", *extra)
+    check(f"small index {name}", rc == 0, err)
+    return idx
+
+
+def test_delete_failure(d):
+    """Issue 9.14: a failed delete closed nothing (the open index leaked;
+    LeakSanitizer in `make asan`)."""
+    idx = small_index(d, "del.idx")
+    con = sqlite3.connect(idx)
+    con.execute("CREATE TRIGGER no_delete BEFORE DELETE ON docs BEGIN SELECT RAISE(ABORT, 'deletes refused'); END")
+    con.commit()
+    con.close()
+    rc, _, err = run("index", "delete", idx, "3")
+    check("delete failure: an error, no leak", rc == 1 and "delete" in err and "LeakSanitizer" not in err, f"rc={rc} {err}")
+    check("delete failure: no side files left", sorted(f for f in os.listdir(d) if f.startswith("del.idx")) == ["del.idx"],
+          str(os.listdir(d)))
+
+
+def test_chunk_options(d):
+    """Issue 9.15: --overlap >= --chunk was silently halved; --chunk above
+    the model's length was clamped but recorded as given."""
+    rc, _, err = run("index", "build", "-m", MODEL, "-i", CORPUS, "-o", os.path.join(d, "o1.idx"), "--chunk", "20",
+                     "--overlap", "20")
+    check("--overlap = --chunk is a usage error", rc == 2 and "--overlap 20" in err and not os.path.exists(os.path.join(d, "o1.idx")), err)
+    rc, _, err = run("index", "build", "-m", MODEL, "-i", CORPUS, "-o", os.path.join(d, "o2.idx"), "--overlap", "500")
+    check("--overlap above the model's length is a usage error", rc == 2 and "--overlap 500" in err, err)
+    check("refused builds leave nothing", not [f for f in os.listdir(d) if f.startswith(("o1.idx", "o2.idx"))], str(os.listdir(d)))
+    idx = small_index(d, "c500.idx", "--chunk", "500")
+    rc, out, err = run("index", "info", idx, "--json")
+    info = json.loads(out) if rc == 0 else {}
+    check("--chunk 500 on a 128-token model records 128", info.get("chunk_tokens") == 128, out)
+    rc, _, err = run("index", "build", "-m", MODEL, "-i", CORPUS, "-o", os.path.join(d, "c500b.idx"), "--flat", "--chunk", "500")
+    check("--chunk 500 warns", rc == 0 and "warning" in err and "--chunk 500" in err and "128" in err, err)
+
+
+def test_jsonl_detection(d):
+    """Issue 9.16: JSONL piped to `index build -i -` was indexed as raw text."""
+    recs = [{"id": f"r{i}", "text": l, "lang": "en"} for i, l in enumerate(corpus_lines()[:5])]
+    data = ("\n" + "".join(json.dumps(r) + "\n" for r in recs)).encode()
+    idx = os.path.join(d, "piped.idx")
+    p = subprocess.run([SEMBED, "index", "build", "-m", MODEL, "-i", "-", "-o", idx, "--flat"], input=data, capture_output=True)
+    err = p.stderr.decode()
+    rc, out, _ = run("search", idx, "--json", "-k", "1", corpus_lines()[2])
+    res = json.loads(out)["results"] if rc == 0 else []
+    check("JSONL on stdin is detected", p.returncode == 0 and "JSONL" in err and res and res[0]["id"] == "r2"
+          and res[0]["metadata"] == {"lang": "en"} and res[0]["text"] == corpus_lines()[2], err + out)
+    # (blank lines are documents here: a small BERT fixture, whose empty text still has [CLS] [SEP];
+    # an empty text through USE lite hits a library memcpy from NULL under UBSan, encode.c)
+    small = "tests/fixtures/models/en-mean-norm"
+    idx2 = os.path.join(d, "forced-text.idx")
+    p = subprocess.run([SEMBED, "index", "build", "-m", small, "-i", "-", "-o", idx2, "--flat", "--text"], input=data,
+                       capture_output=True)
+    rc, out, _ = run("index", "info", idx2, "--json")
+    check("--text forces plain lines", p.returncode == 0 and rc == 0 and json.loads(out)["documents"] == 6, p.stderr.decode() + out)
+    # plain text on stdin stays text, blank lines included
+    idx3 = os.path.join(d, "plain.idx")
+    p = subprocess.run([SEMBED, "index", "build", "-m", small, "-i", "-", "-o", idx3, "--flat"], input=b"\nfirst line\nsecond\n",
+                       capture_output=True)
+    rc, out, _ = run("index", "info", idx3, "--json")
+    check("plain text on stdin stays text", p.returncode == 0 and rc == 0 and json.loads(out)["documents"] == 3
+          and "JSONL" not in p.stderr.decode(), p.stderr.decode() + out)
+
+
+def test_progress(d):
+    """Issue 9.18: progress moved once per 256 documents with no rate or ETA;
+    --progress forces time-based lines (at least one a second) with both."""
+    import re
+    src = os.path.join(d, "prog.jsonl")
+    base = corpus_lines()
+    with open(src, "w") as f:
+        for i in range(800):
+            f.write(json.dumps({"id": f"p{i}", "text": f"{base[i % len(base)]} ({i})"}) + "\n")
+    # batches of 400 documents, yet the line moves at least once a second: each line is timed as it arrives
+    p = subprocess.Popen([SEMBED, "index", "build", "-m", MODEL, "-i", src, "-o", os.path.join(d, "prog.idx"), "--flat",
+                          "--progress", "-b", "400"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    timed = [(time.time(), l.decode().rstrip("\n")) for l in p.stderr]
+    p.wait()
+    lines = [(t, l) for t, l in timed if l.startswith("indexing:")]
+    pat = re.compile(r"indexing: (\d+)/800 docs \(\d+%\), [0-9.]+ docs/s, (ETA \S.*|[0-9.]+ s)$")
+    gaps = [b[0] - a[0] for a, b in zip(lines, lines[1:])]
+    ok = p.returncode == 0 and lines and all(pat.match(l) for _, l in lines) and lines[-1][1].startswith("indexing: 800/800")
+    ok = ok and all("ETA" in l for _, l in lines[:-1]) and (not gaps or max(gaps) < 1.5)
+    check("--progress: a line at least once a second, with docs/s and ETA", ok,
+          f"gaps {[round(g, 2) for g in gaps]}\n" + "\n".join(l for _, l in timed))
+
+
+def many_docs(d, n=1500):
+    """A JSONL file of n documents (slow enough to interrupt)."""
+    src = os.path.join(d, f"many{n}.jsonl")
+    base = corpus_lines()
+    with open(src, "w") as f:
+        for i in range(n):
+            f.write(json.dumps({"id": f"m{i}", "text": f"{base[i % len(base)]} (copy {i})"}) + "\n")
+    return src
+
+
+def wait_for(pred, timeout=30):
+    """Polls pred until it is true or timeout seconds pass."""
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_interrupted_builds(d):
+    """Issue 9.6: an interrupted (SIGINT, SIGTERM), killed or disk-full build
+    left *.tmp.PID and -wal/-shm behind."""
+    sub = os.path.join(d, "intr")
+    os.mkdir(sub)
+    src = many_docs(d)
+    for sig, code in [(signal.SIGINT, 130), (signal.SIGTERM, 143)]:
+        out = os.path.join(sub, "x.idx")
+        p = subprocess.Popen([SEMBED, "index", "build", "-m", MODEL, "-i", src, "-o", out, "-b", "64"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        started = wait_for(lambda: any(".tmp." in f for f in os.listdir(sub)))
+        time.sleep(0.5)
+        p.send_signal(sig)
+        err = p.communicate()[1].decode()
+        check(f"{sig.name} during build: exit {code}, nothing left", started and p.returncode == code and os.listdir(sub) == []
+              and "index add" in err, f"rc={p.returncode} {os.listdir(sub)} {err}")
+    # SIGINT during add: committed batches stay, the message says how to go on
+    idx = small_index(d, "intr-add.idx")
+    p = subprocess.Popen([SEMBED, "index", "add", idx, "-i", src, "-b", "32"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wait_for(lambda: os.path.exists(idx + "-wal"))
+    time.sleep(1.5)
+    p.send_signal(signal.SIGINT)
+    err = p.communicate()[1].decode()
+    rc, out, _ = run("index", "info", idx, "--json")
+    n = json.loads(out)["documents"] - 32 if rc == 0 else -1
+    check("SIGINT during add: exit 130, whole batches kept, how to continue", p.returncode == 130 and n >= 0 and n % 32 == 0
+          and f"{n} of 1500 documents" in err and f"sembed index add {idx} -i {src}" in err, f"rc={p.returncode} n={n} {err}")
+    # SIGKILL can't be caught: the next build removes the dead build's files
+    out = os.path.join(sub, "k.idx")
+    p = subprocess.Popen([SEMBED, "index", "build", "-m", MODEL, "-i", src, "-o", out], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    wait_for(lambda: os.path.exists(f"{out}.tmp.{p.pid}-wal"))
+    p.kill()
+    p.wait()
+    left = sorted(os.listdir(sub))
+    other = os.path.join(sub, f"k.idx.tmp.{os.getpid()}")  # a live process's file: not touched
+    open(other, "w").close()
+    rc, _, err = run("index", "build", "-m", MODEL, "-i", CORPUS, "-o", out, "--flat", "-q")
+    check("SIGKILL: the next build removes the stale temporary files", len(left) >= 2 and rc == 0
+          and sorted(os.listdir(sub)) == sorted(["k.idx", os.path.basename(other)]) and "removed" in err,
+          f"{left} -> {os.listdir(sub)} {err}")
+    os.unlink(other)
+    os.unlink(out)
+    # a full disk: a 2 MB tmpfs (root), else a file-size limit
+    full = os.path.join(d, "full")
+    os.mkdir(full)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", full], capture_output=True).returncode == 0
+    try:
+        def limit():
+            if not mounted:
+                import resource
+                signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+                resource.setrlimit(resource.RLIMIT_FSIZE, (2 << 20, 2 << 20))
+        p = subprocess.run([SEMBED, "index", "build", "-m", MODEL, "-i", src, "-o", os.path.join(full, "f.idx"), "--flat", "-q"],
+                           capture_output=True, preexec_fn=limit)
+        err = p.stderr.decode()
+        check(f"disk full ({'tmpfs' if mounted else 'RLIMIT_FSIZE'}): an error, nothing left, how to go on",
+              p.returncode == 1 and os.listdir(full) == [] and "index add" in err, f"rc={p.returncode} {os.listdir(full)} {err}")
+    finally:
+        if mounted:
+            subprocess.run(["umount", full])
+
+
+def test_duplicate_ids(d):
+    """Issue 9.5: duplicate ids inside one input were silently collapsed and
+    the summary counted them as documents."""
+    src = os.path.join(d, "dups.jsonl")
+    lines = corpus_lines()
+    recs = [{"id": f"u{i}", "text": lines[i]} for i in range(10)] + [{"id": "u3", "text": "The later text of u3 wins."}]
+    open(src, "w").write("".join(json.dumps(r) + "\n" for r in recs))
+    idx = os.path.join(d, "dups.idx")
+    rc, _, err = run("index", "build", "-m", MODEL, "-i", src, "-o", idx, "--flat")
+    info = json.loads(run("index", "info", idx, "--json")[1]) if rc == 0 else {}
+    rc2, out, _ = run("search", idx, "--json", "-k", "1", "The later text of u3 wins.")
+    res = json.loads(out)["results"] if rc2 == 0 else []
+    check("duplicate ids: warned naming both lines, counted, the later wins",
+          rc == 0 and "dups.jsonl:11" in err and "line 4" in err and '"u3"' in err
+          and "added 10 documents" in err and "1 duplicate id" in err and info.get("documents") == 10
+          and res and res[0]["id"] == "u3" and res[0]["text"] == "The later text of u3 wins.", err + out)
+
+
+ZH = ["苹果手机质量怎么样", "今天天气很好", "股票大跌"]
+
+
+def test_unknown_tokens(d):
+    """Issue 9.2: dedup dropped 今天天气很好 as a duplicate of 苹果手机质量怎么样
+    (both are only unknown tokens to the English-only model); cluster merged
+    them. Every command now names such texts, and dedup keeps them."""
+    src = os.path.join(d, "zh.txt")
+    lines = corpus_lines()[:4] + ZH
+    open(src, "w").write("\n".join(lines) + "\n")
+    kept, rep = os.path.join(d, "zh-kept.txt"), os.path.join(d, "zh-report.jsonl")
+    rc, _, err = run("dedup", "-m", MODEL, "-i", src, "-o", kept, "--report", rep)
+    k = open(kept).read().splitlines() if rc == 0 else []
+    r = [json.loads(l) for l in open(rep)] if rc == 0 else []
+    check("dedup keeps mostly-unknown lines and says so", rc == 0 and k == lines and all(f"zh.txt:{i}:" in err for i in (5, 6, 7))
+          and sorted(x["line"] for x in r if "kept" in x) == [5, 6, 7] and not [x for x in r if "duplicate_of" in x]
+          and "3 lines of mostly unknown tokens" in err, err + str(r))
+    for cmd in (["cluster", "--threshold", "0.9"], ["mine"]):
+        rc, _, err = run(cmd[0], "-m", MODEL, "-i", src, *cmd[1:])
+        check(f"{cmd[0]} names mostly-unknown lines", rc == 0 and all(f"zh.txt:{i}:" in err for i in (5, 6, 7)), err)
+    idx = os.path.join(d, "zh.idx")
+    rc, _, err = run("index", "build", "-m", MODEL, "-i", src, "-o", idx, "--flat", "-q")
+    check("index build names mostly-unknown documents", rc == 0 and "zh.txt:6 (id 6)" in err, err)
+    rc, _, err = run("search", idx, "-k", "1", "weather", ZH[1])
+    check("search names a mostly-unknown query", rc == 0 and "query 2:" in err and "query 1:" not in err, err)
+    rc, _, err = run("search", "-m", MODEL, "-c", src, "-k", "1", "weather", ZH[1])
+    check("search -c names mostly-unknown lines and queries", rc == 0 and "zh.txt:5:" in err and "query 2:" in err, err)
+
+
+def other_model(d):
+    """A copy of the default model with one weight byte changed (same
+    shapes, same dimension: a fine-tuned model in miniature)."""
+    import shutil, struct
+    dst = os.path.join(d, "use-lite-tuned")
+    if not os.path.exists(dst):
+        shutil.copytree(MODEL, dst)
+        path = os.path.join(dst, "model.safetensors")
+        with open(path, "r+b") as f:
+            n, = struct.unpack("<Q", f.read(8))
+            pos = 8 + n + 4096  # inside the data section, the low byte of a float32
+            f.seek(pos)
+            b = f.read(1)
+            f.seek(pos)
+            f.write(bytes([b[0] ^ 1]))
+    return dst
+
+
+def test_model_fingerprint(d):
+    """Issue 9.5: `index add -m OTHER` (same dimension) mixed two embedding
+    spaces silently. The index records the model's fingerprint and refuses
+    another model."""
+    other = other_model(d)
+    idx = small_index(d, "fp.idx")
+    rc, out, _ = run("index", "info", idx, "--json")
+    info = json.loads(out) if rc == 0 else {}
+    fp = info.get("model_fingerprint") or ""
+    check("index info --json: the fingerprint", "weights=" in fp and "dim=512" in fp, out)
+    rc, out, _ = run("index", "info", idx)
+    check("index info: the fingerprint", rc == 0 and "fingerprint" in out and fp in out, out)
+    upd = os.path.join(d, "fp-add.jsonl")
+    open(upd, "w").write(json.dumps({"id": "x1", "text": "A sentence from another model."}) + "\n")
+    rc, _, err = run("index", "add", idx, "-i", upd, "-m", other)
+    after = json.loads(run("index", "info", idx, "--json")[1])
+    check("index add -m OTHER is refused", rc == 1 and "weights" in err and after["documents"] == 32, err)
+    rc, _, err = run("index", "add", idx, "-i", upd)
+    check("index add with the recorded model", rc == 0, err)
+    rc, _, err = run("search", idx, "-m", other, "x")
+    check("search -m OTHER is refused", rc == 1 and "weights" in err, err)
+    # an index built with the other model searches with it (the recorded model)
+    idx2 = os.path.join(d, "fp2.idx")
+    rc, _, err = run("index", "build", "-m", other, "-i", CORPUS, "-o", idx2, "--flat", "-q")
+    rc2, out, err2 = run("search", idx2, "-k", "1", "router")
+    check("an index searches with its recorded model", rc == 0 and rc2 == 0 and "router" in out, err + err2)
+
+
+def test_filters(d):
+    """Issue 9.15: an unknown --filter key matched nothing without a word;
+    32 filter terms were accepted but failed at 30."""
+    src = os.path.join(d, "flt.jsonl")
+    with open(src, "w") as f:
+        for i, l in enumerate(corpus_lines()):
+            f.write(json.dumps({"id": f"f{i}", "text": l, "lang": "fr" if i % 8 == 0 else "en"}) + "\n")
+    idx = os.path.join(d, "flt.idx")
+    rc, _, err = run("index", "build", "-m", MODEL, "-i", src, "-o", idx, "-q")
+    rc, out, err = run("search", idx, "--json", "--filter", "lnag=en", "weather")
+    check("--filter on a key no document has: warned", rc == 0 and 'no document has a metadata field "lnag"' in err
+          and json.loads(out)["results"] == [], err + out)
+    rc, out, err = run("search", idx, "--json", "--filter", "lang=en", "weather")
+    check("--filter on a known key: no warning", rc == 0 and "warning" not in err, err)
+    many = [a for _ in range(32) for a in ("--filter", "lang=fr")]
+    rc, out, err = run("search", idx, "--json", "-k", "10", *many, "weather")
+    res = json.loads(out)["results"] if rc == 0 else []
+    check("32 --filter terms work", rc == 0 and len(res) == 4, err + out)
+    rc, out, err = run("search", idx, "--json", *many, "--filter", "lang=fr", "weather")
+    check("33 --filter terms: a usage error", rc == 2 and "at most 32" in err, err)
+
+
+def test_output_targets(d):
+    """Issue 9.1 for cluster, dedup and mine: -o through a symlink keeps the
+    link; -o (and --report) on a device node writes through it."""
+    import stat
+    sub = os.path.join(d, "outs")
+    os.mkdir(sub)
+    real, link = os.path.join(sub, "real.txt"), os.path.join(sub, "link.txt")
+    open(real, "w").write("old\n")
+    os.symlink("real.txt", link)
+    null = os.path.join(sub, "null")
+    os.mknod(null, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    for cmd in (["dedup"], ["mine", "--top-k", "2"], ["cluster", "--threshold", "0.6"]):
+        open(real, "w").write("old\n")
+        rc, _, err = run(cmd[0], "-m", MODEL, "-i", CORPUS, "-o", link, "-q", *cmd[1:])
+        check(f"{cmd[0]} -o symlink: the link stays, the target is written", rc == 0 and os.path.islink(link)
+              and open(real).read() not in ("", "old\n"), err)
+        rc, _, err = run(cmd[0], "-m", MODEL, "-i", CORPUS, "-o", null, "-q", *cmd[1:])
+        check(f"{cmd[0]} -o device: still a device", rc == 0 and stat.S_ISCHR(os.lstat(null).st_mode), err)
+    rc, _, err = run("dedup", "-m", MODEL, "-i", CORPUS, "-o", null, "--report", null, "-q")
+    check("dedup --report device", rc == 0 and stat.S_ISCHR(os.lstat(null).st_mode)
+          and sorted(os.listdir(sub)) == ["link.txt", "null", "real.txt"], err + str(os.listdir(sub)))
 
 
 def test_kill(d):
@@ -221,5 +544,15 @@ if __name__ == "__main__":
         test_build_search(d)
         test_jsonl_chunks_filters(d)
         test_cluster_dedup_mine(d)
+        test_delete_failure(d)
+        test_chunk_options(d)
+        test_jsonl_detection(d)
+        test_progress(d)
+        test_interrupted_builds(d)
+        test_duplicate_ids(d)
+        test_unknown_tokens(d)
+        test_model_fingerprint(d)
+        test_filters(d)
+        test_output_targets(d)
         test_kill(d)
     report("test_index_cli")
