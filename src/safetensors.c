@@ -243,7 +243,8 @@ fail:
     return s;
 }
 
-se_status se_st_open(const char *path, bool use_mmap, se_st_file *f, se_error *err) {
+/* Opens, checks and maps (or reads) one weight file; see safetensors.h. */
+se_status se_st_map_file(const char *path, bool use_mmap, se_st_file *f, se_error *err) {
     memset(f, 0, sizeof *f);
     /* O_NONBLOCK: a FIFO must not block the open; fstat refuses it next */
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
@@ -286,7 +287,18 @@ se_status se_st_open(const char *path, bool use_mmap, se_st_file *f, se_error *e
     }
     f->base = base, f->size = size, f->mapped = mapped, f->owns = true;
     f->path = se_strdup(path);
-    se_status s = f->path ? se_st_parse(base, size, path, f, err) : se_err(err, SE_E_NOMEM, "out of memory");
+    if (!f->path) {
+        se_st_close(f);
+        return se_err(err, SE_E_NOMEM, "out of memory");
+    }
+    return SE_OK;
+}
+
+/* Maps path and parses its safetensors header. */
+se_status se_st_open(const char *path, bool use_mmap, se_st_file *f, se_error *err) {
+    se_status s = se_st_map_file(path, use_mmap, f, err);
+    if (s != SE_OK) return s;
+    s = se_st_parse(f->base, f->size, path, f, err);
     if (s != SE_OK) se_st_close(f);
     return s;
 }

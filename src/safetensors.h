@@ -41,8 +41,15 @@ typedef struct se_st_file {
     size_t n;
 } se_st_file;
 
-/* Opens path (mmap, or read() when use_mmap is false or mmap fails) and
- * validates its header. On failure f is left closed. */
+/* Maps a weight file into f (f->base, size, mapped, owns, path, and the
+ * descriptor kept for se_st_check when mapped), or reads it when use_mmap
+ * is false or mmap fails; refuses anything but a regular file (a FIFO is
+ * never waited on). Parses nothing: se_st_open and se_torch_open do. On
+ * failure f is left closed. */
+se_status se_st_map_file(const char *path, bool use_mmap, se_st_file *f, se_error *err);
+
+/* Opens path (se_st_map_file) and validates its safetensors header. On
+ * failure f is left closed. */
 se_status se_st_open(const char *path, bool use_mmap, se_st_file *f, se_error *err);
 
 /* Validates an in-memory safetensors image (borrowed; must outlive f).

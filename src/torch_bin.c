@@ -1277,45 +1277,12 @@ se_status se_torch_parse(const uint8_t *data, size_t size, const char *what, boo
     return s;
 }
 
+/* Maps path (se_st_map_file, the same as safetensors: regular files only,
+ * the descriptor kept for se_st_check) and parses the checkpoint. */
 se_status se_torch_open(const char *path, bool use_mmap, bool check_crc, se_st_file *f, se_error *err) {
-    memset(f, 0, sizeof *f);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return se_err(err, SE_E_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return se_err(err, SE_E_IO, "%s: not a regular file", path);
-    }
-    size_t size = (size_t)st.st_size;
-    uint8_t *base = NULL;
-    bool mapped = false;
-    if (use_mmap && size > 0) {
-        void *m = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (m != MAP_FAILED) base = m, mapped = true;
-    }
-    if (!base) {
-        base = se_malloc(size ? size : 1);
-        if (!base) {
-            close(fd);
-            return se_err(err, SE_E_NOMEM, "%s: out of memory reading %zu bytes", path, size);
-        }
-        size_t got = 0;
-        while (got < size) {
-            ssize_t n = read(fd, base + got, size - got);
-            if (n <= 0) {
-                if (n < 0 && errno == EINTR) continue;
-                se_free(base);
-                close(fd);
-                return se_err(err, SE_E_IO, "%s: read failed after %zu bytes", path, got);
-            }
-            got += (size_t)n;
-        }
-    }
-    close(fd);
-    f->base = base, f->size = size, f->mapped = mapped, f->owns = true;
-    f->path = se_strdup(path);
-    se_status s = f->path ? se_torch_parse(base, size, path, check_crc, f, err)
-                          : se_err(err, SE_E_NOMEM, "%s: out of memory", path);
+    se_status s = se_st_map_file(path, use_mmap, f, err);
+    if (s != SE_OK) return s;
+    s = se_torch_parse(f->base, f->size, path, check_crc, f, err);
     if (s != SE_OK) se_st_close(f);
     return s;
 }
