@@ -143,7 +143,7 @@ uninstall:
 
 # Tests link the static library's objects directly so they can reach the
 # private headers (src/*.h) for white-box checks.
-$(BUILD)/tests/%: tests/%.c tests/test.h $(LIB_OBJ)
+$(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -Isrc -o $@ $< $(LIB_OBJ) $(LDLIBS)
 

@@ -16,6 +16,7 @@
 #include "safetensors.h"
 #include "sembed.h"
 #include "test.h"
+#include "test_json.h"
 
 #define FIX "tests/fixtures/models/"
 
@@ -532,24 +533,7 @@ static void end_tmp(void) {
 static void set_json(const char *rel, const char *key, const char *val) {
     char path[512];
     snprintf(path, sizeof path, "%s/m/%s", tmpdir, rel);
-    json_error_t je;
-    json_t *j = json_load_file(path, 0, &je);
-    if (!j) {
-        fprintf(stderr, "  (setup: cannot read %s)\n", path);
-        return;
-    }
-    json_object_set_new(j, key, json_string("@@VALUE@@"));
-    char *txt = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    json_decref(j);
-    char *at = strstr(txt, "\"@@VALUE@@\"");
-    FILE *f = fopen(path, "wb");
-    if (f && at) {
-        fwrite(txt, 1, (size_t)(at - txt), f);
-        fputs(val, f);
-        fputs(at + strlen("\"@@VALUE@@\""), f);
-    }
-    if (f) fclose(f);
-    free(txt);
+    test_json_set_raw(path, key, val);
 }
 
 /* One bad field value: copy the fixture, set the field, expect the load to

@@ -19,6 +19,7 @@
 
 #include "sembed.h"
 #include "test.h"
+#include "test_json.h"
 
 #define FIX "tests/fixtures/use-lite/"
 
@@ -294,21 +295,7 @@ static bool use_copy(void) {
 static void use_set(const char *key, const char *val) {
     char path[512];
     snprintf(path, sizeof path, "%s/m/config.json", use_tmp);
-    json_error_t je;
-    json_t *j = json_load_file(path, 0, &je);
-    if (!j) return;
-    json_object_set_new(j, key, json_string("@@VALUE@@"));
-    char *txt = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    json_decref(j);
-    char *at = strstr(txt, "\"@@VALUE@@\"");
-    FILE *f = fopen(path, "wb");
-    if (f && at) {
-        fwrite(txt, 1, (size_t)(at - txt), f);
-        fputs(val, f);
-        fputs(at + strlen("\"@@VALUE@@\""), f);
-    }
-    if (f) fclose(f);
-    free(txt);
+    test_json_set_raw(path, key, val);
 }
 
 /* Loads the copy with key = val and expects SE_E_FORMAT naming
