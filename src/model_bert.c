@@ -29,6 +29,7 @@
 #include "kernels.h"
 #include "model.h"
 #include "tokenizer.h"
+#include "torch_bin.h"
 
 /* ==== Tensor binding ==== */
 
@@ -122,98 +123,117 @@ se_status se_model_bind(se_model *m, const char *name, int64_t d0, int64_t d1, c
     return as_f32(m, t, f->path, out, err);
 }
 
-/* Opens the checkpoint: model.safetensors, or the shards listed in
- * model.safetensors.index.json. */
-static se_status open_checkpoint(se_model *m, const char *dir, bool use_mmap, se_error *err) {
-    se_status s = SE_OK;
-    char *single = se_path_join(dir, "model.safetensors");
-    char *index = se_path_join(dir, "model.safetensors.index.json");
-    char *bin = se_path_join(dir, "pytorch_model.bin");
+/* Opens one weight file into f, by format. */
+typedef se_status (*weight_open_fn)(const char *path, bool use_mmap, se_st_file *f, se_error *err);
+
+/* pytorch_model.bin through the restricted unpickler (torch_bin.c). The
+ * zip's CRCs are not checked, as torch.load does not check them and
+ * safetensors has none: bytes are trusted once the structure is valid. */
+static se_status open_torch(const char *path, bool use_mmap, se_st_file *f, se_error *err) {
+    return se_torch_open(path, use_mmap, false, f, err);
+}
+
+/* The forms a checkpoint comes in, in the order sentence-transformers'
+ * loader (transformers) prefers them: safetensors before pickles, a whole
+ * file before shards. */
+static const struct {
+    const char *name;    /* the file, or the shard index */
+    bool sharded;        /* name is an index.json with a weight_map */
+    weight_open_fn open;
+} checkpoint_forms[] = {
+    {"model.safetensors", false, se_st_open},
+    {"model.safetensors.index.json", true, se_st_open},
+    {"pytorch_model.bin", false, open_torch},
+    {"pytorch_model.bin.index.json", true, open_torch},
+};
+
+/* The basename of a weight file's path. */
+static const char *file_base(const se_st_file *f) {
+    const char *b = strrchr(f->path, '/');
+    return b ? b + 1 : f->path;
+}
+
+/* Opens the shards a weight_map index names (each once, in first-seen
+ * order) and checks that every tensor it lists is in its shard. */
+static se_status open_shards(se_model *m, const char *dir, const char *index, weight_open_fn open_fn, bool use_mmap,
+                             se_error *err) {
     json_t *j = NULL;
-    bool has_single = false, has_index = false, has_bin = false;
-    if (!single || !index || !bin) {
+    se_status s = se_json_load_file(index, &j, err);
+    if (s != SE_OK) return s;
+    json_t *wm = json_object_get(j, "weight_map");
+    const char *key;
+    json_t *v;
+    if (!json_is_object(wm) || json_object_size(wm) == 0) {
+        s = se_err(err, SE_E_FORMAT, "%s: missing object 'weight_map'", index);
+        goto done;
+    }
+    m->files = se_calloc(json_object_size(wm), sizeof *m->files);
+    if (!m->files) {
         s = se_err(err, SE_E_NOMEM, "out of memory");
         goto done;
     }
-    /* a directory, FIFO or dangling symlink under one of these names is an
-     * error naming it, never a reason to look for the next form */
-    if ((s = se_file_probe(single, &has_single, err)) != SE_OK) goto done;
-    if (!has_single && (s = se_file_probe(index, &has_index, err)) != SE_OK) goto done;
-    if (!has_single && !has_index && (s = se_file_probe(bin, &has_bin, err)) != SE_OK) goto done;
-    if (has_single) {
-        m->files = se_calloc(1, sizeof *m->files);
-        if (!m->files) {
+    json_object_foreach(wm, key, v) {
+        if (!json_is_string(v)) {
+            s = se_err(err, SE_E_FORMAT, "%s: weight_map['%s'] must be a file name", index, key);
+            goto done;
+        }
+        const char *fn = json_string_value(v);
+        if (strchr(fn, '/') || strcmp(fn, "..") == 0 || !fn[0]) {
+            s = se_err(err, SE_E_FORMAT, "%s: weight_map['%s'] = '%s' is not a plain file name", index, key, fn);
+            goto done;
+        }
+        bool seen = false;
+        for (size_t i = 0; i < m->n_files; i++) seen |= strcmp(file_base(&m->files[i]), fn) == 0;
+        if (seen) continue;
+        char *p = se_path_join(dir, fn);
+        if (!p) {
             s = se_err(err, SE_E_NOMEM, "out of memory");
             goto done;
         }
-        if ((s = se_st_open(single, use_mmap, &m->files[0], err)) != SE_OK) goto done;
-        m->n_files = 1;
-    } else if (has_index) {
-        if ((s = se_json_load_file(index, &j, err)) != SE_OK) goto done;
-        json_t *wm = json_object_get(j, "weight_map");
-        if (!json_is_object(wm) || json_object_size(wm) == 0) {
-            s = se_err(err, SE_E_FORMAT, "%s: missing object 'weight_map'", index);
+        s = open_fn(p, use_mmap, &m->files[m->n_files], err);
+        se_free(p);
+        if (s != SE_OK) goto done;
+        m->n_files++;
+    }
+    /* every mapped tensor must be in the shard the index names */
+    json_object_foreach(wm, key, v) {
+        const char *fn = json_string_value(v);
+        bool ok = false;
+        for (size_t i = 0; i < m->n_files && !ok; i++)
+            if (strcmp(file_base(&m->files[i]), fn) == 0) ok = se_st_find(&m->files[i], key) != NULL;
+        if (!ok) {
+            s = se_err(err, SE_E_FORMAT, "%s: tensor '%s' is not in shard '%s'", index, key, fn);
             goto done;
         }
-        /* unique shard names, in first-seen order */
-        const char *key;
-        json_t *v;
-        m->files = se_calloc(json_object_size(wm), sizeof *m->files);
-        if (!m->files) {
-            s = se_err(err, SE_E_NOMEM, "out of memory");
-            goto done;
-        }
-        json_object_foreach(wm, key, v) {
-            if (!json_is_string(v)) {
-                s = se_err(err, SE_E_FORMAT, "%s: weight_map['%s'] must be a file name", index, key);
-                goto done;
-            }
-            const char *fn = json_string_value(v);
-            if (strchr(fn, '/') || strcmp(fn, "..") == 0 || !fn[0]) {
-                s = se_err(err, SE_E_FORMAT, "%s: weight_map['%s'] = '%s' is not a plain file name", index, key, fn);
-                goto done;
-            }
-            bool seen = false;
-            for (size_t i = 0; i < m->n_files; i++) {
-                const char *b = strrchr(m->files[i].path, '/');
-                seen |= strcmp(b ? b + 1 : m->files[i].path, fn) == 0;
-            }
-            if (seen) continue;
-            char *p = se_path_join(dir, fn);
-            if (!p) {
-                s = se_err(err, SE_E_NOMEM, "out of memory");
-                goto done;
-            }
-            s = se_st_open(p, use_mmap, &m->files[m->n_files], err);
-            se_free(p);
-            if (s != SE_OK) goto done;
-            m->n_files++;
-        }
-        /* every mapped tensor must be in the shard the index names */
-        json_object_foreach(wm, key, v) {
-            const char *fn = json_string_value(v);
-            bool ok = false;
-            for (size_t i = 0; i < m->n_files && !ok; i++) {
-                const char *b = strrchr(m->files[i].path, '/');
-                if (strcmp(b ? b + 1 : m->files[i].path, fn) == 0) ok = se_st_find(&m->files[i], key) != NULL;
-            }
-            if (!ok) {
-                s = se_err(err, SE_E_FORMAT, "%s: tensor '%s' is not in shard '%s'", index, key, fn);
-                goto done;
-            }
-        }
-    } else if (has_bin) {
-        s = se_err(err, SE_E_UNSUPPORTED,
-                   "%s: pytorch_model.bin (a Python pickle) is not supported; save the model as model.safetensors", dir);
-    } else {
-        s = se_err(err, SE_E_IO, "%s: no model.safetensors or model.safetensors.index.json", dir);
     }
 done:
     json_decref(j);
-    se_free(single);
-    se_free(index);
-    se_free(bin);
     return s;
+}
+
+/* Opens the checkpoint in the first of checkpoint_forms the folder has:
+ * model.safetensors, its shards, pytorch_model.bin, or its shards. */
+static se_status open_checkpoint(se_model *m, const char *dir, bool use_mmap, se_error *err) {
+    for (size_t k = 0; k < sizeof checkpoint_forms / sizeof *checkpoint_forms; k++) {
+        char *p = se_path_join(dir, checkpoint_forms[k].name);
+        if (!p) return se_err(err, SE_E_NOMEM, "out of memory");
+        /* a directory, FIFO or dangling symlink under one of these names is
+         * an error naming it, never a reason to look for the next form */
+        bool exists = false;
+        se_status s = se_file_probe(p, &exists, err);
+        if (s == SE_OK && exists) {
+            if (checkpoint_forms[k].sharded) {
+                s = open_shards(m, dir, p, checkpoint_forms[k].open, use_mmap, err);
+            } else if (!(m->files = se_calloc(1, sizeof *m->files))) {
+                s = se_err(err, SE_E_NOMEM, "out of memory");
+            } else if ((s = checkpoint_forms[k].open(p, use_mmap, &m->files[0], err)) == SE_OK) {
+                m->n_files = 1;
+            }
+        }
+        se_free(p);
+        if (s != SE_OK || exists) return s;
+    }
+    return se_err(err, SE_E_IO, "%s: no model.safetensors, pytorch_model.bin or a shard index of either", dir);
 }
 
 /* Builds the fused (3H, H) query/key/value matrix and (3H) bias of a
@@ -303,19 +323,20 @@ static se_status bind_dense(se_model *m, bool use_mmap, se_error *err) {
             if (s != SE_OK) return s;
             continue;
         }
-        char *p = se_path_join(st->dir, "model.safetensors");
-        if (!p) return se_err(err, SE_E_NOMEM, "out of memory");
-        bool exists;
-        se_status s = se_file_probe(p, &exists, err);
-        if (s != SE_OK || !exists) {
+        /* model.safetensors, or pytorch_model.bin (sentence-transformers
+         * before 2.3 saved Dense modules that way) */
+        se_status s = SE_OK;
+        bool exists = false;
+        for (size_t k = 0; k < sizeof checkpoint_forms / sizeof *checkpoint_forms && !exists && s == SE_OK; k++) {
+            if (checkpoint_forms[k].sharded) continue;
+            char *p = se_path_join(st->dir, checkpoint_forms[k].name);
+            if (!p) return se_err(err, SE_E_NOMEM, "out of memory");
+            s = se_file_probe(p, &exists, err);
+            if (s == SE_OK && exists) s = checkpoint_forms[k].open(p, use_mmap, &m->dense_files[i], err);
             se_free(p);
-            if (s != SE_OK) return s;
-            return se_err(err, SE_E_IO, "%s: no model.safetensors for the Dense module (pytorch_model.bin is not supported)",
-                          st->dir);
         }
-        s = se_st_open(p, use_mmap, &m->dense_files[i], err);
-        se_free(p);
         if (s != SE_OK) return s;
+        if (!exists) return se_err(err, SE_E_IO, "%s: no model.safetensors or pytorch_model.bin for the Dense module", st->dir);
         const se_st_file *f = &m->dense_files[i];
         const se_st_tensor *w = se_st_find(f, "linear.weight"), *b = se_st_find(f, "linear.bias");
         if (!w) return se_err(err, SE_E_FORMAT, "%s: missing tensor 'linear.weight'", f->path);

@@ -449,7 +449,7 @@ TEST(broken_folders) {
     expect_load_error("weights file of 4 bytes", SE_E_FORMAT, "too short");
     fresh_copy("en-mean-norm");
     in_copy("mv model.safetensors pytorch_model.bin");
-    expect_load_error("pickle only", SE_E_UNSUPPORTED, "pytorch_model.bin");
+    expect_load_error("pytorch_model.bin that is not a torch zip", SE_E_FORMAT, "pytorch_model.bin: not a zip archive");
     fresh_copy("en-mean-norm");
     in_copy("sed -i 's/\"word_embedding_dimension\": 32/\"word_embedding_dimension\": 16/' 1_Pooling/config.json");
     expect_load_error("pooling dimension", SE_E_FORMAT, "word_embedding_dimension");
@@ -734,6 +734,69 @@ TEST(test_model_symlinked_files) {
         se_model_free(a);
         se_model_free(b);
     }
+    end_tmp();
+}
+
+/* Encodes texts with the model at dir into out (n * dim floats); false
+ * when the load or the encode fails. */
+static bool encode_with(const char *dir, const char *const *texts, size_t n, float *out, size_t cap, size_t *dim) {
+    se_model *m = NULL;
+    se_ctx *c = NULL;
+    se_error err = {0};
+    bool ok = se_model_load(dir, NULL, &m, &err) == SE_OK && se_ctx_new(m, NULL, &c, &err) == SE_OK;
+    if (ok) {
+        *dim = se_encode_dim(m, NULL);
+        ok = se_encode(c, texts, NULL, n, NULL, out, cap, NULL, &err) == SE_OK;
+    }
+    if (!ok) fprintf(stderr, "    %s: %s\n", dir, err.msg);
+    se_ctx_free(c);
+    se_model_free(m);
+    return ok;
+}
+
+/* Checkpoints that ship only pytorch_model.bin (tools/gen_bin_twins.py
+ * wrote the same tensors as the safetensors fixtures with torch.save):
+ * F16 weights with an int64 position_ids buffer and a Dense module in
+ * 2_Dense/pytorch_model.bin, and a sharded checkpoint with
+ * pytorch_model.bin.index.json. Embeddings must be bit-identical to the
+ * safetensors twin's; a damaged .bin is an error naming the file. */
+TEST(test_model_bin_twins) {
+    static const char *texts[] = {"A man is playing a guitar.", "今天天气很好", "", "unaffable ##ing [UNK] straße"};
+    static const char *pairs[][2] = {{FIX "zh-cls-dense-f16", FIX "zh-cls-dense-f16-bin"},
+                                     {FIX "en-plain-hf", FIX "en-plain-hf-bin"}};
+    enum { N = sizeof texts / sizeof *texts, CAP = 4096 };
+    for (size_t k = 0; k < 2; k++) {
+        static float a[CAP], b[CAP];
+        size_t da = 0, db = 0;
+        CHECK(encode_with(pairs[k][0], texts, N, a, CAP, &da));
+        CHECK(encode_with(pairs[k][1], texts, N, b, CAP, &db));
+        CHECK_MSG(da == db && da > 0 && memcmp(a, b, N * da * sizeof *a) == 0, "%s: embeddings differ from %s",
+                  pairs[k][1], pairs[k][0]);
+    }
+    if (!begin_tmp()) {
+        CHECK(0);
+        return;
+    }
+    char cmd[1024], path[300];
+    snprintf(path, sizeof path, "%s/m", tmpdir);
+    /* cut the checkpoint short: an error naming it, no crash */
+    snprintf(cmd, sizeof cmd, "cp -rL " FIX "zh-cls-dense-f16-bin %s && truncate -s 5000 %s/pytorch_model.bin", path, path);
+    CHECK(system(cmd) == 0);
+    se_model *m = NULL;
+    se_error err = {0};
+    se_status st = se_model_load(path, NULL, &m, &err);
+    CHECK_MSG(st == SE_E_FORMAT && strstr(err.msg, "pytorch_model.bin"), "truncated .bin: %s: %s", se_status_str(st),
+              err.msg);
+    se_model_free(m);
+    /* the Dense module's .bin damaged the same way */
+    snprintf(cmd, sizeof cmd, "rm -rf %s && cp -rL " FIX "zh-cls-dense-f16-bin %s && truncate -s 100 %s/2_Dense/pytorch_model.bin",
+             path, path, path);
+    CHECK(system(cmd) == 0);
+    m = NULL;
+    st = se_model_load(path, NULL, &m, &err);
+    CHECK_MSG(st == SE_E_FORMAT && strstr(err.msg, "2_Dense/pytorch_model.bin"), "truncated Dense .bin: %s: %s",
+              se_status_str(st), err.msg);
+    se_model_free(m);
     end_tmp();
 }
 
@@ -1227,6 +1290,7 @@ int main(void) {
     RUN(test_config_null_modules);
     RUN(test_model_files_not_regular);
     RUN(test_model_symlinked_files);
+    RUN(test_model_bin_twins);
     RUN(test_model_folder_missing);
     RUN(test_encode_nonfinite);
     RUN(test_model_file_truncated);
