@@ -110,7 +110,12 @@ def twin_sharded():
     link_others(src, dst, {"model.safetensors.index.json"} | set(index["weight_map"].values()))
 
 
-if __name__ == "__main__":
+def main():
+    """Writes both twins (gen_fixtures.py calls this after rewriting the folders)."""
     twin_dense_f16()
     twin_sharded()
-    print("wrote zh-cls-dense-f16-bin, en-plain-hf-bin")
+    print("  zh-cls-dense-f16-bin, en-plain-hf-bin: pytorch_model.bin twins")
+
+
+if __name__ == "__main__":
+    main()

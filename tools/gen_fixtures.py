@@ -1884,6 +1884,9 @@ def main():
     with open(os.path.join(OUT, "README.md"), "w", encoding="utf-8", newline="\n") as f:
         f.write(README)
     print("  sentences.jsonl: %d sentences; pair-cases.jsonl: %d cases" % (len(SENTENCES), n_pairs))
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import gen_bin_twins  # pytorch_model.bin twins of two folders above (test_model_bin_twins)
+    gen_bin_twins.main()
     print("total %s: %.2f MiB" % (os.path.relpath(OUT, ROOT), dir_size(OUT) / (1024 * 1024)))
 
 
