@@ -334,7 +334,9 @@ SE_API const char *se_model_prompt_find(const se_model *model, const char *name)
  * weights hashes the weight bytes (every shard and Dense file), so a
  * fine-tuned copy with the same shapes is another model. Contents only:
  * the same files elsewhere (a copy, a symlinked cache) give the same
- * fingerprint. Computed at load (XXH64, ~0.2 s per 400 MB of weights).
+ * fingerprint. Computed at the first call, then kept (XXH64, ~0.2 s per
+ * 400 MB of weights, a cost a plain encode does not pay); SE_E_IO when a
+ * weight file changed on disk since the load, as se_encode.
  * Writes at most cap bytes (SE_FINGERPRINT_MAX suffices). Thread-safe. */
 SE_API se_status se_model_fingerprint(const se_model *model, char *out, size_t cap, se_error *err);
 

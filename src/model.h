@@ -11,6 +11,7 @@
 #ifndef SE_MODEL_H
 #define SE_MODEL_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include "model_folder.h"
@@ -55,6 +56,16 @@ typedef struct se_dense_w {
     const float *b; /* (out) or NULL */
 } se_dense_w;
 
+/* The model's fingerprint, made on first request (hashing every weight
+ * byte costs ~0.5 ms per MB, which a plain encode should not pay at load).
+ * Behind a pointer so that a const model can fill it; the lock makes the
+ * first request thread-safe. */
+typedef struct se_fingerprint_cache {
+    pthread_mutex_t lock;
+    bool done;
+    char text[SE_FINGERPRINT_MAX];
+} se_fingerprint_cache;
+
 struct se_model {
     se_folder_cfg cfg;
     se_tokenizer *tok;
@@ -80,7 +91,8 @@ struct se_model {
     size_t n_pack;
     se_dtype compute;        /* SE_DTYPE_F32, SE_DTYPE_BF16 or SE_DTYPE_INT8 */
     bool bf16dp;             /* bf16 on AVX512-BF16 dot products (pair-packed weights) */
-    char fingerprint[SE_FINGERPRINT_MAX]; /* se_model_fingerprint, made at load */
+    uint64_t tok_hash;       /* the tokenizer files' hash, for the fingerprint */
+    se_fingerprint_cache *fp; /* the fingerprint, made at its first request (owned) */
 };
 
 /* Scratch for one forward pass, carved from the ctx arena. */

@@ -356,12 +356,14 @@ static se_status bind_dense(se_model *m, bool use_mmap, se_error *err) {
 
 /* ==== Fingerprint ==== */
 
-/* Makes m->fingerprint (see se_model_fingerprint) from the folder's config
- * hash, the tokenizer hash tok and the weights. The weights part hashes
- * the raw bytes of every checkpoint shard and Dense file, so it must run
- * before se_model_pack releases the mapped pages of packed matrices (they
- * would be faulted back in from the file). */
-static void make_fingerprint(se_model *m, uint64_t tok) {
+/* Writes the fingerprint of m into out (see se_model_fingerprint): the
+ * folder's config hash, the tokenizer hash and a hash of the raw bytes of
+ * every checkpoint shard and Dense file. The weight files are first checked
+ * to be unchanged since load (hashing a truncated mapping would fault).
+ * Pages that se_model_pack released are read back from the file. */
+static se_status make_fingerprint(const se_model *m, char *out, size_t cap, se_error *err) {
+    se_status s = se_model_check_files(m, err);
+    if (s != SE_OK) return s;
     const se_folder_cfg *c = &m->cfg;
     uint64_t w = 0;
     for (size_t i = 0; i < m->n_files; i++) {
@@ -374,15 +376,22 @@ static void make_fingerprint(se_model *m, uint64_t tok) {
         se_hash_fold(&w, se_folder_rel(c, f->path), f->base, f->size);
     }
     const char *dt = m->compute == SE_DTYPE_INT8 ? "int8" : m->compute == SE_DTYPE_BF16 ? "bf16" : "f32";
-    snprintf(m->fingerprint, sizeof m->fingerprint, "arch=%s dim=%d dtype=%s config=%016llx tokenizer=%016llx weights=%016llx",
-             c->model_type, c->dim, dt, (unsigned long long)c->config_hash, (unsigned long long)tok, (unsigned long long)w);
+    snprintf(out, cap, "arch=%s dim=%d dtype=%s config=%016llx tokenizer=%016llx weights=%016llx", c->model_type, c->dim,
+             dt, (unsigned long long)c->config_hash, (unsigned long long)m->tok_hash, (unsigned long long)w);
+    return SE_OK;
 }
 
 se_status se_model_fingerprint(const se_model *m, char *out, size_t cap, se_error *err) {
     if (!m || !out) return se_err(err, SE_E_INVALID, "se_model_fingerprint: NULL argument");
-    size_t n = strlen(m->fingerprint);
+    se_fingerprint_cache *fp = m->fp;
+    se_status s = SE_OK;
+    pthread_mutex_lock(&fp->lock);
+    if (!fp->done && (s = make_fingerprint(m, fp->text, sizeof fp->text, err)) == SE_OK) fp->done = true;
+    pthread_mutex_unlock(&fp->lock);
+    if (s != SE_OK) return s;
+    size_t n = strlen(fp->text);
     if (cap < n + 1) return se_err(err, SE_E_BUFFER, "fingerprint needs %zu bytes, the buffer has %zu", n + 1, cap);
-    memcpy(out, m->fingerprint, n + 1);
+    memcpy(out, fp->text, n + 1);
     return SE_OK;
 }
 
@@ -413,6 +422,8 @@ void se_model_free(se_model *m) {
     se_free(m->dense);
     se_tokenizer_free(m->tok);
     se_folder_free(&m->cfg);
+    if (m->fp) pthread_mutex_destroy(&m->fp->lock);
+    se_free(m->fp);
     se_free(m);
 }
 
@@ -423,7 +434,9 @@ se_status se_model_load(const char *dir, const se_model_params *params, se_model
     if (p.dtype != SE_DTYPE_F32 && p.dtype != SE_DTYPE_BF16 && p.dtype != SE_DTYPE_INT8)
         return se_err(err, SE_E_UNSUPPORTED, "dtype %d is not supported for computing (f32, bf16 or int8)", (int)p.dtype);
     se_model *m = se_calloc(1, sizeof *m);
+    if (m && !(m->fp = se_calloc(1, sizeof *m->fp))) se_free(m), m = NULL;
     if (!m) return se_err(err, SE_E_NOMEM, "out of memory");
+    pthread_mutex_init(&m->fp->lock, NULL);
     m->compute = p.dtype;
     se_status s = se_folder_load(dir, p.log_fn, p.log_user, &m->cfg, err);
     if (s != SE_OK) {
@@ -433,8 +446,7 @@ se_status se_model_load(const char *dir, const se_model_params *params, se_model
     /* the tokenizer files' hash, for the fingerprint; first, so that a
      * tokenizer file that is a directory, FIFO or dangling symlink is
      * refused by name rather than passed over for another form */
-    uint64_t tok_hash;
-    if ((s = se_folder_tokenizer_hash(m->cfg.tf_dir, &tok_hash, err)) != SE_OK) goto fail;
+    if ((s = se_folder_tokenizer_hash(m->cfg.tf_dir, &m->tok_hash, err)) != SE_OK) goto fail;
     if ((s = se_tokenizer_load(m->cfg.tf_dir, &m->tok, err)) != SE_OK) goto fail;
     m->tok->n_tokens_max = (size_t)m->cfg.n_tokens_max;
     if (se_tokenizer_n_vocab(m->tok) > (size_t)m->cfg.n_vocab) {
@@ -446,7 +458,6 @@ se_status se_model_load(const char *dir, const se_model_params *params, se_model
     if ((s = open_checkpoint(m, m->cfg.tf_dir, p.use_mmap, err)) != SE_OK) goto fail;
     if ((s = (m->cfg.arch == SE_ARCH_USE ? se_use_bind(m, err) : bind_bert(m, err))) != SE_OK) goto fail;
     if ((s = bind_dense(m, p.use_mmap, err)) != SE_OK) goto fail;
-    make_fingerprint(m, tok_hash);
     if ((s = se_model_pack(m, err)) != SE_OK) goto fail;
     *out = m;
     return SE_OK;
