@@ -439,10 +439,7 @@ se_status se_model_load(const char *dir, const se_model_params *params, se_model
     pthread_mutex_init(&m->fp->lock, NULL);
     m->compute = p.dtype;
     se_status s = se_folder_load(dir, p.log_fn, p.log_user, &m->cfg, err);
-    if (s != SE_OK) {
-        se_free(m);
-        return s;
-    }
+    if (s != SE_OK) goto fail; /* se_model_free takes the zeroed cfg */
     /* the tokenizer files' hash, for the fingerprint; first, so that a
      * tokenizer file that is a directory, FIFO or dangling symlink is
      * refused by name rather than passed over for another form */
