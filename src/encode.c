@@ -24,6 +24,9 @@
 #include "error.h"
 #include "kernels.h"
 #include "model.h"
+#include "model_gemm.h"
+#include "model_weights.h"
+#include "models/models.h"
 #include "tokenizer.h"
 #include "unicode.h"
 
@@ -34,7 +37,7 @@ struct se_ctx {
     se_ctx_params p;
     se_threadpool *tp;
     float *arena;          /* everything below points into it */
-    se_bert_buf buf;
+    se_fwd_buf buf;
     float *pooled;         /* (S_CAP, max_stage_dim) */
     float *stage;          /* (S_CAP, max_stage_dim) */
     int32_t *ids;          /* (n_batch_tokens) */
@@ -241,10 +244,8 @@ static se_status run_batch(se_ctx *c, size_t S, size_t T, const se_encode_params
     const se_model *m = c->m;
     const se_folder_cfg *cfg = &m->cfg;
     c->starts[S] = T;
-    se_status s = cfg->arch == SE_ARCH_USE
-                      ? se_use_forward(m, &c->buf, c->tp, c->ids, c->starts, S, c->p.debug_fn, c->p.debug_user, err)
-                      : se_bert_forward(m, &c->buf, c->tp, c->ids, c->type_ids, c->starts, S, c->p.debug_fn,
-                                        c->p.debug_user, err);
+    se_status s = cfg->arch->forward(m, &c->buf, c->tp, c->ids, c->type_ids, c->starts, S, c->p.debug_fn,
+                                     c->p.debug_user, err);
     if (s != SE_OK) return s;
     size_t H = (size_t)cfg->n_embd, D = (size_t)m->max_stage_dim;
     for (size_t i = 0; i < S; i++)

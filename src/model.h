@@ -1,6 +1,17 @@
 /*
- * model.h - the loaded model, shared by model_bert.c (weights and the
- * transformer forward pass), pool.c and encode.c (the ctx).
+ * model.h - the loaded model: the types shared by the model modules
+ * (model.c, model_weights.c, model_gemm.c, model_blocks.c), the
+ * architectures (src/models/) and encode.c.
+ *
+ * Layers, from the bottom:
+ *   model_folder.c   the folder's JSON files -> se_folder_cfg (picks the
+ *                    architecture from the table in models/models.c)
+ *   model_weights.c  checkpoint files, tensor lookup and binding
+ *   model_gemm.c     GEMM weight packing and the parallel GEMM
+ *   model_blocks.c   the building blocks of post-LN encoders (embeddings,
+ *                    attention, FFN, LayerNorm)
+ *   models/NAME.c    one file per architecture: config, binding, forward
+ *   model.c          the public API: load, free, info, fingerprint
  *
  * Legend (used in every shape comment):
  *   T  tokens in a forward pass (all sentences packed, no padding)
@@ -19,6 +30,8 @@
 #include "sembed.h"
 #include "threadpool.h"
 
+/* One post-LN encoder layer (BERT, XLM-R, MPNet): the tensors of the
+ * checkpoint, bound in place or converted (model_weights.c). */
 typedef struct se_layer_w {
     const float *qkv_w, *qkv_b; /* (3H, H), (3H): query, key, value fused (owned copy) */
     const float *q_w, *q_b;     /* (H, H), (H) */
@@ -31,19 +44,6 @@ typedef struct se_layer_w {
     const float *ln2_g, *ln2_b; /* (H)           output LayerNorm */
 } se_layer_w;
 
-/* Universal Sentence Encoder lite layer (pre-LN): din is the layer's
- * input width (embedding_size for layer 0, H after), HO = H its output. */
-typedef struct se_use_layer_w {
-    const float *ln_a_g, *ln_a_b; /* (din) attention LayerNorm */
-    const float *qkv_w, *qkv_b;   /* (3 din, din), (3 din) */
-    const float *o_w, *o_b;       /* (H, din), (H) */
-    const float *res_w, *res_b;   /* (H, din), (H) when din != H, else NULL (identity) */
-    const float *ln_f_g, *ln_f_b; /* (H) FFN LayerNorm */
-    const float *ff1_w, *ff1_b;   /* (FF, H), (FF) */
-    const float *ff2_w, *ff2_b;   /* (H, FF), (H) */
-    int32_t din;
-} se_use_layer_w;
-
 /* A matrix packed for the int8 GEMM. */
 typedef struct se_int8_pack {
     int8_t *w;       /* se_pack_int8_size(N, K) bytes */
@@ -51,6 +51,19 @@ typedef struct se_int8_pack {
     int32_t *colsum; /* (N rounded up to 32) per-column sums of the int8 weights */
 } se_int8_pack;
 
+/* A GEMM weight matrix w: (N, K) of the model, for packing. */
+typedef struct se_gemm_mat {
+    const float *w;
+    size_t N, K;
+} se_gemm_mat;
+
+/* A mapped tensor nothing reads once the matrices are packed. */
+typedef struct se_spent {
+    const float *w;
+    size_t nbytes;
+} se_spent;
+
+/* A Dense module's weights. */
 typedef struct se_dense_w {
     const float *w; /* (out, in) */
     const float *b; /* (out) or NULL */
@@ -79,11 +92,16 @@ struct se_model {
     const float *pos_emb;    /* (P, H) */
     const float *type_emb;   /* (n_type, H) or NULL */
     const float *emb_ln_g, *emb_ln_b; /* (H) */
-    se_layer_w *layers;      /* (L) BERT */
-    se_use_layer_w *use_layers; /* (L) USE lite */
-    const float *timing_inv; /* (E/2) USE lite timing-signal inverse timescales */
+    se_layer_w *layers;      /* (L) post-LN encoder layers (BERT, XLM-R, MPNet) */
+    void *arch_w;            /* the architecture's own weights (one flat allocation, se_free'd) */
     se_dense_w *dense;       /* (n_stages) */
     int32_t max_stage_dim;   /* widest Dense/Normalize in or out */
+    /* every GEMM weight matrix (registered at bind, model_gemm.h), and the
+     * mapped tensors they supersede (fused q/k/v), released once packed */
+    se_gemm_mat *mats;
+    size_t n_mats;
+    se_spent *spent;
+    size_t n_spent;
     /* weights repacked for the AVX-512 GEMM (empty when the CPU lacks it):
      * pack_w[i] is the original (N, K) matrix, pack_p[i] its packed copy */
     const float **pack_w;
@@ -95,8 +113,8 @@ struct se_model {
     se_fingerprint_cache *fp; /* the fingerprint, made at its first request (owned) */
 };
 
-/* Scratch for one forward pass, carved from the ctx arena. */
-typedef struct se_bert_buf {
+/* Scratch for one forward pass, carved from the ctx arena (encode.c). */
+typedef struct se_fwd_buf {
     float *x;      /* (T, H) hidden state, in and out */
     float *qkv;    /* (T, 3H) fused query|key|value rows (USE lite: (T, 3 din)) */
     float *ctx;    /* (T, H) attention context */
@@ -108,48 +126,12 @@ typedef struct se_bert_buf {
     uint16_t *xb;  /* (T, Kmax even) activations rounded to bf16 (bf16 models only) */
     float *xs;     /* (T) their per-row scales */
     int32_t *xz;   /* (T) their per-row zero points */
-} se_bert_buf;
-
-/* Runs the transformer over S packed sentences. ids/type_ids: (T);
- * starts: (S + 1) token offsets of each sentence, starts[S] == T. Writes the
- * last hidden state into buf->x. Returns SE_E_RANGE naming the token when
- * an id is outside the vocabulary. */
-se_status se_bert_forward(const se_model *m, se_bert_buf *buf, se_threadpool *tp, const int32_t *ids,
-                          const int32_t *type_ids, const size_t *starts, size_t S, se_debug_fn dbg,
-                          void *dbg_user, se_error *err);
-
-/* Binds a tensor of the transformer checkpoint with shape (d0) (d1 <= 0) or
- * (d0, d1), as F32 (converted and owned by the model when needed). */
-se_status se_model_bind(se_model *m, const char *name, int64_t d0, int64_t d1, const float **out, se_error *err);
-
-/* USE lite: binds its tensors, and runs it over S packed sentences (the
- * same contract as se_bert_forward; the output, (T, H), lands in buf->x). */
-se_status se_use_bind(se_model *m, se_error *err);
-se_status se_use_forward(const se_model *m, se_bert_buf *buf, se_threadpool *tp, const int32_t *ids, const size_t *starts,
-                         size_t S, se_debug_fn dbg, void *dbg_user, se_error *err);
-
-/* Runs a GEMM y = x w^T + b across the pool. x: (M, K), w: (N, K), y: (M, N).
- * Uses the model's packed copy of w when there is one. */
-void se_par_gemm(se_threadpool *tp, const se_model *m, se_bert_buf *buf, const float *x, size_t M, size_t K, const float *w,
-                 const float *b, float *y, size_t N);
-
-
-/* Checks every mapped weight file of the model (se_st_check): SE_E_IO
- * naming the first that was truncated or rewritten since load. Called by
- * se_encode before it reads any weight. Thread-safe. */
-se_status se_model_check_files(const se_model *m, se_error *err);
-
-/* The widest GEMM input (K) of the model (for the int8 activation buffer). */
-size_t se_model_k_max(const se_model *m);
-
-/* Packs every weight matrix of the model for the AVX-512 GEMM, when the
- * CPU has it and SE_KERNELS does not ask otherwise. */
-se_status se_model_pack(se_model *m, se_error *err);
+} se_fwd_buf;
 
 /* Pools one sentence's token states x: (T, H) into out: (pool_dim), in
  * sentence-transformers' order (cls, max, mean, mean_sqrt_len,
  * weightedmean, lasttoken). Tokens before `first` (the prompt, when the
- * model excludes it) are masked out. */
+ * model excludes it) are masked out. (pool.c) */
 void se_pool(uint32_t modes, const float *x, size_t T, size_t H, size_t first, float *out);
 
 #endif

@@ -33,8 +33,9 @@
 #include "alloc.h"
 #include "error.h"
 #include "json.h"
+#include "model_blocks.h"
+#include "models/models.h"
 
-#define MAX_DIM (1 << 16)
 
 /* Emits a notice through the caller's log callback, if any. */
 static void notice(se_log_fn fn, void *user, se_log_level lvl, const char *fmt, const char *arg) {
@@ -42,27 +43,6 @@ static void notice(se_log_fn fn, void *user, se_log_level lvl, const char *fmt, 
     char buf[512];
     snprintf(buf, sizeof buf, fmt, arg);
     fn(lvl, buf, user);
-}
-
-bool se_act_parse(const char *name, bool dense, se_act *out) {
-    static const struct {
-        const char *name;
-        se_act act;
-    } hf[] = {{"gelu", SE_ACT_GELU},           {"gelu_new", SE_ACT_GELU_TANH},
-              {"gelu_pytorch_tanh", SE_ACT_GELU_TANH}, {"relu", SE_ACT_RELU}},
-      st[] = {{"torch.nn.modules.activation.Tanh", SE_ACT_TANH},
-              {"torch.nn.modules.linear.Identity", SE_ACT_IDENTITY},
-              {"torch.nn.modules.activation.ReLU", SE_ACT_RELU},
-              {"torch.nn.modules.activation.Sigmoid", SE_ACT_SIGMOID},
-              {"torch.nn.modules.activation.GELU", SE_ACT_GELU}};
-    if (dense) {
-        for (size_t i = 0; i < sizeof st / sizeof *st; i++)
-            if (strcmp(name, st[i].name) == 0) return *out = st[i].act, true;
-    } else {
-        for (size_t i = 0; i < sizeof hf / sizeof *hf; i++)
-            if (strcmp(name, hf[i].name) == 0) return *out = hf[i].act, true;
-    }
-    return false;
 }
 
 /* Folds a configuration file into c->config_hash by its meaning, not its
@@ -282,104 +262,26 @@ se_status se_folder_tokenizer_hash(const char *dir, uint64_t *out, se_error *err
 
 /* ==== config.json ==== */
 
-/* The config.json sembed's converter writes for Universal Sentence
- * Encoder lite (model_type "use-lite"). */
-static se_status read_use_config(se_folder_cfg *c, const json_t *j, se_error *err) {
-    const char *f = "config.json";
-    static const char *req[] = {"vocab_size", "embedding_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-                                "intermediate_size", "max_position_embeddings"};
-    int32_t *dst[] = {&c->n_vocab, &c->n_embd_in, &c->n_embd, &c->n_layer, &c->n_head, &c->n_ff, &c->n_pos};
-    int64_t hi[] = {1 << 24, MAX_DIM, MAX_DIM, 64, 1024, 1 << 18, 1 << 20};
-    se_status s;
-    int64_t v;
-    double d;
-    for (int i = 0; i < 7; i++) {
-        if (!json_object_get(j, req[i])) return se_err(err, SE_E_FORMAT, "config.json: missing field '%s'", req[i]);
-        if ((s = se_json_int_strict(j, f, req[i], 1, hi[i], 0, &v, err)) != SE_OK) return s;
-        *dst[i] = (int32_t)v;
-    }
-    if ((s = se_json_real_strict(j, f, "layer_norm_eps", 1e-30, 1.0, 1e-6, &d, err)) != SE_OK) return s;
-    c->norm_eps = (float)d;
-    if ((s = se_json_real_strict(j, f, "embedding_scale", -1e6, 1e6, 1.0, &d, err)) != SE_OK) return s;
-    c->emb_scale = (float)d;
-    const char *act;
-    if ((s = se_json_str_strict(j, f, "hidden_act", "relu", &act, err)) != SE_OK) return s;
-    if (strcmp(act, "relu") != 0) return se_err(err, SE_E_UNSUPPORTED, "config.json: hidden_act '%s' is not supported for use-lite", act);
-    c->act = SE_ACT_RELU;
-    snprintf(c->act_name, sizeof c->act_name, "relu");
-    snprintf(c->model_type, sizeof c->model_type, "use-lite");
-    if (c->n_embd % c->n_head || c->n_embd_in % c->n_head || c->n_embd_in % 2)
-        return se_err(err, SE_E_FORMAT, "config.json: hidden and embedding sizes must divide by num_attention_heads (and 2)");
-    json_t *qs = json_object_get(j, "attention_q_scales");
-    if (!json_is_array(qs) || json_array_size(qs) != (size_t)c->n_layer)
-        return se_err(err, SE_E_FORMAT, "config.json: field 'attention_q_scales' must list one number per layer");
-    c->q_scales = se_calloc((size_t)c->n_layer, sizeof *c->q_scales);
-    if (!c->q_scales) return se_err(err, SE_E_NOMEM, "out of memory");
-    for (int i = 0; i < c->n_layer; i++) {
-        json_t *x = json_array_get(qs, (size_t)i);
-        double q = json_is_number(x) ? json_number_value(x) : 0;
-        if (!json_is_number(x) || !(q > 0 && q <= 1e6))
-            return se_err(err, SE_E_FORMAT, "config.json: field 'attention_q_scales'[%d] must be a number in (0, 1e6]", i);
-        c->q_scales[i] = (float)q;
-    }
-    c->arch = SE_ARCH_USE;
-    c->n_type = 0;
-    return SE_OK;
-}
-
-/* BertModel's config.json. */
-static se_status read_bert_config(se_folder_cfg *c, se_error *err) {
+/* config.json: model_type picks the architecture's row (models/models.c),
+ * whose reader takes the rest. */
+static se_status read_config_json(se_folder_cfg *c, se_error *err) {
     json_t *j = NULL;
     se_status s = load_config(c, c->tf_dir, "config.json", &j, err);
     if (s != SE_OK) return s;
     if (!j) return se_err(err, SE_E_IO, "%s: no config.json", c->tf_dir);
-    const char *f = "config.json";
-    const char *mt, *act, *pet;
-    int64_t v;
-    double eps;
-    if ((s = se_json_str_strict(j, f, "model_type", "bert", &mt, err)) != SE_OK) goto done;
-    if (strcmp(mt, "use-lite") == 0) {
-        s = read_use_config(c, j, err);
-        goto done;
-    }
-    if (strcmp(mt, "bert") != 0) {
-        s = se_err(err, SE_E_UNSUPPORTED, "config.json: model_type '%s' is not supported (bert, use-lite)", mt);
-        goto done;
-    }
-    snprintf(c->model_type, sizeof c->model_type, "%s", mt);
-    if ((s = se_json_str_strict(j, f, "position_embedding_type", "absolute", &pet, err)) != SE_OK) goto done;
-    if (strcmp(pet, "absolute") != 0) {
-        s = se_err(err, SE_E_UNSUPPORTED, "config.json: position_embedding_type '%s' is not supported (absolute only)", pet);
-        goto done;
-    }
-    static const char *req[] = {"vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-                                "intermediate_size", "max_position_embeddings"};
-    int32_t *dst[] = {&c->n_vocab, &c->n_embd, &c->n_layer, &c->n_head, &c->n_ff, &c->n_pos};
-    int64_t hi[] = {1 << 24, MAX_DIM, 256, 1024, 1 << 18, 1 << 20};
-    for (int i = 0; i < 6; i++) {
-        if (!json_object_get(j, req[i])) {
-            s = se_err(err, SE_E_FORMAT, "config.json: missing field '%s'", req[i]);
-            goto done;
+    const char *f = "config.json", *mt;
+    if ((s = se_json_str_strict(j, f, "model_type", "bert", &mt, err)) == SE_OK) {
+        const se_arch *a = se_arch_find(mt);
+        if (!a) {
+            char list[256];
+            se_arch_list(list, sizeof list);
+            s = se_err(err, SE_E_UNSUPPORTED, "config.json: model_type '%s' is not supported (%s)", mt, list);
+        } else {
+            c->arch = a;
+            snprintf(c->model_type, sizeof c->model_type, "%s", mt);
+            s = a->read_config(c, j, f, err);
         }
-        if ((s = se_json_int_strict(j, f, req[i], 1, hi[i], 0, &v, err)) != SE_OK) goto done;
-        *dst[i] = (int32_t)v;
     }
-    if ((s = se_json_int_strict(j, f, "type_vocab_size", 0, 1 << 16, 2, &v, err)) != SE_OK) goto done;
-    c->n_type = (int32_t)v;
-    if ((s = se_json_real_strict(j, f, "layer_norm_eps", 1e-30, 1.0, 1e-12, &eps, err)) != SE_OK) goto done;
-    c->norm_eps = (float)eps;
-    if ((s = se_json_str_strict(j, f, "hidden_act", "gelu", &act, err)) != SE_OK) goto done;
-    if (!se_act_parse(act, false, &c->act)) {
-        s = se_err(err, SE_E_UNSUPPORTED, "config.json: hidden_act '%s' is not supported (gelu, gelu_new, relu)", act);
-        goto done;
-    }
-    snprintf(c->act_name, sizeof c->act_name, "%s", act);
-    if (c->n_embd % c->n_head != 0) {
-        s = se_err(err, SE_E_FORMAT, "config.json: hidden_size %d is not divisible by num_attention_heads %d",
-                   c->n_embd, c->n_head);
-        goto done;
-    }
-done:
     json_decref(j);
     return s;
 }
@@ -393,7 +295,7 @@ static se_status read_pooling(se_folder_cfg *c, const char *dir, se_error *err) 
     if (!j) return se_err(err, SE_E_IO, "%s: no config.json for the Pooling module", dir);
     const char *f = "1_Pooling/config.json";
     int64_t wdim;
-    if ((s = se_json_int_strict(j, f, "word_embedding_dimension", 1, MAX_DIM, c->n_embd, &wdim, err)) != SE_OK) goto done;
+    if ((s = se_json_int_strict(j, f, "word_embedding_dimension", 1, SE_MAX_DIM, c->n_embd, &wdim, err)) != SE_OK) goto done;
     if (wdim != c->n_embd) {
         s = se_err(err, SE_E_FORMAT, "%s: word_embedding_dimension %lld does not match hidden_size %d", f,
                    (long long)wdim, c->n_embd);
@@ -455,8 +357,8 @@ static se_status read_dense(se_folder_cfg *c, const char *dir, int32_t n_in, se_
     const char *act;
     se_stage st = {0};
     st.kind = SE_STAGE_DENSE;
-    if ((s = se_json_int_strict(j, f, "in_features", 1, MAX_DIM, -1, &in, err)) != SE_OK) goto done;
-    if ((s = se_json_int_strict(j, f, "out_features", 1, MAX_DIM, -1, &out, err)) != SE_OK) goto done;
+    if ((s = se_json_int_strict(j, f, "in_features", 1, SE_MAX_DIM, -1, &in, err)) != SE_OK) goto done;
+    if ((s = se_json_int_strict(j, f, "out_features", 1, SE_MAX_DIM, -1, &out, err)) != SE_OK) goto done;
     if (in < 0 || out < 0) {
         s = se_err(err, SE_E_FORMAT, "%s: in_features and out_features are required", f);
         goto done;
@@ -512,8 +414,8 @@ static se_status read_modules(se_folder_cfg *c, json_t *mods, se_log_fn log_fn, 
             }
             c->tf_dir = dir;
             have_tf = true;
-            if ((s = read_bert_config(c, err)) != SE_OK) return s;
-            if (c->arch != SE_ARCH_BERT)
+            if ((s = read_config_json(c, err)) != SE_OK) return s;
+            if (!c->arch->st_module)
                 return se_err(err, SE_E_UNSUPPORTED, "%s: model_type '%s' cannot be a sentence-transformers Transformer module",
                               fld, c->model_type);
             cur = c->n_embd;
@@ -644,15 +546,18 @@ se_status se_folder_load(const char *dir, se_log_fn log_fn, void *log_user, se_f
             s = se_err(err, SE_E_NOMEM, "out of memory");
             goto fail;
         }
-        if ((s = read_bert_config(c, err)) != SE_OK) goto fail;
+        if ((s = read_config_json(c, err)) != SE_OK) goto fail;
         c->pooling = SE_POOL_MEAN;
         c->pool_dim = c->dim = c->n_embd;
-        if (c->arch == SE_ARCH_USE) {
-            /* USE lite's fixed head: mean pooling, tanh layer (weights
-             * pooler.dense.* in the main checkpoint), L2 normalisation */
-            se_stage d = {SE_STAGE_DENSE, NULL, c->n_embd, c->n_embd, true, SE_ACT_TANH};
-            se_stage n = {SE_STAGE_NORMALIZE, NULL, c->n_embd, c->n_embd, false, SE_ACT_IDENTITY};
-            if ((s = add_stage(c, d, err)) != SE_OK || (s = add_stage(c, n, err)) != SE_OK) goto fail;
+        if (c->arch->n_plain_stages) {
+            /* the architecture's own head (USE lite's: a tanh layer whose
+             * weights are pooler.dense.* in the main checkpoint, then L2
+             * normalisation), each stage as wide as the hidden size */
+            for (int k = 0; k < c->arch->n_plain_stages; k++) {
+                se_stage ps = c->arch->plain_stages[k];
+                ps.n_in = ps.n_out = c->n_embd;
+                if ((s = add_stage(c, ps, err)) != SE_OK) goto fail;
+            }
         } else {
             notice(log_fn, log_user, SE_LOG_WARN,
                    "%s: no modules.json, so this is a plain Hugging Face model: using mean pooling, as sentence-transformers does",
@@ -660,7 +565,7 @@ se_status se_folder_load(const char *dir, se_log_fn log_fn, void *log_user, se_f
         }
     }
     /* sentence-transformers strips texts; USE lite's own pipeline does not */
-    c->strip_text = c->arch != SE_ARCH_USE;
+    c->strip_text = c->arch->strip_text;
     c->normalize = c->n_stages > 0 && c->stages[c->n_stages - 1].kind == SE_STAGE_NORMALIZE;
     /* sentence_bert_config.json lives with the Transformer module */
     if ((s = load_config(c, c->tf_dir, "sentence_bert_config.json", &sb, err)) != SE_OK) goto fail;

@@ -31,16 +31,14 @@ typedef struct se_stage {
 
 enum { SE_STAGE_DENSE = 1, SE_STAGE_NORMALIZE = 2 };
 
-typedef enum se_arch {
-    SE_ARCH_BERT = 0, /* BertModel (post-LN) */
-    SE_ARCH_USE = 1   /* Universal Sentence Encoder lite (pre-LN, timing signal) */
-} se_arch;
+struct se_arch; /* a row of the architecture table (models/models.h) */
 
 #define SE_MAX_LAYERS 256
+#define SE_MAX_DIM (1 << 16) /* the widest hidden size or Dense layer accepted */
 
 typedef struct se_folder_cfg {
     char *root;              /* the model folder */
-    se_arch arch;
+    const struct se_arch *arch; /* the architecture, by config.json model_type */
     int32_t n_embd_in;       /* USE: embedding_size (the first layer's input width) */
     float emb_scale;         /* USE: embedding_scale */
     float *q_scales;         /* USE: (n_layer) attention query scales */
@@ -113,9 +111,5 @@ const char *se_folder_rel(const se_folder_cfg *c, const char *path);
  * folded in a fixed order; 0 when there are none. A name that exists but
  * is not a regular file is SE_E_IO. */
 se_status se_folder_tokenizer_hash(const char *dir, uint64_t *out, se_error *err);
-
-/* Parses a Dense activation_function / hidden_act name. Returns false when
- * unknown. */
-bool se_act_parse(const char *name, bool dense, se_act *out);
 
 #endif

@@ -35,7 +35,7 @@ t_kernel_pattern_rule() {
     flags kernels_bf16 | grep -q -- '-mavx512f -mfma' || say "kernels_bf16: $(flags kernels_bf16)" || return
     flags kernels_bf16dp | grep -q -- '-mavx512f -mavx512bf16 -mfma' || say "kernels_bf16dp: $(flags kernels_bf16dp)" || return
     flags kernels_int8 | grep -q -- '-mavx512f -mavx512bw -mavx512vnni -mfma' || say "kernels_int8: $(flags kernels_int8)" || return
-    for o in kernels encode model_bert; do
+    for o in kernels encode model_gemm models/bert; do
         flags $o | grep -q -- '-DSE_BUILD -fvisibility=hidden' || say "$o: $(flags $o)" || return
         ! flags $o | grep -q -- '-mavx' || say "$o gets kernel flags: $(flags $o)" || return
     done
@@ -104,9 +104,9 @@ t_run_sh_uses_lists() {
 }
 
 # NOTES.md no longer says the mapped originals "could be released": the
-# code releases them (release_pages in src/model_bert.c).
+# code releases them (release_pages in src/model_gemm.c).
 t_notes_madvise() {
-    grep -q 'release_pages\|madvise' src/model_bert.c || say "model_bert.c no longer releases pages: recheck NOTES.md" || return
+    grep -q 'release_pages\|madvise' src/model_gemm.c || say "model_gemm.c no longer releases pages: recheck NOTES.md" || return
     ! grep -qi 'could be released with' NOTES.md || say "NOTES.md: stale madvise line:" "$(grep -i -A1 'could be released' NOTES.md)" || return
     grep -q 'MADV_DONTNEED' NOTES.md || say "NOTES.md does not say how mapped weights are released" || return
 }

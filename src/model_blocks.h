@@ -1,0 +1,66 @@
+/*
+ * model_blocks.h - the building blocks of post-LN transformer encoders
+ * (model_blocks.c): binding the embeddings and layers of a Hugging Face
+ * checkpoint, and the forward steps over packed sentences.
+ */
+#ifndef SE_MODEL_BLOCKS_H
+#define SE_MODEL_BLOCKS_H
+
+#include <jansson.h>
+
+#include "model.h"
+
+/* The tensor names of one encoder layer, after "encoder.layer.N.". */
+typedef struct se_layer_names {
+    const char *q_w, *q_b, *k_w, *k_b, *v_w, *v_b; /* attention projections */
+    const char *o_w, *o_b, *ln1_g, *ln1_b;         /* attention output dense and LayerNorm */
+    const char *ff1_w, *ff1_b, *ff2_w, *ff2_b;     /* intermediate and output dense */
+    const char *ln2_g, *ln2_b;                     /* output LayerNorm */
+} se_layer_names;
+
+/* Reads the config.json fields every post-LN encoder has (vocab_size,
+ * hidden_size, num_hidden_layers, num_attention_heads, intermediate_size,
+ * max_position_embeddings, type_vocab_size, layer_norm_eps, hidden_act),
+ * each checked (f names the file in messages); the defaults are the
+ * architecture's. */
+se_status se_encoder_read_config(se_folder_cfg *c, const json_t *j, const char *f, int64_t type_vocab_default,
+                                 double eps_default, se_error *err);
+
+/* Binds embeddings.{word,position,token_type}_embeddings and
+ * embeddings.LayerNorm (token types only when config.json has
+ * type_vocab_size > 0), and notes the checkpoint's weight dtype. */
+se_status se_bind_embeddings(se_model *m, se_error *err);
+
+/* Binds config.json's num_hidden_layers encoder layers into m->layers,
+ * fuses each one's q/k/v, and registers the GEMM weights. A checkpoint
+ * with a layer more is SE_E_FORMAT naming the tensor. */
+se_status se_bind_layers(se_model *m, const se_layer_names *names, se_error *err);
+
+/* Checks a batch before the forward pass: every id inside the vocabulary,
+ * every token type inside type_vocab_size (when the model has token
+ * types), and every sentence within the positions (max_position_embeddings
+ * less pos_offset). SE_E_RANGE naming the first that is not. */
+se_status se_encoder_check(const se_model *m, const int32_t *ids, const int32_t *type_ids, const size_t *starts, size_t S,
+                           size_t pos_offset, se_error *err);
+
+/* buf->x = LN_emb((word[id] + type[tt]) + pos[p + pos_offset]) for every
+ * token, p its index in its sentence (type only when the model has them). */
+void se_encoder_embed(const se_model *m, se_fwd_buf *buf, se_threadpool *tp, const int32_t *ids, const int32_t *type_ids,
+                      const size_t *starts, size_t S, size_t pos_offset);
+
+/* One post-LN encoder layer over buf->x, in place: self-attention per
+ * sentence and head, residual and LN1, the FFN with config.json's
+ * activation, residual and LN2. */
+void se_encoder_layer(const se_model *m, const se_layer_w *w, se_fwd_buf *buf, se_threadpool *tp, const size_t *starts,
+                      size_t S);
+
+/* Parses an activation's name: config.json's hidden_act (dense false:
+ * gelu, gelu_new, gelu_pytorch_tanh, relu) or a Dense module's
+ * activation_function (dense true: torch.nn.modules class names). Returns
+ * false when unknown. */
+bool se_act_parse(const char *name, bool dense, se_act *out);
+
+/* Applies an activation in place (the dispatched kernel for exact GELU). */
+void se_act_apply(se_act a, float *x, size_t n);
+
+#endif
