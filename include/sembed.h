@@ -404,6 +404,20 @@ SE_API se_status se_encode(se_ctx *ctx, const char *const *texts, const size_t *
                            const se_encode_params *params, float *out, size_t out_cap,
                            bool *truncated, se_error *err);
 
+/* Encodes n texts given as token ids (what se_tokenize returns, special
+ * tokens included: OpenAI's and TEI's token-array inputs) into embeddings,
+ * through the rest of se_encode's pipeline: transformer, pooling, Dense,
+ * Normalize, truncate_dim. Token types are all 0; prompts do not apply
+ * (a prompt or prompt name in params is SE_E_INVALID).
+ *   ids, lens     n arrays of lens[i] ids each.
+ *   out           OUT: n * se_encode_dim() floats, row-major; out_cap floats.
+ * A sequence with no ids, more ids than max_seq_length, or an id outside
+ * the vocabulary is an error naming the text (and the position). Results
+ * are bit-identical to se_encode's for the same ids. Not thread-safe for
+ * one ctx. */
+SE_API se_status se_encode_ids(se_ctx *ctx, const int32_t *const *ids, const size_t *lens, size_t n,
+                               const se_encode_params *params, float *out, size_t out_cap, se_error *err);
+
 /* Splits text into chunks that each fit max_tokens tokens of tok (special
  * tokens not counted; 0 or more than the model allows = max_seq_length
  * minus the special tokens), at whitespace (words longer than a chunk are

@@ -361,3 +361,47 @@ se_status se_encode(se_ctx *c, const char *const *texts, const size_t *lens, siz
     if (S > 0 && (s = run_batch(c, S, T, &p, out, dim_out, err)) != SE_OK) return s;
     return SE_OK;
 }
+
+se_status se_encode_ids(se_ctx *c, const int32_t *const *ids, const size_t *lens, size_t n, const se_encode_params *params,
+                        float *out, size_t out_cap, se_error *err) {
+    if (!c || (n && (!ids || !lens || !out))) return se_err(err, SE_E_INVALID, "se_encode_ids: NULL argument");
+    se_encode_params p = params ? *params : se_encode_default_params();
+    if (p.prompt || p.prompt_name) return se_err(err, SE_E_INVALID, "se_encode_ids: a prompt does not apply to token ids");
+    const se_model *m = c->m;
+    const se_folder_cfg *cfg = &m->cfg;
+    se_status s = se_model_check_files(m, err);
+    if (s != SE_OK) return s;
+    size_t dim_out = se_encode_dim(m, &p);
+    if (!dim_out) return se_err(err, SE_E_RANGE, "truncate_dim %d is outside [1, %d]", p.truncate_dim, cfg->dim);
+    if (n && out_cap / n < dim_out)
+        return se_err(err, SE_E_BUFFER, "output buffer of %zu floats is too small for %zu x %zu", out_cap, n, dim_out);
+    /* every text is checked before any is run, so an error leaves no half-written output */
+    for (size_t i = 0; i < n; i++) {
+        if (lens[i] == 0) return se_err(err, SE_E_INVALID, "text %zu has no token ids", i);
+        if (!ids[i]) return se_err(err, SE_E_INVALID, "text %zu: NULL ids", i);
+        if (lens[i] > (size_t)cfg->n_tokens_max)
+            return se_err(err, SE_E_RANGE, "text %zu has %zu token ids; the model reads at most %d (max_seq_length)", i, lens[i],
+                          cfg->n_tokens_max);
+        for (size_t t = 0; t < lens[i]; t++)
+            if (ids[i][t] < 0 || ids[i][t] >= cfg->n_vocab)
+                return se_err(err, SE_E_RANGE, "text %zu: token id %d at position %zu is outside the vocabulary (%d)", i,
+                              ids[i][t], t, cfg->n_vocab);
+    }
+    size_t S = 0, T = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t nt = lens[i];
+        if (S > 0 && (T + nt > c->n_batch_tokens || S == S_CAP)) {
+            if ((s = run_batch(c, S, T, &p, out, dim_out, err)) != SE_OK) return s;
+            S = T = 0;
+        }
+        memcpy(c->ids + T, ids[i], nt * sizeof *c->ids);
+        memset(c->type_ids + T, 0, nt * sizeof *c->type_ids);
+        c->starts[S] = T;
+        c->first[S] = 0;
+        c->index[S] = i;
+        S++;
+        T += nt;
+    }
+    if (S > 0 && (s = run_batch(c, S, T, &p, out, dim_out, err)) != SE_OK) return s;
+    return SE_OK;
+}

@@ -51,6 +51,7 @@ typedef struct se_folder_cfg {
     se_act act;
     int32_t n_vocab, n_embd, n_layer, n_head, n_ff, n_pos, n_type;
     float norm_eps;
+    int32_t pos_offset;      /* position id of a sentence's first token (RoBERTa: pad_token_id + 1) */
     /* sentence_bert_config.json */
     int32_t n_tokens_max;
     bool do_lower_case;

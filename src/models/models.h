@@ -55,6 +55,7 @@ void se_arch_list(char *out, size_t cap);
 
 /* The rows, defined one per file in src/models/. */
 extern const se_arch se_arch_bert;
+extern const se_arch se_arch_xlmr;
 extern const se_arch se_arch_use_lite;
 
 #endif

@@ -1,0 +1,79 @@
+/*
+ * models/xlmr.c - XLMRobertaModel (model_type "xlm-roberta"):
+ * multilingual-e5-*, BAAI/bge-m3, paraphrase-multilingual-mpnet-base-v2,
+ * and the body of the bge-reranker cross-encoders.
+ *
+ * BERT's post-LN body (model_blocks.c) with RoBERTa's positions: a
+ * sentence's tokens take position ids padding_idx + 1, padding_idx + 2, ...
+ * (padding_idx = pad_token_id, 1 in every real model; padding never reaches
+ * the model here, since sentences are packed), so max_position_embeddings
+ * is max_seq_length + 2. type_vocab_size is 1: every token type is 0.
+ * Tensor names are BertModel's, bare or prefixed "roberta.".
+ */
+#include <string.h>
+
+#include "error.h"
+#include "json.h"
+#include "model_blocks.h"
+#include "models/models.h"
+
+/* XLMRobertaConfig: absolute positions after the padding index. */
+static se_status xlmr_read_config(se_folder_cfg *c, const json_t *j, const char *f, se_error *err) {
+    const char *pet;
+    int64_t pad;
+    se_status s = se_json_str_strict(j, f, "position_embedding_type", "absolute", &pet, err);
+    if (s != SE_OK) return s;
+    if (strcmp(pet, "absolute") != 0)
+        return se_err(err, SE_E_UNSUPPORTED, "%s: position_embedding_type '%s' is not supported (absolute only)", f, pet);
+    if ((s = se_encoder_read_config(c, j, f, 1, 1e-5, err)) != SE_OK) return s;
+    if ((s = se_json_int_strict(j, f, "pad_token_id", 0, c->n_pos - 2, 1, &pad, err)) != SE_OK) return s;
+    c->pos_offset = (int32_t)pad + 1;
+    return SE_OK;
+}
+
+/* XLM-R's layers are BertLayer's. */
+static const se_layer_names xlmr_layer = {
+    "attention.self.query.weight", "attention.self.query.bias", "attention.self.key.weight",
+    "attention.self.key.bias",     "attention.self.value.weight", "attention.self.value.bias",
+    "attention.output.dense.weight", "attention.output.dense.bias", "attention.output.LayerNorm.weight",
+    "attention.output.LayerNorm.bias", "intermediate.dense.weight", "intermediate.dense.bias",
+    "output.dense.weight",         "output.dense.bias",         "output.LayerNorm.weight",
+    "output.LayerNorm.bias",
+};
+
+/* Binds the embeddings and every layer. */
+static se_status xlmr_bind(se_model *m, se_error *err) {
+    se_status s = se_bind_embeddings(m, err);
+    return s == SE_OK ? se_bind_layers(m, &xlmr_layer, err) : s;
+}
+
+/* The forward pass: embeddings at RoBERTa's positions ("emb_norm"), then
+ * each layer ("layer_out"). */
+static se_status xlmr_forward(const se_model *m, se_fwd_buf *buf, se_threadpool *tp, const int32_t *ids,
+                              const int32_t *type_ids, const size_t *starts, size_t S, se_debug_fn dbg, void *dbg_user,
+                              se_error *err) {
+    const se_folder_cfg *c = &m->cfg;
+    size_t T = starts[S], H = (size_t)c->n_embd, off = (size_t)c->pos_offset;
+    se_status s = se_encoder_check(m, ids, type_ids, starts, S, off, err);
+    if (s != SE_OK || T == 0) return s;
+    se_encoder_embed(m, buf, tp, ids, type_ids, starts, S, off);
+    if (dbg) dbg("emb_norm", -1, buf->x, T, H, dbg_user);
+    for (int l = 0; l < c->n_layer; l++) {
+        se_encoder_layer(m, &m->layers[l], buf, tp, starts, S);
+        if (dbg) dbg("layer_out", l, buf->x, T, H, dbg_user);
+    }
+    return SE_OK;
+}
+
+static const char *const xlmr_prefixes[] = {"roberta.", NULL};
+
+const se_arch se_arch_xlmr = {
+    .model_type = "xlm-roberta",
+    .name = "XLMRobertaModel",
+    .prefixes = xlmr_prefixes,
+    .st_module = true,
+    .strip_text = true,
+    .read_config = xlmr_read_config,
+    .bind = xlmr_bind,
+    .forward = xlmr_forward,
+};
