@@ -113,13 +113,16 @@ static void capture_free(capture *c) {
 /* Loads a fixture: as it is when its tokenizer loads, else from a copy
  * whose tokenizer files are replaced by a stand-in vocab.txt of
  * vocab_size entries (*stand_in says which). */
-static se_model *load_fixture(const char *name, bool *stand_in) {
+static se_model *load_fixture_as(const char *name, se_dtype dtype, bool *stand_in, se_error *err) {
     char dir[256];
     snprintf(dir, sizeof dir, FIX "%s", name);
-    se_error err = {0};
     se_model *m = NULL;
+    se_model_params mp = se_model_default_params();
+    mp.dtype = dtype;
     *stand_in = false;
-    if (se_model_load(dir, NULL, &m, &err) == SE_OK) return m;
+    se_status s = se_model_load(dir, &mp, &m, err);
+    /* a dtype the CPU cannot run is the caller's to report */
+    if (s == SE_OK || (s == SE_E_UNSUPPORTED && strstr(err->msg, "AVX"))) return m;
     *stand_in = true;
     char cmd[1024];
     snprintf(cmd, sizeof cmd,
@@ -130,11 +133,15 @@ static se_model *load_fixture(const char *name, bool *stand_in) {
              tmpdir, dir, tmpdir, tmpdir);
     if (system(cmd) != 0) return NULL;
     snprintf(dir, sizeof dir, "%s/m", tmpdir);
-    if (se_model_load(dir, NULL, &m, &err) != SE_OK) {
-        fprintf(stderr, "  %s (stand-in vocabulary): %s\n", name, err.msg);
-        return NULL;
-    }
+    if ((s = se_model_load(dir, &mp, &m, err)) != SE_OK && s != SE_E_UNSUPPORTED)
+        fprintf(stderr, "  %s (stand-in vocabulary): %s\n", name, err->msg);
     return m;
+}
+
+/* The fixture in F32 (see load_fixture_as). */
+static se_model *load_fixture(const char *name, bool *stand_in) {
+    se_error err = {0};
+    return load_fixture_as(name, SE_DTYPE_F32, stand_in, &err);
 }
 
 /* Each fixture sentence alone, from the reference's ids: every hidden
@@ -284,12 +291,64 @@ TEST(xlmr_positions) {
     se_model_free(m);
 }
 
+/* Reduced precision, as for BERT in test_model: every sentence within the
+ * cosine bar of the f32 reference (bf16 0.999, int8 0.995) and
+ * batch-invariant, or SE_E_UNSUPPORTED naming the instructions the CPU
+ * lacks. */
+static void reduced_precision(se_dtype dtype, double bar, const char *tag) {
+    for (size_t fi = 0; fi < N_FIXTURES; fi++) {
+        const char *name = fixtures[fi].name;
+        bool stand_in;
+        se_error err = {0};
+        se_model *m = load_fixture_as(name, dtype, &stand_in, &err);
+        if (!m) {
+            CHECK_MSG(strstr(err.msg, "AVX") != NULL, "%s: %s", name, err.msg);
+            printf("  %s: %s not available here (%s)\n", name, tag, err.msg);
+            continue;
+        }
+        json_t *hdr, *exp = load_expected(name, &hdr);
+        size_t n = json_array_size(exp), dim = se_encode_dim(m, NULL);
+        float *all = malloc(n * dim * sizeof *all), *one = malloc(dim * sizeof *one);
+        int32_t **ids = calloc(n, sizeof *ids);
+        size_t *lens = calloc(n, sizeof *lens);
+        for (size_t i = 0; i < n; i++) ids[i] = ints(json_object_get(json_array_get(exp, i), "ids"), &lens[i]);
+        se_ctx *ctx = NULL;
+        CHECK(se_ctx_new(m, NULL, &ctx, &err) == SE_OK);
+        CHECK(se_encode_ids(ctx, (const int32_t *const *)ids, lens, n, NULL, all, n * dim, &err) == SE_OK);
+        double worst = 1;
+        for (size_t i = 0; i < n; i++) {
+            size_t k;
+            float *ref = floats(json_object_get(json_array_get(exp, i), "embedding"), &k);
+            double c = cosine(all + i * dim, ref, dim);
+            worst = fmin(worst, c);
+            CHECK_MSG(c >= bar, "%s sentence %zu: %s cosine %.6f", name, i, tag, c);
+            free(ref);
+            CHECK(se_encode_ids(ctx, (const int32_t *const *)&ids[i], &lens[i], 1, NULL, one, dim, &err) == SE_OK);
+            CHECK_MSG(memcmp(one, all + i * dim, dim * sizeof *one) == 0, "%s sentence %zu: %s not batch-invariant", name,
+                      i, tag);
+        }
+        printf("  %-20s %s: worst cosine vs f32 reference %.6f\n", name, tag, worst);
+        for (size_t i = 0; i < n; i++) free(ids[i]);
+        free(ids), free(lens), free(all), free(one);
+        se_ctx_free(ctx);
+        se_model_free(m);
+        json_decref(exp);
+        json_decref(hdr);
+    }
+}
+
+TEST(bf16_fidelity) { reduced_precision(SE_DTYPE_BF16, 0.999, "bf16"); }
+
+TEST(int8_fidelity) { reduced_precision(SE_DTYPE_INT8, 0.995, "int8"); }
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/test_archs.XXXXXX");
     if (!mkdtemp(tmpdir)) return 1;
     RUN(reference_on_ids);
     RUN(encode_ids_bad_input);
     RUN(xlmr_positions);
+    RUN(bf16_fidelity);
+    RUN(int8_fidelity);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
