@@ -1,5 +1,6 @@
 /*
- * encode.c - the context (activation arena + thread pool) and se_encode:
+ * encode.c - the context (activation arena + thread pool; the struct is in
+ * ctx.h, shared with rerank.c) and se_encode:
  * text -> tokens -> transformer -> pooling -> Dense -> Normalize.
  *
  * Batching packs sentences back to back with no padding: a forward pass

@@ -10,7 +10,10 @@
  *   config_sentence_transformers.json  {prompts, default_prompt_name, similarity_fn_name}
  *
  * A folder without modules.json is a plain Hugging Face model: like
- * sentence-transformers we then use mean pooling and say so in a notice.
+ * sentence-transformers we then use mean pooling and say so in a notice;
+ * or, when config.json's architectures names the architecture's
+ * sequence-classification head, a cross-encoder (read_ce_config: labels,
+ * activation), as sentence-transformers' CrossEncoder loads it.
  * Every field is type- and range-checked; an error names the file and the
  * field. A JSON null is an error (it must never become a zero), except in
  * the few fields where sentence-transformers itself writes null for "not
