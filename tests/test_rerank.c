@@ -134,18 +134,26 @@ static bool tokenizer_loads(const char *name) {
 /* Loads a fixture: as it is when its tokenizer loads, else from a copy
  * with a stand-in vocabulary (*stand_in says which; the ids are then
  * given). */
-static se_model *load_fixture(const char *name, bool *stand_in) {
+static se_model *load_fixture_as(const char *name, const se_model_params *mp, bool *stand_in, se_error *err) {
     char dir[256];
     snprintf(dir, sizeof dir, FIX "%s", name);
-    se_error err = {0};
     se_model *m = NULL;
     *stand_in = false;
-    if (se_model_load(dir, NULL, &m, &err) == SE_OK) return m;
+    se_status s = se_model_load(dir, mp, &m, err);
+    if (s == SE_OK || tokenizer_loads(name)) return m;
     *stand_in = true;
     const char *d = copy_fixture(name, "standin");
     if (!d || !stand_in_vocab(d)) return NULL;
-    if (se_model_load(d, NULL, &m, &err) != SE_OK) {
-        fprintf(stderr, "  %s (stand-in vocabulary): %s\n", name, err.msg);
+    se_model_load(d, mp, &m, err);
+    return m;
+}
+
+/* load_fixture_as with the default params, reporting a failure. */
+static se_model *load_fixture(const char *name, bool *stand_in) {
+    se_error err = {0};
+    se_model *m = load_fixture_as(name, NULL, stand_in, &err);
+    if (!m) {
+        fprintf(stderr, "  %s%s: %s\n", name, *stand_in ? " (stand-in vocabulary)" : "", err.msg);
         return NULL;
     }
     return m;
@@ -695,6 +703,64 @@ done:
     se_model_free(nli);
 }
 
+/* bf16 and int8 compute (the encoder's matrices; the head stays f32):
+ * every pair's logits near the f32 reference (the worst is printed) and
+ * still batch-invariant; or a clear SE_E_UNSUPPORTED on a CPU without the
+ * instructions. */
+TEST(reduced_precision) {
+    static const struct {
+        se_dtype dtype;
+        const char *tag;
+        double bar; /* max abs logit error, loose: these models' logits span a few units */
+    } dts[2] = {{SE_DTYPE_BF16, "bf16", 0.1}, {SE_DTYPE_INT8, "int8", 0.2}};
+    for (int di = 0; di < 2; di++)
+        for (size_t fi = 0; fi < N_FIXTURES; fi++) {
+            const char *name = fixtures[fi];
+            se_model_params mp = se_model_default_params();
+            mp.dtype = dts[di].dtype;
+            se_error err = {0};
+            bool stand_in;
+            se_model *m = load_fixture_as(name, &mp, &stand_in, &err);
+            if (!m && err.code == SE_E_UNSUPPORTED) {
+                CHECK_MSG(strstr(err.msg, "AVX") != NULL, "%s", err.msg);
+                printf("  %-14s %s not available here (%s)\n", name, dts[di].tag, err.msg);
+                continue;
+            }
+            CHECK_MSG(m != NULL, "%s %s: %s", name, dts[di].tag, err.msg);
+            if (!m) continue;
+            json_t *hdr, *exp = load_expected(name, &hdr);
+            pairs p;
+            pairs_read(&p, exp);
+            size_t NL = (size_t)json_integer_value(json_object_get(hdr, "num_labels"));
+            se_predict_params raw = se_predict_default_params();
+            raw.activation = SE_SCORE_IDENTITY;
+            se_ctx *ctx = NULL;
+            CHECK(se_ctx_new(m, NULL, &ctx, &err) == SE_OK);
+            float *all = malloc(p.n * NL * sizeof(float)), *one = malloc(NL * sizeof(float));
+            CHECK(se_predict_ids(ctx, (const int32_t *const *)p.ids, (const int32_t *const *)p.types, p.lens, p.n, &raw, all,
+                                 p.n * NL, &err) == SE_OK);
+            double worst = 0;
+            for (size_t i = 0; i < p.n; i++) {
+                size_t k;
+                float *ref = floats(json_object_get(json_array_get(exp, i), "logits"), &k);
+                for (size_t d = 0; d < k && d < NL; d++) worst = fmax(worst, fabs((double)all[i * NL + d] - ref[d]));
+                free(ref);
+                CHECK(se_predict_ids(ctx, (const int32_t *const *)&p.ids[i], (const int32_t *const *)&p.types[i], &p.lens[i],
+                                     1, &raw, one, NL, &err) == SE_OK);
+                CHECK_MSG(memcmp(one, all + i * NL, NL * sizeof(float)) == 0, "%s pair %zu: %s not batch-invariant", name, i,
+                          dts[di].tag);
+            }
+            CHECK_MSG(worst <= dts[di].bar, "%s: %s max abs logit error %.4g", name, dts[di].tag, worst);
+            printf("  %-14s %s: max abs logit error vs the f32 reference %.4g\n", name, dts[di].tag, worst);
+            free(all), free(one);
+            pairs_free(&p);
+            se_ctx_free(ctx);
+            se_model_free(m);
+            json_decref(exp);
+            json_decref(hdr);
+        }
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/test_rerank.XXXXXX");
     if (!mkdtemp(tmpdir)) return 1;
@@ -705,6 +771,7 @@ int main(void) {
     RUN(broken_head);
     RUN(activation_config);
     RUN(misuse);
+    RUN(reduced_precision);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
