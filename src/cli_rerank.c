@@ -219,7 +219,7 @@ int cmd_rerank(int argc, char **argv) {
     }
     cli_progress_end(&prog);
     cli_unk_finish(&unk, "lines");
-    qsort(docs, n, sizeof *docs, by_score);
+    if (n) qsort(docs, n, sizeof *docs, by_score); /* qsort(NULL, 0) is undefined (UBSan) */
     size_t top = k && (size_t)k < n ? (size_t)k : n;
     for (size_t r = 0; r < top; r++) {
         const doc *d = &docs[r];
