@@ -553,6 +553,51 @@ TEST(broken_head) {
     expect_load_error(d, SE_E_FORMAT, "missing tensor 'classifier.out_proj.bias'");
 }
 
+/* Writes a NaN over the first element of tensor name in the F32
+ * safetensors file path. */
+static bool poison_tensor(const char *path, const char *name) {
+    FILE *f = fopen(path, "r+b");
+    if (!f) return false;
+    uint64_t hl = 0;
+    bool ok = fread(&hl, 8, 1, f) == 1 && hl < (1u << 20);
+    char *h = ok ? calloc(1, hl + 1) : NULL;
+    ok = h && fread(h, 1, hl, f) == hl;
+    json_error_t je;
+    json_t *j = ok ? json_loads(h, 0, &je) : NULL;
+    json_t *off = json_array_get(json_object_get(json_object_get(j, name), "data_offsets"), 0);
+    ok = off != NULL;
+    uint32_t nan = 0x7FC00000u;
+    if (ok) ok = fseek(f, (long)(8 + hl + (uint64_t)json_integer_value(off)), SEEK_SET) == 0 && fwrite(&nan, 4, 1, f) == 1;
+    json_decref(j);
+    free(h);
+    return fclose(f) == 0 && ok;
+}
+
+/* A NaN in the head's weights is SE_E_RANGE naming the pair, never a
+ * NaN score or a rank built on one. */
+TEST(head_nan) {
+    const char *d = copy_fixture("ce-bert-1", "nan");
+    char path[512];
+    snprintf(path, sizeof path, "%s/model.safetensors", d ? d : "");
+    CHECK(d && poison_tensor(path, "classifier.bias"));
+    se_model *m = NULL;
+    se_error err = {0};
+    CHECK(se_model_load(d, NULL, &m, &err) == SE_OK);
+    se_ctx *c = NULL;
+    if (m) CHECK(se_ctx_new(m, NULL, &c, &err) == SE_OK);
+    if (c) {
+        const char *a[2] = {"q", "q"}, *b[2] = {"one", "two"};
+        float out[2];
+        se_hit hits[2];
+        size_t nh = 7;
+        CHECK(se_predict(c, a, NULL, b, NULL, 2, NULL, out, 2, NULL, &err) == SE_E_RANGE);
+        CHECK_MSG(strstr(err.msg, "pair 0: the logits have a NaN or infinite value"), "%s", err.msg);
+        CHECK(se_rank(c, "q", 1, b, NULL, 2, NULL, 0, hits, &nh, &err) == SE_E_RANGE && nh == 0);
+    }
+    se_ctx_free(c);
+    se_model_free(m);
+}
+
 /* The default activation when config.json names none (sigmoid for one
  * label), a Softmax activation_fn, and the older
  * sbert_ce_default_activation_function key. */
@@ -771,6 +816,7 @@ int main(void) {
     RUN(broken_head);
     RUN(activation_config);
     RUN(misuse);
+    RUN(head_nan);
     RUN(reduced_precision);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
