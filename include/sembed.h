@@ -303,6 +303,13 @@ typedef struct se_model_info {
     bool normalize;            /* the pipeline ends with Normalize */
     bool do_lower_case;        /* sentence_bert_config.json do_lower_case */
     bool has_modules_json;     /* false for a plain Hugging Face folder */
+    /* cross-encoders (see "Cross-encoders" below); for an embedding model
+     * head is NULL, n_labels 0 and labels NULL */
+    const char *head;          /* config.json architectures: "BertForSequenceClassification",
+                                  "XLMRobertaForSequenceClassification" */
+    int32_t n_labels;          /* scores per pair (id2label's size) */
+    const char *const *labels; /* (n_labels) the labels' names, config.json id2label */
+    const char *activation;    /* the default activation: "sigmoid", "identity", "tanh", "softmax" */
 } se_model_info;
 
 /* Fills *out with the model's description. Thread-safe. */
@@ -525,6 +532,79 @@ SE_API se_status se_quantize_embeddings(se_quant q, const float *emb, size_t n, 
  * that dot product) into hits (nq * min(top_k, nc) entries). */
 SE_API se_status se_binary_search(const float *queries, size_t nq, const uint8_t *corpus_bits, size_t nc,
                                   size_t dim, size_t top_k, size_t rescore_multiplier, se_hit *hits, se_error *err);
+
+/* ==== Cross-encoders ====
+ *
+ * A cross-encoder (sentence-transformers' CrossEncoder: rerankers such as
+ * cross-encoder/ms-marco-MiniLM-L6-v2 or BAAI/bge-reranker-base) reads a
+ * pair of texts together and gives n_labels scores for it. se_model_load
+ * loads one from a folder with no modules.json whose config.json
+ * `architectures` is BertForSequenceClassification or
+ * XLMRobertaForSequenceClassification (a folder with modules.json is an
+ * embedding model whatever its config.json says); se_model_info's head,
+ * n_labels, labels and activation describe it. The head is BERT's
+ * classifier(tanh(pooler.dense(h[CLS]))) or XLM-R's
+ * out_proj(tanh(classifier.dense(h[<s>]))).
+ *
+ * Each text is stripped of surrounding whitespace; a pair is tokenized with
+ * the tokenizer's pair template ([CLS] A [SEP] B [SEP], token types 0 then
+ * 1; <s> A </s></s> B </s>) and truncated longest_first to the tokenizer's
+ * model_max_length (se_model_info.n_tokens_max), as CrossEncoder does.
+ * se_encode / se_encode_ids on a cross-encoder, and se_predict / se_rank on
+ * an embedding model, are SE_E_INVALID. Scores are bit-identical whatever
+ * other pairs share the call. */
+
+/* The activation applied to a pair's logits. */
+typedef enum se_score_act {
+    SE_SCORE_MODEL = 0,    /* the model's own (se_model_info.activation): config.json
+                              sentence_transformers.activation_fn when set, else sigmoid for one
+                              label and identity for more (CrossEncoder's default) */
+    SE_SCORE_IDENTITY = 1, /* the raw logits */
+    SE_SCORE_SIGMOID = 2,
+    SE_SCORE_TANH = 3,
+    SE_SCORE_SOFTMAX = 4   /* softmax over the pair's labels */
+} se_score_act;
+
+typedef struct se_predict_params {
+    se_score_act activation; /* CrossEncoder.predict(activation_fn=...); default SE_SCORE_MODEL */
+    bool apply_softmax;      /* CrossEncoder.predict(apply_softmax=True): a softmax over the labels
+                                after the activation, when the model has more than one label */
+} se_predict_params;
+
+/* Returns the default predict params (the model's activation, no softmax). */
+SE_API se_predict_params se_predict_default_params(void);
+
+/* CrossEncoder.predict: scores n pairs (texts[i], pairs[i]).
+ *   texts, pairs          n UTF-8 texts each; lens NULL means NUL-terminated.
+ *   out                   OUT: n * n_labels floats, row-major; out_cap floats.
+ *   truncated             OUT (may be NULL): n flags, true where tokens were cut.
+ * Errors name the pair (e.g. invalid UTF-8 in pair 3's second text). A NaN
+ * or infinite logit is SE_E_RANGE naming the pair. Not thread-safe for one
+ * ctx. */
+SE_API se_status se_predict(se_ctx *ctx, const char *const *texts, const size_t *text_lens, const char *const *pairs,
+                            const size_t *pair_lens, size_t n, const se_predict_params *params, float *out,
+                            size_t out_cap, bool *truncated, se_error *err);
+
+/* se_predict on token ids (what se_tokenize returns for a pair, special
+ * tokens included): ids[i] and type_ids[i] (type_ids NULL, or a NULL
+ * entry: all 0) of lens[i] tokens each. A sequence with no ids, more than
+ * n_tokens_max, an id outside the vocabulary or a token type outside
+ * type_vocab_size is an error naming the pair (and the position).
+ * Bit-identical to se_predict for the same ids. */
+SE_API se_status se_predict_ids(se_ctx *ctx, const int32_t *const *ids, const int32_t *const *type_ids,
+                                const size_t *lens, size_t n, const se_predict_params *params, float *out,
+                                size_t out_cap, se_error *err);
+
+/* CrossEncoder.rank: scores (query, docs[i]) for the n documents and
+ * writes the best top_k (0 = all) into hits, highest score first, ties in
+ * input order: hits[k].corpus_id is the document's index, hits[k].score its
+ * score (params->activation; apply_softmax does not apply). hits has room
+ * for min(top_k, n) entries (n when top_k is 0); *n_hits is how many were
+ * written. A model with more than one label is SE_E_INVALID (rank needs one
+ * score per document). Not thread-safe for one ctx. */
+SE_API se_status se_rank(se_ctx *ctx, const char *query, size_t query_len, const char *const *docs,
+                         const size_t *doc_lens, size_t n, const se_predict_params *params, size_t top_k,
+                         se_hit *hits, size_t *n_hits, se_error *err);
 
 /* ==== Vector index ====
  *

@@ -36,6 +36,8 @@ int cmd_search(int argc, char **argv);
 int cmd_cluster(int argc, char **argv);
 int cmd_dedup(int argc, char **argv);
 int cmd_mine(int argc, char **argv);
+int cmd_rerank(int argc, char **argv);             /* in cli_rerank.c */
+void cli_rerank_info(const se_model_info *in, int json); /* in cli_rerank.c */
 
 /* Prints "sembed: <msg>" to stderr. */
 static void die_msg(const char *what, const char *msg) {
@@ -639,10 +641,12 @@ static int cmd_info(int argc, char **argv) {
         fputs("}, \"fingerprint\": ", stdout);
         if (se_model_fingerprint(m, fp, sizeof fp, NULL) == SE_OK) cli_print_json_string(stdout, fp);
         else fputs("null", stdout);
+        cli_rerank_info(&in, 1);
         fputs("}\n", stdout);
     } else {
         printf("architecture:        %s (%d layers, hidden %d, %d heads, FFN %d, %s)\n", in.arch, in.n_layer, in.n_embd,
                in.n_head, in.n_ff, in.hidden_act);
+        cli_rerank_info(&in, 0);
         print_vocab_line(se_model_tokenizer(m), in.n_vocab);
         printf("max_seq_length:      %d (positions %d)\n", in.n_tokens_max, in.n_pos);
         printf("layer_norm_eps:      %g\n", (double)in.norm_eps);
@@ -728,6 +732,7 @@ static const char main_usage[] =
     "  cluster     group texts (community detection or k-means)\n"
     "  dedup       remove near-duplicate lines\n"
     "  mine        paraphrase mining: the most similar pairs of lines\n"
+    "  rerank      score documents against a query with a cross-encoder, best first\n"
     "  eval        evaluate a model (sts: STS Benchmark format)\n"
     "  bench       load time, memory and throughput of a model (JSON)\n"
     "  info        describe a model folder\n"
@@ -759,6 +764,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "dedup")) return cmd_dedup(argc - 1, argv + 1);
     if (!strcmp(cmd, "mine")) return cmd_mine(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
+    if (!strcmp(cmd, "rerank")) return cmd_rerank(argc - 1, argv + 1);
     fprintf(stderr, "sembed: unknown command '%s'\n\n%s", cmd, main_usage);
     return EXIT_USAGE;
 }

@@ -1,5 +1,6 @@
 /*
- * encode.c - the context (activation arena + thread pool) and se_encode:
+ * encode.c - the context (activation arena + thread pool; the struct is in
+ * ctx.h, shared with rerank.c) and se_encode:
  * text -> tokens -> transformer -> pooling -> Dense -> Normalize.
  *
  * Batching packs sentences back to back with no padding: a forward pass
@@ -21,6 +22,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "ctx.h"
 #include "error.h"
 #include "kernels.h"
 #include "model.h"
@@ -29,28 +31,6 @@
 #include "models/models.h"
 #include "tokenizer.h"
 #include "unicode.h"
-
-#define S_CAP 256 /* sentences per forward pass at most */
-
-struct se_ctx {
-    const se_model *m;
-    se_ctx_params p;
-    se_threadpool *tp;
-    float *arena;          /* everything below points into it */
-    se_fwd_buf buf;
-    float *pooled;         /* (S_CAP, max_stage_dim) */
-    float *stage;          /* (S_CAP, max_stage_dim) */
-    int32_t *ids;          /* (n_batch_tokens) */
-    int32_t *type_ids;     /* (n_batch_tokens) */
-    size_t *starts;        /* (S_CAP + 1) */
-    size_t *first;         /* (S_CAP) first pooled token of each sentence */
-    size_t *index;         /* (S_CAP) input index of each sentence */
-    size_t n_batch_tokens;
-    se_tok_session sess;   /* tokenizer scratch */
-    se_i32vec tids, ttype; /* one text's ids */
-    char *text;            /* prompt + text, stripped, maybe lowercased */
-    size_t text_cap;
-};
 
 se_ctx_params se_ctx_default_params(void) {
     se_ctx_params p;
@@ -161,6 +141,26 @@ static bool text_reserve(se_ctx *c, size_t n) {
     return true;
 }
 
+void se_text_strip(const char *text, size_t n, size_t *begin, size_t *end) {
+    const uint8_t *u = (const uint8_t *)text;
+    size_t b = 0, e = n;
+    while (b < e) {
+        uint32_t cp;
+        int k = se_utf8_decode(u + b, e - b, &cp);
+        if (!k || !se_uc_is_py_space(cp)) break;
+        b += (size_t)k;
+    }
+    while (e > b) { /* step back over one code point */
+        size_t s = e - 1;
+        while (s > b && (u[s] & 0xC0) == 0x80) s--;
+        uint32_t cp;
+        int k = se_utf8_decode(u + s, e - s, &cp);
+        if (!k || !se_uc_is_py_space(cp)) break;
+        e = s;
+    }
+    *begin = b, *end = e;
+}
+
 /* Builds prompt + text, stripped of Python whitespace at both ends, and
  * lowercased (Python str.lower, without the final-sigma rule) when lower.
  * Both inputs must be valid UTF-8. Result in c->text[0..*len). */
@@ -174,20 +174,7 @@ static se_status prepare_text(se_ctx *c, const char *prompt, size_t plen, const 
     memcpy(src + plen, text, tlen);
     const uint8_t *u = (const uint8_t *)src;
     size_t b = 0, e = n;
-    while (strip && b < e) {
-        uint32_t cp;
-        int k = se_utf8_decode(u + b, e - b, &cp);
-        if (!k || !se_uc_is_py_space(cp)) break;
-        b += (size_t)k;
-    }
-    while (strip && e > b) { /* step back over one code point */
-        size_t s = e - 1;
-        while (s > b && (u[s] & 0xC0) == 0x80) s--;
-        uint32_t cp;
-        int k = se_utf8_decode(u + s, e - s, &cp);
-        if (!k || !se_uc_is_py_space(cp)) break;
-        e = s;
-    }
+    if (strip) se_text_strip(src, n, &b, &e);
     if (!lower) {
         memmove(c->text, src + b, e - b);
         *len = e - b;
@@ -216,9 +203,9 @@ static void l2_normalize(float *v, size_t n) {
     for (size_t i = 0; i < n; i++) v[i] /= d;
 }
 
-/* Whether all n floats are finite: no NaN, no infinity (exponent bits all
- * ones). A branch-free OR over the bits, which compilers vectorise. */
-static bool all_finite(const float *v, size_t n) {
+bool se_all_finite(const float *v, size_t n) {
+    /* a branch-free OR over the exponent bits (all ones: NaN or infinity),
+     * which compilers vectorise */
     uint32_t bad = 0;
     for (size_t i = 0; i < n; i++) {
         uint32_t b;
@@ -228,10 +215,25 @@ static bool all_finite(const float *v, size_t n) {
     return !bad;
 }
 
-/* The error for a non-finite value in text i's hidden states or output. */
-static se_status nonfinite(se_error *err, size_t i, const char *where) {
+/* The error for a non-finite value in input i's hidden states or output
+ * (what: "text", "pair"). */
+static se_status nonfinite(se_error *err, const char *what, size_t i, const char *where) {
     return se_err(err, SE_E_RANGE,
-                  "text %zu: the %s has a NaN or infinite value (the model's weights or config are broken)", i, where);
+                  "%s %zu: the %s has a NaN or infinite value (the model's weights or config are broken)", what, i, where);
+}
+
+se_status se_ctx_forward(se_ctx *c, size_t S, size_t T, const char *what, se_error *err) {
+    const se_model *m = c->m;
+    const se_folder_cfg *cfg = &m->cfg;
+    c->starts[S] = T;
+    se_status s = cfg->arch->forward(m, &c->buf, c->tp, c->ids, c->type_ids, c->starts, S, c->p.debug_fn,
+                                     c->p.debug_user, err);
+    if (s != SE_OK) return s;
+    size_t H = (size_t)cfg->n_embd;
+    for (size_t i = 0; i < S; i++)
+        if (!se_all_finite(c->buf.x + c->starts[i] * H, (c->starts[i + 1] - c->starts[i]) * H))
+            return nonfinite(err, what, c->index[i], "transformer's output");
+    return SE_OK;
 }
 
 /* Runs the S sentences gathered in the ctx and writes their rows of out.
@@ -243,14 +245,9 @@ static se_status run_batch(se_ctx *c, size_t S, size_t T, const se_encode_params
                            se_error *err) {
     const se_model *m = c->m;
     const se_folder_cfg *cfg = &m->cfg;
-    c->starts[S] = T;
-    se_status s = cfg->arch->forward(m, &c->buf, c->tp, c->ids, c->type_ids, c->starts, S, c->p.debug_fn,
-                                     c->p.debug_user, err);
+    se_status s = se_ctx_forward(c, S, T, "text", err);
     if (s != SE_OK) return s;
     size_t H = (size_t)cfg->n_embd, D = (size_t)m->max_stage_dim;
-    for (size_t i = 0; i < S; i++)
-        if (!all_finite(c->buf.x + c->starts[i] * H, (c->starts[i + 1] - c->starts[i]) * H))
-            return nonfinite(err, c->index[i], "transformer's output");
     for (size_t i = 0; i < S; i++)
         se_pool(cfg->pooling, c->buf.x + c->starts[i] * H, c->starts[i + 1] - c->starts[i], H, c->first[i],
                 c->pooled + i * D);
@@ -285,9 +282,16 @@ static se_status run_batch(se_ctx *c, size_t S, size_t T, const se_encode_params
         float *o = out + c->index[i] * dim_out;
         memcpy(o, cur + i * dim, dim_out * sizeof *o);
         if (renorm) l2_normalize(o, dim_out);
-        if (!all_finite(o, dim_out)) return nonfinite(err, c->index[i], "embedding");
+        if (!se_all_finite(o, dim_out)) return nonfinite(err, "text", c->index[i], "embedding");
     }
     return SE_OK;
+}
+
+/* The error for encoding with a cross-encoder, which scores pairs and has
+ * no embeddings. */
+static se_status not_embedding(const se_folder_cfg *cfg, const char *fn, se_error *err) {
+    return se_err(err, SE_E_INVALID, "%s: %s is a cross-encoder (%s), which scores text pairs: use se_predict or se_rank",
+                  fn, cfg->root, cfg->head_name);
 }
 
 se_status se_encode(se_ctx *c, const char *const *texts, const size_t *lens, size_t n, const se_encode_params *params,
@@ -296,6 +300,7 @@ se_status se_encode(se_ctx *c, const char *const *texts, const size_t *lens, siz
     se_encode_params p = params ? *params : se_encode_default_params();
     const se_model *m = c->m;
     const se_folder_cfg *cfg = &m->cfg;
+    if (cfg->cross_encoder) return not_embedding(cfg, "se_encode", err);
     /* a weight file truncated since load would SIGBUS through the mapping */
     se_status s = se_model_check_files(m, err);
     if (s != SE_OK) return s;
@@ -369,6 +374,7 @@ se_status se_encode_ids(se_ctx *c, const int32_t *const *ids, const size_t *lens
     if (p.prompt || p.prompt_name) return se_err(err, SE_E_INVALID, "se_encode_ids: a prompt does not apply to token ids");
     const se_model *m = c->m;
     const se_folder_cfg *cfg = &m->cfg;
+    if (cfg->cross_encoder) return not_embedding(cfg, "se_encode_ids", err);
     se_status s = se_model_check_files(m, err);
     if (s != SE_OK) return s;
     size_t dim_out = se_encode_dim(m, &p);

@@ -1,8 +1,8 @@
 /*
  * model.c - the model's public API: se_model_load (the folder's
  * configuration, the tokenizer, the checkpoint bound by the architecture's
- * row of the table in models/models.c, the Dense modules, weight
- * packing), se_model_free, se_model_get_info, the prompts and the
+ * row of the table in models/models.c, a cross-encoder's head, the Dense
+ * modules, weight packing), se_model_free, se_model_get_info, the prompts and the
  * fingerprint.
  */
 #include <stdio.h>
@@ -11,6 +11,7 @@
 #include "alloc.h"
 #include "error.h"
 #include "model_gemm.h"
+#include "model_head.h"
 #include "model_weights.h"
 #include "models/models.h"
 #include "tokenizer.h"
@@ -113,6 +114,7 @@ se_status se_model_load(const char *dir, const se_model_params *params, se_model
     }
     if ((s = se_model_open_checkpoint(m, m->cfg.tf_dir, p.use_mmap, err)) != SE_OK) goto fail;
     if ((s = m->cfg.arch->bind(m, err)) != SE_OK) goto fail;
+    if ((s = se_head_bind(m, err)) != SE_OK) goto fail;
     if ((s = se_model_bind_dense(m, p.use_mmap, err)) != SE_OK) goto fail;
     if ((s = se_model_pack(m, err)) != SE_OK) goto fail;
     *out = m;
@@ -145,6 +147,12 @@ se_status se_model_get_info(const se_model *m, se_model_info *o, se_error *err) 
     o->normalize = c->normalize;
     o->do_lower_case = c->do_lower_case;
     o->has_modules_json = c->has_modules_json;
+    if (c->cross_encoder) {
+        o->head = c->head_name;
+        o->n_labels = c->n_labels;
+        o->labels = (const char *const *)c->labels;
+        o->activation = se_score_act_name((se_score_act)c->ce_act);
+    }
     return SE_OK;
 }
 

@@ -69,6 +69,12 @@ typedef struct se_dense_w {
     const float *b; /* (out) or NULL */
 } se_dense_w;
 
+/* A cross-encoder's sequence-classification head (model_head.c). */
+typedef struct se_head_w {
+    const float *dense_w, *dense_b; /* (H, H), (H) */
+    const float *out_w, *out_b;     /* (n_labels, H), (n_labels) */
+} se_head_w;
+
 /* The model's fingerprint, made on first request (hashing every weight
  * byte costs ~0.5 ms per MB, which a plain encode should not pay at load).
  * Behind a pointer so that a const model can fill it; the lock makes the
@@ -95,6 +101,7 @@ struct se_model {
     se_layer_w *layers;      /* (L) post-LN encoder layers (BERT, XLM-R, MPNet) */
     void *arch_w;            /* the architecture's own weights (one flat allocation, se_free'd) */
     se_dense_w *dense;       /* (n_stages) */
+    se_head_w head;          /* a cross-encoder's head (cfg.cross_encoder) */
     int32_t max_stage_dim;   /* widest Dense/Normalize in or out */
     /* every GEMM weight matrix (registered at bind, model_gemm.h), and the
      * mapped tensors they supersede (fused q/k/v), released once packed */

@@ -10,7 +10,10 @@
  *   config_sentence_transformers.json  {prompts, default_prompt_name, similarity_fn_name}
  *
  * A folder without modules.json is a plain Hugging Face model: like
- * sentence-transformers we then use mean pooling and say so in a notice.
+ * sentence-transformers we then use mean pooling and say so in a notice;
+ * or, when config.json's architectures names the architecture's
+ * sequence-classification head, a cross-encoder (read_ce_config: labels,
+ * activation), as sentence-transformers' CrossEncoder loads it.
  * Every field is type- and range-checked; an error names the file and the
  * field. A JSON null is an error (it must never become a zero), except in
  * the few fields where sentence-transformers itself writes null for "not
@@ -158,6 +161,8 @@ void se_folder_free(se_folder_cfg *c) {
     se_free(c->prompt_texts);
     se_free(c->default_prompt_name);
     se_free(c->q_scales);
+    for (int i = 0; c->labels && i < c->n_labels; i++) se_free(c->labels[i]);
+    se_free(c->labels);
     memset(c, 0, sizeof *c);
 }
 
@@ -262,9 +267,120 @@ se_status se_folder_tokenizer_hash(const char *dir, uint64_t *out, se_error *err
 
 /* ==== config.json ==== */
 
+/* ==== cross-encoders ==== */
+
+/* The activations CrossEncoder takes by torch class name
+ * (config.json sentence_transformers.activation_fn), as se_score_act. */
+static const struct {
+    const char *cls;
+    se_score_act act;
+} ce_acts[] = {
+    {"torch.nn.modules.activation.Sigmoid", SE_SCORE_SIGMOID},
+    {"torch.nn.modules.linear.Identity", SE_SCORE_IDENTITY},
+    {"torch.nn.modules.activation.Tanh", SE_SCORE_TANH},
+    {"torch.nn.modules.activation.Softmax", SE_SCORE_SOFTMAX},
+};
+
+/* id2label (an object "0".."n-1" -> name) into c->labels; *n is its size. */
+static se_status read_id2label(se_folder_cfg *c, json_t *v, const char *f, int64_t *n, se_error *err) {
+    if (!json_is_object(v) || json_object_size(v) == 0)
+        return se_err(err, SE_E_FORMAT, "%s: field 'id2label' must be a non-empty object", f);
+    size_t k = json_object_size(v);
+    if (k > SE_MAX_DIM) return se_err(err, SE_E_FORMAT, "%s: id2label has %zu labels (at most %d)", f, k, SE_MAX_DIM);
+    c->labels = se_calloc(k, sizeof *c->labels);
+    if (!c->labels) return se_err(err, SE_E_NOMEM, "out of memory");
+    c->n_labels = (int32_t)k;
+    const char *key;
+    json_t *name;
+    json_object_foreach(v, key, name) {
+        char *end;
+        errno = 0;
+        long i = strtol(key, &end, 10);
+        if (!key[0] || *end || errno || i < 0 || (size_t)i >= k || (key[0] == '0' && key[1]))
+            return se_err(err, SE_E_FORMAT, "%s: id2label key '%s' is not a label index in [0, %zu)", f, key, k);
+        if (!json_is_string(name)) return se_err(err, SE_E_FORMAT, "%s: id2label['%s'] must be a string", f, key);
+        if (c->labels[i]) return se_err(err, SE_E_FORMAT, "%s: id2label has label %ld twice", f, i);
+        if (!(c->labels[i] = se_strdup(json_string_value(name)))) return se_err(err, SE_E_NOMEM, "out of memory");
+    }
+    *n = (int64_t)k;
+    return SE_OK;
+}
+
+/* The cross-encoder fields of config.json (a folder without modules.json):
+ * `architectures` names the architecture's sequence-classification head,
+ * or the folder is an embedding model (a name ending in
+ * ForSequenceClassification that the row has no head for is refused);
+ * num_labels from id2label (which wins over a num_labels field, as in
+ * transformers), else num_labels, else 2; the activation from
+ * sentence_transformers.activation_fn (or the older
+ * sbert_ce_default_activation_function), else CrossEncoder's default:
+ * sigmoid for one label, identity for more. */
+static se_status read_ce_config(se_folder_cfg *c, const json_t *j, const char *f, se_error *err) {
+    json_t *archs = json_object_get(j, "architectures");
+    if (!archs || json_is_null(archs)) return SE_OK;
+    if (!json_is_array(archs)) return se_err(err, SE_E_FORMAT, "%s: field 'architectures' must be a list", f);
+    const se_head_names *h = c->arch->head;
+    const char *name = NULL;
+    size_t i;
+    json_t *a;
+    json_array_foreach(archs, i, a) {
+        if (!json_is_string(a)) return se_err(err, SE_E_FORMAT, "%s: architectures[%zu] must be a string", f, i);
+        const char *s = json_string_value(a);
+        size_t n = strlen(s), sl = strlen("ForSequenceClassification");
+        if (n < sl || strcmp(s + n - sl, "ForSequenceClassification") != 0) continue;
+        if (!h || strcmp(s, h->architecture) != 0)
+            return se_err(err, SE_E_UNSUPPORTED,
+                          "%s: architectures '%s' (a cross-encoder) is not supported for model_type '%s'%s%s%s", f, s,
+                          c->model_type, h ? " (" : "", h ? h->architecture : "", h ? " is)" : "");
+        name = s;
+    }
+    if (!name) return SE_OK;
+    c->cross_encoder = true;
+    snprintf(c->head_name, sizeof c->head_name, "%s", name);
+    int64_t nl = -1, nl_field;
+    se_status s;
+    json_t *id2 = json_object_get(j, "id2label");
+    if (id2 && !json_is_null(id2) && (s = read_id2label(c, id2, f, &nl, err)) != SE_OK) return s;
+    if ((s = se_json_int_strict(j, f, "num_labels", 1, SE_MAX_DIM, -1, &nl_field, err)) != SE_OK) return s;
+    if (nl < 0) {
+        nl = nl_field > 0 ? nl_field : 2;
+        c->labels = se_calloc((size_t)nl, sizeof *c->labels);
+        if (!c->labels) return se_err(err, SE_E_NOMEM, "out of memory");
+        c->n_labels = (int32_t)nl;
+        for (int64_t k = 0; k < nl; k++) {
+            char buf[32];
+            snprintf(buf, sizeof buf, "LABEL_%lld", (long long)k);
+            if (!(c->labels[k] = se_strdup(buf))) return se_err(err, SE_E_NOMEM, "out of memory");
+        }
+    }
+    const char *act = NULL, *where = "sentence_transformers.activation_fn";
+    json_t *st = json_object_get(j, "sentence_transformers");
+    if (st && !json_is_null(st)) {
+        if (!json_is_object(st)) return se_err(err, SE_E_FORMAT, "%s: field 'sentence_transformers' must be an object", f);
+        if ((s = se_json_str(st, f, "activation_fn", NULL, &act, err)) != SE_OK) return s;
+    }
+    if (!act) {
+        where = "sbert_ce_default_activation_function";
+        if ((s = se_json_str(j, f, where, NULL, &act, err)) != SE_OK) return s;
+    }
+    c->ce_act = nl == 1 ? SE_SCORE_SIGMOID : SE_SCORE_IDENTITY;
+    if (act) {
+        bool known = false;
+        for (size_t k = 0; k < sizeof ce_acts / sizeof *ce_acts; k++)
+            if (strcmp(act, ce_acts[k].cls) == 0) c->ce_act = ce_acts[k].act, known = true;
+        if (!known)
+            return se_err(err, SE_E_UNSUPPORTED,
+                          "%s: %s '%s' is not supported (torch.nn.modules.activation.Sigmoid, Tanh, Softmax or "
+                          "torch.nn.modules.linear.Identity)",
+                          f, where, act);
+    }
+    return SE_OK;
+}
+
 /* config.json: model_type picks the architecture's row (models/models.c),
- * whose reader takes the rest. */
-static se_status read_config_json(se_folder_cfg *c, se_error *err) {
+ * whose reader takes the rest. For a folder without modules.json (plain),
+ * also the cross-encoder fields (read_ce_config). */
+static se_status read_config_json(se_folder_cfg *c, bool plain, se_error *err) {
     json_t *j = NULL;
     se_status s = load_config(c, c->tf_dir, "config.json", &j, err);
     if (s != SE_OK) return s;
@@ -280,6 +396,7 @@ static se_status read_config_json(se_folder_cfg *c, se_error *err) {
             c->arch = a;
             snprintf(c->model_type, sizeof c->model_type, "%s", mt);
             s = a->read_config(c, j, f, err);
+            if (s == SE_OK && plain) s = read_ce_config(c, j, f, err);
         }
     }
     json_decref(j);
@@ -414,7 +531,7 @@ static se_status read_modules(se_folder_cfg *c, json_t *mods, se_log_fn log_fn, 
             }
             c->tf_dir = dir;
             have_tf = true;
-            if ((s = read_config_json(c, err)) != SE_OK) return s;
+            if ((s = read_config_json(c, false, err)) != SE_OK) return s;
             if (!c->arch->st_module)
                 return se_err(err, SE_E_UNSUPPORTED, "%s: model_type '%s' cannot be a sentence-transformers Transformer module",
                               fld, c->model_type);
@@ -546,10 +663,15 @@ se_status se_folder_load(const char *dir, se_log_fn log_fn, void *log_user, se_f
             s = se_err(err, SE_E_NOMEM, "out of memory");
             goto fail;
         }
-        if ((s = read_config_json(c, err)) != SE_OK) goto fail;
+        if ((s = read_config_json(c, true, err)) != SE_OK) goto fail;
         c->pooling = SE_POOL_MEAN;
         c->pool_dim = c->dim = c->n_embd;
-        if (c->arch->n_plain_stages) {
+        if (c->cross_encoder) {
+            /* the head reads the first token's state ([CLS], <s>) and
+             * gives n_labels scores (model_head.c) */
+            c->pooling = SE_POOL_CLS;
+            c->dim = c->n_labels;
+        } else if (c->arch->n_plain_stages) {
             /* the architecture's own head (USE lite's: a tanh layer whose
              * weights are pooler.dense.* in the main checkpoint, then L2
              * normalisation), each stage as wide as the hidden size */
@@ -579,6 +701,10 @@ se_status se_folder_load(const char *dir, se_log_fn log_fn, void *log_user, se_f
         notice(log_fn, log_user, SE_LOG_WARN, "%s: max_seq_length exceeds max_position_embeddings; capped", dir);
         nmax = (size_t)c->n_pos;
     }
+    /* RoBERTa's positions start at pad_token_id + 1: a folder that says
+     * no length (the tokenizer's model_max_length unset) gets what the
+     * positions hold, not max_position_embeddings */
+    if (c->pos_offset > 0 && nmax > (size_t)(c->n_pos - c->pos_offset)) nmax = (size_t)(c->n_pos - c->pos_offset);
     c->n_tokens_max = (int32_t)nmax;
     if ((s = read_st_config(c, err)) != SE_OK) goto fail;
     json_decref(mods);

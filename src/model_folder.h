@@ -69,6 +69,14 @@ typedef struct se_folder_cfg {
     size_t n_prompts;
     char *default_prompt_name;
     se_similarity similarity;
+    /* a cross-encoder: config.json architectures names the architecture's
+     * sequence-classification head and the folder has no modules.json
+     * (model_folder.c); then pooling is CLS, dim is n_labels */
+    bool cross_encoder;
+    char head_name[64];      /* config.json architectures: "BertForSequenceClassification" */
+    int32_t n_labels;        /* id2label's size, else num_labels, else 2 (transformers' default) */
+    char **labels;           /* (n_labels) id2label names, "LABEL_<i>" where not given */
+    int ce_act;              /* the default activation, an se_score_act other than SE_SCORE_MODEL */
     /* the fingerprint's config part: every configuration file read above,
      * folded in reading order (se_hash_fold) with its path in the folder */
     uint64_t config_hash;

@@ -40,6 +40,8 @@ listed test_model && run test_model_ref env SE_KERNELS=ref "$BUILD/tests/test_mo
 listed test_index && run test_index_ref env SE_KERNELS=ref "$BUILD/tests/test_index"
 listed test_archs && run test_archs_avx2 env SE_KERNELS=avx2 "$BUILD/tests/test_archs"
 listed test_archs && run test_archs_ref env SE_KERNELS=ref "$BUILD/tests/test_archs"
+listed test_rerank && run test_rerank_avx2 env SE_KERNELS=avx2 "$BUILD/tests/test_rerank"
+listed test_rerank && run test_rerank_ref env SE_KERNELS=ref "$BUILD/tests/test_rerank"
 # bf16 on the widening kernel too (CPUs with AVX-512 but no AVX512-BF16)
 listed test_model && run test_model_bf16_widen env SE_BF16=widen "$BUILD/tests/test_model"
 run header_c test -f "$BUILD/tests/test_header_c"

@@ -60,6 +60,10 @@ static se_status bert_forward(const se_model *m, se_fwd_buf *buf, se_threadpool 
 
 static const char *const bert_prefixes[] = {"bert.", NULL};
 
+/* BertForSequenceClassification: classifier(tanh(bert.pooler.dense(h[CLS]))). */
+static const se_head_names bert_head = {"BertForSequenceClassification", "pooler.dense.weight", "pooler.dense.bias",
+                                        "classifier.weight", "classifier.bias"};
+
 const se_arch se_arch_bert = {
     .model_type = "bert",
     .name = "BertModel",
@@ -69,4 +73,5 @@ const se_arch se_arch_bert = {
     .read_config = bert_read_config,
     .bind = bert_bind,
     .forward = bert_forward,
+    .head = &bert_head,
 };

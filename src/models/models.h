@@ -26,6 +26,16 @@ typedef se_status (*se_forward_fn)(const se_model *m, se_fwd_buf *buf, se_thread
                                    const int32_t *type_ids, const size_t *starts, size_t S, se_debug_fn dbg,
                                    void *dbg_user, se_error *err);
 
+/* A sequence-classification head (model_head.c): logits =
+ * out(tanh(dense(h[first token]))), dense (H, H), out (num_labels, H), each
+ * with a bias. The tensor names are looked up like every other tensor
+ * (bare, then with the row's prefixes). */
+typedef struct se_head_names {
+    const char *architecture;     /* config.json architectures: "BertForSequenceClassification" */
+    const char *dense_w, *dense_b; /* "pooler.dense.weight" / XLM-R's "classifier.dense.weight" */
+    const char *out_w, *out_b;     /* "classifier.weight" / XLM-R's "classifier.out_proj.weight" */
+} se_head_names;
+
 typedef struct se_arch {
     const char *model_type;       /* config.json model_type */
     const char *name;             /* what `sembed info` calls it */
@@ -44,6 +54,9 @@ typedef struct se_arch {
     /* Binds the checkpoint's tensors into m (and registers the GEMM weights). */
     se_status (*bind)(se_model *m, se_error *err);
     se_forward_fn forward;
+    /* The cross-encoder head a folder of this architecture may carry
+     * (NULL: none is supported). */
+    const se_head_names *head;
 } se_arch;
 
 /* The row for a config.json model_type, or NULL. */

@@ -67,6 +67,13 @@ static se_status xlmr_forward(const se_model *m, se_fwd_buf *buf, se_threadpool 
 
 static const char *const xlmr_prefixes[] = {"roberta.", NULL};
 
+/* XLMRobertaForSequenceClassification (the bge-rerankers):
+ * classifier.out_proj(tanh(classifier.dense(h[<s>]))); the encoder has no
+ * pooler. */
+static const se_head_names xlmr_head = {"XLMRobertaForSequenceClassification", "classifier.dense.weight",
+                                        "classifier.dense.bias", "classifier.out_proj.weight",
+                                        "classifier.out_proj.bias"};
+
 const se_arch se_arch_xlmr = {
     .model_type = "xlm-roberta",
     .name = "XLMRobertaModel",
@@ -76,4 +83,5 @@ const se_arch se_arch_xlmr = {
     .read_config = xlmr_read_config,
     .bind = xlmr_bind,
     .forward = xlmr_forward,
+    .head = &xlmr_head,
 };
