@@ -44,10 +44,10 @@ ifneq ($(filter-out $(TESTS),$(TSAN_TESTS)),)
 $(error TSAN_TESTS names tests not in TESTS: $(filter-out $(TESTS),$(TSAN_TESTS)))
 endif
 
-LIB_SRC  := src/alloc.c src/error.c src/json.c src/unicode.c src/tokenizer.c src/tokenizer_wordpiece.c \
+LIB_SRC  := src/alloc.c src/error.c src/json.c src/unicode.c src/tokenizer.c src/tokenizer_vocab.c src/tokenizers/wordpiece.c \
             src/safetensors.c src/model_folder.c src/model_bert.c src/pool.c src/kernels.c src/kernels_avx2.c src/kernels_avx512.c src/kernels_bf16.c src/kernels_bf16dp.c src/kernels_int8.c \
             src/threadpool.c src/encode.c src/similarity.c src/util.c src/chunk.c src/vec_dist.c src/vec_index.c src/index.c \
-            src/convert_use.c src/model_use.c src/tokenizer_unigram.c src/sentencepiece_model.c src/normalizer_precompiled.c \
+            src/convert_use.c src/model_use.c src/tokenizers/unigram.c src/sentencepiece_model.c src/normalizer_precompiled.c \
             src/torch_bin.c
 LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
 CLI_SRC  := src/cli.c src/cli_io.c src/cli_eval.c src/cli_bench.c src/cli_index.c
@@ -81,9 +81,9 @@ $(BUILD)/obj/kernels_bf16.o:   KFLAGS := -mavx512f -mfma
 $(BUILD)/obj/kernels_bf16dp.o: KFLAGS := -mavx512f -mavx512bf16 -mfma
 $(BUILD)/obj/kernels_int8.o:   KFLAGS := -mavx512f -mavx512bw -mavx512vnni -mfma
 
-$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) include/sembed.h
+$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h src/*/*.h) include/sembed.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -DSE_BUILD -fvisibility=hidden $(KFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS_ALL) -Isrc -DSE_BUILD -fvisibility=hidden $(KFLAGS) -c $< -o $@
 
 # The CLI sees only the public header, as a user of the library (a static
 # pattern rule: the implicit cli%.o pattern never matched cli.o itself).

@@ -1,124 +1,140 @@
 /*
- * tokenizer_wordpiece.c - the BERT tokenizer: BertNormalizer,
- * BertPreTokenizer and WordPiece, as Hugging Face tokenizers runs them.
+ * tokenizers/wordpiece.c - the BERT tokenizer model: BertNormalizer,
+ * BertPreTokenizer and WordPiece, as Hugging Face tokenizers runs them,
+ * and its loaders.
  *
- * The pipeline streams over the text one code point at a time, so a huge
- * input that will be truncated anyway is only read up to the cut:
- *   1. added tokens ([CLS], [MASK], ...) are matched in the raw text first
- *      and emitted as their ids;
- *   2. every other code point is normalised: clean_text drops U+0000,
- *      U+FFFD and control characters and turns whitespace into ' ';
+ * The encoder streams over the text one code point at a time, so a huge
+ * input that will be truncated anyway is only read up to the cut (added
+ * tokens such as [CLS] or [MASK] were split off by the pipeline before):
+ *   1. every code point is normalised: clean_text drops U+0000, U+FFFD
+ *      and control characters and turns whitespace into ' ';
  *      handle_chinese_chars surrounds CJK ideographs with spaces;
  *      strip_accents decomposes (NFD) and drops nonspacing marks (Mn);
  *      lowercase applies the full lowercase mapping;
- *   3. the pre-tokenizer splits on whitespace and isolates each
+ *   2. the pre-tokenizer splits on whitespace and isolates each
  *      punctuation character;
- *   4. WordPiece splits each word greedily, longest match first, with "##"
+ *   3. WordPiece splits each word greedily, longest match first, with "##"
  *      on continuation pieces; a word that cannot be split, or that has more
  *      than max_input_chars_per_word characters, becomes [UNK].
  * References: HF tokenizers normalizers/bert.rs, pre_tokenizers/bert.rs,
  * models/wordpiece; Google BERT tokenization.py.
  */
+#include "tokenizers/wordpiece.h"
+
+#include <jansson.h>
 #include <string.h>
 
 #include "alloc.h"
 #include "error.h"
-#include "tokenizer.h"
+#include "json.h"
 #include "unicode.h"
 
-/* ==== Growable arrays ==== */
+/* ==== Loading ==== */
 
-bool se_i32vec_push(se_i32vec *a, int32_t x) {
-    if (a->n == a->cap) {
-        size_t nc = a->cap ? a->cap * 2 : 64;
-        int32_t *v = se_realloc(a->v, nc * sizeof *v);
-        if (!v) return false;
-        a->v = v, a->cap = nc;
+se_status se_wordpiece_load_json(se_wordpiece *wp, const json_t *model, long long id_limit, const char *path,
+                                 const char **unk, se_error *err) {
+    const char *file = "tokenizer.json";
+    json_t *vocab = json_object_get(model, "vocab");
+    se_status s;
+    if (!json_is_object(vocab) || json_object_size(vocab) == 0)
+        return se_err(err, SE_E_FORMAT, "%s: model.vocab must be a non-empty object", path);
+    if (json_object_size(vocab) > SE_VOCAB_MAX_ENTRIES)
+        return se_err(err, SE_E_RANGE, "%s: model.vocab has %zu entries, more than the limit of %zu", path,
+                      json_object_size(vocab), SE_VOCAB_MAX_ENTRIES);
+    const char *key;
+    json_t *val;
+    /* ids are dense: every id must be below the number of entries (vocab
+     * plus added tokens), which also bounds the memory a file can ask for */
+    json_object_foreach(vocab, key, val) {
+        if (!json_is_integer(val) || json_integer_value(val) < 0)
+            return se_err(err, SE_E_FORMAT, "%s: model.vocab['%s'] must be a non-negative integer", path, key);
+        if (json_integer_value(val) >= id_limit)
+            return se_err(err, SE_E_FORMAT, "%s: model.vocab['%s'] = %lld is out of range (%lld entries)", path, key,
+                          (long long)json_integer_value(val), id_limit);
+        if ((s = se_vocab_add(&wp->vocab, key, strlen(key), (size_t)json_integer_value(val), path, err)) != SE_OK)
+            return s;
     }
-    a->v[a->n++] = x;
-    return true;
-}
-
-void se_i32vec_free(se_i32vec *a) {
-    se_free(a->v);
-    a->v = NULL, a->n = a->cap = 0;
-}
-
-/* Frees the session's buffers and zeroes it, ready for reuse. */
-void se_tok_session_free(se_tok_session *s) {
-    se_i32vec_free(&s->a);
-    se_i32vec_free(&s->b);
-    se_i32vec_free(&s->nch);
-    se_free(s->word);
-    se_free(s->wbuf);
-    se_free(s->bpos);
-    se_free(s->best);
-    se_free(s->lid);
-    se_free(s->llen);
-    se_free(s->reach);
-    se_free(s->run);
-    memset(s, 0, sizeof *s);
-}
-
-/* ==== Vocabulary hash ==== */
-
-/* FNV-1a over the bytes. */
-static uint32_t hash_bytes(const char *s, size_t n) {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)s[i]) * 16777619u;
-    return h;
-}
-
-se_status se_vocab_build_index(se_vocab *v, se_error *err) {
-    size_t ns = 16;
-    while (ns < v->n * 2) ns <<= 1;
-    v->slots = se_malloc_array(ns, sizeof *v->slots);
-    if (!v->slots) return se_err(err, SE_E_NOMEM, "vocabulary: out of memory for %zu slots", ns);
-    memset(v->slots, 0xff, ns * sizeof *v->slots);
-    v->n_slots = ns;
-    for (size_t id = v->index_from; id < v->n; id++) {
-        if (v->offs[id] == UINT32_MAX) continue;
-        const char *p = v->blob + v->offs[id];
-        size_t len = v->lens[id];
-        size_t i = hash_bytes(p, len) & (ns - 1);
-        for (;;) {
-            int32_t o = v->slots[i];
-            if (o < 0) {
-                v->slots[i] = (int32_t)id;
-                break;
-            }
-            if (v->lens[o] == len && memcmp(v->blob + v->offs[o], p, len) == 0) {
-                v->slots[i] = (int32_t)id; /* a repeated piece: the later id wins, as in HF */
-                break;
-            }
-            i = (i + 1) & (ns - 1);
-        }
-    }
+    const char *prefix;
+    int64_t maxc;
+    if ((s = se_json_str(model, file, "unk_token", "[UNK]", unk, err)) != SE_OK) return s;
+    if ((s = se_json_str(model, file, "continuing_subword_prefix", "##", &prefix, err)) != SE_OK) return s;
+    if ((s = se_json_int(model, file, "max_input_chars_per_word", 1, 1 << 20, 100, &maxc, err)) != SE_OK) return s;
+    if (strlen(prefix) >= sizeof wp->cont_prefix)
+        return se_err(err, SE_E_FORMAT, "%s: continuing_subword_prefix is too long", path);
+    strcpy(wp->cont_prefix, prefix);
+    wp->cont_prefix_len = strlen(prefix);
+    wp->max_chars_per_word = (size_t)maxc;
     return SE_OK;
 }
 
-int32_t se_vocab_find(const se_vocab *v, const char *s, size_t len) {
-    if (!v->n_slots) return -1;
-    size_t i = hash_bytes(s, len) & (v->n_slots - 1);
-    for (;;) {
-        int32_t o = v->slots[i];
-        if (o < 0) return -1;
-        if (v->lens[o] == len && memcmp(v->blob + v->offs[o], s, len) == 0) return o;
-        i = (i + 1) & (v->n_slots - 1);
+se_status se_wordpiece_load_txt(se_wordpiece *wp, const char *path, se_error *err) {
+    char *buf = NULL;
+    size_t len = 0;
+    se_status s = se_file_read(path, (size_t)256 << 20, &buf, &len, err);
+    if (s != SE_OK) return s;
+    size_t id = 0, line = 1;
+    for (size_t i = 0; i < len; line++) {
+        size_t j = i;
+        while (j < len && buf[j] != '\n') j++;
+        size_t e = j;
+        if (e > i && buf[e - 1] == '\r') e--; /* tolerate CRLF files */
+        size_t bad;
+        if (!se_utf8_valid(buf + i, e - i, &bad)) {
+            s = se_err(err, SE_E_FORMAT, "%s:%zu: invalid UTF-8", path, line);
+            goto done;
+        }
+        if (id >= SE_VOCAB_MAX_ENTRIES) {
+            s = se_err(err, SE_E_RANGE, "%s: more than the limit of %zu vocabulary entries", path, SE_VOCAB_MAX_ENTRIES);
+            goto done;
+        }
+        if ((s = se_vocab_add(&wp->vocab, buf + i, e - i, id++, path, err)) != SE_OK) goto done;
+        i = j + 1;
     }
+    if (id == 0) {
+        s = se_err(err, SE_E_FORMAT, "%s: empty vocabulary", path);
+        goto done;
+    }
+    /* BertTokenizer's defaults; tokenizer_config.json may change the
+     * normaliser's switches */
+    wp->has_normalizer = true;
+    wp->clean_text = true;
+    wp->handle_chinese = true;
+    wp->lowercase = true;
+    wp->strip_accents = true;
+    strcpy(wp->cont_prefix, "##");
+    wp->cont_prefix_len = 2;
+    wp->max_chars_per_word = 100;
+    s = SE_OK;
+done:
+    se_free(buf);
+    return s;
 }
 
-void se_vocab_free(se_vocab *v) {
-    se_free(v->blob);
-    se_free(v->offs);
-    se_free(v->lens);
-    se_free(v->slots);
-    memset(v, 0, sizeof *v);
+se_status se_wordpiece_finish(se_wordpiece *wp, const char *unk, const char *path, const char *what, se_error *err) {
+    se_status s = se_vocab_build_index(&wp->vocab, err);
+    if (s != SE_OK) return s;
+    wp->unk_id = se_vocab_find(&wp->vocab, unk, strlen(unk));
+    if (wp->unk_id < 0)
+        return se_err(err, SE_E_FORMAT, "%s: %s '%s' is not in the vocabulary (WordPiece needs it for words it cannot split)",
+                      path, what, unk);
+    return SE_OK;
+}
+
+void se_wordpiece_free(se_wordpiece *wp) { se_vocab_free(&wp->vocab); }
+
+void se_wp_scratch_free(se_wp_scratch *s) {
+    se_free(s->word);
+    se_free(s->wbuf);
+    se_free(s->bpos);
+    memset(s, 0, sizeof *s);
 }
 
 /* ==== WordPiece ==== */
 
-bool se_tok_session_reserve(se_tok_session *s, size_t n) {
+/* Makes the scratch hold a word of n code points: word (n), bpos (n + 1)
+ * and wbuf (8 n + 64 bytes: the word in UTF-8, then room for a candidate
+ * piece with its prefix). Returns false on OOM. */
+static bool reserve(se_wp_scratch *s, size_t n) {
     if (n <= s->word_cap) return true;
     size_t nc = s->word_cap ? s->word_cap : 64;
     while (nc < n) nc *= 2;
@@ -140,9 +156,9 @@ bool se_tok_session_reserve(se_tok_session *s, size_t n) {
 /* Appends the unknown token for a whole word (and, with stats, the word's
  * code point count). The loaders refuse a WordPiece vocabulary without
  * one, so unk_id >= 0 here. Returns false on OOM. */
-static bool push_unk_word(const se_tokenizer *tok, se_tok_session *s, se_i32vec *out) {
+static bool push_unk_word(const se_wordpiece *tok, se_wp_scratch *s, se_i32vec *out) {
     if (!se_i32vec_push(out, tok->unk_id)) return false;
-    return !s->stats || se_i32vec_push(&s->nch, (int32_t)s->word_src);
+    return !s->nch || se_i32vec_push(s->nch, (int32_t)s->word_src);
 }
 
 /* Splits the word held in s->word (normalised code points) into WordPiece
@@ -150,7 +166,7 @@ static bool push_unk_word(const se_tokenizer *tok, se_tok_session *s, se_i32vec 
  * of the word's code points in s->nch, the others for none. A word marked
  * word_over (longer than max_input_chars_per_word) is [UNK]. Returns false
  * on OOM only. */
-static bool wordpiece_word(const se_tokenizer *tok, se_tok_session *s, se_i32vec *out) {
+static bool wordpiece_word(const se_wordpiece *tok, se_wp_scratch *s, se_i32vec *out) {
     if (s->word_over) return push_unk_word(tok, s, out);
     size_t nch = s->word_n;
     if (nch == 0) return true;
@@ -181,37 +197,21 @@ static bool wordpiece_word(const se_tokenizer *tok, se_tok_session *s, se_i32vec
             if (found >= 0) break;
         }
         if (found < 0) {
-            if (s->stats) s->nch.n -= out->n - mark;
+            if (s->nch) s->nch->n -= out->n - mark;
             out->n = mark; /* the whole word becomes [UNK] */
             return push_unk_word(tok, s, out);
         }
         if (!se_i32vec_push(out, found)) return false;
-        if (s->stats && !se_i32vec_push(&s->nch, start == 0 ? (int32_t)s->word_src : 0)) return false;
+        if (s->nch && !se_i32vec_push(s->nch, start == 0 ? (int32_t)s->word_src : 0)) return false;
         start = end;
     }
     return true;
 }
 
-/* Finds the longest added token matching text at i; returns its index or
- * -1 (leftmost-longest, as HF's added-vocabulary matcher). */
-static long match_added(const se_tokenizer *tok, const char *text, size_t len, size_t i) {
-    if (!tok->added_first_byte[(uint8_t)text[i]]) return -1;
-    long best = -1;
-    size_t best_len = 0;
-    for (size_t k = 0; k < tok->n_added; k++) {
-        const se_added_token *a = &tok->added[k];
-        if (a->len > best_len && a->len <= len - i && memcmp(text + i, a->content, a->len) == 0) {
-            best = (long)k;
-            best_len = a->len;
-        }
-    }
-    return best;
-}
-
 /* Ends the current word. With strip_accents the word holds decomposed
  * text: put it in canonical order, drop nonspacing marks; then lowercase
  * (HF strips accents before lowercasing), then WordPiece. */
-static bool flush_word(const se_tokenizer *tok, se_tok_session *s, se_i32vec *out) {
+static bool flush_word(const se_wordpiece *tok, se_wp_scratch *s, se_i32vec *out) {
     if (s->word_over) {
         bool ok = wordpiece_word(tok, s, out);
         s->word_n = s->word_len = s->word_src = 0;
@@ -229,7 +229,7 @@ static bool flush_word(const se_tokenizer *tok, se_tok_session *s, se_i32vec *ou
     if (tok->has_normalizer && tok->lowercase) {
         size_t n = s->word_n, extra = 0;
         for (size_t i = 0; i < n; i++) extra += s->word[i] == 0x130;
-        if (extra && !se_tok_session_reserve(s, n + extra)) return false;
+        if (extra && !reserve(s, n + extra)) return false;
         size_t dst = n + extra;
         for (size_t i = n; i-- > 0;) { /* right to left: dst >= i, nothing unread is overwritten */
             uint32_t two[2];
@@ -247,21 +247,21 @@ static bool flush_word(const se_tokenizer *tok, se_tok_session *s, se_i32vec *ou
 /* How many code points c adds to a word once flush_word has normalised
  * it: 0 for a nonspacing mark that strip_accents drops, 2 for U+0130, which
  * lowercases to i + U+0307, else 1. */
-static size_t final_len(const se_tokenizer *tok, uint32_t c) {
+static size_t final_len(const se_wordpiece *tok, uint32_t c) {
     if (!tok->has_normalizer) return 1;
     if (tok->strip_accents && se_uc_is_mn(c)) return 0;
     if (tok->lowercase && c == 0x130) return 2;
     return 1;
 }
 
-static bool word_append(const se_tokenizer *tok, se_tok_session *s, uint32_t c, size_t flen);
+static bool word_append(const se_wordpiece *tok, se_wp_scratch *s, uint32_t c, size_t flen);
 
 /* Feeds one normalised code point to the pre-tokenizer: whitespace ends a
  * word, punctuation is a word of its own. Once a word is longer than
  * max_input_chars_per_word after normalisation it can only be [UNK], so its
  * code points are no longer stored: a text without spaces costs no memory
  * beyond that length. */
-static bool pretok_feed(const se_tokenizer *tok, se_tok_session *s, uint32_t c, se_i32vec *out) {
+static bool pretok_feed(const se_wordpiece *tok, se_wp_scratch *s, uint32_t c, se_i32vec *out) {
     if (se_uc_is_whitespace(c)) return flush_word(tok, s, out);
     if (se_uc_is_punct(c)) {
         if (!flush_word(tok, s, out)) return false;
@@ -276,7 +276,7 @@ static bool pretok_feed(const se_tokenizer *tok, se_tok_session *s, uint32_t c, 
 
 /* Appends c, which adds flen code points after normalisation, to the
  * current word (see pretok_feed). Returns false on OOM. */
-static bool word_append(const se_tokenizer *tok, se_tok_session *s, uint32_t c, size_t flen) {
+static bool word_append(const se_wordpiece *tok, se_wp_scratch *s, uint32_t c, size_t flen) {
     s->word_src += s->src_pending;
     s->src_pending = 0;
     if (s->word_over) return true;
@@ -286,57 +286,35 @@ static bool word_append(const se_tokenizer *tok, se_tok_session *s, uint32_t c, 
         s->word_n = 0;
         return true;
     }
-    if (!se_tok_session_reserve(s, s->word_n + 1)) return false;
+    if (!reserve(s, s->word_n + 1)) return false;
     s->word[s->word_n++] = c;
     return true;
 }
 
 /* Keeps only the first keep ids this call appended to out (from base),
  * adding the dropped ones to *extra; the stats counts follow. */
-static void cut_ids(se_tok_session *s, se_i32vec *out, size_t base, size_t keep, size_t *extra) {
+static void cut_ids(se_wp_scratch *s, se_i32vec *out, size_t base, size_t keep, size_t *extra) {
     if (out->n - base <= keep) return;
     size_t drop = out->n - base - keep;
     *extra += drop;
     out->n -= drop;
-    if (s->stats) s->nch.n -= drop;
+    if (s->nch) s->nch->n -= drop;
 }
 
-/* Number of non-whitespace code points in a valid UTF-8 string. */
-static size_t count_visible(const char *p, size_t n) {
-    size_t k = 0;
-    for (size_t i = 0; i < n;) {
-        uint32_t c;
-        int m = se_utf8_decode((const uint8_t *)p + i, n - i, &c);
-        if (!m) break;
-        i += (size_t)m;
-        k += !se_uc_is_whitespace(c);
-    }
-    return k;
-}
-
-se_status se_wordpiece_encode(const se_tokenizer *tok, const char *text, size_t len, size_t limit,
-                              se_tok_session *s, se_i32vec *out, size_t *n_total, se_error *err) {
+se_status se_wordpiece_encode(const se_wordpiece *tok, const char *text, size_t len, size_t limit, se_wp_scratch *s,
+                              se_i32vec *out, se_i32vec *nch, size_t *n_total, se_error *err) {
     const uint8_t *p = (const uint8_t *)text;
     size_t base = out->n, extra = 0;
     size_t keep = limit == SIZE_MAX ? SIZE_MAX : limit + 1;
     s->word_n = s->word_len = s->word_src = s->src_pending = 0;
     s->word_over = false;
-    if (!se_tok_session_reserve(s, 64)) return se_err(err, SE_E_NOMEM, "tokenizer: out of memory");
+    s->nch = nch;
+    if (!reserve(s, 64)) return se_err(err, SE_E_NOMEM, "tokenizer: out of memory");
     size_t i = 0;
     while (i < len) {
         if (out->n - base > limit) {
             if (!n_total) return SE_OK; /* enough to know the text is cut */
             cut_ids(s, out, base, keep, &extra); /* counting only from here */
-        }
-        if (tok->n_added) {
-            long k = match_added(tok, text, len, i);
-            if (k >= 0) {
-                if (!flush_word(tok, s, out) || !se_i32vec_push(out, tok->added[k].id) ||
-                    (s->stats && !se_i32vec_push(&s->nch, (int32_t)count_visible(tok->added[k].content, tok->added[k].len))))
-                    return se_err(err, SE_E_NOMEM, "tokenizer: out of memory");
-                i += tok->added[k].len;
-                continue;
-            }
         }
         uint32_t c;
         int n = se_utf8_decode(p + i, len - i, &c);
