@@ -25,6 +25,7 @@
 #include "error.h"
 #include "json.h"
 #include "model_folder.h"
+#include "sentencepiece_model.h"
 #include "tokenizer.h"
 #include "unicode.h"
 
@@ -323,21 +324,125 @@ static se_status parse_wordpiece_pipeline(se_tokenizer *t, const json_t *root, c
     return SE_OK;
 }
 
+/* Decodes standard base64 (padding optional, no whitespace) into a new
+ * buffer *out (se_free), *n bytes. Returns false on a bad character or
+ * length, or OOM (*out NULL then). */
+static bool base64_decode(const char *in, size_t len, uint8_t **out, size_t *n) {
+    *out = NULL;
+    while (len && in[len - 1] == '=') len--;
+    if (len % 4 == 1) return false;
+    uint8_t *b = se_malloc(len / 4 * 3 + 3);
+    if (!b) return false;
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t k = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = in[i];
+        int v = c >= 'A' && c <= 'Z' ? c - 'A' : c >= 'a' && c <= 'z' ? c - 'a' + 26 : c >= '0' && c <= '9' ? c - '0' + 52
+              : c == '+' ? 62 : c == '/' ? 63 : -1;
+        if (v < 0) {
+            se_free(b);
+            return false;
+        }
+        acc = acc << 6 | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            b[k++] = (uint8_t)(acc >> bits);
+        }
+    }
+    *out = b;
+    *n = k;
+    return true;
+}
+
+/* Reads one normalizer of a Unigram tokenizer.json (field names it in
+ * errors: "normalizer" or "normalizer.normalizers[2]") into the model's
+ * steps. Accepted: what Hugging Face's converters write around a
+ * sentencepiece model (Precompiled, Strip, Replace " {2,}", NFKC) and
+ * Sequences of them; anything else is refused by name. */
+static se_status parse_unigram_normalizer(se_tokenizer *t, const json_t *norm, const char *field, const char *path,
+                                          int depth, se_error *err) {
+    const char *file = "tokenizer.json";
+    se_unigram *u = &t->uni;
+    se_status s;
+    const char *nt;
+    if (!json_is_object(norm)) return se_err(err, SE_E_FORMAT, "%s: %s must be an object", path, field);
+    if ((s = se_json_str(norm, file, "type", "", &nt, err)) != SE_OK) return s;
+    if (strcmp(nt, "Sequence") == 0) {
+        json_t *list = json_object_get(norm, "normalizers");
+        if (!json_is_array(list) || depth > 0)
+            return se_err(err, SE_E_FORMAT, "%s: %s.normalizers must be a list (one level of Sequence)", path, field);
+        size_t i;
+        json_t *it;
+        json_array_foreach(list, i, it) {
+            char sub[96];
+            snprintf(sub, sizeof sub, "%s.normalizers[%zu]", field, i);
+            if ((s = parse_unigram_normalizer(t, it, sub, path, depth + 1, err)) != SE_OK) return s;
+        }
+        return SE_OK;
+    }
+    if (u->n_steps == SE_UNI_NORM_MAX)
+        return se_err(err, SE_E_UNSUPPORTED, "%s: %s: more than %d normalizers", path, field, SE_UNI_NORM_MAX);
+    se_uni_norm_step *st = &u->steps[u->n_steps];
+    memset(st, 0, sizeof *st);
+    const char *what = nt;
+    if (strcmp(nt, "NFKC") == 0) {
+        st->kind = SE_UNI_NORM_NFKC;
+    } else if (strcmp(nt, "Precompiled") == 0) {
+        json_t *cm = json_object_get(norm, "precompiled_charsmap");
+        if (!json_is_string(cm) || json_string_length(cm) == 0)
+            return se_err(err, SE_E_FORMAT, "%s: %s.precompiled_charsmap must be a non-empty base64 string", path, field);
+        if (u->pc) return se_err(err, SE_E_UNSUPPORTED, "%s: %s: a second Precompiled normalizer", path, field);
+        uint8_t *bytes;
+        size_t nb;
+        if (!base64_decode(json_string_value(cm), json_string_length(cm), &bytes, &nb))
+            return bytes ? SE_E_INTERNAL
+                         : se_err(err, SE_E_FORMAT, "%s: %s.precompiled_charsmap is not valid base64", path, field);
+        char f2[160];
+        snprintf(f2, sizeof f2, "%s: %s.precompiled_charsmap", path, field);
+        s = se_precompiled_new(bytes, nb, f2, &u->pc, err);
+        se_free(bytes);
+        if (s != SE_OK) return s;
+        st->kind = SE_UNI_NORM_PRECOMPILED;
+    } else if (strcmp(nt, "Strip") == 0) {
+        st->kind = SE_UNI_NORM_STRIP;
+        if ((s = se_json_bool(norm, file, "strip_left", true, &st->left, err)) != SE_OK) return s;
+        if ((s = se_json_bool(norm, file, "strip_right", true, &st->right, err)) != SE_OK) return s;
+        what = st->left && st->right ? "Strip" : st->left ? "Strip(left)" : "Strip(right)";
+    } else if (strcmp(nt, "Replace") == 0) {
+        json_t *pat = json_object_get(norm, "pattern");
+        json_t *rx = json_object_get(pat, "Regex");
+        const char *content;
+        if ((s = se_json_str(norm, file, "content", NULL, &content, err)) != SE_OK) return s;
+        if (!json_is_string(rx) || strcmp(json_string_value(rx), " {2,}") != 0 || !content ||
+            (strcmp(content, " ") != 0 && strcmp(content, "\xE2\x96\x81") != 0))
+            return se_err(err, SE_E_UNSUPPORTED,
+                          "%s: %s: only the Replace of Regex \" {2,}\" by \" \" or \"\xE2\x96\x81\" (Hugging Face's sentencepiece converters) is supported",
+                          path, field);
+        st->kind = SE_UNI_NORM_REPLACE;
+        strcpy(st->content, content);
+    } else {
+        return se_err(err, SE_E_UNSUPPORTED,
+                      "%s: %s type '%s' is not supported with Unigram (Precompiled, Strip, Replace, NFKC, Sequence)", path,
+                      field, nt);
+    }
+    u->n_steps++;
+    size_t l = strlen(t->normalizer);
+    snprintf(t->normalizer + l, sizeof t->normalizer - l, "%s%s", l ? ", " : "", what);
+    return SE_OK;
+}
+
 /* Reads a Unigram tokenizer.json's normalizer and pre_tokenizer into the
- * model's settings. */
+ * model's settings. Metaspace: replacement, prepend_scheme (always, first,
+ * never; from the legacy add_prefix_space when absent), split. */
 static se_status parse_unigram_pipeline(se_tokenizer *t, const json_t *root, const char *path, se_error *err) {
     const char *file = "tokenizer.json";
     se_unigram *u = &t->uni;
     se_status s;
     json_t *norm = json_object_get(root, "normalizer");
-    if (norm && !json_is_null(norm)) {
-        const char *nt;
-        if ((s = se_json_str(norm, file, "type", "", &nt, err)) != SE_OK) return s;
-        if (strcmp(nt, "NFKC") != 0)
-            return se_err(err, SE_E_UNSUPPORTED, "%s: normalizer type '%s' is not supported with Unigram (NFKC only)", path, nt);
-        u->steps[u->n_steps++].kind = SE_UNI_NORM_NFKC;
-        snprintf(t->normalizer, sizeof t->normalizer, "NFKC");
-    }
+    if (norm && !json_is_null(norm) && (s = parse_unigram_normalizer(t, norm, "normalizer", path, 0, err)) != SE_OK)
+        return s;
     json_t *pre = json_object_get(root, "pre_tokenizer");
     u->replacement = 0x2581;
     if (pre && !json_is_null(pre)) {
@@ -351,11 +456,14 @@ static se_status parse_unigram_pipeline(se_tokenizer *t, const json_t *root, con
         if ((s = se_json_str(pre, file, "prepend_scheme", add_prefix ? "always" : "never", &scheme, err)) != SE_OK) return s;
         if ((s = se_json_bool(pre, file, "split", true, &u->split, err)) != SE_OK) return s;
         uint32_t cp;
-        if (se_utf8_decode((const uint8_t *)rep, strlen(rep), &cp) != (int)strlen(rep))
+        if (!*rep || se_utf8_decode((const uint8_t *)rep, strlen(rep), &cp) != (int)strlen(rep))
             return se_err(err, SE_E_FORMAT, "%s: pre_tokenizer.replacement must be one character", path);
         u->replacement = cp;
         u->metaspace = true;
-        u->prepend = strcmp(scheme, "never") == 0 ? SE_PREPEND_NEVER : SE_PREPEND_ALWAYS;
+        if (strcmp(scheme, "always") == 0) u->prepend = SE_PREPEND_ALWAYS;
+        else if (strcmp(scheme, "first") == 0) u->prepend = SE_PREPEND_FIRST;
+        else if (strcmp(scheme, "never") == 0) u->prepend = SE_PREPEND_NEVER;
+        else return se_err(err, SE_E_FORMAT, "%s: pre_tokenizer.prepend_scheme '%s' is not always, first or never", path, scheme);
     }
     return SE_OK;
 }
@@ -412,10 +520,8 @@ static se_status load_tokenizer_json(se_tokenizer *t, const char *path, se_error
     if (strcmp(type, "Unigram") == 0) {
         t->kind = SE_TOK_UNIGRAM;
         if ((s = se_unigram_load_json(&t->uni, model, path, err)) != SE_OK) goto done;
-        if (t->uni.byte_fallback) {
-            s = se_err(err, SE_E_UNSUPPORTED, "%s: Unigram byte_fallback is not supported", path);
-            goto done;
-        }
+        id_limit = (long long)t->uni.vocab.n + (json_is_array(added_list) ? (long long)json_array_size(added_list) : 0);
+        if ((s = parse_added_tokens(t, root, id_limit, path, err)) != SE_OK) goto done;
         if ((s = parse_unigram_pipeline(t, root, path, err)) != SE_OK) goto done;
         if ((s = se_unigram_finish(&t->uni, path, err)) != SE_OK) goto done;
         t->unk_id = t->uni.unk_id;
@@ -531,6 +637,63 @@ done:
     return s;
 }
 
+/* ==== sentencepiece.bpe.model ==== */
+
+/* Loads a folder whose tokenizer is only sentencepiece.bpe.model, as
+ * XLMRobertaTokenizer reads it: sentencepiece's segmentation in the
+ * fairseq id layout, <s> A </s> / <s> A </s></s> B </s> (type ids 0), the
+ * special token strings from tokenizer_config.json, else
+ * special_tokens_map.json, else <s> and </s>. Text that spells a special
+ * token is read as text (python3-sentencepiece's ids; see the README). */
+static se_status load_spm_folder(se_tokenizer *t, const char *dir, const char *path, se_error *err) {
+    se_spm_model *m = NULL;
+    json_t *cfg = NULL, *map = NULL;
+    se_status s = se_spm_model_load(path, &m, err);
+    if (s != SE_OK) return s;
+    t->kind = SE_TOK_UNIGRAM;
+    if ((s = se_unigram_load_spm(&t->uni, m, path, err)) != SE_OK) goto done;
+    snprintf(t->normalizer, sizeof t->normalizer, "sentencepiece %s", m->normalizer.name[0] ? m->normalizer.name : "(unnamed)");
+    if ((s = se_unigram_finish(&t->uni, path, err)) != SE_OK) goto done;
+    t->unk_id = t->uni.unk_id;
+    const char *names[2] = {"tokenizer_config.json", "special_tokens_map.json"};
+    json_t **js[2] = {&cfg, &map};
+    for (int k = 0; k < 2; k++) {
+        char *p;
+        bool present;
+        s = probe_in(dir, names[k], &p, &present, err);
+        if (s == SE_OK && present) s = se_json_load_file(p, js[k], err);
+        se_free(p);
+        if (s != SE_OK) goto done;
+    }
+    const char *klass = NULL;
+    if (cfg && (s = se_json_str(cfg, names[0], "tokenizer_class", NULL, &klass, err)) != SE_OK) goto done;
+    if (klass && strncmp(klass, "XLMRobertaTokenizer", 19) != 0) {
+        s = se_err(err, SE_E_UNSUPPORTED,
+                   "%s: tokenizer_class '%s' needs tokenizer.json (only XLMRobertaTokenizer loads from sentencepiece.bpe.model)",
+                   names[0], klass);
+        goto done;
+    }
+    const char *cls = NULL, *sep = NULL;
+    if ((s = special_field(cfg, "cls_token", NULL, &cls, err)) != SE_OK) goto done;
+    if (!cls && (s = special_field(map, "cls_token", NULL, &cls, err)) != SE_OK) goto done;
+    if ((s = special_field(cfg, "sep_token", NULL, &sep, err)) != SE_OK) goto done;
+    if (!sep && (s = special_field(map, "sep_token", NULL, &sep, err)) != SE_OK) goto done;
+    if (!cls) cls = "<s>";
+    if (!sep) sep = "</s>";
+    int32_t cls_id = se_vocab_find_any(&t->uni.vocab, cls), sep_id = se_vocab_find_any(&t->uni.vocab, sep);
+    if (cls_id < 0 || sep_id < 0) {
+        s = se_err(err, SE_E_FORMAT, "%s: special tokens '%s' and '%s' must be in the vocabulary", path, cls, sep);
+        goto done;
+    }
+    tpl_roberta(t, cls_id, sep_id);
+    s = SE_OK;
+done:
+    json_decref(cfg);
+    json_decref(map);
+    se_spm_model_free(m);
+    return s;
+}
+
 /* Reads tokenizer_config.json's "sembed_unigram_mode" (written by
  * sembed's USE lite converter) before a Unigram tokenizer.json is loaded. */
 static se_status read_unigram_mode(se_tokenizer *t, const char *dir, se_error *err) {
@@ -551,6 +714,19 @@ static se_status read_unigram_mode(se_tokenizer *t, const char *dir, se_error *e
     return s;
 }
 
+/* Appends a template as text ("<s> A </s>") to buf[0..cap): specials by
+ * their pieces, glued when adjacent ("</s></s>"), A and B for the texts. */
+static void template_text(const se_tokenizer *t, const se_tpl_item *it, int n, char *buf, size_t cap) {
+    for (int i = 0; i < n; i++) {
+        for (int k = 0; k < (it[i].seq < 0 ? it[i].n_ids : 1); k++) {
+            const char *p = it[i].seq < 0 ? se_vocab_piece(tok_vocab(t), it[i].ids[k]) : it[i].seq ? "B" : "A";
+            bool glue = it[i].seq < 0 && (k > 0 || (i > 0 && it[i - 1].seq < 0));
+            size_t l = strlen(buf);
+            snprintf(buf + l, cap - l, "%s%s", l && !glue ? " " : "", p ? p : "?");
+        }
+    }
+}
+
 /* ==== Public API ==== */
 
 se_status se_tokenizer_load(const char *dir, se_tokenizer **out, se_error *err) {
@@ -559,14 +735,15 @@ se_status se_tokenizer_load(const char *dir, se_tokenizer **out, se_error *err) 
     se_tokenizer *t = se_calloc(1, sizeof *t);
     if (!t) return se_err(err, SE_E_NOMEM, "out of memory");
     t->unk_id = -1;
-    char *tj = NULL, *vt = NULL, *sm = NULL;
-    bool has_tj = false, has_vt = false, has_sm;
+    char *tj = NULL, *vt = NULL, *sm = NULL, *sp = NULL;
+    bool has_tj = false, has_vt = false, has_sm, has_sp = false;
     /* every tokenizer file that is there must be a regular file, even one
      * that would not be read (special_tokens_map.json): a broken download
      * must not load as a different tokenizer */
     se_status s = probe_in(dir, "tokenizer.json", &tj, &has_tj, err);
     if (s == SE_OK) s = probe_in(dir, "vocab.txt", &vt, &has_vt, err);
     if (s == SE_OK) s = probe_in(dir, "special_tokens_map.json", &sm, &has_sm, err);
+    if (s == SE_OK) s = probe_in(dir, "sentencepiece.bpe.model", &sp, &has_sp, err);
     if (s != SE_OK) {
         /* the message names the file */
     } else if (has_tj) {
@@ -576,16 +753,26 @@ se_status se_tokenizer_load(const char *dir, se_tokenizer **out, se_error *err) 
     } else if (has_vt) {
         t->source = se_strdup("vocab.txt");
         s = load_vocab_txt(t, dir, vt, err);
+    } else if (has_sp) {
+        t->source = se_strdup("sentencepiece.bpe.model");
+        s = load_spm_folder(t, dir, sp, err);
     } else {
-        s = se_err(err, SE_E_IO, "%s: no tokenizer.json or vocab.txt", dir);
+        s = se_err(err, SE_E_IO, "%s: no tokenizer.json, vocab.txt or sentencepiece.bpe.model", dir);
     }
     se_free(tj);
     se_free(vt);
     se_free(sm);
+    se_free(sp);
     if (s == SE_OK && !t->source) s = se_err(err, SE_E_NOMEM, "out of memory");
     if (s == SE_OK) {
         count_specials(t);
         s = check_template_ids(t, err);
+    }
+    if (s == SE_OK) {
+        template_text(t, t->single, t->n_single, t->post, sizeof t->post);
+        size_t l = strlen(t->post);
+        snprintf(t->post + l, sizeof t->post - l, " /");
+        template_text(t, t->pair, t->n_pair, t->post, sizeof t->post);
     }
     if (s == SE_OK) s = se_folder_n_tokens_max(dir, &t->n_tokens_max, err);
     if (s != SE_OK) {
@@ -719,6 +906,17 @@ static se_status encode_one(const se_tokenizer *tok, const char *text, size_t le
 }
 
 int32_t se_tokenizer_unk_id(const se_tokenizer *tok) { return tok ? tok->unk_id : -1; }
+
+se_status se_tokenizer_describe(const se_tokenizer *tok, se_tokenizer_info *out, se_error *err) {
+    if (!tok || !out) return se_err(err, SE_E_INVALID, "se_tokenizer_describe: tok and out must not be NULL");
+    out->model = tok->kind == SE_TOK_UNIGRAM ? "Unigram" : "WordPiece";
+    out->source = tok->source;
+    out->normalizer = tok->normalizer;
+    out->pre_tokenizer = tok->kind == SE_TOK_WORDPIECE ? "BertPreTokenizer" : tok->uni.metaspace ? "Metaspace" : "";
+    out->post_processor = tok->post;
+    out->byte_fallback = tok->kind == SE_TOK_UNIGRAM && tok->uni.byte_fallback;
+    return SE_OK;
+}
 
 se_status se_tokenize_stats(const se_tokenizer *tok, const char *text, size_t len, se_token_stats *out,
                             se_error *err) {

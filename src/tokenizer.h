@@ -57,6 +57,7 @@ struct se_tokenizer {
     size_t n_tokens_max;            /* default truncation (max_seq_length) */
     char *source;                   /* "tokenizer.json", "vocab.txt", "sentencepiece.bpe.model", for messages */
     char normalizer[96];            /* what se_tokenizer_describe reports */
+    char post[96];                  /* the templates, for se_tokenizer_describe */
 };
 
 /* Per-call scratch; zero-initialise, reuse, free with se_tok_session_free.

@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "alloc.h"
@@ -51,6 +53,13 @@ static char *read_gz(const char *path, size_t *len) {
     buf[n] = '\0';
     *len = n;
     return buf;
+}
+
+/* Monotonic seconds. */
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* Splits a JSON-lines buffer into parsed values; returns the count. */
@@ -829,6 +838,240 @@ TEST(test_spm_missing_file) {
     CHECK(m == NULL && strstr(err.msg, "no-such.model"));
 }
 
+/* ==== Tokenizing through the public API ==== */
+
+/* Copies file src to dir/name; false on failure. */
+static bool copy_to(const char *src, const char *dir, const char *name) {
+    size_t n;
+    uint8_t *b = read_file(src, &n);
+    if (!b) return false;
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    bool ok = f && fwrite(b, 1, n, f) == n;
+    if (f) ok = fclose(f) == 0 && ok;
+    free(b);
+    return ok;
+}
+
+/* Removes a temp dir made by make_dir. */
+static void remove_dir(const char *dir) {
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "  cannot remove %s\n", dir);
+}
+
+/* Reads a JSON id list into ids (at most cap); returns the count. */
+static size_t json_ids(const json_t *a, int32_t *ids, size_t cap) {
+    size_t n = json_array_size(a);
+    for (size_t i = 0; i < n && i < cap; i++) ids[i] = (int32_t)json_integer_value(json_array_get(a, i));
+    return n;
+}
+
+/* XLMRobertaTokenizer's ids from python3-sentencepiece's: <s>, each spm id
+ * + 1 (its <unk> 0 becomes 3), </s>; with b, then </s> B </s>. */
+static size_t spm_expected(const json_t *a, const json_t *b, int32_t *ids, size_t cap) {
+    size_t n = 0;
+    const json_t *seqs[2] = {a, b};
+    ids[n++] = 0;
+    for (int k = 0; k < 2 && seqs[k]; k++) {
+        if (k) ids[n++] = 2;
+        for (size_t i = 0; i < json_array_size(seqs[k]) && n + 2 < cap; i++) {
+            json_int_t v = json_integer_value(json_array_get(seqs[k], i));
+            ids[n++] = v == 0 ? 3 : (int32_t)v + 1;
+        }
+        ids[n++] = 2;
+    }
+    return n;
+}
+
+enum { PATH_HF, PATH_HF_LEGACY, PATH_SPM };
+static const char *PATH_NAMES[] = {"tokenizer.json (current converter)", "tokenizer.json (legacy converter)",
+                                   "sentencepiece.bpe.model only"};
+
+/* Every corpus line of a model (and the first 500 pairs) through
+ * se_tokenize on a folder that holds only the files of one path, against
+ * that path's own reference: Hugging Face tokenizers for tokenizer.json
+ * (hf_ids / hf_legacy_ids, hf_pair_ids / hf_legacy_pair_ids),
+ * python3-sentencepiece plus the fairseq offset for the .model. On the
+ * lines of disagreements_<model>.jsonl the path must follow its own
+ * reference: the test prints, per kind, on how many of them it therefore
+ * differs from the other reference. */
+static void tokenize_corpus(const char *model, int kind) {
+    char dir[] = "/tmp/sembed_spm_XXXXXX", src[256];
+    if (!mkdtemp(dir)) {
+        CHECK(0);
+        return;
+    }
+    if (kind == PATH_SPM) {
+        snprintf(src, sizeof src, FIX "%s.model", model);
+        CHECK(copy_to(src, dir, "sentencepiece.bpe.model"));
+        CHECK(copy_to("tests/fixtures/models/xlmr-cls-norm-bin/tokenizer_config.json", dir, "tokenizer_config.json"));
+    } else {
+        snprintf(src, sizeof src, FIX "%s.%s.tokenizer.json", model, kind == PATH_HF ? "xlmr" : "xlmr-legacy");
+        CHECK(copy_to(src, dir, "tokenizer.json"));
+    }
+    se_tokenizer *tok = NULL;
+    se_error err = {0};
+    CHECK_MSG(se_tokenizer_load(dir, &tok, &err) == SE_OK, "%s %s: %s", model, PATH_NAMES[kind], err.msg);
+    json_t **corpus, **exp, **dis;
+    char path[256];
+    snprintf(path, sizeof path, FIX "expected_%s.jsonl.gz", model);
+    size_t nc = load_jsonl(FIX "corpus.jsonl.gz", &corpus), ne = load_jsonl(path, &exp);
+    snprintf(path, sizeof path, FIX "disagreements_%s.jsonl", model);
+    size_t nd = load_jsonl(path, &dis);
+    CHECK(nc >= 11000 && nc == ne && nd > 0);
+    static int32_t got[70000], want[70000], other[70000];
+    se_tokenize_params p = tok ? se_tokenize_default_params(tok) : (se_tokenize_params){0, true};
+    p.n_tokens_max = 0;
+    size_t bad = 0, bad_pairs = 0, n_pairs = 0, n_ids = 0;
+    double t_tok = 0;
+    const char *fid = kind == PATH_HF ? "hf_ids" : "hf_legacy_ids";
+    const char *fpair = kind == PATH_HF ? "hf_pair_ids" : "hf_legacy_pair_ids";
+    for (size_t i = 0; tok && i < nc && i < ne; i++) {
+        const char *text = json_string_value(corpus[i]);
+        size_t len = json_string_length(corpus[i]), n = 0, nw;
+        nw = kind == PATH_SPM ? spm_expected(json_object_get(exp[i], "spm_ids"), NULL, want, 70000)
+                              : json_ids(json_object_get(exp[i], fid), want, 70000);
+        double t0 = now_s();
+        se_status s = se_tokenize(tok, text, len, NULL, 0, &p, got, NULL, 70000, &n, NULL, &err);
+        t_tok += now_s() - t0;
+        n_ids += n;
+        if (s != SE_OK || n != nw || memcmp(got, want, n * sizeof *got) != 0) {
+            if (bad < 5)
+                fprintf(stderr, "  %s %s line %zu: %s, %zu ids, want %zu\n", model, PATH_NAMES[kind], i,
+                        s ? err.msg : "ids differ", n, nw);
+            bad++;
+        }
+        json_t *wp = json_object_get(exp[i], fpair);
+        if (i + 1 < nc && (kind == PATH_SPM ? i < 500 : json_is_array(wp))) {
+            nw = kind == PATH_SPM ? spm_expected(json_object_get(exp[i], "spm_ids"), json_object_get(exp[i + 1], "spm_ids"), want, 70000)
+                                  : json_ids(wp, want, 70000);
+            s = se_tokenize(tok, text, len, json_string_value(corpus[i + 1]), json_string_length(corpus[i + 1]), &p, got,
+                            NULL, 70000, &n, NULL, &err);
+            n_pairs++;
+            if (s != SE_OK || n != nw || memcmp(got, want, n * sizeof *got) != 0) {
+                if (bad_pairs < 5) fprintf(stderr, "  %s %s pair %zu: %zu ids, want %zu\n", model, PATH_NAMES[kind], i, n, nw);
+                bad_pairs++;
+            }
+        }
+    }
+    /* the disagreement lines: each one follows this path's reference (checked
+     * above); count where that makes it differ from the other reference */
+    const char *kinds[] = {"charsmap", "whitespace", "literal_u2581", "added_token", "segmentation", "other"};
+    size_t per_kind[6] = {0}, differ = 0;
+    for (size_t d = 0; tok && d < nd; d++) {
+        size_t line = (size_t)json_integer_value(json_object_get(dis[d], "line"));
+        if (line >= ne) continue;
+        size_t no = kind == PATH_SPM ? json_ids(json_object_get(exp[line], "hf_ids"), other, 70000)
+                                     : spm_expected(json_object_get(exp[line], "spm_ids"), NULL, other, 70000);
+        size_t n = 0;
+        se_tokenize(tok, json_string_value(corpus[line]), json_string_length(corpus[line]), NULL, 0, &p, got, NULL, 70000,
+                    &n, NULL, &err);
+        if (n == no && memcmp(got, other, n * sizeof *got) == 0) continue;
+        differ++;
+        const char *k = json_string_value(json_object_get(dis[d], "kind"));
+        size_t ki = 5;
+        for (size_t j = 0; k && j < 5; j++)
+            if (strcmp(k, kinds[j]) == 0) ki = j;
+        per_kind[ki]++;
+    }
+    printf("  %s, %s: %zu lines, %zu mismatches; %zu pairs, %zu mismatches; %.0f tokens/s\n", model, PATH_NAMES[kind], nc,
+           bad, n_pairs, bad_pairs, t_tok > 0 ? (double)n_ids / t_tok : 0.0);
+    printf("    follows %s; differs from %s on %zu of the %zu disagreement lines (charsmap %zu, whitespace %zu, "
+           "literal_u2581 %zu, added_token %zu, segmentation %zu, other %zu)\n",
+           kind == PATH_SPM ? "python3-sentencepiece" : "Hugging Face tokenizers",
+           kind == PATH_SPM ? "tokenizers' current tokenizer.json" : "python3-sentencepiece", differ, nd, per_kind[0],
+           per_kind[1], per_kind[2], per_kind[3], per_kind[4], per_kind[5]);
+    CHECK_MSG(bad == 0 && bad_pairs == 0, "%s %s: %zu lines and %zu pairs differ", model, PATH_NAMES[kind], bad, bad_pairs);
+    CHECK(n_pairs >= 499);
+    free_jsonl(corpus, nc);
+    free_jsonl(exp, ne);
+    free_jsonl(dis, nd);
+    se_tokenizer_free(tok);
+    remove_dir(dir);
+}
+
+/* Acceptance (issue 10): 0 mismatches on the 11,000-line corpus, for both
+ * models and every path. */
+TEST(test_spm_tokenize_corpus_hf) {
+    for (size_t k = 0; k < 2; k++) tokenize_corpus(MODELS[k], PATH_HF);
+}
+
+TEST(test_spm_tokenize_corpus_hf_legacy) {
+    for (size_t k = 0; k < 2; k++) tokenize_corpus(MODELS[k], PATH_HF_LEGACY);
+}
+
+TEST(test_spm_tokenize_corpus_model_only) {
+    for (size_t k = 0; k < 2; k++) tokenize_corpus(MODELS[k], PATH_SPM);
+}
+
+/* tokenizer.json variants of the XLM-R file (variants.jsonl, written by
+ * tools/gen_sentencepiece_variants.py from the real Hugging Face library):
+ * prepend_scheme first / never / the legacy add_prefix_space, split false,
+ * NFKC and Strip, no normalizer, byte_fallback, RobertaProcessing, an
+ * added token with rstrip, an added token beyond the vocabulary. Each is
+ * built here as the generator built it and must give the library's ids. */
+TEST(test_spm_tokenizer_json_variants) {
+    json_t **v;
+    size_t nv = load_jsonl(FIX "variants.jsonl", &v);
+    CHECK(nv >= 13);
+    json_error_t je;
+    for (size_t k = 1; k < nv; k++) {
+        const char *name = json_string_value(json_object_get(v[k], "name"));
+        json_t *t = json_load_file(FIX "test_model.xlmr.tokenizer.json", 0, &je);
+        CHECK(t != NULL);
+        if (!t) continue;
+        const char *key;
+        json_t *val;
+        json_object_foreach(json_object_get(v[k], "set"), key, val) json_object_set(t, key, val);
+        if (json_is_true(json_object_get(v[k], "byte_pieces"))) {
+            json_t *model = json_object_get(t, "model"), *vocab = json_object_get(model, "vocab");
+            for (int b = 0; b < 256; b++) {
+                char piece[8];
+                snprintf(piece, sizeof piece, "<0x%02X>", b);
+                json_array_append_new(vocab, json_pack("[sf]", piece, -20.0));
+            }
+            json_object_set_new(model, "byte_fallback", json_true());
+        }
+        char dir[] = "/tmp/sembed_spmv_XXXXXX", path[300];
+        CHECK(mkdtemp(dir) != NULL);
+        snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+        CHECK(json_dump_file(t, path, 0) == 0);
+        json_decref(t);
+        se_tokenizer *tok = NULL;
+        se_error err = {0};
+        CHECK_MSG(se_tokenizer_load(dir, &tok, &err) == SE_OK, "%s: %s", name, err.msg);
+        size_t i, bad = 0, n_cases = 0;
+        json_t *c;
+        json_array_foreach(json_object_get(v[k], "cases"), i, c) {
+            if (!tok) break;
+            json_t *text = json_object_get(c, "text"), *pair = json_object_get(c, "pair");
+            int32_t want[256], got[256];
+            size_t nw = json_ids(json_object_get(c, "ids"), want, 256), n = 0;
+            se_tokenize_params p = se_tokenize_default_params(tok);
+            p.n_tokens_max = 0;
+            se_status st = se_tokenize(tok, json_string_value(text), json_string_length(text),
+                                       json_is_string(pair) ? json_string_value(pair) : NULL,
+                                       json_is_string(pair) ? json_string_length(pair) : 0, &p, got, NULL, 256, &n, NULL, &err);
+            n_cases++;
+            if (st != SE_OK || n != nw || memcmp(got, want, n * sizeof *got) != 0) {
+                if (bad++ < 3) {
+                    fprintf(stderr, "  %s: '%s'%s: got", name, json_string_value(text), json_is_string(pair) ? " (pair)" : "");
+                    for (size_t j = 0; j < n && j < 24; j++) fprintf(stderr, " %d", got[j]);
+                    fprintf(stderr, "; want");
+                    for (size_t j = 0; j < nw && j < 24; j++) fprintf(stderr, " %d", want[j]);
+                    fprintf(stderr, "%s\n", st ? err.msg : "");
+                }
+            }
+        }
+        CHECK_MSG(bad == 0 && n_cases > 30, "variant %s: %zu of %zu cases differ", name, bad, n_cases);
+        se_tokenizer_free(tok);
+        remove_dir(dir);
+    }
+    free_jsonl(v, nv);
+}
+
 int main(void) {
     RUN(test_spm_model_matches_sentencepiece);
     RUN(test_spm_tiny_model);
@@ -843,5 +1086,9 @@ int main(void) {
     RUN(test_precompiled_nul_key_validated);
     RUN(test_spm_normalize_matches_sentencepiece);
     RUN(test_precompiled_hf_matches_tokenizers);
+    RUN(test_spm_tokenize_corpus_hf);
+    RUN(test_spm_tokenize_corpus_hf_legacy);
+    RUN(test_spm_tokenize_corpus_model_only);
+    RUN(test_spm_tokenizer_json_variants);
     return test_report("test_sentencepiece");
 }

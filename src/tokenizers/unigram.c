@@ -603,7 +603,7 @@ static int push_text_cp(uni_run *r, uint32_t c) {
         r->started = true;
         bool pre = u->metaspace && (u->prepend == SE_PREPEND_ALWAYS || (u->prepend == SE_PREPEND_FIRST && r->at_start));
         uint32_t first = c == ' ' ? u->replacement : c;
-        if (pre && (u->energetic || first != u->replacement || true)) {
+        if (pre && (u->energetic || first != u->replacement)) {
             int v = push_cp(r, u->replacement);
             if (v != VITERBI_OK) return v;
         }
