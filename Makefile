@@ -39,7 +39,7 @@ TESTS        := test_unicode test_kernels test_threadpool test_similarity test_t
 TSAN_TESTS   := test_threadpool test_model test_tokenizer test_index
 CLI_TESTS    := test_cli test_index_cli
 SH_TESTS     := test_setup test_packaging test_build
-FUZZ_TARGETS := fuzz_safetensors fuzz_tokenizer fuzz_snapshot fuzz_spm_model fuzz_torch_bin
+FUZZ_TARGETS := fuzz_safetensors fuzz_tokenizer fuzz_snapshot fuzz_spm_model fuzz_torch_bin fuzz_spm_folder
 ifneq ($(filter-out $(TESTS),$(TSAN_TESTS)),)
 $(error TSAN_TESTS names tests not in TESTS: $(filter-out $(TESTS),$(TSAN_TESTS)))
 endif

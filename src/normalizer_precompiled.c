@@ -369,19 +369,14 @@ static bool ascii_alnum(unsigned c) { return (c >= '0' && c <= '9') || ((c | 0x2
 
 bool se_precompiled_ascii_inert(const se_precompiled *pc) {
     uint32_t root = unit_offset(pc->units[0]);
-    /* every key that starts with a letter or digit is that one byte, and
-     * maps to itself */
+    /* a key that is one letter or digit maps to itself (longer keys that
+     * start with one, a letter and a combining mark, may map elsewhere) */
     for (unsigned c = 0; c < 128; c++) {
         if (!ascii_alnum(c)) continue;
         uint32_t u;
         size_t pos;
         if (!child_unit(pc, root, (uint8_t)c, &u, &pos)) continue;
         uint32_t base = (uint32_t)pos ^ unit_offset(u);
-        for (unsigned c2 = 1; c2 < 256; c2++) {
-            uint32_t u2;
-            size_t p2;
-            if (child_unit(pc, base, (uint8_t)c2, &u2, &p2)) return false;
-        }
         if (unit_has_leaf(u)) {
             if (base >= pc->n_units) return false;
             uint32_t v = unit_value(pc->units[base]);

@@ -88,12 +88,12 @@ size_t se_precompiled_prefix(const se_precompiled *pc, const char *s, size_t n, 
  * prefixes s[0..n), or NULL (no rule). */
 const char *se_precompiled_first(const se_precompiled *pc, const char *s, size_t n, size_t *rep_len);
 
-/* Whether the charsmap leaves ASCII letters and digits alone, whatever
- * surrounds them: every key that starts with one is that single byte
- * mapping to itself, and no longer key holds one past its first byte.
- * Then a text cut between two ASCII letters or digits normalises to the
- * concatenation of its parts, both ways (the tokenizer normalises long
- * texts in such chunks). False also when memory runs out. */
+/* Whether a text cut between two ASCII letters or digits normalises to
+ * the concatenation of its parts, both ways: a key that is one such byte
+ * maps to itself, and no key holds one past its first byte (so no key
+ * spans the cut; keys such as a letter and a combining mark are fine).
+ * The tokenizer normalises long texts in such chunks. False also when
+ * memory runs out. */
 bool se_precompiled_ascii_inert(const se_precompiled *pc);
 
 /* The normaliser spec's options around the charsmap (sentencepiece's

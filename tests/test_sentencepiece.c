@@ -1072,6 +1072,213 @@ TEST(test_spm_tokenizer_json_variants) {
     free_jsonl(v, nv);
 }
 
+/* Long texts (60 KB, long_<model>.jsonl.gz): the tokenizer normalises
+ * them in chunks cut between two ASCII letters or digits, which must give
+ * the whole-text references' ids on every path. */
+TEST(test_spm_long_texts_chunked) {
+    static int32_t got[70000], want[70000];
+    for (size_t k = 0; k < 2; k++) {
+        char path[256];
+        snprintf(path, sizeof path, FIX "long_%s.jsonl.gz", MODELS[k]);
+        json_t **recs;
+        size_t nr = load_jsonl(path, &recs);
+        CHECK(nr == 3);
+        for (int kind = 0; kind < 3; kind++) {
+            char dir[] = "/tmp/sembed_spml_XXXXXX", src[256];
+            CHECK(mkdtemp(dir) != NULL);
+            if (kind == PATH_SPM) {
+                snprintf(src, sizeof src, FIX "%s.model", MODELS[k]);
+                CHECK(copy_to(src, dir, "sentencepiece.bpe.model"));
+            } else {
+                snprintf(src, sizeof src, FIX "%s.%s.tokenizer.json", MODELS[k], kind == PATH_HF ? "xlmr" : "xlmr-legacy");
+                CHECK(copy_to(src, dir, "tokenizer.json"));
+            }
+            se_tokenizer *tok = NULL;
+            se_error err = {0};
+            CHECK(se_tokenizer_load(dir, &tok, &err) == SE_OK);
+            for (size_t i = 0; tok && i < nr; i++) {
+                json_t *t = json_object_get(recs[i], "text");
+                size_t nw = kind == PATH_SPM ? spm_expected(json_object_get(recs[i], "spm_ids"), NULL, want, 70000)
+                                             : json_ids(json_object_get(recs[i], kind == PATH_HF ? "hf_ids" : "hf_legacy_ids"),
+                                                        want, 70000);
+                se_tokenize_params p = se_tokenize_default_params(tok);
+                p.n_tokens_max = 0;
+                size_t n = 0;
+                se_status st = se_tokenize(tok, json_string_value(t), json_string_length(t), NULL, 0, &p, got, NULL, 70000, &n,
+                                           NULL, &err);
+                size_t first = 0;
+                while (first < n && first < nw && got[first] == want[first]) first++;
+                CHECK_MSG(st == SE_OK && n == nw && first == n, "%s %s long text %zu (%zu bytes): %zu ids, want %zu, first difference at %zu",
+                          MODELS[k], PATH_NAMES[kind], i, json_string_length(t), n, nw, first);
+                /* truncated to 200: the first 199 ids and </s> */
+                p.n_tokens_max = 200;
+                st = se_tokenize(tok, json_string_value(t), json_string_length(t), NULL, 0, &p, got, NULL, 70000, &n, NULL, &err);
+                CHECK(st == SE_OK && n == 200 && memcmp(got, want, 199 * sizeof *got) == 0 && got[199] == 2);
+            }
+            se_tokenizer_free(tok);
+            remove_dir(dir);
+        }
+        free_jsonl(recs, nr);
+    }
+}
+
+/* Loads the current XLM-R tokenizer.json of test_model with one change
+ * (edit, applied to the parsed file) from a temp folder; returns the
+ * status, the message in err. */
+static se_status load_edited(void (*edit)(json_t *), se_error *err) {
+    json_error_t je;
+    json_t *t = json_load_file(FIX "test_model.xlmr.tokenizer.json", 0, &je);
+    if (!t) return SE_E_IO;
+    edit(t);
+    char dir[] = "/tmp/sembed_spmb_XXXXXX", path[300];
+    if (!mkdtemp(dir)) return SE_E_IO;
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    json_dump_file(t, path, 0);
+    json_decref(t);
+    se_tokenizer *tok = NULL;
+    se_status s = se_tokenizer_load(dir, &tok, err);
+    if (s != SE_OK && tok) s = SE_E_INTERNAL; /* a failed load must not return a tokenizer */
+    se_tokenizer_free(tok);
+    remove_dir(dir);
+    return s;
+}
+
+static json_t *norm_item(json_t *t, size_t i) { return json_array_get(json_object_get(json_object_get(t, "normalizer"), "normalizers"), i); }
+static void edit_bad_base64(json_t *t) { json_object_set_new(norm_item(t, 0), "precompiled_charsmap", json_string("AB$$")); }
+static void edit_bad_trie(json_t *t) { json_object_set_new(norm_item(t, 0), "precompiled_charsmap", json_string("BQAAAAAAAAAA")); }
+static void edit_short_charsmap(json_t *t) { json_object_set_new(norm_item(t, 0), "precompiled_charsmap", json_string("AQI=")); }
+static void edit_trie_outside(json_t *t) { json_object_set_new(norm_item(t, 0), "precompiled_charsmap", json_string("QAAAAAAA")); }
+static void edit_unknown_norm(json_t *t) {
+    json_array_append_new(json_object_get(json_object_get(t, "normalizer"), "normalizers"), json_pack("{s:s}", "type", "Lowercase"));
+}
+static void edit_other_replace(json_t *t) { json_object_set_new(json_object_get(norm_item(t, 2), "pattern"), "Regex", json_string("\\s+")); }
+static void edit_unknown_pre(json_t *t) { json_object_set_new(t, "pre_tokenizer", json_pack("{s:s}", "type", "Whitespace")); }
+static void edit_bad_scheme(json_t *t) { json_object_set_new(json_object_get(t, "pre_tokenizer"), "prepend_scheme", json_string("sometimes")); }
+static void edit_unknown_post(json_t *t) { json_object_set_new(t, "post_processor", json_pack("{s:s}", "type", "ByteLevel")); }
+static void edit_byte_fallback(json_t *t) { json_object_set_new(json_object_get(t, "model"), "byte_fallback", json_true()); }
+static void edit_unk_range(json_t *t) { json_object_set_new(json_object_get(t, "model"), "unk_id", json_integer(5000)); }
+static void edit_unk_negative(json_t *t) { json_object_set_new(json_object_get(t, "model"), "unk_id", json_integer(-2)); }
+static void edit_nested_seq(json_t *t) {
+    json_array_append_new(json_object_get(json_object_get(t, "normalizer"), "normalizers"),
+                          json_pack("{s:s,s:[]}", "type", "Sequence", "normalizers"));
+}
+
+/* Issue 10, bad input: each broken XLM-R tokenizer.json or
+ * sentencepiece.bpe.model is refused with the right status and a message
+ * naming the file and the field; nothing crashes or leaks (ASan). */
+TEST(test_spm_tokenizer_bad_input) {
+    struct {
+        void (*edit)(json_t *);
+        se_status want;
+        const char *needle1, *needle2;
+    } cases[] = {
+        {edit_bad_base64, SE_E_FORMAT, "normalizer.normalizers[0].precompiled_charsmap", "base64"},
+        {edit_bad_trie, SE_E_FORMAT, "normalizers[0].precompiled_charsmap", "multiple of 4"},
+        {edit_short_charsmap, SE_E_FORMAT, "normalizers[0].precompiled_charsmap", "too short"},
+        {edit_trie_outside, SE_E_FORMAT, "normalizers[0].precompiled_charsmap", "exceeds"},
+        {edit_unknown_norm, SE_E_UNSUPPORTED, "normalizer.normalizers[3]", "'Lowercase'"},
+        {edit_other_replace, SE_E_UNSUPPORTED, "normalizer.normalizers[2]", "Replace"},
+        {edit_unknown_pre, SE_E_UNSUPPORTED, "pre_tokenizer", "'Whitespace'"},
+        {edit_bad_scheme, SE_E_FORMAT, "prepend_scheme", "'sometimes'"},
+        {edit_unknown_post, SE_E_UNSUPPORTED, "post_processor", "'ByteLevel'"},
+        {edit_byte_fallback, SE_E_FORMAT, "model.byte_fallback", "'<0x00>'"},
+        {edit_unk_range, SE_E_FORMAT, "'unk_id' = 5000", "[0, 1001]"},
+        {edit_unk_negative, SE_E_FORMAT, "'unk_id' = -2", "[0, 1001]"},
+        {edit_nested_seq, SE_E_FORMAT, "normalizers[3]", "Sequence"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        se_error err = {0};
+        se_status s = load_edited(cases[i].edit, &err);
+        CHECK_MSG(s == cases[i].want && strstr(err.msg, "tokenizer.json") && strstr(err.msg, cases[i].needle1) &&
+                      strstr(err.msg, cases[i].needle2),
+                  "case %zu: %s: %s", i, se_status_str(s), err.msg);
+    }
+    /* a truncated sentencepiece.bpe.model, at several lengths */
+    size_t n;
+    uint8_t *model = read_file(FIX "test_model.model", &n);
+    CHECK(model != NULL);
+    size_t cuts[] = {0, 1, 7, 100, 4000, n / 2, n - 1};
+    for (size_t i = 0; model && i < sizeof cuts / sizeof *cuts; i++) {
+        char dir[] = "/tmp/sembed_spmt_XXXXXX", path[300];
+        CHECK(mkdtemp(dir) != NULL);
+        snprintf(path, sizeof path, "%s/sentencepiece.bpe.model", dir);
+        FILE *f = fopen(path, "wb");
+        CHECK(f && fwrite(model, 1, cuts[i], f) == cuts[i]);
+        if (f) fclose(f);
+        se_tokenizer *tok = NULL;
+        se_error err = {0};
+        se_status s = se_tokenizer_load(dir, &tok, &err);
+        CHECK_MSG(s != SE_OK && tok == NULL && strstr(err.msg, "sentencepiece.bpe.model"), "cut at %zu: %s: %s", cuts[i],
+                  se_status_str(s), err.msg);
+        se_tokenizer_free(tok);
+        remove_dir(dir);
+    }
+    /* a .model under another tokenizer class (CamembertTokenizer has its own id layout) */
+    char dir[] = "/tmp/sembed_spmc_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    CHECK(copy_to(FIX "test_model.model", dir, "sentencepiece.bpe.model"));
+    char path[300];
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs("{\"tokenizer_class\": \"CamembertTokenizer\"}", f);
+        fclose(f);
+    }
+    se_tokenizer *tok = NULL;
+    se_error err = {0};
+    CHECK_MSG(se_tokenizer_load(dir, &tok, &err) == SE_E_UNSUPPORTED && strstr(err.msg, "CamembertTokenizer") && !tok, "%s",
+              err.msg);
+    remove_dir(dir);
+    free(model);
+}
+
+/* se_tokenizer_describe on the three XLM-R paths, and what it says of a
+ * WordPiece folder. */
+TEST(test_tokenizer_describe) {
+    struct {
+        const char *dir, *model, *source, *normalizer, *pre, *post;
+        bool bf;
+    } want[] = {
+        {"tests/fixtures/models/xlmr-cls-norm-bin", "Unigram", "tokenizer.json", "Precompiled, Strip(right), Replace",
+         "Metaspace", "<s> A </s> / <s> A </s></s> B </s>", false},
+        {"tests/fixtures/models/xlmr-mean-norm-bf16", "Unigram", "tokenizer.json", "Precompiled, Replace", "Metaspace",
+         "<s> A </s> / <s> A </s></s> B </s>", false},
+        {"tests/fixtures/tokenizers/bert-base-uncased", "WordPiece", "vocab.txt", "BertNormalizer lowercase strip_accents",
+         "BertPreTokenizer", "[CLS] A [SEP] / [CLS] A [SEP] B [SEP]", false},
+        {"models/use-lite", "Unigram", "tokenizer.json", "NFKC", "Metaspace", "A / A B", false},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        se_tokenizer *tok = NULL;
+        se_error err = {0};
+        se_tokenizer_info info;
+        CHECK_MSG(se_tokenizer_load(want[i].dir, &tok, &err) == SE_OK, "%s: %s", want[i].dir, err.msg);
+        if (!tok) continue;
+        CHECK(se_tokenizer_describe(tok, &info, &err) == SE_OK);
+        CHECK_MSG(strcmp(info.model, want[i].model) == 0 && strcmp(info.source, want[i].source) == 0 &&
+                      strcmp(info.normalizer, want[i].normalizer) == 0 && strcmp(info.pre_tokenizer, want[i].pre) == 0 &&
+                      strcmp(info.post_processor, want[i].post) == 0 && info.byte_fallback == want[i].bf,
+                  "%s: %s | %s | %s | %s | %s", want[i].dir, info.model, info.source, info.normalizer, info.pre_tokenizer,
+                  info.post_processor);
+        se_tokenizer_free(tok);
+    }
+    /* the .model path */
+    char dir[] = "/tmp/sembed_spmd_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    CHECK(copy_to(FIX "test_model.model", dir, "sentencepiece.bpe.model"));
+    se_tokenizer *tok = NULL;
+    se_error err = {0};
+    se_tokenizer_info info;
+    CHECK(se_tokenizer_load(dir, &tok, &err) == SE_OK && se_tokenizer_describe(tok, &info, &err) == SE_OK);
+    if (tok)
+        CHECK_MSG(strcmp(info.source, "sentencepiece.bpe.model") == 0 && strcmp(info.normalizer, "sentencepiece nfkc") == 0 &&
+                      strcmp(info.pre_tokenizer, "") == 0 && se_tokenizer_n_vocab(tok) == 1002 && se_tokenizer_unk_id(tok) == 3 &&
+                      strcmp(se_tokenizer_piece(tok, 1001), "<mask>") == 0,
+                  "%s | %s", info.normalizer, info.pre_tokenizer);
+    CHECK(se_tokenizer_describe(NULL, &info, &err) == SE_E_INVALID);
+    se_tokenizer_free(tok);
+    remove_dir(dir);
+}
+
 int main(void) {
     RUN(test_spm_model_matches_sentencepiece);
     RUN(test_spm_tiny_model);
@@ -1090,5 +1297,8 @@ int main(void) {
     RUN(test_spm_tokenize_corpus_hf_legacy);
     RUN(test_spm_tokenize_corpus_model_only);
     RUN(test_spm_tokenizer_json_variants);
+    RUN(test_spm_long_texts_chunked);
+    RUN(test_spm_tokenizer_bad_input);
+    RUN(test_tokenizer_describe);
     return test_report("test_sentencepiece");
 }

@@ -18,6 +18,11 @@ gen_sentencepiece_oracles.py) gives for TEXTS (and a few pairs).
 Writes tests/fixtures/sentencepiece/variants.jsonl: line 1 a header, then
 one line per variant: {"name", "set", "byte_pieces", "cases": [{"text",
 "pair", "ids"}]}.
+
+With --long (needs python3-sentencepiece too) it writes instead
+long_<model>.jsonl.gz: three 60 KB texts made of corpus lines, which the
+tokenizer normalises in chunks, with "spm_ids" (python3-sentencepiece),
+"hf_ids" and "hf_legacy_ids" (the two tokenizer.json files).
 """
 import copy
 import json
@@ -124,5 +129,57 @@ def main():
     open(OUT, "w", encoding="utf-8").write("\n".join(lines) + "\n")
 
 
-if __name__ == "__main__":
+if __name__ == "__main__" and len(sys.argv) == 1:
     main()
+
+
+# ---- long texts: the chunked normalisation against whole-text references --
+
+def long_texts():
+    """Three texts of 50-70 KB built from corpus lines (so the tokenizer
+    normalises them in chunks): English and accents joined by spaces; every
+    section in turn (emoji, controls, whitespace runs, compat forms);
+    Chinese and Japanese."""
+    import gzip
+    lines = [json.loads(l) for l in gzip.open(os.path.join(FIX, "corpus.jsonl.gz"), "rt", encoding="utf-8")]
+    pick = [list(range(0, 3000)) + list(range(6500, 7500)), list(range(7500, 11000, 3)) + list(range(0, 3000, 7)),
+            list(range(3000, 6500))]
+    out = []
+    for idx in pick:
+        t, n = [], 0
+        for i in idx:
+            t.append(lines[i])
+            n += len(lines[i].encode())
+            if n > 60000:
+                break
+        out.append(" ".join(t))
+    return out
+
+
+def main_long():
+    import gzip
+    import sentencepiece as spm
+    npm = os.environ.get("NPM_ORACLES", "/work/npm-oracles")
+    texts = long_texts()
+    for model in ["test_model", "test_ja_model"]:
+        sp = spm.SentencePieceProcessor(model_file=os.path.join(FIX, model + ".model"))
+        recs = [{"text": t, "spm_ids": sp.encode(t)} for t in texts]
+        with tempfile.TemporaryDirectory() as d:
+            js = os.path.join(d, "oracle.js")
+            open(js, "w").write(JS)
+            inp = os.path.join(d, "cases.json")
+            json.dump([[t, None] for t in texts], open(inp, "w", encoding="utf-8"), ensure_ascii=False)
+            for key, f in [("hf_ids", "xlmr"), ("hf_legacy_ids", "xlmr-legacy")]:
+                env = dict(os.environ, NODE_PATH=os.path.join(npm, "node_modules"))
+                tp = os.path.join(FIX, "%s.%s.tokenizer.json" % (model, f))
+                ids = json.loads(subprocess.run(["node", js, tp, inp], env=env, check=True, capture_output=True).stdout)
+                for r, i in zip(recs, ids):
+                    r[key] = i
+        with gzip.open(os.path.join(FIX, "long_%s.jsonl.gz" % model), "wt", encoding="utf-8") as g:
+            for r in recs:
+                g.write(json.dumps(r, ensure_ascii=False) + "\n")
+        print(model, [len(r["spm_ids"]) for r in recs], file=sys.stderr)
+
+
+if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "--long":
+    main_long()
