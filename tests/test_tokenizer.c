@@ -600,6 +600,19 @@ TEST(test_long_text_bounded) {
     p64.n_tokens_max = 64;
     CHECK(se_tokenize(use, text, (size_t)10 << 20, NULL, 0, &p64, ids, NULL, 512, &n, NULL, &err) == SE_OK && n == 64);
     CHECK(memcmp(ids, ref, 64 * sizeof *ids) == 0);
+    /* issue 10: the XLM-R paths normalise in chunks (tokenizer.json with
+     * the Precompiled charsmap; sentencepiece.bpe.model alone) */
+    se_tokenizer *xlmr = tokenizer_for("tests/fixtures/models/xlmr-cls-norm-bin");
+    char spm_dir[] = "/tmp/sembed_spmlong_XXXXXX", cmd[300];
+    CHECK(mkdtemp(spm_dir) != NULL);
+    snprintf(cmd, sizeof cmd, "cp tests/fixtures/models/xlmr-mean-norm-bf16/sentencepiece.bpe.model %s/", spm_dir);
+    CHECK(system(cmd) == 0);
+    se_tokenizer *spm = tokenizer_for(spm_dir);
+    CHECK(xlmr && spm);
+    if (xlmr) check_bounded(xlmr, "xlmr tokenizer.json, 50 MB of words", text, len, true, 1.0, ids, &n);
+    if (spm) check_bounded(spm, "sentencepiece.bpe.model, 50 MB of words", text, len, true, 1.0, ids, &n);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", spm_dir);
+    CHECK(system(cmd) == 0);
     check_bounded(bert, "bert-base-uncased, 50 MB of words", text, len, true, 1.0, ids, &n);
     CHECK(n == 512 && ids[0] == 101 && ids[511] == 102);
     se_tokenize_params bfull = se_tokenize_default_params(bert);
