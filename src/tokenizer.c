@@ -942,6 +942,14 @@ se_status se_tokenize_stats(const se_tokenizer *tok, const char *text, size_t le
             out->n_chars += (size_t)s.nch.v[i];
             if (unk) out->n_chars_unknown += (size_t)s.nch.v[i];
         }
+        /* the counts are of the normalised text, which a normaliser may
+         * lengthen (NFKC, a charsmap rule that writes several characters):
+         * never more than the text has, the unknown share kept */
+        size_t vis = count_visible(text, len);
+        if (out->n_chars > vis) {
+            out->n_chars_unknown = (size_t)((double)out->n_chars_unknown * (double)vis / (double)out->n_chars);
+            out->n_chars = vis;
+        }
     }
     se_tok_session_free(&s);
     return st;
