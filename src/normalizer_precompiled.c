@@ -365,8 +365,12 @@ static bool child_unit(const se_precompiled *pc, uint32_t base, uint8_t c, uint3
     return true;
 }
 
+/* Whether c is an ASCII letter or digit. */
 static bool ascii_alnum(unsigned c) { return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z'); }
 
+/* Checks the one-byte keys of the ASCII letters and digits, then walks
+ * every node below the root's children (each base once, as validate_trie
+ * does) looking for a letter or digit label (see the header). */
 bool se_precompiled_ascii_inert(const se_precompiled *pc) {
     uint32_t root = unit_offset(pc->units[0]);
     /* a key that is one letter or digit maps to itself (longer keys that

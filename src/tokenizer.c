@@ -907,6 +907,7 @@ static se_status encode_one(const se_tokenizer *tok, const char *text, size_t le
 
 int32_t se_tokenizer_unk_id(const se_tokenizer *tok) { return tok ? tok->unk_id : -1; }
 
+/* Points the info at the tokenizer's own strings (see sembed.h). */
 se_status se_tokenizer_describe(const se_tokenizer *tok, se_tokenizer_info *out, se_error *err) {
     if (!tok || !out) return se_err(err, SE_E_INVALID, "se_tokenizer_describe: tok and out must not be NULL");
     out->model = tok->kind == SE_TOK_UNIGRAM ? "Unigram" : "WordPiece";

@@ -23,6 +23,7 @@ bool se_i32vec_push(se_i32vec *a, int32_t x) {
     return true;
 }
 
+/* Frees the array's memory and leaves it empty, ready for reuse. */
 void se_i32vec_free(se_i32vec *a) {
     se_free(a->v);
     a->v = NULL, a->n = a->cap = 0;
@@ -71,6 +72,8 @@ se_status se_vocab_add(se_vocab *v, const char *s, size_t len, size_t id, const 
     return SE_OK;
 }
 
+/* Marks id as not indexed, allocating the flags on first use (see the
+ * header). */
 se_status se_vocab_hide(se_vocab *v, size_t id, se_error *err) {
     if (id >= v->n) return se_err(err, SE_E_INTERNAL, "vocabulary: hiding id %zu of %zu", id, v->n);
     if (!v->hidden) {
@@ -90,6 +93,8 @@ static uint32_t hash_bytes(const char *s, size_t n) {
     return h;
 }
 
+/* Builds the hash over the indexed ids, twice as many slots as ids (see
+ * the header); rebuilding replaces the old index. */
 se_status se_vocab_build_index(se_vocab *v, se_error *err) {
     size_t ns = 16;
     while (ns < v->n * 2) ns <<= 1;
@@ -119,6 +124,7 @@ se_status se_vocab_build_index(se_vocab *v, se_error *err) {
     return SE_OK;
 }
 
+/* Probes linearly from the piece's hash; -1 at the first empty slot. */
 int32_t se_vocab_find(const se_vocab *v, const char *s, size_t len) {
     if (!v->n_slots) return -1;
     size_t i = hash_bytes(s, len) & (v->n_slots - 1);
@@ -130,6 +136,7 @@ int32_t se_vocab_find(const se_vocab *v, const char *s, size_t len) {
     }
 }
 
+/* Scans every id in order (load time only: special tokens). */
 int32_t se_vocab_find_any(const se_vocab *v, const char *s) {
     size_t len = strlen(s);
     for (size_t id = 0; id < v->n; id++)
@@ -138,11 +145,13 @@ int32_t se_vocab_find_any(const se_vocab *v, const char *s) {
     return -1;
 }
 
+/* The piece of id in the blob, NULL outside the ids or on a hole. */
 const char *se_vocab_piece(const se_vocab *v, int32_t id) {
     if (id < 0 || (size_t)id >= v->n || v->offs[id] == UINT32_MAX) return NULL;
     return v->blob + v->offs[id];
 }
 
+/* Frees the blob, the per-id arrays and the hash; zeroes v. */
 void se_vocab_free(se_vocab *v) {
     se_free(v->blob);
     se_free(v->offs);

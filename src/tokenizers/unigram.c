@@ -99,6 +99,8 @@ static uint32_t count_chars(const char *p, size_t len) {
     return nc;
 }
 
+/* Reads [piece, score] pairs (ids in list order), the unk score (min - 10),
+ * unk_id within the vocabulary and byte_fallback (see the header). */
 se_status se_unigram_load_json(se_unigram *u, const json_t *model, const char *path, se_error *err) {
     const char *file = "tokenizer.json";
     json_t *vocab = json_object_get(model, "vocab");
@@ -134,6 +136,10 @@ se_status se_unigram_load_json(se_unigram *u, const json_t *model, const char *p
     return SE_OK;
 }
 
+/* Builds the fairseq vocabulary from the model's pieces: NORMAL pieces
+ * keep their float score, USER_DEFINED ones get sentencepiece's bonus,
+ * every other id (the fairseq specials, CONTROL, UNUSED) is hidden from the
+ * Viterbi; the charsmap is validated by se_precompiled_new (see the header). */
 se_status se_unigram_load_spm(se_unigram *u, const se_spm_model *m, const char *name, se_error *err) {
     se_status s;
     u->unk_id = -1;
@@ -191,6 +197,9 @@ se_status se_unigram_load_spm(se_unigram *u, const se_spm_model *m, const char *
     return SE_OK;
 }
 
+/* Resolves the 256 byte pieces, builds the index, the code point sets and
+ * the longest piece over the matchable ids, and decides whether long texts
+ * may be cut between ASCII letters/digits (see the header). */
 se_status se_unigram_finish(se_unigram *u, const char *path, se_error *err) {
     se_status s;
     if (u->byte_fallback) {
@@ -217,6 +226,7 @@ se_status se_unigram_finish(se_unigram *u, const char *path, se_error *err) {
     return SE_OK;
 }
 
+/* Frees the vocabulary, scores, code point sets and charsmap; zeroes u. */
 void se_unigram_free(se_unigram *u) {
     se_vocab_free(&u->vocab);
     se_free(u->scores);
@@ -227,6 +237,7 @@ void se_unigram_free(se_unigram *u) {
     memset(u, 0, sizeof *u);
 }
 
+/* Frees the window and lattice buffers and zeroes the scratch. */
 void se_uni_scratch_free(se_uni_scratch *s) {
     se_free(s->word);
     se_free(s->wbuf);
@@ -648,6 +659,7 @@ static bool nfkc_inert(const char *p, size_t n) {
     return true;
 }
 
+/* Whether c is an ASCII letter or digit. */
 static bool is_ascii_alnum(uint8_t c) { return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z'); }
 
 /* Whether the normaliser is NFKC alone (or nothing): then chunks may be

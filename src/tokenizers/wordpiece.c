@@ -67,6 +67,8 @@ se_status se_wordpiece_load_json(se_wordpiece *wp, const json_t *model, long lon
     return SE_OK;
 }
 
+/* Reads vocab.txt line by line (CRLF tolerated, each line valid UTF-8)
+ * into the vocabulary, then sets BertTokenizer's defaults (see the header). */
 se_status se_wordpiece_load_txt(se_wordpiece *wp, const char *path, se_error *err) {
     char *buf = NULL;
     size_t len = 0;
@@ -110,6 +112,7 @@ done:
     return s;
 }
 
+/* Builds the index and requires the unknown token (see the header). */
 se_status se_wordpiece_finish(se_wordpiece *wp, const char *unk, const char *path, const char *what, se_error *err) {
     se_status s = se_vocab_build_index(&wp->vocab, err);
     if (s != SE_OK) return s;
@@ -122,6 +125,7 @@ se_status se_wordpiece_finish(se_wordpiece *wp, const char *unk, const char *pat
 
 void se_wordpiece_free(se_wordpiece *wp) { se_vocab_free(&wp->vocab); }
 
+/* Frees the word buffers and zeroes the scratch. */
 void se_wp_scratch_free(se_wp_scratch *s) {
     se_free(s->word);
     se_free(s->wbuf);

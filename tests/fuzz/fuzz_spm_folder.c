@@ -111,6 +111,7 @@ static void check_text(const se_tokenizer *tok, const char *text, size_t len) {
     free(ids), free(ids8), free(a), free(b), free(p);
 }
 
+/* Runs one input as the header comment says. Always returns 0. */
 static int fuzz_one(const uint8_t *data, size_t size) {
     if (!ensure_tmp_dir()) return 0;
     size_t cut = size;
