@@ -39,17 +39,19 @@ TESTS        := test_unicode test_kernels test_threadpool test_similarity test_t
 TSAN_TESTS   := test_threadpool test_model test_tokenizer test_index
 CLI_TESTS    := test_cli test_index_cli test_rerank_cli
 SH_TESTS     := test_setup test_packaging test_build
-FUZZ_TARGETS := fuzz_safetensors fuzz_tokenizer fuzz_snapshot fuzz_spm_model fuzz_torch_bin
+FUZZ_TARGETS := fuzz_safetensors fuzz_tokenizer fuzz_snapshot fuzz_spm_model fuzz_torch_bin fuzz_spm_folder
 ifneq ($(filter-out $(TESTS),$(TSAN_TESTS)),)
 $(error TSAN_TESTS names tests not in TESTS: $(filter-out $(TESTS),$(TSAN_TESTS)))
 endif
 
-LIB_SRC  := src/alloc.c src/error.c src/json.c src/unicode.c src/tokenizer.c src/tokenizer_wordpiece.c \
-            src/safetensors.c src/model_folder.c src/model.c src/model_weights.c src/model_gemm.c src/model_blocks.c \
-            src/model_head.c src/rerank.c src/models/models.c src/models/bert.c src/models/xlmr.c src/models/use_lite.c src/pool.c src/kernels.c src/kernels_avx2.c src/kernels_avx512.c src/kernels_bf16.c src/kernels_bf16dp.c src/kernels_int8.c \
-            src/threadpool.c src/encode.c src/similarity.c src/util.c src/chunk.c src/vec_dist.c src/vec_index.c src/index.c \
-            src/convert_use.c src/tokenizer_unigram.c src/sentencepiece_model.c src/normalizer_precompiled.c \
-            src/torch_bin.c
+LIB_SRC  := src/alloc.c src/error.c src/json.c src/unicode.c \
+            src/tokenizer.c src/tokenizer_vocab.c src/tokenizers/wordpiece.c src/tokenizers/unigram.c \
+            src/sentencepiece_model.c src/normalizer_precompiled.c \
+            src/safetensors.c src/torch_bin.c src/model_folder.c src/model.c src/model_weights.c src/model_gemm.c \
+            src/model_blocks.c src/model_head.c src/models/models.c src/models/bert.c src/models/xlmr.c src/models/use_lite.c \
+            src/pool.c src/kernels.c src/kernels_avx2.c src/kernels_avx512.c src/kernels_bf16.c src/kernels_bf16dp.c src/kernels_int8.c \
+            src/threadpool.c src/encode.c src/rerank.c src/similarity.c src/util.c src/chunk.c src/vec_dist.c src/vec_index.c \
+            src/index.c src/convert_use.c
 LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
 CLI_SRC  := src/cli.c src/cli_io.c src/cli_eval.c src/cli_bench.c src/cli_index.c src/cli_rerank.c
 CLI_OBJ  := $(CLI_SRC:src/%.c=$(BUILD)/obj/%.o)

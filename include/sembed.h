@@ -140,6 +140,23 @@ SE_API const char *se_tokenizer_piece(const se_tokenizer *tok, int32_t id);
  * vocabulary has none. Thread-safe. */
 SE_API int32_t se_tokenizer_unk_id(const se_tokenizer *tok);
 
+/* What a tokenizer is made of, for display (`sembed info`). The strings
+ * are static or owned by the tokenizer: valid until se_tokenizer_free. */
+typedef struct se_tokenizer_info {
+    const char *model;         /* "WordPiece" or "Unigram" */
+    const char *source;        /* the file it was loaded from: "tokenizer.json", "vocab.txt",
+                                  "sentencepiece.bpe.model" */
+    const char *normalizer;    /* e.g. "BertNormalizer lowercase strip_accents", "Precompiled,
+                                  Strip(right), Replace", "NFKC", "sentencepiece nmt_nfkc"; "" = none */
+    const char *pre_tokenizer; /* "BertPreTokenizer", "Metaspace", "" = none (sentencepiece) */
+    const char *post_processor; /* the single and pair templates, e.g. "<s> A </s> / <s> A </s></s> B </s>" */
+    bool byte_fallback;        /* unknown characters become <0xNN> byte pieces (Unigram) */
+} se_tokenizer_info;
+
+/* Fills *out with what tok is made of. SE_E_INVALID for NULL arguments.
+ * Thread-safe. */
+SE_API se_status se_tokenizer_describe(const se_tokenizer *tok, se_tokenizer_info *out, se_error *err);
+
 /* How much of a text the vocabulary can represent (se_tokenize_stats). */
 typedef struct se_token_stats {
     size_t n_tokens;        /* tokens of the text, special tokens not counted */

@@ -354,3 +354,72 @@ se_status se_precompiled_normalize_hf(const se_precompiled *pc, const char *text
     }
     return sb_finish(&b, out, out_len, err);
 }
+
+/* Follows byte c from the trie node whose children's base is `base`;
+ * returns whether there is such an edge, with *unit its unit. */
+static bool child_unit(const se_precompiled *pc, uint32_t base, uint8_t c, uint32_t *unit, size_t *pos) {
+    size_t p = base ^ c;
+    if (p >= pc->n_units || unit_label(pc->units[p]) != c) return false;
+    *unit = pc->units[p];
+    *pos = p;
+    return true;
+}
+
+/* Whether c is an ASCII letter or digit. */
+static bool ascii_alnum(unsigned c) { return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z'); }
+
+/* Checks the one-byte keys of the ASCII letters and digits, then walks
+ * every node below the root's children (each base once, as validate_trie
+ * does) looking for a letter or digit label (see the header). */
+bool se_precompiled_ascii_inert(const se_precompiled *pc) {
+    uint32_t root = unit_offset(pc->units[0]);
+    /* a key that is one letter or digit maps to itself (longer keys that
+     * start with one, a letter and a combining mark, may map elsewhere) */
+    for (unsigned c = 0; c < 128; c++) {
+        if (!ascii_alnum(c)) continue;
+        uint32_t u;
+        size_t pos;
+        if (!child_unit(pc, root, (uint8_t)c, &u, &pos)) continue;
+        uint32_t base = (uint32_t)pos ^ unit_offset(u);
+        if (unit_has_leaf(u)) {
+            if (base >= pc->n_units) return false;
+            uint32_t v = unit_value(pc->units[base]);
+            if (v + 1 >= pc->n_strings || pc->strings[v] != (char)c || pc->strings[v + 1] != '\0') return false;
+        }
+    }
+    /* no longer key has a letter or digit past its first byte: walk every
+     * node below the root's children (each base once) */
+    size_t n_bases = (pc->n_units | 255) + 1;
+    uint8_t *seen = se_calloc(n_bases / 8, 1);
+    uint32_t *stack = se_malloc_array(n_bases, sizeof *stack);
+    bool ok = seen && stack;
+    size_t depth = 0;
+    for (unsigned c = 0; ok && c < 256; c++) {
+        uint32_t u;
+        size_t pos;
+        if (!child_unit(pc, root, (uint8_t)c, &u, &pos)) continue;
+        uint32_t base = (uint32_t)pos ^ unit_offset(u);
+        if (base >= n_bases || (seen[base / 8] >> (base % 8)) & 1) continue;
+        seen[base / 8] |= (uint8_t)(1u << (base % 8));
+        stack[depth++] = base;
+    }
+    while (ok && depth > 0) {
+        uint32_t base = stack[--depth];
+        for (unsigned c = 1; c < 256; c++) {
+            uint32_t u;
+            size_t pos;
+            if (!child_unit(pc, base, (uint8_t)c, &u, &pos)) continue;
+            if (ascii_alnum(c)) {
+                ok = false;
+                break;
+            }
+            uint32_t child = (uint32_t)pos ^ unit_offset(u);
+            if (child >= n_bases || (seen[child / 8] >> (child % 8)) & 1) continue;
+            seen[child / 8] |= (uint8_t)(1u << (child % 8));
+            stack[depth++] = child;
+        }
+    }
+    se_free(seen);
+    se_free(stack);
+    return ok;
+}

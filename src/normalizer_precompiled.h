@@ -88,6 +88,14 @@ size_t se_precompiled_prefix(const se_precompiled *pc, const char *s, size_t n, 
  * prefixes s[0..n), or NULL (no rule). */
 const char *se_precompiled_first(const se_precompiled *pc, const char *s, size_t n, size_t *rep_len);
 
+/* Whether a text cut between two ASCII letters or digits normalises to
+ * the concatenation of its parts, both ways: a key that is one such byte
+ * maps to itself, and no key holds one past its first byte (so no key
+ * spans the cut; keys such as a letter and a combining mark are fine).
+ * The tokenizer normalises long texts in such chunks. False also when
+ * memory runs out. */
+bool se_precompiled_ascii_inert(const se_precompiled *pc);
+
 /* The normaliser spec's options around the charsmap (sentencepiece's
  * NormalizerSpec; defaults all true except treat_whitespace_as_suffix, which
  * comes from the trainer spec). */

@@ -25,52 +25,20 @@
 #include "error.h"
 #include "json.h"
 #include "model_folder.h"
+#include "sentencepiece_model.h"
 #include "tokenizer.h"
 #include "unicode.h"
 
-/* ==== Vocabulary building ==== */
-
-/* Appends a piece with a given id to a vocabulary under construction;
- * grows the id space as needed. Rejects ids already taken. */
-se_status se_vocab_add(se_vocab *v, size_t *blob_cap, size_t *id_cap, const char *s, size_t len,
-                           size_t id, const char *file, se_error *err) {
-    if (len > 4096) return se_err(err, SE_E_FORMAT, "%s: vocabulary piece of %zu bytes is too long", file, len);
-    if (id >= (size_t)INT32_MAX) return se_err(err, SE_E_FORMAT, "%s: token id %zu is too large", file, id);
-    if (id >= *id_cap) {
-        size_t nc = *id_cap ? *id_cap : 1024;
-        while (nc <= id) nc *= 2;
-        uint32_t *o = se_realloc(v->offs, nc * sizeof *o);
-        if (!o) return se_err(err, SE_E_NOMEM, "%s: out of memory", file);
-        v->offs = o;
-        uint32_t *l = se_realloc(v->lens, nc * sizeof *l);
-        if (!l) return se_err(err, SE_E_NOMEM, "%s: out of memory", file);
-        v->lens = l;
-        for (size_t k = *id_cap; k < nc; k++) v->offs[k] = UINT32_MAX, v->lens[k] = 0;
-        *id_cap = nc;
-    }
-    if (v->offs[id] != UINT32_MAX)
-        return se_err(err, SE_E_FORMAT, "%s: token id %zu is given to two pieces", file, id);
-    if (v->blob_len + len + 1 > *blob_cap) {
-        size_t nc = *blob_cap ? *blob_cap : 65536;
-        while (nc < v->blob_len + len + 1) nc *= 2;
-        if (nc > UINT32_MAX) return se_err(err, SE_E_FORMAT, "%s: vocabulary too large", file);
-        char *b = se_realloc(v->blob, nc);
-        if (!b) return se_err(err, SE_E_NOMEM, "%s: out of memory", file);
-        v->blob = b;
-        *blob_cap = nc;
-    }
-    memcpy(v->blob + v->blob_len, s, len);
-    v->blob[v->blob_len + len] = 0;
-    v->offs[id] = (uint32_t)v->blob_len;
-    v->lens[id] = (uint32_t)len;
-    v->blob_len += len + 1;
-    if (id + 1 > v->n) v->n = id + 1;
-    return SE_OK;
+/* The vocabulary of the tokenizer's model. */
+static const se_vocab *tok_vocab(const se_tokenizer *t) {
+    return t->kind == SE_TOK_UNIGRAM ? &t->uni.vocab : &t->wp.vocab;
 }
 
 /* ==== Added tokens and templates ==== */
 
-static se_status add_added(se_tokenizer *t, const char *content, int32_t id, bool special, se_error *err) {
+/* Adds an added token (a later one with the same content is ignored). */
+static se_status add_added(se_tokenizer *t, const char *content, int32_t id, bool special, bool lstrip, bool rstrip,
+                           se_error *err) {
     size_t len = strlen(content);
     if (len == 0) return SE_OK;
     for (size_t k = 0; k < t->n_added; k++)
@@ -80,7 +48,7 @@ static se_status add_added(se_tokenizer *t, const char *content, int32_t id, boo
     t->added = a;
     char *c = se_strdup(content);
     if (!c) return se_err(err, SE_E_NOMEM, "tokenizer: out of memory");
-    a[t->n_added++] = (se_added_token){c, len, id, special};
+    a[t->n_added++] = (se_added_token){c, len, id, special, lstrip, rstrip};
     t->added_first_byte[(uint8_t)content[0]] = true;
     return SE_OK;
 }
@@ -129,9 +97,9 @@ static se_status check_template_ids(const se_tokenizer *t, se_error *err) {
         int n = w ? t->n_pair : t->n_single;
         for (int i = 0; i < n; i++)
             for (int k = 0; it[i].seq < 0 && k < it[i].n_ids; k++)
-                if (it[i].ids[k] < 0 || (size_t)it[i].ids[k] >= t->vocab.n)
+                if (it[i].ids[k] < 0 || (size_t)it[i].ids[k] >= tok_vocab(t)->n)
                     return se_err(err, SE_E_FORMAT, "%s: post_processor special token id %d is not in the vocabulary (%zu ids)",
-                                  t->source, it[i].ids[k], t->vocab.n);
+                                  t->source, it[i].ids[k], tok_vocab(t)->n);
     }
     return SE_OK;
 }
@@ -285,158 +253,241 @@ static se_status parse_template(const json_t *pp, const char *file, const char *
     return SE_OK;
 }
 
-static se_status load_tokenizer_json(se_tokenizer *t, const char *path, se_error *err) {
-    json_t *root;
-    se_status s = load_json_capped(path, &root, err);
-    if (s != SE_OK) return s;
+/* Reads added_tokens (they may extend the id space beyond the model's
+ * vocabulary: such ids are added to the vocabulary, hidden from a Unigram
+ * model's Viterbi). */
+static se_status parse_added_tokens(se_tokenizer *t, const json_t *root, long long id_limit, const char *path,
+                                    se_error *err) {
     const char *file = "tokenizer.json";
-    json_t *model = json_object_get(root, "model");
-    size_t blob_cap = 0, id_cap = 0;
-    if (!json_is_object(model)) {
-        s = se_err(err, SE_E_FORMAT, "%s: missing object 'model'", path);
-        goto done;
-    }
-    const char *type;
-    if ((s = se_json_str(model, file, "type", "WordPiece", &type, err)) != SE_OK) goto done;
-    if (strcmp(type, "Unigram") == 0) {
-        t->kind = SE_TOK_UNIGRAM;
-        if ((s = se_unigram_load(t, root, path, err)) != SE_OK) goto done;
-        goto post;
-    }
-    if (strcmp(type, "WordPiece") != 0) {
-        s = se_err(err, SE_E_UNSUPPORTED, "%s: model type '%s' is not supported (WordPiece, Unigram)", path, type);
-        goto done;
-    }
-    json_t *vocab = json_object_get(model, "vocab");
-    if (!json_is_object(vocab) || json_object_size(vocab) == 0) {
-        s = se_err(err, SE_E_FORMAT, "%s: model.vocab must be a non-empty object", path);
-        goto done;
-    }
-    if (json_object_size(vocab) > SE_VOCAB_MAX_ENTRIES) {
-        s = se_err(err, SE_E_RANGE, "%s: model.vocab has %zu entries, more than the limit of %zu", path,
-                   json_object_size(vocab), SE_VOCAB_MAX_ENTRIES);
-        goto done;
-    }
-    const char *key;
-    json_t *val;
-    /* ids are dense: every id must be below the number of entries (vocab
-     * plus added tokens), which also bounds the memory a file can ask for */
-    json_t *added_list = json_object_get(root, "added_tokens");
-    json_int_t id_limit = (json_int_t)json_object_size(vocab) + (json_is_array(added_list) ? (json_int_t)json_array_size(added_list) : 0);
-    json_object_foreach(vocab, key, val) {
-        if (!json_is_integer(val) || json_integer_value(val) < 0) {
-            s = se_err(err, SE_E_FORMAT, "%s: model.vocab['%s'] must be a non-negative integer", path, key);
-            goto done;
-        }
-        if (json_integer_value(val) >= id_limit) {
-            s = se_err(err, SE_E_FORMAT, "%s: model.vocab['%s'] = %lld is out of range (%lld entries)", path, key,
-                       (long long)json_integer_value(val), (long long)id_limit);
-            goto done;
-        }
-        if ((s = se_vocab_add(&t->vocab, &blob_cap, &id_cap, key, strlen(key), (size_t)json_integer_value(val), path, err)) != SE_OK)
-            goto done;
-    }
-    const char *unk, *prefix;
-    int64_t maxc;
-    if ((s = se_json_str(model, file, "unk_token", "[UNK]", &unk, err)) != SE_OK) goto done;
-    if ((s = se_json_str(model, file, "continuing_subword_prefix", "##", &prefix, err)) != SE_OK) goto done;
-    if ((s = se_json_int(model, file, "max_input_chars_per_word", 1, 1 << 20, 100, &maxc, err)) != SE_OK) goto done;
-    if (strlen(prefix) >= sizeof t->cont_prefix) {
-        s = se_err(err, SE_E_FORMAT, "%s: continuing_subword_prefix is too long", path);
-        goto done;
-    }
-    strcpy(t->cont_prefix, prefix);
-    t->cont_prefix_len = strlen(prefix);
-    t->max_chars_per_word = (size_t)maxc;
-    /* added tokens (they may extend the id space) */
+    se_vocab *v = t->kind == SE_TOK_UNIGRAM ? &t->uni.vocab : &t->wp.vocab;
     json_t *added = json_object_get(root, "added_tokens");
-    if (added && !json_is_array(added)) {
-        s = se_err(err, SE_E_FORMAT, "%s: added_tokens must be a list", path);
-        goto done;
-    }
+    if (added && !json_is_array(added)) return se_err(err, SE_E_FORMAT, "%s: added_tokens must be a list", path);
     /* each added token is compared with the others at load and tried at
      * every position of a text: real files have a few hundred */
-    if (json_array_size(added) > ADDED_TOKENS_MAX) {
-        s = se_err(err, SE_E_RANGE, "%s: %zu added_tokens, more than the limit of %d", path, json_array_size(added),
-                   ADDED_TOKENS_MAX);
-        goto done;
-    }
+    if (json_array_size(added) > ADDED_TOKENS_MAX)
+        return se_err(err, SE_E_RANGE, "%s: %zu added_tokens, more than the limit of %d", path, json_array_size(added),
+                      ADDED_TOKENS_MAX);
     size_t i;
+    json_t *val;
+    se_status s;
     json_array_foreach(added, i, val) {
         const char *content;
         int64_t id;
-        bool special;
-        if ((s = se_json_str(val, file, "content", NULL, &content, err)) != SE_OK) goto done;
-        if ((s = se_json_int(val, file, "id", 0, INT32_MAX - 1, -1, &id, err)) != SE_OK) goto done;
-        if ((s = se_json_bool(val, file, "special", false, &special, err)) != SE_OK) goto done;
-        if (!content || id < 0) {
-            s = se_err(err, SE_E_FORMAT, "%s: added_tokens[%zu] needs content and id", path, i);
-            goto done;
+        bool special, lstrip, rstrip;
+        if ((s = se_json_str(val, file, "content", NULL, &content, err)) != SE_OK) return s;
+        if ((s = se_json_int(val, file, "id", 0, INT32_MAX - 1, -1, &id, err)) != SE_OK) return s;
+        if ((s = se_json_bool(val, file, "special", false, &special, err)) != SE_OK) return s;
+        if ((s = se_json_bool(val, file, "lstrip", false, &lstrip, err)) != SE_OK) return s;
+        if ((s = se_json_bool(val, file, "rstrip", false, &rstrip, err)) != SE_OK) return s;
+        if (!content || id < 0) return se_err(err, SE_E_FORMAT, "%s: added_tokens[%zu] needs content and id", path, i);
+        if (id >= id_limit)
+            return se_err(err, SE_E_FORMAT, "%s: added_tokens[%zu] id %lld is out of range (%lld entries)", path, i,
+                          (long long)id, id_limit);
+        if ((size_t)id >= v->n || v->offs[id] == UINT32_MAX) {
+            if ((s = se_vocab_add(v, content, strlen(content), (size_t)id, path, err)) != SE_OK) return s;
+            if (t->kind == SE_TOK_UNIGRAM && (s = se_vocab_hide(v, (size_t)id, err)) != SE_OK) return s;
         }
-        if (id >= id_limit) {
-            s = se_err(err, SE_E_FORMAT, "%s: added_tokens[%zu] id %lld is out of range (%lld entries)", path, i,
-                       (long long)id, (long long)id_limit);
-            goto done;
-        }
-        if ((size_t)id >= t->vocab.n || t->vocab.offs[id] == UINT32_MAX) {
-            if ((s = se_vocab_add(&t->vocab, &blob_cap, &id_cap, content, strlen(content), (size_t)id, path, err)) != SE_OK)
-                goto done;
-        }
-        if ((s = add_added(t, content, (int32_t)id, special, err)) != SE_OK) goto done;
+        if ((s = add_added(t, content, (int32_t)id, special, lstrip, rstrip, err)) != SE_OK) return s;
     }
-    if ((s = se_vocab_build_index(&t->vocab, err)) != SE_OK) goto done;
-    t->unk_id = se_vocab_find(&t->vocab, unk, strlen(unk));
-    /* Hugging Face fails at encode time ("WordPiece error: Missing [UNK]
-     * token from the vocabulary") on the first word it cannot split; refuse
-     * now instead of dropping such words or failing later */
-    if (t->unk_id < 0) {
-        s = se_err(err, SE_E_FORMAT, "%s: model.unk_token '%s' is not in the vocabulary (WordPiece needs it for words it cannot split)",
-                   path, unk);
-        goto done;
-    }
-    /* normalizer */
+    return SE_OK;
+}
+
+/* Reads a WordPiece tokenizer.json's normalizer (BertNormalizer or none)
+ * and pre_tokenizer (BertPreTokenizer or none). */
+static se_status parse_wordpiece_pipeline(se_tokenizer *t, const json_t *root, const char *path, se_error *err) {
+    const char *file = "tokenizer.json";
+    se_wordpiece *wp = &t->wp;
+    se_status s;
     json_t *norm = json_object_get(root, "normalizer");
     if (norm && !json_is_null(norm)) {
         const char *nt;
-        if ((s = se_json_str(norm, file, "type", "", &nt, err)) != SE_OK) goto done;
-        if (strcmp(nt, "BertNormalizer") != 0) {
-            s = se_err(err, SE_E_UNSUPPORTED, "%s: normalizer type '%s' is not supported (BertNormalizer only)", path, nt);
-            goto done;
-        }
+        if ((s = se_json_str(norm, file, "type", "", &nt, err)) != SE_OK) return s;
+        if (strcmp(nt, "BertNormalizer") != 0)
+            return se_err(err, SE_E_UNSUPPORTED, "%s: normalizer type '%s' is not supported (BertNormalizer only)", path, nt);
         bool strip;
-        t->has_normalizer = true;
-        if ((s = se_json_bool(norm, file, "clean_text", true, &t->clean_text, err)) != SE_OK) goto done;
-        if ((s = se_json_bool(norm, file, "handle_chinese_chars", true, &t->handle_chinese, err)) != SE_OK) goto done;
-        if ((s = se_json_bool(norm, file, "lowercase", true, &t->lowercase, err)) != SE_OK) goto done;
-        if ((s = se_json_bool(norm, file, "strip_accents", t->lowercase, &strip, err)) != SE_OK) goto done;
-        t->strip_accents = strip;
+        wp->has_normalizer = true;
+        if ((s = se_json_bool(norm, file, "clean_text", true, &wp->clean_text, err)) != SE_OK) return s;
+        if ((s = se_json_bool(norm, file, "handle_chinese_chars", true, &wp->handle_chinese, err)) != SE_OK) return s;
+        if ((s = se_json_bool(norm, file, "lowercase", true, &wp->lowercase, err)) != SE_OK) return s;
+        if ((s = se_json_bool(norm, file, "strip_accents", wp->lowercase, &strip, err)) != SE_OK) return s;
+        wp->strip_accents = strip;
+        snprintf(t->normalizer, sizeof t->normalizer, "BertNormalizer%s%s", wp->lowercase ? " lowercase" : "",
+                 wp->strip_accents ? " strip_accents" : "");
     }
     json_t *pre = json_object_get(root, "pre_tokenizer");
     if (pre && !json_is_null(pre)) {
         const char *pt;
-        if ((s = se_json_str(pre, file, "type", "", &pt, err)) != SE_OK) goto done;
-        if (strcmp(pt, "BertPreTokenizer") != 0) {
-            s = se_err(err, SE_E_UNSUPPORTED, "%s: pre_tokenizer type '%s' is not supported (BertPreTokenizer only)", path, pt);
-            goto done;
+        if ((s = se_json_str(pre, file, "type", "", &pt, err)) != SE_OK) return s;
+        if (strcmp(pt, "BertPreTokenizer") != 0)
+            return se_err(err, SE_E_UNSUPPORTED, "%s: pre_tokenizer type '%s' is not supported (BertPreTokenizer only)", path, pt);
+    }
+    return SE_OK;
+}
+
+/* Decodes standard base64 (padding optional, no whitespace) into a new
+ * buffer *out (se_free), *n bytes. Returns false on a bad character or
+ * length, or OOM (*out NULL then). */
+static bool base64_decode(const char *in, size_t len, uint8_t **out, size_t *n) {
+    *out = NULL;
+    while (len && in[len - 1] == '=') len--;
+    if (len % 4 == 1) return false;
+    uint8_t *b = se_malloc(len / 4 * 3 + 3);
+    if (!b) return false;
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t k = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = in[i];
+        int v = c >= 'A' && c <= 'Z' ? c - 'A' : c >= 'a' && c <= 'z' ? c - 'a' + 26 : c >= '0' && c <= '9' ? c - '0' + 52
+              : c == '+' ? 62 : c == '/' ? 63 : -1;
+        if (v < 0) {
+            se_free(b);
+            return false;
+        }
+        acc = acc << 6 | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            b[k++] = (uint8_t)(acc >> bits);
         }
     }
-post:;
+    *out = b;
+    *n = k;
+    return true;
+}
+
+/* Reads one normalizer of a Unigram tokenizer.json (field names it in
+ * errors: "normalizer" or "normalizer.normalizers[2]") into the model's
+ * steps. Accepted: what Hugging Face's converters write around a
+ * sentencepiece model (Precompiled, Strip, Replace " {2,}", NFKC) and
+ * Sequences of them; anything else is refused by name. */
+static se_status parse_unigram_normalizer(se_tokenizer *t, const json_t *norm, const char *field, const char *path,
+                                          int depth, se_error *err) {
+    const char *file = "tokenizer.json";
+    se_unigram *u = &t->uni;
+    se_status s;
+    const char *nt;
+    if (!json_is_object(norm)) return se_err(err, SE_E_FORMAT, "%s: %s must be an object", path, field);
+    if ((s = se_json_str(norm, file, "type", "", &nt, err)) != SE_OK) return s;
+    if (strcmp(nt, "Sequence") == 0) {
+        json_t *list = json_object_get(norm, "normalizers");
+        if (!json_is_array(list) || depth > 0)
+            return se_err(err, SE_E_FORMAT, "%s: %s.normalizers must be a list (one level of Sequence)", path, field);
+        size_t i;
+        json_t *it;
+        json_array_foreach(list, i, it) {
+            char sub[96];
+            snprintf(sub, sizeof sub, "%s.normalizers[%zu]", field, i);
+            if ((s = parse_unigram_normalizer(t, it, sub, path, depth + 1, err)) != SE_OK) return s;
+        }
+        return SE_OK;
+    }
+    if (u->n_steps == SE_UNI_NORM_MAX)
+        return se_err(err, SE_E_UNSUPPORTED, "%s: %s: more than %d normalizers", path, field, SE_UNI_NORM_MAX);
+    se_uni_norm_step *st = &u->steps[u->n_steps];
+    memset(st, 0, sizeof *st);
+    const char *what = nt;
+    if (strcmp(nt, "NFKC") == 0) {
+        st->kind = SE_UNI_NORM_NFKC;
+    } else if (strcmp(nt, "Precompiled") == 0) {
+        json_t *cm = json_object_get(norm, "precompiled_charsmap");
+        if (!json_is_string(cm) || json_string_length(cm) == 0)
+            return se_err(err, SE_E_FORMAT, "%s: %s.precompiled_charsmap must be a non-empty base64 string", path, field);
+        if (u->pc) return se_err(err, SE_E_UNSUPPORTED, "%s: %s: a second Precompiled normalizer", path, field);
+        uint8_t *bytes;
+        size_t nb;
+        if (!base64_decode(json_string_value(cm), json_string_length(cm), &bytes, &nb))
+            return bytes ? SE_E_INTERNAL
+                         : se_err(err, SE_E_FORMAT, "%s: %s.precompiled_charsmap is not valid base64", path, field);
+        char f2[160];
+        snprintf(f2, sizeof f2, "%s: %s.precompiled_charsmap", path, field);
+        s = se_precompiled_new(bytes, nb, f2, &u->pc, err);
+        se_free(bytes);
+        if (s != SE_OK) return s;
+        st->kind = SE_UNI_NORM_PRECOMPILED;
+    } else if (strcmp(nt, "Strip") == 0) {
+        st->kind = SE_UNI_NORM_STRIP;
+        if ((s = se_json_bool(norm, file, "strip_left", true, &st->left, err)) != SE_OK) return s;
+        if ((s = se_json_bool(norm, file, "strip_right", true, &st->right, err)) != SE_OK) return s;
+        what = st->left && st->right ? "Strip" : st->left ? "Strip(left)" : "Strip(right)";
+    } else if (strcmp(nt, "Replace") == 0) {
+        json_t *pat = json_object_get(norm, "pattern");
+        json_t *rx = json_object_get(pat, "Regex");
+        const char *content;
+        if ((s = se_json_str(norm, file, "content", NULL, &content, err)) != SE_OK) return s;
+        if (!json_is_string(rx) || strcmp(json_string_value(rx), " {2,}") != 0 || !content ||
+            (strcmp(content, " ") != 0 && strcmp(content, "\xE2\x96\x81") != 0))
+            return se_err(err, SE_E_UNSUPPORTED,
+                          "%s: %s: only the Replace of Regex \" {2,}\" by \" \" or \"\xE2\x96\x81\" (Hugging Face's sentencepiece converters) is supported",
+                          path, field);
+        st->kind = SE_UNI_NORM_REPLACE;
+        strcpy(st->content, content);
+    } else {
+        return se_err(err, SE_E_UNSUPPORTED,
+                      "%s: %s type '%s' is not supported with Unigram (Precompiled, Strip, Replace, NFKC, Sequence)", path,
+                      field, nt);
+    }
+    u->n_steps++;
+    size_t l = strlen(t->normalizer);
+    snprintf(t->normalizer + l, sizeof t->normalizer - l, "%s%s", l ? ", " : "", what);
+    return SE_OK;
+}
+
+/* Reads a Unigram tokenizer.json's normalizer and pre_tokenizer into the
+ * model's settings. Metaspace: replacement, prepend_scheme (always, first,
+ * never; from the legacy add_prefix_space when absent), split. */
+static se_status parse_unigram_pipeline(se_tokenizer *t, const json_t *root, const char *path, se_error *err) {
+    const char *file = "tokenizer.json";
+    se_unigram *u = &t->uni;
+    se_status s;
+    json_t *norm = json_object_get(root, "normalizer");
+    if (norm && !json_is_null(norm) && (s = parse_unigram_normalizer(t, norm, "normalizer", path, 0, err)) != SE_OK)
+        return s;
+    json_t *pre = json_object_get(root, "pre_tokenizer");
+    u->replacement = 0x2581;
+    if (pre && !json_is_null(pre)) {
+        const char *pt, *rep, *scheme;
+        bool add_prefix;
+        if ((s = se_json_str(pre, file, "type", "", &pt, err)) != SE_OK) return s;
+        if (strcmp(pt, "Metaspace") != 0)
+            return se_err(err, SE_E_UNSUPPORTED, "%s: pre_tokenizer type '%s' is not supported with Unigram (Metaspace only)", path, pt);
+        if ((s = se_json_str(pre, file, "replacement", "\xE2\x96\x81", &rep, err)) != SE_OK) return s;
+        if ((s = se_json_bool(pre, file, "add_prefix_space", true, &add_prefix, err)) != SE_OK) return s;
+        if ((s = se_json_str(pre, file, "prepend_scheme", add_prefix ? "always" : "never", &scheme, err)) != SE_OK) return s;
+        if ((s = se_json_bool(pre, file, "split", true, &u->split, err)) != SE_OK) return s;
+        uint32_t cp;
+        if (!*rep || se_utf8_decode((const uint8_t *)rep, strlen(rep), &cp) != (int)strlen(rep))
+            return se_err(err, SE_E_FORMAT, "%s: pre_tokenizer.replacement must be one character", path);
+        u->replacement = cp;
+        u->metaspace = true;
+        if (strcmp(scheme, "always") == 0) u->prepend = SE_PREPEND_ALWAYS;
+        else if (strcmp(scheme, "first") == 0) u->prepend = SE_PREPEND_FIRST;
+        else if (strcmp(scheme, "never") == 0) u->prepend = SE_PREPEND_NEVER;
+        else return se_err(err, SE_E_FORMAT, "%s: pre_tokenizer.prepend_scheme '%s' is not always, first or never", path, scheme);
+    }
+    return SE_OK;
+}
+
+/* Reads post_processor: TemplateProcessing, BertProcessing,
+ * RobertaProcessing, or none (the sequences alone, types 0 and 1). */
+static se_status parse_post_processor(se_tokenizer *t, const json_t *root, const char *path, se_error *err) {
+    const char *file = "tokenizer.json";
+    se_status s;
     json_t *pp = json_object_get(root, "post_processor");
     if (pp && !json_is_null(pp)) {
         const char *ptype;
-        if ((s = se_json_str(pp, file, "type", "", &ptype, err)) != SE_OK) goto done;
+        if ((s = se_json_str(pp, file, "type", "", &ptype, err)) != SE_OK) return s;
         if (strcmp(ptype, "TemplateProcessing") == 0) {
-            if ((s = parse_template(pp, path, "single", t->single, &t->n_single, err)) != SE_OK) goto done;
-            if ((s = parse_template(pp, path, "pair", t->pair, &t->n_pair, err)) != SE_OK) goto done;
+            if ((s = parse_template(pp, path, "single", t->single, &t->n_single, err)) != SE_OK) return s;
+            if ((s = parse_template(pp, path, "pair", t->pair, &t->n_pair, err)) != SE_OK) return s;
         } else if (strcmp(ptype, "BertProcessing") == 0 || strcmp(ptype, "RobertaProcessing") == 0) {
             int32_t cls, sep;
-            if ((s = read_tok_id(pp, path, "cls", &cls, err)) != SE_OK) goto done;
-            if ((s = read_tok_id(pp, path, "sep", &sep, err)) != SE_OK) goto done;
+            if ((s = read_tok_id(pp, path, "cls", &cls, err)) != SE_OK) return s;
+            if ((s = read_tok_id(pp, path, "sep", &sep, err)) != SE_OK) return s;
             if (ptype[0] == 'B') tpl_bert(t, cls, sep);
             else tpl_roberta(t, cls, sep);
         } else {
-            s = se_err(err, SE_E_UNSUPPORTED, "%s: post_processor type '%s' is not supported", path, ptype);
-            goto done;
+            return se_err(err, SE_E_UNSUPPORTED, "%s: post_processor type '%s' is not supported", path, ptype);
         }
     } else {
         t->single[0] = tpl_seq(0, 0);
@@ -444,7 +495,48 @@ post:;
         t->pair[0] = tpl_seq(0, 0), t->pair[1] = tpl_seq(1, 1);
         t->n_pair = 2;
     }
-    s = SE_OK;
+    return SE_OK;
+}
+
+/* Loads a tokenizer.json: the model section by the model's loader, then
+ * the added tokens, normalizer, pre_tokenizer and post_processor. */
+static se_status load_tokenizer_json(se_tokenizer *t, const char *path, se_error *err) {
+    json_t *root;
+    se_status s = load_json_capped(path, &root, err);
+    if (s != SE_OK) return s;
+    const char *file = "tokenizer.json";
+    json_t *model = json_object_get(root, "model");
+    if (!json_is_object(model)) {
+        s = se_err(err, SE_E_FORMAT, "%s: missing object 'model'", path);
+        goto done;
+    }
+    const char *type;
+    if ((s = se_json_str(model, file, "type", "WordPiece", &type, err)) != SE_OK) goto done;
+    /* ids are dense: every id must be below the number of entries (vocab
+     * plus added tokens), which also bounds the memory a file can ask for */
+    json_t *added_list = json_object_get(root, "added_tokens");
+    long long id_limit = (long long)json_object_size(json_object_get(model, "vocab")) +
+                         (json_is_array(added_list) ? (long long)json_array_size(added_list) : 0);
+    if (strcmp(type, "Unigram") == 0) {
+        t->kind = SE_TOK_UNIGRAM;
+        if ((s = se_unigram_load_json(&t->uni, model, path, err)) != SE_OK) goto done;
+        id_limit = (long long)t->uni.vocab.n + (json_is_array(added_list) ? (long long)json_array_size(added_list) : 0);
+        if ((s = parse_added_tokens(t, root, id_limit, path, err)) != SE_OK) goto done;
+        if ((s = parse_unigram_pipeline(t, root, path, err)) != SE_OK) goto done;
+        if ((s = se_unigram_finish(&t->uni, path, err)) != SE_OK) goto done;
+        t->unk_id = t->uni.unk_id;
+    } else if (strcmp(type, "WordPiece") == 0) {
+        const char *unk;
+        if ((s = se_wordpiece_load_json(&t->wp, model, id_limit, path, &unk, err)) != SE_OK) goto done;
+        if ((s = parse_added_tokens(t, root, id_limit, path, err)) != SE_OK) goto done;
+        if ((s = se_wordpiece_finish(&t->wp, unk, path, "model.unk_token", err)) != SE_OK) goto done;
+        t->unk_id = t->wp.unk_id;
+        if ((s = parse_wordpiece_pipeline(t, root, path, err)) != SE_OK) goto done;
+    } else {
+        s = se_err(err, SE_E_UNSUPPORTED, "%s: model type '%s' is not supported (WordPiece, Unigram)", path, type);
+        goto done;
+    }
+    s = parse_post_processor(t, root, path, err);
 done:
     json_decref(root);
     return s;
@@ -471,35 +563,14 @@ static se_status special_field(const json_t *cfg, const char *key, const char *d
     return se_err(err, SE_E_FORMAT, "tokenizer_config.json: field '%s' must be a string or an AddedToken", key);
 }
 
+/* Loads vocab.txt with tokenizer_config.json: BertTokenizer (do_lower_case,
+ * strip_accents, tokenize_chinese_chars, special token strings) or
+ * MPNetTokenizer (<s> A </s></s> B </s>). */
 static se_status load_vocab_txt(se_tokenizer *t, const char *dir, const char *vpath, se_error *err) {
-    char *buf = NULL;
-    size_t len = 0, blob_cap = 0, id_cap = 0;
     json_t *cfg = NULL;
-    se_status s = se_file_read(vpath, (size_t)256 << 20, &buf, &len, err);
+    se_wordpiece *wp = &t->wp;
+    se_status s = se_wordpiece_load_txt(wp, vpath, err);
     if (s != SE_OK) return s;
-    size_t id = 0, line = 1;
-    for (size_t i = 0; i < len; line++) {
-        size_t j = i;
-        while (j < len && buf[j] != '\n') j++;
-        size_t e = j;
-        if (e > i && buf[e - 1] == '\r') e--; /* tolerate CRLF files */
-        size_t bad;
-        if (!se_utf8_valid(buf + i, e - i, &bad)) {
-            s = se_err(err, SE_E_FORMAT, "%s:%zu: invalid UTF-8", vpath, line);
-            goto done;
-        }
-        if (id >= SE_VOCAB_MAX_ENTRIES) {
-            s = se_err(err, SE_E_RANGE, "%s: more than the limit of %zu vocabulary entries", vpath, SE_VOCAB_MAX_ENTRIES);
-            goto done;
-        }
-        if ((s = se_vocab_add(&t->vocab, &blob_cap, &id_cap, buf + i, e - i, id++, vpath, err)) != SE_OK) goto done;
-        i = j + 1;
-    }
-    if (id == 0) {
-        s = se_err(err, SE_E_FORMAT, "%s: empty vocabulary", vpath);
-        goto done;
-    }
-    if ((s = se_vocab_build_index(&t->vocab, err)) != SE_OK) goto done;
     char *cpath;
     bool have_cfg;
     s = probe_in(dir, "tokenizer_config.json", &cpath, &have_cfg, err);
@@ -523,36 +594,29 @@ static se_status load_vocab_txt(se_tokenizer *t, const char *dir, const char *vp
     } else {
         strip = lower;
     }
-    t->has_normalizer = true;
-    t->clean_text = true;
-    t->handle_chinese = chinese;
-    t->lowercase = lower;
-    t->strip_accents = strip;
-    strcpy(t->cont_prefix, "##");
-    t->cont_prefix_len = 2;
-    t->max_chars_per_word = 100;
+    wp->clean_text = true;
+    wp->handle_chinese = chinese;
+    wp->lowercase = lower;
+    wp->strip_accents = strip;
+    snprintf(t->normalizer, sizeof t->normalizer, "BertNormalizer%s%s", lower ? " lowercase" : "", strip ? " strip_accents" : "");
     const char *unk, *clss, *sep, *pad, *mask;
     if ((s = special_field(cfg, "unk_token", "[UNK]", &unk, err)) != SE_OK) goto done;
     if ((s = special_field(cfg, "cls_token", mpnet ? "<s>" : "[CLS]", &clss, err)) != SE_OK) goto done;
     if ((s = special_field(cfg, "sep_token", mpnet ? "</s>" : "[SEP]", &sep, err)) != SE_OK) goto done;
     if ((s = special_field(cfg, "pad_token", mpnet ? "<pad>" : "[PAD]", &pad, err)) != SE_OK) goto done;
     if ((s = special_field(cfg, "mask_token", mpnet ? "<mask>" : "[MASK]", &mask, err)) != SE_OK) goto done;
-    t->unk_id = se_vocab_find(&t->vocab, unk, strlen(unk));
-    if (t->unk_id < 0) { /* see load_tokenizer_json */
-        s = se_err(err, SE_E_FORMAT, "%s: the unknown token '%s' is not in the vocabulary (WordPiece needs it for words it cannot split)",
-                   vpath, unk);
-        goto done;
-    }
-    int32_t cls_id = se_vocab_find(&t->vocab, clss, strlen(clss));
-    int32_t sep_id = se_vocab_find(&t->vocab, sep, strlen(sep));
+    if ((s = se_wordpiece_finish(wp, unk, vpath, "the unknown token", err)) != SE_OK) goto done;
+    t->unk_id = wp->unk_id;
+    int32_t cls_id = se_vocab_find(&wp->vocab, clss, strlen(clss));
+    int32_t sep_id = se_vocab_find(&wp->vocab, sep, strlen(sep));
     if (cls_id < 0 || sep_id < 0) {
         s = se_err(err, SE_E_FORMAT, "%s: special tokens '%s' and '%s' must be in the vocabulary", vpath, clss, sep);
         goto done;
     }
     const char *sp[5] = {unk, clss, sep, pad, mask};
     for (int k = 0; k < 5; k++) {
-        int32_t sid = se_vocab_find(&t->vocab, sp[k], strlen(sp[k]));
-        if (sid >= 0 && (s = add_added(t, sp[k], sid, true, err)) != SE_OK) goto done;
+        int32_t sid = se_vocab_find(&wp->vocab, sp[k], strlen(sp[k]));
+        if (sid >= 0 && (s = add_added(t, sp[k], sid, true, false, false, err)) != SE_OK) goto done;
     }
     if (mpnet) {
         const char *bos, *eos;
@@ -560,8 +624,8 @@ static se_status load_vocab_txt(se_tokenizer *t, const char *dir, const char *vp
         if ((s = special_field(cfg, "eos_token", "</s>", &eos, err)) != SE_OK) goto done;
         const char *more[2] = {bos, eos};
         for (int k = 0; k < 2; k++) {
-            int32_t sid = se_vocab_find(&t->vocab, more[k], strlen(more[k]));
-            if (sid >= 0 && (s = add_added(t, more[k], sid, true, err)) != SE_OK) goto done;
+            int32_t sid = se_vocab_find(&wp->vocab, more[k], strlen(more[k]));
+            if (sid >= 0 && (s = add_added(t, more[k], sid, true, false, false, err)) != SE_OK) goto done;
         }
         tpl_roberta(t, cls_id, sep_id);
     } else {
@@ -570,7 +634,63 @@ static se_status load_vocab_txt(se_tokenizer *t, const char *dir, const char *vp
     s = SE_OK;
 done:
     json_decref(cfg);
-    se_free(buf);
+    return s;
+}
+
+/* ==== sentencepiece.bpe.model ==== */
+
+/* Loads a folder whose tokenizer is only sentencepiece.bpe.model, as
+ * XLMRobertaTokenizer reads it: sentencepiece's segmentation in the
+ * fairseq id layout, <s> A </s> / <s> A </s></s> B </s> (type ids 0), the
+ * special token strings from tokenizer_config.json, else
+ * special_tokens_map.json, else <s> and </s>. Text that spells a special
+ * token is read as text (python3-sentencepiece's ids; see the README). */
+static se_status load_spm_folder(se_tokenizer *t, const char *dir, const char *path, se_error *err) {
+    se_spm_model *m = NULL;
+    json_t *cfg = NULL, *map = NULL;
+    se_status s = se_spm_model_load(path, &m, err);
+    if (s != SE_OK) return s;
+    t->kind = SE_TOK_UNIGRAM;
+    if ((s = se_unigram_load_spm(&t->uni, m, path, err)) != SE_OK) goto done;
+    snprintf(t->normalizer, sizeof t->normalizer, "sentencepiece %s", m->normalizer.name[0] ? m->normalizer.name : "(unnamed)");
+    if ((s = se_unigram_finish(&t->uni, path, err)) != SE_OK) goto done;
+    t->unk_id = t->uni.unk_id;
+    const char *names[2] = {"tokenizer_config.json", "special_tokens_map.json"};
+    json_t **js[2] = {&cfg, &map};
+    for (int k = 0; k < 2; k++) {
+        char *p;
+        bool present;
+        s = probe_in(dir, names[k], &p, &present, err);
+        if (s == SE_OK && present) s = se_json_load_file(p, js[k], err);
+        se_free(p);
+        if (s != SE_OK) goto done;
+    }
+    const char *klass = NULL;
+    if (cfg && (s = se_json_str(cfg, names[0], "tokenizer_class", NULL, &klass, err)) != SE_OK) goto done;
+    if (klass && strncmp(klass, "XLMRobertaTokenizer", 19) != 0) {
+        s = se_err(err, SE_E_UNSUPPORTED,
+                   "%s: tokenizer_class '%s' needs tokenizer.json (only XLMRobertaTokenizer loads from sentencepiece.bpe.model)",
+                   names[0], klass);
+        goto done;
+    }
+    const char *cls = NULL, *sep = NULL;
+    if ((s = special_field(cfg, "cls_token", NULL, &cls, err)) != SE_OK) goto done;
+    if (!cls && (s = special_field(map, "cls_token", NULL, &cls, err)) != SE_OK) goto done;
+    if ((s = special_field(cfg, "sep_token", NULL, &sep, err)) != SE_OK) goto done;
+    if (!sep && (s = special_field(map, "sep_token", NULL, &sep, err)) != SE_OK) goto done;
+    if (!cls) cls = "<s>";
+    if (!sep) sep = "</s>";
+    int32_t cls_id = se_vocab_find_any(&t->uni.vocab, cls), sep_id = se_vocab_find_any(&t->uni.vocab, sep);
+    if (cls_id < 0 || sep_id < 0) {
+        s = se_err(err, SE_E_FORMAT, "%s: special tokens '%s' and '%s' must be in the vocabulary", path, cls, sep);
+        goto done;
+    }
+    tpl_roberta(t, cls_id, sep_id);
+    s = SE_OK;
+done:
+    json_decref(cfg);
+    json_decref(map);
+    se_spm_model_free(m);
     return s;
 }
 
@@ -594,6 +714,19 @@ static se_status read_unigram_mode(se_tokenizer *t, const char *dir, se_error *e
     return s;
 }
 
+/* Appends a template as text ("<s> A </s>") to buf[0..cap): specials by
+ * their pieces, glued when adjacent ("</s></s>"), A and B for the texts. */
+static void template_text(const se_tokenizer *t, const se_tpl_item *it, int n, char *buf, size_t cap) {
+    for (int i = 0; i < n; i++) {
+        for (int k = 0; k < (it[i].seq < 0 ? it[i].n_ids : 1); k++) {
+            const char *p = it[i].seq < 0 ? se_vocab_piece(tok_vocab(t), it[i].ids[k]) : it[i].seq ? "B" : "A";
+            bool glue = it[i].seq < 0 && (k > 0 || (i > 0 && it[i - 1].seq < 0));
+            size_t l = strlen(buf);
+            snprintf(buf + l, cap - l, "%s%s", l && !glue ? " " : "", p ? p : "?");
+        }
+    }
+}
+
 /* ==== Public API ==== */
 
 se_status se_tokenizer_load(const char *dir, se_tokenizer **out, se_error *err) {
@@ -602,14 +735,15 @@ se_status se_tokenizer_load(const char *dir, se_tokenizer **out, se_error *err) 
     se_tokenizer *t = se_calloc(1, sizeof *t);
     if (!t) return se_err(err, SE_E_NOMEM, "out of memory");
     t->unk_id = -1;
-    char *tj = NULL, *vt = NULL, *sm = NULL;
-    bool has_tj = false, has_vt = false, has_sm;
+    char *tj = NULL, *vt = NULL, *sm = NULL, *sp = NULL;
+    bool has_tj = false, has_vt = false, has_sm, has_sp = false;
     /* every tokenizer file that is there must be a regular file, even one
      * that would not be read (special_tokens_map.json): a broken download
      * must not load as a different tokenizer */
     se_status s = probe_in(dir, "tokenizer.json", &tj, &has_tj, err);
     if (s == SE_OK) s = probe_in(dir, "vocab.txt", &vt, &has_vt, err);
     if (s == SE_OK) s = probe_in(dir, "special_tokens_map.json", &sm, &has_sm, err);
+    if (s == SE_OK) s = probe_in(dir, "sentencepiece.bpe.model", &sp, &has_sp, err);
     if (s != SE_OK) {
         /* the message names the file */
     } else if (has_tj) {
@@ -619,16 +753,26 @@ se_status se_tokenizer_load(const char *dir, se_tokenizer **out, se_error *err) 
     } else if (has_vt) {
         t->source = se_strdup("vocab.txt");
         s = load_vocab_txt(t, dir, vt, err);
+    } else if (has_sp) {
+        t->source = se_strdup("sentencepiece.bpe.model");
+        s = load_spm_folder(t, dir, sp, err);
     } else {
-        s = se_err(err, SE_E_IO, "%s: no tokenizer.json or vocab.txt", dir);
+        s = se_err(err, SE_E_IO, "%s: no tokenizer.json, vocab.txt or sentencepiece.bpe.model", dir);
     }
     se_free(tj);
     se_free(vt);
     se_free(sm);
+    se_free(sp);
     if (s == SE_OK && !t->source) s = se_err(err, SE_E_NOMEM, "out of memory");
     if (s == SE_OK) {
         count_specials(t);
         s = check_template_ids(t, err);
+    }
+    if (s == SE_OK) {
+        template_text(t, t->single, t->n_single, t->post, sizeof t->post);
+        size_t l = strlen(t->post);
+        snprintf(t->post + l, sizeof t->post - l, " /");
+        template_text(t, t->pair, t->n_pair, t->post, sizeof t->post);
     }
     if (s == SE_OK) s = se_folder_n_tokens_max(dir, &t->n_tokens_max, err);
     if (s != SE_OK) {
@@ -641,30 +785,139 @@ se_status se_tokenizer_load(const char *dir, se_tokenizer **out, se_error *err) 
 
 void se_tokenizer_free(se_tokenizer *t) {
     if (!t) return;
-    se_vocab_free(&t->vocab);
-    se_free(t->uni.scores);
-    se_free(t->uni.n_chars);
-    se_free(t->uni.cp_bmp);
-    se_free(t->uni.cp_astral);
+    se_wordpiece_free(&t->wp);
+    se_unigram_free(&t->uni);
     for (size_t k = 0; k < t->n_added; k++) se_free(t->added[k].content);
     se_free(t->added);
     se_free(t->source);
     se_free(t);
 }
 
-size_t se_tokenizer_n_vocab(const se_tokenizer *tok) { return tok ? tok->vocab.n : 0; }
+size_t se_tokenizer_n_vocab(const se_tokenizer *tok) { return tok ? tok_vocab(tok)->n : 0; }
 
 size_t se_tokenizer_n_tokens_max(const se_tokenizer *tok) { return tok ? tok->n_tokens_max : 0; }
 
-/* Tokenizes one text with the tokenizer's model, up to limit + 1 ids (see
- * se_wordpiece_encode for limit and n_total). */
+/* Frees the session's buffers and zeroes it, ready for reuse. */
+void se_tok_session_free(se_tok_session *s) {
+    se_i32vec_free(&s->a);
+    se_i32vec_free(&s->b);
+    se_i32vec_free(&s->nch);
+    se_wp_scratch_free(&s->wp);
+    se_uni_scratch_free(&s->uni);
+    memset(s, 0, sizeof *s);
+}
+
+/* Finds the leftmost added token in text[i..len), the longest one there
+ * (HF's added-vocabulary matcher). Returns its index, with [*start, *end)
+ * the bytes it takes: its content, widened over the whitespace before it
+ * (lstrip, down to i) and after it (rstrip); -1 when there is none. */
+static long find_added(const se_tokenizer *tok, const char *text, size_t len, size_t i, size_t *start, size_t *end) {
+    for (size_t p = i; p < len; p++) {
+        if (!tok->added_first_byte[(uint8_t)text[p]]) continue;
+        long best = -1;
+        size_t best_len = 0;
+        for (size_t k = 0; k < tok->n_added; k++) {
+            const se_added_token *a = &tok->added[k];
+            if (a->len > best_len && a->len <= len - p && memcmp(text + p, a->content, a->len) == 0) {
+                best = (long)k;
+                best_len = a->len;
+            }
+        }
+        if (best < 0) continue;
+        const se_added_token *a = &tok->added[best];
+        size_t b = p, e = p + a->len;
+        uint32_t c;
+        int m;
+        while (a->lstrip && b > i) { /* step back one code point */
+            size_t q = b - 1;
+            while (q > i && ((uint8_t)text[q] & 0xC0) == 0x80) q--;
+            if (!se_utf8_decode((const uint8_t *)text + q, b - q, &c) || !se_uc_is_whitespace(c)) break;
+            b = q;
+        }
+        while (a->rstrip && e < len && (m = se_utf8_decode((const uint8_t *)text + e, len - e, &c)) > 0 &&
+               se_uc_is_whitespace(c))
+            e += (size_t)m;
+        *start = b, *end = e;
+        return best;
+    }
+    return -1;
+}
+
+/* Runs the model on one section of text (no added tokens in it). */
+static se_status encode_section(const se_tokenizer *tok, const char *text, size_t len, bool at_start, size_t limit,
+                                se_tok_session *s, se_i32vec *out, se_i32vec *nch, size_t *n_total, se_error *err) {
+    if (tok->kind == SE_TOK_UNIGRAM)
+        return se_unigram_encode(&tok->uni, text, len, at_start, limit, &s->uni, out, nch, n_total, err);
+    return se_wordpiece_encode(&tok->wp, text, len, limit, &s->wp, out, nch, n_total, err);
+}
+
+/* Number of non-whitespace code points in a valid UTF-8 string. */
+static size_t count_visible(const char *p, size_t n) {
+    size_t k = 0;
+    for (size_t i = 0; i < n;) {
+        uint32_t c;
+        int m = se_utf8_decode((const uint8_t *)p + i, n - i, &c);
+        if (!m) break;
+        i += (size_t)m;
+        k += !se_uc_is_whitespace(c);
+    }
+    return k;
+}
+
+/* Tokenizes one text (no special tokens): the added tokens are split off
+ * in the raw text, as Hugging Face's added vocabulary does, and the model
+ * runs on each section between them. With n_total NULL, stops once out
+ * holds more than `limit` ids from this call; with n_total set, reads the
+ * whole text but keeps only limit + 1 ids and stores the whole count (see
+ * se_wordpiece_encode). With s->stats, s->nch follows out. */
 static se_status encode_one(const se_tokenizer *tok, const char *text, size_t len, size_t limit, se_tok_session *s,
                             se_i32vec *out, size_t *n_total, se_error *err) {
-    if (tok->kind == SE_TOK_UNIGRAM) return se_unigram_encode(tok, text, len, limit, s, out, n_total, err);
-    return se_wordpiece_encode(tok, text, len, limit, s, out, n_total, err);
+    se_i32vec *nch = s->stats ? &s->nch : NULL;
+    size_t base = out->n, extra = 0, keep = limit == SIZE_MAX ? SIZE_MAX : limit + 1;
+    se_status st;
+    if (n_total) *n_total = 0;
+    for (size_t i = 0; i < len;) {
+        size_t have = out->n - base;
+        if (have > limit && !n_total) break; /* enough to know the text is cut */
+        size_t ms = len, me = len;
+        long k = tok->n_added ? find_added(tok, text, len, i, &ms, &me) : -1;
+        if (ms > i) {
+            size_t sub_limit = have >= limit ? 0 : limit - have, sub_total = 0, before = out->n;
+            if ((st = encode_section(tok, text + i, ms - i, i == 0, sub_limit, s, out, nch, n_total ? &sub_total : NULL,
+                                     err)) != SE_OK)
+                return st;
+            if (n_total) extra += sub_total - (out->n - before);
+        }
+        if (k >= 0) {
+            const se_added_token *a = &tok->added[k];
+            if (!se_i32vec_push(out, a->id) || (nch && !se_i32vec_push(nch, (int32_t)count_visible(a->content, a->len))))
+                return se_err(err, SE_E_NOMEM, "tokenizer: out of memory");
+        }
+        if (n_total && out->n - base > keep) { /* counting only from here */
+            size_t drop = out->n - base - keep;
+            extra += drop;
+            out->n -= drop;
+            if (nch) nch->n -= drop;
+        }
+        i = me;
+    }
+    if (n_total) *n_total = out->n - base + extra;
+    return SE_OK;
 }
 
 int32_t se_tokenizer_unk_id(const se_tokenizer *tok) { return tok ? tok->unk_id : -1; }
+
+/* Points the info at the tokenizer's own strings (see sembed.h). */
+se_status se_tokenizer_describe(const se_tokenizer *tok, se_tokenizer_info *out, se_error *err) {
+    if (!tok || !out) return se_err(err, SE_E_INVALID, "se_tokenizer_describe: tok and out must not be NULL");
+    out->model = tok->kind == SE_TOK_UNIGRAM ? "Unigram" : "WordPiece";
+    out->source = tok->source;
+    out->normalizer = tok->normalizer;
+    out->pre_tokenizer = tok->kind == SE_TOK_WORDPIECE ? "BertPreTokenizer" : tok->uni.metaspace ? "Metaspace" : "";
+    out->post_processor = tok->post;
+    out->byte_fallback = tok->kind == SE_TOK_UNIGRAM && tok->uni.byte_fallback;
+    return SE_OK;
+}
 
 se_status se_tokenize_stats(const se_tokenizer *tok, const char *text, size_t len, se_token_stats *out,
                             se_error *err) {
@@ -689,6 +942,14 @@ se_status se_tokenize_stats(const se_tokenizer *tok, const char *text, size_t le
             out->n_unknown += unk;
             out->n_chars += (size_t)s.nch.v[i];
             if (unk) out->n_chars_unknown += (size_t)s.nch.v[i];
+        }
+        /* the counts are of the normalised text, which a normaliser may
+         * lengthen (NFKC, a charsmap rule that writes several characters):
+         * never more than the text has, the unknown share kept */
+        size_t vis = count_visible(text, len);
+        if (out->n_chars > vis) {
+            out->n_chars_unknown = (size_t)((double)out->n_chars_unknown * (double)vis / (double)out->n_chars);
+            out->n_chars = vis;
         }
     }
     se_tok_session_free(&s);
@@ -736,9 +997,8 @@ static int script_of(uint32_t c) {
 /* The script of a piece: that of its first letter after the continuation
  * prefix or the metaspace marker, SC_NONE when it has no letter. */
 static int piece_script(const se_tokenizer *tok, const char *p, size_t n) {
-    size_t i = 0;
-    if (tok->cont_prefix_len && n >= tok->cont_prefix_len && memcmp(p, tok->cont_prefix, tok->cont_prefix_len) == 0)
-        i = tok->cont_prefix_len;
+    size_t i = 0, pl = tok->kind == SE_TOK_WORDPIECE ? tok->wp.cont_prefix_len : 0;
+    if (pl && n >= pl && memcmp(p, tok->wp.cont_prefix, pl) == 0) i = pl;
     while (i < n) {
         uint32_t c;
         int m = se_utf8_decode((const uint8_t *)p + i, n - i, &c);
@@ -754,9 +1014,10 @@ se_status se_tokenizer_scripts(const se_tokenizer *tok, se_script_count *out, si
                                se_error *err) {
     if (!tok || !n || (cap && !out)) return se_err(err, SE_E_INVALID, "se_tokenizer_scripts: invalid arguments");
     size_t count[SC_COUNT] = {0};
-    for (size_t id = 0; id < tok->vocab.n; id++) {
-        if (tok->vocab.offs[id] == UINT32_MAX) continue;
-        count[piece_script(tok, tok->vocab.blob + tok->vocab.offs[id], tok->vocab.lens[id])]++;
+    const se_vocab *v = tok_vocab(tok);
+    for (size_t id = 0; id < v->n; id++) {
+        if (v->offs[id] == UINT32_MAX) continue;
+        count[piece_script(tok, v->blob + v->offs[id], v->lens[id])]++;
     }
     /* most pieces first; ties keep the order of script_names */
     int order[SC_COUNT], k = 0;
@@ -774,8 +1035,7 @@ se_status se_tokenizer_scripts(const se_tokenizer *tok, se_script_count *out, si
 }
 
 const char *se_tokenizer_piece(const se_tokenizer *tok, int32_t id) {
-    if (!tok || id < 0 || (size_t)id >= tok->vocab.n || tok->vocab.offs[id] == UINT32_MAX) return NULL;
-    return tok->vocab.blob + tok->vocab.offs[id];
+    return tok ? se_vocab_piece(tok_vocab(tok), id) : NULL;
 }
 
 se_tokenize_params se_tokenize_default_params(const se_tokenizer *tok) {

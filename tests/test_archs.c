@@ -6,10 +6,12 @@
  * embedding (cosine >= 0.99999, max abs diff <= 1e-4), bit-identical
  * results under any batching, and se_encode_ids against se_encode.
  *
- * The model folders are used as they are where their tokenizer loads; for
- * the others a copy gets a stand-in vocab.txt of the same size (the ids are
- * given, so the tokenizer is never used), and the tokenizer's own fidelity
- * is tested in test_tokenizer / test_sentencepiece.
+ * The model folders are used as they are, with their own tokenizers, and
+ * se_encode on the texts must give the same bits as se_encode_ids on the
+ * reference's ids. Should a folder's tokenizer fail to load, that is a
+ * failure, and the forward is still checked on a copy with a stand-in
+ * vocab.txt of the same size (the tokenizer's own fidelity is tested in
+ * test_tokenizer / test_sentencepiece).
  *
  * Run from the repo root; tests/run.sh runs it on every kernel set.
  */
@@ -123,6 +125,9 @@ static se_model *load_fixture_as(const char *name, se_dtype dtype, bool *stand_i
     se_status s = se_model_load(dir, &mp, &m, err);
     /* a dtype the CPU cannot run is the caller's to report */
     if (s == SE_OK || (s == SE_E_UNSUPPORTED && strstr(err->msg, "AVX"))) return m;
+    /* every fixture's own tokenizer loads now: falling back is a failure,
+     * though the forward is still checked on the reference's ids */
+    CHECK_MSG(false, "%s: does not load with its own tokenizer: %s", name, err->msg);
     *stand_in = true;
     char cmd[1024];
     snprintf(cmd, sizeof cmd,

@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "alloc.h"
@@ -51,6 +53,13 @@ static char *read_gz(const char *path, size_t *len) {
     buf[n] = '\0';
     *len = n;
     return buf;
+}
+
+/* Monotonic seconds. */
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* Splits a JSON-lines buffer into parsed values; returns the count. */
@@ -829,6 +838,464 @@ TEST(test_spm_missing_file) {
     CHECK(m == NULL && strstr(err.msg, "no-such.model"));
 }
 
+/* ==== Tokenizing through the public API ==== */
+
+/* Copies file src to dir/name; false on failure. */
+static bool copy_to(const char *src, const char *dir, const char *name) {
+    size_t n;
+    uint8_t *b = read_file(src, &n);
+    if (!b) return false;
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    bool ok = f && fwrite(b, 1, n, f) == n;
+    if (f) ok = fclose(f) == 0 && ok;
+    free(b);
+    return ok;
+}
+
+/* Removes a temp dir made by make_dir. */
+static void remove_dir(const char *dir) {
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "  cannot remove %s\n", dir);
+}
+
+/* Reads a JSON id list into ids (at most cap); returns the count. */
+static size_t json_ids(const json_t *a, int32_t *ids, size_t cap) {
+    size_t n = json_array_size(a);
+    for (size_t i = 0; i < n && i < cap; i++) ids[i] = (int32_t)json_integer_value(json_array_get(a, i));
+    return n;
+}
+
+/* XLMRobertaTokenizer's ids from python3-sentencepiece's: <s>, each spm id
+ * + 1 (its <unk> 0 becomes 3), </s>; with b, then </s> B </s>. */
+static size_t spm_expected(const json_t *a, const json_t *b, int32_t *ids, size_t cap) {
+    size_t n = 0;
+    const json_t *seqs[2] = {a, b};
+    ids[n++] = 0;
+    for (int k = 0; k < 2 && seqs[k]; k++) {
+        if (k) ids[n++] = 2;
+        for (size_t i = 0; i < json_array_size(seqs[k]) && n + 2 < cap; i++) {
+            json_int_t v = json_integer_value(json_array_get(seqs[k], i));
+            ids[n++] = v == 0 ? 3 : (int32_t)v + 1;
+        }
+        ids[n++] = 2;
+    }
+    return n;
+}
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+#ifndef SANITIZED
+#define SANITIZED 0
+#endif
+
+/* Under the sanitizers the corpus tests take every CORPUS_STEP-th line (the
+ * optimised build checks all of them): the suite's time budget. */
+#define CORPUS_STEP (SANITIZED ? 4 : 1)
+
+enum { PATH_HF, PATH_HF_LEGACY, PATH_SPM };
+static const char *PATH_NAMES[] = {"tokenizer.json (current converter)", "tokenizer.json (legacy converter)",
+                                   "sentencepiece.bpe.model only"};
+
+/* Every corpus line of a model (and the first 500 pairs) through
+ * se_tokenize on a folder that holds only the files of one path, against
+ * that path's own reference: Hugging Face tokenizers for tokenizer.json
+ * (hf_ids / hf_legacy_ids, hf_pair_ids / hf_legacy_pair_ids),
+ * python3-sentencepiece plus the fairseq offset for the .model. On the
+ * lines of disagreements_<model>.jsonl the path must follow its own
+ * reference: the test prints, per kind, on how many of them it therefore
+ * differs from the other reference. */
+static void tokenize_corpus(const char *model, int kind) {
+    char dir[] = "/tmp/sembed_spm_XXXXXX", src[256];
+    if (!mkdtemp(dir)) {
+        CHECK(0);
+        return;
+    }
+    if (kind == PATH_SPM) {
+        snprintf(src, sizeof src, FIX "%s.model", model);
+        CHECK(copy_to(src, dir, "sentencepiece.bpe.model"));
+        CHECK(copy_to("tests/fixtures/models/xlmr-cls-norm-bin/tokenizer_config.json", dir, "tokenizer_config.json"));
+    } else {
+        snprintf(src, sizeof src, FIX "%s.%s.tokenizer.json", model, kind == PATH_HF ? "xlmr" : "xlmr-legacy");
+        CHECK(copy_to(src, dir, "tokenizer.json"));
+    }
+    se_tokenizer *tok = NULL;
+    se_error err = {0};
+    CHECK_MSG(se_tokenizer_load(dir, &tok, &err) == SE_OK, "%s %s: %s", model, PATH_NAMES[kind], err.msg);
+    json_t **corpus, **exp, **dis;
+    char path[256];
+    snprintf(path, sizeof path, FIX "expected_%s.jsonl.gz", model);
+    size_t nc = load_jsonl(FIX "corpus.jsonl.gz", &corpus), ne = load_jsonl(path, &exp);
+    snprintf(path, sizeof path, FIX "disagreements_%s.jsonl", model);
+    size_t nd = load_jsonl(path, &dis);
+    CHECK(nc >= 11000 && nc == ne && nd > 0);
+    static int32_t got[70000], want[70000], other[70000];
+    se_tokenize_params p = tok ? se_tokenize_default_params(tok) : (se_tokenize_params){0, true};
+    p.n_tokens_max = 0;
+    size_t bad = 0, bad_pairs = 0, n_pairs = 0, n_ids = 0;
+    double t_tok = 0;
+    const char *fid = kind == PATH_HF ? "hf_ids" : "hf_legacy_ids";
+    const char *fpair = kind == PATH_HF ? "hf_pair_ids" : "hf_legacy_pair_ids";
+    size_t n_lines = 0;
+    for (size_t i = 0; tok && i < nc && i < ne; i += CORPUS_STEP) {
+        n_lines++;
+        const char *text = json_string_value(corpus[i]);
+        size_t len = json_string_length(corpus[i]), n = 0, nw;
+        nw = kind == PATH_SPM ? spm_expected(json_object_get(exp[i], "spm_ids"), NULL, want, 70000)
+                              : json_ids(json_object_get(exp[i], fid), want, 70000);
+        double t0 = now_s();
+        se_status s = se_tokenize(tok, text, len, NULL, 0, &p, got, NULL, 70000, &n, NULL, &err);
+        t_tok += now_s() - t0;
+        n_ids += n;
+        if (s != SE_OK || n != nw || memcmp(got, want, n * sizeof *got) != 0) {
+            if (bad < 5)
+                fprintf(stderr, "  %s %s line %zu: %s, %zu ids, want %zu\n", model, PATH_NAMES[kind], i,
+                        s ? err.msg : "ids differ", n, nw);
+            bad++;
+        }
+        json_t *wp = json_object_get(exp[i], fpair);
+        if (i + 1 < nc && (kind == PATH_SPM ? i < 500 : json_is_array(wp)) && (CORPUS_STEP == 1 || i % (2 * CORPUS_STEP) == 0)) {
+            nw = kind == PATH_SPM ? spm_expected(json_object_get(exp[i], "spm_ids"), json_object_get(exp[i + 1], "spm_ids"), want, 70000)
+                                  : json_ids(wp, want, 70000);
+            s = se_tokenize(tok, text, len, json_string_value(corpus[i + 1]), json_string_length(corpus[i + 1]), &p, got,
+                            NULL, 70000, &n, NULL, &err);
+            n_pairs++;
+            if (s != SE_OK || n != nw || memcmp(got, want, n * sizeof *got) != 0) {
+                if (bad_pairs < 5) fprintf(stderr, "  %s %s pair %zu: %zu ids, want %zu\n", model, PATH_NAMES[kind], i, n, nw);
+                bad_pairs++;
+            }
+        }
+    }
+    /* the disagreement lines: each one follows this path's reference (checked
+     * above); count where that makes it differ from the other reference */
+    const char *kinds[] = {"charsmap", "whitespace", "literal_u2581", "added_token", "segmentation", "other"};
+    size_t per_kind[6] = {0}, differ = 0;
+    for (size_t d = 0; tok && d < nd; d++) {
+        size_t line = (size_t)json_integer_value(json_object_get(dis[d], "line"));
+        if (line >= ne) continue;
+        size_t no = kind == PATH_SPM ? json_ids(json_object_get(exp[line], "hf_ids"), other, 70000)
+                                     : spm_expected(json_object_get(exp[line], "spm_ids"), NULL, other, 70000);
+        size_t n = 0;
+        se_tokenize(tok, json_string_value(corpus[line]), json_string_length(corpus[line]), NULL, 0, &p, got, NULL, 70000,
+                    &n, NULL, &err);
+        if (n == no && memcmp(got, other, n * sizeof *got) == 0) continue;
+        differ++;
+        const char *k = json_string_value(json_object_get(dis[d], "kind"));
+        size_t ki = 5;
+        for (size_t j = 0; k && j < 5; j++)
+            if (strcmp(k, kinds[j]) == 0) ki = j;
+        per_kind[ki]++;
+    }
+    printf("  %s, %s: %zu lines, %zu mismatches; %zu pairs, %zu mismatches; %.0f tokens/s\n", model, PATH_NAMES[kind], n_lines,
+           bad, n_pairs, bad_pairs, t_tok > 0 ? (double)n_ids / t_tok : 0.0);
+    printf("    follows %s; differs from %s on %zu of the %zu disagreement lines (charsmap %zu, whitespace %zu, "
+           "literal_u2581 %zu, added_token %zu, segmentation %zu, other %zu)\n",
+           kind == PATH_SPM ? "python3-sentencepiece" : "Hugging Face tokenizers",
+           kind == PATH_SPM ? "tokenizers' current tokenizer.json" : "python3-sentencepiece", differ, nd, per_kind[0],
+           per_kind[1], per_kind[2], per_kind[3], per_kind[4], per_kind[5]);
+    CHECK_MSG(bad == 0 && bad_pairs == 0, "%s %s: %zu lines and %zu pairs differ", model, PATH_NAMES[kind], bad, bad_pairs);
+    CHECK(n_lines * CORPUS_STEP >= nc && n_pairs >= (SANITIZED ? 60 : 499));
+    free_jsonl(corpus, nc);
+    free_jsonl(exp, ne);
+    free_jsonl(dis, nd);
+    se_tokenizer_free(tok);
+    remove_dir(dir);
+}
+
+/* Acceptance (issue 10): 0 mismatches on the 11,000-line corpus, for both
+ * models and every path. */
+TEST(test_spm_tokenize_corpus_hf) {
+    for (size_t k = 0; k < 2; k++) tokenize_corpus(MODELS[k], PATH_HF);
+}
+
+TEST(test_spm_tokenize_corpus_hf_legacy) {
+    for (size_t k = 0; k < 2; k++) tokenize_corpus(MODELS[k], PATH_HF_LEGACY);
+}
+
+TEST(test_spm_tokenize_corpus_model_only) {
+    for (size_t k = 0; k < 2; k++) tokenize_corpus(MODELS[k], PATH_SPM);
+}
+
+/* tokenizer.json variants of the XLM-R file (variants.jsonl, written by
+ * tools/gen_sentencepiece_variants.py from the real Hugging Face library):
+ * prepend_scheme first / never / the legacy add_prefix_space, split false,
+ * NFKC and Strip, no normalizer, byte_fallback, RobertaProcessing, an
+ * added token with rstrip, an added token beyond the vocabulary. Each is
+ * built here as the generator built it and must give the library's ids. */
+TEST(test_spm_tokenizer_json_variants) {
+    json_t **v;
+    size_t nv = load_jsonl(FIX "variants.jsonl", &v);
+    CHECK(nv >= 13);
+    json_error_t je;
+    for (size_t k = 1; k < nv; k++) {
+        const char *name = json_string_value(json_object_get(v[k], "name"));
+        json_t *t = json_load_file(FIX "test_model.xlmr.tokenizer.json", 0, &je);
+        CHECK(t != NULL);
+        if (!t) continue;
+        const char *key;
+        json_t *val;
+        json_object_foreach(json_object_get(v[k], "set"), key, val) json_object_set(t, key, val);
+        if (json_is_true(json_object_get(v[k], "byte_pieces"))) {
+            json_t *model = json_object_get(t, "model"), *vocab = json_object_get(model, "vocab");
+            for (int b = 0; b < 256; b++) {
+                char piece[8];
+                snprintf(piece, sizeof piece, "<0x%02X>", b);
+                json_array_append_new(vocab, json_pack("[sf]", piece, -20.0));
+            }
+            json_object_set_new(model, "byte_fallback", json_true());
+        }
+        char dir[] = "/tmp/sembed_spmv_XXXXXX", path[300];
+        CHECK(mkdtemp(dir) != NULL);
+        snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+        CHECK(json_dump_file(t, path, 0) == 0);
+        json_decref(t);
+        se_tokenizer *tok = NULL;
+        se_error err = {0};
+        CHECK_MSG(se_tokenizer_load(dir, &tok, &err) == SE_OK, "%s: %s", name, err.msg);
+        size_t i, bad = 0, n_cases = 0;
+        json_t *c;
+        json_array_foreach(json_object_get(v[k], "cases"), i, c) {
+            if (!tok) break;
+            json_t *text = json_object_get(c, "text"), *pair = json_object_get(c, "pair");
+            int32_t want[256], got[256];
+            size_t nw = json_ids(json_object_get(c, "ids"), want, 256), n = 0;
+            se_tokenize_params p = se_tokenize_default_params(tok);
+            p.n_tokens_max = 0;
+            se_status st = se_tokenize(tok, json_string_value(text), json_string_length(text),
+                                       json_is_string(pair) ? json_string_value(pair) : NULL,
+                                       json_is_string(pair) ? json_string_length(pair) : 0, &p, got, NULL, 256, &n, NULL, &err);
+            n_cases++;
+            if (st != SE_OK || n != nw || memcmp(got, want, n * sizeof *got) != 0) {
+                if (bad++ < 3) {
+                    fprintf(stderr, "  %s: '%s'%s: got", name, json_string_value(text), json_is_string(pair) ? " (pair)" : "");
+                    for (size_t j = 0; j < n && j < 24; j++) fprintf(stderr, " %d", got[j]);
+                    fprintf(stderr, "; want");
+                    for (size_t j = 0; j < nw && j < 24; j++) fprintf(stderr, " %d", want[j]);
+                    fprintf(stderr, "%s\n", st ? err.msg : "");
+                }
+            }
+        }
+        CHECK_MSG(bad == 0 && n_cases > 30, "variant %s: %zu of %zu cases differ", name, bad, n_cases);
+        se_tokenizer_free(tok);
+        remove_dir(dir);
+    }
+    free_jsonl(v, nv);
+}
+
+/* Long texts (60 KB, long_<model>.jsonl.gz): the tokenizer normalises
+ * them in chunks cut between two ASCII letters or digits, which must give
+ * the whole-text references' ids on every path. */
+TEST(test_spm_long_texts_chunked) {
+    static int32_t got[70000], want[70000];
+    for (size_t k = 0; k < 2; k++) {
+        char path[256];
+        snprintf(path, sizeof path, FIX "long_%s.jsonl.gz", MODELS[k]);
+        json_t **recs;
+        size_t nr = load_jsonl(path, &recs);
+        CHECK(nr == 3);
+        for (int kind = 0; kind < 3; kind++) {
+            char dir[] = "/tmp/sembed_spml_XXXXXX", src[256];
+            CHECK(mkdtemp(dir) != NULL);
+            if (kind == PATH_SPM) {
+                snprintf(src, sizeof src, FIX "%s.model", MODELS[k]);
+                CHECK(copy_to(src, dir, "sentencepiece.bpe.model"));
+            } else {
+                snprintf(src, sizeof src, FIX "%s.%s.tokenizer.json", MODELS[k], kind == PATH_HF ? "xlmr" : "xlmr-legacy");
+                CHECK(copy_to(src, dir, "tokenizer.json"));
+            }
+            se_tokenizer *tok = NULL;
+            se_error err = {0};
+            CHECK(se_tokenizer_load(dir, &tok, &err) == SE_OK);
+            for (size_t i = 0; tok && i < nr; i++) {
+                json_t *t = json_object_get(recs[i], "text");
+                size_t nw = kind == PATH_SPM ? spm_expected(json_object_get(recs[i], "spm_ids"), NULL, want, 70000)
+                                             : json_ids(json_object_get(recs[i], kind == PATH_HF ? "hf_ids" : "hf_legacy_ids"),
+                                                        want, 70000);
+                se_tokenize_params p = se_tokenize_default_params(tok);
+                p.n_tokens_max = 0;
+                size_t n = 0;
+                se_status st = se_tokenize(tok, json_string_value(t), json_string_length(t), NULL, 0, &p, got, NULL, 70000, &n,
+                                           NULL, &err);
+                size_t first = 0;
+                while (first < n && first < nw && got[first] == want[first]) first++;
+                CHECK_MSG(st == SE_OK && n == nw && first == n, "%s %s long text %zu (%zu bytes): %zu ids, want %zu, first difference at %zu",
+                          MODELS[k], PATH_NAMES[kind], i, json_string_length(t), n, nw, first);
+                /* truncated to 200: the first 199 ids and </s> */
+                p.n_tokens_max = 200;
+                st = se_tokenize(tok, json_string_value(t), json_string_length(t), NULL, 0, &p, got, NULL, 70000, &n, NULL, &err);
+                CHECK(st == SE_OK && n == 200 && memcmp(got, want, 199 * sizeof *got) == 0 && got[199] == 2);
+            }
+            se_tokenizer_free(tok);
+            remove_dir(dir);
+        }
+        free_jsonl(recs, nr);
+    }
+}
+
+/* Loads the current XLM-R tokenizer.json of test_model with one change
+ * (edit, applied to the parsed file) from a temp folder; returns the
+ * status, the message in err. */
+static se_status load_edited(void (*edit)(json_t *), se_error *err) {
+    json_error_t je;
+    json_t *t = json_load_file(FIX "test_model.xlmr.tokenizer.json", 0, &je);
+    if (!t) return SE_E_IO;
+    edit(t);
+    char dir[] = "/tmp/sembed_spmb_XXXXXX", path[300];
+    if (!mkdtemp(dir)) return SE_E_IO;
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    json_dump_file(t, path, 0);
+    json_decref(t);
+    se_tokenizer *tok = NULL;
+    se_status s = se_tokenizer_load(dir, &tok, err);
+    if (s != SE_OK && tok) s = SE_E_INTERNAL; /* a failed load must not return a tokenizer */
+    se_tokenizer_free(tok);
+    remove_dir(dir);
+    return s;
+}
+
+static json_t *norm_item(json_t *t, size_t i) { return json_array_get(json_object_get(json_object_get(t, "normalizer"), "normalizers"), i); }
+static void edit_bad_base64(json_t *t) { json_object_set_new(norm_item(t, 0), "precompiled_charsmap", json_string("AB$$")); }
+static void edit_bad_trie(json_t *t) { json_object_set_new(norm_item(t, 0), "precompiled_charsmap", json_string("BQAAAAAAAAAA")); }
+static void edit_short_charsmap(json_t *t) { json_object_set_new(norm_item(t, 0), "precompiled_charsmap", json_string("AQI=")); }
+static void edit_trie_outside(json_t *t) { json_object_set_new(norm_item(t, 0), "precompiled_charsmap", json_string("QAAAAAAA")); }
+static void edit_unknown_norm(json_t *t) {
+    json_array_append_new(json_object_get(json_object_get(t, "normalizer"), "normalizers"), json_pack("{s:s}", "type", "Lowercase"));
+}
+static void edit_other_replace(json_t *t) { json_object_set_new(json_object_get(norm_item(t, 2), "pattern"), "Regex", json_string("\\s+")); }
+static void edit_unknown_pre(json_t *t) { json_object_set_new(t, "pre_tokenizer", json_pack("{s:s}", "type", "Whitespace")); }
+static void edit_bad_scheme(json_t *t) { json_object_set_new(json_object_get(t, "pre_tokenizer"), "prepend_scheme", json_string("sometimes")); }
+static void edit_unknown_post(json_t *t) { json_object_set_new(t, "post_processor", json_pack("{s:s}", "type", "ByteLevel")); }
+static void edit_byte_fallback(json_t *t) { json_object_set_new(json_object_get(t, "model"), "byte_fallback", json_true()); }
+static void edit_unk_range(json_t *t) { json_object_set_new(json_object_get(t, "model"), "unk_id", json_integer(5000)); }
+static void edit_unk_negative(json_t *t) { json_object_set_new(json_object_get(t, "model"), "unk_id", json_integer(-2)); }
+static void edit_nested_seq(json_t *t) {
+    json_array_append_new(json_object_get(json_object_get(t, "normalizer"), "normalizers"),
+                          json_pack("{s:s,s:[]}", "type", "Sequence", "normalizers"));
+}
+
+/* Issue 10, bad input: each broken XLM-R tokenizer.json or
+ * sentencepiece.bpe.model is refused with the right status and a message
+ * naming the file and the field; nothing crashes or leaks (ASan). */
+TEST(test_spm_tokenizer_bad_input) {
+    struct {
+        void (*edit)(json_t *);
+        se_status want;
+        const char *needle1, *needle2;
+    } cases[] = {
+        {edit_bad_base64, SE_E_FORMAT, "normalizer.normalizers[0].precompiled_charsmap", "base64"},
+        {edit_bad_trie, SE_E_FORMAT, "normalizers[0].precompiled_charsmap", "multiple of 4"},
+        {edit_short_charsmap, SE_E_FORMAT, "normalizers[0].precompiled_charsmap", "too short"},
+        {edit_trie_outside, SE_E_FORMAT, "normalizers[0].precompiled_charsmap", "exceeds"},
+        {edit_unknown_norm, SE_E_UNSUPPORTED, "normalizer.normalizers[3]", "'Lowercase'"},
+        {edit_other_replace, SE_E_UNSUPPORTED, "normalizer.normalizers[2]", "Replace"},
+        {edit_unknown_pre, SE_E_UNSUPPORTED, "pre_tokenizer", "'Whitespace'"},
+        {edit_bad_scheme, SE_E_FORMAT, "prepend_scheme", "'sometimes'"},
+        {edit_unknown_post, SE_E_UNSUPPORTED, "post_processor", "'ByteLevel'"},
+        {edit_byte_fallback, SE_E_FORMAT, "model.byte_fallback", "'<0x00>'"},
+        {edit_unk_range, SE_E_FORMAT, "'unk_id' = 5000", "[0, 1001]"},
+        {edit_unk_negative, SE_E_FORMAT, "'unk_id' = -2", "[0, 1001]"},
+        {edit_nested_seq, SE_E_FORMAT, "normalizers[3]", "Sequence"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        se_error err = {0};
+        se_status s = load_edited(cases[i].edit, &err);
+        CHECK_MSG(s == cases[i].want && strstr(err.msg, "tokenizer.json") && strstr(err.msg, cases[i].needle1) &&
+                      strstr(err.msg, cases[i].needle2),
+                  "case %zu: %s: %s", i, se_status_str(s), err.msg);
+    }
+    /* a truncated sentencepiece.bpe.model, at several lengths */
+    size_t n;
+    uint8_t *model = read_file(FIX "test_model.model", &n);
+    CHECK(model != NULL);
+    size_t cuts[] = {0, 1, 7, 100, 4000, n / 2, n - 1};
+    for (size_t i = 0; model && i < sizeof cuts / sizeof *cuts; i++) {
+        char dir[] = "/tmp/sembed_spmt_XXXXXX", path[300];
+        CHECK(mkdtemp(dir) != NULL);
+        snprintf(path, sizeof path, "%s/sentencepiece.bpe.model", dir);
+        FILE *f = fopen(path, "wb");
+        CHECK(f && fwrite(model, 1, cuts[i], f) == cuts[i]);
+        if (f) fclose(f);
+        se_tokenizer *tok = NULL;
+        se_error err = {0};
+        se_status s = se_tokenizer_load(dir, &tok, &err);
+        CHECK_MSG(s != SE_OK && tok == NULL && strstr(err.msg, "sentencepiece.bpe.model"), "cut at %zu: %s: %s", cuts[i],
+                  se_status_str(s), err.msg);
+        se_tokenizer_free(tok);
+        remove_dir(dir);
+    }
+    /* a .model under another tokenizer class (CamembertTokenizer has its own id layout) */
+    char dir[] = "/tmp/sembed_spmc_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    CHECK(copy_to(FIX "test_model.model", dir, "sentencepiece.bpe.model"));
+    char path[300];
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs("{\"tokenizer_class\": \"CamembertTokenizer\"}", f);
+        fclose(f);
+    }
+    se_tokenizer *tok = NULL;
+    se_error err = {0};
+    CHECK_MSG(se_tokenizer_load(dir, &tok, &err) == SE_E_UNSUPPORTED && strstr(err.msg, "CamembertTokenizer") && !tok, "%s",
+              err.msg);
+    remove_dir(dir);
+    free(model);
+}
+
+/* se_tokenizer_describe on the three XLM-R paths, and what it says of a
+ * WordPiece folder. */
+TEST(test_tokenizer_describe) {
+    struct {
+        const char *dir, *model, *source, *normalizer, *pre, *post;
+        bool bf;
+    } want[] = {
+        {"tests/fixtures/models/xlmr-cls-norm-bin", "Unigram", "tokenizer.json", "Precompiled, Strip(right), Replace",
+         "Metaspace", "<s> A </s> / <s> A </s></s> B </s>", false},
+        {"tests/fixtures/models/xlmr-mean-norm-bf16", "Unigram", "tokenizer.json", "Precompiled, Replace", "Metaspace",
+         "<s> A </s> / <s> A </s></s> B </s>", false},
+        {"tests/fixtures/tokenizers/bert-base-uncased", "WordPiece", "vocab.txt", "BertNormalizer lowercase strip_accents",
+         "BertPreTokenizer", "[CLS] A [SEP] / [CLS] A [SEP] B [SEP]", false},
+        {"models/use-lite", "Unigram", "tokenizer.json", "NFKC", "Metaspace", "A / A B", false},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        se_tokenizer *tok = NULL;
+        se_error err = {0};
+        se_tokenizer_info info;
+        CHECK_MSG(se_tokenizer_load(want[i].dir, &tok, &err) == SE_OK, "%s: %s", want[i].dir, err.msg);
+        if (!tok) continue;
+        CHECK(se_tokenizer_describe(tok, &info, &err) == SE_OK);
+        CHECK_MSG(strcmp(info.model, want[i].model) == 0 && strcmp(info.source, want[i].source) == 0 &&
+                      strcmp(info.normalizer, want[i].normalizer) == 0 && strcmp(info.pre_tokenizer, want[i].pre) == 0 &&
+                      strcmp(info.post_processor, want[i].post) == 0 && info.byte_fallback == want[i].bf,
+                  "%s: %s | %s | %s | %s | %s", want[i].dir, info.model, info.source, info.normalizer, info.pre_tokenizer,
+                  info.post_processor);
+        se_tokenizer_free(tok);
+    }
+    /* the .model path */
+    char dir[] = "/tmp/sembed_spmd_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    CHECK(copy_to(FIX "test_model.model", dir, "sentencepiece.bpe.model"));
+    se_tokenizer *tok = NULL;
+    se_error err = {0};
+    se_tokenizer_info info;
+    CHECK(se_tokenizer_load(dir, &tok, &err) == SE_OK && se_tokenizer_describe(tok, &info, &err) == SE_OK);
+    if (tok)
+        CHECK_MSG(strcmp(info.source, "sentencepiece.bpe.model") == 0 && strcmp(info.normalizer, "sentencepiece nfkc") == 0 &&
+                      strcmp(info.pre_tokenizer, "") == 0 && se_tokenizer_n_vocab(tok) == 1002 && se_tokenizer_unk_id(tok) == 3 &&
+                      strcmp(se_tokenizer_piece(tok, 1001), "<mask>") == 0,
+                  "%s | %s", info.normalizer, info.pre_tokenizer);
+    CHECK(se_tokenizer_describe(NULL, &info, &err) == SE_E_INVALID);
+    se_tokenizer_free(tok);
+    remove_dir(dir);
+}
+
 int main(void) {
     RUN(test_spm_model_matches_sentencepiece);
     RUN(test_spm_tiny_model);
@@ -843,5 +1310,12 @@ int main(void) {
     RUN(test_precompiled_nul_key_validated);
     RUN(test_spm_normalize_matches_sentencepiece);
     RUN(test_precompiled_hf_matches_tokenizers);
+    RUN(test_spm_tokenize_corpus_hf);
+    RUN(test_spm_tokenize_corpus_hf_legacy);
+    RUN(test_spm_tokenize_corpus_model_only);
+    RUN(test_spm_tokenizer_json_variants);
+    RUN(test_spm_long_texts_chunked);
+    RUN(test_spm_tokenizer_bad_input);
+    RUN(test_tokenizer_describe);
     return test_report("test_sentencepiece");
 }

@@ -600,6 +600,19 @@ TEST(test_long_text_bounded) {
     p64.n_tokens_max = 64;
     CHECK(se_tokenize(use, text, (size_t)10 << 20, NULL, 0, &p64, ids, NULL, 512, &n, NULL, &err) == SE_OK && n == 64);
     CHECK(memcmp(ids, ref, 64 * sizeof *ids) == 0);
+    /* issue 10: the XLM-R paths normalise in chunks (tokenizer.json with
+     * the Precompiled charsmap; sentencepiece.bpe.model alone) */
+    se_tokenizer *xlmr = tokenizer_for("tests/fixtures/models/xlmr-cls-norm-bin");
+    char spm_dir[] = "/tmp/sembed_spmlong_XXXXXX", cmd[300];
+    CHECK(mkdtemp(spm_dir) != NULL);
+    snprintf(cmd, sizeof cmd, "cp tests/fixtures/models/xlmr-mean-norm-bf16/sentencepiece.bpe.model %s/", spm_dir);
+    CHECK(system(cmd) == 0);
+    se_tokenizer *spm = tokenizer_for(spm_dir);
+    CHECK(xlmr && spm);
+    if (xlmr) check_bounded(xlmr, "xlmr tokenizer.json, 50 MB of words", text, len, true, 1.0, ids, &n);
+    if (spm) check_bounded(spm, "sentencepiece.bpe.model, 50 MB of words", text, len, true, 1.0, ids, &n);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", spm_dir);
+    CHECK(system(cmd) == 0);
     check_bounded(bert, "bert-base-uncased, 50 MB of words", text, len, true, 1.0, ids, &n);
     CHECK(n == 512 && ids[0] == 101 && ids[511] == 102);
     se_tokenize_params bfull = se_tokenize_default_params(bert);
@@ -695,6 +708,189 @@ TEST(test_tokenizer_file_limits) {
     if (system(cmd) != 0) CHECK(0);
 }
 
+/* ==== issue 10: XLM-R and MPNet folders ==== */
+
+/* Whether the code point at p (n bytes left) is whitespace for Python's
+ * str.strip (Py_UNICODE_ISSPACE); its length in *len. */
+static bool py_space(const char *p, size_t n, size_t *len) {
+    static const char *const wide[] = {"\xC2\x85", "\xC2\xA0", "\xE1\x9A\x80", "\xE2\x80\xA8", "\xE2\x80\xA9",
+                                       "\xE2\x80\xAF", "\xE2\x81\x9F", "\xE3\x80\x80"};
+    uint8_t c = (uint8_t)p[0];
+    *len = 1;
+    if (c == ' ' || (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x1F)) return true;
+    if (n >= 3 && c == 0xE2 && (uint8_t)p[1] == 0x80 && (uint8_t)p[2] >= 0x80 && (uint8_t)p[2] <= 0x8A) return (*len = 3);
+    for (size_t i = 0; i < sizeof wide / sizeof *wide; i++) {
+        size_t l = strlen(wide[i]);
+        if (n >= l && memcmp(p, wide[i], l) == 0) return (*len = l);
+    }
+    return false;
+}
+
+/* Python's str.strip on text[0..*len): returns the start, shortens *len. */
+static const char *py_strip(const char *text, size_t *len) {
+    size_t n = *len, l;
+    while (n && py_space(text, n, &l)) text += l, n -= l;
+    for (size_t end = n; end > 0;) { /* the last code point */
+        size_t b = end - 1;
+        while (b > 0 && ((uint8_t)text[b] & 0xC0) == 0x80) b--;
+        if (!py_space(text + b, end - b, &l) || l != end - b) break;
+        end = b;
+        n = b;
+    }
+    *len = n;
+    return text;
+}
+
+/* Tokenizes every sentence (pair) of a fixture folder's expected.jsonl
+ * (tools/gen_fixtures.py; XLM-R ids = python3-sentencepiece + fairseq,
+ * checked there against the Hugging Face library), stripped as
+ * sentence-transformers strips it, with the folder's
+ * default truncation and compares ids, type ids and the truncated flag.
+ * Returns the number of mismatches. */
+static int check_fixture_ids(const char *tokdir, const char *expected, const char *label) {
+    se_tokenizer *tok = NULL;
+    se_error err = {0};
+    if (se_tokenizer_load(tokdir, &tok, &err) != SE_OK) {
+        fprintf(stderr, "  %s: %s\n", label, err.msg);
+        return 1;
+    }
+    FILE *f = fopen(expected, "rb");
+    if (!f) {
+        se_tokenizer_free(tok);
+        return 1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    int bad = 0, n_lines = 0;
+    while (getline(&line, &cap, f) > 0) {
+        json_error_t je;
+        json_t *j = json_loads(line, 0, &je);
+        if (!j || json_object_get(j, "magic")) { /* the header */
+            json_decref(j);
+            continue;
+        }
+        json_t *t = json_object_get(j, "input_text");
+        if (!json_is_string(t)) t = json_object_get(j, "text");
+        json_t *pr = json_object_get(j, "text_pair"), *w = json_object_get(j, "ids"), *wt = json_object_get(j, "token_type_ids");
+        int32_t ids[512], types[512];
+        size_t n = 0, la = json_string_length(t), lb = json_string_length(pr);
+        bool trunc = false;
+        /* sentence-transformers (and CrossEncoder) strip each text first */
+        const char *a = py_strip(json_string_value(t), &la), *b = json_is_string(pr) ? py_strip(json_string_value(pr), &lb) : NULL;
+        se_status s = se_tokenize(tok, a, la, b, b ? lb : 0, NULL, ids, types, 512, &n, &trunc, &err);
+        bool ok = s == SE_OK && n == json_array_size(w) && trunc == json_is_true(json_object_get(j, "truncated"));
+        for (size_t i = 0; ok && i < n; i++)
+            ok = ids[i] == json_integer_value(json_array_get(w, i)) && types[i] == json_integer_value(json_array_get(wt, i));
+        if (!ok && bad++ < 3) fprintf(stderr, "  %s: '%s': %s\n", label, json_string_value(t), s ? err.msg : "ids differ");
+        n_lines++;
+        json_decref(j);
+    }
+    free(line);
+    fclose(f);
+    se_tokenizer_free(tok);
+    printf("  %s: %d sentences, %d mismatches\n", label, n_lines, bad);
+    return bad + (n_lines < 10);
+}
+
+/* The tokenizer ids stored with the issue-10 model fixtures: XLM-R folders
+ * (tokenizer.json of either converter; and the same folder without its
+ * tokenizer.json, read from sentencepiece.bpe.model), BERT with an XLM-R
+ * tokenizer, the XLM-R cross-encoder's pairs (longest_first to 32), and
+ * the MPNet folders (vocab.txt + MPNetTokenizer). */
+TEST(test_fixture_model_ids) {
+    static const char *dirs[] = {"xlmr-cls-norm-bin", "xlmr-mean-norm-bf16", "bert-xlmr-tok-f16", "ce-xlmr-1",
+                                 "mpnet-mean-norm", "mpnet-prefix-max-f16", "ce-bert-1", "ce-bert-3-bin"};
+    for (size_t k = 0; k < sizeof dirs / sizeof *dirs; k++) {
+        char dir[256], exp[300], label[300];
+        snprintf(dir, sizeof dir, "tests/fixtures/models/%s", dirs[k]);
+        snprintf(exp, sizeof exp, "%s/expected.jsonl", dir);
+        snprintf(label, sizeof label, "%s", dirs[k]);
+        CHECK_MSG(check_fixture_ids(dir, exp, label) == 0, "%s", label);
+        char sp[300];
+        snprintf(sp, sizeof sp, "%s/sentencepiece.bpe.model", dir);
+        if (access(sp, F_OK) != 0) continue;
+        /* the same folder without tokenizer.json */
+        char tmp[] = "/tmp/sembed_xlmr_XXXXXX", cmd[800];
+        CHECK(mkdtemp(tmp) != NULL);
+        snprintf(cmd, sizeof cmd, "cp %s/*.json %s/sentencepiece.bpe.model %s/ && rm -f %s/tokenizer.json", dir, dir, tmp, tmp);
+        CHECK(system(cmd) == 0);
+        snprintf(label, sizeof label, "%s without tokenizer.json", dirs[k]);
+        CHECK_MSG(check_fixture_ids(tmp, exp, label) == 0, "%s", label);
+        snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
+        CHECK(system(cmd) == 0);
+    }
+}
+
+/* MPNet's tokenizer through a tokenizer.json (WordPiece, BertNormalizer
+ * lowercase, <s> <pad> </s> <unk> [UNK] <mask> as added tokens, as the hub's
+ * all-mpnet-base-v2 file has them) with RobertaProcessing and with the
+ * equivalent TemplateProcessing: the all-mpnet-base-v2 cases of
+ * tokenizer-cases.jsonl, as through vocab.txt. */
+TEST(test_mpnet_tokenizer_json) {
+    FILE *f = fopen(TOKDIR "all-mpnet-base-v2/vocab.txt", "rb");
+    CHECK(f != NULL);
+    if (!f) return;
+    json_t *vocab = json_object();
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t got;
+    json_int_t id = 0;
+    while ((got = getline(&line, &cap, f)) > 0) {
+        while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r')) line[--got] = 0;
+        json_object_set_new(vocab, line, json_integer(id++));
+    }
+    free(line);
+    fclose(f);
+    static const char *post[2] = {
+        "{\"type\": \"RobertaProcessing\", \"sep\": [\"</s>\", 2], \"cls\": [\"<s>\", 0], \"trim_offsets\": true, \"add_prefix_space\": false}",
+        "{\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": \"<s>\", \"type_id\": 0}}, {\"Sequence\": {\"id\": \"A\", \"type_id\": 0}}, {\"SpecialToken\": {\"id\": \"</s>\", \"type_id\": 0}}],"
+        " \"pair\": [{\"SpecialToken\": {\"id\": \"<s>\", \"type_id\": 0}}, {\"Sequence\": {\"id\": \"A\", \"type_id\": 0}}, {\"SpecialToken\": {\"id\": \"</s>\", \"type_id\": 0}}, {\"SpecialToken\": {\"id\": \"</s>\", \"type_id\": 0}}, {\"Sequence\": {\"id\": \"B\", \"type_id\": 0}}, {\"SpecialToken\": {\"id\": \"</s>\", \"type_id\": 0}}],"
+        " \"special_tokens\": {\"<s>\": {\"id\": \"<s>\", \"ids\": [0], \"tokens\": [\"<s>\"]}, \"</s>\": {\"id\": \"</s>\", \"ids\": [2], \"tokens\": [\"</s>\"]}}}"};
+    for (int v = 0; v < 2; v++) {
+        json_error_t je;
+        json_t *root = json_pack("{s:[{s:i,s:s,s:b,s:b},{s:i,s:s,s:b,s:b},{s:i,s:s,s:b,s:b},{s:i,s:s,s:b,s:b},{s:i,s:s,s:b,s:b},{s:i,s:s,s:b,s:b}],"
+                                 "s:{s:s,s:b,s:b,s:b,s:n},s:{s:s},s:{s:s,s:s,s:s,s:i,s:O}}",
+                                 "added_tokens", "id", 0, "content", "<s>", "special", 1, "lstrip", 0, "id", 1, "content", "<pad>",
+                                 "special", 1, "lstrip", 0, "id", 2, "content", "</s>", "special", 1, "lstrip", 0, "id", 3,
+                                 "content", "<unk>", "special", 1, "lstrip", 0, "id", 104, "content", "[UNK]", "special", 1,
+                                 "lstrip", 0, "id", 30526, "content", "<mask>", "special", 1, "lstrip", 1, "normalizer", "type",
+                                 "BertNormalizer", "clean_text", 1, "handle_chinese_chars", 1, "lowercase", 1, "strip_accents",
+                                 "pre_tokenizer", "type", "BertPreTokenizer", "model", "type", "WordPiece", "unk_token", "[UNK]",
+                                 "continuing_subword_prefix", "##", "max_input_chars_per_word", 100, "vocab", vocab);
+        json_object_set_new(root, "post_processor", json_loads(post[v], 0, &je));
+        char dir[] = "/tmp/sembed_mpnet_XXXXXX", path[300], cmd[300];
+        CHECK(mkdtemp(dir) != NULL);
+        snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+        CHECK(json_dump_file(root, path, 0) == 0);
+        json_decref(root);
+        se_tokenizer *tok = NULL;
+        se_error err = {0};
+        CHECK_MSG(se_tokenizer_load(dir, &tok, &err) == SE_OK, "%s", err.msg);
+        size_t n_mp = 0, bad = 0;
+        for (size_t k = 0; tok && k < n_cases; k++) {
+            tcase *c = &cases[k];
+            if (strcmp(c->dir, TOKDIR "all-mpnet-base-v2") != 0) continue;
+            int32_t ids[600];
+            size_t n = 0;
+            se_tokenize_params p = se_tokenize_default_params(tok);
+            p.n_tokens_max = 0;
+            se_status s = se_tokenize(tok, c->text, c->text_len, c->pair, c->pair_len, &p, ids, NULL, 600, &n, NULL, &err);
+            n_mp++;
+            if (s != SE_OK || n != c->n || memcmp(ids, c->ids, n * sizeof *ids) != 0) {
+                if (bad++ < 3) fprintf(stderr, "  mpnet tokenizer.json (%s): '%s' differs\n", v ? "Template" : "Roberta", c->text);
+            }
+        }
+        CHECK_MSG(bad == 0 && n_mp >= 20, "%zu of %zu MPNet cases differ", bad, n_mp);
+        se_tokenizer_info info;
+        CHECK(tok && se_tokenizer_describe(tok, &info, &err) == SE_OK && strcmp(info.model, "WordPiece") == 0 &&
+              strcmp(info.post_processor, "<s> A </s> / <s> A </s></s> B </s>") == 0);
+        se_tokenizer_free(tok);
+        snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+        CHECK(system(cmd) == 0);
+    }
+    json_decref(vocab);
+}
+
 int main(void) {
     RUN(test_long_text_bounded); /* first: it measures the peak RSS */
     load_cases(TOKDIR "tokenizer-cases.jsonl", false);
@@ -708,6 +904,8 @@ int main(void) {
     RUN(test_wordpiece_without_unk);
     RUN(test_not_regular_files);
     RUN(test_tokenizer_file_limits);
+    RUN(test_fixture_model_ids);
+    RUN(test_mpnet_tokenizer_json);
     for (int i = 0; i < 16; i++) {
         free(toks[i].dir);
         se_tokenizer_free(toks[i].tok);

@@ -27,7 +27,10 @@
  *   2. A tokenizer file. When the first byte is even, the rest is written
  *      to a private temp dir as tokenizer.json (when it starts with '{',
  *      after JSON whitespace) or else as vocab.txt, and loaded with
- *      se_tokenizer_load (WordPiece or Unigram); a tokenizer that loads
+ *      se_tokenizer_load (WordPiece or Unigram, with the normalizer
+ *      Sequences of XLM-R files: a base64 Precompiled charsmap, Strip,
+ *      Replace, NFKC; Metaspace schemes; byte_fallback: the seed_xlmr_*
+ *      seeds); a tokenizer that loads
  *      must then tokenize a fixed sentence and the input to SE_OK or
  *      SE_E_UTF8 with no negative id, its stats must be consistent, and
  *      it must be freed.
