@@ -297,7 +297,8 @@ SE_API const se_tokenizer *se_model_tokenizer(const se_model *model);
 /* A description of a loaded model. Strings point into the model and are
  * valid until se_model_free. */
 typedef struct se_model_info {
-    const char *arch;          /* "bert" */
+    const char *arch;          /* config.json model_type: "bert", "xlm-roberta", "mpnet", "use-lite" */
+    const char *arch_name;     /* the architecture: "BertModel", "XLMRobertaModel", "MPNetModel", ... */
     const char *hidden_act;    /* "gelu", "gelu_new", "relu" */
     int32_t n_vocab;           /* vocab_size */
     int32_t n_embd;            /* hidden_size */

@@ -557,6 +557,18 @@ static size_t vocab_scripts(const se_tokenizer *tok, se_script_count *out, size_
  * script, and the CJK scripts it lacks, e.g. "8002 pieces: Latin 93%, no
  * letters 6% (no Han, Kana, Hangul: texts in scripts it lacks become
  * unknown tokens)". */
+/* The "tokenizer:" line of `sembed info`: the model, the file it came
+ * from, and its normaliser, pre-tokeniser and templates. */
+static void print_tokenizer_line(const se_tokenizer *tok) {
+    se_tokenizer_info ti;
+    if (se_tokenizer_describe(tok, &ti, NULL) != SE_OK) return;
+    printf("tokenizer:           %s from %s", ti.model, ti.source);
+    if (ti.normalizer[0]) printf("; normalizer %s", ti.normalizer);
+    if (ti.pre_tokenizer[0]) printf("; pre-tokenizer %s", ti.pre_tokenizer);
+    if (ti.post_processor[0]) printf("; %s", ti.post_processor);
+    printf("%s\n", ti.byte_fallback ? "; byte fallback" : "");
+}
+
 static void print_vocab_line(const se_tokenizer *tok, int n_vocab) {
     se_script_count sc[32];
     size_t total, n = vocab_scripts(tok, sc, 32, &total);
@@ -642,11 +654,28 @@ static int cmd_info(int argc, char **argv) {
         if (se_model_fingerprint(m, fp, sizeof fp, NULL) == SE_OK) cli_print_json_string(stdout, fp);
         else fputs("null", stdout);
         cli_rerank_info(&in, 1);
+        fputs(", \"architecture\": ", stdout);
+        cli_print_json_string(stdout, in.arch_name);
+        se_tokenizer_info ti;
+        if (se_tokenizer_describe(se_model_tokenizer(m), &ti, NULL) == SE_OK) {
+            fputs(", \"tokenizer\": {\"model\": ", stdout);
+            cli_print_json_string(stdout, ti.model);
+            fputs(", \"source\": ", stdout);
+            cli_print_json_string(stdout, ti.source);
+            fputs(", \"normalizer\": ", stdout);
+            cli_print_json_string(stdout, ti.normalizer);
+            fputs(", \"pre_tokenizer\": ", stdout);
+            cli_print_json_string(stdout, ti.pre_tokenizer);
+            fputs(", \"post_processor\": ", stdout);
+            cli_print_json_string(stdout, ti.post_processor);
+            printf(", \"byte_fallback\": %s}", ti.byte_fallback ? "true" : "false");
+        }
         fputs("}\n", stdout);
     } else {
-        printf("architecture:        %s (%d layers, hidden %d, %d heads, FFN %d, %s)\n", in.arch, in.n_layer, in.n_embd,
-               in.n_head, in.n_ff, in.hidden_act);
+        printf("architecture:        %s (%s: %d layers, hidden %d, %d heads, FFN %d, %s)\n", in.arch, in.arch_name,
+               in.n_layer, in.n_embd, in.n_head, in.n_ff, in.hidden_act);
         cli_rerank_info(&in, 0);
+        print_tokenizer_line(se_model_tokenizer(m));
         print_vocab_line(se_model_tokenizer(m), in.n_vocab);
         printf("max_seq_length:      %d (positions %d)\n", in.n_tokens_max, in.n_pos);
         printf("layer_norm_eps:      %g\n", (double)in.norm_eps);
@@ -657,7 +686,7 @@ static int cmd_info(int argc, char **argv) {
         printf("dimension:           %d\n", in.dim);
         printf("similarity:          %s\n", se_similarity_name(in.similarity));
         printf("do_lower_case:       %s\n", in.do_lower_case ? "yes" : "no");
-        if (!in.has_modules_json && strcmp(in.arch, "bert") == 0)
+        if (!in.has_modules_json && in.n_dense == 0 && in.n_labels == 0)
             printf("layout:              plain Hugging Face folder (no modules.json)\n");
         for (size_t i = 0; i < in.n_prompts; i++) {
             const char *name, *text;

@@ -131,6 +131,7 @@ se_status se_model_get_info(const se_model *m, se_model_info *o, se_error *err) 
     const se_folder_cfg *c = &m->cfg;
     memset(o, 0, sizeof *o);
     o->arch = c->model_type;
+    o->arch_name = c->arch->name;
     o->hidden_act = c->act_name;
     o->n_vocab = c->n_vocab, o->n_embd = c->n_embd, o->n_layer = c->n_layer, o->n_head = c->n_head;
     o->n_ff = c->n_ff, o->n_pos = c->n_pos, o->n_type = c->n_type, o->norm_eps = c->norm_eps;
