@@ -46,7 +46,7 @@ endif
 
 LIB_SRC  := src/alloc.c src/error.c src/json.c src/unicode.c src/tokenizer.c src/tokenizer_wordpiece.c \
             src/safetensors.c src/model_folder.c src/model.c src/model_weights.c src/model_gemm.c src/model_blocks.c \
-            src/models/models.c src/models/bert.c src/models/use_lite.c src/pool.c src/kernels.c src/kernels_avx2.c src/kernels_avx512.c src/kernels_bf16.c src/kernels_bf16dp.c src/kernels_int8.c \
+            src/models/models.c src/models/bert.c src/models/mpnet.c src/models/use_lite.c src/pool.c src/kernels.c src/kernels_avx2.c src/kernels_avx512.c src/kernels_bf16.c src/kernels_bf16dp.c src/kernels_int8.c \
             src/threadpool.c src/encode.c src/similarity.c src/util.c src/chunk.c src/vec_dist.c src/vec_index.c src/index.c \
             src/convert_use.c src/tokenizer_unigram.c src/sentencepiece_model.c src/normalizer_precompiled.c \
             src/torch_bin.c

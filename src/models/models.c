@@ -9,6 +9,7 @@
 /* Every architecture, by config.json model_type. */
 static const se_arch *const archs[] = {
     &se_arch_bert,
+    &se_arch_mpnet,
     &se_arch_use_lite,
 };
 
