@@ -48,7 +48,7 @@ LIB_SRC  := src/alloc.c src/error.c src/json.c src/unicode.c \
             src/tokenizer.c src/tokenizer_vocab.c src/tokenizers/wordpiece.c src/tokenizers/unigram.c \
             src/sentencepiece_model.c src/normalizer_precompiled.c \
             src/safetensors.c src/torch_bin.c src/model_folder.c src/model.c src/model_weights.c src/model_gemm.c \
-            src/model_blocks.c src/model_head.c src/models/models.c src/models/bert.c src/models/xlmr.c src/models/use_lite.c \
+            src/model_blocks.c src/model_head.c src/models/models.c src/models/bert.c src/models/xlmr.c src/models/mpnet.c src/models/use_lite.c \
             src/pool.c src/kernels.c src/kernels_avx2.c src/kernels_avx512.c src/kernels_bf16.c src/kernels_bf16dp.c src/kernels_int8.c \
             src/threadpool.c src/encode.c src/rerank.c src/similarity.c src/util.c src/chunk.c src/vec_dist.c src/vec_index.c \
             src/index.c src/convert_use.c

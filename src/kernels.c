@@ -42,15 +42,21 @@ size_t se_attn_scratch(size_t T, size_t HD) {
 }
 
 /* The dot/axpy formulation of one attention head, shared by the scalar
- * reference and the AVX2 set (which passes its vector dot and axpy). */
+ * reference and the AVX2 set (which passes its vector dot and axpy); bias
+ * NULL or rows ldb apart (se_attn_bias_fn). */
 static void attn_head_dot(se_dot_fn dot, se_axpy_fn axpy, const float *q, const float *k, const float *v, size_t ld,
-                          float *out, size_t ldo, size_t T, size_t HD, float scale, bool scale_q_first, float *scratch) {
+                          float *out, size_t ldo, size_t T, size_t HD, float scale, bool scale_q_first, const float *bias,
+                          ptrdiff_t ldb, float *scratch) {
     float *s = scratch, *qs = scratch + T; /* (T) scores, (HD) query */
     for (size_t i = 0; i < T; i++) {
         for (size_t d = 0; d < HD; d++) qs[d] = scale_q_first ? q[i * ld + d] * scale : q[i * ld + d];
         for (size_t t = 0; t < T; t++) {
             float acc = dot(qs, k + t * ld, HD);
             s[t] = scale_q_first ? acc : acc * scale;
+        }
+        if (bias) {
+            const float *br = bias + (ptrdiff_t)i * ldb;
+            for (size_t t = 0; t < T; t++) s[t] = s[t] + br[t];
         }
         se_softmax(s, T);
         float *o = out + i * ldo;
@@ -61,20 +67,33 @@ static void attn_head_dot(se_dot_fn dot, se_axpy_fn axpy, const float *q, const 
 
 void se_attn_head_ref(const float *q, const float *k, const float *v, size_t ld, float *out, size_t ldo, size_t T,
                       size_t HD, float scale, bool scale_q_first, float *scratch) {
-    attn_head_dot(se_dot_ref, se_axpy_ref, q, k, v, ld, out, ldo, T, HD, scale, scale_q_first, scratch);
+    attn_head_dot(se_dot_ref, se_axpy_ref, q, k, v, ld, out, ldo, T, HD, scale, scale_q_first, NULL, 0, scratch);
+}
+
+void se_attn_head_bias_ref(const float *q, const float *k, const float *v, size_t ld, float *out, size_t ldo, size_t T,
+                           size_t HD, float scale, const float *bias, ptrdiff_t ldb, float *scratch) {
+    attn_head_dot(se_dot_ref, se_axpy_ref, q, k, v, ld, out, ldo, T, HD, scale, false, bias, ldb, scratch);
 }
 
 /* The AVX2 set's attention: the reference structure with vector dot
  * products and axpy. */
 static void attn_head_avx2(const float *q, const float *k, const float *v, size_t ld, float *out, size_t ldo, size_t T,
                            size_t HD, float scale, bool scale_q_first, float *scratch) {
-    attn_head_dot(se_dot_avx2, se_axpy_avx2, q, k, v, ld, out, ldo, T, HD, scale, scale_q_first, scratch);
+    attn_head_dot(se_dot_avx2, se_axpy_avx2, q, k, v, ld, out, ldo, T, HD, scale, scale_q_first, NULL, 0, scratch);
 }
 
-static se_kernels kernels_ref = {"ref", se_gemm_ref, se_dot_ref, se_attn_head_ref, se_gelu, se_layernorm, se_add, false};
-static se_kernels kernels_avx2 = {"avx2", se_gemm_avx2, se_dot_avx2, attn_head_avx2, se_gelu, se_layernorm, se_add, false};
-static se_kernels kernels_avx512 = {"avx512", se_gemm_avx2, se_dot_avx2, se_attn_head_avx512, se_gelu_avx512,
-                                    se_layernorm_avx512, se_add_avx512, true};
+/* The AVX2 set's attention with an additive bias (se_attn_bias_fn). */
+static void attn_head_bias_avx2(const float *q, const float *k, const float *v, size_t ld, float *out, size_t ldo,
+                                size_t T, size_t HD, float scale, const float *bias, ptrdiff_t ldb, float *scratch) {
+    attn_head_dot(se_dot_avx2, se_axpy_avx2, q, k, v, ld, out, ldo, T, HD, scale, false, bias, ldb, scratch);
+}
+
+static se_kernels kernels_ref = {"ref", se_gemm_ref, se_dot_ref, se_attn_head_ref, se_attn_head_bias_ref, se_gelu,
+                                 se_layernorm, se_add, false};
+static se_kernels kernels_avx2 = {"avx2", se_gemm_avx2, se_dot_avx2, attn_head_avx2, attn_head_bias_avx2, se_gelu,
+                                  se_layernorm, se_add, false};
+static se_kernels kernels_avx512 = {"avx512", se_gemm_avx2, se_dot_avx2, se_attn_head_avx512, se_attn_head_bias_avx512,
+                                    se_gelu_avx512, se_layernorm_avx512, se_add_avx512, true};
 static const se_kernels *chosen;
 static pthread_once_t chosen_once = PTHREAD_ONCE_INIT;
 

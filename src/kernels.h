@@ -56,6 +56,21 @@ void se_attn_head_ref(const float *q, const float *k, const float *v, size_t ld,
 void se_attn_head_avx512(const float *q, const float *k, const float *v, size_t ld, float *out, size_t ldo, size_t T,
                          size_t HD, float scale, bool scale_q_first, float *scratch);
 
+/* One attention head with an additive bias per (query, key) pair (MPNet's
+ * relative position bias):
+ *   out[i][d] = sum_t softmax_t((q_i . k_t) * scale + bias[i * ldb + t]) v[t][d]
+ * bias row i starts at bias + i * ldb; ldb may be negative or zero, so a
+ * bias that depends only on t - i is one row of 2T - 1 values per head
+ * (pass its element for t - i = 0 and ldb = -1). The score is rounded
+ * after the scale and again after the bias, as torch's scores / sqrt(HD) +
+ * bias. Other arguments as se_attn_fn. */
+typedef void (*se_attn_bias_fn)(const float *q, const float *k, const float *v, size_t ld, float *out, size_t ldo,
+                                size_t T, size_t HD, float scale, const float *bias, ptrdiff_t ldb, float *scratch);
+void se_attn_head_bias_ref(const float *q, const float *k, const float *v, size_t ld, float *out, size_t ldo, size_t T,
+                           size_t HD, float scale, const float *bias, ptrdiff_t ldb, float *scratch);
+void se_attn_head_bias_avx512(const float *q, const float *k, const float *v, size_t ld, float *out, size_t ldo,
+                              size_t T, size_t HD, float scale, const float *bias, ptrdiff_t ldb, float *scratch);
+
 /* GEMM on bf16 weights with f32 activations and arithmetic (AVX-512F):
  * weights packed by se_pack_weights_bf16 (se_pack_bf16_size(N, K)
  * uint16s; layout in kernels_bf16.c). Same determinism contract as
@@ -117,6 +132,7 @@ typedef struct se_kernels {
     se_gemm_fn gemm;
     se_dot_fn dot;
     se_attn_fn attn;
+    se_attn_bias_fn attn_bias; /* attention with a per-(query, key) additive bias */
     void (*gelu)(float *x, size_t n); /* exact-erf GELU (AVX-512: A&S 7.1.26 erf, |err| <= 1.5e-7) */
     void (*layernorm)(float *x, size_t n, const float *g, const float *b, float eps);
     void (*add)(float *x, const float *y, size_t n); /* x[i] = y[i] + x[i]: the same bits in every set */

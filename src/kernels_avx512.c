@@ -138,8 +138,14 @@ static inline __m512 exp16(__m512 x) {
     return _mm512_scalef_ps(p, n);
 }
 
-void se_attn_head_avx512(const float *q, const float *k, const float *v, size_t ld, float *out, size_t ldo, size_t T,
-                         size_t HD, float scale, bool scale_q_first, float *scratch) {
+/* One attention head (se_attn_fn), with the additive bias of
+ * se_attn_bias_fn when bias is not NULL; inlined into both entry points so
+ * that the unbiased one compiles to exactly the operations it had before
+ * the bias existed. */
+static inline __attribute__((always_inline)) void attn_head(const float *q, const float *k, const float *v, size_t ld,
+                                                            float *out, size_t ldo, size_t T, size_t HD, float scale,
+                                                            bool scale_q_first, const float *bias, ptrdiff_t ldb,
+                                                            float *scratch) {
     enum { QB = 8 }; /* queries per block: eight independent FMA chains */
     size_t Tp = (T + 15) & ~(size_t)15;
     float *kt = scratch;          /* (HD, Tp) keys transposed, zero padded */
@@ -188,6 +194,21 @@ void se_attn_head_avx512(const float *q, const float *k, const float *v, size_t 
                 __m512 sc = _mm512_set1_ps(scale);
                 a0 = _mm512_mul_ps(a0, sc), a1 = _mm512_mul_ps(a1, sc), a2 = _mm512_mul_ps(a2, sc), a3 = _mm512_mul_ps(a3, sc);
                 a4 = _mm512_mul_ps(a4, sc), a5 = _mm512_mul_ps(a5, sc), a6 = _mm512_mul_ps(a6, sc), a7 = _mm512_mul_ps(a7, sc);
+            }
+            if (bias) { /* + bias[i][t] for the block's real queries and keys (the rest stays unused) */
+                __mmask16 m = T - t >= 16 ? 0xFFFF : (__mmask16)((1u << (T - t)) - 1);
+                const float *b0 = bias + (ptrdiff_t)i0 * ldb + (ptrdiff_t)t;
+#define SE_ADD_BIAS(r, a) \
+    if (nq > r) a = _mm512_add_ps(a, _mm512_maskz_loadu_ps(m, b0 + (ptrdiff_t)(r) * ldb))
+                SE_ADD_BIAS(0, a0);
+                SE_ADD_BIAS(1, a1);
+                SE_ADD_BIAS(2, a2);
+                SE_ADD_BIAS(3, a3);
+                SE_ADD_BIAS(4, a4);
+                SE_ADD_BIAS(5, a5);
+                SE_ADD_BIAS(6, a6);
+                SE_ADD_BIAS(7, a7);
+#undef SE_ADD_BIAS
             }
             _mm512_storeu_ps(s + t, a0);
             _mm512_storeu_ps(s + Tp + t, a1);
@@ -243,6 +264,16 @@ void se_attn_head_avx512(const float *q, const float *k, const float *v, size_t 
             if (nq > 7) _mm512_mask_storeu_ps(orow + 7 * ldo, m, o7);
         }
     }
+}
+
+void se_attn_head_avx512(const float *q, const float *k, const float *v, size_t ld, float *out, size_t ldo, size_t T,
+                         size_t HD, float scale, bool scale_q_first, float *scratch) {
+    attn_head(q, k, v, ld, out, ldo, T, HD, scale, scale_q_first, NULL, 0, scratch);
+}
+
+void se_attn_head_bias_avx512(const float *q, const float *k, const float *v, size_t ld, float *out, size_t ldo,
+                              size_t T, size_t HD, float scale, const float *bias, ptrdiff_t ldb, float *scratch) {
+    attn_head(q, k, v, ld, out, ldo, T, HD, scale, false, bias, ldb, scratch);
 }
 
 /* ==== GELU ==== */

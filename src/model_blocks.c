@@ -7,8 +7,10 @@
  * attends only to itself, which is exactly what the padding mask achieves
  * in a padded batch):
  *   embeddings:  x = LN_emb((word[id] + type[tt]) + pos[p + pos_offset])
+ *                (RoBERTa: p counts only the tokens that are not padding)
  *   a layer:     q, k, v = x Wq^T + bq, x Wk^T + bk, x Wv^T + bv   (one fused GEMM)
- *                ctx[h] = softmax(q[h] k[h]^T / sqrt(HD)) v[h]  per sentence, per head
+ *                ctx[h] = softmax(q[h] k[h]^T / sqrt(HD) (+ rel[h][t - i])) v[h]
+ *                         per sentence, per head (the relative bias: MPNet)
  *                x = LN1(ctx Wo^T + bo + x)
  *                x = LN2(act(x W1^T + b1) W2^T + b2 + x)
  * Every step computes each value with a fixed operation order whatever the
@@ -142,6 +144,8 @@ typedef struct row_job {
     size_t S, T;
     size_t pos_offset; /* position id of each sentence's first token */
     int stage;         /* which row-wise step */
+    int32_t pad_idx;   /* >= 0: RoBERTa positions around this padding id (se_encoder_embed_roberta) */
+    const se_rel_bias *rb; /* relative position bias of the attention, or NULL */
 } row_job;
 
 enum { ROWS_PER_TASK = 16 };
@@ -190,11 +194,23 @@ static void row_task(void *arg, size_t task, int thread) {
     if (j->stage == 0) { /* embeddings: (word + type) + pos, then LN */
         size_t s = 0;
         while (j->starts[s + 1] <= t0) s++;
+        size_t n_pad = 0; /* padding ids before t in its sentence (RoBERTa positions) */
+        if (j->pad_idx >= 0)
+            for (size_t u = j->starts[s]; u < t0; u++) n_pad += j->ids[u] == j->pad_idx;
         for (size_t t = t0; t < t1; t++) {
-            while (j->starts[s + 1] <= t) s++;
+            if (j->starts[s + 1] <= t) {
+                while (j->starts[s + 1] <= t) s++;
+                n_pad = 0;
+                if (j->pad_idx >= 0)
+                    for (size_t u = j->starts[s]; u < t; u++) n_pad += j->ids[u] == j->pad_idx;
+            }
             size_t pos = t - j->starts[s] + j->pos_offset;
+            if (j->pad_idx >= 0) {
+                if (j->ids[t] == j->pad_idx) pos = (size_t)j->pad_idx, n_pad++;
+                else pos -= n_pad;
+            }
             const float *we = m->word_emb + (size_t)j->ids[t] * H;
-            const float *te = m->type_emb ? m->type_emb + (size_t)j->type_ids[t] * H : NULL;
+            const float *te = m->type_emb && j->type_ids ? m->type_emb + (size_t)j->type_ids[t] * H : NULL;
             const float *pe = m->pos_emb + pos * H;
             float *x = b->x + t * H;
             for (size_t i = 0; i < H; i++) x[i] = (we[i] + (te ? te[i] : 0.0f)) + pe[i];
@@ -232,8 +248,12 @@ static void attn_task(void *arg, size_t task, int thread) {
     size_t a = j->starts[s], T = j->starts[s + 1] - a;
     se_fwd_buf *b = j->buf;
     const float *q = b->qkv + a * 3 * H + h * HD; /* rows of the fused (T, 3H) q|k|v */
-    se_kernels_get()->attn(q, q + H, q + 2 * H, 3 * H, b->ctx + a * H + h * HD, H, T, HD, 1.0f / sqrtf((float)HD), false,
-                           b->att + (size_t)thread * b->att_stride);
+    if (j->rb) /* row i of the bias starts at t - i = -i: rel[h ld + center - i] */
+        se_kernels_get()->attn_bias(q, q + H, q + 2 * H, 3 * H, b->ctx + a * H + h * HD, H, T, HD, 1.0f / sqrtf((float)HD),
+                                    j->rb->rel + h * j->rb->ld + j->rb->center, -1, b->att + (size_t)thread * b->att_stride);
+    else
+        se_kernels_get()->attn(q, q + H, q + 2 * H, 3 * H, b->ctx + a * H + h * HD, H, T, HD, 1.0f / sqrtf((float)HD),
+                               false, b->att + (size_t)thread * b->att_stride);
 }
 
 /* ==== The forward pass ==== */
@@ -262,16 +282,27 @@ se_status se_encoder_check(const se_model *m, const int32_t *ids, const int32_t 
 
 void se_encoder_embed(const se_model *m, se_fwd_buf *buf, se_threadpool *tp, const int32_t *ids, const int32_t *type_ids,
                       const size_t *starts, size_t S, size_t pos_offset) {
-    row_job j = {m, NULL, buf, ids, type_ids, starts, S, starts[S], pos_offset, 0};
+    row_job j = {m, NULL, buf, ids, type_ids, starts, S, starts[S], pos_offset, 0, -1, NULL};
+    if (j.T) run_rows(tp, &j, 0);
+}
+
+void se_encoder_embed_roberta(const se_model *m, se_fwd_buf *buf, se_threadpool *tp, const int32_t *ids,
+                              const int32_t *type_ids, const size_t *starts, size_t S, int32_t padding_idx) {
+    row_job j = {m, NULL, buf, ids, type_ids, starts, S, starts[S], (size_t)padding_idx + 1, 0, padding_idx, NULL};
     if (j.T) run_rows(tp, &j, 0);
 }
 
 void se_encoder_layer(const se_model *m, const se_layer_w *w, se_fwd_buf *buf, se_threadpool *tp, const size_t *starts,
                       size_t S) {
+    se_encoder_layer_rel(m, w, buf, tp, starts, S, NULL);
+}
+
+void se_encoder_layer_rel(const se_model *m, const se_layer_w *w, se_fwd_buf *buf, se_threadpool *tp, const size_t *starts,
+                          size_t S, const se_rel_bias *rb) {
     const se_folder_cfg *c = &m->cfg;
     size_t T = starts[S], H = (size_t)c->n_embd, FF = (size_t)c->n_ff;
     if (T == 0) return;
-    row_job j = {m, w, buf, NULL, NULL, starts, S, T, 0, 0};
+    row_job j = {m, w, buf, NULL, NULL, starts, S, T, 0, 0, -1, rb};
     se_par_gemm(tp, m, buf, buf->x, T, H, w->qkv_w, w->qkv_b, buf->qkv, 3 * H); /* (T, 3H) */
     se_threadpool_run(tp, S * (size_t)c->n_head, attn_task, &j);
     se_par_gemm(tp, m, buf, buf->ctx, T, H, w->o_w, w->o_b, buf->tmp, H);

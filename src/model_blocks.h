@@ -48,11 +48,36 @@ se_status se_encoder_check(const se_model *m, const int32_t *ids, const int32_t 
 void se_encoder_embed(const se_model *m, se_fwd_buf *buf, se_threadpool *tp, const int32_t *ids, const int32_t *type_ids,
                       const size_t *starts, size_t S, size_t pos_offset);
 
+/* buf->x as se_encoder_embed with RoBERTa's position ids (fairseq's
+ * make_positions, Hugging Face's create_position_ids_from_input_ids):
+ * padding_idx + 1 + the token's index among the sentence's tokens that are
+ * not padding_idx, and padding_idx for a padding_idx token itself (a
+ * literal "<pad>" in the text). Token types as se_encoder_embed (type_ids
+ * NULL: none). se_encoder_check with pos_offset padding_idx + 1 bounds
+ * these positions. */
+void se_encoder_embed_roberta(const se_model *m, se_fwd_buf *buf, se_threadpool *tp, const int32_t *ids,
+                              const int32_t *type_ids, const size_t *starts, size_t S, int32_t padding_idx);
+
 /* One post-LN encoder layer over buf->x, in place: self-attention per
  * sentence and head, residual and LN1, the FFN with config.json's
  * activation, residual and LN2. */
 void se_encoder_layer(const se_model *m, const se_layer_w *w, se_fwd_buf *buf, se_threadpool *tp, const size_t *starts,
                       size_t S);
+
+/* A relative position attention bias (MPNet, T5): head h adds
+ *   rel[h * ld + center + (t - i)]
+ * to the scaled score of query i and key t of a sentence, so it must hold
+ * every t - i of the longest sentence: |t - i| <= center and
+ * center + (t - i) < ld. */
+typedef struct se_rel_bias {
+    const float *rel;
+    size_t ld, center;
+} se_rel_bias;
+
+/* se_encoder_layer with the relative position bias rb added to every
+ * head's scores (rb NULL: exactly se_encoder_layer). */
+void se_encoder_layer_rel(const se_model *m, const se_layer_w *w, se_fwd_buf *buf, se_threadpool *tp, const size_t *starts,
+                          size_t S, const se_rel_bias *rb);
 
 /* Parses an activation's name: config.json's hidden_act (dense false:
  * gelu, gelu_new, gelu_pytorch_tanh, relu) or a Dense module's

@@ -296,6 +296,51 @@ TEST(xlmr_positions) {
     se_model_free(m);
 }
 
+/* The embeddings rows of one id sequence's forward pass into out. */
+static size_t emb_rows(se_ctx *ctx, capture *cap, const int32_t *ids, size_t n, float *out, size_t cap_floats) {
+    se_error err = {0};
+    float emb[64];
+    capture_free(cap);
+    if (se_encode_ids(ctx, &ids, &n, 1, NULL, emb, 64, &err) != SE_OK) return 0;
+    size_t k = cap->n_tokens * cap->n_embd;
+    if (!cap->states[0] || k > cap_floats) return 0;
+    memcpy(out, cap->states[0], k * sizeof *out);
+    return cap->n_tokens;
+}
+
+/* RoBERTa positions as XLMRobertaEmbeddings computes them
+ * (create_position_ids_from_input_ids): the padding id in a sequence (a
+ * literal "<pad>" in the text) takes position padding_idx and does not
+ * count, so the tokens after it keep the positions they have without it.
+ * Before: the token after it got position 5 instead of 4. */
+TEST(xlmr_pad_token_positions) {
+    bool stand_in;
+    se_model *m = load_fixture("xlmr-cls-norm-bin", &stand_in);
+    CHECK(m != NULL);
+    if (!m) return;
+    capture cap = {0};
+    se_ctx_params cp = se_ctx_default_params();
+    cp.debug_fn = capture_cb;
+    cp.debug_user = &cap;
+    se_ctx *ctx = NULL;
+    se_error err = {0};
+    CHECK(se_ctx_new(m, &cp, &ctx, &err) == SE_OK);
+    enum { H = 12, CAPF = 8 * H };
+    float with[CAPF], without[CAPF], alone[CAPF];
+    const int32_t a[] = {0, 10, 1, 20, 2}, b[] = {0, 10, 20, 2}, c[] = {0, 1, 2};
+    size_t nw = emb_rows(ctx, &cap, a, 5, with, CAPF), no = emb_rows(ctx, &cap, b, 4, without, CAPF),
+           na = emb_rows(ctx, &cap, c, 3, alone, CAPF);
+    CHECK_MSG(nw == 5 && no == 4 && na == 3 && cap.n_embd == H, "token counts %zu %zu %zu", nw, no, na);
+    if (nw == 5 && no == 4 && na == 3) {
+        CHECK_MSG(memcmp(with, without, 2 * H * sizeof(float)) == 0, "<s> x: positions 2, 3");
+        CHECK_MSG(memcmp(with + 3 * H, without + 2 * H, 2 * H * sizeof(float)) == 0, "y </s> after <pad>: positions 4, 5");
+        CHECK_MSG(memcmp(with + 2 * H, alone + H, H * sizeof(float)) == 0, "<pad>: position 1 wherever it is");
+    }
+    capture_free(&cap);
+    se_ctx_free(ctx);
+    se_model_free(m);
+}
+
 /* Reduced precision, as for BERT in test_model: every sentence within the
  * cosine bar of the f32 reference (bf16 0.999, int8 0.995) and
  * batch-invariant, or SE_E_UNSUPPORTED naming the instructions the CPU
@@ -352,6 +397,7 @@ int main(void) {
     RUN(reference_on_ids);
     RUN(encode_ids_bad_input);
     RUN(xlmr_positions);
+    RUN(xlmr_pad_token_positions);
     RUN(bf16_fidelity);
     RUN(int8_fidelity);
     char cmd[128];

@@ -102,6 +102,58 @@ TEST(attention_matches_reference) {
     }
 }
 
+/* The biased attention of every kernel set against the scalar twin, for
+ * a full (T, T) bias, a bias shared by all queries (ldb 0) and a relative
+ * one (t - i, ldb -1); a zero bias gives the unbiased output bit for bit
+ * (scalar twin), and a bias that masks all keys but one selects that
+ * key's value. */
+TEST(test_attention_bias_matches_reference) {
+    unsigned seed = 23;
+    const se_kernels *kk = se_kernels_get();
+    size_t cases[][2] = {{1, 32}, {2, 8}, {17, 64}, {33, 64}, {130, 32}, {5, 20}, {9, 4}};
+    for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++) {
+        size_t T = cases[ci][0], HD = cases[ci][1], ld = 3 * HD + 5;
+        float *qkv = malloc(T * ld * sizeof *qkv), *o1 = malloc(T * HD * sizeof *o1), *o2 = malloc(T * HD * sizeof *o2);
+        float *full = malloc(T * T * sizeof *full), *rel = malloc((2 * T - 1) * sizeof *rel);
+        float *scr = malloc(se_attn_scratch(T, HD) * sizeof *scr);
+        for (size_t i = 0; i < T * ld; i++) qkv[i] = 2.0f * frand(&seed);
+        for (size_t i = 0; i < T * T; i++) full[i] = 3.0f * frand(&seed);
+        for (size_t i = 0; i < 2 * T - 1; i++) rel[i] = 3.0f * frand(&seed);
+        struct {
+            const char *name;
+            const float *bias;
+            ptrdiff_t ldb;
+        } forms[] = {{"full", full, (ptrdiff_t)T}, {"shared", full, 0}, {"relative", rel + T - 1, -1}};
+        for (size_t fi = 0; fi < sizeof forms / sizeof *forms; fi++) {
+            se_attn_head_bias_ref(qkv, qkv + HD, qkv + 2 * HD, ld, o1, HD, T, HD, 0.125f, forms[fi].bias, forms[fi].ldb, scr);
+            kk->attn_bias(qkv, qkv + HD, qkv + 2 * HD, ld, o2, HD, T, HD, 0.125f, forms[fi].bias, forms[fi].ldb, scr);
+            char label[96];
+            snprintf(label, sizeof label, "%s attention bias %s T=%zu HD=%zu", kk->name, forms[fi].name, T, HD);
+            CHECK_CLOSE(o2, o1, T * HD, 2e-6, 1e-5, label);
+        }
+        /* the relative form is the full form with bias[i][t] = rel[t - i] */
+        for (size_t i = 0; i < T; i++)
+            for (size_t t = 0; t < T; t++) full[i * T + t] = rel[T - 1 + t - i];
+        se_attn_head_bias_ref(qkv, qkv + HD, qkv + 2 * HD, ld, o1, HD, T, HD, 0.125f, full, (ptrdiff_t)T, scr);
+        kk->attn_bias(qkv, qkv + HD, qkv + 2 * HD, ld, o2, HD, T, HD, 0.125f, rel + T - 1, -1, scr);
+        CHECK_CLOSE(o2, o1, T * HD, 2e-6, 1e-5, "relative bias = its full matrix");
+        /* zero bias: the unbiased reference, bit for bit */
+        memset(full, 0, T * T * sizeof *full);
+        se_attn_head_ref(qkv, qkv + HD, qkv + 2 * HD, ld, o1, HD, T, HD, 0.125f, false, scr);
+        se_attn_head_bias_ref(qkv, qkv + HD, qkv + 2 * HD, ld, o2, HD, T, HD, 0.125f, full, (ptrdiff_t)T, scr);
+        CHECK_MSG(memcmp(o1, o2, T * HD * sizeof *o1) == 0, "zero bias changes the reference attention (T=%zu)", T);
+        /* -1e4 on every key but (i + 1) % T: query i reads v[(i + 1) % T] */
+        for (size_t i = 0; i < T; i++)
+            for (size_t t = 0; t < T; t++) full[i * T + t] = t == (i + 1) % T ? 0.0f : -1e4f;
+        kk->attn_bias(qkv, qkv + HD, qkv + 2 * HD, ld, o2, HD, T, HD, 0.125f, full, (ptrdiff_t)T, scr);
+        double worst = 0;
+        for (size_t i = 0; i < T; i++)
+            for (size_t d = 0; d < HD; d++) worst = fmax(worst, fabs(o2[i * HD + d] - qkv[((i + 1) % T) * ld + 2 * HD + d]));
+        CHECK_MSG(worst < 1e-6, "%s: a masking bias leaves %.3g of other values (T=%zu)", kk->name, worst, T);
+        free(qkv), free(o1), free(o2), free(full), free(rel), free(scr);
+    }
+}
+
 /* The dispatched GELU against libm's erff. */
 TEST(gelu_matches_reference) {
     float x[1000], a[1000], b[1000];
@@ -340,6 +392,7 @@ int main(void) {
     RUN(gemm_matches_reference);
     RUN(packed_gemm);
     RUN(attention_matches_reference);
+    RUN(test_attention_bias_matches_reference);
     RUN(gelu_matches_reference);
     RUN(layernorm_matches_reference);
     RUN(add_matches_reference);

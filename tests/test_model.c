@@ -13,6 +13,7 @@
 
 #include "alloc.h"
 #include "model_folder.h"
+#include "models/models.h"
 #include "safetensors.h"
 #include "sembed.h"
 #include "test.h"
@@ -20,8 +21,8 @@
 
 #define FIX "tests/fixtures/models/"
 
-static const char *models[] = {"en-mean-norm", "zh-cls-dense-f16", "en-max-relu-bf16", "en-allpool-prompt", "en-plain-hf"};
-#define N_MODELS (sizeof models / sizeof *models)
+static const char *ref_models[] = {"en-mean-norm", "zh-cls-dense-f16", "en-max-relu-bf16", "en-allpool-prompt", "en-plain-hf"};
+#define N_MODELS (sizeof ref_models / sizeof *ref_models)
 
 /* The shared sentence set. */
 static char **sentences;
@@ -106,10 +107,11 @@ static void capture_free(capture *c) {
     memset(c, 0, sizeof *c);
 }
 
-/* Every fixture sentence, encoded alone, against the reference: token
- * count, per-layer hidden states, final embedding, truncation flag. */
-TEST(reference_fixtures) {
-    for (size_t mi = 0; mi < N_MODELS; mi++) {
+/* Every fixture sentence of models[0..n), encoded alone, against the
+ * reference: token count (and the ids themselves when check_ids),
+ * per-layer hidden states, final embedding, truncation flag. */
+static void check_references(const char *const *models, size_t n_models, bool check_ids) {
+    for (size_t mi = 0; mi < n_models; mi++) {
         char dir[256];
         snprintf(dir, sizeof dir, FIX "%s", models[mi]);
         json_t *hdr;
@@ -141,6 +143,17 @@ TEST(reference_fixtures) {
             CHECK_MSG(s == SE_OK, "%s sentence %zu: %s", models[mi], i, err.msg);
             size_t n_ids = json_array_size(json_object_get(e, "ids"));
             CHECK_MSG(cap.n_tokens == n_ids, "%s sentence %zu: %zu tokens, expected %zu", models[mi], i, cap.n_tokens, n_ids);
+            if (check_ids) { /* the tokenizer gives the reference's ids */
+                int32_t ids[512];
+                size_t n_got = 0;
+                const char *in = json_string_value(json_object_get(e, "text"));
+                se_tokenize_params tp = se_tokenize_default_params(se_model_tokenizer(m));
+                CHECK(se_tokenize(se_model_tokenizer(m), in, strlen(in), NULL, 0, &tp, ids, NULL, 512, &n_got, NULL, &err) == SE_OK);
+                bool same = n_got == n_ids;
+                for (size_t k = 0; same && k < n_ids; k++)
+                    same = ids[k] == (int32_t)json_integer_value(json_array_get(json_object_get(e, "ids"), k));
+                CHECK_MSG(same, "%s sentence %zu: the tokenizer's ids differ from the reference's", models[mi], i);
+            }
             CHECK_MSG(cut == json_is_true(json_object_get(e, "truncated")), "%s sentence %zu: truncated flag", models[mi], i);
             json_t *hs = json_object_get(e, "hidden_states");
             CHECK(cap.n == (int)json_array_size(hs));
@@ -175,6 +188,8 @@ TEST(reference_fixtures) {
     }
 }
 
+TEST(reference_fixtures) { check_references(ref_models, N_MODELS, false); }
+
 /* Encodes all sentences with the given ctx settings, in the given order. */
 static float *encode_all(se_model *m, int threads, int batch_tokens, const size_t *order, const se_encode_params *ep) {
     se_ctx_params cp = se_ctx_default_params();
@@ -198,10 +213,10 @@ static float *encode_all(se_model *m, int threads, int batch_tokens, const size_
     return out;
 }
 
-/* A sentence alone, or in any batch, with any thread count and token
- * budget, gives bit-identical output. */
-TEST(batch_invariance) {
-    for (size_t mi = 0; mi < N_MODELS; mi++) {
+/* A sentence of models[0..n) alone, or in any batch, with any thread
+ * count and token budget, gives bit-identical output. */
+static void check_batch_invariance(const char *const *models, size_t n_models) {
+    for (size_t mi = 0; mi < n_models; mi++) {
         char dir[256];
         snprintf(dir, sizeof dir, FIX "%s", models[mi]);
         se_model *m = NULL;
@@ -241,6 +256,8 @@ TEST(batch_invariance) {
         se_model_free(m);
     }
 }
+
+TEST(batch_invariance) { check_batch_invariance(ref_models, N_MODELS); }
 
 /* Bad text input: invalid UTF-8 names the text, empty and huge texts work. */
 TEST(text_inputs) {
@@ -1200,8 +1217,8 @@ TEST(plain_folder_notice_and_info) {
 /* Reduced precision: every fixture sentence within the issue's cosine bar
  * of the f32 reference (bf16 0.999, int8 0.995), and still batch-invariant;
  * or a clear SE_E_UNSUPPORTED on a CPU without the instructions. */
-static void reduced_precision(se_dtype dtype, double bar, const char *tag) {
-    for (size_t mi = 0; mi < N_MODELS; mi++) {
+static void reduced_precision_of(const char *const *models, size_t n_models, se_dtype dtype, double bar, const char *tag) {
+    for (size_t mi = 0; mi < n_models; mi++) {
         char dir[256];
         snprintf(dir, sizeof dir, FIX "%s", models[mi]);
         se_model_params mp = se_model_default_params();
@@ -1248,6 +1265,9 @@ static void reduced_precision(se_dtype dtype, double bar, const char *tag) {
     }
 }
 
+/* reduced_precision_of on the BERT fixtures. */
+static void reduced_precision(se_dtype dtype, double bar, const char *tag) { reduced_precision_of(ref_models, N_MODELS, dtype, bar, tag); }
+
 TEST(bf16_fidelity) {
     reduced_precision(SE_DTYPE_BF16, 0.999, "bf16");
     se_model_params mp = se_model_default_params();
@@ -1258,6 +1278,127 @@ TEST(bf16_fidelity) {
 }
 
 TEST(int8_fidelity) { reduced_precision(SE_DTYPE_INT8, 0.995, "int8"); }
+
+/* ==== MPNet (issue 10 item 4) ==== */
+
+static const char *mpnet_models[] = {"mpnet-mean-norm", "mpnet-prefix-max-f16"};
+#define N_MPNET (sizeof mpnet_models / sizeof *mpnet_models)
+
+/* The MPNet fixtures (all-mpnet-base-v2's layout, F32 bare names; an
+ * MPNetForMaskedLM checkpoint, F16, "mpnet." names) against the PyTorch
+ * reference: the tokenizer's ids, every layer's hidden states, the
+ * embeddings (cosine >= 0.99999, max abs diff <= 1e-4). Run on every
+ * kernel set by tests/run.sh. */
+TEST(test_mpnet_reference) { check_references(mpnet_models, N_MPNET, true); }
+
+/* MPNet outputs are bit-identical under any batching, thread count and
+ * token budget (the relative bias is shared, not per batch). */
+TEST(test_mpnet_batch_invariance) { check_batch_invariance(mpnet_models, N_MPNET); }
+
+/* bf16 and int8 on the MPNet fixtures: within the BERT bars of the f32
+ * reference, batch-invariant (or SE_E_UNSUPPORTED without AVX-512). */
+TEST(test_mpnet_reduced_precision) {
+    reduced_precision_of(mpnet_models, N_MPNET, SE_DTYPE_BF16, 0.999, "bf16");
+    reduced_precision_of(mpnet_models, N_MPNET, SE_DTYPE_INT8, 0.995, "int8");
+}
+
+/* The relative position bucket against torch's: the first distance of
+ * each logarithmic bucket as Debian's torch 1.13 computes
+ * MPNetEncoder.relative_position_bucket (float32 log; 16 and 32 sit exactly
+ * on a boundary, where float32 and double happen to agree), every distance
+ * up to 3000 both ways (beyond 128 all in the last bucket). */
+TEST(test_mpnet_rel_bucket) {
+    static const int first[][2] = {{8, 8}, {12, 9}, {16, 10}, {23, 11}, {32, 12}, {46, 13}, {64, 14}, {91, 15}};
+    int bad = 0;
+    for (int64_t d = 0; d <= 3000; d++) {
+        int want = (int)d; /* exact below 8 */
+        for (size_t i = 0; i < sizeof first / sizeof *first; i++)
+            if (d >= first[i][0]) want = first[i][1];
+        /* rel = key - query: a key before the query (rel < 0) is in the lower half */
+        int lo = se_mpnet_rel_bucket(-d), hi = se_mpnet_rel_bucket(d);
+        if (lo != want || hi != (d ? want + 16 : 0)) {
+            if (bad++ < 5) CHECK_MSG(0, "distance %lld: buckets %d / %d, want %d / %d", (long long)d, lo, hi, want, d ? want + 16 : 0);
+        }
+    }
+    CHECK(bad == 0);
+}
+
+/* Captures the "emb_norm" rows of one text's forward pass into out (cap
+ * floats); returns the token count. */
+static size_t mpnet_emb_rows(se_ctx *ctx, capture *cap, const char *text, float *out, size_t cap_floats) {
+    se_error err = {0};
+    float emb[64];
+    capture_free(cap);
+    if (se_encode(ctx, &text, NULL, 1, NULL, emb, 64, NULL, &err) != SE_OK) return 0;
+    size_t n = cap->n_tokens * cap->n_embd;
+    if (!cap->states[0] || n > cap_floats) return 0;
+    memcpy(out, cap->states[0], n * sizeof *out);
+    return cap->n_tokens;
+}
+
+/* RoBERTa positions as Hugging Face's MPNetEmbeddings computes them: a
+ * literal <pad> in the text (id 1, padding_idx) takes position 1 and does
+ * not count, so the tokens after it keep the positions they have without
+ * it. Before: the token after "<pad>" got position 5 instead of 4. */
+TEST(test_mpnet_pad_token_positions) {
+    se_model *m = NULL;
+    se_error err = {0};
+    CHECK(se_model_load(FIX "mpnet-mean-norm", NULL, &m, &err) == SE_OK);
+    if (!m) return;
+    capture cap = {0};
+    se_ctx_params cp = se_ctx_default_params();
+    cp.debug_fn = capture_cb;
+    cp.debug_user = &cap;
+    se_ctx *ctx = NULL;
+    CHECK(se_ctx_new(m, &cp, &ctx, &err) == SE_OK);
+    enum { CAPF = 64 * 12 };
+    float with[CAPF], without[CAPF], alone[CAPF];
+    size_t H = 12;
+    size_t nw = mpnet_emb_rows(ctx, &cap, "hello <pad> world", with, CAPF);
+    size_t no = mpnet_emb_rows(ctx, &cap, "hello world", without, CAPF);
+    size_t na = mpnet_emb_rows(ctx, &cap, "<pad>", alone, CAPF);
+    CHECK_MSG(nw == 5 && no == 4 && na == 3, "token counts %zu %zu %zu (want 5 4 3)", nw, no, na);
+    if (nw == 5 && no == 4 && na == 3) {
+        /* <s> hello <pad> world </s>  vs  <s> hello world </s>  vs  <s> <pad> </s> */
+        CHECK_MSG(memcmp(with, without, 2 * H * sizeof(float)) == 0, "<s> hello: positions 2, 3");
+        CHECK_MSG(memcmp(with + 3 * H, without + 2 * H, 2 * H * sizeof(float)) == 0, "world </s> after <pad>: positions 4, 5");
+        CHECK_MSG(memcmp(with + 2 * H, alone + H, H * sizeof(float)) == 0, "<pad>: position 1 wherever it is");
+    }
+    capture_free(&cap);
+    se_ctx_free(ctx);
+    se_model_free(m);
+}
+
+/* MPNet's config.json and checkpoint, broken: a bucket count MPNetEncoder
+ * would not use is refused naming the field; the bias tensor missing or
+ * misshapen is named; `sembed info`'s architecture is MPNet. */
+TEST(test_mpnet_broken_folders) {
+    if (!begin_tmp()) {
+        CHECK(0);
+        return;
+    }
+    fresh_copy("mpnet-mean-norm");
+    set_json("config.json", "relative_attention_num_buckets", "64");
+    expect_load_error("64 buckets", SE_E_UNSUPPORTED, "relative_attention_num_buckets 64");
+    bad_field("mpnet-mean-norm", "config.json", "relative_attention_num_buckets", "null");
+    bad_field("mpnet-mean-norm", "config.json", "relative_attention_num_buckets", "\"32\"");
+    good_field("mpnet-mean-norm", "config.json", "relative_attention_num_buckets", "32.0");
+    /* one head more than the bias tensor has */
+    fresh_copy("mpnet-mean-norm");
+    set_json("config.json", "num_attention_heads", "4");
+    expect_load_error("heads 4 vs 3", SE_E_FORMAT, "relative_attention_bias");
+    /* the bias tensor renamed away */
+    fresh_copy("mpnet-mean-norm");
+    in_copy("sed -i 's/encoder.relative_attention_bias.weight/encoder.relative_attention_bias.xxxxxx/' model.safetensors");
+    expect_load_error("no bias tensor", SE_E_FORMAT, "encoder.relative_attention_bias.weight");
+    end_tmp();
+    se_model *m = NULL;
+    se_error err = {0};
+    CHECK(se_model_load(FIX "mpnet-prefix-max-f16", NULL, &m, &err) == SE_OK);
+    se_model_info in;
+    if (m && se_model_get_info(m, &in, &err) == SE_OK) CHECK_MSG(strcmp(in.arch, "mpnet") == 0 && in.n_type == 0, "arch %s, %d token types", in.arch, in.n_type);
+    se_model_free(m);
+}
 
 /* Every allocation failure during load and encode is reported cleanly. */
 TEST(allocation_failures) {
@@ -1305,6 +1446,12 @@ int main(void) {
     RUN(bf16_fidelity);
     RUN(int8_fidelity);
     RUN(allocation_failures);
+    RUN(test_mpnet_reference);
+    RUN(test_mpnet_batch_invariance);
+    RUN(test_mpnet_reduced_precision);
+    RUN(test_mpnet_rel_bucket);
+    RUN(test_mpnet_pad_token_positions);
+    RUN(test_mpnet_broken_folders);
     for (size_t i = 0; i < n_sentences; i++) free(sentences[i]);
     free(sentences);
     return test_report("test_model");

@@ -1,6 +1,6 @@
 // ONNX Runtime engine of the side-by-side benchmark (driven by compare.py; see README.md).
 //
-//     node bench/compare/bench_ort.mjs --model DIR/onnx/model.onnx [--threads 2]
+//     node bench/compare/bench_ort.mjs --model DIR/onnx/model.onnx [--threads 2] [--pad-id 0]
 //
 // One InferenceSession on the CPU execution provider: intraOpNumThreads = threads (2),
 // interOpNumThreads = 1, graphOptimizationLevel "all", sequential execution. Answers one JSON
@@ -14,8 +14,10 @@
 //
 // Encoding is what sentence-transformers' encode() does with already-tokenized input: sort
 // by text length (longest first), batches of 32 padded to their longest member, rows put back
-// in input order. The padded int64 tensors are built when the workload is loaded, so a timed
-// call is session.run() only.
+// in input order, padding with --pad-id (the tokenizer's pad id: 0 for BERT, 1 for MPNet). The
+// model's inputs are fed by name: input_ids, attention_mask, and token_type_ids (all 0) when
+// the graph has it (MPNet's has not). The padded int64 tensors are built when the workload is
+// loaded, so a timed call is session.run() only.
 //
 // At start-up the session is also created once with optimizedModelFilePath, and the op types
 // of the optimized graph are counted (a few lines of protobuf decoding), so the report shows
@@ -95,7 +97,7 @@ function countOps(file) {
 }
 
 // --- workloads ---------------------------------------------------------------------------
-function makeBatches(texts, ids, limit = 0) {
+function makeBatches(texts, ids, inputNames, padId, limit = 0) {
   if (texts.length !== ids.length) throw new Error(`${texts.length} texts but ${ids.length} id lists`);
   let order = texts.map((t, i) => i);
   // sentence-transformers: np.argsort([-len(text)]); Python's len counts code points
@@ -109,6 +111,7 @@ function makeBatches(texts, ids, limit = 0) {
     const a = new BigInt64Array(rows.length * T);
     const m = new BigInt64Array(rows.length * T);
     const t = new BigInt64Array(rows.length * T);
+    if (padId) a.fill(BigInt(padId));
     rows.forEach((i, j) => {
       ids[i].forEach((id, k) => {
         a[j * T + k] = BigInt(id);
@@ -116,14 +119,12 @@ function makeBatches(texts, ids, limit = 0) {
       });
     });
     const dims = [rows.length, T];
-    batches.push({
-      rows,
-      feeds: {
-        input_ids: new ort.Tensor('int64', a, dims),
-        attention_mask: new ort.Tensor('int64', m, dims),
-        token_type_ids: new ort.Tensor('int64', t, dims),
-      },
-    });
+    const feeds = {
+      input_ids: new ort.Tensor('int64', a, dims),
+      attention_mask: new ort.Tensor('int64', m, dims),
+    };
+    if (inputNames.includes('token_type_ids')) feeds.token_type_ids = new ort.Tensor('int64', t, dims);
+    batches.push({ rows, feeds });
   }
   return batches;
 }
@@ -142,8 +143,9 @@ async function encode(session, batches, n, out) {
 async function main() {
   const model = arg('--model');
   const threads = Number(arg('--threads', '2'));
+  const padId = Number(arg('--pad-id', '0'));
   if (!model) {
-    process.stderr.write('usage: node bench_ort.mjs --model FILE.onnx [--threads N]\n');
+    process.stderr.write('usage: node bench_ort.mjs --model FILE.onnx [--threads N] [--pad-id N]\n');
     process.exit(2);
   }
   const opts = {
@@ -185,7 +187,7 @@ async function main() {
     if (cmd.op === 'load') {
       const texts = readJsonl(cmd.texts);
       const ids = readJsonl(cmd.ids);
-      const batches = makeBatches(texts, ids, cmd.limit ?? 0);
+      const batches = makeBatches(texts, ids, session.inputNames, padId, cmd.limit ?? 0);
       work.set(cmd.name, { batches, n: texts.length });
       const rows = batches.flatMap((b) => b.rows);
       reply = {
@@ -204,7 +206,7 @@ async function main() {
     } else if (cmd.op === 'embed') {
       const texts = readJsonl(cmd.texts);
       const ids = readJsonl(cmd.ids);
-      const batches = makeBatches(texts, ids);
+      const batches = makeBatches(texts, ids, session.inputNames, padId);
       const probe = await session.run(batches[0].feeds);
       const dim = probe.sentence_embedding.dims[1];
       const out = new Float32Array(texts.length * dim);

@@ -1,10 +1,10 @@
 #!/usr/bin/python3
 """PyTorch engine of the side-by-side benchmark (driven by compare.py; see README.md).
 
-    /usr/bin/python3 bench/compare/bench_torch.py --model DIR --shape minilm|bge-base
+    /usr/bin/python3 bench/compare/bench_torch.py --model DIR --shape minilm|bge-base|mpnet-base
 
-Loads the model folder's model.safetensors into make_model.py's BertModel (+ mean pooling +
-Normalize) and answers one JSON command per stdin line with one JSON line on stdout:
+Loads the model folder's model.safetensors into make_model.py's BertModel or MPNetModel (+ mean
+pooling + Normalize) and answers one JSON command per stdin line with one JSON line on stdout:
 
     {"op":"load","name":N,"texts":F,"ids":F[,"limit":K]}  read a workload (texts only for their
                                                lengths); limit: the first K sentences in encode order
@@ -14,7 +14,7 @@ Normalize) and answers one JSON command per stdin line with one JSON line on std
 
 Encoding is what sentence-transformers' encode() does with already-tokenized input: sort by
 text length (longest first, as SentenceTransformer.encode sorts), batches of 32 padded to
-their longest member, forward under torch.inference_mode(), rows put back in input order.
+their longest member with the tokenizer's pad id (make_model.PAD_ID), forward under torch.inference_mode(), rows put back in input order.
 The padded tensors are built when the workload is loaded, so a timed call is the model only.
 """
 
@@ -42,7 +42,7 @@ def read_jsonl(path):
         return [json.loads(line) for line in f if line.strip()]
 
 
-def make_batches(texts, ids, limit=0):
+def make_batches(texts, ids, limit=0, pad_id=0):
     """sentence-transformers' order and padding: returns [(rows, input_ids, mask, types)].
     limit > 0 keeps only the first `limit` sentences of that order (a warm-up subset)."""
     if len(texts) != len(ids):
@@ -54,7 +54,7 @@ def make_batches(texts, ids, limit=0):
     for s in range(0, len(order), BATCH):
         rows = order[s:s + BATCH]
         T = max(len(ids[i]) for i in rows)
-        a = np.zeros((len(rows), T), dtype=np.int64)
+        a = np.full((len(rows), T), pad_id, dtype=np.int64)
         m = np.zeros((len(rows), T), dtype=np.int64)
         for j, i in enumerate(rows):
             a[j, :len(ids[i])] = ids[i]
@@ -82,6 +82,7 @@ def main():
     model = make_model.load_model(args.model, args.shape)
     load_ms = 1e3 * (time.perf_counter() - t0)
     dim = make_model.SHAPES[args.shape][0]
+    pad_id = make_model.PAD_ID[make_model.ARCH[args.shape]]
     work = {}
     blas = sorted({ln.split()[-1] for ln in open("/proc/self/maps") if "blas" in ln and "/" in ln})
     print(json.dumps({"ready": True, "engine": "torch", "version": torch.__version__, "load_ms": load_ms,
@@ -94,7 +95,7 @@ def main():
         op = cmd.get("op")
         if op == "load":
             texts, ids = read_jsonl(cmd["texts"]), read_jsonl(cmd["ids"])
-            batches = make_batches(texts, ids, int(cmd.get("limit", 0)))
+            batches = make_batches(texts, ids, int(cmd.get("limit", 0)), pad_id)
             n = sum(len(b[0]) for b in batches)
             work[cmd["name"]] = (batches, len(texts))
             padded = sum(b[1].numel() for b in batches)
@@ -112,7 +113,7 @@ def main():
         elif op == "embed":
             torch.set_num_threads(int(cmd.get("threads", 2)))
             texts, ids = read_jsonl(cmd["texts"]), read_jsonl(cmd["ids"])
-            out = encode(model, make_batches(texts, ids), len(texts), dim)
+            out = encode(model, make_batches(texts, ids, pad_id=pad_id), len(texts), dim)
             out.numpy().astype("<f4").tofile(cmd["out"])
             reply = {"ok": True, "n": len(texts), "dim": dim}
         elif op == "quit":

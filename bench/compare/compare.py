@@ -78,15 +78,17 @@ def stsb_sentences(n):
     return sents[:n]
 
 
-def make_inputs(folder, sembed_cli, inputs, ragged_n):
+def make_inputs(folder, sembed_cli, inputs, ragged_n, arch="bert"):
     """Writes <name>.texts.jsonl and <name>.ids.jsonl (ids from `sembed tokenize`) for every
     workload and for the agreement set; returns {name: (texts_path, ids_path, expect_tokens)}."""
     os.makedirs(inputs, exist_ok=True)
     with open(os.path.join(folder, "vocab.txt"), encoding="utf-8") as f:
         vocab = f.read().split("\n")
-    # whole lowercase ASCII words of the vocabulary (the real words start at id 1996): each
-    # is one token under BertTokenizer(do_lower_case); se_tokenize confirms the counts below
-    words = [w for w in vocab[1996:] if re.fullmatch(r"[a-z]{2,12}", w)]
+    # whole lowercase ASCII words of the vocabulary (the real words start at id 1996, 2000 in
+    # MPNet's, which has four more specials first): each is one token under
+    # BertTokenizer/MPNetTokenizer(do_lower_case); se_tokenize confirms the counts below
+    first_word = 2000 if arch == "mpnet" else 1996  # so both draw the very same texts
+    words = [w for w in vocab[first_word:] if re.fullmatch(r"[a-z]{2,12}", w)]
     rng = random.Random(SEED)
     texts = {}
     for name, n, seq in FIXED:
@@ -105,8 +107,9 @@ def make_inputs(folder, sembed_cli, inputs, ragged_n):
         if len(ids) != len(rows):
             raise SystemExit(f"sembed tokenize gave {len(ids)} lines for {len(rows)} texts of {name}")
         expect = next((seq for nm, _, seq in FIXED if nm == name), 0)
-        if expect and any(len(x) != expect or x[0] != 101 or x[-1] != 102 for x in ids):
-            raise SystemExit(f"{name}: the texts do not tokenize to [CLS] + {expect - 2} words + [SEP]")
+        cls, sep = make_model.SPECIAL_IDS[arch]
+        if expect and any(len(x) != expect or x[0] != cls or x[-1] != sep for x in ids):
+            raise SystemExit(f"{name}: the texts do not tokenize to [CLS]/<s> + {expect - 2} words + [SEP]/</s>")
         spec[name] = (tp, ip, expect)
     lens = [len(x) for x in read_jsonl(spec["ragged"][1])]
     log(f"inputs: ragged = {len(lens)} STS-B sentences, {sum(lens)} tokens, "
@@ -313,14 +316,15 @@ def run_workload(name, warm, configs, torch_cfgs, rounds, calls_per_round, probe
 
 def bench_shape(shape, args, spec_of, tmp):
     folder = make_model.write_folder(shape, args.cache)
-    spec = spec_of(folder)
+    spec = spec_of(folder, shape)
     env, blas_note = torch_env(args)
     engines = {}
     try:
         engines["sembed"] = Engine("sembed", [args.sembed_bin, "--model", folder, "--threads", str(args.threads),
                                               "--serve"])
         engines["ort"] = Engine("ort", [args.node, os.path.join(HERE, "bench_ort.mjs"), "--model",
-                                        os.path.join(folder, "onnx", "model.onnx"), "--threads", str(args.threads)])
+                                        os.path.join(folder, "onnx", "model.onnx"), "--threads", str(args.threads),
+                                        "--pad-id", str(make_model.PAD_ID[make_model.ARCH[shape]])])
         engines["torch"] = Engine("torch", [args.python, os.path.join(HERE, "bench_torch.py"), "--model", folder,
                                             "--shape", shape], env=env)
         torch_threads = sorted({int(t) for t in args.torch_threads.split(",")})
@@ -411,7 +415,8 @@ def bench_shape(shape, args, spec_of, tmp):
 
 def main():
     ap = argparse.ArgumentParser(description="sembed vs ONNX Runtime vs PyTorch, side by side")
-    ap.add_argument("--shapes", default="minilm,bge-base")
+    ap.add_argument("--shapes", default="minilm,bge-base",
+                    help="comma-separated, of " + ", ".join(make_model.SHAPES))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=5, help="timed runs of 32x32 / 32x128 for minilm")
     ap.add_argument("--ragged-runs", type=int, default=5, help="timed runs of the ragged workload for minilm")
@@ -441,10 +446,12 @@ def main():
     load_start = os.getloadavg()
     inputs = {}
 
-    def spec_of(folder):
-        if not inputs:  # the tokenizer is the same for every shape
-            inputs.update(make_inputs(folder, args.sembed_cli, os.path.join(args.cache, "inputs"), args.ragged_n))
-        return inputs
+    def spec_of(folder, shape):
+        arch = make_model.ARCH[shape]
+        if arch not in inputs:  # the same texts for every shape; the ids per tokenizer (architecture)
+            d = os.path.join(args.cache, "inputs" if arch == "bert" else f"inputs-{arch}")
+            inputs[arch] = make_inputs(folder, args.sembed_cli, d, args.ragged_n, arch)
+        return inputs[arch]
 
     results, agree, engines = [], {}, {}
     for shape in shapes:

@@ -76,7 +76,7 @@ fi
 [ -f build/libsembed.a ] && [ -x build/sembed ] || die "build/libsembed.a or build/sembed is missing (run make)"
 mkdir -p "$CACHE"
 cc -O2 -std=c11 -D_GNU_SOURCE -Iinclude -o "$CACHE/bench_sembed" "$HERE/bench_sembed.c" build/libsembed.a \
-    -ljansson -lutf8proc -lm -pthread || die "could not build bench_sembed"
+    -ljansson -lutf8proc -lsqlite3 -lz -lm -pthread || die "could not build bench_sembed"
 
 # --- 3. run ----------------------------------------------------------------------------------
 exec "$PY" "$HERE/compare.py" --sembed-bin "$CACHE/bench_sembed" --sembed-cli "$ROOT/build/sembed" \

@@ -10,6 +10,7 @@
 static const se_arch *const archs[] = {
     &se_arch_bert,
     &se_arch_xlmr,
+    &se_arch_mpnet,
     &se_arch_use_lite,
 };
 

@@ -69,6 +69,13 @@ void se_arch_list(char *out, size_t cap);
 /* The rows, defined one per file in src/models/. */
 extern const se_arch se_arch_bert;
 extern const se_arch se_arch_xlmr;
+extern const se_arch se_arch_mpnet;
 extern const se_arch se_arch_use_lite;
+
+/* MPNet's relative position bucket of rel = key position - query
+ * position (Hugging Face's MPNetEncoder.relative_position_bucket with 32
+ * buckets and max distance 128, in torch's float32 arithmetic); for
+ * tests. */
+int se_mpnet_rel_bucket(int64_t rel);
 
 #endif

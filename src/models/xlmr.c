@@ -5,9 +5,12 @@
  *
  * BERT's post-LN body (model_blocks.c) with RoBERTa's positions: a
  * sentence's tokens take position ids padding_idx + 1, padding_idx + 2, ...
- * (padding_idx = pad_token_id, 1 in every real model; padding never reaches
- * the model here, since sentences are packed), so max_position_embeddings
- * is max_seq_length + 2. type_vocab_size is 1: every token type is 0.
+ * (padding_idx = pad_token_id, 1 in every real model), so
+ * max_position_embeddings is max_seq_length + 2. Padding never reaches the
+ * model here, since sentences are packed; but a literal "<pad>" in a text
+ * is the padding id, and takes position padding_idx without advancing the
+ * others, as create_position_ids_from_input_ids does. type_vocab_size is
+ * 1: every token type is 0.
  * Tensor names are BertModel's, bare or prefixed "roberta.".
  */
 #include <string.h>
@@ -56,7 +59,7 @@ static se_status xlmr_forward(const se_model *m, se_fwd_buf *buf, se_threadpool 
     size_t T = starts[S], H = (size_t)c->n_embd, off = (size_t)c->pos_offset;
     se_status s = se_encoder_check(m, ids, type_ids, starts, S, off, err);
     if (s != SE_OK || T == 0) return s;
-    se_encoder_embed(m, buf, tp, ids, type_ids, starts, S, off);
+    se_encoder_embed_roberta(m, buf, tp, ids, type_ids, starts, S, c->pos_offset - 1);
     if (dbg) dbg("emb_norm", -1, buf->x, T, H, dbg_user);
     for (int l = 0; l < c->n_layer; l++) {
         se_encoder_layer(m, &m->layers[l], buf, tp, starts, S);
