@@ -10,7 +10,8 @@
 #   make install    PREFIX (default /usr/local), DESTDIR; `make uninstall` undoes it
 #
 # Dependencies (Debian): libjansson-dev (JSON), libutf8proc-dev (Unicode data),
-# libsqlite3-dev (the index file), zlib1g-dev (CRC-32; gzipped evaluation files).
+# libsqlite3-dev (the index file), zlib1g-dev (CRC-32; gzipped evaluation files),
+# libmicrohttpd-dev (HTTP for `sembed serve`; the sembed binary only).
 # CI builds with EXTRA_CFLAGS=-Werror (.ci/run); the tree is warning-free
 # with gcc and clang.
 
@@ -37,7 +38,7 @@ TESTS        := test_unicode test_kernels test_threadpool test_similarity test_t
                 test_model test_use test_index test_util test_sentencepiece \
                 test_torch_bin test_archs
 TSAN_TESTS   := test_threadpool test_model test_tokenizer test_index
-CLI_TESTS    := test_cli test_index_cli
+CLI_TESTS    := test_cli test_index_cli test_serve
 SH_TESTS     := test_setup test_packaging test_build
 FUZZ_TARGETS := fuzz_safetensors fuzz_tokenizer fuzz_snapshot fuzz_spm_model fuzz_torch_bin
 ifneq ($(filter-out $(TESTS),$(TSAN_TESTS)),)
@@ -51,7 +52,8 @@ LIB_SRC  := src/alloc.c src/error.c src/json.c src/unicode.c src/tokenizer.c src
             src/convert_use.c src/tokenizer_unigram.c src/sentencepiece_model.c src/normalizer_precompiled.c \
             src/torch_bin.c
 LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
-CLI_SRC  := src/cli.c src/cli_io.c src/cli_eval.c src/cli_bench.c src/cli_index.c
+CLI_SRC  := src/cli.c src/cli_io.c src/cli_eval.c src/cli_bench.c src/cli_index.c \
+            src/serve.c src/serve_req.c src/serve_batch.c
 CLI_OBJ  := $(CLI_SRC:src/%.c=$(BUILD)/obj/%.o)
 TEST_BIN := $(TESTS:%=$(BUILD)/tests/%)
 FUZZ_SRC := $(FUZZ_TARGETS:%=tests/fuzz/%.c)
@@ -88,7 +90,7 @@ $(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h src/*/*.h) include/sembed.h
 
 # The CLI sees only the public header, as a user of the library (a static
 # pattern rule: the implicit cli%.o pattern never matched cli.o itself).
-$(CLI_OBJ): $(BUILD)/obj/%.o: src/%.c $(wildcard src/cli*.h) include/sembed.h
+$(CLI_OBJ): $(BUILD)/obj/%.o: src/%.c $(wildcard src/cli*.h src/serve*.h) include/sembed.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
@@ -105,8 +107,10 @@ $(BUILD)/$(SONAME): $(BUILD)/$(SOFILE)
 $(BUILD)/libsembed.so: $(BUILD)/$(SONAME)
 	ln -sf $(SONAME) $@
 
+# The binary alone links libmicrohttpd (for `sembed serve`); the library
+# stays free of it.
 $(BUILD)/sembed: $(CLI_OBJ) $(BUILD)/libsembed.a
-	$(CC) -o $@ $(CLI_OBJ) $(BUILD)/libsembed.a $(LDLIBS)
+	$(CC) -o $@ $(CLI_OBJ) $(BUILD)/libsembed.a $(LDLIBS) -lmicrohttpd
 
 # The man page, from the help texts of the binary.
 $(BUILD)/sembed.1: $(BUILD)/sembed tools/gen_man.sh
