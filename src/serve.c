@@ -550,15 +550,17 @@ static enum MHD_Result route_info(struct MHD_Connection *c, const char *method, 
                   S.max_client_batch, S.auto_truncate ? "true" : "false", se_version());
     for (size_t i = 0; i < S.n_models; i++) {
         const sv_model *m = &S.models[i];
+        size_t queued, passes, mixed;
+        sv_batcher_stats(m->batcher, &queued, &passes, &mixed);
         pooling_name(m->info.pooling, pool, sizeof pool);
         sv_buf_puts(&b, i ? ",{\"id\":" : "{\"id\":");
         sv_buf_json_str(&b, m->name, strlen(m->name));
         sv_buf_puts(&b, ",\"dir\":");
         sv_buf_json_str(&b, m->dir, strlen(m->dir));
         sv_buf_printf(&b, ",\"arch\":\"%s\",\"dim\":%d,\"max_input_length\":%d,\"pooling\":\"%s\",\"normalize\":%s,"
-                          "\"dtype\":\"%s\",\"queued\":%zu}",
+                          "\"dtype\":\"%s\",\"queued\":%zu,\"batches\":%zu,\"mixed_batches\":%zu}",
                       m->info.arch, m->info.dim, m->info.n_tokens_max, pool, m->info.normalize ? "true" : "false",
-                      dt[m->info.compute_dtype & 3], sv_batcher_queued(m->batcher));
+                      dt[m->info.compute_dtype & 3], queued, passes, mixed);
     }
     sv_buf_puts(&b, "]}");
     return send_body(c, method, url, r, 200, &b, "application/json", NULL);

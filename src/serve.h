@@ -147,8 +147,10 @@ se_status sv_batcher_start(const se_model *model, int n_threads, size_t max_batc
  * (the caller answers 429) or the batcher is stopping. Thread-safe. */
 bool sv_batcher_run(sv_batcher *b, sv_job *job, sv_item *items, size_t n);
 
-/* The number of items waiting now (for /info and logs). Thread-safe. */
-size_t sv_batcher_queued(sv_batcher *b);
+/* For /info: the items waiting now, the passes (packs of items taken
+ * from the queue) run so far, and how many of those held sequences of
+ * more than one request. Thread-safe. */
+void sv_batcher_stats(sv_batcher *b, size_t *queued, size_t *passes, size_t *mixed);
 
 /* Finishes the items already queued, stops the thread and frees b. NULL is
  * a no-op. */

@@ -30,6 +30,8 @@ struct sv_batcher {
     pthread_cond_t cv;       /* the queue got items, or stop */
     sv_item *head, *tail;    /* FIFO */
     size_t n_queued;
+    size_t n_passes;         /* forward passes run (stats) */
+    size_t n_mixed;          /* of those, passes whose sequences came from more than one request */
     bool stop;
 };
 
@@ -127,6 +129,12 @@ static void *batcher_main(void *arg) {
             finish_item(it, SE_E_NOMEM, &e);
             continue;
         }
+        b->n_passes++;
+        for (size_t i = 1; i < n; i++)
+            if (take[i]->job != take[0]->job) {
+                b->n_mixed++;
+                break;
+            }
         pthread_mutex_unlock(&b->mu);
         /* group by parameters, keeping queue order within a group */
         se_status *st = calloc(n, sizeof *st);
@@ -228,11 +236,12 @@ bool sv_batcher_run(sv_batcher *b, sv_job *job, sv_item *items, size_t n) {
     return true;
 }
 
-size_t sv_batcher_queued(sv_batcher *b) {
+void sv_batcher_stats(sv_batcher *b, size_t *queued, size_t *passes, size_t *mixed) {
     pthread_mutex_lock(&b->mu);
-    size_t n = b->n_queued;
+    *queued = b->n_queued;
+    *passes = b->n_passes;
+    *mixed = b->n_mixed;
     pthread_mutex_unlock(&b->mu);
-    return n;
 }
 
 void sv_batcher_stop(sv_batcher *b) {

@@ -427,6 +427,10 @@ def test_concurrency(s):
         t.join()
     check("concurrent: every request served", not errors and n_done[0] == 12 * 12, str(errors[:5]))
     check("concurrent: every vector bit-identical to the text alone", not bad, str(bad[:5]))
+    # and the load did batch requests together (else the check above proves nothing)
+    st, info, _ = s.request("GET", "/info")
+    mixed = info["models"][0]["mixed_batches"] if st == 200 else 0
+    check("concurrent: some forward passes held several requests' inputs", mixed > 0, str(info.get("models", [{}])[0]))
     batched = [l for l in s.lines if "POST" in l]
     check("concurrent: one log line per request", len(batched) >= len(pool) + 12 * 12, str(len(batched)))
 
