@@ -45,6 +45,7 @@
 #define SV_MODELS_MAX 16
 #define SV_TIMEOUT_S 30 /* a connection idle (or sending nothing) this long is closed */
 #define SV_DRAIN_S 60   /* on SIGTERM, how long requests in flight may take to finish */
+#define SV_HEADER_BYTES (32 * 1024) /* per connection: request line and headers (larger: 431) */
 
 /* ==== State ==== */
 
@@ -695,22 +696,22 @@ static const char serve_usage[] =
     "the same, bit for bit, whatever it is batched with. SIGTERM or SIGINT: stop accepting,\n"
     "finish the requests in flight, exit 0.\n"
     "\n"
-    "  -m, --model [NAME=]DIR         a model folder, under NAME (default: the folder's name); repeat\n"
-    "                                 for several models, chosen by the request's \"model\"; the first is\n"
-    "                                 the default\n"
-    "      --host ADDR                address to listen on (default 127.0.0.1; 0.0.0.0 for all)\n"
-    "      --port N                   port (default 8080; 0: any free port, printed at start)\n"
-    "      --api-key KEY              require \"Authorization: Bearer KEY\" (not on /health)\n"
-    "      --api-key-file F           the same, with the key read from the first line of F\n"
-    "      --max-batch-tokens N       tokens in one forward pass (default 16384)\n"
-    "      --max-client-batch-size N  inputs in one request (default 32)\n"
-    "      --max-concurrent-requests N requests in flight; more get 429 at once (default 512)\n"
-    "      --payload-limit BYTES      largest request body; larger get 413 (default 2000000)\n"
-    "      --auto-truncate            truncate inputs longer than the model reads (default: 422)\n"
-    "  -t, --threads N                threads per model's forward pass (default: all cores, at most 8)\n"
-    "      --dtype D                  f32 (default), bf16 (AVX-512) or int8 (AVX512-VNNI)\n"
-    "      --log-format F             text (default) or json: one line per request on stderr\n"
-    "  -h, --help                     this help\n"
+    "  -m, --model [NAME=]DIR           a model folder, under NAME (default: the folder's name);\n"
+    "                                   repeat for several models, chosen by the request's \"model\";\n"
+    "                                   the first is the default\n"
+    "      --host ADDR                  address to listen on (default 127.0.0.1; 0.0.0.0 for all)\n"
+    "      --port N                     port (default 8080; 0: any free port, printed at start)\n"
+    "      --api-key KEY                require \"Authorization: Bearer KEY\" (not on /health)\n"
+    "      --api-key-file F             the same, with the key read from the first line of F\n"
+    "      --max-batch-tokens N         tokens in one forward pass (default 16384)\n"
+    "      --max-client-batch-size N    inputs in one request (default 32)\n"
+    "      --max-concurrent-requests N  requests in flight; more get 429 at once (default 512)\n"
+    "      --payload-limit BYTES        largest request body; larger get 413 (default 2000000)\n"
+    "      --auto-truncate              truncate inputs longer than the model reads (default: 422)\n"
+    "  -t, --threads N                  threads per model's forward pass (default: all cores, at most 8)\n"
+    "      --dtype D                    f32 (default), bf16 (AVX-512) or int8 (AVX512-VNNI)\n"
+    "      --log-format F               text (default) or json: one line per request on stderr\n"
+    "  -h, --help                       this help\n"
     "\n"
     "  sembed serve -m models/use-lite --port 8080\n"
     "  curl -s localhost:8080/embed -H 'Content-Type: application/json' -d '{\"inputs\": \"Hello\"}'\n";
@@ -862,6 +863,7 @@ int cmd_serve(int argc, char **argv) {
                          MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
                          MHD_OPTION_SOCK_ADDR, v6 ? (struct sockaddr *)&sa6 : (struct sockaddr *)&sa4,
                          MHD_OPTION_CONNECTION_LIMIT, conn_limit, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)SV_TIMEOUT_S,
+                         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SV_HEADER_BYTES,
                          MHD_OPTION_END);
     if (!d) {
         fprintf(stderr, "sembed: serve: cannot listen on %s port %ld (in use, or not an address of this machine)\n",
