@@ -40,7 +40,7 @@ TESTS        := test_unicode test_kernels test_threadpool test_similarity test_t
 TSAN_TESTS   := test_threadpool test_model test_tokenizer test_index
 CLI_TESTS    := test_cli test_index_cli test_serve
 SH_TESTS     := test_setup test_packaging test_build
-FUZZ_TARGETS := fuzz_safetensors fuzz_tokenizer fuzz_snapshot fuzz_spm_model fuzz_torch_bin
+FUZZ_TARGETS := fuzz_safetensors fuzz_tokenizer fuzz_snapshot fuzz_spm_model fuzz_torch_bin fuzz_serve_request
 ifneq ($(filter-out $(TESTS),$(TSAN_TESTS)),)
 $(error TSAN_TESTS names tests not in TESTS: $(filter-out $(TESTS),$(TSAN_TESTS)))
 endif
@@ -57,6 +57,9 @@ CLI_SRC  := src/cli.c src/cli_io.c src/cli_eval.c src/cli_bench.c src/cli_index.
 CLI_OBJ  := $(CLI_SRC:src/%.c=$(BUILD)/obj/%.o)
 TEST_BIN := $(TESTS:%=$(BUILD)/tests/%)
 FUZZ_SRC := $(FUZZ_TARGETS:%=tests/fuzz/%.c)
+# Program code (not in the library) that fuzz targets reach: the server's
+# request binding (fuzz_serve_request).
+FUZZ_PROG_SRC := src/serve_req.c
 
 # The library version (from sembed.h) and the shared library's names:
 # libsembed.so.0.1.0, its SONAME libsembed.so.0, and the link libsembed.so.
@@ -179,15 +182,15 @@ tsan:
 # Fuzzing: libFuzzer targets (clang); their corpus is replayed by
 # fuzz_replay in the normal suite (tests/fuzz/replay.c has a table of the
 # targets' entry points).
-$(BUILD)/tests/fuzz_replay: tests/fuzz/replay.c $(FUZZ_SRC) $(LIB_OBJ)
+$(BUILD)/tests/fuzz_replay: tests/fuzz/replay.c $(FUZZ_SRC) $(FUZZ_PROG_SRC) $(wildcard src/serve*.h) $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -Isrc -o $@ tests/fuzz/replay.c $(FUZZ_SRC) $(LIB_OBJ) $(LDLIBS)
+	$(CC) $(CFLAGS_ALL) -Isrc -o $@ tests/fuzz/replay.c $(FUZZ_SRC) $(FUZZ_PROG_SRC) $(LIB_OBJ) $(LDLIBS)
 
 fuzz:
 	$(MAKE) BUILD=build-fuzz CC=clang SAN="-fsanitize=address,undefined,fuzzer-no-link" OPT="-O1 -g" build-fuzz/libsembed.a
 	for t in $(FUZZ_TARGETS); do \
 	  clang -std=c11 -D_GNU_SOURCE -DSE_FUZZ_MAIN -O1 -g -fsanitize=address,undefined,fuzzer -Iinclude -Isrc \
-	    -o build-fuzz/$$t tests/fuzz/$$t.c build-fuzz/libsembed.a $(LIBS) || exit 1; \
+	    -o build-fuzz/$$t tests/fuzz/$$t.c $(FUZZ_PROG_SRC) build-fuzz/libsembed.a $(LIBS) || exit 1; \
 	  mkdir -p build-fuzz/corpus-$$t; \
 	  build-fuzz/$$t -max_total_time=$${FUZZ_SECONDS:-60} build-fuzz/corpus-$$t tests/fuzz/corpus/$$t || exit 1; \
 	done
