@@ -381,6 +381,7 @@ static enum MHD_Result route_embed(struct MHD_Connection *c, const char *method,
             }
             it->ids = x->ids;
             it->n_ids = x->n_ids;
+            r->n_tokens += x->n_ids;
         } else {
             char *pt;
             size_t pl, n = 0;
@@ -410,16 +411,16 @@ static enum MHD_Result route_embed(struct MHD_Connection *c, const char *method,
                 goto fail;
             }
             it->n_ids = n;
+            r->n_tokens += n;
             if (text_path || n == 0) { /* se_encode on the inference thread */
                 it->text = x->text;
                 it->text_len = x->text_len;
                 it->prompt_name = q.prompt_name;
-                if (!it->n_ids) it->n_ids = 1;
+                if (!it->n_ids) it->n_ids = 1; /* its share of the budget */
             } else {
                 it->ids = tok_ids[i];
             }
         }
-        r->n_tokens += it->n_ids;
     }
     sv_job job;
     if (!sv_batcher_run(sm->batcher, &job, items, q.n_inputs)) {

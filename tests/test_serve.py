@@ -24,7 +24,7 @@ CLIENTS = "tests/clients"
 
 TEXTS = ["A man is eating food.", "A man is eating a piece of bread.", "The stock market fell sharply.",
          "  padded with blanks  ", "Ünïcödé café naïve", "tab\tinside and\nnewline", "\u00a0nbsp\u3000",
-         "x", "Will it rain this weekend?", "How do I reset my router?"]
+         "x", "Will it rain this weekend?", "How do I reset my router?", "   "]
 
 
 class Server:
@@ -197,6 +197,49 @@ def test_routes(s):
     st, body, _ = s.request("GET", "/v1/models")
     check("v1/models", st == 200 and body["object"] == "list"
           and [m["id"] for m in body["data"]] == ["use-lite", "en", "plain", "prompt"], str(body))
+
+
+def read_response(sock):
+    """Reads one HTTP response (with Content-Length) from sock: (status, body bytes)."""
+    out = b""
+    while True:
+        head, sep, tail = out.partition(b"\r\n\r\n")
+        if sep:
+            cl = [l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")]
+            n = int(cl[0].split(b":")[1]) if cl else 0
+            if len(tail) >= n:
+                return status_of(out), tail[:n]
+        b = sock.recv(65536)
+        if not b:
+            return status_of(out), None
+        out += b
+
+
+def test_keepalive_and_clients(s):
+    """Several requests on one connection (HTTP/1.1 keep-alive); curl and python3-requests."""
+    ref = encode_ref(MODEL, TEXTS[:2])
+    sock = socket.create_connection(("127.0.0.1", s.port), timeout=30)
+    body = json.dumps({"inputs": TEXTS[:2]}).encode()
+    got = []
+    for _ in range(3):
+        sock.sendall(b"POST /embed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
+                     + str(len(body)).encode() + b"\r\n\r\n" + body)
+        got.append(read_response(sock))
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    got.append(read_response(sock))
+    sock.close()
+    check("keep-alive: 4 requests on one connection", [g[0] for g in got] == [200, 200, 200, 200], str(got)[:200])
+    check("keep-alive: same vectors each time", all(g[1] and same(f32(json.loads(g[1])), ref) for g in got[:3]))
+    p = subprocess.run(["curl", "-s", "-f", f"http://127.0.0.1:{s.port}/embed", "-H", "Content-Type: application/json",
+                        "-d", body.decode()], capture_output=True, timeout=60)
+    check("curl: bit-identical", p.returncode == 0 and same(f32(json.loads(p.stdout or b"null") or []), ref), p.stderr)
+    try:
+        import requests
+        r = requests.post(f"http://127.0.0.1:{s.port}/v1/embeddings", json={"input": TEXTS[:2]}, timeout=60)
+        check("python3-requests: bit-identical", r.status_code == 200
+              and same(f32([d["embedding"] for d in r.json()["data"]]), ref), r.text[:200])
+    except ImportError:
+        check("python3-requests installed (setup.sh)", False)
 
 
 def test_models(s):
@@ -580,6 +623,7 @@ def main():
         report("test_serve")
     try:
         test_routes(s)
+        test_keepalive_and_clients(s)
         test_models(s)
         test_truncation(s)
         test_bad_input(s)
