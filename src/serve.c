@@ -91,6 +91,34 @@ typedef struct conn_req {
 
 /* ==== Logging ==== */
 
+/* Appends s to a text log line with every byte a client could use to
+ * forge or garble lines escaped as \xNN: control characters (a newline in
+ * a model name or a %0A in a path), DEL, and bytes >= 0x80 when ascii
+ * (paths are not checked for UTF-8). Also the double quote, which
+ * delimits the error field. */
+static void log_clean(sv_buf *b, const char *s, bool ascii) {
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p < 0x20 || *p == 0x7F || *p == '"' || *p == '\\' || (ascii && *p >= 0x80)) sv_buf_printf(b, "\\x%02x", *p);
+        else sv_buf_add(b, (const char *)p, 1);
+    }
+}
+
+/* Appends s as a JSON string for a JSON log line: escaped as any JSON
+ * string (control characters included), with bytes >= 0x80 as \u00NN
+ * when ascii (a path may hold any bytes; JSON wants UTF-8). */
+static void log_json_str(sv_buf *b, const char *s, bool ascii) {
+    if (!ascii) {
+        sv_buf_json_str(b, s, strlen(s));
+        return;
+    }
+    sv_buf_add(b, "\"", 1);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p < 0x20 || *p >= 0x7F || *p == '"' || *p == '\\') sv_buf_printf(b, "\\u%04x", *p);
+        else sv_buf_add(b, (const char *)p, 1);
+    }
+    sv_buf_add(b, "\"", 1);
+}
+
 /* Writes one log line for a finished request to stderr: text
  * ("2026-01-01T00:00:00Z 127.0.0.1 POST /embed 200 1234B 3.2ms model=x
  * inputs=2 tokens=18") or, with --log-format json, one JSON object. */
@@ -112,9 +140,9 @@ static void log_request(struct MHD_Connection *c, const char *method, const char
     sv_buf b = {0};
     if (S.log_json) {
         sv_buf_printf(&b, "{\"time\":\"%s\",\"remote\":\"%s\",\"method\":", ts, ip);
-        sv_buf_json_str(&b, method, strlen(method));
+        log_json_str(&b, method, true);
         sv_buf_puts(&b, ",\"path\":");
-        sv_buf_json_str(&b, url, strlen(url));
+        log_json_str(&b, url, true);
         sv_buf_printf(&b, ",\"status\":%d,\"bytes\":%zu,\"ms\":%.3f", status, bytes, ms);
         if (r->model) {
             sv_buf_puts(&b, ",\"model\":");
@@ -123,14 +151,22 @@ static void log_request(struct MHD_Connection *c, const char *method, const char
         if (r->n_inputs) sv_buf_printf(&b, ",\"inputs\":%zu,\"tokens\":%zu", r->n_inputs, r->n_tokens);
         if (err) {
             sv_buf_puts(&b, ",\"error\":");
-            sv_buf_json_str(&b, err, strlen(err));
+            log_json_str(&b, err, false);
         }
         sv_buf_puts(&b, "}\n");
     } else {
-        sv_buf_printf(&b, "%s %s %s %s %d %zuB %.1fms", ts, ip, method, url, status, bytes, ms);
+        sv_buf_printf(&b, "%s %s ", ts, ip);
+        log_clean(&b, method, true);
+        sv_buf_puts(&b, " ");
+        log_clean(&b, url, true);
+        sv_buf_printf(&b, " %d %zuB %.1fms", status, bytes, ms);
         if (r->model) sv_buf_printf(&b, " model=%s", r->model);
         if (r->n_inputs) sv_buf_printf(&b, " inputs=%zu tokens=%zu", r->n_inputs, r->n_tokens);
-        if (err) sv_buf_printf(&b, " error=\"%s\"", err);
+        if (err) {
+            sv_buf_puts(&b, " error=\"");
+            log_clean(&b, err, false);
+            sv_buf_puts(&b, "\"");
+        }
         sv_buf_puts(&b, "\n");
     }
     if (!b.oom) {

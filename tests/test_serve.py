@@ -367,6 +367,14 @@ def test_bad_input(s):
     check("unknown route: 404", st == 404 and is_tei_error(b), str(b))
     st, b, _ = s.request("GET", "/embed")
     check("GET /embed: 405", st == 405 and is_tei_error(b), str(b))
+    # a client's string inside an error message, and a path, cannot forge log lines
+    s.request("POST", "/embed", {"inputs": "a", "model": "evil\nINJECTED 127.0.0.1 GET /x 200"})
+    s.request("GET", "/nope%0AINJECTED%20line")
+    time.sleep(0.3)  # the log reader thread catches up
+    check("log: control characters from the client are escaped (one line per request)",
+          not any(l.startswith("INJECTED") for l in s.lines)
+          and sum("evil\\x0aINJECTED" in l for l in s.lines) == 1
+          and sum("/nope\\x0aINJECTED" in l for l in s.lines) == 1, repr(s.lines[-3:]))
     st, _, _ = s.request("GET", "/health")
     check("server still up after the bad inputs", st == 200 and s.p.poll() is None)
 
