@@ -10,7 +10,7 @@ and bodies, dynamic batching under concurrent load (bit-identical vectors),
 (tests/clients, installed by setup.sh with npm ci) run with node. Prints
 "test_serve: N passed, N failed" and exits non-zero on failure.
 """
-import base64, http.client, json, os, random, signal, socket, subprocess, sys, tempfile, threading, time
+import base64, http.client, json, os, random, shutil, signal, socket, subprocess, sys, tempfile, threading, time
 
 import numpy as np
 
@@ -190,13 +190,13 @@ def test_routes(s):
     # info, health, models
     st, body, _ = s.request("GET", "/info")
     check("info", st == 200 and body["model_id"] == "use-lite" and body["max_input_length"] == 128
-          and body["max_client_batch_size"] == 32 and [m["id"] for m in body["models"]] == ["use-lite", "en", "plain", "prompt"]
+          and body["max_client_batch_size"] == 32 and [m["id"] for m in body["models"]] == ["use-lite", "en", "plain", "prompt", "qp", "lc"]
           and body["models"][1]["dim"] == 32, str(body)[:300])
     st, body, _ = s.request("GET", "/health")
     check("health: 200", st == 200)
     st, body, _ = s.request("GET", "/v1/models")
     check("v1/models", st == 200 and body["object"] == "list"
-          and [m["id"] for m in body["data"]] == ["use-lite", "en", "plain", "prompt"], str(body))
+          and [m["id"] for m in body["data"]] == ["use-lite", "en", "plain", "prompt", "qp", "lc"], str(body))
 
 
 def read_response(sock):
@@ -269,6 +269,34 @@ def test_models(s):
     check("no prompt_name: no prompt", st == 200 and same(f32(body), refp) and not same(refp, refq))
     st, body, _ = s.request("POST", "/embed", {"inputs": "x", "model": "prompt", "prompt_name": "nope"})
     check("unknown prompt_name: 422", st == 422 and is_tei_error(body, "validation") and "nope" in body["error"], str(body))
+
+
+def make_variants(d):
+    """Copies of en-mean-norm: "qp" with prompts that pooling includes and a default prompt (the ids
+    path prepends and strips as se_encode does), "lc" with do_lower_case (the text path)."""
+    qp, lc = os.path.join(d, "qp"), os.path.join(d, "lc")
+    shutil.copytree(EN, qp)
+    with open(os.path.join(qp, "config_sentence_transformers.json"), "w") as f:
+        json.dump({"prompts": {"query": "query: ", "doc": "  Passage:  "}, "default_prompt_name": "query"}, f)
+    shutil.copytree(EN, lc)
+    with open(os.path.join(lc, "sentence_bert_config.json"), "w") as f:
+        json.dump({"max_seq_length": 24, "do_lower_case": True}, f)
+    return qp, lc
+
+
+def test_variants(s, qp, lc):
+    ref = encode_ref(qp, TEXTS)
+    st, body, _ = s.request("POST", "/embed", {"inputs": TEXTS, "model": "qp"})
+    check("default prompt (pooled) = sembed encode", st == 200 and same(f32(body), ref), str(st))
+    ref = encode_ref(qp, TEXTS, "--prompt-name", "doc")
+    st, body, _ = s.request("POST", "/embed", {"inputs": TEXTS, "model": "qp", "prompt_name": "doc"})
+    check("prompt_name doc (pooled, blanks stripped) = sembed encode --prompt-name doc", st == 200 and same(f32(body), ref))
+    st, body, _ = s.request("POST", "/v1/embeddings", {"input": TEXTS, "model": "qp"})
+    check("openai with a default prompt", st == 200 and same(f32([d["embedding"] for d in body["data"]]),
+                                                              encode_ref(qp, TEXTS)))
+    ref = encode_ref(lc, TEXTS)
+    st, body, _ = s.request("POST", "/embed", {"inputs": TEXTS, "model": "lc"})
+    check("do_lower_case model = sembed encode", st == 200 and same(f32(body), ref), str(st))
 
 
 def test_truncation(s):
@@ -624,15 +652,21 @@ def main():
         check("the default model is there (./setup.sh makes models/use-lite)", False)
         report("test_serve")
     test_usage()
-    s = Server("-m", MODEL, "-m", f"en={EN}", "-m", f"plain={PLAIN}", "-m", f"prompt={PROMPT}")
+    tmp = tempfile.mkdtemp()
+    qp, lc = make_variants(tmp)
+    s = Server("-m", MODEL, "-m", f"en={EN}", "-m", f"plain={PLAIN}", "-m", f"prompt={PROMPT}", "-m", f"qp={qp}",
+               "-m", f"lc={lc}")
     check("server started", s.port is not None, "".join(s.lines))
     if s.port is None:
         s.stop()
         report("test_serve")
     try:
+        rc, _, err = run("serve", "-m", MODEL, "--port", str(s.port))
+        check("serve on a port in use: exit 1, says so", rc == 1 and f"port {s.port}" in err, err)
         test_routes(s)
         test_keepalive_and_clients(s)
         test_models(s)
+        test_variants(s, qp, lc)
         test_truncation(s)
         test_bad_input(s)
         test_concurrency(s)
@@ -640,6 +674,7 @@ def main():
         n_post = len([l for l in s.lines if " POST " in l])
     finally:
         rc = s.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
     check("main server: exit 0 on SIGTERM", rc == 0, "".join(s.lines[-5:]))
     check("main server: log lines", n_post > 0)
     test_payload_limit()
