@@ -564,6 +564,9 @@ def test_overload():
 def test_sigterm():
     s = Server("-m", MODEL)
     sock, rest = hold_request(s.port)
+    idle = socket.create_connection(("127.0.0.1", s.port), timeout=30)  # a keep-alive connection, open before
+    idle.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    first = read_response(idle)
     time.sleep(0.3)
     s.p.send_signal(signal.SIGTERM)
     time.sleep(0.5)
@@ -575,6 +578,11 @@ def test_sigterm():
     except OSError:
         refused = True
     check("SIGTERM: new connections refused", refused)
+    idle.sendall(b"POST /embed HTTP/1.1\r\nHost: x\r\nContent-Length: 15\r\n\r\n{\"inputs\": \"a\"}")
+    st, body = read_response(idle)
+    idle.close()
+    check("SIGTERM: a new request on an open connection gets 503", first[0] == 200 and st == 503
+          and is_tei_error(json.loads(body or b"null"), "unhealthy"), f"{first} {st} {body}")
     raw = finish_held(sock, rest)
     check("SIGTERM: the request in flight is answered", status_of(raw) == 200
           and same(f32(body_of(raw)), encode_ref(MODEL, ["held request"])), raw[:200])
