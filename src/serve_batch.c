@@ -136,41 +136,31 @@ static void *batcher_main(void *arg) {
                 break;
             }
         pthread_mutex_unlock(&b->mu);
-        /* group by parameters, keeping queue order within a group */
-        se_status *st = calloc(n, sizeof *st);
-        se_error *errs = calloc(n, sizeof *errs);
-        bool *done = calloc(n, sizeof *done);
-        for (size_t i = 0; st && errs && done && i < n; i++) {
-            if (done[i]) continue;
+        /* group by parameters, keeping queue order within a group (a taken
+         * item's slot is cleared); each group is reported when it is done */
+        for (size_t i = 0; i < n; i++) {
+            sv_item *lead = take[i];
+            if (!lead) continue;
             size_t ng = 0;
             for (size_t k = i; k < n; k++)
-                if (!done[k] && same_params(take[i], take[k])) grp[ng++] = take[k], done[k] = true;
+                if (take[k] && same_params(lead, take[k])) grp[ng++] = take[k], take[k] = NULL;
             se_error e = {0};
             se_status s = encode_group(b, grp, ng, &e);
-            if (s != SE_OK && ng > 1) /* find the faulty input(s): one by one */
+            if (s != SE_OK && ng > 1) { /* find the faulty input(s): one by one */
                 for (size_t k = 0; k < ng; k++) {
                     se_error e1 = {0};
                     se_status s1 = encode_group(b, &grp[k], 1, &e1);
-                    for (size_t q = 0; q < n; q++)
-                        if (take[q] == grp[k]) st[q] = s1, errs[q] = e1;
+                    pthread_mutex_lock(&b->mu);
+                    finish_item(grp[k], s1, &e1);
+                    pthread_mutex_unlock(&b->mu);
                 }
-            else
-                for (size_t k = 0; k < ng; k++)
-                    for (size_t q = 0; q < n; q++)
-                        if (take[q] == grp[k]) st[q] = s, errs[q] = e;
-        }
-        pthread_mutex_lock(&b->mu);
-        for (size_t i = 0; i < n; i++) {
-            if (!st || !errs || !done) {
-                se_error e = {SE_E_NOMEM, "out of memory"};
-                finish_item(take[i], SE_E_NOMEM, &e);
             } else {
-                finish_item(take[i], st[i], &errs[i]);
+                pthread_mutex_lock(&b->mu);
+                for (size_t k = 0; k < ng; k++) finish_item(grp[k], s, &e);
+                pthread_mutex_unlock(&b->mu);
             }
         }
-        free(st);
-        free(errs);
-        free(done);
+        pthread_mutex_lock(&b->mu);
     }
     pthread_mutex_unlock(&b->mu);
     free(take);

@@ -190,13 +190,13 @@ def test_routes(s):
     # info, health, models
     st, body, _ = s.request("GET", "/info")
     check("info", st == 200 and body["model_id"] == "use-lite" and body["max_input_length"] == 128
-          and body["max_client_batch_size"] == 32 and [m["id"] for m in body["models"]] == ["use-lite", "en", "plain", "prompt", "qp", "lc"]
+          and body["max_client_batch_size"] == 32 and [m["id"] for m in body["models"]] == ["use-lite", "en", "plain", "prompt", "qp", "lc", "nan"]
           and body["models"][1]["dim"] == 32, str(body)[:300])
     st, body, _ = s.request("GET", "/health")
     check("health: 200", st == 200)
     st, body, _ = s.request("GET", "/v1/models")
     check("v1/models", st == 200 and body["object"] == "list"
-          and [m["id"] for m in body["data"]] == ["use-lite", "en", "plain", "prompt", "qp", "lc"], str(body))
+          and [m["id"] for m in body["data"]] == ["use-lite", "en", "plain", "prompt", "qp", "lc", "nan"], str(body))
 
 
 def read_response(sock):
@@ -282,6 +282,32 @@ def make_variants(d):
     with open(os.path.join(lc, "sentence_bert_config.json"), "w") as f:
         json.dump({"max_seq_length": 24, "do_lower_case": True}, f)
     return qp, lc
+
+
+def make_nan_model(d):
+    """A copy of en-mean-norm whose embedding row of "hello" (id 7592) is NaN: texts with that
+    word fail in the model (SE_E_RANGE), others do not."""
+    nan = os.path.join(d, "nan")
+    shutil.copytree(EN, nan)
+    path = os.path.join(nan, "model.safetensors")
+    b = bytearray(open(path, "rb").read())
+    n = int.from_bytes(b[:8], "little")
+    t = json.loads(b[8:8 + n])["embeddings.word_embeddings.weight"]
+    row = 8 + n + t["data_offsets"][0] + 7592 * 32 * 4
+    b[row:row + 32 * 4] = np.full(32, np.nan, dtype="<f4").tobytes()
+    open(path, "wb").write(bytes(b))
+    return nan
+
+
+def test_backend_error(s):
+    """A model failing on one input: 424 naming that input (found by re-running the pass one by
+    one); the same pass's other requests and later ones are served."""
+    st, body, _ = s.request("POST", "/embed", {"inputs": ["good text", "hello there", "more"], "model": "nan"})
+    check("model failure: 424 naming input 1", st == 424 and is_tei_error(body, "backend")
+          and body["error"].startswith("input 1:"), f"{st} {body}")
+    ref = encode_ref(s.nan_dir, ["good text", "more"])
+    st, body, _ = s.request("POST", "/embed", {"inputs": ["good text", "more"], "model": "nan"})
+    check("model failure: other inputs still served", st == 200 and same(f32(body), ref), f"{st} {body}")
 
 
 def test_variants(s, qp, lc):
@@ -662,8 +688,10 @@ def main():
     test_usage()
     tmp = tempfile.mkdtemp()
     qp, lc = make_variants(tmp)
+    nan = make_nan_model(tmp)
     s = Server("-m", MODEL, "-m", f"en={EN}", "-m", f"plain={PLAIN}", "-m", f"prompt={PROMPT}", "-m", f"qp={qp}",
-               "-m", f"lc={lc}")
+               "-m", f"lc={lc}", "-m", f"nan={nan}")
+    s.nan_dir = nan
     check("server started", s.port is not None, "".join(s.lines))
     if s.port is None:
         s.stop()
@@ -675,6 +703,7 @@ def main():
         test_keepalive_and_clients(s)
         test_models(s)
         test_variants(s, qp, lc)
+        test_backend_error(s)
         test_truncation(s)
         test_bad_input(s)
         test_concurrency(s)
