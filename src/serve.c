@@ -209,7 +209,7 @@ static enum MHD_Result send_body(struct MHD_Connection *c, const char *method, c
     if (!n) free(body->p);
     body->p = NULL;
     if (ctype) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-    if (S.stopping) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    if (__atomic_load_n(&S.stopping, __ATOMIC_SEQ_CST)) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
     MHD_destroy_response(resp);
     log_request(c, method, url, status, n, r, err);
@@ -922,11 +922,11 @@ int cmd_serve(int argc, char **argv) {
     MHD_socket ls = MHD_quiesce_daemon(d);
     if (ls != MHD_INVALID_SOCKET) close(ls);
     double t_end = cli_now() + SV_DRAIN_S;
-    while (__atomic_load_n(&S.busy, __ATOMIC_SEQ_CST) > 0 && cli_now() < t_end) {
+    while (__atomic_load_n(&S.active, __ATOMIC_SEQ_CST) > 0 && cli_now() < t_end) {
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    rc = __atomic_load_n(&S.busy, __ATOMIC_SEQ_CST) > 0 ? EXIT_RUNTIME : 0;
+    rc = __atomic_load_n(&S.active, __ATOMIC_SEQ_CST) > 0 ? EXIT_RUNTIME : 0;
     if (rc) fprintf(stderr, "sembed: serve: requests still running after %d s; stopping anyway\n", SV_DRAIN_S);
 out:
     if (d) MHD_stop_daemon(d);

@@ -2,6 +2,7 @@
 """Black-box tests of `sembed serve` over HTTP on loopback.
 
 Run from the repo root: /usr/bin/python3 tests/test_serve.py build/sembed
+(`make tsan` adds --concurrency-only, against a ThreadSanitizer build.)
 Starts servers with --port 0 (the port is read from the start line), on the
 default model (models/use-lite) and fixture models, and checks every route
 against `sembed encode` / `sembed tokenize` (bit for bit), the error statuses
@@ -70,7 +71,8 @@ class Server:
         return r.status, parsed, dict(r.getheaders())
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
-        """Sends sig and returns the exit code (None when it did not exit)."""
+        """Sends sig and returns the exit code (None when it did not exit). A sanitizer's report
+        (which makes the exit code non-zero) is printed."""
         if self.p.poll() is None:
             self.p.send_signal(sig)
         try:
@@ -80,6 +82,8 @@ class Server:
             self.p.wait()
             rc = None
         self.reader.join(timeout=5)
+        if rc != 0 and any("Sanitizer" in l for l in self.lines):
+            print("".join(l for l in self.lines if not l.startswith(("20", "{"))), file=sys.stderr)
         return rc
 
 
@@ -483,10 +487,10 @@ def test_api_key(d):
 
 # ==== batching and concurrency ====
 
-def test_concurrency(s):
-    """The same text alone and inside concurrent mixed requests gives identical bytes."""
-    rng = random.Random(7)
-    pool = TEXTS + [f"sentence number {i} about {w}" for i, w in enumerate(["cats", "dogs", "rain", "stocks", "music"] * 4)]
+def test_concurrency(s, n_workers=12, n_rounds=12, n_extra=20):
+    """The same text alone and inside concurrent mixed requests gives identical bytes: n_workers
+    threads, each n_rounds requests of 1-16 texts from a pool of TEXTS and n_extra more."""
+    pool = TEXTS + [f"sentence number {i} about {w}" for i, w in enumerate(["cats", "dogs", "rain", "stocks", "music"] * 4)][:n_extra]
     alone = {}
     for t in pool:  # one text per request, one at a time: nothing to batch with
         st, b, _ = s.request("POST", "/embed", {"inputs": [t]})
@@ -499,8 +503,8 @@ def test_concurrency(s):
     def worker(seed):
         r = random.Random(seed)
         conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=60)  # keep-alive: one connection per worker
-        for _ in range(12):
-            texts = r.sample(pool, r.randint(1, 16))
+        for _ in range(n_rounds):
+            texts = r.sample(pool, r.randint(1, min(16, len(pool))))
             route = r.choice(["/embed", "/v1/embeddings", "/v1/embeddings-b64"])
             try:
                 if route == "/embed":
@@ -525,19 +529,19 @@ def test_concurrency(s):
                     bad.extend(t for t, v in zip(texts, vecs) if v != alone[t])
         conn.close()
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(12)]
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n_workers)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    check("concurrent: every request served", not errors and n_done[0] == 12 * 12, str(errors[:5]))
+    check("concurrent: every request served", not errors and n_done[0] == n_workers * n_rounds, str(errors[:5]))
     check("concurrent: every vector bit-identical to the text alone", not bad, str(bad[:5]))
     # and the load did batch requests together (else the check above proves nothing)
     st, info, _ = s.request("GET", "/info")
     mixed = info["models"][0]["mixed_batches"] if st == 200 else 0
     check("concurrent: some forward passes held several requests' inputs", mixed > 0, str(info.get("models", [{}])[0]))
     batched = [l for l in s.lines if "POST" in l]
-    check("concurrent: one log line per request", len(batched) >= len(pool) + 12 * 12, str(len(batched)))
+    check("concurrent: one log line per request", len(batched) >= len(pool) + n_workers * n_rounds, str(len(batched)))
 
 
 def hold_request(port, path=b"/embed"):
@@ -681,10 +685,26 @@ def test_openai_client(s):
         check(f"openai npm client ({fmt}): bit-identical", same(got, ref))
 
 
+def concurrency_only():
+    """`make tsan`: the tests where threads meet (batching under concurrent load, 429, SIGTERM with a
+    request in flight), against a ThreadSanitizer build; a report makes the server exit non-zero."""
+    s = Server("-m", MODEL)
+    try:
+        test_concurrency(s, n_workers=8, n_rounds=3, n_extra=0)
+    finally:
+        rc = s.stop()
+    check("concurrent load: exit 0 (no sanitizer report)", rc == 0, str(rc))
+    test_overload()
+    test_sigterm()
+    report("test_serve")
+
+
 def main():
     if not os.path.exists(os.path.join(MODEL, "model.safetensors")):
         check("the default model is there (./setup.sh makes models/use-lite)", False)
         report("test_serve")
+    if "--concurrency-only" in sys.argv[2:]:
+        concurrency_only()
     test_usage()
     tmp = tempfile.mkdtemp()
     qp, lc = make_variants(tmp)
