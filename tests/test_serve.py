@@ -643,6 +643,14 @@ def test_logs():
           and "error" in recs[1] and recs[2]["path"] == "/health", str(recs))
 
 
+def test_linking():
+    """Only the sembed binary links libmicrohttpd; the library stays free of it."""
+    lib = os.path.join(os.path.dirname(SEMBED), "libsembed.so")
+    ldd = lambda f: subprocess.run(["ldd", f], capture_output=True, text=True).stdout
+    check("sembed links libmicrohttpd", "libmicrohttpd" in ldd(SEMBED))
+    check("libsembed.so does not", os.path.exists(lib) and "libmicrohttpd" not in ldd(lib), ldd(lib))
+
+
 def test_usage():
     rc, out, _ = run("serve", "--help")
     check("serve --help", rc == 0 and "--max-batch-tokens" in out and "--api-key-file" in out)
@@ -706,6 +714,7 @@ def main():
     if "--concurrency-only" in sys.argv[2:]:
         concurrency_only()
     test_usage()
+    test_linking()
     tmp = tempfile.mkdtemp()
     qp, lc = make_variants(tmp)
     nan = make_nan_model(tmp)
