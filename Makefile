@@ -10,7 +10,8 @@
 #   make install    PREFIX (default /usr/local), DESTDIR; `make uninstall` undoes it
 #
 # Dependencies (Debian): libjansson-dev (JSON), libutf8proc-dev (Unicode data),
-# libsqlite3-dev (the index file), zlib1g-dev (CRC-32; gzipped evaluation files).
+# libsqlite3-dev (the index file), zlib1g-dev (CRC-32; gzipped evaluation files),
+# libmicrohttpd-dev (HTTP for `sembed serve`; the sembed binary only).
 # CI builds with EXTRA_CFLAGS=-Werror (.ci/run); the tree is warning-free
 # with gcc and clang.
 
@@ -37,9 +38,10 @@ TESTS        := test_unicode test_kernels test_threadpool test_similarity test_t
                 test_model test_use test_index test_util test_sentencepiece \
                 test_torch_bin test_archs test_rerank
 TSAN_TESTS   := test_threadpool test_model test_tokenizer test_index
-CLI_TESTS    := test_cli test_index_cli test_rerank_cli test_real_configs
+CLI_TESTS    := test_cli test_index_cli test_rerank_cli test_real_configs test_serve
 SH_TESTS     := test_setup test_packaging test_build
-FUZZ_TARGETS := fuzz_safetensors fuzz_tokenizer fuzz_snapshot fuzz_spm_model fuzz_torch_bin fuzz_spm_folder
+FUZZ_TARGETS := fuzz_safetensors fuzz_tokenizer fuzz_snapshot fuzz_spm_model fuzz_torch_bin fuzz_spm_folder \
+                fuzz_serve_request
 ifneq ($(filter-out $(TESTS),$(TSAN_TESTS)),)
 $(error TSAN_TESTS names tests not in TESTS: $(filter-out $(TESTS),$(TSAN_TESTS)))
 endif
@@ -53,10 +55,14 @@ LIB_SRC  := src/alloc.c src/error.c src/json.c src/unicode.c \
             src/threadpool.c src/encode.c src/rerank.c src/similarity.c src/util.c src/chunk.c src/vec_dist.c src/vec_index.c \
             src/index.c src/convert_use.c
 LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
-CLI_SRC  := src/cli.c src/cli_io.c src/cli_eval.c src/cli_bench.c src/cli_index.c src/cli_rerank.c
+CLI_SRC  := src/cli.c src/cli_io.c src/cli_eval.c src/cli_bench.c src/cli_index.c src/cli_rerank.c \
+            src/serve.c src/serve_req.c src/serve_batch.c
 CLI_OBJ  := $(CLI_SRC:src/%.c=$(BUILD)/obj/%.o)
 TEST_BIN := $(TESTS:%=$(BUILD)/tests/%)
 FUZZ_SRC := $(FUZZ_TARGETS:%=tests/fuzz/%.c)
+# Program code (not in the library) that fuzz targets reach: the server's
+# request binding (fuzz_serve_request).
+FUZZ_PROG_SRC := src/serve_req.c
 
 # The library version (from sembed.h) and the shared library's names:
 # libsembed.so.0.1.0, its SONAME libsembed.so.0, and the link libsembed.so.
@@ -90,7 +96,7 @@ $(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h src/*/*.h) include/sembed.h
 
 # The CLI sees only the public header, as a user of the library (a static
 # pattern rule: the implicit cli%.o pattern never matched cli.o itself).
-$(CLI_OBJ): $(BUILD)/obj/%.o: src/%.c $(wildcard src/cli*.h) include/sembed.h
+$(CLI_OBJ): $(BUILD)/obj/%.o: src/%.c $(wildcard src/cli*.h src/serve*.h) include/sembed.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
@@ -107,8 +113,10 @@ $(BUILD)/$(SONAME): $(BUILD)/$(SOFILE)
 $(BUILD)/libsembed.so: $(BUILD)/$(SONAME)
 	ln -sf $(SONAME) $@
 
+# The binary alone links libmicrohttpd (for `sembed serve`); the library
+# stays free of it.
 $(BUILD)/sembed: $(CLI_OBJ) $(BUILD)/libsembed.a
-	$(CC) -o $@ $(CLI_OBJ) $(BUILD)/libsembed.a $(LDLIBS)
+	$(CC) -o $@ $(CLI_OBJ) $(BUILD)/libsembed.a $(LDLIBS) -lmicrohttpd
 
 # The man page, from the help texts of the binary.
 $(BUILD)/sembed.1: $(BUILD)/sembed tools/gen_man.sh
@@ -170,22 +178,24 @@ asan:
 
 ubsan: asan
 
+# The server's concurrent tests run against a TSan build of the binary too.
 tsan:
-	$(MAKE) BUILD=build-tsan SAN="-fsanitize=thread" OPT="-O1 -g" $(TSAN_TESTS:%=build-tsan/tests/%)
+	$(MAKE) BUILD=build-tsan SAN="-fsanitize=thread" OPT="-O1 -g" $(TSAN_TESTS:%=build-tsan/tests/%) build-tsan/sembed
 	for t in $(TSAN_TESTS); do build-tsan/tests/$$t || exit 1; done
+	/usr/bin/python3 tests/test_serve.py build-tsan/sembed --concurrency-only
 
 # Fuzzing: libFuzzer targets (clang); their corpus is replayed by
 # fuzz_replay in the normal suite (tests/fuzz/replay.c has a table of the
 # targets' entry points).
-$(BUILD)/tests/fuzz_replay: tests/fuzz/replay.c $(FUZZ_SRC) $(LIB_OBJ)
+$(BUILD)/tests/fuzz_replay: tests/fuzz/replay.c $(FUZZ_SRC) $(FUZZ_PROG_SRC) $(wildcard src/serve*.h) $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -Isrc -o $@ tests/fuzz/replay.c $(FUZZ_SRC) $(LIB_OBJ) $(LDLIBS)
+	$(CC) $(CFLAGS_ALL) -Isrc -o $@ tests/fuzz/replay.c $(FUZZ_SRC) $(FUZZ_PROG_SRC) $(LIB_OBJ) $(LDLIBS)
 
 fuzz:
 	$(MAKE) BUILD=build-fuzz CC=clang SAN="-fsanitize=address,undefined,fuzzer-no-link" OPT="-O1 -g" build-fuzz/libsembed.a
 	for t in $(FUZZ_TARGETS); do \
 	  clang -std=c11 -D_GNU_SOURCE -DSE_FUZZ_MAIN -O1 -g -fsanitize=address,undefined,fuzzer -Iinclude -Isrc \
-	    -o build-fuzz/$$t tests/fuzz/$$t.c build-fuzz/libsembed.a $(LIBS) || exit 1; \
+	    -o build-fuzz/$$t tests/fuzz/$$t.c $(FUZZ_PROG_SRC) build-fuzz/libsembed.a $(LIBS) || exit 1; \
 	  mkdir -p build-fuzz/corpus-$$t; \
 	  build-fuzz/$$t -max_total_time=$${FUZZ_SECONDS:-60} build-fuzz/corpus-$$t tests/fuzz/corpus/$$t || exit 1; \
 	done

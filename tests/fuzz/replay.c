@@ -6,7 +6,8 @@
  * Run from the repo root with no arguments. For each target it reads every
  * regular file of tests/fuzz/corpus/<target>/ (in name order) and feeds it
  * to the target's entry point (se_fuzz_safetensors, se_fuzz_tokenizer,
- * se_fuzz_snapshot, se_fuzz_spm_model, se_fuzz_torch_bin, se_fuzz_spm_folder).
+ * se_fuzz_snapshot, se_fuzz_spm_model, se_fuzz_torch_bin, se_fuzz_spm_folder,
+ * se_fuzz_serve_request).
  * A target that crashes, traps on a broken invariant or trips a sanitizer
  * ends the process, so the normal suite built with gcc + ASan/UBSan catches
  * regressions on every input the fuzzer ever kept. At the end it prints
@@ -40,6 +41,7 @@ int se_fuzz_snapshot(const uint8_t *data, size_t size);
 int se_fuzz_spm_model(const uint8_t *data, size_t size);
 int se_fuzz_torch_bin(const uint8_t *data, size_t size);
 int se_fuzz_spm_folder(const uint8_t *data, size_t size);
+int se_fuzz_serve_request(const uint8_t *data, size_t size);
 
 typedef int (*fuzz_fn)(const uint8_t *data, size_t size);
 
@@ -53,6 +55,7 @@ static const struct {
     {"tests/fuzz/corpus/fuzz_spm_model", se_fuzz_spm_model},
     {"tests/fuzz/corpus/fuzz_torch_bin", se_fuzz_torch_bin},
     {"tests/fuzz/corpus/fuzz_spm_folder", se_fuzz_spm_folder},
+    {"tests/fuzz/corpus/fuzz_serve_request", se_fuzz_serve_request},
 };
 
 static char current[4096]; /* the file being replayed, for the crash note */

@@ -1,0 +1,940 @@
+/*
+ * serve.c - `sembed serve`: an HTTP embedding server speaking OpenAI's
+ * embeddings API and Hugging Face text-embeddings-inference's (TEI).
+ *
+ *   POST /v1/embeddings   OpenAI: input (string, list, int[], int[][]),
+ *                         model, encoding_format (float | base64),
+ *                         dimensions, user (ignored)
+ *   GET  /v1/models       OpenAI: the loaded models
+ *   POST /embed           TEI: inputs, normalize, truncate, prompt_name, dimensions
+ *   POST /                TEI: the same as /embed (huggingface_hub, LangChain)
+ *   POST /tokenize        TEI: the token ids of each input
+ *   GET  /info, /health   TEI
+ *
+ * HTTP is libmicrohttpd (Debian's libmicrohttpd12): a maintained C
+ * library with HTTP/1.1 keep-alive, chunked uploads, header and
+ * connection limits and timeouts, and no HTTP parsing of our own. It runs
+ * one thread per connection (capped), so a handler may block while its
+ * inputs are encoded. Request threads parse JSON and tokenise; one
+ * inference thread per model batches (serve_batch.c). Errors use TEI's
+ * body {"error", "error_type"} and status codes, or under /v1/ OpenAI's
+ * envelope {"error": {"message", "type", "param", "code"}}.
+ *
+ * Like the CLI, this file uses the public API (sembed.h) only.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "cli_io.h"
+#include "serve.h"
+
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE 2
+#define SV_MODELS_MAX 16
+#define SV_TIMEOUT_S 30 /* a connection idle (or sending nothing) this long is closed */
+#define SV_DRAIN_S 60   /* on SIGTERM, how long requests in flight may take to finish */
+#define SV_HEADER_BYTES (32 * 1024) /* per connection: request line and headers (larger: 431) */
+
+/* ==== State ==== */
+
+/* One loaded model. */
+typedef struct sv_model {
+    const char *name, *dir;
+    se_model *m;
+    const se_tokenizer *tok;
+    se_model_info info;
+    sv_batcher *batcher;
+    bool strip; /* the architecture strips texts before tokenising (see prepare_text) */
+} sv_model;
+
+/* The server's configuration and shared state. */
+static struct {
+    sv_model models[SV_MODELS_MAX];
+    size_t n_models;
+    const char *host;
+    long port;
+    char *api_key;             /* NULL: no key */
+    long max_batch_tokens;
+    long max_client_batch;
+    long max_concurrent;
+    long payload_limit;
+    bool auto_truncate;
+    bool log_json;
+    int stopping;              /* set on SIGTERM/SIGINT (atomic) */
+    int busy;                  /* work requests admitted and not finished (atomic) */
+    int active;                /* requests of any kind between their first byte and their end (atomic) */
+    pthread_mutex_t log_mu;
+} S = {.host = "127.0.0.1", .port = 8080, .max_batch_tokens = 16384, .max_client_batch = 32,
+       .max_concurrent = 512, .payload_limit = 2000000, .log_mu = PTHREAD_MUTEX_INITIALIZER};
+
+/* Per-request state, kept by libmicrohttpd between calls of the handler. */
+typedef struct conn_req {
+    sv_buf body;      /* the upload, at most --payload-limit bytes */
+    bool too_large;   /* more than that arrived: the rest is dropped, 413 at the end */
+    bool admitted;    /* counted in S.busy */
+    double t0;
+    const char *model;/* for the log line */
+    size_t n_inputs, n_tokens;
+} conn_req;
+
+/* ==== Logging ==== */
+
+/* Appends s to a text log line with every byte a client could use to
+ * forge or garble lines escaped as \xNN: control characters (a newline in
+ * a model name or a %0A in a path), DEL, and bytes >= 0x80 when ascii
+ * (paths are not checked for UTF-8). Also the double quote, which
+ * delimits the error field. */
+static void log_clean(sv_buf *b, const char *s, bool ascii) {
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p < 0x20 || *p == 0x7F || *p == '"' || *p == '\\' || (ascii && *p >= 0x80)) sv_buf_printf(b, "\\x%02x", *p);
+        else sv_buf_add(b, (const char *)p, 1);
+    }
+}
+
+/* Appends s as a JSON string for a JSON log line: escaped as any JSON
+ * string (control characters included), with bytes >= 0x80 as \u00NN
+ * when ascii (a path may hold any bytes; JSON wants UTF-8). */
+static void log_json_str(sv_buf *b, const char *s, bool ascii) {
+    if (!ascii) {
+        sv_buf_json_str(b, s, strlen(s));
+        return;
+    }
+    sv_buf_add(b, "\"", 1);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p < 0x20 || *p >= 0x7F || *p == '"' || *p == '\\') sv_buf_printf(b, "\\u%04x", *p);
+        else sv_buf_add(b, (const char *)p, 1);
+    }
+    sv_buf_add(b, "\"", 1);
+}
+
+/* Writes one log line for a finished request to stderr: text
+ * ("2026-01-01T00:00:00Z 127.0.0.1 POST /embed 200 1234B 3.2ms model=x
+ * inputs=2 tokens=18") or, with --log-format json, one JSON object. */
+static void log_request(struct MHD_Connection *c, const char *method, const char *url, int status, size_t bytes,
+                        const conn_req *r, const char *err) {
+    char ts[32], ip[INET6_ADDRSTRLEN] = "-";
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci && ci->client_addr) {
+        const struct sockaddr *sa = ci->client_addr;
+        if (sa->sa_family == AF_INET) inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, ip, sizeof ip);
+        else if (sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, ip, sizeof ip);
+    }
+    double ms = (cli_now() - r->t0) * 1e3;
+    sv_buf b = {0};
+    if (S.log_json) {
+        sv_buf_printf(&b, "{\"time\":\"%s\",\"remote\":\"%s\",\"method\":", ts, ip);
+        log_json_str(&b, method, true);
+        sv_buf_puts(&b, ",\"path\":");
+        log_json_str(&b, url, true);
+        sv_buf_printf(&b, ",\"status\":%d,\"bytes\":%zu,\"ms\":%.3f", status, bytes, ms);
+        if (r->model) {
+            sv_buf_puts(&b, ",\"model\":");
+            sv_buf_json_str(&b, r->model, strlen(r->model));
+        }
+        if (r->n_inputs) sv_buf_printf(&b, ",\"inputs\":%zu,\"tokens\":%zu", r->n_inputs, r->n_tokens);
+        if (err) {
+            sv_buf_puts(&b, ",\"error\":");
+            log_json_str(&b, err, false);
+        }
+        sv_buf_puts(&b, "}\n");
+    } else {
+        sv_buf_printf(&b, "%s %s ", ts, ip);
+        log_clean(&b, method, true);
+        sv_buf_puts(&b, " ");
+        log_clean(&b, url, true);
+        sv_buf_printf(&b, " %d %zuB %.1fms", status, bytes, ms);
+        if (r->model) sv_buf_printf(&b, " model=%s", r->model);
+        if (r->n_inputs) sv_buf_printf(&b, " inputs=%zu tokens=%zu", r->n_inputs, r->n_tokens);
+        if (err) {
+            sv_buf_puts(&b, " error=\"");
+            log_clean(&b, err, false);
+            sv_buf_puts(&b, "\"");
+        }
+        sv_buf_puts(&b, "\n");
+    }
+    if (!b.oom) {
+        pthread_mutex_lock(&S.log_mu);
+        fputs(b.p, stderr);
+        fflush(stderr);
+        pthread_mutex_unlock(&S.log_mu);
+    }
+    sv_buf_free(&b);
+}
+
+/* libmicrohttpd's own messages (e.g. a failed bind) on stderr. */
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+    (void)cls;
+    pthread_mutex_lock(&S.log_mu);
+    fputs("sembed: serve: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    pthread_mutex_unlock(&S.log_mu);
+}
+
+/* ==== Responses ==== */
+
+/* Queues body (malloc'd, taken over) with status and a JSON content type,
+ * logs the request, and returns libmicrohttpd's result. close asks the
+ * client to close the connection (after a refused upload). */
+static enum MHD_Result send_body(struct MHD_Connection *c, const char *method, const char *url, conn_req *r,
+                                 int status, sv_buf *body, const char *ctype, const char *err) {
+    if (body->oom) {
+        sv_buf_free(body);
+        sv_buf_puts(body, "{\"error\":\"out of memory\",\"error_type\":\"backend\"}");
+        status = 503;
+    }
+    size_t n = body->n;
+    struct MHD_Response *resp = MHD_create_response_from_buffer(n, n ? body->p : (void *)"",
+                                                                n ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (!resp) {
+        sv_buf_free(body);
+        return MHD_NO;
+    }
+    if (!n) free(body->p);
+    body->p = NULL;
+    if (ctype) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    if (__atomic_load_n(&S.stopping, __ATOMIC_SEQ_CST)) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    log_request(c, method, url, status, n, r, err);
+    return ret;
+}
+
+/* Answers with an error: TEI's {"error", "error_type"}, or, for a route
+ * under /v1/, OpenAI's {"error": {"message", "type", "param", "code"}}. */
+static enum MHD_Result send_error(struct MHD_Connection *c, const char *method, const char *url, conn_req *r,
+                                  const sv_error *e) {
+    sv_buf b = {0};
+    if (!strncmp(url, "/v1/", 4)) {
+        const char *type = e->status == 401   ? "invalid_request_error"
+                           : e->status == 429 ? "rate_limit_error"
+                           : e->status >= 500 ? "server_error"
+                                              : "invalid_request_error";
+        const char *code = e->status == 401 ? "invalid_api_key"
+                           : e->status == 404 && e->param && !strcmp(e->param, "model") ? "model_not_found"
+                                                                                       : e->type;
+        sv_buf_puts(&b, "{\"error\":{\"message\":");
+        sv_buf_json_str(&b, e->msg, strlen(e->msg));
+        sv_buf_printf(&b, ",\"type\":\"%s\",\"param\":", type);
+        if (e->param) sv_buf_json_str(&b, e->param, strlen(e->param));
+        else sv_buf_puts(&b, "null");
+        sv_buf_puts(&b, ",\"code\":");
+        if (code) sv_buf_json_str(&b, code, strlen(code));
+        else sv_buf_puts(&b, "null");
+        sv_buf_puts(&b, "}}");
+    } else {
+        sv_buf_puts(&b, "{\"error\":");
+        sv_buf_json_str(&b, e->msg, strlen(e->msg));
+        sv_buf_printf(&b, ",\"error_type\":\"%s\"}", e->type ? e->type : "validation");
+    }
+    return send_body(c, method, url, r, e->status, &b, "application/json", e->msg);
+}
+
+/* ==== Models ==== */
+
+/* The model a request names (NULL: the default, the first -m), or NULL
+ * when no loaded model has that name. */
+static sv_model *find_model(const char *name) {
+    if (!name) return &S.models[0];
+    for (size_t i = 0; i < S.n_models; i++)
+        if (!strcmp(S.models[i].name, name)) return &S.models[i];
+    return NULL;
+}
+
+/* The loaded models' names, comma-separated, cut to cap bytes. */
+static void model_names(char *out, size_t cap) {
+    out[0] = 0;
+    for (size_t i = 0; i < S.n_models; i++) {
+        if (i) strncat(out, ", ", cap - strlen(out) - 1);
+        strncat(out, S.models[i].name, cap - strlen(out) - 1);
+    }
+}
+
+/* The name of a pooling bit set, as sentence-transformers spells the modes
+ * (several joined with '+'). */
+static void pooling_name(uint32_t p, char *out, size_t cap) {
+    static const char *names[] = {"cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken"};
+    out[0] = 0;
+    for (int i = 0; i < 6; i++)
+        if (p & (1u << i)) {
+            if (out[0]) strncat(out, "+", cap - strlen(out) - 1);
+            strncat(out, names[i], cap - strlen(out) - 1);
+        }
+}
+
+/* Whether code point cp is whitespace to Python's str.strip(). */
+static bool is_py_space(uint32_t cp) {
+    return (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20) || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
+           (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F ||
+           cp == 0x3000;
+}
+
+/* Decodes the code point at s[0..n) (valid UTF-8, as jansson checked) into
+ * *cp; returns its byte length. */
+static size_t utf8_at(const unsigned char *s, size_t n, uint32_t *cp) {
+    size_t k = s[0] < 0x80 ? 1 : s[0] < 0xE0 ? 2 : s[0] < 0xF0 ? 3 : 4;
+    if (k > n) k = n;
+    uint32_t v = k == 1 ? s[0] : k == 2 ? s[0] & 0x1Fu : k == 3 ? s[0] & 0x0Fu : s[0] & 0x07u;
+    for (size_t i = 1; i < k; i++) v = v << 6 | (s[i] & 0x3Fu);
+    *cp = v;
+    return k;
+}
+
+/* Builds what se_encode tokenises for a text: prompt + text, stripped of
+ * Python whitespace at both ends when the architecture strips (every
+ * architecture but USE lite, whose own pipeline does not). Lowercasing
+ * models do not come here (their texts take the text path). *out is
+ * malloc'd. */
+static bool prepare_text(const sv_model *sm, const char *prompt, const char *text, size_t len, char **out,
+                         size_t *out_len) {
+    size_t pl = strlen(prompt), n = pl + len;
+    char *t = malloc(n + 1);
+    if (!t) return false;
+    memcpy(t, prompt, pl);
+    memcpy(t + pl, text, len);
+    size_t b = 0, e = n;
+    const unsigned char *u = (const unsigned char *)t;
+    while (sm->strip && b < e) {
+        uint32_t cp;
+        size_t k = utf8_at(u + b, e - b, &cp);
+        if (!is_py_space(cp)) break;
+        b += k;
+    }
+    while (sm->strip && e > b) {
+        size_t s = e - 1;
+        while (s > b && (u[s] & 0xC0) == 0x80) s--;
+        uint32_t cp;
+        utf8_at(u + s, e - s, &cp);
+        if (!is_py_space(cp)) break;
+        e = s;
+    }
+    memmove(t, t + b, e - b);
+    t[e - b] = 0;
+    *out = t;
+    *out_len = e - b;
+    return true;
+}
+
+/* ==== Routes ==== */
+
+/* POST /v1/embeddings, /embed and /: binds the body, tokenises each text
+ * on this thread (or checks the token ids), queues the sequences on the
+ * model's batcher, waits, and writes the vectors. */
+static enum MHD_Result route_embed(struct MHD_Connection *c, const char *method, const char *url, conn_req *r,
+                                   sv_route route) {
+    sv_request q;
+    sv_error e = {0};
+    sv_item *items = NULL;
+    int32_t **tok_ids = NULL;
+    float *vecs = NULL;
+    enum MHD_Result ret;
+    if (!sv_request_parse(route, r->body.p ? r->body.p : "", r->body.n, (size_t)S.max_client_batch, S.auto_truncate,
+                          &q, &e))
+        return send_error(c, method, url, r, &e);
+    r->n_inputs = q.n_inputs;
+    sv_model *sm = find_model(q.model);
+    if (!sm) {
+        char names[256];
+        model_names(names, sizeof names);
+        sv_fail(&e, route == SV_ROUTE_OPENAI_EMBED ? 404 : 422, "validation", "model",
+                "The model `%.96s` does not exist (loaded: %s)", q.model, names);
+        goto fail;
+    }
+    r->model = sm->name;
+    const se_model_info *in = &sm->info;
+    if (q.dimensions > in->dim) {
+        sv_fail(&e, 422, "validation", "dimensions", "`dimensions` %d is larger than the model's %d", q.dimensions, in->dim);
+        goto fail;
+    }
+    const char *prompt = "";
+    if (q.prompt_name) {
+        if (!(prompt = se_model_prompt_find(sm->m, q.prompt_name))) {
+            sv_fail(&e, 422, "validation", "prompt_name", "the model has no prompt named `%.64s`", q.prompt_name);
+            goto fail;
+        }
+    } else if (in->default_prompt_name) {
+        prompt = se_model_prompt_find(sm->m, in->default_prompt_name);
+        if (!prompt) prompt = "";
+    }
+    /* the text path: se_encode prepares the text itself (lowercasing, a
+     * prompt excluded from pooling), where se_tokenize cannot reproduce it */
+    bool text_path = in->do_lower_case || (prompt[0] && !in->include_prompt);
+    int32_t dim_out = q.dimensions && q.dimensions < in->dim ? q.dimensions : 0;
+    se_encode_params ep = se_encode_default_params();
+    ep.truncate_dim = dim_out;
+    size_t dim = se_encode_dim(sm->m, &ep), max_tok = (size_t)in->n_tokens_max;
+    items = calloc(q.n_inputs, sizeof *items);
+    tok_ids = calloc(q.n_inputs, sizeof *tok_ids);
+    vecs = malloc(q.n_inputs * dim * sizeof *vecs);
+    if (!items || !tok_ids || !vecs) {
+        sv_fail(&e, 503, "overloaded", NULL, "out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < q.n_inputs; i++) {
+        sv_input *x = &q.inputs[i];
+        sv_item *it = &items[i];
+        it->index = i;
+        it->truncate_dim = dim_out;
+        /* normalize: the model's own Normalize already did it; doing it again could move the last bit */
+        it->normalize = q.normalize && !in->normalize;
+        it->out = vecs + i * dim;
+        if (x->ids) {
+            if (q.prompt_name) {
+                sv_fail(&e, 422, "validation", "prompt_name", "`prompt_name` does not apply to token ids (input %zu)", i);
+                goto fail;
+            }
+            for (size_t t = 0; t < x->n_ids; t++)
+                if (x->ids[t] >= in->n_vocab) {
+                    sv_fail(&e, 422, "validation", route == SV_ROUTE_OPENAI_EMBED ? "input" : "inputs",
+                            "input %zu: token id %d at position %zu is outside the vocabulary (%d ids)", i, x->ids[t], t,
+                            in->n_vocab);
+                    goto fail;
+                }
+            if (x->n_ids > max_tok) {
+                if (!q.truncate) {
+                    sv_fail(&e, 422, "validation", route == SV_ROUTE_OPENAI_EMBED ? "input" : "inputs",
+                            "input %zu has %zu tokens; the model reads at most %zu (send truncate: true, or start the "
+                            "server with --auto-truncate)", i, x->n_ids, max_tok);
+                    goto fail;
+                }
+                x->n_ids = max_tok;
+            }
+            it->ids = x->ids;
+            it->n_ids = x->n_ids;
+            r->n_tokens += x->n_ids;
+        } else {
+            char *pt;
+            size_t pl, n = 0;
+            if (!prepare_text(sm, text_path ? "" : prompt, x->text, x->text_len, &pt, &pl)) {
+                sv_fail(&e, 503, "overloaded", NULL, "out of memory");
+                goto fail;
+            }
+            se_tokenize_params tp = se_tokenize_default_params(sm->tok);
+            tp.n_tokens_max = max_tok;
+            tp.add_special = true;
+            bool cut = false;
+            se_error te = {0};
+            tok_ids[i] = malloc((max_tok + 8) * sizeof **tok_ids);
+            se_status s = tok_ids[i] ? se_tokenize(sm->tok, pt, pl, NULL, 0, &tp, tok_ids[i], NULL, max_tok + 8, &n, &cut, &te)
+                                     : SE_E_NOMEM;
+            free(pt);
+            if (s != SE_OK) {
+                sv_fail(&e, s == SE_E_NOMEM ? 503 : 422, s == SE_E_NOMEM ? "overloaded" : "tokenizer",
+                        route == SV_ROUTE_OPENAI_EMBED ? "input" : "inputs", "input %zu: %s", i,
+                        s == SE_E_NOMEM ? "out of memory" : te.msg);
+                goto fail;
+            }
+            if (cut && !q.truncate) {
+                sv_fail(&e, 422, "validation", route == SV_ROUTE_OPENAI_EMBED ? "input" : "inputs",
+                        "input %zu is longer than the model's %zu tokens (send truncate: true, or start the server with "
+                        "--auto-truncate)", i, max_tok);
+                goto fail;
+            }
+            it->n_ids = n;
+            r->n_tokens += n;
+            if (text_path || n == 0) { /* se_encode on the inference thread */
+                it->text = x->text;
+                it->text_len = x->text_len;
+                it->prompt_name = q.prompt_name;
+                if (!it->n_ids) it->n_ids = 1; /* its share of the budget */
+            } else {
+                it->ids = tok_ids[i];
+            }
+        }
+    }
+    sv_job job;
+    if (!sv_batcher_run(sm->batcher, &job, items, q.n_inputs)) {
+        sv_fail(&e, 429, "overloaded", NULL, "Model is overloaded: the queue is full");
+        goto fail;
+    }
+    if (job.status != SE_OK) {
+        sv_fail(&e, 424, "backend", NULL, "input %zu: %s", job.err_item, job.msg);
+        goto fail;
+    }
+    sv_buf b = {0};
+    if (route == SV_ROUTE_OPENAI_EMBED) {
+        sv_buf_puts(&b, "{\"object\":\"list\",\"data\":[");
+        for (size_t i = 0; i < q.n_inputs; i++) {
+            sv_buf_printf(&b, "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":", i ? "," : "", i);
+            if (q.base64) sv_buf_float_base64(&b, vecs + i * dim, dim);
+            else sv_buf_float_array(&b, vecs + i * dim, dim);
+            sv_buf_puts(&b, "}");
+        }
+        sv_buf_puts(&b, "],\"model\":");
+        sv_buf_json_str(&b, sm->name, strlen(sm->name));
+        sv_buf_printf(&b, ",\"usage\":{\"prompt_tokens\":%zu,\"total_tokens\":%zu}}", r->n_tokens, r->n_tokens);
+    } else {
+        sv_buf_puts(&b, "[");
+        for (size_t i = 0; i < q.n_inputs; i++) {
+            if (i) sv_buf_puts(&b, ",");
+            sv_buf_float_array(&b, vecs + i * dim, dim);
+        }
+        sv_buf_puts(&b, "]");
+    }
+    ret = send_body(c, method, url, r, 200, &b, "application/json", NULL);
+    goto done;
+fail:
+    ret = send_error(c, method, url, r, &e);
+done:
+    for (size_t i = 0; tok_ids && i < q.n_inputs; i++) free(tok_ids[i]);
+    free(tok_ids);
+    free(items);
+    free(vecs);
+    sv_request_free(&q);
+    return ret;
+}
+
+/* POST /tokenize: per input, TEI's [{id, text, special, start, stop}].
+ * text is the vocabulary piece; start and stop (byte offsets) are null, as
+ * the tokenizer API gives no offsets yet. A token is special when it is
+ * one the template adds (found by tokenising without special tokens too). */
+static enum MHD_Result route_tokenize(struct MHD_Connection *c, const char *method, const char *url, conn_req *r) {
+    sv_request q;
+    sv_error e = {0};
+    if (!sv_request_parse(SV_ROUTE_TEI_TOKENIZE, r->body.p ? r->body.p : "", r->body.n, (size_t)S.max_client_batch,
+                          false, &q, &e))
+        return send_error(c, method, url, r, &e);
+    r->n_inputs = q.n_inputs;
+    sv_model *sm = find_model(q.model);
+    if (!sm) {
+        char names[256];
+        model_names(names, sizeof names);
+        sv_fail(&e, 422, "validation", "model", "The model `%.96s` does not exist (loaded: %s)", q.model, names);
+        sv_request_free(&q);
+        return send_error(c, method, url, r, &e);
+    }
+    r->model = sm->name;
+    sv_buf b = {0};
+    sv_buf_puts(&b, "[");
+    for (size_t i = 0; i < q.n_inputs; i++) {
+        const sv_input *x = &q.inputs[i];
+        size_t n = 0, n0 = 0, cap = x->text_len + 16;
+        int32_t *ids = malloc(cap * sizeof *ids), *ids0 = malloc(cap * sizeof *ids0);
+        se_tokenize_params tp = se_tokenize_default_params(sm->tok);
+        tp.n_tokens_max = 0;
+        tp.add_special = q.add_special;
+        se_error te = {0};
+        se_status s = ids && ids0 ? se_tokenize(sm->tok, x->text, x->text_len, NULL, 0, &tp, ids, NULL, cap, &n, NULL, &te)
+                                  : SE_E_NOMEM;
+        tp.add_special = false;
+        if (s == SE_OK) s = se_tokenize(sm->tok, x->text, x->text_len, NULL, 0, &tp, ids0, NULL, cap, &n0, NULL, &te);
+        if (s != SE_OK) {
+            free(ids);
+            free(ids0);
+            sv_buf_free(&b);
+            sv_fail(&e, s == SE_E_NOMEM ? 503 : 422, s == SE_E_NOMEM ? "overloaded" : "tokenizer", "inputs",
+                    "input %zu: %s", i, s == SE_E_NOMEM ? "out of memory" : te.msg);
+            sv_request_free(&q);
+            return send_error(c, method, url, r, &e);
+        }
+        /* where the plain tokens sit inside the templated ones */
+        size_t lead = n;
+        for (size_t p = 0; n0 <= n && p + n0 <= n; p++)
+            if (!memcmp(ids + p, ids0, n0 * sizeof *ids)) {
+                lead = p;
+                break;
+            }
+        r->n_tokens += n;
+        sv_buf_puts(&b, i ? ",[" : "[");
+        for (size_t t = 0; t < n; t++) {
+            bool special = q.add_special && (lead == n || t < lead || t >= lead + n0);
+            const char *piece = se_tokenizer_piece(sm->tok, ids[t]);
+            sv_buf_printf(&b, "%s{\"id\":%d,\"text\":", t ? "," : "", ids[t]);
+            if (piece) sv_buf_json_str(&b, piece, strlen(piece));
+            else sv_buf_puts(&b, "null");
+            sv_buf_printf(&b, ",\"special\":%s,\"start\":null,\"stop\":null}", special ? "true" : "false");
+        }
+        sv_buf_puts(&b, "]");
+        free(ids);
+        free(ids0);
+    }
+    sv_buf_puts(&b, "]");
+    sv_request_free(&q);
+    return send_body(c, method, url, r, 200, &b, "application/json", NULL);
+}
+
+/* GET /info: TEI's description of the server (the default model first),
+ * with every loaded model under "models". */
+static enum MHD_Result route_info(struct MHD_Connection *c, const char *method, const char *url, conn_req *r) {
+    const sv_model *d = &S.models[0];
+    static const char *dt[] = {"float32", "float16", "bfloat16", "int8"};
+    char pool[96];
+    pooling_name(d->info.pooling, pool, sizeof pool);
+    sv_buf b = {0};
+    sv_buf_puts(&b, "{\"model_id\":");
+    sv_buf_json_str(&b, d->name, strlen(d->name));
+    sv_buf_printf(&b,
+                  ",\"model_sha\":null,\"model_dtype\":\"%s\",\"model_type\":{\"embedding\":{\"pooling\":\"%s\"}},"
+                  "\"max_concurrent_requests\":%ld,\"max_input_length\":%d,\"max_batch_tokens\":%ld,"
+                  "\"max_batch_requests\":null,\"max_client_batch_size\":%ld,\"auto_truncate\":%s,"
+                  "\"tokenization_workers\":null,\"version\":\"%s\",\"sha\":null,\"docker_label\":null,\"models\":[",
+                  dt[d->info.compute_dtype & 3], pool, S.max_concurrent, d->info.n_tokens_max, S.max_batch_tokens,
+                  S.max_client_batch, S.auto_truncate ? "true" : "false", se_version());
+    for (size_t i = 0; i < S.n_models; i++) {
+        const sv_model *m = &S.models[i];
+        size_t queued, passes, mixed;
+        sv_batcher_stats(m->batcher, &queued, &passes, &mixed);
+        pooling_name(m->info.pooling, pool, sizeof pool);
+        sv_buf_puts(&b, i ? ",{\"id\":" : "{\"id\":");
+        sv_buf_json_str(&b, m->name, strlen(m->name));
+        sv_buf_puts(&b, ",\"dir\":");
+        sv_buf_json_str(&b, m->dir, strlen(m->dir));
+        sv_buf_printf(&b, ",\"arch\":\"%s\",\"dim\":%d,\"max_input_length\":%d,\"pooling\":\"%s\",\"normalize\":%s,"
+                          "\"dtype\":\"%s\",\"queued\":%zu,\"batches\":%zu,\"mixed_batches\":%zu}",
+                      m->info.arch, m->info.dim, m->info.n_tokens_max, pool, m->info.normalize ? "true" : "false",
+                      dt[m->info.compute_dtype & 3], queued, passes, mixed);
+    }
+    sv_buf_puts(&b, "]}");
+    return send_body(c, method, url, r, 200, &b, "application/json", NULL);
+}
+
+/* GET /v1/models: OpenAI's model list. */
+static enum MHD_Result route_models(struct MHD_Connection *c, const char *method, const char *url, conn_req *r) {
+    sv_buf b = {0};
+    sv_buf_puts(&b, "{\"object\":\"list\",\"data\":[");
+    for (size_t i = 0; i < S.n_models; i++) {
+        sv_buf_puts(&b, i ? ",{\"id\":" : "{\"id\":");
+        sv_buf_json_str(&b, S.models[i].name, strlen(S.models[i].name));
+        sv_buf_puts(&b, ",\"object\":\"model\",\"created\":0,\"owned_by\":\"sembed\"}");
+    }
+    sv_buf_puts(&b, "]}");
+    return send_body(c, method, url, r, 200, &b, "application/json", NULL);
+}
+
+/* Whether the request carries "Authorization: Bearer <--api-key>",
+ * compared in time independent of where the strings differ. */
+static bool authorized(struct MHD_Connection *c) {
+    if (!S.api_key) return true;
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0) return false;
+    h += 7;
+    size_t a = strlen(h), k = strlen(S.api_key);
+    unsigned diff = (unsigned)(a ^ k);
+    for (size_t i = 0; i < k; i++) diff |= (unsigned)(unsigned char)S.api_key[i] ^ (unsigned char)(i < a ? h[i] : 0);
+    return diff == 0;
+}
+
+/* The work routes (POST, admitted against --max-concurrent-requests). */
+static int work_route(const char *url) {
+    if (!strcmp(url, "/v1/embeddings")) return SV_ROUTE_OPENAI_EMBED;
+    if (!strcmp(url, "/embed") || !strcmp(url, "/")) return SV_ROUTE_TEI_EMBED;
+    if (!strcmp(url, "/tokenize")) return SV_ROUTE_TEI_TOKENIZE;
+    return -1;
+}
+
+/* libmicrohttpd's request handler. The first call (headers read) refuses
+ * at once what can be refused without the body: a missing or wrong key
+ * (401), a declared body over --payload-limit (413), a full server (429)
+ * or a stopping one (503). The calls with upload data collect the body,
+ * dropping it past the limit; the last call answers. */
+static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                               const char *version, const char *upload, size_t *upload_size, void **con_cls) {
+    (void)cls, (void)version;
+    conn_req *r = *con_cls;
+    sv_error e = {0};
+    bool post = !strcmp(method, "POST"), get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+    int wr = work_route(url);
+    if (!r) {
+        if (!(r = calloc(1, sizeof *r))) return MHD_NO;
+        r->t0 = cli_now();
+        *con_cls = r;
+        __atomic_add_fetch(&S.active, 1, __ATOMIC_SEQ_CST);
+        if (__atomic_load_n(&S.stopping, __ATOMIC_SEQ_CST)) {
+            sv_fail(&e, 503, "unhealthy", NULL, "the server is shutting down");
+            return send_error(c, method, url, r, &e);
+        }
+        if (strcmp(url, "/health") != 0 && !authorized(c)) {
+            sv_fail(&e, 401, "unauthorized", NULL, "missing or wrong API key (send Authorization: Bearer KEY)");
+            return send_error(c, method, url, r, &e);
+        }
+        if (post && wr >= 0) {
+            const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+            if (cl && strtoull(cl, NULL, 10) > (unsigned long long)S.payload_limit) {
+                sv_fail(&e, 413, "payload_too_large", NULL, "the body (%s bytes) is larger than the limit of %ld bytes (--payload-limit)",
+                        cl, S.payload_limit);
+                return send_error(c, method, url, r, &e);
+            }
+            if (__atomic_add_fetch(&S.busy, 1, __ATOMIC_SEQ_CST) > S.max_concurrent) {
+                __atomic_sub_fetch(&S.busy, 1, __ATOMIC_SEQ_CST);
+                sv_fail(&e, 429, "overloaded", NULL, "Model is overloaded: %ld requests in flight (--max-concurrent-requests)",
+                        S.max_concurrent);
+                return send_error(c, method, url, r, &e);
+            }
+            r->admitted = true;
+        }
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (!r->too_large && r->body.n + *upload_size <= (size_t)S.payload_limit) sv_buf_add(&r->body, upload, *upload_size);
+        else r->too_large = true, sv_buf_free(&r->body);
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (r->too_large) {
+        sv_fail(&e, 413, "payload_too_large", NULL, "the body is larger than the limit of %ld bytes (--payload-limit)",
+                S.payload_limit);
+        return send_error(c, method, url, r, &e);
+    }
+    if (r->body.oom) {
+        sv_fail(&e, 503, "overloaded", NULL, "out of memory for the body");
+        return send_error(c, method, url, r, &e);
+    }
+    if (post && (wr == SV_ROUTE_OPENAI_EMBED || wr == SV_ROUTE_TEI_EMBED)) return route_embed(c, method, url, r, (sv_route)wr);
+    if (post && wr == SV_ROUTE_TEI_TOKENIZE) return route_tokenize(c, method, url, r);
+    if (get && !strcmp(url, "/health")) {
+        sv_buf b = {0};
+        return send_body(c, method, url, r, 200, &b, NULL, NULL);
+    }
+    if (get && !strcmp(url, "/info")) return route_info(c, method, url, r);
+    if (get && !strcmp(url, "/v1/models")) return route_models(c, method, url, r);
+    bool known = wr >= 0 || !strcmp(url, "/health") || !strcmp(url, "/info") || !strcmp(url, "/v1/models");
+    if (known) sv_fail(&e, 405, "validation", NULL, "%s is not allowed on %s", method, url);
+    else sv_fail(&e, 404, "not_found", NULL, "no route %s %s", method, url);
+    return send_error(c, method, url, r, &e);
+}
+
+/* Called by libmicrohttpd when a request is over (answered or not): frees
+ * its state and leaves the counters. */
+static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
+    (void)cls, (void)c, (void)toe;
+    conn_req *r = *con_cls;
+    if (!r) return;
+    if (r->admitted) __atomic_sub_fetch(&S.busy, 1, __ATOMIC_SEQ_CST);
+    __atomic_sub_fetch(&S.active, 1, __ATOMIC_SEQ_CST);
+    sv_buf_free(&r->body);
+    free(r);
+    *con_cls = NULL;
+}
+
+/* ==== Command line ==== */
+
+static const char serve_usage[] =
+    "usage: sembed serve -m DIR [-m NAME=DIR ...] [options]\n"
+    "\n"
+    "An HTTP embedding server: OpenAI's POST /v1/embeddings and GET /v1/models, and\n"
+    "text-embeddings-inference's POST /embed, POST /, POST /tokenize, GET /info, GET /health.\n"
+    "Requests from all connections are batched together by the token budget; every vector is\n"
+    "the same, bit for bit, whatever it is batched with. SIGTERM or SIGINT: stop accepting,\n"
+    "finish the requests in flight, exit 0.\n"
+    "\n"
+    "  -m, --model [NAME=]DIR           a model folder, under NAME (default: the folder's name);\n"
+    "                                   repeat for several models, chosen by the request's \"model\";\n"
+    "                                   the first is the default\n"
+    "      --host ADDR                  address to listen on (default 127.0.0.1; 0.0.0.0 for all)\n"
+    "      --port N                     port (default 8080; 0: any free port, printed at start)\n"
+    "      --api-key KEY                require \"Authorization: Bearer KEY\" (not on /health)\n"
+    "      --api-key-file F             the same, with the key read from the first line of F\n"
+    "      --max-batch-tokens N         tokens in one forward pass (default 16384)\n"
+    "      --max-client-batch-size N    inputs in one request (default 32)\n"
+    "      --max-concurrent-requests N  requests in flight; more get 429 at once (default 512)\n"
+    "      --payload-limit BYTES        largest request body; larger get 413 (default 2000000)\n"
+    "      --auto-truncate              truncate inputs longer than the model reads (default: 422)\n"
+    "  -t, --threads N                  threads per model's forward pass (default: all cores, at most 8)\n"
+    "      --dtype D                    f32 (default), bf16 (AVX-512) or int8 (AVX512-VNNI)\n"
+    "      --log-format F               text (default) or json: one line per request on stderr\n"
+    "  -h, --help                       this help\n"
+    "\n"
+    "  sembed serve -m models/use-lite --port 8080\n"
+    "  curl -s localhost:8080/embed -H 'Content-Type: application/json' -d '{\"inputs\": \"Hello\"}'\n";
+
+/* Reads the API key from the first line of path (trailing newline and
+ * blanks dropped) into a malloc'd string; NULL with a message on error. */
+static char *read_key_file(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "sembed: serve: --api-key-file %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    char line[4096];
+    char *k = NULL;
+    if (fgets(line, sizeof line, f)) {
+        size_t n = strlen(line);
+        while (n && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t')) line[--n] = 0;
+        if (n) k = strdup(line);
+    }
+    fclose(f);
+    if (!k) fprintf(stderr, "sembed: serve: --api-key-file %s: the first line is empty\n", path);
+    return k;
+}
+
+/* The default name of a model folder: its last path component. */
+static const char *dir_name(const char *dir, char *buf, size_t cap) {
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/') n--;
+    size_t s = n;
+    while (s > 0 && dir[s - 1] != '/') s--;
+    snprintf(buf, cap, "%.*s", (int)(n - s), dir + s);
+    return buf;
+}
+
+int cmd_serve(int argc, char **argv);
+
+/* `sembed serve`: parses options, loads the models, starts one batcher per
+ * model and the HTTP daemon, then waits for SIGTERM or SIGINT and shuts
+ * down in order (stop accepting, drain, stop the daemon, the batchers). */
+int cmd_serve(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},          {"host", required_argument, 0, 'H'},
+        {"port", required_argument, 0, 'p'},           {"api-key", required_argument, 0, 'k'},
+        {"api-key-file", required_argument, 0, 'K'},   {"max-batch-tokens", required_argument, 0, 'B'},
+        {"max-client-batch-size", required_argument, 0, 'C'}, {"max-concurrent-requests", required_argument, 0, 'R'},
+        {"payload-limit", required_argument, 0, 'L'},  {"auto-truncate", no_argument, 0, 'A'},
+        {"threads", required_argument, 0, 't'},        {"dtype", required_argument, 0, 'T'},
+        {"log-format", required_argument, 0, 'F'},     {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    const char *specs[SV_MODELS_MAX], *key_file = NULL;
+    char names[SV_MODELS_MAX][256];
+    size_t n_specs = 0;
+    long threads = 0;
+    int dtype = SE_DTYPE_F32, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:t:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm':
+            if (n_specs == SV_MODELS_MAX) return cli_usage_error(serve_usage, "serve: at most %d models", SV_MODELS_MAX);
+            specs[n_specs++] = optarg;
+            break;
+        case 'H': S.host = optarg; break;
+        case 'p': if (cli_opt_long("serve", "--port", optarg, 0, 65535, &S.port)) return EXIT_USAGE; break;
+        case 'k': free(S.api_key); S.api_key = strdup(optarg); break;
+        case 'K': key_file = optarg; break;
+        case 'B': if (cli_opt_long("serve", "--max-batch-tokens", optarg, 1, 1 << 24, &S.max_batch_tokens)) return EXIT_USAGE; break;
+        case 'C': if (cli_opt_long("serve", "--max-client-batch-size", optarg, 1, 1 << 20, &S.max_client_batch)) return EXIT_USAGE; break;
+        case 'R': if (cli_opt_long("serve", "--max-concurrent-requests", optarg, 1, 1 << 16, &S.max_concurrent)) return EXIT_USAGE; break;
+        case 'L': if (cli_opt_long("serve", "--payload-limit", optarg, 1, 1L << 32, &S.payload_limit)) return EXIT_USAGE; break;
+        case 'A': S.auto_truncate = true; break;
+        case 't': if (cli_opt_long("serve", "-t/--threads", optarg, 1, 256, &threads)) return EXIT_USAGE; break;
+        case 'T':
+            if ((dtype = cli_parse_dtype(optarg)) < 0) return cli_usage_error(serve_usage, "serve: --dtype must be f32, bf16 or int8");
+            break;
+        case 'F':
+            if (strcmp(optarg, "text") != 0 && strcmp(optarg, "json") != 0)
+                return cli_usage_error(serve_usage, "serve: --log-format must be text or json");
+            S.log_json = !strcmp(optarg, "json");
+            break;
+        case 'h': fputs(serve_usage, stdout); return 0;
+        default: fputs(serve_usage, stderr); return EXIT_USAGE;
+        }
+    }
+    if (!n_specs) return cli_usage_error(serve_usage, "serve: missing -m MODEL");
+    if (optind != argc) return cli_usage_error(serve_usage, "serve: unexpected argument '%s'", argv[optind]);
+    if (S.api_key && key_file) return cli_usage_error(serve_usage, "serve: give --api-key or --api-key-file, not both");
+    if (S.api_key && !S.api_key[0]) return cli_usage_error(serve_usage, "serve: --api-key is empty");
+    if (key_file && !(S.api_key = read_key_file(key_file))) return EXIT_USAGE;
+    struct sockaddr_in sa4 = {0};
+    struct sockaddr_in6 sa6 = {0};
+    bool v6 = strchr(S.host, ':') != NULL;
+    if (!strcmp(S.host, "localhost")) S.host = "127.0.0.1";
+    if (v6 ? inet_pton(AF_INET6, S.host, &sa6.sin6_addr) != 1 : inet_pton(AF_INET, S.host, &sa4.sin_addr) != 1)
+        return cli_usage_error(serve_usage, "serve: --host '%s' is not an IPv4 or IPv6 address", S.host);
+    sa4.sin_family = AF_INET, sa4.sin_port = htons((uint16_t)S.port);
+    sa6.sin6_family = AF_INET6, sa6.sin6_port = htons((uint16_t)S.port);
+
+    /* every thread started from here on (ctx pools, batchers, connections)
+     * inherits this mask, so the signals reach sigwait below only */
+    sigset_t stop_set;
+    sigemptyset(&stop_set);
+    sigaddset(&stop_set, SIGINT);
+    sigaddset(&stop_set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    int rc = EXIT_RUNTIME;
+    struct MHD_Daemon *d = NULL;
+    se_error err = {0};
+    for (size_t i = 0; i < n_specs; i++) {
+        sv_model *sm = &S.models[i];
+        const char *eq = strchr(specs[i], '=');
+        if (eq && eq != specs[i] && !memchr(specs[i], '/', (size_t)(eq - specs[i]))) {
+            snprintf(names[i], sizeof names[i], "%.*s", (int)(eq - specs[i]), specs[i]);
+            sm->dir = eq + 1;
+        } else {
+            dir_name(specs[i], names[i], sizeof names[i]);
+            sm->dir = specs[i];
+        }
+        sm->name = names[i];
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(S.models[j].name, sm->name)) {
+                rc = cli_usage_error(serve_usage, "serve: two models are named '%s' (use -m NAME=DIR)", sm->name);
+                goto out;
+            }
+        se_model_params mp = se_model_default_params();
+        mp.log_fn = cli_log;
+        mp.dtype = (se_dtype)dtype;
+        if (se_model_load(sm->dir, &mp, &sm->m, &err) != SE_OK) {
+            fprintf(stderr, "sembed: serve: %s\n", err.msg);
+            goto out;
+        }
+        S.n_models = i + 1;
+        se_model_get_info(sm->m, &sm->info, NULL);
+        sm->tok = se_model_tokenizer(sm->m);
+        sm->strip = strcmp(sm->info.arch, "use-lite") != 0;
+        size_t budget = (size_t)S.max_batch_tokens;
+        if (budget < (size_t)sm->info.n_tokens_max) budget = (size_t)sm->info.n_tokens_max;
+        size_t queue_cap = (size_t)S.max_concurrent * (size_t)S.max_client_batch;
+        if (sv_batcher_start(sm->m, (int)threads, budget, queue_cap, &sm->batcher, &err) != SE_OK) {
+            fprintf(stderr, "sembed: serve: %s: %s\n", sm->name, err.msg);
+            goto out;
+        }
+    }
+    unsigned conn_limit = S.max_concurrent * 2 < 64 ? 64 : S.max_concurrent * 2 > 4096 ? 4096 : (unsigned)S.max_concurrent * 2;
+    d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+                             MHD_USE_AUTO | (v6 ? MHD_USE_IPv6 : 0),
+                         (uint16_t)S.port, NULL, NULL, handler, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+                         MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+                         MHD_OPTION_SOCK_ADDR, v6 ? (struct sockaddr *)&sa6 : (struct sockaddr *)&sa4,
+                         MHD_OPTION_CONNECTION_LIMIT, conn_limit, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)SV_TIMEOUT_S,
+                         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SV_HEADER_BYTES,
+                         MHD_OPTION_END);
+    if (!d) {
+        fprintf(stderr, "sembed: serve: cannot listen on %s port %ld (in use, or not an address of this machine)\n",
+                S.host, S.port);
+        goto out;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    unsigned port = di ? di->port : (unsigned)S.port;
+    fprintf(stderr, "sembed: serving %s", S.models[0].name);
+    for (size_t i = 1; i < S.n_models; i++) fprintf(stderr, ", %s", S.models[i].name);
+    fprintf(stderr, " on http://%s%s%s:%u/\n", v6 ? "[" : "", S.host, v6 ? "]" : "", port);
+    fflush(stderr);
+
+    int sig = 0;
+    sigwait(&stop_set, &sig);
+    __atomic_store_n(&S.stopping, 1, __ATOMIC_SEQ_CST);
+    fprintf(stderr, "sembed: serve: %s: no new connections; finishing the requests in flight\n",
+            sig == SIGINT ? "SIGINT" : "SIGTERM");
+    MHD_socket ls = MHD_quiesce_daemon(d);
+    if (ls != MHD_INVALID_SOCKET) close(ls);
+    double t_end = cli_now() + SV_DRAIN_S;
+    while (__atomic_load_n(&S.active, __ATOMIC_SEQ_CST) > 0 && cli_now() < t_end) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    rc = __atomic_load_n(&S.active, __ATOMIC_SEQ_CST) > 0 ? EXIT_RUNTIME : 0;
+    if (rc) fprintf(stderr, "sembed: serve: requests still running after %d s; stopping anyway\n", SV_DRAIN_S);
+out:
+    if (d) MHD_stop_daemon(d);
+    for (size_t i = 0; i < S.n_models; i++) {
+        sv_batcher_stop(S.models[i].batcher);
+        se_model_free(S.models[i].m);
+    }
+    free(S.api_key);
+    if (rc == 0) fprintf(stderr, "sembed: serve: stopped\n");
+    return rc;
+}

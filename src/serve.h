@@ -1,0 +1,159 @@
+/*
+ * serve.h - private declarations of `sembed serve`, the HTTP embedding
+ * server (serve.c: options, HTTP, routes, logging; serve_batch.c: the
+ * dynamic batcher; serve_req.c: request JSON binding and response text).
+ * Like the CLI, the server is a program on the public API (sembed.h) only.
+ */
+#ifndef SE_SERVE_H
+#define SE_SERVE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "sembed.h"
+
+/* ==== Growable text buffer (response bodies, log lines) ==== */
+
+typedef struct sv_buf {
+    char *p;    /* malloc'd, NUL-terminated when ok */
+    size_t n;   /* bytes used */
+    size_t cap; /* bytes allocated */
+    bool oom;   /* an append failed: the content is incomplete */
+} sv_buf;
+
+/* Appends n bytes of s; on allocation failure sets b->oom and keeps going
+ * as a no-op, so callers check once at the end. */
+void sv_buf_add(sv_buf *b, const char *s, size_t n);
+/* Appends a NUL-terminated string. */
+void sv_buf_puts(sv_buf *b, const char *s);
+/* Appends printf-formatted text. */
+void sv_buf_printf(sv_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends s (n bytes of valid UTF-8) as a JSON string literal. */
+void sv_buf_json_str(sv_buf *b, const char *s, size_t n);
+/* Appends a float32 as the shortest of %.6g..%.9g that reads back as the
+ * same float32 (JSON has no NaN: a non-finite value is written as null). */
+void sv_buf_float(sv_buf *b, float v);
+/* Appends n floats as a JSON array. */
+void sv_buf_float_array(sv_buf *b, const float *v, size_t n);
+/* Appends n floats as base64 of their little-endian float32 bytes, in
+ * quotes (OpenAI's encoding_format "base64"). */
+void sv_buf_float_base64(sv_buf *b, const float *v, size_t n);
+/* Frees the buffer's memory. */
+void sv_buf_free(sv_buf *b);
+
+/* ==== Request binding (serve_req.c) ==== */
+
+/* The routes whose bodies are bound. */
+typedef enum sv_route {
+    SV_ROUTE_OPENAI_EMBED = 0, /* POST /v1/embeddings */
+    SV_ROUTE_TEI_EMBED = 1,    /* POST /embed (and POST /) */
+    SV_ROUTE_TEI_TOKENIZE = 2  /* POST /tokenize */
+} sv_route;
+
+/* One input: a text (ids == NULL) or a token id sequence. */
+typedef struct sv_input {
+    const char *text; /* points into the parsed JSON (valid UTF-8, no NUL) */
+    size_t text_len;
+    int32_t *ids;     /* malloc'd, n_ids entries; NULL for a text */
+    size_t n_ids;
+} sv_input;
+
+/* A bound request. Strings point into root, which the request owns. */
+typedef struct sv_request {
+    json_t *root;
+    sv_input *inputs;        /* n_inputs entries (malloc'd) */
+    size_t n_inputs;
+    const char *model;       /* NULL: the default model */
+    const char *prompt_name; /* NULL: the model's default prompt */
+    int32_t dimensions;      /* 0: all */
+    bool base64;             /* OpenAI encoding_format "base64" */
+    bool normalize;          /* TEI normalize (default true); OpenAI: true */
+    bool truncate;           /* truncate long inputs (default: --auto-truncate) */
+    bool truncate_set;       /* the request said truncate */
+    bool truncate_left;      /* TEI truncation_direction "left" (unsupported for texts: see serve_req.c) */
+    bool add_special;        /* /tokenize add_special_tokens (default true) */
+} sv_request;
+
+/* A binding error: the HTTP status, TEI's error_type, and for OpenAI the
+ * parameter at fault. */
+typedef struct sv_error {
+    int status;             /* 400, 413, 422, ... */
+    const char *type;       /* TEI error_type: "empty", "validation", "overloaded", ... */
+    const char *param;      /* the JSON field at fault, or NULL */
+    char msg[SE_ERROR_MSG_MAX];
+} sv_error;
+
+/* Sets e to (status, type, param, printf message); returns false, so a
+ * binding function can `return sv_fail(...)`. */
+bool sv_fail(sv_error *e, int status, const char *type, const char *param, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* Parses and checks body (len bytes) for route into *req: malformed JSON or
+ * invalid UTF-8 is 400, a field of the wrong type or out of range 422, an
+ * empty input 400, more than max_inputs inputs 422. n_vocab bounds token
+ * ids (0: not checked here). On failure *req is freed and e says why.
+ * Thread-safe. */
+bool sv_request_parse(sv_route route, const char *body, size_t len, size_t max_inputs, bool auto_truncate,
+                      sv_request *req, sv_error *e);
+
+/* Frees what sv_request_parse allocated. Safe on a zeroed request. */
+void sv_request_free(sv_request *req);
+
+/* ==== Dynamic batcher (serve_batch.c) ==== */
+
+/* One request's share of the batcher: its items finish in any order; the
+ * request thread waits until all have. */
+typedef struct sv_job {
+    pthread_cond_t cv;      /* signalled when n_left reaches 0 (under the batcher's mutex) */
+    size_t n_left;          /* items not yet computed */
+    se_status status;       /* the first error of any item, SE_OK otherwise */
+    size_t err_item;        /* which item failed */
+    char msg[SE_ERROR_MSG_MAX];
+} sv_job;
+
+/* One sequence to encode: token ids (the normal case, tokenised on the
+ * request thread) or, where the server cannot reproduce se_encode's text
+ * preparation (lowercasing models, prompts excluded from pooling, texts
+ * with no tokens), the text itself, encoded with se_encode on the inference
+ * thread. Items with the same parameters are encoded in one call. */
+typedef struct sv_item {
+    sv_job *job;
+    size_t index;            /* position in the request (for messages) */
+    const int32_t *ids;      /* ids kind: n_ids ids; NULL for the text kind */
+    size_t n_ids;            /* token count (an estimate for the text kind: the budget) */
+    const char *text;        /* text kind */
+    size_t text_len;
+    const char *prompt_name; /* text kind: se_encode_params.prompt_name */
+    int32_t truncate_dim;    /* se_encode_params.truncate_dim */
+    bool normalize;          /* se_encode_params.normalize */
+    float *out;              /* OUT: se_encode_dim floats */
+    struct sv_item *next;    /* queue link */
+} sv_item;
+
+typedef struct sv_batcher sv_batcher;
+
+/* Starts a batcher for model: one inference thread with its own se_ctx of
+ * n_threads threads, forward passes of at most max_batch_tokens tokens, a
+ * queue of at most max_queue_items items. */
+se_status sv_batcher_start(const se_model *model, int n_threads, size_t max_batch_tokens, size_t max_queue_items,
+                           sv_batcher **out, se_error *err);
+
+/* Queues n items of one job and waits until all are computed. Returns
+ * false at once, queueing nothing, when the queue cannot take n more items
+ * (the caller answers 429) or the batcher is stopping. Thread-safe. */
+bool sv_batcher_run(sv_batcher *b, sv_job *job, sv_item *items, size_t n);
+
+/* For /info: the items waiting now, the passes (packs of items taken
+ * from the queue) run so far, and how many of those held sequences of
+ * more than one request. Thread-safe. */
+void sv_batcher_stats(sv_batcher *b, size_t *queued, size_t *passes, size_t *mixed);
+
+/* Finishes the items already queued, stops the thread and frees b. NULL is
+ * a no-op. */
+void sv_batcher_stop(sv_batcher *b);
+
+#endif

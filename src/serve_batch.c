@@ -1,0 +1,248 @@
+/*
+ * serve_batch.c - `sembed serve`: the dynamic batcher of one model.
+ *
+ * Request threads tokenise their inputs and queue one item per sequence
+ * (sv_batcher_run); one inference thread per model takes items from the
+ * queue's head until the next would pass the token budget
+ * (--max-batch-tokens), and encodes them: items with the same parameters
+ * (normalize, dimensions, prompt for the text kind) in one se_encode_ids
+ * (or se_encode) call, whose ctx budget is the same, so a call is one
+ * forward pass without padding. The library's results do not depend on
+ * what a sequence is batched with, so neither do the server's. When a
+ * call fails (a NaN from broken weights, say), its items are run one by
+ * one, so that only the faulty input's request gets the error.
+ *
+ * The queue is bounded (max_queue_items): a request that does not fit is
+ * refused at once (HTTP 429) instead of waiting, so memory stays bounded.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "serve.h"
+
+struct sv_batcher {
+    const se_model *model;
+    se_ctx *ctx;             /* used by the inference thread only */
+    size_t max_batch_tokens; /* token budget of one pass */
+    size_t max_queue_items;
+    pthread_t thread;
+    pthread_mutex_t mu;      /* guards everything below and every job's n_left/status */
+    pthread_cond_t cv;       /* the queue got items, or stop */
+    sv_item *head, *tail;    /* FIFO */
+    size_t n_queued;
+    size_t n_passes;         /* forward passes run (stats) */
+    size_t n_mixed;          /* of those, passes whose sequences came from more than one request */
+    bool stop;
+};
+
+/* Whether two items can share one encode call. */
+static bool same_params(const sv_item *a, const sv_item *b) {
+    if ((a->ids == NULL) != (b->ids == NULL)) return false;
+    if (a->truncate_dim != b->truncate_dim || a->normalize != b->normalize) return false;
+    if ((a->prompt_name == NULL) != (b->prompt_name == NULL)) return false;
+    return !a->prompt_name || !strcmp(a->prompt_name, b->prompt_name);
+}
+
+/* Encodes the n items of group g (all with the same parameters) into their
+ * out rows, in one call; scratch arrays are malloc'd per call. Returns the
+ * library's status; err says why. */
+static se_status encode_group(sv_batcher *b, sv_item **g, size_t n, se_error *err) {
+    se_encode_params p = se_encode_default_params();
+    p.truncate_dim = g[0]->truncate_dim;
+    p.normalize = g[0]->normalize;
+    bool text = g[0]->ids == NULL;
+    if (text) p.prompt_name = g[0]->prompt_name;
+    size_t dim = se_encode_dim(b->model, &p);
+    const void **src = malloc(n * sizeof *src);
+    size_t *lens = malloc(n * sizeof *lens);
+    float *out = dim && n <= ((size_t)-1) / sizeof(float) / dim ? malloc(n * dim * sizeof *out) : NULL;
+    se_status s;
+    if (!src || !lens || !out) {
+        s = SE_E_NOMEM;
+        snprintf(err->msg, sizeof err->msg, "out of memory");
+        err->code = s;
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        src[i] = text ? (const void *)g[i]->text : (const void *)g[i]->ids;
+        lens[i] = text ? g[i]->text_len : g[i]->n_ids;
+    }
+    if (text)
+        s = se_encode(b->ctx, (const char *const *)src, lens, n, &p, out, n * dim, NULL, err);
+    else
+        s = se_encode_ids(b->ctx, (const int32_t *const *)src, lens, n, &p, out, n * dim, err);
+    if (s == SE_OK)
+        for (size_t i = 0; i < n; i++) memcpy(g[i]->out, out + i * dim, dim * sizeof *out);
+done:
+    free(src);
+    free(lens);
+    free(out);
+    return s;
+}
+
+/* Records an item's result under the batcher's lock: the first error of a
+ * job is kept; the job's thread is woken when its last item is done. */
+static void finish_item(sv_item *it, se_status s, const se_error *err) {
+    sv_job *j = it->job;
+    if (s != SE_OK && j->status == SE_OK) {
+        j->status = s;
+        j->err_item = it->index;
+        snprintf(j->msg, sizeof j->msg, "%s", err->msg);
+    }
+    if (--j->n_left == 0) pthread_cond_signal(&j->cv);
+}
+
+/* The inference thread: takes a budget's worth of items, encodes them by
+ * groups of equal parameters, reports, and repeats until stopped with an
+ * empty queue. */
+static void *batcher_main(void *arg) {
+    sv_batcher *b = arg;
+    sv_item **take = NULL, **grp = NULL;
+    size_t take_cap = 0;
+    pthread_mutex_lock(&b->mu);
+    for (;;) {
+        while (!b->head && !b->stop) pthread_cond_wait(&b->cv, &b->mu);
+        if (!b->head) break; /* stopping, and nothing left */
+        size_t n = 0, tokens = 0;
+        while (b->head && (n == 0 || tokens + b->head->n_ids <= b->max_batch_tokens)) {
+            if (n == take_cap) {
+                size_t nc = take_cap ? 2 * take_cap : 256;
+                sv_item **t1 = realloc(take, nc * sizeof *t1), **t2 = t1 ? realloc(grp, nc * sizeof *t2) : NULL;
+                if (t1) take = t1;
+                if (t2) grp = t2;
+                if (!t1 || !t2) break;
+                take_cap = nc;
+            }
+            sv_item *it = b->head;
+            b->head = it->next;
+            if (!b->head) b->tail = NULL;
+            b->n_queued--;
+            take[n++] = it;
+            tokens += it->n_ids;
+        }
+        if (n == 0) { /* no memory for even one slot: fail the head item rather than spin */
+            sv_item *it = b->head;
+            b->head = it->next;
+            if (!b->head) b->tail = NULL;
+            b->n_queued--;
+            se_error e = {SE_E_NOMEM, "out of memory"};
+            finish_item(it, SE_E_NOMEM, &e);
+            continue;
+        }
+        b->n_passes++;
+        for (size_t i = 1; i < n; i++)
+            if (take[i]->job != take[0]->job) {
+                b->n_mixed++;
+                break;
+            }
+        pthread_mutex_unlock(&b->mu);
+        /* group by parameters, keeping queue order within a group (a taken
+         * item's slot is cleared); each group is reported when it is done */
+        for (size_t i = 0; i < n; i++) {
+            sv_item *lead = take[i];
+            if (!lead) continue;
+            size_t ng = 0;
+            for (size_t k = i; k < n; k++)
+                if (take[k] && same_params(lead, take[k])) grp[ng++] = take[k], take[k] = NULL;
+            se_error e = {0};
+            se_status s = encode_group(b, grp, ng, &e);
+            if (s != SE_OK && ng > 1) { /* find the faulty input(s): one by one */
+                for (size_t k = 0; k < ng; k++) {
+                    se_error e1 = {0};
+                    se_status s1 = encode_group(b, &grp[k], 1, &e1);
+                    pthread_mutex_lock(&b->mu);
+                    finish_item(grp[k], s1, &e1);
+                    pthread_mutex_unlock(&b->mu);
+                }
+            } else {
+                pthread_mutex_lock(&b->mu);
+                for (size_t k = 0; k < ng; k++) finish_item(grp[k], s, &e);
+                pthread_mutex_unlock(&b->mu);
+            }
+        }
+        pthread_mutex_lock(&b->mu);
+    }
+    pthread_mutex_unlock(&b->mu);
+    free(take);
+    free(grp);
+    return NULL;
+}
+
+se_status sv_batcher_start(const se_model *model, int n_threads, size_t max_batch_tokens, size_t max_queue_items,
+                           sv_batcher **out, se_error *err) {
+    sv_batcher *b = calloc(1, sizeof *b);
+    if (!b) {
+        snprintf(err->msg, sizeof err->msg, "out of memory");
+        return err->code = SE_E_NOMEM;
+    }
+    b->model = model;
+    b->max_batch_tokens = max_batch_tokens;
+    b->max_queue_items = max_queue_items;
+    se_ctx_params cp = se_ctx_default_params();
+    cp.n_threads = n_threads;
+    cp.n_batch_tokens = max_batch_tokens > INT32_MAX ? INT32_MAX : (int32_t)max_batch_tokens;
+    se_status s = se_ctx_new(model, &cp, &b->ctx, err);
+    if (s != SE_OK) {
+        free(b);
+        return s;
+    }
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_cond_init(&b->cv, NULL);
+    if (pthread_create(&b->thread, NULL, batcher_main, b) != 0) {
+        se_ctx_free(b->ctx);
+        pthread_mutex_destroy(&b->mu);
+        pthread_cond_destroy(&b->cv);
+        free(b);
+        snprintf(err->msg, sizeof err->msg, "cannot start the inference thread");
+        return err->code = SE_E_NOMEM;
+    }
+    *out = b;
+    return SE_OK;
+}
+
+bool sv_batcher_run(sv_batcher *b, sv_job *job, sv_item *items, size_t n) {
+    pthread_cond_init(&job->cv, NULL);
+    job->n_left = n;
+    job->status = SE_OK;
+    job->msg[0] = 0;
+    pthread_mutex_lock(&b->mu);
+    if (b->stop || n > b->max_queue_items - b->n_queued) {
+        pthread_mutex_unlock(&b->mu);
+        pthread_cond_destroy(&job->cv);
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        items[i].job = job;
+        items[i].next = NULL;
+        if (b->tail) b->tail->next = &items[i];
+        else b->head = &items[i];
+        b->tail = &items[i];
+    }
+    b->n_queued += n;
+    pthread_cond_signal(&b->cv);
+    while (job->n_left > 0) pthread_cond_wait(&job->cv, &b->mu);
+    pthread_mutex_unlock(&b->mu);
+    pthread_cond_destroy(&job->cv);
+    return true;
+}
+
+void sv_batcher_stats(sv_batcher *b, size_t *queued, size_t *passes, size_t *mixed) {
+    pthread_mutex_lock(&b->mu);
+    *queued = b->n_queued;
+    *passes = b->n_passes;
+    *mixed = b->n_mixed;
+    pthread_mutex_unlock(&b->mu);
+}
+
+void sv_batcher_stop(sv_batcher *b) {
+    if (!b) return;
+    pthread_mutex_lock(&b->mu);
+    b->stop = true;
+    pthread_cond_signal(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+    pthread_join(b->thread, NULL);
+    se_ctx_free(b->ctx);
+    pthread_mutex_destroy(&b->mu);
+    pthread_cond_destroy(&b->cv);
+    free(b);
+}

@@ -1,0 +1,330 @@
+/*
+ * serve_req.c - `sembed serve`: binding request bodies (JSON) to requests,
+ * and the text helpers responses are written with.
+ *
+ * Request bodies (jansson parses them; it rejects invalid UTF-8, NUL
+ * characters in strings and duplicate keys):
+ *   POST /v1/embeddings  {input, model?, encoding_format?, dimensions?, user?}
+ *   POST /embed, POST /  {inputs, normalize?, truncate?, truncation_direction?,
+ *                         prompt_name?, dimensions?, model?}
+ *   POST /tokenize       {inputs, add_special_tokens?}
+ * input / inputs: a string, a list of strings, a list of token ids (one
+ * sequence) or a list of lists of token ids (OpenAI's and TEI's forms).
+ * Status codes follow TEI: 400 for a body that is not JSON and for empty
+ * input, 422 for a field of the wrong type or out of range. Limits that
+ * need the model (ids in the vocabulary, dimensions <= the model's) are
+ * checked by serve.c.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "serve.h"
+
+/* ==== Text buffer ==== */
+
+/* Makes room for n more bytes (and a NUL); false (and b->oom) when that
+ * cannot be had. */
+static bool buf_reserve(sv_buf *b, size_t n) {
+    if (b->oom) return false;
+    if (b->n + n + 1 <= b->cap) return true;
+    size_t nc = b->cap ? b->cap : 256;
+    while (nc < b->n + n + 1) {
+        if (nc > ((size_t)-1) / 2) {
+            b->oom = true;
+            return false;
+        }
+        nc *= 2;
+    }
+    char *p = realloc(b->p, nc);
+    if (!p) {
+        b->oom = true;
+        return false;
+    }
+    b->p = p, b->cap = nc;
+    return true;
+}
+
+void sv_buf_add(sv_buf *b, const char *s, size_t n) {
+    if (!buf_reserve(b, n)) return;
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = 0;
+}
+
+void sv_buf_puts(sv_buf *b, const char *s) { sv_buf_add(b, s, strlen(s)); }
+
+void sv_buf_printf(sv_buf *b, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (k < 0 || !buf_reserve(b, (size_t)k)) return;
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->n, (size_t)k + 1, fmt, ap);
+    va_end(ap);
+    b->n += (size_t)k;
+}
+
+void sv_buf_json_str(sv_buf *b, const char *s, size_t n) {
+    sv_buf_add(b, "\"", 1);
+    size_t run = 0; /* bytes copied as they are, flushed before each escape */
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            run++;
+            continue;
+        }
+        sv_buf_add(b, s + i - run, run);
+        run = 0;
+        char esc[8];
+        if (c == '"' || c == '\\') snprintf(esc, sizeof esc, "\\%c", c);
+        else if (c == '\n') strcpy(esc, "\\n");
+        else if (c == '\t') strcpy(esc, "\\t");
+        else if (c == '\r') strcpy(esc, "\\r");
+        else snprintf(esc, sizeof esc, "\\u%04x", c);
+        sv_buf_puts(b, esc);
+    }
+    sv_buf_add(b, s + n - run, run);
+    sv_buf_add(b, "\"", 1);
+}
+
+void sv_buf_float(sv_buf *b, float v) {
+    char t[32];
+    if (v != v || v - v != 0.0f) { /* NaN or infinity: the encoder refuses them; never expected */
+        sv_buf_puts(b, "null");
+        return;
+    }
+    for (int p = 6; p <= 9; p++) {
+        snprintf(t, sizeof t, "%.*g", p, (double)v);
+        if (strtof(t, NULL) == v) break;
+    }
+    sv_buf_puts(b, t);
+}
+
+void sv_buf_float_array(sv_buf *b, const float *v, size_t n) {
+    sv_buf_add(b, "[", 1);
+    for (size_t i = 0; i < n; i++) {
+        if (i) sv_buf_add(b, ",", 1);
+        sv_buf_float(b, v[i]);
+    }
+    sv_buf_add(b, "]", 1);
+}
+
+void sv_buf_float_base64(sv_buf *b, const float *v, size_t n) {
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t nb = n * 4;
+    if (n > ((size_t)-1) / 8 || !buf_reserve(b, (nb + 2) / 3 * 4 + 2)) return;
+    char *o = b->p + b->n;
+    *o++ = '"';
+    /* the bytes of each float, least significant first (little-endian) */
+    uint8_t tri[3];
+    size_t k = 0;
+    for (size_t i = 0; i < nb; i++) {
+        uint32_t u;
+        memcpy(&u, &v[i / 4], 4);
+        tri[k++] = (uint8_t)(u >> (8 * (i % 4)));
+        if (k == 3 || i == nb - 1) {
+            uint32_t w = (uint32_t)tri[0] << 16 | (k > 1 ? (uint32_t)tri[1] << 8 : 0) | (k > 2 ? tri[2] : 0);
+            *o++ = tab[(w >> 18) & 63];
+            *o++ = tab[(w >> 12) & 63];
+            *o++ = k > 1 ? tab[(w >> 6) & 63] : '=';
+            *o++ = k > 2 ? tab[w & 63] : '=';
+            k = 0;
+        }
+    }
+    *o++ = '"';
+    b->n = (size_t)(o - b->p);
+    b->p[b->n] = 0;
+}
+
+void sv_buf_free(sv_buf *b) {
+    free(b->p);
+    memset(b, 0, sizeof *b);
+}
+
+/* ==== Binding ==== */
+
+bool sv_fail(sv_error *e, int status, const char *type, const char *param, const char *fmt, ...) {
+    e->status = status;
+    e->type = type;
+    e->param = param;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+/* Binds one list of token ids (JSON integers) at input position i of field
+ * into *in; ids must be whole numbers in [0, 2^31). An empty list is 400. */
+static bool bind_ids(const json_t *arr, const char *field, size_t i, sv_input *in, sv_error *e) {
+    size_t n = json_array_size(arr);
+    if (n == 0) return sv_fail(e, 400, "empty", field, "`%s`[%zu] is an empty list of token ids", field, i);
+    in->ids = malloc(n * sizeof *in->ids);
+    if (!in->ids) return sv_fail(e, 503, "overloaded", NULL, "out of memory");
+    in->n_ids = n;
+    for (size_t t = 0; t < n; t++) {
+        const json_t *v = json_array_get(arr, t);
+        if (!json_is_integer(v))
+            return sv_fail(e, 422, "validation", field, "`%s`[%zu][%zu] is not an integer token id", field, i, t);
+        json_int_t id = json_integer_value(v);
+        if (id < 0 || id > INT32_MAX)
+            return sv_fail(e, 422, "validation", field, "`%s`[%zu][%zu]: token id %lld is out of range", field, i, t,
+                           (long long)id);
+        in->ids[t] = (int32_t)id;
+    }
+    return true;
+}
+
+/* Binds the input field (a string, a list of strings, a list of ids or a
+ * list of lists of ids; ids_ok false allows strings only) into req. */
+static bool bind_inputs(const json_t *v, const char *field, bool ids_ok, size_t max_inputs, sv_request *req,
+                        sv_error *e) {
+    if (!v) return sv_fail(e, 422, "validation", field, "missing field `%s`", field);
+    const char *forms = ids_ok ? "a string, a list of strings, a list of token ids or a list of lists of token ids"
+                               : "a string or a list of strings";
+    size_t n;
+    int kind; /* 0 one string, 1 strings, 2 one id list, 3 id lists */
+    if (json_is_string(v)) {
+        kind = 0, n = 1;
+    } else if (json_is_array(v)) {
+        n = json_array_size(v);
+        if (n == 0) return sv_fail(e, 400, "empty", field, "`%s` cannot be empty", field);
+        const json_t *f = json_array_get(v, 0);
+        kind = json_is_string(f) ? 1 : json_is_integer(f) ? 2 : json_is_array(f) ? 3 : -1;
+        if (kind < 0 || (!ids_ok && kind != 1))
+            return sv_fail(e, 422, "validation", field, "`%s` must be %s", field, forms);
+        if (kind == 2) n = 1;
+    } else {
+        return sv_fail(e, 422, "validation", field, "`%s` must be %s", field, forms);
+    }
+    if (n > max_inputs)
+        return sv_fail(e, 422, "validation", field,
+                       "batch size %zu > maximum allowed batch size %zu (--max-client-batch-size)", n, max_inputs);
+    req->inputs = calloc(n, sizeof *req->inputs);
+    if (!req->inputs) return sv_fail(e, 503, "overloaded", NULL, "out of memory");
+    req->n_inputs = n;
+    if (kind == 0) {
+        req->inputs[0].text = json_string_value(v);
+        req->inputs[0].text_len = json_string_length(v);
+    } else if (kind == 2) {
+        return bind_ids(v, field, 0, &req->inputs[0], e);
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            const json_t *x = json_array_get(v, i);
+            if (kind == 1 && json_is_string(x)) {
+                req->inputs[i].text = json_string_value(x);
+                req->inputs[i].text_len = json_string_length(x);
+            } else if (kind == 3 && json_is_array(x)) {
+                if (!bind_ids(x, field, i, &req->inputs[i], e)) return false;
+            } else {
+                return sv_fail(e, 422, "validation", field, "`%s`[%zu] must be %s, as `%s`[0] is", field, i,
+                               kind == 1 ? "a string" : "a list of token ids", field);
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        if (req->inputs[i].text && req->inputs[i].text_len == 0)
+            return sv_fail(e, 400, "empty", field, "`%s`[%zu] is an empty string", field, i);
+    return true;
+}
+
+/* Reads an optional boolean field into *out; false (422) when present
+ * with another type. null counts as absent. */
+static bool opt_bool(const json_t *o, const char *key, bool *out, bool *set, sv_error *e) {
+    const json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v)) return true;
+    if (!json_is_boolean(v)) return sv_fail(e, 422, "validation", key, "`%s` must be true or false", key);
+    *out = json_is_true(v);
+    if (set) *set = true;
+    return true;
+}
+
+/* Reads an optional string field (null counts as absent). */
+static bool opt_str(const json_t *o, const char *key, const char **out, sv_error *e) {
+    const json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v)) return true;
+    if (!json_is_string(v)) return sv_fail(e, 422, "validation", key, "`%s` must be a string", key);
+    *out = json_string_value(v);
+    return true;
+}
+
+/* Reads the optional dimensions field: a whole number >= 1 (the upper
+ * bound, the model's dimension, is checked by the caller). */
+static bool opt_dims(const json_t *o, int32_t *out, sv_error *e) {
+    const json_t *v = json_object_get(o, "dimensions");
+    if (!v || json_is_null(v)) return true;
+    if (!json_is_integer(v)) return sv_fail(e, 422, "validation", "dimensions", "`dimensions` must be an integer");
+    json_int_t d = json_integer_value(v);
+    if (d < 1 || d > INT32_MAX)
+        return sv_fail(e, 422, "validation", "dimensions", "`dimensions` must be at least 1, not %lld", (long long)d);
+    *out = (int32_t)d;
+    return true;
+}
+
+bool sv_request_parse(sv_route route, const char *body, size_t len, size_t max_inputs, bool auto_truncate,
+                      sv_request *req, sv_error *e) {
+    memset(req, 0, sizeof *req);
+    req->normalize = true;
+    req->truncate = auto_truncate;
+    req->add_special = true;
+    json_error_t je;
+    req->root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+    bool ok = false;
+    if (!req->root) {
+        sv_fail(e, 400, "validation", NULL, "malformed JSON at line %d, column %d: %s", je.line, je.column, je.text);
+        goto done;
+    }
+    if (!json_is_object(req->root)) {
+        sv_fail(e, 422, "validation", NULL, "the body must be a JSON object");
+        goto done;
+    }
+    const json_t *o = req->root;
+    if (!opt_str(o, "model", &req->model, e)) goto done;
+    if (route == SV_ROUTE_OPENAI_EMBED) {
+        const char *fmt = NULL;
+        if (!opt_str(o, "encoding_format", &fmt, e)) goto done;
+        if (fmt && strcmp(fmt, "float") != 0 && strcmp(fmt, "base64") != 0) {
+            sv_fail(e, 422, "validation", "encoding_format", "`encoding_format` must be \"float\" or \"base64\", not \"%s\"",
+                    fmt);
+            goto done;
+        }
+        req->base64 = fmt && !strcmp(fmt, "base64");
+        if (!opt_dims(o, &req->dimensions, e)) goto done;
+        if (!bind_inputs(json_object_get(o, "input"), "input", true, max_inputs, req, e)) goto done;
+    } else if (route == SV_ROUTE_TEI_EMBED) {
+        if (!opt_bool(o, "normalize", &req->normalize, NULL, e)) goto done;
+        if (!opt_bool(o, "truncate", &req->truncate, &req->truncate_set, e)) goto done;
+        const char *dir = NULL;
+        if (!opt_str(o, "truncation_direction", &dir, e)) goto done;
+        if (dir && strcasecmp(dir, "right") != 0 && strcasecmp(dir, "left") != 0) {
+            sv_fail(e, 422, "validation", "truncation_direction", "`truncation_direction` must be \"Right\" or \"Left\"");
+            goto done;
+        }
+        /* the tokenizer API truncates on the right only (sembed.h se_tokenize) */
+        if (dir && !strcasecmp(dir, "left")) {
+            sv_fail(e, 422, "validation", "truncation_direction", "`truncation_direction` \"Left\" is not supported yet");
+            goto done;
+        }
+        if (!opt_str(o, "prompt_name", &req->prompt_name, e)) goto done;
+        if (!opt_dims(o, &req->dimensions, e)) goto done;
+        if (!bind_inputs(json_object_get(o, "inputs"), "inputs", true, max_inputs, req, e)) goto done;
+    } else {
+        if (!opt_bool(o, "add_special_tokens", &req->add_special, NULL, e)) goto done;
+        if (!bind_inputs(json_object_get(o, "inputs"), "inputs", false, max_inputs, req, e)) goto done;
+    }
+    ok = true;
+done:
+    if (!ok) sv_request_free(req);
+    return ok;
+}
+
+void sv_request_free(sv_request *req) {
+    for (size_t i = 0; i < req->n_inputs; i++) free(req->inputs[i].ids);
+    free(req->inputs);
+    if (req->root) json_decref(req->root);
+    memset(req, 0, sizeof *req);
+}

@@ -1,0 +1,756 @@
+#!/usr/bin/python3
+"""Black-box tests of `sembed serve` over HTTP on loopback.
+
+Run from the repo root: /usr/bin/python3 tests/test_serve.py build/sembed
+(`make tsan` adds --concurrency-only, against a ThreadSanitizer build.)
+Starts servers with --port 0 (the port is read from the start line), on the
+default model (models/use-lite) and fixture models, and checks every route
+against `sembed encode` / `sembed tokenize` (bit for bit), the error statuses
+and bodies, dynamic batching under concurrent load (bit-identical vectors),
+429, SIGTERM, one log line per request, and the real `openai` npm client
+(tests/clients, installed by setup.sh with npm ci) run with node. Prints
+"test_serve: N passed, N failed" and exits non-zero on failure.
+"""
+import base64, http.client, json, os, random, shutil, signal, socket, subprocess, sys, tempfile, threading, time
+
+import numpy as np
+
+from clitest import SEMBED, check, report, run
+
+MODEL = "models/use-lite"
+EN = "tests/fixtures/models/en-mean-norm"        # BERT, Normalize, strips texts
+PLAIN = "tests/fixtures/models/en-plain-hf"      # BERT, no Normalize
+PROMPT = "tests/fixtures/models/en-allpool-prompt"  # prompts excluded from pooling
+CLIENTS = "tests/clients"
+
+TEXTS = ["A man is eating food.", "A man is eating a piece of bread.", "The stock market fell sharply.",
+         "  padded with blanks  ", "Ünïcödé café naïve", "tab\tinside and\nnewline", "\u00a0nbsp\u3000",
+         "x", "Will it rain this weekend?", "How do I reset my router?", "   "]
+
+
+class Server:
+    """A running `sembed serve`: its process, base address and log lines."""
+
+    def __init__(self, *args, env=None):
+        self.p = subprocess.Popen([SEMBED, "serve", "--port", "0", *args], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, env=env)
+        self.lines, self.host, self.port = [], None, None
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            line = self.p.stderr.readline().decode("utf-8", "replace")
+            if not line:
+                break
+            self.lines.append(line)
+            if " on http://" in line:
+                hp = line.rsplit("http://", 1)[1].strip().rstrip("/")
+                self.host, self.port = hp.rsplit(":", 1)[0], int(hp.rsplit(":", 1)[1])
+                break
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for line in self.p.stderr:
+            self.lines.append(line.decode("utf-8", "replace"))
+
+    def request(self, method, path, body=None, headers=None, conn=None):
+        """One request; returns (status, parsed JSON or raw bytes, headers). body: dict/list -> JSON, bytes as is."""
+        c = conn or http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        h = {"Content-Type": "application/json"}
+        h.update(headers or {})
+        if body is not None and not isinstance(body, (bytes, bytearray)):
+            body = json.dumps(body).encode()
+        c.request(method, path, body=body, headers=h)
+        r = c.getresponse()
+        data = r.read()
+        if conn is None:
+            c.close()
+        try:
+            parsed = json.loads(data) if data else None
+        except ValueError:
+            parsed = data
+        return r.status, parsed, dict(r.getheaders())
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        """Sends sig and returns the exit code (None when it did not exit). A sanitizer's report
+        (which makes the exit code non-zero) is printed."""
+        if self.p.poll() is None:
+            self.p.send_signal(sig)
+        try:
+            rc = self.p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait()
+            rc = None
+        self.reader.join(timeout=5)
+        if rc != 0 and any("Sanitizer" in l for l in self.lines):
+            print("".join(l for l in self.lines if not l.startswith(("20", "{"))), file=sys.stderr)
+        return rc
+
+
+def encode_ref(model, texts, *opts):
+    """`sembed encode` of texts (JSONL in and out) as a float32 matrix."""
+    inp = "".join(json.dumps(t) + "\n" for t in texts)
+    rc, out, err = run("encode", "-m", model, "--jsonl-input", "-q", *opts, input=inp.encode())
+    if rc != 0:
+        print(err, file=sys.stderr)
+        return None
+    return np.array([json.loads(l) for l in out.splitlines()], dtype=np.float32)
+
+
+def tokenize_ref(model, texts, *opts):
+    inp = "".join(json.dumps(t) + "\n" for t in texts)
+    rc, out, _ = run("tokenize", "-m", model, "--jsonl-input", *opts, input=inp.encode())
+    return [json.loads(l) for l in out.splitlines()] if rc == 0 else None
+
+
+def f32(rows):
+    return np.array(rows, dtype=np.float32)
+
+
+def same(a, b):
+    """Bit-identical float32 matrices."""
+    return a is not None and b is not None and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+def maxdiff(a, b):
+    return float(np.max(np.abs(a - b))) if a is not None and b is not None and a.shape == b.shape else float("inf")
+
+
+def is_tei_error(body, status_type=None):
+    return isinstance(body, dict) and isinstance(body.get("error"), str) and isinstance(body.get("error_type"), str) \
+        and (status_type is None or body["error_type"] == status_type)
+
+
+def is_openai_error(body):
+    e = body.get("error") if isinstance(body, dict) else None
+    return isinstance(e, dict) and isinstance(e.get("message"), str) and "type" in e and "param" in e and "code" in e
+
+
+# ==== routes against `sembed encode` ====
+
+def test_routes(s):
+    ref = encode_ref(MODEL, TEXTS)
+    st, body, _ = s.request("POST", "/embed", {"inputs": TEXTS})
+    check("embed: 200", st == 200, f"{st} {body}")
+    check("embed: bit-identical to sembed encode", st == 200 and same(f32(body), ref),
+          f"max diff {maxdiff(f32(body) if st == 200 else None, ref)}")
+    st, body, _ = s.request("POST", "/embed", {"inputs": TEXTS[0]})
+    check("embed: one string -> one vector", st == 200 and len(body) == 1 and same(f32(body), ref[:1]), str(st))
+    st, body, _ = s.request("POST", "/", {"inputs": TEXTS[:3]})
+    check("POST / dispatches to /embed", st == 200 and same(f32(body), ref[:3]), str(st))
+
+    # OpenAI: float and base64, usage counts the tokens
+    toks = tokenize_ref(MODEL, TEXTS)
+    st, body, _ = s.request("POST", "/v1/embeddings", {"input": TEXTS, "model": "use-lite", "encoding_format": "float",
+                                                        "user": "someone"})
+    ok = st == 200 and body.get("object") == "list" and body.get("model") == "use-lite" \
+        and [d["index"] for d in body["data"]] == list(range(len(TEXTS))) \
+        and all(d["object"] == "embedding" for d in body["data"])
+    check("openai float: shape of the response", ok, str(body)[:300])
+    check("openai float: bit-identical to sembed encode",
+          ok and same(f32([d["embedding"] for d in body["data"]]), ref))
+    ntok = sum(len(t) for t in toks) if toks else -1
+    check("openai: usage counts the tokens", ok and body["usage"] == {"prompt_tokens": ntok, "total_tokens": ntok},
+          f"{body.get('usage') if ok else None} vs {ntok}")
+    st, body, _ = s.request("POST", "/v1/embeddings", {"input": TEXTS, "encoding_format": "base64"})
+    got = f32([np.frombuffer(base64.b64decode(d["embedding"]), dtype="<f4") for d in body["data"]]) if st == 200 else None
+    check("openai base64: little-endian float32, bit-identical", same(got, ref), str(st))
+    st, body, _ = s.request("POST", "/v1/embeddings", {"input": TEXTS[1]})
+    check("openai: a string input", st == 200 and len(body["data"]) == 1 and same(f32([body["data"][0]["embedding"]]), ref[1:2]))
+
+    # dimensions: Matryoshka, as sembed encode --truncate-dim
+    ref64 = encode_ref(MODEL, TEXTS, "--truncate-dim", "64")
+    st, body, _ = s.request("POST", "/v1/embeddings", {"input": TEXTS, "dimensions": 64})
+    check("openai dimensions 64 = sembed encode --truncate-dim 64",
+          st == 200 and same(f32([d["embedding"] for d in body["data"]]), ref64), str(st))
+    n64 = np.linalg.norm(ref64, axis=1) if ref64 is not None else None
+    check("dimensions: renormalised", n64 is not None and np.allclose(n64, 1, atol=1e-5))
+    st, body, _ = s.request("POST", "/embed", {"inputs": TEXTS, "dimensions": 64})
+    check("embed dimensions 64", st == 200 and same(f32(body), ref64), str(st))
+    st, body, _ = s.request("POST", "/embed", {"inputs": TEXTS, "dimensions": 512})
+    check("embed dimensions = the model's: all of it", st == 200 and same(f32(body), ref), str(st))
+
+    # token-id inputs give the text's vector
+    if toks:
+        st, body, _ = s.request("POST", "/embed", {"inputs": toks})
+        check("embed int[][] = the texts' vectors", st == 200 and same(f32(body), ref), str(st))
+        st, body, _ = s.request("POST", "/v1/embeddings", {"input": toks[2]})
+        check("openai int[] = the text's vector", st == 200 and same(f32([body["data"][0]["embedding"]]), ref[2:3]), str(st))
+        check("openai int[]: usage counts the ids", st == 200 and body["usage"]["prompt_tokens"] == len(toks[2]))
+
+    # tokenize
+    st, body, _ = s.request("POST", "/tokenize", {"inputs": TEXTS[:3]})
+    check("tokenize: ids = sembed tokenize",
+          st == 200 and [[t["id"] for t in seq] for seq in body] == toks[:3], str(body)[:200])
+    check("tokenize: fields", st == 200 and all(set(t) == {"id", "text", "special", "start", "stop"}
+                                                 for seq in body for t in seq))
+    st, body, _ = s.request("POST", "/tokenize", {"inputs": "Hello world", "model": "en"})
+    check("tokenize: specials marked ([CLS] ... [SEP])",
+          st == 200 and [t["special"] for t in body[0]] == [True, False, False, True]
+          and body[0][0]["text"] == "[CLS]", str(body))
+    st, body, _ = s.request("POST", "/tokenize", {"inputs": "Hello world", "model": "en", "add_special_tokens": False})
+    check("tokenize: add_special_tokens false", st == 200 and [t["text"] for t in body[0]] == ["hello", "world"], str(body))
+
+    # info, health, models
+    st, body, _ = s.request("GET", "/info")
+    check("info", st == 200 and body["model_id"] == "use-lite" and body["max_input_length"] == 128
+          and body["max_client_batch_size"] == 32 and [m["id"] for m in body["models"]] == ["use-lite", "en", "plain", "prompt", "qp", "lc", "nan"]
+          and body["models"][1]["dim"] == 32, str(body)[:300])
+    st, body, _ = s.request("GET", "/health")
+    check("health: 200", st == 200)
+    st, body, _ = s.request("GET", "/v1/models")
+    check("v1/models", st == 200 and body["object"] == "list"
+          and [m["id"] for m in body["data"]] == ["use-lite", "en", "plain", "prompt", "qp", "lc", "nan"], str(body))
+
+
+def read_response(sock):
+    """Reads one HTTP response (with Content-Length) from sock: (status, body bytes)."""
+    out = b""
+    while True:
+        head, sep, tail = out.partition(b"\r\n\r\n")
+        if sep:
+            cl = [l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")]
+            n = int(cl[0].split(b":")[1]) if cl else 0
+            if len(tail) >= n:
+                return status_of(out), tail[:n]
+        b = sock.recv(65536)
+        if not b:
+            return status_of(out), None
+        out += b
+
+
+def test_keepalive_and_clients(s):
+    """Several requests on one connection (HTTP/1.1 keep-alive); curl and python3-requests."""
+    ref = encode_ref(MODEL, TEXTS[:2])
+    sock = socket.create_connection(("127.0.0.1", s.port), timeout=30)
+    body = json.dumps({"inputs": TEXTS[:2]}).encode()
+    got = []
+    for _ in range(3):
+        sock.sendall(b"POST /embed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
+                     + str(len(body)).encode() + b"\r\n\r\n" + body)
+        got.append(read_response(sock))
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    got.append(read_response(sock))
+    sock.close()
+    check("keep-alive: 4 requests on one connection", [g[0] for g in got] == [200, 200, 200, 200], str(got)[:200])
+    check("keep-alive: same vectors each time", all(g[1] and same(f32(json.loads(g[1])), ref) for g in got[:3]))
+    p = subprocess.run(["curl", "-s", "-f", f"http://127.0.0.1:{s.port}/embed", "-H", "Content-Type: application/json",
+                        "-d", body.decode()], capture_output=True, timeout=60)
+    check("curl: bit-identical", p.returncode == 0 and same(f32(json.loads(p.stdout or b"null") or []), ref), p.stderr)
+    try:
+        import requests
+        r = requests.post(f"http://127.0.0.1:{s.port}/v1/embeddings", json={"input": TEXTS[:2]}, timeout=60)
+        check("python3-requests: bit-identical", r.status_code == 200
+              and same(f32([d["embedding"] for d in r.json()["data"]]), ref), r.text[:200])
+    except ImportError:
+        check("python3-requests installed (setup.sh)", False)
+
+
+def test_models(s):
+    """The second and further -m: chosen by "model"; each as sembed encode with the same options."""
+    ref = encode_ref(EN, TEXTS)
+    st, body, _ = s.request("POST", "/v1/embeddings", {"input": TEXTS, "model": "en"})
+    check("model en (BERT, strips texts): bit-identical", st == 200 and same(f32([d["embedding"] for d in body["data"]]), ref),
+          f"{st} {maxdiff(f32([d['embedding'] for d in body['data']]) if st == 200 else None, ref)}")
+    st, body, _ = s.request("POST", "/embed", {"inputs": TEXTS, "model": "en"})
+    check("embed model en", st == 200 and same(f32(body), ref))
+    toks = tokenize_ref(EN, TEXTS)
+    st, body, _ = s.request("POST", "/embed", {"inputs": toks, "model": "en"})
+    check("embed model en int[][]", st == 200 and same(f32(body), ref))
+    # a model without Normalize: TEI's normalize (default true) = --normalize; false = as it is
+    refn, ref0 = encode_ref(PLAIN, TEXTS, "--normalize"), encode_ref(PLAIN, TEXTS)
+    st, body, _ = s.request("POST", "/embed", {"inputs": TEXTS, "model": "plain"})
+    check("normalize default true = sembed encode --normalize", st == 200 and same(f32(body), refn))
+    st, body, _ = s.request("POST", "/embed", {"inputs": TEXTS, "model": "plain", "normalize": False})
+    check("normalize false = sembed encode", st == 200 and same(f32(body), ref0))
+    check("normalize false is not unit length", ref0 is not None and not np.allclose(np.linalg.norm(ref0, axis=1), 1))
+    # prompts (excluded from pooling: the text path through se_encode)
+    refq = encode_ref(PROMPT, TEXTS, "--prompt-name", "query", "--normalize")
+    st, body, _ = s.request("POST", "/embed", {"inputs": TEXTS, "model": "prompt", "prompt_name": "query"})
+    check("prompt_name query = sembed encode --prompt-name query", st == 200 and same(f32(body), refq), str(st))
+    refp = encode_ref(PROMPT, TEXTS, "--normalize")
+    st, body, _ = s.request("POST", "/embed", {"inputs": TEXTS, "model": "prompt"})
+    check("no prompt_name: no prompt", st == 200 and same(f32(body), refp) and not same(refp, refq))
+    st, body, _ = s.request("POST", "/embed", {"inputs": "x", "model": "prompt", "prompt_name": "nope"})
+    check("unknown prompt_name: 422", st == 422 and is_tei_error(body, "validation") and "nope" in body["error"], str(body))
+
+
+def make_variants(d):
+    """Copies of en-mean-norm: "qp" with prompts that pooling includes and a default prompt (the ids
+    path prepends and strips as se_encode does), "lc" with do_lower_case (the text path)."""
+    qp, lc = os.path.join(d, "qp"), os.path.join(d, "lc")
+    shutil.copytree(EN, qp)
+    with open(os.path.join(qp, "config_sentence_transformers.json"), "w") as f:
+        json.dump({"prompts": {"query": "query: ", "doc": "  Passage:  "}, "default_prompt_name": "query"}, f)
+    shutil.copytree(EN, lc)
+    with open(os.path.join(lc, "sentence_bert_config.json"), "w") as f:
+        json.dump({"max_seq_length": 24, "do_lower_case": True}, f)
+    return qp, lc
+
+
+def make_nan_model(d):
+    """A copy of en-mean-norm whose embedding row of "hello" (id 7592) is NaN: texts with that
+    word fail in the model (SE_E_RANGE), others do not."""
+    nan = os.path.join(d, "nan")
+    shutil.copytree(EN, nan)
+    path = os.path.join(nan, "model.safetensors")
+    b = bytearray(open(path, "rb").read())
+    n = int.from_bytes(b[:8], "little")
+    t = json.loads(b[8:8 + n])["embeddings.word_embeddings.weight"]
+    row = 8 + n + t["data_offsets"][0] + 7592 * 32 * 4
+    b[row:row + 32 * 4] = np.full(32, np.nan, dtype="<f4").tobytes()
+    open(path, "wb").write(bytes(b))
+    return nan
+
+
+def test_backend_error(s):
+    """A model failing on one input: 424 naming that input (found by re-running the pass one by
+    one); the same pass's other requests and later ones are served."""
+    st, body, _ = s.request("POST", "/embed", {"inputs": ["good text", "hello there", "more"], "model": "nan"})
+    check("model failure: 424 naming input 1", st == 424 and is_tei_error(body, "backend")
+          and body["error"].startswith("input 1:"), f"{st} {body}")
+    ref = encode_ref(s.nan_dir, ["good text", "more"])
+    st, body, _ = s.request("POST", "/embed", {"inputs": ["good text", "more"], "model": "nan"})
+    check("model failure: other inputs still served", st == 200 and same(f32(body), ref), f"{st} {body}")
+
+
+def test_variants(s, qp, lc):
+    ref = encode_ref(qp, TEXTS)
+    st, body, _ = s.request("POST", "/embed", {"inputs": TEXTS, "model": "qp"})
+    check("default prompt (pooled) = sembed encode", st == 200 and same(f32(body), ref), str(st))
+    ref = encode_ref(qp, TEXTS, "--prompt-name", "doc")
+    st, body, _ = s.request("POST", "/embed", {"inputs": TEXTS, "model": "qp", "prompt_name": "doc"})
+    check("prompt_name doc (pooled, blanks stripped) = sembed encode --prompt-name doc", st == 200 and same(f32(body), ref))
+    st, body, _ = s.request("POST", "/v1/embeddings", {"input": TEXTS, "model": "qp"})
+    check("openai with a default prompt", st == 200 and same(f32([d["embedding"] for d in body["data"]]),
+                                                              encode_ref(qp, TEXTS)))
+    ref = encode_ref(lc, TEXTS)
+    st, body, _ = s.request("POST", "/embed", {"inputs": TEXTS, "model": "lc"})
+    check("do_lower_case model = sembed encode", st == 200 and same(f32(body), ref), str(st))
+
+
+def test_truncation(s):
+    long_text = " ".join(["word"] * 300)
+    st, body, _ = s.request("POST", "/embed", {"inputs": [long_text]})
+    check("too long without truncate: 422", st == 422 and is_tei_error(body, "validation") and "128" in body["error"], str(body))
+    st, body, _ = s.request("POST", "/embed", {"inputs": [long_text], "truncate": True})
+    check("truncate: true = sembed encode (which truncates)", st == 200 and same(f32(body), encode_ref(MODEL, [long_text])))
+    toks = tokenize_ref(MODEL, [long_text], "--max-length", "0")
+    st, body, _ = s.request("POST", "/embed", {"inputs": toks})
+    check("too many token ids: 422", st == 422 and "128" in body.get("error", ""), str(body)[:200])
+
+
+# ==== bad input ====
+
+def raw_request(port, data, read_timeout=10):
+    """Sends raw bytes, returns the response bytes (until close or timeout)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=read_timeout)
+    try:
+        s.sendall(data)
+    except OSError:  # the server answered early (413) and closed: read what it said
+        pass
+    out = b""
+    try:
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            out += b
+            if b"\r\n\r\n" in out:
+                head, _, rest = out.partition(b"\r\n\r\n")
+                cl = [l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")]
+                if cl and len(rest) >= int(cl[0].split(b":")[1]):
+                    break
+    except socket.timeout:
+        pass
+    s.close()
+    return out
+
+
+def status_of(raw):
+    try:
+        return int(raw.split(b" ", 2)[1])
+    except (IndexError, ValueError):
+        return None
+
+
+def body_of(raw):
+    try:
+        return json.loads(raw.partition(b"\r\n\r\n")[2])
+    except ValueError:
+        return None
+
+
+def test_bad_input(s):
+    cases = [
+        ("malformed JSON", "/embed", b'{"inputs": ', 400, "tei"),
+        ("not an object", "/embed", b'[1, 2]', 422, "tei"),
+        ("inputs missing", "/embed", b'{"input": "x"}', 422, "tei"),
+        ("inputs a number", "/embed", b'{"inputs": 5}', 422, "tei"),
+        ("inputs mixed", "/embed", b'{"inputs": ["a", 5]}', 422, "tei"),
+        ("normalize a string", "/embed", b'{"inputs": "a", "normalize": "yes"}', 422, "tei"),
+        ("empty list", "/embed", b'{"inputs": []}', 400, "tei"),
+        ("empty string", "/embed", b'{"inputs": ""}', 400, "tei"),
+        ("empty ids", "/embed", b'{"inputs": [[]]}', 400, "tei"),
+        ("invalid UTF-8", "/embed", b'{"inputs": "caf\xe9"}', 400, "tei"),
+        ("NUL in a string", "/embed", b'{"inputs": "a\\u0000b"}', 400, "tei"),
+        ("duplicate key", "/embed", b'{"inputs": "a", "inputs": "b"}', 400, "tei"),
+        ("id out of range", "/embed", b'{"inputs": [[1, 2, 8002]]}', 422, "tei"),
+        ("negative id", "/embed", b'{"inputs": [1, -1]}', 422, "tei"),
+        ("id not an integer", "/embed", b'{"inputs": [1, 2.5]}', 422, "tei"),
+        ("dimensions 0", "/embed", b'{"inputs": "a", "dimensions": 0}', 422, "tei"),
+        ("dimensions too large", "/embed", b'{"inputs": "a", "dimensions": 513}', 422, "tei"),
+        ("unknown model (TEI)", "/embed", b'{"inputs": "a", "model": "nope"}', 422, "tei"),
+        ("truncation_direction left", "/embed", b'{"inputs": "a", "truncation_direction": "left"}', 422, "tei"),
+        ("too many inputs", "/embed", json.dumps({"inputs": ["a"] * 33}).encode(), 422, "tei"),
+        ("100000 inputs", "/embed", json.dumps({"inputs": ["a"] * 100000}).encode(), 422, "tei"),
+        ("tokenize ids", "/tokenize", b'{"inputs": [1, 2]}', 422, "tei"),
+        ("openai malformed", "/v1/embeddings", b'{', 400, "openai"),
+        ("openai encoding_format", "/v1/embeddings", b'{"input": "a", "encoding_format": "hex"}', 422, "openai"),
+        ("openai dimensions 0", "/v1/embeddings", b'{"input": "a", "dimensions": 0}', 422, "openai"),
+        ("openai dimensions too large", "/v1/embeddings", b'{"input": "a", "dimensions": 100000}', 422, "openai"),
+        ("openai unknown model", "/v1/embeddings", b'{"input": "a", "model": "gpt-4"}', 404, "openai"),
+        ("openai ids out of range", "/v1/embeddings", b'{"input": [[5, 99999]]}', 422, "openai"),
+        ("openai empty", "/v1/embeddings", b'{"input": []}', 400, "openai"),
+    ]
+    for name, path, body, want, kind in cases:
+        st, b, h = s.request("POST", path, body)
+        good = is_tei_error(b) if kind == "tei" else is_openai_error(b)
+        check(f"bad input: {name} -> {want} with a JSON error body", st == want and good
+              and h.get("Content-Type") == "application/json", f"{st} {str(b)[:200]}")
+    st, b, _ = s.request("POST", "/v1/embeddings", b'{"input": "a", "model": "gpt-4"}')
+    check("openai unknown model: code model_not_found, param model",
+          st == 404 and b["error"]["code"] == "model_not_found" and b["error"]["param"] == "model", str(b))
+    st, b, _ = s.request("GET", "/nope")
+    check("unknown route: 404", st == 404 and is_tei_error(b), str(b))
+    st, b, _ = s.request("GET", "/embed")
+    check("GET /embed: 405", st == 405 and is_tei_error(b), str(b))
+    # a client's string inside an error message, and a path, cannot forge log lines
+    s.request("POST", "/embed", {"inputs": "a", "model": "evil\nINJECTED 127.0.0.1 GET /x 200"})
+    s.request("GET", "/nope%0AINJECTED%20line")
+    time.sleep(0.3)  # the log reader thread catches up
+    check("log: control characters from the client are escaped (one line per request)",
+          not any(l.startswith("INJECTED") for l in s.lines)
+          and sum("evil\\x0aINJECTED" in l for l in s.lines) == 1
+          and sum("/nope\\x0aINJECTED" in l for l in s.lines) == 1, repr(s.lines[-3:]))
+    st, _, _ = s.request("GET", "/health")
+    check("server still up after the bad inputs", st == 200 and s.p.poll() is None)
+
+
+def test_payload_limit():
+    s = Server("-m", MODEL, "--payload-limit", "1000")
+    big = json.dumps({"inputs": ["word " * 50] * 4}).encode()
+    st, b, _ = s.request("POST", "/embed", big)
+    check("413 over --payload-limit (Content-Length)", st == 413 and is_tei_error(b, "payload_too_large"), f"{st} {b}")
+    # chunked upload: no Content-Length, the limit is found while reading
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(big[i:i + 300]), big[i:i + 300]) for i in range(0, len(big), 300)) + b"0\r\n\r\n"
+    raw = raw_request(s.port, b"POST /embed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                               b"Transfer-Encoding: chunked\r\n\r\n" + chunks)
+    check("413 over --payload-limit (chunked)", status_of(raw) == 413 and is_tei_error(body_of(raw)), raw[:300])
+    st, b, _ = s.request("POST", "/embed", {"inputs": "small"})
+    check("a body under the limit still served", st == 200)
+    # a 10 MB body against the default limit (2 MB)
+    rc = s.stop()
+    s = Server("-m", MODEL)
+    # the answer comes after the headers, before the body: a client that
+    # sends the body anyway sees the connection closed under it
+    body = b'{"inputs": "' + b"a" * 10_000_000 + b'"}'
+    raw = raw_request(s.port, b"POST /embed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
+                      + str(len(body)).encode() + b"\r\n\r\n" + body)
+    check("10 MB body: 413", status_of(raw) == 413 and is_tei_error(body_of(raw)), raw[:200])
+    st, _, _ = s.request("GET", "/health")
+    check("up after the 10 MB body", st == 200)
+    check("exit 0", s.stop() == 0 and rc == 0)
+
+
+def test_api_key(d):
+    keyfile = os.path.join(d, "key")
+    with open(keyfile, "w") as f:
+        f.write("s3cret\n")
+    for how in (["--api-key", "s3cret"], ["--api-key-file", keyfile]):
+        s = Server("-m", MODEL, *how)
+        st, b, _ = s.request("POST", "/embed", {"inputs": "a"})
+        check(f"{how[0]}: missing key -> 401", st == 401 and is_tei_error(b), f"{st} {b}")
+        st, b, _ = s.request("POST", "/v1/embeddings", {"input": "a"}, headers={"Authorization": "Bearer wrong"})
+        check(f"{how[0]}: wrong key -> 401 (OpenAI envelope)", st == 401 and is_openai_error(b)
+              and b["error"]["code"] == "invalid_api_key", f"{st} {b}")
+        st, b, _ = s.request("POST", "/v1/embeddings", {"input": "a"}, headers={"Authorization": "Bearer s3cret2"})
+        check(f"{how[0]}: longer key -> 401", st == 401)
+        st, b, _ = s.request("POST", "/embed", {"inputs": "a"}, headers={"Authorization": "Bearer s3cret"})
+        check(f"{how[0]}: right key -> 200", st == 200)
+        st, b, _ = s.request("GET", "/info")
+        check(f"{how[0]}: GET /info needs the key", st == 401)
+        st, b, _ = s.request("GET", "/health")
+        check(f"{how[0]}: /health needs no key", st == 200)
+        s.stop()
+
+
+# ==== batching and concurrency ====
+
+def test_concurrency(s, n_workers=12, n_rounds=12, n_extra=20):
+    """The same text alone and inside concurrent mixed requests gives identical bytes: n_workers
+    threads, each n_rounds requests of 1-16 texts from a pool of TEXTS and n_extra more."""
+    pool = TEXTS + [f"sentence number {i} about {w}" for i, w in enumerate(["cats", "dogs", "rain", "stocks", "music"] * 4)][:n_extra]
+    alone = {}
+    for t in pool:  # one text per request, one at a time: nothing to batch with
+        st, b, _ = s.request("POST", "/embed", {"inputs": [t]})
+        alone[t] = f32(b).tobytes() if st == 200 else None
+    ref = encode_ref(MODEL, pool)
+    check("alone = sembed encode", all(alone[t] == ref[i].tobytes() for i, t in enumerate(pool)))
+    bad, errors, n_done = [], [], [0]
+    lock = threading.Lock()
+
+    def worker(seed):
+        r = random.Random(seed)
+        conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=60)  # keep-alive: one connection per worker
+        for _ in range(n_rounds):
+            texts = r.sample(pool, r.randint(1, min(16, len(pool))))
+            route = r.choice(["/embed", "/v1/embeddings", "/v1/embeddings-b64"])
+            try:
+                if route == "/embed":
+                    st, b, _ = s.request("POST", "/embed", {"inputs": texts}, conn=conn)
+                    vecs = [f32(v).tobytes() for v in b] if st == 200 else None
+                else:
+                    fmt = "base64" if route.endswith("b64") else "float"
+                    st, b, _ = s.request("POST", "/v1/embeddings", {"input": texts, "encoding_format": fmt}, conn=conn)
+                    vecs = None
+                    if st == 200:
+                        vecs = [np.frombuffer(base64.b64decode(d["embedding"]), "<f4").tobytes() if fmt == "base64"
+                                else f32(d["embedding"]).tobytes() for d in b["data"]]
+            except Exception as e:  # noqa: BLE001 - reported as a failure
+                with lock:
+                    errors.append(repr(e))
+                return
+            with lock:
+                n_done[0] += 1
+                if vecs is None:
+                    errors.append(f"{route} {st}")
+                else:
+                    bad.extend(t for t, v in zip(texts, vecs) if v != alone[t])
+        conn.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n_workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    check("concurrent: every request served", not errors and n_done[0] == n_workers * n_rounds, str(errors[:5]))
+    check("concurrent: every vector bit-identical to the text alone", not bad, str(bad[:5]))
+    # and the load did batch requests together (else the check above proves nothing)
+    st, info, _ = s.request("GET", "/info")
+    mixed = info["models"][0]["mixed_batches"] if st == 200 else 0
+    check("concurrent: some forward passes held several requests' inputs", mixed > 0, str(info.get("models", [{}])[0]))
+    batched = [l for l in s.lines if "POST" in l]
+    check("concurrent: one log line per request", len(batched) >= len(pool) + n_workers * n_rounds, str(len(batched)))
+
+
+def hold_request(port, path=b"/embed"):
+    """Opens a request whose body is not all sent yet (the server has admitted it); returns (socket, rest)."""
+    body = json.dumps({"inputs": ["held request"]}).encode()
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock.sendall(b"POST " + path + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
+                 + str(len(body)).encode() + b"\r\n\r\n" + body[:5])
+    return sock, body[5:]
+
+
+def finish_held(sock, rest):
+    sock.sendall(rest)
+    out = b""
+    try:
+        while b"\r\n\r\n" not in out or len(out.partition(b"\r\n\r\n")[2]) < 10:
+            b = sock.recv(65536)
+            if not b:
+                break
+            out += b
+            head, _, tail = out.partition(b"\r\n\r\n")
+            cl = [l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")]
+            if cl and len(tail) >= int(cl[0].split(b":")[1]):
+                break
+    except socket.timeout:
+        pass
+    sock.close()
+    return out
+
+
+def test_overload():
+    s = Server("-m", MODEL, "--max-concurrent-requests", "1")
+    sock, rest = hold_request(s.port)
+    time.sleep(0.3)
+    st, b, _ = s.request("POST", "/embed", {"inputs": "another"})
+    check("429 while --max-concurrent-requests are in flight", st == 429 and is_tei_error(b, "overloaded"), f"{st} {b}")
+    st, b, _ = s.request("POST", "/v1/embeddings", {"input": "another"})
+    check("429 (OpenAI envelope)", st == 429 and is_openai_error(b), f"{st} {b}")
+    st, _, _ = s.request("GET", "/health")
+    check("health is not refused with 429", st == 200)
+    raw = finish_held(sock, rest)
+    vec = body_of(raw)
+    check("the held request is served, correctly", status_of(raw) == 200
+          and same(f32(vec), encode_ref(MODEL, ["held request"])), raw[:200])
+    st, b, _ = s.request("POST", "/embed", {"inputs": "another"})
+    check("served again once the slot is free", st == 200)
+    check("exit 0", s.stop() == 0)
+
+
+def test_sigterm():
+    s = Server("-m", MODEL)
+    sock, rest = hold_request(s.port)
+    idle = socket.create_connection(("127.0.0.1", s.port), timeout=30)  # a keep-alive connection, open before
+    idle.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    first = read_response(idle)
+    time.sleep(0.3)
+    s.p.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    check("SIGTERM: still running while a request is in flight", s.p.poll() is None)
+    try:
+        c = socket.create_connection(("127.0.0.1", s.port), timeout=2)
+        c.close()
+        refused = False
+    except OSError:
+        refused = True
+    check("SIGTERM: new connections refused", refused)
+    idle.sendall(b"POST /embed HTTP/1.1\r\nHost: x\r\nContent-Length: 15\r\n\r\n{\"inputs\": \"a\"}")
+    st, body = read_response(idle)
+    idle.close()
+    check("SIGTERM: a new request on an open connection gets 503", first[0] == 200 and st == 503
+          and is_tei_error(json.loads(body or b"null"), "unhealthy"), f"{first} {st} {body}")
+    raw = finish_held(sock, rest)
+    check("SIGTERM: the request in flight is answered", status_of(raw) == 200
+          and same(f32(body_of(raw)), encode_ref(MODEL, ["held request"])), raw[:200])
+    rc = s.stop(timeout=30)
+    check("SIGTERM: exit 0", rc == 0, str(rc))
+    s = Server("-m", MODEL)
+    check("SIGINT (idle): exit 0", s.stop(sig=signal.SIGINT) == 0)
+
+
+# ==== logs, options ====
+
+def test_logs():
+    s = Server("-m", MODEL, "--log-format", "json")
+    s.request("POST", "/embed", {"inputs": ["a", "b"]})
+    s.request("POST", "/embed", {"inputs": []})
+    s.request("GET", "/health")
+    s.stop()
+    recs = []
+    for l in s.lines:
+        if l.startswith("{"):
+            try:
+                recs.append(json.loads(l))
+            except ValueError:
+                pass
+    check("json log: one line per request", len(recs) == 3, "".join(s.lines))
+    check("json log: fields", len(recs) == 3 and recs[0]["path"] == "/embed" and recs[0]["status"] == 200
+          and recs[0]["inputs"] == 2 and recs[0]["model"] == "use-lite" and recs[1]["status"] == 400
+          and "error" in recs[1] and recs[2]["path"] == "/health", str(recs))
+
+
+def test_linking():
+    """Only the sembed binary links libmicrohttpd; the library stays free of it."""
+    lib = os.path.join(os.path.dirname(SEMBED), "libsembed.so")
+    ldd = lambda f: subprocess.run(["ldd", f], capture_output=True, text=True).stdout
+    check("sembed links libmicrohttpd", "libmicrohttpd" in ldd(SEMBED))
+    check("libsembed.so does not", os.path.exists(lib) and "libmicrohttpd" not in ldd(lib), ldd(lib))
+
+
+def test_usage():
+    rc, out, _ = run("serve", "--help")
+    check("serve --help", rc == 0 and "--max-batch-tokens" in out and "--api-key-file" in out)
+    rc, _, err = run("serve")
+    check("serve without -m: usage error", rc == 2 and "missing -m" in err, err)
+    rc, _, err = run("serve", "-m", MODEL, "--port", "70000")
+    check("serve --port 70000: usage error", rc == 2 and "--port" in err, err)
+    rc, _, err = run("serve", "-m", MODEL, "--log-format", "xml")
+    check("serve --log-format xml: usage error", rc == 2 and "--log-format" in err, err)
+    rc, _, err = run("serve", "-m", MODEL, "-m", MODEL)
+    check("serve: two models with one name", rc == 2 and "use-lite" in err, err)
+    rc, _, err = run("serve", "-m", "/nonexistent/model")
+    check("serve: a missing model folder", rc == 1 and "/nonexistent/model" in err, err)
+    rc, _, err = run("serve", "-m", MODEL, "--host", "not-an-address")
+    check("serve: a bad --host", rc == 2 and "--host" in err, err)
+    rc, _, err = run("serve", "-m", MODEL, "--api-key-file", "/nonexistent/key")
+    check("serve: a missing --api-key-file", rc == 2 and "/nonexistent/key" in err, err)
+
+
+# ==== real clients ====
+
+def test_openai_client(s):
+    script = os.path.join(CLIENTS, "openai_embed.mjs")
+    if not os.path.isdir(os.path.join(CLIENTS, "node_modules", "openai")):
+        check("openai npm client installed (setup.sh runs npm ci in tests/clients)", False)
+        return
+    ref = encode_ref(MODEL, TEXTS[:4])
+    for fmt in ("default", "float"):
+        p = subprocess.run(["node", script, f"http://127.0.0.1:{s.port}/v1", fmt, json.dumps(TEXTS[:4])],
+                           capture_output=True, timeout=60)
+        try:
+            res = json.loads(p.stdout)
+            got, sent = f32(res["vectors"]), res["sent_encoding_format"]
+        except (ValueError, KeyError, TypeError):
+            got, sent = None, None
+        check(f"openai npm client ({fmt} encoding): vectors within 1e-6 of sembed encode",
+              p.returncode == 0 and maxdiff(got, ref) <= 1e-6, p.stderr.decode()[-500:])
+        check(f"openai npm client ({fmt}): asked for {'base64' if fmt == 'default' else 'float'}",
+              sent == ("base64" if fmt == "default" else "float"), str(sent))
+        check(f"openai npm client ({fmt}): bit-identical", same(got, ref))
+
+
+def concurrency_only():
+    """`make tsan`: the tests where threads meet (batching under concurrent load, 429, SIGTERM with a
+    request in flight), against a ThreadSanitizer build; a report makes the server exit non-zero."""
+    s = Server("-m", MODEL)
+    try:
+        test_concurrency(s, n_workers=8, n_rounds=3, n_extra=0)
+    finally:
+        rc = s.stop()
+    check("concurrent load: exit 0 (no sanitizer report)", rc == 0, str(rc))
+    test_overload()
+    test_sigterm()
+    report("test_serve")
+
+
+def main():
+    if not os.path.exists(os.path.join(MODEL, "model.safetensors")):
+        check("the default model is there (./setup.sh makes models/use-lite)", False)
+        report("test_serve")
+    if "--concurrency-only" in sys.argv[2:]:
+        concurrency_only()
+    test_usage()
+    test_linking()
+    tmp = tempfile.mkdtemp()
+    qp, lc = make_variants(tmp)
+    nan = make_nan_model(tmp)
+    s = Server("-m", MODEL, "-m", f"en={EN}", "-m", f"plain={PLAIN}", "-m", f"prompt={PROMPT}", "-m", f"qp={qp}",
+               "-m", f"lc={lc}", "-m", f"nan={nan}")
+    s.nan_dir = nan
+    check("server started", s.port is not None, "".join(s.lines))
+    if s.port is None:
+        s.stop()
+        report("test_serve")
+    try:
+        rc, _, err = run("serve", "-m", MODEL, "--port", str(s.port))
+        check("serve on a port in use: exit 1, says so", rc == 1 and f"port {s.port}" in err, err)
+        test_routes(s)
+        test_keepalive_and_clients(s)
+        test_models(s)
+        test_variants(s, qp, lc)
+        test_backend_error(s)
+        test_truncation(s)
+        test_bad_input(s)
+        test_concurrency(s)
+        test_openai_client(s)
+        n_post = len([l for l in s.lines if " POST " in l])
+    finally:
+        rc = s.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    check("main server: exit 0 on SIGTERM", rc == 0, "".join(s.lines[-5:]))
+    check("main server: log lines", n_post > 0)
+    test_payload_limit()
+    with tempfile.TemporaryDirectory() as d:
+        test_api_key(d)
+    test_overload()
+    test_sigterm()
+    test_logs()
+    report("test_serve")
+
+
+if __name__ == "__main__":
+    main()
