@@ -32,10 +32,13 @@
 
 se_status se_encoder_read_config(se_folder_cfg *c, const json_t *j, const char *f, int64_t type_vocab_default,
                                  double eps_default, se_error *err) {
-    const char *act;
+    const char *act, *pet;
     int64_t v;
     double eps;
-    se_status s;
+    se_status s = se_json_str_strict(j, f, "position_embedding_type", "absolute", &pet, err);
+    if (s != SE_OK) return s;
+    if (strcmp(pet, "absolute") != 0)
+        return se_err(err, SE_E_UNSUPPORTED, "%s: position_embedding_type '%s' is not supported (absolute only)", f, pet);
     static const char *req[] = {"vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
                                 "intermediate_size", "max_position_embeddings"};
     int32_t *dst[] = {&c->n_vocab, &c->n_embd, &c->n_layer, &c->n_head, &c->n_ff, &c->n_pos};
@@ -60,6 +63,15 @@ se_status se_encoder_read_config(se_folder_cfg *c, const json_t *j, const char *
 }
 
 /* ==== Binding ==== */
+
+const se_layer_names se_bert_layer_names = {
+    "attention.self.query.weight",   "attention.self.query.bias",      "attention.self.key.weight",
+    "attention.self.key.bias",       "attention.self.value.weight",    "attention.self.value.bias",
+    "attention.output.dense.weight", "attention.output.dense.bias",    "attention.output.LayerNorm.weight",
+    "attention.output.LayerNorm.bias", "intermediate.dense.weight",    "intermediate.dense.bias",
+    "output.dense.weight",           "output.dense.bias",              "output.LayerNorm.weight",
+    "output.LayerNorm.bias",
+};
 
 se_status se_bind_embeddings(se_model *m, se_error *err) {
     const se_folder_cfg *c = &m->cfg;

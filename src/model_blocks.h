@@ -18,7 +18,11 @@ typedef struct se_layer_names {
     const char *ln2_g, *ln2_b;                     /* output LayerNorm */
 } se_layer_names;
 
-/* Reads the config.json fields every post-LN encoder has (vocab_size,
+/* BertLayer's tensor names, which XLM-R's checkpoints share. */
+extern const se_layer_names se_bert_layer_names;
+
+/* Reads the config.json fields every post-LN encoder has
+ * (position_embedding_type, which must be absolute, vocab_size,
  * hidden_size, num_hidden_layers, num_attention_heads, intermediate_size,
  * max_position_embeddings, type_vocab_size, layer_norm_eps, hidden_act),
  * each checked (f names the file in messages); the defaults are the

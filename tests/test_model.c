@@ -17,9 +17,9 @@
 #include "safetensors.h"
 #include "sembed.h"
 #include "test.h"
+#include "test_fixtures.h"
 #include "test_json.h"
 
-#define FIX "tests/fixtures/models/"
 
 static const char *ref_models[] = {"en-mean-norm", "zh-cls-dense-f16", "en-max-relu-bf16", "en-allpool-prompt", "en-plain-hf"};
 #define N_MODELS (sizeof ref_models / sizeof *ref_models)
@@ -44,67 +44,6 @@ static void load_sentences(void) {
         json_decref(j);
     }
     fclose(f);
-}
-
-/* Reads a model's expected.jsonl: header + one object per sentence. */
-static json_t *load_expected(const char *model, json_t **header) {
-    char path[256];
-    snprintf(path, sizeof path, FIX "%s/expected.jsonl", model);
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    json_t *arr = json_array();
-    char *line = NULL;
-    size_t cap = 0;
-    *header = NULL;
-    while (getline(&line, &cap, f) > 0) {
-        json_error_t je;
-        json_t *j = json_loads(line, 0, &je);
-        if (!j) break;
-        if (!*header) *header = j;
-        else json_array_append_new(arr, j);
-    }
-    free(line);
-    fclose(f);
-    return arr;
-}
-
-/* Copies a JSON array of numbers into a new float array. */
-static float *floats(const json_t *a, size_t *n) {
-    *n = json_array_size(a);
-    float *v = malloc((*n ? *n : 1) * sizeof *v);
-    for (size_t i = 0; i < *n; i++) v[i] = (float)json_number_value(json_array_get(a, i));
-    return v;
-}
-
-static double cosine(const float *a, const float *b, size_t n) {
-    double ab = 0, aa = 0, bb = 0;
-    for (size_t i = 0; i < n; i++) ab += (double)a[i] * b[i], aa += (double)a[i] * a[i], bb += (double)b[i] * b[i];
-    if (aa == 0 && bb == 0) return 1.0;
-    return ab / sqrt(aa * bb + 1e-300);
-}
-
-/* Debug hook capture: the hidden states of the last forward pass. */
-typedef struct capture {
-    float *states[64]; /* [0] = emb_norm, [1 + l] = layer l */
-    size_t n_tokens, n_embd;
-    int n;
-} capture;
-
-static void capture_cb(const char *name, int layer, const float *data, size_t n_tokens, size_t n_embd, void *user) {
-    capture *c = user;
-    (void)name;
-    int slot = layer + 1;
-    if (slot < 0 || slot >= 64) return;
-    free(c->states[slot]);
-    c->states[slot] = malloc(n_tokens * n_embd * sizeof(float));
-    memcpy(c->states[slot], data, n_tokens * n_embd * sizeof(float));
-    c->n_tokens = n_tokens, c->n_embd = n_embd;
-    if (slot + 1 > c->n) c->n = slot + 1;
-}
-
-static void capture_free(capture *c) {
-    for (int i = 0; i < 64; i++) free(c->states[i]);
-    memset(c, 0, sizeof *c);
 }
 
 /* Every fixture sentence of models[0..n), encoded alone, against the

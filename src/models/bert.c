@@ -15,30 +15,16 @@
 #include "model_blocks.h"
 #include "models/models.h"
 
-/* BertConfig: only absolute position embeddings. */
+/* BertConfig: the shared encoder fields, BERT's defaults (two token
+ * types, layer_norm_eps 1e-12). */
 static se_status bert_read_config(se_folder_cfg *c, const json_t *j, const char *f, se_error *err) {
-    const char *pet;
-    se_status s = se_json_str_strict(j, f, "position_embedding_type", "absolute", &pet, err);
-    if (s != SE_OK) return s;
-    if (strcmp(pet, "absolute") != 0)
-        return se_err(err, SE_E_UNSUPPORTED, "%s: position_embedding_type '%s' is not supported (absolute only)", f, pet);
     return se_encoder_read_config(c, j, f, 2, 1e-12, err);
 }
-
-/* BertLayer's tensor names. */
-static const se_layer_names bert_layer = {
-    "attention.self.query.weight", "attention.self.query.bias", "attention.self.key.weight",
-    "attention.self.key.bias",     "attention.self.value.weight", "attention.self.value.bias",
-    "attention.output.dense.weight", "attention.output.dense.bias", "attention.output.LayerNorm.weight",
-    "attention.output.LayerNorm.bias", "intermediate.dense.weight", "intermediate.dense.bias",
-    "output.dense.weight",         "output.dense.bias",         "output.LayerNorm.weight",
-    "output.LayerNorm.bias",
-};
 
 /* Binds BertEmbeddings and every BertLayer. */
 static se_status bert_bind(se_model *m, se_error *err) {
     se_status s = se_bind_embeddings(m, err);
-    return s == SE_OK ? se_bind_layers(m, &bert_layer, err) : s;
+    return s == SE_OK ? se_bind_layers(m, &se_bert_layer_names, err) : s;
 }
 
 /* The forward pass: embeddings ("emb_norm"), then each layer ("layer_out"). */

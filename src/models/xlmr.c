@@ -20,34 +20,22 @@
 #include "model_blocks.h"
 #include "models/models.h"
 
-/* XLMRobertaConfig: absolute positions after the padding index. */
+/* XLMRobertaConfig: the shared encoder fields (one token type,
+ * layer_norm_eps 1e-5 by default), and pad_token_id: absolute positions
+ * start after it. */
 static se_status xlmr_read_config(se_folder_cfg *c, const json_t *j, const char *f, se_error *err) {
-    const char *pet;
     int64_t pad;
-    se_status s = se_json_str_strict(j, f, "position_embedding_type", "absolute", &pet, err);
+    se_status s = se_encoder_read_config(c, j, f, 1, 1e-5, err);
     if (s != SE_OK) return s;
-    if (strcmp(pet, "absolute") != 0)
-        return se_err(err, SE_E_UNSUPPORTED, "%s: position_embedding_type '%s' is not supported (absolute only)", f, pet);
-    if ((s = se_encoder_read_config(c, j, f, 1, 1e-5, err)) != SE_OK) return s;
     if ((s = se_json_int_strict(j, f, "pad_token_id", 0, c->n_pos - 2, 1, &pad, err)) != SE_OK) return s;
     c->pos_offset = (int32_t)pad + 1;
     return SE_OK;
 }
 
-/* XLM-R's layers are BertLayer's. */
-static const se_layer_names xlmr_layer = {
-    "attention.self.query.weight", "attention.self.query.bias", "attention.self.key.weight",
-    "attention.self.key.bias",     "attention.self.value.weight", "attention.self.value.bias",
-    "attention.output.dense.weight", "attention.output.dense.bias", "attention.output.LayerNorm.weight",
-    "attention.output.LayerNorm.bias", "intermediate.dense.weight", "intermediate.dense.bias",
-    "output.dense.weight",         "output.dense.bias",         "output.LayerNorm.weight",
-    "output.LayerNorm.bias",
-};
-
-/* Binds the embeddings and every layer. */
+/* Binds the embeddings and every layer (BertLayer's names). */
 static se_status xlmr_bind(se_model *m, se_error *err) {
     se_status s = se_bind_embeddings(m, err);
-    return s == SE_OK ? se_bind_layers(m, &xlmr_layer, err) : s;
+    return s == SE_OK ? se_bind_layers(m, &se_bert_layer_names, err) : s;
 }
 
 /* The forward pass: embeddings at RoBERTa's positions ("emb_norm"), then
