@@ -26,6 +26,12 @@ def main():
     lib = os.path.join(os.path.dirname(sembed_bin), "libsembed.so")
     env = dict(os.environ, SEMBED_BIN=sembed_bin, SEMBED_LIBRARY=lib, PYTHONPATH=os.path.join(root, "python"),
                PYTHONDONTWRITEBYTECODE="1")
+    try:
+        import pytest  # noqa: F401  (Debian's python3-pytest)
+    except ImportError:
+        print("test_python: pytest is missing: apt-get install python3-pytest")
+        print("test_python: 0 passed, 1 failed")
+        return 1
     pre = sanitizer_preload(lib)
     if pre:
         env["LD_PRELOAD"] = " ".join(pre)
