@@ -35,6 +35,7 @@ def main():
     pre = sanitizer_preload(lib)
     if pre:
         env["LD_PRELOAD"] = " ".join(pre)
+        env["SEMBED_SANITIZER"] = "1"
         env["ASAN_OPTIONS"] = "detect_leaks=0:" + env.get("ASAN_OPTIONS", "")
     p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/python"], cwd=root,
                        env=env, capture_output=True, text=True)

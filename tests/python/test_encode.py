@@ -246,3 +246,26 @@ def test_library_lookup(tmp_path):
     p = subprocess.run([sys.executable, "-c", "import sembed"], env=env, capture_output=True, text=True)
     if p.returncode != 0:  # (a system-wide install would be found instead)
         assert "the package folder" in p.stderr and "the system loader" in p.stderr
+
+
+def test_pip_install_ships_the_library(tmp_path, use_model):
+    # what the README's set-up does: `make python` (the library into the package), then pip from the folder
+    pytest.importorskip("pip")
+    if os.environ.get("SEMBED_SANITIZER"):
+        pytest.skip("packaging, not memory: checked by the optimised run only")
+    src = tmp_path / "src"
+    shutil.copytree(os.path.join(ROOT, "python"), src,
+                    ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__", "libsembed.so*"))
+    shutil.copy(os.path.realpath(sembed.library_path), src / "sembed" / "libsembed.so.0")
+    p = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-build-isolation", "--no-deps",
+                        "--target", str(tmp_path / "site"), str(src)], capture_output=True, text=True, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    env = {k: v for k, v in os.environ.items() if k not in ("SEMBED_LIBRARY", "PYTHONPATH")}
+    env["PYTHONPATH"] = str(tmp_path / "site")
+    code = ("import sembed, sys; m = sembed.SentenceTransformer(sys.argv[1]); "
+            "sys.stdout.write(sembed.library_path + '\\n' + m.encode('A man is eating food.').tobytes().hex())")
+    p = subprocess.run([sys.executable, "-c", code, USE], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    where, vec = p.stdout.split("\n")
+    assert where == str(tmp_path / "site" / "sembed" / "libsembed.so.0")
+    assert bytes.fromhex(vec) == use_model.encode("A man is eating food.").tobytes()
