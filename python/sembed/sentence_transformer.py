@@ -58,8 +58,15 @@ class SentenceTransformer:
     the library's worker threads per calling thread (0: online CPUs, at
     most 8)."""
 
+    # sentence-transformers' other constructor arguments: accepted, without effect here
+    _IGNORED = ("modules", "trust_remote_code", "revision", "local_files_only", "token", "use_auth_token",
+                "model_kwargs", "tokenizer_kwargs", "config_kwargs", "model_card_data", "backend")
+
     def __init__(self, model_name_or_path, device=None, prompts=None, default_prompt_name=None,
-                 truncate_dim=None, cache_folder=None, n_threads=0, **kwargs):
+                 similarity_fn_name=None, truncate_dim=None, cache_folder=None, n_threads=0, **kwargs):
+        for k in kwargs:
+            if k not in self._IGNORED:
+                raise TypeError("SentenceTransformer() got an unexpected keyword argument %r" % k)
         if device not in (None, "cpu") and str(device) != "cpu":
             raise ValueError("sembed runs on the CPU only: device must be None or 'cpu', not %r" % (device,))
         if truncate_dim is not None and (not isinstance(truncate_dim, int) or truncate_dim <= 0):
@@ -87,6 +94,8 @@ class SentenceTransformer:
             raise ValueError("default prompt name %r is not found in the configured prompts dictionary with keys %r"
                              % (self.default_prompt_name, list(self.prompts)))
         self._similarity_fn_name = _SIM_NAMES[info.similarity]
+        if similarity_fn_name is not None:
+            self.similarity_fn_name = similarity_fn_name
         self.device = "cpu"
 
     # ---- description -----------------------------------------------------

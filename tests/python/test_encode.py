@@ -190,6 +190,10 @@ def test_similarity_methods(use_model):
     use2 = SentenceTransformer(USE)
     use2.similarity_fn_name = "dot"
     assert np.array_equal(use2.similarity(e, e), util.dot_score(e, e))
+    use3 = SentenceTransformer(USE, similarity_fn_name="manhattan", trust_remote_code=False)
+    assert np.array_equal(use3.similarity(e, e), util.manhattan_sim(e, e))
+    with pytest.raises(TypeError, match="unexpected keyword argument 'colour'"):
+        SentenceTransformer(USE, colour="red")
 
 
 def test_seed_snippets(use_model):
