@@ -16,6 +16,7 @@ release land in that tail instead of past the end of our buffer.
 
 import ctypes
 import ctypes.util
+import logging
 import os
 import threading
 
@@ -297,6 +298,18 @@ class _Handle:
             pass
 
 
+logger = logging.getLogger("sembed")
+
+
+def _log(level, msg, user):
+    """The library's notices (e.g. "no modules.json: mean pooling") as
+    records of the "sembed" logger: INFO and WARNING."""
+    logger.log(logging.WARNING if level == 1 else logging.INFO, "%s", msg.decode("utf-8", "replace"))
+
+
+_LOG_CB = LOG_FN(_log)  # module-level: the C side may call it as long as the library is loaded
+
+
 class Model:
     """A loaded se_model and one se_ctx per Python thread, created on first
     use in that thread and freed when the thread ends (threading.local)."""
@@ -304,6 +317,7 @@ class Model:
     def __init__(self, path, n_threads=0):
         err = se_error()
         p = lib.se_model_default_params()
+        p.log_fn = _LOG_CB
         h = ctypes.c_void_p()
         check(lib.se_model_load(os.fsencode(path), ctypes.byref(p), ctypes.byref(h), ctypes.byref(err)), err)
         self.handle = _Handle(h.value, lib.se_model_free)

@@ -273,3 +273,10 @@ def test_pip_install_ships_the_library(tmp_path, use_model):
     where, vec = p.stdout.split("\n")
     assert where == str(tmp_path / "site" / "sembed" / "libsembed.so.0")
     assert bytes.fromhex(vec) == use_model.encode("A man is eating food.").tobytes()
+
+
+def test_library_notices_go_to_logging(caplog):
+    # a plain Hugging Face folder: the library's "mean pooling" notice becomes a record of the "sembed" logger
+    with caplog.at_level("INFO", logger="sembed"):
+        SentenceTransformer(os.path.join(FIX, "en-plain-hf"))
+    assert any(r.name == "sembed" and "pooling" in r.getMessage() for r in caplog.records), caplog.records
