@@ -227,6 +227,8 @@ class SentenceTransformer:
             torch = _torch()
             if torch is None:
                 raise ImportError("sembed: convert_to_tensor=True needs torch, which does not import here")
+            if not len(texts):
+                return torch.Tensor()  # shape (0,), as sentence-transformers returns for no input
             t = torch.from_numpy(emb)
             return t[0] if single else t
         if not convert_to_numpy:

@@ -75,6 +75,7 @@ def test_convert_to_tensor(use_model):
     assert isinstance(t, torch.Tensor) and tuple(t.shape) == (2, 512)
     assert np.array_equal(t.numpy(), use_model.encode(["a", "b"]))
     assert tuple(use_model.encode("a", convert_to_tensor=True).shape) == (512,)
+    assert tuple(use_model.encode([], convert_to_tensor=True).shape) == (0,)
 
 
 def _st_quantize(emb, precision):
