@@ -78,7 +78,7 @@ INCLUDEDIR ?= $(PREFIX)/include
 MANDIR     ?= $(PREFIX)/share/man
 PCDIR      ?= $(LIBDIR)/pkgconfig
 
-.PHONY: all test check asan ubsan tsan fuzz bench clean install uninstall man python print-%
+.PHONY: all test check asan ubsan tsan fuzz bench clean install uninstall man print-%
 
 all: $(BUILD)/libsembed.a $(BUILD)/libsembed.so $(BUILD)/$(SONAME) $(BUILD)/sembed
 
@@ -186,6 +186,7 @@ tsan:
 
 # The Python package (python/): ships the shared library inside it, so that
 # `pip install ./python` needs nothing else (see python/pyproject.toml).
+.PHONY: python
 python: $(BUILD)/$(SOFILE)
 	cp $(BUILD)/$(SOFILE) python/sembed/$(SONAME)
 
