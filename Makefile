@@ -38,7 +38,7 @@ TESTS        := test_unicode test_kernels test_threadpool test_similarity test_t
                 test_model test_use test_index test_util test_sentencepiece \
                 test_torch_bin test_archs test_rerank
 TSAN_TESTS   := test_threadpool test_model test_tokenizer test_index
-CLI_TESTS    := test_cli test_index_cli test_rerank_cli test_real_configs test_serve
+CLI_TESTS    := test_cli test_index_cli test_rerank_cli test_real_configs test_serve test_python
 SH_TESTS     := test_setup test_packaging test_build
 FUZZ_TARGETS := fuzz_safetensors fuzz_tokenizer fuzz_snapshot fuzz_spm_model fuzz_torch_bin fuzz_spm_folder \
                 fuzz_serve_request
@@ -189,6 +189,12 @@ tsan:
 	$(MAKE) BUILD=build-tsan SAN="-fsanitize=thread" OPT="-O1 -g" $(TSAN_TESTS:%=build-tsan/tests/%) build-tsan/sembed
 	for t in $(TSAN_TESTS); do build-tsan/tests/$$t || exit 1; done
 	/usr/bin/python3 tests/test_serve.py build-tsan/sembed --concurrency-only
+
+# The Python package (python/): ships the shared library inside it, so that
+# `pip install ./python` needs nothing else (see python/pyproject.toml).
+.PHONY: python
+python: $(BUILD)/$(SOFILE)
+	cp $(BUILD)/$(SOFILE) python/sembed/$(SONAME)
 
 # Fuzzing: libFuzzer targets (clang); their corpus is replayed by
 # fuzz_replay in the normal suite (tests/fuzz/replay.c has a table of the
