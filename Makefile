@@ -43,10 +43,12 @@ SH_TESTS     := test_setup test_packaging test_build
 FUZZ_TARGETS := fuzz_safetensors fuzz_tokenizer fuzz_snapshot fuzz_spm_model fuzz_torch_bin fuzz_spm_folder \
                 fuzz_serve_request
 # SAN_SKIP      tests the sanitizer build (make asan) leaves out: they check
-#               scripts and external programs (the set-up's package step, build
-#               hygiene), not new paths through our code, and the suite's time
-#               budget is spent better on the rest
-SAN_SKIP     := test_setup test_build
+#               scripts and programs around the library (the set-up's package
+#               step, build hygiene, the Python package's bindings over C calls
+#               the C tests run under ASan), not new paths through our code,
+#               and cost minutes under the sanitizers (test_python preloads
+#               libasan into Python: 76 s)
+SAN_SKIP     := test_setup test_build test_python
 ifneq ($(filter-out $(TESTS),$(TSAN_TESTS)),)
 $(error TSAN_TESTS names tests not in TESTS: $(filter-out $(TESTS),$(TSAN_TESTS)))
 endif
