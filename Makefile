@@ -178,11 +178,13 @@ asan:
 
 ubsan: asan
 
-# The server's concurrent tests run against a TSan build of the binary too.
+# The server's concurrent tests (test_serve's batching, test_serve_index's
+# writer and readers) run against a TSan build of the binary too.
 tsan:
 	$(MAKE) BUILD=build-tsan SAN="-fsanitize=thread" OPT="-O1 -g" $(TSAN_TESTS:%=build-tsan/tests/%) build-tsan/sembed
 	for t in $(TSAN_TESTS); do build-tsan/tests/$$t || exit 1; done
 	/usr/bin/python3 tests/test_serve.py build-tsan/sembed --concurrency-only
+	/usr/bin/python3 tests/test_serve_index.py build-tsan/sembed --concurrency-only
 
 # Fuzzing: libFuzzer targets (clang); their corpus is replayed by
 # fuzz_replay in the normal suite (tests/fuzz/replay.c has a table of the

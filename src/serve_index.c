@@ -58,7 +58,8 @@ typedef struct sv_ix {
     se_index *idx;
     const se_model *m;       /* the model that built it (a -m model, or own_model) */
     se_model *own_model;     /* the recorded folder, loaded for this index; NULL when a -m model matched */
-    char model_name[256];    /* the -m name, or the recorded folder's last component */
+    char model_name[256];    /* the -m name, or the recorded folder's last component (FOLDER@NAME when a -m
+                                model has that name) */
     size_t dim;
     size_t chunk, overlap;   /* what se_chunk_text gets (the index's recorded chunking) */
     se_ctx *q_ctx, *w_ctx;   /* queries, writes */
@@ -181,6 +182,12 @@ static bool pick_model(sv_ix *x, const se_index_info *info, const sv_index_model
         }
         x->m = x->own_model;
         last_component(rec_dir, x->model_name, sizeof x->model_name);
+        for (size_t i = 0; i < n_models; i++) /* another model than the -m of that name: say whose it is */
+            if (!strcmp(models[i].name, x->model_name)) {
+                char folder[200];
+                snprintf(folder, sizeof folder, "%s", x->model_name);
+                snprintf(x->model_name, sizeof x->model_name, "%s@%s", folder, x->name);
+            }
     }
     /* the same check `sembed search` makes (and, for an index without a
      * fingerprint, the recording of this one) */
@@ -777,7 +784,7 @@ static bool route_add(sv_ix *x, const char *body, size_t len, sv_buf *out, sv_er
     if (s != SE_OK) {
         if (s == SE_E_NOMEM) sv_fail(e, 503, "overloaded", NULL, "out of memory");
         else if (s == SE_E_INVALID || s == SE_E_FORMAT || s == SE_E_RANGE) sv_fail(e, 422, "validation", "documents", "%s", err.msg);
-        else sv_fail(e, 500, "backend", NULL, "index %s: %s (nothing was added)", x->name, err.msg);
+        else sv_fail(e, 500, "backend", NULL, "index %s: %s", x->name, err.msg);
         goto done;
     }
     /* writes are serialised by w_mu, so the count moved by this request only */

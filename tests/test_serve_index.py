@@ -176,6 +176,15 @@ def test_start_errors(d, good):
     serve_fails(["-m", MODEL, "--index", f"={good}"], 2, ["NAME"], "start: --index =FILE: usage error")
     serve_fails(["-m", MODEL, "--index", f"x={good}", "--index", f"x={good}"], 2, ["two indexes are named 'x'"],
                 "start: two indexes of one name: usage error")
+    s = Server("-m", MODEL)
+    st, body = s.request("GET", "/info")
+    check("no --index: /info has indexes []", st == 200 and body.get("indexes") == [], f"{st} {str(body)[-200:]}")
+    st, body = s.request("POST", "/search", {"query": "river"})
+    check("no --index: /search is 404 saying how to load one",
+          st == 404 and tei_error(body, "not_found") and "--index NAME=FILE" in body["error"], f"{st} {body}")
+    st, body = s.request("GET", "/indexes")
+    check("no --index: GET /indexes lists none", st == 200 and body == {"indexes": []}, f"{st} {body}")
+    check("no --index: exit 0", s.stop() == 0)
     # an index whose recorded model folder is gone, and none of -m is that model
     mdir = os.path.join(d, "en-copy")
     shutil.copytree(EN, mdir)
@@ -210,7 +219,7 @@ def test_search(s, d, a_idx, a_docs, b_idx):
     ix = body.get("indexes") if st == 200 else None
     check("info: indexes [{name, file, model, documents, chunks}]",
           ix is not None and [(i["name"], i["file"], i["model"], i["documents"], i["chunks"]) for i in ix]
-          == [("docs", a_idx, "use-lite", info["documents"], info["vectors"]), ("small", b_idx, "en-b", 12, info_b["vectors"])],
+          == [("docs", a_idx, "use-lite", info["documents"], info["vectors"]), ("small", b_idx, "en-b@small", 12, info_b["vectors"])],
           str(ix))
     check("the test index has documents of several chunks", info["vectors"] > info["documents"], str(info))
     st, body = s.request("GET", "/indexes")
@@ -245,7 +254,7 @@ def test_search(s, d, a_idx, a_docs, b_idx):
     ok = True
     for q, ref in zip(QUERIES, refs or [None] * len(QUERIES)):
         st, body = s.request("POST", "/search", {"index": "small", "query": q, "k": 4})
-        ok = ok and st == 200 and body["model"] == "en-b" and same_hits(body["hits"], ref[:4])
+        ok = ok and st == 200 and body["model"] == "en-b@small" and same_hits(body["hits"], ref[:4])
     check("search: an index of a model not among -m, with its recorded model = sembed search", ok, f"{st} {body}")
 
 
@@ -467,14 +476,27 @@ def main():
         shutil.copytree(EN, en_b)
         build(b_idx, en_b, make_docs(12, 30), d)
         test_start_errors(d, a_idx)
-        s = Server("-m", MODEL, "--index", f"docs={a_idx}", "--index", f"small={b_idx}")
+        # b.idx's model (a copy of en-mean-norm in the folder en-b) is not served: the index loads it; a -m
+        # model of another kind named en-b makes its name en-b@small
+        s = Server("-m", MODEL, "-m", "en-b=tests/fixtures/models/en-plain-hf", "--index", f"docs={a_idx}",
+                   "--index", f"small={b_idx}")
         check("server started", s.port is not None, "".join(s.lines))
         test_search(s, d, a_idx, a_docs, b_idx)
         test_search_errors(s)
         n = test_documents(s, a_docs)
+        # SIGTERM while a write is being encoded: it is answered and kept (or refused and absent)
+        late, res = [{"id": f"late-{i}", "text": doc_text(i, 40)} for i in range(100)], {}
+        t = threading.Thread(target=lambda: res.setdefault("r", s.request("POST", "/indexes/docs/documents",
+                                                                         {"documents": late})))
+        t.start()
+        time.sleep(0.1)
         check("SIGTERM: exit 0", s.stop() == 0)
+        t.join(timeout=60)
+        st = res.get("r", (None,))[0]
         info = cli_info(a_idx)
-        check("SIGTERM: the documents written over HTTP are in the file", info and info["documents"] == n, str(info))
+        check("SIGTERM during a write: answered 200 and in the file (or refused and not)",
+              st in (200, 503, -1) and info and info["documents"] == n + (len(late) if st == 200 else 0), f"{st} {info}")
+        print(f"test_serve_index: the write in flight at SIGTERM was answered {st}", file=sys.stderr)
         check("SIGTERM: no -wal or -shm left", not os.path.exists(a_idx + "-wal") and not os.path.exists(a_idx + "-shm"))
         test_concurrency(d)
     finally:
