@@ -13,7 +13,7 @@ documents while readers search: every answer 200, and the index it leaves equals
 offline from the same documents. Prints "test_serve_index: N passed, N failed" and exits
 non-zero on failure.
 """
-import http.client, json, os, shutil, signal, subprocess, sys, tempfile, threading, time, urllib.parse
+import http.client, json, os, shutil, signal, sqlite3, subprocess, sys, tempfile, threading, time, urllib.parse
 
 import numpy as np
 
@@ -193,11 +193,20 @@ def test_start_errors(d, good):
     shutil.rmtree(mdir)
     serve_fails(["-m", MODEL, "--index", gone], 1, ["gone.idx", mdir, "no such folder", "serve that model with -m"],
                 "start: the recorded model folder is gone: exit 1, names the folder")
-    # ... and served under -m from elsewhere: matched by its fingerprint
+    # ... and served under -m from elsewhere: matched by its fingerprint. One stored text is made
+    # invalid UTF-8 behind the index's back (the rows are SQLite's): the answer stays valid JSON
+    db = sqlite3.connect(gone)
+    raw = db.execute("SELECT text FROM docs WHERE ext_id = '50-1'").fetchone()[0].encode()
+    db.execute("UPDATE docs SET text = ? WHERE ext_id = '50-1'", (b"\xff" + raw[1:],))
+    db.commit()
+    db.close()
     s = Server("-m", MODEL, "-m", f"en={EN}", "--index", gone)
-    st, body = s.request("POST", "/search", {"query": "river", "k": 2})
+    st, body = s.request("POST", "/search", {"query": "river", "k": 3})
     check("start: a -m model with the recorded fingerprint serves the index",
-          st == 200 and body["model"] == "en" and len(body["hits"]) == 2, f"{st} {body}")
+          st == 200 and body["model"] == "en" and len(body["hits"]) == 3, f"{st} {body}")
+    check("search: a stored text that is not UTF-8 is answered with U+FFFD in its place",
+          st == 200 and [h["text"] for h in body["hits"] if h["id"] == "50-1"] == ["\ufffd" + raw[1:].decode()],
+          f"{st} {body}")
     check("start: the index's model served elsewhere: exit 0", s.stop() == 0)
     # the recorded folder now holds another model
     shutil.copytree("tests/fixtures/models/en-plain-hf", mdir)
@@ -462,6 +471,16 @@ def test_concurrency(d, model=EN):
               [dict(h, meta=h["metadata"] or None) for h in a], b) for a, b in zip(refs2, refs)))
 
 
+_t = [time.time()]
+
+
+def lap(what):
+    """Prints the seconds a part of the test took (the suite's time budget is 20 s)."""
+    now = time.time()
+    print(f"test_serve_index: {what} {now - _t[0]:.1f} s", file=sys.stderr)
+    _t[0] = now
+
+
 def main():
     d = tempfile.mkdtemp(prefix="sembed-serve-index-")
     t0 = time.time()
@@ -475,7 +494,9 @@ def main():
         en_b = os.path.join(d, "en-b")
         shutil.copytree(EN, en_b)
         build(b_idx, en_b, make_docs(12, 30), d)
+        lap("builds")
         test_start_errors(d, a_idx)
+        lap("start-up checks")
         # b.idx's model (a copy of en-mean-norm in the folder en-b) is not served: the index loads it; a -m
         # model of another kind named en-b makes its name en-b@small
         s = Server("-m", MODEL, "-m", "en-b=tests/fixtures/models/en-plain-hf", "--index", f"docs={a_idx}",
@@ -483,9 +504,11 @@ def main():
         check("server started", s.port is not None, "".join(s.lines))
         test_search(s, d, a_idx, a_docs, b_idx)
         test_search_errors(s)
+        lap("search")
         n = test_documents(s, a_docs)
+        lap("documents")
         # SIGTERM while a write is being encoded: it is answered and kept (or refused and absent)
-        late, res = [{"id": f"late-{i}", "text": doc_text(i, 40)} for i in range(100)], {}
+        late, res = [{"id": f"late-{i}", "text": doc_text(i, 30)} for i in range(24)], {}
         t = threading.Thread(target=lambda: res.setdefault("r", s.request("POST", "/indexes/docs/documents",
                                                                          {"documents": late})))
         t.start()
@@ -498,7 +521,9 @@ def main():
               st in (200, 503, -1) and info and info["documents"] == n + (len(late) if st == 200 else 0), f"{st} {info}")
         print(f"test_serve_index: the write in flight at SIGTERM was answered {st}", file=sys.stderr)
         check("SIGTERM: no -wal or -shm left", not os.path.exists(a_idx + "-wal") and not os.path.exists(a_idx + "-shm"))
+        lap("SIGTERM")
         test_concurrency(d)
+        lap("concurrency")
     finally:
         shutil.rmtree(d, ignore_errors=True)
         print(f"test_serve_index: {time.time() - t0:.1f} s", file=sys.stderr)
