@@ -617,14 +617,16 @@ typedef struct sv_doc {
     size_t n_chunks;
 } sv_doc;
 
-/* Binds document i (the JSON object v) into *d: id (a non-empty string or
- * an integer, as a JSONL id), text (a string), meta (an object or null;
- * stored as `sembed index add` stores a JSONL line's other fields:
- * compact, sorted keys, ASCII; an empty object is no metadata). */
-static bool bind_doc(json_t *v, size_t i, sv_doc *d, sv_error *e) {
+/* Binds document i (the JSON object v; the whole body when alone) into
+ * *d: id (a non-empty string or an integer, as a JSONL id), text (a
+ * string), meta (an object or null; stored as `sembed index add` stores a
+ * JSONL line's other fields: compact, sorted keys, ASCII; an empty object
+ * is no metadata). Messages name documents[i] (or the body). */
+static bool bind_doc(json_t *v, size_t i, bool alone, sv_doc *d, sv_error *e) {
     static const char *const known[] = {"id", "text", "meta", NULL};
     char where[64];
-    snprintf(where, sizeof where, "documents[%zu]", i);
+    if (alone) snprintf(where, sizeof where, "the document (a body without `documents`)");
+    else snprintf(where, sizeof where, "documents[%zu]", i);
     if (!json_is_object(v)) return sv_fail(e, 422, "validation", "documents", "%s must be an object {id, text, meta}", where);
     if (!only_fields(v, known, where, e)) return false;
     const json_t *id = json_object_get(v, "id"), *t = json_object_get(v, "text"), *m = json_object_get(v, "meta");
@@ -755,7 +757,7 @@ static bool route_add(sv_ix *x, const char *body, size_t len, sv_buf *out, sv_er
         goto done;
     }
     for (size_t i = 0; i < n; i++)
-        if (!bind_doc(json_is_array(list) ? json_array_get(list, i) : list, i, &docs[i], e)) goto done;
+        if (!bind_doc(json_is_array(list) ? json_array_get(list, i) : list, i, list == root, &docs[i], e)) goto done;
     if (!drop_repeats(docs, n)) {
         sv_fail(e, 503, "overloaded", NULL, "out of memory");
         goto done;

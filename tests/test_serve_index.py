@@ -350,6 +350,7 @@ def test_documents(s, a_docs):
         ({"documents": [{"id": "x", "text": "t"}], "extra": 1}, 422, "validation", "unknown field `extra`"),
         ({"documents": "x"}, 422, "validation", "`documents` must be a list"),
         ({"documents": ["x"]}, 422, "validation", "documents[0] must be an object"),
+        ({"docs": [{"id": "x", "text": "t"}]}, 422, "validation", "the document (a body without `documents`): unknown field `docs`"),
     ]
     for body, status, etype, words in bad:
         st, got = s.request("POST", "/indexes/docs/documents", body)
