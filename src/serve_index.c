@@ -39,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <jansson.h>
 
@@ -55,6 +56,8 @@
 typedef struct sv_ix {
     char name[128];
     const char *file;        /* the path given to --index */
+    dev_t dev;               /* the file's identity (a file given twice is refused) */
+    ino_t ino;
     se_index *idx;
     const se_model *m;       /* the model that built it (a -m model, or own_model) */
     se_model *own_model;     /* the recorded folder, loaded for this index; NULL when a -m model matched */
@@ -247,6 +250,16 @@ bool sv_indexes_open(const sv_index_model *models, size_t n_models, int dtype, i
         pthread_mutex_init(&x->w_mu, NULL);
         x->locks = true;
         se_error err = {0};
+        struct stat st;
+        if (stat(x->file, &st) == 0) {
+            /* two handles on one file would each keep their own graph, blind to the other's writes */
+            for (size_t j = 0; j < i; j++)
+                if (X.ix[j].dev == st.st_dev && X.ix[j].ino == st.st_ino) {
+                    snprintf(msg, cap, "--index %s: the same file as --index %s (serve it once)", X.specs[i], X.specs[j]);
+                    return false;
+                }
+            x->dev = st.st_dev, x->ino = st.st_ino;
+        }
         if (se_index_open(x->file, false, log_fn, NULL, &x->idx, &err) != SE_OK) {
             snprintf(msg, cap, "--index %s: %s", X.specs[i], err.msg);
             return false;

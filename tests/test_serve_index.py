@@ -158,8 +158,13 @@ def tei_error(body, error_type=None):
 
 def serve_fails(args, code, words, label):
     """`sembed serve` with args exits with code at start, its message holding each of words."""
-    p = subprocess.run([SEMBED, "serve", "--port", "0", *args], capture_output=True, timeout=60)
-    err = p.stderr.decode("utf-8", "replace")
+    p = subprocess.Popen([SEMBED, "serve", "--port", "0", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _, err = p.communicate(timeout=30)
+    except subprocess.TimeoutExpired:  # it served instead of refusing
+        p.kill()
+        _, err = p.communicate()
+    err = err.decode("utf-8", "replace")
     check(label, p.returncode == code and all(w in err for w in words), f"rc {p.returncode}: {err[-400:]}")
 
 
@@ -174,6 +179,8 @@ def test_start_errors(d, good):
     serve_fails(["-m", MODEL, "--index", f"c={bad}"], 1, ["corrupt.idx", "not a sembed index"],
                 "start: a corrupt index file: exit 1, named")
     serve_fails(["-m", MODEL, "--index", f"={good}"], 2, ["NAME"], "start: --index =FILE: usage error")
+    serve_fails(["-m", MODEL, "--index", f"x={good}", "--index", f"y={os.path.dirname(good)}/./{os.path.basename(good)}"],
+                1, ["the same file as --index x="], "start: one file under two names: exit 1 (one writer per file)")
     serve_fails(["-m", MODEL, "--index", f"x={good}", "--index", f"x={good}"], 2, ["two indexes are named 'x'"],
                 "start: two indexes of one name: usage error")
     s = Server("-m", MODEL)
