@@ -286,6 +286,12 @@ bool sv_indexes_open(const sv_index_model *models, size_t n_models, int dtype, i
             snprintf(msg, cap, "--index %s: %s", X.specs[i], err.msg);
             return false;
         }
+        if (log_fn) {
+            char note[SE_ERROR_MSG_MAX];
+            snprintf(note, sizeof note, "index %s: %s, %zu documents, %zu chunks, model %s%s", x->name, x->file, info.n_docs,
+                     info.n_vectors, x->model_name, x->own_model ? " (loaded from the folder the index records)" : "");
+            log_fn(SE_LOG_INFO, note, NULL);
+        }
     }
     return true;
 }

@@ -512,6 +512,10 @@ def main():
         s = Server("-m", MODEL, "-m", "en-b=tests/fixtures/models/en-plain-hf", "--index", f"docs={a_idx}",
                    "--index", f"small={b_idx}")
         check("server started", s.port is not None, "".join(s.lines))
+        check("start: each index announced with its counts and model",
+              any(f"index docs: {a_idx}, 24 documents" in l and "model use-lite" in l for l in s.lines)
+              and any("index small:" in l and "model en-b@small (loaded from the folder the index records)" in l
+                      for l in s.lines), "".join(s.lines))
         test_search(s, d, a_idx, a_docs, b_idx)
         test_search_errors(s)
         lap("search")
