@@ -797,11 +797,15 @@ static bool route_add(sv_ix *x, const char *body, size_t len, sv_buf *out, sv_er
     }
     se_index_info before, after;
     se_error err = {0};
-    pthread_rwlock_wrlock(&x->rw);
+    /* the counts (a COUNT(*) each) are taken outside the readers-writer
+     * lock: w_mu already keeps other writes out */
     se_status s = se_index_get_info(x->idx, &before, &err);
-    if (s == SE_OK) s = se_index_add(x->idx, id, n_kept, &err);
+    if (s == SE_OK) {
+        pthread_rwlock_wrlock(&x->rw);
+        s = se_index_add(x->idx, id, n_kept, &err);
+        pthread_rwlock_unlock(&x->rw);
+    }
     se_status s2 = s == SE_OK ? se_index_get_info(x->idx, &after, &err) : s;
-    pthread_rwlock_unlock(&x->rw);
     if (s != SE_OK) {
         if (s == SE_E_NOMEM) sv_fail(e, 503, "overloaded", NULL, "out of memory");
         else if (s == SE_E_INVALID || s == SE_E_FORMAT || s == SE_E_RANGE) sv_fail(e, 422, "validation", "documents", "%s", err.msg);
