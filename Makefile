@@ -38,7 +38,7 @@ TESTS        := test_unicode test_kernels test_threadpool test_similarity test_t
                 test_model test_use test_index test_util test_sentencepiece \
                 test_torch_bin test_archs test_rerank
 TSAN_TESTS   := test_threadpool test_model test_tokenizer test_index
-CLI_TESTS    := test_cli test_index_cli test_rerank_cli test_real_configs test_serve test_python
+CLI_TESTS    := test_cli test_index_cli test_rerank_cli test_real_configs test_serve test_serve_index test_python
 SH_TESTS     := test_setup test_packaging test_build
 FUZZ_TARGETS := fuzz_safetensors fuzz_tokenizer fuzz_snapshot fuzz_spm_model fuzz_torch_bin fuzz_spm_folder \
                 fuzz_serve_request
@@ -63,7 +63,7 @@ LIB_SRC  := src/alloc.c src/error.c src/json.c src/unicode.c \
             src/index.c src/convert_use.c
 LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
 CLI_SRC  := src/cli.c src/cli_io.c src/cli_eval.c src/cli_bench.c src/cli_index.c src/cli_rerank.c \
-            src/serve.c src/serve_req.c src/serve_batch.c
+            src/serve.c src/serve_req.c src/serve_batch.c src/serve_index.c
 CLI_OBJ  := $(CLI_SRC:src/%.c=$(BUILD)/obj/%.o)
 TEST_BIN := $(TESTS:%=$(BUILD)/tests/%)
 FUZZ_SRC := $(FUZZ_TARGETS:%=tests/fuzz/%.c)
@@ -186,11 +186,13 @@ asan:
 
 ubsan: asan
 
-# The server's concurrent tests run against a TSan build of the binary too.
+# The server's concurrent tests (test_serve's batching, test_serve_index's
+# writer and readers) run against a TSan build of the binary too.
 tsan:
 	$(MAKE) BUILD=build-tsan SAN="-fsanitize=thread" OPT="-O1 -g" $(TSAN_TESTS:%=build-tsan/tests/%) build-tsan/sembed
 	for t in $(TSAN_TESTS); do build-tsan/tests/$$t || exit 1; done
 	/usr/bin/python3 tests/test_serve.py build-tsan/sembed --concurrency-only
+	/usr/bin/python3 tests/test_serve_index.py build-tsan/sembed --concurrency-only
 
 # The Python package (python/): ships the shared library inside it, so that
 # `pip install ./python` needs nothing else (see python/pyproject.toml).

@@ -39,6 +39,7 @@
 
 #include "cli_io.h"
 #include "serve.h"
+#include "serve_index.h"
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
@@ -600,7 +601,9 @@ static enum MHD_Result route_info(struct MHD_Connection *c, const char *method, 
                       m->info.arch, m->info.dim, m->info.n_tokens_max, pool, m->info.normalize ? "true" : "false",
                       dt[m->info.compute_dtype & 3], queued, passes, mixed);
     }
-    sv_buf_puts(&b, "]}");
+    sv_buf_puts(&b, "]");
+    sv_indexes_info(&b);
+    sv_buf_puts(&b, "}");
     return send_body(c, method, url, r, 200, &b, "application/json", NULL);
 }
 
@@ -615,6 +618,15 @@ static enum MHD_Result route_models(struct MHD_Connection *c, const char *method
     }
     sv_buf_puts(&b, "]}");
     return send_body(c, method, url, r, 200, &b, "application/json", NULL);
+}
+
+/* The index routes (serve_index.c): /search, /indexes, /indexes/... */
+static enum MHD_Result route_index(struct MHD_Connection *c, const char *method, const char *url, conn_req *r) {
+    sv_buf b = {0};
+    sv_error e = {0};
+    int status;
+    if (!sv_index_route(method, url, r->body.p, r->body.n, &b, &status, &r->model, &e)) return send_error(c, method, url, r, &e);
+    return send_body(c, method, url, r, status, &b, "application/json", NULL);
 }
 
 /* Whether the request carries "Authorization: Bearer <--api-key>",
@@ -663,7 +675,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
             sv_fail(&e, 401, "unauthorized", NULL, "missing or wrong API key (send Authorization: Bearer KEY)");
             return send_error(c, method, url, r, &e);
         }
-        if (post && wr >= 0) {
+        if ((post && wr >= 0) || sv_index_is_route(url)) {
             const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
             if (cl && strtoull(cl, NULL, 10) > (unsigned long long)S.payload_limit) {
                 sv_fail(&e, 413, "payload_too_large", NULL, "the body (%s bytes) is larger than the limit of %ld bytes (--payload-limit)",
@@ -697,6 +709,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     }
     if (post && (wr == SV_ROUTE_OPENAI_EMBED || wr == SV_ROUTE_TEI_EMBED)) return route_embed(c, method, url, r, (sv_route)wr);
     if (post && wr == SV_ROUTE_TEI_TOKENIZE) return route_tokenize(c, method, url, r);
+    if (sv_index_is_route(url)) return route_index(c, method, url, r);
     if (get && !strcmp(url, "/health")) {
         sv_buf b = {0};
         return send_body(c, method, url, r, 200, &b, NULL, NULL);
@@ -748,6 +761,9 @@ static const char serve_usage[] =
     "  -t, --threads N                  threads per model's forward pass (default: all cores, at most 8)\n"
     "      --dtype D                    f32 (default), bf16 (AVX-512) or int8 (AVX512-VNNI)\n"
     "      --log-format F               text (default) or json: one line per request on stderr\n"
+    "      --index [NAME=]FILE          serve an index of `sembed index build` (repeatable; NAME: the\n"
+    "                                   file's name): POST /search, GET /indexes, POST and DELETE\n"
+    "                                   /indexes/NAME/documents[/ID]; written by the server while it runs\n"
     "  -h, --help                       this help\n"
     "\n"
     "  sembed serve -m models/use-lite --port 8080\n"
@@ -797,6 +813,7 @@ int cmd_serve(int argc, char **argv) {
         {"payload-limit", required_argument, 0, 'L'},  {"auto-truncate", no_argument, 0, 'A'},
         {"threads", required_argument, 0, 't'},        {"dtype", required_argument, 0, 'T'},
         {"log-format", required_argument, 0, 'F'},     {"help", no_argument, 0, 'h'},
+        {"index", required_argument, 0, 'X'},
         {0, 0, 0, 0}};
     const char *specs[SV_MODELS_MAX], *key_file = NULL;
     char names[SV_MODELS_MAX][256];
@@ -828,6 +845,11 @@ int cmd_serve(int argc, char **argv) {
                 return cli_usage_error(serve_usage, "serve: --log-format must be text or json");
             S.log_json = !strcmp(optarg, "json");
             break;
+        case 'X': {
+            char msg[512];
+            if (!sv_index_spec(optarg, msg, sizeof msg)) return cli_usage_error(serve_usage, "serve: %s", msg);
+            break;
+        }
         case 'h': fputs(serve_usage, stdout); return 0;
         default: fputs(serve_usage, stderr); return EXIT_USAGE;
         }
@@ -893,6 +915,15 @@ int cmd_serve(int argc, char **argv) {
             goto out;
         }
     }
+    { /* the indexes, each paired with the model that built it */
+        sv_index_model im[SV_MODELS_MAX];
+        char msg[SE_ERROR_MSG_MAX + 600];
+        for (size_t i = 0; i < S.n_models; i++) im[i] = (sv_index_model){S.models[i].name, S.models[i].dir, S.models[i].m};
+        if (!sv_indexes_open(im, S.n_models, dtype, (int)threads, cli_log, msg, sizeof msg)) {
+            fprintf(stderr, "sembed: serve: %s\n", msg);
+            goto out;
+        }
+    }
     unsigned conn_limit = S.max_concurrent * 2 < 64 ? 64 : S.max_concurrent * 2 > 4096 ? 4096 : (unsigned)S.max_concurrent * 2;
     d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
                              MHD_USE_AUTO | (v6 ? MHD_USE_IPv6 : 0),
@@ -930,6 +961,13 @@ int cmd_serve(int argc, char **argv) {
     if (rc) fprintf(stderr, "sembed: serve: requests still running after %d s; stopping anyway\n", SV_DRAIN_S);
 out:
     if (d) MHD_stop_daemon(d);
+    { /* after the daemon: no request can be using an index */
+        char msg[SE_ERROR_MSG_MAX + 300];
+        if (!sv_indexes_close(msg, sizeof msg)) {
+            fprintf(stderr, "sembed: serve: %s\n", msg);
+            rc = EXIT_RUNTIME;
+        }
+    }
     for (size_t i = 0; i < S.n_models; i++) {
         sv_batcher_stop(S.models[i].batcher);
         se_model_free(S.models[i].m);
