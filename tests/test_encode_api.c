@@ -14,6 +14,7 @@
  * The model folder of USE lite is models/use-lite (SE_USE_MODEL overrides).
  */
 #include <jansson.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -641,6 +642,50 @@ TEST(test_tokenize_as_encode_values) {
     se_model_free(m);
 }
 
+/* One model, four threads tokenizing at once (se_encode_tokenize reads
+ * the model only): each gets the ids of one thread alone. */
+typedef struct tok_job {
+    se_model *m;
+    size_t n_ids[64];
+    int32_t ids[64][40];
+    int ok;
+} tok_job;
+
+/* Tokenizes every fixture sentence with the model's default prompt
+ * handling (a thread's body). */
+static void *tok_thread(void *arg) {
+    tok_job *j = arg;
+    se_error err;
+    se_encode_params ep = se_encode_default_params();
+    ep.prompt_name = "query";
+    j->ok = 1;
+    for (int rep = 0; rep < 5; rep++)
+        for (size_t i = 0; i < n_sentences && i < 64; i++)
+            if (se_encode_tokenize(j->m, sentences[i], strlen(sentences[i]), &ep, NULL, j->ids[i], 40, &j->n_ids[i], NULL, NULL,
+                                   &err) != SE_OK)
+                j->ok = 0;
+    return NULL;
+}
+
+TEST(test_tokenize_as_encode_threads) {
+    se_model *m = load("en-allpool-prompt");
+    if (!m) return;
+    static tok_job jobs[5];
+    memset(jobs, 0, sizeof jobs);
+    for (int k = 0; k < 5; k++) jobs[k].m = m;
+    tok_thread(&jobs[4]); /* alone */
+    pthread_t th[4];
+    for (int k = 0; k < 4; k++) pthread_create(&th[k], NULL, tok_thread, &jobs[k]);
+    for (int k = 0; k < 4; k++) pthread_join(th[k], NULL);
+    for (int k = 0; k < 4; k++) {
+        CHECK(jobs[k].ok && jobs[4].ok);
+        CHECK(memcmp(jobs[k].n_ids, jobs[4].n_ids, sizeof jobs[k].n_ids) == 0);
+        CHECK(memcmp(jobs[k].ids, jobs[4].ids, sizeof jobs[k].ids) == 0);
+    }
+    CHECK(jobs[4].n_ids[0] > 3 && jobs[4].ids[0][0] == 101);
+    se_model_free(m);
+}
+
 int main(void) {
     load_sentences();
     use_dir = getenv("SE_USE_MODEL") ? getenv("SE_USE_MODEL") : "models/use-lite";
@@ -650,6 +695,7 @@ int main(void) {
     RUN(test_skip_normalize_reference);
     RUN(test_tokenize_as_encode);
     RUN(test_tokenize_as_encode_values);
+    RUN(test_tokenize_as_encode_threads);
     for (size_t i = 0; i < n_sentences; i++) free(sentences[i]);
     free(sentences);
     return test_report("test_encode_api");
