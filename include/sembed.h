@@ -464,11 +464,17 @@ SE_API se_status se_encode_ids(se_ctx *ctx, const int32_t *const *ids, const siz
  *   pool_start    OUT (may be NULL): leading tokens pooling leaves out: with
  *                 the model's include_prompt false, sentence-transformers'
  *                 prompt_length ([CLS] and the prompt; the prompt tokenized
- *                 alone with the model's defaults), at most *n_ids; else 0.
+ *                 alone with the model's max_seq_length), at most *n_ids
+ *                 (with tparams->add_special false: the prompt's tokens);
+ *                 else 0.
  *   truncated     OUT (may be NULL): whether tokens were cut.
  * The contract: with tparams NULL, se_encode_ids on these ids with
  * params.pool_starts = {*pool_start} (and no prompt: it was applied here)
  * gives a result bit-identical to se_encode on the text with params.
+ * Other tparams change the ids only: cutting from the left drops the
+ * prompt's tokens first, and pool_start still counts the prompt's length
+ * from the front, as sentence-transformers does with truncation_side
+ * "left".
  * Errors as se_encode's (invalid UTF-8, an unknown prompt name). Thread-safe:
  * the model is only read (the call allocates its own scratch). */
 SE_API se_status se_encode_tokenize(const se_model *model, const char *text, size_t len,

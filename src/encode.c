@@ -241,8 +241,9 @@ static se_status resolve_prompt(const se_model *m, const se_encode_params *p, co
  * with the model's include_prompt false, sentence-transformers'
  * prompt_length (the prompt prepared and tokenized alone, special tokens
  * included and truncated as a text, minus one: [CLS] and the prompt, not
- * the final [SEP]); 0 otherwise. */
-static se_status prompt_pool_tokens(const se_model *m, const char *prompt, size_t plen, prep *w, size_t *out,
+ * the final [SEP]); 0 otherwise. Without specials (ids made with
+ * add_special false) it is the prompt's own token count. */
+static se_status prompt_pool_tokens(const se_model *m, const char *prompt, size_t plen, bool specials, prep *w, size_t *out,
                                     se_error *err) {
     const se_folder_cfg *cfg = &m->cfg;
     *out = 0;
@@ -250,12 +251,12 @@ static se_status prompt_pool_tokens(const se_model *m, const char *prompt, size_
     size_t len;
     se_status s = prepare_text(w, prompt, plen, "", 0, cfg->do_lower_case, cfg->strip_text, &len, err);
     if (s != SE_OK) return s;
-    if ((s = se_tok_encode(m->tok, *w->text, len, NULL, 0, (size_t)cfg->n_tokens_max, true, w->sess, w->ids, w->types,
-                           NULL, err)) != SE_OK) {
+    if ((s = se_tok_encode(m->tok, *w->text, len, NULL, 0, (size_t)cfg->n_tokens_max, specials, w->sess, w->ids,
+                           w->types, NULL, err)) != SE_OK) {
         se_err_prefix(err, "prompt");
         return s;
     }
-    *out = w->ids->n ? w->ids->n - 1 : 0;
+    *out = w->ids->n && specials ? w->ids->n - 1 : w->ids->n;
     return SE_OK;
 }
 
@@ -467,7 +468,7 @@ se_status se_encode(se_ctx *c, const char *const *texts, const size_t *lens, siz
     const char *prompt;
     prep w = ctx_prep(c);
     if ((s = resolve_prompt(m, &p, &prompt, &plen, err)) != SE_OK) return s;
-    if ((s = prompt_pool_tokens(m, prompt, plen, &w, &first, err)) != SE_OK) return s;
+    if ((s = prompt_pool_tokens(m, prompt, plen, true, &w, &first, err)) != SE_OK) return s;
     batch b = {c, 0, 0, &p, dim_out, false, 0, out};
     for (size_t i = 0; i < n; i++) {
         size_t len, tl = lens ? lens[i] : (texts[i] ? strlen(texts[i]) : 0);
@@ -541,7 +542,7 @@ se_status se_encode_tokenize(const se_model *m, const char *text, size_t len, co
     prep w = {&buf, &buf_cap, &sess, &vi, &vt};
     const char *prompt;
     se_status s = resolve_prompt(m, &p, &prompt, &plen, err);
-    if (s == SE_OK) s = prompt_pool_tokens(m, prompt, plen, &w, &first, err);
+    if (s == SE_OK) s = prompt_pool_tokens(m, prompt, plen, !tparams || tparams->add_special, &w, &first, err);
     if (s == SE_OK) s = prepare_input(m, prompt, plen, text, len, 0, &w, &tlen, err);
     /* the text through the public call, so that every tokenize param
      * (truncation length and side, special tokens) applies as it does there */

@@ -591,6 +591,18 @@ TEST(test_tokenize_as_encode_values) {
             free(ref);
         }
         CHECK_MSG(bad == 0, "%s: %zu sentences differ from the reference ids", models[mi], bad);
+        if (want_start) { /* without special tokens: the prompt's own tokens, the reference's ids less [CLS] and [SEP] */
+            json_t *e = json_array_get(exp, 0);
+            int32_t ids[64];
+            size_t n, nr, start = 99;
+            int32_t *ref = ints(json_object_get(e, "ids"), &nr);
+            se_tokenize_params tp = se_tokenize_default_params(se_model_tokenizer(m));
+            tp.add_special = false;
+            CHECK(se_encode_tokenize(m, sentences[0], strlen(sentences[0]), &ep, &tp, ids, 64, &n, &start, NULL, &err) == SE_OK);
+            CHECK_MSG(start == want_start - 1 && n == nr - 2 && memcmp(ids, ref + 1, n * sizeof *ids) == 0,
+                      "%s without specials: %zu ids, pool start %zu", models[mi], n, start);
+            free(ref);
+        }
         if (want_start) printf("  %s: pool start %zu = prompt_length with prompt '%s'\n", models[mi], want_start, ep.prompt_name);
         se_model_free(m), json_decref(exp), json_decref(hdr);
     }
