@@ -402,6 +402,12 @@ typedef struct se_encode_params {
     const char *prompt_name; /* a prompt of the model by name; NULL = the model's default prompt, if any */
     int32_t truncate_dim;    /* keep the first truncate_dim dimensions (Matryoshka); 0 = all */
     bool normalize;          /* L2-normalise the output even if the model has no Normalize */
+    bool skip_normalize;     /* leave out the model's final Normalize module (TEI's normalize:
+                                false): the vector after pooling and Dense; with truncate_dim it
+                                is cut and not renormalised. SE_E_INVALID together with normalize;
+                                no effect on a model without Normalize */
+    const size_t *pool_starts; /* se_encode_ids only: per sequence, how many leading tokens pooling
+                                  leaves out (se_encode_tokenize's *pool_start); NULL = none */
 } se_encode_params;
 
 /* Returns the default encode params (no prompt, no truncation). Thread-safe. */
@@ -433,15 +439,83 @@ SE_API se_status se_encode(se_ctx *ctx, const char *const *texts, const size_t *
  * tokens included: OpenAI's and TEI's token-array inputs) into embeddings,
  * through the rest of se_encode's pipeline: transformer, pooling, Dense,
  * Normalize, truncate_dim. Token types are all 0; prompts do not apply
- * (a prompt or prompt name in params is SE_E_INVALID).
+ * (a prompt or prompt name in params is SE_E_INVALID): a prompt is applied
+ * by se_encode_tokenize, whose pooling start goes in params->pool_starts.
  *   ids, lens     n arrays of lens[i] ids each.
  *   out           OUT: n * se_encode_dim() floats, row-major; out_cap floats.
- * A sequence with no ids, more ids than max_seq_length, or an id outside
- * the vocabulary is an error naming the text (and the position). Results
- * are bit-identical to se_encode's for the same ids. Not thread-safe for
- * one ctx. */
+ * A sequence with no ids (allowed only for a model whose template adds no
+ * special tokens, USE lite, whose empty text has none), more ids than
+ * max_seq_length, an id outside the vocabulary, or a pool_starts entry
+ * past its sequence is an error naming the text (and the position).
+ * Results are bit-identical to se_encode's for the same ids. Not
+ * thread-safe for one ctx. */
 SE_API se_status se_encode_ids(se_ctx *ctx, const int32_t *const *ids, const size_t *lens, size_t n,
                                const se_encode_params *params, float *out, size_t out_cap, se_error *err);
+
+/* Tokenizes one text exactly as se_encode prepares it for the
+ * transformer, so that texts can be tokenized on one thread and run as ids
+ * on another: prompt + text (params->prompt, prompt_name or the model's
+ * default prompt), stripped of surrounding whitespace (every architecture
+ * but USE lite), lowercased when the model says do_lower_case, then
+ * se_tokenize with tparams (NULL = the model's defaults: max_seq_length,
+ * special tokens). Only the prompt fields of params are read.
+ *   ids, cap      OUT: the ids; SE_E_BUFFER with *n_ids = the needed count
+ *                 when cap is too small.
+ *   pool_start    OUT (may be NULL): leading tokens pooling leaves out: with
+ *                 the model's include_prompt false, sentence-transformers'
+ *                 prompt_length ([CLS] and the prompt; the prompt tokenized
+ *                 alone with the model's max_seq_length), at most *n_ids
+ *                 (with tparams->add_special false: the prompt's tokens);
+ *                 else 0.
+ *   truncated     OUT (may be NULL): whether tokens were cut.
+ * The contract: with tparams NULL, se_encode_ids on these ids with
+ * params.pool_starts = {*pool_start} (and no prompt: it was applied here)
+ * gives a result bit-identical to se_encode on the text with params.
+ * Other tparams change the ids only: cutting from the left drops the
+ * prompt's tokens first, and pool_start still counts the prompt's length
+ * from the front, as sentence-transformers does with truncation_side
+ * "left".
+ * Errors as se_encode's (invalid UTF-8, an unknown prompt name). Thread-safe:
+ * the model is only read (the call allocates its own scratch). */
+SE_API se_status se_encode_tokenize(const se_model *model, const char *text, size_t len,
+                                    const se_encode_params *params, const se_tokenize_params *tparams, int32_t *ids,
+                                    size_t cap, size_t *n_ids, size_t *pool_start, bool *truncated, se_error *err);
+
+/* Token embeddings (sentence-transformers' encode(output_value=
+ * "token_embeddings"), TEI's /embed_all): the transformer's last hidden
+ * state of every token, special tokens included, before pooling, for texts
+ * prepared and tokenized as se_encode does them (prompts included: the
+ * prompt's tokens are in the output).
+ *   out       OUT: the texts' token states one after the other, each token
+ *             se_model_info.n_embd floats (the hidden size, whatever the
+ *             model's pooled dim): text i's n_tokens[i] rows start after
+ *             the rows of texts 0..i-1. out_cap floats; n * max_seq_length *
+ *             n_embd always suffices. When out_cap is too small the call
+ *             writes nothing to out, fills n_tokens and returns SE_E_BUFFER
+ *             naming the floats needed (out may be NULL with out_cap 0 to
+ *             ask).
+ *   n_tokens  OUT: n entries, each text's token count (0 for USE lite's
+ *             empty text, which has no ids).
+ *   truncated OUT (may be NULL): n flags, true where tokens were cut.
+ * params: prompt and prompt_name apply; truncate_dim, normalize,
+ * skip_normalize and pool_starts are for pooled vectors and SE_E_INVALID
+ * here. A text's states are bit-identical whatever other texts share the
+ * call; NaN or infinity is SE_E_RANGE naming the text. USE lite gives its
+ * encoder's per-token outputs (the states its mean pooling averages). A
+ * cross-encoder is SE_E_INVALID. Not thread-safe for one ctx. */
+SE_API se_status se_encode_tokens(se_ctx *ctx, const char *const *texts, const size_t *lens, size_t n,
+                                  const se_encode_params *params, float *out, size_t out_cap, size_t *n_tokens,
+                                  bool *truncated, se_error *err);
+
+/* se_encode_tokens on token ids (ids[i] of lens[i] ids each, special
+ * tokens included, as se_encode_ids takes them): out holds the sequences'
+ * token states one after the other, lens[i] rows of se_model_info.n_embd
+ * floats each; SE_E_BUFFER, with nothing written, when out_cap is smaller
+ * than the sum of lens times n_embd. The ids are checked as se_encode_ids
+ * checks them. Bit-identical to se_encode_tokens for the same ids. Not
+ * thread-safe for one ctx. */
+SE_API se_status se_encode_ids_tokens(se_ctx *ctx, const int32_t *const *ids, const size_t *lens, size_t n, float *out,
+                                      size_t out_cap, se_error *err);
 
 /* Splits text into chunks that each fit max_tokens tokens of tok (special
  * tokens not counted; 0 or more than the model allows = max_seq_length

@@ -27,6 +27,7 @@ struct se_ctx {
     size_t n_batch_tokens;
     se_tok_session sess;   /* tokenizer scratch */
     se_i32vec tids, ttype; /* one text's ids */
+    se_i32vec all_ids, all_types; /* se_encode_tokens: every text's ids, tokenized before any is run */
     char *text;            /* prompt + text, stripped, maybe lowercased */
     size_t text_cap;
 };
