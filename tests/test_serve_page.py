@@ -158,7 +158,7 @@ class Browser:
                     raise RuntimeError(f"{method}: {a['error']}")
                 return a.get("result", {})
 
-    def open(self, url, width=1100, height=820, timeout=60):
+    def open(self, url, width=1100, height=820, timeout=30):
         """Opens url in a new tab of width x height and waits until <body data-state> is done or
         error (the page's scripts finished). Returns the tab's session."""
         tid = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
@@ -283,6 +283,18 @@ def test_heatmap(s, br):
     check("heatmap: the cells read as numpy's own rounding", exact == len(got), f"{exact}/{len(got)}")
     check("heatmap: the off-diagonal cells are not all equal (real values)",
           len({t for (i, j), t in got.items() if i != j}) > 1, str(got))
+    bg = {}
+    for c in cells:
+        m = re.search(r"background(?:-color)?:\s*(rgb\([^)]*\))", c.attrs.get("style", ""))
+        bg[(int(c.attrs["data-i"]), int(c.attrs["data-j"]))] = m.group(1) if m else None
+    check("heatmap colours: cosine 1 (the diagonal) is the scale's top, rgb(178, 24, 43)",
+          bg and all(bg[(i, i)] == "rgb(178, 24, 43)" for i in range(n) if (i, i) in bg), str(bg))
+    check("heatmap colours: cells of different cosines differ",
+          len({bg[k] for k in bg}) == len({got[k] for k in got if k in bg}), str(bg))
+    legend = dom.find(lambda x: x.attrs.get("class") == "ticks")
+    check("heatmap: a legend from -1 through 0 to 1",
+          len(legend) == 1 and [t.text() for t in legend[0].children if isinstance(t, Node)] == ["\u22121", "0", "1"],
+          str([t.text() for t in legend[0].walk()] if legend else None))
     rows = dom.find(lambda x: x.tag == "th" and x.attrs.get("class") == "rowh")
     check("heatmap: row labels are the sentences (Chinese included)",
           [r.text() for r in rows] == [f"{i + 1}. {t}" for i, t in enumerate(SENTENCES)], str([r.text() for r in rows]))
