@@ -179,13 +179,26 @@ class Browser:
 
     def dom(self, url, **kw):
         """The page at url after its scripts ran, as a Node tree (None, counted as a failure, when
-        Chromium fails)."""
+        Chromium fails). The tab's session is kept in self.last for more steps."""
         try:
-            sid = self.open(url, **kw)
-            return parse_dom(self.eval("document.documentElement.outerHTML", sid))
+            self.last = self.open(url, **kw)
+            return self.snapshot(self.last)
         except (TimeoutError, EOFError, RuntimeError, ValueError) as e:
             check(f"chromium loads {url}", False, str(e))
             return None
+
+    def snapshot(self, sid):
+        """The tab's DOM now, as a Node tree."""
+        return parse_dom(self.eval("document.documentElement.outerHTML", sid))
+
+    def wait(self, expr, sid, timeout=30):
+        """Polls the JS expression until it is true; returns whether it became so."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.eval(expr, sid):
+                return True
+            time.sleep(0.05)
+        return False
 
     def screenshot(self, url, path, **kw):
         sid = self.open(url, **kw)
@@ -336,6 +349,21 @@ def test_errors(s, br):
         check("no key: the server's 401 message shown",
               err is not None and not err.hidden() and msg.startswith("HTTP 401: ") and "API key" in msg, msg)
         check("no key: the key field shown", kb is not None and not kb.hidden())
+        # a person types the key and compares: the models load, the field goes, the heatmap comes
+        sid = br.last
+        br.eval(f"document.getElementById('key').value = {json.dumps(KEY)};"
+                "document.getElementById('keyset').click(); true", sid)
+        ok = br.wait("document.getElementById('keybox').hidden && document.getElementById('model').options.length > 0",
+                     sid)
+        check("key typed in the page: models listed, the key field hidden", ok)
+        br.eval("document.getElementById('run').click(); true", sid)
+        ok = br.wait("document.querySelectorAll('td[data-i]').length > 0 || !document.getElementById('error').hidden",
+                     sid)
+        dom = br.snapshot(sid)
+        n = len(dom.find(lambda x: x.tag == "td" and "data-i" in x.attrs))
+        err = dom.by_id("error")
+        check("key typed, Compare clicked: the example sentences' 5 x 5 heatmap, no error",
+              ok and n == 25 and err.hidden(), f"{n} cells, error {err.text()!r}")
     many = [f"sentence number {i}" for i in range(7)]
     st, body, _ = s.request("POST", "/embed", {"inputs": many, "model": "use-lite"},
                             headers={"Authorization": f"Bearer {KEY}"})
