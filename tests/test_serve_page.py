@@ -491,6 +491,13 @@ def test_search_sembed(tmp, br):
         got = [[td.text() for td in r.find(lambda x: x.tag == "td")] for r in rows]
         want = [[str(n + 1), str(h["id"]), f"{h['score']:.4f}", h["text"] or ""] for n, h in enumerate(body["hits"])]
         check("search box on sembed: the hits of POST /search", got == want, f"{got} vs {want}")
+        png = os.path.join(BUILD, "artefacts", "serve-page-search.png")
+        try:
+            br.screenshot(page_url(s.port, {"s": [q, body["hits"][0]["text"] or "-"], "run": "1", "q": q,
+                                            "index": "demo", "k": "5", "search": "1"}), png, height=1000)
+            print(f"test_serve_page: screenshot {png}")
+        except (TimeoutError, EOFError, RuntimeError, KeyError) as e:
+            check("search screenshot", False, str(e))
     finally:
         s.stop()
 
