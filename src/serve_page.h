@@ -14,8 +14,9 @@
 const char *sv_page(size_t *len);
 
 /* Whether an Accept header value (NULL: none) lists text/html with a
- * non-zero quality, as browsers send on navigation. Wildcards (*\/\*,
- * text/\*) do not count, so curl and API clients keep the JSON answers. */
+ * non-zero quality, as browsers send on navigation. Wildcard ranges (any
+ * type, any text subtype) do not count, so curl (which sends a wildcard)
+ * and API clients keep the JSON answers. Thread-safe. */
 bool sv_page_wanted(const char *accept);
 
 #endif
