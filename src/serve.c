@@ -10,6 +10,7 @@
  *   POST /                TEI: the same as /embed (huggingface_hub, LangChain)
  *   POST /tokenize        TEI: the token ids of each input
  *   GET  /info, /health   TEI
+ *   GET  /                the web page, to a browser (Accept: text/html; serve_page.c)
  *
  * HTTP is libmicrohttpd (Debian's libmicrohttpd12): a maintained C
  * library with HTTP/1.1 keep-alive, chunked uploads, header and
@@ -40,6 +41,7 @@
 #include "cli_io.h"
 #include "serve.h"
 #include "serve_index.h"
+#include "serve_page.h"
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
@@ -662,6 +664,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     sv_error e = {0};
     bool post = !strcmp(method, "POST"), get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
     int wr = work_route(url);
+    /* a browser's GET / gets the web page, without the API key: the page
+     * holds no data and asks for the key itself */
+    bool page = get && !strcmp(url, "/") &&
+                sv_page_wanted(MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT));
     if (!r) {
         if (!(r = calloc(1, sizeof *r))) return MHD_NO;
         r->t0 = cli_now();
@@ -671,7 +677,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
             sv_fail(&e, 503, "unhealthy", NULL, "the server is shutting down");
             return send_error(c, method, url, r, &e);
         }
-        if (strcmp(url, "/health") != 0 && !authorized(c)) {
+        if (strcmp(url, "/health") != 0 && !page && !authorized(c)) {
             sv_fail(&e, 401, "unauthorized", NULL, "missing or wrong API key (send Authorization: Bearer KEY)");
             return send_error(c, method, url, r, &e);
         }
@@ -713,6 +719,13 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     if (get && !strcmp(url, "/health")) {
         sv_buf b = {0};
         return send_body(c, method, url, r, 200, &b, NULL, NULL);
+    }
+    if (page) {
+        size_t n;
+        const char *html = sv_page(&n);
+        sv_buf b = {0};
+        sv_buf_add(&b, html, n);
+        return send_body(c, method, url, r, 200, &b, "text/html; charset=utf-8", NULL);
     }
     if (get && !strcmp(url, "/info")) return route_info(c, method, url, r);
     if (get && !strcmp(url, "/v1/models")) return route_models(c, method, url, r);
