@@ -46,10 +46,11 @@ FUZZ_TARGETS := fuzz_safetensors fuzz_tokenizer fuzz_snapshot fuzz_spm_model fuz
 # SAN_SKIP      tests the sanitizer build (make asan) leaves out: they check
 #               scripts and programs around the library (the set-up's package
 #               step, build hygiene, the Python package's bindings over C calls
-#               the C tests run under ASan), not new paths through our code,
-#               and cost minutes under the sanitizers (test_python preloads
-#               libasan into Python: 76 s)
-SAN_SKIP     := test_setup test_build test_python
+#               the C tests run under ASan, a browser and the JS clients on
+#               routes test_serve runs under ASan), not new paths through our
+#               code, and cost minutes under the sanitizers (test_python
+#               preloads libasan into Python: 76 s)
+SAN_SKIP     := test_setup test_build test_python test_serve_page test_serve_clients
 ifneq ($(filter-out $(TESTS),$(TSAN_TESTS)),)
 $(error TSAN_TESTS names tests not in TESTS: $(filter-out $(TESTS),$(TSAN_TESTS)))
 endif
