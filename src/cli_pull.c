@@ -75,6 +75,9 @@ static se_hub_params cli_hub_params(progress *pr, bool quiet) {
     pr->tty = isatty(2);
     if (!quiet) hp.progress_fn = on_progress, hp.progress_user = pr;
     hp.log_fn = cli_log;
+    /* the tests' fake hub fails on purpose: shorter waits there */
+    const char *e = getenv("SEMBED_HUB_RETRY_MS");
+    if (e && *e) hp.retry_ms = (int32_t)strtol(e, NULL, 10);
     return hp;
 }
 
@@ -94,7 +97,7 @@ static se_status model_dir(const char *arg, char *dir, size_t cap, se_error *err
     if (s != SE_OK && err) {
         char msg[sizeof err->msg];
         snprintf(msg, sizeof msg, "%s", err->msg);
-        snprintf(err->msg, sizeof err->msg, "model folder '%s': no such folder; as a hub model: %s", arg, msg);
+        snprintf(err->msg, sizeof err->msg, "model folder '%.40s': no such folder; as a hub model: %.140s", arg, msg);
     }
     return s;
 }
@@ -136,7 +139,8 @@ static const char pull_usage[] =
     "  -h, --help          this help\n"
     "\n"
     "environment: HF_ENDPOINT (default https://huggingface.co), HF_TOKEN,\n"
-    "HF_HOME, HF_HUB_CACHE, HF_HUB_OFFLINE=1 (no connection), https_proxy.\n";
+    "HF_HOME, HF_HUB_CACHE, HF_HUB_OFFLINE=1 (no connection), https_proxy,\n"
+    "SEMBED_HUB_RETRY_MS (first wait before a retry on 5xx/429/cut connection; 500).\n";
 
 int cmd_pull(int argc, char **argv) {
     static const struct option opts[] = {{"revision", required_argument, 0, 'r'}, {"include", required_argument, 0, 'I'},

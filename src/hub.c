@@ -130,15 +130,15 @@ static se_status http_error(const hub *h, const hub_resp *r, const char *what, s
                                : "the model is gated or private and needs a token (--token or HF_TOKEN)",
                       extra, "");
     if (!strcmp(ec, "RepoNotFound") || (r->status == 401 && !h->token))
-        return se_err(err, SE_E_IO, "%s: HTTP %ld: repository not found on %s (or private: needs a token)%s", h->repo,
-                      r->status, h->endpoint, extra);
+        return se_err(err, SE_E_IO, "%s: HTTP %ld: repository not found on %s (or private: needs a token)", h->repo,
+                      r->status, h->endpoint);
     if (!strcmp(ec, "RevisionNotFound"))
-        return se_err(err, SE_E_IO, "%s: HTTP %ld: revision '%s' not found%s", h->repo, r->status, h->revision, extra);
+        return se_err(err, SE_E_IO, "%s: HTTP %ld: revision '%s' not found", h->repo, r->status, h->revision);
     if (!strcmp(ec, "EntryNotFound"))
         return se_err(err, SE_E_IO, "%s: HTTP %ld: %s not found at %s%s", h->repo, r->status, what, h->revision, extra);
     if (r->status == 404)
-        return se_err(err, SE_E_IO, "%s: HTTP 404: repository or revision '%s' not found on %s%s", h->repo, h->revision,
-                      h->endpoint, extra);
+        return se_err(err, SE_E_IO, "%s: HTTP 404: repository or revision '%s' not found on %s", h->repo, h->revision,
+                      h->endpoint);
     if (retryable(r->status))
         return se_err(err, SE_E_IO, "%s: %s: HTTP %ld from the server after %d retries%s", h->repo, what, r->status,
                       (int)h->p->n_retries, extra);
@@ -516,7 +516,6 @@ se_status se_hub_pull(const char *repo_id, const se_hub_params *params, char *di
         goto done;
     }
     h.token = find_token(params);
-    if ((s = se_hub_mkdirs(h.repo_dir, err)) != SE_OK) goto done;
     if ((s = revision_info(&h, &paths, &n, err)) != SE_OK) goto done;
     if (!(want = se_calloc(n ? n : 1, sizeof *want))) {
         s = se_err(err, SE_E_NOMEM, "out of memory");
