@@ -325,9 +325,23 @@ static se_status fetch_file(hub *h, const char *rel, se_error *err) {
         goto done;
     }
     snprintf(url, un, "%s/%s/resolve/%s/%s", h->endpoint, h->repo, erev, erel);
-    /* HEAD: the etag (X-Linked-Etag for LFS), the size, the CDN's URL */
-    hub_req rq = {.method = "HEAD", .url = url, .fd = -1, .token = h->token};
-    if ((s = request(h, &rq, &rs, err)) != SE_OK) goto done;
+    /* HEAD: the etag (X-Linked-Etag for LFS), the size, the CDN's URL. A
+     * redirect on the hub itself without an etag (a renamed repository) is
+     * followed, as huggingface_hub follows relative redirects. */
+    for (int hop = 0;; hop++) {
+        hub_req rq = {.method = "HEAD", .url = url, .fd = -1, .token = h->token};
+        if ((s = request(h, &rq, &rs, err)) != SE_OK) goto done;
+        if (!(rs.status >= 300 && rs.status < 400 && rs.location[0] && !rs.etag[0] && !rs.linked_etag[0]) || hop == 5)
+            break;
+        char *next = se_hub_url_resolve(url, rs.location);
+        if (!next || !se_hub_same_origin(next, h->endpoint)) {
+            se_free(next);
+            break;
+        }
+        se_free(url);
+        url = next;
+        se_hub_resp_free(&rs);
+    }
     if (rs.status >= 300 && rs.status < 400 && rs.location[0]) {
         get_url = se_hub_url_resolve(url, rs.location);
     } else if (rs.status == 200) {
@@ -516,6 +530,11 @@ se_status se_hub_pull(const char *repo_id, const se_hub_params *params, char *di
         goto done;
     }
     h.token = find_token(params);
+    for (const char *t = h.token; t && *t; t++)
+        if ((unsigned char)*t < 0x21 || *t == 0x7f) {
+            s = se_err(err, SE_E_INVALID, "%s: the token has a blank or control character", repo_id);
+            goto done;
+        }
     if ((s = revision_info(&h, &paths, &n, err)) != SE_OK) goto done;
     if (!(want = se_calloc(n ? n : 1, sizeof *want))) {
         s = se_err(err, SE_E_NOMEM, "out of memory");

@@ -110,6 +110,7 @@ REPOS = {
     "test-org/c-side": make_repo(EN_MODEL),
     "test-org/evil": make_repo({"config.json": b"{}", "../escape.json": b"{}"}),
 }
+RENAMED = {"old-org/c-side": "test-org/c-side"}
 # a second revision of en-mean-norm: a tag pointing at the same commit
 REPOS["test-org/en-mean-norm"]["refs"]["v1.0"] = REPOS["test-org/en-mean-norm"]["refs"]["main"]
 
@@ -262,7 +263,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def api(self, repo_id, kind, rev):
         if take_fault("api_500"):
             return self.plain(500, b"internal error")
-        got = self.repo(repo_id, rev)
+        got = self.repo(RENAMED.get(repo_id, repo_id), rev)
         if not got:
             return
         _, sha, blobs = got
@@ -294,6 +295,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def resolve(self, repo_id, rev, path):
         if take_fault("resolve_500"):
             return self.plain(500, b"internal error")
+        if repo_id in RENAMED:  # a renamed repository: a relative redirect without etags
+            return self.plain(307, b"", {"Location": "/%s/resolve/%s/%s" % (RENAMED[repo_id], rev, path)})
         got = self.repo(repo_id, rev)
         if not got:
             return
@@ -515,6 +518,10 @@ def test_offline_and_errors():
     check("a sibling path with '..' is refused, nothing written outside",
           rc == 1 and "safe relative path" in err and not os.path.exists(os.path.join(cache, "escape.json")) and
           not os.path.exists(os.path.join(repo_dir(cache, "test-org/evil"), "snapshots", "escape.json")), err)
+    reset()
+    rc, out, err = sembed(cache, "pull", "test-org/en-mean-norm", "--token", "hf_a\r\nX-Evil: 1")
+    check("a token with CR/LF: refused (no header injection)", rc == 1 and "control character" in err and
+          STATE["connections"] == 0, err)
     rc, out, err = sembed(cache, "pull", "test-org/en-mean-norm", HF_ENDPOINT="http://127.0.0.1:1")
     check("unreachable endpoint: cannot reach the hub, offline?", rc == 1 and "cannot reach the hub" in err, err)
 
@@ -536,6 +543,15 @@ def test_first_use_downloads():
     rc2, o2, _ = encode(cache, os.path.join(FIX, "en-mean-norm"))
     check("-m ORG/NAME downloads on first use, then encodes", rc1 == 0 and o1 == o2 and
           os.path.isdir(repo_dir(cache, "test-org/c-side")) and "ETA" in e1, (rc1, e1))
+
+
+def test_renamed():
+    cache = os.path.join(TMP, "c4b")
+    reset()
+    rc, out, err = sembed(cache, "pull", "old-org/c-side", "-q")
+    got = snapshot_files(out.strip()) if rc == 0 else {}
+    check("a renamed repository (307 on the hub without etags): followed, pulled under the name asked",
+          got == default_selection(EN_MODEL) and "models--old-org--c-side" in out, (rc, out, err))
 
 
 def test_faults():
@@ -725,6 +741,7 @@ def main():
         test_include_and_bin()
         test_offline_and_errors()
         test_first_use_downloads()
+        test_renamed()
         test_faults()
         test_kill_resume()
         test_models_rm(cache)
