@@ -850,7 +850,9 @@ SE_API bool se_hub_is_repo_id(const char *name);
  * and size before they are renamed into blobs/ and linked, so a snapshot
  * never shows a partial file. Errors (SE_E_IO) name the repository and say
  * what happened: gated or private (401/403: needs a token), not found (404:
- * repository or revision), offline, a server error after the retries. */
+ * repository or revision), offline, a server error after the retries.
+ * Offline (params->offline or HF_HUB_OFFLINE), the cached snapshot is the
+ * answer, as huggingface_hub's snapshot_download gives it, without checks. */
 SE_API se_status se_hub_pull(const char *repo_id, const se_hub_params *params, char *dir, size_t cap,
                              se_error *err);
 

@@ -507,6 +507,17 @@ static void hub_close(hub *h) {
     se_free(h->token);
 }
 
+/* The cached snapshot folder of h's revision (refs/<revision>, or the
+ * commit itself) into snap, without a connection; false when absent. */
+static bool cached_snapshot(const hub *h, char *snap, size_t cap) {
+    char commit[41];
+    if (se_hub_is_commit(h->revision)) memcpy(commit, h->revision, 41);
+    else if (!se_hub_read_ref(h->repo_dir, h->revision, commit)) return false;
+    struct stat st;
+    int n = snprintf(snap, cap, "%s/snapshots/%s", h->repo_dir, commit);
+    return n > 0 && (size_t)n < cap && stat(snap, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 /* Copies path into the caller's buffer. */
 static se_status out_path(const char *path, char *dir, size_t cap, se_error *err) {
     size_t n = strlen(path);
@@ -526,7 +537,11 @@ se_status se_hub_pull(const char *repo_id, const se_hub_params *params, char *di
     bool *want = NULL;
     if (s != SE_OK) goto done;
     if (params->offline || env_offline()) {
-        s = se_err(err, SE_E_IO, "%s: offline (HF_HUB_OFFLINE is set): no connection made to %s", repo_id, h.endpoint);
+        /* as huggingface_hub's snapshot_download offline: the cached snapshot, or an error */
+        char snap[4096];
+        if (cached_snapshot(&h, snap, sizeof snap)) s = out_path(snap, dir, cap, err);
+        else s = se_err(err, SE_E_IO, "%s (revision %s) is not in the cache at %s, and offline (HF_HUB_OFFLINE is set): no "
+                        "connection made", repo_id, h.revision, h.root);
         goto done;
     }
     h.token = find_token(params);
@@ -588,23 +603,9 @@ se_status se_hub_resolve(const char *repo_id, const se_hub_params *params, char 
         hub_close(&h);
         return s;
     }
-    char commit[41];
-    bool have = se_hub_is_commit(h.revision) ? (memcpy(commit, h.revision, 41), true)
-                                             : se_hub_read_ref(h.repo_dir, h.revision, commit);
-    char *snap = se_malloc(strlen(h.repo_dir) + 64);
-    struct stat st;
-    if (!snap) {
-        s = se_err(err, SE_E_NOMEM, "out of memory");
-    } else if (have && (sprintf(snap, "%s/snapshots/%s", h.repo_dir, commit), stat(snap, &st) == 0) &&
-               S_ISDIR(st.st_mode)) {
-        s = out_path(snap, dir, cap, err);
-    } else if (params->offline || env_offline()) {
-        s = se_err(err, SE_E_IO, "%s (revision %s) is not in the cache at %s, and HF_HUB_OFFLINE is set: no connection made",
-                   repo_id, h.revision, h.root);
-    } else {
-        s = se_hub_pull(repo_id, params, dir, cap, err);
-    }
-    se_free(snap);
+    char snap[4096];
+    if (cached_snapshot(&h, snap, sizeof snap)) s = out_path(snap, dir, cap, err);
+    else s = se_hub_pull(repo_id, params, dir, cap, err); /* offline: says it is not cached */
     hub_close(&h);
     return s;
 }

@@ -314,6 +314,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def cdn(self, path):
         if take_fault("cdn_500"):
             return self.plain(500, b"cdn error")
+        if take_fault("cdn_429"):
+            return self.plain(429, b"slow down")
         sha = path.rsplit("/", 1)[-1]
         for r in REPOS.values():
             for blobs in r["commits"].values():
@@ -445,6 +447,12 @@ def test_pull_files():
     check("pull again: nothing from the CDN, no GET of a file", rc == 0 and not [r for r in log() if r["server"] == "cdn"]
           and not [r for r in log() if r["method"] == "GET" and "/resolve/" in r["path"]], log())
 
+    # offline, a pull of a cached model answers from the cache (snapshot_download's way)
+    reset()
+    rc, out, err = sembed(cache, "pull", "test-org/en-mean-norm", HF_HUB_OFFLINE="1")
+    check("offline pull of a cached model: its snapshot, no connection", rc == 0 and out.strip() == snap and
+          STATE["connections"] == 0, (rc, out, err))
+
     # a tag: another ref to the same snapshot
     rc, out, err = sembed(cache, "pull", "test-org/en-mean-norm", "--revision", "v1.0", "-q")
     check("pull --revision v1.0: refs/v1.0, the same snapshot", rc == 0 and out.strip() == snap and
@@ -545,6 +553,46 @@ def test_first_use_downloads():
           os.path.isdir(repo_dir(cache, "test-org/c-side")) and "ETA" in e1, (rc1, e1))
 
 
+SELECTION = {  # a repository with every kind of file; True: the default selection takes it
+    "modules.json": True, "config.json": True, "config_sentence_transformers.json": True,
+    "sentence_bert_config.json": True, "tokenizer.json": True, "tokenizer_config.json": True,
+    "special_tokens_map.json": True, "vocab.txt": True, "sentencepiece.bpe.model": True, "merges.txt": True,
+    "added_tokens.json": True, "model.safetensors.index.json": True, "model-00001-of-00002.safetensors": True,
+    "model-00002-of-00002.safetensors": True, "pytorch_model.bin.index.json": False,
+    "pytorch_model-00001-of-00002.bin": False, "1_Pooling/config.json": True, "2_Dense/config.json": True,
+    "2_Dense/pytorch_model.bin": True, "3_Normalize/.keep": False, "onnx/model.onnx": False,
+    "onnx/config.json": False, "openvino/openvino_model.xml": False, "tf_model.h5": False,
+    "flax_model.msgpack": False, "rust_model.ot": False, "README.md": False, "train_script.py": False,
+    "checkpoint-500/model.safetensors": False, "data_config.json": False, "1_Pooling/README.md": False,
+}
+REPOS["test-org/selection"] = make_repo({p: p.encode() for p in SELECTION})
+
+
+def test_selection():
+    cache = os.path.join(TMP, "c4c")
+    rc, out, err = sembed(cache, "pull", "test-org/selection", "-q")
+    got = sorted(snapshot_files(out.strip())) if rc == 0 else []
+    want = sorted(p for p, take in SELECTION.items() if take)
+    check("default selection: config, modules, tokenizer, module folders, sharded safetensors; not onnx/, "
+          "openvino/, TF, Flax, rust, .bin beside safetensors, checkpoints, READMEs", got == want,
+          (rc, err, sorted(set(got) ^ set(want))))
+
+
+def test_concurrent():
+    """Two pulls of one model at once: huggingface_hub's lock file makes one wait; one download."""
+    cache = os.path.join(TMP, "c4d")
+    reset(throttle=8_000_000)
+    ps = [subprocess.Popen([SEMBED, "pull", "test-org/en-mean-norm", "-q"], env=env_for(cache),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    outs = [p.communicate() for p in ps]
+    cdn = [r for r in log() if r["server"] == "cdn"]
+    snap = outs[0][0].decode().strip()
+    check("two pulls at once: both succeed, the blob downloaded once, identical",
+          all(p.returncode == 0 for p in ps) and len(cdn) == 1 and
+          snapshot_files(snap) == default_selection({**EN, **EXTRA}) and
+          os.path.exists(os.path.join(cache, ".locks", "models--test-org--en-mean-norm")), (outs, cdn))
+
+
 def test_renamed():
     cache = os.path.join(TMP, "c4b")
     reset()
@@ -558,11 +606,12 @@ def test_faults():
     cache = os.path.join(TMP, "c5")
     sha256 = REPOS["test-org/en-mean-norm"]["commits"][REPOS["test-org/en-mean-norm"]["refs"]["main"]][
         "model.safetensors"].sha256
-    reset(api_500=2, resolve_500=1, cdn_500=2)
+    reset(api_500=2, resolve_500=1, cdn_500=2, cdn_429=1)
     rc, out, err = sembed(cache, "pull", "test-org/en-mean-norm")
     got = snapshot_files(out.strip()) if rc == 0 else {}
-    check("500s (API, resolve, CDN) retried with backoff: pulled, identical",
-          rc == 0 and got == default_selection({**EN, **EXTRA}) and err.count("retrying") == 5, (rc, err))
+    check("500s (API, resolve, CDN) and a 429 retried with backoff: pulled, identical",
+          rc == 0 and got == default_selection({**EN, **EXTRA}) and err.count("retrying") == 6 and
+          "HTTP 429, retrying in 80 ms" in err and "HTTP 500, retrying in 40 ms" in err, (rc, err))
 
     reset(api_500=100)
     rc, out, err = sembed(os.path.join(TMP, "c5b"), "pull", "test-org/en-mean-norm")
@@ -742,6 +791,8 @@ def main():
         test_offline_and_errors()
         test_first_use_downloads()
         test_renamed()
+        test_selection()
+        test_concurrent()
         test_faults()
         test_kill_resume()
         test_models_rm(cache)
