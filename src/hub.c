@@ -563,16 +563,12 @@ se_status se_hub_pull(const char *repo_id, const se_hub_params *params, char *di
                    params->n_include ? "matches the --include patterns" : "is one a sentence-transformers model needs");
         goto done;
     }
-    char sub[64];
-    snprintf(sub, sizeof sub, "/blobs");
-    char *bd = se_malloc(strlen(h.repo_dir) + sizeof sub);
-    if (!bd) {
-        s = se_err(err, SE_E_NOMEM, "out of memory");
+    char blobs[4096];
+    if (snprintf(blobs, sizeof blobs, "%s/blobs", h.repo_dir) >= (int)sizeof blobs) {
+        s = se_err(err, SE_E_IO, "%s: the cache path is too long", h.repo_dir);
         goto done;
     }
-    sprintf(bd, "%s%s", h.repo_dir, sub);
-    s = se_hub_mkdirs(bd, err);
-    se_free(bd);
+    s = se_hub_mkdirs(blobs, err);
     for (size_t i = 0; i < n && s == SE_OK; i++)
         if (want[i]) s = fetch_file(&h, paths[i], err);
     if (s != SE_OK) goto done;
