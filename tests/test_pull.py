@@ -522,6 +522,14 @@ def test_offline_and_errors():
     check("404 revision: revision 'nope' not found", rc == 1 and "revision 'nope' not found" in err, err)
     rc, out, err = sembed(cache, "pull", "not-a-repo-id")
     check("pull a name without ORG/: usage error", rc == 2 and "not a hub repository id" in err, err)
+    bad = ["a/../b", "../x", "org/na--me", "org/.hidden", "-org/x", "org/x/y", "org/", "/x", "org/x y"]
+    res = [sembed(cache, "pull", b) for b in bad]
+    check("pull: names that are no repository id (.., --, leading . or -, 3 parts, blanks) are usage errors",
+          all(r[0] == 2 and "not a hub repository id" in r[2] for r in res),
+          [(b, r[0]) for b, r in zip(bad, res)])
+    rc, out, err = sembed(cache, "pull", "Org_1/model.v2-small", "-q")
+    check("pull: dots, digits, '_' and '-' are fine in a repository id (it reaches the hub)",
+          rc == 1 and "repository not found" in err, err)
     rc, out, err = sembed(cache, "pull", "test-org/evil")
     check("a sibling path with '..' is refused, nothing written outside",
           rc == 1 and "safe relative path" in err and not os.path.exists(os.path.join(cache, "escape.json")) and
