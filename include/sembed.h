@@ -837,7 +837,8 @@ typedef struct se_hub_params {
 SE_API se_hub_params se_hub_default_params(void);
 
 /* True when name has the form of a hub repository id, ORG/NAME (one '/',
- * letters, digits, '-', '_', '.'; no '..', no leading '.' or '-'). A
+ * letters, digits, '-', '_', '.'; no '..' or '--'; neither starting nor
+ * ending with '.' or '-'). A
  * caller resolving a model argument checks for a local folder first. */
 SE_API bool se_hub_is_repo_id(const char *name);
 

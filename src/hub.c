@@ -43,7 +43,9 @@ bool se_hub_is_repo_id(const char *name) {
     for (int k = 0; k < 2; k++) {
         const char *s = parts[k];
         size_t n = lens[k];
-        if (n == 0 || n > 96 || s[0] == '.' || s[0] == '-') return false;
+        /* the hub's rule: word characters, '-' and '.', starting and ending
+         * with a word character */
+        if (n == 0 || n > 96 || s[0] == '.' || s[0] == '-' || s[n - 1] == '.' || s[n - 1] == '-') return false;
         for (size_t i = 0; i < n; i++) {
             unsigned char c = (unsigned char)s[i];
             if (!isalnum(c) && c != '-' && c != '_' && c != '.') return false;

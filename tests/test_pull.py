@@ -522,8 +522,9 @@ def test_offline_and_errors():
     check("404 revision: revision 'nope' not found", rc == 1 and "revision 'nope' not found" in err, err)
     rc, out, err = sembed(cache, "pull", "not-a-repo-id")
     check("pull a name without ORG/: usage error", rc == 2 and "not a hub repository id" in err, err)
-    bad = ["a/../b", "../x", "org/na--me", "org/.hidden", "-org/x", "org/x/y", "org/", "/x", "org/x y"]
-    res = [sembed(cache, "pull", b) for b in bad]
+    bad = ["a/../b", "../x", "org/na--me", "org/.hidden", "-org/x", "org/x/y", "org/", "/x", "org/x y", "org/x-",
+           "org./x"]
+    res = [sembed(cache, "pull", "--", b) for b in bad]
     check("pull: names that are no repository id (.., --, leading . or -, 3 parts, blanks) are usage errors",
           all(r[0] == 2 and "not a hub repository id" in r[2] for r in res),
           [(b, r[0]) for b, r in zip(bad, res)])
