@@ -11,7 +11,8 @@
 #
 # Dependencies (Debian): libjansson-dev (JSON), libutf8proc-dev (Unicode data),
 # libsqlite3-dev (the index file), zlib1g-dev (CRC-32; gzipped evaluation files),
-# libmicrohttpd-dev (HTTP for `sembed serve`; the sembed binary only).
+# libmicrohttpd-dev (HTTP for `sembed serve`; the sembed binary only),
+# libcurl4-openssl-dev and libssl-dev (the hub client: HTTP, and sha256 of downloads).
 # CI builds with EXTRA_CFLAGS=-Werror (.ci/run); the tree is warning-free
 # with gcc and clang.
 
@@ -22,7 +23,7 @@ SAN      ?=
 WARN     := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wpointer-arith -Wcast-qual -Werror=implicit-function-declaration
 CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(OPT) $(SAN) $(WARN) $(EXTRA_CFLAGS) -Iinclude -fPIC -pthread
-LIBS     := -ljansson -lutf8proc -lsqlite3 -lz -lm -pthread
+LIBS     := -ljansson -lutf8proc -lsqlite3 -lz -lcurl -lcrypto -lm -pthread
 LDLIBS    = $(LIBS) $(SAN)
 
 # The tests: one list per kind, each name once. tests/run.sh runs them in
@@ -39,7 +40,7 @@ TESTS        := test_unicode test_kernels test_threadpool test_similarity test_t
                 test_torch_bin test_archs test_rerank test_encode_api
 TSAN_TESTS   := test_threadpool test_model test_tokenizer test_index
 CLI_TESTS    := test_cli test_index_cli test_rerank_cli test_real_configs test_serve test_serve_index \
-                test_serve_page test_serve_clients test_python
+                test_serve_page test_serve_clients test_python test_pull
 SH_TESTS     := test_setup test_packaging test_build
 FUZZ_TARGETS := fuzz_safetensors fuzz_tokenizer fuzz_snapshot fuzz_spm_model fuzz_torch_bin fuzz_spm_folder \
                 fuzz_serve_request
@@ -62,9 +63,9 @@ LIB_SRC  := src/alloc.c src/error.c src/json.c src/unicode.c \
             src/model_blocks.c src/model_head.c src/models/models.c src/models/bert.c src/models/xlmr.c src/models/mpnet.c src/models/use_lite.c \
             src/pool.c src/kernels.c src/kernels_avx2.c src/kernels_avx512.c src/kernels_bf16.c src/kernels_bf16dp.c src/kernels_int8.c \
             src/threadpool.c src/encode.c src/rerank.c src/similarity.c src/util.c src/chunk.c src/vec_dist.c src/vec_index.c \
-            src/index.c src/convert_use.c
+            src/index.c src/convert_use.c src/hub.c src/hub_cache.c src/hub_http.c
 LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
-CLI_SRC  := src/cli.c src/cli_io.c src/cli_eval.c src/cli_bench.c src/cli_index.c src/cli_rerank.c \
+CLI_SRC  := src/cli.c src/cli_io.c src/cli_eval.c src/cli_bench.c src/cli_index.c src/cli_rerank.c src/cli_pull.c \
             src/serve.c src/serve_req.c src/serve_batch.c src/serve_index.c src/serve_page.c
 CLI_OBJ  := $(CLI_SRC:src/%.c=$(BUILD)/obj/%.o)
 TEST_BIN := $(TESTS:%=$(BUILD)/tests/%)
@@ -159,7 +160,7 @@ install: all $(BUILD)/sembed.1
 	  'libdir=$(patsubst $(PREFIX)/%,$${exec_prefix}/%,$(LIBDIR))' \
 	  'includedir=$(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))' '' \
 	  'Name: sembed' 'Description: sentence-transformers, rebuilt in C' 'Version: $(VERSION)' \
-	  'Requires.private: jansson libutf8proc sqlite3 zlib' \
+	  'Requires.private: jansson libutf8proc sqlite3 zlib libcurl libcrypto' \
 	  'Libs: -L$${libdir} -lsembed' 'Libs.private: -lm -pthread' 'Cflags: -I$${includedir}' \
 	  >$(DESTDIR)$(PCDIR)/sembed.pc
 	@if [ -z "$(DESTDIR)" ]; then ldconfig 2>/dev/null || /sbin/ldconfig 2>/dev/null || \

@@ -867,6 +867,96 @@ SE_API se_status se_index_get_info(se_index *idx, se_index_info *out, se_error *
  * JSON). Thread-safe. */
 SE_API se_status se_convert_use_lite(const char *pkg_dir, const char *out_dir, se_error *err);
 
+/* ==== Hub ==== */
+
+/* Models by name from the Hugging Face hub, in huggingface_hub's cache
+ * layout, so that a cache Python filled works as-is and the other way round:
+ *   <cache>/models--ORG--NAME/blobs/<etag>          the files' bytes
+ *   <cache>/models--ORG--NAME/snapshots/<commit>/<path>  relative symlinks
+ *   <cache>/models--ORG--NAME/refs/<revision>       the revision's commit
+ * The environment is read at each call, as huggingface_hub reads it:
+ * HF_HUB_CACHE (else HF_HOME/hub, else XDG_CACHE_HOME/huggingface/hub, else
+ * ~/.cache/huggingface/hub), HF_ENDPOINT (else https://huggingface.co),
+ * HF_TOKEN (else the file HF_TOKEN_PATH or HF_HOME/token), HF_HUB_OFFLINE
+ * (1/true/yes/on: no connection is made). HTTP is libcurl (TLS, proxies from
+ * the usual environment variables). Every call is thread-safe for
+ * different repositories; two processes pulling the same file take turns on
+ * huggingface_hub's lock file (<cache>/.locks/models--ORG--NAME/<etag>.lock). */
+
+/* Progress of one file's download: done of total bytes (total 0 when
+ * unknown); called often (the caller throttles what it shows), last with
+ * done == total. path is the file's path in the repository. */
+typedef void (*se_hub_progress_fn)(const char *path, uint64_t done, uint64_t total, void *user);
+
+typedef struct se_hub_params {
+    const char *endpoint;          /* NULL: $HF_ENDPOINT, else https://huggingface.co */
+    const char *cache_dir;         /* NULL: from the environment (above) */
+    const char *token;             /* NULL: $HF_TOKEN, else the token file; "" sends none */
+    const char *revision;          /* branch, tag or commit; NULL: "main" */
+    const char *const *include;    /* glob patterns (fnmatch, '*' crosses '/'): only the
+                                      files matching one; NULL: what a sentence-transformers
+                                      model needs (config, modules, tokenizer, pooling,
+                                      dense, model.safetensors or else pytorch_model.bin) */
+    size_t n_include;
+    se_hub_progress_fn progress_fn; /* NULL: none */
+    void *progress_user;
+    se_log_fn log_fn;              /* notices (a corrupt blob fetched again, a retry); NULL: dropped */
+    void *log_user;
+    int32_t n_retries;             /* retries of a request on 5xx, 429 or a cut connection (5) */
+    int32_t retry_ms;              /* first wait before a retry, doubled each time (500) */
+    bool offline;                  /* make no connection (also when HF_HUB_OFFLINE is set) */
+} se_hub_params;
+
+/* The defaults above. */
+SE_API se_hub_params se_hub_default_params(void);
+
+/* True when name has the form of a hub repository id, ORG/NAME (one '/',
+ * letters, digits, '-', '_', '.'; no '..' or '--'; neither starting nor
+ * ending with '.' or '-'). A
+ * caller resolving a model argument checks for a local folder first. */
+SE_API bool se_hub_is_repo_id(const char *name);
+
+/* Downloads the files of repo_id at params->revision into the cache and
+ * writes the snapshot folder's path into dir (cap bytes; SE_E_BUFFER when
+ * too small). Files already in the cache are checked (sha256 of an LFS
+ * file, git's sha1 of another) and fetched again when corrupt. Downloads
+ * go to blobs/<etag>.incomplete, resume with HTTP Range after a cut
+ * connection or a killed process, are checked against their sha256 (LFS)
+ * and size before they are renamed into blobs/ and linked, so a snapshot
+ * never shows a partial file. Errors (SE_E_IO) name the repository and say
+ * what happened: gated or private (401/403: needs a token), not found (404:
+ * repository or revision), offline, a server error after the retries.
+ * Offline (params->offline or HF_HUB_OFFLINE), the cached snapshot is the
+ * answer, as huggingface_hub's snapshot_download gives it, without checks. */
+SE_API se_status se_hub_pull(const char *repo_id, const se_hub_params *params, char *dir, size_t cap,
+                             se_error *err);
+
+/* The snapshot folder of repo_id at params->revision from the cache,
+ * without a connection, into dir; when it is not cached, se_hub_pull
+ * (unless offline: then SE_E_IO saying it is not in the cache). */
+SE_API se_status se_hub_resolve(const char *repo_id, const se_hub_params *params, char *dir, size_t cap,
+                                se_error *err);
+
+/* One cached model, for se_hub_list (strings valid during the callback). */
+typedef struct se_hub_cached {
+    const char *repo_id;  /* ORG/NAME */
+    const char *path;     /* its models--ORG--NAME folder */
+    uint64_t size_bytes;  /* the sum of its blobs (partial downloads excluded) */
+    size_t n_snapshots;   /* commits it has */
+    const char *refs;     /* the revisions it has, comma-separated ("main") */
+} se_hub_cached;
+
+/* Called once per cached model, in name order; non-zero stops the listing. */
+typedef int (*se_hub_list_fn)(const se_hub_cached *model, void *user);
+
+/* Lists the models in the cache (params: cache_dir). A missing cache is an
+ * empty list. */
+SE_API se_status se_hub_list(const se_hub_params *params, se_hub_list_fn fn, void *user, se_error *err);
+
+/* Removes repo_id's folder (and its locks) from the cache; SE_E_IO when it
+ * is not cached. */
+SE_API se_status se_hub_remove(const char *repo_id, const se_hub_params *params, se_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "cli_io.h"
+#include "cli_pull.h"
 #include "sembed.h"
 
 #define EXIT_RUNTIME 1
@@ -161,7 +162,7 @@ static int cmd_encode(int argc, char **argv) {
     size_t *lens = NULL;
     bool *cut = NULL;
     size_t n_all = 0, cap_all = 0, n_total = 0, n_cut = 0, first_cut_line = 0;
-    if (se_model_load(model, &mp, &m, &err) != SE_OK) {
+    if (cli_model_load(model, &mp, &m, &err) != SE_OK) {
         die_msg(NULL, err.msg);
         return EXIT_RUNTIME;
     }
@@ -366,7 +367,7 @@ static int cmd_tokenize(int argc, char **argv) {
         return cli_usage_error(tokenize_usage, "tokenize: unexpected argument '%s' (texts are read from -i FILE or stdin)", argv[optind]);
     se_error err = {0};
     se_tokenizer *tok = NULL;
-    if (se_tokenizer_load(model, &tok, &err) != SE_OK) {
+    if (cli_tokenizer_load(model, &tok, &err) != SE_OK) {
         die_msg(NULL, err.msg);
         return EXIT_RUNTIME;
     }
@@ -482,7 +483,7 @@ static int cmd_similarity(int argc, char **argv) {
     se_ctx *ctx = NULL;
     float *emb = NULL, *sim = NULL;
     int rc = EXIT_RUNTIME;
-    if (se_model_load(model, &mp, &m, &err) != SE_OK) {
+    if (cli_model_load(model, &mp, &m, &err) != SE_OK) {
         die_msg(NULL, err.msg);
         return EXIT_RUNTIME;
     }
@@ -615,7 +616,7 @@ static int cmd_info(int argc, char **argv) {
     se_model_params mp = se_model_default_params();
     mp.log_fn = cli_log;
     se_model *m = NULL;
-    if (se_model_load(model, &mp, &m, &err) != SE_OK) {
+    if (cli_model_load(model, &mp, &m, &err) != SE_OK) {
         die_msg(NULL, err.msg);
         return EXIT_RUNTIME;
     }
@@ -767,6 +768,8 @@ static const char main_usage[] =
     "  bench       load time, memory and throughput of a model (JSON)\n"
     "  serve       HTTP embedding server (OpenAI and text-embeddings-inference APIs)\n"
     "  info        describe a model folder\n"
+    "  pull        download a model from the Hugging Face hub (ORG/NAME) into its cache\n"
+    "  models      list the cached hub models with their sizes; models rm ORG/NAME\n"
     "  convert     import a model from another format (use-lite: the TF.js USE lite package)\n"
     "\n"
     "  sembed <command> --help   options of a command\n"
@@ -797,6 +800,8 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "rerank")) return cmd_rerank(argc - 1, argv + 1);
     if (!strcmp(cmd, "serve")) return cmd_serve(argc - 1, argv + 1);
+    if (!strcmp(cmd, "pull")) return cmd_pull(argc - 1, argv + 1);
+    if (!strcmp(cmd, "models")) return cmd_models(argc - 1, argv + 1);
     fprintf(stderr, "sembed: unknown command '%s'\n\n%s", cmd, main_usage);
     return EXIT_USAGE;
 }

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "cli_io.h"
+#include "cli_pull.h"
 #include "sembed.h"
 
 #define EXIT_RUNTIME 1
@@ -130,7 +131,7 @@ int cmd_bench(int argc, char **argv) {
     se_model *m = NULL;
     se_ctx *ctx = NULL;
     double t0 = now_s();
-    if (se_model_load(model, &mp, &m, &err) != SE_OK) {
+    if (cli_model_load(model, &mp, &m, &err) != SE_OK) {
         fprintf(stderr, "sembed: %s\n", err.msg);
         return EXIT_RUNTIME;
     }

@@ -17,6 +17,7 @@
 #include <zlib.h>
 
 #include "cli_io.h"
+#include "cli_pull.h"
 #include "sembed.h"
 
 #define EXIT_RUNTIME 1
@@ -259,7 +260,7 @@ int cmd_eval(int argc, char **argv) {
     int rc = EXIT_RUNTIME;
     float *ea = NULL, *eb = NULL, *sim = NULL;
     double *cs = NULL, *r1 = NULL, *r2 = NULL;
-    if (se_model_load(model, &mp, &m, &err) != SE_OK) {
+    if (cli_model_load(model, &mp, &m, &err) != SE_OK) {
         fprintf(stderr, "sembed: %s\n", err.msg);
         goto done;
     }
@@ -374,7 +375,7 @@ int cmd_search_corpus(int argc, char **argv) {
         fprintf(stderr, "sembed: %s\n", ebuf);
         goto done;
     }
-    if (se_model_load(model, NULL, &m, &err) != SE_OK || se_ctx_new(m, NULL, &ctx, &err) != SE_OK) {
+    if (cli_model_load(model, NULL, &m, &err) != SE_OK || se_ctx_new(m, NULL, &ctx, &err) != SE_OK) {
         fprintf(stderr, "sembed: %s\n", err.msg);
         goto done;
     }

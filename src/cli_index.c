@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "cli_io.h"
+#include "cli_pull.h"
 #include "sembed.h"
 
 #define EXIT_RUNTIME 1
@@ -200,7 +201,7 @@ static int enc_open(enc *e, const char *model, int dtype, long threads) {
     if (dtype >= 0) mp.dtype = (se_dtype)dtype;
     se_ctx_params cp = se_ctx_default_params();
     if (threads > 0) cp.n_threads = (int32_t)threads;
-    if (se_model_load(model, &mp, &e->m, &err) != SE_OK || se_ctx_new(e->m, &cp, &e->ctx, &err) != SE_OK ||
+    if (cli_model_load(model, &mp, &e->m, &err) != SE_OK || se_ctx_new(e->m, &cp, &e->ctx, &err) != SE_OK ||
         se_model_get_info(e->m, &e->info, &err) != SE_OK) {
         fprintf(stderr, "sembed: %s\n", err.msg);
         return -1;

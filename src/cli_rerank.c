@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cli_io.h"
+#include "cli_pull.h"
 #include "sembed.h"
 
 #define EXIT_RUNTIME 1
@@ -161,7 +162,7 @@ int cmd_rerank(int argc, char **argv) {
     se_model_params mp = se_model_default_params();
     mp.log_fn = cli_log;
     mp.dtype = (se_dtype)dtype;
-    if (se_model_load(model, &mp, &m, &err) != SE_OK) {
+    if (cli_model_load(model, &mp, &m, &err) != SE_OK) {
         fprintf(stderr, "sembed: %s\n", err.msg);
         goto done;
     }

@@ -39,6 +39,7 @@
 #include <microhttpd.h>
 
 #include "cli_io.h"
+#include "cli_pull.h"
 #include "serve.h"
 #include "serve_index.h"
 #include "serve_page.h"
@@ -912,7 +913,7 @@ int cmd_serve(int argc, char **argv) {
         se_model_params mp = se_model_default_params();
         mp.log_fn = cli_log;
         mp.dtype = (se_dtype)dtype;
-        if (se_model_load(sm->dir, &mp, &sm->m, &err) != SE_OK) {
+        if (cli_model_load(sm->dir, &mp, &sm->m, &err) != SE_OK) {
             fprintf(stderr, "sembed: serve: %s\n", err.msg);
             goto out;
         }

@@ -732,6 +732,9 @@ static void template_text(const se_tokenizer *t, const se_tpl_item *it, int n, c
 se_status se_tokenizer_load(const char *dir, se_tokenizer **out, se_error *err) {
     if (!dir || !out) return se_err(err, SE_E_INVALID, "se_tokenizer_load: dir and out must not be NULL");
     *out = NULL;
+    /* a missing folder is named as such, not as a missing tokenizer file */
+    struct stat dst;
+    if (stat(dir, &dst) != 0 && errno == ENOENT) return se_err(err, SE_E_IO, "model folder '%s': no such folder", dir);
     se_tokenizer *t = se_calloc(1, sizeof *t);
     if (!t) return se_err(err, SE_E_NOMEM, "out of memory");
     t->unk_id = -1;
