@@ -43,6 +43,7 @@
 
 #include <jansson.h>
 
+#include "cli_pull.h"
 #include "serve_index.h"
 
 #define SV_INDEXES_MAX 16
@@ -178,7 +179,7 @@ static bool pick_model(sv_ix *x, const se_index_info *info, const sv_index_model
         se_model_params mp = se_model_default_params();
         mp.log_fn = log_fn;
         mp.dtype = (se_dtype)dtype;
-        if (se_model_load(rec_dir, &mp, &x->own_model, &err) != SE_OK) {
+        if (cli_model_load(rec_dir, &mp, &x->own_model, &err) != SE_OK) {
             snprintf(msg, cap, "the index was built with the model %s, which no -m model matches and which cannot be "
                                "loaded (%s); serve that model with -m", rec_dir, err.msg);
             return false;
