@@ -19,8 +19,14 @@ cd "$(dirname "$0")"
 # Server: libmicrohttpd-dev (HTTP/1.1 for `sembed serve`; linked into the
 # sembed binary only); curl and python3-requests (real HTTP clients the
 # server's tests and examples use); the npm clients (the official `openai`
-# package) come from tests/clients/package-lock.json below.
-PKGS="build-essential libjansson-dev libutf8proc-dev libsqlite3-dev zlib1g-dev sqlite3 python3 python3-numpy g++ pkg-config man-db libmicrohttpd-dev curl python3-requests"
+# package, LangChain's, Hugging Face's) come from tests/clients/package-lock.json
+# below. Server tests: chromium (the web page, headless), nginx and wrk
+# (scale-out behind a load balancer, the load benchmark).
+# Hub: libcurl4-openssl-dev (HTTP, TLS, proxies for `sembed pull`),
+# libssl-dev (sha256 of downloaded blobs). Python package: python3-venv,
+# python3-setuptools, python3-wheel, python3-pip (installed from ./python into .venv, no
+# PyPI), python3-pytest (its tests).
+PKGS="build-essential libjansson-dev libutf8proc-dev libsqlite3-dev zlib1g-dev sqlite3 python3 python3-numpy g++ pkg-config man-db libmicrohttpd-dev curl python3-requests chromium nginx wrk libcurl4-openssl-dev libssl-dev python3-venv python3-setuptools python3-wheel python3-pip python3-pytest"
 
 # Installs whichever of $PKGS (and npm, when there is no npm) is missing:
 # with apt-get as root, through sudo otherwise; with neither, says what to
@@ -81,6 +87,17 @@ if [ ! -f tests/clients/node_modules/.package-lock.json ] ||
     [ tests/clients/package-lock.json -nt tests/clients/node_modules/.package-lock.json ]; then
     (cd tests/clients && npm ci --no-audit --no-fund --silent)
 fi
+# The official JavaScript hub client (@huggingface/hub), which test_pull
+# runs against the same fake hub and cache as `sembed pull`.
+if [ ! -f tests/hub-client/node_modules/.package-lock.json ] ||
+    [ tests/hub-client/package-lock.json -nt tests/hub-client/node_modules/.package-lock.json ]; then
+    (cd tests/hub-client && npm ci --no-audit --no-fund --silent)
+fi
+# The Python package (python/), with the library inside, into .venv (the
+# system's numpy, no PyPI): `.venv/bin/python3 -c 'import sembed'`.
+make -s python
+[ -x .venv/bin/python3 ] || /usr/bin/python3 -m venv --system-site-packages .venv
+.venv/bin/pip install -q --no-index --no-build-isolation --disable-pip-version-check ./python
 [ "${1:-}" = "--no-demo" ] && exit 0
 
 # The main job: index a small bundled corpus, search it, and similarities.
