@@ -46,18 +46,9 @@
 #define SV_TIMEOUT_S 30 /* a connection idle (or sending nothing) this long is closed */
 #define SV_DRAIN_S 60   /* on SIGTERM, how long requests in flight may take to finish */
 #define SV_HEADER_BYTES (32 * 1024) /* per connection: request line and headers (larger: 431) */
+#define SV_CORS_MAX 16
 
 /* ==== State ==== */
-
-/* One loaded model. */
-typedef struct sv_model {
-    const char *name, *dir;
-    se_model *m;
-    const se_tokenizer *tok;
-    se_model_info info;
-    sv_batcher *batcher;
-    bool strip; /* the architecture strips texts before tokenising (see prepare_text) */
-} sv_model;
 
 /* The server's configuration and shared state. */
 static struct {
@@ -72,11 +63,14 @@ static struct {
     long payload_limit;
     bool auto_truncate;
     bool log_json;
+    const char *cors[SV_CORS_MAX]; /* --cors-allow-origin values ("*": any) */
+    size_t n_cors;
+    long request_timeout;      /* seconds a request may take to arrive (headers + body) */
     int stopping;              /* set on SIGTERM/SIGINT (atomic) */
     int busy;                  /* work requests admitted and not finished (atomic) */
     int active;                /* requests of any kind between their first byte and their end (atomic) */
     pthread_mutex_t log_mu;
-} S = {.host = "127.0.0.1", .port = 8080, .max_batch_tokens = 16384, .max_client_batch = 32,
+} S = {.host = "127.0.0.1", .port = 8080, .max_batch_tokens = 16384, .max_client_batch = 32, .request_timeout = 30,
        .max_concurrent = 512, .payload_limit = 2000000, .log_mu = PTHREAD_MUTEX_INITIALIZER};
 
 /* Per-request state, kept by libmicrohttpd between calls of the handler. */
@@ -87,6 +81,10 @@ typedef struct conn_req {
     double t0;
     const char *model;/* for the log line */
     size_t n_inputs, n_tokens;
+    bool work;        /* a work route, counted in GET /metrics when answered */
+    bool embed;       /* an embedding route (else a cross-encoder one), for te_embed/te_predict_* */
+    bool single;      /* one input (TEI's method "single"), else a list ("batch") */
+    double t_tokenize, t_queue, t_infer; /* seconds (sv_stats) */
 } conn_req;
 
 /* ==== Logging ==== */
@@ -189,6 +187,23 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
 
 /* ==== Responses ==== */
 
+/* Adds Access-Control-Allow-Origin (and Vary: Origin) to resp when the
+ * request's Origin is one --cors-allow-origin allows; nothing without the
+ * option or for another origin. */
+static void add_cors(struct MHD_Connection *c, struct MHD_Response *resp) {
+    if (!S.n_cors) return;
+    const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+    if (!origin) return;
+    bool any = false, match = false;
+    for (size_t i = 0; i < S.n_cors; i++) {
+        if (!strcmp(S.cors[i], "*")) any = true;
+        else if (!strcmp(S.cors[i], origin)) match = true;
+    }
+    if (!any && !match) return;
+    MHD_add_response_header(resp, "Access-Control-Allow-Origin", match ? origin : "*");
+    if (match) MHD_add_response_header(resp, "Vary", "Origin");
+}
+
 /* Queues body (malloc'd, taken over) with status and a JSON content type,
  * logs the request, and returns libmicrohttpd's result. close asks the
  * client to close the connection (after a refused upload). */
@@ -210,8 +225,14 @@ static enum MHD_Result send_body(struct MHD_Connection *c, const char *method, c
     body->p = NULL;
     if (ctype) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     if (__atomic_load_n(&S.stopping, __ATOMIC_SEQ_CST)) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    add_cors(c, resp);
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
     MHD_destroy_response(resp);
+    if (r->work && status == 200) {
+        sv_stats st = {.t_tokenize = r->t_tokenize, .t_queue = r->t_queue, .t_infer = r->t_infer};
+        sv_metrics_request(!r->single, r->embed);
+        sv_metrics_success(!r->single, r->embed, cli_now() - r->t0, &st);
+    }
     log_request(c, method, url, status, n, r, err);
     return ret;
 }
@@ -220,6 +241,16 @@ static enum MHD_Result send_body(struct MHD_Connection *c, const char *method, c
  * under /v1/, OpenAI's {"error": {"message", "type", "param", "code"}}. */
 static enum MHD_Result send_error(struct MHD_Connection *c, const char *method, const char *url, conn_req *r,
                                   const sv_error *e) {
+    if (r->work) { /* te_request_failure{err}: by what went wrong */
+        sv_fail_kind why = e->why                           ? (sv_fail_kind)e->why
+                           : !strcmp(e->type, "tokenizer")  ? SV_FAIL_TOKENIZATION
+                           : !strcmp(e->type, "overloaded") ? SV_FAIL_OVERLOADED
+                           : !strcmp(e->type, "backend")    ? SV_FAIL_INFERENCE
+                                                            : SV_FAIL_VALIDATION;
+        sv_metrics_request(!r->single, r->embed);
+        sv_metrics_failure(why);
+        r->work = false; /* counted once */
+    }
     sv_buf b = {0};
     if (!strncmp(url, "/v1/", 4)) {
         const char *type = e->status == 401   ? "invalid_request_error"
@@ -278,60 +309,28 @@ static void pooling_name(uint32_t p, char *out, size_t cap) {
         }
 }
 
-/* Whether code point cp is whitespace to Python's str.strip(). */
-static bool is_py_space(uint32_t cp) {
-    return (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20) || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
-           (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F ||
-           cp == 0x3000;
-}
-
-/* Decodes the code point at s[0..n) (valid UTF-8, as jansson checked) into
- * *cp; returns its byte length. */
-static size_t utf8_at(const unsigned char *s, size_t n, uint32_t *cp) {
-    size_t k = s[0] < 0x80 ? 1 : s[0] < 0xE0 ? 2 : s[0] < 0xF0 ? 3 : 4;
-    if (k > n) k = n;
-    uint32_t v = k == 1 ? s[0] : k == 2 ? s[0] & 0x1Fu : k == 3 ? s[0] & 0x0Fu : s[0] & 0x07u;
-    for (size_t i = 1; i < k; i++) v = v << 6 | (s[i] & 0x3Fu);
-    *cp = v;
-    return k;
-}
-
-/* Builds what se_encode tokenises for a text: prompt + text, stripped of
- * Python whitespace at both ends when the architecture strips (every
- * architecture but USE lite, whose own pipeline does not). Lowercasing
- * models do not come here (their texts take the text path). *out is
- * malloc'd. */
-static bool prepare_text(const sv_model *sm, const char *prompt, const char *text, size_t len, char **out,
-                         size_t *out_len) {
-    size_t pl = strlen(prompt), n = pl + len;
-    char *t = malloc(n + 1);
-    if (!t) return false;
-    memcpy(t, prompt, pl);
-    memcpy(t + pl, text, len);
-    size_t b = 0, e = n;
-    const unsigned char *u = (const unsigned char *)t;
-    while (sm->strip && b < e) {
-        uint32_t cp;
-        size_t k = utf8_at(u + b, e - b, &cp);
-        if (!is_py_space(cp)) break;
-        b += k;
-    }
-    while (sm->strip && e > b) {
-        size_t s = e - 1;
-        while (s > b && (u[s] & 0xC0) == 0x80) s--;
-        uint32_t cp;
-        utf8_at(u + s, e - s, &cp);
-        if (!is_py_space(cp)) break;
-        e = s;
-    }
-    memmove(t, t + b, e - b);
-    t[e - b] = 0;
-    *out = t;
-    *out_len = e - b;
-    return true;
-}
-
 /* ==== Routes ==== */
+
+/* Fills e for a route the model cannot serve (TEI's 424, counted as
+ * model_type): an embedding route on a cross-encoder, or a cross-encoder
+ * route on an embedding model (or /rerank on a classifier), naming the
+ * model, what it is and the routes it has. */
+static void wrong_model_type(const sv_model *sm, const char *url, sv_error *e) {
+    const se_model_info *in = &sm->info;
+    e->why = SV_FAIL_MODEL_TYPE;
+    if (!in->head)
+        sv_fail(e, 424, "backend", "model",
+                "%s: the model `%s` is an embedding model, not a cross-encoder (reranker or classifier): use /embed, "
+                "/v1/embeddings or /similarity", url, sm->name);
+    else if (in->n_labels == 1)
+        sv_fail(e, 424, "backend", "model",
+                "%s: the model `%s` is a reranker (a cross-encoder, %s, one label), not an embedding model: use /rerank, "
+                "/v1/rerank or /predict", url, sm->name, in->head);
+    else
+        sv_fail(e, 424, "backend", "model",
+                "%s: the model `%s` is a classifier (a cross-encoder, %s, %d labels), not %s: use /predict", url, sm->name,
+                in->head, in->n_labels, strstr(url, "rerank") ? "a reranker (one label)" : "an embedding model");
+}
 
 /* POST /v1/embeddings, /embed and /: binds the body, tokenises each text
  * on this thread (or checks the token ids), queues the sequences on the
@@ -357,7 +356,13 @@ static enum MHD_Result route_embed(struct MHD_Connection *c, const char *method,
         goto fail;
     }
     r->model = sm->name;
+    r->single = q.single;
     const se_model_info *in = &sm->info;
+    if (in->head) {
+        wrong_model_type(sm, url, &e);
+        goto fail;
+    }
+    if (route == SV_ROUTE_TEI_SIMILARITY) q.normalize = false; /* the model's own vectors, as TEI */
     if (q.dimensions > in->dim) {
         sv_fail(&e, 422, "validation", "dimensions", "`dimensions` %d is larger than the model's %d", q.dimensions, in->dim);
         goto fail;
@@ -382,6 +387,7 @@ static enum MHD_Result route_embed(struct MHD_Connection *c, const char *method,
     items = calloc(q.n_inputs, sizeof *items);
     tok_ids = calloc(q.n_inputs, sizeof *tok_ids);
     vecs = malloc(q.n_inputs * dim * sizeof *vecs);
+    double t_tok = cli_now();
     if (!items || !tok_ids || !vecs) {
         sv_fail(&e, 503, "overloaded", NULL, "out of memory");
         goto fail;
@@ -418,10 +424,11 @@ static enum MHD_Result route_embed(struct MHD_Connection *c, const char *method,
             it->ids = x->ids;
             it->n_ids = x->n_ids;
             r->n_tokens += x->n_ids;
+            sv_metrics_input_length(x->n_ids);
         } else {
             char *pt;
             size_t pl, n = 0;
-            if (!prepare_text(sm, text_path ? "" : prompt, x->text, x->text_len, &pt, &pl)) {
+            if (!sv_prepare_text(sm->strip, text_path ? "" : prompt, x->text, x->text_len, &pt, &pl)) {
                 sv_fail(&e, 503, "overloaded", NULL, "out of memory");
                 goto fail;
             }
@@ -448,6 +455,7 @@ static enum MHD_Result route_embed(struct MHD_Connection *c, const char *method,
             }
             it->n_ids = n;
             r->n_tokens += n;
+            sv_metrics_input_length(n);
             if (text_path || n == 0) { /* se_encode on the inference thread */
                 it->text = x->text;
                 it->text_len = x->text_len;
@@ -458,17 +466,29 @@ static enum MHD_Result route_embed(struct MHD_Connection *c, const char *method,
             }
         }
     }
+    r->t_tokenize = cli_now() - t_tok;
     sv_job job;
     if (!sv_batcher_run(sm->batcher, &job, items, q.n_inputs)) {
         sv_fail(&e, 429, "overloaded", NULL, "Model is overloaded: the queue is full");
         goto fail;
     }
+    if (job.t_start > 0) r->t_queue = job.t_start - job.t_queued, r->t_infer = job.t_end - job.t_start;
     if (job.status != SE_OK) {
         sv_fail(&e, 424, "backend", NULL, "input %zu: %s", job.err_item, job.msg);
         goto fail;
     }
     sv_buf b = {0};
-    if (route == SV_ROUTE_OPENAI_EMBED) {
+    if (route == SV_ROUTE_TEI_SIMILARITY) { /* the source sentence against each sentence */
+        float *sim = malloc((q.n_inputs - 1) * sizeof *sim);
+        se_error se = {0};
+        if (!sim || se_similarity_matrix(in->similarity, vecs, 1, vecs + dim, q.n_inputs - 1, dim, sim, &se) != SE_OK) {
+            free(sim);
+            sv_fail(&e, 424, "backend", NULL, "similarity: %s", sim ? se.msg : "out of memory");
+            goto fail;
+        }
+        sv_buf_float_array(&b, sim, q.n_inputs - 1);
+        free(sim);
+    } else if (route == SV_ROUTE_OPENAI_EMBED) {
         sv_buf_puts(&b, "{\"object\":\"list\",\"data\":[");
         for (size_t i = 0; i < q.n_inputs; i++) {
             sv_buf_printf(&b, "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":", i ? "," : "", i);
@@ -498,6 +518,60 @@ done:
     free(vecs);
     sv_request_free(&q);
     return ret;
+}
+
+/* POST /rerank, /predict, /v1/rerank (and POST / on a cross-encoder):
+ * binds the body, checks the model is a cross-encoder (a reranker, one
+ * label, for the rerank routes) and lets serve_rerank.c score the pairs. */
+static enum MHD_Result route_pairs(struct MHD_Connection *c, const char *method, const char *url, conn_req *r,
+                                   sv_route route) {
+    sv_request q;
+    sv_error e = {0};
+    if (!sv_request_parse(route, r->body.p ? r->body.p : "", r->body.n, (size_t)S.max_client_batch, S.auto_truncate,
+                          &q, &e))
+        return send_error(c, method, url, r, &e);
+    r->n_inputs = q.n_inputs;
+    r->single = q.single;
+    sv_model *sm = find_model(q.model);
+    if (!sm) {
+        char names[256];
+        model_names(names, sizeof names);
+        sv_fail(&e, !strncmp(url, "/v1/", 4) ? 404 : 422, "validation", "model",
+                "The model `%.96s` does not exist (loaded: %s)", q.model, names);
+        sv_request_free(&q);
+        return send_error(c, method, url, r, &e);
+    }
+    r->model = sm->name;
+    if (!sm->info.head || (q.route != SV_ROUTE_TEI_PREDICT && sm->info.n_labels != 1)) {
+        wrong_model_type(sm, url, &e);
+        sv_request_free(&q);
+        return send_error(c, method, url, r, &e);
+    }
+    sv_buf b = {0};
+    sv_stats st = {0};
+    bool ok = sv_route_pairs(sm, &q, &b, &st, &e);
+    sv_request_free(&q);
+    r->n_tokens = st.n_tokens;
+    r->t_tokenize = st.t_tokenize, r->t_queue = st.t_queue, r->t_infer = st.t_infer;
+    if (!ok) {
+        sv_buf_free(&b);
+        return send_error(c, method, url, r, &e);
+    }
+    return send_body(c, method, url, r, 200, &b, "application/json", NULL);
+}
+
+/* GET /metrics: Prometheus' text format (serve_metrics.c), with the items
+ * waiting in every model's batcher as te_queue_size. */
+static enum MHD_Result route_metrics(struct MHD_Connection *c, const char *method, const char *url, conn_req *r) {
+    size_t queued = 0;
+    for (size_t i = 0; i < S.n_models; i++) {
+        size_t q, passes, mixed;
+        sv_batcher_stats(S.models[i].batcher, &q, &passes, &mixed);
+        queued += q;
+    }
+    sv_buf b = {0};
+    sv_metrics_render(&b, queued, (size_t)S.models[0].info.n_tokens_max);
+    return send_body(c, method, url, r, 200, &b, "text/plain; version=0.0.4", NULL);
 }
 
 /* POST /tokenize: per input, TEI's [{id, text, special, start, stop}].
@@ -569,23 +643,50 @@ static enum MHD_Result route_tokenize(struct MHD_Connection *c, const char *meth
     return send_body(c, method, url, r, 200, &b, "application/json", NULL);
 }
 
+/* Writes TEI's model_type of a model: {"embedding": {"pooling"}} or, for
+ * a cross-encoder, {"reranker": {id2label, label2id}} with one label and
+ * {"classifier": {...}} with more, as TEI's /info. */
+static void model_type(sv_buf *b, const sv_model *m) {
+    if (!m->info.head) {
+        char pool[96];
+        pooling_name(m->info.pooling, pool, sizeof pool);
+        sv_buf_printf(b, "{\"embedding\":{\"pooling\":\"%s\"}}", pool);
+        return;
+    }
+    sv_buf_puts(b, m->info.n_labels == 1 ? "{\"reranker\":{\"id2label\":{" : "{\"classifier\":{\"id2label\":{");
+    for (int32_t k = 0; k < m->info.n_labels; k++) {
+        const char *l = m->info.labels && m->info.labels[k] ? m->info.labels[k] : "";
+        sv_buf_printf(b, "%s\"%d\":", k ? "," : "", k);
+        sv_buf_json_str(b, l, strlen(l));
+    }
+    sv_buf_puts(b, "},\"label2id\":{");
+    for (int32_t k = 0; k < m->info.n_labels; k++) {
+        const char *l = m->info.labels && m->info.labels[k] ? m->info.labels[k] : "";
+        if (k) sv_buf_puts(b, ",");
+        sv_buf_json_str(b, l, strlen(l));
+        sv_buf_printf(b, ":%d", k);
+    }
+    sv_buf_puts(b, "}}}");
+}
+
 /* GET /info: TEI's description of the server (the default model first),
- * with every loaded model under "models". */
+ * with every loaded model under "models" (model_type: "embedding",
+ * "reranker" or "classifier"). */
 static enum MHD_Result route_info(struct MHD_Connection *c, const char *method, const char *url, conn_req *r) {
     const sv_model *d = &S.models[0];
     static const char *dt[] = {"float32", "float16", "bfloat16", "int8"};
     char pool[96];
-    pooling_name(d->info.pooling, pool, sizeof pool);
     sv_buf b = {0};
     sv_buf_puts(&b, "{\"model_id\":");
     sv_buf_json_str(&b, d->name, strlen(d->name));
+    sv_buf_printf(&b, ",\"model_sha\":null,\"model_dtype\":\"%s\",\"model_type\":", dt[d->info.compute_dtype & 3]);
+    model_type(&b, d);
     sv_buf_printf(&b,
-                  ",\"model_sha\":null,\"model_dtype\":\"%s\",\"model_type\":{\"embedding\":{\"pooling\":\"%s\"}},"
-                  "\"max_concurrent_requests\":%ld,\"max_input_length\":%d,\"max_batch_tokens\":%ld,"
+                  ",\"max_concurrent_requests\":%ld,\"max_input_length\":%d,\"max_batch_tokens\":%ld,"
                   "\"max_batch_requests\":null,\"max_client_batch_size\":%ld,\"auto_truncate\":%s,"
                   "\"tokenization_workers\":null,\"version\":\"%s\",\"sha\":null,\"docker_label\":null,\"models\":[",
-                  dt[d->info.compute_dtype & 3], pool, S.max_concurrent, d->info.n_tokens_max, S.max_batch_tokens,
-                  S.max_client_batch, S.auto_truncate ? "true" : "false", se_version());
+                  S.max_concurrent, d->info.n_tokens_max, S.max_batch_tokens, S.max_client_batch,
+                  S.auto_truncate ? "true" : "false", se_version());
     for (size_t i = 0; i < S.n_models; i++) {
         const sv_model *m = &S.models[i];
         size_t queued, passes, mixed;
@@ -595,6 +696,8 @@ static enum MHD_Result route_info(struct MHD_Connection *c, const char *method, 
         sv_buf_json_str(&b, m->name, strlen(m->name));
         sv_buf_puts(&b, ",\"dir\":");
         sv_buf_json_str(&b, m->dir, strlen(m->dir));
+        sv_buf_printf(&b, ",\"model_type\":\"%s\"",
+                      !m->info.head ? "embedding" : m->info.n_labels == 1 ? "reranker" : "classifier");
         sv_buf_printf(&b, ",\"arch\":\"%s\",\"dim\":%d,\"max_input_length\":%d,\"pooling\":\"%s\",\"normalize\":%s,"
                           "\"dtype\":\"%s\",\"queued\":%zu,\"batches\":%zu,\"mixed_batches\":%zu}",
                       m->info.arch, m->info.dim, m->info.n_tokens_max, pool, m->info.normalize ? "true" : "false",
@@ -633,9 +736,42 @@ static bool authorized(struct MHD_Connection *c) {
 /* The work routes (POST, admitted against --max-concurrent-requests). */
 static int work_route(const char *url) {
     if (!strcmp(url, "/v1/embeddings")) return SV_ROUTE_OPENAI_EMBED;
-    if (!strcmp(url, "/embed") || !strcmp(url, "/")) return SV_ROUTE_TEI_EMBED;
+    if (!strcmp(url, "/embed")) return SV_ROUTE_TEI_EMBED;
+    /* POST / is the default model's own route, as TEI's */
+    if (!strcmp(url, "/")) return S.models[0].info.head ? SV_ROUTE_TEI_PREDICT : SV_ROUTE_TEI_EMBED;
     if (!strcmp(url, "/tokenize")) return SV_ROUTE_TEI_TOKENIZE;
+    if (!strcmp(url, "/rerank")) return SV_ROUTE_TEI_RERANK;
+    if (!strcmp(url, "/predict")) return SV_ROUTE_TEI_PREDICT;
+    if (!strcmp(url, "/similarity")) return SV_ROUTE_TEI_SIMILARITY;
+    if (!strcmp(url, "/v1/rerank") || !strcmp(url, "/v1/reranking") || !strcmp(url, "/reranking"))
+        return SV_ROUTE_JINA_RERANK;
     return -1;
+}
+
+/* Answers a CORS preflight (OPTIONS with --cors-allow-origin): 204 with
+ * the allowed methods and headers (Authorization, Content-Type) for an
+ * allowed Origin, 403 for another. No API key is asked for: browsers send
+ * preflights without credentials. */
+static enum MHD_Result send_preflight(struct MHD_Connection *c, const char *method, const char *url, conn_req *r) {
+    const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+    bool ok = false;
+    for (size_t i = 0; origin && i < S.n_cors; i++) ok = ok || !strcmp(S.cors[i], "*") || !strcmp(S.cors[i], origin);
+    if (!ok) {
+        sv_error e = {0};
+        sv_fail(&e, 403, "validation", NULL, "CORS: the origin %.96s is not allowed (--cors-allow-origin)",
+                origin ? origin : "(none)");
+        return send_error(c, method, url, r, &e);
+    }
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    if (!resp) return MHD_NO;
+    add_cors(c, resp);
+    MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    MHD_add_response_header(resp, "Access-Control-Allow-Headers", "Authorization, Content-Type");
+    MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
+    enum MHD_Result ret = MHD_queue_response(c, 204, resp);
+    MHD_destroy_response(resp);
+    log_request(c, method, url, 204, 0, r, NULL);
+    return ret;
 }
 
 /* libmicrohttpd's request handler. The first call (headers read) refuses
@@ -659,6 +795,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
             sv_fail(&e, 503, "unhealthy", NULL, "the server is shutting down");
             return send_error(c, method, url, r, &e);
         }
+        if (S.n_cors && !strcmp(method, "OPTIONS")) return send_preflight(c, method, url, r);
         if (strcmp(url, "/health") != 0 && !authorized(c)) {
             sv_fail(&e, 401, "unauthorized", NULL, "missing or wrong API key (send Authorization: Bearer KEY)");
             return send_error(c, method, url, r, &e);
@@ -672,6 +809,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
             }
             if (__atomic_add_fetch(&S.busy, 1, __ATOMIC_SEQ_CST) > S.max_concurrent) {
                 __atomic_sub_fetch(&S.busy, 1, __ATOMIC_SEQ_CST);
+                r->work = wr != SV_ROUTE_TEI_TOKENIZE;
+                r->embed = wr == SV_ROUTE_OPENAI_EMBED || wr == SV_ROUTE_TEI_EMBED || wr == SV_ROUTE_TEI_SIMILARITY;
                 sv_fail(&e, 429, "overloaded", NULL, "Model is overloaded: %ld requests in flight (--max-concurrent-requests)",
                         S.max_concurrent);
                 return send_error(c, method, url, r, &e);
@@ -695,7 +834,13 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         sv_fail(&e, 503, "overloaded", NULL, "out of memory for the body");
         return send_error(c, method, url, r, &e);
     }
-    if (post && (wr == SV_ROUTE_OPENAI_EMBED || wr == SV_ROUTE_TEI_EMBED)) return route_embed(c, method, url, r, (sv_route)wr);
+    if (post && wr >= 0 && wr != SV_ROUTE_TEI_TOKENIZE) r->work = true;
+    if (post && (wr == SV_ROUTE_OPENAI_EMBED || wr == SV_ROUTE_TEI_EMBED || wr == SV_ROUTE_TEI_SIMILARITY)) {
+        r->embed = true;
+        return route_embed(c, method, url, r, (sv_route)wr);
+    }
+    if (post && (wr == SV_ROUTE_TEI_RERANK || wr == SV_ROUTE_TEI_PREDICT || wr == SV_ROUTE_JINA_RERANK))
+        return route_pairs(c, method, url, r, (sv_route)wr);
     if (post && wr == SV_ROUTE_TEI_TOKENIZE) return route_tokenize(c, method, url, r);
     if (get && !strcmp(url, "/health")) {
         sv_buf b = {0};
@@ -703,7 +848,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     }
     if (get && !strcmp(url, "/info")) return route_info(c, method, url, r);
     if (get && !strcmp(url, "/v1/models")) return route_models(c, method, url, r);
-    bool known = wr >= 0 || !strcmp(url, "/health") || !strcmp(url, "/info") || !strcmp(url, "/v1/models");
+    if (get && !strcmp(url, "/metrics")) return route_metrics(c, method, url, r);
+    bool known = wr >= 0 || !strcmp(url, "/health") || !strcmp(url, "/info") || !strcmp(url, "/v1/models") ||
+                 !strcmp(url, "/metrics");
     if (known) sv_fail(&e, 405, "validation", NULL, "%s is not allowed on %s", method, url);
     else sv_fail(&e, 404, "not_found", NULL, "no route %s %s", method, url);
     return send_error(c, method, url, r, &e);
@@ -727,15 +874,16 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
 static const char serve_usage[] =
     "usage: sembed serve -m DIR [-m NAME=DIR ...] [options]\n"
     "\n"
-    "An HTTP embedding server: OpenAI's POST /v1/embeddings and GET /v1/models, and\n"
-    "text-embeddings-inference's POST /embed, POST /, POST /tokenize, GET /info, GET /health.\n"
-    "Requests from all connections are batched together by the token budget; every vector is\n"
-    "the same, bit for bit, whatever it is batched with. SIGTERM or SIGINT: stop accepting,\n"
-    "finish the requests in flight, exit 0.\n"
+    "An HTTP embedding and reranking server: OpenAI's POST /v1/embeddings and GET /v1/models;\n"
+    "text-embeddings-inference's POST /embed, /similarity, /rerank, /predict, /tokenize and /\n"
+    "(the default model's own route), GET /info, /health and /metrics (Prometheus); Jina's and\n"
+    "Cohere's POST /v1/rerank. Requests from all connections are batched together by the token\n"
+    "budget; every vector and score is the same, bit for bit, whatever it is batched with.\n"
+    "SIGTERM or SIGINT: stop accepting, finish the requests in flight, exit 0.\n"
     "\n"
-    "  -m, --model [NAME=]DIR           a model folder, under NAME (default: the folder's name);\n"
-    "                                   repeat for several models, chosen by the request's \"model\";\n"
-    "                                   the first is the default\n"
+    "  -m, --model [NAME=]DIR           a model folder (an embedding model or a cross-encoder), under\n"
+    "                                   NAME (default: the folder's name); repeat for several models,\n"
+    "                                   chosen by the request's \"model\"; the first is the default\n"
     "      --host ADDR                  address to listen on (default 127.0.0.1; 0.0.0.0 for all)\n"
     "      --port N                     port (default 8080; 0: any free port, printed at start)\n"
     "      --api-key KEY                require \"Authorization: Bearer KEY\" (not on /health)\n"
@@ -748,6 +896,10 @@ static const char serve_usage[] =
     "  -t, --threads N                  threads per model's forward pass (default: all cores, at most 8)\n"
     "      --dtype D                    f32 (default), bf16 (AVX-512) or int8 (AVX512-VNNI)\n"
     "      --log-format F               text (default) or json: one line per request on stderr\n"
+    "      --cors-allow-origin ORIGIN   allow browser pages from ORIGIN (repeatable; * for any):\n"
+    "                                   Access-Control-Allow-Origin, OPTIONS preflights answered 204\n"
+    "      --request-timeout SECONDS    a request must arrive whole (headers and body) within this;\n"
+    "                                   slower clients get 408 and are disconnected (default 30)\n"
     "  -h, --help                       this help\n"
     "\n"
     "  sembed serve -m models/use-lite --port 8080\n"
@@ -797,6 +949,7 @@ int cmd_serve(int argc, char **argv) {
         {"payload-limit", required_argument, 0, 'L'},  {"auto-truncate", no_argument, 0, 'A'},
         {"threads", required_argument, 0, 't'},        {"dtype", required_argument, 0, 'T'},
         {"log-format", required_argument, 0, 'F'},     {"help", no_argument, 0, 'h'},
+        {"cors-allow-origin", required_argument, 0, 'O'}, {"request-timeout", required_argument, 0, 'W'},
         {0, 0, 0, 0}};
     const char *specs[SV_MODELS_MAX], *key_file = NULL;
     char names[SV_MODELS_MAX][256];
@@ -827,6 +980,15 @@ int cmd_serve(int argc, char **argv) {
             if (strcmp(optarg, "text") != 0 && strcmp(optarg, "json") != 0)
                 return cli_usage_error(serve_usage, "serve: --log-format must be text or json");
             S.log_json = !strcmp(optarg, "json");
+            break;
+        case 'O':
+            if (S.n_cors == SV_CORS_MAX)
+                return cli_usage_error(serve_usage, "serve: at most %d --cors-allow-origin", SV_CORS_MAX);
+            if (!optarg[0]) return cli_usage_error(serve_usage, "serve: --cors-allow-origin is empty");
+            S.cors[S.n_cors++] = optarg;
+            break;
+        case 'W':
+            if (cli_opt_long("serve", "--request-timeout", optarg, 1, 86400, &S.request_timeout)) return EXIT_USAGE;
             break;
         case 'h': fputs(serve_usage, stdout); return 0;
         default: fputs(serve_usage, stderr); return EXIT_USAGE;

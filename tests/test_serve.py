@@ -21,6 +21,9 @@ MODEL = "models/use-lite"
 EN = "tests/fixtures/models/en-mean-norm"        # BERT, Normalize, strips texts
 PLAIN = "tests/fixtures/models/en-plain-hf"      # BERT, no Normalize
 PROMPT = "tests/fixtures/models/en-allpool-prompt"  # prompts excluded from pooling
+CE = "tests/fixtures/models/ce-bert-1"           # a reranker (one label, sigmoid)
+NLI = "tests/fixtures/models/ce-bert-3-bin"      # a classifier (3 labels, identity)
+CEX = "tests/fixtures/models/ce-xlmr-1"          # an XLM-R reranker
 CLIENTS = "tests/clients"
 
 TEXTS = ["A man is eating food.", "A man is eating a piece of bread.", "The stock market fell sharply.",
@@ -338,6 +341,242 @@ def test_truncation(s):
     toks = tokenize_ref(MODEL, [long_text], "--max-length", "0")
     st, body, _ = s.request("POST", "/embed", {"inputs": toks})
     check("too many token ids: 422", st == 422 and "128" in body.get("error", ""), str(body)[:200])
+
+
+# ==== cross-encoders: /rerank, /v1/rerank, /predict ====
+
+def fixture_pairs(model):
+    """The expected.jsonl records (after the header) of a cross-encoder fixture: the independent
+    PyTorch reference (tools/gen_fixtures.py)."""
+    with open(os.path.join(model, "expected.jsonl")) as f:
+        return [json.loads(l) for l in f][1:]
+
+
+def rerank_ref(model, query, docs, *opts):
+    """`sembed rerank --json` (se_rank's order and scores): [(index, score)]."""
+    rc, out, err = run("rerank", "-m", model, "--json", "-q", *opts, query, input="".join(d + "\n" for d in docs).encode())
+    if rc != 0:
+        print(err, file=sys.stderr)
+        return None
+    return [(r["index"], r["score"]) for r in map(json.loads, out.splitlines())]
+
+
+def sigmoid(x):
+    return 1 / (1 + np.exp(-np.float64(x)))
+
+
+def test_rerank(s):
+    """TEI's /rerank and the Jina/Cohere /v1/rerank on the rerankers: scores and order as `sembed rerank`
+    (se_rank) and within 1e-5 of the PyTorch fixture."""
+    recs = fixture_pairs(CE)[:6]  # one query, six documents (three cut at model_max_length)
+    query, docs = recs[0]["text"], [r["text_pair"] for r in recs]
+    st, body, _ = s.request("POST", "/rerank", {"query": query, "texts": docs})
+    check("rerank: documents longer than the model reads without truncate -> 422 naming one",
+          st == 422 and is_tei_error(body, "validation") and "input 0" in body["error"] and "32" in body["error"],
+          f"{st} {body}")
+    for raw in (False, True):
+        ref = rerank_ref(CE, query, docs, *(["--raw-scores"] if raw else []))
+        st, body, _ = s.request("POST", "/rerank", {"query": query, "texts": docs, "truncate": True, "raw_scores": raw,
+                                                    "return_text": True})
+        got = [(r["index"], r["score"]) for r in body] if st == 200 else None
+        check(f"rerank raw_scores={raw}: order = sembed rerank", got is not None and ref is not None
+              and [g[0] for g in got] == [r[0] for r in ref], f"{st} {body} {ref}")
+        check(f"rerank raw_scores={raw}: scores within 1e-6 of sembed rerank (se_rank)", got is not None and ref is not None
+              and max(abs(a[1] - b[1]) for a, b in zip(got, ref)) <= 1e-6, f"{got} {ref}")
+        want = {i: (r["logits"][0] if raw else r["scores"][0]) for i, r in enumerate(recs)}
+        check(f"rerank raw_scores={raw}: within 1e-5 of the PyTorch fixture", got is not None
+              and all(abs(sc - want[i]) <= 1e-5 for i, sc in got), f"{got} {want}")
+        check(f"rerank raw_scores={raw}: sorted by score, descending", got is not None
+              and all(got[k][1] >= got[k + 1][1] for k in range(len(got) - 1)))
+        check(f"rerank return_text: each document's text", st == 200
+              and all(r["text"] == docs[r["index"]] and set(r) == {"index", "text", "score"} for r in body), str(body)[:300])
+    st, body, _ = s.request("POST", "/rerank", {"query": query, "texts": docs[1:4]})
+    check("rerank: no text unless return_text", st == 200 and all(set(r) == {"index", "score"} for r in body), str(body))
+    check("rerank: raw_scores false is the sigmoid of the logit (TEI's activation for one label)", st == 200
+          and all(abs(r["score"] - sigmoid(recs[1 + r["index"]]["logits"][0])) <= 1e-6 for r in body), str(body))
+    # the XLM-R reranker, as a second model chosen by "model"
+    xr = fixture_pairs(CEX)[5:8]  # not cut
+    ref = rerank_ref(CEX, xr[0]["text"], [xr[0]["text_pair"]])
+    st, body, _ = s.request("POST", "/rerank", {"query": xr[0]["text"], "texts": [xr[0]["text_pair"]], "model": "xlmr"})
+    check("rerank model xlmr = sembed rerank and the fixture", st == 200 and ref is not None
+          and abs(body[0]["score"] - ref[0][1]) <= 1e-6 and abs(body[0]["score"] - xr[0]["scores"][0]) <= 1e-5, f"{st} {body} {ref}")
+
+    # Jina / Cohere, as llama.cpp serves it
+    ref = rerank_ref(CE, query, docs[1:4])
+    jdocs = [docs[1], {"text": docs[2]}, docs[3]]
+    for path in ("/v1/rerank", "/v1/reranking", "/reranking", "/rerank"):
+        st, body, _ = s.request("POST", path, {"model": "ce", "query": query, "documents": jdocs, "top_n": 2,
+                                               "return_documents": True})
+        ok = st == 200 and isinstance(body, dict) and body.get("model") == "ce" and body.get("object") == "list"
+        check(f"jina {path}: {{model, object, usage, results}}", ok and set(body) == {"model", "object", "usage", "results"},
+              f"{st} {body}")
+        res = body["results"] if ok else []
+        check(f"jina {path}: top_n 2, best first, as sembed rerank", ok and ref is not None and len(res) == 2
+              and [r["index"] for r in res] == [r[0] for r in ref[:2]]
+              and all(abs(r["relevance_score"] - f[1]) <= 1e-6 for r, f in zip(res, ref)), f"{res} {ref}")
+        check(f"jina {path}: return_documents gives {{text}}", ok
+              and all(r["document"] == {"text": docs[1 + r["index"]]} for r in res), str(res))
+    # usage: the tokens of the pairs ([CLS] query [SEP] doc [SEP]), as sembed tokenize --pair counts them
+    rc, out, _ = run("tokenize", "-m", CE, "--pair", input="".join(f"{query}\t{d}\n" for d in docs[1:4]).encode())
+    ntok = sum(len(json.loads(l)) for l in out.splitlines()) if rc == 0 else -1
+    st, body, _ = s.request("POST", "/v1/rerank", {"query": query, "documents": docs[1:4]})
+    check("jina: usage counts the pairs' tokens; all documents without top_n; no document unless asked",
+          st == 200 and body["usage"] == {"prompt_tokens": ntok, "total_tokens": ntok} and len(body["results"]) == 3
+          and all(set(r) == {"index", "relevance_score"} for r in body["results"]), f"{st} {body} {ntok}")
+
+
+def test_predict(s):
+    """TEI's /predict on the 3-label classifier and the reranker: [{score, label}] sorted, TEI's
+    activation (softmax for several labels, sigmoid for one), raw_scores the logits."""
+    recs = fixture_pairs(NLI)
+    r0 = recs[1]  # not cut
+    labels = ["contradiction", "entailment", "neutral"]
+    st, body, _ = s.request("POST", "/predict", {"inputs": [r0["text"], r0["text_pair"]], "model": "nli"})
+    check("predict: one pair -> a flat list of {score, label}", st == 200 and isinstance(body, list) and len(body) == 3
+          and all(set(p) == {"score", "label"} for p in body), f"{st} {body}")
+    if st == 200:
+        got = {p["label"]: p["score"] for p in body}
+        check("predict: softmax over the labels, within 1e-5 of the fixture",
+              all(abs(got[l] - r0["softmax"][k]) <= 1e-5 for k, l in enumerate(labels)), f"{got} {r0['softmax']}")
+        check("predict: sorted by score, descending", [p["score"] for p in body] == sorted(got.values(), reverse=True))
+    pairs = [[r["text"], r["text_pair"]] for r in recs[1:4]]
+    st, body, _ = s.request("POST", "/predict", {"inputs": pairs, "model": "nli", "raw_scores": True})
+    check("predict: a batch of pairs -> one list per pair", st == 200 and len(body) == 3 and all(len(p) == 3 for p in body),
+          f"{st} {body}")
+    if st == 200:
+        check("predict raw_scores: the logits, within 1e-5 of the fixture",
+              all(abs({p["label"]: p["score"] for p in body[i]}[l] - recs[1 + i]["logits"][k]) <= 1e-5
+                  for i in range(3) for k, l in enumerate(labels)), str(body))
+    # one text alone (the single template): the same as sent in a batch with pairs
+    st1, one, _ = s.request("POST", "/predict", {"inputs": "A man is eating.", "model": "nli", "raw_scores": True})
+    st2, mixed, _ = s.request("POST", "/predict", {"inputs": [pairs[0], ["A man is eating."]], "model": "nli",
+                                                    "raw_scores": True})
+    check("predict: one text -> a flat list; the same scores inside a mixed batch", st1 == 200 and st2 == 200
+          and one == mixed[1] and len(one) == 3, f"{one} {mixed}")
+    # the reranker: one label (LABEL_0), sigmoid
+    r1 = fixture_pairs(CE)[1]
+    st, body, _ = s.request("POST", "/predict", {"inputs": [r1["text"], r1["text_pair"]]})
+    check("predict on the reranker: [{score: sigmoid, label: LABEL_0}]", st == 200 and len(body) == 1
+          and body[0]["label"] == "LABEL_0" and abs(body[0]["score"] - r1["scores"][0]) <= 1e-5, f"{st} {body}")
+    st, body2, _ = s.request("POST", "/", {"inputs": [r1["text"], r1["text_pair"]]})
+    check("POST / on a cross-encoder default model = /predict", st == 200 and body2 == body, f"{st} {body2}")
+
+
+def test_model_types(s):
+    """Routes a model cannot serve answer 424 naming the model and what it is; /info says what each is."""
+    cases = [("/embed", {"inputs": "a"}, "ce", "reranker"),
+             ("/embed", {"inputs": "a", "model": "nli"}, "nli", "classifier"),
+             ("/similarity", {"inputs": {"source_sentence": "a", "sentences": ["b"]}}, "ce", "reranker"),
+             ("/rerank", {"query": "q", "texts": ["a"], "model": "nli"}, "nli", "classifier"),
+             ("/rerank", {"query": "q", "texts": ["a"], "model": "en"}, "en", "embedding model"),
+             ("/predict", {"inputs": "a", "model": "en"}, "en", "embedding model")]
+    for path, body, name, what in cases:
+        st, b, _ = s.request("POST", path, body)
+        check(f"model type: {path} on {name} -> 424 naming it a {what}", st == 424 and is_tei_error(b)
+              and f"`{name}`" in b["error"] and what in b["error"], f"{st} {b}")
+    st, b, _ = s.request("POST", "/v1/embeddings", {"input": "a"})
+    check("model type: /v1/embeddings on a reranker -> 424, OpenAI envelope", st == 424 and is_openai_error(b)
+          and "reranker" in b["error"]["message"], f"{st} {b}")
+    st, b, _ = s.request("POST", "/v1/rerank", {"query": "q", "documents": ["a"], "model": "en"})
+    check("model type: /v1/rerank on an embedding model -> 424", st == 424 and "embedding model" in str(b), f"{st} {b}")
+    st, info, _ = s.request("GET", "/info")
+    check("info: model_type reranker with id2label (TEI's shape)", st == 200
+          and info["model_type"] == {"reranker": {"id2label": {"0": "LABEL_0"}, "label2id": {"LABEL_0": 0}}}, str(info)[:300])
+    check("info: each model's type", st == 200 and [m["model_type"] for m in info["models"]]
+          == ["reranker", "classifier", "reranker", "embedding"], str(info.get("models")))
+
+
+def test_pair_bad_input(s):
+    cases = [
+        ("rerank: no query", "/rerank", {"texts": ["a"]}, 422),
+        ("rerank: query not a string", "/rerank", {"query": 5, "texts": ["a"]}, 422),
+        ("rerank: empty query", "/rerank", {"query": "", "texts": ["a"]}, 400),
+        ("rerank: texts empty", "/rerank", {"query": "q", "texts": []}, 400),
+        ("rerank: texts a string", "/rerank", {"query": "q", "texts": "a"}, 422),
+        ("rerank: a text not a string", "/rerank", {"query": "q", "texts": ["a", 5]}, 422),
+        ("rerank: an empty text", "/rerank", {"query": "q", "texts": ["a", ""]}, 400),
+        ("rerank: too many texts", "/rerank", {"query": "q", "texts": ["a"] * 33}, 422),
+        ("rerank: raw_scores a string", "/rerank", {"query": "q", "texts": ["a"], "raw_scores": "yes"}, 422),
+        ("rerank: truncation_direction left", "/rerank", {"query": "q", "texts": ["a"], "truncation_direction": "Left"}, 422),
+        ("rerank: neither texts nor documents", "/rerank", {"query": "q"}, 422),
+        ("jina: top_n 0", "/v1/rerank", {"query": "q", "documents": ["a"], "top_n": 0}, 422),
+        ("jina: top_n a string", "/v1/rerank", {"query": "q", "documents": ["a"], "top_n": "2"}, 422),
+        ("jina: a document object without text", "/v1/rerank", {"query": "q", "documents": [{"body": "a"}]}, 422),
+        ("jina: unknown model", "/v1/rerank", {"query": "q", "documents": ["a"], "model": "nope"}, 404),
+        ("predict: three strings", "/predict", {"inputs": ["a", "b", "c"]}, 422),
+        ("predict: an empty list", "/predict", {"inputs": []}, 400),
+        ("predict: an empty inner list", "/predict", {"inputs": [[]]}, 422),
+        ("predict: a triple in a batch", "/predict", {"inputs": [["a"], ["a", "b", "c"]]}, 422),
+        ("predict: a number", "/predict", {"inputs": 5}, 422),
+        ("predict: an empty string", "/predict", {"inputs": ["a", ""]}, 400),
+        ("predict: too long without truncate", "/predict", {"inputs": " ".join(["word"] * 60)}, 422),
+    ]
+    for name, path, body, want in cases:
+        st, b, h = s.request("POST", path, body)
+        good = is_openai_error(b) if path.startswith("/v1/") else is_tei_error(b)
+        check(f"bad input: {name} -> {want} with a JSON error body", st == want and good, f"{st} {str(b)[:200]}")
+    st, b, _ = s.request("POST", "/predict", {"inputs": " ".join(["word"] * 60), "truncate": True})
+    check("predict: truncate true scores the first 32 tokens", st == 200 and len(b) == 1, f"{st} {b}")
+
+
+def test_pair_concurrency(s, n_workers=8, n_rounds=6):
+    """Pairs scored alone and inside concurrent requests (reranks and predicts of several models
+    at once) give identical bytes, and the load did batch requests together."""
+    recs = fixture_pairs(CE)
+    pool = [(r["text"], r["text_pair"]) for r in recs if not r["truncated"] and r["text"]]
+    alone = {}
+    for q, d in pool:
+        st, b, _ = s.request("POST", "/rerank", {"query": q, "texts": [d], "raw_scores": True})
+        alone[(q, d)] = b[0]["score"] if st == 200 else None
+    nli = [[r["text"], r["text_pair"]] for r in fixture_pairs(NLI) if not r["truncated"] and r["text"]]
+    nli_alone = {}
+    for p in nli:
+        st, b, _ = s.request("POST", "/predict", {"inputs": p, "model": "nli", "raw_scores": True})
+        nli_alone[tuple(p)] = b if st == 200 else None
+    info0 = s.request("GET", "/info")[1]
+    bad, errors = [], []
+    lock = threading.Lock()
+
+    def worker(seed):
+        r = random.Random(seed)
+        conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=60)
+        for _ in range(n_rounds):
+            try:
+                if r.random() < 0.7:
+                    q = r.choice(sorted({p[0] for p in pool}))
+                    docs = [d for qq, d in pool if qq == q]
+                    docs = r.sample(docs, r.randint(1, len(docs)))
+                    st, b, _ = s.request("POST", "/rerank", {"query": q, "texts": docs, "raw_scores": True}, conn=conn)
+                    got = {docs[x["index"]]: x["score"] for x in b} if st == 200 else None
+                    with lock:
+                        if got is None:
+                            errors.append(st)
+                        else:
+                            bad.extend(d for d in docs if got[d] != alone[(q, d)])
+                else:
+                    ps = r.sample(nli, r.randint(1, len(nli)))
+                    st, b, _ = s.request("POST", "/predict", {"inputs": ps, "model": "nli", "raw_scores": True}, conn=conn)
+                    with lock:
+                        if st != 200:
+                            errors.append(st)
+                        else:
+                            bad.extend(tuple(p) for p, got in zip(ps, b) if got != nli_alone[tuple(p)])
+            except Exception as e:  # noqa: BLE001 - reported as a failure
+                with lock:
+                    errors.append(repr(e))
+                return
+        conn.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n_workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    check("pairs concurrent: every request served", not errors, str(errors[:5]))
+    check("pairs concurrent: every score bit-identical to the pair alone", not bad, str(bad[:5]))
+    info = s.request("GET", "/info")[1]
+    mixed = sum(m["mixed_batches"] for m in info["models"][:2]) - sum(m["mixed_batches"] for m in info0["models"][:2])
+    check("pairs concurrent: some forward passes held several requests' pairs", mixed > 0, str(info["models"][:2]))
 
 
 # ==== bad input ====
@@ -693,6 +932,26 @@ def test_openai_client(s):
         check(f"openai npm client ({fmt}): bit-identical", same(got, ref))
 
 
+def test_cross_encoder_server():
+    """One server with a cross-encoder as the default model (and a classifier, an XLM-R reranker,
+    an embedding model), CORS and a short request deadline: the cross-encoder routes, GET /metrics,
+    CORS and slow clients."""
+    s = Server("-m", f"ce={CE}", "-m", f"nli={NLI}", "-m", f"xlmr={CEX}", "-m", f"en={EN}")
+    check("cross-encoder server started", s.port is not None, "".join(s.lines))
+    if s.port is None:
+        s.stop()
+        return
+    try:
+        test_rerank(s)
+        test_predict(s)
+        test_model_types(s)
+        test_pair_bad_input(s)
+        test_pair_concurrency(s)
+    finally:
+        rc = s.stop()
+    check("cross-encoder server: exit 0 on SIGTERM", rc == 0, "".join(s.lines[-5:]))
+
+
 def concurrency_only():
     """`make tsan`: the tests where threads meet (batching under concurrent load, 429, SIGTERM with a
     request in flight), against a ThreadSanitizer build; a report makes the server exit non-zero."""
@@ -713,6 +972,10 @@ def main():
         report("test_serve")
     if "--concurrency-only" in sys.argv[2:]:
         concurrency_only()
+    if "--only" in sys.argv[2:]:  # a development aid: run the named test functions alone
+        for name in sys.argv[sys.argv.index("--only") + 1:]:
+            globals()[name]()
+        report("test_serve")
     test_usage()
     test_linking()
     tmp = tempfile.mkdtemp()
@@ -743,6 +1006,7 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
     check("main server: exit 0 on SIGTERM", rc == 0, "".join(s.lines[-5:]))
     check("main server: log lines", n_post > 0)
+    test_cross_encoder_server()
     test_payload_limit()
     with tempfile.TemporaryDirectory() as d:
         test_api_key(d)
