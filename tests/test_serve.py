@@ -343,6 +343,57 @@ def test_truncation(s):
     check("too many token ids: 422", st == 422 and "128" in body.get("error", ""), str(body)[:200])
 
 
+# ==== /similarity ====
+
+def cos(a, b):
+    a, b = np.float64(a), np.float64(b)
+    return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+
+def test_similarity(s):
+    """TEI's /similarity: the model's similarity function of the source sentence's vector with each
+    sentence's, the server's own vectors (as /embed gives them)."""
+    src, sents = TEXTS[0], TEXTS[1:6]
+    st, body, _ = s.request("POST", "/similarity", {"inputs": {"source_sentence": src, "sentences": sents}})
+    st2, vecs, _ = s.request("POST", "/embed", {"inputs": [src] + sents})
+    want = [cos(vecs[0], v) for v in vecs[1:]] if st2 == 200 else None
+    check("similarity: one score per sentence, the cosine of /embed's vectors within 1e-6", st == 200 and want is not None
+          and len(body) == len(sents) and max(abs(a - b) for a, b in zip(body, want)) <= 1e-6, f"{st} {body} {want}")
+    st, body, _ = s.request("POST", "/similarity", {"inputs": {"source_sentence": src, "sentences": sents}, "model": "en",
+                                                    "parameters": None})
+    st2, vecs, _ = s.request("POST", "/embed", {"inputs": [src] + sents, "model": "en"})
+    check("similarity model en (parameters null)", st == 200 and st2 == 200
+          and max(abs(a - cos(vecs[0], v)) for a, v in zip(body, vecs[1:])) <= 1e-6, f"{st} {body}")
+    # the model's own similarity function ("prompt": dot product, no Normalize) on its vectors as it
+    # gives them (normalize false), with parameters.prompt_name as /embed's prompt_name
+    st, body, _ = s.request("POST", "/similarity", {"inputs": {"source_sentence": src, "sentences": sents}, "model": "prompt",
+                                                    "parameters": {"prompt_name": "query", "truncate": False}})
+    st2, vecs, _ = s.request("POST", "/embed", {"inputs": [src] + sents, "model": "prompt", "prompt_name": "query",
+                                                "normalize": False})
+    st3, plain, _ = s.request("POST", "/similarity", {"inputs": {"source_sentence": src, "sentences": sents}, "model": "prompt"})
+    want = [float(np.float64(vecs[0]) @ np.float64(v)) for v in vecs[1:]] if st2 == 200 else None
+    check("similarity on a dot-product model, parameters.prompt_name: the dot product of /embed's unnormalised vectors "
+          "(relative 1e-6)", st == 200 and want is not None and st3 == 200 and body != plain
+          and max(abs(a - b) for a, b in zip(body, want)) <= 1e-6 * max(1, max(abs(w) for w in want)), f"{body} {want}")
+    long_text = " ".join(["word"] * 300)
+    st, body, _ = s.request("POST", "/similarity", {"inputs": {"source_sentence": long_text, "sentences": ["a"]}})
+    check("similarity: too long without truncate -> 422", st == 422 and is_tei_error(body, "validation"), f"{st} {body}")
+    st, body, _ = s.request("POST", "/similarity", {"inputs": {"source_sentence": long_text, "sentences": ["a"]},
+                                                    "parameters": {"truncate": True}})
+    check("similarity: parameters.truncate true", st == 200 and len(body) == 1, f"{st} {body}")
+    cases = [("inputs a string", {"inputs": "a"}, 422), ("no source_sentence", {"inputs": {"sentences": ["a"]}}, 422),
+             ("sentences empty", {"inputs": {"source_sentence": "a", "sentences": []}}, 400),
+             ("sentences a string", {"inputs": {"source_sentence": "a", "sentences": "b"}}, 422),
+             ("an empty sentence", {"inputs": {"source_sentence": "a", "sentences": ["b", ""]}}, 400),
+             ("32 sentences + the source > 32", {"inputs": {"source_sentence": "a", "sentences": ["b"] * 32}}, 422),
+             ("parameters a list", {"inputs": {"source_sentence": "a", "sentences": ["b"]}, "parameters": []}, 422),
+             ("unknown prompt_name", {"inputs": {"source_sentence": "a", "sentences": ["b"]}, "model": "prompt",
+                                      "parameters": {"prompt_name": "nope"}}, 422)]
+    for name, body, want in cases:
+        st, b, _ = s.request("POST", "/similarity", body)
+        check(f"similarity bad input: {name} -> {want}", st == want and is_tei_error(b), f"{st} {b}")
+
+
 # ==== cross-encoders: /rerank, /v1/rerank, /predict ====
 
 def fixture_pairs(model):
@@ -819,6 +870,11 @@ def test_overload():
     check("429 while --max-concurrent-requests are in flight", st == 429 and is_tei_error(b, "overloaded"), f"{st} {b}")
     st, b, _ = s.request("POST", "/v1/embeddings", {"input": "another"})
     check("429 (OpenAI envelope)", st == 429 and is_openai_error(b), f"{st} {b}")
+    for path, body in (("/rerank", {"query": "q", "texts": ["a"]}), ("/predict", {"inputs": "a"}),
+                       ("/similarity", {"inputs": {"source_sentence": "a", "sentences": ["b"]}})):
+        st, b, _ = s.request("POST", path, body)
+        check(f"429 on {path} too (counted against --max-concurrent-requests)", st == 429 and is_tei_error(b, "overloaded"),
+              f"{st} {b}")
     st, _, _ = s.request("GET", "/health")
     check("health is not refused with 429", st == 200)
     raw = finish_held(sock, rest)
@@ -997,6 +1053,7 @@ def main():
         test_variants(s, qp, lc)
         test_backend_error(s)
         test_truncation(s)
+        test_similarity(s)
         test_bad_input(s)
         test_concurrency(s)
         test_openai_client(s)
