@@ -11,7 +11,7 @@ and bodies, dynamic batching under concurrent load (bit-identical vectors),
 (tests/clients, installed by setup.sh with npm ci) run with node. Prints
 "test_serve: N passed, N failed" and exits non-zero on failure.
 """
-import base64, http.client, json, os, random, shutil, signal, socket, subprocess, sys, tempfile, threading, time
+import base64, http.client, json, os, random, re, shutil, signal, socket, subprocess, sys, tempfile, threading, time
 
 import numpy as np
 
@@ -630,6 +630,98 @@ def test_pair_concurrency(s, n_workers=8, n_rounds=6):
     check("pairs concurrent: some forward passes held several requests' pairs", mixed > 0, str(info["models"][:2]))
 
 
+# ==== GET /metrics ====
+
+METRIC_LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="[^"\\\n]*"(,[a-zA-Z_][a-zA-Z0-9_]*="[^"\\\n]*")*)?\})? '
+                         r'(-?[0-9.eE+-]+|\+Inf|NaN)$')
+
+
+def parse_metrics(text):
+    """Parses Prometheus' text format: every line is "# HELP name ...", "# TYPE name type" or a sample
+    "name{labels} value". Returns ({(name, labels): value}, {family: type}, [bad lines])."""
+    samples, types, bad = {}, {}, []
+    for line in text.split("\n"):
+        if not line:
+            continue
+        if line.startswith("# HELP "):
+            if len(line.split(" ", 3)) < 4:
+                bad.append(line)
+            continue
+        if line.startswith("# TYPE "):
+            parts = line.split(" ")
+            if len(parts) != 4 or parts[3] not in ("counter", "gauge", "histogram", "summary", "untyped"):
+                bad.append(line)
+            else:
+                types[parts[2]] = parts[3]
+            continue
+        m = METRIC_LINE.match(line)
+        if not m:
+            bad.append(line)
+            continue
+        name = m.group(1)
+        family = re.sub(r"_(bucket|sum|count)$", "", name) if re.sub(r"_(bucket|sum|count)$", "", name) in types else name
+        if family not in types:
+            bad.append("no TYPE before: " + line)
+        samples[(name, m.group(3) or "")] = float(m.group(5))
+    return samples, types, bad
+
+
+def get_metrics(s):
+    st, body, h = s.request("GET", "/metrics")
+    text = body.decode() if isinstance(body, (bytes, bytearray)) else json.dumps(body)
+    return st, h.get("Content-Type"), parse_metrics(text)
+
+
+def test_metrics(s):
+    """GET /metrics in Prometheus' text format with TEI's names; counters move by exactly the requests sent."""
+    st, ctype, (m0, types, bad) = get_metrics(s)
+    check("metrics: 200, text/plain; version=0.0.4", st == 200 and ctype == "text/plain; version=0.0.4", f"{st} {ctype}")
+    check("metrics: every line parses (HELP, TYPE or name{labels} value)", st == 200 and not bad and m0, str(bad[:5]))
+    want = {"te_request_count": "counter", "te_request_success": "counter", "te_request_failure": "counter",
+            "te_request_duration": "histogram", "te_request_tokenization_duration": "histogram",
+            "te_request_queue_duration": "histogram", "te_request_inference_duration": "histogram",
+            "te_request_input_length": "histogram", "te_batch_next_size": "histogram",
+            "te_batch_next_tokens": "histogram", "te_queue_size": "gauge", "te_embed_count": "counter",
+            "te_predict_count": "counter"}
+    check("metrics: TEI's names and types", all(types.get(k) == v for k, v in want.items()), str(types))
+    q, d = "how many people live in berlin?", ["Berlin is a city.", "Paris is in France.", "Rome"]
+    sent = [("/rerank", {"query": q, "texts": d}, 200), ("/v1/rerank", {"query": q, "documents": d[:2]}, 200),
+            ("/predict", {"inputs": "one text"}, 200), ("/predict", {"inputs": [["a", "b"], ["c"]]}, 200),
+            ("/rerank", {"texts": d}, 422), ("/embed", {"inputs": ["a"]}, 424),
+            ("/rerank", {"query": q, "texts": ["a"] * 33}, 422)]
+    for path, body, want_st in sent:
+        st, b, _ = s.request("POST", path, body)
+        check(f"metrics: {path} -> {want_st}", st == want_st, f"{st} {b}")
+    s.request("POST", "/tokenize", {"inputs": "not a work request"})
+    s.request("GET", "/info")
+    st, _, (m1, _, bad) = get_metrics(s)
+    delta = lambda name, labels="": m1.get((name, labels), 0) - m0.get((name, labels), 0)
+    check("metrics: te_request_count moves by the requests sent (single 1, batch 6)",
+          (delta("te_request_count", 'method="single"'), delta("te_request_count", 'method="batch"')) == (1, 6),
+          str({k: v for k, v in m1.items() if k[0] == "te_request_count"}))
+    check("metrics: te_request_success (single 1, batch 3)",
+          (delta("te_request_success", 'method="single"'), delta("te_request_success", 'method="batch"')) == (1, 3))
+    check("metrics: te_request_failure by cause (validation 1, model_type 1, batch_size 1, others 0)",
+          [delta("te_request_failure", f'err="{k}"') for k in
+           ("validation", "model_type", "batch_size", "tokenization", "overloaded", "inference")] == [1, 1, 1, 0, 0, 0],
+          str({k: v for k, v in m1.items() if k[0] == "te_request_failure"}))
+    check("metrics: te_predict_count 6, te_embed_count 1", (delta("te_predict_count"), delta("te_embed_count")) == (6, 1))
+    check("metrics: te_request_duration counts the 4 answered", delta("te_request_duration_count") == 4)
+    check("metrics: te_request_input_length counts each input (3 + 2 + 1 + 2)", delta("te_request_input_length_count") == 8,
+          str(delta("te_request_input_length_count")))
+    check("metrics: te_batch_next_size counts passes", delta("te_batch_next_size_count") >= 1
+          and delta("te_batch_next_size_sum") == 8, str(delta("te_batch_next_size_sum")))
+    hists = [k for k, v in types.items() if v == "histogram"]
+    ok = True
+    for h in hists:
+        buckets = sorted(((float(lab.split('"')[1]), v) for (n, lab), v in m1.items() if n == h + "_bucket"),
+                         key=lambda x: x[0])
+        ok = ok and buckets and all(buckets[i][1] <= buckets[i + 1][1] for i in range(len(buckets) - 1)) \
+            and buckets[-1][0] == float("inf") and buckets[-1][1] == m1[(h + "_count", "")]
+    check("metrics: histogram buckets cumulative, +Inf = _count", ok and not bad)
+    check("metrics: te_queue_size 0 when idle", m1.get(("te_queue_size", "")) == 0)
+
+
 # ==== bad input ====
 
 def raw_request(port, data, read_timeout=10):
@@ -1003,6 +1095,7 @@ def test_cross_encoder_server():
         test_model_types(s)
         test_pair_bad_input(s)
         test_pair_concurrency(s)
+        test_metrics(s)
     finally:
         rc = s.stop()
     check("cross-encoder server: exit 0 on SIGTERM", rc == 0, "".join(s.lines[-5:]))
