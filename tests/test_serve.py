@@ -722,6 +722,39 @@ def test_metrics(s):
     check("metrics: te_queue_size 0 when idle", m1.get(("te_queue_size", "")) == 0)
 
 
+# ==== CORS ====
+
+def test_cors(s):
+    """--cors-allow-origin https://a.example --cors-allow-origin https://b.example: the allowed origins
+    get Access-Control-Allow-Origin (and Vary: Origin), others and requests without Origin none;
+    preflights are answered 204 (curl, as a browser sends them)."""
+    A, B = "https://a.example", "https://b.example"
+    st, _, h = s.request("GET", "/health", headers={"Origin": A})
+    check("cors: allowed origin -> Access-Control-Allow-Origin: it, Vary: Origin",
+          st == 200 and h.get("Access-Control-Allow-Origin") == A and "Origin" in h.get("Vary", ""), str(h))
+    st, _, h = s.request("POST", "/rerank", {"query": "q", "texts": ["a"]}, headers={"Origin": B})
+    check("cors: the second allowed origin, on a POST", st == 200 and h.get("Access-Control-Allow-Origin") == B, str(h))
+    st, _, h = s.request("POST", "/rerank", {"query": "q"}, headers={"Origin": B})
+    check("cors: on an error answer too (the page can read it)", st == 422 and h.get("Access-Control-Allow-Origin") == B)
+    st, _, h = s.request("GET", "/health", headers={"Origin": "https://evil.example"})
+    check("cors: another origin gets no CORS header", st == 200 and "Access-Control-Allow-Origin" not in h, str(h))
+    st, _, h = s.request("GET", "/health")
+    check("cors: no Origin, no CORS header", st == 200 and "Access-Control-Allow-Origin" not in h, str(h))
+    p = subprocess.run(["curl", "-s", "-i", "-X", "OPTIONS", f"http://127.0.0.1:{s.port}/rerank", "-H", f"Origin: {A}",
+                        "-H", "Access-Control-Request-Method: POST",
+                        "-H", "Access-Control-Request-Headers: authorization, content-type"], capture_output=True, timeout=30)
+    head = p.stdout.decode("latin-1").split("\r\n\r\n")[0].lower()
+    check("cors preflight (curl): 204 with Allow-Origin, Allow-Methods POST, Allow-Headers Authorization and Content-Type",
+          head.startswith("http/1.1 204") and f"access-control-allow-origin: {A}" in head
+          and re.search(r"access-control-allow-methods: [^\r]*post", head) is not None
+          and re.search(r"access-control-allow-headers: [^\r]*authorization", head) is not None
+          and re.search(r"access-control-allow-headers: [^\r]*content-type", head) is not None, head)
+    st, _, h = s.request("OPTIONS", "/rerank", headers={"Origin": "https://evil.example",
+                                                        "Access-Control-Request-Method": "POST"})
+    check("cors preflight from another origin: 403, no CORS header", st == 403 and "Access-Control-Allow-Origin" not in h,
+          f"{st} {h}")
+
+
 # ==== bad input ====
 
 def raw_request(port, data, read_timeout=10):
@@ -807,6 +840,12 @@ def test_bad_input(s):
     check("unknown route: 404", st == 404 and is_tei_error(b), str(b))
     st, b, _ = s.request("GET", "/embed")
     check("GET /embed: 405", st == 405 and is_tei_error(b), str(b))
+    st, b, h = s.request("OPTIONS", "/embed", headers={"Origin": "https://a.example", "Access-Control-Request-Method": "POST"})
+    check("no --cors-allow-origin: OPTIONS is 405, no CORS header", st == 405 and "Access-Control-Allow-Origin" not in h,
+          f"{st} {h}")
+    st, b, h = s.request("POST", "/embed", {"inputs": "a"}, headers={"Origin": "https://a.example"})
+    check("no --cors-allow-origin: no CORS header", st == 200 and not any(k.lower().startswith("access-control") for k in h),
+          str(h))
     # a client's string inside an error message, and a path, cannot forge log lines
     s.request("POST", "/embed", {"inputs": "a", "model": "evil\nINJECTED 127.0.0.1 GET /x 200"})
     s.request("GET", "/nope%0AINJECTED%20line")
@@ -850,7 +889,7 @@ def test_api_key(d):
     with open(keyfile, "w") as f:
         f.write("s3cret\n")
     for how in (["--api-key", "s3cret"], ["--api-key-file", keyfile]):
-        s = Server("-m", MODEL, *how)
+        s = Server("-m", MODEL, *how, "--cors-allow-origin", "*")
         st, b, _ = s.request("POST", "/embed", {"inputs": "a"})
         check(f"{how[0]}: missing key -> 401", st == 401 and is_tei_error(b), f"{st} {b}")
         st, b, _ = s.request("POST", "/v1/embeddings", {"input": "a"}, headers={"Authorization": "Bearer wrong"})
@@ -864,6 +903,14 @@ def test_api_key(d):
         check(f"{how[0]}: GET /info needs the key", st == 401)
         st, b, _ = s.request("GET", "/health")
         check(f"{how[0]}: /health needs no key", st == 200)
+        st, b, h = s.request("OPTIONS", "/v1/embeddings", headers={"Origin": "https://x.example",
+                                                                   "Access-Control-Request-Method": "POST",
+                                                                   "Access-Control-Request-Headers": "authorization"})
+        check(f"{how[0]}: a CORS preflight needs no key (204, Allow-Origin *)", st == 204
+              and h.get("Access-Control-Allow-Origin") == "*" and "Authorization" in h.get("Access-Control-Allow-Headers", ""),
+              f"{st} {h}")
+        st, b, h = s.request("POST", "/embed", {"inputs": "a"}, headers={"Origin": "https://x.example"})
+        check(f"{how[0]}: CORS: the 401 carries Allow-Origin *", st == 401 and h.get("Access-Control-Allow-Origin") == "*")
         s.stop()
 
 
@@ -1084,7 +1131,8 @@ def test_cross_encoder_server():
     """One server with a cross-encoder as the default model (and a classifier, an XLM-R reranker,
     an embedding model), CORS and a short request deadline: the cross-encoder routes, GET /metrics,
     CORS and slow clients."""
-    s = Server("-m", f"ce={CE}", "-m", f"nli={NLI}", "-m", f"xlmr={CEX}", "-m", f"en={EN}")
+    s = Server("-m", f"ce={CE}", "-m", f"nli={NLI}", "-m", f"xlmr={CEX}", "-m", f"en={EN}",
+               "--cors-allow-origin", "https://a.example", "--cors-allow-origin", "https://b.example")
     check("cross-encoder server started", s.port is not None, "".join(s.lines))
     if s.port is None:
         s.stop()
@@ -1096,6 +1144,7 @@ def test_cross_encoder_server():
         test_pair_bad_input(s)
         test_pair_concurrency(s)
         test_metrics(s)
+        test_cors(s)
     finally:
         rc = s.stop()
     check("cross-encoder server: exit 0 on SIGTERM", rc == 0, "".join(s.lines[-5:]))
