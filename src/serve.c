@@ -43,7 +43,7 @@
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
 #define SV_MODELS_MAX 16
-#define SV_TIMEOUT_S 30 /* a connection idle (or sending nothing) this long is closed */
+#define SV_TIMEOUT_S 30 /* a connection idle this long while its answer is read is closed */
 #define SV_DRAIN_S 60   /* on SIGTERM, how long requests in flight may take to finish */
 #define SV_HEADER_BYTES (32 * 1024) /* per connection: request line and headers (larger: 431) */
 #define SV_CORS_MAX 16
@@ -117,23 +117,16 @@ static void log_json_str(sv_buf *b, const char *s, bool ascii) {
     sv_buf_add(b, "\"", 1);
 }
 
-/* Writes one log line for a finished request to stderr: text
+/* Writes one log line for a finished request from ip to stderr: text
  * ("2026-01-01T00:00:00Z 127.0.0.1 POST /embed 200 1234B 3.2ms model=x
  * inputs=2 tokens=18") or, with --log-format json, one JSON object. */
-static void log_request(struct MHD_Connection *c, const char *method, const char *url, int status, size_t bytes,
-                        const conn_req *r, const char *err) {
-    char ts[32], ip[INET6_ADDRSTRLEN] = "-";
+static void log_line(const char *ip, const char *method, const char *url, int status, size_t bytes, const conn_req *r,
+                     const char *err) {
+    char ts[32];
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (ci && ci->client_addr) {
-        const struct sockaddr *sa = ci->client_addr;
-        if (sa->sa_family == AF_INET) inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, ip, sizeof ip);
-        else if (sa->sa_family == AF_INET6)
-            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, ip, sizeof ip);
-    }
     double ms = (cli_now() - r->t0) * 1e3;
     sv_buf b = {0};
     if (S.log_json) {
@@ -176,6 +169,26 @@ static void log_request(struct MHD_Connection *c, const char *method, const char
     sv_buf_free(&b);
 }
 
+/* The client's address of connection c as text ("-" when unknown). */
+static void client_ip(struct MHD_Connection *c, char *ip, size_t cap) {
+    snprintf(ip, cap, "-");
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci && ci->client_addr) {
+        const struct sockaddr *sa = ci->client_addr;
+        if (sa->sa_family == AF_INET) inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, ip, (socklen_t)cap);
+        else if (sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, ip, (socklen_t)cap);
+    }
+}
+
+/* log_line for a request on connection c. */
+static void log_request(struct MHD_Connection *c, const char *method, const char *url, int status, size_t bytes,
+                        const conn_req *r, const char *err) {
+    char ip[INET6_ADDRSTRLEN];
+    client_ip(c, ip, sizeof ip);
+    log_line(ip, method, url, status, bytes, r, err);
+}
+
 /* libmicrohttpd's own messages (e.g. a failed bind) on stderr. */
 static void mhd_log(void *cls, const char *fmt, va_list ap) {
     (void)cls;
@@ -183,6 +196,130 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
     fputs("sembed: serve: ", stderr);
     vfprintf(stderr, fmt, ap);
     pthread_mutex_unlock(&S.log_mu);
+}
+
+/* ==== Request deadline (--request-timeout) ====
+ *
+ * libmicrohttpd's connection timeout is an idle timeout: a client sending
+ * a byte a second (headers or body) holds its connection and thread
+ * forever. So every connection is watched from its start: a watchdog
+ * thread cuts one whose request has not arrived whole within
+ * --request-timeout seconds, writing a 408 with a JSON body straight to
+ * the socket (libmicrohttpd has queued nothing yet: the request is still
+ * arriving) and shutting the socket down, which makes libmicrohttpd's
+ * thread close the connection. The deadline runs from the connection's
+ * start for its first request (headers and body); for a later request on
+ * a kept-alive connection, from the previous answer until its headers
+ * (then the connection is closed without a 408: nothing was asked yet, as
+ * an idle timeout does) and again from its headers for its body. Once a
+ * request has arrived whole, its processing is not limited. The socket is
+ * only touched under the watch mutex, and a connection leaves the list
+ * (libmicrohttpd's "closed" notice) before libmicrohttpd closes its
+ * descriptor, so a reused descriptor is never shut down by mistake. */
+
+typedef enum { CONN_NEW, CONN_IDLE, CONN_BODY, CONN_BUSY } conn_phase;
+
+/* One watched connection. */
+typedef struct conn_watch {
+    int fd;
+    conn_phase phase;  /* NEW: first request's headers; IDLE: between requests; BODY: a body arriving; BUSY: answering */
+    double since;      /* when the running deadline started (cli_now) */
+    bool fired;        /* cut by the watchdog */
+    char method[16], url[128]; /* for the log line, once the headers are in */
+    char ip[INET6_ADDRSTRLEN];
+    struct conn_watch *prev, *next;
+} conn_watch;
+
+static struct {
+    pthread_mutex_t mu; /* guards the list, every entry, and writing to a watched socket */
+    conn_watch *head;
+    int stop;           /* atomic */
+    pthread_t thread;
+    bool running;
+} W = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+/* libmicrohttpd's connection notices: a started connection joins the
+ * watch list (its entry is the connection's socket context), a closed
+ * one leaves it. */
+static void watch_notify(void *cls, struct MHD_Connection *c, void **ctx, enum MHD_ConnectionNotificationCode code) {
+    (void)cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        conn_watch *w = calloc(1, sizeof *w);
+        if (!w || !ci) {
+            free(w);
+            return;
+        }
+        w->fd = ci->connect_fd;
+        w->phase = CONN_NEW;
+        w->since = cli_now();
+        client_ip(c, w->ip, sizeof w->ip);
+        pthread_mutex_lock(&W.mu);
+        w->next = W.head;
+        if (W.head) W.head->prev = w;
+        W.head = w;
+        pthread_mutex_unlock(&W.mu);
+        *ctx = w;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && *ctx) {
+        conn_watch *w = *ctx;
+        pthread_mutex_lock(&W.mu);
+        if (w->prev) w->prev->next = w->next;
+        else W.head = w->next;
+        if (w->next) w->next->prev = w->prev;
+        pthread_mutex_unlock(&W.mu);
+        free(w);
+        *ctx = NULL;
+    }
+}
+
+/* Moves connection c's watch to phase (see above): BODY restarts the
+ * deadline after an IDLE wait and records the request line for the log;
+ * IDLE restarts it. */
+static void watch_phase(struct MHD_Connection *c, conn_phase phase, const char *method, const char *url) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    conn_watch *w = ci ? ci->socket_context : NULL;
+    if (!w) return;
+    pthread_mutex_lock(&W.mu);
+    if ((phase == CONN_BODY && w->phase == CONN_IDLE) || phase == CONN_IDLE) w->since = cli_now();
+    if (phase == CONN_BODY) {
+        snprintf(w->method, sizeof w->method, "%s", method);
+        snprintf(w->url, sizeof w->url, "%s", url);
+    }
+    w->phase = phase;
+    pthread_mutex_unlock(&W.mu);
+}
+
+/* The watchdog thread: ten times a second, cuts the connections whose
+ * request is late (408 when a request was under way), until W.stop. */
+static void *watchdog_main(void *arg) {
+    (void)arg;
+    while (!__atomic_load_n(&W.stop, __ATOMIC_SEQ_CST)) {
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        double now = cli_now();
+        pthread_mutex_lock(&W.mu);
+        for (conn_watch *w = W.head; w; w = w->next) {
+            if (w->fired || w->phase == CONN_BUSY || now - w->since < (double)S.request_timeout) continue;
+            w->fired = true;
+            if (w->phase != CONN_IDLE) {
+                char body[160], msg[512];
+                snprintf(body, sizeof body,
+                         "{\"error\":\"the request did not arrive whole within %ld s (--request-timeout)\","
+                         "\"error_type\":\"timeout\"}", S.request_timeout);
+                int n = snprintf(msg, sizeof msg,
+                                 "HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\n"
+                                 "Content-Length: %zu\r\nConnection: close\r\n\r\n%s", strlen(body), body);
+                if (send(w->fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) { /* the client is gone: nothing to say */
+                }
+                conn_req r = {.t0 = w->since};
+                log_line(w->ip, w->method[0] ? w->method : "-", w->url[0] ? w->url : "-", 408, strlen(body), &r,
+                         "the request did not arrive in time (--request-timeout)");
+            }
+            shutdown(w->fd, SHUT_RDWR);
+        }
+        pthread_mutex_unlock(&W.mu);
+    }
+    return NULL;
 }
 
 /* ==== Responses ==== */
@@ -209,6 +346,7 @@ static void add_cors(struct MHD_Connection *c, struct MHD_Response *resp) {
  * client to close the connection (after a refused upload). */
 static enum MHD_Result send_body(struct MHD_Connection *c, const char *method, const char *url, conn_req *r,
                                  int status, sv_buf *body, const char *ctype, const char *err) {
+    watch_phase(c, CONN_BUSY, NULL, NULL); /* an answer before the body (401, 413, 429): not the watchdog's */
     if (body->oom) {
         sv_buf_free(body);
         sv_buf_puts(body, "{\"error\":\"out of memory\",\"error_type\":\"backend\"}");
@@ -764,6 +902,7 @@ static enum MHD_Result send_preflight(struct MHD_Connection *c, const char *meth
     }
     struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     if (!resp) return MHD_NO;
+    watch_phase(c, CONN_BUSY, NULL, NULL);
     add_cors(c, resp);
     MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
     MHD_add_response_header(resp, "Access-Control-Allow-Headers", "Authorization, Content-Type");
@@ -791,6 +930,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         r->t0 = cli_now();
         *con_cls = r;
         __atomic_add_fetch(&S.active, 1, __ATOMIC_SEQ_CST);
+        watch_phase(c, CONN_BODY, method, url);
         if (__atomic_load_n(&S.stopping, __ATOMIC_SEQ_CST)) {
             sv_fail(&e, 503, "unhealthy", NULL, "the server is shutting down");
             return send_error(c, method, url, r, &e);
@@ -825,6 +965,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         *upload_size = 0;
         return MHD_YES;
     }
+    watch_phase(c, CONN_BUSY, NULL, NULL); /* the request is in: answering is not limited */
     if (r->too_large) {
         sv_fail(&e, 413, "payload_too_large", NULL, "the body is larger than the limit of %ld bytes (--payload-limit)",
                 S.payload_limit);
@@ -859,7 +1000,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 /* Called by libmicrohttpd when a request is over (answered or not): frees
  * its state and leaves the counters. */
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
-    (void)cls, (void)c, (void)toe;
+    (void)cls, (void)toe;
+    watch_phase(c, CONN_IDLE, NULL, NULL);
     conn_req *r = *con_cls;
     if (!r) return;
     if (r->admitted) __atomic_sub_fetch(&S.busy, 1, __ATOMIC_SEQ_CST);
@@ -1055,13 +1197,17 @@ int cmd_serve(int argc, char **argv) {
             goto out;
         }
     }
+    /* libmicrohttpd's idle timeout, for clients slow to read their answer;
+     * the watchdog cuts slow senders first */
+    unsigned mhd_timeout = (unsigned)(S.request_timeout + 1 > SV_TIMEOUT_S ? S.request_timeout + 1 : SV_TIMEOUT_S);
     unsigned conn_limit = S.max_concurrent * 2 < 64 ? 64 : S.max_concurrent * 2 > 4096 ? 4096 : (unsigned)S.max_concurrent * 2;
     d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
                              MHD_USE_AUTO | (v6 ? MHD_USE_IPv6 : 0),
                          (uint16_t)S.port, NULL, NULL, handler, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
                          MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+                         MHD_OPTION_NOTIFY_CONNECTION, watch_notify, NULL,
                          MHD_OPTION_SOCK_ADDR, v6 ? (struct sockaddr *)&sa6 : (struct sockaddr *)&sa4,
-                         MHD_OPTION_CONNECTION_LIMIT, conn_limit, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)SV_TIMEOUT_S,
+                         MHD_OPTION_CONNECTION_LIMIT, conn_limit, MHD_OPTION_CONNECTION_TIMEOUT, mhd_timeout,
                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SV_HEADER_BYTES,
                          MHD_OPTION_END);
     if (!d) {
@@ -1069,6 +1215,11 @@ int cmd_serve(int argc, char **argv) {
                 S.host, S.port);
         goto out;
     }
+    if (pthread_create(&W.thread, NULL, watchdog_main, NULL) != 0) {
+        fprintf(stderr, "sembed: serve: cannot start the request deadline thread\n");
+        goto out;
+    }
+    W.running = true;
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
     unsigned port = di ? di->port : (unsigned)S.port;
     fprintf(stderr, "sembed: serving %s", S.models[0].name);
@@ -1092,6 +1243,10 @@ int cmd_serve(int argc, char **argv) {
     if (rc) fprintf(stderr, "sembed: serve: requests still running after %d s; stopping anyway\n", SV_DRAIN_S);
 out:
     if (d) MHD_stop_daemon(d);
+    if (W.running) {
+        __atomic_store_n(&W.stop, 1, __ATOMIC_SEQ_CST);
+        pthread_join(W.thread, NULL);
+    }
     for (size_t i = 0; i < S.n_models; i++) {
         sv_batcher_stop(S.models[i].batcher);
         se_model_free(S.models[i].m);

@@ -755,6 +755,69 @@ def test_cors(s):
           f"{st} {h}")
 
 
+# ==== slow clients ====
+
+def slow_client(port, first, trickle, out, key, every=0.5):
+    """Sends first, then one byte of trickle every `every` seconds (none when trickle is empty: it just
+    waits), until the server answers or closes; out[key] = (seconds until then, bytes received)."""
+    t0 = time.time()
+    sock = socket.create_connection(("127.0.0.1", port), timeout=15)
+    got = b""
+    try:
+        sock.sendall(first)
+        i = 0
+        sock.settimeout(every)
+        while time.time() - t0 < 12:
+            try:
+                b = sock.recv(65536)
+                if not b:
+                    break
+                got += b
+                continue
+            except socket.timeout:
+                pass
+            if i < len(trickle):
+                try:
+                    sock.sendall(trickle[i:i + 1])
+                except OSError:
+                    pass
+                i += 1
+    except OSError:
+        pass
+    out[key] = (time.time() - t0, got)
+    sock.close()
+
+
+def test_slow_clients(s):
+    """--request-timeout 2: a request must arrive whole within 2 s. A body trickled a byte at a time,
+    headers then nothing, and headers trickled are each cut near the deadline with 408 and a JSON body
+    and the connection closed, while other clients are served meanwhile."""
+    body = json.dumps({"query": "q", "texts": ["a slow document"] * 4}).encode()
+    head = b"POST /rerank HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " + \
+        str(len(body)).encode() + b"\r\n\r\n"
+    out = {}
+    clients = [threading.Thread(target=slow_client, args=(s.port, head + body[:3], body[3:], out, "body trickled")),
+               threading.Thread(target=slow_client, args=(s.port, head, b"", out, "headers, then nothing")),
+               threading.Thread(target=slow_client, args=(s.port, head[:10], head[10:], out, "headers trickled"))]
+    for t in clients:
+        t.start()
+    time.sleep(0.3)
+    t0, served = time.time(), 0
+    while time.time() - t0 < 1.2:  # others are served while the slow clients hold their connections
+        st, b, _ = s.request("POST", "/rerank", {"query": "q", "texts": ["fast"]})
+        served += st == 200
+    check("slow clients: others served meanwhile", served >= 3, str(served))
+    for t in clients:
+        t.join()
+    for key in ("body trickled", "headers, then nothing", "headers trickled"):
+        took, raw = out.get(key, (None, b""))
+        check(f"slow clients, {key}: 408 with a JSON error body, then closed, near the 2 s deadline",
+              took is not None and 1.8 <= took <= 4.5 and status_of(raw) == 408 and is_tei_error(body_of(raw), "timeout"),
+              f"{took} {raw[:300]}")
+    st, _, _ = s.request("GET", "/health")
+    check("slow clients: up afterwards", st == 200)
+
+
 # ==== bad input ====
 
 def raw_request(port, data, read_timeout=10):
@@ -1132,7 +1195,8 @@ def test_cross_encoder_server():
     an embedding model), CORS and a short request deadline: the cross-encoder routes, GET /metrics,
     CORS and slow clients."""
     s = Server("-m", f"ce={CE}", "-m", f"nli={NLI}", "-m", f"xlmr={CEX}", "-m", f"en={EN}",
-               "--cors-allow-origin", "https://a.example", "--cors-allow-origin", "https://b.example")
+               "--cors-allow-origin", "https://a.example", "--cors-allow-origin", "https://b.example",
+               "--request-timeout", "2")
     check("cross-encoder server started", s.port is not None, "".join(s.lines))
     if s.port is None:
         s.stop()
@@ -1145,6 +1209,7 @@ def test_cross_encoder_server():
         test_pair_concurrency(s)
         test_metrics(s)
         test_cors(s)
+        test_slow_clients(s)
     finally:
         rc = s.stop()
     check("cross-encoder server: exit 0 on SIGTERM", rc == 0, "".join(s.lines[-5:]))
