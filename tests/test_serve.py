@@ -798,7 +798,9 @@ def test_slow_clients(s):
     out = {}
     clients = [threading.Thread(target=slow_client, args=(s.port, head + body[:3], body[3:], out, "body trickled")),
                threading.Thread(target=slow_client, args=(s.port, head, b"", out, "headers, then nothing")),
-               threading.Thread(target=slow_client, args=(s.port, head[:10], head[10:], out, "headers trickled"))]
+               threading.Thread(target=slow_client, args=(s.port, head[:10], head[10:], out, "headers trickled")),
+               threading.Thread(target=slow_client, args=(s.port, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n", b"", out,
+                                                          "kept alive, idle"))]
     for t in clients:
         t.start()
     time.sleep(0.3)
@@ -814,8 +816,14 @@ def test_slow_clients(s):
         check(f"slow clients, {key}: 408 with a JSON error body, then closed, near the 2 s deadline",
               took is not None and 1.8 <= took <= 4.5 and status_of(raw) == 408 and is_tei_error(body_of(raw), "timeout"),
               f"{took} {raw[:300]}")
+    took, raw = out.get("kept alive, idle", (None, b""))
+    check("slow clients: a kept-alive connection idle past the deadline is closed without a 408 (nothing was asked)",
+          took is not None and 1.8 <= took <= 4.5 and raw.count(b"HTTP/1.1") == 1 and status_of(raw) == 200,
+          f"{took} {raw[:300]}")
     st, _, _ = s.request("GET", "/health")
     check("slow clients: up afterwards", st == 200)
+    time.sleep(0.2)
+    check("slow clients: one log line per 408", sum(" 408 " in l for l in s.lines) == 3, "".join(s.lines[-8:]))
 
 
 # ==== bad input ====
