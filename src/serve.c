@@ -1,24 +1,37 @@
 /*
- * serve.c - `sembed serve`: an HTTP embedding server speaking OpenAI's
- * embeddings API and Hugging Face text-embeddings-inference's (TEI).
+ * serve.c - `sembed serve`: an HTTP embedding and reranking server speaking
+ * OpenAI's embeddings API, Hugging Face text-embeddings-inference's (TEI)
+ * and Jina's/Cohere's rerank API.
  *
  *   POST /v1/embeddings   OpenAI: input (string, list, int[], int[][]),
  *                         model, encoding_format (float | base64),
  *                         dimensions, user (ignored)
  *   GET  /v1/models       OpenAI: the loaded models
  *   POST /embed           TEI: inputs, normalize, truncate, prompt_name, dimensions
- *   POST /                TEI: the same as /embed (huggingface_hub, LangChain)
+ *   POST /similarity      TEI: inputs {source_sentence, sentences}, parameters
+ *                         -> the model's similarity of the source with each
+ *   POST /rerank          TEI: query, texts, raw_scores, return_text, truncate
+ *                         (a cross-encoder; a Jina body is answered as /v1/rerank)
+ *   POST /predict         TEI: inputs (a text, a pair, or a list), raw_scores
+ *   POST /v1/rerank       Jina/Cohere (also /v1/reranking, /reranking): query,
+ *                         documents, top_n, return_documents
+ *   POST /                TEI: the default model's own route (/embed for an
+ *                         embedding model, /predict for a cross-encoder)
  *   POST /tokenize        TEI: the token ids of each input
  *   GET  /info, /health   TEI
+ *   GET  /metrics         Prometheus text format, TEI's metric names
  *
  * HTTP is libmicrohttpd (Debian's libmicrohttpd12): a maintained C
  * library with HTTP/1.1 keep-alive, chunked uploads, header and
  * connection limits and timeouts, and no HTTP parsing of our own. It runs
  * one thread per connection (capped), so a handler may block while its
  * inputs are encoded. Request threads parse JSON and tokenise; one
- * inference thread per model batches (serve_batch.c). Errors use TEI's
- * body {"error", "error_type"} and status codes, or under /v1/ OpenAI's
- * envelope {"error": {"message", "type", "param", "code"}}.
+ * inference thread per model batches (serve_batch.c), embeddings and
+ * cross-encoder pairs alike (serve_rerank.c scores the pairs). A watchdog
+ * thread cuts clients too slow to send their request (--request-timeout).
+ * --cors-allow-origin adds CORS headers and answers preflights. Errors use
+ * TEI's body {"error", "error_type"} and status codes, or under /v1/
+ * OpenAI's envelope {"error": {"message", "type", "param", "code"}}.
  *
  * Like the CLI, this file uses the public API (sembed.h) only.
  */
