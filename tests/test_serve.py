@@ -1158,7 +1158,12 @@ def test_linking():
 
 def test_usage():
     rc, out, _ = run("serve", "--help")
-    check("serve --help", rc == 0 and "--max-batch-tokens" in out and "--api-key-file" in out)
+    check("serve --help", rc == 0 and "--max-batch-tokens" in out and "--api-key-file" in out
+          and "--cors-allow-origin" in out and "--request-timeout" in out and "/rerank" in out and "/metrics" in out)
+    rc, _, err = run("serve", "-m", MODEL, "--request-timeout", "0")
+    check("serve --request-timeout 0: usage error", rc == 2 and "--request-timeout" in err, err)
+    rc, _, err = run("serve", "-m", MODEL, "--cors-allow-origin", "")
+    check("serve --cors-allow-origin '': usage error", rc == 2 and "--cors-allow-origin" in err, err)
     rc, _, err = run("serve")
     check("serve without -m: usage error", rc == 2 and "missing -m" in err, err)
     rc, _, err = run("serve", "-m", MODEL, "--port", "70000")
@@ -1225,7 +1230,8 @@ def test_cross_encoder_server():
 
 def concurrency_only():
     """`make tsan`: the tests where threads meet (batching under concurrent load, 429, SIGTERM with a
-    request in flight), against a ThreadSanitizer build; a report makes the server exit non-zero."""
+    request in flight, cross-encoder pairs batched across requests, the request deadline's
+    watchdog), against a ThreadSanitizer build; a report makes the server exit non-zero."""
     s = Server("-m", MODEL)
     try:
         test_concurrency(s, n_workers=8, n_rounds=3, n_extra=0)
@@ -1234,6 +1240,13 @@ def concurrency_only():
     check("concurrent load: exit 0 (no sanitizer report)", rc == 0, str(rc))
     test_overload()
     test_sigterm()
+    s = Server("-m", f"ce={CE}", "-m", f"nli={NLI}", "--request-timeout", "2")
+    try:
+        test_pair_concurrency(s, n_workers=6, n_rounds=3)
+        test_slow_clients(s)
+    finally:
+        rc = s.stop()
+    check("cross-encoder load and slow clients: exit 0 (no sanitizer report)", rc == 0, str(rc))
     report("test_serve")
 
 
