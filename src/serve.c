@@ -393,11 +393,12 @@ static enum MHD_Result send_body(struct MHD_Connection *c, const char *method, c
 static enum MHD_Result send_error(struct MHD_Connection *c, const char *method, const char *url, conn_req *r,
                                   const sv_error *e) {
     if (r->work) { /* te_request_failure{err}: by what went wrong */
-        sv_fail_kind why = e->why                           ? (sv_fail_kind)e->why
-                           : !strcmp(e->type, "tokenizer")  ? SV_FAIL_TOKENIZATION
-                           : !strcmp(e->type, "overloaded") ? SV_FAIL_OVERLOADED
-                           : !strcmp(e->type, "backend")    ? SV_FAIL_INFERENCE
-                                                            : SV_FAIL_VALIDATION;
+        const char *t = e->type ? e->type : "";
+        sv_fail_kind why = e->why                    ? (sv_fail_kind)e->why
+                           : !strcmp(t, "tokenizer")  ? SV_FAIL_TOKENIZATION
+                           : !strcmp(t, "overloaded") ? SV_FAIL_OVERLOADED
+                           : !strcmp(t, "backend")    ? SV_FAIL_INFERENCE
+                                                      : SV_FAIL_VALIDATION;
         sv_metrics_request(!r->single, r->embed);
         sv_metrics_failure(why);
         r->work = false; /* counted once */
@@ -483,9 +484,12 @@ static void wrong_model_type(const sv_model *sm, const char *url, sv_error *e) {
                 in->head, in->n_labels, strstr(url, "rerank") ? "a reranker (one label)" : "an embedding model");
 }
 
-/* POST /v1/embeddings, /embed and /: binds the body, tokenises each text
- * on this thread (or checks the token ids), queues the sequences on the
- * model's batcher, waits, and writes the vectors. */
+/* POST /v1/embeddings, /embed, / (on an embedding model) and /similarity:
+ * binds the body, refuses a cross-encoder (424), tokenises each text on
+ * this thread (or checks the token ids), queues the sequences on the
+ * model's batcher, waits, and writes the vectors, or for /similarity the
+ * model's similarity of the first (the source sentence) with each other,
+ * on the vectors as the model gives them (no extra normalisation). */
 static enum MHD_Result route_embed(struct MHD_Connection *c, const char *method, const char *url, conn_req *r,
                                    sv_route route) {
     sv_request q;
