@@ -333,10 +333,9 @@ static bool opt_direction(const json_t *o, sv_request *req, sv_error *e) {
     if (!opt_str(o, "truncation_direction", &dir, e)) return false;
     if (dir && strcasecmp(dir, "right") != 0 && strcasecmp(dir, "left") != 0)
         return sv_fail(e, 422, "validation", "truncation_direction", "`truncation_direction` must be \"Right\" or \"Left\"");
-    if (dir && !strcasecmp(dir, "left")) {
-        req->truncate_left = true;
+    req->truncate_left = dir && !strcasecmp(dir, "left"); /* for when the tokenizer API can */
+    if (req->truncate_left)
         return sv_fail(e, 422, "validation", "truncation_direction", "`truncation_direction` \"Left\" is not supported yet");
-    }
     return true;
 }
 
