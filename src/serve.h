@@ -60,10 +60,11 @@ typedef enum sv_route {
     SV_ROUTE_OPENAI_EMBED = 0,   /* POST /v1/embeddings */
     SV_ROUTE_TEI_EMBED = 1,      /* POST /embed (and POST / on an embedding model) */
     SV_ROUTE_TEI_TOKENIZE = 2,   /* POST /tokenize */
-    SV_ROUTE_TEI_RERANK = 3,     /* POST /rerank {query, texts}; a body with documents and no
-                                    texts is bound as SV_ROUTE_JINA_RERANK (as llama.cpp does) */
+    SV_ROUTE_TEI_RERANK = 3,     /* POST /rerank {query, texts} */
     SV_ROUTE_TEI_PREDICT = 4,    /* POST /predict (and POST / on a cross-encoder) */
-    SV_ROUTE_JINA_RERANK = 5,    /* POST /v1/rerank, /v1/reranking, /reranking */
+    SV_ROUTE_JINA_RERANK = 5,    /* POST /v1/rerank, /v1/reranking, /reranking {query, documents};
+                                    on every rerank path a body with texts is bound as TEI's and
+                                    one with documents (and no texts) as Jina's, as llama.cpp does */
     SV_ROUTE_TEI_SIMILARITY = 6, /* POST /similarity */
     SV_ROUTE_N = 7
 } sv_route;

@@ -9,10 +9,11 @@
  *                         prompt_name?, dimensions?, model?}
  *   POST /tokenize       {inputs, add_special_tokens?}
  *   POST /rerank         TEI: {query, texts, raw_scores?, return_text?, truncate?,
- *                        truncation_direction?, model?}; with documents and no
- *                        texts, the Jina body below (llama.cpp tells them apart so)
+ *                        truncation_direction?, model?}
  *   POST /v1/rerank      Jina/Cohere: {query, documents (strings or {"text": ...}),
  *                        top_n?, return_documents?, model?}
+ *                        (on every rerank path, a body with texts is TEI's and one
+ *                        with documents Jina's: llama.cpp tells them apart so)
  *   POST /predict        TEI: {inputs, raw_scores?, truncate?, truncation_direction?,
  *                        model?}; inputs a string, a pair [a, b], or a list of
  *                        [a] / [a, b] lists
@@ -512,8 +513,9 @@ bool sv_request_parse(sv_route route, const char *body, size_t len, size_t max_i
         if (!opt_bool(o, "add_special_tokens", &req->add_special, NULL, e)) goto done;
         if (!bind_inputs(json_object_get(o, "inputs"), "inputs", false, max_inputs, req, e)) goto done;
     } else if (route == SV_ROUTE_TEI_RERANK || route == SV_ROUTE_JINA_RERANK) {
-        /* llama.cpp's rule: a body with texts is TEI's, else Jina's */
-        bool jina = route == SV_ROUTE_JINA_RERANK || (!json_object_get(o, "texts") && json_object_get(o, "documents"));
+        /* llama.cpp's rule, on every rerank path: a body with texts is TEI's, one
+         * with documents Jina's; with neither, the path's own */
+        bool jina = !json_object_get(o, "texts") && (route == SV_ROUTE_JINA_RERANK || json_object_get(o, "documents"));
         req->route = jina ? SV_ROUTE_JINA_RERANK : SV_ROUTE_TEI_RERANK;
         if (!req_str(o, "query", &req->query, &req->query_len, e)) goto done;
         if (jina) {

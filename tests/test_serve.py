@@ -467,6 +467,9 @@ def test_rerank(s):
               and all(abs(r["relevance_score"] - f[1]) <= 1e-6 for r, f in zip(res, ref)), f"{res} {ref}")
         check(f"jina {path}: return_documents gives {{text}}", ok
               and all(r["document"] == {"text": docs[1 + r["index"]]} for r in res), str(res))
+    st, body, _ = s.request("POST", "/v1/rerank", {"query": query, "texts": docs[1:4]})
+    check("jina path with a TEI body (texts): TEI's answer, as llama.cpp", st == 200 and isinstance(body, list)
+          and [r["index"] for r in body] == [r[0] for r in ref], f"{st} {body}")
     # usage: the tokens of the pairs ([CLS] query [SEP] doc [SEP]), as sembed tokenize --pair counts them
     rc, out, _ = run("tokenize", "-m", CE, "--pair", input="".join(f"{query}\t{d}\n" for d in docs[1:4]).encode())
     ntok = sum(len(json.loads(l)) for l in out.splitlines()) if rc == 0 else -1

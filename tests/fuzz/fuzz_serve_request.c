@@ -15,7 +15,7 @@
  *     strings with \u0000 are refused) or a non-empty list of ids in
  *     [0, 2^31); tokenize takes texts only; dimensions >= 0;
  *     the rerank, predict and similarity routes take texts only; rerank
- *     has a non-empty query and a Jina body on /rerank is bound as Jina's;
+ *     has a non-empty query and is bound as TEI's or Jina's by its body;
  *     a /predict pair's second text is non-empty; similarity has the
  *     source sentence and at least one sentence;
  *   - failure: status 400, 422 or 503, a non-empty message, and the request
@@ -66,7 +66,8 @@ static int fuzz_one(const uint8_t *data, size_t size) {
     /* the cross-encoder and similarity routes: texts only; rerank has a query, a
      * Jina body on /rerank is bound as Jina's; /predict pairs are non-empty */
     bool texts_only = route >= SV_ROUTE_TEI_RERANK;
-    FUZZ_REQUIRE(q.route == route || (route == SV_ROUTE_TEI_RERANK && q.route == SV_ROUTE_JINA_RERANK));
+    bool rerank_route = route == SV_ROUTE_TEI_RERANK || route == SV_ROUTE_JINA_RERANK;
+    FUZZ_REQUIRE(q.route == route || (rerank_route && (q.route == SV_ROUTE_TEI_RERANK || q.route == SV_ROUTE_JINA_RERANK)));
     bool rerank = q.route == SV_ROUTE_TEI_RERANK || q.route == SV_ROUTE_JINA_RERANK;
     FUZZ_REQUIRE(rerank == (q.query != NULL));
     if (rerank) FUZZ_REQUIRE(q.query_len >= 1 && !memchr(q.query, 0, q.query_len) && q.top_n >= 1);
