@@ -66,7 +66,8 @@ LIB_SRC  := src/alloc.c src/error.c src/json.c src/unicode.c \
             src/index.c src/convert_use.c src/hub.c src/hub_cache.c src/hub_http.c
 LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
 CLI_SRC  := src/cli.c src/cli_io.c src/cli_eval.c src/cli_bench.c src/cli_index.c src/cli_rerank.c src/cli_pull.c \
-            src/serve.c src/serve_req.c src/serve_batch.c src/serve_index.c src/serve_page.c
+            src/serve.c src/serve_req.c src/serve_batch.c src/serve_rerank.c src/serve_metrics.c src/serve_index.c \
+            src/serve_page.c
 CLI_OBJ  := $(CLI_SRC:src/%.c=$(BUILD)/obj/%.o)
 TEST_BIN := $(TESTS:%=$(BUILD)/tests/%)
 FUZZ_SRC := $(FUZZ_TARGETS:%=tests/fuzz/%.c)

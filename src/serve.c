@@ -1,25 +1,38 @@
 /*
- * serve.c - `sembed serve`: an HTTP embedding server speaking OpenAI's
- * embeddings API and Hugging Face text-embeddings-inference's (TEI).
+ * serve.c - `sembed serve`: an HTTP embedding and reranking server speaking
+ * OpenAI's embeddings API, Hugging Face text-embeddings-inference's (TEI)
+ * and Jina's/Cohere's rerank API.
  *
  *   POST /v1/embeddings   OpenAI: input (string, list, int[], int[][]),
  *                         model, encoding_format (float | base64),
  *                         dimensions, user (ignored)
  *   GET  /v1/models       OpenAI: the loaded models
  *   POST /embed           TEI: inputs, normalize, truncate, prompt_name, dimensions
- *   POST /                TEI: the same as /embed (huggingface_hub, LangChain)
+ *   POST /similarity      TEI: inputs {source_sentence, sentences}, parameters
+ *                         -> the model's similarity of the source with each
+ *   POST /rerank          TEI: query, texts, raw_scores, return_text, truncate
+ *                         (a cross-encoder; a Jina body is answered as /v1/rerank)
+ *   POST /predict         TEI: inputs (a text, a pair, or a list), raw_scores
+ *   POST /v1/rerank       Jina/Cohere (also /v1/reranking, /reranking): query,
+ *                         documents, top_n, return_documents
+ *   POST /                TEI: the default model's own route (/embed for an
+ *                         embedding model, /predict for a cross-encoder)
  *   POST /tokenize        TEI: the token ids of each input
  *   GET  /info, /health   TEI
  *   GET  /                the web page, to a browser (Accept: text/html; serve_page.c)
+ *   GET  /metrics         Prometheus text format, TEI's metric names
  *
  * HTTP is libmicrohttpd (Debian's libmicrohttpd12): a maintained C
  * library with HTTP/1.1 keep-alive, chunked uploads, header and
  * connection limits and timeouts, and no HTTP parsing of our own. It runs
  * one thread per connection (capped), so a handler may block while its
  * inputs are encoded. Request threads parse JSON and tokenise; one
- * inference thread per model batches (serve_batch.c). Errors use TEI's
- * body {"error", "error_type"} and status codes, or under /v1/ OpenAI's
- * envelope {"error": {"message", "type", "param", "code"}}.
+ * inference thread per model batches (serve_batch.c), embeddings and
+ * cross-encoder pairs alike (serve_rerank.c scores the pairs). A watchdog
+ * thread cuts clients too slow to send their request (--request-timeout).
+ * --cors-allow-origin adds CORS headers and answers preflights. Errors use
+ * TEI's body {"error", "error_type"} and status codes, or under /v1/
+ * OpenAI's envelope {"error": {"message", "type", "param", "code"}}.
  *
  * Like the CLI, this file uses the public API (sembed.h) only.
  */
@@ -47,21 +60,12 @@
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
 #define SV_MODELS_MAX 16
-#define SV_TIMEOUT_S 30 /* a connection idle (or sending nothing) this long is closed */
+#define SV_TIMEOUT_S 30 /* a connection idle this long while its answer is read is closed */
 #define SV_DRAIN_S 60   /* on SIGTERM, how long requests in flight may take to finish */
 #define SV_HEADER_BYTES (32 * 1024) /* per connection: request line and headers (larger: 431) */
+#define SV_CORS_MAX 16
 
 /* ==== State ==== */
-
-/* One loaded model. */
-typedef struct sv_model {
-    const char *name, *dir;
-    se_model *m;
-    const se_tokenizer *tok;
-    se_model_info info;
-    sv_batcher *batcher;
-    bool strip; /* the architecture strips texts before tokenising (see prepare_text) */
-} sv_model;
 
 /* The server's configuration and shared state. */
 static struct {
@@ -76,11 +80,14 @@ static struct {
     long payload_limit;
     bool auto_truncate;
     bool log_json;
+    const char *cors[SV_CORS_MAX]; /* --cors-allow-origin values ("*": any) */
+    size_t n_cors;
+    long request_timeout;      /* seconds a request may take to arrive (headers + body) */
     int stopping;              /* set on SIGTERM/SIGINT (atomic) */
     int busy;                  /* work requests admitted and not finished (atomic) */
     int active;                /* requests of any kind between their first byte and their end (atomic) */
     pthread_mutex_t log_mu;
-} S = {.host = "127.0.0.1", .port = 8080, .max_batch_tokens = 16384, .max_client_batch = 32,
+} S = {.host = "127.0.0.1", .port = 8080, .max_batch_tokens = 16384, .max_client_batch = 32, .request_timeout = 30,
        .max_concurrent = 512, .payload_limit = 2000000, .log_mu = PTHREAD_MUTEX_INITIALIZER};
 
 /* Per-request state, kept by libmicrohttpd between calls of the handler. */
@@ -91,6 +98,10 @@ typedef struct conn_req {
     double t0;
     const char *model;/* for the log line */
     size_t n_inputs, n_tokens;
+    bool work;        /* a work route, counted in GET /metrics when answered */
+    bool embed;       /* an embedding route (else a cross-encoder one), for te_embed/te_predict_* */
+    bool single;      /* one input (TEI's method "single"), else a list ("batch") */
+    double t_tokenize, t_queue, t_infer; /* seconds (sv_stats) */
 } conn_req;
 
 /* ==== Logging ==== */
@@ -123,23 +134,16 @@ static void log_json_str(sv_buf *b, const char *s, bool ascii) {
     sv_buf_add(b, "\"", 1);
 }
 
-/* Writes one log line for a finished request to stderr: text
+/* Writes one log line for a finished request from ip to stderr: text
  * ("2026-01-01T00:00:00Z 127.0.0.1 POST /embed 200 1234B 3.2ms model=x
  * inputs=2 tokens=18") or, with --log-format json, one JSON object. */
-static void log_request(struct MHD_Connection *c, const char *method, const char *url, int status, size_t bytes,
-                        const conn_req *r, const char *err) {
-    char ts[32], ip[INET6_ADDRSTRLEN] = "-";
+static void log_line(const char *ip, const char *method, const char *url, int status, size_t bytes, const conn_req *r,
+                     const char *err) {
+    char ts[32];
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (ci && ci->client_addr) {
-        const struct sockaddr *sa = ci->client_addr;
-        if (sa->sa_family == AF_INET) inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, ip, sizeof ip);
-        else if (sa->sa_family == AF_INET6)
-            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, ip, sizeof ip);
-    }
     double ms = (cli_now() - r->t0) * 1e3;
     sv_buf b = {0};
     if (S.log_json) {
@@ -182,6 +186,26 @@ static void log_request(struct MHD_Connection *c, const char *method, const char
     sv_buf_free(&b);
 }
 
+/* The client's address of connection c as text ("-" when unknown). */
+static void client_ip(struct MHD_Connection *c, char *ip, size_t cap) {
+    snprintf(ip, cap, "-");
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci && ci->client_addr) {
+        const struct sockaddr *sa = ci->client_addr;
+        if (sa->sa_family == AF_INET) inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, ip, (socklen_t)cap);
+        else if (sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, ip, (socklen_t)cap);
+    }
+}
+
+/* log_line for a request on connection c. */
+static void log_request(struct MHD_Connection *c, const char *method, const char *url, int status, size_t bytes,
+                        const conn_req *r, const char *err) {
+    char ip[INET6_ADDRSTRLEN];
+    client_ip(c, ip, sizeof ip);
+    log_line(ip, method, url, status, bytes, r, err);
+}
+
 /* libmicrohttpd's own messages (e.g. a failed bind) on stderr. */
 static void mhd_log(void *cls, const char *fmt, va_list ap) {
     (void)cls;
@@ -191,13 +215,155 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
     pthread_mutex_unlock(&S.log_mu);
 }
 
+/* ==== Request deadline (--request-timeout) ====
+ *
+ * libmicrohttpd's connection timeout is an idle timeout: a client sending
+ * a byte a second (headers or body) holds its connection and thread
+ * forever. So every connection is watched from its start: a watchdog
+ * thread cuts one whose request has not arrived whole within
+ * --request-timeout seconds, writing a 408 with a JSON body straight to
+ * the socket (libmicrohttpd has queued nothing yet: the request is still
+ * arriving) and shutting the socket down, which makes libmicrohttpd's
+ * thread close the connection. The deadline runs from the connection's
+ * start for its first request (headers and body); for a later request on
+ * a kept-alive connection, from the previous answer until its headers
+ * (then the connection is closed without a 408: nothing was asked yet, as
+ * an idle timeout does) and again from its headers for its body. Once a
+ * request has arrived whole, its processing is not limited. The socket is
+ * only touched under the watch mutex, and a connection leaves the list
+ * (libmicrohttpd's "closed" notice) before libmicrohttpd closes its
+ * descriptor, so a reused descriptor is never shut down by mistake. */
+
+typedef enum { CONN_NEW, CONN_IDLE, CONN_BODY, CONN_BUSY } conn_phase;
+
+/* One watched connection. */
+typedef struct conn_watch {
+    int fd;
+    conn_phase phase;  /* NEW: first request's headers; IDLE: between requests; BODY: a body arriving; BUSY: answering */
+    double since;      /* when the running deadline started (cli_now) */
+    bool fired;        /* cut by the watchdog */
+    char method[16], url[128]; /* for the log line, once the headers are in */
+    char ip[INET6_ADDRSTRLEN];
+    struct conn_watch *prev, *next;
+} conn_watch;
+
+static struct {
+    pthread_mutex_t mu; /* guards the list, every entry, and writing to a watched socket */
+    conn_watch *head;
+    int stop;           /* atomic */
+    pthread_t thread;
+    bool running;
+} W = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+/* libmicrohttpd's connection notices: a started connection joins the
+ * watch list (its entry is the connection's socket context), a closed
+ * one leaves it. */
+static void watch_notify(void *cls, struct MHD_Connection *c, void **ctx, enum MHD_ConnectionNotificationCode code) {
+    (void)cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        conn_watch *w = calloc(1, sizeof *w);
+        if (!w || !ci) {
+            free(w);
+            return;
+        }
+        w->fd = ci->connect_fd;
+        w->phase = CONN_NEW;
+        w->since = cli_now();
+        client_ip(c, w->ip, sizeof w->ip);
+        pthread_mutex_lock(&W.mu);
+        w->next = W.head;
+        if (W.head) W.head->prev = w;
+        W.head = w;
+        pthread_mutex_unlock(&W.mu);
+        *ctx = w;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && *ctx) {
+        conn_watch *w = *ctx;
+        pthread_mutex_lock(&W.mu);
+        if (w->prev) w->prev->next = w->next;
+        else W.head = w->next;
+        if (w->next) w->next->prev = w->prev;
+        pthread_mutex_unlock(&W.mu);
+        free(w);
+        *ctx = NULL;
+    }
+}
+
+/* Moves connection c's watch to phase (see above): BODY restarts the
+ * deadline after an IDLE wait and records the request line for the log;
+ * IDLE restarts it. */
+static void watch_phase(struct MHD_Connection *c, conn_phase phase, const char *method, const char *url) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    conn_watch *w = ci ? ci->socket_context : NULL;
+    if (!w) return;
+    pthread_mutex_lock(&W.mu);
+    if ((phase == CONN_BODY && w->phase == CONN_IDLE) || phase == CONN_IDLE) w->since = cli_now();
+    if (phase == CONN_BODY) {
+        snprintf(w->method, sizeof w->method, "%s", method);
+        snprintf(w->url, sizeof w->url, "%s", url);
+    }
+    w->phase = phase;
+    pthread_mutex_unlock(&W.mu);
+}
+
+/* The watchdog thread: ten times a second, cuts the connections whose
+ * request is late (408 when a request was under way), until W.stop. */
+static void *watchdog_main(void *arg) {
+    (void)arg;
+    while (!__atomic_load_n(&W.stop, __ATOMIC_SEQ_CST)) {
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        double now = cli_now();
+        pthread_mutex_lock(&W.mu);
+        for (conn_watch *w = W.head; w; w = w->next) {
+            if (w->fired || w->phase == CONN_BUSY || now - w->since < (double)S.request_timeout) continue;
+            w->fired = true;
+            if (w->phase != CONN_IDLE) {
+                char body[160], msg[512];
+                snprintf(body, sizeof body,
+                         "{\"error\":\"the request did not arrive whole within %ld s (--request-timeout)\","
+                         "\"error_type\":\"timeout\"}", S.request_timeout);
+                int n = snprintf(msg, sizeof msg,
+                                 "HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\n"
+                                 "Content-Length: %zu\r\nConnection: close\r\n\r\n%s", strlen(body), body);
+                if (send(w->fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) { /* the client is gone: nothing to say */
+                }
+                conn_req r = {.t0 = w->since};
+                log_line(w->ip, w->method[0] ? w->method : "-", w->url[0] ? w->url : "-", 408, strlen(body), &r,
+                         "the request did not arrive in time (--request-timeout)");
+            }
+            shutdown(w->fd, SHUT_RDWR);
+        }
+        pthread_mutex_unlock(&W.mu);
+    }
+    return NULL;
+}
+
 /* ==== Responses ==== */
+
+/* Adds Access-Control-Allow-Origin (and Vary: Origin) to resp when the
+ * request's Origin is one --cors-allow-origin allows; nothing without the
+ * option or for another origin. */
+static void add_cors(struct MHD_Connection *c, struct MHD_Response *resp) {
+    if (!S.n_cors) return;
+    const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+    if (!origin) return;
+    bool any = false, match = false;
+    for (size_t i = 0; i < S.n_cors; i++) {
+        if (!strcmp(S.cors[i], "*")) any = true;
+        else if (!strcmp(S.cors[i], origin)) match = true;
+    }
+    if (!any && !match) return;
+    MHD_add_response_header(resp, "Access-Control-Allow-Origin", match ? origin : "*");
+    if (match) MHD_add_response_header(resp, "Vary", "Origin");
+}
 
 /* Queues body (malloc'd, taken over) with status and a JSON content type,
  * logs the request, and returns libmicrohttpd's result. close asks the
  * client to close the connection (after a refused upload). */
 static enum MHD_Result send_body(struct MHD_Connection *c, const char *method, const char *url, conn_req *r,
                                  int status, sv_buf *body, const char *ctype, const char *err) {
+    watch_phase(c, CONN_BUSY, NULL, NULL); /* an answer before the body (401, 413, 429): not the watchdog's */
     if (body->oom) {
         sv_buf_free(body);
         sv_buf_puts(body, "{\"error\":\"out of memory\",\"error_type\":\"backend\"}");
@@ -214,8 +380,14 @@ static enum MHD_Result send_body(struct MHD_Connection *c, const char *method, c
     body->p = NULL;
     if (ctype) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     if (__atomic_load_n(&S.stopping, __ATOMIC_SEQ_CST)) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    add_cors(c, resp);
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
     MHD_destroy_response(resp);
+    if (r->work && status == 200) {
+        sv_stats st = {.t_tokenize = r->t_tokenize, .t_queue = r->t_queue, .t_infer = r->t_infer};
+        sv_metrics_request(!r->single, r->embed);
+        sv_metrics_success(!r->single, r->embed, cli_now() - r->t0, &st);
+    }
     log_request(c, method, url, status, n, r, err);
     return ret;
 }
@@ -224,6 +396,17 @@ static enum MHD_Result send_body(struct MHD_Connection *c, const char *method, c
  * under /v1/, OpenAI's {"error": {"message", "type", "param", "code"}}. */
 static enum MHD_Result send_error(struct MHD_Connection *c, const char *method, const char *url, conn_req *r,
                                   const sv_error *e) {
+    if (r->work) { /* te_request_failure{err}: by what went wrong */
+        const char *t = e->type ? e->type : "";
+        sv_fail_kind why = e->why                    ? (sv_fail_kind)e->why
+                           : !strcmp(t, "tokenizer")  ? SV_FAIL_TOKENIZATION
+                           : !strcmp(t, "overloaded") ? SV_FAIL_OVERLOADED
+                           : !strcmp(t, "backend")    ? SV_FAIL_INFERENCE
+                                                      : SV_FAIL_VALIDATION;
+        sv_metrics_request(!r->single, r->embed);
+        sv_metrics_failure(why);
+        r->work = false; /* counted once */
+    }
     sv_buf b = {0};
     if (!strncmp(url, "/v1/", 4)) {
         const char *type = e->status == 401   ? "invalid_request_error"
@@ -282,64 +465,35 @@ static void pooling_name(uint32_t p, char *out, size_t cap) {
         }
 }
 
-/* Whether code point cp is whitespace to Python's str.strip(). */
-static bool is_py_space(uint32_t cp) {
-    return (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20) || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
-           (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F ||
-           cp == 0x3000;
-}
-
-/* Decodes the code point at s[0..n) (valid UTF-8, as jansson checked) into
- * *cp; returns its byte length. */
-static size_t utf8_at(const unsigned char *s, size_t n, uint32_t *cp) {
-    size_t k = s[0] < 0x80 ? 1 : s[0] < 0xE0 ? 2 : s[0] < 0xF0 ? 3 : 4;
-    if (k > n) k = n;
-    uint32_t v = k == 1 ? s[0] : k == 2 ? s[0] & 0x1Fu : k == 3 ? s[0] & 0x0Fu : s[0] & 0x07u;
-    for (size_t i = 1; i < k; i++) v = v << 6 | (s[i] & 0x3Fu);
-    *cp = v;
-    return k;
-}
-
-/* Builds what se_encode tokenises for a text: prompt + text, stripped of
- * Python whitespace at both ends when the architecture strips (every
- * architecture but USE lite, whose own pipeline does not). Lowercasing
- * models do not come here (their texts take the text path). *out is
- * malloc'd. */
-static bool prepare_text(const sv_model *sm, const char *prompt, const char *text, size_t len, char **out,
-                         size_t *out_len) {
-    size_t pl = strlen(prompt), n = pl + len;
-    char *t = malloc(n + 1);
-    if (!t) return false;
-    memcpy(t, prompt, pl);
-    memcpy(t + pl, text, len);
-    size_t b = 0, e = n;
-    const unsigned char *u = (const unsigned char *)t;
-    while (sm->strip && b < e) {
-        uint32_t cp;
-        size_t k = utf8_at(u + b, e - b, &cp);
-        if (!is_py_space(cp)) break;
-        b += k;
-    }
-    while (sm->strip && e > b) {
-        size_t s = e - 1;
-        while (s > b && (u[s] & 0xC0) == 0x80) s--;
-        uint32_t cp;
-        utf8_at(u + s, e - s, &cp);
-        if (!is_py_space(cp)) break;
-        e = s;
-    }
-    memmove(t, t + b, e - b);
-    t[e - b] = 0;
-    *out = t;
-    *out_len = e - b;
-    return true;
-}
-
 /* ==== Routes ==== */
 
-/* POST /v1/embeddings, /embed and /: binds the body, tokenises each text
- * on this thread (or checks the token ids), queues the sequences on the
- * model's batcher, waits, and writes the vectors. */
+/* Fills e for a route the model cannot serve (TEI's 424, counted as
+ * model_type): an embedding route on a cross-encoder, or a cross-encoder
+ * route on an embedding model (or /rerank on a classifier), naming the
+ * model, what it is and the routes it has. */
+static void wrong_model_type(const sv_model *sm, const char *url, sv_error *e) {
+    const se_model_info *in = &sm->info;
+    e->why = SV_FAIL_MODEL_TYPE;
+    if (!in->head)
+        sv_fail(e, 424, "backend", "model",
+                "%s: the model `%s` is an embedding model, not a cross-encoder (reranker or classifier): use /embed, "
+                "/v1/embeddings or /similarity", url, sm->name);
+    else if (in->n_labels == 1)
+        sv_fail(e, 424, "backend", "model",
+                "%s: the model `%s` is a reranker (a cross-encoder, %s, one label), not an embedding model: use /rerank, "
+                "/v1/rerank or /predict", url, sm->name, in->head);
+    else
+        sv_fail(e, 424, "backend", "model",
+                "%s: the model `%s` is a classifier (a cross-encoder, %s, %d labels), not %s: use /predict", url, sm->name,
+                in->head, in->n_labels, strstr(url, "rerank") ? "a reranker (one label)" : "an embedding model");
+}
+
+/* POST /v1/embeddings, /embed, / (on an embedding model) and /similarity:
+ * binds the body, refuses a cross-encoder (424), tokenises each text on
+ * this thread (or checks the token ids), queues the sequences on the
+ * model's batcher, waits, and writes the vectors, or for /similarity the
+ * model's similarity of the first (the source sentence) with each other,
+ * on the vectors as the model gives them (no extra normalisation). */
 static enum MHD_Result route_embed(struct MHD_Connection *c, const char *method, const char *url, conn_req *r,
                                    sv_route route) {
     sv_request q;
@@ -361,7 +515,13 @@ static enum MHD_Result route_embed(struct MHD_Connection *c, const char *method,
         goto fail;
     }
     r->model = sm->name;
+    r->single = q.single;
     const se_model_info *in = &sm->info;
+    if (in->head) {
+        wrong_model_type(sm, url, &e);
+        goto fail;
+    }
+    if (route == SV_ROUTE_TEI_SIMILARITY) q.normalize = false; /* the model's own vectors, as TEI */
     if (q.dimensions > in->dim) {
         sv_fail(&e, 422, "validation", "dimensions", "`dimensions` %d is larger than the model's %d", q.dimensions, in->dim);
         goto fail;
@@ -386,6 +546,7 @@ static enum MHD_Result route_embed(struct MHD_Connection *c, const char *method,
     items = calloc(q.n_inputs, sizeof *items);
     tok_ids = calloc(q.n_inputs, sizeof *tok_ids);
     vecs = malloc(q.n_inputs * dim * sizeof *vecs);
+    double t_tok = cli_now();
     if (!items || !tok_ids || !vecs) {
         sv_fail(&e, 503, "overloaded", NULL, "out of memory");
         goto fail;
@@ -422,10 +583,11 @@ static enum MHD_Result route_embed(struct MHD_Connection *c, const char *method,
             it->ids = x->ids;
             it->n_ids = x->n_ids;
             r->n_tokens += x->n_ids;
+            sv_metrics_input_length(x->n_ids);
         } else {
             char *pt;
             size_t pl, n = 0;
-            if (!prepare_text(sm, text_path ? "" : prompt, x->text, x->text_len, &pt, &pl)) {
+            if (!sv_prepare_text(sm->strip, text_path ? "" : prompt, x->text, x->text_len, &pt, &pl)) {
                 sv_fail(&e, 503, "overloaded", NULL, "out of memory");
                 goto fail;
             }
@@ -452,6 +614,7 @@ static enum MHD_Result route_embed(struct MHD_Connection *c, const char *method,
             }
             it->n_ids = n;
             r->n_tokens += n;
+            sv_metrics_input_length(n);
             if (text_path || n == 0) { /* se_encode on the inference thread */
                 it->text = x->text;
                 it->text_len = x->text_len;
@@ -462,17 +625,29 @@ static enum MHD_Result route_embed(struct MHD_Connection *c, const char *method,
             }
         }
     }
+    r->t_tokenize = cli_now() - t_tok;
     sv_job job;
     if (!sv_batcher_run(sm->batcher, &job, items, q.n_inputs)) {
         sv_fail(&e, 429, "overloaded", NULL, "Model is overloaded: the queue is full");
         goto fail;
     }
+    if (job.t_start > 0) r->t_queue = job.t_start - job.t_queued, r->t_infer = job.t_end - job.t_start;
     if (job.status != SE_OK) {
         sv_fail(&e, 424, "backend", NULL, "input %zu: %s", job.err_item, job.msg);
         goto fail;
     }
     sv_buf b = {0};
-    if (route == SV_ROUTE_OPENAI_EMBED) {
+    if (route == SV_ROUTE_TEI_SIMILARITY) { /* the source sentence against each sentence */
+        float *sim = malloc((q.n_inputs - 1) * sizeof *sim);
+        se_error se = {0};
+        if (!sim || se_similarity_matrix(in->similarity, vecs, 1, vecs + dim, q.n_inputs - 1, dim, sim, &se) != SE_OK) {
+            free(sim);
+            sv_fail(&e, 424, "backend", NULL, "similarity: %s", sim ? se.msg : "out of memory");
+            goto fail;
+        }
+        sv_buf_float_array(&b, sim, q.n_inputs - 1);
+        free(sim);
+    } else if (route == SV_ROUTE_OPENAI_EMBED) {
         sv_buf_puts(&b, "{\"object\":\"list\",\"data\":[");
         for (size_t i = 0; i < q.n_inputs; i++) {
             sv_buf_printf(&b, "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":", i ? "," : "", i);
@@ -502,6 +677,60 @@ done:
     free(vecs);
     sv_request_free(&q);
     return ret;
+}
+
+/* POST /rerank, /predict, /v1/rerank (and POST / on a cross-encoder):
+ * binds the body, checks the model is a cross-encoder (a reranker, one
+ * label, for the rerank routes) and lets serve_rerank.c score the pairs. */
+static enum MHD_Result route_pairs(struct MHD_Connection *c, const char *method, const char *url, conn_req *r,
+                                   sv_route route) {
+    sv_request q;
+    sv_error e = {0};
+    if (!sv_request_parse(route, r->body.p ? r->body.p : "", r->body.n, (size_t)S.max_client_batch, S.auto_truncate,
+                          &q, &e))
+        return send_error(c, method, url, r, &e);
+    r->n_inputs = q.n_inputs;
+    r->single = q.single;
+    sv_model *sm = find_model(q.model);
+    if (!sm) {
+        char names[256];
+        model_names(names, sizeof names);
+        sv_fail(&e, !strncmp(url, "/v1/", 4) ? 404 : 422, "validation", "model",
+                "The model `%.96s` does not exist (loaded: %s)", q.model, names);
+        sv_request_free(&q);
+        return send_error(c, method, url, r, &e);
+    }
+    r->model = sm->name;
+    if (!sm->info.head || (q.route != SV_ROUTE_TEI_PREDICT && sm->info.n_labels != 1)) {
+        wrong_model_type(sm, url, &e);
+        sv_request_free(&q);
+        return send_error(c, method, url, r, &e);
+    }
+    sv_buf b = {0};
+    sv_stats st = {0};
+    bool ok = sv_route_pairs(sm, &q, &b, &st, &e);
+    sv_request_free(&q);
+    r->n_tokens = st.n_tokens;
+    r->t_tokenize = st.t_tokenize, r->t_queue = st.t_queue, r->t_infer = st.t_infer;
+    if (!ok) {
+        sv_buf_free(&b);
+        return send_error(c, method, url, r, &e);
+    }
+    return send_body(c, method, url, r, 200, &b, "application/json", NULL);
+}
+
+/* GET /metrics: Prometheus' text format (serve_metrics.c), with the items
+ * waiting in every model's batcher as te_queue_size. */
+static enum MHD_Result route_metrics(struct MHD_Connection *c, const char *method, const char *url, conn_req *r) {
+    size_t queued = 0;
+    for (size_t i = 0; i < S.n_models; i++) {
+        size_t q, passes, mixed;
+        sv_batcher_stats(S.models[i].batcher, &q, &passes, &mixed);
+        queued += q;
+    }
+    sv_buf b = {0};
+    sv_metrics_render(&b, queued, (size_t)S.models[0].info.n_tokens_max);
+    return send_body(c, method, url, r, 200, &b, "text/plain; version=0.0.4", NULL);
 }
 
 /* POST /tokenize: per input, TEI's [{id, text, special, start, stop}].
@@ -573,23 +802,50 @@ static enum MHD_Result route_tokenize(struct MHD_Connection *c, const char *meth
     return send_body(c, method, url, r, 200, &b, "application/json", NULL);
 }
 
+/* Writes TEI's model_type of a model: {"embedding": {"pooling"}} or, for
+ * a cross-encoder, {"reranker": {id2label, label2id}} with one label and
+ * {"classifier": {...}} with more, as TEI's /info. */
+static void model_type(sv_buf *b, const sv_model *m) {
+    if (!m->info.head) {
+        char pool[96];
+        pooling_name(m->info.pooling, pool, sizeof pool);
+        sv_buf_printf(b, "{\"embedding\":{\"pooling\":\"%s\"}}", pool);
+        return;
+    }
+    sv_buf_puts(b, m->info.n_labels == 1 ? "{\"reranker\":{\"id2label\":{" : "{\"classifier\":{\"id2label\":{");
+    for (int32_t k = 0; k < m->info.n_labels; k++) {
+        const char *l = m->info.labels && m->info.labels[k] ? m->info.labels[k] : "";
+        sv_buf_printf(b, "%s\"%d\":", k ? "," : "", k);
+        sv_buf_json_str(b, l, strlen(l));
+    }
+    sv_buf_puts(b, "},\"label2id\":{");
+    for (int32_t k = 0; k < m->info.n_labels; k++) {
+        const char *l = m->info.labels && m->info.labels[k] ? m->info.labels[k] : "";
+        if (k) sv_buf_puts(b, ",");
+        sv_buf_json_str(b, l, strlen(l));
+        sv_buf_printf(b, ":%d", k);
+    }
+    sv_buf_puts(b, "}}}");
+}
+
 /* GET /info: TEI's description of the server (the default model first),
- * with every loaded model under "models". */
+ * with every loaded model under "models" (model_type: "embedding",
+ * "reranker" or "classifier"). */
 static enum MHD_Result route_info(struct MHD_Connection *c, const char *method, const char *url, conn_req *r) {
     const sv_model *d = &S.models[0];
     static const char *dt[] = {"float32", "float16", "bfloat16", "int8"};
     char pool[96];
-    pooling_name(d->info.pooling, pool, sizeof pool);
     sv_buf b = {0};
     sv_buf_puts(&b, "{\"model_id\":");
     sv_buf_json_str(&b, d->name, strlen(d->name));
+    sv_buf_printf(&b, ",\"model_sha\":null,\"model_dtype\":\"%s\",\"model_type\":", dt[d->info.compute_dtype & 3]);
+    model_type(&b, d);
     sv_buf_printf(&b,
-                  ",\"model_sha\":null,\"model_dtype\":\"%s\",\"model_type\":{\"embedding\":{\"pooling\":\"%s\"}},"
-                  "\"max_concurrent_requests\":%ld,\"max_input_length\":%d,\"max_batch_tokens\":%ld,"
+                  ",\"max_concurrent_requests\":%ld,\"max_input_length\":%d,\"max_batch_tokens\":%ld,"
                   "\"max_batch_requests\":null,\"max_client_batch_size\":%ld,\"auto_truncate\":%s,"
                   "\"tokenization_workers\":null,\"version\":\"%s\",\"sha\":null,\"docker_label\":null,\"models\":[",
-                  dt[d->info.compute_dtype & 3], pool, S.max_concurrent, d->info.n_tokens_max, S.max_batch_tokens,
-                  S.max_client_batch, S.auto_truncate ? "true" : "false", se_version());
+                  S.max_concurrent, d->info.n_tokens_max, S.max_batch_tokens, S.max_client_batch,
+                  S.auto_truncate ? "true" : "false", se_version());
     for (size_t i = 0; i < S.n_models; i++) {
         const sv_model *m = &S.models[i];
         size_t queued, passes, mixed;
@@ -599,6 +855,8 @@ static enum MHD_Result route_info(struct MHD_Connection *c, const char *method, 
         sv_buf_json_str(&b, m->name, strlen(m->name));
         sv_buf_puts(&b, ",\"dir\":");
         sv_buf_json_str(&b, m->dir, strlen(m->dir));
+        sv_buf_printf(&b, ",\"model_type\":\"%s\"",
+                      !m->info.head ? "embedding" : m->info.n_labels == 1 ? "reranker" : "classifier");
         sv_buf_printf(&b, ",\"arch\":\"%s\",\"dim\":%d,\"max_input_length\":%d,\"pooling\":\"%s\",\"normalize\":%s,"
                           "\"dtype\":\"%s\",\"queued\":%zu,\"batches\":%zu,\"mixed_batches\":%zu}",
                       m->info.arch, m->info.dim, m->info.n_tokens_max, pool, m->info.normalize ? "true" : "false",
@@ -648,9 +906,43 @@ static bool authorized(struct MHD_Connection *c) {
 /* The work routes (POST, admitted against --max-concurrent-requests). */
 static int work_route(const char *url) {
     if (!strcmp(url, "/v1/embeddings")) return SV_ROUTE_OPENAI_EMBED;
-    if (!strcmp(url, "/embed") || !strcmp(url, "/")) return SV_ROUTE_TEI_EMBED;
+    if (!strcmp(url, "/embed")) return SV_ROUTE_TEI_EMBED;
+    /* POST / is the default model's own route, as TEI's */
+    if (!strcmp(url, "/")) return S.models[0].info.head ? SV_ROUTE_TEI_PREDICT : SV_ROUTE_TEI_EMBED;
     if (!strcmp(url, "/tokenize")) return SV_ROUTE_TEI_TOKENIZE;
+    if (!strcmp(url, "/rerank")) return SV_ROUTE_TEI_RERANK;
+    if (!strcmp(url, "/predict")) return SV_ROUTE_TEI_PREDICT;
+    if (!strcmp(url, "/similarity")) return SV_ROUTE_TEI_SIMILARITY;
+    if (!strcmp(url, "/v1/rerank") || !strcmp(url, "/v1/reranking") || !strcmp(url, "/reranking"))
+        return SV_ROUTE_JINA_RERANK;
     return -1;
+}
+
+/* Answers a CORS preflight (OPTIONS with --cors-allow-origin): 204 with
+ * the allowed methods and headers (Authorization, Content-Type) for an
+ * allowed Origin, 403 for another. No API key is asked for: browsers send
+ * preflights without credentials. */
+static enum MHD_Result send_preflight(struct MHD_Connection *c, const char *method, const char *url, conn_req *r) {
+    const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+    bool ok = false;
+    for (size_t i = 0; origin && i < S.n_cors; i++) ok = ok || !strcmp(S.cors[i], "*") || !strcmp(S.cors[i], origin);
+    if (!ok) {
+        sv_error e = {0};
+        sv_fail(&e, 403, "validation", NULL, "CORS: the origin %.96s is not allowed (--cors-allow-origin)",
+                origin ? origin : "(none)");
+        return send_error(c, method, url, r, &e);
+    }
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    if (!resp) return MHD_NO;
+    watch_phase(c, CONN_BUSY, NULL, NULL);
+    add_cors(c, resp);
+    MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    MHD_add_response_header(resp, "Access-Control-Allow-Headers", "Authorization, Content-Type");
+    MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
+    enum MHD_Result ret = MHD_queue_response(c, 204, resp);
+    MHD_destroy_response(resp);
+    log_request(c, method, url, 204, 0, r, NULL);
+    return ret;
 }
 
 /* libmicrohttpd's request handler. The first call (headers read) refuses
@@ -674,10 +966,12 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         r->t0 = cli_now();
         *con_cls = r;
         __atomic_add_fetch(&S.active, 1, __ATOMIC_SEQ_CST);
+        watch_phase(c, CONN_BODY, method, url);
         if (__atomic_load_n(&S.stopping, __ATOMIC_SEQ_CST)) {
             sv_fail(&e, 503, "unhealthy", NULL, "the server is shutting down");
             return send_error(c, method, url, r, &e);
         }
+        if (S.n_cors && !strcmp(method, "OPTIONS")) return send_preflight(c, method, url, r);
         if (strcmp(url, "/health") != 0 && !page && !authorized(c)) {
             sv_fail(&e, 401, "unauthorized", NULL, "missing or wrong API key (send Authorization: Bearer KEY)");
             return send_error(c, method, url, r, &e);
@@ -691,6 +985,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
             }
             if (__atomic_add_fetch(&S.busy, 1, __ATOMIC_SEQ_CST) > S.max_concurrent) {
                 __atomic_sub_fetch(&S.busy, 1, __ATOMIC_SEQ_CST);
+                r->work = wr != SV_ROUTE_TEI_TOKENIZE;
+                r->embed = wr == SV_ROUTE_OPENAI_EMBED || wr == SV_ROUTE_TEI_EMBED || wr == SV_ROUTE_TEI_SIMILARITY;
                 sv_fail(&e, 429, "overloaded", NULL, "Model is overloaded: %ld requests in flight (--max-concurrent-requests)",
                         S.max_concurrent);
                 return send_error(c, method, url, r, &e);
@@ -705,6 +1001,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         *upload_size = 0;
         return MHD_YES;
     }
+    watch_phase(c, CONN_BUSY, NULL, NULL); /* the request is in: answering is not limited */
     if (r->too_large) {
         sv_fail(&e, 413, "payload_too_large", NULL, "the body is larger than the limit of %ld bytes (--payload-limit)",
                 S.payload_limit);
@@ -714,7 +1011,13 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         sv_fail(&e, 503, "overloaded", NULL, "out of memory for the body");
         return send_error(c, method, url, r, &e);
     }
-    if (post && (wr == SV_ROUTE_OPENAI_EMBED || wr == SV_ROUTE_TEI_EMBED)) return route_embed(c, method, url, r, (sv_route)wr);
+    if (post && wr >= 0 && wr != SV_ROUTE_TEI_TOKENIZE) r->work = true;
+    if (post && (wr == SV_ROUTE_OPENAI_EMBED || wr == SV_ROUTE_TEI_EMBED || wr == SV_ROUTE_TEI_SIMILARITY)) {
+        r->embed = true;
+        return route_embed(c, method, url, r, (sv_route)wr);
+    }
+    if (post && (wr == SV_ROUTE_TEI_RERANK || wr == SV_ROUTE_TEI_PREDICT || wr == SV_ROUTE_JINA_RERANK))
+        return route_pairs(c, method, url, r, (sv_route)wr);
     if (post && wr == SV_ROUTE_TEI_TOKENIZE) return route_tokenize(c, method, url, r);
     if (sv_index_is_route(url)) return route_index(c, method, url, r);
     if (get && !strcmp(url, "/health")) {
@@ -730,7 +1033,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     }
     if (get && !strcmp(url, "/info")) return route_info(c, method, url, r);
     if (get && !strcmp(url, "/v1/models")) return route_models(c, method, url, r);
-    bool known = wr >= 0 || !strcmp(url, "/health") || !strcmp(url, "/info") || !strcmp(url, "/v1/models");
+    if (get && !strcmp(url, "/metrics")) return route_metrics(c, method, url, r);
+    bool known = wr >= 0 || !strcmp(url, "/health") || !strcmp(url, "/info") || !strcmp(url, "/v1/models") ||
+                 !strcmp(url, "/metrics");
     if (known) sv_fail(&e, 405, "validation", NULL, "%s is not allowed on %s", method, url);
     else sv_fail(&e, 404, "not_found", NULL, "no route %s %s", method, url);
     return send_error(c, method, url, r, &e);
@@ -739,7 +1044,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 /* Called by libmicrohttpd when a request is over (answered or not): frees
  * its state and leaves the counters. */
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
-    (void)cls, (void)c, (void)toe;
+    (void)cls, (void)toe;
+    watch_phase(c, CONN_IDLE, NULL, NULL);
     conn_req *r = *con_cls;
     if (!r) return;
     if (r->admitted) __atomic_sub_fetch(&S.busy, 1, __ATOMIC_SEQ_CST);
@@ -754,15 +1060,16 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
 static const char serve_usage[] =
     "usage: sembed serve -m DIR [-m NAME=DIR ...] [options]\n"
     "\n"
-    "An HTTP embedding server: OpenAI's POST /v1/embeddings and GET /v1/models, and\n"
-    "text-embeddings-inference's POST /embed, POST /, POST /tokenize, GET /info, GET /health.\n"
-    "Requests from all connections are batched together by the token budget; every vector is\n"
-    "the same, bit for bit, whatever it is batched with. SIGTERM or SIGINT: stop accepting,\n"
-    "finish the requests in flight, exit 0.\n"
+    "An HTTP embedding and reranking server: OpenAI's POST /v1/embeddings and GET /v1/models;\n"
+    "text-embeddings-inference's POST /embed, /similarity, /rerank, /predict, /tokenize and /\n"
+    "(the default model's own route), GET /info, /health and /metrics (Prometheus); Jina's and\n"
+    "Cohere's POST /v1/rerank. Requests from all connections are batched together by the token\n"
+    "budget; every vector and score is the same, bit for bit, whatever it is batched with.\n"
+    "SIGTERM or SIGINT: stop accepting, finish the requests in flight, exit 0.\n"
     "\n"
-    "  -m, --model [NAME=]DIR           a model folder, under NAME (default: the folder's name);\n"
-    "                                   repeat for several models, chosen by the request's \"model\";\n"
-    "                                   the first is the default\n"
+    "  -m, --model [NAME=]DIR           a model folder (an embedding model or a cross-encoder), under\n"
+    "                                   NAME (default: the folder's name); repeat for several models,\n"
+    "                                   chosen by the request's \"model\"; the first is the default\n"
     "      --host ADDR                  address to listen on (default 127.0.0.1; 0.0.0.0 for all)\n"
     "      --port N                     port (default 8080; 0: any free port, printed at start)\n"
     "      --api-key KEY                require \"Authorization: Bearer KEY\" (not on /health)\n"
@@ -778,6 +1085,10 @@ static const char serve_usage[] =
     "      --index [NAME=]FILE          serve an index of `sembed index build` (repeatable; NAME: the\n"
     "                                   file's name): POST /search, GET /indexes, POST and DELETE\n"
     "                                   /indexes/NAME/documents[/ID]; written by the server while it runs\n"
+    "      --cors-allow-origin ORIGIN   allow browser pages from ORIGIN (repeatable; * for any):\n"
+    "                                   Access-Control-Allow-Origin, OPTIONS preflights answered 204\n"
+    "      --request-timeout SECONDS    a request must arrive whole (headers and body) within this;\n"
+    "                                   slower clients get 408 and are disconnected (default 30)\n"
     "  -h, --help                       this help\n"
     "\n"
     "  sembed serve -m models/use-lite --port 8080\n"
@@ -828,6 +1139,7 @@ int cmd_serve(int argc, char **argv) {
         {"threads", required_argument, 0, 't'},        {"dtype", required_argument, 0, 'T'},
         {"log-format", required_argument, 0, 'F'},     {"help", no_argument, 0, 'h'},
         {"index", required_argument, 0, 'X'},
+        {"cors-allow-origin", required_argument, 0, 'O'}, {"request-timeout", required_argument, 0, 'W'},
         {0, 0, 0, 0}};
     const char *specs[SV_MODELS_MAX], *key_file = NULL;
     char names[SV_MODELS_MAX][256];
@@ -864,6 +1176,15 @@ int cmd_serve(int argc, char **argv) {
             if (!sv_index_spec(optarg, msg, sizeof msg)) return cli_usage_error(serve_usage, "serve: %s", msg);
             break;
         }
+        case 'O':
+            if (S.n_cors == SV_CORS_MAX)
+                return cli_usage_error(serve_usage, "serve: at most %d --cors-allow-origin", SV_CORS_MAX);
+            if (!optarg[0]) return cli_usage_error(serve_usage, "serve: --cors-allow-origin is empty");
+            S.cors[S.n_cors++] = optarg;
+            break;
+        case 'W':
+            if (cli_opt_long("serve", "--request-timeout", optarg, 1, 86400, &S.request_timeout)) return EXIT_USAGE;
+            break;
         case 'h': fputs(serve_usage, stdout); return 0;
         default: fputs(serve_usage, stderr); return EXIT_USAGE;
         }
@@ -938,13 +1259,17 @@ int cmd_serve(int argc, char **argv) {
             goto out;
         }
     }
+    /* libmicrohttpd's idle timeout, for clients slow to read their answer;
+     * the watchdog cuts slow senders first */
+    unsigned mhd_timeout = (unsigned)(S.request_timeout + 1 > SV_TIMEOUT_S ? S.request_timeout + 1 : SV_TIMEOUT_S);
     unsigned conn_limit = S.max_concurrent * 2 < 64 ? 64 : S.max_concurrent * 2 > 4096 ? 4096 : (unsigned)S.max_concurrent * 2;
     d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
                              MHD_USE_AUTO | (v6 ? MHD_USE_IPv6 : 0),
                          (uint16_t)S.port, NULL, NULL, handler, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
                          MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+                         MHD_OPTION_NOTIFY_CONNECTION, watch_notify, NULL,
                          MHD_OPTION_SOCK_ADDR, v6 ? (struct sockaddr *)&sa6 : (struct sockaddr *)&sa4,
-                         MHD_OPTION_CONNECTION_LIMIT, conn_limit, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)SV_TIMEOUT_S,
+                         MHD_OPTION_CONNECTION_LIMIT, conn_limit, MHD_OPTION_CONNECTION_TIMEOUT, mhd_timeout,
                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SV_HEADER_BYTES,
                          MHD_OPTION_END);
     if (!d) {
@@ -952,6 +1277,11 @@ int cmd_serve(int argc, char **argv) {
                 S.host, S.port);
         goto out;
     }
+    if (pthread_create(&W.thread, NULL, watchdog_main, NULL) != 0) {
+        fprintf(stderr, "sembed: serve: cannot start the request deadline thread\n");
+        goto out;
+    }
+    W.running = true;
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
     unsigned port = di ? di->port : (unsigned)S.port;
     fprintf(stderr, "sembed: serving %s", S.models[0].name);
@@ -975,6 +1305,10 @@ int cmd_serve(int argc, char **argv) {
     if (rc) fprintf(stderr, "sembed: serve: requests still running after %d s; stopping anyway\n", SV_DRAIN_S);
 out:
     if (d) MHD_stop_daemon(d);
+    if (W.running) {
+        __atomic_store_n(&W.stop, 1, __ATOMIC_SEQ_CST);
+        pthread_join(W.thread, NULL);
+    }
     { /* after the daemon: no request can be using an index */
         char msg[SE_ERROR_MSG_MAX + 300];
         if (!sv_indexes_close(msg, sizeof msg)) {

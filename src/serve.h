@@ -1,7 +1,9 @@
 /*
  * serve.h - private declarations of `sembed serve`, the HTTP embedding
- * server (serve.c: options, HTTP, routes, logging; serve_batch.c: the
- * dynamic batcher; serve_req.c: request JSON binding and response text).
+ * server (serve.c: options, HTTP, the embedding routes, logging, CORS and
+ * the request deadline; serve_batch.c: the dynamic batcher; serve_req.c:
+ * request JSON binding and response text; serve_rerank.c: the
+ * cross-encoder routes; serve_metrics.c: GET /metrics).
  * Like the CLI, the server is a program on the public API (sembed.h) only.
  */
 #ifndef SE_SERVE_H
@@ -45,19 +47,35 @@ void sv_buf_float_base64(sv_buf *b, const float *v, size_t n);
 /* Frees the buffer's memory. */
 void sv_buf_free(sv_buf *b);
 
+/* Builds what the library tokenises for a text: prompt + text (len bytes
+ * of valid UTF-8), stripped of Python whitespace (str.strip) at both ends
+ * when strip. *out is malloc'd and NUL-terminated; false when out of
+ * memory. */
+bool sv_prepare_text(bool strip, const char *prompt, const char *text, size_t len, char **out, size_t *out_len);
+
 /* ==== Request binding (serve_req.c) ==== */
 
 /* The routes whose bodies are bound. */
 typedef enum sv_route {
-    SV_ROUTE_OPENAI_EMBED = 0, /* POST /v1/embeddings */
-    SV_ROUTE_TEI_EMBED = 1,    /* POST /embed (and POST /) */
-    SV_ROUTE_TEI_TOKENIZE = 2  /* POST /tokenize */
+    SV_ROUTE_OPENAI_EMBED = 0,   /* POST /v1/embeddings */
+    SV_ROUTE_TEI_EMBED = 1,      /* POST /embed (and POST / on an embedding model) */
+    SV_ROUTE_TEI_TOKENIZE = 2,   /* POST /tokenize */
+    SV_ROUTE_TEI_RERANK = 3,     /* POST /rerank {query, texts} */
+    SV_ROUTE_TEI_PREDICT = 4,    /* POST /predict (and POST / on a cross-encoder) */
+    SV_ROUTE_JINA_RERANK = 5,    /* POST /v1/rerank, /v1/reranking, /reranking {query, documents};
+                                    on every rerank path a body with texts is bound as TEI's and
+                                    one with documents (and no texts) as Jina's, as llama.cpp does */
+    SV_ROUTE_TEI_SIMILARITY = 6, /* POST /similarity */
+    SV_ROUTE_N = 7
 } sv_route;
 
-/* One input: a text (ids == NULL) or a token id sequence. */
+/* One input: a text (ids == NULL) or a token id sequence; for /predict a
+ * text may have a second text (a pair). */
 typedef struct sv_input {
     const char *text; /* points into the parsed JSON (valid UTF-8, no NUL) */
     size_t text_len;
+    const char *pair; /* /predict: the pair's second text, or NULL */
+    size_t pair_len;
     int32_t *ids;     /* malloc'd, n_ids entries; NULL for a text */
     size_t n_ids;
 } sv_input;
@@ -76,6 +94,16 @@ typedef struct sv_request {
     bool truncate_set;       /* the request said truncate */
     bool truncate_left;      /* TEI truncation_direction "left" (unsupported for texts: see serve_req.c) */
     bool add_special;        /* /tokenize add_special_tokens (default true) */
+    /* cross-encoder routes */
+    sv_route route;          /* the route bound (SV_ROUTE_JINA_RERANK for a Jina body on /rerank) */
+    const char *query;       /* rerank: the query (inputs are the documents) */
+    size_t query_len;
+    bool raw_scores;         /* TEI raw_scores: the logits instead of sigmoid/softmax */
+    bool return_text;        /* TEI return_text / Jina return_documents */
+    bool single;             /* inputs was one string, one id list or (/predict) one pair: TEI's
+                                "single" method; /predict answers it with a flat list */
+    bool doc_objects;        /* Jina: documents given as {"text": ...} objects */
+    size_t top_n;            /* Jina top_n (default: all) */
 } sv_request;
 
 /* A binding error: the HTTP status, TEI's error_type, and for OpenAI the
@@ -84,6 +112,7 @@ typedef struct sv_error {
     int status;             /* 400, 413, 422, ... */
     const char *type;       /* TEI error_type: "empty", "validation", "overloaded", ... */
     const char *param;      /* the JSON field at fault, or NULL */
+    int why;                /* sv_fail_kind when the type alone does not say (batch size, model type); 0 */
     char msg[SE_ERROR_MSG_MAX];
 } sv_error;
 
@@ -110,6 +139,9 @@ void sv_request_free(sv_request *req);
 typedef struct sv_job {
     pthread_cond_t cv;      /* signalled when n_left reaches 0 (under the batcher's mutex) */
     size_t n_left;          /* items not yet computed */
+    double t_queued;        /* when its items were queued (sv_now) */
+    double t_start;         /* when the first of its items went into a pass (0: not yet) */
+    double t_end;           /* when its last item finished */
     se_status status;       /* the first error of any item, SE_OK otherwise */
     size_t err_item;        /* which item failed */
     char msg[SE_ERROR_MSG_MAX];
@@ -123,6 +155,9 @@ typedef struct sv_job {
 typedef struct sv_item {
     sv_job *job;
     size_t index;            /* position in the request (for messages) */
+    bool pair;               /* a cross-encoder sequence: scored with se_predict_ids */
+    int act;                 /* pair: the se_score_act to apply */
+    const int32_t *type_ids; /* pair: n_ids token types (NULL: all 0) */
     const int32_t *ids;      /* ids kind: n_ids ids; NULL for the text kind */
     size_t n_ids;            /* token count (an estimate for the text kind: the budget) */
     const char *text;        /* text kind */
@@ -130,7 +165,7 @@ typedef struct sv_item {
     const char *prompt_name; /* text kind: se_encode_params.prompt_name */
     int32_t truncate_dim;    /* se_encode_params.truncate_dim */
     bool normalize;          /* se_encode_params.normalize */
-    float *out;              /* OUT: se_encode_dim floats */
+    float *out;              /* OUT: se_encode_dim floats (pair: n_labels scores) */
     struct sv_item *next;    /* queue link */
 } sv_item;
 
@@ -155,5 +190,69 @@ void sv_batcher_stats(sv_batcher *b, size_t *queued, size_t *passes, size_t *mix
 /* Finishes the items already queued, stops the thread and frees b. NULL is
  * a no-op. */
 void sv_batcher_stop(sv_batcher *b);
+
+/* Seconds on a monotonic clock. */
+double sv_now(void);
+
+/* ==== Models and routes shared by serve.c and serve_rerank.c ==== */
+
+/* One loaded model. */
+typedef struct sv_model {
+    const char *name, *dir;
+    se_model *m;
+    const se_tokenizer *tok;
+    se_model_info info;
+    sv_batcher *batcher;
+    bool strip; /* the architecture strips texts before tokenising (sv_prepare_text) */
+} sv_model;
+
+/* What a work route measured, for the log line and GET /metrics. */
+typedef struct sv_stats {
+    const char *model;  /* the model's name */
+    size_t n_inputs;    /* inputs (pairs for the cross-encoder routes) */
+    size_t n_tokens;    /* their tokens, special tokens included */
+    double t_tokenize;  /* seconds spent tokenising on the request thread */
+    double t_queue;     /* seconds from queueing to the first pass */
+    double t_infer;     /* seconds from the first pass to the last result */
+} sv_stats;
+
+/* POST /rerank, /predict, /v1/rerank (and POST / on a cross-encoder):
+ * scores the bound request q's pairs with the cross-encoder sm through its
+ * batcher and writes the answer into out. False with e set on an error
+ * (e->type "tokenizer", "validation", "overloaded", "backend"). Each
+ * pair's token count goes to sv_metrics_input_length. Thread-safe. */
+bool sv_route_pairs(sv_model *sm, sv_request *q, sv_buf *out, sv_stats *st, sv_error *e);
+
+/* ==== Metrics (serve_metrics.c) ==== */
+
+/* Why a request failed, TEI's te_request_failure{err} label. */
+typedef enum sv_fail_kind {
+    SV_FAIL_VALIDATION = 0,
+    SV_FAIL_TOKENIZATION,
+    SV_FAIL_BATCH_SIZE,
+    SV_FAIL_MODEL_TYPE,
+    SV_FAIL_OVERLOADED,
+    SV_FAIL_INFERENCE,
+    SV_FAIL_N
+} sv_fail_kind;
+
+/* Counts one work request (te_request_count{method}); batch: the input
+ * was a list (TEI's "batch"), else one input ("single"). embed: an
+ * embedding route (te_embed_count) or a cross-encoder one (te_predict_count). */
+void sv_metrics_request(bool batch, bool embed);
+/* Counts one successful work request with its timings
+ * (te_request_success{method}, te_request_duration and the tokenization,
+ * queue and inference histograms, te_embed/predict_success). */
+void sv_metrics_success(bool batch, bool embed, double t_total, const sv_stats *st);
+/* Counts one failed work request (te_request_failure{err}). */
+void sv_metrics_failure(sv_fail_kind why);
+/* Records one input's token count (te_request_input_length). */
+void sv_metrics_input_length(size_t n_tokens);
+/* Records one forward pass of the batcher (te_batch_next_size, te_batch_next_tokens). */
+void sv_metrics_batch(size_t n_items, size_t n_tokens);
+/* Writes every metric in Prometheus' text format (version 0.0.4) into b;
+ * queued is the te_queue_size gauge (items waiting in every batcher) and
+ * max_input_length bounds te_request_input_length's buckets, as TEI's do. */
+void sv_metrics_render(sv_buf *b, size_t queued, size_t max_input_length);
 
 #endif

@@ -17,11 +17,13 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "serve.h"
 
 struct sv_batcher {
     const se_model *model;
+    size_t n_labels;         /* scores per pair (cross-encoders), 0 for an embedding model */
     se_ctx *ctx;             /* used by the inference thread only */
     size_t max_batch_tokens; /* token budget of one pass */
     size_t max_queue_items;
@@ -37,16 +39,48 @@ struct sv_batcher {
 
 /* Whether two items can share one encode call. */
 static bool same_params(const sv_item *a, const sv_item *b) {
+    if (a->pair != b->pair) return false;
+    if (a->pair) return a->act == b->act;
     if ((a->ids == NULL) != (b->ids == NULL)) return false;
     if (a->truncate_dim != b->truncate_dim || a->normalize != b->normalize) return false;
     if ((a->prompt_name == NULL) != (b->prompt_name == NULL)) return false;
     return !a->prompt_name || !strcmp(a->prompt_name, b->prompt_name);
 }
 
+/* Scores the n pair items of group g (one activation) into their out rows
+ * (n_labels each) with one se_predict_ids call. Returns the library's
+ * status; err says why. */
+static se_status predict_group(sv_batcher *b, sv_item **g, size_t n, se_error *err) {
+    se_predict_params p = se_predict_default_params();
+    p.activation = (se_score_act)g[0]->act;
+    size_t nl = b->n_labels;
+    const int32_t **ids = malloc(n * sizeof *ids), **types = malloc(n * sizeof *types);
+    size_t *lens = malloc(n * sizeof *lens);
+    float *out = nl && n <= ((size_t)-1) / sizeof(float) / nl ? malloc(n * nl * sizeof *out) : NULL;
+    se_status s;
+    if (!ids || !types || !lens || !out) {
+        s = SE_E_NOMEM;
+        snprintf(err->msg, sizeof err->msg, "out of memory");
+        err->code = s;
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) ids[i] = g[i]->ids, types[i] = g[i]->type_ids, lens[i] = g[i]->n_ids;
+    s = se_predict_ids(b->ctx, ids, types, lens, n, &p, out, n * nl, err);
+    if (s == SE_OK)
+        for (size_t i = 0; i < n; i++) memcpy(g[i]->out, out + i * nl, nl * sizeof *out);
+done:
+    free(ids);
+    free(types);
+    free(lens);
+    free(out);
+    return s;
+}
+
 /* Encodes the n items of group g (all with the same parameters) into their
  * out rows, in one call; scratch arrays are malloc'd per call. Returns the
- * library's status; err says why. */
+ * library's status; err says why. Pair groups go to predict_group. */
 static se_status encode_group(sv_batcher *b, sv_item **g, size_t n, se_error *err) {
+    if (g[0]->pair) return predict_group(b, g, n, err);
     se_encode_params p = se_encode_default_params();
     p.truncate_dim = g[0]->truncate_dim;
     p.normalize = g[0]->normalize;
@@ -89,7 +123,16 @@ static void finish_item(sv_item *it, se_status s, const se_error *err) {
         j->err_item = it->index;
         snprintf(j->msg, sizeof j->msg, "%s", err->msg);
     }
-    if (--j->n_left == 0) pthread_cond_signal(&j->cv);
+    if (--j->n_left == 0) {
+        j->t_end = sv_now();
+        pthread_cond_signal(&j->cv);
+    }
+}
+
+double sv_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 /* The inference thread: takes a budget's worth of items, encodes them by
@@ -135,7 +178,11 @@ static void *batcher_main(void *arg) {
                 b->n_mixed++;
                 break;
             }
+        double now = sv_now();
+        for (size_t i = 0; i < n; i++)
+            if (take[i]->job->t_start == 0) take[i]->job->t_start = now;
         pthread_mutex_unlock(&b->mu);
+        sv_metrics_batch(n, tokens);
         /* group by parameters, keeping queue order within a group (a taken
          * item's slot is cleared); each group is reported when it is done */
         for (size_t i = 0; i < n; i++) {
@@ -176,6 +223,8 @@ se_status sv_batcher_start(const se_model *model, int n_threads, size_t max_batc
         return err->code = SE_E_NOMEM;
     }
     b->model = model;
+    se_model_info info;
+    if (se_model_get_info(model, &info, NULL) == SE_OK && info.head) b->n_labels = (size_t)info.n_labels;
     b->max_batch_tokens = max_batch_tokens;
     b->max_queue_items = max_queue_items;
     se_ctx_params cp = se_ctx_default_params();
@@ -203,6 +252,8 @@ se_status sv_batcher_start(const se_model *model, int n_threads, size_t max_batc
 bool sv_batcher_run(sv_batcher *b, sv_job *job, sv_item *items, size_t n) {
     pthread_cond_init(&job->cv, NULL);
     job->n_left = n;
+    job->t_queued = sv_now();
+    job->t_start = job->t_end = 0;
     job->status = SE_OK;
     job->msg[0] = 0;
     pthread_mutex_lock(&b->mu);

@@ -8,6 +8,17 @@
  *   POST /embed, POST /  {inputs, normalize?, truncate?, truncation_direction?,
  *                         prompt_name?, dimensions?, model?}
  *   POST /tokenize       {inputs, add_special_tokens?}
+ *   POST /rerank         TEI: {query, texts, raw_scores?, return_text?, truncate?,
+ *                        truncation_direction?, model?}
+ *   POST /v1/rerank      Jina/Cohere: {query, documents (strings or {"text": ...}),
+ *                        top_n?, return_documents?, model?}
+ *                        (on every rerank path, a body with texts is TEI's and one
+ *                        with documents Jina's: llama.cpp tells them apart so)
+ *   POST /predict        TEI: {inputs, raw_scores?, truncate?, truncation_direction?,
+ *                        model?}; inputs a string, a pair [a, b], or a list of
+ *                        [a] / [a, b] lists
+ *   POST /similarity     TEI: {inputs: {source_sentence, sentences}, parameters?:
+ *                        {truncate?, truncation_direction?, prompt_name?}, model?}
  * input / inputs: a string, a list of strings, a list of token ids (one
  * sequence) or a list of lists of token ids (OpenAI's and TEI's forms).
  * Status codes follow TEI: 400 for a body that is not JSON and for empty
@@ -145,6 +156,53 @@ void sv_buf_free(sv_buf *b) {
     memset(b, 0, sizeof *b);
 }
 
+/* Whether code point cp is whitespace to Python's str.strip(). */
+static bool is_py_space(uint32_t cp) {
+    return (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20) || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
+           (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F ||
+           cp == 0x3000;
+}
+
+/* Decodes the code point at s[0..n) (valid UTF-8, as jansson checked) into
+ * *cp; returns its byte length. */
+static size_t utf8_at(const unsigned char *s, size_t n, uint32_t *cp) {
+    size_t k = s[0] < 0x80 ? 1 : s[0] < 0xE0 ? 2 : s[0] < 0xF0 ? 3 : 4;
+    if (k > n) k = n;
+    uint32_t v = k == 1 ? s[0] : k == 2 ? s[0] & 0x1Fu : k == 3 ? s[0] & 0x0Fu : s[0] & 0x07u;
+    for (size_t i = 1; i < k; i++) v = v << 6 | (s[i] & 0x3Fu);
+    *cp = v;
+    return k;
+}
+
+bool sv_prepare_text(bool strip, const char *prompt, const char *text, size_t len, char **out, size_t *out_len) {
+    size_t pl = strlen(prompt), n = pl + len;
+    char *t = malloc(n + 1);
+    if (!t) return false;
+    memcpy(t, prompt, pl);
+    memcpy(t + pl, text, len);
+    size_t b = 0, e = n;
+    const unsigned char *u = (const unsigned char *)t;
+    while (strip && b < e) {
+        uint32_t cp;
+        size_t k = utf8_at(u + b, e - b, &cp);
+        if (!is_py_space(cp)) break;
+        b += k;
+    }
+    while (strip && e > b) {
+        size_t s = e - 1;
+        while (s > b && (u[s] & 0xC0) == 0x80) s--;
+        uint32_t cp;
+        utf8_at(u + s, e - s, &cp);
+        if (!is_py_space(cp)) break;
+        e = s;
+    }
+    memmove(t, t + b, e - b);
+    t[e - b] = 0;
+    *out = t;
+    *out_len = e - b;
+    return true;
+}
+
 /* ==== Binding ==== */
 
 bool sv_fail(sv_error *e, int status, const char *type, const char *param, const char *fmt, ...) {
@@ -201,12 +259,15 @@ static bool bind_inputs(const json_t *v, const char *field, bool ids_ok, size_t 
     } else {
         return sv_fail(e, 422, "validation", field, "`%s` must be %s", field, forms);
     }
-    if (n > max_inputs)
+    if (n > max_inputs) {
+        e->why = SV_FAIL_BATCH_SIZE;
         return sv_fail(e, 422, "validation", field,
                        "batch size %zu > maximum allowed batch size %zu (--max-client-batch-size)", n, max_inputs);
+    }
     req->inputs = calloc(n, sizeof *req->inputs);
     if (!req->inputs) return sv_fail(e, 503, "overloaded", NULL, "out of memory");
     req->n_inputs = n;
+    req->single = kind == 0 || kind == 2;
     if (kind == 0) {
         req->inputs[0].text = json_string_value(v);
         req->inputs[0].text_len = json_string_length(v);
@@ -265,12 +326,158 @@ static bool opt_dims(const json_t *o, int32_t *out, sv_error *e) {
     return true;
 }
 
+/* Reads TEI's optional truncation_direction ("Right"/"Left", any case);
+ * "Left" is refused, as the tokenizer API truncates on the right only
+ * (sembed.h se_tokenize). */
+static bool opt_direction(const json_t *o, sv_request *req, sv_error *e) {
+    const char *dir = NULL;
+    if (!opt_str(o, "truncation_direction", &dir, e)) return false;
+    if (dir && strcasecmp(dir, "right") != 0 && strcasecmp(dir, "left") != 0)
+        return sv_fail(e, 422, "validation", "truncation_direction", "`truncation_direction` must be \"Right\" or \"Left\"");
+    req->truncate_left = dir && !strcasecmp(dir, "left"); /* for when the tokenizer API can */
+    if (req->truncate_left)
+        return sv_fail(e, 422, "validation", "truncation_direction", "`truncation_direction` \"Left\" is not supported yet");
+    return true;
+}
+
+/* Reads a required non-empty string field key of o into *s / *n. */
+static bool req_str(const json_t *o, const char *key, const char **s, size_t *n, sv_error *e) {
+    const json_t *v = json_object_get(o, key);
+    if (!v) return sv_fail(e, 422, "validation", key, "missing field `%s`", key);
+    if (!json_is_string(v)) return sv_fail(e, 422, "validation", key, "`%s` must be a string", key);
+    if (json_string_length(v) == 0) return sv_fail(e, 400, "empty", key, "`%s` is an empty string", key);
+    *s = json_string_value(v);
+    *n = json_string_length(v);
+    return true;
+}
+
+/* Allocates req's n inputs after checking n against max_inputs. */
+static bool alloc_inputs(sv_request *req, const char *field, size_t n, size_t max_inputs, sv_error *e) {
+    if (n == 0) return sv_fail(e, 400, "empty", field, "`%s` cannot be empty", field);
+    if (n > max_inputs) {
+        e->why = SV_FAIL_BATCH_SIZE;
+        return sv_fail(e, 422, "validation", field,
+                       "batch size %zu > maximum allowed batch size %zu (--max-client-batch-size)", n, max_inputs);
+    }
+    req->inputs = calloc(n, sizeof *req->inputs);
+    if (!req->inputs) return sv_fail(e, 503, "overloaded", NULL, "out of memory");
+    req->n_inputs = n;
+    return true;
+}
+
+/* Binds one text of a list: x must be a non-empty string (or, when objs,
+ * an object whose "text" is one: Jina's document form). */
+static bool bind_text(const json_t *x, const char *field, size_t i, bool objs, const char **s, size_t *n, sv_error *e) {
+    if (objs && json_is_object(x)) x = json_object_get(x, "text");
+    if (!json_is_string(x))
+        return sv_fail(e, 422, "validation", field, "`%s`[%zu] must be a string%s", field, i,
+                       objs ? " or an object {\"text\": string}" : "");
+    if (json_string_length(x) == 0) return sv_fail(e, 400, "empty", field, "`%s`[%zu] is an empty string", field, i);
+    *s = json_string_value(x);
+    *n = json_string_length(x);
+    return true;
+}
+
+/* Binds a list of texts (field of o) into req's inputs; objs allows
+ * Jina's {"text": ...} documents. */
+static bool bind_texts(const json_t *o, const char *field, bool objs, size_t max_inputs, sv_request *req, sv_error *e) {
+    const json_t *v = json_object_get(o, field);
+    if (!v) return sv_fail(e, 422, "validation", field, "missing field `%s`", field);
+    if (!json_is_array(v)) return sv_fail(e, 422, "validation", field, "`%s` must be a list of strings", field);
+    if (!alloc_inputs(req, field, json_array_size(v), max_inputs, e)) return false;
+    for (size_t i = 0; i < req->n_inputs; i++) {
+        const json_t *x = json_array_get(v, i);
+        if (objs && json_is_object(x)) req->doc_objects = true;
+        if (!bind_text(x, field, i, objs, &req->inputs[i].text, &req->inputs[i].text_len, e)) return false;
+    }
+    return true;
+}
+
+/* Binds TEI's /predict inputs: a string, a pair [a, b] (or [a]), or a
+ * list of [a] / [a, b] lists (each one input, a pair when two). */
+static bool bind_predict(const json_t *v, size_t max_inputs, sv_request *req, sv_error *e) {
+    static const char *forms = "a string, a pair of strings [string, string] or a batch of mixed strings and pairs "
+                               "[[string], [string, string], ...]";
+    if (!v) return sv_fail(e, 422, "validation", "inputs", "missing field `inputs`");
+    if (json_is_string(v)) {
+        req->single = true;
+        if (!alloc_inputs(req, "inputs", 1, max_inputs, e)) return false;
+        return bind_text(v, "inputs", 0, false, &req->inputs[0].text, &req->inputs[0].text_len, e);
+    }
+    if (!json_is_array(v)) return sv_fail(e, 422, "validation", "inputs", "`inputs` must be %s", forms);
+    size_t n = json_array_size(v);
+    if (n == 0) return sv_fail(e, 400, "empty", "inputs", "`inputs` cannot be empty");
+    const json_t *f = json_array_get(v, 0);
+    bool flat = json_is_string(f);
+    if (flat) { /* one sequence: [a] or [a, b] */
+        req->single = true;
+        if (n > 2) return sv_fail(e, 422, "validation", "inputs", "`inputs` has %zu strings; one input is 1 or 2 (a pair)", n);
+        if (!alloc_inputs(req, "inputs", 1, max_inputs, e)) return false;
+        sv_input *x = &req->inputs[0];
+        if (!bind_text(json_array_get(v, 0), "inputs", 0, false, &x->text, &x->text_len, e)) return false;
+        return n < 2 || bind_text(json_array_get(v, 1), "inputs", 1, false, &x->pair, &x->pair_len, e);
+    }
+    if (!alloc_inputs(req, "inputs", n, max_inputs, e)) return false;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *s = json_array_get(v, i);
+        size_t k = json_array_size(s);
+        if (!json_is_array(s) || k < 1 || k > 2)
+            return sv_fail(e, 422, "validation", "inputs", "`inputs`[%zu] must be [string] or [string, string]: %s", i,
+                           forms);
+        sv_input *x = &req->inputs[i];
+        if (!bind_text(json_array_get(s, 0), "inputs", i, false, &x->text, &x->text_len, e)) return false;
+        if (k == 2 && !bind_text(json_array_get(s, 1), "inputs", i, false, &x->pair, &x->pair_len, e)) return false;
+    }
+    return true;
+}
+
+/* Binds TEI's /similarity body: inputs {source_sentence, sentences} as
+ * inputs[0] and inputs[1..], and the optional parameters object. */
+static bool bind_similarity(const json_t *o, size_t max_inputs, sv_request *req, sv_error *e) {
+    const json_t *in = json_object_get(o, "inputs");
+    if (!in) return sv_fail(e, 422, "validation", "inputs", "missing field `inputs`");
+    if (!json_is_object(in))
+        return sv_fail(e, 422, "validation", "inputs", "`inputs` must be an object {source_sentence, sentences}");
+    const char *src;
+    size_t src_len;
+    if (!req_str(in, "source_sentence", &src, &src_len, e)) return false;
+    const json_t *v = json_object_get(in, "sentences");
+    if (!v) return sv_fail(e, 422, "validation", "sentences", "missing field `inputs.sentences`");
+    if (!json_is_array(v)) return sv_fail(e, 422, "validation", "sentences", "`inputs.sentences` must be a list of strings");
+    size_t n = json_array_size(v);
+    if (n == 0) return sv_fail(e, 400, "empty", "sentences", "`inputs.sentences` cannot be empty");
+    /* + 1: the source sentence is encoded with them, as TEI counts it */
+    if (!alloc_inputs(req, "sentences", n + 1, max_inputs, e)) return false;
+    req->inputs[0].text = src, req->inputs[0].text_len = src_len;
+    for (size_t i = 0; i < n; i++)
+        if (!bind_text(json_array_get(v, i), "sentences", i, false, &req->inputs[i + 1].text,
+                       &req->inputs[i + 1].text_len, e))
+            return false;
+    const json_t *p = json_object_get(o, "parameters");
+    if (!p || json_is_null(p)) return true;
+    if (!json_is_object(p)) return sv_fail(e, 422, "validation", "parameters", "`parameters` must be an object");
+    return opt_bool(p, "truncate", &req->truncate, &req->truncate_set, e) && opt_direction(p, req, e) &&
+           opt_str(p, "prompt_name", &req->prompt_name, e);
+}
+
+/* Reads Jina's optional top_n: a whole number >= 1 (default: all). */
+static bool opt_top_n(const json_t *o, size_t *out, sv_error *e) {
+    const json_t *v = json_object_get(o, "top_n");
+    if (!v || json_is_null(v)) return true;
+    if (!json_is_integer(v) || json_integer_value(v) < 1)
+        return sv_fail(e, 422, "validation", "top_n", "`top_n` must be a whole number >= 1");
+    *out = (size_t)json_integer_value(v);
+    return true;
+}
+
 bool sv_request_parse(sv_route route, const char *body, size_t len, size_t max_inputs, bool auto_truncate,
                       sv_request *req, sv_error *e) {
     memset(req, 0, sizeof *req);
     req->normalize = true;
     req->truncate = auto_truncate;
     req->add_special = true;
+    req->top_n = (size_t)-1;
+    req->route = route;
     json_error_t je;
     req->root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
     bool ok = false;
@@ -298,23 +505,40 @@ bool sv_request_parse(sv_route route, const char *body, size_t len, size_t max_i
     } else if (route == SV_ROUTE_TEI_EMBED) {
         if (!opt_bool(o, "normalize", &req->normalize, NULL, e)) goto done;
         if (!opt_bool(o, "truncate", &req->truncate, &req->truncate_set, e)) goto done;
-        const char *dir = NULL;
-        if (!opt_str(o, "truncation_direction", &dir, e)) goto done;
-        if (dir && strcasecmp(dir, "right") != 0 && strcasecmp(dir, "left") != 0) {
-            sv_fail(e, 422, "validation", "truncation_direction", "`truncation_direction` must be \"Right\" or \"Left\"");
-            goto done;
-        }
-        /* the tokenizer API truncates on the right only (sembed.h se_tokenize) */
-        if (dir && !strcasecmp(dir, "left")) {
-            sv_fail(e, 422, "validation", "truncation_direction", "`truncation_direction` \"Left\" is not supported yet");
-            goto done;
-        }
+        if (!opt_direction(o, req, e)) goto done;
         if (!opt_str(o, "prompt_name", &req->prompt_name, e)) goto done;
         if (!opt_dims(o, &req->dimensions, e)) goto done;
         if (!bind_inputs(json_object_get(o, "inputs"), "inputs", true, max_inputs, req, e)) goto done;
-    } else {
+    } else if (route == SV_ROUTE_TEI_TOKENIZE) {
         if (!opt_bool(o, "add_special_tokens", &req->add_special, NULL, e)) goto done;
         if (!bind_inputs(json_object_get(o, "inputs"), "inputs", false, max_inputs, req, e)) goto done;
+    } else if (route == SV_ROUTE_TEI_RERANK || route == SV_ROUTE_JINA_RERANK) {
+        /* llama.cpp's rule, on every rerank path: a body with texts is TEI's, one
+         * with documents Jina's; with neither, the path's own */
+        bool jina = !json_object_get(o, "texts") && (route == SV_ROUTE_JINA_RERANK || json_object_get(o, "documents"));
+        req->route = jina ? SV_ROUTE_JINA_RERANK : SV_ROUTE_TEI_RERANK;
+        if (!req_str(o, "query", &req->query, &req->query_len, e)) goto done;
+        if (jina) {
+            if (!opt_top_n(o, &req->top_n, e)) goto done;
+            if (!opt_bool(o, "return_documents", &req->return_text, NULL, e)) goto done;
+            if (!bind_texts(o, "documents", true, max_inputs, req, e)) goto done;
+        } else {
+            if (!opt_bool(o, "raw_scores", &req->raw_scores, NULL, e)) goto done;
+            if (!opt_bool(o, "return_text", &req->return_text, NULL, e)) goto done;
+            if (!opt_bool(o, "truncate", &req->truncate, &req->truncate_set, e)) goto done;
+            if (!opt_direction(o, req, e)) goto done;
+            if (!bind_texts(o, "texts", false, max_inputs, req, e)) goto done;
+        }
+    } else if (route == SV_ROUTE_TEI_PREDICT) {
+        if (!opt_bool(o, "raw_scores", &req->raw_scores, NULL, e)) goto done;
+        if (!opt_bool(o, "truncate", &req->truncate, &req->truncate_set, e)) goto done;
+        if (!opt_direction(o, req, e)) goto done;
+        if (!bind_predict(json_object_get(o, "inputs"), max_inputs, req, e)) goto done;
+    } else if (route == SV_ROUTE_TEI_SIMILARITY) {
+        if (!bind_similarity(o, max_inputs, req, e)) goto done;
+    } else {
+        sv_fail(e, 404, "not_found", NULL, "no such route");
+        goto done;
     }
     ok = true;
 done:

@@ -11,7 +11,7 @@ and bodies, dynamic batching under concurrent load (bit-identical vectors),
 (tests/clients, installed by setup.sh with npm ci) run with node. Prints
 "test_serve: N passed, N failed" and exits non-zero on failure.
 """
-import base64, http.client, json, os, random, shutil, signal, socket, subprocess, sys, tempfile, threading, time
+import base64, http.client, json, os, random, re, shutil, signal, socket, subprocess, sys, tempfile, threading, time
 
 import numpy as np
 
@@ -21,6 +21,9 @@ MODEL = "models/use-lite"
 EN = "tests/fixtures/models/en-mean-norm"        # BERT, Normalize, strips texts
 PLAIN = "tests/fixtures/models/en-plain-hf"      # BERT, no Normalize
 PROMPT = "tests/fixtures/models/en-allpool-prompt"  # prompts excluded from pooling
+CE = "tests/fixtures/models/ce-bert-1"           # a reranker (one label, sigmoid)
+NLI = "tests/fixtures/models/ce-bert-3-bin"      # a classifier (3 labels, identity)
+CEX = "tests/fixtures/models/ce-xlmr-1"          # an XLM-R reranker
 CLIENTS = "tests/clients"
 
 TEXTS = ["A man is eating food.", "A man is eating a piece of bread.", "The stock market fell sharply.",
@@ -340,6 +343,492 @@ def test_truncation(s):
     check("too many token ids: 422", st == 422 and "128" in body.get("error", ""), str(body)[:200])
 
 
+# ==== /similarity ====
+
+def cos(a, b):
+    a, b = np.float64(a), np.float64(b)
+    return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+
+def test_similarity(s):
+    """TEI's /similarity: the model's similarity function of the source sentence's vector with each
+    sentence's, the server's own vectors (as /embed gives them)."""
+    src, sents = TEXTS[0], TEXTS[1:6]
+    st, body, _ = s.request("POST", "/similarity", {"inputs": {"source_sentence": src, "sentences": sents}})
+    st2, vecs, _ = s.request("POST", "/embed", {"inputs": [src] + sents})
+    want = [cos(vecs[0], v) for v in vecs[1:]] if st2 == 200 else None
+    check("similarity: one score per sentence, the cosine of /embed's vectors within 1e-6", st == 200 and want is not None
+          and len(body) == len(sents) and max(abs(a - b) for a, b in zip(body, want)) <= 1e-6, f"{st} {body} {want}")
+    st, body, _ = s.request("POST", "/similarity", {"inputs": {"source_sentence": src, "sentences": sents}, "model": "en",
+                                                    "parameters": None})
+    st2, vecs, _ = s.request("POST", "/embed", {"inputs": [src] + sents, "model": "en"})
+    check("similarity model en (parameters null)", st == 200 and st2 == 200
+          and max(abs(a - cos(vecs[0], v)) for a, v in zip(body, vecs[1:])) <= 1e-6, f"{st} {body}")
+    # the model's own similarity function ("prompt": dot product, no Normalize) on its vectors as it
+    # gives them (normalize false), with parameters.prompt_name as /embed's prompt_name
+    st, body, _ = s.request("POST", "/similarity", {"inputs": {"source_sentence": src, "sentences": sents}, "model": "prompt",
+                                                    "parameters": {"prompt_name": "query", "truncate": False}})
+    st2, vecs, _ = s.request("POST", "/embed", {"inputs": [src] + sents, "model": "prompt", "prompt_name": "query",
+                                                "normalize": False})
+    st3, plain, _ = s.request("POST", "/similarity", {"inputs": {"source_sentence": src, "sentences": sents}, "model": "prompt"})
+    want = [float(np.float64(vecs[0]) @ np.float64(v)) for v in vecs[1:]] if st2 == 200 else None
+    check("similarity on a dot-product model, parameters.prompt_name: the dot product of /embed's unnormalised vectors "
+          "(relative 1e-6)", st == 200 and want is not None and st3 == 200 and body != plain
+          and max(abs(a - b) for a, b in zip(body, want)) <= 1e-6 * max(1, max(abs(w) for w in want)), f"{body} {want}")
+    long_text = " ".join(["word"] * 300)
+    st, body, _ = s.request("POST", "/similarity", {"inputs": {"source_sentence": long_text, "sentences": ["a"]}})
+    check("similarity: too long without truncate -> 422", st == 422 and is_tei_error(body, "validation"), f"{st} {body}")
+    st, body, _ = s.request("POST", "/similarity", {"inputs": {"source_sentence": long_text, "sentences": ["a"]},
+                                                    "parameters": {"truncate": True}})
+    check("similarity: parameters.truncate true", st == 200 and len(body) == 1, f"{st} {body}")
+    cases = [("inputs a string", {"inputs": "a"}, 422), ("no source_sentence", {"inputs": {"sentences": ["a"]}}, 422),
+             ("sentences empty", {"inputs": {"source_sentence": "a", "sentences": []}}, 400),
+             ("sentences a string", {"inputs": {"source_sentence": "a", "sentences": "b"}}, 422),
+             ("an empty sentence", {"inputs": {"source_sentence": "a", "sentences": ["b", ""]}}, 400),
+             ("32 sentences + the source > 32", {"inputs": {"source_sentence": "a", "sentences": ["b"] * 32}}, 422),
+             ("parameters a list", {"inputs": {"source_sentence": "a", "sentences": ["b"]}, "parameters": []}, 422),
+             ("unknown prompt_name", {"inputs": {"source_sentence": "a", "sentences": ["b"]}, "model": "prompt",
+                                      "parameters": {"prompt_name": "nope"}}, 422)]
+    for name, body, want in cases:
+        st, b, _ = s.request("POST", "/similarity", body)
+        check(f"similarity bad input: {name} -> {want}", st == want and is_tei_error(b), f"{st} {b}")
+
+
+# ==== cross-encoders: /rerank, /v1/rerank, /predict ====
+
+def fixture_pairs(model):
+    """The expected.jsonl records (after the header) of a cross-encoder fixture: the independent
+    PyTorch reference (tools/gen_fixtures.py)."""
+    with open(os.path.join(model, "expected.jsonl")) as f:
+        return [json.loads(l) for l in f][1:]
+
+
+def rerank_ref(model, query, docs, *opts):
+    """`sembed rerank --json` (se_rank's order and scores): [(index, score)]."""
+    rc, out, err = run("rerank", "-m", model, "--json", "-q", *opts, query, input="".join(d + "\n" for d in docs).encode())
+    if rc != 0:
+        print(err, file=sys.stderr)
+        return None
+    return [(r["index"], r["score"]) for r in map(json.loads, out.splitlines())]
+
+
+def sigmoid(x):
+    return 1 / (1 + np.exp(-np.float64(x)))
+
+
+def test_rerank(s):
+    """TEI's /rerank and the Jina/Cohere /v1/rerank on the rerankers: scores and order as `sembed rerank`
+    (se_rank) and within 1e-5 of the PyTorch fixture."""
+    recs = fixture_pairs(CE)[:6]  # one query, six documents (three cut at model_max_length)
+    query, docs = recs[0]["text"], [r["text_pair"] for r in recs]
+    st, body, _ = s.request("POST", "/rerank", {"query": query, "texts": docs})
+    check("rerank: documents longer than the model reads without truncate -> 422 naming one",
+          st == 422 and is_tei_error(body, "validation") and "input 0" in body["error"] and "32" in body["error"],
+          f"{st} {body}")
+    for raw in (False, True):
+        ref = rerank_ref(CE, query, docs, *(["--raw-scores"] if raw else []))
+        st, body, _ = s.request("POST", "/rerank", {"query": query, "texts": docs, "truncate": True, "raw_scores": raw,
+                                                    "return_text": True})
+        got = [(r["index"], r["score"]) for r in body] if st == 200 else None
+        check(f"rerank raw_scores={raw}: order = sembed rerank", got is not None and ref is not None
+              and [g[0] for g in got] == [r[0] for r in ref], f"{st} {body} {ref}")
+        check(f"rerank raw_scores={raw}: scores within 1e-6 of sembed rerank (se_rank)", got is not None and ref is not None
+              and max(abs(a[1] - b[1]) for a, b in zip(got, ref)) <= 1e-6, f"{got} {ref}")
+        want = {i: (r["logits"][0] if raw else r["scores"][0]) for i, r in enumerate(recs)}
+        check(f"rerank raw_scores={raw}: within 1e-5 of the PyTorch fixture", got is not None
+              and all(abs(sc - want[i]) <= 1e-5 for i, sc in got), f"{got} {want}")
+        check(f"rerank raw_scores={raw}: sorted by score, descending", got is not None
+              and all(got[k][1] >= got[k + 1][1] for k in range(len(got) - 1)))
+        check(f"rerank return_text: each document's text", st == 200
+              and all(r["text"] == docs[r["index"]] and set(r) == {"index", "text", "score"} for r in body), str(body)[:300])
+    st, body, _ = s.request("POST", "/rerank", {"query": query, "texts": docs[1:4]})
+    check("rerank: no text unless return_text", st == 200 and all(set(r) == {"index", "score"} for r in body), str(body))
+    check("rerank: raw_scores false is the sigmoid of the logit (TEI's activation for one label)", st == 200
+          and all(abs(r["score"] - sigmoid(recs[1 + r["index"]]["logits"][0])) <= 1e-6 for r in body), str(body))
+    # the XLM-R reranker, as a second model chosen by "model"
+    xr = fixture_pairs(CEX)[5:8]  # not cut
+    ref = rerank_ref(CEX, xr[0]["text"], [xr[0]["text_pair"]])
+    st, body, _ = s.request("POST", "/rerank", {"query": xr[0]["text"], "texts": [xr[0]["text_pair"]], "model": "xlmr"})
+    check("rerank model xlmr = sembed rerank and the fixture", st == 200 and ref is not None
+          and abs(body[0]["score"] - ref[0][1]) <= 1e-6 and abs(body[0]["score"] - xr[0]["scores"][0]) <= 1e-5, f"{st} {body} {ref}")
+
+    # Jina / Cohere, as llama.cpp serves it
+    ref = rerank_ref(CE, query, docs[1:4])
+    jdocs = [docs[1], {"text": docs[2]}, docs[3]]
+    for path in ("/v1/rerank", "/v1/reranking", "/reranking", "/rerank"):
+        st, body, _ = s.request("POST", path, {"model": "ce", "query": query, "documents": jdocs, "top_n": 2,
+                                               "return_documents": True})
+        ok = st == 200 and isinstance(body, dict) and body.get("model") == "ce" and body.get("object") == "list"
+        check(f"jina {path}: {{model, object, usage, results}}", ok and set(body) == {"model", "object", "usage", "results"},
+              f"{st} {body}")
+        res = body["results"] if ok else []
+        check(f"jina {path}: top_n 2, best first, as sembed rerank", ok and ref is not None and len(res) == 2
+              and [r["index"] for r in res] == [r[0] for r in ref[:2]]
+              and all(abs(r["relevance_score"] - f[1]) <= 1e-6 for r, f in zip(res, ref)), f"{res} {ref}")
+        check(f"jina {path}: return_documents gives {{text}}", ok
+              and all(r["document"] == {"text": docs[1 + r["index"]]} for r in res), str(res))
+    st, body, _ = s.request("POST", "/v1/rerank", {"query": query, "texts": docs[1:4]})
+    check("jina path with a TEI body (texts): TEI's answer, as llama.cpp", st == 200 and isinstance(body, list)
+          and [r["index"] for r in body] == [r[0] for r in ref], f"{st} {body}")
+    # usage: the tokens of the pairs ([CLS] query [SEP] doc [SEP]), as sembed tokenize --pair counts them
+    rc, out, _ = run("tokenize", "-m", CE, "--pair", input="".join(f"{query}\t{d}\n" for d in docs[1:4]).encode())
+    ntok = sum(len(json.loads(l)) for l in out.splitlines()) if rc == 0 else -1
+    st, body, _ = s.request("POST", "/v1/rerank", {"query": query, "documents": docs[1:4]})
+    check("jina: usage counts the pairs' tokens; all documents without top_n; no document unless asked",
+          st == 200 and body["usage"] == {"prompt_tokens": ntok, "total_tokens": ntok} and len(body["results"]) == 3
+          and all(set(r) == {"index", "relevance_score"} for r in body["results"]), f"{st} {body} {ntok}")
+
+
+def test_predict(s):
+    """TEI's /predict on the 3-label classifier and the reranker: [{score, label}] sorted, TEI's
+    activation (softmax for several labels, sigmoid for one), raw_scores the logits."""
+    recs = fixture_pairs(NLI)
+    r0 = recs[1]  # not cut
+    labels = ["contradiction", "entailment", "neutral"]
+    st, body, _ = s.request("POST", "/predict", {"inputs": [r0["text"], r0["text_pair"]], "model": "nli"})
+    check("predict: one pair -> a flat list of {score, label}", st == 200 and isinstance(body, list) and len(body) == 3
+          and all(set(p) == {"score", "label"} for p in body), f"{st} {body}")
+    if st == 200:
+        got = {p["label"]: p["score"] for p in body}
+        check("predict: softmax over the labels, within 1e-5 of the fixture",
+              all(abs(got[l] - r0["softmax"][k]) <= 1e-5 for k, l in enumerate(labels)), f"{got} {r0['softmax']}")
+        check("predict: sorted by score, descending", [p["score"] for p in body] == sorted(got.values(), reverse=True))
+    pairs = [[r["text"], r["text_pair"]] for r in recs[1:4]]
+    st, body, _ = s.request("POST", "/predict", {"inputs": pairs, "model": "nli", "raw_scores": True})
+    check("predict: a batch of pairs -> one list per pair", st == 200 and len(body) == 3 and all(len(p) == 3 for p in body),
+          f"{st} {body}")
+    if st == 200:
+        check("predict raw_scores: the logits, within 1e-5 of the fixture",
+              all(abs({p["label"]: p["score"] for p in body[i]}[l] - recs[1 + i]["logits"][k]) <= 1e-5
+                  for i in range(3) for k, l in enumerate(labels)), str(body))
+    # one text alone (the single template): the same as sent in a batch with pairs
+    st1, one, _ = s.request("POST", "/predict", {"inputs": "A man is eating.", "model": "nli", "raw_scores": True})
+    st2, mixed, _ = s.request("POST", "/predict", {"inputs": [pairs[0], ["A man is eating."]], "model": "nli",
+                                                    "raw_scores": True})
+    check("predict: one text -> a flat list; the same scores inside a mixed batch", st1 == 200 and st2 == 200
+          and one == mixed[1] and len(one) == 3, f"{one} {mixed}")
+    # the reranker: one label (LABEL_0), sigmoid
+    r1 = fixture_pairs(CE)[1]
+    st, body, _ = s.request("POST", "/predict", {"inputs": [r1["text"], r1["text_pair"]]})
+    check("predict on the reranker: [{score: sigmoid, label: LABEL_0}]", st == 200 and len(body) == 1
+          and body[0]["label"] == "LABEL_0" and abs(body[0]["score"] - r1["scores"][0]) <= 1e-5, f"{st} {body}")
+    st, body2, _ = s.request("POST", "/", {"inputs": [r1["text"], r1["text_pair"]]})
+    check("POST / on a cross-encoder default model = /predict", st == 200 and body2 == body, f"{st} {body2}")
+
+
+def test_model_types(s):
+    """Routes a model cannot serve answer 424 naming the model and what it is; /info says what each is."""
+    cases = [("/embed", {"inputs": "a"}, "ce", "reranker"),
+             ("/embed", {"inputs": "a", "model": "nli"}, "nli", "classifier"),
+             ("/similarity", {"inputs": {"source_sentence": "a", "sentences": ["b"]}}, "ce", "reranker"),
+             ("/rerank", {"query": "q", "texts": ["a"], "model": "nli"}, "nli", "classifier"),
+             ("/rerank", {"query": "q", "texts": ["a"], "model": "en"}, "en", "embedding model"),
+             ("/predict", {"inputs": "a", "model": "en"}, "en", "embedding model")]
+    for path, body, name, what in cases:
+        st, b, _ = s.request("POST", path, body)
+        check(f"model type: {path} on {name} -> 424 naming it a {what}", st == 424 and is_tei_error(b)
+              and f"`{name}`" in b["error"] and what in b["error"], f"{st} {b}")
+    st, b, _ = s.request("POST", "/v1/embeddings", {"input": "a"})
+    check("model type: /v1/embeddings on a reranker -> 424, OpenAI envelope", st == 424 and is_openai_error(b)
+          and "reranker" in b["error"]["message"], f"{st} {b}")
+    st, b, _ = s.request("POST", "/v1/rerank", {"query": "q", "documents": ["a"], "model": "en"})
+    check("model type: /v1/rerank on an embedding model -> 424", st == 424 and "embedding model" in str(b), f"{st} {b}")
+    st, info, _ = s.request("GET", "/info")
+    check("info: model_type reranker with id2label (TEI's shape)", st == 200
+          and info["model_type"] == {"reranker": {"id2label": {"0": "LABEL_0"}, "label2id": {"LABEL_0": 0}}}, str(info)[:300])
+    check("info: each model's type", st == 200 and [m["model_type"] for m in info["models"]]
+          == ["reranker", "classifier", "reranker", "embedding"], str(info.get("models")))
+
+
+def test_pair_bad_input(s):
+    cases = [
+        ("rerank: no query", "/rerank", {"texts": ["a"]}, 422),
+        ("rerank: query not a string", "/rerank", {"query": 5, "texts": ["a"]}, 422),
+        ("rerank: empty query", "/rerank", {"query": "", "texts": ["a"]}, 400),
+        ("rerank: texts empty", "/rerank", {"query": "q", "texts": []}, 400),
+        ("rerank: texts a string", "/rerank", {"query": "q", "texts": "a"}, 422),
+        ("rerank: a text not a string", "/rerank", {"query": "q", "texts": ["a", 5]}, 422),
+        ("rerank: an empty text", "/rerank", {"query": "q", "texts": ["a", ""]}, 400),
+        ("rerank: too many texts", "/rerank", {"query": "q", "texts": ["a"] * 33}, 422),
+        ("rerank: raw_scores a string", "/rerank", {"query": "q", "texts": ["a"], "raw_scores": "yes"}, 422),
+        ("rerank: truncation_direction left", "/rerank", {"query": "q", "texts": ["a"], "truncation_direction": "Left"}, 422),
+        ("rerank: neither texts nor documents", "/rerank", {"query": "q"}, 422),
+        ("jina: top_n 0", "/v1/rerank", {"query": "q", "documents": ["a"], "top_n": 0}, 422),
+        ("jina: top_n a string", "/v1/rerank", {"query": "q", "documents": ["a"], "top_n": "2"}, 422),
+        ("jina: a document object without text", "/v1/rerank", {"query": "q", "documents": [{"body": "a"}]}, 422),
+        ("jina: unknown model", "/v1/rerank", {"query": "q", "documents": ["a"], "model": "nope"}, 404),
+        ("predict: three strings", "/predict", {"inputs": ["a", "b", "c"]}, 422),
+        ("predict: an empty list", "/predict", {"inputs": []}, 400),
+        ("predict: an empty inner list", "/predict", {"inputs": [[]]}, 422),
+        ("predict: a triple in a batch", "/predict", {"inputs": [["a"], ["a", "b", "c"]]}, 422),
+        ("predict: a number", "/predict", {"inputs": 5}, 422),
+        ("predict: an empty string", "/predict", {"inputs": ["a", ""]}, 400),
+        ("predict: too long without truncate", "/predict", {"inputs": " ".join(["word"] * 60)}, 422),
+    ]
+    for name, path, body, want in cases:
+        st, b, h = s.request("POST", path, body)
+        good = is_openai_error(b) if path.startswith("/v1/") else is_tei_error(b)
+        check(f"bad input: {name} -> {want} with a JSON error body", st == want and good, f"{st} {str(b)[:200]}")
+    st, b, _ = s.request("POST", "/predict", {"inputs": " ".join(["word"] * 60), "truncate": True})
+    check("predict: truncate true scores the first 32 tokens", st == 200 and len(b) == 1, f"{st} {b}")
+
+
+def test_pair_concurrency(s, n_workers=8, n_rounds=6):
+    """Pairs scored alone and inside concurrent requests (reranks and predicts of several models
+    at once) give identical bytes, and the load did batch requests together."""
+    recs = fixture_pairs(CE)
+    pool = [(r["text"], r["text_pair"]) for r in recs if not r["truncated"] and r["text"]]
+    alone = {}
+    for q, d in pool:
+        st, b, _ = s.request("POST", "/rerank", {"query": q, "texts": [d], "raw_scores": True})
+        alone[(q, d)] = b[0]["score"] if st == 200 else None
+    nli = [[r["text"], r["text_pair"]] for r in fixture_pairs(NLI) if not r["truncated"] and r["text"]]
+    nli_alone = {}
+    for p in nli:
+        st, b, _ = s.request("POST", "/predict", {"inputs": p, "model": "nli", "raw_scores": True})
+        nli_alone[tuple(p)] = b if st == 200 else None
+    info0 = s.request("GET", "/info")[1]
+    bad, errors = [], []
+    lock = threading.Lock()
+
+    def worker(seed):
+        r = random.Random(seed)
+        conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=60)
+        for _ in range(n_rounds):
+            try:
+                if r.random() < 0.7:
+                    q = r.choice(sorted({p[0] for p in pool}))
+                    docs = [d for qq, d in pool if qq == q]
+                    docs = r.sample(docs, r.randint(1, len(docs)))
+                    st, b, _ = s.request("POST", "/rerank", {"query": q, "texts": docs, "raw_scores": True}, conn=conn)
+                    got = {docs[x["index"]]: x["score"] for x in b} if st == 200 else None
+                    with lock:
+                        if got is None:
+                            errors.append(st)
+                        else:
+                            bad.extend(d for d in docs if got[d] != alone[(q, d)])
+                else:
+                    ps = r.sample(nli, r.randint(1, len(nli)))
+                    st, b, _ = s.request("POST", "/predict", {"inputs": ps, "model": "nli", "raw_scores": True}, conn=conn)
+                    with lock:
+                        if st != 200:
+                            errors.append(st)
+                        else:
+                            bad.extend(tuple(p) for p, got in zip(ps, b) if got != nli_alone[tuple(p)])
+            except Exception as e:  # noqa: BLE001 - reported as a failure
+                with lock:
+                    errors.append(repr(e))
+                return
+        conn.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n_workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    check("pairs concurrent: every request served", not errors, str(errors[:5]))
+    check("pairs concurrent: every score bit-identical to the pair alone", not bad, str(bad[:5]))
+    info = s.request("GET", "/info")[1]
+    mixed = sum(m["mixed_batches"] for m in info["models"][:2]) - sum(m["mixed_batches"] for m in info0["models"][:2])
+    check("pairs concurrent: some forward passes held several requests' pairs", mixed > 0, str(info["models"][:2]))
+
+
+# ==== GET /metrics ====
+
+METRIC_LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="[^"\\\n]*"(,[a-zA-Z_][a-zA-Z0-9_]*="[^"\\\n]*")*)?\})? '
+                         r'(-?[0-9.eE+-]+|\+Inf|NaN)$')
+
+
+def parse_metrics(text):
+    """Parses Prometheus' text format: every line is "# HELP name ...", "# TYPE name type" or a sample
+    "name{labels} value". Returns ({(name, labels): value}, {family: type}, [bad lines])."""
+    samples, types, bad = {}, {}, []
+    for line in text.split("\n"):
+        if not line:
+            continue
+        if line.startswith("# HELP "):
+            if len(line.split(" ", 3)) < 4:
+                bad.append(line)
+            continue
+        if line.startswith("# TYPE "):
+            parts = line.split(" ")
+            if len(parts) != 4 or parts[3] not in ("counter", "gauge", "histogram", "summary", "untyped"):
+                bad.append(line)
+            else:
+                types[parts[2]] = parts[3]
+            continue
+        m = METRIC_LINE.match(line)
+        if not m:
+            bad.append(line)
+            continue
+        name = m.group(1)
+        family = re.sub(r"_(bucket|sum|count)$", "", name) if re.sub(r"_(bucket|sum|count)$", "", name) in types else name
+        if family not in types:
+            bad.append("no TYPE before: " + line)
+        samples[(name, m.group(3) or "")] = float(m.group(5))
+    return samples, types, bad
+
+
+def get_metrics(s):
+    st, body, h = s.request("GET", "/metrics")
+    text = body.decode() if isinstance(body, (bytes, bytearray)) else json.dumps(body)
+    return st, h.get("Content-Type"), parse_metrics(text)
+
+
+def test_metrics(s):
+    """GET /metrics in Prometheus' text format with TEI's names; counters move by exactly the requests sent."""
+    st, ctype, (m0, types, bad) = get_metrics(s)
+    check("metrics: 200, text/plain; version=0.0.4", st == 200 and ctype == "text/plain; version=0.0.4", f"{st} {ctype}")
+    check("metrics: every line parses (HELP, TYPE or name{labels} value)", st == 200 and not bad and m0, str(bad[:5]))
+    want = {"te_request_count": "counter", "te_request_success": "counter", "te_request_failure": "counter",
+            "te_request_duration": "histogram", "te_request_tokenization_duration": "histogram",
+            "te_request_queue_duration": "histogram", "te_request_inference_duration": "histogram",
+            "te_request_input_length": "histogram", "te_batch_next_size": "histogram",
+            "te_batch_next_tokens": "histogram", "te_queue_size": "gauge", "te_embed_count": "counter",
+            "te_predict_count": "counter"}
+    check("metrics: TEI's names and types", all(types.get(k) == v for k, v in want.items()), str(types))
+    q, d = "how many people live in berlin?", ["Berlin is a city.", "Paris is in France.", "Rome"]
+    sent = [("/rerank", {"query": q, "texts": d}, 200), ("/v1/rerank", {"query": q, "documents": d[:2]}, 200),
+            ("/predict", {"inputs": "one text"}, 200), ("/predict", {"inputs": [["a", "b"], ["c"]]}, 200),
+            ("/rerank", {"texts": d}, 422), ("/embed", {"inputs": ["a"]}, 424),
+            ("/rerank", {"query": q, "texts": ["a"] * 33}, 422)]
+    for path, body, want_st in sent:
+        st, b, _ = s.request("POST", path, body)
+        check(f"metrics: {path} -> {want_st}", st == want_st, f"{st} {b}")
+    s.request("POST", "/tokenize", {"inputs": "not a work request"})
+    s.request("GET", "/info")
+    st, _, (m1, _, bad) = get_metrics(s)
+    delta = lambda name, labels="": m1.get((name, labels), 0) - m0.get((name, labels), 0)
+    check("metrics: te_request_count moves by the requests sent (single 1, batch 6)",
+          (delta("te_request_count", 'method="single"'), delta("te_request_count", 'method="batch"')) == (1, 6),
+          str({k: v for k, v in m1.items() if k[0] == "te_request_count"}))
+    check("metrics: te_request_success (single 1, batch 3)",
+          (delta("te_request_success", 'method="single"'), delta("te_request_success", 'method="batch"')) == (1, 3))
+    check("metrics: te_request_failure by cause (validation 1, model_type 1, batch_size 1, others 0)",
+          [delta("te_request_failure", f'err="{k}"') for k in
+           ("validation", "model_type", "batch_size", "tokenization", "overloaded", "inference")] == [1, 1, 1, 0, 0, 0],
+          str({k: v for k, v in m1.items() if k[0] == "te_request_failure"}))
+    check("metrics: te_predict_count 6, te_embed_count 1", (delta("te_predict_count"), delta("te_embed_count")) == (6, 1))
+    check("metrics: te_request_duration counts the 4 answered", delta("te_request_duration_count") == 4)
+    check("metrics: te_request_input_length counts each input (3 + 2 + 1 + 2)", delta("te_request_input_length_count") == 8,
+          str(delta("te_request_input_length_count")))
+    check("metrics: te_batch_next_size counts passes", delta("te_batch_next_size_count") >= 1
+          and delta("te_batch_next_size_sum") == 8, str(delta("te_batch_next_size_sum")))
+    hists = [k for k, v in types.items() if v == "histogram"]
+    ok = True
+    for h in hists:
+        buckets = sorted(((float(lab.split('"')[1]), v) for (n, lab), v in m1.items() if n == h + "_bucket"),
+                         key=lambda x: x[0])
+        ok = ok and buckets and all(buckets[i][1] <= buckets[i + 1][1] for i in range(len(buckets) - 1)) \
+            and buckets[-1][0] == float("inf") and buckets[-1][1] == m1[(h + "_count", "")]
+    check("metrics: histogram buckets cumulative, +Inf = _count", ok and not bad)
+    check("metrics: te_queue_size 0 when idle", m1.get(("te_queue_size", "")) == 0)
+
+
+# ==== CORS ====
+
+def test_cors(s):
+    """--cors-allow-origin https://a.example --cors-allow-origin https://b.example: the allowed origins
+    get Access-Control-Allow-Origin (and Vary: Origin), others and requests without Origin none;
+    preflights are answered 204 (curl, as a browser sends them)."""
+    A, B = "https://a.example", "https://b.example"
+    st, _, h = s.request("GET", "/health", headers={"Origin": A})
+    check("cors: allowed origin -> Access-Control-Allow-Origin: it, Vary: Origin",
+          st == 200 and h.get("Access-Control-Allow-Origin") == A and "Origin" in h.get("Vary", ""), str(h))
+    st, _, h = s.request("POST", "/rerank", {"query": "q", "texts": ["a"]}, headers={"Origin": B})
+    check("cors: the second allowed origin, on a POST", st == 200 and h.get("Access-Control-Allow-Origin") == B, str(h))
+    st, _, h = s.request("POST", "/rerank", {"query": "q"}, headers={"Origin": B})
+    check("cors: on an error answer too (the page can read it)", st == 422 and h.get("Access-Control-Allow-Origin") == B)
+    st, _, h = s.request("GET", "/health", headers={"Origin": "https://evil.example"})
+    check("cors: another origin gets no CORS header", st == 200 and "Access-Control-Allow-Origin" not in h, str(h))
+    st, _, h = s.request("GET", "/health")
+    check("cors: no Origin, no CORS header", st == 200 and "Access-Control-Allow-Origin" not in h, str(h))
+    p = subprocess.run(["curl", "-s", "-i", "-X", "OPTIONS", f"http://127.0.0.1:{s.port}/rerank", "-H", f"Origin: {A}",
+                        "-H", "Access-Control-Request-Method: POST",
+                        "-H", "Access-Control-Request-Headers: authorization, content-type"], capture_output=True, timeout=30)
+    head = p.stdout.decode("latin-1").split("\r\n\r\n")[0].lower()
+    check("cors preflight (curl): 204 with Allow-Origin, Allow-Methods POST, Allow-Headers Authorization and Content-Type",
+          head.startswith("http/1.1 204") and f"access-control-allow-origin: {A}" in head
+          and re.search(r"access-control-allow-methods: [^\r]*post", head) is not None
+          and re.search(r"access-control-allow-headers: [^\r]*authorization", head) is not None
+          and re.search(r"access-control-allow-headers: [^\r]*content-type", head) is not None, head)
+    st, _, h = s.request("OPTIONS", "/rerank", headers={"Origin": "https://evil.example",
+                                                        "Access-Control-Request-Method": "POST"})
+    check("cors preflight from another origin: 403, no CORS header", st == 403 and "Access-Control-Allow-Origin" not in h,
+          f"{st} {h}")
+
+
+# ==== slow clients ====
+
+def slow_client(port, first, trickle, out, key, every=0.5):
+    """Sends first, then one byte of trickle every `every` seconds (none when trickle is empty: it just
+    waits), until the server answers or closes; out[key] = (seconds until then, bytes received)."""
+    t0 = time.time()
+    sock = socket.create_connection(("127.0.0.1", port), timeout=15)
+    got = b""
+    try:
+        sock.sendall(first)
+        i = 0
+        sock.settimeout(every)
+        while time.time() - t0 < 12:
+            try:
+                b = sock.recv(65536)
+                if not b:
+                    break
+                got += b
+                continue
+            except socket.timeout:
+                pass
+            if i < len(trickle):
+                try:
+                    sock.sendall(trickle[i:i + 1])
+                except OSError:
+                    pass
+                i += 1
+    except OSError:
+        pass
+    out[key] = (time.time() - t0, got)
+    sock.close()
+
+
+def test_slow_clients(s):
+    """--request-timeout 2: a request must arrive whole within 2 s. A body trickled a byte at a time,
+    headers then nothing, and headers trickled are each cut near the deadline with 408 and a JSON body
+    and the connection closed, while other clients are served meanwhile."""
+    body = json.dumps({"query": "q", "texts": ["a slow document"] * 4}).encode()
+    head = b"POST /rerank HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " + \
+        str(len(body)).encode() + b"\r\n\r\n"
+    out = {}
+    clients = [threading.Thread(target=slow_client, args=(s.port, head + body[:3], body[3:], out, "body trickled")),
+               threading.Thread(target=slow_client, args=(s.port, head, b"", out, "headers, then nothing")),
+               threading.Thread(target=slow_client, args=(s.port, head[:10], head[10:], out, "headers trickled")),
+               threading.Thread(target=slow_client, args=(s.port, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n", b"", out,
+                                                          "kept alive, idle"))]
+    for t in clients:
+        t.start()
+    time.sleep(0.3)
+    t0, served = time.time(), 0
+    while time.time() - t0 < 1.2:  # others are served while the slow clients hold their connections
+        st, b, _ = s.request("POST", "/rerank", {"query": "q", "texts": ["fast"]})
+        served += st == 200
+    check("slow clients: others served meanwhile", served >= 3, str(served))
+    for t in clients:
+        t.join()
+    for key in ("body trickled", "headers, then nothing", "headers trickled"):
+        took, raw = out.get(key, (None, b""))
+        check(f"slow clients, {key}: 408 with a JSON error body, then closed, near the 2 s deadline",
+              took is not None and 1.8 <= took <= 4.5 and status_of(raw) == 408 and is_tei_error(body_of(raw), "timeout"),
+              f"{took} {raw[:300]}")
+    took, raw = out.get("kept alive, idle", (None, b""))
+    check("slow clients: a kept-alive connection idle past the deadline is closed without a 408 (nothing was asked)",
+          took is not None and 1.8 <= took <= 4.5 and raw.count(b"HTTP/1.1") == 1 and status_of(raw) == 200,
+          f"{took} {raw[:300]}")
+    st, _, _ = s.request("GET", "/health")
+    check("slow clients: up afterwards", st == 200)
+    time.sleep(0.2)
+    check("slow clients: one log line per 408", sum(" 408 " in l for l in s.lines) == 3, "".join(s.lines[-8:]))
+
+
 # ==== bad input ====
 
 def raw_request(port, data, read_timeout=10):
@@ -425,6 +914,12 @@ def test_bad_input(s):
     check("unknown route: 404", st == 404 and is_tei_error(b), str(b))
     st, b, _ = s.request("GET", "/embed")
     check("GET /embed: 405", st == 405 and is_tei_error(b), str(b))
+    st, b, h = s.request("OPTIONS", "/embed", headers={"Origin": "https://a.example", "Access-Control-Request-Method": "POST"})
+    check("no --cors-allow-origin: OPTIONS is 405, no CORS header", st == 405 and "Access-Control-Allow-Origin" not in h,
+          f"{st} {h}")
+    st, b, h = s.request("POST", "/embed", {"inputs": "a"}, headers={"Origin": "https://a.example"})
+    check("no --cors-allow-origin: no CORS header", st == 200 and not any(k.lower().startswith("access-control") for k in h),
+          str(h))
     # a client's string inside an error message, and a path, cannot forge log lines
     s.request("POST", "/embed", {"inputs": "a", "model": "evil\nINJECTED 127.0.0.1 GET /x 200"})
     s.request("GET", "/nope%0AINJECTED%20line")
@@ -468,7 +963,7 @@ def test_api_key(d):
     with open(keyfile, "w") as f:
         f.write("s3cret\n")
     for how in (["--api-key", "s3cret"], ["--api-key-file", keyfile]):
-        s = Server("-m", MODEL, *how)
+        s = Server("-m", MODEL, *how, "--cors-allow-origin", "*")
         st, b, _ = s.request("POST", "/embed", {"inputs": "a"})
         check(f"{how[0]}: missing key -> 401", st == 401 and is_tei_error(b), f"{st} {b}")
         st, b, _ = s.request("POST", "/v1/embeddings", {"input": "a"}, headers={"Authorization": "Bearer wrong"})
@@ -482,6 +977,14 @@ def test_api_key(d):
         check(f"{how[0]}: GET /info needs the key", st == 401)
         st, b, _ = s.request("GET", "/health")
         check(f"{how[0]}: /health needs no key", st == 200)
+        st, b, h = s.request("OPTIONS", "/v1/embeddings", headers={"Origin": "https://x.example",
+                                                                   "Access-Control-Request-Method": "POST",
+                                                                   "Access-Control-Request-Headers": "authorization"})
+        check(f"{how[0]}: a CORS preflight needs no key (204, Allow-Origin *)", st == 204
+              and h.get("Access-Control-Allow-Origin") == "*" and "Authorization" in h.get("Access-Control-Allow-Headers", ""),
+              f"{st} {h}")
+        st, b, h = s.request("POST", "/embed", {"inputs": "a"}, headers={"Origin": "https://x.example"})
+        check(f"{how[0]}: CORS: the 401 carries Allow-Origin *", st == 401 and h.get("Access-Control-Allow-Origin") == "*")
         s.stop()
 
 
@@ -580,6 +1083,11 @@ def test_overload():
     check("429 while --max-concurrent-requests are in flight", st == 429 and is_tei_error(b, "overloaded"), f"{st} {b}")
     st, b, _ = s.request("POST", "/v1/embeddings", {"input": "another"})
     check("429 (OpenAI envelope)", st == 429 and is_openai_error(b), f"{st} {b}")
+    for path, body in (("/rerank", {"query": "q", "texts": ["a"]}), ("/predict", {"inputs": "a"}),
+                       ("/similarity", {"inputs": {"source_sentence": "a", "sentences": ["b"]}})):
+        st, b, _ = s.request("POST", path, body)
+        check(f"429 on {path} too (counted against --max-concurrent-requests)", st == 429 and is_tei_error(b, "overloaded"),
+              f"{st} {b}")
     st, _, _ = s.request("GET", "/health")
     check("health is not refused with 429", st == 200)
     raw = finish_held(sock, rest)
@@ -653,7 +1161,12 @@ def test_linking():
 
 def test_usage():
     rc, out, _ = run("serve", "--help")
-    check("serve --help", rc == 0 and "--max-batch-tokens" in out and "--api-key-file" in out)
+    check("serve --help", rc == 0 and "--max-batch-tokens" in out and "--api-key-file" in out
+          and "--cors-allow-origin" in out and "--request-timeout" in out and "/rerank" in out and "/metrics" in out)
+    rc, _, err = run("serve", "-m", MODEL, "--request-timeout", "0")
+    check("serve --request-timeout 0: usage error", rc == 2 and "--request-timeout" in err, err)
+    rc, _, err = run("serve", "-m", MODEL, "--cors-allow-origin", "")
+    check("serve --cors-allow-origin '': usage error", rc == 2 and "--cors-allow-origin" in err, err)
     rc, _, err = run("serve")
     check("serve without -m: usage error", rc == 2 and "missing -m" in err, err)
     rc, _, err = run("serve", "-m", MODEL, "--port", "70000")
@@ -693,9 +1206,35 @@ def test_openai_client(s):
         check(f"openai npm client ({fmt}): bit-identical", same(got, ref))
 
 
+def test_cross_encoder_server():
+    """One server with a cross-encoder as the default model (and a classifier, an XLM-R reranker,
+    an embedding model), CORS and a short request deadline: the cross-encoder routes, GET /metrics,
+    CORS and slow clients."""
+    s = Server("-m", f"ce={CE}", "-m", f"nli={NLI}", "-m", f"xlmr={CEX}", "-m", f"en={EN}",
+               "--cors-allow-origin", "https://a.example", "--cors-allow-origin", "https://b.example",
+               "--request-timeout", "2")
+    check("cross-encoder server started", s.port is not None, "".join(s.lines))
+    if s.port is None:
+        s.stop()
+        return
+    try:
+        test_rerank(s)
+        test_predict(s)
+        test_model_types(s)
+        test_pair_bad_input(s)
+        test_pair_concurrency(s)
+        test_metrics(s)
+        test_cors(s)
+        test_slow_clients(s)
+    finally:
+        rc = s.stop()
+    check("cross-encoder server: exit 0 on SIGTERM", rc == 0, "".join(s.lines[-5:]))
+
+
 def concurrency_only():
     """`make tsan`: the tests where threads meet (batching under concurrent load, 429, SIGTERM with a
-    request in flight), against a ThreadSanitizer build; a report makes the server exit non-zero."""
+    request in flight, cross-encoder pairs batched across requests, the request deadline's
+    watchdog), against a ThreadSanitizer build; a report makes the server exit non-zero."""
     s = Server("-m", MODEL)
     try:
         test_concurrency(s, n_workers=8, n_rounds=3, n_extra=0)
@@ -704,6 +1243,13 @@ def concurrency_only():
     check("concurrent load: exit 0 (no sanitizer report)", rc == 0, str(rc))
     test_overload()
     test_sigterm()
+    s = Server("-m", f"ce={CE}", "-m", f"nli={NLI}", "--request-timeout", "2")
+    try:
+        test_pair_concurrency(s, n_workers=6, n_rounds=3)
+        test_slow_clients(s)
+    finally:
+        rc = s.stop()
+    check("cross-encoder load and slow clients: exit 0 (no sanitizer report)", rc == 0, str(rc))
     report("test_serve")
 
 
@@ -713,6 +1259,10 @@ def main():
         report("test_serve")
     if "--concurrency-only" in sys.argv[2:]:
         concurrency_only()
+    if "--only" in sys.argv[2:]:  # a development aid: run the named test functions alone
+        for name in sys.argv[sys.argv.index("--only") + 1:]:
+            globals()[name]()
+        report("test_serve")
     test_usage()
     test_linking()
     tmp = tempfile.mkdtemp()
@@ -734,6 +1284,7 @@ def main():
         test_variants(s, qp, lc)
         test_backend_error(s)
         test_truncation(s)
+        test_similarity(s)
         test_bad_input(s)
         test_concurrency(s)
         test_openai_client(s)
@@ -743,6 +1294,7 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
     check("main server: exit 0 on SIGTERM", rc == 0, "".join(s.lines[-5:]))
     check("main server: log lines", n_post > 0)
+    test_cross_encoder_server()
     test_payload_limit()
     with tempfile.TemporaryDirectory() as d:
         test_api_key(d)

@@ -1,16 +1,23 @@
 /*
  * fuzz_serve_request.c - fuzz target for `sembed serve`'s request binding
  * (sv_request_parse, src/serve_req.c; STYLE rule 39): the JSON bodies of
- * POST /v1/embeddings, /embed and /tokenize, the server's untrusted input
- * after libmicrohttpd's HTTP parsing.
+ * POST /v1/embeddings, /embed, /tokenize, /rerank, /predict, /v1/rerank and
+ * /similarity, the server's untrusted input after libmicrohttpd's HTTP
+ * parsing.
  *
- * The first byte picks the route (byte % 3: OpenAI embeddings, TEI embed,
- * TEI tokenize) and the auto-truncate default (bit 2); the rest is the body.
+ * The first byte picks the route and the auto-truncate default (bit 2):
+ * below 0x80, byte % 3 (OpenAI embeddings, TEI embed, TEI tokenize: the
+ * corpus's first seeds); from 0x80, 3 + byte % 4 (TEI rerank, TEI predict,
+ * Jina rerank, TEI similarity). The rest is the body.
  * Beyond "never crash, never leak", the target checks what the binding
  * promises:
  *   - success: 1..max inputs, each a non-empty text (no NUL byte, as JSON
  *     strings with \u0000 are refused) or a non-empty list of ids in
  *     [0, 2^31); tokenize takes texts only; dimensions >= 0;
+ *     the rerank, predict and similarity routes take texts only; rerank
+ *     has a non-empty query and is bound as TEI's or Jina's by its body;
+ *     a /predict pair's second text is non-empty; similarity has the
+ *     source sentence and at least one sentence;
  *   - failure: status 400, 422 or 503, a non-empty message, and the request
  *     left zeroed (nothing to free).
  * A broken promise calls __builtin_trap(). The response writers
@@ -42,7 +49,7 @@ int se_fuzz_serve_request(const uint8_t *data, size_t size);
 /* Binds one input and checks the promises above. */
 static int fuzz_one(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
-    sv_route route = (sv_route)(data[0] % 3);
+    sv_route route = (sv_route)(data[0] < 0x80 ? data[0] % 3 : 3 + data[0] % 4);
     bool auto_truncate = data[0] & 4;
     sv_request q;
     sv_error e;
@@ -56,6 +63,21 @@ static int fuzz_one(const uint8_t *data, size_t size) {
     FUZZ_REQUIRE(q.root && q.n_inputs >= 1 && q.n_inputs <= MAX_INPUTS);
     FUZZ_REQUIRE(q.dimensions >= 0);
     sv_buf b = {0};
+    /* the cross-encoder and similarity routes: texts only; rerank has a query, a
+     * Jina body on /rerank is bound as Jina's; /predict pairs are non-empty */
+    bool texts_only = route >= SV_ROUTE_TEI_RERANK;
+    bool rerank_route = route == SV_ROUTE_TEI_RERANK || route == SV_ROUTE_JINA_RERANK;
+    FUZZ_REQUIRE(q.route == route || (rerank_route && (q.route == SV_ROUTE_TEI_RERANK || q.route == SV_ROUTE_JINA_RERANK)));
+    bool rerank = q.route == SV_ROUTE_TEI_RERANK || q.route == SV_ROUTE_JINA_RERANK;
+    FUZZ_REQUIRE(rerank == (q.query != NULL));
+    if (rerank) FUZZ_REQUIRE(q.query_len >= 1 && !memchr(q.query, 0, q.query_len) && q.top_n >= 1);
+    if (route == SV_ROUTE_TEI_SIMILARITY) FUZZ_REQUIRE(q.n_inputs >= 2);
+    for (size_t i = 0; i < q.n_inputs; i++) {
+        const sv_input *x = &q.inputs[i];
+        FUZZ_REQUIRE(!texts_only || (!x->ids && x->text));
+        FUZZ_REQUIRE(x->pair == NULL || (route == SV_ROUTE_TEI_PREDICT && x->pair_len >= 1 && !memchr(x->pair, 0, x->pair_len)));
+        if (x->pair) sv_buf_json_str(&b, x->pair, x->pair_len);
+    }
     for (size_t i = 0; i < q.n_inputs; i++) {
         const sv_input *x = &q.inputs[i];
         if (x->ids) {
