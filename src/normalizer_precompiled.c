@@ -317,8 +317,55 @@ se_status se_precompiled_normalize_spm(const se_precompiled *pc, const se_spm_no
     return sb_finish(&b, out, out_len, err);
 }
 
-se_status se_precompiled_normalize_hf(const se_precompiled *pc, const char *text, size_t n, char **out,
-                                      size_t *out_len, se_error *err) {
+/* Growable per-code-point change values (see se_precompiled_normalize_hf_changes). */
+typedef struct chbuf {
+    int32_t *v;
+    size_t n, cap;
+    bool oom;
+} chbuf;
+
+/* Appends one change value; sets oom on failure. */
+static void ch_push(chbuf *c, int32_t x) {
+    if (c->oom) return;
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 64;
+        int32_t *v = se_realloc(c->v, cap * sizeof *v);
+        if (!v) {
+            c->oom = true;
+            return;
+        }
+        c->v = v, c->cap = cap;
+    }
+    c->v[c->n++] = x;
+}
+
+/* Number of code points of a valid UTF-8 string. */
+static int32_t n_cps(const char *p, size_t n) {
+    int32_t k = 0;
+    for (size_t i = 0; i < n; i++) k += ((uint8_t)p[i] & 0xC0) != 0x80;
+    return k;
+}
+
+/* Hugging Face's `replace` in precompiled.rs: old[0..old_len) becomes
+ * rep[0..rep_len); each new code point gets change 0, then the last
+ * (new - old) ones get 1 when the text grew, or the last change value so
+ * far (possibly an earlier character's) absorbs the difference when it
+ * shrank. */
+static void put_changes(chbuf *c, const char *old, size_t old_len, const char *rep, size_t rep_len) {
+    if (!c) return;
+    int32_t no = n_cps(old, old_len), nn = n_cps(rep, rep_len), diff = nn - no;
+    for (int32_t k = 0; k < nn; k++) ch_push(c, 0);
+    if (c->oom) return;
+    if (diff > 0)
+        for (int32_t k = 0; k < diff; k++) c->v[c->n - 1 - (size_t)k] = 1;
+    else if (diff < 0 && c->n)
+        c->v[c->n - 1] += diff;
+}
+
+/* The Hugging Face charsmap application (see the header), with the change
+ * values of every output code point when ch is not NULL. */
+static se_status normalize_hf(const se_precompiled *pc, const char *text, size_t n, char **out, size_t *out_len,
+                              chbuf *ch, se_error *err) {
     size_t bad;
     *out = NULL;
     if (!se_utf8_valid(text, n, &bad)) return se_err(err, SE_E_UTF8, "text is not valid UTF-8 at byte %zu", bad);
@@ -339,20 +386,49 @@ se_status se_precompiled_normalize_hf(const se_precompiled *pc, const char *text
         size_t rep_len;
         if (j - i < 6 && (rep = se_precompiled_first(pc, text + i, j - i, &rep_len)) != NULL) {
             sb_put(&b, rep, rep_len);
+            put_changes(ch, text + i, j - i, rep, rep_len);
         } else {
             for (size_t k = i; k < j;) {
                 uint32_t cp;
                 size_t m = (size_t)se_utf8_decode((const uint8_t *)text + k, j - k, &cp);
-                if ((rep = se_precompiled_first(pc, text + k, m, &rep_len)) != NULL)
+                if ((rep = se_precompiled_first(pc, text + k, m, &rep_len)) != NULL) {
                     sb_put(&b, rep, rep_len);
-                else
+                    put_changes(ch, text + k, m, rep, rep_len);
+                } else {
                     sb_put(&b, text + k, m);
+                    if (ch) ch_push(ch, 0);
+                }
                 k += m;
             }
         }
         i = j;
     }
+    if (ch && ch->oom) b.oom = true;
     return sb_finish(&b, out, out_len, err);
+}
+
+se_status se_precompiled_normalize_hf(const se_precompiled *pc, const char *text, size_t n, char **out,
+                                      size_t *out_len, se_error *err) {
+    return normalize_hf(pc, text, n, out, out_len, NULL, err);
+}
+
+se_status se_precompiled_normalize_hf_changes(const se_precompiled *pc, const char *text, size_t n, char **out,
+                                              size_t *out_len, int32_t **changes, se_error *err) {
+    chbuf c = {0};
+    *changes = NULL;
+    se_status s = normalize_hf(pc, text, n, out, out_len, &c, err);
+    if (s != SE_OK) {
+        se_free(c.v);
+        return s;
+    }
+    if (!c.v) c.v = se_malloc(sizeof *c.v); /* never NULL on success */
+    if (!c.v) {
+        se_free(*out);
+        *out = NULL;
+        return se_err(err, SE_E_NOMEM, "out of memory");
+    }
+    *changes = c.v;
+    return SE_OK;
 }
 
 /* Follows byte c from the trie node whose children's base is `base`;

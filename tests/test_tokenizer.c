@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "sembed.h"
 #include "test.h"
@@ -891,6 +892,155 @@ TEST(test_mpnet_tokenizer_json) {
     json_decref(vocab);
 }
 
+/* ==== Offsets, decode and left truncation (issue 11) ==== */
+
+#define OFFS_REF "tests/fixtures/tokenizers/offsets.jsonl.gz"
+
+/* Reads a gzip file whole (NUL-terminated); NULL on failure. */
+static char *read_gz_all(const char *path) {
+    gzFile g = gzopen(path, "rb");
+    if (!g) return NULL;
+    size_t cap = 1 << 20, n = 0;
+    char *buf = malloc(cap);
+    int r;
+    while (buf && (r = gzread(g, buf + n, (unsigned)(cap - n - 1))) > 0) {
+        n += (size_t)r;
+        if (cap - n < 65536) buf = realloc(buf, cap *= 2);
+    }
+    gzclose(g);
+    if (buf) buf[n] = '\0';
+    return buf;
+}
+
+/* The tokenizer a reference record names: a folder, or a tokenizer.json
+ * copied alone into a temporary folder (kept in the cache). */
+static se_tokenizer *ref_tokenizer(const char *name) {
+    size_t l = strlen(name);
+    if (l < 5 || strcmp(name + l - 5, ".json") != 0) return tokenizer_for(name);
+    for (int i = 0; i < 16; i++)
+        if (toks[i].dir && strcmp(toks[i].dir, name) == 0) return toks[i].tok;
+    char dir[] = "/tmp/se_tok_offs_XXXXXX", cmd[600];
+    if (!mkdtemp(dir)) return NULL;
+    snprintf(cmd, sizeof cmd, "cp '%s' %s/tokenizer.json", name, dir);
+    if (system(cmd) != 0) return NULL;
+    se_tokenizer *t = NULL;
+    se_error err;
+    se_status s = se_tokenizer_load(dir, &t, &err);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) s = SE_E_IO;
+    if (s != SE_OK) return NULL;
+    for (int i = 0; i < 16; i++)
+        if (!toks[i].dir) {
+            toks[i].dir = strdup(name), toks[i].tok = t;
+            return t;
+        }
+    se_tokenizer_free(t);
+    return NULL;
+}
+
+/* Every record of offsets.jsonl.gz (tools/tok_offsets_ref.mjs: Hugging
+ * Face tokenizers 0.22 on BERT uncased and Chinese WordPiece, MPNet, the
+ * XLM-R converters' Unigram files and USE lite's): se_tokenize_offsets
+ * gives the reference's ids, type ids, special mask, sequence ids and byte
+ * offsets (right and left truncation), se_tokenize the same ids, and
+ * se_detokenize the reference's decode(ids, false) and decode(ids, true).
+ * USE lite's ids follow the energetic-ai tokenizer, which Hugging Face's
+ * Viterbi does not: where they differ, only decode is compared. */
+TEST(test_offsets_decode_left_reference) {
+    char *all = read_gz_all(OFFS_REF);
+    CHECK_MSG(all != NULL, "cannot read %s", OFFS_REF);
+    if (!all) return;
+    size_t n_rec = 0, bad_ids = 0, bad_offs = 0, bad_meta = 0, bad_dec = 0, use_differ = 0, n_left = 0, n_offs = 0;
+    for (char *line = all, *next; *line; line = next) {
+        next = strchr(line, '\n');
+        if (next) *next++ = '\0';
+        else next = line + strlen(line);
+        json_error_t je;
+        json_t *j = json_loads(line, JSON_ALLOW_NUL, &je);
+        if (!j) {
+            CHECK_MSG(0, "%s: bad JSON line: %s", OFFS_REF, je.text);
+            continue;
+        }
+        n_rec++;
+        const char *name = json_string_value(json_object_get(j, "tok"));
+        json_t *jt = json_object_get(j, "text"), *jp = json_object_get(j, "pair");
+        const char *text = json_string_value(jt), *pair = json_is_string(jp) ? json_string_value(jp) : NULL;
+        size_t tl = json_string_length(jt), pl = pair ? json_string_length(jp) : 0;
+        json_t *jids = json_object_get(j, "ids"), *joff = json_object_get(j, "offsets");
+        size_t n_ref = json_array_size(jids);
+        se_tokenizer *tok = ref_tokenizer(name);
+        CHECK_MSG(tok != NULL, "cannot load %s", name);
+        if (!tok) {
+            json_decref(j);
+            continue;
+        }
+        se_tokenize_params p = se_tokenize_default_params(tok);
+        p.n_tokens_max = (size_t)json_integer_value(json_object_get(j, "max_length"));
+        p.truncate_left = json_is_true(json_object_get(j, "left"));
+        n_left += p.truncate_left;
+        static se_token t[8192];
+        static int32_t ids[8192], ref_ids[8192];
+        size_t n = 0, n2 = 0;
+        se_error err;
+        se_status s = se_tokenize_offsets(tok, text, tl, pair, pl, &p, t, 8192, &n, NULL, &err);
+        se_status s2 = se_tokenize(tok, text, tl, pair, pl, &p, ids, NULL, 8192, &n2, NULL, &err);
+        if (n_ref > 8192) n_ref = 8192;
+        for (size_t i = 0; i < n_ref; i++) ref_ids[i] = (int32_t)json_integer_value(json_array_get(jids, i));
+        bool same = s == SE_OK && s2 == SE_OK && n == n_ref && n2 == n;
+        for (size_t i = 0; same && i < n; i++) same = t[i].id == ref_ids[i] && ids[i] == ref_ids[i];
+        bool use = strstr(name, "use-lite") != NULL;
+        if (!same) {
+            if (use && s == SE_OK) {
+                use_differ++;
+            } else if (bad_ids++ < 5) {
+                fprintf(stderr, "  %s: ids differ (%s) on '%.80s'%s%.60s\n", name, s == SE_OK ? "" : err.msg, text,
+                        pair ? " / " : "", pair ? pair : "");
+            }
+        }
+        for (size_t i = 0; same && i < n; i++) {
+            json_t *o = json_array_get(joff, i);
+            uint32_t rs = (uint32_t)json_integer_value(json_array_get(o, 0)), re = (uint32_t)json_integer_value(json_array_get(o, 1));
+            int rseq = (int)json_integer_value(json_array_get(json_object_get(j, "seq"), i));
+            bool rsp = json_integer_value(json_array_get(json_object_get(j, "special"), i)) != 0;
+            int rtype = (int)json_integer_value(json_array_get(json_object_get(j, "type_ids"), i));
+            n_offs++;
+            if (t[i].start != rs || t[i].end != re) {
+                if (bad_offs++ < 8)
+                    fprintf(stderr, "  %s: token %zu (id %d) of '%.60s'%s%.40s: [%u, %u) expected [%u, %u)\n", name, i,
+                            t[i].id, text, pair ? " / " : "", pair ? pair : "", t[i].start, t[i].end, rs, re);
+                break;
+            }
+            if (t[i].special != rsp || t[i].type_id != rtype || (rseq < 0 ? t[i].seq != SE_SEQ_NONE : t[i].seq != rseq)) {
+                if (bad_meta++ < 5) fprintf(stderr, "  %s: token %zu of '%.60s': special/type/seq differ\n", name, i, text);
+                break;
+            }
+        }
+        /* decode the reference's ids both ways */
+        for (int skip = 0; skip < 2; skip++) {
+            const char *want = json_string_value(json_object_get(j, skip ? "dec_skip" : "dec"));
+            static char buf[65536];
+            size_t len = 0;
+            se_status sd = se_detokenize(tok, ref_ids, n_ref, skip, buf, sizeof buf, &len, &err);
+            if (sd != SE_OK || len != strlen(want) || memcmp(buf, want, len) != 0) {
+                if (bad_dec++ < 8)
+                    fprintf(stderr, "  %s: decode(skip=%d) of '%.60s': '%.80s' (%s) expected '%.80s'\n", name, skip, text,
+                            sd == SE_OK ? buf : "", sd == SE_OK ? "" : err.msg, want);
+            }
+        }
+        json_decref(j);
+    }
+    free(all);
+    fprintf(stderr, "  offsets reference: %zu records (%zu left-truncated), %zu tokens' offsets compared; "
+                    "USE lite: %zu records whose energetic-ai ids differ from Hugging Face's Viterbi\n",
+            n_rec, n_left, n_offs, use_differ);
+    CHECK_MSG(n_rec >= 3000 && n_left >= 500, "%zu records, %zu left", n_rec, n_left);
+    CHECK_MSG(bad_ids == 0, "%zu records with other ids", bad_ids);
+    CHECK_MSG(bad_offs == 0, "%zu records with other offsets", bad_offs);
+    CHECK_MSG(bad_meta == 0, "%zu records with other special/type/seq", bad_meta);
+    CHECK_MSG(bad_dec == 0, "%zu decodes differ", bad_dec);
+    CHECK_MSG(use_differ < 20, "USE lite: %zu records differ from Hugging Face's ids", use_differ);
+}
+
 int main(void) {
     RUN(test_long_text_bounded); /* first: it measures the peak RSS */
     load_cases(TOKDIR "tokenizer-cases.jsonl", false);
@@ -906,6 +1056,7 @@ int main(void) {
     RUN(test_tokenizer_file_limits);
     RUN(test_fixture_model_ids);
     RUN(test_mpnet_tokenizer_json);
+    RUN(test_offsets_decode_left_reference);
     for (int i = 0; i < 16; i++) {
         free(toks[i].dir);
         se_tokenizer_free(toks[i].tok);
