@@ -268,13 +268,42 @@ static se_status sb_finish(sbuf *b, char **out, size_t *out_len, se_error *err) 
 
 #define WS_ESCAPED "\xE2\x96\x81" /* U+2581 LOWER ONE EIGHTH BLOCK */
 
-se_status se_precompiled_normalize_spm(const se_precompiled *pc, const se_spm_norm_opts *opts, const char *text,
-                                       size_t n, char **out, size_t *out_len, se_error *err) {
+/* A growable array of source offsets, one per output byte. */
+typedef struct obuf {
+    uint32_t *v;
+    size_t n, cap;
+    bool oom;
+} obuf;
+
+/* Appends k bytes of text, each from source offset `orig`, to b (and to o
+ * when not NULL). */
+static void put_from(sbuf *b, obuf *o, const char *p, size_t k, size_t orig) {
+    sb_put(b, p, k);
+    if (!o || o->oom) return;
+    if (o->n + k + 1 > o->cap) {
+        size_t cap = o->cap ? o->cap : 64;
+        while (cap < o->n + k + 1) cap *= 2;
+        uint32_t *v = se_realloc(o->v, cap * sizeof *v);
+        if (!v) {
+            o->oom = true;
+            return;
+        }
+        o->v = v, o->cap = cap;
+    }
+    for (size_t q = 0; q < k; q++) o->v[o->n++] = (uint32_t)orig;
+}
+
+/* sentencepiece's Normalize (see the header), with its norm_to_orig map
+ * in o when not NULL: the source offset of every output byte, then the end
+ * (the source offset where the trailing whitespace it dropped starts, or
+ * n). */
+static se_status normalize_spm(const se_precompiled *pc, const se_spm_norm_opts *opts, const char *text, size_t n,
+                               char **out, size_t *out_len, obuf *o, se_error *err) {
     sbuf b = {0};
     const char *ws = opts->escape_whitespaces ? WS_ESCAPED : " ";
     size_t ws_len = opts->escape_whitespaces ? 3 : 1;
     const char *rep;
-    size_t rep_len, i = 0;
+    size_t rep_len, i = 0, final = n;
     /* leading whitespace: what normalises to exactly " " is skipped */
     if (opts->remove_extra_whitespaces) {
         while (i < n) {
@@ -284,8 +313,8 @@ se_status se_precompiled_normalize_spm(const se_precompiled *pc, const se_spm_no
             i += m;
         }
     }
-    if (i == n) return sb_finish(&b, out, out_len, err);
-    if (!opts->treat_whitespace_as_suffix && opts->add_dummy_prefix) sb_put(&b, ws, ws_len);
+    if (i == n) goto finish;
+    if (!opts->treat_whitespace_as_suffix && opts->add_dummy_prefix) put_from(&b, o, ws, ws_len, i);
     bool prev_space = opts->remove_extra_whitespaces;
     while (i < n) {
         size_t m = se_precompiled_prefix(pc, text + i, n - i, &rep, &rep_len);
@@ -299,9 +328,9 @@ se_status se_precompiled_normalize_spm(const se_precompiled *pc, const se_spm_no
         if (sp_len > 0) {
             for (size_t k = 0; k < sp_len; k++) {
                 if (opts->escape_whitespaces && sp[k] == ' ')
-                    sb_put(&b, WS_ESCAPED, 3);
+                    put_from(&b, o, WS_ESCAPED, 3, i);
                 else
-                    sb_put(&b, sp + k, 1);
+                    put_from(&b, o, sp + k, 1, i);
             }
             prev_space = sp[sp_len - 1] == ' ';
         }
@@ -312,9 +341,35 @@ se_status se_precompiled_normalize_spm(const se_precompiled *pc, const se_spm_no
         while (b.len >= ws_len && memcmp(b.p + b.len - ws_len, ws, ws_len) == 0) {
             b.len -= ws_len;
             b.p[b.len] = '\0';
+            if (o && !o->oom) o->n -= ws_len, final = o->v[o->n];
         }
-    if (opts->treat_whitespace_as_suffix && opts->add_dummy_prefix) sb_put(&b, ws, ws_len);
+    if (opts->treat_whitespace_as_suffix && opts->add_dummy_prefix) put_from(&b, o, ws, ws_len, final);
+finish:
+    if (o && !o->oom) { /* the end entry */
+        uint32_t *v = se_realloc(o->v, (o->n + 1) * sizeof *v);
+        if (!v) o->oom = true;
+        else o->v = v, o->cap = o->n + 1, o->v[o->n++] = (uint32_t)final;
+    }
+    if (o && o->oom) b.oom = true;
     return sb_finish(&b, out, out_len, err);
+}
+
+se_status se_precompiled_normalize_spm(const se_precompiled *pc, const se_spm_norm_opts *opts, const char *text,
+                                       size_t n, char **out, size_t *out_len, se_error *err) {
+    return normalize_spm(pc, opts, text, n, out, out_len, NULL, err);
+}
+
+se_status se_precompiled_normalize_spm_map(const se_precompiled *pc, const se_spm_norm_opts *opts, const char *text,
+                                           size_t n, char **out, size_t *out_len, uint32_t **n2o, se_error *err) {
+    obuf o = {0};
+    *n2o = NULL;
+    se_status s = normalize_spm(pc, opts, text, n, out, out_len, &o, err);
+    if (s != SE_OK) {
+        se_free(o.v);
+        return s;
+    }
+    *n2o = o.v;
+    return SE_OK;
 }
 
 /* Growable per-code-point change values (see se_precompiled_normalize_hf_changes). */

@@ -1264,10 +1264,6 @@ se_status se_tokenize_offsets(const se_tokenizer *tok, const char *text, size_t 
         return se_err(err, SE_E_INVALID, "se_tokenize_offsets: invalid arguments");
     if (text_len > INT32_MAX || pair_len > INT32_MAX)
         return se_err(err, SE_E_RANGE, "se_tokenize_offsets: a text of more than 2 GiB has offsets we do not report");
-    if (tok->kind == SE_TOK_UNIGRAM && tok->uni.spm)
-        return se_err(err, SE_E_UNSUPPORTED,
-                      "se_tokenize_offsets: token offsets are not available for a sentencepiece .model tokenizer (%s)",
-                      tok->source);
     se_tokenize_params p = params ? *params : se_tokenize_default_params(tok);
     se_tok_session s = {0};
     se_i32vec vi = {0}, vt = {0}, sp = {0};

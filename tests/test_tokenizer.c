@@ -1041,6 +1041,107 @@ TEST(test_offsets_decode_left_reference) {
     CHECK_MSG(use_differ < 20, "USE lite: %zu records differ from Hugging Face's ids", use_differ);
 }
 
+#define OFFS_SPM_REF "tests/fixtures/tokenizers/offsets_spm.jsonl.gz"
+
+/* A folder holding only tests/fixtures/sentencepiece/<model>.model as
+ * sentencepiece.bpe.model, loaded once (kept in the cache). */
+static se_tokenizer *spm_tokenizer(const char *model) {
+    char key[128];
+    snprintf(key, sizeof key, "spm:%s", model);
+    for (int i = 0; i < 16; i++)
+        if (toks[i].dir && strcmp(toks[i].dir, key) == 0) return toks[i].tok;
+    char dir[] = "/tmp/se_tok_spm_XXXXXX", cmd[600];
+    if (!mkdtemp(dir)) return NULL;
+    snprintf(cmd, sizeof cmd, "cp tests/fixtures/sentencepiece/%s.model %s/sentencepiece.bpe.model", model, dir);
+    if (system(cmd) != 0) return NULL;
+    se_tokenizer *t = NULL;
+    se_error err;
+    se_status s = se_tokenizer_load(dir, &t, &err);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) s = SE_E_IO;
+    if (s != SE_OK) return NULL;
+    for (int i = 0; i < 16; i++)
+        if (!toks[i].dir) {
+            toks[i].dir = strdup(key), toks[i].tok = t;
+            return t;
+        }
+    se_tokenizer_free(t);
+    return NULL;
+}
+
+/* Every record of offsets_spm.jsonl.gz (tools/tok_offsets_spm_ref.py:
+ * python3-sentencepiece on the two test models, read as XLM-R's
+ * sentencepiece.bpe.model folders): se_tokenize_offsets gives its ids and
+ * its pieces' byte spans (sentencepiece's norm_to_orig), se_detokenize
+ * with skip_special its decode. */
+TEST(test_offsets_spm_reference) {
+    char *all = read_gz_all(OFFS_SPM_REF);
+    CHECK_MSG(all != NULL, "cannot read %s", OFFS_SPM_REF);
+    if (!all) return;
+    size_t n_rec = 0, bad_ids = 0, bad_offs = 0, bad_dec = 0, n_offs = 0;
+    for (char *line = all, *next; *line; line = next) {
+        next = strchr(line, '\n');
+        if (next) *next++ = '\0';
+        else next = line + strlen(line);
+        json_error_t je;
+        json_t *j = json_loads(line, JSON_ALLOW_NUL, &je);
+        if (!j) {
+            CHECK_MSG(0, "%s: bad JSON line: %s", OFFS_SPM_REF, je.text);
+            continue;
+        }
+        n_rec++;
+        se_tokenizer *tok = spm_tokenizer(json_string_value(json_object_get(j, "model")));
+        CHECK(tok != NULL);
+        if (!tok) {
+            json_decref(j);
+            continue;
+        }
+        json_t *jt = json_object_get(j, "text"), *jp = json_object_get(j, "pair");
+        const char *text = json_string_value(jt), *pair = json_is_string(jp) ? json_string_value(jp) : NULL;
+        size_t tl = json_string_length(jt), pl = pair ? json_string_length(jp) : 0;
+        json_t *jids = json_object_get(j, "ids"), *joff = json_object_get(j, "offsets");
+        size_t n_ref = json_array_size(jids), n = 0;
+        static se_token t[8192];
+        static int32_t ref_ids[8192];
+        if (n_ref > 8192) n_ref = 8192;
+        for (size_t i = 0; i < n_ref; i++) ref_ids[i] = (int32_t)json_integer_value(json_array_get(jids, i));
+        se_tokenize_params p = se_tokenize_default_params(tok);
+        p.n_tokens_max = 0;
+        se_error err;
+        se_status s = se_tokenize_offsets(tok, text, tl, pair, pl, &p, t, 8192, &n, NULL, &err);
+        bool same = s == SE_OK && n == n_ref;
+        for (size_t i = 0; same && i < n; i++) same = t[i].id == ref_ids[i];
+        if (!same && bad_ids++ < 5) fprintf(stderr, "  spm: ids differ (%s) on '%.80s'\n", s == SE_OK ? "" : err.msg, text);
+        for (size_t i = 0; same && i < n; i++) {
+            json_t *o = json_array_get(joff, i);
+            uint32_t rs = (uint32_t)json_integer_value(json_array_get(o, 0)), re = (uint32_t)json_integer_value(json_array_get(o, 1));
+            int rseq = (int)json_integer_value(json_array_get(json_object_get(j, "seq"), i));
+            n_offs++;
+            if (t[i].start != rs || t[i].end != re || t[i].special != (rseq < 0) ||
+                t[i].seq != (rseq < 0 ? SE_SEQ_NONE : rseq)) {
+                if (bad_offs++ < 8)
+                    fprintf(stderr, "  spm %s: token %zu (id %d) of '%.60s': [%u, %u) expected [%u, %u)\n",
+                            json_string_value(json_object_get(j, "model")), i, t[i].id, text, t[i].start, t[i].end, rs, re);
+                break;
+            }
+        }
+        const char *want = json_string_value(json_object_get(j, "dec_skip"));
+        static char buf[65536];
+        size_t len = 0;
+        se_status sd = se_detokenize(tok, ref_ids, n_ref, true, buf, sizeof buf, &len, &err);
+        if ((sd != SE_OK || len != strlen(want) || memcmp(buf, want, len) != 0) && bad_dec++ < 5)
+            fprintf(stderr, "  spm: decode of '%.60s': '%.80s' (%s) expected '%.80s'\n", text, sd == SE_OK ? buf : "",
+                    sd == SE_OK ? "" : err.msg, want);
+        json_decref(j);
+    }
+    free(all);
+    fprintf(stderr, "  sentencepiece offsets reference: %zu records, %zu tokens' offsets compared\n", n_rec, n_offs);
+    CHECK_MSG(n_rec >= 1200, "%zu records", n_rec);
+    CHECK_MSG(bad_ids == 0, "%zu records with other ids", bad_ids);
+    CHECK_MSG(bad_offs == 0, "%zu records with other offsets", bad_offs);
+    CHECK_MSG(bad_dec == 0, "%zu decodes differ", bad_dec);
+}
+
 int main(void) {
     RUN(test_long_text_bounded); /* first: it measures the peak RSS */
     load_cases(TOKDIR "tokenizer-cases.jsonl", false);
@@ -1057,6 +1158,7 @@ int main(void) {
     RUN(test_fixture_model_ids);
     RUN(test_mpnet_tokenizer_json);
     RUN(test_offsets_decode_left_reference);
+    RUN(test_offsets_spm_reference);
     for (int i = 0; i < 16; i++) {
         free(toks[i].dir);
         se_tokenizer_free(toks[i].tok);

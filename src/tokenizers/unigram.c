@@ -888,18 +888,39 @@ static se_status normalize_chunk(const se_unigram *u, const char *src, size_t n,
                                  bool *strip_left, bool want_al, norm_buf *nb, se_error *err) {
     nb->own = NULL, nb->cur = src, nb->n = n, nb->al = NULL, nb->ncp = 0;
     se_status s;
-    if (want_al && u->spm)
-        return se_err(err, SE_E_UNSUPPORTED, "token offsets are not available for a sentencepiece .model tokenizer");
-    if (want_al && !(nb->al = al_identity(src, n, &nb->ncp))) return se_err(err, SE_E_NOMEM, "tokenizer: out of memory");
     if (u->spm) {
         se_spm_norm_opts o = u->spm_opts;
         o.add_dummy_prefix = o.add_dummy_prefix && first;
         char *t;
         size_t tn;
-        if ((s = se_precompiled_normalize_spm(u->pc, &o, src, n, &t, &tn, err)) != SE_OK) return s;
+        if (!want_al) {
+            if ((s = se_precompiled_normalize_spm(u->pc, &o, src, n, &t, &tn, err)) != SE_OK) return s;
+            nb_set(nb, t, tn);
+            return SE_OK;
+        }
+        /* sentencepiece's spans: a code point runs from where its source
+         * starts to where the next one's does (the last one to the end
+         * norm_to_orig gives) */
+        uint32_t *n2o;
+        if ((s = se_precompiled_normalize_spm_map(u->pc, &o, src, n, &t, &tn, &n2o, err)) != SE_OK) return s;
         nb_set(nb, t, tn);
+        size_t ncp = n_cp(t, tn), q = 0;
+        uint32_t *al = se_malloc_array(2 * ncp + 2, sizeof *al);
+        if (!al) {
+            se_free(n2o);
+            return se_err(err, SE_E_NOMEM, "tokenizer: out of memory");
+        }
+        for (size_t k = 0; k < tn; k++) {
+            if (((uint8_t)t[k] & 0xC0) == 0x80) continue;
+            if (q) al[2 * q - 1] = n2o[k];
+            al[2 * q++] = n2o[k];
+        }
+        if (q) al[2 * q - 1] = n2o[tn];
+        se_free(n2o);
+        nb_set_al(nb, al, ncp);
         return SE_OK;
     }
+    if (want_al && !(nb->al = al_identity(src, n, &nb->ncp))) return se_err(err, SE_E_NOMEM, "tokenizer: out of memory");
     for (int k = 0; k < u->n_steps; k++) {
         const se_uni_norm_step *st = &u->steps[k];
         char *t;

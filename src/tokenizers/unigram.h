@@ -106,8 +106,8 @@ void se_unigram_free(se_unigram *u);
  * splits them off) to out; the contract of se_wordpiece_encode (limit,
  * nch, offs, n_total). Offsets follow Hugging Face's alignments through
  * the normaliser steps and Metaspace (NFKC approximately: per run of code
- * points that compose together); a `.model` (sentencepiece's normaliser)
- * gives SE_E_UNSUPPORTED with offs. at_start says the section starts the text (Metaspace's
+ * points that compose together), or sentencepiece's norm_to_orig for a
+ * `.model`. at_start says the section starts the text (Metaspace's
  * prepend_scheme "first"). The text is normalised and segmented in
  * bounded windows, so memory follows limit, not len, except for texts that
  * offer no safe place to cut. */
