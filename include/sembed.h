@@ -247,11 +247,12 @@ typedef struct se_token {
 /* Tokenizes as se_tokenize does (the same ids, type ids and truncation)
  * and returns each token with its byte span in the original text or pair,
  * equal to Rust tokenizers' Encoding::get_offsets (which counts bytes; its
- * Python and Node bindings convert to characters). out has cap entries;
- * *n gets the number of tokens (SE_E_BUFFER with *n the needed count when
- * cap is smaller). A sentencepiece `.model` folder (no tokenizer.json)
- * returns SE_E_UNSUPPORTED. Offsets past 4 GiB do not fit se_token: texts
- * that long return SE_E_RANGE. Invalid UTF-8 returns SE_E_UTF8 with the byte
+ * Python and Node bindings convert to characters); for a folder with only
+ * sentencepiece.bpe.model, sentencepiece's piece begin/end (a piece runs
+ * to where the next one's source starts; the dummy-prefix piece alone is
+ * empty). out has cap entries; *n gets the number of tokens (SE_E_BUFFER
+ * with *n the needed count when cap is smaller). A text or pair over
+ * 2 GiB returns SE_E_RANGE. Invalid UTF-8 returns SE_E_UTF8 with the byte
  * offset. Thread-safe. */
 SE_API se_status se_tokenize_offsets(const se_tokenizer *tok, const char *text, size_t text_len,
                                      const char *pair, size_t pair_len, const se_tokenize_params *params,
@@ -266,12 +267,13 @@ SE_API se_status se_tokenize_offsets(const se_tokenizer *tok, const char *text, 
  * WordPiece decoder). skip_special drops the added tokens marked special
  * ([CLS], [PAD], <s>, ...). Writes the UTF-8 text and a NUL into out (cap
  * bytes); *len gets its length without the NUL (SE_E_BUFFER, with *len the
- * needed length, when cap <= *len). An id out of range returns
- * SE_E_INVALID naming its position (Hugging Face skips it silently); a
- * decoder type we do not implement, SE_E_UNSUPPORTED naming it. The text
- * may contain bytes the ids spell that are not valid UTF-8 only with
- * byte-fallback pieces (<0x..>), which are decoded as their bytes.
- * Thread-safe. */
+ * needed length, when cap <= *len). A folder with only
+ * sentencepiece.bpe.model decodes as sentencepiece's DecodeIds (U+2581 ->
+ * ' ', the dummy prefix dropped, <unk> as " \u2047 "; its <s> </s> <pad>
+ * <mask> are special, written as their text when kept). An id out of range
+ * returns SE_E_INVALID naming its position (Hugging Face skips it
+ * silently); a decoder type we do not implement (ByteLevel, Sequence, ...),
+ * SE_E_UNSUPPORTED naming it. Thread-safe. */
 SE_API se_status se_detokenize(const se_tokenizer *tok, const int32_t *ids, size_t n, bool skip_special, char *out,
                                size_t cap, size_t *len, se_error *err);
 

@@ -224,6 +224,89 @@ TEST(api_details) {
     CHECK(se_tokenize(NULL, "a", 1, NULL, 0, NULL, ids, NULL, 4, &n, NULL, &err) == SE_E_INVALID);
 }
 
+/* se_tokenize_offsets, se_detokenize and truncate_left at the edges: the
+ * buffer protocols, bad arguments and bytes, ids out of range named by
+ * position, an unsupported decoder named, spans that cut the original
+ * text into the tokens' words, and left truncation keeping the last ids. */
+TEST(test_offsets_api) {
+    se_tokenizer *tok = tokenizer_for("tests/fixtures/models/en-mean-norm");
+    CHECK(tok != NULL);
+    if (!tok) return;
+    se_error err;
+    se_token t[32];
+    size_t n = 0;
+    const char *text = "Hello, W\xC3\xB6rld!";
+    /* the spans: "Hello" "," "World" "!" (ö is two bytes, its accent stripped) */
+    CHECK(se_tokenize_offsets(tok, text, strlen(text), NULL, 0, NULL, t, 32, &n, NULL, &err) == SE_OK && n == 6);
+    CHECK(t[0].special && t[0].start == 0 && t[0].end == 0 && t[0].seq == SE_SEQ_NONE && t[5].special);
+    CHECK(!t[1].special && t[1].seq == 0 && t[1].start == 0 && t[1].end == 5);
+    CHECK(t[2].start == 5 && t[2].end == 6 && t[3].start == 7 && t[3].end == 13 && t[4].start == 13 && t[4].end == 14);
+    /* buffer protocol */
+    CHECK(se_tokenize_offsets(tok, text, strlen(text), NULL, 0, NULL, t, 3, &n, NULL, &err) == SE_E_BUFFER && n == 6);
+    CHECK(se_tokenize_offsets(tok, text, strlen(text), NULL, 0, NULL, NULL, 0, &n, NULL, &err) == SE_E_BUFFER && n == 6);
+    CHECK(se_tokenize_offsets(NULL, text, 1, NULL, 0, NULL, t, 32, &n, NULL, &err) == SE_E_INVALID);
+    CHECK(se_tokenize_offsets(tok, NULL, 3, NULL, 0, NULL, t, 32, &n, NULL, &err) == SE_E_INVALID);
+    CHECK(se_tokenize_offsets(tok, "a\xFF", 2, NULL, 0, NULL, t, 32, &n, NULL, &err) == SE_E_UTF8 && strstr(err.msg, "byte 1"));
+    CHECK(se_tokenize_offsets(tok, "a", 1, "\xC3", 1, NULL, t, 32, &n, NULL, &err) == SE_E_UTF8 && strstr(err.msg, "text_pair"));
+    /* pair: the pair's spans are in the pair, type ids 1 */
+    CHECK(se_tokenize_offsets(tok, "a b", 3, "cd e", 4, NULL, t, 32, &n, NULL, &err) == SE_OK && n == 7);
+    CHECK(t[4].seq == 1 && t[4].type_id == 1 && t[4].start == 0 && t[4].end == 2 && t[5].start == 3 && t[5].end == 4);
+    /* left truncation: [CLS] + the last ids + [SEP], offsets kept */
+    const char *words = "one two three four five six";
+    se_tokenize_params p = se_tokenize_default_params(tok);
+    p.n_tokens_max = 5;
+    p.truncate_left = true;
+    bool cut = false;
+    int32_t ids[32];
+    CHECK(se_tokenize(tok, words, strlen(words), NULL, 0, &p, ids, NULL, 32, &n, &cut, &err) == SE_OK && n == 5 && cut);
+    CHECK(ids[0] == 101 && ids[1] == 2176 && ids[2] == 2274 && ids[3] == 2416 && ids[4] == 102); /* four five six */
+    CHECK(se_tokenize_offsets(tok, words, strlen(words), NULL, 0, &p, t, 32, &n, &cut, &err) == SE_OK && n == 5 && cut);
+    CHECK(t[1].start == 14 && t[1].end == 18 && t[3].start == 24 && t[3].end == 27);
+    p.truncate_left = false;
+    CHECK(se_tokenize(tok, words, strlen(words), NULL, 0, &p, ids, NULL, 32, &n, &cut, &err) == SE_OK && ids[1] == 2028);
+    /* decode: a round trip, the buffer protocol, ids out of range */
+    char buf[64];
+    size_t len = 0;
+    int32_t hello[] = {101, 7592, 1010, 2088, 999, 102};
+    CHECK(se_detokenize(tok, hello, 6, true, buf, sizeof buf, &len, &err) == SE_OK && strcmp(buf, "hello, world!") == 0 &&
+          len == 13);
+    CHECK(se_detokenize(tok, hello, 6, false, buf, sizeof buf, &len, &err) == SE_OK &&
+          strcmp(buf, "[CLS] hello, world! [SEP]") == 0);
+    CHECK(se_detokenize(tok, hello, 6, true, buf, 13, &len, &err) == SE_E_BUFFER && len == 13);
+    CHECK(se_detokenize(tok, hello, 6, true, buf, 14, &len, &err) == SE_OK && len == 13);
+    CHECK(se_detokenize(tok, hello, 0, true, buf, 1, &len, &err) == SE_OK && len == 0 && buf[0] == 0);
+    int32_t bad[] = {101, 7592, 30522};
+    CHECK(se_detokenize(tok, bad, 3, true, buf, sizeof buf, &len, &err) == SE_E_INVALID && strstr(err.msg, "ids[2]") &&
+          strstr(err.msg, "30522"));
+    bad[2] = -1;
+    CHECK(se_detokenize(tok, bad, 3, true, buf, sizeof buf, &len, &err) == SE_E_INVALID && strstr(err.msg, "ids[2]"));
+    CHECK(se_detokenize(NULL, hello, 6, true, buf, sizeof buf, &len, &err) == SE_E_INVALID);
+    CHECK(se_detokenize(tok, NULL, 6, true, buf, sizeof buf, &len, &err) == SE_E_INVALID);
+    /* a decoder we do not implement loads, and se_detokenize names it */
+    char dir[] = "/tmp/se_tok_dec_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char cmd[512];
+    json_error_t je;
+    json_t *root = json_load_file("tests/fixtures/models/en-mean-norm/tokenizer.json", 0, &je);
+    CHECK(root != NULL);
+    if (root) {
+        json_object_set_new(root, "decoder", json_pack("{s:s}", "type", "ByteLevel"));
+        snprintf(cmd, sizeof cmd, "%s/tokenizer.json", dir);
+        CHECK(json_dump_file(root, cmd, 0) == 0);
+        json_decref(root);
+    }
+    se_tokenizer *bl = NULL;
+    CHECK(se_tokenizer_load(dir, &bl, &err) == SE_OK);
+    if (bl) {
+        CHECK(se_detokenize(bl, hello, 6, true, buf, sizeof buf, &len, &err) == SE_E_UNSUPPORTED &&
+              strstr(err.msg, "'ByteLevel'"));
+        CHECK(se_tokenize_offsets(bl, text, strlen(text), NULL, 0, NULL, t, 32, &n, NULL, &err) == SE_OK && n == 6);
+        se_tokenizer_free(bl);
+    }
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+}
+
 /* Writes text to dir/name. */
 static void write_file(const char *dir, const char *name, const char *text) {
     char path[512];
@@ -1149,6 +1232,7 @@ int main(void) {
     RUN(expected_ids);
     RUN(threads);
     RUN(api_details);
+    RUN(test_offsets_api);
     RUN(broken_files);
     RUN(test_stats_unknown_share);
     RUN(test_tokenizer_scripts);
