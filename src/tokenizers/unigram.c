@@ -303,8 +303,22 @@ typedef struct uni_run {
     bool stop;        /* enough ids: read no further */
 } uni_run;
 
-/* Makes the window hold n code points and n + 1 lattice entries. */
-static bool window_reserve(se_uni_scratch *s, size_t n) {
+/* Gives ssb and sse the window's capacity (calls with offsets only).
+ * Returns false on OOM. */
+static bool span_reserve(se_uni_scratch *s) {
+    uint32_t *sb = se_realloc(s->ssb, s->word_cap * sizeof *sb);
+    if (!sb) return false;
+    s->ssb = sb;
+    uint32_t *se = se_realloc(s->sse, s->word_cap * sizeof *se);
+    if (!se) return false;
+    s->sse = se;
+    s->span_cap = s->word_cap;
+    return true;
+}
+
+/* Makes the window hold n code points and n + 1 lattice entries, and
+ * with spans its source spans. */
+static bool window_reserve(se_uni_scratch *s, size_t n, bool spans) {
     if (n > s->word_cap) {
         size_t nc = s->word_cap ? s->word_cap : 64;
         while (nc < n) nc *= 2;
@@ -314,18 +328,13 @@ static bool window_reserve(se_uni_scratch *s, size_t n) {
         uint32_t *b = se_realloc(s->bpos, (nc + 1) * sizeof *b);
         if (!b) return false;
         s->bpos = b;
-        uint32_t *sb = se_realloc(s->ssb, nc * sizeof *sb);
-        if (!sb) return false;
-        s->ssb = sb;
-        uint32_t *se = se_realloc(s->sse, nc * sizeof *se);
-        if (!se) return false;
-        s->sse = se;
         size_t wc = 2 * (nc * 4) + 64;
         char *c = se_realloc(s->wbuf, wc);
         if (!c) return false;
         s->wbuf = c;
         s->word_cap = nc;
         s->wbuf_cap = wc;
+        if (spans && !span_reserve(s)) return false;
     }
     if (n + 1 <= s->lat_cap) return true;
     size_t nc = s->lat_cap ? s->lat_cap : 64;
@@ -470,7 +479,7 @@ static int32_t visible(const uni_run *r, size_t a, size_t b) {
 /* Pushes one id of the best path (in reverse order: emit reverses the
  * ids it pushed), with its stats count and its span [b, e). Returns false
  * on OOM. */
-static bool push_rev(uni_run *r, int32_t id, int32_t count, uint32_t b, uint32_t e) {
+static inline bool push_rev(uni_run *r, int32_t id, int32_t count, uint32_t b, uint32_t e) {
     if (!se_i32vec_push(r->out, id)) return false;
     if (r->nch && !se_i32vec_push(r->nch, count)) return false;
     return !r->offs || (se_i32vec_push(r->offs, (int32_t)b) && se_i32vec_push(r->offs, (int32_t)e));
@@ -616,7 +625,7 @@ static int step(uni_run *r, bool complete) {
 /* Appends one code point of the normalised, pre-tokenised text to the
  * window (a split Metaspace starts a segment at each replacement), with
  * offsets the section's bytes [b, e) it came from. */
-static int push_cp(uni_run *r, uint32_t c, uint32_t b, uint32_t e) {
+static inline int push_cp(uni_run *r, uint32_t c, uint32_t b, uint32_t e) {
     const se_unigram *u = r->u;
     se_uni_scratch *s = r->s;
     if (u->metaspace && c == ' ') c = u->replacement;
@@ -624,7 +633,7 @@ static int push_cp(uni_run *r, uint32_t c, uint32_t b, uint32_t e) {
         int v = step(r, true);
         if (v != VITERBI_OK) return v;
     }
-    if (!window_reserve(s, r->n + 1)) return VITERBI_NOMEM;
+    if (!window_reserve(s, r->n + 1, r->offs != NULL)) return VITERBI_NOMEM;
     size_t i = r->n;
     s->word[i] = c;
     if (r->offs) s->ssb[i] = b, s->sse[i] = e;
@@ -1032,7 +1041,8 @@ se_status se_unigram_encode(const se_unigram *u, const char *text, size_t len, b
     r.limit = limit, r.n_total = n_total, r.unk = u->energetic ? 0 : u->unk_id, r.scan = 1, r.at_start = at_start;
     if (n_total) *n_total = 0;
     if (len == 0) return SE_OK;
-    if (!window_reserve(s, 64)) return se_err(err, SE_E_NOMEM, "tokenizer: out of memory");
+    if (!window_reserve(s, 64, offs != NULL) || (offs && s->span_cap < s->word_cap && !span_reserve(s)))
+        return se_err(err, SE_E_NOMEM, "tokenizer: out of memory");
     segment_start(&r);
     se_status st = SE_OK;
     bool strip_left = true;
@@ -1055,9 +1065,13 @@ se_status se_unigram_encode(const se_unigram *u, const char *text, size_t len, b
                 return se_err(err, SE_E_UTF8, "invalid UTF-8 at byte %zu", i + b);
             }
             b += (size_t)k;
-            uint32_t sb = 0, se = 0;
-            if (nb.al && q < nb.ncp) sb = (uint32_t)i + nb.al[2 * q], se = (uint32_t)i + nb.al[2 * q + 1];
-            v = push_text_cp(&r, c, sb, se);
+            if (!nb.al) {
+                v = push_text_cp(&r, c, 0, 0);
+            } else {
+                uint32_t sb = 0, se = 0;
+                if (q < nb.ncp) sb = (uint32_t)i + nb.al[2 * q], se = (uint32_t)i + nb.al[2 * q + 1];
+                v = push_text_cp(&r, c, sb, se);
+            }
             if (v == VITERBI_OK && r.stop) break;
         }
         se_free(nb.own);

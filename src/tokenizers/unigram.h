@@ -70,6 +70,7 @@ typedef struct se_uni_scratch {
     size_t wbuf_cap;
     uint32_t *bpos;   /* char -> byte offsets within wbuf */
     uint32_t *ssb, *sse; /* with offsets: the section's bytes [ssb[i], sse[i]) window code point i came from */
+    size_t span_cap;     /* their entries (word_cap once a call with offsets ran) */
     /* the lattice over the window: lat_cap (> window length) entries each */
     double *best;     /* best path score ending at each position */
     int32_t *lid;     /* id of the last piece of that path, -1 = unset */

@@ -46,6 +46,7 @@ typedef struct se_wp_scratch {
      * stops storing its code points); offs is the call's output, NULL
      * without offsets */
     uint32_t *wsb, *wse;
+    size_t span_cap;  /* entries of wsb and wse (word_cap once a call with offsets ran) */
     uint32_t cur_b, cur_e, span_b, span_e;
     bool span_open;
     se_i32vec *offs;
