@@ -1061,13 +1061,13 @@ TEST(test_offsets_decode_left_reference) {
         p.n_tokens_max = (size_t)json_integer_value(json_object_get(j, "max_length"));
         p.truncate_left = json_is_true(json_object_get(j, "left"));
         n_left += p.truncate_left;
-        static se_token t[8192];
-        static int32_t ids[8192], ref_ids[8192];
+        static se_token t[65536];
+        static int32_t ids[65536], ref_ids[65536];
         size_t n = 0, n2 = 0;
         se_error err;
-        se_status s = se_tokenize_offsets(tok, text, tl, pair, pl, &p, t, 8192, &n, NULL, &err);
-        se_status s2 = se_tokenize(tok, text, tl, pair, pl, &p, ids, NULL, 8192, &n2, NULL, &err);
-        if (n_ref > 8192) n_ref = 8192;
+        se_status s = se_tokenize_offsets(tok, text, tl, pair, pl, &p, t, 65536, &n, NULL, &err);
+        se_status s2 = se_tokenize(tok, text, tl, pair, pl, &p, ids, NULL, 65536, &n2, NULL, &err);
+        if (n_ref > 65536) n_ref = 65536;
         for (size_t i = 0; i < n_ref; i++) ref_ids[i] = (int32_t)json_integer_value(json_array_get(jids, i));
         bool same = s == SE_OK && s2 == SE_OK && n == n_ref && n2 == n;
         for (size_t i = 0; same && i < n; i++) same = t[i].id == ref_ids[i] && ids[i] == ref_ids[i];
@@ -1101,7 +1101,7 @@ TEST(test_offsets_decode_left_reference) {
         /* decode the reference's ids both ways */
         for (int skip = 0; skip < 2; skip++) {
             const char *want = json_string_value(json_object_get(j, skip ? "dec_skip" : "dec"));
-            static char buf[65536];
+            static char buf[1 << 20];
             size_t len = 0;
             se_status sd = se_detokenize(tok, ref_ids, n_ref, skip, buf, sizeof buf, &len, &err);
             if (sd != SE_OK || len != strlen(want) || memcmp(buf, want, len) != 0) {
@@ -1184,14 +1184,14 @@ TEST(test_offsets_spm_reference) {
         size_t tl = json_string_length(jt), pl = pair ? json_string_length(jp) : 0;
         json_t *jids = json_object_get(j, "ids"), *joff = json_object_get(j, "offsets");
         size_t n_ref = json_array_size(jids), n = 0;
-        static se_token t[8192];
-        static int32_t ref_ids[8192];
-        if (n_ref > 8192) n_ref = 8192;
+        static se_token t[65536];
+        static int32_t ref_ids[65536];
+        if (n_ref > 65536) n_ref = 65536;
         for (size_t i = 0; i < n_ref; i++) ref_ids[i] = (int32_t)json_integer_value(json_array_get(jids, i));
         se_tokenize_params p = se_tokenize_default_params(tok);
         p.n_tokens_max = 0;
         se_error err;
-        se_status s = se_tokenize_offsets(tok, text, tl, pair, pl, &p, t, 8192, &n, NULL, &err);
+        se_status s = se_tokenize_offsets(tok, text, tl, pair, pl, &p, t, 65536, &n, NULL, &err);
         bool same = s == SE_OK && n == n_ref;
         for (size_t i = 0; same && i < n; i++) same = t[i].id == ref_ids[i];
         if (!same && bad_ids++ < 5) fprintf(stderr, "  spm: ids differ (%s) on '%.80s'\n", s == SE_OK ? "" : err.msg, text);
@@ -1209,7 +1209,7 @@ TEST(test_offsets_spm_reference) {
             }
         }
         const char *want = json_string_value(json_object_get(j, "dec_skip"));
-        static char buf[65536];
+        static char buf[1 << 20];
         size_t len = 0;
         se_status sd = se_detokenize(tok, ref_ids, n_ref, true, buf, sizeof buf, &len, &err);
         if ((sd != SE_OK || len != strlen(want) || memcmp(buf, want, len) != 0) && bad_dec++ < 5)

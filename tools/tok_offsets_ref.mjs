@@ -16,6 +16,9 @@
 // the template, the WordPiece decoder with cleanup).
 //
 // One JSON object a line:
+// The texts: tests/fixtures/models/sentences.jsonl, a few edge cases, one
+// 24 KB text (Unigram files), lines of the sentencepiece corpus, the shared cases.
+//
 //   {"kind": "enc", "tok": T, "text": S, "pair": S|null, "max_length": N,
 //    "left": bool, "ids", "type_ids", "special" (0/1: added by the template),
 //    "seq" (0, 1, or -1 for a special token), "offsets" ([start, end] in
@@ -75,12 +78,11 @@ function vocabTxtTokenizer(dir) {
   return tk.Tokenizer.fromString(JSON.stringify(j));
 }
 
-/* Code point offsets -> byte offsets of s. */
-function byteOffsets(s, offs) {
-  const cps = Array.from(s);
+/* The byte offset of every code point index of s (and of its end). */
+function byteAt(s) {
   const at = [0];
-  for (const c of cps) at.push(at[at.length - 1] + Buffer.byteLength(c, "utf8"));
-  return offs.map(([a, b]) => [at[a], at[b]]);
+  for (const c of Array.from(s)) at.push(at[at.length - 1] + Buffer.byteLength(c, "utf8"));
+  return at;
 }
 
 async function record(tok, name, text, pair, maxLength, left) {
@@ -90,7 +92,12 @@ async function record(tok, name, text, pair, maxLength, left) {
   const e = await tok.encode(text, pair);
   const seq = e.getSequenceIds().map((x) => (x === null || x === undefined ? -1 : x));
   const special = e.getSpecialTokensMask();
-  const offs = e.getOffsets().map((o, i) => (special[i] ? [0, 0] : byteOffsets(seq[i] === 1 ? pair : text, [o])[0]));
+  const atText = byteAt(text), atPair = pair ? byteAt(pair) : null;
+  const offs = e.getOffsets().map((o, i) => {
+    if (special[i]) return [0, 0];
+    const at = seq[i] === 1 ? atPair : atText;
+    return [at[o[0]], at[o[1]]];
+  });
   const ids = e.getIds();
   return {
     kind: "enc", tok: name, text, pair: pair ?? null, max_length: maxLength, left,
@@ -116,15 +123,20 @@ async function main() {
     "😀👍🏽 🇫🇷 1️⃣", "x", "", " ", "UNwantéd,running", "hello world", "supercalifragilisticexpialidocious " + "z".repeat(120),
   ];
   const texts = [...sentences, ...extra];
+  /* a 24 KB text for the Unigram files: they normalise it in chunks and emit at
+   * sync points of the lattice */
+  let long = "";
+  for (let i = 0; long.length < 24000; i += 7) long += (long ? " " : "") + corpus[i % corpus.length];
+
   const xlmrCorpus = corpus.filter((_, i) => i % 20 === 0);
 
   const jsonToks = [
     ["tests/fixtures/models/en-mean-norm", "tests/fixtures/models/en-mean-norm/tokenizer.json", texts],
-    ["tests/fixtures/models/xlmr-cls-norm-bin", "tests/fixtures/models/xlmr-cls-norm-bin/tokenizer.json", [...texts, ...xlmrCorpus]],
-    ["tests/fixtures/models/xlmr-mean-norm-bf16", "tests/fixtures/models/xlmr-mean-norm-bf16/tokenizer.json", [...texts, ...xlmrCorpus]],
+    ["tests/fixtures/models/xlmr-cls-norm-bin", "tests/fixtures/models/xlmr-cls-norm-bin/tokenizer.json", [...texts, long, ...xlmrCorpus]],
+    ["tests/fixtures/models/xlmr-mean-norm-bf16", "tests/fixtures/models/xlmr-mean-norm-bf16/tokenizer.json", [...texts, long, ...xlmrCorpus]],
     ["tests/fixtures/sentencepiece/test_model.xlmr.tokenizer.json", "tests/fixtures/sentencepiece/test_model.xlmr.tokenizer.json",
      [...texts, ...xlmrCorpus]],
-    ["models/use-lite", "models/use-lite/tokenizer.json", [...texts, ...corpus.filter((_, i) => i < 3000 && i % 20 === 0)]],
+    ["models/use-lite", "models/use-lite/tokenizer.json", [...texts, long, ...corpus.filter((_, i) => i < 3000 && i % 20 === 0)]],
   ];
   for (const [name, file, list] of jsonToks) {
     const tok = tk.Tokenizer.fromFile(file);

@@ -287,7 +287,6 @@ typedef struct uni_run {
     size_t nbase;
     se_i32vec *offs;  /* offsets (NULL without): offs->v[2 (i - obase)], [.. + 1] belong to out->v[i] */
     size_t obase;
-    uint32_t span_off; /* the current chunk's byte offset in the section */
     size_t base;      /* out->n at the start of the call */
     size_t limit;     /* stop (or, counting, stop keeping) past this many ids */
     size_t *n_total;  /* counting mode when set */
@@ -809,13 +808,65 @@ static uint32_t *al_apply(const uint32_t *old, size_t n_old, size_t initial, con
     return al;
 }
 
+/* The composite of a and b (canonical composition), or 0. */
+static uint32_t compose_pair(uint32_t a, uint32_t b) {
+    utf8proc_int32_t buf[2] = {(utf8proc_int32_t)a, (utf8proc_int32_t)b};
+    return utf8proc_normalize_utf32(buf, 2, UTF8PROC_COMPOSE | UTF8PROC_STABLE) == 1 ? (uint32_t)buf[0] : 0;
+}
+
+/* NFKC of the k code points cp[0..k) with tokenizers' change values, the
+ * way unicode-normalization-alignments tracks them: each code point's
+ * compatibility decomposition (the first part replaces it, the others are
+ * inserted), canonical order, then composition, a composed mark folding
+ * its change into the starter's (change + its change - 1). Writes up to
+ * cap code points to oc / och; returns their number, or SIZE_MAX when
+ * cap is too small. */
+static size_t nfkc_track(const uint32_t *cp, size_t k, uint32_t *oc, int32_t *och, size_t cap) {
+    size_t n = 0;
+    for (size_t i = 0; i < k; i++) {
+        utf8proc_int32_t d[32];
+        int bound = 0;
+        utf8proc_ssize_t m = utf8proc_decompose_char((utf8proc_int32_t)cp[i], d, 32, UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT,
+                                                     &bound);
+        if (m < 0 || m > 32 || n + (size_t)m > cap) return SIZE_MAX;
+        for (utf8proc_ssize_t q = 0; q < m; q++) oc[n] = (uint32_t)d[q], och[n] = q ? 1 : 0, n++;
+    }
+    for (size_t i = 1; i < n; i++) { /* canonical order, the changes moving along */
+        int ci = se_uc_ccc(oc[i]);
+        if (ci == 0) continue;
+        size_t j = i;
+        uint32_t x = oc[i];
+        int32_t xc = och[i];
+        while (j > 0 && se_uc_ccc(oc[j - 1]) > ci) oc[j] = oc[j - 1], och[j] = och[j - 1], j--;
+        oc[j] = x, och[j] = xc;
+    }
+    size_t w = 0, starter = SIZE_MAX;
+    int last = 0; /* combining class of the last code point kept after the starter */
+    for (size_t i = 0; i < n; i++) {
+        int cc = se_uc_ccc(oc[i]);
+        uint32_t comp = 0;
+        if (starter != SIZE_MAX && (w == starter + 1 || (last != 0 && last < cc))) comp = compose_pair(oc[starter], oc[i]);
+        if (comp) {
+            oc[starter] = comp;
+            och[starter] += och[i] - 1;
+            continue;
+        }
+        oc[w] = oc[i], och[w] = och[i];
+        if (cc == 0) starter = w, last = 0;
+        else last = cc;
+        w++;
+    }
+    return w;
+}
+
 /* NFKC of p[0..n) into *out (se_malloc, *out_len bytes), and with chg
  * the change value of every output code point: the text is cut before
  * each cut_safe code point (nothing composes across such a cut) and each
- * piece that NFKC changes gets the alignment tokenizers gives a
- * replacement (the first code points replace one each, extra ones are
- * inserted, a shorter result's last code point absorbs the rest; an
- * approximation of unicode-normalization-alignments). */
+ * piece that NFKC changes gets the changes nfkc_track computes (up to 64
+ * code points; a longer piece, or one whose tracking does not give
+ * utf8proc's text, gets those of a replacement: the first code points
+ * replace one each, extra ones are inserted, a shorter result's last code
+ * point absorbs the rest). */
 static se_status nfkc_changes(const char *p, size_t n, char **out, size_t *out_len, int32_t **chg, size_t *n_chg,
                               se_error *err) {
     size_t cap = n * 4 + 16, ccap = n + 16, len = 0, nc = 0;
@@ -840,6 +891,26 @@ static se_status nfkc_changes(const char *p, size_t n, char **out, size_t *out_l
             return se_err(err, r == UTF8PROC_ERROR_NOMEM ? SE_E_NOMEM : SE_E_UTF8, "NFKC: %s", utf8proc_errmsg(r));
         }
         size_t no = n_cp(p + i, j - i), nn = n_cp((const char *)m, (size_t)r);
+        /* the changes as unicode-normalization-alignments gives them, when
+         * that tracking yields utf8proc's text */
+        uint32_t src[64], trk[256];
+        int32_t tch[256];
+        size_t nt = SIZE_MAX;
+        if (no <= 64) {
+            size_t q = 0;
+            for (size_t b = i; b < j && q < 64; q++) b += (size_t)se_utf8_decode((const uint8_t *)p + b, j - b, &src[q]);
+            nt = nfkc_track(src, no, trk, tch, 256);
+            if (nt == nn) {
+                size_t b = 0;
+                for (size_t q2 = 0; q2 < nt && nt != SIZE_MAX; q2++) {
+                    uint32_t c2;
+                    b += (size_t)se_utf8_decode(m + b, (size_t)r - b, &c2);
+                    if (c2 != trk[q2]) nt = SIZE_MAX;
+                }
+            } else {
+                nt = SIZE_MAX;
+            }
+        }
         while (len + (size_t)r + 1 > cap || nc + nn + 1 > ccap) {
             cap *= 2, ccap *= 2;
             char *t2 = se_realloc(t, cap);
@@ -854,8 +925,12 @@ static se_status nfkc_changes(const char *p, size_t n, char **out, size_t *out_l
         memcpy(t + len, m, (size_t)r);
         len += (size_t)r;
         free(m);
-        for (size_t q = 0; q < nn; q++) c[nc + q] = q < no ? 0 : 1;
-        if (nn < no) {
+        if (nt != SIZE_MAX) {
+            memcpy(c + nc, tch, nn * sizeof *c);
+        } else {
+            for (size_t q = 0; q < nn; q++) c[nc + q] = q < no ? 0 : 1;
+        }
+        if (nt == SIZE_MAX && nn < no) {
             if (nn) c[nc + nn - 1] -= (int32_t)(no - nn);
             else if (nc) c[nc - 1] -= (int32_t)no;
         }
