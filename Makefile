@@ -38,7 +38,7 @@ TESTS        := test_unicode test_kernels test_threadpool test_similarity test_t
                 test_model test_use test_index test_util test_sentencepiece \
                 test_torch_bin test_archs test_rerank
 TSAN_TESTS   := test_threadpool test_model test_tokenizer test_index
-CLI_TESTS    := test_cli test_index_cli test_rerank_cli test_real_configs test_serve
+CLI_TESTS    := test_cli test_index_cli test_rerank_cli test_real_configs test_serve test_serve_scale
 SH_TESTS     := test_setup test_packaging test_build
 FUZZ_TARGETS := fuzz_safetensors fuzz_tokenizer fuzz_snapshot fuzz_spm_model fuzz_torch_bin fuzz_spm_folder \
                 fuzz_serve_request
