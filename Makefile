@@ -78,7 +78,7 @@ INCLUDEDIR ?= $(PREFIX)/include
 MANDIR     ?= $(PREFIX)/share/man
 PCDIR      ?= $(LIBDIR)/pkgconfig
 
-.PHONY: all test check asan ubsan tsan fuzz bench clean install uninstall man print-%
+.PHONY: all test check asan ubsan tsan fuzz bench bench-serve clean install uninstall man print-%
 
 all: $(BUILD)/libsembed.a $(BUILD)/libsembed.so $(BUILD)/$(SONAME) $(BUILD)/sembed
 
@@ -202,6 +202,10 @@ fuzz:
 
 bench: all $(BUILD)/bench/bench_encode
 	$(BUILD)/bench/bench_encode
+
+# the load benchmark of `sembed serve` (bench/serve/README.md); BENCH_SERVE_ARGS=--quick: a minute
+bench-serve: all
+	sh bench/serve/run.sh $(BENCH_SERVE_ARGS)
 
 $(BUILD)/bench/bench_encode: bench/bench_encode.c $(BUILD)/libsembed.a
 	@mkdir -p $(dir $@)
