@@ -15,7 +15,7 @@ Run from the repo root (bench/serve/run.sh builds first, then runs this):
             seconds of the same load: min/max/first/last (goal: flat within +-5% after warm-up).
 --quick runs about a minute in all; the default about 14 minutes. Progress goes to stderr.
 """
-import argparse, gzip, json, os, platform, random, signal, subprocess, sys, tempfile, threading, time
+import argparse, gzip, json, os, platform, random, resource, signal, subprocess, sys, tempfile, threading, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STSB = "tests/fixtures/eval/stsbenchmark.tsv.gz"
@@ -32,13 +32,15 @@ def stsb_sentences():
     return [s for r in rows if r.startswith("test\t") for s in r.split("\t")[6:8]]
 
 
-def make_bodies(path, sents, n, seed):
-    """n request bodies of 1-16 sentences each (seeded); returns the list of sentence lists."""
+def make_bodies(path, sents, n, seed, openai=False):
+    """n request bodies of 1-16 sentences each (seeded), TEI's or OpenAI's with base64 vectors;
+    returns the list of sentence lists."""
     r = random.Random(seed)
     reqs = [[sents[r.randrange(len(sents))] for _ in range(r.randint(1, 16))] for _ in range(n)]
     with open(path, "w", encoding="utf-8") as f:
         for q in reqs:
-            f.write(f"{len(q)}\t{json.dumps({'inputs': q}, ensure_ascii=False)}\n")
+            body = {"input": q, "encoding_format": "base64"} if openai else {"inputs": q}
+            f.write(f"{len(q)}\t{json.dumps(body, ensure_ascii=False)}\n")
     return reqs
 
 
@@ -70,6 +72,12 @@ def steady_rate(done, t0, t1):
     if len(xs) < 2 or xs[-1][0] <= xs[0][0]:
         return None
     return sum(n for _, n in xs[1:]) / (xs[-1][0] - xs[0][0])
+
+
+def children_cpu_s():
+    """CPU time (user + system) of the waited-for child processes so far (wrk, sembed encode)."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def rss_kb(pid):
@@ -161,6 +169,9 @@ def main():
     ap.add_argument("--soak", type=int, default=None, help="soak seconds (default 600; --quick 20)")
     ap.add_argument("--soak-every", type=int, default=None, help="RSS sample period (default 10; --quick 2)")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--base64", type=int, default=None,
+                    help="seconds of the same load on /v1/embeddings with base64 vectors, for its CPU per "
+                         "sentence (default 30; --quick 10; 0: skip)")
     ap.add_argument("-o", "--output", help="also write the JSON to this file")
     a = ap.parse_args()
     q = a.quick
@@ -168,6 +179,7 @@ def main():
     a.idle = a.idle or (5 if q else 10)
     a.soak = a.soak if a.soak is not None else (20 if q else 600)
     a.soak_every = a.soak_every or (2 if q else 10)
+    a.base64 = a.base64 if a.base64 is not None else (10 if q else 30)
 
     tmp = tempfile.mkdtemp(prefix="sembed-bench-serve-")
     bodies = os.path.join(tmp, "bodies.txt")
@@ -190,16 +202,18 @@ def main():
 
         # 1. load
         log(f"load: {a.connections} connections, {a.duration} s")
-        t0 = time.monotonic()
+        t0, c0, cw0 = time.monotonic(), srv.cpu_s(), children_cpu_s()
         w = run_wrk("load.lua", url, a.connections, a.wrk_threads, a.duration, env)
-        t1 = time.monotonic()
+        t1, cw1 = time.monotonic(), children_cpu_s()
         dur = w["duration_s"]
         srv.wait_idle()
+        srv_cpu = srv.cpu_s() - c0
         steady = steady_rate(srv.done, t0, t1)
         out["load"] = {"connections": a.connections, "wrk_threads": a.wrk_threads, "duration_s": dur,
                        "requests": w["requests"], "requests_per_s": w["ok"] / dur, "sentences": w["vectors"],
                        "sentences_per_s": w["vectors"] / dur, "latency_ms": w["latency_ms"],
-                       "sentences_per_s_steady": steady, "non2xx": w["non2xx"], "errors": w["errors"]}
+                       "sentences_per_s_steady": steady, "non2xx": w["non2xx"], "errors": w["errors"],
+                       "wrk_cpu_s": cw1 - cw0, "server_cpu_s": srv_cpu}
         log(f"load: {out['load']['requests_per_s']:.1f} req/s, {out['load']['sentences_per_s']:.1f} sentences/s")
 
         # 2. offline peer on the same multiset of sentences
@@ -208,17 +222,36 @@ def main():
         with open(inp, "w", encoding="utf-8") as f:
             f.writelines(json.dumps(s, ensure_ascii=False) + "\n" for s in ms)
         log(f"offline: sembed encode of the {len(ms)} sentences sent")
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), children_cpu_s()
         subprocess.run([a.sembed, "encode", "-m", a.model, "-t", str(a.threads), "--jsonl-input", "-q", "-i", inp,
                         "-f", "f32", "-o", "/dev/null"], check=True)
-        t_off = time.perf_counter() - t0
+        t_off, off_cpu = time.perf_counter() - t0, children_cpu_s() - c0
         out["offline"] = {"command": f"sembed encode -m {a.model} -t {a.threads} --jsonl-input -f f32 (batch 32)",
-                          "sentences": len(ms), "seconds": t_off, "sentences_per_s": len(ms) / t_off,
+                          "sentences": len(ms), "seconds": t_off, "sentences_per_s": len(ms) / t_off, "cpu_s": off_cpu,
                           "note": "the sentences of every request wrk sent; the server's count is of the answered "
                                   "ones (up to one request per connection fewer)"}
         out["ratio_server_offline"] = out["load"]["sentences_per_s"] / out["offline"]["sentences_per_s"]
         out["ratio_server_offline_steady"] = steady / out["offline"]["sentences_per_s"] if steady else None
+        # CPU time per sentence: the server's from the load's start until it is idle again (the
+        # requests wrk abandoned included: the same multiset as the offline peer's)
+        out["cpu_ms_per_sentence"] = {"server": 1e3 * srv_cpu / len(ms), "offline": 1e3 * off_cpu / len(ms),
+                                      "wrk_per_answered": 1e3 * (cw1 - cw0) / max(1, w["vectors"])}
         log(f"offline: {out['offline']['sentences_per_s']:.1f} sentences/s; ratio {out['ratio_server_offline']:.3f}")
+
+        # 2b. the same load with base64 vectors (OpenAI route): what writing floats as JSON text costs
+        if a.base64 > 0:
+            b64 = os.path.join(tmp, "bodies-b64.txt")
+            make_bodies(b64, sents, 4096, a.seed, openai=True)
+            log(f"load, base64: {a.base64} s on /v1/embeddings")
+            c0 = srv.cpu_s()
+            w64 = run_wrk("load.lua", srv.url + "/v1/embeddings", a.connections, a.wrk_threads, a.base64,
+                          {**env, "SEMBED_BENCH_BODIES": b64})
+            srv.wait_idle()
+            n64 = len(sent_multiset(reqs, w64["threads"]))
+            out["load_base64"] = {"route": "POST /v1/embeddings, encoding_format base64", "duration_s": w64["duration_s"],
+                                  "sentences_per_s": w64["vectors"] / w64["duration_s"], "non2xx": w64["non2xx"],
+                                  "errors": w64["errors"], "server_cpu_s": srv.cpu_s() - c0, "sentences_sent": n64}
+            out["cpu_ms_per_sentence"]["server_base64"] = 1e3 * out["load_base64"]["server_cpu_s"] / n64
 
         # 3. idle latency: one 16-token text, one connection
         text = text_of_16_tokens(a.sembed, a.model)
@@ -262,7 +295,7 @@ def main():
         soak = out.get("soak")
         out["goals"] = {
             "non2xx_zero": out["load"]["non2xx"] == 0 and sum(out["load"]["errors"].values()) == 0
-            and (not soak or (soak["non2xx"] == 0 and sum(soak["errors"].values()) == 0)),
+            and all(x["non2xx"] == 0 and sum(x["errors"].values()) == 0 for x in (soak, out.get("load_base64")) if x),
             "ratio_ge_0.9": out["ratio_server_offline"] >= 0.9,
             "idle_p50_le_encode_plus_0.3ms": out["idle"]["overhead_p50_ms"] <= 0.3,
             "rss_flat_5pct": bool(soak) and all(abs(x) <= 5 for x in soak["after_warmup_band_pct"])}

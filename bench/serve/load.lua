@@ -1,9 +1,9 @@
--- wrk script of bench/serve: each request POSTs one prepared body (1-16 STS-B sentences,
--- written by bench_serve.py, one "COUNT<TAB>JSON" line each, file named by
+-- wrk script of bench/serve: each request POSTs one prepared body (1-16 STS-B sentences, TEI's
+-- {"inputs"} or OpenAI's {"input", "encoding_format": "base64"}, written by bench_serve.py, one "COUNT<TAB>JSON" line each, file named by
 -- SEMBED_BENCH_BODIES). wrk thread t of T sends bodies t, t+T, t+2T, ... (wrapping), so the
 -- sentences sent are known from each thread's count of requests: bench_serve.py rebuilds that
 -- multiset for the offline peer. Responses that are not 2xx are counted here (wrk's own
--- "status" error counts only >= 400), and the vectors of 2xx TEI responses are counted.
+-- "status" error counts only >= 400), and the vectors of 2xx responses are counted.
 -- done() prints one line "SEMBED_JSON {...}".
 
 local bodies = {}
@@ -37,12 +37,18 @@ function request()
     return wrk.format(nil, nil, nil, bodies[i])
 end
 
--- response: a 2xx TEI body [[...],[...]] has one "],[" between each two vectors
+-- response: a 2xx TEI body [[...],[...]] has one "],[" between each two vectors; an OpenAI
+-- body one "embedding" key per vector
 function response(status, headers, body)
     if status >= 200 and status < 300 then
         ok = ok + 1
-        local _, n = body:gsub("%],%[", "")
-        vectors = vectors + n + 1
+        if body:sub(1, 1) == "[" then
+            local _, n = body:gsub("%],%[", "")
+            vectors = vectors + n + 1
+        else
+            local _, n = body:gsub('"embedding":', "")
+            vectors = vectors + n
+        end
     else
         non2xx = non2xx + 1
     end
