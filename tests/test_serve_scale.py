@@ -10,7 +10,9 @@ Run from the repo root: /usr/bin/python3 tests/test_serve_scale.py build/sembed
   restarted (a rolling restart). Not one client request may fail, and every vector must be
   within 1e-6 of `sembed encode`'s.
 - Overload: one server with --max-concurrent-requests 8 and 64 concurrent clients: some 429s
-  with TEI's (or OpenAI's) error body, nothing else but 200s, every 200 correct, no crash.
+  with TEI's (or OpenAI's) error body, nothing else but 200s, every 200 correct, no crash. A 429
+  leaves the client's keep-alive connection open, and a 65th idle connection is still served
+  (--max-concurrent-requests limits requests, not connections).
 
 The texts are STS-B test sentences (tests/fixtures/eval/stsbenchmark.tsv.gz, a seeded sample).
 nginx, the servers and the clients are stopped by PID at the end, even on failure.
