@@ -15,7 +15,7 @@ Run from the repo root (bench/serve/run.sh builds first, then runs this):
             seconds of the same load: min/max/first/last (goal: flat within +-5% after warm-up).
 --quick runs about a minute in all; the default about 14 minutes. Progress goes to stderr.
 """
-import argparse, gzip, json, os, platform, random, resource, signal, subprocess, sys, tempfile, threading, time
+import argparse, gzip, json, os, platform, random, resource, shutil, signal, subprocess, sys, tempfile, threading, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STSB = "tests/fixtures/eval/stsbenchmark.tsv.gz"
@@ -302,12 +302,12 @@ def main():
     finally:
         rc = srv.stop()
         out["server_exit"] = rc
+        shutil.rmtree(tmp, ignore_errors=True)
     text = json.dumps(out, indent=1)
     print(text)
     if a.output:
         with open(a.output, "w") as f:
             f.write(text + "\n")
-    subprocess.run(["rm", "-rf", tmp])
 
 
 def cpu_name():
