@@ -40,18 +40,18 @@ TESTS        := test_unicode test_kernels test_threadpool test_similarity test_t
                 test_torch_bin test_archs test_rerank test_encode_api
 TSAN_TESTS   := test_threadpool test_model test_tokenizer test_index
 CLI_TESTS    := test_cli test_index_cli test_rerank_cli test_real_configs test_serve test_serve_index \
-                test_serve_page test_serve_clients test_python test_pull
+                test_serve_page test_serve_clients test_serve_scale test_python test_pull
 SH_TESTS     := test_setup test_packaging test_build
 FUZZ_TARGETS := fuzz_safetensors fuzz_tokenizer fuzz_snapshot fuzz_spm_model fuzz_torch_bin fuzz_spm_folder \
                 fuzz_serve_request
 # SAN_SKIP      tests the sanitizer build (make asan) leaves out: they check
 #               scripts and programs around the library (the set-up's package
 #               step, build hygiene, the Python package's bindings over C calls
-#               the C tests run under ASan, a browser and the JS clients on
-#               routes test_serve runs under ASan), not new paths through our
+#               the C tests run under ASan, a browser, the JS clients and
+#               nginx on routes test_serve runs under ASan), not new paths through our
 #               code, and cost minutes under the sanitizers (test_python
 #               preloads libasan into Python: 76 s)
-SAN_SKIP     := test_setup test_build test_python test_serve_page test_serve_clients
+SAN_SKIP     := test_setup test_build test_python test_serve_page test_serve_clients test_serve_scale
 ifneq ($(filter-out $(TESTS),$(TSAN_TESTS)),)
 $(error TSAN_TESTS names tests not in TESTS: $(filter-out $(TESTS),$(TSAN_TESTS)))
 endif
@@ -89,7 +89,7 @@ INCLUDEDIR ?= $(PREFIX)/include
 MANDIR     ?= $(PREFIX)/share/man
 PCDIR      ?= $(LIBDIR)/pkgconfig
 
-.PHONY: all test check asan ubsan tsan fuzz bench clean install uninstall man print-%
+.PHONY: all test check asan ubsan tsan fuzz bench bench-serve clean install uninstall man print-%
 
 all: $(BUILD)/libsembed.a $(BUILD)/libsembed.so $(BUILD)/$(SONAME) $(BUILD)/sembed
 
@@ -232,6 +232,10 @@ fuzz:
 
 bench: all $(BUILD)/bench/bench_encode
 	$(BUILD)/bench/bench_encode
+
+# the load benchmark of `sembed serve` (bench/serve/README.md); BENCH_SERVE_ARGS=--quick: a minute
+bench-serve: all
+	sh bench/serve/run.sh $(BENCH_SERVE_ARGS)
 
 $(BUILD)/bench/bench_encode: bench/bench_encode.c $(BUILD)/libsembed.a
 	@mkdir -p $(dir $@)

@@ -95,6 +95,7 @@ typedef struct conn_req {
     sv_buf body;      /* the upload, at most --payload-limit bytes */
     bool too_large;   /* more than that arrived: the rest is dropped, 413 at the end */
     bool admitted;    /* counted in S.busy */
+    bool refused;     /* over --max-concurrent-requests: the body is read and dropped, 429 at the end */
     double t0;
     const char *model;/* for the log line */
     size_t n_inputs, n_tokens;
@@ -947,9 +948,12 @@ static enum MHD_Result send_preflight(struct MHD_Connection *c, const char *meth
 
 /* libmicrohttpd's request handler. The first call (headers read) refuses
  * at once what can be refused without the body: a missing or wrong key
- * (401), a declared body over --payload-limit (413), a full server (429)
- * or a stopping one (503). The calls with upload data collect the body,
- * dropping it past the limit; the last call answers. */
+ * (401), a declared body over --payload-limit (413) or a stopping server
+ * (503). A full server (429) is decided there too, but answered once the
+ * body is read and dropped: a response sent before the body makes
+ * libmicrohttpd close the connection, and a client pool under overload
+ * would then reconnect for every 429. The calls with upload data collect
+ * the body, dropping it past the limit; the last call answers. */
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                const char *version, const char *upload, size_t *upload_size, void **con_cls) {
     (void)cls, (void)version;
@@ -987,21 +991,26 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
                 __atomic_sub_fetch(&S.busy, 1, __ATOMIC_SEQ_CST);
                 r->work = wr != SV_ROUTE_TEI_TOKENIZE;
                 r->embed = wr == SV_ROUTE_OPENAI_EMBED || wr == SV_ROUTE_TEI_EMBED || wr == SV_ROUTE_TEI_SIMILARITY;
-                sv_fail(&e, 429, "overloaded", NULL, "Model is overloaded: %ld requests in flight (--max-concurrent-requests)",
-                        S.max_concurrent);
-                return send_error(c, method, url, r, &e);
+                r->refused = true; /* answered 429 once the body is read and dropped: the connection stays open */
+                return MHD_YES;
             }
             r->admitted = true;
         }
         return MHD_YES;
     }
     if (*upload_size) {
-        if (!r->too_large && r->body.n + *upload_size <= (size_t)S.payload_limit) sv_buf_add(&r->body, upload, *upload_size);
+        if (r->refused) *upload_size = 0;
+        else if (!r->too_large && r->body.n + *upload_size <= (size_t)S.payload_limit) sv_buf_add(&r->body, upload, *upload_size);
         else r->too_large = true, sv_buf_free(&r->body);
         *upload_size = 0;
         return MHD_YES;
     }
     watch_phase(c, CONN_BUSY, NULL, NULL); /* the request is in: answering is not limited */
+    if (r->refused) {
+        sv_fail(&e, 429, "overloaded", NULL, "Model is overloaded: %ld requests in flight (--max-concurrent-requests)",
+                S.max_concurrent);
+        return send_error(c, method, url, r, &e);
+    }
     if (r->too_large) {
         sv_fail(&e, 413, "payload_too_large", NULL, "the body is larger than the limit of %ld bytes (--payload-limit)",
                 S.payload_limit);
@@ -1262,7 +1271,11 @@ int cmd_serve(int argc, char **argv) {
     /* libmicrohttpd's idle timeout, for clients slow to read their answer;
      * the watchdog cuts slow senders first */
     unsigned mhd_timeout = (unsigned)(S.request_timeout + 1 > SV_TIMEOUT_S ? S.request_timeout + 1 : SV_TIMEOUT_S);
-    unsigned conn_limit = S.max_concurrent * 2 < 64 ? 64 : S.max_concurrent * 2 > 4096 ? 4096 : (unsigned)S.max_concurrent * 2;
+    /* connections are not requests: idle keep-alive connections (client
+     * pools, a proxy's keepalive) stay open, and one over the limit is
+     * reset without an answer, so the floor is well above small
+     * --max-concurrent-requests values */
+    unsigned conn_limit = S.max_concurrent * 2 < 1024 ? 1024 : S.max_concurrent * 2 > 4096 ? 4096 : (unsigned)S.max_concurrent * 2;
     d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
                              MHD_USE_AUTO | (v6 ? MHD_USE_IPv6 : 0),
                          (uint16_t)S.port, NULL, NULL, handler, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
