@@ -38,6 +38,9 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -1220,6 +1223,12 @@ int cmd_serve(int argc, char **argv) {
     sigaddset(&stop_set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
     signal(SIGPIPE, SIG_IGN);
+#ifdef __GLIBC__
+    /* one thread per connection: glibc would give each of them its own
+     * malloc arena, which keep fragments, and resident memory crept up by
+     * ~6% over a 10-minute soak (bench/serve); two arenas keep it flat */
+    mallopt(M_ARENA_MAX, 2);
+#endif
 
     int rc = EXIT_RUNTIME;
     struct MHD_Daemon *d = NULL;

@@ -36,8 +36,9 @@ void sv_buf_puts(sv_buf *b, const char *s);
 void sv_buf_printf(sv_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends s (n bytes of valid UTF-8) as a JSON string literal. */
 void sv_buf_json_str(sv_buf *b, const char *s, size_t n);
-/* Appends a float32 as the shortest of %.6g..%.9g that reads back as the
- * same float32 (JSON has no NaN: a non-finite value is written as null). */
+/* Appends a float32 with 9 significant digits (%.9g), which always read
+ * back as the same float32 (JSON has no NaN: a non-finite value is
+ * written as null). */
 void sv_buf_float(sv_buf *b, float v);
 /* Appends n floats as a JSON array. */
 void sv_buf_float_array(sv_buf *b, const float *v, size_t n);
