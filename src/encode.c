@@ -277,6 +277,22 @@ static prep ctx_prep(se_ctx *c) {
     return w;
 }
 
+/* Prepares text i of a call as se_encode does (prepare_input) and
+ * tokenizes it into the ctx's c->tids / c->ttype, truncated to
+ * max_seq_length; *cut says whether tokens were cut. Errors name the
+ * text. */
+static se_status tokenize_input(se_ctx *c, const se_model *m, const char *prompt, size_t plen,
+                                const char *const *texts, const size_t *lens, size_t i, prep *w, bool *cut,
+                                se_error *err) {
+    size_t len, tl = lens ? lens[i] : (texts[i] ? strlen(texts[i]) : 0);
+    se_status s = prepare_input(m, prompt, plen, texts[i], tl, i, w, &len, err);
+    if (s != SE_OK) return s;
+    if ((s = se_tok_encode(m->tok, c->text, len, NULL, 0, (size_t)m->cfg.n_tokens_max, true, &c->sess, &c->tids,
+                           &c->ttype, cut, err)) != SE_OK)
+        se_err_prefix(err, "text %zu", i);
+    return s;
+}
+
 /* ==== running batches ==== */
 
 /* L2-normalises v in place: v / max(||v||, 1e-12), as F.normalize. */
@@ -471,14 +487,8 @@ se_status se_encode(se_ctx *c, const char *const *texts, const size_t *lens, siz
     if ((s = prompt_pool_tokens(m, prompt, plen, true, &w, &first, err)) != SE_OK) return s;
     batch b = {c, 0, 0, &p, dim_out, false, 0, out};
     for (size_t i = 0; i < n; i++) {
-        size_t len, tl = lens ? lens[i] : (texts[i] ? strlen(texts[i]) : 0);
-        if ((s = prepare_input(m, prompt, plen, texts[i], tl, i, &w, &len, err)) != SE_OK) return s;
         bool cut = false;
-        if ((s = se_tok_encode(m->tok, c->text, len, NULL, 0, (size_t)cfg->n_tokens_max, true, &c->sess, &c->tids,
-                               &c->ttype, &cut, err)) != SE_OK) {
-            se_err_prefix(err, "text %zu", i);
-            return s;
-        }
+        if ((s = tokenize_input(c, m, prompt, plen, texts, lens, i, &w, &cut, err)) != SE_OK) return s;
         if (truncated) truncated[i] = cut;
         if ((s = batch_add(&b, c->tids.v, c->ttype.v, c->tids.n, first, i, err)) != SE_OK) return s;
     }
@@ -588,14 +598,8 @@ se_status se_encode_tokens(se_ctx *c, const char *const *texts, const size_t *le
      * known (and reported) before anything is written */
     c->all_ids.n = c->all_types.n = 0;
     for (size_t i = 0; i < n; i++) {
-        size_t len, tl = lens ? lens[i] : (texts[i] ? strlen(texts[i]) : 0);
-        if ((s = prepare_input(m, prompt, plen, texts[i], tl, i, &w, &len, err)) != SE_OK) return s;
         bool cut = false;
-        if ((s = se_tok_encode(m->tok, c->text, len, NULL, 0, (size_t)cfg->n_tokens_max, true, &c->sess, &c->tids,
-                               &c->ttype, &cut, err)) != SE_OK) {
-            se_err_prefix(err, "text %zu", i);
-            return s;
-        }
+        if ((s = tokenize_input(c, m, prompt, plen, texts, lens, i, &w, &cut, err)) != SE_OK) return s;
         if (truncated) truncated[i] = cut;
         n_tokens[i] = c->tids.n;
         total += c->tids.n;

@@ -37,21 +37,7 @@ static size_t n_sentences;
 
 /* Reads tests/fixtures/models/sentences.jsonl. */
 static void load_sentences(void) {
-    FILE *f = fopen(FIX "sentences.jsonl", "rb");
-    if (!f) {
-        fprintf(stderr, "cannot open sentences.jsonl (run from the repo root)\n");
-        exit(1);
-    }
-    char line[8192];
-    while (fgets(line, sizeof line, f)) {
-        json_error_t je;
-        json_t *j = json_loads(line, JSON_DECODE_ANY, &je);
-        if (!json_is_string(j)) exit(1);
-        sentences = realloc(sentences, (n_sentences + 1) * sizeof *sentences);
-        sentences[n_sentences++] = strdup(json_string_value(j));
-        json_decref(j);
-    }
-    fclose(f);
+    sentences = fixture_sentences(&n_sentences);
 }
 
 /* Loads a model folder (a fixture name or a path with a '/'). */

@@ -2,7 +2,7 @@
  * test_fixtures.h - reading the reference fixtures of tests/fixtures/models/
  * (tools/gen_fixtures.py): expected.jsonl, JSON number arrays, cosine, and
  * a debug-hook capture of the hidden states of a forward pass. Shared by
- * test_model.c, test_archs.c and test_rerank.c (header-only; each function
+ * test_model.c, test_archs.c, test_rerank.c and test_encode_api.c (header-only; each function
  * static inline so that a test that uses some of them compiles cleanly).
  */
 #ifndef SE_TEST_FIXTURES_H
@@ -16,6 +16,29 @@
 #include <string.h>
 
 #define FIX "tests/fixtures/models/"
+
+/* Reads FIX/sentences.jsonl (one JSON string a line) into a malloc'd
+ * array of strdup'd sentences, *n of them; exits when the file is
+ * missing or a line is not a string (run from the repo root). */
+static inline char **fixture_sentences(size_t *n) {
+    FILE *f = fopen(FIX "sentences.jsonl", "rb");
+    if (!f) {
+        fprintf(stderr, "cannot open sentences.jsonl (run from the repo root)\n");
+        exit(1);
+    }
+    char **out = NULL, line[8192];
+    *n = 0;
+    while (fgets(line, sizeof line, f)) {
+        json_error_t je;
+        json_t *j = json_loads(line, JSON_DECODE_ANY, &je);
+        if (!json_is_string(j)) exit(1);
+        out = realloc(out, (*n + 1) * sizeof *out);
+        out[(*n)++] = strdup(json_string_value(j));
+        json_decref(j);
+    }
+    fclose(f);
+    return out;
+}
 
 /* Reads FIX/model/expected.jsonl: *header gets the first line, the array
  * returned the others (one object per sentence or pair); NULL when the
