@@ -995,16 +995,15 @@ static char *read_gz_all(const char *path) {
     return buf;
 }
 
-/* The tokenizer a reference record names: a folder, or a tokenizer.json
- * copied alone into a temporary folder (kept in the cache). */
-static se_tokenizer *ref_tokenizer(const char *name) {
-    size_t l = strlen(name);
-    if (l < 5 || strcmp(name + l - 5, ".json") != 0) return tokenizer_for(name);
+/* A tokenizer loaded from a temporary folder holding one file, src
+ * copied under the name dst, cached under key (at most 16 such). NULL
+ * when it cannot be copied or loaded. */
+static se_tokenizer *cached_one_file_tokenizer(const char *key, const char *src, const char *dst) {
     for (int i = 0; i < 16; i++)
-        if (toks[i].dir && strcmp(toks[i].dir, name) == 0) return toks[i].tok;
-    char dir[] = "/tmp/se_tok_offs_XXXXXX", cmd[600];
+        if (toks[i].dir && strcmp(toks[i].dir, key) == 0) return toks[i].tok;
+    char dir[] = "/tmp/se_tok_one_XXXXXX", cmd[700];
     if (!mkdtemp(dir)) return NULL;
-    snprintf(cmd, sizeof cmd, "cp '%s' %s/tokenizer.json", name, dir);
+    snprintf(cmd, sizeof cmd, "cp '%s' %s/%s", src, dir, dst);
     if (system(cmd) != 0) return NULL;
     se_tokenizer *t = NULL;
     se_error err;
@@ -1014,11 +1013,19 @@ static se_tokenizer *ref_tokenizer(const char *name) {
     if (s != SE_OK) return NULL;
     for (int i = 0; i < 16; i++)
         if (!toks[i].dir) {
-            toks[i].dir = strdup(name), toks[i].tok = t;
+            toks[i].dir = strdup(key), toks[i].tok = t;
             return t;
         }
     se_tokenizer_free(t);
     return NULL;
+}
+
+/* The tokenizer a reference record names: a folder, or a tokenizer.json
+ * copied alone into a temporary folder (kept in the cache). */
+static se_tokenizer *ref_tokenizer(const char *name) {
+    size_t l = strlen(name);
+    if (l < 5 || strcmp(name + l - 5, ".json") != 0) return tokenizer_for(name);
+    return cached_one_file_tokenizer(name, name, "tokenizer.json");
 }
 
 /* Every record of offsets.jsonl.gz (tools/tok_offsets_ref.mjs: Hugging
@@ -1129,27 +1136,10 @@ TEST(test_offsets_decode_left_reference) {
 /* A folder holding only tests/fixtures/sentencepiece/<model>.model as
  * sentencepiece.bpe.model, loaded once (kept in the cache). */
 static se_tokenizer *spm_tokenizer(const char *model) {
-    char key[128];
+    char key[128], src[300];
     snprintf(key, sizeof key, "spm:%s", model);
-    for (int i = 0; i < 16; i++)
-        if (toks[i].dir && strcmp(toks[i].dir, key) == 0) return toks[i].tok;
-    char dir[] = "/tmp/se_tok_spm_XXXXXX", cmd[600];
-    if (!mkdtemp(dir)) return NULL;
-    snprintf(cmd, sizeof cmd, "cp tests/fixtures/sentencepiece/%s.model %s/sentencepiece.bpe.model", model, dir);
-    if (system(cmd) != 0) return NULL;
-    se_tokenizer *t = NULL;
-    se_error err;
-    se_status s = se_tokenizer_load(dir, &t, &err);
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0) s = SE_E_IO;
-    if (s != SE_OK) return NULL;
-    for (int i = 0; i < 16; i++)
-        if (!toks[i].dir) {
-            toks[i].dir = strdup(key), toks[i].tok = t;
-            return t;
-        }
-    se_tokenizer_free(t);
-    return NULL;
+    snprintf(src, sizeof src, "tests/fixtures/sentencepiece/%s.model", model);
+    return cached_one_file_tokenizer(key, src, "sentencepiece.bpe.model");
 }
 
 /* Every record of offsets_spm.jsonl.gz (tools/tok_offsets_spm_ref.py:
