@@ -198,9 +198,14 @@ SE_API se_status se_tokenizer_scripts(const se_tokenizer *tok, se_script_count *
 typedef struct se_tokenize_params {
     size_t n_tokens_max; /* truncate to this many ids, specials included; 0 = no truncation. Default: se_tokenizer_n_tokens_max */
     bool add_special;    /* add [CLS]/[SEP] (or <s>/</s>) per the template. Default true */
+    bool truncate_left;  /* when truncating, keep the LAST tokens of each sequence (Hugging Face's
+                            truncation_side="left"; pairs longest_first, each side cut from its
+                            start; the special tokens are still added). The whole text is then
+                            tokenized, so time and memory follow its length. Default false */
 } se_tokenize_params;
 
-/* Default tokenize params for tok (n_tokens_max = se_tokenizer_n_tokens_max). */
+/* Default tokenize params for tok (n_tokens_max = se_tokenizer_n_tokens_max,
+ * add_special true, truncate_left false). */
 SE_API se_tokenize_params se_tokenize_default_params(const se_tokenizer *tok);
 
 /* Tokenizes text (and, when pair != NULL, the pair text) exactly as the
@@ -219,6 +224,58 @@ SE_API se_status se_tokenize(const se_tokenizer *tok, const char *text, size_t t
                              const char *pair, size_t pair_len, const se_tokenize_params *params,
                              int32_t *ids, int32_t *type_ids, size_t cap, size_t *n_ids,
                              bool *truncated, se_error *err);
+
+/* The sequence of a special token of the template (se_token.seq). */
+#define SE_SEQ_NONE 255
+
+/* One token of se_tokenize_offsets: Hugging Face's Encoding at one
+ * position (get_ids, get_type_ids, get_offsets, get_special_tokens_mask,
+ * get_sequence_ids), with offsets in bytes. */
+typedef struct se_token {
+    int32_t id;
+    int32_t type_id;
+    uint32_t start, end; /* the bytes [start, end) of the original text (seq 0) or pair (seq 1) the
+                            token stands for, through normalisation: a piece of an accented,
+                            lowercased or NFKC-changed word spans the source characters it came
+                            from; Metaspace's prepended U+2581 shares the first character's span;
+                            an added token written in the text spans it with the whitespace its
+                            lstrip/rstrip takes. 0, 0 for special tokens */
+    bool special;        /* added by the template ([CLS], [SEP], <s>, </s>), not found in the text */
+    uint8_t seq;         /* 0 = text, 1 = pair, SE_SEQ_NONE for special tokens */
+} se_token;
+
+/* Tokenizes as se_tokenize does (the same ids, type ids and truncation)
+ * and returns each token with its byte span in the original text or pair,
+ * equal to Rust tokenizers' Encoding::get_offsets (which counts bytes; its
+ * Python and Node bindings convert to characters); for a folder with only
+ * sentencepiece.bpe.model, sentencepiece's piece begin/end (a piece runs
+ * to where the next one's source starts; the dummy-prefix piece alone is
+ * empty). out has cap entries; *n gets the number of tokens (SE_E_BUFFER
+ * with *n the needed count when cap is smaller). A text or pair over
+ * 2 GiB returns SE_E_RANGE. Invalid UTF-8 returns SE_E_UTF8 with the byte
+ * offset. Thread-safe. */
+SE_API se_status se_tokenize_offsets(const se_tokenizer *tok, const char *text, size_t text_len,
+                                     const char *pair, size_t pair_len, const se_tokenize_params *params,
+                                     se_token *out, size_t cap, size_t *n, bool *truncated, se_error *err);
+
+/* Turns ids back into text as Rust tokenizers' decode(ids,
+ * skip_special_tokens) does with the folder's decoder: the WordPiece
+ * decoder ("##" pieces glued, a space before the others, cleanup of " ."
+ * " ," " n't" and the like), the Metaspace decoder (U+2581 -> ' ', the
+ * first token's leading one dropped), or, without a decoder, the pieces
+ * joined by spaces; vocab.txt folders decode as BertTokenizerFast (the
+ * WordPiece decoder). skip_special drops the added tokens marked special
+ * ([CLS], [PAD], <s>, ...). Writes the UTF-8 text and a NUL into out (cap
+ * bytes); *len gets its length without the NUL (SE_E_BUFFER, with *len the
+ * needed length, when cap <= *len). A folder with only
+ * sentencepiece.bpe.model decodes as sentencepiece's DecodeIds (U+2581 ->
+ * ' ', the dummy prefix dropped, <unk> as " \u2047 "; its <s> </s> <pad>
+ * <mask> are special, written as their text when kept). An id out of range
+ * returns SE_E_INVALID naming its position (Hugging Face skips it
+ * silently); a decoder type we do not implement (ByteLevel, Sequence, ...),
+ * SE_E_UNSUPPORTED naming it. Thread-safe. */
+SE_API se_status se_detokenize(const se_tokenizer *tok, const int32_t *ids, size_t n, bool skip_special, char *out,
+                               size_t cap, size_t *len, se_error *err);
 
 /* ==== Model ==== */
 

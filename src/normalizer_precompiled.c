@@ -268,13 +268,42 @@ static se_status sb_finish(sbuf *b, char **out, size_t *out_len, se_error *err) 
 
 #define WS_ESCAPED "\xE2\x96\x81" /* U+2581 LOWER ONE EIGHTH BLOCK */
 
-se_status se_precompiled_normalize_spm(const se_precompiled *pc, const se_spm_norm_opts *opts, const char *text,
-                                       size_t n, char **out, size_t *out_len, se_error *err) {
+/* A growable array of source offsets, one per output byte. */
+typedef struct obuf {
+    uint32_t *v;
+    size_t n, cap;
+    bool oom;
+} obuf;
+
+/* Appends k bytes of text, each from source offset `orig`, to b (and to o
+ * when not NULL). */
+static void put_from(sbuf *b, obuf *o, const char *p, size_t k, size_t orig) {
+    sb_put(b, p, k);
+    if (!o || o->oom) return;
+    if (o->n + k + 1 > o->cap) {
+        size_t cap = o->cap ? o->cap : 64;
+        while (cap < o->n + k + 1) cap *= 2;
+        uint32_t *v = se_realloc(o->v, cap * sizeof *v);
+        if (!v) {
+            o->oom = true;
+            return;
+        }
+        o->v = v, o->cap = cap;
+    }
+    for (size_t q = 0; q < k; q++) o->v[o->n++] = (uint32_t)orig;
+}
+
+/* sentencepiece's Normalize (see the header), with its norm_to_orig map
+ * in o when not NULL: the source offset of every output byte, then the end
+ * (the source offset where the trailing whitespace it dropped starts, or
+ * n). */
+static se_status normalize_spm(const se_precompiled *pc, const se_spm_norm_opts *opts, const char *text, size_t n,
+                               char **out, size_t *out_len, obuf *o, se_error *err) {
     sbuf b = {0};
     const char *ws = opts->escape_whitespaces ? WS_ESCAPED : " ";
     size_t ws_len = opts->escape_whitespaces ? 3 : 1;
     const char *rep;
-    size_t rep_len, i = 0;
+    size_t rep_len, i = 0, final = n;
     /* leading whitespace: what normalises to exactly " " is skipped */
     if (opts->remove_extra_whitespaces) {
         while (i < n) {
@@ -284,8 +313,8 @@ se_status se_precompiled_normalize_spm(const se_precompiled *pc, const se_spm_no
             i += m;
         }
     }
-    if (i == n) return sb_finish(&b, out, out_len, err);
-    if (!opts->treat_whitespace_as_suffix && opts->add_dummy_prefix) sb_put(&b, ws, ws_len);
+    if (i == n) goto finish;
+    if (!opts->treat_whitespace_as_suffix && opts->add_dummy_prefix) put_from(&b, o, ws, ws_len, i);
     bool prev_space = opts->remove_extra_whitespaces;
     while (i < n) {
         size_t m = se_precompiled_prefix(pc, text + i, n - i, &rep, &rep_len);
@@ -299,9 +328,9 @@ se_status se_precompiled_normalize_spm(const se_precompiled *pc, const se_spm_no
         if (sp_len > 0) {
             for (size_t k = 0; k < sp_len; k++) {
                 if (opts->escape_whitespaces && sp[k] == ' ')
-                    sb_put(&b, WS_ESCAPED, 3);
+                    put_from(&b, o, WS_ESCAPED, 3, i);
                 else
-                    sb_put(&b, sp + k, 1);
+                    put_from(&b, o, sp + k, 1, i);
             }
             prev_space = sp[sp_len - 1] == ' ';
         }
@@ -312,13 +341,86 @@ se_status se_precompiled_normalize_spm(const se_precompiled *pc, const se_spm_no
         while (b.len >= ws_len && memcmp(b.p + b.len - ws_len, ws, ws_len) == 0) {
             b.len -= ws_len;
             b.p[b.len] = '\0';
+            if (o && !o->oom) o->n -= ws_len, final = o->v[o->n];
         }
-    if (opts->treat_whitespace_as_suffix && opts->add_dummy_prefix) sb_put(&b, ws, ws_len);
+    if (opts->treat_whitespace_as_suffix && opts->add_dummy_prefix) put_from(&b, o, ws, ws_len, final);
+finish:
+    if (o && !o->oom) { /* the end entry */
+        uint32_t *v = se_realloc(o->v, (o->n + 1) * sizeof *v);
+        if (!v) o->oom = true;
+        else o->v = v, o->cap = o->n + 1, o->v[o->n++] = (uint32_t)final;
+    }
+    if (o && o->oom) b.oom = true;
     return sb_finish(&b, out, out_len, err);
 }
 
-se_status se_precompiled_normalize_hf(const se_precompiled *pc, const char *text, size_t n, char **out,
-                                      size_t *out_len, se_error *err) {
+se_status se_precompiled_normalize_spm(const se_precompiled *pc, const se_spm_norm_opts *opts, const char *text,
+                                       size_t n, char **out, size_t *out_len, se_error *err) {
+    return normalize_spm(pc, opts, text, n, out, out_len, NULL, err);
+}
+
+se_status se_precompiled_normalize_spm_map(const se_precompiled *pc, const se_spm_norm_opts *opts, const char *text,
+                                           size_t n, char **out, size_t *out_len, uint32_t **n2o, se_error *err) {
+    obuf o = {0};
+    *n2o = NULL;
+    se_status s = normalize_spm(pc, opts, text, n, out, out_len, &o, err);
+    if (s != SE_OK) {
+        se_free(o.v);
+        return s;
+    }
+    *n2o = o.v;
+    return SE_OK;
+}
+
+/* Growable per-code-point change values (see se_precompiled_normalize_hf_changes). */
+typedef struct chbuf {
+    int32_t *v;
+    size_t n, cap;
+    bool oom;
+} chbuf;
+
+/* Appends one change value; sets oom on failure. */
+static void ch_push(chbuf *c, int32_t x) {
+    if (c->oom) return;
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 64;
+        int32_t *v = se_realloc(c->v, cap * sizeof *v);
+        if (!v) {
+            c->oom = true;
+            return;
+        }
+        c->v = v, c->cap = cap;
+    }
+    c->v[c->n++] = x;
+}
+
+/* Number of code points of a valid UTF-8 string. */
+static int32_t n_cps(const char *p, size_t n) {
+    int32_t k = 0;
+    for (size_t i = 0; i < n; i++) k += ((uint8_t)p[i] & 0xC0) != 0x80;
+    return k;
+}
+
+/* Hugging Face's `replace` in precompiled.rs: old[0..old_len) becomes
+ * rep[0..rep_len); each new code point gets change 0, then the last
+ * (new - old) ones get 1 when the text grew, or the last change value so
+ * far (possibly an earlier character's) absorbs the difference when it
+ * shrank. */
+static void put_changes(chbuf *c, const char *old, size_t old_len, const char *rep, size_t rep_len) {
+    if (!c) return;
+    int32_t no = n_cps(old, old_len), nn = n_cps(rep, rep_len), diff = nn - no;
+    for (int32_t k = 0; k < nn; k++) ch_push(c, 0);
+    if (c->oom) return;
+    if (diff > 0)
+        for (int32_t k = 0; k < diff; k++) c->v[c->n - 1 - (size_t)k] = 1;
+    else if (diff < 0 && c->n)
+        c->v[c->n - 1] += diff;
+}
+
+/* The Hugging Face charsmap application (see the header), with the change
+ * values of every output code point when ch is not NULL. */
+static se_status normalize_hf(const se_precompiled *pc, const char *text, size_t n, char **out, size_t *out_len,
+                              chbuf *ch, se_error *err) {
     size_t bad;
     *out = NULL;
     if (!se_utf8_valid(text, n, &bad)) return se_err(err, SE_E_UTF8, "text is not valid UTF-8 at byte %zu", bad);
@@ -339,20 +441,49 @@ se_status se_precompiled_normalize_hf(const se_precompiled *pc, const char *text
         size_t rep_len;
         if (j - i < 6 && (rep = se_precompiled_first(pc, text + i, j - i, &rep_len)) != NULL) {
             sb_put(&b, rep, rep_len);
+            put_changes(ch, text + i, j - i, rep, rep_len);
         } else {
             for (size_t k = i; k < j;) {
                 uint32_t cp;
                 size_t m = (size_t)se_utf8_decode((const uint8_t *)text + k, j - k, &cp);
-                if ((rep = se_precompiled_first(pc, text + k, m, &rep_len)) != NULL)
+                if ((rep = se_precompiled_first(pc, text + k, m, &rep_len)) != NULL) {
                     sb_put(&b, rep, rep_len);
-                else
+                    put_changes(ch, text + k, m, rep, rep_len);
+                } else {
                     sb_put(&b, text + k, m);
+                    if (ch) ch_push(ch, 0);
+                }
                 k += m;
             }
         }
         i = j;
     }
+    if (ch && ch->oom) b.oom = true;
     return sb_finish(&b, out, out_len, err);
+}
+
+se_status se_precompiled_normalize_hf(const se_precompiled *pc, const char *text, size_t n, char **out,
+                                      size_t *out_len, se_error *err) {
+    return normalize_hf(pc, text, n, out, out_len, NULL, err);
+}
+
+se_status se_precompiled_normalize_hf_changes(const se_precompiled *pc, const char *text, size_t n, char **out,
+                                              size_t *out_len, int32_t **changes, se_error *err) {
+    chbuf c = {0};
+    *changes = NULL;
+    se_status s = normalize_hf(pc, text, n, out, out_len, &c, err);
+    if (s != SE_OK) {
+        se_free(c.v);
+        return s;
+    }
+    if (!c.v) c.v = se_malloc(sizeof *c.v); /* never NULL on success */
+    if (!c.v) {
+        se_free(*out);
+        *out = NULL;
+        return se_err(err, SE_E_NOMEM, "out of memory");
+    }
+    *changes = c.v;
+    return SE_OK;
 }
 
 /* Follows byte c from the trie node whose children's base is `base`;

@@ -120,4 +120,21 @@ se_status se_precompiled_normalize_spm(const se_precompiled *pc, const se_spm_no
 se_status se_precompiled_normalize_hf(const se_precompiled *pc, const char *text, size_t n, char **out,
                                       size_t *out_len, se_error *err);
 
+/* se_precompiled_normalize_spm that also writes sentencepiece's
+ * norm_to_orig map into *n2o (free with se_free): for every byte of *out
+ * the offset in text of what it came from, then one more entry, the end
+ * (where the trailing whitespace it removed begins, else n). A piece
+ * [a, b) of *out spans text[n2o[a], n2o[b]). */
+se_status se_precompiled_normalize_spm_map(const se_precompiled *pc, const se_spm_norm_opts *opts, const char *text,
+                                           size_t n, char **out, size_t *out_len, uint32_t **n2o, se_error *err);
+
+/* se_precompiled_normalize_hf that also writes, for every code point of
+ * *out, Hugging Face's change value (tokenizers' NormalizedString
+ * transform: 0 replaces the next source character, 1 is inserted after
+ * the previous one, -k replaces the next one and removes k more), from
+ * which token offsets follow. *changes (free with se_free) has one entry
+ * per code point of *out. */
+se_status se_precompiled_normalize_hf_changes(const se_precompiled *pc, const char *text, size_t n, char **out,
+                                              size_t *out_len, int32_t **changes, se_error *err);
+
 #endif

@@ -498,6 +498,44 @@ static se_status parse_post_processor(se_tokenizer *t, const json_t *root, const
     return SE_OK;
 }
 
+/* Reads the decoder se_detokenize applies: WordPiece (prefix, cleanup),
+ * Metaspace (replacement, prepend_scheme or the legacy add_prefix_space),
+ * or none; any other type loads (encoding does not need it) and is named
+ * when se_detokenize is called. */
+static se_status parse_decoder(se_tokenizer *t, const json_t *root, const char *path, se_error *err) {
+    const char *file = "tokenizer.json";
+    json_t *d = json_object_get(root, "decoder");
+    se_status s;
+    t->dec = SE_DEC_NONE;
+    if (!d || json_is_null(d)) return SE_OK;
+    const char *type;
+    if ((s = se_json_str(d, file, "type", "", &type, err)) != SE_OK) return s;
+    if (strcmp(type, "WordPiece") == 0) {
+        const char *prefix;
+        if ((s = se_json_str(d, file, "prefix", "##", &prefix, err)) != SE_OK) return s;
+        if ((s = se_json_bool(d, file, "cleanup", true, &t->dec_cleanup, err)) != SE_OK) return s;
+        if (strlen(prefix) >= sizeof t->dec_prefix) return se_err(err, SE_E_FORMAT, "%s: decoder.prefix is too long", path);
+        strcpy(t->dec_prefix, prefix);
+        t->dec = SE_DEC_WORDPIECE;
+    } else if (strcmp(type, "Metaspace") == 0) {
+        const char *rep, *scheme;
+        bool add_prefix;
+        uint32_t cp;
+        if ((s = se_json_str(d, file, "replacement", "\xE2\x96\x81", &rep, err)) != SE_OK) return s;
+        if ((s = se_json_bool(d, file, "add_prefix_space", true, &add_prefix, err)) != SE_OK) return s;
+        if ((s = se_json_str(d, file, "prepend_scheme", add_prefix ? "always" : "never", &scheme, err)) != SE_OK) return s;
+        if (!*rep || se_utf8_decode((const uint8_t *)rep, strlen(rep), &cp) != (int)strlen(rep))
+            return se_err(err, SE_E_FORMAT, "%s: decoder.replacement must be one character", path);
+        t->dec_replacement = cp;
+        t->dec_strip_first = strcmp(scheme, "never") != 0;
+        t->dec = SE_DEC_METASPACE;
+    } else {
+        snprintf(t->dec_name, sizeof t->dec_name, "%s", type);
+        t->dec = SE_DEC_UNSUPPORTED;
+    }
+    return SE_OK;
+}
+
 /* Loads a tokenizer.json: the model section by the model's loader, then
  * the added tokens, normalizer, pre_tokenizer and post_processor. */
 static se_status load_tokenizer_json(se_tokenizer *t, const char *path, se_error *err) {
@@ -537,6 +575,7 @@ static se_status load_tokenizer_json(se_tokenizer *t, const char *path, se_error
         goto done;
     }
     s = parse_post_processor(t, root, path, err);
+    if (s == SE_OK) s = parse_decoder(t, root, path, err);
 done:
     json_decref(root);
     return s;
@@ -594,6 +633,9 @@ static se_status load_vocab_txt(se_tokenizer *t, const char *dir, const char *vp
     } else {
         strip = lower;
     }
+    t->dec = SE_DEC_WORDPIECE; /* BertTokenizerFast / MPNetTokenizerFast: WordPiece(prefix "##", cleanup) */
+    strcpy(t->dec_prefix, "##");
+    t->dec_cleanup = true;
     wp->clean_text = true;
     wp->handle_chinese = chinese;
     wp->lowercase = lower;
@@ -616,7 +658,10 @@ static se_status load_vocab_txt(se_tokenizer *t, const char *dir, const char *vp
     const char *sp[5] = {unk, clss, sep, pad, mask};
     for (int k = 0; k < 5; k++) {
         int32_t sid = se_vocab_find(&wp->vocab, sp[k], strlen(sp[k]));
-        if (sid >= 0 && (s = add_added(t, sp[k], sid, true, false, false, err)) != SE_OK) goto done;
+        /* MPNetTokenizer's mask token is AddedToken(lstrip=True): it takes
+         * the whitespace before it (its offsets show it) */
+        bool lstrip = mpnet && k == 4;
+        if (sid >= 0 && (s = add_added(t, sp[k], sid, true, lstrip, false, err)) != SE_OK) goto done;
     }
     if (mpnet) {
         const char *bos, *eos;
@@ -686,6 +731,9 @@ static se_status load_spm_folder(se_tokenizer *t, const char *dir, const char *p
         goto done;
     }
     tpl_roberta(t, cls_id, sep_id);
+    t->dec = SE_DEC_SPM;
+    t->dec_replacement = 0x2581;
+    t->dec_strip_first = t->uni.spm_opts.add_dummy_prefix;
     s = SE_OK;
 done:
     json_decref(cfg);
@@ -805,6 +853,8 @@ void se_tok_session_free(se_tok_session *s) {
     se_i32vec_free(&s->a);
     se_i32vec_free(&s->b);
     se_i32vec_free(&s->nch);
+    se_i32vec_free(&s->oa);
+    se_i32vec_free(&s->ob);
     se_wp_scratch_free(&s->wp);
     se_uni_scratch_free(&s->uni);
     memset(s, 0, sizeof *s);
@@ -846,12 +896,14 @@ static long find_added(const se_tokenizer *tok, const char *text, size_t len, si
     return -1;
 }
 
-/* Runs the model on one section of text (no added tokens in it). */
+/* Runs the model on one section of text (no added tokens in it); with
+ * offs, the spans it pushes are relative to the section. */
 static se_status encode_section(const se_tokenizer *tok, const char *text, size_t len, bool at_start, size_t limit,
-                                se_tok_session *s, se_i32vec *out, se_i32vec *nch, size_t *n_total, se_error *err) {
+                                se_tok_session *s, se_i32vec *out, se_i32vec *nch, se_i32vec *offs, size_t *n_total,
+                                se_error *err) {
     if (tok->kind == SE_TOK_UNIGRAM)
-        return se_unigram_encode(&tok->uni, text, len, at_start, limit, &s->uni, out, nch, n_total, err);
-    return se_wordpiece_encode(&tok->wp, text, len, limit, &s->wp, out, nch, n_total, err);
+        return se_unigram_encode(&tok->uni, text, len, at_start, limit, &s->uni, out, nch, offs, n_total, err);
+    return se_wordpiece_encode(&tok->wp, text, len, limit, &s->wp, out, nch, offs, n_total, err);
 }
 
 /* Number of non-whitespace code points in a valid UTF-8 string. */
@@ -874,8 +926,9 @@ static size_t count_visible(const char *p, size_t n) {
  * whole text but keeps only limit + 1 ids and stores the whole count (see
  * se_wordpiece_encode). With s->stats, s->nch follows out. */
 static se_status encode_one(const se_tokenizer *tok, const char *text, size_t len, size_t limit, se_tok_session *s,
-                            se_i32vec *out, size_t *n_total, se_error *err) {
+                            se_i32vec *out, se_i32vec *offs, size_t *n_total, se_error *err) {
     se_i32vec *nch = s->stats ? &s->nch : NULL;
+    if (!s->offsets) offs = NULL;
     size_t base = out->n, extra = 0, keep = limit == SIZE_MAX ? SIZE_MAX : limit + 1;
     se_status st;
     if (n_total) *n_total = 0;
@@ -886,14 +939,19 @@ static se_status encode_one(const se_tokenizer *tok, const char *text, size_t le
         long k = tok->n_added ? find_added(tok, text, len, i, &ms, &me) : -1;
         if (ms > i) {
             size_t sub_limit = have >= limit ? 0 : limit - have, sub_total = 0, before = out->n;
-            if ((st = encode_section(tok, text + i, ms - i, i == 0, sub_limit, s, out, nch, n_total ? &sub_total : NULL,
-                                     err)) != SE_OK)
+            size_t obefore = offs ? offs->n : 0;
+            if ((st = encode_section(tok, text + i, ms - i, i == 0, sub_limit, s, out, nch, offs,
+                                     n_total ? &sub_total : NULL, err)) != SE_OK)
                 return st;
             if (n_total) extra += sub_total - (out->n - before);
+            for (size_t q = obefore; offs && q < offs->n; q++) offs->v[q] += (int32_t)i; /* section -> text */
         }
         if (k >= 0) {
             const se_added_token *a = &tok->added[k];
             if (!se_i32vec_push(out, a->id) || (nch && !se_i32vec_push(nch, (int32_t)count_visible(a->content, a->len))))
+                return se_err(err, SE_E_NOMEM, "tokenizer: out of memory");
+            /* its span takes the whitespace lstrip / rstrip took */
+            if (offs && (!se_i32vec_push(offs, (int32_t)ms) || !se_i32vec_push(offs, (int32_t)me)))
                 return se_err(err, SE_E_NOMEM, "tokenizer: out of memory");
         }
         if (n_total && out->n - base > keep) { /* counting only from here */
@@ -901,6 +959,7 @@ static se_status encode_one(const se_tokenizer *tok, const char *text, size_t le
             extra += drop;
             out->n -= drop;
             if (nch) nch->n -= drop;
+            if (offs) offs->n -= 2 * drop;
         }
         i = me;
     }
@@ -935,7 +994,7 @@ se_status se_tokenize_stats(const se_tokenizer *tok, const char *text, size_t le
     if (tok->n_tokens_max) budget = tok->n_tokens_max > n_special ? tok->n_tokens_max - n_special : 0;
     se_tok_session s = {0};
     s.stats = true;
-    se_status st = encode_one(tok, text, len, budget, &s, &s.a, NULL, err);
+    se_status st = encode_one(tok, text, len, budget, &s, &s.a, NULL, NULL, err);
     if (st == SE_OK && s.nch.n != s.a.n) st = se_err(err, SE_E_INTERNAL, "se_tokenize_stats: %zu counts for %zu ids", s.nch.n, s.a.n);
     if (st == SE_OK) {
         size_t n = s.a.n < budget ? s.a.n : budget;
@@ -1045,18 +1104,38 @@ se_tokenize_params se_tokenize_default_params(const se_tokenizer *tok) {
     se_tokenize_params p;
     p.n_tokens_max = tok ? tok->n_tokens_max : 0;
     p.add_special = true;
+    p.truncate_left = false;
     return p;
 }
 
 se_status se_tok_encode(const se_tokenizer *tok, const char *text, size_t len, const char *pair,
                         size_t pair_len, size_t n_tokens_max, bool add_special, se_tok_session *s,
                         se_i32vec *ids, se_i32vec *type_ids, bool *truncated, se_error *err) {
+    return se_tok_encode_ex(tok, text, len, pair, pair_len, n_tokens_max, add_special, false, s, ids, type_ids, NULL,
+                            truncated, err);
+}
+
+/* Drops the first `drop` ids of v (and their spans in o, two each). */
+static void drop_front(se_i32vec *v, se_i32vec *o, size_t drop) {
+    if (!drop) return;
+    memmove(v->v, v->v + drop, (v->n - drop) * sizeof *v->v);
+    v->n -= drop;
+    if (o) {
+        memmove(o->v, o->v + 2 * drop, (o->n - 2 * drop) * sizeof *o->v);
+        o->n -= 2 * drop;
+    }
+}
+
+se_status se_tok_encode_ex(const se_tokenizer *tok, const char *text, size_t len, const char *pair, size_t pair_len,
+                           size_t n_tokens_max, bool add_special, bool left, se_tok_session *s, se_i32vec *ids,
+                           se_i32vec *type_ids, se_i32vec *spans, bool *truncated, se_error *err) {
     bool is_pair = pair != NULL;
     size_t n_special = add_special ? (size_t)se_tok_n_special(tok, is_pair) : 0;
     size_t budget = SIZE_MAX; /* content tokens allowed */
     if (n_tokens_max) budget = n_tokens_max > n_special ? n_tokens_max - n_special : 0;
-    s->a.n = s->b.n = 0;
+    s->a.n = s->b.n = s->oa.n = s->ob.n = 0;
     s->stats = false;
+    s->offsets = spans != NULL;
     se_status st;
     /* validate all of the input first: the early stop below must not hide
      * invalid UTF-8 past the truncation point */
@@ -1064,11 +1143,13 @@ se_status se_tok_encode(const se_tokenizer *tok, const char *text, size_t len, c
     if (!se_utf8_valid(text, len, &bad)) return se_err(err, SE_E_UTF8, "invalid UTF-8 at byte %zu", bad);
     if (pair && !se_utf8_valid(pair, pair_len, &bad)) return se_err(err, SE_E_UTF8, "text_pair: invalid UTF-8 at byte %zu", bad);
     /* Each side stops early: past budget + 1 ids it is cut anyway, and
-     * longest_first compares a side's length with the budget only... */
-    if ((st = encode_one(tok, text, len, budget, s, &s->a, NULL, err)) != SE_OK) return st;
+     * longest_first compares a side's length with the budget only... With
+     * left truncation the last ids are kept: read each side whole. */
+    size_t limit = left ? SIZE_MAX : budget;
+    if ((st = encode_one(tok, text, len, limit, s, &s->a, &s->oa, NULL, err)) != SE_OK) return st;
     size_t la = s->a.n, lb = 0; /* the lengths longest_first decides on */
     if (is_pair) {
-        if ((st = encode_one(tok, pair, pair_len, budget, s, &s->b, NULL, err)) != SE_OK) {
+        if ((st = encode_one(tok, pair, pair_len, limit, s, &s->b, &s->ob, NULL, err)) != SE_OK) {
             se_err_prefix(err, "text_pair");
             return st;
         }
@@ -1076,23 +1157,23 @@ se_status se_tok_encode(const se_tokenizer *tok, const char *text, size_t len, c
         /* ...except when both sides are over an odd budget: then the longer
          * one keeps the odd token, so count both to their end (the memory
          * stays bounded: only budget + 1 ids of each are kept) */
-        if (budget != SIZE_MAX && la > budget && lb > budget && budget % 2) {
-            s->a.n = s->b.n = 0;
-            if ((st = encode_one(tok, text, len, budget, s, &s->a, &la, err)) != SE_OK) return st;
-            if ((st = encode_one(tok, pair, pair_len, budget, s, &s->b, &lb, err)) != SE_OK) {
+        if (!left && budget != SIZE_MAX && la > budget && lb > budget && budget % 2) {
+            s->a.n = s->b.n = s->oa.n = s->ob.n = 0;
+            if ((st = encode_one(tok, text, len, budget, s, &s->a, &s->oa, &la, err)) != SE_OK) return st;
+            if ((st = encode_one(tok, pair, pair_len, budget, s, &s->b, &s->ob, &lb, err)) != SE_OK) {
                 se_err_prefix(err, "text_pair");
                 return st;
             }
         }
     }
     bool cut = false;
+    size_t n1 = la, n2 = lb; /* what each side keeps */
     if (!is_pair) {
-        if (s->a.n > budget) s->a.n = budget, cut = true;
+        if (la > budget) n1 = budget, cut = true;
     } else if (la + lb > budget) {
         /* HF LongestFirst: n1 <= n2 after a swap; the longer side gives
          * way first, and if both must shrink they split the budget, the
          * longer one getting the odd token. */
-        size_t n1 = la, n2 = lb;
         bool swap = n1 > n2;
         if (swap) {
             size_t x = n1;
@@ -1108,12 +1189,22 @@ se_status se_tok_encode(const se_tokenizer *tok, const char *text, size_t len, c
             size_t x = n1;
             n1 = n2, n2 = x;
         }
-        if (s->a.n > n1) s->a.n = n1;
-        if (s->b.n > n2) s->b.n = n2;
         cut = true;
     }
+    se_i32vec *oa = spans ? &s->oa : NULL, *ob = spans ? &s->ob : NULL;
+    if (left) {
+        if (s->a.n > n1) drop_front(&s->a, oa, s->a.n - n1);
+        if (s->b.n > n2) drop_front(&s->b, ob, s->b.n - n2);
+    } else {
+        if (s->a.n > n1) s->a.n = n1;
+        if (s->b.n > n2) s->b.n = n2;
+        if (spans) s->oa.n = 2 * s->a.n, s->ob.n = 2 * s->b.n;
+    }
+    if (spans && (s->oa.n != 2 * s->a.n || s->ob.n != 2 * s->b.n))
+        return se_err(err, SE_E_INTERNAL, "tokenizer: %zu offsets for %zu ids", s->oa.n / 2, s->a.n);
     ids->n = 0;
     if (type_ids) type_ids->n = 0;
+    if (spans) spans->n = 0;
     const se_tpl_item *tpl = is_pair ? tok->pair : tok->single;
     int n_tpl = is_pair ? tok->n_pair : tok->n_single;
     for (int i = 0; i < n_tpl; i++) {
@@ -1123,12 +1214,18 @@ se_status se_tok_encode(const se_tokenizer *tok, const char *text, size_t len, c
             for (int k = 0; k < it->n_ids; k++) {
                 if (!se_i32vec_push(ids, it->ids[k])) goto oom;
                 if (type_ids && !se_i32vec_push(type_ids, it->type_id)) goto oom;
+                if (spans && (!se_i32vec_push(spans, 0) || !se_i32vec_push(spans, 0) || !se_i32vec_push(spans, -1)))
+                    goto oom;
             }
         } else {
             const se_i32vec *src = it->seq == 0 ? &s->a : &s->b;
+            const se_i32vec *so = it->seq == 0 ? &s->oa : &s->ob;
             for (size_t k = 0; k < src->n; k++) {
                 if (!se_i32vec_push(ids, src->v[k])) goto oom;
                 if (type_ids && !se_i32vec_push(type_ids, it->type_id)) goto oom;
+                if (spans && (!se_i32vec_push(spans, so->v[2 * k]) || !se_i32vec_push(spans, so->v[2 * k + 1]) ||
+                              !se_i32vec_push(spans, it->seq)))
+                    goto oom;
             }
         }
     }
@@ -1146,8 +1243,8 @@ se_status se_tokenize(const se_tokenizer *tok, const char *text, size_t text_len
     se_tokenize_params p = params ? *params : se_tokenize_default_params(tok);
     se_tok_session s = {0};
     se_i32vec vi = {0}, vt = {0};
-    se_status st = se_tok_encode(tok, text ? text : "", text_len, pair, pair ? pair_len : 0, p.n_tokens_max,
-                                 p.add_special, &s, &vi, &vt, truncated, err);
+    se_status st = se_tok_encode_ex(tok, text ? text : "", text_len, pair, pair ? pair_len : 0, p.n_tokens_max,
+                                    p.add_special, p.truncate_left, &s, &vi, &vt, NULL, truncated, err);
     if (st == SE_OK) {
         *n_ids = vi.n;
         if (vi.n > cap) {
@@ -1160,5 +1257,192 @@ se_status se_tokenize(const se_tokenizer *tok, const char *text, size_t text_len
     se_i32vec_free(&vi);
     se_i32vec_free(&vt);
     se_tok_session_free(&s);
+    return st;
+}
+
+se_status se_tokenize_offsets(const se_tokenizer *tok, const char *text, size_t text_len, const char *pair,
+                              size_t pair_len, const se_tokenize_params *params, se_token *out, size_t cap, size_t *n,
+                              bool *truncated, se_error *err) {
+    if (!tok || (!text && text_len) || (pair == NULL && pair_len) || !n || (cap && !out))
+        return se_err(err, SE_E_INVALID, "se_tokenize_offsets: invalid arguments");
+    if (text_len > INT32_MAX || pair_len > INT32_MAX)
+        return se_err(err, SE_E_RANGE, "se_tokenize_offsets: a text of more than 2 GiB has offsets we do not report");
+    se_tokenize_params p = params ? *params : se_tokenize_default_params(tok);
+    se_tok_session s = {0};
+    se_i32vec vi = {0}, vt = {0}, sp = {0};
+    se_status st = se_tok_encode_ex(tok, text ? text : "", text_len, pair, pair ? pair_len : 0, p.n_tokens_max,
+                                    p.add_special, p.truncate_left, &s, &vi, &vt, &sp, truncated, err);
+    if (st == SE_OK) {
+        *n = vi.n;
+        if (vi.n > cap) {
+            st = se_err(err, SE_E_BUFFER, "se_tokenize_offsets: %zu tokens do not fit in %zu", vi.n, cap);
+        } else {
+            for (size_t i = 0; i < vi.n; i++) {
+                int32_t seq = sp.v[3 * i + 2];
+                out[i] = (se_token){.id = vi.v[i], .type_id = vt.v[i], .start = (uint32_t)sp.v[3 * i],
+                                    .end = (uint32_t)sp.v[3 * i + 1], .special = seq < 0,
+                                    .seq = seq < 0 ? SE_SEQ_NONE : (uint8_t)seq};
+            }
+        }
+    }
+    se_i32vec_free(&vi);
+    se_i32vec_free(&vt);
+    se_i32vec_free(&sp);
+    se_tok_session_free(&s);
+    return st;
+}
+
+/* ==== Decoding ==== */
+
+/* A growable byte string for se_detokenize. */
+typedef struct dbuf {
+    char *p;
+    size_t n, cap;
+    bool oom;
+} dbuf;
+
+/* Appends s[0..n). */
+static void db_put(dbuf *b, const char *s, size_t n) {
+    if (b->oom) return;
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->n + n + 1) cap *= 2;
+        char *p = se_realloc(b->p, cap);
+        if (!p) {
+            b->oom = true;
+            return;
+        }
+        b->p = p, b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+}
+
+/* The added token with this id, or NULL. */
+static const se_added_token *added_by_id(const se_tokenizer *tok, int32_t id) {
+    for (size_t k = 0; k < tok->n_added; k++)
+        if (tok->added[k].id == id) return &tok->added[k];
+    return NULL;
+}
+
+/* tokenizers' WordPiece decoder cleanup, on one token: each pattern is
+ * replaced everywhere, in this order. */
+static void wp_cleanup(dbuf *tmp) {
+    static const char *const pat[][2] = {{" .", "."}, {" ?", "?"}, {" !", "!"}, {" ,", ","}, {" ' ", "'"},
+                                         {" n't", "n't"}, {" 'm", "'m"}, {" do not", " don't"}, {" 's", "'s"},
+                                         {" 've", "'ve"}, {" 're", "'re"}};
+    for (size_t k = 0; k < sizeof pat / sizeof pat[0]; k++) {
+        size_t pl = strlen(pat[k][0]), rl = strlen(pat[k][1]), w = 0;
+        if (tmp->n < pl) continue;
+        /* in place: every replacement is no longer than its pattern */
+        for (size_t i = 0; i < tmp->n;) {
+            if (i + pl <= tmp->n && memcmp(tmp->p + i, pat[k][0], pl) == 0) {
+                memmove(tmp->p + w, pat[k][1], rl);
+                w += rl, i += pl;
+            } else {
+                tmp->p[w++] = tmp->p[i++];
+            }
+        }
+        tmp->n = w;
+    }
+}
+
+/* Appends piece p (n bytes) with every code point `from` replaced by ' ',
+ * or dropped when drop is set. */
+static void put_replaced(dbuf *b, const char *p, size_t n, uint32_t from, bool drop) {
+    for (size_t i = 0; i < n;) {
+        uint32_t c;
+        int m = se_utf8_decode((const uint8_t *)p + i, n - i, &c);
+        if (m <= 0) { /* pieces are valid UTF-8; copy a stray byte as it is */
+            db_put(b, p + i, 1);
+            i++;
+            continue;
+        }
+        if (c == from) {
+            if (!drop) db_put(b, " ", 1);
+        } else {
+            db_put(b, p + i, (size_t)m);
+        }
+        i += (size_t)m;
+    }
+}
+
+se_status se_detokenize(const se_tokenizer *tok, const int32_t *ids, size_t n, bool skip_special, char *out,
+                        size_t cap, size_t *len, se_error *err) {
+    if (!tok || (n && !ids) || !len || (cap && !out)) return se_err(err, SE_E_INVALID, "se_detokenize: invalid arguments");
+    if (tok->dec == SE_DEC_UNSUPPORTED)
+        return se_err(err, SE_E_UNSUPPORTED, "se_detokenize: %s: decoder type '%s' is not supported (WordPiece, Metaspace)",
+                      tok->source, tok->dec_name);
+    const se_vocab *v = tok_vocab(tok);
+    dbuf b = {0}, tmp = {0};
+    size_t i_tok = 0; /* index among the tokens kept */
+    for (size_t i = 0; i < n; i++) {
+        int32_t id = ids[i];
+        const char *piece = se_vocab_piece(v, id);
+        if (!piece) {
+            se_free(b.p), se_free(tmp.p);
+            return se_err(err, SE_E_INVALID, "se_detokenize: ids[%zu] = %d is not in the vocabulary (%zu ids)", i, id, v->n);
+        }
+        const se_added_token *a = added_by_id(tok, id);
+        size_t pl = strlen(piece);
+        if (a) piece = a->content, pl = a->len;
+        bool special = a ? a->special : false;
+        if (tok->dec == SE_DEC_SPM && !a) /* the fairseq specials, control and unused pieces */
+            special = v->hidden && v->hidden[id] && id != tok->unk_id;
+        if (skip_special && special) continue;
+        switch (tok->dec) {
+        case SE_DEC_NONE:
+            if (i_tok) db_put(&b, " ", 1);
+            db_put(&b, piece, pl);
+            break;
+        case SE_DEC_WORDPIECE: {
+            size_t fl = strlen(tok->dec_prefix);
+            tmp.n = 0;
+            if (i_tok) {
+                if (fl && pl >= fl && memcmp(piece, tok->dec_prefix, fl) == 0) {
+                    db_put(&tmp, piece + fl, pl - fl);
+                } else {
+                    db_put(&tmp, " ", 1);
+                    db_put(&tmp, piece, pl);
+                }
+            } else {
+                db_put(&tmp, piece, pl);
+            }
+            if (tok->dec_cleanup && !tmp.oom) wp_cleanup(&tmp);
+            if (!tmp.oom) db_put(&b, tmp.p, tmp.n);
+            b.oom |= tmp.oom;
+            break;
+        }
+        case SE_DEC_METASPACE:
+            put_replaced(&b, piece, pl, tok->dec_replacement, i_tok == 0 && tok->dec_strip_first);
+            break;
+        case SE_DEC_SPM:
+            /* sentencepiece: the unknown piece reads " \u2047 ", the
+             * first piece's leading U+2581 (the dummy prefix) goes */
+            if (id == tok->unk_id) {
+                db_put(&b, " \xE2\x81\x87 ", 5);
+            } else {
+                size_t skip = 0;
+                if (b.n == 0 && tok->dec_strip_first && pl >= 3 && memcmp(piece, "\xE2\x96\x81", 3) == 0) skip = 3;
+                put_replaced(&b, piece + skip, pl - skip, tok->dec_replacement, false);
+            }
+            break;
+        }
+        i_tok++;
+    }
+    se_free(tmp.p);
+    if (b.oom) {
+        se_free(b.p);
+        return se_err(err, SE_E_NOMEM, "se_detokenize: out of memory");
+    }
+    *len = b.n;
+    se_status st = SE_OK;
+    if (b.n >= cap) {
+        st = se_err(err, SE_E_BUFFER, "se_detokenize: %zu bytes and a NUL do not fit in %zu", b.n, cap);
+    } else {
+        if (b.n) memcpy(out, b.p, b.n);
+        out[b.n] = '\0';
+    }
+    se_free(b.p);
     return st;
 }

@@ -41,6 +41,15 @@ typedef struct se_tpl_item {
 
 enum { SE_TOK_WORDPIECE = 0, SE_TOK_UNIGRAM = 1 };
 
+/* The decoder se_detokenize applies (tokenizer.json's "decoder"). */
+enum {
+    SE_DEC_NONE = 0,    /* pieces joined by spaces */
+    SE_DEC_WORDPIECE,   /* prefix glued, a space before other pieces, cleanup */
+    SE_DEC_METASPACE,   /* replacement -> ' ', none in the first token (prepend scheme not never) */
+    SE_DEC_SPM,         /* sentencepiece's DecodeIds (.model folders) */
+    SE_DEC_UNSUPPORTED  /* a decoder type we do not implement: dec_name */
+};
+
 struct se_tokenizer {
     int kind;                       /* SE_TOK_WORDPIECE or SE_TOK_UNIGRAM: which model below */
     se_wordpiece wp;
@@ -58,6 +67,13 @@ struct se_tokenizer {
     char *source;                   /* "tokenizer.json", "vocab.txt", "sentencepiece.bpe.model", for messages */
     char normalizer[96];            /* what se_tokenizer_describe reports */
     char post[96];                  /* the templates, for se_tokenizer_describe */
+    /* decoding */
+    int dec;                        /* SE_DEC_* */
+    char dec_prefix[16];            /* WordPiece: "##" */
+    bool dec_cleanup;               /* WordPiece: cleanup */
+    bool dec_strip_first;           /* Metaspace: prepend_scheme is not never */
+    uint32_t dec_replacement;       /* Metaspace: U+2581 */
+    char dec_name[32];              /* SE_DEC_UNSUPPORTED: the type */
 };
 
 /* Per-call scratch; zero-initialise, reuse, free with se_tok_session_free.
@@ -72,6 +88,10 @@ typedef struct se_tok_session {
      * text that id stands for */
     bool stats;
     se_i32vec nch;
+    /* offsets: when `offsets` is set, the encoders push into oa / ob two
+     * entries per id of a / b, its bytes [start, end) in its text */
+    bool offsets;
+    se_i32vec oa, ob;
 } se_tok_session;
 
 void se_tok_session_free(se_tok_session *s);
@@ -81,6 +101,16 @@ void se_tok_session_free(se_tok_session *s);
 se_status se_tok_encode(const se_tokenizer *tok, const char *text, size_t len, const char *pair,
                         size_t pair_len, size_t n_tokens_max, bool add_special, se_tok_session *s,
                         se_i32vec *ids, se_i32vec *type_ids, bool *truncated, se_error *err);
+
+/* se_tok_encode with the choices of se_tokenize_params and offsets:
+ * left keeps the last tokens of each sequence when truncating (Hugging
+ * Face's truncation_side "left"; both texts are then read whole); with
+ * spans not NULL, pushes three entries per output id: its bytes [start,
+ * end) in its text and its sequence (0, 1; -1 for a special token of the
+ * template, whose span is 0, 0). */
+se_status se_tok_encode_ex(const se_tokenizer *tok, const char *text, size_t len, const char *pair, size_t pair_len,
+                           size_t n_tokens_max, bool add_special, bool left, se_tok_session *s, se_i32vec *ids,
+                           se_i32vec *type_ids, se_i32vec *spans, bool *truncated, se_error *err);
 
 /* Number of special ids the template adds (pair or single). */
 int se_tok_n_special(const se_tokenizer *tok, bool pair);

@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "sembed.h"
 #include "test.h"
@@ -221,6 +222,89 @@ TEST(api_details) {
     CHECK(se_tokenize(tok, tr, strlen(tr), NULL, 0, NULL, big, NULL, 16, &n, NULL, &err) == SE_OK);
     CHECK(n == 3 && big[1] == 9960); /* "istanbul" */
     CHECK(se_tokenize(NULL, "a", 1, NULL, 0, NULL, ids, NULL, 4, &n, NULL, &err) == SE_E_INVALID);
+}
+
+/* se_tokenize_offsets, se_detokenize and truncate_left at the edges: the
+ * buffer protocols, bad arguments and bytes, ids out of range named by
+ * position, an unsupported decoder named, spans that cut the original
+ * text into the tokens' words, and left truncation keeping the last ids. */
+TEST(test_offsets_api) {
+    se_tokenizer *tok = tokenizer_for("tests/fixtures/models/en-mean-norm");
+    CHECK(tok != NULL);
+    if (!tok) return;
+    se_error err;
+    se_token t[32];
+    size_t n = 0;
+    const char *text = "Hello, W\xC3\xB6rld!";
+    /* the spans: "Hello" "," "World" "!" (ö is two bytes, its accent stripped) */
+    CHECK(se_tokenize_offsets(tok, text, strlen(text), NULL, 0, NULL, t, 32, &n, NULL, &err) == SE_OK && n == 6);
+    CHECK(t[0].special && t[0].start == 0 && t[0].end == 0 && t[0].seq == SE_SEQ_NONE && t[5].special);
+    CHECK(!t[1].special && t[1].seq == 0 && t[1].start == 0 && t[1].end == 5);
+    CHECK(t[2].start == 5 && t[2].end == 6 && t[3].start == 7 && t[3].end == 13 && t[4].start == 13 && t[4].end == 14);
+    /* buffer protocol */
+    CHECK(se_tokenize_offsets(tok, text, strlen(text), NULL, 0, NULL, t, 3, &n, NULL, &err) == SE_E_BUFFER && n == 6);
+    CHECK(se_tokenize_offsets(tok, text, strlen(text), NULL, 0, NULL, NULL, 0, &n, NULL, &err) == SE_E_BUFFER && n == 6);
+    CHECK(se_tokenize_offsets(NULL, text, 1, NULL, 0, NULL, t, 32, &n, NULL, &err) == SE_E_INVALID);
+    CHECK(se_tokenize_offsets(tok, NULL, 3, NULL, 0, NULL, t, 32, &n, NULL, &err) == SE_E_INVALID);
+    CHECK(se_tokenize_offsets(tok, "a\xFF", 2, NULL, 0, NULL, t, 32, &n, NULL, &err) == SE_E_UTF8 && strstr(err.msg, "byte 1"));
+    CHECK(se_tokenize_offsets(tok, "a", 1, "\xC3", 1, NULL, t, 32, &n, NULL, &err) == SE_E_UTF8 && strstr(err.msg, "text_pair"));
+    /* pair: the pair's spans are in the pair, type ids 1 */
+    CHECK(se_tokenize_offsets(tok, "a b", 3, "cd e", 4, NULL, t, 32, &n, NULL, &err) == SE_OK && n == 7);
+    CHECK(t[4].seq == 1 && t[4].type_id == 1 && t[4].start == 0 && t[4].end == 2 && t[5].start == 3 && t[5].end == 4);
+    /* left truncation: [CLS] + the last ids + [SEP], offsets kept */
+    const char *words = "one two three four five six";
+    se_tokenize_params p = se_tokenize_default_params(tok);
+    p.n_tokens_max = 5;
+    p.truncate_left = true;
+    bool cut = false;
+    int32_t ids[32];
+    CHECK(se_tokenize(tok, words, strlen(words), NULL, 0, &p, ids, NULL, 32, &n, &cut, &err) == SE_OK && n == 5 && cut);
+    CHECK(ids[0] == 101 && ids[1] == 2176 && ids[2] == 2274 && ids[3] == 2416 && ids[4] == 102); /* four five six */
+    CHECK(se_tokenize_offsets(tok, words, strlen(words), NULL, 0, &p, t, 32, &n, &cut, &err) == SE_OK && n == 5 && cut);
+    CHECK(t[1].start == 14 && t[1].end == 18 && t[3].start == 24 && t[3].end == 27);
+    p.truncate_left = false;
+    CHECK(se_tokenize(tok, words, strlen(words), NULL, 0, &p, ids, NULL, 32, &n, &cut, &err) == SE_OK && ids[1] == 2028);
+    /* decode: a round trip, the buffer protocol, ids out of range */
+    char buf[64];
+    size_t len = 0;
+    int32_t hello[] = {101, 7592, 1010, 2088, 999, 102};
+    CHECK(se_detokenize(tok, hello, 6, true, buf, sizeof buf, &len, &err) == SE_OK && strcmp(buf, "hello, world!") == 0 &&
+          len == 13);
+    CHECK(se_detokenize(tok, hello, 6, false, buf, sizeof buf, &len, &err) == SE_OK &&
+          strcmp(buf, "[CLS] hello, world! [SEP]") == 0);
+    CHECK(se_detokenize(tok, hello, 6, true, buf, 13, &len, &err) == SE_E_BUFFER && len == 13);
+    CHECK(se_detokenize(tok, hello, 6, true, buf, 14, &len, &err) == SE_OK && len == 13);
+    CHECK(se_detokenize(tok, hello, 0, true, buf, 1, &len, &err) == SE_OK && len == 0 && buf[0] == 0);
+    int32_t bad[] = {101, 7592, 30522};
+    CHECK(se_detokenize(tok, bad, 3, true, buf, sizeof buf, &len, &err) == SE_E_INVALID && strstr(err.msg, "ids[2]") &&
+          strstr(err.msg, "30522"));
+    bad[2] = -1;
+    CHECK(se_detokenize(tok, bad, 3, true, buf, sizeof buf, &len, &err) == SE_E_INVALID && strstr(err.msg, "ids[2]"));
+    CHECK(se_detokenize(NULL, hello, 6, true, buf, sizeof buf, &len, &err) == SE_E_INVALID);
+    CHECK(se_detokenize(tok, NULL, 6, true, buf, sizeof buf, &len, &err) == SE_E_INVALID);
+    /* a decoder we do not implement loads, and se_detokenize names it */
+    char dir[] = "/tmp/se_tok_dec_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char cmd[512];
+    json_error_t je;
+    json_t *root = json_load_file("tests/fixtures/models/en-mean-norm/tokenizer.json", 0, &je);
+    CHECK(root != NULL);
+    if (root) {
+        json_object_set_new(root, "decoder", json_pack("{s:s}", "type", "ByteLevel"));
+        snprintf(cmd, sizeof cmd, "%s/tokenizer.json", dir);
+        CHECK(json_dump_file(root, cmd, 0) == 0);
+        json_decref(root);
+    }
+    se_tokenizer *bl = NULL;
+    CHECK(se_tokenizer_load(dir, &bl, &err) == SE_OK);
+    if (bl) {
+        CHECK(se_detokenize(bl, hello, 6, true, buf, sizeof buf, &len, &err) == SE_E_UNSUPPORTED &&
+              strstr(err.msg, "'ByteLevel'"));
+        CHECK(se_tokenize_offsets(bl, text, strlen(text), NULL, 0, NULL, t, 32, &n, NULL, &err) == SE_OK && n == 6);
+        se_tokenizer_free(bl);
+    }
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
 }
 
 /* Writes text to dir/name. */
@@ -891,6 +975,256 @@ TEST(test_mpnet_tokenizer_json) {
     json_decref(vocab);
 }
 
+/* ==== Offsets, decode and left truncation (issue 11) ==== */
+
+#define OFFS_REF "tests/fixtures/tokenizers/offsets.jsonl.gz"
+
+/* Reads a gzip file whole (NUL-terminated); NULL on failure. */
+static char *read_gz_all(const char *path) {
+    gzFile g = gzopen(path, "rb");
+    if (!g) return NULL;
+    size_t cap = 1 << 20, n = 0;
+    char *buf = malloc(cap);
+    int r;
+    while (buf && (r = gzread(g, buf + n, (unsigned)(cap - n - 1))) > 0) {
+        n += (size_t)r;
+        if (cap - n < 65536) buf = realloc(buf, cap *= 2);
+    }
+    gzclose(g);
+    if (buf) buf[n] = '\0';
+    return buf;
+}
+
+/* The tokenizer a reference record names: a folder, or a tokenizer.json
+ * copied alone into a temporary folder (kept in the cache). */
+static se_tokenizer *ref_tokenizer(const char *name) {
+    size_t l = strlen(name);
+    if (l < 5 || strcmp(name + l - 5, ".json") != 0) return tokenizer_for(name);
+    for (int i = 0; i < 16; i++)
+        if (toks[i].dir && strcmp(toks[i].dir, name) == 0) return toks[i].tok;
+    char dir[] = "/tmp/se_tok_offs_XXXXXX", cmd[600];
+    if (!mkdtemp(dir)) return NULL;
+    snprintf(cmd, sizeof cmd, "cp '%s' %s/tokenizer.json", name, dir);
+    if (system(cmd) != 0) return NULL;
+    se_tokenizer *t = NULL;
+    se_error err;
+    se_status s = se_tokenizer_load(dir, &t, &err);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) s = SE_E_IO;
+    if (s != SE_OK) return NULL;
+    for (int i = 0; i < 16; i++)
+        if (!toks[i].dir) {
+            toks[i].dir = strdup(name), toks[i].tok = t;
+            return t;
+        }
+    se_tokenizer_free(t);
+    return NULL;
+}
+
+/* Every record of offsets.jsonl.gz (tools/tok_offsets_ref.mjs: Hugging
+ * Face tokenizers 0.22 on BERT uncased and Chinese WordPiece, MPNet, the
+ * XLM-R converters' Unigram files and USE lite's): se_tokenize_offsets
+ * gives the reference's ids, type ids, special mask, sequence ids and byte
+ * offsets (right and left truncation), se_tokenize the same ids, and
+ * se_detokenize the reference's decode(ids, false) and decode(ids, true).
+ * USE lite's ids follow the energetic-ai tokenizer, which Hugging Face's
+ * Viterbi does not: where they differ, only decode is compared. */
+TEST(test_offsets_decode_left_reference) {
+    char *all = read_gz_all(OFFS_REF);
+    CHECK_MSG(all != NULL, "cannot read %s", OFFS_REF);
+    if (!all) return;
+    size_t n_rec = 0, bad_ids = 0, bad_offs = 0, bad_meta = 0, bad_dec = 0, use_differ = 0, n_left = 0, n_offs = 0;
+    for (char *line = all, *next; *line; line = next) {
+        next = strchr(line, '\n');
+        if (next) *next++ = '\0';
+        else next = line + strlen(line);
+        json_error_t je;
+        json_t *j = json_loads(line, JSON_ALLOW_NUL, &je);
+        if (!j) {
+            CHECK_MSG(0, "%s: bad JSON line: %s", OFFS_REF, je.text);
+            continue;
+        }
+        n_rec++;
+        const char *name = json_string_value(json_object_get(j, "tok"));
+        json_t *jt = json_object_get(j, "text"), *jp = json_object_get(j, "pair");
+        const char *text = json_string_value(jt), *pair = json_is_string(jp) ? json_string_value(jp) : NULL;
+        size_t tl = json_string_length(jt), pl = pair ? json_string_length(jp) : 0;
+        json_t *jids = json_object_get(j, "ids"), *joff = json_object_get(j, "offsets");
+        size_t n_ref = json_array_size(jids);
+        se_tokenizer *tok = ref_tokenizer(name);
+        CHECK_MSG(tok != NULL, "cannot load %s", name);
+        if (!tok) {
+            json_decref(j);
+            continue;
+        }
+        se_tokenize_params p = se_tokenize_default_params(tok);
+        p.n_tokens_max = (size_t)json_integer_value(json_object_get(j, "max_length"));
+        p.truncate_left = json_is_true(json_object_get(j, "left"));
+        n_left += p.truncate_left;
+        static se_token t[65536];
+        static int32_t ids[65536], ref_ids[65536];
+        size_t n = 0, n2 = 0;
+        se_error err;
+        se_status s = se_tokenize_offsets(tok, text, tl, pair, pl, &p, t, 65536, &n, NULL, &err);
+        se_status s2 = se_tokenize(tok, text, tl, pair, pl, &p, ids, NULL, 65536, &n2, NULL, &err);
+        if (n_ref > 65536) n_ref = 65536;
+        for (size_t i = 0; i < n_ref; i++) ref_ids[i] = (int32_t)json_integer_value(json_array_get(jids, i));
+        bool same = s == SE_OK && s2 == SE_OK && n == n_ref && n2 == n;
+        for (size_t i = 0; same && i < n; i++) same = t[i].id == ref_ids[i] && ids[i] == ref_ids[i];
+        bool use = strstr(name, "use-lite") != NULL;
+        if (!same) {
+            if (use && s == SE_OK) {
+                use_differ++;
+            } else if (bad_ids++ < 5) {
+                fprintf(stderr, "  %s: ids differ (%s) on '%.80s'%s%.60s\n", name, s == SE_OK ? "" : err.msg, text,
+                        pair ? " / " : "", pair ? pair : "");
+            }
+        }
+        for (size_t i = 0; same && i < n; i++) {
+            json_t *o = json_array_get(joff, i);
+            uint32_t rs = (uint32_t)json_integer_value(json_array_get(o, 0)), re = (uint32_t)json_integer_value(json_array_get(o, 1));
+            int rseq = (int)json_integer_value(json_array_get(json_object_get(j, "seq"), i));
+            bool rsp = json_integer_value(json_array_get(json_object_get(j, "special"), i)) != 0;
+            int rtype = (int)json_integer_value(json_array_get(json_object_get(j, "type_ids"), i));
+            n_offs++;
+            if (t[i].start != rs || t[i].end != re) {
+                if (bad_offs++ < 8)
+                    fprintf(stderr, "  %s: token %zu (id %d) of '%.60s'%s%.40s: [%u, %u) expected [%u, %u)\n", name, i,
+                            t[i].id, text, pair ? " / " : "", pair ? pair : "", t[i].start, t[i].end, rs, re);
+                break;
+            }
+            if (t[i].special != rsp || t[i].type_id != rtype || (rseq < 0 ? t[i].seq != SE_SEQ_NONE : t[i].seq != rseq)) {
+                if (bad_meta++ < 5) fprintf(stderr, "  %s: token %zu of '%.60s': special/type/seq differ\n", name, i, text);
+                break;
+            }
+        }
+        /* decode the reference's ids both ways */
+        for (int skip = 0; skip < 2; skip++) {
+            const char *want = json_string_value(json_object_get(j, skip ? "dec_skip" : "dec"));
+            static char buf[1 << 20];
+            size_t len = 0;
+            se_status sd = se_detokenize(tok, ref_ids, n_ref, skip, buf, sizeof buf, &len, &err);
+            if (sd != SE_OK || len != strlen(want) || memcmp(buf, want, len) != 0) {
+                if (bad_dec++ < 8)
+                    fprintf(stderr, "  %s: decode(skip=%d) of '%.60s': '%.80s' (%s) expected '%.80s'\n", name, skip, text,
+                            sd == SE_OK ? buf : "", sd == SE_OK ? "" : err.msg, want);
+            }
+        }
+        json_decref(j);
+    }
+    free(all);
+    fprintf(stderr, "  offsets reference: %zu records (%zu left-truncated), %zu tokens' offsets compared; "
+                    "USE lite: %zu records whose energetic-ai ids differ from Hugging Face's Viterbi\n",
+            n_rec, n_left, n_offs, use_differ);
+    CHECK_MSG(n_rec >= 3000 && n_left >= 500, "%zu records, %zu left", n_rec, n_left);
+    CHECK_MSG(bad_ids == 0, "%zu records with other ids", bad_ids);
+    CHECK_MSG(bad_offs == 0, "%zu records with other offsets", bad_offs);
+    CHECK_MSG(bad_meta == 0, "%zu records with other special/type/seq", bad_meta);
+    CHECK_MSG(bad_dec == 0, "%zu decodes differ", bad_dec);
+    CHECK_MSG(use_differ < 20, "USE lite: %zu records differ from Hugging Face's ids", use_differ);
+}
+
+#define OFFS_SPM_REF "tests/fixtures/tokenizers/offsets_spm.jsonl.gz"
+
+/* A folder holding only tests/fixtures/sentencepiece/<model>.model as
+ * sentencepiece.bpe.model, loaded once (kept in the cache). */
+static se_tokenizer *spm_tokenizer(const char *model) {
+    char key[128];
+    snprintf(key, sizeof key, "spm:%s", model);
+    for (int i = 0; i < 16; i++)
+        if (toks[i].dir && strcmp(toks[i].dir, key) == 0) return toks[i].tok;
+    char dir[] = "/tmp/se_tok_spm_XXXXXX", cmd[600];
+    if (!mkdtemp(dir)) return NULL;
+    snprintf(cmd, sizeof cmd, "cp tests/fixtures/sentencepiece/%s.model %s/sentencepiece.bpe.model", model, dir);
+    if (system(cmd) != 0) return NULL;
+    se_tokenizer *t = NULL;
+    se_error err;
+    se_status s = se_tokenizer_load(dir, &t, &err);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) s = SE_E_IO;
+    if (s != SE_OK) return NULL;
+    for (int i = 0; i < 16; i++)
+        if (!toks[i].dir) {
+            toks[i].dir = strdup(key), toks[i].tok = t;
+            return t;
+        }
+    se_tokenizer_free(t);
+    return NULL;
+}
+
+/* Every record of offsets_spm.jsonl.gz (tools/tok_offsets_spm_ref.py:
+ * python3-sentencepiece on the two test models, read as XLM-R's
+ * sentencepiece.bpe.model folders): se_tokenize_offsets gives its ids and
+ * its pieces' byte spans (sentencepiece's norm_to_orig), se_detokenize
+ * with skip_special its decode. */
+TEST(test_offsets_spm_reference) {
+    char *all = read_gz_all(OFFS_SPM_REF);
+    CHECK_MSG(all != NULL, "cannot read %s", OFFS_SPM_REF);
+    if (!all) return;
+    size_t n_rec = 0, bad_ids = 0, bad_offs = 0, bad_dec = 0, n_offs = 0;
+    for (char *line = all, *next; *line; line = next) {
+        next = strchr(line, '\n');
+        if (next) *next++ = '\0';
+        else next = line + strlen(line);
+        json_error_t je;
+        json_t *j = json_loads(line, JSON_ALLOW_NUL, &je);
+        if (!j) {
+            CHECK_MSG(0, "%s: bad JSON line: %s", OFFS_SPM_REF, je.text);
+            continue;
+        }
+        n_rec++;
+        se_tokenizer *tok = spm_tokenizer(json_string_value(json_object_get(j, "model")));
+        CHECK(tok != NULL);
+        if (!tok) {
+            json_decref(j);
+            continue;
+        }
+        json_t *jt = json_object_get(j, "text"), *jp = json_object_get(j, "pair");
+        const char *text = json_string_value(jt), *pair = json_is_string(jp) ? json_string_value(jp) : NULL;
+        size_t tl = json_string_length(jt), pl = pair ? json_string_length(jp) : 0;
+        json_t *jids = json_object_get(j, "ids"), *joff = json_object_get(j, "offsets");
+        size_t n_ref = json_array_size(jids), n = 0;
+        static se_token t[65536];
+        static int32_t ref_ids[65536];
+        if (n_ref > 65536) n_ref = 65536;
+        for (size_t i = 0; i < n_ref; i++) ref_ids[i] = (int32_t)json_integer_value(json_array_get(jids, i));
+        se_tokenize_params p = se_tokenize_default_params(tok);
+        p.n_tokens_max = 0;
+        se_error err;
+        se_status s = se_tokenize_offsets(tok, text, tl, pair, pl, &p, t, 65536, &n, NULL, &err);
+        bool same = s == SE_OK && n == n_ref;
+        for (size_t i = 0; same && i < n; i++) same = t[i].id == ref_ids[i];
+        if (!same && bad_ids++ < 5) fprintf(stderr, "  spm: ids differ (%s) on '%.80s'\n", s == SE_OK ? "" : err.msg, text);
+        for (size_t i = 0; same && i < n; i++) {
+            json_t *o = json_array_get(joff, i);
+            uint32_t rs = (uint32_t)json_integer_value(json_array_get(o, 0)), re = (uint32_t)json_integer_value(json_array_get(o, 1));
+            int rseq = (int)json_integer_value(json_array_get(json_object_get(j, "seq"), i));
+            n_offs++;
+            if (t[i].start != rs || t[i].end != re || t[i].special != (rseq < 0) ||
+                t[i].seq != (rseq < 0 ? SE_SEQ_NONE : rseq)) {
+                if (bad_offs++ < 8)
+                    fprintf(stderr, "  spm %s: token %zu (id %d) of '%.60s': [%u, %u) expected [%u, %u)\n",
+                            json_string_value(json_object_get(j, "model")), i, t[i].id, text, t[i].start, t[i].end, rs, re);
+                break;
+            }
+        }
+        const char *want = json_string_value(json_object_get(j, "dec_skip"));
+        static char buf[1 << 20];
+        size_t len = 0;
+        se_status sd = se_detokenize(tok, ref_ids, n_ref, true, buf, sizeof buf, &len, &err);
+        if ((sd != SE_OK || len != strlen(want) || memcmp(buf, want, len) != 0) && bad_dec++ < 5)
+            fprintf(stderr, "  spm: decode of '%.60s': '%.80s' (%s) expected '%.80s'\n", text, sd == SE_OK ? buf : "",
+                    sd == SE_OK ? "" : err.msg, want);
+        json_decref(j);
+    }
+    free(all);
+    fprintf(stderr, "  sentencepiece offsets reference: %zu records, %zu tokens' offsets compared\n", n_rec, n_offs);
+    CHECK_MSG(n_rec >= 1200, "%zu records", n_rec);
+    CHECK_MSG(bad_ids == 0, "%zu records with other ids", bad_ids);
+    CHECK_MSG(bad_offs == 0, "%zu records with other offsets", bad_offs);
+    CHECK_MSG(bad_dec == 0, "%zu decodes differ", bad_dec);
+}
+
 int main(void) {
     RUN(test_long_text_bounded); /* first: it measures the peak RSS */
     load_cases(TOKDIR "tokenizer-cases.jsonl", false);
@@ -898,6 +1232,7 @@ int main(void) {
     RUN(expected_ids);
     RUN(threads);
     RUN(api_details);
+    RUN(test_offsets_api);
     RUN(broken_files);
     RUN(test_stats_unknown_share);
     RUN(test_tokenizer_scripts);
@@ -906,6 +1241,8 @@ int main(void) {
     RUN(test_tokenizer_file_limits);
     RUN(test_fixture_model_ids);
     RUN(test_mpnet_tokenizer_json);
+    RUN(test_offsets_decode_left_reference);
+    RUN(test_offsets_spm_reference);
     for (int i = 0; i < 16; i++) {
         free(toks[i].dir);
         se_tokenizer_free(toks[i].tok);

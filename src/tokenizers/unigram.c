@@ -242,6 +242,8 @@ void se_uni_scratch_free(se_uni_scratch *s) {
     se_free(s->word);
     se_free(s->wbuf);
     se_free(s->bpos);
+    se_free(s->ssb);
+    se_free(s->sse);
     se_free(s->best);
     se_free(s->lid);
     se_free(s->llen);
@@ -283,6 +285,8 @@ typedef struct uni_run {
     se_i32vec *out;
     se_i32vec *nch;   /* stats counts (NULL without stats): nch->v[i - nbase] belongs to out->v[i] */
     size_t nbase;
+    se_i32vec *offs;  /* offsets (NULL without): offs->v[2 (i - obase)], [.. + 1] belong to out->v[i] */
+    size_t obase;
     size_t base;      /* out->n at the start of the call */
     size_t limit;     /* stop (or, counting, stop keeping) past this many ids */
     size_t *n_total;  /* counting mode when set */
@@ -298,8 +302,22 @@ typedef struct uni_run {
     bool stop;        /* enough ids: read no further */
 } uni_run;
 
-/* Makes the window hold n code points and n + 1 lattice entries. */
-static bool window_reserve(se_uni_scratch *s, size_t n) {
+/* Gives ssb and sse the window's capacity (calls with offsets only).
+ * Returns false on OOM. */
+static bool span_reserve(se_uni_scratch *s) {
+    uint32_t *sb = se_realloc(s->ssb, s->word_cap * sizeof *sb);
+    if (!sb) return false;
+    s->ssb = sb;
+    uint32_t *se = se_realloc(s->sse, s->word_cap * sizeof *se);
+    if (!se) return false;
+    s->sse = se;
+    s->span_cap = s->word_cap;
+    return true;
+}
+
+/* Makes the window hold n code points and n + 1 lattice entries, and
+ * with spans its source spans. */
+static bool window_reserve(se_uni_scratch *s, size_t n, bool spans) {
     if (n > s->word_cap) {
         size_t nc = s->word_cap ? s->word_cap : 64;
         while (nc < n) nc *= 2;
@@ -315,6 +333,7 @@ static bool window_reserve(se_uni_scratch *s, size_t n) {
         s->wbuf = c;
         s->word_cap = nc;
         s->wbuf_cap = wc;
+        if (spans && !span_reserve(s)) return false;
     }
     if (n + 1 <= s->lat_cap) return true;
     size_t nc = s->lat_cap ? s->lat_cap : 64;
@@ -457,10 +476,12 @@ static int32_t visible(const uni_run *r, size_t a, size_t b) {
 }
 
 /* Pushes one id of the best path (in reverse order: emit reverses the
- * ids it pushed), with its stats count. Returns false on OOM. */
-static bool push_rev(uni_run *r, int32_t id, int32_t count) {
+ * ids it pushed), with its stats count and its span [b, e). Returns false
+ * on OOM. */
+static inline bool push_rev(uni_run *r, int32_t id, int32_t count, uint32_t b, uint32_t e) {
     if (!se_i32vec_push(r->out, id)) return false;
-    return !r->nch || se_i32vec_push(r->nch, count);
+    if (r->nch && !se_i32vec_push(r->nch, count)) return false;
+    return !r->offs || (se_i32vec_push(r->offs, (int32_t)b) && se_i32vec_push(r->offs, (int32_t)e));
 }
 
 /* Appends the best path's ids from window position 0 to p (a sync point)
@@ -485,11 +506,13 @@ static bool emit(uni_run *r, size_t p) {
         }
         size_t from = step > it ? 0 : it - step;
         int32_t vis = nch ? visible(r, from, it) : 0;
+        uint32_t sb = r->offs ? s->ssb[from] : 0, se = r->offs ? s->sse[it - 1] : 0;
         if (u->byte_fallback && id == u->unk_id) {
-            /* the bytes of [from, it), last first */
+            /* the bytes of [from, it), last first, each with the span of all */
             for (size_t b = s->bpos[it]; b > s->bpos[from]; b--)
-                if (!push_rev(r, u->byte_ids[(uint8_t)s->wbuf[b - 1]], b - 1 == s->bpos[from] ? vis : 0)) return false;
-        } else if (!push_rev(r, id, vis)) {
+                if (!push_rev(r, u->byte_ids[(uint8_t)s->wbuf[b - 1]], b - 1 == s->bpos[from] ? vis : 0, sb, se))
+                    return false;
+        } else if (!push_rev(r, id, vis, sb, se)) {
             return false;
         }
         it = from;
@@ -501,21 +524,30 @@ static bool emit(uni_run *r, size_t p) {
             int32_t y = nch->v[i - r->nbase];
             nch->v[i - r->nbase] = nch->v[j - 1 - r->nbase], nch->v[j - 1 - r->nbase] = y;
         }
+        if (r->offs) {
+            int32_t *a = r->offs->v + 2 * (i - r->obase), *b = r->offs->v + 2 * (j - 1 - r->obase);
+            int32_t y0 = a[0], y1 = a[1];
+            a[0] = b[0], a[1] = b[1], b[0] = y0, b[1] = y1;
+        }
     }
     size_t k = mark;
+    int32_t *ov = r->offs ? r->offs->v : NULL;
     for (size_t i = mark; i < out->n; i++) {
         bool unk = out->v[i] == r->unk && !u->byte_fallback;
         if (unk && r->prev_unk) { /* fused with the unk before it */
             if (nch && k > r->base) nch->v[k - 1 - r->nbase] += nch->v[i - r->nbase];
+            if (ov && k > r->base) ov[2 * (k - 1 - r->obase) + 1] = ov[2 * (i - r->obase) + 1];
             continue;
         }
         out->v[k] = out->v[i];
         if (nch) nch->v[k - r->nbase] = nch->v[i - r->nbase];
+        if (ov) ov[2 * (k - r->obase)] = ov[2 * (i - r->obase)], ov[2 * (k - r->obase) + 1] = ov[2 * (i - r->obase) + 1];
         k++;
         r->prev_unk = unk;
     }
     out->n = k;
     if (nch) nch->n = k - r->nbase;
+    if (r->offs) r->offs->n = 2 * (k - r->obase);
     if (out->n - r->base > r->limit) {
         if (!r->n_total) {
             r->stop = true;
@@ -524,6 +556,7 @@ static bool emit(uni_run *r, size_t p) {
             r->extra += drop;
             out->n -= drop;
             if (nch) nch->n -= drop;
+            if (r->offs) r->offs->n -= 2 * drop;
         }
     }
     return true;
@@ -537,6 +570,10 @@ static bool emit_shift(uni_run *r, size_t p) {
     size_t n = r->n, b0 = s->bpos[p];
     memmove(s->word, s->word + p, (n - p) * sizeof *s->word);
     memmove(s->wbuf, s->wbuf + b0, s->bpos[n] - b0);
+    if (r->offs) {
+        memmove(s->ssb, s->ssb + p, (n - p) * sizeof *s->ssb);
+        memmove(s->sse, s->sse + p, (n - p) * sizeof *s->sse);
+    }
     for (size_t i = p; i <= n; i++) s->bpos[i - p] = s->bpos[i] - (uint32_t)b0;
     memmove(s->best, s->best + p, (n - p + 1) * sizeof *s->best);
     memmove(s->lid, s->lid + p, (n - p + 1) * sizeof *s->lid);
@@ -585,8 +622,9 @@ static int step(uni_run *r, bool complete) {
 }
 
 /* Appends one code point of the normalised, pre-tokenised text to the
- * window (a split Metaspace starts a segment at each replacement). */
-static int push_cp(uni_run *r, uint32_t c) {
+ * window (a split Metaspace starts a segment at each replacement), with
+ * offsets the section's bytes [b, e) it came from. */
+static inline int push_cp(uni_run *r, uint32_t c, uint32_t b, uint32_t e) {
     const se_unigram *u = r->u;
     se_uni_scratch *s = r->s;
     if (u->metaspace && c == ' ') c = u->replacement;
@@ -594,9 +632,10 @@ static int push_cp(uni_run *r, uint32_t c) {
         int v = step(r, true);
         if (v != VITERBI_OK) return v;
     }
-    if (!window_reserve(s, r->n + 1)) return VITERBI_NOMEM;
+    if (!window_reserve(s, r->n + 1, r->offs != NULL)) return VITERBI_NOMEM;
     size_t i = r->n;
     s->word[i] = c;
+    if (r->offs) s->ssb[i] = b, s->sse[i] = e;
     s->bpos[i + 1] = s->bpos[i] + (uint32_t)se_utf8_encode(c, s->wbuf + s->bpos[i]);
     s->best[i + 1] = 0.0, s->lid[i + 1] = -1, s->llen[i + 1] = 0, s->reach[i + 1] = 0;
     s->run[i] = in_vocab(u, c) ? (i ? s->run[i - 1] : 0) + 1 : 0;
@@ -608,18 +647,20 @@ static int push_cp(uni_run *r, uint32_t c) {
  * preceded by the Metaspace replacement when the prepend scheme asks for
  * it (Hugging Face: unless the text already starts with one after ' '
  * became the replacement; energetic-ai: always). */
-static int push_text_cp(uni_run *r, uint32_t c) {
+static int push_text_cp(uni_run *r, uint32_t c, uint32_t b, uint32_t e) {
     const se_unigram *u = r->u;
     if (!r->started) {
         r->started = true;
         bool pre = u->metaspace && (u->prepend == SE_PREPEND_ALWAYS || (u->prepend == SE_PREPEND_FIRST && r->at_start));
         uint32_t first = c == ' ' ? u->replacement : c;
         if (pre && (u->energetic || first != u->replacement)) {
-            int v = push_cp(r, u->replacement);
+            /* Hugging Face's prepend: the replacement takes the first
+             * character's span */
+            int v = push_cp(r, u->replacement, b, e);
             if (v != VITERBI_OK) return v;
         }
     }
-    return push_cp(r, c);
+    return push_cp(r, c, b, e);
 }
 
 /* Maps a VITERBI_ code to a status. */
@@ -698,17 +739,210 @@ static size_t chunk_end(const se_unigram *u, const char *text, size_t len, size_
 }
 
 /* A chunk's text through the normaliser: cur[0..n), owned (se_malloc) when
- * own is set. */
+ * own is set. With offsets, al (owned) holds for each of its ncp code
+ * points the chunk's bytes [al[2 i], al[2 i + 1]) it came from. */
 typedef struct norm_buf {
     char *own;
     const char *cur;
     size_t n;
+    uint32_t *al;
+    size_t ncp;
 } norm_buf;
 
 /* Replaces the buffer's text by the new owned text t[0..n). */
 static void nb_set(norm_buf *b, char *t, size_t n) {
     se_free(b->own);
     b->own = t, b->cur = t, b->n = n;
+}
+
+/* Replaces the buffer's alignments by al (owned), ncp code points. */
+static void nb_set_al(norm_buf *b, uint32_t *al, size_t ncp) {
+    se_free(b->al);
+    b->al = al, b->ncp = ncp;
+}
+
+/* Number of code points of p[0..n) (valid UTF-8). */
+static size_t n_cp(const char *p, size_t n) {
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) k += ((uint8_t)p[i] & 0xC0) != 0x80;
+    return k;
+}
+
+/* The alignments of an untouched text: each code point of p[0..n) spans
+ * its own bytes. NULL on OOM. */
+static uint32_t *al_identity(const char *p, size_t n, size_t *ncp) {
+    size_t k = n_cp(p, n);
+    uint32_t *al = se_malloc_array(2 * k + 2, sizeof *al);
+    if (!al) return NULL;
+    size_t q = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (((uint8_t)p[i] & 0xC0) == 0x80) continue;
+        if (q) al[2 * q - 1] = (uint32_t)i;
+        al[2 * q] = (uint32_t)i;
+        q++;
+    }
+    if (q) al[2 * q - 1] = (uint32_t)n;
+    *ncp = k;
+    return al;
+}
+
+/* Hugging Face's NormalizedString::transform on alignments: after
+ * `initial` old code points are removed, each new code point with change
+ * > 0 is inserted and shares the alignment of the old code point before
+ * it; otherwise it takes the alignment of the next old code point, and a
+ * change -k removes k more. NULL on OOM. */
+static uint32_t *al_apply(const uint32_t *old, size_t n_old, size_t initial, const int32_t *chg, size_t n_new) {
+    uint32_t *al = se_malloc_array(2 * n_new + 2, sizeof *al);
+    if (!al) return NULL;
+    size_t j = initial;
+    for (size_t k = 0; k < n_new; k++) {
+        size_t src = chg[k] > 0 ? j - 1 : j;
+        if (chg[k] > 0 && j == 0) {
+            al[2 * k] = al[2 * k + 1] = 0;
+        } else {
+            if (src >= n_old) src = n_old ? n_old - 1 : 0;
+            al[2 * k] = n_old ? old[2 * src] : 0, al[2 * k + 1] = n_old ? old[2 * src + 1] : 0;
+        }
+        if (chg[k] <= 0) j += 1 + (size_t)(-(int64_t)chg[k]);
+    }
+    return al;
+}
+
+/* The composite of a and b (canonical composition), or 0. */
+static uint32_t compose_pair(uint32_t a, uint32_t b) {
+    utf8proc_int32_t buf[2] = {(utf8proc_int32_t)a, (utf8proc_int32_t)b};
+    return utf8proc_normalize_utf32(buf, 2, UTF8PROC_COMPOSE | UTF8PROC_STABLE) == 1 ? (uint32_t)buf[0] : 0;
+}
+
+/* NFKC of the k code points cp[0..k) with tokenizers' change values, the
+ * way unicode-normalization-alignments tracks them: each code point's
+ * compatibility decomposition (the first part replaces it, the others are
+ * inserted), canonical order, then composition, a composed mark folding
+ * its change into the starter's (change + its change - 1). Writes up to
+ * cap code points to oc / och; returns their number, or SIZE_MAX when
+ * cap is too small. */
+static size_t nfkc_track(const uint32_t *cp, size_t k, uint32_t *oc, int32_t *och, size_t cap) {
+    size_t n = 0;
+    for (size_t i = 0; i < k; i++) {
+        utf8proc_int32_t d[32];
+        int bound = 0;
+        utf8proc_ssize_t m = utf8proc_decompose_char((utf8proc_int32_t)cp[i], d, 32, UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT,
+                                                     &bound);
+        if (m < 0 || m > 32 || n + (size_t)m > cap) return SIZE_MAX;
+        for (utf8proc_ssize_t q = 0; q < m; q++) oc[n] = (uint32_t)d[q], och[n] = q ? 1 : 0, n++;
+    }
+    for (size_t i = 1; i < n; i++) { /* canonical order, the changes moving along */
+        int ci = se_uc_ccc(oc[i]);
+        if (ci == 0) continue;
+        size_t j = i;
+        uint32_t x = oc[i];
+        int32_t xc = och[i];
+        while (j > 0 && se_uc_ccc(oc[j - 1]) > ci) oc[j] = oc[j - 1], och[j] = och[j - 1], j--;
+        oc[j] = x, och[j] = xc;
+    }
+    size_t w = 0, starter = SIZE_MAX;
+    int last = 0; /* combining class of the last code point kept after the starter */
+    for (size_t i = 0; i < n; i++) {
+        int cc = se_uc_ccc(oc[i]);
+        uint32_t comp = 0;
+        if (starter != SIZE_MAX && (w == starter + 1 || (last != 0 && last < cc))) comp = compose_pair(oc[starter], oc[i]);
+        if (comp) {
+            oc[starter] = comp;
+            och[starter] += och[i] - 1;
+            continue;
+        }
+        oc[w] = oc[i], och[w] = och[i];
+        if (cc == 0) starter = w, last = 0;
+        else last = cc;
+        w++;
+    }
+    return w;
+}
+
+/* NFKC of p[0..n) into *out (se_malloc, *out_len bytes), and with chg
+ * the change value of every output code point: the text is cut before
+ * each cut_safe code point (nothing composes across such a cut) and each
+ * piece that NFKC changes gets the changes nfkc_track computes (up to 64
+ * code points; a longer piece, or one whose tracking does not give
+ * utf8proc's text, gets those of a replacement: the first code points
+ * replace one each, extra ones are inserted, a shorter result's last code
+ * point absorbs the rest). */
+static se_status nfkc_changes(const char *p, size_t n, char **out, size_t *out_len, int32_t **chg, size_t *n_chg,
+                              se_error *err) {
+    size_t cap = n * 4 + 16, ccap = n + 16, len = 0, nc = 0;
+    char *t = se_malloc(cap);
+    int32_t *c = se_malloc_array(ccap, sizeof *c);
+    if (!t || !c) goto oom;
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        uint32_t cp;
+        int k = se_utf8_decode((const uint8_t *)p + j, n - j, &cp);
+        if (!k) {
+            se_free(t), se_free(c);
+            return se_err(err, SE_E_UTF8, "invalid UTF-8 at byte %zu", j);
+        }
+        j += (size_t)k;
+        while (j < n && (k = se_utf8_decode((const uint8_t *)p + j, n - j, &cp)) > 0 && !cut_safe(cp)) j += (size_t)k;
+        utf8proc_uint8_t *m = NULL;
+        utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)p + i, (utf8proc_ssize_t)(j - i), &m,
+                                          UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT);
+        if (r < 0) {
+            se_free(t), se_free(c);
+            return se_err(err, r == UTF8PROC_ERROR_NOMEM ? SE_E_NOMEM : SE_E_UTF8, "NFKC: %s", utf8proc_errmsg(r));
+        }
+        size_t no = n_cp(p + i, j - i), nn = n_cp((const char *)m, (size_t)r);
+        /* the changes as unicode-normalization-alignments gives them, when
+         * that tracking yields utf8proc's text */
+        uint32_t src[64], trk[256];
+        int32_t tch[256];
+        size_t nt = SIZE_MAX;
+        if (no <= 64) {
+            size_t q = 0;
+            for (size_t b = i; b < j && q < 64; q++) b += (size_t)se_utf8_decode((const uint8_t *)p + b, j - b, &src[q]);
+            nt = nfkc_track(src, no, trk, tch, 256);
+            if (nt == nn) {
+                size_t b = 0;
+                for (size_t q2 = 0; q2 < nt && nt != SIZE_MAX; q2++) {
+                    uint32_t c2;
+                    b += (size_t)se_utf8_decode(m + b, (size_t)r - b, &c2);
+                    if (c2 != trk[q2]) nt = SIZE_MAX;
+                }
+            } else {
+                nt = SIZE_MAX;
+            }
+        }
+        while (len + (size_t)r + 1 > cap || nc + nn + 1 > ccap) {
+            cap *= 2, ccap *= 2;
+            char *t2 = se_realloc(t, cap);
+            int32_t *c2 = se_realloc(c, ccap * sizeof *c2);
+            if (t2) t = t2;
+            if (c2) c = c2;
+            if (!t2 || !c2) {
+                free(m);
+                goto oom;
+            }
+        }
+        memcpy(t + len, m, (size_t)r);
+        len += (size_t)r;
+        free(m);
+        if (nt != SIZE_MAX) {
+            memcpy(c + nc, tch, nn * sizeof *c);
+        } else {
+            for (size_t q = 0; q < nn; q++) c[nc + q] = q < no ? 0 : 1;
+        }
+        if (nt == SIZE_MAX && nn < no) {
+            if (nn) c[nc + nn - 1] -= (int32_t)(no - nn);
+            else if (nc) c[nc - 1] -= (int32_t)no;
+        }
+        nc += nn;
+        i = j;
+    }
+    t[len] = '\0';
+    *out = t, *out_len = len, *chg = c, *n_chg = nc;
+    return SE_OK;
+oom:
+    se_free(t), se_free(c);
+    return se_err(err, SE_E_NOMEM, "tokenizer: out of memory");
 }
 
 /* Rust's char::is_whitespace (Unicode White_Space), which Strip uses. */
@@ -735,34 +969,74 @@ static bool white_space_at(const char *p, size_t n, size_t *len, bool from_end) 
  * drop leading whitespace (it spans chunks until the first other
  * character). */
 static se_status normalize_chunk(const se_unigram *u, const char *src, size_t n, bool first, bool last,
-                                 bool *strip_left, norm_buf *nb, se_error *err) {
-    nb->own = NULL, nb->cur = src, nb->n = n;
+                                 bool *strip_left, bool want_al, norm_buf *nb, se_error *err) {
+    nb->own = NULL, nb->cur = src, nb->n = n, nb->al = NULL, nb->ncp = 0;
     se_status s;
     if (u->spm) {
         se_spm_norm_opts o = u->spm_opts;
         o.add_dummy_prefix = o.add_dummy_prefix && first;
         char *t;
         size_t tn;
-        if ((s = se_precompiled_normalize_spm(u->pc, &o, src, n, &t, &tn, err)) != SE_OK) return s;
+        if (!want_al) {
+            if ((s = se_precompiled_normalize_spm(u->pc, &o, src, n, &t, &tn, err)) != SE_OK) return s;
+            nb_set(nb, t, tn);
+            return SE_OK;
+        }
+        /* sentencepiece's spans: a code point runs from where its source
+         * starts to where the next one's does (the last one to the end
+         * norm_to_orig gives) */
+        uint32_t *n2o;
+        if ((s = se_precompiled_normalize_spm_map(u->pc, &o, src, n, &t, &tn, &n2o, err)) != SE_OK) return s;
         nb_set(nb, t, tn);
+        size_t ncp = n_cp(t, tn), q = 0;
+        uint32_t *al = se_malloc_array(2 * ncp + 2, sizeof *al);
+        if (!al) {
+            se_free(n2o);
+            return se_err(err, SE_E_NOMEM, "tokenizer: out of memory");
+        }
+        for (size_t k = 0; k < tn; k++) {
+            if (((uint8_t)t[k] & 0xC0) == 0x80) continue;
+            if (q) al[2 * q - 1] = n2o[k];
+            al[2 * q++] = n2o[k];
+        }
+        if (q) al[2 * q - 1] = n2o[tn];
+        se_free(n2o);
+        nb_set_al(nb, al, ncp);
         return SE_OK;
     }
+    if (want_al && !(nb->al = al_identity(src, n, &nb->ncp))) return se_err(err, SE_E_NOMEM, "tokenizer: out of memory");
     for (int k = 0; k < u->n_steps; k++) {
         const se_uni_norm_step *st = &u->steps[k];
         char *t;
         size_t tn, w;
         switch (st->kind) {
         case SE_UNI_NORM_PRECOMPILED:
+            if (want_al) {
+                int32_t *chg;
+                if ((s = se_precompiled_normalize_hf_changes(u->pc, nb->cur, nb->n, &t, &tn, &chg, err)) != SE_OK) return s;
+                size_t ncp = n_cp(t, tn);
+                uint32_t *al = al_apply(nb->al, nb->ncp, 0, chg, ncp);
+                se_free(chg);
+                nb_set(nb, t, tn);
+                if (!al) return se_err(err, SE_E_NOMEM, "tokenizer: out of memory");
+                nb_set_al(nb, al, ncp);
+                break;
+            }
             if ((s = se_precompiled_normalize_hf(u->pc, nb->cur, nb->n, &t, &tn, err)) != SE_OK) return s;
             nb_set(nb, t, tn);
             break;
         case SE_UNI_NORM_STRIP:
             if (st->left && *strip_left) {
-                while (nb->n && white_space_at(nb->cur, nb->n, &w, false)) nb->cur += w, nb->n -= w;
+                size_t gone = 0;
+                while (nb->n && white_space_at(nb->cur, nb->n, &w, false)) nb->cur += w, nb->n -= w, gone++;
                 if (nb->n) *strip_left = false;
+                if (want_al && gone) {
+                    memmove(nb->al, nb->al + 2 * gone, 2 * (nb->ncp - gone) * sizeof *nb->al);
+                    nb->ncp -= gone;
+                }
             }
             if (st->right && last)
-                while (nb->n && white_space_at(nb->cur, nb->n, &w, true)) nb->n -= w;
+                while (nb->n && white_space_at(nb->cur, nb->n, &w, true)) nb->n -= w, nb->ncp -= want_al;
             break;
         case SE_UNI_NORM_REPLACE: {
             size_t cl = strlen(st->content), runs = 0;
@@ -771,24 +1045,48 @@ static se_status normalize_chunk(const se_unigram *u, const char *src, size_t n,
             if (!runs) break;
             t = se_malloc(nb->n + cl + 1 > nb->n * (cl + 1) ? nb->n + cl + 1 : nb->n * (cl + 1) + 1);
             if (!t) return se_err(err, SE_E_NOMEM, "tokenizer: out of memory");
+            /* with offsets: the content (one code point) takes the
+             * alignment of the run's last space, as tokenizers' replace */
+            uint32_t *al = want_al ? se_malloc_array(2 * nb->ncp + 2, sizeof *al) : NULL;
+            if (want_al && !al) {
+                se_free(t);
+                return se_err(err, SE_E_NOMEM, "tokenizer: out of memory");
+            }
             tn = 0;
+            size_t q = 0, qo = 0; /* code points read, written */
             for (size_t i = 0; i < nb->n;) {
                 size_t j = i;
                 while (j < nb->n && nb->cur[j] == ' ') j++;
                 if (j - i >= 2) {
                     memcpy(t + tn, st->content, cl), tn += cl;
+                    q += j - i;
+                    if (al) al[2 * qo] = nb->al[2 * (q - 1)], al[2 * qo + 1] = nb->al[2 * (q - 1) + 1], qo++;
                     i = j;
-                } else if (j > i) {
-                    t[tn++] = ' ', i = j;
                 } else {
+                    if (((uint8_t)nb->cur[i] & 0xC0) != 0x80) {
+                        if (al) al[2 * qo] = nb->al[2 * q], al[2 * qo + 1] = nb->al[2 * q + 1], qo++;
+                        q++;
+                    }
                     t[tn++] = nb->cur[i++];
                 }
             }
             nb_set(nb, t, tn);
+            if (al) nb_set_al(nb, al, qo);
             break;
         }
         case SE_UNI_NORM_NFKC: {
             if (nfkc_inert(nb->cur, nb->n)) break;
+            if (want_al) {
+                int32_t *chg = NULL;
+                size_t nc = 0;
+                if ((s = nfkc_changes(nb->cur, nb->n, &t, &tn, &chg, &nc, err)) != SE_OK) return s;
+                uint32_t *al = al_apply(nb->al, nb->ncp, 0, chg, nc);
+                se_free(chg);
+                nb_set(nb, t, tn);
+                if (!al) return se_err(err, SE_E_NOMEM, "tokenizer: out of memory");
+                nb_set_al(nb, al, nc);
+                break;
+            }
             utf8proc_uint8_t *m = NULL;
             /* utf8proc stops at NUL only with UTF8PROC_NULLTERM; NUL is kept */
             utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)nb->cur, (utf8proc_ssize_t)nb->n, &m,
@@ -810,36 +1108,49 @@ static se_status normalize_chunk(const se_unigram *u, const char *src, size_t n,
 }
 
 se_status se_unigram_encode(const se_unigram *u, const char *text, size_t len, bool at_start, size_t limit,
-                            se_uni_scratch *s, se_i32vec *out, se_i32vec *nch, size_t *n_total, se_error *err) {
+                            se_uni_scratch *s, se_i32vec *out, se_i32vec *nch, se_i32vec *offs, size_t *n_total,
+                            se_error *err) {
     uni_run r = {0};
     r.u = u, r.s = s, r.out = out, r.nch = nch, r.nbase = nch ? out->n - nch->n : 0, r.base = out->n;
+    r.offs = offs, r.obase = offs ? out->n - offs->n / 2 : 0;
     r.limit = limit, r.n_total = n_total, r.unk = u->energetic ? 0 : u->unk_id, r.scan = 1, r.at_start = at_start;
     if (n_total) *n_total = 0;
     if (len == 0) return SE_OK;
-    if (!window_reserve(s, 64)) return se_err(err, SE_E_NOMEM, "tokenizer: out of memory");
+    if (!window_reserve(s, 64, offs != NULL) || (offs && s->span_cap < s->word_cap && !span_reserve(s)))
+        return se_err(err, SE_E_NOMEM, "tokenizer: out of memory");
     segment_start(&r);
     se_status st = SE_OK;
     bool strip_left = true;
     for (size_t i = 0; i < len && !r.stop && st == SE_OK;) {
         size_t j = chunk_end(u, text, len, i);
         norm_buf nb;
-        if ((st = normalize_chunk(u, text + i, j - i, i == 0, j == len, &strip_left, &nb, err)) != SE_OK) {
+        if ((st = normalize_chunk(u, text + i, j - i, i == 0, j == len, &strip_left, offs != NULL, &nb, err)) != SE_OK) {
             se_free(nb.own);
+            se_free(nb.al);
             return st;
         }
         int v = VITERBI_OK;
-        for (size_t b = 0; b < nb.n && v == VITERBI_OK;) {
+        size_t q = 0; /* code point index, for the alignments */
+        for (size_t b = 0; b < nb.n && v == VITERBI_OK; q++) {
             uint32_t c;
             int k = se_utf8_decode((const uint8_t *)nb.cur + b, nb.n - b, &c);
             if (!k) {
                 se_free(nb.own);
+                se_free(nb.al);
                 return se_err(err, SE_E_UTF8, "invalid UTF-8 at byte %zu", i + b);
             }
             b += (size_t)k;
-            v = push_text_cp(&r, c);
+            if (!nb.al) {
+                v = push_text_cp(&r, c, 0, 0);
+            } else {
+                uint32_t sb = 0, se = 0;
+                if (q < nb.ncp) sb = (uint32_t)i + nb.al[2 * q], se = (uint32_t)i + nb.al[2 * q + 1];
+                v = push_text_cp(&r, c, sb, se);
+            }
             if (v == VITERBI_OK && r.stop) break;
         }
         se_free(nb.own);
+        se_free(nb.al);
         if (v == VITERBI_OK && !r.stop) v = step(&r, false);
         st = viterbi_status(v, err);
         i = j;

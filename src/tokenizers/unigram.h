@@ -69,6 +69,8 @@ typedef struct se_uni_scratch {
     char *wbuf;       /* the window in UTF-8 */
     size_t wbuf_cap;
     uint32_t *bpos;   /* char -> byte offsets within wbuf */
+    uint32_t *ssb, *sse; /* with offsets: the section's bytes [ssb[i], sse[i]) window code point i came from */
+    size_t span_cap;     /* their entries (word_cap once a call with offsets ran) */
     /* the lattice over the window: lat_cap (> window length) entries each */
     double *best;     /* best path score ending at each position */
     int32_t *lid;     /* id of the last piece of that path, -1 = unset */
@@ -103,11 +105,15 @@ void se_unigram_free(se_unigram *u);
 
 /* Appends the ids of one section of text (no added tokens: the pipeline
  * splits them off) to out; the contract of se_wordpiece_encode (limit,
- * nch, n_total). at_start says the section starts the text (Metaspace's
+ * nch, offs, n_total). Offsets follow Hugging Face's alignments through
+ * the normaliser steps and Metaspace (NFKC approximately: per run of code
+ * points that compose together), or sentencepiece's norm_to_orig for a
+ * `.model`. at_start says the section starts the text (Metaspace's
  * prepend_scheme "first"). The text is normalised and segmented in
  * bounded windows, so memory follows limit, not len, except for texts that
  * offer no safe place to cut. */
 se_status se_unigram_encode(const se_unigram *u, const char *text, size_t len, bool at_start, size_t limit,
-                            se_uni_scratch *s, se_i32vec *out, se_i32vec *nch, size_t *n_total, se_error *err);
+                            se_uni_scratch *s, se_i32vec *out, se_i32vec *nch, se_i32vec *offs, size_t *n_total,
+                            se_error *err);
 
 #endif

@@ -130,16 +130,32 @@ void se_wp_scratch_free(se_wp_scratch *s) {
     se_free(s->word);
     se_free(s->wbuf);
     se_free(s->bpos);
+    se_free(s->wsb);
+    se_free(s->wse);
     memset(s, 0, sizeof *s);
 }
 
 /* ==== WordPiece ==== */
 
-/* Makes the scratch hold a word of n code points: word (n), bpos (n + 1)
- * and wbuf (8 n + 64 bytes: the word in UTF-8, then room for a candidate
- * piece with its prefix). Returns false on OOM. */
+/* Gives wsb and wse the word's capacity (only calls with offsets use
+ * them). Returns false on OOM. */
+static bool reserve_spans(se_wp_scratch *s) {
+    uint32_t *sb = se_realloc(s->wsb, s->word_cap * sizeof *sb);
+    if (!sb) return false;
+    s->wsb = sb;
+    uint32_t *se = se_realloc(s->wse, s->word_cap * sizeof *se);
+    if (!se) return false;
+    s->wse = se;
+    s->span_cap = s->word_cap;
+    return true;
+}
+
+/* Makes the scratch hold a word of n code points: word (n), bpos (n + 1),
+ * wbuf (8 n + 64 bytes: the word in UTF-8, then room for a candidate
+ * piece with its prefix) and, with offsets, wsb and wse (n). Returns false
+ * on OOM. */
 static bool reserve(se_wp_scratch *s, size_t n) {
-    if (n <= s->word_cap) return true;
+    if (n <= s->word_cap) return true; /* se_wordpiece_encode sized the spans for this capacity */
     size_t nc = s->word_cap ? s->word_cap : 64;
     while (nc < n) nc *= 2;
     uint32_t *w = se_realloc(s->word, nc * sizeof *w);
@@ -154,15 +170,26 @@ static bool reserve(se_wp_scratch *s, size_t n) {
     s->wbuf = c;
     s->word_cap = nc;
     s->wbuf_cap = wc;
-    return true;
+    return !s->offs || reserve_spans(s);
+}
+
+/* Pushes the source span [b, e) of the id just pushed (calls with
+ * offsets only). Returns false on OOM. */
+static bool push_span(se_wp_scratch *s, uint32_t b, uint32_t e) {
+    return se_i32vec_push(s->offs, (int32_t)b) && se_i32vec_push(s->offs, (int32_t)e);
 }
 
 /* Appends the unknown token for a whole word (and, with stats, the word's
- * code point count). The loaders refuse a WordPiece vocabulary without
- * one, so unk_id >= 0 here. Returns false on OOM. */
+ * code point count; with offsets, the span of its first and last
+ * normalised code points, or of all it was fed once it passed the word
+ * limit). The loaders refuse a WordPiece vocabulary without one, so
+ * unk_id >= 0 here. Returns false on OOM. */
 static bool push_unk_word(const se_wordpiece *tok, se_wp_scratch *s, se_i32vec *out) {
     if (!se_i32vec_push(out, tok->unk_id)) return false;
-    return !s->nch || se_i32vec_push(s->nch, (int32_t)s->word_src);
+    if (s->nch && !se_i32vec_push(s->nch, (int32_t)s->word_src)) return false;
+    if (!s->offs) return true;
+    if (!s->word_over && s->word_n) return push_span(s, s->wsb[0], s->wse[s->word_n - 1]);
+    return push_span(s, s->span_b, s->span_e);
 }
 
 /* Splits the word held in s->word (normalised code points) into WordPiece
@@ -202,20 +229,42 @@ static bool wordpiece_word(const se_wordpiece *tok, se_wp_scratch *s, se_i32vec 
         }
         if (found < 0) {
             if (s->nch) s->nch->n -= out->n - mark;
+            if (s->offs) s->offs->n -= 2 * (out->n - mark);
             out->n = mark; /* the whole word becomes [UNK] */
             return push_unk_word(tok, s, out);
         }
         if (!se_i32vec_push(out, found)) return false;
         if (s->nch && !se_i32vec_push(s->nch, start == 0 ? (int32_t)s->word_src : 0)) return false;
+        if (s->offs && !push_span(s, s->wsb[start], s->wse[end - 1])) return false;
         start = end;
     }
     return true;
+}
+
+/* se_uc_canonical_order on the current word, its source spans moving
+ * with its code points: insertion sort within runs of non-starters. */
+static void canonical_order(se_wp_scratch *s) {
+    uint32_t *w = s->word;
+    for (size_t i = 1; i < s->word_n; i++) {
+        int ci = se_uc_ccc(w[i]);
+        if (ci == 0) continue;
+        size_t j = i;
+        uint32_t x = w[i], xb = s->wsb[i], xe = s->wse[i];
+        while (j > 0) {
+            int cj = se_uc_ccc(w[j - 1]);
+            if (cj == 0 || cj <= ci) break;
+            w[j] = w[j - 1], s->wsb[j] = s->wsb[j - 1], s->wse[j] = s->wse[j - 1];
+            j--;
+        }
+        w[j] = x, s->wsb[j] = xb, s->wse[j] = xe;
+    }
 }
 
 /* Ends the current word. With strip_accents the word holds decomposed
  * text: put it in canonical order, drop nonspacing marks; then lowercase
  * (HF strips accents before lowercasing), then WordPiece. */
 static bool flush_word(const se_wordpiece *tok, se_wp_scratch *s, se_i32vec *out) {
+    s->span_open = false;
     if (s->word_over) {
         bool ok = wordpiece_word(tok, s, out);
         s->word_n = s->word_len = s->word_src = 0;
@@ -224,16 +273,28 @@ static bool flush_word(const se_wordpiece *tok, se_wp_scratch *s, se_i32vec *out
     }
     if (s->word_n == 0) return true;
     if (tok->has_normalizer && tok->strip_accents) {
-        se_uc_canonical_order(s->word, s->word_n);
+        if (s->offs) canonical_order(s);
+        else se_uc_canonical_order(s->word, s->word_n);
         size_t k = 0;
-        for (size_t i = 0; i < s->word_n; i++)
-            if (!se_uc_is_mn(s->word[i])) s->word[k++] = s->word[i];
+        if (s->offs) {
+            for (size_t i = 0; i < s->word_n; i++)
+                if (!se_uc_is_mn(s->word[i])) s->word[k] = s->word[i], s->wsb[k] = s->wsb[i], s->wse[k] = s->wse[i], k++;
+        } else {
+            for (size_t i = 0; i < s->word_n; i++)
+                if (!se_uc_is_mn(s->word[i])) s->word[k++] = s->word[i];
+        }
         s->word_n = k;
     }
     if (tok->has_normalizer && tok->lowercase) {
         size_t n = s->word_n, extra = 0;
         for (size_t i = 0; i < n; i++) extra += s->word[i] == 0x130;
         if (extra && !reserve(s, n + extra)) return false;
+        if (s->offs && extra) /* the spans move the same way; both code points of U+0130 keep its span */
+            for (size_t i = n, d = n + extra; i-- > 0;) {
+                size_t m = s->word[i] == 0x130 ? 2 : 1;
+                d -= m;
+                for (size_t t = 0; t < m; t++) s->wsb[d + t] = s->wsb[i], s->wse[d + t] = s->wse[i];
+            }
         size_t dst = n + extra;
         for (size_t i = n; i-- > 0;) { /* right to left: dst >= i, nothing unread is overwritten */
             uint32_t two[2];
@@ -270,6 +331,7 @@ static bool pretok_feed(const se_wordpiece *tok, se_wp_scratch *s, uint32_t c, s
     if (se_uc_is_punct(c)) {
         if (!flush_word(tok, s, out)) return false;
         s->word[0] = c;
+        if (s->offs) s->wsb[0] = s->cur_b, s->wse[0] = s->cur_e;
         s->word_n = 1;
         s->word_src = s->src_pending;
         s->src_pending = 0;
@@ -283,6 +345,10 @@ static bool pretok_feed(const se_wordpiece *tok, se_wp_scratch *s, uint32_t c, s
 static bool word_append(const se_wordpiece *tok, se_wp_scratch *s, uint32_t c, size_t flen) {
     s->word_src += s->src_pending;
     s->src_pending = 0;
+    if (s->offs) {
+        if (!s->span_open) s->span_b = s->cur_b, s->span_open = true;
+        s->span_e = s->cur_e;
+    }
     if (s->word_over) return true;
     s->word_len += flen;
     if (s->word_len > tok->max_chars_per_word) {
@@ -291,6 +357,7 @@ static bool word_append(const se_wordpiece *tok, se_wp_scratch *s, uint32_t c, s
         return true;
     }
     if (!reserve(s, s->word_n + 1)) return false;
+    if (s->offs) s->wsb[s->word_n] = s->cur_b, s->wse[s->word_n] = s->cur_e;
     s->word[s->word_n++] = c;
     return true;
 }
@@ -303,17 +370,20 @@ static void cut_ids(se_wp_scratch *s, se_i32vec *out, size_t base, size_t keep, 
     *extra += drop;
     out->n -= drop;
     if (s->nch) s->nch->n -= drop;
+    if (s->offs) s->offs->n -= 2 * drop;
 }
 
 se_status se_wordpiece_encode(const se_wordpiece *tok, const char *text, size_t len, size_t limit, se_wp_scratch *s,
-                              se_i32vec *out, se_i32vec *nch, size_t *n_total, se_error *err) {
+                              se_i32vec *out, se_i32vec *nch, se_i32vec *offs, size_t *n_total, se_error *err) {
     const uint8_t *p = (const uint8_t *)text;
     size_t base = out->n, extra = 0;
     size_t keep = limit == SIZE_MAX ? SIZE_MAX : limit + 1;
     s->word_n = s->word_len = s->word_src = s->src_pending = 0;
-    s->word_over = false;
+    s->word_over = s->span_open = false;
     s->nch = nch;
-    if (!reserve(s, 64)) return se_err(err, SE_E_NOMEM, "tokenizer: out of memory");
+    s->offs = offs;
+    if (!reserve(s, 64) || (offs && s->span_cap < s->word_cap && !reserve_spans(s)))
+        return se_err(err, SE_E_NOMEM, "tokenizer: out of memory");
     size_t i = 0;
     while (i < len) {
         if (out->n - base > limit) {
@@ -323,6 +393,7 @@ se_status se_wordpiece_encode(const se_wordpiece *tok, const char *text, size_t 
         uint32_t c;
         int n = se_utf8_decode(p + i, len - i, &c);
         if (!n) return se_err(err, SE_E_UTF8, "invalid UTF-8 at byte %zu", i);
+        if (offs) s->cur_b = (uint32_t)i, s->cur_e = (uint32_t)(i + (size_t)n);
         i += (size_t)n;
         if ((c | 0x20) - 'a' < 26 || c - '0' < 10) {
             /* ASCII letters and digits: no normaliser step or pre-tokenizer

@@ -40,6 +40,16 @@ typedef struct se_wp_scratch {
     size_t word_len, word_src, src_pending;
     bool word_over;
     se_i32vec *nch;   /* the call's stats counts, NULL without stats */
+    /* offsets: the source bytes [wsb[i], wse[i]) each code point of word
+     * came from (relative to the section), the span of the code point
+     * being fed, and the span of the current word (kept when word_over
+     * stops storing its code points); offs is the call's output, NULL
+     * without offsets */
+    uint32_t *wsb, *wse;
+    size_t span_cap;  /* entries of wsb and wse (word_cap once a call with offsets ran) */
+    uint32_t cur_b, cur_e, span_b, span_e;
+    bool span_open;
+    se_i32vec *offs;
 } se_wp_scratch;
 
 /* Frees the scratch buffers and zeroes s. */
@@ -70,12 +80,15 @@ void se_wordpiece_free(se_wordpiece *wp);
 /* Appends the ids of text[0..len) (no added tokens: the pipeline splits
  * them off first; no special tokens) to out. With nch not NULL, pushes for
  * every id the number of non-whitespace code points of the text it stands
- * for. With n_total NULL, stops early once out holds more than `limit` ids
+ * for. With offs not NULL, pushes for every id two entries, the bytes
+ * [start, end) of text it stands for, as Hugging Face aligns them (a piece
+ * spans the source characters of its first and last normalised code
+ * points; an unknown word, the whole word). With n_total NULL, stops early once out holds more than `limit` ids
  * from this call (SIZE_MAX for all): the text past that point is not read.
  * With n_total set, reads the whole text but keeps only the first
  * limit + 1 ids in out, and stores in *n_total how many ids the whole text
  * has. Returns SE_E_UTF8 naming the byte offset for invalid UTF-8. */
 se_status se_wordpiece_encode(const se_wordpiece *wp, const char *text, size_t len, size_t limit, se_wp_scratch *s,
-                              se_i32vec *out, se_i32vec *nch, size_t *n_total, se_error *err);
+                              se_i32vec *out, se_i32vec *nch, se_i32vec *offs, size_t *n_total, se_error *err);
 
 #endif

@@ -23,7 +23,12 @@
  *          [SEP];
  *        - se_tokenize_stats counts the ids of the untruncated call
  *          without its specials, and n_unknown <= n_tokens,
- *          n_chars_unknown <= n_chars.
+ *          n_chars_unknown <= n_chars;
+ *        - se_tokenize_offsets gives the same ids, its spans lie in the
+ *          text, start where the one before starts or later, and are
+ *          0, 0 for [CLS] and [SEP]; truncate_left to 16 keeps [CLS], the
+ *          last 14 ids and [SEP]; se_detokenize of the ids succeeds and
+ *          is no longer than the ids' pieces with a space each.
  *   2. A tokenizer file. When the first byte is even, the rest is written
  *      to a private temp dir as tokenizer.json (when it starts with '{',
  *      after JSON whitespace) or else as vocab.txt, and loaded with
@@ -32,7 +37,9 @@
  *      Replace, NFKC; Metaspace schemes; byte_fallback: the seed_xlmr_*
  *      seeds); a tokenizer that loads
  *      must then tokenize a fixed sentence and the input to SE_OK or
- *      SE_E_UTF8 with no negative id, its stats must be consistent, and
+ *      SE_E_UTF8 with no negative id, its stats must be consistent, its
+ *      offsets (same ids, spans inside the text) too, se_detokenize must
+ *      succeed or name an unsupported decoder or an id out of range, and
  *      it must be freed.
  *
  * A broken invariant calls __builtin_trap() so the fuzzer records it.
@@ -167,6 +174,53 @@ static void check_stats(const se_tokenizer *tok, const char *text, size_t size, 
     FUZZ_REQUIRE(st.n_chars <= size);
 }
 
+/* Checks se_tokenize_offsets on text[0..size) against the n ids of the
+ * same call through se_tokenize (untruncated), and left truncation and
+ * se_detokenize for the BERT tokenizer (is_bert set). */
+static void check_offsets(const se_tokenizer *tok, const char *text, size_t size, const int32_t *ids, size_t n, bool is_bert) {
+    se_token *t = malloc((n ? n : 1) * sizeof *t);
+    FUZZ_REQUIRE(t != NULL);
+    se_tokenize_params p = se_tokenize_default_params(tok);
+    p.n_tokens_max = 0;
+    size_t m = 0;
+    se_error err;
+    FUZZ_REQUIRE(se_tokenize_offsets(tok, text, size, NULL, 0, &p, t, n, &m, NULL, &err) == SE_OK && m == n);
+    uint32_t last = 0;
+    for (size_t i = 0; i < n; i++) {
+        FUZZ_REQUIRE(t[i].id == ids[i]);
+        FUZZ_REQUIRE(t[i].start <= t[i].end && t[i].end <= size);
+        if (t[i].special) {
+            FUZZ_REQUIRE(t[i].start == 0 && t[i].end == 0 && t[i].seq == SE_SEQ_NONE);
+            continue;
+        }
+        FUZZ_REQUIRE(t[i].seq == 0);
+        if (is_bert) FUZZ_REQUIRE(t[i].start >= last);
+        last = t[i].start;
+    }
+    size_t cap = 16;
+    for (size_t i = 0; i < n; i++) {
+        const char *pc = se_tokenizer_piece(tok, ids[i]);
+        cap += (pc ? strlen(pc) : 0) + 8;
+    }
+    char *buf = malloc(cap);
+    FUZZ_REQUIRE(buf != NULL);
+    size_t len = 0;
+    se_status s = se_detokenize(tok, ids, n, true, buf, cap, &len, &err);
+    if (is_bert) FUZZ_REQUIRE(s == SE_OK);
+    FUZZ_REQUIRE(s == SE_OK || s == SE_E_UNSUPPORTED || s == SE_E_INVALID);
+    if (s == SE_OK) FUZZ_REQUIRE(len < cap && buf[len] == '\0');
+    free(buf);
+    if (is_bert && n > N_TRUNC) {
+        p.n_tokens_max = N_TRUNC;
+        p.truncate_left = true;
+        bool cut = false;
+        FUZZ_REQUIRE(se_tokenize_offsets(tok, text, size, NULL, 0, &p, t, n, &m, &cut, &err) == SE_OK);
+        FUZZ_REQUIRE(m == N_TRUNC && cut && t[0].id == CLS_ID && t[m - 1].id == SEP_ID);
+        for (size_t i = 1; i + 1 < m; i++) FUZZ_REQUIRE(t[i].id == ids[n - m + i]);
+    }
+    free(t);
+}
+
 /* Runs the text invariants of the header comment on data[0..size). */
 static void fuzz_text(const char *text, size_t size) {
     const se_tokenizer *tok = get_bert();
@@ -233,6 +287,7 @@ static void fuzz_text(const char *text, size_t size) {
         free(ip), free(tp);
     }
     check_stats(tok, text, size, n - 2);
+    check_offsets(tok, text, size, ids, n, true);
     free(ia), free(ta), free(ib), free(tb);
     free(ids);
     free(types);
@@ -288,6 +343,7 @@ static void fuzz_loader(const uint8_t *bytes, size_t n) {
                 FUZZ_REQUIRE(ids[j] >= 0);
                 (void)se_tokenizer_piece(tok, ids[j]);
             }
+            check_offsets(tok, texts[k], lens[k], ids, m, false);
             free(ids);
             free(types);
             se_token_stats st;
