@@ -7,7 +7,10 @@
  *                         model, encoding_format (float | base64),
  *                         dimensions, user (ignored)
  *   GET  /v1/models       OpenAI: the loaded models
- *   POST /embed           TEI: inputs, normalize, truncate, prompt_name, dimensions
+ *   POST /embed           TEI: inputs, normalize, truncate, truncation_direction,
+ *                         prompt_name, dimensions
+ *   POST /embed_all       TEI: inputs, truncate, truncation_direction, prompt_name
+ *                         -> per input, per token, the last hidden state
  *   POST /similarity      TEI: inputs {source_sentence, sentences}, parameters
  *                         -> the model's similarity of the source with each
  *   POST /rerank          TEI: query, texts, raw_scores, return_text, truncate
@@ -17,7 +20,10 @@
  *                         documents, top_n, return_documents
  *   POST /                TEI: the default model's own route (/embed for an
  *                         embedding model, /predict for a cross-encoder)
- *   POST /tokenize        TEI: the token ids of each input
+ *   POST /tokenize        TEI: inputs, add_special_tokens, prompt_name -> per input
+ *                         the tokens {id, text, special, start, stop} (byte offsets)
+ *   POST /decode          TEI: ids (a list or a list of lists), skip_special_tokens
+ *                         -> the text of each list
  *   GET  /info, /health   TEI
  *   GET  /                the web page, to a browser (Accept: text/html; serve_page.c)
  *   GET  /metrics         Prometheus text format, TEI's metric names
@@ -26,9 +32,10 @@
  * library with HTTP/1.1 keep-alive, chunked uploads, header and
  * connection limits and timeouts, and no HTTP parsing of our own. It runs
  * one thread per connection (capped), so a handler may block while its
- * inputs are encoded. Request threads parse JSON and tokenise; one
- * inference thread per model batches (serve_batch.c), embeddings and
- * cross-encoder pairs alike (serve_rerank.c scores the pairs). A watchdog
+ * inputs are encoded. Request threads parse JSON and tokenise (texts
+ * through se_encode_tokenize, the library's own preparation); one
+ * inference thread per model batches (serve_batch.c), vectors, token
+ * states and cross-encoder pairs alike (serve_rerank.c scores the pairs). A watchdog
  * thread cuts clients too slow to send their request (--request-timeout).
  * --cors-allow-origin adds CORS headers and answers preflights. Errors use
  * TEI's body {"error", "error_type"} and status codes, or under /v1/
@@ -1141,8 +1148,9 @@ static const char serve_usage[] =
     "usage: sembed serve -m DIR [-m NAME=DIR ...] [options]\n"
     "\n"
     "An HTTP embedding and reranking server: OpenAI's POST /v1/embeddings and GET /v1/models;\n"
-    "text-embeddings-inference's POST /embed, /similarity, /rerank, /predict, /tokenize and /\n"
-    "(the default model's own route), GET /info, /health and /metrics (Prometheus); Jina's and\n"
+    "text-embeddings-inference's POST /embed, /embed_all, /similarity, /rerank, /predict,\n"
+    "/tokenize, /decode and / (the default model's own route), GET /info, /health and /metrics\n"
+    "(Prometheus); Jina's and\n"
     "Cohere's POST /v1/rerank. Requests from all connections are batched together by the token\n"
     "budget; every vector and score is the same, bit for bit, whatever it is batched with.\n"
     "SIGTERM or SIGINT: stop accepting, finish the requests in flight, exit 0.\n"

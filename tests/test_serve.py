@@ -1379,7 +1379,8 @@ def test_linking():
 def test_usage():
     rc, out, _ = run("serve", "--help")
     check("serve --help", rc == 0 and "--max-batch-tokens" in out and "--api-key-file" in out
-          and "--cors-allow-origin" in out and "--request-timeout" in out and "/rerank" in out and "/metrics" in out)
+          and "--cors-allow-origin" in out and "--request-timeout" in out and "/rerank" in out and "/metrics" in out
+          and "/embed_all" in out and "/decode" in out)
     rc, _, err = run("serve", "-m", MODEL, "--request-timeout", "0")
     check("serve --request-timeout 0: usage error", rc == 2 and "--request-timeout" in err, err)
     rc, _, err = run("serve", "-m", MODEL, "--cors-allow-origin", "")
