@@ -547,12 +547,10 @@ static enum MHD_Result route_embed(struct MHD_Connection *c, const char *method,
     ep.truncate_dim = dim_out;
     ep.prompt_name = q.prompt_name; /* NULL: the model's default prompt (se_encode_tokenize) */
     size_t dim = se_encode_dim(sm->m, &ep), max_tok = (size_t)in->n_tokens_max, n_embd = (size_t)in->n_embd;
-    size_t row = all ? max_tok * n_embd : dim; /* floats set aside per input */
     items = calloc(q.n_inputs, sizeof *items);
     tok_ids = calloc(q.n_inputs, sizeof *tok_ids);
-    vecs = q.n_inputs <= ((size_t)-1) / sizeof(float) / row ? malloc(q.n_inputs * row * sizeof *vecs) : NULL;
     double t_tok = cli_now();
-    if (!items || !tok_ids || !vecs) {
+    if (!items || !tok_ids) {
         sv_fail(&e, 503, "overloaded", NULL, "out of memory");
         goto fail;
     }
@@ -570,7 +568,6 @@ static enum MHD_Result route_embed(struct MHD_Connection *c, const char *method,
          * normalize false leaves out the model's Normalize (TEI), but /similarity keeps the model's vectors */
         it->normalize = q.normalize && !in->normalize;
         it->skip_normalize = !q.normalize && in->normalize && route == SV_ROUTE_TEI_EMBED;
-        it->out = vecs + i * row;
         if (x->ids) {
             if (q.prompt_name) {
                 sv_fail(&e, 422, "validation", "prompt_name", "`prompt_name` does not apply to token ids (input %zu)", i);
@@ -622,6 +619,15 @@ static enum MHD_Result route_embed(struct MHD_Connection *c, const char *method,
         r->n_tokens += it->n_ids;
         sv_metrics_input_length(it->n_ids);
     }
+    /* the results: dim floats per input, or (/embed_all) n_embd per token, once the counts are known */
+    size_t total = 0;
+    for (size_t i = 0; i < q.n_inputs; i++) total += all ? items[i].n_ids * n_embd : dim;
+    vecs = total <= ((size_t)-1) / sizeof(float) ? malloc((total ? total : 1) * sizeof *vecs) : NULL;
+    if (!vecs) {
+        sv_fail(&e, 503, "overloaded", NULL, "out of memory");
+        goto fail;
+    }
+    for (size_t i = 0, at = 0; i < q.n_inputs; at += all ? items[i].n_ids * n_embd : dim, i++) items[i].out = vecs + at;
     r->t_tokenize = cli_now() - t_tok;
     sv_job job;
     if (!sv_batcher_run(sm->batcher, &job, items, q.n_inputs)) {
@@ -661,7 +667,7 @@ static enum MHD_Result route_embed(struct MHD_Connection *c, const char *method,
             sv_buf_puts(&b, i ? ",[" : "[");
             for (size_t t = 0; t < items[i].n_ids; t++) {
                 if (t) sv_buf_puts(&b, ",");
-                sv_buf_float_array(&b, vecs + i * row + t * n_embd, n_embd);
+                sv_buf_float_array(&b, items[i].out + t * n_embd, n_embd);
             }
             sv_buf_puts(&b, "]");
         }
