@@ -456,6 +456,19 @@ def test_embed_all(s):
     toks = tokenize_ref(MODEL, ["Hello world", "a"])
     check("embed_all: USE lite, one 512-wide row per token", st == 200 and [len(x) for x in u] == [len(t) for t in toks]
           and all(len(row) == 512 for x in u for row in x), str(st))
+    # the Python package's encode(output_value="token_embeddings") on the same library: bit for bit
+    lib = os.path.join(os.path.dirname(SEMBED), "libsembed.so")
+    ldd = subprocess.run(["ldd", lib], capture_output=True, text=True).stdout if os.path.exists(lib) else ""
+    if ldd and "libasan" not in ldd and "libtsan" not in ldd:  # a sanitized library needs its runtime preloaded
+        code = ("import json, sys, sembed; m = sembed.SentenceTransformer(sys.argv[1]); "
+                "print(json.dumps([t.tolist() for t in m.encode(json.loads(sys.argv[2]), "
+                "output_value='token_embeddings')]))")
+        p = subprocess.run(["/usr/bin/python3", "-c", code, EN, json.dumps([r["text"] for r in recs])],
+                           capture_output=True, text=True, env=dict(os.environ, SEMBED_LIBRARY=lib, PYTHONPATH="python"))
+        pk = json.loads(p.stdout) if p.returncode == 0 else None
+        check("embed_all: = the Python package's token_embeddings (se_encode_tokens), bit for bit",
+              pk is not None and len(pk) == len(body) and all(f32(a).tobytes() == f32(b).tobytes()
+                                                              for a, b in zip(pk, body)), p.stderr[-300:])
     st, b, _ = s.request("POST", "/embed_all", {"inputs": "a", "normalize": False, "model": "en"})
     check("embed_all: unknown fields are ignored as TEI's serde does", st == 200, f"{st} {b}")
     # bit-identical whatever the batch: many concurrent mixed requests against solo answers
