@@ -7,7 +7,10 @@
  *                         model, encoding_format (float | base64),
  *                         dimensions, user (ignored)
  *   GET  /v1/models       OpenAI: the loaded models
- *   POST /embed           TEI: inputs, normalize, truncate, prompt_name, dimensions
+ *   POST /embed           TEI: inputs, normalize, truncate, truncation_direction,
+ *                         prompt_name, dimensions
+ *   POST /embed_all       TEI: inputs, truncate, truncation_direction, prompt_name
+ *                         -> per input, per token, the last hidden state
  *   POST /similarity      TEI: inputs {source_sentence, sentences}, parameters
  *                         -> the model's similarity of the source with each
  *   POST /rerank          TEI: query, texts, raw_scores, return_text, truncate
@@ -17,7 +20,10 @@
  *                         documents, top_n, return_documents
  *   POST /                TEI: the default model's own route (/embed for an
  *                         embedding model, /predict for a cross-encoder)
- *   POST /tokenize        TEI: the token ids of each input
+ *   POST /tokenize        TEI: inputs, add_special_tokens, prompt_name -> per input
+ *                         the tokens {id, text, special, start, stop} (byte offsets)
+ *   POST /decode          TEI: ids (a list or a list of lists), skip_special_tokens
+ *                         -> the text of each list
  *   GET  /info, /health   TEI
  *   GET  /                the web page, to a browser (Accept: text/html; serve_page.c)
  *   GET  /metrics         Prometheus text format, TEI's metric names
@@ -26,9 +32,10 @@
  * library with HTTP/1.1 keep-alive, chunked uploads, header and
  * connection limits and timeouts, and no HTTP parsing of our own. It runs
  * one thread per connection (capped), so a handler may block while its
- * inputs are encoded. Request threads parse JSON and tokenise; one
- * inference thread per model batches (serve_batch.c), embeddings and
- * cross-encoder pairs alike (serve_rerank.c scores the pairs). A watchdog
+ * inputs are encoded. Request threads parse JSON and tokenise (texts
+ * through se_encode_tokenize, the library's own preparation); one
+ * inference thread per model batches (serve_batch.c), vectors, token
+ * states and cross-encoder pairs alike (serve_rerank.c scores the pairs). A watchdog
  * thread cuts clients too slow to send their request (--request-timeout).
  * --cors-allow-origin adds CORS headers and answers preflights. Errors use
  * TEI's body {"error", "error_type"} and status codes, or under /v1/
@@ -492,12 +499,15 @@ static void wrong_model_type(const sv_model *sm, const char *url, sv_error *e) {
                 in->head, in->n_labels, strstr(url, "rerank") ? "a reranker (one label)" : "an embedding model");
 }
 
-/* POST /v1/embeddings, /embed, / (on an embedding model) and /similarity:
- * binds the body, refuses a cross-encoder (424), tokenises each text on
- * this thread (or checks the token ids), queues the sequences on the
- * model's batcher, waits, and writes the vectors, or for /similarity the
- * model's similarity of the first (the source sentence) with each other,
- * on the vectors as the model gives them (no extra normalisation). */
+/* POST /v1/embeddings, /embed, / (on an embedding model), /similarity and
+ * /embed_all: binds the body, refuses a cross-encoder (424), tokenises
+ * each text on this thread as se_encode prepares it (se_encode_tokenize:
+ * prompt, strip, lowercasing, truncation from either end) or checks the
+ * token ids, queues the sequences on the model's batcher (each with its
+ * pooling start), waits, and writes the vectors (bit-identical to
+ * se_encode's), /embed_all every token's hidden state, or for /similarity
+ * the model's similarity of the first (the source sentence) with each
+ * other, on the vectors as the model gives them (no extra normalisation). */
 static enum MHD_Result route_embed(struct MHD_Connection *c, const char *method, const char *url, conn_req *r,
                                    sv_route route) {
     sv_request q;
@@ -525,44 +535,43 @@ static enum MHD_Result route_embed(struct MHD_Connection *c, const char *method,
         wrong_model_type(sm, url, &e);
         goto fail;
     }
+    bool all = route == SV_ROUTE_TEI_EMBED_ALL; /* token states, not vectors */
     if (route == SV_ROUTE_TEI_SIMILARITY) q.normalize = false; /* the model's own vectors, as TEI */
     if (q.dimensions > in->dim) {
         sv_fail(&e, 422, "validation", "dimensions", "`dimensions` %d is larger than the model's %d", q.dimensions, in->dim);
         goto fail;
     }
-    const char *prompt = "";
-    if (q.prompt_name) {
-        if (!(prompt = se_model_prompt_find(sm->m, q.prompt_name))) {
-            sv_fail(&e, 422, "validation", "prompt_name", "the model has no prompt named `%.64s`", q.prompt_name);
-            goto fail;
-        }
-    } else if (in->default_prompt_name) {
-        prompt = se_model_prompt_find(sm->m, in->default_prompt_name);
-        if (!prompt) prompt = "";
+    if (q.prompt_name && !se_model_prompt_find(sm->m, q.prompt_name)) {
+        sv_fail(&e, 422, "validation", "prompt_name", "the model has no prompt named `%.64s`", q.prompt_name);
+        goto fail;
     }
-    /* the text path: se_encode prepares the text itself (lowercasing, a
-     * prompt excluded from pooling), where se_tokenize cannot reproduce it */
-    bool text_path = in->do_lower_case || (prompt[0] && !in->include_prompt);
+    const char *field = route == SV_ROUTE_OPENAI_EMBED ? "input" : "inputs";
     int32_t dim_out = q.dimensions && q.dimensions < in->dim ? q.dimensions : 0;
     se_encode_params ep = se_encode_default_params();
     ep.truncate_dim = dim_out;
-    size_t dim = se_encode_dim(sm->m, &ep), max_tok = (size_t)in->n_tokens_max;
+    ep.prompt_name = q.prompt_name; /* NULL: the model's default prompt (se_encode_tokenize) */
+    size_t dim = se_encode_dim(sm->m, &ep), max_tok = (size_t)in->n_tokens_max, n_embd = (size_t)in->n_embd;
     items = calloc(q.n_inputs, sizeof *items);
     tok_ids = calloc(q.n_inputs, sizeof *tok_ids);
-    vecs = malloc(q.n_inputs * dim * sizeof *vecs);
     double t_tok = cli_now();
-    if (!items || !tok_ids || !vecs) {
+    if (!items || !tok_ids) {
         sv_fail(&e, 503, "overloaded", NULL, "out of memory");
         goto fail;
     }
+    se_tokenize_params tp = se_tokenize_default_params(sm->tok);
+    tp.n_tokens_max = max_tok;
+    tp.add_special = true;
+    tp.truncate_left = q.truncate_left;
     for (size_t i = 0; i < q.n_inputs; i++) {
         sv_input *x = &q.inputs[i];
         sv_item *it = &items[i];
         it->index = i;
+        it->kind = all ? SV_ITEM_TOKENS : SV_ITEM_VECTOR;
         it->truncate_dim = dim_out;
-        /* normalize: the model's own Normalize already did it; doing it again could move the last bit */
+        /* normalize: the model's own Normalize already did it; doing it again could move the last bit.
+         * normalize false leaves out the model's Normalize (TEI), but /similarity keeps the model's vectors */
         it->normalize = q.normalize && !in->normalize;
-        it->out = vecs + i * dim;
+        it->skip_normalize = !q.normalize && in->normalize && route == SV_ROUTE_TEI_EMBED;
         if (x->ids) {
             if (q.prompt_name) {
                 sv_fail(&e, 422, "validation", "prompt_name", "`prompt_name` does not apply to token ids (input %zu)", i);
@@ -570,65 +579,59 @@ static enum MHD_Result route_embed(struct MHD_Connection *c, const char *method,
             }
             for (size_t t = 0; t < x->n_ids; t++)
                 if (x->ids[t] >= in->n_vocab) {
-                    sv_fail(&e, 422, "validation", route == SV_ROUTE_OPENAI_EMBED ? "input" : "inputs",
+                    sv_fail(&e, 422, "validation", field,
                             "input %zu: token id %d at position %zu is outside the vocabulary (%d ids)", i, x->ids[t], t,
                             in->n_vocab);
                     goto fail;
                 }
+            it->ids = x->ids;
             if (x->n_ids > max_tok) {
                 if (!q.truncate) {
-                    sv_fail(&e, 422, "validation", route == SV_ROUTE_OPENAI_EMBED ? "input" : "inputs",
+                    sv_fail(&e, 422, "validation", field,
                             "input %zu has %zu tokens; the model reads at most %zu (send truncate: true, or start the "
                             "server with --auto-truncate)", i, x->n_ids, max_tok);
                     goto fail;
                 }
+                if (q.truncate_left) it->ids = x->ids + (x->n_ids - max_tok); /* the last max_tok ids */
                 x->n_ids = max_tok;
             }
-            it->ids = x->ids;
             it->n_ids = x->n_ids;
-            r->n_tokens += x->n_ids;
-            sv_metrics_input_length(x->n_ids);
         } else {
-            char *pt;
-            size_t pl, n = 0;
-            if (!sv_prepare_text(sm->strip, text_path ? "" : prompt, x->text, x->text_len, &pt, &pl)) {
-                sv_fail(&e, 503, "overloaded", NULL, "out of memory");
-                goto fail;
-            }
-            se_tokenize_params tp = se_tokenize_default_params(sm->tok);
-            tp.n_tokens_max = max_tok;
-            tp.add_special = true;
+            /* se_encode's own preparation: prompt, strip, lowercasing, truncation */
+            size_t n = 0, pool = 0;
             bool cut = false;
             se_error te = {0};
             tok_ids[i] = malloc((max_tok + 8) * sizeof **tok_ids);
-            se_status s = tok_ids[i] ? se_tokenize(sm->tok, pt, pl, NULL, 0, &tp, tok_ids[i], NULL, max_tok + 8, &n, &cut, &te)
+            se_status s = tok_ids[i] ? se_encode_tokenize(sm->m, x->text, x->text_len, &ep, &tp, tok_ids[i], max_tok + 8,
+                                                          &n, &pool, &cut, &te)
                                      : SE_E_NOMEM;
-            free(pt);
             if (s != SE_OK) {
-                sv_fail(&e, s == SE_E_NOMEM ? 503 : 422, s == SE_E_NOMEM ? "overloaded" : "tokenizer",
-                        route == SV_ROUTE_OPENAI_EMBED ? "input" : "inputs", "input %zu: %s", i,
-                        s == SE_E_NOMEM ? "out of memory" : te.msg);
+                sv_fail(&e, s == SE_E_NOMEM ? 503 : 422, s == SE_E_NOMEM ? "overloaded" : "tokenizer", field,
+                        "input %zu: %s", i, s == SE_E_NOMEM ? "out of memory" : te.msg);
                 goto fail;
             }
             if (cut && !q.truncate) {
-                sv_fail(&e, 422, "validation", route == SV_ROUTE_OPENAI_EMBED ? "input" : "inputs",
+                sv_fail(&e, 422, "validation", field,
                         "input %zu is longer than the model's %zu tokens (send truncate: true, or start the server with "
                         "--auto-truncate)", i, max_tok);
                 goto fail;
             }
+            it->ids = tok_ids[i];
             it->n_ids = n;
-            r->n_tokens += n;
-            sv_metrics_input_length(n);
-            if (text_path || n == 0) { /* se_encode on the inference thread */
-                it->text = x->text;
-                it->text_len = x->text_len;
-                it->prompt_name = q.prompt_name;
-                if (!it->n_ids) it->n_ids = 1; /* its share of the budget */
-            } else {
-                it->ids = tok_ids[i];
-            }
+            it->pool_start = pool;
         }
+        r->n_tokens += it->n_ids;
+        sv_metrics_input_length(it->n_ids);
     }
+    /* the results: dim floats per input, or (/embed_all) n_embd per token, once the counts are known */
+    size_t total = 0;
+    for (size_t i = 0; i < q.n_inputs; i++) total += all ? items[i].n_ids * n_embd : dim;
+    vecs = total <= ((size_t)-1) / sizeof(float) ? malloc((total ? total : 1) * sizeof *vecs) : NULL;
+    if (!vecs) {
+        sv_fail(&e, 503, "overloaded", NULL, "out of memory");
+        goto fail;
+    }
+    for (size_t i = 0, at = 0; i < q.n_inputs; at += all ? items[i].n_ids * n_embd : dim, i++) items[i].out = vecs + at;
     r->t_tokenize = cli_now() - t_tok;
     sv_job job;
     if (!sv_batcher_run(sm->batcher, &job, items, q.n_inputs)) {
@@ -662,6 +665,17 @@ static enum MHD_Result route_embed(struct MHD_Connection *c, const char *method,
         sv_buf_puts(&b, "],\"model\":");
         sv_buf_json_str(&b, sm->name, strlen(sm->name));
         sv_buf_printf(&b, ",\"usage\":{\"prompt_tokens\":%zu,\"total_tokens\":%zu}}", r->n_tokens, r->n_tokens);
+    } else if (all) { /* per input, per token, the hidden state */
+        sv_buf_puts(&b, "[");
+        for (size_t i = 0; i < q.n_inputs; i++) {
+            sv_buf_puts(&b, i ? ",[" : "[");
+            for (size_t t = 0; t < items[i].n_ids; t++) {
+                if (t) sv_buf_puts(&b, ",");
+                sv_buf_float_array(&b, items[i].out + t * n_embd, n_embd);
+            }
+            sv_buf_puts(&b, "]");
+        }
+        sv_buf_puts(&b, "]");
     } else {
         sv_buf_puts(&b, "[");
         for (size_t i = 0; i < q.n_inputs; i++) {
@@ -737,10 +751,24 @@ static enum MHD_Result route_metrics(struct MHD_Connection *c, const char *metho
     return send_body(c, method, url, r, 200, &b, "text/plain; version=0.0.4", NULL);
 }
 
-/* POST /tokenize: per input, TEI's [{id, text, special, start, stop}].
- * text is the vocabulary piece; start and stop (byte offsets) are null, as
- * the tokenizer API gives no offsets yet. A token is special when it is
- * one the template adds (found by tokenising without special tokens too). */
+/* Finds the model a request names (NULL: the default) or fails with 422
+ * naming the loaded ones. */
+static sv_model *request_model(const sv_request *q, sv_error *e) {
+    sv_model *sm = find_model(q->model);
+    if (!sm) {
+        char names[256];
+        model_names(names, sizeof names);
+        sv_fail(e, 422, "validation", "model", "The model `%.96s` does not exist (loaded: %s)", q->model, names);
+    }
+    return sm;
+}
+
+/* POST /tokenize: per input, TEI's [{id, text, special, start, stop}]
+ * (se_tokenize_offsets, no truncation). The tokenised text is the model's
+ * prompt (prompt_name, or its default prompt) followed by the input, as TEI
+ * tokenises it; start and stop are byte offsets into that text and a
+ * token's text is its bytes [start, stop); a special token ([CLS], </s>)
+ * has null start and stop and its vocabulary piece as text. */
 static enum MHD_Result route_tokenize(struct MHD_Connection *c, const char *method, const char *url, conn_req *r) {
     sv_request q;
     sv_error e = {0};
@@ -748,11 +776,90 @@ static enum MHD_Result route_tokenize(struct MHD_Connection *c, const char *meth
                           false, &q, &e))
         return send_error(c, method, url, r, &e);
     r->n_inputs = q.n_inputs;
-    sv_model *sm = find_model(q.model);
+    sv_model *sm = request_model(&q, &e);
     if (!sm) {
-        char names[256];
-        model_names(names, sizeof names);
-        sv_fail(&e, 422, "validation", "model", "The model `%.96s` does not exist (loaded: %s)", q.model, names);
+        sv_request_free(&q);
+        return send_error(c, method, url, r, &e);
+    }
+    r->model = sm->name;
+    const char *prompt = "", *pname = q.prompt_name ? q.prompt_name : sm->info.default_prompt_name;
+    if (pname && !(prompt = se_model_prompt_find(sm->m, pname))) {
+        if (q.prompt_name) {
+            sv_fail(&e, 422, "validation", "prompt_name", "the model has no prompt named `%.64s`", q.prompt_name);
+            sv_request_free(&q);
+            return send_error(c, method, url, r, &e);
+        }
+        prompt = "";
+    }
+    size_t pl = strlen(prompt);
+    sv_buf b = {0};
+    sv_buf_puts(&b, "[");
+    for (size_t i = 0; i < q.n_inputs; i++) {
+        const sv_input *x = &q.inputs[i];
+        size_t tl = pl + x->text_len, n = 0, cap = tl + 16;
+        char *text = malloc(tl + 1);
+        se_token *tk = malloc(cap * sizeof *tk);
+        se_tokenize_params tp = se_tokenize_default_params(sm->tok);
+        tp.n_tokens_max = 0;
+        tp.add_special = q.add_special;
+        se_error te = {0};
+        se_status s = SE_E_NOMEM;
+        if (text && tk) {
+            memcpy(text, prompt, pl);
+            memcpy(text + pl, x->text, x->text_len);
+            text[tl] = 0;
+            s = se_tokenize_offsets(sm->tok, text, tl, NULL, 0, &tp, tk, cap, &n, NULL, &te);
+            if (s == SE_E_BUFFER) { /* more tokens than bytes + 16: grow once to the count asked for */
+                se_token *t2 = realloc(tk, (cap = n) * sizeof *tk);
+                s = t2 ? se_tokenize_offsets(sm->tok, text, tl, NULL, 0, &tp, tk = t2, cap, &n, NULL, &te) : SE_E_NOMEM;
+            }
+        }
+        if (s != SE_OK) {
+            free(text);
+            free(tk);
+            sv_buf_free(&b);
+            sv_fail(&e, s == SE_E_NOMEM ? 503 : 422, s == SE_E_NOMEM ? "overloaded" : "tokenizer", "inputs",
+                    "input %zu: %s", i, s == SE_E_NOMEM ? "out of memory" : te.msg);
+            sv_request_free(&q);
+            return send_error(c, method, url, r, &e);
+        }
+        r->n_tokens += n;
+        sv_buf_puts(&b, i ? ",[" : "[");
+        for (size_t t = 0; t < n; t++) {
+            sv_buf_printf(&b, "%s{\"id\":%d,\"text\":", t ? "," : "", tk[t].id);
+            if (tk[t].special) {
+                const char *piece = se_tokenizer_piece(sm->tok, tk[t].id);
+                if (piece) sv_buf_json_str(&b, piece, strlen(piece));
+                else sv_buf_puts(&b, "null");
+                sv_buf_puts(&b, ",\"special\":true,\"start\":null,\"stop\":null}");
+            } else {
+                uint32_t st = tk[t].start <= tl ? tk[t].start : (uint32_t)tl;
+                uint32_t en = tk[t].end <= tl && tk[t].end >= st ? tk[t].end : st;
+                sv_buf_json_str(&b, text + st, en - st);
+                sv_buf_printf(&b, ",\"special\":false,\"start\":%u,\"stop\":%u}", st, en);
+            }
+        }
+        sv_buf_puts(&b, "]");
+        free(text);
+        free(tk);
+    }
+    sv_buf_puts(&b, "]");
+    sv_request_free(&q);
+    return send_body(c, method, url, r, 200, &b, "application/json", NULL);
+}
+
+/* POST /decode: TEI's {ids, skip_special_tokens} -> the text of each id
+ * list (se_detokenize with the model's decoder): a list of strings, one per
+ * list. An id outside the vocabulary is 422 naming the list and position. */
+static enum MHD_Result route_decode(struct MHD_Connection *c, const char *method, const char *url, conn_req *r) {
+    sv_request q;
+    sv_error e = {0};
+    if (!sv_request_parse(SV_ROUTE_TEI_DECODE, r->body.p ? r->body.p : "", r->body.n, (size_t)S.max_client_batch, false,
+                          &q, &e))
+        return send_error(c, method, url, r, &e);
+    r->n_inputs = q.n_inputs;
+    sv_model *sm = request_model(&q, &e);
+    if (!sm) {
         sv_request_free(&q);
         return send_error(c, method, url, r, &e);
     }
@@ -761,45 +868,26 @@ static enum MHD_Result route_tokenize(struct MHD_Connection *c, const char *meth
     sv_buf_puts(&b, "[");
     for (size_t i = 0; i < q.n_inputs; i++) {
         const sv_input *x = &q.inputs[i];
-        size_t n = 0, n0 = 0, cap = x->text_len + 16;
-        int32_t *ids = malloc(cap * sizeof *ids), *ids0 = malloc(cap * sizeof *ids0);
-        se_tokenize_params tp = se_tokenize_default_params(sm->tok);
-        tp.n_tokens_max = 0;
-        tp.add_special = q.add_special;
+        size_t cap = 64 + x->n_ids * 16, len = 0;
+        char *out = malloc(cap);
         se_error te = {0};
-        se_status s = ids && ids0 ? se_tokenize(sm->tok, x->text, x->text_len, NULL, 0, &tp, ids, NULL, cap, &n, NULL, &te)
-                                  : SE_E_NOMEM;
-        tp.add_special = false;
-        if (s == SE_OK) s = se_tokenize(sm->tok, x->text, x->text_len, NULL, 0, &tp, ids0, NULL, cap, &n0, NULL, &te);
+        se_status s = out ? se_detokenize(sm->tok, x->ids, x->n_ids, q.skip_special, out, cap, &len, &te) : SE_E_NOMEM;
+        if (s == SE_E_BUFFER) {
+            char *o2 = realloc(out, cap = len + 1);
+            s = o2 ? se_detokenize(sm->tok, x->ids, x->n_ids, q.skip_special, out = o2, cap, &len, &te) : SE_E_NOMEM;
+        }
         if (s != SE_OK) {
-            free(ids);
-            free(ids0);
+            free(out);
             sv_buf_free(&b);
-            sv_fail(&e, s == SE_E_NOMEM ? 503 : 422, s == SE_E_NOMEM ? "overloaded" : "tokenizer", "inputs",
-                    "input %zu: %s", i, s == SE_E_NOMEM ? "out of memory" : te.msg);
+            sv_fail(&e, s == SE_E_NOMEM ? 503 : 422, s == SE_E_NOMEM ? "overloaded" : "tokenizer", "ids",
+                    "ids %zu: %s", i, s == SE_E_NOMEM ? "out of memory" : te.msg);
             sv_request_free(&q);
             return send_error(c, method, url, r, &e);
         }
-        /* where the plain tokens sit inside the templated ones */
-        size_t lead = n;
-        for (size_t p = 0; n0 <= n && p + n0 <= n; p++)
-            if (!memcmp(ids + p, ids0, n0 * sizeof *ids)) {
-                lead = p;
-                break;
-            }
-        r->n_tokens += n;
-        sv_buf_puts(&b, i ? ",[" : "[");
-        for (size_t t = 0; t < n; t++) {
-            bool special = q.add_special && (lead == n || t < lead || t >= lead + n0);
-            const char *piece = se_tokenizer_piece(sm->tok, ids[t]);
-            sv_buf_printf(&b, "%s{\"id\":%d,\"text\":", t ? "," : "", ids[t]);
-            if (piece) sv_buf_json_str(&b, piece, strlen(piece));
-            else sv_buf_puts(&b, "null");
-            sv_buf_printf(&b, ",\"special\":%s,\"start\":null,\"stop\":null}", special ? "true" : "false");
-        }
-        sv_buf_puts(&b, "]");
-        free(ids);
-        free(ids0);
+        r->n_tokens += x->n_ids;
+        if (i) sv_buf_puts(&b, ",");
+        sv_buf_json_str(&b, out, len);
+        free(out);
     }
     sv_buf_puts(&b, "]");
     sv_request_free(&q);
@@ -914,6 +1002,8 @@ static int work_route(const char *url) {
     /* POST / is the default model's own route, as TEI's */
     if (!strcmp(url, "/")) return S.models[0].info.head ? SV_ROUTE_TEI_PREDICT : SV_ROUTE_TEI_EMBED;
     if (!strcmp(url, "/tokenize")) return SV_ROUTE_TEI_TOKENIZE;
+    if (!strcmp(url, "/decode")) return SV_ROUTE_TEI_DECODE;
+    if (!strcmp(url, "/embed_all")) return SV_ROUTE_TEI_EMBED_ALL;
     if (!strcmp(url, "/rerank")) return SV_ROUTE_TEI_RERANK;
     if (!strcmp(url, "/predict")) return SV_ROUTE_TEI_PREDICT;
     if (!strcmp(url, "/similarity")) return SV_ROUTE_TEI_SIMILARITY;
@@ -992,8 +1082,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
             }
             if (__atomic_add_fetch(&S.busy, 1, __ATOMIC_SEQ_CST) > S.max_concurrent) {
                 __atomic_sub_fetch(&S.busy, 1, __ATOMIC_SEQ_CST);
-                r->work = wr != SV_ROUTE_TEI_TOKENIZE;
-                r->embed = wr == SV_ROUTE_OPENAI_EMBED || wr == SV_ROUTE_TEI_EMBED || wr == SV_ROUTE_TEI_SIMILARITY;
+                r->work = wr != SV_ROUTE_TEI_TOKENIZE && wr != SV_ROUTE_TEI_DECODE;
+                r->embed = wr == SV_ROUTE_OPENAI_EMBED || wr == SV_ROUTE_TEI_EMBED || wr == SV_ROUTE_TEI_SIMILARITY ||
+                           wr == SV_ROUTE_TEI_EMBED_ALL;
                 r->refused = true; /* answered 429 once the body is read and dropped: the connection stays open */
                 return MHD_YES;
             }
@@ -1023,14 +1114,16 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         sv_fail(&e, 503, "overloaded", NULL, "out of memory for the body");
         return send_error(c, method, url, r, &e);
     }
-    if (post && wr >= 0 && wr != SV_ROUTE_TEI_TOKENIZE) r->work = true;
-    if (post && (wr == SV_ROUTE_OPENAI_EMBED || wr == SV_ROUTE_TEI_EMBED || wr == SV_ROUTE_TEI_SIMILARITY)) {
+    if (post && wr >= 0 && wr != SV_ROUTE_TEI_TOKENIZE && wr != SV_ROUTE_TEI_DECODE) r->work = true;
+    if (post && (wr == SV_ROUTE_OPENAI_EMBED || wr == SV_ROUTE_TEI_EMBED || wr == SV_ROUTE_TEI_SIMILARITY ||
+                 wr == SV_ROUTE_TEI_EMBED_ALL)) {
         r->embed = true;
         return route_embed(c, method, url, r, (sv_route)wr);
     }
     if (post && (wr == SV_ROUTE_TEI_RERANK || wr == SV_ROUTE_TEI_PREDICT || wr == SV_ROUTE_JINA_RERANK))
         return route_pairs(c, method, url, r, (sv_route)wr);
     if (post && wr == SV_ROUTE_TEI_TOKENIZE) return route_tokenize(c, method, url, r);
+    if (post && wr == SV_ROUTE_TEI_DECODE) return route_decode(c, method, url, r);
     if (sv_index_is_route(url)) return route_index(c, method, url, r);
     if (get && !strcmp(url, "/health")) {
         sv_buf b = {0};
@@ -1073,10 +1166,11 @@ static const char serve_usage[] =
     "usage: sembed serve -m DIR [-m NAME=DIR ...] [options]\n"
     "\n"
     "An HTTP embedding and reranking server: OpenAI's POST /v1/embeddings and GET /v1/models;\n"
-    "text-embeddings-inference's POST /embed, /similarity, /rerank, /predict, /tokenize and /\n"
-    "(the default model's own route), GET /info, /health and /metrics (Prometheus); Jina's and\n"
-    "Cohere's POST /v1/rerank. Requests from all connections are batched together by the token\n"
-    "budget; every vector and score is the same, bit for bit, whatever it is batched with.\n"
+    "text-embeddings-inference's POST /embed, /embed_all, /similarity, /rerank, /predict,\n"
+    "/tokenize, /decode and / (the default model's own route), GET /info, /health and /metrics\n"
+    "(Prometheus); Jina's and Cohere's POST /v1/rerank. Requests from all connections are\n"
+    "batched together by the token budget; every vector and score is the same, bit for bit,\n"
+    "whatever it is batched with.\n"
     "SIGTERM or SIGINT: stop accepting, finish the requests in flight, exit 0.\n"
     "\n"
     "  -m, --model [NAME=]DIR           a model folder (an embedding model or a cross-encoder), under\n"
@@ -1259,7 +1353,6 @@ int cmd_serve(int argc, char **argv) {
         S.n_models = i + 1;
         se_model_get_info(sm->m, &sm->info, NULL);
         sm->tok = se_model_tokenizer(sm->m);
-        sm->strip = strcmp(sm->info.arch, "use-lite") != 0;
         size_t budget = (size_t)S.max_batch_tokens;
         if (budget < (size_t)sm->info.n_tokens_max) budget = (size_t)sm->info.n_tokens_max;
         size_t queue_cap = (size_t)S.max_concurrent * (size_t)S.max_client_batch;

@@ -48,12 +48,6 @@ void sv_buf_float_base64(sv_buf *b, const float *v, size_t n);
 /* Frees the buffer's memory. */
 void sv_buf_free(sv_buf *b);
 
-/* Builds what the library tokenises for a text: prompt + text (len bytes
- * of valid UTF-8), stripped of Python whitespace (str.strip) at both ends
- * when strip. *out is malloc'd and NUL-terminated; false when out of
- * memory. */
-bool sv_prepare_text(bool strip, const char *prompt, const char *text, size_t len, char **out, size_t *out_len);
-
 /* ==== Request binding (serve_req.c) ==== */
 
 /* The routes whose bodies are bound. */
@@ -67,11 +61,13 @@ typedef enum sv_route {
                                     on every rerank path a body with texts is bound as TEI's and
                                     one with documents (and no texts) as Jina's, as llama.cpp does */
     SV_ROUTE_TEI_SIMILARITY = 6, /* POST /similarity */
-    SV_ROUTE_N = 7
+    SV_ROUTE_TEI_EMBED_ALL = 7,  /* POST /embed_all: every token's hidden state */
+    SV_ROUTE_TEI_DECODE = 8,     /* POST /decode {ids, skip_special_tokens} */
+    SV_ROUTE_N = 9
 } sv_route;
 
-/* One input: a text (ids == NULL) or a token id sequence; for /predict a
- * text may have a second text (a pair). */
+/* One input: a text (ids == NULL) or a token id sequence (/decode: may be
+ * empty); for /predict a text may have a second text (a pair). */
 typedef struct sv_input {
     const char *text; /* points into the parsed JSON (valid UTF-8, no NUL) */
     size_t text_len;
@@ -93,8 +89,9 @@ typedef struct sv_request {
     bool normalize;          /* TEI normalize (default true); OpenAI: true */
     bool truncate;           /* truncate long inputs (default: --auto-truncate) */
     bool truncate_set;       /* the request said truncate */
-    bool truncate_left;      /* TEI truncation_direction "left" (unsupported for texts: see serve_req.c) */
+    bool truncate_left;      /* TEI truncation_direction "left": keep the last tokens */
     bool add_special;        /* /tokenize add_special_tokens (default true) */
+    bool skip_special;       /* /decode skip_special_tokens (default true) */
     /* cross-encoder routes */
     sv_route route;          /* the route bound (SV_ROUTE_JINA_RERANK for a Jina body on /rerank) */
     const char *query;       /* rerank: the query (inputs are the documents) */
@@ -148,25 +145,30 @@ typedef struct sv_job {
     char msg[SE_ERROR_MSG_MAX];
 } sv_job;
 
-/* One sequence to encode: token ids (the normal case, tokenised on the
- * request thread) or, where the server cannot reproduce se_encode's text
- * preparation (lowercasing models, prompts excluded from pooling, texts
- * with no tokens), the text itself, encoded with se_encode on the inference
- * thread. Items with the same parameters are encoded in one call. */
+/* What the inference thread computes for an item. */
+typedef enum sv_item_kind {
+    SV_ITEM_VECTOR = 0, /* a pooled embedding: se_encode_ids */
+    SV_ITEM_TOKENS = 1, /* every token's hidden state (/embed_all): se_encode_ids_tokens */
+    SV_ITEM_PAIR = 2    /* a cross-encoder sequence: scored with se_predict_ids */
+} sv_item_kind;
+
+/* One sequence to compute, as token ids tokenised on the request thread
+ * (se_encode_tokenize for texts: prompt, strip, lowercasing and
+ * truncation as se_encode does them). Items of one kind with the same
+ * parameters are computed in one call. */
 typedef struct sv_item {
     sv_job *job;
     size_t index;            /* position in the request (for messages) */
-    bool pair;               /* a cross-encoder sequence: scored with se_predict_ids */
+    sv_item_kind kind;
     int act;                 /* pair: the se_score_act to apply */
     const int32_t *type_ids; /* pair: n_ids token types (NULL: all 0) */
-    const int32_t *ids;      /* ids kind: n_ids ids; NULL for the text kind */
-    size_t n_ids;            /* token count (an estimate for the text kind: the budget) */
-    const char *text;        /* text kind */
-    size_t text_len;
-    const char *prompt_name; /* text kind: se_encode_params.prompt_name */
-    int32_t truncate_dim;    /* se_encode_params.truncate_dim */
-    bool normalize;          /* se_encode_params.normalize */
-    float *out;              /* OUT: se_encode_dim floats (pair: n_labels scores) */
+    const int32_t *ids;      /* n_ids ids (none for USE lite's empty text) */
+    size_t n_ids;
+    size_t pool_start;       /* vector: leading tokens pooling leaves out (se_encode_params.pool_starts) */
+    int32_t truncate_dim;    /* vector: se_encode_params.truncate_dim */
+    bool normalize;          /* vector: se_encode_params.normalize */
+    bool skip_normalize;     /* vector: se_encode_params.skip_normalize (TEI normalize: false) */
+    float *out;              /* OUT: vector: se_encode_dim floats; tokens: n_ids * n_embd; pair: n_labels scores */
     struct sv_item *next;    /* queue link */
 } sv_item;
 
@@ -204,7 +206,6 @@ typedef struct sv_model {
     const se_tokenizer *tok;
     se_model_info info;
     sv_batcher *batcher;
-    bool strip; /* the architecture strips texts before tokenising (sv_prepare_text) */
 } sv_model;
 
 /* What a work route measured, for the log line and GET /metrics. */

@@ -4,9 +4,11 @@
  * Request threads tokenise their inputs and queue one item per sequence
  * (sv_batcher_run); one inference thread per model takes items from the
  * queue's head until the next would pass the token budget
- * (--max-batch-tokens), and encodes them: items with the same parameters
- * (normalize, dimensions, prompt for the text kind) in one se_encode_ids
- * (or se_encode) call, whose ctx budget is the same, so a call is one
+ * (--max-batch-tokens), and computes them: vectors with the same
+ * parameters (normalize, dimensions; each its own pooling start) in one
+ * se_encode_ids call, token states (/embed_all) in one
+ * se_encode_ids_tokens call, cross-encoder pairs with one activation in one
+ * se_predict_ids call; the ctx's budget is the same, so a call is one
  * forward pass without padding. The library's results do not depend on
  * what a sequence is batched with, so neither do the server's. When a
  * call fails (a NaN from broken weights, say), its items are run one by
@@ -24,6 +26,7 @@
 struct sv_batcher {
     const se_model *model;
     size_t n_labels;         /* scores per pair (cross-encoders), 0 for an embedding model */
+    size_t n_embd;           /* floats per token state (SV_ITEM_TOKENS) */
     se_ctx *ctx;             /* used by the inference thread only */
     size_t max_batch_tokens; /* token budget of one pass */
     size_t max_queue_items;
@@ -39,12 +42,10 @@ struct sv_batcher {
 
 /* Whether two items can share one encode call. */
 static bool same_params(const sv_item *a, const sv_item *b) {
-    if (a->pair != b->pair) return false;
-    if (a->pair) return a->act == b->act;
-    if ((a->ids == NULL) != (b->ids == NULL)) return false;
-    if (a->truncate_dim != b->truncate_dim || a->normalize != b->normalize) return false;
-    if ((a->prompt_name == NULL) != (b->prompt_name == NULL)) return false;
-    return !a->prompt_name || !strcmp(a->prompt_name, b->prompt_name);
+    if (a->kind != b->kind) return false;
+    if (a->kind == SV_ITEM_PAIR) return a->act == b->act;
+    if (a->kind == SV_ITEM_TOKENS) return true;
+    return a->truncate_dim == b->truncate_dim && a->normalize == b->normalize && a->skip_normalize == b->skip_normalize;
 }
 
 /* Scores the n pair items of group g (one activation) into their out rows
@@ -76,40 +77,66 @@ done:
     return s;
 }
 
-/* Encodes the n items of group g (all with the same parameters) into their
- * out rows, in one call; scratch arrays are malloc'd per call. Returns the
- * library's status; err says why. Pair groups go to predict_group. */
-static se_status encode_group(sv_batcher *b, sv_item **g, size_t n, se_error *err) {
-    if (g[0]->pair) return predict_group(b, g, n, err);
-    se_encode_params p = se_encode_default_params();
-    p.truncate_dim = g[0]->truncate_dim;
-    p.normalize = g[0]->normalize;
-    bool text = g[0]->ids == NULL;
-    if (text) p.prompt_name = g[0]->prompt_name;
-    size_t dim = se_encode_dim(b->model, &p);
-    const void **src = malloc(n * sizeof *src);
-    size_t *lens = malloc(n * sizeof *lens);
-    float *out = dim && n <= ((size_t)-1) / sizeof(float) / dim ? malloc(n * dim * sizeof *out) : NULL;
+/* Computes the token states of the n SV_ITEM_TOKENS items of group g into
+ * their out rows (n_ids * n_embd floats each) with one
+ * se_encode_ids_tokens call. Returns the library's status; err says why. */
+static se_status tokens_group(sv_batcher *b, sv_item **g, size_t n, se_error *err) {
+    const int32_t **ids = malloc(n * sizeof *ids);
+    size_t *lens = malloc(n * sizeof *lens), total = 0;
+    for (size_t i = 0; lens && i < n; i++) total += g[i]->n_ids;
+    size_t cap = total * b->n_embd;
+    float *out = malloc((cap ? cap : 1) * sizeof *out);
     se_status s;
-    if (!src || !lens || !out) {
+    if (!ids || !lens || !out) {
         s = SE_E_NOMEM;
         snprintf(err->msg, sizeof err->msg, "out of memory");
         err->code = s;
         goto done;
     }
-    for (size_t i = 0; i < n; i++) {
-        src[i] = text ? (const void *)g[i]->text : (const void *)g[i]->ids;
-        lens[i] = text ? g[i]->text_len : g[i]->n_ids;
+    for (size_t i = 0; i < n; i++) ids[i] = g[i]->ids, lens[i] = g[i]->n_ids;
+    s = se_encode_ids_tokens(b->ctx, ids, lens, n, out, cap, err);
+    if (s == SE_OK)
+        for (size_t i = 0, row = 0; i < n; row += g[i]->n_ids, i++)
+            memcpy(g[i]->out, out + row * b->n_embd, g[i]->n_ids * b->n_embd * sizeof *out);
+done:
+    free(ids);
+    free(lens);
+    free(out);
+    return s;
+}
+
+/* Computes the n items of group g (one kind, the same parameters) into
+ * their out rows in one call; scratch arrays are malloc'd per call.
+ * Vectors go through se_encode_ids with each item's pooling start, token
+ * states to tokens_group, pairs to predict_group. Returns the library's
+ * status; err says why. */
+static se_status encode_group(sv_batcher *b, sv_item **g, size_t n, se_error *err) {
+    if (g[0]->kind == SV_ITEM_PAIR) return predict_group(b, g, n, err);
+    if (g[0]->kind == SV_ITEM_TOKENS) return tokens_group(b, g, n, err);
+    se_encode_params p = se_encode_default_params();
+    p.truncate_dim = g[0]->truncate_dim;
+    p.normalize = g[0]->normalize;
+    p.skip_normalize = g[0]->skip_normalize;
+    size_t dim = se_encode_dim(b->model, &p);
+    const int32_t **ids = malloc(n * sizeof *ids);
+    size_t *lens = malloc(n * sizeof *lens), *starts = malloc(n * sizeof *starts);
+    float *out = dim && n <= ((size_t)-1) / sizeof(float) / dim ? malloc(n * dim * sizeof *out) : NULL;
+    se_status s;
+    if (!ids || !lens || !starts || !out) {
+        s = SE_E_NOMEM;
+        snprintf(err->msg, sizeof err->msg, "out of memory");
+        err->code = s;
+        goto done;
     }
-    if (text)
-        s = se_encode(b->ctx, (const char *const *)src, lens, n, &p, out, n * dim, NULL, err);
-    else
-        s = se_encode_ids(b->ctx, (const int32_t *const *)src, lens, n, &p, out, n * dim, err);
+    for (size_t i = 0; i < n; i++) ids[i] = g[i]->ids, lens[i] = g[i]->n_ids, starts[i] = g[i]->pool_start;
+    p.pool_starts = starts;
+    s = se_encode_ids(b->ctx, ids, lens, n, &p, out, n * dim, err);
     if (s == SE_OK)
         for (size_t i = 0; i < n; i++) memcpy(g[i]->out, out + i * dim, dim * sizeof *out);
 done:
-    free(src);
+    free(ids);
     free(lens);
+    free(starts);
     free(out);
     return s;
 }
@@ -224,7 +251,10 @@ se_status sv_batcher_start(const se_model *model, int n_threads, size_t max_batc
     }
     b->model = model;
     se_model_info info;
-    if (se_model_get_info(model, &info, NULL) == SE_OK && info.head) b->n_labels = (size_t)info.n_labels;
+    if (se_model_get_info(model, &info, NULL) == SE_OK) {
+        if (info.head) b->n_labels = (size_t)info.n_labels;
+        b->n_embd = (size_t)info.n_embd;
+    }
     b->max_batch_tokens = max_batch_tokens;
     b->max_queue_items = max_queue_items;
     se_ctx_params cp = se_ctx_default_params();

@@ -7,7 +7,9 @@
  *   POST /v1/embeddings  {input, model?, encoding_format?, dimensions?, user?}
  *   POST /embed, POST /  {inputs, normalize?, truncate?, truncation_direction?,
  *                         prompt_name?, dimensions?, model?}
- *   POST /tokenize       {inputs, add_special_tokens?}
+ *   POST /embed_all      {inputs, truncate?, truncation_direction?, prompt_name?, model?}
+ *   POST /tokenize       {inputs, add_special_tokens?, prompt_name?, model?}
+ *   POST /decode         {ids (a list of token ids or a list of lists), skip_special_tokens?, model?}
  *   POST /rerank         TEI: {query, texts, raw_scores?, return_text?, truncate?,
  *                        truncation_direction?, model?}
  *   POST /v1/rerank      Jina/Cohere: {query, documents (strings or {"text": ...}),
@@ -21,7 +23,8 @@
  *                        {truncate?, truncation_direction?, prompt_name?}, model?}
  * input / inputs: a string, a list of strings, a list of token ids (one
  * sequence) or a list of lists of token ids (OpenAI's and TEI's forms).
- * Status codes follow TEI: 400 for a body that is not JSON and for empty
+ * truncation_direction "Left" keeps the last tokens (of a text, or of an id
+ * list). Status codes follow TEI: 400 for a body that is not JSON and for empty
  * input, 422 for a field of the wrong type or out of range. Limits that
  * need the model (ids in the vocabulary, dimensions <= the model's) are
  * checked by serve.c.
@@ -155,53 +158,6 @@ void sv_buf_free(sv_buf *b) {
     memset(b, 0, sizeof *b);
 }
 
-/* Whether code point cp is whitespace to Python's str.strip(). */
-static bool is_py_space(uint32_t cp) {
-    return (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20) || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
-           (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F ||
-           cp == 0x3000;
-}
-
-/* Decodes the code point at s[0..n) (valid UTF-8, as jansson checked) into
- * *cp; returns its byte length. */
-static size_t utf8_at(const unsigned char *s, size_t n, uint32_t *cp) {
-    size_t k = s[0] < 0x80 ? 1 : s[0] < 0xE0 ? 2 : s[0] < 0xF0 ? 3 : 4;
-    if (k > n) k = n;
-    uint32_t v = k == 1 ? s[0] : k == 2 ? s[0] & 0x1Fu : k == 3 ? s[0] & 0x0Fu : s[0] & 0x07u;
-    for (size_t i = 1; i < k; i++) v = v << 6 | (s[i] & 0x3Fu);
-    *cp = v;
-    return k;
-}
-
-bool sv_prepare_text(bool strip, const char *prompt, const char *text, size_t len, char **out, size_t *out_len) {
-    size_t pl = strlen(prompt), n = pl + len;
-    char *t = malloc(n + 1);
-    if (!t) return false;
-    memcpy(t, prompt, pl);
-    memcpy(t + pl, text, len);
-    size_t b = 0, e = n;
-    const unsigned char *u = (const unsigned char *)t;
-    while (strip && b < e) {
-        uint32_t cp;
-        size_t k = utf8_at(u + b, e - b, &cp);
-        if (!is_py_space(cp)) break;
-        b += k;
-    }
-    while (strip && e > b) {
-        size_t s = e - 1;
-        while (s > b && (u[s] & 0xC0) == 0x80) s--;
-        uint32_t cp;
-        utf8_at(u + s, e - s, &cp);
-        if (!is_py_space(cp)) break;
-        e = s;
-    }
-    memmove(t, t + b, e - b);
-    t[e - b] = 0;
-    *out = t;
-    *out_len = e - b;
-    return true;
-}
-
 /* ==== Binding ==== */
 
 bool sv_fail(sv_error *e, int status, const char *type, const char *param, const char *fmt, ...) {
@@ -325,17 +281,15 @@ static bool opt_dims(const json_t *o, int32_t *out, sv_error *e) {
     return true;
 }
 
-/* Reads TEI's optional truncation_direction ("Right"/"Left", any case);
- * "Left" is refused, as the tokenizer API truncates on the right only
- * (sembed.h se_tokenize). */
+/* Reads TEI's optional truncation_direction ("Right"/"Left", any case):
+ * "Left" keeps the last tokens of a text (se_tokenize_params.truncate_left)
+ * or of a token id list. */
 static bool opt_direction(const json_t *o, sv_request *req, sv_error *e) {
     const char *dir = NULL;
     if (!opt_str(o, "truncation_direction", &dir, e)) return false;
     if (dir && strcasecmp(dir, "right") != 0 && strcasecmp(dir, "left") != 0)
         return sv_fail(e, 422, "validation", "truncation_direction", "`truncation_direction` must be \"Right\" or \"Left\"");
-    req->truncate_left = dir && !strcasecmp(dir, "left"); /* for when the tokenizer API can */
-    if (req->truncate_left)
-        return sv_fail(e, 422, "validation", "truncation_direction", "`truncation_direction` \"Left\" is not supported yet");
+    req->truncate_left = dir && !strcasecmp(dir, "left");
     return true;
 }
 
@@ -459,6 +413,39 @@ static bool bind_similarity(const json_t *o, size_t max_inputs, sv_request *req,
            opt_str(p, "prompt_name", &req->prompt_name, e);
 }
 
+/* Binds TEI's /decode ids: one list of token ids or a list of such lists
+ * (an id list may be empty: it decodes to ""). */
+static bool bind_decode(const json_t *v, size_t max_inputs, sv_request *req, sv_error *e) {
+    static const char *forms = "a list of token ids or a list of lists of token ids";
+    if (!v) return sv_fail(e, 422, "validation", "ids", "missing field `ids`");
+    if (!json_is_array(v)) return sv_fail(e, 422, "validation", "ids", "`ids` must be %s", forms);
+    size_t n = json_array_size(v);
+    const json_t *f = json_array_get(v, 0);
+    bool batch = n > 0 && json_is_array(f);
+    req->single = !batch;
+    if (!alloc_inputs(req, "ids", batch ? n : 1, max_inputs, e)) return false;
+    for (size_t i = 0; i < req->n_inputs; i++) {
+        const json_t *arr = batch ? json_array_get(v, i) : v;
+        if (!json_is_array(arr))
+            return sv_fail(e, 422, "validation", "ids", "`ids`[%zu] must be a list of token ids, as `ids`[0] is", i);
+        size_t k = json_array_size(arr);
+        sv_input *in = &req->inputs[i];
+        in->ids = malloc((k ? k : 1) * sizeof *in->ids);
+        if (!in->ids) return sv_fail(e, 503, "overloaded", NULL, "out of memory");
+        for (size_t t = 0; t < k; t++) {
+            const json_t *x = json_array_get(arr, t);
+            json_int_t id = json_is_integer(x) ? json_integer_value(x) : -1;
+            const char *why = json_is_integer(x) ? "a token id out of range" : "not an integer token id";
+            if (!json_is_integer(x) || id < 0 || id > INT32_MAX)
+                return batch ? sv_fail(e, 422, "validation", "ids", "`ids`[%zu][%zu]: %s", i, t, why)
+                             : sv_fail(e, 422, "validation", "ids", "`ids`[%zu]: %s", t, why);
+            in->ids[t] = (int32_t)id;
+        }
+        in->n_ids = k;
+    }
+    return true;
+}
+
 /* Reads Jina's optional top_n: a whole number >= 1 (default: all). */
 static bool opt_top_n(const json_t *o, size_t *out, sv_error *e) {
     const json_t *v = json_object_get(o, "top_n");
@@ -475,6 +462,7 @@ bool sv_request_parse(sv_route route, const char *body, size_t len, size_t max_i
     req->normalize = true;
     req->truncate = auto_truncate;
     req->add_special = true;
+    req->skip_special = true;
     req->top_n = (size_t)-1;
     req->route = route;
     json_error_t je;
@@ -501,15 +489,16 @@ bool sv_request_parse(sv_route route, const char *body, size_t len, size_t max_i
         req->base64 = fmt && !strcmp(fmt, "base64");
         if (!opt_dims(o, &req->dimensions, e)) goto done;
         if (!bind_inputs(json_object_get(o, "input"), "input", true, max_inputs, req, e)) goto done;
-    } else if (route == SV_ROUTE_TEI_EMBED) {
-        if (!opt_bool(o, "normalize", &req->normalize, NULL, e)) goto done;
+    } else if (route == SV_ROUTE_TEI_EMBED || route == SV_ROUTE_TEI_EMBED_ALL) {
+        if (route == SV_ROUTE_TEI_EMBED && !opt_bool(o, "normalize", &req->normalize, NULL, e)) goto done;
         if (!opt_bool(o, "truncate", &req->truncate, &req->truncate_set, e)) goto done;
         if (!opt_direction(o, req, e)) goto done;
         if (!opt_str(o, "prompt_name", &req->prompt_name, e)) goto done;
-        if (!opt_dims(o, &req->dimensions, e)) goto done;
+        if (route == SV_ROUTE_TEI_EMBED && !opt_dims(o, &req->dimensions, e)) goto done;
         if (!bind_inputs(json_object_get(o, "inputs"), "inputs", true, max_inputs, req, e)) goto done;
     } else if (route == SV_ROUTE_TEI_TOKENIZE) {
         if (!opt_bool(o, "add_special_tokens", &req->add_special, NULL, e)) goto done;
+        if (!opt_str(o, "prompt_name", &req->prompt_name, e)) goto done;
         if (!bind_inputs(json_object_get(o, "inputs"), "inputs", false, max_inputs, req, e)) goto done;
     } else if (route == SV_ROUTE_TEI_RERANK || route == SV_ROUTE_JINA_RERANK) {
         /* llama.cpp's rule, on every rerank path: a body with texts is TEI's, one
@@ -535,6 +524,9 @@ bool sv_request_parse(sv_route route, const char *body, size_t len, size_t max_i
         if (!bind_predict(json_object_get(o, "inputs"), max_inputs, req, e)) goto done;
     } else if (route == SV_ROUTE_TEI_SIMILARITY) {
         if (!bind_similarity(o, max_inputs, req, e)) goto done;
+    } else if (route == SV_ROUTE_TEI_DECODE) {
+        if (!opt_bool(o, "skip_special_tokens", &req->skip_special, NULL, e)) goto done;
+        if (!bind_decode(json_object_get(o, "ids"), max_inputs, req, e)) goto done;
     } else {
         sv_fail(e, 404, "not_found", NULL, "no such route");
         goto done;

@@ -13,8 +13,9 @@
  *
  * Each pair is prepared as sentence-transformers' CrossEncoder does (and
  * se_predict): both texts stripped (str.strip), tokenised with the pair
- * template and truncated longest_first to the model's max_seq_length, on
- * the request thread; the token ids go to the model's batcher, which
+ * template and truncated longest_first to the model's max_seq_length
+ * (truncation_direction "left": each text cut from its start, Hugging
+ * Face's truncation_side "left"), on the request thread; the token ids go to the model's batcher, which
  * scores them with se_predict_ids together with other requests' pairs
  * (bit-identical whatever shares the pass). A single /predict text uses
  * the single template.
@@ -25,6 +26,7 @@
  * rerank` and se_rank give: CrossEncoder.rank's default). Ties keep input
  * order (se_rank's order).
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,30 +46,67 @@ static int by_score(const void *x, const void *y) {
     return (a->index > b->index) - (a->index < b->index);
 }
 
-/* Tokenises pair (a, b) (b NULL: a single text) as CrossEncoder does:
- * stripped, the model's template, truncated longest_first to the model's
- * n_tokens_max. *ids and *types are malloc'd (cap n_tokens_max + 8). */
-static se_status tokenize_pair(const sv_model *sm, const char *a, size_t la, const char *b, size_t lb, int32_t **ids,
-                               int32_t **types, size_t *n, bool *cut, se_error *err) {
+/* Whether code point cp is whitespace to Python's str.strip(). */
+static bool is_py_space(uint32_t cp) {
+    return (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20) || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
+           (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F ||
+           cp == 0x3000;
+}
+
+/* Decodes the code point at s[0..n) (valid UTF-8, as jansson checked) into
+ * *cp; returns its byte length. */
+static size_t utf8_at(const unsigned char *s, size_t n, uint32_t *cp) {
+    size_t k = s[0] < 0x80 ? 1 : s[0] < 0xE0 ? 2 : s[0] < 0xF0 ? 3 : 4;
+    if (k > n) k = n;
+    uint32_t v = k == 1 ? s[0] : k == 2 ? s[0] & 0x1Fu : k == 3 ? s[0] & 0x0Fu : s[0] & 0x07u;
+    for (size_t i = 1; i < k; i++) v = v << 6 | (s[i] & 0x3Fu);
+    *cp = v;
+    return k;
+}
+
+/* Narrows *s / *n (valid UTF-8) to the text without Python whitespace
+ * (str.strip) at either end, as se_predict strips each text of a pair. */
+static void strip_span(const char **s, size_t *n) {
+    const unsigned char *u = (const unsigned char *)*s;
+    size_t b = 0, e = *n;
+    while (b < e) {
+        uint32_t cp;
+        size_t k = utf8_at(u + b, e - b, &cp);
+        if (!is_py_space(cp)) break;
+        b += k;
+    }
+    while (e > b) {
+        size_t t = e - 1;
+        while (t > b && (u[t] & 0xC0) == 0x80) t--;
+        uint32_t cp;
+        utf8_at(u + t, e - t, &cp);
+        if (!is_py_space(cp)) break;
+        e = t;
+    }
+    *s += b, *n = e - b;
+}
+
+/* Tokenises pair (a, b) (b NULL: a single text) as se_predict does
+ * (CrossEncoder's preparation): both stripped, the model's template,
+ * truncated longest_first to the model's n_tokens_max, from the end of
+ * each text or, with left, from its start (truncation_direction "left").
+ * *ids and *types are malloc'd (cap n_tokens_max + 8). */
+static se_status tokenize_pair(const sv_model *sm, const char *a, size_t la, const char *b, size_t lb, bool left,
+                               int32_t **ids, int32_t **types, size_t *n, bool *cut, se_error *err) {
     size_t cap = (size_t)sm->info.n_tokens_max + 8;
-    char *pa = NULL, *pb = NULL;
-    size_t pla = 0, plb = 0;
     *ids = malloc(cap * sizeof **ids);
     *types = malloc(cap * sizeof **types);
-    se_status s = SE_E_NOMEM;
-    if (!*ids || !*types || !sv_prepare_text(true, "", a, la, &pa, &pla) ||
-        (b && !sv_prepare_text(true, "", b, lb, &pb, &plb))) {
+    if (!*ids || !*types) {
         snprintf(err->msg, sizeof err->msg, "out of memory");
-        goto done;
+        return SE_E_NOMEM;
     }
+    strip_span(&a, &la);
+    if (b) strip_span(&b, &lb);
     se_tokenize_params tp = se_tokenize_default_params(sm->tok);
     tp.n_tokens_max = (size_t)sm->info.n_tokens_max;
     tp.add_special = true;
-    s = se_tokenize(sm->tok, pa, pla, b ? pb : NULL, plb, &tp, *ids, *types, cap, n, cut, err);
-done:
-    free(pa);
-    free(pb);
-    return s;
+    tp.truncate_left = left;
+    return se_tokenize(sm->tok, a, la, b, lb, &tp, *ids, *types, cap, n, cut, err);
 }
 
 bool sv_route_pairs(sv_model *sm, sv_request *q, sv_buf *out, sv_stats *st, sv_error *e) {
@@ -93,7 +132,7 @@ bool sv_route_pairs(sv_model *sm, sv_request *q, sv_buf *out, sv_stats *st, sv_e
         size_t nt = 0;
         bool cut = false;
         se_error te = {0};
-        se_status s = tokenize_pair(sm, a, la, b, lb, &ids[i], &types[i], &nt, &cut, &te);
+        se_status s = tokenize_pair(sm, a, la, b, lb, q->truncate_left, &ids[i], &types[i], &nt, &cut, &te);
         if (s != SE_OK) {
             sv_fail(e, s == SE_E_NOMEM ? 503 : 422, s == SE_E_NOMEM ? "overloaded" : "tokenizer", field,
                     "input %zu: %s", i, te.msg);
@@ -109,7 +148,7 @@ bool sv_route_pairs(sv_model *sm, sv_request *q, sv_buf *out, sv_stats *st, sv_e
         sv_metrics_input_length(nt);
         st->n_tokens += nt;
         items[i].index = i;
-        items[i].pair = true;
+        items[i].kind = SV_ITEM_PAIR;
         items[i].act = act;
         items[i].ids = ids[i];
         items[i].type_ids = types[i];

@@ -192,7 +192,8 @@ def test_routes(s):
           st == 200 and [t["special"] for t in body[0]] == [True, False, False, True]
           and body[0][0]["text"] == "[CLS]", str(body))
     st, body, _ = s.request("POST", "/tokenize", {"inputs": "Hello world", "model": "en", "add_special_tokens": False})
-    check("tokenize: add_special_tokens false", st == 200 and [t["text"] for t in body[0]] == ["hello", "world"], str(body))
+    check("tokenize: add_special_tokens false (texts are the input's bytes)",
+          st == 200 and [t["text"] for t in body[0]] == ["Hello", "world"], str(body))
 
     # info, health, models
     st, body, _ = s.request("GET", "/info")
@@ -341,6 +342,213 @@ def test_truncation(s):
     toks = tokenize_ref(MODEL, [long_text], "--max-length", "0")
     st, body, _ = s.request("POST", "/embed", {"inputs": toks})
     check("too many token ids: 422", st == 422 and "128" in body.get("error", ""), str(body)[:200])
+
+
+# ==== one text path, left truncation, normalize false, /embed_all, /tokenize offsets, /decode ====
+
+def expected_records(model):
+    """The PyTorch reference records of a fixture model (tests/fixtures/models/*/expected.jsonl)."""
+    with open(os.path.join(model, "expected.jsonl")) as f:
+        return [r for r in map(json.loads, f) if r.get("text")]
+
+
+def test_text_path(s):
+    """Texts are tokenised by se_encode_tokenize on the request thread and pooled from its pooling
+    start: bit-identical to `sembed encode` on a prompt-excluded-from-pooling model (normalize false:
+    the model's own vectors), and on USE lite with blank texts (whose tokens are only its whitespace
+    pieces)."""
+    for name in ("query", "passage"):
+        ref = encode_ref(PROMPT, TEXTS, "--prompt-name", name)
+        st, body, _ = s.request("POST", "/embed", {"inputs": TEXTS, "model": "prompt", "prompt_name": name,
+                                                   "normalize": False})
+        check(f"text path: prompt {name} excluded from pooling = sembed encode", st == 200 and same(f32(body), ref),
+              f"{st} {maxdiff(f32(body) if st == 200 else None, ref)}")
+    blanks = ["   ", " ", "\t", "a", " a "]
+    st, body, _ = s.request("POST", "/embed", {"inputs": blanks})
+    check("text path: USE lite blank texts = sembed encode", st == 200 and same(f32(body), encode_ref(MODEL, blanks)),
+          str(st))
+
+
+def tail_ids(ids, keep):
+    """Left truncation of a templated id list ([CLS] ... [SEP]) to keep ids: the first and last
+    special tokens kept, the text's last keep - 2 ids between them."""
+    return [ids[0]] + ids[len(ids) - 1 - (keep - 2):len(ids) - 1] + [ids[-1]]
+
+
+def test_truncation_left(s):
+    """truncation_direction "Left" keeps the last tokens: of a text (se_tokenize's truncate_left,
+    then pooled as token ids: equal to sending the left-truncated ids), and of a token id list."""
+    long_text = " ".join(f"w{i % 7} river{i % 3}" for i in range(40))
+    full = tokenize_ref(EN, [long_text], "--max-length", "0")[0]
+    keep = 24  # en-mean-norm's max_seq_length
+    want = tail_ids(full, keep)
+    st, ref, _ = s.request("POST", "/embed", {"inputs": [want], "model": "en"})
+    st2, body, _ = s.request("POST", "/embed", {"inputs": long_text, "model": "en", "truncate": True,
+                                                 "truncation_direction": "Left"})
+    check("truncation left: a text = its last tokens' ids (with [CLS] ... [SEP])",
+          st == 200 and st2 == 200 and same(f32(body), f32(ref)), f"{st} {st2}")
+    st3, right, _ = s.request("POST", "/embed", {"inputs": long_text, "model": "en", "truncate": True})
+    check("truncation left differs from right", st3 == 200 and st2 == 200 and not same(f32(right), f32(body)))
+    st, body, _ = s.request("POST", "/embed", {"inputs": [full], "model": "en", "truncate": True,
+                                               "truncation_direction": "left"})
+    st2, ref, _ = s.request("POST", "/embed", {"inputs": [full[-keep:]], "model": "en"})
+    check("truncation left: token ids keep their last max_seq_length ids", st == 200 and st2 == 200
+          and same(f32(body), f32(ref)), f"{st} {st2}")
+    st, body, _ = s.request("POST", "/embed", {"inputs": long_text, "model": "en", "truncation_direction": "left"})
+    check("truncation left without truncate: still 422 (too long)", st == 422 and is_tei_error(body, "validation"),
+          f"{st} {body}")
+    st, body, _ = s.request("POST", "/embed", {"inputs": "a", "truncation_direction": "up"})
+    check("truncation_direction up: 422", st == 422 and is_tei_error(body, "validation"), f"{st} {body}")
+
+
+def test_normalize_false(s):
+    """normalize: false on a model ending with Normalize (en-mean-norm) gives the pooled vector
+    before Normalize: PyTorch's pooled output of the fixture, not unit norm."""
+    recs = expected_records(EN)[:6]
+    st, body, _ = s.request("POST", "/embed", {"inputs": [r["text"] for r in recs], "model": "en", "normalize": False})
+    pooled = f32([r["pooled"] for r in recs])
+    got = f32(body) if st == 200 else None
+    norms = np.linalg.norm(got, axis=1) if got is not None else None
+    check("normalize false: the pooled vector before Normalize (PyTorch fixture, 1e-5)",
+          st == 200 and maxdiff(got, pooled) <= 1e-5 and float(np.min(np.abs(norms - 1))) > 1e-2,
+          f"{st} {maxdiff(got, pooled)} {norms}")
+    st, unit, _ = s.request("POST", "/embed", {"inputs": [r["text"] for r in recs], "model": "en"})
+    check("normalize false / its norm = normalize true (1e-6)", st == 200 and got is not None
+          and maxdiff(got / norms[:, None], f32(unit)) <= 1e-6)
+
+
+def embed_all_ref_ok(body, recs, atol=5e-5, rtol=1e-4):
+    """Whether /embed_all's answer equals the fixture records' last hidden states."""
+    if not isinstance(body, list) or len(body) != len(recs):
+        return False
+    for got, r in zip(body, recs):
+        g = f32(got)
+        want = f32(r["hidden_states"][-1])  # flattened: tokens x hidden
+        if want.size != g.size:
+            return False
+        want = want.reshape(g.shape)
+        if g.shape != want.shape or not np.allclose(g, want, atol=atol, rtol=rtol):
+            return False
+    return True
+
+
+def test_embed_all(s):
+    """POST /embed_all: per input, per token (special tokens included), the last hidden state:
+    PyTorch's hidden states of the fixture; prompts' tokens included; token id inputs; USE lite's
+    per-token outputs; the same floats whatever shares the pass (concurrent requests)."""
+    recs = [r for r in expected_records(EN) if not r["truncated"]][:8]
+    st, body, _ = s.request("POST", "/embed_all", {"inputs": [r["text"] for r in recs], "model": "en"})
+    check("embed_all: = PyTorch last hidden states (en-mean-norm, atol 5e-5)", st == 200 and embed_all_ref_ok(body, recs),
+          f"{st} {str(body)[:200]}")
+    st, b1, _ = s.request("POST", "/embed_all", {"inputs": [r["ids"] for r in recs], "model": "en"})
+    check("embed_all: token id inputs = the same texts", st == 200 and st == 200 and b1 == body)
+    st, one, _ = s.request("POST", "/embed_all", {"inputs": "query text here", "model": "prompt", "prompt_name": "query"})
+    st2, tk, _ = s.request("POST", "/tokenize", {"inputs": "query text here", "model": "prompt", "prompt_name": "query"})
+    check("embed_all: the prompt's tokens are included (as many rows as /tokenize's tokens)",
+          st == 200 and st2 == 200 and len(one) == 1 and len(one[0]) == len(tk[0]) == 7,
+          f"{st} {st2}")
+    long_text = " ".join(["word"] * 300)
+    st, b, _ = s.request("POST", "/embed_all", {"inputs": long_text, "model": "en"})
+    check("embed_all: too long without truncate -> 422", st == 422 and is_tei_error(b, "validation"), f"{st} {b}")
+    st, b, _ = s.request("POST", "/embed_all", {"inputs": long_text, "model": "en", "truncate": True})
+    check("embed_all: truncate true -> max_seq_length rows", st == 200 and len(b[0]) == 24, str(st))
+    st, u, _ = s.request("POST", "/embed_all", {"inputs": ["Hello world", "a"]})
+    toks = tokenize_ref(MODEL, ["Hello world", "a"])
+    check("embed_all: USE lite, one 512-wide row per token", st == 200 and [len(x) for x in u] == [len(t) for t in toks]
+          and all(len(row) == 512 for x in u for row in x), str(st))
+    # the Python package's encode(output_value="token_embeddings") on the same library: bit for bit
+    lib = os.path.join(os.path.dirname(SEMBED), "libsembed.so")
+    ldd = subprocess.run(["ldd", lib], capture_output=True, text=True).stdout if os.path.exists(lib) else ""
+    if ldd and "libasan" not in ldd and "libtsan" not in ldd:  # a sanitized library needs its runtime preloaded
+        code = ("import json, sys, sembed; m = sembed.SentenceTransformer(sys.argv[1]); "
+                "print(json.dumps([t.tolist() for t in m.encode(json.loads(sys.argv[2]), "
+                "output_value='token_embeddings')]))")
+        p = subprocess.run(["/usr/bin/python3", "-c", code, EN, json.dumps([r["text"] for r in recs])],
+                           capture_output=True, text=True, env=dict(os.environ, SEMBED_LIBRARY=lib, PYTHONPATH="python"))
+        pk = json.loads(p.stdout) if p.returncode == 0 else None
+        check("embed_all: = the Python package's token_embeddings (se_encode_tokens), bit for bit",
+              pk is not None and len(pk) == len(body) and all(f32(a).tobytes() == f32(b).tobytes()
+                                                              for a, b in zip(pk, body)), p.stderr[-300:])
+    st, b, _ = s.request("POST", "/embed_all", {"inputs": "a", "normalize": False, "model": "en"})
+    check("embed_all: unknown fields are ignored as TEI's serde does", st == 200, f"{st} {b}")
+    # bit-identical whatever the batch: many concurrent mixed requests against solo answers
+    texts = [r["text"] for r in expected_records(EN) if not r["truncated"]][:12]
+    solo = {}
+    for t in texts:
+        _, b, _ = s.request("POST", "/embed_all", {"inputs": t, "model": "en"})
+        solo[t] = b[0]
+    bad, errs = [], []
+
+    def worker(seed):
+        rnd = random.Random(seed)
+        for _ in range(6):
+            pick = rnd.sample(texts, rnd.randint(1, 5))
+            st, b, _ = s.request("POST", "/embed_all", {"inputs": pick, "model": "en"})
+            if st != 200:
+                errs.append(st)
+                continue
+            for t, rows in zip(pick, b):
+                if f32(rows).tobytes() != f32(solo[t]).tobytes():
+                    bad.append(t)
+            # a vector request in the same passes
+            s.request("POST", "/embed", {"inputs": pick, "model": "en"})
+
+    th = [threading.Thread(target=worker, args=(k,)) for k in range(6)]
+    for t in th:
+        t.start()
+    for t in th:
+        t.join()
+    check("embed_all: bit-identical under concurrent mixed load", not bad and not errs, f"{bad[:2]} {errs[:3]}")
+
+
+def test_tokenize_offsets(s):
+    """POST /tokenize: TEI's SimpleToken with byte offsets (se_tokenize_offsets): a normal token's
+    text is the input's bytes [start, stop), special tokens have null start/stop and their piece."""
+    text = "Héllo 世界 café"
+    st, body, _ = s.request("POST", "/tokenize", {"inputs": text, "model": "en"})
+    want = [(101, "[CLS]", True, None, None), (7592, "Héllo", False, 0, 6), (1745, "世", False, 7, 10),
+            (100, "界", False, 10, 13), (7668, "café", False, 14, 19), (102, "[SEP]", True, None, None)]
+    got = [(t["id"], t["text"], t["special"], t["start"], t["stop"]) for t in body[0]] if st == 200 else None
+    check("tokenize: byte offsets through accents and CJK (BERT uncased)", got == want, str(got))
+    raw = text.encode()
+    st, body, _ = s.request("POST", "/tokenize", {"inputs": [text, "  Ünïcödé  naïve  "]})
+    ok = st == 200 and all(t["text"] == raw[t["start"]:t["stop"]].decode() for t in body[0] if not t["special"])
+    ok = ok and [t["id"] for t in body[1]] == tokenize_ref(MODEL, ["  Ünïcödé  naïve  "])[0]
+    spans = [(t["start"], t["stop"]) for t in body[0]] if st == 200 else None
+    check("tokenize: USE lite (sentencepiece) spans cover the text's bytes in order",
+          ok and spans[0][0] == 0 and spans[-1][1] == len(raw) and all(a[1] == b[0] for a, b in zip(spans, spans[1:])),
+          str(spans))
+    st, body, _ = s.request("POST", "/tokenize", {"inputs": "text here", "model": "prompt", "prompt_name": "query"})
+    check("tokenize: prompt_name prepends the prompt, offsets into prompt + input",
+          st == 200 and [t["text"] for t in body[0]] == ["[CLS]", "query", ":", "text", "here", "[SEP]"]
+          and body[0][3]["start"] == len("query: "), str(body))
+    st, body, _ = s.request("POST", "/tokenize", {"inputs": "x", "model": "prompt", "prompt_name": "nope"})
+    check("tokenize: unknown prompt_name -> 422", st == 422 and is_tei_error(body, "validation"), f"{st} {body}")
+
+
+def test_decode(s):
+    """POST /decode: one id list -> [text], a list of lists -> a text each; skip_special_tokens
+    (default true); round trips of /tokenize's ids."""
+    st, tk, _ = s.request("POST", "/tokenize", {"inputs": ["Hello world, how are you?", "Ünïcödé café"], "model": "en"})
+    ids = [[t["id"] for t in x] for x in tk]
+    st, body, _ = s.request("POST", "/decode", {"ids": ids[0], "model": "en"})
+    check("decode: one list -> [text] (WordPiece cleanup)", st == 200 and body == ["hello world, how are you?"], str(body))
+    st, body, _ = s.request("POST", "/decode", {"ids": ids, "model": "en", "skip_special_tokens": False})
+    check("decode: lists, specials kept", st == 200 and body == ["[CLS] hello world, how are you? [SEP]",
+                                                                  "[CLS] unicode cafe [SEP]"], str(body))
+    text = "Hello there: café au lait, 2 + 2 = 4. Tea time!"
+    st, tk, _ = s.request("POST", "/tokenize", {"inputs": text})
+    st, body, _ = s.request("POST", "/decode", {"ids": [t["id"] for t in tk[0]]})
+    check("decode: USE lite round trip", st == 200 and body == [text], str(body))
+    st, body, _ = s.request("POST", "/decode", {"ids": [[], [5]]})
+    check("decode: an empty list -> \"\"", st == 200 and len(body) == 2 and body[0] == "", str(body))
+    for name, b, want in [("ids missing", {}, 422), ("ids a string", {"ids": "1 2"}, 422),
+                          ("an id not an integer", {"ids": [1, "a"]}, 422), ("a negative id", {"ids": [[1], [-1]]}, 422),
+                          ("an id outside the vocabulary", {"ids": [1, 8001]}, 422),
+                          ("skip_special_tokens a string", {"ids": [1], "skip_special_tokens": "no"}, 422),
+                          ("too many lists", {"ids": [[1]] * 33}, 422)]:
+        st, body, _ = s.request("POST", "/decode", b)
+        check(f"decode: {name} -> {want}", st == want and is_tei_error(body), f"{st} {body}")
 
 
 # ==== /similarity ====
@@ -540,6 +748,30 @@ def test_model_types(s):
           == ["reranker", "classifier", "reranker", "embedding"], str(info.get("models")))
 
 
+def test_pair_truncation_left(s):
+    """truncation_direction "Left" on /rerank and /predict: each text of the pair cut from its start
+    (longest_first, Hugging Face's truncation_side "left"): the score of the query with the long
+    document's last words, where "Right" scores its first words."""
+    words = ["apple", "river", "green", "house", "music", "light", "water", "stone"]
+    doc = " ".join(words[i % 8] + " " + words[(i * 3) % 8] for i in range(30))
+    n_query = len(tokenize_ref(CE, ["what is it"], "--no-special")[0])
+    keep = 32 - 3 - n_query  # words that fit beside the query (one token each)
+    toks = doc.split()
+    head, tail = " ".join(toks[:keep]), " ".join(toks[-keep:])
+    st, b, _ = s.request("POST", "/rerank", {"query": "what is it", "texts": [doc, head, tail], "truncate": True,
+                                             "raw_scores": True, "truncation_direction": "Left", "model": "ce"})
+    sc = {r["index"]: r["score"] for r in b} if st == 200 else {}
+    check("rerank left: the long document scores as its last words", st == 200 and sc[0] == sc[2] and sc[0] != sc[1],
+          f"{st} {sc}")
+    st, b, _ = s.request("POST", "/rerank", {"query": "what is it", "texts": [doc, head], "truncate": True,
+                                             "raw_scores": True, "model": "ce"})
+    sc = {r["index"]: r["score"] for r in b} if st == 200 else {}
+    check("rerank right: the long document scores as its first words", st == 200 and sc[0] == sc[1], f"{st} {sc}")
+    st, b, _ = s.request("POST", "/predict", {"inputs": [["what is it", doc], ["what is it", tail]], "truncate": True,
+                                              "raw_scores": True, "truncation_direction": "left", "model": "ce"})
+    check("predict left: the pair's long text cut from its start", st == 200 and b[0] == b[1], f"{st} {b}")
+
+
 def test_pair_bad_input(s):
     cases = [
         ("rerank: no query", "/rerank", {"texts": ["a"]}, 422),
@@ -551,7 +783,6 @@ def test_pair_bad_input(s):
         ("rerank: an empty text", "/rerank", {"query": "q", "texts": ["a", ""]}, 400),
         ("rerank: too many texts", "/rerank", {"query": "q", "texts": ["a"] * 33}, 422),
         ("rerank: raw_scores a string", "/rerank", {"query": "q", "texts": ["a"], "raw_scores": "yes"}, 422),
-        ("rerank: truncation_direction left", "/rerank", {"query": "q", "texts": ["a"], "truncation_direction": "Left"}, 422),
         ("rerank: neither texts nor documents", "/rerank", {"query": "q"}, 422),
         ("jina: top_n 0", "/v1/rerank", {"query": "q", "documents": ["a"], "top_n": 0}, 422),
         ("jina: top_n a string", "/v1/rerank", {"query": "q", "documents": ["a"], "top_n": "2"}, 422),
@@ -890,7 +1121,6 @@ def test_bad_input(s):
         ("dimensions 0", "/embed", b'{"inputs": "a", "dimensions": 0}', 422, "tei"),
         ("dimensions too large", "/embed", b'{"inputs": "a", "dimensions": 513}', 422, "tei"),
         ("unknown model (TEI)", "/embed", b'{"inputs": "a", "model": "nope"}', 422, "tei"),
-        ("truncation_direction left", "/embed", b'{"inputs": "a", "truncation_direction": "left"}', 422, "tei"),
         ("too many inputs", "/embed", json.dumps({"inputs": ["a"] * 33}).encode(), 422, "tei"),
         ("100000 inputs", "/embed", json.dumps({"inputs": ["a"] * 100000}).encode(), 422, "tei"),
         ("tokenize ids", "/tokenize", b'{"inputs": [1, 2]}', 422, "tei"),
@@ -1162,7 +1392,8 @@ def test_linking():
 def test_usage():
     rc, out, _ = run("serve", "--help")
     check("serve --help", rc == 0 and "--max-batch-tokens" in out and "--api-key-file" in out
-          and "--cors-allow-origin" in out and "--request-timeout" in out and "/rerank" in out and "/metrics" in out)
+          and "--cors-allow-origin" in out and "--request-timeout" in out and "/rerank" in out and "/metrics" in out
+          and "/embed_all" in out and "/decode" in out)
     rc, _, err = run("serve", "-m", MODEL, "--request-timeout", "0")
     check("serve --request-timeout 0: usage error", rc == 2 and "--request-timeout" in err, err)
     rc, _, err = run("serve", "-m", MODEL, "--cors-allow-origin", "")
@@ -1222,6 +1453,7 @@ def test_cross_encoder_server():
         test_predict(s)
         test_model_types(s)
         test_pair_bad_input(s)
+        test_pair_truncation_left(s)
         test_pair_concurrency(s)
         test_metrics(s)
         test_cors(s)
@@ -1284,6 +1516,12 @@ def main():
         test_variants(s, qp, lc)
         test_backend_error(s)
         test_truncation(s)
+        test_text_path(s)
+        test_truncation_left(s)
+        test_normalize_false(s)
+        test_embed_all(s)
+        test_tokenize_offsets(s)
+        test_decode(s)
         test_similarity(s)
         test_bad_input(s)
         test_concurrency(s)

@@ -210,6 +210,8 @@ _proto("se_encode_default_params", se_encode_params)
 _proto("se_encode_dim", _S, _P, ctypes.POINTER(se_encode_params))
 _proto("se_encode", _I, _P, _PP, ctypes.POINTER(_S), _S, ctypes.POINTER(se_encode_params), _PF, _S,
        ctypes.POINTER(ctypes.c_bool), _E)
+_proto("se_encode_tokens", _I, _P, _PP, ctypes.POINTER(_S), _S, ctypes.POINTER(se_encode_params), _PF, _S,
+       ctypes.POINTER(_S), ctypes.POINTER(ctypes.c_bool), _E)
 _proto("se_tokenizer_n_tokens_max", _S, _P)
 _proto("se_tokenize_default_params", se_tokenize_params, _P)
 _proto("se_tokenize", _I, _P, ctypes.c_char_p, _S, ctypes.c_char_p, _S, ctypes.POINTER(se_tokenize_params),

@@ -13,6 +13,9 @@ _SIM_NAMES = ("cosine", "dot", "euclidean", "manhattan")
 _PRECISIONS = ("float32", "int8", "uint8", "binary", "ubinary")
 
 
+_SE_E_BUFFER = -6  # sembed.h se_status: a caller buffer is too small
+
+
 def _torch():
     """torch when it imports, else None."""
     try:
@@ -188,6 +191,38 @@ class SentenceTransformer:
             bar.close()
         return out
 
+    def _encode_tokens(self, texts, prompt, batch_size):
+        """Per text, the (tokens, hidden) float32 token embeddings through
+        se_encode_tokens (special tokens and the prompt's tokens included),
+        batch_size texts per call: a first call asks for the token counts
+        (SE_E_BUFFER), the second fills an array of exactly that size."""
+        p = lib.se_encode_default_params()
+        p.prompt = prompt.encode("utf-8")
+        p.prompt_name = None
+        hidden = self._m.info.n_embd
+        ctx = self._m.ctx()
+        err = _lib.se_error()
+        rows = []
+        for s in range(0, len(texts), batch_size):
+            part = texts[s:s + batch_size]
+            ptrs, lens, keep = _lib.text_arrays(part)
+            counts = (ctypes.c_size_t * len(part))()
+            st = lib.se_encode_tokens(ctx, ptrs, lens, len(part), ctypes.byref(p), None, 0, counts, None,
+                                      ctypes.byref(err))
+            if st not in (0, _SE_E_BUFFER):
+                _lib.check(st, _shift_msg(err, s) if s else err)
+            total = sum(counts)
+            out = np.empty((max(total, 1), hidden), dtype=np.float32)
+            st = lib.se_encode_tokens(ctx, ptrs, lens, len(part), ctypes.byref(p), _lib.float_ptr(out),
+                                      total * hidden, counts, None, ctypes.byref(err))
+            if st != 0:
+                _lib.check(st, _shift_msg(err, s) if s else err)
+            at = 0
+            for c in counts:
+                rows.append(out[at:at + c].copy())
+                at += c
+        return rows
+
     def encode(self, sentences, prompt_name=None, prompt=None, batch_size=32, show_progress_bar=None,
                output_value="sentence_embedding", precision="float32", convert_to_numpy=True,
                convert_to_tensor=False, device=None, normalize_embeddings=False, truncate_dim=None, **kwargs):
@@ -197,10 +232,7 @@ class SentenceTransformer:
         convert_to_tensor returns a torch tensor (torch must import);
         batch_size is the texts per library call (the library batches
         further by tokens); show_progress_bar uses tqdm when it imports."""
-        if output_value == "token_embeddings" or output_value is None:
-            raise NotImplementedError("sembed: output_value=%r needs the library's se_encode_tokens (token "
-                                      "embeddings), which this libsembed does not have yet" % (output_value,))
-        if output_value != "sentence_embedding":
+        if output_value not in ("sentence_embedding", "token_embeddings", None):
             raise ValueError("output_value must be 'sentence_embedding', 'token_embeddings' or None, not %r"
                              % (output_value,))
         if precision not in _PRECISIONS:
@@ -210,6 +242,9 @@ class SentenceTransformer:
         if device not in (None, "cpu") and str(device) != "cpu":
             raise ValueError("sembed runs on the CPU only: device must be None or 'cpu', not %r" % (device,))
         texts, single = _text_list(sentences)
+        if output_value != "sentence_embedding":
+            return self._encode_all(texts, single, output_value, prompt_name, prompt, batch_size, convert_to_tensor,
+                                    normalize_embeddings, truncate_dim, precision, show_progress_bar)
         saved = self.truncate_dim
         if truncate_dim is not None:
             if not isinstance(truncate_dim, int) or truncate_dim <= 0 or truncate_dim > self._m.info.dim:
@@ -238,6 +273,39 @@ class SentenceTransformer:
         if not len(texts):
             return np.asarray([], dtype=emb.dtype)
         return emb[0] if single else emb
+
+    def _encode_all(self, texts, single, output_value, prompt_name, prompt, batch_size, convert_to_tensor,
+                    normalize_embeddings, truncate_dim, precision, progress):
+        """encode() with output_value "token_embeddings" (per text a
+        (tokens, hidden) array: every token's last hidden state, special
+        tokens included, as sentence-transformers gives them cut to the
+        attention mask) or None (per text a dict with "token_embeddings" and
+        "sentence_embedding"). Arrays are numpy float32, torch tensors with
+        convert_to_tensor (sentence-transformers gives tensors here and
+        ignores convert_to_numpy)."""
+        ptext = self._prompt_text(prompt_name, prompt)
+        tok = self._encode_tokens(texts, ptext, batch_size)
+        if output_value is None:
+            saved = self.truncate_dim
+            if truncate_dim is not None:
+                if not isinstance(truncate_dim, int) or truncate_dim <= 0 or truncate_dim > self._m.info.dim:
+                    raise ValueError("truncate_dim must be in 1..%d, not %r" % (self._m.info.dim, truncate_dim))
+                self.truncate_dim = truncate_dim
+            try:
+                emb = self._encode_f32(texts, ptext, normalize_embeddings, batch_size, progress)
+            finally:
+                self.truncate_dim = saved
+        conv = (lambda a: a)
+        if convert_to_tensor:
+            torch = _torch()
+            if torch is None:
+                raise ImportError("sembed: convert_to_tensor=True needs torch, which does not import here")
+            conv = torch.from_numpy
+        if output_value == "token_embeddings":
+            out = [conv(t) for t in tok]
+        else:
+            out = [{"token_embeddings": conv(t), "sentence_embedding": conv(e)} for t, e in zip(tok, emb)]
+        return out[0] if single else out
 
     def encode_query(self, sentences, prompt_name=None, prompt=None, **kwargs):
         """encode() with the model's "query" prompt when it has one and none is given."""

@@ -1,19 +1,21 @@
 /*
  * fuzz_serve_request.c - fuzz target for `sembed serve`'s request binding
  * (sv_request_parse, src/serve_req.c; STYLE rule 39): the JSON bodies of
- * POST /v1/embeddings, /embed, /tokenize, /rerank, /predict, /v1/rerank and
- * /similarity, the server's untrusted input after libmicrohttpd's HTTP
+ * POST /v1/embeddings, /embed, /tokenize, /rerank, /predict, /v1/rerank,
+ * /similarity, /embed_all and /decode, the server's untrusted input after libmicrohttpd's HTTP
  * parsing.
  *
  * The first byte picks the route and the auto-truncate default (bit 2):
- * below 0x80, byte % 3 (OpenAI embeddings, TEI embed, TEI tokenize: the
- * corpus's first seeds); from 0x80, 3 + byte % 4 (TEI rerank, TEI predict,
- * Jina rerank, TEI similarity). The rest is the body.
+ * 0x70..0x73 TEI embed_all, 0x74..0x77 TEI decode; other bytes below 0x80,
+ * byte % 3 (OpenAI embeddings, TEI embed, TEI tokenize: the corpus's first
+ * seeds); from 0x80, 3 + byte % 4 (TEI rerank, TEI predict, Jina rerank,
+ * TEI similarity). The rest is the body.
  * Beyond "never crash, never leak", the target checks what the binding
  * promises:
  *   - success: 1..max inputs, each a non-empty text (no NUL byte, as JSON
  *     strings with \u0000 are refused) or a non-empty list of ids in
- *     [0, 2^31); tokenize takes texts only; dimensions >= 0;
+ *     [0, 2^31); tokenize takes texts only; dimensions >= 0; decode
+ *     takes id lists only, which may be empty;
  *     the rerank, predict and similarity routes take texts only; rerank
  *     has a non-empty query and is bound as TEI's or Jina's by its body;
  *     a /predict pair's second text is non-empty; similarity has the
@@ -49,7 +51,10 @@ int se_fuzz_serve_request(const uint8_t *data, size_t size);
 /* Binds one input and checks the promises above. */
 static int fuzz_one(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
-    sv_route route = (sv_route)(data[0] < 0x80 ? data[0] % 3 : 3 + data[0] % 4);
+    sv_route route = (sv_route)(data[0] >= 0x70 && data[0] < 0x74   ? SV_ROUTE_TEI_EMBED_ALL
+                                : data[0] >= 0x74 && data[0] < 0x78 ? SV_ROUTE_TEI_DECODE
+                                : data[0] < 0x80                    ? data[0] % 3
+                                                                    : 3 + data[0] % 4);
     bool auto_truncate = data[0] & 4;
     sv_request q;
     sv_error e;
@@ -65,7 +70,8 @@ static int fuzz_one(const uint8_t *data, size_t size) {
     sv_buf b = {0};
     /* the cross-encoder and similarity routes: texts only; rerank has a query, a
      * Jina body on /rerank is bound as Jina's; /predict pairs are non-empty */
-    bool texts_only = route >= SV_ROUTE_TEI_RERANK;
+    bool texts_only = route >= SV_ROUTE_TEI_RERANK && route <= SV_ROUTE_TEI_SIMILARITY;
+    bool decode = route == SV_ROUTE_TEI_DECODE;
     bool rerank_route = route == SV_ROUTE_TEI_RERANK || route == SV_ROUTE_JINA_RERANK;
     FUZZ_REQUIRE(q.route == route || (rerank_route && (q.route == SV_ROUTE_TEI_RERANK || q.route == SV_ROUTE_JINA_RERANK)));
     bool rerank = q.route == SV_ROUTE_TEI_RERANK || q.route == SV_ROUTE_JINA_RERANK;
@@ -82,7 +88,7 @@ static int fuzz_one(const uint8_t *data, size_t size) {
         const sv_input *x = &q.inputs[i];
         if (x->ids) {
             FUZZ_REQUIRE(route != SV_ROUTE_TEI_TOKENIZE);
-            FUZZ_REQUIRE(!x->text && x->n_ids >= 1);
+            FUZZ_REQUIRE(!x->text && (x->n_ids >= 1 || decode));
             for (size_t t = 0; t < x->n_ids; t++) FUZZ_REQUIRE(x->ids[t] >= 0);
             /* the writers over float views of the ids (any bit pattern) */
             size_t nf = x->n_ids < 64 ? x->n_ids : 64;
@@ -93,6 +99,7 @@ static int fuzz_one(const uint8_t *data, size_t size) {
             FUZZ_REQUIRE(b.oom || b.n - before == (nf * 4 + 2) / 3 * 4 + 2);
             sv_buf_float_array(&b, v, nf);
         } else {
+            FUZZ_REQUIRE(!decode);
             FUZZ_REQUIRE(x->text && x->text_len >= 1 && !memchr(x->text, 0, x->text_len));
             sv_buf_json_str(&b, x->text, x->text_len);
         }

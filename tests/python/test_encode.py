@@ -126,8 +126,8 @@ def test_bad_arguments(use_model):
         use_model.encode("a", device="cuda")
     with pytest.raises(ValueError, match="CPU only"):
         SentenceTransformer(USE, device="cuda")
-    with pytest.raises(NotImplementedError, match="se_encode_tokens"):
-        use_model.encode("a", output_value="token_embeddings")
+    with pytest.raises(ValueError, match="output_value"):
+        use_model.encode("a", output_value="hidden_states")
     with pytest.raises(ValueError, match="truncate_dim"):
         use_model.encode("a", truncate_dim=513)
     with pytest.raises(ValueError, match="similarity_fn_name"):
@@ -281,3 +281,54 @@ def test_library_notices_go_to_logging(caplog):
     with caplog.at_level("INFO", logger="sembed"):
         SentenceTransformer(os.path.join(FIX, "en-plain-hf"))
     assert any(r.name == "sembed" and "pooling" in r.getMessage() for r in caplog.records), caplog.records
+
+
+def _expected(name):
+    """A fixture model's PyTorch reference records with a non-empty text."""
+    with open(os.path.join(FIX, name, "expected.jsonl"), encoding="utf-8") as f:
+        return [r for r in map(json.loads, f) if r.get("text")]
+
+
+def test_token_embeddings_match_pytorch():
+    """output_value="token_embeddings": per text a (tokens, hidden) array, special tokens included,
+    equal to the fixture's PyTorch last hidden states (truncated texts too); batch_size does not
+    change a bit."""
+    m = SentenceTransformer(os.path.join(FIX, "en-mean-norm"))
+    recs = _expected("en-mean-norm")
+    got = m.encode([r["text"] for r in recs], output_value="token_embeddings")
+    assert isinstance(got, list) and len(got) == len(recs)
+    for g, r in zip(got, recs):
+        want = np.asarray(r["hidden_states"][-1], dtype=np.float32).reshape(len(r["ids"]), -1)
+        assert g.dtype == np.float32 and g.shape == want.shape == (len(r["ids"]), 32)
+        np.testing.assert_allclose(g, want, atol=5e-5, rtol=1e-4)
+    small = m.encode([r["text"] for r in recs], output_value="token_embeddings", batch_size=3)
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(got, small))
+    one = m.encode(recs[1]["text"], output_value="token_embeddings")
+    assert one.tobytes() == got[1].tobytes()
+
+
+def test_token_embeddings_prompt_and_use_lite(use_model):
+    """A prompt's tokens are in the token embeddings (as sentence-transformers keeps them); USE lite
+    gives one 512-wide row per sentencepiece token."""
+    m = SentenceTransformer(os.path.join(FIX, "en-allpool-prompt"))
+    plain = m.encode("text here", output_value="token_embeddings")
+    q = m.encode("text here", output_value="token_embeddings", prompt_name="query")
+    assert q.shape[0] == plain.shape[0] + 2  # "query", ":"
+    rc, out, _ = cli("tokenize", "-m", USE, input=b"Hello world\n")
+    n = len(json.loads(out))
+    u = use_model.encode(["Hello world", "another one here"], output_value="token_embeddings")
+    assert u[0].shape == (n, 512) and u[1].shape[1] == 512
+
+
+def test_output_value_none_gives_both():
+    """output_value=None: per text a dict with token_embeddings and sentence_embedding, the latter
+    equal to encode()'s vector bit for bit."""
+    m = SentenceTransformer(os.path.join(FIX, "en-mean-norm"))
+    texts = ["A man is eating food.", "Héllo café"]
+    both = m.encode(texts, output_value=None)
+    vec = m.encode(texts)
+    tok = m.encode(texts, output_value="token_embeddings")
+    assert [sorted(d) for d in both] == [["sentence_embedding", "token_embeddings"]] * 2
+    for d, v, t in zip(both, vec, tok):
+        assert d["sentence_embedding"].tobytes() == v.tobytes()
+        assert d["token_embeddings"].tobytes() == t.tobytes()
