@@ -81,8 +81,8 @@ done:
  * their out rows (n_ids * n_embd floats each) with one
  * se_encode_ids_tokens call. Returns the library's status; err says why. */
 static se_status tokens_group(sv_batcher *b, sv_item **g, size_t n, se_error *err) {
-    const int32_t **ids = malloc(n * sizeof *ids);
-    size_t *lens = malloc(n * sizeof *lens), total = 0;
+    const int32_t **ids = calloc(n, sizeof *ids);
+    size_t *lens = calloc(n, sizeof *lens), total = 0;
     for (size_t i = 0; lens && i < n; i++) total += g[i]->n_ids;
     size_t cap = total * b->n_embd;
     float *out = malloc((cap ? cap : 1) * sizeof *out);
