@@ -55,6 +55,17 @@ class se_model_params(ctypes.Structure):
                 ("use_mmap", ctypes.c_bool), _TAIL]
 
 
+HUB_PROGRESS_FN = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_void_p)
+
+
+class se_hub_params(ctypes.Structure):
+    _fields_ = [("endpoint", ctypes.c_char_p), ("cache_dir", ctypes.c_char_p), ("token", ctypes.c_char_p),
+                ("revision", ctypes.c_char_p), ("include", ctypes.POINTER(ctypes.c_char_p)),
+                ("n_include", ctypes.c_size_t), ("progress_fn", HUB_PROGRESS_FN), ("progress_user", ctypes.c_void_p),
+                ("log_fn", LOG_FN), ("log_user", ctypes.c_void_p), ("n_retries", ctypes.c_int32),
+                ("retry_ms", ctypes.c_int32), ("offline", ctypes.c_bool), _TAIL]
+
+
 class se_model_info(ctypes.Structure):
     _fields_ = [("arch", ctypes.c_char_p), ("arch_name", ctypes.c_char_p), ("hidden_act", ctypes.c_char_p),
                 ("n_vocab", ctypes.c_int32), ("n_embd", ctypes.c_int32), ("n_layer", ctypes.c_int32),
@@ -196,6 +207,9 @@ _I = ctypes.c_int
 _proto("se_version", ctypes.c_char_p)
 _proto("se_status_str", ctypes.c_char_p, _I)
 _proto("se_free", None, _P)
+_proto("se_hub_default_params", se_hub_params)
+_proto("se_hub_is_repo_id", ctypes.c_bool, ctypes.c_char_p)
+_proto("se_hub_resolve", _I, ctypes.c_char_p, ctypes.POINTER(se_hub_params), ctypes.c_char_p, _S, _E)
 _proto("se_model_default_params", se_model_params)
 _proto("se_model_load", _I, ctypes.c_char_p, ctypes.POINTER(se_model_params), ctypes.POINTER(_P), _E)
 _proto("se_model_free", None, _P)
@@ -362,3 +376,29 @@ class Model:
         buf = ctypes.create_string_buffer(160)
         check(lib.se_model_fingerprint(self.ptr, buf, len(buf), ctypes.byref(err)), err)
         return buf.value.decode()
+
+
+def hub_resolve(repo_id, revision=None, token=None, cache_folder=None, local_files_only=False):
+    """The snapshot folder of a hub model ORG/NAME in huggingface_hub's cache
+    (the one `sembed pull` and Python's huggingface_hub fill), downloaded on
+    first use unless local_files_only or HF_HUB_OFFLINE; SembedError when it
+    cannot be had (not cached offline, gated, not found, offline)."""
+    err = se_error()
+    p = lib.se_hub_default_params()
+    p.log_fn = _LOG_CB
+    keep = []
+    for field, value in (("revision", revision), ("token", token), ("cache_dir", cache_folder)):
+        if value is not None:
+            b = os.fsencode(value) if field == "cache_dir" else str(value).encode()
+            keep.append(b)
+            setattr(p, field, b)
+    p.offline = bool(local_files_only)
+    buf = ctypes.create_string_buffer(4096)
+    check(lib.se_hub_resolve(str(repo_id).encode(), ctypes.byref(p), buf, len(buf), ctypes.byref(err)), err)
+    return os.fsdecode(buf.value)
+
+
+def is_repo_id(name):
+    """Whether name has the form of a hub repository id, ORG/NAME."""
+    return bool(lib.se_hub_is_repo_id(str(name).encode()))
+

@@ -25,13 +25,22 @@ def _torch():
     return torch
 
 
-def _resolve_path(name):
-    """The model folder for model_name_or_path: a folder on disk (a hub name
-    resolves only once `sembed pull` exists)."""
+def _resolve_path(name, revision=None, token=None, cache_folder=None, local_files_only=False):
+    """The model folder for model_name_or_path, as sentence-transformers
+    finds it: a folder on disk, else a hub name in huggingface_hub's cache
+    (ORG/NAME, or NAME for sentence-transformers/NAME), downloaded on first
+    use unless local_files_only or HF_HUB_OFFLINE (libsembed's se_hub_resolve:
+    the cache `sembed pull` and Python's huggingface_hub share)."""
     if os.path.isdir(name):
         return name
-    raise ValueError("sembed: %r is not a model folder; download the model on a machine with hub access "
-                     "(e.g. `huggingface-cli download %s --local-dir DIR`) and pass the folder's path" % (name, name))
+    repo = name if "/" in name else "sentence-transformers/" + name
+    if not _lib.is_repo_id(repo):
+        raise ValueError("sembed: %r is not a model folder (no such folder), nor a hub name (ORG/NAME)" % (name,))
+    try:
+        return _lib.hub_resolve(repo, revision=revision, token=token, cache_folder=cache_folder,
+                                local_files_only=local_files_only)
+    except _lib.SembedError as e:
+        raise _lib.SembedError("%r is no model folder, and as a hub model: %s" % (name, e), e.code, e.status) from None
 
 
 def _text_list(sentences, what="sentences"):
@@ -61,7 +70,8 @@ class SentenceTransformer:
     the library's worker threads per calling thread (0: online CPUs, at
     most 8)."""
 
-    # sentence-transformers' other constructor arguments: accepted, without effect here
+    # sentence-transformers' other constructor arguments: accepted (revision, token, use_auth_token and
+    # local_files_only apply to hub names), the others without effect here
     _IGNORED = ("modules", "trust_remote_code", "revision", "local_files_only", "token", "use_auth_token",
                 "model_kwargs", "tokenizer_kwargs", "config_kwargs", "model_card_data", "backend")
 
@@ -79,7 +89,8 @@ class SentenceTransformer:
         path = os.fspath(model_name_or_path)
         if cache_folder and not os.path.isdir(path) and os.path.isdir(os.path.join(cache_folder, path)):
             path = os.path.join(cache_folder, path)
-        self._m = _lib.Model(_resolve_path(path), n_threads=n_threads)
+        self._m = _lib.Model(_resolve_path(path, kwargs.get("revision"), kwargs.get("token") or kwargs.get("use_auth_token"),
+                                           cache_folder, bool(kwargs.get("local_files_only"))), n_threads=n_threads)
         info = self._m.info
         if info.head:
             raise ValueError("%s is a cross-encoder (%s): load it with sembed.CrossEncoder" %

@@ -1,5 +1,6 @@
 """SentenceTransformer.encode and friends against `sembed encode`, bit for
 bit, and sentence-transformers' shapes, precision modes and errors."""
+import hashlib
 import json
 import os
 import shutil
@@ -332,3 +333,40 @@ def test_output_value_none_gives_both():
     for d, v, t in zip(both, vec, tok):
         assert d["sentence_embedding"].tobytes() == v.tobytes()
         assert d["token_embeddings"].tobytes() == t.tobytes()
+
+
+def _hub_cache(root, repo, src, commit="0123456789abcdef0123456789abcdef01234567"):
+    """A huggingface_hub cache at root holding the files of folder src as
+    repo at commit (blobs named by a fake etag, relative snapshot links,
+    refs/main), as `sembed pull` and huggingface_hub write it."""
+    base = root / ("models--" + repo.replace("/", "--"))
+    snap = base / "snapshots" / commit
+    (base / "blobs").mkdir(parents=True)
+    (base / "refs").mkdir()
+    (base / "refs" / "main").write_text(commit)
+    for dirpath, _, files in os.walk(src):
+        for f in files:
+            rel = os.path.relpath(os.path.join(dirpath, f), src)
+            etag = hashlib.sha1(rel.encode()).hexdigest()
+            shutil.copy(os.path.join(dirpath, f), base / "blobs" / etag)
+            link = snap / rel
+            link.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(os.path.relpath(base / "blobs" / etag, link.parent), link)
+    return snap
+
+
+def test_hub_names_resolve_through_the_cache(tmp_path, monkeypatch):
+    # sentence-transformers' names: ORG/NAME, or NAME for sentence-transformers/NAME, from the shared cache
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    cache = tmp_path / "hub"
+    _hub_cache(cache, "sentence-transformers/tiny-mean", os.path.join(FIX, "en-mean-norm"))
+    texts = fixture_sentences()[:5]
+    want = SentenceTransformer(os.path.join(FIX, "en-mean-norm")).encode(texts)
+    for name in ("sentence-transformers/tiny-mean", "tiny-mean"):
+        m = SentenceTransformer(name, cache_folder=str(cache))
+        assert np.array_equal(m.encode(texts), want), name
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    assert np.array_equal(SentenceTransformer("tiny-mean", local_files_only=True).encode(texts), want)
+    with pytest.raises(sembed.SembedError) as e:
+        SentenceTransformer("org/not-cached", cache_folder=str(cache))
+    assert "org/not-cached" in str(e.value) and "cache" in str(e.value)
