@@ -86,11 +86,12 @@ class se_ctx_params(ctypes.Structure):
 
 class se_encode_params(ctypes.Structure):
     _fields_ = [("prompt", ctypes.c_char_p), ("prompt_name", ctypes.c_char_p), ("truncate_dim", ctypes.c_int32),
-                ("normalize", ctypes.c_bool), _TAIL]
+                ("normalize", ctypes.c_bool), ("skip_normalize", ctypes.c_bool),
+                ("pool_starts", ctypes.POINTER(ctypes.c_size_t)), _TAIL]
 
 
 class se_tokenize_params(ctypes.Structure):  # 16 bytes: returned in registers, no tail
-    _fields_ = [("n_tokens_max", ctypes.c_size_t), ("add_special", ctypes.c_bool)]
+    _fields_ = [("n_tokens_max", ctypes.c_size_t), ("add_special", ctypes.c_bool), ("truncate_left", ctypes.c_bool)]
 
 
 class se_predict_params(ctypes.Structure):  # 8 bytes: returned in registers, no tail
@@ -222,6 +223,13 @@ _proto("se_ctx_new", _I, _P, ctypes.POINTER(se_ctx_params), ctypes.POINTER(_P), 
 _proto("se_ctx_free", None, _P)
 _proto("se_encode_default_params", se_encode_params)
 _proto("se_encode_dim", _S, _P, ctypes.POINTER(se_encode_params))
+_proto("se_encode_tokenize", _I, _P, ctypes.c_char_p, _S, ctypes.POINTER(se_encode_params),
+       ctypes.POINTER(se_tokenize_params), ctypes.POINTER(ctypes.c_int32), _S, ctypes.POINTER(_S), ctypes.POINTER(_S),
+       ctypes.POINTER(ctypes.c_bool), _E)
+_proto("se_encode_ids", _I, _P, ctypes.POINTER(ctypes.POINTER(ctypes.c_int32)), ctypes.POINTER(_S), _S,
+       ctypes.POINTER(se_encode_params), _PF, _S, _E)
+_proto("se_encode_ids_tokens", _I, _P, ctypes.POINTER(ctypes.POINTER(ctypes.c_int32)), ctypes.POINTER(_S), _S, _PF,
+       _S, _E)
 _proto("se_encode", _I, _P, _PP, ctypes.POINTER(_S), _S, ctypes.POINTER(se_encode_params), _PF, _S,
        ctypes.POINTER(ctypes.c_bool), _E)
 _proto("se_encode_tokens", _I, _P, _PP, ctypes.POINTER(_S), _S, ctypes.POINTER(se_encode_params), _PF, _S,

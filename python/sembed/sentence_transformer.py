@@ -108,6 +108,7 @@ class SentenceTransformer:
             raise ValueError("default prompt name %r is not found in the configured prompts dictionary with keys %r"
                              % (self.default_prompt_name, list(self.prompts)))
         self._similarity_fn_name = _SIM_NAMES[info.similarity]
+        self._max_seq_length = None  # None: the model's; else a shorter truncation (the ids path)
         if similarity_fn_name is not None:
             self.similarity_fn_name = similarity_fn_name
         self.device = "cpu"
@@ -120,19 +121,21 @@ class SentenceTransformer:
 
     def get_max_seq_length(self):
         """max_seq_length: tokens a text is truncated to, specials included."""
-        return int(self._m.info.n_tokens_max)
+        return self.max_seq_length
 
     @property
     def max_seq_length(self):
-        """Tokens a text is truncated to (specials included). Read-only here:
-        the library truncates at the model's configured length."""
-        return int(self._m.info.n_tokens_max)
+        """Tokens a text is truncated to (specials included): the model's
+        configured length, or a shorter one set here (as
+        `model.max_seq_length = 128` in sentence-transformers)."""
+        return self._max_seq_length or int(self._m.info.n_tokens_max)
 
     @max_seq_length.setter
     def max_seq_length(self, value):
-        if value != self.max_seq_length:
-            raise NotImplementedError("sembed: max_seq_length is fixed by the model folder (%d); edit its "
-                                      "sentence_bert_config.json to change it" % self.max_seq_length)
+        limit = int(self._m.info.n_tokens_max)
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= limit:
+            raise ValueError("max_seq_length must be an int in 1..%d (the model's length), not %r" % (limit, value))
+        self._max_seq_length = value if value < limit else None
 
     @property
     def similarity_fn_name(self):
@@ -175,8 +178,37 @@ class SentenceTransformer:
             return self.prompts.get(self.default_prompt_name, "")
         return ""
 
+    def _ids(self, texts, p, base=0):
+        """For a shorter max_seq_length: each text tokenized as se_encode
+        would (prompt, strip, lowercasing) by se_encode_tokenize, truncated to
+        max_seq_length -> (int32*[n], size_t[n] lengths, size_t[n] pooling
+        starts, keep-alive list)."""
+        tp = lib.se_tokenize_default_params(self._m.tokenizer)
+        tp.n_tokens_max = self.max_seq_length
+        tp.add_special = True
+        cap = self.max_seq_length
+        n = len(texts)
+        ptrs = (ctypes.POINTER(ctypes.c_int32) * n)()
+        lens, starts = (ctypes.c_size_t * n)(), (ctypes.c_size_t * n)()
+        keep, err = [], _lib.se_error()
+        got, start = ctypes.c_size_t(), ctypes.c_size_t()
+        for i, t in enumerate(texts):
+            b = t.encode("utf-8")
+            buf = (ctypes.c_int32 * cap)()
+            st = lib.se_encode_tokenize(self._m.ptr, b, len(b), ctypes.byref(p), ctypes.byref(tp), buf, cap,
+                                        ctypes.byref(got), ctypes.byref(start), None, ctypes.byref(err))
+            if st != 0:  # the call tokenizes one text: name it in the whole input
+                err.msg = (("text %d: " % (base + i)).encode() + err.msg)[:255]
+                _lib.check(st, err)
+            keep.append(buf)
+            ptrs[i] = ctypes.cast(buf, ctypes.POINTER(ctypes.c_int32))
+            lens[i], starts[i] = got.value, start.value
+        return ptrs, lens, starts, keep
+
     def _encode_f32(self, texts, prompt, normalize, batch_size, progress):
-        """(n, dim) float32 through se_encode, batch_size texts per call."""
+        """(n, dim) float32 through se_encode, batch_size texts per call
+        (with a shorter max_seq_length: se_encode_tokenize, then
+        se_encode_ids with the prompts' pooling starts)."""
         p = lib.se_encode_default_params()
         p.prompt = prompt.encode("utf-8")
         p.prompt_name = None
@@ -192,8 +224,15 @@ class SentenceTransformer:
             part = texts[s:s + batch_size]
             ptrs, lens, keep = _lib.text_arrays(part)
             rows = out[s:s + len(part)]
-            st = lib.se_encode(ctx, ptrs, lens, len(part), ctypes.byref(p), _lib.float_ptr(rows), rows.size, None,
-                               ctypes.byref(err))
+            if self._max_seq_length:
+                ids, ilens, starts, keep_ids = self._ids(part, p, s)
+                q = lib.se_encode_default_params()
+                q.truncate_dim, q.normalize, q.pool_starts = p.truncate_dim, p.normalize, starts
+                st = lib.se_encode_ids(ctx, ids, ilens, len(part), ctypes.byref(q), _lib.float_ptr(rows), rows.size,
+                                       ctypes.byref(err))
+            else:
+                st = lib.se_encode(ctx, ptrs, lens, len(part), ctypes.byref(p), _lib.float_ptr(rows), rows.size, None,
+                                   ctypes.byref(err))
             if st != 0:  # "text N" in the message counts within this batch: renumber it for the call
                 _lib.check(st, _shift_msg(err, s) if s else err)
             if bar:
@@ -218,14 +257,22 @@ class SentenceTransformer:
             part = texts[s:s + batch_size]
             ptrs, lens, keep = _lib.text_arrays(part)
             counts = (ctypes.c_size_t * len(part))()
-            st = lib.se_encode_tokens(ctx, ptrs, lens, len(part), ctypes.byref(p), None, 0, counts, None,
-                                      ctypes.byref(err))
+            if self._max_seq_length:  # the shorter length: tokenized here, run as ids
+                ids, counts, _, keep_ids = self._ids(part, p, s)
+                st = 0
+            else:
+                st = lib.se_encode_tokens(ctx, ptrs, lens, len(part), ctypes.byref(p), None, 0, counts, None,
+                                          ctypes.byref(err))
             if st not in (0, _SE_E_BUFFER):
                 _lib.check(st, _shift_msg(err, s) if s else err)
             total = sum(counts)
             out = np.empty((max(total, 1), hidden), dtype=np.float32)
-            st = lib.se_encode_tokens(ctx, ptrs, lens, len(part), ctypes.byref(p), _lib.float_ptr(out),
-                                      total * hidden, counts, None, ctypes.byref(err))
+            if self._max_seq_length:
+                st = lib.se_encode_ids_tokens(ctx, ids, counts, len(part), _lib.float_ptr(out), total * hidden,
+                                              ctypes.byref(err))
+            else:
+                st = lib.se_encode_tokens(ctx, ptrs, lens, len(part), ctypes.byref(p), _lib.float_ptr(out),
+                                          total * hidden, counts, None, ctypes.byref(err))
             if st != 0:
                 _lib.check(st, _shift_msg(err, s) if s else err)
             at = 0
@@ -361,6 +408,7 @@ class SentenceTransformer:
         texts, _ = _text_list(texts, "texts")
         tok = self._m.tokenizer
         p = lib.se_tokenize_default_params(tok)
+        p.n_tokens_max = self.max_seq_length
         cap = max(int(p.n_tokens_max), 1) + 8
         ids = (ctypes.c_int32 * cap)()
         tids = (ctypes.c_int32 * cap)()

@@ -370,3 +370,33 @@ def test_hub_names_resolve_through_the_cache(tmp_path, monkeypatch):
     with pytest.raises(sembed.SembedError) as e:
         SentenceTransformer("org/not-cached", cache_folder=str(cache))
     assert "org/not-cached" in str(e.value) and "cache" in str(e.value)
+
+
+def test_max_seq_length_setter_as_the_folder_setting(tmp_path):
+    # model.max_seq_length = N gives what a folder whose sentence_bert_config.json says N gives
+    texts = fixture_sentences() + ["  Padded words, then many more words than eight tokens hold.  "]
+    for name, prompt_name in (("en-mean-norm", None), ("en-allpool-prompt", "query")):
+        src = os.path.join(FIX, name)
+        short = tmp_path / name
+        shutil.copytree(src, short)
+        cfg = json.loads((short / "sentence_bert_config.json").read_text())
+        cfg["max_seq_length"] = 8
+        (short / "sentence_bert_config.json").write_text(json.dumps(cfg))
+        m = SentenceTransformer(src)
+        full = m.max_seq_length
+        assert full > 8
+        m.max_seq_length = 8
+        assert m.max_seq_length == 8 and m.get_max_seq_length() == 8
+        ref = SentenceTransformer(str(short))
+        kw = {"prompt_name": prompt_name} if prompt_name and prompt_name in m.prompts else {}
+        assert np.array_equal(m.encode(texts, batch_size=3, **kw), ref.encode(texts, **kw)), name
+        tm = m.encode(texts[:4], output_value="token_embeddings", **kw)
+        tr = ref.encode(texts[:4], output_value="token_embeddings", **kw)
+        assert all(a.shape[0] <= 8 and np.array_equal(a, b) for a, b in zip(tm, tr)), name
+        assert m.tokenize(texts)["input_ids"].shape[1] <= 8
+        m.max_seq_length = full  # back to the model's own length: se_encode again
+        assert np.array_equal(m.encode(texts), SentenceTransformer(src).encode(texts))
+    with pytest.raises(ValueError, match="max_seq_length"):
+        m.max_seq_length = 0
+    with pytest.raises(ValueError, match="max_seq_length"):
+        m.max_seq_length = 100000
