@@ -37,7 +37,7 @@ LDLIBS    = $(LIBS) $(SAN)
 #                 is replayed by fuzz_replay in every test run
 TESTS        := test_unicode test_kernels test_threadpool test_similarity test_tokenizer test_safetensors \
                 test_model test_use test_index test_util test_sentencepiece \
-                test_torch_bin test_archs test_rerank test_encode_api
+                test_torch_bin test_archs test_rerank test_encode_api test_serve_float
 TSAN_TESTS   := test_threadpool test_model test_tokenizer test_index
 CLI_TESTS    := test_cli test_index_cli test_rerank_cli test_real_configs test_serve test_serve_index \
                 test_serve_page test_serve_clients test_serve_scale test_python test_pull
@@ -67,7 +67,7 @@ LIB_SRC  := src/alloc.c src/error.c src/json.c src/unicode.c \
 LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
 CLI_SRC  := src/cli.c src/cli_io.c src/cli_eval.c src/cli_bench.c src/cli_index.c src/cli_rerank.c src/cli_pull.c \
             src/serve.c src/serve_req.c src/serve_batch.c src/serve_rerank.c src/serve_metrics.c src/serve_index.c \
-            src/serve_page.c
+            src/serve_page.c src/serve_float.c
 CLI_OBJ  := $(CLI_SRC:src/%.c=$(BUILD)/obj/%.o)
 TEST_BIN := $(TESTS:%=$(BUILD)/tests/%)
 FUZZ_SRC := $(FUZZ_TARGETS:%=tests/fuzz/%.c)
@@ -178,6 +178,12 @@ uninstall:
 $(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -Isrc -o $@ $< $(LIB_OBJ) $(LDLIBS)
+
+# test_serve_float checks the server's float writer, program code outside
+# the library: linked from its source.
+$(BUILD)/tests/test_serve_float: tests/test_serve_float.c src/serve_float.c src/serve.h tests/test.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Isrc -o $@ tests/test_serve_float.c src/serve_float.c $(LDLIBS)
 
 $(BUILD)/tests/test_header_c: tests/test_header.c include/sembed.h
 	@mkdir -p $(dir $@)

@@ -40,6 +40,11 @@ void sv_buf_json_str(sv_buf *b, const char *s, size_t n);
  * back as the same float32 (JSON has no NaN: a non-finite value is
  * written as null). */
 void sv_buf_float(sv_buf *b, float v);
+/* Writes float32 v as JSON number text into out (at least 24 bytes): 9
+ * significant digits with trailing zeros dropped, plain or with an
+ * exponent as %g would choose, which always reads back as v; "null" for a
+ * NaN or infinity. Returns the length (no NUL is written). serve_float.c. */
+size_t sv_fmt_f32(char *out, float v);
 /* Appends n floats as a JSON array. */
 void sv_buf_float_array(sv_buf *b, const float *v, size_t n);
 /* Appends n floats as base64 of their little-endian float32 bytes, in

@@ -111,10 +111,7 @@ void sv_buf_float(sv_buf *b, float v) {
         sv_buf_puts(b, "null");
         return;
     }
-    /* 9 significant digits read back as the same float32, always (FLT_DECIMAL_DIG);
-     * searching for the shortest of 6..9 cost ~1 us a float, 0.5 ms a 512-d vector */
-    int n = snprintf(t, sizeof t, "%.9g", (double)v);
-    sv_buf_add(b, t, (size_t)n);
+    sv_buf_add(b, t, sv_fmt_f32(t, v)); /* 9 digits, always the same float32 back */
 }
 
 void sv_buf_float_array(sv_buf *b, const float *v, size_t n) {
