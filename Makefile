@@ -72,8 +72,8 @@ CLI_OBJ  := $(CLI_SRC:src/%.c=$(BUILD)/obj/%.o)
 TEST_BIN := $(TESTS:%=$(BUILD)/tests/%)
 FUZZ_SRC := $(FUZZ_TARGETS:%=tests/fuzz/%.c)
 # Program code (not in the library) that fuzz targets reach: the server's
-# request binding (fuzz_serve_request).
-FUZZ_PROG_SRC := src/serve_req.c
+# request binding and its float writer (fuzz_serve_request).
+FUZZ_PROG_SRC := src/serve_req.c src/serve_float.c
 
 # The library version (from sembed.h) and the shared library's names:
 # libsembed.so.0.1.0, its SONAME libsembed.so.0, and the link libsembed.so.

@@ -937,7 +937,7 @@ static void tokenize_corpus(const char *model, int kind) {
     size_t nd = load_jsonl(path, &dis);
     CHECK(nc >= 11000 && nc == ne && nd > 0);
     static int32_t got[70000], want[70000], other[70000];
-    se_tokenize_params p = tok ? se_tokenize_default_params(tok) : (se_tokenize_params){0, true};
+    se_tokenize_params p = tok ? se_tokenize_default_params(tok) : (se_tokenize_params){.n_tokens_max = 0, .add_special = true};
     p.n_tokens_max = 0;
     size_t bad = 0, bad_pairs = 0, n_pairs = 0, n_ids = 0;
     double t_tok = 0;
