@@ -751,15 +751,24 @@ static enum MHD_Result route_metrics(struct MHD_Connection *c, const char *metho
     return send_body(c, method, url, r, 200, &b, "text/plain; version=0.0.4", NULL);
 }
 
-/* Finds the model a request names (NULL: the default) or fails with 422
- * naming the loaded ones. */
-static sv_model *request_model(const sv_request *q, sv_error *e) {
+/* Binds r's body for route (no --auto-truncate: these routes do not
+ * encode) into *q and finds the model it names (NULL: the default),
+ * recording both for the log line. NULL when the body does not bind or
+ * no loaded model has that name (422 naming the loaded ones): e says why
+ * and q is freed. */
+static sv_model *bind_request(sv_route route, conn_req *r, sv_request *q, sv_error *e) {
+    if (!sv_request_parse(route, r->body.p ? r->body.p : "", r->body.n, (size_t)S.max_client_batch, false, q, e))
+        return NULL;
+    r->n_inputs = q->n_inputs;
     sv_model *sm = find_model(q->model);
     if (!sm) {
         char names[256];
         model_names(names, sizeof names);
         sv_fail(e, 422, "validation", "model", "The model `%.96s` does not exist (loaded: %s)", q->model, names);
+        sv_request_free(q);
+        return NULL;
     }
+    r->model = sm->name;
     return sm;
 }
 
@@ -772,16 +781,8 @@ static sv_model *request_model(const sv_request *q, sv_error *e) {
 static enum MHD_Result route_tokenize(struct MHD_Connection *c, const char *method, const char *url, conn_req *r) {
     sv_request q;
     sv_error e = {0};
-    if (!sv_request_parse(SV_ROUTE_TEI_TOKENIZE, r->body.p ? r->body.p : "", r->body.n, (size_t)S.max_client_batch,
-                          false, &q, &e))
-        return send_error(c, method, url, r, &e);
-    r->n_inputs = q.n_inputs;
-    sv_model *sm = request_model(&q, &e);
-    if (!sm) {
-        sv_request_free(&q);
-        return send_error(c, method, url, r, &e);
-    }
-    r->model = sm->name;
+    sv_model *sm = bind_request(SV_ROUTE_TEI_TOKENIZE, r, &q, &e);
+    if (!sm) return send_error(c, method, url, r, &e);
     const char *prompt = "", *pname = q.prompt_name ? q.prompt_name : sm->info.default_prompt_name;
     if (pname && !(prompt = se_model_prompt_find(sm->m, pname))) {
         if (q.prompt_name) {
@@ -854,16 +855,8 @@ static enum MHD_Result route_tokenize(struct MHD_Connection *c, const char *meth
 static enum MHD_Result route_decode(struct MHD_Connection *c, const char *method, const char *url, conn_req *r) {
     sv_request q;
     sv_error e = {0};
-    if (!sv_request_parse(SV_ROUTE_TEI_DECODE, r->body.p ? r->body.p : "", r->body.n, (size_t)S.max_client_batch, false,
-                          &q, &e))
-        return send_error(c, method, url, r, &e);
-    r->n_inputs = q.n_inputs;
-    sv_model *sm = request_model(&q, &e);
-    if (!sm) {
-        sv_request_free(&q);
-        return send_error(c, method, url, r, &e);
-    }
-    r->model = sm->name;
+    sv_model *sm = bind_request(SV_ROUTE_TEI_DECODE, r, &q, &e);
+    if (!sm) return send_error(c, method, url, r, &e);
     sv_buf b = {0};
     sv_buf_puts(&b, "[");
     for (size_t i = 0; i < q.n_inputs; i++) {

@@ -189,6 +189,20 @@ static bool bind_ids(const json_t *arr, const char *field, size_t i, sv_input *i
     return true;
 }
 
+/* Allocates req's n inputs after checking n against max_inputs. */
+static bool alloc_inputs(sv_request *req, const char *field, size_t n, size_t max_inputs, sv_error *e) {
+    if (n == 0) return sv_fail(e, 400, "empty", field, "`%s` cannot be empty", field);
+    if (n > max_inputs) {
+        e->why = SV_FAIL_BATCH_SIZE;
+        return sv_fail(e, 422, "validation", field,
+                       "batch size %zu > maximum allowed batch size %zu (--max-client-batch-size)", n, max_inputs);
+    }
+    req->inputs = calloc(n, sizeof *req->inputs);
+    if (!req->inputs) return sv_fail(e, 503, "overloaded", NULL, "out of memory");
+    req->n_inputs = n;
+    return true;
+}
+
 /* Binds the input field (a string, a list of strings, a list of ids or a
  * list of lists of ids; ids_ok false allows strings only) into req. */
 static bool bind_inputs(const json_t *v, const char *field, bool ids_ok, size_t max_inputs, sv_request *req,
@@ -211,14 +225,7 @@ static bool bind_inputs(const json_t *v, const char *field, bool ids_ok, size_t 
     } else {
         return sv_fail(e, 422, "validation", field, "`%s` must be %s", field, forms);
     }
-    if (n > max_inputs) {
-        e->why = SV_FAIL_BATCH_SIZE;
-        return sv_fail(e, 422, "validation", field,
-                       "batch size %zu > maximum allowed batch size %zu (--max-client-batch-size)", n, max_inputs);
-    }
-    req->inputs = calloc(n, sizeof *req->inputs);
-    if (!req->inputs) return sv_fail(e, 503, "overloaded", NULL, "out of memory");
-    req->n_inputs = n;
+    if (!alloc_inputs(req, field, n, max_inputs, e)) return false; /* n >= 1 here */
     req->single = kind == 0 || kind == 2;
     if (kind == 0) {
         req->inputs[0].text = json_string_value(v);
@@ -298,20 +305,6 @@ static bool req_str(const json_t *o, const char *key, const char **s, size_t *n,
     if (json_string_length(v) == 0) return sv_fail(e, 400, "empty", key, "`%s` is an empty string", key);
     *s = json_string_value(v);
     *n = json_string_length(v);
-    return true;
-}
-
-/* Allocates req's n inputs after checking n against max_inputs. */
-static bool alloc_inputs(sv_request *req, const char *field, size_t n, size_t max_inputs, sv_error *e) {
-    if (n == 0) return sv_fail(e, 400, "empty", field, "`%s` cannot be empty", field);
-    if (n > max_inputs) {
-        e->why = SV_FAIL_BATCH_SIZE;
-        return sv_fail(e, 422, "validation", field,
-                       "batch size %zu > maximum allowed batch size %zu (--max-client-batch-size)", n, max_inputs);
-    }
-    req->inputs = calloc(n, sizeof *req->inputs);
-    if (!req->inputs) return sv_fail(e, 503, "overloaded", NULL, "out of memory");
-    req->n_inputs = n;
     return true;
 }
 
