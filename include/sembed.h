@@ -847,12 +847,31 @@ typedef struct se_index_filter {
     const char *value;
 } se_index_filter;
 
+/* What a search ranks by. */
+typedef enum se_search_mode {
+    SE_SEARCH_VECTOR = 0,  /* the query vector against the chunk vectors (default) */
+    SE_SEARCH_KEYWORD = 1, /* BM25 over the documents' text: params.text; the query vector may be NULL */
+    SE_SEARCH_HYBRID = 2   /* both, fused as params.fusion says */
+} se_search_mode;
+
+/* How a hybrid search fuses its two rankings. */
+typedef enum se_fusion {
+    SE_FUSION_DEFAULT = 0, /* the measured default (README "Hybrid search") */
+    SE_FUSION_RRF = 1,     /* reciprocal rank fusion: sum of 1 / (rrf_k + rank) */
+    SE_FUSION_SCORE = 2    /* alpha * normalised vector score + (1 - alpha) * normalised BM25 */
+} se_fusion;
+
 typedef struct se_index_search_params {
     size_t k;                        /* results wanted; default 10 */
     uint32_t ef_search;              /* 0: the index's default */
     const se_index_filter *filters;  /* n_filters terms, all must hold */
     size_t n_filters;
     bool best_chunk_per_doc;         /* at most one hit per document (default true) */
+    se_search_mode mode;             /* default SE_SEARCH_VECTOR */
+    const char *text;                /* the query text (keyword and hybrid modes) */
+    se_fusion fusion;                /* hybrid: default SE_FUSION_DEFAULT */
+    float alpha;                     /* SE_FUSION_SCORE's vector weight in [0, 1]; negative: the default */
+    uint32_t rrf_k;                  /* SE_FUSION_RRF's k; 0: 60 */
 } se_index_search_params;
 
 SE_API se_index_search_params se_index_search_default_params(void);
@@ -880,7 +899,12 @@ typedef struct se_index_hit {
     int64_t doc;        /* the document's row id (se_index_fetch) */
     uint32_t chunk;     /* chunk number within the document */
     uint32_t start, end; /* the chunk's byte span in the text */
-    float score;        /* higher is better (see se_metric) */
+    float score;        /* higher is better: the vector score (see se_metric), BM25 (keyword
+                           mode), or the fused score (hybrid) */
+    float vector_score; /* hybrid: the vector side's score; NAN when the vector side did not
+                           return this document */
+    float keyword_score; /* hybrid and keyword: BM25 (higher is better); NAN when the keyword
+                            side did not return this document */
 } se_index_hit;
 
 /* The k best chunks for query (dim floats), best first, into hits (k

@@ -90,6 +90,7 @@ se_index_search_params se_index_search_default_params(void) {
     se_index_search_params p = {0};
     p.k = 10;
     p.best_chunk_per_doc = true;
+    p.alpha = -1.0f;
     return p;
 }
 
@@ -1067,7 +1068,8 @@ se_status se_index_search(se_index *idx, const float *query, const se_index_sear
                 for (size_t j = 0; j < k && !dup; j++) dup = hits[j].doc == vh[i].pl.doc;
                 if (dup) continue;
             }
-            hits[k++] = (se_index_hit){vh[i].pl.doc, vh[i].pl.chunk, vh[i].pl.start, vh[i].pl.end, vh[i].score};
+            hits[k++] = (se_index_hit){vh[i].pl.doc, vh[i].pl.chunk, vh[i].pl.start, vh[i].pl.end, vh[i].score,
+                                       vh[i].score, NAN};
         }
         se_free(vh);
         *n_hits = k;

@@ -131,12 +131,14 @@ class se_index_filter(ctypes.Structure):
 class se_index_search_params(ctypes.Structure):
     _fields_ = [("k", ctypes.c_size_t), ("ef_search", ctypes.c_uint32),
                 ("filters", ctypes.POINTER(se_index_filter)), ("n_filters", ctypes.c_size_t),
-                ("best_chunk_per_doc", ctypes.c_bool), _TAIL]
+                ("best_chunk_per_doc", ctypes.c_bool), ("mode", ctypes.c_int), ("text", ctypes.c_char_p),
+                ("fusion", ctypes.c_int), ("alpha", ctypes.c_float), ("rrf_k", ctypes.c_uint32), _TAIL]
 
 
 class se_index_hit(ctypes.Structure):
     _fields_ = [("doc", ctypes.c_int64), ("chunk", ctypes.c_uint32), ("start", ctypes.c_uint32),
-                ("end", ctypes.c_uint32), ("score", ctypes.c_float)]
+                ("end", ctypes.c_uint32), ("score", ctypes.c_float), ("vector_score", ctypes.c_float),
+                ("keyword_score", ctypes.c_float)]
 
 
 class se_index_doc_out(ctypes.Structure):
