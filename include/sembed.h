@@ -1038,6 +1038,82 @@ SE_API se_status se_hub_list(const se_hub_params *params, se_hub_list_fn fn, voi
  * is not cached. */
 SE_API se_status se_hub_remove(const char *repo_id, const se_hub_params *params, se_error *err);
 
+
+/* ==== information-retrieval evaluation ====
+ *
+ * The metrics of sentence-transformers' InformationRetrievalEvaluator
+ * (nDCG@10, MRR@10, Recall@{1,10,100}, MAP@100, Precision@{1,10},
+ * Accuracy@{1,3,5,10}) over per-query rankings and relevance judgements
+ * (qrels), as `sembed eval ir` reports them.
+ *
+ * Order and ties: each query's hits are ranked by score, highest first;
+ * equal scores by document id, the larger (byte-wise strcmp) first. This is
+ * the order sentence-transformers' top-k heap of (score, corpus_id) tuples
+ * keeps at the cut-off, and trec_eval's (pytrec_eval, BEIR) tie order.
+ *
+ * Relevance: a qrel with score > 0 is relevant; score <= 0 rows are
+ * judged non-relevant (as BEIR does). Recall, precision, MRR, MAP and
+ * accuracy count relevant documents as a set (sentence-transformers).
+ * nDCG uses the qrel score as the gain (graded, as BEIR / pytrec_eval's
+ * ndcg_cut: DCG = sum gain_i / log2(i + 2), ideal DCG over the judged gains
+ * sorted), unless params->binary_ndcg (every relevant document gains 1, as
+ * sentence-transformers' evaluator). With 0/1 qrels the two agree.
+ * MAP@k divides by min(k, relevant docs), as sentence-transformers does.
+ *
+ * Queries: those in the qrels with at least one relevant document are
+ * evaluated; a query without a run counts as an empty ranking (all zeros);
+ * a run whose query has no relevant document is skipped (as
+ * sentence-transformers skips such queries), and counted. */
+
+/* One retrieved document of a query: its id and score. */
+typedef struct se_ir_hit {
+    const char *doc_id;
+    float score;
+} se_ir_hit;
+
+/* A query's retrieved documents, in any order (se_ir_evaluate ranks them). */
+typedef struct se_ir_run {
+    const char *query_id;
+    const se_ir_hit *hits;
+    size_t n_hits;
+} se_ir_run;
+
+/* One relevance judgement: score > 0 relevant (graded gain for nDCG). */
+typedef struct se_ir_qrel {
+    const char *query_id;
+    const char *doc_id;
+    int32_t score;
+} se_ir_qrel;
+
+typedef struct se_ir_params {
+    bool binary_ndcg; /* nDCG with gain 1 per relevant document (sentence-transformers) */
+} se_ir_params;
+
+/* Means over the evaluated queries (each metric in [0, 1]). */
+typedef struct se_ir_metrics {
+    double ndcg_at_10, mrr_at_10;
+    double recall_at_1, recall_at_10, recall_at_100;
+    double map_at_100;
+    double precision_at_1, precision_at_10;
+    double accuracy_at_1, accuracy_at_3, accuracy_at_5, accuracy_at_10;
+    size_t n_queries;      /* evaluated: in the qrels with a relevant document */
+    size_t n_no_run;       /* of those, without a run (counted as empty rankings) */
+    size_t n_skipped_runs; /* runs of queries without a relevant document */
+    size_t n_relevant;     /* relevant (query, document) pairs of the evaluated queries */
+} se_ir_metrics;
+
+/* Returns the default params (graded nDCG). Thread-safe. */
+SE_API se_ir_params se_ir_default_params(void);
+
+/* Computes the metrics of runs against qrels into *out (see above).
+ * params may be NULL (defaults). Nothing is kept: the caller owns every
+ * array and string. Errors (SE_E_INVALID, naming the query): a NULL id,
+ * a NaN score, two runs of one query, a document twice in one query's
+ * hits, a (query, document) pair judged twice; no query with a relevant
+ * document at all. SE_E_NOMEM when out of memory. Thread-safe. */
+SE_API se_status se_ir_evaluate(const se_ir_run *runs, size_t n_runs, const se_ir_qrel *qrels, size_t n_qrels,
+                                const se_ir_params *params, se_ir_metrics *out, se_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -25,6 +25,7 @@
 
 int cmd_eval(int argc, char **argv);
 int cmd_search_corpus(int argc, char **argv);
+int cmd_eval_ir(int argc, char **argv); /* cli_eval_ir.c */
 
 /* ==== statistics ==== */
 
@@ -190,6 +191,7 @@ static int encode_all(se_ctx *ctx, const se_model *m, char **texts, size_t n, fl
 
 static const char eval_usage[] =
     "usage: sembed eval sts -m DIR FILE [--split test|dev|train] [--json]\n"
+    "       sembed eval ir -m DIR BEIR_DIR [options]   (retrieval metrics; sembed eval ir --help)\n"
     "\n"
     "Spearman and Pearson correlation (x100) between the cosine similarity of each pair's\n"
     "embeddings and the gold score, as sentence-transformers' EmbeddingSimilarityEvaluator.\n"
@@ -204,7 +206,29 @@ static const char eval_usage[] =
     "  -q, --quiet        no progress on stderr\n"
     "  -h, --help         this help\n";
 
+/* The task word of `sembed eval ...`: the first argument that is neither
+ * an option nor the value of one (the options of eval sts and eval ir that
+ * take a separate value are listed); NULL when there is none. */
+static const char *eval_task(int argc, char **argv) {
+    static const char *const with_value[] = {"-m", "--model", "--split", "--dtype", "-t", "--threads", "--index",
+                                             "--fusion", "--alpha", "--ef-search", "--rerank", "--rerank-top",
+                                             "--query-prompt", "--query-prompt-name", "--doc-prompt",
+                                             "--doc-prompt-name", "--run", NULL};
+    for (int i = 1; i < argc; i++) {
+        if (argv[i][0] != '-') return argv[i];
+        if (!strcmp(argv[i], "--")) return i + 1 < argc ? argv[i + 1] : NULL;
+        for (size_t k = 0; with_value[k]; k++)
+            if (!strcmp(argv[i], with_value[k])) {
+                i++;
+                break;
+            }
+    }
+    return NULL;
+}
+
 int cmd_eval(int argc, char **argv) {
+    const char *task = eval_task(argc, argv);
+    if (task && !strcmp(task, "ir")) return cmd_eval_ir(argc, argv);
     const char *model = NULL, *split = "test";
     int json = 0, quiet = 0;
     long threads = 0;
@@ -236,7 +260,7 @@ int cmd_eval(int argc, char **argv) {
     if (!model) return cli_usage_error(eval_usage, "eval: missing -m MODEL");
     if (optind == argc) return cli_usage_error(eval_usage, "eval: missing the task (sts)");
     if (strcmp(argv[optind], "sts") != 0)
-        return cli_usage_error(eval_usage, "eval: unknown task '%s' (sts is the one there is)", argv[optind]);
+        return cli_usage_error(eval_usage, "eval: unknown task '%s' (sts or ir)", argv[optind]);
     if (optind == argc - 1) return cli_usage_error(eval_usage, "eval sts: missing FILE");
     if (optind != argc - 2) return cli_usage_error(eval_usage, "eval sts: unexpected argument '%s'", argv[optind + 2]);
     const char *path = argv[optind + 1];

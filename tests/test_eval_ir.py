@@ -1,0 +1,166 @@
+#!/usr/bin/python3
+"""Black-box tests of `sembed eval ir`.
+
+Run from the repo root: /usr/bin/python3 tests/test_eval_ir.py build/sembed
+- eval_ir_matches_reference: on tests/fixtures/eval/scifact-mini (a SciFact
+  subset with deliberate duplicate documents, so equal scores occur) with the
+  default model, every metric of `--json` equals tools/ir_eval_ref.py's on the
+  run file `--run` wrote, to 1e-4 (the tie rule changes nDCG there by ~0.009);
+- eval_ir_graded: graded qrels, a score-0 judgement, a query without relevant
+  documents, a judged document missing from the corpus (a warning), against
+  the reference with and without --binary-ndcg;
+- eval_ir_index: --index builds the index, a second run reuses it, the
+  metrics equal the exact search's;
+- bad input: missing files, a bad JSON line, a qrels line with a wrong field
+  count or score, a query missing from queries.jsonl, duplicate ids, usage.
+Prints "test_eval_ir: N passed, N failed" and exits non-zero on failure.
+"""
+import json, os, subprocess, tempfile
+
+from clitest import check, report, run
+
+USE = "models/use-lite"
+MINI = "tests/fixtures/eval/scifact-mini"
+KEYS = ["ndcg@10", "mrr@10", "recall@1", "recall@10", "recall@100", "map@100", "precision@1", "precision@10",
+        "accuracy@1", "accuracy@3", "accuracy@5", "accuracy@10"]
+
+
+def reference(d, run_file, *extra):
+    """tools/ir_eval_ref.py's JSON for folder d and a run file."""
+    p = subprocess.run(["/usr/bin/python3", "tools/ir_eval_ref.py", d, run_file, *extra], capture_output=True, text=True)
+    return json.loads(p.stdout) if p.returncode == 0 else {"error": p.stderr}
+
+
+def close(a, b, tol=1e-4):
+    """The metrics of two JSON objects agree within tol, key by key."""
+    return all(abs(a["metrics"][k] - b["metrics"][k]) <= tol for k in KEYS)
+
+
+def write(path, text):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def tiny(d, qrels="query-id\tcorpus-id\tscore\nq1\ta\t2\nq1\tb\t1\nq1\tc\t0\nq2\tc\t1\nq3\tb\t0\n"):
+    """A small folder: 5 documents, 3 queries, the given qrels."""
+    docs = [("a", "Cats", "Cats are small furry animals that purr."),
+            ("b", "Dogs", "Dogs bark and like to play fetch."),
+            ("c", "", "The stock market fell sharply on Monday."),
+            ("d", "Weather", "Rain is expected tomorrow afternoon."),
+            ("e", "Cooking", "Boil the pasta for ten minutes.")]
+    write(os.path.join(d, "corpus.jsonl"), "".join(json.dumps({"_id": i, "title": t, "text": x}) + "\n" for i, t, x in docs))
+    write(os.path.join(d, "queries.jsonl"), "".join(json.dumps({"_id": q, "text": t}) + "\n" for q, t in
+                                                    [("q1", "pets that purr"), ("q2", "shares dropped"), ("q3", "rain")]))
+    write(os.path.join(d, "qrels.tsv"), qrels)
+
+
+def test_matches_reference(tmp):
+    rf = os.path.join(tmp, "mini.run")
+    rc, out, err = run("eval", "ir", "-m", USE, MINI, "--json", "--run", rf, "-q")
+    got = json.loads(out) if rc == 0 else {}
+    check("eval_ir_matches_reference runs", rc == 0 and got.get("queries") == 30 and got.get("docs") == 137, f"{rc} {out} {err}")
+    ref = reference(MINI, rf)
+    check("eval_ir_matches_reference metrics", rc == 0 and ref.get("queries") == 30 and close(got, ref),
+          f"\n  sembed {got.get('metrics')}\n  ref    {ref}")
+    # the fixture's duplicates tie: a run line pair with one score
+    with open(rf) as f:
+        rows = [l.split() for l in f]
+    ties = {(r[0], r[4]) for r in rows if r[2].startswith("dup-")} & {(r[0], r[4]) for r in rows if not r[2].startswith("dup-")}
+    check("eval_ir_matches_reference has ties", len(ties) > 0 and len(rows) == 30 * 100, f"{len(ties)} {len(rows)}")
+    check("eval_ir_matches_reference settings", got.get("search") == "vector" and got.get("through") == "exact"
+          and got.get("ndcg_gain") == "graded" and got.get("relevant") == 31, out)
+
+
+def test_graded(tmp):
+    d = os.path.join(tmp, "graded")
+    tiny(d, "query-id\tcorpus-id\tscore\nq1\ta\t2\nq1\tb\t1\nq1\tc\t0\nq2\tc\t1\nq2\tzz\t1\nq3\tb\t0\n")
+    for extra in [[], ["--binary-ndcg"]]:
+        rf = os.path.join(tmp, "graded.run")
+        rc, out, err = run("eval", "ir", "-m", USE, d, "--json", "--run", rf, "-q", *extra)
+        got = json.loads(out) if rc == 0 else {}
+        ref = reference(d, rf, *extra)
+        check(f"eval_ir_graded {extra} matches reference", rc == 0 and close(got, ref, 1e-6), f"{out} {err} {ref}")
+        check(f"eval_ir_graded {extra} counts", got.get("queries") == 2 and got.get("relevant") == 4
+              and got.get("qrels_unknown_docs") == 1, out)
+        check(f"eval_ir_graded {extra} warns of the unknown document",
+              "1 judged document is not in the corpus" in err and "qrels.tsv:6: 'zz'" in err, err)
+    # q2's relevant documents: c and zz (never retrieved): recall@100 1/2;
+    # q1's: a and b, both retrieved among 5: recall@100 1 -> mean 0.75
+    check("eval_ir_graded recall@100", abs(got.get("metrics", {}).get("recall@100", 0) - 0.75) < 1e-9, out)
+    # the binary and graded nDCG differ on q1 (gains 2 and 1) unless a, b rank the same both ways
+    rc, out, _ = run("eval", "ir", "-m", USE, d, "-q")
+    check("eval_ir_graded text output", rc == 0 and "nDCG@10" in out and "(2 queries, 5 documents; vector search, exact)" in out, out)
+
+
+def test_index(tmp):
+    d = os.path.join(tmp, "idx")
+    tiny(d)
+    idx = os.path.join(tmp, "tiny.idx")
+    rc, exact, err = run("eval", "ir", "-m", USE, d, "--json", "-q")
+    rc1, out1, err1 = run("eval", "ir", "-m", USE, d, "--json", "-q", "--index", idx)
+    rc2, out2, err2 = run("eval", "ir", "-m", USE, d, "--json", "-q", "--index", idx)
+    j0 = json.loads(exact) if rc == 0 else {}
+    j1 = json.loads(out1) if rc1 == 0 else {}
+    j2 = json.loads(out2) if rc2 == 0 else {}
+    check("eval_ir_index builds", rc1 == 0 and j1.get("index_built") is True and os.path.exists(idx), f"{out1} {err1}")
+    check("eval_ir_index reuses", rc2 == 0 and j2.get("index_built") is False and j2.get("through") == "index", f"{out2} {err2}")
+    check("eval_ir_index equals exact", rc == 0 and rc1 == 0 and close(j0, j1, 1e-6) and close(j1, j2, 0), f"{exact}\n{out1}")
+    rc, _, err = run("eval", "ir", "-m", "tests/fixtures/models/en-mean-norm", d, "-q", "--index", idx)
+    check("eval_ir_index another model refused", rc == 1 and idx in err, err)
+
+
+def test_errors(tmp):
+    d = os.path.join(tmp, "bad")
+    tiny(d)
+    rc, _, err = run("eval", "ir", "-m", USE, os.path.join(tmp, "nowhere"))
+    check("eval_ir missing folder", rc == 1 and "no corpus.jsonl" in err, err)
+    os.rename(os.path.join(d, "qrels.tsv"), os.path.join(d, "q.tsv"))
+    rc, _, err = run("eval", "ir", "-m", USE, d)
+    check("eval_ir missing qrels", rc == 1 and "no qrels.tsv or qrels/test.tsv" in err, err)
+    os.makedirs(os.path.join(d, "qrels"))
+    os.rename(os.path.join(d, "q.tsv"), os.path.join(d, "qrels", "test.tsv"))
+    rc, out, err = run("eval", "ir", "-m", USE, d, "-q", "--json")
+    check("eval_ir qrels/test.tsv", rc == 0 and json.loads(out)["queries"] == 2, f"{out} {err}")
+    with open(os.path.join(d, "corpus.jsonl"), "a") as f:
+        f.write('{"_id": "f", "text": "fine"}\n{"_id": "g", "text": \n')
+    rc, _, err = run("eval", "ir", "-m", USE, d)
+    check("eval_ir bad JSON line", rc == 1 and "corpus.jsonl:7:" in err, err)
+    tiny(d)
+    with open(os.path.join(d, "corpus.jsonl"), "a") as f:
+        f.write('{"_id": "a", "text": "again"}\n')
+    rc, _, err = run("eval", "ir", "-m", USE, d)
+    check("eval_ir duplicate _id", rc == 1 and "_id 'a' appears twice" in err, err)
+    tiny(d)
+    with open(os.path.join(d, "corpus.jsonl"), "a") as f:
+        f.write('{"_id": "h", "title": "t"}\n')
+    rc, _, err = run("eval", "ir", "-m", USE, d)
+    check("eval_ir missing text", rc == 1 and "corpus.jsonl:6: \"text\" missing" in err, err)
+    for name, qrels, msg in [
+            ("unknown query", "query-id\tcorpus-id\tscore\nq1\ta\t1\nzz\ta\t1\n", "qrels.tsv:3: query 'zz' is not in queries.jsonl"),
+            ("field count", "query-id\tcorpus-id\tscore\nq1\ta\t1\nq2\tc\n", "qrels.tsv:3: expected query-id, corpus-id, score"),
+            ("score", "query-id\tcorpus-id\tscore\nq1\ta\t1\nq2\tc\thigh\n", "qrels.tsv:3: score 'high' is not an integer"),
+            ("no relevant", "query-id\tcorpus-id\tscore\nq1\ta\t0\n", "no query has a relevant document")]:
+        tiny(d, qrels)
+        rc, _, err = run("eval", "ir", "-m", USE, d)
+        check(f"eval_ir qrels {name}", rc == 1 and msg in err, err)
+    tiny(d, "q1 0 a 1\nq2 0 c 1\n")
+    rc, out, err = run("eval", "ir", "-m", USE, d, "-q", "--json")
+    check("eval_ir TREC qrels without header", rc == 0 and json.loads(out)["queries"] == 2, f"{out} {err}")
+    for args, msg in [([], "missing -m MODEL"), (["-m", USE], "missing DIR"), (["-m", USE, d, "--keyword"], "needs --index"),
+                      (["-m", USE, d, "--alpha", "0.5"], "go with --hybrid"),
+                      (["-m", USE, d, "--query-prompt-name", "nope"], "no prompt named 'nope'")]:
+        rc, _, err = run("eval", "ir", *args)
+        check(f"eval_ir usage {msg}", rc == 2 and msg in err, f"{rc} {err}")
+    rc, out, _ = run("eval", "ir", "--help")
+    check("eval_ir --help", rc == 0 and "--rerank-top" in out and "BEIR" in out, out)
+    rc, out, err = run("eval", "-m", USE, "ir", d, "-q", "--json")
+    check("eval_ir task after -m", rc == 0 and json.loads(out)["queries"] == 2, err)
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    test_matches_reference(tmp)
+    test_graded(tmp)
+    test_index(tmp)
+    test_errors(tmp)
+report("test_eval_ir")
