@@ -339,23 +339,30 @@ static int encode_texts(se_ctx *ctx, char **all, const size_t *idx, size_t n, co
 }
 
 /* Exact search: the top TOP_K documents of each query by the model's
- * similarity, ties by id descending. */
-static int search_exact(se_similarity sim, const texts *corpus, const float *de, const float *qe, size_t nq, size_t dim,
-                        ranking *out) {
+ * similarity, ties by id descending. de holds nv vectors; of_doc (NULL:
+ * vector i is document i) gives each vector's document, whose score is its
+ * best vector's (best chunk per document). */
+static int search_exact(se_similarity sim, const texts *corpus, const float *de, size_t nv, const size_t *of_doc,
+                        const float *qe, size_t nq, size_t dim, ranking *out) {
     size_t nd = corpus->n;
-    float *sc = malloc((nd ? nd : 1) * sizeof *sc);
+    float *sc = malloc((nd ? nd : 1) * sizeof *sc), *cs = of_doc ? malloc((nv ? nv : 1) * sizeof *cs) : NULL;
     size_t *idx = malloc((nd ? nd : 1) * sizeof *idx);
-    if (!sc || !idx) {
-        free(sc), free(idx);
+    if (!sc || !idx || (of_doc && !cs)) {
+        free(sc), free(idx), free(cs);
         fprintf(stderr, "sembed: out of memory\n");
         return -1;
     }
     for (size_t q = 0; q < nq; q++) {
         se_error err = {0};
-        if (nd && se_similarity_matrix(sim, qe + q * dim, 1, de, nd, dim, sc, &err) != SE_OK) {
+        if (nv && se_similarity_matrix(sim, qe + q * dim, 1, de, nv, dim, of_doc ? cs : sc, &err) != SE_OK) {
             fprintf(stderr, "sembed: %s\n", err.msg);
-            free(sc), free(idx);
+            free(sc), free(idx), free(cs);
             return -1;
+        }
+        if (of_doc) {
+            for (size_t i = 0; i < nd; i++) sc[i] = -INFINITY;
+            for (size_t v = 0; v < nv; v++)
+                if (cs[v] > sc[of_doc[v]]) sc[of_doc[v]] = cs[v];
         }
         for (size_t i = 0; i < nd; i++) idx[i] = i;
         rank_sc = sc, rank_ids = corpus->id;
@@ -363,7 +370,53 @@ static int search_exact(se_similarity sim, const texts *corpus, const float *de,
         out[q].n = nd < TOP_K ? nd : TOP_K;
         for (size_t i = 0; i < out[q].n; i++) out[q].doc[i] = idx[i], out[q].score[i] = sc[idx[i]];
     }
-    free(sc), free(idx);
+    free(sc), free(idx), free(cs);
+    return 0;
+}
+
+/* Splits every document as the index does (chunks of default_chunk
+ * tokens, no overlap): *texts (free each, then the array) and *of_doc
+ * (the document of each chunk), *n chunks. */
+static size_t default_chunk(const se_model *m);
+static int chunk_corpus(const se_model *m, const texts *corpus, char ***texts_out, size_t **of_doc, size_t *n) {
+    const se_tokenizer *tok = se_model_tokenizer(m);
+    size_t chunk = default_chunk(m), cap = corpus->n + 16, k = 0;
+    char **t = malloc(cap * sizeof *t);
+    size_t *od = malloc(cap * sizeof *od);
+    int rc = t && od ? 0 : -1;
+    for (size_t i = 0; i < corpus->n && !rc; i++) {
+        uint32_t *spans = NULL;
+        size_t nch = 0;
+        se_error err = {0};
+        const char *x = corpus->text[i];
+        if (se_chunk_text(tok, x, strlen(x), chunk, 0, &spans, &nch, &err) != SE_OK) {
+            fprintf(stderr, "sembed: corpus document '%s': %s\n", corpus->id[i], err.msg);
+            rc = -1;
+            break;
+        }
+        if (k + nch > cap) {
+            cap = 2 * (k + nch);
+            char **t2 = realloc(t, cap * sizeof *t);
+            size_t *od2 = t2 ? realloc(od, cap * sizeof *od) : NULL;
+            if (t2) t = t2;
+            if (od2) od = od2;
+            if (!t2 || !od2) rc = -1;
+        }
+        for (size_t c = 0; c < nch && !rc; c++, k++) {
+            t[k] = strndup(x + spans[2 * c], spans[2 * c + 1] - spans[2 * c]);
+            od[k] = i;
+            if (!t[k]) rc = -1;
+        }
+        se_free(spans);
+    }
+    if (rc) {
+        if (t)
+            for (size_t i = 0; i < k; i++) free(t[i]);
+        free(t), free(od);
+        fprintf(stderr, "sembed: out of memory\n");
+        return -1;
+    }
+    *texts_out = t, *of_doc = od, *n = k;
     return 0;
 }
 
@@ -549,12 +602,14 @@ static const char usage[] =
     "(query-id corpus-id score, a header line; score > 0 relevant, graded gains for nDCG); each may\n"
     "be gzipped (.gz). Equal scores rank by document id, the larger first (as the evaluator's heap\n"
     "and trec_eval). Search is exact (every document embedded whole, truncated to max_seq_length)\n"
-    "unless --index is given.\n"
+    "unless --index is given (--chunks: exact over the chunks an index would hold).\n"
     "\n"
     "  -m, --model DIR            embedding model folder\n"
     "      --index FILE           search through this index: built there (HNSW, chunks of\n"
     "                             max_seq_length, best chunk per document) when missing, reused when\n"
     "                             made by the same model\n"
+    "      --chunks               exact search over documents chunked as an index chunks them (max_seq_length\n"
+    "                             tokens), a document scored by its best chunk\n"
     "      --keyword              BM25 only (needs --index)\n"
     "      --hybrid               BM25 and vectors fused (needs --index)\n"
     "      --fusion F             hybrid fusion: default, rrf or score\n"
@@ -620,13 +675,13 @@ static int cmp_double(const void *a, const void *b) {
 int cmd_eval_ir(int argc, char **argv) {
     const char *model = NULL, *index = NULL, *rerank_dir = NULL, *run_path = NULL;
     const char *qprompt = NULL, *qprompt_name = NULL, *dprompt = NULL, *dprompt_name = NULL;
-    int json = 0, binary = 0, keyword = 0, hybrid = 0;
+    int json = 0, binary = 0, keyword = 0, hybrid = 0, chunks = 0;
     long threads = 0, rerank_top = 100, ef = 0;
     float alpha = -1.0f;
     const char *fusion_s = NULL;
     se_model_params mp = se_model_default_params();
     enum { O_INDEX = 256, O_KEYWORD, O_HYBRID, O_FUSION, O_ALPHA, O_EF, O_RERANK, O_RERANK_TOP, O_QP, O_QPN, O_DP, O_DPN,
-           O_BIN, O_RUN, O_JSON, O_DTYPE };
+           O_BIN, O_RUN, O_JSON, O_DTYPE, O_CHUNKS };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},       {"index", required_argument, 0, O_INDEX},
         {"keyword", no_argument, 0, O_KEYWORD},      {"hybrid", no_argument, 0, O_HYBRID},
@@ -637,6 +692,7 @@ int cmd_eval_ir(int argc, char **argv) {
         {"doc-prompt-name", required_argument, 0, O_DPN},   {"binary-ndcg", no_argument, 0, O_BIN},
         {"run", required_argument, 0, O_RUN},        {"json", no_argument, 0, O_JSON},
         {"dtype", required_argument, 0, O_DTYPE},    {"threads", required_argument, 0, 't'},
+        {"chunks", no_argument, 0, O_CHUNKS},
         {"quiet", no_argument, 0, 'q'},              {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     int c;
@@ -659,6 +715,7 @@ int cmd_eval_ir(int argc, char **argv) {
         case O_BIN: binary = 1; break;
         case O_RUN: run_path = optarg; break;
         case O_JSON: json = 1; break;
+        case O_CHUNKS: chunks = 1; break;
         case O_DTYPE:
             if (cli_parse_dtype(optarg) < 0) {
                 fprintf(stderr, "sembed: eval ir: --dtype must be f32, bf16 or int8\n");
@@ -689,6 +746,7 @@ int cmd_eval_ir(int argc, char **argv) {
         else if (strcmp(fusion_s, "default")) return cli_usage_error(usage, "eval ir: --fusion must be default, rrf or score");
     }
     if (ef && !index) return cli_usage_error(usage, "eval ir: --ef-search goes with --index");
+    if (chunks && index) return cli_usage_error(usage, "eval ir: --chunks is for exact search (an index chunks anyway)");
     const char *dir = argv[optind];
     char *corpus_path = find_file(dir, "corpus.jsonl"), *queries_path = find_file(dir, "queries.jsonl");
     char *qrels_path = find_file(dir, "qrels.tsv");
@@ -707,6 +765,8 @@ int cmd_eval_ir(int argc, char **argv) {
     se_ir_hit *hits = NULL;
     double *ms = NULL;
     bool built = false;
+    char **chunk_texts = NULL;
+    size_t *of_doc = NULL, n_chunks = 0, n_index_vectors = 0;
     if (!corpus_path || !queries_path || !qrels_path) {
         fprintf(stderr, "sembed: %s: no %s (a BEIR folder has corpus.jsonl, queries.jsonl and qrels.tsv or qrels/test.tsv)\n",
                 dir, !corpus_path ? "corpus.jsonl" : !queries_path ? "queries.jsonl" : "qrels.tsv or qrels/test.tsv");
@@ -756,6 +816,22 @@ int cmd_eval_ir(int argc, char **argv) {
         rc = EXIT_USAGE;
         goto done;
     }
+    { /* texts the model cannot read (Chinese through an English-only vocabulary) */
+        cli_unk unk;
+        char where[600];
+        cli_unk_init(&unk, se_model_tokenizer(m));
+        for (size_t i = 0; i < corpus.n; i++) {
+            snprintf(where, sizeof where, "%s: document '%s'", corpus_path, corpus.id[i]);
+            cli_unk_check(&unk, corpus.text[i], strlen(corpus.text[i]), where);
+        }
+        cli_unk_finish(&unk, "documents");
+        cli_unk_init(&unk, se_model_tokenizer(m));
+        for (size_t q = 0; q < nq; q++) {
+            snprintf(where, sizeof where, "%s: query '%s'", queries_path, queries.id[qidx[q]]);
+            cli_unk_check(&unk, queries.text[qidx[q]], strlen(queries.text[qidx[q]]), where);
+        }
+        cli_unk_finish(&unk, "queries");
+    }
     size_t dim = se_encode_dim(m, NULL);
     rk = calloc(nq, sizeof *rk);
     ms = calloc(nq, sizeof *ms);
@@ -764,12 +840,16 @@ int cmd_eval_ir(int argc, char **argv) {
     double t_enc = cli_now();
     if (!keyword && encode_texts(ctx, queries.text, qidx, nq, &qep, dim, qe, "encoding queries")) goto done;
     if (!index) {
-        if (!(de = malloc(corpus.n * dim * sizeof *de))) goto done;
-        if (encode_texts(ctx, corpus.text, NULL, corpus.n, &dep, dim, de, "encoding corpus")) goto done;
+        char **ct = corpus.text;
+        size_t nv = corpus.n;
+        if (chunks && chunk_corpus(m, &corpus, &chunk_texts, &of_doc, &n_chunks)) goto done;
+        if (chunks) ct = chunk_texts, nv = n_chunks;
+        if (!(de = malloc(nv * dim * sizeof *de))) goto done;
+        if (encode_texts(ctx, ct, NULL, nv, &dep, dim, de, chunks ? "encoding corpus chunks" : "encoding corpus")) goto done;
         t_enc = cli_now() - t_enc;
         for (size_t q = 0; q < nq; q++) {
             double t0 = cli_now();
-            if (search_exact(info.similarity, &corpus, de, qe + q * dim, 1, dim, rk + q)) goto done;
+            if (search_exact(info.similarity, &corpus, de, nv, of_doc, qe + q * dim, 1, dim, rk + q)) goto done;
             ms[q] = (cli_now() - t0) * 1e3;
         }
     } else {
@@ -789,6 +869,7 @@ int cmd_eval_ir(int argc, char **argv) {
             fprintf(stderr, "sembed: %s: %s\n", index, err.msg);
             goto done;
         }
+        n_index_vectors = ii.n_vectors;
         if (ii.n_docs != corpus.n && !cli_quiet)
             fprintf(stderr, "sembed: warning: %s holds %zu documents, the corpus %zu (remove the index to rebuild it)\n", index,
                     ii.n_docs, corpus.n);
@@ -851,7 +932,8 @@ int cmd_eval_ir(int argc, char **argv) {
         printf(", \"alpha\": ");
         if (hybrid && alpha >= 0) printf("%.4f", (double)alpha);
         else fputs("null", stdout);
-        printf(", \"index\": ");
+        printf(", \"chunks\": %s, \"vectors\": %zu, \"index\": ", chunks || index ? "true" : "false",
+               index ? n_index_vectors : chunks ? n_chunks : corpus.n);
         json_str_or_null(index);
         printf(", \"index_built\": %s, \"rerank\": ", built ? "true" : "false");
         json_str_or_null(rerank_dir);
@@ -893,6 +975,8 @@ done:
     free(corpus_path), free(queries_path), free(qrels_path);
     texts_free(&corpus), texts_free(&queries), qrels_free(&qr);
     free(de), free(qe), free(qidx), free(rk), free(runs), free(hits), free(ms);
+    for (size_t i = 0; i < n_chunks; i++) free(chunk_texts[i]);
+    free(chunk_texts), free(of_doc);
     se_index_close(idx, NULL);
     se_ctx_free(cectx), se_model_free(cem);
     se_ctx_free(ctx), se_model_free(m);

@@ -11,6 +11,8 @@ Run from the repo root: /usr/bin/python3 tests/test_eval_ir.py build/sembed
   the reference with and without --binary-ndcg;
 - eval_ir_index: --index builds the index, a second run reuses it, the
   metrics equal the exact search's;
+- eval_ir_chunks: --chunks finds an answer past max_seq_length that the
+  whole-document (truncated) embedding misses;
 - bad input: missing files, a bad JSON line, a qrels line with a wrong field
   count or score, a query missing from queries.jsonl, duplicate ids, usage.
 Prints "test_eval_ir: N passed, N failed" and exits non-zero on failure.
@@ -110,6 +112,27 @@ def test_index(tmp):
     check("eval_ir_index another model refused", rc == 1 and idx in err, err)
 
 
+def test_chunks(tmp):
+    """eval_ir_chunks: a document whose answer sits past max_seq_length is
+    found by --chunks (its best chunk), not by the whole-document embedding
+    (truncated as the evaluator truncates)."""
+    d = os.path.join(tmp, "chunks")
+    filler = " ".join(["The committee reviewed the annual budget report and the minutes of the previous meeting."] * 9)
+    docs = [("long", "", filler + " Cats purr when they are content and relaxed."),
+            ("b", "", "Dogs bark at the mail carrier."), ("c", "", "The stock market fell sharply on Monday."),
+            ("d", "", "Rain is expected tomorrow afternoon."), ("e", "", "Boil the pasta for ten minutes.")]
+    write(os.path.join(d, "corpus.jsonl"), "".join(json.dumps({"_id": i, "title": t, "text": x}) + "\n" for i, t, x in docs))
+    write(os.path.join(d, "queries.jsonl"), json.dumps({"_id": "q", "text": "why do cats purr"}) + "\n")
+    write(os.path.join(d, "qrels.tsv"), "q\tlong\t1\n")
+    rc0, out0, err0 = run("eval", "ir", "-m", USE, d, "--json", "-q")
+    rc1, out1, err1 = run("eval", "ir", "-m", USE, d, "--json", "-q", "--chunks")
+    j0 = json.loads(out0) if rc0 == 0 else {"metrics": {}}
+    j1 = json.loads(out1) if rc1 == 0 else {"metrics": {}}
+    check("eval_ir_chunks splits", rc1 == 0 and j1.get("vectors", 0) > 5 and j1.get("chunks") is True, f"{out1} {err1}")
+    check("eval_ir_chunks finds the tail", j1["metrics"].get("mrr@10") == 1.0 and j0["metrics"].get("mrr@10", 1) < 1.0,
+          f"{out0}\n{out1}")
+
+
 def test_errors(tmp):
     d = os.path.join(tmp, "bad")
     tiny(d)
@@ -162,5 +185,6 @@ with tempfile.TemporaryDirectory() as tmp:
     test_matches_reference(tmp)
     test_graded(tmp)
     test_index(tmp)
+    test_chunks(tmp)
     test_errors(tmp)
 report("test_eval_ir")
