@@ -76,7 +76,7 @@ TEST(test_ir_order_free) {
  *   AP@100 = (1/1 + 2/10 + 3/100) / min(100, 4) = 1.23 / 4,
  *   nDCG@10 = (1 + 1/l2 11) / (1 + 1/l2 3 + 1/l2 4 + 1/l2 5). */
 TEST(test_ir_cutoffs) {
-    static char ids[150][8];
+    static char ids[150][16];
     se_ir_hit hits[150];
     for (int i = 0; i < 150; i++) snprintf(ids[i], sizeof ids[i], "h%03d", i), hits[i].doc_id = ids[i], hits[i].score = 0;
     const se_ir_run rr = {"q", hits, 150};

@@ -13,6 +13,7 @@ Run from the repo root: /usr/bin/python3 tests/test_eval_ir.py build/sembed
   metrics equal the exact search's;
 - eval_ir_chunks: --chunks finds an answer past max_seq_length that the
   whole-document (truncated) embedding misses;
+- eval_ir_rerank: --rerank re-orders the first stage's top N only;
 - bad input: missing files, a bad JSON line, a qrels line with a wrong field
   count or score, a query missing from queries.jsonl, duplicate ids, usage.
 Prints "test_eval_ir: N passed, N failed" and exits non-zero on failure.
@@ -133,6 +134,31 @@ def test_chunks(tmp):
           f"{out0}\n{out1}")
 
 
+def test_rerank(tmp):
+    """eval_ir_rerank: --rerank re-orders only the first stage's top N (a
+    test cross-encoder: the order means nothing, the pipeline is what is
+    checked), the rest keep their order below them, and the metrics still
+    equal the reference's on the run file."""
+    d = os.path.join(tmp, "rr")
+    tiny(d)
+    r0, r1 = os.path.join(tmp, "first.run"), os.path.join(tmp, "rr.run")
+    rc0, out0, _ = run("eval", "ir", "-m", USE, d, "--json", "-q", "--run", r0)
+    rc1, out1, err1 = run("eval", "ir", "-m", USE, d, "--json", "-q", "--run", r1, "--rerank",
+                          "tests/fixtures/models/ce-bert-1", "--rerank-top", "3")
+    check("eval_ir_rerank runs", rc0 == 0 and rc1 == 0 and json.loads(out1).get("rerank_top") == 3, f"{out1} {err1}")
+    if rc0 == 0 and rc1 == 0:
+        a, b = {}, {}
+        for path, dst in [(r0, a), (r1, b)]:
+            with open(path) as f:
+                for line in f:
+                    q, _, doc, rank, score, _ = line.split()
+                    dst.setdefault(q, []).append((doc, float(score)))
+        check("eval_ir_rerank top 3 re-ordered within", all(sorted(x for x, _ in a[q][:3]) == sorted(x for x, _ in b[q][:3])
+                                                            and [x for x, _ in a[q][3:]] == [x for x, _ in b[q][3:]] for q in a), f"{a} {b}")
+        check("eval_ir_rerank scores descend", all(all(b[q][i][1] > b[q][i + 1][1] for i in range(2, len(b[q]) - 1)) for q in b), f"{b}")
+        check("eval_ir_rerank matches reference", close(json.loads(out1), reference(d, r1), 1e-6), out1)
+
+
 def test_errors(tmp):
     d = os.path.join(tmp, "bad")
     tiny(d)
@@ -186,5 +212,6 @@ with tempfile.TemporaryDirectory() as tmp:
     test_graded(tmp)
     test_index(tmp)
     test_chunks(tmp)
+    test_rerank(tmp)
     test_errors(tmp)
 report("test_eval_ir")
