@@ -1,5 +1,5 @@
 /*
- * test_eval_ir.c - se_ir_evaluate against values computed by hand: equal
+ * test_eval_ir_metrics.c - se_ir_evaluate against values computed by hand: equal
  * scores ranked by document id descending, graded and binary nDCG,
  * score-0 qrels non-relevant, queries without a relevant document skipped,
  * a query without a run counted as an empty ranking, the 100 cut-off, and
@@ -121,5 +121,5 @@ int main(void) {
     RUN(test_ir_order_free);
     RUN(test_ir_cutoffs);
     RUN(test_ir_errors);
-    return test_report("test_eval_ir");
+    return test_report("test_eval_ir_metrics");
 }
