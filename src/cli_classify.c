@@ -341,7 +341,7 @@ static int read_data(const char *path, char fmt, const char *text_field, const c
                 while (k < n && (s[k] == ' ' || s[k] == '\t')) k++;
                 if (k == n) continue; /* blank lines between records */
                 json_error_t je;
-                json_t *o = json_loadb(s, n, 0, &je);
+                json_t *o = json_loadb(s, n, JSON_DECODE_ANY, &je);
                 if (!o) {
                     fprintf(stderr, "sembed: %s:%zu: %s\n", name, lno, je.text);
                     goto done;
