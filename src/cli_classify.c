@@ -627,8 +627,10 @@ static int cmd_fit(int argc, char **argv) {
     double t1 = cli_now();
     if (se_classifier_fit(x, tr.n, dim, (const char *const *)tr.label, &cp, &clf, &err) != SE_OK) {
         size_t k;
-        if (sscanf(err.msg, "classifier: example %zu", &k) == 1 && k < tr.n)
-            fprintf(stderr, "sembed: %s:%zu: %s\n", data, tr.line[k], strchr(err.msg + 12, ':') + 2);
+        int at = 0;
+        /* "classifier: example K: what" or "classifier: example K has ...": name the line */
+        if (sscanf(err.msg, "classifier: example %zu%n", &k, &at) == 1 && k < tr.n)
+            fprintf(stderr, "sembed: %s:%zu: the example%s\n", data, tr.line[k], err.msg + at);
         else
             fprintf(stderr, "sembed: %s: %s\n", data, strncmp(err.msg, "classifier: ", 12) ? err.msg : err.msg + 12);
         goto done;
