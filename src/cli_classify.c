@@ -265,7 +265,8 @@ static int csv_record(const char *buf, size_t len, size_t *pos, size_t *line, ch
 /* Reads labelled (labelled) or unlabelled data from path: JSONL (one
  * object a line, or for unlabelled input a JSON string), TSV or CSV with a
  * header row, or (unlabelled, fmt 'p') plain lines. fmt: 'j', 't', 'c',
- * 'p'. Errors name the file and line. 0 or -1. */
+ * 'p'. Errors name the file and line; labelled data with no examples is
+ * one. 0 or -1. */
 static int read_data(const char *path, char fmt, const char *text_field, const char *label_field, bool labelled,
                      dataset *d) {
     const char *name = strcmp(path, "-") ? path : "<stdin>";
@@ -416,7 +417,7 @@ static int read_data(const char *path, char fmt, const char *text_field, const c
         }
         for (int k = 0; k < ncol; k++) free(cols[k]);
     }
-    if (d->n == 0) {
+    if (d->n == 0 && labelled) {
         fprintf(stderr, "sembed: %s: no %s in the file%s\n", name, labelled ? "examples" : "texts",
                 (fmt == 't' || fmt == 'c') && !header_done ? " (it is empty: a header row naming the columns comes first)" : "");
         goto done;
@@ -548,7 +549,7 @@ static int cmd_fit(int argc, char **argv) {
     const char *model = NULL, *data = NULL, *eval = NULL, *out = NULL, *text_field = "text", *label_field = "label";
     const char *prompt_name = NULL;
     long threads = 0, max_iter = 10000;
-    float C = 1.0f;
+    double C = 1.0;
     int json = 0, dtype = 0, normalize = 0;
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},   {"data", required_argument, 0, 'd'},
@@ -570,7 +571,12 @@ static int cmd_fit(int argc, char **argv) {
         case 'o': out = optarg; break;
         case 'F': text_field = optarg; break;
         case 'L': label_field = optarg; break;
-        case 'C': if (cli_opt_float("classify fit", "--C", optarg, 1e-6, 1e6, &C)) return EXIT_USAGE; break;
+        case 'C': {
+            float cf; /* checked as a float, kept as the double it spells */
+            if (cli_opt_float("classify fit", "--C", optarg, 1e-6, 1e6, &cf)) return EXIT_USAGE;
+            C = strtod(optarg, NULL);
+            break;
+        }
         case 'I': if (cli_opt_long("classify fit", "--max-iter", optarg, 1, 10000000, &max_iter)) return EXIT_USAGE; break;
         case 'N': normalize = 1; break;
         case 'P': prompt_name = optarg; break;
@@ -777,6 +783,10 @@ static int cmd_predict(int argc, char **argv) {
         goto done;
     }
     if (read_data(input, jsonl ? 'j' : 'p', text_field, NULL, false, &d)) goto done;
+    if (d.n == 0) { /* no texts: no output, as rerank with no documents */
+        rc = 0;
+        goto done;
+    }
     warn_unknown(m, &d, name);
     cli_catch_stop_signals();
     if (!(x = encode_all(ctx, &ep, dim, &d, name, "classifying"))) goto done;

@@ -177,6 +177,18 @@ def test_errors(d):
     check("field count", rc == 1 and "fields.tsv:2: 3 tab-separated fields, the header has 2" in err, err)
     rc, _, err = fit("quote.csv", 'text,label\n"open,x\n')
     check("unclosed quote", rc == 1 and "quote.csv:2: a quoted field is not closed" in err, err)
+    rc, out, err = run("classify", "predict", "-m", MODEL, "--head", FIX + "../classify/none.json", input=b"")
+    check("predict missing head even with no input", rc == 1 and "none.json" in err, err)
+    tr = write(os.path.join(d, "two.jsonl"), '{"text": "A cat sleeps.", "label": "x"}\n{"text": "Oil prices rose.", "label": "y"}\n')
+    dv = write(os.path.join(d, "three.jsonl"), '{"text": "A dog runs.", "label": "x"}\n{"text": "Hm.", "label": "z"}\n')
+    rc, out, err = run("classify", "fit", "-m", MODEL, "--data", tr, "--eval", dv, "-o", os.path.join(d, "two.json"),
+                       "--json", "--C", "0.1")
+    r = json.loads(out) if rc == 0 else {}
+    check("eval label unseen in training: warned, counted wrong", rc == 0 and
+          "three.jsonl: 1 examples have labels the training data lacks" in err and r["eval"]["accuracy"] <= 0.5, err)
+    check("--C recorded as given", rc == 0 and json.load(open(os.path.join(d, "two.json")))["C"] == 0.1)
+    rc, out, err = run("classify", "predict", "-m", MODEL, "--head", os.path.join(d, "two.json"), input=b"")
+    check("predict with no texts: nothing, exit 0", rc == 0 and out == "", err)
     rc, _, err = fit("data.txt", "a\n")
     check("unknown extension is a usage error", rc == 2 and ".jsonl, .tsv or .csv" in err, err)
     rc, _, err = run("classify", "fit", "-m", MODEL, "--data", FIX + "train.jsonl")
