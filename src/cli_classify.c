@@ -278,6 +278,7 @@ static int read_data(const char *path, char fmt, const char *text_field, const c
     int ti = -1, li = -1, ncol = 0;
     char *cols[MAX_COLS];
     bool header_done = fmt == 'j' || fmt == 'p';
+    if (len >= 3 && !memcmp(buf, "\xEF\xBB\xBF", 3)) pos = 3; /* a byte-order mark (spreadsheets' CSV) */
     while (pos < len) {
         size_t lno = line, end = pos;
         char *text = NULL, *label = NULL;
@@ -616,6 +617,7 @@ static int cmd_fit(int argc, char **argv) {
     ep.prompt_name = prompt_name;
     size_t dim = se_encode_dim(m, &ep);
     warn_unknown(m, &tr, data);
+    if (eval) warn_unknown(m, &dv, eval);
     cli_catch_stop_signals();
     double t0 = cli_now();
     if (!(x = encode_all(ctx, &ep, dim, &tr, data, "encoding"))) goto done;

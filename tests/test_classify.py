@@ -116,14 +116,15 @@ def test_reference(d):
 
 
 def test_formats(d):
-    # TSV and CSV with a header (quoted CSV fields with commas, quotes and a
-    # line break), integer labels in JSONL: the same head as the JSONL file
+    # TSV and CSV with a header (the CSV with a byte-order mark, CRLF, quoted
+    # fields with commas, quotes and a line break), integer labels in JSONL:
+    # the same head as the JSONL file
     rows = lines(FIX + "train.jsonl")[:12]
     rows[0]["text"] = 'A "quoted", comma\nspanning text'
     j = write(os.path.join(d, "f.jsonl"), "".join(json.dumps(x) + "\n" for x in rows))
     t = write(os.path.join(d, "f.tsv"), "id\tlabel\ttext\n" + "".join(
         f"{i}\t{x['label']}\t{x['text'].replace(chr(10), ' ')}\n" for i, x in enumerate(rows)))
-    c = write(os.path.join(d, "f.csv"), "label,text\r\n" + "".join(
+    c = write(os.path.join(d, "f.csv"), "\ufefflabel,text\r\n" + "".join(
         f"{x['label']},\"{x['text'].replace(chr(34), chr(34) * 2)}\"\r\n" for x in rows))
     heads = {}
     for name, path in [("jsonl", j), ("tsv", t), ("csv", c)]:
