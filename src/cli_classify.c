@@ -30,8 +30,7 @@ static const char classify_usage[] =
     "       sembed classify predict -m MODEL --head HEAD.json [options] [FILE|-]\n"
     "\n"
     "SetFit-style text classification: a logistic-regression head (L2, C = 1, as\n"
-    "scikit-learn's LogisticRegression()) on the model's frozen sentence embeddings.\n"
-    "Run `sembed classify fit --help` or `sembed classify predict --help`.\n";
+    "scikit-learn's LogisticRegression()) on the model's frozen sentence embeddings.\n";
 
 static const char fit_usage[] =
     "usage: sembed classify fit -m MODEL --data FILE -o HEAD.json [options]\n"
@@ -839,7 +838,8 @@ int cmd_classify(int argc, char **argv) {
     if (argc < 2) return cli_usage_error(classify_usage, "classify: missing the subcommand (fit or predict)");
     const char *sub = argv[1];
     if (!strcmp(sub, "--help") || !strcmp(sub, "-h") || !strcmp(sub, "help")) {
-        fputs(classify_usage, stdout);
+        /* both subcommands' options too: the man page is made from this */
+        printf("%s\n%s\n%s", classify_usage, fit_usage, predict_usage);
         return 0;
     }
     if (!strcmp(sub, "fit")) return cmd_fit(argc - 1, argv + 1);
