@@ -1,5 +1,5 @@
 /*
- * test_classify.c - se_classifier on problems whose optimum can be checked
+ * test_classify_fit.c - se_classifier on problems whose optimum can be checked
  * by hand: a separable pair (finite only through the penalty), intercept-only
  * problems whose probabilities are the label frequencies, the optimality
  * conditions of a random non-separable softmax problem computed here
@@ -326,5 +326,5 @@ int main(void) {
     RUN(test_classify_load_corrupt);
     RUN(test_classify_bad_input);
     RUN(test_classify_alloc_failures);
-    return test_report("test_classify");
+    return test_report("test_classify_fit");
 }
