@@ -84,6 +84,9 @@ struct se_index {
     bool dirty; /* the snapshot is behind the rows */
     int format;   /* the file's format version (1: no keyword index yet) */
     bool has_fts; /* the keyword index exists and its tokenizer is registered */
+    fts5_api *fts; /* the connection's FTS5 (NULL without) */
+    sqlite3_stmt *kw_q;    /* the keyword search without filters, kept (db_lock) */
+    sqlite3_stmt *chunk_q; /* first_chunk's query, kept (db_lock) */
     pthread_mutex_t db_lock;    /* every use of db */
     pthread_mutex_t write_lock; /* add / delete / flush */
 };
@@ -163,6 +166,8 @@ static void journal_at_rest(se_index *idx) {
  * everything the handle owns. */
 static void idx_free(se_index *idx) {
     if (!idx) return;
+    sqlite3_finalize(idx->kw_q);
+    sqlite3_finalize(idx->chunk_q);
     journal_at_rest(idx);
     if (idx->db) sqlite3_close_v2(idx->db);
     se_vx_free(idx->vx);
@@ -277,7 +282,7 @@ se_status se_index_create(const char *path, size_t dim, const se_index_params *p
     }
     /* 16 KiB pages: a 512-dim float32 vector row (~2 KiB) would leave half of
      * every 4 KiB page empty */
-    if ((st = se_fts_register(idx->db, path, err))) goto fail;
+    if ((st = se_fts_register(idx->db, path, NULL, err))) goto fail;
     exec(idx, "PRAGMA page_size=16384");
     exec(idx, "PRAGMA journal_mode=DELETE");
     exec(idx, "PRAGMA synchronous=FULL");
@@ -349,7 +354,7 @@ static se_status flush_locked(se_index *idx, se_error *err);
  * could not keep the keyword index in step. */
 static se_status fts_attach(se_index *idx, se_log_fn log_fn, void *log_user, se_error *err) {
     se_error fe;
-    se_status st = se_fts_register(idx->db, idx->path, &fe);
+    se_status st = se_fts_register(idx->db, idx->path, &idx->fts, &fe);
     if (st) {
         if (!idx->read_only) {
             if (err) *err = fe;
@@ -1193,36 +1198,47 @@ static se_status keyword_side(se_index *idx, const se_index_search_params *p, si
     filter_bind fb = {p->filters, p->n_filters};
     pthread_mutex_lock(&idx->db_lock);
     char *expr = NULL;
-    se_status st = se_fts_match_expr(idx->db, p->text, &expr, err);
-    if (!st && expr)
-        st = se_fts_search(idx->db, idx->path, expr, fsql, p->n_filters ? bind_filters : NULL, &fb, limit, kh, nk, err);
+    se_status st = se_fts_match_expr(idx->fts, p->text, &expr, err);
+    if (!st && expr) {
+        exec(idx, "BEGIN"); /* one read transaction: FTS5 reads several tables */
+        st = se_fts_search(idx->db, idx->path, expr, fsql, p->n_filters ? bind_filters : NULL, &fb, limit, &idx->kw_q, kh, nk,
+                           err);
+        exec(idx, "COMMIT");
+    }
     pthread_mutex_unlock(&idx->db_lock);
     se_free(expr);
     se_free(fsql);
     return st;
 }
 
-/* The first chunk of doc (its number and span), for a document only the
- * keyword side returned. */
-static se_status first_chunk(se_index *idx, int64_t doc, se_index_hit *h, se_error *err) {
+/* Fills the first chunk (its number and span) of each of the n hits
+ * whose vector_score is NaN (the documents only the keyword side
+ * returned), in one read transaction. */
+static se_status first_chunks(se_index *idx, se_index_hit *hits, size_t n, se_error *err) {
     pthread_mutex_lock(&idx->db_lock);
-    sqlite3_stmt *q;
     se_status st = SE_OK;
-    if (sqlite3_prepare_v2(idx->db, "SELECT chunk, start, end FROM chunks WHERE doc = ? ORDER BY chunk LIMIT 1", -1, &q,
-                           NULL)) {
+    if (!idx->chunk_q && sqlite3_prepare_v3(idx->db, "SELECT chunk, start, end FROM chunks WHERE doc = ? ORDER BY chunk LIMIT 1",
+                                            -1, SQLITE_PREPARE_PERSISTENT, &idx->chunk_q, NULL)) {
         st = db_err(idx, err, "cannot read a chunk");
-    } else {
-        sqlite3_bind_int64(q, 1, doc);
+        goto out;
+    }
+    exec(idx, "BEGIN");
+    for (size_t i = 0; i < n && !st; i++) {
+        if (!isnan(hits[i].vector_score)) continue;
+        sqlite3_stmt *q = idx->chunk_q;
+        sqlite3_bind_int64(q, 1, hits[i].doc);
         int rc = sqlite3_step(q);
         if (rc == SQLITE_ROW) {
-            h->chunk = (uint32_t)sqlite3_column_int64(q, 0);
-            h->start = (uint32_t)sqlite3_column_int64(q, 1);
-            h->end = (uint32_t)sqlite3_column_int64(q, 2);
+            hits[i].chunk = (uint32_t)sqlite3_column_int64(q, 0);
+            hits[i].start = (uint32_t)sqlite3_column_int64(q, 1);
+            hits[i].end = (uint32_t)sqlite3_column_int64(q, 2);
         } else if (rc != SQLITE_DONE) {
             st = db_err(idx, err, "cannot read a chunk");
         }
-        sqlite3_finalize(q);
+        sqlite3_reset(q);
     }
+    exec(idx, "COMMIT");
+out:
     pthread_mutex_unlock(&idx->db_lock);
     return st;
 }
@@ -1273,10 +1289,8 @@ static se_status search_text(se_index *idx, const float *query, const se_index_s
     if (st) return st;
     if (p->mode == SE_SEARCH_KEYWORD) {
         size_t n = nk < p->k ? nk : p->k;
-        for (size_t i = 0; i < n && !st; i++) {
-            hits[i] = (se_index_hit){kh[i].doc, 0, 0, 0, kh[i].score, NAN, kh[i].score};
-            st = first_chunk(idx, kh[i].doc, &hits[i], err);
-        }
+        for (size_t i = 0; i < n; i++) hits[i] = (se_index_hit){kh[i].doc, 0, 0, 0, kh[i].score, NAN, kh[i].score};
+        if (n) st = first_chunks(idx, hits, n, err);
         se_free(kh);
         if (!st) *n_hits = n;
         return st;
@@ -1310,17 +1324,13 @@ static se_status search_text(se_index *idx, const float *query, const se_index_s
     }
     se_fuse(vi, nv, ki, nk, method, alpha, p->rrf_k, fu, &nf);
     size_t n = nf < p->k ? nf : p->k;
-    for (size_t i = 0; i < n && !st; i++) {
+    for (size_t i = 0; i < n; i++) {
         const se_fused *f = &fu[i];
         float vs = f->vi >= 0 ? vh[f->vi].score : NAN, ks = f->ki >= 0 ? kh[f->ki].score : NAN;
-        if (f->vi >= 0) {
-            const se_index_hit *h = &vh[f->vi];
-            hits[i] = (se_index_hit){f->doc, h->chunk, h->start, h->end, f->score, vs, ks};
-        } else {
-            hits[i] = (se_index_hit){f->doc, 0, 0, 0, f->score, vs, ks};
-            st = first_chunk(idx, f->doc, &hits[i], err);
-        }
+        const se_index_hit *h = f->vi >= 0 ? &vh[f->vi] : NULL;
+        hits[i] = (se_index_hit){f->doc, h ? h->chunk : 0, h ? h->start : 0, h ? h->end : 0, f->score, vs, ks};
     }
+    if (n) st = first_chunks(idx, hits, n, err);
     if (!st) *n_hits = n;
 out:
     se_free(kh);

@@ -16,6 +16,7 @@
  * Queries go through the same tokenizer, so a question shares bigrams with
  * the passages that answer it.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,8 +161,9 @@ static int tok_tokenize(Fts5Tokenizer *p, void *ctx, int flags, const char *text
     return SQLITE_OK;
 }
 
-se_status se_fts_register(sqlite3 *db, const char *path, se_error *err) {
+se_status se_fts_register(sqlite3 *db, const char *path, fts5_api **api_out, se_error *err) {
     fts5_api *api = fts5_api_of(db);
+    if (api_out) *api_out = api;
     if (!api)
         return se_err(err, SE_E_UNSUPPORTED,
                       "%s: this SQLite (%s) has no FTS5, which the keyword index needs (Debian's libsqlite3 has it)",
@@ -184,10 +186,9 @@ static int adapt_cb(void *p, int tflags, const char *tok, int n, int s, int e) {
     return a->fn(a->user, tok, n, s, e) ? SQLITE_DONE : SQLITE_OK;
 }
 
-se_status se_fts_tokenize(sqlite3 *db, const char *text, size_t len, int query, se_fts_token_fn fn, void *user,
+se_status se_fts_tokenize(fts5_api *api, const char *text, size_t len, int query, se_fts_token_fn fn, void *user,
                           se_error *err) {
     if (len > 0x7fffffff) return se_err(err, SE_E_RANGE, "keyword tokenizer: text of %zu bytes (at most 2 GiB)", len);
-    fts5_api *api = fts5_api_of(db);
     void *pu = NULL;
     fts5_tokenizer tk;
     if (!api || api->xFindTokenizer(api, "sembed", &pu, &tk) != SQLITE_OK)
@@ -205,14 +206,14 @@ se_status se_fts_tokenize(sqlite3 *db, const char *text, size_t len, int query, 
  * texts) and the expression under construction. */
 typedef struct expr_build {
     const char *text;
-    char **keys; /* SET_CAP slots */
+    char **keys; /* set_cap slots, a power of two */
+    size_t set_cap;
     size_t n_terms;
     char *buf;
     size_t len, cap;
     int oom;
 } expr_build;
 
-#define SET_CAP 4096 /* > 2 * SE_FTS_TERMS_MAX: the set stays at most half full */
 
 static uint64_t fnv1a(const char *s, int n) {
     uint64_t h = 1469598103934665603ull;
@@ -240,10 +241,10 @@ static int buf_put(expr_build *b, const char *s, size_t n) {
  * `"span"` with quotes doubled, joined by OR. Stops at SE_FTS_TERMS_MAX. */
 static int expr_term(void *user, const char *tok, int n, int start, int end) {
     expr_build *b = user;
-    size_t h = (size_t)(fnv1a(tok, n) % SET_CAP);
+    size_t h = (size_t)(fnv1a(tok, n) & (b->set_cap - 1));
     while (b->keys[h]) {
         if ((int)strlen(b->keys[h]) == n && !memcmp(b->keys[h], tok, (size_t)n)) return 0;
-        h = (h + 1) % SET_CAP;
+        h = (h + 1) & (b->set_cap - 1);
     }
     b->keys[h] = se_malloc((size_t)n + 1);
     if (!b->keys[h]) {
@@ -263,13 +264,17 @@ oom:
     return 1;
 }
 
-se_status se_fts_match_expr(sqlite3 *db, const char *text, char **expr, se_error *err) {
+se_status se_fts_match_expr(fts5_api *api, const char *text, char **expr, se_error *err) {
     *expr = NULL;
-    expr_build b = {text, se_calloc(SET_CAP, sizeof(char *)), 0, NULL, 0, 0, 0};
+    /* at most min(bytes, SE_FTS_TERMS_MAX) distinct terms: the set stays at
+     * most half full */
+    size_t len = strlen(text), terms = len < SE_FTS_TERMS_MAX ? len : SE_FTS_TERMS_MAX, cap = 16;
+    while (cap < 2 * terms + 2) cap *= 2;
+    expr_build b = {text, se_calloc(cap, sizeof(char *)), cap, 0, NULL, 0, 0, 0};
     if (!b.keys) return se_err(err, SE_E_NOMEM, "out of memory");
-    se_status st = se_fts_tokenize(db, text, strlen(text), 1, expr_term, &b, err);
+    se_status st = se_fts_tokenize(api, text, len, 1, expr_term, &b, err);
     if (!st && b.oom) st = se_err(err, SE_E_NOMEM, "out of memory");
-    for (size_t i = 0; i < SET_CAP; i++) se_free(b.keys[i]);
+    for (size_t i = 0; i < cap; i++) se_free(b.keys[i]);
     se_free(b.keys);
     if (st || !b.n_terms) {
         se_free(b.buf);
@@ -281,9 +286,15 @@ se_status se_fts_match_expr(sqlite3 *db, const char *text, char **expr, se_error
 
 se_status se_fts_search(sqlite3 *db, const char *path, const char *expr, const char *filter_sql,
                         void (*bind)(sqlite3_stmt *, const void *), const void *bind_user, size_t limit,
-                        se_fts_hit **hits, size_t *n, se_error *err) {
+                        sqlite3_stmt **cache, se_fts_hit **hits, size_t *n, se_error *err) {
     *hits = NULL;
     *n = 0;
+    sqlite3_stmt *q = NULL;
+    bool cached = !filter_sql && cache;
+    if (cached && *cache) {
+        q = *cache;
+        goto bound;
+    }
     static const char head_plain[] = "SELECT fts.rowid, bm25(fts) FROM fts WHERE fts MATCH ?99",
                       head_join[] = "SELECT fts.rowid, bm25(fts) FROM fts JOIN docs d ON d.id = fts.rowid"
                                     " WHERE fts MATCH ?99",
@@ -293,11 +304,12 @@ se_status se_fts_search(sqlite3 *db, const char *path, const char *expr, const c
     char *sql = se_malloc(cap);
     if (!sql) return se_err(err, SE_E_NOMEM, "out of memory");
     snprintf(sql, cap, "%s%s%s", head, filter_sql ? filter_sql : "", tail);
-    sqlite3_stmt *q;
-    int prc = sqlite3_prepare_v2(db, sql, -1, &q, NULL);
+    int prc = sqlite3_prepare_v3(db, sql, -1, cached ? SQLITE_PREPARE_PERSISTENT : 0, &q, NULL);
     se_free(sql);
     if (prc) return se_err(err, SE_E_IO, "%s: cannot run the keyword search: %s", path, sqlite3_errmsg(db));
+    if (cached) *cache = q;
     if (bind) bind(q, bind_user);
+bound:
     sqlite3_bind_text(q, 99, expr, -1, SQLITE_STATIC);
     sqlite3_bind_int64(q, 98, limit > INT64_MAX ? INT64_MAX : (sqlite3_int64)limit);
     se_status st = SE_OK;
@@ -318,7 +330,12 @@ se_status se_fts_search(sqlite3 *db, const char *path, const char *expr, const c
     }
     if (!st && rc != SQLITE_DONE)
         st = se_err(err, SE_E_IO, "%s: keyword search failed: %s", path, sqlite3_errmsg(db));
-    sqlite3_finalize(q);
+    if (cached) {
+        sqlite3_reset(q);
+        sqlite3_clear_bindings(q);
+    } else {
+        sqlite3_finalize(q);
+    }
     if (st) {
         se_free(v);
         return st;

@@ -23,17 +23,19 @@
 #define SE_FTS_TERMS_MAX 1024
 
 /* Registers the "sembed" FTS5 tokenizer on db (a connection is needed for
- * each open). SE_E_UNSUPPORTED, naming path, when this SQLite has no FTS5. */
-se_status se_fts_register(sqlite3 *db, const char *path, se_error *err);
+ * each open) and gives the connection's fts5_api in *api (may be NULL),
+ * valid while db is open. SE_E_UNSUPPORTED, naming path, when this SQLite
+ * has no FTS5. */
+se_status se_fts_register(sqlite3 *db, const char *path, fts5_api **api, se_error *err);
 
 /* Called for each token: its text (n bytes, not NUL-terminated) and the
  * byte span [start, end) in the input it came from. Nonzero stops. */
 typedef int (*se_fts_token_fn)(void *user, const char *tok, int n, int start, int end);
 
 /* Tokenises text (len bytes) as the keyword index does (for documents
- * when query is false, for queries when true), calling fn per token. db
- * must have the tokenizer registered. */
-se_status se_fts_tokenize(sqlite3 *db, const char *text, size_t len, int query, se_fts_token_fn fn, void *user,
+ * when query is false, for queries when true), calling fn per token. api:
+ * se_fts_register's, of a connection with the tokenizer registered. */
+se_status se_fts_tokenize(fts5_api *api, const char *text, size_t len, int query, se_fts_token_fn fn, void *user,
                           se_error *err);
 
 /* Builds the FTS5 MATCH expression for free text: an OR of the distinct
@@ -41,7 +43,7 @@ se_status se_fts_tokenize(sqlite3 *db, const char *text, size_t len, int query, 
  * AND, NEAR, '*', parentheses in the text are words or nothing, never
  * syntax). *expr: se_malloc'd, or NULL when the text has no terms (only
  * punctuation, empty). */
-se_status se_fts_match_expr(sqlite3 *db, const char *text, char **expr, se_error *err);
+se_status se_fts_match_expr(fts5_api *api, const char *text, char **expr, se_error *err);
 
 /* One keyword hit: the docs row id and BM25, higher is better. */
 typedef struct se_fts_hit {
@@ -53,10 +55,12 @@ typedef struct se_fts_hit {
  * (k1 1.2, b 0.75), negated so that higher is better, best first (ties by
  * row id). filter_sql is appended to the WHERE clause over docs d (index.c's
  * filter terms, parameters 1..2*nf bound as index.c binds them through
- * bind, may be NULL when nf is 0). *hits: se_malloc'd, *n entries. */
+ * bind, may be NULL when nf is 0). *hits: se_malloc'd, *n entries.
+ * cache (may be NULL) keeps the statement of a search without filters
+ * from one call to the next (the caller finalizes it). */
 se_status se_fts_search(sqlite3 *db, const char *path, const char *expr, const char *filter_sql,
                         void (*bind)(sqlite3_stmt *, const void *), const void *bind_user, size_t limit,
-                        se_fts_hit **hits, size_t *n, se_error *err);
+                        sqlite3_stmt **cache, se_fts_hit **hits, size_t *n, se_error *err);
 
 /* ---- fusion (index_fusion.c) ---- */
 

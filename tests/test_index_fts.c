@@ -100,10 +100,11 @@ TEST(test_fts_tokens_mixed) {
     sqlite3 *db;
     CHECK(sqlite3_open(":memory:", &db) == SQLITE_OK);
     se_error err = {0};
-    CHECK(se_fts_register(db, ":memory:", &err) == SE_OK);
+    fts5_api *api = NULL;
+    CHECK(se_fts_register(db, ":memory:", &api, &err) == SE_OK);
     const char *text = "Running dogs 苹果手机x中 Café 질문";
     toks t = {0};
-    CHECK(se_fts_tokenize(db, text, strlen(text), 0, collect, &t, &err) == SE_OK);
+    CHECK(se_fts_tokenize(api, text, strlen(text), 0, collect, &t, &err) == SE_OK);
     const char *want[] = {"run", "dog", "苹果", "果手", "手机", "x", "中", "cafe", "질문"};
     CHECK_MSG(t.n == 9, "%d tokens", t.n);
     for (int i = 0; i < 9 && i < t.n; i++) CHECK_MSG(!strcmp(t.text[i], want[i]), "token %d: '%s', want '%s'", i, t.text[i], want[i]);
@@ -111,10 +112,10 @@ TEST(test_fts_tokens_mixed) {
     CHECK(t.start[2] == 13 && t.end[2] == 19 && t.start[5] == 25 && t.end[5] == 26);
     /* the MATCH expression quotes the spans, once per distinct term */
     char *expr = NULL;
-    CHECK(se_fts_match_expr(db, "dogs \"AND\" dog NEAR( x* )", &expr, &err) == SE_OK);
+    CHECK(se_fts_match_expr(api, "dogs \"AND\" dog NEAR( x* )", &expr, &err) == SE_OK);
     CHECK_MSG(expr && !strcmp(expr, "\"dogs\" OR \"AND\" OR \"NEAR\" OR \"x\""), "expr: %s", expr ? expr : "(null)");
     se_free(expr);
-    CHECK(se_fts_match_expr(db, "?!. -- \"", &expr, &err) == SE_OK && expr == NULL);
+    CHECK(se_fts_match_expr(api, "?!. -- \"", &expr, &err) == SE_OK && expr == NULL);
     sqlite3_close(db);
 }
 
@@ -167,7 +168,7 @@ static se_status kw_ids(se_index *idx, const char *text, char *out, size_t cap, 
 static int fts_consistent(const char *path) {
     sqlite3 *db;
     if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) return 0; /* the check is an INSERT */
-    int ok = se_fts_register(db, path, NULL) == SE_OK &&
+    int ok = se_fts_register(db, path, NULL, NULL) == SE_OK &&
              sqlite3_exec(db, "INSERT INTO fts(fts, rank) VALUES('integrity-check', 1)", NULL, NULL, NULL) == SQLITE_OK;
     sqlite3_close(db);
     return ok;
