@@ -21,8 +21,9 @@ for the chosen setting. nDCG@10 as trec_eval computes it (linear gains
 from the qrels, ideal DCG over all judged documents).
 
 usage: tools/fusion_sweep.py [--sembed build/sembed] [--model models/use-lite]
-           [--data ../shared/data/eval] [--work /tmp/fusion-sweep] [--k 100]
-Indexes are built under --work on the first run (SciFact: minutes).
+           [--data ../shared/data/eval] [--work /tmp/fusion-sweep] [--k 100] [--sets scifact,zh]
+Indexes are built under --work on the first run (SciFact: minutes). On SciFact it
+also times se_index_search per mode (one thread, k 10, p50/p95; "latency").
 """
 import argparse
 import json
@@ -190,6 +191,43 @@ def evaluate(name, sembed, idx, qs, qrels, work, k, alphas, thresholds, default)
     return out
 
 
+def latency(idx_path, qs, model, reps=3):
+    """p50 / p95 latency (ms) of se_index_search on one thread for each mode, k 10, over the
+    queries (vectors encoded beforehand; the call alone is timed, best of reps per query)."""
+    import ctypes
+    import time
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sys.path.insert(0, os.path.join(root, "python"))
+    os.environ.setdefault("SEMBED_LIBRARY", os.path.join(root, "build", "libsembed.so"))
+    import sembed
+    from sembed import _lib
+    from sembed._lib import lib
+    st = sembed.SentenceTransformer(model)
+    Q = np.ascontiguousarray(st.encode([t for _, t in qs]), dtype=np.float32)
+    with sembed.Index.open(idx_path, read_only=True) as idx:
+        ptr = idx._ptr()
+        hits = (_lib.se_index_hit * 10)()
+        nh = ctypes.c_size_t()
+        err = _lib.se_error()
+        out = {}
+        for name, mode in (("vector", 0), ("keyword", 1), ("hybrid", 2)):
+            p = lib.se_index_search_default_params()
+            p.k, p.mode = 10, mode
+            ts = []
+            for i, (_, t) in enumerate(qs):
+                p.text = t.encode("utf-8")
+                best = 1e9
+                for _ in range(reps):
+                    t0 = time.perf_counter()
+                    _lib.check(lib.se_index_search(ptr, _lib.float_ptr(Q[i]), ctypes.byref(p), hits, ctypes.byref(nh),
+                                                   ctypes.byref(err)), err)
+                    best = min(best, time.perf_counter() - t0)
+                ts.append(best * 1e3)
+            out[name] = {"p50_ms": float(np.percentile(ts, 50)), "p95_ms": float(np.percentile(ts, 95))}
+        out["hybrid_over_vector_p50"] = out["hybrid"]["p50_ms"] / out["vector"]["p50_ms"]
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sembed", default="build/sembed")
@@ -199,19 +237,26 @@ def main():
     ap.add_argument("--k", type=int, default=100)
     ap.add_argument("--alpha", type=float, default=0.3, help="the default's alpha (checked against the C build)")
     ap.add_argument("--flat", type=float, default=0.02, help="the default's flat-spread threshold")
+    ap.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
+    ap.add_argument("--sets", default="scifact,zh", help="which sets (comma-separated)")
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
     alphas = [i / 20 for i in range(21)]
     thresholds = [0.005, 0.01, 0.02, 0.03, 0.05]
     res = {"model": a.model, "k": a.k, "default": {"fusion": "score", "alpha": a.alpha, "flat_spread": a.flat}}
-    docs, qs, qrels = load_scifact(os.path.join(a.data, "beir-scifact"))
-    idx = os.path.join(a.work, "scifact.idx")
-    build_index(a.sembed, a.model, docs, idx)
-    res["scifact"] = evaluate("scifact", a.sembed, idx, qs, qrels, a.work, a.k, alphas, thresholds, (a.alpha, a.flat))
-    docs, qs, qrels = load_zh(os.path.join(a.data, "zh-STS-B.test.data"))
-    idx = os.path.join(a.work, "zh.idx")
-    build_index(a.sembed, a.model, docs, idx)
-    res["zh"] = evaluate("zh", a.sembed, idx, qs, qrels, a.work, a.k, alphas, thresholds, (a.alpha, a.flat))
+    sets = a.sets.split(",")
+    if "scifact" in sets:
+        docs, qs, qrels = load_scifact(os.path.join(a.data, "beir-scifact"))
+        idx = os.path.join(a.work, "scifact.idx")
+        build_index(a.sembed, a.model, docs, idx)
+        res["scifact"] = evaluate("scifact", a.sembed, idx, qs, qrels, a.work, a.k, alphas, thresholds, (a.alpha, a.flat))
+        if not a.no_latency:
+            res["scifact"]["latency"] = latency(idx, qs, a.model)
+    if "zh" in sets:
+        docs, qs, qrels = load_zh(os.path.join(a.data, "zh-STS-B.test.data"))
+        idx = os.path.join(a.work, "zh.idx")
+        build_index(a.sembed, a.model, docs, idx)
+        res["zh"] = evaluate("zh", a.sembed, idx, qs, qrels, a.work, a.k, alphas, thresholds, (a.alpha, a.flat))
     print(json.dumps(res, indent=1))
 
 
