@@ -280,9 +280,9 @@ se_status se_index_create(const char *path, size_t dim, const se_index_params *p
         st = db_err(idx, err, "cannot create");
         goto fail;
     }
+    if ((st = se_fts_register(idx->db, path, NULL, err))) goto fail; /* the schema's fts uses it */
     /* 16 KiB pages: a 512-dim float32 vector row (~2 KiB) would leave half of
      * every 4 KiB page empty */
-    if ((st = se_fts_register(idx->db, path, NULL, err))) goto fail;
     exec(idx, "PRAGMA page_size=16384");
     exec(idx, "PRAGMA journal_mode=DELETE");
     exec(idx, "PRAGMA synchronous=FULL");

@@ -100,7 +100,7 @@ float se_fuse_spread(const se_fuse_item *v, size_t nv, size_t n);
  * (README "Hybrid search"): normalised score fusion with this vector
  * weight, and the vector side ignored (alpha 0) when its spread over the
  * first SE_FUSE_FLAT_N candidates is below SE_FUSE_FLAT_SPREAD. */
-#define SE_FUSE_DEFAULT_ALPHA 0.3f
+#define SE_FUSE_DEFAULT_ALPHA 0.2f
 #define SE_FUSE_FLAT_N 10
 #define SE_FUSE_FLAT_SPREAD 0.02f
 

@@ -180,6 +180,10 @@ def evaluate(name, sembed, idx, qs, qrels, work, k, alphas, thresholds, default)
     out["vector_spread"] = {"p5": float(np.percentile(sp, 5)), "p50": float(np.percentile(sp, 50)),
                             "p95": float(np.percentile(sp, 95)), "max": float(sp.max())}
     out["flat_share"] = {"%.3f" % t: float(np.mean(sp < t)) for t in thresholds}
+    # the default's two settings together: alpha with a vector side ignored below each threshold
+    out["score_flat"] = {"%.3f" % t: {"%.2f" % al: mean_ndcg([fuse(a, b, "score", 0.0 if spread(a) < t else al)
+                                                             for a, b in zip(vec, kw)], qs, qrels)
+                                     for al in alphas if 0.05 <= al <= 0.45} for t in thresholds}
     da, dt = default
     runs = [fuse(a, b, "score", 0.0 if spread(a) < dt else da) for a, b in zip(vec, kw)]
     out["default"] = mean_ndcg(runs, qs, qrels)
@@ -235,7 +239,7 @@ def main():
     ap.add_argument("--data", default="../shared/data/eval")
     ap.add_argument("--work", default="/tmp/fusion-sweep")
     ap.add_argument("--k", type=int, default=100)
-    ap.add_argument("--alpha", type=float, default=0.3, help="the default's alpha (checked against the C build)")
+    ap.add_argument("--alpha", type=float, default=0.2, help="the default's alpha (checked against the C build)")
     ap.add_argument("--flat", type=float, default=0.02, help="the default's flat-spread threshold")
     ap.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
     ap.add_argument("--sets", default="scifact,zh", help="which sets (comma-separated)")
