@@ -809,7 +809,11 @@ SE_API se_status se_index_create(const char *path, size_t dim, const se_index_pa
 /* Opens an existing index (read_only: no writes, several processes may
  * read). Checks the file's magic, version and checksums; a stale or
  * damaged graph snapshot is rebuilt from the stored vectors (reported
- * through log_fn, may be NULL). */
+ * through log_fn, may be NULL). An index made before the keyword index
+ * (format 1) is upgraded in place when opened writable (the keyword index
+ * built from the stored texts, one transaction, reported through log_fn);
+ * opened read-only it searches by vector, and a keyword or hybrid search
+ * is SE_E_UNSUPPORTED with a message saying how to upgrade. */
 SE_API se_status se_index_open(const char *path, bool read_only, se_log_fn log_fn, void *log_user, se_index **out,
                                se_error *err);
 
@@ -910,7 +914,15 @@ typedef struct se_index_hit {
 /* The k best chunks for query (dim floats), best first, into hits (k
  * caller entries). With filters, documents whose metadata match are
  * searched exactly when they are few, and through the graph otherwise, so
- * selective filters lose no results. */
+ * selective filters lose no results.
+ * params->mode SE_SEARCH_KEYWORD ranks documents by BM25 of params->text
+ * (free text: its terms, OR'ed; query may be NULL); SE_SEARCH_HYBRID fuses
+ * the vector ranking (best chunk per document) with BM25, each side
+ * giving max(100, 10 k) candidates, filters applied to both. Both give one
+ * hit per document (best_chunk_per_doc does not apply): the vector side's
+ * best chunk, or the document's first chunk when only the keyword side
+ * returned it. A text with no terms (punctuation only) finds nothing by
+ * keyword. README "Hybrid search" has the fusion default and its numbers. */
 SE_API se_status se_index_search(se_index *idx, const float *query, const se_index_search_params *params,
                                  se_index_hit *hits, size_t *n_hits, se_error *err);
 
