@@ -1,0 +1,181 @@
+/*
+ * train/train.h - the training engine's internal API (issue 15): a
+ * trainable copy of a BERT-family sentence encoder (f32 parameters and
+ * their gradients), its forward pass with a tape, the backward pass, and
+ * sentence-transformers' losses on the sentence embeddings.
+ *
+ * Files:
+ *   train_model.c    the trainable model: from a sentence-transformers
+ *                    folder (through the library's loader) or a seeded
+ *                    random init; the parameter list
+ *   train_kernels.c  the backward kernels (GEMM transposes, LayerNorm,
+ *                    activations, attention), fast ones with scalar twins
+ *   train_forward.c  the forward pass, keeping what the backward needs
+ *   train_backward.c the backward pass into the parameters' gradients
+ *   train_loss.c     the losses: value and gradient w.r.t. the embeddings
+ *
+ * A trainer drives it as:
+ *   se_tmodel_from_folder / se_tmodel_random     once
+ *   per step: se_tmodel_zero_grad; se_ttape_forward (the embeddings of
+ *   every column of the batch); se_loss_eval (loss, d embeddings);
+ *   se_ttape_backward (adds into every se_tparam.g); the optimiser reads
+ *   se_tparam.w, .g and .no_decay.
+ *
+ * Shapes follow model.h's legend: T tokens of S sentences packed without
+ * padding (starts[s] .. starts[s + 1] is sentence s), H hidden, NH heads,
+ * FF intermediate, V vocabulary, P positions, L layers.
+ *
+ * Single-threaded for now, so deterministic for a seed; the GEMMs are the
+ * forward's dispatched kernels (se_kernels_get), whose per-element order
+ * does not depend on M.
+ */
+#ifndef SE_TRAIN_H
+#define SE_TRAIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model_folder.h"
+#include "sembed.h"
+
+/* One parameter tensor: rows x cols floats (cols 1 for a vector). */
+typedef struct se_tparam {
+    char name[96]; /* Hugging Face / sentence-transformers name ("encoder.layer.0.attention.self.query.weight",
+                      "2_Dense/linear.weight") */
+    float *w, *g;  /* values and gradient (the model's arena) */
+    size_t n, rows, cols;
+    bool no_decay; /* a bias or a LayerNorm weight: AdamW skips its weight decay */
+} se_tparam;
+
+/* The parameter slots of one encoder layer, in se_tmodel.layer order. */
+enum {
+    SE_TL_Q_W, SE_TL_Q_B, SE_TL_K_W, SE_TL_K_B, SE_TL_V_W, SE_TL_V_B, SE_TL_O_W, SE_TL_O_B,
+    SE_TL_LN1_G, SE_TL_LN1_B, SE_TL_FF1_W, SE_TL_FF1_B, SE_TL_FF2_W, SE_TL_FF2_B, SE_TL_LN2_G, SE_TL_LN2_B,
+    SE_TL_N
+};
+
+/* A module after pooling: Dense (weights in parameters w_idx, b_idx or
+ * -1, then act) or Normalize. */
+typedef struct se_tstage {
+    int kind; /* SE_STAGE_DENSE or SE_STAGE_NORMALIZE (model_folder.h) */
+    size_t n_in, n_out;
+    int w_idx, b_idx;
+    se_act act;
+} se_tstage;
+
+/* The architecture's shape and modules. */
+typedef struct se_tcfg {
+    size_t V, H, NH, FF, L, P, n_type; /* n_type 0: no token type embeddings */
+    float eps;                         /* layer_norm_eps */
+    se_act act;                        /* hidden_act */
+    uint32_t pooling;                  /* SE_POOL_* modes */
+    bool include_prompt;
+    size_t pool_dim, dim;              /* pooling's output, the embedding's */
+} se_tcfg;
+
+/* A trainable model. Parameters live in one arena (values) and one for
+ * gradients, in se_tmodel.p order. */
+typedef struct se_tmodel {
+    se_tcfg cfg;
+    se_tparam *p;
+    size_t n_p;
+    int word, pos, type, emb_ln_g, emb_ln_b; /* parameter indices (type -1 when n_type is 0) */
+    int (*layer)[SE_TL_N];                   /* (L) parameter indices of each layer */
+    se_tstage *stages;
+    int n_stages;
+    float *w_arena, *g_arena;
+    size_t n_floats;
+} se_tmodel;
+
+/* Options of a random model (BERT's init: weights normal(0, 0.02),
+ * LayerNorm weight 1 and bias 0, biases 0). */
+typedef struct se_tmodel_random_params {
+    size_t V, H, NH, FF, L, P, n_type;
+    float eps;
+    se_act act;
+    uint32_t pooling;     /* 0: mean */
+    bool normalize;       /* a Normalize module after pooling */
+    uint64_t seed;
+} se_tmodel_random_params;
+
+/* Makes a trainable copy of the BERT model in a sentence-transformers (or
+ * plain Hugging Face) folder: the library loads it (every check of
+ * se_model_load), the weights are copied as f32. Other architectures are
+ * SE_E_UNSUPPORTED naming config.json's model_type. */
+se_status se_tmodel_from_folder(const char *dir, se_tmodel **out, se_error *err);
+
+/* A randomly initialised BERT (BERT's init, deterministic for the seed). */
+se_status se_tmodel_random(const se_tmodel_random_params *rp, se_tmodel **out, se_error *err);
+
+/* Frees a model; NULL is a no-op. */
+void se_tmodel_free(se_tmodel *m);
+
+/* Sets every gradient to zero. */
+void se_tmodel_zero_grad(se_tmodel *m);
+
+/* The parameter named name; NULL when there is none. */
+se_tparam *se_tmodel_param(se_tmodel *m, const char *name);
+
+/* What one forward pass keeps for its backward (train_forward.c). */
+typedef struct se_ttape se_ttape;
+
+/* A batch: S sentences of token ids packed (starts: S + 1 offsets),
+ * type_ids NULL (all 0) or T values, first NULL or S pooling starts (the
+ * tokens before first[s] are masked out of pooling, as
+ * include_prompt = false does for a prompt). */
+typedef struct se_tbatch {
+    const int32_t *ids, *type_ids;
+    const size_t *starts;
+    size_t S;
+    const size_t *first;
+} se_tbatch;
+
+/* Runs the forward pass of batch b, writing the S embeddings (S, dim) to
+ * emb and keeping the activations in *tape (made on the first call,
+ * reused and grown after; free with se_ttape_free). Ids outside the
+ * vocabulary, types outside n_type, or a sentence longer than the
+ * positions are SE_E_RANGE naming the sentence and position. */
+se_status se_ttape_forward(const se_tmodel *m, const se_tbatch *b, se_ttape **tape, float *emb, se_error *err);
+
+/* Adds the gradient of a scalar whose gradient with respect to the
+ * embeddings of the tape's forward pass is d_emb (S, dim) into every
+ * parameter's g. */
+se_status se_ttape_backward(se_tmodel *m, se_ttape *tape, const float *d_emb, se_error *err);
+
+/* Frees a tape; NULL is a no-op. */
+void se_ttape_free(se_ttape *tape);
+
+/* The losses of sentence-transformers (train_loss.c). */
+typedef enum se_loss_kind {
+    SE_LOSS_MNRL = 1,   /* MultipleNegativesRankingLoss: columns anchor, positive, negatives... */
+    SE_LOSS_MNRL_SYM,   /* MultipleNegativesSymmetricRankingLoss */
+    SE_LOSS_COSENT,     /* CoSENTLoss: columns sentence1, sentence2; labels */
+    SE_LOSS_COSINE,     /* CosineSimilarityLoss: MSE of cos(s1, s2) against labels */
+    SE_LOSS_TRIPLET,    /* TripletLoss, euclidean: columns anchor, positive, negative */
+    SE_LOSS_MSE         /* MSELoss: every column against the teacher's vectors */
+} se_loss_kind;
+
+/* A loss over a batch of B examples of n_cols columns. The embeddings are
+ * column after column: rows c * B .. c * B + B - 1 are column c. A
+ * Matryoshka list (n_dims > 0) sums weights[i] * the loss on the first
+ * dims[i] components of every embedding (weights NULL: all 1). */
+typedef struct se_loss_spec {
+    se_loss_kind kind;
+    float scale;  /* MNRL, CoSENT: 0 = 20 */
+    float margin; /* Triplet: 0 = 5 */
+    const size_t *dims;
+    const float *weights;
+    size_t n_dims;
+} se_loss_spec;
+
+/* The loss of the embeddings emb (n_cols * B, dim) and, when d_emb is not
+ * NULL, its gradient w.r.t. them (same shape, overwritten). labels: B
+ * scores (CoSENT, Cosine); teacher: (B, teacher_dim) vectors (MSE, at
+ * least dim wide; truncated to dim). A column count or input the loss
+ * does not take is SE_E_INVALID naming it. */
+se_status se_loss_eval(const se_loss_spec *spec, const float *emb, size_t B, size_t n_cols, size_t dim,
+                       const float *labels, const float *teacher, size_t teacher_dim, double *loss, float *d_emb,
+                       se_error *err);
+
+#endif

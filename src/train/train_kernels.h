@@ -1,0 +1,64 @@
+/*
+ * train/train_kernels.h - the backward kernels of the trainable encoder
+ * (train_kernels.c). Every fast kernel has a scalar reference twin
+ * (*_ref) that tests/test_train_grad.c compares it against; the fast
+ * GEMMs are the forward's dispatched GEMM (se_kernels_get) on transposed
+ * operands.
+ *
+ * Matrices are row-major; a weight w is (N, K), torch Linear's layout.
+ */
+#ifndef SE_TRAIN_KERNELS_H
+#define SE_TRAIN_KERNELS_H
+
+#include <stddef.h>
+
+#include "model_folder.h"
+
+/* y (M, N) = x (M, K) w^T + b (b NULL: none): the forward Linear. */
+void se_tk_linear(const float *x, size_t M, size_t K, const float *w, size_t N, const float *b, float *y, size_t ldy);
+void se_tk_linear_ref(const float *x, size_t M, size_t K, const float *w, size_t N, const float *b, float *y,
+                      size_t ldy);
+
+/* The scratch se_tk_dx and se_tk_dw need, in floats. */
+size_t se_tk_dx_scratch(size_t M, size_t N, size_t K);
+size_t se_tk_dw_scratch(size_t M, size_t N, size_t K);
+
+/* dx (M, K) += dy (M, N; rows ldy apart) w (N, K): a Linear's input
+ * gradient. scratch: se_tk_dx_scratch floats (the reference needs none). */
+void se_tk_dx(const float *dy, size_t ldy, size_t M, size_t N, const float *w, size_t K, float *dx, float *scratch);
+void se_tk_dx_ref(const float *dy, size_t ldy, size_t M, size_t N, const float *w, size_t K, float *dx);
+
+/* dw (N, K) += dy^T (N, M) x (M, K), x rows ldx apart; db (N) += the
+ * column sums of dy when db is not NULL: a Linear's weight and bias
+ * gradients. scratch: se_tk_dw_scratch floats. */
+void se_tk_dw(const float *dy, size_t ldy, size_t M, size_t N, const float *x, size_t ldx, size_t K, float *dw,
+              float *db, float *scratch);
+void se_tk_dw_ref(const float *dy, size_t ldy, size_t M, size_t N, const float *x, size_t ldx, size_t K, float *dw,
+                  float *db);
+
+/* LayerNorm of one row of n in place, keeping xhat (n) and its 1/std. */
+void se_tk_layernorm_fwd(float *x, size_t n, const float *g, const float *b, float eps, float *xhat, float *rstd);
+
+/* LayerNorm's backward for one row: dx (n) = the input gradient from the
+ * output gradient dy, xhat and rstd of the forward; dg, db (n) += their
+ * gradients. dx may alias dy. */
+void se_tk_layernorm_bwd(const float *dy, const float *xhat, float rstd, const float *g, size_t n, float *dx, float *dg,
+                         float *db);
+
+/* An activation's backward over n values: dx[i] = dy[i] * act'(pre[i]),
+ * pre the input of the forward (out its output, used by tanh and
+ * sigmoid). dx may alias dy. */
+void se_tk_act_bwd(se_act a, const float *pre, const float *out, const float *dy, float *dx, size_t n);
+
+/* One attention head of one sentence of T tokens, forward: p (T, T) the
+ * softmax of (q_i . k_t) * scale over t, out (rows ldo apart) = p v. q, k,
+ * v rows ld apart, offset to the head. */
+void se_tk_attn_fwd(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD, float scale,
+                    float *p, float *out, size_t ldo);
+
+/* Its backward: from dout (rows ldo apart) and the forward's p, adds dq,
+ * dk, dv (rows ld apart, offset to the head). dp: (T) scratch. */
+void se_tk_attn_bwd(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD, float scale,
+                    const float *p, const float *dout, size_t ldo, float *dq, float *dk, float *dv, float *dp);
+
+#endif
