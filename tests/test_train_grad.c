@@ -1,0 +1,480 @@
+/*
+ * test_train_grad.c - the training engine's gradient checks (issue 15):
+ * sembed's forward with a tape, backward and losses (src/train/) against
+ * the PyTorch reference of tools/train_grad_ref.py, whose cases and
+ * gradients are in tests/fixtures/train/ (cases.json, and
+ * grads.safetensors.gz: F32 tensors named "<case>/<parameter>").
+ *
+ *   - the trainable model's forward equals se_encode_ids (the library's
+ *     forward) and the reference's embeddings, to ~1e-5
+ *   - every parameter tensor's gradient: ||g - g_ref|| / ||g_ref|| <= 1e-4,
+ *     the loss to 1e-5 (relative), for every model folder of the encoder
+ *     cases (mean, CLS, max and all six poolings, Dense with Tanh and
+ *     Identity, Normalize, gelu / gelu_new / relu) and every loss
+ *   - the fast backward kernels against their scalar twins
+ *   - bad input is an error naming it; results are deterministic
+ * Run from the repo root.
+ */
+#include <jansson.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "sembed.h"
+#include "test.h"
+#include "train/train.h"
+#include "train/train_kernels.h"
+
+#define TRAIN_FIX "tests/fixtures/train/"
+#define MODEL_FIX "tests/fixtures/models/"
+
+/* The reference: the manifest and the decompressed safetensors blob. */
+static json_t *cases;
+static unsigned char *blob;
+static size_t blob_len;
+static json_t *blob_hdr;
+static size_t blob_data; /* offset of the data section */
+
+/* Reads the fixture files; exits when they are missing (run from the
+ * repo root). */
+static void load_fixtures(void) {
+    json_error_t je;
+    cases = json_load_file(TRAIN_FIX "cases.json", 0, &je);
+    if (!cases) {
+        fprintf(stderr, "cannot read " TRAIN_FIX "cases.json: %s (run from the repo root)\n", je.text);
+        exit(1);
+    }
+    gzFile z = gzopen(TRAIN_FIX "grads.safetensors.gz", "rb");
+    if (!z) {
+        fprintf(stderr, "cannot open " TRAIN_FIX "grads.safetensors.gz\n");
+        exit(1);
+    }
+    size_t cap = 1 << 20;
+    blob = malloc(cap);
+    int n;
+    while (blob && (n = gzread(z, blob + blob_len, (unsigned)(cap - blob_len))) > 0) {
+        blob_len += (size_t)n;
+        if (blob_len == cap) blob = realloc(blob, cap *= 2);
+    }
+    gzclose(z);
+    uint64_t hl = 0;
+    if (!blob || blob_len < 8) exit(1);
+    for (int i = 7; i >= 0; i--) hl = hl << 8 | blob[i];
+    blob_hdr = json_loadb((const char *)blob + 8, (size_t)hl, 0, &je);
+    if (!blob_hdr) {
+        fprintf(stderr, "grads.safetensors.gz: bad header: %s\n", je.text);
+        exit(1);
+    }
+    blob_data = 8 + (size_t)hl;
+}
+
+/* The F32 tensor named name of the reference (n its floats); NULL when
+ * absent. */
+static const float *ref_tensor(const char *name, size_t *n) {
+    json_t *t = json_object_get(blob_hdr, name);
+    if (!t) return NULL;
+    json_t *off = json_object_get(t, "data_offsets");
+    size_t a = (size_t)json_integer_value(json_array_get(off, 0)), b = (size_t)json_integer_value(json_array_get(off, 1));
+    if (n) *n = (b - a) / 4;
+    return (const float *)(blob + blob_data + a);
+}
+
+/* ||a - b|| / ||b|| over n floats (0 when both are zero). */
+static double rel_err(const float *a, const float *b, size_t n) {
+    double d = 0.0, r = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double e = (double)a[i] - b[i];
+        d += e * e, r += (double)b[i] * b[i];
+    }
+    return r > 0 ? sqrt(d / r) : sqrt(d);
+}
+
+/* A case's batch: packed ids, starts and pooling starts (malloc'd). */
+typedef struct tbatch {
+    int32_t *ids;
+    size_t *starts, *first, S;
+    se_tbatch b;
+} tbatch;
+
+/* Packs a case's "ids" (and "first") into a batch. */
+static void case_batch(json_t *c, tbatch *tb) {
+    json_t *ids = json_object_get(c, "ids"), *first = json_object_get(c, "first");
+    size_t S = json_array_size(ids), T = 0, i;
+    json_t *s;
+    json_array_foreach(ids, i, s) T += json_array_size(s);
+    tb->ids = malloc((T + 1) * sizeof *tb->ids);
+    tb->starts = malloc((S + 1) * sizeof *tb->starts);
+    tb->first = malloc((S + 1) * sizeof *tb->first);
+    tb->S = S;
+    size_t t = 0;
+    tb->starts[0] = 0;
+    json_array_foreach(ids, i, s) {
+        size_t k;
+        json_t *v;
+        json_array_foreach(s, k, v) tb->ids[t++] = (int32_t)json_integer_value(v);
+        tb->starts[i + 1] = t;
+        tb->first[i] = json_is_array(first) ? (size_t)json_integer_value(json_array_get(first, i)) : 0;
+    }
+    tb->b = (se_tbatch){.ids = tb->ids, .starts = tb->starts, .S = S, .first = json_is_array(first) ? tb->first : NULL};
+}
+
+static void tbatch_free(tbatch *tb) {
+    free(tb->ids);
+    free(tb->starts);
+    free(tb->first);
+}
+
+/* The norm of every reference gradient of case cid together. */
+static double case_norm(se_tmodel *m, const char *cid) {
+    double ss = 0.0;
+    for (size_t i = 0; i < m->n_p; i++) {
+        char name[192];
+        snprintf(name, sizeof name, "%s/%s", cid, m->p[i].name);
+        size_t n = 0;
+        const float *r = ref_tensor(name, &n);
+        for (size_t k = 0; r && k < n; k++) ss += (double)r[k] * r[k];
+    }
+    return sqrt(ss);
+}
+
+/* Whether a gradient is right: ||g - ref|| / ||ref|| <= 1e-4, or, for a
+ * tensor whose gradient is zero in exact arithmetic (the attention key
+ * bias: softmax ignores a score added to every key; the last LayerNorm
+ * bias under losses that only see differences of embeddings), whose
+ * reference is below 1e-7 of the whole gradient's norm total: ||g|| <=
+ * 1e-5 total. Sets *e to the error it judged by. */
+static bool grad_ok(const float *g, const float *ref, size_t n, double total, double *e) {
+    double rn = 0.0, gn = 0.0;
+    for (size_t k = 0; k < n; k++) rn += (double)ref[k] * ref[k], gn += (double)g[k] * g[k];
+    if (sqrt(rn) < 1e-7 * total) {
+        *e = sqrt(gn) / total;
+        return *e <= 1e-5;
+    }
+    *e = rel_err(g, ref, n);
+    return *e <= 1e-4;
+}
+
+/* Compares every parameter gradient of m with the reference's for case
+ * cid (grad_ok); the word embedding's on the rows the case used, and zero
+ * elsewhere. Returns the worst error. */
+static double check_grads(se_tmodel *m, json_t *c, const char *cid) {
+    double worst = 0.0, total = case_norm(m, cid), e;
+    size_t checked = 0;
+    for (size_t i = 0; i < m->n_p; i++) {
+        se_tparam *p = &m->p[i];
+        char name[192];
+        snprintf(name, sizeof name, "%s/%s", cid, p->name);
+        size_t n = 0;
+        const float *ref = ref_tensor(name, &n);
+        CHECK_MSG(ref != NULL, "%s: no reference gradient", name);
+        if (!ref) continue;
+        if (!strcmp(p->name, "embeddings.word_embeddings.weight")) {
+            json_t *rows = json_object_get(c, "word_rows");
+            size_t H = p->cols, nr = json_array_size(rows);
+            CHECK(n == nr * H);
+            float *g = malloc((nr * H + 1) * sizeof *g);
+            char *used = calloc(p->rows, 1);
+            for (size_t r = 0; r < nr; r++) {
+                size_t row = (size_t)json_integer_value(json_array_get(rows, r));
+                used[row] = 1;
+                memcpy(g + r * H, p->g + row * H, H * sizeof *g);
+            }
+            CHECK_MSG(grad_ok(g, ref, nr * H, total, &e), "%s: error %.3g", name, e);
+            worst = e > worst ? e : worst;
+            size_t nonzero = 0;
+            for (size_t r = 0; r < p->rows; r++)
+                if (!used[r])
+                    for (size_t k = 0; k < H; k++) nonzero += p->g[r * H + k] != 0.0f;
+            CHECK_MSG(nonzero == 0, "%s: %zu gradients on rows the batch does not use", name, nonzero);
+            free(g);
+            free(used);
+        } else {
+            CHECK_MSG(n == p->n, "%s: %zu values, the reference has %zu", name, p->n, n);
+            if (n != p->n) continue;
+            CHECK_MSG(grad_ok(p->g, ref, n, total, &e), "%s: error %.3g", name, e);
+            worst = e > worst ? e : worst;
+        }
+        checked++;
+    }
+    CHECK(checked == m->n_p);
+    return worst;
+}
+
+/* Every case of kind "encoder": the trainable model's forward equals
+ * se_encode_ids and the reference embeddings; the objective sum(emb * R)
+ * and its gradient (R the reference's d_emb) match the reference. */
+TEST(test_train_grad_encoder) {
+    size_t i;
+    json_t *c;
+    int n_cases = 0;
+    json_array_foreach(json_object_get(cases, "cases"), i, c) {
+        if (strcmp(json_string_value(json_object_get(c, "kind")), "encoder")) continue;
+        const char *cid = json_string_value(json_object_get(c, "id"));
+        const char *model = json_string_value(json_object_get(c, "model"));
+        char dir[256];
+        snprintf(dir, sizeof dir, MODEL_FIX "%s", model);
+        se_error err = {0};
+        se_tmodel *m = NULL;
+        CHECK_MSG(se_tmodel_from_folder(dir, &m, &err) == SE_OK, "%s: %s", dir, err.msg);
+        if (!m) continue;
+        tbatch tb;
+        case_batch(c, &tb);
+        size_t S = tb.S, dim = m->cfg.dim;
+        CHECK((size_t)json_integer_value(json_object_get(c, "dim")) == dim);
+        float *emb = calloc(S * dim, sizeof *emb), *lib = calloc(S * dim, sizeof *lib);
+        se_ttape *tape = NULL;
+        CHECK_MSG(se_ttape_forward(m, &tb.b, &tape, emb, &err) == SE_OK, "%s: %s", cid, err.msg);
+        /* the library's forward on the same ids */
+        se_model *lm = NULL;
+        se_ctx *ctx = NULL;
+        CHECK(se_model_load(dir, NULL, &lm, &err) == SE_OK);
+        CHECK(se_ctx_new(lm, NULL, &ctx, &err) == SE_OK);
+        const int32_t **idp = malloc(S * sizeof *idp);
+        size_t *lens = malloc(S * sizeof *lens);
+        for (size_t s = 0; s < S; s++) idp[s] = tb.ids + tb.starts[s], lens[s] = tb.starts[s + 1] - tb.starts[s];
+        se_encode_params ep = se_encode_default_params();
+        ep.pool_starts = tb.b.first;
+        CHECK_MSG(se_encode_ids(ctx, idp, lens, S, &ep, lib, S * dim, &err) == SE_OK, "%s: %s", cid, err.msg);
+        char label[160];
+        snprintf(label, sizeof label, "%s: forward vs se_encode_ids", cid);
+        CHECK_CLOSE(emb, lib, S * dim, 1e-5, 1e-5, label);
+        size_t n = 0;
+        snprintf(label, sizeof label, "%s/emb", cid);
+        const float *ref_emb = ref_tensor(label, &n);
+        CHECK(ref_emb && n == S * dim);
+        if (ref_emb) CHECK_CLOSE(emb, ref_emb, S * dim, 1e-5, 1e-5, label);
+        /* the objective and its gradient */
+        snprintf(label, sizeof label, "%s/d_emb", cid);
+        const float *R = ref_tensor(label, &n);
+        CHECK(R && n == S * dim);
+        if (R) {
+            double obj = 0.0, want = json_real_value(json_object_get(c, "loss"));
+            for (size_t k = 0; k < S * dim; k++) obj += (double)emb[k] * R[k];
+            CHECK_MSG(fabs(obj - want) <= 1e-5 * fabs(want) + 1e-6, "%s: objective %.9g, reference %.9g", cid, obj, want);
+            se_tmodel_zero_grad(m);
+            CHECK_MSG(se_ttape_backward(m, tape, R, &err) == SE_OK, "%s: %s", cid, err.msg);
+            double worst = check_grads(m, c, cid);
+            printf("  %-24s worst gradient rel error %.2e\n", cid, worst);
+        }
+        free(idp);
+        free(lens);
+        se_ctx_free(ctx);
+        se_model_free(lm);
+        free(emb);
+        free(lib);
+        se_ttape_free(tape);
+        tbatch_free(&tb);
+        se_tmodel_free(m);
+        n_cases++;
+    }
+    CHECK(n_cases == 5);
+}
+
+/* The loss of a case's kind name. */
+static se_loss_kind loss_kind(const char *k) {
+    return !strcmp(k, "mnrl")       ? SE_LOSS_MNRL
+           : !strcmp(k, "mnrl_sym") ? SE_LOSS_MNRL_SYM
+           : !strcmp(k, "cosent")   ? SE_LOSS_COSENT
+           : !strcmp(k, "cosine")   ? SE_LOSS_COSINE
+           : !strcmp(k, "triplet")  ? SE_LOSS_TRIPLET
+           : !strcmp(k, "mse")      ? SE_LOSS_MSE
+                                    : (se_loss_kind)0;
+}
+
+/* Every loss case: the loss of the batch's embeddings and every
+ * parameter's gradient through the loss and the encoder. */
+TEST(test_train_grad_losses) {
+    size_t i;
+    json_t *c;
+    int n_cases = 0;
+    json_array_foreach(json_object_get(cases, "cases"), i, c) {
+        const char *kind = json_string_value(json_object_get(c, "kind"));
+        if (!strcmp(kind, "encoder")) continue;
+        const char *cid = json_string_value(json_object_get(c, "id"));
+        char dir[256], name[192];
+        snprintf(dir, sizeof dir, MODEL_FIX "%s", json_string_value(json_object_get(c, "model")));
+        se_error err = {0};
+        se_tmodel *m = NULL;
+        CHECK_MSG(se_tmodel_from_folder(dir, &m, &err) == SE_OK, "%s: %s", dir, err.msg);
+        if (!m) continue;
+        tbatch tb;
+        case_batch(c, &tb);
+        size_t B = (size_t)json_integer_value(json_object_get(c, "B"));
+        size_t nc = (size_t)json_integer_value(json_object_get(c, "n_cols")), dim = m->cfg.dim;
+        CHECK(tb.S == B * nc);
+        float *emb = calloc(tb.S * dim, sizeof *emb), *d = calloc(tb.S * dim, sizeof *d);
+        se_ttape *tape = NULL;
+        CHECK_MSG(se_ttape_forward(m, &tb.b, &tape, emb, &err) == SE_OK, "%s: %s", cid, err.msg);
+        float labels[64] = {0};
+        json_t *jl = json_object_get(c, "labels"), *v;
+        size_t k;
+        json_array_foreach(jl, k, v) labels[k] = (float)json_real_value(v);
+        size_t dims[8], n_dims = 0, tdim = 0;
+        float weights[8];
+        json_array_foreach(json_object_get(c, "dims"), k, v) dims[n_dims++] = (size_t)json_integer_value(v);
+        json_array_foreach(json_object_get(c, "weights"), k, v) weights[k] = (float)json_real_value(v);
+        snprintf(name, sizeof name, "%s/teacher", cid);
+        const float *teacher = ref_tensor(name, NULL);
+        if (teacher) tdim = (size_t)json_integer_value(json_object_get(c, "teacher_dim"));
+        se_loss_spec sp = {.kind = loss_kind(kind), .dims = n_dims ? dims : NULL, .weights = n_dims ? weights : NULL,
+                           .n_dims = n_dims};
+        double loss = 0.0, want = json_real_value(json_object_get(c, "loss"));
+        CHECK_MSG(se_loss_eval(&sp, emb, B, nc, dim, jl ? labels : NULL, teacher, tdim, &loss, d, &err) == SE_OK,
+                  "%s: %s", cid, err.msg);
+        CHECK_MSG(fabs(loss - want) <= 1e-5 * fabs(want) + 1e-7, "%s: loss %.9g, reference %.9g", cid, loss, want);
+        se_tmodel_zero_grad(m);
+        CHECK_MSG(se_ttape_backward(m, tape, d, &err) == SE_OK, "%s: %s", cid, err.msg);
+        double worst = check_grads(m, c, cid);
+        printf("  %-24s loss %.6f (ref %.6f), worst gradient rel error %.2e\n", cid, loss, want, worst);
+        free(emb);
+        free(d);
+        se_ttape_free(tape);
+        tbatch_free(&tb);
+        se_tmodel_free(m);
+        n_cases++;
+    }
+    CHECK(n_cases == 8);
+}
+
+/* Fills n floats with values in [-1, 1) from a small LCG. */
+static void fill(float *x, size_t n, uint32_t *st) {
+    for (size_t i = 0; i < n; i++) {
+        *st = *st * 1664525u + 1013904223u;
+        x[i] = (float)((*st >> 8) & 0xffff) / 32768.0f - 1.0f;
+    }
+}
+
+/* The fast Linear, input-gradient and weight-gradient GEMMs against their
+ * scalar twins, on shapes with odd sizes and strided rows. */
+TEST(test_train_kernels_twins) {
+    static const size_t shapes[][3] = {{1, 1, 1}, {7, 13, 5}, {33, 17, 40}, {64, 96, 48}, {5, 200, 3}};
+    uint32_t st = 7;
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        size_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ld = N + 3;
+        float *x = malloc(M * K * sizeof *x), *w = malloc(N * K * sizeof *w), *b = malloc(N * sizeof *b);
+        float *y = calloc(M * ld, sizeof *y), *y_ref = calloc(M * ld, sizeof *y);
+        float *dy = malloc(M * ld * sizeof *dy), *dx = malloc(M * K * sizeof *dx), *dx_ref = malloc(M * K * sizeof *dx);
+        float *dw = malloc(N * K * sizeof *dw), *dw_ref = malloc(N * K * sizeof *dw);
+        float *db = malloc(N * sizeof *db), *db_ref = malloc(N * sizeof *db);
+        size_t ns = se_tk_dx_scratch(M, N, K) > se_tk_dw_scratch(M, N, K) ? se_tk_dx_scratch(M, N, K)
+                                                                            : se_tk_dw_scratch(M, N, K);
+        float *scr = malloc(ns * sizeof *scr);
+        fill(x, M * K, &st), fill(w, N * K, &st), fill(b, N, &st), fill(dy, M * ld, &st);
+        fill(dx, M * K, &st), fill(dw, N * K, &st), fill(db, N, &st); /* they accumulate: start non-zero */
+        memcpy(dx_ref, dx, M * K * sizeof *dx), memcpy(dw_ref, dw, N * K * sizeof *dw), memcpy(db_ref, db, N * sizeof *db);
+        se_tk_linear(x, M, K, w, N, b, y, ld);
+        se_tk_linear_ref(x, M, K, w, N, b, y_ref, ld);
+        CHECK_CLOSE(y, y_ref, M * ld, 1e-5, 1e-5, "se_tk_linear");
+        se_tk_dx(dy, ld, M, N, w, K, dx, scr);
+        se_tk_dx_ref(dy, ld, M, N, w, K, dx_ref);
+        CHECK_CLOSE(dx, dx_ref, M * K, 1e-5, 1e-5, "se_tk_dx");
+        se_tk_dw(dy, ld, M, N, x, K, K, dw, db, scr);
+        se_tk_dw_ref(dy, ld, M, N, x, K, K, dw_ref, db_ref);
+        CHECK_CLOSE(dw, dw_ref, N * K, 1e-5, 1e-5, "se_tk_dw");
+        CHECK_CLOSE(db, db_ref, N, 1e-6, 1e-6, "se_tk_dw bias");
+        free(x), free(w), free(b), free(y), free(y_ref), free(dy), free(dx), free(dx_ref);
+        free(dw), free(dw_ref), free(db), free(db_ref), free(scr);
+    }
+}
+
+/* A random model: BERT's init, deterministic for the seed; forward and
+ * backward twice give the same bits. */
+TEST(test_train_random_deterministic) {
+    se_tmodel_random_params rp = {.V = 50, .H = 16, .NH = 4, .FF = 32, .L = 2, .P = 16, .n_type = 2,
+                                  .act = SE_ACT_GELU, .pooling = SE_POOL_MEAN, .normalize = true, .seed = 42};
+    se_error err = {0};
+    se_tmodel *a = NULL, *b = NULL;
+    CHECK(se_tmodel_random(&rp, &a, &err) == SE_OK);
+    CHECK(se_tmodel_random(&rp, &b, &err) == SE_OK);
+    if (!a || !b) return;
+    CHECK(a->n_floats == b->n_floats && !memcmp(a->w_arena, b->w_arena, a->n_floats * sizeof(float)));
+    se_tparam *ln = se_tmodel_param(a, "encoder.layer.1.output.LayerNorm.weight");
+    se_tparam *qb = se_tmodel_param(a, "encoder.layer.0.attention.self.query.bias");
+    se_tparam *qw = se_tmodel_param(a, "encoder.layer.0.attention.self.query.weight");
+    CHECK(ln && ln->w[0] == 1.0f && ln->w[15] == 1.0f && ln->no_decay);
+    CHECK(qb && qb->w[3] == 0.0f && qb->no_decay);
+    CHECK(qw && !qw->no_decay && qw->rows == 16 && qw->cols == 16);
+    if (qw) { /* normal(0, 0.02): the sample's standard deviation within 20% */
+        double ss = 0.0;
+        for (size_t i = 0; i < qw->n; i++) ss += (double)qw->w[i] * qw->w[i];
+        double sd = sqrt(ss / (double)qw->n);
+        CHECK_MSG(sd > 0.016 && sd < 0.024, "query weight sd %.4f", sd);
+    }
+    int32_t ids[] = {1, 5, 9, 3, 2, 7, 11, 4, 4, 0};
+    size_t starts[] = {0, 4, 7, 10};
+    se_tbatch tb = {.ids = ids, .starts = starts, .S = 3};
+    float ea[48], eb[48], d[48];
+    uint32_t st = 3;
+    fill(d, 48, &st);
+    se_ttape *ta = NULL, *tb2 = NULL;
+    CHECK(se_ttape_forward(a, &tb, &ta, ea, &err) == SE_OK);
+    CHECK(se_ttape_forward(b, &tb, &tb2, eb, &err) == SE_OK);
+    CHECK(!memcmp(ea, eb, sizeof ea));
+    se_tmodel_zero_grad(a), se_tmodel_zero_grad(b);
+    CHECK(se_ttape_backward(a, ta, d, &err) == SE_OK);
+    CHECK(se_ttape_backward(b, tb2, d, &err) == SE_OK);
+    CHECK(!memcmp(a->g_arena, b->g_arena, a->n_floats * sizeof(float)));
+    double gs = 0.0;
+    for (size_t i = 0; i < a->n_floats; i++) gs += fabs(a->g_arena[i]);
+    CHECK(gs > 0.0);
+    se_ttape_free(ta), se_ttape_free(tb2);
+    se_tmodel_free(a), se_tmodel_free(b);
+}
+
+/* Bad input: an id outside the vocabulary, a sentence longer than the
+ * positions, a loss given the wrong columns, an architecture training does
+ * not support: each an error naming it. */
+TEST(test_train_bad_input) {
+    se_tmodel_random_params rp = {.V = 20, .H = 8, .NH = 2, .FF = 16, .L = 1, .P = 4, .act = SE_ACT_GELU, .seed = 1};
+    se_error err = {0};
+    se_tmodel *m = NULL;
+    CHECK(se_tmodel_random(&rp, &m, &err) == SE_OK);
+    if (!m) return;
+    int32_t ids[] = {1, 2, 20, 3, 1, 1, 1, 1, 1};
+    size_t starts[] = {0, 4}, starts2[] = {0, 2, 7};
+    se_tbatch b = {.ids = ids, .starts = starts, .S = 1};
+    float emb[16];
+    se_ttape *t = NULL;
+    CHECK(se_ttape_forward(m, &b, &t, emb, &err) == SE_E_RANGE);
+    CHECK_MSG(strstr(err.msg, "sentence 0, position 2: token id 20") != NULL, "message: %s", err.msg);
+    ids[2] = 5;
+    b.starts = starts2, b.S = 2;
+    CHECK(se_ttape_forward(m, &b, &t, emb, &err) == SE_E_RANGE);
+    CHECK_MSG(strstr(err.msg, "sentence 1: 5 tokens, more than the 4 positions") != NULL, "message: %s", err.msg);
+    se_ttape_free(t);
+    se_tmodel_free(m);
+    rp.H = 9;
+    CHECK(se_tmodel_random(&rp, &m, &err) == SE_E_INVALID && m == NULL);
+    se_loss_spec sp = {.kind = SE_LOSS_TRIPLET};
+    double loss;
+    float e[4 * 8] = {0}, d[4 * 8];
+    CHECK(se_loss_eval(&sp, e, 2, 2, 8, NULL, NULL, 0, &loss, d, &err) == SE_E_INVALID);
+    CHECK_MSG(strstr(err.msg, "TripletLoss: 2 columns") != NULL, "message: %s", err.msg);
+    sp.kind = SE_LOSS_COSENT;
+    CHECK(se_loss_eval(&sp, e, 2, 2, 8, NULL, NULL, 0, &loss, d, &err) == SE_E_INVALID);
+    CHECK_MSG(strstr(err.msg, "CoSENTLoss: no labels") != NULL, "message: %s", err.msg);
+    size_t dims[] = {4, 9};
+    sp = (se_loss_spec){.kind = SE_LOSS_MNRL, .dims = dims, .n_dims = 2};
+    CHECK(se_loss_eval(&sp, e, 2, 2, 8, NULL, NULL, 0, &loss, d, &err) == SE_E_INVALID);
+    CHECK_MSG(strstr(err.msg, "dims[1] = 9 outside 1..8") != NULL, "message: %s", err.msg);
+    se_tmodel *x = NULL;
+    CHECK(se_tmodel_from_folder(MODEL_FIX "mpnet-mean-norm", &x, &err) == SE_E_UNSUPPORTED && x == NULL);
+    CHECK_MSG(strstr(err.msg, "model_type \"mpnet\"") != NULL, "message: %s", err.msg);
+}
+
+int main(void) {
+    load_fixtures();
+    RUN(test_train_kernels_twins);
+    RUN(test_train_grad_encoder);
+    RUN(test_train_grad_losses);
+    RUN(test_train_random_deterministic);
+    RUN(test_train_bad_input);
+    json_decref(cases);
+    json_decref(blob_hdr);
+    free(blob);
+    return test_report("test_train_grad");
+}
