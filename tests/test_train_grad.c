@@ -271,7 +271,7 @@ TEST(test_train_grad_encoder) {
         se_tmodel_free(m);
         n_cases++;
     }
-    CHECK(n_cases == 5);
+    CHECK(n_cases == 6);
 }
 
 /* The loss of a case's kind name. */

@@ -20,7 +20,8 @@ Cases:
                 matrix: the gradient w.r.t. the embeddings is R, so the check
                 covers the encoder, pooling and modules alone; one per model
                 folder (mean / CLS / max / all six poolings, Dense, Normalize,
-                gelu / gelu_new / relu, F32 / F16 / BF16 storage)
+                gelu / gelu_new / relu, F32 / F16 / BF16 storage; BERT, and
+                XLM-R with RoBERTa's positions and a literal pad token)
   loss-<name>   a loss of sentence-transformers on en-plain-hf's embeddings
                 of B examples of its columns: MNRL (hard negatives), the
                 symmetric MNRL, CoSENT, CosineSimilarity, Triplet, MSE, and
@@ -75,7 +76,7 @@ def read_safetensors(path):
 
 
 def read_checkpoint(d):
-    """The transformer's tensors, names without the "bert." prefix."""
+    """The transformer's tensors, names without the "bert." / "roberta." prefix."""
     idx = os.path.join(d, "model.safetensors.index.json")
     if os.path.exists(idx):
         files = sorted(set(json.load(open(idx))["weight_map"].values()))
@@ -84,7 +85,10 @@ def read_checkpoint(d):
     w = {}
     for f in files:
         for k, v in read_safetensors(os.path.join(d, f)).items():
-            w[k[5:] if k.startswith("bert.") else k] = v
+            for pre in ("bert.", "roberta."):
+                if k.startswith(pre):
+                    k = k[len(pre):]
+            w[k] = v
     return w
 
 
@@ -156,7 +160,13 @@ def encode_one(M, ids, first):
     act = act_fn(c.get("hidden_act", "gelu"))
     T = len(ids)
     idx = torch.tensor(ids, dtype=torch.long)
-    x = P["embeddings.word_embeddings.weight"][idx] + P["embeddings.position_embeddings.weight"][:T]
+    if c["model_type"] == "xlm-roberta":  # RoBERTa's positions: padding_idx + cumsum of the non-pad mask
+        pad = c["pad_token_id"]
+        keep = (idx != pad).long()
+        pos = torch.cumsum(keep, 0) * keep + pad
+    else:
+        pos = torch.arange(T)
+    x = P["embeddings.word_embeddings.weight"][idx] + P["embeddings.position_embeddings.weight"][pos]
     if "embeddings.token_type_embeddings.weight" in P:
         x = x + P["embeddings.token_type_embeddings.weight"][0]
     x = layer_norm(x, P["embeddings.LayerNorm.weight"], P["embeddings.LayerNorm.bias"], eps)
@@ -275,11 +285,14 @@ def main():
            ("zh-cls-dense-f16", [7, 2, 11, 5], None),
            ("en-max-relu-bf16", [6, 10, 4, 8], None),
            ("en-allpool-prompt", [6, 9, 4, 7], [0, 2, 1, 3]),
-           ("en-plain-hf", [8, 3, 13, 6], None)]
+           ("en-plain-hf", [8, 3, 13, 6], None),
+           ("xlmr-mean-norm-bf16", [6, 11, 3, 9], None)]
     for name, lengths, firsts in enc:
         M = load_model(name)
         V = M["cfg"]["vocab_size"]
         ids = batch_ids(g, V, lengths)
+        if M["cfg"]["model_type"] == "xlm-roberta":
+            ids[1][4] = M["cfg"]["pad_token_id"]  # a literal pad token: position padding_idx
         fs = firsts or [0] * len(ids)
         e = encode(M, ids, fs)
         R = torch.randn(e.shape, generator=g, dtype=DT).to(torch.float32).to(DT)  # exact in the fixture's F32

@@ -5,7 +5,7 @@
  * sentence-transformers' losses on the sentence embeddings.
  *
  * Files:
- *   train_model.c    the trainable model: from a sentence-transformers
+ *   train_model.c    the trainable model (BERT, XLM-R): from a sentence-transformers
  *                    folder (through the library's loader) or a seeded
  *                    random init; the parameter list
  *   train_kernels.c  the backward kernels (GEMM transposes, LayerNorm,
@@ -67,6 +67,9 @@ typedef struct se_tstage {
 /* The architecture's shape and modules. */
 typedef struct se_tcfg {
     size_t V, H, NH, FF, L, P, n_type; /* n_type 0: no token type embeddings */
+    int32_t pad_id;                    /* XLM-R: RoBERTa's positions (padding_idx + 1 + the index among the
+                                          tokens that are not pad_id; pad_id itself for a pad_id token);
+                                          -1: BERT's (the index) */
     float eps;                         /* layer_norm_eps */
     se_act act;                        /* hidden_act */
     uint32_t pooling;                  /* SE_POOL_* modes */
@@ -99,10 +102,11 @@ typedef struct se_tmodel_random_params {
     uint64_t seed;
 } se_tmodel_random_params;
 
-/* Makes a trainable copy of the BERT model in a sentence-transformers (or
- * plain Hugging Face) folder: the library loads it (every check of
- * se_model_load), the weights are copied as f32. Other architectures are
- * SE_E_UNSUPPORTED naming config.json's model_type. */
+/* Makes a trainable copy of the BERT or XLM-R model in a
+ * sentence-transformers (or plain Hugging Face) folder: the library loads
+ * it (every check of se_model_load), the weights are copied as f32. Other
+ * architectures (MPNet, USE lite) and cross-encoders are SE_E_UNSUPPORTED
+ * naming config.json's model_type. */
 se_status se_tmodel_from_folder(const char *dir, se_tmodel **out, se_error *err);
 
 /* A randomly initialised BERT (BERT's init, deterministic for the seed). */

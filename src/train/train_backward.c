@@ -164,7 +164,7 @@ se_status se_ttape_backward(se_tmodel *m, se_ttape *tp, const float *d_emb, se_e
     for (size_t s = 0; s < S; s++)
         for (size_t t = tp->starts[s]; t < tp->starts[s + 1]; t++) {
             const float *r = dx + t * H;
-            float *a = gw + (size_t)tp->ids[t] * H, *b = gp + (t - tp->starts[s]) * H;
+            float *a = gw + (size_t)tp->ids[t] * H, *b = gp + tp->pos[t] * H;
             for (size_t i = 0; i < H; i++) a[i] += r[i], b[i] += r[i];
             if (gt)
                 for (size_t i = 0; i < H; i++) gt[(size_t)tp->types[t] * H + i] += r[i];

@@ -92,11 +92,12 @@ static size_t layout(const se_tmodel *m, se_ttape *tp, const se_tbatch *b, float
     CARVE(tp ? &tp->gemm_scratch : &dummy, g);
 #undef CARVE
     (void)dummy;
-    *n_idx = (S + 1) + S + S * H;
+    *n_idx = (S + 1) + S + S * H + T;
     if (idx_base && tp) {
         tp->starts = idx_base;
         tp->first = idx_base + S + 1;
         tp->argmax = idx_base + 2 * S + 1;
+        tp->pos = tp->argmax + S * H;
     }
     return off;
 }
@@ -109,8 +110,10 @@ static se_status check_batch(const se_tmodel *m, const se_tbatch *b, se_error *e
     for (size_t s = 0; s < b->S; s++) {
         size_t a = b->starts[s], e = b->starts[s + 1];
         if (e < a) return se_err(err, SE_E_INVALID, "sentence %zu: starts go backwards (%zu after %zu)", s, e, a);
-        if (e - a > c->P)
-            return se_err(err, SE_E_RANGE, "sentence %zu: %zu tokens, more than the %zu positions", s, e - a, c->P);
+        size_t off = c->pad_id >= 0 ? (size_t)c->pad_id + 1 : 0; /* RoBERTa's first position */
+        if (e - a + off > c->P)
+            return se_err(err, SE_E_RANGE, "sentence %zu: %zu tokens, more than the %zu positions", s, e - a,
+                          c->P - off);
         if (b->first && b->first[s] > e - a)
             return se_err(err, SE_E_RANGE, "sentence %zu: pooling start %zu past its %zu tokens", s, b->first[s], e - a);
         for (size_t t = a; t < e; t++) {
@@ -254,13 +257,24 @@ se_status se_ttape_forward(const se_tmodel *m, const se_tbatch *b, se_ttape **ta
     for (size_t i = 0; i < S; i++) tp->first[i] = b->first ? b->first[i] : 0;
     for (size_t t = 0; t < T; t++) tp->ids[t] = b->ids[t], tp->types[t] = b->type_ids ? b->type_ids[t] : 0;
 
+    /* position ids: the index, or RoBERTa's (pad_id + 1 + the index among
+     * the tokens that are not pad_id; pad_id for a pad_id token) */
+    for (size_t si = 0; si < S; si++) {
+        size_t n_pad = 0;
+        for (size_t t = tp->starts[si]; t < tp->starts[si + 1]; t++) {
+            size_t i = t - tp->starts[si];
+            if (c->pad_id < 0) tp->pos[t] = i;
+            else if (tp->ids[t] == c->pad_id) tp->pos[t] = (size_t)c->pad_id, n_pad++;
+            else tp->pos[t] = (size_t)c->pad_id + 1 + i - n_pad;
+        }
+    }
     /* embeddings: LN((word + type) + pos) */
     float *x = tp->x_out;
     const float *we = m->p[m->word].w, *pe = m->p[m->pos].w, *te = m->type >= 0 ? m->p[m->type].w : NULL;
     for (size_t si = 0; si < S; si++)
         for (size_t t = tp->starts[si]; t < tp->starts[si + 1]; t++) {
             float *r = x + t * H;
-            const float *wr = we + (size_t)tp->ids[t] * H, *pr = pe + (t - tp->starts[si]) * H;
+            const float *wr = we + (size_t)tp->ids[t] * H, *pr = pe + tp->pos[t] * H;
             for (size_t i = 0; i < H; i++) r[i] = wr[i];
             if (te)
                 for (size_t i = 0; i < H; i++) r[i] += te[(size_t)tp->types[t] * H + i];

@@ -1,7 +1,7 @@
 /*
  * train/train_loss.c - sentence-transformers' losses over sentence
  * embeddings: the loss value and its gradient w.r.t. every embedding,
- * computed in double. Definitions (sentence_transformers/losses/*.py):
+ * computed in double. Definitions (sentence_transformers/losses/NAME.py):
  *
  *   MNRL       scores = scale cos(anchor_i, candidate_j), candidates the
  *              positives then every negative column; loss = mean_i

@@ -4,7 +4,8 @@
  * (pooling, Dense, Normalize), made from a folder the library loads or
  * from BERT's random init.
  *
- * The parameters are listed in a fixed order (embeddings, each layer's
+ * XLM-R is BERT with RoBERTa's positions (se_tcfg.pad_id) and one token
+ * type. The parameters are listed in a fixed order (embeddings, each layer's
  * SE_TL_* slots, the Dense modules), each under its Hugging Face name, so
  * a checkpoint writer and the gradient checks name them as PyTorch does.
  */
@@ -126,8 +127,10 @@ se_status se_tmodel_from_folder(const char *dir, se_tmodel **out, se_error *err)
     se_status s = se_model_load(dir, NULL, &lm, err);
     if (s != SE_OK) return s;
     const se_folder_cfg *fc = &lm->cfg;
-    if (fc->arch != &se_arch_bert || fc->cross_encoder) {
-        se_err(err, SE_E_UNSUPPORTED, "%s/config.json: model_type \"%s\"%s: training supports BERT sentence encoders only",
+    bool xlmr = fc->arch == &se_arch_xlmr;
+    if ((fc->arch != &se_arch_bert && !xlmr) || fc->cross_encoder) {
+        se_err(err, SE_E_UNSUPPORTED,
+               "%s/config.json: model_type \"%s\"%s: training supports BERT and XLM-R sentence encoders only",
                dir, fc->model_type, fc->cross_encoder ? " (a cross-encoder)" : "");
         se_model_free(lm);
         return SE_E_UNSUPPORTED;
@@ -139,7 +142,7 @@ se_status se_tmodel_from_folder(const char *dir, se_tmodel **out, se_error *err)
     }
     se_tcfg c = {.V = (size_t)fc->n_vocab, .H = (size_t)fc->n_embd, .NH = (size_t)fc->n_head, .FF = (size_t)fc->n_ff,
                  .L = (size_t)fc->n_layer, .P = (size_t)fc->n_pos, .n_type = lm->type_emb ? (size_t)fc->n_type : 0,
-                 .eps = fc->norm_eps, .act = fc->act, .pooling = fc->pooling, .include_prompt = fc->include_prompt,
+                 .pad_id = xlmr ? fc->pos_offset - 1 : -1, .eps = fc->norm_eps, .act = fc->act, .pooling = fc->pooling, .include_prompt = fc->include_prompt,
                  .pool_dim = (size_t)fc->pool_dim, .dim = (size_t)fc->dim};
     /* Dense modules are numbered after Transformer (0) and Pooling (1). */
     s = build(m, &c, fc->stages, fc->n_stages, 2, err);
@@ -198,7 +201,7 @@ se_status se_tmodel_random(const se_tmodel_random_params *rp, se_tmodel **out, s
     if (!m) return se_err(err, SE_E_NOMEM, "train: out of memory");
     uint32_t pool = rp->pooling ? rp->pooling : SE_POOL_MEAN;
     se_tcfg c = {.V = rp->V, .H = rp->H, .NH = rp->NH, .FF = rp->FF, .L = rp->L, .P = rp->P, .n_type = rp->n_type,
-                 .eps = rp->eps > 0 ? rp->eps : 1e-12f, .act = rp->act, .pooling = pool, .include_prompt = true};
+                 .pad_id = -1, .eps = rp->eps > 0 ? rp->eps : 1e-12f, .act = rp->act, .pooling = pool, .include_prompt = true};
     c.pool_dim = c.dim = pool_width(pool, rp->H);
     se_stage norm = {.kind = SE_STAGE_NORMALIZE, .n_in = (int32_t)c.dim, .n_out = (int32_t)c.dim};
     se_status s = build(m, &c, &norm, rp->normalize ? 1 : 0, 2, err);

@@ -24,8 +24,9 @@ struct se_ttape {
     size_t T, S;
     int32_t *ids, *types;       /* (T) */
     size_t *starts, *first;     /* (S + 1), (S) */
+    size_t *pos;                /* (T) each token's position id */
     size_t cap_f, cap_i;        /* capacities of the float arena and the index arena */
-    size_t *idx_arena;          /* starts, first, argmax */
+    size_t *idx_arena;          /* starts, first, argmax, pos */
     float *arena;
     float *emb_xhat, *emb_rs;   /* (T, H), (T) */
     se_tlayer_tape *layers;     /* (L) */
