@@ -20,8 +20,9 @@ Cases:
                 matrix: the gradient w.r.t. the embeddings is R, so the check
                 covers the encoder, pooling and modules alone; one per model
                 folder (mean / CLS / max / all six poolings, Dense, Normalize,
-                gelu / gelu_new / relu, F32 / F16 / BF16 storage; BERT, and
-                XLM-R with RoBERTa's positions and a literal pad token)
+                gelu / gelu_new / relu, F32 / F16 / BF16 storage; BERT, XLM-R
+                with RoBERTa's positions and a literal pad token, MPNet with
+                its relative position bias)
   loss-<name>   a loss of sentence-transformers on en-plain-hf's embeddings
                 of B examples of its columns: MNRL (hard negatives), the
                 symmetric MNRL, CoSENT, CosineSimilarity, Triplet, MSE, and
@@ -76,7 +77,7 @@ def read_safetensors(path):
 
 
 def read_checkpoint(d):
-    """The transformer's tensors, names without the "bert." / "roberta." prefix."""
+    """The transformer's tensors, names without the "bert." / "roberta." / "mpnet." prefix."""
     idx = os.path.join(d, "model.safetensors.index.json")
     if os.path.exists(idx):
         files = sorted(set(json.load(open(idx))["weight_map"].values()))
@@ -85,11 +86,33 @@ def read_checkpoint(d):
     w = {}
     for f in files:
         for k, v in read_safetensors(os.path.join(d, f)).items():
-            for pre in ("bert.", "roberta."):
+            for pre in ("bert.", "roberta.", "mpnet."):
                 if k.startswith(pre):
                     k = k[len(pre):]
             w[k] = v
     return w
+
+
+def sublayers(cfg):
+    """An encoder layer's modules: q, k, v, attention output, its LayerNorm, FFN in, out, LayerNorm."""
+    if cfg["model_type"] == "mpnet":
+        return ["attention.attn.q", "attention.attn.k", "attention.attn.v", "attention.attn.o",
+                "attention.LayerNorm", "intermediate.dense", "output.dense", "output.LayerNorm"]
+    return ["attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
+            "attention.output.LayerNorm", "intermediate.dense", "output.dense", "output.LayerNorm"]
+
+
+def rel_bucket(rel, num_buckets=32, max_distance=128):
+    """MPNet's relative_position_bucket of rel = key position - query position (a long tensor),
+    in float32 as torch computes it."""
+    n = -rel
+    half = num_buckets // 2
+    ret = (n < 0).long() * half
+    n = n.abs()
+    exact = half // 2
+    large = exact + (torch.log(n.float() / exact) / math.log(max_distance / exact) * (half - exact)).long()
+    large = torch.clamp(large, max=half - 1)
+    return ret + torch.where(n < exact, n, large)
 
 
 def load_model(name):
@@ -101,9 +124,10 @@ def load_model(name):
     names = ["embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight",
              "embeddings.token_type_embeddings.weight", "embeddings.LayerNorm.weight", "embeddings.LayerNorm.bias"]
     for i in range(L):
-        for s in ["attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
-                  "attention.output.LayerNorm", "intermediate.dense", "output.dense", "output.LayerNorm"]:
+        for s in sublayers(cfg):
             names += ["encoder.layer.%d.%s.weight" % (i, s), "encoder.layer.%d.%s.bias" % (i, s)]
+    if cfg["model_type"] == "mpnet":
+        names.append("encoder.relative_attention_bias.weight")
     params = {}
     for n in names:
         if n in ck:  # token types are optional
@@ -160,8 +184,8 @@ def encode_one(M, ids, first):
     act = act_fn(c.get("hidden_act", "gelu"))
     T = len(ids)
     idx = torch.tensor(ids, dtype=torch.long)
-    if c["model_type"] == "xlm-roberta":  # RoBERTa's positions: padding_idx + cumsum of the non-pad mask
-        pad = c["pad_token_id"]
+    if c["model_type"] in ("xlm-roberta", "mpnet"):  # RoBERTa's positions: padding_idx + cumsum of the non-pad mask
+        pad = 1 if c["model_type"] == "mpnet" else c["pad_token_id"]  # MPNetEmbeddings hard-codes 1
         keep = (idx != pad).long()
         pos = torch.cumsum(keep, 0) * keep + pad
     else:
@@ -171,18 +195,22 @@ def encode_one(M, ids, first):
         x = x + P["embeddings.token_type_embeddings.weight"][0]
     x = layer_norm(x, P["embeddings.LayerNorm.weight"], P["embeddings.LayerNorm.bias"], eps)
     HD = H // NH
+    bias = 0.0
+    if c["model_type"] == "mpnet":  # (NH, T, T): the bias of bucket(key - query), every layer
+        ar = torch.arange(T)
+        bias = P["encoder.relative_attention_bias.weight"][rel_bucket(ar[None, :] - ar[:, None])].permute(2, 0, 1)
+    sq, sk, sv, so, sln1, sff1, sff2, sln2 = sublayers(c)
     for i in range(c["num_hidden_layers"]):
         p = lambda s: P["encoder.layer.%d.%s" % (i, s)]
         lin = lambda v, s: v @ p(s + ".weight").T + p(s + ".bias")
-        q = lin(x, "attention.self.query").view(T, NH, HD).transpose(0, 1)
-        k = lin(x, "attention.self.key").view(T, NH, HD).transpose(0, 1)
-        v = lin(x, "attention.self.value").view(T, NH, HD).transpose(0, 1)
-        a = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(HD), dim=-1) @ v
+        q = lin(x, sq).view(T, NH, HD).transpose(0, 1)
+        k = lin(x, sk).view(T, NH, HD).transpose(0, 1)
+        v = lin(x, sv).view(T, NH, HD).transpose(0, 1)
+        a = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(HD) + bias, dim=-1) @ v
         a = a.transpose(0, 1).reshape(T, H)
-        x = layer_norm(lin(a, "attention.output.dense") + x, p("attention.output.LayerNorm.weight"),
-                       p("attention.output.LayerNorm.bias"), eps)
-        f = lin(act(lin(x, "intermediate.dense")), "output.dense")
-        x = layer_norm(f + x, p("output.LayerNorm.weight"), p("output.LayerNorm.bias"), eps)
+        x = layer_norm(lin(a, so) + x, p(sln1 + ".weight"), p(sln1 + ".bias"), eps)
+        f = lin(act(lin(x, sff1)), sff2)
+        x = layer_norm(f + x, p(sln2 + ".weight"), p(sln2 + ".bias"), eps)
     # Pooling (sentence-transformers' Pooling.forward; tokens before `first` masked)
     mask = torch.zeros(T, 1, dtype=DT)
     mask[first:] = 1.0
@@ -286,13 +314,15 @@ def main():
            ("en-max-relu-bf16", [6, 10, 4, 8], None),
            ("en-allpool-prompt", [6, 9, 4, 7], [0, 2, 1, 3]),
            ("en-plain-hf", [8, 3, 13, 6], None),
-           ("xlmr-mean-norm-bf16", [6, 11, 3, 9], None)]
+           ("xlmr-mean-norm-bf16", [6, 11, 3, 9], None),
+           ("mpnet-mean-norm", [5, 14, 2, 20], None),
+           ("mpnet-prefix-max-f16", [9, 4, 16], None)]
     for name, lengths, firsts in enc:
         M = load_model(name)
         V = M["cfg"]["vocab_size"]
         ids = batch_ids(g, V, lengths)
-        if M["cfg"]["model_type"] == "xlm-roberta":
-            ids[1][4] = M["cfg"]["pad_token_id"]  # a literal pad token: position padding_idx
+        if M["cfg"]["model_type"] in ("xlm-roberta", "mpnet"):
+            ids[1][2] = 1  # a literal pad token (padding_idx 1 in these): position padding_idx
         fs = firsts or [0] * len(ids)
         e = encode(M, ids, fs)
         R = torch.randn(e.shape, generator=g, dtype=DT).to(torch.float32).to(DT)  # exact in the fixture's F32

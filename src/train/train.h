@@ -5,7 +5,7 @@
  * sentence-transformers' losses on the sentence embeddings.
  *
  * Files:
- *   train_model.c    the trainable model (BERT, XLM-R): from a sentence-transformers
+ *   train_model.c    the trainable model (BERT, XLM-R, MPNet): from a sentence-transformers
  *                    folder (through the library's loader) or a seeded
  *                    random init; the parameter list
  *   train_kernels.c  the backward kernels (GEMM transposes, LayerNorm,
@@ -39,6 +39,9 @@
 #include "model_folder.h"
 #include "sembed.h"
 
+/* MPNet's relative position buckets (relative_attention_num_buckets). */
+#define SE_T_BUCKETS 32
+
 /* One parameter tensor: rows x cols floats (cols 1 for a vector). */
 typedef struct se_tparam {
     char name[96]; /* Hugging Face / sentence-transformers name ("encoder.layer.0.attention.self.query.weight",
@@ -67,9 +70,11 @@ typedef struct se_tstage {
 /* The architecture's shape and modules. */
 typedef struct se_tcfg {
     size_t V, H, NH, FF, L, P, n_type; /* n_type 0: no token type embeddings */
-    int32_t pad_id;                    /* XLM-R: RoBERTa's positions (padding_idx + 1 + the index among the
-                                          tokens that are not pad_id; pad_id itself for a pad_id token);
-                                          -1: BERT's (the index) */
+    int32_t pad_id;                    /* XLM-R, MPNet: RoBERTa's positions (padding_idx + 1 + the index
+                                          among the tokens that are not pad_id; pad_id itself for a pad_id
+                                          token); -1: BERT's (the index) */
+    bool rel_bias;                     /* MPNet: a relative position bias (32 buckets, NH) shared by every
+                                          layer's attention scores */
     float eps;                         /* layer_norm_eps */
     se_act act;                        /* hidden_act */
     uint32_t pooling;                  /* SE_POOL_* modes */
@@ -84,6 +89,7 @@ typedef struct se_tmodel {
     se_tparam *p;
     size_t n_p;
     int word, pos, type, emb_ln_g, emb_ln_b; /* parameter indices (type -1 when n_type is 0) */
+    int rel;                                 /* MPNet's encoder.relative_attention_bias.weight (32, NH), or -1 */
     int (*layer)[SE_TL_N];                   /* (L) parameter indices of each layer */
     se_tstage *stages;
     int n_stages;
@@ -102,11 +108,11 @@ typedef struct se_tmodel_random_params {
     uint64_t seed;
 } se_tmodel_random_params;
 
-/* Makes a trainable copy of the BERT or XLM-R model in a
+/* Makes a trainable copy of the BERT, XLM-R or MPNet model in a
  * sentence-transformers (or plain Hugging Face) folder: the library loads
- * it (every check of se_model_load), the weights are copied as f32. Other
- * architectures (MPNet, USE lite) and cross-encoders are SE_E_UNSUPPORTED
- * naming config.json's model_type. */
+ * it (every check of se_model_load), the weights are copied as f32. USE
+ * lite and cross-encoders are SE_E_UNSUPPORTED naming config.json's
+ * model_type. */
 se_status se_tmodel_from_folder(const char *dir, se_tmodel **out, se_error *err);
 
 /* A randomly initialised BERT (BERT's init, deterministic for the seed). */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "models/models.h"
 #include "train/train_kernels.h"
 #include "train/train_tape.h"
 
@@ -98,8 +99,9 @@ static void layer_bwd(se_tmodel *m, size_t l, se_ttape *tp, float *dx) {
         for (size_t h = 0; h < NH; h++, p += n * n) {
             const float *q = lt->qkv + a * 3 * H + h * HD;
             float *dq = dqkv + a * 3 * H + h * HD;
+            float *drel = c->rel_bias ? tp->d_rel + h * (2 * c->P - 1) : NULL;
             se_tk_attn_bwd(q, q + H, q + 2 * H, 3 * H, n, HD, scale, p, dctx + a * H + h * HD, H, dq, dq + H,
-                           dq + 2 * H, tp->d_p);
+                           dq + 2 * H, drel, c->P - 1, tp->d_p);
         }
     }
     /* q, k, v = x_in W^T + b; dx_in = dz1 + sum dq W */
@@ -155,7 +157,14 @@ se_status se_ttape_backward(se_tmodel *m, se_ttape *tp, const float *d_emb, se_e
     }
     float *dx = tp->d_x;
     pool_bwd(m, tp, d, dx);
+    size_t nrel = 2 * c->P - 1;
+    if (c->rel_bias) memset(tp->d_rel, 0, c->NH * nrel * sizeof(float));
     for (size_t l = c->L; l-- > 0;) layer_bwd(m, l, tp, dx);
+    if (c->rel_bias) /* every layer's bias gradient by distance, into its bucket */
+        for (size_t h = 0; h < c->NH; h++)
+            for (size_t i = 0; i < nrel; i++)
+                m->p[m->rel].g[(size_t)se_mpnet_rel_bucket((int64_t)i - (int64_t)(c->P - 1)) * c->NH + h] +=
+                    tp->d_rel[h * nrel + i];
     /* embeddings' LN, then the tables */
     float *gw = m->p[m->word].g, *gp = m->p[m->pos].g, *gt = m->type >= 0 ? m->p[m->type].g : NULL;
     for (size_t t = 0; t < T; t++)

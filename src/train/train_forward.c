@@ -14,6 +14,7 @@
 #include "alloc.h"
 #include "error.h"
 #include "model_blocks.h"
+#include "models/models.h"
 #include "train/train_kernels.h"
 #include "train/train_tape.h"
 
@@ -64,6 +65,9 @@ static size_t layout(const se_tmodel *m, se_ttape *tp, const se_tbatch *b, float
         CARVE(lt ? &lt->ln2_xhat : &dummy, T * H);
         CARVE(lt ? &lt->ln2_rs : &dummy, T);
     }
+    size_t nrel = c->rel_bias ? NH * (2 * c->P - 1) : 0;
+    CARVE(tp ? &tp->rel : &dummy, nrel);
+    CARVE(tp ? &tp->d_rel : &dummy, nrel);
     CARVE(tp ? &tp->x_out : &dummy, T * H);
     CARVE(tp ? &tp->pooled : &dummy, S * c->pool_dim);
     for (int i = 0, w = (int)c->pool_dim; i < m->n_stages; i++) { /* w: the stage's input width */
@@ -191,7 +195,8 @@ static void layer_fwd(const se_tmodel *m, size_t l, se_ttape *tp, float *x) {
         size_t a = tp->starts[s], n = tp->starts[s + 1] - a;
         for (size_t h = 0; h < NH; h++, p += n * n) {
             const float *q = lt->qkv + a * 3 * H + h * HD;
-            se_tk_attn_fwd(q, q + H, q + 2 * H, 3 * H, n, HD, scale, p, lt->ctx + a * H + h * HD, H);
+            const float *rel = c->rel_bias ? tp->rel + h * (2 * c->P - 1) : NULL;
+            se_tk_attn_fwd(q, q + H, q + 2 * H, 3 * H, n, HD, scale, rel, c->P - 1, p, lt->ctx + a * H + h * HD, H);
         }
     }
     /* x = LN1(ctx Wo^T + bo + x) */
@@ -282,6 +287,11 @@ se_status se_ttape_forward(const se_tmodel *m, const se_tbatch *b, se_ttape **ta
             se_tk_layernorm_fwd(r, H, m->p[m->emb_ln_g].w, m->p[m->emb_ln_b].w, c->eps, tp->emb_xhat + t * H,
                                 tp->emb_rs + t);
         }
+    if (c->rel_bias) /* the bias of every head and distance d = key - query, at rel[h][P - 1 + d] */
+        for (size_t h = 0; h < c->NH; h++)
+            for (size_t i = 0; i < 2 * c->P - 1; i++)
+                tp->rel[h * (2 * c->P - 1) + i] =
+                    m->p[m->rel].w[(size_t)se_mpnet_rel_bucket((int64_t)i - (int64_t)(c->P - 1)) * c->NH + h];
     for (size_t l = 0; l < c->L; l++) layer_fwd(m, l, tp, x);
     for (size_t si = 0; si < S; si++)
         pool_fwd(m, x, tp->starts[si], tp->starts[si + 1], tp->first[si], tp->pooled + si * c->pool_dim,

@@ -142,13 +142,14 @@ void se_tk_act_bwd(se_act a, const float *pre, const float *out, const float *dy
 }
 
 void se_tk_attn_fwd(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD, float scale,
-                    float *p, float *out, size_t ldo) {
+                    const float *rel, size_t center, float *p, float *out, size_t ldo) {
     for (size_t i = 0; i < T; i++) {
         float *pi = p + i * T, mx = -INFINITY;
         for (size_t t = 0; t < T; t++) {
             float acc = 0.0f;
             for (size_t d = 0; d < HD; d++) acc += q[i * ld + d] * k[t * ld + d];
             pi[t] = acc * scale;
+            if (rel) pi[t] += rel[center + t - i];
             mx = pi[t] > mx ? pi[t] : mx;
         }
         float sum = 0.0f;
@@ -162,7 +163,8 @@ void se_tk_attn_fwd(const float *q, const float *k, const float *v, size_t ld, s
 }
 
 void se_tk_attn_bwd(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD, float scale,
-                    const float *p, const float *dout, size_t ldo, float *dq, float *dk, float *dv, float *dp) {
+                    const float *p, const float *dout, size_t ldo, float *dq, float *dk, float *dv, float *drel,
+                    size_t center, float *dp) {
     for (size_t i = 0; i < T; i++) {
         const float *pi = p + i * T, *go = dout + i * ldo;
         float dot = 0.0f;
@@ -176,7 +178,8 @@ void se_tk_attn_bwd(const float *q, const float *k, const float *v, size_t ld, s
             dot += acc * pi[t];
         }
         for (size_t t = 0; t < T; t++) {
-            float ds = pi[t] * (dp[t] - dot) * scale;
+            float dsc = pi[t] * (dp[t] - dot), ds = dsc * scale; /* d score, d (q . k) */
+            if (drel) drel[center + t - i] += dsc;
             for (size_t d = 0; d < HD; d++) {
                 dq[i * ld + d] += ds * k[t * ld + d];
                 dk[t * ld + d] += ds * q[i * ld + d];

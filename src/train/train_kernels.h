@@ -51,14 +51,19 @@ void se_tk_layernorm_bwd(const float *dy, const float *xhat, float rstd, const f
 void se_tk_act_bwd(se_act a, const float *pre, const float *out, const float *dy, float *dx, size_t n);
 
 /* One attention head of one sentence of T tokens, forward: p (T, T) the
- * softmax of (q_i . k_t) * scale over t, out (rows ldo apart) = p v. q, k,
- * v rows ld apart, offset to the head. */
+ * softmax over t of (q_i . k_t) * scale + rel[center + t - i] (rel NULL:
+ * no bias; MPNet's relative position bias of this head, by distance),
+ * out (rows ldo apart) = p v. q, k, v rows ld apart, offset to the
+ * head. */
 void se_tk_attn_fwd(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD, float scale,
-                    float *p, float *out, size_t ldo);
+                    const float *rel, size_t center, float *p, float *out, size_t ldo);
 
 /* Its backward: from dout (rows ldo apart) and the forward's p, adds dq,
- * dk, dv (rows ld apart, offset to the head). dp: (T) scratch. */
+ * dk, dv (rows ld apart, offset to the head) and, when drel is not NULL,
+ * the bias's gradient by distance into drel[center + t - i]. dp: (T)
+ * scratch. */
 void se_tk_attn_bwd(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD, float scale,
-                    const float *p, const float *dout, size_t ldo, float *dq, float *dk, float *dv, float *dp);
+                    const float *p, const float *dout, size_t ldo, float *dq, float *dk, float *dv, float *drel,
+                    size_t center, float *dp);
 
 #endif

@@ -5,7 +5,8 @@
  * from BERT's random init.
  *
  * XLM-R is BERT with RoBERTa's positions (se_tcfg.pad_id) and one token
- * type. The parameters are listed in a fixed order (embeddings, each layer's
+ * type; MPNet has those positions (padding_idx 1), no token types, its own
+ * layer names and a relative position bias (se_tcfg.rel_bias). The parameters are listed in a fixed order (embeddings, each layer's
  * SE_TL_* slots, the Dense modules), each under its Hugging Face name, so
  * a checkpoint writer and the gradient checks name them as PyTorch does.
  */
@@ -16,10 +17,17 @@
 #include "alloc.h"
 #include "error.h"
 #include "model.h"
+#include "model_weights.h"
 #include "models/models.h"
 #include "train/train.h"
 
-/* The names of an encoder layer's slots, after "encoder.layer.N.". */
+/* The names of an encoder layer's slots, after "encoder.layer.N.":
+ * BertLayer's (XLM-R's too), and MPNetLayer's. */
+static const char *const mpnet_names[SE_TL_N] = {
+    "attention.attn.q.weight", "attention.attn.q.bias", "attention.attn.k.weight", "attention.attn.k.bias",
+    "attention.attn.v.weight", "attention.attn.v.bias", "attention.attn.o.weight", "attention.attn.o.bias",
+    "attention.LayerNorm.weight", "attention.LayerNorm.bias", "intermediate.dense.weight", "intermediate.dense.bias",
+    "output.dense.weight", "output.dense.bias", "output.LayerNorm.weight", "output.LayerNorm.bias"};
 static const char *const layer_names[SE_TL_N] = {
     "attention.self.query.weight", "attention.self.query.bias", "attention.self.key.weight",
     "attention.self.key.bias",     "attention.self.value.weight", "attention.self.value.bias",
@@ -60,14 +68,16 @@ static se_status build(se_tmodel *m, const se_tcfg *c, const se_stage *st, int n
     m->type = c->n_type ? plist_add(&l, "embeddings.token_type_embeddings.weight", c->n_type, c->H, false) : -1;
     m->emb_ln_g = plist_add(&l, "embeddings.LayerNorm.weight", c->H, 1, true);
     m->emb_ln_b = plist_add(&l, "embeddings.LayerNorm.bias", c->H, 1, true);
-    ok = m->word >= 0 && m->pos >= 0 && (m->type >= 0 || !c->n_type) && m->emb_ln_g >= 0 && m->emb_ln_b >= 0;
+    m->rel = c->rel_bias ? plist_add(&l, "encoder.relative_attention_bias.weight", SE_T_BUCKETS, c->NH, false) : -1;
+    ok = m->word >= 0 && m->pos >= 0 && (m->type >= 0 || !c->n_type) && m->emb_ln_g >= 0 && m->emb_ln_b >= 0 &&
+         (m->rel >= 0 || !c->rel_bias);
     m->layer = se_calloc(c->L ? c->L : 1, sizeof *m->layer);
     m->stages = se_calloc(n_st ? (size_t)n_st : 1, sizeof *m->stages);
     ok = ok && m->layer && m->stages;
     for (size_t i = 0; ok && i < c->L; i++)
         for (int k = 0; ok && k < SE_TL_N; k++) {
             char nm[96];
-            snprintf(nm, sizeof nm, "encoder.layer.%zu.%s", i, layer_names[k]);
+            snprintf(nm, sizeof nm, "encoder.layer.%zu.%s", i, c->rel_bias ? mpnet_names[k] : layer_names[k]);
             bool is_w = k == SE_TL_Q_W || k == SE_TL_K_W || k == SE_TL_V_W || k == SE_TL_O_W || k == SE_TL_FF1_W ||
                         k == SE_TL_FF2_W;
             size_t rows = k == SE_TL_FF1_W || k == SE_TL_FF1_B ? c->FF : c->H;
@@ -127,10 +137,10 @@ se_status se_tmodel_from_folder(const char *dir, se_tmodel **out, se_error *err)
     se_status s = se_model_load(dir, NULL, &lm, err);
     if (s != SE_OK) return s;
     const se_folder_cfg *fc = &lm->cfg;
-    bool xlmr = fc->arch == &se_arch_xlmr;
-    if ((fc->arch != &se_arch_bert && !xlmr) || fc->cross_encoder) {
+    bool xlmr = fc->arch == &se_arch_xlmr, mpnet = fc->arch == &se_arch_mpnet;
+    if ((fc->arch != &se_arch_bert && !xlmr && !mpnet) || fc->cross_encoder) {
         se_err(err, SE_E_UNSUPPORTED,
-               "%s/config.json: model_type \"%s\"%s: training supports BERT and XLM-R sentence encoders only",
+               "%s/config.json: model_type \"%s\"%s: training supports BERT, XLM-R and MPNet sentence encoders only",
                dir, fc->model_type, fc->cross_encoder ? " (a cross-encoder)" : "");
         se_model_free(lm);
         return SE_E_UNSUPPORTED;
@@ -142,7 +152,7 @@ se_status se_tmodel_from_folder(const char *dir, se_tmodel **out, se_error *err)
     }
     se_tcfg c = {.V = (size_t)fc->n_vocab, .H = (size_t)fc->n_embd, .NH = (size_t)fc->n_head, .FF = (size_t)fc->n_ff,
                  .L = (size_t)fc->n_layer, .P = (size_t)fc->n_pos, .n_type = lm->type_emb ? (size_t)fc->n_type : 0,
-                 .pad_id = xlmr ? fc->pos_offset - 1 : -1, .eps = fc->norm_eps, .act = fc->act, .pooling = fc->pooling, .include_prompt = fc->include_prompt,
+                 .pad_id = xlmr ? fc->pos_offset - 1 : mpnet ? 1 : -1, .rel_bias = mpnet, .eps = fc->norm_eps, .act = fc->act, .pooling = fc->pooling, .include_prompt = fc->include_prompt,
                  .pool_dim = (size_t)fc->pool_dim, .dim = (size_t)fc->dim};
     /* Dense modules are numbered after Transformer (0) and Pooling (1). */
     s = build(m, &c, fc->stages, fc->n_stages, 2, err);
@@ -152,6 +162,14 @@ se_status se_tmodel_from_folder(const char *dir, se_tmodel **out, se_error *err)
         put(m, m->type, lm->type_emb);
         put(m, m->emb_ln_g, lm->emb_ln_g);
         put(m, m->emb_ln_b, lm->emb_ln_b);
+        if (mpnet) { /* the bias table as stored (the library keeps it expanded per distance) */
+            const se_st_file *file = NULL;
+            const se_st_tensor *t = se_model_find(lm, "encoder.relative_attention_bias.weight", &file);
+            const float *rel = NULL;
+            if (!t) s = se_err(err, SE_E_FORMAT, "%s: no encoder.relative_attention_bias.weight", dir);
+            else s = se_model_as_f32(lm, t, file->path, &rel, err);
+            put(m, m->rel, rel);
+        }
         for (size_t i = 0; i < c.L; i++) {
             const se_layer_w *w = &lm->layers[i];
             const float *src[SE_TL_N] = {w->q_w, w->q_b, w->k_w, w->k_b, w->v_w, w->v_b, w->o_w, w->o_b,

@@ -31,6 +31,8 @@ struct se_ttape {
     float *emb_xhat, *emb_rs;   /* (T, H), (T) */
     se_tlayer_tape *layers;     /* (L) */
     size_t n_layers;
+    float *rel, *d_rel;         /* MPNet: (NH, 2P - 1) the bias of each head by distance + P - 1, and its
+                                   gradient */
     float *x_out;               /* (T, H) the last layer's output */
     float *pooled;              /* (S, pool_dim) */
     size_t *argmax;             /* (S, H) max pooling's token per component (absolute) */
