@@ -27,6 +27,7 @@
 #include "sembed.h"
 #include "test.h"
 #include "train/train.h"
+#include "threadpool.h"
 #include "train/train_kernels.h"
 
 #define TRAIN_FIX "tests/fixtures/train/"
@@ -286,7 +287,8 @@ static se_loss_kind loss_kind(const char *k) {
 }
 
 /* Every loss case: the loss of the batch's embeddings and every
- * parameter's gradient through the loss and the encoder. */
+ * parameter's gradient through the loss and the encoder (on two threads:
+ * the encoder cases ran on one). */
 TEST(test_train_grad_losses) {
     size_t i;
     json_t *c;
@@ -301,6 +303,7 @@ TEST(test_train_grad_losses) {
         se_tmodel *m = NULL;
         CHECK_MSG(se_tmodel_from_folder(dir, &m, &err) == SE_OK, "%s: %s", dir, err.msg);
         if (!m) continue;
+        CHECK(se_tmodel_set_threads(m, 2, &err) == SE_OK);
         tbatch tb;
         case_batch(c, &tb);
         size_t B = (size_t)json_integer_value(json_object_get(c, "B"));
@@ -349,10 +352,13 @@ static void fill(float *x, size_t n, uint32_t *st) {
 }
 
 /* The fast Linear, input-gradient and weight-gradient GEMMs against their
- * scalar twins, on shapes with odd sizes and strided rows. */
+ * scalar twins, on shapes with odd sizes and strided rows; on three
+ * threads, the same bits as on one. */
 TEST(test_train_kernels_twins) {
-    static const size_t shapes[][3] = {{1, 1, 1}, {7, 13, 5}, {33, 17, 40}, {64, 96, 48}, {5, 200, 3}};
+    static const size_t shapes[][3] = {{1, 1, 1}, {7, 13, 5}, {33, 17, 40}, {64, 96, 48}, {5, 200, 3}, {9, 70, 130}};
     uint32_t st = 7;
+    se_threadpool *pool = se_threadpool_new(3);
+    CHECK(pool != NULL);
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
         size_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ld = N + 3;
         float *x = malloc(M * K * sizeof *x), *w = malloc(N * K * sizeof *w), *b = malloc(N * sizeof *b);
@@ -366,25 +372,40 @@ TEST(test_train_kernels_twins) {
         fill(x, M * K, &st), fill(w, N * K, &st), fill(b, N, &st), fill(dy, M * ld, &st);
         fill(dx, M * K, &st), fill(dw, N * K, &st), fill(db, N, &st); /* they accumulate: start non-zero */
         memcpy(dx_ref, dx, M * K * sizeof *dx), memcpy(dw_ref, dw, N * K * sizeof *dw), memcpy(db_ref, db, N * sizeof *db);
-        se_tk_linear(x, M, K, w, N, b, y, ld);
+        se_tk_linear(NULL, x, M, K, w, N, b, y, ld);
         se_tk_linear_ref(x, M, K, w, N, b, y_ref, ld);
         CHECK_CLOSE(y, y_ref, M * ld, 1e-5, 1e-5, "se_tk_linear");
-        se_tk_dx(dy, ld, M, N, w, K, dx, scr);
+        se_tk_dx(NULL, dy, ld, M, N, w, K, dx, scr);
         se_tk_dx_ref(dy, ld, M, N, w, K, dx_ref);
         CHECK_CLOSE(dx, dx_ref, M * K, 1e-5, 1e-5, "se_tk_dx");
-        se_tk_dw(dy, ld, M, N, x, K, K, dw, db, scr);
+        se_tk_dw(NULL, dy, ld, M, N, x, K, K, dw, db, scr);
         se_tk_dw_ref(dy, ld, M, N, x, K, K, dw_ref, db_ref);
         CHECK_CLOSE(dw, dw_ref, N * K, 1e-5, 1e-5, "se_tk_dw");
         CHECK_CLOSE(db, db_ref, N, 1e-6, 1e-6, "se_tk_dw bias");
+        /* on three threads: the same bits as on one */
+        float *y3 = calloc(M * ld, sizeof *y3), *dx3 = malloc(M * K * sizeof *dx3), *dw3 = malloc(N * K * sizeof *dw3);
+        memcpy(dx3, dx_ref, M * K * sizeof *dx3), memcpy(dw3, dw_ref, N * K * sizeof *dw3);
+        memcpy(dx, dx_ref, M * K * sizeof *dx), memcpy(dw, dw_ref, N * K * sizeof *dw);
+        se_tk_linear(pool, x, M, K, w, N, b, y3, ld);
+        CHECK(!memcmp(y, y3, M * ld * sizeof *y));
+        se_tk_dx(NULL, dy, ld, M, N, w, K, dx, scr);
+        se_tk_dx(pool, dy, ld, M, N, w, K, dx3, scr);
+        CHECK(!memcmp(dx, dx3, M * K * sizeof *dx));
+        se_tk_dw(NULL, dy, ld, M, N, x, K, K, dw, NULL, scr);
+        se_tk_dw(pool, dy, ld, M, N, x, K, K, dw3, NULL, scr);
+        CHECK(!memcmp(dw, dw3, N * K * sizeof *dw));
+        free(y3), free(dx3), free(dw3);
         free(x), free(w), free(b), free(y), free(y_ref), free(dy), free(dx), free(dx_ref);
         free(dw), free(dw_ref), free(db), free(db_ref), free(scr);
     }
+    se_threadpool_free(pool);
 }
 
 /* A random model: BERT's init, deterministic for the seed; forward and
- * backward twice give the same bits. */
+ * backward on one thread and on three give the same bits (shapes wide
+ * enough for several column blocks per GEMM). */
 TEST(test_train_random_deterministic) {
-    se_tmodel_random_params rp = {.V = 50, .H = 16, .NH = 4, .FF = 32, .L = 2, .P = 16, .n_type = 2,
+    se_tmodel_random_params rp = {.V = 50, .H = 80, .NH = 4, .FF = 160, .L = 2, .P = 16, .n_type = 2,
                                   .act = SE_ACT_GELU, .pooling = SE_POOL_MEAN, .normalize = true, .seed = 42};
     se_error err = {0};
     se_tmodel *a = NULL, *b = NULL;
@@ -395,9 +416,10 @@ TEST(test_train_random_deterministic) {
     se_tparam *ln = se_tmodel_param(a, "encoder.layer.1.output.LayerNorm.weight");
     se_tparam *qb = se_tmodel_param(a, "encoder.layer.0.attention.self.query.bias");
     se_tparam *qw = se_tmodel_param(a, "encoder.layer.0.attention.self.query.weight");
-    CHECK(ln && ln->w[0] == 1.0f && ln->w[15] == 1.0f && ln->no_decay);
+    CHECK(ln && ln->w[0] == 1.0f && ln->w[79] == 1.0f && ln->no_decay);
     CHECK(qb && qb->w[3] == 0.0f && qb->no_decay);
-    CHECK(qw && !qw->no_decay && qw->rows == 16 && qw->cols == 16);
+    CHECK(qw && !qw->no_decay && qw->rows == 80 && qw->cols == 80);
+    CHECK(se_tmodel_set_threads(b, 3, &err) == SE_OK);
     if (qw) { /* normal(0, 0.02): the sample's standard deviation within 20% */
         double ss = 0.0;
         for (size_t i = 0; i < qw->n; i++) ss += (double)qw->w[i] * qw->w[i];
@@ -407,9 +429,9 @@ TEST(test_train_random_deterministic) {
     int32_t ids[] = {1, 5, 9, 3, 2, 7, 11, 4, 4, 0};
     size_t starts[] = {0, 4, 7, 10};
     se_tbatch tb = {.ids = ids, .starts = starts, .S = 3};
-    float ea[48], eb[48], d[48];
+    float ea[3 * 80], eb[3 * 80], d[3 * 80];
     uint32_t st = 3;
-    fill(d, 48, &st);
+    fill(d, 3 * 80, &st);
     se_ttape *ta = NULL, *tb2 = NULL;
     CHECK(se_ttape_forward(a, &tb, &ta, ea, &err) == SE_OK);
     CHECK(se_ttape_forward(b, &tb, &tb2, eb, &err) == SE_OK);
@@ -426,8 +448,9 @@ TEST(test_train_random_deterministic) {
 }
 
 /* Bad input: an id outside the vocabulary, a sentence longer than the
- * positions, a loss given the wrong columns, a model training does not
- * support (a cross-encoder): each an error naming it. */
+ * positions, a backward after the threads grew, a loss given the wrong
+ * columns, a model training does not support (a cross-encoder): each an
+ * error naming it. */
 TEST(test_train_bad_input) {
     se_tmodel_random_params rp = {.V = 20, .H = 8, .NH = 2, .FF = 16, .L = 1, .P = 4, .act = SE_ACT_GELU, .seed = 1};
     se_error err = {0};
@@ -445,6 +468,11 @@ TEST(test_train_bad_input) {
     b.starts = starts2, b.S = 2;
     CHECK(se_ttape_forward(m, &b, &t, emb, &err) == SE_E_RANGE);
     CHECK_MSG(strstr(err.msg, "sentence 1: 5 tokens, more than the 4 positions") != NULL, "message: %s", err.msg);
+    b.starts = starts, b.S = 1; /* a good batch, then more threads before the backward */
+    CHECK(se_ttape_forward(m, &b, &t, emb, &err) == SE_OK);
+    CHECK(se_tmodel_set_threads(m, 3, &err) == SE_OK);
+    CHECK(se_ttape_backward(m, t, emb, &err) == SE_E_INVALID);
+    CHECK_MSG(strstr(err.msg, "threads changed since the forward pass") != NULL, "message: %s", err.msg);
     se_ttape_free(t);
     se_tmodel_free(m);
     rp.H = 9;

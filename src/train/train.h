@@ -25,9 +25,12 @@
  * padding (starts[s] .. starts[s + 1] is sentence s), H hidden, NH heads,
  * FF intermediate, V vocabulary, P positions, L layers.
  *
- * Single-threaded for now, so deterministic for a seed; the GEMMs are the
- * forward's dispatched kernels (se_kernels_get), whose per-element order
- * does not depend on M.
+ * Deterministic: the GEMMs are the forward's dispatched kernels
+ * (se_kernels_get), whose per-element order does not depend on M or the
+ * column block, split over threads by output columns; attention runs a
+ * task per head; the rest (LayerNorm, the embedding tables' scatter) runs
+ * on the calling thread in a fixed order. So a seed gives the same bits
+ * whatever the thread count (se_tmodel_set_threads).
  */
 #ifndef SE_TRAIN_H
 #define SE_TRAIN_H
@@ -95,6 +98,7 @@ typedef struct se_tmodel {
     int n_stages;
     float *w_arena, *g_arena;
     size_t n_floats;
+    struct se_threadpool *pool; /* se_tmodel_set_threads (NULL: the calling thread only) */
 } se_tmodel;
 
 /* Options of a random model (BERT's init: weights normal(0, 0.02),
@@ -117,6 +121,12 @@ se_status se_tmodel_from_folder(const char *dir, se_tmodel **out, se_error *err)
 
 /* A randomly initialised BERT (BERT's init, deterministic for the seed). */
 se_status se_tmodel_random(const se_tmodel_random_params *rp, se_tmodel **out, se_error *err);
+
+/* Runs the model's forward and backward passes on n_threads threads (the
+ * caller's included; 1 or less: the caller's alone). The results are the
+ * same bits for every thread count. SE_E_NOMEM when the threads cannot
+ * be started. */
+se_status se_tmodel_set_threads(se_tmodel *m, int n_threads, se_error *err);
 
 /* Frees a model; NULL is a no-op. */
 void se_tmodel_free(se_tmodel *m);
@@ -150,7 +160,8 @@ se_status se_ttape_forward(const se_tmodel *m, const se_tbatch *b, se_ttape **ta
 
 /* Adds the gradient of a scalar whose gradient with respect to the
  * embeddings of the tape's forward pass is d_emb (S, dim) into every
- * parameter's g. */
+ * parameter's g. The model must be the forward's, its weights and threads
+ * unchanged since (more threads: SE_E_INVALID). */
 se_status se_ttape_backward(se_tmodel *m, se_ttape *tape, const float *d_emb, se_error *err);
 
 /* Frees a tape; NULL is a no-op. */

@@ -11,6 +11,7 @@
 
 #include "error.h"
 #include "models/models.h"
+#include "threadpool.h"
 #include "train/train_kernels.h"
 #include "train/train_tape.h"
 
@@ -59,11 +60,36 @@ static void pool_bwd(const se_tmodel *m, const se_ttape *tp, const float *d_pool
     }
 }
 
+/* The attention backward of one layer, a task per head. */
+typedef struct attn_job {
+    const se_tmodel *m;
+    se_ttape *tp;
+    const se_tlayer_tape *lt;
+} attn_job;
+
+/* Head h of every sentence: adds into d_qkv's head columns and the head's
+ * row of the relative bias gradient (d_p: the thread's row of scratch). */
+static void attn_task(void *arg, size_t h, int thread) {
+    const attn_job *j = arg;
+    const se_tcfg *c = &j->m->cfg;
+    size_t H = c->H, NH = c->NH, HD = H / NH, off = 0;
+    float scale = 1.0f / sqrtf((float)HD);
+    float *drel = c->rel_bias ? j->tp->d_rel + h * (2 * c->P - 1) : NULL, *dp = j->tp->d_p + (size_t)thread * j->tp->d_p_ld;
+    for (size_t s = 0; s < j->tp->S; s++) {
+        size_t a = j->tp->starts[s], n = j->tp->starts[s + 1] - a;
+        const float *q = j->lt->qkv + a * 3 * H + h * HD;
+        float *dq = j->tp->d_qkv + a * 3 * H + h * HD;
+        se_tk_attn_bwd(q, q + H, q + 2 * H, 3 * H, n, HD, scale, j->lt->probs + off + h * n * n,
+                       j->tp->d_ctx + a * H + h * HD, H, dq, dq + H, dq + 2 * H, drel, c->P - 1, dp);
+        off += NH * n * n;
+    }
+}
+
 /* Layer l's backward: dx (T, H) is the gradient of its output on entry
  * and of its input on return. */
 static void layer_bwd(se_tmodel *m, size_t l, se_ttape *tp, float *dx) {
     const se_tcfg *c = &m->cfg;
-    size_t T = tp->T, H = c->H, FF = c->FF, NH = c->NH, HD = H / NH;
+    size_t T = tp->T, H = c->H, FF = c->FF, NH = c->NH;
     se_tlayer_tape *lt = &tp->layers[l];
     const int *ix = m->layer[l];
     float *scr = tp->gemm_scratch, *dh = tp->d_h, *dff = tp->d_ff, *dctx = tp->d_ctx, *dqkv = tp->d_qkv;
@@ -74,42 +100,32 @@ static void layer_bwd(se_tmodel *m, size_t l, se_ttape *tp, float *dx) {
         se_tk_layernorm_bwd(dx + t * H, lt->ln2_xhat + t * H, lt->ln2_rs[t], W(SE_TL_LN2_G), H, dx + t * H,
                             G(SE_TL_LN2_G), G(SE_TL_LN2_B));
     /* o2 = ff_act W2^T + b2 */
-    se_tk_dw(dx, H, T, H, lt->ff_act, FF, FF, G(SE_TL_FF2_W), G(SE_TL_FF2_B), scr);
+    se_tk_dw(m->pool, dx, H, T, H, lt->ff_act, FF, FF, G(SE_TL_FF2_W), G(SE_TL_FF2_B), scr);
     memset(dff, 0, T * FF * sizeof *dff);
-    se_tk_dx(dx, H, T, H, W(SE_TL_FF2_W), FF, dff, scr);
+    se_tk_dx(m->pool, dx, H, T, H, W(SE_TL_FF2_W), FF, dff, scr);
     se_tk_act_bwd(c->act, lt->ff_pre, lt->ff_act, dff, dff, T * FF);
     /* ff_pre = h1 W1^T + b1; dh1 = dz2 + dff W1 */
     memcpy(dh, dx, T * H * sizeof *dh);
-    se_tk_dw(dff, FF, T, FF, lt->h1, H, H, G(SE_TL_FF1_W), G(SE_TL_FF1_B), scr);
-    se_tk_dx(dff, FF, T, FF, W(SE_TL_FF1_W), H, dh, scr);
+    se_tk_dw(m->pool, dff, FF, T, FF, lt->h1, H, H, G(SE_TL_FF1_W), G(SE_TL_FF1_B), scr);
+    se_tk_dx(m->pool, dff, FF, T, FF, W(SE_TL_FF1_W), H, dh, scr);
     /* LN1: dz1 = d(attn_out + x_in), in place in dh */
     for (size_t t = 0; t < T; t++)
         se_tk_layernorm_bwd(dh + t * H, lt->ln1_xhat + t * H, lt->ln1_rs[t], W(SE_TL_LN1_G), H, dh + t * H,
                             G(SE_TL_LN1_G), G(SE_TL_LN1_B));
     /* attn_out = ctx Wo^T + bo */
-    se_tk_dw(dh, H, T, H, lt->ctx, H, H, G(SE_TL_O_W), G(SE_TL_O_B), scr);
+    se_tk_dw(m->pool, dh, H, T, H, lt->ctx, H, H, G(SE_TL_O_W), G(SE_TL_O_B), scr);
     memset(dctx, 0, T * H * sizeof *dctx);
-    se_tk_dx(dh, H, T, H, W(SE_TL_O_W), H, dctx, scr);
+    se_tk_dx(m->pool, dh, H, T, H, W(SE_TL_O_W), H, dctx, scr);
     /* attention per sentence and head */
     memset(dqkv, 0, T * 3 * H * sizeof *dqkv);
-    float scale = 1.0f / sqrtf((float)HD);
-    const float *p = lt->probs;
-    for (size_t s = 0; s < tp->S; s++) {
-        size_t a = tp->starts[s], n = tp->starts[s + 1] - a;
-        for (size_t h = 0; h < NH; h++, p += n * n) {
-            const float *q = lt->qkv + a * 3 * H + h * HD;
-            float *dq = dqkv + a * 3 * H + h * HD;
-            float *drel = c->rel_bias ? tp->d_rel + h * (2 * c->P - 1) : NULL;
-            se_tk_attn_bwd(q, q + H, q + 2 * H, 3 * H, n, HD, scale, p, dctx + a * H + h * HD, H, dq, dq + H,
-                           dq + 2 * H, drel, c->P - 1, tp->d_p);
-        }
-    }
+    attn_job aj = {m, tp, lt};
+    se_threadpool_run(m->pool, NH, attn_task, &aj);
     /* q, k, v = x_in W^T + b; dx_in = dz1 + sum dq W */
     memcpy(dx, dh, T * H * sizeof *dx);
     static const int wi[3] = {SE_TL_Q_W, SE_TL_K_W, SE_TL_V_W};
     for (int j = 0; j < 3; j++) {
-        se_tk_dw(dqkv + (size_t)j * H, 3 * H, T, H, lt->x_in, H, H, G(wi[j]), G(wi[j] + 1), scr);
-        se_tk_dx(dqkv + (size_t)j * H, 3 * H, T, H, W(wi[j]), H, dx, scr);
+        se_tk_dw(m->pool, dqkv + (size_t)j * H, 3 * H, T, H, lt->x_in, H, H, G(wi[j]), G(wi[j] + 1), scr);
+        se_tk_dx(m->pool, dqkv + (size_t)j * H, 3 * H, T, H, W(wi[j]), H, dx, scr);
     }
 #undef W
 #undef G
@@ -118,6 +134,8 @@ static void layer_bwd(se_tmodel *m, size_t l, se_ttape *tp, float *dx) {
 se_status se_ttape_backward(se_tmodel *m, se_ttape *tp, const float *d_emb, se_error *err) {
     if (!m || !tp || !d_emb) return se_err(err, SE_E_INVALID, "se_ttape_backward: NULL argument");
     if (tp->n_layers != m->cfg.L) return se_err(err, SE_E_INVALID, "se_ttape_backward: the tape is another model's");
+    if ((m->pool ? (size_t)se_threadpool_n_threads(m->pool) : 1) > tp->n_threads)
+        return se_err(err, SE_E_INVALID, "se_ttape_backward: the model's threads changed since the forward pass");
     const se_tcfg *c = &m->cfg;
     size_t S = tp->S, H = c->H, T = tp->T;
     float *scr = tp->gemm_scratch;
@@ -135,10 +153,10 @@ se_status se_ttape_backward(se_tmodel *m, se_ttape *tp, const float *d_emb, se_e
         const se_tstage *st = &m->stages[i];
         if (st->kind == SE_STAGE_DENSE) {
             se_tk_act_bwd(st->act, tp->st_pre[i], tp->st_out[i], d, d, S * st->n_out);
-            se_tk_dw(d, st->n_out, S, st->n_out, tp->st_in[i], st->n_in, st->n_in, m->p[st->w_idx].g,
+            se_tk_dw(m->pool, d, st->n_out, S, st->n_out, tp->st_in[i], st->n_in, st->n_in, m->p[st->w_idx].g,
                      st->b_idx >= 0 ? m->p[st->b_idx].g : NULL, scr);
             memset(d2, 0, S * st->n_in * sizeof *d2);
-            se_tk_dx(d, st->n_out, S, st->n_out, m->p[st->w_idx].w, st->n_in, d2, scr);
+            se_tk_dx(m->pool, d, st->n_out, S, st->n_out, m->p[st->w_idx].w, st->n_in, d2, scr);
         } else { /* y = x / n: dx = (dy - y (y . dy)) / n */
             size_t w = in_w[i];
             for (size_t s = 0; s < S; s++) {

@@ -15,6 +15,7 @@
 #include "error.h"
 #include "model_blocks.h"
 #include "models/models.h"
+#include "threadpool.h"
 #include "train/train_kernels.h"
 #include "train/train_tape.h"
 
@@ -82,7 +83,9 @@ static size_t layout(const se_tmodel *m, se_ttape *tp, const se_tbatch *b, float
     CARVE(tp ? &tp->d_qkv : &dummy, T * 3 * H);
     CARVE(tp ? &tp->d_ctx : &dummy, T * H);
     CARVE(tp ? &tp->d_ff : &dummy, T * FF);
-    CARVE(tp ? &tp->d_p : &dummy, tmax + 1);
+    size_t nthr = m->pool ? (size_t)se_threadpool_n_threads(m->pool) : 1;
+    CARVE(tp ? &tp->d_p : &dummy, nthr * (tmax + 1));
+    if (tp) tp->d_p_ld = tmax + 1, tp->n_threads = nthr;
     CARVE(tp ? &tp->d_pool : &dummy, S * W);
     CARVE(tp ? &tp->d_st_a : &dummy, S * W);
     CARVE(tp ? &tp->d_st_b : &dummy, S * W);
@@ -179,38 +182,55 @@ static void pool_fwd(const se_tmodel *m, const float *x, size_t a, size_t e, siz
         for (size_t i = 0; i < H; i++) out[i] = cnt ? x[(e - 1) * H + i] : 0.0f;
 }
 
+/* The attention of one layer, a task per head. */
+typedef struct attn_job {
+    const se_tmodel *m;
+    se_ttape *tp;
+    se_tlayer_tape *lt;
+} attn_job;
+
+/* Head h of every sentence: its attention weights and context. */
+static void attn_task(void *arg, size_t h, int thread) {
+    (void)thread;
+    const attn_job *j = arg;
+    const se_tcfg *c = &j->m->cfg;
+    size_t H = c->H, NH = c->NH, HD = H / NH, off = 0;
+    float scale = 1.0f / sqrtf((float)HD);
+    const float *rel = c->rel_bias ? j->tp->rel + h * (2 * c->P - 1) : NULL;
+    for (size_t s = 0; s < j->tp->S; s++) {
+        size_t a = j->tp->starts[s], n = j->tp->starts[s + 1] - a;
+        const float *q = j->lt->qkv + a * 3 * H + h * HD;
+        se_tk_attn_fwd(q, q + H, q + 2 * H, 3 * H, n, HD, scale, rel, c->P - 1, j->lt->probs + off + h * n * n,
+                       j->lt->ctx + a * H + h * HD, H);
+        off += NH * n * n;
+    }
+}
+
 /* One encoder layer l over x (T, H) in place, recording into lt. */
 static void layer_fwd(const se_tmodel *m, size_t l, se_ttape *tp, float *x) {
     const se_tcfg *c = &m->cfg;
-    size_t T = tp->T, H = c->H, FF = c->FF, NH = c->NH, HD = H / NH;
+    size_t T = tp->T, H = c->H, FF = c->FF, NH = c->NH;
     se_tlayer_tape *lt = &tp->layers[l];
     const int *ix = m->layer[l];
 #define W(k) (m->p[ix[k]].w)
     memcpy(lt->x_in, x, T * H * sizeof *x);
-    se_tk_linear(x, T, H, W(SE_TL_Q_W), H, W(SE_TL_Q_B), lt->qkv, 3 * H);
-    se_tk_linear(x, T, H, W(SE_TL_K_W), H, W(SE_TL_K_B), lt->qkv + H, 3 * H);
-    se_tk_linear(x, T, H, W(SE_TL_V_W), H, W(SE_TL_V_B), lt->qkv + 2 * H, 3 * H);
-    float scale = 1.0f / sqrtf((float)HD), *p = lt->probs;
-    for (size_t s = 0; s < tp->S; s++) {
-        size_t a = tp->starts[s], n = tp->starts[s + 1] - a;
-        for (size_t h = 0; h < NH; h++, p += n * n) {
-            const float *q = lt->qkv + a * 3 * H + h * HD;
-            const float *rel = c->rel_bias ? tp->rel + h * (2 * c->P - 1) : NULL;
-            se_tk_attn_fwd(q, q + H, q + 2 * H, 3 * H, n, HD, scale, rel, c->P - 1, p, lt->ctx + a * H + h * HD, H);
-        }
-    }
+    se_tk_linear(m->pool, x, T, H, W(SE_TL_Q_W), H, W(SE_TL_Q_B), lt->qkv, 3 * H);
+    se_tk_linear(m->pool, x, T, H, W(SE_TL_K_W), H, W(SE_TL_K_B), lt->qkv + H, 3 * H);
+    se_tk_linear(m->pool, x, T, H, W(SE_TL_V_W), H, W(SE_TL_V_B), lt->qkv + 2 * H, 3 * H);
+    attn_job aj = {m, tp, lt};
+    se_threadpool_run(m->pool, NH, attn_task, &aj);
     /* x = LN1(ctx Wo^T + bo + x) */
     float *h1 = lt->h1;
-    se_tk_linear(lt->ctx, T, H, W(SE_TL_O_W), H, W(SE_TL_O_B), h1, H);
+    se_tk_linear(m->pool, lt->ctx, T, H, W(SE_TL_O_W), H, W(SE_TL_O_B), h1, H);
     for (size_t t = 0; t < T; t++) {
         float *r = h1 + t * H;
         for (size_t i = 0; i < H; i++) r[i] = x[t * H + i] + r[i];
         se_tk_layernorm_fwd(r, H, W(SE_TL_LN1_G), W(SE_TL_LN1_B), c->eps, lt->ln1_xhat + t * H, lt->ln1_rs + t);
     }
-    se_tk_linear(h1, T, H, W(SE_TL_FF1_W), FF, W(SE_TL_FF1_B), lt->ff_pre, FF);
+    se_tk_linear(m->pool, h1, T, H, W(SE_TL_FF1_W), FF, W(SE_TL_FF1_B), lt->ff_pre, FF);
     memcpy(lt->ff_act, lt->ff_pre, T * FF * sizeof(float));
     se_act_apply(c->act, lt->ff_act, T * FF);
-    se_tk_linear(lt->ff_act, T, FF, W(SE_TL_FF2_W), H, W(SE_TL_FF2_B), x, H);
+    se_tk_linear(m->pool, lt->ff_act, T, FF, W(SE_TL_FF2_W), H, W(SE_TL_FF2_B), x, H);
     for (size_t t = 0; t < T; t++) {
         float *r = x + t * H;
         for (size_t i = 0; i < H; i++) r[i] = h1[t * H + i] + r[i];
@@ -302,7 +322,7 @@ se_status se_ttape_forward(const se_tmodel *m, const se_tbatch *b, se_ttape **ta
         const se_tstage *st = &m->stages[i];
         memcpy(tp->st_in[i], cur, S * width * sizeof(float));
         if (st->kind == SE_STAGE_DENSE) {
-            se_tk_linear(cur, S, st->n_in, m->p[st->w_idx].w, st->n_out, st->b_idx >= 0 ? m->p[st->b_idx].w : NULL,
+            se_tk_linear(m->pool, cur, S, st->n_in, m->p[st->w_idx].w, st->n_out, st->b_idx >= 0 ? m->p[st->b_idx].w : NULL,
                          tp->st_pre[i], st->n_out);
             memcpy(tp->st_out[i], tp->st_pre[i], S * st->n_out * sizeof(float));
             se_act_apply(st->act, tp->st_out[i], S * st->n_out);

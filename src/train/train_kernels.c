@@ -15,8 +15,37 @@
 #include "kernels.h"
 #include "train/train_kernels.h"
 
-void se_tk_linear(const float *x, size_t M, size_t K, const float *w, size_t N, const float *b, float *y, size_t ldy) {
-    if (M && N) se_kernels_get()->gemm(x, M, K, K, w, b, y, ldy, 0, N);
+/* Output columns a GEMM task computes (a multiple of the kernels' 32). */
+#define COLS_PER_TASK 64
+
+/* One parallel GEMM: y (M, N) = x w^T + b, then, when acc is not NULL,
+ * acc (M, N) += y, column block by column block. */
+typedef struct gemm_job {
+    const float *x, *w, *b;
+    size_t M, K, ldx, N, ldy;
+    float *y, *acc;
+} gemm_job;
+
+/* Computes (and adds) one block of COLS_PER_TASK columns. */
+static void gemm_task(void *arg, size_t task, int thread) {
+    (void)thread;
+    const gemm_job *j = arg;
+    size_t n0 = task * COLS_PER_TASK, n1 = n0 + COLS_PER_TASK < j->N ? n0 + COLS_PER_TASK : j->N;
+    se_kernels_get()->gemm(j->x, j->M, j->K, j->ldx, j->w, j->b, j->y, j->ldy, n0, n1);
+    if (j->acc)
+        for (size_t m = 0; m < j->M; m++)
+            for (size_t n = n0; n < n1; n++) j->acc[m * j->N + n] += j->y[m * j->ldy + n];
+}
+
+/* Runs a gemm_job over the pool. */
+static void par_gemm(se_threadpool *tp, gemm_job *j) {
+    if (j->M && j->N) se_threadpool_run(tp, (j->N + COLS_PER_TASK - 1) / COLS_PER_TASK, gemm_task, j);
+}
+
+void se_tk_linear(se_threadpool *tp, const float *x, size_t M, size_t K, const float *w, size_t N, const float *b,
+                  float *y, size_t ldy) {
+    gemm_job j = {.x = x, .w = w, .b = b, .M = M, .K = K, .ldx = K, .N = N, .ldy = ldy, .y = y};
+    par_gemm(tp, &j);
 }
 
 void se_tk_linear_ref(const float *x, size_t M, size_t K, const float *w, size_t N, const float *b, float *y,
@@ -43,12 +72,13 @@ size_t se_tk_dw_scratch(size_t M, size_t N, size_t K) {
     return N * M + K * M + N * K;
 }
 
-void se_tk_dx(const float *dy, size_t ldy, size_t M, size_t N, const float *w, size_t K, float *dx, float *scratch) {
+void se_tk_dx(se_threadpool *tp, const float *dy, size_t ldy, size_t M, size_t N, const float *w, size_t K, float *dx,
+              float *scratch) {
     if (!M || !K) return;
     float *wt = scratch, *y = scratch + K * N;
     transpose(w, N, K, K, wt);
-    se_kernels_get()->gemm(dy, M, N, ldy, wt, NULL, y, K, 0, K);
-    for (size_t i = 0; i < M * K; i++) dx[i] += y[i];
+    gemm_job j = {.x = dy, .w = wt, .M = M, .K = N, .ldx = ldy, .N = K, .ldy = K, .y = y, .acc = dx};
+    par_gemm(tp, &j);
 }
 
 void se_tk_dx_ref(const float *dy, size_t ldy, size_t M, size_t N, const float *w, size_t K, float *dx) {
@@ -60,8 +90,8 @@ void se_tk_dx_ref(const float *dy, size_t ldy, size_t M, size_t N, const float *
         }
 }
 
-void se_tk_dw(const float *dy, size_t ldy, size_t M, size_t N, const float *x, size_t ldx, size_t K, float *dw,
-              float *db, float *scratch) {
+void se_tk_dw(se_threadpool *tp, const float *dy, size_t ldy, size_t M, size_t N, const float *x, size_t ldx, size_t K,
+              float *dw, float *db, float *scratch) {
     if (db)
         for (size_t m = 0; m < M; m++)
             for (size_t n = 0; n < N; n++) db[n] += dy[m * ldy + n];
@@ -69,8 +99,8 @@ void se_tk_dw(const float *dy, size_t ldy, size_t M, size_t N, const float *x, s
     float *dyt = scratch, *xt = scratch + N * M, *y = xt + K * M;
     transpose(dy, M, N, ldy, dyt);
     transpose(x, M, K, ldx, xt);
-    se_kernels_get()->gemm(dyt, N, M, M, xt, NULL, y, K, 0, K);
-    for (size_t i = 0; i < N * K; i++) dw[i] += y[i];
+    gemm_job j = {.x = dyt, .w = xt, .M = N, .K = M, .ldx = M, .N = K, .ldy = K, .y = y, .acc = dw};
+    par_gemm(tp, &j);
 }
 
 void se_tk_dw_ref(const float *dy, size_t ldy, size_t M, size_t N, const float *x, size_t ldx, size_t K, float *dw,

@@ -13,9 +13,16 @@
 #include <stddef.h>
 
 #include "model_folder.h"
+#include "threadpool.h"
+
+/* The fast kernels take a thread pool (NULL: the calling thread): they
+ * split the output's columns into blocks, each element computed by one
+ * thread in the GEMM's fixed order, so the result is the same bits
+ * whatever the number of threads. */
 
 /* y (M, N) = x (M, K) w^T + b (b NULL: none): the forward Linear. */
-void se_tk_linear(const float *x, size_t M, size_t K, const float *w, size_t N, const float *b, float *y, size_t ldy);
+void se_tk_linear(se_threadpool *tp, const float *x, size_t M, size_t K, const float *w, size_t N, const float *b,
+                  float *y, size_t ldy);
 void se_tk_linear_ref(const float *x, size_t M, size_t K, const float *w, size_t N, const float *b, float *y,
                       size_t ldy);
 
@@ -25,14 +32,15 @@ size_t se_tk_dw_scratch(size_t M, size_t N, size_t K);
 
 /* dx (M, K) += dy (M, N; rows ldy apart) w (N, K): a Linear's input
  * gradient. scratch: se_tk_dx_scratch floats (the reference needs none). */
-void se_tk_dx(const float *dy, size_t ldy, size_t M, size_t N, const float *w, size_t K, float *dx, float *scratch);
+void se_tk_dx(se_threadpool *tp, const float *dy, size_t ldy, size_t M, size_t N, const float *w, size_t K, float *dx,
+              float *scratch);
 void se_tk_dx_ref(const float *dy, size_t ldy, size_t M, size_t N, const float *w, size_t K, float *dx);
 
 /* dw (N, K) += dy^T (N, M) x (M, K), x rows ldx apart; db (N) += the
  * column sums of dy when db is not NULL: a Linear's weight and bias
  * gradients. scratch: se_tk_dw_scratch floats. */
-void se_tk_dw(const float *dy, size_t ldy, size_t M, size_t N, const float *x, size_t ldx, size_t K, float *dw,
-              float *db, float *scratch);
+void se_tk_dw(se_threadpool *tp, const float *dy, size_t ldy, size_t M, size_t N, const float *x, size_t ldx, size_t K,
+              float *dw, float *db, float *scratch);
 void se_tk_dw_ref(const float *dy, size_t ldy, size_t M, size_t N, const float *x, size_t ldx, size_t K, float *dw,
                   float *db);
 

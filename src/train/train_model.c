@@ -18,6 +18,7 @@
 #include "error.h"
 #include "model.h"
 #include "model_weights.h"
+#include "threadpool.h"
 #include "models/models.h"
 #include "train/train.h"
 
@@ -238,8 +239,18 @@ se_status se_tmodel_random(const se_tmodel_random_params *rp, se_tmodel **out, s
     return SE_OK;
 }
 
+se_status se_tmodel_set_threads(se_tmodel *m, int n_threads, se_error *err) {
+    if (!m) return se_err(err, SE_E_INVALID, "se_tmodel_set_threads: NULL model");
+    se_threadpool_free(m->pool);
+    m->pool = NULL;
+    if (n_threads <= 1) return SE_OK;
+    m->pool = se_threadpool_new(n_threads);
+    return m->pool ? SE_OK : se_err(err, SE_E_NOMEM, "train: cannot start %d threads", n_threads);
+}
+
 void se_tmodel_free(se_tmodel *m) {
     if (!m) return;
+    se_threadpool_free(m->pool);
     se_free(m->w_arena);
     se_free(m->g_arena);
     se_free(m->p);

@@ -39,7 +39,8 @@ struct se_ttape {
     float **st_in, **st_pre, **st_out; /* per stage: (S, n_in), (S, n_out) (Normalize: its divisor per
                                           sentence), (S, n_out) */
     /* backward scratch */
-    float *d_x, *d_h, *d_qkv, *d_ctx, *d_ff, *d_p; /* (T,H) (T,H) (T,3H) (T,H) (T,FF) (Tmax) */
+    float *d_x, *d_h, *d_qkv, *d_ctx, *d_ff, *d_p; /* (T,H) (T,H) (T,3H) (T,H) (T,FF) (threads, d_p_ld) */
+    size_t d_p_ld, n_threads;                      /* the longest sentence + 1; the threads d_p has rows for */
     float *d_pool, *d_st_a, *d_st_b;               /* (S, widest) */
     float *gemm_scratch;
 };
