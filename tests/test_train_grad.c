@@ -123,6 +123,7 @@ static void case_batch(json_t *c, tbatch *tb) {
     tb->b = (se_tbatch){.ids = tb->ids, .starts = tb->starts, .S = S, .first = json_is_array(first) ? tb->first : NULL};
 }
 
+/* Frees a case's batch. */
 static void tbatch_free(tbatch *tb) {
     free(tb->ids);
     free(tb->starts);

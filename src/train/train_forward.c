@@ -86,7 +86,6 @@ static size_t layout(const se_tmodel *m, se_ttape *tp, const se_tbatch *b, float
     size_t nthr = m->pool ? (size_t)se_threadpool_n_threads(m->pool) : 1;
     CARVE(tp ? &tp->d_p : &dummy, nthr * (tmax + 1));
     if (tp) tp->d_p_ld = tmax + 1, tp->n_threads = nthr;
-    CARVE(tp ? &tp->d_pool : &dummy, S * W);
     CARVE(tp ? &tp->d_st_a : &dummy, S * W);
     CARVE(tp ? &tp->d_st_b : &dummy, S * W);
     /* the GEMM scratch: the largest of every backward GEMM's need */

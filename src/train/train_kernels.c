@@ -7,7 +7,9 @@
  * y = x w^T on unpacked weights) on transposed copies of their operands:
  *   dx = dy w       is  dy (w^T)^T:   w^T (K, N) as the weight
  *   dw = dy^T x     is  dy^T (x^T)^T: dy^T (N, M) the input, x^T (K, M) the weight
- * Each has a scalar reference twin, summing in the order of the math.
+ * Each has a scalar reference twin (*_ref), summing in the order of the
+ * math. LayerNorm, the activations' derivatives and attention are plain
+ * scalar loops (the reference itself: no fast version yet, so no twin).
  */
 #include <math.h>
 #include <string.h>

@@ -41,7 +41,7 @@ struct se_ttape {
     /* backward scratch */
     float *d_x, *d_h, *d_qkv, *d_ctx, *d_ff, *d_p; /* (T,H) (T,H) (T,3H) (T,H) (T,FF) (threads, d_p_ld) */
     size_t d_p_ld, n_threads;                      /* the longest sentence + 1; the threads d_p has rows for */
-    float *d_pool, *d_st_a, *d_st_b;               /* (S, widest) */
+    float *d_st_a, *d_st_b;                        /* (S, widest): the modules' gradients, in turn */
     float *gemm_scratch;
 };
 
