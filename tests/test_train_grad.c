@@ -6,7 +6,9 @@
  * grads.safetensors.gz: F32 tensors named "<case>/<parameter>").
  *
  *   - the trainable model's forward equals se_encode_ids (the library's
- *     forward) and the reference's embeddings, to ~1e-5
+ *     forward) and the reference's embeddings, to ~1e-5 (en-mean-norm's
+ *     case has token types 1 too: the reference's embeddings with them,
+ *     the library's with types 0)
  *   - every parameter tensor's gradient: ||g - g_ref|| / ||g_ref|| <= 1e-4,
  *     the loss to 1e-5 (relative), for every model folder of the encoder
  *     cases (mean, CLS, max and all six poolings, Dense with Tanh and
@@ -94,20 +96,22 @@ static double rel_err(const float *a, const float *b, size_t n) {
     return r > 0 ? sqrt(d / r) : sqrt(d);
 }
 
-/* A case's batch: packed ids, starts and pooling starts (malloc'd). */
+/* A case's batch: packed ids, token types, starts and pooling starts
+ * (malloc'd). */
 typedef struct tbatch {
-    int32_t *ids;
+    int32_t *ids, *types;
     size_t *starts, *first, S;
     se_tbatch b;
 } tbatch;
 
-/* Packs a case's "ids" (and "first") into a batch. */
+/* Packs a case's "ids" (and "types", "first") into a batch. */
 static void case_batch(json_t *c, tbatch *tb) {
-    json_t *ids = json_object_get(c, "ids"), *first = json_object_get(c, "first");
+    json_t *ids = json_object_get(c, "ids"), *first = json_object_get(c, "first"), *types = json_object_get(c, "types");
     size_t S = json_array_size(ids), T = 0, i;
     json_t *s;
     json_array_foreach(ids, i, s) T += json_array_size(s);
     tb->ids = malloc((T + 1) * sizeof *tb->ids);
+    tb->types = malloc((T + 1) * sizeof *tb->types);
     tb->starts = malloc((S + 1) * sizeof *tb->starts);
     tb->first = malloc((S + 1) * sizeof *tb->first);
     tb->S = S;
@@ -116,16 +120,21 @@ static void case_batch(json_t *c, tbatch *tb) {
     json_array_foreach(ids, i, s) {
         size_t k;
         json_t *v;
-        json_array_foreach(s, k, v) tb->ids[t++] = (int32_t)json_integer_value(v);
+        json_array_foreach(s, k, v) {
+            tb->types[t] = json_is_array(types) ? (int32_t)json_integer_value(json_array_get(json_array_get(types, i), k)) : 0;
+            tb->ids[t++] = (int32_t)json_integer_value(v);
+        }
         tb->starts[i + 1] = t;
         tb->first[i] = json_is_array(first) ? (size_t)json_integer_value(json_array_get(first, i)) : 0;
     }
-    tb->b = (se_tbatch){.ids = tb->ids, .starts = tb->starts, .S = S, .first = json_is_array(first) ? tb->first : NULL};
+    tb->b = (se_tbatch){.ids = tb->ids, .type_ids = json_is_array(types) ? tb->types : NULL, .starts = tb->starts, .S = S,
+                        .first = json_is_array(first) ? tb->first : NULL};
 }
 
 /* Frees a case's batch. */
 static void tbatch_free(tbatch *tb) {
     free(tb->ids);
+    free(tb->types);
     free(tb->starts);
     free(tb->first);
 }
@@ -243,7 +252,18 @@ TEST(test_train_grad_encoder) {
         CHECK_MSG(se_encode_ids(ctx, idp, lens, S, &ep, lib, S * dim, &err) == SE_OK, "%s: %s", cid, err.msg);
         char label[160];
         snprintf(label, sizeof label, "%s: forward vs se_encode_ids", cid);
-        CHECK_CLOSE(emb, lib, S * dim, 1e-5, 1e-5, label);
+        if (tb.b.type_ids) { /* se_encode_ids takes token types 0: compare a forward with those */
+            float *emb0 = calloc(S * dim, sizeof *emb0);
+            se_tbatch b0 = tb.b;
+            se_ttape *t0 = NULL;
+            b0.type_ids = NULL;
+            CHECK(se_ttape_forward(m, &b0, &t0, emb0, &err) == SE_OK);
+            CHECK_CLOSE(emb0, lib, S * dim, 1e-5, 1e-5, label);
+            free(emb0);
+            se_ttape_free(t0);
+        } else {
+            CHECK_CLOSE(emb, lib, S * dim, 1e-5, 1e-5, label);
+        }
         size_t n = 0;
         snprintf(label, sizeof label, "%s/emb", cid);
         const float *ref_emb = ref_tensor(label, &n);

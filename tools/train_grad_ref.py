@@ -176,8 +176,8 @@ def layer_norm(x, g, b, eps):
     return (x - mu) / torch.sqrt(var + eps) * g + b
 
 
-def encode_one(M, ids, first):
-    """One sentence (a list of token ids, no padding) -> its embedding."""
+def encode_one(M, ids, first, types=None):
+    """One sentence (a list of token ids, no padding; token types, default all 0) -> its embedding."""
     c, P = M["cfg"], M["params"]
     H, NH = c["hidden_size"], c["num_attention_heads"]
     eps = c.get("layer_norm_eps", 1e-12)
@@ -192,7 +192,7 @@ def encode_one(M, ids, first):
         pos = torch.arange(T)
     x = P["embeddings.word_embeddings.weight"][idx] + P["embeddings.position_embeddings.weight"][pos]
     if "embeddings.token_type_embeddings.weight" in P:
-        x = x + P["embeddings.token_type_embeddings.weight"][0]
+        x = x + P["embeddings.token_type_embeddings.weight"][torch.tensor(types or [0] * T, dtype=torch.long)]
     x = layer_norm(x, P["embeddings.LayerNorm.weight"], P["embeddings.LayerNorm.bias"], eps)
     HD = H // NH
     bias = 0.0
@@ -241,8 +241,8 @@ def encode_one(M, ids, first):
     return e
 
 
-def encode(M, batch, firsts):
-    return torch.stack([encode_one(M, s, f) for s, f in zip(batch, firsts)])
+def encode(M, batch, firsts, types=None):
+    return torch.stack([encode_one(M, s, f, t) for s, f, t in zip(batch, firsts, types or [None] * len(batch))])
 
 
 # ---- the losses, as sentence-transformers defines them -------------------------------------
@@ -324,13 +324,15 @@ def main():
         if M["cfg"]["model_type"] in ("xlm-roberta", "mpnet"):
             ids[1][2] = 1  # a literal pad token (padding_idx 1 in these): position padding_idx
         fs = firsts or [0] * len(ids)
-        e = encode(M, ids, fs)
+        # en-mean-norm: the second half of each sentence is token type 1 (a pair's second text)
+        types = [[int(i >= len(s) // 2) for i in range(len(s))] for s in ids] if name == "en-mean-norm" else None
+        e = encode(M, ids, fs, types)
         R = torch.randn(e.shape, generator=g, dtype=DT).to(torch.float32).to(DT)  # exact in the fixture's F32
         obj = (e * R).sum()
         obj.backward()
         used = sorted(set(t for s in ids for t in s))
         cid = "enc-" + name
-        cases.append(dict(id=cid, model=name, kind="encoder", ids=ids, first=firsts, dim=e.shape[1],
+        cases.append(dict(id=cid, model=name, kind="encoder", ids=ids, types=types, first=firsts, dim=e.shape[1],
                           loss=obj.item(), word_rows=used))
         tensors[cid + "/d_emb"] = R.to(torch.float32).numpy()
         tensors[cid + "/emb"] = e.detach().to(torch.float32).numpy()
