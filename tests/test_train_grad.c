@@ -464,6 +464,15 @@ TEST(test_train_random_deterministic) {
     double gs = 0.0;
     for (size_t i = 0; i < a->n_floats; i++) gs += fabs(a->g_arena[i]);
     CHECK(gs > 0.0);
+    /* the key bias's gradient is exactly zero (the softmax cancels it); the query bias's is not */
+    se_tparam *kb = se_tmodel_param(a, "encoder.layer.1.attention.self.key.bias");
+    se_tparam *qb1 = se_tmodel_param(a, "encoder.layer.1.attention.self.query.bias");
+    size_t nz = 0;
+    for (size_t i = 0; kb && i < kb->n; i++) nz += kb->g[i] != 0.0f;
+    CHECK(kb && nz == 0 && kb->no_decay);
+    nz = 0;
+    for (size_t i = 0; qb1 && i < qb1->n; i++) nz += qb1->g[i] != 0.0f;
+    CHECK(qb1 && nz > 0);
     se_ttape_free(ta), se_ttape_free(tb2);
     se_tmodel_free(a), se_tmodel_free(b);
 }

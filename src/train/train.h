@@ -51,7 +51,8 @@ typedef struct se_tparam {
                       "2_Dense/linear.weight") */
     float *w, *g;  /* values and gradient (the model's arena) */
     size_t n, rows, cols;
-    bool no_decay; /* a bias or a LayerNorm weight: AdamW skips its weight decay */
+    bool no_decay; /* a bias, a LayerNorm weight or MPNet's relative_attention_bias: AdamW skips its weight
+                      decay (Hugging Face's Trainer: LayerNorm parameters and names with "bias") */
 } se_tparam;
 
 /* The parameter slots of one encoder layer, in se_tmodel.layer order. */

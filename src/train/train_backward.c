@@ -120,11 +120,16 @@ static void layer_bwd(se_tmodel *m, size_t l, se_ttape *tp, float *dx) {
     memset(dqkv, 0, T * 3 * H * sizeof *dqkv);
     attn_job aj = {m, tp, lt};
     se_threadpool_run(m->pool, NH, attn_task, &aj);
-    /* q, k, v = x_in W^T + b; dx_in = dz1 + sum dq W */
+    /* q, k, v = x_in W^T + b; dx_in = dz1 + sum dq W. The key bias gets no
+     * gradient: it adds q_i . b_k to every score of query i, which the
+     * softmax cancels, so its gradient is exactly zero (autograd's is
+     * rounding noise, ~1e-17 of the others, which would make Adam move
+     * it) */
     memcpy(dx, dh, T * H * sizeof *dx);
     static const int wi[3] = {SE_TL_Q_W, SE_TL_K_W, SE_TL_V_W};
     for (int j = 0; j < 3; j++) {
-        se_tk_dw(m->pool, dqkv + (size_t)j * H, 3 * H, T, H, lt->x_in, H, H, G(wi[j]), G(wi[j] + 1), scr);
+        float *db = wi[j] == SE_TL_K_W ? NULL : G(wi[j] + 1);
+        se_tk_dw(m->pool, dqkv + (size_t)j * H, 3 * H, T, H, lt->x_in, H, H, G(wi[j]), db, scr);
         se_tk_dx(m->pool, dqkv + (size_t)j * H, 3 * H, T, H, W(wi[j]), H, dx, scr);
     }
 #undef W

@@ -69,7 +69,8 @@ static se_status build(se_tmodel *m, const se_tcfg *c, const se_stage *st, int n
     m->type = c->n_type ? plist_add(&l, "embeddings.token_type_embeddings.weight", c->n_type, c->H, false) : -1;
     m->emb_ln_g = plist_add(&l, "embeddings.LayerNorm.weight", c->H, 1, true);
     m->emb_ln_b = plist_add(&l, "embeddings.LayerNorm.bias", c->H, 1, true);
-    m->rel = c->rel_bias ? plist_add(&l, "encoder.relative_attention_bias.weight", SE_T_BUCKETS, c->NH, false) : -1;
+    /* no weight decay on the bias table, as Hugging Face's Trainer decides it: "bias" is in its name */
+    m->rel = c->rel_bias ? plist_add(&l, "encoder.relative_attention_bias.weight", SE_T_BUCKETS, c->NH, true) : -1;
     ok = m->word >= 0 && m->pos >= 0 && (m->type >= 0 || !c->n_type) && m->emb_ln_g >= 0 && m->emb_ln_b >= 0 &&
          (m->rel >= 0 || !c->rel_bias);
     m->layer = se_calloc(c->L ? c->L : 1, sizeof *m->layer);
