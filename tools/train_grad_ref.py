@@ -23,6 +23,10 @@ Cases:
                 gelu / gelu_new / relu, F32 / F16 / BF16 storage; BERT, XLM-R
                 with RoBERTa's positions and a literal pad token, MPNet with
                 its relative position bias)
+  optim-adamw   three optimiser steps (MNRL, clip_grad_norm_, torch.optim.AdamW with no
+                weight decay for biases and LayerNorm, Hugging Face's linear warm-up and
+                decay) from en-plain-hf's weights: each step's loss, gradient norm and
+                learning rate, and the parameters after the last step
   loss-<name>   a loss of sentence-transformers on en-plain-hf's embeddings
                 of B examples of its columns: MNRL (hard negatives), the
                 symmetric MNRL, CoSENT, CosineSimilarity, Triplet, MSE, and
@@ -373,6 +377,41 @@ def main():
         cases.append(case)
         for n, v in grads_of(M, used).items():
             tensors["loss-" + cid + "/" + n] = v
+
+    # the optimiser: 3 steps of MNRL on en-plain-hf, each on its own batch, as Hugging Face's Trainer
+    # runs them: clip_grad_norm_, AdamW (no weight decay for biases and LayerNorm), the linear schedule
+    M = load_model("en-plain-hf")
+    V = M["cfg"]["vocab_size"]
+    hp = dict(lr=1e-3, weight_decay=0.01, warmup_steps=1, total_steps=4, max_grad_norm=1.0)
+    nd = lambda n: "bias" in n or "LayerNorm" in n
+    groups = [{"params": [p for n, p in M["params"].items() if not nd(n)], "weight_decay": hp["weight_decay"]},
+              {"params": [p for n, p in M["params"].items() if nd(n)], "weight_decay": 0.0}]
+    opt = torch.optim.AdamW(groups, lr=hp["lr"], betas=(0.9, 0.999), eps=1e-8)
+    w, tot = hp["warmup_steps"], hp["total_steps"]
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: s / max(1, w) if s < w else max(0.0, (tot - s) / max(1, tot - w)))
+    steps, used = [], set()
+    for k in range(3):
+        lengths = torch.randint(2, 10, (B * 2,), generator=g).tolist()
+        ids = batch_ids(g, V, lengths)
+        used |= set(t for s in ids for t in s)
+        e = encode(M, ids, [0] * len(ids))
+        loss = loss_fn("mnrl", [e[:B], e[B:]], None, None)
+        opt.zero_grad()
+        loss.backward()
+        lr = opt.param_groups[0]["lr"]
+        norm = torch.nn.utils.clip_grad_norm_(list(M["params"].values()), hp["max_grad_norm"])
+        opt.step()
+        sched.step()
+        steps.append(dict(ids=ids, loss=loss.item(), grad_norm=float(norm), lr=lr))
+    used = sorted(used)
+    cases.append(dict(id="optim-adamw", model="en-plain-hf", kind="optim", B=B, n_cols=2, params=hp, steps=steps,
+                      word_rows=used))
+    for n, p in M["params"].items():
+        v = p.detach()
+        if n == "embeddings.word_embeddings.weight":
+            v = v[torch.tensor(used, dtype=torch.long)]
+        tensors["optim-adamw/" + n] = v.to(torch.float32).numpy()
     write(cases, tensors)
 
 

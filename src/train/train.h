@@ -13,13 +13,14 @@
  *   train_forward.c  the forward pass, keeping what the backward needs
  *   train_backward.c the backward pass into the parameters' gradients
  *   train_loss.c     the losses: value and gradient w.r.t. the embeddings
+ *   train_optim.c    AdamW with Hugging Face's schedule and clipping
  *
  * A trainer drives it as:
  *   se_tmodel_from_folder / se_tmodel_random     once
  *   per step: se_tmodel_zero_grad; se_ttape_forward (the embeddings of
  *   every column of the batch); se_loss_eval (loss, d embeddings);
- *   se_ttape_backward (adds into every se_tparam.g); the optimiser reads
- *   se_tparam.w, .g and .no_decay.
+ *   se_ttape_backward (adds into every se_tparam.g); se_adamw_step (reads
+ *   se_tparam.w, .g and .no_decay).
  *
  * Shapes follow model.h's legend: T tokens of S sentences packed without
  * padding (starts[s] .. starts[s + 1] is sentence s), H hidden, NH heads,
@@ -199,5 +200,51 @@ typedef struct se_loss_spec {
 se_status se_loss_eval(const se_loss_spec *spec, const float *emb, size_t B, size_t n_cols, size_t dim,
                        const float *labels, const float *teacher, size_t teacher_dim, double *loss, float *d_emb,
                        se_error *err);
+
+/* AdamW as torch.optim.AdamW computes it, driven as Hugging Face's
+ * Trainer drives it (train_optim.c): per step, the gradients are clipped
+ * to a global norm (clip_grad_norm_), the parameters updated at the
+ * schedule's learning rate (get_linear_schedule_with_warmup: linear from 0
+ * over warmup_steps, then linear down to 0 at total_steps), weight decay
+ * decoupled and skipped for se_tparam.no_decay. Gradient accumulation is
+ * the trainer's: it scales each micro-batch's d_emb by 1 / steps and
+ * calls se_ttape_backward for each before one se_adamw_step. */
+typedef struct se_adamw_params {
+    float lr;             /* the peak learning rate (> 0) */
+    float beta1, beta2;   /* 0.9, 0.999 */
+    float eps;            /* 1e-8 (Trainer's adam_epsilon) */
+    float weight_decay;   /* 0 (Trainer's default; sentence-transformers' old fit used 0.01) */
+    float max_grad_norm;  /* clip to this global norm; <= 0: no clipping. Trainer's default 1 */
+    size_t warmup_steps;  /* steps of linear warm-up from 0 */
+    size_t total_steps;   /* the step where the rate reaches 0; 0: constant after warm-up */
+} se_adamw_params;
+
+/* The defaults: lr 5e-5 (Trainer's), betas 0.9 / 0.999, eps 1e-8, no
+ * weight decay, clipping at 1, no warm-up, no decay. */
+se_adamw_params se_adamw_default_params(void);
+
+typedef struct se_adamw se_adamw;
+
+/* An optimiser for every parameter of m (its moment buffers zeroed, step
+ * 0). Out-of-range params (lr <= 0, betas outside [0, 1), eps <= 0,
+ * weight_decay < 0, warmup_steps > total_steps when total_steps > 0) are
+ * SE_E_INVALID naming the field. */
+se_status se_adamw_new(const se_tmodel *m, const se_adamw_params *p, se_adamw **out, se_error *err);
+
+/* The learning rate the next se_adamw_step will use. */
+double se_adamw_lr(const se_adamw *o);
+
+/* The steps taken so far. */
+size_t se_adamw_steps(const se_adamw *o);
+
+/* One step over m's gradients: clips them (in place) to max_grad_norm,
+ * updates every parameter, and advances the schedule. *grad_norm (may be
+ * NULL) gets the norm before clipping. A gradient that is not finite is
+ * SE_E_RANGE naming the parameter, and nothing is updated. m must be the
+ * model the optimiser was made for. */
+se_status se_adamw_step(se_adamw *o, se_tmodel *m, double *grad_norm, se_error *err);
+
+/* Frees an optimiser; NULL is a no-op. */
+void se_adamw_free(se_adamw *o);
 
 #endif
