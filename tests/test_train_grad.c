@@ -568,9 +568,9 @@ TEST(test_train_random_deterministic) {
 }
 
 /* Bad input: an id outside the vocabulary, a sentence longer than the
- * positions, a backward after the threads grew, a loss given the wrong
- * columns, a model training does not support (a cross-encoder): each an
- * error naming it. */
+ * positions, a backward after the threads grew, AdamW's bad params and a
+ * gradient that is not finite, a loss given the wrong columns, a model
+ * training does not support (a cross-encoder): each an error naming it. */
 TEST(test_train_bad_input) {
     se_tmodel_random_params rp = {.V = 20, .H = 8, .NH = 2, .FF = 16, .L = 1, .P = 4, .act = SE_ACT_GELU, .seed = 1};
     se_error err = {0};
@@ -594,6 +594,27 @@ TEST(test_train_bad_input) {
     CHECK(se_ttape_backward(m, t, emb, &err) == SE_E_INVALID);
     CHECK_MSG(strstr(err.msg, "threads changed since the forward pass") != NULL, "message: %s", err.msg);
     se_ttape_free(t);
+    /* AdamW: bad params, a gradient that is not finite (nothing updated) */
+    se_adamw_params ap = se_adamw_default_params();
+    se_adamw *opt = NULL;
+    ap.lr = 0.0f;
+    CHECK(se_adamw_new(m, &ap, &opt, &err) == SE_E_INVALID && opt == NULL);
+    CHECK_MSG(strstr(err.msg, "AdamW: lr 0 is not > 0") != NULL, "message: %s", err.msg);
+    ap = se_adamw_default_params();
+    ap.warmup_steps = 10, ap.total_steps = 5;
+    CHECK(se_adamw_new(m, &ap, &opt, &err) == SE_E_INVALID);
+    CHECK_MSG(strstr(err.msg, "warmup_steps 10 past total_steps 5") != NULL, "message: %s", err.msg);
+    ap = se_adamw_default_params();
+    CHECK(se_adamw_new(m, &ap, &opt, &err) == SE_OK);
+    se_tmodel_zero_grad(m);
+    se_tparam *fw = se_tmodel_param(m, "encoder.layer.0.intermediate.dense.weight");
+    float before = fw->w[3];
+    fw->g[3] = NAN;
+    CHECK(se_adamw_step(opt, m, NULL, &err) == SE_E_RANGE);
+    CHECK_MSG(strstr(err.msg, "gradient of encoder.layer.0.intermediate.dense.weight is not finite") != NULL,
+              "message: %s", err.msg);
+    CHECK(fw->w[3] == before && se_adamw_steps(opt) == 0);
+    se_adamw_free(opt);
     se_tmodel_free(m);
     rp.H = 9;
     CHECK(se_tmodel_random(&rp, &m, &err) == SE_E_INVALID && m == NULL);
