@@ -65,7 +65,7 @@ LIB_SRC  := src/alloc.c src/error.c src/json.c src/unicode.c \
             src/threadpool.c src/encode.c src/rerank.c src/similarity.c src/util.c src/chunk.c src/vec_dist.c src/vec_index.c \
             src/index.c src/convert_use.c src/hub.c src/hub_cache.c src/hub_http.c \
             src/train/train_model.c src/train/train_kernels.c src/train/train_forward.c src/train/train_backward.c \
-            src/train/train_loss.c src/train/train_optim.c
+            src/train/train_loss.c src/train/train_optim.c src/train/train_checkpoint.c
 LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
 CLI_SRC  := src/cli.c src/cli_io.c src/cli_eval.c src/cli_bench.c src/cli_index.c src/cli_rerank.c src/cli_pull.c \
             src/serve.c src/serve_req.c src/serve_batch.c src/serve_rerank.c src/serve_metrics.c src/serve_index.c \

@@ -454,6 +454,97 @@ TEST(test_train_optim_adamw) {
     se_tmodel_free(m);
 }
 
+/* Runs steps [k0, k1) of a small MNRL training of m with o: batch k is
+ * 4 pairs of token ids from a fixed LCG stream seeded by k. Returns the
+ * last step's loss. */
+static double train_steps(se_tmodel *m, se_adamw *o, int k0, int k1) {
+    se_error err = {0};
+    se_ttape *tape = NULL;
+    double loss = 0.0;
+    for (int k = k0; k < k1; k++) {
+        int32_t ids[64];
+        size_t starts[9] = {0};
+        uint32_t st = 1000u + (uint32_t)k;
+        for (size_t s = 0; s < 8; s++) {
+            st = st * 1664525u + 1013904223u;
+            starts[s + 1] = starts[s] + 3 + (st >> 24) % 5;
+        }
+        for (size_t t = 0; t < starts[8]; t++) {
+            st = st * 1664525u + 1013904223u;
+            ids[t] = (int32_t)((st >> 8) % m->cfg.V);
+        }
+        se_tbatch b = {.ids = ids, .starts = starts, .S = 8};
+        float emb[8 * 32], d[8 * 32];
+        se_loss_spec sp = {.kind = SE_LOSS_MNRL};
+        CHECK(se_ttape_forward(m, &b, &tape, emb, &err) == SE_OK);
+        CHECK(se_loss_eval(&sp, emb, 4, 2, m->cfg.dim, NULL, NULL, 0, &loss, d, &err) == SE_OK);
+        se_tmodel_zero_grad(m);
+        CHECK(se_ttape_backward(m, tape, d, &err) == SE_OK);
+        CHECK(se_adamw_step(o, m, NULL, &err) == SE_OK);
+    }
+    se_ttape_free(tape);
+    return loss;
+}
+
+/* A checkpoint resumes exactly: 2 steps, save, load into a model of other
+ * weights and an optimiser of other params, 2 more steps: the same bits
+ * as 4 steps without a stop. A checkpoint missing a file, or made for a
+ * model of another shape, is an error naming it. */
+TEST(test_train_checkpoint_resume) {
+    se_tmodel_random_params rp = {.V = 60, .H = 32, .NH = 4, .FF = 48, .L = 2, .P = 16, .n_type = 2,
+                                  .act = SE_ACT_GELU, .pooling = SE_POOL_MEAN, .seed = 5};
+    se_adamw_params ap = se_adamw_default_params();
+    ap.lr = 1e-3f, ap.weight_decay = 0.01f, ap.warmup_steps = 1, ap.total_steps = 5;
+    se_error err = {0};
+    se_tmodel *a = NULL, *b = NULL, *c = NULL;
+    se_adamw *oa = NULL, *ob = NULL, *oc = NULL;
+    CHECK(se_tmodel_random(&rp, &a, &err) == SE_OK && se_tmodel_random(&rp, &b, &err) == SE_OK);
+    if (!a || !b) return;
+    CHECK(se_adamw_new(a, &ap, &oa, &err) == SE_OK && se_adamw_new(b, &ap, &ob, &err) == SE_OK);
+    if (!oa || !ob) return;
+    double la = train_steps(a, oa, 0, 4);
+    train_steps(b, ob, 0, 2);
+    char dir[] = "/tmp/sembed-ckpt-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    CHECK_MSG(se_train_checkpoint_save(dir, b, ob, &err) == SE_OK, "%s", err.msg);
+    se_adamw_free(ob);
+    se_tmodel_free(b);
+    rp.seed = 6; /* other weights, other optimiser params: the checkpoint must replace them */
+    CHECK(se_tmodel_random(&rp, &c, &err) == SE_OK);
+    if (!c) return;
+    se_adamw_params other = se_adamw_default_params();
+    CHECK(se_adamw_new(c, &other, &oc, &err) == SE_OK);
+    if (!oc) return;
+    CHECK_MSG(se_train_checkpoint_load(dir, c, oc, &err) == SE_OK, "%s", err.msg);
+    CHECK(se_adamw_steps(oc) == 2 && fabs(se_adamw_lr(oc) - 1e-3 * 3.0 / 4.0) < 1e-9);
+    double lc = train_steps(c, oc, 2, 4);
+    CHECK_MSG(lc == la, "loss after resuming %.9g, without a stop %.9g", lc, la);
+    CHECK(!memcmp(a->w_arena, c->w_arena, a->n_floats * sizeof(float)));
+    /* errors: a model of another shape, a missing file */
+    se_tmodel *d = NULL;
+    se_adamw *od = NULL;
+    rp.FF = 40;
+    CHECK(se_tmodel_random(&rp, &d, &err) == SE_OK && se_adamw_new(d, &ap, &od, &err) == SE_OK);
+    if (d && od) {
+        CHECK(se_train_checkpoint_load(dir, d, od, &err) == SE_E_FORMAT);
+        CHECK_MSG(strstr(err.msg, "trainer_state.json: n_parameters") != NULL, "message: %s", err.msg);
+    }
+    char path[256];
+    snprintf(path, sizeof path, "%s/optimizer.safetensors", dir);
+    remove(path);
+    float w3 = c->p[3].w[0];
+    CHECK(se_train_checkpoint_load(dir, c, oc, &err) == SE_E_IO);
+    CHECK_MSG(strstr(err.msg, "optimizer.safetensors") != NULL, "message: %s", err.msg);
+    CHECK(c->p[3].w[0] == w3); /* unchanged */
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    remove(path);
+    snprintf(path, sizeof path, "%s/trainer_state.json", dir);
+    remove(path);
+    remove(dir);
+    se_adamw_free(oa), se_adamw_free(oc), se_adamw_free(od);
+    se_tmodel_free(a), se_tmodel_free(c), se_tmodel_free(d);
+}
+
 /* Fills n floats with values in [-1, 1) from a small LCG. */
 static void fill(float *x, size_t n, uint32_t *st) {
     for (size_t i = 0; i < n; i++) {
@@ -641,6 +732,7 @@ int main(void) {
     RUN(test_train_grad_encoder);
     RUN(test_train_grad_losses);
     RUN(test_train_optim_adamw);
+    RUN(test_train_checkpoint_resume);
     RUN(test_train_random_deterministic);
     RUN(test_train_bad_input);
     json_decref(cases);

@@ -14,6 +14,7 @@
  *   train_backward.c the backward pass into the parameters' gradients
  *   train_loss.c     the losses: value and gradient w.r.t. the embeddings
  *   train_optim.c    AdamW with Hugging Face's schedule and clipping
+ *   train_checkpoint.c  checkpoints that resume exactly
  *
  * A trainer drives it as:
  *   se_tmodel_from_folder / se_tmodel_random     once
@@ -246,5 +247,22 @@ se_status se_adamw_step(se_adamw *o, se_tmodel *m, double *grad_norm, se_error *
 
 /* Frees an optimiser; NULL is a no-op. */
 void se_adamw_free(se_adamw *o);
+
+/* Saves a training checkpoint into the folder dir (made if absent; files
+ * in it replaced, each written to a temporary name and renamed):
+ *   model.safetensors      every parameter, F32, under its name
+ *   optimizer.safetensors  AdamW's moments: "exp_avg/<name>", "exp_avg_sq/<name>"
+ *   trainer_state.json     the step and AdamW's params (written last: its
+ *                          presence marks a complete checkpoint)
+ * (train_checkpoint.c) */
+se_status se_train_checkpoint_save(const char *dir, const se_tmodel *m, const se_adamw *o, se_error *err);
+
+/* Restores a checkpoint of se_train_checkpoint_save into m and o (made for
+ * a model of the same shape: the same parameters by name and size), so
+ * that training resumes with the same bits as if it had not stopped. A
+ * missing file, a parameter missing or of another size, or a malformed
+ * state is an error naming the file and the tensor or field; m and o are
+ * then unchanged. */
+se_status se_train_checkpoint_load(const char *dir, se_tmodel *m, se_adamw *o, se_error *err);
 
 #endif

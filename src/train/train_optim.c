@@ -20,13 +20,7 @@
 
 #include "alloc.h"
 #include "error.h"
-#include "train/train.h"
-
-struct se_adamw {
-    se_adamw_params p;
-    size_t step, n;    /* steps taken; floats per buffer (the model's) */
-    float *m, *v;      /* first and second moments, in the model's parameter order */
-};
+#include "train/train_adamw.h"
 
 se_adamw_params se_adamw_default_params(void) {
     return (se_adamw_params){.lr = 5e-5f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .max_grad_norm = 1.0f};
