@@ -659,9 +659,10 @@ TEST(test_train_random_deterministic) {
 }
 
 /* Bad input: an id outside the vocabulary, a sentence longer than the
- * positions, a backward after the threads grew, AdamW's bad params and a
- * gradient that is not finite, a loss given the wrong columns, a model
- * training does not support (a cross-encoder): each an error naming it. */
+ * positions, a tape of another model's shape, a backward after the
+ * threads grew, AdamW's bad params and a gradient that is not finite, a
+ * loss given the wrong columns, a model training does not support (a
+ * cross-encoder): each an error naming it. */
 TEST(test_train_bad_input) {
     se_tmodel_random_params rp = {.V = 20, .H = 8, .NH = 2, .FF = 16, .L = 1, .P = 4, .act = SE_ACT_GELU, .seed = 1};
     se_error err = {0};
@@ -679,8 +680,16 @@ TEST(test_train_bad_input) {
     b.starts = starts2, b.S = 2;
     CHECK(se_ttape_forward(m, &b, &t, emb, &err) == SE_E_RANGE);
     CHECK_MSG(strstr(err.msg, "sentence 1: 5 tokens, more than the 4 positions") != NULL, "message: %s", err.msg);
-    b.starts = starts, b.S = 1; /* a good batch, then more threads before the backward */
+    /* a good batch; its tape offered to a 2-layer model; more threads before the backward */
+    b.starts = starts, b.S = 1;
     CHECK(se_ttape_forward(m, &b, &t, emb, &err) == SE_OK);
+    se_tmodel_random_params rp2 = rp;
+    rp2.L = 2;
+    se_tmodel *m2 = NULL;
+    CHECK(se_tmodel_random(&rp2, &m2, &err) == SE_OK);
+    if (m2) CHECK(se_ttape_forward(m2, &b, &t, emb, &err) == SE_E_INVALID);
+    CHECK_MSG(strstr(err.msg, "tape was made for a model of 1 layers") != NULL, "message: %s", err.msg);
+    se_tmodel_free(m2);
     CHECK(se_tmodel_set_threads(m, 3, &err) == SE_OK);
     CHECK(se_ttape_backward(m, t, emb, &err) == SE_E_INVALID);
     CHECK_MSG(strstr(err.msg, "threads changed since the forward pass") != NULL, "message: %s", err.msg);

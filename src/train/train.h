@@ -156,7 +156,8 @@ typedef struct se_tbatch {
 
 /* Runs the forward pass of batch b, writing the S embeddings (S, dim) to
  * emb and keeping the activations in *tape (made on the first call,
- * reused and grown after; free with se_ttape_free). Ids outside the
+ * reused and grown after, for models of this one's layers and modules;
+ * free with se_ttape_free). Ids outside the
  * vocabulary, types outside n_type, or a sentence longer than the
  * positions are SE_E_RANGE naming the sentence and position. */
 se_status se_ttape_forward(const se_tmodel *m, const se_tbatch *b, se_ttape **tape, float *emb, se_error *err);

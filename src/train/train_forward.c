@@ -252,11 +252,14 @@ se_status se_ttape_forward(const se_tmodel *m, const se_tbatch *b, se_ttape **ta
         tp->st_in = se_calloc(ns, sizeof *tp->st_in);
         tp->st_pre = se_calloc(ns, sizeof *tp->st_pre);
         tp->st_out = se_calloc(ns, sizeof *tp->st_out);
-        tp->n_layers = c->L;
+        tp->n_layers = c->L, tp->n_stages = m->n_stages;
         *tape = tp;
         if (!tp->layers || !tp->st_in || !tp->st_pre || !tp->st_out)
             return se_err(err, SE_E_NOMEM, "train: out of memory for the tape");
     }
+    if (tp->n_layers != c->L || tp->n_stages != m->n_stages)
+        return se_err(err, SE_E_INVALID, "se_ttape_forward: the tape was made for a model of %zu layers and %d modules, "
+                      "this one has %zu and %d", tp->n_layers, tp->n_stages, c->L, m->n_stages);
     size_t T = b->starts[b->S], S = b->S, H = c->H, n_idx;
     size_t nf = layout(m, NULL, b, NULL, NULL, &n_idx);
     if (nf > tp->cap_f) {

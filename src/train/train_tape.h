@@ -30,7 +30,8 @@ struct se_ttape {
     float *arena;
     float *emb_xhat, *emb_rs;   /* (T, H), (T) */
     se_tlayer_tape *layers;     /* (L) */
-    size_t n_layers;
+    size_t n_layers;            /* the model's L and modules: a tape serves one model shape */
+    int n_stages;
     float *rel, *d_rel;         /* MPNet: (NH, 2P - 1) the bias of each head by distance + P - 1, and its
                                    gradient */
     float *x_out;               /* (T, H) the last layer's output */
