@@ -7,8 +7,9 @@
  *
  *   - the trainable model's forward equals se_encode_ids (the library's
  *     forward) and the reference's embeddings, to ~1e-5 (en-mean-norm's
- *     case has token types 1 too: the reference's embeddings with them,
- *     the library's with types 0)
+ *     case has token types 1 too, and two cases run in training mode with
+ *     dropout drawn as sembed draws it: the reference's embeddings with
+ *     them, the library's with types 0 and no dropout)
  *   - every parameter tensor's gradient: ||g - g_ref|| / ||g_ref|| <= 1e-4,
  *     the loss to 1e-5 (relative), for every model folder of the encoder
  *     cases (mean, CLS, max and all six poolings, Dense with Tanh and
@@ -104,7 +105,8 @@ typedef struct tbatch {
     se_tbatch b;
 } tbatch;
 
-/* Packs a case's "ids" (and "types", "first") into a batch. */
+/* Packs a case's "ids" (and "types", "first", "dropout_key": training
+ * mode) into a batch. */
 static void case_batch(json_t *c, tbatch *tb) {
     json_t *ids = json_object_get(c, "ids"), *first = json_object_get(c, "first"), *types = json_object_get(c, "types");
     size_t S = json_array_size(ids), T = 0, i;
@@ -127,8 +129,10 @@ static void case_batch(json_t *c, tbatch *tb) {
         tb->starts[i + 1] = t;
         tb->first[i] = json_is_array(first) ? (size_t)json_integer_value(json_array_get(first, i)) : 0;
     }
+    json_t *key = json_object_get(c, "dropout_key");
     tb->b = (se_tbatch){.ids = tb->ids, .type_ids = json_is_array(types) ? tb->types : NULL, .starts = tb->starts, .S = S,
-                        .first = json_is_array(first) ? tb->first : NULL};
+                        .first = json_is_array(first) ? tb->first : NULL, .train = json_is_integer(key),
+                        .dropout_key = (uint64_t)json_integer_value(key)};
 }
 
 /* Frees a case's batch. */
@@ -252,11 +256,11 @@ TEST(test_train_grad_encoder) {
         CHECK_MSG(se_encode_ids(ctx, idp, lens, S, &ep, lib, S * dim, &err) == SE_OK, "%s: %s", cid, err.msg);
         char label[160];
         snprintf(label, sizeof label, "%s: forward vs se_encode_ids", cid);
-        if (tb.b.type_ids) { /* se_encode_ids takes token types 0: compare a forward with those */
+        if (tb.b.type_ids || tb.b.train) { /* se_encode_ids: types 0, no dropout; compare a forward so */
             float *emb0 = calloc(S * dim, sizeof *emb0);
             se_tbatch b0 = tb.b;
             se_ttape *t0 = NULL;
-            b0.type_ids = NULL;
+            b0.type_ids = NULL, b0.train = false;
             CHECK(se_ttape_forward(m, &b0, &t0, emb0, &err) == SE_OK);
             CHECK_CLOSE(emb0, lib, S * dim, 1e-5, 1e-5, label);
             free(emb0);
@@ -293,7 +297,7 @@ TEST(test_train_grad_encoder) {
         se_tmodel_free(m);
         n_cases++;
     }
-    CHECK(n_cases == 8);
+    CHECK(n_cases == 10);
 }
 
 /* The loss of a case's kind name. */

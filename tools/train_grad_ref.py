@@ -180,9 +180,35 @@ def layer_norm(x, g, b, eps):
     return (x - mu) / torch.sqrt(var + eps) * g + b
 
 
-def encode_one(M, ids, first, types=None):
-    """One sentence (a list of token ids, no padding; token types, default all 0) -> its embedding."""
+def drop_u24(key, site, e):
+    """sembed's dropout draw (src/train/train_kernels.h): splitmix64's finaliser of
+    key ^ (site << 48) ^ e, its top 24 bits; e an array of element indices."""
+    with np.errstate(over="ignore"):
+        z = (np.uint64(key) ^ (np.uint64(site) << np.uint64(48)) ^ e.astype(np.uint64)) + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(40)).astype(np.int64)
+
+
+def drop_mask(drop, site, base, shape, p):
+    """The inverted-dropout factors (0 or 1 / (1 - p), p as float32) of elements base .. base + size."""
+    if drop is None or p <= 0:
+        return 1.0
+    p32 = float(np.float32(p))
+    thr = int(p32 * 16777216.0)
+    n = int(np.prod(shape))
+    u = drop_u24(drop["key"], site, np.arange(base, base + n, dtype=np.uint64))
+    inv = float(np.float32(1.0) / (np.float32(1.0) - np.float32(p32)))
+    return torch.tensor(np.where(u < thr, 0.0, inv).reshape(shape), dtype=DT)
+
+
+def encode_one(M, ids, first, types=None, drop=None):
+    """One sentence (a list of token ids, no padding; token types, default all 0) -> its embedding.
+    drop: None, or training-mode dropout as sembed draws it: {"key", "t0" (the sentence's first token in
+    the packed batch), "att0" (its first attention weight in the tape's layout)}."""
     c, P = M["cfg"], M["params"]
+    ph, pa = c.get("hidden_dropout_prob", 0.1), c.get("attention_probs_dropout_prob", 0.1)
     H, NH = c["hidden_size"], c["num_attention_heads"]
     eps = c.get("layer_norm_eps", 1e-12)
     act = act_fn(c.get("hidden_act", "gelu"))
@@ -198,6 +224,8 @@ def encode_one(M, ids, first, types=None):
     if "embeddings.token_type_embeddings.weight" in P:
         x = x + P["embeddings.token_type_embeddings.weight"][torch.tensor(types or [0] * T, dtype=torch.long)]
     x = layer_norm(x, P["embeddings.LayerNorm.weight"], P["embeddings.LayerNorm.bias"], eps)
+    t0 = drop["t0"] * H if drop else 0
+    x = x * drop_mask(drop, 0, t0, (T, H), ph)
     HD = H // NH
     bias = 0.0
     if c["model_type"] == "mpnet":  # (NH, T, T): the bias of bucket(key - query), every layer
@@ -210,11 +238,14 @@ def encode_one(M, ids, first, types=None):
         q = lin(x, sq).view(T, NH, HD).transpose(0, 1)
         k = lin(x, sk).view(T, NH, HD).transpose(0, 1)
         v = lin(x, sv).view(T, NH, HD).transpose(0, 1)
-        a = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(HD) + bias, dim=-1) @ v
+        w = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(HD) + bias, dim=-1)
+        a = (w * drop_mask(drop, 1 + 3 * i, drop["att0"] if drop else 0, (NH, T, T), pa)) @ v
         a = a.transpose(0, 1).reshape(T, H)
-        x = layer_norm(lin(a, so) + x, p(sln1 + ".weight"), p(sln1 + ".bias"), eps)
+        x = layer_norm(lin(a, so) * drop_mask(drop, 2 + 3 * i, t0, (T, H), ph) + x, p(sln1 + ".weight"),
+                       p(sln1 + ".bias"), eps)
         f = lin(act(lin(x, sff1)), sff2)
-        x = layer_norm(f + x, p(sln2 + ".weight"), p(sln2 + ".bias"), eps)
+        x = layer_norm(f * drop_mask(drop, 3 + 3 * i, t0, (T, H), ph) + x, p(sln2 + ".weight"),
+                       p(sln2 + ".bias"), eps)
     # Pooling (sentence-transformers' Pooling.forward; tokens before `first` masked)
     mask = torch.zeros(T, 1, dtype=DT)
     mask[first:] = 1.0
@@ -245,8 +276,15 @@ def encode_one(M, ids, first, types=None):
     return e
 
 
-def encode(M, batch, firsts, types=None):
-    return torch.stack([encode_one(M, s, f, t) for s, f, t in zip(batch, firsts, types or [None] * len(batch))])
+def encode(M, batch, firsts, types=None, key=None):
+    """A batch; key not None: training-mode dropout under that key (sembed's layout of the packed batch)."""
+    out, t0, att0, NH = [], 0, 0, M["cfg"]["num_attention_heads"]
+    for s, f, t in zip(batch, firsts, types or [None] * len(batch)):
+        drop = None if key is None else {"key": key, "t0": t0, "att0": att0}
+        out.append(encode_one(M, s, f, t, drop))
+        t0 += len(s)
+        att0 += NH * len(s) * len(s)
+    return torch.stack(out)
 
 
 # ---- the losses, as sentence-transformers defines them -------------------------------------
@@ -314,6 +352,8 @@ def main():
 
     # encoder cases: sum(emb * R)
     enc = [("en-mean-norm", [5, 9, 3, 12, 1], None),
+           ("en-mean-norm-dropout", [7, 4, 11, 6], None),
+           ("mpnet-mean-norm-dropout", [8, 13, 5], None),
            ("zh-cls-dense-f16", [7, 2, 11, 5], None),
            ("en-max-relu-bf16", [6, 10, 4, 8], None),
            ("en-allpool-prompt", [6, 9, 4, 7], [0, 2, 1, 3]),
@@ -322,6 +362,9 @@ def main():
            ("mpnet-mean-norm", [5, 14, 2, 20], None),
            ("mpnet-prefix-max-f16", [9, 4, 16], None)]
     for name, lengths, firsts in enc:
+        key = None
+        if name.endswith("-dropout"):  # training mode: dropout under a fixed key
+            name, key = name[:-len("-dropout")], 0x5EED0000 + len(cases)
         M = load_model(name)
         V = M["cfg"]["vocab_size"]
         ids = batch_ids(g, V, lengths)
@@ -329,15 +372,16 @@ def main():
             ids[1][2] = 1  # a literal pad token (padding_idx 1 in these): position padding_idx
         fs = firsts or [0] * len(ids)
         # en-mean-norm: the second half of each sentence is token type 1 (a pair's second text)
-        types = [[int(i >= len(s) // 2) for i in range(len(s))] for s in ids] if name == "en-mean-norm" else None
-        e = encode(M, ids, fs, types)
+        types = [[int(i >= len(s) // 2) for i in range(len(s))] for s in ids] \
+            if name == "en-mean-norm" and key is None else None
+        e = encode(M, ids, fs, types, key)
         R = torch.randn(e.shape, generator=g, dtype=DT).to(torch.float32).to(DT)  # exact in the fixture's F32
         obj = (e * R).sum()
         obj.backward()
         used = sorted(set(t for s in ids for t in s))
-        cid = "enc-" + name
+        cid = "enc-" + name + ("-dropout" if key is not None else "")
         cases.append(dict(id=cid, model=name, kind="encoder", ids=ids, types=types, first=firsts, dim=e.shape[1],
-                          loss=obj.item(), word_rows=used))
+                          loss=obj.item(), word_rows=used, dropout_key=key))
         tensors[cid + "/d_emb"] = R.to(torch.float32).numpy()
         tensors[cid + "/emb"] = e.detach().to(torch.float32).numpy()
         for n, v in grads_of(M, used).items():

@@ -82,6 +82,8 @@ typedef struct se_tcfg {
     bool rel_bias;                     /* MPNet: a relative position bias (32 buckets, NH) shared by every
                                           layer's attention scores */
     float eps;                         /* layer_norm_eps */
+    float hidden_dropout, attn_dropout; /* config.json's hidden_dropout_prob, attention_probs_dropout_prob
+                                          (default 0.1), applied in training forward passes (se_tbatch.train) */
     se_act act;                        /* hidden_act */
     uint32_t pooling;                  /* SE_POOL_* modes */
     bool include_prompt;
@@ -109,6 +111,7 @@ typedef struct se_tmodel {
 typedef struct se_tmodel_random_params {
     size_t V, H, NH, FF, L, P, n_type;
     float eps;
+    float hidden_dropout, attn_dropout; /* dropout probabilities in [0, 1) */
     se_act act;
     uint32_t pooling;     /* 0: mean */
     bool normalize;       /* a Normalize module after pooling */
@@ -146,12 +149,23 @@ typedef struct se_ttape se_ttape;
 /* A batch: S sentences of token ids packed (starts: S + 1 offsets),
  * type_ids NULL (all 0) or T values, first NULL or S pooling starts (the
  * tokens before first[s] are masked out of pooling, as
- * include_prompt = false does for a prompt). */
+ * include_prompt = false does for a prompt).
+ *
+ * train: dropout as BertModel applies it in training mode (after the
+ * embeddings' LayerNorm, on the attention weights, on the attention
+ * output and the FFN output before their residual additions; inverted:
+ * kept values scaled by 1 / (1 - p)). Element e of site s is dropped
+ * when se_tk_drop_u24(dropout_key, s, e) < p * 2^24: a counter-based
+ * hash, so the masks depend on the key alone (not on threads or on
+ * batching) and cost no memory; a trainer draws a key per step from its
+ * seed. */
 typedef struct se_tbatch {
     const int32_t *ids, *type_ids;
     const size_t *starts;
     size_t S;
     const size_t *first;
+    bool train;
+    uint64_t dropout_key;
 } se_tbatch;
 
 /* Runs the forward pass of batch b, writing the S embeddings (S, dim) to

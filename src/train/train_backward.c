@@ -65,7 +65,14 @@ typedef struct attn_job {
     const se_tmodel *m;
     se_ttape *tp;
     const se_tlayer_tape *lt;
+    size_t l;
 } attn_job;
+
+/* Multiplies gradients (n values) by a dropout site's factors. */
+static void drop_rows(const se_tk_drop *dr, float *d, size_t n) {
+    if (dr)
+        for (size_t e = 0; e < n; e++) d[e] *= se_tk_drop_at(dr, e);
+}
 
 /* Head h of every sentence: adds into d_qkv's head columns and the head's
  * row of the relative bias gradient (d_p: the thread's row of scratch). */
@@ -75,12 +82,15 @@ static void attn_task(void *arg, size_t h, int thread) {
     size_t H = c->H, NH = c->NH, HD = H / NH, off = 0;
     float scale = 1.0f / sqrtf((float)HD);
     float *drel = c->rel_bias ? j->tp->d_rel + h * (2 * c->P - 1) : NULL, *dp = j->tp->d_p + (size_t)thread * j->tp->d_p_ld;
+    se_tk_drop drb;
+    se_tk_drop *dr = se_ttape_drop(j->tp, j->m, 1 + 3 * j->l, true, &drb);
     for (size_t s = 0; s < j->tp->S; s++) {
         size_t a = j->tp->starts[s], n = j->tp->starts[s + 1] - a;
         const float *q = j->lt->qkv + a * 3 * H + h * HD;
         float *dq = j->tp->d_qkv + a * 3 * H + h * HD;
+        if (dr) dr->base = off + h * n * n;
         se_tk_attn_bwd(q, q + H, q + 2 * H, 3 * H, n, HD, scale, j->lt->probs + off + h * n * n,
-                       j->tp->d_ctx + a * H + h * HD, H, dq, dq + H, dq + 2 * H, drel, c->P - 1, dp);
+                       j->tp->d_ctx + a * H + h * HD, H, dq, dq + H, dq + 2 * H, drel, c->P - 1, dr, dp);
         off += NH * n * n;
     }
 }
@@ -95,37 +105,40 @@ static void layer_bwd(se_tmodel *m, size_t l, se_ttape *tp, float *dx) {
     float *scr = tp->gemm_scratch, *dh = tp->d_h, *dff = tp->d_ff, *dctx = tp->d_ctx, *dqkv = tp->d_qkv;
 #define W(k) (m->p[ix[k]].w)
 #define G(k) (m->p[ix[k]].g)
-    /* LN2: dz2 = d(o2 + h1), in place in dx */
+    se_tk_drop dr;
+    /* LN2: dz2 = d(dropout(o2) + h1), in place in dx; dh1 starts as dz2 (the residual) */
     for (size_t t = 0; t < T; t++)
         se_tk_layernorm_bwd(dx + t * H, lt->ln2_xhat + t * H, lt->ln2_rs[t], W(SE_TL_LN2_G), H, dx + t * H,
                             G(SE_TL_LN2_G), G(SE_TL_LN2_B));
+    memcpy(dh, dx, T * H * sizeof *dh);
+    drop_rows(se_ttape_drop(tp, m, 3 + 3 * l, false, &dr), dx, T * H);
     /* o2 = ff_act W2^T + b2 */
     se_tk_dw(m->pool, dx, H, T, H, lt->ff_act, FF, FF, G(SE_TL_FF2_W), G(SE_TL_FF2_B), scr);
     memset(dff, 0, T * FF * sizeof *dff);
     se_tk_dx(m->pool, dx, H, T, H, W(SE_TL_FF2_W), FF, dff, scr);
     se_tk_act_bwd(c->act, lt->ff_pre, lt->ff_act, dff, dff, T * FF);
     /* ff_pre = h1 W1^T + b1; dh1 = dz2 + dff W1 */
-    memcpy(dh, dx, T * H * sizeof *dh);
     se_tk_dw(m->pool, dff, FF, T, FF, lt->h1, H, H, G(SE_TL_FF1_W), G(SE_TL_FF1_B), scr);
     se_tk_dx(m->pool, dff, FF, T, FF, W(SE_TL_FF1_W), H, dh, scr);
-    /* LN1: dz1 = d(attn_out + x_in), in place in dh */
+    /* LN1: dz1 = d(dropout(attn_out) + x_in), in place in dh; dx_in starts as dz1 (the residual) */
     for (size_t t = 0; t < T; t++)
         se_tk_layernorm_bwd(dh + t * H, lt->ln1_xhat + t * H, lt->ln1_rs[t], W(SE_TL_LN1_G), H, dh + t * H,
                             G(SE_TL_LN1_G), G(SE_TL_LN1_B));
+    memcpy(dx, dh, T * H * sizeof *dx);
+    drop_rows(se_ttape_drop(tp, m, 2 + 3 * l, false, &dr), dh, T * H);
     /* attn_out = ctx Wo^T + bo */
     se_tk_dw(m->pool, dh, H, T, H, lt->ctx, H, H, G(SE_TL_O_W), G(SE_TL_O_B), scr);
     memset(dctx, 0, T * H * sizeof *dctx);
     se_tk_dx(m->pool, dh, H, T, H, W(SE_TL_O_W), H, dctx, scr);
     /* attention per sentence and head */
     memset(dqkv, 0, T * 3 * H * sizeof *dqkv);
-    attn_job aj = {m, tp, lt};
+    attn_job aj = {m, tp, lt, l};
     se_threadpool_run(m->pool, NH, attn_task, &aj);
     /* q, k, v = x_in W^T + b; dx_in = dz1 + sum dq W. The key bias gets no
      * gradient: it adds q_i . b_k to every score of query i, which the
      * softmax cancels, so its gradient is exactly zero (autograd's is
      * rounding noise, ~1e-17 of the others, which would make Adam move
      * it) */
-    memcpy(dx, dh, T * H * sizeof *dx);
     static const int wi[3] = {SE_TL_Q_W, SE_TL_K_W, SE_TL_V_W};
     for (int j = 0; j < 3; j++) {
         float *db = wi[j] == SE_TL_K_W ? NULL : G(wi[j] + 1);
@@ -188,7 +201,9 @@ se_status se_ttape_backward(se_tmodel *m, se_ttape *tp, const float *d_emb, se_e
             for (size_t i = 0; i < nrel; i++)
                 m->p[m->rel].g[(size_t)se_mpnet_rel_bucket((int64_t)i - (int64_t)(c->P - 1)) * c->NH + h] +=
                     tp->d_rel[h * nrel + i];
-    /* embeddings' LN, then the tables */
+    /* the embeddings' dropout and LN, then the tables */
+    se_tk_drop dr;
+    drop_rows(se_ttape_drop(tp, m, 0, false, &dr), dx, T * H);
     float *gw = m->p[m->word].g, *gp = m->p[m->pos].g, *gt = m->type >= 0 ? m->p[m->type].g : NULL;
     for (size_t t = 0; t < T; t++)
         se_tk_layernorm_bwd(dx + t * H, tp->emb_xhat + t * H, tp->emb_rs[t], m->p[m->emb_ln_g].w, H, dx + t * H,

@@ -181,11 +181,26 @@ static void pool_fwd(const se_tmodel *m, const float *x, size_t a, size_t e, siz
         for (size_t i = 0; i < H; i++) out[i] = cnt ? x[(e - 1) * H + i] : 0.0f;
 }
 
+se_tk_drop *se_ttape_drop(const se_ttape *tp, const se_tmodel *m, uint64_t site, bool attn, se_tk_drop *dr) {
+    float p = attn ? m->cfg.attn_dropout : m->cfg.hidden_dropout;
+    if (!tp->drop || !(p > 0.0f)) return NULL;
+    *dr = (se_tk_drop){.key = tp->key, .site = site, .base = 0, .thr = (uint32_t)((double)p * 16777216.0),
+                       .inv = 1.0f / (1.0f - p)};
+    return dr;
+}
+
+/* Multiplies the hidden states x (T, H) by dropout site's factors. */
+static void drop_rows(const se_tk_drop *dr, float *x, size_t n) {
+    if (dr)
+        for (size_t e = 0; e < n; e++) x[e] *= se_tk_drop_at(dr, e);
+}
+
 /* The attention of one layer, a task per head. */
 typedef struct attn_job {
     const se_tmodel *m;
     se_ttape *tp;
     se_tlayer_tape *lt;
+    size_t l;
 } attn_job;
 
 /* Head h of every sentence: its attention weights and context. */
@@ -196,10 +211,13 @@ static void attn_task(void *arg, size_t h, int thread) {
     size_t H = c->H, NH = c->NH, HD = H / NH, off = 0;
     float scale = 1.0f / sqrtf((float)HD);
     const float *rel = c->rel_bias ? j->tp->rel + h * (2 * c->P - 1) : NULL;
+    se_tk_drop drb;
+    se_tk_drop *dr = se_ttape_drop(j->tp, j->m, 1 + 3 * j->l, true, &drb);
     for (size_t s = 0; s < j->tp->S; s++) {
         size_t a = j->tp->starts[s], n = j->tp->starts[s + 1] - a;
         const float *q = j->lt->qkv + a * 3 * H + h * HD;
-        se_tk_attn_fwd(q, q + H, q + 2 * H, 3 * H, n, HD, scale, rel, c->P - 1, j->lt->probs + off + h * n * n,
+        if (dr) dr->base = off + h * n * n;
+        se_tk_attn_fwd(q, q + H, q + 2 * H, 3 * H, n, HD, scale, rel, c->P - 1, dr, j->lt->probs + off + h * n * n,
                        j->lt->ctx + a * H + h * HD, H);
         off += NH * n * n;
     }
@@ -216,11 +234,13 @@ static void layer_fwd(const se_tmodel *m, size_t l, se_ttape *tp, float *x) {
     se_tk_linear(m->pool, x, T, H, W(SE_TL_Q_W), H, W(SE_TL_Q_B), lt->qkv, 3 * H);
     se_tk_linear(m->pool, x, T, H, W(SE_TL_K_W), H, W(SE_TL_K_B), lt->qkv + H, 3 * H);
     se_tk_linear(m->pool, x, T, H, W(SE_TL_V_W), H, W(SE_TL_V_B), lt->qkv + 2 * H, 3 * H);
-    attn_job aj = {m, tp, lt};
+    attn_job aj = {m, tp, lt, l};
     se_threadpool_run(m->pool, NH, attn_task, &aj);
-    /* x = LN1(ctx Wo^T + bo + x) */
+    /* x = LN1(dropout(ctx Wo^T + bo) + x) */
     float *h1 = lt->h1;
+    se_tk_drop dr;
     se_tk_linear(m->pool, lt->ctx, T, H, W(SE_TL_O_W), H, W(SE_TL_O_B), h1, H);
+    drop_rows(se_ttape_drop(tp, m, 2 + 3 * l, false, &dr), h1, T * H);
     for (size_t t = 0; t < T; t++) {
         float *r = h1 + t * H;
         for (size_t i = 0; i < H; i++) r[i] = x[t * H + i] + r[i];
@@ -230,6 +250,7 @@ static void layer_fwd(const se_tmodel *m, size_t l, se_ttape *tp, float *x) {
     memcpy(lt->ff_act, lt->ff_pre, T * FF * sizeof(float));
     se_act_apply(c->act, lt->ff_act, T * FF);
     se_tk_linear(m->pool, lt->ff_act, T, FF, W(SE_TL_FF2_W), H, W(SE_TL_FF2_B), x, H);
+    drop_rows(se_ttape_drop(tp, m, 3 + 3 * l, false, &dr), x, T * H); /* x = LN2(dropout(o2) + h1) */
     for (size_t t = 0; t < T; t++) {
         float *r = x + t * H;
         for (size_t i = 0; i < H; i++) r[i] = h1[t * H + i] + r[i];
@@ -278,7 +299,7 @@ se_status se_ttape_forward(const se_tmodel *m, const se_tbatch *b, se_ttape **ta
     tp->ids = se_malloc((T ? T : 1) * 2 * sizeof(int32_t));
     if (!tp->ids) return se_err(err, SE_E_NOMEM, "train: out of memory for the tape's ids");
     tp->types = tp->ids + T;
-    tp->T = T, tp->S = S;
+    tp->T = T, tp->S = S, tp->drop = b->train, tp->key = b->dropout_key;
     layout(m, tp, b, tp->arena, tp->idx_arena, &n_idx);
     memcpy(tp->starts, b->starts, (S + 1) * sizeof(size_t));
     for (size_t i = 0; i < S; i++) tp->first[i] = b->first ? b->first[i] : 0;
@@ -314,6 +335,8 @@ se_status se_ttape_forward(const se_tmodel *m, const se_tbatch *b, se_ttape **ta
             for (size_t i = 0; i < 2 * c->P - 1; i++)
                 tp->rel[h * (2 * c->P - 1) + i] =
                     m->p[m->rel].w[(size_t)se_mpnet_rel_bucket((int64_t)i - (int64_t)(c->P - 1)) * c->NH + h];
+    se_tk_drop dr;
+    drop_rows(se_ttape_drop(tp, m, 0, false, &dr), x, T * H);
     for (size_t l = 0; l < c->L; l++) layer_fwd(m, l, tp, x);
     for (size_t si = 0; si < S; si++)
         pool_fwd(m, x, tp->starts[si], tp->starts[si + 1], tp->first[si], tp->pooled + si * c->pool_dim,

@@ -174,7 +174,7 @@ void se_tk_act_bwd(se_act a, const float *pre, const float *out, const float *dy
 }
 
 void se_tk_attn_fwd(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD, float scale,
-                    const float *rel, size_t center, float *p, float *out, size_t ldo) {
+                    const float *rel, size_t center, const se_tk_drop *dr, float *p, float *out, size_t ldo) {
     for (size_t i = 0; i < T; i++) {
         float *pi = p + i * T, mx = -INFINITY;
         for (size_t t = 0; t < T; t++) {
@@ -189,25 +189,27 @@ void se_tk_attn_fwd(const float *q, const float *k, const float *v, size_t ld, s
         for (size_t t = 0; t < T; t++) pi[t] /= sum;
         float *o = out + i * ldo;
         for (size_t d = 0; d < HD; d++) o[d] = 0.0f;
-        for (size_t t = 0; t < T; t++)
-            for (size_t d = 0; d < HD; d++) o[d] += pi[t] * v[t * ld + d];
+        for (size_t t = 0; t < T; t++) {
+            float w = dr ? pi[t] * se_tk_drop_at(dr, i * T + t) : pi[t];
+            for (size_t d = 0; d < HD; d++) o[d] += w * v[t * ld + d];
+        }
     }
 }
 
 void se_tk_attn_bwd(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD, float scale,
                     const float *p, const float *dout, size_t ldo, float *dq, float *dk, float *dv, float *drel,
-                    size_t center, float *dp) {
+                    size_t center, const se_tk_drop *dr, float *dp) {
     for (size_t i = 0; i < T; i++) {
         const float *pi = p + i * T, *go = dout + i * ldo;
         float dot = 0.0f;
         for (size_t t = 0; t < T; t++) {
-            float acc = 0.0f;
+            float f = dr ? se_tk_drop_at(dr, i * T + t) : 1.0f, w = pi[t] * f, acc = 0.0f;
             for (size_t d = 0; d < HD; d++) {
                 acc += go[d] * v[t * ld + d];
-                dv[t * ld + d] += pi[t] * go[d];
+                dv[t * ld + d] += w * go[d];
             }
-            dp[t] = acc;
-            dot += acc * pi[t];
+            dp[t] = acc * f; /* the gradient of the weight before dropout */
+            dot += dp[t] * pi[t];
         }
         for (size_t t = 0; t < T; t++) {
             float dsc = pi[t] * (dp[t] - dot), ds = dsc * scale; /* d score, d (q . k) */

@@ -16,6 +16,7 @@
 
 #include "alloc.h"
 #include "error.h"
+#include "json.h"
 #include "model.h"
 #include "model_weights.h"
 #include "threadpool.h"
@@ -156,8 +157,18 @@ se_status se_tmodel_from_folder(const char *dir, se_tmodel **out, se_error *err)
                  .L = (size_t)fc->n_layer, .P = (size_t)fc->n_pos, .n_type = lm->type_emb ? (size_t)fc->n_type : 0,
                  .pad_id = xlmr ? fc->pos_offset - 1 : mpnet ? 1 : -1, .rel_bias = mpnet, .eps = fc->norm_eps, .act = fc->act, .pooling = fc->pooling, .include_prompt = fc->include_prompt,
                  .pool_dim = (size_t)fc->pool_dim, .dim = (size_t)fc->dim};
+    /* dropout: config.json's probabilities (the library's config has no use for them) */
+    char path[4096];
+    json_t *j = NULL;
+    double hd = 0.1, ad = 0.1;
+    snprintf(path, sizeof path, "%s/config.json", fc->tf_dir);
+    s = se_json_load_file(path, &j, err);
+    if (s == SE_OK) s = se_json_real(j, path, "hidden_dropout_prob", 0.0, 0.999, 0.1, &hd, err);
+    if (s == SE_OK) s = se_json_real(j, path, "attention_probs_dropout_prob", 0.0, 0.999, 0.1, &ad, err);
+    json_decref(j);
+    c.hidden_dropout = (float)hd, c.attn_dropout = (float)ad;
     /* Dense modules are numbered after Transformer (0) and Pooling (1). */
-    s = build(m, &c, fc->stages, fc->n_stages, 2, err);
+    if (s == SE_OK) s = build(m, &c, fc->stages, fc->n_stages, 2, err);
     if (s == SE_OK) {
         put(m, m->word, lm->word_emb);
         put(m, m->pos, lm->pos_emb);
@@ -211,6 +222,10 @@ static double next_normal(uint64_t *st) {
 se_status se_tmodel_random(const se_tmodel_random_params *rp, se_tmodel **out, se_error *err) {
     if (!rp || !out) return se_err(err, SE_E_INVALID, "se_tmodel_random: NULL argument");
     *out = NULL;
+    if (!(rp->hidden_dropout >= 0.0f && rp->hidden_dropout < 1.0f && rp->attn_dropout >= 0.0f &&
+          rp->attn_dropout < 1.0f))
+        return se_err(err, SE_E_INVALID, "se_tmodel_random: dropout %g / %g outside [0, 1)", (double)rp->hidden_dropout,
+                      (double)rp->attn_dropout);
     if (!rp->V || !rp->H || !rp->NH || rp->H % rp->NH || !rp->FF || !rp->P || rp->H > SE_MAX_DIM ||
         rp->FF > SE_MAX_DIM || rp->L > SE_MAX_LAYERS)
         return se_err(err, SE_E_INVALID,
@@ -221,7 +236,8 @@ se_status se_tmodel_random(const se_tmodel_random_params *rp, se_tmodel **out, s
     if (!m) return se_err(err, SE_E_NOMEM, "train: out of memory");
     uint32_t pool = rp->pooling ? rp->pooling : SE_POOL_MEAN;
     se_tcfg c = {.V = rp->V, .H = rp->H, .NH = rp->NH, .FF = rp->FF, .L = rp->L, .P = rp->P, .n_type = rp->n_type,
-                 .pad_id = -1, .eps = rp->eps > 0 ? rp->eps : 1e-12f, .act = rp->act, .pooling = pool, .include_prompt = true};
+                 .pad_id = -1, .eps = rp->eps > 0 ? rp->eps : 1e-12f, .hidden_dropout = rp->hidden_dropout,
+                 .attn_dropout = rp->attn_dropout, .act = rp->act, .pooling = pool, .include_prompt = true};
     c.pool_dim = c.dim = pool_width(pool, rp->H);
     se_stage norm = {.kind = SE_STAGE_NORMALIZE, .n_in = (int32_t)c.dim, .n_out = (int32_t)c.dim};
     se_status s = build(m, &c, &norm, rp->normalize ? 1 : 0, 2, err);

@@ -7,6 +7,11 @@
 #define SE_TRAIN_TAPE_H
 
 #include "train/train.h"
+#include "train/train_kernels.h"
+
+/* A dropout site of the pass (dr.base 0): hidden (site) or attention
+ * weights; NULL when the pass has no dropout there. */
+se_tk_drop *se_ttape_drop(const se_ttape *tp, const se_tmodel *m, uint64_t site, bool attn, se_tk_drop *dr);
 
 /* One encoder layer's saved activations. */
 typedef struct se_tlayer_tape {
@@ -22,6 +27,8 @@ typedef struct se_tlayer_tape {
 
 struct se_ttape {
     size_t T, S;
+    bool drop;                  /* this pass applied dropout (se_tbatch.train and a probability > 0) */
+    uint64_t key;               /* se_tbatch.dropout_key */
     int32_t *ids, *types;       /* (T) */
     size_t *starts, *first;     /* (S + 1), (S) */
     size_t *pos;                /* (T) each token's position id */
