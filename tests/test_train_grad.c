@@ -608,11 +608,12 @@ TEST(test_train_kernels_twins) {
 }
 
 /* A random model: BERT's init, deterministic for the seed; forward and
- * backward on one thread and on three give the same bits (shapes wide
- * enough for several column blocks per GEMM). */
+ * backward in training mode (dropout) on one thread and on three give the
+ * same bits (shapes wide enough for several column blocks per GEMM). */
 TEST(test_train_random_deterministic) {
     se_tmodel_random_params rp = {.V = 50, .H = 80, .NH = 4, .FF = 160, .L = 2, .P = 16, .n_type = 2,
-                                  .act = SE_ACT_GELU, .pooling = SE_POOL_MEAN, .normalize = true, .seed = 42};
+                                  .act = SE_ACT_GELU, .pooling = SE_POOL_MEAN, .normalize = true, .seed = 42,
+                                  .hidden_dropout = 0.1f, .attn_dropout = 0.1f};
     se_error err = {0};
     se_tmodel *a = NULL, *b = NULL;
     CHECK(se_tmodel_random(&rp, &a, &err) == SE_OK);
@@ -634,14 +635,20 @@ TEST(test_train_random_deterministic) {
     }
     int32_t ids[] = {1, 5, 9, 3, 2, 7, 11, 4, 4, 0};
     size_t starts[] = {0, 4, 7, 10};
-    se_tbatch tb = {.ids = ids, .starts = starts, .S = 3};
-    float ea[3 * 80], eb[3 * 80], d[3 * 80];
+    se_tbatch tb = {.ids = ids, .starts = starts, .S = 3, .train = true, .dropout_key = 77};
+    float ea[3 * 80], eb[3 * 80], d[3 * 80], e_eval[3 * 80];
     uint32_t st = 3;
     fill(d, 3 * 80, &st);
     se_ttape *ta = NULL, *tb2 = NULL;
     CHECK(se_ttape_forward(a, &tb, &ta, ea, &err) == SE_OK);
     CHECK(se_ttape_forward(b, &tb, &tb2, eb, &err) == SE_OK);
     CHECK(!memcmp(ea, eb, sizeof ea));
+    se_tbatch tev = tb;
+    se_ttape *tc = NULL;
+    tev.train = false; /* dropout changes the embeddings; evaluation mode has none */
+    CHECK(se_ttape_forward(a, &tev, &tc, e_eval, &err) == SE_OK);
+    CHECK(memcmp(ea, e_eval, sizeof ea) != 0);
+    se_ttape_free(tc);
     se_tmodel_zero_grad(a), se_tmodel_zero_grad(b);
     CHECK(se_ttape_backward(a, ta, d, &err) == SE_OK);
     CHECK(se_ttape_backward(b, tb2, d, &err) == SE_OK);
