@@ -7,7 +7,8 @@
  *
  *   - the trainable model's forward equals se_encode_ids (the library's
  *     forward) and the reference's embeddings, to ~1e-5 (en-mean-norm's
- *     case has token types 1 too, and two cases run in training mode with
+ *     case has token types 1 too, and two cases (en-plain-hf, mpnet-mean-norm)
+ *     run in training mode with
  *     dropout drawn as sembed draws it: the reference's embeddings with
  *     them, the library's with types 0 and no dropout)
  *   - every parameter tensor's gradient: ||g - g_ref|| / ||g_ref|| <= 1e-4,

@@ -352,7 +352,7 @@ def main():
 
     # encoder cases: sum(emb * R)
     enc = [("en-mean-norm", [5, 9, 3, 12, 1], None),
-           ("en-mean-norm-dropout", [7, 4, 11, 6], None),
+           ("en-plain-hf-dropout", [7, 4, 11, 6], None),
            ("mpnet-mean-norm-dropout", [8, 13, 5], None),
            ("zh-cls-dense-f16", [7, 2, 11, 5], None),
            ("en-max-relu-bf16", [6, 10, 4, 8], None),
