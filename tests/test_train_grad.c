@@ -7,10 +7,10 @@
  *
  *   - the trainable model's forward equals se_encode_ids (the library's
  *     forward) and the reference's embeddings, to ~1e-5 (en-mean-norm's
- *     case has token types 1 too, and two cases (en-plain-hf, mpnet-mean-norm)
- *     run in training mode with
- *     dropout drawn as sembed draws it: the reference's embeddings with
- *     them, the library's with types 0 and no dropout)
+ *     case has token types 1 too, and two cases, en-plain-hf and
+ *     mpnet-mean-norm, run in training mode with dropout drawn as sembed
+ *     draws it: the reference's embeddings with them, the library's with
+ *     types 0 and no dropout)
  *   - every parameter tensor's gradient: ||g - g_ref|| / ||g_ref|| <= 1e-4,
  *     the loss to 1e-5 (relative), for every model folder of the encoder
  *     cases (mean, CLS, max and all six poolings, Dense with Tanh and
