@@ -550,6 +550,69 @@ TEST(test_train_checkpoint_resume) {
     se_tmodel_free(a), se_tmodel_free(c), se_tmodel_free(d);
 }
 
+/* CachedMultipleNegativesRankingLoss (GradCache) as a trainer drives this
+ * API: embed the batch in mini-batches, take the loss and d_emb on the
+ * whole batch, then per mini-batch a forward with a tape and a backward
+ * of its rows of d_emb. The gradients equal one pass over the whole batch
+ * (to the rounding of summing over tokens in another grouping) and the
+ * embeddings are the same bits (the GEMMs' per-element order does not
+ * depend on the batch). */
+TEST(test_train_gradcache) {
+    se_tmodel_random_params rp = {.V = 70, .H = 32, .NH = 4, .FF = 64, .L = 2, .P = 16, .n_type = 2,
+                                  .act = SE_ACT_GELU, .pooling = SE_POOL_MEAN, .seed = 9};
+    se_error err = {0};
+    se_tmodel *m = NULL;
+    CHECK(se_tmodel_random(&rp, &m, &err) == SE_OK);
+    if (!m) return;
+    enum { B = 6, S = 2 * B, MB = 4 }; /* 6 pairs: 12 sentences, mini-batches of 4 */
+    int32_t ids[S * 8];
+    size_t starts[S + 1] = {0};
+    uint32_t st = 11;
+    for (size_t s = 0; s < S; s++) {
+        st = st * 1664525u + 1013904223u;
+        starts[s + 1] = starts[s] + 2 + (st >> 24) % 6;
+    }
+    for (size_t t = 0; t < starts[S]; t++) {
+        st = st * 1664525u + 1013904223u;
+        ids[t] = (int32_t)((st >> 8) % 70);
+    }
+    float emb[S * 32], emb_mb[S * 32], d[S * 32];
+    se_loss_spec sp = {.kind = SE_LOSS_MNRL};
+    double loss, loss_mb;
+    se_ttape *tape = NULL;
+    /* the whole batch at once */
+    se_tbatch b = {.ids = ids, .starts = starts, .S = S};
+    CHECK(se_ttape_forward(m, &b, &tape, emb, &err) == SE_OK);
+    CHECK(se_loss_eval(&sp, emb, B, 2, 32, NULL, NULL, 0, &loss, d, &err) == SE_OK);
+    se_tmodel_zero_grad(m);
+    CHECK(se_ttape_backward(m, tape, d, &err) == SE_OK);
+    float *g_full = malloc(m->n_floats * sizeof *g_full);
+    memcpy(g_full, m->g_arena, m->n_floats * sizeof *g_full);
+    /* GradCache: embeddings by mini-batch, the loss on all, then backward by mini-batch */
+    size_t mst[MB + 1];
+    for (size_t s0 = 0; s0 < S; s0 += MB) {
+        for (size_t k = 0; k <= MB; k++) mst[k] = starts[s0 + k] - starts[s0];
+        se_tbatch mb = {.ids = ids + starts[s0], .starts = mst, .S = MB};
+        CHECK(se_ttape_forward(m, &mb, &tape, emb_mb + s0 * 32, &err) == SE_OK);
+    }
+    CHECK(!memcmp(emb, emb_mb, sizeof emb));
+    CHECK(se_loss_eval(&sp, emb_mb, B, 2, 32, NULL, NULL, 0, &loss_mb, d, &err) == SE_OK);
+    CHECK(loss_mb == loss);
+    se_tmodel_zero_grad(m);
+    for (size_t s0 = 0; s0 < S; s0 += MB) {
+        for (size_t k = 0; k <= MB; k++) mst[k] = starts[s0 + k] - starts[s0];
+        se_tbatch mb = {.ids = ids + starts[s0], .starts = mst, .S = MB};
+        CHECK(se_ttape_forward(m, &mb, &tape, emb_mb + s0 * 32, &err) == SE_OK);
+        CHECK(se_ttape_backward(m, tape, d + s0 * 32, &err) == SE_OK);
+    }
+    CHECK_CLOSE(m->g_arena, g_full, m->n_floats, 1e-7, 1e-5, "GradCache gradients");
+    double e = rel_err(m->g_arena, g_full, m->n_floats);
+    CHECK_MSG(e < 1e-6, "GradCache gradients: rel error %.3g", e);
+    free(g_full);
+    se_ttape_free(tape);
+    se_tmodel_free(m);
+}
+
 /* Fills n floats with values in [-1, 1) from a small LCG. */
 static void fill(float *x, size_t n, uint32_t *st) {
     for (size_t i = 0; i < n; i++) {
@@ -754,6 +817,7 @@ int main(void) {
     RUN(test_train_grad_losses);
     RUN(test_train_optim_adamw);
     RUN(test_train_checkpoint_resume);
+    RUN(test_train_gradcache);
     RUN(test_train_random_deterministic);
     RUN(test_train_bad_input);
     json_decref(cases);
