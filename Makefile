@@ -37,9 +37,10 @@ LDLIBS    = $(LIBS) $(SAN)
 #                 is replayed by fuzz_replay in every test run
 TESTS        := test_unicode test_kernels test_threadpool test_similarity test_tokenizer test_safetensors \
                 test_model test_use test_index test_util test_sentencepiece \
-                test_torch_bin test_archs test_rerank test_encode_api test_serve_float test_eval_ir_metrics
-TSAN_TESTS   := test_threadpool test_model test_tokenizer test_index
-CLI_TESTS    := test_cli test_index_cli test_rerank_cli test_real_configs test_serve test_serve_index \
+                test_torch_bin test_archs test_rerank test_encode_api test_serve_float test_classify_fit \
+                test_index_fts test_train_grad test_eval_ir_metrics
+TSAN_TESTS   := test_threadpool test_model test_tokenizer test_index test_train_grad
+CLI_TESTS    := test_cli test_index_cli test_rerank_cli test_classify test_real_configs test_serve test_serve_index \
                 test_serve_page test_serve_clients test_serve_scale test_python test_pull test_eval_ir
 SH_TESTS     := test_setup test_packaging test_build
 FUZZ_TARGETS := fuzz_safetensors fuzz_tokenizer fuzz_snapshot fuzz_spm_model fuzz_torch_bin fuzz_spm_folder \
@@ -63,9 +64,12 @@ LIB_SRC  := src/alloc.c src/error.c src/json.c src/unicode.c \
             src/model_blocks.c src/model_head.c src/models/models.c src/models/bert.c src/models/xlmr.c src/models/mpnet.c src/models/use_lite.c \
             src/pool.c src/kernels.c src/kernels_avx2.c src/kernels_avx512.c src/kernels_bf16.c src/kernels_bf16dp.c src/kernels_int8.c \
             src/threadpool.c src/encode.c src/rerank.c src/similarity.c src/util.c src/chunk.c src/vec_dist.c src/vec_index.c \
-            src/index.c src/convert_use.c src/hub.c src/hub_cache.c src/hub_http.c src/eval_ir.c
+            src/index.c src/index_fts.c src/index_fusion.c src/classify.c src/convert_use.c src/hub.c src/hub_cache.c \
+            src/hub_http.c src/eval_ir.c \
+            src/train/train_model.c src/train/train_kernels.c src/train/train_forward.c src/train/train_backward.c \
+            src/train/train_loss.c src/train/train_optim.c src/train/train_checkpoint.c
 LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
-CLI_SRC  := src/cli.c src/cli_io.c src/cli_eval.c src/cli_eval_ir.c src/cli_bench.c src/cli_index.c src/cli_rerank.c src/cli_pull.c \
+CLI_SRC  := src/cli.c src/cli_io.c src/cli_eval.c src/cli_eval_ir.c src/cli_bench.c src/cli_index.c src/cli_rerank.c src/cli_classify.c src/cli_pull.c \
             src/serve.c src/serve_req.c src/serve_batch.c src/serve_rerank.c src/serve_metrics.c src/serve_index.c \
             src/serve_page.c src/serve_float.c
 CLI_OBJ  := $(CLI_SRC:src/%.c=$(BUILD)/obj/%.o)

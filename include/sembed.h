@@ -809,7 +809,11 @@ SE_API se_status se_index_create(const char *path, size_t dim, const se_index_pa
 /* Opens an existing index (read_only: no writes, several processes may
  * read). Checks the file's magic, version and checksums; a stale or
  * damaged graph snapshot is rebuilt from the stored vectors (reported
- * through log_fn, may be NULL). */
+ * through log_fn, may be NULL). An index made before the keyword index
+ * (format 1) is upgraded in place when opened writable (the keyword index
+ * built from the stored texts, one transaction, reported through log_fn);
+ * opened read-only it searches by vector, and a keyword or hybrid search
+ * is SE_E_UNSUPPORTED with a message saying how to upgrade. */
 SE_API se_status se_index_open(const char *path, bool read_only, se_log_fn log_fn, void *log_user, se_index **out,
                                se_error *err);
 
@@ -910,7 +914,15 @@ typedef struct se_index_hit {
 /* The k best chunks for query (dim floats), best first, into hits (k
  * caller entries). With filters, documents whose metadata match are
  * searched exactly when they are few, and through the graph otherwise, so
- * selective filters lose no results. */
+ * selective filters lose no results.
+ * params->mode SE_SEARCH_KEYWORD ranks documents by BM25 of params->text
+ * (free text: its terms, OR'ed; query may be NULL); SE_SEARCH_HYBRID fuses
+ * the vector ranking (best chunk per document) with BM25, each side
+ * giving max(100, 10 k) candidates, filters applied to both. Both give one
+ * hit per document (best_chunk_per_doc does not apply): the vector side's
+ * best chunk, or the document's first chunk when only the keyword side
+ * returned it. A text with no terms (punctuation only) finds nothing by
+ * keyword. README "Hybrid search" has the fusion default and its numbers. */
 SE_API se_status se_index_search(se_index *idx, const float *query, const se_index_search_params *params,
                                  se_index_hit *hits, size_t *n_hits, se_error *err);
 
@@ -935,6 +947,112 @@ typedef struct se_index_info {
 } se_index_info;
 
 SE_API se_status se_index_get_info(se_index *idx, se_index_info *out, se_error *err);
+
+/* ==== Classification (SetFit-style heads on frozen embeddings) ==== */
+
+/* A text classifier on embeddings: multinomial logistic regression with an
+ * L2 penalty, the head SetFit trains by default (scikit-learn's
+ * LogisticRegression() with its defaults: C = 1, the penalty on the weights
+ * and not on the intercepts, a softmax over the classes for three or more,
+ * one logistic for two). It minimises
+ *     C * sum_i logloss(x_i, y_i) + 0.5 * ||W||^2
+ * with L-BFGS to a gradient tolerance (not sklearn's 100-iteration cap: the
+ * problem is strictly convex in W, so the optimum is one point, and the fit
+ * gets there). The softmax's intercepts are fixed up to a common shift; the
+ * fit keeps them summing to zero. Labels are strings, kept sorted by their
+ * bytes (sklearn's classes_ order). The handle records the fingerprint of
+ * the embedding model and the encode settings the vectors were made with,
+ * so that a head is never applied to another model's vectors. A fitted
+ * classifier is immutable: every function taking a const se_classifier * is
+ * thread-safe. */
+typedef struct se_classifier se_classifier;
+
+typedef struct se_classifier_params {
+    double C;                      /* inverse penalty strength; default 1.0; > 0 */
+    double tol;                    /* converged when every entry of the objective's gradient is at
+                                      most tol * max(1, C * n) in magnitude; default 1e-10 */
+    int32_t max_iter;              /* L-BFGS iterations at most; default 10000 */
+    const char *model_fingerprint; /* se_model_fingerprint of the model that made the vectors
+                                      (copied; NULL: none recorded, se_classifier_check_model
+                                      then refuses every model) */
+    se_encode_params encode;       /* the settings the vectors were made with (prompt,
+                                      prompt_name, truncate_dim, normalize, skip_normalize:
+                                      copied; pool_starts is ignored) */
+} se_classifier_params;
+
+/* Returns the default classifier params (C = 1, tol = 1e-10, max_iter =
+ * 10000, no fingerprint, se_encode_default_params()). Thread-safe. */
+SE_API se_classifier_params se_classifier_default_params(void);
+
+/* Fits a classifier on n vectors x (n * dim floats, row-major) with labels
+ * (n NUL-terminated UTF-8 strings). At least two distinct labels are needed
+ * (SE_E_INVALID naming the one there is otherwise); a NaN or infinite entry
+ * is SE_E_RANGE naming the row; an empty or invalid UTF-8 label is
+ * SE_E_INVALID naming the row. Deterministic: the same input gives the same
+ * bits. Not reaching the tolerance in max_iter iterations is not an error:
+ * se_classifier_get_info says so (converged = false). On success *out owns
+ * the classifier; free it with se_classifier_free. */
+SE_API se_status se_classifier_fit(const float *x, size_t n, size_t dim, const char *const *labels,
+                                   const se_classifier_params *params, se_classifier **out, se_error *err);
+
+/* Frees a classifier. NULL is a no-op. */
+SE_API void se_classifier_free(se_classifier *clf);
+
+/* What a classifier holds. Pointers are into clf, valid until
+ * se_classifier_free. */
+typedef struct se_classifier_info {
+    size_t n_classes;
+    size_t dim;
+    const char *const *classes;    /* n_classes labels, sorted */
+    size_t n_rows;                 /* rows of coef: 1 for two classes (the logistic of classes[1]),
+                                      n_classes otherwise (sklearn's coef_ shape) */
+    const double *coef;            /* n_rows * dim, row-major */
+    const double *intercept;       /* n_rows */
+    double C;
+    const char *model_fingerprint; /* NULL when none was recorded */
+    se_encode_params encode;       /* the recorded settings (pool_starts NULL) */
+    /* the fit (as recorded in a saved file) */
+    size_t n_samples;
+    int32_t n_iter;
+    bool converged;
+    double objective;    /* C * sum(logloss) + 0.5 * ||W||^2 at the end */
+    double grad_max;     /* the largest gradient entry in magnitude at the end */
+} se_classifier_info;
+
+/* Fills *out. SE_E_INVALID for NULL arguments. Thread-safe. */
+SE_API se_status se_classifier_get_info(const se_classifier *clf, se_classifier_info *out, se_error *err);
+
+/* Class probabilities of n vectors x (n * dim floats): proba gets n *
+ * n_classes floats (row-major, classes in se_classifier_info order);
+ * SE_E_BUFFER, with nothing written, when cap is smaller. NaN or infinity
+ * in x is SE_E_RANGE naming the row. Thread-safe. */
+SE_API se_status se_classifier_predict_proba(const se_classifier *clf, const float *x, size_t n, float *proba,
+                                             size_t cap, se_error *err);
+
+/* The most probable class of each of n vectors (index into classes; the
+ * first on a tie), into labels (n entries). Thread-safe. */
+SE_API se_status se_classifier_predict(const se_classifier *clf, const float *x, size_t n, int32_t *labels,
+                                       se_error *err);
+
+/* Writes clf as JSON to path: a temporary file in the same folder, synced,
+ * then renamed over path, so path never holds a partial head. Records the
+ * classes, coef and intercepts (17 significant digits: read back bit for
+ * bit), C, the model fingerprint, the encode settings and the fit's
+ * figures. SE_E_IO naming the path on failure. Thread-safe. */
+SE_API se_status se_classifier_save(const se_classifier *clf, const char *path, se_error *err);
+
+/* Loads a classifier saved by se_classifier_save. A missing file is
+ * SE_E_IO; malformed JSON, a wrong format tag or version, missing fields,
+ * unsorted or repeated classes, shapes that disagree, or non-finite numbers
+ * are SE_E_FORMAT naming the file and the field. *out: free with
+ * se_classifier_free. */
+SE_API se_status se_classifier_load(const char *path, se_classifier **out, se_error *err);
+
+/* Checks that the model with this fingerprint (se_model_fingerprint) is the
+ * one clf was fitted on: SE_E_INVALID naming each field that differs
+ * (arch, dim, config, tokenizer, weights; dtype alone may differ: vectors
+ * agree closely), or saying clf records no fingerprint. Thread-safe. */
+SE_API se_status se_classifier_check_model(const se_classifier *clf, const char *fingerprint, se_error *err);
 
 /* ==== Import ==== */
 

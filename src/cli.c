@@ -6,7 +6,7 @@
  *   sembed tokenize   texts -> token ids (JSON arrays)
  *   sembed similarity the similarity matrix of a few texts
  *   sembed info       what a model folder holds
- *   (index, search, cluster, dedup, mine: cli_index.c)
+ *   (index, search, cluster, dedup, mine: cli_index.c; classify: cli_classify.c)
  *
  * Exit codes: 0 success, 1 a runtime error (bad model, bad input, I/O),
  * 2 a usage error. Errors go to stderr as "sembed: <message>".
@@ -40,6 +40,7 @@ int cmd_dedup(int argc, char **argv);
 int cmd_mine(int argc, char **argv);
 int cmd_rerank(int argc, char **argv);             /* in cli_rerank.c */
 void cli_rerank_info(const se_model_info *in, int json); /* in cli_rerank.c */
+int cmd_classify(int argc, char **argv);           /* in cli_classify.c */
 
 /* Prints "sembed: <msg>" to stderr. */
 static void die_msg(const char *what, const char *msg) {
@@ -765,6 +766,7 @@ static const char main_usage[] =
     "  mine        paraphrase mining: the most similar pairs of lines\n"
     "  rerank      score documents against a query with a cross-encoder, best first\n"
     "  eval        evaluate a model (sts: STS Benchmark format)\n"
+    "  classify    fit a text classifier on a model's embeddings (SetFit-style), predict labels\n"
     "  bench       load time, memory and throughput of a model (JSON)\n"
     "  serve       HTTP embedding server (OpenAI and text-embeddings-inference APIs)\n"
     "  info        describe a model folder\n"
@@ -799,6 +801,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "mine")) return cmd_mine(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "rerank")) return cmd_rerank(argc - 1, argv + 1);
+    if (!strcmp(cmd, "classify")) return cmd_classify(argc - 1, argv + 1);
     if (!strcmp(cmd, "serve")) return cmd_serve(argc - 1, argv + 1);
     if (!strcmp(cmd, "pull")) return cmd_pull(argc - 1, argv + 1);
     if (!strcmp(cmd, "models")) return cmd_models(argc - 1, argv + 1);

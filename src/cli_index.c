@@ -391,9 +391,12 @@ static const char index_usage[] =
     "       sembed index add INDEX -i DOCS [options]\n"
     "       sembed index delete INDEX ID... | -i IDS\n"
     "       sembed index info INDEX [--json]\n"
+    "       sembed index upgrade INDEX\n"
     "\n"
     "A persistent semantic index: documents, their metadata and their embeddings in one file\n"
     "(SQLite), searched with `sembed search INDEX QUERY`. Adding an existing id replaces it.\n"
+    "Every index has a keyword index (BM25) over its texts too; `upgrade` adds it in place to an\n"
+    "index made by an older sembed (format 1; any writable open, e.g. `index add`, does it too).\n"
     "\n"
     "  -m, --model DIR         model folder (build; remembered by the index, add may override)\n"
     "  -i, --input FILE        documents: .jsonl (one object per line) or text (one per line; id =\n"
@@ -817,8 +820,29 @@ static int index_info(int argc, char **argv) {
     return fflush(stdout) == 0 ? 0 : EXIT_RUNTIME;
 }
 
+/* `sembed index upgrade INDEX`: opens the index writable, which upgrades
+ * an older format in place (se_index_open), and says what it is now. */
+static int index_upgrade(int argc, char **argv) {
+    if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+        fputs(index_usage, stdout);
+        return 0;
+    }
+    if (argc < 2) return cli_usage_error(index_usage, "index upgrade: missing INDEX");
+    if (argc > 2) return cli_usage_error(index_usage, "index upgrade: unexpected argument '%s'", argv[2]);
+    se_error err = {0};
+    se_index *idx = NULL;
+    se_index_info in;
+    if (se_index_open(argv[1], false, cli_log, NULL, &idx, &err) != SE_OK || se_index_get_info(idx, &in, &err) != SE_OK ||
+        se_index_close(idx, &err) != SE_OK) {
+        fprintf(stderr, "sembed: %s\n", err.msg);
+        return EXIT_RUNTIME;
+    }
+    printf("%s: index format %d (vector and keyword search)\n", argv[1], in.format_version);
+    return fflush(stdout) == 0 ? 0 : EXIT_RUNTIME;
+}
+
 int cmd_index(int argc, char **argv) {
-    if (argc < 2) return cli_usage_error(index_usage, "index: missing the subcommand (build, add, delete or info)");
+    if (argc < 2) return cli_usage_error(index_usage, "index: missing the subcommand (build, add, delete, info or upgrade)");
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
         fputs(index_usage, stdout);
         return 0;
@@ -827,6 +851,7 @@ int cmd_index(int argc, char **argv) {
     if (!strcmp(argv[1], "add")) return index_build_or_add(argc - 1, argv + 1, 1);
     if (!strcmp(argv[1], "delete")) return index_delete(argc - 1, argv + 1);
     if (!strcmp(argv[1], "info")) return index_info(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "upgrade")) return index_upgrade(argc - 1, argv + 1);
     fprintf(stderr, "sembed: index: unknown subcommand '%s'\n\n%s", argv[1], index_usage);
     return EXIT_USAGE;
 }
@@ -837,9 +862,19 @@ static const char search_index_usage[] =
     "usage: sembed search INDEX [options] QUERY...\n"
     "       sembed search -m MODEL -c CORPUS [-k N] QUERY...   (brute force over a text file)\n"
     "\n"
-    "Searches an index made by `sembed index build` with the model it remembers.\n"
+    "Searches an index made by `sembed index build` with the model it remembers: by vector\n"
+    "(default), by keyword (BM25 over the texts) or both fused; optionally reranked.\n"
     "\n"
     "  -k, --top-k N          results per query (default 10)\n"
+    "      --keyword          BM25 keyword search over the documents' text (no model needed)\n"
+    "      --hybrid           vector and keyword search fused (default fusion: normalised scores,\n"
+    "                         vector weight 0.2, the vector side ignored when its scores are flat)\n"
+    "      --fusion F         hybrid fusion: score (alpha * vector + (1 - alpha) * BM25, each\n"
+    "                         min-max normalised) or rrf (reciprocal rank fusion, k 60)\n"
+    "      --alpha A          the vector weight of --fusion score, 0..1 (default 0.2)\n"
+    "      --rerank MODEL     rescore the first stage's top hits with this cross-encoder (a folder\n"
+    "                         or ORG/NAME) on (query, chunk text) and reorder them\n"
+    "      --rerank-top N     how many first-stage hits to rerank (default 100)\n"
     "      --filter KEY=VALUE documents whose metadata field KEY equals VALUE (or whose array\n"
     "                         KEY contains it); repeat to require several\n"
     "      --ef N             HNSW candidate list size (default: the index's ef_search)\n"
@@ -847,22 +882,44 @@ static const char search_index_usage[] =
     "  -i, --input FILE       queries, one per line (as well as / instead of QUERY arguments)\n"
     "  -m, --model DIR        encode queries with this model instead of the remembered one\n"
     "      --json             one JSON object per query: {\"query\", \"results\": [{\"id\", \"score\",\n"
-    "                         \"chunk\", \"text\", \"metadata\"}]}\n"
+    "                         \"chunk\", \"text\", \"metadata\"}]}; --keyword/--hybrid add \"vector_score\" and\n"
+    "                         \"keyword_score\" (null: that side did not return it), --rerank\n"
+    "                         \"first_stage_score\" (\"score\" is then the cross-encoder's)\n"
     "  -t, --threads N        encoder threads\n"
     "  -q, --quiet            no notes on stderr\n"
     "  -h, --help             this help\n";
 
+/* Prints a component score for JSON: the number, or null for NaN (that
+ * side did not return the document). */
+static void print_score_or_null(float v) {
+    if (isnan(v)) fputs("null", stdout);
+    else cli_print_float(stdout, v);
+}
+
+/* A first-stage hit with its document fetched: the chunk text the reranker
+ * reads and prints, and the rerank score. */
+typedef struct search_hit {
+    se_index_hit h;
+    se_index_doc_out d;
+    char *chunk;
+    float rerank;
+} search_hit;
+
 static int search_index(int argc, char **argv) {
-    long k = 10, ef = 0, threads = 0;
-    int json = 0, all_chunks = 0;
-    const char *input = NULL, *model = NULL;
+    long k = 10, ef = 0, threads = 0, rerank_top = 100;
+    int json = 0, all_chunks = 0, keyword = 0, hybrid = 0;
+    float alpha = -1;
+    se_fusion fusion = SE_FUSION_DEFAULT;
+    const char *input = NULL, *model = NULL, *rerank = NULL;
     se_index_filter filters[SE_INDEX_FILTERS_MAX];
     size_t nf = 0;
     static const struct option opts[] = {
         {"top-k", required_argument, 0, 'k'}, {"filter", required_argument, 0, 'f'}, {"ef", required_argument, 0, 'e'},
         {"all-chunks", no_argument, 0, 'a'}, {"input", required_argument, 0, 'i'}, {"model", required_argument, 0, 'm'},
         {"json", no_argument, 0, 'j'}, {"threads", required_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'},
-        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"keyword", no_argument, 0, 'K'}, {"hybrid", no_argument, 0, 'H'}, {"alpha", required_argument, 0, 'A'},
+        {"fusion", required_argument, 0, 'F'}, {"rerank", required_argument, 0, 'R'},
+        {"rerank-top", required_argument, 0, 'N'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "k:i:m:t:qh", opts, NULL)) != -1) {
@@ -889,10 +946,27 @@ static int search_index(int argc, char **argv) {
         case 'j': json = 1; break;
         case 't': if (cli_opt_long("search", "-t/--threads", optarg, 1, 256, &threads)) return EXIT_USAGE; break;
         case 'q': cli_quiet = 1; break;
+        case 'K': keyword = 1; break;
+        case 'H': hybrid = 1; break;
+        case 'A': if (cli_opt_float("search", "--alpha", optarg, 0, 1, &alpha)) return EXIT_USAGE; break;
+        case 'F':
+            if (!strcmp(optarg, "rrf")) fusion = SE_FUSION_RRF;
+            else if (!strcmp(optarg, "score")) fusion = SE_FUSION_SCORE;
+            else return cli_usage_error(search_index_usage, "search: --fusion takes rrf or score, not '%s'", optarg);
+            break;
+        case 'R': rerank = optarg; break;
+        case 'N': if (cli_opt_long("search", "--rerank-top", optarg, 1, 100000, &rerank_top)) return EXIT_USAGE; break;
         case 'h': fputs(search_index_usage, stdout); return 0;
         default: fputs(search_index_usage, stderr); return EXIT_USAGE;
         }
     }
+    if (keyword && hybrid) return cli_usage_error(search_index_usage, "search: --keyword and --hybrid exclude each other");
+    if (!hybrid && (alpha >= 0 || fusion != SE_FUSION_DEFAULT))
+        return cli_usage_error(search_index_usage, "search: --alpha and --fusion are for --hybrid");
+    if (alpha >= 0 && fusion == SE_FUSION_RRF)
+        return cli_usage_error(search_index_usage, "search: --alpha weighs --fusion score, not rrf");
+    if (keyword && all_chunks)
+        return cli_usage_error(search_index_usage, "search: --all-chunks is for vector search (--keyword ranks documents)");
     if (optind >= argc) return cli_usage_error(search_index_usage, "search: missing INDEX (or -m MODEL -c CORPUS)");
     if (optind + 1 >= argc && !input) return cli_usage_error(search_index_usage, "search: missing QUERY (or -i FILE)");
     const char *path = argv[optind++];
@@ -905,8 +979,14 @@ static int search_index(int argc, char **argv) {
     se_error err = {0};
     se_index *idx = NULL;
     enc e = {0};
+    se_model *rm = NULL;
+    se_ctx *rctx = NULL;
     float *qe = NULL;
     se_index_hit *hits = NULL;
+    search_hit *sh = NULL;
+    const char **rdocs = NULL;
+    size_t *rlens = NULL;
+    se_hit *rhits = NULL;
     int rc = EXIT_RUNTIME;
     if (se_index_open(path, true, cli_log, NULL, &idx, &err) != SE_OK) {
         fprintf(stderr, "sembed: %s\n", err.msg);
@@ -914,90 +994,188 @@ static int search_index(int argc, char **argv) {
     }
     se_index_info info;
     se_index_get_info(idx, &info, NULL);
-    if (!model) model = info.params.model;
-    if (!model || !model[0]) {
-        fprintf(stderr, "sembed: %s: the index records no model; pass -m\n", path);
-        goto done;
+    if (!keyword) {
+        if (!model) model = info.params.model;
+        if (!model || !model[0]) {
+            fprintf(stderr, "sembed: %s: the index records no model; pass -m\n", path);
+            goto done;
+        }
+        if (enc_open(&e, model, -1, threads)) goto done;
+        if (e.dim != info.dim) {
+            fprintf(stderr, "sembed: model %s gives %zu-dimensional vectors, the index holds %zu\n", model, e.dim, info.dim);
+            goto done;
+        }
+        if (check_index_model(idx, &e, model)) goto done;
     }
-    if (enc_open(&e, model, -1, threads)) goto done;
-    if (e.dim != info.dim) {
-        fprintf(stderr, "sembed: model %s gives %zu-dimensional vectors, the index holds %zu\n", model, e.dim, info.dim);
-        goto done;
-    }
-    if (check_index_model(idx, &e, model)) goto done;
     for (size_t f = 0; f < nf; f++) { /* a misspelt key would match nothing without a word */
         bool found = true;
         if (se_index_has_meta_key(idx, filters[f].key, &found, &err) == SE_OK && !found)
             fprintf(stderr, "sembed: warning: search: no document has a metadata field \"%s\", so --filter %s=%s matches "
                             "nothing\n", filters[f].key, filters[f].key, filters[f].value);
     }
-    cli_unk unk;
-    cli_unk_init(&unk, se_model_tokenizer(e.m));
-    for (size_t q = 0; q < nq; q++) {
-        char where[600];
-        size_t na = (size_t)(argc - optind);
-        if (q < na) snprintf(where, sizeof where, "query %zu", q + 1);
-        else snprintf(where, sizeof where, "%s:%zu", strcmp(input, "-") ? input : "<stdin>", qd.v[q - na].line);
-        cli_unk_check(&unk, qs[q], strlen(qs[q]), where);
+    if (!keyword) {
+        cli_unk unk;
+        cli_unk_init(&unk, se_model_tokenizer(e.m));
+        for (size_t q = 0; q < nq; q++) {
+            char where[600];
+            size_t na = (size_t)(argc - optind);
+            if (q < na) snprintf(where, sizeof where, "query %zu", q + 1);
+            else snprintf(where, sizeof where, "%s:%zu", strcmp(input, "-") ? input : "<stdin>", qd.v[q - na].line);
+            cli_unk_check(&unk, qs[q], strlen(qs[q]), where);
+        }
+        cli_unk_finish(&unk, "queries");
     }
-    cli_unk_finish(&unk, "queries");
-    qe = malloc(nq * e.dim * sizeof *qe);
-    hits = malloc((size_t)k * sizeof *hits);
-    if (!qe || !hits || enc_texts(&e, qs, NULL, nq, qe, NULL, 0, 0)) goto done;
+    if (rerank) {
+        se_model_params mp = se_model_default_params();
+        mp.log_fn = cli_log;
+        se_model_info ri;
+        se_ctx_params cp = se_ctx_default_params();
+        if (threads > 0) cp.n_threads = (int32_t)threads;
+        if (cli_model_load(rerank, &mp, &rm, &err) != SE_OK || se_model_get_info(rm, &ri, &err) != SE_OK) {
+            fprintf(stderr, "sembed: %s\n", err.msg);
+            goto done;
+        }
+        if (!ri.head) {
+            fprintf(stderr, "sembed: search: --rerank %s is an embedding model, not a cross-encoder\n", rerank);
+            goto done;
+        }
+        if (ri.n_labels != 1) {
+            fprintf(stderr, "sembed: search: --rerank %s has %d labels; reranking needs one score per pair\n", rerank,
+                    ri.n_labels);
+            goto done;
+        }
+        if (se_ctx_new(rm, &cp, &rctx, &err) != SE_OK) {
+            fprintf(stderr, "sembed: %s\n", err.msg);
+            goto done;
+        }
+    }
+    /* the first stage: k hits, or the rerank-top ones when more */
+    size_t k1 = rerank && (size_t)rerank_top > (size_t)k ? (size_t)rerank_top : (size_t)k;
+    if (!keyword) qe = malloc(nq * e.dim * sizeof *qe);
+    hits = malloc(k1 * sizeof *hits);
+    sh = calloc(k1, sizeof *sh);
+    rdocs = malloc(k1 * sizeof *rdocs);
+    rlens = malloc(k1 * sizeof *rlens);
+    rhits = malloc(k1 * sizeof *rhits);
+    if ((!keyword && !qe) || !hits || !sh || !rdocs || !rlens || !rhits) {
+        fprintf(stderr, "sembed: search: out of memory\n");
+        goto done;
+    }
+    if (!keyword && enc_texts(&e, qs, NULL, nq, qe, NULL, 0, 0)) goto done;
     se_index_search_params sp = se_index_search_default_params();
-    sp.k = (size_t)k;
+    sp.k = k1;
     sp.ef_search = (uint32_t)ef;
     sp.filters = filters;
     sp.n_filters = nf;
     sp.best_chunk_per_doc = !all_chunks;
+    sp.mode = keyword ? SE_SEARCH_KEYWORD : hybrid ? SE_SEARCH_HYBRID : SE_SEARCH_VECTOR;
+    sp.fusion = fusion;
+    sp.alpha = alpha;
     for (size_t q = 0; q < nq; q++) {
         size_t nh;
-        if (se_index_search(idx, qe + q * e.dim, &sp, hits, &nh, &err) != SE_OK) {
+        sp.text = qs[q];
+        if (se_index_search(idx, keyword ? NULL : qe + q * e.dim, &sp, hits, &nh, &err) != SE_OK) {
             fprintf(stderr, "sembed: %s\n", err.msg);
             goto done;
         }
-        if (json) {
-            fputs("{\"query\": ", stdout);
-            cli_print_json_string(stdout, qs[q]);
-            fputs(", \"results\": [", stdout);
-        } else {
-            printf("%s%s\n", q ? "\n" : "", qs[q]);
-        }
         for (size_t h = 0; h < nh; h++) {
-            se_index_doc_out d;
-            if (se_index_fetch(idx, hits[h].doc, &d, &err) != SE_OK) {
+            sh[h].h = hits[h];
+            if (se_index_fetch(idx, hits[h].doc, &sh[h].d, &err) != SE_OK) {
                 fprintf(stderr, "sembed: %s\n", err.msg);
+                for (size_t j = 0; j < h; j++) {
+                    free(sh[j].chunk);
+                    se_free(sh[j].d.id), se_free(sh[j].d.text), se_free(sh[j].d.meta);
+                }
                 goto done;
             }
-            size_t tl = strlen(d.text);
+            size_t tl = strlen(sh[h].d.text);
             uint32_t s0 = hits[h].start < tl ? hits[h].start : (uint32_t)tl;
             uint32_t s1 = hits[h].end < tl ? hits[h].end : (uint32_t)tl;
-            char *chunk = strndup(d.text + s0, s1 - s0);
-            if (json) {
-                fputs(h ? ", {\"id\": " : "{\"id\": ", stdout);
-                cli_print_json_string(stdout, d.id);
-                fputs(", \"score\": ", stdout);
-                cli_print_float(stdout, hits[h].score);
-                printf(", \"chunk\": %u, \"text\": ", hits[h].chunk);
-                cli_print_json_string(stdout, chunk ? chunk : "");
-                printf(", \"metadata\": %s}", d.meta ? d.meta : "{}");
-            } else {
-                printf("  %2zu. %.4f  [%s] %s%s\n", h + 1, (double)hits[h].score, d.id, hits[h].chunk ? "... " : "",
-                       chunk ? chunk : "");
-            }
-            free(chunk);
-            se_free(d.id);
-            se_free(d.text);
-            se_free(d.meta);
+            sh[h].chunk = strndup(sh[h].d.text + s0, s1 > s0 ? s1 - s0 : 0);
+            sh[h].rerank = NAN;
         }
-        if (json) fputs("]}\n", stdout);
+        int failed = 0;
+        if (rerank && nh) { /* the first rerank_top hits, reordered by the cross-encoder */
+            size_t nr = nh < (size_t)rerank_top ? nh : (size_t)rerank_top, nrh = 0;
+            for (size_t h = 0; h < nr; h++) {
+                rdocs[h] = sh[h].chunk ? sh[h].chunk : "";
+                rlens[h] = strlen(rdocs[h]);
+            }
+            se_predict_params pp = se_predict_default_params();
+            if (se_rank(rctx, qs[q], strlen(qs[q]), rdocs, rlens, nr, &pp, 0, rhits, &nrh, &err) != SE_OK) {
+                fprintf(stderr, "sembed: search: --rerank: %s\n", err.msg);
+                failed = 1;
+            } else {
+                for (size_t h = 0; h < nrh; h++) sh[rhits[h].corpus_id].rerank = rhits[h].score;
+                /* stable: a merge of the order se_rank gave */
+                search_hit *tmp = malloc(nr * sizeof *tmp);
+                if (!tmp) {
+                    fprintf(stderr, "sembed: search: out of memory\n");
+                    failed = 1;
+                } else {
+                    for (size_t h = 0; h < nrh; h++) tmp[h] = sh[rhits[h].corpus_id];
+                    memcpy(sh, tmp, nr * sizeof *tmp);
+                    free(tmp);
+                }
+            }
+        }
+        size_t nshow = nh < (size_t)k ? nh : (size_t)k;
+        if (!failed) {
+            if (json) {
+                fputs("{\"query\": ", stdout);
+                cli_print_json_string(stdout, qs[q]);
+                fputs(", \"results\": [", stdout);
+            } else {
+                printf("%s%s\n", q ? "\n" : "", qs[q]);
+            }
+            for (size_t h = 0; h < nshow; h++) {
+                const search_hit *s = &sh[h];
+                float score = rerank && !isnan(s->rerank) ? s->rerank : s->h.score;
+                if (json) {
+                    fputs(h ? ", {\"id\": " : "{\"id\": ", stdout);
+                    cli_print_json_string(stdout, s->d.id);
+                    fputs(", \"score\": ", stdout);
+                    cli_print_float(stdout, score);
+                    if (rerank) {
+                        fputs(", \"first_stage_score\": ", stdout);
+                        cli_print_float(stdout, s->h.score);
+                    }
+                    if (keyword || hybrid) {
+                        fputs(", \"vector_score\": ", stdout);
+                        print_score_or_null(s->h.vector_score);
+                        fputs(", \"keyword_score\": ", stdout);
+                        print_score_or_null(s->h.keyword_score);
+                    }
+                    printf(", \"chunk\": %u, \"text\": ", s->h.chunk);
+                    cli_print_json_string(stdout, s->chunk ? s->chunk : "");
+                    printf(", \"metadata\": %s}", s->d.meta ? s->d.meta : "{}");
+                } else {
+                    printf("  %2zu. %.4f  [%s] %s%s\n", h + 1, (double)score, s->d.id, s->h.chunk ? "... " : "",
+                           s->chunk ? s->chunk : "");
+                }
+            }
+            if (json) fputs("]}\n", stdout);
+        }
+        for (size_t h = 0; h < nh; h++) {
+            free(sh[h].chunk);
+            se_free(sh[h].d.id);
+            se_free(sh[h].d.text);
+            se_free(sh[h].d.meta);
+        }
+        if (failed) goto done;
     }
     rc = fflush(stdout) == 0 ? 0 : EXIT_RUNTIME;
 done:
     se_index_close(idx, NULL);
     enc_close(&e);
+    se_ctx_free(rctx);
+    se_model_free(rm);
     free(qe);
     free(hits);
+    free(sh);
+    free(rdocs);
+    free(rlens);
+    free(rhits);
     free(qs);
     docs_free(&qd);
     return rc;

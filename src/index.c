@@ -10,7 +10,16 @@
  *                           vectors as stored in memory (float32 LE) and
  *                           their CRC-32
  *   graph(id = 1, blob)     the HNSW snapshot (vec_index.c format, CRC'd)
+ *   fts                     (format 2) the keyword index: FTS5 over
+ *                           docs.text, external content keyed by docs.id,
+ *                           tokenised by index_fts.c's "sembed" tokenizer;
+ *                           kept in step with docs in the same transactions
  * plus PRAGMA application_id 'SEMB' and user_version = format version.
+ *
+ * Format 1 (before the keyword index) is still read: a writable open
+ * upgrades it in place (the FTS table built from the stored texts and the
+ * version bumped in one transaction); a read-only open searches its
+ * vectors and refuses keyword and hybrid searches with how to upgrade.
  *
  * Why SQLite: documents, metadata and vectors need transactional updates
  * that survive a kill at any instant, lookups by external id, and metadata
@@ -55,10 +64,12 @@
 
 #include "alloc.h"
 #include "error.h"
+#include "index_fts.h"
 #include "vec_index.h"
 
 #define IDX_APP_ID 0x53454D42 /* 'SEMB' */
-#define IDX_FORMAT 1
+#define IDX_FORMAT 2     /* written by this sembed */
+#define IDX_FORMAT_MIN 1 /* the oldest read (and upgraded when writable) */
 
 struct se_index {
     sqlite3 *db;
@@ -71,6 +82,11 @@ struct se_index {
     char *fp_old;      /* a malformed record replaced by se_index_check_model */
     se_vx *vx;
     bool dirty; /* the snapshot is behind the rows */
+    int format;   /* the file's format version (1: no keyword index yet) */
+    bool has_fts; /* the keyword index exists and its tokenizer is registered */
+    fts5_api *fts; /* the connection's FTS5 (NULL without) */
+    sqlite3_stmt *kw_q;    /* the keyword search without filters, kept (db_lock) */
+    sqlite3_stmt *chunk_q; /* first_chunk's query, kept (db_lock) */
     pthread_mutex_t db_lock;    /* every use of db */
     pthread_mutex_t write_lock; /* add / delete / flush */
 };
@@ -150,6 +166,8 @@ static void journal_at_rest(se_index *idx) {
  * everything the handle owns. */
 static void idx_free(se_index *idx) {
     if (!idx) return;
+    sqlite3_finalize(idx->kw_q);
+    sqlite3_finalize(idx->chunk_q);
     journal_at_rest(idx);
     if (idx->db) sqlite3_close_v2(idx->db);
     se_vx_free(idx->vx);
@@ -230,7 +248,7 @@ static const char *SCHEMA =
     "CREATE TABLE chunks(id INTEGER PRIMARY KEY AUTOINCREMENT, doc INTEGER NOT NULL, chunk INTEGER NOT NULL,"
     " start INTEGER NOT NULL, end INTEGER NOT NULL, vec BLOB NOT NULL, crc INTEGER NOT NULL);"
     "CREATE INDEX chunks_doc ON chunks(doc);"
-    "CREATE TABLE graph(id INTEGER PRIMARY KEY CHECK (id = 1), blob BLOB NOT NULL);";
+    "CREATE TABLE graph(id INTEGER PRIMARY KEY CHECK (id = 1), blob BLOB NOT NULL);" SE_FTS_SCHEMA ";";
 
 /* Creates the index file: schema and meta under a temporary name, renamed
  * into place, then opened. */
@@ -262,6 +280,7 @@ se_status se_index_create(const char *path, size_t dim, const se_index_params *p
         st = db_err(idx, err, "cannot create");
         goto fail;
     }
+    if ((st = se_fts_register(idx->db, path, NULL, err))) goto fail; /* the schema's fts uses it */
     /* 16 KiB pages: a 512-dim float32 vector row (~2 KiB) would leave half of
      * every 4 KiB page empty */
     exec(idx, "PRAGMA page_size=16384");
@@ -326,6 +345,43 @@ static bool in_sorted(const int64_t *a, size_t n, int64_t x) { return n && bsear
 
 static se_status flush_locked(se_index *idx, se_error *err);
 
+/* Registers the keyword tokenizer on the connection and, for a format-1
+ * file opened writable, upgrades it: the FTS table built from the stored
+ * texts and the version bumped, in one transaction. A read-only open
+ * leaves a format-1 file as it is (has_fts false: keyword searches are
+ * refused with how to upgrade). Without FTS5 in this SQLite, a read-only
+ * open still searches vectors; a writable one is refused, as its writes
+ * could not keep the keyword index in step. */
+static se_status fts_attach(se_index *idx, se_log_fn log_fn, void *log_user, se_error *err) {
+    se_error fe;
+    se_status st = se_fts_register(idx->db, idx->path, &idx->fts, &fe);
+    if (st) {
+        if (!idx->read_only) {
+            if (err) *err = fe;
+            return st;
+        }
+        return SE_OK;
+    }
+    if (idx->format >= 2) {
+        idx->has_fts = true;
+        return SE_OK;
+    }
+    if (idx->read_only) return SE_OK;
+    char pragma[64];
+    snprintf(pragma, sizeof pragma, "PRAGMA user_version=%d", IDX_FORMAT);
+    if (exec(idx, "BEGIN IMMEDIATE") || exec(idx, SE_FTS_SCHEMA) || exec(idx, "INSERT INTO fts(fts) VALUES('rebuild')") ||
+        exec(idx, pragma) || meta_put(idx, "version", "%d", IDX_FORMAT) || exec(idx, "COMMIT")) {
+        st = db_err(idx, err, "cannot upgrade the index to format 2 (adding the keyword index)");
+        exec(idx, "ROLLBACK");
+        return st;
+    }
+    logf_(log_fn, log_user, SE_LOG_INFO, "%s: upgraded from index format 1 to %d: keyword index built over the stored texts",
+          idx->path, IDX_FORMAT);
+    idx->format = IDX_FORMAT;
+    idx->has_fts = true;
+    return SE_OK;
+}
+
 /* Loads meta, the graph and every vector (checking CRCs), reconciles. */
 static se_status load_all(se_index *idx, se_log_fn log_fn, void *log_user, se_error *err) {
     sqlite3_stmt *q = NULL;
@@ -345,8 +401,10 @@ static se_status load_all(se_index *idx, se_log_fn log_fn, void *log_user, se_er
     }
     ver = sqlite3_column_int(q, 0);
     sqlite3_finalize(q);
-    if (ver != IDX_FORMAT)
-        return se_err(err, SE_E_UNSUPPORTED, "%s: index format version %d (this sembed reads %d)", idx->path, ver, IDX_FORMAT);
+    if (ver < IDX_FORMAT_MIN || ver > IDX_FORMAT)
+        return se_err(err, SE_E_UNSUPPORTED, "%s: index format version %d (this sembed reads %d to %d)", idx->path, ver,
+                      IDX_FORMAT_MIN, IDX_FORMAT);
+    idx->format = ver;
     char *fmt = meta_get(idx, "format"), *kind = meta_get(idx, "kind"), *metric = meta_get(idx, "metric");
     idx->model = meta_get(idx, "model");
     long long dim = meta_num(idx, "dim"), M = meta_num(idx, "M"), efc = meta_num(idx, "ef_construction"),
@@ -376,6 +434,7 @@ static se_status load_all(se_index *idx, se_log_fn log_fn, void *log_user, se_er
     idx->fingerprint = meta_get(idx, "model_fingerprint"); /* NULL in older files */
     idx->p.model_fingerprint = idx->fingerprint;
     if (!idx->read_only) writer_pragmas(idx);
+    if ((st = fts_attach(idx, log_fn, log_user, err))) return st;
 
     /* The largest chunk id ever issued (AUTOINCREMENT): every graph slot
      * once held a distinct chunk id, so it bounds the snapshot's counts. */
@@ -554,8 +613,9 @@ static se_status check_header(const char *path, bool *wal, se_error *err) {
                       got == 0 ? "an empty file" : "not an SQLite database");
     uint32_t app = be32(h + 68), ver = be32(h + 60);
     if (app != IDX_APP_ID) return se_err(err, SE_E_FORMAT, "%s: not a sembed index (an SQLite database with application id %#x)", path, app);
-    if (ver != IDX_FORMAT)
-        return se_err(err, SE_E_UNSUPPORTED, "%s: index format version %u (this sembed reads %d)", path, ver, IDX_FORMAT);
+    if (ver < IDX_FORMAT_MIN || ver > IDX_FORMAT)
+        return se_err(err, SE_E_UNSUPPORTED, "%s: index format version %u (this sembed reads %d to %d)", path, ver,
+                      IDX_FORMAT_MIN, IDX_FORMAT);
     *wal = h[18] == 2 && h[19] == 2;
     return SE_OK;
 }
@@ -721,10 +781,17 @@ static int exec_on(se_index *idx, const char *sql, int64_t id) {
 }
 
 static const char DELETE_CHUNKS[] = "DELETE FROM chunks WHERE doc = ?";
+/* Takes a document out of the keyword index: an external-content FTS5
+ * table is told the text it indexed (still in docs), before docs changes. */
+static const char DELETE_FTS[] = "INSERT INTO fts(fts, rowid, text) SELECT 'delete', id, text FROM docs WHERE id = ?";
 
-/* Deletes doc's row and chunks; db_lock held, inside a transaction. */
+/* Deletes doc's row, chunks and keyword entries; db_lock held, inside a
+ * transaction. */
 static int delete_doc_rows(se_index *idx, int64_t doc) {
-    return exec_on(idx, DELETE_CHUNKS, doc) || exec_on(idx, "DELETE FROM docs WHERE id = ?", doc) ? -1 : 0;
+    return exec_on(idx, DELETE_CHUNKS, doc) || exec_on(idx, DELETE_FTS, doc) ||
+                   exec_on(idx, "DELETE FROM docs WHERE id = ?", doc)
+               ? -1
+               : 0;
 }
 
 /* Looks up a document by external id: its row id, or 0 when absent, -1 on error. */
@@ -775,7 +842,7 @@ se_status se_index_add(se_index *idx, const se_index_doc *docs, size_t n, se_err
 
     pthread_mutex_lock(&idx->write_lock);
     pthread_mutex_lock(&idx->db_lock);
-    sqlite3_stmt *ins_doc = NULL, *upd_doc = NULL, *ins_chunk = NULL;
+    sqlite3_stmt *ins_doc = NULL, *upd_doc = NULL, *ins_chunk = NULL, *ins_fts = NULL;
     if (exec(idx, "BEGIN IMMEDIATE")) {
         st = db_err(idx, err, "cannot start a transaction");
         goto unlock;
@@ -783,7 +850,8 @@ se_status se_index_add(se_index *idx, const se_index_doc *docs, size_t n, se_err
     if (sqlite3_prepare_v2(idx->db, "INSERT INTO docs(ext_id, text, meta) VALUES (?, ?, ?)", -1, &ins_doc, NULL) ||
         sqlite3_prepare_v2(idx->db, "UPDATE docs SET text = ?, meta = ? WHERE id = ?", -1, &upd_doc, NULL) ||
         sqlite3_prepare_v2(idx->db, "INSERT INTO chunks(doc, chunk, start, end, vec, crc) VALUES (?, ?, ?, ?, ?, ?)", -1,
-                           &ins_chunk, NULL)) {
+                           &ins_chunk, NULL) ||
+        sqlite3_prepare_v2(idx->db, "INSERT INTO fts(rowid, text) VALUES (?, ?)", -1, &ins_fts, NULL)) {
         st = db_err(idx, err, "cannot prepare");
         goto rollback;
     }
@@ -804,7 +872,7 @@ se_status se_index_add(se_index *idx, const se_index_doc *docs, size_t n, se_err
                 st = se_err(err, SE_E_NOMEM, "out of memory");
                 goto rollback;
             }
-            if (r || exec_on(idx, DELETE_CHUNKS, doc)) {
+            if (r || exec_on(idx, DELETE_CHUNKS, doc) || exec_on(idx, DELETE_FTS, doc)) {
                 st = db_err(idx, err, "cannot replace a document");
                 goto rollback;
             }
@@ -832,6 +900,13 @@ se_status se_index_add(se_index *idx, const se_index_doc *docs, size_t n, se_err
                 goto rollback;
             }
             doc = sqlite3_last_insert_rowid(idx->db);
+        }
+        sqlite3_reset(ins_fts);
+        sqlite3_bind_int64(ins_fts, 1, doc);
+        sqlite3_bind_text(ins_fts, 2, d->text, -1, SQLITE_STATIC);
+        if (sqlite3_step(ins_fts) != SQLITE_DONE) {
+            st = db_err(idx, err, "cannot add a document to the keyword index");
+            goto rollback;
         }
         size_t tl = strlen(d->text);
         for (size_t c = 0; c < d->n_chunks; c++, v++) {
@@ -864,6 +939,7 @@ unlock:
     sqlite3_finalize(ins_doc);
     sqlite3_finalize(upd_doc);
     sqlite3_finalize(ins_chunk);
+    sqlite3_finalize(ins_fts);
     pthread_mutex_unlock(&idx->db_lock);
     if (!st) {
         /* committed: bring the in-memory index along. A chunk both added
@@ -1008,8 +1084,12 @@ out:
     return SE_OK;
 }
 
+static se_status search_text(se_index *idx, const float *query, const se_index_search_params *p, se_index_hit *hits,
+                             size_t *n_hits, se_error *err);
+
 se_status se_index_search(se_index *idx, const float *query, const se_index_search_params *params, se_index_hit *hits,
                           size_t *n_hits, se_error *err) {
+    if (idx && params && params->mode != SE_SEARCH_VECTOR) return search_text(idx, query, params, hits, n_hits, err);
     if (!idx || !query || !n_hits) return se_err(err, SE_E_INVALID, "se_index_search: NULL argument");
     se_index_search_params p = params ? *params : se_index_search_default_params();
     *n_hits = 0;
@@ -1081,6 +1161,186 @@ out:
     return st;
 }
 
+/* ---- keyword and hybrid search ---- */
+
+/* The filters for a keyword query: FILTER_TERM per term over docs d, and
+ * their parameters bound as filter_ids binds them. */
+typedef struct filter_bind {
+    const se_index_filter *f;
+    size_t nf;
+} filter_bind;
+
+static void bind_filters(sqlite3_stmt *q, const void *user) {
+    const filter_bind *b = user;
+    char path[1100];
+    for (size_t i = 0; i < b->nf; i++) {
+        snprintf(path, sizeof path, "$.\"%s\"", b->f[i].key);
+        sqlite3_bind_text(q, (int)(2 * i + 1), path, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(q, (int)(2 * i + 2), b->f[i].value, -1, SQLITE_STATIC);
+    }
+}
+
+/* The keyword side: the best limit documents for p->text by BM25 (higher
+ * is better), filters applied; an empty list for a text with no terms. */
+static se_status keyword_side(se_index *idx, const se_index_search_params *p, size_t limit, se_fts_hit **kh, size_t *nk,
+                              se_error *err) {
+    *kh = NULL;
+    *nk = 0;
+    char *fsql = NULL;
+    if (p->n_filters) {
+        size_t cap = p->n_filters * sizeof FILTER_TERM + 1, off = 0;
+        fsql = se_malloc(cap);
+        if (!fsql) return se_err(err, SE_E_NOMEM, "out of memory");
+        fsql[0] = 0;
+        for (size_t i = 0; i < p->n_filters; i++)
+            off += (size_t)snprintf(fsql + off, cap - off, FILTER_TERM, 2 * i + 1, 2 * i + 2, 2 * i + 2, 2 * i + 2, 2 * i + 2);
+    }
+    filter_bind fb = {p->filters, p->n_filters};
+    pthread_mutex_lock(&idx->db_lock);
+    char *expr = NULL;
+    se_status st = se_fts_match_expr(idx->fts, p->text, &expr, err);
+    if (!st && expr) {
+        exec(idx, "BEGIN"); /* one read transaction: FTS5 reads several tables */
+        st = se_fts_search(idx->db, idx->path, expr, fsql, p->n_filters ? bind_filters : NULL, &fb, limit, &idx->kw_q, kh, nk,
+                           err);
+        exec(idx, "COMMIT");
+    }
+    pthread_mutex_unlock(&idx->db_lock);
+    se_free(expr);
+    se_free(fsql);
+    return st;
+}
+
+/* Fills the first chunk (its number and span) of each of the n hits
+ * whose vector_score is NaN (the documents only the keyword side
+ * returned), in one read transaction. */
+static se_status first_chunks(se_index *idx, se_index_hit *hits, size_t n, se_error *err) {
+    pthread_mutex_lock(&idx->db_lock);
+    se_status st = SE_OK;
+    if (!idx->chunk_q && sqlite3_prepare_v3(idx->db, "SELECT chunk, start, end FROM chunks WHERE doc = ? ORDER BY chunk LIMIT 1",
+                                            -1, SQLITE_PREPARE_PERSISTENT, &idx->chunk_q, NULL)) {
+        st = db_err(idx, err, "cannot read a chunk");
+        goto out;
+    }
+    exec(idx, "BEGIN");
+    for (size_t i = 0; i < n && !st; i++) {
+        if (!isnan(hits[i].vector_score)) continue;
+        sqlite3_stmt *q = idx->chunk_q;
+        sqlite3_bind_int64(q, 1, hits[i].doc);
+        int rc = sqlite3_step(q);
+        if (rc == SQLITE_ROW) {
+            hits[i].chunk = (uint32_t)sqlite3_column_int64(q, 0);
+            hits[i].start = (uint32_t)sqlite3_column_int64(q, 1);
+            hits[i].end = (uint32_t)sqlite3_column_int64(q, 2);
+        } else if (rc != SQLITE_DONE) {
+            st = db_err(idx, err, "cannot read a chunk");
+        }
+        sqlite3_reset(q);
+    }
+    exec(idx, "COMMIT");
+out:
+    pthread_mutex_unlock(&idx->db_lock);
+    return st;
+}
+
+/* Keyword (BM25 over the documents' text) and hybrid (the vector search's
+ * best chunk per document fused with BM25) searches. Each side gives
+ * max(100, 10 k) candidates to the fusion; filters apply to both. A hit
+ * keeps the vector side's best chunk; a document only the keyword side
+ * found gets its first chunk. */
+static se_status search_text(se_index *idx, const float *query, const se_index_search_params *p, se_index_hit *hits,
+                             size_t *n_hits, se_error *err) {
+    if (!n_hits) return se_err(err, SE_E_INVALID, "se_index_search: NULL argument");
+    *n_hits = 0;
+    if (p->mode != SE_SEARCH_KEYWORD && p->mode != SE_SEARCH_HYBRID)
+        return se_err(err, SE_E_INVALID, "se_index_search: unknown search mode %d", (int)p->mode);
+    const char *mname = p->mode == SE_SEARCH_KEYWORD ? "keyword" : "hybrid";
+    if (!p->text) return se_err(err, SE_E_INVALID, "se_index_search: a %s search needs the query text (params.text)", mname);
+    if (p->mode == SE_SEARCH_HYBRID && !query)
+        return se_err(err, SE_E_INVALID, "se_index_search: a hybrid search needs the query vector as well as its text");
+    if (p->fusion != SE_FUSION_DEFAULT && p->fusion != SE_FUSION_RRF && p->fusion != SE_FUSION_SCORE)
+        return se_err(err, SE_E_INVALID, "se_index_search: unknown fusion %d", (int)p->fusion);
+    if (isnan(p->alpha) || p->alpha > 1)
+        return se_err(err, SE_E_RANGE, "se_index_search: alpha = %g (want 0..1, or negative for the default)", (double)p->alpha);
+    if (p->n_filters && !p->filters) return se_err(err, SE_E_INVALID, "se_index_search: NULL filters");
+    if (p->n_filters > SE_INDEX_FILTERS_MAX)
+        return se_err(err, SE_E_RANGE, "too many filter terms (%zu; at most %d)", p->n_filters, SE_INDEX_FILTERS_MAX);
+    for (size_t i = 0; i < p->n_filters; i++)
+        if (!p->filters[i].key || !p->filters[i].value || !p->filters[i].key[0] || strchr(p->filters[i].key, '"') ||
+            strlen(p->filters[i].key) > 1000)
+            return se_err(err, SE_E_INVALID, "filter %zu: key must be non-empty, at most 1000 bytes, and contain no '\"'", i);
+    if (!idx->has_fts) {
+        if (idx->format < 2)
+            return se_err(err, SE_E_UNSUPPORTED,
+                          "%s: a %s search needs the keyword index, which this index (format %d, made by an older sembed)"
+                          " does not have yet; upgrade it in place with `sembed index upgrade %s` (any writable"
+                          " open upgrades it: `sembed index add`, se_index_open with read_only false)",
+                          idx->path, mname, idx->format, idx->path);
+        return se_err(err, SE_E_UNSUPPORTED, "%s: a %s search needs SQLite's FTS5, which this SQLite (%s) lacks", idx->path,
+                      mname, sqlite3_libversion());
+    }
+    if (p->k == 0) return SE_OK;
+    if (!hits) return se_err(err, SE_E_INVALID, "se_index_search: NULL hits");
+    size_t cand = p->mode == SE_SEARCH_KEYWORD ? p->k : p->k > SIZE_MAX / 10 ? SIZE_MAX : p->k * 10;
+    if (p->mode == SE_SEARCH_HYBRID && cand < 100) cand = 100;
+    se_fts_hit *kh = NULL;
+    size_t nk = 0;
+    se_status st = keyword_side(idx, p, cand, &kh, &nk, err);
+    if (st) return st;
+    if (p->mode == SE_SEARCH_KEYWORD) {
+        size_t n = nk < p->k ? nk : p->k;
+        for (size_t i = 0; i < n; i++) hits[i] = (se_index_hit){kh[i].doc, 0, 0, 0, kh[i].score, NAN, kh[i].score};
+        if (n) st = first_chunks(idx, hits, n, err);
+        se_free(kh);
+        if (!st) *n_hits = n;
+        return st;
+    }
+    /* hybrid: the vector side's best chunk per document */
+    size_t total = se_vx_count(idx->vx);
+    size_t nv_cap = cand < total ? cand : total;
+    se_index_hit *vh = se_malloc_array(nv_cap ? nv_cap : 1, sizeof *vh);
+    se_fuse_item *vi = se_malloc_array(nv_cap + 1, sizeof *vi), *ki = se_malloc_array(nk + 1, sizeof *ki);
+    se_fused *fu = se_malloc_array(nv_cap + nk + 1, sizeof *fu);
+    size_t nv = 0, nf = 0;
+    if (!vh || !vi || !ki || !fu) {
+        st = se_err(err, SE_E_NOMEM, "out of memory");
+        goto out;
+    }
+    se_index_search_params vp = *p;
+    vp.mode = SE_SEARCH_VECTOR;
+    vp.k = nv_cap;
+    vp.best_chunk_per_doc = true;
+    if (nv_cap && (st = se_index_search(idx, query, &vp, vh, &nv, err))) goto out;
+    for (size_t i = 0; i < nv; i++) vi[i] = (se_fuse_item){vh[i].doc, vh[i].score};
+    for (size_t i = 0; i < nk; i++) ki[i] = (se_fuse_item){kh[i].doc, kh[i].score};
+    se_fusion method = p->fusion;
+    float alpha = p->alpha;
+    if (method == SE_FUSION_DEFAULT) {
+        method = SE_FUSION_SCORE;
+        if (alpha < 0) /* the measured default, and no weight for a vector side that does not discriminate */
+            alpha = se_fuse_spread(vi, nv, SE_FUSE_FLAT_N) < SE_FUSE_FLAT_SPREAD ? 0.0f : SE_FUSE_DEFAULT_ALPHA;
+    } else if (alpha < 0) {
+        alpha = SE_FUSE_DEFAULT_ALPHA;
+    }
+    se_fuse(vi, nv, ki, nk, method, alpha, p->rrf_k, fu, &nf);
+    size_t n = nf < p->k ? nf : p->k;
+    for (size_t i = 0; i < n; i++) {
+        const se_fused *f = &fu[i];
+        float vs = f->vi >= 0 ? vh[f->vi].score : NAN, ks = f->ki >= 0 ? kh[f->ki].score : NAN;
+        const se_index_hit *h = f->vi >= 0 ? &vh[f->vi] : NULL;
+        hits[i] = (se_index_hit){f->doc, h ? h->chunk : 0, h ? h->start : 0, h ? h->end : 0, f->score, vs, ks};
+    }
+    if (n) st = first_chunks(idx, hits, n, err);
+    if (!st) *n_hits = n;
+out:
+    se_free(kh);
+    se_free(vh);
+    se_free(vi);
+    se_free(ki);
+    se_free(fu);
+    return st;
+}
+
 se_status se_index_fetch(se_index *idx, int64_t doc, se_index_doc_out *out, se_error *err) {
     if (!idx || !out) return se_err(err, SE_E_INVALID, "se_index_fetch: NULL argument");
     memset(out, 0, sizeof *out);
@@ -1121,7 +1381,7 @@ se_status se_index_get_info(se_index *idx, se_index_info *out, se_error *err) {
     out->dim = idx->dim;
     out->params = idx->p;
     out->params.model_fingerprint = __atomic_load_n(&idx->fingerprint, __ATOMIC_ACQUIRE);
-    out->format_version = IDX_FORMAT;
+    out->format_version = idx->format;
     out->n_vectors = se_vx_count(idx->vx);
     size_t slots, nfree, bytes;
     se_vx_stats(idx->vx, &slots, &nfree, &bytes);

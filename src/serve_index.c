@@ -3,7 +3,8 @@
  * query as one service (issue 11).
  *
  *   --index [NAME=]FILE                  an index made by `sembed index build`, opened writable
- *   POST   /search                       {index?, query, k?, filters?, ef?} -> {index, model, hits}
+ *   POST   /search                       {index?, query, k?, filters?, ef?, mode?, alpha?, fusion?}
+ *                                         -> {index, model, hits}
  *   GET    /indexes                      {indexes: [{name, file, model, documents, chunks, ...}]}
  *   GET    /indexes/{name}               one of those
  *   POST   /indexes/{name}/documents     {documents: [{id, text, meta?}, ...]} (or one document)
@@ -35,6 +36,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -502,12 +504,17 @@ static bool encode_query(sv_ix *x, const char *text, size_t len, float *vec, sv_
     return true;
 }
 
-/* POST /search: binds {index?, query, k?, filters?, ef?}, encodes the
- * query, searches (best chunk per document, as `sembed search`), and writes
- * {"index", "model", "hits": [{"id", "score", "text", "chunk", "start",
- * "end", "meta"}]} best first; text is the chunk's text. */
+/* POST /search: binds {index?, query, k?, filters?, ef?, mode?, alpha?,
+ * fusion?}, encodes the query (not for mode "keyword"), searches (best
+ * chunk per document, as `sembed search`; mode "vector" (default),
+ * "keyword" or "hybrid" as its --keyword / --hybrid, fusion "score" or
+ * "rrf" and alpha as --fusion / --alpha), and writes {"index", "model",
+ * "hits": [{"id", "score", "text", "chunk", "start", "end", "meta"}]} best
+ * first, text the chunk's text; keyword and hybrid hits add
+ * "vector_score" and "keyword_score" (null where that side did not return
+ * the document). */
 static bool route_search(const char *body, size_t len, sv_buf *out, const char **model, sv_error *e) {
-    static const char *const known[] = {"index", "query", "k", "filters", "ef", NULL};
+    static const char *const known[] = {"index", "query", "k", "filters", "ef", "mode", "alpha", "fusion", NULL};
     json_t *root = NULL;
     float *vec = NULL;
     se_index_hit *hits = NULL;
@@ -536,6 +543,46 @@ static bool route_search(const char *body, size_t len, sv_buf *out, const char *
         goto done;
     }
     if (!opt_int(root, "k", 1, SV_K_MAX, &k, e) || !opt_int(root, "ef", 1, SV_EF_MAX, &ef, e)) goto done;
+    se_search_mode mode = SE_SEARCH_VECTOR;
+    se_fusion fusion = SE_FUSION_DEFAULT;
+    float alpha = -1;
+    const json_t *jm = json_object_get(root, "mode"), *ja = json_object_get(root, "alpha"),
+                 *jfu = json_object_get(root, "fusion");
+    if (jm && !json_is_null(jm)) {
+        const char *m = json_is_string(jm) ? json_string_value(jm) : "";
+        if (!strcmp(m, "vector")) mode = SE_SEARCH_VECTOR;
+        else if (!strcmp(m, "keyword")) mode = SE_SEARCH_KEYWORD;
+        else if (!strcmp(m, "hybrid")) mode = SE_SEARCH_HYBRID;
+        else {
+            sv_fail(e, 422, "validation", "mode", "`mode` must be \"vector\", \"keyword\" or \"hybrid\"");
+            goto done;
+        }
+    }
+    if (jfu && !json_is_null(jfu)) {
+        const char *f = json_is_string(jfu) ? json_string_value(jfu) : "";
+        if (!strcmp(f, "score")) fusion = SE_FUSION_SCORE;
+        else if (!strcmp(f, "rrf")) fusion = SE_FUSION_RRF;
+        else {
+            sv_fail(e, 422, "validation", "fusion", "`fusion` must be \"score\" or \"rrf\"");
+            goto done;
+        }
+    }
+    if (ja && !json_is_null(ja)) {
+        if (!json_is_number(ja) || json_number_value(ja) < 0 || json_number_value(ja) > 1) {
+            sv_fail(e, 422, "validation", "alpha", "`alpha` must be a number from 0 to 1 (the vector side's weight)");
+            goto done;
+        }
+        alpha = (float)json_number_value(ja);
+    }
+    if (mode != SE_SEARCH_HYBRID && ((ja && !json_is_null(ja)) || (jfu && !json_is_null(jfu)))) {
+        sv_fail(e, 422, "validation", ja && !json_is_null(ja) ? "alpha" : "fusion",
+                "`alpha` and `fusion` are for \"mode\": \"hybrid\"");
+        goto done;
+    }
+    if (fusion == SE_FUSION_RRF && alpha >= 0) {
+        sv_fail(e, 422, "validation", "alpha", "`alpha` weighs \"fusion\": \"score\", not rrf");
+        goto done;
+    }
     if (jf && !json_is_null(jf)) {
         if (!json_is_object(jf)) {
             sv_fail(e, 422, "validation", "filters", "`filters` must be an object of metadata field: value");
@@ -574,12 +621,16 @@ static bool route_search(const char *body, size_t len, sv_buf *out, const char *
         sv_fail(e, 503, "overloaded", NULL, "out of memory");
         goto done;
     }
-    if (!encode_query(x, json_string_value(jq), json_string_length(jq), vec, e)) goto done;
+    if (mode != SE_SEARCH_KEYWORD && !encode_query(x, json_string_value(jq), json_string_length(jq), vec, e)) goto done;
     se_index_search_params sp = se_index_search_default_params();
     sp.k = (size_t)k;
     sp.ef_search = (uint32_t)ef;
     sp.filters = filters;
     sp.n_filters = nf;
+    sp.mode = mode;
+    sp.text = json_string_value(jq);
+    sp.fusion = fusion;
+    sp.alpha = alpha;
     size_t nh = 0;
     se_error err = {0};
     sv_buf_puts(out, "{\"index\":");
@@ -599,6 +650,14 @@ static bool route_search(const char *body, size_t len, sv_buf *out, const char *
         json_str_utf8(out, d.id, strlen(d.id));
         sv_buf_puts(out, ",\"score\":");
         sv_buf_float(out, hits[h].score);
+        if (mode != SE_SEARCH_VECTOR) {
+            sv_buf_puts(out, ",\"vector_score\":");
+            if (isnan(hits[h].vector_score)) sv_buf_puts(out, "null");
+            else sv_buf_float(out, hits[h].vector_score);
+            sv_buf_puts(out, ",\"keyword_score\":");
+            if (isnan(hits[h].keyword_score)) sv_buf_puts(out, "null");
+            else sv_buf_float(out, hits[h].keyword_score);
+        }
         sv_buf_puts(out, ",\"text\":");
         json_str_utf8(out, d.text + s0, s1 - s0);
         sv_buf_printf(out, ",\"chunk\":%u,\"start\":%zu,\"end\":%zu,\"meta\":", hits[h].chunk, s0, s1);
@@ -611,7 +670,7 @@ static bool route_search(const char *body, size_t len, sv_buf *out, const char *
     pthread_rwlock_unlock(&x->rw);
     if (s != SE_OK) {
         if (s == SE_E_NOMEM) sv_fail(e, 503, "overloaded", NULL, "out of memory");
-        else if (s == SE_E_INVALID || s == SE_E_RANGE) sv_fail(e, 422, "validation", NULL, "%s", err.msg);
+        else if (s == SE_E_INVALID || s == SE_E_RANGE || s == SE_E_UNSUPPORTED) sv_fail(e, 422, "validation", NULL, "%s", err.msg);
         else sv_fail(e, 500, "backend", NULL, "index %s: %s", x->name, err.msg);
         goto done;
     }

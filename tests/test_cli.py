@@ -390,7 +390,23 @@ def test_convert_errors():
 def test_use_sts():
     """USE lite on STS-B: the same Spearman as the TF.js reference, within 0.1."""
     ref = json.load(open("tests/fixtures/use-lite/stsb-reference.json"))
-    for split in ["test", "dev"]:
+    if os.environ.get("SAN"):
+        # under a sanitizer the full splits take minutes and check the numbers the optimised
+        # run checks already: there, the encoder's memory use on the real model is what matters,
+        # so the first 200 test pairs (Spearman 86.95 in the optimised build)
+        import gzip
+        rows = [l.rstrip("\r\n").split("\t") for l in gzip.open("tests/fixtures/eval/stsbenchmark.tsv.gz", "rt",
+                                                                 encoding="utf-8", newline="")]
+        test = [r for r in rows[1:] if r[0] == "test"][:200]
+        with tempfile.TemporaryDirectory() as d:
+            f = os.path.join(d, "sub.tsv")
+            open(f, "w").write("".join(f"{r[6]}\t{r[7]}\t{r[5]}\n" for r in test))
+            rc, out, err = run("eval", "sts", "-m", USE, f, "--json", "-q")
+            r = json.loads(out) if rc == 0 else {}
+            print(f"  STS-B test, first 200 pairs: spearman {r.get('spearman')}")
+            check("eval sts (200 test pairs, sanitizer build)",
+                  rc == 0 and r["pairs"] == 200 and abs(r["spearman"] - 86.95) <= 0.1, err)
+    for split in ([] if os.environ.get("SAN") else ["test", "dev"]):
         rc, out, err = run("eval", "sts", "-m", USE, "tests/fixtures/eval/stsbenchmark.tsv.gz", "--split", split, "--json", "-q")
         r = json.loads(out) if rc == 0 else {}
         ok = rc == 0 and r["pairs"] == ref[split]["n"] and abs(r["spearman"] - ref[split]["spearman"]) <= 0.1
@@ -398,7 +414,7 @@ def test_use_sts():
               f"TF.js reference spearman {ref[split]['spearman']} pearson {ref[split]['pearson']}")
         check(f"eval sts {split} matches TF.js", ok, err)
     # bf16 and int8 (where the CPU has them): Spearman within 0.5 of f32
-    for dt in ["bf16", "int8"]:
+    for dt in ([] if os.environ.get("SAN") else ["bf16", "int8"]):
         rc, out, err = run("eval", "sts", "-m", USE, "tests/fixtures/eval/stsbenchmark.tsv.gz", "--dtype", dt, "--json", "-q")
         if rc == 1 and "AVX" in err:
             print(f"  {dt}: not available on this CPU")

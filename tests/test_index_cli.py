@@ -206,18 +206,19 @@ def test_progress(d):
     import re
     src = os.path.join(d, "prog.jsonl")
     base = corpus_lines()
+    n = 250 if os.environ.get("SAN") else 800  # a sanitizer build is slow enough with fewer
     with open(src, "w") as f:
-        for i in range(800):
+        for i in range(n):
             f.write(json.dumps({"id": f"p{i}", "text": f"{base[i % len(base)]} ({i})"}) + "\n")
-    # batches of 400 documents, yet the line moves at least once a second: each line is timed as it arrives
+    # batches of n/2 documents, yet the line moves at least once a second: each line is timed as it arrives
     p = subprocess.Popen([SEMBED, "index", "build", "-m", MODEL, "-i", src, "-o", os.path.join(d, "prog.idx"), "--flat",
-                          "--progress", "-b", "400"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                          "--progress", "-b", str(n // 2)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     timed = [(time.time(), l.decode().rstrip("\n")) for l in p.stderr]
     p.wait()
     lines = [(t, l) for t, l in timed if l.startswith("indexing:")]
-    pat = re.compile(r"indexing: (\d+)/800 docs \(\d+%\), [0-9.]+ docs/s, (ETA \S.*|[0-9.]+ s)$")
+    pat = re.compile(rf"indexing: (\d+)/{n} docs \(\d+%\), [0-9.]+ docs/s, (ETA \S.*|[0-9.]+ s)$")
     gaps = [b[0] - a[0] for a, b in zip(lines, lines[1:])]
-    ok = p.returncode == 0 and lines and all(pat.match(l) for _, l in lines) and lines[-1][1].startswith("indexing: 800/800")
+    ok = p.returncode == 0 and lines and all(pat.match(l) for _, l in lines) and lines[-1][1].startswith(f"indexing: {n}/{n}")
     ok = ok and all("ETA" in l for _, l in lines[:-1]) and (not gaps or max(gaps) < 1.5)
     check("--progress: a line at least once a second, with docs/s and ETA", ok,
           f"gaps {[round(g, 2) for g in gaps]}\n" + "\n".join(l for _, l in timed))
@@ -536,6 +537,90 @@ def test_cluster_dedup_mine(d):
         check(f"{cmd} without args is a usage error", rc == 2)
 
 
+def test_keyword_hybrid_rerank(d):
+    """search --keyword / --hybrid / --rerank, and the upgrade of a format-1 index (issue 14)."""
+    idx = os.path.join(d, "kw.idx")
+    rc, _, err = run("index", "build", "-q", "-m", MODEL, "-i", CORPUS, "-o", idx)
+    check("kw: build", rc == 0, err)
+    rc, out, err = run("search", idx, "--keyword", "-k", "3", "--json", "How do I restart my router?")
+    res = json.loads(out)["results"] if rc == 0 else []
+    check("kw: --keyword finds the router passage first, BM25 > 0, no vector score",
+          res and res[0]["text"].startswith("Restart your router") and all(r["keyword_score"] > 0 and r["vector_score"] is None
+                                                                         and r["score"] == r["keyword_score"] for r in res),
+          out + err)
+    rc, out, err = run("search", idx, "--keyword", "--json", "\" AND NEAR( * ) OR")
+    res = json.loads(out)["results"] if rc == 0 else []
+    words = [set(w.strip(".,!?").lower() for w in r["text"].split()) for r in res]
+    check("kw: a query of FTS5 syntax is words (and, near, or), not an error or operators",
+          res and all(w & {"and", "near", "or"} for w in words), out + err)
+    rc, out, err = run("search", idx, "--keyword", "--json", "?! ... --")
+    check("kw: a query of punctuation only finds nothing", rc == 0 and json.loads(out)["results"] == [], out + err)
+    rc, out, err = run("search", idx, "--hybrid", "-k", "32", "--json", "Will it rain this weekend?")
+    res = json.loads(out)["results"] if rc == 0 else []
+    check("kw: --hybrid gives both component scores (null where a side missed) and fused scores in order",
+          len(res) == 32 and all(r["vector_score"] is not None for r in res)
+          and any(r["keyword_score"] is None for r in res) and any(r["keyword_score"] is not None for r in res)
+          and all(a["score"] >= b["score"] for a, b in zip(res, res[1:])) and 0 <= res[-1]["score"] <= res[0]["score"] <= 1,
+          out + err)
+    rc, out, err = run("search", idx, "--hybrid", "--fusion", "rrf", "-k", "3", "--json", "Will it rain this weekend?")
+    res = json.loads(out)["results"] if rc == 0 else []
+    check("kw: --fusion rrf scores are sums of 1/(60 + rank)", res and 1 / 61 <= res[0]["score"] <= 2 / 61 + 1e-7, out + err)
+    for args, words in [(["--keyword", "--hybrid"], "exclude"), (["--alpha", "0.5"], "for --hybrid"),
+                        (["--hybrid", "--fusion", "max"], "rrf or score"), (["--hybrid", "--alpha", "1.5"], "--alpha"),
+                        (["--hybrid", "--fusion", "rrf", "--alpha", "0.2"], "not rrf"), (["--keyword", "--all-chunks"], "--all-chunks")]:
+        rc, _, err = run("search", idx, *args, "x")
+        check(f"kw: search {' '.join(args)} is a usage error", rc == 2 and words in err, err)
+    rc, out, _ = run("search", "--help")
+    check("kw: search --help lists the new options", rc == 0 and all(o in out for o in ("--keyword", "--hybrid", "--alpha", "--fusion",
+                                                                                     "--rerank", "--rerank-top")))
+    # --keyword needs no model: the index's recorded model may be gone
+    gone = os.path.join(d, "gone-model")
+    subprocess.run(["cp", "-r", "tests/fixtures/models/en-mean-norm", gone], check=True)
+    gidx = os.path.join(d, "gone.idx")
+    rc, _, err = run("index", "build", "-q", "-m", gone, "-i", CORPUS, "-o", gidx)
+    subprocess.run(["rm", "-rf", gone], check=True)
+    rc, out, err = run("search", gidx, "--keyword", "-k", "1", "router")
+    check("kw: --keyword works without the model", rc == 0 and "Restart your router" in out, out + err)
+    # --rerank: the first stage's top hits in the order se_rank gives (sembed rerank on their texts)
+    ce = "tests/fixtures/models/ce-bert-1"
+    q = "How do I restart my router?"
+    rc, out, err = run("search", idx, "--hybrid", "-k", "6", "--json", q)
+    first = json.loads(out)["results"] if rc == 0 else []
+    src = os.path.join(d, "first.txt")
+    with open(src, "w", encoding="utf-8") as f:
+        f.write("".join(r["text"] + "\n" for r in first))
+    rc, out, err = run("rerank", "-m", ce, q, "-i", src, "--json", "-q")
+    ranked = [json.loads(l) for l in out.splitlines()] if rc == 0 else []
+    rc, out, err = run("search", idx, "--hybrid", "-k", "6", "--rerank", ce, "--rerank-top", "6", "--json", "-q", q)
+    got = json.loads(out)["results"] if rc == 0 else []
+    check("kw: --rerank order and scores = sembed rerank (se_rank) on the first stage's chunks",
+          len(got) == 6 and [g["id"] for g in got] == [first[r["index"]]["id"] for r in ranked]
+          and [g["score"] for g in got] == [r["score"] for r in ranked], out + err)
+    check("kw: --rerank keeps the first-stage score", got and all(
+        g["first_stage_score"] == next(f["score"] for f in first if f["id"] == g["id"]) for g in got), out)
+    rc, out, err = run("search", idx, "--hybrid", "-k", "3", "--rerank", ce, "--rerank-top", "6", "--json", "-q", q)
+    got3 = json.loads(out)["results"] if rc == 0 else []
+    check("kw: -k 3 --rerank-top 6 shows the best 3 of the 6 reranked", [g["id"] for g in got3] == [g["id"] for g in got[:3]], out + err)
+    rc, out, err = run("search", idx, "--rerank", MODEL, "x")
+    check("kw: --rerank with an embedding model is refused", rc == 1 and "not a cross-encoder" in err, err)
+    # an index made before the keyword index (format 1): refused read-only with how to upgrade, then upgraded
+    old = os.path.join(d, "v1.idx")
+    subprocess.run(["cp", "tests/fixtures/index/v1-en-mean-norm.idx", old], check=True)
+    rc, out, err = run("search", old, "--keyword", "dogs")
+    check("kw: format-1 index: --keyword refused, saying how to upgrade",
+          rc == 1 and f"sembed index upgrade {old}" in err, err)
+    rc, out, err = run("index", "upgrade", old)
+    check("kw: index upgrade", rc == 0 and "format 2" in out and "upgraded from index format 1" in err, out + err)
+    rc, out, err = run("search", old, "--keyword", "--json", "dog garden")
+    res = json.loads(out)["results"] if rc == 0 else []
+    check("kw: upgraded index answers keyword searches", [r["id"] for r in res] == ["a"], out + err)
+    rc, out, err = run("search", old, "--keyword", "--json", "手机")
+    res = json.loads(out)["results"] if rc == 0 else []
+    check("kw: a Chinese query finds the Chinese document", [r["id"] for r in res] == ["c"], out + err)
+    rc, out, _ = run("index", "info", old, "--json")
+    check("kw: info says format 2 after the upgrade", rc == 0 and json.loads(out)["format_version"] == 2, out)
+
+
 if __name__ == "__main__":
     if not os.path.exists(MODEL + "/model.safetensors"):
         print(f"test_index_cli: {MODEL} is missing (run ./setup.sh)", file=sys.stderr)
@@ -554,5 +639,6 @@ if __name__ == "__main__":
         test_model_fingerprint(d)
         test_filters(d)
         test_output_targets(d)
+        test_keyword_hybrid_rerank(d)
         test_kill(d)
     report("test_index_cli")

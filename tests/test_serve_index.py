@@ -58,9 +58,9 @@ def build(path, model, docs, d, *opts):
     check(f"index build {os.path.basename(path)}", rc == 0, err)
 
 
-def cli_search(idx, queries, k=10, filters=None, ef=None):
+def cli_search(idx, queries, k=10, filters=None, ef=None, extra=()):
     """`sembed search --json` of each query: a list of result lists."""
-    opts = ["-k", str(k)]
+    opts = ["-k", str(k), *extra]
     for key, v in (filters or {}).items():
         opts += ["--filter", f"{key}={v}"]
     if ef:
@@ -274,6 +274,47 @@ def test_search(s, d, a_idx, a_docs, b_idx):
         st, body = s.request("POST", "/search", {"index": "small", "query": q, "k": 4})
         ok = ok and st == 200 and body["model"] == "en-b@small" and same_hits(body["hits"], ref[:4])
     check("search: an index of a model not among -m, with its recorded model = sembed search", ok, f"{st} {body}")
+
+
+def test_search_modes(s, a_idx):
+    """mode keyword / hybrid (fusion, alpha): the same hits, scores and component scores as
+    `sembed search --keyword / --hybrid [--fusion F] [--alpha A] --json`."""
+    cases = [({"mode": "keyword"}, ["--keyword"]), ({"mode": "hybrid"}, ["--hybrid"]),
+             ({"mode": "hybrid", "fusion": "rrf"}, ["--hybrid", "--fusion", "rrf"]),
+             ({"mode": "hybrid", "fusion": "score", "alpha": 0.7, "filters": {"lang": "en"}},
+              ["--hybrid", "--fusion", "score", "--alpha", "0.7"]),
+             ({"mode": "vector"}, [])]
+    for req, flags in cases:
+        filters = req.get("filters")
+        refs = cli_search(a_idx, QUERIES, k=5, filters=filters, extra=flags)
+        ok, comp = True, True
+        for q, ref in zip(QUERIES, refs or [None] * len(QUERIES)):
+            st, body = s.request("POST", "/search", {"index": "docs", "query": q, "k": 5, **req})
+            ok = ok and st == 200 and same_hits(body["hits"], ref)
+            for h, r in zip(body.get("hits", []) if st == 200 else [], ref or []):
+                if req["mode"] == "vector":
+                    comp = comp and "vector_score" not in h
+                    continue
+                for f in ("vector_score", "keyword_score"):
+                    comp = comp and (h[f] is None) == (r[f] is None) and (h[f] is None or np.float32(h[f]) == np.float32(r[f]))
+        check(f"search {json.dumps(req)}: hits and scores = sembed search {' '.join(flags)} --json", ok and bool(refs),
+              f"{st} {str(body)[:300]}")
+        check(f"search {json.dumps(req)}: vector_score / keyword_score = the CLI's (null where a side missed)", comp)
+    st, body = s.request("POST", "/search", {"query": "river", "mode": "keyword", "k": 3})
+    check("search keyword: every hit has a keyword_score and null vector_score",
+          st == 200 and body["hits"] and all(h["keyword_score"] > 0 and h["vector_score"] is None for h in body["hits"]),
+          f"{st} {body}")
+    for body, words in [({"query": "x", "mode": "fuzzy"}, "`mode` must be"), ({"query": "x", "mode": 2}, "`mode` must be"),
+                        ({"query": "x", "mode": "hybrid", "fusion": "max"}, "`fusion` must be"),
+                        ({"query": "x", "mode": "hybrid", "alpha": 1.5}, "`alpha` must be"),
+                        ({"query": "x", "mode": "hybrid", "alpha": "0.5"}, "`alpha` must be"),
+                        ({"query": "x", "alpha": 0.5}, "are for"), ({"query": "x", "mode": "keyword", "fusion": "rrf"}, "are for"),
+                        ({"query": "x", "mode": "hybrid", "fusion": "rrf", "alpha": 0.5}, "not rrf")]:
+        st, got = s.request("POST", "/search", body)
+        check(f"search error {json.dumps(body)}: 422 naming the field", st == 422 and tei_error(got, "validation")
+              and words in got["error"], f"{st} {got}")
+    st, got = s.request("POST", "/search", {"query": "\" AND NEAR( * )", "mode": "keyword"})
+    check("search keyword: a query of FTS5 syntax is words, not an error", st == 200, f"{st} {got}")
 
 
 def test_search_errors(s):
@@ -518,6 +559,7 @@ def main():
                       for l in s.lines), "".join(s.lines))
         test_search(s, d, a_idx, a_docs, b_idx)
         test_search_errors(s)
+        test_search_modes(s, a_idx)
         lap("search")
         n = test_documents(s, a_docs)
         lap("documents")

@@ -10,7 +10,7 @@ Run from the repo root (bench/serve/run.sh builds first, then runs this):
 2. offline: `sembed encode` over the same multiset of sentences (rebuilt from wrk's per-thread
             request counts), the same --threads: sentences/s; ratio server/offline (goal >= 0.9).
 3. idle:    one 16-token text, one connection (wrk -t1 -c1, idle.lua): p50, against the 1x16
-            latency of `sembed bench` (goal: p50 <= that + 0.3 ms).
+            latency of `sembed bench`, in alternating rounds, medians (goal: p50 <= that + 0.3 ms).
 4. soak:    VmRSS of the server (/proc/PID/status) every --soak-every seconds during --soak
             seconds of the same load: min/max/first/last (goal: flat within +-5% after warm-up).
 --quick runs about a minute in all; the default about 14 minutes. Progress goes to stderr.
@@ -165,7 +165,8 @@ def main():
     ap.add_argument("--wrk-threads", type=int, default=2)
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--duration", type=int, default=None, help="load seconds (default 60; --quick 15)")
-    ap.add_argument("--idle", type=int, default=None, help="idle-latency seconds (default 10; --quick 5)")
+    ap.add_argument("--idle", type=int, default=None, help="idle-latency seconds per round (default 6; --quick 3)")
+    ap.add_argument("--idle-rounds", type=int, default=None, help="idle rounds (default 5; --quick 3)")
     ap.add_argument("--soak", type=int, default=None, help="soak seconds (default 600; --quick 20)")
     ap.add_argument("--soak-every", type=int, default=None, help="RSS sample period (default 10; --quick 2)")
     ap.add_argument("--seed", type=int, default=7)
@@ -176,7 +177,8 @@ def main():
     a = ap.parse_args()
     q = a.quick
     a.duration = a.duration or (15 if q else 60)
-    a.idle = a.idle or (5 if q else 10)
+    a.idle = a.idle or (3 if q else 6)
+    a.idle_rounds = a.idle_rounds or (3 if q else 5)
     a.soak = a.soak if a.soak is not None else (20 if q else 600)
     a.soak_every = a.soak_every or (2 if q else 10)
     a.base64 = a.base64 if a.base64 is not None else (10 if q else 30)
@@ -253,18 +255,29 @@ def main():
                                   "errors": w64["errors"], "server_cpu_s": srv.cpu_s() - c0, "sentences_sent": n64}
             out["cpu_ms_per_sentence"]["server_base64"] = 1e3 * out["load_base64"]["server_cpu_s"] / n64
 
-        # 3. idle latency: one 16-token text, one connection
+        # 3. idle latency: one 16-token text, one connection, in --idle-rounds rounds, each a wrk run
+        # then an in-process `sembed bench` 1x16: both sides sampled alternately, so that a slow
+        # stretch of the machine falls on both; the overhead compares their medians
         text = text_of_16_tokens(a.sembed, a.model)
-        wi = run_wrk("idle.lua", url, 1, 1, a.idle, {"SEMBED_BENCH_BODY": json.dumps({"inputs": [text]})})
-        srv.wait_idle()
-        b = subprocess.run([a.sembed, "bench", "-m", a.model, "-t", str(a.threads), "--batch", "1", "--tokens", "4",
-                            "--runs", "11"], capture_output=True, text=True, check=True)
-        enc_ms = [r for r in json.loads(b.stdout)["results"] if r["workload"] == "1x16"][0]["latency_ms"]
-        out["idle"] = {"text_tokens": 16, "requests": wi["requests"], "non2xx": wi["non2xx"],
-                       "latency_ms": wi["latency_ms"], "encode_1x16_ms": enc_ms,
+        rounds = []
+        for r in range(a.idle_rounds):
+            wi = run_wrk("idle.lua", url, 1, 1, a.idle, {"SEMBED_BENCH_BODY": json.dumps({"inputs": [text]})})
+            srv.wait_idle()
+            b = subprocess.run([a.sembed, "bench", "-m", a.model, "-t", str(a.threads), "--batch", "1", "--tokens",
+                                "4", "--runs", "11"], capture_output=True, text=True, check=True)
+            enc = [x for x in json.loads(b.stdout)["results"] if x["workload"] == "1x16"][0]["latency_ms"]
+            rounds.append({"requests": wi["requests"], "non2xx": wi["non2xx"], "latency_ms": wi["latency_ms"],
+                           "encode_1x16_ms": enc})
+            log(f"idle round {r + 1}/{a.idle_rounds}: p50 {wi['latency_ms']['p50']:.3f} ms, encode 1x16 {enc:.3f} ms")
+        med = lambda xs: sorted(xs)[len(xs) // 2]
+        p50 = med([x["latency_ms"]["p50"] for x in rounds])
+        enc_ms = med([x["encode_1x16_ms"] for x in rounds])
+        out["idle"] = {"text_tokens": 16, "rounds": rounds, "seconds_per_round": a.idle,
+                       "requests": sum(x["requests"] for x in rounds), "non2xx": sum(x["non2xx"] for x in rounds),
+                       "p50_ms_median_of_rounds": p50, "encode_1x16_ms_median_of_rounds": enc_ms,
                        "encode_command": f"sembed bench -m {a.model} -t {a.threads} (1x16: median of 11 runs of 20 calls)",
-                       "overhead_p50_ms": wi["latency_ms"]["p50"] - enc_ms}
-        log(f"idle: p50 {wi['latency_ms']['p50']:.3f} ms, encode 1x16 {enc_ms:.3f} ms")
+                       "overhead_p50_ms": p50 - enc_ms}
+        log(f"idle: p50 {p50:.3f} ms, encode 1x16 {enc_ms:.3f} ms (medians of {a.idle_rounds} rounds)")
 
         # 4. soak: RSS under the same load
         samples = []

@@ -12,7 +12,8 @@ from ._lib import SembedError, library_path, version as _version
 from .sentence_transformer import SentenceTransformer
 from .cross_encoder import CrossEncoder
 from .index import Index
+from .classify import SetFitHead
 from . import util
 
 __version__ = _version()
-__all__ = ["SentenceTransformer", "CrossEncoder", "Index", "SembedError", "util", "library_path", "__version__"]
+__all__ = ["SentenceTransformer", "CrossEncoder", "Index", "SetFitHead", "SembedError", "util", "library_path", "__version__"]

@@ -3,6 +3,7 @@ that fills and queries it, as `sembed index` and `sembed search` use it."""
 
 import ctypes
 import json
+import math
 import os
 
 import numpy as np
@@ -13,6 +14,8 @@ from .sentence_transformer import SentenceTransformer
 
 _KINDS = {"flat": 0, "hnsw": 1}
 _METRICS = {"cosine": 0, "dot": 1, "l2": 2}
+_MODES = {"vector": 0, "keyword": 1, "hybrid": 2}          # se_search_mode
+_FUSIONS = {None: 0, "rrf": 1, "score": 2}                # se_fusion (None: SE_FUSION_DEFAULT)
 
 
 class Index:
@@ -182,14 +185,30 @@ class Index:
         _lib.check(lib.se_index_delete(self._ptr(), arr, len(raw), ctypes.byref(n), ctypes.byref(err)), err)
         return n.value
 
-    def search(self, query, k=10, filter=None, ef_search=0, all_chunks=False):
+    def search(self, query, k=10, filter=None, ef_search=0, all_chunks=False, mode="vector", alpha=None, fusion=None):
         """The k best documents for a query (str) or queries (list of str):
         a list of {"id", "score", "chunk", "text", "metadata"} per query (one
         list for a str). filter: {field: value} (all must hold; a value may
-        be a str, number or bool); unknown fields match nothing."""
+        be a str, number or bool); unknown fields match nothing.
+        mode: "vector" (default), "keyword" (BM25 over the texts; the model
+        is not used) or "hybrid" (both fused: fusion "score" with alpha the
+        vector weight in [0, 1], or "rrf"; None: the measured default, as
+        `sembed search --hybrid`); keyword and hybrid hits add
+        "vector_score" and "keyword_score" (None where that side did not
+        return the document)."""
         qs, single = ([query], True) if isinstance(query, str) else (list(query), False)
         if not isinstance(k, int) or k < 1:
             raise ValueError("k must be a positive int, not %r" % (k,))
+        if mode not in _MODES:
+            raise ValueError("mode must be one of %s, not %r" % (", ".join(_MODES), mode))
+        if fusion is not None and fusion not in _FUSIONS:
+            raise ValueError("fusion must be \"score\" or \"rrf\", not %r" % (fusion,))
+        if mode != "hybrid" and (alpha is not None or fusion is not None):
+            raise ValueError("alpha and fusion are for mode=\"hybrid\"")
+        if alpha is not None and (isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1):
+            raise ValueError("alpha must be a number from 0 to 1, not %r" % (alpha,))
+        if alpha is not None and fusion == "rrf":
+            raise ValueError("alpha weighs fusion=\"score\", not rrf")
         flt = list((filter or {}).items())
         if len(flt) > 32:
             raise ValueError("at most 32 filter terms, not %d" % len(flt))
@@ -202,14 +221,19 @@ class Index:
         p = lib.se_index_search_default_params()
         p.k, p.ef_search, p.n_filters, p.best_chunk_per_doc = k, ef_search, len(flt), not all_chunks
         p.filters = fa if flt else None
-        Q = np.ascontiguousarray(self.model.encode(qs), dtype=np.float32)
+        p.mode = _MODES[mode]
+        p.fusion = _FUSIONS[fusion]
+        p.alpha = -1.0 if alpha is None else float(alpha)
+        Q = np.ascontiguousarray(self.model.encode(qs), dtype=np.float32) if mode != "keyword" else None
         hits = (_lib.se_index_hit * k)()
         nh = ctypes.c_size_t()
         err = _lib.se_error()
         out = []
         for q in range(len(qs)):
-            _lib.check(lib.se_index_search(self._ptr(), _lib.float_ptr(Q[q]), ctypes.byref(p), hits, ctypes.byref(nh),
-                                           ctypes.byref(err)), err)
+            qtext = qs[q].encode("utf-8")
+            p.text = qtext
+            _lib.check(lib.se_index_search(self._ptr(), _lib.float_ptr(Q[q]) if Q is not None else None, ctypes.byref(p),
+                                           hits, ctypes.byref(nh), ctypes.byref(err)), err)
             res = []
             for h in hits[:nh.value]:
                 d = _lib.se_index_doc_out()
@@ -220,9 +244,13 @@ class Index:
                     meta = json.loads(ctypes.string_at(d.meta).decode()) if d.meta else {}
                 finally:
                     lib.se_free(d.id), lib.se_free(d.text), lib.se_free(d.meta)
-                res.append({"id": did, "score": float(h.score), "chunk": int(h.chunk),
-                            "text": text[min(h.start, len(text)):min(h.end, len(text))].decode("utf-8", "replace"),
-                            "metadata": meta})
+                r = {"id": did, "score": float(h.score), "chunk": int(h.chunk),
+                     "text": text[min(h.start, len(text)):min(h.end, len(text))].decode("utf-8", "replace"),
+                     "metadata": meta}
+                if mode != "vector":
+                    r["vector_score"] = None if math.isnan(h.vector_score) else float(h.vector_score)
+                    r["keyword_score"] = None if math.isnan(h.keyword_score) else float(h.keyword_score)
+                res.append(r)
             out.append(res)
         return out[0] if single else out
 

@@ -1,0 +1,107 @@
+/*
+ * index_fts.h - the index's keyword side (private): SQLite FTS5 with
+ * sembed's tokenizer, the MATCH expression built from free text, and the
+ * BM25 query. index.c owns the connection and its lock; every function
+ * here runs on a connection the caller holds.
+ */
+#ifndef SE_INDEX_FTS_H
+#define SE_INDEX_FTS_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sembed.h"
+
+/* The FTS5 table over docs.text: an external-content table (the text is
+ * stored once, in docs), rows keyed by docs.id, tokenised by "sembed". */
+#define SE_FTS_SCHEMA \
+    "CREATE VIRTUAL TABLE fts USING fts5(text, content='docs', content_rowid='id', tokenize='sembed')"
+
+/* The most distinct query terms a keyword search uses (the first ones of
+ * the text); a longer text is searched by its first SE_FTS_TERMS_MAX. */
+#define SE_FTS_TERMS_MAX 1024
+
+/* Registers the "sembed" FTS5 tokenizer on db (a connection is needed for
+ * each open) and gives the connection's fts5_api in *api (may be NULL),
+ * valid while db is open. SE_E_UNSUPPORTED, naming path, when this SQLite
+ * has no FTS5. */
+se_status se_fts_register(sqlite3 *db, const char *path, fts5_api **api, se_error *err);
+
+/* Called for each token: its text (n bytes, not NUL-terminated) and the
+ * byte span [start, end) in the input it came from. Nonzero stops. */
+typedef int (*se_fts_token_fn)(void *user, const char *tok, int n, int start, int end);
+
+/* Tokenises text (len bytes) as the keyword index does (for documents
+ * when query is false, for queries when true), calling fn per token. api:
+ * se_fts_register's, of a connection with the tokenizer registered. */
+se_status se_fts_tokenize(fts5_api *api, const char *text, size_t len, int query, se_fts_token_fn fn, void *user,
+                          se_error *err);
+
+/* Builds the FTS5 MATCH expression for free text: an OR of the distinct
+ * terms, each the quoted span of the text it came from (so that quotes,
+ * AND, NEAR, '*', parentheses in the text are words or nothing, never
+ * syntax). *expr: se_malloc'd, or NULL when the text has no terms (only
+ * punctuation, empty). */
+se_status se_fts_match_expr(fts5_api *api, const char *text, char **expr, se_error *err);
+
+/* One keyword hit: the docs row id and BM25, higher is better. */
+typedef struct se_fts_hit {
+    int64_t doc;
+    float score;
+} se_fts_hit;
+
+/* The best limit documents for the MATCH expression expr by FTS5's bm25()
+ * (k1 1.2, b 0.75), negated so that higher is better, best first (ties by
+ * row id). filter_sql is appended to the WHERE clause over docs d (index.c's
+ * filter terms, parameters 1..2*nf bound as index.c binds them through
+ * bind, may be NULL when nf is 0). *hits: se_malloc'd, *n entries.
+ * cache (may be NULL) keeps the statement of a search without filters
+ * from one call to the next (the caller finalizes it). */
+se_status se_fts_search(sqlite3 *db, const char *path, const char *expr, const char *filter_sql,
+                        void (*bind)(sqlite3_stmt *, const void *), const void *bind_user, size_t limit,
+                        sqlite3_stmt **cache, se_fts_hit **hits, size_t *n, se_error *err);
+
+/* ---- fusion (index_fusion.c) ---- */
+
+/* One ranked candidate of a side: a document and its score (higher is
+ * better), lists best first, each document at most once. */
+typedef struct se_fuse_item {
+    int64_t doc;
+    float score;
+} se_fuse_item;
+
+/* A fused document: its fused score and where it is in each input list
+ * (-1: that side did not return it). */
+typedef struct se_fused {
+    int64_t doc;
+    float score;
+    int32_t vi, ki;
+    int vfirst; /* ties: by the vector rank first (set by se_fuse) */
+} se_fused;
+
+/* Fuses the vector list v (nv) and the keyword list kw (nk) into out
+ * (capacity nv + nk; *n_out documents, the union), best first, ties by
+ * row id. method SE_FUSION_RRF: sum over the sides of 1 / (rrf_k + rank),
+ * rank from 1. SE_FUSION_SCORE: alpha * mm(v) + (1 - alpha) * mm(kw), each
+ * side min-max normalised over its own list (all equal: 1), 0 for a side
+ * that did not return the document. Ties go by the rank on the side
+ * weighted more (RRF: the vector side), then the other side's rank, then
+ * row id; so alpha 0 gives the keyword ranking followed by the documents
+ * only the vector side returned, in its order. Pure; no allocation. */
+void se_fuse(const se_fuse_item *v, size_t nv, const se_fuse_item *kw, size_t nk, se_fusion method, float alpha,
+             uint32_t rrf_k, se_fused *out, size_t *n_out);
+
+/* The vector side's score spread: the best score minus the score at rank
+ * n (1-based; the last one when the list is shorter); 0 for fewer than 2. */
+float se_fuse_spread(const se_fuse_item *v, size_t nv, size_t n);
+
+/* The default fusion (SE_FUSION_DEFAULT), chosen by tools/fusion_sweep.py
+ * (README "Hybrid search"): normalised score fusion with this vector
+ * weight, and the vector side ignored (alpha 0) when its spread over the
+ * first SE_FUSE_FLAT_N candidates is below SE_FUSE_FLAT_SPREAD. */
+#define SE_FUSE_DEFAULT_ALPHA 0.2f
+#define SE_FUSE_FLAT_N 10
+#define SE_FUSE_FLAT_SPREAD 0.02f
+
+#endif

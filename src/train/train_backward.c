@@ -1,0 +1,220 @@
+/*
+ * train/train_backward.c - the backward pass of the trainable encoder:
+ * from the gradient of a scalar w.r.t. the sentence embeddings, through
+ * Normalize, Dense and its activation, pooling, every post-LN layer
+ * (LN2, FFN, LN1, attention per sentence and head) and the embeddings'
+ * LayerNorm into the word, position and token type tables. Gradients are
+ * added into se_tparam.g (zero them with se_tmodel_zero_grad).
+ */
+#include <math.h>
+#include <string.h>
+
+#include "error.h"
+#include "models/models.h"
+#include "threadpool.h"
+#include "train/train_kernels.h"
+#include "train/train_tape.h"
+
+/* The gradient of pooling: d_pool (S, pool_dim) into dx (T, H), zeroed
+ * first. */
+static void pool_bwd(const se_tmodel *m, const se_ttape *tp, const float *d_pool, float *dx) {
+    size_t H = m->cfg.H;
+    uint32_t modes = m->cfg.pooling;
+    memset(dx, 0, tp->T * H * sizeof *dx);
+    for (size_t s = 0; s < tp->S; s++) {
+        const float *d = d_pool + s * m->cfg.pool_dim;
+        size_t a = tp->starts[s], e = tp->starts[s + 1], T = e - a, first = tp->first[s];
+        size_t cnt = T > first ? T - first : 0;
+        if (modes & SE_POOL_CLS) {
+            if (T)
+                for (size_t i = 0; i < H; i++) dx[a * H + i] += d[i];
+            d += H;
+        }
+        if (modes & SE_POOL_MAX) {
+            const size_t *am = tp->argmax + s * H;
+            for (size_t i = 0; i < H; i++)
+                if (am[i] != SIZE_MAX) dx[am[i] * H + i] += d[i];
+            d += H;
+        }
+        float n = (float)cnt, dn = n > 1e-9f ? n : 1e-9f, sq = sqrtf(dn);
+        if (modes & SE_POOL_MEAN) {
+            for (size_t t = a + first; t < e; t++)
+                for (size_t i = 0; i < H; i++) dx[t * H + i] += d[i] / dn;
+            d += H;
+        }
+        if (modes & SE_POOL_MEAN_SQRT_LEN) {
+            for (size_t t = a + first; t < e; t++)
+                for (size_t i = 0; i < H; i++) dx[t * H + i] += d[i] / sq;
+            d += H;
+        }
+        if (modes & SE_POOL_WEIGHTED_MEAN) {
+            float wsum = 0.0f;
+            for (size_t t = first; t < T; t++) wsum += (float)(t + 1);
+            float wd = wsum > 1e-9f ? wsum : 1e-9f;
+            for (size_t t = first; t < T; t++)
+                for (size_t i = 0; i < H; i++) dx[(a + t) * H + i] += d[i] * (float)(t + 1) / wd;
+            d += H;
+        }
+        if ((modes & SE_POOL_LAST_TOKEN) && cnt)
+            for (size_t i = 0; i < H; i++) dx[(e - 1) * H + i] += d[i];
+    }
+}
+
+/* The attention backward of one layer, a task per head. */
+typedef struct attn_job {
+    const se_tmodel *m;
+    se_ttape *tp;
+    const se_tlayer_tape *lt;
+    size_t l;
+} attn_job;
+
+/* Multiplies gradients (n values) by a dropout site's factors. */
+static void drop_rows(const se_tk_drop *dr, float *d, size_t n) {
+    if (dr)
+        for (size_t e = 0; e < n; e++) d[e] *= se_tk_drop_at(dr, e);
+}
+
+/* Head h of every sentence: adds into d_qkv's head columns and the head's
+ * row of the relative bias gradient (d_p: the thread's row of scratch). */
+static void attn_task(void *arg, size_t h, int thread) {
+    const attn_job *j = arg;
+    const se_tcfg *c = &j->m->cfg;
+    size_t H = c->H, NH = c->NH, HD = H / NH, off = 0;
+    float scale = 1.0f / sqrtf((float)HD);
+    float *drel = c->rel_bias ? j->tp->d_rel + h * (2 * c->P - 1) : NULL, *dp = j->tp->d_p + (size_t)thread * j->tp->d_p_ld;
+    se_tk_drop drb;
+    se_tk_drop *dr = se_ttape_drop(j->tp, j->m, 1 + 3 * j->l, true, &drb);
+    for (size_t s = 0; s < j->tp->S; s++) {
+        size_t a = j->tp->starts[s], n = j->tp->starts[s + 1] - a;
+        const float *q = j->lt->qkv + a * 3 * H + h * HD;
+        float *dq = j->tp->d_qkv + a * 3 * H + h * HD;
+        if (dr) dr->base = off + h * n * n;
+        se_tk_attn_bwd(q, q + H, q + 2 * H, 3 * H, n, HD, scale, j->lt->probs + off + h * n * n,
+                       j->tp->d_ctx + a * H + h * HD, H, dq, dq + H, dq + 2 * H, drel, c->P - 1, dr, dp);
+        off += NH * n * n;
+    }
+}
+
+/* Layer l's backward: dx (T, H) is the gradient of its output on entry
+ * and of its input on return. */
+static void layer_bwd(se_tmodel *m, size_t l, se_ttape *tp, float *dx) {
+    const se_tcfg *c = &m->cfg;
+    size_t T = tp->T, H = c->H, FF = c->FF, NH = c->NH;
+    se_tlayer_tape *lt = &tp->layers[l];
+    const int *ix = m->layer[l];
+    float *scr = tp->gemm_scratch, *dh = tp->d_h, *dff = tp->d_ff, *dctx = tp->d_ctx, *dqkv = tp->d_qkv;
+#define W(k) (m->p[ix[k]].w)
+#define G(k) (m->p[ix[k]].g)
+    se_tk_drop dr;
+    /* LN2: dz2 = d(dropout(o2) + h1), in place in dx; dh1 starts as dz2 (the residual) */
+    for (size_t t = 0; t < T; t++)
+        se_tk_layernorm_bwd(dx + t * H, lt->ln2_xhat + t * H, lt->ln2_rs[t], W(SE_TL_LN2_G), H, dx + t * H,
+                            G(SE_TL_LN2_G), G(SE_TL_LN2_B));
+    memcpy(dh, dx, T * H * sizeof *dh);
+    drop_rows(se_ttape_drop(tp, m, 3 + 3 * l, false, &dr), dx, T * H);
+    /* o2 = ff_act W2^T + b2 */
+    se_tk_dw(m->pool, dx, H, T, H, lt->ff_act, FF, FF, G(SE_TL_FF2_W), G(SE_TL_FF2_B), scr);
+    memset(dff, 0, T * FF * sizeof *dff);
+    se_tk_dx(m->pool, dx, H, T, H, W(SE_TL_FF2_W), FF, dff, scr);
+    se_tk_act_bwd(c->act, lt->ff_pre, lt->ff_act, dff, dff, T * FF);
+    /* ff_pre = h1 W1^T + b1; dh1 = dz2 + dff W1 */
+    se_tk_dw(m->pool, dff, FF, T, FF, lt->h1, H, H, G(SE_TL_FF1_W), G(SE_TL_FF1_B), scr);
+    se_tk_dx(m->pool, dff, FF, T, FF, W(SE_TL_FF1_W), H, dh, scr);
+    /* LN1: dz1 = d(dropout(attn_out) + x_in), in place in dh; dx_in starts as dz1 (the residual) */
+    for (size_t t = 0; t < T; t++)
+        se_tk_layernorm_bwd(dh + t * H, lt->ln1_xhat + t * H, lt->ln1_rs[t], W(SE_TL_LN1_G), H, dh + t * H,
+                            G(SE_TL_LN1_G), G(SE_TL_LN1_B));
+    memcpy(dx, dh, T * H * sizeof *dx);
+    drop_rows(se_ttape_drop(tp, m, 2 + 3 * l, false, &dr), dh, T * H);
+    /* attn_out = ctx Wo^T + bo */
+    se_tk_dw(m->pool, dh, H, T, H, lt->ctx, H, H, G(SE_TL_O_W), G(SE_TL_O_B), scr);
+    memset(dctx, 0, T * H * sizeof *dctx);
+    se_tk_dx(m->pool, dh, H, T, H, W(SE_TL_O_W), H, dctx, scr);
+    /* attention per sentence and head */
+    memset(dqkv, 0, T * 3 * H * sizeof *dqkv);
+    attn_job aj = {m, tp, lt, l};
+    se_threadpool_run(m->pool, NH, attn_task, &aj);
+    /* q, k, v = x_in W^T + b; dx_in = dz1 + sum dq W. The key bias gets no
+     * gradient: it adds q_i . b_k to every score of query i, which the
+     * softmax cancels, so its gradient is exactly zero (autograd's is
+     * rounding noise, ~1e-17 of the others, which would make Adam move
+     * it) */
+    static const int wi[3] = {SE_TL_Q_W, SE_TL_K_W, SE_TL_V_W};
+    for (int j = 0; j < 3; j++) {
+        float *db = wi[j] == SE_TL_K_W ? NULL : G(wi[j] + 1);
+        se_tk_dw(m->pool, dqkv + (size_t)j * H, 3 * H, T, H, lt->x_in, H, H, G(wi[j]), db, scr);
+        se_tk_dx(m->pool, dqkv + (size_t)j * H, 3 * H, T, H, W(wi[j]), H, dx, scr);
+    }
+#undef W
+#undef G
+}
+
+se_status se_ttape_backward(se_tmodel *m, se_ttape *tp, const float *d_emb, se_error *err) {
+    if (!m || !tp || !d_emb) return se_err(err, SE_E_INVALID, "se_ttape_backward: NULL argument");
+    if (tp->n_layers != m->cfg.L) return se_err(err, SE_E_INVALID, "se_ttape_backward: the tape is another model's");
+    if ((m->pool ? (size_t)se_threadpool_n_threads(m->pool) : 1) > tp->n_threads)
+        return se_err(err, SE_E_INVALID, "se_ttape_backward: the model's threads changed since the forward pass");
+    const se_tcfg *c = &m->cfg;
+    size_t S = tp->S, H = c->H, T = tp->T;
+    float *scr = tp->gemm_scratch;
+    /* the stages, last first: d flows between d_st_a and d_st_b */
+    size_t width = c->pool_dim, in_w[64];
+    if (m->n_stages > 64) return se_err(err, SE_E_UNSUPPORTED, "se_ttape_backward: %d modules after pooling (64 at most)",
+                                        m->n_stages);
+    for (int i = 0; i < m->n_stages; i++) {
+        in_w[i] = width;
+        if (m->stages[i].kind == SE_STAGE_DENSE) width = m->stages[i].n_out;
+    }
+    float *d = tp->d_st_a, *d2 = tp->d_st_b;
+    memcpy(d, d_emb, S * width * sizeof *d);
+    for (int i = m->n_stages - 1; i >= 0; i--) {
+        const se_tstage *st = &m->stages[i];
+        if (st->kind == SE_STAGE_DENSE) {
+            se_tk_act_bwd(st->act, tp->st_pre[i], tp->st_out[i], d, d, S * st->n_out);
+            se_tk_dw(m->pool, d, st->n_out, S, st->n_out, tp->st_in[i], st->n_in, st->n_in, m->p[st->w_idx].g,
+                     st->b_idx >= 0 ? m->p[st->b_idx].g : NULL, scr);
+            memset(d2, 0, S * st->n_in * sizeof *d2);
+            se_tk_dx(m->pool, d, st->n_out, S, st->n_out, m->p[st->w_idx].w, st->n_in, d2, scr);
+        } else { /* y = x / n: dx = (dy - y (y . dy)) / n */
+            size_t w = in_w[i];
+            for (size_t s = 0; s < S; s++) {
+                const float *y = tp->st_out[i] + s * w, *dy = d + s * w;
+                float nrm = tp->st_pre[i][s];
+                double dot = 0.0;
+                for (size_t k = 0; k < w; k++) dot += (double)y[k] * dy[k];
+                /* below the clamp the divisor is the constant 1e-12 */
+                bool clamped = !(nrm > 1e-12f);
+                for (size_t k = 0; k < w; k++)
+                    d2[s * w + k] = clamped ? dy[k] / nrm : (float)((dy[k] - y[k] * dot) / nrm);
+            }
+        }
+        float *tmp = d;
+        d = d2, d2 = tmp;
+    }
+    float *dx = tp->d_x;
+    pool_bwd(m, tp, d, dx);
+    size_t nrel = 2 * c->P - 1;
+    if (c->rel_bias) memset(tp->d_rel, 0, c->NH * nrel * sizeof(float));
+    for (size_t l = c->L; l-- > 0;) layer_bwd(m, l, tp, dx);
+    if (c->rel_bias) /* every layer's bias gradient by distance, into its bucket */
+        for (size_t h = 0; h < c->NH; h++)
+            for (size_t i = 0; i < nrel; i++)
+                m->p[m->rel].g[(size_t)se_mpnet_rel_bucket((int64_t)i - (int64_t)(c->P - 1)) * c->NH + h] +=
+                    tp->d_rel[h * nrel + i];
+    /* the embeddings' dropout and LN, then the tables */
+    se_tk_drop dr;
+    drop_rows(se_ttape_drop(tp, m, 0, false, &dr), dx, T * H);
+    float *gw = m->p[m->word].g, *gp = m->p[m->pos].g, *gt = m->type >= 0 ? m->p[m->type].g : NULL;
+    for (size_t t = 0; t < T; t++)
+        se_tk_layernorm_bwd(dx + t * H, tp->emb_xhat + t * H, tp->emb_rs[t], m->p[m->emb_ln_g].w, H, dx + t * H,
+                            m->p[m->emb_ln_g].g, m->p[m->emb_ln_b].g);
+    for (size_t s = 0; s < S; s++)
+        for (size_t t = tp->starts[s]; t < tp->starts[s + 1]; t++) {
+            const float *r = dx + t * H;
+            float *a = gw + (size_t)tp->ids[t] * H, *b = gp + tp->pos[t] * H;
+            for (size_t i = 0; i < H; i++) a[i] += r[i], b[i] += r[i];
+            if (gt)
+                for (size_t i = 0; i < H; i++) gt[(size_t)tp->types[t] * H + i] += r[i];
+        }
+    return SE_OK;
+}

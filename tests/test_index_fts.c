@@ -1,0 +1,358 @@
+/*
+ * test_index_fts.c - the index's keyword side and hybrid search: fusion
+ * on hand-made rankings (exact values), the CJK-aware tokenizer's tokens,
+ * the FTS table kept in step by add / replace / delete, the upgrade of a
+ * format-1 file (a fixture made by the code before the keyword index),
+ * the read-only refusal, hostile query text, Chinese queries.
+ */
+#include <sqlite3.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "index_fts.h"
+#include "sembed.h"
+#include "test.h"
+
+static char tmpdir[256];
+
+static void path_in(char *buf, size_t n, const char *name) { snprintf(buf, n, "%s/%s", tmpdir, name); }
+
+/* ---- fusion ---- */
+
+TEST(test_fuse_rrf_exact) {
+    se_fuse_item v[] = {{10, 0.9f}, {20, 0.8f}, {30, 0.7f}}, kw[] = {{20, 5.0f}, {40, 4.0f}};
+    se_fused out[5];
+    size_t n = 0;
+    se_fuse(v, 3, kw, 2, SE_FUSION_RRF, 0, 0, out, &n);
+    CHECK(n == 4);
+    int64_t want_doc[] = {20, 10, 40, 30};
+    float want[] = {(float)(1.0 / 62 + 1.0 / 61), (float)(1.0 / 61), (float)(1.0 / 62), (float)(1.0 / 63)};
+    for (size_t i = 0; i < 4 && i < n; i++) {
+        CHECK_MSG(out[i].doc == want_doc[i], "rank %zu: doc %lld, want %lld", i, (long long)out[i].doc, (long long)want_doc[i]);
+        CHECK_MSG(out[i].score == want[i], "rank %zu: %.9g, want %.9g", i, (double)out[i].score, (double)want[i]);
+    }
+    CHECK(out[0].vi == 1 && out[0].ki == 0 && out[1].ki == -1 && out[2].vi == -1);
+    se_fuse(v, 3, kw, 2, SE_FUSION_RRF, 0, 1, out, &n); /* k = 1: 20 gets 1/3 + 1/2 */
+    CHECK(out[0].doc == 20 && out[0].score == (float)(1.0 / 3 + 1.0 / 2));
+}
+
+TEST(test_fuse_score_exact) {
+    /* vector min-max: 1 -> 1, 2 -> 0.75, 3 -> 0; keyword: 2 -> 1, 4 -> 0.5, 1 -> 0 */
+    se_fuse_item v[] = {{1, 0.9f}, {2, 0.8f}, {3, 0.5f}}, kw[] = {{2, 10.0f}, {4, 6.0f}, {1, 2.0f}};
+    se_fused out[6];
+    size_t n = 0;
+    se_fuse(v, 3, kw, 3, SE_FUSION_SCORE, 0.3f, 0, out, &n);
+    CHECK(n == 4);
+    int64_t want_doc[] = {2, 4, 1, 3};
+    float want[] = {0.3f * 0.75f + 0.7f * 1.0f, 0.7f * 0.5f, 0.3f * 1.0f, 0.0f};
+    for (size_t i = 0; i < 4 && i < n; i++) {
+        CHECK_MSG(out[i].doc == want_doc[i], "rank %zu: doc %lld, want %lld", i, (long long)out[i].doc, (long long)want_doc[i]);
+        CHECK_MSG(fabsf(out[i].score - want[i]) < 1e-6f, "rank %zu: %.9g, want %.9g", i, (double)out[i].score, (double)want[i]);
+    }
+}
+
+TEST(test_fuse_alpha_ends) {
+    /* alpha 0: the keyword ranking, then vector-only documents in vector order */
+    se_fuse_item v[] = {{5, 0.9f}, {6, 0.8f}, {7, 0.7f}}, kw[] = {{7, 3.0f}, {8, 1.0f}};
+    se_fused out[5];
+    size_t n = 0;
+    se_fuse(v, 3, kw, 2, SE_FUSION_SCORE, 0.0f, 0, out, &n);
+    int64_t want0[] = {7, 8, 5, 6};
+    CHECK(n == 4);
+    for (size_t i = 0; i < 4 && i < n; i++) CHECK_MSG(out[i].doc == want0[i], "alpha 0 rank %zu: doc %lld", i, (long long)out[i].doc);
+    /* alpha 1: the vector ranking, then keyword-only documents in keyword order */
+    se_fuse(v, 3, kw, 2, SE_FUSION_SCORE, 1.0f, 0, out, &n);
+    int64_t want1[] = {5, 6, 7, 8};
+    for (size_t i = 0; i < 4 && i < n; i++) CHECK_MSG(out[i].doc == want1[i], "alpha 1 rank %zu: doc %lld", i, (long long)out[i].doc);
+    /* one side empty; all-equal scores normalise to 1 */
+    se_fuse(v, 3, NULL, 0, SE_FUSION_SCORE, 0.3f, 0, out, &n);
+    CHECK(n == 3 && out[0].doc == 5 && fabsf(out[0].score - 0.3f) < 1e-7f && out[2].doc == 7 && out[2].score == 0);
+    se_fuse_item flat[] = {{1, 0.5f}, {2, 0.5f}};
+    se_fuse(flat, 2, NULL, 0, SE_FUSION_SCORE, 1.0f, 0, out, &n);
+    CHECK(n == 2 && out[0].doc == 1 && out[0].score == 1.0f && out[1].score == 1.0f);
+    CHECK(fabsf(se_fuse_spread(v, 3, 10) - 0.2f) < 1e-6f && fabsf(se_fuse_spread(v, 3, 2) - 0.1f) < 1e-6f);
+    CHECK(se_fuse_spread(v, 1, 10) == 0);
+}
+
+/* ---- the tokenizer ---- */
+
+typedef struct toks {
+    char text[16][32];
+    int start[16], end[16];
+    int n;
+} toks;
+
+static int collect(void *user, const char *tok, int n, int start, int end) {
+    toks *t = user;
+    if (t->n < 16 && n < 32) {
+        memcpy(t->text[t->n], tok, (size_t)n);
+        t->text[t->n][n] = 0;
+        t->start[t->n] = start;
+        t->end[t->n] = end;
+    }
+    t->n++;
+    return 0;
+}
+
+TEST(test_fts_tokens_mixed) {
+    sqlite3 *db;
+    CHECK(sqlite3_open(":memory:", &db) == SQLITE_OK);
+    se_error err = {0};
+    fts5_api *api = NULL;
+    CHECK(se_fts_register(db, ":memory:", &api, &err) == SE_OK);
+    const char *text = "Running dogs 苹果手机x中 Café 질문";
+    toks t = {0};
+    CHECK(se_fts_tokenize(api, text, strlen(text), 0, collect, &t, &err) == SE_OK);
+    const char *want[] = {"run", "dog", "苹果", "果手", "手机", "x", "中", "cafe", "질문"};
+    CHECK_MSG(t.n == 9, "%d tokens", t.n);
+    for (int i = 0; i < 9 && i < t.n; i++) CHECK_MSG(!strcmp(t.text[i], want[i]), "token %d: '%s', want '%s'", i, t.text[i], want[i]);
+    /* spans in the input: "苹果" is bytes 13..19, "x" 25..26 */
+    CHECK(t.start[2] == 13 && t.end[2] == 19 && t.start[5] == 25 && t.end[5] == 26);
+    /* the MATCH expression quotes the spans, once per distinct term */
+    char *expr = NULL;
+    CHECK(se_fts_match_expr(api, "dogs \"AND\" dog NEAR( x* )", &expr, &err) == SE_OK);
+    CHECK_MSG(expr && !strcmp(expr, "\"dogs\" OR \"AND\" OR \"NEAR\" OR \"x\""), "expr: %s", expr ? expr : "(null)");
+    se_free(expr);
+    CHECK(se_fts_match_expr(api, "?!. -- \"", &expr, &err) == SE_OK && expr == NULL);
+    sqlite3_close(db);
+}
+
+/* ---- the index ---- */
+
+#define DIM 4
+
+typedef struct doc4 {
+    const char *id, *text, *meta;
+    float v[DIM];
+} doc4;
+
+static const doc4 DOCS[] = {
+    {"a", "The running dogs chased cats across the garden.", "{\"lang\": \"en\"}", {1, 0, 0, 0}},
+    {"b", "Photosynthesis converts light energy into chemical energy in plants.", "{\"lang\": \"en\"}", {0, 1, 0, 0}},
+    {"c", "苹果手机的质量怎么样？电池续航很好。", "{\"lang\": \"zh\"}", {0, 0, 1, 0}},
+    {"d", "Vaccines train the immune system; dogs get vaccines too.", "{\"lang\": \"en\"}", {0.8f, 0, 0, 0.6f}},
+};
+
+static se_status add_docs(se_index *idx, const doc4 *d, size_t n) {
+    se_index_doc in[8];
+    for (size_t i = 0; i < n; i++) in[i] = (se_index_doc){d[i].id, d[i].text, d[i].meta, 1, NULL, d[i].v};
+    return se_index_add(idx, in, n, NULL);
+}
+
+/* A keyword search for text: the external ids of the hits, space-separated. */
+static se_status kw_ids(se_index *idx, const char *text, char *out, size_t cap, se_error *err) {
+    se_index_search_params p = se_index_search_default_params();
+    p.mode = SE_SEARCH_KEYWORD;
+    p.text = text;
+    se_index_hit hits[10];
+    size_t n = 0;
+    out[0] = 0;
+    se_status st = se_index_search(idx, NULL, &p, hits, &n, err);
+    for (size_t i = 0; !st && i < n; i++) {
+        se_index_doc_out d;
+        if (se_index_fetch(idx, hits[i].doc, &d, err) != SE_OK) return SE_E_IO;
+        size_t l = strlen(out);
+        snprintf(out + l, cap - l, "%s%s", l ? " " : "", d.id);
+        if (!(hits[i].keyword_score > 0) || hits[i].score != hits[i].keyword_score || !isnan(hits[i].vector_score)) {
+            se_free(d.id), se_free(d.text), se_free(d.meta);
+            return SE_E_INTERNAL;
+        }
+        se_free(d.id), se_free(d.text), se_free(d.meta);
+    }
+    return st;
+}
+
+/* Runs FTS5's integrity check of the keyword index against docs. */
+static int fts_consistent(const char *path) {
+    sqlite3 *db;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) return 0; /* the check is an INSERT */
+    int ok = se_fts_register(db, path, NULL, NULL) == SE_OK &&
+             sqlite3_exec(db, "INSERT INTO fts(fts, rank) VALUES('integrity-check', 1)", NULL, NULL, NULL) == SQLITE_OK;
+    sqlite3_close(db);
+    return ok;
+}
+
+TEST(test_fts_add_replace_delete) {
+    char path[300], ids[200];
+    path_in(path, sizeof path, "step.idx");
+    se_index_params ip = se_index_default_params();
+    ip.kind = SE_INDEX_FLAT;
+    se_index *idx = NULL;
+    se_error err = {0};
+    CHECK(se_index_create(path, DIM, &ip, &idx, &err) == SE_OK);
+    if (!idx) return;
+    CHECK(add_docs(idx, DOCS, 4) == SE_OK);
+    CHECK(kw_ids(idx, "dog", ids, sizeof ids, &err) == SE_OK);
+    CHECK_MSG(!strcmp(ids, "a d") || !strcmp(ids, "d a"), "dog: %s", ids);
+    CHECK(kw_ids(idx, "photosynthetic plant", ids, sizeof ids, &err) == SE_OK && !strcmp(ids, "b"));
+    /* replace: the old words go, the new ones come */
+    doc4 b2 = {"b", "Mitochondria make energy for the cell.", NULL, {0, 1, 0, 0}};
+    CHECK(add_docs(idx, &b2, 1) == SE_OK);
+    CHECK(kw_ids(idx, "photosynthesis", ids, sizeof ids, &err) == SE_OK && !strcmp(ids, ""));
+    CHECK(kw_ids(idx, "mitochondria", ids, sizeof ids, &err) == SE_OK && !strcmp(ids, "b"));
+    /* delete */
+    const char *del[] = {"a"};
+    size_t nd = 0;
+    CHECK(se_index_delete(idx, del, 1, &nd, &err) == SE_OK && nd == 1);
+    CHECK(kw_ids(idx, "dog", ids, sizeof ids, &err) == SE_OK && !strcmp(ids, "d"));
+    CHECK(se_index_close(idx, &err) == SE_OK);
+    CHECK(fts_consistent(path));
+    /* a read-only open of format 2 searches keywords */
+    CHECK(se_index_open(path, true, NULL, NULL, &idx, &err) == SE_OK);
+    se_index_info info;
+    CHECK(se_index_get_info(idx, &info, &err) == SE_OK && info.format_version == 2);
+    CHECK(kw_ids(idx, "cell", ids, sizeof ids, &err) == SE_OK && !strcmp(ids, "b"));
+    se_index_close(idx, NULL);
+}
+
+TEST(test_fts_upgrade_v1) {
+    char path[300], cmd[700], ids[200];
+    path_in(path, sizeof path, "v1.idx");
+    snprintf(cmd, sizeof cmd, "cp tests/fixtures/index/v1-en-mean-norm.idx '%s'", path);
+    CHECK(system(cmd) == 0);
+    se_index *idx = NULL;
+    se_error err = {0};
+    /* read-only: vectors as before, keywords refused with how to upgrade */
+    CHECK(se_index_open(path, true, NULL, NULL, &idx, &err) == SE_OK);
+    if (!idx) return;
+    se_index_info info;
+    CHECK(se_index_get_info(idx, &info, &err) == SE_OK && info.format_version == 1 && info.n_docs == 4);
+    float q[32] = {0};
+    q[0] = 1;
+    se_index_hit hits[4];
+    size_t n = 0;
+    CHECK(se_index_search(idx, q, NULL, hits, &n, &err) == SE_OK && n == 4);
+    se_status st = kw_ids(idx, "dogs", ids, sizeof ids, &err);
+    CHECK(st == SE_E_UNSUPPORTED);
+    CHECK_MSG(strstr(err.msg, "sembed index upgrade") && strstr(err.msg, "format 1"), "message: %s", err.msg);
+    se_index_close(idx, NULL);
+    /* writable: upgraded in place, found by keyword, searched by vector as before */
+    CHECK(se_index_open(path, false, NULL, NULL, &idx, &err) == SE_OK);
+    if (!idx) return;
+    CHECK(se_index_get_info(idx, &info, &err) == SE_OK && info.format_version == 2 && info.n_docs == 4);
+    CHECK(kw_ids(idx, "dog", ids, sizeof ids, &err) == SE_OK && !strcmp(ids, "a"));
+    CHECK(kw_ids(idx, "手机质量", ids, sizeof ids, &err) == SE_OK && !strcmp(ids, "c"));
+    size_t n2 = 0;
+    se_index_hit h2[4];
+    CHECK(se_index_search(idx, q, NULL, h2, &n2, &err) == SE_OK && n2 == 4 && h2[0].doc == hits[0].doc);
+    CHECK(se_index_close(idx, &err) == SE_OK);
+    CHECK(fts_consistent(path));
+    CHECK(se_index_open(path, true, NULL, NULL, &idx, &err) == SE_OK);
+    CHECK(kw_ids(idx, "garden", ids, sizeof ids, &err) == SE_OK && !strcmp(ids, "a"));
+    se_index_close(idx, NULL);
+}
+
+TEST(test_fts_hostile_queries) {
+    char path[300];
+    path_in(path, sizeof path, "hostile.idx");
+    se_index_params ip = se_index_default_params();
+    ip.kind = SE_INDEX_FLAT;
+    se_index *idx = NULL;
+    se_error err = {0};
+    CHECK(se_index_create(path, DIM, &ip, &idx, &err) == SE_OK);
+    if (!idx) return;
+    CHECK(add_docs(idx, DOCS, 4) == SE_OK);
+    const char *qs[] = {"\"", "AND", "dogs AND", "NEAR(", "NEAR(dogs cats, 2)", "*", "dog*", ")", "(", "", "?!...",
+                        "text:dogs", "^dogs", "-dogs", "\"unterminated dogs", "OR OR NOT", "\xff\xfe broken utf8 dogs"};
+    for (size_t i = 0; i < sizeof qs / sizeof *qs; i++) {
+        char ids[200];
+        se_status st = kw_ids(idx, qs[i], ids, sizeof ids, &err);
+        CHECK_MSG(st == SE_OK, "query '%s': %s", qs[i], err.msg);
+        if (strstr(qs[i], "dogs")) CHECK_MSG(strstr(ids, "a") && strstr(ids, "d"), "query '%s' found '%s'", qs[i], ids);
+        if (!strcmp(qs[i], "") || !strcmp(qs[i], "?!...") || !strcmp(qs[i], "*")) CHECK_MSG(!ids[0], "'%s' found '%s'", qs[i], ids);
+    }
+    /* 100 KB of text: searched by its first terms, no error */
+    size_t big = 100 * 1024;
+    char *q = malloc(big + 1);
+    for (size_t i = 0; i < big; i++) q[i] = "abcdefghij klmnop qrstu vwxyz dogs "[(i * 7 + i / 13) % 35];
+    q[big] = 0;
+    char ids[200];
+    CHECK(kw_ids(idx, q, ids, sizeof ids, &err) == SE_OK);
+    free(q);
+    se_index_close(idx, NULL);
+}
+
+TEST(test_hybrid_search) {
+    char path[300];
+    path_in(path, sizeof path, "hybrid.idx");
+    se_index_params ip = se_index_default_params();
+    ip.kind = SE_INDEX_FLAT;
+    se_index *idx = NULL;
+    se_error err = {0};
+    CHECK(se_index_create(path, DIM, &ip, &idx, &err) == SE_OK);
+    if (!idx) return;
+    CHECK(add_docs(idx, DOCS, 4) == SE_OK);
+    float q[DIM] = {0, 1, 0, 0}; /* nearest: b; keyword "dogs": a, d */
+    se_index_search_params p = se_index_search_default_params();
+    p.mode = SE_SEARCH_HYBRID;
+    p.text = "dogs";
+    p.fusion = SE_FUSION_RRF;
+    se_index_hit h[4];
+    size_t n = 0;
+    CHECK(se_index_search(idx, q, &p, h, &n, &err) == SE_OK && n == 4);
+    /* b: vector rank 1 only, 1/61; a, d: keyword ranks 1-2 and vector ranks 2-4 */
+    int seen_b = 0;
+    for (size_t i = 0; i < n; i++) {
+        se_index_doc_out d;
+        CHECK(se_index_fetch(idx, h[i].doc, &d, &err) == SE_OK);
+        CHECK(!isnan(h[i].vector_score)); /* 4 documents: the vector side returned all */
+        if (!strcmp(d.id, "b")) {
+            seen_b = 1;
+            CHECK(isnan(h[i].keyword_score) && h[i].vector_score > 0.99f && h[i].score == (float)(1.0 / 61));
+        }
+        if (!strcmp(d.id, "a") || !strcmp(d.id, "d")) CHECK(h[i].keyword_score > 0 && i < 2);
+        se_free(d.id), se_free(d.text), se_free(d.meta);
+    }
+    CHECK(seen_b);
+    /* a filter applies to both sides */
+    se_index_filter f = {"lang", "zh"};
+    p.filters = &f;
+    p.n_filters = 1;
+    CHECK(se_index_search(idx, q, &p, h, &n, &err) == SE_OK && n == 1 && isnan(h[0].keyword_score));
+    p.text = "苹果手机怎么样";
+    CHECK(se_index_search(idx, q, &p, h, &n, &err) == SE_OK && n == 1 && h[0].keyword_score > 0 && !isnan(h[0].vector_score));
+    p.filters = NULL;
+    p.n_filters = 0;
+    /* the default fusion ignores a flat vector side: every document equally far */
+    float flat[DIM] = {0.5f, 0.5f, 0.5f, 0.5f};
+    se_index_doc same[4];
+    for (size_t i = 0; i < 4; i++) same[i] = (se_index_doc){DOCS[i].id, DOCS[i].text, NULL, 1, NULL, flat};
+    CHECK(se_index_add(idx, same, 4, &err) == SE_OK);
+    p.fusion = SE_FUSION_DEFAULT;
+    p.text = "chemical energy";
+    CHECK(se_index_search(idx, q, &p, h, &n, &err) == SE_OK && n == 4);
+    se_index_doc_out d;
+    CHECK(se_index_fetch(idx, h[0].doc, &d, &err) == SE_OK && !strcmp(d.id, "b"));
+    CHECK(h[0].score == 1.0f); /* alpha 0: BM25 alone, normalised */
+    se_free(d.id), se_free(d.text), se_free(d.meta);
+    /* bad arguments */
+    CHECK(se_index_search(idx, NULL, &p, h, &n, &err) == SE_E_INVALID && strstr(err.msg, "query vector"));
+    p.text = NULL;
+    CHECK(se_index_search(idx, q, &p, h, &n, &err) == SE_E_INVALID && strstr(err.msg, "params.text"));
+    p.text = "x";
+    p.alpha = 1.5f;
+    CHECK(se_index_search(idx, q, &p, h, &n, &err) == SE_E_RANGE && strstr(err.msg, "alpha"));
+    p.alpha = -1;
+    p.mode = (se_search_mode)7;
+    CHECK(se_index_search(idx, q, &p, h, &n, &err) == SE_E_INVALID && strstr(err.msg, "mode"));
+    se_index_close(idx, NULL);
+}
+
+int main(void) {
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/sembed-test-fts-XXXXXX");
+    if (!mkdtemp(tmpdir)) return 1;
+    RUN(test_fuse_rrf_exact);
+    RUN(test_fuse_score_exact);
+    RUN(test_fuse_alpha_ends);
+    RUN(test_fts_tokens_mixed);
+    RUN(test_fts_add_replace_delete);
+    RUN(test_fts_upgrade_v1);
+    RUN(test_fts_hostile_queries);
+    RUN(test_hybrid_search);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    return test_report("test_index_fts");
+}
