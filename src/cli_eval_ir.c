@@ -858,7 +858,9 @@ int cmd_eval_ir(int argc, char **argv) {
             if (build_index(index, model, m, ctx, &corpus, &dep, dim)) goto done;
             built = true;
         }
-        if (se_index_open(index, true, cli_log, NULL, &idx, &err) != SE_OK) {
+        /* writable for keyword and hybrid search: an index made before the keyword
+         * index existed is upgraded in place by a writable open */
+        if (se_index_open(index, !(keyword || hybrid), cli_log, NULL, &idx, &err) != SE_OK) {
             fprintf(stderr, "sembed: %s\n", err.msg);
             goto done;
         }
