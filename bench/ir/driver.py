@@ -105,6 +105,7 @@ def main():
     ap.add_argument("--zh", default=os.path.join(ROOT, "tests", "fixtures", "eval", "zh-stsb-ir"))
     ap.add_argument("--work", default=os.path.join(ROOT, "bench", "ir", ".work"))
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--note", action="append", default=[], help="a line about the conditions, kept in the JSON")
     ap.add_argument("-o", "--output")
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
@@ -127,7 +128,7 @@ def main():
     folder = {n: (zh if n.startswith("zh_") else sf) for n in steps}
     diffs = {n: reference_diff(folder[n], r) for n, r in steps.items()}
     out = {"benchmark": "ir", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "model": args.model,
-           "threads": args.threads, "scifact": sf, "zh": zh,
+           "threads": args.threads, "scifact": sf, "zh": zh, "notes": args.note,
            "ndcg@10_x100": {n: summary(r).get("ndcg@10") for n, r in steps.items()},
            "summary": {n: summary(r) for n, r in steps.items()}}
     if "metrics" in steps["exact_chunks"] and "metrics" in steps["hnsw_vector"]:
@@ -148,7 +149,7 @@ def main():
     else:
         out["rerank_note"] = "no --rerank given (no real cross-encoder exists on this machine)"
     out["steps"] = {n: {k: v for k, v in r.items() if k != "run_file"} for n, r in steps.items()}
-    text = json.dumps(out, indent=1)
+    text = json.dumps(out, indent=1).replace(ROOT + "/", "")  # paths relative to the project
     print(text)
     if args.output:
         with open(args.output, "w") as f:
