@@ -765,7 +765,7 @@ static const char main_usage[] =
     "  dedup       remove near-duplicate lines\n"
     "  mine        paraphrase mining: the most similar pairs of lines\n"
     "  rerank      score documents against a query with a cross-encoder, best first\n"
-    "  eval        evaluate a model (sts: STS Benchmark format)\n"
+    "  eval        evaluate a model (sts: STS Benchmark format; ir: retrieval on a BEIR folder)\n"
     "  classify    fit a text classifier on a model's embeddings (SetFit-style), predict labels\n"
     "  bench       load time, memory and throughput of a model (JSON)\n"
     "  serve       HTTP embedding server (OpenAI and text-embeddings-inference APIs)\n"
