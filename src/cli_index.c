@@ -407,7 +407,7 @@ static const char index_usage[] =
     "      --metric M          cosine (default), dot or l2\n"
     "      --hnsw M,EF         HNSW graph with M links and ef_construction EF (default 16,200)\n"
     "      --flat              exact search instead of HNSW\n"
-    "      --ef-search N       default ef for searches (default 64)\n"
+    "      --ef-search N       least ef of searches without --ef (default 64; raised with k)\n"
     "      --chunk N           split documents into chunks of at most N tokens (default: the\n"
     "                          model's max_seq_length); long documents are never truncated\n"
     "      --overlap K         tokens shared by consecutive chunks (default 0)\n"
