@@ -267,15 +267,16 @@ TEST(test_index_recall_small_exact) {
     free_coll(&c);
 }
 
-/* The default ef: at least the index's ef_search, else EF_PER_RESULT
- * candidates per result, a result being a document of n_vectors / n_docs
- * chunks when results are documents; capped at 100000. */
+/* The default ef: at least the index's ef_search, else EF_PER_RESULT * k
+ * candidates times the square root of the chunks per document when results
+ * are documents; capped at 100000. */
 TEST(test_index_recall_auto_ef_rule) {
     size_t per = se_vx_auto_ef(0, 1, 1, 1, false);
-    CHECK(per >= 2 && per <= 64);
+    CHECK(per == 8);
     CHECK(se_vx_auto_ef(0, 10, 1000, 1000, false) == 10 * per);
     CHECK(se_vx_auto_ef(0, 10, 8000, 1000, false) == 10 * per); /* chunks count only for documents */
-    CHECK(se_vx_auto_ef(0, 10, 8000, 1000, true) == 80 * per);
+    CHECK(se_vx_auto_ef(0, 10, 8000, 1000, true) == (size_t)(10 * per * sqrt(8.0)));
+    CHECK(se_vx_auto_ef(0, 10, 4000, 1000, true) == 20 * per);
     CHECK(se_vx_auto_ef(0, 10, 8000, 0, true) == 10 * per);   /* no document count: one chunk each */
     CHECK(se_vx_auto_ef(0, 10, 500, 1000, true) == 10 * per); /* never below one chunk a document */
     CHECK(se_vx_auto_ef(100000 * per, 10, 10, 10, true) == 100000 * per); /* ef_min wins */
