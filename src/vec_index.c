@@ -1042,27 +1042,31 @@ out:
 
 /* ---- the default search's plan (see vec_index.h) ---- */
 
-/* Candidates per result, times the square root of the chunks per
- * document: recall@10 per document against exact on SciFact (5,183
+/* The default ef is (EF_PER_RESULT * k + EF_BASE) * sqrt(r), r the chunks
+ * per document. Recall@10 per document against exact on SciFact (5,183
  * abstracts, USE lite; bench/index/recall_scifact.py) needed ef 128 to 155
  * both at 3.9 chunks a document (0.978 at 128, 0.983 at 155) and at 7.3
  * (0.982 at 128, 0.993 at 256), and a synthetic set of 8-chunk documents
- * in tight topics (tests/test_index_recall.c) about 160: deeper lists are
- * needed for more chunks, but far less than in proportion. */
-#define EF_PER_RESULT 8
+ * in tight topics (tests/test_index_recall.c) about 160: deeper lists for
+ * more chunks, but far less than in proportion. A larger k needs fewer
+ * candidates per result: recall@100 at 3.9 chunks was 0.973 at ef 200,
+ * 0.993 at 400. */
+#define EF_PER_RESULT 2
+#define EF_BASE 60
 /* A flat scan of n vectors costs what an HNSW search (M 16) with ef = n /
- * EXACT_PER_EF costs: 15 to 50 measured on this machine's AVX2 kernels at
- * 512 dimensions, 4,000 vectors, ef 64 to 512; the low end is taken. */
-#define EXACT_PER_EF 24
+ * EXACT_PER_EF costs: 15 to 50 measured with the AVX2 distances on 4,000
+ * vectors of 512 dimensions (in cache), about 14 on SciFact's 20,082 (40
+ * MB: memory bound), both on the loaded 2-core machine; 12 is taken. */
+#define EXACT_PER_EF 12
 #define AUTO_EF_MAX 100000
 
-/* The default ef: EF_PER_RESULT * k * sqrt(r), r = n_vectors / n_docs
- * chunks per document (at least 1) when per_doc, else 1; at least ef_min,
- * at most AUTO_EF_MAX (unless ef_min is more). Pure. */
+/* The default ef: (EF_PER_RESULT * k + EF_BASE) * sqrt(r), r = n_vectors
+ * / n_docs chunks per document (at least 1) when per_doc, else 1; at least
+ * ef_min, at most AUTO_EF_MAX (unless ef_min is more). Pure. */
 size_t se_vx_auto_ef(size_t ef_min, size_t k, size_t n_vectors, size_t n_docs, bool per_doc) {
     double r = per_doc && n_docs ? (double)n_vectors / (double)n_docs : 1;
     if (r < 1) r = 1;
-    double ef = EF_PER_RESULT * (double)k * sqrt(r);
+    double ef = (EF_PER_RESULT * (double)k + EF_BASE) * sqrt(r);
     size_t e = ef > AUTO_EF_MAX ? AUTO_EF_MAX : (size_t)ef;
     return e > ef_min ? e : ef_min;
 }

@@ -97,8 +97,8 @@ size_t se_vx_count(se_vx *vx);
 size_t se_vx_count_heads(se_vx *vx);
 
 /* The default search's plan (se_index_search when no ef is given).
- * se_vx_auto_ef: the candidate list size for k results, 8 * k * sqrt(r),
- * at least ef_min; per_doc: results are documents of r = n_vectors /
+ * se_vx_auto_ef: the candidate list size for k results, (2k + 60) *
+ * sqrt(r), at least ef_min; per_doc: results are documents of r = n_vectors /
  * n_docs chunks on average, so the list must reach deeper. se_vx_exact_is_faster: whether
  * a flat scan of n_vectors costs no more than an HNSW search with that ef
  * on this machine's kernels (then the exact answer is the cheaper one). */

@@ -194,7 +194,7 @@ static void hard_setup(void) {
 
 /* Default settings on documents of 8 chunks in tight topics: recall@10 per
  * document >= 0.97 of an exact scan (main's fixed ef 64 and 2k candidates
- * found 0.89), through the graph (the collection is above the exact-scan
+ * found 0.932), through the graph (the collection is above the exact-scan
  * size), and a small ef given with the search is still used as given. */
 TEST(test_index_recall_chunked_default) {
     CHECK(hard_idx != NULL);
@@ -267,19 +267,18 @@ TEST(test_index_recall_small_exact) {
     free_coll(&c);
 }
 
-/* The default ef: at least the index's ef_search, else EF_PER_RESULT * k
+/* The default ef: at least the index's ef_search, else (2k + 60)
  * candidates times the square root of the chunks per document when results
  * are documents; capped at 100000. */
 TEST(test_index_recall_auto_ef_rule) {
-    size_t per = se_vx_auto_ef(0, 1, 1, 1, false);
-    CHECK(per == 8);
-    CHECK(se_vx_auto_ef(0, 10, 1000, 1000, false) == 10 * per);
-    CHECK(se_vx_auto_ef(0, 10, 8000, 1000, false) == 10 * per); /* chunks count only for documents */
-    CHECK(se_vx_auto_ef(0, 10, 8000, 1000, true) == (size_t)(10 * per * sqrt(8.0)));
-    CHECK(se_vx_auto_ef(0, 10, 4000, 1000, true) == 20 * per);
-    CHECK(se_vx_auto_ef(0, 10, 8000, 0, true) == 10 * per);   /* no document count: one chunk each */
-    CHECK(se_vx_auto_ef(0, 10, 500, 1000, true) == 10 * per); /* never below one chunk a document */
-    CHECK(se_vx_auto_ef(100000 * per, 10, 10, 10, true) == 100000 * per); /* ef_min wins */
+    CHECK(se_vx_auto_ef(0, 10, 1000, 1000, false) == 80);
+    CHECK(se_vx_auto_ef(0, 100, 1000, 1000, false) == 260);
+    CHECK(se_vx_auto_ef(0, 10, 8000, 1000, false) == 80); /* chunks count only for documents */
+    CHECK(se_vx_auto_ef(0, 10, 8000, 1000, true) == (size_t)(80 * sqrt(8.0)));
+    CHECK(se_vx_auto_ef(0, 10, 4000, 1000, true) == 160);
+    CHECK(se_vx_auto_ef(0, 10, 8000, 0, true) == 80);   /* no document count: one chunk each */
+    CHECK(se_vx_auto_ef(0, 10, 500, 1000, true) == 80); /* never below one chunk a document */
+    CHECK(se_vx_auto_ef(1000, 10, 10, 10, true) == 1000); /* ef_min wins */
     CHECK(se_vx_auto_ef(64, 1, 10, 10, true) == 64);
     CHECK(se_vx_auto_ef(0, 1000000, 10, 10, true) == 100000);
 }
