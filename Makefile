@@ -38,7 +38,7 @@ LDLIBS    = $(LIBS) $(SAN)
 TESTS        := test_unicode test_kernels test_threadpool test_similarity test_tokenizer test_safetensors \
                 test_model test_use test_index test_util test_sentencepiece \
                 test_torch_bin test_archs test_rerank test_encode_api test_serve_float test_classify_fit \
-                test_index_fts test_train_grad test_eval_ir_metrics
+                test_index_fts test_train_grad test_eval_ir_metrics test_index_recall
 TSAN_TESTS   := test_threadpool test_model test_tokenizer test_index test_train_grad
 CLI_TESTS    := test_cli test_index_cli test_rerank_cli test_classify test_real_configs test_serve test_serve_index \
                 test_serve_page test_serve_clients test_serve_scale test_python test_pull test_eval_ir

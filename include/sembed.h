@@ -790,7 +790,8 @@ typedef struct se_index_params {
     se_metric metric;         /* default SE_METRIC_COSINE */
     uint32_t M;               /* HNSW links per node, 2..128; default 16 */
     uint32_t ef_construction; /* default 200 */
-    uint32_t ef_search;       /* default candidate list size for searches; default 64 */
+    uint32_t ef_search;       /* the least candidate list size of a search given no ef (such a search
+                                 raises it for k and the chunks per document); default 64 */
     uint64_t seed;            /* HNSW level draws; default 42 */
     const char *model;        /* model folder recorded with the index (NULL: none) */
     const char *model_fingerprint; /* se_model_fingerprint of that model (NULL: none recorded) */
@@ -867,7 +868,9 @@ typedef enum se_fusion {
 
 typedef struct se_index_search_params {
     size_t k;                        /* results wanted; default 10 */
-    uint32_t ef_search;              /* 0: the index's default */
+    uint32_t ef_search;              /* 0: default settings (ef adapted to k and the chunks per document,
+                                        at least the index's ef_search; a collection small enough is
+                                        scanned exactly); else used as given (raised to what k needs) */
     const se_index_filter *filters;  /* n_filters terms, all must hold */
     size_t n_filters;
     bool best_chunk_per_doc;         /* at most one hit per document (default true) */

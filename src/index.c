@@ -1101,8 +1101,15 @@ se_status se_index_search(se_index *idx, const float *query, const se_index_sear
         se_err_prefix(err, "query");
         return qs;
     }
-    size_t ef = p.ef_search ? p.ef_search : idx->p.ef_search;
-    size_t total = se_vx_count(idx->vx);
+    /* Default settings (no ef given): the candidate list adapts to k and
+     * to the chunks per document (se_vx_auto_ef), and a collection small
+     * enough that a flat scan costs no more than that search is scanned
+     * exactly. An ef given with the search is used as given (raised to
+     * what is asked for), so ef still trades recall for speed. */
+    bool dflt = p.ef_search == 0;
+    size_t ef = dflt ? idx->p.ef_search : p.ef_search;
+    size_t total = se_vx_count(idx->vx), n_docs = se_vx_count_heads(idx->vx);
+    if (dflt && total) ef = se_vx_auto_ef(ef, p.k, total, n_docs, p.best_chunk_per_doc);
     int64_t *allowed = NULL;
     size_t n_allowed = 0;
     se_status st = SE_OK;
@@ -1119,11 +1126,21 @@ se_status se_index_search(se_index *idx, const float *query, const se_index_sear
             ef = scaled > ef ? scaled : ef;
         }
     }
+    bool exact = !exact_subset && (idx->p.kind == SE_INDEX_FLAT || (dflt && se_vx_exact_is_faster(total, ef)));
     /* never more candidates than there are vectors to find (a huge k asks
      * for everything, not for a huge allocation) */
     size_t limit = p.n_filters ? n_allowed : total;
     if (limit == 0) goto out;
-    size_t want = p.best_chunk_per_doc && p.k <= SIZE_MAX / 2 ? p.k * 2 : p.k;
+    /* Candidates before documents are collapsed to their best chunk: the
+     * graph search keeps ef of them anyway, so all are taken (at least
+     * 2k); an exact scan takes k times the chunks per document, plus k
+     * (at least 2k), so that it rarely has to scan again for more. */
+    size_t want = p.k;
+    if (p.best_chunk_per_doc) {
+        size_t per = (exact || exact_subset) && n_docs && total / n_docs >= 2 ? total / n_docs + 1 : 2;
+        want = p.k <= SIZE_MAX / per ? p.k * per : SIZE_MAX;
+    }
+    if (!exact && !exact_subset && ef > want) want = ef;
     if (want > limit) want = limit;
     for (;;) {
         se_vx_hit *vh = se_malloc_array(want, sizeof *vh);
@@ -1133,10 +1150,13 @@ se_status se_index_search(se_index *idx, const float *query, const se_index_sear
         }
         size_t got = 0;
         allow_set as = {allowed, n_allowed};
+        se_vx_allow_fn allow = p.n_filters ? allow_fn : NULL;
         if (exact_subset)
             st = se_vx_search_subset(idx->vx, query, want, allowed, n_allowed, vh, &got, err);
+        else if (exact)
+            st = se_vx_search_exact(idx->vx, query, want, allow, &as, vh, &got, err);
         else
-            st = se_vx_search(idx->vx, query, want, ef > want ? ef : want, p.n_filters ? allow_fn : NULL, &as, vh, &got, err);
+            st = se_vx_search(idx->vx, query, want, ef > want ? ef : want, allow, &as, vh, &got, err);
         if (st) {
             se_free(vh);
             break;

@@ -77,6 +77,7 @@ struct se_vx {
     int32_t entry;
     int max_level;
     size_t n_live;
+    size_t n_heads; /* live slots with a vector whose payload is chunk 0: one per document */
     lmap map;
     const se_vdist *k;
     pthread_rwlock_t lock;
@@ -228,6 +229,60 @@ static inline float score_of(const se_vx *vx, float d) {
     return -d;
 }
 
+/* AVX2 + FMA distances, for CPUs with AVX2 but not AVX-512 (vec_dist.c
+ * has the AVX-512 pair and the scalar twins se_vdot_ref / se_vl2sq_ref):
+ * two 8-lane accumulators over 16 floats a step, a scalar tail. Pure
+ * functions; thread-safe. */
+__attribute__((target("avx2,fma"))) static float hsum256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+__attribute__((target("avx2,fma"))) float se_vx_dot_avx2(const float *a, const float *b, size_t n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    }
+    float t = hsum256(_mm256_add_ps(s0, s1));
+    for (; i < n; i++) t += a[i] * b[i];
+    return t;
+}
+
+__attribute__((target("avx2,fma"))) float se_vx_l2sq_avx2(const float *a, const float *b, size_t n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
+        __m256 d1 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8));
+        s0 = _mm256_fmadd_ps(d0, d0, s0);
+        s1 = _mm256_fmadd_ps(d1, d1, s1);
+    }
+    float t = hsum256(_mm256_add_ps(s0, s1));
+    for (; i < n; i++) t += (a[i] - b[i]) * (a[i] - b[i]);
+    return t;
+}
+
+static const se_vdist vx_avx2 = {se_vx_dot_avx2, se_vx_l2sq_avx2};
+
+/* The index's distance pair: vec_dist's dispatch (AVX-512 or the scalar
+ * reference), with the AVX2 pair above in place of the reference when the
+ * CPU has AVX2 and FMA and SE_KERNELS does not say ref. */
+static const se_vdist *vx_kernels(void) {
+    const se_vdist *k = se_vdist_get();
+    if (k->dot == se_vdot_avx512) return k;
+#if defined(__x86_64__) || defined(__i386__)
+    const char *env = getenv("SE_KERNELS");
+    if (env && !strcmp(env, "ref")) return k;
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &vx_avx2;
+#endif
+    return k;
+}
+
 /* Copies v into dst (stride floats, zero padded), normalised for cosine. */
 static void store_vec(const se_vx *vx, float *dst, const float *v, bool normalize) {
     memcpy(dst, v, vx->dim * sizeof *dst);
@@ -312,7 +367,7 @@ static se_status vx_alloc(size_t dim, const se_vx_params *p, se_vx **out, se_err
     vx->rng = p->seed;
     vx->entry = -1;
     vx->max_level = -1;
-    vx->k = se_vdist_get();
+    vx->k = vx_kernels();
     pthread_rwlock_init(&vx->lock, NULL);
     pthread_mutex_init(&vx->pool_lock, NULL);
     *out = vx;
@@ -718,6 +773,7 @@ se_status se_vx_add(se_vx *vx, int64_t label, const float *vec, bool prepared, c
     vx->pl[s] = pl ? *pl : (se_vx_payload){0};
     vx->levels[s] = (uint8_t)level;
     vx->has_vec[s] = 1;
+    vx->n_heads += vx->pl[s].chunk == 0;
     vx->upper[s] = up;
     if (vx->M0) vx->links0[(size_t)s * (vx->M0 + 1)] = 0;
     store_vec(vx, vx->vecs + (size_t)s * vx->stride, vec, !prepared);
@@ -848,6 +904,7 @@ se_status se_vx_remove(se_vx *vx, const int64_t *labels, size_t n, size_t *n_rem
     for (size_t s = 0; s < vx->n_slots; s++) {
         if (!rm[s]) continue;
         lmap_del(&vx->map, vx->labels[s]);
+        if (vx->has_vec[s] && vx->pl[s].chunk == 0) vx->n_heads--;
         vx->labels[s] = -1;
         se_free(vx->upper[s]);
         vx->upper[s] = NULL;
@@ -897,9 +954,9 @@ static int flat_scan(se_vx *vx, scratch *sc, const float *q, size_t k, se_vx_all
     return 0;
 }
 
-/* Searches. Read lock. */
-se_status se_vx_search(se_vx *vx, const float *q, size_t k, size_t ef, se_vx_allow_fn allow, void *user,
-                       se_vx_hit *hits, size_t *n_hits, se_error *err) {
+/* Searches (exact: a flat scan whatever the kind). Read lock. */
+static se_status vx_search(se_vx *vx, const float *q, size_t k, size_t ef, bool exact, se_vx_allow_fn allow, void *user,
+                           se_vx_hit *hits, size_t *n_hits, se_error *err) {
     if (!vx || !q || !n_hits || (k && !hits)) return se_err(err, SE_E_INVALID, "se_vx_search: invalid argument");
     *n_hits = 0;
     if (k == 0) return SE_OK;
@@ -914,7 +971,7 @@ se_status se_vx_search(se_vx *vx, const float *q, size_t k, size_t ef, se_vx_all
         st = se_err(err, SE_E_NOMEM, "out of memory");
         goto out;
     }
-    if (vx->p.kind == SE_INDEX_FLAT) {
+    if (exact || vx->p.kind == SE_INDEX_FLAT) {
         if (flat_scan(vx, sc, pq, k, allow, user)) {
             st = se_err(err, SE_E_NOMEM, "out of memory");
             goto out;
@@ -935,6 +992,18 @@ out:
     pthread_rwlock_unlock(&vx->lock);
     free(pq);
     return st;
+}
+
+/* HNSW (or flat) search; see vec_index.h. */
+se_status se_vx_search(se_vx *vx, const float *q, size_t k, size_t ef, se_vx_allow_fn allow, void *user,
+                       se_vx_hit *hits, size_t *n_hits, se_error *err) {
+    return vx_search(vx, q, k, ef, false, allow, user, hits, n_hits, err);
+}
+
+/* A flat scan of every vector, whatever the kind; see vec_index.h. */
+se_status se_vx_search_exact(se_vx *vx, const float *q, size_t k, se_vx_allow_fn allow, void *user, se_vx_hit *hits,
+                             size_t *n_hits, se_error *err) {
+    return vx_search(vx, q, k, 0, true, allow, user, hits, n_hits, err);
 }
 
 /* Exact search over a label subset. Read lock. */
@@ -969,6 +1038,51 @@ out:
     se_free(res.a);
     free(pq);
     return st;
+}
+
+/* ---- the default search's plan (see vec_index.h) ---- */
+
+/* The default ef is (EF_PER_RESULT * k + EF_BASE) * sqrt(r), r the chunks
+ * per document. Recall@10 per document against exact on SciFact (5,183
+ * abstracts, USE lite; bench/index/recall_scifact.py) needed ef 128 to 155
+ * both at 3.9 chunks a document (0.978 at 128, 0.983 at 155) and at 7.3
+ * (0.982 at 128, 0.993 at 256), and a synthetic set of 8-chunk documents
+ * in tight topics (tests/test_index_recall.c) about 160: deeper lists for
+ * more chunks, but far less than in proportion. A larger k needs fewer
+ * candidates per result: recall@100 at 3.9 chunks was 0.973 at ef 200,
+ * 0.993 at 400. */
+#define EF_PER_RESULT 2
+#define EF_BASE 60
+/* A flat scan of n vectors costs what an HNSW search (M 16) with ef = n /
+ * EXACT_PER_EF costs: 15 to 50 measured with the AVX2 distances on 4,000
+ * vectors of 512 dimensions (in cache), about 14 on SciFact's 20,082 (40
+ * MB: memory bound), both on the loaded 2-core machine; 12 is taken. */
+#define EXACT_PER_EF 12
+#define AUTO_EF_MAX 100000
+
+/* The default ef: (EF_PER_RESULT * k + EF_BASE) * sqrt(r), r = n_vectors
+ * / n_docs chunks per document (at least 1) when per_doc, else 1; at least
+ * ef_min, at most AUTO_EF_MAX (unless ef_min is more). Pure. */
+size_t se_vx_auto_ef(size_t ef_min, size_t k, size_t n_vectors, size_t n_docs, bool per_doc) {
+    double r = per_doc && n_docs ? (double)n_vectors / (double)n_docs : 1;
+    if (r < 1) r = 1;
+    double ef = (EF_PER_RESULT * (double)k + EF_BASE) * sqrt(r);
+    size_t e = ef > AUTO_EF_MAX ? AUTO_EF_MAX : (size_t)ef;
+    return e > ef_min ? e : ef_min;
+}
+
+/* Whether a flat scan of n_vectors is no slower than an HNSW search with
+ * ef (then the exact answer is also the cheaper one). Pure. */
+bool se_vx_exact_is_faster(size_t n_vectors, size_t ef) {
+    return ef >= SIZE_MAX / EXACT_PER_EF || n_vectors <= EXACT_PER_EF * ef;
+}
+
+/* Live vectors whose payload is chunk 0 (documents, for se_index). */
+size_t se_vx_count_heads(se_vx *vx) {
+    pthread_rwlock_rdlock(&vx->lock);
+    size_t n = vx->n_heads;
+    pthread_rwlock_unlock(&vx->lock);
+    return n;
 }
 
 size_t se_vx_count(se_vx *vx) {
@@ -1256,8 +1370,10 @@ se_status se_vx_set_vector(se_vx *vx, int64_t label, const float *vec, bool prep
     int32_t s = lmap_get(&vx->map, label);
     if (s >= 0) {
         store_vec(vx, vx->vecs + (size_t)s * vx->stride, vec, !prepared);
+        if (vx->has_vec[s] && vx->pl[s].chunk == 0) vx->n_heads--;
         vx->pl[s] = pl ? *pl : (se_vx_payload){0};
         vx->has_vec[s] = 1;
+        vx->n_heads += vx->pl[s].chunk == 0;
     }
     pthread_rwlock_unlock(&vx->lock);
     return s >= 0 ? SE_OK : SE_E_RANGE;

@@ -83,12 +83,27 @@ se_status se_vx_remove(se_vx *vx, const int64_t *labels, size_t n, size_t *n_rem
 se_status se_vx_search(se_vx *vx, const float *q, size_t k, size_t ef, se_vx_allow_fn allow, void *user,
                        se_vx_hit *hits, size_t *n_hits, se_error *err);
 
+/* se_vx_search as a flat scan of every vector, whatever the kind: exact. */
+se_status se_vx_search_exact(se_vx *vx, const float *q, size_t k, se_vx_allow_fn allow, void *user, se_vx_hit *hits,
+                             size_t *n_hits, se_error *err);
+
 /* Exact search restricted to the given labels (unknown ones skipped). */
 se_status se_vx_search_subset(se_vx *vx, const float *q, size_t k, const int64_t *labels, size_t n_labels,
                               se_vx_hit *hits, size_t *n_hits, se_error *err);
 
 /* Live vectors; the params. */
 size_t se_vx_count(se_vx *vx);
+/* Live vectors whose payload says chunk 0: se_index's documents. */
+size_t se_vx_count_heads(se_vx *vx);
+
+/* The default search's plan (se_index_search when no ef is given).
+ * se_vx_auto_ef: the candidate list size for k results, (2k + 60) *
+ * sqrt(r), at least ef_min; per_doc: results are documents of r = n_vectors /
+ * n_docs chunks on average, so the list must reach deeper. se_vx_exact_is_faster: whether
+ * a flat scan of n_vectors costs no more than an HNSW search with that ef
+ * on this machine's kernels (then the exact answer is the cheaper one). */
+size_t se_vx_auto_ef(size_t ef_min, size_t k, size_t n_vectors, size_t n_docs, bool per_doc);
+bool se_vx_exact_is_faster(size_t n_vectors, size_t ef);
 se_vx_params se_vx_get_params(const se_vx *vx);
 /* Slots allocated (live + free) and bytes held, for se_index_info. */
 void se_vx_stats(se_vx *vx, size_t *n_slots, size_t *n_free, size_t *bytes);
@@ -119,5 +134,12 @@ size_t se_vx_missing_vectors(se_vx *vx);
 /* The stored (normalised for cosine) vector of label into out (dim
  * floats); false when absent. */
 bool se_vx_get_vector(se_vx *vx, int64_t label, float *out);
+
+/* The AVX2 + FMA distance pair the index uses on CPUs with AVX2 but not
+ * AVX-512 (inner product; squared L2), any n; the scalar twins are
+ * vec_dist.h's se_vdot_ref / se_vl2sq_ref. Only call when the CPU has AVX2
+ * and FMA. */
+float se_vx_dot_avx2(const float *a, const float *b, size_t n);
+float se_vx_l2sq_avx2(const float *a, const float *b, size_t n);
 
 #endif
