@@ -1380,8 +1380,9 @@ out:
 }
 
 /* Keyword (BM25 over the documents' text) and hybrid (the vector search's
- * best chunk per document fused with BM25) searches. Each side gives
- * max(100, 10 k) candidates to the fusion; filters apply to both. A hit
+ * best chunk per document fused with BM25) searches. The keyword side
+ * gives max(100, 10 k) candidates to the fusion, the vector side
+ * max(20, 2 k) (index_fts.h); filters apply to both. A hit
  * keeps the vector side's best chunk; a document only the keyword side
  * found gets its first chunk. */
 static se_status search_text(se_index *idx, const float *query, const se_index_search_params *p, se_index_hit *hits,
@@ -1433,7 +1434,11 @@ static se_status search_text(se_index *idx, const float *query, const se_index_s
     }
     /* hybrid: the vector side's best chunk per document */
     size_t total = se_vx_count(idx->vx);
-    size_t nv_cap = cand < total ? cand : total;
+    /* the vector side: max(SE_FUSE_VECTOR_MIN, SE_FUSE_VECTOR_MULT k) documents (fewer than the
+     * keyword side's: HNSW's cost grows with them, BM25's barely) */
+    size_t vcand = p->k > SIZE_MAX / SE_FUSE_VECTOR_MULT ? SIZE_MAX : p->k * SE_FUSE_VECTOR_MULT;
+    if (vcand < SE_FUSE_VECTOR_MIN) vcand = SE_FUSE_VECTOR_MIN;
+    size_t nv_cap = vcand < total ? vcand : total;
     se_index_hit *vh = se_malloc_array(nv_cap ? nv_cap : 1, sizeof *vh);
     se_fuse_item *vi = se_malloc_array(nv_cap + 1, sizeof *vi), *ki = se_malloc_array(nk + 1, sizeof *ki);
     se_fused *fu = se_malloc_array(nv_cap + nk + 1, sizeof *fu);

@@ -457,6 +457,17 @@ int se_bm25_remove(se_bm25 *b, int64_t doc) {
 
 /* ---- search ---- */
 
+/* A length as Lucene's norms keep it: SmallFloat.byte4ToInt(intToByte4(n)).
+ * Below 24 exact; above, 24 + (n - 24) cut to its 4 most significant bits. */
+static uint32_t lucene_len(uint32_t n) {
+    if (n < 24) return n;
+    uint64_t i = n - 24;
+    int bits = 64 - __builtin_clzll(i);
+    if (bits < 4) return n;
+    int shift = bits - 4;
+    return (uint32_t)(24 + (((i >> shift) & 0x07) | 0x08) * ((uint64_t)1 << shift));
+}
+
 typedef struct cand {
     double score;
     int64_t doc;
@@ -525,7 +536,8 @@ se_status se_bm25_search(se_bm25 *b, const char *query, const int64_t *allowed, 
         for (uint32_t j = 0; j < t->n; j++) {
             uint32_t s = t->p[j].slot;
             if (!b->alive[s]) continue;
-            double tf = t->p[j].tf, norm = SE_BM25_K1 * (1.0 - SE_BM25_B + SE_BM25_B * b->len[s] / avgdl);
+            uint32_t dl = (b->flags & SE_BM25_LUCENE_NORMS) ? lucene_len(b->len[s]) : b->len[s];
+            double tf = t->p[j].tf, norm = SE_BM25_K1 * (1.0 - SE_BM25_B + SE_BM25_B * dl / avgdl);
             if (b->acc[s] == 0) b->touched[nt++] = s;
             b->acc[s] += w * tf / (tf + norm);
         }

@@ -27,10 +27,14 @@ enum {
     /* a term repeated in the query counts once per repetition (Lucene's
      * query parser makes one clause per token); off: distinct terms */
     SE_BM25_QUERY_TF = 2,
+    /* document lengths as Lucene stores them: one byte (SmallFloat's
+     * intToByte4: exact below 24, then 4 significant bits), so a length
+     * of 200 counts as 192..216's bucket value; avgdl stays exact */
+    SE_BM25_LUCENE_NORMS = 4,
 };
 
 /* The flags the index uses (README "Hybrid search"). */
-#define SE_BM25_DEFAULT_FLAGS (SE_BM25_STOPWORDS | SE_BM25_QUERY_TF)
+#define SE_BM25_DEFAULT_FLAGS (SE_BM25_STOPWORDS | SE_BM25_QUERY_TF | SE_BM25_LUCENE_NORMS)
 
 typedef struct se_bm25 se_bm25;
 
