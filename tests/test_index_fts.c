@@ -531,6 +531,50 @@ TEST(test_bm25_index_hooks) {
     se_index_close(idx, NULL);
 }
 
+/* Ranking and scores equal tools/bm25_reference.py's (numpy, Lucene's
+ * formula and one-byte lengths, stop words, possessives) on 300 documents
+ * and 40 queries: tests/fixtures/bm25/reference.tsv. Equal scores (a tie)
+ * may come in either order only if their row ids say so. */
+TEST(test_bm25_numpy_reference) {
+    FILE *f = fopen("tests/fixtures/bm25/reference.tsv", "r");
+    CHECK(f != NULL);
+    if (!f) return;
+    sqlite3 *db;
+    se_bm25 *b = bm25_on(&db, SE_BM25_DEFAULT_FLAGS);
+    CHECK(b != NULL);
+    static char line[8192], q[8192];
+    se_error err = {0};
+    se_fts_hit *h = NULL;
+    size_t nh = 0, nq = 0, nr = 0;
+    while (b && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = 0;
+        if (line[0] == 'D') {
+            char *t = strchr(line + 2, '\t');
+            CHECK(t && se_bm25_add(b, strtoll(line + 2, NULL, 10), t + 1, &err) == SE_OK);
+        } else if (line[0] == 'Q') {
+            se_free(h);
+            snprintf(q, sizeof q, "%s", line + 2);
+            CHECK(se_bm25_search(b, q, NULL, 0, 10, &h, &nh, &err) == SE_OK);
+            nq++;
+        } else if (line[0] == 'R') {
+            size_t r = 0;
+            long long doc = 0;
+            double sc = 0;
+            CHECK(sscanf(line + 2, "%zu\t%lld\t%lf", &r, &doc, &sc) == 3);
+            CHECK_MSG(r < nh, "'%s': rank %zu missing (%zu hits)", q, r, nh);
+            if (r < nh)
+                CHECK_MSG(h[r].doc == doc && fabs(h[r].score - sc) < 1e-5 * (sc > 1 ? sc : 1),
+                          "'%s' rank %zu: %lld %.9g, numpy %lld %.9g", q, r, (long long)h[r].doc, (double)h[r].score, doc, sc);
+            nr++;
+        }
+    }
+    CHECK_MSG(nq == 40 && nr >= 300, "%zu queries, %zu ranks", nq, nr);
+    se_free(h);
+    fclose(f);
+    se_bm25_free(b);
+    sqlite3_close(db);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/sembed-test-fts-XXXXXX");
     if (!mkdtemp(tmpdir)) return 1;
@@ -546,6 +590,7 @@ int main(void) {
     RUN(test_bm25_incremental_equals_fresh);
     RUN(test_bm25_nomem);
     RUN(test_bm25_index_hooks);
+    RUN(test_bm25_numpy_reference);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
