@@ -31,7 +31,8 @@ typedef struct term {
     uint32_t off, len; /* text in the arena */
     posting *p;
     uint32_t n, cap;
-    uint32_t df; /* live documents containing it */
+    uint32_t df;   /* live documents containing it */
+    uint32_t last; /* the slot of its last posting (NO_SLOT: none since the last compaction) */
 } term;
 
 #define NO_SLOT UINT32_MAX
@@ -176,7 +177,7 @@ static int64_t term_intern(se_bm25 *b, const char *tok, size_t n) {
     }
     if (grow((void **)&b->terms, &b->terms_cap, b->n_terms + 1, sizeof *b->terms)) return -1;
     memcpy(b->arena + b->arena_len, tok, n);
-    b->terms[b->n_terms] = (term){(uint32_t)b->arena_len, (uint32_t)n, NULL, 0, 0, 0};
+    b->terms[b->n_terms] = (term){(uint32_t)b->arena_len, (uint32_t)n, NULL, 0, 0, 0, UINT32_MAX};
     b->arena_len += n;
     b->tmap[h] = ++b->n_terms;
     return (int64_t)b->n_terms - 1;
@@ -248,7 +249,8 @@ static const char *const STOP[] = {"a",    "an",    "and",  "are",   "as",    "a
                                    "on",   "or",    "such", "that",  "the",   "their", "then", "there", "these",
                                    "they", "this",  "to",   "was",   "will",  "with"};
 
-/* Whether the n bytes at s are a stop word (ASCII case-insensitive). */
+/* Whether the n bytes at s are a stop word (ASCII case-insensitive): a
+ * token's first letter and length rule out almost every entry. */
 static int is_stop(const char *s, int n) {
     if (n < 1 || n > 5) return 0;
     char w[6];
@@ -258,7 +260,7 @@ static int is_stop(const char *s, int n) {
     }
     w[n] = 0;
     for (size_t i = 0; i < sizeof STOP / sizeof *STOP; i++)
-        if (!strcmp(w, STOP[i])) return 1;
+        if (STOP[i][0] == w[0] && STOP[i][n] == 0 && !memcmp(STOP[i], w, (size_t)n)) return 1;
     return 0;
 }
 
@@ -273,12 +275,16 @@ static int dropped(const char *text, int start, int end) {
     return 0;
 }
 
-/* Collects a text's tokens as term ids. */
+/* Collects a text's distinct terms. A document's (query false) go
+ * straight into the postings of its slot, its length counted; a query's
+ * are looked up, their repeats counted in qcnt. */
 typedef struct tok_ctx {
     se_bm25 *b;
     const char *text;
     int query; /* look up only; stop at SE_FTS_TERMS_MAX distinct terms */
-    uint32_t *ids;
+    uint32_t slot; /* the document's */
+    uint32_t len;  /* its tokens */
+    uint32_t *ids; /* distinct term ids, first seen first */
     uint32_t n, cap;
     uint32_t distinct;
     int oom;
@@ -302,18 +308,24 @@ static int collect(void *user, const char *tok, int n, int start, int end) {
         return ++c->distinct >= SE_FTS_TERMS_MAX;
     }
     id = term_intern(b, tok, (size_t)n);
-    if (id < 0) goto oom;
-    if (c->n == UINT32_MAX || grow((void **)&c->ids, &c->cap, c->n + 1, sizeof *c->ids)) goto oom;
+    if (id < 0 || c->len == UINT32_MAX) goto oom;
+    c->len++;
+    term *t = &b->terms[id];
+    if (t->last == c->slot) { /* seen in this document: one more */
+        t->p[t->n - 1].tf++;
+        return 0;
+    }
+    if (grow((void **)&t->p, &t->cap, t->n + 1, sizeof *t->p) ||
+        grow((void **)&c->ids, &c->cap, c->n + 1, sizeof *c->ids))
+        goto oom;
+    t->p[t->n++] = (posting){c->slot, 1};
+    t->df++;
+    t->last = c->slot;
     c->ids[c->n++] = (uint32_t)id;
     return 0;
 oom:
     c->oom = 1;
     return 1;
-}
-
-static int cmp_u32(const void *a, const void *b) {
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return (x > y) - (x < y);
 }
 
 /* ---- documents ---- */
@@ -336,78 +348,45 @@ se_status se_bm25_add(se_bm25 *b, int64_t doc, const char *text, se_error *err) 
     if (b->n_slots >= UINT32_MAX - 1) return se_err(err, SE_E_RANGE, "keyword index: too many documents");
     uint32_t old = dmap_get(b, doc);
     if (old != NO_SLOT) slot_remove(b, old);
-    tok_ctx c = {b, text, 0, NULL, 0, 0, 0, 0};
-    se_status st = se_fts_tokenize(b->api, text, tl, 0, collect, &c, err);
-    if (!st && c.oom) st = se_err(err, SE_E_NOMEM, "out of memory building the keyword scorer");
-    if (st) {
-        se_free(c.ids);
-        return st;
-    }
     uint32_t s = b->n_slots, cap = b->slots_cap;
     if (s + 1 > cap) {
         uint32_t c2 = cap;
-        if (grow((void **)&b->rowid, &c2, s + 1, sizeof *b->rowid)) goto oom;
+        if (grow((void **)&b->rowid, &c2, s + 1, sizeof *b->rowid)) goto oom0;
         c2 = cap;
-        if (grow((void **)&b->len, &c2, s + 1, sizeof *b->len)) goto oom;
+        if (grow((void **)&b->len, &c2, s + 1, sizeof *b->len)) goto oom0;
         c2 = cap;
-        if (grow((void **)&b->dterms, &c2, s + 1, sizeof *b->dterms)) goto oom;
+        if (grow((void **)&b->dterms, &c2, s + 1, sizeof *b->dterms)) goto oom0;
         c2 = cap;
-        if (grow((void **)&b->dnt, &c2, s + 1, sizeof *b->dnt)) goto oom;
+        if (grow((void **)&b->dnt, &c2, s + 1, sizeof *b->dnt)) goto oom0;
         c2 = cap;
-        if (grow((void **)&b->alive, &c2, s + 1, sizeof *b->alive)) goto oom;
+        if (grow((void **)&b->alive, &c2, s + 1, sizeof *b->alive)) goto oom0;
         c2 = cap;
-        if (grow((void **)&b->touched, &c2, s + 1, sizeof *b->touched)) goto oom;
+        if (grow((void **)&b->touched, &c2, s + 1, sizeof *b->touched)) goto oom0;
         double *a = se_realloc(b->acc, (size_t)c2 * sizeof *a);
-        if (!a) goto oom;
+        if (!a) goto oom0;
         for (uint32_t i = cap; i < c2; i++) a[i] = 0;
         b->acc = a;
         b->slots_cap = c2;
     }
-    /* distinct terms and their frequencies: sort the ids, count runs */
-    qsort(c.ids, c.n, sizeof *c.ids, cmp_u32);
-    uint32_t nd = 0;
-    for (uint32_t i = 0; i < c.n; i++)
-        if (!i || c.ids[i] != c.ids[i - 1]) nd++;
-    uint32_t *dt = se_malloc_array(nd ? nd : 1, sizeof *dt);
-    if (!dt) goto oom;
-    for (uint32_t i = 0, k = 0; i < c.n;) {
-        uint32_t j = i;
-        while (j < c.n && c.ids[j] == c.ids[i]) j++;
-        term *t = &b->terms[c.ids[i]];
-        if (grow((void **)&t->p, &t->cap, t->n + 1, sizeof *t->p)) {
-            /* undo the postings already appended */
-            for (uint32_t u = 0; u < k; u++) {
-                b->terms[dt[u]].n--;
-                b->terms[dt[u]].df--;
-            }
-            se_free(dt);
-            goto oom;
-        }
-        t->p[t->n++] = (posting){s, j - i};
-        t->df++;
-        dt[k++] = c.ids[i];
-        i = j;
-    }
-    if (dmap_put(b, doc, s)) {
-        for (uint32_t u = 0; u < nd; u++) {
-            b->terms[dt[u]].n--;
-            b->terms[dt[u]].df--;
-        }
-        se_free(dt);
-        goto oom;
+    /* the postings of slot s are appended as the tokens come; a failure
+     * leaves them half-made (the scorer is then freed, not used) */
+    tok_ctx c = {b, text, 0, s, 0, NULL, 0, 0, 0, 0};
+    se_status st = se_fts_tokenize(b->api, text, tl, 0, collect, &c, err);
+    if (!st && (c.oom || dmap_put(b, doc, s))) st = se_err(err, SE_E_NOMEM, "out of memory building the keyword scorer");
+    if (st) {
+        se_free(c.ids);
+        return st;
     }
     b->rowid[s] = doc;
-    b->len[s] = c.n;
-    b->dterms[s] = dt;
-    b->dnt[s] = nd;
+    b->len[s] = c.len;
+    b->dterms[s] = c.ids;
+    b->dnt[s] = c.n;
     b->alive[s] = 1;
     b->n_slots++;
     b->n_live++;
-    b->total_len += c.n;
-    se_free(c.ids);
+    b->total_len += c.len;
     return SE_OK;
-oom:
-    se_free(c.ids);
+oom0:
     return se_err(err, SE_E_NOMEM, "out of memory building the keyword scorer");
 }
 
@@ -432,6 +411,7 @@ static int compact(se_bm25 *b) {
     }
     for (uint32_t i = 0; i < b->n_terms; i++) {
         term *t = &b->terms[i];
+        t->last = NO_SLOT; /* slot numbers are reused from here on */
         uint32_t k = 0;
         for (uint32_t j = 0; j < t->n; j++)
             if (map[t->p[j].slot] != NO_SLOT) t->p[k++] = (posting){map[t->p[j].slot], t->p[j].tf};
@@ -521,7 +501,7 @@ se_status se_bm25_search(se_bm25 *b, const char *query, const int64_t *allowed, 
         b->qcnt = q;
         b->qcnt_cap = b->terms_cap;
     }
-    tok_ctx c = {b, query, 1, NULL, 0, 0, 0, 0};
+    tok_ctx c = {b, query, 1, NO_SLOT, 0, NULL, 0, 0, 0, 0};
     se_status st = se_fts_tokenize(b->api, query, strlen(query), 1, collect, &c, err);
     if (!st && c.oom) st = se_err(err, SE_E_NOMEM, "out of memory");
     double N = b->n_live, avgdl = (double)b->total_len / N;
