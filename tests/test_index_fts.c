@@ -5,6 +5,7 @@
  * format-1 file (a fixture made by the code before the keyword index),
  * the read-only refusal, hostile query text, Chinese queries.
  */
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -575,6 +576,80 @@ TEST(test_bm25_numpy_reference) {
     sqlite3_close(db);
 }
 
+/* Keyword and hybrid searches on two threads while a third adds, replaces
+ * and deletes (the scorer is built during the writes and kept in step
+ * under the index's lock): every search succeeds, and at the end the
+ * scores equal a fresh open's. Run under TSan too. */
+typedef struct conc_ctx {
+    se_index *idx;
+    int mode, failures, searches;
+    volatile int *stop;
+} conc_ctx;
+
+static void *conc_reader(void *arg) {
+    conc_ctx *c = arg;
+    float q[DIM] = {1, 0, 0, 0};
+    se_index_search_params p = se_index_search_default_params();
+    p.mode = c->mode;
+    p.text = "kinase protein tumor";
+    se_index_hit h[10];
+    size_t n = 0;
+    se_error err = {0};
+    while (!__atomic_load_n(c->stop, __ATOMIC_ACQUIRE)) {
+        if (se_index_search(c->idx, q, &p, h, &n, &err) != SE_OK) c->failures++;
+        c->searches++;
+    }
+    return NULL;
+}
+
+TEST(test_bm25_concurrent) {
+    char path[300];
+    path_in(path, sizeof path, "conc.idx");
+    se_index_params ip = se_index_default_params();
+    ip.kind = SE_INDEX_FLAT;
+    se_index *idx = NULL;
+    se_error err = {0};
+    CHECK(se_index_create(path, DIM, &ip, &idx, &err) == SE_OK);
+    if (!idx) return;
+    volatile int stop = 0;
+    conc_ctx cs[2] = {{idx, SE_SEARCH_KEYWORD, 0, 0, &stop}, {idx, SE_SEARCH_HYBRID, 0, 0, &stop}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) pthread_create(&th[i], NULL, conc_reader, &cs[i]);
+    unsigned seed = 3;
+    static char text[400];
+    char id[32];
+    float v[DIM] = {0.5f, 0.5f, 0, 0};
+    for (int i = 0; i < 120; i++) {
+        rand_text(text, sizeof text, &seed, 5 + i % 30);
+        snprintf(id, sizeof id, "d%d", i % 80); /* from 80 on: replaces */
+        se_index_doc d = {id, text, NULL, 1, NULL, v};
+        CHECK(se_index_add(idx, &d, 1, &err) == SE_OK);
+        if (i % 10 == 9) {
+            snprintf(id, sizeof id, "d%d", i / 2);
+            const char *del[] = {id};
+            CHECK(se_index_delete(idx, del, 1, NULL, &err) == SE_OK);
+        }
+    }
+    __atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
+    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    CHECK_MSG(cs[0].failures == 0 && cs[1].failures == 0, "%d and %d failed searches", cs[0].failures, cs[1].failures);
+    CHECK(cs[0].searches > 0 && cs[1].searches > 0);
+    se_index_search_params p = se_index_search_default_params();
+    p.mode = SE_SEARCH_KEYWORD;
+    p.text = "kinase protein tumor";
+    se_index_hit h1[10], h2[10];
+    size_t n1 = 0, n2 = 0;
+    CHECK(se_index_search(idx, NULL, &p, h1, &n1, &err) == SE_OK && n1 == 10);
+    se_index_close(idx, NULL);
+    CHECK(se_index_open(path, true, NULL, NULL, &idx, &err) == SE_OK);
+    if (!idx) return;
+    CHECK(se_index_search(idx, NULL, &p, h2, &n2, &err) == SE_OK && n2 == n1);
+    for (size_t i = 0; i < n1 && i < n2; i++)
+        CHECK_MSG(h1[i].doc == h2[i].doc && h1[i].score == h2[i].score, "rank %zu: %lld %.9g vs %lld %.9g", i,
+                  (long long)h1[i].doc, (double)h1[i].score, (long long)h2[i].doc, (double)h2[i].score);
+    se_index_close(idx, NULL);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/sembed-test-fts-XXXXXX");
     if (!mkdtemp(tmpdir)) return 1;
@@ -591,6 +666,7 @@ int main(void) {
     RUN(test_bm25_nomem);
     RUN(test_bm25_index_hooks);
     RUN(test_bm25_numpy_reference);
+    RUN(test_bm25_concurrent);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
