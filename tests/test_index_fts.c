@@ -650,6 +650,40 @@ TEST(test_bm25_concurrent) {
     se_index_close(idx, NULL);
 }
 
+/* Keeps the last log line. */
+static void keep_log(se_log_level lv, const char *msg, void *user) {
+    (void)lv;
+    snprintf(user, 512, "%s", msg);
+}
+
+/* Out of memory building the in-memory postings: a warning in the log,
+ * and FTS5's bm25() ranks instead (the same documents found). */
+TEST(test_bm25_fallback_fts) {
+    char path[300], ids[200], logline[512] = "";
+    path_in(path, sizeof path, "fallback.idx");
+    se_index_params ip = se_index_default_params();
+    ip.kind = SE_INDEX_FLAT;
+    se_index *idx = NULL;
+    se_error err = {0};
+    CHECK(se_index_create(path, DIM, &ip, &idx, &err) == SE_OK);
+    if (!idx) return;
+    CHECK(add_docs(idx, DOCS, 4) == SE_OK);
+    se_index_close(idx, NULL);
+    CHECK(se_index_open(path, false, keep_log, logline, &idx, &err) == SE_OK);
+    if (!idx) return;
+    se_alloc_fail_after(1); /* the scorer's first allocation */
+    se_status st = kw_ids(idx, "dogs", ids, sizeof ids, &err);
+    se_alloc_fail_after(0);
+    CHECK_MSG(st == SE_OK, "%s", err.msg);
+    CHECK_MSG(!strcmp(ids, "a d") || !strcmp(ids, "d a"), "dogs: %s", ids);
+    CHECK_MSG(strstr(logline, "falls back to FTS5") && strstr(logline, "fallback.idx"), "log: %s", logline);
+    /* writes and searches go on through FTS5 */
+    doc4 e = {"e", "Dogs and more dogs.", NULL, {0, 0, 0, 1}};
+    CHECK(add_docs(idx, &e, 1) == SE_OK);
+    CHECK(kw_ids(idx, "dogs", ids, sizeof ids, &err) == SE_OK && strstr(ids, "e") && strstr(ids, "a") && strstr(ids, "d"));
+    se_index_close(idx, NULL);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/sembed-test-fts-XXXXXX");
     if (!mkdtemp(tmpdir)) return 1;
@@ -667,6 +701,7 @@ int main(void) {
     RUN(test_bm25_index_hooks);
     RUN(test_bm25_numpy_reference);
     RUN(test_bm25_concurrent);
+    RUN(test_bm25_fallback_fts);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
