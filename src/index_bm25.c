@@ -440,10 +440,9 @@ int se_bm25_remove(se_bm25 *b, int64_t doc) {
 /* A length as Lucene's norms keep it: SmallFloat.byte4ToInt(intToByte4(n)).
  * Below 24 exact; above, 24 + (n - 24) cut to its 4 most significant bits. */
 static uint32_t lucene_len(uint32_t n) {
-    if (n < 24) return n;
+    if (n < 24 + 8) return n; /* fewer than 4 significant bits: exact (and clz of 0 is undefined) */
     uint64_t i = n - 24;
     int bits = 64 - __builtin_clzll(i);
-    if (bits < 4) return n;
     int shift = bits - 4;
     return (uint32_t)(24 + (((i >> shift) & 0x07) | 0x08) * ((uint64_t)1 << shift));
 }
