@@ -180,7 +180,9 @@ def evaluate(name, sembed, idx, qs, qrels, work, k, alphas, thresholds, default,
     out["vector_cand"] = {str(kv): {"%.2f" % al: mean_ndcg([fuse(a[:kv], b, "score", 0.0 if spread(a[:kv]) < dt else al)
                                                            for a, b in zip(vec_all, kw)], qs, qrels)
                                    for al in alphas if 0.05 <= al <= 0.45} for kv in (10, 20, 30, 50, 100) if kv <= k}
-    vec = [a[:vcand] for a in vec_all]  # what src/index.c's hybrid search fuses (SE_FUSE_VECTOR_MIN for k 10)
+    # what src/index.c's hybrid search fuses at k 10: the vector search's own top vcand (SE_FUSE_VECTOR_MIN;
+    # HNSW searched for vcand, not cut from a search for k: its candidate list differs)
+    vec = search(sembed, idx, qs, work, name + ".vecc", ["-k", str(vcand)])
     out["rrf60"] = mean_ndcg([fuse(a, b, "rrf", 0) for a, b in zip(vec, kw)], qs, qrels)
     out["score"] = {"%.2f" % al: mean_ndcg([fuse(a, b, "score", al) for a, b in zip(vec, kw)], qs, qrels)
                     for al in alphas}
