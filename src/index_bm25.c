@@ -259,8 +259,9 @@ static int is_stop(const char *s, int n) {
         w[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
     }
     w[n] = 0;
+    /* STOP[i][n] is in bounds once strncmp has matched n characters */
     for (size_t i = 0; i < sizeof STOP / sizeof *STOP; i++)
-        if (STOP[i][0] == w[0] && STOP[i][n] == 0 && !memcmp(STOP[i], w, (size_t)n)) return 1;
+        if (STOP[i][0] == w[0] && !strncmp(STOP[i], w, (size_t)n) && STOP[i][n] == 0) return 1;
     return 0;
 }
 
