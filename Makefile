@@ -64,8 +64,8 @@ LIB_SRC  := src/alloc.c src/error.c src/json.c src/unicode.c \
             src/model_blocks.c src/model_head.c src/models/models.c src/models/bert.c src/models/xlmr.c src/models/mpnet.c src/models/use_lite.c \
             src/pool.c src/kernels.c src/kernels_avx2.c src/kernels_avx512.c src/kernels_bf16.c src/kernels_bf16dp.c src/kernels_int8.c \
             src/threadpool.c src/encode.c src/rerank.c src/similarity.c src/util.c src/chunk.c src/vec_dist.c src/vec_index.c \
-            src/index.c src/index_fts.c src/index_fusion.c src/classify.c src/convert_use.c src/hub.c src/hub_cache.c \
-            src/hub_http.c src/eval_ir.c \
+            src/index.c src/index_bm25.c src/index_fts.c src/index_fusion.c src/classify.c src/convert_use.c src/hub.c \
+            src/hub_cache.c src/hub_http.c src/eval_ir.c \
             src/train/train_model.c src/train/train_kernels.c src/train/train_forward.c src/train/train_backward.c \
             src/train/train_loss.c src/train/train_optim.c src/train/train_checkpoint.c
 LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)

@@ -64,6 +64,7 @@
 
 #include "alloc.h"
 #include "error.h"
+#include "index_bm25.h"
 #include "index_fts.h"
 #include "vec_index.h"
 
@@ -87,6 +88,10 @@ struct se_index {
     fts5_api *fts; /* the connection's FTS5 (NULL without) */
     sqlite3_stmt *kw_q;    /* the keyword search without filters, kept (db_lock) */
     sqlite3_stmt *chunk_q; /* first_chunk's query, kept (db_lock) */
+    se_bm25 *bm25;         /* the keyword ranking, built at the first keyword search (db_lock) */
+    bool bm25_failed;      /* could not be built (out of memory): FTS5's bm25() ranks instead */
+    se_log_fn log_fn;      /* se_index_open's, for the keyword scorer's fallback */
+    void *log_user;
     pthread_mutex_t db_lock;    /* every use of db */
     pthread_mutex_t write_lock; /* add / delete / flush */
 };
@@ -168,6 +173,7 @@ static void idx_free(se_index *idx) {
     if (!idx) return;
     sqlite3_finalize(idx->kw_q);
     sqlite3_finalize(idx->chunk_q);
+    se_bm25_free(idx->bm25);
     journal_at_rest(idx);
     if (idx->db) sqlite3_close_v2(idx->db);
     se_vx_free(idx->vx);
@@ -663,6 +669,8 @@ se_status se_index_open(const char *path, bool read_only, se_log_fn log_fn, void
     se_index *idx = idx_new(path);
     if (!idx) return se_err(err, SE_E_NOMEM, "out of memory");
     idx->read_only = read_only;
+    idx->log_fn = log_fn;
+    idx->log_user = log_user;
     int flags = (read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOMUTEX;
     char uri[8400];
     const char *name = path;
@@ -794,6 +802,18 @@ static int delete_doc_rows(se_index *idx, int64_t doc) {
                : 0;
 }
 
+/* Gives up the in-memory keyword scorer (out of memory building or
+ * updating it): keyword searches rank with FTS5's bm25() from now on, the
+ * same order semantics, slower. db_lock held. */
+static void bm25_drop(se_index *idx, const char *why) {
+    se_bm25_free(idx->bm25);
+    idx->bm25 = NULL;
+    idx->bm25_failed = true;
+    logf_(idx->log_fn, idx->log_user, SE_LOG_WARN,
+          "%s: %s; keyword search falls back to FTS5's bm25() ranking (slower: ~4 us per matching document)", idx->path,
+          why);
+}
+
 /* Looks up a document by external id: its row id, or 0 when absent, -1 on error. */
 static int64_t find_doc(se_index *idx, const char *ext_id) {
     sqlite3_stmt *q;
@@ -826,10 +846,10 @@ se_status se_index_add(se_index *idx, const se_index_doc *docs, size_t n, se_err
     float *prep = se_malloc_array(n_vec, idx->dim * sizeof(float));
     int64_t *new_ids = se_malloc_array(n_vec, sizeof(int64_t));
     se_vx_payload *pls = se_malloc_array(n_vec, sizeof(se_vx_payload));
-    int64_t *old = NULL;
+    int64_t *old = NULL, *doc_of = se_malloc_array(n, sizeof(int64_t));
     size_t n_old = 0, cap_old = 0;
     se_status st = SE_OK;
-    if (!prep || !new_ids || !pls) {
+    if (!prep || !new_ids || !pls || !doc_of) {
         st = se_err(err, SE_E_NOMEM, "out of memory");
         goto done;
     }
@@ -901,6 +921,7 @@ se_status se_index_add(se_index *idx, const se_index_doc *docs, size_t n, se_err
             }
             doc = sqlite3_last_insert_rowid(idx->db);
         }
+        doc_of[i] = doc;
         sqlite3_reset(ins_fts);
         sqlite3_bind_int64(ins_fts, 1, doc);
         sqlite3_bind_text(ins_fts, 2, d->text, -1, SQLITE_STATIC);
@@ -932,6 +953,12 @@ se_status se_index_add(se_index *idx, const se_index_doc *docs, size_t n, se_err
         st = db_err(idx, err, "cannot commit");
         goto rollback;
     }
+    /* committed: the keyword scorer follows (a document given twice is
+     * re-added, so the last text wins, as in the rows) */
+    for (size_t i = 0; i < n && idx->bm25; i++) {
+        se_error be = {0};
+        if (se_bm25_add(idx->bm25, doc_of[i], docs[i].text, &be)) bm25_drop(idx, be.msg);
+    }
     goto unlock;
 rollback:
     exec(idx, "ROLLBACK");
@@ -957,6 +984,7 @@ done:
     se_free(new_ids);
     se_free(pls);
     se_free(old);
+    se_free(doc_of);
     return st;
 }
 
@@ -964,8 +992,8 @@ se_status se_index_delete(se_index *idx, const char *const *ids, size_t n, size_
     if (n_deleted) *n_deleted = 0;
     if (!idx || (n && !ids)) return se_err(err, SE_E_INVALID, "se_index_delete: invalid argument");
     if (idx->read_only) return se_err(err, SE_E_INVALID, "%s: opened read-only", idx->path);
-    int64_t *old = NULL;
-    size_t n_old = 0, cap_old = 0, n_docs = 0;
+    int64_t *old = NULL, *gone = NULL; /* the deleted documents' row ids */
+    size_t n_old = 0, cap_old = 0, n_docs = 0, cap_gone = 0;
     se_status st = SE_OK;
     pthread_mutex_lock(&idx->write_lock);
     pthread_mutex_lock(&idx->db_lock);
@@ -986,10 +1014,22 @@ se_status se_index_delete(se_index *idx, const char *const *ids, size_t n, size_
             st = db_err(idx, err, "cannot delete a document");
             break;
         }
-        n_docs++;
+        if (n_docs == cap_gone) {
+            size_t c = cap_gone ? cap_gone * 2 : 16;
+            int64_t *t = se_realloc(gone, c * sizeof *t);
+            if (!t) {
+                st = se_err(err, SE_E_NOMEM, "out of memory");
+                break;
+            }
+            gone = t;
+            cap_gone = c;
+        }
+        gone[n_docs++] = doc;
     }
     if (!st && exec(idx, "COMMIT")) st = db_err(idx, err, "cannot commit");
     if (st) exec(idx, "ROLLBACK");
+    for (size_t i = 0; !st && i < n_docs && idx->bm25; i++)
+        if (se_bm25_remove(idx->bm25, gone[i])) bm25_drop(idx, "out of memory compacting the keyword scorer");
 unlock:
     pthread_mutex_unlock(&idx->db_lock);
     if (!st && n_old) {
@@ -998,6 +1038,7 @@ unlock:
     }
     pthread_mutex_unlock(&idx->write_lock);
     se_free(old);
+    se_free(gone);
     if (!st && n_deleted) *n_deleted = n_docs;
     return st;
 }
@@ -1200,8 +1241,88 @@ static void bind_filters(sqlite3_stmt *q, const void *user) {
     }
 }
 
+/* Builds the in-memory keyword scorer over every stored text (db_lock
+ * held). Out of memory is not an error: bm25_drop logs it and FTS5 ranks. */
+static se_status bm25_build(se_index *idx, se_error *err) {
+    se_bm25 *b = se_bm25_new(idx->fts, SE_BM25_DEFAULT_FLAGS);
+    if (!b) {
+        bm25_drop(idx, "out of memory building the keyword scorer");
+        return SE_OK;
+    }
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(idx->db, "SELECT id, text FROM docs", -1, &q, NULL)) {
+        se_bm25_free(b);
+        return db_err(idx, err, "cannot read the texts for the keyword scorer");
+    }
+    exec(idx, "BEGIN");
+    se_status st = SE_OK;
+    se_error be = {0};
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        const char *text = (const char *)sqlite3_column_text(q, 1);
+        if (se_bm25_add(b, sqlite3_column_int64(q, 0), text ? text : "", &be)) break;
+    }
+    if (be.code == SE_OK && rc != SQLITE_DONE) st = db_err(idx, err, "cannot read the texts for the keyword scorer");
+    sqlite3_finalize(q);
+    exec(idx, "COMMIT");
+    if (st || be.code != SE_OK) {
+        se_bm25_free(b);
+        if (!st && be.code == SE_E_NOMEM) {
+            bm25_drop(idx, be.msg);
+            return SE_OK;
+        }
+        return st ? st : se_err(err, be.code, "%s: %s", idx->path, be.msg);
+    }
+    idx->bm25 = b;
+    return SE_OK;
+}
+
+/* The sorted row ids of the documents matching every filter term (fsql:
+ * the FILTER_TERMs over docs d, bound by bind_filters). db_lock held. */
+static se_status filter_docs(se_index *idx, const char *fsql, const filter_bind *fb, int64_t **out, size_t *n_out,
+                             se_error *err) {
+    static const char head[] = "SELECT d.id FROM docs d WHERE 1", tail[] = " ORDER BY d.id";
+    size_t cap = sizeof head + strlen(fsql) + sizeof tail;
+    char *sql = se_malloc(cap);
+    if (!sql) return se_err(err, SE_E_NOMEM, "out of memory");
+    snprintf(sql, cap, "%s%s%s", head, fsql, tail);
+    sqlite3_stmt *q;
+    int prc = sqlite3_prepare_v2(idx->db, sql, -1, &q, NULL);
+    se_free(sql);
+    if (prc) return db_err(idx, err, "cannot run the filter");
+    bind_filters(q, fb);
+    int64_t *v = NULL;
+    size_t n = 0, cv = 0;
+    se_status st = SE_OK;
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        if (n == cv) {
+            cv = cv ? cv * 2 : 1024;
+            int64_t *t = se_realloc(v, cv * sizeof *t);
+            if (!t) {
+                st = se_err(err, SE_E_NOMEM, "out of memory");
+                break;
+            }
+            v = t;
+        }
+        v[n++] = sqlite3_column_int64(q, 0);
+    }
+    if (!st && rc != SQLITE_DONE) st = db_err(idx, err, "cannot run the filter");
+    sqlite3_finalize(q);
+    if (st) {
+        se_free(v);
+        return st;
+    }
+    *out = v;
+    *n_out = n;
+    return SE_OK;
+}
+
 /* The keyword side: the best limit documents for p->text by BM25 (higher
- * is better), filters applied; an empty list for a text with no terms. */
+ * is better, ties by row id), filters applied; an empty list for a text
+ * with no terms. Ranked by the in-memory scorer (index_bm25.c, built at
+ * the first keyword search), or by FTS5's bm25() when it could not be
+ * built. */
 static se_status keyword_side(se_index *idx, const se_index_search_params *p, size_t limit, se_fts_hit **kh, size_t *nk,
                               se_error *err) {
     *kh = NULL;
@@ -1217,16 +1338,31 @@ static se_status keyword_side(se_index *idx, const se_index_search_params *p, si
     }
     filter_bind fb = {p->filters, p->n_filters};
     pthread_mutex_lock(&idx->db_lock);
-    char *expr = NULL;
-    se_status st = se_fts_match_expr(idx->fts, p->text, &expr, err);
-    if (!st && expr) {
-        exec(idx, "BEGIN"); /* one read transaction: FTS5 reads several tables */
-        st = se_fts_search(idx->db, idx->path, expr, fsql, p->n_filters ? bind_filters : NULL, &fb, limit, &idx->kw_q, kh, nk,
-                           err);
-        exec(idx, "COMMIT");
+    se_status st = SE_OK;
+    if (!idx->bm25 && !idx->bm25_failed) st = bm25_build(idx, err);
+    if (!st && idx->bm25) {
+        int64_t *allowed = NULL;
+        size_t n_allowed = 0;
+        if (fsql) {
+            exec(idx, "BEGIN");
+            st = filter_docs(idx, fsql, &fb, &allowed, &n_allowed, err);
+            exec(idx, "COMMIT");
+        }
+        if (!st && (!fsql || n_allowed))
+            st = se_bm25_search(idx->bm25, p->text, fsql ? allowed : NULL, n_allowed, limit, kh, nk, err);
+        se_free(allowed);
+    } else if (!st) {
+        char *expr = NULL;
+        st = se_fts_match_expr(idx->fts, p->text, &expr, err);
+        if (!st && expr) {
+            exec(idx, "BEGIN"); /* one read transaction: FTS5 reads several tables */
+            st = se_fts_search(idx->db, idx->path, expr, fsql, p->n_filters ? bind_filters : NULL, &fb, limit, &idx->kw_q, kh,
+                               nk, err);
+            exec(idx, "COMMIT");
+        }
+        se_free(expr);
     }
     pthread_mutex_unlock(&idx->db_lock);
-    se_free(expr);
     se_free(fsql);
     return st;
 }
@@ -1264,8 +1400,9 @@ out:
 }
 
 /* Keyword (BM25 over the documents' text) and hybrid (the vector search's
- * best chunk per document fused with BM25) searches. Each side gives
- * max(100, 10 k) candidates to the fusion; filters apply to both. A hit
+ * best chunk per document fused with BM25) searches. The keyword side
+ * gives max(100, 10 k) candidates to the fusion, the vector side
+ * max(20, 2 k) (index_fts.h); filters apply to both. A hit
  * keeps the vector side's best chunk; a document only the keyword side
  * found gets its first chunk. */
 static se_status search_text(se_index *idx, const float *query, const se_index_search_params *p, se_index_hit *hits,
@@ -1317,7 +1454,11 @@ static se_status search_text(se_index *idx, const float *query, const se_index_s
     }
     /* hybrid: the vector side's best chunk per document */
     size_t total = se_vx_count(idx->vx);
-    size_t nv_cap = cand < total ? cand : total;
+    /* the vector side: max(SE_FUSE_VECTOR_MIN, SE_FUSE_VECTOR_MULT k) documents (fewer than the
+     * keyword side's: HNSW's cost grows with them, BM25's barely) */
+    size_t vcand = p->k > SIZE_MAX / SE_FUSE_VECTOR_MULT ? SIZE_MAX : p->k * SE_FUSE_VECTOR_MULT;
+    if (vcand < SE_FUSE_VECTOR_MIN) vcand = SE_FUSE_VECTOR_MIN;
+    size_t nv_cap = vcand < total ? vcand : total;
     se_index_hit *vh = se_malloc_array(nv_cap ? nv_cap : 1, sizeof *vh);
     se_fuse_item *vi = se_malloc_array(nv_cap + 1, sizeof *vi), *ki = se_malloc_array(nk + 1, sizeof *ki);
     se_fused *fu = se_malloc_array(nv_cap + nk + 1, sizeof *fu);

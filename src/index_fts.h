@@ -104,4 +104,11 @@ float se_fuse_spread(const se_fuse_item *v, size_t nv, size_t n);
 #define SE_FUSE_FLAT_N 10
 #define SE_FUSE_FLAT_SPREAD 0.02f
 
+/* A hybrid search's vector side gives max(SE_FUSE_VECTOR_MIN,
+ * SE_FUSE_VECTOR_MULT k) documents to the fusion (the keyword side
+ * max(100, 10 k)): measured by tools/fusion_sweep.py (vector_cand), 20
+ * candidates fuse as well as 100 on SciFact and cost a third as much. */
+#define SE_FUSE_VECTOR_MIN 20
+#define SE_FUSE_VECTOR_MULT 2
+
 #endif

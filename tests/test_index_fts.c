@@ -5,12 +5,15 @@
  * format-1 file (a fixture made by the code before the keyword index),
  * the read-only refusal, hostile query text, Chinese queries.
  */
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "alloc.h"
+#include "index_bm25.h"
 #include "index_fts.h"
 #include "sembed.h"
 #include "test.h"
@@ -340,6 +343,347 @@ TEST(test_hybrid_search) {
     se_index_close(idx, NULL);
 }
 
+
+/* ---- the in-memory BM25 scorer ---- */
+
+/* A scorer on a fresh in-memory connection (the tokenizer lives there). */
+static se_bm25 *bm25_on(sqlite3 **db, unsigned flags) {
+    fts5_api *api = NULL;
+    if (sqlite3_open(":memory:", db) != SQLITE_OK || se_fts_register(*db, ":memory:", &api, NULL) != SE_OK) return NULL;
+    return se_bm25_new(api, flags);
+}
+
+/* Checks a search's hits against want_doc / want (n of them), 1e-5. */
+static void check_hits(se_bm25 *b, const char *q, const int64_t *want_doc, const double *want, size_t n) {
+    se_fts_hit *h = NULL;
+    size_t nh = 0;
+    se_error err = {0};
+    CHECK_MSG(se_bm25_search(b, q, NULL, 0, 10, &h, &nh, &err) == SE_OK, "'%s': %s", q, err.msg);
+    CHECK_MSG(nh == n, "'%s': %zu hits, want %zu", q, nh, n);
+    for (size_t i = 0; i < n && i < nh; i++)
+        CHECK_MSG(h[i].doc == want_doc[i] && fabs(h[i].score - want[i]) < 1e-5, "'%s' rank %zu: doc %lld %.9g, want %lld %.9g",
+                  q, i, (long long)h[i].doc, (double)h[i].score, (long long)want_doc[i], want[i]);
+    se_free(h);
+}
+
+/* Scores by hand: N 4, lengths 3 2 4 2 (stop words and the possessive 's
+ * not counted), avgdl 2.75; idf ln(1 + (N - n + 0.5) / (n + 0.5)),
+ * tf / (tf + 1.2 (0.25 + 0.75 dl / avgdl)); a repeated query term counts
+ * twice. */
+TEST(test_bm25_hand_values) {
+    sqlite3 *db;
+    se_bm25 *b = bm25_on(&db, SE_BM25_DEFAULT_FLAGS);
+    CHECK(b != NULL);
+    if (!b) return;
+    se_error err = {0};
+    const char *docs[] = {"apple banana apple", "banana cherry", "cherry cherry cherry date", "The apple of the eye's"};
+    for (int i = 0; i < 4; i++) CHECK(se_bm25_add(b, 10 * (i + 1), docs[i], &err) == SE_OK);
+    CHECK(se_bm25_count(b) == 4);
+    /* apples -> appl: df 2, idf ln 2; doc 10 tf 2 dl 3, doc 40 tf 1 dl 2 */
+    check_hits(b, "apples", (int64_t[]){10, 40}, (double[]){0.422416564, 0.354633441}, 2);
+    check_hits(b, "Cherry eye's the", (int64_t[]){40, 30, 20}, (double[]){0.615986086, 0.451160887, 0.354633441}, 3);
+    check_hits(b, "apple apple banana", (int64_t[]){10, 40, 20}, (double[]){1.148602809, 0.709266882, 0.354633441}, 3);
+    check_hits(b, "the of THE", NULL, NULL, 0); /* only stop words */
+    check_hits(b, "kiwi", NULL, NULL, 0);
+    /* a filter: only the allowed row ids, order kept */
+    se_fts_hit *h = NULL;
+    size_t nh = 0;
+    int64_t allow[] = {20, 30};
+    CHECK(se_bm25_search(b, "cherry eye", allow, 2, 10, &h, &nh, &err) == SE_OK && nh == 2 && h[0].doc == 30 && h[1].doc == 20);
+    se_free(h);
+    CHECK(se_bm25_search(b, "cherry eye", NULL, 0, 1, &h, &nh, &err) == SE_OK && nh == 1 && h[0].doc == 40); /* limit */
+    se_free(h);
+    se_bm25_free(b);
+    sqlite3_close(db);
+}
+
+/* A deterministic pseudo-random text of n words over a small vocabulary
+ * (some of them stop words, so lengths differ from token counts). */
+static void rand_text(char *buf, size_t cap, unsigned *seed, int n) {
+    static const char *W[] = {"kinase", "protein", "cell", "tumor", "gene", "the", "of", "mouse", "dna", "repair",
+                              "signal", "immune", "virus", "blood", "neuron", "and", "brain", "heart", "drug", "dose"};
+    size_t off = 0;
+    buf[0] = 0;
+    for (int i = 0; i < n; i++) {
+        *seed = *seed * 1103515245u + 12345u;
+        off += (size_t)snprintf(buf + off, cap - off, "%s%s", i ? " " : "", W[(*seed >> 16) % 20]);
+    }
+}
+
+/* Every query's hits (docs and scores) equal between two scorers. */
+static void check_same(se_bm25 *x, se_bm25 *y, const char *const *qs, size_t nq) {
+    se_error err = {0};
+    for (size_t i = 0; i < nq; i++) {
+        se_fts_hit *a = NULL, *c = NULL;
+        size_t na = 0, nc = 0;
+        CHECK(se_bm25_search(x, qs[i], NULL, 0, 50, &a, &na, &err) == SE_OK);
+        CHECK(se_bm25_search(y, qs[i], NULL, 0, 50, &c, &nc, &err) == SE_OK);
+        CHECK_MSG(na == nc, "'%s': %zu vs %zu hits", qs[i], na, nc);
+        for (size_t j = 0; j < na && j < nc; j++)
+            CHECK_MSG(a[j].doc == c[j].doc && a[j].score == c[j].score, "'%s' rank %zu: %lld %.9g vs %lld %.9g", qs[i], j,
+                      (long long)a[j].doc, (double)a[j].score, (long long)c[j].doc, (double)c[j].score);
+        se_free(a);
+        se_free(c);
+    }
+}
+
+/* Adds, replacements and deletes (enough to compact the postings) leave
+ * exactly the scores of a scorer built fresh over the live documents. */
+TEST(test_bm25_incremental_equals_fresh) {
+    sqlite3 *db1, *db2;
+    se_bm25 *x = bm25_on(&db1, SE_BM25_DEFAULT_FLAGS), *y = bm25_on(&db2, SE_BM25_DEFAULT_FLAGS);
+    CHECK(x && y);
+    if (!x || !y) return;
+    se_error err = {0};
+    enum { ND = 400 };
+    static char text[ND][400];
+    unsigned seed = 7;
+    for (int i = 0; i < ND; i++) {
+        rand_text(text[i], sizeof text[i], &seed, 5 + i % 40);
+        CHECK(se_bm25_add(x, i + 1, text[i], &err) == SE_OK);
+    }
+    for (int i = 0; i < ND; i += 3) { /* replace a third */
+        rand_text(text[i], sizeof text[i], &seed, 3 + i % 17);
+        CHECK(se_bm25_add(x, i + 1, text[i], &err) == SE_OK);
+    }
+    for (int i = 0; i < ND; i++) /* delete 300: compacts */
+        if (i % 4 != 0) CHECK(se_bm25_remove(x, i + 1) == 0);
+    CHECK(se_bm25_remove(x, 99999) == 0); /* absent: nothing */
+    for (int i = 0; i < ND; i += 8) { /* re-add some deleted row ids, replace some live ones */
+        rand_text(text[i + 1], sizeof text[i + 1], &seed, 12);
+        CHECK(se_bm25_add(x, i + 2, text[i + 1], &err) == SE_OK);
+        CHECK(se_bm25_add(x, i + 1, text[i], &err) == SE_OK);
+    }
+    for (int i = 0; i < ND; i++)
+        if (i % 4 == 0 || (i % 8 == 1)) CHECK(se_bm25_add(y, i + 1, text[i], &err) == SE_OK);
+    CHECK_MSG(se_bm25_count(x) == se_bm25_count(y), "%zu vs %zu live", se_bm25_count(x), se_bm25_count(y));
+    const char *qs[] = {"kinase", "protein cell tumor", "the brain of the mouse", "dose dose drug", "virus immune blood"};
+    check_same(x, y, qs, 5);
+    se_bm25_free(x);
+    se_bm25_free(y);
+    sqlite3_close(db1);
+    sqlite3_close(db2);
+}
+
+/* Out of memory at each allocation of a build and a search: SE_E_NOMEM,
+ * never a crash (the index then falls back to FTS5's ranking). */
+TEST(test_bm25_nomem) {
+    sqlite3 *db;
+    se_bm25 *b = bm25_on(&db, SE_BM25_DEFAULT_FLAGS);
+    CHECK(b != NULL);
+    if (!b) return;
+    se_bm25_free(b);
+    int failed = 0;
+    for (long k = 1; k < 200; k++) {
+        b = se_bm25_new(NULL, 0);
+        se_bm25_free(b);
+        fts5_api *api = NULL;
+        se_fts_register(db, ":memory:", &api, NULL);
+        b = se_bm25_new(api, SE_BM25_DEFAULT_FLAGS);
+        if (!b) continue;
+        se_error err = {0};
+        se_alloc_fail_after(k);
+        se_status st = se_bm25_add(b, 1, "apple banana cherry", &err);
+        if (!st) st = se_bm25_add(b, 2, "banana date", &err);
+        se_fts_hit *h = NULL;
+        size_t nh = 0;
+        if (!st) st = se_bm25_search(b, "banana apple", NULL, 0, 10, &h, &nh, &err);
+        se_alloc_fail_after(0);
+        CHECK_MSG(st == SE_OK || st == SE_E_NOMEM, "k %ld: %d %s", k, (int)st, err.msg);
+        failed += st != SE_OK;
+        se_free(h);
+        se_bm25_free(b);
+    }
+    CHECK(failed > 5);
+    sqlite3_close(db);
+}
+
+/* Through the index: after adds, a replace and a delete, the keyword
+ * scores equal those of the same index reopened (a fresh scorer). */
+TEST(test_bm25_index_hooks) {
+    char path[300];
+    path_in(path, sizeof path, "hooks.idx");
+    se_index_params ip = se_index_default_params();
+    ip.kind = SE_INDEX_FLAT;
+    se_index *idx = NULL;
+    se_error err = {0};
+    CHECK(se_index_create(path, DIM, &ip, &idx, &err) == SE_OK);
+    if (!idx) return;
+    se_index_search_params p = se_index_search_default_params();
+    p.mode = SE_SEARCH_KEYWORD;
+    p.text = "dogs energy vaccines";
+    se_index_hit h1[10], h2[10];
+    size_t n1 = 0, n2 = 0;
+    CHECK(add_docs(idx, DOCS, 2) == SE_OK);
+    CHECK(se_index_search(idx, NULL, &p, h1, &n1, &err) == SE_OK && n1 == 2); /* builds the scorer */
+    CHECK(add_docs(idx, DOCS + 2, 2) == SE_OK);
+    doc4 b2 = {"b", "Mitochondria make energy for the cell; energy again.", NULL, {0, 1, 0, 0}};
+    CHECK(add_docs(idx, &b2, 1) == SE_OK);
+    const char *del[] = {"a"};
+    CHECK(se_index_delete(idx, del, 1, NULL, &err) == SE_OK);
+    CHECK(se_index_search(idx, NULL, &p, h1, &n1, &err) == SE_OK && n1 == 2);
+    CHECK(se_index_close(idx, &err) == SE_OK);
+    CHECK(se_index_open(path, true, NULL, NULL, &idx, &err) == SE_OK);
+    if (!idx) return;
+    CHECK(se_index_search(idx, NULL, &p, h2, &n2, &err) == SE_OK && n2 == n1);
+    for (size_t i = 0; i < n1 && i < n2; i++)
+        CHECK_MSG(h1[i].doc == h2[i].doc && h1[i].score == h2[i].score, "rank %zu: %lld %.9g vs %lld %.9g", i,
+                  (long long)h1[i].doc, (double)h1[i].score, (long long)h2[i].doc, (double)h2[i].score);
+    se_index_close(idx, NULL);
+}
+
+/* Ranking and scores equal tools/bm25_reference.py's (numpy, Lucene's
+ * formula and one-byte lengths, stop words, possessives) on 300 documents
+ * and 40 queries: tests/fixtures/bm25/reference.tsv. Equal scores (a tie)
+ * may come in either order only if their row ids say so. */
+TEST(test_bm25_numpy_reference) {
+    FILE *f = fopen("tests/fixtures/bm25/reference.tsv", "r");
+    CHECK(f != NULL);
+    if (!f) return;
+    sqlite3 *db;
+    se_bm25 *b = bm25_on(&db, SE_BM25_DEFAULT_FLAGS);
+    CHECK(b != NULL);
+    static char line[8192], q[8192];
+    se_error err = {0};
+    se_fts_hit *h = NULL;
+    size_t nh = 0, nq = 0, nr = 0;
+    while (b && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = 0;
+        if (line[0] == 'D') {
+            char *t = strchr(line + 2, '\t');
+            CHECK(t && se_bm25_add(b, strtoll(line + 2, NULL, 10), t + 1, &err) == SE_OK);
+        } else if (line[0] == 'Q') {
+            se_free(h);
+            snprintf(q, sizeof q, "%s", line + 2);
+            CHECK(se_bm25_search(b, q, NULL, 0, 10, &h, &nh, &err) == SE_OK);
+            nq++;
+        } else if (line[0] == 'R') {
+            size_t r = 0;
+            long long doc = 0;
+            double sc = 0;
+            CHECK(sscanf(line + 2, "%zu\t%lld\t%lf", &r, &doc, &sc) == 3);
+            CHECK_MSG(r < nh, "'%s': rank %zu missing (%zu hits)", q, r, nh);
+            if (r < nh)
+                CHECK_MSG(h[r].doc == doc && fabs(h[r].score - sc) < 1e-5 * (sc > 1 ? sc : 1),
+                          "'%s' rank %zu: %lld %.9g, numpy %lld %.9g", q, r, (long long)h[r].doc, (double)h[r].score, doc, sc);
+            nr++;
+        }
+    }
+    CHECK_MSG(nq == 40 && nr >= 300, "%zu queries, %zu ranks", nq, nr);
+    se_free(h);
+    fclose(f);
+    se_bm25_free(b);
+    sqlite3_close(db);
+}
+
+/* Keyword and hybrid searches on two threads while a third adds, replaces
+ * and deletes (the scorer is built during the writes and kept in step
+ * under the index's lock): every search succeeds, and at the end the
+ * scores equal a fresh open's. Run under TSan too. */
+typedef struct conc_ctx {
+    se_index *idx;
+    int mode, failures, searches;
+    volatile int *stop;
+} conc_ctx;
+
+static void *conc_reader(void *arg) {
+    conc_ctx *c = arg;
+    float q[DIM] = {1, 0, 0, 0};
+    se_index_search_params p = se_index_search_default_params();
+    p.mode = c->mode;
+    p.text = "kinase protein tumor";
+    se_index_hit h[10];
+    size_t n = 0;
+    se_error err = {0};
+    while (!__atomic_load_n(c->stop, __ATOMIC_ACQUIRE)) {
+        if (se_index_search(c->idx, q, &p, h, &n, &err) != SE_OK) c->failures++;
+        c->searches++;
+    }
+    return NULL;
+}
+
+TEST(test_bm25_concurrent) {
+    char path[300];
+    path_in(path, sizeof path, "conc.idx");
+    se_index_params ip = se_index_default_params();
+    ip.kind = SE_INDEX_FLAT;
+    se_index *idx = NULL;
+    se_error err = {0};
+    CHECK(se_index_create(path, DIM, &ip, &idx, &err) == SE_OK);
+    if (!idx) return;
+    volatile int stop = 0;
+    conc_ctx cs[2] = {{idx, SE_SEARCH_KEYWORD, 0, 0, &stop}, {idx, SE_SEARCH_HYBRID, 0, 0, &stop}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) pthread_create(&th[i], NULL, conc_reader, &cs[i]);
+    unsigned seed = 3;
+    static char text[400];
+    char id[32];
+    float v[DIM] = {0.5f, 0.5f, 0, 0};
+    for (int i = 0; i < 120; i++) {
+        rand_text(text, sizeof text, &seed, 5 + i % 30);
+        snprintf(id, sizeof id, "d%d", i % 80); /* from 80 on: replaces */
+        se_index_doc d = {id, text, NULL, 1, NULL, v};
+        CHECK(se_index_add(idx, &d, 1, &err) == SE_OK);
+        if (i % 10 == 9) {
+            snprintf(id, sizeof id, "d%d", i / 2);
+            const char *del[] = {id};
+            CHECK(se_index_delete(idx, del, 1, NULL, &err) == SE_OK);
+        }
+    }
+    __atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
+    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    CHECK_MSG(cs[0].failures == 0 && cs[1].failures == 0, "%d and %d failed searches", cs[0].failures, cs[1].failures);
+    CHECK(cs[0].searches > 0 && cs[1].searches > 0);
+    se_index_search_params p = se_index_search_default_params();
+    p.mode = SE_SEARCH_KEYWORD;
+    p.text = "kinase protein tumor";
+    se_index_hit h1[10], h2[10];
+    size_t n1 = 0, n2 = 0;
+    CHECK(se_index_search(idx, NULL, &p, h1, &n1, &err) == SE_OK && n1 == 10);
+    se_index_close(idx, NULL);
+    CHECK(se_index_open(path, true, NULL, NULL, &idx, &err) == SE_OK);
+    if (!idx) return;
+    CHECK(se_index_search(idx, NULL, &p, h2, &n2, &err) == SE_OK && n2 == n1);
+    for (size_t i = 0; i < n1 && i < n2; i++)
+        CHECK_MSG(h1[i].doc == h2[i].doc && h1[i].score == h2[i].score, "rank %zu: %lld %.9g vs %lld %.9g", i,
+                  (long long)h1[i].doc, (double)h1[i].score, (long long)h2[i].doc, (double)h2[i].score);
+    se_index_close(idx, NULL);
+}
+
+/* Keeps the last log line. */
+static void keep_log(se_log_level lv, const char *msg, void *user) {
+    (void)lv;
+    snprintf(user, 512, "%s", msg);
+}
+
+/* Out of memory building the in-memory postings: a warning in the log,
+ * and FTS5's bm25() ranks instead (the same documents found). */
+TEST(test_bm25_fallback_fts) {
+    char path[300], ids[200], logline[512] = "";
+    path_in(path, sizeof path, "fallback.idx");
+    se_index_params ip = se_index_default_params();
+    ip.kind = SE_INDEX_FLAT;
+    se_index *idx = NULL;
+    se_error err = {0};
+    CHECK(se_index_create(path, DIM, &ip, &idx, &err) == SE_OK);
+    if (!idx) return;
+    CHECK(add_docs(idx, DOCS, 4) == SE_OK);
+    se_index_close(idx, NULL);
+    CHECK(se_index_open(path, false, keep_log, logline, &idx, &err) == SE_OK);
+    if (!idx) return;
+    se_alloc_fail_after(1); /* the scorer's first allocation */
+    se_status st = kw_ids(idx, "dogs", ids, sizeof ids, &err);
+    se_alloc_fail_after(0);
+    CHECK_MSG(st == SE_OK, "%s", err.msg);
+    CHECK_MSG(!strcmp(ids, "a d") || !strcmp(ids, "d a"), "dogs: %s", ids);
+    CHECK_MSG(strstr(logline, "falls back to FTS5") && strstr(logline, "fallback.idx"), "log: %s", logline);
+    /* writes and searches go on through FTS5 */
+    doc4 e = {"e", "Dogs and more dogs.", NULL, {0, 0, 0, 1}};
+    CHECK(add_docs(idx, &e, 1) == SE_OK);
+    CHECK(kw_ids(idx, "dogs", ids, sizeof ids, &err) == SE_OK && strstr(ids, "e") && strstr(ids, "a") && strstr(ids, "d"));
+    se_index_close(idx, NULL);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/sembed-test-fts-XXXXXX");
     if (!mkdtemp(tmpdir)) return 1;
@@ -351,6 +695,13 @@ int main(void) {
     RUN(test_fts_upgrade_v1);
     RUN(test_fts_hostile_queries);
     RUN(test_hybrid_search);
+    RUN(test_bm25_hand_values);
+    RUN(test_bm25_incremental_equals_fresh);
+    RUN(test_bm25_nomem);
+    RUN(test_bm25_index_hooks);
+    RUN(test_bm25_numpy_reference);
+    RUN(test_bm25_concurrent);
+    RUN(test_bm25_fallback_fts);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);

@@ -15,7 +15,8 @@ vector side's score spread (best minus 10th score):
            its own pair's first sentence
 
 The fusion is replayed here in numpy from each side's top-100 candidate
-lists (`sembed search --json -k 100`, vector and --keyword) exactly as
+lists (`sembed search --json -k 100`, vector and --keyword; the vector list cut
+to the --vector-cand a hybrid search fuses) exactly as
 src/index_fusion.c does it, and checked against `sembed search --hybrid`
 for the chosen setting. nDCG@10 as trec_eval computes it (linear gains
 from the qrels, ideal DCG over all judged documents).
@@ -168,11 +169,20 @@ def spread(v):
     return float(np.float32(v[0][1]) - np.float32(v[min(FLAT_N, len(v)) - 1][1]))
 
 
-def evaluate(name, sembed, idx, qs, qrels, work, k, alphas, thresholds, default):
-    vec = search(sembed, idx, qs, work, name + ".vec", ["-k", str(k)])
+def evaluate(name, sembed, idx, qs, qrels, work, k, alphas, thresholds, default, vcand):
+    vec_all = search(sembed, idx, qs, work, name + ".vec", ["-k", str(k)])
     kw = search(sembed, idx, qs, work, name + ".kw", ["-k", str(k), "--keyword"])
-    out = {"queries": len(qs), "dense": mean_ndcg([[d for d, _ in r] for r in vec], qs, qrels),
+    out = {"queries": len(qs), "dense": mean_ndcg([[d for d, _ in r] for r in vec_all], qs, qrels),
            "bm25": mean_ndcg([[d for d, _ in r] for r in kw], qs, qrels)}
+    # how many vector candidates the fusion needs (HNSW's cost grows with them): the default
+    # setting's alpha and threshold with the vector list cut to kv
+    da, dt = default
+    out["vector_cand"] = {str(kv): {"%.2f" % al: mean_ndcg([fuse(a[:kv], b, "score", 0.0 if spread(a[:kv]) < dt else al)
+                                                           for a, b in zip(vec_all, kw)], qs, qrels)
+                                   for al in alphas if 0.05 <= al <= 0.45} for kv in (10, 20, 30, 50, 100) if kv <= k}
+    # what src/index.c's hybrid search fuses at k 10: the vector search's own top vcand (SE_FUSE_VECTOR_MIN;
+    # HNSW searched for vcand, not cut from a search for k: its candidate list differs)
+    vec = search(sembed, idx, qs, work, name + ".vecc", ["-k", str(vcand)])
     out["rrf60"] = mean_ndcg([fuse(a, b, "rrf", 0) for a, b in zip(vec, kw)], qs, qrels)
     out["score"] = {"%.2f" % al: mean_ndcg([fuse(a, b, "score", al) for a, b in zip(vec, kw)], qs, qrels)
                     for al in alphas}
@@ -184,7 +194,6 @@ def evaluate(name, sembed, idx, qs, qrels, work, k, alphas, thresholds, default)
     out["score_flat"] = {"%.3f" % t: {"%.2f" % al: mean_ndcg([fuse(a, b, "score", 0.0 if spread(a) < t else al)
                                                              for a, b in zip(vec, kw)], qs, qrels)
                                      for al in alphas if 0.05 <= al <= 0.45} for t in thresholds}
-    da, dt = default
     runs = [fuse(a, b, "score", 0.0 if spread(a) < dt else da) for a, b in zip(vec, kw)]
     out["default"] = mean_ndcg(runs, qs, qrels)
     # the C implementation gives the same ranking (top 10) as this replay
@@ -241,26 +250,31 @@ def main():
     ap.add_argument("--k", type=int, default=100)
     ap.add_argument("--alpha", type=float, default=0.2, help="the default's alpha (checked against the C build)")
     ap.add_argument("--flat", type=float, default=0.02, help="the default's flat-spread threshold")
+    ap.add_argument("--vector-cand", type=int, default=20,
+                    help="the vector candidates a hybrid search fuses at k 10 (src/index_fts.h SE_FUSE_VECTOR_MIN)")
     ap.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
     ap.add_argument("--sets", default="scifact,zh", help="which sets (comma-separated)")
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
     alphas = [i / 20 for i in range(21)]
     thresholds = [0.005, 0.01, 0.02, 0.03, 0.05]
-    res = {"model": a.model, "k": a.k, "default": {"fusion": "score", "alpha": a.alpha, "flat_spread": a.flat}}
+    res = {"model": a.model, "k": a.k, "default": {"fusion": "score", "alpha": a.alpha, "flat_spread": a.flat,
+                                                          "vector_cand": a.vector_cand}}
     sets = a.sets.split(",")
     if "scifact" in sets:
         docs, qs, qrels = load_scifact(os.path.join(a.data, "beir-scifact"))
         idx = os.path.join(a.work, "scifact.idx")
         build_index(a.sembed, a.model, docs, idx)
-        res["scifact"] = evaluate("scifact", a.sembed, idx, qs, qrels, a.work, a.k, alphas, thresholds, (a.alpha, a.flat))
+        res["scifact"] = evaluate("scifact", a.sembed, idx, qs, qrels, a.work, a.k, alphas, thresholds, (a.alpha, a.flat),
+                                  a.vector_cand)
         if not a.no_latency:
             res["scifact"]["latency"] = latency(idx, qs, a.model)
     if "zh" in sets:
         docs, qs, qrels = load_zh(os.path.join(a.data, "zh-STS-B.test.data"))
         idx = os.path.join(a.work, "zh.idx")
         build_index(a.sembed, a.model, docs, idx)
-        res["zh"] = evaluate("zh", a.sembed, idx, qs, qrels, a.work, a.k, alphas, thresholds, (a.alpha, a.flat))
+        res["zh"] = evaluate("zh", a.sembed, idx, qs, qrels, a.work, a.k, alphas, thresholds, (a.alpha, a.flat),
+                             a.vector_cand)
     print(json.dumps(res, indent=1))
 
 
