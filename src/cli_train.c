@@ -669,8 +669,29 @@ static int run(const topts *o, int argc, char **argv) {
     size_t t_rows = 0, t_dim = 0, *perm = NULL, *starts = NULL, *sub = NULL;
     int32_t *ids = NULL;
     json_t *log = json_array(), *evals = json_array();
+    size_t nc = 0, n = 0;
     bool tmp_made = false;
     char tf[1024] = "";
+    /* the data */
+    if (se_tdata_read(o->data, o->columns, &d, &err) != SE_OK) {
+        fprintf(stderr, "sembed: train: %s\n", err.msg);
+        goto done;
+    }
+    nc = d->n_cols, n = d->n_rows;
+    const char *need = NULL;
+    if ((spec.kind == SE_LOSS_COSENT || spec.kind == SE_LOSS_COSINE) && (nc != 2 || !d->label))
+        need = "two text columns (sentence1, sentence2) and a score (or label) column";
+    else if ((spec.kind == SE_LOSS_MNRL || spec.kind == SE_LOSS_MNRL_SYM) && nc < 2)
+        need = "at least two text columns (anchor, positive[, negative...])";
+    else if (spec.kind == SE_LOSS_MNRL_SYM && nc != 2)
+        need = "two text columns (anchor, positive)";
+    else if (spec.kind == SE_LOSS_TRIPLET && nc != 3)
+        need = "three text columns (anchor, positive, negative)";
+    if (need) {
+        fprintf(stderr, "sembed: train: %s: --loss %s takes %s; the file has %zu text column%s%s\n", o->data, L, need,
+                nc, nc == 1 ? "" : "s", d->label ? " and a label" : "");
+        goto done;
+    }
     /* the model and its tokenizer */
     if (o->init) {
         size_t V = count_lines(o->vocab);
@@ -711,26 +732,6 @@ static int run(const topts *o, int argc, char **argv) {
             fprintf(stderr, "sembed: train: --matryoshka %zu: wider than the model's %zu dimensions\n", mdims[i], dim);
             goto done;
         }
-    /* the data */
-    if (se_tdata_read(o->data, o->columns, &d, &err) != SE_OK) {
-        fprintf(stderr, "sembed: train: %s\n", err.msg);
-        goto done;
-    }
-    size_t nc = d->n_cols, n = d->n_rows;
-    const char *need = NULL;
-    if ((spec.kind == SE_LOSS_COSENT || spec.kind == SE_LOSS_COSINE) && (nc != 2 || !d->label))
-        need = "two text columns (sentence1, sentence2) and a score (or label) column";
-    else if ((spec.kind == SE_LOSS_MNRL || spec.kind == SE_LOSS_MNRL_SYM) && nc < 2)
-        need = "at least two text columns (anchor, positive[, negative...])";
-    else if (spec.kind == SE_LOSS_MNRL_SYM && nc != 2)
-        need = "two text columns (anchor, positive)";
-    else if (spec.kind == SE_LOSS_TRIPLET && nc != 3)
-        need = "three text columns (anchor, positive, negative)";
-    if (need) {
-        fprintf(stderr, "sembed: train: %s: --loss %s takes %s; the file has %zu text column%s%s\n", o->data, L, need,
-                nc, nc == 1 ? "" : "s", d->label ? " and a label" : "");
-        goto done;
-    }
     if (se_tdata_tokenize(d, tok, max_len, &err) != SE_OK) {
         fprintf(stderr, "sembed: train: %s: %s\n", o->data, err.msg);
         goto done;

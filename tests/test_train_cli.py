@@ -19,7 +19,7 @@ layers x 32), so each run takes well under a second.
 - --help and the main help's command list.
 Prints "test_train_cli.py: N passed, N failed" and exits non-zero on failure.
 """
-import json, os, signal, subprocess, sys, tempfile, time
+import json, os, shutil, signal, subprocess, sys, tempfile, time
 
 import numpy as np
 
@@ -124,6 +124,35 @@ def test_resume(d):
     # a checkpoint of another model's shape
     rc, _, err = train(os.path.join(d, "res-bad"), *common, "--resume", ck, model="tests/fixtures/models/en-plain-hf")
     check("resume: another model's checkpoint refused", rc == 1 and "n_parameters" in err, err)
+
+
+def st_floats(path):
+    with open(path, "rb") as f:
+        b = f.read()
+    n = int.from_bytes(b[:8], "little")
+    return np.frombuffer(b[8 + n:], "<f4")
+
+
+def test_cmnrl(d):
+    """CachedMNRL (GradCache, mini-batches of 5 sentences) trains as MNRL on the whole batch: on a model without
+    dropout (the masks are drawn per mini-batch), the same weights to float rounding."""
+    nd = os.path.join(d, "nodrop")
+    shutil.copytree(MODEL, nd)
+    with open(os.path.join(nd, "config.json")) as f:
+        cfg = json.load(f)
+    cfg["hidden_dropout_prob"] = cfg["attention_probs_dropout_prob"] = 0.0
+    with open(os.path.join(nd, "config.json"), "w") as f:
+        json.dump(cfg, f)
+    a, b = os.path.join(d, "c-mnrl"), os.path.join(d, "c-cmnrl")
+    common = ["--batch-size", "16", "--epochs", "2", "--lr", "1e-3"]
+    r1 = train(a, *common, model=nd)
+    r2 = train(b, *common, "--mini-batch-size", "5", loss="cmnrl", model=nd)
+    check("cmnrl runs", r1[0] == 0 and r2[0] == 0, r1[2] + r2[2])
+    if r1[0] == 0 and r2[0] == 0:
+        diff = np.abs(st_floats(os.path.join(a, "model.safetensors")) - st_floats(os.path.join(b, "model.safetensors")))
+        check("cmnrl equals mnrl (1e-6)", diff.max() < 1e-6, diff.max())  # measured 1.2e-7
+    rc, _, err = train(os.path.join(d, "c-sym"), *common, loss="mnrl-sym", model=nd)
+    check("mnrl-sym runs", rc == 0, err)
 
 
 def test_interrupt(d):
@@ -240,6 +269,7 @@ def main():
         test_loss_down(d)
         test_seed(d)
         test_resume(d)
+        test_cmnrl(d)
         test_interrupt(d)
         test_output(d)
         test_errors(d)
