@@ -193,14 +193,19 @@ static int copy_file(const char *src, const char *dst) {
 }
 
 /* True for a file the output must not copy from the init folder: weights
- * (written anew) and files that describe the old weights. */
+ * of any format and shards (written anew as model.safetensors), the
+ * shard index, and files that describe the old weights. */
 static bool skip_copy(const char *name) {
     static const char *const skip[] = {"model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
                                        "pytorch_model.bin.index.json", "expected.jsonl", "tf_model.h5",
                                        "flax_model.msgpack", "rust_model.ot", "README.md", NULL};
     for (int i = 0; skip[i]; i++)
         if (!strcmp(name, skip[i])) return true;
-    return name[0] == '.' || strstr(name, ".onnx") != NULL || !strncmp(name, "checkpoint-", 11);
+    static const char *const ext[] = {".safetensors", ".bin", ".onnx", ".h5", ".msgpack", ".ot", ".pt", ".pth", NULL};
+    size_t n = strlen(name);
+    for (int i = 0; ext[i]; i++) /* shards (model-00001-of-00002.safetensors) and other weight files */
+        if (n >= strlen(ext[i]) && !strcmp(name + n - strlen(ext[i]), ext[i])) return true;
+    return name[0] == '.' || !strncmp(name, "checkpoint-", 11);
 }
 
 /* Copies the files of folder src into dst (made), recursing into

@@ -200,6 +200,15 @@ def test_output(d):
         check("output: sembed encode equals the torch reference (1e-5)", np.abs(v - r).max() < 1e-5, np.abs(v - r).max())
         rc0, v0 = sembed_vectors(MODEL, TEXTS)
         check("output: the vectors moved from the init", rc0 == 0 and np.abs(v - v0).max() > 1e-3)
+    # a sharded bf16 init (model-0000N-of-00002.safetensors + index): one F32 model.safetensors, no stale shards
+    sh = os.path.join(d, "sharded")
+    rc, _, err = train(sh, "--batch-size", "16", model="tests/fixtures/models/xlmr-mean-norm-bf16")
+    check("sharded init runs", rc == 0, err)
+    if rc == 0:
+        w = sorted(x for x in os.listdir(sh) if x.endswith((".safetensors", ".bin", ".json")) and "model" in x)
+        check("sharded init: only model.safetensors", w == ["model.safetensors"], w)
+        rc, v = sembed_vectors(sh, TEXTS)
+        check("sharded init: equals the torch reference (1e-5)", rc == 0 and np.abs(v - ref_vectors(sh, TEXTS)).max() < 1e-5)
     # a student from scratch
     st = os.path.join(d, "random")
     rc, _, err = run("train", "--init", "random", "--vocab", "tests/fixtures/models/zh-cls-dense-f16/vocab.txt",
