@@ -697,6 +697,7 @@ static int run(const topts *o, int argc, char **argv) {
                 nc, nc == 1 ? "" : "s", d->label ? " and a label" : "");
         goto done;
     }
+    cli_catch_stop_signals(); /* before the slow parts: Ctrl-C while loading ends with 130, no checkpoint */
     /* the model and its tokenizer */
     if (o->init) {
         size_t V = count_lines(o->vocab);
@@ -815,13 +816,16 @@ static int run(const topts *o, int argc, char **argv) {
         fprintf(stderr, "sembed: train: out of memory\n");
         goto done;
     }
-    cli_catch_stop_signals();
     bool tty = isatty(2), show = (!cli_quiet && tty) || cli_progress_force;
     double t0 = cli_now(), last_print = 0.0, win_loss = 0.0;
     size_t win_n = 0, sentences = 0, step0 = se_adamw_steps(opt), cur_epoch = (size_t)-1;
     if (!cli_quiet)
         fprintf(stderr, "sembed: train: %zu rows x %zu columns, %zu steps (%ld epochs of %zu), batch %zu x %zu, %zu warm-up steps%s\n",
                 n, nc, total, o->epochs, spe, B, K, ap.warmup_steps, step0 ? " (resumed)" : "");
+    if (cli_stop) { /* before the first step: nothing to save */
+        rc = 128 + (int)cli_stop;
+        goto done;
+    }
     for (size_t step = step0; step < total; step++) {
         size_t ep = step / spe;
         if (ep != cur_epoch) epoch_order(perm, n, (uint64_t)o->seed, ep), cur_epoch = ep;
