@@ -803,14 +803,14 @@ static int run(const topts *o, int argc, char **argv) {
             goto done;
         }
     }
-    size_t S_max = B * nc;
+    size_t S_max = (B < n ? B : n) * nc; /* a batch is at most the data */
     perm = malloc(n * sizeof *perm);
     starts = malloc((S_max + 1) * sizeof *starts);
     sub = malloc((S_max + 1) * sizeof *sub);
     emb = malloc(S_max * dim * sizeof *emb);
     demb = malloc(S_max * dim * sizeof *demb);
-    labels = malloc(B * sizeof *labels);
-    tbuf = teacher ? malloc(B * t_dim * sizeof *tbuf) : NULL;
+    labels = malloc((B < n ? B : n) * sizeof *labels);
+    tbuf = teacher ? malloc((B < n ? B : n) * t_dim * sizeof *tbuf) : NULL;
     size_t ids_cap = 0;
     if (!perm || !starts || !sub || !emb || !demb || !labels || (teacher && !tbuf)) {
         fprintf(stderr, "sembed: train: out of memory\n");
@@ -819,6 +819,11 @@ static int run(const topts *o, int argc, char **argv) {
     bool tty = isatty(2), show = (!cli_quiet && tty) || cli_progress_force;
     double t0 = cli_now(), last_print = 0.0, win_loss = 0.0;
     size_t win_n = 0, sentences = 0, step0 = se_adamw_steps(opt), cur_epoch = (size_t)-1;
+    if (!cli_quiet) { /* the columns in use: an unintended extra field would be an extra negative */
+        fprintf(stderr, "sembed: train: %s: text columns", o->data);
+        for (size_t c = 0; c < nc; c++) fprintf(stderr, "%s %s", c ? "," : "", d->col[c]);
+        fprintf(stderr, "%s%s\n", d->label_col ? "; label " : "", d->label_col ? d->label_col : "");
+    }
     if (!cli_quiet)
         fprintf(stderr, "sembed: train: %zu rows x %zu columns, %zu steps (%ld epochs of %zu), batch %zu x %zu, %zu warm-up steps%s\n",
                 n, nc, total, o->epochs, spe, B, K, ap.warmup_steps, step0 ? " (resumed)" : "");

@@ -279,6 +279,16 @@ def test_errors(d):
         f.write('"A plane, taking off.",An air plane is taking off.\nA man plays.,"A man is playing, ""a flute"""\n')
     rc, _, err = train(os.path.join(d, "o-nohdr"), "--columns", "anchor,positive", data=p)
     check("headerless CSV with --columns", rc == 0, err)
+    # JSONL: the columns in use are named on stderr; --columns picks fields (an "id" left out, order as given)
+    p = os.path.join(d, "ids.jsonl")
+    with open(p, "w") as f:
+        f.write('{"id": 1, "positive": "a man is playing", "anchor": "a man plays"}\n'
+                '{"id": 2, "positive": "the cat is asleep", "anchor": "a cat sleeps"}\n')
+    rc, _, err = run("train", "-m", MODEL, "--loss", "mnrl", "--data", p, "-o", os.path.join(d, "o-ids"))
+    check("jsonl: a non-string extra field is refused", rc == 1 and p + ':1: field "id" is not a string' in err, err)
+    rc, _, err = run("train", "-m", MODEL, "--loss", "mnrl", "--data", p, "-o", os.path.join(d, "o-ids2"),
+                     "--columns", "anchor,positive")
+    check("jsonl --columns picks and orders fields", rc == 0 and "text columns anchor, positive\n" in err, err)
     rc, _, err = train(os.path.join(d, "o-loss"), loss="nope")
     check("unknown loss: usage error", rc == 2 and "--loss nope" in err, err)
     rc, _, err = train(os.path.join(d, "o-mse"), loss="mse")
