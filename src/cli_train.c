@@ -697,6 +697,11 @@ static int run(const topts *o, int argc, char **argv) {
                 nc, nc == 1 ? "" : "s", d->label ? " and a label" : "");
         goto done;
     }
+    tmp_made = true; /* the output's temporary folder, now: a -o that cannot be written fails before training */
+    if (make_dir(tmp)) {
+        tmp_made = false;
+        goto done;
+    }
     cli_catch_stop_signals(); /* before the slow parts: Ctrl-C while loading ends with 130, no checkpoint */
     /* the model and its tokenizer */
     if (o->init) {
@@ -714,7 +719,6 @@ static int run(const topts *o, int argc, char **argv) {
                                       .P = (size_t)(o->max_len ? o->max_len : 128), .n_type = 2,
                                       .hidden_dropout = 0.1f, .attn_dropout = 0.1f, .act = SE_ACT_GELU,
                                       .pooling = SE_POOL_MEAN, .normalize = true, .seed = (uint64_t)o->seed};
-        tmp_made = true;
         if (write_random_folder(tmp, o->vocab, &rp)) goto done;
         if (se_tmodel_random(&rp, &m, &err) != SE_OK || se_tokenizer_load(tmp, &tok, &err) != SE_OK) {
             fprintf(stderr, "sembed: train: %s\n", err.msg);
@@ -954,10 +958,7 @@ static int run(const topts *o, int argc, char **argv) {
     }
     if (tty && show) fputc('\n', stderr);
     /* the output folder */
-    if (!o->init) {
-        tmp_made = true;
-        if (copy_tree(o->model, tmp)) goto done;
-    }
+    if (!o->init && copy_tree(o->model, tmp)) goto done;
     if (write_weights(tmp, tf, m)) goto done;
     {
         char p[4200];

@@ -298,6 +298,9 @@ def test_errors(d):
     rc, _, err = run("train", "-m", MODEL, "--loss", "mnrl", "--data", p, "-o", os.path.join(d, "o-ids2"),
                      "--columns", "anchor,positive")
     check("jsonl --columns picks and orders fields", rc == 0 and "text columns anchor, positive\n" in err, err)
+    # an output folder that cannot be made fails before training, not after
+    rc, _, err = run("train", "-m", MODEL, "--loss", "mnrl", "--data", PAIRS, "-o", os.path.join(d, "no", "such", "out"))
+    check("unwritable -o fails before training", rc == 1 and "cannot make" in err and "rows x" not in err, err)
     rc, _, err = train(os.path.join(d, "o-loss"), loss="nope")
     check("unknown loss: usage error", rc == 2 and "--loss nope" in err, err)
     rc, _, err = train(os.path.join(d, "o-mse"), loss="mse")
