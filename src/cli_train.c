@@ -614,9 +614,12 @@ static size_t count_lines(const char *path) {
     return n + (len && last != '\n');
 }
 
-/* Saves a checkpoint into OUT_DIR/checkpoint-STEP; writes its path to
+/* Saves a checkpoint into OUT_DIR/checkpoint-STEP, with the logged
+ * losses and evaluations so far in its sembed_log.json (so that a resumed
+ * run's trainer_state.json has the whole history); writes its path to
  * buf. 0 or -1 with a message. */
-static int save_checkpoint(const char *out, se_tmodel *m, se_adamw *opt, char *buf, size_t cap) {
+static int save_checkpoint(const char *out, se_tmodel *m, se_adamw *opt, json_t *log, json_t *evals, char *buf,
+                           size_t cap) {
     se_error err = {0};
     if (make_dir(out)) return -1;
     snprintf(buf, cap, "%s/checkpoint-%zu", out, se_adamw_steps(opt));
@@ -624,7 +627,25 @@ static int save_checkpoint(const char *out, se_tmodel *m, se_adamw *opt, char *b
         fprintf(stderr, "sembed: train: %s\n", err.msg);
         return -1;
     }
-    return 0;
+    char p[4200];
+    pathf(p, sizeof p, "%s/sembed_log.json", buf);
+    json_t *j = json_pack("{s:O, s:O}", "log_history", log, "eval_history", evals);
+    int rc = j && json_dump_file(j, p, JSON_INDENT(2)) == 0 ? 0 : -1;
+    json_decref(j);
+    if (rc) fprintf(stderr, "sembed: train: cannot write %s\n", p);
+    return rc;
+}
+
+/* Appends the histories of a checkpoint's sembed_log.json (when it has
+ * one: absent, the history starts at the checkpoint) to log and evals. */
+static void load_log(const char *ckpt, json_t *log, json_t *evals) {
+    char p[4200];
+    pathf(p, sizeof p, "%s/sembed_log.json", ckpt);
+    json_t *j = json_load_file(p, 0, NULL);
+    json_t *l = json_object_get(j, "log_history"), *e = json_object_get(j, "eval_history");
+    if (json_is_array(l)) json_array_extend(log, l);
+    if (json_is_array(e)) json_array_extend(evals, e);
+    json_decref(j);
 }
 
 static int run(const topts *o, int argc, char **argv) {
@@ -801,6 +822,7 @@ static int run(const topts *o, int argc, char **argv) {
             fprintf(stderr, "sembed: train: --resume: %s\n", err.msg);
             goto done;
         }
+        load_log(o->resume, log, evals);
         if (se_adamw_steps(opt) > total) {
             fprintf(stderr, "sembed: train: --resume %s: step %zu, past this run's %zu steps\n", o->resume,
                     se_adamw_steps(opt), total);
@@ -941,11 +963,11 @@ static int run(const topts *o, int argc, char **argv) {
         if (done_steps % (size_t)o->log_steps == 0) win_loss = 0.0, win_n = 0;
         char ck[4200];
         if (o->save_steps && done_steps % (size_t)o->save_steps == 0 && done_steps < total &&
-            save_checkpoint(o->out, m, opt, ck, sizeof ck))
+            save_checkpoint(o->out, m, opt, log, evals, ck, sizeof ck))
             goto done;
         if (cli_stop && done_steps < total) {
             if (tty && show) fputc('\n', stderr);
-            if (save_checkpoint(o->out, m, opt, ck, sizeof ck)) goto done;
+            if (save_checkpoint(o->out, m, opt, log, evals, ck, sizeof ck)) goto done;
             fprintf(stderr, "sembed: train: stopped at step %zu of %zu; checkpoint %s\nresume with: sembed", done_steps,
                     total, ck);
             for (int i = 0; i < argc; i++)

@@ -141,7 +141,7 @@ def test_seed(d):
 def test_resume(d):
     full, part, res = (os.path.join(d, x) for x in ("res-full", "res-part", "res-resumed"))
     common = ["--epochs", "3", "--batch-size", "8", "--lr", "2e-4", "--warmup-ratio", "0.2", "--weight-decay", "0.01",
-              "--grad-accum", "2"]
+              "--grad-accum", "2", "--logging-steps", "1"]
     r1 = train(full, *common)
     r2 = train(part, *common, "--save-steps", "4")  # 9 steps: checkpoints 4 and 8
     ck = os.path.join(part, "checkpoint-4")
@@ -153,6 +153,9 @@ def test_resume(d):
         return
     check("resume: the same weights as without a stop", weights(full) == weights(res))
     check("resume: the same final step", state(res)["global_step"] == 9)
+    check("resume: the log history carried over, the same as without a stop",
+          state(res)["log_history"] == state(full)["log_history"] and len(state(full)["log_history"]) == 9,
+          (state(res)["log_history"], state(full)["log_history"]))
     # a checkpoint of another model's shape
     rc, _, err = train(os.path.join(d, "res-bad"), *common, "--resume", ck, model="tests/fixtures/models/en-plain-hf")
     check("resume: another model's checkpoint refused", rc == 1 and "n_parameters" in err, err)
