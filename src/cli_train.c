@@ -78,8 +78,10 @@ static const char train_usage[] =
     "  -o, --output DIR         the trained model (new, or holding only checkpoints)\n"
     "      --save-steps N       a checkpoint every N steps in OUT_DIR/checkpoint-N\n"
     "      --resume DIR         continue from a checkpoint (same data and options)\n"
-    "      --eval-sts FILE      STS pairs (s1<TAB>s2<TAB>score lines, as `sembed eval sts`): Spearman\n"
-    "                           x100 after each epoch and every --eval-steps N\n"
+    "      --eval-sts FILE      STS pairs as `sembed eval sts` reads them (s1<TAB>s2<TAB>score lines, or\n"
+    "                           the STS Benchmark's format, gzip or plain): Spearman x100 after each\n"
+    "                           epoch and every --eval-steps N\n"
+    "      --eval-split S       the STS Benchmark split to evaluate on (dev)\n"
     "      --logging-steps N    loss in trainer_state.json's log_history every N steps (10)\n"
     "  -q, --quiet              no progress line; --progress: one even when not on a terminal\n"
     "  -h, --help\n"
@@ -468,7 +470,7 @@ static double eval_sts(se_tmodel *m, const se_tdata *ev) {
 /* The parsed options. */
 typedef struct topts {
     const char *model, *init, *arch, *vocab, *data, *columns, *loss, *matryoshka, *teacher_vectors, *teacher;
-    const char *out, *resume, *eval_sts;
+    const char *out, *resume, *eval_sts, *eval_split;
     long layers, hidden, heads, ff, max_len, epochs, batch, accum, threads, save_steps, eval_steps, log_steps, mini;
     long seed;
     float lr, warmup, wd, max_norm, scale, margin;
@@ -487,10 +489,10 @@ static int run(const topts *o, int argc, char **argv);
 
 int cmd_train(int argc, char **argv) {
     topts o = {.arch = "bert", .layers = 4, .hidden = 256, .heads = 4, .epochs = 1, .batch = 16, .accum = 1,
-               .threads = 1, .log_steps = 10, .mini = 32, .seed = 42, .lr = 5e-5f, .max_norm = 1.0f};
+               .threads = 1, .log_steps = 10, .mini = 32, .eval_split = "dev", .seed = 42, .lr = 5e-5f, .max_norm = 1.0f};
     enum { O_INIT = 256, O_ARCH, O_VOCAB, O_LAYERS, O_HIDDEN, O_HEADS, O_FF, O_MAXLEN, O_COLUMNS, O_LOSS, O_MATRY,
            O_SCALE, O_MARGIN, O_MINI, O_TVEC, O_TEACHER, O_EPOCHS, O_BATCH, O_LR, O_WARM, O_WD, O_NORM, O_ACCUM,
-           O_SEED, O_SAVE, O_RESUME, O_EVAL, O_EVALSTEPS, O_LOG, O_PROGRESS };
+           O_SEED, O_SAVE, O_RESUME, O_EVAL, O_EVALSTEPS, O_LOG, O_PROGRESS, O_SPLIT };
     static const struct option lo[] = {
         {"model", 1, 0, 'm'}, {"init", 1, 0, O_INIT}, {"arch", 1, 0, O_ARCH}, {"vocab", 1, 0, O_VOCAB},
         {"layers", 1, 0, O_LAYERS}, {"hidden", 1, 0, O_HIDDEN}, {"heads", 1, 0, O_HEADS}, {"intermediate", 1, 0, O_FF},
@@ -500,7 +502,7 @@ int cmd_train(int argc, char **argv) {
         {"epochs", 1, 0, O_EPOCHS}, {"batch-size", 1, 0, O_BATCH}, {"lr", 1, 0, O_LR}, {"warmup-ratio", 1, 0, O_WARM},
         {"weight-decay", 1, 0, O_WD}, {"max-grad-norm", 1, 0, O_NORM}, {"grad-accum", 1, 0, O_ACCUM},
         {"seed", 1, 0, O_SEED}, {"threads", 1, 0, 't'}, {"output", 1, 0, 'o'}, {"save-steps", 1, 0, O_SAVE},
-        {"resume", 1, 0, O_RESUME}, {"eval-sts", 1, 0, O_EVAL}, {"eval-steps", 1, 0, O_EVALSTEPS},
+        {"resume", 1, 0, O_RESUME}, {"eval-sts", 1, 0, O_EVAL}, {"eval-steps", 1, 0, O_EVALSTEPS}, {"eval-split", 1, 0, O_SPLIT},
         {"logging-steps", 1, 0, O_LOG}, {"quiet", 0, 0, 'q'}, {"progress", 0, 0, O_PROGRESS}, {"help", 0, 0, 'h'},
         {0, 0, 0, 0}};
     const char *c = "train";
@@ -540,6 +542,7 @@ int cmd_train(int argc, char **argv) {
         case O_SAVE: bad = cli_opt_long(c, "--save-steps", optarg, 0, 1L << 40, &o.save_steps); break;
         case O_RESUME: o.resume = optarg; break;
         case O_EVAL: o.eval_sts = optarg; break;
+        case O_SPLIT: o.eval_split = optarg; break;
         case O_EVALSTEPS: bad = cli_opt_long(c, "--eval-steps", optarg, 0, 1L << 40, &o.eval_steps); break;
         case O_LOG: bad = cli_opt_long(c, "--logging-steps", optarg, 1, 1L << 40, &o.log_steps); break;
         case 'q': cli_quiet = 1; break;
@@ -801,7 +804,7 @@ static int run(const topts *o, int argc, char **argv) {
         if (bad) goto done;
     }
     if (o->eval_sts) {
-        if (se_tdata_read(o->eval_sts, "sentence1,sentence2,score", &ev, &err) != SE_OK ||
+        if (se_tdata_read_sts(o->eval_sts, o->eval_split, &ev, &err) != SE_OK ||
             se_tdata_tokenize(ev, tok, max_len, &err) != SE_OK) {
             fprintf(stderr, "sembed: train: --eval-sts: %s\n", err.msg);
             goto done;

@@ -124,6 +124,30 @@ def test_loss_down(d):
     check("matryoshka wider than the model refused", rc == 1 and "--matryoshka 64: wider than the model's 32" in err, err)
 
 
+def test_eval_stsb(d):
+    """--eval-sts on the STS Benchmark's format (gzip, a header, --eval-split): the last evaluation equals
+    `sembed eval sts` on the output folder (the trainer's forward against the library's)."""
+    import gzip
+    p = os.path.join(d, "stsb-mini.tsv.gz")
+    with open(DEV) as f, gzip.open(p, "wt") as g:
+        g.write("split\tgenre\tdataset\tyear\tsid\tscore\tsentence1\tsentence2\n")
+        for i, l in enumerate(f):
+            s1, s2, sc = l.rstrip("\n").split("\t")
+            g.write("%s\tmain\tx\t2012\t%04d\t%s\t%s\t%s\n" % ("dev" if i < 30 else "test", i, sc, s1, s2))
+    out = os.path.join(d, "eval-stsb")
+    rc, _, err = train(out, "--batch-size", "16", "--eval-sts", p, "--eval-split", "dev")
+    check("eval-sts STS-B format runs", rc == 0, err)
+    if rc:
+        return
+    got = state(out)["eval_history"][-1]["eval_sts_spearman"]
+    rc, o, err = run("eval", "sts", "-m", out, p, "--split", "dev", "--json")
+    want = json.loads(o)
+    check("eval-sts: 30 dev pairs, the Spearman of sembed eval sts",
+          rc == 0 and want["pairs"] == 30 and abs(got - want["spearman"]) < 0.01, (got, o, err))
+    rc, _, err = train(os.path.join(d, "eval-bad"), "--eval-sts", SCORED)  # a header row of names: not a score
+    check("eval-sts: a bad file named with its line", rc == 1 and SCORED + ':1: score "score" is not a number' in err, err)
+
+
 def test_seed(d):
     a, b, c = (os.path.join(d, x) for x in ("seed-a", "seed-b", "seed-c"))
     common = ["--epochs", "2", "--batch-size", "8", "--lr", "1e-4", "--seed", "7"]
@@ -324,6 +348,7 @@ def main():
     with tempfile.TemporaryDirectory() as d:
         test_help()
         test_loss_down(d)
+        test_eval_stsb(d)
         test_seed(d)
         test_resume(d)
         test_cmnrl(d)

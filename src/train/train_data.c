@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "alloc.h"
 #include "error.h"
@@ -402,6 +403,65 @@ se_status se_tdata_read(const char *path, const char *columns, se_tdata **out, s
         se_free(d->label);
         d->label = NULL;
     }
+    if (s != SE_OK) {
+        se_tdata_free(d);
+        return s;
+    }
+    *out = d;
+    return SE_OK;
+}
+
+se_status se_tdata_read_sts(const char *path, const char *split, se_tdata **out, se_error *err) {
+    if (!path || !out) return se_err(err, SE_E_INVALID, "se_tdata_read_sts: NULL argument");
+    *out = NULL;
+    gzFile g = gzopen(path, "rb");
+    if (!g) return se_err(err, SE_E_IO, "%s: %s", path, strerror(errno));
+    se_tdata *d = se_calloc(1, sizeof *d);
+    char *line = se_malloc(1 << 16);
+    se_status s = d && line ? SE_OK : se_err(err, SE_E_NOMEM, "out of memory");
+    char *names[] = {"sentence1", "sentence2", "score"};
+    int map[3];
+    if (s == SE_OK) s = set_columns(d, names, 3, map, path, 0, err);
+    size_t no = 0, cap = 0;
+    int stsb = -1;
+    while (s == SE_OK && gzgets(g, line, 1 << 16)) {
+        no++;
+        size_t len = strlen(line);
+        if (len == (1 << 16) - 1 && line[len - 1] != '\n') {
+            s = se_err(err, SE_E_FORMAT, "%s:%zu: line too long", path, no);
+            break;
+        }
+        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+        if (!len) continue;
+        if (stsb < 0 && (stsb = !strncmp(line, "split\tgenre", 11))) continue;
+        char *f[9];
+        int nf = 0;
+        f[nf++] = line;
+        for (char *q = line; *q && nf < 9; q++)
+            if (*q == '\t') *q = 0, f[nf++] = q + 1;
+        if (nf != (stsb ? 8 : 3)) {
+            s = se_err(err, SE_E_FORMAT, "%s:%zu: %d tab-separated fields, expected %s", path, no, nf,
+                       stsb ? "8 (STS Benchmark format)" : "3 (s1<TAB>s2<TAB>score)");
+            break;
+        }
+        const char *sc = stsb ? f[5] : f[2], *a = stsb ? f[6] : f[0], *b = stsb ? f[7] : f[1];
+        float score;
+        if ((s = parse_label(sc, &score, "score", path, no, err)) != SE_OK) break;
+        if (stsb && split && strcmp(f[0], split)) continue;
+        if (!utf8_ok(a, strlen(a)) || !utf8_ok(b, strlen(b))) {
+            s = se_err(err, SE_E_UTF8, "%s:%zu: a sentence is not valid UTF-8", path, no);
+            break;
+        }
+        char *texts[2] = {dupn(a, strlen(a)), dupn(b, strlen(b))};
+        s = texts[0] && texts[1] ? push_row(d, texts, score, no, &cap, err) : se_err(err, SE_E_NOMEM, "out of memory");
+        if (s != SE_OK) se_free(texts[0]), se_free(texts[1]);
+    }
+    if (s == SE_OK && !gzeof(g)) s = se_err(err, SE_E_IO, "%s: read error (corrupt gzip?)", path);
+    if (s == SE_OK && d->n_rows < 2)
+        s = se_err(err, SE_E_FORMAT, "%s: %zu pairs%s%s (a correlation needs two or more)", path, d->n_rows,
+                   stsb && split ? " in split " : "", stsb && split ? split : "");
+    gzclose(g);
+    se_free(line);
     if (s != SE_OK) {
         se_tdata_free(d);
         return s;

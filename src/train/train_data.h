@@ -37,6 +37,13 @@ typedef struct se_tdata {
  * free with se_tdata_free. */
 se_status se_tdata_read(const char *path, const char *columns, se_tdata **out, se_error *err);
 
+/* Reads STS pairs as `sembed eval sts` does, for evaluation: plain
+ * s1<TAB>s2<TAB>score lines, or the STS Benchmark's 8 fields after its
+ * header row (split genre dataset year sid score sentence1 sentence2),
+ * keeping the rows of split (NULL: all); gzip or plain. Two text columns
+ * (sentence1, sentence2) and the score. Errors name the file and line. */
+se_status se_tdata_read_sts(const char *path, const char *split, se_tdata **out, se_error *err);
+
 /* Tokenises every text with tok (special tokens added, truncated to
  * n_tokens_max ids, 0: the tokenizer's max_seq_length) into d->ids and
  * d->off. */
