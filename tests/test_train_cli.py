@@ -315,6 +315,8 @@ def test_errors(d):
         f.write('"A plane, taking off.",An air plane is taking off.\nA man plays.,"A man is playing, ""a flute"""\n')
     rc, _, err = train(os.path.join(d, "o-nohdr"), "--columns", "anchor,positive", data=p)
     check("headerless CSV with --columns", rc == 0, err)
+    rc, _, err = train(os.path.join(d, "o-hdr2"), "--columns", "sentence1,sentence2,score", data=SCORED, loss="cosent")
+    check("--columns on a file with that header row refused", rc == 1 and SCORED + ":1: a header row" in err, err)
     # JSONL: the columns in use are named on stderr; --columns picks fields (an "id" left out, order as given)
     p = os.path.join(d, "ids.jsonl")
     with open(p, "w") as f:

@@ -351,6 +351,16 @@ static se_status read_table(se_tdata *d, const char *buf, size_t len, char sep, 
             s = set_columns(d, names, nn, map, name, lno, err);
             continue;
         }
+        if (columns && lno == 1 && nf == nn) { /* a header given twice? */
+            bool same = true;
+            for (int c = 0; c < nf && same; c++) same = !strcmp(f[c], names[c]);
+            if (same) {
+                for (int c = 0; c < nf; c++) se_free(f[c]);
+                s = se_err(err, SE_E_FORMAT, "%s:1: a header row (the --columns names); --columns is for a file without one",
+                           name);
+                break;
+            }
+        }
         char *texts[MAX_COLS] = {0};
         float label = 0.0f;
         if (!blank && nf != nn)
