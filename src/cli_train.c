@@ -651,6 +651,24 @@ static void load_log(const char *ckpt, json_t *log, json_t *evals) {
     json_decref(j);
 }
 
+/* The folder of a -m (or --teacher) argument: a folder that exists as it
+ * is, else a hub name ORG/NAME resolved through the hub cache (as every
+ * command's -m). 0, or -1 with a message. */
+static int model_folder(const char *arg, char *dir, size_t cap) {
+    struct stat st;
+    if (stat(arg, &st) == 0 || !se_hub_is_repo_id(arg)) {
+        pathf(dir, cap, "%s", arg);
+        return 0;
+    }
+    se_hub_params hp = se_hub_default_params();
+    se_error err = {0};
+    if (se_hub_resolve(arg, &hp, dir, cap, &err) != SE_OK) {
+        fprintf(stderr, "sembed: train: model folder '%s': no such folder; as a hub model: %s\n", arg, err.msg);
+        return -1;
+    }
+    return 0;
+}
+
 static int run(const topts *o, int argc, char **argv) {
     se_error err = {0};
     int rc = 1;
@@ -700,7 +718,7 @@ static int run(const topts *o, int argc, char **argv) {
     json_t *log = json_array(), *evals = json_array();
     size_t nc = 0, n = 0;
     bool tmp_made = false;
-    char tf[1024] = "";
+    char tf[1024] = "", init_dir[4096] = "", teacher_dir[4096] = "";
     /* the data */
     if (se_tdata_read(o->data, o->columns, &d, &err) != SE_OK) {
         fprintf(stderr, "sembed: train: %s\n", err.msg);
@@ -749,11 +767,12 @@ static int run(const topts *o, int argc, char **argv) {
             goto done;
         }
     } else {
-        if (se_tmodel_from_folder(o->model, &m, &err) != SE_OK || se_tokenizer_load(o->model, &tok, &err) != SE_OK) {
+        if (model_folder(o->model, init_dir, sizeof init_dir)) goto done;
+        if (se_tmodel_from_folder(init_dir, &m, &err) != SE_OK || se_tokenizer_load(init_dir, &tok, &err) != SE_OK) {
             fprintf(stderr, "sembed: train: %s\n", err.msg);
             goto done;
         }
-        transformer_path(o->model, tf, sizeof tf);
+        transformer_path(init_dir, tf, sizeof tf);
     }
     if (se_tmodel_set_threads(m, (int)o->threads, &err) != SE_OK) {
         fprintf(stderr, "sembed: train: %s\n", err.msg);
@@ -780,7 +799,8 @@ static int run(const topts *o, int argc, char **argv) {
     } else if (o->teacher) { /* encode every row's first column with the teacher */
         se_model *tm = NULL;
         se_ctx *ctx = NULL;
-        if (se_model_load(o->teacher, NULL, &tm, &err) != SE_OK || se_ctx_new(tm, NULL, &ctx, &err) != SE_OK) {
+        if (model_folder(o->teacher, teacher_dir, sizeof teacher_dir)) goto done;
+        if (se_model_load(teacher_dir, NULL, &tm, &err) != SE_OK || se_ctx_new(tm, NULL, &ctx, &err) != SE_OK) {
             fprintf(stderr, "sembed: train: --teacher: %s\n", err.msg);
             se_model_free(tm);
             goto done;
@@ -983,7 +1003,7 @@ static int run(const topts *o, int argc, char **argv) {
     }
     if (tty && show) fputc('\n', stderr);
     /* the output folder */
-    if (!o->init && copy_tree(o->model, tmp)) goto done;
+    if (!o->init && copy_tree(init_dir, tmp)) goto done;
     if (write_weights(tmp, tf, m)) goto done;
     {
         char p[4200];

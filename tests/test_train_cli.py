@@ -269,6 +269,18 @@ def test_output(d):
         check("sharded init: only model.safetensors", w == ["model.safetensors"], w)
         rc, v = sembed_vectors(sh, TEXTS)
         check("sharded init: equals the torch reference (1e-5)", rc == 0 and np.abs(v - ref_vectors(sh, TEXTS)).max() < 1e-5)
+    # -m ORG/NAME from the hub cache (offline), as every command's -m
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    repo = os.path.join(d, "hub", "models--test-org--tiny")
+    os.makedirs(os.path.join(repo, "refs"))
+    with open(os.path.join(repo, "refs", "main"), "w") as f:
+        f.write(sha)
+    shutil.copytree(MODEL, os.path.join(repo, "snapshots", sha))
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HUB_CACHE=os.path.join(d, "hub"))
+    p = subprocess.run([SEMBED, "train", "-m", "test-org/tiny", "--loss", "mnrl", "--data", PAIRS, "-q", "-o",
+                        os.path.join(d, "from-hub")], env=env, capture_output=True)
+    check("-m ORG/NAME from the hub cache", p.returncode == 0 and os.path.isfile(os.path.join(d, "from-hub", "tokenizer.json")),
+          p.stderr)
     # a student from scratch
     st = os.path.join(d, "random")
     rc, _, err = run("train", "--init", "random", "--vocab", "tests/fixtures/models/zh-cls-dense-f16/vocab.txt",
