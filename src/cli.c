@@ -41,6 +41,7 @@ int cmd_mine(int argc, char **argv);
 int cmd_rerank(int argc, char **argv);             /* in cli_rerank.c */
 void cli_rerank_info(const se_model_info *in, int json); /* in cli_rerank.c */
 int cmd_classify(int argc, char **argv);           /* in cli_classify.c */
+int cmd_train(int argc, char **argv);              /* in cli_train.c */
 
 /* Prints "sembed: <msg>" to stderr. */
 static void die_msg(const char *what, const char *msg) {
@@ -767,6 +768,7 @@ static const char main_usage[] =
     "  rerank      score documents against a query with a cross-encoder, best first\n"
     "  eval        evaluate a model (sts: STS Benchmark format; ir: retrieval on a BEIR folder)\n"
     "  classify    fit a text classifier on a model's embeddings (SetFit-style), predict labels\n"
+    "  train       train or fine-tune a sentence encoder (sentence-transformers' losses)\n"
     "  bench       load time, memory and throughput of a model (JSON)\n"
     "  serve       HTTP embedding server (OpenAI and text-embeddings-inference APIs)\n"
     "  info        describe a model folder\n"
@@ -802,6 +804,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "rerank")) return cmd_rerank(argc - 1, argv + 1);
     if (!strcmp(cmd, "classify")) return cmd_classify(argc - 1, argv + 1);
+    if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
     if (!strcmp(cmd, "serve")) return cmd_serve(argc - 1, argv + 1);
     if (!strcmp(cmd, "pull")) return cmd_pull(argc - 1, argv + 1);
     if (!strcmp(cmd, "models")) return cmd_models(argc - 1, argv + 1);

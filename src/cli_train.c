@@ -1,0 +1,1036 @@
+/*
+ * cli_train.c - `sembed train`: fine-tune (or train from a random init) a
+ * BERT-family sentence encoder with sentence-transformers' losses, on the
+ * training engine of src/train/ (train.h), and write a
+ * sentence-transformers folder that sembed and sentence-transformers load.
+ *
+ * The engine has no public API yet, so this file (alone of the CLI) is
+ * built with -Isrc and includes train/train.h and train/train_data.h.
+ *
+ * The run, as Hugging Face's Trainer runs it:
+ *   - each epoch visits the rows in a permutation drawn from the seed
+ *     (Fisher-Yates over splitmix64 seeded with seed and the epoch), cut
+ *     into micro-batches of --batch-size rows (the last one shorter);
+ *     --grad-accum micro-batches make an optimiser step;
+ *   - a micro-batch's sentences are its rows' columns, column after
+ *     column (all anchors, then all positives, ...), as the losses take
+ *     them; dropout (config.json's probabilities) is drawn from a key of
+ *     the seed and the micro-batch's number, so a resumed run draws the
+ *     same masks;
+ *   - AdamW with linear warm-up (ceil(warmup_ratio * steps)) and linear
+ *     decay to 0 at the last step, clipping at --max-grad-norm.
+ * Checkpoints (--save-steps, Ctrl-C) go to OUT_DIR/checkpoint-STEP.
+ */
+#include <errno.h>
+#include <dirent.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli_io.h"
+#include "sembed.h"
+#include "safetensors.h"
+#include "train/train.h"
+#include "train/train_data.h"
+
+#define EXIT_USAGE 2
+
+static const char train_usage[] =
+    "usage: sembed train -m INIT_DIR --loss LOSS --data FILE -o OUT_DIR [options]\n"
+    "       sembed train --init random --vocab vocab.txt [--layers L --hidden H --heads A] ... \n"
+    "\n"
+    "Trains a sentence encoder with a sentence-transformers loss and writes a\n"
+    "sentence-transformers folder (model.safetensors, configs, tokenizer) to OUT_DIR.\n"
+    "\n"
+    "model:\n"
+    "  -m, --model DIR          the model to fine-tune (BERT, XLM-R or MPNet folder)\n"
+    "      --init random        a BERT from BERT's random init instead (needs --vocab)\n"
+    "      --arch bert          the architecture of --init random (bert, the one there is)\n"
+    "      --vocab FILE         a WordPiece vocab.txt for --init random (lowercasing tokenizer)\n"
+    "      --layers L --hidden H --heads A --intermediate FF   shape (4, 256, 4, 4*H)\n"
+    "      --max-seq-length N   truncate texts to N tokens (default the model's; random: 128)\n"
+    "data and loss:\n"
+    "  -d, --data FILE          training rows: .jsonl, .tsv or .csv; columns anchor, positive[,\n"
+    "                           negative...] or sentence1, sentence2 and score (or label)\n"
+    "      --columns A,B,...    the columns' names: JSONL fields to take, or the positions of a\n"
+    "                           TSV/CSV file that has no header row\n"
+    "      --loss LOSS          mnrl (MultipleNegativesRankingLoss), mnrl-sym, cmnrl (Cached MNRL),\n"
+    "                           cosent, cosine (CosineSimilarityLoss), triplet, mse (distillation)\n"
+    "      --matryoshka D1,D2   MatryoshkaLoss over LOSS at these dimensions\n"
+    "      --scale S            MNRL / CoSENT scale (20); --margin M: triplet margin (5)\n"
+    "      --mini-batch-size N  cmnrl's mini-batches (32)\n"
+    "      --teacher-vectors F  mse: a float32 .npy of (rows, dim), the teacher's vector of each row\n"
+    "      --teacher DIR        mse: encode each row's first column with this sembed model\n"
+    "optimisation:\n"
+    "      --epochs N (1)  --batch-size B (16)  --lr R (5e-5)  --warmup-ratio R (0)\n"
+    "      --weight-decay W (0)  --max-grad-norm N (1; 0: no clipping)  --grad-accum K (1)\n"
+    "      --seed S (42)        the data order, dropout and a random init follow it\n"
+    "  -t, --threads N          threads (default 1; the result is the same for every count)\n"
+    "output:\n"
+    "  -o, --output DIR         the trained model (new, or holding only checkpoints)\n"
+    "      --save-steps N       a checkpoint every N steps in OUT_DIR/checkpoint-N\n"
+    "      --resume DIR         continue from a checkpoint (same data and options)\n"
+    "      --eval-sts FILE      STS pairs as `sembed eval sts` reads them (s1<TAB>s2<TAB>score lines, or\n"
+    "                           the STS Benchmark's format, gzip or plain): Spearman x100 after each\n"
+    "                           epoch and every --eval-steps N\n"
+    "      --eval-split S       the STS Benchmark split to evaluate on (dev)\n"
+    "      --logging-steps N    loss in trainer_state.json's log_history every N steps (10)\n"
+    "  -q, --quiet              no progress line; --progress: one even when not on a terminal\n"
+    "  -h, --help\n"
+    "Ctrl-C saves a checkpoint and prints the command that resumes from it.\n";
+
+int cmd_train(int argc, char **argv);
+
+/* snprintf for paths: formats into buf (cap bytes); a path that does not
+ * fit is cut (paths are checked to be short when the run starts). */
+static void pathf(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void pathf(char *buf, size_t cap, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, cap, fmt, ap);
+    va_end(ap);
+}
+
+/* splitmix64: a stream of 64-bit values from *st. */
+static uint64_t mix64(uint64_t *st) {
+    uint64_t z = (*st += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* The row order of epoch ep: a Fisher-Yates permutation of n rows drawn
+ * from splitmix64 seeded with seed and the epoch. */
+static void epoch_order(size_t *perm, size_t n, uint64_t seed, size_t ep) {
+    uint64_t st = seed ^ (0xD1B54A32D192ED03ull * (ep + 1));
+    for (size_t i = 0; i < n; i++) perm[i] = i;
+    for (size_t i = n; i > 1; i--) {
+        size_t j = (size_t)(mix64(&st) % i);
+        size_t t = perm[i - 1];
+        perm[i - 1] = perm[j], perm[j] = t;
+    }
+}
+
+/* Reads a little-endian float32 .npy of 2 dimensions (C order) into a
+ * new array; *rows, *cols its shape. -1 with a message. */
+static float *read_npy(const char *path, size_t *rows, size_t *cols) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "sembed: train: %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    unsigned char h[12];
+    float *out = NULL;
+    char *hdr = NULL;
+    if (fread(h, 1, 10, f) != 10 || memcmp(h, "\x93NUMPY", 6)) {
+        fprintf(stderr, "sembed: train: %s: not an .npy file\n", path);
+        goto done;
+    }
+    size_t hl = h[8] | (size_t)h[9] << 8;
+    if (h[6] >= 2) {
+        if (fread(h + 10, 1, 2, f) != 2) goto done;
+        hl |= (size_t)h[10] << 16 | (size_t)h[11] << 24;
+    }
+    if (hl > 1 << 20 || !(hdr = calloc(hl + 1, 1)) || fread(hdr, 1, hl, f) != hl) {
+        fprintf(stderr, "sembed: train: %s: a bad .npy header\n", path);
+        goto done;
+    }
+    unsigned long long r = 0, c = 0;
+    const char *sh = strstr(hdr, "'shape':");
+    if (!strstr(hdr, "'descr': '<f4'") || !strstr(hdr, "'fortran_order': False") || !sh ||
+        sscanf(sh, "'shape': (%llu, %llu)", &r, &c) != 2 || !r || !c || r > (1ull << 32) || c > 65536) {
+        fprintf(stderr, "sembed: train: %s: expected a float32 ('<f4') array of 2 dimensions in C order; header %s\n",
+                path, hdr);
+        goto done;
+    }
+    out = malloc((size_t)r * (size_t)c * sizeof *out);
+    if (!out || fread(out, sizeof *out, (size_t)(r * c), f) != (size_t)(r * c)) {
+        fprintf(stderr, "sembed: train: %s: %s\n", path, out ? "shorter than its shape" : "out of memory");
+        free(out);
+        out = NULL;
+        goto done;
+    }
+    for (size_t i = 0; i < (size_t)(r * c); i++)
+        if (!isfinite(out[i])) {
+            fprintf(stderr, "sembed: train: %s: row %zu: a value that is not finite\n", path, i / (size_t)c);
+            free(out);
+            out = NULL;
+            goto done;
+        }
+    *rows = (size_t)r, *cols = (size_t)c;
+done:
+    free(hdr);
+    fclose(f);
+    return out;
+}
+
+/* Makes directory path (its parent must exist); 0, or -1 with a message. */
+static int make_dir(const char *path) {
+    if (mkdir(path, 0777) == 0 || errno == EEXIST) return 0;
+    fprintf(stderr, "sembed: train: cannot make %s: %s\n", path, strerror(errno));
+    return -1;
+}
+
+/* Copies file src to dst; 0 or -1 with a message. */
+static int copy_file(const char *src, const char *dst) {
+    FILE *a = fopen(src, "rb"), *b = a ? fopen(dst, "wb") : NULL;
+    char buf[65536];
+    size_t n;
+    int rc = a && b ? 0 : -1;
+    while (rc == 0 && (n = fread(buf, 1, sizeof buf, a)) > 0)
+        if (fwrite(buf, 1, n, b) != n) rc = -1;
+    if (a && ferror(a)) rc = -1;
+    if (b && fclose(b) != 0) rc = -1;
+    if (a) fclose(a);
+    if (rc) fprintf(stderr, "sembed: train: cannot copy %s to %s: %s\n", src, dst, strerror(errno));
+    return rc;
+}
+
+/* True for a file the output must not copy from the init folder: weights
+ * of any format and shards (written anew as model.safetensors), the
+ * shard index, and files that describe the old weights. */
+static bool skip_copy(const char *name) {
+    static const char *const skip[] = {"model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
+                                       "pytorch_model.bin.index.json", "expected.jsonl", "tf_model.h5",
+                                       "flax_model.msgpack", "rust_model.ot", "README.md", NULL};
+    for (int i = 0; skip[i]; i++)
+        if (!strcmp(name, skip[i])) return true;
+    static const char *const ext[] = {".safetensors", ".bin", ".onnx", ".h5", ".msgpack", ".ot", ".pt", ".pth", NULL};
+    size_t n = strlen(name);
+    for (int i = 0; ext[i]; i++) /* shards (model-00001-of-00002.safetensors) and other weight files */
+        if (n >= strlen(ext[i]) && !strcmp(name + n - strlen(ext[i]), ext[i])) return true;
+    return name[0] == '.' || !strncmp(name, "checkpoint-", 11);
+}
+
+/* Copies the files of folder src into dst (made), recursing into
+ * subfolders, except skip_copy's. 0 or -1. */
+static int copy_tree(const char *src, const char *dst) {
+    DIR *d = opendir(src);
+    if (!d) {
+        fprintf(stderr, "sembed: train: cannot read %s: %s\n", src, strerror(errno));
+        return -1;
+    }
+    int rc = make_dir(dst);
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d))) {
+        if (skip_copy(e->d_name)) continue;
+        char a[4096], b[4096];
+        pathf(a, sizeof a, "%s/%s", src, e->d_name);
+        pathf(b, sizeof b, "%s/%s", dst, e->d_name);
+        struct stat st;
+        if (stat(a, &st) != 0) continue;
+        if (S_ISDIR(st.st_mode)) rc = copy_tree(a, b);
+        else if (S_ISREG(st.st_mode)) rc = copy_file(a, b);
+    }
+    closedir(d);
+    return rc;
+}
+
+/* Removes the folder path and everything in it (our temporary folder). */
+static void remove_tree(const char *path) {
+    DIR *d = opendir(path);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+            char p[4096];
+            pathf(p, sizeof p, "%s/%s", path, e->d_name);
+            struct stat st;
+            if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) remove_tree(p);
+            else remove(p);
+        }
+        closedir(d);
+    }
+    rmdir(path);
+}
+
+/* Writes text to path; 0 or -1 with a message. */
+static int write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "wb");
+    int rc = f && fputs(text, f) >= 0 ? 0 : -1;
+    if (f && fclose(f) != 0) rc = -1;
+    if (rc) fprintf(stderr, "sembed: train: cannot write %s: %s\n", path, strerror(errno));
+    return rc;
+}
+
+/* Writes the files of a sentence-transformers BERT folder for --init
+ * random into dir (made): config.json, the tokenizer (vocab.txt copied,
+ * lowercasing WordPiece), modules.json (Transformer, mean Pooling,
+ * Normalize), 1_Pooling/config.json and the sentence-transformers
+ * configs. 0 or -1. */
+static int write_random_folder(const char *dir, const char *vocab, const se_tmodel_random_params *rp) {
+    char p[4096], buf[4096];
+    if (make_dir(dir)) return -1;
+    pathf(p, sizeof p, "%s/vocab.txt", dir);
+    if (copy_file(vocab, p)) return -1;
+    snprintf(buf, sizeof buf,
+             "{\n  \"architectures\": [\"BertModel\"],\n  \"attention_probs_dropout_prob\": %.9g,\n"
+             "  \"hidden_act\": \"gelu\",\n  \"hidden_dropout_prob\": %.9g,\n  \"hidden_size\": %zu,\n"
+             "  \"initializer_range\": 0.02,\n  \"intermediate_size\": %zu,\n  \"layer_norm_eps\": 1e-12,\n"
+             "  \"max_position_embeddings\": %zu,\n  \"model_type\": \"bert\",\n  \"num_attention_heads\": %zu,\n"
+             "  \"num_hidden_layers\": %zu,\n  \"pad_token_id\": 0,\n  \"position_embedding_type\": \"absolute\",\n"
+             "  \"torch_dtype\": \"float32\",\n  \"type_vocab_size\": %zu,\n  \"vocab_size\": %zu\n}\n",
+             (double)rp->attn_dropout, (double)rp->hidden_dropout, rp->H, rp->FF, rp->P, rp->NH, rp->L, rp->n_type,
+             rp->V);
+    pathf(p, sizeof p, "%s/config.json", dir);
+    if (write_text(p, buf)) return -1;
+    snprintf(buf, sizeof buf,
+             "{\n  \"do_lower_case\": true,\n  \"tokenize_chinese_chars\": true,\n  \"strip_accents\": null,\n"
+             "  \"model_max_length\": %zu,\n  \"tokenizer_class\": \"BertTokenizer\",\n  \"unk_token\": \"[UNK]\",\n"
+             "  \"sep_token\": \"[SEP]\",\n  \"pad_token\": \"[PAD]\",\n  \"cls_token\": \"[CLS]\",\n"
+             "  \"mask_token\": \"[MASK]\"\n}\n",
+             rp->P);
+    pathf(p, sizeof p, "%s/tokenizer_config.json", dir);
+    if (write_text(p, buf)) return -1;
+    pathf(p, sizeof p, "%s/special_tokens_map.json", dir);
+    if (write_text(p, "{\"cls_token\": \"[CLS]\", \"mask_token\": \"[MASK]\", \"pad_token\": \"[PAD]\", "
+                      "\"sep_token\": \"[SEP]\", \"unk_token\": \"[UNK]\"}\n"))
+        return -1;
+    pathf(p, sizeof p, "%s/modules.json", dir);
+    if (write_text(p, "[\n  {\"idx\": 0, \"name\": \"0\", \"path\": \"\", \"type\": \"sentence_transformers.models.Transformer\"},\n"
+                      "  {\"idx\": 1, \"name\": \"1\", \"path\": \"1_Pooling\", \"type\": \"sentence_transformers.models.Pooling\"},\n"
+                      "  {\"idx\": 2, \"name\": \"2\", \"path\": \"2_Normalize\", \"type\": \"sentence_transformers.models.Normalize\"}\n]\n"))
+        return -1;
+    snprintf(buf, sizeof buf, "{\n  \"max_seq_length\": %zu,\n  \"do_lower_case\": false\n}\n", rp->P);
+    pathf(p, sizeof p, "%s/sentence_bert_config.json", dir);
+    if (write_text(p, buf)) return -1;
+    pathf(p, sizeof p, "%s/config_sentence_transformers.json", dir);
+    if (write_text(p, "{\n  \"__version__\": {\"sentence_transformers\": \"3.0.1\"},\n  \"prompts\": {},\n"
+                      "  \"default_prompt_name\": null,\n  \"similarity_fn_name\": \"cosine\"\n}\n"))
+        return -1;
+    pathf(p, sizeof p, "%s/1_Pooling", dir);
+    if (make_dir(p)) return -1;
+    snprintf(buf, sizeof buf,
+             "{\n  \"word_embedding_dimension\": %zu,\n  \"pooling_mode_cls_token\": false,\n"
+             "  \"pooling_mode_mean_tokens\": true,\n  \"pooling_mode_max_tokens\": false,\n"
+             "  \"pooling_mode_mean_sqrt_len_tokens\": false,\n  \"pooling_mode_weightedmean_tokens\": false,\n"
+             "  \"pooling_mode_lasttoken\": false,\n  \"include_prompt\": true\n}\n",
+             rp->H);
+    pathf(p, sizeof p, "%s/1_Pooling/config.json", dir);
+    if (write_text(p, buf)) return -1;
+    pathf(p, sizeof p, "%s/2_Normalize", dir);
+    return make_dir(p);
+}
+
+/* The Transformer module's subfolder of a sentence-transformers folder
+ * (modules.json's path; "" when at the top or with no modules.json). */
+static void transformer_path(const char *dir, char *out, size_t cap) {
+    char p[4096];
+    pathf(p, sizeof p, "%s/modules.json", dir);
+    out[0] = 0;
+    json_t *j = json_load_file(p, 0, NULL), *m;
+    size_t i;
+    json_array_foreach(j, i, m) {
+        const char *t = json_string_value(json_object_get(m, "type")), *path = json_string_value(json_object_get(m, "path"));
+        if (t && path && strstr(t, "Transformer")) snprintf(out, cap, "%s", path);
+    }
+    json_decref(j);
+}
+
+/* Writes m's weights into the folder dir (its other files in place):
+ * the encoder's to TF/model.safetensors under their Hugging Face names,
+ * each Dense module's to N_Dense/model.safetensors as linear.weight and
+ * linear.bias; config.json's torch_dtype becomes float32. 0 or -1. */
+static int write_weights(const char *dir, const char *tf, const se_tmodel *m) {
+    se_st_out *enc = calloc(m->n_p + 1, sizeof *enc), *den = calloc(m->n_p + 1, sizeof *den);
+    size_t ne = 0;
+    int rc = enc && den ? 0 : -1;
+    char p[4096];
+    for (size_t i = 0; rc == 0 && i < m->n_p; i++) {
+        const se_tparam *t = &m->p[i];
+        if (strchr(t->name, '/')) continue;
+        enc[ne] = (se_st_out){.name = t->name, .n_dims = t->cols > 1 ? 2 : 1, .data = t->w};
+        enc[ne].shape[0] = (int64_t)t->rows, enc[ne].shape[1] = (int64_t)t->cols;
+        ne++;
+    }
+    se_error err = {0};
+    pathf(p, sizeof p, "%s%s%s/model.safetensors", dir, tf[0] ? "/" : "", tf);
+    if (rc == 0 && se_st_write(p, enc, ne, &err) != SE_OK) {
+        fprintf(stderr, "sembed: train: %s\n", err.msg);
+        rc = -1;
+    }
+    for (int s = 0; rc == 0 && s < m->n_stages; s++) {
+        const se_tstage *st = &m->stages[s];
+        if (st->kind != SE_STAGE_DENSE) continue;
+        size_t nd = 0;
+        int idx[2] = {st->w_idx, st->b_idx};
+        for (int k = 0; k < 2; k++) {
+            if (idx[k] < 0) continue;
+            const se_tparam *t = &m->p[idx[k]];
+            den[nd] = (se_st_out){.name = k ? "linear.bias" : "linear.weight", .n_dims = t->cols > 1 ? 2 : 1, .data = t->w};
+            den[nd].shape[0] = (int64_t)t->rows, den[nd].shape[1] = (int64_t)t->cols;
+            nd++;
+        }
+        const char *slash = strchr(m->p[st->w_idx].name, '/');
+        pathf(p, sizeof p, "%s/%.*s", dir, (int)(slash - m->p[st->w_idx].name), m->p[st->w_idx].name);
+        if (make_dir(p)) rc = -1;
+        snprintf(p + strlen(p), sizeof p - strlen(p), "/model.safetensors");
+        if (rc == 0 && se_st_write(p, den, nd, &err) != SE_OK) {
+            fprintf(stderr, "sembed: train: %s\n", err.msg);
+            rc = -1;
+        }
+        pathf(p, sizeof p, "%s/%.*s/pytorch_model.bin", dir, (int)(slash - m->p[st->w_idx].name), m->p[st->w_idx].name);
+        remove(p);
+    }
+    pathf(p, sizeof p, "%s%s%s/config.json", dir, tf[0] ? "/" : "", tf);
+    json_t *c = json_load_file(p, 0, NULL);
+    if (rc == 0 && json_is_object(c)) {
+        json_object_set_new(c, "torch_dtype", json_string("float32"));
+        if (json_dump_file(c, p, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0) rc = -1;
+    }
+    json_decref(c);
+    free(enc);
+    free(den);
+    return rc;
+}
+
+/* Spearman's rank correlation of a and b (n values; ties take their mean
+ * rank), as scipy.stats.spearmanr. */
+static double spearman(const double *a, const double *b, size_t n) {
+    double *r[2] = {malloc(n * sizeof(double)), malloc(n * sizeof(double))};
+    size_t *idx = malloc(n * sizeof *idx);
+    const double *v[2] = {a, b};
+    double res = 0.0;
+    if (r[0] && r[1] && idx && n > 1) {
+        for (int k = 0; k < 2; k++) {
+            for (size_t i = 0; i < n; i++) idx[i] = i;
+            for (size_t i = 1; i < n; i++) { /* insertion sort by value: n is an eval set's size */
+                size_t x = idx[i], j = i;
+                while (j > 0 && v[k][idx[j - 1]] > v[k][x]) idx[j] = idx[j - 1], j--;
+                idx[j] = x;
+            }
+            for (size_t i = 0; i < n;) {
+                size_t j = i;
+                while (j + 1 < n && v[k][idx[j + 1]] == v[k][idx[i]]) j++;
+                for (size_t q = i; q <= j; q++) r[k][idx[q]] = (double)(i + j) / 2.0 + 1.0;
+                i = j + 1;
+            }
+        }
+        double ma = 0, mb = 0, sab = 0, saa = 0, sbb = 0;
+        for (size_t i = 0; i < n; i++) ma += r[0][i], mb += r[1][i];
+        ma /= (double)n, mb /= (double)n;
+        for (size_t i = 0; i < n; i++) {
+            double x = r[0][i] - ma, y = r[1][i] - mb;
+            sab += x * y, saa += x * x, sbb += y * y;
+        }
+        res = saa > 0 && sbb > 0 ? sab / sqrt(saa * sbb) : 0.0;
+    }
+    free(r[0]), free(r[1]), free(idx);
+    return res;
+}
+
+/* Embeds texts first .. first + n of d (tokenised; in eval mode, no
+ * dropout) into emb (n, dim), 32 at a time. 0 or -1 with a message. */
+static int embed_texts(se_tmodel *m, const se_tdata *d, size_t first, size_t n, float *emb) {
+    se_ttape *tape = NULL;
+    size_t starts[33];
+    se_error err = {0};
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i += 32) {
+        size_t k = n - i < 32 ? n - i : 32;
+        for (size_t s = 0; s <= k; s++) starts[s] = d->off[first + i + s] - d->off[first + i];
+        se_tbatch b = {.ids = d->ids + d->off[first + i], .starts = starts, .S = k};
+        if (se_ttape_forward(m, &b, &tape, emb + i * m->cfg.dim, &err) != SE_OK) {
+            fprintf(stderr, "sembed: train: %s\n", err.msg);
+            rc = -1;
+        }
+    }
+    se_ttape_free(tape);
+    return rc;
+}
+
+/* The evaluation set's Spearman x100 of cosine against the gold scores
+ * (sentence-transformers' EmbeddingSimilarityEvaluator); NAN on error. */
+static double eval_sts(se_tmodel *m, const se_tdata *ev) {
+    size_t n = ev->n_rows, dim = m->cfg.dim;
+    float *e = malloc(2 * n * dim * sizeof *e);
+    double *cs = malloc(n * sizeof *cs), *gold = malloc(n * sizeof *gold), r = NAN;
+    if (e && cs && gold && embed_texts(m, ev, 0, 2 * n, e) == 0) { /* rows are (s1, s2): texts 2i, 2i + 1 */
+        for (size_t i = 0; i < n; i++) {
+            const float *a = e + 2 * i * dim, *b = a + dim;
+            double ab = 0, aa = 0, bb = 0;
+            for (size_t k = 0; k < dim; k++) ab += (double)a[k] * b[k], aa += (double)a[k] * a[k], bb += (double)b[k] * b[k];
+            cs[i] = aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : 0.0;
+            gold[i] = ev->label[i];
+        }
+        r = 100.0 * spearman(cs, gold, n);
+    }
+    free(e), free(cs), free(gold);
+    return r;
+}
+
+/* The parsed options. */
+typedef struct topts {
+    const char *model, *init, *arch, *vocab, *data, *columns, *loss, *matryoshka, *teacher_vectors, *teacher;
+    const char *out, *resume, *eval_sts, *eval_split;
+    long layers, hidden, heads, ff, max_len, epochs, batch, accum, threads, save_steps, eval_steps, log_steps, mini;
+    long seed;
+    float lr, warmup, wd, max_norm, scale, margin;
+} topts;
+
+/* Formats seconds as H:MM:SS or M:SS. */
+static void fmt_time(char *buf, size_t cap, double s) {
+    long t = s > 0 && s < 1e8 ? (long)(s + 0.5) : 0;
+    if (t >= 3600) snprintf(buf, cap, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+    else snprintf(buf, cap, "%ld:%02ld", t / 60, t % 60);
+}
+
+/* One training run (everything after option parsing). Returns the exit
+ * code. */
+static int run(const topts *o, int argc, char **argv);
+
+int cmd_train(int argc, char **argv) {
+    topts o = {.arch = "bert", .layers = 4, .hidden = 256, .heads = 4, .epochs = 1, .batch = 16, .accum = 1,
+               .threads = 1, .log_steps = 10, .mini = 32, .eval_split = "dev", .seed = 42, .lr = 5e-5f, .max_norm = 1.0f};
+    enum { O_INIT = 256, O_ARCH, O_VOCAB, O_LAYERS, O_HIDDEN, O_HEADS, O_FF, O_MAXLEN, O_COLUMNS, O_LOSS, O_MATRY,
+           O_SCALE, O_MARGIN, O_MINI, O_TVEC, O_TEACHER, O_EPOCHS, O_BATCH, O_LR, O_WARM, O_WD, O_NORM, O_ACCUM,
+           O_SEED, O_SAVE, O_RESUME, O_EVAL, O_EVALSTEPS, O_LOG, O_PROGRESS, O_SPLIT };
+    static const struct option lo[] = {
+        {"model", 1, 0, 'm'}, {"init", 1, 0, O_INIT}, {"arch", 1, 0, O_ARCH}, {"vocab", 1, 0, O_VOCAB},
+        {"layers", 1, 0, O_LAYERS}, {"hidden", 1, 0, O_HIDDEN}, {"heads", 1, 0, O_HEADS}, {"intermediate", 1, 0, O_FF},
+        {"max-seq-length", 1, 0, O_MAXLEN}, {"data", 1, 0, 'd'}, {"columns", 1, 0, O_COLUMNS}, {"loss", 1, 0, O_LOSS},
+        {"matryoshka", 1, 0, O_MATRY}, {"scale", 1, 0, O_SCALE}, {"margin", 1, 0, O_MARGIN},
+        {"mini-batch-size", 1, 0, O_MINI}, {"teacher-vectors", 1, 0, O_TVEC}, {"teacher", 1, 0, O_TEACHER},
+        {"epochs", 1, 0, O_EPOCHS}, {"batch-size", 1, 0, O_BATCH}, {"lr", 1, 0, O_LR}, {"warmup-ratio", 1, 0, O_WARM},
+        {"weight-decay", 1, 0, O_WD}, {"max-grad-norm", 1, 0, O_NORM}, {"grad-accum", 1, 0, O_ACCUM},
+        {"seed", 1, 0, O_SEED}, {"threads", 1, 0, 't'}, {"output", 1, 0, 'o'}, {"save-steps", 1, 0, O_SAVE},
+        {"resume", 1, 0, O_RESUME}, {"eval-sts", 1, 0, O_EVAL}, {"eval-steps", 1, 0, O_EVALSTEPS}, {"eval-split", 1, 0, O_SPLIT},
+        {"logging-steps", 1, 0, O_LOG}, {"quiet", 0, 0, 'q'}, {"progress", 0, 0, O_PROGRESS}, {"help", 0, 0, 'h'},
+        {0, 0, 0, 0}};
+    const char *c = "train";
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "m:d:t:o:qh", lo, NULL)) != -1) {
+        int bad = 0;
+        switch (ch) {
+        case 'm': o.model = optarg; break;
+        case O_INIT: o.init = optarg; break;
+        case O_ARCH: o.arch = optarg; break;
+        case O_VOCAB: o.vocab = optarg; break;
+        case O_LAYERS: bad = cli_opt_long(c, "--layers", optarg, 0, 48, &o.layers); break;
+        case O_HIDDEN: bad = cli_opt_long(c, "--hidden", optarg, 1, 4096, &o.hidden); break;
+        case O_HEADS: bad = cli_opt_long(c, "--heads", optarg, 1, 256, &o.heads); break;
+        case O_FF: bad = cli_opt_long(c, "--intermediate", optarg, 1, 16384, &o.ff); break;
+        case O_MAXLEN: bad = cli_opt_long(c, "--max-seq-length", optarg, 2, 8192, &o.max_len); break;
+        case 'd': o.data = optarg; break;
+        case O_COLUMNS: o.columns = optarg; break;
+        case O_LOSS: o.loss = optarg; break;
+        case O_MATRY: o.matryoshka = optarg; break;
+        case O_SCALE: bad = cli_opt_float(c, "--scale", optarg, 1e-3, 1e4, &o.scale); break;
+        case O_MARGIN: bad = cli_opt_float(c, "--margin", optarg, 1e-6, 1e4, &o.margin); break;
+        case O_MINI: bad = cli_opt_long(c, "--mini-batch-size", optarg, 1, 1 << 20, &o.mini); break;
+        case O_TVEC: o.teacher_vectors = optarg; break;
+        case O_TEACHER: o.teacher = optarg; break;
+        case O_EPOCHS: bad = cli_opt_long(c, "--epochs", optarg, 1, 100000, &o.epochs); break;
+        case O_BATCH: bad = cli_opt_long(c, "--batch-size", optarg, 1, 1 << 20, &o.batch); break;
+        case O_LR: bad = cli_opt_float(c, "--lr", optarg, 1e-12, 10, &o.lr); break;
+        case O_WARM: bad = cli_opt_float(c, "--warmup-ratio", optarg, 0, 1, &o.warmup); break;
+        case O_WD: bad = cli_opt_float(c, "--weight-decay", optarg, 0, 10, &o.wd); break;
+        case O_NORM: bad = cli_opt_float(c, "--max-grad-norm", optarg, 0, 1e30, &o.max_norm); break;
+        case O_ACCUM: bad = cli_opt_long(c, "--grad-accum", optarg, 1, 1 << 20, &o.accum); break;
+        case O_SEED: bad = cli_opt_long(c, "--seed", optarg, 0, 2147483647L, &o.seed); break;
+        case 't': bad = cli_opt_long(c, "--threads", optarg, 1, 256, &o.threads); break;
+        case 'o': o.out = optarg; break;
+        case O_SAVE: bad = cli_opt_long(c, "--save-steps", optarg, 0, 1L << 40, &o.save_steps); break;
+        case O_RESUME: o.resume = optarg; break;
+        case O_EVAL: o.eval_sts = optarg; break;
+        case O_SPLIT: o.eval_split = optarg; break;
+        case O_EVALSTEPS: bad = cli_opt_long(c, "--eval-steps", optarg, 0, 1L << 40, &o.eval_steps); break;
+        case O_LOG: bad = cli_opt_long(c, "--logging-steps", optarg, 1, 1L << 40, &o.log_steps); break;
+        case 'q': cli_quiet = 1; break;
+        case O_PROGRESS: cli_progress_force = 1; break;
+        case 'h': fputs(train_usage, stdout); return 0;
+        default: return cli_usage_error(train_usage, "train: bad option");
+        }
+        if (bad) return EXIT_USAGE;
+    }
+    if (optind < argc) return cli_usage_error(train_usage, "train: unexpected argument '%s'", argv[optind]);
+    if (!o.model == !o.init) return cli_usage_error(train_usage, "train: give -m INIT_DIR or --init random (one of them)");
+    if (o.init && strcmp(o.init, "random")) return cli_usage_error(train_usage, "train: --init %s: random is the one there is", o.init);
+    if (o.init && !o.vocab) return cli_usage_error(train_usage, "train: --init random needs --vocab vocab.txt");
+    if (strcmp(o.arch, "bert")) return cli_usage_error(train_usage, "train: --arch %s: bert is the one there is", o.arch);
+    if (!o.data) return cli_usage_error(train_usage, "train: missing --data FILE");
+    if (!o.loss) return cli_usage_error(train_usage, "train: missing --loss");
+    if (!o.out) return cli_usage_error(train_usage, "train: missing -o OUT_DIR");
+    return run(&o, argc, argv);
+}
+
+/* Moves every entry of folder tmp into folder out (made when absent),
+ * then removes tmp. out holds no model (checked before training), so
+ * nothing is replaced but checkpoint-* folders' names never clash. 0 or
+ * -1. */
+static int move_into(const char *tmp, const char *out) {
+    if (rename(tmp, out) == 0) return 0;
+    if (errno != EEXIST && errno != ENOTEMPTY) {
+        fprintf(stderr, "sembed: train: cannot rename %s to %s: %s\n", tmp, out, strerror(errno));
+        return -1;
+    }
+    DIR *d = opendir(tmp);
+    if (!d) return -1;
+    struct dirent *e;
+    int rc = 0;
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        char a[4096], b[4096];
+        pathf(a, sizeof a, "%s/%s", tmp, e->d_name);
+        pathf(b, sizeof b, "%s/%s", out, e->d_name);
+        if (rename(a, b) != 0) {
+            fprintf(stderr, "sembed: train: cannot move %s to %s: %s\n", a, b, strerror(errno));
+            rc = -1;
+        }
+    }
+    closedir(d);
+    rmdir(tmp);
+    return rc;
+}
+
+/* True when folder out already holds a model (modules.json or
+ * config.json). */
+static bool holds_model(const char *out) {
+    char p[4096];
+    struct stat st;
+    pathf(p, sizeof p, "%s/modules.json", out);
+    if (stat(p, &st) == 0) return true;
+    pathf(p, sizeof p, "%s/config.json", out);
+    return stat(p, &st) == 0;
+}
+
+/* The number of lines of a file (a vocab.txt's size); 0 when unreadable. */
+static size_t count_lines(const char *path) {
+    FILE *f = fopen(path, "rb");
+    size_t n = 0, len = 0;
+    int ch, last = '\n';
+    if (!f) return 0;
+    while ((ch = getc(f)) != EOF) {
+        n += ch == '\n';
+        last = ch, len++;
+    }
+    fclose(f);
+    return n + (len && last != '\n');
+}
+
+/* Saves a checkpoint into OUT_DIR/checkpoint-STEP, with the logged
+ * losses and evaluations so far in its sembed_log.json (so that a resumed
+ * run's trainer_state.json has the whole history); writes its path to
+ * buf. 0 or -1 with a message. */
+static int save_checkpoint(const char *out, se_tmodel *m, se_adamw *opt, json_t *log, json_t *evals, char *buf,
+                           size_t cap) {
+    se_error err = {0};
+    if (make_dir(out)) return -1;
+    snprintf(buf, cap, "%s/checkpoint-%zu", out, se_adamw_steps(opt));
+    if (se_train_checkpoint_save(buf, m, opt, &err) != SE_OK) {
+        fprintf(stderr, "sembed: train: %s\n", err.msg);
+        return -1;
+    }
+    char p[4200];
+    pathf(p, sizeof p, "%s/sembed_log.json", buf);
+    json_t *j = json_pack("{s:O, s:O}", "log_history", log, "eval_history", evals);
+    int rc = j && json_dump_file(j, p, JSON_INDENT(2)) == 0 ? 0 : -1;
+    json_decref(j);
+    if (rc) fprintf(stderr, "sembed: train: cannot write %s\n", p);
+    return rc;
+}
+
+/* Appends the histories of a checkpoint's sembed_log.json (when it has
+ * one: absent, the history starts at the checkpoint) to log and evals. */
+static void load_log(const char *ckpt, json_t *log, json_t *evals) {
+    char p[4200];
+    pathf(p, sizeof p, "%s/sembed_log.json", ckpt);
+    json_t *j = json_load_file(p, 0, NULL);
+    json_t *l = json_object_get(j, "log_history"), *e = json_object_get(j, "eval_history");
+    if (json_is_array(l)) json_array_extend(log, l);
+    if (json_is_array(e)) json_array_extend(evals, e);
+    json_decref(j);
+}
+
+/* The folder of a -m (or --teacher) argument: a folder that exists as it
+ * is, else a hub name ORG/NAME resolved through the hub cache (as every
+ * command's -m). 0, or -1 with a message. */
+static int model_folder(const char *arg, char *dir, size_t cap) {
+    struct stat st;
+    if (stat(arg, &st) == 0 || !se_hub_is_repo_id(arg)) {
+        pathf(dir, cap, "%s", arg);
+        return 0;
+    }
+    se_hub_params hp = se_hub_default_params();
+    se_error err = {0};
+    if (se_hub_resolve(arg, &hp, dir, cap, &err) != SE_OK) {
+        fprintf(stderr, "sembed: train: model folder '%s': no such folder; as a hub model: %s\n", arg, err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int run(const topts *o, int argc, char **argv) {
+    se_error err = {0};
+    int rc = 1;
+    se_loss_spec spec = {.scale = o->scale, .margin = o->margin};
+    bool cached = false;
+    const char *L = o->loss;
+    if (!strcmp(L, "mnrl")) spec.kind = SE_LOSS_MNRL;
+    else if (!strcmp(L, "cmnrl")) spec.kind = SE_LOSS_MNRL, cached = true;
+    else if (!strcmp(L, "mnrl-sym")) spec.kind = SE_LOSS_MNRL_SYM;
+    else if (!strcmp(L, "cosent")) spec.kind = SE_LOSS_COSENT;
+    else if (!strcmp(L, "cosine")) spec.kind = SE_LOSS_COSINE;
+    else if (!strcmp(L, "triplet")) spec.kind = SE_LOSS_TRIPLET;
+    else if (!strcmp(L, "mse")) spec.kind = SE_LOSS_MSE;
+    else return cli_usage_error(train_usage, "train: --loss %s: one of mnrl, mnrl-sym, cmnrl, cosent, cosine, triplet, mse", L);
+    if (spec.kind == SE_LOSS_MSE && !o->teacher_vectors == !o->teacher)
+        return cli_usage_error(train_usage, "train: --loss mse needs --teacher-vectors FILE.npy or --teacher DIR (one)");
+    size_t mdims[16], n_mdims = 0;
+    if (o->matryoshka) {
+        for (const char *s = o->matryoshka; *s;) {
+            char *e;
+            long v = strtol(s, &e, 10);
+            if (e == s || v <= 0 || n_mdims == 16 || (*e && *e != ','))
+                return cli_usage_error(train_usage, "train: --matryoshka %s: a list of up to 16 positive dimensions", o->matryoshka);
+            mdims[n_mdims++] = (size_t)v;
+            s = *e ? e + 1 : e;
+        }
+        spec.dims = mdims, spec.n_dims = n_mdims;
+    }
+    if (strlen(o->out) > 3000) {
+        fprintf(stderr, "sembed: train: -o: the path is too long\n");
+        return 1;
+    }
+    if (holds_model(o->out)) {
+        fprintf(stderr, "sembed: train: %s already holds a model; choose another -o (a folder that is new or holds only checkpoints)\n", o->out);
+        return 1;
+    }
+    char tmp[4096];
+    pathf(tmp, sizeof tmp, "%s.tmp.%ld", o->out, (long)getpid());
+    se_tmodel *m = NULL;
+    se_tokenizer *tok = NULL;
+    se_tdata *d = NULL, *ev = NULL;
+    se_adamw *opt = NULL;
+    se_ttape *tape = NULL;
+    float *teacher = NULL, *emb = NULL, *demb = NULL, *labels = NULL, *tbuf = NULL;
+    size_t t_rows = 0, t_dim = 0, *perm = NULL, *starts = NULL, *sub = NULL;
+    int32_t *ids = NULL;
+    json_t *log = json_array(), *evals = json_array();
+    size_t nc = 0, n = 0;
+    bool tmp_made = false;
+    char tf[1024] = "", init_dir[4096] = "", teacher_dir[4096] = "";
+    /* the data */
+    if (se_tdata_read(o->data, o->columns, &d, &err) != SE_OK) {
+        fprintf(stderr, "sembed: train: %s\n", err.msg);
+        goto done;
+    }
+    nc = d->n_cols, n = d->n_rows;
+    const char *need = NULL;
+    if ((spec.kind == SE_LOSS_COSENT || spec.kind == SE_LOSS_COSINE) && (nc != 2 || !d->label))
+        need = "two text columns (sentence1, sentence2) and a score (or label) column";
+    else if ((spec.kind == SE_LOSS_MNRL || spec.kind == SE_LOSS_MNRL_SYM) && nc < 2)
+        need = "at least two text columns (anchor, positive[, negative...])";
+    else if (spec.kind == SE_LOSS_MNRL_SYM && nc != 2)
+        need = "two text columns (anchor, positive)";
+    else if (spec.kind == SE_LOSS_TRIPLET && nc != 3)
+        need = "three text columns (anchor, positive, negative)";
+    if (need) {
+        fprintf(stderr, "sembed: train: %s: --loss %s takes %s; the file has %zu text column%s%s\n", o->data, L, need,
+                nc, nc == 1 ? "" : "s", d->label ? " and a label" : "");
+        goto done;
+    }
+    tmp_made = true; /* the output's temporary folder, now: a -o that cannot be written fails before training */
+    if (make_dir(tmp)) {
+        tmp_made = false;
+        goto done;
+    }
+    cli_catch_stop_signals(); /* before the slow parts: Ctrl-C while loading ends with 130, no checkpoint */
+    /* the model and its tokenizer */
+    if (o->init) {
+        size_t V = count_lines(o->vocab);
+        if (!V) {
+            fprintf(stderr, "sembed: train: %s: cannot read or empty\n", o->vocab);
+            goto done;
+        }
+        if (o->hidden % o->heads) {
+            fprintf(stderr, "sembed: train: --hidden %ld is not a multiple of --heads %ld\n", o->hidden, o->heads);
+            goto done;
+        }
+        se_tmodel_random_params rp = {.V = V, .H = (size_t)o->hidden, .NH = (size_t)o->heads,
+                                      .FF = (size_t)(o->ff ? o->ff : 4 * o->hidden), .L = (size_t)o->layers,
+                                      .P = (size_t)(o->max_len ? o->max_len : 128), .n_type = 2,
+                                      .hidden_dropout = 0.1f, .attn_dropout = 0.1f, .act = SE_ACT_GELU,
+                                      .pooling = SE_POOL_MEAN, .normalize = true, .seed = (uint64_t)o->seed};
+        if (write_random_folder(tmp, o->vocab, &rp)) goto done;
+        if (se_tmodel_random(&rp, &m, &err) != SE_OK || se_tokenizer_load(tmp, &tok, &err) != SE_OK) {
+            fprintf(stderr, "sembed: train: %s\n", err.msg);
+            goto done;
+        }
+    } else {
+        if (model_folder(o->model, init_dir, sizeof init_dir)) goto done;
+        if (se_tmodel_from_folder(init_dir, &m, &err) != SE_OK || se_tokenizer_load(init_dir, &tok, &err) != SE_OK) {
+            fprintf(stderr, "sembed: train: %s\n", err.msg);
+            goto done;
+        }
+        transformer_path(init_dir, tf, sizeof tf);
+    }
+    if (se_tmodel_set_threads(m, (int)o->threads, &err) != SE_OK) {
+        fprintf(stderr, "sembed: train: %s\n", err.msg);
+        goto done;
+    }
+    size_t dim = m->cfg.dim, max_len = o->max_len ? (size_t)o->max_len : se_tokenizer_n_tokens_max(tok);
+    if (!max_len || max_len > m->cfg.P) max_len = m->cfg.P;
+    for (size_t i = 0; i < n_mdims; i++)
+        if (mdims[i] > dim) {
+            fprintf(stderr, "sembed: train: --matryoshka %zu: wider than the model's %zu dimensions\n", mdims[i], dim);
+            goto done;
+        }
+    if (se_tdata_tokenize(d, tok, max_len, &err) != SE_OK) {
+        fprintf(stderr, "sembed: train: %s: %s\n", o->data, err.msg);
+        goto done;
+    }
+    if (o->teacher_vectors) {
+        if (!(teacher = read_npy(o->teacher_vectors, &t_rows, &t_dim))) goto done;
+        if (t_rows != n || t_dim < dim) {
+            fprintf(stderr, "sembed: train: %s: %zu x %zu vectors; the data has %zu rows and the model %zu dimensions "
+                    "(one vector per row, at least as wide)\n", o->teacher_vectors, t_rows, t_dim, n, dim);
+            goto done;
+        }
+    } else if (o->teacher) { /* encode every row's first column with the teacher */
+        se_model *tm = NULL;
+        se_ctx *ctx = NULL;
+        if (model_folder(o->teacher, teacher_dir, sizeof teacher_dir)) goto done;
+        if (se_model_load(teacher_dir, NULL, &tm, &err) != SE_OK || se_ctx_new(tm, NULL, &ctx, &err) != SE_OK) {
+            fprintf(stderr, "sembed: train: --teacher: %s\n", err.msg);
+            se_model_free(tm);
+            goto done;
+        }
+        t_rows = n, t_dim = se_encode_dim(tm, NULL);
+        teacher = malloc(n * t_dim * sizeof *teacher);
+        const char **tx = malloc(64 * sizeof *tx);
+        int bad = !teacher || !tx || t_dim < dim;
+        if (t_dim < dim) fprintf(stderr, "sembed: train: --teacher: %zu dimensions, fewer than the student's %zu\n", t_dim, dim);
+        for (size_t i = 0; !bad && i < n; i += 64) {
+            size_t k = n - i < 64 ? n - i : 64;
+            for (size_t j = 0; j < k; j++) tx[j] = d->text[(i + j) * nc];
+            if (se_encode(ctx, tx, NULL, k, NULL, teacher + i * t_dim, k * t_dim, NULL, &err) != SE_OK) {
+                fprintf(stderr, "sembed: train: --teacher: %s\n", err.msg);
+                bad = 1;
+            }
+        }
+        free(tx);
+        se_ctx_free(ctx);
+        se_model_free(tm);
+        if (bad) goto done;
+    }
+    if (o->eval_sts) {
+        if (se_tdata_read_sts(o->eval_sts, o->eval_split, &ev, &err) != SE_OK ||
+            se_tdata_tokenize(ev, tok, max_len, &err) != SE_OK) {
+            fprintf(stderr, "sembed: train: --eval-sts: %s\n", err.msg);
+            goto done;
+        }
+    }
+    /* the schedule */
+    size_t B = (size_t)o->batch, K = (size_t)o->accum, nb = (n + B - 1) / B, spe = (nb + K - 1) / K;
+    size_t total = spe * (size_t)o->epochs;
+    se_adamw_params ap = se_adamw_default_params();
+    ap.lr = o->lr, ap.weight_decay = o->wd, ap.max_grad_norm = o->max_norm, ap.total_steps = total;
+    ap.warmup_steps = (size_t)ceil((double)o->warmup * (double)total);
+    if (se_adamw_new(m, &ap, &opt, &err) != SE_OK) {
+        fprintf(stderr, "sembed: train: %s\n", err.msg);
+        goto done;
+    }
+    if (o->resume) {
+        if (se_train_checkpoint_load(o->resume, m, opt, &err) != SE_OK) {
+            fprintf(stderr, "sembed: train: --resume: %s\n", err.msg);
+            goto done;
+        }
+        load_log(o->resume, log, evals);
+        if (se_adamw_steps(opt) > total) {
+            fprintf(stderr, "sembed: train: --resume %s: step %zu, past this run's %zu steps\n", o->resume,
+                    se_adamw_steps(opt), total);
+            goto done;
+        }
+    }
+    size_t S_max = (B < n ? B : n) * nc; /* a batch is at most the data */
+    perm = malloc(n * sizeof *perm);
+    starts = malloc((S_max + 1) * sizeof *starts);
+    sub = malloc((S_max + 1) * sizeof *sub);
+    emb = malloc(S_max * dim * sizeof *emb);
+    demb = malloc(S_max * dim * sizeof *demb);
+    labels = malloc((B < n ? B : n) * sizeof *labels);
+    tbuf = teacher ? malloc((B < n ? B : n) * t_dim * sizeof *tbuf) : NULL;
+    size_t ids_cap = 0;
+    if (!perm || !starts || !sub || !emb || !demb || !labels || (teacher && !tbuf)) {
+        fprintf(stderr, "sembed: train: out of memory\n");
+        goto done;
+    }
+    bool tty = isatty(2), show = (!cli_quiet && tty) || cli_progress_force;
+    double t0 = cli_now(), last_print = 0.0, win_loss = 0.0;
+    size_t win_n = 0, sentences = 0, step0 = se_adamw_steps(opt), cur_epoch = (size_t)-1;
+    if (!cli_quiet) { /* the columns in use: an unintended extra field would be an extra negative */
+        fprintf(stderr, "sembed: train: %s: text columns", o->data);
+        for (size_t c = 0; c < nc; c++) fprintf(stderr, "%s %s", c ? "," : "", d->col[c]);
+        fprintf(stderr, "%s%s\n", d->label_col ? "; label " : "", d->label_col ? d->label_col : "");
+    }
+    if (!cli_quiet)
+        fprintf(stderr, "sembed: train: %zu rows x %zu columns, %zu steps (%ld epochs of %zu), batch %zu x %zu, %zu warm-up steps%s\n",
+                n, nc, total, o->epochs, spe, B, K, ap.warmup_steps, step0 ? " (resumed)" : "");
+    if (cli_stop) { /* before the first step: nothing to save */
+        rc = 128 + (int)cli_stop;
+        goto done;
+    }
+    for (size_t step = step0; step < total; step++) {
+        size_t ep = step / spe;
+        if (ep != cur_epoch) epoch_order(perm, n, (uint64_t)o->seed, ep), cur_epoch = ep;
+        double step_loss = 0.0;
+        size_t n_micro = 0;
+        se_tmodel_zero_grad(m);
+        for (size_t k = 0; k < K; k++) {
+            size_t mb = (step % spe) * K + k;
+            if (mb >= nb) break;
+            size_t r0 = mb * B, Bk = n - r0 < B ? n - r0 : B, S = Bk * nc, T = 0;
+            for (size_t c = 0; c < nc; c++)
+                for (size_t r = 0; r < Bk; r++) {
+                    size_t ti = perm[r0 + r] * nc + c;
+                    T += d->off[ti + 1] - d->off[ti];
+                }
+            if (T > ids_cap) {
+                int32_t *g = realloc(ids, T * sizeof *g);
+                if (!g) {
+                    fprintf(stderr, "sembed: train: out of memory\n");
+                    goto done;
+                }
+                ids = g, ids_cap = T;
+            }
+            T = 0, starts[0] = 0;
+            for (size_t c = 0; c < nc; c++)
+                for (size_t r = 0; r < Bk; r++) {
+                    size_t ti = perm[r0 + r] * nc + c, len = d->off[ti + 1] - d->off[ti];
+                    memcpy(ids + T, d->ids + d->off[ti], len * sizeof *ids);
+                    T += len;
+                    starts[c * Bk + r + 1] = T;
+                }
+            for (size_t r = 0; r < Bk; r++) {
+                size_t row = perm[r0 + r];
+                labels[r] = d->label ? d->label[row] : 0.0f;
+                if (tbuf) memcpy(tbuf + r * t_dim, teacher + row * t_dim, t_dim * sizeof *tbuf);
+            }
+            uint64_t kst = (uint64_t)o->seed * 0x9E3779B97F4A7C15ull + ep * nb + mb + 1;
+            uint64_t key = mix64(&kst);
+            size_t chunk = cached ? (size_t)o->mini : S;
+            double loss = 0.0;
+            /* forward (cmnrl: by mini-batch, no tape kept but the last), the loss on the whole batch */
+            for (size_t s0 = 0; s0 < S; s0 += chunk) {
+                size_t k2 = S - s0 < chunk ? S - s0 : chunk, *st2 = sub;
+                for (size_t q = 0; q <= k2; q++) st2[q] = starts[s0 + q] - starts[s0];
+                se_tbatch b = {.ids = ids + starts[s0], .starts = st2, .S = k2, .train = true, .dropout_key = key + s0};
+                if (se_ttape_forward(m, &b, &tape, emb + s0 * dim, &err) != SE_OK) {
+                    fprintf(stderr, "sembed: train: %s\n", err.msg);
+                    goto done;
+                }
+            }
+            if (se_loss_eval(&spec, emb, Bk, nc, dim, d->label ? labels : NULL, tbuf, t_dim, &loss, demb, &err) != SE_OK) {
+                fprintf(stderr, "sembed: train: %s\n", err.msg);
+                goto done;
+            }
+            if (K > 1)
+                for (size_t q = 0; q < S * dim; q++) demb[q] /= (float)K;
+            for (size_t s0 = 0; s0 < S; s0 += chunk) {
+                size_t k2 = S - s0 < chunk ? S - s0 : chunk, *st2 = sub;
+                for (size_t q = 0; q <= k2; q++) st2[q] = starts[s0 + q] - starts[s0];
+                se_tbatch b = {.ids = ids + starts[s0], .starts = st2, .S = k2, .train = true, .dropout_key = key + s0};
+                if ((cached && se_ttape_forward(m, &b, &tape, emb + s0 * dim, &err) != SE_OK) ||
+                    se_ttape_backward(m, tape, demb + s0 * dim, &err) != SE_OK) {
+                    fprintf(stderr, "sembed: train: %s\n", err.msg);
+                    goto done;
+                }
+            }
+            step_loss += loss, n_micro++, sentences += S;
+        }
+        double lr = se_adamw_lr(opt), gn = 0.0;
+        if (se_adamw_step(opt, m, &gn, &err) != SE_OK) {
+            fprintf(stderr, "sembed: train: step %zu: %s\n", step + 1, err.msg);
+            goto done;
+        }
+        step_loss /= (double)(n_micro ? n_micro : 1);
+        win_loss += step_loss, win_n++;
+        size_t done_steps = step + 1;
+        bool epoch_end = done_steps % spe == 0;
+        if (done_steps % (size_t)o->log_steps == 0 || done_steps == total) {
+            json_t *e = json_pack("{s:I, s:f, s:f, s:f, s:f}", "step", (json_int_t)done_steps, "epoch",
+                                  (double)done_steps / (double)spe, "loss", win_loss / (double)win_n, "learning_rate", lr,
+                                  "grad_norm", gn);
+            json_array_append_new(log, e);
+        }
+        if (ev && ((o->eval_steps && done_steps % (size_t)o->eval_steps == 0) || epoch_end)) {
+            double sp = eval_sts(m, ev);
+            json_array_append_new(evals, json_pack("{s:I, s:f, s:f}", "step", (json_int_t)done_steps, "epoch",
+                                                   (double)done_steps / (double)spe, "eval_sts_spearman", sp));
+            if (!cli_quiet) {
+                if (tty && show) fputc('\n', stderr);
+                fprintf(stderr, "sembed: train: step %zu (epoch %.2f): STS Spearman %.2f on %s\n", done_steps,
+                        (double)done_steps / (double)spe, sp, o->eval_sts);
+            }
+        }
+        double now = cli_now();
+        if (show && ((tty ? now - last_print >= 0.25 : done_steps % (size_t)o->log_steps == 0) || done_steps == total)) {
+            char eta[32];
+            double el = now - t0, rate = el > 0 ? (double)sentences / el : 0.0;
+            fmt_time(eta, sizeof eta, el / (double)(done_steps - step0) * (double)(total - done_steps));
+            fprintf(stderr, "%ssembed: train: step %zu/%zu  epoch %.2f  loss %.4f  lr %.3g  %.0f sentences/s  ETA %s%s",
+                    tty ? "\r" : "", done_steps, total, (double)done_steps / (double)spe, win_loss / (double)win_n, lr,
+                    rate, eta, tty ? "   " : "\n");
+            last_print = now;
+        }
+        if (done_steps % (size_t)o->log_steps == 0) win_loss = 0.0, win_n = 0;
+        char ck[4200];
+        if (o->save_steps && done_steps % (size_t)o->save_steps == 0 && done_steps < total &&
+            save_checkpoint(o->out, m, opt, log, evals, ck, sizeof ck))
+            goto done;
+        if (cli_stop && done_steps < total) {
+            if (tty && show) fputc('\n', stderr);
+            if (save_checkpoint(o->out, m, opt, log, evals, ck, sizeof ck)) goto done;
+            fprintf(stderr, "sembed: train: stopped at step %zu of %zu; checkpoint %s\nresume with: sembed", done_steps,
+                    total, ck);
+            for (int i = 0; i < argc; i++)
+                if (strcmp(argv[i], "--resume")) fprintf(stderr, " %s", argv[i]);
+                else i++;
+            fprintf(stderr, " --resume %s\n", ck);
+            rc = 128 + (int)cli_stop;
+            goto done;
+        }
+    }
+    if (tty && show) fputc('\n', stderr);
+    /* the output folder */
+    if (!o->init && copy_tree(init_dir, tmp)) goto done;
+    if (write_weights(tmp, tf, m)) goto done;
+    {
+        char p[4200];
+        pathf(p, sizeof p, "%s/trainer_state.json", tmp);
+        json_t *st = json_pack("{s:I, s:I, s:I, s:s, s:I, s:I, s:I, s:o, s:o}", "global_step", (json_int_t)se_adamw_steps(opt),
+                               "max_steps", (json_int_t)total, "num_train_epochs", (json_int_t)o->epochs, "loss", L,
+                               "train_rows", (json_int_t)n, "train_batch_size", (json_int_t)B, "seed", (json_int_t)o->seed,
+                               "log_history", json_incref(log), "eval_history", json_incref(evals));
+        int bad = !st || json_dump_file(st, p, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0;
+        json_decref(st);
+        if (bad) {
+            fprintf(stderr, "sembed: train: cannot write %s\n", p);
+            goto done;
+        }
+    }
+    if (move_into(tmp, o->out)) goto done;
+    tmp_made = false;
+    if (!cli_quiet) fprintf(stderr, "sembed: train: wrote %s (%zu steps)\n", o->out, se_adamw_steps(opt));
+    rc = 0;
+done:
+    if (tmp_made) remove_tree(tmp);
+    json_decref(log), json_decref(evals);
+    se_ttape_free(tape);
+    se_adamw_free(opt);
+    se_tdata_free(d), se_tdata_free(ev);
+    se_tokenizer_free(tok);
+    se_tmodel_free(m);
+    free(teacher), free(emb), free(demb), free(labels), free(tbuf), free(perm), free(starts), free(sub), free(ids);
+    return rc;
+}
