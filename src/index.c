@@ -1063,6 +1063,24 @@ static const char FILTER_TERM[] =
     " OR (je.type = 'real' AND je.atom = CAST(?%zu AS REAL))"
     " OR (je.type IN ('true', 'false', 'null') AND je.type = ?%zu))";
 
+/* Steps q to its end, collecting its first column's ids into *v (grown
+ * with se_realloc; *n of them). On an error *v keeps what was read; the
+ * caller frees it and finalizes q. */
+static se_status step_ids(se_index *idx, sqlite3_stmt *q, int64_t **v, size_t *n, se_error *err) {
+    size_t cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 1024;
+            int64_t *t = se_realloc(*v, cap * sizeof *t);
+            if (!t) return se_err(err, SE_E_NOMEM, "out of memory");
+            *v = t;
+        }
+        (*v)[(*n)++] = sqlite3_column_int64(q, 0);
+    }
+    return rc == SQLITE_DONE ? SE_OK : db_err(idx, err, "cannot run the filter");
+}
+
 /* The sorted chunk ids whose document matches every filter term (at most
  * SE_INDEX_FILTERS_MAX). The statement is sized for the terms given: the
  * fixed 8 KiB buffer it used to be written into ran out at 30 terms. */
@@ -1086,7 +1104,7 @@ static se_status filter_ids(se_index *idx, const se_index_filter *f, size_t nf, 
     sqlite3_stmt *q;
     se_status st = SE_OK;
     int64_t *v = NULL;
-    size_t n = 0, cap = 0;
+    size_t n = 0;
     int prc = sqlite3_prepare_v2(idx->db, sql, -1, &q, NULL);
     se_free(sql);
     if (prc) {
@@ -1099,20 +1117,7 @@ static se_status filter_ids(se_index *idx, const se_index_filter *f, size_t nf, 
         sqlite3_bind_text(q, (int)(2 * i + 1), path, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(q, (int)(2 * i + 2), f[i].value, -1, SQLITE_STATIC);
     }
-    int rc;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 1024;
-            int64_t *t = se_realloc(v, cap * sizeof *t);
-            if (!t) {
-                st = se_err(err, SE_E_NOMEM, "out of memory");
-                break;
-            }
-            v = t;
-        }
-        v[n++] = sqlite3_column_int64(q, 0);
-    }
-    if (!st && rc != SQLITE_DONE) st = db_err(idx, err, "cannot run the filter");
+    st = step_ids(idx, q, &v, &n, err);
     sqlite3_finalize(q);
 out:
     pthread_mutex_unlock(&idx->db_lock);
@@ -1292,22 +1297,8 @@ static se_status filter_docs(se_index *idx, const char *fsql, const filter_bind 
     if (prc) return db_err(idx, err, "cannot run the filter");
     bind_filters(q, fb);
     int64_t *v = NULL;
-    size_t n = 0, cv = 0;
-    se_status st = SE_OK;
-    int rc;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        if (n == cv) {
-            cv = cv ? cv * 2 : 1024;
-            int64_t *t = se_realloc(v, cv * sizeof *t);
-            if (!t) {
-                st = se_err(err, SE_E_NOMEM, "out of memory");
-                break;
-            }
-            v = t;
-        }
-        v[n++] = sqlite3_column_int64(q, 0);
-    }
-    if (!st && rc != SQLITE_DONE) st = db_err(idx, err, "cannot run the filter");
+    size_t n = 0;
+    se_status st = step_ids(idx, q, &v, &n, err);
     sqlite3_finalize(q);
     if (st) {
         se_free(v);
