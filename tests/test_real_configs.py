@@ -212,6 +212,7 @@ def give_tokenizer(d, kind, max_len):
 
 def main():
     tmp = tempfile.mkdtemp(prefix="sembed-real-")
+    ran = set()  # (arch, cross-encoder) kinds whose forward pass ran
     try:
         for name in sorted(os.listdir(ROOT)):
             d = os.path.join(tmp, name)
@@ -248,10 +249,14 @@ def main():
                   repr(tok))
             # under a sanitizer, the 24-layer models' forward passes (minutes at -O1) run the same code
             # as the base-size ones: their loading and info are checked, their forward only when optimised
-            if os.environ.get("SAN") and cfg["num_hidden_layers"] * cfg["hidden_size"] > 12 * 768:
+            # (and of the kinds seen already: one model of each architecture, embedding or
+            # cross-encoder, runs its forward pass there)
+            kind = (exp["arch"], bool(exp.get("cross_encoder")))
+            if os.environ.get("SAN") and (cfg["num_hidden_layers"] * cfg["hidden_size"] > 12 * 768 or kind in ran):
                 print(f"  {name}: forward pass skipped under a sanitizer ({cfg['num_hidden_layers']} layers x "
-                      f"{cfg['hidden_size']})")
+                      f"{cfg['hidden_size']}{', a kind already run' if kind in ran else ''})")
                 continue
+            ran.add(kind)
             if exp.get("cross_encoder"):
                 ce = info.get("cross_encoder") or {}
                 check(f"{name}: cross-encoder head", (ce.get("head"), ce.get("num_labels"), ce.get("activation")) ==
