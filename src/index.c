@@ -1081,25 +1081,51 @@ static se_status step_ids(se_index *idx, sqlite3_stmt *q, int64_t **v, size_t *n
     return rc == SQLITE_DONE ? SE_OK : db_err(idx, err, "cannot run the filter");
 }
 
-/* The sorted chunk ids whose document matches every filter term (at most
- * SE_INDEX_FILTERS_MAX). The statement is sized for the terms given: the
- * fixed 8 KiB buffer it used to be written into ran out at 30 terms. */
-static se_status filter_ids(se_index *idx, const se_index_filter *f, size_t nf, int64_t **out, size_t *n_out,
-                            se_error *err) {
+/* Checks filter terms: at most SE_INDEX_FILTERS_MAX, each key non-empty,
+ * at most 1000 bytes and without '"' (it is spliced into a JSON path). */
+static se_status check_filters(const se_index_filter *f, size_t nf, se_error *err) {
+    if (nf && !f) return se_err(err, SE_E_INVALID, "se_index_search: NULL filters");
     if (nf > SE_INDEX_FILTERS_MAX)
         return se_err(err, SE_E_RANGE, "too many filter terms (%zu; at most %d)", nf, SE_INDEX_FILTERS_MAX);
     for (size_t i = 0; i < nf; i++)
         if (!f[i].key || !f[i].value || !f[i].key[0] || strchr(f[i].key, '"') || strlen(f[i].key) > 1000)
             return se_err(err, SE_E_INVALID, "filter %zu: key must be non-empty, at most 1000 bytes, and contain no '\"'", i);
-    static const char head[] = "SELECT c.id FROM chunks c JOIN docs d ON d.id = c.doc WHERE 1", tail[] = " ORDER BY c.id";
-    /* each "%zu" of a term becomes at most 2 digits (<= 64 parameters) */
-    size_t sql_cap = sizeof head + nf * sizeof FILTER_TERM + sizeof tail;
-    char *sql = se_malloc(sql_cap);
-    if (!sql) return se_err(err, SE_E_NOMEM, "out of memory");
-    size_t off = (size_t)snprintf(sql, sql_cap, "%s", head);
+    return SE_OK;
+}
+
+/* The SQL "head FILTER_TERM... tail" for nf terms (se_malloc'd; NULL when
+ * out of memory), sized for the terms given: the fixed 8 KiB buffer it
+ * used to be written into ran out at 30 terms. Each "%zu" of a term
+ * becomes at most 2 digits (<= 64 parameters). */
+static char *filter_sql(const char *head, size_t nf, const char *tail) {
+    size_t cap = strlen(head) + nf * sizeof FILTER_TERM + strlen(tail) + 1;
+    char *sql = se_malloc(cap);
+    if (!sql) return NULL;
+    size_t off = (size_t)snprintf(sql, cap, "%s", head);
     for (size_t i = 0; i < nf; i++)
-        off += (size_t)snprintf(sql + off, sql_cap - off, FILTER_TERM, 2 * i + 1, 2 * i + 2, 2 * i + 2, 2 * i + 2, 2 * i + 2);
-    snprintf(sql + off, sql_cap - off, "%s", tail);
+        off += (size_t)snprintf(sql + off, cap - off, FILTER_TERM, 2 * i + 1, 2 * i + 2, 2 * i + 2, 2 * i + 2, 2 * i + 2);
+    snprintf(sql + off, cap - off, "%s", tail);
+    return sql;
+}
+
+/* Binds filter terms' parameters in FILTER_TERM's order: the key's JSON
+ * path, then its value. */
+static void bind_filter_terms(sqlite3_stmt *q, const se_index_filter *f, size_t nf) {
+    char path[1100];
+    for (size_t i = 0; i < nf; i++) {
+        snprintf(path, sizeof path, "$.\"%s\"", f[i].key);
+        sqlite3_bind_text(q, (int)(2 * i + 1), path, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(q, (int)(2 * i + 2), f[i].value, -1, SQLITE_STATIC);
+    }
+}
+
+/* The sorted chunk ids whose document matches every filter term. */
+static se_status filter_ids(se_index *idx, const se_index_filter *f, size_t nf, int64_t **out, size_t *n_out,
+                            se_error *err) {
+    se_status cs = check_filters(f, nf, err);
+    if (cs) return cs;
+    char *sql = filter_sql("SELECT c.id FROM chunks c JOIN docs d ON d.id = c.doc WHERE 1", nf, " ORDER BY c.id");
+    if (!sql) return se_err(err, SE_E_NOMEM, "out of memory");
     pthread_mutex_lock(&idx->db_lock);
     sqlite3_stmt *q;
     se_status st = SE_OK;
@@ -1111,12 +1137,7 @@ static se_status filter_ids(se_index *idx, const se_index_filter *f, size_t nf, 
         st = db_err(idx, err, "cannot run the filter");
         goto out;
     }
-    char path[1100];
-    for (size_t i = 0; i < nf; i++) {
-        snprintf(path, sizeof path, "$.\"%s\"", f[i].key);
-        sqlite3_bind_text(q, (int)(2 * i + 1), path, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(q, (int)(2 * i + 2), f[i].value, -1, SQLITE_STATIC);
-    }
+    bind_filter_terms(q, f, nf);
     st = step_ids(idx, q, &v, &n, err);
     sqlite3_finalize(q);
 out:
@@ -1238,12 +1259,7 @@ typedef struct filter_bind {
 
 static void bind_filters(sqlite3_stmt *q, const void *user) {
     const filter_bind *b = user;
-    char path[1100];
-    for (size_t i = 0; i < b->nf; i++) {
-        snprintf(path, sizeof path, "$.\"%s\"", b->f[i].key);
-        sqlite3_bind_text(q, (int)(2 * i + 1), path, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(q, (int)(2 * i + 2), b->f[i].value, -1, SQLITE_STATIC);
-    }
+    bind_filter_terms(q, b->f, b->nf);
 }
 
 /* Builds the in-memory keyword scorer over every stored text (db_lock
@@ -1282,15 +1298,11 @@ static se_status bm25_build(se_index *idx, se_error *err) {
     return SE_OK;
 }
 
-/* The sorted row ids of the documents matching every filter term (fsql:
- * the FILTER_TERMs over docs d, bound by bind_filters). db_lock held. */
-static se_status filter_docs(se_index *idx, const char *fsql, const filter_bind *fb, int64_t **out, size_t *n_out,
-                             se_error *err) {
-    static const char head[] = "SELECT d.id FROM docs d WHERE 1", tail[] = " ORDER BY d.id";
-    size_t cap = sizeof head + strlen(fsql) + sizeof tail;
-    char *sql = se_malloc(cap);
+/* The sorted row ids of the documents matching every filter term of fb.
+ * db_lock held. */
+static se_status filter_docs(se_index *idx, const filter_bind *fb, int64_t **out, size_t *n_out, se_error *err) {
+    char *sql = filter_sql("SELECT d.id FROM docs d WHERE 1", fb->nf, " ORDER BY d.id");
     if (!sql) return se_err(err, SE_E_NOMEM, "out of memory");
-    snprintf(sql, cap, "%s%s%s", head, fsql, tail);
     sqlite3_stmt *q;
     int prc = sqlite3_prepare_v2(idx->db, sql, -1, &q, NULL);
     se_free(sql);
@@ -1319,14 +1331,8 @@ static se_status keyword_side(se_index *idx, const se_index_search_params *p, si
     *kh = NULL;
     *nk = 0;
     char *fsql = NULL;
-    if (p->n_filters) {
-        size_t cap = p->n_filters * sizeof FILTER_TERM + 1, off = 0;
-        fsql = se_malloc(cap);
-        if (!fsql) return se_err(err, SE_E_NOMEM, "out of memory");
-        fsql[0] = 0;
-        for (size_t i = 0; i < p->n_filters; i++)
-            off += (size_t)snprintf(fsql + off, cap - off, FILTER_TERM, 2 * i + 1, 2 * i + 2, 2 * i + 2, 2 * i + 2, 2 * i + 2);
-    }
+    if (p->n_filters && !(fsql = filter_sql("", p->n_filters, "")))
+        return se_err(err, SE_E_NOMEM, "out of memory");
     filter_bind fb = {p->filters, p->n_filters};
     pthread_mutex_lock(&idx->db_lock);
     se_status st = SE_OK;
@@ -1336,7 +1342,7 @@ static se_status keyword_side(se_index *idx, const se_index_search_params *p, si
         size_t n_allowed = 0;
         if (fsql) {
             exec(idx, "BEGIN");
-            st = filter_docs(idx, fsql, &fb, &allowed, &n_allowed, err);
+            st = filter_docs(idx, &fb, &allowed, &n_allowed, err);
             exec(idx, "COMMIT");
         }
         if (!st && (!fsql || n_allowed))
@@ -1410,13 +1416,8 @@ static se_status search_text(se_index *idx, const float *query, const se_index_s
         return se_err(err, SE_E_INVALID, "se_index_search: unknown fusion %d", (int)p->fusion);
     if (isnan(p->alpha) || p->alpha > 1)
         return se_err(err, SE_E_RANGE, "se_index_search: alpha = %g (want 0..1, or negative for the default)", (double)p->alpha);
-    if (p->n_filters && !p->filters) return se_err(err, SE_E_INVALID, "se_index_search: NULL filters");
-    if (p->n_filters > SE_INDEX_FILTERS_MAX)
-        return se_err(err, SE_E_RANGE, "too many filter terms (%zu; at most %d)", p->n_filters, SE_INDEX_FILTERS_MAX);
-    for (size_t i = 0; i < p->n_filters; i++)
-        if (!p->filters[i].key || !p->filters[i].value || !p->filters[i].key[0] || strchr(p->filters[i].key, '"') ||
-            strlen(p->filters[i].key) > 1000)
-            return se_err(err, SE_E_INVALID, "filter %zu: key must be non-empty, at most 1000 bytes, and contain no '\"'", i);
+    se_status cs = check_filters(p->filters, p->n_filters, err);
+    if (cs) return cs;
     if (!idx->has_fts) {
         if (idx->format < 2)
             return se_err(err, SE_E_UNSUPPORTED,
