@@ -252,8 +252,10 @@ static void remove_tree(const char *path) {
     rmdir(path);
 }
 
-/* Writes text to path; 0 or -1 with a message. */
-static int write_text(const char *path, const char *text) {
+/* Writes text to the file name in dir; 0 or -1 with a message. */
+static int write_text(const char *dir, const char *name, const char *text) {
+    char path[4096];
+    pathf(path, sizeof path, "%s/%s", dir, name);
     FILE *f = fopen(path, "wb");
     int rc = f && fputs(text, f) >= 0 ? 0 : -1;
     if (f && fclose(f) != 0) rc = -1;
@@ -280,31 +282,28 @@ static int write_random_folder(const char *dir, const char *vocab, const se_tmod
              "  \"torch_dtype\": \"float32\",\n  \"type_vocab_size\": %zu,\n  \"vocab_size\": %zu\n}\n",
              (double)rp->attn_dropout, (double)rp->hidden_dropout, rp->H, rp->FF, rp->P, rp->NH, rp->L, rp->n_type,
              rp->V);
-    pathf(p, sizeof p, "%s/config.json", dir);
-    if (write_text(p, buf)) return -1;
+    if (write_text(dir, "config.json", buf)) return -1;
     snprintf(buf, sizeof buf,
              "{\n  \"do_lower_case\": true,\n  \"tokenize_chinese_chars\": true,\n  \"strip_accents\": null,\n"
              "  \"model_max_length\": %zu,\n  \"tokenizer_class\": \"BertTokenizer\",\n  \"unk_token\": \"[UNK]\",\n"
              "  \"sep_token\": \"[SEP]\",\n  \"pad_token\": \"[PAD]\",\n  \"cls_token\": \"[CLS]\",\n"
              "  \"mask_token\": \"[MASK]\"\n}\n",
              rp->P);
-    pathf(p, sizeof p, "%s/tokenizer_config.json", dir);
-    if (write_text(p, buf)) return -1;
-    pathf(p, sizeof p, "%s/special_tokens_map.json", dir);
-    if (write_text(p, "{\"cls_token\": \"[CLS]\", \"mask_token\": \"[MASK]\", \"pad_token\": \"[PAD]\", "
-                      "\"sep_token\": \"[SEP]\", \"unk_token\": \"[UNK]\"}\n"))
+    if (write_text(dir, "tokenizer_config.json", buf)) return -1;
+    if (write_text(dir, "special_tokens_map.json",
+                   "{\"cls_token\": \"[CLS]\", \"mask_token\": \"[MASK]\", \"pad_token\": \"[PAD]\", "
+                   "\"sep_token\": \"[SEP]\", \"unk_token\": \"[UNK]\"}\n"))
         return -1;
-    pathf(p, sizeof p, "%s/modules.json", dir);
-    if (write_text(p, "[\n  {\"idx\": 0, \"name\": \"0\", \"path\": \"\", \"type\": \"sentence_transformers.models.Transformer\"},\n"
-                      "  {\"idx\": 1, \"name\": \"1\", \"path\": \"1_Pooling\", \"type\": \"sentence_transformers.models.Pooling\"},\n"
-                      "  {\"idx\": 2, \"name\": \"2\", \"path\": \"2_Normalize\", \"type\": \"sentence_transformers.models.Normalize\"}\n]\n"))
+    if (write_text(dir, "modules.json",
+                   "[\n  {\"idx\": 0, \"name\": \"0\", \"path\": \"\", \"type\": \"sentence_transformers.models.Transformer\"},\n"
+                   "  {\"idx\": 1, \"name\": \"1\", \"path\": \"1_Pooling\", \"type\": \"sentence_transformers.models.Pooling\"},\n"
+                   "  {\"idx\": 2, \"name\": \"2\", \"path\": \"2_Normalize\", \"type\": \"sentence_transformers.models.Normalize\"}\n]\n"))
         return -1;
     snprintf(buf, sizeof buf, "{\n  \"max_seq_length\": %zu,\n  \"do_lower_case\": false\n}\n", rp->P);
-    pathf(p, sizeof p, "%s/sentence_bert_config.json", dir);
-    if (write_text(p, buf)) return -1;
-    pathf(p, sizeof p, "%s/config_sentence_transformers.json", dir);
-    if (write_text(p, "{\n  \"__version__\": {\"sentence_transformers\": \"3.0.1\"},\n  \"prompts\": {},\n"
-                      "  \"default_prompt_name\": null,\n  \"similarity_fn_name\": \"cosine\"\n}\n"))
+    if (write_text(dir, "sentence_bert_config.json", buf)) return -1;
+    if (write_text(dir, "config_sentence_transformers.json",
+                   "{\n  \"__version__\": {\"sentence_transformers\": \"3.0.1\"},\n  \"prompts\": {},\n"
+                   "  \"default_prompt_name\": null,\n  \"similarity_fn_name\": \"cosine\"\n}\n"))
         return -1;
     pathf(p, sizeof p, "%s/1_Pooling", dir);
     if (make_dir(p)) return -1;
@@ -314,8 +313,7 @@ static int write_random_folder(const char *dir, const char *vocab, const se_tmod
              "  \"pooling_mode_mean_sqrt_len_tokens\": false,\n  \"pooling_mode_weightedmean_tokens\": false,\n"
              "  \"pooling_mode_lasttoken\": false,\n  \"include_prompt\": true\n}\n",
              rp->H);
-    pathf(p, sizeof p, "%s/1_Pooling/config.json", dir);
-    if (write_text(p, buf)) return -1;
+    if (write_text(dir, "1_Pooling/config.json", buf)) return -1;
     pathf(p, sizeof p, "%s/2_Normalize", dir);
     return make_dir(p);
 }
