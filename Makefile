@@ -75,6 +75,8 @@ CLI_SRC  := src/cli.c src/cli_io.c src/cli_eval.c src/cli_eval_ir.c src/cli_benc
             src/serve_page.c src/serve_float.c
 CLI_OBJ  := $(CLI_SRC:src/%.c=$(BUILD)/obj/%.o)
 TEST_BIN := $(TESTS:%=$(BUILD)/tests/%)
+# JOBS: parallel compile jobs of check/asan/tsan's builds (the machine's cores)
+JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_SRC := $(FUZZ_TARGETS:%=tests/fuzz/%.c)
 # Program code (not in the library) that fuzz targets reach: the server's
 # request binding and its float writer (fuzz_serve_request).
@@ -94,7 +96,7 @@ INCLUDEDIR ?= $(PREFIX)/include
 MANDIR     ?= $(PREFIX)/share/man
 PCDIR      ?= $(LIBDIR)/pkgconfig
 
-.PHONY: all test check asan ubsan tsan fuzz bench bench-serve clean install uninstall man print-%
+.PHONY: all test test-bins check asan ubsan tsan fuzz bench bench-serve clean install uninstall man print-%
 
 all: $(BUILD)/libsembed.a $(BUILD)/libsembed.so $(BUILD)/$(SONAME) $(BUILD)/sembed
 
@@ -203,23 +205,34 @@ $(BUILD)/tests/test_header_cpp: tests/test_header.c include/sembed.h
 	@mkdir -p $(dir $@)
 	g++ -x c++ -std=c++11 -Wall -Wextra -Werror -Iinclude -c tests/test_header.c -o $@.o && touch $@
 
-test: all $(TEST_BIN) $(BUILD)/tests/test_header_c $(BUILD)/tests/test_header_cpp $(BUILD)/tests/fuzz_replay
+# test-bins: everything the suite runs, built (check, asan and tsan build
+# them with -j$(JOBS) first, then run the tests one at a time: the build is
+# most of a sanitizer pass's time on a small machine, the tests are timed)
+test-bins: all $(TEST_BIN) $(BUILD)/tests/test_header_c $(BUILD)/tests/test_header_cpp $(BUILD)/tests/fuzz_replay
+
+test: test-bins
 	TESTS="$(TESTS)" CLI_TESTS="$(filter-out $(SKIP),$(CLI_TESTS))" SH_TESTS="$(filter-out $(SKIP),$(SH_TESTS))" \
 	  SEMBED=$(BUILD)/sembed BUILD=$(BUILD) \
 	  CC="$(CC)" SAN="$(SAN)" sh tests/run.sh
 
-check: test asan tsan
+check:
+	$(MAKE) -j$(JOBS) test-bins
+	$(MAKE) test
+	$(MAKE) asan
+	$(MAKE) tsan
 
+ASAN_VARS := BUILD=build-asan SAN="-fsanitize=address,undefined" \
+	  OPT="-O1 -g -fno-omit-frame-pointer -fno-sanitize-recover=all"
 asan:
-	$(MAKE) BUILD=build-asan SAN="-fsanitize=address,undefined" \
-	  OPT="-O1 -g -fno-omit-frame-pointer -fno-sanitize-recover=all" SKIP="$(SAN_SKIP)" test
+	$(MAKE) -j$(JOBS) $(ASAN_VARS) test-bins
+	$(MAKE) $(ASAN_VARS) SKIP="$(SAN_SKIP)" test
 
 ubsan: asan
 
 # The server's concurrent tests (test_serve's batching, test_serve_index's
 # writer and readers) run against a TSan build of the binary too.
 tsan:
-	$(MAKE) BUILD=build-tsan SAN="-fsanitize=thread" OPT="-O1 -g" $(TSAN_TESTS:%=build-tsan/tests/%) build-tsan/sembed
+	$(MAKE) -j$(JOBS) BUILD=build-tsan SAN="-fsanitize=thread" OPT="-O1 -g" $(TSAN_TESTS:%=build-tsan/tests/%) build-tsan/sembed
 	for t in $(TSAN_TESTS); do build-tsan/tests/$$t || exit 1; done
 	/usr/bin/python3 tests/test_serve.py build-tsan/sembed --concurrency-only
 	/usr/bin/python3 tests/test_serve_index.py build-tsan/sembed --concurrency-only
