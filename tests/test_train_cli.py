@@ -15,6 +15,8 @@ layers x 32), so each run takes well under a second.
 - the output folder loads in `sembed encode`, whose vectors equal the
   PyTorch reference of tools/train_grad_ref.py on the folder's files
   (1e-5), for a fine-tuned model and a --init random student;
+- --init random --dense D: a Dense module (2_Dense/) to D dimensions, trained,
+  loaded and encoded by sembed as the torch reference does;
 - bad data files and options give errors naming the file and line;
 - --help and the main help's command list.
 Prints "test_train_cli.py: N passed, N failed" and exits non-zero on failure.
@@ -297,6 +299,42 @@ def test_output(d):
     check("output: a folder holding a model is refused", rc == 1 and "already holds a model" in err, err)
 
 
+def test_dense(d):
+    """--init random --dense D: the student of a wider teacher (a 48-row teacher of 64 dimensions here; USE lite's
+    512 in the experiments): Transformer, Pooling, 2_Dense (hidden -> D, identity), Normalize."""
+    st = os.path.join(d, "dense")
+    t = np.random.RandomState(1).standard_normal((48, 64)).astype("<f4")
+    t /= np.linalg.norm(t, axis=1, keepdims=True)
+    np.save(os.path.join(d, "teacher64.npy"), t)
+    rc, _, err = run("train", "--init", "random", "--vocab", "tests/fixtures/models/zh-cls-dense-f16/vocab.txt",
+                     "--layers", "1", "--hidden", "32", "--heads", "2", "--max-seq-length", "32", "--dense", "64",
+                     "--loss", "mse", "--teacher-vectors", os.path.join(d, "teacher64.npy"), "--data", PAIRS,
+                     "--batch-size", "8", "--epochs", "4", "--lr", "3e-3", "--logging-steps", "1", "-o", st, "-q")
+    check("dense: init random --dense 64 runs", rc == 0, err)
+    if rc:
+        return
+    with open(os.path.join(st, "modules.json")) as f:
+        mods = [(m["path"], m["type"].rsplit(".", 1)[-1]) for m in json.load(f)]
+    check("dense: modules Transformer, Pooling, 2_Dense, 3_Normalize",
+          mods == [("", "Transformer"), ("1_Pooling", "Pooling"), ("2_Dense", "Dense"), ("3_Normalize", "Normalize")], mods)
+    with open(os.path.join(st, "2_Dense", "config.json")) as f:
+        dc = json.load(f)
+    check("dense: 2_Dense/config.json as models.Dense writes it",
+          dc == {"in_features": 32, "out_features": 64, "bias": True,
+                 "activation_function": "torch.nn.modules.linear.Identity"}, dc)
+    w = st_floats(os.path.join(st, "2_Dense", "model.safetensors"))
+    check("dense: 2_Dense/model.safetensors holds 64 x 32 + 64 floats", w.size == 64 * 32 + 64, w.size)
+    ep = epoch_losses(state(st), 6)
+    check("dense: the MSE to the 64-d teacher goes down", ep[-1] < ep[0] * 0.9, ep)
+    rc, v = sembed_vectors(st, TEXTS)
+    check("dense: loads in sembed encode, 64 dimensions", rc == 0 and v.shape == (3, 64), v)
+    if rc == 0:
+        r = ref_vectors(st, TEXTS)
+        check("dense: equals the torch reference (1e-5)", np.abs(v - r).max() < 1e-5, np.abs(v - r).max())
+    rc, _, err = train(os.path.join(d, "dense-m"), "--dense", "64")
+    check("dense: with -m refused", rc == 2 and "--dense goes with --init random" in err, err)
+
+
 def test_errors(d):
     def bad(name, text, want, loss="mnrl", *extra):
         p = os.path.join(d, name)
@@ -369,6 +407,7 @@ def main():
         test_cmnrl(d)
         test_interrupt(d)
         test_output(d)
+        test_dense(d)
         test_errors(d)
     report("test_train_cli.py")
 
