@@ -514,6 +514,7 @@ typedef struct topts {
     long layers, hidden, heads, ff, dense, max_len, epochs, batch, accum, threads, save_steps, eval_steps, log_steps, mini;
     long seed;
     float lr, warmup, wd, max_norm, scale, margin;
+    double warmup_ratio; /* --warmup-ratio as a double: ceil(0.1 * 50) is 5 (as Python computes it), not 6 */
 } topts;
 
 /* Formats seconds as H:MM:SS or M:SS. */
@@ -573,7 +574,10 @@ int cmd_train(int argc, char **argv) {
         case O_EPOCHS: bad = cli_opt_long(c, "--epochs", optarg, 1, 100000, &o.epochs); break;
         case O_BATCH: bad = cli_opt_long(c, "--batch-size", optarg, 1, 1 << 20, &o.batch); break;
         case O_LR: bad = cli_opt_float(c, "--lr", optarg, 1e-12, 10, &o.lr); break;
-        case O_WARM: bad = cli_opt_float(c, "--warmup-ratio", optarg, 0, 1, &o.warmup); break;
+        case O_WARM:
+            bad = cli_opt_float(c, "--warmup-ratio", optarg, 0, 1, &o.warmup);
+            o.warmup_ratio = strtod(optarg, NULL);
+            break;
         case O_WD: bad = cli_opt_float(c, "--weight-decay", optarg, 0, 10, &o.wd); break;
         case O_NORM: bad = cli_opt_float(c, "--max-grad-norm", optarg, 0, 1e30, &o.max_norm); break;
         case O_ACCUM: bad = cli_opt_long(c, "--grad-accum", optarg, 1, 1 << 20, &o.accum); break;
@@ -886,7 +890,7 @@ static int run(const topts *o, int argc, char **argv) {
     size_t total = spe * (size_t)o->epochs;
     se_adamw_params ap = se_adamw_default_params();
     ap.lr = o->lr, ap.weight_decay = o->wd, ap.max_grad_norm = o->max_norm, ap.total_steps = total;
-    ap.warmup_steps = (size_t)ceil((double)o->warmup * (double)total);
+    ap.warmup_steps = (size_t)ceil(o->warmup_ratio * (double)total); /* transformers' get_warmup_steps */
     if (se_adamw_new(m, &ap, &opt, &err) != SE_OK) {
         fprintf(stderr, "sembed: train: %s\n", err.msg);
         goto done;

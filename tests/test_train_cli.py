@@ -299,6 +299,20 @@ def test_output(d):
     check("output: a folder holding a model is refused", rc == 1 and "already holds a model" in err, err)
 
 
+def test_warmup_ratio(d):
+    """--warmup-ratio R: ceil(R * steps) warm-up steps in double, as Hugging Face's get_warmup_steps computes
+    math.ceil(steps * R): 0.1 of 50 steps is 5 (R as a float32, 0.1f * 50 = 5.0000001, gave 6)."""
+    out = os.path.join(d, "warm")
+    rc, _, err = run("train", "-m", MODEL, "--loss", "mnrl", "--data", PAIRS, "-o", out, "--batch-size", "10",
+                     "--epochs", "10", "--lr", "1e-3", "--warmup-ratio", "0.1", "--logging-steps", "1")
+    check("warmup ratio: runs", rc == 0, err)
+    if rc:
+        return
+    lr = [e["learning_rate"] for e in state(out)["log_history"]]
+    check("warmup ratio 0.1 of 50 steps: 5 warm-up steps", "50 steps (10 epochs of 5), batch 10 x 1, 5 warm-up steps" in err
+          and abs(lr[4] - 8e-4) < 1e-9 and abs(lr[5] - 1e-3) < 1e-9 and abs(lr[6] - 1e-3 * 44 / 45) < 1e-9, (err, lr[:8]))
+
+
 def test_dense(d):
     """--init random --dense D: the student of a wider teacher (a 48-row teacher of 64 dimensions here; USE lite's
     512 in the experiments): Transformer, Pooling, 2_Dense (hidden -> D, identity), Normalize."""
@@ -408,6 +422,7 @@ def main():
         test_interrupt(d)
         test_output(d)
         test_dense(d)
+        test_warmup_ratio(d)
         test_errors(d)
     report("test_train_cli.py")
 
