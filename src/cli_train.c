@@ -57,6 +57,8 @@ static const char train_usage[] =
     "      --vocab FILE         a WordPiece vocab.txt for --init random (lowercasing tokenizer)\n"
     "      --layers L --hidden H --heads A --intermediate FF   shape (4, 256, 4, 4*H)\n"
     "      --max-seq-length N   truncate texts to N tokens (default the model's; random: 128)\n"
+    "      --dense D            --init random: a Dense module (hidden -> D, identity, as\n"
+    "                           sentence-transformers' models.Dense) after pooling, in 2_Dense/\n"
     "data and loss:\n"
     "  -d, --data FILE          training rows: .jsonl, .tsv or .csv; columns anchor, positive[,\n"
     "                           negative...] or sentence1, sentence2 and score (or label)\n"
@@ -265,10 +267,11 @@ static int write_text(const char *dir, const char *name, const char *text) {
 
 /* Writes the files of a sentence-transformers BERT folder for --init
  * random into dir (made): config.json, the tokenizer (vocab.txt copied,
- * lowercasing WordPiece), modules.json (Transformer, mean Pooling,
- * Normalize), 1_Pooling/config.json and the sentence-transformers
- * configs. 0 or -1. */
-static int write_random_folder(const char *dir, const char *vocab, const se_tmodel_random_params *rp) {
+ * lowercasing WordPiece), modules.json (Transformer, mean Pooling, with
+ * dense > 0 a Dense module to dense dimensions in 2_Dense, Normalize),
+ * 1_Pooling/config.json, 2_Dense/config.json and the sentence-transformers
+ * configs. The weights are written after (write_weights). 0 or -1. */
+static int write_random_folder(const char *dir, const char *vocab, const se_tmodel_random_params *rp, size_t dense) {
     char p[4096], buf[4096];
     if (make_dir(dir)) return -1;
     pathf(p, sizeof p, "%s/vocab.txt", dir);
@@ -294,11 +297,15 @@ static int write_random_folder(const char *dir, const char *vocab, const se_tmod
                    "{\"cls_token\": \"[CLS]\", \"mask_token\": \"[MASK]\", \"pad_token\": \"[PAD]\", "
                    "\"sep_token\": \"[SEP]\", \"unk_token\": \"[UNK]\"}\n"))
         return -1;
-    if (write_text(dir, "modules.json",
-                   "[\n  {\"idx\": 0, \"name\": \"0\", \"path\": \"\", \"type\": \"sentence_transformers.models.Transformer\"},\n"
-                   "  {\"idx\": 1, \"name\": \"1\", \"path\": \"1_Pooling\", \"type\": \"sentence_transformers.models.Pooling\"},\n"
-                   "  {\"idx\": 2, \"name\": \"2\", \"path\": \"2_Normalize\", \"type\": \"sentence_transformers.models.Normalize\"}\n]\n"))
-        return -1;
+    int norm = dense ? 3 : 2; /* Normalize's module number */
+    snprintf(buf, sizeof buf,
+             "[\n  {\"idx\": 0, \"name\": \"0\", \"path\": \"\", \"type\": \"sentence_transformers.models.Transformer\"},\n"
+             "  {\"idx\": 1, \"name\": \"1\", \"path\": \"1_Pooling\", \"type\": \"sentence_transformers.models.Pooling\"},\n"
+             "%s"
+             "  {\"idx\": %d, \"name\": \"%d\", \"path\": \"%d_Normalize\", \"type\": \"sentence_transformers.models.Normalize\"}\n]\n",
+             dense ? "  {\"idx\": 2, \"name\": \"2\", \"path\": \"2_Dense\", \"type\": \"sentence_transformers.models.Dense\"},\n" : "",
+             norm, norm, norm);
+    if (write_text(dir, "modules.json", buf)) return -1;
     snprintf(buf, sizeof buf, "{\n  \"max_seq_length\": %zu,\n  \"do_lower_case\": false\n}\n", rp->P);
     if (write_text(dir, "sentence_bert_config.json", buf)) return -1;
     if (write_text(dir, "config_sentence_transformers.json",
@@ -314,8 +321,43 @@ static int write_random_folder(const char *dir, const char *vocab, const se_tmod
              "  \"pooling_mode_lasttoken\": false,\n  \"include_prompt\": true\n}\n",
              rp->H);
     if (write_text(dir, "1_Pooling/config.json", buf)) return -1;
-    pathf(p, sizeof p, "%s/2_Normalize", dir);
+    if (dense) {
+        pathf(p, sizeof p, "%s/2_Dense", dir);
+        if (make_dir(p)) return -1;
+        snprintf(buf, sizeof buf,
+                 "{\n  \"in_features\": %zu,\n  \"out_features\": %zu,\n  \"bias\": true,\n"
+                 "  \"activation_function\": \"torch.nn.modules.linear.Identity\"\n}\n",
+                 rp->H, dense);
+        if (write_text(dir, "2_Dense/config.json", buf)) return -1;
+    }
+    pathf(p, sizeof p, "%s/%d_Normalize", dir, norm);
     return make_dir(p);
+}
+
+/* Writes the random Dense module of --init random --dense: dir/2_Dense/
+ * model.safetensors with torch.nn.Linear's init (weight (out, in) and
+ * bias uniform in +-1/sqrt(in)), drawn from splitmix64 seeded with the
+ * seed (another stream than the encoder's). 0 or -1 with a message. */
+static int write_random_dense(const char *dir, size_t in, size_t out, uint64_t seed) {
+    float *w = malloc((out * in + out) * sizeof *w);
+    if (!w) {
+        fprintf(stderr, "sembed: train: out of memory\n");
+        return -1;
+    }
+    uint64_t st = seed ^ 0x6A09E667F3BCC909ull;
+    double bound = 1.0 / sqrt((double)in);
+    for (size_t i = 0; i < out * in + out; i++)
+        w[i] = (float)(bound * (2.0 * ((double)(mix64(&st) >> 11) / 9007199254740992.0) - 1.0));
+    se_st_out t[2] = {{.name = "linear.weight", .n_dims = 2, .data = w},
+                      {.name = "linear.bias", .n_dims = 1, .data = w + out * in}};
+    t[0].shape[0] = (int64_t)out, t[0].shape[1] = (int64_t)in, t[1].shape[0] = (int64_t)out;
+    char p[4096];
+    se_error err = {0};
+    pathf(p, sizeof p, "%s/2_Dense/model.safetensors", dir);
+    int rc = se_st_write(p, t, 2, &err) == SE_OK ? 0 : -1;
+    if (rc) fprintf(stderr, "sembed: train: %s\n", err.msg);
+    free(w);
+    return rc;
 }
 
 /* The Transformer module's subfolder of a sentence-transformers folder
@@ -469,9 +511,10 @@ static double eval_sts(se_tmodel *m, const se_tdata *ev) {
 typedef struct topts {
     const char *model, *init, *arch, *vocab, *data, *columns, *loss, *matryoshka, *teacher_vectors, *teacher;
     const char *out, *resume, *eval_sts, *eval_split;
-    long layers, hidden, heads, ff, max_len, epochs, batch, accum, threads, save_steps, eval_steps, log_steps, mini;
+    long layers, hidden, heads, ff, dense, max_len, epochs, batch, accum, threads, save_steps, eval_steps, log_steps, mini;
     long seed;
     float lr, warmup, wd, max_norm, scale, margin;
+    double warmup_ratio; /* --warmup-ratio as a double: ceil(0.1 * 50) is 5 (as Python computes it), not 6 */
 } topts;
 
 /* Formats seconds as H:MM:SS or M:SS. */
@@ -490,10 +533,10 @@ int cmd_train(int argc, char **argv) {
                .threads = 1, .log_steps = 10, .mini = 32, .eval_split = "dev", .seed = 42, .lr = 5e-5f, .max_norm = 1.0f};
     enum { O_INIT = 256, O_ARCH, O_VOCAB, O_LAYERS, O_HIDDEN, O_HEADS, O_FF, O_MAXLEN, O_COLUMNS, O_LOSS, O_MATRY,
            O_SCALE, O_MARGIN, O_MINI, O_TVEC, O_TEACHER, O_EPOCHS, O_BATCH, O_LR, O_WARM, O_WD, O_NORM, O_ACCUM,
-           O_SEED, O_SAVE, O_RESUME, O_EVAL, O_EVALSTEPS, O_LOG, O_PROGRESS, O_SPLIT };
+           O_SEED, O_SAVE, O_RESUME, O_EVAL, O_EVALSTEPS, O_LOG, O_PROGRESS, O_SPLIT, O_DENSE };
     static const struct option lo[] = {
         {"model", 1, 0, 'm'}, {"init", 1, 0, O_INIT}, {"arch", 1, 0, O_ARCH}, {"vocab", 1, 0, O_VOCAB},
-        {"layers", 1, 0, O_LAYERS}, {"hidden", 1, 0, O_HIDDEN}, {"heads", 1, 0, O_HEADS}, {"intermediate", 1, 0, O_FF},
+        {"layers", 1, 0, O_LAYERS}, {"hidden", 1, 0, O_HIDDEN}, {"heads", 1, 0, O_HEADS}, {"intermediate", 1, 0, O_FF}, {"dense", 1, 0, O_DENSE},
         {"max-seq-length", 1, 0, O_MAXLEN}, {"data", 1, 0, 'd'}, {"columns", 1, 0, O_COLUMNS}, {"loss", 1, 0, O_LOSS},
         {"matryoshka", 1, 0, O_MATRY}, {"scale", 1, 0, O_SCALE}, {"margin", 1, 0, O_MARGIN},
         {"mini-batch-size", 1, 0, O_MINI}, {"teacher-vectors", 1, 0, O_TVEC}, {"teacher", 1, 0, O_TEACHER},
@@ -517,6 +560,7 @@ int cmd_train(int argc, char **argv) {
         case O_HIDDEN: bad = cli_opt_long(c, "--hidden", optarg, 1, 4096, &o.hidden); break;
         case O_HEADS: bad = cli_opt_long(c, "--heads", optarg, 1, 256, &o.heads); break;
         case O_FF: bad = cli_opt_long(c, "--intermediate", optarg, 1, 16384, &o.ff); break;
+        case O_DENSE: bad = cli_opt_long(c, "--dense", optarg, 1, 4096, &o.dense); break;
         case O_MAXLEN: bad = cli_opt_long(c, "--max-seq-length", optarg, 2, 8192, &o.max_len); break;
         case 'd': o.data = optarg; break;
         case O_COLUMNS: o.columns = optarg; break;
@@ -530,7 +574,10 @@ int cmd_train(int argc, char **argv) {
         case O_EPOCHS: bad = cli_opt_long(c, "--epochs", optarg, 1, 100000, &o.epochs); break;
         case O_BATCH: bad = cli_opt_long(c, "--batch-size", optarg, 1, 1 << 20, &o.batch); break;
         case O_LR: bad = cli_opt_float(c, "--lr", optarg, 1e-12, 10, &o.lr); break;
-        case O_WARM: bad = cli_opt_float(c, "--warmup-ratio", optarg, 0, 1, &o.warmup); break;
+        case O_WARM:
+            bad = cli_opt_float(c, "--warmup-ratio", optarg, 0, 1, &o.warmup);
+            o.warmup_ratio = strtod(optarg, NULL);
+            break;
         case O_WD: bad = cli_opt_float(c, "--weight-decay", optarg, 0, 10, &o.wd); break;
         case O_NORM: bad = cli_opt_float(c, "--max-grad-norm", optarg, 0, 1e30, &o.max_norm); break;
         case O_ACCUM: bad = cli_opt_long(c, "--grad-accum", optarg, 1, 1 << 20, &o.accum); break;
@@ -554,6 +601,7 @@ int cmd_train(int argc, char **argv) {
     if (!o.model == !o.init) return cli_usage_error(train_usage, "train: give -m INIT_DIR or --init random (one of them)");
     if (o.init && strcmp(o.init, "random")) return cli_usage_error(train_usage, "train: --init %s: random is the one there is", o.init);
     if (o.init && !o.vocab) return cli_usage_error(train_usage, "train: --init random needs --vocab vocab.txt");
+    if (o.dense && !o.init) return cli_usage_error(train_usage, "train: --dense goes with --init random (-m keeps the model's modules)");
     if (strcmp(o.arch, "bert")) return cli_usage_error(train_usage, "train: --arch %s: bert is the one there is", o.arch);
     if (!o.data) return cli_usage_error(train_usage, "train: missing --data FILE");
     if (!o.loss) return cli_usage_error(train_usage, "train: missing --loss");
@@ -759,10 +807,19 @@ static int run(const topts *o, int argc, char **argv) {
                                       .P = (size_t)(o->max_len ? o->max_len : 128), .n_type = 2,
                                       .hidden_dropout = 0.1f, .attn_dropout = 0.1f, .act = SE_ACT_GELU,
                                       .pooling = SE_POOL_MEAN, .normalize = true, .seed = (uint64_t)o->seed};
-        if (write_random_folder(tmp, o->vocab, &rp)) goto done;
+        if (write_random_folder(tmp, o->vocab, &rp, (size_t)o->dense)) goto done;
         if (se_tmodel_random(&rp, &m, &err) != SE_OK || se_tokenizer_load(tmp, &tok, &err) != SE_OK) {
             fprintf(stderr, "sembed: train: %s\n", err.msg);
             goto done;
+        }
+        if (o->dense) { /* the folder with its random weights, loaded back: the engine's model with a Dense stage */
+            if (write_weights(tmp, "", m) || write_random_dense(tmp, rp.H, (size_t)o->dense, rp.seed)) goto done;
+            se_tmodel_free(m);
+            m = NULL;
+            if (se_tmodel_from_folder(tmp, &m, &err) != SE_OK) {
+                fprintf(stderr, "sembed: train: %s\n", err.msg);
+                goto done;
+            }
         }
     } else {
         if (model_folder(o->model, init_dir, sizeof init_dir)) goto done;
@@ -833,7 +890,7 @@ static int run(const topts *o, int argc, char **argv) {
     size_t total = spe * (size_t)o->epochs;
     se_adamw_params ap = se_adamw_default_params();
     ap.lr = o->lr, ap.weight_decay = o->wd, ap.max_grad_norm = o->max_norm, ap.total_steps = total;
-    ap.warmup_steps = (size_t)ceil((double)o->warmup * (double)total);
+    ap.warmup_steps = (size_t)ceil(o->warmup_ratio * (double)total); /* transformers' get_warmup_steps */
     if (se_adamw_new(m, &ap, &opt, &err) != SE_OK) {
         fprintf(stderr, "sembed: train: %s\n", err.msg);
         goto done;
