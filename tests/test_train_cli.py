@@ -17,6 +17,8 @@ layers x 32), so each run takes well under a second.
   (1e-5), for a fine-tuned model and a --init random student;
 - --init random --dense D: a Dense module (2_Dense/) to D dimensions, trained,
   loaded and encoded by sembed as the torch reference does;
+- --eval-ir on a BEIR folder: nDCG@10, MRR@10, Recall@10 as `sembed eval ir`
+  computes them on the output, under sentence-transformers' metric names;
 - the loss curve of 50 MNRL steps (dropout on) equals PyTorch's within 0.1% at
   every step (tests/fixtures/train-curve/, made by tools/train_curve_ref.py);
 - bad data files and options give errors naming the file and line;
@@ -315,6 +317,48 @@ def test_warmup_ratio(d):
           and abs(lr[4] - 8e-4) < 1e-9 and abs(lr[5] - 1e-3) < 1e-9 and abs(lr[6] - 1e-3 * 44 / 45) < 1e-9, (err, lr[:8]))
 
 
+IR = "tests/fixtures/eval/scifact-mini"
+
+
+def test_eval_ir(d):
+    """--eval-ir DIR (BEIR's layout, gzipped files): after each epoch and every --eval-steps, nDCG@10, MRR@10 and
+    Recall@10 under sentence-transformers' names (eval_{folder}_cosine_ndcg@10); the last equals `sembed eval ir`
+    on the output folder (the trainer's forward and exact search against the library's); the best nDCG@10 is
+    trainer_state.json's best_metric."""
+    nd = nodrop(d)
+    out = os.path.join(d, "eval-ir")
+    rc, _, err = run("train", "-m", nd, "--loss", "mnrl", "--data", PAIRS, "-o", out, "--batch-size", "16",
+                     "--epochs", "2", "--lr", "3e-3", "--eval-ir", IR + "/", "--eval-steps", "2")
+    check("eval-ir runs", rc == 0, err)
+    if rc:
+        return
+    st = state(out)
+    h = st["eval_history"]
+    keys = ["eval_scifact-mini_cosine_" + k for k in ("ndcg@10", "mrr@10", "recall@10")]
+    check("eval-ir: per epoch and every 2 steps, three metrics in [0, 1]",
+          [e["step"] for e in h] == [2, 3, 4, 6] and all(0 <= e[k] <= 1 for e in h for k in keys), h)
+    check("eval-ir: the metrics change as the model trains", len({e[keys[0]] for e in h}) > 1, h)
+    check("eval-ir: on the progress lines",
+          err.count("nDCG@10 ") == 4 and "(30 queries) on " + IR in err, err)
+    rc, o, e2 = run("eval", "ir", "-m", out, IR, "--json", "-q")
+    want = json.loads(o)["metrics"] if rc == 0 else {}
+    check("eval-ir: the last evaluation equals sembed eval ir on the output",
+          rc == 0 and all(abs(h[-1][k] - want[k.rsplit("_", 1)[1]]) < 2e-6 for k in keys), (h[-1], o, e2))
+    best = max(h, key=lambda e: e[keys[0]])
+    check("eval-ir: the best nDCG@10 is trainer_state's best_metric",
+          st.get("metric_for_best_model") == keys[0] and st.get("best_metric") == best[keys[0]]
+          and st.get("best_global_step") == best["step"], st)
+    # errors: a folder without the files; a bad qrels line named with its line
+    rc, _, err = train(os.path.join(d, "ir-none"), "--eval-ir", d)
+    check("eval-ir: a folder without corpus.jsonl refused", rc == 1 and "--eval-ir " + d + ": expected corpus.jsonl" in err, err)
+    bad = os.path.join(d, "ir-bad")
+    shutil.copytree(IR, bad)
+    with open(os.path.join(bad, "qrels.tsv"), "a") as f:
+        f.write("q1 d2\n")
+    rc, _, err = train(os.path.join(d, "ir-bad-out"), "--eval-ir", bad)
+    check("eval-ir: a bad qrels line named", rc == 1 and os.path.join(bad, "qrels.tsv") + ":33: expected query-id" in err, err)
+
+
 CURVE = "tests/fixtures/train-curve/en-mean-norm-mnrl.json"
 
 
@@ -452,6 +496,7 @@ def main():
         test_help()
         test_loss_down(d)
         test_eval_stsb(d)
+        test_eval_ir(d)
         test_seed(d)
         test_resume(d)
         test_cmnrl(d)
