@@ -46,16 +46,18 @@
 
 static const char train_usage[] =
     "usage: sembed train -m INIT_DIR --loss LOSS --data FILE -o OUT_DIR [options]\n"
-    "       sembed train --init random --vocab vocab.txt [--layers L --hidden H --heads A] ... \n"
+    "       sembed train --init random [--arch A] --vocab vocab.txt | --spm FILE [--layers L --hidden H] ...\n"
     "\n"
     "Trains a sentence encoder with a sentence-transformers loss and writes a\n"
     "sentence-transformers folder (model.safetensors, configs, tokenizer) to OUT_DIR.\n"
     "\n"
     "model:\n"
     "  -m, --model DIR          the model to fine-tune (BERT, XLM-R or MPNet folder)\n"
-    "      --init random        a BERT from BERT's random init instead (needs --vocab)\n"
-    "      --arch bert          the architecture of --init random (bert, the one there is)\n"
-    "      --vocab FILE         a WordPiece vocab.txt for --init random (lowercasing tokenizer)\n"
+    "      --init random        a new model from Hugging Face's random init instead\n"
+    "      --arch A             its architecture: bert (default), xlmr (XLM-RoBERTa) or mpnet\n"
+    "      --vocab FILE         bert, mpnet: a WordPiece vocab.txt (lowercasing tokenizer; mpnet's\n"
+    "                           holds <s> <pad> </s> <mask>)\n"
+    "      --spm FILE           xlmr: a sentencepiece model (sentencepiece.bpe.model, fairseq's ids)\n"
     "      --layers L --hidden H --heads A --intermediate FF   shape (4, 256, 4, 4*H)\n"
     "      --max-seq-length N   truncate texts to N tokens (default the model's; random: 128)\n"
     "      --dense D            --init random: a Dense module (hidden -> D, identity, as\n"
@@ -270,38 +272,84 @@ static int write_text(const char *dir, const char *name, const char *text) {
     return rc;
 }
 
-/* Writes the files of a sentence-transformers BERT folder for --init
- * random into dir (made): config.json, the tokenizer (vocab.txt copied,
- * lowercasing WordPiece), modules.json (Transformer, mean Pooling, with
- * dense > 0 a Dense module to dense dimensions in 2_Dense, Normalize),
- * 1_Pooling/config.json, 2_Dense/config.json and the sentence-transformers
- * configs. The weights are written after (write_weights). 0 or -1. */
-static int write_random_folder(const char *dir, const char *vocab, const se_tmodel_random_params *rp, size_t dense) {
+/* The architectures of --init random. */
+typedef enum { ARCH_BERT, ARCH_XLMR, ARCH_MPNET } rarch;
+
+/* Writes the tokenizer files of a --init random folder into dir: BERT's
+ * (src a vocab.txt, copied; lowercasing WordPiece, [CLS] A [SEP]), XLM-R's
+ * (src a sentencepiece model, copied as sentencepiece.bpe.model;
+ * XLMRobertaTokenizer's fairseq ids, <s> A </s>) or MPNet's (src a
+ * WordPiece vocab.txt holding <s>, <pad>, </s>, <mask>; lowercasing
+ * MPNetTokenizer, <s> A </s>), each with tokenizer_config.json and
+ * special_tokens_map.json; P the model_max_length. 0 or -1. */
+static int write_random_tokenizer(const char *dir, rarch arch, const char *src, size_t P) {
     char p[4096], buf[4096];
-    if (make_dir(dir)) return -1;
-    pathf(p, sizeof p, "%s/vocab.txt", dir);
-    if (copy_file(vocab, p)) return -1;
+    pathf(p, sizeof p, "%s/%s", dir, arch == ARCH_XLMR ? "sentencepiece.bpe.model" : "vocab.txt");
+    if (copy_file(src, p)) return -1;
+    if (arch == ARCH_BERT) {
+        snprintf(buf, sizeof buf,
+                 "{\n  \"do_lower_case\": true,\n  \"tokenize_chinese_chars\": true,\n  \"strip_accents\": null,\n"
+                 "  \"model_max_length\": %zu,\n  \"tokenizer_class\": \"BertTokenizer\",\n  \"unk_token\": \"[UNK]\",\n"
+                 "  \"sep_token\": \"[SEP]\",\n  \"pad_token\": \"[PAD]\",\n  \"cls_token\": \"[CLS]\",\n"
+                 "  \"mask_token\": \"[MASK]\"\n}\n",
+                 P);
+        if (write_text(dir, "tokenizer_config.json", buf)) return -1;
+        return write_text(dir, "special_tokens_map.json",
+                          "{\"cls_token\": \"[CLS]\", \"mask_token\": \"[MASK]\", \"pad_token\": \"[PAD]\", "
+                          "\"sep_token\": \"[SEP]\", \"unk_token\": \"[UNK]\"}\n");
+    }
+    const char *unk = arch == ARCH_XLMR ? "<unk>" : "[UNK]";
     snprintf(buf, sizeof buf,
-             "{\n  \"architectures\": [\"BertModel\"],\n  \"attention_probs_dropout_prob\": %.9g,\n"
-             "  \"hidden_act\": \"gelu\",\n  \"hidden_dropout_prob\": %.9g,\n  \"hidden_size\": %zu,\n"
-             "  \"initializer_range\": 0.02,\n  \"intermediate_size\": %zu,\n  \"layer_norm_eps\": 1e-12,\n"
-             "  \"max_position_embeddings\": %zu,\n  \"model_type\": \"bert\",\n  \"num_attention_heads\": %zu,\n"
-             "  \"num_hidden_layers\": %zu,\n  \"pad_token_id\": 0,\n  \"position_embedding_type\": \"absolute\",\n"
-             "  \"torch_dtype\": \"float32\",\n  \"type_vocab_size\": %zu,\n  \"vocab_size\": %zu\n}\n",
-             (double)rp->attn_dropout, (double)rp->hidden_dropout, rp->H, rp->FF, rp->P, rp->NH, rp->L, rp->n_type,
-             rp->V);
-    if (write_text(dir, "config.json", buf)) return -1;
-    snprintf(buf, sizeof buf,
-             "{\n  \"do_lower_case\": true,\n  \"tokenize_chinese_chars\": true,\n  \"strip_accents\": null,\n"
-             "  \"model_max_length\": %zu,\n  \"tokenizer_class\": \"BertTokenizer\",\n  \"unk_token\": \"[UNK]\",\n"
-             "  \"sep_token\": \"[SEP]\",\n  \"pad_token\": \"[PAD]\",\n  \"cls_token\": \"[CLS]\",\n"
-             "  \"mask_token\": \"[MASK]\"\n}\n",
-             rp->P);
+             "{\n%s  \"model_max_length\": %zu,\n  \"tokenizer_class\": \"%s\",\n  \"bos_token\": \"<s>\",\n"
+             "  \"eos_token\": \"</s>\",\n  \"unk_token\": \"%s\",\n  \"sep_token\": \"</s>\",\n  \"pad_token\": \"<pad>\",\n"
+             "  \"cls_token\": \"<s>\",\n  \"mask_token\": \"<mask>\"\n}\n",
+             arch == ARCH_MPNET ? "  \"do_lower_case\": true,\n  \"tokenize_chinese_chars\": true,\n  \"strip_accents\": null,\n" : "",
+             P, arch == ARCH_XLMR ? "XLMRobertaTokenizer" : "MPNetTokenizer", unk);
     if (write_text(dir, "tokenizer_config.json", buf)) return -1;
-    if (write_text(dir, "special_tokens_map.json",
-                   "{\"cls_token\": \"[CLS]\", \"mask_token\": \"[MASK]\", \"pad_token\": \"[PAD]\", "
-                   "\"sep_token\": \"[SEP]\", \"unk_token\": \"[UNK]\"}\n"))
-        return -1;
+    snprintf(buf, sizeof buf,
+             "{\"bos_token\": \"<s>\", \"cls_token\": \"<s>\", \"eos_token\": \"</s>\", \"mask_token\": \"<mask>\", "
+             "\"pad_token\": \"<pad>\", \"sep_token\": \"</s>\", \"unk_token\": \"%s\"}\n", unk);
+    return write_text(dir, "special_tokens_map.json", buf);
+}
+
+/* Writes the other files of a sentence-transformers folder for --init
+ * random into dir (made, the tokenizer's files in it):
+ * config.json as Hugging Face writes a BertModel, XLMRobertaModel
+ * (RoBERTa's positions: padding_idx 1, max_position_embeddings P holds
+ * the two offsets; one token type) or MPNetModel (the same positions, no
+ * token types, 32 relative position buckets), modules.json (Transformer,
+ * mean Pooling, with dense > 0 a Dense module to dense dimensions in
+ * 2_Dense, Normalize), 1_Pooling/config.json, 2_Dense/config.json and the
+ * sentence-transformers configs. The weights are written after
+ * (write_weights). 0 or -1. */
+static int write_random_folder(const char *dir, rarch arch, const se_tmodel_random_params *rp, size_t dense) {
+    char p[4096], buf[4096];
+    if (arch == ARCH_BERT)
+        snprintf(buf, sizeof buf,
+                 "{\n  \"architectures\": [\"BertModel\"],\n  \"attention_probs_dropout_prob\": %.6g,\n"
+                 "  \"hidden_act\": \"gelu\",\n  \"hidden_dropout_prob\": %.6g,\n  \"hidden_size\": %zu,\n"
+                 "  \"initializer_range\": 0.02,\n  \"intermediate_size\": %zu,\n  \"layer_norm_eps\": 1e-12,\n"
+                 "  \"max_position_embeddings\": %zu,\n  \"model_type\": \"bert\",\n  \"num_attention_heads\": %zu,\n"
+                 "  \"num_hidden_layers\": %zu,\n  \"pad_token_id\": 0,\n  \"position_embedding_type\": \"absolute\",\n"
+                 "  \"torch_dtype\": \"float32\",\n  \"type_vocab_size\": %zu,\n  \"vocab_size\": %zu\n}\n",
+                 (double)rp->attn_dropout, (double)rp->hidden_dropout, rp->H, rp->FF, rp->P, rp->NH, rp->L, rp->n_type,
+                 rp->V);
+    else
+        snprintf(buf, sizeof buf,
+                 "{\n  \"architectures\": [\"%s\"],\n  \"attention_probs_dropout_prob\": %.6g,\n"
+                 "  \"bos_token_id\": 0,\n  \"eos_token_id\": 2,\n"
+                 "  \"hidden_act\": \"gelu\",\n  \"hidden_dropout_prob\": %.6g,\n  \"hidden_size\": %zu,\n"
+                 "  \"initializer_range\": 0.02,\n  \"intermediate_size\": %zu,\n  \"layer_norm_eps\": 1e-05,\n"
+                 "  \"max_position_embeddings\": %zu,\n  \"model_type\": \"%s\",\n  \"num_attention_heads\": %zu,\n"
+                 "  \"num_hidden_layers\": %zu,\n  \"pad_token_id\": 1,\n%s"
+                 "  \"torch_dtype\": \"float32\",\n%s  \"vocab_size\": %zu\n}\n",
+                 arch == ARCH_XLMR ? "XLMRobertaModel" : "MPNetModel", (double)rp->attn_dropout,
+                 (double)rp->hidden_dropout, rp->H, rp->FF, rp->P, arch == ARCH_XLMR ? "xlm-roberta" : "mpnet", rp->NH,
+                 rp->L,
+                 arch == ARCH_XLMR ? "  \"position_embedding_type\": \"absolute\",\n"
+                                   : "  \"relative_attention_num_buckets\": 32,\n",
+                 arch == ARCH_XLMR ? "  \"type_vocab_size\": 1,\n" : "", rp->V);
+    if (write_text(dir, "config.json", buf)) return -1;
     int norm = dense ? 3 : 2; /* Normalize's module number */
     snprintf(buf, sizeof buf,
              "[\n  {\"idx\": 0, \"name\": \"0\", \"path\": \"\", \"type\": \"sentence_transformers.models.Transformer\"},\n"
@@ -311,7 +359,8 @@ static int write_random_folder(const char *dir, const char *vocab, const se_tmod
              dense ? "  {\"idx\": 2, \"name\": \"2\", \"path\": \"2_Dense\", \"type\": \"sentence_transformers.models.Dense\"},\n" : "",
              norm, norm, norm);
     if (write_text(dir, "modules.json", buf)) return -1;
-    snprintf(buf, sizeof buf, "{\n  \"max_seq_length\": %zu,\n  \"do_lower_case\": false\n}\n", rp->P);
+    snprintf(buf, sizeof buf, "{\n  \"max_seq_length\": %zu,\n  \"do_lower_case\": false\n}\n",
+             rp->P - (arch == ARCH_BERT ? 0 : 2));
     if (write_text(dir, "sentence_bert_config.json", buf)) return -1;
     if (write_text(dir, "config_sentence_transformers.json",
                    "{\n  \"__version__\": {\"sentence_transformers\": \"3.0.1\"},\n  \"prompts\": {},\n"
@@ -434,6 +483,66 @@ static int write_weights(const char *dir, const char *tf, const se_tmodel *m) {
     json_decref(c);
     free(enc);
     free(den);
+    return rc;
+}
+
+/* The names of an MPNet layer's parameters, in se_tmodel.layer's slot
+ * order (after "encoder.layer.N."; MPNetLayer's names). */
+static const char *const mpnet_slot[SE_TL_N] = {
+    "attention.attn.q.weight", "attention.attn.q.bias", "attention.attn.k.weight", "attention.attn.k.bias",
+    "attention.attn.v.weight", "attention.attn.v.bias", "attention.attn.o.weight", "attention.attn.o.bias",
+    "attention.LayerNorm.weight", "attention.LayerNorm.bias", "intermediate.dense.weight", "intermediate.dense.bias",
+    "output.dense.weight", "output.dense.bias", "output.LayerNorm.weight", "output.LayerNorm.bias"};
+
+/* Writes dir/model.safetensors for --init random --arch xlmr or mpnet from
+ * m, a random BERT of the same shape (BERT's init is theirs: normal(0,
+ * 0.02), LayerNorm 1 / 0, biases 0), as Hugging Face initialises them:
+ * the padding_idx (1) rows of the word and position embeddings zero;
+ * MPNet's layers under MPNetLayer's names and its relative position bias
+ * (32 buckets x heads) drawn from the seed. m's names are changed.
+ * 0 or -1 with a message. */
+static int write_random_encoder(const char *dir, rarch arch, se_tmodel *m, uint64_t seed) {
+    size_t H = m->cfg.H, NH = m->cfg.NH;
+    memset(m->p[m->word].w + 1 * H, 0, H * sizeof(float));
+    memset(m->p[m->pos].w + 1 * H, 0, H * sizeof(float));
+    float *rel = NULL;
+    if (arch == ARCH_MPNET) {
+        for (size_t i = 0; i < m->cfg.L; i++)
+            for (int k = 0; k < SE_TL_N; k++)
+                snprintf(m->p[m->layer[i][k]].name, sizeof m->p[0].name, "encoder.layer.%zu.%s", i, mpnet_slot[k]);
+        if (!(rel = malloc(SE_T_BUCKETS * NH * sizeof *rel))) return -1;
+        uint64_t st = seed ^ 0xBB67AE8584CAA73Bull;
+        for (size_t i = 0; i < SE_T_BUCKETS * NH; i++) { /* normal(0, 0.02), Box-Muller */
+            double u1 = ((double)(mix64(&st) >> 11) + 0.5) / 9007199254740992.0;
+            double u2 = ((double)(mix64(&st) >> 11) + 0.5) / 9007199254740992.0;
+            rel[i] = (float)(0.02 * sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+        }
+    }
+    int rc = write_weights(dir, "", m);
+    if (rc == 0 && rel) { /* the bias table: the encoder's tensors again, with it */
+        se_st_out *t = calloc(m->n_p + 1, sizeof *t);
+        size_t n = 0;
+        for (size_t i = 0; t && i < m->n_p; i++) {
+            if (strchr(m->p[i].name, '/')) continue;
+            t[n] = (se_st_out){.name = m->p[i].name, .n_dims = m->p[i].cols > 1 ? 2 : 1, .data = m->p[i].w};
+            t[n].shape[0] = (int64_t)m->p[i].rows, t[n].shape[1] = (int64_t)m->p[i].cols;
+            n++;
+        }
+        if (t) {
+            t[n] = (se_st_out){.name = "encoder.relative_attention_bias.weight", .n_dims = 2, .data = rel};
+            t[n].shape[0] = SE_T_BUCKETS, t[n].shape[1] = (int64_t)NH;
+            n++;
+        }
+        char p[4096];
+        se_error err = {0};
+        pathf(p, sizeof p, "%s/model.safetensors", dir);
+        if (!t || se_st_write(p, t, n, &err) != SE_OK) {
+            fprintf(stderr, "sembed: train: %s\n", t ? err.msg : "out of memory");
+            rc = -1;
+        }
+        free(t);
+    }
+    free(rel);
     return rc;
 }
 
@@ -833,7 +942,7 @@ static int eval_ir(se_tmodel *m, const irset *s, se_ir_metrics *met) {
 
 /* The parsed options. */
 typedef struct topts {
-    const char *model, *init, *arch, *vocab, *data, *columns, *loss, *matryoshka, *teacher_vectors, *teacher;
+    const char *model, *init, *arch, *vocab, *spm, *data, *columns, *loss, *matryoshka, *teacher_vectors, *teacher;
     const char *out, *resume, *eval_sts, *eval_split, *eval_ir;
     long layers, hidden, heads, ff, dense, max_len, epochs, batch, accum, threads, save_steps, eval_steps, log_steps, mini;
     long seed;
@@ -857,9 +966,9 @@ int cmd_train(int argc, char **argv) {
                .threads = 1, .log_steps = 10, .mini = 32, .eval_split = "dev", .seed = 42, .lr = 5e-5f, .max_norm = 1.0f};
     enum { O_INIT = 256, O_ARCH, O_VOCAB, O_LAYERS, O_HIDDEN, O_HEADS, O_FF, O_MAXLEN, O_COLUMNS, O_LOSS, O_MATRY,
            O_SCALE, O_MARGIN, O_MINI, O_TVEC, O_TEACHER, O_EPOCHS, O_BATCH, O_LR, O_WARM, O_WD, O_NORM, O_ACCUM,
-           O_SEED, O_SAVE, O_RESUME, O_EVAL, O_EVALSTEPS, O_LOG, O_PROGRESS, O_SPLIT, O_DENSE, O_EVALIR };
+           O_SEED, O_SAVE, O_RESUME, O_EVAL, O_EVALSTEPS, O_LOG, O_PROGRESS, O_SPLIT, O_DENSE, O_EVALIR, O_SPM };
     static const struct option lo[] = {
-        {"model", 1, 0, 'm'}, {"init", 1, 0, O_INIT}, {"arch", 1, 0, O_ARCH}, {"vocab", 1, 0, O_VOCAB},
+        {"model", 1, 0, 'm'}, {"init", 1, 0, O_INIT}, {"arch", 1, 0, O_ARCH}, {"vocab", 1, 0, O_VOCAB}, {"spm", 1, 0, O_SPM},
         {"layers", 1, 0, O_LAYERS}, {"hidden", 1, 0, O_HIDDEN}, {"heads", 1, 0, O_HEADS}, {"intermediate", 1, 0, O_FF}, {"dense", 1, 0, O_DENSE},
         {"max-seq-length", 1, 0, O_MAXLEN}, {"data", 1, 0, 'd'}, {"columns", 1, 0, O_COLUMNS}, {"loss", 1, 0, O_LOSS},
         {"matryoshka", 1, 0, O_MATRY}, {"scale", 1, 0, O_SCALE}, {"margin", 1, 0, O_MARGIN},
@@ -880,6 +989,7 @@ int cmd_train(int argc, char **argv) {
         case O_INIT: o.init = optarg; break;
         case O_ARCH: o.arch = optarg; break;
         case O_VOCAB: o.vocab = optarg; break;
+        case O_SPM: o.spm = optarg; break;
         case O_LAYERS: bad = cli_opt_long(c, "--layers", optarg, 0, 48, &o.layers); break;
         case O_HIDDEN: bad = cli_opt_long(c, "--hidden", optarg, 1, 4096, &o.hidden); break;
         case O_HEADS: bad = cli_opt_long(c, "--heads", optarg, 1, 256, &o.heads); break;
@@ -925,9 +1035,17 @@ int cmd_train(int argc, char **argv) {
     if (optind < argc) return cli_usage_error(train_usage, "train: unexpected argument '%s'", argv[optind]);
     if (!o.model == !o.init) return cli_usage_error(train_usage, "train: give -m INIT_DIR or --init random (one of them)");
     if (o.init && strcmp(o.init, "random")) return cli_usage_error(train_usage, "train: --init %s: random is the one there is", o.init);
-    if (o.init && !o.vocab) return cli_usage_error(train_usage, "train: --init random needs --vocab vocab.txt");
+    bool xlmr = !strcmp(o.arch, "xlmr");
+    if (strcmp(o.arch, "bert") && !xlmr && strcmp(o.arch, "mpnet"))
+        return cli_usage_error(train_usage, "train: --arch %s: one of bert, xlmr, mpnet", o.arch);
+    if (o.init && xlmr && (!o.spm || o.vocab))
+        return cli_usage_error(train_usage, "train: --init random --arch xlmr needs --spm FILE (a sentencepiece model), not --vocab");
+    if (o.init && !xlmr && (!o.vocab || o.spm))
+        return cli_usage_error(train_usage, "train: --init random --arch %s needs --vocab vocab.txt%s", o.arch,
+                               o.spm ? " (--spm goes with --arch xlmr)" : "");
+    if (!o.init && (o.spm || o.vocab || strcmp(o.arch, "bert")))
+        return cli_usage_error(train_usage, "train: --arch, --vocab and --spm go with --init random");
     if (o.dense && !o.init) return cli_usage_error(train_usage, "train: --dense goes with --init random (-m keeps the model's modules)");
-    if (strcmp(o.arch, "bert")) return cli_usage_error(train_usage, "train: --arch %s: bert is the one there is", o.arch);
     if (!o.data) return cli_usage_error(train_usage, "train: missing --data FILE");
     if (!o.loss) return cli_usage_error(train_usage, "train: missing --loss");
     if (!o.out) return cli_usage_error(train_usage, "train: missing -o OUT_DIR");
@@ -1119,27 +1237,39 @@ static int run(const topts *o, int argc, char **argv) {
     cli_catch_stop_signals(); /* before the slow parts: Ctrl-C while loading ends with 130, no checkpoint */
     /* the model and its tokenizer */
     if (o->init) {
-        size_t V = count_lines(o->vocab);
-        if (!V) {
-            fprintf(stderr, "sembed: train: %s: cannot read or empty\n", o->vocab);
-            goto done;
-        }
+        rarch arch = !strcmp(o->arch, "xlmr") ? ARCH_XLMR : !strcmp(o->arch, "mpnet") ? ARCH_MPNET : ARCH_BERT;
+        size_t len = (size_t)(o->max_len ? o->max_len : 128);
         if (o->hidden % o->heads) {
             fprintf(stderr, "sembed: train: --hidden %ld is not a multiple of --heads %ld\n", o->hidden, o->heads);
             goto done;
         }
+        if (write_random_tokenizer(tmp, arch, arch == ARCH_XLMR ? o->spm : o->vocab, len)) goto done;
+        if (se_tokenizer_load(tmp, &tok, &err) != SE_OK) {
+            fprintf(stderr, "sembed: train: %s: %s\n", arch == ARCH_XLMR ? o->spm : o->vocab, err.msg);
+            goto done;
+        }
+        /* the vocabulary: vocab.txt's lines; XLM-R's fairseq ids (the pieces, <pad> and <mask>) */
+        size_t V = arch == ARCH_XLMR ? se_tokenizer_n_vocab(tok) : count_lines(o->vocab);
+        if (!V) {
+            fprintf(stderr, "sembed: train: %s: cannot read or empty\n", o->vocab);
+            goto done;
+        }
         se_tmodel_random_params rp = {.V = V, .H = (size_t)o->hidden, .NH = (size_t)o->heads,
                                       .FF = (size_t)(o->ff ? o->ff : 4 * o->hidden), .L = (size_t)o->layers,
-                                      .P = (size_t)(o->max_len ? o->max_len : 128), .n_type = 2,
+                                      .P = arch == ARCH_BERT ? len : len + 2, .n_type = arch == ARCH_BERT ? 2 : arch == ARCH_XLMR,
+                                      .eps = arch == ARCH_BERT ? 1e-12f : 1e-5f,
                                       .hidden_dropout = 0.1f, .attn_dropout = 0.1f, .act = SE_ACT_GELU,
                                       .pooling = SE_POOL_MEAN, .normalize = true, .seed = (uint64_t)o->seed};
-        if (write_random_folder(tmp, o->vocab, &rp, (size_t)o->dense)) goto done;
-        if (se_tmodel_random(&rp, &m, &err) != SE_OK || se_tokenizer_load(tmp, &tok, &err) != SE_OK) {
+        if (write_random_folder(tmp, arch, &rp, (size_t)o->dense)) goto done;
+        if (se_tmodel_random(&rp, &m, &err) != SE_OK) {
             fprintf(stderr, "sembed: train: %s\n", err.msg);
             goto done;
         }
-        if (o->dense) { /* the folder with its random weights, loaded back: the engine's model with a Dense stage */
-            if (write_weights(tmp, "", m) || write_random_dense(tmp, rp.H, (size_t)o->dense, rp.seed)) goto done;
+        if (arch != ARCH_BERT || o->dense) { /* the folder with its random weights, loaded back: XLM-R's positions,
+                                                MPNet's bias, the Dense module are the folder loader's */
+            if ((arch == ARCH_BERT ? write_weights(tmp, "", m) : write_random_encoder(tmp, arch, m, rp.seed)) ||
+                (o->dense && write_random_dense(tmp, rp.H, (size_t)o->dense, rp.seed)))
+                goto done;
             se_tmodel_free(m);
             m = NULL;
             if (se_tmodel_from_folder(tmp, &m, &err) != SE_OK) {

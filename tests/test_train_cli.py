@@ -15,6 +15,9 @@ layers x 32), so each run takes well under a second.
 - the output folder loads in `sembed encode`, whose vectors equal the
   PyTorch reference of tools/train_grad_ref.py on the folder's files
   (1e-5), for a fine-tuned model and a --init random student;
+- --init random --arch xlmr (--spm) and mpnet (--vocab): Hugging Face's folders
+  (config.json, tokenizer files, special ids), trained, loaded by sembed and the
+  torch reference alike;
 - --init random --dense D: a Dense module (2_Dense/) to D dimensions, trained,
   loaded and encoded by sembed as the torch reference does;
 - --eval-ir on a BEIR folder: nDCG@10, MRR@10, Recall@10 as `sembed eval ir`
@@ -393,6 +396,59 @@ def test_loss_curve(d):
     check("loss curve: PyTorch's learning rates (warm-up 5, linear decay)", max(lr) < 1e-9, lr)
 
 
+def test_init_arch(d):
+    """--init random --arch xlmr|mpnet: the folder Hugging Face writes for XLMRobertaModel (sentencepiece.bpe.model,
+    fairseq ids <s>=0 <pad>=1 </s>=2) or MPNetModel (a WordPiece vocab.txt with <s> </s>, a relative position
+    bias), RoBERTa's positions (max_position_embeddings = length + 2, padding_idx 1 whose rows start and stay
+    zero), trained; sembed encode equals the torch reference on the folder's files."""
+    cases = [("xlmr", ["--spm", "tests/fixtures/sentencepiece/test_model.model"], "xlm-roberta", "sentencepiece.bpe.model"),
+             ("mpnet", ["--vocab", "tests/fixtures/models/mpnet-mean-norm/vocab.txt"], "mpnet", "vocab.txt")]
+    for arch, src, mt, tokfile in cases:
+        out = os.path.join(d, "init-" + arch)
+        rc, _, err = run("train", "--init", "random", "--arch", arch, *src, "--layers", "1", "--hidden", "32", "--heads",
+                         "2", "--max-seq-length", "32", "--loss", "mnrl", "--data", PAIRS, "--batch-size", "16",
+                         "--lr", "1e-3", "-o", out, "-q")
+        check("init %s runs" % arch, rc == 0, err)
+        if rc:
+            continue
+        with open(os.path.join(out, "config.json")) as f:
+            cfg = json.load(f)
+        check("init %s: config.json" % arch, cfg["model_type"] == mt and cfg["max_position_embeddings"] == 34
+              and cfg["pad_token_id"] == 1 and cfg["hidden_size"] == 32 and cfg["num_hidden_layers"] == 1
+              and cfg.get("type_vocab_size", 0) == (1 if arch == "xlmr" else 0)
+              and (arch == "xlmr" or cfg["relative_attention_num_buckets"] == 32), cfg)
+        with open(os.path.join(out, "sentence_bert_config.json")) as f:
+            msl = json.load(f)["max_seq_length"]
+        check("init %s: tokenizer files, max_seq_length 32" % arch,
+              all(os.path.isfile(os.path.join(out, x)) for x in (tokfile, "tokenizer_config.json", "special_tokens_map.json"))
+              and msl == 32, os.listdir(out))
+        rc, o, e = run("tokenize", "-m", out, input=b"A plane is taking off.\n")
+        ids = json.loads(o) if rc == 0 else []
+        check("init %s: <s> ... </s> as ids 0 ... 2" % arch, len(ids) > 3 and ids[0] == 0 and ids[-1] == 2, (o, e))
+        w = {}
+        import train_grad_ref as ref
+        w = ref.read_safetensors(os.path.join(out, "model.safetensors"))
+        check("init %s: the padding_idx rows zero (Hugging Face's init; never used, so never trained)" % arch,
+              float(w["embeddings.word_embeddings.weight"][1].abs().max()) == 0
+              and float(w["embeddings.position_embeddings.weight"][1].abs().max()) == 0
+              and float(w["embeddings.word_embeddings.weight"][5].abs().max()) > 0)
+        if arch == "mpnet":
+            check("init mpnet: MPNet's names and relative position bias",
+                  tuple(w["encoder.relative_attention_bias.weight"].shape) == (32, 2)
+                  and "encoder.layer.0.attention.attn.q.weight" in w, sorted(w)[:8])
+        rc, v = sembed_vectors(out, TEXTS)
+        check("init %s: loads in sembed encode" % arch, rc == 0 and v.shape == (3, 32), v)
+        if rc == 0:
+            r = ref_vectors(out, TEXTS)
+            check("init %s: equals the torch reference (1e-5)" % arch, np.abs(v - r).max() < 1e-5, np.abs(v - r).max())
+    rc, _, err = run("train", "--init", "random", "--arch", "xlmr", "--vocab", "tests/fixtures/models/mpnet-mean-norm/vocab.txt",
+                     "--loss", "mnrl", "--data", PAIRS, "-o", os.path.join(d, "init-bad"))
+    check("init xlmr without --spm: usage error", rc == 2 and "--arch xlmr needs --spm FILE" in err, err)
+    rc, _, err = run("train", "--init", "random", "--arch", "gpt", "--vocab", "x", "--loss", "mnrl", "--data", PAIRS,
+                     "-o", os.path.join(d, "init-bad"))
+    check("init --arch gpt: usage error", rc == 2 and "--arch gpt: one of bert, xlmr, mpnet" in err, err)
+
+
 def test_dense(d):
     """--init random --dense D: the student of a wider teacher (a 48-row teacher of 64 dimensions here; USE lite's
     512 in the experiments): Transformer, Pooling, 2_Dense (hidden -> D, identity), Normalize."""
@@ -502,6 +558,7 @@ def main():
         test_cmnrl(d)
         test_interrupt(d)
         test_output(d)
+        test_init_arch(d)
         test_dense(d)
         test_warmup_ratio(d)
         test_loss_curve(d)
