@@ -306,6 +306,9 @@ def test_output(d):
     check("output: a folder holding a model is refused", rc == 1 and "already holds a model" in err, err)
 
 
+IR = "tests/fixtures/eval/scifact-mini"
+
+
 def test_eval_ir(d):
     """--eval-ir DIR (BEIR's layout, gzipped files): after each epoch and every --eval-steps, nDCG@10, MRR@10 and
     Recall@10 under sentence-transformers' names (eval_{folder}_cosine_ndcg@10); the last equals `sembed eval ir`
