@@ -20,6 +20,13 @@
  *   - AdamW with linear warm-up (ceil(warmup_ratio * steps)) and linear
  *     decay to 0 at the last step, clipping at --max-grad-norm.
  * Checkpoints (--save-steps, Ctrl-C) go to OUT_DIR/checkpoint-STEP.
+ * Evaluations (--eval-sts, --eval-ir: a BEIR folder, read here as `sembed
+ * eval ir` reads it) run on the model being trained, in eval mode.
+ *
+ * --init random: a BERT is the engine's random model (se_tmodel_random);
+ * XLM-R, MPNet and a Dense module are written as a folder with random
+ * weights (BERT's init of the same shape, renamed, plus their own
+ * tensors) and loaded back through the folder loader.
  */
 #include <errno.h>
 #include <dirent.h>
