@@ -126,8 +126,8 @@ static void words_delete(Fts5Tokenizer *p) {
     se_free(t);
 }
 
-/* The word being joined: its folded text so far, its span, and the span of
- * its last joiner (for the possessive). */
+/* The word being joined: its folded text so far, its span, and its last
+ * joiner and piece (for the possessive). */
 typedef struct words_ctx {
     void *ctx;
     xtoken_fn cb;
@@ -137,10 +137,9 @@ typedef struct words_ctx {
     int len;            /* bytes in buf; 0: no word pending */
     int start, end;     /* the word's span in text */
     int pieces;         /* unicode61 pieces joined */
-    int last_join;      /* the last joiner's byte offset, or -1 */
-    int last_join_len;  /* its length in bytes */
-    int last_piece_len; /* bytes of the last piece in buf */
-    unsigned last_joiner;
+    int last_join;        /* the last joiner's byte offset, or -1 */
+    unsigned last_joiner; /* its code point */
+    int last_piece_len;   /* bytes of the last piece in buf */
 } words_ctx;
 
 /* The code point ending at byte end of s (s[0..end) well formed up to
@@ -164,6 +163,7 @@ static int is_digit_cp(unsigned cp) {
  * "ratio:1" typed in a question stay two words. */
 enum { J_NONE, J_MIDNUMLET, J_MIDNUM, J_EXTEND };
 
+/* The class of cp as a joiner (J_NONE: not one). */
 static int joiner_class(unsigned cp) {
     switch (cp) {
     case '.': case '\'': case 0x2018: case 0x2019: case 0x2024: case 0xFE52: case 0xFF07: case 0xFF0E:
@@ -231,7 +231,6 @@ static int words_piece(void *p, int tflags, const char *tok, int n, int s, int e
     words_ctx *w = p;
     unsigned j = 0;
     if (joins(w, s, &j) && w->len + 1 + n <= WORD_MAX) {
-        /* the apostrophes as one: don’t and don't are one word */
         w->buf[w->len++] = joiner_ascii(j);
         w->last_join = w->end;
         w->last_joiner = j;
@@ -259,16 +258,14 @@ static int words_piece(void *p, int tflags, const char *tok, int n, int s, int e
 /* xTokenize of "sembed_words": unicode61's pieces, joined into words. */
 static int words_tokenize(Fts5Tokenizer *p, void *ctx, int flags, const char *text, int n, xtoken_fn cb) {
     words_tok *t = (words_tok *)p;
-    words_ctx *w = se_malloc(sizeof *w);
-    if (!w) return SQLITE_NOMEM;
-    w->ctx = ctx;
-    w->cb = cb;
-    w->text = (const unsigned char *)text;
-    w->n = n;
-    w->len = 0;
-    int rc = t->u61.xTokenize(t->u61_tok, w, flags, text, n, words_piece);
-    if (rc == SQLITE_OK) rc = words_flush(w);
-    se_free(w);
+    words_ctx w;
+    w.ctx = ctx;
+    w.cb = cb;
+    w.text = (const unsigned char *)text;
+    w.n = n;
+    w.len = 0;
+    int rc = t->u61.xTokenize(t->u61_tok, &w, flags, text, n, words_piece);
+    if (rc == SQLITE_OK) rc = words_flush(&w);
     return rc;
 }
 
@@ -323,7 +320,8 @@ static int shift_cb(void *p, int tflags, const char *tok, int n, int s, int e) {
     return w->cb(w->ctx, tflags, tok, n, s + w->off, e + w->off);
 }
 
-/* xTokenize: CJK runs as bigrams, other runs through porter(unicode61). */
+/* xTokenize: CJK runs as bigrams, other runs through the inner porter
+ * tokenizer (over unicode61, or over sembed_words). */
 static int tok_tokenize(Fts5Tokenizer *p, void *ctx, int flags, const char *text, int n, xtoken_fn cb) {
     sem_tok *t = (sem_tok *)p;
     const unsigned char *s = (const unsigned char *)text;
