@@ -120,6 +120,8 @@ float se_fuse_spread(const se_fuse_item *v, size_t nv, size_t n) {
     return v[0].score - v[last].score;
 }
 
+/* The default's per-query vector weight (index_fts.h): a ramp over the
+ * vector side's spread, 0 for a flat side. */
 float se_fuse_default_alpha(const se_fuse_item *v, size_t nv) {
     float sp = se_fuse_spread(v, nv, SE_FUSE_FLAT_N);
     if (!(sp >= SE_FUSE_FLAT_SPREAD)) return 0.0f;
