@@ -195,6 +195,10 @@ static int cmd_encode(int argc, char **argv) {
         fprintf(stderr, "sembed: %s: cannot open: %s\n", input, strerror(errno));
         goto done;
     }
+    if (cli_reader_precheck(&rd, ebuf, sizeof ebuf)) {
+        die_msg(NULL, ebuf);
+        goto done;
+    }
     if (cli_out_open(&out, output, ebuf, sizeof ebuf)) {
         die_msg(NULL, ebuf);
         goto done;

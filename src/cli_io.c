@@ -95,6 +95,53 @@ int cli_read(cli_reader *r, cli_record *rec, char *errbuf, size_t errcap) {
     return 1;
 }
 
+/* Offset of the first byte of s[0..n) that is not part of well-formed
+ * UTF-8 (RFC 3629: no overlongs, surrogates or code points past
+ * U+10FFFF), or n when it is all valid. */
+static size_t utf8_bad_at(const unsigned char *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        size_t k = c < 0x80 ? 0 : c >= 0xC2 && c <= 0xDF ? 1 : c >= 0xE0 && c <= 0xEF ? 2 : c >= 0xF0 && c <= 0xF4 ? 3 : 9;
+        if (k == 9 || k > n - i - 1) return i; /* a bad lead byte, or the sequence runs past the end */
+        for (size_t j = 1; j <= k; j++)
+            if ((s[i + j] & 0xC0) != 0x80) return i;
+        if (k == 2 && ((c == 0xE0 && s[i + 1] < 0xA0) || (c == 0xED && s[i + 1] > 0x9F))) return i;
+        if (k == 3 && ((c == 0xF0 && s[i + 1] < 0x90) || (c == 0xF4 && s[i + 1] > 0x8F))) return i;
+        i += k + 1;
+    }
+    return n;
+}
+
+int cli_reader_precheck(cli_reader *r, char *errbuf, size_t errcap) {
+    struct stat st;
+    if (fstat(fileno(r->f), &st) || !S_ISREG(st.st_mode)) return 0;
+    off_t start = ftello(r->f);
+    if (start < 0) return 0;
+    size_t line0 = r->line_no;
+    cli_record rec;
+    int got;
+    while ((got = cli_read(r, &rec, errbuf, errcap)) == 1) {
+        size_t bad = utf8_bad_at((const unsigned char *)rec.text, rec.text_len);
+        if (bad == rec.text_len && rec.pair) {
+            size_t b2 = utf8_bad_at((const unsigned char *)rec.pair, rec.pair_len);
+            if (b2 != rec.pair_len) bad = rec.text_len + 1 + b2;
+        }
+        if (bad != rec.text_len) {
+            snprintf(errbuf, errcap, "%s:%zu: invalid UTF-8 at byte %zu", r->name, r->line_no, bad);
+            return -1;
+        }
+    }
+    if (got < 0) return -1;
+    clearerr(r->f);
+    if (fseeko(r->f, start, SEEK_SET)) {
+        snprintf(errbuf, errcap, "%s: cannot rewind: %s", r->name, strerror(errno));
+        return -1;
+    }
+    r->line_no = line0;
+    return 0;
+}
+
 void cli_reader_free(cli_reader *r) {
     free(r->line);
     free(r->text_buf);

@@ -41,6 +41,12 @@ typedef struct cli_reader {
 int cli_read(cli_reader *r, cli_record *rec, char *errbuf, size_t errcap);
 void cli_reader_free(cli_reader *r);
 
+/* Reads a regular file's every record (as cli_read) and checks its texts
+ * are valid UTF-8, then rewinds: a bad line fails before any work is done
+ * rather than after an hour of it. Other inputs (pipes, terminals) are
+ * left unread. Returns 0, or -1 with the line named in errbuf. */
+int cli_reader_precheck(cli_reader *r, char *errbuf, size_t errcap);
+
 /* An output file. A regular file or a new path is written atomically:
  * data goes to "<path>.tmp.<pid>", which cli_out_commit renames over
  * path. A symbolic link is followed and its final target replaced that

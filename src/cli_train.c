@@ -20,6 +20,13 @@
  *   - AdamW with linear warm-up (ceil(warmup_ratio * steps)) and linear
  *     decay to 0 at the last step, clipping at --max-grad-norm.
  * Checkpoints (--save-steps, Ctrl-C) go to OUT_DIR/checkpoint-STEP.
+ * Evaluations (--eval-sts, --eval-ir: a BEIR folder, read here as `sembed
+ * eval ir` reads it) run on the model being trained, in eval mode.
+ *
+ * --init random: a BERT is the engine's random model (se_tmodel_random);
+ * XLM-R, MPNet and a Dense module are written as a folder with random
+ * weights (BERT's init of the same shape, renamed, plus their own
+ * tensors) and loaded back through the folder loader.
  */
 #include <errno.h>
 #include <dirent.h>
@@ -34,6 +41,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "cli_io.h"
 #include "sembed.h"
@@ -45,16 +53,18 @@
 
 static const char train_usage[] =
     "usage: sembed train -m INIT_DIR --loss LOSS --data FILE -o OUT_DIR [options]\n"
-    "       sembed train --init random --vocab vocab.txt [--layers L --hidden H --heads A] ... \n"
+    "       sembed train --init random [--arch A] --vocab vocab.txt | --spm FILE [--layers L --hidden H] ...\n"
     "\n"
     "Trains a sentence encoder with a sentence-transformers loss and writes a\n"
     "sentence-transformers folder (model.safetensors, configs, tokenizer) to OUT_DIR.\n"
     "\n"
     "model:\n"
     "  -m, --model DIR          the model to fine-tune (BERT, XLM-R or MPNet folder)\n"
-    "      --init random        a BERT from BERT's random init instead (needs --vocab)\n"
-    "      --arch bert          the architecture of --init random (bert, the one there is)\n"
-    "      --vocab FILE         a WordPiece vocab.txt for --init random (lowercasing tokenizer)\n"
+    "      --init random        a new model from Hugging Face's random init instead\n"
+    "      --arch A             its architecture: bert (default), xlmr (XLM-RoBERTa) or mpnet\n"
+    "      --vocab FILE         bert, mpnet: a WordPiece vocab.txt (lowercasing tokenizer; mpnet's\n"
+    "                           holds <s> <pad> </s> <mask>)\n"
+    "      --spm FILE           xlmr: a sentencepiece model (sentencepiece.bpe.model, fairseq's ids)\n"
     "      --layers L --hidden H --heads A --intermediate FF   shape (4, 256, 4, 4*H)\n"
     "      --max-seq-length N   truncate texts to N tokens (default the model's; random: 128)\n"
     "      --dense D            --init random: a Dense module (hidden -> D, identity, as\n"
@@ -84,6 +94,10 @@ static const char train_usage[] =
     "                           the STS Benchmark's format, gzip or plain): Spearman x100 after each\n"
     "                           epoch and every --eval-steps N\n"
     "      --eval-split S       the STS Benchmark split to evaluate on (dev)\n"
+    "      --eval-ir DIR        a BEIR folder (corpus.jsonl, queries.jsonl, qrels.tsv or qrels/test.tsv,\n"
+    "                           as `sembed eval ir` reads it): nDCG@10, MRR@10 and Recall@10 of exact\n"
+    "                           cosine search, when --eval-sts evaluates; the best nDCG@10 is\n"
+    "                           trainer_state.json's best_metric\n"
     "      --logging-steps N    loss in trainer_state.json's log_history every N steps (10)\n"
     "  -q, --quiet              no progress line; --progress: one even when not on a terminal\n"
     "  -h, --help\n"
@@ -265,38 +279,84 @@ static int write_text(const char *dir, const char *name, const char *text) {
     return rc;
 }
 
-/* Writes the files of a sentence-transformers BERT folder for --init
- * random into dir (made): config.json, the tokenizer (vocab.txt copied,
- * lowercasing WordPiece), modules.json (Transformer, mean Pooling, with
- * dense > 0 a Dense module to dense dimensions in 2_Dense, Normalize),
- * 1_Pooling/config.json, 2_Dense/config.json and the sentence-transformers
- * configs. The weights are written after (write_weights). 0 or -1. */
-static int write_random_folder(const char *dir, const char *vocab, const se_tmodel_random_params *rp, size_t dense) {
+/* The architectures of --init random. */
+typedef enum { ARCH_BERT, ARCH_XLMR, ARCH_MPNET } rarch;
+
+/* Writes the tokenizer files of a --init random folder into dir: BERT's
+ * (src a vocab.txt, copied; lowercasing WordPiece, [CLS] A [SEP]), XLM-R's
+ * (src a sentencepiece model, copied as sentencepiece.bpe.model;
+ * XLMRobertaTokenizer's fairseq ids, <s> A </s>) or MPNet's (src a
+ * WordPiece vocab.txt holding <s>, <pad>, </s>, <mask>; lowercasing
+ * MPNetTokenizer, <s> A </s>), each with tokenizer_config.json and
+ * special_tokens_map.json; P the model_max_length. 0 or -1. */
+static int write_random_tokenizer(const char *dir, rarch arch, const char *src, size_t P) {
     char p[4096], buf[4096];
-    if (make_dir(dir)) return -1;
-    pathf(p, sizeof p, "%s/vocab.txt", dir);
-    if (copy_file(vocab, p)) return -1;
+    pathf(p, sizeof p, "%s/%s", dir, arch == ARCH_XLMR ? "sentencepiece.bpe.model" : "vocab.txt");
+    if (copy_file(src, p)) return -1;
+    if (arch == ARCH_BERT) {
+        snprintf(buf, sizeof buf,
+                 "{\n  \"do_lower_case\": true,\n  \"tokenize_chinese_chars\": true,\n  \"strip_accents\": null,\n"
+                 "  \"model_max_length\": %zu,\n  \"tokenizer_class\": \"BertTokenizer\",\n  \"unk_token\": \"[UNK]\",\n"
+                 "  \"sep_token\": \"[SEP]\",\n  \"pad_token\": \"[PAD]\",\n  \"cls_token\": \"[CLS]\",\n"
+                 "  \"mask_token\": \"[MASK]\"\n}\n",
+                 P);
+        if (write_text(dir, "tokenizer_config.json", buf)) return -1;
+        return write_text(dir, "special_tokens_map.json",
+                          "{\"cls_token\": \"[CLS]\", \"mask_token\": \"[MASK]\", \"pad_token\": \"[PAD]\", "
+                          "\"sep_token\": \"[SEP]\", \"unk_token\": \"[UNK]\"}\n");
+    }
+    const char *unk = arch == ARCH_XLMR ? "<unk>" : "[UNK]";
     snprintf(buf, sizeof buf,
-             "{\n  \"architectures\": [\"BertModel\"],\n  \"attention_probs_dropout_prob\": %.9g,\n"
-             "  \"hidden_act\": \"gelu\",\n  \"hidden_dropout_prob\": %.9g,\n  \"hidden_size\": %zu,\n"
-             "  \"initializer_range\": 0.02,\n  \"intermediate_size\": %zu,\n  \"layer_norm_eps\": 1e-12,\n"
-             "  \"max_position_embeddings\": %zu,\n  \"model_type\": \"bert\",\n  \"num_attention_heads\": %zu,\n"
-             "  \"num_hidden_layers\": %zu,\n  \"pad_token_id\": 0,\n  \"position_embedding_type\": \"absolute\",\n"
-             "  \"torch_dtype\": \"float32\",\n  \"type_vocab_size\": %zu,\n  \"vocab_size\": %zu\n}\n",
-             (double)rp->attn_dropout, (double)rp->hidden_dropout, rp->H, rp->FF, rp->P, rp->NH, rp->L, rp->n_type,
-             rp->V);
-    if (write_text(dir, "config.json", buf)) return -1;
-    snprintf(buf, sizeof buf,
-             "{\n  \"do_lower_case\": true,\n  \"tokenize_chinese_chars\": true,\n  \"strip_accents\": null,\n"
-             "  \"model_max_length\": %zu,\n  \"tokenizer_class\": \"BertTokenizer\",\n  \"unk_token\": \"[UNK]\",\n"
-             "  \"sep_token\": \"[SEP]\",\n  \"pad_token\": \"[PAD]\",\n  \"cls_token\": \"[CLS]\",\n"
-             "  \"mask_token\": \"[MASK]\"\n}\n",
-             rp->P);
+             "{\n%s  \"model_max_length\": %zu,\n  \"tokenizer_class\": \"%s\",\n  \"bos_token\": \"<s>\",\n"
+             "  \"eos_token\": \"</s>\",\n  \"unk_token\": \"%s\",\n  \"sep_token\": \"</s>\",\n  \"pad_token\": \"<pad>\",\n"
+             "  \"cls_token\": \"<s>\",\n  \"mask_token\": \"<mask>\"\n}\n",
+             arch == ARCH_MPNET ? "  \"do_lower_case\": true,\n  \"tokenize_chinese_chars\": true,\n  \"strip_accents\": null,\n" : "",
+             P, arch == ARCH_XLMR ? "XLMRobertaTokenizer" : "MPNetTokenizer", unk);
     if (write_text(dir, "tokenizer_config.json", buf)) return -1;
-    if (write_text(dir, "special_tokens_map.json",
-                   "{\"cls_token\": \"[CLS]\", \"mask_token\": \"[MASK]\", \"pad_token\": \"[PAD]\", "
-                   "\"sep_token\": \"[SEP]\", \"unk_token\": \"[UNK]\"}\n"))
-        return -1;
+    snprintf(buf, sizeof buf,
+             "{\"bos_token\": \"<s>\", \"cls_token\": \"<s>\", \"eos_token\": \"</s>\", \"mask_token\": \"<mask>\", "
+             "\"pad_token\": \"<pad>\", \"sep_token\": \"</s>\", \"unk_token\": \"%s\"}\n", unk);
+    return write_text(dir, "special_tokens_map.json", buf);
+}
+
+/* Writes the other files of a sentence-transformers folder for --init
+ * random into dir (made, the tokenizer's files in it):
+ * config.json as Hugging Face writes a BertModel, XLMRobertaModel
+ * (RoBERTa's positions: padding_idx 1, max_position_embeddings P holds
+ * the two offsets; one token type) or MPNetModel (the same positions, no
+ * token types, 32 relative position buckets), modules.json (Transformer,
+ * mean Pooling, with dense > 0 a Dense module to dense dimensions in
+ * 2_Dense, Normalize), 1_Pooling/config.json, 2_Dense/config.json and the
+ * sentence-transformers configs. The weights are written after
+ * (write_weights). 0 or -1. */
+static int write_random_folder(const char *dir, rarch arch, const se_tmodel_random_params *rp, size_t dense) {
+    char p[4096], buf[4096];
+    if (arch == ARCH_BERT)
+        snprintf(buf, sizeof buf,
+                 "{\n  \"architectures\": [\"BertModel\"],\n  \"attention_probs_dropout_prob\": %.6g,\n"
+                 "  \"hidden_act\": \"gelu\",\n  \"hidden_dropout_prob\": %.6g,\n  \"hidden_size\": %zu,\n"
+                 "  \"initializer_range\": 0.02,\n  \"intermediate_size\": %zu,\n  \"layer_norm_eps\": 1e-12,\n"
+                 "  \"max_position_embeddings\": %zu,\n  \"model_type\": \"bert\",\n  \"num_attention_heads\": %zu,\n"
+                 "  \"num_hidden_layers\": %zu,\n  \"pad_token_id\": 0,\n  \"position_embedding_type\": \"absolute\",\n"
+                 "  \"torch_dtype\": \"float32\",\n  \"type_vocab_size\": %zu,\n  \"vocab_size\": %zu\n}\n",
+                 (double)rp->attn_dropout, (double)rp->hidden_dropout, rp->H, rp->FF, rp->P, rp->NH, rp->L, rp->n_type,
+                 rp->V);
+    else
+        snprintf(buf, sizeof buf,
+                 "{\n  \"architectures\": [\"%s\"],\n  \"attention_probs_dropout_prob\": %.6g,\n"
+                 "  \"bos_token_id\": 0,\n  \"eos_token_id\": 2,\n"
+                 "  \"hidden_act\": \"gelu\",\n  \"hidden_dropout_prob\": %.6g,\n  \"hidden_size\": %zu,\n"
+                 "  \"initializer_range\": 0.02,\n  \"intermediate_size\": %zu,\n  \"layer_norm_eps\": 1e-05,\n"
+                 "  \"max_position_embeddings\": %zu,\n  \"model_type\": \"%s\",\n  \"num_attention_heads\": %zu,\n"
+                 "  \"num_hidden_layers\": %zu,\n  \"pad_token_id\": 1,\n%s"
+                 "  \"torch_dtype\": \"float32\",\n%s  \"vocab_size\": %zu\n}\n",
+                 arch == ARCH_XLMR ? "XLMRobertaModel" : "MPNetModel", (double)rp->attn_dropout,
+                 (double)rp->hidden_dropout, rp->H, rp->FF, rp->P, arch == ARCH_XLMR ? "xlm-roberta" : "mpnet", rp->NH,
+                 rp->L,
+                 arch == ARCH_XLMR ? "  \"position_embedding_type\": \"absolute\",\n"
+                                   : "  \"relative_attention_num_buckets\": 32,\n",
+                 arch == ARCH_XLMR ? "  \"type_vocab_size\": 1,\n" : "", rp->V);
+    if (write_text(dir, "config.json", buf)) return -1;
     int norm = dense ? 3 : 2; /* Normalize's module number */
     snprintf(buf, sizeof buf,
              "[\n  {\"idx\": 0, \"name\": \"0\", \"path\": \"\", \"type\": \"sentence_transformers.models.Transformer\"},\n"
@@ -306,7 +366,8 @@ static int write_random_folder(const char *dir, const char *vocab, const se_tmod
              dense ? "  {\"idx\": 2, \"name\": \"2\", \"path\": \"2_Dense\", \"type\": \"sentence_transformers.models.Dense\"},\n" : "",
              norm, norm, norm);
     if (write_text(dir, "modules.json", buf)) return -1;
-    snprintf(buf, sizeof buf, "{\n  \"max_seq_length\": %zu,\n  \"do_lower_case\": false\n}\n", rp->P);
+    snprintf(buf, sizeof buf, "{\n  \"max_seq_length\": %zu,\n  \"do_lower_case\": false\n}\n",
+             rp->P - (arch == ARCH_BERT ? 0 : 2));
     if (write_text(dir, "sentence_bert_config.json", buf)) return -1;
     if (write_text(dir, "config_sentence_transformers.json",
                    "{\n  \"__version__\": {\"sentence_transformers\": \"3.0.1\"},\n  \"prompts\": {},\n"
@@ -432,6 +493,66 @@ static int write_weights(const char *dir, const char *tf, const se_tmodel *m) {
     return rc;
 }
 
+/* The names of an MPNet layer's parameters, in se_tmodel.layer's slot
+ * order (after "encoder.layer.N."; MPNetLayer's names). */
+static const char *const mpnet_slot[SE_TL_N] = {
+    "attention.attn.q.weight", "attention.attn.q.bias", "attention.attn.k.weight", "attention.attn.k.bias",
+    "attention.attn.v.weight", "attention.attn.v.bias", "attention.attn.o.weight", "attention.attn.o.bias",
+    "attention.LayerNorm.weight", "attention.LayerNorm.bias", "intermediate.dense.weight", "intermediate.dense.bias",
+    "output.dense.weight", "output.dense.bias", "output.LayerNorm.weight", "output.LayerNorm.bias"};
+
+/* Writes dir/model.safetensors for --init random --arch xlmr or mpnet from
+ * m, a random BERT of the same shape (BERT's init is theirs: normal(0,
+ * 0.02), LayerNorm 1 / 0, biases 0), as Hugging Face initialises them:
+ * the padding_idx (1) rows of the word and position embeddings zero;
+ * MPNet's layers under MPNetLayer's names and its relative position bias
+ * (32 buckets x heads) drawn from the seed. m's names are changed.
+ * 0 or -1 with a message. */
+static int write_random_encoder(const char *dir, rarch arch, se_tmodel *m, uint64_t seed) {
+    size_t H = m->cfg.H, NH = m->cfg.NH;
+    memset(m->p[m->word].w + 1 * H, 0, H * sizeof(float));
+    memset(m->p[m->pos].w + 1 * H, 0, H * sizeof(float));
+    float *rel = NULL;
+    if (arch == ARCH_MPNET) {
+        for (size_t i = 0; i < m->cfg.L; i++)
+            for (int k = 0; k < SE_TL_N; k++)
+                snprintf(m->p[m->layer[i][k]].name, sizeof m->p[0].name, "encoder.layer.%zu.%s", i, mpnet_slot[k]);
+        if (!(rel = malloc(SE_T_BUCKETS * NH * sizeof *rel))) return -1;
+        uint64_t st = seed ^ 0xBB67AE8584CAA73Bull;
+        for (size_t i = 0; i < SE_T_BUCKETS * NH; i++) { /* normal(0, 0.02), Box-Muller */
+            double u1 = ((double)(mix64(&st) >> 11) + 0.5) / 9007199254740992.0;
+            double u2 = ((double)(mix64(&st) >> 11) + 0.5) / 9007199254740992.0;
+            rel[i] = (float)(0.02 * sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+        }
+    }
+    int rc = write_weights(dir, "", m);
+    if (rc == 0 && rel) { /* the bias table: the encoder's tensors again, with it */
+        se_st_out *t = calloc(m->n_p + 1, sizeof *t);
+        size_t n = 0;
+        for (size_t i = 0; t && i < m->n_p; i++) {
+            if (strchr(m->p[i].name, '/')) continue;
+            t[n] = (se_st_out){.name = m->p[i].name, .n_dims = m->p[i].cols > 1 ? 2 : 1, .data = m->p[i].w};
+            t[n].shape[0] = (int64_t)m->p[i].rows, t[n].shape[1] = (int64_t)m->p[i].cols;
+            n++;
+        }
+        if (t) {
+            t[n] = (se_st_out){.name = "encoder.relative_attention_bias.weight", .n_dims = 2, .data = rel};
+            t[n].shape[0] = SE_T_BUCKETS, t[n].shape[1] = (int64_t)NH;
+            n++;
+        }
+        char p[4096];
+        se_error err = {0};
+        pathf(p, sizeof p, "%s/model.safetensors", dir);
+        if (!t || se_st_write(p, t, n, &err) != SE_OK) {
+            fprintf(stderr, "sembed: train: %s\n", t ? err.msg : "out of memory");
+            rc = -1;
+        }
+        free(t);
+    }
+    free(rel);
+    return rc;
+}
+
 /* Spearman's rank correlation of a and b (n values; ties take their mean
  * rank), as scipy.stats.spearmanr. */
 static double spearman(const double *a, const double *b, size_t n) {
@@ -467,17 +588,18 @@ static double spearman(const double *a, const double *b, size_t n) {
     return res;
 }
 
-/* Embeds texts first .. first + n of d (tokenised; in eval mode, no
- * dropout) into emb (n, dim), 32 at a time. 0 or -1 with a message. */
-static int embed_texts(se_tmodel *m, const se_tdata *d, size_t first, size_t n, float *emb) {
+/* Embeds tokenised texts first .. first + n (text i is ids[off[i] ..
+ * off[i + 1])) in eval mode (no dropout) into emb (n, dim), 32 at a
+ * time. 0 or -1 with a message. */
+static int embed_texts(se_tmodel *m, const int32_t *ids, const size_t *off, size_t first, size_t n, float *emb) {
     se_ttape *tape = NULL;
     size_t starts[33];
     se_error err = {0};
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < n; i += 32) {
         size_t k = n - i < 32 ? n - i : 32;
-        for (size_t s = 0; s <= k; s++) starts[s] = d->off[first + i + s] - d->off[first + i];
-        se_tbatch b = {.ids = d->ids + d->off[first + i], .starts = starts, .S = k};
+        for (size_t s = 0; s <= k; s++) starts[s] = off[first + i + s] - off[first + i];
+        se_tbatch b = {.ids = ids + off[first + i], .starts = starts, .S = k};
         if (se_ttape_forward(m, &b, &tape, emb + i * m->cfg.dim, &err) != SE_OK) {
             fprintf(stderr, "sembed: train: %s\n", err.msg);
             rc = -1;
@@ -493,7 +615,7 @@ static double eval_sts(se_tmodel *m, const se_tdata *ev) {
     size_t n = ev->n_rows, dim = m->cfg.dim;
     float *e = malloc(2 * n * dim * sizeof *e);
     double *cs = malloc(n * sizeof *cs), *gold = malloc(n * sizeof *gold), r = NAN;
-    if (e && cs && gold && embed_texts(m, ev, 0, 2 * n, e) == 0) { /* rows are (s1, s2): texts 2i, 2i + 1 */
+    if (e && cs && gold && embed_texts(m, ev->ids, ev->off, 0, 2 * n, e) == 0) { /* rows are (s1, s2): texts 2i, 2i + 1 */
         for (size_t i = 0; i < n; i++) {
             const float *a = e + 2 * i * dim, *b = a + dim;
             double ab = 0, aa = 0, bb = 0;
@@ -507,10 +629,328 @@ static double eval_sts(se_tmodel *m, const se_tdata *ev) {
     return r;
 }
 
+/* An IR evaluation set (--eval-ir DIR), BEIR's layout as `sembed eval ir`
+ * reads it: corpus.jsonl ({"_id", "title", "text"}: a document is (title
+ * + " " + text) stripped), queries.jsonl ({"_id", "text"}), qrels.tsv or
+ * qrels/test.tsv ("query-id corpus-id score", a header line, or TREC's
+ * "qid 0 docid score"); each may be gzipped (.gz). Only the queries with
+ * a judgement are kept (the others are not evaluated). The texts are
+ * tokenised once, documents then queries. */
+typedef struct irset {
+    char name[256];       /* the folder's base name, in the metrics' names */
+    size_t nd, nq, cap_d, cap_q;
+    char **doc_id, **doc, **q_id, **q;
+    int32_t *ids;         /* every text's tokens: the documents', then the queries' */
+    size_t *off;          /* (nd + nq + 1) */
+    se_ir_qrel *qrels;    /* ids owned (qstr) */
+    char **qstr;
+    size_t n_qrels, cap_qrels;
+} irset;
+
+/* Frees an IR set; NULL is a no-op. */
+static void irset_free(irset *s) {
+    if (!s) return;
+    for (size_t i = 0; i < s->nd; i++) free(s->doc_id[i]), free(s->doc[i]);
+    for (size_t i = 0; i < s->nq; i++) free(s->q_id[i]), free(s->q[i]);
+    for (size_t i = 0; i < 2 * s->n_qrels; i++) free(s->qstr[i]);
+    free(s->doc_id), free(s->doc), free(s->q_id), free(s->q), free(s->ids), free(s->off), free(s->qrels), free(s->qstr);
+    free(s);
+}
+
+/* Reads the next line of g into *buf (grown, *cap its size) without its
+ * line break, its length in *len; 1, 0 at the end of the file. */
+static int gz_line(gzFile g, char **buf, size_t *cap, size_t *len) {
+    *len = 0;
+    for (;;) {
+        if (*cap - *len < 2) {
+            size_t c = *cap ? 2 * *cap : 4096;
+            char *b = realloc(*buf, c);
+            if (!b) return -1;
+            *buf = b, *cap = c;
+        }
+        if (!gzgets(g, *buf + *len, (int)(*cap - *len > 1 << 30 ? 1 << 30 : *cap - *len))) return *len > 0;
+        *len += strlen(*buf + *len);
+        if (*len && (*buf)[*len - 1] == '\n') {
+            (*buf)[--*len] = 0;
+            if (*len && (*buf)[*len - 1] == '\r') (*buf)[--*len] = 0;
+            return 1;
+        }
+    }
+}
+
+/* The path of file name in dir, or of name.gz; false when neither exists. */
+static bool find_beir(const char *dir, const char *name, char *out, size_t cap) {
+    struct stat st;
+    pathf(out, cap, "%s/%s", dir, name);
+    if (stat(out, &st) == 0) return true;
+    pathf(out, cap, "%s/%s.gz", dir, name);
+    return stat(out, &st) == 0;
+}
+
+/* A JSON id: a string, or an integer written as text; NULL otherwise. */
+static char *json_id_str(json_t *v) {
+    char b[32];
+    if (json_is_string(v)) return strdup(json_string_value(v));
+    if (!json_is_integer(v)) return NULL;
+    snprintf(b, sizeof b, "%lld", (long long)json_integer_value(v));
+    return strdup(b);
+}
+
+/* Appends the records of corpus.jsonl (docs: title + " " + text, stripped)
+ * or queries.jsonl to ids / texts (*n of *cap). 0, or -1 with a message
+ * naming the file and line. */
+static int read_beir_texts(const char *path, bool docs, char ***ids, char ***texts, size_t *n, size_t *cap) {
+    gzFile g = gzopen(path, "rb");
+    if (!g) {
+        fprintf(stderr, "sembed: train: --eval-ir: %s: cannot open: %s\n", path, strerror(errno));
+        return -1;
+    }
+    char *buf = NULL;
+    size_t bcap = 0, len, line = 0;
+    int rc = 0, r;
+    while (rc == 0 && (r = gz_line(g, &buf, &bcap, &len)) == 1) {
+        line++;
+        if (!len) continue;
+        json_error_t je;
+        json_t *j = json_loadb(buf, len, 0, &je), *tx = json_object_get(j, "text"), *ti = json_object_get(j, "title");
+        char *id = json_id_str(json_object_get(j, "_id"));
+        if (!json_is_object(j) || !id || !json_is_string(tx) || (ti && !json_is_null(ti) && !json_is_string(ti))) {
+            fprintf(stderr, "sembed: train: --eval-ir: %s:%zu: %s\n", path, line,
+                    !j ? je.text : !json_is_object(j) ? "not a JSON object" : !id ? "\"_id\" missing (a string or an integer)"
+                    : !json_is_string(tx) ? "\"text\" missing or not a string" : "\"title\" is not a string");
+            rc = -1;
+        }
+        if (rc == 0 && *n == *cap) {
+            size_t c = *cap ? 2 * *cap : 1024;
+            char **a = realloc(*ids, c * sizeof *a), **b = a ? realloc(*texts, c * sizeof *b) : NULL;
+            if (a) *ids = a;
+            if (b) *texts = b, *cap = c;
+            else rc = -1;
+        }
+        const char *title = docs && json_is_string(ti) ? json_string_value(ti) : "", *text = json_string_value(tx);
+        char *t = rc == 0 ? malloc(strlen(title) + strlen(text) + 2) : NULL;
+        if (rc == 0 && !t) rc = -1;
+        if (rc == 0) { /* (title + " " + text).strip(), as BEIR joins them */
+            sprintf(t, "%s %s", title, text);
+            char *a = t, *e = t + strlen(t);
+            while (*a == ' ' || *a == '\t' || *a == '\n' || *a == '\r') a++;
+            while (e > a && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r')) e--;
+            memmove(t, a, (size_t)(e - a));
+            t[e - a] = 0;
+            (*ids)[*n] = id, (*texts)[*n] = t, ++*n;
+            id = NULL;
+        }
+        free(id);
+        json_decref(j);
+    }
+    if (rc == 0 && r < 0) fprintf(stderr, "sembed: train: --eval-ir: %s: out of memory\n", path), rc = -1;
+    free(buf);
+    gzclose(g);
+    return rc;
+}
+
+/* The index of string id in the sorted array v (n), or SIZE_MAX. */
+static size_t find_sorted(char *const *v, size_t n, const char *id) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(v[mid], id);
+        if (!c) return mid;
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return SIZE_MAX;
+}
+
+/* qsort order of strings. */
+static int by_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Reads the qrels: "qid docid score" (tab or blank separated) or TREC's
+ * "qid 0 docid score"; a first line whose score is not a number is the
+ * header. 0, or -1 with a message naming the file and line. */
+static int read_beir_qrels(const char *path, irset *s) {
+    gzFile g = gzopen(path, "rb");
+    if (!g) {
+        fprintf(stderr, "sembed: train: --eval-ir: %s: cannot open: %s\n", path, strerror(errno));
+        return -1;
+    }
+    char *buf = NULL;
+    size_t bcap = 0, len, line = 0;
+    int rc = 0, r;
+    while (rc == 0 && (r = gz_line(g, &buf, &bcap, &len)) == 1) {
+        line++;
+        char *f[5], *save = NULL;
+        int nf = 0;
+        for (char *t = strtok_r(buf, " \t", &save); t && nf < 5; t = strtok_r(NULL, " \t", &save)) f[nf++] = t;
+        if (!nf) continue;
+        char *end = NULL;
+        long sc = nf == 3 || nf == 4 ? strtol(f[nf - 1], &end, 10) : 0;
+        if ((nf != 3 && nf != 4) || !end || *end || end == f[nf - 1]) {
+            if (line == 1 && (nf == 3 || nf == 4)) continue; /* the header */
+            fprintf(stderr, "sembed: train: --eval-ir: %s:%zu: expected query-id, corpus-id, score (3 fields, or TREC's 4)\n",
+                    path, line);
+            rc = -1;
+            break;
+        }
+        if (s->n_qrels == s->cap_qrels) {
+            size_t c = s->cap_qrels ? 2 * s->cap_qrels : 256;
+            se_ir_qrel *a = realloc(s->qrels, c * sizeof *a);
+            char **b = a ? realloc(s->qstr, 2 * c * sizeof *b) : NULL;
+            if (a) s->qrels = a;
+            if (!b) {
+                rc = -1;
+                break;
+            }
+            s->qstr = b, s->cap_qrels = c;
+        }
+        char *q = strdup(f[0]), *d = strdup(f[nf - 2]);
+        s->qstr[2 * s->n_qrels] = q, s->qstr[2 * s->n_qrels + 1] = d;
+        s->qrels[s->n_qrels++] = (se_ir_qrel){.query_id = q, .doc_id = d, .score = (int32_t)sc};
+        if (!q || !d) rc = -1;
+    }
+    if (rc == 0 && r < 0) rc = -1;
+    if (rc && r != 1) fprintf(stderr, "sembed: train: --eval-ir: %s: out of memory\n", path);
+    free(buf);
+    gzclose(g);
+    return rc;
+}
+
+/* Reads the BEIR folder dir and tokenises its texts with tok (truncated to
+ * max_len tokens). NULL with a message on error. */
+static irset *irset_read(const char *dir, const se_tokenizer *tok, size_t max_len) {
+    irset *s = calloc(1, sizeof *s);
+    char cp[4200], qp[4200], rp[4200];
+    if (!s) return NULL;
+    size_t dl = strlen(dir);
+    while (dl > 1 && dir[dl - 1] == '/') dl--; /* the base name, trailing slashes aside */
+    size_t b0 = dl;
+    while (b0 > 0 && dir[b0 - 1] != '/') b0--;
+    snprintf(s->name, sizeof s->name, "%.*s", (int)(dl - b0), dir + b0);
+    if (!find_beir(dir, "corpus.jsonl", cp, sizeof cp) || !find_beir(dir, "queries.jsonl", qp, sizeof qp) ||
+        (!find_beir(dir, "qrels.tsv", rp, sizeof rp) && !find_beir(dir, "qrels/test.tsv", rp, sizeof rp))) {
+        fprintf(stderr, "sembed: train: --eval-ir %s: expected corpus.jsonl, queries.jsonl and qrels.tsv (or qrels/test.tsv), "
+                "each may be gzipped\n", dir);
+        irset_free(s);
+        return NULL;
+    }
+    char **aq = NULL, **at = NULL;
+    size_t na = 0, ca = 0;
+    if (read_beir_texts(cp, true, &s->doc_id, &s->doc, &s->nd, &s->cap_d) || read_beir_qrels(rp, s) ||
+        read_beir_texts(qp, false, &aq, &at, &na, &ca)) {
+        for (size_t i = 0; i < na; i++) free(aq[i]), free(at[i]);
+        free(aq), free(at);
+        irset_free(s);
+        return NULL;
+    }
+    /* keep the queries that have a judgement */
+    char **judged = malloc((s->n_qrels ? s->n_qrels : 1) * sizeof *judged);
+    size_t nj = 0;
+    for (size_t i = 0; judged && i < s->n_qrels; i++) judged[nj++] = s->qstr[2 * i];
+    if (judged) qsort(judged, nj, sizeof *judged, by_str);
+    s->q_id = malloc((na ? na : 1) * sizeof *s->q_id), s->q = malloc((na ? na : 1) * sizeof *s->q);
+    for (size_t i = 0; i < na; i++) {
+        if (judged && s->q_id && s->q && find_sorted(judged, nj, aq[i]) != SIZE_MAX)
+            s->q_id[s->nq] = aq[i], s->q[s->nq++] = at[i];
+        else free(aq[i]), free(at[i]);
+    }
+    free(aq), free(at), free(judged);
+    if (!s->q_id || !s->q || !s->nd || !s->nq) {
+        fprintf(stderr, "sembed: train: --eval-ir %s: %s\n", dir,
+                !s->q_id || !s->q ? "out of memory" : !s->nd ? "no documents" : "no query of queries.jsonl is in the qrels");
+        irset_free(s);
+        return NULL;
+    }
+    /* tokenise: documents, then queries */
+    size_t n = s->nd + s->nq, cap = 4096, used = 0;
+    se_tokenize_params tp = se_tokenize_default_params(tok);
+    tp.n_tokens_max = max_len;
+    s->ids = malloc(cap * sizeof *s->ids), s->off = malloc((n + 1) * sizeof *s->off);
+    if (!s->ids || !s->off) {
+        fprintf(stderr, "sembed: train: --eval-ir: out of memory\n");
+        irset_free(s);
+        return NULL;
+    }
+    s->off[0] = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *t = i < s->nd ? s->doc[i] : s->q[i - s->nd];
+        size_t got = 0;
+        se_error err = {0};
+        se_status st;
+        while ((st = se_tokenize(tok, t, strlen(t), NULL, 0, &tp, s->ids + used, NULL, cap - used, &got, NULL, &err)) ==
+               SE_E_BUFFER) {
+            size_t c = 2 * cap > used + got ? 2 * cap : used + got + 1024;
+            int32_t *g = realloc(s->ids, c * sizeof *g);
+            if (!g) break;
+            s->ids = g, cap = c;
+        }
+        if (st != SE_OK) {
+            fprintf(stderr, "sembed: train: --eval-ir: %s '%s': %s\n", i < s->nd ? "document" : "query",
+                    i < s->nd ? s->doc_id[i] : s->q_id[i - s->nd], st == SE_E_BUFFER ? "out of memory" : err.msg);
+            irset_free(s);
+            return NULL;
+        }
+        used += got;
+        s->off[i + 1] = used;
+    }
+    return s;
+}
+
+/* True when document a ranks above b for one query: the higher score, on
+ * equal scores the larger id (sentence-transformers' heap, trec_eval). */
+static bool ranks_above(const float *sc, char *const *id, size_t a, size_t b) {
+    return sc[a] != sc[b] ? sc[a] > sc[b] : strcmp(id[a], id[b]) > 0;
+}
+
+/* The IR metrics of the model on the set (exact search by cosine, the top
+ * 100 documents of each query, se_ir_evaluate's graded nDCG as `sembed
+ * eval ir`): 0, or -1 with a message. */
+static int eval_ir(se_tmodel *m, const irset *s, se_ir_metrics *met) {
+    size_t dim = m->cfg.dim, nd = s->nd, nq = s->nq, K = nd < 100 ? nd : 100;
+    float *e = malloc((nd + nq) * dim * sizeof *e), *sc = malloc(nd * sizeof *sc);
+    size_t *top = malloc(K * sizeof *top);
+    se_ir_hit *hits = malloc(nq * K * sizeof *hits);
+    se_ir_run *runs = malloc(nq * sizeof *runs);
+    int rc = -1;
+    if (!e || !sc || !top || !hits || !runs) fprintf(stderr, "sembed: train: --eval-ir: out of memory\n");
+    else if (embed_texts(m, s->ids, s->off, 0, nd + nq, e) == 0) {
+        for (size_t i = 0; i < nd + nq; i++) { /* unit rows: cosine is the dot product */
+            float *r = e + i * dim;
+            double ss = 0.0;
+            for (size_t k = 0; k < dim; k++) ss += (double)r[k] * r[k];
+            float inv = ss > 0 ? (float)(1.0 / sqrt(ss)) : 0.0f;
+            for (size_t k = 0; k < dim; k++) r[k] *= inv;
+        }
+        for (size_t q = 0; q < nq; q++) {
+            const float *qe = e + (nd + q) * dim;
+            size_t nt = 0;
+            for (size_t d = 0; d < nd; d++) {
+                const float *de = e + d * dim;
+                float dot = 0.0f;
+                for (size_t k = 0; k < dim; k++) dot += qe[k] * de[k];
+                sc[d] = dot;
+                if (nt == K && !ranks_above(sc, s->doc_id, d, top[K - 1])) continue;
+                size_t j = nt < K ? nt++ : K - 1; /* insert into the sorted top K */
+                while (j > 0 && ranks_above(sc, s->doc_id, d, top[j - 1])) top[j] = top[j - 1], j--;
+                top[j] = d;
+            }
+            for (size_t i = 0; i < nt; i++) hits[q * K + i] = (se_ir_hit){.doc_id = s->doc_id[top[i]], .score = sc[top[i]]};
+            runs[q] = (se_ir_run){.query_id = s->q_id[q], .hits = hits + q * K, .n_hits = nt};
+        }
+        se_error err = {0};
+        if (se_ir_evaluate(runs, nq, s->qrels, s->n_qrels, NULL, met, &err) != SE_OK)
+            fprintf(stderr, "sembed: train: --eval-ir: %s\n", err.msg);
+        else rc = 0;
+    }
+    free(e), free(sc), free(top), free(hits), free(runs);
+    return rc;
+}
+
 /* The parsed options. */
 typedef struct topts {
-    const char *model, *init, *arch, *vocab, *data, *columns, *loss, *matryoshka, *teacher_vectors, *teacher;
-    const char *out, *resume, *eval_sts, *eval_split;
+    const char *model, *init, *arch, *vocab, *spm, *data, *columns, *loss, *matryoshka, *teacher_vectors, *teacher;
+    const char *out, *resume, *eval_sts, *eval_split, *eval_ir;
     long layers, hidden, heads, ff, dense, max_len, epochs, batch, accum, threads, save_steps, eval_steps, log_steps, mini;
     long seed;
     float lr, warmup, wd, max_norm, scale, margin;
@@ -533,9 +973,9 @@ int cmd_train(int argc, char **argv) {
                .threads = 1, .log_steps = 10, .mini = 32, .eval_split = "dev", .seed = 42, .lr = 5e-5f, .max_norm = 1.0f};
     enum { O_INIT = 256, O_ARCH, O_VOCAB, O_LAYERS, O_HIDDEN, O_HEADS, O_FF, O_MAXLEN, O_COLUMNS, O_LOSS, O_MATRY,
            O_SCALE, O_MARGIN, O_MINI, O_TVEC, O_TEACHER, O_EPOCHS, O_BATCH, O_LR, O_WARM, O_WD, O_NORM, O_ACCUM,
-           O_SEED, O_SAVE, O_RESUME, O_EVAL, O_EVALSTEPS, O_LOG, O_PROGRESS, O_SPLIT, O_DENSE };
+           O_SEED, O_SAVE, O_RESUME, O_EVAL, O_EVALSTEPS, O_LOG, O_PROGRESS, O_SPLIT, O_DENSE, O_EVALIR, O_SPM };
     static const struct option lo[] = {
-        {"model", 1, 0, 'm'}, {"init", 1, 0, O_INIT}, {"arch", 1, 0, O_ARCH}, {"vocab", 1, 0, O_VOCAB},
+        {"model", 1, 0, 'm'}, {"init", 1, 0, O_INIT}, {"arch", 1, 0, O_ARCH}, {"vocab", 1, 0, O_VOCAB}, {"spm", 1, 0, O_SPM},
         {"layers", 1, 0, O_LAYERS}, {"hidden", 1, 0, O_HIDDEN}, {"heads", 1, 0, O_HEADS}, {"intermediate", 1, 0, O_FF}, {"dense", 1, 0, O_DENSE},
         {"max-seq-length", 1, 0, O_MAXLEN}, {"data", 1, 0, 'd'}, {"columns", 1, 0, O_COLUMNS}, {"loss", 1, 0, O_LOSS},
         {"matryoshka", 1, 0, O_MATRY}, {"scale", 1, 0, O_SCALE}, {"margin", 1, 0, O_MARGIN},
@@ -543,7 +983,7 @@ int cmd_train(int argc, char **argv) {
         {"epochs", 1, 0, O_EPOCHS}, {"batch-size", 1, 0, O_BATCH}, {"lr", 1, 0, O_LR}, {"warmup-ratio", 1, 0, O_WARM},
         {"weight-decay", 1, 0, O_WD}, {"max-grad-norm", 1, 0, O_NORM}, {"grad-accum", 1, 0, O_ACCUM},
         {"seed", 1, 0, O_SEED}, {"threads", 1, 0, 't'}, {"output", 1, 0, 'o'}, {"save-steps", 1, 0, O_SAVE},
-        {"resume", 1, 0, O_RESUME}, {"eval-sts", 1, 0, O_EVAL}, {"eval-steps", 1, 0, O_EVALSTEPS}, {"eval-split", 1, 0, O_SPLIT},
+        {"resume", 1, 0, O_RESUME}, {"eval-sts", 1, 0, O_EVAL}, {"eval-steps", 1, 0, O_EVALSTEPS}, {"eval-split", 1, 0, O_SPLIT}, {"eval-ir", 1, 0, O_EVALIR},
         {"logging-steps", 1, 0, O_LOG}, {"quiet", 0, 0, 'q'}, {"progress", 0, 0, O_PROGRESS}, {"help", 0, 0, 'h'},
         {0, 0, 0, 0}};
     const char *c = "train";
@@ -556,6 +996,7 @@ int cmd_train(int argc, char **argv) {
         case O_INIT: o.init = optarg; break;
         case O_ARCH: o.arch = optarg; break;
         case O_VOCAB: o.vocab = optarg; break;
+        case O_SPM: o.spm = optarg; break;
         case O_LAYERS: bad = cli_opt_long(c, "--layers", optarg, 0, 48, &o.layers); break;
         case O_HIDDEN: bad = cli_opt_long(c, "--hidden", optarg, 1, 4096, &o.hidden); break;
         case O_HEADS: bad = cli_opt_long(c, "--heads", optarg, 1, 256, &o.heads); break;
@@ -588,6 +1029,7 @@ int cmd_train(int argc, char **argv) {
         case O_RESUME: o.resume = optarg; break;
         case O_EVAL: o.eval_sts = optarg; break;
         case O_SPLIT: o.eval_split = optarg; break;
+        case O_EVALIR: o.eval_ir = optarg; break;
         case O_EVALSTEPS: bad = cli_opt_long(c, "--eval-steps", optarg, 0, 1L << 40, &o.eval_steps); break;
         case O_LOG: bad = cli_opt_long(c, "--logging-steps", optarg, 1, 1L << 40, &o.log_steps); break;
         case 'q': cli_quiet = 1; break;
@@ -600,9 +1042,17 @@ int cmd_train(int argc, char **argv) {
     if (optind < argc) return cli_usage_error(train_usage, "train: unexpected argument '%s'", argv[optind]);
     if (!o.model == !o.init) return cli_usage_error(train_usage, "train: give -m INIT_DIR or --init random (one of them)");
     if (o.init && strcmp(o.init, "random")) return cli_usage_error(train_usage, "train: --init %s: random is the one there is", o.init);
-    if (o.init && !o.vocab) return cli_usage_error(train_usage, "train: --init random needs --vocab vocab.txt");
+    bool xlmr = !strcmp(o.arch, "xlmr");
+    if (strcmp(o.arch, "bert") && !xlmr && strcmp(o.arch, "mpnet"))
+        return cli_usage_error(train_usage, "train: --arch %s: one of bert, xlmr, mpnet", o.arch);
+    if (o.init && xlmr && (!o.spm || o.vocab))
+        return cli_usage_error(train_usage, "train: --init random --arch xlmr needs --spm FILE (a sentencepiece model), not --vocab");
+    if (o.init && !xlmr && (!o.vocab || o.spm))
+        return cli_usage_error(train_usage, "train: --init random --arch %s needs --vocab vocab.txt%s", o.arch,
+                               o.spm ? " (--spm goes with --arch xlmr)" : "");
+    if (!o.init && (o.spm || o.vocab || strcmp(o.arch, "bert")))
+        return cli_usage_error(train_usage, "train: --arch, --vocab and --spm go with --init random");
     if (o.dense && !o.init) return cli_usage_error(train_usage, "train: --dense goes with --init random (-m keeps the model's modules)");
-    if (strcmp(o.arch, "bert")) return cli_usage_error(train_usage, "train: --arch %s: bert is the one there is", o.arch);
     if (!o.data) return cli_usage_error(train_usage, "train: missing --data FILE");
     if (!o.loss) return cli_usage_error(train_usage, "train: missing --loss");
     if (!o.out) return cli_usage_error(train_usage, "train: missing -o OUT_DIR");
@@ -756,6 +1206,7 @@ static int run(const topts *o, int argc, char **argv) {
     se_tmodel *m = NULL;
     se_tokenizer *tok = NULL;
     se_tdata *d = NULL, *ev = NULL;
+    irset *ir = NULL;
     se_adamw *opt = NULL;
     se_ttape *tape = NULL;
     float *teacher = NULL, *emb = NULL, *demb = NULL, *labels = NULL, *tbuf = NULL;
@@ -793,27 +1244,39 @@ static int run(const topts *o, int argc, char **argv) {
     cli_catch_stop_signals(); /* before the slow parts: Ctrl-C while loading ends with 130, no checkpoint */
     /* the model and its tokenizer */
     if (o->init) {
-        size_t V = count_lines(o->vocab);
-        if (!V) {
-            fprintf(stderr, "sembed: train: %s: cannot read or empty\n", o->vocab);
-            goto done;
-        }
+        rarch arch = !strcmp(o->arch, "xlmr") ? ARCH_XLMR : !strcmp(o->arch, "mpnet") ? ARCH_MPNET : ARCH_BERT;
+        size_t len = (size_t)(o->max_len ? o->max_len : 128);
         if (o->hidden % o->heads) {
             fprintf(stderr, "sembed: train: --hidden %ld is not a multiple of --heads %ld\n", o->hidden, o->heads);
             goto done;
         }
+        if (write_random_tokenizer(tmp, arch, arch == ARCH_XLMR ? o->spm : o->vocab, len)) goto done;
+        if (se_tokenizer_load(tmp, &tok, &err) != SE_OK) {
+            fprintf(stderr, "sembed: train: %s: %s\n", arch == ARCH_XLMR ? o->spm : o->vocab, err.msg);
+            goto done;
+        }
+        /* the vocabulary: vocab.txt's lines; XLM-R's fairseq ids (the pieces, <pad> and <mask>) */
+        size_t V = arch == ARCH_XLMR ? se_tokenizer_n_vocab(tok) : count_lines(o->vocab);
+        if (!V) {
+            fprintf(stderr, "sembed: train: %s: cannot read or empty\n", o->vocab);
+            goto done;
+        }
         se_tmodel_random_params rp = {.V = V, .H = (size_t)o->hidden, .NH = (size_t)o->heads,
                                       .FF = (size_t)(o->ff ? o->ff : 4 * o->hidden), .L = (size_t)o->layers,
-                                      .P = (size_t)(o->max_len ? o->max_len : 128), .n_type = 2,
+                                      .P = arch == ARCH_BERT ? len : len + 2, .n_type = arch == ARCH_BERT ? 2 : arch == ARCH_XLMR,
+                                      .eps = arch == ARCH_BERT ? 1e-12f : 1e-5f,
                                       .hidden_dropout = 0.1f, .attn_dropout = 0.1f, .act = SE_ACT_GELU,
                                       .pooling = SE_POOL_MEAN, .normalize = true, .seed = (uint64_t)o->seed};
-        if (write_random_folder(tmp, o->vocab, &rp, (size_t)o->dense)) goto done;
-        if (se_tmodel_random(&rp, &m, &err) != SE_OK || se_tokenizer_load(tmp, &tok, &err) != SE_OK) {
+        if (write_random_folder(tmp, arch, &rp, (size_t)o->dense)) goto done;
+        if (se_tmodel_random(&rp, &m, &err) != SE_OK) {
             fprintf(stderr, "sembed: train: %s\n", err.msg);
             goto done;
         }
-        if (o->dense) { /* the folder with its random weights, loaded back: the engine's model with a Dense stage */
-            if (write_weights(tmp, "", m) || write_random_dense(tmp, rp.H, (size_t)o->dense, rp.seed)) goto done;
+        if (arch != ARCH_BERT || o->dense) { /* the folder with its random weights, loaded back: XLM-R's positions,
+                                                MPNet's bias, the Dense module are the folder loader's */
+            if ((arch == ARCH_BERT ? write_weights(tmp, "", m) : write_random_encoder(tmp, arch, m, rp.seed)) ||
+                (o->dense && write_random_dense(tmp, rp.H, (size_t)o->dense, rp.seed)))
+                goto done;
             se_tmodel_free(m);
             m = NULL;
             if (se_tmodel_from_folder(tmp, &m, &err) != SE_OK) {
@@ -885,6 +1348,7 @@ static int run(const topts *o, int argc, char **argv) {
             goto done;
         }
     }
+    if (o->eval_ir && !(ir = irset_read(o->eval_ir, tok, max_len))) goto done;
     /* the schedule */
     size_t B = (size_t)o->batch, K = (size_t)o->accum, nb = (n + B - 1) / B, spe = (nb + K - 1) / K;
     size_t total = spe * (size_t)o->epochs;
@@ -1018,15 +1482,35 @@ static int run(const topts *o, int argc, char **argv) {
                                   "grad_norm", gn);
             json_array_append_new(log, e);
         }
-        if (ev && ((o->eval_steps && done_steps % (size_t)o->eval_steps == 0) || epoch_end)) {
-            double sp = eval_sts(m, ev);
-            json_array_append_new(evals, json_pack("{s:I, s:f, s:f}", "step", (json_int_t)done_steps, "epoch",
-                                                   (double)done_steps / (double)spe, "eval_sts_spearman", sp));
-            if (!cli_quiet) {
-                if (tty && show) fputc('\n', stderr);
-                fprintf(stderr, "sembed: train: step %zu (epoch %.2f): STS Spearman %.2f on %s\n", done_steps,
-                        (double)done_steps / (double)spe, sp, o->eval_sts);
+        if ((ev || ir) && ((o->eval_steps && done_steps % (size_t)o->eval_steps == 0) || epoch_end)) {
+            json_t *e = json_pack("{s:I, s:f}", "step", (json_int_t)done_steps, "epoch", (double)done_steps / (double)spe);
+            if (!cli_quiet && tty && show) fputc('\n', stderr);
+            if (ev) {
+                double sp = eval_sts(m, ev);
+                json_object_set_new(e, "eval_sts_spearman", json_real(sp));
+                if (!cli_quiet)
+                    fprintf(stderr, "sembed: train: step %zu (epoch %.2f): STS Spearman %.2f on %s\n", done_steps,
+                            (double)done_steps / (double)spe, sp, o->eval_sts);
             }
+            if (ir) {
+                se_ir_metrics met;
+                if (eval_ir(m, ir, &met)) {
+                    json_decref(e);
+                    goto done;
+                }
+                char k[300];
+                const char *const nm[3] = {"ndcg@10", "mrr@10", "recall@10"};
+                const double v[3] = {met.ndcg_at_10, met.mrr_at_10, met.recall_at_10};
+                for (int i = 0; i < 3; i++) { /* sentence-transformers' names: eval_{name}_cosine_ndcg@10 */
+                    snprintf(k, sizeof k, "eval_%s_cosine_%s", ir->name, nm[i]);
+                    json_object_set_new(e, k, json_real(v[i]));
+                }
+                if (!cli_quiet)
+                    fprintf(stderr, "sembed: train: step %zu (epoch %.2f): nDCG@10 %.4f  MRR@10 %.4f  Recall@10 %.4f "
+                            "(%zu queries) on %s\n", done_steps, (double)done_steps / (double)spe, met.ndcg_at_10,
+                            met.mrr_at_10, met.recall_at_10, met.n_queries, o->eval_ir);
+            }
+            json_array_append_new(evals, e);
         }
         double now = cli_now();
         if (show && ((tty ? now - last_print >= 0.25 : done_steps % (size_t)o->log_steps == 0) || done_steps == total)) {
@@ -1067,6 +1551,21 @@ static int run(const topts *o, int argc, char **argv) {
                                "max_steps", (json_int_t)total, "num_train_epochs", (json_int_t)o->epochs, "loss", L,
                                "train_rows", (json_int_t)n, "train_batch_size", (json_int_t)B, "seed", (json_int_t)o->seed,
                                "log_history", json_incref(log), "eval_history", json_incref(evals));
+        char best[300] = "";
+        if (ir) snprintf(best, sizeof best, "eval_%s_cosine_ndcg@10", ir->name);
+        else if (ev) snprintf(best, sizeof best, "eval_sts_spearman");
+        if (st && best[0]) { /* the best evaluation, as Trainer's metric_for_best_model / best_metric */
+            size_t i, at = 0;
+            json_t *e, *bv = NULL;
+            json_array_foreach(evals, i, e) {
+                json_t *v = json_object_get(e, best);
+                if (json_is_number(v) && (!bv || json_number_value(v) > json_number_value(bv)))
+                    bv = v, at = (size_t)json_integer_value(json_object_get(e, "step"));
+            }
+            json_object_set_new(st, "metric_for_best_model", json_string(best));
+            json_object_set_new(st, "best_metric", bv ? json_real(json_number_value(bv)) : json_null());
+            json_object_set_new(st, "best_global_step", bv ? json_integer((json_int_t)at) : json_null());
+        }
         int bad = !st || json_dump_file(st, p, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0;
         json_decref(st);
         if (bad) {
@@ -1084,6 +1583,7 @@ done:
     se_ttape_free(tape);
     se_adamw_free(opt);
     se_tdata_free(d), se_tdata_free(ev);
+    irset_free(ir);
     se_tokenizer_free(tok);
     se_tmodel_free(m);
     free(teacher), free(emb), free(demb), free(labels), free(tbuf), free(perm), free(starts), free(sub), free(ids);

@@ -12,14 +12,18 @@
  *   graph(id = 1, blob)     the HNSW snapshot (vec_index.c format, CRC'd)
  *   fts                     (format 2) the keyword index: FTS5 over
  *                           docs.text, external content keyed by docs.id,
- *                           tokenised by index_fts.c's "sembed" tokenizer;
- *                           kept in step with docs in the same transactions
+ *                           tokenised by index_fts.c's "sembed" tokenizer
+ *                           (format 3: with UAX #29 words, tokenize=
+ *                           'sembed 2'); kept in step with docs in the same
+ *                           transactions
  * plus PRAGMA application_id 'SEMB' and user_version = format version.
  *
  * Format 1 (before the keyword index) is still read: a writable open
  * upgrades it in place (the FTS table built from the stored texts and the
  * version bumped in one transaction); a read-only open searches its
  * vectors and refuses keyword and hybrid searches with how to upgrade.
+ * Format 2 (keyword index of unicode61's pieces) is read as it is, and a
+ * writable open rebuilds its FTS table with format 3's tokens the same way.
  *
  * Why SQLite: documents, metadata and vectors need transactional updates
  * that survive a kill at any instant, lookups by external id, and metadata
@@ -69,7 +73,7 @@
 #include "vec_index.h"
 
 #define IDX_APP_ID 0x53454D42 /* 'SEMB' */
-#define IDX_FORMAT 2     /* written by this sembed */
+#define IDX_FORMAT 3     /* written by this sembed */
 #define IDX_FORMAT_MIN 1 /* the oldest read (and upgraded when writable) */
 
 struct se_index {
@@ -352,10 +356,13 @@ static bool in_sorted(const int64_t *a, size_t n, int64_t x) { return n && bsear
 static se_status flush_locked(se_index *idx, se_error *err);
 
 /* Registers the keyword tokenizer on the connection and, for a format-1
- * file opened writable, upgrades it: the FTS table built from the stored
- * texts and the version bumped, in one transaction. A read-only open
- * leaves a format-1 file as it is (has_fts false: keyword searches are
- * refused with how to upgrade). Without FTS5 in this SQLite, a read-only
+ * or format-2 file opened writable, upgrades it: the FTS table (re)built
+ * from the stored texts and the version bumped, in one transaction. A
+ * read-only open leaves the file as it is: format 1 has no keyword index
+ * (has_fts false: keyword searches are refused with how to upgrade);
+ * format 2's FTS table keeps its own tokens (its tokenize='sembed' option
+ * says so to index_fts.c), and keyword searches rank with the in-memory
+ * scorer, built from the texts with format 3's tokens. Without FTS5 in this SQLite, a read-only
  * open still searches vectors; a writable one is refused, as its writes
  * could not keep the keyword index in step. */
 static se_status fts_attach(se_index *idx, se_log_fn log_fn, void *log_user, se_error *err) {
@@ -368,21 +375,23 @@ static se_status fts_attach(se_index *idx, se_log_fn log_fn, void *log_user, se_
         }
         return SE_OK;
     }
-    if (idx->format >= 2) {
+    if (idx->format >= 3 || (idx->format == 2 && idx->read_only)) {
         idx->has_fts = true;
         return SE_OK;
     }
     if (idx->read_only) return SE_OK;
     char pragma[64];
     snprintf(pragma, sizeof pragma, "PRAGMA user_version=%d", IDX_FORMAT);
-    if (exec(idx, "BEGIN IMMEDIATE") || exec(idx, SE_FTS_SCHEMA) || exec(idx, "INSERT INTO fts(fts) VALUES('rebuild')") ||
-        exec(idx, pragma) || meta_put(idx, "version", "%d", IDX_FORMAT) || exec(idx, "COMMIT")) {
-        st = db_err(idx, err, "cannot upgrade the index to format 2 (adding the keyword index)");
+    if (exec(idx, "BEGIN IMMEDIATE") || (idx->format == 2 && exec(idx, "DROP TABLE fts")) || exec(idx, SE_FTS_SCHEMA) ||
+        exec(idx, "INSERT INTO fts(fts) VALUES('rebuild')") || exec(idx, pragma) ||
+        meta_put(idx, "version", "%d", IDX_FORMAT) || exec(idx, "COMMIT")) {
+        st = db_err(idx, err, idx->format == 2 ? "cannot upgrade the index to format 3 (rebuilding the keyword index)"
+                                               : "cannot upgrade the index to format 3 (adding the keyword index)");
         exec(idx, "ROLLBACK");
         return st;
     }
-    logf_(log_fn, log_user, SE_LOG_INFO, "%s: upgraded from index format 1 to %d: keyword index built over the stored texts",
-          idx->path, IDX_FORMAT);
+    logf_(log_fn, log_user, SE_LOG_INFO, "%s: upgraded from index format %d to %d: keyword index %s over the stored texts",
+          idx->path, idx->format, IDX_FORMAT, idx->format == 2 ? "rebuilt with UAX #29 words" : "built");
     idx->format = IDX_FORMAT;
     idx->has_fts = true;
     return SE_OK;

@@ -8,8 +8,20 @@
  * and a question never matches a passage unless it repeats the run whole.
  * The "sembed" tokenizer splits the text into runs of CJK characters and
  * runs of everything else:
- *   - other text goes to FTS5's porter tokenizer over unicode61 with
+ *   - other text goes to FTS5's porter stemmer over unicode61 with
  *     remove_diacritics 2 (case folded, accents removed, English stems);
+ *     with the tokenizer argument "2" (keyword format 2, index format 3)
+ *     unicode61's pieces are first joined into words as Unicode's word
+ *     segmentation (UAX #29, Lucene's StandardTokenizer) joins them:
+ *     across one '.', '\'' or '’' between two letters or two digits
+ *     ("e.g", "don't", "5.3"), one ',' or ';' between digits ("1,000")
+ *     and one '_' between any two (UAX #29 also joins letters across
+ *     ':', which is left out: "text:dogs" stays two words); a word ending
+ *     in 's (or ’s) after a letter loses it (Lucene's
+ *     EnglishPossessiveFilter: "patient's" -> "patient", its span too).
+ *     Hyphens, slashes and other punctuation separate ("covid-19" ->
+ *     covid 19), as in UAX #29. Without the argument (the FTS5 tables of
+ *     index format 2 files) unicode61's pieces are the tokens;
  *   - a CJK run becomes its overlapping character bigrams (the standard
  *     approach of CJK analyzers, e.g. Lucene's CJKAnalyzer): 苹果手机 ->
  *     苹果 果手 手机; a one-character run is that character.
@@ -20,6 +32,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <utf8proc.h>
 
 #include "alloc.h"
 #include "error.h"
@@ -69,26 +83,214 @@ static int is_cjk(unsigned cp) {
            (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0xFF66 && cp <= 0xFF9F) || (cp >= 0x20000 && cp <= 0x3134F);
 }
 
-/* A "sembed" tokenizer instance: the porter(unicode61) tokenizer it hands
- * non-CJK text to. */
+typedef int (*xtoken_fn)(void *, int, const char *, int, int, int);
+
+/* ---- words: unicode61's pieces joined as UAX #29 joins them ---- */
+
+/* The longest joined word (Lucene's StandardTokenizer cuts at 255 too); a
+ * longer one stays in pieces. */
+#define WORD_MAX 255
+
+/* A "sembed_words" tokenizer instance (the base of the porter stemmer in
+ * keyword format 2): unicode61 with remove_diacritics 2. */
+typedef struct words_tok {
+    fts5_tokenizer u61;
+    Fts5Tokenizer *u61_tok;
+} words_tok;
+
+/* xCreate of "sembed_words" (arguments ignored). */
+static int words_create(void *user, const char **argv, int argc, Fts5Tokenizer **out) {
+    (void)argv;
+    (void)argc;
+    fts5_api *api = user;
+    *out = NULL;
+    words_tok *t = se_calloc(1, sizeof *t);
+    if (!t) return SQLITE_NOMEM;
+    void *pu = NULL;
+    static const char *args[] = {"remove_diacritics", "2"};
+    int rc = api->xFindTokenizer(api, "unicode61", &pu, &t->u61);
+    if (rc == SQLITE_OK) rc = t->u61.xCreate(pu, args, 2, &t->u61_tok);
+    if (rc != SQLITE_OK) {
+        se_free(t);
+        return rc;
+    }
+    *out = (Fts5Tokenizer *)t;
+    return SQLITE_OK;
+}
+
+/* xDelete of "sembed_words". */
+static void words_delete(Fts5Tokenizer *p) {
+    words_tok *t = (words_tok *)p;
+    if (!t) return;
+    if (t->u61_tok) t->u61.xDelete(t->u61_tok);
+    se_free(t);
+}
+
+/* The word being joined: its folded text so far, its span, and its last
+ * joiner and piece (for the possessive). */
+typedef struct words_ctx {
+    void *ctx;
+    xtoken_fn cb;
+    const unsigned char *text;
+    int n;
+    char buf[WORD_MAX + 1];
+    int len;            /* bytes in buf; 0: no word pending */
+    int start, end;     /* the word's span in text */
+    int pieces;         /* unicode61 pieces joined */
+    int last_join;        /* the last joiner's byte offset, or -1 */
+    unsigned last_joiner; /* its code point */
+    int last_piece_len;   /* bytes of the last piece in buf */
+} words_ctx;
+
+/* The code point ending at byte end of s (s[0..end) well formed up to
+ * there), 0xFFFD when malformed. */
+static unsigned cp_before(const unsigned char *s, int end) {
+    int b = end - 1;
+    while (b > 0 && end - b < 4 && (s[b] & 0xC0) == 0x80) b--;
+    unsigned cp;
+    int len = utf8_next(s + b, end - b, &cp);
+    return b + len == end ? cp : 0xFFFD;
+}
+
+/* Whether cp is a decimal digit (UAX #29's Numeric, near enough); any
+ * other character unicode61 keeps in a token counts as a letter. */
+static int is_digit_cp(unsigned cp) {
+    return cp < 0x80 ? (cp >= '0' && cp <= '9') : utf8proc_category((utf8proc_int32_t)cp) == UTF8PROC_CATEGORY_ND;
+}
+
+/* UAX #29's classes of a one-character joiner. Its MidLetter (':' and
+ * the like, joining two letters) is left out on purpose: "text:dogs" or
+ * "ratio:1" typed in a question stay two words. */
+enum { J_NONE, J_MIDNUMLET, J_MIDNUM, J_EXTEND };
+
+/* The class of cp as a joiner (J_NONE: not one). */
+static int joiner_class(unsigned cp) {
+    switch (cp) {
+    case '.': case '\'': case 0x2018: case 0x2019: case 0x2024: case 0xFE52: case 0xFF07: case 0xFF0E:
+        return J_MIDNUMLET;
+    case ',': case ';': case 0x37E: case 0x589: case 0x60C: case 0x60D: case 0x66C: case 0x7F8: case 0x2044:
+    case 0xFE10: case 0xFE14: case 0xFE50: case 0xFE54: case 0xFF0C: case 0xFF1B:
+        return J_MIDNUM;
+    case '_': case 0x203F: case 0x2040: case 0x2054: case 0xFE33: case 0xFE34: case 0xFE4D: case 0xFE4E: case 0xFE4F:
+    case 0xFF3F:
+        return J_EXTEND;
+    default:
+        return J_NONE;
+    }
+}
+
+/* The joiner j as written inside a word: ASCII, so that the forms of one
+ * punctuation mark make one word (don’t and don't: the apostrophes ’ ‘ ＇
+ * are '; the other full stops '.', commas ',', connectors '_'). */
+static char joiner_ascii(unsigned j) {
+    if (j < 0x80) return (char)j;
+    switch (joiner_class(j)) {
+    case J_MIDNUMLET: return j == 0x2018 || j == 0x2019 || j == 0xFF07 ? '\'' : '.';
+    case J_MIDNUM: return ',';
+    default: return '_';
+    }
+}
+
+/* Whether the piece starting at byte s joins the pending word, which ends
+ * at w->end: exactly one joiner between, allowed by UAX #29 (WB6/7 letter
+ * x letter, WB11/12 digit x digit, WB13a/b around '_'; not ':'); *jcp its code
+ * point. */
+static int joins(const words_ctx *w, int s, unsigned *jcp) {
+    if (!w->len || s <= w->end) return 0;
+    unsigned j;
+    int jl = utf8_next(w->text + w->end, w->n - w->end, &j);
+    if (w->end + jl != s) return 0;
+    int cls = joiner_class(j);
+    if (cls == J_NONE) return 0;
+    *jcp = j;
+    if (cls == J_EXTEND) return 1;
+    unsigned a = cp_before(w->text, w->end), b;
+    utf8_next(w->text + s, w->n - s, &b);
+    int da = is_digit_cp(a), db = is_digit_cp(b);
+    if (cls == J_MIDNUM) return da && db;
+    return da == db; /* MidNumLet: two letters or two digits */
+}
+
+/* Hands the pending word on (without a possessive 's after a letter). */
+static int words_flush(words_ctx *w) {
+    if (!w->len) return SQLITE_OK;
+    int len = w->len, end = w->end;
+    if (w->pieces > 1 && joiner_ascii(w->last_joiner) == '\'' && w->last_piece_len == 1 &&
+        w->buf[len - 1] == 's') {
+        /* the joiner is one byte in buf (joiner_ascii) */
+        len -= 2;
+        end = w->last_join;
+    }
+    w->len = 0;
+    return w->cb(w->ctx, 0, w->buf, len, w->start, end);
+}
+
+/* unicode61's token callback: joins or starts a word. */
+static int words_piece(void *p, int tflags, const char *tok, int n, int s, int e) {
+    (void)tflags;
+    words_ctx *w = p;
+    unsigned j = 0;
+    if (joins(w, s, &j) && w->len + 1 + n <= WORD_MAX) {
+        w->buf[w->len++] = joiner_ascii(j);
+        w->last_join = w->end;
+        w->last_joiner = j;
+        memcpy(w->buf + w->len, tok, (size_t)n);
+        w->len += n;
+        w->last_piece_len = n;
+        w->end = e;
+        w->pieces++;
+        return SQLITE_OK;
+    }
+    int rc = words_flush(w);
+    if (rc != SQLITE_OK) return rc;
+    if (n > WORD_MAX) return w->cb(w->ctx, 0, tok, n, s, e); /* too long to join */
+    memcpy(w->buf, tok, (size_t)n);
+    w->len = n;
+    w->start = s;
+    w->end = e;
+    w->pieces = 1;
+    w->last_join = -1;
+    w->last_joiner = 0;
+    w->last_piece_len = n;
+    return SQLITE_OK;
+}
+
+/* xTokenize of "sembed_words": unicode61's pieces, joined into words. */
+static int words_tokenize(Fts5Tokenizer *p, void *ctx, int flags, const char *text, int n, xtoken_fn cb) {
+    words_tok *t = (words_tok *)p;
+    words_ctx w;
+    w.ctx = ctx;
+    w.cb = cb;
+    w.text = (const unsigned char *)text;
+    w.n = n;
+    w.len = 0;
+    int rc = t->u61.xTokenize(t->u61_tok, &w, flags, text, n, words_piece);
+    if (rc == SQLITE_OK) rc = words_flush(&w);
+    return rc;
+}
+
+/* ---- sembed: CJK bigrams, the rest stemmed ---- */
+
+/* A "sembed" tokenizer instance: the porter tokenizer it hands non-CJK
+ * text to (over unicode61, or over sembed_words with the argument "2"). */
 typedef struct sem_tok {
     fts5_tokenizer inner;
     Fts5Tokenizer *inner_tok;
 } sem_tok;
 
-/* xCreate: makes the inner porter tokenizer (arguments of the table's
- * tokenize= option after "sembed" are ignored). */
+/* xCreate: makes the inner porter tokenizer. The table's tokenize= option
+ * after "sembed" may say "2" (UAX #29 words, keyword format 2); anything
+ * else, or nothing, is format 1 (unicode61's pieces). */
 static int tok_create(void *user, const char **argv, int argc, Fts5Tokenizer **out) {
-    (void)argv;
-    (void)argc;
     fts5_api *api = user;
     *out = NULL;
     sem_tok *t = se_calloc(1, sizeof *t);
     if (!t) return SQLITE_NOMEM;
     void *pu = NULL;
-    static const char *args[] = {"unicode61", "remove_diacritics", "2"};
+    static const char *args1[] = {"unicode61", "remove_diacritics", "2"}, *args2[] = {"sembed_words"};
+    int v2 = argc >= 1 && !strcmp(argv[0], "2");
     int rc = api->xFindTokenizer(api, "porter", &pu, &t->inner);
-    if (rc == SQLITE_OK) rc = t->inner.xCreate(pu, args, 3, &t->inner_tok);
+    if (rc == SQLITE_OK) rc = t->inner.xCreate(pu, v2 ? args2 : args1, v2 ? 1 : 3, &t->inner_tok);
     if (rc != SQLITE_OK) {
         se_free(t);
         return rc;
@@ -105,8 +307,6 @@ static void tok_delete(Fts5Tokenizer *p) {
     se_free(t);
 }
 
-typedef int (*xtoken_fn)(void *, int, const char *, int, int, int);
-
 /* Passes the inner tokenizer's tokens on with their offsets moved from
  * the run to the whole text. */
 typedef struct shift_ctx {
@@ -120,7 +320,8 @@ static int shift_cb(void *p, int tflags, const char *tok, int n, int s, int e) {
     return w->cb(w->ctx, tflags, tok, n, s + w->off, e + w->off);
 }
 
-/* xTokenize: CJK runs as bigrams, other runs through porter(unicode61). */
+/* xTokenize: CJK runs as bigrams, other runs through the inner porter
+ * tokenizer (over unicode61, or over sembed_words). */
 static int tok_tokenize(Fts5Tokenizer *p, void *ctx, int flags, const char *text, int n, xtoken_fn cb) {
     sem_tok *t = (sem_tok *)p;
     const unsigned char *s = (const unsigned char *)text;
@@ -168,8 +369,9 @@ se_status se_fts_register(sqlite3 *db, const char *path, fts5_api **api_out, se_
         return se_err(err, SE_E_UNSUPPORTED,
                       "%s: this SQLite (%s) has no FTS5, which the keyword index needs (Debian's libsqlite3 has it)",
                       path, sqlite3_libversion());
-    fts5_tokenizer tk = {tok_create, tok_delete, tok_tokenize};
-    if (api->xCreateTokenizer(api, "sembed", api, &tk, NULL) != SQLITE_OK)
+    fts5_tokenizer tw = {words_create, words_delete, words_tokenize}, tk = {tok_create, tok_delete, tok_tokenize};
+    if (api->xCreateTokenizer(api, "sembed_words", api, &tw, NULL) != SQLITE_OK ||
+        api->xCreateTokenizer(api, "sembed", api, &tk, NULL) != SQLITE_OK)
         return se_err(err, SE_E_IO, "%s: cannot register the keyword tokenizer: %s", path, sqlite3_errmsg(db));
     return SE_OK;
 }
@@ -194,7 +396,8 @@ se_status se_fts_tokenize(fts5_api *api, const char *text, size_t len, int query
     if (!api || api->xFindTokenizer(api, "sembed", &pu, &tk) != SQLITE_OK)
         return se_err(err, SE_E_INTERNAL, "keyword tokenizer: not registered on this connection");
     Fts5Tokenizer *t = NULL;
-    if (tk.xCreate(pu, NULL, 0, &t) != SQLITE_OK) return se_err(err, SE_E_NOMEM, "keyword tokenizer: cannot create");
+    static const char *v2[] = {"2"};
+    if (tk.xCreate(pu, v2, 1, &t) != SQLITE_OK) return se_err(err, SE_E_NOMEM, "keyword tokenizer: cannot create");
     adapt_ctx a = {fn, user};
     int rc = tk.xTokenize(t, &a, query ? FTS5_TOKENIZE_QUERY : FTS5_TOKENIZE_DOCUMENT, text, (int)len, adapt_cb);
     tk.xDelete(t);

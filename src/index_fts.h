@@ -14,15 +14,18 @@
 #include "sembed.h"
 
 /* The FTS5 table over docs.text: an external-content table (the text is
- * stored once, in docs), rows keyed by docs.id, tokenised by "sembed". */
+ * stored once, in docs), rows keyed by docs.id, tokenised by "sembed" with
+ * UAX #29 words (its argument "2": keyword format 2, index format 3; the
+ * tables of index format 2 say tokenize='sembed', unicode61's pieces). */
 #define SE_FTS_SCHEMA \
-    "CREATE VIRTUAL TABLE fts USING fts5(text, content='docs', content_rowid='id', tokenize='sembed')"
+    "CREATE VIRTUAL TABLE fts USING fts5(text, content='docs', content_rowid='id', tokenize='sembed 2')"
 
 /* The most distinct query terms a keyword search uses (the first ones of
  * the text); a longer text is searched by its first SE_FTS_TERMS_MAX. */
 #define SE_FTS_TERMS_MAX 1024
 
-/* Registers the "sembed" FTS5 tokenizer on db (a connection is needed for
+/* Registers the "sembed" FTS5 tokenizer (and "sembed_words", its UAX #29
+ * word joiner) on db (a connection is needed for
  * each open) and gives the connection's fts5_api in *api (may be NULL),
  * valid while db is open. SE_E_UNSUPPORTED, naming path, when this SQLite
  * has no FTS5. */
@@ -32,7 +35,9 @@ se_status se_fts_register(sqlite3 *db, const char *path, fts5_api **api, se_erro
  * byte span [start, end) in the input it came from. Nonzero stops. */
 typedef int (*se_fts_token_fn)(void *user, const char *tok, int n, int start, int end);
 
-/* Tokenises text (len bytes) as the keyword index does (for documents
+/* Tokenises text (len bytes) as the keyword index does, with UAX #29
+ * words (keyword format 2, whatever the file's FTS5 table says: the
+ * in-memory scorer builds from the stored texts) (for documents
  * when query is false, for queries when true), calling fn per token. api:
  * se_fts_register's, of a connection with the tokenizer registered. */
 se_status se_fts_tokenize(fts5_api *api, const char *text, size_t len, int query, se_fts_token_fn fn, void *user,

@@ -95,6 +95,20 @@ def test_errors():
         open(bad, "w").write('"ok"\n{"text": 3}\n')
         rc, _, err = run("encode", "-m", FIX + "en-mean-norm", "-i", bad, "--jsonl-input")
         check("bad JSONL names the line", rc == 1 and "bad.jsonl:2:" in err, err)
+        # a bad line at the end of a file fails before the encode starts (not after
+        # encoding everything above it): no progress line, no output
+        late = os.path.join(d, "late.txt")
+        with open(late, "wb") as f:
+            f.write(b"".join(b"sentence number %d\n" % i for i in range(3000)) + b"nul \x00 byte\n")
+        o = os.path.join(d, "late.npy")
+        rc, _, err = run("encode", "-m", FIX + "en-mean-norm", "-i", late, "-o", o, "-b", "8", "--progress")
+        check("a NUL byte on the last line fails before encoding", rc == 1 and "late.txt:3001: line contains a NUL byte" in err
+              and "encoding:" not in err and not os.path.exists(o), err)
+        with open(late, "wb") as f:
+            f.write(b"".join(b"sentence number %d\n" % i for i in range(3000)) + b"truncated \xe4\xb8\n")
+        rc, _, err = run("encode", "-m", FIX + "en-mean-norm", "-i", late, "-o", o, "-b", "8", "--progress")
+        check("invalid UTF-8 on the last line fails before encoding", rc == 1 and "late.txt:3001: invalid UTF-8 at byte 10"
+              in err and "encoding:" not in err and not os.path.exists(o), err)
     rc, _, err = run("encode", "-m", "/nonexistent")
     check("missing model", rc == 1 and "/nonexistent" in err, err)
     rc, _, err = run("encode")

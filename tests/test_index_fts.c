@@ -122,6 +122,63 @@ TEST(test_fts_tokens_mixed) {
     sqlite3_close(db);
 }
 
+/* Tokenises text for documents; 1 when the tokens equal want (n of them),
+ * else 0 with the difference printed. */
+static int tokens_are(fts5_api *api, const char *text, const char *const *want, int n) {
+    toks t = {0};
+    se_error err = {0};
+    if (se_fts_tokenize(api, text, strlen(text), 0, collect, &t, &err) != SE_OK) return 0;
+    int ok = t.n == n;
+    for (int i = 0; ok && i < n; i++) ok = !strcmp(t.text[i], want[i]);
+    if (!ok) {
+        fprintf(stderr, "  '%s' ->", text);
+        for (int i = 0; i < t.n && i < 16; i++) fprintf(stderr, " [%s]", t.text[i]);
+        fprintf(stderr, " (want %d tokens)\n", n);
+    }
+    return ok;
+}
+
+#define TOKS(api, text, ...)                                                              \
+    do {                                                                                   \
+        static const char *const w_[] = {__VA_ARGS__};                                     \
+        CHECK_MSG(tokens_are(api, text, w_, (int)(sizeof w_ / sizeof *w_)), "tokens of %s", text); \
+    } while (0)
+
+/* UAX #29 words (keyword format 2), as Lucene's StandardTokenizer makes
+ * them: numbers keep their '.' and ',' ("5.3", "1,000", "0.05"), a word
+ * its inner apostrophe ("don't", "don’t" the same), '.' between letters
+ * ("e.g", "u.s.a"); a possessive 's goes (its span ends before it);
+ * hyphens, '<', '/' and ':' separate; Chinese stays in bigrams. */
+TEST(test_fts_tokens_uax29) {
+    sqlite3 *db;
+    CHECK(sqlite3_open(":memory:", &db) == SQLITE_OK);
+    se_error err = {0};
+    fts5_api *api = NULL;
+    CHECK(se_fts_register(db, ":memory:", &api, &err) == SE_OK);
+    TOKS(api, "a dose of 5.3 mg", "a", "dose", "of", "5.3", "mg");
+    TOKS(api, "1,000 cells; p<0.05", "1,000", "cell", "p", "0.05");
+    TOKS(api, "version 3.5.6, 5,a", "version", "3.5.6", "5", "a");
+    TOKS(api, "don't DON’T", "don't", "don't");
+    TOKS(api, "the patient's Café’s", "the", "patient", "cafe");
+    TOKS(api, "CD4's", "cd4", "s"); /* 4 ' s: digit then letter, not joined (nor a possessive) */
+    TOKS(api, "covid-19 and IL-6", "covid", "19", "and", "il", "6");
+    TOKS(api, "e.g. U.S.A. a:b x_y 10.1016/j.cell", "e.g", "u.s.a", "a", "b", "x_y", "10.1016", "j.cell");
+    TOKS(api, "trailing. dots.. 'quoted' -5", "trail", "dot", "quot", "5");
+    TOKS(api, "3.5苹果手机", "3.5", "苹果", "果手", "手机");
+    /* the possessive's span: "patient" is bytes 4..11 */
+    toks t = {0};
+    CHECK(se_fts_tokenize(api, "the patient's", 13, 0, collect, &t, &err) == SE_OK && t.n == 2);
+    CHECK_MSG(t.start[1] == 4 && t.end[1] == 11, "span %d..%d", t.start[1], t.end[1]);
+    /* a joined word longer than 255 bytes stays in pieces */
+    char longw[700];
+    size_t l = 0;
+    for (int i = 0; i < 100; i++) l += (size_t)snprintf(longw + l, sizeof longw - l, "%s%d", i ? "." : "", 100 + i);
+    t = (toks){0};
+    CHECK(se_fts_tokenize(api, longw, l, 0, collect, &t, &err) == SE_OK);
+    CHECK_MSG(t.n == 2, "%d tokens", t.n); /* 64 numbers (255 bytes), then the other 36 */
+    sqlite3_close(db);
+}
+
 /* ---- the index ---- */
 
 #define DIM 4
@@ -202,10 +259,10 @@ TEST(test_fts_add_replace_delete) {
     CHECK(kw_ids(idx, "dog", ids, sizeof ids, &err) == SE_OK && !strcmp(ids, "d"));
     CHECK(se_index_close(idx, &err) == SE_OK);
     CHECK(fts_consistent(path));
-    /* a read-only open of format 2 searches keywords */
+    /* a read-only open of format 3 searches keywords */
     CHECK(se_index_open(path, true, NULL, NULL, &idx, &err) == SE_OK);
     se_index_info info;
-    CHECK(se_index_get_info(idx, &info, &err) == SE_OK && info.format_version == 2);
+    CHECK(se_index_get_info(idx, &info, &err) == SE_OK && info.format_version == 3);
     CHECK(kw_ids(idx, "cell", ids, sizeof ids, &err) == SE_OK && !strcmp(ids, "b"));
     se_index_close(idx, NULL);
 }
@@ -234,7 +291,7 @@ TEST(test_fts_upgrade_v1) {
     /* writable: upgraded in place, found by keyword, searched by vector as before */
     CHECK(se_index_open(path, false, NULL, NULL, &idx, &err) == SE_OK);
     if (!idx) return;
-    CHECK(se_index_get_info(idx, &info, &err) == SE_OK && info.format_version == 2 && info.n_docs == 4);
+    CHECK(se_index_get_info(idx, &info, &err) == SE_OK && info.format_version == 3 && info.n_docs == 4);
     CHECK(kw_ids(idx, "dog", ids, sizeof ids, &err) == SE_OK && !strcmp(ids, "a"));
     CHECK(kw_ids(idx, "手机质量", ids, sizeof ids, &err) == SE_OK && !strcmp(ids, "c"));
     size_t n2 = 0;
@@ -244,6 +301,67 @@ TEST(test_fts_upgrade_v1) {
     CHECK(fts_consistent(path));
     CHECK(se_index_open(path, true, NULL, NULL, &idx, &err) == SE_OK);
     CHECK(kw_ids(idx, "garden", ids, sizeof ids, &err) == SE_OK && !strcmp(ids, "a"));
+    se_index_close(idx, NULL);
+}
+
+/* Whether the stored keyword index of path has the term (fts5vocab over
+ * the FTS table); -1 when it cannot be read. */
+static int fts_has_term(const char *path, const char *term) {
+    sqlite3 *db;
+    sqlite3_stmt *q = NULL;
+    int r = -1;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) goto done;
+    if (se_fts_register(db, path, NULL, NULL) != SE_OK ||
+        sqlite3_exec(db, "CREATE VIRTUAL TABLE temp.vocab USING fts5vocab(main, fts, 'row')", NULL, NULL, NULL) ||
+        sqlite3_prepare_v2(db, "SELECT count(*) FROM temp.vocab WHERE term = ?", -1, &q, NULL))
+        goto done;
+    sqlite3_bind_text(q, 1, term, -1, SQLITE_STATIC);
+    if (sqlite3_step(q) == SQLITE_ROW) r = sqlite3_column_int(q, 0) > 0;
+done:
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return r;
+}
+
+/* An index of format 2 (tests/fixtures/index/v2-words.idx, made by sembed
+ * at 44b72aa, then VACUUMed to 1 KiB pages: its FTS table holds unicode61's pieces, "5" and "3" for
+ * "5.3"): read-only it stays as it is and its FTS table stays consistent
+ * (tokenize='sembed' still means those pieces), while keyword searches
+ * already find "5.3" (the in-memory scorer tokenises the stored texts
+ * anew); a writable open rebuilds the FTS table with UAX #29 words and
+ * makes it format 3. */
+TEST(test_fts_upgrade_v2) {
+    char path[300], cmd[700], ids[200];
+    path_in(path, sizeof path, "v2.idx");
+    snprintf(cmd, sizeof cmd, "cp tests/fixtures/index/v2-words.idx '%s'", path);
+    CHECK(system(cmd) == 0);
+    CHECK(fts_consistent(path));
+    CHECK(fts_has_term(path, "5") == 1 && fts_has_term(path, "5.3") == 0 && fts_has_term(path, "1,000") == 0);
+    se_index *idx = NULL;
+    se_error err = {0};
+    CHECK(se_index_open(path, true, NULL, NULL, &idx, &err) == SE_OK);
+    if (!idx) return;
+    se_index_info info;
+    CHECK(se_index_get_info(idx, &info, &err) == SE_OK && info.format_version == 2 && info.n_docs == 4);
+    CHECK(kw_ids(idx, "5.3", ids, sizeof ids, &err) == SE_OK && !strcmp(ids, "a"));
+    se_index_close(idx, NULL);
+    CHECK(fts_has_term(path, "5.3") == 0);
+    /* writable: rebuilt in place */
+    CHECK(se_index_open(path, false, NULL, NULL, &idx, &err) == SE_OK);
+    if (!idx) return;
+    CHECK(se_index_get_info(idx, &info, &err) == SE_OK && info.format_version == 3 && info.n_docs == 4);
+    CHECK(kw_ids(idx, "1,000 cells", ids, sizeof ids, &err) == SE_OK && !strcmp(ids, "d"));
+    CHECK(kw_ids(idx, "patient", ids, sizeof ids, &err) == SE_OK && (!strcmp(ids, "a b") || !strcmp(ids, "b a")));
+    CHECK(kw_ids(idx, "手机质量", ids, sizeof ids, &err) == SE_OK && !strcmp(ids, "c"));
+    CHECK(se_index_close(idx, &err) == SE_OK);
+    CHECK(fts_consistent(path));
+    CHECK(fts_has_term(path, "5.3") == 1 && fts_has_term(path, "1,000") == 1 && fts_has_term(path, "don't") == 1);
+    CHECK(fts_has_term(path, "patient") == 1 && fts_has_term(path, "s") == 0);
+    /* and read-only again: format 3, searched by keyword */
+    CHECK(se_index_open(path, true, NULL, NULL, &idx, &err) == SE_OK);
+    if (!idx) return;
+    CHECK(se_index_get_info(idx, &info, &err) == SE_OK && info.format_version == 3);
+    CHECK(kw_ids(idx, "5.3 mg", ids, sizeof ids, &err) == SE_OK && !strcmp(ids, "a b")); /* "5.3" only in a */
     se_index_close(idx, NULL);
 }
 
@@ -769,7 +887,9 @@ int main(void) {
     RUN(test_fuse_alpha_ends);
     RUN(test_fts_tokens_mixed);
     RUN(test_fts_add_replace_delete);
+    RUN(test_fts_tokens_uax29);
     RUN(test_fts_upgrade_v1);
+    RUN(test_fts_upgrade_v2);
     RUN(test_fts_hostile_queries);
     RUN(test_hybrid_search);
     RUN(test_bm25_hand_values);

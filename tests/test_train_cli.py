@@ -15,8 +15,13 @@ layers x 32), so each run takes well under a second.
 - the output folder loads in `sembed encode`, whose vectors equal the
   PyTorch reference of tools/train_grad_ref.py on the folder's files
   (1e-5), for a fine-tuned model and a --init random student;
+- --init random --arch xlmr (--spm) and mpnet (--vocab): Hugging Face's folders
+  (config.json, tokenizer files, special ids), trained, loaded by sembed and the
+  torch reference alike;
 - --init random --dense D: a Dense module (2_Dense/) to D dimensions, trained,
   loaded and encoded by sembed as the torch reference does;
+- --eval-ir on a BEIR folder: nDCG@10, MRR@10, Recall@10 as `sembed eval ir`
+  computes them on the output, under sentence-transformers' metric names;
 - the loss curve of 50 MNRL steps (dropout on) equals PyTorch's within 0.1% at
   every step (tests/fixtures/train-curve/, made by tools/train_curve_ref.py);
 - bad data files and options give errors naming the file and line;
@@ -301,18 +306,46 @@ def test_output(d):
     check("output: a folder holding a model is refused", rc == 1 and "already holds a model" in err, err)
 
 
-def test_warmup_ratio(d):
-    """--warmup-ratio R: ceil(R * steps) warm-up steps in double, as Hugging Face's get_warmup_steps computes
-    math.ceil(steps * R): 0.1 of 50 steps is 5 (R as a float32, 0.1f * 50 = 5.0000001, gave 6)."""
-    out = os.path.join(d, "warm")
-    rc, _, err = run("train", "-m", MODEL, "--loss", "mnrl", "--data", PAIRS, "-o", out, "--batch-size", "10",
-                     "--epochs", "10", "--lr", "1e-3", "--warmup-ratio", "0.1", "--logging-steps", "1")
-    check("warmup ratio: runs", rc == 0, err)
+IR = "tests/fixtures/eval/scifact-mini"
+
+
+def test_eval_ir(d):
+    """--eval-ir DIR (BEIR's layout, gzipped files): after each epoch and every --eval-steps, nDCG@10, MRR@10 and
+    Recall@10 under sentence-transformers' names (eval_{folder}_cosine_ndcg@10); the last equals `sembed eval ir`
+    on the output folder (the trainer's forward and exact search against the library's); the best nDCG@10 is
+    trainer_state.json's best_metric."""
+    nd = nodrop(d)
+    out = os.path.join(d, "eval-ir")
+    rc, _, err = run("train", "-m", nd, "--loss", "mnrl", "--data", PAIRS, "-o", out, "--batch-size", "16",
+                     "--epochs", "2", "--lr", "3e-3", "--eval-ir", IR + "/", "--eval-steps", "2")
+    check("eval-ir runs", rc == 0, err)
     if rc:
         return
-    lr = [e["learning_rate"] for e in state(out)["log_history"]]
-    check("warmup ratio 0.1 of 50 steps: 5 warm-up steps", "50 steps (10 epochs of 5), batch 10 x 1, 5 warm-up steps" in err
-          and abs(lr[4] - 8e-4) < 1e-9 and abs(lr[5] - 1e-3) < 1e-9 and abs(lr[6] - 1e-3 * 44 / 45) < 1e-9, (err, lr[:8]))
+    st = state(out)
+    h = st["eval_history"]
+    keys = ["eval_scifact-mini_cosine_" + k for k in ("ndcg@10", "mrr@10", "recall@10")]
+    check("eval-ir: per epoch and every 2 steps, three metrics in [0, 1]",
+          [e["step"] for e in h] == [2, 3, 4, 6] and all(0 <= e[k] <= 1 for e in h for k in keys), h)
+    check("eval-ir: the metrics change as the model trains", len({e[keys[0]] for e in h}) > 1, h)
+    check("eval-ir: on the progress lines",
+          err.count("nDCG@10 ") == 4 and "(30 queries) on " + IR in err, err)
+    rc, o, e2 = run("eval", "ir", "-m", out, IR, "--json", "-q")
+    want = json.loads(o)["metrics"] if rc == 0 else {}
+    check("eval-ir: the last evaluation equals sembed eval ir on the output",
+          rc == 0 and all(abs(h[-1][k] - want[k.rsplit("_", 1)[1]]) < 2e-6 for k in keys), (h[-1], o, e2))
+    best = max(h, key=lambda e: e[keys[0]])
+    check("eval-ir: the best nDCG@10 is trainer_state's best_metric",
+          st.get("metric_for_best_model") == keys[0] and st.get("best_metric") == best[keys[0]]
+          and st.get("best_global_step") == best["step"], st)
+    # errors: a folder without the files; a bad qrels line named with its line
+    rc, _, err = train(os.path.join(d, "ir-none"), "--eval-ir", d)
+    check("eval-ir: a folder without corpus.jsonl refused", rc == 1 and "--eval-ir " + d + ": expected corpus.jsonl" in err, err)
+    bad = os.path.join(d, "ir-bad")
+    shutil.copytree(IR, bad)
+    with open(os.path.join(bad, "qrels.tsv"), "a") as f:
+        f.write("q1 d2\n")
+    rc, _, err = train(os.path.join(d, "ir-bad-out"), "--eval-ir", bad)
+    check("eval-ir: a bad qrels line named", rc == 1 and os.path.join(bad, "qrels.tsv") + ":33: expected query-id" in err, err)
 
 
 CURVE = "tests/fixtures/train-curve/en-mean-norm-mnrl.json"
@@ -333,12 +366,17 @@ def test_loss_curve(d):
     with open(CURVE) as f:
         want = json.load(f)
     out = os.path.join(d, "curve")
-    rc, _, err = train(out, "--batch-size", "10", "--epochs", "10", "--lr", "1e-3", "--warmup-ratio", "0.1",
-                       "--weight-decay", "0.01", "--seed", "42", "--logging-steps", "1")
+    rc, _, err = run("train", "-m", MODEL, "--loss", "mnrl", "--data", PAIRS, "-o", out, "--batch-size", "10",
+                     "--epochs", "10", "--lr", "1e-3", "--warmup-ratio", "0.1", "--weight-decay", "0.01", "--seed", "42",
+                     "--logging-steps", "1")
     check("loss curve: 50 steps run", rc == 0, err)
     if rc:
         return
     h = state(out)["log_history"]
+    # ceil(R * steps) in double, as transformers' get_warmup_steps: 0.1 of 50 is 5 (R as a float32 gave 6)
+    lr = [e["learning_rate"] for e in h]
+    check("warmup ratio 0.1 of 50 steps: 5 warm-up steps", "50 steps (10 epochs of 5), batch 10 x 1, 5 warm-up steps" in err
+          and abs(lr[4] - 8e-4) < 1e-9 and abs(lr[5] - 1e-3) < 1e-9 and abs(lr[6] - 1e-3 * 44 / 45) < 1e-9, (err, lr[:8]))
     got = [e["loss"] for e in h]
     rel = [abs(a - b) / abs(b) for a, b in zip(got, want["loss"])]
     check("loss curve: 50 steps, PyTorch's loss within 0.1% at every step",
@@ -347,6 +385,59 @@ def test_loss_curve(d):
     check("loss curve: PyTorch's gradient norms within 0.1%", max(gn) < 1e-3, max(gn))
     lr = [abs(e["learning_rate"] - b) for e, b in zip(h, want["learning_rate"])]
     check("loss curve: PyTorch's learning rates (warm-up 5, linear decay)", max(lr) < 1e-9, lr)
+
+
+def test_init_arch(d):
+    """--init random --arch xlmr|mpnet: the folder Hugging Face writes for XLMRobertaModel (sentencepiece.bpe.model,
+    fairseq ids <s>=0 <pad>=1 </s>=2) or MPNetModel (a WordPiece vocab.txt with <s> </s>, a relative position
+    bias), RoBERTa's positions (max_position_embeddings = length + 2, padding_idx 1 whose rows start and stay
+    zero), trained; sembed encode equals the torch reference on the folder's files."""
+    cases = [("xlmr", ["--spm", "tests/fixtures/sentencepiece/test_model.model"], "xlm-roberta", "sentencepiece.bpe.model"),
+             ("mpnet", ["--vocab", "tests/fixtures/models/mpnet-mean-norm/vocab.txt"], "mpnet", "vocab.txt")]
+    for arch, src, mt, tokfile in cases:
+        out = os.path.join(d, "init-" + arch)
+        rc, _, err = run("train", "--init", "random", "--arch", arch, *src, "--layers", "1", "--hidden", "32", "--heads",
+                         "2", "--max-seq-length", "32", "--loss", "mnrl", "--data", PAIRS, "--batch-size", "16",
+                         "--lr", "1e-3", "-o", out, "-q")
+        check("init %s runs" % arch, rc == 0, err)
+        if rc:
+            continue
+        with open(os.path.join(out, "config.json")) as f:
+            cfg = json.load(f)
+        check("init %s: config.json" % arch, cfg["model_type"] == mt and cfg["max_position_embeddings"] == 34
+              and cfg["pad_token_id"] == 1 and cfg["hidden_size"] == 32 and cfg["num_hidden_layers"] == 1
+              and cfg.get("type_vocab_size", 0) == (1 if arch == "xlmr" else 0)
+              and (arch == "xlmr" or cfg["relative_attention_num_buckets"] == 32), cfg)
+        with open(os.path.join(out, "sentence_bert_config.json")) as f:
+            msl = json.load(f)["max_seq_length"]
+        check("init %s: tokenizer files, max_seq_length 32" % arch,
+              all(os.path.isfile(os.path.join(out, x)) for x in (tokfile, "tokenizer_config.json", "special_tokens_map.json"))
+              and msl == 32, os.listdir(out))
+        rc, o, e = run("tokenize", "-m", out, input=b"A plane is taking off.\n")
+        ids = json.loads(o) if rc == 0 else []
+        check("init %s: <s> ... </s> as ids 0 ... 2" % arch, len(ids) > 3 and ids[0] == 0 and ids[-1] == 2, (o, e))
+        w = {}
+        import train_grad_ref as ref
+        w = ref.read_safetensors(os.path.join(out, "model.safetensors"))
+        check("init %s: the padding_idx rows zero (Hugging Face's init; never used, so never trained)" % arch,
+              float(w["embeddings.word_embeddings.weight"][1].abs().max()) == 0
+              and float(w["embeddings.position_embeddings.weight"][1].abs().max()) == 0
+              and float(w["embeddings.word_embeddings.weight"][5].abs().max()) > 0)
+        if arch == "mpnet":
+            check("init mpnet: MPNet's names and relative position bias",
+                  tuple(w["encoder.relative_attention_bias.weight"].shape) == (32, 2)
+                  and "encoder.layer.0.attention.attn.q.weight" in w, sorted(w)[:8])
+        rc, v = sembed_vectors(out, TEXTS)
+        check("init %s: loads in sembed encode" % arch, rc == 0 and v.shape == (3, 32), v)
+        if rc == 0:
+            r = ref_vectors(out, TEXTS)
+            check("init %s: equals the torch reference (1e-5)" % arch, np.abs(v - r).max() < 1e-5, np.abs(v - r).max())
+    rc, _, err = run("train", "--init", "random", "--arch", "xlmr", "--vocab", "tests/fixtures/models/mpnet-mean-norm/vocab.txt",
+                     "--loss", "mnrl", "--data", PAIRS, "-o", os.path.join(d, "init-bad"))
+    check("init xlmr without --spm: usage error", rc == 2 and "--arch xlmr needs --spm FILE" in err, err)
+    rc, _, err = run("train", "--init", "random", "--arch", "gpt", "--vocab", "x", "--loss", "mnrl", "--data", PAIRS,
+                     "-o", os.path.join(d, "init-bad"))
+    check("init --arch gpt: usage error", rc == 2 and "--arch gpt: one of bert, xlmr, mpnet" in err, err)
 
 
 def test_dense(d):
@@ -452,13 +543,14 @@ def main():
         test_help()
         test_loss_down(d)
         test_eval_stsb(d)
+        test_eval_ir(d)
         test_seed(d)
         test_resume(d)
         test_cmnrl(d)
         test_interrupt(d)
         test_output(d)
+        test_init_arch(d)
         test_dense(d)
-        test_warmup_ratio(d)
         test_loss_curve(d)
         test_errors(d)
     report("test_train_cli.py")

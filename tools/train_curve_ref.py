@@ -33,7 +33,11 @@ What is the same as sembed's run, and how:
     torch.nn.utils.clip_grad_norm_ before each step;
   - the loss: MultipleNegativesRankingLoss (scale * cos_sim of anchors
     against positives and negatives, cross-entropy with label i).
-Not covered: --grad-accum > 1, the losses other than MNRL, token types.
+  - --grad-accum K: K micro-batches a step (the last step of an epoch may have
+    fewer), each one's loss divided by K before its backward pass, one
+    clipping and AdamW step after them; the logged loss is the mean of the
+    micro-batches' losses (sembed's).
+Not covered: the losses other than MNRL, token types.
 
 The encoder runs on the packed batch (every token's row of every sentence,
 as sembed packs it, no padding) for everything but attention, which runs per
@@ -195,15 +199,30 @@ def mnrl(emb, B, scale):
     return F.cross_entropy(scale * a @ cand.T, torch.arange(B))
 
 
+def col_rank(k):
+    """sembed's order of JSONL columns (src/train/train_data.c, col_rank): anchor, positive, negative,
+    negative_1, ..., then the other names alphabetically."""
+    if k in ("anchor", "sentence1", "sentence_A", "query"):
+        return (0, k)
+    if k in ("positive", "sentence2", "sentence_B"):
+        return (1, k)
+    if k == "negative":
+        return (2, k)
+    if k.startswith("negative_") and k[9:].isdigit() and int(k[9:]) < 900:
+        return (3 + int(k[9:]), k)
+    return (1000, k)
+
+
 def read_rows(path, columns):
-    """The text columns of a JSONL file: rows of strings, in the order of columns (default the first row's keys)."""
+    """The text columns of a JSONL file: rows of strings, in the order of columns (default the first row's
+    keys in sembed's order; a score or label field is not a text)."""
     rows = []
     with open(path, encoding="utf-8") as f:
         for line in f:
             if not line.strip():
                 continue
             o = json.loads(line)
-            columns = columns or list(o.keys())
+            columns = columns or sorted((k for k in o if k not in ("score", "label")), key=col_rank)
             rows.append([o[k] for k in columns])
     return rows
 
@@ -228,9 +247,10 @@ def train(a):
     n, nc = len(rows), len(rows[0])
     ids = tokenize(a.sembed, a.model, [t for r in rows for t in r], a.max_seq_length)
     ids = [ids[i * nc:(i + 1) * nc] for i in range(n)]
-    B = a.batch_size
+    B, K = a.batch_size, a.grad_accum
     nb = (n + B - 1) // B
-    total = nb * a.epochs
+    spe = (nb + K - 1) // K
+    total = spe * a.epochs
     warm = math.ceil(a.warmup_ratio * total)
     P = M["params"]
     nodecay = [v for k, v in P.items() if "bias" in k or "LayerNorm" in k]
@@ -245,28 +265,34 @@ def train(a):
     lr_sched = torch.optim.lr_scheduler.LambdaLR(opt, sched)
     losses, lrs, norms = [], [], []
     for step in range(min(total, a.stop_after or total)):
-        ep, mb = divmod(step, nb)
-        if mb == 0:
+        ep = step // spe
+        if step % spe == 0:
             perm = epoch_order(n, a.seed, ep)
-        rws = perm[mb * B:(mb + 1) * B]
-        sents = [ids[r][c] for c in range(nc) for r in rws]
-        key = dropout_key(a.seed, ep, nb, mb) if not a.no_dropout else None
         opt.zero_grad()
-        loss = mnrl(forward(M, sents, key), len(rws), a.scale)
-        loss.backward()
+        step_loss = []
+        for k in range(K):
+            mb = (step % spe) * K + k
+            if mb >= nb:
+                break
+            rws = perm[mb * B:(mb + 1) * B]
+            sents = [ids[r][c] for c in range(nc) for r in rws]
+            key = dropout_key(a.seed, ep, nb, mb) if not a.no_dropout else None
+            loss = mnrl(forward(M, sents, key), len(rws), a.scale)
+            (loss / K if K > 1 else loss).backward()
+            step_loss.append(loss.item())
         lrs.append(opt.param_groups[0]["lr"])
         norms.append(float(torch.nn.utils.clip_grad_norm_(list(P.values()), a.max_grad_norm))
                      if a.max_grad_norm > 0 else 0.0)
         opt.step()
         lr_sched.step()
-        losses.append(loss.item())
+        losses.append(sum(step_loss) / len(step_loss))
         if a.dump_step == step + 1:  # the parameters after this step, to compare with a sembed checkpoint
             st = {"exp_avg/" + k: opt.state[v]["exp_avg"].numpy() for k, v in P.items()}
             st.update({"exp_avg_sq/" + k: opt.state[v]["exp_avg_sq"].numpy() for k, v in P.items()})
             np.savez(a.dump, **{k: v.detach().numpy() for k, v in P.items()}, **st)
         if a.verbose:
             print("step %d loss %.6f lr %.3g norm %.4f" % (step + 1, losses[-1], lrs[-1], norms[-1]), file=sys.stderr)
-    return {"model": a.model, "data": a.data, "batch_size": B, "epochs": a.epochs, "lr": a.lr,
+    return {"model": a.model, "data": a.data, "batch_size": B, "grad_accum": K, "epochs": a.epochs, "lr": a.lr,
             "warmup_ratio": a.warmup_ratio, "weight_decay": a.weight_decay, "max_grad_norm": a.max_grad_norm,
             "seed": a.seed, "scale": a.scale, "dropout": not a.no_dropout, "steps": total,
             "torch": torch.__version__, "threads": a.threads, "loss": losses, "learning_rate": lrs, "grad_norm": norms}
@@ -279,6 +305,7 @@ def main():
     ap.add_argument("--columns")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--grad-accum", type=int, default=1)
     ap.add_argument("--lr", type=float, default=5e-5)
     ap.add_argument("--warmup-ratio", type=float, default=0.0)
     ap.add_argument("--weight-decay", type=float, default=0.0)

@@ -23,6 +23,8 @@ WS = re.compile(r"\s+")
 def good(s):
     """A sentence worth a teacher vector: 4-60 words, mostly letters, not code."""
     s = s.strip()
+    if any(ord(c) < 32 or 0x7f <= ord(c) < 0xa0 or c == "\ufffd" for c in s):  # control bytes, NUL, U+FFFD
+        return False
     w = s.split()
     if not 4 <= len(w) <= 60 or len(s) > 400:
         return False
