@@ -24,7 +24,8 @@ the same ranking whatever the candidate counts) and ramp (depth with a
 per-query alpha from lo to hi as the vector spread grows from s0 to s1;
 the default: lo 0.2, hi 0.8, s0 0.1, s1 0.3, flat 0.02).
 
-The C build is checked against the replay: `sembed eval ir --hybrid` (the
+"vector_cand": the default with the vector list cut to 10, 20, 50, 200
+candidates (BM25's to 100). The C build is checked against the replay: `sembed eval ir --hybrid` (the
 default fusion, top 100) must give the replay's nDCG@10, and a top-10
 se_index_search --hybrid the replay's top 10 on every query ("c_check").
 
@@ -287,6 +288,10 @@ def run_set(a, name, folder, idx):
             if (m, p) == DEFAULT:
                 replay[reg] = tops
         out["methods"][label(m, p)] = res
+    # how many vector candidates the default needs (HNSW's cost grows with them; src/index_fts.h
+    # SE_FUSE_VECTOR_MIN): the vector list cut to kv, BM25's to a top-10 search's 100
+    out["vector_cand"] = {str(kv): mean([fuse(*DEFAULT, v[:kv], k[:100]) for v, k in zip(runs["v"], runs["k"])])
+                          for kv in (10, 20, 50, 200)}
     # the C build against the replay
     ev = subprocess.run([a.sembed, "eval", "ir", "-m", a.model, folder, "--index", idx, "-q", "--json", "--hybrid"],
                         capture_output=True, text=True, check=True)
