@@ -1477,13 +1477,11 @@ static se_status search_text(se_index *idx, const float *query, const se_index_s
     for (size_t i = 0; i < nk; i++) ki[i] = (se_fuse_item){kh[i].doc, kh[i].score};
     se_fusion method = p->fusion;
     float alpha = p->alpha;
-    if (method == SE_FUSION_DEFAULT) {
+    if (method == SE_FUSION_DEFAULT && alpha >= 0) /* an explicit alpha: score fusion, as --fusion score */
         method = SE_FUSION_SCORE;
-        if (alpha < 0) /* the measured default, and no weight for a vector side that does not discriminate */
-            alpha = se_fuse_spread(vi, nv, SE_FUSE_FLAT_N) < SE_FUSE_FLAT_SPREAD ? 0.0f : SE_FUSE_DEFAULT_ALPHA;
-    } else if (alpha < 0) {
+    else if (method == SE_FUSION_SCORE && alpha < 0)
         alpha = SE_FUSE_DEFAULT_ALPHA;
-    }
+    /* SE_FUSION_DEFAULT with alpha < 0: se_fuse weighs each query by its vector side's spread */
     se_fuse(vi, nv, ki, nk, method, alpha, p->rrf_k, fu, &nf);
     size_t n = nf < p->k ? nf : p->k;
     for (size_t i = 0; i < n; i++) {

@@ -90,10 +90,15 @@ typedef struct se_fused {
  * row id. method SE_FUSION_RRF: sum over the sides of 1 / (rrf_k + rank),
  * rank from 1. SE_FUSION_SCORE: alpha * mm(v) + (1 - alpha) * mm(kw), each
  * side min-max normalised over its own list (all equal: 1), 0 for a side
- * that did not return the document. Ties go by the rank on the side
- * weighted more (RRF: the vector side), then the other side's rank, then
- * row id; so alpha 0 gives the keyword ranking followed by the documents
- * only the vector side returned, in its order. Pure; no allocation. */
+ * that did not return the document. SE_FUSION_DEFAULT: the same sum, but
+ * each side normalised against its best score and its score at rank
+ * SE_FUSE_DEPTH_VECTOR / SE_FUSE_DEPTH_KEYWORD (the last when shorter),
+ * floored at 0, so that the ranking does not depend on how many
+ * candidates each side gave; alpha negative: se_fuse_default_alpha(v).
+ * Ties go by the rank on the side weighted more (RRF: the vector side),
+ * then the other side's rank, then row id; so alpha 0 gives the keyword
+ * ranking followed by the documents only the vector side returned, in its
+ * order. Pure; no allocation. */
 void se_fuse(const se_fuse_item *v, size_t nv, const se_fuse_item *kw, size_t nk, se_fusion method, float alpha,
              uint32_t rrf_k, se_fused *out, size_t *n_out);
 
@@ -101,18 +106,35 @@ void se_fuse(const se_fuse_item *v, size_t nv, const se_fuse_item *kw, size_t nk
  * n (1-based; the last one when the list is shorter); 0 for fewer than 2. */
 float se_fuse_spread(const se_fuse_item *v, size_t nv, size_t n);
 
+/* The default fusion's vector weight for one query, from the vector side's
+ * spread s over its first SE_FUSE_FLAT_N candidates: 0 below
+ * SE_FUSE_FLAT_SPREAD (a side whose scores do not discriminate: min-max
+ * normalisation would amplify it into full-range noise), SE_FUSE_ALPHA_LOW
+ * up to SE_FUSE_RAMP_FROM, rising linearly to SE_FUSE_ALPHA_HIGH at
+ * SE_FUSE_RAMP_TO and above (a vector side that separates its best
+ * documents clearly is trusted more). */
+float se_fuse_default_alpha(const se_fuse_item *v, size_t nv);
+
 /* The default fusion (SE_FUSION_DEFAULT), chosen by tools/fusion_sweep.py
- * (README "Hybrid search"): normalised score fusion with this vector
- * weight, and the vector side ignored (alpha 0) when its spread over the
- * first SE_FUSE_FLAT_N candidates is below SE_FUSE_FLAT_SPREAD. */
+ * over SciFact, zh-stsb-ir, en-stsb-ir and en-stsb-ir-hard (README
+ * "Hybrid search"). SE_FUSE_DEFAULT_ALPHA is --fusion score's alpha when
+ * none is given. */
 #define SE_FUSE_DEFAULT_ALPHA 0.2f
 #define SE_FUSE_FLAT_N 10
 #define SE_FUSE_FLAT_SPREAD 0.02f
+#define SE_FUSE_RAMP_FROM 0.1f
+#define SE_FUSE_RAMP_TO 0.3f
+#define SE_FUSE_ALPHA_LOW 0.2f
+#define SE_FUSE_ALPHA_HIGH 0.8f
+#define SE_FUSE_DEPTH_VECTOR 20
+#define SE_FUSE_DEPTH_KEYWORD 100
 
 /* A hybrid search's vector side gives max(SE_FUSE_VECTOR_MIN,
  * SE_FUSE_VECTOR_MULT k) documents to the fusion (the keyword side
  * max(100, 10 k)): measured by tools/fusion_sweep.py (vector_cand), 20
- * candidates fuse as well as 100 on SciFact and cost a third as much. */
+ * candidates fuse as well as 200 with the default on all four sets (it
+ * scores the vector side against its 20th: later ones add 0), and HNSW's
+ * cost grows with them. */
 #define SE_FUSE_VECTOR_MIN 20
 #define SE_FUSE_VECTOR_MULT 2
 

@@ -1,8 +1,9 @@
 /*
  * index_fusion.c - fusing the vector and the keyword rankings of a hybrid
  * search (index_fts.h): reciprocal rank fusion and min-max normalised
- * score fusion, and the vector side's score spread that the default uses
- * to tell a side that discriminates from a flat one. Pure functions over
+ * score fusion, and the default: score fusion with each side normalised
+ * against a fixed depth and a per-query vector weight that grows with the
+ * vector side's score spread (0 for a flat side). Pure functions over
  * ranked lists; tested on hand-made rankings in tests/test_index_fts.c.
  */
 #include <math.h>
@@ -22,6 +23,24 @@ static void min_max(const se_fuse_item *v, size_t n, float *lo, float *hi) {
 
 /* x min-max normalised into [0, 1]; 1 when the list's scores are all equal. */
 static float mm(float x, float lo, float hi) { return hi > lo ? (x - lo) / (hi - lo) : 1.0f; }
+
+/* The default's normalisation bounds: the best score and the one at rank
+ * depth (the last when the list is shorter), so that a document's
+ * normalised score does not depend on how many candidates were asked for. */
+static void depth_bounds(const se_fuse_item *v, size_t n, size_t depth, float *lo, float *hi) {
+    *lo = *hi = 0;
+    if (!n) return;
+    *hi = v[0].score;
+    *lo = v[(depth < n ? depth : n) - 1].score;
+}
+
+/* x normalised against depth_bounds: 1 at the best score, 0 at the depth's
+ * and below (floored); 1 when the bounds are equal. */
+static float mm_floor(float x, float lo, float hi) {
+    if (!(hi > lo)) return 1.0f;
+    float t = (x - lo) / (hi - lo);
+    return t > 0 ? t : 0.0f;
+}
 
 /* A rank for ordering ties: absent (-1) after every rank. */
 static uint32_t tie_rank(int32_t r) { return r < 0 ? UINT32_MAX : (uint32_t)r; }
@@ -65,8 +84,15 @@ void se_fuse(const se_fuse_item *v, size_t nv, const se_fuse_item *kw, size_t nk
         }
     }
     float vlo, vhi, klo, khi;
-    min_max(v, nv, &vlo, &vhi);
-    min_max(kw, nk, &klo, &khi);
+    int deep = method == SE_FUSION_DEFAULT;
+    if (deep) {
+        depth_bounds(v, nv, SE_FUSE_DEPTH_VECTOR, &vlo, &vhi);
+        depth_bounds(kw, nk, SE_FUSE_DEPTH_KEYWORD, &klo, &khi);
+        if (alpha < 0) alpha = se_fuse_default_alpha(v, nv);
+    } else {
+        min_max(v, nv, &vlo, &vhi);
+        min_max(kw, nk, &klo, &khi);
+    }
     double k = rrf_k ? rrf_k : 60;
     for (size_t i = 0; i < m; i++) {
         se_fused *f = &out[i];
@@ -78,8 +104,9 @@ void se_fuse(const se_fuse_item *v, size_t nv, const se_fuse_item *kw, size_t nk
             f->score = (float)s;
         } else {
             float a = alpha < 0 ? 0 : alpha > 1 ? 1 : alpha;
-            float sv = f->vi >= 0 ? mm(v[f->vi].score, vlo, vhi) : 0.0f;
-            float sk = f->ki >= 0 ? mm(kw[f->ki].score, klo, khi) : 0.0f;
+            float (*norm)(float, float, float) = deep ? mm_floor : mm;
+            float sv = f->vi >= 0 ? norm(v[f->vi].score, vlo, vhi) : 0.0f;
+            float sk = f->ki >= 0 ? norm(kw[f->ki].score, klo, khi) : 0.0f;
             f->score = a * sv + (1 - a) * sk;
         }
     }
@@ -91,4 +118,14 @@ float se_fuse_spread(const se_fuse_item *v, size_t nv, size_t n) {
     if (nv < 2 || n < 2) return 0;
     size_t last = (n < nv ? n : nv) - 1;
     return v[0].score - v[last].score;
+}
+
+/* The default's per-query vector weight (index_fts.h): a ramp over the
+ * vector side's spread, 0 for a flat side. */
+float se_fuse_default_alpha(const se_fuse_item *v, size_t nv) {
+    float sp = se_fuse_spread(v, nv, SE_FUSE_FLAT_N);
+    if (!(sp >= SE_FUSE_FLAT_SPREAD)) return 0.0f;
+    float t = (sp - SE_FUSE_RAMP_FROM) / (SE_FUSE_RAMP_TO - SE_FUSE_RAMP_FROM);
+    t = t < 0 ? 0 : t > 1 ? 1 : t;
+    return SE_FUSE_ALPHA_LOW + t * (SE_FUSE_ALPHA_HIGH - SE_FUSE_ALPHA_LOW);
 }

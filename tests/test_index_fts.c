@@ -802,6 +802,83 @@ TEST(test_bm25_fallback_fts) {
     se_index_close(idx, NULL);
 }
 
+/* ---- the default fusion (issue 14: never below the better side) ---- */
+
+/* A vector list of n documents (row ids 100 + i) scored top - step * i. */
+static void ramp_list(se_fuse_item *v, size_t n, float top, float step) {
+    for (size_t i = 0; i < n; i++) v[i] = (se_fuse_item){100 + (int64_t)i, top - step * (float)i};
+}
+
+TEST(test_fuse_default_alpha_ramp) {
+    /* spread = best - 10th score: < 0.02 flat (0); 0.02..0.1: 0.2; 0.1..0.3: 0.2 -> 0.8 linearly; above: 0.8 */
+    se_fuse_item v[12];
+    struct { float step, want; } c[] = {{0.001f, 0.0f},  /* spread 0.009: flat */
+                                        {0.005f, 0.2f},  /* 0.045 */
+                                        {0.02f, 0.44f},  /* 0.18: 0.2 + 0.4 * 0.6 */
+                                        {0.025f, 0.575f}, /* 0.225: 0.2 + 0.625 * 0.6 */
+                                        {0.05f, 0.8f}};  /* 0.45 */
+    for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
+        ramp_list(v, 12, 0.9f, c[i].step);
+        float a = se_fuse_default_alpha(v, 12);
+        CHECK_MSG(fabsf(a - c[i].want) < 1e-5f, "step %g: alpha %.7g, want %.7g", (double)c[i].step, (double)a, (double)c[i].want);
+    }
+    CHECK(se_fuse_default_alpha(v, 1) == 0 && se_fuse_default_alpha(NULL, 0) == 0);
+}
+
+TEST(test_fuse_default_exact) {
+    /* vector spread 0.9 - 0.75 = 0.15 (the list is shorter than 10): alpha 0.2 + 0.25 * 0.6 = 0.35;
+     * normalised against the last score (shorter than the depths): vector 1 -> 1, 2 -> 1/3, 3 -> 0;
+     * keyword 2 -> 1, 4 -> 0.5, 1 -> 0. Fused: 2: 0.35/3 + 0.65 = 0.7667, 1: 0.35, 4: 0.325, 3: 0 */
+    se_fuse_item v[] = {{1, 0.9f}, {2, 0.8f}, {3, 0.75f}}, kw[] = {{2, 10.0f}, {4, 6.0f}, {1, 2.0f}};
+    se_fused out[6];
+    size_t n = 0;
+    se_fuse(v, 3, kw, 3, SE_FUSION_DEFAULT, -1.0f, 0, out, &n);
+    CHECK(n == 4);
+    int64_t want_doc[] = {2, 1, 4, 3};
+    float want[] = {0.35f / 3 + 0.65f, 0.35f, 0.325f, 0.0f};
+    for (size_t i = 0; i < 4 && i < n; i++) {
+        CHECK_MSG(out[i].doc == want_doc[i], "rank %zu: doc %lld, want %lld", i, (long long)out[i].doc, (long long)want_doc[i]);
+        CHECK_MSG(fabsf(out[i].score - want[i]) < 1e-5f, "rank %zu: %.9g, want %.9g", i, (double)out[i].score, (double)want[i]);
+    }
+    /* an explicit alpha replaces the per-query one (same normalisation) */
+    se_fuse(v, 3, kw, 3, SE_FUSION_DEFAULT, 1.0f, 0, out, &n);
+    CHECK(n == 4 && out[0].doc == 1 && out[1].doc == 2 && fabsf(out[1].score - 1.0f / 3) < 1e-6f);
+    /* a flat vector side (spread 0.01): alpha 0, the keyword ranking, then vector-only documents */
+    se_fuse_item flat[] = {{1, 0.5f}, {3, 0.495f}, {5, 0.49f}};
+    se_fuse(flat, 3, kw, 3, SE_FUSION_DEFAULT, -1.0f, 0, out, &n);
+    int64_t want_flat[] = {2, 4, 1, 3, 5};
+    CHECK(n == 5);
+    for (size_t i = 0; i < 5 && i < n; i++) CHECK_MSG(out[i].doc == want_flat[i], "flat rank %zu: doc %lld", i, (long long)out[i].doc);
+}
+
+TEST(test_fuse_default_depth) {
+    /* 25 vector candidates 0.9 - 0.01 i (spread 0.09: alpha 0.2), normalised against the 20th
+     * (0.71): document i gets 0.2 (19 - i) / 19, 0 from the 20th on; keyword: 40 candidates
+     * 20 - 0.5 j (rows 200 + j; row 105 is keyword's 3rd), normalised against the last (0.5):
+     * 0.8 (39 - j) / 39. The same documents and scores whether the vector side gave 20 or 25 */
+    se_fuse_item v[25], kw[40];
+    ramp_list(v, 25, 0.9f, 0.01f);
+    for (size_t j = 0; j < 40; j++) kw[j] = (se_fuse_item){j == 2 ? 105 : 200 + (int64_t)j, 20.0f - 0.5f * (float)j};
+    se_fused a[65], b[65];
+    size_t na = 0, nb = 0;
+    se_fuse(v, 20, kw, 40, SE_FUSION_DEFAULT, -1.0f, 0, a, &na);
+    se_fuse(v, 25, kw, 40, SE_FUSION_DEFAULT, -1.0f, 0, b, &nb);
+    CHECK(na == 59 && nb == 64);
+    /* row 105 (vector 6th, keyword 3rd): 0.2 * 14/19 + 0.8 * 37/39; row 200 (keyword 1st): 0.8 */
+    CHECK(a[0].doc == 105 && fabsf(a[0].score - (0.2f * 14 / 19 + 0.8f * 37 / 39)) < 1e-6f);
+    CHECK(a[1].doc == 200 && fabsf(a[1].score - 0.8f) < 1e-6f);
+    int same = 1;
+    for (size_t i = 0; i < 40; i++) same &= a[i].doc == b[i].doc && a[i].score == b[i].score;
+    CHECK_MSG(same, "the first 40 differ between 20 and 25 vector candidates");
+    /* min-max over the whole list (--fusion score) does depend on it: row 100 at alpha 0.2 */
+    se_fuse(v, 20, kw, 40, SE_FUSION_SCORE, 0.2f, 0, a, &na);
+    se_fuse(v, 25, kw, 40, SE_FUSION_SCORE, 0.2f, 0, b, &nb);
+    float s20 = 0, s25 = 0;
+    for (size_t i = 0; i < na; i++) if (a[i].doc == 110) s20 = a[i].score;
+    for (size_t i = 0; i < nb; i++) if (b[i].doc == 110) s25 = b[i].score;
+    CHECK_MSG(fabsf(s20 - 0.2f * 9 / 19) < 1e-6f && fabsf(s25 - 0.2f * 14 / 24) < 1e-6f, "%g %g", (double)s20, (double)s25);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/sembed-test-fts-XXXXXX");
     if (!mkdtemp(tmpdir)) return 1;
@@ -822,6 +899,9 @@ int main(void) {
     RUN(test_bm25_numpy_reference);
     RUN(test_bm25_concurrent);
     RUN(test_bm25_fallback_fts);
+    RUN(test_fuse_default_alpha_ramp);
+    RUN(test_fuse_default_exact);
+    RUN(test_fuse_default_depth);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);

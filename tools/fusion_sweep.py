@@ -1,228 +1,247 @@
 #!/usr/bin/python3
 """fusion_sweep.py - choose hybrid search's default fusion by measurement.
 
-Runs build/sembed on two retrieval sets and prints JSON with nDCG@10 for
-dense (vector) search, BM25 (keyword) search, reciprocal rank fusion and
-normalised score fusion over a sweep of alpha (the vector weight), with and
-without ignoring a flat vector side, plus each set's distribution of the
-vector side's score spread (best minus 10th score):
+For each retrieval set (a BEIR folder) it caches both sides' candidate lists
+once (se_index_search through the Python binding: the vector side's best
+chunk per document, top 200, and BM25's top 1000, with their scores), then
+replays fusions over them in numpy-free Python exactly as
+src/index_fusion.c computes them, and prints JSON with nDCG@10 (x100) per set
+and method, each at the candidate counts of a top-10 search (vector 20,
+keyword 100: `sembed search`) and of a top-100 one (200, 1000: `sembed eval
+ir`), plus each method's worst margin over max(dense, BM25) across the sets:
 
-  scifact  BEIR SciFact test (5,183 abstracts, title + text; 300 queries;
-           qrels.tsv at the top level or BEIR's qrels/test.tsv; graded gains)
-  zh       a Chinese question -> passage set made from zh-STS-B test: the
-           corpus is every first sentence (1,361 pairs), the queries are
-           the second sentences of the pairs scored >= 4, each relevant to
-           its own pair's first sentence
+  scifact  BEIR SciFact test (5,183 abstracts, 300 queries): dense is weak
+  zh       tests/fixtures/eval/zh-stsb-ir: Chinese, the default model reads nothing
+  en       tests/fixtures/eval/en-stsb-ir: English paraphrases, dense the better side
+  en-hard  tests/fixtures/eval/en-stsb-ir-hard: en with 2,833 distractors
 
-The fusion is replayed here in numpy from each side's top-100 candidate
-lists (`sembed search --json -k 100`, vector and --keyword; the vector list cut
-to the --vector-cand a hybrid search fuses) exactly as
-src/index_fusion.c does it, and checked against `sembed search --hybrid`
-for the chosen setting. nDCG@10 as trec_eval computes it (linear gains
-from the qrels, ideal DCG over all judged documents).
+Methods: rrf (k 60, and a vector weight); score (min-max over the lists,
+alpha 0..1; "+flat": alpha 0 when the vector spread, best minus 10th score,
+is < 0.02: the previous default was score 0.2 +flat); z (z-scores over the
+lists); conf (a per-query alpha from each side's own relative top gap);
+depth (min-max against the 20th vector and 100th BM25 score, floored at 0:
+the same ranking whatever the candidate counts) and ramp (depth with a
+per-query alpha from lo to hi as the vector spread grows from s0 to s1;
+the default: lo 0.2, hi 0.8, s0 0.1, s1 0.3, flat 0.02).
+
+"vector_cand": the default with the vector list cut to 10, 20, 50, 200
+candidates (BM25's to 100). The C build is checked against the replay: `sembed eval ir --hybrid` (the
+default fusion, top 100) must give the replay's nDCG@10, and a top-10
+se_index_search --hybrid the replay's top 10 on every query ("c_check").
 
 usage: tools/fusion_sweep.py [--sembed build/sembed] [--model models/use-lite]
-           [--data ../shared/data/eval] [--work /tmp/fusion-sweep] [--k 100] [--sets scifact,zh]
-Indexes are built under --work on the first run (SciFact: minutes). On SciFact it
-also times se_index_search per mode (one thread, k 10, p50/p95; "latency").
+           [--work /tmp/fusion-sweep] [--sets scifact,zh,en,en-hard] [--scifact DIR]
+           [--index NAME=FILE ...] [--full] [--latency]
+Run from the repository root. Indexes are built under --work by `sembed eval
+ir --index` when missing (SciFact: tens of minutes; --index reuses one);
+rankings are cached there too (NAME.rank.json; delete to redo). --full adds
+the whole grid (slow: minutes per set); --latency times se_index_search per
+mode (one thread, k 10, p50/p95) on each set.
 """
 import argparse
+import ctypes
+import gzip
 import json
 import math
 import os
 import subprocess
 import sys
 
-import numpy as np
-
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VK, KK = 200, 1000  # cached candidates: a top-100 hybrid search's (src/index.c: 2 k and 10 k)
+REGIMES = {"k10": (20, 100), "k100": (200, 1000)}
 FLAT_N = 10  # se_fuse_spread's rank (src/index_fts.h SE_FUSE_FLAT_N)
+DEFAULT = ("ramp", {"lo": 0.2, "hi": 0.8, "s0": 0.1, "s1": 0.3, "flat": 0.02})  # src/index_fts.h
+BIG = 1 << 40
 
 
-def run(cmd, **kw):
-    r = subprocess.run(cmd, capture_output=True, text=True, **kw)
-    if r.returncode != 0:
-        sys.exit("failed: %s\n%s" % (" ".join(cmd), r.stderr))
-    return r.stdout
+def opengz(d, name):
+    for p, op in ((os.path.join(d, name), open), (os.path.join(d, name + ".gz"), gzip.open)):
+        if os.path.exists(p):
+            return op(p, "rt", encoding="utf-8")
+    return None
 
 
-def load_scifact(d):
-    docs = []
-    with open(os.path.join(d, "corpus.jsonl"), encoding="utf-8") as f:
-        for line in f:
-            o = json.loads(line)
-            docs.append({"id": o["_id"], "text": (o.get("title", "") + " " + o["text"]).strip()})
+def load_beir(d):
+    """The queries with a relevant document (qrels order) and the qrels {query: {doc: gain}}."""
     queries = {}
-    with open(os.path.join(d, "queries.jsonl"), encoding="utf-8") as f:
-        for line in f:
-            o = json.loads(line)
-            queries[o["_id"]] = o["text"]
-    qp = os.path.join(d, "qrels.tsv")
-    if not os.path.exists(qp):
-        qp = os.path.join(d, "qrels", "test.tsv")
+    for line in opengz(d, "queries.jsonl"):
+        o = json.loads(line)
+        queries[o["_id"]] = o["text"]
+    f = opengz(d, "qrels.tsv") or opengz(d, os.path.join("qrels", "test.tsv"))
     qrels = {}
-    with open(qp, encoding="utf-8") as f:
-        for i, line in enumerate(f):
-            p = line.rstrip("\n").split("\t")
-            if i == 0 and not p[-1].lstrip("-").isdigit():
-                continue  # the header
-            qrels.setdefault(p[0], {})[p[1]] = int(p[2])
-    qs = [(q, queries[q]) for q in sorted(qrels, key=lambda x: int(x) if x.isdigit() else x) if q in queries]
-    return docs, qs, qrels
+    for i, line in enumerate(f):
+        p = line.rstrip("\n").split("\t") if "\t" in line else line.split()
+        if i == 0 and not p[-1].lstrip("-").isdigit():
+            continue  # the header
+        if int(p[-1]) > 0:
+            qrels.setdefault(p[0], {})[p[1] if len(p) == 3 else p[2]] = int(p[-1])
+    return [(q, queries[q]) for q in qrels], qrels
 
 
-def load_zh(path):
-    pairs = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            p = line.rstrip("\n").split("\t")
-            if len(p) == 3:
-                pairs.append((p[0], p[1], float(p[2])))
-    ids = {}
-    docs = []
-    for s1, _, _ in pairs:
-        if s1 not in ids:
-            ids[s1] = "z%d" % len(ids)
-            docs.append({"id": ids[s1], "text": s1})
-    qs, qrels = [], {}
-    for i, (s1, s2, sc) in enumerate(pairs):
-        if sc >= 4 and s2 != s1:
-            qid = "q%d" % i
-            qs.append((qid, s2))
-            qrels[qid] = {ids[s1]: 1}
-    return docs, qs, qrels
+def binding():
+    sys.path.insert(0, os.path.join(ROOT, "python"))
+    os.environ.setdefault("SEMBED_LIBRARY", os.path.join(ROOT, "build", "libsembed.so"))
+    import sembed
+    from sembed import _lib
+    return sembed, _lib, _lib.lib
 
 
-def build_index(sembed, model, docs, path):
-    if os.path.exists(path):
-        return
-    src = path + ".jsonl"
-    with open(src, "w", encoding="utf-8") as f:
-        for d in docs:
-            f.write(json.dumps(d, ensure_ascii=False) + "\n")
-    run([sembed, "index", "build", "-m", model, "-i", src, "-o", path, "-q"])
-
-
-def search(sembed, idx, qs, work, name, extra):
-    qf = os.path.join(work, name + ".queries.txt")
-    with open(qf, "w", encoding="utf-8") as f:
-        for _, t in qs:
-            f.write(t.replace("\n", " ") + "\n")
-    out = run([sembed, "search", idx, "-i", qf, "--json", "-q"] + extra)
-    res = [json.loads(l) for l in out.splitlines() if l.strip()]
-    if len(res) != len(qs):
-        sys.exit("%s: %d answers for %d queries" % (name, len(res), len(qs)))
-    return [[(h["id"], h["score"]) for h in r["results"]] for r in res]
+def searches(idx_path, model, qs, mode, k):
+    """se_index_search for every query: [[(ext id, score)]] (mode 0 vector, 1 keyword, 2 hybrid default)."""
+    sembed, _lib, lib = binding()
+    Q = None
+    if mode != 1:
+        import numpy as np
+        Q = np.ascontiguousarray(sembed.SentenceTransformer(model).encode([t for _, t in qs]), dtype=np.float32)
+    ext, out = {}, []
+    with sembed.Index.open(idx_path, read_only=True) as ix:
+        ptr, err = ix._ptr(), _lib.se_error()
+        p = lib.se_index_search_default_params()
+        p.k, p.mode, p.best_chunk_per_doc = k, mode, True
+        hits, nh = (_lib.se_index_hit * k)(), ctypes.c_size_t()
+        for i, (_, t) in enumerate(qs):
+            p.text = t.encode("utf-8")
+            _lib.check(lib.se_index_search(ptr, _lib.float_ptr(Q[i]) if Q is not None else None, ctypes.byref(p), hits,
+                                           ctypes.byref(nh), ctypes.byref(err)), err)
+            row = []
+            for h in hits[:nh.value]:
+                if h.doc not in ext:
+                    d = _lib.se_index_doc_out()
+                    _lib.check(lib.se_index_fetch(ptr, h.doc, ctypes.byref(d), ctypes.byref(err)), err)
+                    ext[h.doc] = ctypes.string_at(d.id).decode()
+                    lib.se_free(d.id), lib.se_free(d.text), lib.se_free(d.meta)
+                row.append((ext[h.doc], float(h.score)))
+            out.append(row)
+    return out
 
 
 def ndcg10(ranked, rel):
+    """nDCG@10 as trec_eval: linear gains from the qrels, ideal DCG over every judged document."""
     dcg = sum(rel.get(d, 0) / math.log2(i + 2) for i, d in enumerate(ranked[:10]))
     ideal = sorted(rel.values(), reverse=True)[:10]
-    idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
-    return dcg / idcg if idcg > 0 else 0.0
+    return dcg / sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
 
 
-def mean_ndcg(runs, qs, qrels):
-    return 100.0 * float(np.mean([ndcg10(r, qrels[q]) for r, (q, _) in zip(runs, qs)]))
+def spread(s):
+    return s[0] - s[min(FLAT_N, len(s)) - 1] if len(s) >= 2 else 0.0
 
 
-def fuse(v, kw, method, alpha, rrf_k=60):
-    """src/index_fusion.c se_fuse, in float32 as there; returns ids best first."""
-    f32 = np.float32
+def minmax(s):
+    if not s:
+        return []
+    lo, hi = min(s), max(s)
+    return [(x - lo) / (hi - lo) for x in s] if hi > lo else [1.0] * len(s)
+
+
+def depth(s, n):
+    """min-max against the best and the n-th score (the last when shorter), floored at 0."""
+    if not s:
+        return []
+    lo, hi = s[min(n, len(s)) - 1], s[0]
+    return [max((x - lo) / (hi - lo), 0.0) for x in s] if hi > lo else [1.0] * len(s)
+
+
+def zscore(s):
+    if not s:
+        return []
+    m = sum(s) / len(s)
+    sd = math.sqrt(sum((x - m) ** 2 for x in s) / len(s))
+    z = [(x - m) / sd for x in s] if sd > 0 else [0.0] * len(s)
+    lo = min(z)
+    return [x - lo for x in z]  # a side that did not return a document adds 0: its own bottom
+
+
+def rel_gap(s):
+    """a side's own relative confidence: (best - 10th) / (best - last)."""
+    if len(s) < 2 or s[0] <= s[-1]:
+        return 0.0
+    return (s[0] - s[min(FLAT_N, len(s)) - 1]) / (s[0] - s[-1])
+
+
+def ramp_alpha(vs, p):
+    """src/index_fusion.c se_fuse_default_alpha."""
+    sp = spread(vs)
+    if sp < p["flat"]:
+        return 0.0
+    t = min(max((sp - p["s0"]) / (p["s1"] - p["s0"]), 0.0), 1.0)
+    return p["lo"] + t * (p["hi"] - p["lo"])
+
+
+def fuse(name, p, v, kw):
+    """One method's top 10 (ids) over the lists v, kw [(id, score)], ties as src/index_fusion.c."""
+    vs, ks = [x[1] for x in v], [x[1] for x in kw]
+    if name == "rrf":
+        a = 0.0 if p.get("flat") and spread(vs) < p["flat"] else p.get("wv", 0.5)
+        nv = [1.0 / (60 + i + 1) for i in range(len(v))]
+        nk = [1.0 / (60 + i + 1) for i in range(len(kw))]
+        wv, wk, vfirst = a, 1 - a, a >= 0.5 or "wv" not in p
+    else:
+        if name == "ramp":
+            a = ramp_alpha(vs, p)
+        elif name == "conf":
+            cv, ck = rel_gap(vs), rel_gap(ks)
+            cv = 0.0 if spread(vs) < p["flat"] else cv
+            a = cv / (cv + ck) if cv + ck > 0 else 0.5
+        else:
+            a = 0.0 if p.get("flat") and spread(vs) < p["flat"] else p["a"]
+        if name in ("ramp", "depth"):
+            nv, nk = depth(vs, 20), depth(ks, 100)
+        elif name == "z":
+            nv, nk = zscore(vs), zscore(ks)
+        else:
+            nv, nk = minmax(vs), minmax(ks)
+        wv, wk, vfirst = a, 1 - a, a >= 0.5
     docs = {}
     for i, (d, _) in enumerate(v):
         docs.setdefault(d, [-1, -1])[0] = i
     for i, (d, _) in enumerate(kw):
         docs.setdefault(d, [-1, -1])[1] = i
-
-    def mm(lst):
-        s = np.array([x[1] for x in lst], dtype=f32)
-        return (s.min(), s.max()) if len(s) else (f32(0), f32(0))
-
-    vlo, vhi = mm(v)
-    klo, khi = mm(kw)
-    a = f32(min(max(alpha, 0.0), 1.0))
-    vfirst = method == "rrf" or alpha >= 0.5
     rows = []
     for d, (vi, ki) in docs.items():
-        if method == "rrf":
-            s = 0.0
-            if vi >= 0:
-                s += 1.0 / (rrf_k + vi + 1)
-            if ki >= 0:
-                s += 1.0 / (rrf_k + ki + 1)
-            s = f32(s)
-        else:
-            sv = (f32(v[vi][1]) - vlo) / (vhi - vlo) if vi >= 0 and vhi > vlo else (f32(1) if vi >= 0 else f32(0))
-            sk = (f32(kw[ki][1]) - klo) / (khi - klo) if ki >= 0 and khi > klo else (f32(1) if ki >= 0 else f32(0))
-            s = f32(a * f32(sv) + (f32(1) - a) * f32(sk))
-        big = 1 << 40
-        r1 = (vi if vfirst else ki) if (vi if vfirst else ki) >= 0 else big
-        r2 = (ki if vfirst else vi) if (ki if vfirst else vi) >= 0 else big
-        rows.append((-float(s), r1, r2, d))
+        s = (wv * nv[vi] if vi >= 0 else 0.0) + (wk * nk[ki] if ki >= 0 else 0.0)
+        r1, r2 = (vi, ki) if vfirst else (ki, vi)
+        rows.append((-s, r1 if r1 >= 0 else BIG, r2 if r2 >= 0 else BIG, d))
     rows.sort()
-    return [r[3] for r in rows]
+    return [r[3] for r in rows[:10]]
 
 
-def spread(v):
-    if len(v) < 2:
-        return 0.0
-    return float(np.float32(v[0][1]) - np.float32(v[min(FLAT_N, len(v)) - 1][1]))
+def methods(full):
+    yield "rrf", {}
+    yield "rrf", {"wv": 0.3, "flat": 0.02}
+    for a in (0.2, 0.3, 0.5):
+        yield "score", {"a": a}
+        yield "score", {"a": a, "flat": 0.02}
+        yield "z", {"a": a, "flat": 0.02}
+        yield "depth", {"a": a, "flat": 0.02}
+    yield "conf", {"flat": 0.02}
+    yield DEFAULT
+    if full:
+        for a in (0.1, 0.4, 0.6, 0.7):
+            yield "score", {"a": a, "flat": 0.02}
+            yield "depth", {"a": a, "flat": 0.02}
+        for lo in (0.15, 0.2, 0.25, 0.3):
+            for hi in (0.5, 0.6, 0.7, 0.8, 0.9, 1.0):
+                for s0, s1 in ((0.05, 0.2), (0.05, 0.3), (0.1, 0.2), (0.1, 0.3), (0.1, 0.4), (0.15, 0.3)):
+                    if (lo, hi, s0, s1) != (0.2, 0.8, 0.1, 0.3):
+                        yield "ramp", {"lo": lo, "hi": hi, "s0": s0, "s1": s1, "flat": 0.02}
 
 
-def evaluate(name, sembed, idx, qs, qrels, work, k, alphas, thresholds, default, vcand):
-    vec_all = search(sembed, idx, qs, work, name + ".vec", ["-k", str(k)])
-    kw = search(sembed, idx, qs, work, name + ".kw", ["-k", str(k), "--keyword"])
-    out = {"queries": len(qs), "dense": mean_ndcg([[d for d, _ in r] for r in vec_all], qs, qrels),
-           "bm25": mean_ndcg([[d for d, _ in r] for r in kw], qs, qrels)}
-    # how many vector candidates the fusion needs (HNSW's cost grows with them): the default
-    # setting's alpha and threshold with the vector list cut to kv
-    da, dt = default
-    out["vector_cand"] = {str(kv): {"%.2f" % al: mean_ndcg([fuse(a[:kv], b, "score", 0.0 if spread(a[:kv]) < dt else al)
-                                                           for a, b in zip(vec_all, kw)], qs, qrels)
-                                   for al in alphas if 0.05 <= al <= 0.45} for kv in (10, 20, 30, 50, 100) if kv <= k}
-    # what src/index.c's hybrid search fuses at k 10: the vector search's own top vcand (SE_FUSE_VECTOR_MIN;
-    # HNSW searched for vcand, not cut from a search for k: its candidate list differs)
-    vec = search(sembed, idx, qs, work, name + ".vecc", ["-k", str(vcand)])
-    out["rrf60"] = mean_ndcg([fuse(a, b, "rrf", 0) for a, b in zip(vec, kw)], qs, qrels)
-    out["score"] = {"%.2f" % al: mean_ndcg([fuse(a, b, "score", al) for a, b in zip(vec, kw)], qs, qrels)
-                    for al in alphas}
-    sp = np.array([spread(a) for a in vec])
-    out["vector_spread"] = {"p5": float(np.percentile(sp, 5)), "p50": float(np.percentile(sp, 50)),
-                            "p95": float(np.percentile(sp, 95)), "max": float(sp.max())}
-    out["flat_share"] = {"%.3f" % t: float(np.mean(sp < t)) for t in thresholds}
-    # the default's two settings together: alpha with a vector side ignored below each threshold
-    out["score_flat"] = {"%.3f" % t: {"%.2f" % al: mean_ndcg([fuse(a, b, "score", 0.0 if spread(a) < t else al)
-                                                             for a, b in zip(vec, kw)], qs, qrels)
-                                     for al in alphas if 0.05 <= al <= 0.45} for t in thresholds}
-    runs = [fuse(a, b, "score", 0.0 if spread(a) < dt else da) for a, b in zip(vec, kw)]
-    out["default"] = mean_ndcg(runs, qs, qrels)
-    # the C implementation gives the same ranking (top 10) as this replay
-    hy = search(sembed, idx, qs, work, name + ".hybrid", ["-k", "10", "--hybrid"])
-    same = sum([d for d, _ in h] == r[:10] for h, r in zip(hy, runs))
-    out["default_c"] = mean_ndcg([[d for d, _ in h] for h in hy], qs, qrels)
-    out["c_equals_replay"] = "%d/%d" % (same, len(qs))
-    return out
+def label(name, p):
+    return name + (" " + " ".join("%s=%g" % kv for kv in sorted(p.items())) if p else "")
 
 
 def latency(idx_path, qs, model, reps=3):
     """p50 / p95 latency (ms) of se_index_search on one thread for each mode, k 10, over the
     queries (vectors encoded beforehand; the call alone is timed, best of reps per query)."""
-    import ctypes
     import time
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    sys.path.insert(0, os.path.join(root, "python"))
-    os.environ.setdefault("SEMBED_LIBRARY", os.path.join(root, "build", "libsembed.so"))
-    import sembed
-    from sembed import _lib
-    from sembed._lib import lib
-    st = sembed.SentenceTransformer(model)
-    Q = np.ascontiguousarray(st.encode([t for _, t in qs]), dtype=np.float32)
-    with sembed.Index.open(idx_path, read_only=True) as idx:
-        ptr = idx._ptr()
-        hits = (_lib.se_index_hit * 10)()
-        nh = ctypes.c_size_t()
-        err = _lib.se_error()
-        out = {}
+    import numpy as np
+    sembed, _lib, lib = binding()
+    Q = np.ascontiguousarray(sembed.SentenceTransformer(model).encode([t for _, t in qs]), dtype=np.float32)
+    out = {}
+    with sembed.Index.open(idx_path, read_only=True) as ix:
+        ptr, err = ix._ptr(), _lib.se_error()
+        hits, nh = (_lib.se_index_hit * 10)(), ctypes.c_size_t()
         for name, mode in (("vector", 0), ("keyword", 1), ("hybrid", 2)):
             p = lib.se_index_search_default_params()
             p.k, p.mode = 10, mode
@@ -237,7 +256,52 @@ def latency(idx_path, qs, model, reps=3):
                     best = min(best, time.perf_counter() - t0)
                 ts.append(best * 1e3)
             out[name] = {"p50_ms": float(np.percentile(ts, 50)), "p95_ms": float(np.percentile(ts, 95))}
-        out["hybrid_over_vector_p50"] = out["hybrid"]["p50_ms"] / out["vector"]["p50_ms"]
+    out["hybrid_over_vector_p50"] = out["hybrid"]["p50_ms"] / out["vector"]["p50_ms"]
+    return out
+
+
+def run_set(a, name, folder, idx):
+    qs, qrels = load_beir(folder)
+    if not os.path.exists(idx):
+        print("fusion_sweep: building %s (sembed eval ir --index)" % idx, file=sys.stderr)
+        subprocess.run([a.sembed, "eval", "ir", "-m", a.model, folder, "--index", idx, "-q", "--json"], check=True,
+                       stdout=subprocess.DEVNULL)
+    cache = os.path.join(a.work, name + ".rank.json")
+    if os.path.exists(cache):
+        with open(cache) as f:
+            runs = json.load(f)
+    else:
+        runs = {"v": searches(idx, a.model, qs, 0, VK), "k": searches(idx, a.model, qs, 1, KK)}
+        with open(cache, "w") as f:
+            json.dump(runs, f)
+    mean = lambda ranked: 100.0 * sum(ndcg10(r, qrels[q]) for r, (q, _) in zip(ranked, qs)) / len(qs)
+    out = {"queries": len(qs), "dense": mean([[d for d, _ in r] for r in runs["v"]]),
+           "bm25": mean([[d for d, _ in r] for r in runs["k"]]), "methods": {}}
+    sp = sorted(spread([s for _, s in r]) for r in runs["v"])
+    out["vector_spread"] = {"p5": sp[len(sp) // 20], "p50": sp[len(sp) // 2], "p95": sp[len(sp) * 19 // 20]}
+    replay = {}
+    for m, p in methods(a.full):
+        res = {}
+        for reg, (nv, nk) in REGIMES.items():
+            tops = [fuse(m, p, v[:nv], k[:nk]) for v, k in zip(runs["v"], runs["k"])]
+            res[reg] = mean(tops)
+            if (m, p) == DEFAULT:
+                replay[reg] = tops
+        out["methods"][label(m, p)] = res
+    # how many vector candidates the default needs (HNSW's cost grows with them; src/index_fts.h
+    # SE_FUSE_VECTOR_MIN): the vector list cut to kv, BM25's to a top-10 search's 100
+    out["vector_cand"] = {str(kv): mean([fuse(*DEFAULT, v[:kv], k[:100]) for v, k in zip(runs["v"], runs["k"])])
+                          for kv in (10, 20, 50, 200)}
+    # the C build against the replay
+    ev = subprocess.run([a.sembed, "eval", "ir", "-m", a.model, folder, "--index", idx, "-q", "--json", "--hybrid"],
+                        capture_output=True, text=True, check=True)
+    c10 = searches(idx, a.model, qs, 2, 10)
+    same = sum([d for d, _ in h] == r for h, r in zip(c10, replay["k10"]))
+    out["c_check"] = {"eval_ir_hybrid": 100.0 * json.loads(ev.stdout)["metrics"]["ndcg@10"],
+                      "replay_k100": out["methods"][label(*DEFAULT)]["k100"],
+                      "search_k10_top10_equal": "%d/%d" % (same, len(qs))}
+    if a.latency:
+        out["latency"] = latency(idx, qs, a.model)
     return out
 
 
@@ -245,36 +309,29 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sembed", default="build/sembed")
     ap.add_argument("--model", default="models/use-lite")
-    ap.add_argument("--data", default="../shared/data/eval")
     ap.add_argument("--work", default="/tmp/fusion-sweep")
-    ap.add_argument("--k", type=int, default=100)
-    ap.add_argument("--alpha", type=float, default=0.2, help="the default's alpha (checked against the C build)")
-    ap.add_argument("--flat", type=float, default=0.02, help="the default's flat-spread threshold")
-    ap.add_argument("--vector-cand", type=int, default=20,
-                    help="the vector candidates a hybrid search fuses at k 10 (src/index_fts.h SE_FUSE_VECTOR_MIN)")
-    ap.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
-    ap.add_argument("--sets", default="scifact,zh", help="which sets (comma-separated)")
+    ap.add_argument("--sets", default="scifact,zh,en,en-hard")
+    ap.add_argument("--scifact", default="../shared/data/eval/beir-scifact")
+    ap.add_argument("--index", action="append", default=[], help="NAME=FILE: an index already built for a set")
+    ap.add_argument("--full", action="store_true", help="the whole grid")
+    ap.add_argument("--latency", action="store_true", help="also time se_index_search per mode (k 10, one thread)")
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
-    alphas = [i / 20 for i in range(21)]
-    thresholds = [0.005, 0.01, 0.02, 0.03, 0.05]
-    res = {"model": a.model, "k": a.k, "default": {"fusion": "score", "alpha": a.alpha, "flat_spread": a.flat,
-                                                          "vector_cand": a.vector_cand}}
-    sets = a.sets.split(",")
-    if "scifact" in sets:
-        docs, qs, qrels = load_scifact(os.path.join(a.data, "beir-scifact"))
-        idx = os.path.join(a.work, "scifact.idx")
-        build_index(a.sembed, a.model, docs, idx)
-        res["scifact"] = evaluate("scifact", a.sembed, idx, qs, qrels, a.work, a.k, alphas, thresholds, (a.alpha, a.flat),
-                                  a.vector_cand)
-        if not a.no_latency:
-            res["scifact"]["latency"] = latency(idx, qs, a.model)
-    if "zh" in sets:
-        docs, qs, qrels = load_zh(os.path.join(a.data, "zh-STS-B.test.data"))
-        idx = os.path.join(a.work, "zh.idx")
-        build_index(a.sembed, a.model, docs, idx)
-        res["zh"] = evaluate("zh", a.sembed, idx, qs, qrels, a.work, a.k, alphas, thresholds, (a.alpha, a.flat),
-                             a.vector_cand)
+    folders = {"scifact": a.scifact, "zh": "tests/fixtures/eval/zh-stsb-ir", "en": "tests/fixtures/eval/en-stsb-ir",
+               "en-hard": "tests/fixtures/eval/en-stsb-ir-hard"}
+    given = dict(x.split("=", 1) for x in a.index)
+    res = {"model": a.model, "default": label(*DEFAULT), "regimes": {k: {"vector": v[0], "keyword": v[1]}
+                                                                     for k, v in REGIMES.items()}, "sets": {}}
+    for name in a.sets.split(","):
+        print("fusion_sweep: %s" % name, file=sys.stderr)
+        res["sets"][name] = run_set(a, name, folders[name], given.get(name, os.path.join(a.work, name + ".idx")))
+    # each method's worst margin over the better side, across sets and regimes
+    worst = {}
+    for s in res["sets"].values():
+        best = max(s["dense"], s["bm25"])
+        for m, r in s["methods"].items():
+            worst[m] = min([worst.get(m, 1e9)] + [x - best for x in r.values()])
+    res["worst_margin"] = dict(sorted(worst.items(), key=lambda kv: -kv[1]))
     print(json.dumps(res, indent=1))
 
 
