@@ -666,6 +666,7 @@ static bool route_search(const char *body, size_t len, sv_buf *out, const char *
         se_free(d.id);
         se_free(d.text);
         se_free(d.meta);
+        se_free(d.title);
     }
     pthread_rwlock_unlock(&x->rw);
     if (s != SE_OK) {
@@ -852,7 +853,7 @@ static bool route_add(sv_ix *x, const char *body, size_t len, sv_buf *out, sv_er
     for (size_t i = 0, c = 0; i < n; i++) {
         if (docs[i].dropped) continue;
         id[n_kept++] = (se_index_doc){docs[i].id, docs[i].text, docs[i].meta, docs[i].n_chunks, docs[i].spans,
-                                      vecs + c * x->dim};
+                                      vecs + c * x->dim, NULL};
         c += docs[i].n_chunks;
     }
     se_index_info before, after;

@@ -611,7 +611,7 @@ def test_keyword_hybrid_rerank(d):
     check("kw: format-1 index: --keyword refused, saying how to upgrade",
           rc == 1 and f"sembed index upgrade {old}" in err, err)
     rc, out, err = run("index", "upgrade", old)
-    check("kw: index upgrade", rc == 0 and "format 3" in out and "upgraded from index format 1" in err, out + err)
+    check("kw: index upgrade", rc == 0 and "format 4" in out and "upgraded from index format 1" in err, out + err)
     rc, out, err = run("search", old, "--keyword", "--json", "dog garden")
     res = json.loads(out)["results"] if rc == 0 else []
     check("kw: upgraded index answers keyword searches", [r["id"] for r in res] == ["a"], out + err)
@@ -619,7 +619,7 @@ def test_keyword_hybrid_rerank(d):
     res = json.loads(out)["results"] if rc == 0 else []
     check("kw: a Chinese query finds the Chinese document", [r["id"] for r in res] == ["c"], out + err)
     rc, out, _ = run("index", "info", old, "--json")
-    check("kw: info says format 3 after the upgrade", rc == 0 and json.loads(out)["format_version"] == 3, out)
+    check("kw: info says format 4 after the upgrade", rc == 0 and json.loads(out)["format_version"] == 4, out)
 
 
 if __name__ == "__main__":

@@ -243,7 +243,7 @@ class Index:
                     text = ctypes.string_at(d.text)
                     meta = json.loads(ctypes.string_at(d.meta).decode()) if d.meta else {}
                 finally:
-                    lib.se_free(d.id), lib.se_free(d.text), lib.se_free(d.meta)
+                    lib.se_free(d.id), lib.se_free(d.text), lib.se_free(d.meta), lib.se_free(d.title)
                 r = {"id": did, "score": float(h.score), "chunk": int(h.chunk),
                      "text": text[min(h.start, len(text)):min(h.end, len(text))].decode("utf-8", "replace"),
                      "metadata": meta}
