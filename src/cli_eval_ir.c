@@ -543,10 +543,13 @@ typedef struct isearch {
 
 /* Searches the index for each query (text and vector; vector NULL in
  * keyword mode): the best chunk per document, TOP_K documents, mapped back
- * to corpus indices through their ids. */
+ * to corpus indices through their ids. A hit without the title its corpus
+ * document has (an index built before index format 4, one keyword field)
+ * is reported once, on stderr. */
 static int search_index(se_index *idx, const isearch *s, const texts *corpus, char **qtext, const size_t *qidx,
                         const float *qe, size_t nq, size_t dim, ranking *out, double *ms) {
     se_index_hit hits[TOP_K];
+    int untitled = 0;
     se_index_search_params sp = se_index_search_default_params();
     sp.k = TOP_K, sp.best_chunk_per_doc = true, sp.mode = s->mode, sp.fusion = s->fusion, sp.alpha = s->alpha;
     sp.ef_search = (uint32_t)s->ef;
@@ -572,6 +575,12 @@ static int search_index(se_index *idx, const isearch *s, const texts *corpus, ch
                 return -1;
             }
             size_t c = texts_find(corpus, d.id);
+            if (c != SIZE_MAX && !d.title && corpus->title && corpus->title[c] && s->mode != SE_SEARCH_VECTOR && !untitled) {
+                untitled = 1;
+                fprintf(stderr, "sembed: warning: the index stores no title for document '%s' (built before index format 4): "
+                                "its keyword side sees title and text as one field; delete the index to rebuild it with "
+                                "two\n", d.id);
+            }
             se_free(d.id), se_free(d.text), se_free(d.meta), se_free(d.title);
             if (c == SIZE_MAX) continue; /* not in this corpus (the index holds more) */
             out[q].doc[out[q].n] = c, out[q].score[out[q].n] = hits[i].score, out[q].n++;
@@ -632,7 +641,8 @@ static const char usage[] =
     "  -m, --model DIR            embedding model folder\n"
     "      --index FILE           search through this index: built there (HNSW, chunks of\n"
     "                             max_seq_length, best chunk per document) when missing, reused when\n"
-    "                             made by the same model\n"
+    "                             made by the same model; title + \" \" + text embedded, title and text\n"
+    "                             keyword-indexed as two BM25 fields (BEIR's Elasticsearch layout)\n"
     "      --chunks               exact search over documents chunked as an index chunks them (max_seq_length\n"
     "                             tokens), a document scored by its best chunk\n"
     "      --keyword              BM25 only (needs --index)\n"
