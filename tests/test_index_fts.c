@@ -197,7 +197,7 @@ static const doc4 DOCS[] = {
 
 static se_status add_docs(se_index *idx, const doc4 *d, size_t n) {
     se_index_doc in[8];
-    for (size_t i = 0; i < n; i++) in[i] = (se_index_doc){d[i].id, d[i].text, d[i].meta, 1, NULL, d[i].v};
+    for (size_t i = 0; i < n; i++) in[i] = (se_index_doc){d[i].id, d[i].text, d[i].meta, 1, NULL, d[i].v, NULL};
     return se_index_add(idx, in, n, NULL);
 }
 
@@ -439,7 +439,7 @@ TEST(test_hybrid_search) {
     /* the default fusion ignores a flat vector side: every document equally far */
     float flat[DIM] = {0.5f, 0.5f, 0.5f, 0.5f};
     se_index_doc same[4];
-    for (size_t i = 0; i < 4; i++) same[i] = (se_index_doc){DOCS[i].id, DOCS[i].text, NULL, 1, NULL, flat};
+    for (size_t i = 0; i < 4; i++) same[i] = (se_index_doc){DOCS[i].id, DOCS[i].text, NULL, 1, NULL, flat, NULL};
     CHECK(se_index_add(idx, same, 4, &err) == SE_OK);
     p.fusion = SE_FUSION_DEFAULT;
     p.text = "chemical energy";
@@ -740,7 +740,7 @@ TEST(test_bm25_concurrent) {
     for (int i = 0; i < 120; i++) {
         rand_text(text, sizeof text, &seed, 5 + i % 30);
         snprintf(id, sizeof id, "d%d", i % 80); /* from 80 on: replaces */
-        se_index_doc d = {id, text, NULL, 1, NULL, v};
+        se_index_doc d = {id, text, NULL, 1, NULL, v, NULL};
         CHECK(se_index_add(idx, &d, 1, &err) == SE_OK);
         if (i % 10 == 9) {
             snprintf(id, sizeof id, "d%d", i / 2);
