@@ -139,6 +139,16 @@ def test_index(tmp):
     check("eval_ir_index_titles: title and text stored apart",
           rows[:3] == [("a", "Cats", "Cats are small furry animals that purr."), ("b", "Dogs", "Dogs bark and like to play fetch."),
                        ("c", None, "The stock market fell sharply on Monday.")] and len(rows) == 5, str(rows))
+    # an index whose documents lack the titles the corpus has (as one built before index format 4)
+    old = os.path.join(tmp, "untitled.idx")
+    subprocess.run(["cp", idx, old], check=True)
+    con = sqlite3.connect(old)
+    con.execute("UPDATE docs SET title = NULL")
+    con.commit()
+    con.close()
+    rc, out, err = run("eval", "ir", "-m", USE, d, "--json", "--index", old, "--keyword")
+    check("eval_ir_index_titles: a reused index without titles is warned about",
+          rc == 0 and "stores no title" in err and "before index format 4" in err and err.count("stores no title") == 1, err)
     # a long titled document: chunks of title + " " + text, their spans mapped into the text
     d2 = os.path.join(tmp, "idx-long")
     body = " ".join(["The committee reviewed the annual budget report and the minutes of the previous meeting."] * 9)
