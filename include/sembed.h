@@ -826,7 +826,9 @@ SE_API se_status se_index_close(se_index *idx, se_error *err);
 SE_API se_status se_index_flush(se_index *idx, se_error *err);
 
 /* One document to add: its chunks' vectors and where each chunk sits in
- * the text. */
+ * the text. 0.x ABI change (index format 4): title was added at the end;
+ * code that zero-initialises the struct ({0} or designated initialisers)
+ * keeps compiling and gets no title. */
 typedef struct se_index_doc {
     const char *id;          /* external id, unique; adding an existing id replaces that document */
     const char *text;        /* the document text (stored) */
@@ -834,6 +836,9 @@ typedef struct se_index_doc {
     size_t n_chunks;         /* >= 1 */
     const uint32_t *spans;   /* 2 * n_chunks byte offsets [start, end) into text; NULL when n_chunks == 1 */
     const float *vectors;    /* n_chunks * dim floats */
+    const char *title;       /* NULL or "": none; else stored and keyword-indexed as its own BM25 field
+                                (README "Hybrid search"); the vectors are the caller's (the CLI embeds
+                                title + " " + text) and spans stay offsets into text */
 } se_index_doc;
 
 /* Adds (or replaces) n documents in one transaction. Errors name the
@@ -934,6 +939,7 @@ typedef struct se_index_doc_out {
     char *id;
     char *text;
     char *meta; /* JSON object text, or NULL */
+    char *title; /* NULL when the document has none (added at the end: 0.x ABI change) */
 } se_index_doc_out;
 
 /* Fetches document doc (a hit's doc). SE_E_RANGE when it no longer exists. */

@@ -100,6 +100,11 @@ typedef struct texts {
     char **id, **text;
     size_t n, cap;
     size_t *sorted;
+    /* a corpus's (with_title) fields as given: the title (NULL when none)
+     * and the text, and where that text starts in text[i] (the joined,
+     * stripped string; negative when its leading blanks were stripped) */
+    char **title, **body;
+    long *body_off;
 } texts;
 
 static const texts *sort_texts;
@@ -123,8 +128,11 @@ static size_t texts_find(const texts *t, const char *id) {
 }
 
 static void texts_free(texts *t) {
-    for (size_t i = 0; i < t->n; i++) free(t->id[i]), free(t->text[i]);
-    free(t->id), free(t->text), free(t->sorted);
+    for (size_t i = 0; i < t->n; i++) {
+        free(t->id[i]), free(t->text[i]);
+        if (t->title) free(t->title[i]), free(t->body[i]);
+    }
+    free(t->id), free(t->text), free(t->sorted), free(t->title), free(t->body), free(t->body_off);
 }
 
 /* A JSON id: a string, or an integer written as text; NULL otherwise. */
@@ -138,9 +146,10 @@ static char *json_id(json_t *v) {
     return NULL;
 }
 
-/* Reads corpus.jsonl (with_title: title + " " + text) or queries.jsonl
- * into t. Errors name the file and line: bad JSON, a missing or non-text
- * _id or text, a duplicate _id. */
+/* Reads corpus.jsonl (with_title: title + " " + text, and each field as
+ * given for the index's title and text) or queries.jsonl into t. Errors
+ * name the file and line: bad JSON, a missing or non-text _id or text, a
+ * duplicate _id. */
 static int read_texts(const char *path, bool with_title, texts *t) {
     lreader r = {0};
     r.path = path;
@@ -180,8 +189,15 @@ static int read_texts(const char *path, bool with_title, texts *t) {
             t->cap = t->cap ? 2 * t->cap : 1024;
             t->id = realloc(t->id, t->cap * sizeof *t->id);
             t->text = realloc(t->text, t->cap * sizeof *t->text);
+            if (with_title) {
+                t->title = realloc(t->title, t->cap * sizeof *t->title);
+                t->body = realloc(t->body, t->cap * sizeof *t->body);
+                t->body_off = realloc(t->body_off, t->cap * sizeof *t->body_off);
+            }
         }
-        if (!s || !t->id || !t->text) {
+        char *tcopy = with_title && lt ? strdup(title) : NULL, *bcopy = with_title ? strdup(text) : NULL;
+        if (!s || !t->id || !t->text || (with_title && (!t->title || !t->body || !t->body_off || !bcopy || (lt && !tcopy)))) {
+            free(tcopy), free(bcopy);
             fprintf(stderr, "sembed: out of memory\n");
             free(id), free(s);
             json_decref(j);
@@ -194,6 +210,7 @@ static int read_texts(const char *path, bool with_title, texts *t) {
         char *a = s, *e = s + lt + 1 + lx;
         while (*a == ' ' || *a == '\t' || *a == '\n' || *a == '\r') a++;
         while (e > a && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r')) e--;
+        if (with_title) t->title[t->n] = tcopy, t->body[t->n] = bcopy, t->body_off[t->n] = (long)(lt + 1) - (long)(a - s);
         memmove(s, a, (size_t)(e - a));
         s[e - a] = 0;
         t->id[t->n] = id, t->text[t->n] = s, t->n++;
@@ -431,9 +448,12 @@ static size_t default_chunk(const se_model *m) {
     return limit > n_special ? limit - n_special : 1;
 }
 
-/* Builds a new index at path from the corpus: documents chunked at the
- * default size, chunks embedded with the document prompt, 256 documents
- * per transaction. The file is removed when the build fails. */
+/* Builds a new index at path from the corpus: documents (title + " " +
+ * text) chunked at the default size, chunks embedded with the document
+ * prompt, 256 documents per transaction; stored as BEIR's Elasticsearch
+ * indexes them, the title and the text as two keyword fields, the chunks'
+ * spans mapped into the text (a chunk's title part left out). The file is
+ * removed when the build fails. */
 static int build_index(const char *path, const char *model_dir, se_model *m, se_ctx *ctx, const texts *corpus,
                        const se_encode_params *ep, size_t dim) {
     se_error err = {0};
@@ -484,8 +504,13 @@ static int build_index(const char *path, const char *model_dir, se_model *m, se_
             }
         }
         for (size_t j = 0, c = 0; j < b && !rc; j++) {
-            docs[j] = (se_index_doc){corpus->id[i + j], corpus->text[i + j], NULL, nch[j], nch[j] > 1 ? spans[j] : NULL,
-                                     vec + c * dim};
+            long off = corpus->body_off[i + j], lb = (long)strlen(corpus->body[i + j]);
+            for (size_t k = 0; nch[j] > 1 && k < 2 * nch[j]; k++) {
+                long x = (long)spans[j][k] - off;
+                spans[j][k] = (uint32_t)(x < 0 ? 0 : x > lb ? lb : x);
+            }
+            docs[j] = (se_index_doc){corpus->id[i + j], corpus->body[i + j], NULL, nch[j], nch[j] > 1 ? spans[j] : NULL,
+                                     vec + c * dim, corpus->title[i + j]};
             c += nch[j];
         }
         if (!rc && se_index_add(idx, docs, b, &err) != SE_OK) {
@@ -518,10 +543,13 @@ typedef struct isearch {
 
 /* Searches the index for each query (text and vector; vector NULL in
  * keyword mode): the best chunk per document, TOP_K documents, mapped back
- * to corpus indices through their ids. */
+ * to corpus indices through their ids. A hit without the title its corpus
+ * document has (an index built before index format 4, one keyword field)
+ * is reported once, on stderr. */
 static int search_index(se_index *idx, const isearch *s, const texts *corpus, char **qtext, const size_t *qidx,
                         const float *qe, size_t nq, size_t dim, ranking *out, double *ms) {
     se_index_hit hits[TOP_K];
+    int untitled = 0;
     se_index_search_params sp = se_index_search_default_params();
     sp.k = TOP_K, sp.best_chunk_per_doc = true, sp.mode = s->mode, sp.fusion = s->fusion, sp.alpha = s->alpha;
     sp.ef_search = (uint32_t)s->ef;
@@ -547,7 +575,13 @@ static int search_index(se_index *idx, const isearch *s, const texts *corpus, ch
                 return -1;
             }
             size_t c = texts_find(corpus, d.id);
-            se_free(d.id), se_free(d.text), se_free(d.meta);
+            if (c != SIZE_MAX && !d.title && corpus->title && corpus->title[c] && s->mode != SE_SEARCH_VECTOR && !untitled) {
+                untitled = 1;
+                fprintf(stderr, "sembed: warning: the index stores no title for document '%s' (built before index format 4): "
+                                "its keyword side sees title and text as one field; delete the index to rebuild it with "
+                                "two\n", d.id);
+            }
+            se_free(d.id), se_free(d.text), se_free(d.meta), se_free(d.title);
             if (c == SIZE_MAX) continue; /* not in this corpus (the index holds more) */
             out[q].doc[out[q].n] = c, out[q].score[out[q].n] = hits[i].score, out[q].n++;
         }
@@ -607,7 +641,8 @@ static const char usage[] =
     "  -m, --model DIR            embedding model folder\n"
     "      --index FILE           search through this index: built there (HNSW, chunks of\n"
     "                             max_seq_length, best chunk per document) when missing, reused when\n"
-    "                             made by the same model\n"
+    "                             made by the same model; title + \" \" + text embedded, title and text\n"
+    "                             keyword-indexed as two BM25 fields (BEIR's Elasticsearch layout)\n"
     "      --chunks               exact search over documents chunked as an index chunks them (max_seq_length\n"
     "                             tokens), a document scored by its best chunk\n"
     "      --keyword              BM25 only (needs --index)\n"

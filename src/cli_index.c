@@ -41,6 +41,7 @@ int cmd_mine(int argc, char **argv);
 typedef struct doc {
     char *id, *text, *meta; /* meta: JSON object text or NULL */
     size_t line;
+    char *title; /* a JSONL row's "title" (NULL: none) */
 } doc;
 
 typedef struct docs {
@@ -49,7 +50,7 @@ typedef struct docs {
 } docs;
 
 static void docs_free(docs *d) {
-    for (size_t i = 0; i < d->n; i++) free(d->v[i].id), free(d->v[i].text), free(d->v[i].meta);
+    for (size_t i = 0; i < d->n; i++) free(d->v[i].id), free(d->v[i].text), free(d->v[i].meta), free(d->v[i].title);
     free(d->v);
     memset(d, 0, sizeof *d);
 }
@@ -69,7 +70,7 @@ static int docs_push(docs *out, doc d) {
     }
     if (!d.id || !d.text || out->n == out->cap) {
         fprintf(stderr, "sembed: out of memory\n");
-        free(d.id), free(d.text), free(d.meta);
+        free(d.id), free(d.text), free(d.meta), free(d.title);
         return -1;
     }
     out->v[out->n++] = d;
@@ -77,7 +78,8 @@ static int docs_push(docs *out, doc d) {
 }
 
 /* Reads documents: JSONL (one object per line: the text field, the id
- * field or the line number, every other field as metadata) or plain text
+ * field or the line number, a string "title" (unless it is the text
+ * field) as the document's title, every other field as metadata) or plain text
  * (one document per line, id = line number). jsonl: 1 JSONL, 0 text, -1
  * guess (a .jsonl/.json/.ndjson name, else the first non-empty line being
  * a JSON object, with a note). Errors name the line. */
@@ -119,7 +121,7 @@ static int read_docs(const char *path, int jsonl, const char *field, const char 
                 for (size_t b = 0; b < n_blank && !rc; b++) { /* the blank lines were documents */
                     char buf[32];
                     snprintf(buf, sizeof buf, "%zu", no - n_blank + b);
-                    rc = docs_push(out, (doc){strdup(buf), strdup(""), NULL, no - n_blank + b});
+                    rc = docs_push(out, (doc){strdup(buf), strdup(""), NULL, no - n_blank + b, NULL});
                 }
                 if (rc) break;
             }
@@ -156,6 +158,22 @@ static int read_docs(const char *path, int jsonl, const char *field, const char 
                 rc = -1;
                 break;
             }
+            json_t *tv = strcmp(field, "title") && strcmp(id_field, "title") ? json_object_get(o, "title") : NULL;
+            if (tv && !json_is_string(tv) && !json_is_null(tv)) {
+                fprintf(stderr, "sembed: %s:%zu: field \"title\" must be a string (or null: no title)\n", path, no);
+                json_decref(o);
+                free(d.text), free(d.id);
+                rc = -1;
+                break;
+            }
+            if (json_is_string(tv) && json_string_value(tv)[0] && !(d.title = strdup(json_string_value(tv)))) {
+                json_decref(o);
+                free(d.text), free(d.id);
+                fprintf(stderr, "sembed: out of memory\n");
+                rc = -1;
+                break;
+            }
+            if (tv) json_object_del(o, "title");
             json_object_del(o, field);
             json_object_del(o, id_field);
             if (json_object_size(o)) d.meta = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
@@ -174,7 +192,7 @@ static int read_docs(const char *path, int jsonl, const char *field, const char 
     for (size_t b = 0; !rc && jsonl < 0 && b < n_blank; b++) { /* only blank lines: plain text */
         char buf[32];
         snprintf(buf, sizeof buf, "%zu", b + 1);
-        rc = docs_push(out, (doc){strdup(buf), strdup(""), NULL, b + 1});
+        rc = docs_push(out, (doc){strdup(buf), strdup(""), NULL, b + 1, NULL});
     }
     if (!rc && ferror(f)) {
         fprintf(stderr, "sembed: %s: read error\n", path);
@@ -297,7 +315,7 @@ static size_t drop_duplicate_ids(docs *d, const char *input) {
     if (n_dup > 5) fprintf(stderr, "sembed: warning: ... and %zu more repeated ids\n", n_dup - 5);
     size_t o = 0;
     for (size_t i = 0; i < d->n; i++) {
-        if (gone[i]) free(d->v[i].id), free(d->v[i].text), free(d->v[i].meta);
+        if (gone[i]) free(d->v[i].id), free(d->v[i].text), free(d->v[i].meta), free(d->v[i].title);
         else d->v[o++] = d->v[i];
     }
     d->n = o;
@@ -353,14 +371,38 @@ static int index_docs(se_index *idx, enc *e, docs *d, long chunk, long overlap, 
                 rc = -1;
             }
         }
+        /* a titled document's chunks are embedded as title + " " + chunk
+         * (as BEIR's SBERT joins them); the spans stay offsets into text */
+        char **joined = rc ? NULL : calloc(total ? total : 1, sizeof *joined);
+        if (!rc && !joined) {
+            fprintf(stderr, "sembed: out of memory\n");
+            rc = -1;
+        }
         for (size_t j = 0, c = 0; j < b && !rc; j++)
-            for (size_t k = 0; k < nch[j]; k++, c++) {
-                ct[c] = d->v[i + j].text + spans[j][2 * k];
+            for (size_t k = 0; k < nch[j] && !rc; k++, c++) {
+                const doc *dj = &d->v[i + j];
+                ct[c] = dj->text + spans[j][2 * k];
                 cl[c] = spans[j][2 * k + 1] - spans[j][2 * k];
+                if (!dj->title) continue;
+                size_t tl = strlen(dj->title);
+                if (!(joined[c] = malloc(tl + 1 + cl[c] + 1))) {
+                    fprintf(stderr, "sembed: out of memory\n");
+                    rc = -1;
+                    break;
+                }
+                memcpy(joined[c], dj->title, tl);
+                joined[c][tl] = ' ';
+                memcpy(joined[c] + tl + 1, ct[c], cl[c]);
+                joined[c][tl + 1 + cl[c]] = 0;
+                ct[c] = joined[c];
+                cl[c] += tl + 1;
             }
         if (!rc) rc = enc_texts(e, ct, cl, total, vec, &p, i, b);
+        for (size_t c = 0; joined && c < total; c++) free(joined[c]);
+        free(joined);
         for (size_t j = 0, c = 0; j < b && !rc; j++) {
-            id[j] = (se_index_doc){d->v[i + j].id, d->v[i + j].text, d->v[i + j].meta, nch[j], spans[j], vec + c * e->dim};
+            id[j] = (se_index_doc){d->v[i + j].id, d->v[i + j].text, d->v[i + j].meta, nch[j], spans[j], vec + c * e->dim,
+                                   d->v[i + j].title};
             c += nch[j];
         }
         se_error err = {0};
@@ -396,8 +438,9 @@ static const char index_usage[] =
     "A persistent semantic index: documents, their metadata and their embeddings in one file\n"
     "(SQLite), searched with `sembed search INDEX QUERY`. Adding an existing id replaces it.\n"
     "Every index has a keyword index (BM25) over its texts too; `upgrade` adds it in place to an\n"
-    "index made by an older sembed (format 1), or rebuilds it with today's words (format 2); any\n"
-    "writable open, e.g. `index add`, does it too.\n"
+    "index made by an older sembed (format 1), or rebuilds it with today's words (format 2) and\n"
+    "a title field (format 3: existing documents have no title); any writable open, e.g. `index\n"
+    "add`, does it too.\n"
     "\n"
     "  -m, --model DIR         model folder (build; remembered by the index, add may override)\n"
     "  -i, --input FILE        documents: .jsonl (one object per line) or text (one per line; id =\n"
@@ -406,8 +449,10 @@ static const char index_usage[] =
     "      --jsonl / --text    input format (default: JSONL for a .jsonl/.json/.ndjson name or when\n"
     "                          the first non-empty line is a JSON object, else text)\n"
     "      --field NAME        JSONL text field (default text)\n"
-    "      --id-field NAME     JSONL id field (default id; absent = line number); the other fields\n"
-    "                          are stored as metadata, for --filter\n"
+    "      --id-field NAME     JSONL id field (default id; absent = line number); a string field\n"
+    "                          \"title\" is the document's title: stored, keyword-searched as its own\n"
+    "                          BM25 field, and embedded as title + \" \" + text (each chunk); the other\n"
+    "                          fields are stored as metadata, for --filter\n"
     "      --metric M          cosine (default), dot or l2\n"
     "      --hnsw M,EF         HNSW graph with M links and ef_construction EF (default 16,200)\n"
     "      --flat              exact search instead of HNSW\n"
@@ -886,7 +931,8 @@ static const char search_index_usage[] =
     "  -i, --input FILE       queries, one per line (as well as / instead of QUERY arguments)\n"
     "  -m, --model DIR        encode queries with this model instead of the remembered one\n"
     "      --json             one JSON object per query: {\"query\", \"results\": [{\"id\", \"score\",\n"
-    "                         \"chunk\", \"text\", \"metadata\"}]}; --keyword/--hybrid add \"vector_score\" and\n"
+    "                         [\"title\",] \"chunk\", \"text\", \"metadata\"}]} (\"title\" for a titled\n"
+    "                         document); --keyword/--hybrid add \"vector_score\" and\n"
     "                         \"keyword_score\" (null: that side did not return it), --rerank\n"
     "                         \"first_stage_score\" (\"score\" is then the cross-encoder's)\n"
     "  -t, --threads N        encoder threads\n"
@@ -1088,7 +1134,7 @@ static int search_index(int argc, char **argv) {
                 fprintf(stderr, "sembed: %s\n", err.msg);
                 for (size_t j = 0; j < h; j++) {
                     free(sh[j].chunk);
-                    se_free(sh[j].d.id), se_free(sh[j].d.text), se_free(sh[j].d.meta);
+                    se_free(sh[j].d.id), se_free(sh[j].d.text), se_free(sh[j].d.meta), se_free(sh[j].d.title);
                 }
                 goto done;
             }
@@ -1150,12 +1196,16 @@ static int search_index(int argc, char **argv) {
                         fputs(", \"keyword_score\": ", stdout);
                         print_score_or_null(s->h.keyword_score);
                     }
+                    if (s->d.title) {
+                        fputs(", \"title\": ", stdout);
+                        cli_print_json_string(stdout, s->d.title);
+                    }
                     printf(", \"chunk\": %u, \"text\": ", s->h.chunk);
                     cli_print_json_string(stdout, s->chunk ? s->chunk : "");
                     printf(", \"metadata\": %s}", s->d.meta ? s->d.meta : "{}");
                 } else {
-                    printf("  %2zu. %.4f  [%s] %s%s\n", h + 1, (double)score, s->d.id, s->h.chunk ? "... " : "",
-                           s->chunk ? s->chunk : "");
+                    printf("  %2zu. %.4f  [%s] %s%s%s%s\n", h + 1, (double)score, s->d.id, s->d.title ? s->d.title : "",
+                           s->d.title ? ": " : "", s->h.chunk ? "... " : "", s->chunk ? s->chunk : "");
                 }
             }
             if (json) fputs("]}\n", stdout);
@@ -1165,6 +1215,7 @@ static int search_index(int argc, char **argv) {
             se_free(sh[h].d.id);
             se_free(sh[h].d.text);
             se_free(sh[h].d.meta);
+            se_free(sh[h].d.title);
         }
         if (failed) goto done;
     }

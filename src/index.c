@@ -5,7 +5,8 @@
  *   meta(key, value)        format marker, dimension, kind, metric, HNSW
  *                           params, model, model_fingerprint (absent in
  *                           files made before fingerprints), chunking
- *   docs(id, ext_id, text, meta)
+ *   docs(id, ext_id, text, meta, title)
+ *                           title (format 4) NULL when none
  *   chunks(id AUTOINCREMENT, doc, chunk, start, end, vec, crc)
  *                           vectors as stored in memory (float32 LE) and
  *                           their CRC-32
@@ -14,7 +15,8 @@
  *                           docs.text, external content keyed by docs.id,
  *                           tokenised by index_fts.c's "sembed" tokenizer
  *                           (format 3: with UAX #29 words, tokenize=
- *                           'sembed 2'); kept in step with docs in the same
+ *                           'sembed 2'; format 4: two columns, title and
+ *                           text); kept in step with docs in the same
  *                           transactions
  * plus PRAGMA application_id 'SEMB' and user_version = format version.
  *
@@ -24,6 +26,9 @@
  * vectors and refuses keyword and hybrid searches with how to upgrade.
  * Format 2 (keyword index of unicode61's pieces) is read as it is, and a
  * writable open rebuilds its FTS table with format 3's tokens the same way.
+ * Format 3 (no titles) is read as it is (its documents have no title); a
+ * writable open adds docs.title and rebuilds the FTS table with the title
+ * column the same way (format 4).
  *
  * Why SQLite: documents, metadata and vectors need transactional updates
  * that survive a kill at any instant, lookups by external id, and metadata
@@ -73,7 +78,7 @@
 #include "vec_index.h"
 
 #define IDX_APP_ID 0x53454D42 /* 'SEMB' */
-#define IDX_FORMAT 3     /* written by this sembed */
+#define IDX_FORMAT 4     /* written by this sembed */
 #define IDX_FORMAT_MIN 1 /* the oldest read (and upgraded when writable) */
 
 struct se_index {
@@ -87,7 +92,7 @@ struct se_index {
     char *fp_old;      /* a malformed record replaced by se_index_check_model */
     se_vx *vx;
     bool dirty; /* the snapshot is behind the rows */
-    int format;   /* the file's format version (1: no keyword index yet) */
+    int format;   /* the file's format version (1: no keyword index yet; < 4: no docs.title) */
     bool has_fts; /* the keyword index exists and its tokenizer is registered */
     fts5_api *fts; /* the connection's FTS5 (NULL without) */
     sqlite3_stmt *kw_q;    /* the keyword search without filters, kept (db_lock) */
@@ -254,7 +259,7 @@ static const char *fp_get(const fp_fields *f, const char *key) {
 
 static const char *SCHEMA =
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-    "CREATE TABLE docs(id INTEGER PRIMARY KEY, ext_id TEXT NOT NULL UNIQUE, text TEXT NOT NULL, meta TEXT);"
+    "CREATE TABLE docs(id INTEGER PRIMARY KEY, ext_id TEXT NOT NULL UNIQUE, text TEXT NOT NULL, meta TEXT, title TEXT);"
     "CREATE TABLE chunks(id INTEGER PRIMARY KEY AUTOINCREMENT, doc INTEGER NOT NULL, chunk INTEGER NOT NULL,"
     " start INTEGER NOT NULL, end INTEGER NOT NULL, vec BLOB NOT NULL, crc INTEGER NOT NULL);"
     "CREATE INDEX chunks_doc ON chunks(doc);"
@@ -355,14 +360,16 @@ static bool in_sorted(const int64_t *a, size_t n, int64_t x) { return n && bsear
 
 static se_status flush_locked(se_index *idx, se_error *err);
 
-/* Registers the keyword tokenizer on the connection and, for a format-1
- * or format-2 file opened writable, upgrades it: the FTS table (re)built
- * from the stored texts and the version bumped, in one transaction. A
+/* Registers the keyword tokenizer on the connection and, for a format-1,
+ * 2 or 3 file opened writable, upgrades it: docs.title added (NULL: no
+ * title), the FTS table (re)built from the stored texts and the version
+ * bumped, in one transaction. A
  * read-only open leaves the file as it is: format 1 has no keyword index
  * (has_fts false: keyword searches are refused with how to upgrade);
  * format 2's FTS table keeps its own tokens (its tokenize='sembed' option
  * says so to index_fts.c), and keyword searches rank with the in-memory
- * scorer, built from the texts with format 3's tokens. Without FTS5 in this SQLite, a read-only
+ * scorer, built from the texts with format 3's tokens; format 3 is read as
+ * it is, its documents without titles. Without FTS5 in this SQLite, a read-only
  * open still searches vectors; a writable one is refused, as its writes
  * could not keep the keyword index in step. */
 static se_status fts_attach(se_index *idx, se_log_fn log_fn, void *log_user, se_error *err) {
@@ -375,23 +382,27 @@ static se_status fts_attach(se_index *idx, se_log_fn log_fn, void *log_user, se_
         }
         return SE_OK;
     }
-    if (idx->format >= 3 || (idx->format == 2 && idx->read_only)) {
+    if (idx->format >= 4 || (idx->format >= 2 && idx->read_only)) {
         idx->has_fts = true;
         return SE_OK;
     }
     if (idx->read_only) return SE_OK;
     char pragma[64];
     snprintf(pragma, sizeof pragma, "PRAGMA user_version=%d", IDX_FORMAT);
-    if (exec(idx, "BEGIN IMMEDIATE") || (idx->format == 2 && exec(idx, "DROP TABLE fts")) || exec(idx, SE_FTS_SCHEMA) ||
+    if (exec(idx, "BEGIN IMMEDIATE") || exec(idx, "ALTER TABLE docs ADD COLUMN title TEXT") ||
+        (idx->format >= 2 && exec(idx, "DROP TABLE fts")) || exec(idx, SE_FTS_SCHEMA) ||
         exec(idx, "INSERT INTO fts(fts) VALUES('rebuild')") || exec(idx, pragma) ||
         meta_put(idx, "version", "%d", IDX_FORMAT) || exec(idx, "COMMIT")) {
-        st = db_err(idx, err, idx->format == 2 ? "cannot upgrade the index to format 3 (rebuilding the keyword index)"
-                                               : "cannot upgrade the index to format 3 (adding the keyword index)");
+        st = db_err(idx, err, idx->format >= 2 ? "cannot upgrade the index to format 4 (rebuilding the keyword index)"
+                                               : "cannot upgrade the index to format 4 (adding the keyword index)");
         exec(idx, "ROLLBACK");
         return st;
     }
     logf_(log_fn, log_user, SE_LOG_INFO, "%s: upgraded from index format %d to %d: keyword index %s over the stored texts",
-          idx->path, idx->format, IDX_FORMAT, idx->format == 2 ? "rebuilt with UAX #29 words" : "built");
+          idx->path, idx->format, IDX_FORMAT,
+          idx->format == 3   ? "rebuilt with a title field"
+          : idx->format == 2 ? "rebuilt with UAX #29 words and a title field"
+                             : "built");
     idx->format = IDX_FORMAT;
     idx->has_fts = true;
     return SE_OK;
@@ -800,7 +811,8 @@ static int exec_on(se_index *idx, const char *sql, int64_t id) {
 static const char DELETE_CHUNKS[] = "DELETE FROM chunks WHERE doc = ?";
 /* Takes a document out of the keyword index: an external-content FTS5
  * table is told the text it indexed (still in docs), before docs changes. */
-static const char DELETE_FTS[] = "INSERT INTO fts(fts, rowid, text) SELECT 'delete', id, text FROM docs WHERE id = ?";
+static const char DELETE_FTS[] =
+    "INSERT INTO fts(fts, rowid, title, text) SELECT 'delete', id, title, text FROM docs WHERE id = ?";
 
 /* Deletes doc's row, chunks and keyword entries; db_lock held, inside a
  * transaction. */
@@ -876,11 +888,11 @@ se_status se_index_add(se_index *idx, const se_index_doc *docs, size_t n, se_err
         st = db_err(idx, err, "cannot start a transaction");
         goto unlock;
     }
-    if (sqlite3_prepare_v2(idx->db, "INSERT INTO docs(ext_id, text, meta) VALUES (?, ?, ?)", -1, &ins_doc, NULL) ||
-        sqlite3_prepare_v2(idx->db, "UPDATE docs SET text = ?, meta = ? WHERE id = ?", -1, &upd_doc, NULL) ||
+    if (sqlite3_prepare_v2(idx->db, "INSERT INTO docs(ext_id, text, meta, title) VALUES (?, ?, ?, ?)", -1, &ins_doc, NULL) ||
+        sqlite3_prepare_v2(idx->db, "UPDATE docs SET text = ?, meta = ?, title = ? WHERE id = ?", -1, &upd_doc, NULL) ||
         sqlite3_prepare_v2(idx->db, "INSERT INTO chunks(doc, chunk, start, end, vec, crc) VALUES (?, ?, ?, ?, ?, ?)", -1,
                            &ins_chunk, NULL) ||
-        sqlite3_prepare_v2(idx->db, "INSERT INTO fts(rowid, text) VALUES (?, ?)", -1, &ins_fts, NULL)) {
+        sqlite3_prepare_v2(idx->db, "INSERT INTO fts(rowid, title, text) VALUES (?, ?, ?)", -1, &ins_fts, NULL)) {
         st = db_err(idx, err, "cannot prepare");
         goto rollback;
     }
@@ -890,6 +902,7 @@ se_status se_index_add(se_index *idx, const se_index_doc *docs, size_t n, se_err
             st = se_err(err, SE_E_FORMAT, "document %zu (id '%s'): metadata is not a JSON object", i, d->id);
             goto rollback;
         }
+        const char *title = d->title && d->title[0] ? d->title : NULL;
         int64_t doc = find_doc(idx, d->id);
         if (doc < 0) {
             st = db_err(idx, err, "cannot look up a document");
@@ -911,7 +924,11 @@ se_status se_index_add(se_index *idx, const se_index_doc *docs, size_t n, se_err
                 sqlite3_bind_text(upd_doc, 2, d->meta, -1, SQLITE_STATIC);
             else
                 sqlite3_bind_null(upd_doc, 2);
-            sqlite3_bind_int64(upd_doc, 3, doc);
+            if (title)
+                sqlite3_bind_text(upd_doc, 3, title, -1, SQLITE_STATIC);
+            else
+                sqlite3_bind_null(upd_doc, 3);
+            sqlite3_bind_int64(upd_doc, 4, doc);
             if (sqlite3_step(upd_doc) != SQLITE_DONE) {
                 st = db_err(idx, err, "cannot replace a document");
                 goto rollback;
@@ -924,6 +941,10 @@ se_status se_index_add(se_index *idx, const se_index_doc *docs, size_t n, se_err
                 sqlite3_bind_text(ins_doc, 3, d->meta, -1, SQLITE_STATIC);
             else
                 sqlite3_bind_null(ins_doc, 3);
+            if (title)
+                sqlite3_bind_text(ins_doc, 4, title, -1, SQLITE_STATIC);
+            else
+                sqlite3_bind_null(ins_doc, 4);
             if (sqlite3_step(ins_doc) != SQLITE_DONE) {
                 st = db_err(idx, err, "cannot insert a document");
                 goto rollback;
@@ -933,7 +954,11 @@ se_status se_index_add(se_index *idx, const se_index_doc *docs, size_t n, se_err
         doc_of[i] = doc;
         sqlite3_reset(ins_fts);
         sqlite3_bind_int64(ins_fts, 1, doc);
-        sqlite3_bind_text(ins_fts, 2, d->text, -1, SQLITE_STATIC);
+        if (title)
+            sqlite3_bind_text(ins_fts, 2, title, -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(ins_fts, 2);
+        sqlite3_bind_text(ins_fts, 3, d->text, -1, SQLITE_STATIC);
         if (sqlite3_step(ins_fts) != SQLITE_DONE) {
             st = db_err(idx, err, "cannot add a document to the keyword index");
             goto rollback;
@@ -966,7 +991,7 @@ se_status se_index_add(se_index *idx, const se_index_doc *docs, size_t n, se_err
      * re-added, so the last text wins, as in the rows) */
     for (size_t i = 0; i < n && idx->bm25; i++) {
         se_error be = {0};
-        if (se_bm25_add(idx->bm25, doc_of[i], docs[i].text, &be)) bm25_drop(idx, be.msg);
+        if (se_bm25_add_titled(idx->bm25, doc_of[i], docs[i].title, docs[i].text, &be)) bm25_drop(idx, be.msg);
     }
     goto unlock;
 rollback:
@@ -1271,8 +1296,9 @@ static void bind_filters(sqlite3_stmt *q, const void *user) {
     bind_filter_terms(q, b->f, b->nf);
 }
 
-/* Builds the in-memory keyword scorer over every stored text (db_lock
- * held). Out of memory is not an error: bm25_drop logs it and FTS5 ranks. */
+/* Builds the in-memory keyword scorer over every stored title and text
+ * (db_lock held; a file older than format 4, read-only, has no titles).
+ * Out of memory is not an error: bm25_drop logs it and FTS5 ranks. */
 static se_status bm25_build(se_index *idx, se_error *err) {
     se_bm25 *b = se_bm25_new(idx->fts, SE_BM25_DEFAULT_FLAGS);
     if (!b) {
@@ -1280,7 +1306,8 @@ static se_status bm25_build(se_index *idx, se_error *err) {
         return SE_OK;
     }
     sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(idx->db, "SELECT id, text FROM docs", -1, &q, NULL)) {
+    if (sqlite3_prepare_v2(idx->db, idx->format >= 4 ? "SELECT id, text, title FROM docs" : "SELECT id, text, NULL FROM docs",
+                           -1, &q, NULL)) {
         se_bm25_free(b);
         return db_err(idx, err, "cannot read the texts for the keyword scorer");
     }
@@ -1290,7 +1317,8 @@ static se_status bm25_build(se_index *idx, se_error *err) {
     int rc;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
         const char *text = (const char *)sqlite3_column_text(q, 1);
-        if (se_bm25_add(b, sqlite3_column_int64(q, 0), text ? text : "", &be)) break;
+        const char *title = (const char *)sqlite3_column_text(q, 2);
+        if (se_bm25_add_titled(b, sqlite3_column_int64(q, 0), title, text ? text : "", &be)) break;
     }
     if (be.code == SE_OK && rc != SQLITE_DONE) st = db_err(idx, err, "cannot read the texts for the keyword scorer");
     sqlite3_finalize(q);
@@ -1507,7 +1535,10 @@ se_status se_index_fetch(se_index *idx, int64_t doc, se_index_doc_out *out, se_e
     pthread_mutex_lock(&idx->db_lock);
     sqlite3_stmt *q;
     se_status st = SE_OK;
-    if (sqlite3_prepare_v2(idx->db, "SELECT ext_id, text, meta FROM docs WHERE id = ?", -1, &q, NULL)) {
+    if (sqlite3_prepare_v2(idx->db,
+                           idx->format >= 4 ? "SELECT ext_id, text, meta, title FROM docs WHERE id = ?"
+                                            : "SELECT ext_id, text, meta, NULL FROM docs WHERE id = ?",
+                           -1, &q, NULL)) {
         st = db_err(idx, err, "cannot read a document");
         goto out;
     }
@@ -1517,10 +1548,13 @@ se_status se_index_fetch(se_index *idx, int64_t doc, se_index_doc_out *out, se_e
         out->id = se_strdup((const char *)sqlite3_column_text(q, 0));
         out->text = se_strdup((const char *)sqlite3_column_text(q, 1));
         out->meta = sqlite3_column_type(q, 2) == SQLITE_NULL ? NULL : se_strdup((const char *)sqlite3_column_text(q, 2));
-        if (!out->id || !out->text || (sqlite3_column_type(q, 2) != SQLITE_NULL && !out->meta)) {
+        out->title = sqlite3_column_type(q, 3) == SQLITE_NULL ? NULL : se_strdup((const char *)sqlite3_column_text(q, 3));
+        if (!out->id || !out->text || (sqlite3_column_type(q, 2) != SQLITE_NULL && !out->meta) ||
+            (sqlite3_column_type(q, 3) != SQLITE_NULL && !out->title)) {
             se_free(out->id);
             se_free(out->text);
             se_free(out->meta);
+            se_free(out->title);
             memset(out, 0, sizeof *out);
             st = se_err(err, SE_E_NOMEM, "out of memory");
         }

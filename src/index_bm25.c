@@ -14,6 +14,12 @@
  * document frequencies). A delete tombstones the slot; when tombstones
  * outnumber live documents the postings are compacted. Scores therefore
  * always equal those of a scorer freshly built over the live documents.
+ *
+ * Two fields, text and title (BEIR's Elasticsearch layout): a title token
+ * is its own term, keyed by the byte FIELD_TITLE before the token's text,
+ * so that each field has its own postings and document frequencies; each
+ * document has a length per field, and each field its own document count
+ * and total length (index_bm25.h has the formula).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -33,7 +39,11 @@ typedef struct term {
     uint32_t n, cap;
     uint32_t df;   /* live documents containing it */
     uint32_t last; /* the slot of its last posting (NO_SLOT: none since the last compaction) */
+    uint8_t field; /* 0 text, 1 title */
 } term;
+
+/* The byte before a title term's text in the dictionary. */
+#define FIELD_TITLE '\x01'
 
 #define NO_SLOT UINT32_MAX
 #define EMPTY_KEY INT64_MIN
@@ -50,12 +60,15 @@ struct se_bm25 {
     size_t tmap_cap;
     /* documents by slot */
     int64_t *rowid;
-    uint32_t *len;
+    uint32_t *len[2]; /* per field: text, title */
     uint32_t **dterms;
     uint32_t *dnt;
     uint8_t *alive;
     uint32_t n_slots, slots_cap, n_live, n_dead;
-    uint64_t total_len;
+    uint64_t total_len[2]; /* per field, over the live documents */
+    uint32_t n_with[2];    /* live documents with at least one token in the field (Lucene's docCount) */
+    char *kbuf;            /* a title term's key: FIELD_TITLE + the token */
+    size_t kbuf_cap;
     /* row id -> slot (NO_SLOT: removed; the key stays as a tombstone) */
     int64_t *dkey;
     uint32_t *dval;
@@ -98,7 +111,9 @@ void se_bm25_free(se_bm25 *b) {
     se_free(b->terms);
     se_free(b->tmap);
     se_free(b->rowid);
-    se_free(b->len);
+    se_free(b->len[0]);
+    se_free(b->len[1]);
+    se_free(b->kbuf);
     se_free(b->dterms);
     se_free(b->dnt);
     se_free(b->alive);
@@ -137,6 +152,26 @@ static size_t tmap_find(const se_bm25 *b, const char *tok, size_t n) {
     return h;
 }
 
+/* The dictionary key of tok (n bytes) in field f: tok itself for the
+ * text, FIELD_TITLE + tok for the title (in b->kbuf; *kn its length).
+ * NULL when out of memory. */
+static const char *field_key(se_bm25 *b, const char *tok, size_t n, int f, size_t *kn) {
+    *kn = n;
+    if (!f) return tok;
+    if (n + 1 > b->kbuf_cap) {
+        size_t c = b->kbuf_cap ? b->kbuf_cap : 64;
+        while (c < n + 1) c *= 2;
+        char *t = se_realloc(b->kbuf, c);
+        if (!t) return NULL;
+        b->kbuf = t;
+        b->kbuf_cap = c;
+    }
+    b->kbuf[0] = FIELD_TITLE;
+    memcpy(b->kbuf + 1, tok, n);
+    *kn = n + 1;
+    return b->kbuf;
+}
+
 /* The id of tok, or -1 when unknown. */
 static int64_t term_lookup(const se_bm25 *b, const char *tok, size_t n) {
     if (!b->tmap_cap) return -1;
@@ -161,8 +196,9 @@ static int tmap_grow(se_bm25 *b) {
     return 0;
 }
 
-/* The id of tok, added when new; -1 when out of memory. */
-static int64_t term_intern(se_bm25 *b, const char *tok, size_t n) {
+/* The id of the key tok (n bytes, field_key's) of field f, added when
+ * new; -1 when out of memory. */
+static int64_t term_intern(se_bm25 *b, const char *tok, size_t n, int f) {
     if ((size_t)(b->n_terms + 1) * 2 > b->tmap_cap && tmap_grow(b)) return -1;
     size_t h = tmap_find(b, tok, n);
     if (b->tmap[h]) return (int64_t)b->tmap[h] - 1;
@@ -177,7 +213,7 @@ static int64_t term_intern(se_bm25 *b, const char *tok, size_t n) {
     }
     if (grow((void **)&b->terms, &b->terms_cap, b->n_terms + 1, sizeof *b->terms)) return -1;
     memcpy(b->arena + b->arena_len, tok, n);
-    b->terms[b->n_terms] = (term){(uint32_t)b->arena_len, (uint32_t)n, NULL, 0, 0, 0, UINT32_MAX};
+    b->terms[b->n_terms] = (term){(uint32_t)b->arena_len, (uint32_t)n, NULL, 0, 0, 0, UINT32_MAX, (uint8_t)f};
     b->arena_len += n;
     b->tmap[h] = ++b->n_terms;
     return (int64_t)b->n_terms - 1;
@@ -282,7 +318,8 @@ static int dropped(const char *text, int start, int end) {
 typedef struct tok_ctx {
     se_bm25 *b;
     const char *text;
-    int query; /* look up only; stop at SE_FTS_TERMS_MAX distinct terms */
+    int query; /* look up only (in both fields); stop at SE_FTS_TERMS_MAX distinct terms */
+    int field; /* a document's: 0 text, 1 title */
     uint32_t slot; /* the document's */
     uint32_t len;  /* its tokens */
     uint32_t *ids; /* distinct term ids, first seen first */
@@ -296,19 +333,27 @@ static int collect(void *user, const char *tok, int n, int start, int end) {
     se_bm25 *b = c->b;
     if ((b->flags & SE_BM25_STOPWORDS) && dropped(c->text, start, end)) return 0;
     int64_t id;
+    size_t kn;
+    const char *key;
     if (c->query) {
-        id = term_lookup(b, tok, (size_t)n);
-        if (id < 0) return 0; /* in no document: adds nothing */
-        if (b->qcnt[id]) {
-            b->qcnt[id]++;
-            return 0;
+        int fresh = 0; /* a term new to this query, in either field */
+        for (int f = 0; f < 2; f++) {
+            if (!(key = field_key(b, tok, (size_t)n, f, &kn))) goto oom;
+            id = term_lookup(b, key, kn);
+            if (id < 0) continue; /* in no document's field: adds nothing */
+            if (b->qcnt[id]) {
+                b->qcnt[id]++;
+                continue;
+            }
+            if (grow((void **)&c->ids, &c->cap, c->n + 1, sizeof *c->ids)) goto oom;
+            c->ids[c->n++] = (uint32_t)id;
+            b->qcnt[id] = 1;
+            fresh = 1;
         }
-        if (grow((void **)&c->ids, &c->cap, c->n + 1, sizeof *c->ids)) goto oom;
-        c->ids[c->n++] = (uint32_t)id;
-        b->qcnt[id] = 1;
-        return ++c->distinct >= SE_FTS_TERMS_MAX;
+        return fresh && ++c->distinct >= SE_FTS_TERMS_MAX;
     }
-    id = term_intern(b, tok, (size_t)n);
+    if (!(key = field_key(b, tok, (size_t)n, c->field, &kn))) goto oom;
+    id = term_intern(b, key, kn, c->field);
     if (id < 0 || c->len == UINT32_MAX) goto oom;
     c->len++;
     term *t = &b->terms[id];
@@ -338,14 +383,22 @@ static void slot_remove(se_bm25 *b, uint32_t s) {
     b->dterms[s] = NULL;
     b->dnt[s] = 0;
     b->alive[s] = 0;
-    b->total_len -= b->len[s];
+    for (int f = 0; f < 2; f++) {
+        b->total_len[f] -= b->len[f][s];
+        b->n_with[f] -= b->len[f][s] > 0;
+    }
     b->n_live--;
     b->n_dead++;
 }
 
 se_status se_bm25_add(se_bm25 *b, int64_t doc, const char *text, se_error *err) {
-    size_t tl = strlen(text);
+    return se_bm25_add_titled(b, doc, NULL, text, err);
+}
+
+se_status se_bm25_add_titled(se_bm25 *b, int64_t doc, const char *title, const char *text, se_error *err) {
+    size_t tl = strlen(text), hl = title ? strlen(title) : 0;
     if (tl > 0x7fffffff) return se_err(err, SE_E_RANGE, "keyword index: text of %zu bytes (at most 2 GiB)", tl);
+    if (hl > 0x7fffffff) return se_err(err, SE_E_RANGE, "keyword index: title of %zu bytes (at most 2 GiB)", hl);
     if (b->n_slots >= UINT32_MAX - 1) return se_err(err, SE_E_RANGE, "keyword index: too many documents");
     uint32_t old = dmap_get(b, doc);
     if (old != NO_SLOT) slot_remove(b, old);
@@ -354,7 +407,9 @@ se_status se_bm25_add(se_bm25 *b, int64_t doc, const char *text, se_error *err) 
         uint32_t c2 = cap;
         if (grow((void **)&b->rowid, &c2, s + 1, sizeof *b->rowid)) goto oom0;
         c2 = cap;
-        if (grow((void **)&b->len, &c2, s + 1, sizeof *b->len)) goto oom0;
+        if (grow((void **)&b->len[0], &c2, s + 1, sizeof *b->len[0])) goto oom0;
+        c2 = cap;
+        if (grow((void **)&b->len[1], &c2, s + 1, sizeof *b->len[1])) goto oom0;
         c2 = cap;
         if (grow((void **)&b->dterms, &c2, s + 1, sizeof *b->dterms)) goto oom0;
         c2 = cap;
@@ -371,21 +426,30 @@ se_status se_bm25_add(se_bm25 *b, int64_t doc, const char *text, se_error *err) 
     }
     /* the postings of slot s are appended as the tokens come; a failure
      * leaves them half-made (the scorer is then freed, not used) */
-    tok_ctx c = {b, text, 0, s, 0, NULL, 0, 0, 0, 0};
-    se_status st = se_fts_tokenize(b->api, text, tl, 0, collect, &c, err);
+    tok_ctx c = {b, title, 0, 1, s, 0, NULL, 0, 0, 0, 0};
+    se_status st = hl ? se_fts_tokenize(b->api, title, hl, 0, collect, &c, err) : SE_OK;
+    uint32_t title_len = c.len;
+    c.text = text;
+    c.field = 0;
+    c.len = 0;
+    if (!st && !c.oom) st = se_fts_tokenize(b->api, text, tl, 0, collect, &c, err);
     if (!st && (c.oom || dmap_put(b, doc, s))) st = se_err(err, SE_E_NOMEM, "out of memory building the keyword scorer");
     if (st) {
         se_free(c.ids);
         return st;
     }
     b->rowid[s] = doc;
-    b->len[s] = c.len;
+    b->len[0][s] = c.len;
+    b->len[1][s] = title_len;
     b->dterms[s] = c.ids;
     b->dnt[s] = c.n;
     b->alive[s] = 1;
     b->n_slots++;
     b->n_live++;
-    b->total_len += c.len;
+    for (int f = 0; f < 2; f++) {
+        b->total_len[f] += b->len[f][s];
+        b->n_with[f] += b->len[f][s] > 0;
+    }
     return SE_OK;
 oom0:
     return se_err(err, SE_E_NOMEM, "out of memory building the keyword scorer");
@@ -404,7 +468,8 @@ static int compact(se_bm25 *b) {
         }
         map[s] = ns;
         b->rowid[ns] = b->rowid[s];
-        b->len[ns] = b->len[s];
+        b->len[0][ns] = b->len[0][s];
+        b->len[1][ns] = b->len[1][s];
         b->dterms[ns] = b->dterms[s];
         b->dnt[ns] = b->dnt[s];
         b->alive[ns] = 1;
@@ -501,22 +566,24 @@ se_status se_bm25_search(se_bm25 *b, const char *query, const int64_t *allowed, 
         b->qcnt = q;
         b->qcnt_cap = b->terms_cap;
     }
-    tok_ctx c = {b, query, 1, NO_SLOT, 0, NULL, 0, 0, 0, 0};
+    tok_ctx c = {b, query, 1, 0, NO_SLOT, 0, NULL, 0, 0, 0, 0};
     se_status st = se_fts_tokenize(b->api, query, strlen(query), 1, collect, &c, err);
     if (!st && c.oom) st = se_err(err, SE_E_NOMEM, "out of memory");
-    double N = b->n_live, avgdl = (double)b->total_len / N;
     uint32_t nt = 0;
     for (uint32_t i = 0; i < c.n; i++) {
         term *t = &b->terms[c.ids[i]];
         uint32_t qtf = b->qcnt[c.ids[i]];
         b->qcnt[c.ids[i]] = 0;
         if (st || !t->df) continue;
+        /* the term's field's statistics: a live posting means n_with > 0 */
+        const uint32_t *len = b->len[t->field];
+        double N = b->n_with[t->field], avgdl = (double)b->total_len[t->field] / N;
         double df = t->df, idf = log(1.0 + (N - df + 0.5) / (df + 0.5));
         double w = idf * ((b->flags & SE_BM25_QUERY_TF) ? qtf : 1);
         for (uint32_t j = 0; j < t->n; j++) {
             uint32_t s = t->p[j].slot;
             if (!b->alive[s]) continue;
-            uint32_t dl = (b->flags & SE_BM25_LUCENE_NORMS) ? lucene_len(b->len[s]) : b->len[s];
+            uint32_t dl = (b->flags & SE_BM25_LUCENE_NORMS) ? lucene_len(len[s]) : len[s];
             double tf = t->p[j].tf, norm = SE_BM25_K1 * (1.0 - SE_BM25_B + SE_BM25_B * dl / avgdl);
             if (b->acc[s] == 0) b->touched[nt++] = s;
             b->acc[s] += w * tf / (tf + norm);

@@ -46,9 +46,12 @@ se_bm25 *se_bm25_new(fts5_api *api, unsigned flags);
 /* Frees b (NULL is fine). */
 void se_bm25_free(se_bm25 *b);
 
-/* Indexes document doc's text, replacing what doc had. On failure (out of
- * memory) the scorer is unusable: free it. */
+/* Indexes document doc's text, replacing what doc had (no title). On
+ * failure (out of memory) the scorer is unusable: free it. */
 se_status se_bm25_add(se_bm25 *b, int64_t doc, const char *text, se_error *err);
+
+/* As se_bm25_add, with doc's title (NULL or "": none) as a second field. */
+se_status se_bm25_add_titled(se_bm25 *b, int64_t doc, const char *title, const char *text, se_error *err);
 
 /* Takes doc out (nothing when absent); compacts the postings when the
  * removed documents outnumber the live ones. Returns 0, or -1 when out of
@@ -59,11 +62,17 @@ int se_bm25_remove(se_bm25 *b, int64_t doc);
 size_t se_bm25_count(const se_bm25 *b);
 
 /* The best limit documents for the free text query, best first (score
- * descending, ties by row id ascending), scored
- *   sum over the query's terms t of idf(t) * tf / (tf + k1 (1 - b + b dl / avgdl))
- * with idf(t) = ln(1 + (N - n(t) + 0.5) / (n(t) + 0.5)) (Lucene 8+'s
- * BM25Similarity: N live documents, n(t) of them containing t, dl the
- * document's length in tokens, avgdl the mean). allowed (sorted row ids,
+ * descending, ties by row id ascending), scored per field f (text, title)
+ * and added, as Lucene's BooleanQuery of one clause per field sums them:
+ *   score = BM25_text + BM25_title,
+ *   BM25_f = sum over the query's terms t of
+ *            idf_f(t) * tf_f / (tf_f + k1 (1 - b + b dl_f / avgdl_f))
+ * with idf_f(t) = ln(1 + (N_f - n_f(t) + 0.5) / (n_f(t) + 0.5)) (Lucene
+ * 8+'s BM25Similarity, per field: N_f the live documents with at least
+ * one token in f (CollectionStatistics.docCount), n_f(t) of them
+ * containing t in f, tf_f its count there, dl_f the document's length of
+ * f in tokens, avgdl_f the field's total length / N_f). A document
+ * without a title adds 0 on that field. allowed (sorted row ids,
  * n_allowed) restricts the documents when non-NULL. *hits se_malloc'd,
  * *n entries (NULL, 0 when nothing matches). */
 se_status se_bm25_search(se_bm25 *b, const char *query, const int64_t *allowed, size_t n_allowed, size_t limit,

@@ -10,7 +10,7 @@
  * runs of everything else:
  *   - other text goes to FTS5's porter stemmer over unicode61 with
  *     remove_diacritics 2 (case folded, accents removed, English stems);
- *     with the tokenizer argument "2" (keyword format 2, index format 3)
+ *     with the tokenizer argument "2" (keyword format 2, index formats 3 and 4)
  *     unicode61's pieces are first joined into words as Unicode's word
  *     segmentation (UAX #29, Lucene's StandardTokenizer) joins them:
  *     across one '.', '\'' or '’' between two letters or two digits

@@ -13,12 +13,13 @@
 
 #include "sembed.h"
 
-/* The FTS5 table over docs.text: an external-content table (the text is
- * stored once, in docs), rows keyed by docs.id, tokenised by "sembed" with
- * UAX #29 words (its argument "2": keyword format 2, index format 3; the
+/* The FTS5 table over docs.title and docs.text (index format 4; format 3
+ * had text only): an external-content table (the texts are stored once,
+ * in docs), rows keyed by docs.id, tokenised by "sembed" with UAX #29
+ * words (its argument "2": keyword format 2, index formats 3 and 4; the
  * tables of index format 2 say tokenize='sembed', unicode61's pieces). */
 #define SE_FTS_SCHEMA \
-    "CREATE VIRTUAL TABLE fts USING fts5(text, content='docs', content_rowid='id', tokenize='sembed 2')"
+    "CREATE VIRTUAL TABLE fts USING fts5(title, text, content='docs', content_rowid='id', tokenize='sembed 2')"
 
 /* The most distinct query terms a keyword search uses (the first ones of
  * the text); a longer text is searched by its first SE_FTS_TERMS_MAX. */

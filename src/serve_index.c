@@ -509,7 +509,7 @@ static bool encode_query(sv_ix *x, const char *text, size_t len, float *vec, sv_
  * chunk per document, as `sembed search`; mode "vector" (default),
  * "keyword" or "hybrid" as its --keyword / --hybrid, fusion "score" or
  * "rrf" and alpha as --fusion / --alpha), and writes {"index", "model",
- * "hits": [{"id", "score", "text", "chunk", "start", "end", "meta"}]} best
+ * "hits": [{"id", "score", ["title",] "text", "chunk", "start", "end", "meta"}]} best
  * first, text the chunk's text; keyword and hybrid hits add
  * "vector_score" and "keyword_score" (null where that side did not return
  * the document). */
@@ -658,6 +658,10 @@ static bool route_search(const char *body, size_t len, sv_buf *out, const char *
             if (isnan(hits[h].keyword_score)) sv_buf_puts(out, "null");
             else sv_buf_float(out, hits[h].keyword_score);
         }
+        if (d.title) {
+            sv_buf_puts(out, ",\"title\":");
+            json_str_utf8(out, d.title, strlen(d.title));
+        }
         sv_buf_puts(out, ",\"text\":");
         json_str_utf8(out, d.text + s0, s1 - s0);
         sv_buf_printf(out, ",\"chunk\":%u,\"start\":%zu,\"end\":%zu,\"meta\":", hits[h].chunk, s0, s1);
@@ -666,6 +670,7 @@ static bool route_search(const char *body, size_t len, sv_buf *out, const char *
         se_free(d.id);
         se_free(d.text);
         se_free(d.meta);
+        se_free(d.title);
     }
     pthread_rwlock_unlock(&x->rw);
     if (s != SE_OK) {
@@ -689,6 +694,8 @@ done:
 typedef struct sv_doc {
     const char *id, *text;   /* id: into the JSON or idbuf; text: into the JSON */
     size_t text_len;
+    const char *title;       /* into the JSON; NULL: none (absent, null or "") */
+    size_t title_len;
     char idbuf[32];          /* an integer id as text */
     char *meta;              /* malloc'd (jansson) JSON object text, or NULL */
     bool dropped;            /* a later document of the request has the same id */
@@ -698,15 +705,17 @@ typedef struct sv_doc {
 
 /* Binds document i (the JSON object v; the whole body when alone) into
  * *d: id (a non-empty string or an integer, as a JSONL id), text (a
- * string), meta (an object or null; stored as `sembed index add` stores a
+ * string), title (a string or null: stored and keyword-indexed as its own
+ * field, embedded as title + " " + each chunk, as `sembed index add`
+ * does with a JSONL "title"), meta (an object or null; stored as `sembed index add` stores a
  * JSONL line's other fields: compact, sorted keys, ASCII; an empty object
  * is no metadata). Messages name documents[i] (or the body). */
 static bool bind_doc(json_t *v, size_t i, bool alone, sv_doc *d, sv_error *e) {
-    static const char *const known[] = {"id", "text", "meta", NULL};
+    static const char *const known[] = {"id", "text", "title", "meta", NULL};
     char where[64];
     if (alone) snprintf(where, sizeof where, "the document (a body without `documents`)");
     else snprintf(where, sizeof where, "documents[%zu]", i);
-    if (!json_is_object(v)) return sv_fail(e, 422, "validation", "documents", "%s must be an object {id, text, meta}", where);
+    if (!json_is_object(v)) return sv_fail(e, 422, "validation", "documents", "%s must be an object {id, text, title, meta}", where);
     if (!only_fields(v, known, where, e)) return false;
     const json_t *id = json_object_get(v, "id"), *t = json_object_get(v, "text"), *m = json_object_get(v, "meta");
     if (json_is_string(id) && json_string_length(id) > 0) {
@@ -722,6 +731,15 @@ static bool bind_doc(json_t *v, size_t i, bool alone, sv_doc *d, sv_error *e) {
         return sv_fail(e, 422, "validation", "documents", "%s.text %s", where, t ? "must be a string" : "is missing");
     d->text = json_string_value(t);
     d->text_len = json_string_length(t);
+    const json_t *ti = json_object_get(v, "title");
+    if (ti && !json_is_null(ti) && !json_is_string(ti))
+        return sv_fail(e, 422, "validation", "documents", "%s.title must be a string or null", where);
+    if (json_is_string(ti) && json_string_length(ti)) {
+        d->title = json_string_value(ti);
+        d->title_len = json_string_length(ti);
+        if (strlen(d->title) != d->title_len)
+            return sv_fail(e, 422, "validation", "documents", "%s.title contains a NUL character", where);
+    }
     if (m && !json_is_null(m)) {
         if (!json_is_object(m)) return sv_fail(e, 422, "validation", "documents", "%s.meta must be an object or null", where);
         if (json_object_size(m) && !(d->meta = json_dumps(m, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII)))
@@ -749,22 +767,42 @@ static bool encode_docs(sv_ix *x, sv_doc *docs, size_t n, float **vecs, size_t *
     const char **ct = malloc((total ? total : 1) * sizeof *ct);
     size_t *cl = malloc((total ? total : 1) * sizeof *cl);
     float *v = malloc((total ? total : 1) * x->dim * sizeof *v);
-    if (!ct || !cl || !v) {
-        free(ct), free(cl), free(v);
+    char **joined = calloc(total ? total : 1, sizeof *joined); /* a titled document's title + " " + chunk */
+    if (!ct || !cl || !v || !joined) {
+        free(ct), free(cl), free(v), free(joined);
         return sv_fail(e, 503, "overloaded", NULL, "out of memory");
     }
     size_t c = 0;
+    bool oom = false;
     for (size_t i = 0; i < n; i++)
         for (size_t k = 0; !docs[i].dropped && k < docs[i].n_chunks; k++, c++) {
             ct[c] = docs[i].text + docs[i].spans[2 * k];
             cl[c] = docs[i].spans[2 * k + 1] - docs[i].spans[2 * k];
+            if (!docs[i].title || oom) continue;
+            size_t tl = docs[i].title_len;
+            if (!(joined[c] = malloc(tl + 1 + cl[c]))) {
+                oom = true;
+                continue;
+            }
+            memcpy(joined[c], docs[i].title, tl);
+            joined[c][tl] = ' ';
+            memcpy(joined[c] + tl + 1, ct[c], cl[c]);
+            ct[c] = joined[c];
+            cl[c] += tl + 1;
         }
+    if (oom) {
+        for (size_t j = 0; j < total; j++) free(joined[j]);
+        free(ct), free(cl), free(v), free(joined);
+        return sv_fail(e, 503, "overloaded", NULL, "out of memory");
+    }
     se_status s = SE_OK;
     size_t at = 0;
     for (; at < total && s == SE_OK; at += SV_ENCODE_BATCH) {
         size_t b = total - at < SV_ENCODE_BATCH ? total - at : SV_ENCODE_BATCH;
         s = se_encode(x->w_ctx, ct + at, cl + at, b, NULL, v + at * x->dim, b * x->dim, NULL, &err);
     }
+    for (size_t j = 0; j < total; j++) free(joined[j]);
+    free(joined);
     free(ct);
     free(cl);
     if (s != SE_OK) {
@@ -819,7 +857,7 @@ static bool route_add(sv_ix *x, const char *body, size_t len, sv_buf *out, sv_er
         static const char *const known[] = {"documents", NULL};
         if (!only_fields(root, known, "the body", e)) goto done;
         if (!json_is_array(list) && !json_is_object(list)) {
-            sv_fail(e, 422, "validation", "documents", "`documents` must be a list of {id, text, meta} (or one)");
+            sv_fail(e, 422, "validation", "documents", "`documents` must be a list of {id, text, title, meta} (or one)");
             goto done;
         }
     } else {
@@ -852,7 +890,7 @@ static bool route_add(sv_ix *x, const char *body, size_t len, sv_buf *out, sv_er
     for (size_t i = 0, c = 0; i < n; i++) {
         if (docs[i].dropped) continue;
         id[n_kept++] = (se_index_doc){docs[i].id, docs[i].text, docs[i].meta, docs[i].n_chunks, docs[i].spans,
-                                      vecs + c * x->dim};
+                                      vecs + c * x->dim, docs[i].title};
         c += docs[i].n_chunks;
     }
     se_index_info before, after;

@@ -23,7 +23,7 @@ Run from the repo root: /usr/bin/python3 tests/test_eval_ir.py build/sembed
   count or score, a query missing from queries.jsonl, duplicate ids, usage.
 Prints "test_eval_ir: N passed, N failed" and exits non-zero on failure.
 """
-import json, os, subprocess, tempfile
+import json, os, sqlite3, subprocess, tempfile
 
 from clitest import check, report, run
 
@@ -135,6 +135,40 @@ def test_index(tmp):
     check("eval_ir_index equals exact", rc == 0 and rc1 == 0 and close(j0, j1, 1e-6) and close(j1, j2, 0), f"{exact}\n{out1}")
     rc, _, err = run("eval", "ir", "-m", "tests/fixtures/models/en-mean-norm", d, "-q", "--index", idx)
     check("eval_ir_index another model refused", rc == 1 and idx in err, err)
+    # issue 14: BEIR's title and text stored as two keyword fields (index format 4)
+    con = sqlite3.connect(idx)
+    rows = con.execute("SELECT ext_id, title, text FROM docs ORDER BY ext_id").fetchall()
+    con.close()
+    check("eval_ir_index_titles: title and text stored apart",
+          rows[:3] == [("a", "Cats", "Cats are small furry animals that purr."), ("b", "Dogs", "Dogs bark and like to play fetch."),
+                       ("c", None, "The stock market fell sharply on Monday.")] and len(rows) == 5, str(rows))
+    # an index whose documents lack the titles the corpus has (as one built before index format 4)
+    old = os.path.join(tmp, "untitled.idx")
+    subprocess.run(["cp", idx, old], check=True)
+    con = sqlite3.connect(old)
+    con.execute("UPDATE docs SET title = NULL")
+    con.commit()
+    con.close()
+    rc, out, err = run("eval", "ir", "-m", USE, d, "--json", "--index", old, "--keyword")
+    check("eval_ir_index_titles: a reused index without titles is warned about",
+          rc == 0 and "stores no title" in err and "before index format 4" in err and err.count("stores no title") == 1, err)
+    # a long titled document: chunks of title + " " + text, their spans mapped into the text
+    d2 = os.path.join(tmp, "idx-long")
+    body = " ".join(["The committee reviewed the annual budget report and the minutes of the previous meeting."] * 9)
+    write(os.path.join(d2, "corpus.jsonl"), json.dumps({"_id": "long", "title": "Budget minutes", "text": body}) + "\n"
+          + json.dumps({"_id": "b", "title": "Dogs", "text": "Dogs bark."}) + "\n")
+    write(os.path.join(d2, "queries.jsonl"), json.dumps({"_id": "q", "text": "budget minutes"}) + "\n")
+    write(os.path.join(d2, "qrels.tsv"), "q\tlong\t1\n")
+    idx2 = os.path.join(tmp, "long.idx")
+    rc, out, err = run("eval", "ir", "-m", USE, d2, "--json", "-q", "--index", idx2, "--keyword")
+    con = sqlite3.connect(idx2)
+    sp = con.execute("SELECT c.start, c.end FROM chunks c JOIN docs d ON d.id = c.doc WHERE d.ext_id = 'long' "
+                     "ORDER BY c.chunk").fetchall()
+    con.close()
+    lb = len(body.encode())
+    check("eval_ir_index_titles: chunk spans are offsets into the text",
+          rc == 0 and len(sp) > 1 and sp[0][0] == 0 and sp[-1][1] == lb and all(0 <= a <= b <= lb for a, b in sp)
+          and all(sp[i][1] <= sp[i + 1][1] for i in range(len(sp) - 1)), f"{sp} {lb} {err}")
 
 
 def test_chunks(tmp):

@@ -275,20 +275,20 @@ TEST(index_persistence) {
         snprintf(text[i], sizeof text[i], "text of %zu", i);
         snprintf(meta[i], sizeof meta[i], "{\"lang\": \"%s\", \"year\": %zu, \"tags\": [\"t%zu\"]}",
                  i % 50 == 0 ? "fr" : "en", 2000 + i % 3, i % 4);
-        docs[i] = (se_index_doc){ids[i], text[i], meta[i], 1, NULL, x + i * dim};
+        docs[i] = (se_index_doc){ids[i], text[i], meta[i], 1, NULL, x + i * dim, NULL};
     }
     CHECK(se_index_add(idx, docs, n / 2, &err) == SE_OK);
     CHECK(se_index_add(idx, docs + n / 2, n - n / 2, &err) == SE_OK);
     /* bad input: names the document */
-    se_index_doc bad = {"zz", "t", "{not json", 1, NULL, x};
+    se_index_doc bad = {"zz", "t", "{not json", 1, NULL, x, NULL};
     CHECK(se_index_add(idx, &bad, 1, &err) == SE_E_FORMAT && strstr(err.msg, "zz"));
     float nanv[32];
     memcpy(nanv, x, sizeof nanv);
     nanv[3] = NAN;
-    bad = (se_index_doc){"zz", "t", NULL, 1, NULL, nanv};
+    bad = (se_index_doc){"zz", "t", NULL, 1, NULL, nanv, NULL};
     CHECK(se_index_add(idx, &bad, 1, &err) == SE_E_INVALID && strstr(err.msg, "zz"));
     uint32_t spans[4] = {0, 3, 2, 99};
-    bad = (se_index_doc){"zz", "text", NULL, 2, spans, x};
+    bad = (se_index_doc){"zz", "text", NULL, 2, spans, x, NULL};
     CHECK(se_index_add(idx, &bad, 1, &err) == SE_E_RANGE);
 
     se_index_info info;
@@ -343,7 +343,7 @@ TEST(index_persistence) {
     memcpy(two, x + 2 * dim, dim * sizeof(float));
     memcpy(two + dim, x + 2 * dim, dim * sizeof(float));
     uint32_t sp2[4] = {0, 4, 5, 9};
-    se_index_doc rep = {"doc-1", "replaced!", "{\"lang\": \"de\"}", 2, sp2, two};
+    se_index_doc rep = {"doc-1", "replaced!", "{\"lang\": \"de\"}", 2, sp2, two, NULL};
     CHECK(se_index_add(idx, &rep, 1, &err) == SE_OK);
     const char *dl[2] = {"doc-3", "no-such-doc"};
     size_t ndel;
@@ -418,7 +418,7 @@ TEST(index_damage_recovery) {
     se_index_doc *docs = calloc(n, sizeof *docs);
     for (size_t i = 0; i < n; i++) {
         snprintf(ids[i], sizeof ids[i], "%zu", i);
-        docs[i] = (se_index_doc){ids[i], "t", NULL, 1, NULL, x + i * dim};
+        docs[i] = (se_index_doc){ids[i], "t", NULL, 1, NULL, x + i * dim, NULL};
     }
     CHECK(se_index_add(idx, docs, n, &err) == SE_OK);
     CHECK(se_index_close(idx, &err) == SE_OK);
@@ -510,7 +510,7 @@ static void make_index(const char *path, size_t n, size_t dim, const float *x, c
     se_index_doc *docs = calloc(n, sizeof *docs);
     for (size_t i = 0; i < n; i++) {
         snprintf(ids[i], sizeof ids[i], "d%zu", i);
-        docs[i] = (se_index_doc){ids[i], "t", NULL, 1, NULL, x + i * dim};
+        docs[i] = (se_index_doc){ids[i], "t", NULL, 1, NULL, x + i * dim, NULL};
     }
     CHECK(se_index_add(idx, docs, n, &err) == SE_OK);
     CHECK(se_index_close(idx, &err) == SE_OK);
@@ -744,7 +744,7 @@ TEST(index_stale_snapshot_saved) {
     se_error err;
     CHECK(se_index_open(path, false, NULL, NULL, &a, &err) == SE_OK);
     CHECK(se_index_open(path, false, NULL, NULL, &b, &err) == SE_OK);
-    se_index_doc db = {"from-b", "t", NULL, 1, NULL, x + n * dim}, da = {"from-a", "t", NULL, 1, NULL, x + (n + 1) * dim};
+    se_index_doc db = {"from-b", "t", NULL, 1, NULL, x + n * dim, NULL}, da = {"from-a", "t", NULL, 1, NULL, x + (n + 1) * dim, NULL};
     CHECK(se_index_add(b, &db, 1, &err) == SE_OK);
     CHECK(se_index_close(b, &err) == SE_OK);
     CHECK(se_index_add(a, &da, 1, &err) == SE_OK);
@@ -906,7 +906,7 @@ TEST(index_crafted_snapshot_rebuilt) {
     st = se_index_open(path, false, count_log, NULL, &idx, &err);
     CHECK_MSG(st == SE_OK && log_warns == 1, "status %d (%s), %zu warnings", st, err.msg, log_warns);
     if (st == SE_OK) {
-        se_index_doc two[2] = {{"new-1", "t", NULL, 1, NULL, x + n * dim}, {"new-2", "t", NULL, 1, NULL, x + (n + 1) * dim}};
+        se_index_doc two[2] = {{"new-1", "t", NULL, 1, NULL, x + n * dim, NULL}, {"new-2", "t", NULL, 1, NULL, x + (n + 1) * dim, NULL}};
         CHECK(se_index_add(idx, two, 2, &err) == SE_OK);
         CHECK(se_index_close(idx, &err) == SE_OK);
     }
@@ -940,11 +940,11 @@ TEST(index_non_finite_vectors) {
         for (size_t i = 0; i < dim; i++) big[i] = 1e30f, inf[i] = nanv[i] = 1;
         inf[2] = INFINITY;
         nanv[5] = NAN;
-        se_index_doc d = {"fine", "t", NULL, 1, NULL, ok};
+        se_index_doc d = {"fine", "t", NULL, 1, NULL, ok, NULL};
         CHECK(se_index_add(idx, &d, 1, &err) == SE_OK);
         const float *bad[3] = {big, inf, nanv};
         for (int b = 0; b < 3; b++) {
-            d = (se_index_doc){"bad-doc", "t", NULL, 1, NULL, bad[b]};
+            d = (se_index_doc){"bad-doc", "t", NULL, 1, NULL, bad[b], NULL};
             se_status st = se_index_add(idx, &d, 1, &err);
             CHECK_MSG(st == SE_E_INVALID && strstr(err.msg, "bad-doc"), "metric %d, vector %d: status %d (%s)", metric, b, st,
                       err.msg);
@@ -984,7 +984,7 @@ TEST(index_filter_terms_limit) {
                                     k == SE_INDEX_FILTERS_MAX - 1 && i % 2 ? "odd" : "v");
         snprintf(meta[i] + off, sizeof meta[i] - off, "}");
         snprintf(ids[i], sizeof ids[i], "%zu", i);
-        docs[i] = (se_index_doc){ids[i], "t", meta[i], 1, NULL, x + i * dim};
+        docs[i] = (se_index_doc){ids[i], "t", meta[i], 1, NULL, x + i * dim, NULL};
     }
     CHECK(se_index_add(idx, docs, n, &err) == SE_OK);
     se_index_filter f[SE_INDEX_FILTERS_MAX + 1];
@@ -1063,7 +1063,7 @@ TEST(index_failure_paths) {
     /* an add whose third document is bad: nothing of it is kept */
     path_in(path, sizeof path, "rollback.idx");
     CHECK(se_index_create(path, dim, NULL, &idx, &err) == SE_OK);
-    se_index_doc docs[3] = {{"a", "t", NULL, 1, NULL, x}, {"b", "t", "{}", 1, NULL, x + dim}, {"c", "t", "[1]", 1, NULL, x + 2 * dim}};
+    se_index_doc docs[3] = {{"a", "t", NULL, 1, NULL, x, NULL}, {"b", "t", "{}", 1, NULL, x + dim, NULL}, {"c", "t", "[1]", 1, NULL, x + 2 * dim, NULL}};
     CHECK(se_index_add(idx, docs, 3, &err) == SE_E_FORMAT && strstr(err.msg, "'c'"));
     se_index_info info;
     CHECK(se_index_get_info(idx, &info, &err) == SE_OK && info.n_docs == 0 && info.n_vectors == 0);
@@ -1116,7 +1116,7 @@ TEST(search_while_adding) {
     se_error err;
     CHECK(se_index_create(path, dim, NULL, &idx, &err) == SE_OK);
     char (*ids)[16] = malloc(n * sizeof *ids);
-    se_index_doc d0 = {"seed", "t", NULL, 1, NULL, x};
+    se_index_doc d0 = {"seed", "t", NULL, 1, NULL, x, NULL};
     CHECK(se_index_add(idx, &d0, 1, &err) == SE_OK);
     race r = {idx, x, n, dim, 0, 0};
     pthread_t th[2];
@@ -1125,7 +1125,7 @@ TEST(search_while_adding) {
         se_index_doc docs[50];
         for (size_t j = 0; j < 50; j++) {
             snprintf(ids[i + j], 16, "%zu", i + j);
-            docs[j] = (se_index_doc){ids[i + j], "t", NULL, 1, NULL, x + (i + j) * dim};
+            docs[j] = (se_index_doc){ids[i + j], "t", NULL, 1, NULL, x + (i + j) * dim, NULL};
         }
         CHECK(se_index_add(idx, docs, 50, &err) == SE_OK);
         if (i % 300 == 0) {

@@ -611,7 +611,7 @@ def test_keyword_hybrid_rerank(d):
     check("kw: format-1 index: --keyword refused, saying how to upgrade",
           rc == 1 and f"sembed index upgrade {old}" in err, err)
     rc, out, err = run("index", "upgrade", old)
-    check("kw: index upgrade", rc == 0 and "format 3" in out and "upgraded from index format 1" in err, out + err)
+    check("kw: index upgrade", rc == 0 and "format 4" in out and "upgraded from index format 1" in err, out + err)
     rc, out, err = run("search", old, "--keyword", "--json", "dog garden")
     res = json.loads(out)["results"] if rc == 0 else []
     check("kw: upgraded index answers keyword searches", [r["id"] for r in res] == ["a"], out + err)
@@ -619,7 +619,45 @@ def test_keyword_hybrid_rerank(d):
     res = json.loads(out)["results"] if rc == 0 else []
     check("kw: a Chinese query finds the Chinese document", [r["id"] for r in res] == ["c"], out + err)
     rc, out, _ = run("index", "info", old, "--json")
-    check("kw: info says format 3 after the upgrade", rc == 0 and json.loads(out)["format_version"] == 3, out)
+    check("kw: info says format 4 after the upgrade", rc == 0 and json.loads(out)["format_version"] == 4, out)
+
+
+def test_titles(d):
+    """A JSONL "title" (issue 14, BEIR's field layout): stored apart from the text and the metadata,
+    returned by search, keyword-searched as its own field, embedded as title + " " + text."""
+    src = os.path.join(d, "titled.jsonl")
+    with open(src, "w", encoding="utf-8") as f:
+        f.write(json.dumps({"id": "t1", "title": "Zebrafish fin regeneration", "text": "The fins grow back within weeks.",
+                            "lang": "en"}) + "\n")
+        f.write(json.dumps({"id": "t2", "text": "Router restarts fix most wifi drops."}) + "\n")
+        f.write(json.dumps({"id": "t3", "title": None, "text": "Pasta cooks in ten minutes."}) + "\n")
+    idx = os.path.join(d, "titled.idx")
+    rc, _, err = run("index", "build", "-m", MODEL, "-i", src, "-o", idx, "--flat", "-q")
+    check("title: build", rc == 0, err)
+    con = sqlite3.connect(idx)
+    rows = con.execute("SELECT ext_id, title, text, meta FROM docs ORDER BY ext_id").fetchall()
+    con.close()
+    check("title: stored apart from the text and the metadata",
+          rows == [("t1", "Zebrafish fin regeneration", "The fins grow back within weeks.", '{"lang":"en"}'),
+                   ("t2", None, "Router restarts fix most wifi drops.", None),
+                   ("t3", None, "Pasta cooks in ten minutes.", None)], str(rows))
+    rc, out, err = run("search", idx, "--keyword", "--json", "zebrafish")
+    res = json.loads(out)["results"] if rc == 0 else []
+    check("title: --keyword finds a title-only word, the hit has its title",
+          [r["id"] for r in res] == ["t1"] and res[0].get("title") == "Zebrafish fin regeneration"
+          and res[0]["text"] == "The fins grow back within weeks." and res[0]["metadata"] == {"lang": "en"}, out + err)
+    rc, out, err = run("search", idx, "--json", "-k", "3", "Zebrafish fin regeneration The fins grow back within weeks.")
+    res = json.loads(out)["results"] if rc == 0 else []
+    check("title: the vector is of title + \" \" + text (cosine 1 with that query)",
+          res and res[0]["id"] == "t1" and abs(res[0]["score"] - 1.0) < 1e-4 and "title" not in res[1], out + err)
+    rc, out, err = run("search", idx, "-k", "1", "zebrafish fins")
+    check("title: the text output shows it", rc == 0 and "[t1] Zebrafish fin regeneration: The fins" in out, out + err)
+    bad = os.path.join(d, "badtitle.jsonl")
+    with open(bad, "w", encoding="utf-8") as f:
+        f.write(json.dumps({"id": "a", "text": "x"}) + "\n" + json.dumps({"id": "b", "title": 5, "text": "y"}) + "\n")
+    rc, _, err = run("index", "build", "-m", MODEL, "-i", bad, "-o", os.path.join(d, "bad.idx"), "--flat", "-q")
+    check("title: a non-string title is refused naming the line", rc != 0 and "badtitle.jsonl:2" in err
+          and '"title" must be a string' in err, err)
 
 
 if __name__ == "__main__":
@@ -641,5 +679,6 @@ if __name__ == "__main__":
         test_filters(d)
         test_output_targets(d)
         test_keyword_hybrid_rerank(d)
+        test_titles(d)
         test_kill(d)
     report("test_index_cli")

@@ -197,7 +197,7 @@ static const doc4 DOCS[] = {
 
 static se_status add_docs(se_index *idx, const doc4 *d, size_t n) {
     se_index_doc in[8];
-    for (size_t i = 0; i < n; i++) in[i] = (se_index_doc){d[i].id, d[i].text, d[i].meta, 1, NULL, d[i].v};
+    for (size_t i = 0; i < n; i++) in[i] = (se_index_doc){d[i].id, d[i].text, d[i].meta, 1, NULL, d[i].v, NULL};
     return se_index_add(idx, in, n, NULL);
 }
 
@@ -216,10 +216,10 @@ static se_status kw_ids(se_index *idx, const char *text, char *out, size_t cap, 
         size_t l = strlen(out);
         snprintf(out + l, cap - l, "%s%s", l ? " " : "", d.id);
         if (!(hits[i].keyword_score > 0) || hits[i].score != hits[i].keyword_score || !isnan(hits[i].vector_score)) {
-            se_free(d.id), se_free(d.text), se_free(d.meta);
+            se_free(d.id), se_free(d.text), se_free(d.meta), se_free(d.title);
             return SE_E_INTERNAL;
         }
-        se_free(d.id), se_free(d.text), se_free(d.meta);
+        se_free(d.id), se_free(d.text), se_free(d.meta), se_free(d.title);
     }
     return st;
 }
@@ -259,10 +259,10 @@ TEST(test_fts_add_replace_delete) {
     CHECK(kw_ids(idx, "dog", ids, sizeof ids, &err) == SE_OK && !strcmp(ids, "d"));
     CHECK(se_index_close(idx, &err) == SE_OK);
     CHECK(fts_consistent(path));
-    /* a read-only open of format 3 searches keywords */
+    /* a read-only open of format 4 searches keywords */
     CHECK(se_index_open(path, true, NULL, NULL, &idx, &err) == SE_OK);
     se_index_info info;
-    CHECK(se_index_get_info(idx, &info, &err) == SE_OK && info.format_version == 3);
+    CHECK(se_index_get_info(idx, &info, &err) == SE_OK && info.format_version == 4);
     CHECK(kw_ids(idx, "cell", ids, sizeof ids, &err) == SE_OK && !strcmp(ids, "b"));
     se_index_close(idx, NULL);
 }
@@ -291,7 +291,7 @@ TEST(test_fts_upgrade_v1) {
     /* writable: upgraded in place, found by keyword, searched by vector as before */
     CHECK(se_index_open(path, false, NULL, NULL, &idx, &err) == SE_OK);
     if (!idx) return;
-    CHECK(se_index_get_info(idx, &info, &err) == SE_OK && info.format_version == 3 && info.n_docs == 4);
+    CHECK(se_index_get_info(idx, &info, &err) == SE_OK && info.format_version == 4 && info.n_docs == 4);
     CHECK(kw_ids(idx, "dog", ids, sizeof ids, &err) == SE_OK && !strcmp(ids, "a"));
     CHECK(kw_ids(idx, "手机质量", ids, sizeof ids, &err) == SE_OK && !strcmp(ids, "c"));
     size_t n2 = 0;
@@ -329,7 +329,7 @@ done:
  * (tokenize='sembed' still means those pieces), while keyword searches
  * already find "5.3" (the in-memory scorer tokenises the stored texts
  * anew); a writable open rebuilds the FTS table with UAX #29 words and
- * makes it format 3. */
+ * makes it format 4. */
 TEST(test_fts_upgrade_v2) {
     char path[300], cmd[700], ids[200];
     path_in(path, sizeof path, "v2.idx");
@@ -349,7 +349,7 @@ TEST(test_fts_upgrade_v2) {
     /* writable: rebuilt in place */
     CHECK(se_index_open(path, false, NULL, NULL, &idx, &err) == SE_OK);
     if (!idx) return;
-    CHECK(se_index_get_info(idx, &info, &err) == SE_OK && info.format_version == 3 && info.n_docs == 4);
+    CHECK(se_index_get_info(idx, &info, &err) == SE_OK && info.format_version == 4 && info.n_docs == 4);
     CHECK(kw_ids(idx, "1,000 cells", ids, sizeof ids, &err) == SE_OK && !strcmp(ids, "d"));
     CHECK(kw_ids(idx, "patient", ids, sizeof ids, &err) == SE_OK && (!strcmp(ids, "a b") || !strcmp(ids, "b a")));
     CHECK(kw_ids(idx, "手机质量", ids, sizeof ids, &err) == SE_OK && !strcmp(ids, "c"));
@@ -357,10 +357,10 @@ TEST(test_fts_upgrade_v2) {
     CHECK(fts_consistent(path));
     CHECK(fts_has_term(path, "5.3") == 1 && fts_has_term(path, "1,000") == 1 && fts_has_term(path, "don't") == 1);
     CHECK(fts_has_term(path, "patient") == 1 && fts_has_term(path, "s") == 0);
-    /* and read-only again: format 3, searched by keyword */
+    /* and read-only again: format 4, searched by keyword */
     CHECK(se_index_open(path, true, NULL, NULL, &idx, &err) == SE_OK);
     if (!idx) return;
-    CHECK(se_index_get_info(idx, &info, &err) == SE_OK && info.format_version == 3);
+    CHECK(se_index_get_info(idx, &info, &err) == SE_OK && info.format_version == 4);
     CHECK(kw_ids(idx, "5.3 mg", ids, sizeof ids, &err) == SE_OK && !strcmp(ids, "a b")); /* "5.3" only in a */
     se_index_close(idx, NULL);
 }
@@ -424,7 +424,7 @@ TEST(test_hybrid_search) {
             CHECK(isnan(h[i].keyword_score) && h[i].vector_score > 0.99f && h[i].score == (float)(1.0 / 61));
         }
         if (!strcmp(d.id, "a") || !strcmp(d.id, "d")) CHECK(h[i].keyword_score > 0 && i < 2);
-        se_free(d.id), se_free(d.text), se_free(d.meta);
+        se_free(d.id), se_free(d.text), se_free(d.meta), se_free(d.title);
     }
     CHECK(seen_b);
     /* a filter applies to both sides */
@@ -439,7 +439,7 @@ TEST(test_hybrid_search) {
     /* the default fusion ignores a flat vector side: every document equally far */
     float flat[DIM] = {0.5f, 0.5f, 0.5f, 0.5f};
     se_index_doc same[4];
-    for (size_t i = 0; i < 4; i++) same[i] = (se_index_doc){DOCS[i].id, DOCS[i].text, NULL, 1, NULL, flat};
+    for (size_t i = 0; i < 4; i++) same[i] = (se_index_doc){DOCS[i].id, DOCS[i].text, NULL, 1, NULL, flat, NULL};
     CHECK(se_index_add(idx, same, 4, &err) == SE_OK);
     p.fusion = SE_FUSION_DEFAULT;
     p.text = "chemical energy";
@@ -447,7 +447,7 @@ TEST(test_hybrid_search) {
     se_index_doc_out d;
     CHECK(se_index_fetch(idx, h[0].doc, &d, &err) == SE_OK && !strcmp(d.id, "b"));
     CHECK(h[0].score == 1.0f); /* alpha 0: BM25 alone, normalised */
-    se_free(d.id), se_free(d.text), se_free(d.meta);
+    se_free(d.id), se_free(d.text), se_free(d.meta), se_free(d.title);
     /* bad arguments */
     CHECK(se_index_search(idx, NULL, &p, h, &n, &err) == SE_E_INVALID && strstr(err.msg, "query vector"));
     p.text = NULL;
@@ -740,7 +740,7 @@ TEST(test_bm25_concurrent) {
     for (int i = 0; i < 120; i++) {
         rand_text(text, sizeof text, &seed, 5 + i % 30);
         snprintf(id, sizeof id, "d%d", i % 80); /* from 80 on: replaces */
-        se_index_doc d = {id, text, NULL, 1, NULL, v};
+        se_index_doc d = {id, text, NULL, 1, NULL, v, NULL};
         CHECK(se_index_add(idx, &d, 1, &err) == SE_OK);
         if (i % 10 == 9) {
             snprintf(id, sizeof id, "d%d", i / 2);
@@ -879,6 +879,178 @@ TEST(test_fuse_default_depth) {
     CHECK_MSG(fabsf(s20 - 0.2f * 9 / 19) < 1e-6f && fabsf(s25 - 0.2f * 14 / 24) < 1e-6f, "%g %g", (double)s20, (double)s25);
 }
 
+/* ---- the title field (index format 4) ---- */
+
+/* Scores of the two-field scorer by hand: per field its own N (documents
+ * with a token in it), avgdl and idf, the fields' scores added. Text
+ * lengths 2 2 1 (N 3, avgdl 5/3); titles "appl pie" and "cherri" (N 2,
+ * avgdl 1.5; document 2 has none). */
+TEST(test_bm25_title_hand_values) {
+    sqlite3 *db;
+    se_bm25 *b = bm25_on(&db, SE_BM25_DEFAULT_FLAGS);
+    CHECK(b != NULL);
+    if (!b) return;
+    se_error err = {0};
+    CHECK(se_bm25_add_titled(b, 1, "Apple pie", "banana cherry", &err) == SE_OK);
+    CHECK(se_bm25_add_titled(b, 2, NULL, "apple banana", &err) == SE_OK);
+    CHECK(se_bm25_add_titled(b, 3, "Cherry", "date", &err) == SE_OK);
+    CHECK(se_bm25_add_titled(b, 4, "", "", &err) == SE_OK); /* no title, no text: in neither field's N */
+    /* apple: text (doc 2) ln(1 + 2.5 / 1.5) / (1 + 1.2 (0.25 + 0.75 * 2 / (5/3)));
+     * title (doc 1) ln 2 / (1 + 1.2 (0.25 + 0.75 * 2 / 1.5)) */
+    check_hits(b, "apple", (int64_t[]){2, 1}, (double[]){0.412113132, 0.277258872}, 2);
+    check_hits(b, "cherry", (int64_t[]){1, 3}, (double[]){0.412113132, 0.364814306}, 2);
+    check_hits(b, "pie", (int64_t[]){1}, (double[]){0.277258872}, 1); /* a title-only match */
+    check_hits(b, "banana cherry", (int64_t[]){1, 3, 2}, (double[]){0.609593648, 0.364814306, 0.197480516}, 3);
+    /* replacing and deleting keep the scores of a fresh scorer */
+    CHECK(se_bm25_add_titled(b, 3, "Cherry tart", "date", &err) == SE_OK);
+    CHECK(se_bm25_add_titled(b, 3, "Cherry", "date", &err) == SE_OK);
+    CHECK(se_bm25_add_titled(b, 5, "Pie pie", "kiwi", &err) == SE_OK);
+    CHECK(se_bm25_remove(b, 5) == 0);
+    check_hits(b, "banana cherry", (int64_t[]){1, 3, 2}, (double[]){0.609593648, 0.364814306, 0.197480516}, 3);
+    check_hits(b, "pie", (int64_t[]){1}, (double[]){0.277258872}, 1);
+    se_bm25_free(b);
+    sqlite3_close(db);
+}
+
+/* With titles, adds, replacements and deletes (enough to compact) leave
+ * exactly the scores of a scorer built fresh over the live documents. */
+TEST(test_bm25_title_incremental_equals_fresh) {
+    sqlite3 *db1, *db2;
+    se_bm25 *x = bm25_on(&db1, SE_BM25_DEFAULT_FLAGS), *y = bm25_on(&db2, SE_BM25_DEFAULT_FLAGS);
+    CHECK(x && y);
+    if (!x || !y) return;
+    se_error err = {0};
+    enum { ND = 300 };
+    static char text[ND][400], title[ND][100];
+    unsigned seed = 11;
+    for (int i = 0; i < ND; i++) {
+        rand_text(text[i], sizeof text[i], &seed, 5 + i % 30);
+        rand_text(title[i], sizeof title[i], &seed, i % 5); /* every fifth without a title */
+        CHECK(se_bm25_add_titled(x, i + 1, title[i], text[i], &err) == SE_OK);
+    }
+    for (int i = 0; i < ND; i += 3) { /* replace a third, titles too */
+        rand_text(title[i], sizeof title[i], &seed, 1 + i % 4);
+        CHECK(se_bm25_add_titled(x, i + 1, title[i], text[i], &err) == SE_OK);
+    }
+    for (int i = 0; i < ND; i++) /* delete 3 in 4: compacts */
+        if (i % 4 != 0) CHECK(se_bm25_remove(x, i + 1) == 0);
+    for (int i = 0; i < ND; i++)
+        if (i % 4 == 0) CHECK(se_bm25_add_titled(y, i + 1, title[i], text[i], &err) == SE_OK);
+    CHECK_MSG(se_bm25_count(x) == se_bm25_count(y), "%zu vs %zu live", se_bm25_count(x), se_bm25_count(y));
+    const char *qs[] = {"kinase", "protein cell tumor", "the brain of the mouse", "dose dose drug", "virus immune blood"};
+    check_same(x, y, qs, 5);
+    se_bm25_free(x);
+    se_bm25_free(y);
+    sqlite3_close(db1);
+    sqlite3_close(db2);
+}
+
+/* Adds documents with titles (NULL entries: none). */
+static se_status add_titled(se_index *idx, const doc4 *d, const char *const *titles, size_t n) {
+    se_index_doc in[8];
+    for (size_t i = 0; i < n; i++) in[i] = (se_index_doc){d[i].id, d[i].text, d[i].meta, 1, NULL, d[i].v, titles[i]};
+    return se_index_add(idx, in, n, NULL);
+}
+
+/* doc ext_id's stored title ("" when none), into out. */
+static void title_of(se_index *idx, const char *ext, char *out, size_t cap) {
+    out[0] = 0;
+    se_index_search_params p = se_index_search_default_params();
+    float q[DIM] = {1, 1, 1, 1};
+    p.k = 10;
+    se_index_hit h[10];
+    size_t n = 0;
+    se_error err = {0};
+    if (se_index_search(idx, q, &p, h, &n, &err) != SE_OK) return;
+    for (size_t i = 0; i < n; i++) {
+        se_index_doc_out d;
+        if (se_index_fetch(idx, h[i].doc, &d, &err) != SE_OK) return;
+        if (!strcmp(d.id, ext)) snprintf(out, cap, "%s", d.title ? d.title : "");
+        se_free(d.id), se_free(d.text), se_free(d.meta), se_free(d.title);
+    }
+}
+
+/* Through the index: a title is stored, returned by se_index_fetch, found
+ * by a keyword search of its words alone (FTS5 and the in-memory scorer),
+ * replaced and deleted with its document; the FTS table stays consistent. */
+TEST(test_fts_title_field) {
+    char path[300], ids[200], t[200];
+    path_in(path, sizeof path, "title.idx");
+    se_index_params ip = se_index_default_params();
+    ip.kind = SE_INDEX_FLAT;
+    se_index *idx = NULL;
+    se_error err = {0};
+    CHECK(se_index_create(path, DIM, &ip, &idx, &err) == SE_OK);
+    if (!idx) return;
+    const char *titles[] = {"Canine behaviour", NULL, "Smartphones", ""};
+    CHECK(add_titled(idx, DOCS, titles, 4) == SE_OK);
+    title_of(idx, "a", t, sizeof t);
+    CHECK_MSG(!strcmp(t, "Canine behaviour"), "title of a: '%s'", t);
+    title_of(idx, "d", t, sizeof t);
+    CHECK_MSG(!strcmp(t, ""), "title of d: '%s'", t); /* "" is stored as none */
+    CHECK(kw_ids(idx, "canine", ids, sizeof ids, &err) == SE_OK && !strcmp(ids, "a"));
+    CHECK(kw_ids(idx, "smartphones", ids, sizeof ids, &err) == SE_OK && !strcmp(ids, "c"));
+    /* replace: the old title's words go */
+    doc4 a2 = DOCS[0];
+    const char *t2[] = {"Feline behaviour"};
+    CHECK(add_titled(idx, &a2, t2, 1) == SE_OK);
+    CHECK(kw_ids(idx, "canine", ids, sizeof ids, &err) == SE_OK && !strcmp(ids, ""));
+    CHECK(kw_ids(idx, "feline", ids, sizeof ids, &err) == SE_OK && !strcmp(ids, "a"));
+    const char *del[] = {"c"};
+    size_t nd = 0;
+    CHECK(se_index_delete(idx, del, 1, &nd, &err) == SE_OK && nd == 1);
+    CHECK(kw_ids(idx, "smartphones", ids, sizeof ids, &err) == SE_OK && !strcmp(ids, ""));
+    CHECK(se_index_close(idx, &err) == SE_OK);
+    CHECK(fts_consistent(path));
+    /* the FTS5 fallback searches the title column too */
+    CHECK(se_index_open(path, false, NULL, NULL, &idx, &err) == SE_OK);
+    if (!idx) return;
+    se_alloc_fail_after(1);
+    se_status st = kw_ids(idx, "feline", ids, sizeof ids, &err);
+    se_alloc_fail_after(0);
+    CHECK_MSG(st == SE_OK && !strcmp(ids, "a"), "fallback: %s (%s)", ids, err.msg);
+    se_index_close(idx, NULL);
+}
+
+/* An index of format 3 (tests/fixtures/index/v3-words.idx: v2-words.idx
+ * upgraded by sembed at 8e4ecd4, VACUUMed to 1 KiB pages): read-only it is
+ * read as it is (no titles); a writable open adds docs.title and rebuilds
+ * the FTS table with the title column (format 4), after which titles are
+ * stored and searched. */
+TEST(test_fts_upgrade_v3) {
+    char path[300], cmd[700], ids[200], t[200];
+    path_in(path, sizeof path, "v3.idx");
+    snprintf(cmd, sizeof cmd, "cp tests/fixtures/index/v3-words.idx '%s'", path);
+    CHECK(system(cmd) == 0);
+    se_index *idx = NULL;
+    se_error err = {0};
+    CHECK(se_index_open(path, true, NULL, NULL, &idx, &err) == SE_OK);
+    if (!idx) return;
+    se_index_info info;
+    CHECK(se_index_get_info(idx, &info, &err) == SE_OK && info.format_version == 3 && info.n_docs == 4);
+    CHECK(kw_ids(idx, "5.3", ids, sizeof ids, &err) == SE_OK && !strcmp(ids, "a"));
+    title_of(idx, "a", t, sizeof t);
+    CHECK(!strcmp(t, ""));
+    se_index_close(idx, NULL);
+    CHECK(se_index_open(path, false, NULL, NULL, &idx, &err) == SE_OK);
+    if (!idx) return;
+    CHECK(se_index_get_info(idx, &info, &err) == SE_OK && info.format_version == 4 && info.n_docs == 4);
+    CHECK(kw_ids(idx, "1,000 cells", ids, sizeof ids, &err) == SE_OK && !strcmp(ids, "d"));
+    doc4 e = {"e", "Nothing about it here.", NULL, {0, 0, 0, 1}};
+    const char *te[] = {"Zebrafish regeneration"};
+    CHECK(add_titled(idx, &e, te, 1) == SE_OK);
+    CHECK(kw_ids(idx, "zebrafish", ids, sizeof ids, &err) == SE_OK && !strcmp(ids, "e"));
+    CHECK(se_index_close(idx, &err) == SE_OK);
+    CHECK(fts_consistent(path));
+    CHECK(se_index_open(path, true, NULL, NULL, &idx, &err) == SE_OK);
+    if (!idx) return;
+    CHECK(se_index_get_info(idx, &info, &err) == SE_OK && info.format_version == 4);
+    title_of(idx, "e", t, sizeof t);
+    CHECK_MSG(!strcmp(t, "Zebrafish regeneration"), "title of e: '%s'", t);
+    CHECK(kw_ids(idx, "regeneration patient", ids, sizeof ids, &err) == SE_OK && strstr(ids, "e"));
+    se_index_close(idx, NULL);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/sembed-test-fts-XXXXXX");
     if (!mkdtemp(tmpdir)) return 1;
@@ -902,6 +1074,10 @@ int main(void) {
     RUN(test_fuse_default_alpha_ramp);
     RUN(test_fuse_default_exact);
     RUN(test_fuse_default_depth);
+    RUN(test_bm25_title_hand_values);
+    RUN(test_bm25_title_incremental_equals_fresh);
+    RUN(test_fts_title_field);
+    RUN(test_fts_upgrade_v3);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);

@@ -121,7 +121,7 @@ static se_index *build(const coll *c, const char *path, se_index_kind kind) {
     for (size_t i = 0; i < c->n_docs; i++) {
         snprintf(ids[i], sizeof ids[i], "d%zu", i);
         docs[i] = (se_index_doc){ids[i], text, i % 2 ? "{\"g\": \"b\"}" : "{\"g\": \"a\"}", c->n_chunks,
-                                 c->n_chunks > 1 ? spans : NULL, c->x + i * c->n_chunks * c->dim};
+                                 c->n_chunks > 1 ? spans : NULL, c->x + i * c->n_chunks * c->dim, NULL};
     }
     CHECK(se_index_add(idx, docs, c->n_docs, &err) == SE_OK);
     free(ids);

@@ -383,6 +383,14 @@ def test_documents(s, a_docs):
     st, body = s.request("POST", "/indexes/docs/documents", {"documents": [{"id": "long", "text": long_text}]})
     # the chunks of the index's recorded chunking (--chunk 16 --overlap 4), as `sembed index add`
     check("add: a long document is chunked as the index records", st == 200 and body["chunks"] > 5, f"{st} {body}")
+    # a title (issue 14): stored, keyword-searched as its own field, returned with the hit
+    st, body = s.request("POST", "/indexes/docs/documents",
+                         {"id": "titled", "title": "Quokka habitats", "text": "They live on an island near Perth."})
+    check("add: a document with a title", st == 200 and body["added"] == 1, f"{st} {body}")
+    st, body = s.request("POST", "/search", {"query": "quokka", "mode": "keyword", "k": 3})
+    check("add: a title-only word is found by keyword, the hit has its title",
+          st == 200 and [(h["id"], h.get("title"), h["text"]) for h in body["hits"]]
+          == [("titled", "Quokka habitats", "They live on an island near Perth.")], f"{st} {body}")
     n1 = count(s)
 
     # bad bodies: nothing is written
@@ -393,6 +401,7 @@ def test_documents(s, a_docs):
         ({"documents": [{"text": "no id"}]}, 422, "validation", "documents[0].id is missing"),
         ({"documents": [{"id": "", "text": "t"}]}, 422, "validation", "documents[0].id must be a non-empty string"),
         ({"documents": [{"id": "x", "text": 5}]}, 422, "validation", "documents[0].text must be a string"),
+        ({"documents": [{"id": "x", "text": "t", "title": 5}]}, 422, "validation", "documents[0].title must be a string"),
         ({"documents": [{"id": "x", "text": "t", "meta": [1]}]}, 422, "validation", "documents[0].meta must be an object"),
         ({"documents": [{"id": "x", "text": "t", "metadata": {}}]}, 422, "validation", "unknown field `metadata`"),
         ({"documents": [{"id": "x", "text": "t"}], "extra": 1}, 422, "validation", "unknown field `extra`"),

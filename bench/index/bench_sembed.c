@@ -71,7 +71,7 @@ int main(int argc, char **argv) {
         size_t nb = d.n - i < B ? d.n - i : B;
         for (size_t j = 0; j < nb; j++) {
             snprintf(ids[j], sizeof ids[j], "%zu", i + j);
-            docs[j] = (se_index_doc){ids[j], "", NULL, 1, NULL, base + (i + j) * d.dim};
+            docs[j] = (se_index_doc){ids[j], "", NULL, 1, NULL, base + (i + j) * d.dim, NULL};
         }
         if (se_index_add(idx, docs, nb, &err) != SE_OK) bench_die("%s", err.msg);
     }

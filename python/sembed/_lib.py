@@ -121,7 +121,7 @@ class se_index_params_ret(ctypes.Structure):
 class se_index_doc(ctypes.Structure):
     _fields_ = [("id", ctypes.c_char_p), ("text", ctypes.c_char_p), ("meta", ctypes.c_char_p),
                 ("n_chunks", ctypes.c_size_t), ("spans", ctypes.POINTER(ctypes.c_uint32)),
-                ("vectors", ctypes.POINTER(ctypes.c_float))]
+                ("vectors", ctypes.POINTER(ctypes.c_float)), ("title", ctypes.c_char_p)]
 
 
 class se_index_filter(ctypes.Structure):
@@ -142,7 +142,8 @@ class se_index_hit(ctypes.Structure):
 
 
 class se_index_doc_out(ctypes.Structure):
-    _fields_ = [("id", ctypes.c_void_p), ("text", ctypes.c_void_p), ("meta", ctypes.c_void_p)]
+    _fields_ = [("id", ctypes.c_void_p), ("text", ctypes.c_void_p), ("meta", ctypes.c_void_p),
+                ("title", ctypes.c_void_p)]
 
 
 class se_index_info(ctypes.Structure):

@@ -115,12 +115,18 @@ class Index:
         """Parameters and counts as a dict (as `sembed index info --json`)."""
         return _info(self._ptr())
 
-    def add(self, documents, ids=None, metadata=None, batch_size=64):
-        """Adds documents (str, or dicts with "text", optional "id" and any
-        other fields as metadata) in transactions of batch_size documents;
-        an existing id is replaced. ids default to the position in the call
-        (as strings); metadata is a list of dicts (JSON objects)."""
+    def add(self, documents, ids=None, metadata=None, batch_size=64, titles=None):
+        """Adds documents (str, or dicts with "text", optional "id", an
+        optional str "title" and any other fields as metadata) in
+        transactions of batch_size documents; an existing id is replaced.
+        ids default to the position in the call (as strings); metadata is a
+        list of dicts (JSON objects); titles a list of str or None. A title
+        is stored, keyword-searched as its own BM25 field and returned with
+        the hits; the vectors are of title + " " + text (each chunk), as
+        `sembed index add` does with a JSONL "title"."""
         docs = list(documents)
+        if titles is not None and len(titles) != len(docs):
+            raise ValueError("titles has %d entries for %d documents" % (len(titles), len(docs)))
         if ids is not None and len(ids) != len(docs):
             raise ValueError("ids has %d entries for %d documents" % (len(ids), len(docs)))
         if metadata is not None and len(metadata) != len(docs):
@@ -129,25 +135,30 @@ class Index:
         for i, d in enumerate(docs):
             meta = dict(metadata[i]) if metadata is not None and metadata[i] is not None else {}
             did = ids[i] if ids is not None else None
+            title = titles[i] if titles is not None else None
             if isinstance(d, dict):
                 d = dict(d)
                 if "text" not in d or not isinstance(d["text"], str):
                     raise TypeError("documents[%d] has no \"text\" string" % i)
                 text = d.pop("text")
                 did = d.pop("id", did)
+                if "title" in d:
+                    title = d.pop("title")
                 meta.update(d)
             elif isinstance(d, str):
                 text = d
             else:
                 raise TypeError("documents[%d] must be a str or a dict, not %s" % (i, type(d).__name__))
+            if title is not None and not isinstance(title, str):
+                raise TypeError("documents[%d]: the title must be a str or None, not %s" % (i, type(title).__name__))
             did = str(i) if did is None else str(did)
-            rows.append((did, text, json.dumps(meta, ensure_ascii=True, sort_keys=True) if meta else None))
+            rows.append((did, text, json.dumps(meta, ensure_ascii=True, sort_keys=True) if meta else None, title or None))
         tok = self.model._m.tokenizer
         err = _lib.se_error()
         for s in range(0, len(rows), batch_size):
             part = rows[s:s + batch_size]
             spans, chunks, keep = [], [], []
-            for did, text, meta in part:
+            for did, text, meta, title in part:
                 b = text.encode("utf-8")
                 sp = ctypes.POINTER(ctypes.c_uint32)()
                 nch = ctypes.c_size_t()
@@ -158,16 +169,19 @@ class Index:
                 arr = np.ctypeslib.as_array(sp, shape=(2 * nch.value,)).copy()
                 lib.se_free(sp)
                 spans.append(arr)
-                chunks.extend(b[arr[2 * k]:arr[2 * k + 1]].decode("utf-8") for k in range(nch.value))
+                chunks.extend((title + " " if title else "") + b[arr[2 * k]:arr[2 * k + 1]].decode("utf-8")
+                              for k in range(nch.value))
             vec = self.model.encode(chunks, batch_size=32) if chunks else np.empty((0, 0), np.float32)
             vec = np.ascontiguousarray(vec, dtype=np.float32)
             cd = (_lib.se_index_doc * len(part))()
             c = 0
-            for j, (did, text, meta) in enumerate(part):
+            for j, (did, text, meta, title) in enumerate(part):
                 nch = len(spans[j]) // 2
                 sp = np.ascontiguousarray(spans[j], dtype=np.uint32)
-                keep.extend([did.encode(), text.encode(), meta.encode() if meta else None, sp])
-                cd[j].id, cd[j].text, cd[j].meta = keep[-4], keep[-3], keep[-2]
+                keep.extend([did.encode(), text.encode(), meta.encode() if meta else None, sp,
+                             title.encode() if title else None])
+                cd[j].id, cd[j].text, cd[j].meta = keep[-5], keep[-4], keep[-3]
+                cd[j].title = keep[-1]
                 cd[j].n_chunks = nch
                 cd[j].spans = sp.ctypes.data_as(ctypes.POINTER(ctypes.c_uint32)) if nch > 1 else None
                 cd[j].vectors = _lib.float_ptr(vec[c:c + nch])
@@ -242,11 +256,14 @@ class Index:
                     did = ctypes.string_at(d.id).decode()
                     text = ctypes.string_at(d.text)
                     meta = json.loads(ctypes.string_at(d.meta).decode()) if d.meta else {}
+                    title = ctypes.string_at(d.title).decode("utf-8", "replace") if d.title else None
                 finally:
-                    lib.se_free(d.id), lib.se_free(d.text), lib.se_free(d.meta)
+                    lib.se_free(d.id), lib.se_free(d.text), lib.se_free(d.meta), lib.se_free(d.title)
                 r = {"id": did, "score": float(h.score), "chunk": int(h.chunk),
                      "text": text[min(h.start, len(text)):min(h.end, len(text))].decode("utf-8", "replace"),
                      "metadata": meta}
+                if title is not None:
+                    r["title"] = title
                 if mode != "vector":
                     r["vector_score"] = None if math.isnan(h.vector_score) else float(h.vector_score)
                     r["keyword_score"] = None if math.isnan(h.keyword_score) else float(h.keyword_score)
