@@ -257,6 +257,11 @@ $(BUILD)/bench/bench_encode: bench/bench_encode.c $(BUILD)/libsembed.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -Isrc -o $@ $< $(BUILD)/libsembed.a $(LDLIBS)
 
+# the training step benchmark's driver over the engine (bench/train/README.md)
+$(BUILD)/bench/bench_train: bench/train/bench_train.c $(BUILD)/libsembed.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Isrc -o $@ $< $(BUILD)/libsembed.a $(LDLIBS)
+
 clean:
 	rm -rf build build-asan build-tsan build-fuzz
 
