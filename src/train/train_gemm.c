@@ -1,0 +1,165 @@
+/*
+ * train/train_gemm.c - the training engine's GEMM: C (M, N) = A (M, K) B (K, N)
+ * (+ bias, or added into C), with A and B read through row and column
+ * strides, so one kernel serves the Linear's three products without
+ * transposed copies:
+ *   y  = x w^T    A = x,    B(k, n) = w[n][k]
+ *   dx += dy w    A = dy,   B = w
+ *   dw += dy^T x  A(m, k) = dy[k][m], B = x
+ *
+ * Each element is one chain of fused multiply-adds over k = 0 .. K - 1 in
+ * order, started from 0, then stored (+ bias) or added into C: the scalar
+ * twin (se_tk_gemm_ref, fmaf) and the AVX2 kernel give the same bits, and
+ * the split over threads (blocks of C) cannot change them.
+ *
+ * The AVX2 kernel is BLIS-shaped: the output is cut into blocks of MB x NB
+ * (a task each); a task walks K in chunks of KC, packs its chunk of A into
+ * panels of 6 rows (k-major) and of B into panels of 16 columns, and runs
+ * a 6 x 16 register tile (12 accumulators) over each pair of panels,
+ * keeping the partial sums of the block in its scratch between chunks
+ * (float, so the chain of FMAs is the same as without chunks). This file
+ * is compiled with -mavx2 -mfma; the dispatcher calls the AVX2 kernel only
+ * when the CPU has both.
+ */
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "train/train_kernels.h"
+
+#define MR 6
+#define NR 16
+#define MB 96  /* rows of a task's block (a multiple of MR) */
+#define NB 128 /* columns of a task's block (a multiple of NR) */
+#define KC 256 /* the K chunk packed at once */
+
+size_t se_tk_gemm_scratch(int n_threads) {
+    return (size_t)(n_threads > 1 ? n_threads : 1) * (MB * KC + KC * NB + MB * NB + 8);
+}
+
+void se_tk_gemm_ref(size_t M, size_t N, size_t K, const float *a, size_t ars, size_t acs, const float *b, size_t brs,
+                    size_t bcs, const float *bias, bool acc, float *c, size_t ldc) {
+    for (size_t m = 0; m < M; m++)
+        for (size_t n = 0; n < N; n++) {
+            float s = 0.0f;
+            for (size_t k = 0; k < K; k++) s = fmaf(a[m * ars + k * acs], b[k * brs + n * bcs], s);
+            if (acc) c[m * ldc + n] += s;
+            else c[m * ldc + n] = s + (bias ? bias[n] : 0.0f);
+        }
+}
+
+/* The 6 x 16 tile over kc steps: A panel (kc, 6), B panel (kc, 16); the
+ * partial sums in t (6 x 16) are loaded first unless first. */
+static void tile6x16(size_t kc, const float *A, const float *B, float *t, bool first) {
+    __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
+    if (first) {
+        c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = _mm256_setzero_ps();
+    } else {
+        c00 = _mm256_loadu_ps(t), c01 = _mm256_loadu_ps(t + 8), c10 = _mm256_loadu_ps(t + 16);
+        c11 = _mm256_loadu_ps(t + 24), c20 = _mm256_loadu_ps(t + 32), c21 = _mm256_loadu_ps(t + 40);
+        c30 = _mm256_loadu_ps(t + 48), c31 = _mm256_loadu_ps(t + 56), c40 = _mm256_loadu_ps(t + 64);
+        c41 = _mm256_loadu_ps(t + 72), c50 = _mm256_loadu_ps(t + 80), c51 = _mm256_loadu_ps(t + 88);
+    }
+    for (size_t k = 0; k < kc; k++, A += MR, B += NR) {
+        __m256 b0 = _mm256_loadu_ps(B), b1 = _mm256_loadu_ps(B + 8), a;
+        a = _mm256_broadcast_ss(A + 0), c00 = _mm256_fmadd_ps(a, b0, c00), c01 = _mm256_fmadd_ps(a, b1, c01);
+        a = _mm256_broadcast_ss(A + 1), c10 = _mm256_fmadd_ps(a, b0, c10), c11 = _mm256_fmadd_ps(a, b1, c11);
+        a = _mm256_broadcast_ss(A + 2), c20 = _mm256_fmadd_ps(a, b0, c20), c21 = _mm256_fmadd_ps(a, b1, c21);
+        a = _mm256_broadcast_ss(A + 3), c30 = _mm256_fmadd_ps(a, b0, c30), c31 = _mm256_fmadd_ps(a, b1, c31);
+        a = _mm256_broadcast_ss(A + 4), c40 = _mm256_fmadd_ps(a, b0, c40), c41 = _mm256_fmadd_ps(a, b1, c41);
+        a = _mm256_broadcast_ss(A + 5), c50 = _mm256_fmadd_ps(a, b0, c50), c51 = _mm256_fmadd_ps(a, b1, c51);
+    }
+    _mm256_storeu_ps(t, c00), _mm256_storeu_ps(t + 8, c01), _mm256_storeu_ps(t + 16, c10);
+    _mm256_storeu_ps(t + 24, c11), _mm256_storeu_ps(t + 32, c20), _mm256_storeu_ps(t + 40, c21);
+    _mm256_storeu_ps(t + 48, c30), _mm256_storeu_ps(t + 56, c31), _mm256_storeu_ps(t + 64, c40);
+    _mm256_storeu_ps(t + 72, c41), _mm256_storeu_ps(t + 80, c50), _mm256_storeu_ps(t + 88, c51);
+}
+
+/* Packs rows m0 .. m0 + mb and k0 .. k0 + kc of A into panels of MR rows
+ * (zeros past M): panel p holds A(m0 + p MR + i, k0 + k) at [k MR + i]. */
+static void pack_a(const float *a, size_t ars, size_t acs, size_t m0, size_t mb, size_t k0, size_t kc, float *out) {
+    for (size_t p = 0; p < mb; p += MR, out += kc * MR) {
+        size_t r = mb - p < MR ? mb - p : MR;
+        const float *src = a + (m0 + p) * ars + k0 * acs;
+        if (acs == 1 && r == MR) {
+            const float *s0 = src, *s1 = s0 + ars, *s2 = s1 + ars, *s3 = s2 + ars, *s4 = s3 + ars, *s5 = s4 + ars;
+            for (size_t k = 0; k < kc; k++) {
+                float *o = out + k * MR;
+                o[0] = s0[k], o[1] = s1[k], o[2] = s2[k], o[3] = s3[k], o[4] = s4[k], o[5] = s5[k];
+            }
+        } else
+            for (size_t k = 0; k < kc; k++)
+                for (size_t i = 0; i < MR; i++) out[k * MR + i] = i < r ? src[i * ars + k * acs] : 0.0f;
+    }
+}
+
+/* Packs columns n0 .. n0 + nb and k0 .. k0 + kc of B into panels of NR
+ * columns (zeros past N): panel p holds B(k0 + k, n0 + p NR + j) at [k NR + j]. */
+static void pack_b(const float *b, size_t brs, size_t bcs, size_t n0, size_t nb, size_t k0, size_t kc, float *out) {
+    for (size_t p = 0; p < nb; p += NR, out += kc * NR) {
+        size_t r = nb - p < NR ? nb - p : NR;
+        const float *src = b + k0 * brs + (n0 + p) * bcs;
+        if (bcs == 1 && r == NR)
+            for (size_t k = 0; k < kc; k++) memcpy(out + k * NR, src + k * brs, NR * sizeof(float));
+        else if (brs == 1 && r == NR) /* B^T rows: walk each column's k run */
+            for (size_t j = 0; j < NR; j++) {
+                const float *s = src + j * bcs;
+                for (size_t k = 0; k < kc; k++) out[k * NR + j] = s[k];
+            }
+        else
+            for (size_t k = 0; k < kc; k++)
+                for (size_t j = 0; j < NR; j++) out[k * NR + j] = j < r ? src[k * brs + j * bcs] : 0.0f;
+    }
+}
+
+/* A GEMM split over the pool: a task per MB x NB block of C. */
+typedef struct gemm_job {
+    size_t M, N, K, ars, acs, brs, bcs, ldc, nbn;
+    const float *a, *b, *bias;
+    bool acc;
+    float *c, *scratch;
+} gemm_job;
+
+/* One block: every K chunk packed and multiplied, then stored into C. */
+static void gemm_block(void *arg, size_t task, int thread) {
+    const gemm_job *j = arg;
+    size_t m0 = (task / j->nbn) * MB, n0 = (task % j->nbn) * NB;
+    size_t mb = j->M - m0 < MB ? j->M - m0 : MB, nb = j->N - n0 < NB ? j->N - n0 : NB;
+    float *pa = j->scratch + (size_t)thread * (MB * KC + KC * NB + MB * NB + 8), *pb = pa + MB * KC, *t = pb + KC * NB;
+    size_t mp = (mb + MR - 1) / MR, np = (nb + NR - 1) / NR;
+    for (size_t k0 = 0; k0 < j->K; k0 += KC) {
+        size_t kc = j->K - k0 < KC ? j->K - k0 : KC;
+        pack_a(j->a, j->ars, j->acs, m0, mb, k0, kc, pa);
+        pack_b(j->b, j->brs, j->bcs, n0, nb, k0, kc, pb);
+        for (size_t q = 0; q < np; q++)
+            for (size_t p = 0; p < mp; p++)
+                tile6x16(kc, pa + p * kc * MR, pb + q * kc * NR, t + (q * mp + p) * MR * NR, k0 == 0);
+    }
+    if (!j->K) memset(t, 0, mp * np * MR * NR * sizeof *t);
+    for (size_t q = 0; q < np; q++)
+        for (size_t p = 0; p < mp; p++) {
+            const float *tt = t + (q * mp + p) * MR * NR;
+            size_t rows = mb - p * MR < MR ? mb - p * MR : MR, cols = nb - q * NR < NR ? nb - q * NR : NR;
+            for (size_t i = 0; i < rows; i++) {
+                float *cr = j->c + (m0 + p * MR + i) * j->ldc + n0 + q * NR;
+                const float *bi = j->bias ? j->bias + n0 + q * NR : NULL;
+                if (j->acc)
+                    for (size_t jj = 0; jj < cols; jj++) cr[jj] += tt[i * NR + jj];
+                else
+                    for (size_t jj = 0; jj < cols; jj++) cr[jj] = tt[i * NR + jj] + (bi ? bi[jj] : 0.0f);
+            }
+        }
+}
+
+void se_tk_gemm(se_threadpool *tp, size_t M, size_t N, size_t K, const float *a, size_t ars, size_t acs, const float *b,
+                size_t brs, size_t bcs, const float *bias, bool acc, float *c, size_t ldc, float *scratch) {
+    if (!M || !N) return;
+    if (se_kernels_get()->gemm == se_gemm_ref) {
+        se_tk_gemm_ref(M, N, K, a, ars, acs, b, brs, bcs, bias, acc, c, ldc);
+        return;
+    }
+    gemm_job j = {.M = M, .N = N, .K = K, .ars = ars, .acs = acs, .brs = brs, .bcs = bcs, .ldc = ldc,
+                  .nbn = (N + NB - 1) / NB, .a = a, .b = b, .bias = bias, .acc = acc, .c = c, .scratch = scratch};
+    se_threadpool_run(tp, ((M + MB - 1) / MB) * j.nbn, gemm_block, &j);
+}

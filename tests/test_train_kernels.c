@@ -1,0 +1,118 @@
+/*
+ * test_train_kernels.c - the training engine's fast kernels against their
+ * scalar twins (src/train/train_gemm.c, train_kernels.c, train_optim.c):
+ *   - the strided GEMM (se_tk_gemm) in its three uses (x w^T + b, dy w
+ *     added, dy^T x added) on shapes with edges in every direction and K
+ *     past one packed chunk: the same bits as se_tk_gemm_ref, on one
+ *     thread and on three
+ *   - one attention head forward and backward on those GEMMs against the
+ *     scalar references (to rounding)
+ * Each test runs in well under a second.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "test.h"
+#include "threadpool.h"
+#include "train/train.h"
+#include "train/train_kernels.h"
+
+/* Fills n floats with values in [-1, 1) from a small LCG. */
+static void fill(float *x, size_t n, uint32_t *st) {
+    for (size_t i = 0; i < n; i++) {
+        *st = *st * 1664525u + 1013904223u;
+        x[i] = (float)((*st >> 8) & 0xffff) / 32768.0f - 1.0f;
+    }
+}
+
+/* se_tk_gemm against se_tk_gemm_ref, bit for bit: A plain or transposed,
+ * B plain or transposed, stored with a bias or added into C; on no pool
+ * and on three threads. */
+TEST(test_train_gemm_twin) {
+    static const size_t shapes[][3] = {{1, 1, 1}, {6, 16, 8}, {7, 17, 3}, {97, 129, 257}, {13, 300, 40}, {200, 33, 600},
+                                       {5, 5, 0}};
+    uint32_t st = 11;
+    se_threadpool *pool = se_threadpool_new(3);
+    CHECK(pool != NULL);
+    float *scr = malloc(se_tk_gemm_scratch(3) * sizeof *scr);
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        size_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ldc = N + 5;
+        size_t na = M * K + 1, nb = K * N + 1;
+        float *a = malloc(na * sizeof *a), *b = malloc(nb * sizeof *b), *bias = malloc(N * sizeof *bias);
+        float *c0 = malloc(M * ldc * sizeof *c0), *c1 = malloc(M * ldc * sizeof *c1), *c2 = malloc(M * ldc * sizeof *c2);
+        fill(a, na, &st), fill(b, nb, &st), fill(bias, N, &st), fill(c0, M * ldc, &st);
+        for (int form = 0; form < 8; form++) {
+            bool at = form & 1, bt = form & 2, acc = form & 4;
+            size_t ars = at ? 1 : K, acs = at ? M : 1, brs = bt ? 1 : N, bcs = bt ? K : 1;
+            memcpy(c1, c0, M * ldc * sizeof *c1), memcpy(c2, c0, M * ldc * sizeof *c2);
+            se_tk_gemm_ref(M, N, K, a, ars, acs, b, brs, bcs, acc ? NULL : bias, acc, c1, ldc);
+            se_tk_gemm(NULL, M, N, K, a, ars, acs, b, brs, bcs, acc ? NULL : bias, acc, c2, ldc, scr);
+            CHECK_MSG(!memcmp(c1, c2, M * ldc * sizeof *c1), "shape %zux%zux%zu form %d: one thread differs from the twin",
+                      M, N, K, form);
+            memcpy(c2, c0, M * ldc * sizeof *c2);
+            se_tk_gemm(pool, M, N, K, a, ars, acs, b, brs, bcs, acc ? NULL : bias, acc, c2, ldc, scr);
+            CHECK_MSG(!memcmp(c1, c2, M * ldc * sizeof *c1), "shape %zux%zux%zu form %d: three threads differ", M, N, K,
+                      form);
+        }
+        free(a), free(b), free(bias), free(c0), free(c1), free(c2);
+    }
+    free(scr);
+    se_threadpool_free(pool);
+}
+
+/* Relative error of n floats against a reference: max |a - b| over max |b|. */
+static double rel_err(const float *a, const float *b, size_t n) {
+    double e = 0.0, m = 1e-30;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        e = d > e ? d : e;
+        m = fabs((double)b[i]) > m ? fabs((double)b[i]) : m;
+    }
+    return e / m;
+}
+
+/* The attention head on GEMMs (se_tk_attn_fwd_fast, se_tk_attn_bwd_fast)
+ * against the scalar references: weights, context and the q, k, v and
+ * relative-bias gradients to 1e-5 of their largest value, with and without
+ * the bias and dropout, for sentence lengths 1 to 37. */
+TEST(test_train_attn_twin) {
+    static const size_t lens[] = {1, 2, 7, 16, 37};
+    const size_t HD = 24, ld = 3 * HD + 5, P = 64, center = P - 1;
+    uint32_t st = 5;
+    for (size_t li = 0; li < sizeof lens / sizeof *lens; li++)
+        for (int form = 0; form < 4; form++) {
+            size_t T = lens[li], nq = T * ld;
+            bool use_rel = form & 1, use_drop = form & 2;
+            float *qkv = malloc(nq * sizeof *qkv), *rel = malloc((2 * P - 1) * sizeof *rel);
+            float *p0 = malloc(T * T * sizeof *p0), *p1 = malloc(T * T * sizeof *p1);
+            float *o0 = calloc(T * HD, sizeof *o0), *o1 = calloc(T * HD, sizeof *o1), *dout = malloc(T * HD * sizeof *dout);
+            float *g0 = calloc(nq, sizeof *g0), *g1 = calloc(nq, sizeof *g1);
+            float *r0 = calloc(2 * P - 1, sizeof *r0), *r1 = calloc(2 * P - 1, sizeof *r1), *dp = malloc(T * sizeof *dp);
+            float *scr = malloc(se_tk_attn_scratch(T) * sizeof *scr);
+            fill(qkv, nq, &st), fill(rel, 2 * P - 1, &st), fill(dout, T * HD, &st);
+            se_tk_drop drb = {.key = 99, .site = 4, .base = 1000, .thr = (uint32_t)(0.3 * 16777216.0), .inv = 1.0f / 0.7f};
+            const se_tk_drop *dr = use_drop ? &drb : NULL;
+            const float *q = qkv, *k = qkv + HD, *v = qkv + 2 * HD;
+            se_tk_attn_fwd(q, k, v, ld, T, HD, 0.2f, use_rel ? rel : NULL, center, dr, p0, o0, HD);
+            se_tk_attn_fwd_fast(q, k, v, ld, T, HD, 0.2f, use_rel ? rel : NULL, center, dr, p1, o1, HD, scr);
+            double e1 = rel_err(p1, p0, T * T), e2 = rel_err(o1, o0, T * HD);
+            CHECK_MSG(e1 < 1e-5 && e2 < 1e-5, "T %zu form %d forward: weights %.2e, context %.2e", T, form, e1, e2);
+            se_tk_attn_bwd(q, k, v, ld, T, HD, 0.2f, p0, dout, HD, g0, g0 + HD, g0 + 2 * HD, use_rel ? r0 : NULL, center,
+                           dr, dp);
+            se_tk_attn_bwd_fast(q, k, v, ld, T, HD, 0.2f, p0, dout, HD, g1, g1 + HD, g1 + 2 * HD, use_rel ? r1 : NULL,
+                                center, dr, scr);
+            double e3 = rel_err(g1, g0, nq), e4 = rel_err(r1, r0, 2 * P - 1);
+            CHECK_MSG(e3 < 1e-5 && e4 < 1e-5, "T %zu form %d backward: q k v %.2e, bias %.2e", T, form, e3, e4);
+            free(qkv), free(rel), free(p0), free(p1), free(o0), free(o1), free(dout), free(g0), free(g1);
+            free(r0), free(r1), free(dp), free(scr);
+        }
+}
+
+int main(void) {
+    RUN(test_train_gemm_twin);
+    RUN(test_train_attn_twin);
+    return test_report("test_train_kernels");
+}
