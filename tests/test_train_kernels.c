@@ -7,6 +7,8 @@
  *     thread and on three
  *   - one attention head forward and backward on those GEMMs against the
  *     scalar references (to rounding)
+ *   - AdamW's 8-lane update against the scalar (the same bits), and a
+ *     whole step on one thread and on three (the same bits)
  * Each test runs in well under a second.
  */
 #include <math.h>
@@ -18,6 +20,7 @@
 #include "test.h"
 #include "threadpool.h"
 #include "train/train.h"
+#include "train/train_adamw.h"
 #include "train/train_kernels.h"
 
 /* Fills n floats with values in [-1, 1) from a small LCG. */
@@ -111,8 +114,63 @@ TEST(test_train_attn_twin) {
         }
 }
 
+/* AdamW's update, 8 lanes against the scalar twin: the same bits, with and
+ * without weight decay and clipping, n not a multiple of 8. */
+TEST(test_train_adamw_twin) {
+    const size_t n = 1003;
+    uint32_t st = 3;
+    float *w0 = malloc(n * sizeof *w0), *g0 = malloc(n * sizeof *g0), *m0 = malloc(n * sizeof *m0);
+    float *v0 = malloc(n * sizeof *v0), *w1 = malloc(n * sizeof *w1), *g1 = malloc(n * sizeof *g1);
+    float *m1 = malloc(n * sizeof *m1), *v1 = malloc(n * sizeof *v1);
+    for (int form = 0; form < 2; form++) {
+        fill(w0, n, &st), fill(g0, n, &st), fill(m0, n, &st), fill(v0, n, &st);
+        for (size_t i = 0; i < n; i++) v0[i] = v0[i] * v0[i]; /* a second moment is >= 0 */
+        memcpy(w1, w0, n * sizeof *w1), memcpy(g1, g0, n * sizeof *g1), memcpy(m1, m0, n * sizeof *m1);
+        memcpy(v1, v0, n * sizeof *v1);
+        se_tk_adamw_consts c = {.coef = form ? 0.37f : 1.0f, .decay_on = form, .decay = 1.0f - 1e-3f * 0.01f,
+                                .b1 = 0.9f, .omb1 = 1.0f - 0.9f, .b2 = 0.999f, .omb2 = 1.0f - 0.999f,
+                                .bc2_sqrt = 0.0447f, .eps = 1e-8f, .neg_step = -1e-3f / 0.19f};
+        se_tk_adamw_update_ref(w0, g0, m0, v0, n, &c);
+        se_tk_adamw_update_avx2(w1, g1, m1, v1, n, &c);
+        CHECK_MSG(!memcmp(w0, w1, n * sizeof *w0) && !memcmp(g0, g1, n * sizeof *g0) &&
+                      !memcmp(m0, m1, n * sizeof *m0) && !memcmp(v0, v1, n * sizeof *v0),
+                  "form %d: the AVX2 update differs from the scalar", form);
+    }
+    free(w0), free(g0), free(m0), free(v0), free(w1), free(g1), free(m1), free(v1);
+}
+
+/* A whole AdamW step (norm, clipping, update) on one thread and on three:
+ * the same bits, on a model with more than one chunk of the step. */
+TEST(test_train_adamw_threads) {
+    se_tmodel_random_params rp = {.V = 700, .H = 96, .NH = 4, .FF = 128, .L = 1, .P = 16, .n_type = 2,
+                                  .act = SE_ACT_GELU, .seed = 9};
+    se_error err = {0};
+    se_tmodel *a = NULL, *b = NULL;
+    se_adamw *oa = NULL, *ob = NULL;
+    CHECK(se_tmodel_random(&rp, &a, &err) == SE_OK && se_tmodel_random(&rp, &b, &err) == SE_OK);
+    if (!a || !b) return;
+    CHECK(a->n_floats > 65536 * 2);
+    CHECK(se_tmodel_set_threads(b, 3, &err) == SE_OK);
+    se_adamw_params p = se_adamw_default_params();
+    p.weight_decay = 0.01f, p.lr = 1e-3f;
+    CHECK(se_adamw_new(a, &p, &oa, &err) == SE_OK && se_adamw_new(b, &p, &ob, &err) == SE_OK);
+    uint32_t st = 1;
+    for (int step = 0; step < 2; step++) {
+        fill(a->g_arena, a->n_floats, &st);
+        memcpy(b->g_arena, a->g_arena, a->n_floats * sizeof(float));
+        double na = 0, nb = 0;
+        CHECK(se_adamw_step(oa, a, &na, &err) == SE_OK && se_adamw_step(ob, b, &nb, &err) == SE_OK);
+        CHECK(na == nb && na > 1.0);
+    }
+    CHECK(!memcmp(a->w_arena, b->w_arena, a->n_floats * sizeof(float)));
+    CHECK(!memcmp(oa->m, ob->m, a->n_floats * sizeof(float)) && !memcmp(oa->v, ob->v, a->n_floats * sizeof(float)));
+    se_adamw_free(oa), se_adamw_free(ob), se_tmodel_free(a), se_tmodel_free(b);
+}
+
 int main(void) {
     RUN(test_train_gemm_twin);
     RUN(test_train_attn_twin);
+    RUN(test_train_adamw_twin);
+    RUN(test_train_adamw_threads);
     return test_report("test_train_kernels");
 }

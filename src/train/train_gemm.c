@@ -144,6 +144,15 @@ static void gemm_block(void *arg, size_t task, int thread) {
             for (size_t i = 0; i < rows; i++) {
                 float *cr = j->c + (m0 + p * MR + i) * j->ldc + n0 + q * NR;
                 const float *bi = j->bias ? j->bias + n0 + q * NR : NULL;
+                if (cols == NR) { /* a whole row of the tile: the same additions, 8 lanes at a time */
+                    for (size_t h = 0; h < NR; h += 8) {
+                        __m256 v = _mm256_loadu_ps(tt + i * NR + h);
+                        if (j->acc) v = _mm256_add_ps(_mm256_loadu_ps(cr + h), v);
+                        else if (bi) v = _mm256_add_ps(v, _mm256_loadu_ps(bi + h));
+                        _mm256_storeu_ps(cr + h, v);
+                    }
+                    continue;
+                }
                 if (j->acc)
                     for (size_t jj = 0; jj < cols; jj++) cr[jj] += tt[i * NR + jj];
                 else

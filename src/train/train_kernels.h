@@ -139,6 +139,22 @@ size_t se_tk_ln_bwd_scratch(size_t T, size_t H);
 void se_tk_layernorm_bwd_rows(se_threadpool *tp, float *dx, const float *xhat, const float *rstd, const float *g,
                               size_t T, size_t H, float *dg, float *db, float *scratch);
 
+/* AdamW's per-step constants (train_optim.c). */
+typedef struct se_tk_adamw_consts {
+    float coef;          /* the clipping factor (1: none) */
+    bool decay_on;       /* weight decay for this tensor */
+    float decay;         /* 1 - lr * weight_decay */
+    float b1, omb1, b2, omb2; /* beta1, 1 - beta1, beta2, 1 - beta2 */
+    float bc2_sqrt, eps, neg_step; /* sqrt(1 - beta2^t), eps, -lr / (1 - beta1^t) */
+} se_tk_adamw_consts;
+
+/* AdamW over n elements: g *= coef (kept), w *= decay (decay_on),
+ * m = m b1 + g (1 - b1), v = v b2 + (1 - b2) g g, w += neg_step m /
+ * (sqrt(v) / bc2_sqrt + eps), in float in torch's order; the AVX2 twin
+ * (train_adamw_avx2.c) gives the same bits. */
+void se_tk_adamw_update_ref(float *w, float *g, float *m, float *v, size_t n, const se_tk_adamw_consts *c);
+void se_tk_adamw_update_avx2(float *w, float *g, float *m, float *v, size_t n, const se_tk_adamw_consts *c);
+
 /* The fast twins of se_tk_attn_fwd and se_tk_attn_bwd (the references):
  * the products q k^T, dropout(p) v, dout v^T, ds k and ds^T q as
  * se_tk_gemm on the calling thread; the softmax and its backward as the
