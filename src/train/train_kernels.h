@@ -139,6 +139,15 @@ size_t se_tk_ln_bwd_scratch(size_t T, size_t H);
 void se_tk_layernorm_bwd_rows(se_threadpool *tp, float *dx, const float *xhat, const float *rstd, const float *g,
                               size_t T, size_t H, float *dg, float *db, float *scratch);
 
+/* GELU (exact-erf form) in place, and its backward dx = dy gelu'(pre),
+ * with A&S 7.1.26's erf and Cephes' exp (train_act_avx2.c): 8 lanes and
+ * the scalar twin give the same bits, within ~3e-7 of libm's. dx may
+ * alias dy. */
+void se_tk_gelu_fwd_ref(float *x, size_t n);
+void se_tk_gelu_fwd_avx2(float *x, size_t n);
+void se_tk_gelu_bwd_ref(const float *pre, const float *dy, float *dx, size_t n);
+void se_tk_gelu_bwd_avx2(const float *pre, const float *dy, float *dx, size_t n);
+
 /* AdamW's per-step constants (train_optim.c). */
 typedef struct se_tk_adamw_consts {
     float coef;          /* the clipping factor (1: none) */
