@@ -10,9 +10,10 @@
  * It drives the engine directly (src/train/train.h), as `sembed train`
  * does step by step, without the CLI's data reading and tokenising, so the
  * time is the step's alone. A step is: zero the gradients, forward, loss,
- * backward, AdamW. Prints one JSON object: the time of every step, the
- * median of the steps after --warmup, sentences per second (columns x
- * batch / median) and the process's peak RSS (getrusage).
+ * backward, AdamW. Prints one JSON object: the time of every step (wall
+ * and the process's CPU seconds, user + system), the medians of the steps
+ * after --warmup, sentences per second (columns x batch / the median wall
+ * time) and the process's peak RSS (getrusage).
  *
  *   bench_train --layers 6 --hidden 384 --heads 12 --ff 1536 --vocab 30522
  *               --batch 32 --seq 32 --loss mnrl --steps 13 --warmup 3 --threads 2
@@ -30,6 +31,14 @@ static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* CPU seconds (user + system) of the process so far. */
+static double cpu_now(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_sec +
+           1e-6 * (double)ru.ru_stime.tv_usec;
 }
 
 /* splitmix64: the ids and teacher vectors of each step. */
@@ -99,7 +108,8 @@ int main(int argc, char **argv) {
     float *emb = malloc(S * dim * sizeof *emb), *demb = malloc(S * dim * sizeof *demb);
     float *teacher = malloc((size_t)B * (size_t)tdim * sizeof *teacher);
     double *times = malloc((size_t)steps * sizeof *times), *losses = malloc((size_t)steps * sizeof *losses);
-    if (!ids || !starts || !emb || !demb || !teacher || !times || !losses) return 1;
+    double *cpus = malloc((size_t)steps * sizeof *cpus);
+    if (!ids || !starts || !emb || !demb || !teacher || !times || !losses || !cpus) return 1;
     for (size_t s = 0; s <= S; s++) starts[s] = s * (size_t)N;
     uint64_t rng = 7;
     se_loss_spec spec = {.kind = mse ? SE_LOSS_MSE : SE_LOSS_MNRL};
@@ -111,7 +121,7 @@ int main(int argc, char **argv) {
         for (size_t i = 0; i < (size_t)B * (size_t)tdim; i++)
             teacher[i] = (float)((double)(next64(&rng) >> 11) / 9007199254740992.0 - 0.5) * 0.2f;
         se_tbatch b = {.ids = ids, .starts = starts, .S = S, .train = true, .dropout_key = next64(&rng)};
-        double t0 = now(), lv = 0.0;
+        double t0 = now(), c0 = cpu_now(), lv = 0.0;
         se_tmodel_zero_grad(m);
         if (se_ttape_forward(m, &b, &tape, emb, &err) != SE_OK ||
             se_loss_eval(&spec, emb, (size_t)B, cols, dim, NULL, teacher, (size_t)tdim, &lv, demb, &err) != SE_OK ||
@@ -119,7 +129,7 @@ int main(int argc, char **argv) {
             fprintf(stderr, "bench_train: step %ld: %s\n", st, err.msg);
             return 1;
         }
-        times[st] = now() - t0, losses[st] = lv;
+        times[st] = now() - t0, losses[st] = lv, cpus[st] = cpu_now() - c0;
         if (getenv("BENCH_VERBOSE")) fprintf(stderr, "step %ld: %.3f s loss %.4f\n", st, times[st], lv);
     }
     size_t nm = (size_t)(steps - warm);
@@ -127,6 +137,9 @@ int main(int argc, char **argv) {
     memcpy(sorted, times + warm, nm * sizeof *sorted);
     qsort(sorted, nm, sizeof *sorted, cmp_d);
     double med = nm % 2 ? sorted[nm / 2] : 0.5 * (sorted[nm / 2 - 1] + sorted[nm / 2]);
+    memcpy(sorted, cpus + warm, nm * sizeof *sorted);
+    qsort(sorted, nm, sizeof *sorted, cmp_d);
+    double cmed = nm % 2 ? sorted[nm / 2] : 0.5 * (sorted[nm / 2 - 1] + sorted[nm / 2]);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("{\"impl\": \"sembed\", \"layers\": %ld, \"hidden\": %ld, \"heads\": %ld, \"ff\": %ld, \"vocab\": %ld, "
@@ -134,13 +147,15 @@ int main(int argc, char **argv) {
            "\"step_s\": [",
            L, H, NH, FF, V, B, N, loss, cols, threads, warm);
     for (long st = 0; st < steps; st++) printf("%s%.4f", st ? ", " : "", times[st]);
+    printf("], \"cpu_s\": [");
+    for (long st = 0; st < steps; st++) printf("%s%.4f", st ? ", " : "", cpus[st]);
     printf("], \"loss_values\": [");
     for (long st = 0; st < steps; st++) printf("%s%.5f", st ? ", " : "", losses[st]);
-    printf("], \"median_step_s\": %.4f, \"sentences_per_s\": %.2f, \"peak_rss_mb\": %.1f}\n", med, (double)S / med,
-           (double)ru.ru_maxrss / 1024.0);
+    printf("], \"median_step_s\": %.4f, \"median_cpu_s\": %.4f, \"sentences_per_s\": %.2f, \"peak_rss_mb\": %.1f}\n",
+           med, cmed, (double)S / med, (double)ru.ru_maxrss / 1024.0);
     se_ttape_free(tape);
     se_adamw_free(o);
     se_tmodel_free(m);
-    free(ids), free(starts), free(emb), free(demb), free(teacher), free(times), free(losses), free(sorted);
+    free(ids), free(starts), free(emb), free(demb), free(teacher), free(times), free(losses), free(sorted), free(cpus);
     return 0;
 }

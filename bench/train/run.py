@@ -5,9 +5,9 @@ For each shape, runs build/bench/bench_train (sembed's engine) and torch_train.p
 (LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp, OMP_NUM_THREADS=2, the fair peer)
 interleaved, --rounds times (A B A B ...), each a fresh process of --steps steps; then, for the
 record, torch with the machine's default libblas (the reference BLAS here) for a few steps.
-Prints one JSON object: every run, per shape the median step time and sentences per second of
-each implementation (the median over rounds of each run's median), peak RSS (the largest over
-rounds), the ratios, and `uptime` before and after.
+Prints one JSON object: every run, per shape the median step time, CPU seconds per step and
+sentences per second of each implementation (the median over rounds of each run's median), peak RSS (the largest over
+rounds), the ratios (wall: the goal's; CPU: what a loaded machine hides), and `uptime` before and after.
 
     /usr/bin/python3 bench/train/run.py [--rounds 2] [--steps 13] [--warmup 3] [--only NAME]
         [--default-blas-steps 2] [--no-default-blas] [--sembed-exe PATH] > bench/train/result-DATE.json
@@ -100,12 +100,16 @@ def main():
             med = statistics.median(r["median_step_s"] for r in ok)
             summ[k] = {"median_step_s": round(med, 4), "sentences_per_s": round(ok[0]["columns"] * ok[0]["batch"] / med, 2),
                        "peak_rss_mb": max(r["peak_rss_mb"] for r in ok)}
+            if all("median_cpu_s" in r for r in ok):
+                summ[k]["median_cpu_s"] = round(statistics.median(r["median_cpu_s"] for r in ok), 4)
         s, t = summ.get("sembed", {}), summ.get("torch_openblas", {})
         if "median_step_s" in s and "median_step_s" in t:
             summ["speed_ratio_vs_openblas"] = round(t["median_step_s"] / s["median_step_s"], 3)
             summ["rss_ratio_vs_openblas"] = round(s["peak_rss_mb"] / t["peak_rss_mb"], 3)
             summ["speed_goal_met"] = summ["speed_ratio_vs_openblas"] >= 1.5
             summ["memory_goal_met"] = s["peak_rss_mb"] <= t["peak_rss_mb"]
+            if "median_cpu_s" in s and "median_cpu_s" in t:
+                summ["cpu_ratio_vs_openblas"] = round(t["median_cpu_s"] / s["median_cpu_s"], 3)
         d = summ.get("torch_default_blas", {})
         if "median_step_s" in s and "median_step_s" in d:
             summ["speed_ratio_vs_default_blas"] = round(d["median_step_s"] / s["median_step_s"], 3)

@@ -10,7 +10,8 @@ to teacher vectors, clip_grad_norm_(1.0) and torch.optim.AdamW (lr 2e-5, no weig
 constant rate). Dropout 0.1 (hidden and attention, torch's own RNG). Every sentence has
 exactly --seq tokens (no padding, as the C driver). zero_grad(set_to_none=True).
 
-Prints one JSON object like bench_train: every step's seconds, the median after --warmup,
+Prints one JSON object like bench_train: every step's seconds (wall and the process's CPU,
+user + system), the medians after --warmup,
 sentences per second and the process's peak RSS (getrusage). The BLAS is whatever libblas.so.3
 the loader finds: LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp for OpenBLAS.
 """
@@ -91,13 +92,14 @@ def main():
     cols = 1 if a.loss == "mse" else 2
     S, tdim = cols * a.batch, max(a.teacher_dim, a.hidden)
     g = torch.Generator().manual_seed(7)
-    times, losses = [], []
+    times, losses, cpus = [], [], []
+    cpu = lambda: sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
     for st in range(a.steps):
         ids = torch.randint(1000, a.vocab, (S, a.seq), generator=g)
         ids[:, 0], ids[:, -1] = 101, 102
         mask = torch.ones(S, a.seq, dtype=torch.long)
         teacher = (torch.rand(a.batch, tdim, generator=g) - 0.5) * 0.2
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu()
         opt.zero_grad(set_to_none=True)
         e = model(ids, mask)
         if a.loss == "mnrl":
@@ -110,13 +112,14 @@ def main():
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         times.append(time.perf_counter() - t0)
+        cpus.append(cpu() - c0)
         losses.append(float(loss))
     med = statistics.median(times[a.warmup:])
     print(json.dumps({"impl": "torch", "torch": torch.__version__, "layers": a.layers, "hidden": a.hidden,
                       "heads": a.heads, "ff": a.ff, "vocab": a.vocab, "batch": a.batch, "seq": a.seq, "loss": a.loss,
                       "columns": cols, "threads": a.threads, "warmup": a.warmup,
-                      "step_s": [round(t, 4) for t in times], "loss_values": [round(x, 5) for x in losses],
-                      "median_step_s": round(med, 4), "sentences_per_s": round(S / med, 2),
+                      "step_s": [round(t, 4) for t in times], "cpu_s": [round(t, 4) for t in cpus], "loss_values": [round(x, 5) for x in losses],
+                      "median_step_s": round(med, 4), "median_cpu_s": round(statistics.median(cpus[a.warmup:]), 4), "sentences_per_s": round(S / med, 2),
                       "rss_after_import_mb": round(rss0, 1),
                       "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)}))
 
