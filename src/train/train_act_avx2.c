@@ -20,7 +20,7 @@
 #include "train/train_kernels.h"
 
 /* The constants of both versions. */
-#define EXP_HI 88.0f
+#define EXP_HI 88.0f /* exp's input is clamped to [EXP_LO, EXP_HI] */
 #define EXP_LO (-87.3365478515625f)
 #define LOG2E 1.44269504088896341f
 #define LN2_C1 0.693359375f
@@ -132,4 +132,14 @@ void se_tk_gelu_bwd_avx2(const float *pre, const float *dy, float *dx, size_t n)
         _mm256_storeu_ps(dx + i, _mm256_mul_ps(_mm256_loadu_ps(dy + i), d));
     }
     se_tk_gelu_bwd_ref(pre + i, dy + i, dx + i, n - i);
+}
+
+void se_tk_exp_ref(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = exp_s(x[i]);
+}
+
+void se_tk_exp_avx2(float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, exp_v(_mm256_loadu_ps(x + i)));
+    se_tk_exp_ref(x + i, n - i);
 }

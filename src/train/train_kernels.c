@@ -177,6 +177,7 @@ void se_tk_attn_fwd_fast(const float *q, const float *k, const float *v, size_t 
                          const float *rel, size_t center, const se_tk_drop *dr, float *p, float *out, size_t ldo,
                          float *scratch) {
     float *pd = scratch, *gs = scratch + 2 * T * T;
+    bool avx2 = se_kernels_get()->gemm != se_gemm_ref;
     se_tk_gemm(NULL, T, T, HD, q, ld, 1, k, 1, ld, NULL, false, p, T, gs); /* q k^T */
     for (size_t i = 0; i < T; i++) {
         float *pi = p + i * T, mx = -INFINITY;
@@ -186,7 +187,11 @@ void se_tk_attn_fwd_fast(const float *q, const float *k, const float *v, size_t 
             mx = pi[t] > mx ? pi[t] : mx;
         }
         float sum = 0.0f;
-        for (size_t t = 0; t < T; t++) sum += pi[t] = expf(pi[t] - mx);
+        for (size_t t = 0; t < T; t++) pi[t] -= mx;
+        if (avx2) se_tk_exp_avx2(pi, T);
+        else
+            for (size_t t = 0; t < T; t++) pi[t] = expf(pi[t]);
+        for (size_t t = 0; t < T; t++) sum += pi[t];
         for (size_t t = 0; t < T; t++) pi[t] /= sum;
         if (dr)
             for (size_t t = 0; t < T; t++) pd[i * T + t] = pi[t] * se_tk_drop_at(dr, i * T + t);
@@ -206,7 +211,9 @@ void se_tk_attn_bwd_fast(const float *q, const float *k, const float *v, size_t 
         const float *pi = p + i * T;
         float *di = dp + i * T, dot = 0.0f;
         for (size_t t = 0; t < T; t++) {
-            if (dr) di[t] *= se_tk_drop_at(dr, i * T + t); /* the gradient of the weight before dropout */
+            if (dr) /* the gradient of the weight before dropout; the factor read back from pd (a weight that is
+                       exactly 0 gets a zero gradient either way) */
+                di[t] *= pd[i * T + t] != 0.0f ? dr->inv : 0.0f;
             dot += di[t] * pi[t];
         }
         for (size_t t = 0; t < T; t++) {

@@ -148,6 +148,12 @@ void se_tk_gelu_fwd_avx2(float *x, size_t n);
 void se_tk_gelu_bwd_ref(const float *pre, const float *dy, float *dx, size_t n);
 void se_tk_gelu_bwd_avx2(const float *pre, const float *dy, float *dx, size_t n);
 
+/* exp in place over n values (Cephes' expf polynomial, inputs clamped to
+ * [-87.3, 88]; within 2 ulp of libm's expf): 8 lanes and the scalar twin
+ * give the same bits. */
+void se_tk_exp_ref(float *x, size_t n);
+void se_tk_exp_avx2(float *x, size_t n);
+
 /* AdamW's per-step constants (train_optim.c). */
 typedef struct se_tk_adamw_consts {
     float coef;          /* the clipping factor (1: none) */
@@ -167,7 +173,7 @@ void se_tk_adamw_update_avx2(float *w, float *g, float *m, float *v, size_t n, c
 /* The fast twins of se_tk_attn_fwd and se_tk_attn_bwd (the references):
  * the products q k^T, dropout(p) v, dout v^T, ds k and ds^T q as
  * se_tk_gemm on the calling thread; the softmax and its backward as the
- * references do them. scratch: se_tk_attn_scratch(T) floats (the thread's
+ * references do them, but exp is se_tk_exp_avx2 where the CPU has AVX2. scratch: se_tk_attn_scratch(T) floats (the thread's
  * own). They agree with the references to rounding (the sums run in
  * another order). */
 size_t se_tk_attn_scratch(size_t T);
