@@ -1,12 +1,15 @@
 /*
- * train/train_kernels.c - the backward kernels: the Linear's three GEMMs
+ * train/train_kernels.c - the training kernels: the Linear's three GEMMs
  * (forward, input gradient, weight gradient), LayerNorm, the activations'
- * derivatives and one attention head forward and backward.
+ * derivatives, one attention head forward and backward, and the
+ * element-wise loops of a pass on the thread pool.
  *
  * The fast GEMMs are train_gemm.c's strided GEMM (se_tk_gemm: packed
  * AVX2 panels, no transposed copies). Each has a scalar reference twin
- * (*_ref), summing in the order of the math. LayerNorm, the activations' derivatives and attention are plain
- * scalar loops (the reference itself: no fast version yet, so no twin).
+ * (*_ref), summing in the order of the math. The attention head has a
+ * scalar reference (se_tk_attn_fwd / _bwd) and a fast twin on the GEMM
+ * (*_fast); LayerNorm's row kernels are the scalar code itself, run on
+ * the pool by rows (GELU's fast versions are in train_act_avx2.c).
  */
 #include <math.h>
 #include <string.h>

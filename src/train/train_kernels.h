@@ -1,9 +1,9 @@
 /*
- * train/train_kernels.h - the backward kernels of the trainable encoder
- * (train_kernels.c). Every fast kernel has a scalar reference twin
- * (*_ref) that tests/test_train_grad.c compares it against; the fast
- * GEMMs are the forward's dispatched GEMM (se_kernels_get) on transposed
- * operands.
+ * train/train_kernels.h - the kernels of the trainable encoder
+ * (train_kernels.c, train_gemm.c, train_act_avx2.c, train_adamw_avx2.c).
+ * Every fast kernel has a scalar reference twin (*_ref) that
+ * tests/test_train_kernels.c (and test_train_grad.c) compares it against;
+ * the GEMMs run on se_tk_gemm (strided operands, packed AVX2 tiles).
  *
  * Matrices are row-major; a weight w is (N, K), torch Linear's layout.
  */
