@@ -38,7 +38,7 @@ LDLIBS    = $(LIBS) $(SAN)
 TESTS        := test_unicode test_kernels test_threadpool test_similarity test_tokenizer test_safetensors \
                 test_model test_use test_index test_util test_sentencepiece \
                 test_torch_bin test_archs test_rerank test_encode_api test_serve_float test_classify_fit \
-                test_index_fts test_train_grad test_eval_ir_metrics test_index_recall
+                test_index_fts test_train_grad test_eval_ir_metrics test_index_recall test_train_kernels
 TSAN_TESTS   := test_threadpool test_model test_tokenizer test_index test_train_grad
 CLI_TESTS    := test_cli test_index_cli test_rerank_cli test_classify test_real_configs test_serve test_serve_index \
                 test_serve_page test_serve_clients test_serve_scale test_python test_pull test_eval_ir test_train_cli
@@ -66,7 +66,7 @@ LIB_SRC  := src/alloc.c src/error.c src/json.c src/unicode.c \
             src/threadpool.c src/encode.c src/rerank.c src/similarity.c src/util.c src/chunk.c src/vec_dist.c src/vec_index.c \
             src/index.c src/index_bm25.c src/index_fts.c src/index_fusion.c src/classify.c src/convert_use.c src/hub.c \
             src/hub_cache.c src/hub_http.c src/eval_ir.c \
-            src/train/train_model.c src/train/train_kernels.c src/train/train_forward.c src/train/train_backward.c \
+            src/train/train_model.c src/train/train_kernels.c src/train/train_gemm.c src/train/train_adamw_avx2.c src/train/train_act_avx2.c src/train/train_forward.c src/train/train_backward.c \
             src/train/train_loss.c src/train/train_optim.c src/train/train_checkpoint.c src/train/train_data.c
 LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
 CLI_SRC  := src/cli.c src/cli_io.c src/cli_eval.c src/cli_eval_ir.c src/cli_bench.c src/cli_index.c src/cli_rerank.c \
@@ -103,6 +103,9 @@ all: $(BUILD)/libsembed.a $(BUILD)/libsembed.so $(BUILD)/$(SONAME) $(BUILD)/semb
 # Library objects. The kernel files that use wider instruction sets get
 # their flags here (KFLAGS, per target); the CPU is checked at run time.
 $(BUILD)/obj/kernels_avx2.o:   KFLAGS := -mavx2 -mfma
+$(BUILD)/obj/train/train_gemm.o: KFLAGS := -mavx2 -mfma
+$(BUILD)/obj/train/train_adamw_avx2.o: KFLAGS := -mavx2
+$(BUILD)/obj/train/train_act_avx2.o: KFLAGS := -mavx2 -mfma
 $(BUILD)/obj/kernels_avx512.o: KFLAGS := -mavx512f -mfma
 $(BUILD)/obj/kernels_bf16.o:   KFLAGS := -mavx512f -mfma
 $(BUILD)/obj/kernels_bf16dp.o: KFLAGS := -mavx512f -mavx512bf16 -mfma
@@ -267,6 +270,11 @@ bench-serve: all
 	sh bench/serve/run.sh $(BENCH_SERVE_ARGS)
 
 $(BUILD)/bench/bench_encode: bench/bench_encode.c $(BUILD)/libsembed.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Isrc -o $@ $< $(BUILD)/libsembed.a $(LDLIBS)
+
+# the training step benchmark's driver over the engine (bench/train/README.md)
+$(BUILD)/bench/bench_train: bench/train/bench_train.c $(BUILD)/libsembed.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -Isrc -o $@ $< $(BUILD)/libsembed.a $(LDLIBS)
 

@@ -636,13 +636,12 @@ TEST(test_train_kernels_twins) {
         float *dy = malloc(M * ld * sizeof *dy), *dx = malloc(M * K * sizeof *dx), *dx_ref = malloc(M * K * sizeof *dx);
         float *dw = malloc(N * K * sizeof *dw), *dw_ref = malloc(N * K * sizeof *dw);
         float *db = malloc(N * sizeof *db), *db_ref = malloc(N * sizeof *db);
-        size_t ns = se_tk_dx_scratch(M, N, K) > se_tk_dw_scratch(M, N, K) ? se_tk_dx_scratch(M, N, K)
-                                                                            : se_tk_dw_scratch(M, N, K);
+        size_t ns = se_tk_gemm_scratch(3);
         float *scr = malloc(ns * sizeof *scr);
         fill(x, M * K, &st), fill(w, N * K, &st), fill(b, N, &st), fill(dy, M * ld, &st);
         fill(dx, M * K, &st), fill(dw, N * K, &st), fill(db, N, &st); /* they accumulate: start non-zero */
         memcpy(dx_ref, dx, M * K * sizeof *dx), memcpy(dw_ref, dw, N * K * sizeof *dw), memcpy(db_ref, db, N * sizeof *db);
-        se_tk_linear(NULL, x, M, K, w, N, b, y, ld);
+        se_tk_linear(NULL, x, M, K, w, N, b, y, ld, scr);
         se_tk_linear_ref(x, M, K, w, N, b, y_ref, ld);
         CHECK_CLOSE(y, y_ref, M * ld, 1e-5, 1e-5, "se_tk_linear");
         se_tk_dx(NULL, dy, ld, M, N, w, K, dx, scr);
@@ -656,7 +655,7 @@ TEST(test_train_kernels_twins) {
         float *y3 = calloc(M * ld, sizeof *y3), *dx3 = malloc(M * K * sizeof *dx3), *dw3 = malloc(N * K * sizeof *dw3);
         memcpy(dx3, dx_ref, M * K * sizeof *dx3), memcpy(dw3, dw_ref, N * K * sizeof *dw3);
         memcpy(dx, dx_ref, M * K * sizeof *dx), memcpy(dw, dw_ref, N * K * sizeof *dw);
-        se_tk_linear(pool, x, M, K, w, N, b, y3, ld);
+        se_tk_linear(pool, x, M, K, w, N, b, y3, ld, scr);
         CHECK(!memcmp(y, y3, M * ld * sizeof *y));
         se_tk_dx(NULL, dy, ld, M, N, w, K, dx, scr);
         se_tk_dx(pool, dy, ld, M, N, w, K, dx3, scr);

@@ -8,8 +8,10 @@
  *   train_model.c    the trainable model (BERT, XLM-R, MPNet): from a sentence-transformers
  *                    folder (through the library's loader) or a seeded
  *                    random init; the parameter list
- *   train_kernels.c  the backward kernels (GEMM transposes, LayerNorm,
- *                    activations, attention), fast ones with scalar twins
+ *   train_kernels.c  the kernels (Linear GEMMs, LayerNorm, activations,
+ *                    attention, element-wise loops on the pool), fast ones
+ *                    with scalar twins
+ *   train_gemm.c     the strided, packed AVX2 GEMM they run on
  *   train_forward.c  the forward pass, keeping what the backward needs
  *   train_backward.c the backward pass into the parameters' gradients
  *   train_loss.c     the losses: value and gradient w.r.t. the embeddings
@@ -27,12 +29,14 @@
  * padding (starts[s] .. starts[s + 1] is sentence s), H hidden, NH heads,
  * FF intermediate, V vocabulary, P positions, L layers.
  *
- * Deterministic: the GEMMs are the forward's dispatched kernels
- * (se_kernels_get), whose per-element order does not depend on M or the
- * column block, split over threads by output columns; attention runs a
- * task per head; the rest (LayerNorm, the embedding tables' scatter) runs
- * on the calling thread in a fixed order. So a seed gives the same bits
- * whatever the thread count (se_tmodel_set_threads).
+ * Deterministic: every GEMM element is one chain of FMAs in k order
+ * (train_gemm.c), whatever block or thread computes it; attention runs a
+ * task per head; element-wise steps (dropout, activations, LayerNorm) are
+ * split by rows or elements that do not interact, and LayerNorm's
+ * parameter gradients are summed per block of 32 rows, then the blocks in
+ * order; the embedding tables' scatter runs on the calling thread. So a
+ * seed gives the same bits whatever the thread count
+ * (se_tmodel_set_threads).
  */
 #ifndef SE_TRAIN_H
 #define SE_TRAIN_H

@@ -68,12 +68,6 @@ typedef struct attn_job {
     size_t l;
 } attn_job;
 
-/* Multiplies gradients (n values) by a dropout site's factors. */
-static void drop_rows(const se_tk_drop *dr, float *d, size_t n) {
-    if (dr)
-        for (size_t e = 0; e < n; e++) d[e] *= se_tk_drop_at(dr, e);
-}
-
 /* Head h of every sentence: adds into d_qkv's head columns and the head's
  * row of the relative bias gradient (d_p: the thread's row of scratch). */
 static void attn_task(void *arg, size_t h, int thread) {
@@ -89,8 +83,8 @@ static void attn_task(void *arg, size_t h, int thread) {
         const float *q = j->lt->qkv + a * 3 * H + h * HD;
         float *dq = j->tp->d_qkv + a * 3 * H + h * HD;
         if (dr) dr->base = off + h * n * n;
-        se_tk_attn_bwd(q, q + H, q + 2 * H, 3 * H, n, HD, scale, j->lt->probs + off + h * n * n,
-                       j->tp->d_ctx + a * H + h * HD, H, dq, dq + H, dq + 2 * H, drel, c->P - 1, dr, dp);
+        se_tk_attn_bwd_fast(q, q + H, q + 2 * H, 3 * H, n, HD, scale, j->lt->probs + off + h * n * n,
+                            j->tp->d_ctx + a * H + h * HD, H, dq, dq + H, dq + 2 * H, drel, c->P - 1, dr, dp);
         off += NH * n * n;
     }
 }
@@ -107,25 +101,23 @@ static void layer_bwd(se_tmodel *m, size_t l, se_ttape *tp, float *dx) {
 #define G(k) (m->p[ix[k]].g)
     se_tk_drop dr;
     /* LN2: dz2 = d(dropout(o2) + h1), in place in dx; dh1 starts as dz2 (the residual) */
-    for (size_t t = 0; t < T; t++)
-        se_tk_layernorm_bwd(dx + t * H, lt->ln2_xhat + t * H, lt->ln2_rs[t], W(SE_TL_LN2_G), H, dx + t * H,
-                            G(SE_TL_LN2_G), G(SE_TL_LN2_B));
+    se_tk_layernorm_bwd_rows(m->pool, dx, lt->ln2_xhat, lt->ln2_rs, W(SE_TL_LN2_G), T, H, G(SE_TL_LN2_G),
+                             G(SE_TL_LN2_B), tp->ln_scratch);
     memcpy(dh, dx, T * H * sizeof *dh);
-    drop_rows(se_ttape_drop(tp, m, 3 + 3 * l, false, &dr), dx, T * H);
+    se_tk_drop_apply(m->pool, se_ttape_drop(tp, m, 3 + 3 * l, false, &dr), dx, T * H);
     /* o2 = ff_act W2^T + b2 */
     se_tk_dw(m->pool, dx, H, T, H, lt->ff_act, FF, FF, G(SE_TL_FF2_W), G(SE_TL_FF2_B), scr);
     memset(dff, 0, T * FF * sizeof *dff);
     se_tk_dx(m->pool, dx, H, T, H, W(SE_TL_FF2_W), FF, dff, scr);
-    se_tk_act_bwd(c->act, lt->ff_pre, lt->ff_act, dff, dff, T * FF);
+    se_tk_act_bwd_mt(m->pool, c->act, lt->ff_pre, lt->ff_act, dff, dff, T * FF);
     /* ff_pre = h1 W1^T + b1; dh1 = dz2 + dff W1 */
     se_tk_dw(m->pool, dff, FF, T, FF, lt->h1, H, H, G(SE_TL_FF1_W), G(SE_TL_FF1_B), scr);
     se_tk_dx(m->pool, dff, FF, T, FF, W(SE_TL_FF1_W), H, dh, scr);
     /* LN1: dz1 = d(dropout(attn_out) + x_in), in place in dh; dx_in starts as dz1 (the residual) */
-    for (size_t t = 0; t < T; t++)
-        se_tk_layernorm_bwd(dh + t * H, lt->ln1_xhat + t * H, lt->ln1_rs[t], W(SE_TL_LN1_G), H, dh + t * H,
-                            G(SE_TL_LN1_G), G(SE_TL_LN1_B));
+    se_tk_layernorm_bwd_rows(m->pool, dh, lt->ln1_xhat, lt->ln1_rs, W(SE_TL_LN1_G), T, H, G(SE_TL_LN1_G),
+                             G(SE_TL_LN1_B), tp->ln_scratch);
     memcpy(dx, dh, T * H * sizeof *dx);
-    drop_rows(se_ttape_drop(tp, m, 2 + 3 * l, false, &dr), dh, T * H);
+    se_tk_drop_apply(m->pool, se_ttape_drop(tp, m, 2 + 3 * l, false, &dr), dh, T * H);
     /* attn_out = ctx Wo^T + bo */
     se_tk_dw(m->pool, dh, H, T, H, lt->ctx, H, H, G(SE_TL_O_W), G(SE_TL_O_B), scr);
     memset(dctx, 0, T * H * sizeof *dctx);
@@ -203,11 +195,10 @@ se_status se_ttape_backward(se_tmodel *m, se_ttape *tp, const float *d_emb, se_e
                     tp->d_rel[h * nrel + i];
     /* the embeddings' dropout and LN, then the tables */
     se_tk_drop dr;
-    drop_rows(se_ttape_drop(tp, m, 0, false, &dr), dx, T * H);
+    se_tk_drop_apply(m->pool, se_ttape_drop(tp, m, 0, false, &dr), dx, T * H);
     float *gw = m->p[m->word].g, *gp = m->p[m->pos].g, *gt = m->type >= 0 ? m->p[m->type].g : NULL;
-    for (size_t t = 0; t < T; t++)
-        se_tk_layernorm_bwd(dx + t * H, tp->emb_xhat + t * H, tp->emb_rs[t], m->p[m->emb_ln_g].w, H, dx + t * H,
-                            m->p[m->emb_ln_g].g, m->p[m->emb_ln_b].g);
+    se_tk_layernorm_bwd_rows(m->pool, dx, tp->emb_xhat, tp->emb_rs, m->p[m->emb_ln_g].w, T, H, m->p[m->emb_ln_g].g,
+                             m->p[m->emb_ln_b].g, tp->ln_scratch);
     for (size_t s = 0; s < S; s++)
         for (size_t t = tp->starts[s]; t < tp->starts[s + 1]; t++) {
             const float *r = dx + t * H;

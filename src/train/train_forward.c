@@ -84,18 +84,13 @@ static size_t layout(const se_tmodel *m, se_ttape *tp, const se_tbatch *b, float
     CARVE(tp ? &tp->d_ctx : &dummy, T * H);
     CARVE(tp ? &tp->d_ff : &dummy, T * FF);
     size_t nthr = m->pool ? (size_t)se_threadpool_n_threads(m->pool) : 1;
-    CARVE(tp ? &tp->d_p : &dummy, nthr * (tmax + 1));
-    if (tp) tp->d_p_ld = tmax + 1, tp->n_threads = nthr;
+    CARVE(tp ? &tp->d_p : &dummy, nthr * se_tk_attn_scratch(tmax));
+    if (tp) tp->d_p_ld = se_tk_attn_scratch(tmax), tp->n_threads = nthr;
     CARVE(tp ? &tp->d_st_a : &dummy, S * W);
     CARVE(tp ? &tp->d_st_b : &dummy, S * W);
-    /* the GEMM scratch: the largest of every backward GEMM's need */
-    size_t M[] = {T, T, T, T, S}, N[] = {3 * H, H, FF, H, W}, K[] = {H, H, H, FF, W}, g = 0;
-    for (size_t i = 0; i < sizeof M / sizeof *M; i++) {
-        size_t a = se_tk_dx_scratch(M[i], N[i], K[i]), d = se_tk_dw_scratch(M[i], N[i], K[i]);
-        g = a > g ? a : g;
-        g = d > g ? d : g;
-    }
+    size_t g = se_tk_gemm_scratch((int)nthr); /* the GEMMs' packed panels, per thread */
     CARVE(tp ? &tp->gemm_scratch : &dummy, g);
+    CARVE(tp ? &tp->ln_scratch : &dummy, se_tk_ln_bwd_scratch(T, H));
 #undef CARVE
     (void)dummy;
     *n_idx = (S + 1) + S + S * H + T;
@@ -189,12 +184,6 @@ se_tk_drop *se_ttape_drop(const se_ttape *tp, const se_tmodel *m, uint64_t site,
     return dr;
 }
 
-/* Multiplies the hidden states x (T, H) by dropout site's factors. */
-static void drop_rows(const se_tk_drop *dr, float *x, size_t n) {
-    if (dr)
-        for (size_t e = 0; e < n; e++) x[e] *= se_tk_drop_at(dr, e);
-}
-
 /* The attention of one layer, a task per head. */
 typedef struct attn_job {
     const se_tmodel *m;
@@ -205,7 +194,6 @@ typedef struct attn_job {
 
 /* Head h of every sentence: its attention weights and context. */
 static void attn_task(void *arg, size_t h, int thread) {
-    (void)thread;
     const attn_job *j = arg;
     const se_tcfg *c = &j->m->cfg;
     size_t H = c->H, NH = c->NH, HD = H / NH, off = 0;
@@ -217,8 +205,8 @@ static void attn_task(void *arg, size_t h, int thread) {
         size_t a = j->tp->starts[s], n = j->tp->starts[s + 1] - a;
         const float *q = j->lt->qkv + a * 3 * H + h * HD;
         if (dr) dr->base = off + h * n * n;
-        se_tk_attn_fwd(q, q + H, q + 2 * H, 3 * H, n, HD, scale, rel, c->P - 1, dr, j->lt->probs + off + h * n * n,
-                       j->lt->ctx + a * H + h * HD, H);
+        se_tk_attn_fwd_fast(q, q + H, q + 2 * H, 3 * H, n, HD, scale, rel, c->P - 1, dr, j->lt->probs + off + h * n * n,
+                            j->lt->ctx + a * H + h * HD, H, j->tp->d_p + (size_t)thread * j->tp->d_p_ld);
         off += NH * n * n;
     }
 }
@@ -231,31 +219,23 @@ static void layer_fwd(const se_tmodel *m, size_t l, se_ttape *tp, float *x) {
     const int *ix = m->layer[l];
 #define W(k) (m->p[ix[k]].w)
     memcpy(lt->x_in, x, T * H * sizeof *x);
-    se_tk_linear(m->pool, x, T, H, W(SE_TL_Q_W), H, W(SE_TL_Q_B), lt->qkv, 3 * H);
-    se_tk_linear(m->pool, x, T, H, W(SE_TL_K_W), H, W(SE_TL_K_B), lt->qkv + H, 3 * H);
-    se_tk_linear(m->pool, x, T, H, W(SE_TL_V_W), H, W(SE_TL_V_B), lt->qkv + 2 * H, 3 * H);
+    se_tk_linear(m->pool, x, T, H, W(SE_TL_Q_W), H, W(SE_TL_Q_B), lt->qkv, 3 * H, tp->gemm_scratch);
+    se_tk_linear(m->pool, x, T, H, W(SE_TL_K_W), H, W(SE_TL_K_B), lt->qkv + H, 3 * H, tp->gemm_scratch);
+    se_tk_linear(m->pool, x, T, H, W(SE_TL_V_W), H, W(SE_TL_V_B), lt->qkv + 2 * H, 3 * H, tp->gemm_scratch);
     attn_job aj = {m, tp, lt, l};
     se_threadpool_run(m->pool, NH, attn_task, &aj);
     /* x = LN1(dropout(ctx Wo^T + bo) + x) */
     float *h1 = lt->h1;
     se_tk_drop dr;
-    se_tk_linear(m->pool, lt->ctx, T, H, W(SE_TL_O_W), H, W(SE_TL_O_B), h1, H);
-    drop_rows(se_ttape_drop(tp, m, 2 + 3 * l, false, &dr), h1, T * H);
-    for (size_t t = 0; t < T; t++) {
-        float *r = h1 + t * H;
-        for (size_t i = 0; i < H; i++) r[i] = x[t * H + i] + r[i];
-        se_tk_layernorm_fwd(r, H, W(SE_TL_LN1_G), W(SE_TL_LN1_B), c->eps, lt->ln1_xhat + t * H, lt->ln1_rs + t);
-    }
-    se_tk_linear(m->pool, h1, T, H, W(SE_TL_FF1_W), FF, W(SE_TL_FF1_B), lt->ff_pre, FF);
+    se_tk_linear(m->pool, lt->ctx, T, H, W(SE_TL_O_W), H, W(SE_TL_O_B), h1, H, tp->gemm_scratch);
+    se_tk_drop_apply(m->pool, se_ttape_drop(tp, m, 2 + 3 * l, false, &dr), h1, T * H);
+    se_tk_add_layernorm_rows(m->pool, h1, x, T, H, W(SE_TL_LN1_G), W(SE_TL_LN1_B), c->eps, lt->ln1_xhat, lt->ln1_rs);
+    se_tk_linear(m->pool, h1, T, H, W(SE_TL_FF1_W), FF, W(SE_TL_FF1_B), lt->ff_pre, FF, tp->gemm_scratch);
     memcpy(lt->ff_act, lt->ff_pre, T * FF * sizeof(float));
-    se_act_apply(c->act, lt->ff_act, T * FF);
-    se_tk_linear(m->pool, lt->ff_act, T, FF, W(SE_TL_FF2_W), H, W(SE_TL_FF2_B), x, H);
-    drop_rows(se_ttape_drop(tp, m, 3 + 3 * l, false, &dr), x, T * H); /* x = LN2(dropout(o2) + h1) */
-    for (size_t t = 0; t < T; t++) {
-        float *r = x + t * H;
-        for (size_t i = 0; i < H; i++) r[i] = h1[t * H + i] + r[i];
-        se_tk_layernorm_fwd(r, H, W(SE_TL_LN2_G), W(SE_TL_LN2_B), c->eps, lt->ln2_xhat + t * H, lt->ln2_rs + t);
-    }
+    se_tk_act_fwd(m->pool, c->act, lt->ff_act, T * FF);
+    se_tk_linear(m->pool, lt->ff_act, T, FF, W(SE_TL_FF2_W), H, W(SE_TL_FF2_B), x, H, tp->gemm_scratch);
+    se_tk_drop_apply(m->pool, se_ttape_drop(tp, m, 3 + 3 * l, false, &dr), x, T * H); /* x = LN2(dropout(o2) + h1) */
+    se_tk_add_layernorm_rows(m->pool, x, h1, T, H, W(SE_TL_LN2_G), W(SE_TL_LN2_B), c->eps, lt->ln2_xhat, lt->ln2_rs);
 #undef W
 }
 
@@ -336,7 +316,7 @@ se_status se_ttape_forward(const se_tmodel *m, const se_tbatch *b, se_ttape **ta
                 tp->rel[h * (2 * c->P - 1) + i] =
                     m->p[m->rel].w[(size_t)se_mpnet_rel_bucket((int64_t)i - (int64_t)(c->P - 1)) * c->NH + h];
     se_tk_drop dr;
-    drop_rows(se_ttape_drop(tp, m, 0, false, &dr), x, T * H);
+    se_tk_drop_apply(m->pool, se_ttape_drop(tp, m, 0, false, &dr), x, T * H);
     for (size_t l = 0; l < c->L; l++) layer_fwd(m, l, tp, x);
     for (size_t si = 0; si < S; si++)
         pool_fwd(m, x, tp->starts[si], tp->starts[si + 1], tp->first[si], tp->pooled + si * c->pool_dim,
@@ -348,7 +328,7 @@ se_status se_ttape_forward(const se_tmodel *m, const se_tbatch *b, se_ttape **ta
         memcpy(tp->st_in[i], cur, S * width * sizeof(float));
         if (st->kind == SE_STAGE_DENSE) {
             se_tk_linear(m->pool, cur, S, st->n_in, m->p[st->w_idx].w, st->n_out, st->b_idx >= 0 ? m->p[st->b_idx].w : NULL,
-                         tp->st_pre[i], st->n_out);
+                         tp->st_pre[i], st->n_out, tp->gemm_scratch);
             memcpy(tp->st_out[i], tp->st_pre[i], S * st->n_out * sizeof(float));
             se_act_apply(st->act, tp->st_out[i], S * st->n_out);
             width = st->n_out;

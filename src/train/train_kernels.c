@@ -1,53 +1,26 @@
 /*
- * train/train_kernels.c - the backward kernels: the Linear's three GEMMs
+ * train/train_kernels.c - the training kernels: the Linear's three GEMMs
  * (forward, input gradient, weight gradient), LayerNorm, the activations'
- * derivatives and one attention head forward and backward.
+ * derivatives, one attention head forward and backward, and the
+ * element-wise loops of a pass on the thread pool.
  *
- * The fast GEMMs run the forward's dispatched GEMM (se_kernels_get()->gemm,
- * y = x w^T on unpacked weights) on transposed copies of their operands:
- *   dx = dy w       is  dy (w^T)^T:   w^T (K, N) as the weight
- *   dw = dy^T x     is  dy^T (x^T)^T: dy^T (N, M) the input, x^T (K, M) the weight
- * Each has a scalar reference twin (*_ref), summing in the order of the
- * math. LayerNorm, the activations' derivatives and attention are plain
- * scalar loops (the reference itself: no fast version yet, so no twin).
+ * The fast GEMMs are train_gemm.c's strided GEMM (se_tk_gemm: packed
+ * AVX2 panels, no transposed copies). Each has a scalar reference twin
+ * (*_ref), summing in the order of the math. The attention head has a
+ * scalar reference (se_tk_attn_fwd / _bwd) and a fast twin on the GEMM
+ * (*_fast); LayerNorm's row kernels are the scalar code itself, run on
+ * the pool by rows (GELU's fast versions are in train_act_avx2.c).
  */
 #include <math.h>
 #include <string.h>
 
 #include "kernels.h"
+#include "model_blocks.h"
 #include "train/train_kernels.h"
 
-/* Output columns a GEMM task computes (a multiple of the kernels' 32). */
-#define COLS_PER_TASK 64
-
-/* One parallel GEMM: y (M, N) = x w^T + b, then, when acc is not NULL,
- * acc (M, N) += y, column block by column block. */
-typedef struct gemm_job {
-    const float *x, *w, *b;
-    size_t M, K, ldx, N, ldy;
-    float *y, *acc;
-} gemm_job;
-
-/* Computes (and adds) one block of COLS_PER_TASK columns. */
-static void gemm_task(void *arg, size_t task, int thread) {
-    (void)thread;
-    const gemm_job *j = arg;
-    size_t n0 = task * COLS_PER_TASK, n1 = n0 + COLS_PER_TASK < j->N ? n0 + COLS_PER_TASK : j->N;
-    se_kernels_get()->gemm(j->x, j->M, j->K, j->ldx, j->w, j->b, j->y, j->ldy, n0, n1);
-    if (j->acc)
-        for (size_t m = 0; m < j->M; m++)
-            for (size_t n = n0; n < n1; n++) j->acc[m * j->N + n] += j->y[m * j->ldy + n];
-}
-
-/* Runs a gemm_job over the pool. */
-static void par_gemm(se_threadpool *tp, gemm_job *j) {
-    if (j->M && j->N) se_threadpool_run(tp, (j->N + COLS_PER_TASK - 1) / COLS_PER_TASK, gemm_task, j);
-}
-
 void se_tk_linear(se_threadpool *tp, const float *x, size_t M, size_t K, const float *w, size_t N, const float *b,
-                  float *y, size_t ldy) {
-    gemm_job j = {.x = x, .w = w, .b = b, .M = M, .K = K, .ldx = K, .N = N, .ldy = ldy, .y = y};
-    par_gemm(tp, &j);
+                  float *y, size_t ldy, float *scratch) {
+    se_tk_gemm(tp, M, N, K, x, K, 1, w, 1, K, b, false, y, ldy, scratch);
 }
 
 void se_tk_linear_ref(const float *x, size_t M, size_t K, const float *w, size_t N, const float *b, float *y,
@@ -60,27 +33,9 @@ void se_tk_linear_ref(const float *x, size_t M, size_t K, const float *w, size_t
         }
 }
 
-/* out (C, R) = in (R, C; rows ld apart) transposed. */
-static void transpose(const float *in, size_t R, size_t C, size_t ld, float *out) {
-    for (size_t r = 0; r < R; r++)
-        for (size_t c = 0; c < C; c++) out[c * R + r] = in[r * ld + c];
-}
-
-size_t se_tk_dx_scratch(size_t M, size_t N, size_t K) {
-    return K * N + M * K;
-}
-
-size_t se_tk_dw_scratch(size_t M, size_t N, size_t K) {
-    return N * M + K * M + N * K;
-}
-
 void se_tk_dx(se_threadpool *tp, const float *dy, size_t ldy, size_t M, size_t N, const float *w, size_t K, float *dx,
               float *scratch) {
-    if (!M || !K) return;
-    float *wt = scratch, *y = scratch + K * N;
-    transpose(w, N, K, K, wt);
-    gemm_job j = {.x = dy, .w = wt, .M = M, .K = N, .ldx = ldy, .N = K, .ldy = K, .y = y, .acc = dx};
-    par_gemm(tp, &j);
+    se_tk_gemm(tp, M, K, N, dy, ldy, 1, w, K, 1, NULL, true, dx, K, scratch);
 }
 
 void se_tk_dx_ref(const float *dy, size_t ldy, size_t M, size_t N, const float *w, size_t K, float *dx) {
@@ -97,12 +52,7 @@ void se_tk_dw(se_threadpool *tp, const float *dy, size_t ldy, size_t M, size_t N
     if (db)
         for (size_t m = 0; m < M; m++)
             for (size_t n = 0; n < N; n++) db[n] += dy[m * ldy + n];
-    if (!M || !N || !K) return;
-    float *dyt = scratch, *xt = scratch + N * M, *y = xt + K * M;
-    transpose(dy, M, N, ldy, dyt);
-    transpose(x, M, K, ldx, xt);
-    gemm_job j = {.x = dyt, .w = xt, .M = N, .K = M, .ldx = M, .N = K, .ldy = K, .y = y, .acc = dw};
-    par_gemm(tp, &j);
+    se_tk_gemm(tp, N, K, M, dy, 1, ldy, x, ldx, 1, NULL, true, dw, K, scratch);
 }
 
 void se_tk_dw_ref(const float *dy, size_t ldy, size_t M, size_t N, const float *x, size_t ldx, size_t K, float *dw,
@@ -219,5 +169,175 @@ void se_tk_attn_bwd(const float *q, const float *k, const float *v, size_t ld, s
                 dk[t * ld + d] += ds * q[i * ld + d];
             }
         }
+    }
+}
+
+size_t se_tk_attn_scratch(size_t T) {
+    return 2 * T * T + se_tk_gemm_scratch(1);
+}
+
+void se_tk_attn_fwd_fast(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD, float scale,
+                         const float *rel, size_t center, const se_tk_drop *dr, float *p, float *out, size_t ldo,
+                         float *scratch) {
+    float *pd = scratch, *gs = scratch + 2 * T * T;
+    bool avx2 = se_kernels_get()->gemm != se_gemm_ref;
+    se_tk_gemm(NULL, T, T, HD, q, ld, 1, k, 1, ld, NULL, false, p, T, gs); /* q k^T */
+    for (size_t i = 0; i < T; i++) {
+        float *pi = p + i * T, mx = -INFINITY;
+        for (size_t t = 0; t < T; t++) {
+            pi[t] = pi[t] * scale;
+            if (rel) pi[t] += rel[center + t - i];
+            mx = pi[t] > mx ? pi[t] : mx;
+        }
+        float sum = 0.0f;
+        for (size_t t = 0; t < T; t++) pi[t] -= mx;
+        if (avx2) se_tk_exp_avx2(pi, T);
+        else
+            for (size_t t = 0; t < T; t++) pi[t] = expf(pi[t]);
+        for (size_t t = 0; t < T; t++) sum += pi[t];
+        for (size_t t = 0; t < T; t++) pi[t] /= sum;
+        if (dr)
+            for (size_t t = 0; t < T; t++) pd[i * T + t] = pi[t] * se_tk_drop_at(dr, i * T + t);
+    }
+    se_tk_gemm(NULL, T, HD, T, dr ? pd : p, T, 1, v, ld, 1, NULL, false, out, ldo, gs); /* dropout(p) v */
+}
+
+void se_tk_attn_bwd_fast(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD, float scale,
+                         const float *p, const float *dout, size_t ldo, float *dq, float *dk, float *dv, float *drel,
+                         size_t center, const se_tk_drop *dr, float *scratch) {
+    float *pd = scratch, *dp = scratch + T * T, *gs = scratch + 2 * T * T;
+    if (dr)
+        for (size_t e = 0; e < T * T; e++) pd[e] = p[e] * se_tk_drop_at(dr, e);
+    se_tk_gemm(NULL, T, HD, T, dr ? pd : p, 1, T, dout, ldo, 1, NULL, true, dv, ld, gs); /* dv += p'^T dout */
+    se_tk_gemm(NULL, T, T, HD, dout, ldo, 1, v, 1, ld, NULL, false, dp, T, gs);          /* dp' = dout v^T */
+    for (size_t i = 0; i < T; i++) {
+        const float *pi = p + i * T;
+        float *di = dp + i * T, dot = 0.0f;
+        for (size_t t = 0; t < T; t++) {
+            if (dr) /* the gradient of the weight before dropout; the factor read back from pd (a weight that is
+                       exactly 0 gets a zero gradient either way) */
+                di[t] *= pd[i * T + t] != 0.0f ? dr->inv : 0.0f;
+            dot += di[t] * pi[t];
+        }
+        for (size_t t = 0; t < T; t++) {
+            float dsc = pi[t] * (di[t] - dot); /* d score */
+            if (drel) drel[center + t - i] += dsc;
+            di[t] = dsc * scale; /* d (q . k) */
+        }
+    }
+    se_tk_gemm(NULL, T, HD, T, dp, T, 1, k, ld, 1, NULL, true, dq, ld, gs); /* dq += ds k */
+    se_tk_gemm(NULL, T, HD, T, dp, 1, T, q, ld, 1, NULL, true, dk, ld, gs); /* dk += ds^T q */
+}
+
+/* A range loop split over the pool: fn on [a, b) per chunk. */
+typedef struct range_job {
+    size_t n, chunk;
+    void (*fn)(void *arg, size_t a, size_t b);
+    void *arg;
+} range_job;
+
+/* One chunk of a range_job. */
+static void range_task(void *arg, size_t task, int thread) {
+    (void)thread;
+    const range_job *j = arg;
+    size_t a = task * j->chunk, b = a + j->chunk < j->n ? a + j->chunk : j->n;
+    j->fn(j->arg, a, b);
+}
+
+void se_tk_parallel(se_threadpool *tp, size_t n, size_t chunk, void (*fn)(void *arg, size_t a, size_t b), void *arg) {
+    range_job j = {n, chunk ? chunk : 1, fn, arg};
+    se_threadpool_run(tp, (n + j.chunk - 1) / j.chunk, range_task, &j);
+}
+
+/* The arguments of the element-wise loops below. */
+typedef struct elem_job {
+    const se_tk_drop *dr;
+    se_act act;
+    float *x, *dx;
+    const float *pre, *out, *dy, *res, *g, *b, *xhat, *rsc;
+    float *xh, *rs, *part;
+    size_t H;
+    float eps;
+} elem_job;
+
+/* Dropout's factors over elements [a, b). */
+static void drop_range(void *arg, size_t a, size_t b) {
+    const elem_job *j = arg;
+    for (size_t e = a; e < b; e++) j->x[e] *= se_tk_drop_at(j->dr, e);
+}
+
+void se_tk_drop_apply(se_threadpool *tp, const se_tk_drop *dr, float *x, size_t n) {
+    if (!dr) return;
+    elem_job j = {.dr = dr, .x = x};
+    se_tk_parallel(tp, n, 16384, drop_range, &j);
+}
+
+/* The activation over elements [a, b). */
+static void act_range(void *arg, size_t a, size_t b) {
+    const elem_job *j = arg;
+    if (j->act == SE_ACT_GELU && se_kernels_get()->gemm != se_gemm_ref) se_tk_gelu_fwd_avx2(j->x + a, b - a);
+    else se_act_apply(j->act, j->x + a, b - a);
+}
+
+void se_tk_act_fwd(se_threadpool *tp, se_act a, float *x, size_t n) {
+    elem_job j = {.act = a, .x = x};
+    se_tk_parallel(tp, n, 16384, act_range, &j);
+}
+
+/* The activation's backward over elements [a, b). */
+static void act_bwd_range(void *arg, size_t a, size_t b) {
+    const elem_job *j = arg;
+    if (j->act == SE_ACT_GELU && se_kernels_get()->gemm != se_gemm_ref)
+        se_tk_gelu_bwd_avx2(j->pre + a, j->dy + a, j->dx + a, b - a);
+    else se_tk_act_bwd(j->act, j->pre + a, j->out ? j->out + a : NULL, j->dy + a, j->dx + a, b - a);
+}
+
+void se_tk_act_bwd_mt(se_threadpool *tp, se_act a, const float *pre, const float *out, const float *dy, float *dx,
+                      size_t n) {
+    elem_job j = {.act = a, .pre = pre, .out = out, .dy = dy, .dx = dx};
+    se_tk_parallel(tp, n, 16384, act_bwd_range, &j);
+}
+
+/* Rows [a, b) of x = LN(res + x). */
+static void add_ln_range(void *arg, size_t a, size_t b) {
+    const elem_job *j = arg;
+    size_t H = j->H;
+    for (size_t t = a; t < b; t++) {
+        float *r = j->x + t * H;
+        if (j->res)
+            for (size_t i = 0; i < H; i++) r[i] = j->res[t * H + i] + r[i];
+        se_tk_layernorm_fwd(r, H, j->g, j->b, j->eps, j->xh + t * H, j->rs + t);
+    }
+}
+
+void se_tk_add_layernorm_rows(se_threadpool *tp, float *x, const float *res, size_t T, size_t H, const float *g,
+                              const float *b, float eps, float *xhat, float *rstd) {
+    elem_job j = {.x = x, .res = res, .H = H, .g = g, .b = b, .eps = eps, .xh = xhat, .rs = rstd};
+    se_tk_parallel(tp, T, 16, add_ln_range, &j);
+}
+
+#define LN_ROWS 32 /* rows of a LayerNorm backward block (its dg, db summed apart) */
+
+size_t se_tk_ln_bwd_scratch(size_t T, size_t H) {
+    return ((T + LN_ROWS - 1) / LN_ROWS) * 2 * H;
+}
+
+/* Block [a, b) of rows: dx in place, the block's dg and db into its part. */
+static void ln_bwd_range(void *arg, size_t a, size_t b) {
+    const elem_job *j = arg;
+    size_t H = j->H;
+    float *dg = j->part + (a / LN_ROWS) * 2 * H, *db = dg + H;
+    memset(dg, 0, 2 * H * sizeof *dg);
+    for (size_t t = a; t < b; t++)
+        se_tk_layernorm_bwd(j->x + t * H, j->xhat + t * H, j->rsc[t], j->g, H, j->x + t * H, dg, db);
+}
+
+void se_tk_layernorm_bwd_rows(se_threadpool *tp, float *dx, const float *xhat, const float *rstd, const float *g,
+                              size_t T, size_t H, float *dg, float *db, float *scratch) {
+    elem_job j = {.x = dx, .xhat = xhat, .rsc = rstd, .g = g, .H = H, .part = scratch};
+    se_tk_parallel(tp, T, LN_ROWS, ln_bwd_range, &j);
+    for (size_t k = 0; k < (T + LN_ROWS - 1) / LN_ROWS; k++) {
+        const float *pg = scratch + k * 2 * H, *pb = pg + H;
+        for (size_t i = 0; i < H; i++) dg[i] += pg[i], db[i] += pb[i];
     }
 }

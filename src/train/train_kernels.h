@@ -1,45 +1,56 @@
 /*
- * train/train_kernels.h - the backward kernels of the trainable encoder
- * (train_kernels.c). Every fast kernel has a scalar reference twin
- * (*_ref) that tests/test_train_grad.c compares it against; the fast
- * GEMMs are the forward's dispatched GEMM (se_kernels_get) on transposed
- * operands.
+ * train/train_kernels.h - the kernels of the trainable encoder
+ * (train_kernels.c, train_gemm.c, train_act_avx2.c, train_adamw_avx2.c).
+ * Every fast kernel has a scalar reference twin (*_ref) that
+ * tests/test_train_kernels.c (and test_train_grad.c) compares it against;
+ * the GEMMs run on se_tk_gemm (strided operands, packed AVX2 tiles).
  *
  * Matrices are row-major; a weight w is (N, K), torch Linear's layout.
  */
 #ifndef SE_TRAIN_KERNELS_H
 #define SE_TRAIN_KERNELS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "model_folder.h"
 #include "threadpool.h"
 
-/* The fast kernels take a thread pool (NULL: the calling thread): they
- * split the output's columns into blocks, each element computed by one
- * thread in the GEMM's fixed order, so the result is the same bits
- * whatever the number of threads. */
+/* The fast kernels take a thread pool (NULL: the calling thread) and a
+ * scratch of se_tk_gemm_scratch(the pool's threads) floats: they split the
+ * output into blocks, each element computed by one thread in the GEMM's
+ * fixed order, so the result is the same bits whatever the number of
+ * threads. */
+
+/* Floats of scratch a GEMM on n_threads threads needs (whatever the shape). */
+size_t se_tk_gemm_scratch(int n_threads);
+
+/* C (M, N) = A (M, K) B (K, N) + bias (NULL: none), or C += A B when acc
+ * (bias unused), C rows ldc apart; A(m, k) = a[m ars + k acs], B(k, n) =
+ * b[k brs + n bcs]. Every element is a chain of fused multiply-adds over
+ * k in order from 0, then stored or added: the twin gives the same bits.
+ * (train_gemm.c; AVX2 when the dispatched kernels are not the reference.) */
+void se_tk_gemm(se_threadpool *tp, size_t M, size_t N, size_t K, const float *a, size_t ars, size_t acs, const float *b,
+                size_t brs, size_t bcs, const float *bias, bool acc, float *c, size_t ldc, float *scratch);
+void se_tk_gemm_ref(size_t M, size_t N, size_t K, const float *a, size_t ars, size_t acs, const float *b, size_t brs,
+                    size_t bcs, const float *bias, bool acc, float *c, size_t ldc);
 
 /* y (M, N) = x (M, K) w^T + b (b NULL: none): the forward Linear. */
 void se_tk_linear(se_threadpool *tp, const float *x, size_t M, size_t K, const float *w, size_t N, const float *b,
-                  float *y, size_t ldy);
+                  float *y, size_t ldy, float *scratch);
 void se_tk_linear_ref(const float *x, size_t M, size_t K, const float *w, size_t N, const float *b, float *y,
                       size_t ldy);
 
-/* The scratch se_tk_dx and se_tk_dw need, in floats. */
-size_t se_tk_dx_scratch(size_t M, size_t N, size_t K);
-size_t se_tk_dw_scratch(size_t M, size_t N, size_t K);
-
 /* dx (M, K) += dy (M, N; rows ldy apart) w (N, K): a Linear's input
- * gradient. scratch: se_tk_dx_scratch floats (the reference needs none). */
+ * gradient (the reference needs no scratch). */
 void se_tk_dx(se_threadpool *tp, const float *dy, size_t ldy, size_t M, size_t N, const float *w, size_t K, float *dx,
               float *scratch);
 void se_tk_dx_ref(const float *dy, size_t ldy, size_t M, size_t N, const float *w, size_t K, float *dx);
 
 /* dw (N, K) += dy^T (N, M) x (M, K), x rows ldx apart; db (N) += the
  * column sums of dy when db is not NULL: a Linear's weight and bias
- * gradients. scratch: se_tk_dw_scratch floats. */
+ * gradients. */
 void se_tk_dw(se_threadpool *tp, const float *dy, size_t ldy, size_t M, size_t N, const float *x, size_t ldx, size_t K,
               float *dw, float *db, float *scratch);
 void se_tk_dw_ref(const float *dy, size_t ldy, size_t M, size_t N, const float *x, size_t ldx, size_t K, float *dw,
@@ -103,5 +114,74 @@ void se_tk_attn_fwd(const float *q, const float *k, const float *v, size_t ld, s
 void se_tk_attn_bwd(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD, float scale,
                     const float *p, const float *dout, size_t ldo, float *dq, float *dk, float *dv, float *drel,
                     size_t center, const se_tk_drop *dr, float *dp);
+
+/* Runs fn(arg, a, b) over [0, n) in chunks of chunk, split over the pool
+ * (each chunk's work must not depend on the others'). */
+void se_tk_parallel(se_threadpool *tp, size_t n, size_t chunk, void (*fn)(void *arg, size_t a, size_t b), void *arg);
+
+/* The element-wise steps of a pass on the pool, each element computed as
+ * the one-thread loop computes it (the same bits for every thread count):
+ * dropout's factors (dr NULL: none), an activation in place, its backward
+ * (se_tk_act_bwd), x = LayerNorm(res + x) over T rows of H (res NULL:
+ * none; xhat and rstd kept, se_tk_layernorm_fwd). */
+void se_tk_drop_apply(se_threadpool *tp, const se_tk_drop *dr, float *x, size_t n);
+void se_tk_act_fwd(se_threadpool *tp, se_act a, float *x, size_t n);
+void se_tk_act_bwd_mt(se_threadpool *tp, se_act a, const float *pre, const float *out, const float *dy, float *dx,
+                      size_t n);
+void se_tk_add_layernorm_rows(se_threadpool *tp, float *x, const float *res, size_t T, size_t H, const float *g,
+                              const float *b, float eps, float *xhat, float *rstd);
+
+/* LayerNorm's backward over T rows of H in place in dx, on the pool: rows
+ * in blocks of 32, each block's dg and db summed in scratch
+ * (se_tk_ln_bwd_scratch floats), then the blocks added into dg and db in
+ * order: the same bits for every thread count. */
+size_t se_tk_ln_bwd_scratch(size_t T, size_t H);
+void se_tk_layernorm_bwd_rows(se_threadpool *tp, float *dx, const float *xhat, const float *rstd, const float *g,
+                              size_t T, size_t H, float *dg, float *db, float *scratch);
+
+/* GELU (exact-erf form) in place, and its backward dx = dy gelu'(pre),
+ * with A&S 7.1.26's erf and Cephes' exp (train_act_avx2.c): 8 lanes and
+ * the scalar twin give the same bits, within ~3e-7 of libm's. dx may
+ * alias dy. */
+void se_tk_gelu_fwd_ref(float *x, size_t n);
+void se_tk_gelu_fwd_avx2(float *x, size_t n);
+void se_tk_gelu_bwd_ref(const float *pre, const float *dy, float *dx, size_t n);
+void se_tk_gelu_bwd_avx2(const float *pre, const float *dy, float *dx, size_t n);
+
+/* exp in place over n values (Cephes' expf polynomial, inputs clamped to
+ * [-87.3, 88]; within 2 ulp of libm's expf): 8 lanes and the scalar twin
+ * give the same bits. */
+void se_tk_exp_ref(float *x, size_t n);
+void se_tk_exp_avx2(float *x, size_t n);
+
+/* AdamW's per-step constants (train_optim.c). */
+typedef struct se_tk_adamw_consts {
+    float coef;          /* the clipping factor (1: none) */
+    bool decay_on;       /* weight decay for this tensor */
+    float decay;         /* 1 - lr * weight_decay */
+    float b1, omb1, b2, omb2; /* beta1, 1 - beta1, beta2, 1 - beta2 */
+    float bc2_sqrt, eps, neg_step; /* sqrt(1 - beta2^t), eps, -lr / (1 - beta1^t) */
+} se_tk_adamw_consts;
+
+/* AdamW over n elements: g *= coef (kept), w *= decay (decay_on),
+ * m = m b1 + g (1 - b1), v = v b2 + (1 - b2) g g, w += neg_step m /
+ * (sqrt(v) / bc2_sqrt + eps), in float in torch's order; the AVX2 twin
+ * (train_adamw_avx2.c) gives the same bits. */
+void se_tk_adamw_update_ref(float *w, float *g, float *m, float *v, size_t n, const se_tk_adamw_consts *c);
+void se_tk_adamw_update_avx2(float *w, float *g, float *m, float *v, size_t n, const se_tk_adamw_consts *c);
+
+/* The fast twins of se_tk_attn_fwd and se_tk_attn_bwd (the references):
+ * the products q k^T, dropout(p) v, dout v^T, ds k and ds^T q as
+ * se_tk_gemm on the calling thread; the softmax and its backward as the
+ * references do them, but exp is se_tk_exp_avx2 where the CPU has AVX2. scratch: se_tk_attn_scratch(T) floats (the thread's
+ * own). They agree with the references to rounding (the sums run in
+ * another order). */
+size_t se_tk_attn_scratch(size_t T);
+void se_tk_attn_fwd_fast(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD, float scale,
+                         const float *rel, size_t center, const se_tk_drop *dr, float *p, float *out, size_t ldo,
+                         float *scratch);
+void se_tk_attn_bwd_fast(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD, float scale,
+                         const float *p, const float *dout, size_t ldo, float *dq, float *dk, float *dv, float *drel,
+                         size_t center, const se_tk_drop *dr, float *scratch);
 
 #endif

@@ -48,9 +48,12 @@ struct se_ttape {
                                           sentence), (S, n_out) */
     /* backward scratch */
     float *d_x, *d_h, *d_qkv, *d_ctx, *d_ff, *d_p; /* (T,H) (T,H) (T,3H) (T,H) (T,FF) (threads, d_p_ld) */
-    size_t d_p_ld, n_threads;                      /* the longest sentence + 1; the threads d_p has rows for */
+    size_t d_p_ld, n_threads;                      /* se_tk_attn_scratch(the longest sentence): each thread's
+                                                      attention scratch (forward and backward); the threads d_p
+                                                      has rows for */
     float *d_st_a, *d_st_b;                        /* (S, widest): the modules' gradients, in turn */
-    float *gemm_scratch;
+    float *gemm_scratch;                           /* se_tk_gemm_scratch(threads) */
+    float *ln_scratch;                             /* se_tk_ln_bwd_scratch(T, H) */
 };
 
 #endif

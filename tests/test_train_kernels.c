@@ -1,0 +1,218 @@
+/*
+ * test_train_kernels.c - the training engine's fast kernels against their
+ * scalar twins (src/train/train_gemm.c, train_kernels.c, train_optim.c):
+ *   - the strided GEMM (se_tk_gemm) in its three uses (x w^T + b, dy w
+ *     added, dy^T x added) on shapes with edges in every direction and K
+ *     past one packed chunk: the same bits as se_tk_gemm_ref, on one
+ *     thread and on three
+ *   - one attention head forward and backward on those GEMMs against the
+ *     scalar references (to rounding)
+ *   - GELU's 8-lane forward and backward against the scalar twin (the same
+ *     bits) and libm (1e-6)
+ *   - AdamW's 8-lane update against the scalar (the same bits), and a
+ *     whole step on one thread and on three (the same bits)
+ * Each test runs in well under a second.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "test.h"
+#include "threadpool.h"
+#include "train/train.h"
+#include "train/train_adamw.h"
+#include "train/train_kernels.h"
+
+/* Fills n floats with values in [-1, 1) from a small LCG. */
+static void fill(float *x, size_t n, uint32_t *st) {
+    for (size_t i = 0; i < n; i++) {
+        *st = *st * 1664525u + 1013904223u;
+        x[i] = (float)((*st >> 8) & 0xffff) / 32768.0f - 1.0f;
+    }
+}
+
+/* se_tk_gemm against se_tk_gemm_ref, bit for bit: A plain or transposed,
+ * B plain or transposed, stored with a bias or added into C; on no pool
+ * and on three threads. */
+TEST(test_train_gemm_twin) {
+    static const size_t shapes[][3] = {{1, 1, 1}, {6, 16, 8}, {7, 17, 3}, {97, 129, 257}, {13, 300, 40}, {200, 33, 600},
+                                       {5, 5, 0}};
+    uint32_t st = 11;
+    se_threadpool *pool = se_threadpool_new(3);
+    CHECK(pool != NULL);
+    float *scr = malloc(se_tk_gemm_scratch(3) * sizeof *scr);
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        size_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ldc = N + 5;
+        size_t na = M * K + 1, nb = K * N + 1;
+        float *a = malloc(na * sizeof *a), *b = malloc(nb * sizeof *b), *bias = malloc(N * sizeof *bias);
+        float *c0 = malloc(M * ldc * sizeof *c0), *c1 = malloc(M * ldc * sizeof *c1), *c2 = malloc(M * ldc * sizeof *c2);
+        fill(a, na, &st), fill(b, nb, &st), fill(bias, N, &st), fill(c0, M * ldc, &st);
+        for (int form = 0; form < 8; form++) {
+            bool at = form & 1, bt = form & 2, acc = form & 4;
+            size_t ars = at ? 1 : K, acs = at ? M : 1, brs = bt ? 1 : N, bcs = bt ? K : 1;
+            memcpy(c1, c0, M * ldc * sizeof *c1), memcpy(c2, c0, M * ldc * sizeof *c2);
+            se_tk_gemm_ref(M, N, K, a, ars, acs, b, brs, bcs, acc ? NULL : bias, acc, c1, ldc);
+            se_tk_gemm(NULL, M, N, K, a, ars, acs, b, brs, bcs, acc ? NULL : bias, acc, c2, ldc, scr);
+            CHECK_MSG(!memcmp(c1, c2, M * ldc * sizeof *c1), "shape %zux%zux%zu form %d: one thread differs from the twin",
+                      M, N, K, form);
+            memcpy(c2, c0, M * ldc * sizeof *c2);
+            se_tk_gemm(pool, M, N, K, a, ars, acs, b, brs, bcs, acc ? NULL : bias, acc, c2, ldc, scr);
+            CHECK_MSG(!memcmp(c1, c2, M * ldc * sizeof *c1), "shape %zux%zux%zu form %d: three threads differ", M, N, K,
+                      form);
+        }
+        free(a), free(b), free(bias), free(c0), free(c1), free(c2);
+    }
+    free(scr);
+    se_threadpool_free(pool);
+}
+
+/* Relative error of n floats against a reference: max |a - b| over max |b|. */
+static double rel_err(const float *a, const float *b, size_t n) {
+    double e = 0.0, m = 1e-30;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        e = d > e ? d : e;
+        m = fabs((double)b[i]) > m ? fabs((double)b[i]) : m;
+    }
+    return e / m;
+}
+
+/* The attention head on GEMMs (se_tk_attn_fwd_fast, se_tk_attn_bwd_fast)
+ * against the scalar references: weights, context and the q, k, v and
+ * relative-bias gradients to 1e-5 of their largest value, with and without
+ * the bias and dropout, for sentence lengths 1 to 37. */
+TEST(test_train_attn_twin) {
+    static const size_t lens[] = {1, 2, 7, 16, 37};
+    const size_t HD = 24, ld = 3 * HD + 5, P = 64, center = P - 1;
+    uint32_t st = 5;
+    for (size_t li = 0; li < sizeof lens / sizeof *lens; li++)
+        for (int form = 0; form < 4; form++) {
+            size_t T = lens[li], nq = T * ld;
+            bool use_rel = form & 1, use_drop = form & 2;
+            float *qkv = malloc(nq * sizeof *qkv), *rel = malloc((2 * P - 1) * sizeof *rel);
+            float *p0 = malloc(T * T * sizeof *p0), *p1 = malloc(T * T * sizeof *p1);
+            float *o0 = calloc(T * HD, sizeof *o0), *o1 = calloc(T * HD, sizeof *o1), *dout = malloc(T * HD * sizeof *dout);
+            float *g0 = calloc(nq, sizeof *g0), *g1 = calloc(nq, sizeof *g1);
+            float *r0 = calloc(2 * P - 1, sizeof *r0), *r1 = calloc(2 * P - 1, sizeof *r1), *dp = malloc(T * sizeof *dp);
+            float *scr = malloc(se_tk_attn_scratch(T) * sizeof *scr);
+            fill(qkv, nq, &st), fill(rel, 2 * P - 1, &st), fill(dout, T * HD, &st);
+            se_tk_drop drb = {.key = 99, .site = 4, .base = 1000, .thr = (uint32_t)(0.3 * 16777216.0), .inv = 1.0f / 0.7f};
+            const se_tk_drop *dr = use_drop ? &drb : NULL;
+            const float *q = qkv, *k = qkv + HD, *v = qkv + 2 * HD;
+            se_tk_attn_fwd(q, k, v, ld, T, HD, 0.2f, use_rel ? rel : NULL, center, dr, p0, o0, HD);
+            se_tk_attn_fwd_fast(q, k, v, ld, T, HD, 0.2f, use_rel ? rel : NULL, center, dr, p1, o1, HD, scr);
+            double e1 = rel_err(p1, p0, T * T), e2 = rel_err(o1, o0, T * HD);
+            CHECK_MSG(e1 < 1e-5 && e2 < 1e-5, "T %zu form %d forward: weights %.2e, context %.2e", T, form, e1, e2);
+            se_tk_attn_bwd(q, k, v, ld, T, HD, 0.2f, p0, dout, HD, g0, g0 + HD, g0 + 2 * HD, use_rel ? r0 : NULL, center,
+                           dr, dp);
+            se_tk_attn_bwd_fast(q, k, v, ld, T, HD, 0.2f, p0, dout, HD, g1, g1 + HD, g1 + 2 * HD, use_rel ? r1 : NULL,
+                                center, dr, scr);
+            double e3 = rel_err(g1, g0, nq), e4 = rel_err(r1, r0, 2 * P - 1);
+            CHECK_MSG(e3 < 1e-5 && e4 < 1e-5, "T %zu form %d backward: q k v %.2e, bias %.2e", T, form, e3, e4);
+            free(qkv), free(rel), free(p0), free(p1), free(o0), free(o1), free(dout), free(g0), free(g1);
+            free(r0), free(r1), free(dp), free(scr);
+        }
+}
+
+/* AdamW's update, 8 lanes against the scalar twin: the same bits, with and
+ * without weight decay and clipping, n not a multiple of 8. */
+TEST(test_train_adamw_twin) {
+    const size_t n = 1003;
+    uint32_t st = 3;
+    float *w0 = malloc(n * sizeof *w0), *g0 = malloc(n * sizeof *g0), *m0 = malloc(n * sizeof *m0);
+    float *v0 = malloc(n * sizeof *v0), *w1 = malloc(n * sizeof *w1), *g1 = malloc(n * sizeof *g1);
+    float *m1 = malloc(n * sizeof *m1), *v1 = malloc(n * sizeof *v1);
+    for (int form = 0; form < 2; form++) {
+        fill(w0, n, &st), fill(g0, n, &st), fill(m0, n, &st), fill(v0, n, &st);
+        for (size_t i = 0; i < n; i++) v0[i] = v0[i] * v0[i]; /* a second moment is >= 0 */
+        memcpy(w1, w0, n * sizeof *w1), memcpy(g1, g0, n * sizeof *g1), memcpy(m1, m0, n * sizeof *m1);
+        memcpy(v1, v0, n * sizeof *v1);
+        se_tk_adamw_consts c = {.coef = form ? 0.37f : 1.0f, .decay_on = form, .decay = 1.0f - 1e-3f * 0.01f,
+                                .b1 = 0.9f, .omb1 = 1.0f - 0.9f, .b2 = 0.999f, .omb2 = 1.0f - 0.999f,
+                                .bc2_sqrt = 0.0447f, .eps = 1e-8f, .neg_step = -1e-3f / 0.19f};
+        se_tk_adamw_update_ref(w0, g0, m0, v0, n, &c);
+        se_tk_adamw_update_avx2(w1, g1, m1, v1, n, &c);
+        CHECK_MSG(!memcmp(w0, w1, n * sizeof *w0) && !memcmp(g0, g1, n * sizeof *g0) &&
+                      !memcmp(m0, m1, n * sizeof *m0) && !memcmp(v0, v1, n * sizeof *v0),
+                  "form %d: the AVX2 update differs from the scalar", form);
+    }
+    free(w0), free(g0), free(m0), free(v0), free(w1), free(g1), free(m1), free(v1);
+}
+
+/* A whole AdamW step (norm, clipping, update) on one thread and on three:
+ * the same bits, on a model with more than one chunk of the step. */
+TEST(test_train_adamw_threads) {
+    se_tmodel_random_params rp = {.V = 700, .H = 96, .NH = 4, .FF = 128, .L = 1, .P = 16, .n_type = 2,
+                                  .act = SE_ACT_GELU, .seed = 9};
+    se_error err = {0};
+    se_tmodel *a = NULL, *b = NULL;
+    se_adamw *oa = NULL, *ob = NULL;
+    CHECK(se_tmodel_random(&rp, &a, &err) == SE_OK && se_tmodel_random(&rp, &b, &err) == SE_OK);
+    if (!a || !b) return;
+    CHECK(a->n_floats > 65536 * 2);
+    CHECK(se_tmodel_set_threads(b, 3, &err) == SE_OK);
+    se_adamw_params p = se_adamw_default_params();
+    p.weight_decay = 0.01f, p.lr = 1e-3f;
+    CHECK(se_adamw_new(a, &p, &oa, &err) == SE_OK && se_adamw_new(b, &p, &ob, &err) == SE_OK);
+    uint32_t st = 1;
+    for (int step = 0; step < 2; step++) {
+        fill(a->g_arena, a->n_floats, &st);
+        memcpy(b->g_arena, a->g_arena, a->n_floats * sizeof(float));
+        double na = 0, nb = 0;
+        CHECK(se_adamw_step(oa, a, &na, &err) == SE_OK && se_adamw_step(ob, b, &nb, &err) == SE_OK);
+        CHECK(na == nb && na > 1.0);
+    }
+    CHECK(!memcmp(a->w_arena, b->w_arena, a->n_floats * sizeof(float)));
+    CHECK(!memcmp(oa->m, ob->m, a->n_floats * sizeof(float)) && !memcmp(oa->v, ob->v, a->n_floats * sizeof(float)));
+    se_adamw_free(oa), se_adamw_free(ob), se_tmodel_free(a), se_tmodel_free(b);
+}
+
+/* GELU forward and backward: 8 lanes against the scalar twin (the same
+ * bits) and against libm's erf and exp (within 1e-6), over [-10, 10];
+ * exp likewise. */
+TEST(test_train_gelu_twin) {
+    const size_t n = 4003;
+    float *x = malloc(n * sizeof *x), *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
+    float *dy = malloc(n * sizeof *dy), *da = malloc(n * sizeof *da), *db = malloc(n * sizeof *db);
+    uint32_t st = 17;
+    fill(dy, n, &st);
+    for (size_t i = 0; i < n; i++) x[i] = -10.0f + 20.0f * (float)i / (float)(n - 1);
+    memcpy(a, x, n * sizeof *a), memcpy(b, x, n * sizeof *b);
+    se_tk_gelu_fwd_ref(a, n);
+    se_tk_gelu_fwd_avx2(b, n);
+    CHECK(!memcmp(a, b, n * sizeof *a));
+    se_tk_gelu_bwd_ref(x, dy, da, n);
+    se_tk_gelu_bwd_avx2(x, dy, db, n);
+    CHECK(!memcmp(da, db, n * sizeof *da));
+    double ef = 0.0, eb = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double v = x[i], cdf = 0.5 * (1.0 + erf(v / sqrt(2.0)));
+        double d = cdf + v * exp(-0.5 * v * v) / sqrt(2.0 * M_PI);
+        ef = fmax(ef, fabs(a[i] - v * cdf));
+        eb = fmax(eb, fabs(da[i] - dy[i] * d));
+    }
+    CHECK_MSG(ef < 1e-6 && eb < 1e-6, "GELU against libm: forward %.2e, backward %.2e", ef, eb);
+    /* exp over [-90, 10]: the twins alike, within 2.5e-7 (relative) of libm's expf */
+    for (size_t i = 0; i < n; i++) x[i] = a[i] = b[i] = -90.0f + 100.0f * (float)i / (float)(n - 1);
+    se_tk_exp_ref(a, n);
+    se_tk_exp_avx2(b, n);
+    CHECK(!memcmp(a, b, n * sizeof *a));
+    double ee = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double r = exp((double)x[i]);
+        if (x[i] > -87.0f) ee = fmax(ee, fabs(a[i] - r) / r);
+    }
+    CHECK_MSG(ee < 2.5e-7, "exp against libm: %.2e", ee);
+    free(x), free(a), free(b), free(dy), free(da), free(db);
+}
+
+int main(void) {
+    RUN(test_train_gemm_twin);
+    RUN(test_train_attn_twin);
+    RUN(test_train_adamw_twin);
+    RUN(test_train_gelu_twin);
+    RUN(test_train_adamw_threads);
+    return test_report("test_train_kernels");
+}
