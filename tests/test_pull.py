@@ -680,8 +680,11 @@ def test_kill_resume():
         bd = os.path.join(rd, "blobs")
         parts = [f for f in os.listdir(bd) if f.endswith(".incomplete")] if os.path.isdir(bd) else []
         if parts:
+            try:  # a small blob can finish (and be renamed) between listdir and here
+                size = os.path.getsize(os.path.join(bd, parts[0]))
+            except FileNotFoundError:
+                continue
             part = os.path.join(bd, parts[0])
-            size = os.path.getsize(part)
             if size >= 1_000_000:
                 break
         time.sleep(0.02)
