@@ -636,7 +636,7 @@ TEST(test_train_kernels_twins) {
         float *dy = malloc(M * ld * sizeof *dy), *dx = malloc(M * K * sizeof *dx), *dx_ref = malloc(M * K * sizeof *dx);
         float *dw = malloc(N * K * sizeof *dw), *dw_ref = malloc(N * K * sizeof *dw);
         float *db = malloc(N * sizeof *db), *db_ref = malloc(N * sizeof *db);
-        size_t ns = se_tk_gemm_scratch(3);
+        size_t ns = se_tk_gemm_scratch(3, 200, 200);
         float *scr = malloc(ns * sizeof *scr);
         fill(x, M * K, &st), fill(w, N * K, &st), fill(b, N, &st), fill(dy, M * ld, &st);
         fill(dx, M * K, &st), fill(dw, N * K, &st), fill(db, N, &st); /* they accumulate: start non-zero */

@@ -42,7 +42,7 @@ TEST(test_train_gemm_twin) {
     uint32_t st = 11;
     se_threadpool *pool = se_threadpool_new(3);
     CHECK(pool != NULL);
-    float *scr = malloc(se_tk_gemm_scratch(3) * sizeof *scr);
+    float *scr = malloc(se_tk_gemm_scratch(3, 600, 300) * sizeof *scr);
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
         size_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ldc = N + 5;
         size_t na = M * K + 1, nb = K * N + 1;
@@ -96,7 +96,7 @@ TEST(test_train_attn_twin) {
             float *o0 = calloc(T * HD, sizeof *o0), *o1 = calloc(T * HD, sizeof *o1), *dout = malloc(T * HD * sizeof *dout);
             float *g0 = calloc(nq, sizeof *g0), *g1 = calloc(nq, sizeof *g1);
             float *r0 = calloc(2 * P - 1, sizeof *r0), *r1 = calloc(2 * P - 1, sizeof *r1), *dp = malloc(T * sizeof *dp);
-            float *scr = malloc(se_tk_attn_scratch(T) * sizeof *scr);
+            float *scr = malloc(se_tk_attn_scratch(T, HD) * sizeof *scr);
             fill(qkv, nq, &st), fill(rel, 2 * P - 1, &st), fill(dout, T * HD, &st);
             se_tk_drop drb = {.key = 99, .site = 4, .base = 1000, .thr = (uint32_t)(0.3 * 16777216.0), .inv = 1.0f / 0.7f};
             const se_tk_drop *dr = use_drop ? &drb : NULL;

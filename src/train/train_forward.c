@@ -84,11 +84,15 @@ static size_t layout(const se_tmodel *m, se_ttape *tp, const se_tbatch *b, float
     CARVE(tp ? &tp->d_ctx : &dummy, T * H);
     CARVE(tp ? &tp->d_ff : &dummy, T * FF);
     size_t nthr = m->pool ? (size_t)se_threadpool_n_threads(m->pool) : 1;
-    CARVE(tp ? &tp->d_p : &dummy, nthr * se_tk_attn_scratch(tmax));
-    if (tp) tp->d_p_ld = se_tk_attn_scratch(tmax), tp->n_threads = nthr;
+    CARVE(tp ? &tp->d_p : &dummy, nthr * se_tk_attn_scratch(tmax, H / NH));
+    if (tp) tp->d_p_ld = se_tk_attn_scratch(tmax, H / NH), tp->n_threads = nthr;
     CARVE(tp ? &tp->d_st_a : &dummy, S * W);
     CARVE(tp ? &tp->d_st_b : &dummy, S * W);
-    size_t g = se_tk_gemm_scratch((int)nthr); /* the GEMMs' packed panels, per thread */
+    /* the GEMMs' packed panels: inner sizes up to the tokens (a weight
+     * gradient), H, FF or a stage's width; outputs up to H, FF or a width */
+    size_t kmax = T > W ? T : W, nmax = FF > W ? FF : W;
+    kmax = kmax > FF ? kmax : FF, kmax = kmax > H ? kmax : H, nmax = nmax > H ? nmax : H;
+    size_t g = se_tk_gemm_scratch((int)nthr, kmax, nmax);
     CARVE(tp ? &tp->gemm_scratch : &dummy, g);
     CARVE(tp ? &tp->ln_scratch : &dummy, se_tk_ln_bwd_scratch(T, H));
 #undef CARVE

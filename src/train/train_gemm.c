@@ -12,14 +12,16 @@
  * twin (se_tk_gemm_ref, fmaf) and the AVX2 kernel give the same bits, and
  * the split over threads (blocks of C) cannot change them.
  *
- * The AVX2 kernel is BLIS-shaped: the output is cut into blocks of up to
- * TM x NB (a task each, smaller when the product would give a thread
- * none); a task walks K in chunks of KC, packs its chunk of B once into
- * panels of 16 columns (k-major) and, MB rows at a time, its chunk of A
- * into panels of 6 rows, and runs a 6 x 16 register tile (12
- * accumulators) over each pair of panels, keeping the partial sums of the
- * block in its scratch between chunks (float, so the chain of FMAs is the
- * same as without chunks). This file
+ * The AVX2 kernel is BLIS-shaped. B is packed once per product into
+ * shared panels of 16 columns (k-major, per K chunk of KC; a task per
+ * panel), then the output is cut into tasks of MB rows (and groups of
+ * panels when the rows alone would leave a thread idle): per K chunk a
+ * task packs its rows of A into panels of 6 and runs a 6 x 16 register
+ * tile (12 accumulators) over each pair of panels, keeping the partial
+ * sums in its scratch between chunks (float, so the chain of FMAs is the
+ * same as without chunks); the last chunk's tiles are stored straight
+ * into C. Each operand is packed once, so packing costs M K + K N moves
+ * against M N K multiply-adds. This file
  * is compiled with -mavx2 -mfma; the dispatcher calls the AVX2 kernel only
  * when the CPU has both.
  */
@@ -32,15 +34,12 @@
 
 #define MR 6
 #define NR 16
-#define MB 96  /* rows of A packed at once (a multiple of MR) */
-#define TM 384 /* at most the rows of a task (a multiple of MB) */
-#define NB 256 /* at most the columns of a task (a multiple of NR) */
-#define KC 256 /* the K chunk packed at once */
-#define PER_THREAD (MB * KC + KC * NB + TM * NB + 8)
-
-size_t se_tk_gemm_scratch(int n_threads) {
-    return (size_t)(n_threads > 1 ? n_threads : 1) * PER_THREAD;
-}
+#ifndef MB
+#define MB 96 /* rows of A a task packs and multiplies (a multiple of MR) */
+#endif
+#ifndef KC
+#define KC 384 /* at most the K chunk packed at once (K is cut into equal chunks) */
+#endif
 
 void se_tk_gemm_ref(size_t M, size_t N, size_t K, const float *a, size_t ars, size_t acs, const float *b, size_t brs,
                     size_t bcs, const float *bias, bool acc, float *c, size_t ldc) {
@@ -145,56 +144,99 @@ static void pack_b(const float *b, size_t brs, size_t bcs, size_t n0, size_t nb,
     }
 }
 
-/* A GEMM split over the pool: a task per tm x nb block of C. */
+/* A GEMM split over the pool: B packed once into shared panels, then a
+ * task per block of MB rows (and, when the rows alone would leave a thread
+ * idle, per group of B's panels). */
 typedef struct gemm_job {
-    size_t M, N, K, ars, acs, brs, bcs, ldc, tm, nb, nbn;
+    size_t M, N, K, kcs, ars, acs, brs, bcs, ldc, np, npg, ng, mpt_max;
     const float *a, *b, *bias;
     bool acc;
-    float *c, *scratch;
+    float *c, *bp, *scratch;
 } gemm_job;
 
-/* One task's block: per K chunk, B's columns packed once, then each MB
- * rows of A packed and multiplied into the block's partial sums; at the
- * end the sums stored into C (+ bias) or added. */
-static void gemm_block(void *arg, size_t task, int thread) {
+/* Packs panel q of B, every K chunk, into the shared panels: chunk k0's
+ * panel q sits at bp + k0 Np + q kc NR (Np: N rounded up to NR). */
+static void pack_b_task(void *arg, size_t q, int thread) {
+    (void)thread;
     const gemm_job *j = arg;
-    size_t m0 = (task / j->nbn) * j->tm, n0 = (task % j->nbn) * j->nb;
-    size_t tmb = j->M - m0 < j->tm ? j->M - m0 : j->tm, nb = j->N - n0 < j->nb ? j->N - n0 : j->nb;
-    float *pa = j->scratch + (size_t)thread * PER_THREAD, *pb = pa + MB * KC, *t = pb + KC * NB;
-    size_t np = (nb + NR - 1) / NR, mpt = (tmb + MR - 1) / MR; /* panels of B, of A in the task */
-    for (size_t k0 = 0; k0 < j->K; k0 += KC) {
-        size_t kc = j->K - k0 < KC ? j->K - k0 : KC;
-        pack_b(j->b, j->brs, j->bcs, n0, nb, k0, kc, pb);
-        for (size_t mb0 = 0; mb0 < tmb; mb0 += MB) {
-            size_t mb = tmb - mb0 < MB ? tmb - mb0 : MB, mp = (mb + MR - 1) / MR;
-            pack_a(j->a, j->ars, j->acs, m0 + mb0, mb, k0, kc, pa);
-            for (size_t q = 0; q < np; q++)
-                for (size_t p = 0; p < mp; p++)
-                    tile6x16(kc, pa + p * kc * MR, pb + q * kc * NR, t + (q * mpt + mb0 / MR + p) * MR * NR, k0 == 0);
-        }
+    size_t np16 = j->np * NR, n0 = q * NR, nb = j->N - n0 < NR ? j->N - n0 : NR;
+    for (size_t k0 = 0; k0 < j->K; k0 += j->kcs) {
+        size_t kc = j->K - k0 < j->kcs ? j->K - k0 : j->kcs;
+        pack_b(j->b, j->brs, j->bcs, n0, nb, k0, kc, j->bp + k0 * np16 + q * kc * NR);
     }
-    if (!j->K) memset(t, 0, mpt * np * MR * NR * sizeof *t);
-    for (size_t p = 0; p < mpt; p++) /* row after row of C */
-        for (size_t i = 0; i < MR && p * MR + i < tmb; i++)
-            for (size_t q = 0; q < np; q++) {
-                const float *tt = t + (q * mpt + p) * MR * NR;
-                size_t cols = nb - q * NR < NR ? nb - q * NR : NR;
-                float *cr = j->c + (m0 + p * MR + i) * j->ldc + n0 + q * NR;
-                const float *bi = j->bias ? j->bias + n0 + q * NR : NULL;
-                if (cols == NR) { /* a whole row of the tile: the same additions, 8 lanes at a time */
-                    for (size_t h = 0; h < NR; h += 8) {
-                        __m256 v = _mm256_loadu_ps(tt + i * NR + h);
-                        if (j->acc) v = _mm256_add_ps(_mm256_loadu_ps(cr + h), v);
-                        else if (bi) v = _mm256_add_ps(v, _mm256_loadu_ps(bi + h));
-                        _mm256_storeu_ps(cr + h, v);
-                    }
+}
+
+/* Writes a finished 6 x 16 tile of sums into C rows r0.., columns n0..:
+ * the rows < rows and columns < cols that exist, stored (+ bias) or added. */
+static inline void tile_out(const float *t, const gemm_job *j, size_t r0, size_t n0, size_t rows, size_t cols) {
+    const float *bi = j->bias ? j->bias + n0 : NULL;
+    for (size_t i = 0; i < rows; i++) {
+        float *cr = j->c + (r0 + i) * j->ldc + n0;
+        const float *tt = t + i * NR;
+        if (cols == NR) { /* the same additions, 8 lanes at a time */
+            for (size_t h = 0; h < NR; h += 8) {
+                __m256 v = _mm256_loadu_ps(tt + h);
+                if (j->acc) v = _mm256_add_ps(_mm256_loadu_ps(cr + h), v);
+                else if (bi) v = _mm256_add_ps(v, _mm256_loadu_ps(bi + h));
+                _mm256_storeu_ps(cr + h, v);
+            }
+            continue;
+        }
+        if (j->acc)
+            for (size_t jj = 0; jj < cols; jj++) cr[jj] += tt[jj];
+        else
+            for (size_t jj = 0; jj < cols; jj++) cr[jj] = tt[jj] + (bi ? bi[jj] : 0.0f);
+    }
+}
+
+/* One task: rows m0 .. m0 + MB of C and panel group g of B. Per K chunk
+ * the rows of A are packed and multiplied into the tiles' partial sums
+ * (the thread's scratch); the last chunk's tiles go straight to C. */
+static void gemm_rows(void *arg, size_t task, int thread) {
+    const gemm_job *j = arg;
+    size_t m0 = (task / j->ng) * MB, g = task % j->ng;
+    size_t mb = j->M - m0 < MB ? j->M - m0 : MB, mp = (mb + MR - 1) / MR;
+    size_t q0 = g * j->npg, q1 = q0 + j->npg < j->np ? q0 + j->npg : j->np, np16 = j->np * NR;
+    float *pa = j->scratch + (size_t)thread * (MB * KC + j->mpt_max), *t = pa + MB * KC;
+    float out[MR * NR];
+    if (!j->K) {
+        memset(out, 0, sizeof out);
+        for (size_t q = q0; q < q1; q++)
+            for (size_t p = 0; p < mp; p++) {
+                size_t n0 = q * NR, rows = mb - p * MR < MR ? mb - p * MR : MR;
+                tile_out(out, j, m0 + p * MR, n0, rows, j->N - n0 < NR ? j->N - n0 : NR);
+            }
+        return;
+    }
+    for (size_t k0 = 0; k0 < j->K; k0 += j->kcs) {
+        size_t kc = j->K - k0 < j->kcs ? j->K - k0 : j->kcs;
+        bool first = k0 == 0, last = k0 + kc == j->K;
+        pack_a(j->a, j->ars, j->acs, m0, mb, k0, kc, pa);
+        for (size_t q = q0; q < q1; q++) {
+            const float *bq = j->bp + k0 * np16 + q * kc * NR;
+            size_t n0 = q * NR, cols = j->N - n0 < NR ? j->N - n0 : NR;
+            for (size_t p = 0; p < mp; p++) {
+                float *tt = t + ((q - q0) * mp + p) * MR * NR;
+                if (!last) {
+                    tile6x16(kc, pa + p * kc * MR, bq, tt, first);
                     continue;
                 }
-                if (j->acc)
-                    for (size_t jj = 0; jj < cols; jj++) cr[jj] += tt[i * NR + jj];
-                else
-                    for (size_t jj = 0; jj < cols; jj++) cr[jj] = tt[i * NR + jj] + (bi ? bi[jj] : 0.0f);
+                if (!first) memcpy(out, tt, sizeof out);
+                tile6x16(kc, pa + p * kc * MR, bq, out, first);
+                tile_out(out, j, m0 + p * MR, n0, mb - p * MR < MR ? mb - p * MR : MR, cols);
             }
+        }
+    }
+}
+
+/* Floats of B's shared panels for K x N. */
+static size_t b_panels(size_t K, size_t N) {
+    return K * ((N + NR - 1) / NR) * NR;
+}
+
+size_t se_tk_gemm_scratch(int n_threads, size_t K, size_t N) {
+    size_t nt = (size_t)(n_threads > 1 ? n_threads : 1), np16 = ((N + NR - 1) / NR) * NR;
+    return b_panels(K, N) + nt * (MB * KC + MB * np16) + 16;
 }
 
 void se_tk_gemm(se_threadpool *tp, size_t M, size_t N, size_t K, const float *a, size_t ars, size_t acs, const float *b,
@@ -204,15 +246,29 @@ void se_tk_gemm(se_threadpool *tp, size_t M, size_t N, size_t K, const float *a,
         se_tk_gemm_ref(M, N, K, a, ars, acs, b, brs, bcs, bias, acc, c, ldc);
         return;
     }
-    /* the largest blocks that still give every thread work (at least two
-     * tasks each when the product allows): larger blocks pack less */
-    size_t want = tp ? 2 * (size_t)se_threadpool_n_threads(tp) : 1, tm = TM, nb = NB;
-    while (((M + tm - 1) / tm) * ((N + nb - 1) / nb) < want && (tm > MB || nb > NR)) {
-        if (tm > MB && (tm >= nb || nb <= NR)) tm -= MB;
-        else nb -= NR;
+    size_t np = (N + NR - 1) / NR, nrb = (M + MB - 1) / MB;
+    /* B's panels, then each thread's A block and partial sums (rows of MB
+     * by every panel of its group) */
+    gemm_job j = {.M = M, .N = N, .K = K, .ars = ars, .acs = acs, .brs = brs, .bcs = bcs, .ldc = ldc, .np = np,
+                  .npg = np, .ng = 1, .a = a, .b = b, .bias = bias, .acc = acc, .c = c, .bp = scratch};
+    /* too few row blocks to give every thread two tasks: split the panels */
+    size_t want = tp ? 2 * (size_t)se_threadpool_n_threads(tp) : 1;
+    if (nrb < want) {
+        size_t ng = (want + nrb - 1) / nrb;
+        j.npg = (np + ng - 1) / ng;
+        j.ng = (np + j.npg - 1) / j.npg;
     }
-    gemm_job j = {.M = M, .N = N, .K = K, .ars = ars, .acs = acs, .brs = brs, .bcs = bcs, .ldc = ldc, .tm = tm,
-                  .nb = nb, .nbn = (N + nb - 1) / nb, .a = a, .b = b, .bias = bias, .acc = acc, .c = c,
-                  .scratch = scratch};
-    se_threadpool_run(tp, ((M + tm - 1) / tm) * j.nbn, gemm_block, &j);
+    j.mpt_max = MB * j.npg * NR;
+    size_t nch = (K + KC - 1) / KC; /* equal chunks of at most KC, a multiple of 8 */
+    j.kcs = nch ? ((K + nch - 1) / nch + 7) / 8 * 8 : KC;
+    j.kcs = j.kcs > KC ? KC : j.kcs;
+    j.scratch = scratch + b_panels(K, N);
+    if (K) {
+        if (tp) se_threadpool_run(tp, np, pack_b_task, &j);
+        else
+            for (size_t q = 0; q < np; q++) pack_b_task(&j, q, 0);
+    }
+    if (tp) se_threadpool_run(tp, nrb * j.ng, gemm_rows, &j);
+    else
+        for (size_t t = 0; t < nrb * j.ng; t++) gemm_rows(&j, t, 0);
 }

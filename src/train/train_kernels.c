@@ -172,8 +172,9 @@ void se_tk_attn_bwd(const float *q, const float *k, const float *v, size_t ld, s
     }
 }
 
-size_t se_tk_attn_scratch(size_t T) {
-    return 2 * T * T + se_tk_gemm_scratch(1);
+size_t se_tk_attn_scratch(size_t T, size_t HD) {
+    size_t d = T > HD ? T : HD; /* the products' inner sizes and widths are T and HD */
+    return 2 * T * T + se_tk_gemm_scratch(1, d, d);
 }
 
 void se_tk_attn_fwd_fast(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD, float scale,

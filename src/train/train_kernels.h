@@ -18,13 +18,16 @@
 #include "threadpool.h"
 
 /* The fast kernels take a thread pool (NULL: the calling thread) and a
- * scratch of se_tk_gemm_scratch(the pool's threads) floats: they split the
+ * scratch of se_tk_gemm_scratch(the pool's threads, K, N) floats, K and N
+ * at least the GEMM's inner size and output columns: they split the
  * output into blocks, each element computed by one thread in the GEMM's
  * fixed order, so the result is the same bits whatever the number of
  * threads. */
 
-/* Floats of scratch a GEMM on n_threads threads needs (whatever the shape). */
-size_t se_tk_gemm_scratch(int n_threads);
+/* Floats of scratch a GEMM of inner size K and N output columns needs on
+ * n_threads threads (B's packed panels, each thread's A block and partial
+ * sums); enough for any smaller K and N. */
+size_t se_tk_gemm_scratch(int n_threads, size_t K, size_t N);
 
 /* C (M, N) = A (M, K) B (K, N) + bias (NULL: none), or C += A B when acc
  * (bias unused), C rows ldc apart; A(m, k) = a[m ars + k acs], B(k, n) =
@@ -173,10 +176,10 @@ void se_tk_adamw_update_avx2(float *w, float *g, float *m, float *v, size_t n, c
 /* The fast twins of se_tk_attn_fwd and se_tk_attn_bwd (the references):
  * the products q k^T, dropout(p) v, dout v^T, ds k and ds^T q as
  * se_tk_gemm on the calling thread; the softmax and its backward as the
- * references do them, but exp is se_tk_exp_avx2 where the CPU has AVX2. scratch: se_tk_attn_scratch(T) floats (the thread's
+ * references do them, but exp is se_tk_exp_avx2 where the CPU has AVX2. scratch: se_tk_attn_scratch(T, HD) floats (the thread's
  * own). They agree with the references to rounding (the sums run in
  * another order). */
-size_t se_tk_attn_scratch(size_t T);
+size_t se_tk_attn_scratch(size_t T, size_t HD);
 void se_tk_attn_fwd_fast(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD, float scale,
                          const float *rel, size_t center, const se_tk_drop *dr, float *p, float *out, size_t ldo,
                          float *scratch);
