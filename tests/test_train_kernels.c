@@ -102,15 +102,29 @@ TEST(test_train_attn_twin) {
             const se_tk_drop *dr = use_drop ? &drb : NULL;
             const float *q = qkv, *k = qkv + HD, *v = qkv + 2 * HD;
             se_tk_attn_fwd(q, k, v, ld, T, HD, 0.2f, use_rel ? rel : NULL, center, dr, p0, o0, HD);
-            se_tk_attn_fwd_fast(q, k, v, ld, T, HD, 0.2f, use_rel ? rel : NULL, center, dr, p1, o1, HD, scr);
+            float *pd = malloc(T * T * sizeof *pd), *g2 = calloc(nq, sizeof *g2);
+            se_tk_attn_fwd_fast(q, k, v, ld, T, HD, 0.2f, use_rel ? rel : NULL, center, dr, p1, NULL, o1, HD, scr);
             double e1 = rel_err(p1, p0, T * T), e2 = rel_err(o1, o0, T * HD);
             CHECK_MSG(e1 < 1e-5 && e2 < 1e-5, "T %zu form %d forward: weights %.2e, context %.2e", T, form, e1, e2);
             se_tk_attn_bwd(q, k, v, ld, T, HD, 0.2f, p0, dout, HD, g0, g0 + HD, g0 + 2 * HD, use_rel ? r0 : NULL, center,
                            dr, dp);
-            se_tk_attn_bwd_fast(q, k, v, ld, T, HD, 0.2f, p0, dout, HD, g1, g1 + HD, g1 + 2 * HD, use_rel ? r1 : NULL,
-                                center, dr, scr);
+            se_tk_attn_bwd_fast(q, k, v, ld, T, HD, 0.2f, p0, NULL, dout, HD, g1, g1 + HD, g1 + 2 * HD,
+                                use_rel ? r1 : NULL, center, dr, scr);
             double e3 = rel_err(g1, g0, nq), e4 = rel_err(r1, r0, 2 * P - 1);
             CHECK_MSG(e3 < 1e-5 && e4 < 1e-5, "T %zu form %d backward: q k v %.2e, bias %.2e", T, form, e3, e4);
+            /* the dropped weights kept by the forward and read back: the same bits as drawn again */
+            float *o2 = calloc(T * HD, sizeof *o2), *p2 = malloc(T * T * sizeof *p2), *r2 = calloc(2 * P - 1, sizeof *r2);
+            se_tk_attn_fwd_fast(q, k, v, ld, T, HD, 0.2f, use_rel ? rel : NULL, center, dr, p2, pd, o2, HD, scr);
+            CHECK_MSG(!memcmp(o2, o1, T * HD * sizeof *o1) && !memcmp(p2, p1, T * T * sizeof *p1),
+                      "T %zu form %d: the forward keeping pd differs", T, form);
+            se_tk_attn_bwd_fast(q, k, v, ld, T, HD, 0.2f, p0, dr ? pd : NULL, dout, HD, g2, g2 + HD, g2 + 2 * HD,
+                                use_rel ? r2 : NULL, center, dr, scr);
+            if (dr) { /* pd from the forward's p (p2), the backward's weights p0: the same up to rounding */
+                double e5 = rel_err(g2, g1, nq);
+                CHECK_MSG(e5 < 1e-5, "T %zu form %d: the backward reading pd: %.2e", T, form, e5);
+            } else
+                CHECK_MSG(!memcmp(g2, g1, nq * sizeof *g1), "T %zu form %d: the backward differs", T, form);
+            free(pd), free(g2), free(o2), free(p2), free(r2);
             free(qkv), free(rel), free(p0), free(p1), free(o0), free(o1), free(dout), free(g0), free(g1);
             free(r0), free(r1), free(dp), free(scr);
         }

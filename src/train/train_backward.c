@@ -84,7 +84,8 @@ static void attn_task(void *arg, size_t h, int thread) {
         float *dq = j->tp->d_qkv + a * 3 * H + h * HD;
         if (dr) dr->base = off + h * n * n;
         se_tk_attn_bwd_fast(q, q + H, q + 2 * H, 3 * H, n, HD, scale, j->lt->probs + off + h * n * n,
-                            j->tp->d_ctx + a * H + h * HD, H, dq, dq + H, dq + 2 * H, drel, c->P - 1, dr, dp);
+                            dr && j->lt->probs_d ? j->lt->probs_d + off + h * n * n : NULL, j->tp->d_ctx + a * H + h * HD,
+                            H, dq, dq + H, dq + 2 * H, drel, c->P - 1, dr, dp);
         off += NH * n * n;
     }
 }
@@ -107,8 +108,7 @@ static void layer_bwd(se_tmodel *m, size_t l, se_ttape *tp, float *dx) {
     se_tk_drop_apply(m->pool, se_ttape_drop(tp, m, 3 + 3 * l, false, &dr), dx, T * H);
     /* o2 = ff_act W2^T + b2 */
     se_tk_dw(m->pool, dx, H, T, H, lt->ff_act, FF, FF, G(SE_TL_FF2_W), G(SE_TL_FF2_B), scr);
-    memset(dff, 0, T * FF * sizeof *dff);
-    se_tk_dx(m->pool, dx, H, T, H, W(SE_TL_FF2_W), FF, dff, scr);
+    se_tk_gemm(m->pool, T, FF, H, dx, H, 1, W(SE_TL_FF2_W), FF, 1, NULL, false, dff, FF, scr); /* dff = dx W2 */
     se_tk_act_bwd_mt(m->pool, c->act, lt->ff_pre, lt->ff_act, dff, dff, T * FF);
     /* ff_pre = h1 W1^T + b1; dh1 = dz2 + dff W1 */
     se_tk_dw(m->pool, dff, FF, T, FF, lt->h1, H, H, G(SE_TL_FF1_W), G(SE_TL_FF1_B), scr);
@@ -120,8 +120,7 @@ static void layer_bwd(se_tmodel *m, size_t l, se_ttape *tp, float *dx) {
     se_tk_drop_apply(m->pool, se_ttape_drop(tp, m, 2 + 3 * l, false, &dr), dh, T * H);
     /* attn_out = ctx Wo^T + bo */
     se_tk_dw(m->pool, dh, H, T, H, lt->ctx, H, H, G(SE_TL_O_W), G(SE_TL_O_B), scr);
-    memset(dctx, 0, T * H * sizeof *dctx);
-    se_tk_dx(m->pool, dh, H, T, H, W(SE_TL_O_W), H, dctx, scr);
+    se_tk_gemm(m->pool, T, H, H, dh, H, 1, W(SE_TL_O_W), H, 1, NULL, false, dctx, H, scr); /* dctx = dh Wo */
     /* attention per sentence and head */
     memset(dqkv, 0, T * 3 * H * sizeof *dqkv);
     attn_job aj = {m, tp, lt, l};
@@ -131,6 +130,13 @@ static void layer_bwd(se_tmodel *m, size_t l, se_ttape *tp, float *dx) {
      * softmax cancels, so its gradient is exactly zero (autograd's is
      * rounding noise, ~1e-17 of the others, which would make Adam move
      * it) */
+    if (se_tmodel_qkv_packed(m, l)) { /* the three as one product of 3 H (the key bias left out) */
+        se_tk_dw(m->pool, dqkv, 3 * H, T, 3 * H, lt->x_in, H, H, G(SE_TL_Q_W), NULL, scr);
+        se_tk_colsum(m->pool, dqkv, 3 * H, T, H, G(SE_TL_Q_B));
+        se_tk_colsum(m->pool, dqkv + 2 * H, 3 * H, T, H, G(SE_TL_V_B));
+        se_tk_dx(m->pool, dqkv, 3 * H, T, 3 * H, W(SE_TL_Q_W), H, dx, scr);
+        return;
+    }
     static const int wi[3] = {SE_TL_Q_W, SE_TL_K_W, SE_TL_V_W};
     for (int j = 0; j < 3; j++) {
         float *db = wi[j] == SE_TL_K_W ? NULL : G(wi[j] + 1);

@@ -57,6 +57,9 @@ static size_t layout(const se_tmodel *m, se_ttape *tp, const se_tbatch *b, float
         CARVE(lt ? &lt->x_in : &dummy, T * H);
         CARVE(lt ? &lt->qkv : &dummy, T * 3 * H);
         CARVE(lt ? &lt->probs : &dummy, att);
+        bool keep_d = b->train && c->attn_dropout > 0.0f; /* the dropped weights, for the backward */
+        CARVE(lt ? &lt->probs_d : &dummy, keep_d ? att : 0);
+        if (lt && !keep_d) lt->probs_d = NULL;
         CARVE(lt ? &lt->ctx : &dummy, T * H);
         CARVE(lt ? &lt->ln1_xhat : &dummy, T * H);
         CARVE(lt ? &lt->ln1_rs : &dummy, T);
@@ -210,7 +213,8 @@ static void attn_task(void *arg, size_t h, int thread) {
         const float *q = j->lt->qkv + a * 3 * H + h * HD;
         if (dr) dr->base = off + h * n * n;
         se_tk_attn_fwd_fast(q, q + H, q + 2 * H, 3 * H, n, HD, scale, rel, c->P - 1, dr, j->lt->probs + off + h * n * n,
-                            j->lt->ctx + a * H + h * HD, H, j->tp->d_p + (size_t)thread * j->tp->d_p_ld);
+                            dr && j->lt->probs_d ? j->lt->probs_d + off + h * n * n : NULL, j->lt->ctx + a * H + h * HD,
+                            H, j->tp->d_p + (size_t)thread * j->tp->d_p_ld);
         off += NH * n * n;
     }
 }
@@ -223,9 +227,13 @@ static void layer_fwd(const se_tmodel *m, size_t l, se_ttape *tp, float *x) {
     const int *ix = m->layer[l];
 #define W(k) (m->p[ix[k]].w)
     memcpy(lt->x_in, x, T * H * sizeof *x);
-    se_tk_linear(m->pool, x, T, H, W(SE_TL_Q_W), H, W(SE_TL_Q_B), lt->qkv, 3 * H, tp->gemm_scratch);
-    se_tk_linear(m->pool, x, T, H, W(SE_TL_K_W), H, W(SE_TL_K_B), lt->qkv + H, 3 * H, tp->gemm_scratch);
-    se_tk_linear(m->pool, x, T, H, W(SE_TL_V_W), H, W(SE_TL_V_B), lt->qkv + 2 * H, 3 * H, tp->gemm_scratch);
+    if (se_tmodel_qkv_packed(m, l)) /* one product of 3 H outputs */
+        se_tk_linear(m->pool, x, T, H, W(SE_TL_Q_W), 3 * H, W(SE_TL_Q_B), lt->qkv, 3 * H, tp->gemm_scratch);
+    else {
+        se_tk_linear(m->pool, x, T, H, W(SE_TL_Q_W), H, W(SE_TL_Q_B), lt->qkv, 3 * H, tp->gemm_scratch);
+        se_tk_linear(m->pool, x, T, H, W(SE_TL_K_W), H, W(SE_TL_K_B), lt->qkv + H, 3 * H, tp->gemm_scratch);
+        se_tk_linear(m->pool, x, T, H, W(SE_TL_V_W), H, W(SE_TL_V_B), lt->qkv + 2 * H, 3 * H, tp->gemm_scratch);
+    }
     attn_job aj = {m, tp, lt, l};
     se_threadpool_run(m->pool, NH, attn_task, &aj);
     /* x = LN1(dropout(ctx Wo^T + bo) + x) */
@@ -235,8 +243,7 @@ static void layer_fwd(const se_tmodel *m, size_t l, se_ttape *tp, float *x) {
     se_tk_drop_apply(m->pool, se_ttape_drop(tp, m, 2 + 3 * l, false, &dr), h1, T * H);
     se_tk_add_layernorm_rows(m->pool, h1, x, T, H, W(SE_TL_LN1_G), W(SE_TL_LN1_B), c->eps, lt->ln1_xhat, lt->ln1_rs);
     se_tk_linear(m->pool, h1, T, H, W(SE_TL_FF1_W), FF, W(SE_TL_FF1_B), lt->ff_pre, FF, tp->gemm_scratch);
-    memcpy(lt->ff_act, lt->ff_pre, T * FF * sizeof(float));
-    se_tk_act_fwd(m->pool, c->act, lt->ff_act, T * FF);
+    se_tk_act_fwd(m->pool, c->act, lt->ff_pre, lt->ff_act, T * FF);
     se_tk_linear(m->pool, lt->ff_act, T, FF, W(SE_TL_FF2_W), H, W(SE_TL_FF2_B), x, H, tp->gemm_scratch);
     se_tk_drop_apply(m->pool, se_ttape_drop(tp, m, 3 + 3 * l, false, &dr), x, T * H); /* x = LN2(dropout(o2) + h1) */
     se_tk_add_layernorm_rows(m->pool, x, h1, T, H, W(SE_TL_LN2_G), W(SE_TL_LN2_B), c->eps, lt->ln2_xhat, lt->ln2_rs);

@@ -47,11 +47,29 @@ void se_tk_dx_ref(const float *dy, size_t ldy, size_t M, size_t N, const float *
         }
 }
 
+/* The arguments of the bias gradient's column sums. */
+typedef struct colsum_job {
+    const float *dy;
+    size_t ldy, M;
+    float *db;
+} colsum_job;
+
+/* Columns [a, b) of db += the column sums of dy, each column summed over
+ * the rows in order (as the one-thread loop does). */
+static void colsum_range(void *arg, size_t a, size_t b) {
+    const colsum_job *j = arg;
+    for (size_t m = 0; m < j->M; m++)
+        for (size_t n = a; n < b; n++) j->db[n] += j->dy[m * j->ldy + n];
+}
+
+void se_tk_colsum(se_threadpool *tp, const float *dy, size_t ldy, size_t M, size_t N, float *db) {
+    colsum_job cj = {dy, ldy, M, db};
+    se_tk_parallel(tp, N, 64, colsum_range, &cj);
+}
+
 void se_tk_dw(se_threadpool *tp, const float *dy, size_t ldy, size_t M, size_t N, const float *x, size_t ldx, size_t K,
               float *dw, float *db, float *scratch) {
-    if (db)
-        for (size_t m = 0; m < M; m++)
-            for (size_t n = 0; n < N; n++) db[n] += dy[m * ldy + n];
+    if (db) se_tk_colsum(tp, dy, ldy, M, N, db);
     se_tk_gemm(tp, N, K, M, dy, 1, ldy, x, ldx, 1, NULL, true, dw, K, scratch);
 }
 
@@ -178,9 +196,9 @@ size_t se_tk_attn_scratch(size_t T, size_t HD) {
 }
 
 void se_tk_attn_fwd_fast(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD, float scale,
-                         const float *rel, size_t center, const se_tk_drop *dr, float *p, float *out, size_t ldo,
-                         float *scratch) {
-    float *pd = scratch, *gs = scratch + 2 * T * T;
+                         const float *rel, size_t center, const se_tk_drop *dr, float *p, float *pd_out, float *out,
+                         size_t ldo, float *scratch) {
+    float *pd = pd_out ? pd_out : scratch, *gs = scratch + 2 * T * T;
     bool avx2 = se_kernels_get()->gemm != se_gemm_ref;
     se_tk_gemm(NULL, T, T, HD, q, ld, 1, k, 1, ld, NULL, false, p, T, gs); /* q k^T */
     for (size_t i = 0; i < T; i++) {
@@ -204,11 +222,12 @@ void se_tk_attn_fwd_fast(const float *q, const float *k, const float *v, size_t 
 }
 
 void se_tk_attn_bwd_fast(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD, float scale,
-                         const float *p, const float *dout, size_t ldo, float *dq, float *dk, float *dv, float *drel,
-                         size_t center, const se_tk_drop *dr, float *scratch) {
-    float *pd = scratch, *dp = scratch + T * T, *gs = scratch + 2 * T * T;
-    if (dr)
-        for (size_t e = 0; e < T * T; e++) pd[e] = p[e] * se_tk_drop_at(dr, e);
+                         const float *p, const float *pd_in, const float *dout, size_t ldo, float *dq, float *dk,
+                         float *dv, float *drel, size_t center, const se_tk_drop *dr, float *scratch) {
+    float *pdw = scratch, *dp = scratch + T * T, *gs = scratch + 2 * T * T;
+    const float *pd = pd_in ? pd_in : pdw;
+    if (dr && !pd_in)
+        for (size_t e = 0; e < T * T; e++) pdw[e] = p[e] * se_tk_drop_at(dr, e);
     se_tk_gemm(NULL, T, HD, T, dr ? pd : p, 1, T, dout, ldo, 1, NULL, true, dv, ld, gs); /* dv += p'^T dout */
     se_tk_gemm(NULL, T, T, HD, dout, ldo, 1, v, 1, ld, NULL, false, dp, T, gs);          /* dp' = dout v^T */
     for (size_t i = 0; i < T; i++) {
@@ -273,15 +292,16 @@ void se_tk_drop_apply(se_threadpool *tp, const se_tk_drop *dr, float *x, size_t 
     se_tk_parallel(tp, n, 16384, drop_range, &j);
 }
 
-/* The activation over elements [a, b). */
+/* The activation over elements [a, b): copied from pre, then in place. */
 static void act_range(void *arg, size_t a, size_t b) {
     const elem_job *j = arg;
+    if (j->pre) memcpy(j->x + a, j->pre + a, (b - a) * sizeof *j->x);
     if (j->act == SE_ACT_GELU && se_kernels_get()->gemm != se_gemm_ref) se_tk_gelu_fwd_avx2(j->x + a, b - a);
     else se_act_apply(j->act, j->x + a, b - a);
 }
 
-void se_tk_act_fwd(se_threadpool *tp, se_act a, float *x, size_t n) {
-    elem_job j = {.act = a, .x = x};
+void se_tk_act_fwd(se_threadpool *tp, se_act a, const float *pre, float *x, size_t n) {
+    elem_job j = {.act = a, .pre = pre, .x = x};
     se_tk_parallel(tp, n, 16384, act_range, &j);
 }
 

@@ -54,6 +54,10 @@ void se_tk_dx_ref(const float *dy, size_t ldy, size_t M, size_t N, const float *
 /* dw (N, K) += dy^T (N, M) x (M, K), x rows ldx apart; db (N) += the
  * column sums of dy when db is not NULL: a Linear's weight and bias
  * gradients. */
+/* db (N) += the column sums of dy (M, N; rows ldy apart), each column
+ * summed over the rows in order, columns split over the pool. */
+void se_tk_colsum(se_threadpool *tp, const float *dy, size_t ldy, size_t M, size_t N, float *db);
+
 void se_tk_dw(se_threadpool *tp, const float *dy, size_t ldy, size_t M, size_t N, const float *x, size_t ldx, size_t K,
               float *dw, float *db, float *scratch);
 void se_tk_dw_ref(const float *dy, size_t ldy, size_t M, size_t N, const float *x, size_t ldx, size_t K, float *dw,
@@ -124,11 +128,12 @@ void se_tk_parallel(se_threadpool *tp, size_t n, size_t chunk, void (*fn)(void *
 
 /* The element-wise steps of a pass on the pool, each element computed as
  * the one-thread loop computes it (the same bits for every thread count):
- * dropout's factors (dr NULL: none), an activation in place, its backward
+ * dropout's factors (dr NULL: none), an activation (x = act(pre), or in
+ * place when pre is NULL), its backward
  * (se_tk_act_bwd), x = LayerNorm(res + x) over T rows of H (res NULL:
  * none; xhat and rstd kept, se_tk_layernorm_fwd). */
 void se_tk_drop_apply(se_threadpool *tp, const se_tk_drop *dr, float *x, size_t n);
-void se_tk_act_fwd(se_threadpool *tp, se_act a, float *x, size_t n);
+void se_tk_act_fwd(se_threadpool *tp, se_act a, const float *pre, float *x, size_t n);
 void se_tk_act_bwd_mt(se_threadpool *tp, se_act a, const float *pre, const float *out, const float *dy, float *dx,
                       size_t n);
 void se_tk_add_layernorm_rows(se_threadpool *tp, float *x, const float *res, size_t T, size_t H, const float *g,
@@ -178,13 +183,15 @@ void se_tk_adamw_update_avx2(float *w, float *g, float *m, float *v, size_t n, c
  * se_tk_gemm on the calling thread; the softmax and its backward as the
  * references do them, but exp is se_tk_exp_avx2 where the CPU has AVX2. scratch: se_tk_attn_scratch(T, HD) floats (the thread's
  * own). They agree with the references to rounding (the sums run in
- * another order). */
+ * another order). With dropout, the forward can keep the dropped weights
+ * (p times the factors) in pd_out and the backward read them from pd_in,
+ * so the factors are drawn once (NULL: drawn again in scratch). */
 size_t se_tk_attn_scratch(size_t T, size_t HD);
 void se_tk_attn_fwd_fast(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD, float scale,
-                         const float *rel, size_t center, const se_tk_drop *dr, float *p, float *out, size_t ldo,
-                         float *scratch);
+                         const float *rel, size_t center, const se_tk_drop *dr, float *p, float *pd_out, float *out,
+                         size_t ldo, float *scratch);
 void se_tk_attn_bwd_fast(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD, float scale,
-                         const float *p, const float *dout, size_t ldo, float *dq, float *dk, float *dv, float *drel,
-                         size_t center, const se_tk_drop *dr, float *scratch);
+                         const float *p, const float *pd_in, const float *dout, size_t ldo, float *dq, float *dk,
+                         float *dv, float *drel, size_t center, const se_tk_drop *dr, float *scratch);
 
 #endif

@@ -77,8 +77,13 @@ static se_status build(se_tmodel *m, const se_tcfg *c, const se_stage *st, int n
     m->layer = se_calloc(c->L ? c->L : 1, sizeof *m->layer);
     m->stages = se_calloc(n_st ? (size_t)n_st : 1, sizeof *m->stages);
     ok = ok && m->layer && m->stages;
+    /* each layer's query, key and value weights side by side, then their
+     * biases, so the three projections run as one GEMM of 3 H outputs */
+    static const int order[SE_TL_N] = {SE_TL_Q_W,   SE_TL_K_W,   SE_TL_V_W,   SE_TL_Q_B,    SE_TL_K_B,    SE_TL_V_B,
+                                       SE_TL_O_W,   SE_TL_O_B,   SE_TL_LN1_G, SE_TL_LN1_B,  SE_TL_FF1_W,  SE_TL_FF1_B,
+                                       SE_TL_FF2_W, SE_TL_FF2_B, SE_TL_LN2_G, SE_TL_LN2_B};
     for (size_t i = 0; ok && i < c->L; i++)
-        for (int k = 0; ok && k < SE_TL_N; k++) {
+        for (int o = 0, k; ok && o < SE_TL_N && (k = order[o], 1); o++) {
             char nm[96];
             snprintf(nm, sizeof nm, "encoder.layer.%zu.%s", i, c->rel_bias ? mpnet_names[k] : layer_names[k]);
             bool is_w = k == SE_TL_Q_W || k == SE_TL_K_W || k == SE_TL_V_W || k == SE_TL_O_W || k == SE_TL_FF1_W ||
@@ -118,6 +123,16 @@ static se_status build(se_tmodel *m, const se_tcfg *c, const se_stage *st, int n
         off += l.p[i].n;
     }
     return SE_OK;
+}
+
+bool se_tmodel_qkv_packed(const se_tmodel *m, size_t l) {
+    const int *ix = m->layer[l];
+    size_t hh = m->cfg.H * m->cfg.H, h = m->cfg.H;
+    const se_tparam *p = m->p;
+    return p[ix[SE_TL_K_W]].w == p[ix[SE_TL_Q_W]].w + hh && p[ix[SE_TL_V_W]].w == p[ix[SE_TL_K_W]].w + hh &&
+           p[ix[SE_TL_K_B]].w == p[ix[SE_TL_Q_B]].w + h && p[ix[SE_TL_V_B]].w == p[ix[SE_TL_K_B]].w + h &&
+           p[ix[SE_TL_K_W]].g == p[ix[SE_TL_Q_W]].g + hh && p[ix[SE_TL_V_W]].g == p[ix[SE_TL_K_W]].g + hh &&
+           p[ix[SE_TL_K_B]].g == p[ix[SE_TL_Q_B]].g + h && p[ix[SE_TL_V_B]].g == p[ix[SE_TL_K_B]].g + h;
 }
 
 /* The embedding width after pooling (one H per mode). */

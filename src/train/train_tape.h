@@ -18,6 +18,7 @@ typedef struct se_tlayer_tape {
     float *x_in;              /* (T, H) the layer's input */
     float *qkv;               /* (T, 3H) query | key | value */
     float *probs;             /* (sum over sentences of NH Ts^2) attention weights, sentence after sentence, head after head */
+    float *probs_d;           /* the same times dropout's factors (NULL when attention dropout is off) */
     float *ctx;               /* (T, H) attention context */
     float *ln1_xhat, *ln1_rs; /* (T, H), (T) */
     float *h1;                /* (T, H) after LN1 */
