@@ -16,12 +16,13 @@
  * shared panels of 16 columns (k-major, per K chunk of KC; a task per
  * panel), then the output is cut into tasks of MB rows (and groups of
  * panels when the rows alone would leave a thread idle): per K chunk a
- * task packs its rows of A into panels of 6 and runs a 6 x 16 register
+ * task packs its rows of A into panels of 6 (a row-major A is read in
+ * place, six rows at a time) and runs a 6 x 16 register
  * tile (12 accumulators) over each pair of panels, keeping the partial
  * sums in its scratch between chunks (float, so the chain of FMAs is the
  * same as without chunks); the last chunk's tiles are stored straight
- * into C. Each operand is packed once, so packing costs M K + K N moves
- * against M N K multiply-adds. This file
+ * into C. Each operand is packed once at most, so packing costs at most
+ * M K + K N moves against M N K multiply-adds. This file
  * is compiled with -mavx2 -mfma; the dispatcher calls the AVX2 kernel only
  * when the CPU has both.
  */
@@ -52,32 +53,48 @@ void se_tk_gemm_ref(size_t M, size_t N, size_t K, const float *a, size_t ars, si
         }
 }
 
-/* The 6 x 16 tile over kc steps: A panel (kc, 6), B panel (kc, 16); the
- * partial sums in t (6 x 16) are loaded first unless first. */
-static void tile6x16(size_t kc, const float *A, const float *B, float *t, bool first) {
-    __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
-    if (first) {
-        c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = _mm256_setzero_ps();
-    } else {
-        c00 = _mm256_loadu_ps(t), c01 = _mm256_loadu_ps(t + 8), c10 = _mm256_loadu_ps(t + 16);
-        c11 = _mm256_loadu_ps(t + 24), c20 = _mm256_loadu_ps(t + 32), c21 = _mm256_loadu_ps(t + 40);
-        c30 = _mm256_loadu_ps(t + 48), c31 = _mm256_loadu_ps(t + 56), c40 = _mm256_loadu_ps(t + 64);
-        c41 = _mm256_loadu_ps(t + 72), c50 = _mm256_loadu_ps(t + 80), c51 = _mm256_loadu_ps(t + 88);
-    }
-#pragma GCC unroll 4
-    for (size_t k = 0; k < kc; k++, A += MR, B += NR) {
-        __m256 b0 = _mm256_loadu_ps(B), b1 = _mm256_loadu_ps(B + 8), a;
-        a = _mm256_broadcast_ss(A + 0), c00 = _mm256_fmadd_ps(a, b0, c00), c01 = _mm256_fmadd_ps(a, b1, c01);
-        a = _mm256_broadcast_ss(A + 1), c10 = _mm256_fmadd_ps(a, b0, c10), c11 = _mm256_fmadd_ps(a, b1, c11);
-        a = _mm256_broadcast_ss(A + 2), c20 = _mm256_fmadd_ps(a, b0, c20), c21 = _mm256_fmadd_ps(a, b1, c21);
-        a = _mm256_broadcast_ss(A + 3), c30 = _mm256_fmadd_ps(a, b0, c30), c31 = _mm256_fmadd_ps(a, b1, c31);
-        a = _mm256_broadcast_ss(A + 4), c40 = _mm256_fmadd_ps(a, b0, c40), c41 = _mm256_fmadd_ps(a, b1, c41);
-        a = _mm256_broadcast_ss(A + 5), c50 = _mm256_fmadd_ps(a, b0, c50), c51 = _mm256_fmadd_ps(a, b1, c51);
-    }
-    _mm256_storeu_ps(t, c00), _mm256_storeu_ps(t + 8, c01), _mm256_storeu_ps(t + 16, c10);
-    _mm256_storeu_ps(t + 24, c11), _mm256_storeu_ps(t + 32, c20), _mm256_storeu_ps(t + 40, c21);
-    _mm256_storeu_ps(t + 48, c30), _mm256_storeu_ps(t + 56, c31), _mm256_storeu_ps(t + 64, c40);
+/* The 6 x 16 tile over kc steps, A's six values of step k at A_AT(i, k),
+ * B's packed panel (kc, 16): the partial sums in t (6 x 16) are loaded
+ * first unless first. One body for A packed (a panel of k-major sixes)
+ * and A read in place (six rows of a row-major A: no copy; read in place,
+ * B's rows thousands of floats apart measured slower than packing it). */
+#define TILE_BODY(A_AT)                                                                                                \
+    __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;                                                 \
+    if (first) {                                                                                                       \
+        c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = _mm256_setzero_ps();                   \
+    } else {                                                                                                           \
+        c00 = _mm256_loadu_ps(t), c01 = _mm256_loadu_ps(t + 8), c10 = _mm256_loadu_ps(t + 16);                         \
+        c11 = _mm256_loadu_ps(t + 24), c20 = _mm256_loadu_ps(t + 32), c21 = _mm256_loadu_ps(t + 40);                  \
+        c30 = _mm256_loadu_ps(t + 48), c31 = _mm256_loadu_ps(t + 56), c40 = _mm256_loadu_ps(t + 64);                  \
+        c41 = _mm256_loadu_ps(t + 72), c50 = _mm256_loadu_ps(t + 80), c51 = _mm256_loadu_ps(t + 88);                  \
+    }                                                                                                                  \
+    _Pragma("GCC unroll 4") for (size_t k = 0; k < kc; k++, B += NR) {                                               \
+        __m256 b0 = _mm256_loadu_ps(B), b1 = _mm256_loadu_ps(B + 8), a;                                                \
+        a = _mm256_broadcast_ss(A_AT(0, k)), c00 = _mm256_fmadd_ps(a, b0, c00), c01 = _mm256_fmadd_ps(a, b1, c01);    \
+        a = _mm256_broadcast_ss(A_AT(1, k)), c10 = _mm256_fmadd_ps(a, b0, c10), c11 = _mm256_fmadd_ps(a, b1, c11);    \
+        a = _mm256_broadcast_ss(A_AT(2, k)), c20 = _mm256_fmadd_ps(a, b0, c20), c21 = _mm256_fmadd_ps(a, b1, c21);    \
+        a = _mm256_broadcast_ss(A_AT(3, k)), c30 = _mm256_fmadd_ps(a, b0, c30), c31 = _mm256_fmadd_ps(a, b1, c31);    \
+        a = _mm256_broadcast_ss(A_AT(4, k)), c40 = _mm256_fmadd_ps(a, b0, c40), c41 = _mm256_fmadd_ps(a, b1, c41);    \
+        a = _mm256_broadcast_ss(A_AT(5, k)), c50 = _mm256_fmadd_ps(a, b0, c50), c51 = _mm256_fmadd_ps(a, b1, c51);    \
+    }                                                                                                                  \
+    _mm256_storeu_ps(t, c00), _mm256_storeu_ps(t + 8, c01), _mm256_storeu_ps(t + 16, c10);                             \
+    _mm256_storeu_ps(t + 24, c11), _mm256_storeu_ps(t + 32, c20), _mm256_storeu_ps(t + 40, c21);                      \
+    _mm256_storeu_ps(t + 48, c30), _mm256_storeu_ps(t + 56, c31), _mm256_storeu_ps(t + 64, c40);                      \
     _mm256_storeu_ps(t + 72, c41), _mm256_storeu_ps(t + 80, c50), _mm256_storeu_ps(t + 88, c51);
+
+/* The tile with A packed: A(i, k) at A[k MR + i]. */
+static void tile6x16(size_t kc, const float *A, const float *B, float *t, bool first) {
+#define A_PACKED(i, k) (A + (k) * MR + (i))
+    TILE_BODY(A_PACKED)
+#undef A_PACKED
+}
+
+/* The tile with A read in place: A(i, k) at A[i ars + k], six rows. */
+static void tile6x16_rows(size_t kc, const float *A, size_t ars, const float *B, float *t, bool first) {
+    const float *a0 = A, *a1 = a0 + ars, *a2 = a1 + ars, *a3 = a2 + ars, *a4 = a3 + ars, *a5 = a4 + ars;
+#define A_ROWS(i, k) (a##i + (k))
+    TILE_BODY(A_ROWS)
+#undef A_ROWS
 }
 
 /* Packs rows m0 .. m0 + mb and k0 .. k0 + kc of A into panels of MR rows
@@ -190,8 +207,9 @@ static inline void tile_out(const float *t, const gemm_job *j, size_t r0, size_t
 }
 
 /* One task: rows m0 .. m0 + MB of C and panel group g of B. Per K chunk
- * the rows of A are packed and multiplied into the tiles' partial sums
- * (the thread's scratch); the last chunk's tiles go straight to C. */
+ * the rows of A are packed (or read in place) and multiplied into the
+ * tiles' partial sums (the thread's scratch); the last chunk's tiles go
+ * straight to C. */
 static void gemm_rows(void *arg, size_t task, int thread) {
     const gemm_job *j = arg;
     size_t m0 = (task / j->ng) * MB, g = task % j->ng;
@@ -208,22 +226,25 @@ static void gemm_rows(void *arg, size_t task, int thread) {
             }
         return;
     }
+    /* A row-major: its whole panels of six rows are read in place, a last
+     * short panel packed (zero rows past M) */
+    bool a_rows = j->acs == 1;
+    size_t full = a_rows ? mb / MR : 0;
     for (size_t k0 = 0; k0 < j->K; k0 += j->kcs) {
         size_t kc = j->K - k0 < j->kcs ? j->K - k0 : j->kcs;
         bool first = k0 == 0, last = k0 + kc == j->K;
-        pack_a(j->a, j->ars, j->acs, m0, mb, k0, kc, pa);
+        if (!a_rows) pack_a(j->a, j->ars, j->acs, m0, mb, k0, kc, pa);
+        else if (full < mp) pack_a(j->a, j->ars, j->acs, m0 + full * MR, mb - full * MR, k0, kc, pa + full * kc * MR);
         for (size_t q = q0; q < q1; q++) {
-            const float *bq = j->bp + k0 * np16 + q * kc * NR;
             size_t n0 = q * NR, cols = j->N - n0 < NR ? j->N - n0 : NR;
+            const float *bq = j->bp + k0 * np16 + q * kc * NR;
             for (size_t p = 0; p < mp; p++) {
-                float *tt = t + ((q - q0) * mp + p) * MR * NR;
-                if (!last) {
-                    tile6x16(kc, pa + p * kc * MR, bq, tt, first);
-                    continue;
-                }
-                if (!first) memcpy(out, tt, sizeof out);
-                tile6x16(kc, pa + p * kc * MR, bq, out, first);
-                tile_out(out, j, m0 + p * MR, n0, mb - p * MR < MR ? mb - p * MR : MR, cols);
+                float *tt = t + ((q - q0) * mp + p) * MR * NR, *dst = last ? out : tt;
+                if (last && !first) memcpy(out, tt, sizeof out);
+                if (p < full)
+                    tile6x16_rows(kc, j->a + (m0 + p * MR) * j->ars + k0, j->ars, bq, dst, first);
+                else tile6x16(kc, pa + p * kc * MR, bq, dst, first);
+                if (last) tile_out(out, j, m0 + p * MR, n0, mb - p * MR < MR ? mb - p * MR : MR, cols);
             }
         }
     }
