@@ -130,6 +130,32 @@ TEST(test_train_attn_twin) {
         }
 }
 
+/* Dropout's factors eight at a time against the scalar draw, bit for bit:
+ * lengths 0 to 40 (tails), offsets, keys and sites with high bits set,
+ * p 0.1 and 0.5 (where the CPU has AVX2). */
+TEST(test_train_drop_twin) {
+    if (!__builtin_cpu_supports("avx2")) return;
+    static const uint64_t keys[] = {0, 1, 0x9E3779B97F4A7C15ull, 0xFFFFFFFFFFFFFFFFull};
+    uint32_t st = 17;
+    float src[48], got[48], want[48];
+    size_t dropped = 0, total = 0;
+    for (size_t ki = 0; ki < sizeof keys / sizeof *keys; ki++)
+        for (int p = 0; p < 2; p++)
+            for (size_t n = 0; n <= 40; n++) {
+                fill(src, n + 1, &st);
+                float pr = p ? 0.5f : 0.1f;
+                se_tk_drop d = {.key = keys[ki], .site = 5 + ki * 1000, .base = ki * 0xFFFFFFFFFull + n,
+                                .thr = (uint32_t)((double)pr * 16777216.0), .inv = 1.0f / (1.0f - pr)};
+                uint64_t e0 = n * 7;
+                for (size_t i = 0; i < n; i++) want[i] = src[i] * se_tk_drop_at(&d, e0 + i);
+                se_tk_drop_mul_avx2(&d, e0, src, got, n);
+                CHECK_MSG(!memcmp(got, want, n * sizeof *got), "key %zu p %d n %zu: the factors differ", ki, p, n);
+                for (size_t i = 0; i < n; i++) dropped += want[i] == 0.0f, total++;
+            }
+    /* the draws are dropout's: about 0.3 of these zeroed (0.1 and 0.5 alike) */
+    CHECK_MSG(dropped > total / 5 && dropped < total * 2 / 5, "%zu of %zu dropped", dropped, total);
+}
+
 /* AdamW's update, 8 lanes against the scalar twin: the same bits, with and
  * without weight decay and clipping, n not a multiple of 8. */
 TEST(test_train_adamw_twin) {
@@ -225,6 +251,7 @@ TEST(test_train_gelu_twin) {
 int main(void) {
     RUN(test_train_gemm_twin);
     RUN(test_train_attn_twin);
+    RUN(test_train_drop_twin);
     RUN(test_train_adamw_twin);
     RUN(test_train_gelu_twin);
     RUN(test_train_adamw_threads);

@@ -224,7 +224,8 @@ void se_tk_attn_fwd_fast(const float *q, const float *k, const float *v, size_t 
             for (size_t t = 0; t < T; t++) pi[t] = expf(pi[t]);
         for (size_t t = 0; t < T; t++) sum += pi[t];
         for (size_t t = 0; t < T; t++) pi[t] /= sum;
-        if (dr)
+        if (dr && avx2) se_tk_drop_mul_avx2(dr, i * T, pi, pd + i * T, T);
+        else if (dr)
             for (size_t t = 0; t < T; t++) pd[i * T + t] = pi[t] * se_tk_drop_at(dr, i * T + t);
     }
     se_tk_gemm(NULL, T, HD, T, dr ? pd : p, T, 1, v, ld, 1, NULL, false, out, ldo, gs); /* dropout(p) v */
@@ -292,7 +293,9 @@ typedef struct elem_job {
 /* Dropout's factors over elements [a, b). */
 static void drop_range(void *arg, size_t a, size_t b) {
     const elem_job *j = arg;
-    for (size_t e = a; e < b; e++) j->x[e] *= se_tk_drop_at(j->dr, e);
+    if (se_kernels_get()->gemm != se_gemm_ref) se_tk_drop_mul_avx2(j->dr, a, j->x + a, j->x + a, b - a);
+    else
+        for (size_t e = a; e < b; e++) j->x[e] *= se_tk_drop_at(j->dr, e);
 }
 
 void se_tk_drop_apply(se_threadpool *tp, const se_tk_drop *dr, float *x, size_t n) {

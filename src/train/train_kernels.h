@@ -91,6 +91,11 @@ static inline float se_tk_drop_at(const se_tk_drop *d, uint64_t e) {
     return se_tk_drop_u24(d->key, d->site, d->base + e) < d->thr ? 0.0f : d->inv;
 }
 
+/* dst[i] = src[i] times the factor of element e0 + i, i < n (dst may be
+ * src): se_tk_drop_at's bits, eight at a time (train_drop_avx2.c; call it
+ * only when the CPU has AVX2). */
+void se_tk_drop_mul_avx2(const se_tk_drop *d, uint64_t e0, const float *src, float *dst, size_t n);
+
 /* LayerNorm of one row of n in place, keeping xhat (n) and its 1/std. */
 void se_tk_layernorm_fwd(float *x, size_t n, const float *g, const float *b, float eps, float *xhat, float *rstd);
 
