@@ -17,6 +17,13 @@
  *
  *   bench_train --layers 6 --hidden 384 --heads 12 --ff 1536 --vocab 30522
  *               --batch 32 --seq 32 --loss mnrl --steps 13 --warmup 3 --threads 2
+ *
+ * With --lengths FILE (lines "anchor_length positive_length", e.g.
+ * lengths-stsb-train.txt: real pairs' token counts) the sentences of step
+ * k take the lengths of rows k B .. k B + B - 1 (cycling), column by
+ * column, instead of --seq: what training on real text costs, with no
+ * padding (torch_train.py --lengths pads each column to its longest, as
+ * sentence-transformers does).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,7 +65,7 @@ static int cmp_d(const void *a, const void *b) {
 /* Reads the option table, builds the model, runs and times the steps. */
 int main(int argc, char **argv) {
     long L = 6, H = 384, NH = 12, FF = 1536, V = 30522, B = 32, N = 32, steps = 13, warm = 3, threads = 2, tdim = 0;
-    const char *loss = "mnrl";
+    const char *loss = "mnrl", *lengths = NULL;
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
         long x = atol(v);
@@ -74,6 +81,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(k, "--threads")) threads = x;
         else if (!strcmp(k, "--teacher-dim")) tdim = x;
         else if (!strcmp(k, "--loss")) loss = v;
+        else if (!strcmp(k, "--lengths")) lengths = v;
         else {
             fprintf(stderr, "bench_train: unknown option %s\n", k);
             return 2;
@@ -103,6 +111,30 @@ int main(int argc, char **argv) {
         return 1;
     }
     size_t cols = mse ? 1 : 2, S = cols * (size_t)B, T = S * (size_t)N, dim = m->cfg.dim;
+    long *len = NULL; /* --lengths: n_rows x 2 */
+    size_t n_rows = 0;
+    if (lengths) {
+        FILE *f = fopen(lengths, "r");
+        long x, y;
+        len = malloc(2 * 100000 * sizeof *len);
+        if (!f || !len) {
+            fprintf(stderr, "bench_train: cannot read %s\n", lengths);
+            return 1;
+        }
+        while (n_rows < 100000 && fscanf(f, "%ld %ld", &x, &y) == 2) {
+            if (x < 2 || y < 2 || x > 512 || y > 512) {
+                fprintf(stderr, "bench_train: %s line %zu: lengths %ld %ld outside 2..512\n", lengths, n_rows + 1, x, y);
+                return 1;
+            }
+            len[2 * n_rows] = x, len[2 * n_rows + 1] = y, n_rows++;
+        }
+        fclose(f);
+        if (!n_rows) {
+            fprintf(stderr, "bench_train: %s: no lengths\n", lengths);
+            return 1;
+        }
+        T = S * 512; /* room for the longest */
+    }
     int32_t *ids = malloc(T * sizeof *ids);
     size_t *starts = malloc((S + 1) * sizeof *starts);
     float *emb = malloc(S * dim * sizeof *emb), *demb = malloc(S * dim * sizeof *demb);
@@ -111,13 +143,18 @@ int main(int argc, char **argv) {
     double *cpus = malloc((size_t)steps * sizeof *cpus);
     if (!ids || !starts || !emb || !demb || !teacher || !times || !losses || !cpus) return 1;
     for (size_t s = 0; s <= S; s++) starts[s] = s * (size_t)N;
+    size_t tokens_sum = 0; /* the timed steps' tokens */
     uint64_t rng = 7;
     se_loss_spec spec = {.kind = mse ? SE_LOSS_MSE : SE_LOSS_MNRL};
     for (long st = 0; st < steps; st++) {
+        if (len) /* sentence c B + i: column c of row k B + i */
+            for (size_t s = 0; s < S; s++)
+                starts[s + 1] = starts[s] + (size_t)len[2 * (((size_t)st * (size_t)B + s % (size_t)B) % n_rows) + s / (size_t)B];
+        if (st >= warm) tokens_sum += starts[S];
         for (size_t s = 0; s < S; s++) /* [CLS] random word pieces [SEP] */
-            for (size_t t = 0; t < (size_t)N; t++)
-                ids[s * (size_t)N + t] = t == 0 ? 101 : t + 1 == (size_t)N ? 102
-                                                                          : (int32_t)(1000 + next64(&rng) % (uint64_t)(V - 1000));
+            for (size_t t = starts[s], n = starts[s + 1] - starts[s]; t < starts[s + 1]; t++)
+                ids[t] = t == starts[s] ? 101 : t + 1 == starts[s] + n ? 102
+                                                                      : (int32_t)(1000 + next64(&rng) % (uint64_t)(V - 1000));
         for (size_t i = 0; i < (size_t)B * (size_t)tdim; i++)
             teacher[i] = (float)((double)(next64(&rng) >> 11) / 9007199254740992.0 - 0.5) * 0.2f;
         se_tbatch b = {.ids = ids, .starts = starts, .S = S, .train = true, .dropout_key = next64(&rng)};
@@ -144,8 +181,8 @@ int main(int argc, char **argv) {
     getrusage(RUSAGE_SELF, &ru);
     printf("{\"impl\": \"sembed\", \"layers\": %ld, \"hidden\": %ld, \"heads\": %ld, \"ff\": %ld, \"vocab\": %ld, "
            "\"batch\": %ld, \"seq\": %ld, \"loss\": \"%s\", \"columns\": %zu, \"threads\": %ld, \"warmup\": %ld, "
-           "\"step_s\": [",
-           L, H, NH, FF, V, B, N, loss, cols, threads, warm);
+           "\"lengths\": \"%s\", \"tokens_per_step\": %.1f, \"step_s\": [",
+           L, H, NH, FF, V, B, N, loss, cols, threads, warm, lengths ? lengths : "", (double)tokens_sum / (double)nm);
     for (long st = 0; st < steps; st++) printf("%s%.4f", st ? ", " : "", times[st]);
     printf("], \"cpu_s\": [");
     for (long st = 0; st < steps; st++) printf("%s%.4f", st ? ", " : "", cpus[st]);
@@ -156,6 +193,6 @@ int main(int argc, char **argv) {
     se_ttape_free(tape);
     se_adamw_free(o);
     se_tmodel_free(m);
-    free(ids), free(starts), free(emb), free(demb), free(teacher), free(times), free(losses), free(sorted), free(cpus);
+    free(len), free(ids), free(starts), free(emb), free(demb), free(teacher), free(times), free(losses), free(sorted), free(cpus);
     return 0;
 }

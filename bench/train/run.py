@@ -29,6 +29,11 @@ SHAPES = [
     ("minilm-l6-b32-t32-mnrl", MINILM + ["--batch", "32", "--seq", "32", "--loss", "mnrl"]),
     ("minilm-l6-b32-t128-mnrl", MINILM + ["--batch", "32", "--seq", "128", "--loss", "mnrl"]),
     ("student-4x256-b64-t16-mse", STUDENT + ["--batch", "64", "--seq", "16", "--loss", "mse", "--teacher-dim", "512"]),
+    # real text: STS-B train pairs' token counts (make_lengths.py); sembed packs them, PyTorch pads
+    # each column to its longest as sentence-transformers does (not the fixed-shape goal's comparison)
+    ("minilm-l6-b32-stsb-pairs-mnrl", MINILM + ["--batch", "32", "--lengths",
+                                                os.path.join(ROOT, "bench", "train", "lengths-stsb-train.txt"),
+                                                "--loss", "mnrl"]),
 ]
 
 
@@ -100,13 +105,17 @@ def main():
             med = statistics.median(r["median_step_s"] for r in ok)
             summ[k] = {"median_step_s": round(med, 4), "sentences_per_s": round(ok[0]["columns"] * ok[0]["batch"] / med, 2),
                        "peak_rss_mb": max(r["peak_rss_mb"] for r in ok)}
+            for f in ("tokens_per_step", "padded_tokens_per_step"):
+                if f in ok[0]:
+                    summ[k][f] = ok[0][f]
             if all("median_cpu_s" in r for r in ok):
                 summ[k]["median_cpu_s"] = round(statistics.median(r["median_cpu_s"] for r in ok), 4)
         s, t = summ.get("sembed", {}), summ.get("torch_openblas", {})
         if "median_step_s" in s and "median_step_s" in t:
             summ["speed_ratio_vs_openblas"] = round(t["median_step_s"] / s["median_step_s"], 3)
             summ["rss_ratio_vs_openblas"] = round(s["peak_rss_mb"] / t["peak_rss_mb"], 3)
-            summ["speed_goal_met"] = summ["speed_ratio_vs_openblas"] >= 1.5
+            if "--lengths" not in args:  # the goal is stated for one fixed shape on both sides
+                summ["speed_goal_met"] = summ["speed_ratio_vs_openblas"] >= 1.5
             summ["memory_goal_met"] = s["peak_rss_mb"] <= t["peak_rss_mb"]
             if "median_cpu_s" in s and "median_cpu_s" in t:
                 summ["cpu_ratio_vs_openblas"] = round(t["median_cpu_s"] / s["median_cpu_s"], 3)
