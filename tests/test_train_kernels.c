@@ -130,6 +130,28 @@ TEST(test_train_attn_twin) {
         }
 }
 
+/* LayerNorm's fast twins against the references: rows of 1 to 70 (tails),
+ * the backward's dx in place over dy, dg and db accumulated. */
+TEST(test_train_ln_twin) {
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return;
+    uint32_t st = 23;
+    float x0[80], x1[80], h0[80], h1[80], g[80], b[80], dy[80], d0[80], d1[80], dg0[80], dg1[80], db0[80], db1[80];
+    for (size_t n = 1; n <= 70; n++) {
+        float r0, r1;
+        fill(x0, n, &st), fill(g, n, &st), fill(b, n, &st), fill(dy, n, &st), fill(dg0, n, &st), fill(db0, n, &st);
+        for (size_t i = 0; i < n; i++) x0[i] = 3.0f * x0[i] + 0.5f, x1[i] = x0[i], dg1[i] = dg0[i], db1[i] = db0[i];
+        se_tk_layernorm_fwd(x0, n, g, b, 1e-12f, h0, &r0);
+        se_tk_layernorm_fwd_avx2(x1, n, g, b, 1e-12f, h1, &r1);
+        double e1 = rel_err(x1, x0, n), e2 = rel_err(h1, h0, n), e3 = fabs((double)r1 - r0) / r0;
+        CHECK_MSG(e1 < 1e-5 && e2 < 1e-5 && e3 < 1e-5, "n %zu forward: y %.2e xhat %.2e rstd %.2e", n, e1, e2, e3);
+        memcpy(d1, dy, n * sizeof *d1);
+        se_tk_layernorm_bwd(dy, h0, r0, g, n, d0, dg0, db0);
+        se_tk_layernorm_bwd_avx2(d1, h0, r0, g, n, d1, dg1, db1); /* in place */
+        double e4 = rel_err(d1, d0, n), e5 = rel_err(dg1, dg0, n), e6 = rel_err(db1, db0, n);
+        CHECK_MSG(e4 < 1e-4 && e5 < 1e-5 && e6 < 1e-5, "n %zu backward: dx %.2e dg %.2e db %.2e", n, e4, e5, e6);
+    }
+}
+
 /* Dropout's factors eight at a time against the scalar draw, bit for bit:
  * lengths 0 to 40 (tails), offsets, keys and sites with high bits set,
  * p 0.1 and 0.5 (where the CPU has AVX2). */
@@ -252,6 +274,7 @@ int main(void) {
     RUN(test_train_gemm_twin);
     RUN(test_train_attn_twin);
     RUN(test_train_drop_twin);
+    RUN(test_train_ln_twin);
     RUN(test_train_adamw_twin);
     RUN(test_train_gelu_twin);
     RUN(test_train_adamw_threads);

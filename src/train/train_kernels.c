@@ -335,11 +335,12 @@ void se_tk_act_bwd_mt(se_threadpool *tp, se_act a, const float *pre, const float
 static void add_ln_range(void *arg, size_t a, size_t b) {
     const elem_job *j = arg;
     size_t H = j->H;
+    bool fast = se_kernels_get()->gemm != se_gemm_ref;
     for (size_t t = a; t < b; t++) {
         float *r = j->x + t * H;
         if (j->res)
             for (size_t i = 0; i < H; i++) r[i] = j->res[t * H + i] + r[i];
-        se_tk_layernorm_fwd(r, H, j->g, j->b, j->eps, j->xh + t * H, j->rs + t);
+        (fast ? se_tk_layernorm_fwd_avx2 : se_tk_layernorm_fwd)(r, H, j->g, j->b, j->eps, j->xh + t * H, j->rs + t);
     }
 }
 
@@ -361,8 +362,10 @@ static void ln_bwd_range(void *arg, size_t a, size_t b) {
     size_t H = j->H;
     float *dg = j->part + (a / LN_ROWS) * 2 * H, *db = dg + H;
     memset(dg, 0, 2 * H * sizeof *dg);
+    bool fast = se_kernels_get()->gemm != se_gemm_ref;
     for (size_t t = a; t < b; t++)
-        se_tk_layernorm_bwd(j->x + t * H, j->xhat + t * H, j->rsc[t], j->g, H, j->x + t * H, dg, db);
+        (fast ? se_tk_layernorm_bwd_avx2 : se_tk_layernorm_bwd)(j->x + t * H, j->xhat + t * H, j->rsc[t], j->g, H,
+                                                               j->x + t * H, dg, db);
 }
 
 void se_tk_layernorm_bwd_rows(se_threadpool *tp, float *dx, const float *xhat, const float *rstd, const float *g,

@@ -105,6 +105,13 @@ void se_tk_layernorm_fwd(float *x, size_t n, const float *g, const float *b, flo
 void se_tk_layernorm_bwd(const float *dy, const float *xhat, float rstd, const float *g, size_t n, float *dx, float *dg,
                          float *db);
 
+/* Their fast twins, eight lanes at a time (train_norm_avx2.c; the sums in
+ * eight partial float sums: equal to rounding). Call them only when the
+ * CPU has AVX2 and FMA. */
+void se_tk_layernorm_fwd_avx2(float *x, size_t n, const float *g, const float *b, float eps, float *xhat, float *rstd);
+void se_tk_layernorm_bwd_avx2(const float *dy, const float *xhat, float rstd, const float *g, size_t n, float *dx,
+                              float *dg, float *db);
+
 /* An activation's backward over n values: dx[i] = dy[i] * act'(pre[i]),
  * pre the input of the forward (out its output, used by tanh and
  * sigmoid). dx may alias dy. */
