@@ -60,7 +60,9 @@ static void pool_bwd(const se_tmodel *m, const se_ttape *tp, const float *d_pool
     }
 }
 
-/* The attention backward of one layer, a task per head. */
+/* The attention backward of one layer: a task per sentence (its heads in
+ * turn), or per head where the model has a relative position bias (each
+ * head's row of the bias gradient then has one writer), as the forward. */
 typedef struct attn_job {
     const se_tmodel *m;
     se_ttape *tp;
@@ -68,26 +70,31 @@ typedef struct attn_job {
     size_t l;
 } attn_job;
 
-/* Head h of every sentence: adds into d_qkv's head columns and the head's
- * row of the relative bias gradient (d_p: the thread's row of scratch). */
-static void attn_task(void *arg, size_t h, int thread) {
-    const attn_job *j = arg;
+/* Head h of sentence s: adds into d_qkv's head columns and the head's row
+ * of the relative bias gradient (d_p: the thread's row of scratch). */
+static void attn_one(const attn_job *j, size_t s, size_t h, int thread) {
     const se_tcfg *c = &j->m->cfg;
-    size_t H = c->H, NH = c->NH, HD = H / NH, off = 0;
+    size_t H = c->H, HD = H / c->NH;
     float scale = 1.0f / sqrtf((float)HD);
     float *drel = c->rel_bias ? j->tp->d_rel + h * (2 * c->P - 1) : NULL, *dp = j->tp->d_p + (size_t)thread * j->tp->d_p_ld;
     se_tk_drop drb;
     se_tk_drop *dr = se_ttape_drop(j->tp, j->m, 1 + 3 * j->l, true, &drb);
-    for (size_t s = 0; s < j->tp->S; s++) {
-        size_t a = j->tp->starts[s], n = j->tp->starts[s + 1] - a;
-        const float *q = j->lt->qkv + a * 3 * H + h * HD;
-        float *dq = j->tp->d_qkv + a * 3 * H + h * HD;
-        if (dr) dr->base = off + h * n * n;
-        se_tk_attn_bwd_fast(q, q + H, q + 2 * H, 3 * H, n, HD, scale, j->lt->probs + off + h * n * n,
-                            dr && j->lt->probs_d ? j->lt->probs_d + off + h * n * n : NULL, j->tp->d_ctx + a * H + h * HD,
-                            H, dq, dq + H, dq + 2 * H, drel, c->P - 1, dr, dp);
-        off += NH * n * n;
-    }
+    size_t a = j->tp->starts[s], n = j->tp->starts[s + 1] - a, off = j->tp->att_off[s] + h * n * n;
+    const float *q = j->lt->qkv + a * 3 * H + h * HD;
+    float *dq = j->tp->d_qkv + a * 3 * H + h * HD;
+    if (dr) dr->base = off;
+    se_tk_attn_bwd_fast(q, q + H, q + 2 * H, 3 * H, n, HD, scale, j->lt->probs + off,
+                        dr && j->lt->probs_d ? j->lt->probs_d + off : NULL, j->tp->d_ctx + a * H + h * HD, H, dq, dq + H,
+                        dq + 2 * H, drel, c->P - 1, dr, dp);
+}
+
+/* Task i: every head of sentence i, or head i of every sentence. */
+static void attn_task(void *arg, size_t i, int thread) {
+    const attn_job *j = arg;
+    if (j->m->cfg.rel_bias)
+        for (size_t s = 0; s < j->tp->S; s++) attn_one(j, s, i, thread);
+    else
+        for (size_t h = 0; h < j->m->cfg.NH; h++) attn_one(j, i, h, thread);
 }
 
 /* Layer l's backward: dx (T, H) is the gradient of its output on entry
@@ -124,7 +131,7 @@ static void layer_bwd(se_tmodel *m, size_t l, se_ttape *tp, float *dx) {
     /* attention per sentence and head */
     memset(dqkv, 0, T * 3 * H * sizeof *dqkv);
     attn_job aj = {m, tp, lt, l};
-    se_threadpool_run(m->pool, NH, attn_task, &aj);
+    se_threadpool_run(m->pool, c->rel_bias ? NH : tp->S, attn_task, &aj);
     /* q, k, v = x_in W^T + b; dx_in = dz1 + sum dq W. The key bias gets no
      * gradient: it adds q_i . b_k to every score of query i, which the
      * softmax cancels, so its gradient is exactly zero (autograd's is

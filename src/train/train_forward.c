@@ -100,12 +100,13 @@ static size_t layout(const se_tmodel *m, se_ttape *tp, const se_tbatch *b, float
     CARVE(tp ? &tp->ln_scratch : &dummy, se_tk_ln_bwd_scratch(T, H));
 #undef CARVE
     (void)dummy;
-    *n_idx = (S + 1) + S + S * H + T;
+    *n_idx = (S + 1) + S + S * H + T + (S + 1);
     if (idx_base && tp) {
         tp->starts = idx_base;
         tp->first = idx_base + S + 1;
         tp->argmax = idx_base + 2 * S + 1;
         tp->pos = tp->argmax + S * H;
+        tp->att_off = tp->pos + T;
     }
     return off;
 }
@@ -191,7 +192,10 @@ se_tk_drop *se_ttape_drop(const se_ttape *tp, const se_tmodel *m, uint64_t site,
     return dr;
 }
 
-/* The attention of one layer, a task per head. */
+/* The attention of one layer: a task per sentence (its heads in turn, so
+ * the sentence's rows of q, k and v stay in the core's cache), or per
+ * head where the model has a relative position bias (the backward adds
+ * into one gradient row per head: one task owns it). */
 typedef struct attn_job {
     const se_tmodel *m;
     se_ttape *tp;
@@ -199,24 +203,29 @@ typedef struct attn_job {
     size_t l;
 } attn_job;
 
-/* Head h of every sentence: its attention weights and context. */
-static void attn_task(void *arg, size_t h, int thread) {
-    const attn_job *j = arg;
+/* Head h of sentence s: its attention weights and context. */
+static void attn_one(const attn_job *j, size_t s, size_t h, int thread) {
     const se_tcfg *c = &j->m->cfg;
-    size_t H = c->H, NH = c->NH, HD = H / NH, off = 0;
+    size_t H = c->H, HD = H / c->NH;
     float scale = 1.0f / sqrtf((float)HD);
     const float *rel = c->rel_bias ? j->tp->rel + h * (2 * c->P - 1) : NULL;
     se_tk_drop drb;
     se_tk_drop *dr = se_ttape_drop(j->tp, j->m, 1 + 3 * j->l, true, &drb);
-    for (size_t s = 0; s < j->tp->S; s++) {
-        size_t a = j->tp->starts[s], n = j->tp->starts[s + 1] - a;
-        const float *q = j->lt->qkv + a * 3 * H + h * HD;
-        if (dr) dr->base = off + h * n * n;
-        se_tk_attn_fwd_fast(q, q + H, q + 2 * H, 3 * H, n, HD, scale, rel, c->P - 1, dr, j->lt->probs + off + h * n * n,
-                            dr && j->lt->probs_d ? j->lt->probs_d + off + h * n * n : NULL, j->lt->ctx + a * H + h * HD,
-                            H, j->tp->d_p + (size_t)thread * j->tp->d_p_ld);
-        off += NH * n * n;
-    }
+    size_t a = j->tp->starts[s], n = j->tp->starts[s + 1] - a, off = j->tp->att_off[s] + h * n * n;
+    const float *q = j->lt->qkv + a * 3 * H + h * HD;
+    if (dr) dr->base = off;
+    se_tk_attn_fwd_fast(q, q + H, q + 2 * H, 3 * H, n, HD, scale, rel, c->P - 1, dr, j->lt->probs + off,
+                        dr && j->lt->probs_d ? j->lt->probs_d + off : NULL, j->lt->ctx + a * H + h * HD, H,
+                        j->tp->d_p + (size_t)thread * j->tp->d_p_ld);
+}
+
+/* Task i: every head of sentence i, or head i of every sentence. */
+static void attn_task(void *arg, size_t i, int thread) {
+    const attn_job *j = arg;
+    if (j->m->cfg.rel_bias)
+        for (size_t s = 0; s < j->tp->S; s++) attn_one(j, s, i, thread);
+    else
+        for (size_t h = 0; h < j->m->cfg.NH; h++) attn_one(j, i, h, thread);
 }
 
 /* One encoder layer l over x (T, H) in place, recording into lt. */
@@ -235,7 +244,7 @@ static void layer_fwd(const se_tmodel *m, size_t l, se_ttape *tp, float *x) {
         se_tk_linear(m->pool, x, T, H, W(SE_TL_V_W), H, W(SE_TL_V_B), lt->qkv + 2 * H, 3 * H, tp->gemm_scratch);
     }
     attn_job aj = {m, tp, lt, l};
-    se_threadpool_run(m->pool, NH, attn_task, &aj);
+    se_threadpool_run(m->pool, c->rel_bias ? NH : tp->S, attn_task, &aj);
     /* x = LN1(dropout(ctx Wo^T + bo) + x) */
     float *h1 = lt->h1;
     se_tk_drop dr;
@@ -293,6 +302,11 @@ se_status se_ttape_forward(const se_tmodel *m, const se_tbatch *b, se_ttape **ta
     tp->T = T, tp->S = S, tp->drop = b->train, tp->key = b->dropout_key;
     layout(m, tp, b, tp->arena, tp->idx_arena, &n_idx);
     memcpy(tp->starts, b->starts, (S + 1) * sizeof(size_t));
+    tp->att_off[0] = 0;
+    for (size_t i = 0; i < S; i++) {
+        size_t n = b->starts[i + 1] - b->starts[i];
+        tp->att_off[i + 1] = tp->att_off[i] + c->NH * n * n;
+    }
     for (size_t i = 0; i < S; i++) tp->first[i] = b->first ? b->first[i] : 0;
     for (size_t t = 0; t < T; t++) tp->ids[t] = b->ids[t], tp->types[t] = b->type_ids ? b->type_ids[t] : 0;
 

@@ -45,6 +45,7 @@ struct se_ttape {
     float *x_out;               /* (T, H) the last layer's output */
     float *pooled;              /* (S, pool_dim) */
     size_t *argmax;             /* (S, H) max pooling's token per component (absolute) */
+    size_t *att_off;            /* (S + 1) where each sentence's attention weights start in a layer's probs */
     float **st_in, **st_pre, **st_out; /* per stage: (S, n_in), (S, n_out) (Normalize: its divisor per
                                           sentence), (S, n_out) */
     /* backward scratch */
