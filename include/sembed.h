@@ -95,6 +95,14 @@ typedef struct se_error {
     char msg[SE_ERROR_MSG_MAX]; /* NUL-terminated, one line */
 } se_error;
 
+/* Checks that the n bytes at s are UTF-8 as every text-taking call needs
+ * it (no overlong forms, surrogates, code points past U+10FFFF or cut
+ * sequences): SE_OK, or SE_E_UTF8 with the offset of the first bad byte
+ * in *bad_at (when not NULL) and in err's message. s may be NULL when n is
+ * 0. For programs that check a whole input before working on it.
+ * Thread-safe. */
+SE_API se_status se_utf8_check(const char *s, size_t n, size_t *bad_at, se_error *err);
+
 /* Log levels for notices the library would otherwise have nowhere to put
  * (it never prints). */
 typedef enum se_log_level {

@@ -95,22 +95,11 @@ int cli_read(cli_reader *r, cli_record *rec, char *errbuf, size_t errcap) {
     return 1;
 }
 
-/* Offset of the first byte of s[0..n) that is not part of well-formed
- * UTF-8 (RFC 3629: no overlongs, surrogates or code points past
- * U+10FFFF), or n when it is all valid. */
-static size_t utf8_bad_at(const unsigned char *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        size_t k = c < 0x80 ? 0 : c >= 0xC2 && c <= 0xDF ? 1 : c >= 0xE0 && c <= 0xEF ? 2 : c >= 0xF0 && c <= 0xF4 ? 3 : 9;
-        if (k == 9 || k > n - i - 1) return i; /* a bad lead byte, or the sequence runs past the end */
-        for (size_t j = 1; j <= k; j++)
-            if ((s[i + j] & 0xC0) != 0x80) return i;
-        if (k == 2 && ((c == 0xE0 && s[i + 1] < 0xA0) || (c == 0xED && s[i + 1] > 0x9F))) return i;
-        if (k == 3 && ((c == 0xF0 && s[i + 1] < 0x90) || (c == 0xF4 && s[i + 1] > 0x8F))) return i;
-        i += k + 1;
-    }
-    return n;
+/* The offset of the first byte of s (n bytes) that is not valid UTF-8, as
+ * the library checks text (se_utf8_check); n when it all is. */
+static size_t utf8_bad_at(const char *s, size_t n) {
+    size_t bad = n;
+    return se_utf8_check(s, n, &bad, NULL) == SE_OK ? n : bad;
 }
 
 int cli_reader_precheck(cli_reader *r, char *errbuf, size_t errcap) {
@@ -122,9 +111,9 @@ int cli_reader_precheck(cli_reader *r, char *errbuf, size_t errcap) {
     cli_record rec;
     int got;
     while ((got = cli_read(r, &rec, errbuf, errcap)) == 1) {
-        size_t bad = utf8_bad_at((const unsigned char *)rec.text, rec.text_len);
+        size_t bad = utf8_bad_at(rec.text, rec.text_len);
         if (bad == rec.text_len && rec.pair) {
-            size_t b2 = utf8_bad_at((const unsigned char *)rec.pair, rec.pair_len);
+            size_t b2 = utf8_bad_at(rec.pair, rec.pair_len);
             if (b2 != rec.pair_len) bad = rec.text_len + 1 + b2;
         }
         if (bad != rec.text_len) {

@@ -16,6 +16,8 @@
  */
 #include "unicode.h"
 
+#include "error.h"
+
 #include <utf8proc.h>
 
 int se_utf8_decode(const uint8_t *s, size_t n, uint32_t *cp) {
@@ -86,6 +88,14 @@ bool se_utf8_valid(const char *s, size_t n, size_t *bad) {
         i += (size_t)k;
     }
     return true;
+}
+
+se_status se_utf8_check(const char *s, size_t n, size_t *bad_at, se_error *err) {
+    size_t bad = 0;
+    if (!s && n) return se_err(err, SE_E_INVALID, "se_utf8_check: NULL text of %zu bytes", n);
+    if (!n || se_utf8_valid(s, n, &bad)) return SE_OK;
+    if (bad_at) *bad_at = bad;
+    return se_err(err, SE_E_UTF8, "invalid UTF-8 at byte %zu", bad);
 }
 
 bool se_uc_is_whitespace(uint32_t c) {

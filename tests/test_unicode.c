@@ -2,6 +2,9 @@
  * test_unicode.c - UTF-8 decoding and the character classes the BERT
  * normaliser and pre-tokenizer rely on.
  */
+#include <string.h>
+
+#include "sembed.h"
 #include "test.h"
 #include "unicode.h"
 
@@ -21,6 +24,14 @@ TEST(utf8_decode) {
     size_t bad = 0;
     CHECK(se_utf8_valid("ok \xE4\xB8\xAD", 6, &bad));
     CHECK(!se_utf8_valid("ok \xE4\xB8", 5, &bad) && bad == 3);
+    /* the public check: the same verdict and offset, and a message naming the byte */
+    se_error e = {0};
+    size_t at = 99;
+    CHECK(se_utf8_check("ok \xE4\xB8\xAD", 6, &at, &e) == SE_OK && at == 99 && e.code == SE_OK);
+    CHECK(se_utf8_check(NULL, 0, NULL, NULL) == SE_OK);
+    CHECK(se_utf8_check("ab\xED\xA0\x80", 5, &at, &e) == SE_E_UTF8 && at == 2 && strstr(e.msg, "byte 2"));
+    CHECK(se_utf8_check("abc\xC0\xAF", 5, &at, NULL) == SE_E_UTF8 && at == 3);
+    CHECK(se_utf8_check(NULL, 3, &at, &e) == SE_E_INVALID);
     char out[4];
     for (uint32_t cp = 1; cp < 0x110000; cp += 97) {
         if (cp >= 0xD800 && cp <= 0xDFFF) continue;
