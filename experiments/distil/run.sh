@@ -6,6 +6,7 @@
 # from its last checkpoint: sembed train --resume OUT/checkpoint-N).
 #   WORK=/path/to/work SEMBED=build/sembed sh experiments/distil/run.sh [N_SENTENCES]
 # Needs Debian's wordnet-base (the corpus's WordNet glosses) and ../shared.
+# run2.sh is (a)'s second attempt (a teacher-derived init, 318,000 sentences), run after this.
 set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 SEMBED=${SEMBED:-$ROOT/build/sembed}
