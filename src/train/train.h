@@ -146,7 +146,8 @@ void se_tmodel_zero_grad(se_tmodel *m);
 
 /* Whether layer l's query, key and value weights (and biases) lie side by
  * side in the arenas, as the model builder lays them out: the forward and
- * backward then run the three projections as one GEMM of 3 H outputs. */
+ * backward run the three projections as one GEMM of 3 H outputs, and
+ * se_ttape_forward refuses a model where they do not. */
 bool se_tmodel_qkv_packed(const se_tmodel *m, size_t l);
 
 /* The parameter named name; NULL when there is none. */

@@ -60,9 +60,8 @@ static void pool_bwd(const se_tmodel *m, const se_ttape *tp, const float *d_pool
     }
 }
 
-/* The attention backward of one layer: a task per sentence (its heads in
- * turn), or per head where the model has a relative position bias (each
- * head's row of the bias gradient then has one writer), as the forward. */
+/* The attention of one layer's backward (split as se_ttape_attn_run
+ * says). */
 typedef struct attn_job {
     const se_tmodel *m;
     se_ttape *tp;
@@ -72,7 +71,8 @@ typedef struct attn_job {
 
 /* Head h of sentence s: adds into d_qkv's head columns and the head's row
  * of the relative bias gradient (d_p: the thread's row of scratch). */
-static void attn_one(const attn_job *j, size_t s, size_t h, int thread) {
+static void attn_one(const void *arg, size_t s, size_t h, int thread) {
+    const attn_job *j = arg;
     const se_tcfg *c = &j->m->cfg;
     size_t H = c->H, HD = H / c->NH;
     float scale = 1.0f / sqrtf((float)HD);
@@ -88,20 +88,11 @@ static void attn_one(const attn_job *j, size_t s, size_t h, int thread) {
                         dq + 2 * H, drel, c->P - 1, dr, dp);
 }
 
-/* Task i: every head of sentence i, or head i of every sentence. */
-static void attn_task(void *arg, size_t i, int thread) {
-    const attn_job *j = arg;
-    if (j->m->cfg.rel_bias)
-        for (size_t s = 0; s < j->tp->S; s++) attn_one(j, s, i, thread);
-    else
-        for (size_t h = 0; h < j->m->cfg.NH; h++) attn_one(j, i, h, thread);
-}
-
 /* Layer l's backward: dx (T, H) is the gradient of its output on entry
  * and of its input on return. */
 static void layer_bwd(se_tmodel *m, size_t l, se_ttape *tp, float *dx) {
     const se_tcfg *c = &m->cfg;
-    size_t T = tp->T, H = c->H, FF = c->FF, NH = c->NH;
+    size_t T = tp->T, H = c->H, FF = c->FF;
     se_tlayer_tape *lt = &tp->layers[l];
     const int *ix = m->layer[l];
     float *scr = tp->gemm_scratch, *dh = tp->d_h, *dff = tp->d_ff, *dctx = tp->d_ctx, *dqkv = tp->d_qkv;
@@ -131,25 +122,17 @@ static void layer_bwd(se_tmodel *m, size_t l, se_ttape *tp, float *dx) {
     /* attention per sentence and head */
     memset(dqkv, 0, T * 3 * H * sizeof *dqkv);
     attn_job aj = {m, tp, lt, l};
-    se_threadpool_run(m->pool, c->rel_bias ? NH : tp->S, attn_task, &aj);
+    se_ttape_attn_run(m, tp, attn_one, &aj);
     /* q, k, v = x_in W^T + b; dx_in = dz1 + sum dq W. The key bias gets no
      * gradient: it adds q_i . b_k to every score of query i, which the
      * softmax cancels, so its gradient is exactly zero (autograd's is
      * rounding noise, ~1e-17 of the others, which would make Adam move
      * it) */
-    if (se_tmodel_qkv_packed(m, l)) { /* the three as one product of 3 H (the key bias left out) */
-        se_tk_dw(m->pool, dqkv, 3 * H, T, 3 * H, lt->x_in, H, H, G(SE_TL_Q_W), NULL, scr);
-        se_tk_colsum(m->pool, dqkv, 3 * H, T, H, G(SE_TL_Q_B));
-        se_tk_colsum(m->pool, dqkv + 2 * H, 3 * H, T, H, G(SE_TL_V_B));
-        se_tk_dx(m->pool, dqkv, 3 * H, T, 3 * H, W(SE_TL_Q_W), H, dx, scr);
-        return;
-    }
-    static const int wi[3] = {SE_TL_Q_W, SE_TL_K_W, SE_TL_V_W};
-    for (int j = 0; j < 3; j++) {
-        float *db = wi[j] == SE_TL_K_W ? NULL : G(wi[j] + 1);
-        se_tk_dw(m->pool, dqkv + (size_t)j * H, 3 * H, T, H, lt->x_in, H, H, G(wi[j]), db, scr);
-        se_tk_dx(m->pool, dqkv + (size_t)j * H, 3 * H, T, H, W(wi[j]), H, dx, scr);
-    }
+    /* the three as one product of 3 H (se_ttape_forward checked they lie side by side) */
+    se_tk_dw(m->pool, dqkv, 3 * H, T, 3 * H, lt->x_in, H, H, G(SE_TL_Q_W), NULL, scr);
+    se_tk_colsum(m->pool, dqkv, 3 * H, T, H, G(SE_TL_Q_B));
+    se_tk_colsum(m->pool, dqkv + 2 * H, 3 * H, T, H, G(SE_TL_V_B));
+    se_tk_dx(m->pool, dqkv, 3 * H, T, 3 * H, W(SE_TL_Q_W), H, dx, scr);
 #undef W
 #undef G
 }

@@ -192,10 +192,7 @@ se_tk_drop *se_ttape_drop(const se_ttape *tp, const se_tmodel *m, uint64_t site,
     return dr;
 }
 
-/* The attention of one layer: a task per sentence (its heads in turn, so
- * the sentence's rows of q, k and v stay in the core's cache), or per
- * head where the model has a relative position bias (the backward adds
- * into one gradient row per head: one task owns it). */
+/* The attention of one layer's forward (split as se_ttape_attn_run says). */
 typedef struct attn_job {
     const se_tmodel *m;
     se_ttape *tp;
@@ -204,7 +201,8 @@ typedef struct attn_job {
 } attn_job;
 
 /* Head h of sentence s: its attention weights and context. */
-static void attn_one(const attn_job *j, size_t s, size_t h, int thread) {
+static void attn_one(const void *arg, size_t s, size_t h, int thread) {
+    const attn_job *j = arg;
     const se_tcfg *c = &j->m->cfg;
     size_t H = c->H, HD = H / c->NH;
     float scale = 1.0f / sqrtf((float)HD);
@@ -219,32 +217,40 @@ static void attn_one(const attn_job *j, size_t s, size_t h, int thread) {
                         j->tp->d_p + (size_t)thread * j->tp->d_p_ld);
 }
 
+/* The pool job of se_ttape_attn_run. */
+typedef struct attn_run_job {
+    const se_tmodel *m;
+    const se_ttape *tp;
+    se_ttape_attn_fn one;
+    const void *job;
+} attn_run_job;
+
 /* Task i: every head of sentence i, or head i of every sentence. */
 static void attn_task(void *arg, size_t i, int thread) {
-    const attn_job *j = arg;
-    if (j->m->cfg.rel_bias)
-        for (size_t s = 0; s < j->tp->S; s++) attn_one(j, s, i, thread);
+    const attn_run_job *r = arg;
+    if (r->m->cfg.rel_bias)
+        for (size_t s = 0; s < r->tp->S; s++) r->one(r->job, s, i, thread);
     else
-        for (size_t h = 0; h < j->m->cfg.NH; h++) attn_one(j, i, h, thread);
+        for (size_t h = 0; h < r->m->cfg.NH; h++) r->one(r->job, i, h, thread);
+}
+
+void se_ttape_attn_run(const se_tmodel *m, const se_ttape *tp, se_ttape_attn_fn one, const void *job) {
+    attn_run_job r = {m, tp, one, job};
+    se_threadpool_run(m->pool, m->cfg.rel_bias ? m->cfg.NH : tp->S, attn_task, &r);
 }
 
 /* One encoder layer l over x (T, H) in place, recording into lt. */
 static void layer_fwd(const se_tmodel *m, size_t l, se_ttape *tp, float *x) {
     const se_tcfg *c = &m->cfg;
-    size_t T = tp->T, H = c->H, FF = c->FF, NH = c->NH;
+    size_t T = tp->T, H = c->H, FF = c->FF;
     se_tlayer_tape *lt = &tp->layers[l];
     const int *ix = m->layer[l];
 #define W(k) (m->p[ix[k]].w)
     memcpy(lt->x_in, x, T * H * sizeof *x);
-    if (se_tmodel_qkv_packed(m, l)) /* one product of 3 H outputs */
-        se_tk_linear(m->pool, x, T, H, W(SE_TL_Q_W), 3 * H, W(SE_TL_Q_B), lt->qkv, 3 * H, tp->gemm_scratch);
-    else {
-        se_tk_linear(m->pool, x, T, H, W(SE_TL_Q_W), H, W(SE_TL_Q_B), lt->qkv, 3 * H, tp->gemm_scratch);
-        se_tk_linear(m->pool, x, T, H, W(SE_TL_K_W), H, W(SE_TL_K_B), lt->qkv + H, 3 * H, tp->gemm_scratch);
-        se_tk_linear(m->pool, x, T, H, W(SE_TL_V_W), H, W(SE_TL_V_B), lt->qkv + 2 * H, 3 * H, tp->gemm_scratch);
-    }
+    /* q | k | v as one product of 3 H outputs (the builder lays their weights side by side) */
+    se_tk_linear(m->pool, x, T, H, W(SE_TL_Q_W), 3 * H, W(SE_TL_Q_B), lt->qkv, 3 * H, tp->gemm_scratch);
     attn_job aj = {m, tp, lt, l};
-    se_threadpool_run(m->pool, c->rel_bias ? NH : tp->S, attn_task, &aj);
+    se_ttape_attn_run(m, tp, attn_one, &aj);
     /* x = LN1(dropout(ctx Wo^T + bo) + x) */
     float *h1 = lt->h1;
     se_tk_drop dr;
@@ -264,6 +270,10 @@ se_status se_ttape_forward(const se_tmodel *m, const se_tbatch *b, se_ttape **ta
     se_status s = check_batch(m, b, err);
     if (s != SE_OK) return s;
     const se_tcfg *c = &m->cfg;
+    for (size_t l = 0; l < c->L; l++) /* the layout the fused q | k | v products rely on */
+        if (!se_tmodel_qkv_packed(m, l))
+            return se_err(err, SE_E_INVALID, "se_ttape_forward: layer %zu's query, key and value weights are not "
+                          "side by side", l);
     se_ttape *tp = *tape;
     if (!tp) {
         tp = se_calloc(1, sizeof *tp);

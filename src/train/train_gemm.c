@@ -242,12 +242,13 @@ static void gemm_rows(void *arg, size_t task, int thread) {
             size_t n0 = q * NR, cols = j->N - n0 < NR ? j->N - n0 : NR;
             const float *bq = j->bp + k0 * np16 + q * kc * NR;
             for (size_t p = 0; p < mp; p++) {
-                float *tt = t + ((q - q0) * mp + p) * MR * NR, *dst = last ? out : tt;
-                if (last && !first) memcpy(out, tt, sizeof out);
+                /* a single chunk's tile goes through the stack; the others'
+                 * partial sums stay in t, the last chunk's read from there */
+                float *dst = first && last ? out : t + ((q - q0) * mp + p) * MR * NR;
                 if (p < full)
                     tile6x16_rows(kc, j->a + (m0 + p * MR) * j->ars + k0, j->ars, bq, dst, first);
                 else tile6x16(kc, pa + p * kc * MR, bq, dst, first);
-                if (last) tile_out(out, j, m0 + p * MR, n0, mb - p * MR < MR ? mb - p * MR : MR, cols);
+                if (last) tile_out(dst, j, m0 + p * MR, n0, mb - p * MR < MR ? mb - p * MR : MR, cols);
             }
         }
     }

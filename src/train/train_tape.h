@@ -13,6 +13,17 @@
  * weights; NULL when the pass has no dropout there. */
 se_tk_drop *se_ttape_drop(const se_ttape *tp, const se_tmodel *m, uint64_t site, bool attn, se_tk_drop *dr);
 
+/* One (sentence s, head h) of a layer's attention, on thread's scratch. */
+typedef void (*se_ttape_attn_fn)(const void *job, size_t s, size_t h, int thread);
+
+/* Runs one(job, s, h, thread) for every sentence and head of the pass on
+ * the model's pool (train_forward.c): a task per sentence, its heads in
+ * turn (the sentence's rows of q, k and v stay in the core's cache), or a
+ * task per head, every sentence in turn, where the model has MPNet's
+ * relative position bias (the backward adds into one bias-gradient row
+ * per head, which so has one writer). The forward and backward share it. */
+void se_ttape_attn_run(const se_tmodel *m, const se_ttape *tp, se_ttape_attn_fn one, const void *job);
+
 /* One encoder layer's saved activations. */
 typedef struct se_tlayer_tape {
     float *x_in;              /* (T, H) the layer's input */
