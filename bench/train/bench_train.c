@@ -116,17 +116,27 @@ int main(int argc, char **argv) {
     if (lengths) {
         FILE *f = fopen(lengths, "r");
         long x, y;
-        len = malloc(2 * 100000 * sizeof *len);
-        if (!f || !len) {
+        size_t cap = 0;
+        if (!f) {
             fprintf(stderr, "bench_train: cannot read %s\n", lengths);
             return 1;
         }
-        while (n_rows < 100000 && fscanf(f, "%ld %ld", &x, &y) == 2) {
+        while (fscanf(f, "%ld %ld", &x, &y) == 2) {
             if (x < 2 || y < 2 || x > 512 || y > 512) {
                 fprintf(stderr, "bench_train: %s line %zu: lengths %ld %ld outside 2..512\n", lengths, n_rows + 1, x, y);
                 return 1;
             }
+            if (n_rows == cap) {
+                cap = cap ? 2 * cap : 4096;
+                long *grown = realloc(len, 2 * cap * sizeof *len);
+                if (!grown) return 1;
+                len = grown;
+            }
             len[2 * n_rows] = x, len[2 * n_rows + 1] = y, n_rows++;
+        }
+        if (!feof(f)) {
+            fprintf(stderr, "bench_train: %s line %zu: not two lengths\n", lengths, n_rows + 1);
+            return 1;
         }
         fclose(f);
         if (!n_rows) {
