@@ -61,6 +61,30 @@ TEST(test_train_gemm_twin) {
             se_tk_gemm(pool, M, N, K, a, ars, acs, b, brs, bcs, acc ? NULL : bias, acc, c2, ldc, scr);
             CHECK_MSG(!memcmp(c1, c2, M * ldc * sizeof *c1), "shape %zux%zux%zu form %d: three threads differ", M, N, K,
                       form);
+            /* the row sums (a weight gradient's bias) ride on A's packing: the
+             * bits of the loop over k, one thread or three */
+            float *rs0 = malloc((M + 1) * sizeof *rs0), *rs1 = malloc((M + 1) * sizeof *rs1);
+            fill(rs0, M + 1, &st), memcpy(rs1, rs0, (M + 1) * sizeof *rs1);
+            se_tk_rowsum_ref(M, K, a, ars, acs, rs0);
+            for (int nt = 0; nt < 2; nt++) {
+                memcpy(c2, c0, M * ldc * sizeof *c2);
+                float *rs2 = malloc((M + 1) * sizeof *rs2);
+                memcpy(rs2, rs1, (M + 1) * sizeof *rs2);
+                se_tk_gemm_rowsum(nt ? pool : NULL, M, N, K, a, ars, acs, b, brs, bcs, acc ? NULL : bias, acc, c2, ldc, rs2,
+                                  scr);
+                CHECK_MSG(!memcmp(c1, c2, M * ldc * sizeof *c1) && !memcmp(rs0, rs2, (M + 1) * sizeof *rs0),
+                          "shape %zux%zux%zu form %d threads %d: the GEMM with row sums differs from the twins", M, N, K,
+                          form, nt ? 3 : 1);
+                free(rs2);
+            }
+            double ds = 0.0; /* and the sums are the sums */
+            for (size_t m = 0; m < M; m++) {
+                double t = rs1[m];
+                for (size_t k = 0; k < K; k++) t += a[m * ars + k * acs];
+                ds = fabs(t - rs0[m]) > ds ? fabs(t - rs0[m]) : ds;
+            }
+            CHECK_MSG(ds < 1e-3, "shape %zux%zux%zu: row sums off by %g", M, N, K, ds);
+            free(rs0), free(rs1);
         }
         free(a), free(b), free(bias), free(c0), free(c1), free(c2);
     }

@@ -98,6 +98,7 @@ static size_t layout(const se_tmodel *m, se_ttape *tp, const se_tbatch *b, float
     size_t g = se_tk_gemm_scratch((int)nthr, kmax, nmax);
     CARVE(tp ? &tp->gemm_scratch : &dummy, g);
     CARVE(tp ? &tp->ln_scratch : &dummy, se_tk_ln_bwd_scratch(T, H));
+    CARVE(tp ? &tp->d_qkv_b : &dummy, 3 * H);
 #undef CARVE
     (void)dummy;
     *n_idx = (S + 1) + S + S * H + T + (S + 1);

@@ -102,15 +102,40 @@ static void tile6x16_rows(size_t kc, const float *A, size_t ars, const float *B,
 #undef A_ROWS
 }
 
+/* pack_a for an A whose column k is row k of a (ars 1: a weight
+ * gradient's dy^T): per k, the block's mb values side by side go six to
+ * a panel. rs (NULL: none): rs[i] += A(m0 + i, k) for each k in order
+ * (the bias gradient, the bits of the one-thread loop over dy's rows),
+ * from the source row already in cache. */
+static void pack_a_cols(const float *a, size_t acs, size_t m0, size_t mb, size_t k0, size_t kc, float *out, float *rs) {
+    size_t full = mb / MR;
+    float sum[MB];
+    if (rs) memcpy(sum, rs, mb * sizeof *sum);
+    for (size_t k = 0; k < kc; k++) {
+        const float *src = a + m0 + (k0 + k) * acs;
+        float *o = out + k * MR;
+        for (size_t p = 0; p < full; p++) {
+            _mm_storeu_ps(o + p * kc * MR, _mm_loadu_ps(src + p * MR));
+            _mm_store_sd((double *)(o + p * kc * MR + 4), _mm_load_sd((const double *)(src + p * MR + 4)));
+        }
+        if (full * MR < mb)
+            for (size_t i = 0; i < MR; i++) o[full * kc * MR + i] = full * MR + i < mb ? src[full * MR + i] : 0.0f;
+        if (rs) {
+            size_t i = 0;
+            for (; i + 8 <= mb; i += 8) _mm256_storeu_ps(sum + i, _mm256_add_ps(_mm256_loadu_ps(src + i), _mm256_loadu_ps(sum + i)));
+            for (; i < mb; i++) sum[i] += src[i];
+        }
+    }
+    if (rs) memcpy(rs, sum, mb * sizeof *sum);
+}
+
 /* Packs rows m0 .. m0 + mb and k0 .. k0 + kc of A into panels of MR rows
  * (zeros past M): panel p holds A(m0 + p MR + i, k0 + k) at [k MR + i]. */
 static void pack_a(const float *a, size_t ars, size_t acs, size_t m0, size_t mb, size_t k0, size_t kc, float *out) {
     for (size_t p = 0; p < mb; p += MR, out += kc * MR) {
         size_t r = mb - p < MR ? mb - p : MR;
         const float *src = a + (m0 + p) * ars + k0 * acs;
-        if (ars == 1 && r == MR) /* A^T columns: six neighbours per k */
-            for (size_t k = 0; k < kc; k++) memcpy(out + k * MR, src + k * acs, MR * sizeof(float));
-        else if (acs == 1 && r == MR) {
+        if (acs == 1 && r == MR) {
             const float *s0 = src, *s1 = s0 + ars, *s2 = s1 + ars, *s3 = s2 + ars, *s4 = s3 + ars, *s5 = s4 + ars;
             for (size_t k = 0; k < kc; k++) {
                 float *o = out + k * MR;
@@ -173,7 +198,7 @@ typedef struct gemm_job {
     size_t M, N, K, kcs, ars, acs, brs, bcs, ldc, np, npg, ng, mpt_max;
     const float *a, *b, *bias;
     bool acc;
-    float *c, *bp, *scratch;
+    float *c, *bp, *scratch, *rs;
 } gemm_job;
 
 /* Packs panel q of B, every K chunk, into the shared panels: chunk k0's
@@ -238,7 +263,9 @@ static void gemm_rows(void *arg, size_t task, int thread) {
     for (size_t k0 = 0; k0 < j->K; k0 += j->kcs) {
         size_t kc = j->K - k0 < j->kcs ? j->K - k0 : j->kcs;
         bool first = k0 == 0, last = k0 + kc == j->K;
-        if (!a_rows) pack_a(j->a, j->ars, j->acs, m0, mb, k0, kc, pa);
+        if (j->ars == 1 && !a_rows) /* A^T; the first panel group sums the rows too */
+            pack_a_cols(j->a, j->acs, m0, mb, k0, kc, pa, j->rs && g == 0 ? j->rs + m0 : NULL);
+        else if (!a_rows) pack_a(j->a, j->ars, j->acs, m0, mb, k0, kc, pa);
         else if (full < mp) pack_a(j->a, j->ars, j->acs, m0 + full * MR, mb - full * MR, k0, kc, pa + full * kc * MR);
         for (size_t q = q0; q < q1; q++) {
             size_t n0 = q * NR, cols = j->N - n0 < NR ? j->N - n0 : NR;
@@ -268,8 +295,27 @@ size_t se_tk_gemm_scratch(int n_threads, size_t K, size_t N) {
 
 void se_tk_gemm(se_threadpool *tp, size_t M, size_t N, size_t K, const float *a, size_t ars, size_t acs, const float *b,
                 size_t brs, size_t bcs, const float *bias, bool acc, float *c, size_t ldc, float *scratch) {
-    if (!M || !N) return;
-    if (se_kernels_get()->gemm == se_gemm_ref) {
+    se_tk_gemm_rowsum(tp, M, N, K, a, ars, acs, b, brs, bcs, bias, acc, c, ldc, NULL, scratch);
+}
+
+void se_tk_rowsum_ref(size_t M, size_t K, const float *a, size_t ars, size_t acs, float *rs) {
+    for (size_t m = 0; m < M; m++)
+        for (size_t k = 0; k < K; k++) rs[m] += a[m * ars + k * acs];
+}
+
+void se_tk_gemm_rowsum(se_threadpool *tp, size_t M, size_t N, size_t K, const float *a, size_t ars, size_t acs,
+                       const float *b, size_t brs, size_t bcs, const float *bias, bool acc, float *c, size_t ldc,
+                       float *rs, float *scratch) {
+    if (!M) return;
+    /* the sums ride on the packing of an A^T with K > 0; any other A (or
+     * no output columns, or the reference kernels) sums apart */
+    bool ref = se_kernels_get()->gemm == se_gemm_ref;
+    if (rs && (ref || !N || !K || ars != 1 || acs == 1)) {
+        se_tk_rowsum_ref(M, K, a, ars, acs, rs);
+        rs = NULL;
+    }
+    if (!N) return;
+    if (ref) {
         se_tk_gemm_ref(M, N, K, a, ars, acs, b, brs, bcs, bias, acc, c, ldc);
         return;
     }
@@ -277,7 +323,7 @@ void se_tk_gemm(se_threadpool *tp, size_t M, size_t N, size_t K, const float *a,
     /* B's panels, then each thread's A block and partial sums (rows of MB
      * by every panel of its group) */
     gemm_job j = {.M = M, .N = N, .K = K, .ars = ars, .acs = acs, .brs = brs, .bcs = bcs, .ldc = ldc, .np = np,
-                  .npg = np, .ng = 1, .a = a, .b = b, .bias = bias, .acc = acc, .c = c, .bp = scratch};
+                  .npg = np, .ng = 1, .a = a, .b = b, .bias = bias, .acc = acc, .c = c, .bp = scratch, .rs = rs};
     /* too few row blocks to give every thread two tasks: split the panels */
     size_t want = tp ? 2 * (size_t)se_threadpool_n_threads(tp) : 1;
     if (nrb < want) {

@@ -47,39 +47,9 @@ void se_tk_dx_ref(const float *dy, size_t ldy, size_t M, size_t N, const float *
         }
 }
 
-/* The arguments of the bias gradient's column sums. */
-typedef struct colsum_job {
-    const float *dy;
-    size_t ldy, M;
-    float *db;
-} colsum_job;
-
-#define COLSUM_W 64 /* columns of one task */
-
-/* Columns [a, b) of db += the column sums of dy, each column summed over
- * the rows in order (as the one-thread loop does), in a local copy of the
- * columns so the additions run 8 lanes at a time. */
-static void colsum_range(void *arg, size_t a, size_t b) {
-    const colsum_job *j = arg;
-    float acc[COLSUM_W];
-    size_t w = b - a;
-    memcpy(acc, j->db + a, w * sizeof *acc);
-    for (size_t m = 0; m < j->M; m++) {
-        const float *restrict r = j->dy + m * j->ldy + a;
-        for (size_t n = 0; n < w; n++) acc[n] += r[n];
-    }
-    memcpy(j->db + a, acc, w * sizeof *acc);
-}
-
-void se_tk_colsum(se_threadpool *tp, const float *dy, size_t ldy, size_t M, size_t N, float *db) {
-    colsum_job cj = {dy, ldy, M, db};
-    se_tk_parallel(tp, N, COLSUM_W, colsum_range, &cj);
-}
-
 void se_tk_dw(se_threadpool *tp, const float *dy, size_t ldy, size_t M, size_t N, const float *x, size_t ldx, size_t K,
               float *dw, float *db, float *scratch) {
-    if (db) se_tk_colsum(tp, dy, ldy, M, N, db);
-    se_tk_gemm(tp, N, K, M, dy, 1, ldy, x, ldx, 1, NULL, true, dw, K, scratch);
+    se_tk_gemm_rowsum(tp, N, K, M, dy, 1, ldy, x, ldx, 1, NULL, true, dw, K, db, scratch);
 }
 
 void se_tk_dw_ref(const float *dy, size_t ldy, size_t M, size_t N, const float *x, size_t ldx, size_t K, float *dw,

@@ -39,6 +39,15 @@ void se_tk_gemm(se_threadpool *tp, size_t M, size_t N, size_t K, const float *a,
 void se_tk_gemm_ref(size_t M, size_t N, size_t K, const float *a, size_t ars, size_t acs, const float *b, size_t brs,
                     size_t bcs, const float *bias, bool acc, float *c, size_t ldc);
 
+/* se_tk_gemm that also adds each row of A's sum into rs (M): rs[m] +=
+ * A(m, k) for k in order, the bits of se_tk_rowsum_ref. An A^T (ars 1,
+ * a weight gradient's dy^T) is summed as it is packed, so the bias
+ * gradient costs no pass of its own over dy. */
+void se_tk_gemm_rowsum(se_threadpool *tp, size_t M, size_t N, size_t K, const float *a, size_t ars, size_t acs,
+                       const float *b, size_t brs, size_t bcs, const float *bias, bool acc, float *c, size_t ldc,
+                       float *rs, float *scratch);
+void se_tk_rowsum_ref(size_t M, size_t K, const float *a, size_t ars, size_t acs, float *rs);
+
 /* y (M, N) = x (M, K) w^T + b (b NULL: none): the forward Linear. */
 void se_tk_linear(se_threadpool *tp, const float *x, size_t M, size_t K, const float *w, size_t N, const float *b,
                   float *y, size_t ldy, float *scratch);
@@ -52,12 +61,9 @@ void se_tk_dx(se_threadpool *tp, const float *dy, size_t ldy, size_t M, size_t N
 void se_tk_dx_ref(const float *dy, size_t ldy, size_t M, size_t N, const float *w, size_t K, float *dx);
 
 /* dw (N, K) += dy^T (N, M) x (M, K), x rows ldx apart; db (N) += the
- * column sums of dy when db is not NULL: a Linear's weight and bias
- * gradients. */
-/* db (N) += the column sums of dy (M, N; rows ldy apart), each column
- * summed over the rows in order, columns split over the pool. */
-void se_tk_colsum(se_threadpool *tp, const float *dy, size_t ldy, size_t M, size_t N, float *db);
-
+ * column sums of dy (each over the rows in order) when db is not NULL: a
+ * Linear's weight and bias gradients (the sums taken as the GEMM packs
+ * dy^T: se_tk_gemm_rowsum). */
 void se_tk_dw(se_threadpool *tp, const float *dy, size_t ldy, size_t M, size_t N, const float *x, size_t ldx, size_t K,
               float *dw, float *db, float *scratch);
 void se_tk_dw_ref(const float *dy, size_t ldy, size_t M, size_t N, const float *x, size_t ldx, size_t K, float *dw,
