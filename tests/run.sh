@@ -45,6 +45,7 @@ cpu_has avx512_bf16 && bf16_differs=true
 $avx2_differs && listed test_model && run test_model_avx2 env SE_KERNELS=avx2 "$BUILD/tests/test_model"
 listed test_model && run test_model_ref env SE_KERNELS=ref "$BUILD/tests/test_model"
 listed test_index && run test_index_ref env SE_KERNELS=ref "$BUILD/tests/test_index"
+listed test_train_kernels && run test_train_kernels_ref env SE_KERNELS=ref "$BUILD/tests/test_train_kernels"
 $avx2_differs && listed test_archs && run test_archs_avx2 env SE_KERNELS=avx2 "$BUILD/tests/test_archs"
 listed test_archs && run test_archs_ref env SE_KERNELS=ref "$BUILD/tests/test_archs"
 $avx2_differs && listed test_rerank && run test_rerank_avx2 env SE_KERNELS=avx2 "$BUILD/tests/test_rerank"
