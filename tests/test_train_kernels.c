@@ -279,6 +279,22 @@ TEST(test_train_adamw_twin) {
 
 /* A whole AdamW step (norm, clipping, update) on one thread and on three:
  * the same bits, on a model with more than one chunk of the step. */
+/* The clipping norm's sum of squares: the twins alike, and the sum. */
+TEST(test_train_sumsq_twin) {
+    static const size_t ns[] = {0, 1, 15, 16, 17, 65536, 100003};
+    uint32_t st = 29;
+    for (size_t t = 0; t < sizeof ns / sizeof *ns; t++) {
+        size_t n = ns[t];
+        float *x = malloc((n + 1) * sizeof *x);
+        fill(x, n + 1, &st);
+        double r = se_tk_sumsq_ref(x, n), a = se_tk_sumsq_avx2(x, n), e = 0.0;
+        for (size_t i = 0; i < n; i++) e += (double)x[i] * x[i];
+        CHECK_MSG(!memcmp(&r, &a, sizeof r), "n %zu: the twins differ (%.17g, %.17g)", n, r, a);
+        CHECK_MSG(fabs(r - e) <= 1e-12 * (e + 1e-300), "n %zu: %.17g, the loop's %.17g", n, r, e);
+        free(x);
+    }
+}
+
 TEST(test_train_adamw_threads) {
     se_tmodel_random_params rp = {.V = 700, .H = 96, .NH = 4, .FF = 128, .L = 1, .P = 16, .n_type = 2,
                                   .act = SE_ACT_GELU, .seed = 9};
@@ -352,6 +368,7 @@ int main(void) {
     RUN(test_train_ln_twin);
     RUN(test_train_adamw_twin);
     RUN(test_train_gelu_twin);
+    RUN(test_train_sumsq_twin);
     RUN(test_train_adamw_threads);
     return test_report("test_train_kernels");
 }

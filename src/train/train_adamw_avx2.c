@@ -2,8 +2,9 @@
  * train/train_adamw_avx2.c - AdamW's element-wise update (train_optim.c),
  * 8 lanes at a time: the operations of the scalar twin in the same order,
  * each rounded alike (multiplies, adds, a division and a square root, no
- * fused multiply-add), so both give the same bits. Compiled with -mavx2;
- * called only when the CPU has it.
+ * fused multiply-add), so both give the same bits; and the gradient's sum
+ * of squares for clipping, 16 partial sums in double. Compiled with
+ * -mavx2; called only when the CPU has it.
  */
 #include <immintrin.h>
 #include <math.h>
@@ -41,4 +42,35 @@ void se_tk_adamw_update_avx2(float *w, float *g, float *m, float *v, size_t n, c
         _mm256_storeu_ps(m + k, mm), _mm256_storeu_ps(v + k, vv), _mm256_storeu_ps(w + k, ww);
     }
     for (; k < n; k++) adamw_one(w + k, g + k, m + k, v + k, c);
+}
+
+/* The 16 partial sums in the fixed order both twins use. */
+static double sumsq_combine(const double s[16]) {
+    double t = 0.0;
+    for (int l = 0; l < 16; l++) t += s[l];
+    return t;
+}
+
+double se_tk_sumsq_ref(const float *x, size_t n) {
+    double s[16] = {0};
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int l = 0; l < 16; l++) s[l] += (double)x[i + l] * x[i + l];
+    for (int l = 0; i < n; i++, l++) s[l] += (double)x[i] * x[i];
+    return sumsq_combine(s);
+}
+
+double se_tk_sumsq_avx2(const float *x, size_t n) {
+    __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) { /* a float's square is exact in double: add, no FMA needed */
+        __m256d x0 = _mm256_cvtps_pd(_mm_loadu_ps(x + i)), x1 = _mm256_cvtps_pd(_mm_loadu_ps(x + i + 4));
+        __m256d x2 = _mm256_cvtps_pd(_mm_loadu_ps(x + i + 8)), x3 = _mm256_cvtps_pd(_mm_loadu_ps(x + i + 12));
+        a0 = _mm256_add_pd(a0, _mm256_mul_pd(x0, x0)), a1 = _mm256_add_pd(a1, _mm256_mul_pd(x1, x1));
+        a2 = _mm256_add_pd(a2, _mm256_mul_pd(x2, x2)), a3 = _mm256_add_pd(a3, _mm256_mul_pd(x3, x3));
+    }
+    double s[16];
+    _mm256_storeu_pd(s, a0), _mm256_storeu_pd(s + 4, a1), _mm256_storeu_pd(s + 8, a2), _mm256_storeu_pd(s + 12, a3);
+    for (int l = 0; i < n; i++, l++) s[l] += (double)x[i] * x[i];
+    return sumsq_combine(s);
 }

@@ -222,6 +222,12 @@ typedef struct se_tk_adamw_consts {
 void se_tk_adamw_update_ref(float *w, float *g, float *m, float *v, size_t n, const se_tk_adamw_consts *c);
 void se_tk_adamw_update_avx2(float *w, float *g, float *m, float *v, size_t n, const se_tk_adamw_consts *c);
 
+/* The sum of squares of x (n), in double: element i into partial sum
+ * i mod 16 in order, the 16 then added in order; the AVX2 twin
+ * (train_adamw_avx2.c) gives the same bits. */
+double se_tk_sumsq_ref(const float *x, size_t n);
+double se_tk_sumsq_avx2(const float *x, size_t n);
+
 /* The fast twins of se_tk_attn_fwd and se_tk_attn_bwd (the references):
  * the products q k^T, dropout(p) v, dout v^T, ds k and ds^T q as
  * se_tk_gemm on the calling thread; the softmax and its backward as the

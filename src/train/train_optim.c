@@ -86,15 +86,14 @@ typedef struct step_job {
     bool avx2;
 } step_job;
 
-/* The sum of squares of chunk task's gradients, in double, in order. */
+/* The sum of squares of chunk task's gradients, in double (se_tk_sumsq's
+ * order). */
 static void norm_task(void *arg, size_t task, int thread) {
     (void)thread;
     const step_job *j = arg;
     size_t a = task * OPT_CHUNK, b = a + OPT_CHUNK < j->m->n_floats ? a + OPT_CHUNK : j->m->n_floats;
-    const float *g = j->m->g_arena;
-    double s = 0.0;
-    for (size_t k = a; k < b; k++) s += (double)g[k] * g[k];
-    j->part[task] = s;
+    const float *g = j->m->g_arena + a;
+    j->part[task] = j->avx2 ? se_tk_sumsq_avx2(g, b - a) : se_tk_sumsq_ref(g, b - a);
 }
 
 /* The update of chunk task, tensor by tensor (their weight decay differs). */
