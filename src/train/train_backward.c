@@ -99,11 +99,10 @@ static void layer_bwd(se_tmodel *m, size_t l, se_ttape *tp, float *dx) {
 #define W(k) (m->p[ix[k]].w)
 #define G(k) (m->p[ix[k]].g)
     se_tk_drop dr;
-    /* LN2: dz2 = d(dropout(o2) + h1), in place in dx; dh1 starts as dz2 (the residual) */
+    /* LN2: dz2 = d(dropout(o2) + h1); dh1 starts as dz2 (the residual), dx
+     * becomes the gradient of o2 (dz2 times dropout's factors) */
     se_tk_layernorm_bwd_rows(m->pool, dx, lt->ln2_xhat, lt->ln2_rs, W(SE_TL_LN2_G), T, H, G(SE_TL_LN2_G),
-                             G(SE_TL_LN2_B), tp->ln_scratch);
-    memcpy(dh, dx, T * H * sizeof *dh);
-    se_tk_drop_apply(m->pool, se_ttape_drop(tp, m, 3 + 3 * l, false, &dr), dx, T * H);
+                             G(SE_TL_LN2_B), tp->ln_scratch, dh, se_ttape_drop(tp, m, 3 + 3 * l, false, &dr));
     /* o2 = ff_act W2^T + b2 */
     se_tk_dw(m->pool, dx, H, T, H, lt->ff_act, FF, FF, G(SE_TL_FF2_W), G(SE_TL_FF2_B), scr);
     /* dff = (dx W2) act'(ff_pre) */
@@ -111,11 +110,10 @@ static void layer_bwd(se_tmodel *m, size_t l, se_ttape *tp, float *dx) {
     /* ff_pre = h1 W1^T + b1; dh1 = dz2 + dff W1 */
     se_tk_dw(m->pool, dff, FF, T, FF, lt->h1, H, H, G(SE_TL_FF1_W), G(SE_TL_FF1_B), scr);
     se_tk_dx(m->pool, dff, FF, T, FF, W(SE_TL_FF1_W), H, dh, scr);
-    /* LN1: dz1 = d(dropout(attn_out) + x_in), in place in dh; dx_in starts as dz1 (the residual) */
+    /* LN1: dz1 = d(dropout(attn_out) + x_in); dx_in starts as dz1 (the
+     * residual), dh becomes the gradient of attn_out */
     se_tk_layernorm_bwd_rows(m->pool, dh, lt->ln1_xhat, lt->ln1_rs, W(SE_TL_LN1_G), T, H, G(SE_TL_LN1_G),
-                             G(SE_TL_LN1_B), tp->ln_scratch);
-    memcpy(dx, dh, T * H * sizeof *dx);
-    se_tk_drop_apply(m->pool, se_ttape_drop(tp, m, 2 + 3 * l, false, &dr), dh, T * H);
+                             G(SE_TL_LN1_B), tp->ln_scratch, dx, se_ttape_drop(tp, m, 2 + 3 * l, false, &dr));
     /* attn_out = ctx Wo^T + bo */
     se_tk_dw(m->pool, dh, H, T, H, lt->ctx, H, H, G(SE_TL_O_W), G(SE_TL_O_B), scr);
     se_tk_gemm(m->pool, T, H, H, dh, H, 1, W(SE_TL_O_W), H, 1, NULL, false, dctx, H, scr); /* dctx = dh Wo */
@@ -197,7 +195,7 @@ se_status se_ttape_backward(se_tmodel *m, se_ttape *tp, const float *d_emb, se_e
     se_tk_drop_apply(m->pool, se_ttape_drop(tp, m, 0, false, &dr), dx, T * H);
     float *gw = m->p[m->word].g, *gp = m->p[m->pos].g, *gt = m->type >= 0 ? m->p[m->type].g : NULL;
     se_tk_layernorm_bwd_rows(m->pool, dx, tp->emb_xhat, tp->emb_rs, m->p[m->emb_ln_g].w, T, H, m->p[m->emb_ln_g].g,
-                             m->p[m->emb_ln_b].g, tp->ln_scratch);
+                             m->p[m->emb_ln_b].g, tp->ln_scratch, NULL, NULL);
     for (size_t s = 0; s < S; s++)
         for (size_t t = tp->starts[s]; t < tp->starts[s + 1]; t++) {
             const float *r = dx + t * H;

@@ -256,13 +256,14 @@ static void layer_fwd(const se_tmodel *m, size_t l, se_ttape *tp, float *x) {
     float *h1 = lt->h1;
     se_tk_drop dr;
     se_tk_linear(m->pool, lt->ctx, T, H, W(SE_TL_O_W), H, W(SE_TL_O_B), h1, H, tp->gemm_scratch);
-    se_tk_drop_apply(m->pool, se_ttape_drop(tp, m, 2 + 3 * l, false, &dr), h1, T * H);
-    se_tk_add_layernorm_rows(m->pool, h1, x, T, H, W(SE_TL_LN1_G), W(SE_TL_LN1_B), c->eps, lt->ln1_xhat, lt->ln1_rs);
+    se_tk_add_layernorm_rows(m->pool, h1, x, T, H, W(SE_TL_LN1_G), W(SE_TL_LN1_B), c->eps, lt->ln1_xhat, lt->ln1_rs,
+                             se_ttape_drop(tp, m, 2 + 3 * l, false, &dr));
     se_tk_linear_act(m->pool, h1, T, H, W(SE_TL_FF1_W), FF, W(SE_TL_FF1_B), lt->ff_pre, c->act, lt->ff_act,
                      tp->gemm_scratch);
     se_tk_linear(m->pool, lt->ff_act, T, FF, W(SE_TL_FF2_W), H, W(SE_TL_FF2_B), x, H, tp->gemm_scratch);
-    se_tk_drop_apply(m->pool, se_ttape_drop(tp, m, 3 + 3 * l, false, &dr), x, T * H); /* x = LN2(dropout(o2) + h1) */
-    se_tk_add_layernorm_rows(m->pool, x, h1, T, H, W(SE_TL_LN2_G), W(SE_TL_LN2_B), c->eps, lt->ln2_xhat, lt->ln2_rs);
+    /* x = LN2(dropout(o2) + h1) */
+    se_tk_add_layernorm_rows(m->pool, x, h1, T, H, W(SE_TL_LN2_G), W(SE_TL_LN2_B), c->eps, lt->ln2_xhat, lt->ln2_rs,
+                             se_ttape_drop(tp, m, 3 + 3 * l, false, &dr));
 #undef W
 }
 

@@ -267,7 +267,7 @@ typedef struct elem_job {
     se_act act;
     float *x, *dx;
     const float *pre, *out, *dy, *res, *g, *b, *xhat, *rsc;
-    float *xh, *rs, *part;
+    float *xh, *rs, *part, *copy;
     size_t H;
     float eps;
 } elem_job;
@@ -297,13 +297,23 @@ void se_tk_act_bwd_span(se_act a, const float *pre, const float *out, const floa
     else se_tk_act_bwd(a, pre, out, dy, dx, n);
 }
 
-/* Rows [a, b) of x = LN(res + x). */
+/* Dropout's factors over row t (H elements from t H) of x, in place: the
+ * bits of se_tk_drop_apply. */
+static void drop_row(const se_tk_drop *dr, float *x, size_t t, size_t H, bool fast) {
+    float *r = x + t * H;
+    if (fast) se_tk_drop_mul_avx2(dr, t * H, r, r, H);
+    else
+        for (size_t i = 0; i < H; i++) r[i] *= se_tk_drop_at(dr, t * H + i);
+}
+
+/* Rows [a, b) of x = LN(res + dropout(x)). */
 static void add_ln_range(void *arg, size_t a, size_t b) {
     const elem_job *j = arg;
     size_t H = j->H;
     bool fast = se_kernels_get()->gemm != se_gemm_ref;
     for (size_t t = a; t < b; t++) {
         float *r = j->x + t * H;
+        if (j->dr) drop_row(j->dr, j->x, t, H, fast);
         if (j->res)
             for (size_t i = 0; i < H; i++) r[i] = j->res[t * H + i] + r[i];
         (fast ? se_tk_layernorm_fwd_avx2 : se_tk_layernorm_fwd)(r, H, j->g, j->b, j->eps, j->xh + t * H, j->rs + t);
@@ -311,8 +321,8 @@ static void add_ln_range(void *arg, size_t a, size_t b) {
 }
 
 void se_tk_add_layernorm_rows(se_threadpool *tp, float *x, const float *res, size_t T, size_t H, const float *g,
-                              const float *b, float eps, float *xhat, float *rstd) {
-    elem_job j = {.x = x, .res = res, .H = H, .g = g, .b = b, .eps = eps, .xh = xhat, .rs = rstd};
+                              const float *b, float eps, float *xhat, float *rstd, const se_tk_drop *dr) {
+    elem_job j = {.dr = dr, .x = x, .res = res, .H = H, .g = g, .b = b, .eps = eps, .xh = xhat, .rs = rstd};
     se_tk_parallel(tp, T, 16, add_ln_range, &j);
 }
 
@@ -329,14 +339,18 @@ static void ln_bwd_range(void *arg, size_t a, size_t b) {
     float *dg = j->part + (a / LN_ROWS) * 2 * H, *db = dg + H;
     memset(dg, 0, 2 * H * sizeof *dg);
     bool fast = se_kernels_get()->gemm != se_gemm_ref;
-    for (size_t t = a; t < b; t++)
+    for (size_t t = a; t < b; t++) {
         (fast ? se_tk_layernorm_bwd_avx2 : se_tk_layernorm_bwd)(j->x + t * H, j->xhat + t * H, j->rsc[t], j->g, H,
                                                                j->x + t * H, dg, db);
+        if (j->copy) memcpy(j->copy + t * H, j->x + t * H, H * sizeof *j->copy);
+        if (j->dr) drop_row(j->dr, j->x, t, H, fast);
+    }
 }
 
 void se_tk_layernorm_bwd_rows(se_threadpool *tp, float *dx, const float *xhat, const float *rstd, const float *g,
-                              size_t T, size_t H, float *dg, float *db, float *scratch) {
-    elem_job j = {.x = dx, .xhat = xhat, .rsc = rstd, .g = g, .H = H, .part = scratch};
+                              size_t T, size_t H, float *dg, float *db, float *scratch, float *copy,
+                              const se_tk_drop *dr) {
+    elem_job j = {.dr = dr, .x = dx, .copy = copy, .xhat = xhat, .rsc = rstd, .g = g, .H = H, .part = scratch};
     se_tk_parallel(tp, T, LN_ROWS, ln_bwd_range, &j);
     for (size_t k = 0; k < (T + LN_ROWS - 1) / LN_ROWS; k++) {
         const float *pg = scratch + k * 2 * H, *pb = pg + H;

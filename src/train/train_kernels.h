@@ -172,24 +172,30 @@ void se_tk_parallel(se_threadpool *tp, size_t n, size_t chunk, void (*fn)(void *
 
 /* The element-wise steps of a pass on the pool, each element computed as
  * the one-thread loop computes it (the same bits for every thread count):
- * dropout's factors (dr NULL: none), x = LayerNorm(res + x) over T rows of
- * H (res NULL: none; xhat and rstd kept, se_tk_layernorm_fwd). */
+ * dropout's factors (dr NULL: none); x = LayerNorm(res + dropout(x)) over
+ * T rows of H (res, dr NULL: none; element t H + i's factor; xhat and
+ * rstd kept, se_tk_layernorm_fwd). */
 void se_tk_drop_apply(se_threadpool *tp, const se_tk_drop *dr, float *x, size_t n);
+void se_tk_add_layernorm_rows(se_threadpool *tp, float *x, const float *res, size_t T, size_t H, const float *g,
+                              const float *b, float eps, float *xhat, float *rstd, const se_tk_drop *dr);
+
 /* An activation over one span on the calling thread (the GEMM's
  * epilogue runs it per tile row): x = act(pre) (pre NULL: in place), dx =
  * dy act'(pre) (se_tk_act_bwd, or its AVX2 GELU twin). */
 void se_tk_act_span(se_act a, const float *pre, float *x, size_t n);
 void se_tk_act_bwd_span(se_act a, const float *pre, const float *out, const float *dy, float *dx, size_t n);
-void se_tk_add_layernorm_rows(se_threadpool *tp, float *x, const float *res, size_t T, size_t H, const float *g,
-                              const float *b, float eps, float *xhat, float *rstd);
 
 /* LayerNorm's backward over T rows of H in place in dx, on the pool: rows
  * in blocks of 32, each block's dg and db summed in scratch
  * (se_tk_ln_bwd_scratch floats), then the blocks added into dg and db in
- * order: the same bits for every thread count. */
+ * order: the same bits for every thread count. Then, row by row while it
+ * is in cache, the input gradient is copied into copy (NULL: not; the
+ * residual's share) and dx gets dropout's factors (dr NULL: none; the
+ * gradient into the dropped branch). */
 size_t se_tk_ln_bwd_scratch(size_t T, size_t H);
 void se_tk_layernorm_bwd_rows(se_threadpool *tp, float *dx, const float *xhat, const float *rstd, const float *g,
-                              size_t T, size_t H, float *dg, float *db, float *scratch);
+                              size_t T, size_t H, float *dg, float *db, float *scratch, float *copy,
+                              const se_tk_drop *dr);
 
 /* GELU (exact-erf form) in place, and its backward dx = dy gelu'(pre),
  * with A&S 7.1.26's erf and Cephes' exp (train_act_avx2.c): 8 lanes and
