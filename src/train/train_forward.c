@@ -240,23 +240,25 @@ void se_ttape_attn_run(const se_tmodel *m, const se_ttape *tp, se_ttape_attn_fn 
     se_threadpool_run(m->pool, m->cfg.rel_bias ? m->cfg.NH : tp->S, attn_task, &r);
 }
 
-/* One encoder layer l over x (T, H) in place, recording into lt. */
+/* One encoder layer l from its input (T, H), already in lt->x_in (kept
+ * for the backward), into x (the next layer's x_in, or the tape's x_out),
+ * recording into lt. */
 static void layer_fwd(const se_tmodel *m, size_t l, se_ttape *tp, float *x) {
     const se_tcfg *c = &m->cfg;
     size_t T = tp->T, H = c->H, FF = c->FF;
     se_tlayer_tape *lt = &tp->layers[l];
     const int *ix = m->layer[l];
+    const float *xin = lt->x_in;
 #define W(k) (m->p[ix[k]].w)
-    memcpy(lt->x_in, x, T * H * sizeof *x);
     /* q | k | v as one product of 3 H outputs (the builder lays their weights side by side) */
-    se_tk_linear(m->pool, x, T, H, W(SE_TL_Q_W), 3 * H, W(SE_TL_Q_B), lt->qkv, 3 * H, tp->gemm_scratch);
+    se_tk_linear(m->pool, xin, T, H, W(SE_TL_Q_W), 3 * H, W(SE_TL_Q_B), lt->qkv, 3 * H, tp->gemm_scratch);
     attn_job aj = {m, tp, lt, l};
     se_ttape_attn_run(m, tp, attn_one, &aj);
     /* x = LN1(dropout(ctx Wo^T + bo) + x) */
     float *h1 = lt->h1;
     se_tk_drop dr;
     se_tk_linear(m->pool, lt->ctx, T, H, W(SE_TL_O_W), H, W(SE_TL_O_B), h1, H, tp->gemm_scratch);
-    se_tk_add_layernorm_rows(m->pool, h1, x, T, H, W(SE_TL_LN1_G), W(SE_TL_LN1_B), c->eps, lt->ln1_xhat, lt->ln1_rs,
+    se_tk_add_layernorm_rows(m->pool, h1, xin, T, H, W(SE_TL_LN1_G), W(SE_TL_LN1_B), c->eps, lt->ln1_xhat, lt->ln1_rs,
                              se_ttape_drop(tp, m, 2 + 3 * l, false, &dr));
     se_tk_linear_act(m->pool, h1, T, H, W(SE_TL_FF1_W), FF, W(SE_TL_FF1_B), lt->ff_pre, c->act, lt->ff_act,
                      tp->gemm_scratch);
@@ -333,8 +335,8 @@ se_status se_ttape_forward(const se_tmodel *m, const se_tbatch *b, se_ttape **ta
             else tp->pos[t] = (size_t)c->pad_id + 1 + i - n_pad;
         }
     }
-    /* embeddings: LN((word + type) + pos) */
-    float *x = tp->x_out;
+    /* embeddings: LN((word + type) + pos), into the first layer's input */
+    float *x = c->L ? tp->layers[0].x_in : tp->x_out;
     const float *we = m->p[m->word].w, *pe = m->p[m->pos].w, *te = m->type >= 0 ? m->p[m->type].w : NULL;
     for (size_t si = 0; si < S; si++)
         for (size_t t = tp->starts[si]; t < tp->starts[si + 1]; t++) {
@@ -354,7 +356,8 @@ se_status se_ttape_forward(const se_tmodel *m, const se_tbatch *b, se_ttape **ta
                     m->p[m->rel].w[(size_t)se_mpnet_rel_bucket((int64_t)i - (int64_t)(c->P - 1)) * c->NH + h];
     se_tk_drop dr;
     se_tk_drop_apply(m->pool, se_ttape_drop(tp, m, 0, false, &dr), x, T * H);
-    for (size_t l = 0; l < c->L; l++) layer_fwd(m, l, tp, x);
+    for (size_t l = 0; l < c->L; l++) layer_fwd(m, l, tp, l + 1 < c->L ? tp->layers[l + 1].x_in : tp->x_out);
+    x = tp->x_out;
     for (size_t si = 0; si < S; si++)
         pool_fwd(m, x, tp->starts[si], tp->starts[si + 1], tp->first[si], tp->pooled + si * c->pool_dim,
                  tp->argmax + si * H);
