@@ -1399,12 +1399,12 @@ static int run(const topts *o, int argc, char **argv) {
         rc = 128 + (int)cli_stop;
         goto done;
     }
+    se_tmodel_zero_grad(m); /* once: each step's se_adamw_step leaves them zero for the next */
     for (size_t step = step0; step < total; step++) {
         size_t ep = step / spe;
         if (ep != cur_epoch) epoch_order(perm, n, (uint64_t)o->seed, ep), cur_epoch = ep;
         double step_loss = 0.0;
         size_t n_micro = 0;
-        se_tmodel_zero_grad(m);
         for (size_t k = 0; k < K; k++) {
             size_t mb = (step % spe) * K + k;
             if (mb >= nb) break;

@@ -273,6 +273,9 @@ TEST(test_train_adamw_twin) {
         CHECK_MSG(!memcmp(w0, w1, n * sizeof *w0) && !memcmp(g0, g1, n * sizeof *g0) &&
                       !memcmp(m0, m1, n * sizeof *m0) && !memcmp(v0, v1, n * sizeof *v0),
                   "form %d: the AVX2 update differs from the scalar", form);
+        size_t nz = 0; /* the gradients are used up: zero for the next step */
+        for (size_t i = 0; i < n; i++) nz += g0[i] != 0.0f || g1[i] != 0.0f;
+        CHECK_MSG(nz == 0, "form %d: %zu gradients left after the update", form, nz);
     }
     free(w0), free(g0), free(m0), free(v0), free(w1), free(g1), free(m1), free(v1);
 }

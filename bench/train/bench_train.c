@@ -9,8 +9,8 @@
  *
  * It drives the engine directly (src/train/train.h), as `sembed train`
  * does step by step, without the CLI's data reading and tokenising, so the
- * time is the step's alone. A step is: zero the gradients, forward, loss,
- * backward, AdamW. Prints one JSON object: the time of every step (wall
+ * time is the step's alone. A step is: forward, loss, backward, AdamW
+ * (which leaves the gradients zero for the next step). Prints one JSON object: the time of every step (wall
  * and the process's CPU seconds, user + system), the medians of the steps
  * after --warmup, sentences per second (columns x batch / the median wall
  * time) and the process's peak RSS (getrusage).
@@ -168,8 +168,7 @@ int main(int argc, char **argv) {
         for (size_t i = 0; i < (size_t)B * (size_t)tdim; i++)
             teacher[i] = (float)((double)(next64(&rng) >> 11) / 9007199254740992.0 - 0.5) * 0.2f;
         se_tbatch b = {.ids = ids, .starts = starts, .S = S, .train = true, .dropout_key = next64(&rng)};
-        double t0 = now(), c0 = cpu_now(), lv = 0.0;
-        se_tmodel_zero_grad(m);
+        double t0 = now(), c0 = cpu_now(), lv = 0.0; /* the gradients: zero from the last step's AdamW */
         if (se_ttape_forward(m, &b, &tape, emb, &err) != SE_OK ||
             se_loss_eval(&spec, emb, (size_t)B, cols, dim, NULL, teacher, (size_t)tdim, &lv, demb, &err) != SE_OK ||
             se_ttape_backward(m, tape, demb, &err) != SE_OK || se_adamw_step(o, m, NULL, &err) != SE_OK) {

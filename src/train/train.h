@@ -20,10 +20,11 @@
  *
  * A trainer drives it as:
  *   se_tmodel_from_folder / se_tmodel_random     once
- *   per step: se_tmodel_zero_grad; se_ttape_forward (the embeddings of
- *   every column of the batch); se_loss_eval (loss, d embeddings);
- *   se_ttape_backward (adds into every se_tparam.g); se_adamw_step (reads
- *   se_tparam.w, .g and .no_decay).
+ *   se_tmodel_zero_grad                          once (a model's gradients start at zero)
+ *   per step: se_ttape_forward (the embeddings of every column of the
+ *   batch); se_loss_eval (loss, d embeddings); se_ttape_backward (adds
+ *   into every se_tparam.g); se_adamw_step (reads se_tparam.w, .g and
+ *   .no_decay, and zeroes .g for the next step).
  *
  * Shapes follow model.h's legend: T tokens of S sentences packed without
  * padding (starts[s] .. starts[s + 1] is sentence s), H hidden, NH heads,
@@ -263,11 +264,13 @@ double se_adamw_lr(const se_adamw *o);
 /* The steps taken so far. */
 size_t se_adamw_steps(const se_adamw *o);
 
-/* One step over m's gradients: clips them (in place) to max_grad_norm,
- * updates every parameter, and advances the schedule. *grad_norm (may be
- * NULL) gets the norm before clipping. A gradient that is not finite is
- * SE_E_RANGE naming the parameter, and nothing is updated. m must be the
- * model the optimiser was made for. */
+/* One step over m's gradients: clips them to max_grad_norm, updates every
+ * parameter, advances the schedule, and leaves the gradients zero (used up:
+ * the update streams them anyway, so the next step needs no
+ * se_tmodel_zero_grad). *grad_norm (may be NULL) gets the norm before
+ * clipping. A gradient that is not finite is SE_E_RANGE naming the
+ * parameter, and nothing is updated (the gradients are kept). m must be
+ * the model the optimiser was made for. */
 se_status se_adamw_step(se_adamw *o, se_tmodel *m, double *grad_norm, se_error *err);
 
 /* Frees an optimiser; NULL is a no-op. */

@@ -14,7 +14,7 @@
 /* One element: clip, decay, moments, step (torch.optim.AdamW's order). */
 static inline void adamw_one(float *w, float *g, float *m, float *v, const se_tk_adamw_consts *c) {
     float gg = *g * c->coef;
-    *g = gg;
+    *g = 0.0f;
     if (c->decay_on) *w *= c->decay;
     *m = *m * c->b1 + gg * c->omb1;
     *v = *v * c->b2 + c->omb2 * gg * gg;
@@ -33,7 +33,7 @@ void se_tk_adamw_update_avx2(float *w, float *g, float *m, float *v, size_t n, c
     size_t k = 0;
     for (; k + 8 <= n; k += 8) {
         __m256 gg = _mm256_mul_ps(_mm256_loadu_ps(g + k), coef), ww = _mm256_loadu_ps(w + k);
-        _mm256_storeu_ps(g + k, gg);
+        _mm256_storeu_ps(g + k, _mm256_setzero_ps());
         if (c->decay_on) ww = _mm256_mul_ps(ww, decay);
         __m256 mm = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(m + k), b1), _mm256_mul_ps(gg, omb1));
         __m256 vv = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(v + k), b2), _mm256_mul_ps(_mm256_mul_ps(omb2, gg), gg));

@@ -221,7 +221,7 @@ typedef struct se_tk_adamw_consts {
     float bc2_sqrt, eps, neg_step; /* sqrt(1 - beta2^t), eps, -lr / (1 - beta1^t) */
 } se_tk_adamw_consts;
 
-/* AdamW over n elements: g *= coef (kept), w *= decay (decay_on),
+/* AdamW over n elements: g *= coef (then g set to 0: used), w *= decay (decay_on),
  * m = m b1 + g (1 - b1), v = v b2 + (1 - b2) g g, w += neg_step m /
  * (sqrt(v) / bc2_sqrt + eps), in float in torch's order; the AVX2 twin
  * (train_adamw_avx2.c) gives the same bits. */
