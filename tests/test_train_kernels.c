@@ -38,8 +38,8 @@ static void fill(float *x, size_t n, uint32_t *st) {
  * B plain or transposed, stored with a bias or added into C; on no pool
  * and on three threads. */
 TEST(test_train_gemm_twin) {
-    static const size_t shapes[][3] = {{1, 1, 1}, {6, 16, 8}, {7, 17, 3}, {97, 129, 257}, {13, 300, 40}, {200, 33, 600},
-                                       {5, 5, 0}};
+    static const size_t shapes[][3] = {{1, 1, 1},     {6, 16, 8},     {7, 17, 3}, {97, 129, 257},
+                                       {13, 300, 40}, {200, 33, 600}, {1001, 20, 9}, {5, 5, 0}};
     uint32_t st = 11;
     se_threadpool *pool = se_threadpool_new(3);
     CHECK(pool != NULL);

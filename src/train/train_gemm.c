@@ -195,7 +195,7 @@ static void pack_b(const float *b, size_t brs, size_t bcs, size_t n0, size_t nb,
  * task per block of MB rows (and, when the rows alone would leave a thread
  * idle, per group of B's panels). */
 typedef struct gemm_job {
-    size_t M, N, K, kcs, ars, acs, brs, bcs, ldc, np, npg, ng, mpt_max;
+    size_t M, N, K, kcs, ars, acs, brs, bcs, ldc, np, npg, ng, mpt_max, nrb;
     const float *a, *b, *bias;
     bool acc;
     float *c, *bp, *scratch, *rs;
@@ -252,14 +252,16 @@ static inline void tile_out(const float *t, const gemm_job *j, size_t r0, size_t
     }
 }
 
-/* One task: rows m0 .. m0 + MB of C and panel group g of B. Per K chunk
- * the rows of A are packed (or read in place) and multiplied into the
- * tiles' partial sums (the thread's scratch); the last chunk's tiles go
- * straight to C. */
+/* One task: row block task / ng of C (the M rows' panels of MR cut into
+ * nrb blocks of at most MB rows, as even as whole panels allow) and panel
+ * group g of B. Per K chunk the rows of A are packed (or read in place)
+ * and multiplied into the tiles' partial sums (the thread's scratch); the
+ * last chunk's tiles go straight to C. */
 static void gemm_rows(void *arg, size_t task, int thread) {
     const gemm_job *j = arg;
-    size_t m0 = (task / j->ng) * MB, g = task % j->ng;
-    size_t mb = j->M - m0 < MB ? j->M - m0 : MB, mp = (mb + MR - 1) / MR;
+    size_t rb = task / j->ng, g = task % j->ng, P = (j->M + MR - 1) / MR;
+    size_t m0 = rb * P / j->nrb * MR, m1 = (rb + 1) * P / j->nrb * MR;
+    size_t mb = (m1 < j->M ? m1 : j->M) - m0, mp = (mb + MR - 1) / MR;
     size_t q0 = g * j->npg, q1 = q0 + j->npg < j->np ? q0 + j->npg : j->np, np16 = j->np * NR;
     float *pa = j->scratch + (size_t)thread * (MB * KC + j->mpt_max), *t = pa + MB * KC;
     float out[MR * NR];
@@ -348,13 +350,20 @@ void se_tk_gemm_ex(se_threadpool *tp, size_t M, size_t N, size_t K, const float 
         if (epi) epi_pass(epi, M, N, c, ldc);
         return;
     }
-    size_t np = (N + NR - 1) / NR, nrb = (M + MB - 1) / MB;
+    /* row blocks: at most MB rows each; on a pool, a multiple of its
+     * threads when there are panels enough, so no thread waits on a
+     * short last block (2048 rows: 22 blocks of 93 or 94, not 21 of 96 and
+     * one of 32) */
+    size_t np = (N + NR - 1) / NR, P = (M + MR - 1) / MR, nrb = (P + MB / MR - 1) / (MB / MR);
+    size_t nt = tp ? (size_t)se_threadpool_n_threads(tp) : 1;
+    if (nt > 1 && (nrb + nt - 1) / nt * nt <= P) nrb = (nrb + nt - 1) / nt * nt;
     /* B's panels, then each thread's A block and partial sums (rows of MB
      * by every panel of its group) */
     gemm_job j = {.M = M, .N = N, .K = K, .ars = ars, .acs = acs, .brs = brs, .bcs = bcs, .ldc = ldc, .np = np,
-                  .npg = np, .ng = 1, .a = a, .b = b, .bias = bias, .acc = acc, .c = c, .bp = scratch, .rs = rs, .epi = epi};
+                  .npg = np, .ng = 1, .nrb = nrb, .a = a, .b = b, .bias = bias, .acc = acc, .c = c, .bp = scratch, .rs = rs,
+                  .epi = epi};
     /* too few row blocks to give every thread two tasks: split the panels */
-    size_t want = tp ? 2 * (size_t)se_threadpool_n_threads(tp) : 1;
+    size_t want = tp ? 2 * nt : 1;
     if (nrb < want) {
         size_t ng = (want + nrb - 1) / nrb;
         j.npg = (np + ng - 1) / ng;
