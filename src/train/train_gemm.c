@@ -352,8 +352,8 @@ void se_tk_gemm_ex(se_threadpool *tp, size_t M, size_t N, size_t K, const float 
     }
     /* row blocks: at most MB rows each; on a pool, a multiple of its
      * threads when there are panels enough, so no thread waits on a
-     * short last block (2048 rows: 22 blocks of 93 or 94, not 21 of 96 and
-     * one of 32) */
+     * short last block (2048 rows on 2 threads: 22 blocks of 90 or 96, not 21
+     * of 96 and one of 32) */
     size_t np = (N + NR - 1) / NR, P = (M + MR - 1) / MR, nrb = (P + MB / MR - 1) / (MB / MR);
     size_t nt = tp ? (size_t)se_threadpool_n_threads(tp) : 1;
     if (nt > 1 && (nrb + nt - 1) / nt * nt <= P) nrb = (nrb + nt - 1) / nt * nt;
