@@ -71,8 +71,8 @@ TEST(test_train_gemm_twin) {
                 memcpy(c2, c0, M * ldc * sizeof *c2);
                 float *rs2 = malloc((M + 1) * sizeof *rs2);
                 memcpy(rs2, rs1, (M + 1) * sizeof *rs2);
-                se_tk_gemm_ex(nt ? pool : NULL, M, N, K, a, ars, acs, b, brs, bcs, acc ? NULL : bias, acc, c2, ldc, rs2, NULL,
-                              scr);
+                se_tk_gemm_rowsum(nt ? pool : NULL, M, N, K, a, ars, acs, b, brs, bcs, acc ? NULL : bias, acc, c2, ldc,
+                                  rs2, scr);
                 CHECK_MSG(!memcmp(c1, c2, M * ldc * sizeof *c1) && !memcmp(rs0, rs2, (M + 1) * sizeof *rs0),
                           "shape %zux%zux%zu form %d threads %d: the GEMM with row sums differs from the twins", M, N, K,
                           form, nt ? 3 : 1);
@@ -88,55 +88,6 @@ TEST(test_train_gemm_twin) {
             free(rs0), free(rs1);
         }
         free(a), free(b), free(bias), free(c0), free(c1), free(c2);
-    }
-    free(scr);
-    se_threadpool_free(pool);
-}
-
-/* The GEMM's activation epilogue (the FFN's first Linear and GELU, and the
- * gradient back through them) against the two passes it replaces: the
- * same bits, one thread or three (tests/run.sh runs this file again with
- * SE_KERNELS=ref, for the reference's path). */
-TEST(test_train_gemm_act_epilogue) {
-    static const size_t shapes[][3] = {{1, 1, 1}, {7, 17, 3}, {97, 129, 40}, {13, 300, 400}, {4, 5, 0}};
-    static const se_act acts[] = {SE_ACT_GELU, SE_ACT_TANH, SE_ACT_RELU};
-    uint32_t st = 23;
-    se_threadpool *pool = se_threadpool_new(3);
-    CHECK(pool != NULL);
-    float *scr = malloc(se_tk_gemm_scratch(3, 400, 300) * sizeof *scr);
-    bool ref = se_kernels_get()->gemm == se_gemm_ref;
-    {
-        for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
-            for (size_t ai = 0; ai < sizeof acts / sizeof *acts; ai++) {
-                size_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
-                se_act act = acts[ai];
-                float *x = malloc((M * K + 1) * sizeof *x), *w = malloc((N * K + 1) * sizeof *w), *b = malloc(N * sizeof *b);
-                float *y0 = malloc(M * N * sizeof *y0), *a0 = malloc(M * N * sizeof *a0);
-                float *y1 = malloc(M * N * sizeof *y1), *a1 = malloc(M * N * sizeof *a1);
-                float *dy = malloc((M * K + 1) * sizeof *dy), *d0 = malloc(M * N * sizeof *d0), *d1 = malloc(M * N * sizeof *d1);
-                fill(x, M * K + 1, &st), fill(w, N * K + 1, &st), fill(b, N, &st), fill(dy, M * K + 1, &st);
-                /* forward: y = x w^T + b, a = act(y) */
-                se_tk_linear(NULL, x, M, K, w, N, b, y0, N, scr);
-                se_tk_act_span(act, y0, a0, M * N);
-                for (int nt = 0; nt < 2; nt++) {
-                    memset(y1, 0, M * N * sizeof *y1), memset(a1, 0, M * N * sizeof *a1);
-                    se_tk_linear_act(nt ? pool : NULL, x, M, K, w, N, b, y1, act, a1, scr);
-                    CHECK_MSG(!memcmp(y0, y1, M * N * sizeof *y0) && !memcmp(a0, a1, M * N * sizeof *a0),
-                              "%s %zux%zux%zu act %d threads %d: the Linear with its activation differs", ref ? "ref" : "avx2",
-                              M, N, K, (int)act, nt ? 3 : 1);
-                }
-                /* backward: d = (dy w) act'(y), dy (M, K) and w (K, N) here */
-                se_tk_gemm(NULL, M, N, K, dy, K, 1, w, N, 1, NULL, false, d0, N, scr);
-                se_tk_act_bwd_span(act, y0, a0, d0, d0, M * N);
-                for (int nt = 0; nt < 2; nt++) {
-                    memset(d1, 0, M * N * sizeof *d1);
-                    se_tk_dx_act(nt ? pool : NULL, dy, K, M, K, w, N, act, y0, a0, d1, scr);
-                    CHECK_MSG(!memcmp(d0, d1, M * N * sizeof *d0),
-                              "%s %zux%zux%zu act %d threads %d: the gradient through the activation differs",
-                              ref ? "ref" : "avx2", M, N, K, (int)act, nt ? 3 : 1);
-                }
-                free(x), free(w), free(b), free(y0), free(a0), free(y1), free(a1), free(dy), free(d0), free(d1);
-            }
     }
     free(scr);
     se_threadpool_free(pool);
@@ -365,7 +316,6 @@ TEST(test_train_gelu_twin) {
 
 int main(void) {
     RUN(test_train_gemm_twin);
-    RUN(test_train_gemm_act_epilogue);
     RUN(test_train_attn_twin);
     RUN(test_train_drop_twin);
     RUN(test_train_ln_twin);

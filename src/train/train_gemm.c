@@ -199,7 +199,6 @@ typedef struct gemm_job {
     const float *a, *b, *bias;
     bool acc;
     float *c, *bp, *scratch, *rs;
-    const se_tk_gemm_epi *epi;
 } gemm_job;
 
 /* Packs panel q of B, every K chunk, into the shared panels: chunk k0's
@@ -218,21 +217,6 @@ static void pack_b_task(void *arg, size_t q, int thread) {
  * the rows < rows and columns < cols that exist, stored (+ bias) or added. */
 static inline void tile_out(const float *t, const gemm_job *j, size_t r0, size_t n0, size_t rows, size_t cols) {
     const float *bi = j->bias ? j->bias + n0 : NULL;
-    if (j->epi) { /* stored (+ bias), then the epilogue on each row */
-        const se_tk_gemm_epi *e = j->epi;
-        for (size_t i = 0; i < rows; i++) {
-            size_t o = (r0 + i) * j->ldc + n0;
-            float *cr = j->c + o;
-            const float *tt = t + i * NR;
-            if (e->kind == SE_TK_EPI_ACT_BWD) {
-                se_tk_act_bwd_span(e->act, e->pre + o, e->out ? e->out + o : NULL, tt, cr, cols);
-                continue;
-            }
-            for (size_t jj = 0; jj < cols; jj++) cr[jj] = tt[jj] + (bi ? bi[jj] : 0.0f);
-            if (e->kind == SE_TK_EPI_ACT) se_tk_act_span(e->act, cr, e->c2 + o, cols);
-        }
-        return;
-    }
     for (size_t i = 0; i < rows; i++) {
         float *cr = j->c + (r0 + i) * j->ldc + n0;
         const float *tt = t + i * NR;
@@ -313,18 +297,7 @@ size_t se_tk_gemm_scratch(int n_threads, size_t K, size_t N) {
 
 void se_tk_gemm(se_threadpool *tp, size_t M, size_t N, size_t K, const float *a, size_t ars, size_t acs, const float *b,
                 size_t brs, size_t bcs, const float *bias, bool acc, float *c, size_t ldc, float *scratch) {
-    se_tk_gemm_ex(tp, M, N, K, a, ars, acs, b, brs, bcs, bias, acc, c, ldc, NULL, NULL, scratch);
-}
-
-/* The epilogue as a pass of its own over C (M, N), after the reference
- * GEMM: the element-wise steps tile_out takes per tile. */
-static void epi_pass(const se_tk_gemm_epi *e, size_t M, size_t N, float *c, size_t ldc) {
-    for (size_t m = 0; m < M; m++) {
-        size_t o = m * ldc;
-        if (e->kind == SE_TK_EPI_ACT) se_tk_act_span(e->act, c + o, e->c2 + o, N);
-        else if (e->kind == SE_TK_EPI_ACT_BWD)
-            se_tk_act_bwd_span(e->act, e->pre + o, e->out ? e->out + o : NULL, c + o, c + o, N);
-    }
+    se_tk_gemm_rowsum(tp, M, N, K, a, ars, acs, b, brs, bcs, bias, acc, c, ldc, NULL, scratch);
 }
 
 void se_tk_rowsum_ref(size_t M, size_t K, const float *a, size_t ars, size_t acs, float *rs) {
@@ -332,11 +305,10 @@ void se_tk_rowsum_ref(size_t M, size_t K, const float *a, size_t ars, size_t acs
         for (size_t k = 0; k < K; k++) rs[m] += a[m * ars + k * acs];
 }
 
-void se_tk_gemm_ex(se_threadpool *tp, size_t M, size_t N, size_t K, const float *a, size_t ars, size_t acs,
-                   const float *b, size_t brs, size_t bcs, const float *bias, bool acc, float *c, size_t ldc, float *rs,
-                   const se_tk_gemm_epi *epi, float *scratch) {
+void se_tk_gemm_rowsum(se_threadpool *tp, size_t M, size_t N, size_t K, const float *a, size_t ars, size_t acs,
+                       const float *b, size_t brs, size_t bcs, const float *bias, bool acc, float *c, size_t ldc,
+                       float *rs, float *scratch) {
     if (!M) return;
-    if (acc || (epi && epi->kind == SE_TK_EPI_NONE)) epi = NULL; /* an epilogue only follows a store */
     /* the sums ride on the packing of an A^T with K > 0; any other A (or
      * no output columns, or the reference kernels) sums apart */
     bool ref = se_kernels_get()->gemm == se_gemm_ref;
@@ -347,7 +319,6 @@ void se_tk_gemm_ex(se_threadpool *tp, size_t M, size_t N, size_t K, const float 
     if (!N) return;
     if (ref) {
         se_tk_gemm_ref(M, N, K, a, ars, acs, b, brs, bcs, bias, acc, c, ldc);
-        if (epi) epi_pass(epi, M, N, c, ldc);
         return;
     }
     /* row blocks: at most MB rows each; on a pool, a multiple of its
@@ -360,8 +331,7 @@ void se_tk_gemm_ex(se_threadpool *tp, size_t M, size_t N, size_t K, const float 
     /* B's panels, then each thread's A block and partial sums (rows of MB
      * by every panel of its group) */
     gemm_job j = {.M = M, .N = N, .K = K, .ars = ars, .acs = acs, .brs = brs, .bcs = bcs, .ldc = ldc, .np = np,
-                  .npg = np, .ng = 1, .nrb = nrb, .a = a, .b = b, .bias = bias, .acc = acc, .c = c, .bp = scratch, .rs = rs,
-                  .epi = epi};
+                  .npg = np, .ng = 1, .nrb = nrb, .a = a, .b = b, .bias = bias, .acc = acc, .c = c, .bp = scratch, .rs = rs};
     /* too few row blocks to give every thread two tasks: split the panels */
     size_t want = tp ? 2 * nt : 1;
     if (nrb < want) {

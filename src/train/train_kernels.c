@@ -23,18 +23,6 @@ void se_tk_linear(se_threadpool *tp, const float *x, size_t M, size_t K, const f
     se_tk_gemm(tp, M, N, K, x, K, 1, w, 1, K, b, false, y, ldy, scratch);
 }
 
-void se_tk_linear_act(se_threadpool *tp, const float *x, size_t M, size_t K, const float *w, size_t N, const float *b,
-                      float *y, se_act act, float *y_act, float *scratch) {
-    se_tk_gemm_epi epi = {.kind = SE_TK_EPI_ACT, .act = act, .c2 = y_act};
-    se_tk_gemm_ex(tp, M, N, K, x, K, 1, w, 1, K, b, false, y, N, NULL, &epi, scratch);
-}
-
-void se_tk_dx_act(se_threadpool *tp, const float *dy, size_t ldy, size_t M, size_t N, const float *w, size_t K,
-                  se_act act, const float *pre, const float *out, float *dx, float *scratch) {
-    se_tk_gemm_epi epi = {.kind = SE_TK_EPI_ACT_BWD, .act = act, .pre = pre, .out = out};
-    se_tk_gemm_ex(tp, M, K, N, dy, ldy, 1, w, K, 1, NULL, false, dx, K, NULL, &epi, scratch);
-}
-
 void se_tk_linear_ref(const float *x, size_t M, size_t K, const float *w, size_t N, const float *b, float *y,
                       size_t ldy) {
     for (size_t m = 0; m < M; m++)
@@ -61,7 +49,7 @@ void se_tk_dx_ref(const float *dy, size_t ldy, size_t M, size_t N, const float *
 
 void se_tk_dw(se_threadpool *tp, const float *dy, size_t ldy, size_t M, size_t N, const float *x, size_t ldx, size_t K,
               float *dw, float *db, float *scratch) {
-    se_tk_gemm_ex(tp, N, K, M, dy, 1, ldy, x, ldx, 1, NULL, true, dw, K, db, NULL, scratch);
+    se_tk_gemm_rowsum(tp, N, K, M, dy, 1, ldy, x, ldx, 1, NULL, true, dw, K, db, scratch);
 }
 
 void se_tk_dw_ref(const float *dy, size_t ldy, size_t M, size_t N, const float *x, size_t ldx, size_t K, float *dw,
@@ -286,15 +274,31 @@ void se_tk_drop_apply(se_threadpool *tp, const se_tk_drop *dr, float *x, size_t 
     se_tk_parallel(tp, n, 16384, drop_range, &j);
 }
 
-void se_tk_act_span(se_act a, const float *pre, float *x, size_t n) {
-    if (pre) memcpy(x, pre, n * sizeof *x);
-    if (a == SE_ACT_GELU && se_kernels_get()->gemm != se_gemm_ref) se_tk_gelu_fwd_avx2(x, n);
-    else se_act_apply(a, x, n);
+/* The activation over elements [a, b): copied from pre, then in place. */
+static void act_range(void *arg, size_t a, size_t b) {
+    const elem_job *j = arg;
+    if (j->pre) memcpy(j->x + a, j->pre + a, (b - a) * sizeof *j->x);
+    if (j->act == SE_ACT_GELU && se_kernels_get()->gemm != se_gemm_ref) se_tk_gelu_fwd_avx2(j->x + a, b - a);
+    else se_act_apply(j->act, j->x + a, b - a);
 }
 
-void se_tk_act_bwd_span(se_act a, const float *pre, const float *out, const float *dy, float *dx, size_t n) {
-    if (a == SE_ACT_GELU && se_kernels_get()->gemm != se_gemm_ref) se_tk_gelu_bwd_avx2(pre, dy, dx, n);
-    else se_tk_act_bwd(a, pre, out, dy, dx, n);
+void se_tk_act_fwd(se_threadpool *tp, se_act a, const float *pre, float *x, size_t n) {
+    elem_job j = {.act = a, .pre = pre, .x = x};
+    se_tk_parallel(tp, n, 16384, act_range, &j);
+}
+
+/* The activation's backward over elements [a, b). */
+static void act_bwd_range(void *arg, size_t a, size_t b) {
+    const elem_job *j = arg;
+    if (j->act == SE_ACT_GELU && se_kernels_get()->gemm != se_gemm_ref)
+        se_tk_gelu_bwd_avx2(j->pre + a, j->dy + a, j->dx + a, b - a);
+    else se_tk_act_bwd(j->act, j->pre + a, j->out ? j->out + a : NULL, j->dy + a, j->dx + a, b - a);
+}
+
+void se_tk_act_bwd_mt(se_threadpool *tp, se_act a, const float *pre, const float *out, const float *dy, float *dx,
+                      size_t n) {
+    elem_job j = {.act = a, .pre = pre, .out = out, .dy = dy, .dx = dx};
+    se_tk_parallel(tp, n, 16384, act_bwd_range, &j);
 }
 
 /* Dropout's factors over row t (H elements from t H) of x, in place: the

@@ -39,27 +39,13 @@ void se_tk_gemm(se_threadpool *tp, size_t M, size_t N, size_t K, const float *a,
 void se_tk_gemm_ref(size_t M, size_t N, size_t K, const float *a, size_t ars, size_t acs, const float *b, size_t brs,
                     size_t bcs, const float *bias, bool acc, float *c, size_t ldc);
 
-/* What se_tk_gemm_ex does with each finished tile of a stored (not
- * accumulated) C, while it is in cache: nothing; c2 (rows ldc apart) =
- * act(C); or C = (the product) act'(pre) (pre and out the activation's
- * input and output, rows ldc apart: the gradient through the activation,
- * se_tk_act_bwd_span). Element-wise, so the bits of the separate pass. */
-typedef enum se_tk_epi_kind { SE_TK_EPI_NONE, SE_TK_EPI_ACT, SE_TK_EPI_ACT_BWD } se_tk_epi_kind;
-typedef struct se_tk_gemm_epi {
-    se_tk_epi_kind kind;
-    se_act act;
-    const float *pre, *out;
-    float *c2;
-} se_tk_gemm_epi;
-
-/* se_tk_gemm with two riders. rs (NULL: none): each row of A's sum is
- * added into rs (M), rs[m] += A(m, k) for k in order, the bits of
- * se_tk_rowsum_ref; an A^T (ars 1, a weight gradient's dy^T) is summed as
- * it is packed, so the bias gradient costs no pass of its own over dy.
- * epi (NULL: none; only with acc false): the tile epilogue above. */
-void se_tk_gemm_ex(se_threadpool *tp, size_t M, size_t N, size_t K, const float *a, size_t ars, size_t acs,
-                   const float *b, size_t brs, size_t bcs, const float *bias, bool acc, float *c, size_t ldc, float *rs,
-                   const se_tk_gemm_epi *epi, float *scratch);
+/* se_tk_gemm that also adds each row of A's sum into rs (M): rs[m] +=
+ * A(m, k) for k in order, the bits of se_tk_rowsum_ref. An A^T (ars 1,
+ * a weight gradient's dy^T) is summed as it is packed, so the bias
+ * gradient costs no pass of its own over dy. */
+void se_tk_gemm_rowsum(se_threadpool *tp, size_t M, size_t N, size_t K, const float *a, size_t ars, size_t acs,
+                       const float *b, size_t brs, size_t bcs, const float *bias, bool acc, float *c, size_t ldc,
+                       float *rs, float *scratch);
 void se_tk_rowsum_ref(size_t M, size_t K, const float *a, size_t ars, size_t acs, float *rs);
 
 /* y (M, N) = x (M, K) w^T + b (b NULL: none): the forward Linear. */
@@ -67,18 +53,6 @@ void se_tk_linear(se_threadpool *tp, const float *x, size_t M, size_t K, const f
                   float *y, size_t ldy, float *scratch);
 void se_tk_linear_ref(const float *x, size_t M, size_t K, const float *w, size_t N, const float *b, float *y,
                       size_t ldy);
-
-/* y (M, N) = x w^T + b and y_act = act(y) (both rows N apart): the
- * forward Linear and the activation after it, in one pass. */
-void se_tk_linear_act(se_threadpool *tp, const float *x, size_t M, size_t K, const float *w, size_t N, const float *b,
-                      float *y, se_act act, float *y_act, float *scratch);
-
-/* dx (M, K) = (dy w) act'(pre) (pre, out: the activation's input and
- * output, rows K apart; out used by tanh): the gradient through a Linear
- * and the activation before it, in one pass (the bits of se_tk_gemm then
- * se_tk_act_bwd_span over dx). */
-void se_tk_dx_act(se_threadpool *tp, const float *dy, size_t ldy, size_t M, size_t N, const float *w, size_t K,
-                  se_act act, const float *pre, const float *out, float *dx, float *scratch);
 
 /* dx (M, K) += dy (M, N; rows ldy apart) w (N, K): a Linear's input
  * gradient (the reference needs no scratch). */
@@ -89,7 +63,7 @@ void se_tk_dx_ref(const float *dy, size_t ldy, size_t M, size_t N, const float *
 /* dw (N, K) += dy^T (N, M) x (M, K), x rows ldx apart; db (N) += the
  * column sums of dy (each over the rows in order) when db is not NULL: a
  * Linear's weight and bias gradients (the sums taken as the GEMM packs
- * dy^T: se_tk_gemm_ex). */
+ * dy^T: se_tk_gemm_rowsum). */
 void se_tk_dw(se_threadpool *tp, const float *dy, size_t ldy, size_t M, size_t N, const float *x, size_t ldx, size_t K,
               float *dw, float *db, float *scratch);
 void se_tk_dw_ref(const float *dy, size_t ldy, size_t M, size_t N, const float *x, size_t ldx, size_t K, float *dw,
@@ -179,11 +153,12 @@ void se_tk_drop_apply(se_threadpool *tp, const se_tk_drop *dr, float *x, size_t 
 void se_tk_add_layernorm_rows(se_threadpool *tp, float *x, const float *res, size_t T, size_t H, const float *g,
                               const float *b, float eps, float *xhat, float *rstd, const se_tk_drop *dr);
 
-/* An activation over one span on the calling thread (the GEMM's
- * epilogue runs it per tile row): x = act(pre) (pre NULL: in place), dx =
- * dy act'(pre) (se_tk_act_bwd, or its AVX2 GELU twin). */
-void se_tk_act_span(se_act a, const float *pre, float *x, size_t n);
-void se_tk_act_bwd_span(se_act a, const float *pre, const float *out, const float *dy, float *dx, size_t n);
+/* An activation on the pool, element-wise (the same bits for every thread
+ * count): x = act(pre) (pre NULL: in place); dx = dy act'(pre)
+ * (se_tk_act_bwd, or its AVX2 GELU twin). */
+void se_tk_act_fwd(se_threadpool *tp, se_act a, const float *pre, float *x, size_t n);
+void se_tk_act_bwd_mt(se_threadpool *tp, se_act a, const float *pre, const float *out, const float *dy, float *dx,
+                      size_t n);
 
 /* LayerNorm's backward over T rows of H in place in dx, on the pool: rows
  * in blocks of 32, each block's dg and db summed in scratch
