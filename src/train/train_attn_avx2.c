@@ -1,0 +1,407 @@
+/*
+ * train/train_attn_avx2.c - one attention head of one sentence, forward
+ * and backward, for the training engine: AVX2+FMA register tiles made
+ * for its small shapes (T tokens, 1..512; HD, the head size, a multiple
+ * of 8: 32 for MiniLM, 64 for the base models and the student).
+ *
+ * The products, with the operand each one packs:
+ *   forward   s = q k^T        k^T packed (HD, Tp) once per head
+ *             out = p' v       v read in place (p' = dropout(p), or p)
+ *   backward  dp' = dout v^T   v^T packed (HD, Tp)
+ *             dq += ds k       k read in place
+ *             dk += ds^T q     q read in place
+ *             dv += p'^T dout  dout read in place
+ * Tp is T rounded up to 8; the packed columns past T are zeros. The
+ * scores are made in blocks of RS rows: each tile of RS rows and 16
+ * columns goes straight into p (scaled, the relative bias added, the
+ * rows' maxima kept), then the block's rows get their softmax and
+ * dropout (p, pd) and the block's context rows their product with v
+ * while the weights are still in L1. The backward makes its ds rows the
+ * same way in the thread's scratch (the dropout factor and the softmax's
+ * dot product taken as each tile is stored), adds the block's dq rows,
+ * and after the last block dk and dv. Every product with v, k, q or dout
+ * is a tile of RP rows and up to 32 columns summed in registers over the
+ * whole inner size and then stored or added once.
+ *
+ * The sums run in another order than the scalar references
+ * (se_tk_attn_fwd, se_tk_attn_bwd in train_kernels.c): they agree to
+ * rounding (tests/test_train_kernels.c, test_train_attn_twin). Nothing
+ * depends on the thread: one call is one head of one sentence. Compiled
+ * with -mavx2 -mfma; train_kernels.c calls it only when the CPU has both.
+ */
+#include <immintrin.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "train/train_kernels.h"
+
+#define RS 6 /* rows of a score tile (6 x 16 columns: 12 accumulators) */
+#define RP 3 /* rows of a product tile (3 x 32 columns: 12 accumulators) */
+
+/* exp's constants: se_tk_exp_avx2's (Cephes' expf polynomial). */
+#define EXP_HI 88.0f
+#define EXP_LO (-87.3365478515625f)
+#define LOG2E 1.44269504088896341f
+#define LN2_C1 0.693359375f
+#define LN2_C2 (-2.12194440e-4f)
+#define P0 1.9875691500e-4f
+#define P1 1.3981999507e-3f
+#define P2 8.3334519073e-3f
+#define P3 4.1665795894e-2f
+#define P4 1.6666665459e-1f
+#define P5 5.0000001201e-1f
+
+/* T rounded up to a multiple of 8: the packed operands' row length. */
+static inline size_t pad8(size_t n) {
+    return (n + 7) & ~(size_t)7;
+}
+
+/* 8 lanes of exp: the very operations of se_tk_exp_avx2 (train_act_avx2.c),
+ * inlined here so the softmax takes its maximum, exp and sum in one pass. */
+static inline __m256 exp8(__m256 x) {
+    x = _mm256_min_ps(x, _mm256_set1_ps(EXP_HI));
+    x = _mm256_max_ps(x, _mm256_set1_ps(EXP_LO));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_C1), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_C2), r);
+    __m256 y = _mm256_fmadd_ps(_mm256_set1_ps(P0), r, _mm256_set1_ps(P1));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(P2));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(P3));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(P4));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(P5));
+    y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), r);
+    y = _mm256_add_ps(y, _mm256_set1_ps(1.0f));
+    __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(bits));
+}
+
+/* The mask of lanes [0, n) (n >= 8: all eight), for the loads and stores
+ * of a row's last, partial vector. */
+static inline __m256i lanes(size_t n) {
+    const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n < 8 ? n : 8)), idx);
+}
+
+/* The sum and the maximum of a vector's eight lanes. */
+static inline float hsum8(__m256 x) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+static inline float hmax8(__m256 x) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* bt (HD, Tp) = the transpose of a's T rows (rows ld apart, HD columns, HD
+ * a multiple of 8), columns [T, Tp) zero: eight rows at a time through
+ * 8 x 8 register transposes. */
+static void pack_t(const float *a, size_t ld, size_t T, size_t HD, float *bt, size_t Tp) {
+    for (size_t t0 = 0; t0 < Tp; t0 += 8)
+        for (size_t d0 = 0; d0 < HD; d0 += 8) {
+            __m256 r[8];
+            for (size_t j = 0; j < 8; j++)
+                r[j] = t0 + j < T ? _mm256_loadu_ps(a + (t0 + j) * ld + d0) : _mm256_setzero_ps();
+            __m256 u0 = _mm256_unpacklo_ps(r[0], r[1]), u1 = _mm256_unpackhi_ps(r[0], r[1]);
+            __m256 u2 = _mm256_unpacklo_ps(r[2], r[3]), u3 = _mm256_unpackhi_ps(r[2], r[3]);
+            __m256 u4 = _mm256_unpacklo_ps(r[4], r[5]), u5 = _mm256_unpackhi_ps(r[4], r[5]);
+            __m256 u6 = _mm256_unpacklo_ps(r[6], r[7]), u7 = _mm256_unpackhi_ps(r[6], r[7]);
+            __m256 s0 = _mm256_shuffle_ps(u0, u2, 0x44), s1 = _mm256_shuffle_ps(u0, u2, 0xEE);
+            __m256 s2 = _mm256_shuffle_ps(u1, u3, 0x44), s3 = _mm256_shuffle_ps(u1, u3, 0xEE);
+            __m256 s4 = _mm256_shuffle_ps(u4, u6, 0x44), s5 = _mm256_shuffle_ps(u4, u6, 0xEE);
+            __m256 s6 = _mm256_shuffle_ps(u5, u7, 0x44), s7 = _mm256_shuffle_ps(u5, u7, 0xEE);
+            float *o = bt + d0 * Tp + t0;
+            _mm256_storeu_ps(o + 0 * Tp, _mm256_permute2f128_ps(s0, s4, 0x20));
+            _mm256_storeu_ps(o + 1 * Tp, _mm256_permute2f128_ps(s1, s5, 0x20));
+            _mm256_storeu_ps(o + 2 * Tp, _mm256_permute2f128_ps(s2, s6, 0x20));
+            _mm256_storeu_ps(o + 3 * Tp, _mm256_permute2f128_ps(s3, s7, 0x20));
+            _mm256_storeu_ps(o + 4 * Tp, _mm256_permute2f128_ps(s0, s4, 0x31));
+            _mm256_storeu_ps(o + 5 * Tp, _mm256_permute2f128_ps(s1, s5, 0x31));
+            _mm256_storeu_ps(o + 6 * Tp, _mm256_permute2f128_ps(s2, s6, 0x31));
+            _mm256_storeu_ps(o + 7 * Tp, _mm256_permute2f128_ps(s3, s7, 0x31));
+        }
+}
+
+/* What a score tile does with its sums. */
+typedef enum { EPI_FWD, EPI_BWD } epi_kind;
+
+/* The arguments of a head's score tiles (the forward's s = q k^T, the
+ * backward's dp' = dout v^T) and of their epilogues. */
+typedef struct score_args {
+    const float *a; /* (T, HD) rows lda apart: q or dout */
+    size_t lda;
+    const float *bt; /* (HD, Tp): k^T or v^T packed */
+    size_t T, Tp, HD;
+    float scale;
+    const float *rel; /* forward: the bias by distance (NULL: none) */
+    size_t center;
+    float *p;        /* forward: (T, T) the scores out */
+    const float *pw; /* backward: (T, T) the weights in */
+    const float *pd; /* backward: the dropped weights (NULL: no dropout) */
+    float inv;       /* backward: the dropout's 1 / (1 - p) */
+    float *ds;       /* backward: (T, Tp) dp' times the factors, out */
+    __m256 *acc;     /* forward: the RS rows' running maxima; backward: their dots with p */
+} score_args;
+
+/* Rows [i0, i0 + R) by columns [c, c + 8 NV) of a score block: the tile
+ * summed over HD in registers, then, forward: times scale plus the bias,
+ * stored into p (the partial last vector masked) and the rows' running
+ * maxima updated; backward: times the dropout factor read back from pd
+ * (inv where pd is not 0), stored into ds and its product with p added
+ * to the rows' dots. R and NV are constants of each inlined copy. */
+static inline __attribute__((always_inline)) void score_tile(const score_args *s, size_t i0, size_t c, int R, int NV,
+                                                             epi_kind kind) {
+    __m256 acc[RS][2];
+#pragma GCC unroll 6
+    for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    const float *a = s->a + i0 * s->lda, *b = s->bt + c;
+    for (size_t d = 0; d < s->HD; d++, b += s->Tp) {
+        __m256 b0 = _mm256_loadu_ps(b), b1 = NV > 1 ? _mm256_loadu_ps(b + 8) : b0;
+#pragma GCC unroll 6
+        for (int r = 0; r < R; r++) {
+            __m256 x = _mm256_broadcast_ss(a + r * s->lda + d);
+            acc[r][0] = _mm256_fmadd_ps(x, b0, acc[r][0]);
+            if (NV > 1) acc[r][1] = _mm256_fmadd_ps(x, b1, acc[r][1]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int r = 0; r < R; r++) {
+        size_t i = i0 + r;
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; v++) {
+            size_t t = c + 8 * (size_t)v;
+            bool full = t + 8 <= s->T;
+            __m256i m = lanes(s->T - t);
+            __m256 x = acc[r][v];
+            if (kind == EPI_FWD) {
+                x = _mm256_mul_ps(x, _mm256_set1_ps(s->scale));
+                if (s->rel) {
+                    const float *rb = s->rel + (s->center + t - i);
+                    x = _mm256_add_ps(x, full ? _mm256_loadu_ps(rb) : _mm256_maskload_ps(rb, m));
+                }
+                float *o = s->p + i * s->T + t;
+                if (full) {
+                    _mm256_storeu_ps(o, x);
+                    s->acc[r] = _mm256_max_ps(s->acc[r], x);
+                } else {
+                    _mm256_maskstore_ps(o, m, x);
+                    s->acc[r] = _mm256_max_ps(s->acc[r], _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), x,
+                                                                          _mm256_castsi256_ps(m)));
+                }
+            } else {
+                const float *pr = s->pw + i * s->T + t;
+                __m256 pv = full ? _mm256_loadu_ps(pr) : _mm256_maskload_ps(pr, m);
+                if (s->pd) {
+                    const float *dr = s->pd + i * s->T + t;
+                    __m256 pdv = full ? _mm256_loadu_ps(dr) : _mm256_maskload_ps(dr, m);
+                    __m256 kept = _mm256_cmp_ps(pdv, _mm256_setzero_ps(), _CMP_NEQ_UQ);
+                    x = _mm256_mul_ps(x, _mm256_and_ps(kept, _mm256_set1_ps(s->inv)));
+                }
+                s->acc[r] = _mm256_fmadd_ps(x, pv, s->acc[r]);
+                _mm256_storeu_ps(s->ds + i * s->Tp + t, x);
+            }
+        }
+    }
+}
+
+/* One copy of score_tile per row count R (1..RS) and vector count NV. */
+#define SCORE_FN(K, R, NV)                                                                                             \
+    static void score_##K##_##R##_##NV(const score_args *s, size_t i0, size_t c) {                                     \
+        score_tile(s, i0, c, R, NV, K);                                                                                \
+    }
+#define SCORE_FNS(K)                                                                                                   \
+    SCORE_FN(K, 1, 1) SCORE_FN(K, 2, 1) SCORE_FN(K, 3, 1) SCORE_FN(K, 4, 1) SCORE_FN(K, 5, 1) SCORE_FN(K, 6, 1)        \
+    SCORE_FN(K, 1, 2) SCORE_FN(K, 2, 2) SCORE_FN(K, 3, 2) SCORE_FN(K, 4, 2) SCORE_FN(K, 5, 2) SCORE_FN(K, 6, 2)
+SCORE_FNS(EPI_FWD)
+SCORE_FNS(EPI_BWD)
+
+typedef void (*score_fn)(const score_args *s, size_t i0, size_t c);
+static const score_fn score_fns[2][2][RS] = {
+    {{score_EPI_FWD_1_1, score_EPI_FWD_2_1, score_EPI_FWD_3_1, score_EPI_FWD_4_1, score_EPI_FWD_5_1, score_EPI_FWD_6_1},
+     {score_EPI_FWD_1_2, score_EPI_FWD_2_2, score_EPI_FWD_3_2, score_EPI_FWD_4_2, score_EPI_FWD_5_2, score_EPI_FWD_6_2}},
+    {{score_EPI_BWD_1_1, score_EPI_BWD_2_1, score_EPI_BWD_3_1, score_EPI_BWD_4_1, score_EPI_BWD_5_1, score_EPI_BWD_6_1},
+     {score_EPI_BWD_1_2, score_EPI_BWD_2_2, score_EPI_BWD_3_2, score_EPI_BWD_4_2, score_EPI_BWD_5_2, score_EPI_BWD_6_2}},
+};
+
+/* Rows [i0, i0 + R) (R <= RS) of the scores, every column: 16 at a time,
+ * then the last 8 (Tp is a multiple of 8). */
+static void score_rows(const score_args *s, epi_kind kind, size_t i0, size_t R) {
+    size_t c = 0;
+    for (; c + 16 <= s->Tp; c += 16) score_fns[kind][1][R - 1](s, i0, c);
+    if (c < s->Tp) score_fns[kind][0][R - 1](s, i0, c);
+}
+
+/* The arguments of a product C (rows, HD) (+)= A (rows, K) B (K, HD):
+ * A(r, k) = a[r ars + k acs], B's rows ldb apart read in place. */
+typedef struct prod_args {
+    const float *a;
+    size_t ars, acs;
+    size_t K;
+    const float *b;
+    size_t ldb;
+    float *c;
+    size_t ldc;
+} prod_args;
+
+/* Rows [r0, r0 + R) by columns [c0, c0 + 8 NV) of a product: summed over
+ * k in registers from k = 0, then stored (add false) or added into C.
+ * R and NV are constants of each inlined copy. */
+static inline __attribute__((always_inline)) void prod_tile(const prod_args *g, size_t r0, size_t c0, int R, int NV,
+                                                            bool add) {
+    __m256 acc[RP][4];
+#pragma GCC unroll 3
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) acc[r][v] = _mm256_setzero_ps();
+    const float *a = g->a + r0 * g->ars, *b = g->b + c0;
+    for (size_t k = 0; k < g->K; k++, a += g->acs, b += g->ldb) {
+        __m256 x[RP];
+#pragma GCC unroll 3
+        for (int r = 0; r < R; r++) x[r] = _mm256_broadcast_ss(a + r * g->ars);
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) {
+            __m256 bv = _mm256_loadu_ps(b + 8 * v);
+#pragma GCC unroll 3
+            for (int r = 0; r < R; r++) acc[r][v] = _mm256_fmadd_ps(x[r], bv, acc[r][v]);
+        }
+    }
+#pragma GCC unroll 3
+    for (int r = 0; r < R; r++) {
+        float *o = g->c + (r0 + r) * g->ldc + c0;
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++)
+            _mm256_storeu_ps(o + 8 * v, add ? _mm256_add_ps(_mm256_loadu_ps(o + 8 * v), acc[r][v]) : acc[r][v]);
+    }
+}
+
+/* One copy of prod_tile per row count R (1..RP), vector count NV (1..4)
+ * and store (prod_set_*) or add (prod_add_*). */
+#define PROD_FN(N, A, R, NV)                                                                                           \
+    static void prod_##N##_##R##_##NV(const prod_args *g, size_t r0, size_t c0) {                                      \
+        prod_tile(g, r0, c0, R, NV, A);                                                                                \
+    }
+#define PROD_FNS(N, A)                                                                                                 \
+    PROD_FN(N, A, 1, 1) PROD_FN(N, A, 1, 2) PROD_FN(N, A, 1, 3) PROD_FN(N, A, 1, 4)                                    \
+    PROD_FN(N, A, 2, 1) PROD_FN(N, A, 2, 2) PROD_FN(N, A, 2, 3) PROD_FN(N, A, 2, 4)                                    \
+    PROD_FN(N, A, 3, 1) PROD_FN(N, A, 3, 2) PROD_FN(N, A, 3, 3) PROD_FN(N, A, 3, 4)
+PROD_FNS(set, false)
+PROD_FNS(add, true)
+
+typedef void (*prod_fn)(const prod_args *g, size_t r0, size_t c0);
+static const prod_fn prod_fns[2][RP][4] = {
+    {{prod_set_1_1, prod_set_1_2, prod_set_1_3, prod_set_1_4},
+     {prod_set_2_1, prod_set_2_2, prod_set_2_3, prod_set_2_4},
+     {prod_set_3_1, prod_set_3_2, prod_set_3_3, prod_set_3_4}},
+    {{prod_add_1_1, prod_add_1_2, prod_add_1_3, prod_add_1_4},
+     {prod_add_2_1, prod_add_2_2, prod_add_2_3, prod_add_2_4},
+     {prod_add_3_1, prod_add_3_2, prod_add_3_3, prod_add_3_4}},
+};
+
+/* Rows [r0, r1) of a product, all HD columns: tiles of RP rows by 32
+ * columns (the last ones narrower), each stored or added once. */
+static void prod_rows(const prod_args *g, size_t r0, size_t r1, size_t HD, bool add) {
+    for (size_t r = r0; r < r1; r += RP) {
+        size_t R = r1 - r < RP ? r1 - r : RP;
+        for (size_t c = 0; c < HD; c += 32) {
+            size_t NV = (HD - c) / 8 < 4 ? (HD - c) / 8 : 4;
+            prod_fns[add][R - 1][NV - 1](g, r, c);
+        }
+    }
+}
+
+/* Softmax of row i of p in place (its scores' maximum mx), and its
+ * dropped copy into pd (dr NULL: none): exp and sum in one pass, then the
+ * division by the sum (as a product by its inverse), then the factors. */
+static void softmax_row(float *p, float *pd, size_t T, size_t i, float mx, const se_tk_drop *dr) {
+    float *pi = p + i * T;
+    __m256 m = _mm256_set1_ps(mx), sum = _mm256_setzero_ps();
+    size_t t = 0;
+    for (; t + 8 <= T; t += 8) {
+        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(pi + t), m));
+        _mm256_storeu_ps(pi + t, e);
+        sum = _mm256_add_ps(sum, e);
+    }
+    __m256i tail = lanes(T - t);
+    if (t < T) {
+        __m256 e = exp8(_mm256_sub_ps(_mm256_maskload_ps(pi + t, tail), m));
+        e = _mm256_and_ps(e, _mm256_castsi256_ps(tail));
+        _mm256_maskstore_ps(pi + t, tail, e);
+        sum = _mm256_add_ps(sum, e);
+    }
+    __m256 inv = _mm256_set1_ps(1.0f / hsum8(sum));
+    for (t = 0; t + 8 <= T; t += 8) _mm256_storeu_ps(pi + t, _mm256_mul_ps(_mm256_loadu_ps(pi + t), inv));
+    if (t < T) _mm256_maskstore_ps(pi + t, tail, _mm256_mul_ps(_mm256_maskload_ps(pi + t, tail), inv));
+    if (dr) se_tk_drop_mul_avx2(dr, i * T, pi, pd + i * T, T);
+}
+
+size_t se_tk_attn_avx2_scratch(size_t T, size_t HD) {
+    size_t Tp = pad8(T);
+    return HD * Tp + T * Tp + T * T;
+}
+
+void se_tk_attn_fwd_avx2(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD, float scale,
+                         const float *rel, size_t center, const se_tk_drop *dr, float *p, float *pd_out, float *out,
+                         size_t ldo, float *scratch) {
+    size_t Tp = pad8(T);
+    float *kt = scratch, *pd = pd_out ? pd_out : scratch + HD * Tp; /* kt (HD, Tp); pd (T, T) */
+    pack_t(k, ld, T, HD, kt, Tp);
+    __m256 mx[RS];
+    score_args s = {.a = q, .lda = ld, .bt = kt, .T = T, .Tp = Tp, .HD = HD, .scale = scale, .rel = rel,
+                    .center = center, .p = p, .acc = mx};
+    prod_args g = {.a = dr ? pd : p, .ars = T, .acs = 1, .K = T, .b = v, .ldb = ld, .c = out, .ldc = ldo};
+    for (size_t i0 = 0; i0 < T; i0 += RS) {
+        size_t R = T - i0 < RS ? T - i0 : RS;
+        for (size_t r = 0; r < R; r++) mx[r] = _mm256_set1_ps(-INFINITY);
+        score_rows(&s, EPI_FWD, i0, R);
+        for (size_t r = 0; r < R; r++) softmax_row(p, pd, T, i0 + r, hmax8(mx[r]), dr);
+        prod_rows(&g, i0, i0 + R, HD, false); /* the block's context rows: p' v */
+    }
+}
+
+void se_tk_attn_bwd_avx2(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD, float scale,
+                         const float *p, const float *pd_in, const float *dout, size_t ldo, float *dq, float *dk,
+                         float *dv, float *drel, size_t center, const se_tk_drop *dr, float *scratch) {
+    size_t Tp = pad8(T);
+    float *vt = scratch, *ds = scratch + HD * Tp, *pdw = ds + T * Tp; /* vt (HD, Tp), ds (T, Tp), pdw (T, T) */
+    const float *pd = dr ? (pd_in ? pd_in : pdw) : NULL;
+    if (dr && !pd_in) se_tk_drop_mul_avx2(dr, 0, p, pdw, T * T);
+    pack_t(v, ld, T, HD, vt, Tp);
+    __m256 dot[RS];
+    score_args s = {.a = dout, .lda = ldo, .bt = vt, .T = T, .Tp = Tp, .HD = HD, .pw = p,
+                    .pd = pd, .inv = dr ? dr->inv : 1.0f, .ds = ds, .acc = dot};
+    prod_args gq = {.a = ds, .ars = Tp, .acs = 1, .K = T, .b = k, .ldb = ld, .c = dq, .ldc = ld};
+    const __m256 sc = _mm256_set1_ps(scale);
+    for (size_t i0 = 0; i0 < T; i0 += RS) {
+        size_t R = T - i0 < RS ? T - i0 : RS;
+        for (size_t r = 0; r < R; r++) dot[r] = _mm256_setzero_ps();
+        score_rows(&s, EPI_BWD, i0, R); /* ds rows = dp (the gradient of the weights before dropout) */
+        for (size_t r = 0; r < R; r++) { /* ds = p (dp - dp . p) scale; drel += ds / scale */
+            size_t i = i0 + r, t = 0;
+            const float *pi = p + i * T;
+            float *di = ds + i * Tp;
+            __m256 dt = _mm256_set1_ps(hsum8(dot[r]));
+            for (; t < T; t += 8) {
+                bool full = t + 8 <= T;
+                __m256i m = lanes(T - t);
+                __m256 pv = full ? _mm256_loadu_ps(pi + t) : _mm256_maskload_ps(pi + t, m);
+                __m256 dsc = _mm256_mul_ps(pv, _mm256_sub_ps(_mm256_loadu_ps(di + t), dt));
+                if (drel) {
+                    float *rb = drel + (center + t - i);
+                    if (full) _mm256_storeu_ps(rb, _mm256_add_ps(_mm256_loadu_ps(rb), dsc));
+                    else _mm256_maskstore_ps(rb, m, _mm256_add_ps(_mm256_maskload_ps(rb, m), dsc));
+                }
+                _mm256_storeu_ps(di + t, _mm256_mul_ps(dsc, sc));
+            }
+        }
+        prod_rows(&gq, i0, i0 + R, HD, true); /* dq rows += ds k */
+    }
+    prod_args gk = {.a = ds, .ars = 1, .acs = Tp, .K = T, .b = q, .ldb = ld, .c = dk, .ldc = ld};
+    prod_rows(&gk, 0, T, HD, true); /* dk += ds^T q */
+    prod_args gv = {.a = dr ? pd : p, .ars = 1, .acs = T, .K = T, .b = dout, .ldb = ldo, .c = dv, .ldc = ld};
+    prod_rows(&gv, 0, T, HD, true); /* dv += p'^T dout */
+}
