@@ -127,6 +127,13 @@ static void pack_t(const float *a, size_t ld, size_t T, size_t HD, float *bt, si
         }
 }
 
+/* b (T, HD) = a's T rows (ld apart) side by side: the products' right
+ * operands read from one contiguous block (rows ld apart map onto a few
+ * L1 sets and evict each other). */
+static void pack_rows(const float *a, size_t ld, size_t T, size_t HD, float *b) {
+    for (size_t t = 0; t < T; t++) memcpy(b + t * HD, a + t * ld, HD * sizeof *b);
+}
+
 /* What a score tile does with its sums. */
 typedef enum { EPI_FWD, EPI_BWD } epi_kind;
 
@@ -341,19 +348,20 @@ static void softmax_row(float *p, float *pd, size_t T, size_t i, float mx, const
 
 size_t se_tk_attn_avx2_scratch(size_t T, size_t HD) {
     size_t Tp = pad8(T);
-    return HD * Tp + T * Tp + T * T;
+    return HD * Tp + T * HD + T * Tp + T * T;
 }
 
 void se_tk_attn_fwd_avx2(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD, float scale,
                          const float *rel, size_t center, const se_tk_drop *dr, float *p, float *pd_out, float *out,
                          size_t ldo, float *scratch) {
     size_t Tp = pad8(T);
-    float *kt = scratch, *pd = pd_out ? pd_out : scratch + HD * Tp; /* kt (HD, Tp); pd (T, T) */
+    float *kt = scratch, *vr = kt + HD * Tp, *pd = pd_out ? pd_out : vr + T * HD; /* kt (HD, Tp), vr (T, HD), pd (T, T) */
     pack_t(k, ld, T, HD, kt, Tp);
+    pack_rows(v, ld, T, HD, vr);
     __m256 mx[RS];
     score_args s = {.a = q, .lda = ld, .bt = kt, .T = T, .Tp = Tp, .HD = HD, .scale = scale, .rel = rel,
                     .center = center, .p = p, .acc = mx};
-    prod_args g = {.a = dr ? pd : p, .ars = T, .acs = 1, .K = T, .b = v, .ldb = ld, .c = out, .ldc = ldo};
+    prod_args g = {.a = dr ? pd : p, .ars = T, .acs = 1, .K = T, .b = vr, .ldb = HD, .c = out, .ldc = ldo};
     for (size_t i0 = 0; i0 < T; i0 += RS) {
         size_t R = T - i0 < RS ? T - i0 : RS;
         for (size_t r = 0; r < R; r++) mx[r] = _mm256_set1_ps(-INFINITY);
@@ -367,14 +375,15 @@ void se_tk_attn_bwd_avx2(const float *q, const float *k, const float *v, size_t 
                          const float *p, const float *pd_in, const float *dout, size_t ldo, float *dq, float *dk,
                          float *dv, float *drel, size_t center, const se_tk_drop *dr, float *scratch) {
     size_t Tp = pad8(T);
-    float *vt = scratch, *ds = scratch + HD * Tp, *pdw = ds + T * Tp; /* vt (HD, Tp), ds (T, Tp), pdw (T, T) */
+    float *vt = scratch, *br = vt + HD * Tp, *ds = br + T * HD, *pdw = ds + T * Tp; /* vt (HD, Tp), br (T, HD), ds (T, Tp), pdw (T, T) */
     const float *pd = dr ? (pd_in ? pd_in : pdw) : NULL;
     if (dr && !pd_in) se_tk_drop_mul_avx2(dr, 0, p, pdw, T * T);
     pack_t(v, ld, T, HD, vt, Tp);
+    pack_rows(k, ld, T, HD, br);
     __m256 dot[RS];
     score_args s = {.a = dout, .lda = ldo, .bt = vt, .T = T, .Tp = Tp, .HD = HD, .pw = p,
                     .pd = pd, .inv = dr ? dr->inv : 1.0f, .ds = ds, .acc = dot};
-    prod_args gq = {.a = ds, .ars = Tp, .acs = 1, .K = T, .b = k, .ldb = ld, .c = dq, .ldc = ld};
+    prod_args gq = {.a = ds, .ars = Tp, .acs = 1, .K = T, .b = br, .ldb = HD, .c = dq, .ldc = ld};
     const __m256 sc = _mm256_set1_ps(scale);
     for (size_t i0 = 0; i0 < T; i0 += RS) {
         size_t R = T - i0 < RS ? T - i0 : RS;
@@ -400,8 +409,10 @@ void se_tk_attn_bwd_avx2(const float *q, const float *k, const float *v, size_t 
         }
         prod_rows(&gq, i0, i0 + R, HD, true); /* dq rows += ds k */
     }
-    prod_args gk = {.a = ds, .ars = 1, .acs = Tp, .K = T, .b = q, .ldb = ld, .c = dk, .ldc = ld};
+    pack_rows(q, ld, T, HD, br);
+    prod_args gk = {.a = ds, .ars = 1, .acs = Tp, .K = T, .b = br, .ldb = HD, .c = dk, .ldc = ld};
     prod_rows(&gk, 0, T, HD, true); /* dk += ds^T q */
-    prod_args gv = {.a = dr ? pd : p, .ars = 1, .acs = T, .K = T, .b = dout, .ldb = ldo, .c = dv, .ldc = ld};
+    pack_rows(dout, ldo, T, HD, br);
+    prod_args gv = {.a = dr ? pd : p, .ars = 1, .acs = T, .K = T, .b = br, .ldb = HD, .c = dv, .ldc = ld};
     prod_rows(&gv, 0, T, HD, true); /* dv += p'^T dout */
 }
