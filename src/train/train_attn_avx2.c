@@ -58,6 +58,16 @@ static inline size_t pad8(size_t n) {
     return (n + 7) & ~(size_t)7;
 }
 
+/* n floats rounded up to a whole number of 64-byte lines, and a pointer
+ * rounded up to the next line: the packed operands start on a line, so
+ * their vectors never straddle two. */
+static inline size_t lines(size_t n) {
+    return (n + 15) & ~(size_t)15;
+}
+static inline float *line_up(float *p) {
+    return (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63);
+}
+
 /* 8 lanes of exp: the very operations of se_tk_exp_avx2 (train_act_avx2.c),
  * inlined here so the softmax takes its maximum, exp and sum in one pass. */
 static inline __m256 exp8(__m256 x) {
@@ -99,14 +109,15 @@ static inline float hmax8(__m256 x) {
 }
 
 /* bt (HD, Tp) = the transpose of a's T rows (rows ld apart, HD columns, HD
- * a multiple of 8), columns [T, Tp) zero: eight rows at a time through
- * 8 x 8 register transposes. */
-static void pack_t(const float *a, size_t ld, size_t T, size_t HD, float *bt, size_t Tp) {
+ * a multiple of 8) times sc, columns [T, Tp) zero: eight rows at a time
+ * through 8 x 8 register transposes. */
+static void pack_t(const float *a, size_t ld, size_t T, size_t HD, float sc, float *bt, size_t Tp) {
+    const __m256 scv = _mm256_set1_ps(sc);
     for (size_t t0 = 0; t0 < Tp; t0 += 8)
         for (size_t d0 = 0; d0 < HD; d0 += 8) {
             __m256 r[8];
             for (size_t j = 0; j < 8; j++)
-                r[j] = t0 + j < T ? _mm256_loadu_ps(a + (t0 + j) * ld + d0) : _mm256_setzero_ps();
+                r[j] = t0 + j < T ? _mm256_mul_ps(_mm256_loadu_ps(a + (t0 + j) * ld + d0), scv) : _mm256_setzero_ps();
             __m256 u0 = _mm256_unpacklo_ps(r[0], r[1]), u1 = _mm256_unpackhi_ps(r[0], r[1]);
             __m256 u2 = _mm256_unpacklo_ps(r[2], r[3]), u3 = _mm256_unpackhi_ps(r[2], r[3]);
             __m256 u4 = _mm256_unpacklo_ps(r[4], r[5]), u5 = _mm256_unpackhi_ps(r[4], r[5]);
@@ -137,32 +148,28 @@ static void pack_rows(const float *a, size_t ld, size_t T, size_t HD, float *b) 
 /* What a score tile does with its sums. */
 typedef enum { EPI_FWD, EPI_BWD } epi_kind;
 
-/* The arguments of a head's score tiles (the forward's s = q k^T, the
+/* The arguments of a head's score blocks (the forward's s = q k^T, the
  * backward's dp' = dout v^T) and of their epilogues. */
 typedef struct score_args {
     const float *a; /* (T, HD) rows lda apart: q or dout */
     size_t lda;
-    const float *bt; /* (HD, Tp): k^T or v^T packed */
+    const float *bt; /* (HD, Tp): k^T times scale, or v^T, packed */
     size_t T, Tp, HD;
-    float scale;
     const float *rel; /* forward: the bias by distance (NULL: none) */
     size_t center;
     float *p;        /* forward: (T, T) the scores out */
-    const float *pw; /* backward: (T, T) the weights in */
-    const float *pd; /* backward: the dropped weights (NULL: no dropout) */
-    float inv;       /* backward: the dropout's 1 / (1 - p) */
-    float *ds;       /* backward: (T, Tp) dp' times the factors, out */
-    __m256 *acc;     /* forward: the RS rows' running maxima; backward: their dots with p */
+    const float *pw; /* backward: (T, T) the dropped weights (or the weights: no dropout) */
+    float *ds;       /* backward: (T, Tp) dp', out */
 } score_args;
 
 /* Rows [i0, i0 + R) by columns [c, c + 8 NV) of a score block: the tile
- * summed over HD in registers, then, forward: times scale plus the bias,
- * stored into p (the partial last vector masked) and the rows' running
- * maxima updated; backward: times the dropout factor read back from pd
- * (inv where pd is not 0), stored into ds and its product with p added
- * to the rows' dots. R and NV are constants of each inlined copy. */
+ * summed over HD in registers, then, forward: plus the bias, stored into
+ * p (the partial last vector masked) and the rows' maxima in red
+ * updated; backward: stored into ds and its product with the dropped
+ * weights added to the rows' dots in red. R and NV are constants of each
+ * inlined copy. */
 static inline __attribute__((always_inline)) void score_tile(const score_args *s, size_t i0, size_t c, int R, int NV,
-                                                             epi_kind kind) {
+                                                             epi_kind kind, __m256 *red) {
     __m256 acc[RS][2];
 #pragma GCC unroll 6
     for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
@@ -182,66 +189,62 @@ static inline __attribute__((always_inline)) void score_tile(const score_args *s
 #pragma GCC unroll 2
         for (int v = 0; v < NV; v++) {
             size_t t = c + 8 * (size_t)v;
-            bool full = t + 8 <= s->T;
-            __m256i m = lanes(s->T - t);
             __m256 x = acc[r][v];
-            if (kind == EPI_FWD) {
-                x = _mm256_mul_ps(x, _mm256_set1_ps(s->scale));
-                if (s->rel) {
-                    const float *rb = s->rel + (s->center + t - i);
-                    x = _mm256_add_ps(x, full ? _mm256_loadu_ps(rb) : _mm256_maskload_ps(rb, m));
-                }
-                float *o = s->p + i * s->T + t;
-                if (full) {
-                    _mm256_storeu_ps(o, x);
-                    s->acc[r] = _mm256_max_ps(s->acc[r], x);
+            if (t + 8 <= s->T) { /* a whole vector */
+                if (kind == EPI_FWD) {
+                    if (s->rel) x = _mm256_add_ps(x, _mm256_loadu_ps(s->rel + (s->center + t - i)));
+                    _mm256_storeu_ps(s->p + i * s->T + t, x);
+                    red[r] = _mm256_max_ps(red[r], x);
                 } else {
-                    _mm256_maskstore_ps(o, m, x);
-                    s->acc[r] = _mm256_max_ps(s->acc[r], _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), x,
-                                                                          _mm256_castsi256_ps(m)));
+                    red[r] = _mm256_fmadd_ps(x, _mm256_loadu_ps(s->pw + i * s->T + t), red[r]);
+                    _mm256_storeu_ps(s->ds + i * s->Tp + t, x);
                 }
-            } else {
-                const float *pr = s->pw + i * s->T + t;
-                __m256 pv = full ? _mm256_loadu_ps(pr) : _mm256_maskload_ps(pr, m);
-                if (s->pd) {
-                    const float *dr = s->pd + i * s->T + t;
-                    __m256 pdv = full ? _mm256_loadu_ps(dr) : _mm256_maskload_ps(dr, m);
-                    __m256 kept = _mm256_cmp_ps(pdv, _mm256_setzero_ps(), _CMP_NEQ_UQ);
-                    x = _mm256_mul_ps(x, _mm256_and_ps(kept, _mm256_set1_ps(s->inv)));
+            } else { /* the row's last, partial vector: loads and stores masked */
+                __m256i m = lanes(s->T - t);
+                if (kind == EPI_FWD) {
+                    if (s->rel) x = _mm256_add_ps(x, _mm256_maskload_ps(s->rel + (s->center + t - i), m));
+                    _mm256_maskstore_ps(s->p + i * s->T + t, m, x);
+                    red[r] = _mm256_max_ps(red[r],
+                                           _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), x, _mm256_castsi256_ps(m)));
+                } else {
+                    red[r] = _mm256_fmadd_ps(x, _mm256_maskload_ps(s->pw + i * s->T + t, m), red[r]);
+                    _mm256_storeu_ps(s->ds + i * s->Tp + t, x);
                 }
-                s->acc[r] = _mm256_fmadd_ps(x, pv, s->acc[r]);
-                _mm256_storeu_ps(s->ds + i * s->Tp + t, x);
             }
         }
     }
 }
 
-/* One copy of score_tile per row count R (1..RS) and vector count NV. */
-#define SCORE_FN(K, R, NV)                                                                                             \
-    static void score_##K##_##R##_##NV(const score_args *s, size_t i0, size_t c) {                                     \
-        score_tile(s, i0, c, R, NV, K);                                                                                \
+/* Rows [i0, i0 + R) of the scores, every column (16 at a time, then the
+ * last 8: Tp is a multiple of 8), the rows' maxima (forward) or dots with
+ * p (backward) left in out[0 .. R). */
+static inline __attribute__((always_inline)) void score_block(const score_args *s, size_t i0, int R, epi_kind kind,
+                                                              __m256 *out) {
+    __m256 red[RS];
+#pragma GCC unroll 6
+    for (int r = 0; r < R; r++) red[r] = kind == EPI_FWD ? _mm256_set1_ps(-INFINITY) : _mm256_setzero_ps();
+    size_t c = 0;
+    for (; c + 16 <= s->Tp; c += 16) score_tile(s, i0, c, R, 2, kind, red);
+    if (c < s->Tp) score_tile(s, i0, c, R, 1, kind, red);
+#pragma GCC unroll 6
+    for (int r = 0; r < R; r++) out[r] = red[r];
+}
+
+/* One copy of score_block per row count R (1..RS) and epilogue:
+ * score_fns[kind][R - 1]. */
+#define SCORE_FN(K, R)                                                                                                 \
+    static void score_##K##_##R(const score_args *s, size_t i0, __m256 *out) {                                         \
+        score_block(s, i0, R, K, out);                                                                                 \
     }
-#define SCORE_FNS(K)                                                                                                   \
-    SCORE_FN(K, 1, 1) SCORE_FN(K, 2, 1) SCORE_FN(K, 3, 1) SCORE_FN(K, 4, 1) SCORE_FN(K, 5, 1) SCORE_FN(K, 6, 1)        \
-    SCORE_FN(K, 1, 2) SCORE_FN(K, 2, 2) SCORE_FN(K, 3, 2) SCORE_FN(K, 4, 2) SCORE_FN(K, 5, 2) SCORE_FN(K, 6, 2)
+#define SCORE_FNS(K) SCORE_FN(K, 1) SCORE_FN(K, 2) SCORE_FN(K, 3) SCORE_FN(K, 4) SCORE_FN(K, 5) SCORE_FN(K, 6)
 SCORE_FNS(EPI_FWD)
 SCORE_FNS(EPI_BWD)
 
-typedef void (*score_fn)(const score_args *s, size_t i0, size_t c);
-static const score_fn score_fns[2][2][RS] = {
-    {{score_EPI_FWD_1_1, score_EPI_FWD_2_1, score_EPI_FWD_3_1, score_EPI_FWD_4_1, score_EPI_FWD_5_1, score_EPI_FWD_6_1},
-     {score_EPI_FWD_1_2, score_EPI_FWD_2_2, score_EPI_FWD_3_2, score_EPI_FWD_4_2, score_EPI_FWD_5_2, score_EPI_FWD_6_2}},
-    {{score_EPI_BWD_1_1, score_EPI_BWD_2_1, score_EPI_BWD_3_1, score_EPI_BWD_4_1, score_EPI_BWD_5_1, score_EPI_BWD_6_1},
-     {score_EPI_BWD_1_2, score_EPI_BWD_2_2, score_EPI_BWD_3_2, score_EPI_BWD_4_2, score_EPI_BWD_5_2, score_EPI_BWD_6_2}},
+typedef void (*score_fn)(const score_args *s, size_t i0, __m256 *out);
+static const score_fn score_fns[2][RS] = {
+    {score_EPI_FWD_1, score_EPI_FWD_2, score_EPI_FWD_3, score_EPI_FWD_4, score_EPI_FWD_5, score_EPI_FWD_6},
+    {score_EPI_BWD_1, score_EPI_BWD_2, score_EPI_BWD_3, score_EPI_BWD_4, score_EPI_BWD_5, score_EPI_BWD_6},
 };
-
-/* Rows [i0, i0 + R) (R <= RS) of the scores, every column: 16 at a time,
- * then the last 8 (Tp is a multiple of 8). */
-static void score_rows(const score_args *s, epi_kind kind, size_t i0, size_t R) {
-    size_t c = 0;
-    for (; c + 16 <= s->Tp; c += 16) score_fns[kind][1][R - 1](s, i0, c);
-    if (c < s->Tp) score_fns[kind][0][R - 1](s, i0, c);
-}
 
 /* The arguments of a product C (rows, HD) (+)= A (rows, K) B (K, HD):
  * A(r, k) = a[r ars + k acs], B's rows ldb apart read in place. */
@@ -348,24 +351,23 @@ static void softmax_row(float *p, float *pd, size_t T, size_t i, float mx, const
 
 size_t se_tk_attn_avx2_scratch(size_t T, size_t HD) {
     size_t Tp = pad8(T);
-    return HD * Tp + T * HD + T * Tp + T * T;
+    return 15 + lines(HD * Tp) + lines(T * HD) + lines(T * Tp) + T * T;
 }
 
 void se_tk_attn_fwd_avx2(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD, float scale,
                          const float *rel, size_t center, const se_tk_drop *dr, float *p, float *pd_out, float *out,
                          size_t ldo, float *scratch) {
     size_t Tp = pad8(T);
-    float *kt = scratch, *vr = kt + HD * Tp, *pd = pd_out ? pd_out : vr + T * HD; /* kt (HD, Tp), vr (T, HD), pd (T, T) */
-    pack_t(k, ld, T, HD, kt, Tp);
+    float *kt = line_up(scratch), *vr = kt + lines(HD * Tp); /* kt (HD, Tp), vr (T, HD) */
+    float *pd = pd_out ? pd_out : vr + lines(T * HD);       /* pd (T, T) */
+    pack_t(k, ld, T, HD, scale, kt, Tp); /* the scale on k^T: the score tiles' sums are the scores */
     pack_rows(v, ld, T, HD, vr);
     __m256 mx[RS];
-    score_args s = {.a = q, .lda = ld, .bt = kt, .T = T, .Tp = Tp, .HD = HD, .scale = scale, .rel = rel,
-                    .center = center, .p = p, .acc = mx};
+    score_args s = {.a = q, .lda = ld, .bt = kt, .T = T, .Tp = Tp, .HD = HD, .rel = rel, .center = center, .p = p};
     prod_args g = {.a = dr ? pd : p, .ars = T, .acs = 1, .K = T, .b = vr, .ldb = HD, .c = out, .ldc = ldo};
     for (size_t i0 = 0; i0 < T; i0 += RS) {
         size_t R = T - i0 < RS ? T - i0 : RS;
-        for (size_t r = 0; r < R; r++) mx[r] = _mm256_set1_ps(-INFINITY);
-        score_rows(&s, EPI_FWD, i0, R);
+        score_fns[EPI_FWD][R - 1](&s, i0, mx);
         for (size_t r = 0; r < R; r++) softmax_row(p, pd, T, i0 + r, hmax8(mx[r]), dr);
         prod_rows(&g, i0, i0 + R, HD, false); /* the block's context rows: p' v */
     }
@@ -375,30 +377,34 @@ void se_tk_attn_bwd_avx2(const float *q, const float *k, const float *v, size_t 
                          const float *p, const float *pd_in, const float *dout, size_t ldo, float *dq, float *dk,
                          float *dv, float *drel, size_t center, const se_tk_drop *dr, float *scratch) {
     size_t Tp = pad8(T);
-    float *vt = scratch, *br = vt + HD * Tp, *ds = br + T * HD, *pdw = ds + T * Tp; /* vt (HD, Tp), br (T, HD), ds (T, Tp), pdw (T, T) */
+    float *vt = line_up(scratch), *br = vt + lines(HD * Tp); /* vt (HD, Tp), br (T, HD) */
+    float *ds = br + lines(T * HD), *pdw = ds + lines(T * Tp); /* ds (T, Tp), pdw (T, T) */
     const float *pd = dr ? (pd_in ? pd_in : pdw) : NULL;
     if (dr && !pd_in) se_tk_drop_mul_avx2(dr, 0, p, pdw, T * T);
-    pack_t(v, ld, T, HD, vt, Tp);
+    pack_t(v, ld, T, HD, 1.0f, vt, Tp);
     pack_rows(k, ld, T, HD, br);
     __m256 dot[RS];
-    score_args s = {.a = dout, .lda = ldo, .bt = vt, .T = T, .Tp = Tp, .HD = HD, .pw = p,
-                    .pd = pd, .inv = dr ? dr->inv : 1.0f, .ds = ds, .acc = dot};
+    const float *pw = dr ? pd : p; /* the weights the forward multiplied v by */
+    score_args s = {.a = dout, .lda = ldo, .bt = vt, .T = T, .Tp = Tp, .HD = HD, .pw = pw, .ds = ds};
     prod_args gq = {.a = ds, .ars = Tp, .acs = 1, .K = T, .b = br, .ldb = HD, .c = dq, .ldc = ld};
     const __m256 sc = _mm256_set1_ps(scale);
     for (size_t i0 = 0; i0 < T; i0 += RS) {
         size_t R = T - i0 < RS ? T - i0 : RS;
-        for (size_t r = 0; r < R; r++) dot[r] = _mm256_setzero_ps();
-        score_rows(&s, EPI_BWD, i0, R); /* ds rows = dp (the gradient of the weights before dropout) */
-        for (size_t r = 0; r < R; r++) { /* ds = p (dp - dp . p) scale; drel += ds / scale */
+        score_fns[EPI_BWD][R - 1](&s, i0, dot); /* ds rows = dp' = dout v^T, dot = dp' . pw */
+        /* The weights' gradient before dropout is dp = dp' f (f the factor: pw = p f), the scores' gradient
+         * p (dp - dp . p) = pw dp' - p (dp' . pw): the factors taken through pw (read back from pd with dropout,
+         * as the forward kept it), so nothing is drawn again; drel += that, ds = that times scale. */
+        for (size_t r = 0; r < R; r++) {
             size_t i = i0 + r, t = 0;
-            const float *pi = p + i * T;
+            const float *pi = p + i * T, *wi = pw + i * T;
             float *di = ds + i * Tp;
             __m256 dt = _mm256_set1_ps(hsum8(dot[r]));
             for (; t < T; t += 8) {
                 bool full = t + 8 <= T;
                 __m256i m = lanes(T - t);
                 __m256 pv = full ? _mm256_loadu_ps(pi + t) : _mm256_maskload_ps(pi + t, m);
-                __m256 dsc = _mm256_mul_ps(pv, _mm256_sub_ps(_mm256_loadu_ps(di + t), dt));
+                __m256 wv = full ? _mm256_loadu_ps(wi + t) : _mm256_maskload_ps(wi + t, m);
+                __m256 dsc = _mm256_fnmadd_ps(pv, dt, _mm256_mul_ps(wv, _mm256_loadu_ps(di + t)));
                 if (drel) {
                     float *rb = drel + (center + t - i);
                     if (full) _mm256_storeu_ps(rb, _mm256_add_ps(_mm256_loadu_ps(rb), dsc));
@@ -413,6 +419,6 @@ void se_tk_attn_bwd_avx2(const float *q, const float *k, const float *v, size_t 
     prod_args gk = {.a = ds, .ars = 1, .acs = Tp, .K = T, .b = br, .ldb = HD, .c = dk, .ldc = ld};
     prod_rows(&gk, 0, T, HD, true); /* dk += ds^T q */
     pack_rows(dout, ldo, T, HD, br);
-    prod_args gv = {.a = dr ? pd : p, .ars = 1, .acs = T, .K = T, .b = br, .ldb = HD, .c = dv, .ldc = ld};
+    prod_args gv = {.a = pw, .ars = 1, .acs = T, .K = T, .b = br, .ldb = HD, .c = dv, .ldc = ld};
     prod_rows(&gv, 0, T, HD, true); /* dv += p'^T dout */
 }
