@@ -173,12 +173,15 @@ static inline __attribute__((always_inline)) void score_tile(const score_args *s
     __m256 acc[RS][2];
 #pragma GCC unroll 6
     for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
-    const float *a = s->a + i0 * s->lda, *b = s->bt + c;
-    for (size_t d = 0; d < s->HD; d++, b += s->Tp) {
+    const float *a[RS], *b = s->bt + c; /* the rows' pointers apart: one address operation per broadcast */
+#pragma GCC unroll 6
+    for (int r = 0; r < R; r++) a[r] = s->a + (i0 + r) * s->lda;
+    const size_t HD = s->HD, Tp = s->Tp;
+    for (size_t d = 0; d < HD; d++, b += Tp) {
         __m256 b0 = _mm256_loadu_ps(b), b1 = NV > 1 ? _mm256_loadu_ps(b + 8) : b0;
 #pragma GCC unroll 6
         for (int r = 0; r < R; r++) {
-            __m256 x = _mm256_broadcast_ss(a + r * s->lda + d);
+            __m256 x = _mm256_broadcast_ss(a[r] + d);
             acc[r][0] = _mm256_fmadd_ps(x, b0, acc[r][0]);
             if (NV > 1) acc[r][1] = _mm256_fmadd_ps(x, b1, acc[r][1]);
         }
