@@ -142,7 +142,8 @@ static void pack_t(const float *a, size_t ld, size_t T, size_t HD, float sc, flo
  * operands read from one contiguous block (rows ld apart map onto a few
  * L1 sets and evict each other). */
 static void pack_rows(const float *a, size_t ld, size_t T, size_t HD, float *b) {
-    for (size_t t = 0; t < T; t++) memcpy(b + t * HD, a + t * ld, HD * sizeof *b);
+    for (size_t t = 0; t < T; t++, a += ld, b += HD)
+        for (size_t d = 0; d < HD; d += 8) _mm256_storeu_ps(b + d, _mm256_loadu_ps(a + d));
 }
 
 /* What a score tile does with its sums. */
@@ -327,29 +328,50 @@ static void prod_rows(const prod_args *g, size_t r0, size_t r1, size_t HD, bool 
     }
 }
 
-/* Softmax of row i of p in place (its scores' maximum mx), and its
- * dropped copy into pd (dr NULL: none): exp and sum in one pass, then the
- * division by the sum (as a product by its inverse), then the factors. */
-static void softmax_row(float *p, float *pd, size_t T, size_t i, float mx, const se_tk_drop *dr) {
-    float *pi = p + i * T;
-    __m256 m = _mm256_set1_ps(mx), sum = _mm256_setzero_ps();
-    size_t t = 0;
-    for (; t + 8 <= T; t += 8) {
-        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(pi + t), m));
-        _mm256_storeu_ps(pi + t, e);
-        sum = _mm256_add_ps(sum, e);
+/* The rows of the score block starting at row i0: the T rows split into
+ * ceil(T / RS) blocks as even as can be (T 32: 6 6 5 5 5 5, not 6 6 6 6
+ * 6 2), so no block is so narrow that its few accumulators wait on the
+ * FMA's latency. */
+static size_t block_rows(size_t T, size_t i0) {
+    size_t n = (T + RS - 1) / RS, big = T - (T / n) * n; /* the first big blocks have T / n + 1 rows */
+    size_t small = T / n;
+    return i0 < big * (small + 1) ? small + 1 : small;
+}
+
+/* Softmax of rows [i0, i0 + R) of p in place (their scores' maxima in
+ * mx), and their dropped copies into pd (dr NULL: none): exp and sum
+ * over every row, then the divisions by the sums (as products by their
+ * inverses), then the factors. A block's rows go through each step
+ * together so that their exp chains, sums and divisions overlap (one row
+ * at a time, each waits on its own sum). */
+static void softmax_rows(float *p, float *pd, size_t T, size_t i0, size_t R, const __m256 *mx, const se_tk_drop *dr) {
+    __m256 sum[RS];
+    __m256i tail = lanes(T % 8);
+    size_t tv = T & ~(size_t)7; /* the whole vectors' end */
+    for (size_t r = 0; r < R; r++) {
+        float *pi = p + (i0 + r) * T;
+        __m256 m = _mm256_set1_ps(hmax8(mx[r])), s = _mm256_setzero_ps();
+        for (size_t t = 0; t < tv; t += 8) {
+            __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(pi + t), m));
+            _mm256_storeu_ps(pi + t, e);
+            s = _mm256_add_ps(s, e);
+        }
+        if (tv < T) {
+            __m256 e = exp8(_mm256_sub_ps(_mm256_maskload_ps(pi + tv, tail), m));
+            e = _mm256_and_ps(e, _mm256_castsi256_ps(tail));
+            _mm256_maskstore_ps(pi + tv, tail, e);
+            s = _mm256_add_ps(s, e);
+        }
+        sum[r] = s;
     }
-    __m256i tail = lanes(T - t);
-    if (t < T) {
-        __m256 e = exp8(_mm256_sub_ps(_mm256_maskload_ps(pi + t, tail), m));
-        e = _mm256_and_ps(e, _mm256_castsi256_ps(tail));
-        _mm256_maskstore_ps(pi + t, tail, e);
-        sum = _mm256_add_ps(sum, e);
+    for (size_t r = 0; r < R; r++) {
+        float *pi = p + (i0 + r) * T;
+        __m256 inv = _mm256_set1_ps(1.0f / hsum8(sum[r]));
+        for (size_t t = 0; t < tv; t += 8) _mm256_storeu_ps(pi + t, _mm256_mul_ps(_mm256_loadu_ps(pi + t), inv));
+        if (tv < T) _mm256_maskstore_ps(pi + tv, tail, _mm256_mul_ps(_mm256_maskload_ps(pi + tv, tail), inv));
     }
-    __m256 inv = _mm256_set1_ps(1.0f / hsum8(sum));
-    for (t = 0; t + 8 <= T; t += 8) _mm256_storeu_ps(pi + t, _mm256_mul_ps(_mm256_loadu_ps(pi + t), inv));
-    if (t < T) _mm256_maskstore_ps(pi + t, tail, _mm256_mul_ps(_mm256_maskload_ps(pi + t, tail), inv));
-    if (dr) se_tk_drop_mul_avx2(dr, i * T, pi, pd + i * T, T);
+    if (dr)
+        for (size_t r = 0; r < R; r++) se_tk_drop_mul_avx2(dr, (i0 + r) * T, p + (i0 + r) * T, pd + (i0 + r) * T, T);
 }
 
 size_t se_tk_attn_avx2_scratch(size_t T, size_t HD) {
@@ -368,10 +390,10 @@ void se_tk_attn_fwd_avx2(const float *q, const float *k, const float *v, size_t 
     __m256 mx[RS];
     score_args s = {.a = q, .lda = ld, .bt = kt, .T = T, .Tp = Tp, .HD = HD, .rel = rel, .center = center, .p = p};
     prod_args g = {.a = dr ? pd : p, .ars = T, .acs = 1, .K = T, .b = vr, .ldb = HD, .c = out, .ldc = ldo};
-    for (size_t i0 = 0; i0 < T; i0 += RS) {
-        size_t R = T - i0 < RS ? T - i0 : RS;
+    for (size_t i0 = 0, R; i0 < T; i0 += R) {
+        R = block_rows(T, i0);
         score_fns[EPI_FWD][R - 1](&s, i0, mx);
-        for (size_t r = 0; r < R; r++) softmax_row(p, pd, T, i0 + r, hmax8(mx[r]), dr);
+        softmax_rows(p, pd, T, i0, R, mx, dr);
         prod_rows(&g, i0, i0 + R, HD, false); /* the block's context rows: p' v */
     }
 }
@@ -391,8 +413,8 @@ void se_tk_attn_bwd_avx2(const float *q, const float *k, const float *v, size_t 
     score_args s = {.a = dout, .lda = ldo, .bt = vt, .T = T, .Tp = Tp, .HD = HD, .pw = pw, .ds = ds};
     prod_args gq = {.a = ds, .ars = Tp, .acs = 1, .K = T, .b = br, .ldb = HD, .c = dq, .ldc = ld};
     const __m256 sc = _mm256_set1_ps(scale);
-    for (size_t i0 = 0; i0 < T; i0 += RS) {
-        size_t R = T - i0 < RS ? T - i0 : RS;
+    for (size_t i0 = 0, R; i0 < T; i0 += R) {
+        R = block_rows(T, i0);
         score_fns[EPI_BWD][R - 1](&s, i0, dot); /* ds rows = dp' = dout v^T, dot = dp' . pw */
         /* The weights' gradient before dropout is dp = dp' f (f the factor: pw = p f), the scores' gradient
          * p (dp - dp . p) = pw dp' - p (dp' . pw): the factors taken through pw (read back from pd with dropout,
