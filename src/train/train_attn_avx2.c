@@ -138,12 +138,18 @@ static void pack_t(const float *a, size_t ld, size_t T, size_t HD, float sc, flo
         }
 }
 
-/* b (T, HD) = a's T rows (ld apart) side by side: the products' right
- * operands read from one contiguous block (rows ld apart map onto a few
- * L1 sets and evict each other). */
-static void pack_rows(const float *a, size_t ld, size_t T, size_t HD, float *b) {
-    for (size_t t = 0; t < T; t++, a += ld, b += HD)
-        for (size_t d = 0; d < HD; d += 8) _mm256_storeu_ps(b + d, _mm256_loadu_ps(a + d));
+/* b = a's T rows (ld apart, HD columns) in panels of 32 columns (the
+ * last one narrower): columns [c, c + w) as a (T, w) block at b + c T.
+ * The products' right operands are read from them one panel per column
+ * block of a tile, contiguously (rows ld apart map onto a few L1 sets and
+ * evict each other; for HD 32 the one panel is the rows side by side). */
+static void pack_panels(const float *a, size_t ld, size_t T, size_t HD, float *b) {
+    for (size_t c = 0; c < HD; c += 32) {
+        size_t w = HD - c < 32 ? HD - c : 32;
+        float *o = b + c * T;
+        for (size_t t = 0; t < T; t++, o += w)
+            for (size_t d = 0; d < w; d += 8) _mm256_storeu_ps(o + d, _mm256_loadu_ps(a + t * ld + c + d));
+    }
 }
 
 /* What a score tile does with its sums. */
@@ -251,13 +257,12 @@ static const score_fn score_fns[2][RS] = {
 };
 
 /* The arguments of a product C (rows, HD) (+)= A (rows, K) B (K, HD):
- * A(r, k) = a[r ars + k acs], B's rows ldb apart read in place. */
+ * A(r, k) = a[r ars + k acs], B in pack_panels' panels. */
 typedef struct prod_args {
     const float *a;
     size_t ars, acs;
     size_t K;
     const float *b;
-    size_t ldb;
     float *c;
     size_t ldc;
 } prod_args;
@@ -272,8 +277,8 @@ static inline __attribute__((always_inline)) void prod_tile(const prod_args *g, 
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
         for (int v = 0; v < NV; v++) acc[r][v] = _mm256_setzero_ps();
-    const float *a = g->a + r0 * g->ars, *b = g->b + c0;
-    for (size_t k = 0; k < g->K; k++, a += g->acs, b += g->ldb) {
+    const float *a = g->a + r0 * g->ars, *b = g->b + c0 * g->K; /* the panel of columns [c0, c0 + 8 NV) */
+    for (size_t k = 0; k < g->K; k++, a += g->acs, b += 8 * NV) {
         __m256 x[RP];
 #pragma GCC unroll 3
         for (int r = 0; r < R; r++) x[r] = _mm256_broadcast_ss(a + r * g->ars);
@@ -317,12 +322,13 @@ static const prod_fn prod_fns[2][RP][4] = {
 };
 
 /* Rows [r0, r1) of a product, all HD columns: tiles of RP rows by 32
- * columns (the last ones narrower), each stored or added once. */
+ * columns (the last ones narrower), each stored or added once; a panel
+ * of B at a time, so it stays in L1 over the rows. */
 static void prod_rows(const prod_args *g, size_t r0, size_t r1, size_t HD, bool add) {
-    for (size_t r = r0; r < r1; r += RP) {
-        size_t R = r1 - r < RP ? r1 - r : RP;
-        for (size_t c = 0; c < HD; c += 32) {
-            size_t NV = (HD - c) / 8 < 4 ? (HD - c) / 8 : 4;
+    for (size_t c = 0; c < HD; c += 32) {
+        size_t NV = (HD - c) / 8 < 4 ? (HD - c) / 8 : 4;
+        for (size_t r = r0; r < r1; r += RP) {
+            size_t R = r1 - r < RP ? r1 - r : RP;
             prod_fns[add][R - 1][NV - 1](g, r, c);
         }
     }
@@ -386,10 +392,10 @@ void se_tk_attn_fwd_avx2(const float *q, const float *k, const float *v, size_t 
     float *kt = line_up(scratch), *vr = kt + lines(HD * Tp); /* kt (HD, Tp), vr (T, HD) */
     float *pd = pd_out ? pd_out : vr + lines(T * HD);       /* pd (T, T) */
     pack_t(k, ld, T, HD, scale, kt, Tp); /* the scale on k^T: the score tiles' sums are the scores */
-    pack_rows(v, ld, T, HD, vr);
+    pack_panels(v, ld, T, HD, vr);
     __m256 mx[RS];
     score_args s = {.a = q, .lda = ld, .bt = kt, .T = T, .Tp = Tp, .HD = HD, .rel = rel, .center = center, .p = p};
-    prod_args g = {.a = dr ? pd : p, .ars = T, .acs = 1, .K = T, .b = vr, .ldb = HD, .c = out, .ldc = ldo};
+    prod_args g = {.a = dr ? pd : p, .ars = T, .acs = 1, .K = T, .b = vr, .c = out, .ldc = ldo};
     for (size_t i0 = 0, R; i0 < T; i0 += R) {
         R = block_rows(T, i0);
         score_fns[EPI_FWD][R - 1](&s, i0, mx);
@@ -407,11 +413,11 @@ void se_tk_attn_bwd_avx2(const float *q, const float *k, const float *v, size_t 
     const float *pd = dr ? (pd_in ? pd_in : pdw) : NULL;
     if (dr && !pd_in) se_tk_drop_mul_avx2(dr, 0, p, pdw, T * T);
     pack_t(v, ld, T, HD, 1.0f, vt, Tp);
-    pack_rows(k, ld, T, HD, br);
+    pack_panels(k, ld, T, HD, br);
     __m256 dot[RS];
     const float *pw = dr ? pd : p; /* the weights the forward multiplied v by */
     score_args s = {.a = dout, .lda = ldo, .bt = vt, .T = T, .Tp = Tp, .HD = HD, .pw = pw, .ds = ds};
-    prod_args gq = {.a = ds, .ars = Tp, .acs = 1, .K = T, .b = br, .ldb = HD, .c = dq, .ldc = ld};
+    prod_args gq = {.a = ds, .ars = Tp, .acs = 1, .K = T, .b = br, .c = dq, .ldc = ld};
     const __m256 sc = _mm256_set1_ps(scale);
     for (size_t i0 = 0, R; i0 < T; i0 += R) {
         R = block_rows(T, i0);
@@ -440,10 +446,10 @@ void se_tk_attn_bwd_avx2(const float *q, const float *k, const float *v, size_t 
         }
         prod_rows(&gq, i0, i0 + R, HD, true); /* dq rows += ds k */
     }
-    pack_rows(q, ld, T, HD, br);
-    prod_args gk = {.a = ds, .ars = 1, .acs = Tp, .K = T, .b = br, .ldb = HD, .c = dk, .ldc = ld};
+    pack_panels(q, ld, T, HD, br);
+    prod_args gk = {.a = ds, .ars = 1, .acs = Tp, .K = T, .b = br, .c = dk, .ldc = ld};
     prod_rows(&gk, 0, T, HD, true); /* dk += ds^T q */
-    pack_rows(dout, ldo, T, HD, br);
-    prod_args gv = {.a = pw, .ars = 1, .acs = T, .K = T, .b = br, .ldb = HD, .c = dv, .ldc = ld};
+    pack_panels(dout, ldo, T, HD, br);
+    prod_args gv = {.a = pw, .ars = 1, .acs = T, .K = T, .b = br, .c = dv, .ldc = ld};
     prod_rows(&gv, 0, T, HD, true); /* dv += p'^T dout */
 }
