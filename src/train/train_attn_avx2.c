@@ -4,24 +4,28 @@
  * for its small shapes (T tokens, 1..512; HD, the head size, a multiple
  * of 8: 32 for MiniLM, 64 for the base models and the student).
  *
- * The products, with the operand each one packs:
- *   forward   s = q k^T        k^T packed (HD, Tp) once per head
- *             out = p' v       v read in place (p' = dropout(p), or p)
- *   backward  dp' = dout v^T   v^T packed (HD, Tp)
- *             dq += ds k       k read in place
- *             dk += ds^T q     q read in place
- *             dv += p'^T dout  dout read in place
- * Tp is T rounded up to 8; the packed columns past T are zeros. The
- * scores are made in blocks of RS rows: each tile of RS rows and 16
- * columns goes straight into p (scaled, the relative bias added, the
- * rows' maxima kept), then the block's rows get their softmax and
- * dropout (p, pd) and the block's context rows their product with v
- * while the weights are still in L1. The backward makes its ds rows the
- * same way in the thread's scratch (the dropout factor and the softmax's
- * dot product taken as each tile is stored), adds the block's dq rows,
- * and after the last block dk and dv. Every product with v, k, q or dout
- * is a tile of RP rows and up to 32 columns summed in registers over the
- * whole inner size and then stored or added once.
+ * The products, with the operands each one packs (once per head, into
+ * the thread's scratch):
+ *   forward   s = q k^T        k^T (times scale) packed (HD, Tp); q read in place
+ *             out = p' v       v in panels (p' = dropout(p), or p)
+ *   backward  dp' = dout v^T   v^T packed (HD, Tp); dout read in place
+ *             dq += ds k       k in panels
+ *             dk += ds^T q     q in panels
+ *             dv += p'^T dout  dout in panels
+ * Tp is T rounded up to 8; the packed columns past T are zeros; a panel
+ * is 32 columns of T rows side by side (pack_panels). The scores are made
+ * in blocks of up to RS rows: each tile of the block's rows and 16
+ * columns goes straight into p (the relative bias added, the rows' maxima
+ * kept), then the block's rows get their softmax and dropout (p, pd) and
+ * the block's context rows their product with v while the weights are
+ * still in L1. The backward makes its dp' rows the same way in the
+ * thread's scratch (their dots with the dropped weights taken as each
+ * tile is stored), turns them into ds (the softmax's backward, the
+ * dropout factors taken through the dropped weights the forward kept),
+ * adds the block's dq rows, and after the last block dk and dv. Every
+ * product with v, k, q or dout is a tile of up to RP rows and 32 columns
+ * summed in registers over the whole inner size, then stored or added
+ * once.
  *
  * The sums run in another order than the scalar references
  * (se_tk_attn_fwd, se_tk_attn_bwd in train_kernels.c): they agree to
@@ -33,7 +37,6 @@
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <string.h>
 
 #include "train/train_kernels.h"
 
@@ -69,7 +72,7 @@ static inline float *line_up(float *p) {
 }
 
 /* 8 lanes of exp: the very operations of se_tk_exp_avx2 (train_act_avx2.c),
- * inlined here so the softmax takes its maximum, exp and sum in one pass. */
+ * inlined here so the softmax takes exp and the sum in one pass. */
 static inline __m256 exp8(__m256 x) {
     x = _mm256_min_ps(x, _mm256_set1_ps(EXP_HI));
     x = _mm256_max_ps(x, _mm256_set1_ps(EXP_LO));
@@ -227,7 +230,7 @@ static inline __attribute__((always_inline)) void score_tile(const score_args *s
 
 /* Rows [i0, i0 + R) of the scores, every column (16 at a time, then the
  * last 8: Tp is a multiple of 8), the rows' maxima (forward) or dots with
- * p (backward) left in out[0 .. R). */
+ * the dropped weights (backward) left in out[0 .. R). */
 static inline __attribute__((always_inline)) void score_block(const score_args *s, size_t i0, int R, epi_kind kind,
                                                               __m256 *out) {
     __m256 red[RS];
@@ -380,11 +383,16 @@ static void softmax_rows(float *p, float *pd, size_t T, size_t i0, size_t R, con
         for (size_t r = 0; r < R; r++) se_tk_drop_mul_avx2(dr, (i0 + r) * T, p + (i0 + r) * T, pd + (i0 + r) * T, T);
 }
 
+/* The scratch of a head of T tokens: the packed k^T or v^T, the panels,
+ * ds, and the dropped weights when they are not kept (64 bytes of slack
+ * to start on a line). */
 size_t se_tk_attn_avx2_scratch(size_t T, size_t HD) {
     size_t Tp = pad8(T);
     return 15 + lines(HD * Tp) + lines(T * HD) + lines(T * Tp) + T * T;
 }
 
+/* One head's forward (train_kernels.h): k^T and v packed, then the
+ * blocks of rows: scores, softmax and dropout, context. */
 void se_tk_attn_fwd_avx2(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD, float scale,
                          const float *rel, size_t center, const se_tk_drop *dr, float *p, float *pd_out, float *out,
                          size_t ldo, float *scratch) {
@@ -404,6 +412,8 @@ void se_tk_attn_fwd_avx2(const float *q, const float *k, const float *v, size_t 
     }
 }
 
+/* One head's backward (train_kernels.h): v^T and k packed, the blocks of
+ * rows (dp', ds, dq), then dk and dv. */
 void se_tk_attn_bwd_avx2(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD, float scale,
                          const float *p, const float *pd_in, const float *dout, size_t ldo, float *dq, float *dk,
                          float *dv, float *drel, size_t center, const se_tk_drop *dr, float *scratch) {
