@@ -151,7 +151,9 @@ TEST(test_train_attn_twin) {
                     if (w == 2 && HD % 8) continue; /* the AVX2 kernels take HD a multiple of 8 */
                     float *p1 = malloc(T * T * sizeof *p1), *pd = malloc(T * T * sizeof *pd), *o1 = malloc(no * sizeof *o1);
                     float *g1 = malloc(nq * sizeof *g1), *r1 = malloc(NR * sizeof *r1);
-                    float *scr = malloc(se_tk_attn_scratch(T, HD) * sizeof *scr);
+                    /* the AVX2 kernels get exactly their own scratch (the sanitizer build checks they keep in it) */
+                    size_t ns = w == 2 ? se_tk_attn_avx2_scratch(T, HD) : se_tk_attn_scratch(T, HD);
+                    float *scr = malloc(ns * sizeof *scr);
                     for (size_t e = 0; e < no; e++) o1[e] = sentinel;
                     memcpy(g1, g_in, nq * sizeof *g1), memcpy(r1, r_in, NR * sizeof *r1);
                     fwds[w](q, k, v, ld, T, HD, scale, rb, center, dr, p1, keep ? pd : NULL, o1, ldo, scr);
