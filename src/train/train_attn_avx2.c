@@ -438,19 +438,19 @@ void se_tk_attn_bwd_avx2(const float *q, const float *k, const float *v, size_t 
         for (size_t r = 0; r < R; r++) {
             size_t i = i0 + r, t = 0;
             const float *pi = p + i * T, *wi = pw + i * T;
-            float *di = ds + i * Tp;
+            float *di = ds + i * Tp, *rb = drel ? drel + (center - i) : NULL; /* rb[t]: distance t - i */
             __m256 dt = _mm256_set1_ps(hsum8(dot[r]));
-            for (; t < T; t += 8) {
-                bool full = t + 8 <= T;
+            for (; t + 8 <= T; t += 8) {
+                __m256 dsc = _mm256_fnmadd_ps(_mm256_loadu_ps(pi + t), dt,
+                                              _mm256_mul_ps(_mm256_loadu_ps(wi + t), _mm256_loadu_ps(di + t)));
+                if (rb) _mm256_storeu_ps(rb + t, _mm256_add_ps(_mm256_loadu_ps(rb + t), dsc));
+                _mm256_storeu_ps(di + t, _mm256_mul_ps(dsc, sc));
+            }
+            if (t < T) { /* the partial last vector: the lanes past T get 0 */
                 __m256i m = lanes(T - t);
-                __m256 pv = full ? _mm256_loadu_ps(pi + t) : _mm256_maskload_ps(pi + t, m);
-                __m256 wv = full ? _mm256_loadu_ps(wi + t) : _mm256_maskload_ps(wi + t, m);
-                __m256 dsc = _mm256_fnmadd_ps(pv, dt, _mm256_mul_ps(wv, _mm256_loadu_ps(di + t)));
-                if (drel) {
-                    float *rb = drel + (center + t - i);
-                    if (full) _mm256_storeu_ps(rb, _mm256_add_ps(_mm256_loadu_ps(rb), dsc));
-                    else _mm256_maskstore_ps(rb, m, _mm256_add_ps(_mm256_maskload_ps(rb, m), dsc));
-                }
+                __m256 dsc = _mm256_fnmadd_ps(_mm256_maskload_ps(pi + t, m), dt,
+                                              _mm256_mul_ps(_mm256_maskload_ps(wi + t, m), _mm256_loadu_ps(di + t)));
+                if (rb) _mm256_maskstore_ps(rb + t, m, _mm256_add_ps(_mm256_maskload_ps(rb + t, m), dsc));
                 _mm256_storeu_ps(di + t, _mm256_mul_ps(dsc, sc));
             }
         }
