@@ -66,7 +66,7 @@ LIB_SRC  := src/alloc.c src/error.c src/json.c src/unicode.c \
             src/threadpool.c src/encode.c src/rerank.c src/similarity.c src/util.c src/chunk.c src/vec_dist.c src/vec_index.c \
             src/index.c src/index_bm25.c src/index_fts.c src/index_fusion.c src/classify.c src/convert_use.c src/hub.c \
             src/hub_cache.c src/hub_http.c src/eval_ir.c \
-            src/train/train_model.c src/train/train_kernels.c src/train/train_gemm.c src/train/train_adamw_avx2.c src/train/train_act_avx2.c src/train/train_drop_avx2.c src/train/train_norm_avx2.c src/train/train_forward.c src/train/train_backward.c \
+            src/train/train_model.c src/train/train_kernels.c src/train/train_gemm.c src/train/train_attn_avx2.c src/train/train_adamw_avx2.c src/train/train_act_avx2.c src/train/train_drop_avx2.c src/train/train_norm_avx2.c src/train/train_forward.c src/train/train_backward.c \
             src/train/train_loss.c src/train/train_optim.c src/train/train_checkpoint.c src/train/train_data.c
 LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
 CLI_SRC  := src/cli.c src/cli_io.c src/cli_eval.c src/cli_eval_ir.c src/cli_bench.c src/cli_index.c src/cli_rerank.c \
@@ -104,6 +104,7 @@ all: $(BUILD)/libsembed.a $(BUILD)/libsembed.so $(BUILD)/$(SONAME) $(BUILD)/semb
 # their flags here (KFLAGS, per target); the CPU is checked at run time.
 $(BUILD)/obj/kernels_avx2.o:   KFLAGS := -mavx2 -mfma
 $(BUILD)/obj/train/train_gemm.o: KFLAGS := -mavx2 -mfma
+$(BUILD)/obj/train/train_attn_avx2.o: KFLAGS := -mavx2 -mfma
 $(BUILD)/obj/train/train_adamw_avx2.o: KFLAGS := -mavx2
 $(BUILD)/obj/train/train_act_avx2.o: KFLAGS := -mavx2 -mfma
 $(BUILD)/obj/train/train_drop_avx2.o: KFLAGS := -mavx2

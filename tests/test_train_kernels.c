@@ -5,8 +5,9 @@
  *     added, dy^T x added) on shapes with edges in every direction and K
  *     past one packed chunk: the same bits as se_tk_gemm_ref, on one
  *     thread and on three
- *   - one attention head forward and backward on those GEMMs against the
- *     scalar references (to rounding)
+ *   - one attention head forward and backward, each fast way (the
+ *     dispatcher, the GEMM path, the AVX2 kernels), against the scalar
+ *     references (to rounding)
  *   - GELU's 8-lane forward and backward against the scalar twin (the same
  *     bits) and libm (1e-6)
  *   - AdamW's 8-lane update against the scalar (the same bits), and a
@@ -104,55 +105,106 @@ static double rel_err(const float *a, const float *b, size_t n) {
     return e / m;
 }
 
-/* The attention head on GEMMs (se_tk_attn_fwd_fast, se_tk_attn_bwd_fast)
- * against the scalar references: weights, context and the q, k, v and
- * relative-bias gradients to 1e-5 of their largest value, with and without
- * the bias and dropout, for sentence lengths 1 to 37. */
-TEST(test_train_attn_twin) {
-    static const size_t lens[] = {1, 2, 7, 16, 37};
-    const size_t HD = 24, ld = 3 * HD + 5, P = 64, center = P - 1;
-    uint32_t st = 5;
-    for (size_t li = 0; li < sizeof lens / sizeof *lens; li++)
-        for (int form = 0; form < 4; form++) {
-            size_t T = lens[li], nq = T * ld;
-            bool use_rel = form & 1, use_drop = form & 2;
-            float *qkv = malloc(nq * sizeof *qkv), *rel = malloc((2 * P - 1) * sizeof *rel);
-            float *p0 = malloc(T * T * sizeof *p0), *p1 = malloc(T * T * sizeof *p1);
-            float *o0 = calloc(T * HD, sizeof *o0), *o1 = calloc(T * HD, sizeof *o1), *dout = malloc(T * HD * sizeof *dout);
-            float *g0 = calloc(nq, sizeof *g0), *g1 = calloc(nq, sizeof *g1);
-            float *r0 = calloc(2 * P - 1, sizeof *r0), *r1 = calloc(2 * P - 1, sizeof *r1), *dp = malloc(T * sizeof *dp);
-            float *scr = malloc(se_tk_attn_scratch(T, HD) * sizeof *scr);
-            fill(qkv, nq, &st), fill(rel, 2 * P - 1, &st), fill(dout, T * HD, &st);
-            se_tk_drop drb = {.key = 99, .site = 4, .base = 1000, .thr = (uint32_t)(0.3 * 16777216.0), .inv = 1.0f / 0.7f};
-            const se_tk_drop *dr = use_drop ? &drb : NULL;
-            const float *q = qkv, *k = qkv + HD, *v = qkv + 2 * HD;
-            se_tk_attn_fwd(q, k, v, ld, T, HD, 0.2f, use_rel ? rel : NULL, center, dr, p0, o0, HD);
-            float *pd = malloc(T * T * sizeof *pd), *g2 = calloc(nq, sizeof *g2);
-            se_tk_attn_fwd_fast(q, k, v, ld, T, HD, 0.2f, use_rel ? rel : NULL, center, dr, p1, NULL, o1, HD, scr);
-            double e1 = rel_err(p1, p0, T * T), e2 = rel_err(o1, o0, T * HD);
-            CHECK_MSG(e1 < 1e-5 && e2 < 1e-5, "T %zu form %d forward: weights %.2e, context %.2e", T, form, e1, e2);
-            se_tk_attn_bwd(q, k, v, ld, T, HD, 0.2f, p0, dout, HD, g0, g0 + HD, g0 + 2 * HD, use_rel ? r0 : NULL, center,
-                           dr, dp);
-            se_tk_attn_bwd_fast(q, k, v, ld, T, HD, 0.2f, p0, NULL, dout, HD, g1, g1 + HD, g1 + 2 * HD,
-                                use_rel ? r1 : NULL, center, dr, scr);
-            double e3 = rel_err(g1, g0, nq), e4 = rel_err(r1, r0, 2 * P - 1);
-            CHECK_MSG(e3 < 1e-5 && e4 < 1e-5, "T %zu form %d backward: q k v %.2e, bias %.2e", T, form, e3, e4);
-            /* the dropped weights kept by the forward and read back: the same bits as drawn again */
-            float *o2 = calloc(T * HD, sizeof *o2), *p2 = malloc(T * T * sizeof *p2), *r2 = calloc(2 * P - 1, sizeof *r2);
-            se_tk_attn_fwd_fast(q, k, v, ld, T, HD, 0.2f, use_rel ? rel : NULL, center, dr, p2, pd, o2, HD, scr);
-            CHECK_MSG(!memcmp(o2, o1, T * HD * sizeof *o1) && !memcmp(p2, p1, T * T * sizeof *p1),
-                      "T %zu form %d: the forward keeping pd differs", T, form);
-            se_tk_attn_bwd_fast(q, k, v, ld, T, HD, 0.2f, p0, dr ? pd : NULL, dout, HD, g2, g2 + HD, g2 + 2 * HD,
-                                use_rel ? r2 : NULL, center, dr, scr);
-            if (dr) { /* pd from the forward's p (p2), the backward's weights p0: the same up to rounding */
-                double e5 = rel_err(g2, g1, nq);
-                CHECK_MSG(e5 < 1e-5, "T %zu form %d: the backward reading pd: %.2e", T, form, e5);
-            } else
-                CHECK_MSG(!memcmp(g2, g1, nq * sizeof *g1), "T %zu form %d: the backward differs", T, form);
-            free(pd), free(g2), free(o2), free(p2), free(r2);
-            free(qkv), free(rel), free(p0), free(p1), free(o0), free(o1), free(dout), free(g0), free(g1);
-            free(r0), free(r1), free(dp), free(scr);
+/* Relative error of a rows x cols block (rows lda and ldb apart) against
+ * a reference, as rel_err. */
+static double rel_err_rows(const float *a, size_t lda, const float *b, size_t ldb, size_t rows, size_t cols) {
+    double e = 0.0, m = 1e-30;
+    for (size_t r = 0; r < rows; r++)
+        for (size_t c = 0; c < cols; c++) {
+            double x = a[r * lda + c], y = b[r * ldb + c], d = fabs(x - y);
+            e = d > e ? d : e;
+            m = fabs(y) > m ? fabs(y) : m;
         }
+    return e / m;
+}
+
+/* The forward and backward of one way of running the fast attention head. */
+typedef void (*attn_fwd_fn)(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD, float scale,
+                            const float *rel, size_t center, const se_tk_drop *dr, float *p, float *pd_out, float *out,
+                            size_t ldo, float *scratch);
+typedef void (*attn_bwd_fn)(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD, float scale,
+                            const float *p, const float *pd_in, const float *dout, size_t ldo, float *dq, float *dk,
+                            float *dv, float *drel, size_t center, const se_tk_drop *dr, float *scratch);
+
+/* The fast attention head against the scalar references (se_tk_attn_fwd,
+ * se_tk_attn_bwd), each of its ways: se_tk_attn_*_fast (the dispatcher),
+ * the GEMM path (se_tk_attn_*_gemm) and, where the CPU has AVX2 and FMA,
+ * train_attn_avx2.c's kernels (se_tk_attn_*_avx2; HD a multiple of 8).
+ * Sentence lengths 1, 5, 17, 33 and 128 (a partial last vector, one
+ * block of rows and several), HD 20 (the dispatcher's GEMM fallback), 24,
+ * 32 and 64; with and without the relative bias and dropout, the dropped
+ * weights kept by the forward (and read back by the backward) or drawn
+ * again. Checked: the weights and the context to 1e-5 of their largest
+ * value, the context's columns past HD untouched, the kept dropped
+ * weights exactly p times se_tk_drop_at's factors, and what the backward
+ * adds to dq, dk, dv (rows 3 HD + 5 apart, starting from nonzero values)
+ * and to the bias gradient to 1e-5 of the largest addition. */
+TEST(test_train_attn_twin) {
+    static const size_t lens[] = {1, 5, 17, 33, 128}, hds[] = {20, 24, 32, 64};
+    static const char *const names[] = {"fast", "gemm", "avx2"};
+    static const attn_fwd_fn fwds[] = {se_tk_attn_fwd_fast, se_tk_attn_fwd_gemm, se_tk_attn_fwd_avx2};
+    static const attn_bwd_fn bwds[] = {se_tk_attn_bwd_fast, se_tk_attn_bwd_gemm, se_tk_attn_bwd_avx2};
+    int n_ways = se_kernels_get()->gemm != se_gemm_ref ? 3 : 2; /* the AVX2 kernels only where the CPU has them */
+    const size_t P = 130, NR = 2 * P - 1, center = P - 1;
+    const float sentinel = 7.0f;
+    uint32_t st = 5;
+    for (size_t hi = 0; hi < sizeof hds / sizeof *hds; hi++)
+        for (size_t li = 0; li < sizeof lens / sizeof *lens; li++)
+            for (int form = 0; form < 8; form++) {
+                size_t HD = hds[hi], T = lens[li], ld = 3 * HD + 5, ldo = HD + 3, nq = T * ld, no = T * ldo;
+                bool use_rel = form & 1, use_drop = form & 2, keep = form & 4;
+                if (keep && !use_drop) continue;
+                float scale = 1.0f / sqrtf((float)HD);
+                float *qkv = malloc(nq * sizeof *qkv), *rel = malloc(NR * sizeof *rel), *dout = malloc(no * sizeof *dout);
+                float *g_in = malloc(nq * sizeof *g_in), *r_in = malloc(NR * sizeof *r_in);
+                float *p0 = malloc(T * T * sizeof *p0), *o0 = malloc(no * sizeof *o0), *dp = malloc(T * sizeof *dp);
+                float *g0 = malloc(nq * sizeof *g0), *r0 = malloc(NR * sizeof *r0);
+                fill(qkv, nq, &st), fill(rel, NR, &st), fill(dout, no, &st), fill(g_in, nq, &st), fill(r_in, NR, &st);
+                se_tk_drop drb = {.key = 99, .site = 4, .base = 1000, .thr = (uint32_t)(0.3 * 16777216.0), .inv = 1.0f / 0.7f};
+                const se_tk_drop *dr = use_drop ? &drb : NULL;
+                const float *q = qkv, *k = qkv + HD, *v = qkv + 2 * HD, *rb = use_rel ? rel : NULL;
+                for (size_t e = 0; e < no; e++) o0[e] = sentinel;
+                memcpy(g0, g_in, nq * sizeof *g0), memcpy(r0, r_in, NR * sizeof *r0);
+                se_tk_attn_fwd(q, k, v, ld, T, HD, scale, rb, center, dr, p0, o0, ldo);
+                se_tk_attn_bwd(q, k, v, ld, T, HD, scale, p0, dout, ldo, g0, g0 + HD, g0 + 2 * HD, use_rel ? r0 : NULL,
+                               center, dr, dp);
+                for (size_t e = 0; e < nq; e++) g0[e] -= g_in[e]; /* what the reference added */
+                for (size_t e = 0; e < NR; e++) r0[e] -= r_in[e];
+                CHECK_MSG(se_tk_attn_avx2_scratch(T, HD) <= se_tk_attn_scratch(T, HD), "T %zu HD %zu: scratch", T, HD);
+                for (int w = 0; w < n_ways; w++) {
+                    if (w == 2 && HD % 8) continue; /* the AVX2 kernels take HD a multiple of 8 */
+                    float *p1 = malloc(T * T * sizeof *p1), *pd = malloc(T * T * sizeof *pd), *o1 = malloc(no * sizeof *o1);
+                    float *g1 = malloc(nq * sizeof *g1), *r1 = malloc(NR * sizeof *r1);
+                    /* the AVX2 kernels get exactly their own scratch (the sanitizer build checks they keep in it) */
+                    size_t ns = w == 2 ? se_tk_attn_avx2_scratch(T, HD) : se_tk_attn_scratch(T, HD);
+                    float *scr = malloc(ns * sizeof *scr);
+                    for (size_t e = 0; e < no; e++) o1[e] = sentinel;
+                    memcpy(g1, g_in, nq * sizeof *g1), memcpy(r1, r_in, NR * sizeof *r1);
+                    fwds[w](q, k, v, ld, T, HD, scale, rb, center, dr, p1, keep ? pd : NULL, o1, ldo, scr);
+                    double e1 = rel_err(p1, p0, T * T), e2 = rel_err_rows(o1, ldo, o0, ldo, T, HD);
+                    CHECK_MSG(e1 < 1e-5 && e2 < 1e-5, "%s T %zu HD %zu form %d forward: weights %.2e, context %.2e",
+                              names[w], T, HD, form, e1, e2);
+                    size_t bad = 0;
+                    for (size_t i = 0; i < T; i++)
+                        for (size_t c = HD; c < ldo; c++) bad += o1[i * ldo + c] != sentinel;
+                    if (keep)
+                        for (size_t e = 0; e < T * T; e++) bad += pd[e] != p1[e] * se_tk_drop_at(dr, e);
+                    CHECK_MSG(!bad, "%s T %zu HD %zu form %d: %zu context gap or kept weight values wrong", names[w], T,
+                              HD, form, bad);
+                    bwds[w](q, k, v, ld, T, HD, scale, p0, keep ? pd : NULL, dout, ldo, g1, g1 + HD, g1 + 2 * HD,
+                            use_rel ? r1 : NULL, center, dr, scr);
+                    for (size_t e = 0; e < nq; e++) g1[e] -= g_in[e];
+                    for (size_t e = 0; e < NR; e++) r1[e] -= r_in[e];
+                    double e3 = rel_err(g1, g0, nq), e4 = use_rel ? rel_err(r1, r0, NR) : 0.0;
+                    size_t rbad = 0;
+                    if (!use_rel)
+                        for (size_t e = 0; e < NR; e++) rbad += r1[e] != 0.0f; /* no bias: drel untouched */
+                    CHECK_MSG(e3 < 1e-5 && e4 < 1e-5 && !rbad, "%s T %zu HD %zu form %d backward: q k v %.2e, bias %.2e",
+                              names[w], T, HD, form, e3, e4);
+                    free(p1), free(pd), free(o1), free(g1), free(r1), free(scr);
+                }
+                free(qkv), free(rel), free(dout), free(g_in), free(r_in), free(p0), free(o0), free(dp), free(g0), free(r0);
+            }
 }
 
 /* LayerNorm's fast twins against the references: rows of 1 to 70 (tails),

@@ -7,8 +7,9 @@
  * The fast GEMMs are train_gemm.c's strided GEMM (se_tk_gemm: packed
  * AVX2 panels, no transposed copies). Each has a scalar reference twin
  * (*_ref), summing in the order of the math. The attention head has a
- * scalar reference (se_tk_attn_fwd / _bwd) and a fast twin on the GEMM
- * (*_fast); LayerNorm's row kernels are the scalar code itself, run on
+ * scalar reference (se_tk_attn_fwd / _bwd) and a fast twin (*_fast) that
+ * takes train_attn_avx2.c's kernels where it can and the path on the GEMM
+ * (*_gemm) where not; LayerNorm's row kernels are the scalar code itself, run on
  * the pool by rows (GELU's fast versions are in train_act_avx2.c).
  */
 #include <math.h>
@@ -170,11 +171,33 @@ void se_tk_attn_bwd(const float *q, const float *k, const float *v, size_t ld, s
 }
 
 size_t se_tk_attn_scratch(size_t T, size_t HD) {
-    size_t d = T > HD ? T : HD; /* the products' inner sizes and widths are T and HD */
-    return 2 * T * T + se_tk_gemm_scratch(1, d, d);
+    size_t d = T > HD ? T : HD; /* the GEMM path's products' inner sizes and widths are T and HD */
+    size_t g = 2 * T * T + se_tk_gemm_scratch(1, d, d), a = se_tk_attn_avx2_scratch(T, HD);
+    return g > a ? g : a;
+}
+
+/* Whether the fast twins take train_attn_avx2.c's kernels: the CPU has
+ * AVX2 and FMA (the dispatched kernels are not the reference) and HD is a
+ * multiple of 8. */
+static bool attn_avx2(size_t HD) {
+    return se_kernels_get()->gemm != se_gemm_ref && HD % 8 == 0;
 }
 
 void se_tk_attn_fwd_fast(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD, float scale,
+                         const float *rel, size_t center, const se_tk_drop *dr, float *p, float *pd_out, float *out,
+                         size_t ldo, float *scratch) {
+    (attn_avx2(HD) ? se_tk_attn_fwd_avx2 : se_tk_attn_fwd_gemm)(q, k, v, ld, T, HD, scale, rel, center, dr, p, pd_out,
+                                                                out, ldo, scratch);
+}
+
+void se_tk_attn_bwd_fast(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD, float scale,
+                         const float *p, const float *pd_in, const float *dout, size_t ldo, float *dq, float *dk,
+                         float *dv, float *drel, size_t center, const se_tk_drop *dr, float *scratch) {
+    (attn_avx2(HD) ? se_tk_attn_bwd_avx2 : se_tk_attn_bwd_gemm)(q, k, v, ld, T, HD, scale, p, pd_in, dout, ldo, dq, dk,
+                                                                dv, drel, center, dr, scratch);
+}
+
+void se_tk_attn_fwd_gemm(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD, float scale,
                          const float *rel, size_t center, const se_tk_drop *dr, float *p, float *pd_out, float *out,
                          size_t ldo, float *scratch) {
     float *pd = pd_out ? pd_out : scratch, *gs = scratch + 2 * T * T;
@@ -201,7 +224,7 @@ void se_tk_attn_fwd_fast(const float *q, const float *k, const float *v, size_t 
     se_tk_gemm(NULL, T, HD, T, dr ? pd : p, T, 1, v, ld, 1, NULL, false, out, ldo, gs); /* dropout(p) v */
 }
 
-void se_tk_attn_bwd_fast(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD, float scale,
+void se_tk_attn_bwd_gemm(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD, float scale,
                          const float *p, const float *pd_in, const float *dout, size_t ldo, float *dq, float *dk,
                          float *dv, float *drel, size_t center, const se_tk_drop *dr, float *scratch) {
     float *pdw = scratch, *dp = scratch + T * T, *gs = scratch + 2 * T * T;

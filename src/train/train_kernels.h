@@ -1,6 +1,7 @@
 /*
  * train/train_kernels.h - the kernels of the trainable encoder
- * (train_kernels.c, train_gemm.c, train_act_avx2.c, train_adamw_avx2.c).
+ * (train_kernels.c, train_gemm.c, train_attn_avx2.c, train_act_avx2.c,
+ * train_adamw_avx2.c).
  * Every fast kernel has a scalar reference twin (*_ref) that
  * tests/test_train_kernels.c (and test_train_grad.c) compares it against;
  * the GEMMs run on se_tk_gemm (strided operands, packed AVX2 tiles).
@@ -209,19 +210,42 @@ void se_tk_adamw_update_avx2(float *w, float *g, float *m, float *v, size_t n, c
 double se_tk_sumsq_ref(const float *x, size_t n);
 double se_tk_sumsq_avx2(const float *x, size_t n);
 
-/* The fast twins of se_tk_attn_fwd and se_tk_attn_bwd (the references):
- * the products q k^T, dropout(p) v, dout v^T, ds k and ds^T q as
- * se_tk_gemm on the calling thread; the softmax and its backward as the
- * references do them, but exp is se_tk_exp_avx2 where the CPU has AVX2. scratch: se_tk_attn_scratch(T, HD) floats (the thread's
- * own). They agree with the references to rounding (the sums run in
- * another order). With dropout, the forward can keep the dropped weights
- * (p times the factors) in pd_out and the backward read them from pd_in,
- * so the factors are drawn once (NULL: drawn again in scratch). */
+/* The fast twins of se_tk_attn_fwd and se_tk_attn_bwd (the references),
+ * with the same arguments and results: where the CPU has AVX2 and FMA and
+ * HD is a multiple of 8, the register-tiled kernels of train_attn_avx2.c
+ * (se_tk_attn_*_avx2); otherwise the products q k^T, dropout(p) v,
+ * dout v^T, ds k and ds^T q as se_tk_gemm on the calling thread and the
+ * softmax and its backward as the references do them (se_tk_attn_*_gemm,
+ * exp se_tk_exp_avx2 where the CPU has AVX2). scratch:
+ * se_tk_attn_scratch(T, HD) floats (the thread's own), enough for either.
+ * They agree with the references to rounding (the sums run in another
+ * order). With dropout, the forward can keep the dropped weights (p times
+ * the factors) in pd_out and the backward read them from pd_in, so the
+ * factors are drawn once (NULL: drawn again in scratch). */
 size_t se_tk_attn_scratch(size_t T, size_t HD);
 void se_tk_attn_fwd_fast(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD, float scale,
                          const float *rel, size_t center, const se_tk_drop *dr, float *p, float *pd_out, float *out,
                          size_t ldo, float *scratch);
 void se_tk_attn_bwd_fast(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD, float scale,
+                         const float *p, const float *pd_in, const float *dout, size_t ldo, float *dq, float *dk,
+                         float *dv, float *drel, size_t center, const se_tk_drop *dr, float *scratch);
+
+/* The two ways se_tk_attn_*_fast can take, callable apart so the tests
+ * check both against the references on any kernel set: the GEMM path
+ * (any CPU, any HD) and the AVX2 kernels (train_attn_avx2.c: HD a
+ * multiple of 8, the CPU with AVX2 and FMA; se_tk_attn_avx2_scratch(T,
+ * HD) floats of scratch, at most se_tk_attn_scratch's). */
+void se_tk_attn_fwd_gemm(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD, float scale,
+                         const float *rel, size_t center, const se_tk_drop *dr, float *p, float *pd_out, float *out,
+                         size_t ldo, float *scratch);
+void se_tk_attn_bwd_gemm(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD, float scale,
+                         const float *p, const float *pd_in, const float *dout, size_t ldo, float *dq, float *dk,
+                         float *dv, float *drel, size_t center, const se_tk_drop *dr, float *scratch);
+size_t se_tk_attn_avx2_scratch(size_t T, size_t HD);
+void se_tk_attn_fwd_avx2(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD, float scale,
+                         const float *rel, size_t center, const se_tk_drop *dr, float *p, float *pd_out, float *out,
+                         size_t ldo, float *scratch);
+void se_tk_attn_bwd_avx2(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD, float scale,
                          const float *p, const float *pd_in, const float *dout, size_t ldo, float *dq, float *dk,
                          float *dv, float *drel, size_t center, const se_tk_drop *dr, float *scratch);
 
