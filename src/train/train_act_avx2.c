@@ -17,20 +17,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "train/train_avx2.h"
 #include "train/train_kernels.h"
 
 /* The constants of both versions. */
-#define EXP_HI 88.0f /* exp's input is clamped to [EXP_LO, EXP_HI] */
-#define EXP_LO (-87.3365478515625f)
-#define LOG2E 1.44269504088896341f
-#define LN2_C1 0.693359375f
-#define LN2_C2 (-2.12194440e-4f)
-#define P0 1.9875691500e-4f
-#define P1 1.3981999507e-3f
-#define P2 8.3334519073e-3f
-#define P3 4.1665795894e-2f
-#define P4 1.6666665459e-1f
-#define P5 5.0000001201e-1f
 #define AS_P 0.3275911f
 #define AS_A1 0.254829592f
 #define AS_A2 (-0.284496736f)
@@ -81,24 +71,6 @@ void se_tk_gelu_bwd_ref(const float *pre, const float *dy, float *dx, size_t n) 
     }
 }
 
-/* 8 lanes of exp_s. */
-static inline __m256 exp_v(__m256 x) {
-    x = _mm256_min_ps(x, _mm256_set1_ps(EXP_HI));
-    x = _mm256_max_ps(x, _mm256_set1_ps(EXP_LO));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_C1), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_C2), r);
-    __m256 y = _mm256_fmadd_ps(_mm256_set1_ps(P0), r, _mm256_set1_ps(P1));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(P2));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(P3));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(P4));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(P5));
-    y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), r);
-    y = _mm256_add_ps(y, _mm256_set1_ps(1.0f));
-    __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(y, _mm256_castsi256_ps(bits));
-}
-
 /* 8 lanes of phi_cdf_s. */
 static inline __m256 phi_cdf_v(__m256 x, __m256 e) {
     __m256 sign = _mm256_set1_ps(-0.0f), ax = _mm256_mul_ps(_mm256_andnot_ps(sign, x), _mm256_set1_ps(RSQRT2));
@@ -117,7 +89,7 @@ void se_tk_gelu_fwd_avx2(float *x, size_t n) {
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         __m256 v = _mm256_loadu_ps(x + i);
-        __m256 e = exp_v(_mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(-0.5f), v), v));
+        __m256 e = se_tk_exp8(_mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(-0.5f), v), v));
         _mm256_storeu_ps(x + i, _mm256_mul_ps(v, phi_cdf_v(v, e)));
     }
     se_tk_gelu_fwd_ref(x + i, n - i);
@@ -127,7 +99,7 @@ void se_tk_gelu_bwd_avx2(const float *pre, const float *dy, float *dx, size_t n)
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         __m256 v = _mm256_loadu_ps(pre + i);
-        __m256 e = exp_v(_mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(-0.5f), v), v));
+        __m256 e = se_tk_exp8(_mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(-0.5f), v), v));
         __m256 d = _mm256_add_ps(phi_cdf_v(v, e), _mm256_mul_ps(v, _mm256_mul_ps(_mm256_set1_ps(RSQRT2PI), e)));
         _mm256_storeu_ps(dx + i, _mm256_mul_ps(_mm256_loadu_ps(dy + i), d));
     }
@@ -140,6 +112,6 @@ void se_tk_exp_ref(float *x, size_t n) {
 
 void se_tk_exp_avx2(float *x, size_t n) {
     size_t i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, exp_v(_mm256_loadu_ps(x + i)));
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, se_tk_exp8(_mm256_loadu_ps(x + i)));
     se_tk_exp_ref(x + i, n - i);
 }

@@ -38,23 +38,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "train/train_avx2.h"
 #include "train/train_kernels.h"
 
 #define RS 6 /* rows of a score tile (6 x 16 columns: 12 accumulators) */
 #define RP 3 /* rows of a product tile (3 x 32 columns: 12 accumulators) */
 
 /* exp's constants: se_tk_exp_avx2's (Cephes' expf polynomial). */
-#define EXP_HI 88.0f
-#define EXP_LO (-87.3365478515625f)
-#define LOG2E 1.44269504088896341f
-#define LN2_C1 0.693359375f
-#define LN2_C2 (-2.12194440e-4f)
-#define P0 1.9875691500e-4f
-#define P1 1.3981999507e-3f
-#define P2 8.3334519073e-3f
-#define P3 4.1665795894e-2f
-#define P4 1.6666665459e-1f
-#define P5 5.0000001201e-1f
 
 /* T rounded up to a multiple of 8: the packed operands' row length. */
 static inline size_t pad8(size_t n) {
@@ -69,25 +59,6 @@ static inline size_t lines(size_t n) {
 }
 static inline float *line_up(float *p) {
     return (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63);
-}
-
-/* 8 lanes of exp: the very operations of se_tk_exp_avx2 (train_act_avx2.c),
- * inlined here so the softmax takes exp and the sum in one pass. */
-static inline __m256 exp8(__m256 x) {
-    x = _mm256_min_ps(x, _mm256_set1_ps(EXP_HI));
-    x = _mm256_max_ps(x, _mm256_set1_ps(EXP_LO));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_C1), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_C2), r);
-    __m256 y = _mm256_fmadd_ps(_mm256_set1_ps(P0), r, _mm256_set1_ps(P1));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(P2));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(P3));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(P4));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(P5));
-    y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), r);
-    y = _mm256_add_ps(y, _mm256_set1_ps(1.0f));
-    __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(y, _mm256_castsi256_ps(bits));
 }
 
 /* The mask of lanes [0, n) (n >= 8: all eight), for the loads and stores
@@ -121,23 +92,7 @@ static void pack_t(const float *a, size_t ld, size_t T, size_t HD, float sc, flo
             __m256 r[8];
             for (size_t j = 0; j < 8; j++)
                 r[j] = t0 + j < T ? _mm256_mul_ps(_mm256_loadu_ps(a + (t0 + j) * ld + d0), scv) : _mm256_setzero_ps();
-            __m256 u0 = _mm256_unpacklo_ps(r[0], r[1]), u1 = _mm256_unpackhi_ps(r[0], r[1]);
-            __m256 u2 = _mm256_unpacklo_ps(r[2], r[3]), u3 = _mm256_unpackhi_ps(r[2], r[3]);
-            __m256 u4 = _mm256_unpacklo_ps(r[4], r[5]), u5 = _mm256_unpackhi_ps(r[4], r[5]);
-            __m256 u6 = _mm256_unpacklo_ps(r[6], r[7]), u7 = _mm256_unpackhi_ps(r[6], r[7]);
-            __m256 s0 = _mm256_shuffle_ps(u0, u2, 0x44), s1 = _mm256_shuffle_ps(u0, u2, 0xEE);
-            __m256 s2 = _mm256_shuffle_ps(u1, u3, 0x44), s3 = _mm256_shuffle_ps(u1, u3, 0xEE);
-            __m256 s4 = _mm256_shuffle_ps(u4, u6, 0x44), s5 = _mm256_shuffle_ps(u4, u6, 0xEE);
-            __m256 s6 = _mm256_shuffle_ps(u5, u7, 0x44), s7 = _mm256_shuffle_ps(u5, u7, 0xEE);
-            float *o = bt + d0 * Tp + t0;
-            _mm256_storeu_ps(o + 0 * Tp, _mm256_permute2f128_ps(s0, s4, 0x20));
-            _mm256_storeu_ps(o + 1 * Tp, _mm256_permute2f128_ps(s1, s5, 0x20));
-            _mm256_storeu_ps(o + 2 * Tp, _mm256_permute2f128_ps(s2, s6, 0x20));
-            _mm256_storeu_ps(o + 3 * Tp, _mm256_permute2f128_ps(s3, s7, 0x20));
-            _mm256_storeu_ps(o + 4 * Tp, _mm256_permute2f128_ps(s0, s4, 0x31));
-            _mm256_storeu_ps(o + 5 * Tp, _mm256_permute2f128_ps(s1, s5, 0x31));
-            _mm256_storeu_ps(o + 6 * Tp, _mm256_permute2f128_ps(s2, s6, 0x31));
-            _mm256_storeu_ps(o + 7 * Tp, _mm256_permute2f128_ps(s3, s7, 0x31));
+            se_tk_transpose8_store(r, bt + d0 * Tp + t0, Tp);
         }
 }
 
@@ -361,12 +316,12 @@ static void softmax_rows(float *p, float *pd, size_t T, size_t i0, size_t R, con
         float *pi = p + (i0 + r) * T;
         __m256 m = _mm256_set1_ps(hmax8(mx[r])), s = _mm256_setzero_ps();
         for (size_t t = 0; t < tv; t += 8) {
-            __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(pi + t), m));
+            __m256 e = se_tk_exp8(_mm256_sub_ps(_mm256_loadu_ps(pi + t), m));
             _mm256_storeu_ps(pi + t, e);
             s = _mm256_add_ps(s, e);
         }
         if (tv < T) {
-            __m256 e = exp8(_mm256_sub_ps(_mm256_maskload_ps(pi + tv, tail), m));
+            __m256 e = se_tk_exp8(_mm256_sub_ps(_mm256_maskload_ps(pi + tv, tail), m));
             e = _mm256_and_ps(e, _mm256_castsi256_ps(tail));
             _mm256_maskstore_ps(pi + tv, tail, e);
             s = _mm256_add_ps(s, e);
