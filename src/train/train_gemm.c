@@ -117,7 +117,7 @@ static void pack_a_cols(const float *a, size_t acs, size_t m0, size_t mb, size_t
         float *o = out + k * MR;
         for (size_t p = 0; p < full; p++) {
             _mm_storeu_ps(o + p * kc * MR, _mm_loadu_ps(src + p * MR));
-            _mm_store_sd((double *)(o + p * kc * MR + 4), _mm_load_sd((const double *)(src + p * MR + 4)));
+            memcpy(o + p * kc * MR + 4, src + p * MR + 4, 2 * sizeof(float)); /* one 8-byte move */
         }
         if (full * MR < mb)
             for (size_t i = 0; i < MR; i++) o[full * kc * MR + i] = full * MR + i < mb ? src[full * MR + i] : 0.0f;
