@@ -94,19 +94,8 @@ TEST(test_train_gemm_twin) {
     se_threadpool_free(pool);
 }
 
-/* Relative error of n floats against a reference: max |a - b| over max |b|. */
-static double rel_err(const float *a, const float *b, size_t n) {
-    double e = 0.0, m = 1e-30;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        e = d > e ? d : e;
-        m = fabs((double)b[i]) > m ? fabs((double)b[i]) : m;
-    }
-    return e / m;
-}
-
 /* Relative error of a rows x cols block (rows lda and ldb apart) against
- * a reference, as rel_err. */
+ * a reference: max |a - b| over max |b|. */
 static double rel_err_rows(const float *a, size_t lda, const float *b, size_t ldb, size_t rows, size_t cols) {
     double e = 0.0, m = 1e-30;
     for (size_t r = 0; r < rows; r++)
@@ -118,13 +107,10 @@ static double rel_err_rows(const float *a, size_t lda, const float *b, size_t ld
     return e / m;
 }
 
-/* The forward and backward of one way of running the fast attention head. */
-typedef void (*attn_fwd_fn)(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD, float scale,
-                            const float *rel, size_t center, const se_tk_drop *dr, float *p, float *pd_out, float *out,
-                            size_t ldo, float *scratch);
-typedef void (*attn_bwd_fn)(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD, float scale,
-                            const float *p, const float *pd_in, const float *dout, size_t ldo, float *dq, float *dk,
-                            float *dv, float *drel, size_t center, const se_tk_drop *dr, float *scratch);
+/* The same over n floats. */
+static double rel_err(const float *a, const float *b, size_t n) {
+    return rel_err_rows(a, n, b, n, 1, n);
+}
 
 /* The fast attention head against the scalar references (se_tk_attn_fwd,
  * se_tk_attn_bwd), each of its ways: se_tk_attn_*_fast (the dispatcher),
@@ -142,8 +128,8 @@ typedef void (*attn_bwd_fn)(const float *q, const float *k, const float *v, size
 TEST(test_train_attn_twin) {
     static const size_t lens[] = {1, 5, 17, 33, 128}, hds[] = {20, 24, 32, 64};
     static const char *const names[] = {"fast", "gemm", "avx2"};
-    static const attn_fwd_fn fwds[] = {se_tk_attn_fwd_fast, se_tk_attn_fwd_gemm, se_tk_attn_fwd_avx2};
-    static const attn_bwd_fn bwds[] = {se_tk_attn_bwd_fast, se_tk_attn_bwd_gemm, se_tk_attn_bwd_avx2};
+    static se_tk_attn_fwd_fn *const fwds[] = {se_tk_attn_fwd_fast, se_tk_attn_fwd_gemm, se_tk_attn_fwd_avx2};
+    static se_tk_attn_bwd_fn *const bwds[] = {se_tk_attn_bwd_fast, se_tk_attn_bwd_gemm, se_tk_attn_bwd_avx2};
     int n_ways = se_kernels_get()->gemm != se_gemm_ref ? 3 : 2; /* the AVX2 kernels only where the CPU has them */
     const size_t P = 130, NR = 2 * P - 1, center = P - 1;
     const float sentinel = 7.0f;

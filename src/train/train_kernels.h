@@ -223,30 +223,23 @@ double se_tk_sumsq_avx2(const float *x, size_t n);
  * the factors) in pd_out and the backward read them from pd_in, so the
  * factors are drawn once (NULL: drawn again in scratch). */
 size_t se_tk_attn_scratch(size_t T, size_t HD);
-void se_tk_attn_fwd_fast(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD, float scale,
-                         const float *rel, size_t center, const se_tk_drop *dr, float *p, float *pd_out, float *out,
-                         size_t ldo, float *scratch);
-void se_tk_attn_bwd_fast(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD, float scale,
-                         const float *p, const float *pd_in, const float *dout, size_t ldo, float *dq, float *dk,
-                         float *dv, float *drel, size_t center, const se_tk_drop *dr, float *scratch);
+typedef void se_tk_attn_fwd_fn(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD,
+                               float scale, const float *rel, size_t center, const se_tk_drop *dr, float *p,
+                               float *pd_out, float *out, size_t ldo, float *scratch);
+typedef void se_tk_attn_bwd_fn(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD,
+                               float scale, const float *p, const float *pd_in, const float *dout, size_t ldo,
+                               float *dq, float *dk, float *dv, float *drel, size_t center, const se_tk_drop *dr,
+                               float *scratch);
+se_tk_attn_fwd_fn se_tk_attn_fwd_fast;
+se_tk_attn_bwd_fn se_tk_attn_bwd_fast;
 
 /* The two ways se_tk_attn_*_fast can take, callable apart so the tests
  * check both against the references on any kernel set: the GEMM path
  * (any CPU, any HD) and the AVX2 kernels (train_attn_avx2.c: HD a
  * multiple of 8, the CPU with AVX2 and FMA; se_tk_attn_avx2_scratch(T,
  * HD) floats of scratch, at most se_tk_attn_scratch's). */
-void se_tk_attn_fwd_gemm(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD, float scale,
-                         const float *rel, size_t center, const se_tk_drop *dr, float *p, float *pd_out, float *out,
-                         size_t ldo, float *scratch);
-void se_tk_attn_bwd_gemm(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD, float scale,
-                         const float *p, const float *pd_in, const float *dout, size_t ldo, float *dq, float *dk,
-                         float *dv, float *drel, size_t center, const se_tk_drop *dr, float *scratch);
+se_tk_attn_fwd_fn se_tk_attn_fwd_gemm, se_tk_attn_fwd_avx2;
+se_tk_attn_bwd_fn se_tk_attn_bwd_gemm, se_tk_attn_bwd_avx2;
 size_t se_tk_attn_avx2_scratch(size_t T, size_t HD);
-void se_tk_attn_fwd_avx2(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD, float scale,
-                         const float *rel, size_t center, const se_tk_drop *dr, float *p, float *pd_out, float *out,
-                         size_t ldo, float *scratch);
-void se_tk_attn_bwd_avx2(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD, float scale,
-                         const float *p, const float *pd_in, const float *dout, size_t ldo, float *dq, float *dk,
-                         float *dv, float *drel, size_t center, const se_tk_drop *dr, float *scratch);
 
 #endif
