@@ -126,13 +126,11 @@ static void layer_bwd(se_tmodel *m, size_t l, se_ttape *tp, float *dx) {
      * softmax cancels, so its gradient is exactly zero (autograd's is
      * rounding noise, ~1e-17 of the others, which would make Adam move
      * it) */
-    /* the three as one product of 3 H (se_ttape_forward checked they lie side by side) */
-    /* the bias sums go into q | (thrown away) | v, from the gradients' values */
-    float *db = tp->d_qkv_b;
-    memcpy(db, G(SE_TL_Q_B), H * sizeof *db), memset(db + H, 0, H * sizeof *db);
-    memcpy(db + 2 * H, G(SE_TL_V_B), H * sizeof *db);
-    se_tk_dw(m->pool, dqkv, 3 * H, T, 3 * H, lt->x_in, H, H, G(SE_TL_Q_W), db, scr);
-    memcpy(G(SE_TL_Q_B), db, H * sizeof *db), memcpy(G(SE_TL_V_B), db + 2 * H, H * sizeof *db);
+    /* the three as one product of 3 H, their bias sums into the three bias
+     * gradients (se_ttape_forward checked that weights and biases lie side
+     * by side), the key's then set back to its zero */
+    se_tk_dw(m->pool, dqkv, 3 * H, T, 3 * H, lt->x_in, H, H, G(SE_TL_Q_W), G(SE_TL_Q_B), scr);
+    memset(G(SE_TL_K_B), 0, H * sizeof(float));
     se_tk_dx(m->pool, dqkv, 3 * H, T, 3 * H, W(SE_TL_Q_W), H, dx, scr);
 #undef W
 #undef G

@@ -98,7 +98,6 @@ static size_t layout(const se_tmodel *m, se_ttape *tp, const se_tbatch *b, float
     size_t g = se_tk_gemm_scratch((int)nthr, kmax, nmax);
     CARVE(tp ? &tp->gemm_scratch : &dummy, g);
     CARVE(tp ? &tp->ln_scratch : &dummy, se_tk_ln_bwd_scratch(T, H));
-    CARVE(tp ? &tp->d_qkv_b : &dummy, 3 * H);
 #undef CARVE
     (void)dummy;
     *n_idx = (S + 1) + S + S * H + T + (S + 1);
@@ -254,7 +253,7 @@ static void layer_fwd(const se_tmodel *m, size_t l, se_ttape *tp, float *x) {
     se_tk_linear(m->pool, xin, T, H, W(SE_TL_Q_W), 3 * H, W(SE_TL_Q_B), lt->qkv, 3 * H, tp->gemm_scratch);
     attn_job aj = {m, tp, lt, l};
     se_ttape_attn_run(m, tp, attn_one, &aj);
-    /* x = LN1(dropout(ctx Wo^T + bo) + x) */
+    /* h1 = LN1(dropout(ctx Wo^T + bo) + x_in) */
     float *h1 = lt->h1;
     se_tk_drop dr;
     se_tk_linear(m->pool, lt->ctx, T, H, W(SE_TL_O_W), H, W(SE_TL_O_B), h1, H, tp->gemm_scratch);

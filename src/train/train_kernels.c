@@ -283,12 +283,18 @@ typedef struct elem_job {
     float eps;
 } elem_job;
 
+/* Dropout's factors over elements [e0, e0 + n) of x, in place (8 lanes
+ * where the CPU has AVX2: the same bits). */
+static void drop_span(const se_tk_drop *dr, float *x, size_t e0, size_t n) {
+    if (se_kernels_get()->gemm != se_gemm_ref) se_tk_drop_mul_avx2(dr, e0, x + e0, x + e0, n);
+    else
+        for (size_t e = e0; e < e0 + n; e++) x[e] *= se_tk_drop_at(dr, e);
+}
+
 /* Dropout's factors over elements [a, b). */
 static void drop_range(void *arg, size_t a, size_t b) {
     const elem_job *j = arg;
-    if (se_kernels_get()->gemm != se_gemm_ref) se_tk_drop_mul_avx2(j->dr, a, j->x + a, j->x + a, b - a);
-    else
-        for (size_t e = a; e < b; e++) j->x[e] *= se_tk_drop_at(j->dr, e);
+    drop_span(j->dr, j->x, a, b - a);
 }
 
 void se_tk_drop_apply(se_threadpool *tp, const se_tk_drop *dr, float *x, size_t n) {
@@ -324,15 +330,6 @@ void se_tk_act_bwd_mt(se_threadpool *tp, se_act a, const float *pre, const float
     se_tk_parallel(tp, n, 16384, act_bwd_range, &j);
 }
 
-/* Dropout's factors over row t (H elements from t H) of x, in place: the
- * bits of se_tk_drop_apply. */
-static void drop_row(const se_tk_drop *dr, float *x, size_t t, size_t H, bool fast) {
-    float *r = x + t * H;
-    if (fast) se_tk_drop_mul_avx2(dr, t * H, r, r, H);
-    else
-        for (size_t i = 0; i < H; i++) r[i] *= se_tk_drop_at(dr, t * H + i);
-}
-
 /* Rows [a, b) of x = LN(res + dropout(x)). */
 static void add_ln_range(void *arg, size_t a, size_t b) {
     const elem_job *j = arg;
@@ -340,7 +337,7 @@ static void add_ln_range(void *arg, size_t a, size_t b) {
     bool fast = se_kernels_get()->gemm != se_gemm_ref;
     for (size_t t = a; t < b; t++) {
         float *r = j->x + t * H;
-        if (j->dr) drop_row(j->dr, j->x, t, H, fast);
+        if (j->dr) drop_span(j->dr, j->x, t * H, H);
         if (j->res)
             for (size_t i = 0; i < H; i++) r[i] = j->res[t * H + i] + r[i];
         (fast ? se_tk_layernorm_fwd_avx2 : se_tk_layernorm_fwd)(r, H, j->g, j->b, j->eps, j->xh + t * H, j->rs + t);
@@ -370,7 +367,7 @@ static void ln_bwd_range(void *arg, size_t a, size_t b) {
         (fast ? se_tk_layernorm_bwd_avx2 : se_tk_layernorm_bwd)(j->x + t * H, j->xhat + t * H, j->rsc[t], j->g, H,
                                                                j->x + t * H, dg, db);
         if (j->copy) memcpy(j->copy + t * H, j->x + t * H, H * sizeof *j->copy);
-        if (j->dr) drop_row(j->dr, j->x, t, H, fast);
+        if (j->dr) drop_span(j->dr, j->x, t * H, H);
     }
 }
 

@@ -67,7 +67,6 @@ struct se_ttape {
     float *d_st_a, *d_st_b;                        /* (S, widest): the modules' gradients, in turn */
     float *gemm_scratch;                           /* se_tk_gemm_scratch(threads) */
     float *ln_scratch;                             /* se_tk_ln_bwd_scratch(T, H) */
-    float *d_qkv_b;                                /* (3H) the q | k | v bias sums (k's thrown away) */
 };
 
 #endif
