@@ -44,8 +44,6 @@
 #define RS 6 /* rows of a score tile (6 x 16 columns: 12 accumulators) */
 #define RP 3 /* rows of a product tile (3 x 32 columns: 12 accumulators) */
 
-/* exp's constants: se_tk_exp_avx2's (Cephes' expf polynomial). */
-
 /* T rounded up to a multiple of 8: the packed operands' row length. */
 static inline size_t pad8(size_t n) {
     return (n + 7) & ~(size_t)7;

@@ -14,10 +14,12 @@
  *
  * The AVX2 kernel is BLIS-shaped. B is packed once per product into
  * shared panels of 16 columns (k-major, per K chunk of KC; a task per
- * panel), then the output is cut into tasks of MB rows (and groups of
- * panels when the rows alone would leave a thread idle): per K chunk a
- * task packs its rows of A into panels of 6 (a row-major A is read in
- * place, six rows at a time) and runs a 6 x 16 register
+ * panel), then the output is cut into tasks of at most MB rows (blocks
+ * as even as whole panels of 6 allow, a multiple of the pool's threads;
+ * and groups of panels when the rows alone would leave a thread idle):
+ * per K chunk a task packs its rows of A into panels of 6 (a row-major A
+ * is read in place, six rows at a time; an A^T's packing also sums its
+ * rows when asked, se_tk_gemm_rowsum) and runs a 6 x 16 register
  * tile (12 accumulators) over each pair of panels, keeping the partial
  * sums in its scratch between chunks (float, so the chain of FMAs is the
  * same as without chunks); the last chunk's tiles are stored straight
@@ -178,8 +180,9 @@ static void pack_b(const float *b, size_t brs, size_t bcs, size_t n0, size_t nb,
 }
 
 /* A GEMM split over the pool: B packed once into shared panels, then a
- * task per block of MB rows (and, when the rows alone would leave a thread
- * idle, per group of B's panels). */
+ * task per block of rows (nrb blocks of at most MB; and, when the rows
+ * alone would leave a thread idle, per group of B's panels); rs: the row
+ * sums' destination (NULL: none). */
 typedef struct gemm_job {
     size_t M, N, K, kcs, ars, acs, brs, bcs, ldc, np, npg, ng, mpt_max, nrb;
     const float *a, *b, *bias;
