@@ -36,15 +36,18 @@ static void fill(float *x, size_t n, uint32_t *st) {
 }
 
 /* se_tk_gemm against se_tk_gemm_ref, bit for bit: A plain or transposed,
- * B plain or transposed, stored with a bias or added into C; on no pool
- * and on three threads. */
+ * B plain or transposed, stored (with a bias on even shapes) or added into
+ * C; on no pool and on three threads. The last two shapes are wider than
+ * tall with K over a chunk: the kernel runs them transposed (C^T = B^T A^T,
+ * the row sums taken as B is packed). */
 TEST(test_train_gemm_twin) {
     static const size_t shapes[][3] = {{1, 1, 1},     {6, 16, 8},     {7, 17, 3}, {97, 129, 257},
-                                       {13, 300, 40}, {200, 33, 600}, {1001, 20, 9}, {5, 5, 0}};
+                                       {13, 300, 40}, {200, 33, 600}, {1001, 20, 9}, {5, 5, 0},
+                                       {13, 300, 900}, {40, 97, 777}};
     uint32_t st = 11;
     se_threadpool *pool = se_threadpool_new(3);
     CHECK(pool != NULL);
-    float *scr = malloc(se_tk_gemm_scratch(3, 600, 300) * sizeof *scr);
+    float *scr = malloc(se_tk_gemm_scratch(3, 900, 300) * sizeof *scr);
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
         size_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ldc = N + 5;
         size_t na = M * K + 1, nb = K * N + 1;
@@ -53,14 +56,15 @@ TEST(test_train_gemm_twin) {
         fill(a, na, &st), fill(b, nb, &st), fill(bias, N, &st), fill(c0, M * ldc, &st);
         for (int form = 0; form < 8; form++) {
             bool at = form & 1, bt = form & 2, acc = form & 4;
+            const float *bi = acc || (s & 1) ? NULL : bias;
             size_t ars = at ? 1 : K, acs = at ? M : 1, brs = bt ? 1 : N, bcs = bt ? K : 1;
             memcpy(c1, c0, M * ldc * sizeof *c1), memcpy(c2, c0, M * ldc * sizeof *c2);
-            se_tk_gemm_ref(M, N, K, a, ars, acs, b, brs, bcs, acc ? NULL : bias, acc, c1, ldc);
-            se_tk_gemm(NULL, M, N, K, a, ars, acs, b, brs, bcs, acc ? NULL : bias, acc, c2, ldc, scr);
+            se_tk_gemm_ref(M, N, K, a, ars, acs, b, brs, bcs, bi, acc, c1, ldc);
+            se_tk_gemm(NULL, M, N, K, a, ars, acs, b, brs, bcs, bi, acc, c2, ldc, scr);
             CHECK_MSG(!memcmp(c1, c2, M * ldc * sizeof *c1), "shape %zux%zux%zu form %d: one thread differs from the twin",
                       M, N, K, form);
             memcpy(c2, c0, M * ldc * sizeof *c2);
-            se_tk_gemm(pool, M, N, K, a, ars, acs, b, brs, bcs, acc ? NULL : bias, acc, c2, ldc, scr);
+            se_tk_gemm(pool, M, N, K, a, ars, acs, b, brs, bcs, bi, acc, c2, ldc, scr);
             CHECK_MSG(!memcmp(c1, c2, M * ldc * sizeof *c1), "shape %zux%zux%zu form %d: three threads differ", M, N, K,
                       form);
             /* the row sums (a weight gradient's bias) ride on A's packing: the
@@ -72,7 +76,7 @@ TEST(test_train_gemm_twin) {
                 memcpy(c2, c0, M * ldc * sizeof *c2);
                 float *rs2 = malloc((M + 1) * sizeof *rs2);
                 memcpy(rs2, rs1, (M + 1) * sizeof *rs2);
-                se_tk_gemm_rowsum(nt ? pool : NULL, M, N, K, a, ars, acs, b, brs, bcs, acc ? NULL : bias, acc, c2, ldc,
+                se_tk_gemm_rowsum(nt ? pool : NULL, M, N, K, a, ars, acs, b, brs, bcs, bi, acc, c2, ldc,
                                   rs2, scr);
                 CHECK_MSG(!memcmp(c1, c2, M * ldc * sizeof *c1) && !memcmp(rs0, rs2, (M + 1) * sizeof *rs0),
                           "shape %zux%zux%zu form %d threads %d: the GEMM with row sums differs from the twins", M, N, K,

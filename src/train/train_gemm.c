@@ -14,16 +14,19 @@
  *
  * The AVX2 kernel is BLIS-shaped. B is packed once per product into
  * shared panels of 16 columns (k-major, per K chunk of KC; a task per
- * panel), then the output is cut into tasks of at most MB rows (blocks
- * as even as whole panels of 6 allow, a multiple of the pool's threads;
- * and groups of panels when the rows alone would leave a thread idle):
- * per K chunk a task packs its rows of A into panels of 6 (a row-major A
- * is read in place, six rows at a time; an A^T's packing also sums its
- * rows when asked, se_tk_gemm_rowsum) and runs a 6 x 16 register
- * tile (12 accumulators) over each pair of panels, keeping the partial
- * sums in its scratch between chunks (float, so the chain of FMAs is the
- * same as without chunks); the last chunk's tiles are stored straight
- * into C. Each operand is packed once at most, so packing costs at most
+ * panel), then the output is cut into tasks of at most MB rows (MB_AT for
+ * an A^T; blocks as even as whole panels of 6 allow, a multiple of the
+ * pool's threads; and groups of panels when the rows alone would leave a
+ * thread idle): per K chunk a task packs its rows of A into panels of 6
+ * (a row-major A is read in place, six rows at a time; an A^T's packing
+ * also sums its rows when asked, se_tk_gemm_rowsum) and runs a 6 x 16
+ * register tile (12 accumulators) over each pair of panels, keeping the
+ * partial sums in its scratch between chunks (float, so the chain of FMAs
+ * is the same as without chunks); the last chunk's tiles are stored
+ * straight into C, whose lines are prefetched while the tile multiplies.
+ * A C wider than tall over several chunks is computed as C^T = B^T A^T
+ * (written back transposed), so the partial sums are the narrow side's.
+ * Each operand is packed once at most, so packing costs at most
  * M K + K N moves against M N K multiply-adds. This file
  * is compiled with -mavx2 -mfma; the dispatcher calls the AVX2 kernel only
  * when the CPU has both.
@@ -40,6 +43,12 @@
 #define NR 16
 #ifndef MB
 #define MB 96 /* rows of A a task packs and multiplies (a multiple of MR) */
+#endif
+#ifndef MB_AT
+#define MB_AT 288 /* the same for an A^T (a weight gradient's dy^T): B is then the activations,
+                   * T x N, streamed once per block of rows, so larger blocks stream it fewer
+                   * times (10-20% on a MiniLM step's weight gradients at 2048 tokens; 96-row
+                   * blocks stay faster for the other products) */
 #endif
 #ifndef PG
 #define PG 96 /* at most the panels of B a task keeps partial sums for (96 x 1536 floats: splitting
@@ -112,7 +121,7 @@ static void tile6x16_rows(size_t kc, const float *A, size_t ars, const float *B,
  * from the source row already in cache. */
 static void pack_a_cols(const float *a, size_t acs, size_t m0, size_t mb, size_t k0, size_t kc, float *out, float *rs) {
     size_t full = mb / MR;
-    float sum[MB];
+    float sum[MB_AT > MB ? MB_AT : MB];
     if (rs) memcpy(sum, rs, mb * sizeof *sum);
     for (size_t k = 0; k < kc; k++) {
         const float *src = a + m0 + (k0 + k) * acs;
@@ -184,28 +193,54 @@ static void pack_b(const float *b, size_t brs, size_t bcs, size_t n0, size_t nb,
  * alone would leave a thread idle, per group of B's panels); rs: the row
  * sums' destination (NULL: none). */
 typedef struct gemm_job {
-    size_t M, N, K, kcs, ars, acs, brs, bcs, ldc, np, npg, ng, mpt_max, nrb;
+    size_t M, N, K, kcs, ars, acs, brs, bcs, ldc, np, npg, ng, mpt_max, nrb, mbx; /* mbx: MB or MB_AT */
     const float *a, *b, *bias;
-    bool acc;
-    float *c, *bp, *scratch, *rs;
+    bool acc, ct; /* ct: C is written transposed, element (m, n) at c[n ldc + m] */
+    float *c, *bp, *scratch, *rs, *cs; /* cs: B's column sums (NULL: none) */
 } gemm_job;
 
 /* Packs panel q of B, every K chunk, into the shared panels: chunk k0's
- * panel q sits at bp + k0 Np + q kc NR (Np: N rounded up to NR). */
+ * panel q sits at bp + k0 Np + q kc NR (Np: N rounded up to NR). With
+ * cs, also adds each of the panel's columns into cs, k in order, from the
+ * panel just packed (the same values, so the bits of se_tk_rowsum_ref over
+ * B^T). */
 static void pack_b_task(void *arg, size_t q, int thread) {
     (void)thread;
     const gemm_job *j = arg;
     size_t np16 = j->np * NR, n0 = q * NR, nb = j->N - n0 < NR ? j->N - n0 : NR;
+    float sum[NR];
+    if (j->cs) memcpy(sum, j->cs + n0, nb * sizeof *sum);
     for (size_t k0 = 0; k0 < j->K; k0 += j->kcs) {
         size_t kc = j->K - k0 < j->kcs ? j->K - k0 : j->kcs;
-        pack_b(j->b, j->brs, j->bcs, n0, nb, k0, kc, j->bp + k0 * np16 + q * kc * NR);
+        float *out = j->bp + k0 * np16 + q * kc * NR;
+        pack_b(j->b, j->brs, j->bcs, n0, nb, k0, kc, out);
+        if (!j->cs) continue;
+        if (nb == NR) {
+            __m256 s0 = _mm256_loadu_ps(sum), s1 = _mm256_loadu_ps(sum + 8);
+            for (size_t k = 0; k < kc; k++)
+                s0 = _mm256_add_ps(s0, _mm256_loadu_ps(out + k * NR)), s1 = _mm256_add_ps(s1, _mm256_loadu_ps(out + k * NR + 8));
+            _mm256_storeu_ps(sum, s0), _mm256_storeu_ps(sum + 8, s1);
+        } else
+            for (size_t k = 0; k < kc; k++)
+                for (size_t jj = 0; jj < nb; jj++) sum[jj] += out[k * NR + jj];
     }
+    if (j->cs) memcpy(j->cs + n0, sum, nb * sizeof *sum);
 }
 
 /* Writes a finished 6 x 16 tile of sums into C rows r0.., columns n0..:
  * the rows < rows and columns < cols that exist, stored (+ bias) or added. */
 static inline void tile_out(const float *t, const gemm_job *j, size_t r0, size_t n0, size_t rows, size_t cols) {
     const float *bi = j->bias ? j->bias + n0 : NULL;
+    if (j->ct) { /* no bias: column n of the tile is row n0 + n of C */
+        for (size_t jj = 0; jj < cols; jj++) {
+            float *cr = j->c + (n0 + jj) * j->ldc + r0;
+            if (j->acc)
+                for (size_t i = 0; i < rows; i++) cr[i] += t[i * NR + jj];
+            else
+                for (size_t i = 0; i < rows; i++) cr[i] = t[i * NR + jj];
+        }
+        return;
+    }
     for (size_t i = 0; i < rows; i++) {
         float *cr = j->c + (r0 + i) * j->ldc + n0;
         const float *tt = t + i * NR;
@@ -225,6 +260,17 @@ static inline void tile_out(const float *t, const gemm_job *j, size_t r0, size_t
     }
 }
 
+/* Prefetches the lines of C a tile of rows x cols at (r0, n0) writes: the
+ * first and last float of each of its rows in C (columns when ct). */
+static inline void prefetch_c(const gemm_job *j, size_t r0, size_t n0, size_t rows, size_t cols) {
+    size_t lines = j->ct ? cols : rows, len = j->ct ? rows : cols;
+    const float *c0 = j->ct ? j->c + n0 * j->ldc + r0 : j->c + r0 * j->ldc + n0;
+    for (size_t i = 0; i < lines; i++) {
+        _mm_prefetch((const char *)(c0 + i * j->ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c0 + i * j->ldc + len - 1), _MM_HINT_T0);
+    }
+}
+
 /* One task: row block task / ng of C (the M rows' panels of MR cut into
  * nrb blocks of at most MB rows, as even as whole panels allow) and panel
  * group g of B. Per K chunk the rows of A are packed (or read in place)
@@ -236,7 +282,7 @@ static void gemm_rows(void *arg, size_t task, int thread) {
     size_t m0 = rb * P / j->nrb * MR, m1 = (rb + 1) * P / j->nrb * MR;
     size_t mb = (m1 < j->M ? m1 : j->M) - m0, mp = (mb + MR - 1) / MR;
     size_t q0 = g * j->npg, q1 = q0 + j->npg < j->np ? q0 + j->npg : j->np, np16 = j->np * NR;
-    float *pa = j->scratch + (size_t)thread * (MB * KC + j->mpt_max), *t = pa + MB * KC;
+    float *pa = j->scratch + (size_t)thread * (j->mbx * KC + j->mpt_max), *t = pa + j->mbx * KC;
     float out[MR * NR];
     if (!j->K) {
         memset(out, 0, sizeof out);
@@ -265,6 +311,8 @@ static void gemm_rows(void *arg, size_t task, int thread) {
                 /* a single chunk's tile goes through the stack; the others'
                  * partial sums stay in t, the last chunk's read from there */
                 float *dst = first && last ? out : t + ((q - q0) * mp + p) * MR * NR;
+                if (last) /* C's part of this tile, fetched while it multiplies */
+                    prefetch_c(j, m0 + p * MR, n0, mb - p * MR < MR ? mb - p * MR : MR, cols);
                 if (p < full)
                     tile6x16_rows(kc, j->a + (m0 + p * MR) * j->ars + k0, j->ars, bq, dst, first);
                 else tile6x16(kc, pa + p * kc * MR, bq, dst, first);
@@ -281,7 +329,8 @@ static size_t b_panels(size_t K, size_t N) {
 
 size_t se_tk_gemm_scratch(int n_threads, size_t K, size_t N) {
     size_t nt = (size_t)(n_threads > 1 ? n_threads : 1), np16 = ((N + NR - 1) / NR) * NR;
-    return b_panels(K, N) + nt * (MB * KC + MB * np16) + 16;
+    size_t mb = MB_AT > MB ? MB_AT : MB;
+    return b_panels(K, N) + nt * (mb * KC + mb * np16) + 16;
 }
 
 void se_tk_gemm(se_threadpool *tp, size_t M, size_t N, size_t K, const float *a, size_t ars, size_t acs, const float *b,
@@ -298,10 +347,18 @@ void se_tk_gemm_rowsum(se_threadpool *tp, size_t M, size_t N, size_t K, const fl
                        const float *b, size_t brs, size_t bcs, const float *bias, bool acc, float *c, size_t ldc,
                        float *rs, float *scratch) {
     if (!M) return;
-    /* the sums ride on the packing of an A^T with K > 0; any other A (or
-     * no output columns, or the reference kernels) sums apart */
     bool ref = se_kernels_get()->gemm == se_gemm_ref;
-    if (rs && (ref || !N || !K || ars != 1 || acs == 1)) {
+    /* partial sums kept across K chunks for a C wider than tall (a weight
+     * gradient dw (384, 1536) over 2048 tokens): C^T = B^T A^T instead, so
+     * a task's partial sums and B's panels are the narrow side's (96 x 384
+     * floats, not 96 x 1536, which left the L2). Each element is the same
+     * chain of FMAs; C is written transposed, the row sums of A become the
+     * column sums of the new B, taken as it is packed. */
+    bool ct = !ref && !bias && N > M && K > KC;
+    /* the sums ride on the packing of an A^T with K > 0 (or of B when
+     * transposed); any other A (or no output columns, or the reference
+     * kernels) sums apart */
+    if (rs && (ref || !N || !K || (!ct && (ars != 1 || acs == 1)))) {
         se_tk_rowsum_ref(M, K, a, ars, acs, rs);
         rs = NULL;
     }
@@ -310,17 +367,27 @@ void se_tk_gemm_rowsum(se_threadpool *tp, size_t M, size_t N, size_t K, const fl
         se_tk_gemm_ref(M, N, K, a, ars, acs, b, brs, bcs, bias, acc, c, ldc);
         return;
     }
-    /* row blocks: at most MB rows each; on a pool, a multiple of its
+    float *cs = NULL;
+    if (ct) {
+        size_t s0 = M, s1 = ars, s2 = acs;
+        const float *s3 = a;
+        M = N, ars = bcs, acs = brs, a = b;
+        N = s0, brs = s2, bcs = s1, b = s3;
+        cs = rs, rs = NULL;
+    }
+    /* row blocks: at most MB rows each (MB_AT for an A^T); on a pool, a multiple of its
      * threads when there are panels enough, so no thread waits on a
      * short last block (2048 rows on 2 threads: 22 blocks of 90 or 96, not 21
      * of 96 and one of 32) */
-    size_t np = (N + NR - 1) / NR, P = (M + MR - 1) / MR, nrb = (P + MB / MR - 1) / (MB / MR);
+    size_t mbx = ars == 1 && acs != 1 ? MB_AT : MB;
+    size_t np = (N + NR - 1) / NR, P = (M + MR - 1) / MR, nrb = (P + mbx / MR - 1) / (mbx / MR);
     size_t nt = tp ? (size_t)se_threadpool_n_threads(tp) : 1;
     if (nt > 1 && (nrb + nt - 1) / nt * nt <= P) nrb = (nrb + nt - 1) / nt * nt;
-    /* B's panels, then each thread's A block and partial sums (rows of MB
+    /* B's panels, then each thread's A block and partial sums (rows of mbx
      * by every panel of its group) */
     gemm_job j = {.M = M, .N = N, .K = K, .ars = ars, .acs = acs, .brs = brs, .bcs = bcs, .ldc = ldc, .np = np,
-                  .npg = np, .ng = 1, .nrb = nrb, .a = a, .b = b, .bias = bias, .acc = acc, .c = c, .bp = scratch, .rs = rs};
+                  .npg = np, .ng = 1, .nrb = nrb, .a = a, .b = b, .bias = bias, .acc = acc, .ct = ct, .c = c,
+                  .bp = scratch, .rs = rs, .cs = cs};
     /* too few row blocks to give every thread two tasks: split the panels */
     size_t want = tp ? 2 * nt : 1;
     if (nrb < want) {
@@ -339,7 +406,8 @@ void se_tk_gemm_rowsum(se_threadpool *tp, size_t M, size_t N, size_t K, const fl
         j.npg = (np + ng - 1) / ng;
         j.ng = (np + j.npg - 1) / j.npg;
     }
-    j.mpt_max = MB * j.npg * NR;
+    j.mbx = mbx;
+    j.mpt_max = mbx * j.npg * NR;
     j.scratch = scratch + b_panels(K, N);
     if (K) {
         if (tp) se_threadpool_run(tp, np, pack_b_task, &j);

@@ -42,7 +42,8 @@ void se_tk_gemm_ref(size_t M, size_t N, size_t K, const float *a, size_t ars, si
 
 /* se_tk_gemm that also adds each row of A's sum into rs (M): rs[m] +=
  * A(m, k) for k in order, the bits of se_tk_rowsum_ref. An A^T (ars 1,
- * a weight gradient's dy^T) is summed as it is packed, so the bias
+ * a weight gradient's dy^T) is summed as it is packed (or, when the
+ * product runs transposed, as it is packed as the B of C^T), so the bias
  * gradient costs no pass of its own over dy. */
 void se_tk_gemm_rowsum(se_threadpool *tp, size_t M, size_t N, size_t K, const float *a, size_t ars, size_t acs,
                        const float *b, size_t brs, size_t bcs, const float *bias, bool acc, float *c, size_t ldc,
