@@ -23,7 +23,8 @@
  * register tile (12 accumulators) over each pair of panels, keeping the
  * partial sums in its scratch between chunks (float, so the chain of FMAs
  * is the same as without chunks); the last chunk's tiles are stored
- * straight into C, whose lines are prefetched while the tile multiplies.
+ * straight into C, whose lines are prefetched while the tile multiplies
+ * (as are the next panel of B's, a share per tile).
  * A C wider than tall over several chunks is computed as C^T = B^T A^T
  * (written back transposed), so the partial sums are the narrow side's.
  * Each operand is packed once at most, so packing costs at most
@@ -311,6 +312,10 @@ static void gemm_rows(void *arg, size_t task, int thread) {
                 /* a single chunk's tile goes through the stack; the others'
                  * partial sums stay in t, the last chunk's read from there */
                 float *dst = first && last ? out : t + ((q - q0) * mp + p) * MR * NR;
+                if (q + 1 < q1) { /* the next panel of B into L1, a share of its lines per tile */
+                    size_t lines = kc * NR / 16, l0 = p * lines / mp, l1 = (p + 1) * lines / mp;
+                    for (size_t l = l0; l < l1; l++) _mm_prefetch((const char *)(bq + kc * NR + l * 16), _MM_HINT_T0);
+                }
                 if (last) /* C's part of this tile, fetched while it multiplies */
                     prefetch_c(j, m0 + p * MR, n0, mb - p * MR < MR ? mb - p * MR : MR, cols);
                 if (p < full)
