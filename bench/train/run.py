@@ -119,6 +119,12 @@ def main():
             summ["memory_goal_met"] = s["peak_rss_mb"] <= t["peak_rss_mb"]
             if "median_cpu_s" in s and "median_cpu_s" in t:
                 summ["cpu_ratio_vs_openblas"] = round(t["median_cpu_s"] / s["median_cpu_s"], 3)
+            # each round's torch run against the sembed run just before it: the ratio of runs
+            # seconds apart, which the machine's slow and fast stretches move less
+            pairs = [(a, b) for a, b in zip(runs["sembed"], runs["torch_openblas"])
+                     if "median_step_s" in a and "median_step_s" in b]
+            summ["round_ratios_vs_openblas"] = [round(b["median_step_s"] / a["median_step_s"], 3) for a, b in pairs]
+            summ["rounds_meeting_speed_goal"] = sum(r >= 1.5 for r in summ["round_ratios_vs_openblas"])
         d = summ.get("torch_default_blas", {})
         if "median_step_s" in s and "median_step_s" in d:
             summ["speed_ratio_vs_default_blas"] = round(d["median_step_s"] / s["median_step_s"], 3)
