@@ -19,7 +19,8 @@
  *     same masks;
  *   - AdamW with linear warm-up (ceil(warmup_ratio * steps)) and linear
  *     decay to 0 at the last step, clipping at --max-grad-norm.
- * Checkpoints (--save-steps, Ctrl-C) go to OUT_DIR/checkpoint-STEP.
+ * Checkpoints (--save-steps, Ctrl-C) go to OUT_DIR/checkpoint-STEP: model
+ * folders that load as they stand, with the optimiser's state besides.
  * Evaluations (--eval-sts, --eval-ir: a BEIR folder, read here as `sembed
  * eval ir` reads it) run on the model being trained, in eval mode.
  *
@@ -88,7 +89,7 @@ static const char train_usage[] =
     "  -t, --threads N          threads (default 1; the result is the same for every count)\n"
     "output:\n"
     "  -o, --output DIR         the trained model (new, or holding only checkpoints)\n"
-    "      --save-steps N       a checkpoint every N steps in OUT_DIR/checkpoint-N\n"
+    "      --save-steps N       a checkpoint every N steps in OUT_DIR/checkpoint-N (a model folder)\n"
     "      --resume DIR         continue from a checkpoint (same data and options)\n"
     "      --eval-sts FILE      STS pairs as `sembed eval sts` reads them (s1<TAB>s2<TAB>score lines, or\n"
     "                           the STS Benchmark's format, gzip or plain): Spearman x100 after each\n"
@@ -1113,15 +1114,23 @@ static size_t count_lines(const char *path) {
     return n + (len && last != '\n');
 }
 
-/* Saves a checkpoint into OUT_DIR/checkpoint-STEP, with the logged
- * losses and evaluations so far in its sembed_log.json (so that a resumed
- * run's trainer_state.json has the whole history); writes its path to
- * buf. 0 or -1 with a message. */
-static int save_checkpoint(const char *out, se_tmodel *m, se_adamw *opt, json_t *log, json_t *evals, char *buf,
-                           size_t cap) {
+/* Saves a checkpoint into OUT_DIR/checkpoint-STEP, as Hugging Face's
+ * trainer does a model folder that loads as it stands: src's configs and
+ * tokenizer (the init folder, or the random init's files) and the
+ * weights as the output has them (write_weights; TF the Transformer's
+ * subfolder), then the engine's checkpoint over them (every parameter in
+ * the top model.safetensors, a Dense module's there too as
+ * "N_Dense/linear.*", which loaders of the Transformer ignore; AdamW's
+ * moments; trainer_state.json), and the logged losses and evaluations so
+ * far in its sembed_log.json (so that a resumed run's trainer_state.json
+ * has the whole history); writes its path to buf. 0 or -1 with a
+ * message. */
+static int save_checkpoint(const char *out, const char *src, const char *tf, se_tmodel *m, se_adamw *opt, json_t *log,
+                           json_t *evals, char *buf, size_t cap) {
     se_error err = {0};
     if (make_dir(out)) return -1;
     snprintf(buf, cap, "%s/checkpoint-%zu", out, se_adamw_steps(opt));
+    if (copy_tree(src, buf) || write_weights(buf, tf, m)) return -1;
     if (se_train_checkpoint_save(buf, m, opt, &err) != SE_OK) {
         fprintf(stderr, "sembed: train: %s\n", err.msg);
         return -1;
@@ -1525,11 +1534,11 @@ static int run(const topts *o, int argc, char **argv) {
         if (done_steps % (size_t)o->log_steps == 0) win_loss = 0.0, win_n = 0;
         char ck[4200];
         if (o->save_steps && done_steps % (size_t)o->save_steps == 0 && done_steps < total &&
-            save_checkpoint(o->out, m, opt, log, evals, ck, sizeof ck))
+            save_checkpoint(o->out, o->init ? tmp : init_dir, tf, m, opt, log, evals, ck, sizeof ck))
             goto done;
         if (cli_stop && done_steps < total) {
             if (tty && show) fputc('\n', stderr);
-            if (save_checkpoint(o->out, m, opt, log, evals, ck, sizeof ck)) goto done;
+            if (save_checkpoint(o->out, o->init ? tmp : init_dir, tf, m, opt, log, evals, ck, sizeof ck)) goto done;
             fprintf(stderr, "sembed: train: stopped at step %zu of %zu; checkpoint %s\nresume with: sembed", done_steps,
                     total, ck);
             for (int i = 0; i < argc; i++)

@@ -10,8 +10,9 @@ layers x 32), so each run takes well under a second.
 - the loss goes down (MNRL, CoSENT, MSE to teacher vectors);
 - --seed: the same bytes twice (on 1 and 2 threads), other bytes for
   another seed;
-- a run resumed from a checkpoint ends with the same weights as one that
-  did not stop; Ctrl-C saves a checkpoint and prints the resume command;
+- a checkpoint is a model folder that sembed encodes as the torch reference
+  does (a Dense student's too); a run resumed from it ends with the same
+  weights as one that did not stop; Ctrl-C saves a checkpoint and prints the resume command;
 - the output folder loads in `sembed encode`, whose vectors equal the
   PyTorch reference of tools/train_grad_ref.py on the folder's files
   (1e-5), for a fine-tuned model and a --init random student;
@@ -181,6 +182,19 @@ def test_resume(d):
     ck = os.path.join(part, "checkpoint-3")
     check("resume: checkpoints written", r1[0] == 0 and r2[0] == 0 and os.path.isdir(ck)
           and sorted(x for x in os.listdir(part) if x.startswith("checkpoint-")) == ["checkpoint-3"], r1[2] + r2[2])
+    # the checkpoint is a model folder as it stands (as Hugging Face's checkpoint-N are)
+    for f in ["config.json", "modules.json", "1_Pooling/config.json", "tokenizer.json", "model.safetensors",
+              "optimizer.safetensors", "trainer_state.json"]:
+        check("checkpoint has " + f, os.path.isfile(os.path.join(ck, f)), f)
+    rc, v = sembed_vectors(ck, TEXTS)
+    check("checkpoint loads in sembed encode", rc == 0, v)
+    if rc == 0:
+        r = ref_vectors(ck, TEXTS)
+        check("checkpoint: sembed encode equals the torch reference (1e-5)", np.abs(v - r).max() < 1e-5, np.abs(v - r).max())
+        rc0, v0 = sembed_vectors(MODEL, TEXTS)
+        rcf, vf = sembed_vectors(full, TEXTS)
+        check("checkpoint: its vectors are step 3's (moved from the init, not yet the end's)",
+              rc0 == 0 and rcf == 0 and np.abs(v - v0).max() > 1e-4 and np.abs(v - vf).max() > 1e-4)
     r3 = train(res, *common, "--resume", ck)
     check("resume runs", r3[0] == 0, r3[2])
     if r1[0] or r3[0]:
@@ -450,7 +464,8 @@ def test_dense(d):
     rc, _, err = run("train", "--init", "random", "--vocab", "tests/fixtures/models/zh-cls-dense-f16/vocab.txt",
                      "--layers", "1", "--hidden", "32", "--heads", "2", "--max-seq-length", "32", "--dense", "64",
                      "--loss", "mse", "--teacher-vectors", os.path.join(d, "teacher64.npy"), "--data", PAIRS,
-                     "--batch-size", "8", "--epochs", "4", "--lr", "3e-3", "--logging-steps", "1", "-o", st, "-q")
+                     "--batch-size", "8", "--epochs", "4", "--lr", "3e-3", "--logging-steps", "1", "--save-steps", "12",
+                     "-o", st, "-q")
     check("dense: init random --dense 64 runs", rc == 0, err)
     if rc:
         return
@@ -472,6 +487,13 @@ def test_dense(d):
     if rc == 0:
         r = ref_vectors(st, TEXTS)
         check("dense: equals the torch reference (1e-5)", np.abs(v - r).max() < 1e-5, np.abs(v - r).max())
+    # its checkpoint (the random init's files, 2_Dense/model.safetensors) loads too
+    ck = os.path.join(st, "checkpoint-12")
+    rc, v = sembed_vectors(ck, TEXTS)
+    check("dense: the checkpoint loads in sembed encode, 64 dimensions", rc == 0 and v.shape == (3, 64), v)
+    if rc == 0:
+        r = ref_vectors(ck, TEXTS)
+        check("dense: the checkpoint equals the torch reference (1e-5)", np.abs(v - r).max() < 1e-5, np.abs(v - r).max())
     rc, _, err = train(os.path.join(d, "dense-m"), "--dense", "64")
     check("dense: with -m refused", rc == 2 and "--dense goes with --init random" in err, err)
 
