@@ -9,9 +9,9 @@
  *   forward   s = q k^T        k^T (times scale) packed (HD, Tp); q read in place
  *             out = p' v       v in panels (p' = dropout(p), or p)
  *   backward  dp' = dout v^T   v^T packed (HD, Tp); dout read in place
- *             dq += ds k       k in panels
- *             dk += ds^T q     q in panels
- *             dv += p'^T dout  dout in panels
+ *             dq = ds k        k in panels
+ *             dk = ds^T q      q in panels
+ *             dv = p'^T dout   dout in panels
  * Tp is T rounded up to 8; the packed columns past T are zeros; a panel
  * is 32 columns of T rows side by side (pack_panels). The scores are made
  * in blocks of up to RS rows: each tile of the block's rows and 16
@@ -22,10 +22,9 @@
  * thread's scratch (their dots with the dropped weights taken as each
  * tile is stored), turns them into ds (the softmax's backward, the
  * dropout factors taken through the dropped weights the forward kept),
- * adds the block's dq rows, and after the last block dk and dv. Every
+ * writes the block's dq rows, and after the last block dk and dv. Every
  * product with v, k, q or dout is a tile of up to RP rows and 32 columns
- * summed in registers over the whole inner size, then stored or added
- * once.
+ * summed in registers over the whole inner size, then stored once.
  *
  * The sums run in another order than the scalar references
  * (se_tk_attn_fwd, se_tk_attn_bwd in train_kernels.c): they agree to
@@ -224,10 +223,9 @@ typedef struct prod_args {
 } prod_args;
 
 /* Rows [r0, r0 + R) by columns [c0, c0 + 8 NV) of a product: summed over
- * k in registers from k = 0, then stored (add false) or added into C.
- * R and NV are constants of each inlined copy. */
-static inline __attribute__((always_inline)) void prod_tile(const prod_args *g, size_t r0, size_t c0, int R, int NV,
-                                                            bool add) {
+ * k in registers from k = 0, then stored into C. R and NV are constants
+ * of each inlined copy. */
+static inline __attribute__((always_inline)) void prod_tile(const prod_args *g, size_t r0, size_t c0, int R, int NV) {
     __m256 acc[RP][4];
 #pragma GCC unroll 3
     for (int r = 0; r < R; r++)
@@ -249,43 +247,33 @@ static inline __attribute__((always_inline)) void prod_tile(const prod_args *g, 
     for (int r = 0; r < R; r++) {
         float *o = g->c + (r0 + r) * g->ldc + c0;
 #pragma GCC unroll 4
-        for (int v = 0; v < NV; v++)
-            _mm256_storeu_ps(o + 8 * v, add ? _mm256_add_ps(_mm256_loadu_ps(o + 8 * v), acc[r][v]) : acc[r][v]);
+        for (int v = 0; v < NV; v++) _mm256_storeu_ps(o + 8 * v, acc[r][v]);
     }
 }
 
-/* One copy of prod_tile per row count R (1..RP), vector count NV (1..4)
- * and store (prod_set_*) or add (prod_add_*). */
-#define PROD_FN(N, A, R, NV)                                                                                           \
-    static void prod_##N##_##R##_##NV(const prod_args *g, size_t r0, size_t c0) {                                      \
-        prod_tile(g, r0, c0, R, NV, A);                                                                                \
+/* One copy of prod_tile per row count R (1..RP) and vector count NV
+ * (1..4). */
+#define PROD_FN(R, NV)                                                                                                 \
+    static void prod_##R##_##NV(const prod_args *g, size_t r0, size_t c0) {                                            \
+        prod_tile(g, r0, c0, R, NV);                                                                                   \
     }
-#define PROD_FNS(N, A)                                                                                                 \
-    PROD_FN(N, A, 1, 1) PROD_FN(N, A, 1, 2) PROD_FN(N, A, 1, 3) PROD_FN(N, A, 1, 4)                                    \
-    PROD_FN(N, A, 2, 1) PROD_FN(N, A, 2, 2) PROD_FN(N, A, 2, 3) PROD_FN(N, A, 2, 4)                                    \
-    PROD_FN(N, A, 3, 1) PROD_FN(N, A, 3, 2) PROD_FN(N, A, 3, 3) PROD_FN(N, A, 3, 4)
-PROD_FNS(set, false)
-PROD_FNS(add, true)
+PROD_FN(1, 1) PROD_FN(1, 2) PROD_FN(1, 3) PROD_FN(1, 4)
+PROD_FN(2, 1) PROD_FN(2, 2) PROD_FN(2, 3) PROD_FN(2, 4)
+PROD_FN(3, 1) PROD_FN(3, 2) PROD_FN(3, 3) PROD_FN(3, 4)
 
 typedef void (*prod_fn)(const prod_args *g, size_t r0, size_t c0);
-static const prod_fn prod_fns[2][RP][4] = {
-    {{prod_set_1_1, prod_set_1_2, prod_set_1_3, prod_set_1_4},
-     {prod_set_2_1, prod_set_2_2, prod_set_2_3, prod_set_2_4},
-     {prod_set_3_1, prod_set_3_2, prod_set_3_3, prod_set_3_4}},
-    {{prod_add_1_1, prod_add_1_2, prod_add_1_3, prod_add_1_4},
-     {prod_add_2_1, prod_add_2_2, prod_add_2_3, prod_add_2_4},
-     {prod_add_3_1, prod_add_3_2, prod_add_3_3, prod_add_3_4}},
-};
+static const prod_fn prod_fns[RP][4] = {
+    {prod_1_1, prod_1_2, prod_1_3, prod_1_4}, {prod_2_1, prod_2_2, prod_2_3, prod_2_4}, {prod_3_1, prod_3_2, prod_3_3, prod_3_4}};
 
 /* Rows [r0, r1) of a product, all HD columns: tiles of RP rows by 32
- * columns (the last ones narrower), each stored or added once; a panel
- * of B at a time, so it stays in L1 over the rows. */
-static void prod_rows(const prod_args *g, size_t r0, size_t r1, size_t HD, bool add) {
+ * columns (the last ones narrower), each stored once; a panel of B at a
+ * time, so it stays in L1 over the rows. */
+static void prod_rows(const prod_args *g, size_t r0, size_t r1, size_t HD) {
     for (size_t c = 0; c < HD; c += 32) {
         size_t NV = (HD - c) / 8 < 4 ? (HD - c) / 8 : 4;
         for (size_t r = r0; r < r1; r += RP) {
             size_t R = r1 - r < RP ? r1 - r : RP;
-            prod_fns[add][R - 1][NV - 1](g, r, c);
+            prod_fns[R - 1][NV - 1](g, r, c);
         }
     }
 }
@@ -361,7 +349,7 @@ void se_tk_attn_fwd_avx2(const float *q, const float *k, const float *v, size_t 
         R = block_rows(T, i0);
         score_fns[EPI_FWD][R - 1](&s, i0, mx);
         softmax_rows(p, pd, T, i0, R, mx, dr);
-        prod_rows(&g, i0, i0 + R, HD, false); /* the block's context rows: p' v */
+        prod_rows(&g, i0, i0 + R, HD); /* the block's context rows: p' v */
     }
 }
 
@@ -407,12 +395,12 @@ void se_tk_attn_bwd_avx2(const float *q, const float *k, const float *v, size_t 
                 _mm256_storeu_ps(di + t, _mm256_mul_ps(dsc, sc));
             }
         }
-        prod_rows(&gq, i0, i0 + R, HD, true); /* dq rows += ds k */
+        prod_rows(&gq, i0, i0 + R, HD); /* dq rows = ds k */
     }
     pack_panels(q, ld, T, HD, br);
     prod_args gk = {.a = ds, .ars = 1, .acs = Tp, .K = T, .b = br, .c = dk, .ldc = ld};
-    prod_rows(&gk, 0, T, HD, true); /* dk += ds^T q */
+    prod_rows(&gk, 0, T, HD); /* dk = ds^T q */
     pack_panels(dout, ldo, T, HD, br);
     prod_args gv = {.a = pw, .ars = 1, .acs = T, .K = T, .b = br, .c = dv, .ldc = ld};
-    prod_rows(&gv, 0, T, HD, true); /* dv += p'^T dout */
+    prod_rows(&gv, 0, T, HD); /* dv = p'^T dout */
 }

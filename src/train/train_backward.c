@@ -117,8 +117,7 @@ static void layer_bwd(se_tmodel *m, size_t l, se_ttape *tp, float *dx) {
     /* attn_out = ctx Wo^T + bo */
     se_tk_dw(m->pool, dh, H, T, H, lt->ctx, H, H, G(SE_TL_O_W), G(SE_TL_O_B), scr);
     se_tk_gemm(m->pool, T, H, H, dh, H, 1, W(SE_TL_O_W), H, 1, NULL, false, dctx, H, scr); /* dctx = dh Wo */
-    /* attention per sentence and head */
-    memset(dqkv, 0, T * 3 * H * sizeof *dqkv);
+    /* attention per sentence and head: each writes its rows and columns of dqkv */
     attn_job aj = {m, tp, lt, l};
     se_ttape_attn_run(m, tp, attn_one, &aj);
     /* q, k, v = x_in W^T + b; dx_in = dz1 + sum dq W. The key bias gets no

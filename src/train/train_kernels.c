@@ -147,6 +147,8 @@ void se_tk_attn_fwd(const float *q, const float *k, const float *v, size_t ld, s
 void se_tk_attn_bwd(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD, float scale,
                     const float *p, const float *dout, size_t ldo, float *dq, float *dk, float *dv, float *drel,
                     size_t center, const se_tk_drop *dr, float *dp) {
+    for (size_t t = 0; t < T; t++) /* written, not added: the sums below start from zero */
+        for (size_t d = 0; d < HD; d++) dq[t * ld + d] = dk[t * ld + d] = dv[t * ld + d] = 0.0f;
     for (size_t i = 0; i < T; i++) {
         const float *pi = p + i * T, *go = dout + i * ldo;
         float dot = 0.0f;
@@ -231,7 +233,7 @@ void se_tk_attn_bwd_gemm(const float *q, const float *k, const float *v, size_t 
     const float *pd = pd_in ? pd_in : pdw;
     if (dr && !pd_in)
         for (size_t e = 0; e < T * T; e++) pdw[e] = p[e] * se_tk_drop_at(dr, e);
-    se_tk_gemm(NULL, T, HD, T, dr ? pd : p, 1, T, dout, ldo, 1, NULL, true, dv, ld, gs); /* dv += p'^T dout */
+    se_tk_gemm(NULL, T, HD, T, dr ? pd : p, 1, T, dout, ldo, 1, NULL, false, dv, ld, gs); /* dv = p'^T dout */
     se_tk_gemm(NULL, T, T, HD, dout, ldo, 1, v, 1, ld, NULL, false, dp, T, gs);          /* dp' = dout v^T */
     for (size_t i = 0; i < T; i++) {
         const float *pi = p + i * T;
@@ -248,8 +250,8 @@ void se_tk_attn_bwd_gemm(const float *q, const float *k, const float *v, size_t 
             di[t] = dsc * scale; /* d (q . k) */
         }
     }
-    se_tk_gemm(NULL, T, HD, T, dp, T, 1, k, ld, 1, NULL, true, dq, ld, gs); /* dq += ds k */
-    se_tk_gemm(NULL, T, HD, T, dp, 1, T, q, ld, 1, NULL, true, dk, ld, gs); /* dk += ds^T q */
+    se_tk_gemm(NULL, T, HD, T, dp, T, 1, k, ld, 1, NULL, false, dq, ld, gs); /* dq = ds k */
+    se_tk_gemm(NULL, T, HD, T, dp, 1, T, q, ld, 1, NULL, false, dk, ld, gs); /* dk = ds^T q */
 }
 
 /* A range loop split over the pool: fn on [a, b) per chunk. */

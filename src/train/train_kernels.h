@@ -134,9 +134,10 @@ void se_tk_act_bwd(se_act a, const float *pre, const float *out, const float *dy
 void se_tk_attn_fwd(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD, float scale,
                     const float *rel, size_t center, const se_tk_drop *dr, float *p, float *out, size_t ldo);
 
-/* Its backward: from dout (rows ldo apart) and the forward's p, adds dq,
- * dk, dv (rows ld apart, offset to the head) and, when drel is not NULL,
- * the bias's gradient by distance into drel[center + t - i]; dr the
+/* Its backward: from dout (rows ldo apart) and the forward's p, writes
+ * dq, dk, dv (T rows of HD, ld apart, offset to the head: the head's whole
+ * gradient, so no clearing before) and, when drel is not NULL, adds the
+ * bias's gradient by distance into drel[center + t - i]; dr the
  * forward's dropout (or NULL). dp: (T) scratch. */
 void se_tk_attn_bwd(const float *q, const float *k, const float *v, size_t ld, size_t T, size_t HD, float scale,
                     const float *p, const float *dout, size_t ldo, float *dq, float *dk, float *dv, float *drel,
