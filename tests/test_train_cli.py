@@ -186,11 +186,8 @@ def test_resume(d):
     for f in ["config.json", "modules.json", "1_Pooling/config.json", "tokenizer.json", "model.safetensors",
               "optimizer.safetensors", "trainer_state.json"]:
         check("checkpoint has " + f, os.path.isfile(os.path.join(ck, f)), f)
-    rc, v = sembed_vectors(ck, TEXTS)
-    check("checkpoint loads in sembed encode", rc == 0, v)
-    if rc == 0:
-        r = ref_vectors(ck, TEXTS)
-        check("checkpoint: sembed encode equals the torch reference (1e-5)", np.abs(v - r).max() < 1e-5, np.abs(v - r).max())
+    v = encodes_as_reference("checkpoint", ck)
+    if v is not None:
         rc0, v0 = sembed_vectors(MODEL, TEXTS)
         rcf, vf = sembed_vectors(full, TEXTS)
         check("checkpoint: its vectors are step 3's (moved from the init, not yet the end's)",
@@ -267,6 +264,18 @@ def sembed_vectors(folder, texts):
     return rc, np.array([json.loads(l) for l in out.splitlines()]) if rc == 0 else err
 
 
+def encodes_as_reference(what, folder):
+    """Checks that folder loads in sembed encode and gives the torch reference's vectors (1e-5); its vectors, or
+    None."""
+    rc, v = sembed_vectors(folder, TEXTS)
+    check(what + " loads in sembed encode", rc == 0, v)
+    if rc:
+        return None
+    r = ref_vectors(folder, TEXTS)
+    check(what + ": sembed encode equals the torch reference (1e-5)", np.abs(v - r).max() < 1e-5, np.abs(v - r).max())
+    return v
+
+
 TEXTS = ["A plane is taking off.", "A man is playing a flute.", "Three dogs run on the beach at noon."]
 
 
@@ -276,11 +285,8 @@ def test_output(d):
               "config_sentence_transformers.json", "tokenizer.json", "tokenizer_config.json"]:
         check("output has " + f, os.path.isfile(os.path.join(out, f)), f)
     check("output: no temporary folder left", not [x for x in os.listdir(d) if ".tmp." in x], os.listdir(d))
-    rc, v = sembed_vectors(out, TEXTS)
-    check("output loads in sembed encode", rc == 0, v)
-    if rc == 0:
-        r = ref_vectors(out, TEXTS)
-        check("output: sembed encode equals the torch reference (1e-5)", np.abs(v - r).max() < 1e-5, np.abs(v - r).max())
+    v = encodes_as_reference("output", out)
+    if v is not None:
         rc0, v0 = sembed_vectors(MODEL, TEXTS)
         check("output: the vectors moved from the init", rc0 == 0 and np.abs(v - v0).max() > 1e-3)
     # a sharded bf16 init (model-0000N-of-00002.safetensors + index): one F32 model.safetensors, no stale shards
