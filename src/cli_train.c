@@ -196,9 +196,18 @@ static int make_dir(const char *path) {
     return -1;
 }
 
-/* Copies file src to dst; 0 or -1 with a message. */
+/* Copies file src to dst through dst.tmp.PID, renamed over dst (only
+ * over a regular file: a checkpoint saved twice at one step writes its
+ * folder again); 0 or -1 with a message. */
 static int copy_file(const char *src, const char *dst) {
-    FILE *a = fopen(src, "rb"), *b = a ? fopen(dst, "wb") : NULL;
+    struct stat st;
+    if (lstat(dst, &st) == 0 && !S_ISREG(st.st_mode)) {
+        fprintf(stderr, "sembed: train: %s exists and is not a regular file; not replaced\n", dst);
+        return -1;
+    }
+    char tmp[4200];
+    pathf(tmp, sizeof tmp, "%s.tmp.%ld", dst, (long)getpid());
+    FILE *a = fopen(src, "rb"), *b = a ? fopen(tmp, "wb") : NULL;
     char buf[65536];
     size_t n;
     int rc = a && b ? 0 : -1;
@@ -207,7 +216,11 @@ static int copy_file(const char *src, const char *dst) {
     if (a && ferror(a)) rc = -1;
     if (b && fclose(b) != 0) rc = -1;
     if (a) fclose(a);
-    if (rc) fprintf(stderr, "sembed: train: cannot copy %s to %s: %s\n", src, dst, strerror(errno));
+    if (rc == 0 && rename(tmp, dst) != 0) rc = -1;
+    if (rc) {
+        fprintf(stderr, "sembed: train: cannot copy %s to %s: %s\n", src, dst, strerror(errno));
+        if (b) remove(tmp);
+    }
     return rc;
 }
 

@@ -505,6 +505,18 @@ def test_dense(d):
 
 
 def test_errors(d):
+    # a checkpoint folder already there, its config.json a symlink: not written through, the run fails
+    out, target = os.path.join(d, "o-ckpt-link"), os.path.join(d, "link-target.txt")
+    os.makedirs(os.path.join(out, "checkpoint-3"))
+    with open(target, "w") as f:
+        f.write("keep")
+    os.symlink(target, os.path.join(out, "checkpoint-3", "config.json"))
+    rc, _, err = train(out, "--epochs", "3", "--batch-size", "16", "--save-steps", "3")
+    with open(target) as f:
+        kept = f.read()
+    check("checkpoint: a symlink in its folder is not replaced", rc == 1 and "not a regular file" in err and kept == "keep",
+          (rc, err, kept))
+
     def bad(name, text, want, loss="mnrl", *extra):
         p = os.path.join(d, name)
         with open(p, "w") as f:
