@@ -275,7 +275,7 @@ static inline __attribute__((always_inline)) void prefetch_c(const gemm_job *j, 
 }
 
 /* One task: row block task / ng of C (the M rows' panels of MR cut into
- * nrb blocks of at most MB rows, as even as whole panels allow) and panel
+ * nrb blocks of at most mbx rows, as even as whole panels allow) and panel
  * group g of B. Per K chunk the rows of A are packed (or read in place)
  * and multiplied into the tiles' partial sums (the thread's scratch); the
  * last chunk's tiles go straight to C. */
@@ -375,11 +375,13 @@ void se_tk_gemm_rowsum(se_threadpool *tp, size_t M, size_t N, size_t K, const fl
         return;
     }
     float *cs = NULL;
-    if (ct) {
-        size_t s0 = M, s1 = ars, s2 = acs;
-        const float *s3 = a;
-        M = N, ars = bcs, acs = brs, a = b;
-        N = s0, brs = s2, bcs = s1, b = s3;
+    if (ct) { /* A' = B^T, B' = A^T: the sizes and the strides trade places */
+        size_t t;
+        const float *p;
+        t = M, M = N, N = t;
+        t = ars, ars = bcs, bcs = t;
+        t = acs, acs = brs, brs = t;
+        p = a, a = b, b = p;
         cs = rs, rs = NULL;
     }
     /* row blocks: at most MB rows each (MB_AT for an A^T); on a pool, a multiple of its
