@@ -451,10 +451,11 @@ static void transformer_path(const char *dir, char *out, size_t cap) {
 }
 
 /* Writes m's weights into the folder dir (its other files in place):
- * the encoder's to TF/model.safetensors under their Hugging Face names,
- * each Dense module's to N_Dense/model.safetensors as linear.weight and
- * linear.bias; config.json's torch_dtype becomes float32. 0 or -1. */
-static int write_weights(const char *dir, const char *tf, const se_tmodel *m) {
+ * the encoder's to TF/model.safetensors under their Hugging Face names
+ * (unless !encoder: a checkpoint writes a top one of its own), each Dense
+ * module's to N_Dense/model.safetensors as linear.weight and linear.bias;
+ * config.json's torch_dtype becomes float32. 0 or -1. */
+static int write_weights(const char *dir, const char *tf, const se_tmodel *m, bool encoder) {
     se_st_out *enc = calloc(m->n_p + 1, sizeof *enc), *den = calloc(m->n_p + 1, sizeof *den);
     size_t ne = 0;
     int rc = enc && den ? 0 : -1;
@@ -468,7 +469,7 @@ static int write_weights(const char *dir, const char *tf, const se_tmodel *m) {
     }
     se_error err = {0};
     pathf(p, sizeof p, "%s%s%s/model.safetensors", dir, tf[0] ? "/" : "", tf);
-    if (rc == 0 && se_st_write(p, enc, ne, &err) != SE_OK) {
+    if (rc == 0 && encoder && se_st_write(p, enc, ne, &err) != SE_OK) {
         fprintf(stderr, "sembed: train: %s\n", err.msg);
         rc = -1;
     }
@@ -539,7 +540,7 @@ static int write_random_encoder(const char *dir, rarch arch, se_tmodel *m, uint6
             rel[i] = (float)(0.02 * sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
         }
     }
-    int rc = write_weights(dir, "", m);
+    int rc = write_weights(dir, "", m, true);
     if (rc == 0 && rel) { /* the bias table: the encoder's tensors again, with it */
         se_st_out *t = calloc(m->n_p + 1, sizeof *t);
         size_t n = 0;
@@ -1143,7 +1144,9 @@ static int save_checkpoint(const char *out, const char *src, const char *tf, se_
     se_error err = {0};
     if (make_dir(out)) return -1;
     snprintf(buf, cap, "%s/checkpoint-%zu", out, se_adamw_steps(opt));
-    if (copy_tree(src, buf) || write_weights(buf, tf, m)) return -1;
+    /* the Transformer's own file only when it sits in a subfolder: at the
+     * top, the checkpoint's model.safetensors (written next) serves */
+    if (copy_tree(src, buf) || write_weights(buf, tf, m, tf[0] != '\0')) return -1;
     if (se_train_checkpoint_save(buf, m, opt, &err) != SE_OK) {
         fprintf(stderr, "sembed: train: %s\n", err.msg);
         return -1;
@@ -1296,7 +1299,7 @@ static int run(const topts *o, int argc, char **argv) {
         }
         if (arch != ARCH_BERT || o->dense) { /* the folder with its random weights, loaded back: XLM-R's positions,
                                                 MPNet's bias, the Dense module are the folder loader's */
-            if ((arch == ARCH_BERT ? write_weights(tmp, "", m) : write_random_encoder(tmp, arch, m, rp.seed)) ||
+            if ((arch == ARCH_BERT ? write_weights(tmp, "", m, true) : write_random_encoder(tmp, arch, m, rp.seed)) ||
                 (o->dense && write_random_dense(tmp, rp.H, (size_t)o->dense, rp.seed)))
                 goto done;
             se_tmodel_free(m);
@@ -1565,7 +1568,7 @@ static int run(const topts *o, int argc, char **argv) {
     if (tty && show) fputc('\n', stderr);
     /* the output folder */
     if (!o->init && copy_tree(init_dir, tmp)) goto done;
-    if (write_weights(tmp, tf, m)) goto done;
+    if (write_weights(tmp, tf, m, true)) goto done;
     {
         char p[4200];
         pathf(p, sizeof p, "%s/trainer_state.json", tmp);
