@@ -22,9 +22,10 @@
  * also sums its rows when asked, se_tk_gemm_rowsum) and runs a 6 x 16
  * register tile (12 accumulators) over each pair of panels, keeping the
  * partial sums in its scratch between chunks (float, so the chain of FMAs
- * is the same as without chunks); the last chunk's tiles are stored
- * straight into C, whose lines are prefetched while the tile multiplies
- * (as are the next panel of B's, a share per tile).
+ * is the same as without chunks); the last chunk's whole tiles are stored
+ * from the registers straight into C (edge tiles and a transposed C
+ * through the stack), whose lines are prefetched while the tile
+ * multiplies (as are the next panel of B's, a share per tile).
  * A C wider than tall over several chunks is computed as C^T = B^T A^T
  * (written back transposed), so the partial sums are the narrow side's.
  * Each operand is packed once at most, so packing costs at most
@@ -71,9 +72,27 @@ void se_tk_gemm_ref(size_t M, size_t N, size_t K, const float *a, size_t ars, si
         }
 }
 
+/* Where a whole tile of the last K chunk goes straight from the registers:
+ * six rows of sixteen columns of C, ldc apart, stored (+ bias) or added
+ * (as tile_out does from the partial sums, so the same bits). */
+typedef struct tile_dst {
+    float *c;
+    size_t ldc;
+    const float *bias; /* NULL: none */
+    bool acc;
+} tile_dst;
+
+/* Row i of a tile from its two accumulators into o's C. */
+static inline __attribute__((always_inline)) void out_row(const tile_dst *o, size_t i, __m256 lo, __m256 hi) {
+    float *cr = o->c + i * o->ldc;
+    if (o->acc) lo = _mm256_add_ps(_mm256_loadu_ps(cr), lo), hi = _mm256_add_ps(_mm256_loadu_ps(cr + 8), hi);
+    else if (o->bias) lo = _mm256_add_ps(lo, _mm256_loadu_ps(o->bias)), hi = _mm256_add_ps(hi, _mm256_loadu_ps(o->bias + 8));
+    _mm256_storeu_ps(cr, lo), _mm256_storeu_ps(cr + 8, hi);
+}
+
 /* The 6 x 16 tile over kc steps, A's six values of step k at A_AT(i, k),
  * B's packed panel (kc, 16): the partial sums in t (6 x 16) are loaded
- * first unless first. One body for A packed (a panel of k-major sixes)
+ * first unless first; the sums go to o's C when o is given, else to t. One body for A packed (a panel of k-major sixes)
  * and A read in place (six rows of a row-major A: no copy; read in place,
  * B's rows thousands of floats apart measured slower than packing it). */
 #define TILE_BODY(A_AT)                                                                                                \
@@ -95,20 +114,26 @@ void se_tk_gemm_ref(size_t M, size_t N, size_t K, const float *a, size_t ars, si
         a = _mm256_broadcast_ss(A_AT(4, k)), c40 = _mm256_fmadd_ps(a, b0, c40), c41 = _mm256_fmadd_ps(a, b1, c41);    \
         a = _mm256_broadcast_ss(A_AT(5, k)), c50 = _mm256_fmadd_ps(a, b0, c50), c51 = _mm256_fmadd_ps(a, b1, c51);    \
     }                                                                                                                  \
+    if (o) {                                                                                                           \
+        out_row(o, 0, c00, c01), out_row(o, 1, c10, c11), out_row(o, 2, c20, c21);                                     \
+        out_row(o, 3, c30, c31), out_row(o, 4, c40, c41), out_row(o, 5, c50, c51);                                     \
+        return;                                                                                                        \
+    }                                                                                                                  \
     _mm256_storeu_ps(t, c00), _mm256_storeu_ps(t + 8, c01), _mm256_storeu_ps(t + 16, c10);                             \
     _mm256_storeu_ps(t + 24, c11), _mm256_storeu_ps(t + 32, c20), _mm256_storeu_ps(t + 40, c21);                      \
     _mm256_storeu_ps(t + 48, c30), _mm256_storeu_ps(t + 56, c31), _mm256_storeu_ps(t + 64, c40);                      \
     _mm256_storeu_ps(t + 72, c41), _mm256_storeu_ps(t + 80, c50), _mm256_storeu_ps(t + 88, c51);
 
 /* The tile with A packed: A(i, k) at A[k MR + i]. */
-static void tile6x16(size_t kc, const float *A, const float *B, float *t, bool first) {
+static void tile6x16(size_t kc, const float *A, const float *B, float *t, bool first, const tile_dst *o) {
 #define A_PACKED(i, k) (A + (k) * MR + (i))
     TILE_BODY(A_PACKED)
 #undef A_PACKED
 }
 
 /* The tile with A read in place: A(i, k) at A[i ars + k], six rows. */
-static void tile6x16_rows(size_t kc, const float *A, size_t ars, const float *B, float *t, bool first) {
+static void tile6x16_rows(size_t kc, const float *A, size_t ars, const float *B, float *t, bool first,
+                          const tile_dst *o) {
     const float *a0 = A, *a1 = a0 + ars, *a2 = a1 + ars, *a3 = a2 + ars, *a4 = a3 + ars, *a5 = a4 + ars;
 #define A_ROWS(i, k) (a##i + (k))
     TILE_BODY(A_ROWS)
@@ -320,10 +345,15 @@ static void gemm_rows(void *arg, size_t task, int thread) {
                 }
                 if (last) /* C's part of this tile, fetched while it multiplies */
                     prefetch_c(j, m0 + p * MR, n0, mb - p * MR < MR ? mb - p * MR : MR, cols);
+                /* a whole tile of the last chunk (C not transposed) is
+                 * written from the registers; the others through tile_out */
+                size_t rows = mb - p * MR < MR ? mb - p * MR : MR;
+                tile_dst od = {j->c + (m0 + p * MR) * j->ldc + n0, j->ldc, j->bias ? j->bias + n0 : NULL, j->acc};
+                const tile_dst *o = last && !j->ct && rows == MR && cols == NR ? &od : NULL;
                 if (p < full)
-                    tile6x16_rows(kc, j->a + (m0 + p * MR) * j->ars + k0, j->ars, bq, dst, first);
-                else tile6x16(kc, pa + p * kc * MR, bq, dst, first);
-                if (last) tile_out(dst, j, m0 + p * MR, n0, mb - p * MR < MR ? mb - p * MR : MR, cols);
+                    tile6x16_rows(kc, j->a + (m0 + p * MR) * j->ars + k0, j->ars, bq, dst, first, o);
+                else tile6x16(kc, pa + p * kc * MR, bq, dst, first, o);
+                if (last && !o) tile_out(dst, j, m0 + p * MR, n0, rows, cols);
             }
         }
     }
