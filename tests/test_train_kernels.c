@@ -335,6 +335,18 @@ TEST(test_train_gelu_twin) {
     se_tk_gelu_bwd_ref(x, dy, da, n);
     se_tk_gelu_bwd_avx2(x, dy, db, n);
     CHECK(!memcmp(da, db, n * sizeof *da));
+    /* the forward that keeps the factor: the same gelu, and dy times the
+     * factor is the backward's dx, bit for bit, in both twins */
+    float *pd = malloc(n * sizeof *pd), *od = malloc(n * sizeof *od);
+    for (int twin = 0; twin < 2; twin++) {
+        memcpy(pd, x, n * sizeof *pd);
+        (twin ? se_tk_gelu_fwd_d_avx2 : se_tk_gelu_fwd_d_ref)(pd, od, n);
+        CHECK(!memcmp(od, a, n * sizeof *od));
+        size_t bad = 0;
+        for (size_t i = 0; i < n; i++) bad += dy[i] * pd[i] != da[i];
+        CHECK_MSG(!bad, "twin %d: %zu of dy gelu'(x) differ from the backward's", twin, bad);
+    }
+    free(pd), free(od);
     double ef = 0.0, eb = 0.0;
     for (size_t i = 0; i < n; i++) {
         double v = x[i], cdf = 0.5 * (1.0 + erf(v / sqrt(2.0)));

@@ -260,7 +260,7 @@ static void layer_fwd(const se_tmodel *m, size_t l, se_ttape *tp, float *x) {
     se_tk_add_layernorm_rows(m->pool, h1, xin, T, H, W(SE_TL_LN1_G), W(SE_TL_LN1_B), c->eps, lt->ln1_xhat, lt->ln1_rs,
                              se_ttape_drop(tp, m, 2 + 3 * l, false, &dr));
     se_tk_linear(m->pool, h1, T, H, W(SE_TL_FF1_W), FF, W(SE_TL_FF1_B), lt->ff_pre, FF, tp->gemm_scratch);
-    se_tk_act_fwd(m->pool, c->act, lt->ff_pre, lt->ff_act, T * FF);
+    lt->ff_d = se_tk_act_fwd_d(m->pool, c->act, lt->ff_pre, lt->ff_act, T * FF);
     se_tk_linear(m->pool, lt->ff_act, T, FF, W(SE_TL_FF2_W), H, W(SE_TL_FF2_B), x, H, tp->gemm_scratch);
     /* x = LN2(dropout(o2) + h1) */
     se_tk_add_layernorm_rows(m->pool, x, h1, T, H, W(SE_TL_LN2_G), W(SE_TL_LN2_B), c->eps, lt->ln2_xhat, lt->ln2_rs,

@@ -332,6 +332,33 @@ void se_tk_act_bwd_mt(se_threadpool *tp, se_act a, const float *pre, const float
     se_tk_parallel(tp, n, 16384, act_bwd_range, &j);
 }
 
+/* The fast GELU over elements [a, b): x = gelu(pre), pre = gelu'(pre). */
+static void act_d_range(void *arg, size_t a, size_t b) {
+    const elem_job *j = arg;
+    se_tk_gelu_fwd_d_avx2(j->dx + a, j->x + a, b - a);
+}
+
+bool se_tk_act_fwd_d(se_threadpool *tp, se_act a, float *pre, float *x, size_t n) {
+    if (a != SE_ACT_GELU || se_kernels_get()->gemm == se_gemm_ref) {
+        se_tk_act_fwd(tp, a, pre, x, n);
+        return false;
+    }
+    elem_job j = {.dx = pre, .x = x};
+    se_tk_parallel(tp, n, 16384, act_d_range, &j);
+    return true;
+}
+
+/* dx = dy d over elements [a, b). */
+static void mul_range(void *arg, size_t a, size_t b) {
+    const elem_job *j = arg;
+    for (size_t i = a; i < b; i++) j->dx[i] = j->dy[i] * j->pre[i];
+}
+
+void se_tk_mul_mt(se_threadpool *tp, const float *d, const float *dy, float *dx, size_t n) {
+    elem_job j = {.pre = d, .dy = dy, .dx = dx};
+    se_tk_parallel(tp, n, 16384, mul_range, &j);
+}
+
 /* Rows [a, b) of x = LN(res + dropout(x)). */
 static void add_ln_range(void *arg, size_t a, size_t b) {
     const elem_job *j = arg;

@@ -162,6 +162,12 @@ void se_tk_add_layernorm_rows(se_threadpool *tp, float *x, const float *res, siz
 void se_tk_act_fwd(se_threadpool *tp, se_act a, const float *pre, float *x, size_t n);
 void se_tk_act_bwd_mt(se_threadpool *tp, se_act a, const float *pre, const float *out, const float *dy, float *dx,
                       size_t n);
+/* The forward for a tape: x = act(pre), and where that is the fast GELU,
+ * pre becomes act'(pre) (se_tk_gelu_fwd_d_avx2; returns true) so the
+ * backward is se_tk_mul_mt(dy, pre); otherwise pre is kept (false). */
+bool se_tk_act_fwd_d(se_threadpool *tp, se_act a, float *pre, float *x, size_t n);
+/* dx = dy d, element-wise on the pool (dx may alias dy). */
+void se_tk_mul_mt(se_threadpool *tp, const float *d, const float *dy, float *dx, size_t n);
 
 /* LayerNorm's backward over T rows of H in place in dx, on the pool: rows
  * in blocks of 32, each block's dg and db summed in scratch
@@ -183,6 +189,11 @@ void se_tk_gelu_fwd_ref(float *x, size_t n);
 void se_tk_gelu_fwd_avx2(float *x, size_t n);
 void se_tk_gelu_bwd_ref(const float *pre, const float *dy, float *dx, size_t n);
 void se_tk_gelu_bwd_avx2(const float *pre, const float *dy, float *dx, size_t n);
+/* The forward that also keeps the backward's factor: out = gelu(x) and
+ * pre_d = gelu'(x), from x in pre_d (the same bits as the two above: dy
+ * times it is se_tk_gelu_bwd's dx). */
+void se_tk_gelu_fwd_d_ref(float *pre_d, float *out, size_t n);
+void se_tk_gelu_fwd_d_avx2(float *pre_d, float *out, size_t n);
 
 /* exp in place over n values (Cephes' expf polynomial, inputs clamped to
  * [-87.3, 88]; within 2 ulp of libm's expf): 8 lanes and the scalar twin

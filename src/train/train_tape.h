@@ -34,6 +34,7 @@ typedef struct se_tlayer_tape {
     float *ln1_xhat, *ln1_rs; /* (T, H), (T) */
     float *h1;                /* (T, H) after LN1 */
     float *ff_pre, *ff_act;   /* (T, FF) before and after the activation */
+    bool ff_d;                /* ff_pre holds the activation's derivative instead (se_tk_act_fwd_d) */
     float *ln2_xhat, *ln2_rs; /* (T, H), (T) */
 } se_tlayer_tape;
 
