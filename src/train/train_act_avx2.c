@@ -81,6 +81,10 @@ void se_tk_gelu_fwd_d_ref(float *pre_d, float *out, size_t n) {
     }
 }
 
+void se_tk_mul_ref(const float *d, const float *dy, float *dx, size_t n) {
+    for (size_t i = 0; i < n; i++) dx[i] = dy[i] * d[i];
+}
+
 /* 8 lanes of phi_cdf_s. */
 static inline __m256 phi_cdf_v(__m256 x, __m256 e) {
     __m256 sign = _mm256_set1_ps(-0.0f), ax = _mm256_mul_ps(_mm256_andnot_ps(sign, x), _mm256_set1_ps(RSQRT2));
@@ -114,6 +118,12 @@ void se_tk_gelu_fwd_d_avx2(float *pre_d, float *out, size_t n) {
         _mm256_storeu_ps(pre_d + i, _mm256_add_ps(cdf, _mm256_mul_ps(v, _mm256_mul_ps(_mm256_set1_ps(RSQRT2PI), e))));
     }
     se_tk_gelu_fwd_d_ref(pre_d + i, out + i, n - i);
+}
+
+void se_tk_mul_avx2(const float *d, const float *dy, float *dx, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dx + i, _mm256_mul_ps(_mm256_loadu_ps(dy + i), _mm256_loadu_ps(d + i)));
+    se_tk_mul_ref(d + i, dy + i, dx + i, n - i);
 }
 
 void se_tk_gelu_bwd_avx2(const float *pre, const float *dy, float *dx, size_t n) {

@@ -351,7 +351,7 @@ bool se_tk_act_fwd_d(se_threadpool *tp, se_act a, float *pre, float *x, size_t n
 /* dx = dy d over elements [a, b). */
 static void mul_range(void *arg, size_t a, size_t b) {
     const elem_job *j = arg;
-    for (size_t i = a; i < b; i++) j->dx[i] = j->dy[i] * j->pre[i];
+    (se_kernels_get()->gemm != se_gemm_ref ? se_tk_mul_avx2 : se_tk_mul_ref)(j->pre + a, j->dy + a, j->dx + a, b - a);
 }
 
 void se_tk_mul_mt(se_threadpool *tp, const float *d, const float *dy, float *dx, size_t n) {

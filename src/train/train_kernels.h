@@ -194,6 +194,9 @@ void se_tk_gelu_bwd_avx2(const float *pre, const float *dy, float *dx, size_t n)
  * times it is se_tk_gelu_bwd's dx). */
 void se_tk_gelu_fwd_d_ref(float *pre_d, float *out, size_t n);
 void se_tk_gelu_fwd_d_avx2(float *pre_d, float *out, size_t n);
+/* dx = dy d element-wise (the backward with the kept factor; dx may alias dy). */
+void se_tk_mul_ref(const float *d, const float *dy, float *dx, size_t n);
+void se_tk_mul_avx2(const float *d, const float *dy, float *dx, size_t n);
 
 /* exp in place over n values (Cephes' expf polynomial, inputs clamped to
  * [-87.3, 88]; within 2 ulp of libm's expf): 8 lanes and the scalar twin
