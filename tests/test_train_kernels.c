@@ -257,6 +257,11 @@ TEST(test_train_adamw_twin) {
     for (int form = 0; form < 2; form++) {
         fill(w0, n, &st), fill(g0, n, &st), fill(m0, n, &st), fill(v0, n, &st);
         for (size_t i = 0; i < n; i++) v0[i] = v0[i] * v0[i]; /* a second moment is >= 0 */
+        /* rows no batch has touched yet (gradient and moments +0), which the
+         * vector version skips, and blocks where one of the three is not
+         * +0 (-0 included), which it must not */
+        for (size_t i = 200; i < 400; i++) g0[i] = m0[i] = v0[i] = 0.0f;
+        g0[211] = -0.0f, m0[300] = 1e-30f, v0[333] = 1e-38f, m0[350] = -0.0f;
         memcpy(w1, w0, n * sizeof *w1), memcpy(g1, g0, n * sizeof *g1), memcpy(m1, m0, n * sizeof *m1);
         memcpy(v1, v0, n * sizeof *v1);
         se_tk_adamw_consts c = {.coef = form ? 0.37f : 1.0f, .decay_on = form, .decay = 1.0f - 1e-3f * 0.01f,

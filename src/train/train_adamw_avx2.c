@@ -2,12 +2,15 @@
  * train/train_adamw_avx2.c - AdamW's element-wise update (train_optim.c),
  * 8 lanes at a time: the operations of the scalar twin in the same order,
  * each rounded alike (multiplies, adds, a division and a square root, no
- * fused multiply-add), so both give the same bits; and the gradient's sum
+ * fused multiply-add), so both give the same bits (the vector version
+ * skips eight elements whose gradient and moments are all +0, which the
+ * update leaves exactly as they are); and the gradient's sum
  * of squares for clipping, 16 partial sums in double. Compiled with
  * -mavx2; called only when the CPU has it.
  */
 #include <immintrin.h>
 #include <math.h>
+#include <stdbool.h>
 
 #include "train/train_kernels.h"
 
@@ -30,9 +33,18 @@ void se_tk_adamw_update_avx2(float *w, float *g, float *m, float *v, size_t n, c
     __m256 coef = _mm256_set1_ps(c->coef), decay = _mm256_set1_ps(c->decay), b1 = _mm256_set1_ps(c->b1);
     __m256 omb1 = _mm256_set1_ps(c->omb1), b2 = _mm256_set1_ps(c->b2), omb2 = _mm256_set1_ps(c->omb2);
     __m256 bc2 = _mm256_set1_ps(c->bc2_sqrt), eps = _mm256_set1_ps(c->eps), ns = _mm256_set1_ps(c->neg_step);
+    /* eight elements whose gradient and moments are all +0 (an embedding
+     * row no batch has had yet) would come out exactly as they are (m, v
+     * +0, the step 0 / eps): skipped, unless weight decay would scale w */
+    bool may_skip = !c->decay_on || c->decay == 1.0f;
     size_t k = 0;
     for (; k + 8 <= n; k += 8) {
-        __m256 gg = _mm256_mul_ps(_mm256_loadu_ps(g + k), coef), ww = _mm256_loadu_ps(w + k);
+        __m256 g8 = _mm256_loadu_ps(g + k);
+        if (may_skip) {
+            __m256i z = _mm256_castps_si256(_mm256_or_ps(g8, _mm256_or_ps(_mm256_loadu_ps(m + k), _mm256_loadu_ps(v + k))));
+            if (_mm256_testz_si256(z, z)) continue;
+        }
+        __m256 gg = _mm256_mul_ps(g8, coef), ww = _mm256_loadu_ps(w + k);
         _mm256_storeu_ps(g + k, _mm256_setzero_ps());
         if (c->decay_on) ww = _mm256_mul_ps(ww, decay);
         __m256 mm = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(m + k), b1), _mm256_mul_ps(gg, omb1));
