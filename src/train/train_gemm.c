@@ -57,6 +57,9 @@
                  * them into groups to fit the L2 packs A once per group, and measured slower on
                  * every product of a MiniLM step; 16 cost the weight gradients 5-12%) */
 #endif
+#ifndef PF_ROWS
+#define PF_ROWS 8 /* how many rows ahead pack_a_cols prefetches an A^T's source rows */
+#endif
 #ifndef KC
 #define KC 384 /* at most the K chunk packed at once (K is cut into equal chunks) */
 #endif
@@ -144,7 +147,9 @@ static void tile6x16_rows(size_t kc, const float *A, size_t ars, const float *B,
  * gradient's dy^T): per k, the block's mb values side by side go six to
  * a panel. rs (NULL: none): rs[i] += A(m0 + i, k) for each k in order
  * (the bias gradient, the bits of the one-thread loop over dy's rows),
- * from the source row already in cache. */
+ * from the source row already in cache. The source row PF_ROWS ahead is
+ * prefetched: each row is a new stream, and waiting for its first lines
+ * had taken ~17% of a weight gradient's time (perf, one thread). */
 static void pack_a_cols(const float *a, size_t acs, size_t m0, size_t mb, size_t k0, size_t kc, float *out, float *rs) {
     size_t full = mb / MR;
     float sum[MB_AT > MB ? MB_AT : MB];
@@ -152,6 +157,8 @@ static void pack_a_cols(const float *a, size_t acs, size_t m0, size_t mb, size_t
     for (size_t k = 0; k < kc; k++) {
         const float *src = a + m0 + (k0 + k) * acs;
         float *o = out + k * MR;
+        if (k + PF_ROWS < kc) /* a row PF_ROWS ahead, line by line: each row starts a new stream */
+            for (size_t i = 0; i < mb; i += 16) _mm_prefetch((const char *)(src + PF_ROWS * acs + i), _MM_HINT_T0);
         for (size_t p = 0; p < full; p++) {
             _mm_storeu_ps(o + p * kc * MR, _mm_loadu_ps(src + p * MR));
             memcpy(o + p * kc * MR + 4, src + p * MR + 4, 2 * sizeof(float)); /* one 8-byte move */
