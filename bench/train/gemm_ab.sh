@@ -16,7 +16,8 @@ OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 CF="-std=c11 -D_GNU_SOURCE -O2 -mavx2 -mfma -Iinclude -Isrc -DSE_BUILD"
 ren() { echo "-Dse_tk_gemm_ref=$1_gemm_ref -Dse_tk_gemm_scratch=$1_gemm_scratch -Dse_tk_gemm=$1_gemm \
- -Dse_tk_rowsum_ref=$1_rowsum_ref -Dse_tk_gemm_rowsum=$1_gemm_rowsum"; }
+ -Dse_tk_rowsum_ref=$1_rowsum_ref -Dse_tk_gemm_rowsum=$1_gemm_rowsum -Dse_tk_gemm_mul=$1_gemm_mul \
+ -Dse_tk_gemm_mul_ref=$1_gemm_mul_ref"; }
 ${CC:-cc} $CF $(ren v1) -c "$V1" -o "$OUT/v1.o"
 ${CC:-cc} $CF $V2FLAGS $(ren v2) -c "$V2" -o "$OUT/v2.o"
 ${CC:-cc} -O2 -std=c11 -D_GNU_SOURCE -Isrc -Iinclude bench/train/gemm_ab.c "$OUT/v1.o" "$OUT/v2.o" build/libsembed.a \

@@ -11,7 +11,8 @@
  * operations (fmaf where the vector code fuses), so both give the same
  * bits; against libm's erf and exp they agree to ~3e-7. The training
  * forward uses the _d form: it writes gelu(x) and, over x, gelu'(x) (both
- * from one exp), so the backward is dy times the saved factor. Compiled with
+ * from one exp), so the backward is dy times the saved factor (taken in
+ * the GEMM that makes dy, se_tk_gemm_mul). Compiled with
  * -mavx2 -mfma; the vector versions are called only when the CPU has both.
  */
 #include <immintrin.h>
@@ -81,10 +82,6 @@ void se_tk_gelu_fwd_d_ref(float *pre_d, float *out, size_t n) {
     }
 }
 
-void se_tk_mul_ref(const float *d, const float *dy, float *dx, size_t n) {
-    for (size_t i = 0; i < n; i++) dx[i] = dy[i] * d[i];
-}
-
 /* 8 lanes of phi_cdf_s. */
 static inline __m256 phi_cdf_v(__m256 x, __m256 e) {
     __m256 sign = _mm256_set1_ps(-0.0f), ax = _mm256_mul_ps(_mm256_andnot_ps(sign, x), _mm256_set1_ps(RSQRT2));
@@ -118,12 +115,6 @@ void se_tk_gelu_fwd_d_avx2(float *pre_d, float *out, size_t n) {
         _mm256_storeu_ps(pre_d + i, _mm256_add_ps(cdf, _mm256_mul_ps(v, _mm256_mul_ps(_mm256_set1_ps(RSQRT2PI), e))));
     }
     se_tk_gelu_fwd_d_ref(pre_d + i, out + i, n - i);
-}
-
-void se_tk_mul_avx2(const float *d, const float *dy, float *dx, size_t n) {
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dx + i, _mm256_mul_ps(_mm256_loadu_ps(dy + i), _mm256_loadu_ps(d + i)));
-    se_tk_mul_ref(d + i, dy + i, dx + i, n - i);
 }
 
 void se_tk_gelu_bwd_avx2(const float *pre, const float *dy, float *dx, size_t n) {

@@ -105,9 +105,12 @@ static void layer_bwd(se_tmodel *m, size_t l, se_ttape *tp, float *dx) {
                              G(SE_TL_LN2_B), tp->ln_scratch, dh, se_ttape_drop(tp, m, 3 + 3 * l, false, &dr));
     /* o2 = ff_act W2^T + b2 */
     se_tk_dw(m->pool, dx, H, T, H, lt->ff_act, FF, FF, G(SE_TL_FF2_W), G(SE_TL_FF2_B), scr);
-    se_tk_gemm(m->pool, T, FF, H, dx, H, 1, W(SE_TL_FF2_W), FF, 1, NULL, false, dff, FF, scr); /* dff = dx W2 */
-    if (lt->ff_d) se_tk_mul_mt(m->pool, lt->ff_pre, dff, dff, T * FF); /* the forward kept act'(pre) */
-    else se_tk_act_bwd_mt(m->pool, c->act, lt->ff_pre, lt->ff_act, dff, dff, T * FF);
+    if (lt->ff_d) /* dff = (dx W2) act'(pre), the factor the forward kept, taken as the tiles are stored */
+        se_tk_gemm_mul(m->pool, T, FF, H, dx, H, 1, W(SE_TL_FF2_W), FF, 1, lt->ff_pre, dff, FF, scr);
+    else {
+        se_tk_gemm(m->pool, T, FF, H, dx, H, 1, W(SE_TL_FF2_W), FF, 1, NULL, false, dff, FF, scr); /* dff = dx W2 */
+        se_tk_act_bwd_mt(m->pool, c->act, lt->ff_pre, lt->ff_act, dff, dff, T * FF);
+    }
     /* ff_pre = h1 W1^T + b1; dh1 = dz2 + dff W1 */
     se_tk_dw(m->pool, dff, FF, T, FF, lt->h1, H, H, G(SE_TL_FF1_W), G(SE_TL_FF1_B), scr);
     se_tk_dx(m->pool, dff, FF, T, FF, W(SE_TL_FF1_W), H, dh, scr);

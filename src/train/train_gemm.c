@@ -76,12 +76,14 @@ void se_tk_gemm_ref(size_t M, size_t N, size_t K, const float *a, size_t ars, si
 }
 
 /* Where a whole tile of the last K chunk goes straight from the registers:
- * six rows of sixteen columns of C, ldc apart, stored (+ bias) or added
- * (as tile_out does from the partial sums, so the same bits). */
+ * six rows of sixteen columns of C, ldc apart, stored (+ bias, or times
+ * f's elements) or added (as tile_out does from the partial sums, so the
+ * same bits). */
 typedef struct tile_dst {
     float *c;
     size_t ldc;
     const float *bias; /* NULL: none */
+    const float *f;    /* NULL: none; else C = the sums times f's elements (f laid out as C) */
     bool acc;
 } tile_dst;
 
@@ -90,6 +92,10 @@ static inline __attribute__((always_inline)) void out_row(const tile_dst *o, siz
     float *cr = o->c + i * o->ldc;
     if (o->acc) lo = _mm256_add_ps(_mm256_loadu_ps(cr), lo), hi = _mm256_add_ps(_mm256_loadu_ps(cr + 8), hi);
     else if (o->bias) lo = _mm256_add_ps(lo, _mm256_loadu_ps(o->bias)), hi = _mm256_add_ps(hi, _mm256_loadu_ps(o->bias + 8));
+    else if (o->f) {
+        const float *fr = o->f + i * o->ldc;
+        lo = _mm256_mul_ps(lo, _mm256_loadu_ps(fr)), hi = _mm256_mul_ps(hi, _mm256_loadu_ps(fr + 8));
+    }
     _mm256_storeu_ps(cr, lo), _mm256_storeu_ps(cr + 8, hi);
 }
 
@@ -227,7 +233,7 @@ static void pack_b(const float *b, size_t brs, size_t bcs, size_t n0, size_t nb,
  * sums' destination (NULL: none). */
 typedef struct gemm_job {
     size_t M, N, K, kcs, ars, acs, brs, bcs, ldc, np, npg, ng, mpt_max, nrb, mbx; /* mbx: MB or MB_AT */
-    const float *a, *b, *bias;
+    const float *a, *b, *bias, *f; /* f: C = A B times f's elements (f laid out as C; NULL: none) */
     bool acc, ct; /* ct: C is written transposed, element (m, n) at c[n ldc + m] */
     float *c, *bp, *scratch, *rs, *cs; /* cs: B's column sums (NULL: none) */
 } gemm_job;
@@ -263,7 +269,7 @@ static void pack_b_task(void *arg, size_t q, int thread) {
 /* Writes a finished 6 x 16 tile of sums into C rows r0.., columns n0..:
  * the rows < rows and columns < cols that exist, stored (+ bias) or added. */
 static inline void tile_out(const float *t, const gemm_job *j, size_t r0, size_t n0, size_t rows, size_t cols) {
-    const float *bi = j->bias ? j->bias + n0 : NULL;
+    const float *bi = j->bias ? j->bias + n0 : NULL, *fr = NULL;
     if (j->ct) { /* no bias: column n of the tile is row n0 + n of C */
         for (size_t jj = 0; jj < cols; jj++) {
             float *cr = j->c + (n0 + jj) * j->ldc + r0;
@@ -277,17 +283,21 @@ static inline void tile_out(const float *t, const gemm_job *j, size_t r0, size_t
     for (size_t i = 0; i < rows; i++) {
         float *cr = j->c + (r0 + i) * j->ldc + n0;
         const float *tt = t + i * NR;
-        if (cols == NR) { /* the same additions, 8 lanes at a time */
+        if (j->f) fr = j->f + (r0 + i) * j->ldc + n0;
+        if (cols == NR) { /* the same operations, 8 lanes at a time */
             for (size_t h = 0; h < NR; h += 8) {
                 __m256 v = _mm256_loadu_ps(tt + h);
                 if (j->acc) v = _mm256_add_ps(_mm256_loadu_ps(cr + h), v);
                 else if (bi) v = _mm256_add_ps(v, _mm256_loadu_ps(bi + h));
+                else if (fr) v = _mm256_mul_ps(v, _mm256_loadu_ps(fr + h));
                 _mm256_storeu_ps(cr + h, v);
             }
             continue;
         }
         if (j->acc)
             for (size_t jj = 0; jj < cols; jj++) cr[jj] += tt[jj];
+        else if (fr)
+            for (size_t jj = 0; jj < cols; jj++) cr[jj] = tt[jj] * fr[jj];
         else
             for (size_t jj = 0; jj < cols; jj++) cr[jj] = tt[jj] + (bi ? bi[jj] : 0.0f);
     }
@@ -355,7 +365,8 @@ static void gemm_rows(void *arg, size_t task, int thread) {
                 /* a whole tile of the last chunk (C not transposed) is
                  * written from the registers; the others through tile_out */
                 size_t rows = mb - p * MR < MR ? mb - p * MR : MR;
-                tile_dst od = {j->c + (m0 + p * MR) * j->ldc + n0, j->ldc, j->bias ? j->bias + n0 : NULL, j->acc};
+                tile_dst od = {j->c + (m0 + p * MR) * j->ldc + n0, j->ldc, j->bias ? j->bias + n0 : NULL,
+                               j->f ? j->f + (m0 + p * MR) * j->ldc + n0 : NULL, j->acc};
                 const tile_dst *o = last && !j->ct && rows == MR && cols == NR ? &od : NULL;
                 if (p < full)
                     tile6x16_rows(kc, j->a + (m0 + p * MR) * j->ars + k0, j->ars, bq, dst, first, o);
@@ -377,9 +388,26 @@ size_t se_tk_gemm_scratch(int n_threads, size_t K, size_t N) {
     return b_panels(K, N) + nt * (mb * KC + mb * np16) + 16;
 }
 
+static void gemm_run(se_threadpool *tp, size_t M, size_t N, size_t K, const float *a, size_t ars, size_t acs,
+                     const float *b, size_t brs, size_t bcs, const float *bias, bool acc, float *c, size_t ldc,
+                     float *rs, const float *f, float *scratch);
+
 void se_tk_gemm(se_threadpool *tp, size_t M, size_t N, size_t K, const float *a, size_t ars, size_t acs, const float *b,
                 size_t brs, size_t bcs, const float *bias, bool acc, float *c, size_t ldc, float *scratch) {
     se_tk_gemm_rowsum(tp, M, N, K, a, ars, acs, b, brs, bcs, bias, acc, c, ldc, NULL, scratch);
+}
+
+void se_tk_gemm_mul_ref(size_t M, size_t N, size_t K, const float *a, size_t ars, size_t acs, const float *b, size_t brs,
+                        size_t bcs, const float *f, float *c, size_t ldc) {
+    se_tk_gemm_ref(M, N, K, a, ars, acs, b, brs, bcs, NULL, false, c, ldc);
+    for (size_t m = 0; m < M; m++)
+        for (size_t n = 0; n < N; n++) c[m * ldc + n] *= f[m * ldc + n];
+}
+
+void se_tk_gemm_mul(se_threadpool *tp, size_t M, size_t N, size_t K, const float *a, size_t ars, size_t acs,
+                    const float *b, size_t brs, size_t bcs, const float *f, float *c, size_t ldc, float *scratch) {
+    if (se_kernels_get()->gemm == se_gemm_ref) se_tk_gemm_mul_ref(M, N, K, a, ars, acs, b, brs, bcs, f, c, ldc);
+    else gemm_run(tp, M, N, K, a, ars, acs, b, brs, bcs, NULL, false, c, ldc, NULL, f, scratch);
 }
 
 void se_tk_rowsum_ref(size_t M, size_t K, const float *a, size_t ars, size_t acs, float *rs) {
@@ -390,6 +418,13 @@ void se_tk_rowsum_ref(size_t M, size_t K, const float *a, size_t ars, size_t acs
 void se_tk_gemm_rowsum(se_threadpool *tp, size_t M, size_t N, size_t K, const float *a, size_t ars, size_t acs,
                        const float *b, size_t brs, size_t bcs, const float *bias, bool acc, float *c, size_t ldc,
                        float *rs, float *scratch) {
+    gemm_run(tp, M, N, K, a, ars, acs, b, brs, bcs, bias, acc, c, ldc, rs, NULL, scratch);
+}
+
+/* se_tk_gemm_rowsum, and with f (not with bias, acc or rs) se_tk_gemm_mul. */
+static void gemm_run(se_threadpool *tp, size_t M, size_t N, size_t K, const float *a, size_t ars, size_t acs,
+                     const float *b, size_t brs, size_t bcs, const float *bias, bool acc, float *c, size_t ldc,
+                     float *rs, const float *f, float *scratch) {
     if (!M) return;
     bool ref = se_kernels_get()->gemm == se_gemm_ref;
     /* partial sums kept across K chunks for a C wider than tall (a weight
@@ -398,7 +433,7 @@ void se_tk_gemm_rowsum(se_threadpool *tp, size_t M, size_t N, size_t K, const fl
      * floats, not 96 x 1536, which left the L2). Each element is the same
      * chain of FMAs; C is written transposed, the row sums of A become the
      * column sums of the new B, taken as it is packed. */
-    bool ct = !ref && !bias && N > M && K > KC;
+    bool ct = !ref && !bias && !f && N > M && K > KC;
     /* the sums ride on the packing of an A^T with K > 0 (or of B when
      * transposed); any other A (or no output columns, or the reference
      * kernels) sums apart */
@@ -408,7 +443,8 @@ void se_tk_gemm_rowsum(se_threadpool *tp, size_t M, size_t N, size_t K, const fl
     }
     if (!N) return;
     if (ref) {
-        se_tk_gemm_ref(M, N, K, a, ars, acs, b, brs, bcs, bias, acc, c, ldc);
+        if (f) se_tk_gemm_mul_ref(M, N, K, a, ars, acs, b, brs, bcs, f, c, ldc);
+        else se_tk_gemm_ref(M, N, K, a, ars, acs, b, brs, bcs, bias, acc, c, ldc);
         return;
     }
     float *cs = NULL;
@@ -432,7 +468,7 @@ void se_tk_gemm_rowsum(se_threadpool *tp, size_t M, size_t N, size_t K, const fl
     /* B's panels, then each thread's A block and partial sums (rows of mbx
      * by every panel of its group) */
     gemm_job j = {.M = M, .N = N, .K = K, .ars = ars, .acs = acs, .brs = brs, .bcs = bcs, .ldc = ldc, .np = np,
-                  .npg = np, .ng = 1, .nrb = nrb, .a = a, .b = b, .bias = bias, .acc = acc, .ct = ct, .c = c,
+                  .npg = np, .ng = 1, .nrb = nrb, .a = a, .b = b, .bias = bias, .f = f, .acc = acc, .ct = ct, .c = c,
                   .bp = scratch, .rs = rs, .cs = cs};
     /* too few row blocks to give every thread two tasks: split the panels */
     size_t want = tp ? 2 * nt : 1;

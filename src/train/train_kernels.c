@@ -348,17 +348,6 @@ bool se_tk_act_fwd_d(se_threadpool *tp, se_act a, float *pre, float *x, size_t n
     return true;
 }
 
-/* dx = dy d over elements [a, b). */
-static void mul_range(void *arg, size_t a, size_t b) {
-    const elem_job *j = arg;
-    (se_kernels_get()->gemm != se_gemm_ref ? se_tk_mul_avx2 : se_tk_mul_ref)(j->pre + a, j->dy + a, j->dx + a, b - a);
-}
-
-void se_tk_mul_mt(se_threadpool *tp, const float *d, const float *dy, float *dx, size_t n) {
-    elem_job j = {.pre = d, .dy = dy, .dx = dx};
-    se_tk_parallel(tp, n, 16384, mul_range, &j);
-}
-
 /* Rows [a, b) of x = LN(res + dropout(x)). */
 static void add_ln_range(void *arg, size_t a, size_t b) {
     const elem_job *j = arg;

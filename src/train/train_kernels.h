@@ -40,6 +40,15 @@ void se_tk_gemm(se_threadpool *tp, size_t M, size_t N, size_t K, const float *a,
 void se_tk_gemm_ref(size_t M, size_t N, size_t K, const float *a, size_t ars, size_t acs, const float *b, size_t brs,
                     size_t bcs, const float *bias, bool acc, float *c, size_t ldc);
 
+/* C = (A B) times f's elements, f laid out as C (rows ldc apart; not C
+ * itself): each sum as se_tk_gemm stores it, then multiplied, as the twin
+ * does in two passes, so the same bits (the GELU backward's factor taken
+ * as the product's tiles are stored). */
+void se_tk_gemm_mul(se_threadpool *tp, size_t M, size_t N, size_t K, const float *a, size_t ars, size_t acs,
+                    const float *b, size_t brs, size_t bcs, const float *f, float *c, size_t ldc, float *scratch);
+void se_tk_gemm_mul_ref(size_t M, size_t N, size_t K, const float *a, size_t ars, size_t acs, const float *b, size_t brs,
+                        size_t bcs, const float *f, float *c, size_t ldc);
+
 /* se_tk_gemm that also adds each row of A's sum into rs (M): rs[m] +=
  * A(m, k) for k in order, the bits of se_tk_rowsum_ref. An A^T (ars 1,
  * a weight gradient's dy^T) is summed as it is packed (or, when the
@@ -164,10 +173,9 @@ void se_tk_act_bwd_mt(se_threadpool *tp, se_act a, const float *pre, const float
                       size_t n);
 /* The forward for a tape: x = act(pre), and where that is the fast GELU,
  * pre becomes act'(pre) (se_tk_gelu_fwd_d_avx2; returns true) so the
- * backward is se_tk_mul_mt(dy, pre); otherwise pre is kept (false). */
+ * backward is dy times pre (se_tk_gemm_mul); otherwise pre is kept
+ * (false). */
 bool se_tk_act_fwd_d(se_threadpool *tp, se_act a, float *pre, float *x, size_t n);
-/* dx = dy d, element-wise on the pool (dx may alias dy). */
-void se_tk_mul_mt(se_threadpool *tp, const float *d, const float *dy, float *dx, size_t n);
 
 /* LayerNorm's backward over T rows of H in place in dx, on the pool: rows
  * in blocks of 32, each block's dg and db summed in scratch
@@ -194,9 +202,6 @@ void se_tk_gelu_bwd_avx2(const float *pre, const float *dy, float *dx, size_t n)
  * times it is se_tk_gelu_bwd's dx). */
 void se_tk_gelu_fwd_d_ref(float *pre_d, float *out, size_t n);
 void se_tk_gelu_fwd_d_avx2(float *pre_d, float *out, size_t n);
-/* dx = dy d element-wise (the backward with the kept factor; dx may alias dy). */
-void se_tk_mul_ref(const float *d, const float *dy, float *dx, size_t n);
-void se_tk_mul_avx2(const float *d, const float *dy, float *dx, size_t n);
 
 /* exp in place over n values (Cephes' expf polynomial, inputs clamped to
  * [-87.3, 88]; within 2 ulp of libm's expf): 8 lanes and the scalar twin
