@@ -91,7 +91,8 @@ typedef struct tile_dst {
 static inline __attribute__((always_inline)) void out_row(const tile_dst *o, size_t i, __m256 lo, __m256 hi) {
     float *cr = o->c + i * o->ldc;
     if (o->acc) lo = _mm256_add_ps(_mm256_loadu_ps(cr), lo), hi = _mm256_add_ps(_mm256_loadu_ps(cr + 8), hi);
-    else if (o->bias) lo = _mm256_add_ps(lo, _mm256_loadu_ps(o->bias)), hi = _mm256_add_ps(hi, _mm256_loadu_ps(o->bias + 8));
+    else if (o->bias)
+        lo = _mm256_add_ps(lo, _mm256_loadu_ps(o->bias)), hi = _mm256_add_ps(hi, _mm256_loadu_ps(o->bias + 8));
     else if (o->f) {
         const float *fr = o->f + i * o->ldc;
         lo = _mm256_mul_ps(lo, _mm256_loadu_ps(fr)), hi = _mm256_mul_ps(hi, _mm256_loadu_ps(fr + 8));
@@ -101,9 +102,10 @@ static inline __attribute__((always_inline)) void out_row(const tile_dst *o, siz
 
 /* The 6 x 16 tile over kc steps, A's six values of step k at A_AT(i, k),
  * B's packed panel (kc, 16): the partial sums in t (6 x 16) are loaded
- * first unless first; the sums go to o's C when o is given, else to t. One body for A packed (a panel of k-major sixes)
- * and A read in place (six rows of a row-major A: no copy; read in place,
- * B's rows thousands of floats apart measured slower than packing it). */
+ * first unless first; the sums go to o's C when o is given, else to t.
+ * One body for A packed (a panel of k-major sixes) and A read in place
+ * (six rows of a row-major A: no copy; read in place, B's rows thousands
+ * of floats apart measured slower than packing it). */
 #define TILE_BODY(A_AT)                                                                                                \
     __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;                                                 \
     if (first) {                                                                                                       \
@@ -267,7 +269,8 @@ static void pack_b_task(void *arg, size_t q, int thread) {
 }
 
 /* Writes a finished 6 x 16 tile of sums into C rows r0.., columns n0..:
- * the rows < rows and columns < cols that exist, stored (+ bias) or added. */
+ * the rows < rows and columns < cols that exist, stored (+ bias, or times
+ * f's elements) or added. */
 static inline void tile_out(const float *t, const gemm_job *j, size_t r0, size_t n0, size_t rows, size_t cols) {
     const float *bi = j->bias ? j->bias + n0 : NULL, *fr = NULL;
     if (j->ct) { /* no bias: column n of the tile is row n0 + n of C */
@@ -388,6 +391,7 @@ size_t se_tk_gemm_scratch(int n_threads, size_t K, size_t N) {
     return b_panels(K, N) + nt * (mb * KC + mb * np16) + 16;
 }
 
+/* The one driver of every entry point below (defined after them). */
 static void gemm_run(se_threadpool *tp, size_t M, size_t N, size_t K, const float *a, size_t ars, size_t acs,
                      const float *b, size_t brs, size_t bcs, const float *bias, bool acc, float *c, size_t ldc,
                      float *rs, const float *f, float *scratch);
@@ -406,8 +410,7 @@ void se_tk_gemm_mul_ref(size_t M, size_t N, size_t K, const float *a, size_t ars
 
 void se_tk_gemm_mul(se_threadpool *tp, size_t M, size_t N, size_t K, const float *a, size_t ars, size_t acs,
                     const float *b, size_t brs, size_t bcs, const float *f, float *c, size_t ldc, float *scratch) {
-    if (se_kernels_get()->gemm == se_gemm_ref) se_tk_gemm_mul_ref(M, N, K, a, ars, acs, b, brs, bcs, f, c, ldc);
-    else gemm_run(tp, M, N, K, a, ars, acs, b, brs, bcs, NULL, false, c, ldc, NULL, f, scratch);
+    gemm_run(tp, M, N, K, a, ars, acs, b, brs, bcs, NULL, false, c, ldc, NULL, f, scratch);
 }
 
 void se_tk_rowsum_ref(size_t M, size_t K, const float *a, size_t ars, size_t acs, float *rs) {
