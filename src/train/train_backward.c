@@ -88,6 +88,32 @@ static void attn_one(const void *arg, size_t s, size_t h, int thread) {
                         dq + 2 * H, drel, c->P - 1, dr, dp);
 }
 
+/* The embedding tables' gradients: the tape, dx (T, H), the word,
+ * position and type gradients (gt NULL: no types). */
+typedef struct emb_bwd_job {
+    const se_ttape *tp;
+    const float *dx;
+    float *gw, *gp, *gt;
+    size_t T, H;
+} emb_bwd_job;
+
+/* Columns [c0, c1) of every token's row of dx into its word, position and
+ * type rows, token after token. */
+static void emb_bwd_cols(void *arg, size_t c0, size_t c1) {
+    const emb_bwd_job *j = arg;
+    size_t H = j->H;
+    for (size_t t = 0; t < j->T; t++) {
+        const float *restrict r = j->dx + t * H;
+        float *restrict a = j->gw + (size_t)j->tp->ids[t] * H, *restrict b = j->gp + j->tp->pos[t] * H;
+        for (size_t i = c0; i < c1; i++) a[i] += r[i];
+        for (size_t i = c0; i < c1; i++) b[i] += r[i];
+        if (j->gt) {
+            float *restrict g = j->gt + (size_t)j->tp->types[t] * H;
+            for (size_t i = c0; i < c1; i++) g[i] += r[i];
+        }
+    }
+}
+
 /* Layer l's backward: dx (T, H) is the gradient of its output on entry
  * and of its input on return. */
 static void layer_bwd(se_tmodel *m, size_t l, se_ttape *tp, float *dx) {
@@ -197,13 +223,10 @@ se_status se_ttape_backward(se_tmodel *m, se_ttape *tp, const float *d_emb, se_e
     float *gw = m->p[m->word].g, *gp = m->p[m->pos].g, *gt = m->type >= 0 ? m->p[m->type].g : NULL;
     se_tk_layernorm_bwd_rows(m->pool, dx, tp->emb_xhat, tp->emb_rs, m->p[m->emb_ln_g].w, T, H, m->p[m->emb_ln_g].g,
                              m->p[m->emb_ln_b].g, tp->ln_scratch, NULL, NULL);
-    for (size_t s = 0; s < S; s++)
-        for (size_t t = tp->starts[s]; t < tp->starts[s + 1]; t++) {
-            const float *r = dx + t * H;
-            float *a = gw + (size_t)tp->ids[t] * H, *b = gp + tp->pos[t] * H;
-            for (size_t i = 0; i < H; i++) a[i] += r[i], b[i] += r[i];
-            if (gt)
-                for (size_t i = 0; i < H; i++) gt[(size_t)tp->types[t] * H + i] += r[i];
-        }
+    /* into the tables' gradient rows, token after token (two tokens may
+     * share a row): the columns split over the pool, so each element's
+     * additions keep the one-thread order */
+    emb_bwd_job ej = {tp, dx, gw, gp, gt, T, H};
+    se_tk_parallel(m->pool, H, 64, emb_bwd_cols, &ej);
     return SE_OK;
 }

@@ -234,6 +234,35 @@ static void attn_task(void *arg, size_t i, int thread) {
         for (size_t h = 0; h < r->m->cfg.NH; h++) r->one(r->job, i, h, thread);
 }
 
+/* The embeddings' pool job: the model, the tape, the rows' destination. */
+typedef struct emb_job {
+    const se_tmodel *m;
+    const se_ttape *tp;
+    float *x;
+} emb_job;
+
+/* Tokens [a, b): x row = LN((word + type) + pos), each element added in
+ * that order (so the bits of one thread). */
+static void emb_rows(void *arg, size_t a, size_t b) {
+    const emb_job *j = arg;
+    const se_tmodel *m = j->m;
+    const se_ttape *tp = j->tp;
+    size_t H = m->cfg.H;
+    const float *we = m->p[m->word].w, *pe = m->p[m->pos].w, *te = m->type >= 0 ? m->p[m->type].w : NULL;
+    for (size_t t = a; t < b; t++) {
+        float *restrict r = j->x + t * H;
+        const float *restrict wr = we + (size_t)tp->ids[t] * H, *restrict pr = pe + tp->pos[t] * H;
+        for (size_t i = 0; i < H; i++) r[i] = wr[i];
+        if (te) {
+            const float *restrict tr = te + (size_t)tp->types[t] * H;
+            for (size_t i = 0; i < H; i++) r[i] += tr[i];
+        }
+        for (size_t i = 0; i < H; i++) r[i] += pr[i];
+        se_tk_layernorm_fwd(r, H, m->p[m->emb_ln_g].w, m->p[m->emb_ln_b].w, m->cfg.eps, tp->emb_xhat + t * H,
+                            tp->emb_rs + t);
+    }
+}
+
 void se_ttape_attn_run(const se_tmodel *m, const se_ttape *tp, se_ttape_attn_fn one, const void *job) {
     attn_run_job r = {m, tp, one, job};
     se_threadpool_run(m->pool, m->cfg.rel_bias ? m->cfg.NH : tp->S, attn_task, &r);
@@ -334,20 +363,11 @@ se_status se_ttape_forward(const se_tmodel *m, const se_tbatch *b, se_ttape **ta
             else tp->pos[t] = (size_t)c->pad_id + 1 + i - n_pad;
         }
     }
-    /* embeddings: LN((word + type) + pos), into the first layer's input */
+    /* embeddings: LN((word + type) + pos), into the first layer's input,
+     * the tokens split over the pool */
     float *x = c->L ? tp->layers[0].x_in : tp->x_out;
-    const float *we = m->p[m->word].w, *pe = m->p[m->pos].w, *te = m->type >= 0 ? m->p[m->type].w : NULL;
-    for (size_t si = 0; si < S; si++)
-        for (size_t t = tp->starts[si]; t < tp->starts[si + 1]; t++) {
-            float *r = x + t * H;
-            const float *wr = we + (size_t)tp->ids[t] * H, *pr = pe + tp->pos[t] * H;
-            for (size_t i = 0; i < H; i++) r[i] = wr[i];
-            if (te)
-                for (size_t i = 0; i < H; i++) r[i] += te[(size_t)tp->types[t] * H + i];
-            for (size_t i = 0; i < H; i++) r[i] += pr[i];
-            se_tk_layernorm_fwd(r, H, m->p[m->emb_ln_g].w, m->p[m->emb_ln_b].w, c->eps, tp->emb_xhat + t * H,
-                                tp->emb_rs + t);
-        }
+    emb_job ej = {m, tp, x};
+    se_tk_parallel(m->pool, T, 64, emb_rows, &ej);
     if (c->rel_bias) /* the bias of every head and distance d = key - query, at rel[h][P - 1 + d] */
         for (size_t h = 0; h < c->NH; h++)
             for (size_t i = 0; i < 2 * c->P - 1; i++)
