@@ -1235,6 +1235,7 @@ static int run(const topts *o, int argc, char **argv) {
     se_adamw *opt = NULL;
     se_ttape *tape = NULL;
     float *teacher = NULL, *emb = NULL, *demb = NULL, *labels = NULL, *tbuf = NULL;
+    double *loss_scratch = NULL;
     size_t t_rows = 0, t_dim = 0, *perm = NULL, *starts = NULL, *sub = NULL;
     int32_t *ids = NULL;
     json_t *log = json_array(), *evals = json_array();
@@ -1402,10 +1403,12 @@ static int run(const topts *o, int argc, char **argv) {
     sub = malloc((S_max + 1) * sizeof *sub);
     emb = malloc(S_max * dim * sizeof *emb);
     demb = malloc(S_max * dim * sizeof *demb);
+    loss_scratch = malloc(se_loss_scratch_size(B < n ? B : n, nc, dim) * sizeof *loss_scratch);
+    spec.scratch = loss_scratch; /* kept across the steps: no allocation per step */
     labels = malloc((B < n ? B : n) * sizeof *labels);
     tbuf = teacher ? malloc((B < n ? B : n) * t_dim * sizeof *tbuf) : NULL;
     size_t ids_cap = 0;
-    if (!perm || !starts || !sub || !emb || !demb || !labels || (teacher && !tbuf)) {
+    if (!perm || !starts || !sub || !emb || !demb || !loss_scratch || !labels || (teacher && !tbuf)) {
         fprintf(stderr, "sembed: train: out of memory\n");
         goto done;
     }
@@ -1612,5 +1615,6 @@ done:
     se_tokenizer_free(tok);
     se_tmodel_free(m);
     free(teacher), free(emb), free(demb), free(labels), free(tbuf), free(perm), free(starts), free(sub), free(ids);
+    free(loss_scratch);
     return rc;
 }

@@ -355,6 +355,18 @@ TEST(test_train_grad_losses) {
         CHECK_MSG(se_loss_eval(&sp, emb, B, nc, dim, jl ? labels : NULL, teacher, tdim, &loss, d, &err) == SE_OK,
                   "%s: %s", cid, err.msg);
         CHECK_MSG(fabs(loss - want) <= 1e-5 * fabs(want) + 1e-7, "%s: loss %.9g, reference %.9g", cid, loss, want);
+        { /* with the caller's scratch (sembed train's way): the same loss and gradient, bit for bit */
+            size_t nd = B * nc * dim;
+            double loss2 = 0.0, *scr = malloc(se_loss_scratch_size(B, nc, dim) * sizeof *scr);
+            float *d2 = malloc(nd * sizeof *d2);
+            se_loss_spec sp2 = sp;
+            sp2.scratch = scr;
+            CHECK(scr && d2 &&
+                  se_loss_eval(&sp2, emb, B, nc, dim, jl ? labels : NULL, teacher, tdim, &loss2, d2, &err) == SE_OK);
+            CHECK_MSG(scr && d2 && loss2 == loss && !memcmp(d, d2, nd * sizeof *d2), "%s: the scratch changes the loss",
+                      cid);
+            free(scr), free(d2);
+        }
         se_tmodel_zero_grad(m);
         CHECK_MSG(se_ttape_backward(m, tape, d, &err) == SE_OK, "%s: %s", cid, err.msg);
         double worst = check_grads(m, c, cid);

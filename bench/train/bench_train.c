@@ -156,6 +156,9 @@ int main(int argc, char **argv) {
     size_t tokens_sum = 0; /* the timed steps' tokens */
     uint64_t rng = 7;
     se_loss_spec spec = {.kind = mse ? SE_LOSS_MSE : SE_LOSS_MNRL};
+    double *loss_scratch = malloc(se_loss_scratch_size((size_t)B, cols, dim) * sizeof *loss_scratch);
+    if (!loss_scratch) return 1;
+    spec.scratch = loss_scratch; /* as sembed train keeps it */
     for (long st = 0; st < steps; st++) {
         if (len) /* sentence c B + i: column c of row k B + i */
             for (size_t s = 0; s < S; s++)
@@ -203,5 +206,6 @@ int main(int argc, char **argv) {
     se_adamw_free(o);
     se_tmodel_free(m);
     free(len), free(ids), free(starts), free(emb), free(demb), free(teacher), free(times), free(losses), free(sorted), free(cpus);
+    free(loss_scratch);
     return 0;
 }

@@ -217,7 +217,13 @@ typedef struct se_loss_spec {
     const size_t *dims;
     const float *weights;
     size_t n_dims;
+    double *scratch; /* NULL, or se_loss_scratch_size doubles the caller keeps across steps (else each
+                      * call allocates and frees them: ~400 KB for 64 x 384, which glibc hands back to
+                      * the kernel each step, with a TLB shootdown of the other threads) */
 } se_loss_spec;
+
+/* Doubles of se_loss_spec.scratch for n_cols * B embeddings of dim. */
+size_t se_loss_scratch_size(size_t B, size_t n_cols, size_t dim);
 
 /* The loss of the embeddings emb (n_cols * B, dim) and, when d_emb is not
  * NULL, its gradient w.r.t. them (same shape, overwritten). labels: B

@@ -194,6 +194,11 @@ static se_status loss_one(const se_loss_spec *sp, const float *e, size_t ld, siz
     return SE_OK;
 }
 
+size_t se_loss_scratch_size(size_t B, size_t n_cols, size_t dim) {
+    size_t R = B * n_cols;
+    return 2 * (R * dim + 1) + R + 1; /* u, du (R x dim), the norms (R) */
+}
+
 se_status se_loss_eval(const se_loss_spec *spec, const float *emb, size_t B, size_t n_cols, size_t dim,
                        const float *labels, const float *teacher, size_t teacher_dim, double *loss, float *d_emb,
                        se_error *err) {
@@ -224,10 +229,10 @@ se_status se_loss_eval(const se_loss_spec *spec, const float *emb, size_t B, siz
             return se_err(err, SE_E_INVALID, "MatryoshkaLoss: dims[%zu] = %zu outside 1..%zu", k,
                           spec->dims ? spec->dims[k] : 0, dim);
     size_t R = B * n_cols;
-    double *u = se_malloc((R * dim + 1) * sizeof *u), *du = se_malloc((R * dim + 1) * sizeof *du),
-           *nrm = se_malloc((R + 1) * sizeof *nrm);
+    double *own = spec->scratch ? NULL : se_malloc(se_loss_scratch_size(B, n_cols, dim) * sizeof *own);
+    double *u = spec->scratch ? spec->scratch : own, *du = u ? u + R * dim + 1 : NULL, *nrm = du ? du + R * dim + 1 : NULL;
     se_status s = SE_OK;
-    if (!u || !du || !nrm) s = se_err(err, SE_E_NOMEM, "%s: out of memory", name);
+    if (!u) s = se_err(err, SE_E_NOMEM, "%s: out of memory", name);
     *loss = 0.0;
     if (s == SE_OK && d_emb) memset(d_emb, 0, R * dim * sizeof *d_emb);
     if (s == SE_OK && !spec->n_dims)
@@ -235,8 +240,6 @@ se_status se_loss_eval(const se_loss_spec *spec, const float *emb, size_t B, siz
     for (size_t k = 0; s == SE_OK && k < spec->n_dims; k++)
         s = loss_one(spec, emb, dim, B, n_cols, spec->dims[k], labels, teacher, teacher_dim,
                      spec->weights ? spec->weights[k] : 1.0, loss, d_emb, u, du, nrm, err);
-    se_free(u);
-    se_free(du);
-    se_free(nrm);
+    se_free(own);
     return s;
 }
