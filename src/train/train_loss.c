@@ -230,7 +230,8 @@ se_status se_loss_eval(const se_loss_spec *spec, const float *emb, size_t B, siz
                           spec->dims ? spec->dims[k] : 0, dim);
     size_t R = B * n_cols;
     double *own = spec->scratch ? NULL : se_malloc(se_loss_scratch_size(B, n_cols, dim) * sizeof *own);
-    double *u = spec->scratch ? spec->scratch : own, *du = u ? u + R * dim + 1 : NULL, *nrm = du ? du + R * dim + 1 : NULL;
+    double *u = spec->scratch ? spec->scratch : own; /* then du (R x dim) and the norms (R) */
+    double *du = u ? u + R * dim + 1 : NULL, *nrm = du ? du + R * dim + 1 : NULL;
     se_status s = SE_OK;
     if (!u) s = se_err(err, SE_E_NOMEM, "%s: out of memory", name);
     *loss = 0.0;
