@@ -196,32 +196,44 @@ static int make_dir(const char *path) {
     return -1;
 }
 
-/* Copies file src to dst through dst.tmp.PID, renamed over dst (only
- * over a regular file: a checkpoint saved twice at one step writes its
- * folder again); 0 or -1 with a message. */
+/* Copies file src to dst through cli_out (a temporary name renamed over
+ * dst), only over a regular file: a checkpoint saved twice at one step
+ * writes its folder again, a symlink or device there is refused (cli_out
+ * would follow or write through it); 0 or -1 with a message. */
 static int copy_file(const char *src, const char *dst) {
     struct stat st;
     if (lstat(dst, &st) == 0 && !S_ISREG(st.st_mode)) {
         fprintf(stderr, "sembed: train: %s exists and is not a regular file; not replaced\n", dst);
         return -1;
     }
-    char tmp[4200];
-    pathf(tmp, sizeof tmp, "%s.tmp.%ld", dst, (long)getpid());
-    FILE *a = fopen(src, "rb"), *b = a ? fopen(tmp, "wb") : NULL;
-    char buf[65536];
+    char msg[4400], buf[65536];
+    cli_out o;
+    FILE *a = fopen(src, "rb");
+    if (!a) {
+        fprintf(stderr, "sembed: train: cannot copy %s to %s: %s\n", src, dst, strerror(errno));
+        return -1;
+    }
+    if (cli_out_open(&o, dst, msg, sizeof msg)) {
+        fprintf(stderr, "sembed: train: %s\n", msg);
+        fclose(a);
+        return -1;
+    }
     size_t n;
-    int rc = a && b ? 0 : -1;
+    int rc = 0;
     while (rc == 0 && (n = fread(buf, 1, sizeof buf, a)) > 0)
-        if (fwrite(buf, 1, n, b) != n) rc = -1;
-    if (a && ferror(a)) rc = -1;
-    if (b && fclose(b) != 0) rc = -1;
-    if (a) fclose(a);
-    if (rc == 0 && rename(tmp, dst) != 0) rc = -1;
+        if (fwrite(buf, 1, n, o.f) != n) rc = -1;
+    if (ferror(a)) rc = -1;
+    fclose(a);
     if (rc) {
         fprintf(stderr, "sembed: train: cannot copy %s to %s: %s\n", src, dst, strerror(errno));
-        if (b) remove(tmp);
+        cli_out_abort(&o);
+        return -1;
     }
-    return rc;
+    if (cli_out_commit(&o, msg, sizeof msg)) {
+        fprintf(stderr, "sembed: train: %s\n", msg);
+        return -1;
+    }
+    return 0;
 }
 
 /* True for a file the output must not copy from the init folder: weights
