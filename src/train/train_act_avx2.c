@@ -10,9 +10,11 @@
  * erf(x / sqrt 2) and phi. The scalar twin performs the very same
  * operations (fmaf where the vector code fuses), so both give the same
  * bits; against libm's erf and exp they agree to ~3e-7. The training
- * forward uses the _d form: it writes gelu(x) and, over x, gelu'(x) (both
+ * forward is the _d form: it writes gelu(x) and, over x, gelu'(x) (both
  * from one exp), so the backward is dy times the saved factor (taken in
- * the GEMM that makes dy, se_tk_gemm_mul). Compiled with
+ * the GEMM that makes dy, se_tk_gemm_mul); se_tk_gelu_fwd_ref and
+ * se_tk_gelu_bwd_ref are the two passes' scalar definitions it is checked
+ * against. Compiled with
  * -mavx2 -mfma; the vector versions are called only when the CPU has both.
  */
 #include <immintrin.h>
@@ -96,16 +98,6 @@ static inline __m256 phi_cdf_v(__m256 x, __m256 e) {
     return _mm256_mul_ps(_mm256_set1_ps(0.5f), _mm256_add_ps(_mm256_set1_ps(1.0f), ea));
 }
 
-void se_tk_gelu_fwd_avx2(float *x, size_t n) {
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 v = _mm256_loadu_ps(x + i);
-        __m256 e = se_tk_exp8(_mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(-0.5f), v), v));
-        _mm256_storeu_ps(x + i, _mm256_mul_ps(v, phi_cdf_v(v, e)));
-    }
-    se_tk_gelu_fwd_ref(x + i, n - i);
-}
-
 void se_tk_gelu_fwd_d_avx2(float *pre_d, float *out, size_t n) {
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
@@ -115,17 +107,6 @@ void se_tk_gelu_fwd_d_avx2(float *pre_d, float *out, size_t n) {
         _mm256_storeu_ps(pre_d + i, _mm256_add_ps(cdf, _mm256_mul_ps(v, _mm256_mul_ps(_mm256_set1_ps(RSQRT2PI), e))));
     }
     se_tk_gelu_fwd_d_ref(pre_d + i, out + i, n - i);
-}
-
-void se_tk_gelu_bwd_avx2(const float *pre, const float *dy, float *dx, size_t n) {
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 v = _mm256_loadu_ps(pre + i);
-        __m256 e = se_tk_exp8(_mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(-0.5f), v), v));
-        __m256 d = _mm256_add_ps(phi_cdf_v(v, e), _mm256_mul_ps(v, _mm256_mul_ps(_mm256_set1_ps(RSQRT2PI), e)));
-        _mm256_storeu_ps(dx + i, _mm256_mul_ps(_mm256_loadu_ps(dy + i), d));
-    }
-    se_tk_gelu_bwd_ref(pre + i, dy + i, dx + i, n - i);
 }
 
 void se_tk_exp_ref(float *x, size_t n) {

@@ -309,8 +309,7 @@ void se_tk_drop_apply(se_threadpool *tp, const se_tk_drop *dr, float *x, size_t 
 static void act_range(void *arg, size_t a, size_t b) {
     const elem_job *j = arg;
     if (j->pre) memcpy(j->x + a, j->pre + a, (b - a) * sizeof *j->x);
-    if (j->act == SE_ACT_GELU && se_kernels_get()->gemm != se_gemm_ref) se_tk_gelu_fwd_avx2(j->x + a, b - a);
-    else se_act_apply(j->act, j->x + a, b - a);
+    se_act_apply(j->act, j->x + a, b - a);
 }
 
 void se_tk_act_fwd(se_threadpool *tp, se_act a, const float *pre, float *x, size_t n) {
@@ -321,9 +320,7 @@ void se_tk_act_fwd(se_threadpool *tp, se_act a, const float *pre, float *x, size
 /* The activation's backward over elements [a, b). */
 static void act_bwd_range(void *arg, size_t a, size_t b) {
     const elem_job *j = arg;
-    if (j->act == SE_ACT_GELU && se_kernels_get()->gemm != se_gemm_ref)
-        se_tk_gelu_bwd_avx2(j->pre + a, j->dy + a, j->dx + a, b - a);
-    else se_tk_act_bwd(j->act, j->pre + a, j->out ? j->out + a : NULL, j->dy + a, j->dx + a, b - a);
+    se_tk_act_bwd(j->act, j->pre + a, j->out ? j->out + a : NULL, j->dy + a, j->dx + a, b - a);
 }
 
 void se_tk_act_bwd_mt(se_threadpool *tp, se_act a, const float *pre, const float *out, const float *dy, float *dx,

@@ -166,8 +166,8 @@ void se_tk_add_layernorm_rows(se_threadpool *tp, float *x, const float *res, siz
                               const float *b, float eps, float *xhat, float *rstd, const se_tk_drop *dr);
 
 /* An activation on the pool, element-wise (the same bits for every thread
- * count): x = act(pre) (pre NULL: in place); dx = dy act'(pre)
- * (se_tk_act_bwd, or its AVX2 GELU twin). */
+ * count): x = act(pre) (pre NULL: in place; se_act_apply); dx = dy
+ * act'(pre) (se_tk_act_bwd). The fast GELU takes se_tk_act_fwd_d. */
 void se_tk_act_fwd(se_threadpool *tp, se_act a, const float *pre, float *x, size_t n);
 void se_tk_act_bwd_mt(se_threadpool *tp, se_act a, const float *pre, const float *out, const float *dy, float *dx,
                       size_t n);
@@ -190,13 +190,10 @@ void se_tk_layernorm_bwd_rows(se_threadpool *tp, float *dx, const float *xhat, c
                               const se_tk_drop *dr);
 
 /* GELU (exact-erf form) in place, and its backward dx = dy gelu'(pre),
- * with A&S 7.1.26's erf and Cephes' exp (train_act_avx2.c): 8 lanes and
- * the scalar twin give the same bits, within ~3e-7 of libm's. dx may
- * alias dy. */
+ * with A&S 7.1.26's erf and Cephes' exp (train_act_avx2.c), within ~3e-7
+ * of libm's: the scalar definitions of the two passes. dx may alias dy. */
 void se_tk_gelu_fwd_ref(float *x, size_t n);
-void se_tk_gelu_fwd_avx2(float *x, size_t n);
 void se_tk_gelu_bwd_ref(const float *pre, const float *dy, float *dx, size_t n);
-void se_tk_gelu_bwd_avx2(const float *pre, const float *dy, float *dx, size_t n);
 /* The forward that also keeps the backward's factor: out = gelu(x) and
  * pre_d = gelu'(x), from x in pre_d (the same bits as the two above: dy
  * times it is se_tk_gelu_bwd's dx). */
