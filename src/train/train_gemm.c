@@ -371,11 +371,10 @@ static void gemm_rows(void *arg, size_t task, int thread) {
                     size_t lines = kc * NR / 16, l0 = p * lines / mp, l1 = (p + 1) * lines / mp;
                     for (size_t l = l0; l < l1; l++) _mm_prefetch((const char *)(bq + kc * NR + l * 16), _MM_HINT_T0);
                 }
-                if (last) /* C's part of this tile, fetched while it multiplies */
-                    prefetch_c(j, m0 + p * MR, n0, mb - p * MR < MR ? mb - p * MR : MR, cols);
+                size_t rows = mb - p * MR < MR ? mb - p * MR : MR;
+                if (last) prefetch_c(j, m0 + p * MR, n0, rows, cols); /* C's part of this tile, while it multiplies */
                 /* a whole tile of the last chunk (C not transposed) is
                  * written from the registers; the others through tile_out */
-                size_t rows = mb - p * MR < MR ? mb - p * MR : MR;
                 tile_dst od = {j->c + (m0 + p * MR) * j->ldc + n0, j->ldc, j->bias ? j->bias + n0 : NULL,
                                j->f ? j->f + (m0 + p * MR) * j->ldc + n0 : NULL, j->acc};
                 const tile_dst *o = last && !j->ct && rows == MR && cols == NR ? &od : NULL;
