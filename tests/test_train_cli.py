@@ -488,18 +488,10 @@ def test_dense(d):
     check("dense: 2_Dense/model.safetensors holds 64 x 32 + 64 floats", w.size == 64 * 32 + 64, w.size)
     ep = epoch_losses(state(st), 6)
     check("dense: the MSE to the 64-d teacher goes down", ep[-1] < ep[0] * 0.9, ep)
-    rc, v = sembed_vectors(st, TEXTS)
-    check("dense: loads in sembed encode, 64 dimensions", rc == 0 and v.shape == (3, 64), v)
-    if rc == 0:
-        r = ref_vectors(st, TEXTS)
-        check("dense: equals the torch reference (1e-5)", np.abs(v - r).max() < 1e-5, np.abs(v - r).max())
-    # its checkpoint (the random init's files, 2_Dense/model.safetensors) loads too
-    ck = os.path.join(st, "checkpoint-12")
-    rc, v = sembed_vectors(ck, TEXTS)
-    check("dense: the checkpoint loads in sembed encode, 64 dimensions", rc == 0 and v.shape == (3, 64), v)
-    if rc == 0:
-        r = ref_vectors(ck, TEXTS)
-        check("dense: the checkpoint equals the torch reference (1e-5)", np.abs(v - r).max() < 1e-5, np.abs(v - r).max())
+    # the output, and its checkpoint (the random init's files, 2_Dense/model.safetensors)
+    for what, folder in (("dense", st), ("dense: the checkpoint", os.path.join(st, "checkpoint-12"))):
+        v = encodes_as_reference(what, folder)
+        check(what + ": 64 dimensions", v is not None and v.shape == (3, 64), None if v is None else v.shape)
     rc, _, err = train(os.path.join(d, "dense-m"), "--dense", "64")
     check("dense: with -m refused", rc == 2 and "--dense goes with --init random" in err, err)
 
